@@ -1,0 +1,74 @@
+/*
+ * runnel/error.h — the one error table of runnel.
+ *
+ * rn_err_t is an int: 0 is success, negative is failure. System errors travel
+ * as -errno (so io_uring's cqe->res passes through untouched); runnel's own
+ * errors live at -4000 and below so they never collide with an errno value.
+ *
+ * RN_ERRORS() is the single source of truth: it produces the enum, the names,
+ * the human messages, the stable wire codes used by the native protocol and
+ * whether a client may retry. Wire codes are stable forever; C values of the
+ * errno-backed entries are platform values and must never go on the wire.
+ */
+#ifndef RUNNEL_ERROR_H
+#define RUNNEL_ERROR_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int rn_err_t;
+
+/* X(NAME, C value, wire code, retriable, message) */
+#define RN_ERRORS(X)                                                                     \
+  X(OK, 0, 0, false, "success")                                                         \
+  X(EINVAL, -EINVAL, 1, false, "invalid argument")                                      \
+  X(ENOMEM, -ENOMEM, 2, true, "out of memory")                                          \
+  X(EIO, -EIO, 3, false, "input/output error")                                          \
+  X(ENOSPC, -ENOSPC, 4, true, "no space left on device")                                \
+  X(ENOENT, -ENOENT, 5, false, "no such file or directory")                             \
+  X(EEXIST, -EEXIST, 6, false, "already exists")                                        \
+  X(EAGAIN, -EAGAIN, 7, true, "resource temporarily unavailable")                       \
+  X(EBUSY, -EBUSY, 8, true, "busy: operations in flight")                               \
+  X(ECANCELED, -ECANCELED, 9, true, "operation canceled")                               \
+  X(ENOTSUP, -ENOTSUP, 10, false, "operation not supported")                            \
+  X(ETIMEDOUT, -ETIMEDOUT, 11, true, "timed out")                                       \
+  X(ECORRUPT, -4001, 100, false, "data failed verification (checksum or structure)")    \
+  X(EPARTIAL, -4002, 101, true, "incomplete input: more bytes needed")                  \
+  X(ETOOLARGE, -4003, 102, false, "too large")                                          \
+  X(EOFFSET, -4004, 103, false, "offset out of range")                                  \
+  X(ELOGFAILED, -4005, 104, false, "log failed after a write or sync error; refusing appends") \
+  X(ECLOSED, -4006, 105, false, "closed")                                               \
+  X(EFORMAT, -4007, 106, false, "unsupported format version or codec")
+
+typedef enum {
+#define RN__ERR_ENUM(name, value, wire, retry, msg) RN_##name = (value),
+  RN_ERRORS(RN__ERR_ENUM)
+#undef RN__ERR_ENUM
+} rn_err_code_t;
+
+/* Symbolic name ("ECORRUPT"); "EUNKNOWN" for values outside the table (an
+ * errno not listed still gets a message from rn_strerror). Static storage. */
+const char *rn_err_name(rn_err_t err);
+
+/* Human message. For -errno values not in the table: strerror's text.
+ * Returns static or thread-local storage; never NULL. */
+const char *rn_strerror(rn_err_t err);
+
+/* Stable protocol code; 3 (EIO) for unlisted errno values. */
+uint32_t rn_err_to_wire(rn_err_t err);
+
+/* Inverse of rn_err_to_wire; RN_EIO for unknown wire codes. */
+rn_err_t rn_err_from_wire(uint32_t code);
+
+/* Whether a client may retry the operation that failed with err. */
+bool rn_err_retriable(rn_err_t err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,166 @@
+/*
+ * rn_log.h — one shard's append-only, segmented, crash-safe log.
+ *
+ * A log is a directory of segments "<base offset, 20 digits>.log", each with
+ * a sparse offset index ".index" and a time index ".timeindex", plus a
+ * "recovery-point" file and, after a clean close, a "clean-shutdown" marker.
+ * docs/storage.md describes the files, recovery and the durability modes.
+ *
+ * Threading: a log is owned by one thread — the thread that owns its rn_io_t.
+ * Every function below is called on that thread; append callbacks run there
+ * too (from rn_io_poll / rn_io_wait). Several logs may share one rn_io_t.
+ *
+ * Blocking: rn_log_open, rn_log_close, rn_log_truncate and rn_log_read/
+ * rn_log_find_time do file-system calls directly (open, scan, pread). The
+ * append path, syncs, retention deletes and index writes never block the
+ * owner thread: they go through rn_io_t.
+ *
+ * Visibility: readers see only records whose write completed and, in sync
+ * mode, whose fdatasync completed ("the high watermark"), and every batch a
+ * read returns was checksum-verified on the way out.
+ */
+#ifndef RN_LOG_H
+#define RN_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rn_fs.h"
+#include "rn_io.h"
+#include "runnel/batch.h"
+#include "runnel/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rn_log rn_log_t;
+
+typedef enum {
+  RN_DURABILITY_SYNC = 0,     /* ack after fdatasync (group commit) */
+  RN_DURABILITY_INTERVAL = 1, /* ack after write; fdatasync every interval_ms */
+  RN_DURABILITY_NONE = 2,     /* ack after write; page cache only */
+} rn_durability_t;
+
+const char *rn_durability_name(rn_durability_t d);
+/* Parse "sync" | "interval" | "none"; RN_EINVAL otherwise. */
+rn_err_t rn_durability_parse(const char *s, rn_durability_t *out);
+
+typedef enum { RN_LOG_DEBUG = 0, RN_LOG_INFO = 1, RN_LOG_WARN = 2, RN_LOG_ERROR = 3 } rn_log_level_t;
+
+typedef struct rn_log_opts {
+  rn_durability_t durability; /* default sync */
+  uint32_t interval_ms;       /* interval mode: sync period; default 1000 */
+  uint64_t segment_bytes;     /* roll when a segment reaches this; default 1 GiB */
+  int64_t segment_ms;         /* roll a segment this old (ms); default 7 days; <=0 off */
+  int64_t retention_ms;       /* delete closed segments older than this; <0 = forever */
+  int64_t retention_bytes;    /* keep total bytes under this; <0 = unlimited */
+  uint32_t index_interval;    /* bytes between sparse index entries; default 4096 */
+  uint32_t max_batch_bytes;   /* largest batch accepted; default 8 MiB */
+  /* Clock in ms since the epoch; NULL = CLOCK_REALTIME. For tests. */
+  int64_t (*now_ms)(void *arg);
+  void *now_arg;
+  /* Where the log reports recovery and failures, one line each; NULL =
+   * stderr for WARN and above. */
+  void (*logger)(void *arg, rn_log_level_t level, const char *msg);
+  void *logger_arg;
+} rn_log_opts_t;
+
+void rn_log_opts_default(rn_log_opts_t *opts);
+
+/* What rn_log_open found and did. */
+typedef struct rn_log_recovery {
+  bool clean;                /* clean-shutdown marker was present and valid */
+  uint32_t segments;         /* segments after recovery */
+  uint32_t segments_scanned; /* segments whose batches were read and verified */
+  uint32_t indexes_rebuilt;  /* segments whose index files were rebuilt */
+  uint32_t segments_dropped; /* unsynced segments deleted after a torn one */
+  uint64_t bytes_truncated;  /* torn/corrupt tail bytes removed */
+  char message[256];         /* on failure: what and where (file, position) */
+} rn_log_recovery_t;
+
+/* Open (creating when missing) the log in directory dir, recovering as
+ * described in docs/storage.md. Blocking. io must outlive the log; fs is
+ * taken from io (rn_io_fs). opts NULL = defaults. rec may be NULL.
+ * Returns 0, RN_ECORRUPT (damage below the recovery point: the log refuses to
+ * open rather than drop acknowledged data; rec->message says where),
+ * RN_EINVAL (bad options) or a file-system error. */
+rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn_log_t **out,
+                     rn_log_recovery_t *rec);
+
+/* Flush, sync, write the index files and the clean-shutdown marker, free.
+ * Blocking: waits for this log's in-flight I/O (running rn_io callbacks of
+ * the shared io meanwhile). Pending appends complete first. Returns the
+ * first error met (the log is freed regardless); a failed log closes without
+ * a clean marker. NULL ok (returns 0). */
+rn_err_t rn_log_close(rn_log_t *log);
+
+/* Append completion: err 0 and the batch's base offset once the durability
+ * promise holds (sync: fdatasync'ed; interval/none: written to the file), or
+ * the error that failed the log. */
+typedef void (*rn_log_append_cb)(void *arg, rn_err_t err, uint64_t base_offset);
+
+/* Append one producer batch. The log verifies it (checksums, structure,
+ * max_batch_bytes), assigns offsets, stamps base offset, leader_epoch and
+ * arrival time, and copies it into its write buffer: batch need not outlive
+ * the call. *base_offset (may be NULL) gets the assigned base offset at once.
+ * Returns 0 (cb will run), or without running cb: RN_ECORRUPT/RN_EFORMAT
+ * (bad batch), RN_ETOOLARGE, RN_ELOGFAILED (log failed; see
+ * rn_log_failure), RN_ENOMEM. */
+rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
+                       rn_log_append_cb cb, void *arg, uint64_t *base_offset);
+
+/* Time-driven work: interval syncs, roll by age, retention. Call at least
+ * every rn_log_next_tick_ms() ms (or sooner). now_ms as from opts->now_ms. */
+void rn_log_tick(rn_log_t *log, int64_t now_ms);
+/* Milliseconds until rn_log_tick has work; -1 when none is scheduled. */
+int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now_ms);
+
+/* Copy whole batches, starting with the one containing offset, into
+ * buf[0, cap). Stops at a segment end or the visible end. On success *len
+ * bytes were copied, each batch verified. Returns 0 (with *len 0 when offset
+ * is the visible end), RN_EOFFSET (offset below start or past end),
+ * RN_ETOOLARGE (the first batch needs more than cap: *len = its size) or
+ * RN_ECORRUPT (the first batch failed verification; reported loudly). */
+rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, size_t *len);
+
+/* First offset whose record timestamp is >= ts. *offset = visible end when
+ * no such record exists. Returns 0 or a read error. */
+rn_err_t rn_log_find_time(rn_log_t *log, int64_t ts, uint64_t *offset);
+
+/* Earliest offset still stored. */
+uint64_t rn_log_start(const rn_log_t *log);
+/* Next offset a reader can wait for (exclusive end of the visible records). */
+uint64_t rn_log_end(const rn_log_t *log);
+/* Next offset an append will get (includes not yet durable appends). */
+uint64_t rn_log_next_offset(const rn_log_t *log);
+/* Total bytes of all segments. */
+uint64_t rn_log_size_bytes(const rn_log_t *log);
+uint32_t rn_log_segment_count(const rn_log_t *log);
+
+/* 0, or the error that failed the log (appends then get RN_ELOGFAILED). */
+rn_err_t rn_log_failure(const rn_log_t *log);
+
+/* Remove every record at or after offset (a batch boundary, >= start, <=
+ * end). Blocking; requires no append in flight (RN_EBUSY otherwise). The
+ * truncation is durable when this returns 0. RN_EINVAL when offset is not a
+ * batch boundary. */
+rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset);
+
+/* Apply time and size retention now: closed segments that qualify are
+ * removed from the log at once and their files deleted in the background.
+ * Returns the number of segments removed. Also done by rn_log_tick. */
+unsigned rn_log_apply_retention(rn_log_t *log, int64_t now_ms);
+
+/* Change retention (takes effect at the next tick). */
+void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention_bytes);
+
+/* Read and verify every batch of every segment; blocking. Returns 0 or
+ * RN_ECORRUPT with where (file, position) in msg. */
+rn_err_t rn_log_verify(rn_log_t *log, char *msg, size_t msglen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,944 @@
+/*
+ * log.c — the append path, group commit, sealing, reads, retention and
+ * truncation of one shard's log. Recovery lives in recovery.c, file formats
+ * in segment.c.
+ *
+ * The append path never blocks the owner thread: an append is verified,
+ * stamped and copied into the fill buffer; one write per log is in flight at
+ * a time (so writes complete in file order) and everything appended while it
+ * runs is coalesced into the next write. In sync mode one fdatasync round is
+ * in flight at a time and covers every write completed before it started:
+ * that is the group commit. Acks are released strictly in offset order when
+ * the durable mark (sync) or the written mark (interval, none) passes them.
+ *
+ * A closed segment is "sealed" in the background: fdatasync, index files,
+ * then the recovery point moves past it (tmp + rename + directory sync). Only
+ * sealed segments are ever deleted by retention.
+ *
+ * Any failed write, fdatasync or seal fails the log: pending appends complete
+ * with the error, later appends get RN_ELOGFAILED. Nothing retries a failed
+ * fdatasync (the kernel may have dropped the dirty pages).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log_int.h"
+
+#define CHUNK_MIN (256u << 10)
+#define CHUNK_MAX (4u << 20)
+
+/* ---- options, names, helpers ---------------------------------------------- */
+
+void rn_log_opts_default(rn_log_opts_t *o) {
+  memset(o, 0, sizeof(*o));
+  o->durability = RN_DURABILITY_SYNC;
+  o->interval_ms = 1000;
+  o->segment_bytes = 1ull << 30;
+  o->segment_ms = 7ll * 24 * 3600 * 1000;
+  o->retention_ms = -1;
+  o->retention_bytes = -1;
+  o->index_interval = 4096;
+  o->max_batch_bytes = 8u << 20;
+}
+
+const char *rn_durability_name(rn_durability_t d) {
+  switch (d) {
+  case RN_DURABILITY_SYNC: return "sync";
+  case RN_DURABILITY_INTERVAL: return "interval";
+  case RN_DURABILITY_NONE: return "none";
+  }
+  return "?";
+}
+
+rn_err_t rn_durability_parse(const char *s, rn_durability_t *out) {
+  if (!s) return RN_EINVAL;
+  if (!strcmp(s, "sync")) *out = RN_DURABILITY_SYNC;
+  else if (!strcmp(s, "interval")) *out = RN_DURABILITY_INTERVAL;
+  else if (!strcmp(s, "none")) *out = RN_DURABILITY_NONE;
+  else return RN_EINVAL;
+  return 0;
+}
+
+void rn__log_say(const rn_log_t *log, rn_log_level_t level, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (log->opts.logger) {
+    log->opts.logger(log->opts.logger_arg, level, msg);
+  } else if (level >= RN_LOG_WARN) {
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    fprintf(stderr, "runnel storage %s: %s\n", names[level], msg);
+  }
+}
+
+int64_t rn__log_now(const rn_log_t *log) {
+  if (log->opts.now_ms) return log->opts.now_ms(log->opts.now_arg);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+rn_err_t rn__log_push_seg(rn_log_t *log, rn__seg_t *seg) {
+  if (log->nsegs == log->segs_cap) {
+    uint32_t nc = log->segs_cap ? log->segs_cap * 2 : 16;
+    rn__seg_t **n = realloc(log->segs, nc * sizeof(*n));
+    if (!n) return RN_ENOMEM;
+    log->segs = n;
+    log->segs_cap = nc;
+  }
+  log->segs[log->nsegs++] = seg;
+  return 0;
+}
+
+static rn__seg_t *active(const rn_log_t *log) { return log->segs[log->nsegs - 1]; }
+
+/* Index of the last segment whose base <= offset (offset >= segs[0]->base). */
+static uint32_t seg_for(const rn_log_t *log, uint64_t offset) {
+  uint32_t lo = 0, hi = log->nsegs;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (log->segs[mid]->base <= offset)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo ? lo - 1 : 0;
+}
+
+/* ---- acks ------------------------------------------------------------------ */
+
+static rn_err_t acks_reserve(rn_log_t *log) {
+  if (log->acks_len < log->acks_cap) return 0;
+  uint32_t nc = log->acks_cap ? log->acks_cap * 2 : 256;
+  rn__ack_t *n = malloc(nc * sizeof(*n));
+  if (!n) return RN_ENOMEM;
+  for (uint32_t i = 0; i < log->acks_len; i++) n[i] = log->acks[(log->acks_head + i) % log->acks_cap];
+  free(log->acks);
+  log->acks = n;
+  log->acks_cap = nc;
+  log->acks_head = 0;
+  return 0;
+}
+
+static void acks_push(rn_log_t *log, const rn__ack_t *a) {
+  log->acks[(log->acks_head + log->acks_len) % log->acks_cap] = *a;
+  log->acks_len++;
+}
+
+/* Complete acks up to mark (err 0) or all of them (err != 0). Callbacks may
+ * append: each ack is popped before its callback runs. */
+static void acks_release(rn_log_t *log, uint64_t mark, rn_err_t err) {
+  while (log->acks_len) {
+    rn__ack_t a = log->acks[log->acks_head];
+    if (!err && a.end_offset > mark) break;
+    log->acks_head = (log->acks_head + 1) % log->acks_cap;
+    log->acks_len--;
+    if (a.cb) a.cb(a.arg, err, a.base);
+  }
+}
+
+/* ---- failure ---------------------------------------------------------------- */
+
+static void chunk_free(rn__chunk_t *c) {
+  if (c) free(c->buf);
+  free(c);
+}
+
+static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
+  if (log->failed) return;
+  log->failed = err;
+  rn__log_say(log, RN_LOG_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
+              what, rn_strerror(err));
+  while (log->ready_head) {
+    rn__chunk_t *c = log->ready_head;
+    log->ready_head = c->next;
+    chunk_free(c);
+  }
+  log->ready_tail = NULL;
+  chunk_free(log->fill);
+  log->fill = NULL;
+  acks_release(log, 0, err);
+}
+
+rn_err_t rn_log_failure(const rn_log_t *log) { return log->failed; }
+
+/* ---- write pipeline -------------------------------------------------------- */
+
+static void maybe_round(rn_log_t *log);
+static void maybe_seal(rn_log_t *log);
+
+static void after_progress(rn_log_t *log);
+
+static void chunk_recycle(rn_log_t *log, rn__chunk_t *c) {
+  if (!log->spare && c->cap <= CHUNK_MAX * 2) {
+    c->len = 0;
+    c->next = NULL;
+    log->spare = c;
+  } else {
+    chunk_free(c);
+  }
+}
+
+static rn__chunk_t *chunk_get(rn_log_t *log, rn__seg_t *seg, size_t need) {
+  rn__chunk_t *c = log->spare;
+  log->spare = NULL;
+  if (!c) c = calloc(1, sizeof(*c));
+  if (!c) return NULL;
+  size_t want = need > CHUNK_MIN ? need : CHUNK_MIN;
+  if (c->cap < want) {
+    uint8_t *b = realloc(c->buf, want);
+    if (!b) {
+      chunk_free(c);
+      return NULL;
+    }
+    c->buf = b;
+    c->cap = want;
+  }
+  c->seg = seg;
+  c->pos = seg->size;
+  c->len = 0;
+  c->end_offset = seg->next;
+  c->next = NULL;
+  return c;
+}
+
+static void ready_push(rn_log_t *log, rn__chunk_t *c) {
+  c->next = NULL;
+  if (log->ready_tail)
+    log->ready_tail->next = c;
+  else
+    log->ready_head = c;
+  log->ready_tail = c;
+}
+
+static void write_cb(void *arg, rn_err_t res) {
+  rn_log_t *log = arg;
+  rn__chunk_t *c = log->writing;
+  log->inflight--;
+  log->writing = NULL;
+  c->seg->busy--;
+  if (res < 0) {
+    chunk_free(c);
+    fail_log(log, res, "write");
+    return;
+  }
+  c->seg->written += c->len;
+  log->written_next = c->end_offset;
+  chunk_recycle(log, c);
+  after_progress(log);
+}
+
+static void kick_write(rn_log_t *log) {
+  if (log->writing || log->failed) return;
+  rn__chunk_t *c = log->ready_head;
+  if (c) {
+    log->ready_head = c->next;
+    if (!log->ready_head) log->ready_tail = NULL;
+  } else if (log->fill && log->fill->len) {
+    c = log->fill;
+    log->fill = NULL;
+  } else {
+    return;
+  }
+  struct iovec iov = {.iov_base = c->buf, .iov_len = c->len};
+  log->writing = c;
+  rn_err_t err = rn_io_write(log->io, c->seg->file, &iov, 1, c->pos, write_cb, log);
+  if (err) {
+    log->writing = NULL;
+    chunk_free(c);
+    fail_log(log, err, "write submission");
+    return;
+  }
+  c->seg->busy++;
+  log->inflight++;
+}
+
+static void after_progress(rn_log_t *log) {
+  if (log->failed) return;
+  if (log->opts.durability != RN_DURABILITY_SYNC) acks_release(log, log->written_next, 0);
+  maybe_round(log);
+  maybe_seal(log);
+  kick_write(log);
+}
+
+/* ---- sync rounds (group commit) -------------------------------------------- */
+
+typedef struct round_op {
+  rn_log_t *log;
+  rn__seg_t *seg; /* NULL for the directory sync */
+  uint64_t upto;  /* seg->written when submitted */
+} round_op_t;
+
+static bool needs_sync(const rn_log_t *log) {
+  if (log->written_next > log->durable_next) return true;
+  for (uint32_t i = log->nsegs; i-- > 0;) {
+    const rn__seg_t *seg = log->segs[i];
+    if (seg->synced < seg->written || !seg->dir_synced) return true;
+    if (seg->sealed) break;
+  }
+  return false;
+}
+
+static void round_done_one(rn_log_t *log) {
+  if (--log->round_pending) return;
+  log->round_active = false;
+  if (log->round_err) {
+    fail_log(log, log->round_err, "fdatasync");
+    return;
+  }
+  if (log->failed) return;
+  if (log->round_target > log->durable_next) log->durable_next = log->round_target;
+  for (uint32_t i = 0; i < log->nsegs; i++)
+    if (log->segs[i]->create_gen <= log->round_gen) log->segs[i]->dir_synced = true;
+  log->last_sync_ms = rn__log_now(log);
+  if (log->opts.durability == RN_DURABILITY_SYNC) acks_release(log, log->durable_next, 0);
+  maybe_round(log);
+  maybe_seal(log);
+}
+
+static void round_op_cb(void *arg, rn_err_t res) {
+  round_op_t *op = arg;
+  rn_log_t *log = op->log;
+  log->inflight--;
+  if (op->seg) {
+    op->seg->busy--;
+    if (res == 0 && op->upto > op->seg->synced) op->seg->synced = op->upto;
+  }
+  if (res < 0 && !log->round_err) log->round_err = res;
+  free(op);
+  round_done_one(log);
+}
+
+static rn_err_t sync_dir_job(void *arg) {
+  round_op_t *op = arg;
+  return op->log->fs->sync_dir(op->log->fs, op->log->dir);
+}
+
+static void start_round(rn_log_t *log) {
+  if (log->round_active || log->failed) return;
+  log->round_active = true;
+  log->round_pending = 1; /* guard until every op is submitted */
+  log->round_err = 0;
+  log->round_target = log->written_next;
+  log->round_gen = log->create_gen;
+  bool dir = false;
+  for (uint32_t i = log->nsegs; i-- > 0;) {
+    rn__seg_t *seg = log->segs[i];
+    if (!seg->dir_synced) dir = true;
+    if (seg->synced < seg->written) {
+      round_op_t *op = malloc(sizeof(*op));
+      rn_err_t err = op ? 0 : RN_ENOMEM;
+      if (op) {
+        *op = (round_op_t){.log = log, .seg = seg, .upto = seg->written};
+        err = rn_io_datasync(log->io, seg->file, round_op_cb, op);
+      }
+      if (err) {
+        free(op);
+        if (!log->round_err) log->round_err = err;
+        break;
+      }
+      seg->busy++;
+      log->inflight++;
+      log->round_pending++;
+    }
+    if (seg->sealed) break;
+  }
+  if (dir && !log->round_err) {
+    round_op_t *op = malloc(sizeof(*op));
+    rn_err_t err = op ? 0 : RN_ENOMEM;
+    if (op) {
+      *op = (round_op_t){.log = log};
+      err = rn_io_job(log->io, sync_dir_job, round_op_cb, op);
+    }
+    if (err) {
+      free(op);
+      log->round_err = err;
+    } else {
+      log->inflight++;
+      log->round_pending++;
+    }
+  }
+  round_done_one(log);
+}
+
+/* Start a round when the mode (or closing) wants one now. */
+static void maybe_round(rn_log_t *log) {
+  if (log->round_active || log->failed) return;
+  if (log->opts.durability == RN_DURABILITY_SYNC || log->closing) {
+    if (needs_sync(log)) start_round(log);
+  }
+}
+
+/* ---- sealing closed segments ------------------------------------------------ */
+
+typedef struct seal_job {
+  rn_log_t *log;
+  rn__seg_t *seg;
+  uint64_t rp;
+  uint8_t *idx, *tidx;
+  size_t idx_len, tidx_len;
+  char idx_path[RN__PATH_MAX];
+  char tidx_path[RN__PATH_MAX];
+} seal_job_t;
+
+/* Worker thread: touches only the job, the segment's file handle (kept
+ * alive by seg->busy) and the log's immutable dir/fs. */
+static rn_err_t seal_fn(void *arg) {
+  seal_job_t *j = arg;
+  rn_fs_t *fs = j->log->fs;
+  rn_err_t err = fs->datasync(j->seg->file);
+  if (!err) err = rn__write_file(fs, j->idx_path, j->idx, j->idx_len);
+  if (!err) err = rn__write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
+  if (!err) err = rn__rp_write(j->log, j->rp);
+  return err;
+}
+
+static void seal_cb(void *arg, rn_err_t res) {
+  seal_job_t *j = arg;
+  rn_log_t *log = j->log;
+  log->inflight--;
+  log->seal_active = false;
+  j->seg->busy--;
+  if (res < 0) {
+    char what[96];
+    snprintf(what, sizeof(what), "sealing segment " RN__SEG_NAME_FMT, j->seg->base);
+    fail_log(log, res, what);
+  } else {
+    j->seg->sealed = true;
+    if (j->seg->synced < j->seg->size) j->seg->synced = j->seg->size;
+    log->recovery_point = j->rp;
+  }
+  free(j->idx);
+  free(j->tidx);
+  free(j);
+  if (!log->failed) {
+    maybe_seal(log);
+    maybe_round(log);
+  }
+}
+
+static void maybe_seal(rn_log_t *log) {
+  if (log->seal_active || log->failed) return;
+  rn__seg_t *seg = NULL;
+  for (uint32_t i = 0; i + 1 < log->nsegs; i++) {
+    if (!log->segs[i]->sealed) {
+      seg = log->segs[i];
+      break;
+    }
+  }
+  if (!seg || seg->written != seg->size) return;
+  seal_job_t *j = calloc(1, sizeof(*j));
+  rn_err_t err = j ? 0 : RN_ENOMEM;
+  if (!err) {
+    j->log = log;
+    j->seg = seg;
+    j->rp = seg->next;
+    rn__seg_path(log, seg->base, ".index", j->idx_path);
+    rn__seg_path(log, seg->base, ".timeindex", j->tidx_path);
+    err = rn__seg_index_encode(seg, &j->idx, &j->idx_len, &j->tidx, &j->tidx_len);
+  }
+  if (!err) err = rn_io_job(log->io, seal_fn, seal_cb, j);
+  if (err) {
+    if (j) {
+      free(j->idx);
+      free(j->tidx);
+    }
+    free(j);
+    fail_log(log, err, "seal submission");
+    return;
+  }
+  seg->busy++;
+  log->seal_active = true;
+  log->inflight++;
+}
+
+/* ---- roll -------------------------------------------------------------------- */
+
+/* Close the active segment and start a new one at next_offset. Blocking only
+ * for the file creation (open); the directory sync is part of the next round
+ * (sync) or of the old segment's seal. */
+static rn_err_t roll(rn_log_t *log) {
+  rn__seg_t *seg = rn__seg_new(log->next_offset);
+  if (!seg) return RN_ENOMEM;
+  char path[RN__PATH_MAX];
+  rn__seg_path(log, seg->base, ".log", path);
+  rn_err_t err = log->fs->open(log->fs, path, RN_FS_CREATE | RN_FS_TRUNC, &seg->file);
+  if (!err) err = rn__log_push_seg(log, seg);
+  if (err) {
+    rn__seg_free(seg);
+    return err;
+  }
+  seg->create_gen = ++log->create_gen;
+  seg->created_ms = rn__log_now(log);
+  if (log->fill && log->fill->len) {
+    ready_push(log, log->fill);
+    log->fill = NULL;
+  }
+  rn__log_say(log, RN_LOG_DEBUG, "%s: rolled to segment " RN__SEG_NAME_FMT, log->dir, seg->base);
+  maybe_seal(log);
+  return 0;
+}
+
+static bool wants_roll(const rn_log_t *log, size_t len, int64_t now) {
+  const rn__seg_t *a = active(log);
+  if (a->size == 0) return false;
+  if (a->size + len > log->opts.segment_bytes) return true;
+  return log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms;
+}
+
+/* ---- open / close ------------------------------------------------------------- */
+
+static void log_free(rn_log_t *log) {
+  for (uint32_t i = 0; i < log->nsegs; i++) rn__seg_free(log->segs[i]);
+  free(log->segs);
+  chunk_free(log->fill);
+  chunk_free(log->spare);
+  while (log->ready_head) {
+    rn__chunk_t *c = log->ready_head;
+    log->ready_head = c->next;
+    chunk_free(c);
+  }
+  free(log->acks);
+  free(log->dir);
+  free(log);
+}
+
+rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn_log_t **out,
+                     rn_log_recovery_t *rec) {
+  rn_log_recovery_t local;
+  if (!rec) rec = &local;
+  memset(rec, 0, sizeof(*rec));
+  *out = NULL;
+  if (!io || !dir || !*dir) return RN_EINVAL;
+  rn_log_t *log = calloc(1, sizeof(*log));
+  if (!log) return RN_ENOMEM;
+  if (opts)
+    log->opts = *opts;
+  else
+    rn_log_opts_default(&log->opts);
+  const rn_log_opts_t *o = &log->opts;
+  if (o->durability > RN_DURABILITY_NONE || o->index_interval == 0 || o->max_batch_bytes < RN_BATCH_HEADER_SIZE ||
+      o->max_batch_bytes > RN_BATCH_MAX_SIZE || o->segment_bytes < 4096 ||
+      o->segment_bytes > (uint64_t)UINT32_MAX - o->max_batch_bytes ||
+      (o->durability == RN_DURABILITY_INTERVAL && o->interval_ms == 0)) {
+    snprintf(rec->message, sizeof(rec->message), "invalid log options");
+    free(log);
+    return RN_EINVAL;
+  }
+  log->io = io;
+  log->fs = rn_io_fs(io);
+  log->dir = strdup(dir);
+  if (!log->dir) {
+    free(log);
+    return RN_ENOMEM;
+  }
+  size_t dl = strlen(log->dir);
+  while (dl > 1 && log->dir[dl - 1] == '/') log->dir[--dl] = '\0';
+  rn_err_t err = rn__log_recover(log, rec);
+  if (err) {
+    rn__log_say(log, RN_LOG_ERROR, "%s", rec->message);
+    log_free(log);
+    return err;
+  }
+  log->last_sync_ms = rn__log_now(log);
+  if (rec->segments_scanned || !rec->clean)
+    rn__log_say(log, RN_LOG_INFO, "%s: recovered %u segment(s), scanned %u, truncated %" PRIu64 " byte(s), next offset %" PRIu64,
+                log->dir, rec->segments, rec->segments_scanned, rec->bytes_truncated, log->next_offset);
+  *out = log;
+  return 0;
+}
+
+rn_err_t rn_log_close(rn_log_t *log) {
+  if (!log) return 0;
+  log->closing = true;
+  for (;;) {
+    if (!log->failed) {
+      kick_write(log);
+      if (!log->writing && !log->ready_head && !(log->fill && log->fill->len)) maybe_round(log);
+      maybe_seal(log);
+    }
+    if (log->inflight == 0) break;
+    rn_io_wait(log->io, -1);
+  }
+  rn_err_t err = log->failed;
+  if (!err) {
+    /* Everything is synced and every closed segment sealed: write the active
+     * segment's index files and the marker that makes the next open cheap. */
+    rn__seg_t *a = active(log);
+    uint8_t *ib, *tb;
+    size_t il, tl;
+    err = rn__seg_index_encode(a, &ib, &il, &tb, &tl);
+    if (!err) {
+      char path[RN__PATH_MAX];
+      rn__seg_path(log, a->base, ".index", path);
+      err = rn__write_file(log->fs, path, ib, il);
+      rn__seg_path(log, a->base, ".timeindex", path);
+      if (!err) err = rn__write_file(log->fs, path, tb, tl);
+      free(ib);
+      free(tb);
+    }
+    if (!err && log->recovery_point != a->base) err = rn__rp_write(log, a->base);
+    if (!err) {
+      rn__clean_t c = {.active_base = a->base, .active_size = a->size, .next_offset = log->next_offset};
+      err = rn__clean_write(log, &c);
+    }
+    if (err) rn__log_say(log, RN_LOG_ERROR, "%s: clean shutdown failed: %s", log->dir, rn_strerror(err));
+  }
+  acks_release(log, 0, err ? err : RN_ECLOSED); /* nothing should be left */
+  log_free(log);
+  return err;
+}
+
+/* ---- append ------------------------------------------------------------------ */
+
+rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
+                       rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
+  if (log->failed) return RN_ELOGFAILED;
+  if (log->closing) return RN_ECLOSED;
+  if (!batch) return RN_EINVAL;
+  if (len > log->opts.max_batch_bytes) return RN_ETOOLARGE;
+  rn_batch_header_t hdr;
+  rn_err_t err = rn_batch_verify(batch, len, &hdr, NULL);
+  if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
+  if (hdr.batch_length != len) return RN_ECORRUPT;
+
+  int64_t now = rn__log_now(log);
+  if (wants_roll(log, len, now)) {
+    err = roll(log);
+    if (err) {
+      fail_log(log, err, "segment roll");
+      return err;
+    }
+  }
+  rn__seg_t *seg = active(log);
+  if (log->fill && log->fill->seg == seg && log->fill->len && log->fill->len + len > CHUNK_MAX) {
+    ready_push(log, log->fill);
+    log->fill = NULL;
+  }
+  if (!log->fill) {
+    log->fill = chunk_get(log, seg, len);
+    if (!log->fill) return RN_ENOMEM;
+  }
+  rn__chunk_t *c = log->fill;
+  if (c->len + len > c->cap) {
+    size_t nc = c->cap * 2 > c->len + len ? c->cap * 2 : c->len + len;
+    uint8_t *b = realloc(c->buf, nc);
+    if (!b) return RN_ENOMEM;
+    c->buf = b;
+    c->cap = nc;
+  }
+  if (acks_reserve(log)) return RN_ENOMEM;
+
+  uint64_t base = log->next_offset;
+  hdr.base_offset = base;
+  err = rn__seg_index_batch(seg, seg->size, &hdr, (uint32_t)len, log->opts.index_interval);
+  if (err) return err;
+  memcpy(c->buf + c->len, batch, len);
+  rn_batch_stamp(c->buf + c->len, base, leader_epoch, now);
+  c->len += len;
+  c->end_offset = seg->next;
+  log->next_offset = seg->next;
+  acks_push(log, &(rn__ack_t){.end_offset = log->next_offset, .base = base, .cb = cb, .arg = arg});
+  if (base_offset) *base_offset = base;
+  kick_write(log);
+  return 0;
+}
+
+/* ---- time-driven work ---------------------------------------------------------- */
+
+void rn_log_tick(rn_log_t *log, int64_t now) {
+  if (log->failed) return;
+  if (log->opts.durability == RN_DURABILITY_INTERVAL && !log->round_active &&
+      now - log->last_sync_ms >= (int64_t)log->opts.interval_ms && needs_sync(log))
+    start_round(log);
+  rn__seg_t *a = active(log);
+  if (a->size > 0 && log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms) {
+    rn_err_t err = roll(log);
+    if (err) fail_log(log, err, "segment roll");
+  }
+  rn_log_apply_retention(log, now);
+}
+
+int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now) {
+  int64_t next = 1000; /* retention and age checks */
+  if (log->opts.durability == RN_DURABILITY_INTERVAL) {
+    int64_t due = log->last_sync_ms + (int64_t)log->opts.interval_ms - now;
+    if (due < next) next = due < 0 ? 0 : due;
+  }
+  return next;
+}
+
+/* ---- reads ----------------------------------------------------------------------- */
+
+uint64_t rn_log_start(const rn_log_t *log) { return log->segs[0]->base; }
+uint64_t rn_log_end(const rn_log_t *log) {
+  return log->opts.durability == RN_DURABILITY_SYNC ? log->durable_next : log->written_next;
+}
+uint64_t rn_log_next_offset(const rn_log_t *log) { return log->next_offset; }
+uint32_t rn_log_segment_count(const rn_log_t *log) { return log->nsegs; }
+uint64_t rn_log_size_bytes(const rn_log_t *log) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < log->nsegs; i++) n += log->segs[i]->size;
+  return n;
+}
+
+/* Bytes of seg a reader may look at. */
+static uint64_t visible_bytes(const rn_log_t *log, const rn__seg_t *seg) {
+  return log->opts.durability == RN_DURABILITY_SYNC ? seg->synced : seg->written;
+}
+
+rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, size_t *len) {
+  *len = 0;
+  uint64_t end = rn_log_end(log);
+  if (offset < rn_log_start(log) || offset > end) return RN_EOFFSET;
+  if (offset == end) return 0;
+  rn__seg_t *seg = log->segs[seg_for(log, offset)];
+  if (offset >= seg->next) return RN_EOFFSET;
+  uint64_t limit = visible_bytes(log, seg);
+  uint64_t pos;
+  rn_batch_header_t hdr;
+  rn_err_t err = rn__seg_find(log, seg, offset, limit, &pos, &hdr);
+  if (err == RN_EOFFSET) return 0;
+  if (err) goto corrupt;
+  if (hdr.batch_length > cap) {
+    *len = hdr.batch_length;
+    return RN_ETOOLARGE;
+  }
+  size_t want = (size_t)(limit - pos < cap ? limit - pos : cap);
+  size_t got = 0;
+  err = seg->file->fs->pread(seg->file, buf, want, pos, &got);
+  if (err) return err;
+  size_t at = 0;
+  while (at < got) {
+    rn_batch_header_t h;
+    rn_err_t v = rn_batch_verify(buf + at, got - at, &h, NULL);
+    if (v == RN_EPARTIAL) break;
+    if (v) {
+      if (at == 0) {
+        err = v;
+        goto corrupt;
+      }
+      break;
+    }
+    if (h.base_offset >= end) break;
+    at += h.batch_length;
+  }
+  *len = at;
+  return 0;
+corrupt:
+  rn__log_say(log, RN_LOG_ERROR, "%s: segment " RN__SEG_NAME_FMT ".log: batch holding offset %" PRIu64 " failed verification (%s); not served",
+              log->dir, seg->base, offset, rn_err_name(err));
+  return err == RN_EFORMAT || err == RN_ECORRUPT ? RN_ECORRUPT : err;
+}
+
+rn_err_t rn_log_find_time(rn_log_t *log, int64_t ts, uint64_t *offset) {
+  uint64_t end = rn_log_end(log);
+  *offset = end;
+  for (uint32_t i = 0; i < log->nsegs; i++) {
+    rn__seg_t *seg = log->segs[i];
+    if (seg->base >= end) break;
+    if (seg->max_ts < ts) continue;
+    /* Start at the last time-index entry still below ts. */
+    uint64_t pos = 0;
+    for (uint32_t k = 0; k < seg->tidx_len && seg->tidx[k].ts < ts; k++) pos = seg->tidx[k].pos;
+    uint64_t limit = visible_bytes(log, seg);
+    uint8_t hb[RN_BATCH_HEADER_SIZE];
+    while (pos < limit) {
+      size_t got = 0;
+      rn_err_t err = seg->file->fs->pread(seg->file, hb, sizeof(hb), pos, &got);
+      if (err) return err;
+      rn_batch_header_t h;
+      if (got < sizeof(hb) || rn_batch_header_decode(hb, got, &h)) return RN_ECORRUPT;
+      if (h.base_offset >= end) break;
+      if (h.max_timestamp >= ts) {
+        uint8_t *b = malloc(h.batch_length);
+        if (!b) return RN_ENOMEM;
+        err = seg->file->fs->pread(seg->file, b, h.batch_length, pos, &got);
+        rn_batch_iter_t it = {0};
+        if (!err) err = got == h.batch_length ? rn_batch_iter_init(&it, b, got) : RN_ECORRUPT;
+        rn_record_t r;
+        while (!err && (err = rn_batch_iter_next(&it, &r)) == 0) {
+          if (r.timestamp >= ts) {
+            *offset = r.offset;
+            break;
+          }
+        }
+        rn_batch_iter_free(&it);
+        free(b);
+        if (err == 0) return 0;
+        if (err != RN_EOFFSET) return err;
+      }
+      pos += h.batch_length;
+    }
+  }
+  return 0;
+}
+
+/* ---- retention ----------------------------------------------------------------- */
+
+typedef struct del_job {
+  rn_fs_t *fs;
+  rn__seg_t *seg;
+  char dir[RN__PATH_MAX];
+  char paths[3][RN__PATH_MAX];
+  rn_log_t *log;
+} del_job_t;
+
+/* Worker thread: close and unlink; the last close of a big file is slow. */
+static rn_err_t del_fn(void *arg) {
+  del_job_t *j = arg;
+  if (j->seg->file) j->seg->file->fs->close(j->seg->file);
+  j->seg->file = NULL;
+  rn_err_t first = 0;
+  for (int i = 0; i < 3; i++) {
+    rn_err_t err = j->fs->unlink(j->fs, j->paths[i]);
+    if (err && err != RN_ENOENT && !first) first = err;
+  }
+  rn_err_t err = j->fs->sync_dir(j->fs, j->dir);
+  return first ? first : err;
+}
+
+static void del_cb(void *arg, rn_err_t res) {
+  del_job_t *j = arg;
+  j->log->inflight--;
+  if (res < 0)
+    rn__log_say(j->log, RN_LOG_WARN, "%s: deleting segment " RN__SEG_NAME_FMT " failed: %s (it will be retried at the next open)",
+                j->dir, j->seg->base, rn_strerror(res));
+  rn__seg_free(j->seg);
+  free(j);
+}
+
+unsigned rn_log_apply_retention(rn_log_t *log, int64_t now) {
+  unsigned n = 0;
+  uint64_t total = rn_log_size_bytes(log);
+  while (log->nsegs > 1) {
+    rn__seg_t *seg = log->segs[0];
+    if (!seg->sealed || seg->busy) break;
+    bool by_time = log->opts.retention_ms >= 0 && seg->max_ts < now - log->opts.retention_ms;
+    bool by_bytes = log->opts.retention_bytes >= 0 && total > (uint64_t)log->opts.retention_bytes;
+    if (!by_time && !by_bytes) break;
+    del_job_t *j = calloc(1, sizeof(*j));
+    if (!j) break;
+    j->fs = log->fs;
+    j->seg = seg;
+    j->log = log;
+    snprintf(j->dir, sizeof(j->dir), "%s", log->dir);
+    rn__seg_path(log, seg->base, ".index", j->paths[0]);
+    rn__seg_path(log, seg->base, ".timeindex", j->paths[1]);
+    rn__seg_path(log, seg->base, ".log", j->paths[2]);
+    if (rn_io_job(log->io, del_fn, del_cb, j)) {
+      free(j);
+      break;
+    }
+    log->inflight++;
+    total -= seg->size;
+    memmove(log->segs, log->segs + 1, (log->nsegs - 1) * sizeof(*log->segs));
+    log->nsegs--;
+    n++;
+    rn__log_say(log, RN_LOG_INFO, "%s: retention removed segment " RN__SEG_NAME_FMT " (%s)", log->dir,
+                seg->base, by_time ? "time" : "bytes");
+  }
+  return n;
+}
+
+void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention_bytes) {
+  log->opts.retention_ms = retention_ms;
+  log->opts.retention_bytes = retention_bytes;
+}
+
+/* ---- truncation ---------------------------------------------------------------- */
+
+rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
+  if (log->failed) return RN_ELOGFAILED;
+  if (log->writing || log->ready_head || (log->fill && log->fill->len) || log->round_active ||
+      log->seal_active || log->acks_len || log->inflight)
+    return RN_EBUSY;
+  if (offset < rn_log_start(log) || offset > log->next_offset) return RN_EOFFSET;
+  if (offset == log->next_offset) return 0;
+  uint32_t si = seg_for(log, offset);
+  rn__seg_t *seg = log->segs[si];
+  uint64_t pos = 0;
+  if (offset != seg->base) {
+    rn_batch_header_t hdr;
+    rn_err_t err = rn__seg_find(log, seg, offset, seg->size, &pos, &hdr);
+    if (err) return err;
+    if (hdr.base_offset != offset) return RN_EINVAL;
+  }
+  rn_fs_t *fs = log->fs;
+  /* 1. The recovery point moves below the cut first, so a crash midway
+   * leaves no "sealed" segment that is shorter than its index says. */
+  if (log->recovery_point > seg->base) {
+    rn_err_t err = rn__rp_write(log, seg->base);
+    if (err) return err;
+    log->recovery_point = seg->base;
+  }
+  /* 2. Later segments go, newest first. */
+  while (log->nsegs > si + 1) {
+    rn__seg_t *s = log->segs[log->nsegs - 1];
+    static const char *const sfx[] = {".index", ".timeindex", ".log"};
+    for (int i = 0; i < 3; i++) {
+      char path[RN__PATH_MAX];
+      rn__seg_path(log, s->base, sfx[i], path);
+      rn_err_t err = fs->unlink(fs, path);
+      if (err && err != RN_ENOENT) return err;
+    }
+    rn__seg_free(s);
+    log->nsegs--;
+  }
+  /* 3. Cut the segment; its index files are stale now. */
+  char path[RN__PATH_MAX];
+  rn__seg_path(log, seg->base, ".index", path);
+  fs->unlink(fs, path);
+  rn__seg_path(log, seg->base, ".timeindex", path);
+  fs->unlink(fs, path);
+  rn_err_t err = fs->truncate(seg->file, pos);
+  if (!err) err = fs->datasync(seg->file);
+  if (!err) err = fs->sync_dir(fs, log->dir);
+  if (err) {
+    fail_log(log, err, "truncate");
+    return err;
+  }
+  rn__scan_t scan;
+  err = rn__seg_scan(log, seg, &scan);
+  if (!err && scan.err) err = scan.err;
+  if (err) {
+    fail_log(log, err, "rescan after truncate");
+    return err;
+  }
+  seg->sealed = false;
+  seg->written = seg->synced = seg->size;
+  seg->created_ms = rn__log_now(log);
+  log->next_offset = log->written_next = log->durable_next = seg->next;
+  return 0;
+}
+
+/* ---- verification ---------------------------------------------------------------- */
+
+rn_err_t rn_log_verify(rn_log_t *log, char *msg, size_t msglen) {
+  if (msg && msglen) msg[0] = '\0';
+  for (uint32_t i = 0; i < log->nsegs; i++) {
+    rn__seg_t *seg = log->segs[i];
+    rn__seg_t *tmp = rn__seg_new(seg->base);
+    if (!tmp) return RN_ENOMEM;
+    tmp->file = seg->file;
+    rn__scan_t scan;
+    rn_err_t err = rn__seg_scan(log, tmp, &scan);
+    tmp->file = NULL;
+    rn__seg_free(tmp);
+    if (err) return err;
+    if (scan.valid_size < seg->written || (seg->sealed && scan.err)) {
+      if (msg)
+        snprintf(msg, msglen, "segment " RN__SEG_NAME_FMT ".log: %s", seg->base,
+                 scan.why[0] ? scan.why : "shorter than expected");
+      rn__log_say(log, RN_LOG_ERROR, "%s: verify: %s", log->dir, msg ? msg : "damage found");
+      return RN_ECORRUPT;
+    }
+  }
+  return 0;
+}

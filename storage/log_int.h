@@ -1,0 +1,202 @@
+/*
+ * log_int.h — private structures of the segmented log (log.c, segment.c,
+ * recovery.c). Not installed; nothing outside storage/ includes it.
+ *
+ * Positions: a segment's bytes pass three marks, size >= written >= synced.
+ *   size     bytes appended (some may still sit in the write buffer)
+ *   written  bytes whose write completed (in the page cache)
+ *   synced   bytes covered by a completed fdatasync
+ * The log keeps the matching offsets: next_offset >= written_next >=
+ * durable_next. Writes complete in file order (one write in flight per log),
+ * so each mark is a prefix.
+ */
+#ifndef RN_LOG_INT_H
+#define RN_LOG_INT_H
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rn_log.h"
+
+#define RN__SEG_NAME_FMT "%020" PRIu64
+#define RN__PATH_MAX 4096
+
+/* Sparse offset index entry: the batch at file position pos starts at
+ * base + rel. */
+typedef struct rn__idx {
+  uint32_t rel;
+  uint32_t pos;
+} rn__idx_t;
+
+/* Sparse time index entry: every batch at or before pos has max timestamp
+ * <= ts, and the batch at pos is the first to reach ts. */
+typedef struct rn__tidx {
+  int64_t ts;
+  uint32_t rel;
+  uint32_t pos;
+} rn__tidx_t;
+
+typedef struct rn__seg {
+  uint64_t base;  /* offset of the first record (file name) */
+  uint64_t next;  /* offset after the last appended record */
+  uint64_t size;  /* bytes appended */
+  uint64_t written;
+  uint64_t synced;
+  int64_t max_ts;     /* largest record timestamp; INT64_MIN when empty */
+  int64_t created_ms; /* when this process created or opened it (roll by age) */
+  uint64_t create_gen; /* creation order, for directory-sync tracking */
+  bool dir_synced;     /* its directory entry is durable */
+  bool sealed;         /* below the recovery point: synced, index files written */
+  unsigned busy;       /* rn_io operations using file in flight (no delete) */
+  rn_file_t *file;     /* owned */
+  rn__idx_t *idx;      /* owned, idx_len entries */
+  uint32_t idx_len, idx_cap;
+  rn__tidx_t *tidx; /* owned */
+  uint32_t tidx_len, tidx_cap;
+  uint64_t idx_last_pos; /* position of the newest idx entry */
+  uint64_t tidx_last_pos;
+} rn__seg_t;
+
+/* A run of batches bound for one segment, written with one pwrite. */
+typedef struct rn__chunk {
+  rn__seg_t *seg;
+  uint64_t pos;        /* file position of buf[0] */
+  uint8_t *buf;        /* owned */
+  size_t len, cap;
+  uint64_t end_offset; /* offset after its last batch */
+  struct rn__chunk *next;
+} rn__chunk_t;
+
+typedef struct rn__ack {
+  uint64_t end_offset; /* completes once the durable mark reaches this */
+  uint64_t base;
+  rn_log_append_cb cb;
+  void *arg;
+} rn__ack_t;
+
+struct rn_log {
+  rn_io_t *io;
+  rn_fs_t *fs;
+  char *dir; /* owned */
+  rn_log_opts_t opts;
+
+  rn__seg_t **segs; /* owned, sorted by base; segs[nsegs-1] is active */
+  uint32_t nsegs, segs_cap;
+  uint64_t create_gen;
+
+  uint64_t next_offset;  /* next offset to assign */
+  uint64_t written_next; /* all offsets below are written */
+  uint64_t durable_next; /* all offsets below are fdatasync'ed */
+  uint64_t recovery_point;
+
+  /* write pipeline */
+  rn__chunk_t *fill;       /* accumulating; not submitted */
+  rn__chunk_t *ready_head; /* closed by a roll or size cap, in order */
+  rn__chunk_t *ready_tail;
+  rn__chunk_t *writing;    /* the one write in flight */
+  rn__chunk_t *spare;      /* recycled chunk (buffer reuse) */
+
+  /* acks waiting for their durable mark; a ring */
+  rn__ack_t *acks;
+  uint32_t acks_head, acks_len, acks_cap;
+
+  /* sync round: one at a time */
+  bool round_active;
+  int round_pending;
+  rn_err_t round_err;
+  uint64_t round_target;
+  uint64_t round_gen; /* create_gen captured at round start */
+  int64_t last_sync_ms;
+
+  /* sealing closed segments: one job at a time, in order */
+  bool seal_active;
+
+  rn_err_t failed;
+  unsigned inflight; /* this log's rn_io operations not yet called back */
+  bool closing;
+};
+
+/* ---- segment.c: files, indexes, scanning ---------------------------------- */
+
+/* Path of the segment file with base and suffix (".log", ".index",
+ * ".timeindex") into out[RN__PATH_MAX]. */
+void rn__seg_path(const rn_log_t *log, uint64_t base, const char *suffix, char *out);
+
+rn__seg_t *rn__seg_new(uint64_t base);
+/* Free memory and close the file (NULL ok). Blocking only for close(). */
+void rn__seg_free(rn__seg_t *seg);
+
+/* Record a batch of len bytes at position pos in the in-memory indexes and
+ * advance next/max_ts/size. */
+rn_err_t rn__seg_index_batch(rn__seg_t *seg, uint64_t pos, const rn_batch_header_t *hdr,
+                             uint32_t len, uint32_t interval);
+
+/* Drop index entries at or after pos (truncate). */
+void rn__seg_index_truncate(rn__seg_t *seg, uint64_t pos);
+
+/* Result of scanning a segment file. */
+typedef struct rn__scan {
+  uint64_t valid_size; /* bytes of whole, verified, contiguous batches */
+  uint64_t file_size;
+  rn_err_t err;        /* 0 when valid_size == file_size */
+  char why[160];       /* the first problem, for logs */
+} rn__scan_t;
+
+/* Read seg->file from 0, verify each batch, rebuild the in-memory indexes,
+ * next, max_ts and size from the valid prefix. Blocking. Returns 0 (see
+ * scan->err for a torn/corrupt tail) or a read error. */
+rn_err_t rn__seg_scan(rn_log_t *log, rn__seg_t *seg, rn__scan_t *scan);
+
+/* Serialise the index files of seg (covering seg->size bytes) into two
+ * malloc'd buffers; *_len set. Pure. */
+rn_err_t rn__seg_index_encode(const rn__seg_t *seg, uint8_t **idx, size_t *idx_len, uint8_t **tidx,
+                              size_t *tidx_len);
+
+/* Load the index files of seg when they are valid and cover exactly
+ * file_size bytes. Returns 0 (loaded), RN_ECORRUPT/RN_ENOENT (caller
+ * rebuilds by scanning) or an I/O error. Blocking. */
+rn_err_t rn__seg_index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size);
+
+/* Find the file position of the batch containing offset in seg, scanning
+ * forward from the index entry at or below it; reads at most up to limit
+ * bytes. *hdr gets that batch's header. Blocking (pread). */
+rn_err_t rn__seg_find(rn_log_t *log, rn__seg_t *seg, uint64_t offset, uint64_t limit,
+                      uint64_t *pos, rn_batch_header_t *hdr);
+
+/* Write a small file atomically: path.tmp, datasync, rename, sync_dir. */
+rn_err_t rn__write_atomic(rn_fs_t *fs, const char *dir, const char *name, const uint8_t *data,
+                          size_t len);
+/* Write a file in place (create/trunc) and datasync it. */
+rn_err_t rn__write_file(rn_fs_t *fs, const char *path, const uint8_t *data, size_t len);
+/* Read a whole small file (malloc'd) of at most max bytes. */
+rn_err_t rn__read_file(rn_fs_t *fs, const char *path, size_t max, uint8_t **data, size_t *len);
+
+/* Small fixed-size state files: recovery point and clean-shutdown marker. */
+rn_err_t rn__rp_write(rn_log_t *log, uint64_t offset);
+rn_err_t rn__rp_read(rn_log_t *log, uint64_t *offset);
+typedef struct rn__clean {
+  uint64_t active_base;
+  uint64_t active_size;
+  uint64_t next_offset;
+} rn__clean_t;
+rn_err_t rn__clean_write(rn_log_t *log, const rn__clean_t *c);
+rn_err_t rn__clean_read(rn_log_t *log, rn__clean_t *c);
+
+#define RN__RP_NAME "recovery-point"
+#define RN__CLEAN_NAME "clean-shutdown"
+
+/* ---- recovery.c ------------------------------------------------------------ */
+
+/* Build log->segs from the directory (see docs/storage.md, "Recovery").
+ * Blocking. */
+rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec);
+
+/* ---- log.c ----------------------------------------------------------------- */
+
+void rn__log_say(const rn_log_t *log, rn_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int64_t rn__log_now(const rn_log_t *log);
+rn_err_t rn__log_push_seg(rn_log_t *log, rn__seg_t *seg);
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * recovery.c — rebuilding a log's in-memory state from its directory at open.
+ *
+ * Three cases (docs/storage.md, "Recovery"):
+ *   1. Clean-shutdown marker present and matching the active segment: trust
+ *      the index files (rebuild any that are missing or stale), scan nothing.
+ *      Restart cost is O(segments), not O(data).
+ *   2. Otherwise segments wholly below the recovery point are "sealed": they
+ *      were fdatasync'ed and their indexes written before the recovery point
+ *      moved past them. They are trusted the same way; any damage found in
+ *      them (size mismatch, a batch failing verification while rebuilding an
+ *      index, a gap) makes open fail with RN_ECORRUPT: the log refuses to
+ *      pretend it is whole instead of dropping acknowledged data.
+ *   3. Segments at or above the recovery point are scanned and every batch
+ *      verified. At the first torn or corrupt batch the segment is truncated
+ *      and every later segment deleted: what remains is exactly a prefix of
+ *      what was written. Everything kept is fdatasync'ed before any reader can
+ *      see it.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log_int.h"
+
+typedef struct listing {
+  uint64_t *bases;
+  size_t n, cap;
+  char **stale; /* names to delete: *.tmp, orphan index files */
+  size_t nstale, stale_cap;
+  bool has_clean, has_rp;
+} listing_t;
+
+static int parse_base(const char *name, const char *suffix, uint64_t *base) {
+  size_t n = strlen(name), s = strlen(suffix);
+  if (n != 20 + s || strcmp(name + 20, suffix) != 0) return 0;
+  uint64_t v = 0;
+  for (int i = 0; i < 20; i++) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    uint64_t d = (uint64_t)(name[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return 0;
+    v = v * 10 + d;
+  }
+  *base = v;
+  return 1;
+}
+
+static int add_stale(listing_t *l, const char *name) {
+  if (l->nstale == l->stale_cap) {
+    size_t nc = l->stale_cap ? l->stale_cap * 2 : 8;
+    char **n = realloc(l->stale, nc * sizeof(*n));
+    if (!n) return 1;
+    l->stale = n;
+    l->stale_cap = nc;
+  }
+  l->stale[l->nstale] = strdup(name);
+  return l->stale[l->nstale++] == NULL;
+}
+
+static int list_cb(void *arg, const char *name) {
+  listing_t *l = arg;
+  uint64_t base;
+  size_t n = strlen(name);
+  if (parse_base(name, ".log", &base)) {
+    if (l->n == l->cap) {
+      size_t nc = l->cap ? l->cap * 2 : 16;
+      uint64_t *nb = realloc(l->bases, nc * sizeof(*nb));
+      if (!nb) return 1;
+      l->bases = nb;
+      l->cap = nc;
+    }
+    l->bases[l->n++] = base;
+  } else if (n > 4 && strcmp(name + n - 4, ".tmp") == 0) {
+    return add_stale(l, name);
+  } else if (strcmp(name, RN__CLEAN_NAME) == 0) {
+    l->has_clean = true;
+  } else if (strcmp(name, RN__RP_NAME) == 0) {
+    l->has_rp = true;
+  }
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void listing_free(listing_t *l) {
+  free(l->bases);
+  for (size_t i = 0; i < l->nstale; i++) free(l->stale[i]);
+  free(l->stale);
+}
+
+/* Delete a segment's three files (index files first, so a crash in between
+ * leaves no index without its data). */
+static rn_err_t unlink_seg_files(rn_log_t *log, uint64_t base) {
+  static const char *const sfx[] = {".index", ".timeindex", ".log"};
+  for (int i = 0; i < 3; i++) {
+    char path[RN__PATH_MAX];
+    rn__seg_path(log, base, sfx[i], path);
+    rn_err_t err = log->fs->unlink(log->fs, path);
+    if (err && err != RN_ENOENT) return err;
+  }
+  return 0;
+}
+
+static rn_err_t fail(rn_log_recovery_t *rec, rn_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static rn_err_t fail(rn_log_recovery_t *rec, rn_err_t err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(rec->message, sizeof(rec->message), fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+/* Load a trusted segment's index, rebuilding it by a verifying scan when the
+ * files are missing or stale. Any damage is corruption. */
+static rn_err_t load_trusted(rn_log_t *log, rn__seg_t *seg, rn_log_recovery_t *rec) {
+  uint64_t size;
+  rn_err_t err = seg->file->fs->size(seg->file, &size);
+  if (err) return err;
+  err = rn__seg_index_load(log, seg, size);
+  if (err == 0) return 0;
+  if (err != RN_ECORRUPT && err != RN_ENOENT) return err;
+  rn__scan_t scan;
+  err = rn__seg_scan(log, seg, &scan);
+  if (err) return err;
+  rec->segments_scanned++;
+  rec->indexes_rebuilt++;
+  if (scan.err)
+    return fail(rec, RN_ECORRUPT, "segment " RN__SEG_NAME_FMT ".log below the recovery point is damaged: %s",
+                seg->base, scan.why);
+  uint8_t *ib, *tb;
+  size_t il, tl;
+  err = rn__seg_index_encode(seg, &ib, &il, &tb, &tl);
+  if (err) return err;
+  char path[RN__PATH_MAX];
+  rn__seg_path(log, seg->base, ".index", path);
+  err = rn__write_file(log->fs, path, ib, il);
+  rn__seg_path(log, seg->base, ".timeindex", path);
+  if (!err) err = rn__write_file(log->fs, path, tb, tl);
+  free(ib);
+  free(tb);
+  return err;
+}
+
+rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
+  rn_fs_t *fs = log->fs;
+  listing_t l = {0};
+  rn_err_t err = fs->mkdirs(fs, log->dir);
+  if (err) return fail(rec, err, "cannot create %s: %s", log->dir, rn_strerror(err));
+  err = fs->list(fs, log->dir, list_cb, &l);
+  if (err) {
+    listing_free(&l);
+    return fail(rec, err, "cannot list %s: %s", log->dir, rn_strerror(err));
+  }
+  qsort(l.bases, l.n, sizeof(uint64_t), cmp_u64);
+  for (size_t i = 0; i < l.nstale; i++) {
+    char path[RN__PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", log->dir, l.stale[i]);
+    fs->unlink(fs, path);
+  }
+
+  rn__clean_t clean = {0};
+  bool have_clean = l.has_clean && rn__clean_read(log, &clean) == 0;
+  if (l.has_clean && !have_clean) rn__log_say(log, RN_LOG_WARN, "%s: clean-shutdown marker unreadable; recovering by scan", log->dir);
+  uint64_t rp = 0;
+  if (l.has_rp) {
+    err = rn__rp_read(log, &rp);
+    if (err) {
+      rn__log_say(log, RN_LOG_ERROR, "%s: recovery-point file damaged (%s); verifying every segment",
+                  log->dir, rn_err_name(err));
+      rp = 0;
+    }
+  }
+
+  /* Open every segment file. */
+  for (size_t i = 0; i < l.n; i++) {
+    rn__seg_t *seg = rn__seg_new(l.bases[i]);
+    if (!seg) {
+      err = RN_ENOMEM;
+      goto out;
+    }
+    char path[RN__PATH_MAX];
+    rn__seg_path(log, seg->base, ".log", path);
+    err = fs->open(fs, path, 0, &seg->file);
+    if (!err) err = rn__log_push_seg(log, seg);
+    if (err) {
+      rn__seg_free(seg);
+      fail(rec, err, "cannot open %s: %s", path, rn_strerror(err));
+      goto out;
+    }
+    seg->dir_synced = true;
+  }
+
+  if (have_clean && log->nsegs > 0) {
+    rn__seg_t *last = log->segs[log->nsegs - 1];
+    uint64_t size = 0;
+    err = fs->size(last->file, &size);
+    if (err) goto out;
+    if (last->base != clean.active_base || size != clean.active_size) {
+      rn__log_say(log, RN_LOG_WARN, "%s: clean-shutdown marker does not match the active segment; recovering by scan",
+                  log->dir);
+      have_clean = false;
+    }
+  }
+  /* The marker is consumed either way: appends after this open must not be
+   * mistaken for a clean state by the next one. */
+  if (l.has_clean) {
+    char path[RN__PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", log->dir, RN__CLEAN_NAME);
+    err = fs->unlink(fs, path);
+    if (!err) err = fs->sync_dir(fs, log->dir);
+    if (err) {
+      fail(rec, err, "cannot remove the clean-shutdown marker: %s", rn_strerror(err));
+      goto out;
+    }
+  }
+
+  if (have_clean) {
+    rec->clean = true;
+    for (uint32_t i = 0; i < log->nsegs; i++) {
+      rn__seg_t *seg = log->segs[i];
+      err = load_trusted(log, seg, rec);
+      if (err) goto out;
+      if (i > 0 && seg->base != log->segs[i - 1]->next) {
+        err = fail(rec, RN_ECORRUPT, "gap between segments: " RN__SEG_NAME_FMT " ends at %" PRIu64 ", next starts at %" PRIu64,
+                   log->segs[i - 1]->base, log->segs[i - 1]->next, seg->base);
+        goto out;
+      }
+      seg->sealed = seg->next <= rp && i + 1 < log->nsegs;
+    }
+    if (log->segs[log->nsegs - 1]->next != clean.next_offset) {
+      err = fail(rec, RN_ECORRUPT, "clean-shutdown marker says next offset %" PRIu64 ", index says %" PRIu64,
+                 clean.next_offset, log->segs[log->nsegs - 1]->next);
+      goto out;
+    }
+  } else {
+    uint32_t i = 0;
+    /* Sealed: the next segment starts at or below the recovery point. */
+    for (; i < log->nsegs && i + 1 < log->nsegs && log->segs[i + 1]->base <= rp; i++) {
+      rn__seg_t *seg = log->segs[i];
+      err = load_trusted(log, seg, rec);
+      if (err) goto out;
+      if (i > 0 && seg->base != log->segs[i - 1]->next) {
+        err = fail(rec, RN_ECORRUPT, "gap below the recovery point: segment " RN__SEG_NAME_FMT " ends at %" PRIu64 ", next starts at %" PRIu64,
+                   log->segs[i - 1]->base, log->segs[i - 1]->next, seg->base);
+        goto out;
+      }
+      seg->sealed = true;
+    }
+    if (rp > 0 && (i >= log->nsegs || log->segs[i]->base != rp)) {
+      err = fail(rec, RN_ECORRUPT, "recovery point %" PRIu64 " has no segment starting there (segment files missing)", rp);
+      goto out;
+    }
+    if (i > 0 && log->segs[i - 1]->next != log->segs[i]->base) {
+      err = fail(rec, RN_ECORRUPT, "segment " RN__SEG_NAME_FMT " ends at %" PRIu64 " but the next starts at %" PRIu64,
+                 log->segs[i - 1]->base, log->segs[i - 1]->next, log->segs[i]->base);
+      goto out;
+    }
+    /* Unsealed: verify every batch; cut at the first tear. */
+    for (; i < log->nsegs; i++) {
+      rn__seg_t *seg = log->segs[i];
+      uint32_t drop_from = UINT32_MAX;
+      if (i > 0 && seg->base != log->segs[i - 1]->next) {
+        rn__log_say(log, RN_LOG_WARN, "%s: segment " RN__SEG_NAME_FMT " does not continue the previous one (ends at %" PRIu64 "); dropping it and later segments",
+                    log->dir, seg->base, log->segs[i - 1]->next);
+        drop_from = i;
+      } else {
+        rn__scan_t scan;
+        err = rn__seg_scan(log, seg, &scan);
+        if (err) goto out;
+        rec->segments_scanned++;
+        if (scan.err) {
+          rn__log_say(log, RN_LOG_WARN, "%s: " RN__SEG_NAME_FMT ".log: %s; truncating %" PRIu64 " bytes",
+                      log->dir, seg->base, scan.why, scan.file_size - scan.valid_size);
+          err = fs->truncate(seg->file, scan.valid_size);
+          if (err) goto out;
+          rec->bytes_truncated += scan.file_size - scan.valid_size;
+          drop_from = i + 1;
+        }
+        err = fs->datasync(seg->file);
+        if (err) goto out;
+      }
+      if (drop_from == UINT32_MAX) continue;
+      for (uint32_t j = drop_from; j < log->nsegs; j++) {
+        uint64_t size = 0;
+        if (fs->size(log->segs[j]->file, &size) == 0) rec->bytes_truncated += size;
+        err = unlink_seg_files(log, log->segs[j]->base);
+        if (err) goto out;
+        rec->segments_dropped++;
+        rn__seg_free(log->segs[j]);
+        log->segs[j] = NULL;
+      }
+      log->nsegs = drop_from;
+      err = fs->sync_dir(fs, log->dir);
+      if (err) goto out;
+      break;
+    }
+    if (rec->segments_dropped)
+      rn__log_say(log, RN_LOG_WARN, "%s: dropped %u unsynced segment(s) after a torn write", log->dir,
+                  rec->segments_dropped);
+  }
+
+  if (log->nsegs == 0) {
+    rn__seg_t *seg = rn__seg_new(rp);
+    if (!seg) {
+      err = RN_ENOMEM;
+      goto out;
+    }
+    char path[RN__PATH_MAX];
+    rn__seg_path(log, seg->base, ".log", path);
+    err = fs->open(fs, path, RN_FS_CREATE | RN_FS_TRUNC, &seg->file);
+    if (!err) err = fs->sync_dir(fs, log->dir);
+    if (!err) err = rn__log_push_seg(log, seg);
+    if (err) {
+      rn__seg_free(seg);
+      fail(rec, err, "cannot create %s: %s", path, rn_strerror(err));
+      goto out;
+    }
+    seg->dir_synced = true;
+  }
+
+  /* Seal unsealed closed segments now (they were just verified and synced),
+   * so the recovery point reaches the active segment. */
+  for (uint32_t i = 0; i + 1 < log->nsegs; i++) {
+    rn__seg_t *seg = log->segs[i];
+    if (seg->sealed) continue;
+    uint8_t *ib, *tb;
+    size_t il, tl;
+    err = rn__seg_index_encode(seg, &ib, &il, &tb, &tl);
+    if (err) goto out;
+    char path[RN__PATH_MAX];
+    rn__seg_path(log, seg->base, ".index", path);
+    err = rn__write_file(fs, path, ib, il);
+    rn__seg_path(log, seg->base, ".timeindex", path);
+    if (!err) err = rn__write_file(fs, path, tb, tl);
+    free(ib);
+    free(tb);
+    if (err) goto out;
+    seg->sealed = true;
+  }
+  uint64_t active_base = log->segs[log->nsegs - 1]->base;
+  if (active_base != rp || !l.has_rp) {
+    err = rn__rp_write(log, active_base);
+    if (err) goto out;
+  }
+  log->recovery_point = active_base;
+
+  for (uint32_t i = 0; i < log->nsegs; i++) {
+    rn__seg_t *seg = log->segs[i];
+    seg->written = seg->synced = seg->size;
+    seg->created_ms = rn__log_now(log);
+  }
+  rn__seg_t *last = log->segs[log->nsegs - 1];
+  log->next_offset = log->written_next = log->durable_next = last->next;
+  rec->segments = log->nsegs;
+  err = 0;
+out:
+  listing_free(&l);
+  if (err && !rec->message[0]) fail(rec, err, "%s: recovery failed: %s", log->dir, rn_strerror(err));
+  return err;
+}

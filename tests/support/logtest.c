@@ -1,0 +1,111 @@
+/* logtest.c — see logtest.h. */
+#include "logtest.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+void lt_ack_cb(void *arg, rn_err_t err, uint64_t base) {
+  lt_ack_t *a = arg;
+  a->done++;
+  a->err = err;
+  a->base = base;
+}
+
+uint8_t *lt_batch(uint64_t tag, int n, size_t value_len, int64_t ts, rn_codec_t codec, size_t *len) {
+  rn_batch_builder_t b;
+  rn_batch_builder_init(&b);
+  char key[32];
+  snprintf(key, sizeof(key), "k%llu", (unsigned long long)tag);
+  uint8_t *val = malloc(value_len + 64);
+  assert_non_null(val);
+  for (int i = 0; i < n; i++) {
+    int pre = snprintf((char *)val, 64, "%llu:%d:", (unsigned long long)tag, i);
+    size_t vl = value_len > (size_t)pre ? value_len : (size_t)pre;
+    for (size_t k = (size_t)pre; k < vl; k++) val[k] = (uint8_t)('a' + (tag + k) % 26);
+    rn_record_t r = {.timestamp = ts + i, .key = (const uint8_t *)key, .key_len = strlen(key),
+                     .value = val, .value_len = vl};
+    assert_int_equal(rn_batch_builder_add(&b, &r), 0);
+  }
+  const uint8_t *out;
+  size_t out_len;
+  assert_int_equal(rn_batch_builder_finish(&b, codec, NULL, &out, &out_len), 0);
+  uint8_t *copy = malloc(out_len);
+  assert_non_null(copy);
+  memcpy(copy, out, out_len);
+  *len = out_len;
+  rn_batch_builder_free(&b);
+  free(val);
+  return copy;
+}
+
+void lt_wait(rn_io_t *io, lt_ack_t *a) {
+  while (!a->done) {
+    assert_true(rn_io_inflight(io) > 0);
+    rn_io_wait(io, -1);
+  }
+}
+
+void lt_drain(rn_io_t *io) {
+  while (rn_io_inflight(io) > 0) rn_io_wait(io, -1);
+}
+
+rn_err_t lt_read_all(rn_log_t *log, uint64_t from, lt_record_fn fn, void *arg, uint64_t *count) {
+  size_t cap = 1 << 20;
+  uint8_t *buf = malloc(cap);
+  assert_non_null(buf);
+  uint64_t want = from, n = 0;
+  rn_err_t err = 0;
+  while (want < rn_log_end(log)) {
+    size_t len = 0;
+    err = rn_log_read(log, want, buf, cap, &len);
+    if (err == RN_ETOOLARGE) {
+      cap = len;
+      buf = realloc(buf, cap);
+      assert_non_null(buf);
+      continue;
+    }
+    if (err) break;
+    assert_true(len > 0);
+    size_t at = 0;
+    while (at < len) {
+      rn_batch_iter_t it;
+      err = rn_batch_iter_init(&it, buf + at, len - at);
+      if (err) break;
+      rn_record_t r;
+      while ((err = rn_batch_iter_next(&it, &r)) == 0) {
+        if (r.offset < want) continue; /* first batch may start before */
+        assert_int_equal(r.offset, want);
+        want++;
+        n++;
+        if (fn) fn(arg, &r);
+      }
+      at += it.hdr.batch_length;
+      rn_batch_iter_free(&it);
+      if (err != RN_EOFFSET) break;
+      err = 0;
+    }
+    if (err) break;
+  }
+  free(buf);
+  if (count) *count = n;
+  return err;
+}
+
+rn_io_t *lt_io(rn_fs_t *fs) {
+  rn_io_opts_t o;
+  rn_io_opts_default(&o);
+  if (fs) o.fs = fs;
+  rn_io_t *io = NULL;
+  rn_err_t err = rn_io_new(&o, &io);
+  if (err) fprintf(stderr, "rn_io_new: %s\n", rn_strerror(err));
+  assert_int_equal(err, 0);
+  const char *want = getenv("RUNNEL_IO_BACKEND");
+  if (want && *want && (!fs || fs == rn_fs_posix()))
+    assert_string_equal(rn_io_backend_name(rn_io_backend(io)), want);
+  return io;
+}

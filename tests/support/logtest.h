@@ -1,0 +1,43 @@
+/*
+ * logtest.h — helpers for tests of the storage log: deterministic batches
+ * whose record values encode their position, ack bookkeeping, and waiting on
+ * an rn_io_t without sleeps.
+ */
+#ifndef RN_TEST_LOGTEST_H
+#define RN_TEST_LOGTEST_H
+
+#include <stdint.h>
+
+#include "rn_io.h"
+#include "rn_log.h"
+#include "runnel/batch.h"
+
+typedef struct lt_ack {
+  int done;
+  rn_err_t err;
+  uint64_t base;
+} lt_ack_t;
+
+/* rn_log_append_cb that fills an lt_ack_t. */
+void lt_ack_cb(void *arg, rn_err_t err, uint64_t base);
+
+/* Build a batch of n records: record i has key "k<tag>", value
+ * "<tag>:<i>:" padded with a deterministic pattern to value_len bytes (at
+ * least the prefix), timestamp ts + i. Returns a malloc'd copy; *len set. */
+uint8_t *lt_batch(uint64_t tag, int n, size_t value_len, int64_t ts, rn_codec_t codec, size_t *len);
+
+/* Run io completions until a->done (no sleeping: blocks in rn_io_wait). */
+void lt_wait(rn_io_t *io, lt_ack_t *a);
+/* Run io completions until nothing is in flight. */
+void lt_drain(rn_io_t *io);
+
+/* Read every record in [from, rn_log_end) and call fn for each; returns the
+ * first error or 0. Checks offsets are dense and increasing from `from`. */
+typedef void (*lt_record_fn)(void *arg, const rn_record_t *rec);
+rn_err_t lt_read_all(rn_log_t *log, uint64_t from, lt_record_fn fn, void *arg, uint64_t *count);
+
+/* Create an io from the environment (RUNNEL_IO_BACKEND) on the given fs
+ * (NULL = posix); asserts success. */
+rn_io_t *lt_io(rn_fs_t *fs);
+
+#endif

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install the Debian packages runnel needs to build and test.
+#
+# Idempotent and quick: it asks dpkg which packages are missing and only runs
+# apt-get (update + install) when something is. Used by both README commands
+# and by .ci/run. Needs root (or sudo) only when something must be installed.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config
+  clang libclang-rt-dev          # fuzz targets (libFuzzer) and sanitizers
+  liburing-dev                   # io_uring disk backend
+  libxxhash-dev                  # XXH3 checksums
+  liblz4-dev                     # batch compression
+  libcmocka-dev                  # unit tests
+  python3                        # test harness helpers
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
