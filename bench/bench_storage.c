@@ -230,8 +230,9 @@ int rn_bench_storage(int argc, char **argv) {
   double te0 = now_s();
   for (int k = 0; k < NB; k++) {
     rn_batch_builder_reset(&b);
+    for (size_t x = 0; x < o.record_size; x++) val[x] = (uint8_t)("{\"user\":\"u123\",\"event\":\"tap\"}"[(x + (size_t)k) % 30]);
     for (uint32_t i = 0; i < per_batch; i++) {
-      for (size_t x = 0; x < o.record_size; x++) val[x] = (uint8_t)("{\"user\":\"u123\",\"event\":\"tap\"}"[(x + i + (size_t)k) % 30]);
+      memcpy(val, &i, o.record_size < sizeof(i) ? o.record_size : sizeof(i));
       char key[24];
       int kl = snprintf(key, sizeof(key), "user-%u", (unsigned)(i % 1000));
       rn_record_t r = {.timestamp = 1700000000000 + i, .key = (uint8_t *)key, .key_len = (size_t)kl,

@@ -14,6 +14,10 @@ PKGS=(
   liblz4-dev                     # batch compression
   libcmocka-dev                  # unit tests
   python3                        # test harness helpers
+  libuv1-dev                     # broker and client event loops
+  protobuf-c-compiler libprotobuf-c-dev  # native wire protocol
+  libyaml-dev                    # broker config
+  libssl-dev                     # MD5 routing, SHA-256/HMAC
 )
 
 missing=()

@@ -43,7 +43,16 @@ typedef int rn_err_t;
   X(EOFFSET, -4004, 103, false, "offset out of range")                                  \
   X(ELOGFAILED, -4005, 104, false, "log failed after a write or sync error; refusing appends") \
   X(ECLOSED, -4006, 105, false, "closed")                                               \
-  X(EFORMAT, -4007, 106, false, "unsupported format version or codec")
+  X(EFORMAT, -4007, 106, false, "unsupported format version or codec")                 \
+  X(ENOSTREAM, -4008, 107, false, "stream not found")                                   \
+  X(ENOSHARD, -4009, 108, false, "shard not found")                                     \
+  X(EBADREQUEST, -4010, 109, false, "malformed request")                                \
+  X(EUNKNOWNOP, -4011, 110, false, "unknown operation")                                 \
+  X(ESEQUENCE, -4012, 111, false, "producer sequence out of order")                     \
+  X(EFENCED, -4013, 112, false, "producer epoch fenced by a newer one")                 \
+  X(ETHROTTLED, -4014, 113, true, "throughput limit exceeded")                          \
+  X(ESHUTDOWN, -4015, 114, true, "broker shutting down")                                \
+  X(ECONNECTION, -4016, 115, true, "connection to the broker failed or was lost")
 
 typedef enum {
 #define RN__ERR_ENUM(name, value, wire, retry, msg) RN_##name = (value),

@@ -1290,12 +1290,14 @@ static void test_malformed_lz4(void **state) {
   batch = make_lz4(&s, &sec, &len);
   assert_int_equal(rn_batch_verify(batch, len, NULL, NULL), 0);
   assert_int_equal(drain(batch, len, &got), RN_ECORRUPT);
+  assert_int_equal(got, 0); /* refused by init, before any record */
   free(batch);
 
   s.records_length = (uint32_t)sec.n - 1; /* claims one byte less */
   batch = make_lz4(&s, &sec, &len);
   assert_int_equal(rn_batch_verify(batch, len, NULL, NULL), 0);
   assert_int_equal(drain(batch, len, &got), RN_ECORRUPT);
+  assert_int_equal(got, 0); /* refused by init, before any record */
   free(batch);
 
   /* Garbage where the block should be. */

@@ -483,6 +483,20 @@ static void test_errors_through_callback(void **state) {
   assert_int_equal(ok.result, 0);
   fx->fs->close(ro);
 
+  /* A file without a descriptor: io_uring cannot take it (refused, no
+   * callback); the posix backend hands it to the fs, which reports EBADF. */
+  rn_file_t nofd = {.fs = rn_fs_posix(), .fd = -1};
+  slot_t nf = {0};
+  if (rn_io_backend(fx->io) == RN_IO_URING) {
+    assert_int_equal(rn_io_write(fx->io, &nofd, &iov, 1, 0, slot_cb, &nf), RN_ENOTSUP);
+    assert_int_equal(rn_io_datasync(fx->io, &nofd, slot_cb, &nf), RN_ENOTSUP);
+    assert_int_equal(rn_io_inflight(fx->io), 0);
+  } else {
+    assert_int_equal(rn_io_write(fx->io, &nofd, &iov, 1, 0, slot_cb, &nf), 0);
+    drain(fx->io);
+    assert_int_equal(nf.result, -EBADF);
+  }
+
   slot_t never = {0};
   assert_int_equal(rn_io_write(fx->io, fx->f, &iov, 0, 0, slot_cb, &never), RN_EINVAL);
   assert_int_equal(rn_io_write(fx->io, fx->f, NULL, 1, 0, slot_cb, &never), RN_EINVAL);

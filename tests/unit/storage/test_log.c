@@ -250,7 +250,7 @@ static void test_reopen_clean_and_rebuild(void **state) {
   assert_int_equal(rn_log_close(log), 0);
 
   /* Remove one index file: it is rebuilt by scanning that segment. */
-  char path[700];
+  char path[800];
   snprintf(path, sizeof(path), "%s/%020d.index", f->logdir, 0);
   assert_int_equal(unlink(path), 0);
   log = open_log(f, &rec);

@@ -1,0 +1,89 @@
+/*
+ * engine.h — the broker's data plane behind the network: streams, shards,
+ * produce, fetch (with long poll), offsets, metadata. Private to broker/.
+ *
+ * The server (server.c, conn.c) owns sockets and framing; it decodes each
+ * frame into a Runnel__Request and hands it to rn_engine_handle(), which
+ * answers through a callback — at once for admin calls, later for produce
+ * (after the stream's durability promise holds) and for long-polling
+ * fetches (when data arrives or the wait expires).
+ *
+ * Threading: everything here runs on the loop thread given in the options;
+ * disk work goes to rn_io_t (appends, syncs) or the libuv thread pool
+ * (reads, metadata writes), never blocking the loop.
+ */
+#ifndef RN_BROKER_ENGINE_H
+#define RN_BROKER_ENGINE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "rn_io.h"
+#include "rn_log.h"
+#include "runnel.pb-c.h"
+#include "runnel/error.h"
+
+typedef struct rn_engine rn_engine_t;
+
+typedef struct rn_engine_opts {
+  uv_loop_t *loop;             /* the loop thread everything runs on */
+  const char *data_dir;        /* root of all broker data */
+  rn_io_backend_t io_backend;  /* RN_IO_AUTO by default */
+  uint32_t max_record_bytes;   /* largest record value + key; default 1 MiB */
+  uint32_t max_batch_bytes;    /* largest batch; default 8 MiB */
+  uint32_t max_fetch_bytes;    /* cap on one fetch response; default 16 MiB */
+  uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
+  uint32_t max_shards;         /* per stream; default 1024 */
+  uint64_t segment_bytes;      /* log segment size; default 256 MiB */
+  uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
+  /* One line per event; NULL = stderr. */
+  void (*logger)(void *arg, rn_log_level_t level, const char *msg);
+  void *logger_arg;
+} rn_engine_opts_t;
+
+void rn_engine_opts_default(rn_engine_opts_t *o);
+
+/* Open the data directory: load stream metadata, open (recover) every shard.
+ * Blocking: call before the server starts accepting. On failure why holds a
+ * one-line reason. */
+rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *why, size_t whylen);
+
+/* Answer for one request. resp is owned by the engine and valid only during
+ * the call: the server packs it into a frame before returning. Called
+ * exactly once per rn_engine_handle, possibly before rn_engine_handle
+ * returns, on the loop thread. */
+typedef void (*rn_engine_reply_cb)(void *ctx, const Runnel__Response *resp);
+
+/* Handle one decoded request. req is borrowed: the engine copies what it
+ * keeps. ctx is the server's (a connection + correlation id); the server
+ * must keep it valid until cb runs (mark it closed instead of freeing when
+ * the connection goes away). */
+void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
+
+/* Begin shutdown: refuse new produce requests (RN_ESHUTDOWN), complete
+ * waiting fetches now with what they have. In-flight appends keep going. */
+void rn_engine_drain(rn_engine_t *eng);
+
+/* True once every in-flight append has been answered (after drain). */
+int rn_engine_idle(const rn_engine_t *eng);
+
+/* Sync and close every shard (clean-shutdown markers), free. Blocking; call
+ * after the server stopped and rn_engine_idle() holds. NULL ok. Returns the
+ * first error met. */
+rn_err_t rn_engine_close(rn_engine_t *eng);
+
+/* Fill an Error message for err. name points to static storage; message
+ * points to msg (which must outlive the packing of the message; NULL = the
+ * table's generic text). */
+void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg);
+
+/* For /healthz and metrics: counts. */
+typedef struct rn_engine_stats {
+  uint32_t streams;
+  uint32_t shards;
+  uint32_t failed_shards; /* logs failed by an I/O error */
+  uint64_t records_in, bytes_in, records_out, bytes_out;
+} rn_engine_stats_t;
+void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st);
+
+#endif
