@@ -595,6 +595,27 @@ rn_err_t rn_log_close(rn_log_t *log) {
   return err;
 }
 
+void rn_log_close_discard(rn_log_t *log) {
+  if (!log) return;
+  log->closing = true;
+  /* Fail first so nothing new is submitted; then let in-flight I/O land. */
+  if (!log->failed) {
+    log->failed = RN_ECANCELED;
+    while (log->ready_head) {
+      rn__chunk_t *c = log->ready_head;
+      log->ready_head = c->next;
+      chunk_free(c);
+    }
+    log->ready_tail = NULL;
+    chunk_free(log->fill);
+    log->fill = NULL;
+    acks_release(log, 0, RN_ECANCELED);
+  }
+  while (log->inflight) rn_io_wait(log->io, -1);
+  acks_release(log, 0, RN_ECANCELED);
+  log_free(log);
+}
+
 /* ---- append ------------------------------------------------------------------ */
 
 rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
@@ -693,26 +714,68 @@ static uint64_t visible_bytes(const rn_log_t *log, const rn__seg_t *seg) {
   return log->opts.durability == RN_DURABILITY_SYNC ? seg->synced : seg->written;
 }
 
-rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, size_t *len) {
-  *len = 0;
+rn_err_t rn_log_span_plan(rn_log_t *log, uint64_t offset, rn_log_span_t *span) {
+  memset(span, 0, sizeof(*span));
   uint64_t end = rn_log_end(log);
   if (offset < rn_log_start(log) || offset > end) return RN_EOFFSET;
+  span->offset = offset;
+  span->end_offset = end;
   if (offset == end) return 0;
   rn__seg_t *seg = log->segs[seg_for(log, offset)];
   if (offset >= seg->next) return RN_EOFFSET;
-  uint64_t limit = visible_bytes(log, seg);
-  uint64_t pos;
+  /* Largest index entry at or below offset (in memory: no I/O here). */
+  uint32_t lo = 0, hi = seg->idx_len;
+  uint64_t rel = offset - seg->base;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (seg->idx[mid].rel <= rel)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  span->start_pos = lo ? seg->idx[lo - 1].pos : 0;
+  span->limit_pos = visible_bytes(log, seg);
+  span->seg = seg;
+  seg->busy++;
+  return 0;
+}
+
+void rn_log_span_release(rn_log_t *log, rn_log_span_t *span) {
+  (void)log;
+  if (span->seg) ((rn__seg_t *)span->seg)->busy--;
+  span->seg = NULL;
+}
+
+rn_err_t rn_log_span_read(const rn_log_span_t *span, uint8_t *buf, size_t cap, size_t *len) {
+  *len = 0;
+  const rn__seg_t *seg = span->seg;
+  if (!seg) return 0;
+  rn_file_t *f = seg->file;
+  uint64_t offset = span->offset, end = span->end_offset, limit = span->limit_pos;
+  /* Scan batch headers forward to the batch holding offset. */
+  uint64_t pos = span->start_pos;
+  uint8_t hb[RN_BATCH_HEADER_SIZE];
   rn_batch_header_t hdr;
-  rn_err_t err = rn__seg_find(log, seg, offset, limit, &pos, &hdr);
-  if (err == RN_EOFFSET) return 0;
-  if (err) goto corrupt;
+  for (;;) {
+    if (pos >= limit) return 0;
+    size_t got = 0;
+    rn_err_t err = f->fs->pread(f, hb, sizeof(hb), pos, &got);
+    if (err) return err;
+    if (got < sizeof(hb)) return RN_ECORRUPT;
+    err = rn_batch_header_decode(hb, sizeof(hb), &hdr);
+    if (err) return RN_ECORRUPT;
+    if (hdr.record_count == 0 || hdr.base_offset > offset) return RN_ECORRUPT;
+    if (rn_batch_last_offset(&hdr) >= offset) break;
+    pos += hdr.batch_length;
+  }
+  if (hdr.base_offset >= end) return 0;
   if (hdr.batch_length > cap) {
     *len = hdr.batch_length;
     return RN_ETOOLARGE;
   }
   size_t want = (size_t)(limit - pos < cap ? limit - pos : cap);
   size_t got = 0;
-  err = seg->file->fs->pread(seg->file, buf, want, pos, &got);
+  rn_err_t err = f->fs->pread(f, buf, want, pos, &got);
   if (err) return err;
   size_t at = 0;
   while (at < got) {
@@ -720,10 +783,7 @@ rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, s
     rn_err_t v = rn_batch_verify(buf + at, got - at, &h, NULL);
     if (v == RN_EPARTIAL) break;
     if (v) {
-      if (at == 0) {
-        err = v;
-        goto corrupt;
-      }
+      if (at == 0) return v == RN_EFORMAT ? RN_ECORRUPT : v;
       break;
     }
     if (h.base_offset >= end) break;
@@ -731,10 +791,19 @@ rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, s
   }
   *len = at;
   return 0;
-corrupt:
-  rn__log_say(log, RN_LOG_ERROR, "%s: segment " RN__SEG_NAME_FMT ".log: batch holding offset %" PRIu64 " failed verification (%s); not served",
-              log->dir, seg->base, offset, rn_err_name(err));
-  return err == RN_EFORMAT || err == RN_ECORRUPT ? RN_ECORRUPT : err;
+}
+
+rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, size_t *len) {
+  *len = 0;
+  rn_log_span_t span;
+  rn_err_t err = rn_log_span_plan(log, offset, &span);
+  if (err) return err;
+  err = rn_log_span_read(&span, buf, cap, len);
+  if (err == RN_ECORRUPT)
+    rn__log_say(log, RN_LOG_ERROR, "%s: segment " RN__SEG_NAME_FMT ".log: batch holding offset %" PRIu64 " failed verification; not served",
+                log->dir, ((rn__seg_t *)span.seg)->base, offset);
+  rn_log_span_release(log, &span);
+  return err;
 }
 
 rn_err_t rn_log_find_time(rn_log_t *log, int64_t ts, uint64_t *offset) {
@@ -859,6 +928,8 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
   if (log->writing || log->ready_head || (log->fill && log->fill->len) || log->round_active ||
       log->seal_active || log->acks_len || log->inflight)
     return RN_EBUSY;
+  for (uint32_t i = 0; i < log->nsegs; i++)
+    if (log->segs[i]->busy) return RN_EBUSY;
   if (offset < rn_log_start(log) || offset > log->next_offset) return RN_EOFFSET;
   if (offset == log->next_offset) return 0;
   uint32_t si = seg_for(log, offset);

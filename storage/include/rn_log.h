@@ -96,6 +96,12 @@ rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn
  * a clean marker. NULL ok (returns 0). */
 rn_err_t rn_log_close(rn_log_t *log);
 
+/* Close without a final sync, index files or clean-shutdown marker: for a
+ * log whose directory is about to be deleted. Waits for this log's
+ * in-flight I/O (blocking briefly); appends not yet written complete with
+ * RN_ECANCELED. NULL ok. */
+void rn_log_close_discard(rn_log_t *log);
+
 /* Append completion: err 0 and the batch's base offset once the durability
  * promise holds (sync: fdatasync'ed; interval/none: written to the file), or
  * the error that failed the log. */
@@ -124,6 +130,29 @@ int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now_ms);
  * RN_ETOOLARGE (the first batch needs more than cap: *len = its size) or
  * RN_ECORRUPT (the first batch failed verification; reported loudly). */
 rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, size_t *len);
+
+/* A planned read, for reading off the owner thread (the broker reads on a
+ * thread pool). rn_log_span_plan runs on the owner thread and does no I/O:
+ * it resolves the segment, an index position at or before offset and the
+ * visible limit, and pins the segment (retention will not delete it and
+ * truncate returns RN_EBUSY) until rn_log_span_release, also on the owner
+ * thread. rn_log_span_read may run on any thread, once or more; it has
+ * rn_log_read's semantics. Every span must be released before close. */
+typedef struct rn_log_span {
+  uint64_t offset;     /* the requested offset */
+  uint64_t end_offset; /* visible end when planned; nothing at or past it is returned */
+  uint64_t start_pos;  /* file position to scan forward from */
+  uint64_t limit_pos;  /* visible bytes of the segment */
+  void *seg;           /* private: the pinned segment; NULL = nothing to read */
+} rn_log_span_t;
+
+/* Returns 0 (span->seg NULL when offset is the visible end) or RN_EOFFSET. */
+rn_err_t rn_log_span_plan(rn_log_t *log, uint64_t offset, rn_log_span_t *span);
+/* Any thread. Same results as rn_log_read (RN_ECORRUPT is not logged here:
+ * the caller reports it). */
+rn_err_t rn_log_span_read(const rn_log_span_t *span, uint8_t *buf, size_t cap, size_t *len);
+/* Owner thread. Accepts a span whose seg is NULL. */
+void rn_log_span_release(rn_log_t *log, rn_log_span_t *span);
 
 /* First offset whose record timestamp is >= ts. *offset = visible end when
  * no such record exists. Returns 0 or a read error. */

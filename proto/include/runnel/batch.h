@@ -114,7 +114,11 @@ typedef struct rn_record {
 /* ---- header ----------------------------------------------------------- */
 
 /* Decode the fixed header from buf[0, len). Checks magic, header_length,
- * codec and that batch_length is within [header size, RN_BATCH_MAX_SIZE].
+ * codec and that batch_length is within [header size, RN_BATCH_MAX_SIZE],
+ * plus every rule the header alone can show: reserved fields and bits 0,
+ * records_length consistent with batch_length and codec, 1 <= record_count
+ * <= records_length / 8, max_timestamp >= first_timestamp, and the last
+ * offset not wrapping (docs/format.md, "Decoder checklist").
  * Does not verify checksums. Returns 0, RN_EPARTIAL when len < header size,
  * RN_EFORMAT for an unknown magic/codec, RN_ECORRUPT for impossible lengths. */
 rn_err_t rn_batch_header_decode(const uint8_t *buf, size_t len, rn_batch_header_t *hdr);
