@@ -157,7 +157,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     listing_free(&l);
     return fail(rec, err, "cannot list %s: %s", log->dir, rn_strerror(err));
   }
-  qsort(l.bases, l.n, sizeof(uint64_t), cmp_u64);
+  if (l.n) qsort(l.bases, l.n, sizeof(uint64_t), cmp_u64);
   for (size_t i = 0; i < l.nstale; i++) {
     char path[RN__PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", log->dir, l.stale[i]);
