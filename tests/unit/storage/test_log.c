@@ -401,6 +401,59 @@ static void test_truncate(void **state) {
   expect_free(&e);
 }
 
+/* Segments also roll by age: at the next append, or at a tick when the
+ * shard is quiet (so time retention can remove the old data). */
+static void test_roll_by_age(void **state) {
+  fx_t *f = *state;
+  f->opts.segment_ms = 60000;
+  rn_log_t *log = open_log(f, NULL);
+  append_wait(f, log, 1, 2, 10, 1);
+  assert_int_equal(rn_log_segment_count(log), 1);
+  f->now += 59999;
+  append_wait(f, log, 2, 2, 10, 2);
+  assert_int_equal(rn_log_segment_count(log), 1);
+  f->now += 1;
+  append_wait(f, log, 3, 2, 10, 3); /* the segment is 60 s old: roll first */
+  assert_int_equal(rn_log_segment_count(log), 2);
+  f->now += 60000;
+  rn_log_tick(log, f->now); /* quiet shard: the tick rolls */
+  assert_int_equal(rn_log_segment_count(log), 3);
+  rn_log_tick(log, f->now); /* an empty active segment never rolls */
+  assert_int_equal(rn_log_segment_count(log), 3);
+  lt_drain(f->io);
+  uint64_t count;
+  assert_int_equal(lt_read_all(log, 0, NULL, NULL, &count), 0);
+  assert_int_equal(count, 6);
+  assert_int_equal(rn_log_close(log), 0);
+}
+
+/* interval mode acknowledges from the page cache and syncs on ticks;
+ * none mode never syncs on its own. Both read back what they acknowledged. */
+static void test_interval_and_none(void **state) {
+  fx_t *f = *state;
+  for (int mode = 0; mode < 2; mode++) {
+    f->opts.durability = mode ? RN_DURABILITY_NONE : RN_DURABILITY_INTERVAL;
+    f->opts.interval_ms = 50;
+    snprintf(f->logdir, sizeof(f->logdir), "%s/mode-%d", f->dir, mode);
+    rn_log_t *log = open_log(f, NULL);
+    for (int i = 0; i < 20; i++) append_wait(f, log, (uint64_t)i, 3, 100, i);
+    assert_int_equal(rn_log_end(log), 60);
+    assert_true(rn_log_next_tick_ms(log, f->now) >= 0);
+    f->now += 100;
+    rn_log_tick(log, f->now);
+    lt_drain(f->io);
+    uint64_t count;
+    assert_int_equal(lt_read_all(log, 0, NULL, NULL, &count), 0);
+    assert_int_equal(count, 60);
+    assert_int_equal(rn_log_close(log), 0);
+    rn_log_recovery_t rec;
+    log = open_log(f, &rec);
+    assert_true(rec.clean);
+    assert_int_equal(rn_log_end(log), 60);
+    assert_int_equal(rn_log_close(log), 0);
+  }
+}
+
 static void test_bad_input(void **state) {
   fx_t *f = *state;
   f->opts.max_batch_bytes = 4096;
@@ -456,6 +509,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reopen_after_crash_copy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retention_time_and_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_roll_by_age, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_interval_and_none, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
       cmocka_unit_test(test_durability_names),
   };
