@@ -7,7 +7,8 @@
  * verification, whatever the bytes.
  *
  * Input: byte 0 = flags (bit 0: split into two segments at the offset in
- * bytes 1-2; bit 1: write a recovery point with the value in byte 3), then
+ * bytes 1-2; bit 1: write a recovery point and log start derived from
+ * byte 3), then
  * the segment bytes.
  */
 #include <stdint.h>
@@ -58,10 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     crashfs_write_file(cfs, "/d/00000000000000000000.log", data, size);
   }
   if (flags & 2) {
-    uint8_t rp[24];
+    /* recovery point and log start (storage/segment.c, state files) */
+    uint8_t rp[32];
     put_u64(rp, 0x50524e52u | (uint64_t)1 << 32);
     put_u64(rp + 8, rpv % 8);
-    put_u64(rp + 16, XXH3_64bits(rp, 16));
+    put_u64(rp + 16, (rpv >> 3) % 8 <= rpv % 8 ? (rpv >> 3) % 8 : 0);
+    put_u64(rp + 24, XXH3_64bits(rp, 24));
     crashfs_write_file(cfs, "/d/recovery-point", rp, sizeof(rp));
   }
   rn_io_opts_t io_opts;

@@ -107,21 +107,24 @@ static void done_push(rn_io_t *io, rn__io_op_t *op) {
   }
 }
 
-void rn__io_pool_push(rn_io_t *io, rn__io_op_t *op) {
-  pthread_mutex_lock(&io->pool_mu);
-  rn__io_list_push(&io->queue, op);
-  pthread_cond_signal(&io->pool_cv);
-  pthread_mutex_unlock(&io->pool_mu);
+static void lane_push(rn__io_lane_t *lane, rn__io_op_t *op) {
+  pthread_mutex_lock(&lane->mu);
+  rn__io_list_push(&lane->queue, op);
+  pthread_cond_signal(&lane->cv);
+  pthread_mutex_unlock(&lane->mu);
 }
 
-/* Worker thread: run queued ops in FIFO order until told to stop. */
+void rn__io_pool_push(rn_io_t *io, rn__io_op_t *op) { lane_push(&io->pool, op); }
+
+/* Worker thread: run a lane's ops in FIFO order until told to stop. */
 static void *worker_main(void *p) {
-  rn_io_t *io = p;
+  rn__io_lane_t *lane = p;
+  rn_io_t *io = lane->io;
   for (;;) {
-    pthread_mutex_lock(&io->pool_mu);
-    while (!io->queue.head && !io->stop) pthread_cond_wait(&io->pool_cv, &io->pool_mu);
-    rn__io_op_t *op = rn__io_list_pop(&io->queue);
-    pthread_mutex_unlock(&io->pool_mu);
+    pthread_mutex_lock(&lane->mu);
+    while (!lane->queue.head && !lane->stop) pthread_cond_wait(&lane->cv, &lane->mu);
+    rn__io_op_t *op = rn__io_list_pop(&lane->queue);
+    pthread_mutex_unlock(&lane->mu);
     if (!op) break; /* stop with an empty queue */
     if (op->kind == RN__IO_JOB)
       op->result = op->fn(op->arg);
@@ -132,34 +135,46 @@ static void *worker_main(void *p) {
   return NULL;
 }
 
-static void pool_stop(rn_io_t *io) {
-  pthread_mutex_lock(&io->pool_mu);
-  io->stop = true;
-  pthread_cond_broadcast(&io->pool_cv);
-  pthread_mutex_unlock(&io->pool_mu);
-  for (unsigned i = 0; i < io->nthreads; i++) pthread_join(io->threads[i], NULL);
-  io->nthreads = 0;
-  free(io->threads);
-  io->threads = NULL;
+static void lane_init(rn_io_t *io, rn__io_lane_t *lane) {
+  lane->io = io;
+  pthread_mutex_init(&lane->mu, NULL);
+  pthread_cond_init(&lane->cv, NULL);
 }
 
-static rn_err_t pool_start(rn_io_t *io, unsigned n) {
-  io->threads = calloc(n, sizeof *io->threads);
-  if (!io->threads) return RN_ENOMEM;
+static void lane_stop(rn__io_lane_t *lane) {
+  pthread_mutex_lock(&lane->mu);
+  lane->stop = true;
+  pthread_cond_broadcast(&lane->cv);
+  pthread_mutex_unlock(&lane->mu);
+  for (unsigned i = 0; i < lane->nthreads; i++) pthread_join(lane->threads[i], NULL);
+  lane->nthreads = 0;
+  free(lane->threads);
+  lane->threads = NULL;
+}
+
+static void lane_destroy(rn__io_lane_t *lane) {
+  if (lane->nthreads) lane_stop(lane);
+  pthread_cond_destroy(&lane->cv);
+  pthread_mutex_destroy(&lane->mu);
+}
+
+static rn_err_t lane_start(rn__io_lane_t *lane, unsigned n) {
+  lane->threads = calloc(n, sizeof *lane->threads);
+  if (!lane->threads) return RN_ENOMEM;
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
   rn_err_t err = 0;
   for (unsigned i = 0; i < n; i++) {
-    int rc = pthread_create(&io->threads[i], NULL, worker_main, io);
+    int rc = pthread_create(&lane->threads[i], NULL, worker_main, lane);
     if (rc) {
       err = -rc;
       break;
     }
-    io->nthreads++;
+    lane->nthreads++;
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (err) pool_stop(io);
+  if (err) lane_stop(lane);
   return err;
 }
 
@@ -199,7 +214,8 @@ static bool uring_unavailable(rn_err_t err) {
 }
 
 static void io_free(rn_io_t *io) {
-  if (io->nthreads) pool_stop(io);
+  if (io->pool.nthreads) lane_stop(&io->pool);
+  if (io->bg.nthreads) lane_stop(&io->bg);
   if (io->be && io->be_state) io->be->fini(io);
   while (io->free_ops) {
     rn__io_op_t *op = io->free_ops;
@@ -207,8 +223,8 @@ static void io_free(rn_io_t *io) {
     free(op);
   }
   if (io->efd >= 0) close(io->efd);
-  pthread_cond_destroy(&io->pool_cv);
-  pthread_mutex_destroy(&io->pool_mu);
+  lane_destroy(&io->pool);
+  lane_destroy(&io->bg);
   pthread_mutex_destroy(&io->done_mu);
   free(io);
 }
@@ -251,8 +267,8 @@ rn_err_t rn_io_new(const rn_io_opts_t *opts_in, rn_io_t **out) {
   if (!io) return RN_ENOMEM;
   io->efd = -1;
   pthread_mutex_init(&io->done_mu, NULL);
-  pthread_mutex_init(&io->pool_mu, NULL);
-  pthread_cond_init(&io->pool_cv, NULL);
+  lane_init(io, &io->pool);
+  lane_init(io, &io->bg);
   io->fs = opts.fs;
   io->queue_depth = opts.queue_depth;
   io->free_cap = opts.queue_depth;
@@ -272,7 +288,8 @@ rn_err_t rn_io_new(const rn_io_opts_t *opts_in, rn_io_t **out) {
     }
     if (err) io->be = NULL;
   }
-  if (!err) err = pool_start(io, opts.threads ? opts.threads : io->be->default_threads);
+  if (!err) err = lane_start(&io->pool, opts.threads ? opts.threads : io->be->default_threads);
+  if (!err) err = lane_start(&io->bg, 1);
   if (err) {
     io_free(io);
     return err;
@@ -366,7 +383,7 @@ rn_err_t rn_io_datasync(rn_io_t *io, rn_file_t *f, rn_io_cb cb, void *arg) {
   return submit_to_backend(io, op);
 }
 
-rn_err_t rn_io_job(rn_io_t *io, rn_io_job_fn fn, rn_io_cb cb, void *arg) {
+static rn_err_t submit_job(rn_io_t *io, rn__io_lane_t *lane, rn_io_job_fn fn, rn_io_cb cb, void *arg) {
   if (!io || !fn || !cb) return RN_EINVAL;
   rn__io_op_t *op = op_get(io);
   if (!op) return RN_ENOMEM;
@@ -375,8 +392,16 @@ rn_err_t rn_io_job(rn_io_t *io, rn_io_job_fn fn, rn_io_cb cb, void *arg) {
   op->cb = cb;
   op->arg = arg;
   io->inflight++;
-  rn__io_pool_push(io, op);
+  lane_push(lane, op);
   return 0;
+}
+
+rn_err_t rn_io_job(rn_io_t *io, rn_io_job_fn fn, rn_io_cb cb, void *arg) {
+  return submit_job(io, io ? &io->pool : NULL, fn, cb, arg);
+}
+
+rn_err_t rn_io_job_bg(rn_io_t *io, rn_io_job_fn fn, rn_io_cb cb, void *arg) {
+  return submit_job(io, io ? &io->bg : NULL, fn, cb, arg);
 }
 
 /* ---- completion (owner thread) -------------------------------------------- */

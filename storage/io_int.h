@@ -125,6 +125,17 @@ typedef struct rn__io_backend {
 extern const rn__io_backend_t rn__io_backend_uring;
 extern const rn__io_backend_t rn__io_backend_posix;
 
+/* A FIFO of ops served by worker threads. */
+typedef struct rn__io_lane {
+  rn_io_t *io;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  rn__io_list_t queue; /* mu: FIFO of ops for workers */
+  bool stop;           /* mu */
+  pthread_t *threads;  /* owned */
+  unsigned nthreads;   /* started */
+} rn__io_lane_t;
+
 struct rn_io {
   const rn__io_backend_t *be; /* immutable after rn_io_new */
   void *be_state;             /* owned by be; owner thread only */
@@ -142,13 +153,11 @@ struct rn_io {
   pthread_mutex_t done_mu;
   rn__io_list_t done; /* done_mu */
 
-  /* worker pool */
-  pthread_mutex_t pool_mu;
-  pthread_cond_t pool_cv;
-  rn__io_list_t queue; /* pool_mu: FIFO of ops for workers */
-  bool stop;           /* pool_mu */
-  pthread_t *threads;  /* owned */
-  unsigned nthreads;   /* started */
+  /* worker lanes: "pool" runs posix writes/datasyncs and short jobs;
+   * "bg" (one thread) runs background jobs in order, so a slow unlink or
+   * seal never queues in front of a write or an fdatasync. */
+  rn__io_lane_t pool;
+  rn__io_lane_t bg;
 };
 
 /* Hand op to the worker pool (owner thread). Never fails. */

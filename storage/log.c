@@ -139,7 +139,11 @@ static void acks_release(rn_log_t *log, uint64_t mark, rn_err_t err) {
     if (!err && a.end_offset > mark) break;
     log->acks_head = (log->acks_head + 1) % log->acks_cap;
     log->acks_len--;
-    if (a.cb) a.cb(a.arg, err, a.base);
+    if (a.cb) {
+      log->cb_depth++;
+      a.cb(a.arg, err, a.base);
+      log->cb_depth--;
+    }
   }
 }
 
@@ -381,6 +385,7 @@ typedef struct seal_job {
   rn_log_t *log;
   rn__seg_t *seg;
   uint64_t rp;
+  uint64_t start;
   uint8_t *idx, *tidx;
   size_t idx_len, tidx_len;
   char idx_path[RN__PATH_MAX];
@@ -395,7 +400,7 @@ static rn_err_t seal_fn(void *arg) {
   rn_err_t err = fs->datasync(j->seg->file);
   if (!err) err = rn__write_file(fs, j->idx_path, j->idx, j->idx_len);
   if (!err) err = rn__write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
-  if (!err) err = rn__rp_write(j->log, j->rp);
+  if (!err) err = rn__rp_write(j->log, j->rp, j->start);
   return err;
 }
 
@@ -439,11 +444,12 @@ static void maybe_seal(rn_log_t *log) {
     j->log = log;
     j->seg = seg;
     j->rp = seg->next;
+    j->start = log->start_submitted;
     rn__seg_path(log, seg->base, ".index", j->idx_path);
     rn__seg_path(log, seg->base, ".timeindex", j->tidx_path);
     err = rn__seg_index_encode(seg, &j->idx, &j->idx_len, &j->tidx, &j->tidx_len);
   }
-  if (!err) err = rn_io_job(log->io, seal_fn, seal_cb, j);
+  if (!err) err = rn_io_job_bg(log->io, seal_fn, seal_cb, j);
   if (err) {
     if (j) {
       free(j->idx);
@@ -455,6 +461,7 @@ static void maybe_seal(rn_log_t *log) {
   }
   seg->busy++;
   log->seal_active = true;
+  log->rp_submitted = j->rp;
   log->inflight++;
 }
 
@@ -485,10 +492,12 @@ static rn_err_t roll(rn_log_t *log) {
   return 0;
 }
 
-static bool wants_roll(const rn_log_t *log, size_t len, int64_t now) {
+static bool wants_roll(const rn_log_t *log, size_t len, uint32_t records, int64_t now) {
   const rn__seg_t *a = active(log);
   if (a->size == 0) return false;
   if (a->size + len > log->opts.segment_bytes) return true;
+  /* Index entries hold offsets relative to the segment base in 32 bits. */
+  if (a->next + records - a->base > UINT32_MAX) return true;
   return log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms;
 }
 
@@ -556,6 +565,7 @@ rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn
 
 rn_err_t rn_log_close(rn_log_t *log) {
   if (!log) return 0;
+  if (log->cb_depth) return RN_EBUSY; /* never free a log from its own callback */
   log->closing = true;
   for (;;) {
     if (!log->failed) {
@@ -583,7 +593,8 @@ rn_err_t rn_log_close(rn_log_t *log) {
       free(ib);
       free(tb);
     }
-    if (!err && log->recovery_point != a->base) err = rn__rp_write(log, a->base);
+    if (!err && (log->recovery_point != a->base || log->start_submitted != rn_log_start(log)))
+      err = rn__rp_write(log, a->base, rn_log_start(log));
     if (!err) {
       rn__clean_t c = {.active_base = a->base, .active_size = a->size, .next_offset = log->next_offset};
       err = rn__clean_write(log, &c);
@@ -595,8 +606,9 @@ rn_err_t rn_log_close(rn_log_t *log) {
   return err;
 }
 
-void rn_log_close_discard(rn_log_t *log) {
-  if (!log) return;
+rn_err_t rn_log_close_discard(rn_log_t *log) {
+  if (!log) return 0;
+  if (log->cb_depth) return RN_EBUSY;
   log->closing = true;
   /* Fail first so nothing new is submitted; then let in-flight I/O land. */
   if (!log->failed) {
@@ -614,6 +626,7 @@ void rn_log_close_discard(rn_log_t *log) {
   while (log->inflight) rn_io_wait(log->io, -1);
   acks_release(log, 0, RN_ECANCELED);
   log_free(log);
+  return 0;
 }
 
 /* ---- append ------------------------------------------------------------------ */
@@ -630,7 +643,7 @@ rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t
   if (hdr.batch_length != len) return RN_ECORRUPT;
 
   int64_t now = rn__log_now(log);
-  if (wants_roll(log, len, now)) {
+  if (wants_roll(log, len, hdr.record_count, now)) {
     err = roll(log);
     if (err) {
       fail_log(log, err, "segment roll");
@@ -638,8 +651,14 @@ rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t
     }
   }
   rn__seg_t *seg = active(log);
-  if (log->fill && log->fill->seg == seg && log->fill->len && log->fill->len + len > CHUNK_MAX) {
-    ready_push(log, log->fill);
+  /* The fill buffer must belong to the active segment: one left from before
+   * a roll goes to the write queue (or back to the spare slot if empty, e.g.
+   * after an allocation failure below). */
+  if (log->fill && (log->fill->seg != seg || (log->fill->len && log->fill->len + len > CHUNK_MAX))) {
+    if (log->fill->len)
+      ready_push(log, log->fill);
+    else
+      chunk_recycle(log, log->fill);
     log->fill = NULL;
   }
   if (!log->fill) {
@@ -851,68 +870,93 @@ rn_err_t rn_log_find_time(rn_log_t *log, int64_t ts, uint64_t *offset) {
 
 /* ---- retention ----------------------------------------------------------------- */
 
+/* One retention pass: the new log start is made durable first (so recovery
+ * can finish the job if the machine crashes or an unlink fails), then the
+ * segments' files are closed and unlinked, then the directory synced. Runs
+ * on the background lane, after any seal submitted before it. */
 typedef struct del_job {
-  rn_fs_t *fs;
-  rn__seg_t *seg;
-  char dir[RN__PATH_MAX];
-  char paths[3][RN__PATH_MAX];
   rn_log_t *log;
+  rn__seg_t **segs; /* owned: removed from the log */
+  uint32_t n;
+  uint64_t rp, start;
 } del_job_t;
 
-/* Worker thread: close and unlink; the last close of a big file is slow. */
 static rn_err_t del_fn(void *arg) {
   del_job_t *j = arg;
-  if (j->seg->file) j->seg->file->fs->close(j->seg->file);
-  j->seg->file = NULL;
+  rn_fs_t *fs = j->log->fs;
+  rn_err_t err = rn__rp_write(j->log, j->rp, j->start);
+  if (err) return err;
   rn_err_t first = 0;
-  for (int i = 0; i < 3; i++) {
-    rn_err_t err = j->fs->unlink(j->fs, j->paths[i]);
-    if (err && err != RN_ENOENT && !first) first = err;
+  for (uint32_t i = 0; i < j->n; i++) {
+    rn__seg_t *seg = j->segs[i];
+    if (seg->file) seg->file->fs->close(seg->file); /* the last close of a big file is slow */
+    seg->file = NULL;
+    static const char *const sfx[] = {".index", ".timeindex", ".log"};
+    for (int k = 0; k < 3; k++) {
+      char path[RN__PATH_MAX];
+      rn__seg_path(j->log, seg->base, sfx[k], path);
+      rn_err_t e = fs->unlink(fs, path);
+      if (e && e != RN_ENOENT && !first) first = e;
+    }
   }
-  rn_err_t err = j->fs->sync_dir(j->fs, j->dir);
+  err = fs->sync_dir(fs, j->log->dir);
   return first ? first : err;
 }
 
 static void del_cb(void *arg, rn_err_t res) {
   del_job_t *j = arg;
-  j->log->inflight--;
+  rn_log_t *log = j->log;
+  log->inflight--;
+  log->delete_active = false;
   if (res < 0)
-    rn__log_say(j->log, RN_LOG_WARN, "%s: deleting segment " RN__SEG_NAME_FMT " failed: %s (it will be retried at the next open)",
-                j->dir, j->seg->base, rn_strerror(res));
-  rn__seg_free(j->seg);
+    rn__log_say(log, RN_LOG_WARN, "%s: deleting %u segment(s) below offset %" PRIu64 " failed: %s (the next open finishes it)",
+                log->dir, j->n, j->start, rn_strerror(res));
+  for (uint32_t i = 0; i < j->n; i++) rn__seg_free(j->segs[i]);
+  free(j->segs);
   free(j);
 }
 
 unsigned rn_log_apply_retention(rn_log_t *log, int64_t now) {
-  unsigned n = 0;
+  if (log->delete_active || log->failed) return 0;
   uint64_t total = rn_log_size_bytes(log);
-  while (log->nsegs > 1) {
-    rn__seg_t *seg = log->segs[0];
+  uint32_t n = 0;
+  bool by_time_any = false;
+  while (n + 1 < log->nsegs) {
+    rn__seg_t *seg = log->segs[n];
     if (!seg->sealed || seg->busy) break;
     bool by_time = log->opts.retention_ms >= 0 && seg->max_ts < now - log->opts.retention_ms;
     bool by_bytes = log->opts.retention_bytes >= 0 && total > (uint64_t)log->opts.retention_bytes;
     if (!by_time && !by_bytes) break;
-    del_job_t *j = calloc(1, sizeof(*j));
-    if (!j) break;
-    j->fs = log->fs;
-    j->seg = seg;
-    j->log = log;
-    snprintf(j->dir, sizeof(j->dir), "%s", log->dir);
-    rn__seg_path(log, seg->base, ".index", j->paths[0]);
-    rn__seg_path(log, seg->base, ".timeindex", j->paths[1]);
-    rn__seg_path(log, seg->base, ".log", j->paths[2]);
-    if (rn_io_job(log->io, del_fn, del_cb, j)) {
-      free(j);
-      break;
-    }
-    log->inflight++;
+    by_time_any |= by_time;
     total -= seg->size;
-    memmove(log->segs, log->segs + 1, (log->nsegs - 1) * sizeof(*log->segs));
-    log->nsegs--;
     n++;
-    rn__log_say(log, RN_LOG_INFO, "%s: retention removed segment " RN__SEG_NAME_FMT " (%s)", log->dir,
-                seg->base, by_time ? "time" : "bytes");
   }
+  if (n == 0) return 0;
+  del_job_t *j = calloc(1, sizeof(*j));
+  rn__seg_t **segs = malloc(n * sizeof(*segs));
+  if (!j || !segs) {
+    free(j);
+    free(segs);
+    return 0;
+  }
+  memcpy(segs, log->segs, n * sizeof(*segs));
+  j->log = log;
+  j->segs = segs;
+  j->n = n;
+  j->rp = log->rp_submitted;
+  j->start = log->segs[n]->base;
+  if (rn_io_job_bg(log->io, del_fn, del_cb, j)) {
+    free(segs);
+    free(j);
+    return 0;
+  }
+  log->inflight++;
+  log->delete_active = true;
+  log->start_submitted = j->start;
+  memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
+  log->nsegs -= n;
+  rn__log_say(log, RN_LOG_INFO, "%s: retention removes %u segment(s) below offset %" PRIu64 " (%s)", log->dir, n,
+              j->start, by_time_any ? "time" : "bytes");
   return n;
 }
 
@@ -945,9 +989,9 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
   /* 1. The recovery point moves below the cut first, so a crash midway
    * leaves no "sealed" segment that is shorter than its index says. */
   if (log->recovery_point > seg->base) {
-    rn_err_t err = rn__rp_write(log, seg->base);
+    rn_err_t err = rn__rp_write(log, seg->base, rn_log_start(log));
     if (err) return err;
-    log->recovery_point = seg->base;
+    log->recovery_point = log->rp_submitted = seg->base;
   }
   /* 2. Later segments go, newest first. */
   while (log->nsegs > si + 1) {

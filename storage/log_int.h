@@ -89,6 +89,11 @@ struct rn_log {
   uint64_t written_next; /* all offsets below are written */
   uint64_t durable_next; /* all offsets below are fdatasync'ed */
   uint64_t recovery_point;
+  /* Values of the newest recovery-point file write submitted to the
+   * background lane (which runs in order, so they only grow). */
+  uint64_t rp_submitted;
+  uint64_t start_submitted;
+  unsigned cb_depth; /* > 0 while append callbacks run: close must not free */
 
   /* write pipeline */
   rn__chunk_t *fill;       /* accumulating; not submitted */
@@ -111,6 +116,7 @@ struct rn_log {
 
   /* sealing closed segments: one job at a time, in order */
   bool seal_active;
+  bool delete_active;
 
   rn_err_t failed;
   unsigned inflight; /* this log's rn_io operations not yet called back */
@@ -173,8 +179,11 @@ rn_err_t rn__write_file(rn_fs_t *fs, const char *path, const uint8_t *data, size
 rn_err_t rn__read_file(rn_fs_t *fs, const char *path, size_t max, uint8_t **data, size_t *len);
 
 /* Small fixed-size state files: recovery point and clean-shutdown marker. */
-rn_err_t rn__rp_write(rn_log_t *log, uint64_t offset);
-rn_err_t rn__rp_read(rn_log_t *log, uint64_t *offset);
+/* The recovery-point file holds two offsets: the recovery point (segments
+ * wholly below it are sealed) and the log start (segments wholly below it
+ * were deleted by retention; recovery finishes deleting any left over). */
+rn_err_t rn__rp_write(rn_log_t *log, uint64_t rp, uint64_t start);
+rn_err_t rn__rp_read(rn_log_t *log, uint64_t *rp, uint64_t *start);
 typedef struct rn__clean {
   uint64_t active_base;
   uint64_t active_size;

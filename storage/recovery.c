@@ -118,11 +118,11 @@ static rn_err_t fail(rn_log_recovery_t *rec, rn_err_t err, const char *fmt, ...)
 
 /* Load a trusted segment's index, rebuilding it by a verifying scan when the
  * files are missing or stale. Any damage is corruption. */
-static rn_err_t load_trusted(rn_log_t *log, rn__seg_t *seg, rn_log_recovery_t *rec) {
+static rn_err_t load_trusted(rn_log_t *log, rn__seg_t *seg, rn_log_recovery_t *rec, bool force_scan) {
   uint64_t size;
   rn_err_t err = seg->file->fs->size(seg->file, &size);
   if (err) return err;
-  err = rn__seg_index_load(log, seg, size);
+  err = force_scan ? RN_ENOENT : rn__seg_index_load(log, seg, size);
   if (err == 0) return 0;
   if (err != RN_ECORRUPT && err != RN_ENOENT) return err;
   rn__scan_t scan;
@@ -167,18 +167,37 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
   rn__clean_t clean = {0};
   bool have_clean = l.has_clean && rn__clean_read(log, &clean) == 0;
   if (l.has_clean && !have_clean) rn__log_say(log, RN_LOG_WARN, "%s: clean-shutdown marker unreadable; recovering by scan", log->dir);
-  uint64_t rp = 0;
+  uint64_t rp = 0, start = 0;
+  bool rp_damaged = false;
   if (l.has_rp) {
-    err = rn__rp_read(log, &rp);
+    err = rn__rp_read(log, &rp, &start);
     if (err) {
-      rn__log_say(log, RN_LOG_ERROR, "%s: recovery-point file damaged (%s); verifying every segment",
+      rn__log_say(log, RN_LOG_ERROR, "%s: recovery-point file damaged (%s); verifying every segment and refusing to drop any closed one",
                   log->dir, rn_err_name(err));
-      rp = 0;
+      rp = start = 0;
+      rp_damaged = true;
     }
   }
 
+  /* Finish an interrupted retention pass: segments wholly below the log
+   * start were deleted (the start was made durable before the unlinks). */
+  size_t first = 0;
+  while (first + 1 < l.n && l.bases[first + 1] <= start) {
+    err = unlink_seg_files(log, l.bases[first]);
+    if (err) {
+      fail(rec, err, "cannot delete segment " RN__SEG_NAME_FMT " below the log start: %s", l.bases[first], rn_strerror(err));
+      goto out;
+    }
+    first++;
+  }
+  if (first) {
+    rn__log_say(log, RN_LOG_INFO, "%s: deleted %zu segment(s) left by an interrupted retention pass", log->dir, first);
+    err = fs->sync_dir(fs, log->dir);
+    if (err) goto out;
+  }
+
   /* Open every segment file. */
-  for (size_t i = 0; i < l.n; i++) {
+  for (size_t i = first; i < l.n; i++) {
     rn__seg_t *seg = rn__seg_new(l.bases[i]);
     if (!seg) {
       err = RN_ENOMEM;
@@ -196,7 +215,8 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     seg->dir_synced = true;
   }
 
-  if (have_clean && log->nsegs > 0) {
+  if (have_clean && log->nsegs == 0) have_clean = false; /* a marker without data: ignore it */
+  if (have_clean) {
     rn__seg_t *last = log->segs[log->nsegs - 1];
     uint64_t size = 0;
     err = fs->size(last->file, &size);
@@ -224,7 +244,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     rec->clean = true;
     for (uint32_t i = 0; i < log->nsegs; i++) {
       rn__seg_t *seg = log->segs[i];
-      err = load_trusted(log, seg, rec);
+      err = load_trusted(log, seg, rec, false);
       if (err) goto out;
       if (i > 0 && seg->base != log->segs[i - 1]->next) {
         err = fail(rec, RN_ECORRUPT, "gap between segments: " RN__SEG_NAME_FMT " ends at %" PRIu64 ", next starts at %" PRIu64,
@@ -240,10 +260,13 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     }
   } else {
     uint32_t i = 0;
-    /* Sealed: the next segment starts at or below the recovery point. */
-    for (; i < log->nsegs && i + 1 < log->nsegs && log->segs[i + 1]->base <= rp; i++) {
+    /* Sealed: the next segment starts at or below the recovery point. With a
+     * damaged recovery-point file every closed segment is treated as sealed
+     * but verified in full: damage there fails the open instead of cutting
+     * acknowledged data. */
+    for (; i + 1 < log->nsegs && (rp_damaged || log->segs[i + 1]->base <= rp); i++) {
       rn__seg_t *seg = log->segs[i];
-      err = load_trusted(log, seg, rec);
+      err = load_trusted(log, seg, rec, rp_damaged);
       if (err) goto out;
       if (i > 0 && seg->base != log->segs[i - 1]->next) {
         err = fail(rec, RN_ECORRUPT, "gap below the recovery point: segment " RN__SEG_NAME_FMT " ends at %" PRIu64 ", next starts at %" PRIu64,
@@ -252,7 +275,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
       }
       seg->sealed = true;
     }
-    if (rp > 0 && (i >= log->nsegs || log->segs[i]->base != rp)) {
+    if (!rp_damaged && rp > 0 && (i >= log->nsegs || log->segs[i]->base != rp)) {
       err = fail(rec, RN_ECORRUPT, "recovery point %" PRIu64 " has no segment starting there (segment files missing)", rp);
       goto out;
     }
@@ -344,16 +367,28 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     seg->sealed = true;
   }
   uint64_t active_base = log->segs[log->nsegs - 1]->base;
-  if (active_base != rp || !l.has_rp) {
-    err = rn__rp_write(log, active_base);
+  if (active_base != rp || start != log->segs[0]->base || !l.has_rp || rp_damaged) {
+    err = rn__rp_write(log, active_base, log->segs[0]->base);
     if (err) goto out;
   }
-  log->recovery_point = active_base;
+  log->recovery_point = log->rp_submitted = active_base;
+  log->start_submitted = log->segs[0]->base;
 
   for (uint32_t i = 0; i < log->nsegs; i++) {
     rn__seg_t *seg = log->segs[i];
     seg->written = seg->synced = seg->size;
     seg->created_ms = rn__log_now(log);
+  }
+  /* A segment's age counts from its first batch's arrival, so restarts do
+   * not postpone roll by age (and with it time retention). */
+  rn__seg_t *act = log->segs[log->nsegs - 1];
+  if (act->size >= RN_BATCH_HEADER_SIZE) {
+    uint8_t hb[RN_BATCH_HEADER_SIZE];
+    size_t got = 0;
+    rn_batch_header_t h;
+    if (fs->pread(act->file, hb, sizeof(hb), 0, &got) == 0 && got == sizeof(hb) &&
+        rn_batch_header_decode(hb, got, &h) == 0 && h.arrival_time_ms > 0 && h.arrival_time_ms < act->created_ms)
+      act->created_ms = h.arrival_time_ms;
   }
   rn__seg_t *last = log->segs[log->nsegs - 1];
   log->next_offset = log->written_next = log->durable_next = last->next;

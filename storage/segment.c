@@ -70,17 +70,18 @@ static rn_err_t grow(void **arr, uint32_t *cap, size_t elem) {
 rn_err_t rn__seg_index_batch(rn__seg_t *seg, uint64_t pos, const rn_batch_header_t *hdr,
                              uint32_t len, uint32_t interval) {
   uint32_t rel = (uint32_t)(hdr->base_offset - seg->base);
-  if (seg->idx_len == 0 || pos - seg->idx_last_pos >= interval) {
-    if (seg->idx_len == seg->idx_cap && grow((void **)&seg->idx, &seg->idx_cap, sizeof(rn__idx_t)))
-      return RN_ENOMEM;
+  bool add_idx = seg->idx_len == 0 || pos - seg->idx_last_pos >= interval;
+  bool add_tidx = hdr->max_timestamp > seg->max_ts && (seg->tidx_len == 0 || pos - seg->tidx_last_pos >= interval);
+  /* Reserve both before changing anything: all or nothing. */
+  if (add_idx && seg->idx_len == seg->idx_cap && grow((void **)&seg->idx, &seg->idx_cap, sizeof(rn__idx_t)))
+    return RN_ENOMEM;
+  if (add_tidx && seg->tidx_len == seg->tidx_cap && grow((void **)&seg->tidx, &seg->tidx_cap, sizeof(rn__tidx_t)))
+    return RN_ENOMEM;
+  if (add_idx) {
     seg->idx[seg->idx_len++] = (rn__idx_t){.rel = rel, .pos = (uint32_t)pos};
     seg->idx_last_pos = pos;
   }
-  if (hdr->max_timestamp > seg->max_ts &&
-      (seg->tidx_len == 0 || pos - seg->tidx_last_pos >= interval)) {
-    if (seg->tidx_len == seg->tidx_cap &&
-        grow((void **)&seg->tidx, &seg->tidx_cap, sizeof(rn__tidx_t)))
-      return RN_ENOMEM;
+  if (add_tidx) {
     seg->tidx[seg->tidx_len++] = (rn__tidx_t){.ts = hdr->max_timestamp, .rel = rel, .pos = (uint32_t)pos};
     seg->tidx_last_pos = pos;
   }
@@ -446,11 +447,18 @@ static rn_err_t state_read(rn_log_t *log, const char *name, uint32_t magic, uint
 #define RP_MAGIC 0x50524e52u    /* "RNRP" */
 #define CLEAN_MAGIC 0x53434e52u /* "RNCS" */
 
-rn_err_t rn__rp_write(rn_log_t *log, uint64_t offset) {
-  return state_write(log, RN__RP_NAME, RP_MAGIC, &offset, 1);
+rn_err_t rn__rp_write(rn_log_t *log, uint64_t rp, uint64_t start) {
+  uint64_t v[2] = {rp, start};
+  return state_write(log, RN__RP_NAME, RP_MAGIC, v, 2);
 }
-rn_err_t rn__rp_read(rn_log_t *log, uint64_t *offset) {
-  return state_read(log, RN__RP_NAME, RP_MAGIC, offset, 1);
+rn_err_t rn__rp_read(rn_log_t *log, uint64_t *rp, uint64_t *start) {
+  uint64_t v[2];
+  rn_err_t err = state_read(log, RN__RP_NAME, RP_MAGIC, v, 2);
+  if (err) return err;
+  if (v[1] > v[0]) return RN_ECORRUPT;
+  *rp = v[0];
+  *start = v[1];
+  return 0;
 }
 rn_err_t rn__clean_write(rn_log_t *log, const rn__clean_t *c) {
   uint64_t v[3] = {c->active_base, c->active_size, c->next_offset};

@@ -80,6 +80,11 @@ rn_err_t rn_io_datasync(rn_io_t *io, rn_file_t *f, rn_io_cb cb, void *arg);
  * cb(arg, fn's result) then runs on the owner thread. */
 rn_err_t rn_io_job(rn_io_t *io, rn_io_job_fn fn, rn_io_cb cb, void *arg);
 
+/* Like rn_io_job, but on the background lane: one dedicated thread that
+ * runs such jobs strictly in submission order and never delays writes,
+ * fdatasyncs or rn_io_job jobs (seals, retention deletes). */
+rn_err_t rn_io_job_bg(rn_io_t *io, rn_io_job_fn fn, rn_io_cb cb, void *arg);
+
 /* Run the callbacks of completed operations; never blocks. Returns how many
  * ran. Callbacks may submit new operations. */
 int rn_io_poll(rn_io_t *io);

@@ -93,14 +93,18 @@ rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn
  * Blocking: waits for this log's in-flight I/O (running rn_io callbacks of
  * the shared io meanwhile). Pending appends complete first. Returns the
  * first error met (the log is freed regardless); a failed log closes without
- * a clean marker. NULL ok (returns 0). */
+ * a clean marker. NULL ok (returns 0). Must not be called from inside one
+ * of the log's own append callbacks: it then returns RN_EBUSY and does
+ * nothing. */
 rn_err_t rn_log_close(rn_log_t *log);
 
 /* Close without a final sync, index files or clean-shutdown marker: for a
  * log whose directory is about to be deleted. Waits for this log's
  * in-flight I/O (blocking briefly); appends not yet written complete with
- * RN_ECANCELED. NULL ok. */
-void rn_log_close_discard(rn_log_t *log);
+ * RN_ECANCELED. NULL ok. Like rn_log_close it returns RN_EBUSY (and does
+ * nothing) when called from inside one of the log's append callbacks:
+ * close from a deferred step instead. */
+rn_err_t rn_log_close_discard(rn_log_t *log);
 
 /* Append completion: err 0 and the batch's base offset once the durability
  * promise holds (sync: fdatasync'ed; interval/none: written to the file), or
