@@ -3,8 +3,9 @@
  * and, in the same run and on the same file system, measure the raw limit:
  * a plain pwrite loop with the same write size and the same fdatasync
  * cadence (sync: one fdatasync per group; interval: one per interval; none:
- * none). The raw loop runs before and after the log run and its mean is the
- * reference, so drift on a shared machine shows up as a spread, not a bias.
+ * none). The run alternates: --rounds times a raw slice then a log slice of
+ * total/rounds bytes each, so drift on a shared machine hits both sides
+ * alike; the per-round ratios and their median are reported.
  *
  * Batches are encoded before timing starts (the producer's work is not the
  * log's); the encode rate is reported separately.
@@ -38,6 +39,7 @@ typedef struct sopts {
   unsigned inflight;
   uint32_t interval_ms;
   uint64_t segment_bytes;
+  unsigned rounds;
   int json;
 } sopts_t;
 
@@ -67,6 +69,7 @@ static void usage(FILE *out) {
           "  --inflight N         batches appended but not yet acknowledged (default 4)\n"
           "  --interval-ms N      interval mode: fdatasync period (default 1000)\n"
           "  --segment-bytes N    segment roll size (default 1G)\n"
+          "  --rounds N           alternate raw and log slices N times (default 4)\n"
           "  --json               one JSON line instead of the summary\n");
 }
 
@@ -85,9 +88,9 @@ static uint64_t parse_size(const char *s) {
 
 /* ---- raw limit ------------------------------------------------------------ */
 
-/* Sequential pwrite of `write_size` chunks up to total, with the mode's
- * fdatasync cadence. Returns MB/s (1e6 bytes), or -1 on error. */
-static double raw_limit(const sopts_t *o, const char *dir, size_t write_size) {
+/* Sequential pwrite of `write_size` chunks up to volume bytes, with the
+ * mode's fdatasync cadence. Returns MB/s (1e6 bytes), or -1 on error. */
+static double raw_limit(const sopts_t *o, const char *dir, size_t write_size, uint64_t volume) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/raw.dat", dir);
   int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
@@ -101,7 +104,7 @@ static double raw_limit(const sopts_t *o, const char *dir, size_t write_size) {
   double t0 = now_s(), last_sync = t0;
   uint64_t off = 0;
   int err = 0;
-  while (off < o->total_bytes && !err) {
+  while (off < volume && !err) {
     ssize_t w = pwrite(fd, buf, write_size, (off_t)off);
     if (w != (ssize_t)write_size) {
       err = 1;
@@ -156,7 +159,7 @@ int rn_bench_storage(int argc, char **argv) {
   sopts_t o = {.dir = "./data", .mode = RN_DURABILITY_SYNC, .record_size = 1024,
                .group_bytes = 1 << 20, .total_bytes = 1ull << 30, .backend = RN_IO_AUTO,
                .codec = RN_CODEC_NONE, .inflight = 4, .interval_ms = 1000,
-               .segment_bytes = 1ull << 30};
+               .segment_bytes = 1ull << 30, .rounds = 4};
   static const struct option lo[] = {
       {"dir", required_argument, 0, 'd'},         {"mode", required_argument, 0, 'm'},
       {"record-size", required_argument, 0, 'r'}, {"group-bytes", required_argument, 0, 'g'},
@@ -164,6 +167,7 @@ int rn_bench_storage(int argc, char **argv) {
       {"codec", required_argument, 0, 'c'},       {"inflight", required_argument, 0, 'i'},
       {"interval-ms", required_argument, 0, 'I'}, {"segment-bytes", required_argument, 0, 's'},
       {"json", no_argument, 0, 'j'},              {"help", no_argument, 0, 'h'},
+      {"rounds", required_argument, 0, 'R'},
       {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -200,11 +204,12 @@ int rn_bench_storage(int argc, char **argv) {
     case 'I': o.interval_ms = (uint32_t)atoi(optarg); break;
     case 's': o.segment_bytes = parse_size(optarg); break;
     case 'j': o.json = 1; break;
+    case 'R': o.rounds = (unsigned)atoi(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
   }
-  if (!o.record_size || o.group_bytes < o.record_size || !o.total_bytes || !o.inflight ||
+  if (!o.record_size || o.group_bytes < o.record_size || !o.total_bytes || !o.inflight || !o.rounds || o.rounds > 64 ||
       o.group_bytes > 64u << 20 || !o.segment_bytes) {
     fprintf(stderr, "runnel-bench storage: invalid sizes (record-size <= group-bytes <= 64M, total > 0, inflight > 0)\n");
     return 2;
@@ -249,8 +254,6 @@ int rn_bench_storage(int argc, char **argv) {
   free(val);
   uint64_t nbatches = (o.total_bytes + o.group_bytes - 1) / o.group_bytes;
 
-  double raw1 = raw_limit(&o, work, blen[0]);
-
   /* The log run. */
   run_t r = {0};
   r.ring = o.inflight + 1;
@@ -280,32 +283,47 @@ int rn_bench_storage(int argc, char **argv) {
     return 1;
   }
   uint64_t bytes = 0, records = 0;
-  double t0 = now_s();
-  for (uint64_t seq = 0; seq < nbatches && !r.err;) {
-    if (r.outstanding < o.inflight) {
-      ack_t *a = &acks[seq % r.ring];
-      a->r = &r;
-      a->seq = seq;
-      r.sent_us[seq % r.ring] = now_us();
-      err = rn_log_append(log, batches[seq % NB], blen[seq % NB], 1, on_ack, a, NULL);
-      if (err) {
-        r.err = err;
-        break;
+  double el = 0, ratios[64], raws[64];
+  double raw_bytes_sum = 0, raw_secs_sum = 0;
+  uint64_t seq = 0;
+  for (unsigned round = 0; round < o.rounds && !r.err; round++) {
+    uint64_t round_end = nbatches * (round + 1) / o.rounds;
+    uint64_t round_batches = round_end - seq;
+    double raw = raw_limit(&o, work, blen[0], round_batches * blen[0]);
+    raws[round] = raw;
+    raw_bytes_sum += (double)(round_batches * blen[0]);
+    raw_secs_sum += raw > 0 ? (double)(round_batches * blen[0]) / (raw * 1e6) : 0;
+    uint64_t rbytes = 0;
+    double t0 = now_s();
+    while (seq < round_end && !r.err) {
+      if (r.outstanding < o.inflight) {
+        ack_t *a = &acks[seq % r.ring];
+        a->r = &r;
+        a->seq = seq;
+        r.sent_us[seq % r.ring] = now_us();
+        err = rn_log_append(log, batches[seq % NB], blen[seq % NB], 1, on_ack, a, NULL);
+        if (err) {
+          r.err = err;
+          break;
+        }
+        r.outstanding++;
+        rbytes += blen[seq % NB];
+        records += per_batch;
+        seq++;
+        rn_io_poll(r.io);
+      } else {
+        int64_t wall = (int64_t)(now_s() * 1000);
+        int64_t tick = rn_log_next_tick_ms(log, wall);
+        rn_io_wait(r.io, tick < 0 ? -1 : (int)tick);
+        rn_log_tick(log, (int64_t)(now_s() * 1000));
       }
-      r.outstanding++;
-      bytes += blen[seq % NB];
-      records += per_batch;
-      seq++;
-      rn_io_poll(r.io);
-    } else {
-      int64_t wall = (int64_t)(now_s() * 1000);
-      int64_t tick = rn_log_next_tick_ms(log, wall);
-      rn_io_wait(r.io, tick < 0 ? -1 : (int)tick);
-      rn_log_tick(log, (int64_t)(now_s() * 1000));
     }
+    while (r.outstanding && !r.err) rn_io_wait(r.io, 100), rn_log_tick(log, (int64_t)(now_s() * 1000));
+    double rel = now_s() - t0;
+    el += rel;
+    bytes += rbytes;
+    ratios[round] = raw > 0 ? (double)rbytes / rel / 1e6 / raw : 0;
   }
-  while (r.outstanding && !r.err) rn_io_wait(r.io, 100), rn_log_tick(log, (int64_t)(now_s() * 1000));
-  double el = now_s() - t0;
   rn_err_t cerr = rn_log_close(log);
   rn_io_backend_t be = rn_io_backend(r.io);
   rn_io_destroy(r.io);
@@ -313,24 +331,39 @@ int rn_bench_storage(int argc, char **argv) {
     fprintf(stderr, "runnel-bench storage: append failed: %s\n", rn_strerror(r.err ? r.err : cerr));
     return 1;
   }
-  double raw2 = raw_limit(&o, work, blen[0]);
   char cmd[4400];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
   if (system(cmd) != 0) fprintf(stderr, "runnel-bench storage: could not remove %s\n", work);
 
   double mbps = (double)bytes / el / 1e6, rps = (double)records / el;
-  double raw = (raw1 + raw2) / 2;
+  double raw = raw_secs_sum > 0 ? raw_bytes_sum / raw_secs_sum / 1e6 : 0;
   double ratio = raw > 0 ? mbps / raw : 0;
+  /* Median of the per-round ratios. */
+  double sorted[64];
+  memcpy(sorted, ratios, o.rounds * sizeof(double));
+  for (unsigned i = 1; i < o.rounds; i++)
+    for (unsigned k = i; k > 0 && sorted[k - 1] > sorted[k]; k--) {
+      double t = sorted[k];
+      sorted[k] = sorted[k - 1];
+      sorted[k - 1] = t;
+    }
+  double median = o.rounds % 2 ? sorted[o.rounds / 2] : (sorted[o.rounds / 2 - 1] + sorted[o.rounds / 2]) / 2;
+  char rounds_json[64 * 24] = "", raws_json[64 * 24] = "";
+  for (unsigned i = 0; i < o.rounds; i++) {
+    size_t l1 = strlen(rounds_json), l2 = strlen(raws_json);
+    snprintf(rounds_json + l1, sizeof(rounds_json) - l1, "%s%.3f", i ? "," : "", ratios[i]);
+    snprintf(raws_json + l2, sizeof(raws_json) - l2, "%s%.1f", i ? "," : "", raws[i]);
+  }
   if (o.json) {
     printf("{\"bench\":\"storage\",\"mode\":\"%s\",\"backend\":\"%s\",\"codec\":\"%s\",\"record_size\":%zu,"
            "\"group_bytes\":%zu,\"batch_bytes\":%zu,\"records_per_batch\":%u,\"inflight\":%u,\"bytes\":%" PRIu64
            ",\"records\":%" PRIu64 ",\"seconds\":%.3f,\"mb_per_s\":%.1f,\"records_per_s\":%.0f,"
-           "\"raw_mb_per_s\":%.1f,\"raw_mb_per_s_before\":%.1f,\"raw_mb_per_s_after\":%.1f,\"ratio_to_raw\":%.3f,"
+           "\"raw_mb_per_s\":%.1f,\"ratio_to_raw\":%.3f,\"ratio_median\":%.3f,\"round_ratios\":[%s],\"round_raw_mb_per_s\":[%s],"
            "\"ack_p50_us\":%" PRIu64 ",\"ack_p99_us\":%" PRIu64 ",\"ack_p999_us\":%" PRIu64 ",\"ack_max_us\":%" PRIu64
            ",\"encode_records_per_s\":%.0f}\n",
            rn_durability_name(o.mode), rn_io_backend_name(be), o.codec == RN_CODEC_LZ4 ? "lz4" : "none",
            o.record_size, o.group_bytes, blen[0], per_batch, o.inflight, bytes, records, el, mbps, rps, raw,
-           raw1, raw2, ratio, hist_quantile(&r.lat, 0.5), hist_quantile(&r.lat, 0.99),
+           ratio, median, rounds_json, raws_json, hist_quantile(&r.lat, 0.5), hist_quantile(&r.lat, 0.99),
            hist_quantile(&r.lat, 0.999), r.lat.max, encode_rps);
   } else {
     printf("runnel-bench storage: %s durability, %s backend, codec %s\n", rn_durability_name(o.mode),
@@ -338,10 +371,10 @@ int rn_bench_storage(int argc, char **argv) {
     printf("  appended   %" PRIu64 " records of %zu B in %" PRIu64 " batches of %zu B (%u in flight) in %.2f s\n",
            records, o.record_size, nbatches, blen[0], o.inflight, el);
     printf("  log        %.1f MB/s, %.0f records/s\n", mbps, rps);
-    printf("  raw limit  %.1f MB/s (pwrite %zu B%s; before %.1f, after %.1f)\n", raw, blen[0],
+    printf("  raw limit  %.1f MB/s (pwrite %zu B%s; per round: %s)\n", raw, blen[0],
            o.mode == RN_DURABILITY_SYNC ? " + fdatasync each" : o.mode == RN_DURABILITY_INTERVAL ? ", fdatasync per interval" : ", no fdatasync",
-           raw1, raw2);
-    printf("  ratio      %.3f of the raw limit\n", ratio);
+           raws_json);
+    printf("  ratio      %.3f of the raw limit overall; median of rounds %.3f (rounds: %s)\n", ratio, median, rounds_json);
     printf("  ack        p50 %" PRIu64 " us, p99 %" PRIu64 " us, p99.9 %" PRIu64 " us, max %" PRIu64 " us\n",
            hist_quantile(&r.lat, 0.5), hist_quantile(&r.lat, 0.99), hist_quantile(&r.lat, 0.999), r.lat.max);
     printf("  encode     %.0f records/s (producer side, not included above)\n", encode_rps);
