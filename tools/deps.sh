@@ -18,6 +18,7 @@ PKGS=(
   protobuf-c-compiler libprotobuf-c-dev  # native wire protocol
   libyaml-dev                    # broker config
   libssl-dev                     # MD5 routing, SHA-256/HMAC
+  libjansson-dev                 # JSON (runnelctl output; the HTTP API later)
 )
 
 missing=()

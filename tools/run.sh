@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Install what is missing, build (release), and run runnel on this machine.
-#
-# The broker daemon (runneld) is not built yet: until it lands this runs the
-# storage benchmark against ./data, which exercises the same log the broker
-# will sit on and prints its throughput next to the disk's raw
-# write+fdatasync limit. Extra arguments go to `runnel-bench storage`.
+# Install what is missing, build (release), and start one broker on the
+# embedded default configuration: data under ./data, native protocol on
+# 127.0.0.1:7400, HTTP (/healthz) on 127.0.0.1:7480. Extra arguments go to
+# runneld (see `./build/broker/runneld --help`). Stop it with Ctrl-C (SIGINT):
+# it finishes in-flight appends, syncs and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +12,4 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
 
-mkdir -p data
-echo "runneld is not built yet; running the storage benchmark on ./data instead." >&2
-exec ./build/bench/runnel-bench storage --dir ./data --total 256M "$@"
+exec ./build/broker/runneld "$@"

@@ -1,0 +1,171 @@
+/*
+ * config.h — runneld's configuration: ONE table, RN_CONFIG_TABLE below, is
+ * the source of truth. It generates the rn_config_t struct, the YAML keys,
+ * the validation bounds, the command-line flags, `runneld --help` and
+ * `runneld --print-config-reference` (which produces docs/configuration.md).
+ * Adding a setting means adding one row here; nothing else lists keys.
+ *
+ * Precedence, lowest first: the defaults in the table, the YAML file given
+ * with --config, then flags (--data-dir, --listen, ..., --set key=value) in
+ * the order they appear on the command line.
+ *
+ * Pure: no event loop, no sockets; only rn_config_load_file reads a file
+ * (blocking — call it at startup). Not thread-safe; a config is filled once
+ * on the main thread and then only read.
+ */
+#ifndef RN_BROKER_CONFIG_H
+#define RN_BROKER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "runnel/error.h"
+
+/*
+ * X(name, type, default, min, max, choices, flag, doc)
+ *
+ *   type     STR    string; min/max bound its length in bytes
+ *            ADDR   "HOST:PORT" (IPv4, [IPv6] or a name; port 0..65535, 0 =
+ *                   any free port); min/max unused
+ *            ENUM   one of choices ("a|b|c"); the field holds the index,
+ *                   which callers map onto their own enum (main.c asserts
+ *                   the orders match)
+ *            U32    unsigned integer in [min, max]
+ *            SIZE32 byte count in [min, max]; accepts KiB/MiB/GiB suffixes
+ *            SIZE64 like SIZE32, 64-bit; also TiB
+ *   default  a string, parsed and validated like any user-supplied value
+ *   flag     long option that sets the key ("data-dir" -> --data-dir), or
+ *            NULL; every key can also be set with --set name=value
+ */
+#define RN_CONFIG_TABLE(X)                                                                         \
+  X(data_dir, STR, "./data", 1, 4096, NULL, "data-dir",                                          \
+    "Root directory of all broker data: stream metadata and one directory of log segments per "    \
+    "shard. Created when missing.")                                                                \
+  X(listen, ADDR, "127.0.0.1:7400", 0, 0, NULL, "listen",                                         \
+    "Native protocol listener, `HOST:PORT`. Port 0 binds any free port (see `port_file`). "        \
+    "There is no authentication yet: binding to a non-loopback address is allowed but logs a "     \
+    "loud warning.")                                                                               \
+  X(http_listen, ADDR, "127.0.0.1:7480", 0, 0, NULL, "http",                                      \
+    "HTTP listener, `HOST:PORT` (`/healthz`, `/readyz`; the Kinesis API and metrics come later). " \
+    "Port 0 binds any free port. Non-loopback addresses log the same warning as `listen`.")       \
+  X(port_file, STR, "", 0, 4096, NULL, "port-file",                                               \
+    "When set, once both listeners are bound runneld writes `<native_port> <http_port>\\n` to "    \
+    "this file atomically (temporary file + rename) and removes it on clean shutdown. With "       \
+    "`--listen 127.0.0.1:0 --http 127.0.0.1:0` it lets tests find the ports chosen at run time.") \
+  X(log_level, ENUM, "info", 0, 0, "debug|info|warn|error", "log-level",                         \
+    "Least severe level written to stderr (one line per event: time, level, component).")        \
+  X(io_backend, ENUM, "auto", 0, 0, "auto|uring|posix", NULL,                                     \
+    "Disk I/O backend of the shard logs. `auto` uses io_uring and falls back to POSIX threads "    \
+    "when io_uring is unavailable; the environment variable `RUNNEL_IO_BACKEND` overrides "       \
+    "`auto`.")                                                                                     \
+  X(max_frame_bytes, SIZE32, "16MiB", 1024, 1073741824, NULL, NULL,                               \
+    "Largest request frame accepted (the protobuf message after the 4-byte length). A larger "     \
+    "frame is a framing error: the broker answers ETOOLARGE and closes that connection.")        \
+  X(max_record_bytes, SIZE32, "1MiB", 1024, 67108864, NULL, NULL,                                 \
+    "Largest record (partition key + data + headers) accepted in a produce request.")             \
+  X(max_batch_bytes, SIZE32, "8MiB", 1024, 1073741824, NULL, NULL,                                \
+    "Largest record batch accepted in a produce request. At least `max_record_bytes`, below "     \
+    "`max_frame_bytes`.")                                                                          \
+  X(max_fetch_bytes, SIZE32, "16MiB", 1024, 1073741824, NULL, NULL,                               \
+    "Cap on the record bytes of one fetch response, whatever the client asks for.")               \
+  X(max_wait_ms, U32, "30000", 0, 3600000, NULL, NULL,                                            \
+    "Cap on how long a fetch may long-poll for data (ms); 0 disables long polling.")             \
+  X(idle_timeout_ms, U32, "600000", 0, 86400000, NULL, NULL,                                      \
+    "Close a native connection after this long (ms) with no request and nothing outstanding; "   \
+    "0 = never.")                                                                                  \
+  X(drain_timeout_ms, U32, "30000", 0, 3600000, NULL, NULL,                                       \
+    "During shutdown, close a connection whose unwritten replies made no progress for this long " \
+    "(ms), so a client that stopped reading cannot hold up a clean shutdown; 0 = only "            \
+    "`idle_timeout_ms` applies.")                                                                  \
+  X(max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                        \
+    "Most native connections open at once; further ones are accepted, closed at once and "        \
+    "logged. The HTTP port has its own limit of the same size.")                                  \
+  X(max_inflight_per_connection, U32, "1024", 1, 1000000, NULL, NULL,                             \
+    "Most requests of one connection being processed at once (pipelining); at the limit the "     \
+    "broker stops reading that connection until replies go out.")                                 \
+  X(max_output_bytes_per_connection, SIZE64, "4MiB", 65536, 1073741824, NULL, NULL,                \
+    "Back-pressure: while a connection has more reply bytes than this not yet written to its "    \
+    "socket, the broker stops reading its requests.")                                              \
+  X(segment_bytes, SIZE64, "256MiB", 65536, 68719476736, NULL, NULL,                              \
+    "A shard's log rolls to a new segment file when the active one reaches this size.")          \
+  X(interval_ms, U32, "1000", 1, 3600000, NULL, NULL,                                             \
+    "fdatasync period (ms) of streams in `interval` durability mode.")                            \
+  X(max_shards, U32, "1024", 1, 65536, NULL, NULL, "Most shards one stream may have.")
+
+#define RN__CFG_CTYPE_STR char *
+#define RN__CFG_CTYPE_ADDR char *
+#define RN__CFG_CTYPE_ENUM int
+#define RN__CFG_CTYPE_U32 uint32_t
+#define RN__CFG_CTYPE_SIZE32 uint32_t
+#define RN__CFG_CTYPE_SIZE64 uint64_t
+
+/* The effective configuration. Strings are owned by the config (freed by
+ * rn_config_free) and never NULL after rn_config_init. */
+typedef struct rn_config {
+#define RN__CFG_FIELD(name, type, dflt, min, max, choices, flag, doc) RN__CFG_CTYPE_##type name;
+  RN_CONFIG_TABLE(RN__CFG_FIELD)
+#undef RN__CFG_FIELD
+} rn_config_t;
+
+/* Fill cfg with the table's defaults. Aborts on out-of-memory (startup only). */
+void rn_config_init(rn_config_t *cfg);
+
+/* Free the strings cfg owns and zero it. NULL ok. */
+void rn_config_free(rn_config_t *cfg);
+
+/* Set key to value (text as in YAML or on the command line), validating it.
+ * origin (may be NULL) says where the value came from and is appended to an
+ * error ("… (from --set)"). On failure cfg is unchanged and why (may be NULL)
+ * holds one line: "config: KEY: must be between 1024 and 67108864, got 5".
+ * Returns 0, RN_ENOENT (unknown key) or RN_EINVAL. */
+rn_err_t rn_config_set(rn_config_t *cfg, const char *key, const char *value, const char *origin,
+                       char *why, size_t whylen);
+
+/* Apply a YAML document: a mapping of table keys to scalar values. name
+ * labels errors ("name:LINE"). Unknown keys, duplicate keys, non-scalar
+ * values and invalid values are errors; on error cfg may hold the keys set
+ * before the bad one. Returns 0, RN_ENOENT, RN_EINVAL or RN_EFORMAT (not
+ * YAML / not a mapping). */
+rn_err_t rn_config_load_yaml(rn_config_t *cfg, const char *text, size_t len, const char *name,
+                             char *why, size_t whylen);
+
+/* Read path (blocking) and rn_config_load_yaml it. Returns as above or the
+ * -errno of open/read. */
+rn_err_t rn_config_load_file(rn_config_t *cfg, const char *path, char *why, size_t whylen);
+
+/* Checks across keys (e.g. max_record_bytes <= max_batch_bytes <
+ * max_frame_bytes). Returns 0 or RN_EINVAL with why. */
+rn_err_t rn_config_check(const rn_config_t *cfg, char *why, size_t whylen);
+
+typedef enum {
+  RN_CONFIG_RUN = 0,       /* start the broker */
+  RN_CONFIG_HELP,          /* --help: print rn_config_print_help, exit 0 */
+  RN_CONFIG_VERSION,       /* --version */
+  RN_CONFIG_REFERENCE,     /* --print-config-reference */
+  RN_CONFIG_PRINT,         /* --print-config: the effective config as YAML */
+} rn_config_action_t;
+
+/* Parse runneld's command line (argv[0] is the program) into cfg, which
+ * rn_config_init filled: load --config FILE first, then apply the other
+ * flags in order, then rn_config_check. *action says what to do. On error
+ * why holds one line; returns RN_EINVAL/RN_ENOENT/RN_EFORMAT or a file
+ * error. With --help, --version or --print-config-reference nothing else
+ * is applied or checked. */
+rn_err_t rn_config_from_args(rn_config_t *cfg, int argc, char *const argv[],
+                             rn_config_action_t *action, char *why, size_t whylen);
+
+/* Usage text: synopsis, every flag, every key with its default. */
+void rn_config_print_help(FILE *out, const char *prog);
+
+/* The Markdown configuration reference (docs/configuration.md). */
+void rn_config_print_reference(FILE *out);
+
+/* cfg as a YAML document that rn_config_load_yaml accepts. */
+void rn_config_print(FILE *out, const rn_config_t *cfg);
+
+/* Split "HOST:PORT" (IPv6 as "[::1]:7400") into host (without brackets,
+ * NUL-terminated, at most hostlen-1 bytes) and port. Returns 0 or RN_EINVAL. */
+rn_err_t rn_config_split_addr(const char *addr, char *host, size_t hostlen, uint16_t *port);
+
+#endif

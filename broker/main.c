@@ -1,0 +1,186 @@
+/*
+ * main.c — runneld, the broker daemon. Thin: parse the configuration
+ * (config.h), set the log level, open the engine (engine.h), start the
+ * network side (server.h), run the loop, and on SIGTERM/SIGINT shut down
+ * cleanly:
+ *
+ *   signal → rn_server_shutdown (listeners closed, rn_engine_drain) → the
+ *   server's prepare/check hooks wait until rn_engine_idle() and every reply is
+ *   written, then close the connections and call on_server_done → uv_stop →
+ *   rn_engine_close (syncs, clean-shutdown markers) → exit 0.
+ *
+ * A second signal exits at once with status 1 (no clean-shutdown markers:
+ * the next start recovers the logs). Exit status 2 is a usage or
+ * configuration error; 1 any failure to start or to close cleanly.
+ *
+ * Owns the loop, the signal handles, the config, the engine and the server
+ * for the life of the process.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "engine.h"
+#include "server.h"
+
+#ifndef RN_VERSION
+#define RN_VERSION "dev"
+#endif
+
+/* The config table's enum choices are listed in the order of these enums. */
+_Static_assert(RN_LOG_DEBUG == 0 && RN_LOG_INFO == 1 && RN_LOG_WARN == 2 && RN_LOG_ERROR == 3,
+               "log_level choices are debug|info|warn|error");
+_Static_assert(RN_IO_AUTO == 0 && RN_IO_URING == 1 && RN_IO_POSIX == 2, "io_backend choices are auto|uring|posix");
+
+typedef struct runneld {
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  rn_engine_t *eng;
+  rn_server_t *srv;
+  int signals; /* received so far */
+} runneld_t;
+
+/* While rn_engine_close blocks the loop thread, a further signal cannot
+ * reach a libuv callback; this async-signal-safe handler keeps the promise
+ * "a second signal exits at once with status 1". */
+static void on_signal_while_closing(int signum) {
+  (void)signum;
+  static const char msg[] = "runneld: signal during close: exiting at once without a clean shutdown\n";
+  ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)w;
+  _exit(1);
+}
+
+static void on_server_done(rn_server_t *srv, void *arg) {
+  (void)srv;
+  runneld_t *d = arg;
+  /* uv_close restores the default dispositions at once; install ours after. */
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal_while_closing;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  uv_stop(&d->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  runneld_t *d = h->data;
+  const char *name = signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "signal";
+  if (++d->signals > 1) {
+    rn__logf(RN_LOG_WARN, "runneld", "%s again: exiting now without a clean shutdown (recovery runs at the next start)",
+             name);
+    _exit(1);
+  }
+  if (d->srv == NULL) return; /* a failed start is exiting anyway */
+  rn__logf(RN_LOG_INFO, "runneld", "%s: shutting down cleanly (send it again to exit at once)", name);
+  rn_server_shutdown(d->srv, on_server_done, d);
+}
+
+int main(int argc, char **argv) {
+  rn_config_t cfg;
+  rn_config_init(&cfg);
+  rn_config_action_t action;
+  char why[1024] = "";
+  rn_err_t rc = rn_config_from_args(&cfg, argc, argv, &action, why, sizeof why);
+  if (rc != 0) {
+    fprintf(stderr, "runneld: %s\n", why);
+    rn_config_free(&cfg);
+    return 2;
+  }
+  switch (action) {
+  case RN_CONFIG_HELP: rn_config_print_help(stdout, "runneld"); break;
+  case RN_CONFIG_VERSION: printf("runneld %s\n", RN_VERSION); break;
+  case RN_CONFIG_REFERENCE: rn_config_print_reference(stdout); break;
+  case RN_CONFIG_PRINT: rn_config_print(stdout, &cfg); break;
+  case RN_CONFIG_RUN: break;
+  }
+  if (action != RN_CONFIG_RUN) {
+    rn_config_free(&cfg);
+    return fflush(stdout) == 0 ? 0 : 1;
+  }
+
+  rn__log_set_level((rn_log_level_t)cfg.log_level);
+  signal(SIGPIPE, SIG_IGN); /* a peer that vanished is a write error, not a death */
+
+  runneld_t d;
+  memset(&d, 0, sizeof d);
+  int urc = uv_loop_init(&d.loop);
+  if (urc != 0) {
+    rn__logf(RN_LOG_ERROR, "runneld", "cannot create the event loop: %s", uv_strerror(urc));
+    rn_config_free(&cfg);
+    return 1;
+  }
+
+  rn_engine_opts_t eo;
+  rn_engine_opts_default(&eo);
+  eo.loop = &d.loop;
+  eo.data_dir = cfg.data_dir;
+  eo.io_backend = (rn_io_backend_t)cfg.io_backend;
+  eo.max_record_bytes = cfg.max_record_bytes;
+  eo.max_batch_bytes = cfg.max_batch_bytes;
+  eo.max_fetch_bytes = cfg.max_fetch_bytes;
+  eo.max_wait_ms = cfg.max_wait_ms;
+  eo.max_shards = cfg.max_shards;
+  eo.segment_bytes = cfg.segment_bytes;
+  eo.interval_ms = cfg.interval_ms;
+  eo.logger = rn__log_sink;
+  eo.logger_arg = (void *)"engine";
+
+  rn__logf(RN_LOG_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
+           (long)getpid());
+  rc = rn_engine_open(&eo, &d.eng, why, sizeof why);
+  if (rc != 0) {
+    rn__logf(RN_LOG_ERROR, "engine", "cannot open %s: %s (%s)", cfg.data_dir, why[0] ? why : rn_strerror(rc),
+             rn_err_name(rc));
+    uv_loop_close(&d.loop);
+    rn_config_free(&cfg);
+    return 1;
+  }
+
+  /* Signal handles first: once rn_server_start logs "listening" (and writes
+   * the port file) a supervisor may send SIGTERM at any moment, and it must
+   * mean a clean shutdown, not the signal's default action. The callbacks
+   * only run inside uv_run, by which time d.srv is set. */
+  uv_signal_init(&d.loop, &d.sigterm);
+  uv_signal_init(&d.loop, &d.sigint);
+  d.sigterm.data = d.sigint.data = &d;
+  uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&d.sigint, on_signal, SIGINT);
+
+  rc = rn_server_start(&d.loop, d.eng, &cfg, &d.srv, why, sizeof why);
+  if (rc != 0) {
+    rn__logf(RN_LOG_ERROR, "server", "%s", why);
+    uv_close((uv_handle_t *)&d.sigterm, NULL);
+    uv_close((uv_handle_t *)&d.sigint, NULL);
+    rn_engine_close(d.eng);
+    uv_run(&d.loop, UV_RUN_NOWAIT);
+    uv_loop_close(&d.loop);
+    rn_config_free(&cfg);
+    return 1;
+  }
+
+  uv_run(&d.loop, UV_RUN_DEFAULT);
+
+  /* The server has stopped (on_server_done); the engine's own handles may
+   * still be open. A further signal now exits at once (on_signal_while_closing). */
+  rn_server_destroy(d.srv);
+  rc = rn_engine_close(d.eng);
+  /* Close callbacks of the signal handles and of whatever the engine closed. */
+  uv_run(&d.loop, UV_RUN_NOWAIT);
+  urc = uv_loop_close(&d.loop);
+  if (urc != 0) rn__logf(RN_LOG_DEBUG, "runneld", "event loop still had open handles at exit: %s", uv_strerror(urc));
+  rn_config_free(&cfg);
+  if (rc != 0) {
+    rn__logf(RN_LOG_ERROR, "engine", "close failed: %s (%s); the next start will run recovery", rn_strerror(rc),
+             rn_err_name(rc));
+    return 1;
+  }
+  rn__logf(RN_LOG_INFO, "runneld", "stopped cleanly");
+  return 0;
+}

@@ -1,0 +1,79 @@
+/*
+ * server.h — runneld's network side: the native protocol listener and its
+ * connections (framing, decoding, dispatch to the engine, replies,
+ * back-pressure, idle timeouts), the minimal HTTP responder (/healthz,
+ * /readyz), graceful shutdown, and the broker's stderr logger.
+ *
+ * Threading: everything runs on the thread that runs the loop given to
+ * rn_server_start, except the logger, which any thread may call.
+ *
+ * Lifetime: rn_server_start → (loop runs) → rn_server_shutdown → done
+ * callback → (uv_run returns) → rn_server_destroy. The engine and the config
+ * passed to rn_server_start are borrowed and must outlive the server.
+ */
+#ifndef RN_BROKER_SERVER_H
+#define RN_BROKER_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "engine.h"
+#include "rn_log.h"
+#include "runnel/error.h"
+
+typedef struct rn_server rn_server_t;
+
+/* Bind the native listener (cfg->listen) and the HTTP listener
+ * (cfg->http_listen), start accepting, write cfg->port_file when set, and
+ * log one "listening" line. Blocking only for name resolution and the port
+ * file (call before the loop runs). eng and cfg are borrowed. On success
+ * *out is owned by the caller (rn_server_destroy). On failure nothing is
+ * left open, why holds one line and the return value is the libuv or file
+ * error as an rn_err_t (-errno). */
+rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *cfg,
+                         rn_server_t **out, char *why, size_t whylen);
+
+/* Ports actually bound (useful with port 0). */
+uint16_t rn_server_native_port(const rn_server_t *srv);
+uint16_t rn_server_http_port(const rn_server_t *srv);
+
+/* Called once, on the loop thread, when shutdown finished: every handle of
+ * the server is closed and every reply was written. The loop keeps running
+ * (the engine's handles are still open): the callback typically calls
+ * uv_stop. It must not call rn_server_destroy itself. */
+typedef void (*rn_server_done_cb)(rn_server_t *srv, void *arg);
+
+/* Begin graceful shutdown: close both listeners, stop reading requests,
+ * rn_engine_drain, and once rn_engine_idle holds, every outstanding request
+ * was answered and every reply flushed, close every connection and call
+ * done. No timer is involved: the check runs after the loop's I/O each
+ * iteration. Idempotent (later calls are ignored). */
+void rn_server_shutdown(rn_server_t *srv, rn_server_done_cb done, void *arg);
+
+/* True from rn_server_shutdown on (/readyz answers 503). */
+int rn_server_draining(const rn_server_t *srv);
+
+/* Free the server. Call after done ran and uv_run returned, or right after
+ * a failed start never happened (NULL ok). Removes the port file it wrote. */
+void rn_server_destroy(rn_server_t *srv);
+
+/* ---- logging ----------------------------------------------------------------
+ * One line per event on stderr:
+ *   2026-11-22T02:40:00.123Z info server: listening native=... http=...
+ * Each line goes out in one write(2), so lines from several threads never
+ * interleave. */
+
+/* Least severe level written; default RN_LOG_INFO. Set before threads start. */
+void rn__log_set_level(rn_log_level_t level);
+rn_log_level_t rn__log_level(void);
+
+/* Log one line for component (e.g. "server", "conn", "http"). */
+void rn__logf(rn_log_level_t level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Adapter for the logger callbacks of rn_engine_opts_t / rn_log_opts_t: arg
+ * is the component name (a static string; NULL = "engine"). */
+void rn__log_sink(void *arg, rn_log_level_t level, const char *msg);
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * server_int.h — private structures of the network side (server.c: listeners,
+ * the per-iteration deferred work, shutdown, logging; conn.c: native protocol
+ * connections; http_min.c: the minimal HTTP responder). Loop thread only.
+ *
+ * Memory rule shared by all three files: a connection is never freed inside
+ * one of its own callbacks. Its close callbacks only move it to a dead list
+ * (once nothing else references it); the server's prepare/check hooks free
+ * the dead list (server.c run_deferred), and rn_server_destroy frees whatever is left.
+ */
+#ifndef RN_BROKER_SERVER_INT_H
+#define RN_BROKER_SERVER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "server.h"
+
+typedef struct rn__conn rn__conn_t;
+typedef struct rn__req rn__req_t;
+typedef struct rn__http rn__http_t;
+
+/* One request handed to the engine: the ctx of rn_engine_handle. Holds a
+ * reference on its connection until the engine's reply callback ran, so a
+ * reply for a connection closed meanwhile finds valid memory (and drops the
+ * reply). Recycled through the server's free list. */
+struct rn__req {
+  rn__conn_t *conn;
+  uint64_t corr;
+  rn__req_t *next_free;
+};
+
+/* A native protocol connection. */
+struct rn__conn {
+  uv_tcp_t tcp;
+  uv_timer_t idle;
+  rn_server_t *srv;
+  uint64_t id;
+  char peer[80]; /* "ip:port" or "[ipv6]:port" */
+
+  /* refs: 1 while the handles are open (dropped when both close callbacks
+   * ran), +1 per rn__req at the engine, +1 per uv_write in flight. At 0 the
+   * connection goes to the dead list. */
+  unsigned refs;
+  unsigned handles_open; /* tcp + idle timer not yet closed */
+  unsigned inflight;     /* requests at the engine */
+  unsigned writes;       /* uv_write requests in flight */
+  uint64_t last_active;  /* uv_now of the last request or write progress */
+  uint64_t requests;     /* decoded frames, for the close log line */
+
+  /* Input: received bytes not yet decoded, in[0, in_len). in_need: bytes
+   * the frame at in[0] needs in total (a hint for the buffer size). */
+  uint8_t *in;
+  size_t in_len, in_cap, in_need;
+
+  /* Output: frames packed and not yet handed to uv_write, out[0, out_len);
+   * writing: bytes handed to uv_write and not yet completed. spare: a small
+   * buffer kept from a finished write for reuse. */
+  uint8_t *out;
+  size_t out_len, out_cap, writing;
+  uint8_t *spare;
+  size_t spare_cap;
+
+  bool reading;  /* uv_read_start is in effect */
+  bool closing;  /* uv_close called (or about to be); replies are dropped */
+  bool eof;      /* the peer half-closed: answer what is outstanding, then close */
+  bool fatal;    /* framing error: flush the error reply, then close */
+  bool rejected; /* over max_connections: closed right after accept */
+  bool queued;   /* on the server's work list */
+  bool counted;  /* counted in srv->nconns */
+
+  rn__conn_t *prev, *next; /* srv->conns (all open connections) */
+  rn__conn_t *work_next;   /* srv->work */
+  rn__conn_t *dead_next;   /* srv->dead */
+};
+
+/* A minimal HTTP/1.1 connection: one request head, one response, close. */
+struct rn__http {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  rn_server_t *srv;
+  unsigned handles_open;
+  bool closing, responded, counted;
+  size_t len;
+  char head[8192];
+  uv_write_t wreq;
+  char *resp; /* owned; the response being written */
+  rn__http_t *prev, *next;
+  rn__http_t *dead_next;
+};
+
+struct rn_server {
+  uv_loop_t *loop;
+  rn_engine_t *eng;
+  const rn_config_t *cfg;
+
+  uv_tcp_t native, http;
+  uv_prepare_t prepare; /* run_deferred before poll (work queued by timers, writes) */
+  uv_check_t check;     /* run_deferred after poll (work queued by I/O) */
+  /* Every handle of the server not yet closed: listeners, the two hooks,
+   * each connection's socket and timer. When finishing and this reaches 0,
+   * done runs. */
+  unsigned handles_open;
+  uint16_t native_port, http_port;
+  char native_addr[128], http_addr[128];
+
+  rn__conn_t *conns;      /* every open native connection */
+  uint32_t nconns;        /* accepted and not rejected */
+  uint64_t next_conn_id;
+  rn__conn_t *work;       /* connections with deferred work (pump, flush, close) */
+  rn__conn_t *dead;       /* closed, unreferenced: freed by run_deferred */
+  rn__req_t *req_free;    /* recycled request contexts */
+  unsigned req_free_n;
+  uint64_t inflight;      /* requests at the engine, all connections */
+
+  rn__http_t *https;      /* open HTTP connections */
+  uint32_t nhttp;
+  rn__http_t *http_dead;
+
+  uint64_t rejected;          /* connections refused since the last warning */
+  uint64_t reject_logged_at;  /* uv_now of that warning */
+
+  bool draining;  /* rn_server_shutdown called */
+  bool finishing; /* every handle is being closed; done runs when the last closes */
+  bool done_called;
+  rn_server_done_cb done;
+  void *done_arg;
+
+  char *port_file_written; /* path of the port file we wrote, to remove */
+};
+
+/* ---- conn.c ---- */
+
+/* Accept a pending connection on srv->native (the listener's callback). */
+void rn__conn_accept(rn_server_t *srv);
+
+/* Deferred work of one connection, run by run_deferred: dispatch buffered
+ * requests if allowed, update reading, hand packed replies to uv_write, and
+ * close when a framing error or half-close says so. */
+void rn__conn_work(rn__conn_t *conn);
+
+/* Start closing conn (idempotent). why is logged at debug ("eof", ...). */
+void rn__conn_close(rn__conn_t *conn, const char *why);
+
+/* Queue conn on srv->work (idempotent). */
+void rn__conn_schedule(rn__conn_t *conn);
+
+/* Whether conn has replies not yet fully written. */
+bool rn__conn_unflushed(const rn__conn_t *conn);
+
+/* Stop reading requests. */
+void rn__conn_stop_reading(rn__conn_t *conn);
+
+/* Shutdown began: stop reading, and from now on close the connection if
+ * its replies make no write progress for drain_timeout_ms. */
+void rn__conn_drain(rn__conn_t *conn);
+
+/* Free a dead connection. */
+void rn__conn_free(rn__conn_t *conn);
+
+/* ---- http_min.c ---- */
+
+void rn__http_accept(rn_server_t *srv);
+void rn__http_close(rn__http_t *h);
+void rn__http_free(rn__http_t *h);
+
+/* ---- server.c ---- */
+
+/* Bookkeeping when a handle owned by the server (listener, hook,
+ * connection handle) finished closing: when finishing and it was the last,
+ * call the done callback. */
+void rn__server_handle_closed(rn_server_t *srv);
+
+/* Count one more open handle (call right after its uv_*_init). */
+void rn__server_count_handle(rn_server_t *srv);
+
+#endif

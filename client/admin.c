@@ -1,0 +1,299 @@
+/*
+ * admin.c — the blocking admin calls (streams, retention, offsets): each
+ * builds one Request, waits for its Response through rn__client_call and
+ * converts the answer into caller-owned result structs (one allocation tree
+ * per result, freed by the matching _free).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_int.h"
+
+const char *rn_durability_name(rn_durability_t d) {
+  switch (d) {
+    case RN_DURABILITY_SYNC: return "sync";
+    case RN_DURABILITY_INTERVAL: return "interval";
+    case RN_DURABILITY_NONE: return "none";
+  }
+  return NULL;
+}
+
+static void copy_key(uint8_t out[RN_HASH_KEY_BYTES], ProtobufCBinaryData b) {
+  memset(out, 0, RN_HASH_KEY_BYTES);
+  if (b.len == RN_HASH_KEY_BYTES) {
+    memcpy(out, b.data, RN_HASH_KEY_BYTES);
+  } else if (b.len > 0 && b.len < RN_HASH_KEY_BYTES) {
+    /* tolerate a shortened big-endian encoding */
+    memcpy(out + RN_HASH_KEY_BYTES - b.len, b.data, b.len);
+  }
+}
+
+rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd) {
+  rn_stream_desc_t *d = calloc(1, sizeof *d);
+  if (d == NULL) return NULL;
+  const Runnel__StreamConfig *c = sd->config;
+  d->name = strdup(c && c->name ? c->name : "");
+  d->status = strdup(sd->status ? sd->status : "");
+  if (c) {
+    d->retention_ms = c->retention_ms;
+    d->retention_bytes = c->retention_bytes;
+    d->durability = (rn_durability_t)c->durability;
+  }
+  d->created_ms = sd->created_ms;
+  d->shard_count = sd->n_shards;
+  d->shards = sd->n_shards ? calloc(sd->n_shards, sizeof *d->shards) : NULL;
+  if (d->name == NULL || d->status == NULL || (sd->n_shards && d->shards == NULL)) {
+    rn_stream_desc_free(d);
+    return NULL;
+  }
+  for (size_t i = 0; i < sd->n_shards; i++) {
+    const Runnel__ShardInfo *si = sd->shards[i];
+    rn_shard_info_t *s = &d->shards[i];
+    s->index = si->index;
+    if (si->shard_id && si->shard_id[0]) {
+      snprintf(s->shard_id, sizeof s->shard_id, "%s", si->shard_id);
+    } else {
+      snprintf(s->shard_id, sizeof s->shard_id, "shardId-%012u", si->index);
+    }
+    copy_key(s->hash_key_start, si->hash_key_start);
+    copy_key(s->hash_key_end, si->hash_key_end);
+    s->start_offset = si->start_offset;
+    s->end_offset = si->end_offset;
+    s->last_append_ms = si->last_append_ms;
+  }
+  return d;
+}
+
+void rn_stream_desc_free(rn_stream_desc_t *d) {
+  if (d == NULL) return;
+  free(d->name);
+  free(d->status);
+  free(d->shards);
+  free(d);
+}
+
+void rn_stream_names_free(rn_stream_names_t *n) {
+  if (n == NULL) return;
+  for (size_t i = 0; i < n->count; i++) free(n->names[i]);
+  free(n->names);
+  free(n);
+}
+
+void rn_offsets_free(rn_offsets_t *o) {
+  if (o == NULL) return;
+  free(o->shards);
+  free(o);
+}
+
+/* Take the description out of a response into *out (when out != NULL). */
+static rn_err_t desc_out(const Runnel__StreamDescription *sd, rn_stream_desc_t **out) {
+  if (out == NULL) return 0;
+  if (sd == NULL) {
+    rn__errmsg_set("broker answered without a stream description");
+    return RN_EBADREQUEST;
+  }
+  *out = rn__desc_from_pb(sd);
+  return *out ? 0 : RN_ENOMEM;
+}
+
+static rn_err_t check_op(const Runnel__Response *resp, Runnel__Response__OpCase want) {
+  if (resp->op_case != want) {
+    rn__errmsg_set("broker answered with the wrong message (%d for %d)", (int)resp->op_case, (int)want);
+    return RN_EBADREQUEST;
+  }
+  return 0;
+}
+
+rn_err_t rn_stream_create(rn_client_t *cl, const rn_stream_config_t *config, rn_stream_desc_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || config == NULL || config->name == NULL) return RN_EINVAL;
+  Runnel__StreamConfig sc;
+  runnel__stream_config__init(&sc);
+  sc.name = (char *)(uintptr_t)config->name;
+  sc.shard_count = config->shard_count;
+  sc.retention_ms = config->retention_ms;
+  sc.retention_bytes = config->retention_bytes;
+  sc.durability = (Runnel__Durability)config->durability;
+  Runnel__CreateStreamRequest cr;
+  runnel__create_stream_request__init(&cr);
+  cr.config = &sc;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
+  req.create_stream = &cr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_CREATE_STREAM);
+  if (!err) err = desc_out(resp->create_stream->stream, out);
+  runnel__response__free_unpacked(resp, NULL);
+  return err;
+}
+
+rn_err_t rn_stream_delete(rn_client_t *cl, const char *name) {
+  rn__errmsg_clear();
+  if (cl == NULL || name == NULL) return RN_EINVAL;
+  Runnel__DeleteStreamRequest dr;
+  runnel__delete_stream_request__init(&dr);
+  dr.name = (char *)(uintptr_t)name;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_DELETE_STREAM;
+  req.delete_stream = &dr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_DELETE_STREAM);
+  runnel__response__free_unpacked(resp, NULL);
+  return err;
+}
+
+rn_err_t rn_stream_list(rn_client_t *cl, rn_stream_names_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || out == NULL) return RN_EINVAL;
+  Runnel__ListStreamsRequest lr;
+  runnel__list_streams_request__init(&lr);
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_LIST_STREAMS;
+  req.list_streams = &lr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_LIST_STREAMS);
+  if (!err) {
+    const Runnel__ListStreamsResponse *l = resp->list_streams;
+    rn_stream_names_t *n = calloc(1, sizeof *n);
+    if (n && l->n_names) n->names = calloc(l->n_names, sizeof *n->names);
+    if (n == NULL || (l->n_names && n->names == NULL)) {
+      free(n);
+      err = RN_ENOMEM;
+    } else {
+      for (size_t i = 0; i < l->n_names && !err; i++) {
+        n->names[i] = strdup(l->names[i]);
+        if (n->names[i] == NULL) {
+          err = RN_ENOMEM;
+        } else {
+          n->count++;
+        }
+      }
+      if (err) {
+        rn_stream_names_free(n);
+      } else {
+        *out = n;
+      }
+    }
+  }
+  runnel__response__free_unpacked(resp, NULL);
+  return err;
+}
+
+rn_err_t rn_stream_describe(rn_client_t *cl, const char *name, rn_stream_desc_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || name == NULL || out == NULL) return RN_EINVAL;
+  Runnel__DescribeStreamRequest dr;
+  runnel__describe_stream_request__init(&dr);
+  dr.name = (char *)(uintptr_t)name;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
+  req.describe_stream = &dr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_DESCRIBE_STREAM);
+  if (!err) err = desc_out(resp->describe_stream->stream, out);
+  runnel__response__free_unpacked(resp, NULL);
+  return err;
+}
+
+rn_err_t rn_stream_set_retention(rn_client_t *cl, const char *name, int64_t retention_ms,
+                                 int64_t retention_bytes, rn_stream_desc_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || name == NULL) return RN_EINVAL;
+  Runnel__SetRetentionRequest sr;
+  runnel__set_retention_request__init(&sr);
+  sr.name = (char *)(uintptr_t)name;
+  sr.retention_ms = retention_ms;
+  sr.retention_bytes = retention_bytes;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_SET_RETENTION;
+  req.set_retention = &sr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_SET_RETENTION);
+  if (!err) err = desc_out(resp->set_retention->stream, out);
+  runnel__response__free_unpacked(resp, NULL);
+  return err;
+}
+
+rn_err_t rn_stream_list_offsets(rn_client_t *cl, const char *name, rn_pos_kind_t kind, int64_t value,
+                                rn_offsets_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || name == NULL || out == NULL) return RN_EINVAL;
+  /* An empty shard list means "every shard, at LATEST" (runnel.proto), so
+   * any other position needs one entry per shard: learn them first. */
+  rn_stream_desc_t *desc = NULL;
+  Runnel__ShardFetch *sf = NULL, **sfs = NULL;
+  Runnel__ListOffsetsRequest lr;
+  runnel__list_offsets_request__init(&lr);
+  lr.stream = (char *)(uintptr_t)name;
+  if (kind != RN_POS_LATEST) {
+    rn_err_t derr = rn_stream_describe(cl, name, &desc);
+    if (derr) return derr;
+    size_t n = desc->shard_count;
+    sf = calloc(n ? n : 1, sizeof *sf);
+    sfs = calloc(n ? n : 1, sizeof *sfs);
+    if (sf == NULL || sfs == NULL) {
+      free(sf);
+      free(sfs);
+      rn_stream_desc_free(desc);
+      return RN_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+      runnel__shard_fetch__init(&sf[i]);
+      sf[i].shard = desc->shards[i].index;
+      sf[i].kind = (Runnel__PositionKind)kind;
+      sf[i].value = value;
+      sfs[i] = &sf[i];
+    }
+    lr.n_shards = n;
+    lr.shards = sfs;
+  }
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_LIST_OFFSETS;
+  req.list_offsets = &lr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  free(sf);
+  free(sfs);
+  rn_stream_desc_free(desc);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_LIST_OFFSETS);
+  if (!err) {
+    const Runnel__ListOffsetsResponse *l = resp->list_offsets;
+    rn_offsets_t *o = calloc(1, sizeof *o);
+    if (o && l->n_shards) o->shards = calloc(l->n_shards, sizeof *o->shards);
+    if (o == NULL || (l->n_shards && o->shards == NULL)) {
+      free(o);
+      err = RN_ENOMEM;
+    } else {
+      o->count = l->n_shards;
+      for (size_t i = 0; i < l->n_shards; i++) {
+        const Runnel__ShardOffsets *so = l->shards[i];
+        o->shards[i].shard = so->shard;
+        o->shards[i].err = rn__pb_error(so->error, NULL, 0);
+        o->shards[i].offset = so->offset;
+        o->shards[i].start_offset = so->start_offset;
+        o->shards[i].end_offset = so->end_offset;
+      }
+      *out = o;
+    }
+  }
+  runnel__response__free_unpacked(resp, NULL);
+  return err;
+}

@@ -1,0 +1,825 @@
+/*
+ * client.c — the client handle: one TCP connection to one broker, owned by a
+ * private libuv loop on an internal I/O thread, with pipelined requests.
+ *
+ * Invariants:
+ *   - Only the I/O thread touches the loop, the connection, the pending and
+ *     in-flight lists and the agents list's run state. Other threads talk
+ *     to it through cl->mu-protected fields (submit queue, agent add/remove
+ *     requests, the closing flag) and uv_async_send.
+ *   - Every submitted request's callback runs exactly once: with the
+ *     response, or with RN_ECONNECTION (connection attempt failed while it
+ *     waited / connection lost while it was on the wire), RN_ETIMEDOUT (its
+ *     deadline passed) or RN_ECANCELED (client destroyed).
+ *   - Callbacks run without cl->mu held, so they may submit more requests.
+ *   - A request is pending (waiting for a connection) or in flight (written,
+ *     awaiting the response with its correlation id); the frame bytes move
+ *     to the write request when written, so a response that overtakes the
+ *     write callback never frees bytes libuv still reads.
+ *   - Reconnect: connections are made on demand; after a failure the next
+ *     attempt waits for the backoff timer (doubling up to the maximum,
+ *     reset by a successful connect).
+ *
+ * Per-iteration order on the I/O thread (one wake-up): drain the submit
+ * queue and agent changes, run agents (they may submit), write pending
+ * requests if connected (or start connecting), expire deadlines, re-arm the
+ * timer.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "client_int.h"
+#include "runnel/frame.h"
+
+/* ---- time, thread-local error text ------------------------------------------- */
+
+int64_t rn__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rn__wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static _Thread_local char tls_errmsg[512];
+
+const char *rn_last_error_message(void) { return tls_errmsg; }
+
+void rn__errmsg_set(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tls_errmsg, sizeof tls_errmsg, fmt, ap);
+  va_end(ap);
+}
+
+void rn__errmsg_clear(void) { tls_errmsg[0] = '\0'; }
+
+rn_err_t rn__pb_error(const Runnel__Error *e, char *msg, size_t n) {
+  if (e == NULL || e->code == 0) return 0;
+  if (msg != NULL && n > 0) snprintf(msg, n, "%s", e->message ? e->message : "");
+  rn_err_t err = rn_err_from_wire(e->code);
+  return err == 0 ? RN_EIO : err;
+}
+
+/* ---- structures ------------------------------------------------------------------- */
+
+typedef struct rn__req {
+  struct rn__req *next, *prev;
+  uint64_t corr_id;
+  uint8_t *frame; /* owned until written */
+  size_t frame_len;
+  int64_t deadline;
+  rn__req_cb cb;
+  void *arg;
+} rn__req_t;
+
+typedef struct {
+  rn__req_t head; /* sentinel of a circular doubly-linked list */
+} rn__reqlist_t;
+
+typedef enum { CONN_IDLE, CONN_RESOLVING, CONN_CONNECTING, CONN_UP, CONN_BACKOFF } conn_state_t;
+
+typedef struct rn__conn {
+  uv_tcp_t tcp;
+  uv_connect_t connect_req;
+  rn_client_t *cl;
+  bool current; /* false once abandoned (closing) */
+  uint8_t *rbuf;
+  size_t rlen, rcap;
+} rn__conn_t;
+
+typedef struct {
+  uv_write_t w;
+  uint8_t *frame;
+  rn__conn_t *conn;
+} rn__wreq_t;
+
+struct rn_client {
+  rn_client_conf_t conf;
+  char *host;
+  char *port;
+  char *broker; /* as configured, for messages */
+
+  pthread_t thread;
+  uv_loop_t loop;
+  uv_async_t async;
+  uv_timer_t timer;   /* earliest deadline of requests and agents */
+  uv_timer_t backoff; /* reconnect backoff and connect timeout */
+  uv_getaddrinfo_t *gai; /* the resolution under way (freed by its callback) */
+
+  atomic_uint_fast64_t next_corr;
+
+  /* ---- shared, under mu ---- */
+  pthread_mutex_t mu;
+  pthread_cond_t cond;        /* agent removal done */
+  rn__reqlist_t submitq;      /* submitted, not yet seen by the I/O thread */
+  rn__agent_t *agents_add;    /* to add (linked through next) */
+  rn__agent_t *agent_removing; /* to remove; the requester waits on cond */
+  bool agent_removed;
+  bool closing;
+  bool wake_agents;
+
+  /* ---- I/O thread only ---- */
+  rn__reqlist_t pending;  /* waiting for a connection */
+  rn__reqlist_t inflight; /* written, awaiting response */
+  rn__agent_t *agents;
+  conn_state_t state;
+  rn__conn_t *conn; /* current connection, when CONNECTING or UP */
+  uint32_t backoff_ms;
+  bool stopping;
+};
+
+/* ---- request lists -------------------------------------------------------------- */
+
+static void rl_init(rn__reqlist_t *l) { l->head.next = l->head.prev = &l->head; }
+static bool rl_empty(const rn__reqlist_t *l) { return l->head.next == &l->head; }
+static void rl_unlink(rn__req_t *r) {
+  r->prev->next = r->next;
+  r->next->prev = r->prev;
+  r->next = r->prev = NULL;
+}
+static void rl_push(rn__reqlist_t *l, rn__req_t *r) {
+  r->prev = l->head.prev;
+  r->next = &l->head;
+  l->head.prev->next = r;
+  l->head.prev = r;
+}
+/* Move every element of src to the end of dst. */
+static void rl_splice(rn__reqlist_t *dst, rn__reqlist_t *src) {
+  if (rl_empty(src)) return;
+  rn__req_t *first = src->head.next, *last = src->head.prev;
+  first->prev = dst->head.prev;
+  dst->head.prev->next = first;
+  last->next = &dst->head;
+  dst->head.prev = last;
+  rl_init(src);
+}
+
+static void req_complete(rn__req_t *r, rn_err_t err, const char *msg, Runnel__Response *resp) {
+  r->cb(r->arg, err, msg, resp);
+  free(r->frame);
+  free(r);
+}
+
+/* Fail every request of l (moved out first, so callbacks may submit). */
+static void fail_all(rn__reqlist_t *l, rn_err_t err, const char *msg) {
+  rn__reqlist_t tmp;
+  rl_init(&tmp);
+  rl_splice(&tmp, l);
+  while (!rl_empty(&tmp)) {
+    rn__req_t *r = tmp.head.next;
+    rl_unlink(r);
+    req_complete(r, err, msg, NULL);
+  }
+}
+
+/* ---- configuration ---------------------------------------------------------------- */
+
+void rn_client_conf_init(rn_client_conf_t *conf) {
+  memset(conf, 0, sizeof *conf);
+  conf->broker = RN_DEFAULT_BROKER;
+  conf->connect_timeout_ms = 5000;
+  conf->request_timeout_ms = 30000;
+  conf->reconnect_backoff_ms = 100;
+  conf->reconnect_backoff_max_ms = 5000;
+  conf->max_frame_bytes = 64u << 20;
+}
+
+const rn_client_conf_t *rn__client_conf(const rn_client_t *cl) { return &cl->conf; }
+
+/* Split "host:port" / "[v6]:port". */
+static rn_err_t parse_broker(const char *s, char **host, char **port) {
+  const char *colon, *hs, *he;
+  if (s == NULL || *s == '\0') return RN_EINVAL;
+  if (s[0] == '[') {
+    he = strchr(s, ']');
+    if (he == NULL || he[1] != ':') return RN_EINVAL;
+    hs = s + 1;
+    colon = he + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon == NULL) return RN_EINVAL;
+    hs = s;
+    he = colon;
+  }
+  const char *ps = colon + 1;
+  if (he == hs || *ps == '\0' || strlen(ps) > 5) return RN_EINVAL;
+  for (const char *p = ps; *p; p++)
+    if (*p < '0' || *p > '9') return RN_EINVAL;
+  long port_n = strtol(ps, NULL, 10);
+  if (port_n < 1 || port_n > 65535) return RN_EINVAL;
+  *host = strndup(hs, (size_t)(he - hs));
+  *port = strdup(ps);
+  if (*host == NULL || *port == NULL) {
+    free(*host);
+    free(*port);
+    return RN_ENOMEM;
+  }
+  return 0;
+}
+
+/* ---- connection --------------------------------------------------------------------- */
+
+static void conn_start(rn_client_t *cl);
+static void pump(rn_client_t *cl);
+static void backoff_cb(uv_timer_t *t);
+
+static void conn_close_cb(uv_handle_t *h) {
+  rn__conn_t *conn = h->data;
+  free(conn->rbuf);
+  free(conn);
+}
+
+/* Abandon the current connection (if any) and close its socket. */
+static void conn_drop(rn_client_t *cl) {
+  rn__conn_t *conn = cl->conn;
+  if (conn == NULL) return;
+  cl->conn = NULL;
+  conn->current = false;
+  if (!uv_is_closing((uv_handle_t *)&conn->tcp)) uv_close((uv_handle_t *)&conn->tcp, conn_close_cb);
+}
+
+static void enter_backoff(rn_client_t *cl) {
+  cl->state = CONN_BACKOFF;
+  uint32_t d = cl->backoff_ms;
+  uint64_t nextb = (uint64_t)cl->backoff_ms * 2;
+  cl->backoff_ms = nextb > cl->conf.reconnect_backoff_max_ms ? cl->conf.reconnect_backoff_max_ms
+                                                             : (uint32_t)nextb;
+  if (cl->backoff_ms == 0) cl->backoff_ms = 1;
+  uv_timer_stop(&cl->backoff);
+  uv_timer_start(&cl->backoff, backoff_cb, d, 0);
+}
+
+/* A connection attempt failed: everything waiting for it fails. */
+static void connect_failed(rn_client_t *cl, const char *what, int uverr) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s %s: %s", what, cl->broker, uv_strerror(uverr));
+  if (cl->gai) { /* its callback frees it and sees it is no longer current */
+    uv_cancel((uv_req_t *)cl->gai);
+    cl->gai = NULL;
+  }
+  conn_drop(cl);
+  uv_timer_stop(&cl->backoff);
+  enter_backoff(cl);
+  fail_all(&cl->pending, RN_ECONNECTION, msg);
+}
+
+/* The connection was lost: everything on the wire fails. Pending requests
+ * (not yet written) wait for the next attempt. */
+static void conn_lost(rn_client_t *cl, const char *why) {
+  char msg[300];
+  snprintf(msg, sizeof msg, "connection to %s lost: %s", cl->broker, why);
+  conn_drop(cl);
+  enter_backoff(cl);
+  fail_all(&cl->inflight, RN_ECONNECTION, msg);
+}
+
+static void backoff_cb(uv_timer_t *t) {
+  rn_client_t *cl = t->data;
+  if (cl->state == CONN_BACKOFF) {
+    cl->state = CONN_IDLE;
+    if (!rl_empty(&cl->pending)) conn_start(cl);
+  } else if (cl->state == CONN_RESOLVING || cl->state == CONN_CONNECTING) {
+    /* connect timeout */
+    connect_failed(cl, "connect", UV_ETIMEDOUT);
+  }
+  pump(cl);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  rn__conn_t *conn = h->data;
+  size_t want = conn->rlen + (suggested < 65536 ? 65536 : suggested);
+  if (want > conn->rcap) {
+    size_t cap = conn->rcap ? conn->rcap : 65536;
+    while (cap < want) cap *= 2;
+    uint8_t *nb = realloc(conn->rbuf, cap);
+    if (nb == NULL) {
+      *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+      return;
+    }
+    conn->rbuf = nb;
+    conn->rcap = cap;
+  }
+  *buf = uv_buf_init((char *)conn->rbuf + conn->rlen, (unsigned)(conn->rcap - conn->rlen));
+}
+
+static rn__req_t *inflight_take(rn_client_t *cl, uint64_t corr) {
+  /* Responses mostly come in order: scan from the oldest. */
+  for (rn__req_t *r = cl->inflight.head.next; r != &cl->inflight.head; r = r->next) {
+    if (r->corr_id == corr) {
+      rl_unlink(r);
+      return r;
+    }
+  }
+  return NULL;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  rn__conn_t *conn = s->data;
+  rn_client_t *cl = conn->cl;
+  (void)buf;
+  if (!conn->current) return;
+  if (nread < 0) {
+    conn_lost(cl, nread == UV_EOF ? "closed by the broker" : uv_strerror((int)nread));
+    pump(cl);
+    return;
+  }
+  conn->rlen += (size_t)nread;
+  size_t pos = 0;
+  while (conn->current) {
+    rn_frame_t fr;
+    rn_err_t err = rn_frame_decode(conn->rbuf + pos, conn->rlen - pos, cl->conf.max_frame_bytes, &fr, NULL);
+    if (err == RN_EPARTIAL) break;
+    if (err != 0) {
+      conn_lost(cl, "protocol error: response frame larger than max_frame_bytes");
+      break;
+    }
+    Runnel__Response *resp = runnel__response__unpack(NULL, fr.payload_len, fr.payload);
+    pos += fr.frame_len;
+    if (resp == NULL) {
+      conn_lost(cl, "protocol error: undecodable response");
+      break;
+    }
+    rn__req_t *r = inflight_take(cl, resp->correlation_id);
+    if (r == NULL) { /* timed out earlier: nobody waits */
+      runnel__response__free_unpacked(resp, NULL);
+      continue;
+    }
+    req_complete(r, 0, NULL, resp);
+  }
+  if (conn->current) {
+    if (pos > 0) {
+      memmove(conn->rbuf, conn->rbuf + pos, conn->rlen - pos);
+      conn->rlen -= pos;
+    }
+  }
+  pump(cl);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  rn__conn_t *conn = req->data;
+  rn_client_t *cl = conn->cl;
+  if (!conn->current) return; /* abandoned (timeout or shutdown); close pending */
+  if (status < 0) {
+    connect_failed(cl, "connect", status);
+    pump(cl);
+    return;
+  }
+  uv_timer_stop(&cl->backoff);
+  uv_tcp_nodelay(&conn->tcp, 1);
+  int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+  if (rc < 0) {
+    connect_failed(cl, "read from", rc);
+    pump(cl);
+    return;
+  }
+  cl->state = CONN_UP;
+  cl->backoff_ms = cl->conf.reconnect_backoff_ms;
+  pump(cl);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  rn_client_t *cl = req->data;
+  bool current = cl->gai == req;
+  free(req);
+  if (!current || cl->stopping) {
+    uv_freeaddrinfo(res);
+    return;
+  }
+  cl->gai = NULL;
+  if (status < 0) {
+    uv_freeaddrinfo(res);
+    connect_failed(cl, "resolve", status);
+    pump(cl);
+    return;
+  }
+  rn__conn_t *conn = calloc(1, sizeof *conn);
+  if (conn == NULL) {
+    uv_freeaddrinfo(res);
+    connect_failed(cl, "connect", UV_ENOMEM);
+    pump(cl);
+    return;
+  }
+  conn->cl = cl;
+  conn->current = true;
+  uv_tcp_init(&cl->loop, &conn->tcp);
+  conn->tcp.data = conn;
+  conn->connect_req.data = conn;
+  cl->conn = conn;
+  cl->state = CONN_CONNECTING;
+  int rc = uv_tcp_connect(&conn->connect_req, &conn->tcp, res->ai_addr, on_connect);
+  uv_freeaddrinfo(res);
+  if (rc < 0) {
+    connect_failed(cl, "connect", rc);
+    pump(cl);
+  }
+}
+
+static void conn_start(rn_client_t *cl) {
+  assert(cl->state == CONN_IDLE);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  uv_getaddrinfo_t *gai = malloc(sizeof *gai);
+  if (gai == NULL) {
+    connect_failed(cl, "resolve", UV_ENOMEM);
+    return;
+  }
+  gai->data = cl;
+  cl->gai = gai;
+  cl->state = CONN_RESOLVING;
+  /* the connect timeout covers resolution and the TCP handshake */
+  uv_timer_start(&cl->backoff, backoff_cb, cl->conf.connect_timeout_ms, 0);
+  int rc = uv_getaddrinfo(&cl->loop, gai, on_resolved, cl->host, cl->port, &hints);
+  if (rc < 0) {
+    cl->gai = NULL;
+    free(gai);
+    connect_failed(cl, "resolve", rc);
+  }
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+static void on_write(uv_write_t *w, int status) {
+  rn__wreq_t *wr = (rn__wreq_t *)w;
+  rn__conn_t *conn = wr->conn;
+  free(wr->frame);
+  free(wr);
+  if (status < 0 && conn->current) {
+    rn_client_t *cl = conn->cl;
+    conn_lost(cl, uv_strerror(status));
+    pump(cl);
+  }
+}
+
+static void write_pending(rn_client_t *cl) {
+  while (cl->state == CONN_UP && !rl_empty(&cl->pending)) {
+    rn__req_t *r = cl->pending.head.next;
+    rn__wreq_t *wr = malloc(sizeof *wr);
+    if (wr == NULL) {
+      rl_unlink(r);
+      req_complete(r, RN_ENOMEM, "out of memory writing a request", NULL);
+      continue;
+    }
+    wr->frame = r->frame;
+    wr->conn = cl->conn;
+    uv_buf_t b = uv_buf_init((char *)r->frame, (unsigned)r->frame_len);
+    r->frame = NULL;
+    rl_unlink(r);
+    rl_push(&cl->inflight, r);
+    int rc = uv_write(&wr->w, (uv_stream_t *)&cl->conn->tcp, &b, 1, on_write);
+    if (rc < 0) {
+      free(wr->frame);
+      free(wr);
+      conn_lost(cl, uv_strerror(rc));
+    }
+  }
+}
+
+/* ---- the loop's work ----------------------------------------------------------------- */
+
+static void expire(rn_client_t *cl, rn__reqlist_t *l, int64_t now) {
+  rn__reqlist_t tmp;
+  rl_init(&tmp);
+  for (rn__req_t *r = l->head.next, *n; r != &l->head; r = n) {
+    n = r->next;
+    if (r->deadline <= now) {
+      rl_unlink(r);
+      rl_push(&tmp, r);
+    }
+  }
+  char msg[200];
+  snprintf(msg, sizeof msg, "no answer from %s within the request timeout", cl->broker);
+  fail_all(&tmp, RN_ETIMEDOUT, msg);
+}
+
+static void on_timer(uv_timer_t *t) { pump(t->data); }
+
+/* Everything the I/O thread does after any event, in this order. */
+static void pump(rn_client_t *cl) {
+  if (cl->stopping) return;
+  /* 1. the submit queue and agent changes */
+  pthread_mutex_lock(&cl->mu);
+  rl_splice(&cl->pending, &cl->submitq);
+  while (cl->agents_add) {
+    rn__agent_t *a = cl->agents_add;
+    cl->agents_add = a->next;
+    a->next = cl->agents;
+    cl->agents = a;
+    a->deadline = 0;
+  }
+  if (cl->agent_removing) {
+    for (rn__agent_t **pp = &cl->agents; *pp; pp = &(*pp)->next) {
+      if (*pp == cl->agent_removing) {
+        *pp = (*pp)->next;
+        break;
+      }
+    }
+    cl->agent_removing = NULL;
+    cl->agent_removed = true;
+    pthread_cond_broadcast(&cl->cond);
+  }
+  pthread_mutex_unlock(&cl->mu);
+
+  /* 2. agents whose deadline passed (rn__client_wake sets every deadline to 0) */
+  int64_t now = rn__mono_ms();
+  for (rn__agent_t *a = cl->agents; a; a = a->next) {
+    if (a->deadline <= now) a->deadline = a->run(a, now);
+  }
+  /* agents may have submitted */
+  pthread_mutex_lock(&cl->mu);
+  rl_splice(&cl->pending, &cl->submitq);
+  pthread_mutex_unlock(&cl->mu);
+
+  /* 3. write or connect */
+  if (!rl_empty(&cl->pending)) {
+    if (cl->state == CONN_IDLE) conn_start(cl);
+    write_pending(cl);
+  }
+
+  /* 4. deadlines */
+  now = rn__mono_ms();
+  expire(cl, &cl->pending, now);
+  expire(cl, &cl->inflight, now);
+
+  /* 5. re-arm the timer at the earliest deadline */
+  int64_t next = INT64_MAX;
+  for (rn__req_t *r = cl->pending.head.next; r != &cl->pending.head; r = r->next)
+    if (r->deadline < next) next = r->deadline;
+  for (rn__req_t *r = cl->inflight.head.next; r != &cl->inflight.head; r = r->next)
+    if (r->deadline < next) next = r->deadline;
+  for (rn__agent_t *a = cl->agents; a; a = a->next)
+    if (a->deadline < next) next = a->deadline;
+  uv_timer_stop(&cl->timer);
+  if (next != INT64_MAX) {
+    int64_t d = next - now;
+    uv_update_time(&cl->loop);
+    uv_timer_start(&cl->timer, on_timer, d < 0 ? 0 : (uint64_t)d, 0);
+  }
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) {
+    if (h->type == UV_TCP) {
+      uv_close(h, conn_close_cb);
+    } else {
+      uv_close(h, NULL);
+    }
+  }
+}
+
+static void on_async(uv_async_t *a) {
+  rn_client_t *cl = a->data;
+  pthread_mutex_lock(&cl->mu);
+  bool closing = cl->closing;
+  bool wake = cl->wake_agents;
+  cl->wake_agents = false;
+  pthread_mutex_unlock(&cl->mu);
+  if (!closing) {
+    if (wake)
+      for (rn__agent_t *ag = cl->agents; ag; ag = ag->next) ag->deadline = 0;
+    pump(cl);
+    return;
+  }
+  /* shutdown: fail everything, close every handle; uv_run then returns */
+  cl->stopping = true;
+  pthread_mutex_lock(&cl->mu);
+  rl_splice(&cl->pending, &cl->submitq);
+  pthread_mutex_unlock(&cl->mu);
+  rl_splice(&cl->pending, &cl->inflight);
+  if (cl->conn) cl->conn->current = false;
+  cl->conn = NULL;
+  fail_all(&cl->pending, RN_ECANCELED, "client destroyed");
+  if (cl->gai) uv_cancel((uv_req_t *)cl->gai);
+  uv_walk(&cl->loop, close_walk_cb, NULL);
+}
+
+static void *io_thread(void *arg) {
+  rn_client_t *cl = arg;
+  uv_run(&cl->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+bool rn__client_on_io_thread(const rn_client_t *cl) { return pthread_equal(pthread_self(), cl->thread); }
+
+/* ---- public lifecycle ------------------------------------------------------------ */
+
+rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
+  rn__errmsg_clear();
+  rn_client_t *cl = calloc(1, sizeof *cl);
+  if (cl == NULL) return RN_ENOMEM;
+  if (conf) {
+    cl->conf = *conf;
+  } else {
+    rn_client_conf_init(&cl->conf);
+  }
+  if (cl->conf.broker == NULL) cl->conf.broker = RN_DEFAULT_BROKER;
+  if (cl->conf.max_frame_bytes == 0) cl->conf.max_frame_bytes = 64u << 20;
+  if (cl->conf.reconnect_backoff_max_ms < cl->conf.reconnect_backoff_ms)
+    cl->conf.reconnect_backoff_max_ms = cl->conf.reconnect_backoff_ms;
+  rn_err_t err = parse_broker(cl->conf.broker, &cl->host, &cl->port);
+  if (err) {
+    if (err == RN_EINVAL) rn__errmsg_set("broker address \"%s\" is not HOST:PORT", cl->conf.broker);
+    free(cl);
+    return err;
+  }
+  cl->broker = strdup(cl->conf.broker);
+  if (cl->broker == NULL) {
+    free(cl->host);
+    free(cl->port);
+    free(cl);
+    return RN_ENOMEM;
+  }
+  cl->conf.broker = cl->broker;
+  cl->backoff_ms = cl->conf.reconnect_backoff_ms ? cl->conf.reconnect_backoff_ms : 1;
+  atomic_init(&cl->next_corr, 1);
+  rl_init(&cl->submitq);
+  rl_init(&cl->pending);
+  rl_init(&cl->inflight);
+  pthread_mutex_init(&cl->mu, NULL);
+  pthread_cond_init(&cl->cond, NULL);
+  int rc = uv_loop_init(&cl->loop);
+  if (rc == 0) rc = uv_async_init(&cl->loop, &cl->async, on_async);
+  if (rc == 0) {
+    cl->async.data = cl;
+    uv_timer_init(&cl->loop, &cl->timer);
+    uv_timer_init(&cl->loop, &cl->backoff);
+    cl->timer.data = cl;
+    cl->backoff.data = cl;
+    rc = -pthread_create(&cl->thread, NULL, io_thread, cl);
+  }
+  if (rc != 0) {
+    uv_walk(&cl->loop, close_walk_cb, NULL);
+    uv_run(&cl->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&cl->loop);
+    pthread_mutex_destroy(&cl->mu);
+    pthread_cond_destroy(&cl->cond);
+    free(cl->host);
+    free(cl->port);
+    free(cl->broker);
+    free(cl);
+    return rc; /* libuv errors are -errno on Unix */
+  }
+  *out = cl;
+  return 0;
+}
+
+void rn_client_destroy(rn_client_t *cl) {
+  if (cl == NULL) return;
+  assert(!rn__client_on_io_thread(cl));
+  pthread_mutex_lock(&cl->mu);
+  assert(cl->agents_add == NULL);
+  cl->closing = true;
+  pthread_mutex_unlock(&cl->mu);
+  uv_async_send(&cl->async);
+  pthread_join(cl->thread, NULL);
+  assert(cl->agents == NULL); /* producers must be destroyed first */
+  int rc = uv_loop_close(&cl->loop);
+  assert(rc == 0);
+  (void)rc;
+  pthread_mutex_destroy(&cl->mu);
+  pthread_cond_destroy(&cl->cond);
+  free(cl->host);
+  free(cl->port);
+  free(cl->broker);
+  free(cl);
+}
+
+/* ---- submitting -------------------------------------------------------------------- */
+
+rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
+                           rn__req_cb cb, void *arg) {
+  rn__req_t *r = calloc(1, sizeof *r);
+  if (r == NULL) return RN_ENOMEM;
+  r->corr_id = atomic_fetch_add(&cl->next_corr, 1);
+  msg->correlation_id = r->corr_id;
+  size_t n = rn_frame_encoded_len(&msg->base);
+  r->frame = malloc(n);
+  if (r->frame == NULL) {
+    free(r);
+    return RN_ENOMEM;
+  }
+  rn_err_t err = rn_frame_encode(&msg->base, r->frame, n, &r->frame_len);
+  if (err) {
+    free(r->frame);
+    free(r);
+    return err;
+  }
+  r->deadline = rn__mono_ms() + (int64_t)cl->conf.request_timeout_ms + (int64_t)extra_timeout_ms;
+  r->cb = cb;
+  r->arg = arg;
+  pthread_mutex_lock(&cl->mu);
+  if (cl->closing) {
+    pthread_mutex_unlock(&cl->mu);
+    free(r->frame);
+    free(r);
+    return RN_ECANCELED;
+  }
+  rl_push(&cl->submitq, r);
+  pthread_mutex_unlock(&cl->mu);
+  uv_async_send(&cl->async);
+  return 0;
+}
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  bool done;
+  rn_err_t err;
+  char msg[400];
+  Runnel__Response *resp;
+} call_wait_t;
+
+static void call_cb(void *arg, rn_err_t err, const char *msg, Runnel__Response *resp) {
+  call_wait_t *w = arg;
+  pthread_mutex_lock(&w->mu);
+  w->err = err;
+  w->resp = resp;
+  if (msg) snprintf(w->msg, sizeof w->msg, "%s", msg);
+  w->done = true;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->mu);
+}
+
+rn_err_t rn__client_call(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
+                         Runnel__Response **resp) {
+  *resp = NULL;
+  if (rn__client_on_io_thread(cl)) {
+    rn__errmsg_set("blocking call from a librunnel callback");
+    return RN_EBUSY;
+  }
+  call_wait_t w;
+  memset(&w, 0, sizeof w);
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cond, NULL);
+  rn_err_t err = rn__client_submit(cl, msg, extra_timeout_ms, call_cb, &w);
+  if (err == 0) {
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) pthread_cond_wait(&w.cond, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    err = w.err;
+  }
+  pthread_mutex_destroy(&w.mu);
+  pthread_cond_destroy(&w.cond);
+  if (err) {
+    rn__errmsg_set("%s", w.msg);
+    return err;
+  }
+  err = rn__pb_error(w.resp->error, w.msg, sizeof w.msg);
+  if (err) {
+    rn__errmsg_set("%s", w.msg);
+    runnel__response__free_unpacked(w.resp, NULL);
+    return err;
+  }
+  *resp = w.resp;
+  return 0;
+}
+
+/* ---- agents ---------------------------------------------------------------------- */
+
+void rn__client_agent_add(rn_client_t *cl, rn__agent_t *a) {
+  pthread_mutex_lock(&cl->mu);
+  a->next = cl->agents_add;
+  cl->agents_add = a;
+  pthread_mutex_unlock(&cl->mu);
+  uv_async_send(&cl->async);
+}
+
+void rn__client_agent_remove(rn_client_t *cl, rn__agent_t *a) {
+  assert(!rn__client_on_io_thread(cl));
+  pthread_mutex_lock(&cl->mu);
+  /* still queued for addition? then it never ran */
+  for (rn__agent_t **pp = &cl->agents_add; *pp; pp = &(*pp)->next) {
+    if (*pp == a) {
+      *pp = a->next;
+      pthread_mutex_unlock(&cl->mu);
+      return;
+    }
+  }
+  while (cl->agent_removing != NULL) pthread_cond_wait(&cl->cond, &cl->mu);
+  cl->agent_removing = a;
+  cl->agent_removed = false;
+  uv_async_send(&cl->async);
+  while (cl->agent_removing == a) pthread_cond_wait(&cl->cond, &cl->mu);
+  pthread_mutex_unlock(&cl->mu);
+}
+
+void rn__client_wake(rn_client_t *cl) {
+  pthread_mutex_lock(&cl->mu);
+  cl->wake_agents = true;
+  pthread_mutex_unlock(&cl->mu);
+  uv_async_send(&cl->async);
+}

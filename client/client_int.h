@@ -1,0 +1,96 @@
+/*
+ * client_int.h — librunnel's private interface between its parts:
+ * client.c (the I/O thread, the connection, request pipelining), admin.c,
+ * producer.c, consumer.c and routing.c. Never installed.
+ *
+ * A request travels: caller thread packs a Runnel__Request into a frame
+ * (rn__client_submit) -> the submit queue (under cl->mu) -> the I/O thread
+ * writes it and keeps it in flight by correlation id -> the Response (or a
+ * transport error) is handed to the request's callback on the I/O thread.
+ * The blocking API (rn__client_call) is a callback that signals a condvar.
+ */
+#ifndef RN_CLIENT_INT_H
+#define RN_CLIENT_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runnel.pb-c.h"
+#include "runnel/runnel.h"
+
+/* Internal functions are hidden even in a shared build (the library is
+ * compiled with -fvisibility=hidden); this marks intent. */
+#define RN__HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- time and errors ------------------------------------------------------ */
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC). Any thread. */
+RN__HIDDEN int64_t rn__mono_ms(void);
+/* Wall-clock milliseconds since the epoch. Any thread. */
+RN__HIDDEN int64_t rn__wall_ms(void);
+
+/* Set / clear this thread's rn_last_error_message(). */
+RN__HIDDEN void rn__errmsg_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+RN__HIDDEN void rn__errmsg_clear(void);
+
+/* The request-level error of a response (resp->error), 0 when none; copies
+ * the broker's message into msg[0, n) when msg != NULL. */
+RN__HIDDEN rn_err_t rn__pb_error(const Runnel__Error *e, char *msg, size_t n);
+
+/* ---- requests ----------------------------------------------------------------- */
+
+/* Outcome of one request, on the I/O thread (or, for requests cancelled by
+ * rn_client_destroy, on the destroying thread). err != 0: transport failure
+ * (RN_ECONNECTION, RN_ETIMEDOUT, RN_ECANCELED), resp is NULL and msg says
+ * why. err == 0: resp is the broker's answer, owned by the callback (free
+ * with runnel__response__free_unpacked(resp, NULL)); a request-level error
+ * is inside it. Called exactly once per submitted request. */
+typedef void (*rn__req_cb)(void *arg, rn_err_t err, const char *msg, Runnel__Response *resp);
+
+/* Submit msg (its correlation_id is overwritten). The request fails with
+ * RN_ETIMEDOUT after request_timeout_ms + extra_timeout_ms. Any thread,
+ * including the I/O thread. Returns 0 (cb will run), RN_ENOMEM,
+ * RN_ETOOLARGE or RN_ECANCELED (client shutting down); cb is not called
+ * on error. */
+RN__HIDDEN rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
+                                      rn__req_cb cb, void *arg);
+
+/* Submit and wait. Returns the transport error, or the request-level error
+ * of the response (message in rn_last_error_message()), or 0 with *resp
+ * owned by the caller. RN_EBUSY on the I/O thread. Blocking. */
+RN__HIDDEN rn_err_t rn__client_call(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
+                                    Runnel__Response **resp);
+
+/* True when the calling thread is cl's I/O thread. */
+RN__HIDDEN bool rn__client_on_io_thread(const rn_client_t *cl);
+
+RN__HIDDEN const rn_client_conf_t *rn__client_conf(const rn_client_t *cl);
+
+/* ---- agents: periodic work on the I/O thread (the producer) ---------------- */
+
+typedef struct rn__agent rn__agent_t;
+struct rn__agent {
+  /* Runs on the I/O thread when woken or when its last returned deadline
+   * (monotonic ms) passed; returns the next deadline, INT64_MAX for none. */
+  int64_t (*run)(rn__agent_t *a, int64_t now_ms);
+  /* Owned by client.c. */
+  rn__agent_t *next;
+  int64_t deadline;
+};
+
+/* Register a (zeroed apart from run) agent. Any thread. */
+RN__HIDDEN void rn__client_agent_add(rn_client_t *cl, rn__agent_t *a);
+/* Unregister; returns once the I/O thread will never run it again.
+ * Blocking; not on the I/O thread. */
+RN__HIDDEN void rn__client_agent_remove(rn_client_t *cl, rn__agent_t *a);
+/* Ask for a run of every agent soon. Any thread. */
+RN__HIDDEN void rn__client_wake(rn_client_t *cl);
+
+/* ---- admin helpers shared with the producer ---------------------------------- */
+
+/* Convert a protobuf description into a caller-owned one. NULL on ENOMEM. */
+RN__HIDDEN rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd);
+
+#endif

@@ -1,0 +1,371 @@
+/*
+ * runnel/runnel.h — librunnel, the C client of runnel's native protocol.
+ *
+ * This header is the specification of the library; docs/client.md explains
+ * it with examples.
+ *
+ * Handles (all opaque, all created by a _new function and released by the
+ * matching _destroy, which accepts NULL):
+ *   rn_client_t    one TCP connection to one broker, owned by an internal I/O
+ *                  thread; requests from any number of application threads
+ *                  are pipelined over it (correlation ids).
+ *   rn_producer_t  batches records per (stream, shard), sends them
+ *                  asynchronously, retries, idempotent by default.
+ *   rn_consumer_t  reads one shard of one stream from a position.
+ *
+ * Threading, once for the whole library:
+ *   - Every blocking call ("Blocking." in its comment) posts a request to the
+ *     client's I/O thread and waits for the answer; it may be called from any
+ *     application thread, concurrently with other calls on the same client.
+ *   - Callbacks (producer delivery reports) run on the client's I/O thread.
+ *     A callback must be quick and must not call a blocking function of this
+ *     library: such a call returns RN_EBUSY instead of deadlocking.
+ *   - A client must outlive every producer and consumer made from it.
+ *
+ * Errors: every function returns rn_err_t (runnel/error.h): 0 on success, a
+ * negative code from the one error table otherwise. rn_err_name(),
+ * rn_strerror() and rn_err_retriable() describe a code. The broker's or the
+ * connection's specific text for the last failed call on this thread is in
+ * rn_last_error_message(). When a function that takes a callback returns an
+ * error, the callback is never called for that call.
+ *
+ * Strings passed in are borrowed for the duration of the call (the library
+ * copies what it keeps) unless a comment says otherwise.
+ */
+#ifndef RUNNEL_RUNNEL_H
+#define RUNNEL_RUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runnel/batch.h" /* rn_record_t, rn_codec_t, rn_record_header_next */
+#include "runnel/error.h" /* rn_err_t and the error table */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Symbol visibility: the library is built with -fvisibility=hidden and only
+ * RN_EXTERN functions are exported from the shared library. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define RN_EXTERN __attribute__((visibility("default")))
+#else
+#define RN_EXTERN
+#endif
+
+#define RN_DEFAULT_BROKER "127.0.0.1:7400"
+
+/* Detail text of the last failed librunnel call made by this thread (for
+ * example the broker's message "stream \"x\" does not exist" or
+ * "connect 127.0.0.1:7400: connection refused"); "" when that call gave no
+ * detail. Thread-local storage, valid until this thread's next librunnel
+ * call. Never NULL. */
+RN_EXTERN const char *rn_last_error_message(void);
+
+/* ==== client ============================================================== */
+
+typedef struct rn_client rn_client_t;
+
+/* Client configuration. Initialise with rn_client_conf_init() (later versions
+ * append fields; init sets them to their defaults). */
+typedef struct rn_client_conf {
+  const char *broker;            /* "host:port"; default RN_DEFAULT_BROKER; borrowed */
+  uint32_t connect_timeout_ms;   /* one connect attempt; default 5000 */
+  uint32_t request_timeout_ms;   /* a request without answer fails with
+                                    RN_ETIMEDOUT after this (plus a fetch's
+                                    max_wait_ms); default 30000 */
+  uint32_t reconnect_backoff_ms; /* first delay after a failure; default 100 */
+  uint32_t reconnect_backoff_max_ms; /* doubling stops here; default 5000 */
+  uint32_t max_frame_bytes;      /* largest response accepted; default 64 MiB */
+} rn_client_conf_t;
+
+/* Fill *conf with the defaults. */
+RN_EXTERN void rn_client_conf_init(rn_client_conf_t *conf);
+
+/* Create a client and start its I/O thread. The connection is opened lazily
+ * by the first request and reopened after a loss:
+ *   - a request waits while a connection attempt is under way; when the
+ *     attempt fails, every waiting request fails with RN_ECONNECTION;
+ *   - when the connection is lost, every request sent on it and not yet
+ *     answered fails with RN_ECONNECTION (retriable: the broker may or may
+ *     not have executed it);
+ *   - after a failure the next attempt waits reconnect_backoff_ms, doubling
+ *     up to reconnect_backoff_max_ms, reset by a successful connection.
+ * conf may be NULL (defaults); it is copied. On success *out owns the client
+ * (free with rn_client_destroy). Returns 0, RN_EINVAL (malformed broker
+ * address), RN_ENOMEM or a -errno from thread creation. Not blocking. */
+RN_EXTERN rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out);
+
+/* Stop the I/O thread, fail every outstanding request with RN_ECANCELED,
+ * close the connection and free the client. Every producer and consumer of
+ * this client must have been destroyed before. NULL is a no-op. Must not be
+ * called from a callback. */
+RN_EXTERN void rn_client_destroy(rn_client_t *cl);
+
+/* ==== routing (pure functions) =========================================== */
+
+/* A 128-bit hash key, big-endian (byte 0 is the most significant). */
+#define RN_HASH_KEY_BYTES 16
+/* Longest decimal rendering of a hash key (2^128-1 has 39 digits) + NUL. */
+#define RN_HASH_KEY_STRLEN 40
+
+/* out = MD5(key[0, len)) — the hash key of a partition key, read as a
+ * big-endian unsigned 128-bit integer exactly as Kinesis does. key may be
+ * NULL when len is 0. */
+RN_EXTERN void rn_hash_key_for(const void *key, size_t len, uint8_t out[RN_HASH_KEY_BYTES]);
+
+/* Parse a decimal hash key ("0" .. "340282366920938463463374607431768211455",
+ * as Kinesis's ExplicitHashKey). Returns 0 or RN_EINVAL (empty, non-digit,
+ * out of range). */
+RN_EXTERN rn_err_t rn_hash_key_parse(const char *decimal, uint8_t out[RN_HASH_KEY_BYTES]);
+
+/* Render a hash key in decimal into out (RN_HASH_KEY_STRLEN bytes). */
+RN_EXTERN void rn_hash_key_format(const uint8_t key[RN_HASH_KEY_BYTES], char out[RN_HASH_KEY_STRLEN]);
+
+/* ==== admin =============================================================== */
+
+typedef enum {
+  RN_DURABILITY_SYNC = 0,     /* ack after fdatasync (group commit); the default */
+  RN_DURABILITY_INTERVAL = 1, /* ack from the page cache; fdatasync periodically */
+  RN_DURABILITY_NONE = 2      /* page cache only */
+} rn_durability_t;
+
+/* "sync", "interval", "none"; NULL for other values. Static storage. */
+RN_EXTERN const char *rn_durability_name(rn_durability_t d);
+
+/* Settings of a stream to create. Strings borrowed for the call. */
+typedef struct rn_stream_config {
+  const char *name;        /* [A-Za-z0-9_.-]{1,128} */
+  uint32_t shard_count;    /* >= 1 */
+  int64_t retention_ms;    /* <= 0: keep forever (by time) */
+  int64_t retention_bytes; /* per shard; <= 0: unlimited */
+  rn_durability_t durability;
+} rn_stream_config_t;
+
+/* One shard as described by the broker. */
+typedef struct rn_shard_info {
+  uint32_t index;                              /* the N of shardId-%012d */
+  char shard_id[32];                           /* "shardId-000000000003" */
+  uint8_t hash_key_start[RN_HASH_KEY_BYTES];   /* inclusive, big-endian */
+  uint8_t hash_key_end[RN_HASH_KEY_BYTES];     /* inclusive, big-endian */
+  uint64_t start_offset;                       /* earliest stored offset */
+  uint64_t end_offset;                         /* high watermark: next offset */
+  int64_t last_append_ms;                      /* newest record's arrival, 0 = none */
+} rn_shard_info_t;
+
+/* A stream's description. Owned by the caller: free with rn_stream_desc_free
+ * (one allocation tree; do not free the members). */
+typedef struct rn_stream_desc {
+  char *name;
+  int64_t retention_ms;
+  int64_t retention_bytes;
+  rn_durability_t durability;
+  int64_t created_ms;
+  char *status;            /* "ACTIVE", ... */
+  size_t shard_count;
+  rn_shard_info_t *shards; /* shard_count entries, by index */
+} rn_stream_desc_t;
+
+RN_EXTERN void rn_stream_desc_free(rn_stream_desc_t *desc); /* NULL ok */
+
+/* Index into shards[0, n) of the shard whose [hash_key_start, hash_key_end]
+ * contains hash_key. Returns 0 with *pos set, or RN_ENOSHARD when no range
+ * contains it (the ranges of a stream cover the whole space, so that means a
+ * malformed description). Pure. */
+RN_EXTERN rn_err_t rn_shard_for_hash(const rn_shard_info_t *shards, size_t n,
+                                     const uint8_t hash_key[RN_HASH_KEY_BYTES], size_t *pos);
+
+/* Create a stream. Blocking. out may be NULL; otherwise on success *out gets
+ * the new stream's description (caller frees). Errors: RN_EEXIST,
+ * RN_EINVAL, transport errors (RN_ECONNECTION, RN_ETIMEDOUT), ... */
+RN_EXTERN rn_err_t rn_stream_create(rn_client_t *cl, const rn_stream_config_t *config,
+                                    rn_stream_desc_t **out);
+
+/* Delete a stream and its data. Blocking. RN_ENOSTREAM when absent. */
+RN_EXTERN rn_err_t rn_stream_delete(rn_client_t *cl, const char *name);
+
+/* Names of all streams. Owned by the caller: rn_stream_names_free. */
+typedef struct rn_stream_names {
+  size_t count;
+  char **names;
+} rn_stream_names_t;
+
+RN_EXTERN void rn_stream_names_free(rn_stream_names_t *names); /* NULL ok */
+
+/* List the streams. Blocking. On success *out (caller frees). */
+RN_EXTERN rn_err_t rn_stream_list(rn_client_t *cl, rn_stream_names_t **out);
+
+/* Describe a stream: settings and every shard with its hash-key range and
+ * offsets. Blocking. On success *out (caller frees). */
+RN_EXTERN rn_err_t rn_stream_describe(rn_client_t *cl, const char *name, rn_stream_desc_t **out);
+
+/* Change a stream's retention (values as in rn_stream_config_t). Blocking.
+ * out may be NULL; otherwise the updated description (caller frees). */
+RN_EXTERN rn_err_t rn_stream_set_retention(rn_client_t *cl, const char *name, int64_t retention_ms,
+                                           int64_t retention_bytes, rn_stream_desc_t **out);
+
+/* A position in a shard. */
+typedef enum {
+  RN_POS_OFFSET = 0,    /* value = offset */
+  RN_POS_EARLIEST = 1,  /* the oldest record still stored */
+  RN_POS_LATEST = 2,    /* the current end: only records appended later */
+  RN_POS_TIMESTAMP = 3  /* value = ms since the epoch: first record at or after */
+} rn_pos_kind_t;
+
+/* Offsets of one shard. */
+typedef struct rn_shard_offsets {
+  uint32_t shard;
+  rn_err_t err;          /* this shard's error; the other fields are 0 then */
+  uint64_t offset;       /* the requested position, resolved to an offset */
+  uint64_t start_offset; /* earliest stored */
+  uint64_t end_offset;   /* high watermark */
+} rn_shard_offsets_t;
+
+/* Owned by the caller: rn_offsets_free. */
+typedef struct rn_offsets {
+  size_t count;
+  rn_shard_offsets_t *shards;
+} rn_offsets_t;
+
+RN_EXTERN void rn_offsets_free(rn_offsets_t *offs); /* NULL ok */
+
+/* Start/end offsets of every shard of a stream and the position (kind,
+ * value) resolved in each. Blocking. On success *out (caller frees). */
+RN_EXTERN rn_err_t rn_stream_list_offsets(rn_client_t *cl, const char *name, rn_pos_kind_t kind,
+                                          int64_t value, rn_offsets_t **out);
+
+/* ==== producer ============================================================ */
+
+typedef struct rn_producer rn_producer_t;
+
+/* Producer configuration. Initialise with rn_producer_conf_init(). */
+typedef struct rn_producer_conf {
+  uint32_t linger_ms;           /* a batch waits at most this for more records; default 5 */
+  uint32_t max_batch_bytes;     /* a batch is sent when its records reach this; default 1 MiB */
+  rn_codec_t codec;             /* RN_CODEC_NONE (default) or RN_CODEC_LZ4 */
+  bool idempotent;              /* default true: retries never duplicate */
+  uint64_t max_buffered_bytes;  /* records accepted and not yet acknowledged; default 64 MiB */
+  uint32_t block_ms;            /* send() waits this long for buffer space; default 60000;
+                                   0 = never wait (RN_EAGAIN at once) */
+  uint32_t delivery_timeout_ms; /* a record fails once this has passed since send(),
+                                   retries included; default 120000 */
+  uint32_t retry_backoff_ms;    /* first retry delay, doubling; default 100 */
+  uint32_t retry_backoff_max_ms;/* default 1000 */
+  uint32_t close_timeout_ms;    /* rn_producer_destroy flushes this long; default 30000 */
+} rn_producer_conf_t;
+
+RN_EXTERN void rn_producer_conf_init(rn_producer_conf_t *conf);
+
+/* Delivery report of one record: err is 0 on success, with the shard and
+ * the record's offset in it; on failure shard is the target shard (or
+ * UINT32_MAX when routing failed) and offset is 0. Runs on the client's I/O
+ * thread (or, for records cancelled by rn_producer_destroy, on the thread
+ * calling destroy), exactly once per record that send() accepted, in send
+ * order per shard. opaque is the value given to send(). */
+typedef void (*rn_delivery_cb)(rn_err_t err, uint32_t shard, uint64_t offset, void *opaque);
+
+/* Create a producer on cl. conf may be NULL (defaults); it is copied. With
+ * idempotence on (the default) this obtains a producer id from the broker:
+ * Blocking then, and it fails with that request's error. On success *out
+ * owns the producer (rn_producer_destroy). */
+RN_EXTERN rn_err_t rn_producer_new(rn_client_t *cl, const rn_producer_conf_t *conf,
+                                   rn_producer_t **out);
+
+/* Queue one record for stream, routed by MD5(key). key/data are copied
+ * (key may be NULL only with keylen 0; data NULL only with datalen 0).
+ * Asynchronous: cb (may be NULL) reports the outcome later. The first send
+ * to a stream describes it to learn its shards (Blocking, once per stream).
+ * When the buffer (max_buffered_bytes) is full, waits up to block_ms for
+ * space, then returns RN_ETIMEDOUT (RN_EAGAIN when block_ms is 0).
+ * Thread-safe. Called from a delivery callback it never waits: RN_EAGAIN
+ * when full, RN_EBUSY when the stream is not known yet.
+ * Returns 0 (cb will be called exactly once), RN_ENOSTREAM, RN_ETOOLARGE
+ * (one record larger than max_buffered_bytes or the batch format),
+ * RN_EINVAL, RN_ECLOSED (producer being destroyed) or a describe error. */
+RN_EXTERN rn_err_t rn_producer_send(rn_producer_t *p, const char *stream, const void *key,
+                                    size_t keylen, const void *data, size_t datalen,
+                                    rn_delivery_cb cb, void *opaque);
+
+/* A record with every option, for rn_producer_send_message. */
+typedef struct rn_message {
+  const char *stream;
+  const void *key;             /* partition key */
+  size_t key_len;
+  const char *explicit_hash_key; /* decimal; NULL = MD5(key) routes */
+  const void *data;
+  size_t data_len;
+  const rn_record_header_t *headers; /* header_count entries; copied */
+  size_t header_count;
+  const void *id;              /* record id for the broker's dedup window; NULL = none */
+  size_t id_len;
+  int64_t timestamp_ms;        /* 0 = now */
+  rn_delivery_cb cb;
+  void *opaque;
+} rn_message_t;
+
+/* rn_producer_send with every option; same contract. An unparsable
+ * explicit_hash_key gives RN_EINVAL. */
+RN_EXTERN rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *msg);
+
+/* Send every queued record now (ignoring linger) and wait until no record
+ * is outstanding: every record accepted so far (also those other threads
+ * send meanwhile) has been reported to its callback and the callback
+ * returned. Blocking, at most timeout_ms (then RN_ETIMEDOUT; nothing is
+ * lost, the records stay queued). Thread-safe. RN_EBUSY from a callback. */
+RN_EXTERN rn_err_t rn_producer_flush(rn_producer_t *p, uint32_t timeout_ms);
+
+/* Records accepted and not yet reported. Thread-safe. */
+RN_EXTERN size_t rn_producer_outstanding(rn_producer_t *p);
+
+/* Flush for at most close_timeout_ms, then fail what is left with
+ * RN_ECANCELED (callbacks run on this thread), wait for requests still on
+ * the wire to end, and free. Blocking. NULL is a no-op. Must not be called
+ * from a callback, nor concurrently with other calls on p. */
+RN_EXTERN void rn_producer_destroy(rn_producer_t *p);
+
+/* ==== consumer ============================================================ */
+
+typedef struct rn_consumer rn_consumer_t;
+
+/* Create a reader of one shard (by index) of stream, starting at the
+ * position (kind, value), resolved by the first fetch. Not blocking; errors
+ * in stream/shard show up in the first poll. On success *out owns the
+ * consumer (rn_consumer_destroy). A consumer is used by one thread at a
+ * time. */
+RN_EXTERN rn_err_t rn_consumer_new(rn_client_t *cl, const char *stream, uint32_t shard,
+                                   rn_pos_kind_t kind, int64_t value, rn_consumer_t **out);
+
+/* Next record. When the fetched records are used up, sends one Fetch that
+ * the broker holds up to max_wait_ms until records arrive (long poll;
+ * 0 = answer at once). Blocking. Batches are verified (checksums) before
+ * any record of them is returned; records below the requested position are
+ * skipped.
+ * Returns 0 with *rec set — its pointers live until the next poll, seek or
+ * destroy on this consumer —, RN_EAGAIN when no record arrived within
+ * max_wait_ms, RN_EOFFSET when the position is outside what the shard
+ * stores (e.g. deleted by retention: seek to recover), RN_ECORRUPT, or a
+ * request error (RN_ENOSTREAM, RN_ENOSHARD, RN_ECONNECTION, ...). After an
+ * error the position is unchanged: polling again retries. */
+RN_EXTERN rn_err_t rn_consumer_poll(rn_consumer_t *c, uint32_t max_wait_ms, const rn_record_t **rec);
+
+/* Move to a new position; drops fetched records. Not blocking. */
+RN_EXTERN rn_err_t rn_consumer_seek(rn_consumer_t *c, rn_pos_kind_t kind, int64_t value);
+
+/* Offset of the next record poll returns; false (and *offset untouched)
+ * while the starting position is not resolved yet (before the first fetch
+ * answered). */
+RN_EXTERN bool rn_consumer_position(const rn_consumer_t *c, uint64_t *offset);
+
+/* The shard's high watermark (end_offset: one past the last committed
+ * record) as of the latest fetch; false before the first fetch. With
+ * position >= high watermark the consumer has read everything there was. */
+RN_EXTERN bool rn_consumer_high_watermark(const rn_consumer_t *c, uint64_t *end_offset);
+
+/* Free the consumer (and the records poll returned). NULL is a no-op. */
+RN_EXTERN void rn_consumer_destroy(rn_consumer_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

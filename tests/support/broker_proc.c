@@ -1,0 +1,143 @@
+/* broker_proc.c — see broker_proc.h. */
+#include "broker_proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef RN_TEST_RUNNELD
+#define RN_TEST_RUNNELD "runneld"
+#endif
+
+const char *rn_test_runneld_path(void) {
+  const char *env = getenv("RUNNELD");
+  return env && *env ? env : RN_TEST_RUNNELD;
+}
+
+static void *copy_log(void *arg) {
+  rn_test_broker_t *b = arg;
+  int out = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(b->err_fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    if (out >= 0 && write(out, buf, (size_t)n) < 0) break;
+  }
+  if (out >= 0) close(out);
+  return NULL;
+}
+
+int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *const *extra) {
+  memset(b, 0, sizeof(*b));
+  snprintf(b->data_dir, sizeof(b->data_dir), "%s", data_dir);
+  mkdir(data_dir, 0755);
+  snprintf(b->log_path, sizeof(b->log_path), "%s/runneld.log", data_dir);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC)) return -1;
+  const char *argv[64];
+  int argc = 0;
+  argv[argc++] = rn_test_runneld_path();
+  argv[argc++] = "--data-dir";
+  argv[argc++] = data_dir;
+  argv[argc++] = "--listen";
+  argv[argc++] = "127.0.0.1:0";
+  argv[argc++] = "--http";
+  argv[argc++] = "127.0.0.1:0";
+  for (int i = 0; extra && extra[i] && argc < 62; i++) argv[argc++] = extra[i];
+  argv[argc] = NULL;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+    }
+    execv(argv[0], (char *const *)(uintptr_t)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  b->pid = pid;
+  b->err_fd = fds[0];
+  /* Read stderr line by line until the listening line (or EOF). */
+  FILE *log = fopen(b->log_path, "a");
+  char line[1024];
+  size_t len = 0;
+  int found = 0;
+  for (;;) {
+    char c;
+    ssize_t n = read(b->err_fd, &c, 1);
+    if (n <= 0) break;
+    if (c != '\n' && len + 1 < sizeof(line)) {
+      line[len++] = c;
+      continue;
+    }
+    line[len] = 0;
+    if (log) fprintf(log, "%s\n", line);
+    len = 0;
+    const char *p = strstr(line, "listening native=");
+    if (p) {
+      unsigned a, bb, cc, d, port, ha, hb, hc, hd, hport;
+      if (sscanf(p, "listening native=%u.%u.%u.%u:%u http=%u.%u.%u.%u:%u", &a, &bb, &cc, &d, &port, &ha, &hb, &hc,
+                 &hd, &hport) == 10) {
+        b->port = (uint16_t)port;
+        b->http_port = (uint16_t)hport;
+        snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%u", port);
+        found = 1;
+        break;
+      }
+    }
+  }
+  if (log) fclose(log);
+  if (!found) {
+    int st;
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    close(b->err_fd);
+    b->pid = 0;
+    fprintf(stderr, "runneld did not start; see %s\n", b->log_path);
+    return -1;
+  }
+  b->log_thread_started = pthread_create(&b->log_thread, NULL, copy_log, b) == 0;
+  return 0;
+}
+
+static int reap(rn_test_broker_t *b) {
+  int st = 0;
+  pid_t r;
+  do r = waitpid(b->pid, &st, 0);
+  while (r < 0 && errno == EINTR);
+  b->pid = 0;
+  if (b->log_thread_started) pthread_join(b->log_thread, NULL);
+  b->log_thread_started = 0;
+  close(b->err_fd);
+  if (r < 0) return -1;
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  return -1;
+}
+
+int rn_test_broker_stop(rn_test_broker_t *b) {
+  if (!b->pid) return -1;
+  kill(b->pid, SIGTERM);
+  return reap(b);
+}
+
+int rn_test_broker_wait(rn_test_broker_t *b) {
+  if (!b->pid) return -1;
+  return reap(b);
+}
+
+void rn_test_broker_kill(rn_test_broker_t *b) {
+  if (!b->pid) return;
+  kill(b->pid, SIGKILL);
+  reap(b);
+}
