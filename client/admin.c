@@ -10,15 +10,6 @@
 
 #include "client_int.h"
 
-const char *rn_durability_name(rn_durability_t d) {
-  switch (d) {
-    case RN_DURABILITY_SYNC: return "sync";
-    case RN_DURABILITY_INTERVAL: return "interval";
-    case RN_DURABILITY_NONE: return "none";
-  }
-  return NULL;
-}
-
 static void copy_key(uint8_t out[RN_HASH_KEY_BYTES], ProtobufCBinaryData b) {
   memset(out, 0, RN_HASH_KEY_BYTES);
   if (b.len == RN_HASH_KEY_BYTES) {

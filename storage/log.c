@@ -45,24 +45,6 @@ void rn_log_opts_default(rn_log_opts_t *o) {
   o->max_batch_bytes = 8u << 20;
 }
 
-const char *rn_durability_name(rn_durability_t d) {
-  switch (d) {
-  case RN_DURABILITY_SYNC: return "sync";
-  case RN_DURABILITY_INTERVAL: return "interval";
-  case RN_DURABILITY_NONE: return "none";
-  }
-  return "?";
-}
-
-rn_err_t rn_durability_parse(const char *s, rn_durability_t *out) {
-  if (!s) return RN_EINVAL;
-  if (!strcmp(s, "sync")) *out = RN_DURABILITY_SYNC;
-  else if (!strcmp(s, "interval")) *out = RN_DURABILITY_INTERVAL;
-  else if (!strcmp(s, "none")) *out = RN_DURABILITY_NONE;
-  else return RN_EINVAL;
-  return 0;
-}
-
 void rn__log_say(const rn_log_t *log, rn_log_level_t level, const char *fmt, ...) {
   char msg[512];
   va_list ap;
@@ -969,6 +951,7 @@ void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention
 
 rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
   if (log->failed) return RN_ELOGFAILED;
+  if (offset == log->next_offset) return 0;
   if (log->writing || log->ready_head || (log->fill && log->fill->len) || log->round_active ||
       log->seal_active || log->acks_len || log->inflight)
     return RN_EBUSY;

@@ -29,6 +29,7 @@
 #include "rn_fs.h"
 #include "rn_io.h"
 #include "runnel/batch.h"
+#include "runnel/durability.h"
 #include "runnel/error.h"
 
 #ifdef __cplusplus
@@ -37,15 +38,7 @@ extern "C" {
 
 typedef struct rn_log rn_log_t;
 
-typedef enum {
-  RN_DURABILITY_SYNC = 0,     /* ack after fdatasync (group commit) */
-  RN_DURABILITY_INTERVAL = 1, /* ack after write; fdatasync every interval_ms */
-  RN_DURABILITY_NONE = 2,     /* ack after write; page cache only */
-} rn_durability_t;
-
-const char *rn_durability_name(rn_durability_t d);
-/* Parse "sync" | "interval" | "none"; RN_EINVAL otherwise. */
-rn_err_t rn_durability_parse(const char *s, rn_durability_t *out);
+/* rn_durability_t (sync, interval, none) is in runnel/durability.h. */
 
 typedef enum { RN_LOG_DEBUG = 0, RN_LOG_INFO = 1, RN_LOG_WARN = 2, RN_LOG_ERROR = 3 } rn_log_level_t;
 

@@ -41,6 +41,7 @@
 
 #include "runnel/batch.h" /* rn_record_t, rn_codec_t, rn_record_header_next */
 #include "runnel/error.h" /* rn_err_t and the error table */
+#include "runnel/durability.h" /* rn_durability_t */
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,14 +126,8 @@ RN_EXTERN void rn_hash_key_format(const uint8_t key[RN_HASH_KEY_BYTES], char out
 
 /* ==== admin =============================================================== */
 
-typedef enum {
-  RN_DURABILITY_SYNC = 0,     /* ack after fdatasync (group commit); the default */
-  RN_DURABILITY_INTERVAL = 1, /* ack from the page cache; fdatasync periodically */
-  RN_DURABILITY_NONE = 2      /* page cache only */
-} rn_durability_t;
-
-/* "sync", "interval", "none"; NULL for other values. Static storage. */
-RN_EXTERN const char *rn_durability_name(rn_durability_t d);
+/* rn_durability_t, rn_durability_name() and rn_durability_parse() come from
+ * runnel/durability.h (shared with the broker). */
 
 /* Settings of a stream to create. Strings borrowed for the call. */
 typedef struct rn_stream_config {
