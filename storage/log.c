@@ -807,47 +807,71 @@ rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, s
   return err;
 }
 
-rn_err_t rn_log_find_time(rn_log_t *log, int64_t ts, uint64_t *offset) {
+rn_err_t rn_log_time_plan(rn_log_t *log, int64_t ts, rn_log_span_t *span) {
+  memset(span, 0, sizeof(*span));
   uint64_t end = rn_log_end(log);
-  *offset = end;
+  span->end_offset = end;
+  span->offset = end;
   for (uint32_t i = 0; i < log->nsegs; i++) {
     rn__seg_t *seg = log->segs[i];
     if (seg->base >= end) break;
     if (seg->max_ts < ts) continue;
-    /* Start at the last time-index entry still below ts. */
+    /* Start at the last time-index entry still below ts (in memory). */
     uint64_t pos = 0;
     for (uint32_t k = 0; k < seg->tidx_len && seg->tidx[k].ts < ts; k++) pos = seg->tidx[k].pos;
-    uint64_t limit = visible_bytes(log, seg);
-    uint8_t hb[RN_BATCH_HEADER_SIZE];
-    while (pos < limit) {
-      size_t got = 0;
-      rn_err_t err = seg->file->fs->pread(seg->file, hb, sizeof(hb), pos, &got);
-      if (err) return err;
-      rn_batch_header_t h;
-      if (got < sizeof(hb) || rn_batch_header_decode(hb, got, &h)) return RN_ECORRUPT;
-      if (h.base_offset >= end) break;
-      if (h.max_timestamp >= ts) {
-        uint8_t *b = malloc(h.batch_length);
-        if (!b) return RN_ENOMEM;
-        err = seg->file->fs->pread(seg->file, b, h.batch_length, pos, &got);
-        rn_batch_iter_t it = {0};
-        if (!err) err = got == h.batch_length ? rn_batch_iter_init(&it, b, got) : RN_ECORRUPT;
-        rn_record_t r;
-        while (!err && (err = rn_batch_iter_next(&it, &r)) == 0) {
-          if (r.timestamp >= ts) {
-            *offset = r.offset;
-            break;
-          }
-        }
-        rn_batch_iter_free(&it);
-        free(b);
-        if (err == 0) return 0;
-        if (err != RN_EOFFSET) return err;
-      }
-      pos += h.batch_length;
-    }
+    span->start_pos = pos;
+    span->limit_pos = visible_bytes(log, seg);
+    span->offset = seg->base;
+    span->seg = seg;
+    seg->busy++;
+    return 0;
   }
   return 0;
+}
+
+rn_err_t rn_log_time_resolve(const rn_log_span_t *span, int64_t ts, uint64_t *offset) {
+  *offset = span->end_offset;
+  const rn__seg_t *seg = span->seg;
+  if (!seg) return 0;
+  rn_file_t *f = seg->file;
+  uint64_t pos = span->start_pos;
+  uint8_t hb[RN_BATCH_HEADER_SIZE];
+  while (pos < span->limit_pos) {
+    size_t got = 0;
+    rn_err_t err = f->fs->pread(f, hb, sizeof(hb), pos, &got);
+    if (err) return err;
+    rn_batch_header_t h;
+    if (got < sizeof(hb) || rn_batch_header_decode(hb, got, &h)) return RN_ECORRUPT;
+    if (h.base_offset >= span->end_offset) return 0;
+    if (h.max_timestamp >= ts) {
+      uint8_t *b = malloc(h.batch_length);
+      if (!b) return RN_ENOMEM;
+      err = f->fs->pread(f, b, h.batch_length, pos, &got);
+      rn_batch_iter_t it = {0};
+      if (!err) err = got == h.batch_length ? rn_batch_iter_init(&it, b, got) : RN_ECORRUPT;
+      rn_record_t r;
+      while (!err && (err = rn_batch_iter_next(&it, &r)) == 0) {
+        if (r.timestamp >= ts) {
+          *offset = r.offset;
+          break;
+        }
+      }
+      rn_batch_iter_free(&it);
+      free(b);
+      if (err == 0) return 0;
+      if (err != RN_EOFFSET) return err;
+    }
+    pos += h.batch_length;
+  }
+  return 0;
+}
+
+rn_err_t rn_log_find_time(rn_log_t *log, int64_t ts, uint64_t *offset) {
+  rn_log_span_t span;
+  rn_err_t err = rn_log_time_plan(log, ts, &span);
+  if (!err) err = rn_log_time_resolve(&span, ts, offset);
+  rn_log_span_release(log, &span);
+  return err;
 }
 
 /* ---- retention ----------------------------------------------------------------- */

@@ -151,6 +151,15 @@ rn_err_t rn_log_span_read(const rn_log_span_t *span, uint8_t *buf, size_t cap, s
 /* Owner thread. Accepts a span whose seg is NULL. */
 void rn_log_span_release(rn_log_t *log, rn_log_span_t *span);
 
+/* A timestamp lookup in two steps, like reads: rn_log_time_plan (owner
+ * thread, no I/O) picks and pins the first segment whose newest record is
+ * at or after ts; rn_log_time_resolve (any thread) scans it from the time
+ * index and sets *offset to the first record with timestamp >= ts, or to
+ * span->end_offset when no visible record qualifies. Release the span with
+ * rn_log_span_release. */
+rn_err_t rn_log_time_plan(rn_log_t *log, int64_t ts, rn_log_span_t *span);
+rn_err_t rn_log_time_resolve(const rn_log_span_t *span, int64_t ts, uint64_t *offset);
+
 /* First offset whose record timestamp is >= ts. *offset = visible end when
  * no such record exists. Returns 0 or a read error. */
 rn_err_t rn_log_find_time(rn_log_t *log, int64_t ts, uint64_t *offset);
