@@ -6,6 +6,7 @@
 #include <string.h>
 
 int rn_bench_storage(int argc, char **argv);
+int rn_bench_broker(int argc, char **argv);
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -14,6 +15,8 @@ static void usage(FILE *out) {
           "commands:\n"
           "  storage   append to a log on local disk and compare with the raw\n"
           "            write+fdatasync limit of the same file system, in one run\n"
+          "  broker    N producers and M consumers through runneld: throughput, publish\n"
+          "            and end-to-end latency, and the raw limit of the same file system\n"
           "\n"
           "Run 'runnel-bench <command> --help' for its options.\n");
 }
@@ -24,6 +27,7 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "storage")) return rn_bench_storage(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "broker")) return rn_bench_broker(argc - 1, argv + 1);
   fprintf(stderr, "runnel-bench: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

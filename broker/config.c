@@ -350,6 +350,10 @@ rn_err_t rn_config_set(rn_config_t *cfg, const char *key, const char *value, con
 }
 
 rn_err_t rn_config_check(const rn_config_t *cfg, char *why, size_t whylen) {
+  if ((cfg->http_tls_cert[0] == '\0') != (cfg->http_tls_key[0] == '\0')) {
+    fail(why, whylen, "config: http_tls_cert and http_tls_key must be set together (TLS needs both)");
+    return RN_EINVAL;
+  }
   if (cfg->max_record_bytes > cfg->max_batch_bytes) {
     fail(why, whylen,
          "config: max_record_bytes (%" PRIu32 ") must not exceed max_batch_bytes (%" PRIu32 ")",

@@ -47,8 +47,46 @@
     "There is no authentication yet: binding to a non-loopback address is allowed but logs a "     \
     "loud warning.")                                                                               \
   X(http_listen, ADDR, "127.0.0.1:7480", 0, 0, NULL, "http",                                      \
-    "HTTP listener, `HOST:PORT` (`/healthz`, `/readyz`; the Kinesis API and metrics come later). " \
-    "Port 0 binds any free port. Non-loopback addresses log the same warning as `listen`.")       \
+    "HTTP listener, `HOST:PORT`: HTTP/1.1 and HTTP/2 (cleartext with prior knowledge, or ALPN "  \
+    "`h2` over TLS) on the one port; see docs/http.md. Port 0 binds any free port. Non-loopback " \
+    "addresses log the same warning as `listen`.")                                                 \
+  X(http_tls_cert, STR, "", 0, 4096, NULL, NULL,                                                   \
+    "PEM file with the HTTP port's TLS certificate (chain). Set together with `http_tls_key`; "   \
+    "then the HTTP port speaks TLS only (ALPN `h2` and `http/1.1`). Empty = cleartext.")          \
+  X(http_tls_key, STR, "", 0, 4096, NULL, NULL,                                                    \
+    "PEM file with the private key of `http_tls_cert`.")                                           \
+  X(http_max_header_bytes, SIZE32, "16KiB", 1024, 1048576, NULL, NULL,                             \
+    "Largest HTTP request head (request line and headers; for HTTP/2 the header list, counted "   \
+    "as name + value + 32 per field). Larger: 431 and, for HTTP/1.1, the connection closes.")     \
+  X(http_max_body_bytes, SIZE32, "16MiB", 1024, 1073741824, NULL, NULL,                           \
+    "Largest HTTP request body (after chunked decoding; gzip is not decoded by the transport). " \
+    "Larger: 413 (before reading the body when the length is announced).")                        \
+  X(http_header_timeout_ms, U32, "10000", 1, 3600000, NULL, NULL,                                  \
+    "A request head must arrive completely within this long (ms) of its first byte (a new "       \
+    "connection: of the accept, TLS handshake included). Else 408 and close (slowloris defence).") \
+  X(http_body_timeout_ms, U32, "30000", 1, 3600000, NULL, NULL,                                    \
+    "While a request body is being received, the client must send some of it at least this "     \
+    "often (ms). Else 408 and close.")                                                             \
+  X(http_idle_timeout_ms, U32, "60000", 0, 86400000, NULL, NULL,                                   \
+    "Close an HTTP connection with no request in progress for this long (ms), and one whose "     \
+    "responses make no write progress for this long; 0 = never.")                                  \
+  X(http_max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                    \
+    "Most HTTP connections open at once; further ones are accepted, closed at once and logged.")  \
+  X(kinesis_credentials, STR, "", 0, 65536, NULL, NULL,                                            \
+    "SigV4 credentials the Kinesis API accepts: `AKID:SECRET,AKID2:SECRET2`. Requests must then "  \
+    "be signed with one of them (AWS's error types otherwise). Empty = any request is accepted, "  \
+    "signed or not (the loopback development default). See docs/kinesis.md.")                    \
+  X(kinesis_throughput_limits, ENUM, "off", 0, 0, "off|kinesis", NULL,                             \
+    "Per-shard throughput limits of the Kinesis API and REST ingest. `kinesis`: AWS's "           \
+    "provisioned-shard limits (writes 1 MiB/s and 1000 records/s, reads 2 MiB/s and 5 "            \
+    "GetRecords calls/s per shard), answered with ProvisionedThroughputExceededException "        \
+    "(REST: 429), so apps can exercise their throttling paths.")                                   \
+  X(rest_api_keys, STR, "", 0, 65536, NULL, NULL,                                                  \
+    "API keys of REST ingest: `KEY:STREAM|STREAM,KEY2:*` (a key writes the listed streams, or "   \
+    "every stream with `*`), sent as `Authorization: Bearer KEY` or `x-api-key: KEY`. Empty = "    \
+    "open (the loopback development default).")                                                    \
+  X(rest_max_body_bytes, SIZE32, "5MiB", 1024, 268435456, NULL, NULL,                              \
+    "Largest REST ingest request body after gzip decoding; larger bodies get 413.")               \
   X(port_file, STR, "", 0, 4096, NULL, "port-file",                                               \
     "When set, once both listeners are bound runneld writes `<native_port> <http_port>\\n` to "    \
     "this file atomically (temporary file + rename) and removes it on clean shutdown. With "       \
@@ -80,7 +118,7 @@
     "`idle_timeout_ms` applies.")                                                                  \
   X(max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                        \
     "Most native connections open at once; further ones are accepted, closed at once and "        \
-    "logged. The HTTP port has its own limit of the same size.")                                  \
+    "logged. The HTTP port has its own limit, `http_max_connections`.")                           \
   X(max_inflight_per_connection, U32, "1024", 1, 1000000, NULL, NULL,                             \
     "Most requests of one connection being processed at once (pipelining); at the limit the "     \
     "broker stops reading that connection until replies go out.")                                 \

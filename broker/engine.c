@@ -1010,6 +1010,8 @@ void rn_engine_drain(rn_engine_t *eng) {
 
 int rn_engine_idle(const rn_engine_t *eng) { return eng->inflight_appends == 0 && eng->pending_work == 0; }
 
+int rn_engine_draining(const rn_engine_t *eng) { return eng->draining; }
+
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
 rn_err_t rn_engine_close(rn_engine_t *eng) {
@@ -1056,4 +1058,25 @@ void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st) {
       rn_log_t *log = eng->streams[i]->shards[k].log;
       if (log && rn_log_failure(log)) st->failed_shards++;
     }
+}
+
+const double rn_engine_latency_bounds[RN_ENGINE_LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg) {
+  for (uint32_t i = 0; i < eng->nstreams; i++) {
+    const rn_stream_t *st = eng->streams[i];
+    if (st->state != RN__STREAM_ACTIVE) continue;
+    for (uint32_t k = 0; k < st->nshards; k++) {
+      const rn_shard_t *sh = &st->shards[k];
+      rn_engine_shard_stats_t s = sh->metrics;
+      s.stream = st->name;
+      s.shard = k;
+      s.start_offset = sh->log ? rn_log_start(sh->log) : 0;
+      s.end_offset = sh->log ? rn_log_end(sh->log) : 0;
+      s.last_append_ms = sh->last_append_ms;
+      s.failed = sh->log && rn_log_failure(sh->log) ? 1 : 0;
+      fn(arg, &s);
+    }
+  }
 }

@@ -67,6 +67,9 @@ void rn_engine_drain(rn_engine_t *eng);
 /* True once every in-flight append has been answered (after drain). */
 int rn_engine_idle(const rn_engine_t *eng);
 
+/* True from rn_engine_drain on (/readyz answers 503 then). */
+int rn_engine_draining(const rn_engine_t *eng);
+
 /* Sync and close every shard (clean-shutdown markers), free. Blocking; call
  * after the server stopped and rn_engine_idle() holds. NULL ok. Returns the
  * first error met. */
@@ -85,5 +88,36 @@ typedef struct rn_engine_stats {
   uint64_t records_in, bytes_in, records_out, bytes_out;
 } rn_engine_stats_t;
 void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st);
+
+/* ---- per-shard counters, for /metrics ------------------------------------------
+ * Counted on the loop thread as acknowledgements and fetch replies go out;
+ * they start at zero when the broker starts (Prometheus counters). */
+
+#define RN_ENGINE_LATENCY_BUCKETS 16
+/* Upper bounds (seconds) of the append latency histogram's buckets, in
+ * increasing order; a last, implicit bucket is +Inf. */
+extern const double rn_engine_latency_bounds[RN_ENGINE_LATENCY_BUCKETS];
+
+typedef struct rn_engine_shard_stats {
+  const char *stream; /* valid during the callback only */
+  uint32_t shard;
+  uint64_t records_in, bytes_in;   /* batches acknowledged (bytes: stored batch bytes) */
+  uint64_t records_out, bytes_out; /* returned by fetches */
+  uint64_t append_errors;          /* appends that failed (the shard's log failed, ...) */
+  uint64_t start_offset, end_offset;
+  int64_t last_append_ms;
+  int failed; /* the shard's log failed after an I/O error */
+  /* Append latency: from handing the batch to the log to the acknowledgement
+   * (which, for sync streams, includes the group commit's fdatasync). */
+  uint64_t append_count;
+  double append_seconds_sum;
+  uint64_t append_buckets[RN_ENGINE_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
+} rn_engine_shard_stats_t;
+
+typedef void (*rn_engine_shard_stats_fn)(void *arg, const rn_engine_shard_stats_t *s);
+
+/* Call fn once per shard of every active stream, in stream order. Loop
+ * thread; fn must not call back into the engine. */
+void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg);
 
 #endif

@@ -58,6 +58,7 @@ typedef struct rn_shard {
   uint32_t nproducers, producers_cap;
   rn__waiter_t *waiters; /* long-polling fetches parked on this shard */
   unsigned inflight;     /* appends not yet acknowledged */
+  rn_engine_shard_stats_t metrics; /* counters for /metrics (stream, offsets filled when read) */
 } rn_shard_t;
 
 typedef enum { RN__STREAM_CREATING, RN__STREAM_ACTIVE, RN__STREAM_DELETING } rn__stream_state_t;

@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "http_routes.h"
 #include "server.h"
 
 #ifndef RN_VERSION
@@ -165,11 +166,24 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  /* The HTTP applications (Kinesis API, REST ingest, /metrics, health).
+   * Requests are only read inside uv_run, so none can reach the server's
+   * fallback router before this. */
+  rn_http_routes_t *routes = NULL;
+  int routes_failed = rn_http_routes_new(&d.loop, d.eng, &cfg, &routes, why, sizeof why) != 0;
+  if (routes_failed) {
+    rn__logf(RN_LOG_ERROR, "http", "%s", why);
+    rn_server_shutdown(d.srv, on_server_done, &d); /* refuse to run half-configured */
+  } else {
+    rn_server_set_http_router(d.srv, rn_http_routes_router, routes);
+  }
+
   uv_run(&d.loop, UV_RUN_DEFAULT);
 
   /* The server has stopped (on_server_done); the engine's own handles may
    * still be open. A further signal now exits at once (on_signal_while_closing). */
   rn_server_destroy(d.srv);
+  rn_http_routes_destroy(routes);
   rc = rn_engine_close(d.eng);
   /* Close callbacks of the signal handles and of whatever the engine closed. */
   uv_run(&d.loop, UV_RUN_NOWAIT);
@@ -181,6 +195,7 @@ int main(int argc, char **argv) {
              rn_err_name(rc));
     return 1;
   }
+  if (routes_failed) return 1;
   rn__logf(RN_LOG_INFO, "runneld", "stopped cleanly");
   return 0;
 }

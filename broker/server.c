@@ -4,7 +4,8 @@
  *
  * Owns the rn_server_t, its two listening sockets, the uv_prepare_t and
  * uv_check_t that run the deferred work of every loop iteration, the list heads of connections
- * (conn.c owns the connections themselves), and the port file it wrote.
+ * (conn.c owns the native connections themselves; http_server.c the HTTP
+ * transport and its connections), and the port file it wrote.
  *
  * Invariants: the server never blocks the loop thread after rn_server_start
  * returns (the logger's write(2) to stderr aside); nothing the server owns is
@@ -34,15 +35,20 @@
  *      reading if the reason is gone), then hands all its packed replies to
  *      ONE uv_write, then closes if a framing error or a half-close says so.
  *      Writes complete in a later iteration's pending phase, which may
- *      re-queue the connection (resume reading, finish a close).
+ *      re-queue the connection (resume reading, finish a close). Then the
+ *      same for HTTP connections (rn__http_work): parse what back-pressure
+ *      held back, move answered responses to the output (HTTP/1.1 in
+ *      request order; HTTP/2 frames from nghttp2), one uv_write each,
+ *      finish connections that should close.
  *   4. Closed connections freed (run_deferred, after 3): connections whose
  *      handles finished closing in an earlier close phase and that no
- *      request context or write still references.
+ *      request context or write still references (native, then HTTP).
  *   5. Shutdown progress (run_deferred, last): while draining, once
- *      rn_engine_idle() holds, no request is at the engine and every reply
- *      is flushed, close every connection and both hooks; the last close
- *      callback runs the done callback (main.c stops the loop, then
- *      rn_engine_close writes the clean-shutdown markers).
+ *      rn_engine_idle() holds, no request is at the engine or at the HTTP
+ *      router and every reply and response is flushed, close every
+ *      connection and both hooks; the last close callback runs the done
+ *      callback (main.c stops the loop, then rn_engine_close writes the
+ *      clean-shutdown markers).
  *
  * run_deferred (3-5) runs twice per iteration: in the check hook, for work
  * queued by the poll phase (storage completions, requests, signals), and in
@@ -143,11 +149,12 @@ static void maybe_finish(rn_server_t *srv) {
   if (!rn_engine_idle(srv->eng) || srv->inflight > 0) return;
   for (rn__conn_t *c = srv->conns; c != NULL; c = c->next)
     if (rn__conn_unflushed(c)) return;
+  if (!rn__http_quiet(srv)) return;
   srv->finishing = true;
-  rn__logf(RN_LOG_INFO, "server", "drained: engine idle, every reply written; closing %u connection(s)",
-           (unsigned)srv->nconns);
+  rn__logf(RN_LOG_INFO, "server", "drained: engine idle, every reply written; closing %u connection(s) and %u HTTP connection(s)",
+           (unsigned)srv->nconns, (unsigned)rn__http_count(srv));
   while (srv->conns != NULL) rn__conn_close(srv->conns, "shutdown");
-  while (srv->https != NULL) rn__http_close(srv->https);
+  rn__http_close_all(srv);
   uv_close((uv_handle_t *)&srv->check, on_server_handle_closed);
   uv_close((uv_handle_t *)&srv->prepare, on_server_handle_closed);
 }
@@ -166,17 +173,14 @@ static void run_deferred(rn_server_t *srv) {
     conn->queued = false;
     rn__conn_work(conn);
   }
+  rn__http_work(srv);
   /* 4. Closed connections freed. */
   while (srv->dead != NULL) {
     rn__conn_t *conn = srv->dead;
     srv->dead = conn->dead_next;
     rn__conn_free(conn);
   }
-  while (srv->http_dead != NULL) {
-    rn__http_t *hc = srv->http_dead;
-    srv->http_dead = hc->dead_next;
-    rn__http_free(hc);
-  }
+  rn__http_reap(srv);
   /* 5. Shutdown progress. */
   if (srv->draining) maybe_finish(srv);
 }
@@ -343,7 +347,12 @@ rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *c
   srv->loop = loop;
   srv->eng = eng;
   srv->cfg = cfg;
-  rn_err_t rc = start_listener(srv, &srv->native, cfg->listen, on_native_connection, "native",
+  rn_err_t rc = rn__http_init(srv, why, whylen);
+  if (rc != 0) {
+    free(srv);
+    return rc;
+  }
+  rc = start_listener(srv, &srv->native, cfg->listen, on_native_connection, "native",
                                &srv->native_port, srv->native_addr, sizeof srv->native_addr, why, whylen);
   if (rc == 0) {
     rc = start_listener(srv, &srv->http, cfg->http_listen, on_http_connection, "http", &srv->http_port,
@@ -362,6 +371,7 @@ rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *c
   if (rc != 0) {
     /* Let the listeners' close callbacks run before freeing their memory. */
     while (srv->handles_open > 0) uv_run(loop, UV_RUN_NOWAIT);
+    rn__http_destroy(srv);
     free(srv->port_file_written);
     free(srv);
     return rc;
@@ -380,6 +390,11 @@ rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *c
 }
 
 uint16_t rn_server_native_port(const rn_server_t *srv) { return srv->native_port; }
+
+void rn_server_set_http_router(rn_server_t *srv, rn_http_router_fn fn, void *arg) {
+  srv->http_router = fn;
+  srv->http_router_arg = fn != NULL ? arg : NULL;
+}
 uint16_t rn_server_http_port(const rn_server_t *srv) { return srv->http_port; }
 int rn_server_draining(const rn_server_t *srv) { return srv->draining; }
 
@@ -391,8 +406,10 @@ void rn_server_shutdown(rn_server_t *srv, rn_server_done_cb done, void *arg) {
   uv_close((uv_handle_t *)&srv->native, on_server_handle_closed);
   uv_close((uv_handle_t *)&srv->http, on_server_handle_closed);
   for (rn__conn_t *c = srv->conns; c != NULL; c = c->next) rn__conn_drain(c);
-  rn__logf(RN_LOG_INFO, "server", "shutting down: listeners closed; %u connection(s), %llu request(s) in flight",
-           (unsigned)srv->nconns, (unsigned long long)srv->inflight);
+  rn__http_drain(srv);
+  rn__logf(RN_LOG_INFO, "server",
+           "shutting down: listeners closed; %u connection(s), %llu request(s) in flight; %u HTTP connection(s)",
+           (unsigned)srv->nconns, (unsigned long long)srv->inflight, (unsigned)rn__http_count(srv));
   rn_engine_drain(srv->eng);
   /* run_deferred takes it from here (step 5 of the order above). */
 }
@@ -407,11 +424,7 @@ void rn_server_destroy(rn_server_t *srv) {
     srv->dead = conn->dead_next;
     rn__conn_free(conn);
   }
-  while (srv->http_dead != NULL) {
-    rn__http_t *hc = srv->http_dead;
-    srv->http_dead = hc->dead_next;
-    rn__http_free(hc);
-  }
+  rn__http_destroy(srv);
   while (srv->req_free != NULL) {
     rn__req_t *r = srv->req_free;
     srv->req_free = r->next_free;

@@ -1,8 +1,9 @@
 /*
  * server.h — runneld's network side: the native protocol listener and its
  * connections (framing, decoding, dispatch to the engine, replies,
- * back-pressure, idle timeouts), the minimal HTTP responder (/healthz,
- * /readyz), graceful shutdown, and the broker's stderr logger.
+ * back-pressure, idle timeouts), the HTTP transport (HTTP/1.1, h2c with
+ * prior knowledge, TLS with ALPN; requests go to a router, http.h),
+ * graceful shutdown, and the broker's stderr logger.
  *
  * Threading: everything runs on the thread that runs the loop given to
  * rn_server_start, except the logger, which any thread may call.
@@ -19,6 +20,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "http.h"
 #include "rn_log.h"
 #include "runnel/error.h"
 
@@ -38,16 +40,29 @@ rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *c
 uint16_t rn_server_native_port(const rn_server_t *srv);
 uint16_t rn_server_http_port(const rn_server_t *srv);
 
+/* Route every complete HTTP request to fn(arg, ...) (http.h) from now on.
+ * fn NULL restores the built-in router. arg is borrowed and must outlive the
+ * server. Call on the loop thread, typically right after rn_server_start and
+ * before the loop runs. Requests already at a router are not affected. */
+void rn_server_set_http_router(rn_server_t *srv, rn_http_router_fn fn, void *arg);
+
+/* The built-in router (arg: the rn_server_t): GET /healthz → 200
+ * {"status":"ok"}; GET /readyz → 200 {"status":"ready"}, or 503
+ * {"status":"draining"} once shutdown began; anything else → 404
+ * {"__type":"NotFoundException","message":...}. An application router may
+ * delegate these paths to it. Answers before returning. */
+void rn_server_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx);
+
 /* Called once, on the loop thread, when shutdown finished: every handle of
  * the server is closed and every reply was written. The loop keeps running
  * (the engine's handles are still open): the callback typically calls
  * uv_stop. It must not call rn_server_destroy itself. */
 typedef void (*rn_server_done_cb)(rn_server_t *srv, void *arg);
 
-/* Begin graceful shutdown: close both listeners, stop reading requests,
- * rn_engine_drain, and once rn_engine_idle holds, every outstanding request
- * was answered and every reply flushed, close every connection and call
- * done. No timer is involved: the check runs after the loop's I/O each
+/* Begin graceful shutdown: close both listeners, stop reading requests
+ * (HTTP/2 connections get GOAWAY), rn_engine_drain, and once rn_engine_idle
+ * holds, every outstanding request (native or HTTP) was answered and every
+ * reply flushed, close every connection and call done. No timer is involved: the check runs after the loop's I/O each
  * iteration. Idempotent (later calls are ignored). */
 void rn_server_shutdown(rn_server_t *srv, rn_server_done_cb done, void *arg);
 

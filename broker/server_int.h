@@ -1,9 +1,10 @@
 /*
  * server_int.h — private structures of the network side (server.c: listeners,
  * the per-iteration deferred work, shutdown, logging; conn.c: native protocol
- * connections; http_min.c: the minimal HTTP responder). Loop thread only.
+ * connections; http_*.c: the HTTP transport, whose own structures are in
+ * http_int.h). Loop thread only.
  *
- * Memory rule shared by all three files: a connection is never freed inside
+ * Memory rule shared by all these files: a connection is never freed inside
  * one of its own callbacks. Its close callbacks only move it to a dead list
  * (once nothing else references it); the server's prepare/check hooks free
  * the dead list (server.c run_deferred), and rn_server_destroy frees whatever is left.
@@ -16,11 +17,12 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "http.h"
 #include "server.h"
 
 typedef struct rn__conn rn__conn_t;
 typedef struct rn__req rn__req_t;
-typedef struct rn__http rn__http_t;
+typedef struct rn__hsrv rn__hsrv_t; /* the HTTP transport's state (http_int.h) */
 
 /* One request handed to the engine: the ctx of rn_engine_handle. Holds a
  * reference on its connection until the engine's reply callback ran, so a
@@ -76,21 +78,6 @@ struct rn__conn {
   rn__conn_t *dead_next;   /* srv->dead */
 };
 
-/* A minimal HTTP/1.1 connection: one request head, one response, close. */
-struct rn__http {
-  uv_tcp_t tcp;
-  uv_timer_t timer;
-  rn_server_t *srv;
-  unsigned handles_open;
-  bool closing, responded, counted;
-  size_t len;
-  char head[8192];
-  uv_write_t wreq;
-  char *resp; /* owned; the response being written */
-  rn__http_t *prev, *next;
-  rn__http_t *dead_next;
-};
-
 struct rn_server {
   uv_loop_t *loop;
   rn_engine_t *eng;
@@ -115,9 +102,9 @@ struct rn_server {
   unsigned req_free_n;
   uint64_t inflight;      /* requests at the engine, all connections */
 
-  rn__http_t *https;      /* open HTTP connections */
-  uint32_t nhttp;
-  rn__http_t *http_dead;
+  rn__hsrv_t *hsrv;              /* HTTP transport (http_server.c) */
+  rn_http_router_fn http_router; /* NULL: the built-in router */
+  void *http_router_arg;
 
   uint64_t rejected;          /* connections refused since the last warning */
   uint64_t reject_logged_at;  /* uv_now of that warning */
@@ -160,11 +147,40 @@ void rn__conn_drain(rn__conn_t *conn);
 /* Free a dead connection. */
 void rn__conn_free(rn__conn_t *conn);
 
-/* ---- http_min.c ---- */
+/* ---- http_server.c (the HTTP transport; details in http_int.h) ---- */
 
+/* Set up the transport before the listener starts: TLS context when
+ * configured (reads the PEM files: startup only), nghttp2 callbacks, the
+ * request-id seed. On failure why holds one line and nothing is left. */
+rn_err_t rn__http_init(rn_server_t *srv, char *why, size_t whylen);
+
+/* Accept a pending connection on srv->http (the listener's callback). */
 void rn__http_accept(rn_server_t *srv);
-void rn__http_close(rn__http_t *h);
-void rn__http_free(rn__http_t *h);
+
+/* Step 3 of run_deferred: every HTTP connection with deferred work parses
+ * what it held back, hands responses to the output in order, writes, and
+ * closes when it should. */
+void rn__http_work(rn_server_t *srv);
+
+/* Step 4 of run_deferred: free closed, unreferenced HTTP connections. */
+void rn__http_reap(rn_server_t *srv);
+
+/* Shutdown began (the listener is closed): HTTP/1.1 connections stop
+ * reading requests, HTTP/2 ones send GOAWAY; requests at the router are
+ * still answered. */
+void rn__http_drain(rn_server_t *srv);
+
+/* No HTTP request at the router and every HTTP response written. */
+bool rn__http_quiet(const rn_server_t *srv);
+
+/* Number of open HTTP connections. */
+uint32_t rn__http_count(const rn_server_t *srv);
+
+/* Close every HTTP connection (shutdown's last step). */
+void rn__http_close_all(rn_server_t *srv);
+
+/* Free what is left (after every handle closed). NULL-safe on srv->hsrv. */
+void rn__http_destroy(rn_server_t *srv);
 
 /* ---- server.c ---- */
 

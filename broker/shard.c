@@ -155,6 +155,9 @@ typedef struct produce_item {
   size_t i;
   uint64_t producer_id;
   int32_t seq;
+  uint32_t records; /* for the shard's metrics */
+  uint64_t bytes;
+  uint64_t t0_ns;   /* uv_hrtime at submission */
 } produce_item_t;
 
 struct produce_op {
@@ -183,6 +186,23 @@ static void produce_item_done(produce_op_t *op) {
   if (--op->pending == 0) produce_finish(op);
 }
 
+/* Per-shard counters and the append latency histogram (engine.h). */
+static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t err) {
+  rn_engine_shard_stats_t *m = &sh->metrics;
+  if (err) {
+    m->append_errors++;
+    return;
+  }
+  double s = (double)(uv_hrtime() - it->t0_ns) / 1e9;
+  m->records_in += it->records;
+  m->bytes_in += it->bytes;
+  m->append_count++;
+  m->append_seconds_sum += s;
+  unsigned b = 0;
+  while (b < RN_ENGINE_LATENCY_BUCKETS && s > rn_engine_latency_bounds[b]) b++;
+  m->append_buckets[b]++;
+}
+
 static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   produce_item_t *it = arg;
   produce_op_t *op = it->op;
@@ -190,6 +210,7 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   Runnel__ShardBatchResult *r = op->pr.results[it->i];
   it->sh->inflight--;
   eng->inflight_appends--;
+  shard_note_append(it->sh, it, err);
   if (err) {
     rn__fill_error(&op->arena, &r->error, err, "shard %u: append failed: %s", it->sh->index, rn_strerror(err));
   } else {
@@ -349,9 +370,13 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
     it->i = i;
     it->producer_id = p ? hdr.producer_id : 0;
     it->seq = hdr.base_sequence;
+    it->records = hdr.record_count;
+    it->bytes = sb->batch.len;
+    it->t0_ns = uv_hrtime();
     uint64_t base = 0;
     err = rn_log_append(sh->log, sb->batch.data, sb->batch.len, 0, on_appended, it, &base);
     if (err) {
+      sh->metrics.append_errors++;
       rn__fill_error(&op->arena, &res->error, err, "shard %u: %s", sb->shard,
                      err == RN_ELOGFAILED ? "the shard's log failed after a disk error; see the broker log" : rn_strerror(err));
       continue;
@@ -528,9 +553,11 @@ static void fetch_reply(fetch_op_t *op) {
       if (rn_batch_header_decode(p->buf + at, p->len - at, &h)) break;
       res->next_offset = rn_batch_last_offset(&h) + 1;
       eng->stats.records_out += h.record_count;
+      if (p->sh) p->sh->metrics.records_out += h.record_count;
       at += h.batch_length;
     }
     eng->stats.bytes_out += p->len;
+    if (p->sh) p->sh->metrics.bytes_out += p->len;
   }
   resp.op_case = RUNNEL__RESPONSE__OP_FETCH;
   resp.fetch = &fr;

@@ -18,7 +18,16 @@ PKGS=(
   protobuf-c-compiler libprotobuf-c-dev  # native wire protocol
   libyaml-dev                    # broker config
   libssl-dev                     # MD5 routing, SHA-256/HMAC
-  libjansson-dev                 # JSON (runnelctl output; the HTTP API later)
+  libjansson-dev                 # JSON (runnelctl output; the Kinesis API and REST ingest)
+  zlib1g-dev                     # gzip request bodies of REST ingest
+  libhttp-parser-dev             # HTTP/1.1 request parsing (broker HTTP port)
+  libnghttp2-dev                 # HTTP/2 (h2c prior knowledge, ALPN h2) on the HTTP port
+  curl                           # HTTP transport tests (h1, h2c, TLS/ALPN)
+  awscli python3-boto3           # conformance suite: AWS CLI v2 (/usr/bin/aws), boto3
+  # conformance suite, the JS SDK: node and npm, from Debian only when missing
+  # (an existing node, e.g. NodeSource's nodejs that bundles npm, is kept).
+  $(command -v node >/dev/null 2>&1 || echo nodejs)
+  $(command -v npm >/dev/null 2>&1 || echo npm)
 )
 
 missing=()

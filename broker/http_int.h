@@ -1,0 +1,287 @@
+/*
+ * http_int.h — private structures of runneld's HTTP transport (the server
+ * side of http.h). Loop thread only.
+ *
+ *   http_server.c  connections: accept, read, write, timers, limits, close;
+ *                  requests: assembly storage, dispatch to the router, the
+ *                  reply callback; request ids, Date; the built-in router
+ *   http_h1.c      HTTP/1.1 on a connection (http-parser): pipelining in
+ *                  order, chunked bodies, Expect: 100-continue
+ *   http_h2.c      HTTP/2 on a connection (nghttp2): streams, flow control
+ *   http_tls.c     TLS (OpenSSL, memory BIOs over the libuv socket), ALPN
+ *
+ * Lifetimes. A connection (rn__hconn_t) is referenced by its two handles
+ * (one reference until both closed), by every request of it that is at the
+ * router, by every uv_write and by a uv_shutdown in flight. At zero it goes
+ * to the dead list and run_deferred (server.c) frees it: never inside one of
+ * its own callbacks. A request (rn__hreq_t) lives on its connection's list
+ * from its first header to the end of its response (HTTP/1.1: the response
+ * was handed to the output; HTTP/2: nghttp2 closed the stream); a request at
+ * the router when its connection closes is "orphaned": unlinked, and freed
+ * by the reply callback that must still come.
+ */
+#ifndef RN_BROKER_HTTP_INT_H
+#define RN_BROKER_HTTP_INT_H
+
+#include <http_parser.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http.h"
+#include "server_int.h"
+
+#define RN__H2_MAX_STREAMS 128u          /* SETTINGS_MAX_CONCURRENT_STREAMS (capped by max_inflight_per_connection) */
+#define RN__H2_STREAM_WINDOW (1u << 20)  /* initial receive window per stream */
+#define RN__H2_CONN_WINDOW (16u << 20)   /* receive window of the connection */
+#define RN__HTTP_LINGER_MS 2000u         /* after a closing response: read and drop until EOF, at most this long */
+#define RN__HTTP_READ_BUF ((size_t)64 * 1024)
+
+typedef struct rn__hconn rn__hconn_t;
+typedef struct rn__hreq rn__hreq_t;
+typedef struct rn__hbuf rn__hbuf_t;
+
+typedef enum {
+  RN__HP_SNIFF = 0, /* nothing decided yet (first bytes, or the TLS handshake) */
+  RN__HP_H1,
+  RN__HP_H2,
+} rn__hproto_t;
+
+/* One chunk of bytes to write (plaintext, or ciphertext under TLS). */
+struct rn__hbuf {
+  rn__hbuf_t *next;
+  uint8_t *data;
+  size_t len, cap;
+};
+
+/* One request and, later, its response. */
+struct rn__hreq {
+  rn__hconn_t *conn;
+  rn__hreq_t *prev, *next; /* conn->reqs; for HTTP/1.1 the order of the pipeline */
+  int32_t stream_id;       /* HTTP/2 */
+  int version;             /* 10, 11 or 20 */
+
+  /* Request storage: NUL-terminated strings in one arena, addressed by
+   * offset (the arena moves while it grows). */
+  char *arena;
+  size_t arena_len, arena_cap;
+  uint32_t *hoff; /* per header: name offset, value offset */
+  size_t nh, hcap;
+  uint32_t method, path, query, authority, url, scheme; /* offsets; RN__NOOFF = absent */
+  size_t head_bytes;    /* HTTP/2 header list size so far */
+  uint8_t *body;
+  size_t body_len, body_cap;
+  int h1_hstate;        /* HTTP/1.1 header callback state: 0 none, 1 in a name, 2 in a value */
+  uint64_t content_length; /* announced; UINT64_MAX = none */
+
+  /* What the router sees (valid while routing). */
+  rn_http_req_t pub;
+  rn_http_header_t *hv;
+
+  /* Where it stands. */
+  uint64_t started;     /* uv_now of its first byte */
+  bool linked;          /* on conn->reqs */
+  bool head_done;       /* the whole head arrived */
+  bool complete;        /* the whole request arrived (and went to the router, or failed) */
+  bool routing;         /* at the router: reply not called yet */
+  bool answered;        /* a response is ready (from the router or the transport) */
+  bool orphan;          /* the connection closed while routing */
+  bool h2_open;         /* nghttp2 still has the stream */
+  bool expect_continue; /* Expect: 100-continue, 100 not sent yet */
+  bool keep_alive;      /* HTTP/1.1: the client allows another request after this */
+  bool is_head;         /* HEAD: no body in the response */
+  bool close_after;     /* close the connection after this response */
+  bool early;           /* HTTP/2: answered before the request finished (reset it after) */
+  int err;              /* HTTP/2: transport error status decided while receiving (413, 431) */
+
+  /* Response. */
+  int status;
+  rn_http_header_t *rh; /* one block: the array, then its strings */
+  size_t nrh;
+  bool app_date, app_rid; /* the application set Date / x-amzn-RequestId itself */
+  uint8_t *rbody;
+  size_t rbody_len, rbody_off;
+
+  char rid[40]; /* x-amzn-RequestId */
+};
+
+#define RN__NOOFF UINT32_MAX
+
+struct rn__hconn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_shutdown_t shut;
+  rn__hsrv_t *hs;
+  uint64_t id;
+  char peer[80];
+
+  unsigned refs, handles_open;
+  rn__hproto_t proto;
+
+  /* TLS (NULL for cleartext). */
+  SSL *ssl;
+  bool tls_ready; /* handshake done */
+  bool notified;  /* close_notify queued */
+
+  /* Plaintext received and not yet consumed, in[0, in_len). */
+  uint8_t *in;
+  size_t in_len, in_cap;
+
+  /* Output not yet handed to uv_write; writes in flight. */
+  rn__hbuf_t *out_head, *out_tail;
+  size_t out_bytes, writing;
+  unsigned writes;
+
+  /* Requests. */
+  rn__hreq_t *reqs, *reqs_tail;
+  unsigned nreqs;    /* on the list */
+  unsigned routing;  /* at the router */
+  unsigned answered; /* answered and not yet fully handed to the output */
+  uint64_t requests; /* dispatched so far, for the log */
+  uint64_t begun;    /* requests begun (first byte / HEADERS) so far */
+
+  /* HTTP/1.1 */
+  http_parser h1p;
+  rn__hreq_t *h1cur; /* the request being received; on conn->reqs once its head is done */
+  int h1err;         /* a status decided inside a parser callback (413) */
+  bool h1_stop;      /* parse nothing more (close after what is queued) */
+
+  /* HTTP/2 */
+  nghttp2_session *h2;
+  unsigned h2_receiving; /* streams whose request is not complete */
+  bool goaway;
+
+  /* Time (uv_now). */
+  uint64_t accepted, last_read, last_write, last_active, timer_due;
+
+  bool reading;
+  bool closing;     /* uv_close called */
+  bool queued;      /* on hs->work */
+  bool counted;     /* counted in hs->nconns */
+  bool eof;         /* the peer half-closed */
+  bool finish;      /* close once the output is flushed (then FIN and linger) */
+  bool fin_sent;    /* uv_shutdown requested */
+  bool lingering;   /* FIN sent: reading and dropping until EOF */
+  uint64_t linger_until;
+
+  rn__hconn_t *prev, *next; /* hs->conns */
+  rn__hconn_t *work_next;   /* hs->work */
+  rn__hconn_t *dead_next;   /* hs->dead */
+};
+
+struct rn__hsrv {
+  rn_server_t *srv;
+  const rn_config_t *cfg;
+  SSL_CTX *tls; /* NULL: cleartext */
+  rn__hconn_t *conns, *work, *dead;
+  uint32_t nconns;
+  uint64_t next_id;
+  uint64_t routing; /* requests at the router, all connections */
+  uint64_t rejected, reject_logged_at;
+  http_parser_settings h1settings;
+  nghttp2_session_callbacks *h2cb;
+  nghttp2_option *h2opt;
+  uint64_t rid_seed[2], rid_count;
+  time_t date_sec;
+  char date[40];
+  uint8_t rbuf[RN__HTTP_READ_BUF]; /* every connection reads into this, one read at a time */
+};
+
+/* ---- http_server.c: used by the protocol files ---- */
+
+/* Output: copy len bytes (encrypting under TLS). */
+void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len);
+/* Output: take ownership of buf (malloc'd, len bytes). */
+void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len);
+/* Append raw bytes to the output (already encrypted if TLS). Returns false
+ * (and closes the connection) on out of memory. */
+bool rn__hconn_out_raw(rn__hconn_t *conn, const void *data, size_t len);
+/* Room for at least n raw bytes at the output's tail; NULL (connection
+ * closed) on out of memory. Commit with rn__hconn_out_commit. */
+uint8_t *rn__hconn_out_reserve(rn__hconn_t *conn, size_t n, size_t *room);
+void rn__hconn_out_commit(rn__hconn_t *conn, size_t n);
+/* Plaintext input: append. Returns false on out of memory. */
+bool rn__hconn_in_append(rn__hconn_t *conn, const uint8_t *data, size_t len);
+/* Room for at least n plaintext bytes at the end of the input (TLS
+ * decrypts into it; the caller adds to in_len). NULL on out of memory. */
+uint8_t *rn__hconn_in_room(rn__hconn_t *conn, size_t n, size_t *room);
+
+void rn__hconn_schedule(rn__hconn_t *conn);
+/* Hard close (idempotent): unsent output and unfinished requests dropped. */
+void rn__hconn_close(rn__hconn_t *conn, const char *why);
+/* Close after the output is flushed (TLS close_notify, FIN, linger). */
+void rn__hconn_finish(rn__hconn_t *conn);
+uint64_t rn__hconn_now(const rn__hconn_t *conn);
+/* Whether the output (or a response being produced) is not yet written. */
+bool rn__hconn_sending(const rn__hconn_t *conn);
+
+/* Requests. */
+rn__hreq_t *rn__hreq_new(rn__hconn_t *conn);
+void rn__hreq_free(rn__hreq_t *req);
+void rn__hreq_link(rn__hreq_t *req);   /* append to conn->reqs */
+void rn__hreq_unlink(rn__hreq_t *req); /* remove from conn->reqs */
+/* Append bytes (plus a NUL when term) to the arena; returns the offset of
+ * the first byte or RN__NOOFF on out of memory. */
+uint32_t rn__hreq_put(rn__hreq_t *req, const char *s, size_t len, bool term);
+/* Append to the last string of the arena (which must end the arena); for
+ * data that arrives in pieces. The terminating NUL comes with rn__hreq_put("",0,true). */
+bool rn__hreq_more(rn__hreq_t *req, const char *s, size_t len, bool lower);
+bool rn__hreq_add_header(rn__hreq_t *req, uint32_t name, uint32_t value);
+bool rn__hreq_body(rn__hreq_t *req, const uint8_t *data, size_t len);
+const char *rn__hreq_str(const rn__hreq_t *req, uint32_t off); /* "" for RN__NOOFF */
+const char *rn__hreq_header(const rn__hreq_t *req, const char *lname);
+/* The request is complete: hand it to the router. */
+void rn__hreq_dispatch(rn__hreq_t *req);
+/* Answer from the transport: {"__type": type, "message": msg}. */
+void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *msg);
+
+/* Response helpers. */
+const char *rn__http_reason(int status);
+const char *rn__http_date(rn__hsrv_t *hs); /* IMF-fixdate of now, cached per second */
+bool rn__http_status_has_body(int status);
+
+/* ---- http_h1.c ---- */
+void rn__h1_init(rn__hconn_t *conn);
+void rn__h1_settings(http_parser_settings *s);
+/* Parse what may be parsed of conn->in; consume it. */
+void rn__h1_input(rn__hconn_t *conn);
+/* Deferred work: responses out in order, 100-continue, close decisions. */
+void rn__h1_work(rn__hconn_t *conn);
+/* The peer sent EOF. */
+void rn__h1_eof(rn__hconn_t *conn);
+/* A request was answered (router or transport). */
+void rn__h1_answered(rn__hreq_t *req);
+/* A head or body timeout: 408 for the request in progress, then close. */
+void rn__h1_timeout(rn__hconn_t *conn);
+bool rn__h1_may_parse(const rn__hconn_t *conn);
+/* Shutdown began. */
+void rn__h1_drain(rn__hconn_t *conn);
+
+/* ---- http_h2.c ---- */
+rn_err_t rn__h2_global_init(rn__hsrv_t *hs);
+void rn__h2_global_free(rn__hsrv_t *hs);
+/* Start HTTP/2 on conn (the client preface comes in conn->in). */
+bool rn__h2_start(rn__hconn_t *conn);
+void rn__h2_input(rn__hconn_t *conn);
+void rn__h2_work(rn__hconn_t *conn);
+void rn__h2_answered(rn__hreq_t *req);
+void rn__h2_timeout(rn__hconn_t *conn);
+void rn__h2_idle(rn__hconn_t *conn);
+void rn__h2_drain(rn__hconn_t *conn);
+
+/* ---- http_tls.c ---- */
+/* Load cert and key; returns NULL with why on failure. */
+SSL_CTX *rn__tls_ctx_new(const char *cert, const char *key, char *why, size_t whylen);
+bool rn__tls_conn_init(rn__hconn_t *conn);
+/* Ciphertext arrived: run the handshake, decrypt into conn->in. Returns
+ * false when the connection must close (handshake or record error). */
+bool rn__tls_recv(rn__hconn_t *conn, const uint8_t *data, size_t len);
+/* Encrypt plaintext into the output. */
+bool rn__tls_send(rn__hconn_t *conn, const void *data, size_t len);
+/* Queue close_notify. */
+void rn__tls_close_notify(rn__hconn_t *conn);
+
+#endif

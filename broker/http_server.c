@@ -1,0 +1,1206 @@
+/*
+ * http_server.c — runneld's HTTP transport: the connections of the HTTP
+ * port and the requests on them, up to the router (http.h). HTTP/1.1
+ * (http_h1.c), HTTP/2 with prior knowledge or ALPN (http_h2.c) and TLS
+ * (http_tls.c) plug into the connection defined here.
+ *
+ * Owns the transport state (rn__hsrv_t), every connection (socket, timer,
+ * input and output buffers, TLS and nghttp2 sessions) and every request
+ * (head, body, response) until its response was handed to the output.
+ *
+ * A connection's life: accepted (over http_max_connections: closed at once)
+ * → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
+ * under TLS the ALPN choice decides, the preface when there is none) →
+ * requests are parsed, each complete one goes to the router → answers come
+ * back through reply() at any time; the protocol puts them on the output
+ * (HTTP/1.1 strictly in request order) → run_deferred (server.c, step 3)
+ * writes each connection's output with one uv_write per iteration → a
+ * closing response, an idle timeout, a protocol error or shutdown "finish"
+ * the connection: flush, TLS close_notify, FIN, then read and drop until the
+ * peer's EOF (at most RN__HTTP_LINGER_MS) so the last response is not lost
+ * to a reset → close.
+ *
+ * Invariants:
+ *   - Nothing is freed inside its own callback: closed connections go to a
+ *     dead list freed by run_deferred (step 4).
+ *   - Every request handed to the router is answered exactly once through
+ *     on_reply; a request whose connection closed meanwhile is orphaned and
+ *     freed there.
+ *   - One timer per connection; its deadline is computed from the
+ *     connection's state (head, body, idle, stalled writes, linger), never
+ *     from a sleep, and re-armed lazily.
+ *   - Back-pressure: while a connection has max_output_bytes_per_connection
+ *     bytes unwritten, or (HTTP/1.1) max_inflight_per_connection requests
+ *     queued, it is not read.
+ */
+#include <assert.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_int.h"
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof h2_preface - 1)
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+uint64_t rn__hconn_now(const rn__hconn_t *conn) { return uv_now(conn->hs->srv->loop); }
+
+static uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+/* A version-4-shaped UUID, unique per process run: both halves are
+ * bijections of a counter under random per-run keys. */
+static void make_rid(rn__hsrv_t *hs, char out[40]) {
+  uint64_t n = ++hs->rid_count;
+  uint64_t hi = mix64(hs->rid_seed[0] + n), lo = mix64(hs->rid_seed[1] ^ (n * 0xD6E8FEB86659FD93ull));
+  hi = (hi & ~0xF000ull) | 0x4000ull;
+  lo = (lo & ~(3ull << 62)) | (2ull << 62);
+  snprintf(out, 40, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32), (unsigned)(hi >> 16) & 0xFFFFu,
+           (unsigned)hi & 0xFFFFu, (unsigned)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+}
+
+const char *rn__http_date(rn__hsrv_t *hs) {
+  static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  time_t now = time(NULL);
+  if (now != hs->date_sec || hs->date[0] == '\0') {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(hs->date, sizeof hs->date, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    hs->date_sec = now;
+  }
+  return hs->date;
+}
+
+const char *rn__http_reason(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 411: return "Length Required";
+  case 413: return "Payload Too Large";
+  case 415: return "Unsupported Media Type";
+  case 417: return "Expectation Failed";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  }
+  return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+}
+
+bool rn__http_status_has_body(int status) { return status >= 200 && status != 204 && status != 304; }
+
+static void format_peer(rn__hconn_t *conn) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  snprintf(conn->peer, sizeof conn->peer, "?");
+  if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) != 0) return;
+  char ip[48];
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+    uv_ip4_name(a, ip, sizeof ip);
+    snprintf(conn->peer, sizeof conn->peer, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+    uv_ip6_name(a, ip, sizeof ip);
+    snprintf(conn->peer, sizeof conn->peer, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+  }
+}
+
+/* ---- references, close, free ---------------------------------------------------- */
+
+static void conn_ref(rn__hconn_t *conn) { conn->refs++; }
+
+static void conn_unref(rn__hconn_t *conn) {
+  assert(conn->refs > 0);
+  if (--conn->refs > 0) return;
+  assert(conn->closing && conn->handles_open == 0);
+  conn->dead_next = conn->hs->dead;
+  conn->hs->dead = conn;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  rn__hconn_t *conn = h->data;
+  assert(conn->handles_open > 0);
+  conn->handles_open--;
+  rn__server_handle_closed(conn->hs->srv);
+  if (conn->handles_open == 0) conn_unref(conn);
+}
+
+static void free_bufs(rn__hbuf_t *b) {
+  while (b != NULL) {
+    rn__hbuf_t *next = b->next;
+    free(b->data);
+    free(b);
+    b = next;
+  }
+}
+
+void rn__hconn_schedule(rn__hconn_t *conn) {
+  if (conn->queued || conn->closing) return;
+  conn->queued = true;
+  conn->work_next = conn->hs->work;
+  conn->hs->work = conn;
+}
+
+void rn__hconn_close(rn__hconn_t *conn, const char *why) {
+  if (conn->closing) return;
+  rn__hsrv_t *hs = conn->hs;
+  conn->closing = true;
+  conn->reading = false;
+  if (conn->prev != NULL)
+    conn->prev->next = conn->next;
+  else if (hs->conns == conn)
+    hs->conns = conn->next;
+  if (conn->next != NULL) conn->next->prev = conn->prev;
+  conn->prev = conn->next = NULL;
+  if (conn->counted) {
+    hs->nconns--;
+    conn->counted = false;
+  }
+  if (conn->id != 0)
+    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s closed: %s (%llu requests)", (unsigned long long)conn->id, conn->peer,
+             why, (unsigned long long)conn->requests);
+  /* Requests: those at the router are orphaned (freed by their reply);
+   * the others go now. The nghttp2 session stays until the free (its
+   * callbacks check closing first). */
+  rn__hreq_t *req = conn->reqs;
+  while (req != NULL) {
+    rn__hreq_t *next = req->next;
+    req->prev = req->next = NULL;
+    if (req->routing)
+      req->orphan = true;
+    else
+      rn__hreq_free(req);
+    req = next;
+  }
+  if (conn->h1cur != NULL && !conn->h1cur->linked) rn__hreq_free(conn->h1cur);
+  conn->h1cur = NULL;
+  conn->reqs = conn->reqs_tail = NULL;
+  conn->nreqs = 0;
+  conn->answered = 0;
+  free_bufs(conn->out_head);
+  conn->out_head = conn->out_tail = NULL;
+  conn->out_bytes = 0;
+  uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
+}
+
+static void hconn_free(rn__hconn_t *conn) {
+  assert(conn->refs == 0 && !conn->queued);
+  free(conn->in);
+  free_bufs(conn->out_head);
+  if (conn->h2 != NULL) nghttp2_session_del(conn->h2);
+  if (conn->ssl != NULL) SSL_free(conn->ssl);
+  free(conn);
+}
+
+/* ---- output ---------------------------------------------------------------------- */
+
+typedef struct hwrite {
+  uv_write_t req;
+  rn__hconn_t *conn;
+  rn__hbuf_t *bufs;
+  size_t bytes;
+} hwrite_t;
+
+static void append_buf(rn__hconn_t *conn, rn__hbuf_t *b) {
+  b->next = NULL;
+  if (conn->out_tail != NULL)
+    conn->out_tail->next = b;
+  else
+    conn->out_head = b;
+  conn->out_tail = b;
+}
+
+uint8_t *rn__hconn_out_reserve(rn__hconn_t *conn, size_t n, size_t *room) {
+  rn__hbuf_t *t = conn->out_tail;
+  if (t != NULL && t->cap - t->len >= n) {
+    *room = t->cap - t->len;
+    return t->data + t->len;
+  }
+  size_t cap = n > 16384 ? n : 16384;
+  rn__hbuf_t *b = malloc(sizeof *b);
+  uint8_t *data = b != NULL ? malloc(cap) : NULL;
+  if (data == NULL) {
+    free(b);
+    rn__logf(RN_LOG_ERROR, "http", "#%llu %s: out of memory for output; closing", (unsigned long long)conn->id,
+             conn->peer);
+    rn__hconn_close(conn, "out of memory");
+    return NULL;
+  }
+  b->data = data;
+  b->len = 0;
+  b->cap = cap;
+  append_buf(conn, b);
+  *room = cap;
+  return data;
+}
+
+void rn__hconn_out_commit(rn__hconn_t *conn, size_t n) {
+  assert(conn->out_tail != NULL && conn->out_tail->len + n <= conn->out_tail->cap);
+  conn->out_tail->len += n;
+  conn->out_bytes += n;
+}
+
+bool rn__hconn_out_raw(rn__hconn_t *conn, const void *data, size_t len) {
+  if (len == 0) return true;
+  size_t room;
+  uint8_t *p = rn__hconn_out_reserve(conn, len, &room);
+  if (p == NULL) return false;
+  memcpy(p, data, len);
+  rn__hconn_out_commit(conn, len);
+  return true;
+}
+
+void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len) {
+  if (conn->closing || conn->fin_sent || len == 0) return;
+  if (conn->ssl != NULL) {
+    if (!rn__tls_send(conn, data, len)) rn__hconn_close(conn, "tls write failed");
+    return;
+  }
+  rn__hconn_out_raw(conn, data, len);
+}
+
+void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
+  if (conn->closing || conn->fin_sent || len == 0 || conn->ssl != NULL) {
+    if (!conn->closing && !conn->fin_sent && len > 0) rn__hconn_send(conn, buf, len);
+    free(buf);
+    return;
+  }
+  rn__hbuf_t *b = malloc(sizeof *b);
+  if (b == NULL) {
+    free(buf);
+    rn__hconn_close(conn, "out of memory");
+    return;
+  }
+  b->data = buf;
+  b->len = b->cap = len; /* full: later bytes go to a new chunk */
+  append_buf(conn, b);
+  conn->out_bytes += len;
+}
+
+bool rn__hconn_sending(const rn__hconn_t *conn) {
+  return conn->out_bytes > 0 || conn->writes > 0 || conn->answered > 0;
+}
+
+static void hconn_work(rn__hconn_t *conn);
+
+static void on_write(uv_write_t *req, int status) {
+  hwrite_t *w = (hwrite_t *)req;
+  rn__hconn_t *conn = w->conn;
+  assert(conn->writes > 0 && conn->writing >= w->bytes);
+  conn->writes--;
+  conn->writing -= w->bytes;
+  free_bufs(w->bufs);
+  free(w);
+  if (status == 0) {
+    conn->last_write = rn__hconn_now(conn);
+    rn__hconn_schedule(conn); /* may resume reading, or finish */
+  } else if (status != UV_ECANCELED) {
+    rn__hconn_close(conn, uv_strerror(status));
+  }
+  conn_unref(conn);
+}
+
+/* Hand the whole output to one uv_write. */
+static void flush(rn__hconn_t *conn) {
+  if (conn->closing || conn->out_head == NULL) return;
+  hwrite_t *w = malloc(sizeof *w);
+  if (w == NULL) {
+    rn__hconn_close(conn, "out of memory");
+    return;
+  }
+  size_t n = 0;
+  for (rn__hbuf_t *b = conn->out_head; b != NULL; b = b->next) n++;
+  uv_buf_t small[16], *v = n <= 16 ? small : malloc(n * sizeof *v);
+  if (v == NULL) {
+    free(w);
+    rn__hconn_close(conn, "out of memory");
+    return;
+  }
+  size_t i = 0;
+  for (rn__hbuf_t *b = conn->out_head; b != NULL; b = b->next) v[i++] = uv_buf_init((char *)b->data, (unsigned)b->len);
+  w->conn = conn;
+  w->bufs = conn->out_head;
+  w->bytes = conn->out_bytes;
+  conn->out_head = conn->out_tail = NULL;
+  conn->out_bytes = 0;
+  int rc = uv_write(&w->req, (uv_stream_t *)&conn->tcp, v, (unsigned)n, on_write);
+  if (v != small) free(v);
+  if (rc != 0) {
+    free_bufs(w->bufs);
+    free(w);
+    rn__hconn_close(conn, uv_strerror(rc));
+    return;
+  }
+  conn->writes++;
+  conn->writing += w->bytes;
+  conn_ref(conn);
+}
+
+/* ---- input ----------------------------------------------------------------------- */
+
+static uint8_t *in_reserve(rn__hconn_t *conn, size_t n) {
+  if (conn->in_cap - conn->in_len >= n) return conn->in + conn->in_len;
+  size_t cap = conn->in_cap ? conn->in_cap * 2 : 16384;
+  while (cap - conn->in_len < n) cap *= 2;
+  uint8_t *p = realloc(conn->in, cap);
+  if (p == NULL) return NULL;
+  conn->in = p;
+  conn->in_cap = cap;
+  return p + conn->in_len;
+}
+
+bool rn__hconn_in_append(rn__hconn_t *conn, const uint8_t *data, size_t len) {
+  uint8_t *p = in_reserve(conn, len);
+  if (p == NULL) return false;
+  memcpy(p, data, len);
+  conn->in_len += len;
+  return true;
+}
+
+uint8_t *rn__hconn_in_room(rn__hconn_t *conn, size_t n, size_t *room) {
+  uint8_t *p = in_reserve(conn, n);
+  if (p != NULL) *room = conn->in_cap - conn->in_len;
+  return p;
+}
+
+/* Decide the protocol from the first bytes, then let it consume the input. */
+static void process_input(rn__hconn_t *conn) {
+  if (conn->closing || conn->lingering || conn->finish) return;
+  if (conn->proto == RN__HP_SNIFF) {
+    if (conn->ssl != NULL && !conn->tls_ready) return;
+    if (conn->in_len == 0) return;
+    size_t n = conn->in_len < H2_PREFACE_LEN ? conn->in_len : H2_PREFACE_LEN;
+    if (memcmp(conn->in, h2_preface, n) != 0) {
+      conn->proto = RN__HP_H1;
+      rn__h1_init(conn);
+    } else if (n == H2_PREFACE_LEN) {
+      if (!rn__h2_start(conn)) {
+        rn__hconn_close(conn, "cannot start HTTP/2");
+        return;
+      }
+    } else {
+      return; /* a prefix of the preface: wait for more */
+    }
+  }
+  if (conn->proto == RN__HP_H1)
+    rn__h1_input(conn);
+  else
+    rn__h2_input(conn);
+  if (!conn->closing && conn->in_len == 0 && conn->in != NULL) {
+    free(conn->in); /* idle connections keep no input buffer */
+    conn->in = NULL;
+    conn->in_cap = 0;
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  rn__hconn_t *conn = h->data;
+  /* One shared buffer: libuv calls alloc and read back to back for one
+   * stream, and on_read consumes (copies) it before returning. */
+  *buf = uv_buf_init((char *)conn->hs->rbuf, (unsigned)sizeof conn->hs->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void update_reading(rn__hconn_t *conn) {
+  if (conn->closing) return;
+  const rn_config_t *cfg = conn->hs->cfg;
+  bool want;
+  if (conn->lingering)
+    want = true;
+  else if (conn->eof || conn->finish)
+    want = false;
+  else if (conn->out_bytes + conn->writing >= cfg->max_output_bytes_per_connection)
+    want = false;
+  else if (conn->proto == RN__HP_H1)
+    want = rn__h1_may_parse(conn);
+  else
+    want = true;
+  if (want && !conn->reading) {
+    int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+    if (rc != 0) {
+      rn__hconn_close(conn, uv_strerror(rc));
+      return;
+    }
+    conn->reading = true;
+  } else if (!want && conn->reading) {
+    uv_read_stop((uv_stream_t *)&conn->tcp);
+    conn->reading = false;
+  }
+}
+
+/* ---- timers ------------------------------------------------------------------------ */
+
+enum { DL_NONE, DL_FIRST, DL_HEAD, DL_BODY, DL_IDLE, DL_STALL, DL_LINGER };
+
+/* The earliest deadline that applies to conn now, and what it is for. */
+static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
+  const rn_config_t *cfg = conn->hs->cfg;
+  uint64_t best = UINT64_MAX;
+  *kind = DL_NONE;
+#define CONSIDER(t, k)         \
+  do {                         \
+    uint64_t t_ = (t);         \
+    if (t_ < best) {           \
+      best = t_;               \
+      *kind = (k);             \
+    }                          \
+  } while (0)
+  if (conn->lingering) {
+    CONSIDER(conn->linger_until, DL_LINGER);
+    return best;
+  }
+  bool sending = rn__hconn_sending(conn);
+  if (sending) {
+    uint64_t lim = cfg->http_idle_timeout_ms;
+    if (conn->hs->srv->draining && cfg->drain_timeout_ms > 0 && (lim == 0 || cfg->drain_timeout_ms < lim))
+      lim = cfg->drain_timeout_ms;
+    if (lim > 0) CONSIDER(conn->last_write + lim, DL_STALL);
+  }
+  if (conn->finish || conn->eof) return best;
+  bool idle = !sending && conn->nreqs == 0 && conn->routing == 0 && cfg->http_idle_timeout_ms > 0;
+  /* A connection must begin its first request within the head timeout of
+   * the accept (TLS handshake included), whatever the protocol. */
+  if (conn->begun == 0 && conn->proto != RN__HP_SNIFF) {
+    CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_FIRST);
+    return best;
+  }
+  switch (conn->proto) {
+  case RN__HP_SNIFF: CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_HEAD); break;
+  case RN__HP_H1: {
+    const rn__hreq_t *cur = conn->h1cur;
+    if (cur != NULL && !cur->head_done)
+      CONSIDER(cur->started + cfg->http_header_timeout_ms, DL_HEAD);
+    else if (cur != NULL)
+      CONSIDER(conn->last_read + cfg->http_body_timeout_ms, DL_BODY);
+    else if (idle)
+      CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
+    break;
+  }
+  case RN__HP_H2:
+    if (conn->h2_receiving > 0)
+      CONSIDER(conn->last_read + cfg->http_body_timeout_ms, DL_BODY);
+    else if (idle)
+      CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
+    break;
+  }
+#undef CONSIDER
+  return best;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(rn__hconn_t *conn) {
+  if (conn->closing) return;
+  int kind;
+  uint64_t dl = deadline(conn, &kind);
+  if (dl == UINT64_MAX) return; /* a running timer finds nothing due and stops */
+  if (uv_is_active((uv_handle_t *)&conn->timer) && conn->timer_due <= dl) return;
+  uint64_t now = rn__hconn_now(conn);
+  uv_timer_start(&conn->timer, on_timer, dl > now ? dl - now : 0, 0);
+  conn->timer_due = dl;
+}
+
+static void on_timer(uv_timer_t *t) {
+  rn__hconn_t *conn = t->data;
+  if (conn->closing) return;
+  int kind;
+  uint64_t dl = deadline(conn, &kind);
+  if (dl == UINT64_MAX) return;
+  uint64_t now = rn__hconn_now(conn);
+  if (now < dl) {
+    uv_timer_start(t, on_timer, dl - now, 0);
+    conn->timer_due = dl;
+    return;
+  }
+  switch (kind) {
+  case DL_LINGER: rn__hconn_close(conn, "closed (linger over)"); return;
+  case DL_STALL:
+    rn__logf(RN_LOG_INFO, "http", "#%llu %s: responses not read for %llu ms; closing", (unsigned long long)conn->id,
+             conn->peer, (unsigned long long)(now - conn->last_write));
+    rn__hconn_close(conn, "write stalled");
+    return;
+  case DL_FIRST:
+    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: no request within %u ms; closing", (unsigned long long)conn->id,
+             conn->peer, (unsigned)conn->hs->cfg->http_header_timeout_ms);
+    if (conn->proto == RN__HP_H2)
+      rn__h2_idle(conn);
+    else
+      rn__hconn_finish(conn);
+    break;
+  case DL_HEAD:
+  case DL_BODY:
+    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: request %s timed out", (unsigned long long)conn->id, conn->peer,
+             kind == DL_HEAD ? "head" : "body");
+    if (conn->proto == RN__HP_SNIFF)
+      rn__hconn_finish(conn); /* no request begun (or no TLS session): nothing to answer */
+    else if (conn->proto == RN__HP_H1)
+      rn__h1_timeout(conn);
+    else
+      rn__h2_timeout(conn);
+    break;
+  case DL_IDLE:
+    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: idle; closing", (unsigned long long)conn->id, conn->peer);
+    if (conn->proto == RN__HP_H2)
+      rn__h2_idle(conn);
+    else
+      rn__hconn_finish(conn);
+    break;
+  }
+  rn__hconn_schedule(conn);
+}
+
+/* ---- read, finish, work ------------------------------------------------------------- */
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  rn__hconn_t *conn = s->data;
+  if (conn->closing || nread == 0) return;
+  if (nread < 0) {
+    if (nread == UV_EOF && !conn->lingering) {
+      conn->eof = true;
+      update_reading(conn);
+      rn__hconn_schedule(conn);
+      return;
+    }
+    rn__hconn_close(conn, conn->lingering ? "closed" : uv_strerror((int)nread));
+    return;
+  }
+  conn->last_read = rn__hconn_now(conn);
+  if (conn->lingering) return; /* dropped */
+  if (conn->ssl != NULL) {
+    if (!rn__tls_recv(conn, (const uint8_t *)buf->base, (size_t)nread)) {
+      rn__hconn_finish(conn); /* flush the alert, if any */
+      rn__hconn_schedule(conn);
+      return;
+    }
+  } else if (!rn__hconn_in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
+    rn__logf(RN_LOG_ERROR, "http", "#%llu %s: out of memory for input; closing", (unsigned long long)conn->id,
+             conn->peer);
+    rn__hconn_close(conn, "out of memory");
+    return;
+  }
+  process_input(conn);
+  if (conn->closing) return;
+  update_reading(conn);
+  rn__hconn_schedule(conn);
+  arm(conn);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  rn__hconn_t *conn = req->data;
+  if (!conn->closing) {
+    if (status < 0) {
+      rn__hconn_close(conn, uv_strerror(status));
+    } else {
+      conn->lingering = true;
+      conn->linger_until = rn__hconn_now(conn) + RN__HTTP_LINGER_MS;
+      update_reading(conn);
+      arm(conn);
+    }
+  }
+  conn_unref(conn);
+}
+
+void rn__hconn_finish(rn__hconn_t *conn) {
+  if (conn->closing || conn->finish) return;
+  conn->finish = true;
+  update_reading(conn);
+  rn__hconn_schedule(conn);
+}
+
+static void hconn_work(rn__hconn_t *conn) {
+  if (conn->closing) return;
+  if (conn->in_len > 0) process_input(conn); /* what back-pressure held back */
+  if (conn->closing) return;
+  if (conn->proto == RN__HP_H1)
+    rn__h1_work(conn);
+  else if (conn->proto == RN__HP_H2)
+    rn__h2_work(conn);
+  if (conn->closing) return;
+  if (conn->finish && !conn->fin_sent && conn->ssl != NULL && conn->tls_ready && !conn->notified &&
+      conn->out_bytes + conn->writing < conn->hs->cfg->max_output_bytes_per_connection &&
+      (conn->h2 == NULL || !nghttp2_session_want_write(conn->h2))) {
+    rn__tls_close_notify(conn); /* the last bytes of the TLS stream */
+    conn->notified = true;
+  }
+  flush(conn);
+  if (conn->closing) return;
+  if (conn->finish && !conn->fin_sent && (conn->ssl == NULL || !conn->tls_ready || conn->notified)) {
+    if (conn->out_head == NULL) {
+      /* uv_shutdown waits for the writes in flight, then sends FIN. */
+      conn->shut.data = conn;
+      if (uv_shutdown(&conn->shut, (uv_stream_t *)&conn->tcp, on_shutdown) != 0) {
+        rn__hconn_close(conn, "closed");
+        return;
+      }
+      conn->fin_sent = true;
+      conn_ref(conn);
+    }
+  } else if (conn->eof && !conn->finish && conn->routing == 0 && !rn__hconn_sending(conn) &&
+             (conn->proto != RN__HP_H1 || conn->in_len == 0 || !rn__h1_may_parse(conn))) {
+    rn__hconn_close(conn, "closed by peer");
+    return;
+  }
+  update_reading(conn);
+  arm(conn);
+}
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+rn__hreq_t *rn__hreq_new(rn__hconn_t *conn) {
+  rn__hreq_t *req = calloc(1, sizeof *req);
+  if (req == NULL) return NULL;
+  req->conn = conn;
+  req->method = req->path = req->query = req->authority = req->url = req->scheme = RN__NOOFF;
+  req->content_length = UINT64_MAX;
+  req->started = rn__hconn_now(conn);
+  make_rid(conn->hs, req->rid);
+  conn->begun++;
+  return req;
+}
+
+static void release_request(rn__hreq_t *req) {
+  free(req->arena);
+  free(req->hoff);
+  free(req->body);
+  free(req->hv);
+  req->arena = NULL;
+  req->hoff = NULL;
+  req->body = NULL;
+  req->hv = NULL;
+  req->arena_len = req->arena_cap = req->nh = req->hcap = req->body_len = req->body_cap = 0;
+}
+
+void rn__hreq_free(rn__hreq_t *req) {
+  if (req == NULL) return;
+  release_request(req);
+  free(req->rh);
+  free(req->rbody);
+  free(req);
+}
+
+void rn__hreq_link(rn__hreq_t *req) {
+  rn__hconn_t *conn = req->conn;
+  assert(!req->linked);
+  req->linked = true;
+  req->next = NULL;
+  req->prev = conn->reqs_tail;
+  if (conn->reqs_tail != NULL)
+    conn->reqs_tail->next = req;
+  else
+    conn->reqs = req;
+  conn->reqs_tail = req;
+  conn->nreqs++;
+}
+
+void rn__hreq_unlink(rn__hreq_t *req) {
+  rn__hconn_t *conn = req->conn;
+  if (!req->linked) return;
+  req->linked = false;
+  if (req->prev != NULL)
+    req->prev->next = req->next;
+  else
+    conn->reqs = req->next;
+  if (req->next != NULL)
+    req->next->prev = req->prev;
+  else
+    conn->reqs_tail = req->prev;
+  req->prev = req->next = NULL;
+  assert(conn->nreqs > 0);
+  conn->nreqs--;
+}
+
+static bool arena_room(rn__hreq_t *req, size_t n) {
+  if (req->arena_cap - req->arena_len >= n) return true;
+  if (req->arena_len + n >= (size_t)RN__NOOFF) return false;
+  size_t cap = req->arena_cap ? req->arena_cap * 2 : 512;
+  while (cap - req->arena_len < n) cap *= 2;
+  char *p = realloc(req->arena, cap);
+  if (p == NULL) return false;
+  req->arena = p;
+  req->arena_cap = cap;
+  return true;
+}
+
+uint32_t rn__hreq_put(rn__hreq_t *req, const char *s, size_t len, bool term) {
+  if (!arena_room(req, len + 1)) return RN__NOOFF;
+  uint32_t off = (uint32_t)req->arena_len;
+  if (len > 0) memcpy(req->arena + req->arena_len, s, len);
+  req->arena_len += len;
+  if (term) req->arena[req->arena_len++] = '\0';
+  return off;
+}
+
+bool rn__hreq_more(rn__hreq_t *req, const char *s, size_t len, bool lower) {
+  if (!arena_room(req, len + 1)) return false;
+  char *d = req->arena + req->arena_len;
+  if (lower) {
+    for (size_t i = 0; i < len; i++) {
+      char c = s[i];
+      d[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+  } else {
+    memcpy(d, s, len);
+  }
+  req->arena_len += len;
+  return true;
+}
+
+bool rn__hreq_add_header(rn__hreq_t *req, uint32_t name, uint32_t value) {
+  if (req->nh == req->hcap) {
+    size_t cap = req->hcap ? req->hcap * 2 : 16;
+    uint32_t *p = realloc(req->hoff, cap * 2 * sizeof *p);
+    if (p == NULL) return false;
+    req->hoff = p;
+    req->hcap = cap;
+  }
+  req->hoff[2 * req->nh] = name;
+  req->hoff[2 * req->nh + 1] = value;
+  req->nh++;
+  return true;
+}
+
+bool rn__hreq_body(rn__hreq_t *req, const uint8_t *data, size_t len) {
+  if (len == 0) return true;
+  if (req->body_cap - req->body_len < len) {
+    size_t cap = req->body_cap ? req->body_cap * 2 : 4096;
+    if (req->content_length != UINT64_MAX && req->content_length >= req->body_len + len &&
+        req->content_length <= req->conn->hs->cfg->http_max_body_bytes && cap < req->content_length)
+      cap = (size_t)req->content_length; /* announced: one allocation */
+    while (cap - req->body_len < len) cap *= 2;
+    uint8_t *p = realloc(req->body, cap);
+    if (p == NULL) return false;
+    req->body = p;
+    req->body_cap = cap;
+  }
+  memcpy(req->body + req->body_len, data, len);
+  req->body_len += len;
+  return true;
+}
+
+const char *rn__hreq_str(const rn__hreq_t *req, uint32_t off) {
+  return off == RN__NOOFF || req->arena == NULL ? "" : req->arena + off;
+}
+
+const char *rn__hreq_header(const rn__hreq_t *req, const char *lname) {
+  for (size_t i = 0; i < req->nh; i++)
+    if (strcmp(req->arena + req->hoff[2 * i], lname) == 0) {
+      uint32_t v = req->hoff[2 * i + 1];
+      return v == RN__NOOFF ? "" : req->arena + v;
+    }
+  return NULL;
+}
+
+const char *rn_http_header(const rn_http_req_t *req, const char *lname) {
+  if (req == NULL || lname == NULL) return NULL;
+  for (size_t i = 0; i < req->nheaders; i++)
+    if (strcasecmp(req->headers[i].name, lname) == 0) return req->headers[i].value;
+  return NULL;
+}
+
+/* Headers the transport owns in a response (hop-by-hop, framing). */
+static bool transport_header(const char *name) {
+  static const char *const names[] = {"content-length", "connection",        "keep-alive", "transfer-encoding",
+                                      "upgrade",        "proxy-connection", "te",         "trailer"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcasecmp(name, names[i]) == 0) return true;
+  return false;
+}
+
+static bool header_ok(const char *name, const char *value) {
+  if (name == NULL || value == NULL || name[0] == '\0' || name[0] == ':') return false;
+  for (const char *p = name; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f) return false;
+  for (const char *p = value; *p; p++)
+    if (*p == '\r' || *p == '\n') return false;
+  return true;
+}
+
+/* Copy a response into req. Returns false on out of memory. */
+static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *headers, size_t nheaders,
+                         const uint8_t *body, size_t body_len) {
+  size_t n = 0, bytes = 0;
+  for (size_t i = 0; i < nheaders; i++) {
+    if (!header_ok(headers[i].name, headers[i].value) || transport_header(headers[i].name)) continue;
+    n++;
+    bytes += strlen(headers[i].name) + strlen(headers[i].value) + 2;
+  }
+  rn_http_header_t *rh = NULL;
+  if (n > 0) {
+    rh = malloc(n * sizeof *rh + bytes);
+    if (rh == NULL) return false;
+    char *s = (char *)(rh + n);
+    size_t k = 0;
+    for (size_t i = 0; i < nheaders; i++) {
+      const char *name = headers[i].name, *value = headers[i].value;
+      if (!header_ok(name, value) || transport_header(name)) continue;
+      size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+      memcpy(s, name, nl);
+      rh[k].name = s;
+      s += nl;
+      memcpy(s, value, vl);
+      rh[k].value = s;
+      s += vl;
+      if (strcasecmp(name, "date") == 0) req->app_date = true;
+      if (strcasecmp(name, "x-amzn-requestid") == 0) req->app_rid = true;
+      k++;
+    }
+  }
+  uint8_t *rb = NULL;
+  if (body_len > 0) {
+    rb = malloc(body_len);
+    if (rb == NULL) {
+      free(rh);
+      return false;
+    }
+    memcpy(rb, body, body_len);
+  }
+  free(req->rh);
+  free(req->rbody);
+  req->rh = rh;
+  req->nrh = n;
+  req->rbody = rb;
+  req->rbody_len = body_len;
+  req->rbody_off = 0;
+  req->status = status;
+  if (!req->answered) {
+    req->answered = true;
+    req->conn->answered++;
+  }
+  return true;
+}
+
+static void answered(rn__hreq_t *req) {
+  rn__hconn_t *conn = req->conn;
+  conn->last_active = rn__hconn_now(conn);
+  if (conn->proto == RN__HP_H2)
+    rn__h2_answered(req);
+  else
+    rn__h1_answered(req);
+}
+
+/* Append s to buf as JSON string content (without quotes). */
+static size_t json_escape(char *buf, size_t cap, const char *s) {
+  size_t n = 0;
+  for (; *s && n + 7 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      buf[n++] = '\\';
+      buf[n++] = (char)c;
+    } else if (c < 0x20) {
+      n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
+    } else {
+      buf[n++] = (char)c;
+    }
+  }
+  buf[n] = '\0';
+  return n;
+}
+
+static const rn_http_header_t json_ct[] = {{"Content-Type", "application/json"}};
+
+void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *msg) {
+  char esc[600], body[800];
+  json_escape(esc, sizeof esc, msg);
+  int n = snprintf(body, sizeof body, "{\"__type\":\"%s\",\"message\":\"%s\"}", type, esc);
+  if (n < 0 || (size_t)n >= sizeof body) n = (int)strlen(body);
+  if (!set_response(req, status, json_ct, 1, (const uint8_t *)body, (size_t)n)) {
+    rn__hconn_close(req->conn, "out of memory");
+    return;
+  }
+  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: %d %s: %s", (unsigned long long)req->conn->id, req->conn->peer, status,
+           type, msg);
+  answered(req);
+}
+
+/* The router's answer (rn_http_reply_fn). */
+static void on_reply(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
+                     size_t body_len) {
+  rn__hreq_t *req = ctx;
+  rn__hconn_t *conn = req->conn;
+  rn__hsrv_t *hs = conn->hs;
+  assert(req->routing && conn->routing > 0 && hs->routing > 0);
+  req->routing = false;
+  conn->routing--;
+  hs->routing--;
+  if (req->orphan) {
+    rn__hreq_free(req); /* the connection went away meanwhile */
+    conn_unref(conn);
+    return;
+  }
+  if (status < 200 || status > 599) {
+    rn__logf(RN_LOG_WARN, "http", "router answered %s %s with status %d; sending 500 instead",
+             rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), status);
+    status = 500;
+  }
+  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s %s %s%s%s -> %d (%zu bytes)", (unsigned long long)conn->id, conn->peer,
+           rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), req->query != RN__NOOFF ? "?" : "",
+           rn__hreq_str(req, req->query), status, body_len);
+  bool ok = set_response(req, status, headers, nheaders, body, body_len);
+  release_request(req); /* the router's view of it ends here */
+  if (!ok) {
+    rn__logf(RN_LOG_ERROR, "http", "#%llu %s: out of memory for a response; closing", (unsigned long long)conn->id,
+             conn->peer);
+    rn__hconn_close(conn, "out of memory"); /* frees req: it is linked and no longer routing */
+  } else {
+    answered(req);
+  }
+  conn_unref(conn);
+}
+
+void rn__hreq_dispatch(rn__hreq_t *req) {
+  rn__hconn_t *conn = req->conn;
+  rn__hsrv_t *hs = conn->hs;
+  rn_server_t *srv = hs->srv;
+  req->complete = true;
+  if (req->nh > 0) {
+    req->hv = malloc(req->nh * sizeof *req->hv);
+    if (req->hv == NULL) {
+      rn__hreq_error(req, 500, "InternalFailure", "out of memory");
+      return;
+    }
+    for (size_t i = 0; i < req->nh; i++) {
+      req->hv[i].name = req->arena + req->hoff[2 * i];
+      req->hv[i].value = rn__hreq_str(req, req->hoff[2 * i + 1]);
+    }
+  }
+  rn_http_req_t *r = &req->pub;
+  r->method = rn__hreq_str(req, req->method);
+  r->path = req->path != RN__NOOFF ? rn__hreq_str(req, req->path) : "/";
+  r->query = rn__hreq_str(req, req->query);
+  const char *host = rn__hreq_header(req, "host");
+  r->authority = req->authority != RN__NOOFF ? rn__hreq_str(req, req->authority) : host != NULL ? host : "";
+  r->headers = req->hv;
+  r->nheaders = req->nh;
+  r->body = req->body != NULL ? req->body : (const uint8_t *)"";
+  r->body_len = req->body_len;
+  r->http_version = req->version == 20 ? 20 : 11;
+  r->tls = conn->ssl != NULL;
+  r->peer = conn->peer;
+  req->routing = true;
+  conn->routing++;
+  hs->routing++;
+  conn->requests++;
+  conn->last_active = rn__hconn_now(conn);
+  conn_ref(conn);
+  rn_http_router_fn fn = srv->http_router != NULL ? srv->http_router : rn_server_http_builtin_router;
+  void *arg = srv->http_router != NULL ? srv->http_router_arg : srv;
+  fn(arg, r, on_reply, req); /* may answer before returning */
+}
+
+/* ---- the built-in router ------------------------------------------------------------- */
+
+void rn_server_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx) {
+  rn_server_t *srv = arg;
+  bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+  if (get && strcmp(req->path, "/healthz") == 0) {
+    static const char ok[] = "{\"status\":\"ok\"}";
+    reply(ctx, 200, json_ct, 1, (const uint8_t *)ok, sizeof ok - 1);
+  } else if (get && strcmp(req->path, "/readyz") == 0) {
+    static const char ready[] = "{\"status\":\"ready\"}", draining[] = "{\"status\":\"draining\"}";
+    if (rn_server_draining(srv))
+      reply(ctx, 503, json_ct, 1, (const uint8_t *)draining, sizeof draining - 1);
+    else
+      reply(ctx, 200, json_ct, 1, (const uint8_t *)ready, sizeof ready - 1);
+  } else {
+    char esc[300], body[512];
+    char what[256];
+    snprintf(what, sizeof what, "%s %s", req->method, req->path);
+    json_escape(esc, sizeof esc, what);
+    int n = snprintf(body, sizeof body, "{\"__type\":\"NotFoundException\",\"message\":\"no such endpoint: %s\"}", esc);
+    if (n < 0 || (size_t)n >= sizeof body) n = (int)strlen(body);
+    reply(ctx, 404, json_ct, 1, (const uint8_t *)body, (size_t)n);
+  }
+}
+
+/* ---- accept ------------------------------------------------------------------------------ */
+
+void rn__http_accept(rn_server_t *srv) {
+  rn__hsrv_t *hs = srv->hsrv;
+  rn__hconn_t *conn = calloc(1, sizeof *conn);
+  if (conn == NULL) {
+    rn__logf(RN_LOG_ERROR, "http", "out of memory accepting a connection");
+    return;
+  }
+  conn->hs = hs;
+  conn->refs = 1; /* the handles */
+  if (uv_tcp_init(srv->loop, &conn->tcp) != 0) {
+    free(conn);
+    return;
+  }
+  rn__server_count_handle(srv);
+  uv_timer_init(srv->loop, &conn->timer);
+  rn__server_count_handle(srv);
+  conn->handles_open = 2;
+  conn->tcp.data = conn;
+  conn->timer.data = conn;
+  int rc = uv_accept((uv_stream_t *)&srv->http, (uv_stream_t *)&conn->tcp);
+  if (rc != 0) {
+    rn__logf(RN_LOG_WARN, "http", "accept failed: %s", uv_strerror(rc));
+    rn__hconn_close(conn, "accept failed");
+    return;
+  }
+  format_peer(conn);
+  if (srv->draining || hs->nconns >= hs->cfg->http_max_connections) {
+    hs->rejected++;
+    uint64_t now = uv_now(srv->loop);
+    if (hs->reject_logged_at == 0 || now - hs->reject_logged_at >= 1000) {
+      rn__logf(RN_LOG_WARN, "http", "http_max_connections (%u) reached: refused %llu connection(s), latest from %s",
+               (unsigned)hs->cfg->http_max_connections, (unsigned long long)hs->rejected, conn->peer);
+      hs->rejected = 0;
+      hs->reject_logged_at = now ? now : 1;
+    }
+    rn__hconn_close(conn, "over http_max_connections");
+    return;
+  }
+  conn->id = ++hs->next_id;
+  conn->counted = true;
+  hs->nconns++;
+  conn->next = hs->conns;
+  if (hs->conns != NULL) hs->conns->prev = conn;
+  hs->conns = conn;
+  uv_tcp_nodelay(&conn->tcp, 1);
+  conn->accepted = conn->last_read = conn->last_write = conn->last_active = uv_now(srv->loop);
+  if (hs->tls != NULL && !rn__tls_conn_init(conn)) {
+    rn__hconn_close(conn, "out of memory for TLS");
+    return;
+  }
+  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s accepted%s", (unsigned long long)conn->id, conn->peer,
+           hs->tls != NULL ? " (TLS)" : "");
+  update_reading(conn);
+  arm(conn);
+}
+
+/* ---- server-facing ------------------------------------------------------------------------ */
+
+void rn__http_work(rn_server_t *srv) {
+  rn__hsrv_t *hs = srv->hsrv;
+  while (hs->work != NULL) {
+    rn__hconn_t *conn = hs->work;
+    hs->work = conn->work_next;
+    conn->work_next = NULL;
+    conn->queued = false;
+    hconn_work(conn);
+  }
+}
+
+void rn__http_reap(rn_server_t *srv) {
+  rn__hsrv_t *hs = srv->hsrv;
+  if (hs == NULL) return;
+  while (hs->dead != NULL) {
+    rn__hconn_t *conn = hs->dead;
+    hs->dead = conn->dead_next;
+    hconn_free(conn);
+  }
+}
+
+void rn__http_drain(rn_server_t *srv) {
+  rn__hsrv_t *hs = srv->hsrv;
+  for (rn__hconn_t *conn = hs->conns; conn != NULL; conn = conn->next) {
+    switch (conn->proto) {
+    case RN__HP_SNIFF: rn__hconn_finish(conn); break;
+    case RN__HP_H1: rn__h1_drain(conn); break;
+    case RN__HP_H2: rn__h2_drain(conn); break;
+    }
+    update_reading(conn);
+    rn__hconn_schedule(conn);
+    if (!conn->closing) {
+      /* The drain timeout may be shorter than what the timer waits for. */
+      uv_timer_stop(&conn->timer);
+      arm(conn);
+    }
+  }
+}
+
+bool rn__http_quiet(const rn_server_t *srv) {
+  const rn__hsrv_t *hs = srv->hsrv;
+  if (hs->routing > 0) return false;
+  for (const rn__hconn_t *conn = hs->conns; conn != NULL; conn = conn->next)
+    if (rn__hconn_sending(conn)) return false;
+  return true;
+}
+
+uint32_t rn__http_count(const rn_server_t *srv) { return srv->hsrv != NULL ? srv->hsrv->nconns : 0; }
+
+void rn__http_close_all(rn_server_t *srv) {
+  rn__hsrv_t *hs = srv->hsrv;
+  while (hs->conns != NULL) rn__hconn_close(hs->conns, "shutdown");
+}
+
+rn_err_t rn__http_init(rn_server_t *srv, char *why, size_t whylen) {
+  rn__hsrv_t *hs = calloc(1, sizeof *hs);
+  if (hs == NULL) {
+    snprintf(why, whylen, "out of memory");
+    return RN_ENOMEM;
+  }
+  hs->srv = srv;
+  hs->cfg = srv->cfg;
+  /* http-parser's head limit is process-wide; runneld has one HTTP port. */
+  http_parser_set_max_header_size(hs->cfg->http_max_header_bytes);
+  rn__h1_settings(&hs->h1settings);
+  rn_err_t rc = rn__h2_global_init(hs);
+  if (rc != 0) {
+    snprintf(why, whylen, "http: cannot set up HTTP/2: %s", rn_strerror(rc));
+    free(hs);
+    return rc;
+  }
+  if (hs->cfg->http_tls_cert[0] != '\0') {
+    hs->tls = rn__tls_ctx_new(hs->cfg->http_tls_cert, hs->cfg->http_tls_key, why, whylen);
+    if (hs->tls == NULL) {
+      rn__h2_global_free(hs);
+      free(hs);
+      return RN_EINVAL;
+    }
+    rn__logf(RN_LOG_INFO, "http", "TLS on the HTTP port: cert %s, ALPN h2 and http/1.1", hs->cfg->http_tls_cert);
+  }
+  if (RAND_bytes((unsigned char *)hs->rid_seed, sizeof hs->rid_seed) != 1) {
+    hs->rid_seed[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    hs->rid_seed[1] = mix64(hs->rid_seed[0] ^ (uint64_t)(uintptr_t)hs);
+  }
+  srv->hsrv = hs;
+  return 0;
+}
+
+void rn__http_destroy(rn_server_t *srv) {
+  rn__hsrv_t *hs = srv->hsrv;
+  if (hs == NULL) return;
+  assert(hs->conns == NULL);
+  rn__http_reap(srv);
+  if (hs->tls != NULL) SSL_CTX_free(hs->tls);
+  rn__h2_global_free(hs);
+  free(hs);
+  srv->hsrv = NULL;
+}

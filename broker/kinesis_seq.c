@@ -1,0 +1,609 @@
+/*
+ * kinesis_seq.c — pure codecs of the HTTP applications: the response
+ * buffer, JSON string escaping, base64, timestamps, 128-bit hash keys,
+ * Kinesis sequence numbers and shard iterators (kinesis_int.h).
+ *
+ * Invariants: every decoder takes a byte span and a length, never reads
+ * past it and never trusts a NUL terminator; every encoder's output is a
+ * function of its inputs only (sequence numbers in particular are derived
+ * from (stream creation time, shard, offset), so a record has exactly one
+ * sequence number). The shard-iterator HMAC is compared in constant time.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "kinesis_int.h"
+
+/* ---- buffer ---------------------------------------------------------------------- */
+
+void rn__buf_free(rn__buf_t *b) {
+  free(b->p);
+  memset(b, 0, sizeof(*b));
+}
+
+void rn__buf_reserve(rn__buf_t *b, size_t more) {
+  if (b->oom) return;
+  if (b->cap - b->len > more) return; /* keep one byte for a NUL */
+  size_t nc = b->cap ? b->cap : 256;
+  while (nc - b->len <= more) {
+    if (nc > SIZE_MAX / 2) {
+      b->oom = true;
+      return;
+    }
+    nc *= 2;
+  }
+  char *np = realloc(b->p, nc);
+  if (!np) {
+    b->oom = true;
+    return;
+  }
+  b->p = np;
+  b->cap = nc;
+}
+
+void rn__buf_put(rn__buf_t *b, const void *p, size_t n) {
+  rn__buf_reserve(b, n);
+  if (b->oom || n == 0) return;
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  b->p[b->len] = 0;
+}
+
+void rn__buf_puts(rn__buf_t *b, const char *s) { rn__buf_put(b, s, strlen(s)); }
+
+void rn__buf_printf(rn__buf_t *b, const char *fmt, ...) {
+  char small[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(small, sizeof(small), fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n < sizeof(small)) {
+    rn__buf_put(b, small, (size_t)n);
+    return;
+  }
+  rn__buf_reserve(b, (size_t)n + 1);
+  if (b->oom) return;
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s[0, n), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  if (c < 0x80) return 1;
+  size_t len;
+  uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+    cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+void rn__buf_json_str(rn__buf_t *b, const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  rn__buf_reserve(b, n + 2);
+  rn__buf_put(b, "\"", 1);
+  size_t run = 0; /* start of the current run of bytes copied verbatim */
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t ul = c >= 0x80 ? utf8_len(s + i, n - i) : 0;
+    if (ul) {
+      i += ul;
+      continue;
+    }
+    rn__buf_put(b, s + run, i - run);
+    char esc[8];
+    switch (c) {
+    case '"': rn__buf_put(b, "\\\"", 2); break;
+    case '\\': rn__buf_put(b, "\\\\", 2); break;
+    case '\n': rn__buf_put(b, "\\n", 2); break;
+    case '\r': rn__buf_put(b, "\\r", 2); break;
+    case '\t': rn__buf_put(b, "\\t", 2); break;
+    default:
+      if (c < 0x20) {
+        snprintf(esc, sizeof(esc), "\\u%04x", c);
+        rn__buf_put(b, esc, 6);
+      } else {
+        rn__buf_put(b, "\\ufffd", 6); /* a byte that is not UTF-8 */
+      }
+    }
+    i++;
+    run = i;
+  }
+  rn__buf_put(b, s + run, n - run);
+  rn__buf_put(b, "\"", 1);
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void rn__b64_encode(const uint8_t *p, size_t n, char *out) {
+  size_t o = 0, i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+    out[o++] = B64[(v >> 6) & 63];
+    out[o++] = B64[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+    out[o++] = '=';
+    out[o++] = '=';
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+    out[o++] = B64[(v >> 6) & 63];
+    out[o++] = '=';
+  }
+  out[o] = 0;
+}
+
+void rn__buf_b64(rn__buf_t *b, const uint8_t *p, size_t n) {
+  size_t el = rn__b64_encoded_len(n);
+  rn__buf_reserve(b, el + 1);
+  if (b->oom) return;
+  rn__b64_encode(p, n, b->p + b->len);
+  b->len += el;
+}
+
+/* Decoding table: 0..63 for the alphabet, 64 for anything else. */
+static const uint8_t B64_DEC[256] = {
+#define X64 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64
+    X64, X64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64, 64, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64,
+    64, 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64,
+    64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 64, 64, 64, 64, 64,
+    X64, X64, X64, X64, X64, X64, X64, X64,
+#undef X64
+};
+
+rn_err_t rn__b64_decode(const char *str, size_t n, uint8_t *out, size_t *outlen) {
+  const unsigned char *s = (const unsigned char *)str;
+  /* Padding: either none, or exactly enough to make a multiple of 4. */
+  size_t pad = 0;
+  while (pad < 2 && n > pad && s[n - 1 - pad] == '=') pad++;
+  if (pad && n % 4 != 0) return RN_EINVAL;
+  size_t m = n - pad; /* significant characters */
+  if (m % 4 == 1) return RN_EINVAL;
+  size_t o = 0, i = 0;
+  /* Four characters → three bytes; a 64 anywhere sets bit 6 of the OR. */
+  for (; i + 4 <= m; i += 4) {
+    uint32_t a = B64_DEC[s[i]], b = B64_DEC[s[i + 1]], c = B64_DEC[s[i + 2]], d = B64_DEC[s[i + 3]];
+    if ((a | b | c | d) & 64) return RN_EINVAL;
+    uint32_t v = a << 18 | b << 12 | c << 6 | d;
+    out[o] = (uint8_t)(v >> 16);
+    out[o + 1] = (uint8_t)(v >> 8);
+    out[o + 2] = (uint8_t)v;
+    o += 3;
+  }
+  size_t rest = m - i; /* 0, 2 or 3 */
+  if (rest) {
+    uint32_t a = B64_DEC[s[i]], b = B64_DEC[s[i + 1]], c = rest == 3 ? B64_DEC[s[i + 2]] : 0;
+    if ((a | b | c) & 64) return RN_EINVAL;
+    uint32_t v = a << 18 | b << 12 | c << 6;
+    out[o++] = (uint8_t)(v >> 16);
+    if (rest == 3) out[o++] = (uint8_t)(v >> 8);
+    /* Bits below the last byte must be zero (one encoding per value). */
+    if (rest == 2 ? (v & 0xffff) : (v & 0xff)) return RN_EINVAL;
+  }
+  *outlen = o;
+  return 0;
+}
+
+/* ---- timestamps ---------------------------------------------------------------------- */
+
+void rn__buf_timestamp(rn__buf_t *b, int64_t ms) {
+  if (ms < 0) ms = 0;
+  rn__buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  unsigned yoe = (unsigned)(y - era * 400);
+  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool digits(const char *s, size_t n, size_t at, size_t count, int64_t *v) {
+  if (at + count > n) return false;
+  int64_t x = 0;
+  for (size_t i = 0; i < count; i++) {
+    char c = s[at + i];
+    if (c < '0' || c > '9') return false;
+    x = x * 10 + (c - '0');
+  }
+  *v = x;
+  return true;
+}
+
+static rn_err_t parse_iso8601(const char *s, size_t n, int64_t *ms) {
+  int64_t Y, M, D, h, mi, sec;
+  if (!digits(s, n, 0, 4, &Y) || n < 19 || s[4] != '-' || !digits(s, n, 5, 2, &M) || s[7] != '-' ||
+      !digits(s, n, 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s, n, 11, 2, &h) ||
+      s[13] != ':' || !digits(s, n, 14, 2, &mi) || s[16] != ':' || !digits(s, n, 17, 2, &sec))
+    return RN_EINVAL;
+  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || sec > 60) return RN_EINVAL;
+  size_t at = 19;
+  int64_t frac_ms = 0;
+  if (at < n && (s[at] == '.' || s[at] == ',')) {
+    at++;
+    size_t start = at;
+    int64_t scale = 100;
+    while (at < n && s[at] >= '0' && s[at] <= '9') {
+      if (scale > 0) frac_ms += (s[at] - '0') * scale;
+      scale /= 10;
+      at++;
+    }
+    if (at == start) return RN_EINVAL;
+  }
+  int64_t off_s = 0;
+  if (at < n && (s[at] == 'Z' || s[at] == 'z')) {
+    at++;
+  } else if (at < n && (s[at] == '+' || s[at] == '-')) {
+    int sign = s[at] == '-' ? -1 : 1;
+    int64_t oh, om = 0;
+    if (!digits(s, n, at + 1, 2, &oh)) return RN_EINVAL;
+    at += 3;
+    if (at < n && s[at] == ':') at++;
+    if (at < n) {
+      if (!digits(s, n, at, 2, &om)) return RN_EINVAL;
+      at += 2;
+    }
+    if (oh > 23 || om > 59) return RN_EINVAL;
+    off_s = sign * (oh * 3600 + om * 60);
+  } else {
+    return RN_EINVAL; /* a time without a zone is ambiguous */
+  }
+  if (at != n) return RN_EINVAL;
+  int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
+  int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - off_s;
+  if (t < 0) return RN_EINVAL;
+  *ms = t * 1000 + frac_ms;
+  return 0;
+}
+
+/* Largest ms we accept: year 9999. */
+#define MAX_TS_MS 253402300799999LL
+
+rn_err_t rn__timestamp_parse(const char *s, size_t n, int64_t *ms) {
+  while (n > 0 && (s[0] == ' ' || s[0] == '\t')) s++, n--;
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+  if (n == 0) return RN_EINVAL;
+  if (n >= 10 && s[4] == '-') return parse_iso8601(s, n, ms);
+  /* Decimal: [+]digits[.digits][e[+-]digits], kept exact: up to 19
+   * significant digits in a u64 mantissa, the rest only move the exponent. */
+  size_t i = 0;
+  if (s[i] == '+') i++;
+  uint64_t mant = 0;
+  int sig = 0;        /* significant digits taken into mant */
+  int64_t exp10 = 0;  /* value = mant * 10^exp10 seconds */
+  bool any = false;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+    any = true;
+    if (sig < 19) {
+      if (mant || s[i] != '0') {
+        mant = mant * 10 + (uint64_t)(s[i] - '0');
+        sig += mant != 0;
+      }
+    } else {
+      exp10++; /* a digit past the 19th only scales */
+    }
+  }
+  if (i < n && s[i] == '.') {
+    i++;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+      any = true;
+      if (sig < 19) {
+        mant = mant * 10 + (uint64_t)(s[i] - '0');
+        if (mant) sig++;
+        exp10--;
+      }
+    }
+  }
+  if (!any) return RN_EINVAL;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    int esign = 1;
+    if (i < n && (s[i] == '+' || s[i] == '-')) {
+      esign = s[i] == '-' ? -1 : 1;
+      i++;
+    }
+    int64_t e = 0;
+    size_t start = i;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+      if (e < 100000) e = e * 10 + (s[i] - '0');
+    }
+    if (i == start) return RN_EINVAL;
+    exp10 += esign * e;
+  }
+  if (i != n) return RN_EINVAL;
+  /* To milliseconds. */
+  exp10 += 3;
+  uint64_t v = mant;
+  if (exp10 >= 0) {
+    for (int64_t k = 0; k < exp10 && v; k++) {
+      if (v > (uint64_t)MAX_TS_MS) return RN_EINVAL;
+      v *= 10;
+    }
+  } else {
+    int round_digit = 0;
+    for (int64_t k = 0; k < -exp10 && v; k++) {
+      round_digit = (int)(v % 10);
+      v /= 10;
+      if (k > 40) {
+        v = 0;
+        break;
+      }
+    }
+    if (round_digit >= 5) v++;
+  }
+  if (v > (uint64_t)MAX_TS_MS) return RN_EINVAL;
+  *ms = (int64_t)v;
+  return 0;
+}
+
+rn_err_t rn__timestamp_from_json(const json_t *v, int64_t *ms) {
+  if (json_is_integer(v)) {
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || x > MAX_TS_MS / 1000) return RN_EINVAL;
+    *ms = (int64_t)x * 1000;
+    return 0;
+  }
+  if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (!isfinite(d) || d < 0 || d * 1000.0 > (double)MAX_TS_MS) return RN_EINVAL;
+    *ms = (int64_t)llround(d * 1000.0);
+    return 0;
+  }
+  if (json_is_string(v)) return rn__timestamp_parse(json_string_value(v), json_string_length(v), ms);
+  return RN_EINVAL;
+}
+
+/* ---- hash keys ---------------------------------------------------------------------------- */
+
+typedef unsigned __int128 u128;
+
+void rn__hash_key_md5(const char *key, size_t n, uint8_t out[16]) {
+  static const char empty = 0;
+  unsigned len = 0;
+  uint8_t md[EVP_MAX_MD_SIZE];
+  /* MD5 from the default provider cannot fail short of memory exhaustion. */
+  if (EVP_Digest(n ? key : &empty, n, md, &len, EVP_md5(), NULL) != 1 || len != 16) abort();
+  memcpy(out, md, 16);
+}
+
+rn_err_t rn__hash_key_parse(const char *s, size_t n, uint8_t out[16]) {
+  if (n == 0 || n > 39) return n > 39 && n < 200 ? RN_EOFFSET : RN_EINVAL;
+  if (n > 1 && s[0] == '0') return RN_EINVAL;
+  u128 v = 0, max = ~(u128)0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return RN_EINVAL;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (max - d) / 10) return RN_EOFFSET;
+    v = v * 10 + d;
+  }
+  for (int i = 15; i >= 0; i--) {
+    out[i] = (uint8_t)v;
+    v >>= 8;
+  }
+  return 0;
+}
+
+void rn__hash_key_format(const uint8_t in[16], char out[40]) {
+  u128 v = 0;
+  for (int i = 0; i < 16; i++) v = (v << 8) | in[i];
+  char tmp[40];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + (int)(v % 10));
+    v /= 10;
+  } while (v);
+  for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  out[n] = 0;
+}
+
+/* ---- sequence numbers ------------------------------------------------------------------------ */
+
+/* A 192-bit unsigned integer, w[0] least significant. */
+typedef struct {
+  uint64_t w[3];
+} u192;
+
+static void u192_put(u192 *x, unsigned pos, unsigned bits, uint64_t v) {
+  if (bits < 64) v &= ((uint64_t)1 << bits) - 1;
+  unsigned limb = pos / 64, sh = pos % 64;
+  x->w[limb] |= v << sh;
+  if (sh && sh + bits > 64) x->w[limb + 1] |= v >> (64 - sh);
+}
+
+static uint64_t u192_get(const u192 *x, unsigned pos, unsigned bits) {
+  unsigned limb = pos / 64, sh = pos % 64;
+  uint64_t v = x->w[limb] >> sh;
+  if (sh && sh + bits > 64) v |= x->w[limb + 1] << (64 - sh);
+  if (bits < 64) v &= ((uint64_t)1 << bits) - 1;
+  return v;
+}
+
+#define KSEQ_VERSION 2u
+#define KSEQ_TIME_MASK ((1ull << 36) - 1)
+
+size_t rn__kseq_encode(int64_t created_ms, uint32_t shard, uint64_t offset, char out[RN__KSEQ_BUFLEN]) {
+  u192 x = {{0, 0, 0}};
+  uint64_t t = (uint64_t)(created_ms > 0 ? created_ms / 1000 : 0) & KSEQ_TIME_MASK;
+  u192_put(&x, 0, 4, KSEQ_VERSION);
+  u192_put(&x, 4, 32, shard);
+  u192_put(&x, 36, 36, t);
+  u192_put(&x, 80, 64, offset);
+  u192_put(&x, 144, 4, shard & 0xf);
+  u192_put(&x, 148, 36, t);
+  u192_put(&x, 184, 4, KSEQ_VERSION);
+  /* To decimal: divide by 10^19 limb-wise until zero. */
+  static const uint64_t D = 10000000000000000000ull;
+  char tmp[80];
+  size_t n = 0;
+  while (x.w[0] || x.w[1] || x.w[2]) {
+    u128 rem = 0;
+    for (int i = 2; i >= 0; i--) {
+      u128 cur = (rem << 64) | x.w[i];
+      x.w[i] = (uint64_t)(cur / D);
+      rem = cur % D;
+    }
+    uint64_t chunk = (uint64_t)rem;
+    bool more = x.w[0] || x.w[1] || x.w[2];
+    for (int k = 0; k < 19 && (more || chunk); k++) {
+      tmp[n++] = (char)('0' + chunk % 10);
+      chunk /= 10;
+    }
+  }
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  out[n] = 0;
+  return n;
+}
+
+rn_err_t rn__kseq_decode(const char *s, size_t n, rn__kseq_t *out) {
+  if (n == 0 || n > 60 || (n > 1 && s[0] == '0')) return RN_EINVAL;
+  u192 x = {{0, 0, 0}};
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return RN_EINVAL;
+    /* x = x * 10 + d, watching the top limb. */
+    u128 carry = (u128)(s[i] - '0');
+    for (int k = 0; k < 3; k++) {
+      u128 cur = (u128)x.w[k] * 10 + carry;
+      x.w[k] = (uint64_t)cur;
+      carry = cur >> 64;
+    }
+    if (carry) return RN_EINVAL;
+  }
+  if (x.w[2] >> 60) return RN_EINVAL; /* more than 188 bits */
+  if (u192_get(&x, 0, 4) != KSEQ_VERSION || u192_get(&x, 184, 4) != KSEQ_VERSION) return RN_EINVAL;
+  uint32_t shard = (uint32_t)u192_get(&x, 4, 32);
+  if (u192_get(&x, 144, 4) != (shard & 0xf)) return RN_EINVAL;
+  out->shard = shard;
+  out->offset = u192_get(&x, 80, 64);
+  out->created_s = (int64_t)u192_get(&x, 148, 36);
+  return 0;
+}
+
+/* ---- shard iterators ----------------------------------------------------------------------------- */
+
+#define KITER_VERSION 1
+#define KITER_FIXED 30 /* bytes before the name */
+#define KITER_MAC 32
+
+static void wr_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void wr_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t rd_u32(const uint8_t *p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+static uint64_t rd_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+static void kiter_mac(const uint8_t key[RN__KITER_KEYLEN], const uint8_t *p, size_t n, uint8_t mac[KITER_MAC]) {
+  unsigned len = 0;
+  if (!HMAC(EVP_sha256(), key, RN__KITER_KEYLEN, p, n, mac, &len) || len != KITER_MAC) abort();
+}
+
+size_t rn__kiter_encode(const uint8_t key[RN__KITER_KEYLEN], const rn__kiter_t *it, char *out) {
+  uint8_t raw[KITER_FIXED + 128 + KITER_MAC];
+  size_t nl = strnlen(it->stream, 128);
+  raw[0] = KITER_VERSION;
+  raw[1] = (uint8_t)nl;
+  wr_u32(raw + 2, it->shard);
+  wr_u64(raw + 6, it->offset);
+  wr_u64(raw + 14, (uint64_t)it->created_ms);
+  wr_u64(raw + 22, (uint64_t)it->issued_ms);
+  memcpy(raw + KITER_FIXED, it->stream, nl);
+  kiter_mac(key, raw, KITER_FIXED + nl, raw + KITER_FIXED + nl);
+  size_t total = KITER_FIXED + nl + KITER_MAC;
+  rn__b64_encode(raw, total, out);
+  return rn__b64_encoded_len(total);
+}
+
+rn_err_t rn__kiter_decode(const uint8_t key[RN__KITER_KEYLEN], const char *s, size_t n, rn__kiter_t *out) {
+  uint8_t raw[KITER_FIXED + 128 + KITER_MAC + 8];
+  if (n == 0 || n > RN__KITER_MAXLEN || rn__b64_decoded_max(n) > sizeof(raw)) return RN_EINVAL;
+  size_t len = 0;
+  if (rn__b64_decode(s, n, raw, &len)) return RN_EINVAL;
+  if (len < KITER_FIXED + KITER_MAC || raw[0] != KITER_VERSION) return RN_EINVAL;
+  size_t nl = raw[1];
+  if (nl == 0 || nl > 128 || len != KITER_FIXED + nl + KITER_MAC) return RN_EINVAL;
+  uint8_t mac[KITER_MAC];
+  kiter_mac(key, raw, KITER_FIXED + nl, mac);
+  if (CRYPTO_memcmp(mac, raw + KITER_FIXED + nl, KITER_MAC) != 0) return RN_EINVAL;
+  memcpy(out->stream, raw + KITER_FIXED, nl);
+  out->stream[nl] = 0;
+  out->shard = rd_u32(raw + 2);
+  out->offset = rd_u64(raw + 6);
+  out->created_ms = (int64_t)rd_u64(raw + 14);
+  out->issued_ms = (int64_t)rd_u64(raw + 22);
+  return 0;
+}
+
+/* ---- shard ids ------------------------------------------------------------------------------------ */
+
+rn_err_t rn__shard_id_parse(const char *s, size_t n, uint32_t *index) {
+  static const char prefix[] = "shardId-";
+  if (n >= sizeof(prefix) - 1 && memcmp(s, prefix, sizeof(prefix) - 1) == 0) {
+    s += sizeof(prefix) - 1;
+    n -= sizeof(prefix) - 1;
+  }
+  if (n == 0 || n > 20) return RN_EINVAL;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return RN_EINVAL;
+    v = v * 10 + (uint64_t)(s[i] - '0');
+    if (v > UINT32_MAX) return RN_EINVAL;
+  }
+  *index = (uint32_t)v;
+  return 0;
+}

@@ -1,0 +1,252 @@
+/*
+ * metrics.c — GET /metrics in the Prometheus text exposition format
+ * (version 0.0.4): the engine's per-shard counters and append latency
+ * histogram, broker-wide gauges, the HTTP applications' request counters
+ * and durations by operation and status, Kinesis errors by type, and the
+ * lines other components registered (rn_http_routes_add_metrics: the
+ * server's connections). docs/kinesis.md lists every name.
+ *
+ * Every family is written once with its HELP and TYPE lines and all of its
+ * samples together, as the format requires; counters start at zero when
+ * the broker starts.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps_int.h"
+
+/* ---- labels ---------------------------------------------------------------------- */
+
+const char *rn__hop_name(int hop) {
+  if (hop >= 0 && hop < RN__KOP_COUNT) return rn__kop_name((rn__kop_t)hop);
+  switch (hop) {
+  case RN__HOP_KINESIS_UNKNOWN: return "KinesisUnknownOperation";
+  case RN__HOP_REST_RECORD: return "RestPutRecord";
+  case RN__HOP_REST_RECORDS: return "RestPutRecords";
+  case RN__HOP_REST_BATCH: return "RestBatch";
+  case RN__HOP_METRICS: return "Metrics";
+  case RN__HOP_HEALTHZ: return "Healthz";
+  case RN__HOP_READYZ: return "Readyz";
+  case RN__HOP_OPTIONS: return "Options";
+  default: return "NotFound";
+  }
+}
+
+static const int slot_status[RN__STATUS_SLOTS] = {200, 204, 400, 401, 403, 404, 405, 413, 415, 429, 500, 503, 504, 0};
+
+int rn__status_slot(int status) {
+  for (int i = 0; i < RN__STATUS_SLOTS - 1; i++)
+    if (slot_status[i] == status) return i;
+  return RN__STATUS_SLOTS - 1;
+}
+
+int rn__status_of_slot(int slot) { return slot >= 0 && slot < RN__STATUS_SLOTS ? slot_status[slot] : 0; }
+
+const double rn__dur_bounds[RN__DUR_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+static const char *const kerr_names[RN__KERR_COUNT] = {
+#define RN__KERR_NAME(name) #name,
+    RN__KERR_TYPES(RN__KERR_NAME)
+#undef RN__KERR_NAME
+    "Other"};
+
+void rn__metrics_count_kerr(rn__metrics_t *m, const char *type) {
+  for (int i = 0; i < RN__KERR_OTHER; i++) {
+    if (strcmp(kerr_names[i], type) == 0) {
+      m->kinesis_errors[i]++;
+      return;
+    }
+  }
+  m->kinesis_errors[RN__KERR_OTHER]++;
+}
+
+/* ---- rendering ---------------------------------------------------------------------- */
+
+static void family(rn__buf_t *b, const char *name, const char *type, const char *help) {
+  rn__buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void le(char *out, size_t n, double bound) { snprintf(out, n, "%g", bound); }
+
+typedef struct shard_rows {
+  rn_engine_shard_stats_t *v;
+  size_t n, cap;
+  rn__buf_t names; /* stream names, NUL-separated; v[i].stream is an offset into it until fixed up */
+  bool oom;
+} shard_rows_t;
+
+static void collect(void *arg, const rn_engine_shard_stats_t *s) {
+  shard_rows_t *rows = arg;
+  if (rows->oom) return;
+  if (rows->n == rows->cap) {
+    size_t nc = rows->cap ? rows->cap * 2 : 64;
+    rn_engine_shard_stats_t *nv = realloc(rows->v, nc * sizeof(*nv));
+    if (!nv) {
+      rows->oom = true;
+      return;
+    }
+    rows->v = nv;
+    rows->cap = nc;
+  }
+  rn_engine_shard_stats_t *d = &rows->v[rows->n++];
+  *d = *s;
+  size_t off = rows->names.len;
+  rn__buf_put(&rows->names, s->stream, strlen(s->stream) + 1);
+  d->stream = (const char *)(uintptr_t)off; /* fixed up after collection */
+}
+
+static void shard_counter(rn__buf_t *b, const shard_rows_t *rows, const char *name, const char *type, const char *help,
+                          size_t field) {
+  family(b, name, type, help);
+  for (size_t i = 0; i < rows->n; i++) {
+    const rn_engine_shard_stats_t *s = &rows->v[i];
+    uint64_t v = *(const uint64_t *)(const void *)((const char *)s + field);
+    rn__buf_printf(b, "%s{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n", name, s->stream, s->shard,
+                   (unsigned long long)v);
+  }
+}
+
+static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
+  shard_rows_t rows;
+  memset(&rows, 0, sizeof(rows));
+  rn_engine_foreach_shard(r->eng, collect, &rows);
+  if (rows.oom || rows.names.oom) {
+    b->oom = true;
+    goto out;
+  }
+  for (size_t i = 0; i < rows.n; i++) rows.v[i].stream = rows.names.p + (uintptr_t)rows.v[i].stream;
+  shard_counter(b, &rows, "runnel_shard_records_in_total", "counter",
+                "Records appended to the shard and acknowledged (all APIs).",
+                offsetof(rn_engine_shard_stats_t, records_in));
+  shard_counter(b, &rows, "runnel_shard_bytes_in_total", "counter",
+                "Stored batch bytes appended to the shard and acknowledged.", offsetof(rn_engine_shard_stats_t, bytes_in));
+  shard_counter(b, &rows, "runnel_shard_records_out_total", "counter",
+                "Records of the batches returned by fetches of the shard (GetRecords and native fetch).",
+                offsetof(rn_engine_shard_stats_t, records_out));
+  shard_counter(b, &rows, "runnel_shard_bytes_out_total", "counter",
+                "Stored batch bytes returned by fetches of the shard.", offsetof(rn_engine_shard_stats_t, bytes_out));
+  shard_counter(b, &rows, "runnel_shard_append_errors_total", "counter",
+                "Appends to the shard that failed (e.g. the log failed after a disk error).",
+                offsetof(rn_engine_shard_stats_t, append_errors));
+  shard_counter(b, &rows, "runnel_shard_start_offset", "gauge", "Earliest offset still stored in the shard.",
+                offsetof(rn_engine_shard_stats_t, start_offset));
+  shard_counter(b, &rows, "runnel_shard_end_offset", "gauge", "Next offset of the shard (its high watermark).",
+                offsetof(rn_engine_shard_stats_t, end_offset));
+  family(b, "runnel_shard_failed", "gauge", "1 when the shard's log failed after an I/O error and refuses appends.");
+  for (size_t i = 0; i < rows.n; i++)
+    rn__buf_printf(b, "runnel_shard_failed{stream=\"%s\",shard=\"shardId-%012u\"} %d\n", rows.v[i].stream,
+                   rows.v[i].shard, rows.v[i].failed);
+  family(b, "runnel_shard_append_latency_seconds", "histogram",
+         "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
+         "group commit's fdatasync).");
+  for (size_t i = 0; i < rows.n; i++) {
+    const rn_engine_shard_stats_t *s = &rows.v[i];
+    uint64_t cum = 0;
+    char bound[32];
+    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
+      cum += s->append_buckets[k];
+      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
+      else snprintf(bound, sizeof(bound), "+Inf");
+      rn__buf_printf(b, "runnel_shard_append_latency_seconds_bucket{stream=\"%s\",shard=\"shardId-%012u\",le=\"%s\"} %llu\n",
+                     s->stream, s->shard, bound, (unsigned long long)cum);
+    }
+    rn__buf_printf(b, "runnel_shard_append_latency_seconds_sum{stream=\"%s\",shard=\"shardId-%012u\"} %.6f\n", s->stream,
+                   s->shard, s->append_seconds_sum);
+    rn__buf_printf(b, "runnel_shard_append_latency_seconds_count{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n",
+                   s->stream, s->shard, (unsigned long long)s->append_count);
+  }
+out:
+  free(rows.v);
+  rn__buf_free(&rows.names);
+}
+
+static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
+  const rn__metrics_t *m = &r->m;
+  family(b, "runnel_http_requests_total", "counter",
+         "HTTP requests answered by the HTTP applications, by operation (Kinesis operation, RestPutRecord, "
+         "RestPutRecords, RestBatch, Metrics, Healthz, Readyz, ...) and status code.");
+  for (int h = 0; h < RN__HOP_COUNT; h++)
+    for (int s = 0; s < RN__STATUS_SLOTS; s++) {
+      if (!m->requests[h][s]) continue;
+      int st = rn__status_of_slot(s);
+      if (st) rn__buf_printf(b, "runnel_http_requests_total{operation=\"%s\",status=\"%d\"} %llu\n", rn__hop_name(h), st,
+                             (unsigned long long)m->requests[h][s]);
+      else rn__buf_printf(b, "runnel_http_requests_total{operation=\"%s\",status=\"other\"} %llu\n", rn__hop_name(h),
+                          (unsigned long long)m->requests[h][s]);
+    }
+  family(b, "runnel_http_request_duration_seconds", "histogram",
+         "Time from the request reaching the router to its answer (produce: until durable), by operation.");
+  for (int h = 0; h < RN__HOP_COUNT; h++) {
+    if (!m->dur_count[h]) continue;
+    uint64_t cum = 0;
+    char bound[32];
+    for (int k = 0; k <= RN__DUR_BUCKETS; k++) {
+      cum += m->dur_buckets[h][k];
+      if (k < RN__DUR_BUCKETS) le(bound, sizeof(bound), rn__dur_bounds[k]);
+      else snprintf(bound, sizeof(bound), "+Inf");
+      rn__buf_printf(b, "runnel_http_request_duration_seconds_bucket{operation=\"%s\",le=\"%s\"} %llu\n", rn__hop_name(h),
+                     bound, (unsigned long long)cum);
+    }
+    rn__buf_printf(b, "runnel_http_request_duration_seconds_sum{operation=\"%s\"} %.6f\n", rn__hop_name(h), m->dur_sum[h]);
+    rn__buf_printf(b, "runnel_http_request_duration_seconds_count{operation=\"%s\"} %llu\n", rn__hop_name(h),
+                   (unsigned long long)m->dur_count[h]);
+  }
+  family(b, "runnel_kinesis_errors_total", "counter", "Kinesis API errors answered, by AWS error type (__type).");
+  for (int i = 0; i < RN__KERR_COUNT; i++)
+    rn__buf_printf(b, "runnel_kinesis_errors_total{code=\"%s\"} %llu\n", kerr_names[i],
+                   (unsigned long long)m->kinesis_errors[i]);
+  family(b, "runnel_put_records_total", "counter",
+         "Records of PutRecord, PutRecords and REST ingest, by result (ok: stored; failed: a per-record failure).");
+  rn__buf_printf(b, "runnel_put_records_total{result=\"ok\"} %llu\nrunnel_put_records_total{result=\"failed\"} %llu\n",
+                 (unsigned long long)m->put_records_ok, (unsigned long long)m->put_records_failed);
+  family(b, "runnel_get_records_calls_total", "counter", "GetRecords calls answered with records (possibly none).");
+  rn__buf_printf(b, "runnel_get_records_calls_total %llu\n", (unsigned long long)m->get_records_calls);
+  family(b, "runnel_get_records_records_total", "counter", "Records returned by GetRecords.");
+  rn__buf_printf(b, "runnel_get_records_records_total %llu\n", (unsigned long long)m->get_records_records);
+  family(b, "runnel_get_records_bytes_total", "counter", "Data bytes (before base64) returned by GetRecords.");
+  rn__buf_printf(b, "runnel_get_records_bytes_total %llu\n", (unsigned long long)m->get_records_bytes);
+  family(b, "runnel_auth_failures_total", "counter",
+         "Requests refused for authentication (SigV4 on the Kinesis API, API keys on REST ingest).");
+  rn__buf_printf(b, "runnel_auth_failures_total %llu\n", (unsigned long long)m->auth_failures);
+  family(b, "runnel_throttled_total", "counter",
+         "Records (write) and GetRecords calls (read) refused by kinesis_throughput_limits.");
+  rn__buf_printf(b, "runnel_throttled_total{direction=\"write\"} %llu\nrunnel_throttled_total{direction=\"read\"} %llu\n",
+                 (unsigned long long)m->throttled_records, (unsigned long long)m->throttled_reads);
+}
+
+void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b) {
+  rn_engine_stats_t st;
+  rn_engine_stats(r->eng, &st);
+  rn__buf_reserve(b, 16384);
+  family(b, "runnel_uptime_seconds", "gauge", "Seconds since the HTTP applications started.");
+  rn__buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - r->started_ns) / 1e9);
+  family(b, "runnel_streams", "gauge", "Active streams.");
+  rn__buf_printf(b, "runnel_streams %u\n", st.streams);
+  family(b, "runnel_shards", "gauge", "Shards of the active streams.");
+  rn__buf_printf(b, "runnel_shards %u\n", st.shards);
+  family(b, "runnel_failed_shards", "gauge", "Shards whose log failed after an I/O error.");
+  rn__buf_printf(b, "runnel_failed_shards %u\n", st.failed_shards);
+  family(b, "runnel_draining", "gauge", "1 once shutdown began (/readyz answers 503).");
+  rn__buf_printf(b, "runnel_draining %d\n", rn_engine_draining(r->eng) ? 1 : 0);
+  render_shards(r, b);
+  render_http(r, b);
+  for (size_t i = 0; i < r->nsources; i++) {
+    char small[4096];
+    size_t need = r->sources[i].fn(r->sources[i].arg, small, sizeof(small));
+    if (need < sizeof(small)) {
+      rn__buf_put(b, small, need);
+      continue;
+    }
+    char *big = malloc(need + 1);
+    if (!big) {
+      b->oom = true;
+      continue;
+    }
+    size_t got = r->sources[i].fn(r->sources[i].arg, big, need + 1);
+    rn__buf_put(b, big, got < need + 1 ? got : need);
+    free(big);
+  }
+}

@@ -1,0 +1,252 @@
+/*
+ * rest_ingest.c — REST ingest for mobile and web apps (docs/kinesis.md):
+ *
+ *   PUT|POST /streams/{s}/record    {"Data": ..., "PartitionKey": "..."}
+ *   PUT|POST /streams/{s}/records   {"records": [{"data": ..., "partition-key": "..."}]}
+ *       the shapes of the usual API-Gateway-to-Kinesis proxy; answered with
+ *       Kinesis' PutRecord / PutRecords output, so apps switch by base URL
+ *   POST /v1/streams/{s}/records    NDJSON or a JSON array of events, each
+ *       stored as sent; per-record results
+ *
+ * Checks in order: API key (401 missing/unknown, 403 stream not allowed),
+ * Content-Encoding (gzip/deflate inflated here, 415 others), size after
+ * inflating (413), body shape (400), then the shared produce path
+ * (kinesis.c: 404 unknown stream, 429 throttled, 503 draining). Error
+ * bodies are {"error": "...", "message": "..."}.
+ *
+ * Ownership: rest_op_t owns the inflated body and the parsed batch, which
+ * the produce path borrows until its callback; the request itself is
+ * borrowed until the reply.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "apps_int.h"
+
+typedef struct rest_op {
+  rn__call_t *c;
+  int hop;
+  rn__rest_batch_t batch;
+  uint8_t *inflated;
+  char *keys; /* generated partition keys */
+} rest_op_t;
+
+static void rest_free(rest_op_t *o) {
+  rn__rest_batch_free(&o->batch);
+  free(o->inflated);
+  free(o->keys);
+  free(o);
+}
+
+/* A Kinesis error type as a REST status. */
+static int status_of(const char *type) {
+  if (strcmp(type, "ResourceNotFoundException") == 0) return 404;
+  if (strcmp(type, "ProvisionedThroughputExceededException") == 0) return 429;
+  if (strcmp(type, "InvalidArgumentException") == 0 || strcmp(type, "ValidationException") == 0) return 400;
+  if (strcmp(type, "ServiceUnavailable") == 0) return 503;
+  return 500;
+}
+
+static void reply_buf(rest_op_t *o, int status, rn__buf_t *b) {
+  if (b->oom) rn__call_rest_error(o->c, 500, "out of memory building the response");
+  else rn__call_reply(o->c, status, "application/json", NULL, 0, b->p, b->len);
+  rn__buf_free(b);
+  rest_free(o);
+}
+
+static void produced(rn__produce_t *p, void *arg) {
+  rest_op_t *o = arg;
+  if (p->err_type) {
+    int st = status_of(p->err_type);
+    if (st == 400 && strstr(p->err_msg, "max_record_bytes")) st = 413;
+    rn__call_rest_error(o->c, st, "%s", p->err_msg);
+    return rest_free(o);
+  }
+  rn__buf_t b = {0};
+  char seq[RN__KSEQ_BUFLEN];
+  if (o->hop == RN__HOP_REST_RECORD) {
+    const rn__prod_result_t *res = &p->res[0];
+    if (res->err_type) {
+      rn__call_rest_error(o->c, status_of(res->err_type), "%s", res->err_msg);
+      return rest_free(o);
+    }
+    rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
+    rn__buf_printf(&b, "{\"ShardId\":\"shardId-%012u\",\"SequenceNumber\":\"%s\",\"EncryptionType\":\"NONE\"}",
+                   res->shard, seq);
+    return reply_buf(o, 200, &b);
+  }
+  bool all_throttled = p->failed == p->n;
+  for (size_t i = 0; i < p->n && all_throttled; i++)
+    all_throttled = p->res[i].err_type && strcmp(p->res[i].err_type, "ProvisionedThroughputExceededException") == 0;
+  if (o->hop == RN__HOP_REST_BATCH && all_throttled) {
+    rn__call_rest_error(o->c, 429, "every record was refused by the shard throughput limits; retry later");
+    return rest_free(o);
+  }
+  rn__buf_reserve(&b, 64 + p->n * 120);
+  if (o->hop == RN__HOP_REST_RECORDS)
+    rn__buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
+  else
+    rn__buf_printf(&b, "{\"accepted\":%zu,\"failed\":%zu,\"records\":[", p->n - p->failed, p->failed);
+  for (size_t i = 0; i < p->n; i++) {
+    const rn__prod_result_t *res = &p->res[i];
+    if (i) rn__buf_put(&b, ",", 1);
+    if (res->err_type) {
+      rn__buf_printf(&b, o->hop == RN__HOP_REST_RECORDS ? "{\"ErrorCode\":\"%s\",\"ErrorMessage\":" : "{\"error\":\"%s\",\"message\":",
+                     res->err_type);
+      rn__buf_json_str(&b, res->err_msg, strlen(res->err_msg));
+      rn__buf_put(&b, "}", 1);
+      continue;
+    }
+    rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
+    if (o->hop == RN__HOP_REST_RECORDS)
+      rn__buf_printf(&b, "{\"SequenceNumber\":\"%s\",\"ShardId\":\"shardId-%012u\"}", seq, res->shard);
+    else
+      rn__buf_printf(&b, "{\"shard_id\":\"shardId-%012u\",\"sequence_number\":\"%s\",\"offset\":%llu}", res->shard, seq,
+                     (unsigned long long)res->offset);
+  }
+  rn__buf_puts(&b, o->hop == RN__HOP_REST_RECORDS ? "],\"EncryptionType\":\"NONE\"}" : "]}");
+  reply_buf(o, 200, &b);
+}
+
+/* The API key of the request: "Authorization: Bearer KEY" or "x-api-key: KEY". */
+static const char *api_key(const rn_http_req_t *req, size_t *len) {
+  const char *h = rn__req_header(req, "authorization");
+  if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+    h += 7;
+    while (*h == ' ') h++;
+    size_t n = strlen(h);
+    while (n && h[n - 1] == ' ') n--;
+    *len = n;
+    return n ? h : NULL;
+  }
+  h = rn__req_header(req, "x-api-key");
+  if (h && *h) {
+    *len = strlen(h);
+    return h;
+  }
+  return NULL;
+}
+
+void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
+  rn_http_routes_t *r = c->r;
+  const rn_http_req_t *req = c->req;
+  if (r->apikeys.n) {
+    size_t kl = 0;
+    const char *key = api_key(req, &kl);
+    if (!key) {
+      r->m.auth_failures++;
+      return rn__call_rest_error(c, 401, "an API key is required: send \"Authorization: Bearer KEY\" or \"x-api-key: KEY\"");
+    }
+    int st = rn__apikeys_check(&r->apikeys, key, kl, stream);
+    if (st) {
+      r->m.auth_failures++;
+      if (st == 401) return rn__call_rest_error(c, 401, "unknown API key");
+      return rn__call_rest_error(c, 403, "this API key may not write to stream %s", stream);
+    }
+  }
+  rest_op_t *o = calloc(1, sizeof(*o));
+  if (!o) abort();
+  o->c = c;
+  o->hop = hop;
+  const uint8_t *body = req->body;
+  size_t len = req->body_len;
+  const char *enc = rn__req_header(req, "content-encoding");
+  if (enc && *enc && strcasecmp(enc, "identity") != 0) {
+    if (strcasecmp(enc, "gzip") != 0 && strcasecmp(enc, "x-gzip") != 0 && strcasecmp(enc, "deflate") != 0) {
+      rest_free(o);
+      return rn__call_rest_error(c, 415, "Content-Encoding %.40s is not supported (gzip and deflate are)", enc);
+    }
+    size_t outlen = 0;
+    rn_err_t err = rn__gunzip(body, len, r->rest_max_body, &o->inflated, &outlen);
+    if (err) {
+      rest_free(o);
+      if (err == RN_ETOOLARGE)
+        return rn__call_rest_error(c, 413, "the body inflates past %u bytes (rest_max_body_bytes)", r->rest_max_body);
+      if (err == RN_ENOMEM) return rn__call_rest_error(c, 500, "out of memory inflating the body");
+      return rn__call_rest_error(c, 400, "the body is not valid %s data", enc);
+    }
+    body = o->inflated;
+    len = outlen;
+  }
+  if (len > r->rest_max_body) {
+    rest_free(o);
+    return rn__call_rest_error(c, 413, "the body is %zu bytes; at most %u are accepted (rest_max_body_bytes)", len,
+                               r->rest_max_body);
+  }
+  char mode_s[16], key_field[129], fixed_key[257];
+  rn__data_mode_t mode = RN__DATA_BASE64;
+  int q = rn__query_param(req->query, "data", mode_s, sizeof(mode_s));
+  if (q > 0) {
+    if (strcmp(mode_s, "base64") == 0) mode = RN__DATA_BASE64;
+    else if (strcmp(mode_s, "text") == 0) mode = RN__DATA_TEXT;
+    else if (strcmp(mode_s, "json") == 0) mode = RN__DATA_JSON;
+    else q = -1;
+  }
+  if (q < 0) {
+    rest_free(o);
+    return rn__call_rest_error(c, 400, "query parameter data must be base64, text or json");
+  }
+  char why[512] = "";
+  rn_err_t err;
+  if (hop == RN__HOP_REST_RECORD) {
+    err = rn__rest_parse_record(body, len, mode, &o->batch, why, sizeof(why));
+  } else if (hop == RN__HOP_REST_RECORDS) {
+    err = rn__rest_parse_records(body, len, mode, &o->batch, why, sizeof(why));
+  } else {
+    int kf = rn__query_param(req->query, "key_field", key_field, sizeof(key_field));
+    int fk = rn__query_param(req->query, "partition_key", fixed_key, sizeof(fixed_key));
+    if (kf < 0 || fk < 0) {
+      rest_free(o);
+      return rn__call_rest_error(c, 400, "query parameters key_field / partition_key are malformed or too long");
+    }
+    err = rn__rest_parse_batch(body, len, kf > 0 ? key_field : NULL, 10000, &o->batch, why, sizeof(why));
+    if (!err) {
+      /* Records without a key: the fixed one, or a random one each (spread over the shards). */
+      size_t missing = 0;
+      for (size_t i = 0; i < o->batch.n; i++) missing += o->batch.recs[i].key == NULL;
+      if (missing && fk > 0 && fixed_key[0]) {
+        for (size_t i = 0; i < o->batch.n; i++)
+          if (!o->batch.recs[i].key) {
+            o->batch.recs[i].key = fixed_key;
+            o->batch.recs[i].key_len = strlen(fixed_key);
+          }
+      } else if (missing) {
+        uint8_t *rnd = malloc(missing * 16);
+        o->keys = malloc(missing * 33);
+        if (!rnd || !o->keys || RAND_bytes(rnd, (int)(missing * 16)) != 1) {
+          free(rnd);
+          rest_free(o);
+          return rn__call_rest_error(c, 500, "cannot generate partition keys");
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < o->batch.n; i++) {
+          if (o->batch.recs[i].key) continue;
+          char *dst = o->keys + 33 * k;
+          for (int j = 0; j < 16; j++) snprintf(dst + 2 * j, 3, "%02x", rnd[16 * k + (size_t)j]);
+          o->batch.recs[i].key = dst;
+          o->batch.recs[i].key_len = 32;
+          k++;
+        }
+        free(rnd);
+      }
+    }
+  }
+  if (err) {
+    rest_free(o);
+    if (err == RN_ENOMEM) return rn__call_rest_error(c, 500, "out of memory parsing the body");
+    return rn__call_rest_error(c, err == RN_ETOOLARGE ? 413 : 400, "%s", why);
+  }
+  /* Kinesis' per-request limit applies to the proxy shapes too. */
+  if (hop != RN__HOP_REST_BATCH) {
+    for (size_t i = 0; i < o->batch.n; i++) {
+      if (o->batch.recs[i].data_len > RN__KINESIS_MAX_RECORD_DATA) {
+        rest_free(o);
+        return rn__call_rest_error(c, 413, "record %zu holds more than 1 MiB of data", i);
+      }
+    }
+  }
+  rn__produce(r, stream, o->batch.recs, o->batch.n, produced, o);
+}
