@@ -1076,6 +1076,14 @@ void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn
       s.end_offset = sh->log ? rn_log_end(sh->log) : 0;
       s.last_append_ms = sh->last_append_ms;
       s.failed = sh->log && rn_log_failure(sh->log) ? 1 : 0;
+      if (sh->log) {
+        rn_log_sync_stats_t ss;
+        rn_log_sync_stats(sh->log, &ss);
+        s.sync_count = ss.count;
+        s.sync_seconds_sum = ss.seconds_sum;
+        _Static_assert(RN_LOG_SYNC_BUCKETS == RN_ENGINE_LATENCY_BUCKETS, "same histogram bounds");
+        memcpy(s.sync_buckets, ss.buckets, sizeof(s.sync_buckets));
+      }
       fn(arg, &s);
     }
   }

@@ -112,6 +112,11 @@ typedef struct rn_engine_shard_stats {
   uint64_t append_count;
   double append_seconds_sum;
   uint64_t append_buckets[RN_ENGINE_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
+  /* fdatasync rounds of the shard's log (rn_log_sync_stats; same bucket
+   * bounds as the append histogram). */
+  uint64_t sync_count;
+  double sync_seconds_sum;
+  uint64_t sync_buckets[RN_ENGINE_LATENCY_BUCKETS + 1];
 } rn_engine_shard_stats_t;
 
 typedef void (*rn_engine_shard_stats_fn)(void *arg, const rn_engine_shard_stats_t *s);

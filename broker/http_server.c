@@ -1204,3 +1204,14 @@ void rn__http_destroy(rn_server_t *srv) {
   free(hs);
   srv->hsrv = NULL;
 }
+
+size_t rn_server_metrics(void *arg, char *out, size_t cap) {
+  const rn_server_t *srv = arg;
+  int n = snprintf(out, cap,
+                   "# HELP runnel_connections Open client connections.\n"
+                   "# TYPE runnel_connections gauge\n"
+                   "runnel_connections{protocol=\"native\"} %u\n"
+                   "runnel_connections{protocol=\"http\"} %u\n",
+                   srv->nconns, srv->hsrv ? srv->hsrv->nconns : 0u);
+  return n > 0 ? (size_t)n : 0;
+}

@@ -176,6 +176,7 @@ int main(int argc, char **argv) {
     rn_server_shutdown(d.srv, on_server_done, &d); /* refuse to run half-configured */
   } else {
     rn_server_set_http_router(d.srv, rn_http_routes_router, routes);
+    rn_http_routes_add_metrics(routes, rn_server_metrics, d.srv);
   }
 
   uv_run(&d.loop, UV_RUN_DEFAULT);

@@ -158,6 +158,25 @@ static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
     rn__buf_printf(b, "runnel_shard_append_latency_seconds_count{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n",
                    s->stream, s->shard, (unsigned long long)s->append_count);
   }
+  family(b, "runnel_shard_fdatasync_seconds", "histogram",
+         "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
+         "started).");
+  for (size_t i = 0; i < rows.n; i++) {
+    const rn_engine_shard_stats_t *s = &rows.v[i];
+    uint64_t cum = 0;
+    char bound[32];
+    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
+      cum += s->sync_buckets[k];
+      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
+      else snprintf(bound, sizeof(bound), "+Inf");
+      rn__buf_printf(b, "runnel_shard_fdatasync_seconds_bucket{stream=\"%s\",shard=\"shardId-%012u\",le=\"%s\"} %llu\n",
+                     s->stream, s->shard, bound, (unsigned long long)cum);
+    }
+    rn__buf_printf(b, "runnel_shard_fdatasync_seconds_sum{stream=\"%s\",shard=\"shardId-%012u\"} %.6f\n", s->stream,
+                   s->shard, s->sync_seconds_sum);
+    rn__buf_printf(b, "runnel_shard_fdatasync_seconds_count{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n",
+                   s->stream, s->shard, (unsigned long long)s->sync_count);
+  }
 out:
   free(rows.v);
   rn__buf_free(&rows.names);

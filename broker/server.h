@@ -73,6 +73,10 @@ int rn_server_draining(const rn_server_t *srv);
  * a failed start never happened (NULL ok). Removes the port file it wrote. */
 void rn_server_destroy(rn_server_t *srv);
 
+/* Prometheus lines for the server's connections (an rn_http_metrics_fn:
+ * arg is the rn_server_t): runnel_connections{protocol="native"|"http"}. */
+size_t rn_server_metrics(void *arg, char *out, size_t cap);
+
 /* ---- logging ----------------------------------------------------------------
  * One line per event on stderr:
  *   2026-11-22T02:40:00.123Z info server: listening native=... http=...

@@ -271,9 +271,28 @@ static bool needs_sync(const rn_log_t *log) {
   return false;
 }
 
+const double rn_log_sync_bounds[RN_LOG_SYNC_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void rn_log_sync_stats(const rn_log_t *log, rn_log_sync_stats_t *out) { *out = log->sync_stats; }
+
 static void round_done_one(rn_log_t *log) {
   if (--log->round_pending) return;
   log->round_active = false;
+  {
+    double secs = (double)(mono_ns() - log->round_start_ns) / 1e9;
+    unsigned b = 0;
+    while (b < RN_LOG_SYNC_BUCKETS && secs > rn_log_sync_bounds[b]) b++;
+    log->sync_stats.buckets[b]++;
+    log->sync_stats.count++;
+    log->sync_stats.seconds_sum += secs;
+  }
   if (log->round_err) {
     fail_log(log, log->round_err, "fdatasync");
     return;
@@ -309,6 +328,7 @@ static rn_err_t sync_dir_job(void *arg) {
 static void start_round(rn_log_t *log) {
   if (log->round_active || log->failed) return;
   log->round_active = true;
+  log->round_start_ns = mono_ns();
   log->round_pending = 1; /* guard until every op is submitted */
   log->round_err = 0;
   log->round_target = log->written_next;

@@ -113,6 +113,8 @@ struct rn_log {
   uint64_t round_target;
   uint64_t round_gen; /* create_gen captured at round start */
   int64_t last_sync_ms;
+  uint64_t round_start_ns; /* CLOCK_MONOTONIC */
+  rn_log_sync_stats_t sync_stats;
 
   /* sealing closed segments: one job at a time, in order */
   bool seal_active;

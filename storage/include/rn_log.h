@@ -174,6 +174,20 @@ uint64_t rn_log_next_offset(const rn_log_t *log);
 uint64_t rn_log_size_bytes(const rn_log_t *log);
 uint32_t rn_log_segment_count(const rn_log_t *log);
 
+/* fdatasync rounds of this log (group commits in sync mode, timed syncs in
+ * interval mode, the final sync at close): how many and how long each took,
+ * from submission to completion of every fdatasync (and directory sync) in
+ * the round. Buckets use rn_log_sync_bounds (seconds); the last bucket is
+ * +Inf; counts are per bucket, not cumulative. */
+#define RN_LOG_SYNC_BUCKETS 16
+extern const double rn_log_sync_bounds[RN_LOG_SYNC_BUCKETS];
+typedef struct rn_log_sync_stats {
+  uint64_t count;
+  double seconds_sum;
+  uint64_t buckets[RN_LOG_SYNC_BUCKETS + 1];
+} rn_log_sync_stats_t;
+void rn_log_sync_stats(const rn_log_t *log, rn_log_sync_stats_t *out);
+
 /* 0, or the error that failed the log (appends then get RN_ELOGFAILED). */
 rn_err_t rn_log_failure(const rn_log_t *log);
 
