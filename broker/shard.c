@@ -478,6 +478,11 @@ typedef struct fetch_part {
   size_t len;
   rn_err_t read_err;
   rn__waiter_t waiter;
+  /* A TIMESTAMP position: planned on the loop, resolved on the thread pool
+   * before the first read (no disk I/O on the loop thread). */
+  bool ts_pending;
+  int64_t ts;
+  rn_log_span_t ts_span;
 } fetch_part_t;
 
 struct fetch_op {
@@ -699,7 +704,31 @@ void rn__shard_wake_all(rn_engine_t *eng, rn_shard_t *sh) {
   (void)eng;
 }
 
+/* Thread pool: resolve TIMESTAMP positions from their planned spans. */
+static void ts_work(uv_work_t *w) {
+  fetch_op_t *op = w->data;
+  for (size_t i = 0; i < op->n; i++) {
+    fetch_part_t *p = &op->parts[i];
+    if (!p->ts_pending) continue;
+    p->err = rn_log_time_resolve(&p->ts_span, p->ts, &p->offset);
+    if (p->err) snprintf(p->why, sizeof(p->why), "shard %u: timestamp lookup failed (%s)", p->shard, rn_err_name(p->err));
+  }
+}
+
+static void ts_after(uv_work_t *w, int status) {
+  fetch_op_t *op = w->data;
+  for (size_t i = 0; i < op->n; i++) {
+    fetch_part_t *p = &op->parts[i];
+    if (!p->ts_pending) continue;
+    p->ts_pending = false;
+    if (p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->ts_span);
+    if (status && !p->err) p->err = RN_EIO;
+  }
+  fetch_try(op);
+}
+
 void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
+  bool any_ts = false;
   const Runnel__FetchRequest *r = req->fetch;
   rn_stream_t *st = r ? rn__stream_find(eng, r->stream) : NULL;
   if (!st || st->state != RN__STREAM_ACTIVE) {
@@ -738,7 +767,16 @@ void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
       continue;
     }
     p->sh = &st->shards[sf->shard];
+    if (sf->kind == RUNNEL__POSITION_KIND__POSITION_TIMESTAMP) {
+      p->ts = sf->value;
+      p->err = rn_log_time_plan(p->sh->log, sf->value, &p->ts_span);
+      p->ts_pending = p->err == 0;
+      any_ts |= p->ts_pending;
+      continue;
+    }
     p->err = resolve(p->sh, sf->kind, sf->value, &p->offset, p->why, sizeof(p->why));
   }
-  fetch_try(op);
+  if (!any_ts) return fetch_try(op);
+  op->work.data = op;
+  if (uv_queue_work(eng->loop, &op->work, ts_work, ts_after)) ts_after(&op->work, UV_EIO);
 }
