@@ -136,11 +136,9 @@ static void chunk_free(rn__chunk_t *c) {
   free(c);
 }
 
-static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
-  if (log->failed) return;
-  log->failed = err;
-  rn__log_say(log, RN_LOG_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
-              what, rn_strerror(err));
+/* Forget every buffered, not yet submitted write and complete every pending
+ * append with err (the log is failed or being discarded). */
+static void drop_unwritten(rn_log_t *log, rn_err_t err) {
   while (log->ready_head) {
     rn__chunk_t *c = log->ready_head;
     log->ready_head = c->next;
@@ -150,6 +148,14 @@ static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
   chunk_free(log->fill);
   log->fill = NULL;
   acks_release(log, 0, err);
+}
+
+static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
+  if (log->failed) return;
+  log->failed = err;
+  rn__log_say(log, RN_LOG_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
+              what, rn_strerror(err));
+  drop_unwritten(log, err);
 }
 
 rn_err_t rn_log_failure(const rn_log_t *log) { return log->failed; }
@@ -615,15 +621,7 @@ rn_err_t rn_log_close_discard(rn_log_t *log) {
   /* Fail first so nothing new is submitted; then let in-flight I/O land. */
   if (!log->failed) {
     log->failed = RN_ECANCELED;
-    while (log->ready_head) {
-      rn__chunk_t *c = log->ready_head;
-      log->ready_head = c->next;
-      chunk_free(c);
-    }
-    log->ready_tail = NULL;
-    chunk_free(log->fill);
-    log->fill = NULL;
-    acks_release(log, 0, RN_ECANCELED);
+    drop_unwritten(log, RN_ECANCELED);
   }
   while (log->inflight) rn_io_wait(log->io, -1);
   acks_release(log, 0, RN_ECANCELED);
@@ -633,14 +631,14 @@ rn_err_t rn_log_close_discard(rn_log_t *log) {
 
 /* ---- append ------------------------------------------------------------------ */
 
-rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
+static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool verified, uint32_t leader_epoch,
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
   if (log->failed) return RN_ELOGFAILED;
   if (log->closing) return RN_ECLOSED;
   if (!batch) return RN_EINVAL;
   if (len > log->opts.max_batch_bytes) return RN_ETOOLARGE;
   rn_batch_header_t hdr;
-  rn_err_t err = rn_batch_verify(batch, len, &hdr, NULL);
+  rn_err_t err = verified ? rn_batch_header_decode(batch, len, &hdr) : rn_batch_verify(batch, len, &hdr, NULL);
   if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
   if (hdr.batch_length != len) return RN_ECORRUPT;
 
@@ -690,6 +688,16 @@ rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t
   if (base_offset) *base_offset = base;
   kick_write(log);
   return 0;
+}
+
+rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
+                       rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
+  return append(log, batch, len, false, leader_epoch, cb, arg, base_offset);
+}
+
+rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
+                                rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
+  return append(log, batch, len, true, leader_epoch, cb, arg, base_offset);
 }
 
 /* ---- time-driven work ---------------------------------------------------------- */
@@ -744,17 +752,7 @@ rn_err_t rn_log_span_plan(rn_log_t *log, uint64_t offset, rn_log_span_t *span) {
   if (offset == end) return 0;
   rn__seg_t *seg = log->segs[seg_for(log, offset)];
   if (offset >= seg->next) return RN_EOFFSET;
-  /* Largest index entry at or below offset (in memory: no I/O here). */
-  uint32_t lo = 0, hi = seg->idx_len;
-  uint64_t rel = offset - seg->base;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (seg->idx[mid].rel <= rel)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  span->start_pos = lo ? seg->idx[lo - 1].pos : 0;
+  span->start_pos = rn__seg_index_pos(seg, offset); /* in memory: no I/O here */
   span->limit_pos = visible_bytes(log, seg);
   span->seg = seg;
   seg->busy++;
@@ -774,21 +772,11 @@ rn_err_t rn_log_span_read(const rn_log_span_t *span, uint8_t *buf, size_t cap, s
   rn_file_t *f = seg->file;
   uint64_t offset = span->offset, end = span->end_offset, limit = span->limit_pos;
   /* Scan batch headers forward to the batch holding offset. */
-  uint64_t pos = span->start_pos;
-  uint8_t hb[RN_BATCH_HEADER_SIZE];
+  uint64_t pos;
   rn_batch_header_t hdr;
-  for (;;) {
-    if (pos >= limit) return 0;
-    size_t got = 0;
-    rn_err_t err = f->fs->pread(f, hb, sizeof(hb), pos, &got);
-    if (err) return err;
-    if (got < sizeof(hb)) return RN_ECORRUPT;
-    err = rn_batch_header_decode(hb, sizeof(hb), &hdr);
-    if (err) return RN_ECORRUPT;
-    if (hdr.record_count == 0 || hdr.base_offset > offset) return RN_ECORRUPT;
-    if (rn_batch_last_offset(&hdr) >= offset) break;
-    pos += hdr.batch_length;
-  }
+  rn_err_t serr = rn__scan_to_offset(f, span->start_pos, limit, offset, &pos, &hdr);
+  if (serr == RN_EOFFSET) return 0;
+  if (serr) return serr;
   if (hdr.base_offset >= end) return 0;
   if (hdr.batch_length > cap) {
     *len = hdr.batch_length;
@@ -1008,7 +996,7 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
   uint64_t pos = 0;
   if (offset != seg->base) {
     rn_batch_header_t hdr;
-    rn_err_t err = rn__seg_find(log, seg, offset, seg->size, &pos, &hdr);
+    rn_err_t err = rn__scan_to_offset(seg->file, rn__seg_index_pos(seg, offset), seg->size, offset, &pos, &hdr);
     if (err) return err;
     if (hdr.base_offset != offset) return RN_EINVAL;
   }

@@ -166,11 +166,16 @@ rn_err_t rn__seg_index_encode(const rn__seg_t *seg, uint8_t **idx, size_t *idx_l
  * rebuilds by scanning) or an I/O error. Blocking. */
 rn_err_t rn__seg_index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size);
 
-/* Find the file position of the batch containing offset in seg, scanning
- * forward from the index entry at or below it; reads at most up to limit
- * bytes. *hdr gets that batch's header. Blocking (pread). */
-rn_err_t rn__seg_find(rn_log_t *log, rn__seg_t *seg, uint64_t offset, uint64_t limit,
-                      uint64_t *pos, rn_batch_header_t *hdr);
+/* File position of the sparse index entry at or below offset (pure,
+ * in memory; 0 when none). */
+uint64_t rn__seg_index_pos(const rn__seg_t *seg, uint64_t offset);
+
+/* Scan batch headers of f forward from pos (a batch boundary) to the batch
+ * containing offset, without passing limit. *found and *hdr describe it.
+ * Returns 0, RN_EOFFSET (not before limit), RN_ECORRUPT or a read error.
+ * Any thread (pread only). */
+rn_err_t rn__scan_to_offset(rn_file_t *f, uint64_t pos, uint64_t limit, uint64_t offset, uint64_t *found,
+                            rn_batch_header_t *hdr);
 
 /* Write a small file atomically: path.tmp, datasync, rename, sync_dir. */
 rn_err_t rn__write_atomic(rn_fs_t *fs, const char *dir, const char *name, const uint8_t *data,

@@ -332,10 +332,7 @@ rn_err_t rn__seg_index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size) {
 
 /* ---- locating a batch ------------------------------------------------------ */
 
-rn_err_t rn__seg_find(rn_log_t *log, rn__seg_t *seg, uint64_t offset, uint64_t limit, uint64_t *pos,
-                      rn_batch_header_t *hdr) {
-  /* Largest index entry at or below offset. */
-  uint64_t p = 0;
+uint64_t rn__seg_index_pos(const rn__seg_t *seg, uint64_t offset) {
   uint32_t lo = 0, hi = seg->idx_len;
   uint64_t rel = offset - seg->base;
   while (lo < hi) {
@@ -345,22 +342,23 @@ rn_err_t rn__seg_find(rn_log_t *log, rn__seg_t *seg, uint64_t offset, uint64_t l
     else
       hi = mid;
   }
-  if (lo > 0) p = seg->idx[lo - 1].pos;
-  rn_file_t *f = seg->file;
+  return lo ? seg->idx[lo - 1].pos : 0;
+}
+
+rn_err_t rn__scan_to_offset(rn_file_t *f, uint64_t pos, uint64_t limit, uint64_t offset, uint64_t *found,
+                            rn_batch_header_t *hdr) {
   uint8_t hb[RN_BATCH_HEADER_SIZE];
-  while (p < limit) {
+  while (pos < limit) {
     size_t got = 0;
-    rn_err_t err = f->fs->pread(f, hb, sizeof(hb), p, &got);
+    rn_err_t err = f->fs->pread(f, hb, sizeof(hb), pos, &got);
     if (err) return err;
-    if (got < sizeof(hb)) return RN_ECORRUPT;
-    err = rn_batch_header_decode(hb, sizeof(hb), hdr);
-    if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
+    if (got < sizeof(hb) || rn_batch_header_decode(hb, sizeof(hb), hdr)) return RN_ECORRUPT;
     if (hdr->record_count == 0 || hdr->base_offset > offset) return RN_ECORRUPT;
     if (rn_batch_last_offset(hdr) >= offset) {
-      *pos = p;
+      *found = pos;
       return 0;
     }
-    p += hdr->batch_length;
+    pos += hdr->batch_length;
   }
   return RN_EOFFSET;
 }

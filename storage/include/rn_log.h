@@ -114,6 +114,14 @@ typedef void (*rn_log_append_cb)(void *arg, rn_err_t err, uint64_t base_offset);
 rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset);
 
+/* rn_log_append for a batch the caller has just verified itself (both
+ * checksums, e.g. with rn_batch_verify or rn_batch_iter_init, as the broker
+ * does while checking every record): the log then decodes only the header
+ * instead of hashing the payload a second time on the hot path. Same
+ * results and contract otherwise. */
+rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
+                                rn_log_append_cb cb, void *arg, uint64_t *base_offset);
+
 /* Time-driven work: interval syncs, roll by age, retention. Call at least
  * every rn_log_next_tick_ms() ms (or sooner). now_ms as from opts->now_ms. */
 void rn_log_tick(rn_log_t *log, int64_t now_ms);

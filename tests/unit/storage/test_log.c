@@ -478,7 +478,19 @@ static void test_bad_input(void **state) {
   assert_int_equal(rn_log_append(log, b, len, 0, lt_ack_cb, &a, NULL), RN_ETOOLARGE);
   free(b);
   assert_int_equal(a.done, 0); /* no callback for a refused append */
-  assert_int_equal(rn_log_next_offset(log), 0);
+  /* The pre-verified entry point still decodes the header and its length. */
+  b = lt_batch(3, 2, 10, 5, RN_CODEC_NONE, &len);
+  assert_int_equal(rn_log_append_verified(log, b, len - 1, 0, lt_ack_cb, &a, NULL), RN_ECORRUPT);
+  b[4] ^= 0xff; /* magic */
+  assert_int_equal(rn_log_append_verified(log, b, len, 0, lt_ack_cb, &a, NULL), RN_EFORMAT);
+  b[4] ^= 0xff;
+  assert_int_equal(a.done, 0);
+  assert_int_equal(rn_log_append_verified(log, b, len, 0, lt_ack_cb, &a, NULL), 0);
+  free(b);
+  lt_wait(f->io, &a);
+  assert_int_equal(a.err, 0);
+  assert_int_equal(a.base, 0);
+  assert_int_equal(rn_log_next_offset(log), 2);
   /* Invalid options refuse to open. */
   rn_log_opts_t bad = f->opts;
   bad.index_interval = 0;
