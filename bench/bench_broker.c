@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "hist.h"
 #include "runnel/runnel.h"
 
@@ -124,18 +125,6 @@ static void usage(FILE *out) {
           PAYLOAD_HEADER);
 }
 
-static uint64_t parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  switch (*end) {
-  case 'k': case 'K': v *= 1024; break;
-  case 'm': case 'M': v *= 1024 * 1024; break;
-  case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-  case '\0': break;
-  default: return 0;
-  }
-  return v > 0 ? (uint64_t)v : 0;
-}
 
 /* ---- time ------------------------------------------------------------------- */
 
@@ -594,28 +583,6 @@ static uint64_t wait_consumers(bench_t *b) {
   return got >= want ? 0 : want - got;
 }
 
-static double median(const double *v, unsigned n) {
-  double s[MAX_ROUNDS];
-  memcpy(s, v, n * sizeof(double));
-  for (unsigned i = 1; i < n; i++)
-    for (unsigned k = i; k > 0 && s[k - 1] > s[k]; k--) {
-      double t = s[k];
-      s[k] = s[k - 1];
-      s[k - 1] = t;
-    }
-  return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-static void json_list(char *out, size_t cap, const double *v, unsigned n, int decimals) {
-  out[0] = 0;
-  for (unsigned i = 0; i < n; i++) {
-    size_t l = strlen(out);
-    if (i) snprintf(out + l, cap - l, ",");
-    l = strlen(out);
-    snprintf(out + l, cap - l, "%.*f", decimals, v[i]);
-  }
-}
-
 int rn_bench_broker(int argc, char **argv) {
   bench_t *b = calloc(1, sizeof(*b));
   if (!b) return 1;
@@ -647,7 +614,7 @@ int rn_bench_broker(int argc, char **argv) {
     case 'p': o->producers = (unsigned)atoi(optarg); break;
     case 'c': o->consumers = (unsigned)atoi(optarg); break;
     case 's': o->shards = (unsigned)atoi(optarg); break;
-    case 'r': o->record_size = (size_t)parse_size(optarg); break;
+    case 'r': o->record_size = (size_t)bench_parse_size(optarg); break;
     case 'R': o->rate = atof(optarg); break;
     case 't': o->duration_s = atof(optarg); break;
     case 'w': o->warmup_s = atof(optarg); break;
@@ -662,9 +629,9 @@ int rn_bench_broker(int argc, char **argv) {
       }
       break;
     case 'l': o->linger_ms = (uint32_t)atoi(optarg); break;
-    case 'b': o->batch_bytes = (uint32_t)parse_size(optarg); break;
-    case 'u': o->buffer_bytes = parse_size(optarg); break;
-    case 'W': o->raw_write_size = (size_t)parse_size(optarg); break;
+    case 'b': o->batch_bytes = (uint32_t)bench_parse_size(optarg); break;
+    case 'u': o->buffer_bytes = bench_parse_size(optarg); break;
+    case 'W': o->raw_write_size = (size_t)bench_parse_size(optarg); break;
     case 'T': o->tick_us = (uint32_t)atoi(optarg); break;
     case 'j': o->json = 1; break;
     case 'h': usage(stdout); free(b); return 0;
@@ -863,11 +830,11 @@ int rn_bench_broker(int argc, char **argv) {
   double rps = (double)acked_before / el;
   double raw = raw_secs > 0 ? raw_bytes / raw_secs / 1e6 : 0;
   double ratio = raw > 0 ? mbps / raw : 0;
-  double rmed = median(ratios, o->rounds);
+  double rmed = bench_median(ratios, o->rounds);
   char jr[MAX_ROUNDS * 16], jraw[MAX_ROUNDS * 16], jmb[MAX_ROUNDS * 16];
-  json_list(jr, sizeof(jr), ratios, o->rounds, 3);
-  json_list(jraw, sizeof(jraw), raws, o->rounds, 1);
-  json_list(jmb, sizeof(jmb), mbs, o->rounds, 1);
+  bench_json_list(jr, sizeof(jr), ratios, o->rounds, 3);
+  bench_json_list(jraw, sizeof(jraw), raws, o->rounds, 1);
+  bench_json_list(jmb, sizeof(jmb), mbs, o->rounds, 1);
   const char *dname = o->durability == RN_DURABILITY_SYNC ? "sync"
                       : o->durability == RN_DURABILITY_INTERVAL ? "interval" : "none";
   uint64_t q[2][5] = {{hist_quantile(pub, 0.5), hist_quantile(pub, 0.99), hist_quantile(pub, 0.999), pub->max, 0},

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "hist.h"
 #include "rn_io.h"
 #include "rn_log.h"
@@ -73,18 +74,6 @@ static void usage(FILE *out) {
           "  --json               one JSON line instead of the summary\n");
 }
 
-static uint64_t parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  switch (*end) {
-  case 'k': case 'K': v *= 1024; break;
-  case 'm': case 'M': v *= 1024 * 1024; break;
-  case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-  case '\0': break;
-  default: return 0;
-  }
-  return v > 0 ? (uint64_t)v : 0;
-}
 
 /* ---- raw limit ------------------------------------------------------------ */
 
@@ -180,9 +169,9 @@ int rn_bench_storage(int argc, char **argv) {
         return 2;
       }
       break;
-    case 'r': o.record_size = (size_t)parse_size(optarg); break;
-    case 'g': o.group_bytes = (size_t)parse_size(optarg); break;
-    case 't': o.total_bytes = parse_size(optarg); break;
+    case 'r': o.record_size = (size_t)bench_parse_size(optarg); break;
+    case 'g': o.group_bytes = (size_t)bench_parse_size(optarg); break;
+    case 't': o.total_bytes = bench_parse_size(optarg); break;
     case 'b':
       if (!strcmp(optarg, "uring")) o.backend = RN_IO_URING;
       else if (!strcmp(optarg, "posix")) o.backend = RN_IO_POSIX;
@@ -202,7 +191,7 @@ int rn_bench_storage(int argc, char **argv) {
       break;
     case 'i': o.inflight = (unsigned)atoi(optarg); break;
     case 'I': o.interval_ms = (uint32_t)atoi(optarg); break;
-    case 's': o.segment_bytes = parse_size(optarg); break;
+    case 's': o.segment_bytes = bench_parse_size(optarg); break;
     case 'j': o.json = 1; break;
     case 'R': o.rounds = (unsigned)atoi(optarg); break;
     case 'h': usage(stdout); return 0;
@@ -338,22 +327,10 @@ int rn_bench_storage(int argc, char **argv) {
   double mbps = (double)bytes / el / 1e6, rps = (double)records / el;
   double raw = raw_secs_sum > 0 ? raw_bytes_sum / raw_secs_sum / 1e6 : 0;
   double ratio = raw > 0 ? mbps / raw : 0;
-  /* Median of the per-round ratios. */
-  double sorted[64];
-  memcpy(sorted, ratios, o.rounds * sizeof(double));
-  for (unsigned i = 1; i < o.rounds; i++)
-    for (unsigned k = i; k > 0 && sorted[k - 1] > sorted[k]; k--) {
-      double t = sorted[k];
-      sorted[k] = sorted[k - 1];
-      sorted[k - 1] = t;
-    }
-  double median = o.rounds % 2 ? sorted[o.rounds / 2] : (sorted[o.rounds / 2 - 1] + sorted[o.rounds / 2]) / 2;
-  char rounds_json[64 * 24] = "", raws_json[64 * 24] = "";
-  for (unsigned i = 0; i < o.rounds; i++) {
-    size_t l1 = strlen(rounds_json), l2 = strlen(raws_json);
-    snprintf(rounds_json + l1, sizeof(rounds_json) - l1, "%s%.3f", i ? "," : "", ratios[i]);
-    snprintf(raws_json + l2, sizeof(raws_json) - l2, "%s%.1f", i ? "," : "", raws[i]);
-  }
+  double median = bench_median(ratios, o.rounds);
+  char rounds_json[64 * 24], raws_json[64 * 24];
+  bench_json_list(rounds_json, sizeof(rounds_json), ratios, o.rounds, 3);
+  bench_json_list(raws_json, sizeof(raws_json), raws, o.rounds, 1);
   if (o.json) {
     printf("{\"bench\":\"storage\",\"mode\":\"%s\",\"backend\":\"%s\",\"codec\":\"%s\",\"record_size\":%zu,"
            "\"group_bytes\":%zu,\"batch_bytes\":%zu,\"records_per_batch\":%u,\"inflight\":%u,\"bytes\":%" PRIu64
