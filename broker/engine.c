@@ -349,37 +349,6 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
   return err;
 }
 
-static rn_err_t write_atomic(const char *dir, const char *name, const uint8_t *buf, size_t len) {
-  char tmp[4400], dst[4400];
-  snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
-  snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -errno;
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, buf + off, len - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = -errno;
-      close(fd);
-      return e;
-    }
-    off += (size_t)w;
-  }
-  if (fdatasync(fd)) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-  close(fd);
-  if (rename(tmp, dst)) return -errno;
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return -errno;
-  int rc = fsync(dfd) ? -errno : 0;
-  close(dfd);
-  return rc;
-}
-
 /* Thread pool: write the newest snapshot if it is newer than what is on
  * disk. Writes are serialised by meta_mu, so versions only move forward. */
 static rn_err_t meta_write_newest(rn_engine_t *eng) {
@@ -388,7 +357,7 @@ static rn_err_t meta_write_newest(rn_engine_t *eng) {
   if (eng->meta_version > eng->meta_written) {
     char dir[4200];
     snprintf(dir, sizeof(dir), "%s/meta", eng->data_dir);
-    err = write_atomic(dir, "broker.meta", eng->meta_buf, eng->meta_len);
+    err = rn_fs_write_atomic(rn_fs_posix(), dir, "broker.meta", eng->meta_buf, eng->meta_len);
     if (!err) eng->meta_written = eng->meta_version;
   }
   pthread_mutex_unlock(&eng->meta_mu);
@@ -833,18 +802,6 @@ static void on_tick(uv_timer_t *t) {
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
-static rn_err_t mkdir_p(const char *path) {
-  char tmp[4200];
-  snprintf(tmp, sizeof(tmp), "%s", path);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
-  return 0;
-}
 
 static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
   char path[4200];
@@ -946,10 +903,10 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   eng->producer_id_limit = 1;
   char path[4200];
   snprintf(path, sizeof(path), "%s/meta", eng->data_dir);
-  rn_err_t err = mkdir_p(path);
+  rn_err_t err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
   if (!err) {
     snprintf(path, sizeof(path), "%s/streams", eng->data_dir);
-    err = mkdir_p(path);
+    err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
   }
   if (err) {
     snprintf(why, whylen, "cannot create %s: %s", path, rn_strerror(err));

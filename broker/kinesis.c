@@ -359,38 +359,16 @@ static rn_err_t kmeta_write(rn__kmeta_t *km) {
   pthread_mutex_lock(&km->mu);
   rn_err_t err = 0;
   if (km->version > km->written) {
-    size_t pl = strlen(km->path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) {
-      pthread_mutex_unlock(&km->mu);
-      return RN_ENOMEM;
-    }
-    snprintf(tmp, pl + 5, "%s.tmp", km->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) err = -errno;
-    for (size_t off = 0; !err && off < km->snap_len;) {
-      ssize_t w = write(fd, km->snap + off, km->snap_len - off);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) err = -errno;
-      else off += (size_t)w;
-    }
-    if (!err && fdatasync(fd)) err = -errno;
-    if (fd >= 0) close(fd);
-    if (!err && rename(tmp, km->path)) err = -errno;
-    free(tmp);
-    if (!err) {
-      char *dir = strdup(km->path);
-      char *slash = dir ? strrchr(dir, '/') : NULL;
-      if (slash) {
-        *slash = 0;
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-          if (fsync(dfd)) err = -errno;
-          close(dfd);
-        }
-      }
+    char *dir = strdup(km->path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (!slash) {
       free(dir);
+      pthread_mutex_unlock(&km->mu);
+      return dir ? RN_EINVAL : RN_ENOMEM;
     }
+    *slash = 0;
+    err = rn_fs_write_atomic(rn_fs_posix(), dir, slash + 1, (const uint8_t *)km->snap, km->snap_len);
+    free(dir);
     if (!err) km->written = km->version;
   }
   pthread_mutex_unlock(&km->mu);

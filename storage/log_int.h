@@ -177,9 +177,7 @@ uint64_t rn__seg_index_pos(const rn__seg_t *seg, uint64_t offset);
 rn_err_t rn__scan_to_offset(rn_file_t *f, uint64_t pos, uint64_t limit, uint64_t offset, uint64_t *found,
                             rn_batch_header_t *hdr);
 
-/* Write a small file atomically: path.tmp, datasync, rename, sync_dir. */
-rn_err_t rn__write_atomic(rn_fs_t *fs, const char *dir, const char *name, const uint8_t *data,
-                          size_t len);
+
 /* Write a file in place (create/trunc) and datasync it. */
 rn_err_t rn__write_file(rn_fs_t *fs, const char *path, const uint8_t *data, size_t len);
 /* Read a whole small file (malloc'd) of at most max bytes. */

@@ -365,28 +365,6 @@ rn_err_t rn__scan_to_offset(rn_file_t *f, uint64_t pos, uint64_t limit, uint64_t
 
 /* ---- small files ------------------------------------------------------------ */
 
-rn_err_t rn__write_file(rn_fs_t *fs, const char *path, const uint8_t *data, size_t len) {
-  rn_file_t *f;
-  rn_err_t err = fs->open(fs, path, RN_FS_CREATE | RN_FS_TRUNC, &f);
-  if (err) return err;
-  struct iovec iov = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
-  err = len ? fs->pwritev(f, &iov, 1, 0) : 0;
-  if (!err) err = fs->datasync(f);
-  fs->close(f);
-  return err;
-}
-
-rn_err_t rn__write_atomic(rn_fs_t *fs, const char *dir, const char *name, const uint8_t *data,
-                          size_t len) {
-  char tmp[RN__PATH_MAX], dst[RN__PATH_MAX];
-  snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
-  snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-  rn_err_t err = rn__write_file(fs, tmp, data, len);
-  if (!err) err = fs->rename(fs, tmp, dst);
-  if (!err) err = fs->sync_dir(fs, dir);
-  return err;
-}
-
 rn_err_t rn__read_file(rn_fs_t *fs, const char *path, size_t max, uint8_t **data, size_t *len) {
   rn_file_t *f;
   *data = NULL;
@@ -421,7 +399,7 @@ static rn_err_t state_write(rn_log_t *log, const char *name, uint32_t magic, con
   for (int i = 0; i < n; i++) put_u64(b + 8 + 8 * i, v[i]);
   size_t len = 8 + 8 * (size_t)n;
   put_u64(b + len, XXH3_64bits(b, len));
-  return rn__write_atomic(log->fs, log->dir, name, b, len + 8);
+  return rn_fs_write_atomic(log->fs, log->dir, name, b, len + 8);
 }
 
 static rn_err_t state_read(rn_log_t *log, const char *name, uint32_t magic, uint64_t *v, int n) {

@@ -74,6 +74,12 @@ struct rn_fs {
   rn_err_t (*list)(rn_fs_t *fs, const char *path, rn_fs_list_cb cb, void *arg);
 };
 
+/* Replace dir/name atomically with data[0, len): write dir/name.tmp,
+ * datasync, rename over dir/name, sync_dir(dir). Durable when it returns 0;
+ * a crash leaves either the old or the new content (and maybe a .tmp).
+ * Blocking. */
+rn_err_t rn_fs_write_atomic(rn_fs_t *fs, const char *dir, const char *name, const uint8_t *data, size_t len);
+
 /* The operating system's file system. Process-wide, never freed. */
 rn_fs_t *rn_fs_posix(void);
 
