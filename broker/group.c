@@ -779,6 +779,8 @@ static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
   pending_reply_t *p = arg;
   group_t *g = group_find(gs, p->st->name, p->uid, p->group);
   if (err) {
+    /* A group whose create did not become durable must not linger. */
+    if (g && (p->kind == PR_CREATE || p->kind == PR_JOIN) && g->nmembers == 0) group_remove(gs, g);
     reply_err(p->cb, p->ctx, err, "group %s/%s: writing the group's state failed: %s", p->st->name, p->group,
               rn_strerror(err));
   } else if (p->kind == PR_JOIN) {

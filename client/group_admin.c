@@ -60,7 +60,7 @@ static rn_group_desc_t *desc_from_pb(const Runnel__GroupDescription *g) {
     o->pending = m->pending;
     o->shards = calloc(m->n_shards + 1, sizeof(uint32_t));
     ok = o->member_id && o->client_id && o->shards;
-    if (ok) {
+    if (ok && m->n_shards) {
       memcpy(o->shards, m->shards, m->n_shards * sizeof(uint32_t));
       o->shard_count = m->n_shards;
     }
