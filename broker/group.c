@@ -593,27 +593,28 @@ void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st) {
   }
 }
 
+/* Remove the members of g whose session ran out. */
+static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
+  for (uint32_t k = 0; k < g->nmembers;) {
+    gmember_t *m = g->members[k];
+    if (now - m->last_seen > m->session_ms) {
+      rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
+                  g->stream, g->name, m->id, m->session_ms);
+      member_remove(g, m);
+    } else {
+      k++;
+    }
+  }
+}
+
 void rn__groups_tick(rn_engine_t *eng) {
   rn__groups_t *gs = eng->groups;
   if (!gs) return;
   uint64_t now = uv_now(eng->loop);
-  for (uint32_t i = 0; i < gs->ngroups; i++) {
-    group_t *g = gs->groups[i];
-    for (uint32_t k = 0; k < g->nmembers;) {
-      gmember_t *m = g->members[k];
-      if (now - m->last_seen > m->session_ms) {
-        rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
-                    g->stream, g->name, m->id, m->session_ms);
-        member_remove(g, m);
-      } else {
-        k++;
-      }
-    }
-  }
+  for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
   rn_log_tick(gs->log, rn__now_ms());
   maybe_compact(gs);
 }
-
 
 /* ---- assignment ---------------------------------------------------------------------- */
 
@@ -847,10 +848,27 @@ static bool check_group_name(const char *name, rn_engine_reply_cb cb, void *ctx)
 
 static int strcmp_ptr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static uint32_t heartbeat_interval(const gmember_t *m) {
-  if (m->pending) return 100; /* waiting for another member to release: look again soon */
+/* The pace a member heartbeats at when nothing is going on. */
+static uint32_t base_interval(const gmember_t *m) {
   uint32_t iv = m->session_ms / 4;
   return iv > 500 ? 500 : iv < 50 ? 50 : iv;
+}
+
+/* When m should heartbeat next: its base pace; 100 ms while shards meant
+ * for it are still held by another member; and, when another member has
+ * gone quiet (missed two heartbeats), just after that member's session
+ * would run out — so its shards move as soon as it expires instead of at
+ * the next regular heartbeat. */
+static uint32_t heartbeat_interval(const group_t *g, const gmember_t *m, uint64_t now) {
+  uint64_t iv = m->pending ? 100 : base_interval(m);
+  for (uint32_t i = 0; i < g->nmembers; i++) {
+    const gmember_t *o = g->members[i];
+    if (o == m || now - o->last_seen <= 2u * base_interval(o)) continue;
+    uint64_t expiry = o->last_seen + o->session_ms + 5;
+    uint64_t until = expiry > now ? expiry - now : 5;
+    if (until < iv) iv = until;
+  }
+  return (uint32_t)(iv < 5 ? 5 : iv);
 }
 
 static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx) {
@@ -858,7 +876,9 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
   rn_stream_t *st = rn__stream_find(eng, r->stream);
   group_t *g = st ? group_find(gs, st->name, st->uid, r->group) : NULL;
   if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", r->stream, r->group);
+  uv_update_time(eng->loop);
   uint64_t now = uv_now(eng->loop);
+  expire_members(gs, g, now);
   gmember_t *m;
   if (!r->member_id || !r->member_id[0]) {
     m = xcalloc(1, sizeof(*m));
@@ -943,7 +963,7 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
   runnel__group_heartbeat_response__init(&hr);
   hr.member_id = m->id;
   hr.member_epoch = m->epoch;
-  hr.heartbeat_interval_ms = heartbeat_interval(m);
+  hr.heartbeat_interval_ms = heartbeat_interval(g, m, now);
   hr.pending = pending;
   hr.assigned = rn__arena_alloc(&a, (m->nheld + 1) * sizeof(*hr.assigned));
   for (uint32_t i = 0; i < m->nheld; i++) {
