@@ -9,6 +9,11 @@
  * on stderr ("runnelctl: stream \"x\": stream not found (ENOSTREAM)") and a
  * non-zero exit status (1 for a failed operation, 2 for a usage error).
  *
+ * `consume STREAM --group NAME` is a consumer-group member (librunnel's
+ * rn_group_consumer: the broker assigns the shards, librunnel checkpoints);
+ * `group ...` administers groups (list, describe with lag, create, delete,
+ * reset).
+ *
  * The parsers (durations, sizes, positions, ISO 8601, shard ids, the JSON
  * key field) are pure functions so tests/unit/client/test_runnelctl.c can
  * check them; that test compiles this file with RUNNELCTL_NO_MAIN and also
@@ -353,7 +358,8 @@ static int ctl_fail(ctl_t *c, rn_err_t err, const char *fmt, ...) {
   vsnprintf(ctx, sizeof ctx, fmt, ap);
   va_end(ap);
   const char *detail = rn_last_error_message();
-  bool show = detail[0] != '\0' && err != RN_ENOSTREAM && err != RN_EEXIST && err != RN_ENOSHARD;
+  bool show = detail[0] != '\0' && err != RN_ENOSTREAM && err != RN_EEXIST && err != RN_ENOSHARD &&
+              err != RN_ENOGROUP;
   fprintf(c->err, "runnelctl: %s: %s (%s)%s%s\n", ctx, rn_strerror(err), rn_err_name(err), show ? ": " : "",
           show ? detail : "");
   return CTL_EXIT_FAIL;
@@ -447,7 +453,14 @@ static const char HELP_MAIN[] =
     "  stream set-retention NAME [--retention D] [--retention-bytes S]\n"
     "  produce STREAM [--key-field FIELD]        one record per line of standard input\n"
     "  consume STREAM [--shard ID] [--from POS] [--follow] [--max N]\n"
+    "  consume STREAM --group NAME [--from POS] [--follow] [--session-timeout MS] [--max N]\n"
+    "                                            read as a member of a consumer group\n"
     "  offsets STREAM                            start and end offset of every shard\n"
+    "  group list STREAM                         the stream's consumer groups\n"
+    "  group describe STREAM GROUP               members, assignment, checkpoints, lag\n"
+    "  group create STREAM GROUP [--from POS]\n"
+    "  group delete STREAM GROUP\n"
+    "  group reset STREAM GROUP --to POS [--shard N ...]\n"
     "\n"
     "global options:\n"
     "  --broker HOST:PORT   broker to talk to (default: $RUNNEL_BROKER, else 127.0.0.1:7400)\n"
@@ -502,6 +515,8 @@ static const char HELP_PRODUCE[] =
     "any line failed.\n";
 static const char HELP_CONSUME[] =
     "usage: runnelctl consume STREAM [--shard ID] [--from POS] [--follow] [--max N]\n"
+    "       runnelctl consume STREAM --group NAME [--from POS] [--follow] [--session-timeout MS]\n"
+    "                                [--max N]\n"
     "\n"
     "Print the data of each record, one per line.\n"
     "  --shard ID    only this shard: an index (3) or a shard id (shardId-000000000003);\n"
@@ -512,7 +527,69 @@ static const char HELP_CONSUME[] =
     "                the end of every shard as it was when the command started\n"
     "  --max N       stop after N records\n"
     "With --json each record is one JSON object per line: shard, offset, timestamp, key, data\n"
-    "(data_base64 / key_base64 instead when not UTF-8).\n";
+    "(data_base64 / key_base64 instead when not UTF-8).\n"
+    "\n"
+    "With --group NAME, join consumer group NAME as a member: print the records of the shards\n"
+    "the broker assigns to this member, checkpoint them as they are printed (at least once:\n"
+    "after a crash the records since the last checkpoint are delivered again), and on exit\n"
+    "commit and leave the group so its shards go to the other members at once. Assignment\n"
+    "changes are reported on stderr (\"assigned shards 0,3,5\", \"revoked shards 1\").\n"
+    "  --from POS    where the group starts if this join creates it: latest (default),\n"
+    "                earliest or a TIMESTAMP; an existing group continues from its checkpoints\n"
+    "  --follow      keep reading until SIGINT/SIGTERM; without it, leave and exit once every\n"
+    "                assigned shard has been read to its end\n"
+    "  --session-timeout MS  the broker frees this member's shards when it has not heard from\n"
+    "                it for MS milliseconds (default 10000)\n"
+    "  --max N       stop (commit and leave) after N records\n";
+
+static const char HELP_GROUP[] =
+    "usage: runnelctl group <verb> ...\n"
+    "\n"
+    "Consumer groups: the broker assigns a stream's shards to a group's members and keeps a\n"
+    "checkpoint per shard. Members join with 'runnelctl consume STREAM --group NAME' or librunnel.\n"
+    "\n"
+    "verbs:\n"
+    "  list STREAM                        the stream's groups with members and total lag\n"
+    "  describe STREAM GROUP              members, assignment, checkpoints and lag per shard\n"
+    "  create STREAM GROUP [--from POS]   create a group without joining it\n"
+    "  delete STREAM GROUP                delete a group (only while it has no members)\n"
+    "  reset STREAM GROUP --to POS [--shard N ...]\n"
+    "                                     move checkpoints (only while it has no members)\n"
+    "\n"
+    "Run 'runnelctl group <verb> --help' for a verb's options.\n";
+static const char HELP_GROUP_LIST[] =
+    "usage: runnelctl group list STREAM\n\n"
+    "The stream's consumer groups, each with its number of members and its lag in records\n"
+    "(the sum over its shards) and in ms (the largest of its shards).\n";
+static const char HELP_GROUP_DESCRIBE[] =
+    "usage: runnelctl group describe STREAM GROUP\n"
+    "\n"
+    "The group's members (id, client, epoch, shards held, pending shards, session timeout, ms\n"
+    "since the last heartbeat) and its shards (owner, checkpoint = next offset to read, start\n"
+    "and end offset, lag in records = end - checkpoint, lag in ms = age of the newest record\n"
+    "minus age of the last checkpointed one, '-' when unknown, and the last commit's time).\n"
+    "With --json every number is there: lag_records and lag_ms per shard, and totals\n"
+    "(lag_records summed, lag_ms the largest known).\n";
+static const char HELP_GROUP_CREATE[] =
+    "usage: runnelctl group create STREAM GROUP [--from POS]\n"
+    "\n"
+    "Create a consumer group without joining it.\n"
+    "  --from POS    where it starts: latest (default), earliest, or a TIMESTAMP: ISO 8601\n"
+    "                (2026-11-22T10:00:00Z) or @MS (milliseconds since the epoch)\n";
+static const char HELP_GROUP_DELETE[] =
+    "usage: runnelctl group delete STREAM GROUP\n\n"
+    "Delete a consumer group and its checkpoints; refused (EGROUPACTIVE) while it has members.\n";
+static const char HELP_GROUP_RESET[] =
+    "usage: runnelctl group reset STREAM GROUP --to POS [--shard N ...]\n"
+    "\n"
+    "Move the group's checkpoints; refused (EGROUPACTIVE) while the group has members.\n"
+    "Creates the group when it does not exist. Prints the shards afterwards.\n"
+    "  --to POS      earliest, latest, a TIMESTAMP or an OFFSET:\n"
+    "                  TIMESTAMP  ISO 8601 (2026-11-22T10:00:00Z) or @MS (ms since the epoch):\n"
+    "                             the first record at or after that time\n"
+    "                  OFFSET     a bare integer (1500): the same offset in every chosen shard\n"
+    "  --shard N     only this shard: an index or shardId-NNNNNNNNNNNN; repeat the option or\n"
+    "                give a comma-separated list (--shard 0,3); default: every shard\n";
 static const char HELP_OFFSETS[] = "usage: runnelctl offsets STREAM\n\nStart and end offset of every shard.\n";
 
 static bool is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
@@ -1083,17 +1160,26 @@ static void *consume_shard(void *arg) {
   return NULL;
 }
 
+static int cmd_group_consume(ctl_t *c, const char *stream, const char *group, const char *from, bool follow,
+                             uint64_t maxn, const char *session);
+
 static int cmd_consume(ctl_t *c, int argc, char **argv) {
-  const char *shard = NULL, *from = NULL, *follow = NULL, *max = NULL, *pos[1];
+  const char *shard = NULL, *from = NULL, *follow = NULL, *max = NULL, *group = NULL, *session = NULL, *pos[1];
   int npos;
   const opt_t opts[] = {{"--shard", true, &shard},
                         {"--from", true, &from},
                         {"--follow", false, &follow},
                         {"--max", true, &max},
+                        {"--group", true, &group},
+                        {"--session-timeout", true, &session},
                         {NULL, false, NULL}};
   int rc = parse_opts(c, argc, argv, opts, pos, 1, &npos, HELP_CONSUME);
   if (rc) return rc > 0 ? 0 : CTL_EXIT_USAGE;
   if (npos != 1) return usage_error(c, "consume: STREAM is required");
+  if (group == NULL && session)
+    return usage_error(c, "consume: --session-timeout needs --group");
+  if (group && shard)
+    return usage_error(c, "consume: --shard and --group exclude each other (the group assigns the shards)");
   uint32_t only = 0;
   if (shard && parse_shard(shard, &only) != 0)
     return usage_error(c, "--shard: \"%s\" is not a shard index or shardId-NNNNNNNNNNNN", shard);
@@ -1110,6 +1196,7 @@ static int cmd_consume(ctl_t *c, int argc, char **argv) {
       return usage_error(c, "--max: \"%s\" is not a positive number", max);
     maxn = v;
   }
+  if (group) return cmd_group_consume(c, pos[0], group, from, follow != NULL, maxn, session);
   if (client(c)) return CTL_EXIT_FAIL;
   const char *stream = pos[0];
   /* where to start in each shard, and where "the end" is as of now; an
@@ -1172,6 +1259,494 @@ static int cmd_consume(ctl_t *c, int argc, char **argv) {
   free(jobs);
   pthread_mutex_destroy(&cs.out_mu);
   return cs.status;
+}
+
+/* ==== consume --group ============================================================== */
+
+/* "0,3,5" for assignment messages and tables; "-" for none. */
+static void format_shard_list(const uint32_t *shards, size_t n, char *buf, size_t cap) {
+  size_t at = 0;
+  buf[0] = '\0';
+  if (n == 0) {
+    snprintf(buf, cap, "-");
+    return;
+  }
+  for (size_t i = 0; i < n && at < cap; i++) {
+    int w = snprintf(buf + at, cap - at, "%s%u", i ? "," : "", shards[i]);
+    if (w < 0) break;
+    at += (size_t)w;
+  }
+  if (at >= cap && cap > 4) snprintf(buf + cap - 4, 4, "...");
+}
+
+static void report_shards(ctl_t *c, const char *what, const uint32_t *shards, size_t n) {
+  if (n == 0) return;
+  char list[1024];
+  format_shard_list(shards, n, list, sizeof list);
+  fprintf(c->err, "%s shard%s %s\n", what, n == 1 ? "" : "s", list);
+  fflush(c->err);
+}
+
+static void on_group_assigned(void *arg, const uint32_t *shards, size_t n) { report_shards(arg, "assigned", shards, n); }
+static void on_group_revoked(void *arg, const uint32_t *shards, size_t n) { report_shards(arg, "revoked", shards, n); }
+
+/* A session timeout: a bare number of milliseconds or a duration (10s). */
+static int parse_session_ms(const char *s, uint32_t *out) {
+  int64_t ms;
+  bool plain = *s != '\0';
+  for (const char *p = s; *p; p++)
+    if (!isdigit((unsigned char)*p)) plain = false;
+  if (plain) {
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno || v > UINT32_MAX) return -1;
+    ms = (int64_t)v;
+  } else if (parse_duration_ms(s, &ms) != 0 || ms > UINT32_MAX) {
+    return -1;
+  }
+  if (ms <= 0) return -1;
+  *out = (uint32_t)ms;
+  return 0;
+}
+
+/* Join the group, print the assigned shards' records, commit as it goes
+ * (librunnel's auto-commit), and close (commit + leave) at the end: once
+ * drained without --follow, at SIGINT/SIGTERM with it, or after --max. */
+static int cmd_group_consume(ctl_t *c, const char *stream, const char *group, const char *from, bool follow,
+                             uint64_t maxn, const char *session) {
+  rn_group_conf_t conf;
+  rn_group_conf_init(&conf);
+  if (from) {
+    rn_pos_kind_t kind;
+    int64_t value;
+    if (parse_from(from, &kind, &value) != 0 || kind == RN_POS_OFFSET)
+      return usage_error(c, "--from with --group: \"%s\" is not earliest, latest, @MS or an ISO 8601 time", from);
+    conf.start_kind = kind;
+    conf.start_value = value;
+  }
+  if (session && parse_session_ms(session, &conf.session_timeout_ms) != 0)
+    return usage_error(c, "--session-timeout: \"%s\" is not a positive number of milliseconds", session);
+  conf.client_id = "runnelctl";
+  conf.on_assigned = on_group_assigned;
+  conf.on_revoked = on_group_revoked;
+  conf.cb_arg = c;
+  if (client(c)) return CTL_EXIT_FAIL;
+  /* Interrupted (also without --follow): commit what was printed and leave. */
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  g_stop = 0;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  rn_group_consumer_t *gc = NULL;
+  rn_err_t err = rn_group_consumer_new(c->cl, stream, group, &conf, &gc);
+  if (err) {
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return ctl_fail(c, err, "stream \"%s\" group \"%s\"", stream, group);
+  }
+  consume_state_t cs = {.c = c, .stream = stream, .max = maxn, .follow = follow};
+  atomic_init(&cs.printed, 0);
+  atomic_init(&cs.done, false);
+  pthread_mutex_init(&cs.out_mu, NULL);
+  int retries = 0;
+  while (!g_stop) {
+    const rn_record_t *rec;
+    uint32_t shard = 0;
+    err = rn_group_poll(gc, follow ? 500 : 200, &rec, &shard);
+    if (err == RN_EAGAIN) {
+      err = 0;
+      if (!follow && rn_group_drained(gc)) break;
+      continue;
+    }
+    if (err && rn_err_retriable(err) && (follow || retries < 5)) {
+      retries++;
+      /* the broker is away: do not spin (a signal ends the wait early) */
+      struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+      nanosleep(&ts, NULL);
+      err = 0;
+      continue;
+    }
+    if (err) break;
+    retries = 0;
+    if (!emit(&cs, shard, rec)) break; /* --max reached: close commits this record too */
+  }
+  fflush(c->out);
+  int status = 0;
+  if (err) status = ctl_fail(c, err, "stream \"%s\" group \"%s\"", stream, group);
+  rn_err_t cerr = rn_group_consumer_close(gc);
+  if (cerr && status == 0) status = ctl_fail(c, cerr, "stream \"%s\" group \"%s\": commit and leave", stream, group);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  pthread_mutex_destroy(&cs.out_mu);
+  return status;
+}
+
+/* ==== group ======================================================================= */
+
+static const char *pos_kind_name(rn_pos_kind_t k) {
+  switch (k) {
+    case RN_POS_EARLIEST: return "earliest";
+    case RN_POS_LATEST: return "latest";
+    case RN_POS_TIMESTAMP: return "timestamp";
+    case RN_POS_OFFSET: return "offset";
+  }
+  return "unknown";
+}
+
+/* Sum of lag_records and the largest known lag_ms (-1 when none is known). */
+static void group_totals(const rn_group_desc_t *d, uint64_t *lag_records, int64_t *lag_ms) {
+  *lag_records = 0;
+  *lag_ms = -1;
+  for (size_t i = 0; i < d->shard_count; i++) {
+    *lag_records += d->shards[i].lag_records;
+    if (d->shards[i].lag_ms > *lag_ms) *lag_ms = d->shards[i].lag_ms;
+  }
+}
+
+static json_t *group_json(const rn_group_desc_t *d) {
+  json_t *o = json_object();
+  json_object_set_new(o, "stream", json_string(d->stream));
+  json_object_set_new(o, "group", json_string(d->group));
+  json_object_set_new(o, "start_kind", json_string(pos_kind_name(d->start_kind)));
+  json_object_set_new(o, "start_value", json_integer(d->start_value));
+  json_object_set_new(o, "created_ms", json_integer(d->created_ms));
+  json_object_set_new(o, "member_count", json_integer((json_int_t)d->member_count));
+  json_t *ma = json_array();
+  for (size_t i = 0; i < d->member_count; i++) {
+    const rn_group_member_info_t *m = &d->members[i];
+    json_t *mo = json_object(), *sa = json_array();
+    json_object_set_new(mo, "member_id", json_string(m->member_id));
+    json_object_set_new(mo, "client_id", json_string(m->client_id ? m->client_id : ""));
+    json_object_set_new(mo, "member_epoch", json_integer(m->member_epoch));
+    json_object_set_new(mo, "session_timeout_ms", json_integer(m->session_timeout_ms));
+    json_object_set_new(mo, "last_heartbeat_ms", json_integer(m->last_heartbeat_ms));
+    for (size_t k = 0; k < m->shard_count; k++) json_array_append_new(sa, json_integer(m->shards[k]));
+    json_object_set_new(mo, "shards", sa);
+    json_object_set_new(mo, "pending", json_integer(m->pending));
+    json_array_append_new(ma, mo);
+  }
+  json_object_set_new(o, "members", ma);
+  json_t *sa = json_array();
+  for (size_t i = 0; i < d->shard_count; i++) {
+    const rn_group_shard_info_t *s = &d->shards[i];
+    char id[32];
+    snprintf(id, sizeof id, "shardId-%012u", s->shard);
+    json_t *so = json_object();
+    json_object_set_new(so, "shard", json_integer(s->shard));
+    json_object_set_new(so, "shard_id", json_string(id));
+    json_object_set_new(so, "owner", s->owner && s->owner[0] ? json_string(s->owner) : json_null());
+    json_object_set_new(so, "has_checkpoint", json_boolean(s->has_checkpoint));
+    json_object_set_new(so, "checkpoint", json_integer((json_int_t)s->checkpoint));
+    json_object_set_new(so, "checkpoint_ms", json_integer(s->checkpoint_ms));
+    json_object_set_new(so, "start_offset", json_integer((json_int_t)s->start_offset));
+    json_object_set_new(so, "end_offset", json_integer((json_int_t)s->end_offset));
+    json_object_set_new(so, "lag_records", json_integer((json_int_t)s->lag_records));
+    json_object_set_new(so, "lag_ms", json_integer(s->lag_ms));
+    json_array_append_new(sa, so);
+  }
+  json_object_set_new(o, "shards", sa);
+  uint64_t lr;
+  int64_t lm;
+  group_totals(d, &lr, &lm);
+  json_t *t = json_object();
+  json_object_set_new(t, "lag_records", json_integer((json_int_t)lr));
+  json_object_set_new(t, "lag_ms", json_integer(lm));
+  json_object_set_new(o, "totals", t);
+  return o;
+}
+
+static void print_group_shards(ctl_t *c, const rn_group_desc_t *d) {
+  table_t t;
+  table_init(&t, 8);
+  table_row(&t, "SHARD", "OWNER", "CHECKPOINT", "START", "END", "LAG-RECORDS", "LAG-MS", "LAST-COMMIT");
+  for (size_t i = 0; i < d->shard_count; i++) {
+    const rn_group_shard_info_t *s = &d->shards[i];
+    char id[32], ck[24], so[24], eo[24], lr[24], lm[24], lc[40];
+    snprintf(id, sizeof id, "shardId-%012u", s->shard);
+    if (s->has_checkpoint)
+      snprintf(ck, sizeof ck, "%" PRIu64, s->checkpoint);
+    else
+      snprintf(ck, sizeof ck, "-");
+    snprintf(so, sizeof so, "%" PRIu64, s->start_offset);
+    snprintf(eo, sizeof eo, "%" PRIu64, s->end_offset);
+    snprintf(lr, sizeof lr, "%" PRIu64, s->lag_records);
+    if (s->lag_ms >= 0)
+      snprintf(lm, sizeof lm, "%" PRId64, s->lag_ms);
+    else
+      snprintf(lm, sizeof lm, "-");
+    format_time(s->checkpoint_ms, lc, sizeof lc);
+    table_row(&t, id, s->owner && s->owner[0] ? s->owner : "-", ck, so, eo, lr, lm, lc);
+  }
+  table_print(&t, c->out);
+}
+
+static void print_group(ctl_t *c, const rn_group_desc_t *d) {
+  if (c->json) {
+    print_json(c, group_json(d));
+    return;
+  }
+  char created[40], start[64];
+  format_time(d->created_ms, created, sizeof created);
+  if (d->start_kind == RN_POS_TIMESTAMP) {
+    char ts[40];
+    format_time(d->start_value, ts, sizeof ts);
+    snprintf(start, sizeof start, "timestamp %s", ts);
+  } else {
+    snprintf(start, sizeof start, "%s", pos_kind_name(d->start_kind));
+  }
+  uint64_t lr;
+  int64_t lm;
+  group_totals(d, &lr, &lm);
+  fprintf(c->out, "stream:           %s\n", d->stream);
+  fprintf(c->out, "group:            %s\n", d->group);
+  fprintf(c->out, "starts at:        %s\n", start);
+  fprintf(c->out, "created:          %s\n", created);
+  fprintf(c->out, "members:          %zu\n", d->member_count);
+  if (lm >= 0)
+    fprintf(c->out, "lag:              %" PRIu64 " records, %" PRId64 " ms\n\n", lr, lm);
+  else
+    fprintf(c->out, "lag:              %" PRIu64 " records\n\n", lr);
+  if (d->member_count) {
+    table_t t;
+    table_init(&t, 7);
+    table_row(&t, "MEMBER", "CLIENT", "EPOCH", "SHARDS", "PENDING", "SESSION-MS", "LAST-HEARTBEAT");
+    for (size_t i = 0; i < d->member_count; i++) {
+      const rn_group_member_info_t *m = &d->members[i];
+      char ep[16], sh[1024], pe[16], se[16], hb[24];
+      snprintf(ep, sizeof ep, "%u", m->member_epoch);
+      format_shard_list(m->shards, m->shard_count, sh, sizeof sh);
+      snprintf(pe, sizeof pe, "%u", m->pending);
+      snprintf(se, sizeof se, "%u", m->session_timeout_ms);
+      snprintf(hb, sizeof hb, "%" PRId64 "ms ago", m->last_heartbeat_ms);
+      table_row(&t, m->member_id, m->client_id ? m->client_id : "", ep, sh, pe, se, hb);
+    }
+    table_print(&t, c->out);
+    fputc('\n', c->out);
+  }
+  print_group_shards(c, d);
+}
+
+/* STREAM GROUP positionals shared by the verbs. */
+static int group_args(ctl_t *c, int argc, char **argv, const opt_t *opts, const char *help, const char *verb,
+                      const char **stream, const char **group) {
+  const char *pos[2];
+  int npos;
+  int rc = parse_opts(c, argc, argv, opts, pos, 2, &npos, help);
+  if (rc) return rc > 0 ? 1 : -1;
+  if (npos != 2) {
+    usage_error(c, "group %s: STREAM and GROUP are required", verb);
+    return -1;
+  }
+  *stream = pos[0];
+  *group = pos[1];
+  return 0;
+}
+
+static int cmd_group_list(ctl_t *c, int argc, char **argv) {
+  const char *pos[1];
+  int npos;
+  int rc = parse_opts(c, argc, argv, NULL, pos, 1, &npos, HELP_GROUP_LIST);
+  if (rc) return rc > 0 ? 0 : CTL_EXIT_USAGE;
+  if (npos != 1) return usage_error(c, "group list: STREAM is required");
+  if (client(c)) return CTL_EXIT_FAIL;
+  rn_stream_names_t *names = NULL;
+  rn_err_t err = rn_group_list(c->cl, pos[0], &names);
+  if (err) return ctl_fail(c, err, "stream \"%s\"", pos[0]);
+  json_t *arr = c->json ? json_array() : NULL;
+  table_t t;
+  table_init(&t, 4);
+  table_row(&t, "GROUP", "MEMBERS", "LAG-RECORDS", "LAG-MS");
+  for (size_t i = 0; i < names->count; i++) {
+    rn_group_desc_t *d = NULL;
+    err = rn_group_describe(c->cl, pos[0], names->names[i], &d);
+    if (err == RN_ENOGROUP) continue; /* deleted meanwhile */
+    if (err) {
+      ctl_fail(c, err, "stream \"%s\" group \"%s\"", pos[0], names->names[i]);
+      table_free(&t);
+      if (arr) json_decref(arr);
+      rn_stream_names_free(names);
+      return CTL_EXIT_FAIL;
+    }
+    uint64_t lr;
+    int64_t lm;
+    group_totals(d, &lr, &lm);
+    if (arr) {
+      json_t *o = json_object();
+      json_object_set_new(o, "group", json_string(d->group));
+      json_object_set_new(o, "member_count", json_integer((json_int_t)d->member_count));
+      json_object_set_new(o, "lag_records", json_integer((json_int_t)lr));
+      json_object_set_new(o, "lag_ms", json_integer(lm));
+      json_array_append_new(arr, o);
+    } else {
+      char mc[16], a[24], b[24];
+      snprintf(mc, sizeof mc, "%zu", d->member_count);
+      snprintf(a, sizeof a, "%" PRIu64, lr);
+      if (lm >= 0)
+        snprintf(b, sizeof b, "%" PRId64, lm);
+      else
+        snprintf(b, sizeof b, "-");
+      table_row(&t, d->group, mc, a, b);
+    }
+    rn_group_desc_free(d);
+  }
+  rn_stream_names_free(names);
+  if (arr) {
+    json_t *o = json_object();
+    json_object_set_new(o, "stream", json_string(pos[0]));
+    json_object_set_new(o, "groups", arr);
+    print_json(c, o);
+    table_free(&t);
+  } else if (t.nrows == 1) {
+    table_free(&t);
+    fprintf(c->out, "no groups\n");
+  } else {
+    table_print(&t, c->out);
+  }
+  return 0;
+}
+
+static int cmd_group_describe(ctl_t *c, int argc, char **argv) {
+  const char *stream, *group;
+  int rc = group_args(c, argc, argv, NULL, HELP_GROUP_DESCRIBE, "describe", &stream, &group);
+  if (rc) return rc > 0 ? 0 : CTL_EXIT_USAGE;
+  if (client(c)) return CTL_EXIT_FAIL;
+  rn_group_desc_t *d = NULL;
+  rn_err_t err = rn_group_describe(c->cl, stream, group, &d);
+  if (err) return ctl_fail(c, err, "stream \"%s\" group \"%s\"", stream, group);
+  print_group(c, d);
+  rn_group_desc_free(d);
+  return 0;
+}
+
+static int cmd_group_create(ctl_t *c, int argc, char **argv) {
+  const char *stream, *group, *from = NULL;
+  const opt_t opts[] = {{"--from", true, &from}, {NULL, false, NULL}};
+  int rc = group_args(c, argc, argv, opts, HELP_GROUP_CREATE, "create", &stream, &group);
+  if (rc) return rc > 0 ? 0 : CTL_EXIT_USAGE;
+  rn_pos_kind_t kind = RN_POS_LATEST;
+  int64_t value = 0;
+  if (from && (parse_from(from, &kind, &value) != 0 || kind == RN_POS_OFFSET))
+    return usage_error(c, "--from: \"%s\" is not earliest, latest, @MS or an ISO 8601 time", from);
+  if (client(c)) return CTL_EXIT_FAIL;
+  rn_err_t err = rn_group_create(c->cl, stream, group, kind, value);
+  if (err) return ctl_fail(c, err, "stream \"%s\" group \"%s\"", stream, group);
+  if (c->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "stream", json_string(stream));
+    json_object_set_new(o, "created", json_string(group));
+    json_object_set_new(o, "start_kind", json_string(pos_kind_name(kind)));
+    json_object_set_new(o, "start_value", json_integer(value));
+    print_json(c, o);
+  } else {
+    fprintf(c->out, "created group \"%s\" on stream \"%s\" (starts at %s)\n", group, stream, pos_kind_name(kind));
+  }
+  return 0;
+}
+
+static int cmd_group_delete(ctl_t *c, int argc, char **argv) {
+  const char *stream, *group;
+  int rc = group_args(c, argc, argv, NULL, HELP_GROUP_DELETE, "delete", &stream, &group);
+  if (rc) return rc > 0 ? 0 : CTL_EXIT_USAGE;
+  if (client(c)) return CTL_EXIT_FAIL;
+  rn_err_t err = rn_group_delete(c->cl, stream, group);
+  if (err) return ctl_fail(c, err, "stream \"%s\" group \"%s\"", stream, group);
+  if (c->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "stream", json_string(stream));
+    json_object_set_new(o, "deleted", json_string(group));
+    print_json(c, o);
+  } else {
+    fprintf(c->out, "deleted group \"%s\" of stream \"%s\"\n", group, stream);
+  }
+  return 0;
+}
+
+static int cmd_group_reset(ctl_t *c, int argc, char **argv) {
+  /* --shard may repeat (and take comma-separated lists): collect it here and
+   * hand the rest to parse_opts */
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  uint32_t *shards = calloc((size_t)argc + 1, sizeof *shards);
+  size_t nshards = 0, shards_cap = (size_t)argc + 1;
+  int nrest = 0, status = 0;
+  if (rest == NULL || shards == NULL) abort();
+  for (int i = 0; i < argc && status == 0; i++) {
+    const char *v = NULL;
+    if (strcmp(argv[i], "--shard") == 0) {
+      if (i + 1 >= argc) {
+        status = usage_error(c, "--shard needs a value");
+        break;
+      }
+      v = argv[++i];
+    } else if (strncmp(argv[i], "--shard=", 8) == 0) {
+      v = argv[i] + 8;
+    } else {
+      rest[nrest++] = argv[i];
+      continue;
+    }
+    char *copy = strdup(v), *save = NULL;
+    if (copy == NULL) abort();
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+      uint32_t s;
+      if (parse_shard(tok, &s) != 0) {
+        status = usage_error(c, "--shard: \"%s\" is not a shard index or shardId-NNNNNNNNNNNN", tok);
+        break;
+      }
+      if (nshards == shards_cap) {
+        shards_cap *= 2;
+        shards = realloc(shards, shards_cap * sizeof *shards);
+        if (shards == NULL) abort();
+      }
+      shards[nshards++] = s;
+    }
+    free(copy);
+  }
+  const char *stream = NULL, *group = NULL, *to = NULL;
+  const opt_t opts[] = {{"--to", true, &to}, {NULL, false, NULL}};
+  if (status == 0) {
+    int rc = group_args(c, nrest, rest, opts, HELP_GROUP_RESET, "reset", &stream, &group);
+    if (rc) status = rc > 0 ? -1 : CTL_EXIT_USAGE;
+  }
+  rn_pos_kind_t kind = RN_POS_EARLIEST;
+  int64_t value = 0;
+  if (status == 0 && to == NULL) status = usage_error(c, "group reset: --to POS is required");
+  if (status == 0 && parse_from(to, &kind, &value) != 0)
+    status = usage_error(c, "--to: \"%s\" is not earliest, latest, an OFFSET, @MS or an ISO 8601 time", to);
+  if (status == 0 && client(c)) status = CTL_EXIT_FAIL;
+  if (status == 0) {
+    rn_group_desc_t *d = NULL;
+    rn_err_t err = rn_group_reset(c->cl, stream, group, kind, value, shards, nshards, &d);
+    if (err) {
+      status = ctl_fail(c, err, "stream \"%s\" group \"%s\"", stream, group);
+    } else if (d && c->json) {
+      print_json(c, group_json(d));
+    } else {
+      fprintf(c->out, "reset group \"%s\" of stream \"%s\" to %s\n", group, stream, to);
+      if (d) print_group_shards(c, d);
+    }
+    rn_group_desc_free(d);
+  }
+  free(rest);
+  free(shards);
+  return status < 0 ? 0 : status; /* -1: --help was printed */
+}
+
+static int cmd_group(ctl_t *c, int argc, char **argv) {
+  if (argc == 0) {
+    fputs(HELP_GROUP, c->err);
+    return CTL_EXIT_USAGE;
+  }
+  const char *verb = argv[0];
+  if (is_help(verb)) {
+    fputs(HELP_GROUP, c->out);
+    return 0;
+  }
+  if (strcmp(verb, "list") == 0 || strcmp(verb, "ls") == 0) return cmd_group_list(c, argc - 1, argv + 1);
+  if (strcmp(verb, "describe") == 0) return cmd_group_describe(c, argc - 1, argv + 1);
+  if (strcmp(verb, "create") == 0) return cmd_group_create(c, argc - 1, argv + 1);
+  if (strcmp(verb, "delete") == 0) return cmd_group_delete(c, argc - 1, argv + 1);
+  if (strcmp(verb, "reset") == 0) return cmd_group_reset(c, argc - 1, argv + 1);
+  return usage_error(c, "unknown verb \"group %s\"", verb);
 }
 
 /* ==== offsets ===================================================================== */
@@ -1273,6 +1848,8 @@ static int rn_ctl_main(int argc, char **argv, FILE *in, FILE *out, FILE *err) {
     status = cmd_consume(&c, nrest - 1, rest + 1);
   } else if (strcmp(rest[0], "offsets") == 0) {
     status = cmd_offsets(&c, nrest - 1, rest + 1);
+  } else if (strcmp(rest[0], "group") == 0 || strcmp(rest[0], "groups") == 0) {
+    status = cmd_group(&c, nrest - 1, rest + 1);
   } else {
     status = usage_error(&c, "unknown command \"%s\"", rest[0]);
   }
