@@ -129,7 +129,10 @@
     "A shard's log rolls to a new segment file when the active one reaches this size.")          \
   X(interval_ms, U32, "1000", 1, 3600000, NULL, NULL,                                             \
     "fdatasync period (ms) of streams in `interval` durability mode.")                            \
-  X(max_shards, U32, "1024", 1, 65536, NULL, NULL, "Most shards one stream may have.")
+  X(max_shards, U32, "1024", 1, 65536, NULL, NULL, "Most shards one stream may have.")            \
+  X(group_log_segment_bytes, SIZE64, "4MiB", 4096, 1073741824, NULL, NULL,                         \
+    "Segment size of the consumer groups' checkpoint log; when the log holds more than twice "    \
+    "this, a snapshot of every group is written and the segments it covers are deleted.")
 
 #define RN__CFG_CTYPE_STR char *
 #define RN__CFG_CTYPE_ADDR char *

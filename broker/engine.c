@@ -46,6 +46,7 @@ void rn_engine_opts_default(rn_engine_opts_t *o) {
   o->max_wait_ms = 30000;
   o->max_shards = 1024;
   o->segment_bytes = 256ull << 20;
+  o->group_segment_bytes = 4ull << 20;
   o->interval_ms = 1000;
 }
 
@@ -667,6 +668,7 @@ static void handle_delete(rn_engine_t *eng, const Runnel__DeleteStreamRequest *r
   if (!st || st->state == RN__STREAM_DELETING) return reply_error(cb, ctx, RN_ENOSTREAM, "stream %s not found", r->name);
   if (st->state == RN__STREAM_CREATING) return reply_error(cb, ctx, RN_EBUSY, "stream %s is still being created", r->name);
   st->state = RN__STREAM_DELETING;
+  rn__groups_stream_deleted(eng, st);
   registry_remove(eng, st);
   eng->stats.streams--;
   eng->stats.shards -= st->nshards;
@@ -777,6 +779,13 @@ void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   case RUNNEL__REQUEST__OP_PRODUCE: return rn__handle_produce(eng, req, cb, ctx);
   case RUNNEL__REQUEST__OP_FETCH: return rn__handle_fetch(eng, req, cb, ctx);
   case RUNNEL__REQUEST__OP_LIST_OFFSETS: return rn__handle_list_offsets(eng, req, cb, ctx);
+  case RUNNEL__REQUEST__OP_GROUP_HEARTBEAT:
+  case RUNNEL__REQUEST__OP_GROUP_COMMIT:
+  case RUNNEL__REQUEST__OP_GROUP_CREATE:
+  case RUNNEL__REQUEST__OP_GROUP_LIST:
+  case RUNNEL__REQUEST__OP_GROUP_DESCRIBE:
+  case RUNNEL__REQUEST__OP_GROUP_DELETE:
+  case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__handle_group(eng, req, cb, ctx);
   default: return reply_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
   }
 }
@@ -798,6 +807,7 @@ static void on_tick(uv_timer_t *t) {
     if (st->state != RN__STREAM_ACTIVE) continue;
     for (uint32_t k = 0; k < st->nshards; k++) rn_log_tick(st->shards[k].log, now);
   }
+  rn__groups_tick(eng);
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
@@ -923,6 +933,8 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   err = load_meta(eng, why, whylen);
   if (err) goto fail;
   remove_orphans(eng);
+  err = rn__groups_open(eng, why, whylen);
+  if (err) goto fail;
   /* Producer ids: start a fresh block past anything handed out before. */
   eng->next_producer_id = eng->producer_id_limit;
   eng->producer_id_limit = eng->next_producer_id + PRODUCER_ID_BLOCK;
@@ -946,6 +958,7 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   return 0;
 fail:
   if (!why[0]) snprintf(why, whylen, "%s", rn_strerror(err));
+  rn__groups_close(eng);
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     close_stream_logs(eng->streams[i], false);
     stream_free(eng->streams[i]);
@@ -983,6 +996,10 @@ rn_err_t rn_engine_close(rn_engine_t *eng) {
   /* Let the handles' close callbacks and any thread-pool work finish. */
   while (eng->pending_work) uv_run(eng->loop, UV_RUN_ONCE);
   uv_run(eng->loop, UV_RUN_NOWAIT);
+  {
+    rn_err_t err = rn__groups_close(eng);
+    if (err && !first) first = err;
+  }
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     rn_stream_t *st = eng->streams[i];
     for (uint32_t k = 0; k < st->nshards; k++) {

@@ -35,6 +35,7 @@ typedef struct rn_engine_opts {
   uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
   uint32_t max_shards;         /* per stream; default 1024 */
   uint64_t segment_bytes;      /* log segment size; default 256 MiB */
+  uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
   uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
   /* One line per event; NULL = stderr. */
   void (*logger)(void *arg, rn_log_level_t level, const char *msg);
@@ -124,5 +125,23 @@ typedef void (*rn_engine_shard_stats_fn)(void *arg, const rn_engine_shard_stats_
 /* Call fn once per shard of every active stream, in stream order. Loop
  * thread; fn must not call back into the engine. */
 void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg);
+
+/* ---- consumer groups, for /metrics ---------------------------------------------- */
+
+typedef struct rn_engine_group_stats {
+  const char *stream, *group; /* valid during the callback only */
+  uint32_t shard;
+  uint32_t members;           /* of the group */
+  uint64_t checkpoint;
+  uint64_t lag_records;
+  int64_t lag_ms;             /* -1 = unknown (nothing committed yet) */
+} rn_engine_group_stats_t;
+
+typedef void (*rn_engine_group_stats_fn)(void *arg, const rn_engine_group_stats_t *s);
+
+/* Call fn once per (group, shard) of every consumer group, groups in
+ * creation order, shards in order. Loop thread; fn must not call back into
+ * the engine. */
+void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg);
 
 #endif

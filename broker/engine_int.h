@@ -45,6 +45,7 @@ typedef struct rn__producer {
 /* ---- streams and shards ----------------------------------------------------------- */
 
 typedef struct rn__waiter rn__waiter_t;
+typedef struct rn__groups rn__groups_t;
 typedef struct rn_stream rn_stream_t;
 
 typedef struct rn_shard {
@@ -98,6 +99,7 @@ struct rn_engine {
   unsigned inflight_appends;
   unsigned pending_work; /* thread-pool jobs and metadata writes in flight */
   rn_engine_stats_t stats;
+  rn__groups_t *groups; /* consumer groups (group.c) */
 
   /* Metadata is written by thread-pool jobs; the newest snapshot wins. */
   pthread_mutex_t meta_mu;
@@ -126,5 +128,17 @@ void rn__shard_free_producers(rn_shard_t *sh);
 void rn__shard_wake(rn_engine_t *eng, rn_shard_t *sh);
 /* Complete every parked fetch now (drain, delete). */
 void rn__shard_wake_all(rn_engine_t *eng, rn_shard_t *sh);
+
+/* group.c */
+/* Open the groups' internal log and snapshot (after the streams are loaded).
+ * Blocking. */
+rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen);
+/* Close the internal log (no append in flight). Blocking. */
+rn_err_t rn__groups_close(rn_engine_t *eng);
+/* Session expiry, the internal log's timers, compaction. Loop tick. */
+void rn__groups_tick(rn_engine_t *eng);
+/* The stream is being deleted: drop its groups. */
+void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st);
+void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
 
 #endif

@@ -129,6 +129,7 @@ int main(int argc, char **argv) {
   eo.max_wait_ms = cfg.max_wait_ms;
   eo.max_shards = cfg.max_shards;
   eo.segment_bytes = cfg.segment_bytes;
+  eo.group_segment_bytes = cfg.group_log_segment_bytes;
   eo.interval_ms = cfg.interval_ms;
   eo.logger = rn__log_sink;
   eo.logger_arg = (void *)"engine";

@@ -236,6 +236,51 @@ static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
                  (unsigned long long)m->throttled_records, (unsigned long long)m->throttled_reads);
 }
 
+/* Consumer groups: one pass over the engine per family, so each family's
+ * samples stay together. */
+typedef struct group_pass {
+  rn__buf_t *b;
+  int what; /* 0 lag records, 1 lag ms, 2 checkpoint, 3 members */
+} group_pass_t;
+
+static void group_row(void *arg, const rn_engine_group_stats_t *s) {
+  group_pass_t *p = arg;
+  switch (p->what) {
+  case 0:
+    rn__buf_printf(p->b, "runnel_group_lag_records{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
+                   s->stream, s->group, s->shard, (unsigned long long)s->lag_records);
+    break;
+  case 1:
+    if (s->lag_ms >= 0)
+      rn__buf_printf(p->b, "runnel_group_lag_milliseconds{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %lld\n",
+                     s->stream, s->group, s->shard, (long long)s->lag_ms);
+    break;
+  case 2:
+    rn__buf_printf(p->b, "runnel_group_checkpoint{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
+                   s->stream, s->group, s->shard, (unsigned long long)s->checkpoint);
+    break;
+  default:
+    if (s->shard == 0)
+      rn__buf_printf(p->b, "runnel_group_members{stream=\"%s\",group=\"%s\"} %u\n", s->stream, s->group, s->members);
+    break;
+  }
+}
+
+static void render_groups(rn_http_routes_t *r, rn__buf_t *b) {
+  static const char *const fam[][3] = {
+      {"runnel_group_lag_records", "gauge", "Records of the shard the consumer group has not checkpointed yet (end offset - checkpoint)."},
+      {"runnel_group_lag_milliseconds", "gauge",
+       "Arrival time of the shard's newest record minus that of the group's last checkpointed record (absent until the group commits)."},
+      {"runnel_group_checkpoint", "gauge", "The consumer group's checkpoint in the shard: the next offset it will read."},
+      {"runnel_group_members", "gauge", "Members of the consumer group."},
+  };
+  for (int i = 0; i < 4; i++) {
+    family(b, fam[i][0], fam[i][1], fam[i][2]);
+    group_pass_t p = {b, i};
+    rn_engine_foreach_group_shard(r->eng, group_row, &p);
+  }
+}
+
 void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b) {
   rn_engine_stats_t st;
   rn_engine_stats(r->eng, &st);
@@ -251,6 +296,7 @@ void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b) {
   family(b, "runnel_draining", "gauge", "1 once shutdown began (/readyz answers 503).");
   rn__buf_printf(b, "runnel_draining %d\n", rn_engine_draining(r->eng) ? 1 : 0);
   render_shards(r, b);
+  render_groups(r, b);
   render_http(r, b);
   for (size_t i = 0; i < r->nsources; i++) {
     char small[4096];

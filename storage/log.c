@@ -930,7 +930,9 @@ static void del_cb(void *arg, rn_err_t res) {
   free(j);
 }
 
-unsigned rn_log_apply_retention(rn_log_t *log, int64_t now) {
+/* Remove the oldest closed segments that qualify: by time/bytes retention,
+ * or (below != 0) every segment whose records all lie below `below`. */
+static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) {
   if (log->delete_active || log->failed) return 0;
   uint64_t total = rn_log_size_bytes(log);
   uint32_t n = 0;
@@ -940,7 +942,8 @@ unsigned rn_log_apply_retention(rn_log_t *log, int64_t now) {
     if (!seg->sealed || seg->busy) break;
     bool by_time = log->opts.retention_ms >= 0 && seg->max_ts < now - log->opts.retention_ms;
     bool by_bytes = log->opts.retention_bytes >= 0 && total > (uint64_t)log->opts.retention_bytes;
-    if (!by_time && !by_bytes) break;
+    bool by_floor = below != 0 && log->segs[n + 1]->base <= below;
+    if (!by_time && !by_bytes && !by_floor) break;
     by_time_any |= by_time;
     total -= seg->size;
     n++;
@@ -970,8 +973,14 @@ unsigned rn_log_apply_retention(rn_log_t *log, int64_t now) {
   memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
   log->nsegs -= n;
   rn__log_say(log, RN_LOG_INFO, "%s: retention removes %u segment(s) below offset %" PRIu64 " (%s)", log->dir, n,
-              j->start, by_time_any ? "time" : "bytes");
+              j->start, below ? "compacted" : by_time_any ? "time" : "bytes");
   return n;
+}
+
+unsigned rn_log_apply_retention(rn_log_t *log, int64_t now) { return remove_old_segments(log, now, 0); }
+
+unsigned rn_log_delete_below(rn_log_t *log, uint64_t offset) {
+  return offset ? remove_old_segments(log, rn__log_now(log), offset) : 0;
 }
 
 void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention_bytes) {

@@ -210,6 +210,13 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset);
  * Returns the number of segments removed. Also done by rn_log_tick. */
 unsigned rn_log_apply_retention(rn_log_t *log, int64_t now_ms);
 
+/* Remove every closed segment whose records all lie below offset (for a log
+ * compacted by a snapshot that covers them); the active segment stays. Same
+ * mechanism and durability as retention (the new log start is durable
+ * before files go). Returns the number of segments removed (0 also while a
+ * previous removal is still running: call again later). */
+unsigned rn_log_delete_below(rn_log_t *log, uint64_t offset);
+
 /* Change retention (takes effect at the next tick). */
 void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention_bytes);
 

@@ -12,6 +12,8 @@
  *   rn_producer_t  batches records per (stream, shard), sends them
  *                  asynchronously, retries, idempotent by default.
  *   rn_consumer_t  reads one shard of one stream from a position.
+ *   rn_group_consumer_t  a member of a consumer group: reads the shards the
+ *                  broker assigns it, checkpoints, at-least-once.
  *
  * Threading, once for the whole library:
  *   - Every blocking call ("Blocking." in its comment) posts a request to the
@@ -359,6 +361,163 @@ RN_EXTERN bool rn_consumer_high_watermark(const rn_consumer_t *c, uint64_t *end_
 
 /* Free the consumer (and the records poll returned). NULL is a no-op. */
 RN_EXTERN void rn_consumer_destroy(rn_consumer_t *c);
+
+/* ==== consumer groups ====================================================== */
+
+/* A consumer group reads one stream; the broker assigns the stream's shards
+ * to the group's members, keeps a durable checkpoint per shard and reports
+ * lag (docs/groups.md). Delivery is at least once: a record counts as
+ * processed once the application calls rn_group_poll again after receiving
+ * it (or rn_group_commit / close); checkpoints cover processed records only,
+ * so after a crash the records since the last commit are delivered again. */
+
+typedef struct rn_group_consumer rn_group_consumer_t;
+
+/* Called from rn_group_poll (on the polling thread) when the member gets
+ * shards (assigned) or must give them up (revoked: their processed records
+ * are committed before the call). shards[0, n) sorted, borrowed. */
+typedef void (*rn_group_shards_cb)(void *arg, const uint32_t *shards, size_t n);
+
+typedef struct rn_group_conf {
+  uint32_t session_timeout_ms;     /* the broker frees this member's shards when it has
+                                      not heard from it for this long; default 10000 */
+  rn_pos_kind_t start_kind;        /* where a group created by this join starts:
+                                      RN_POS_EARLIEST, RN_POS_LATEST (default) or
+                                      RN_POS_TIMESTAMP (start_value ms) */
+  int64_t start_value;
+  bool auto_commit;                /* default true: commit processed records every
+                                      auto_commit_interval_ms from rn_group_poll */
+  uint32_t auto_commit_interval_ms;/* default 1000 */
+  uint32_t max_attempts;           /* rn_group_nack of the same record this many times
+                                      sends it to the dead-letter stream and moves on;
+                                      0 (default) = no dead-letter stream: redeliver forever */
+  const char *dlq_stream;          /* NULL = "<stream>.dlq" (created with 1 shard, sync,
+                                      when missing); borrowed for rn_group_consumer_new */
+  const char *client_id;           /* shown by describe; NULL = "librunnel" */
+  rn_group_shards_cb on_assigned;  /* may be NULL */
+  rn_group_shards_cb on_revoked;   /* may be NULL */
+  void *cb_arg;
+} rn_group_conf_t;
+
+RN_EXTERN void rn_group_conf_init(rn_group_conf_t *conf);
+
+/* Join group on stream as a new member (the group is created on first join
+ * with conf's start position). Blocking (one heartbeat). conf may be NULL;
+ * it is copied. On success *out owns the member (rn_group_consumer_close). A
+ * member is used by one thread at a time. Errors: RN_ENOSTREAM, RN_EINVAL,
+ * transport errors. */
+RN_EXTERN rn_err_t rn_group_consumer_new(rn_client_t *cl, const char *stream, const char *group,
+                                         const rn_group_conf_t *conf, rn_group_consumer_t **out);
+
+/* Next record of one of the member's shards; *shard (may be NULL) gets its
+ * shard. Marks the record the previous call returned as processed, sends
+ * heartbeats and auto-commits when due, applies assignment changes (calling
+ * on_revoked/on_assigned), and long-polls the member's shards for at most
+ * max_wait_ms. Blocking. Returns 0 with *rec valid until the next call on
+ * this member, RN_EAGAIN when nothing arrived in max_wait_ms, RN_ECORRUPT,
+ * or a transport error (the member keeps its state: poll again). When the
+ * broker no longer knows the member (its session expired), the member drops
+ * its shards (on_revoked, nothing committed), joins again and goes on. */
+RN_EXTERN rn_err_t rn_group_poll(rn_group_consumer_t *gc, uint32_t max_wait_ms, const rn_record_t **rec,
+                                 uint32_t *shard);
+
+/* Reject the record the last poll returned: the next poll returns it again.
+ * With max_attempts > 0, the max_attempts-th rejection of the same record
+ * produces it to the dead-letter stream (value, key, id and headers copied,
+ * plus headers "dlq.stream", "dlq.group", "dlq.shard", "dlq.offset",
+ * "dlq.timestamp", "dlq.attempts" and "dlq.reason" = reason) and marks it
+ * processed: the group moves past it. Blocking only then (the produce waits
+ * for its acknowledgement). reason may be NULL. Returns 0, RN_EINVAL (no
+ * record to reject), or the dead-letter produce's error (the record is then
+ * redelivered). */
+RN_EXTERN rn_err_t rn_group_nack(rn_group_consumer_t *gc, const char *reason);
+
+/* Commit the processed records of every held shard now and wait until the
+ * checkpoints are durable. With include_current, the record the last poll
+ * returned counts as processed too. Blocking. Returns 0, RN_EFENCED /
+ * RN_EUNKNOWNMEMBER (the shard moved on: the member drops it at its next
+ * poll), or a transport error. */
+RN_EXTERN rn_err_t rn_group_commit(rn_group_consumer_t *gc, bool include_current);
+
+/* Shards the member holds now (sorted). *n entries are written to
+ * shards[0, cap); returns how many it holds. */
+RN_EXTERN size_t rn_group_shards(const rn_group_consumer_t *gc, uint32_t *shards, size_t cap);
+
+/* True when the member holds every shard the broker means to give it (none
+ * pending) and, as of the latest fetch, has read each of them up to its
+ * high watermark: everything there was when it looked has been delivered. */
+RN_EXTERN bool rn_group_drained(const rn_group_consumer_t *gc);
+
+/* The member id the broker gave (valid until the member rejoins or closes). */
+RN_EXTERN const char *rn_group_member_id(const rn_group_consumer_t *gc);
+
+/* Commit what was processed (the record last returned included), leave the
+ * group (its shards go to other members at once) and free. Blocking. NULL is
+ * a no-op. Returns the first error of the commit or leave (the member is
+ * freed regardless). */
+RN_EXTERN rn_err_t rn_group_consumer_close(rn_group_consumer_t *gc);
+
+/* Drop the member without committing or leaving, as if the process died: the
+ * broker frees its shards only when its session times out. For tests and
+ * benchmarks. NULL is a no-op. */
+RN_EXTERN void rn_group_consumer_abandon(rn_group_consumer_t *gc);
+
+/* ---- group administration ---- */
+
+typedef struct rn_group_member_info {
+  char *member_id;
+  char *client_id;
+  uint32_t member_epoch;
+  uint32_t session_timeout_ms;
+  int64_t last_heartbeat_ms; /* ms since its last heartbeat */
+  size_t shard_count;
+  uint32_t *shards;
+  uint32_t pending;
+} rn_group_member_info_t;
+
+typedef struct rn_group_shard_info {
+  uint32_t shard;
+  char *owner;               /* member id, "" = none */
+  bool has_checkpoint;
+  uint64_t checkpoint;       /* next offset to read */
+  int64_t checkpoint_ms;     /* wall time of the last commit, 0 = never committed */
+  uint64_t start_offset, end_offset;
+  uint64_t lag_records;
+  int64_t lag_ms;            /* -1 = unknown (nothing committed yet) */
+} rn_group_shard_info_t;
+
+/* Owned by the caller: rn_group_desc_free. */
+typedef struct rn_group_desc {
+  char *stream;
+  char *group;
+  rn_pos_kind_t start_kind;
+  int64_t start_value;
+  int64_t created_ms;
+  size_t member_count;
+  rn_group_member_info_t *members;
+  size_t shard_count;
+  rn_group_shard_info_t *shards;
+} rn_group_desc_t;
+
+RN_EXTERN void rn_group_desc_free(rn_group_desc_t *d); /* NULL ok */
+
+/* Create a group without joining it (RN_EEXIST when it exists). Blocking. */
+RN_EXTERN rn_err_t rn_group_create(rn_client_t *cl, const char *stream, const char *group,
+                                   rn_pos_kind_t start_kind, int64_t start_value);
+/* Names of the stream's groups (rn_stream_names_free). Blocking. */
+RN_EXTERN rn_err_t rn_group_list(rn_client_t *cl, const char *stream, rn_stream_names_t **out);
+/* Members, assignment, checkpoints and lag. Blocking. RN_ENOGROUP. */
+RN_EXTERN rn_err_t rn_group_describe(rn_client_t *cl, const char *stream, const char *group,
+                                     rn_group_desc_t **out);
+/* Delete a group without members (RN_EGROUPACTIVE otherwise). Blocking. */
+RN_EXTERN rn_err_t rn_group_delete(rn_client_t *cl, const char *stream, const char *group);
+/* Move the checkpoints of shards[0, n) (n == 0: every shard) to a position:
+ * RN_POS_EARLIEST, RN_POS_LATEST, RN_POS_TIMESTAMP or RN_POS_OFFSET (the
+ * same offset in each shard). Only while the group has no members
+ * (RN_EGROUPACTIVE). Creates the group when missing. out may be NULL.
+ * Blocking. */
+RN_EXTERN rn_err_t rn_group_reset(rn_client_t *cl, const char *stream, const char *group, rn_pos_kind_t kind,
+                                  int64_t value, const uint32_t *shards, size_t n, rn_group_desc_t **out);
 
 #ifdef __cplusplus
 }

@@ -49,10 +49,13 @@ typedef int rn_err_t;
   X(EBADREQUEST, -4010, 109, false, "malformed request")                                \
   X(EUNKNOWNOP, -4011, 110, false, "unknown operation")                                 \
   X(ESEQUENCE, -4012, 111, false, "producer sequence out of order")                     \
-  X(EFENCED, -4013, 112, false, "producer epoch fenced by a newer one")                 \
+  X(EFENCED, -4013, 112, false, "fenced: a newer producer epoch or group member owns this") \
   X(ETHROTTLED, -4014, 113, true, "throughput limit exceeded")                          \
   X(ESHUTDOWN, -4015, 114, true, "broker shutting down")                                \
-  X(ECONNECTION, -4016, 115, true, "connection to the broker failed or was lost")
+  X(ECONNECTION, -4016, 115, true, "connection to the broker failed or was lost")     \
+  X(ENOGROUP, -4017, 116, false, "consumer group not found")                            \
+  X(EUNKNOWNMEMBER, -4018, 117, false, "unknown group member (session expired or left): rejoin") \
+  X(EGROUPACTIVE, -4019, 118, false, "consumer group has active members")
 
 typedef enum {
 #define RN__ERR_ENUM(name, value, wire, retry, msg) RN_##name = (value),

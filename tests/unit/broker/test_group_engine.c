@@ -1,0 +1,533 @@
+/*
+ * test_group_engine.c — consumer groups inside a real engine (broker/
+ * group.c) driven with protobuf requests on a private loop: join and
+ * assignment, revoke before reassign, epoch fencing, commit validation,
+ * admin rules (reset/delete only without members), lag, durability of
+ * checkpoints across close/reopen, and compaction of the checkpoint log by
+ * snapshot (with a tiny segment size) surviving a reopen.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "engine.h"
+#include "runnel/batch.h"
+#include "testutil.h"
+
+typedef struct fx {
+  char *dir;
+  uv_loop_t loop;
+  rn_engine_t *eng;
+  uint64_t segment_bytes;
+} fx_t;
+
+static void open_engine(fx_t *f) {
+  rn_engine_opts_t eo;
+  rn_engine_opts_default(&eo);
+  eo.loop = &f->loop;
+  eo.data_dir = f->dir;
+  if (f->segment_bytes) eo.group_segment_bytes = f->segment_bytes;
+  char why[512];
+  rn_err_t err = rn_engine_open(&eo, &f->eng, why, sizeof(why));
+  if (err) fail_msg("rn_engine_open: %s", why);
+}
+
+static void close_engine(fx_t *f) {
+  assert_int_equal(rn_engine_close(f->eng), 0);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  f->eng = NULL;
+}
+
+static int setup(void **state) {
+  fx_t *f = calloc(1, sizeof(*f));
+  f->dir = rn_test_tmpdir();
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  open_engine(f);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx_t *f = *state;
+  if (f->eng) close_engine(f);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  rn_test_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return 0;
+}
+
+/* ---- synchronous requests -------------------------------------------------------------- */
+
+typedef struct got {
+  bool done;
+  Runnel__Response *resp; /* a copy */
+} got_t;
+
+static void on_reply(void *ctx, const Runnel__Response *resp) {
+  got_t *g = ctx;
+  size_t n = runnel__response__get_packed_size(resp);
+  uint8_t *buf = malloc(n ? n : 1);
+  runnel__response__pack(resp, buf);
+  g->resp = runnel__response__unpack(NULL, n, buf);
+  free(buf);
+  g->done = true;
+}
+
+static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
+  got_t g = {0};
+  rn_engine_handle(f->eng, req, on_reply, &g);
+  while (!g.done) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_non_null(g.resp);
+  return g.resp;
+}
+
+static int err_code(const Runnel__Error *e) { return e ? (int)e->code : 0; }
+
+static void create_stream(fx_t *f, const char *name, uint32_t shards) {
+  Runnel__StreamConfig sc;
+  runnel__stream_config__init(&sc);
+  sc.name = (char *)(uintptr_t)name;
+  sc.shard_count = shards;
+  Runnel__CreateStreamRequest cr;
+  runnel__create_stream_request__init(&cr);
+  cr.config = &sc;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
+  req.create_stream = &cr;
+  Runnel__Response *r = call(f, &req);
+  assert_int_equal(err_code(r->error), 0);
+  runnel__response__free_unpacked(r, NULL);
+}
+
+/* Produce n records to one shard. */
+static void produce(fx_t *f, const char *stream, uint32_t shard, int n) {
+  rn_batch_builder_t b;
+  rn_batch_builder_init(&b);
+  for (int i = 0; i < n; i++) {
+    rn_record_t rec = {0};
+    rec.timestamp = 1700000000000 + i;
+    rec.value = (const uint8_t *)"v";
+    rec.value_len = 1;
+    assert_int_equal(rn_batch_builder_add(&b, &rec), 0);
+  }
+  const uint8_t *bytes;
+  size_t len;
+  assert_int_equal(rn_batch_builder_finish(&b, RN_CODEC_NONE, NULL, &bytes, &len), 0);
+  Runnel__ShardBatch sb;
+  runnel__shard_batch__init(&sb);
+  Runnel__ShardBatch *sbp = &sb;
+  sb.shard = shard;
+  sb.batch.data = (uint8_t *)(uintptr_t)bytes;
+  sb.batch.len = len;
+  Runnel__ProduceRequest pr;
+  runnel__produce_request__init(&pr);
+  pr.stream = (char *)(uintptr_t)stream;
+  pr.n_batches = 1;
+  pr.batches = &sbp;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
+  req.produce = &pr;
+  Runnel__Response *r = call(f, &req);
+  assert_int_equal(err_code(r->error), 0);
+  assert_int_equal(err_code(r->produce->results[0]->error), 0);
+  runnel__response__free_unpacked(r, NULL);
+  rn_batch_builder_free(&b);
+}
+
+typedef struct member {
+  char id[200];
+  uint32_t epoch;
+  uint32_t held[64];
+  size_t nheld;
+  uint32_t pending;
+  int err;
+  int64_t start[64]; /* offsets of held shards as handed out */
+} member_t;
+
+/* One heartbeat reporting m->held as owned (leave: leave). */
+static void heartbeat(fx_t *f, const char *stream, const char *group, member_t *m, bool leave) {
+  Runnel__GroupHeartbeatRequest hb;
+  runnel__group_heartbeat_request__init(&hb);
+  hb.stream = (char *)(uintptr_t)stream;
+  hb.group = (char *)(uintptr_t)group;
+  hb.member_id = m->id;
+  hb.member_epoch = m->epoch;
+  hb.leave = leave;
+  hb.session_timeout_ms = 60000;
+  hb.start_kind = RUNNEL__POSITION_KIND__POSITION_EARLIEST;
+  hb.owned = m->held;
+  hb.n_owned = m->nheld;
+  hb.client_id = (char *)"unit";
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_HEARTBEAT;
+  req.group_heartbeat = &hb;
+  Runnel__Response *r = call(f, &req);
+  m->err = err_code(r->error);
+  if (!m->err && !leave) {
+    snprintf(m->id, sizeof(m->id), "%s", r->group_heartbeat->member_id);
+    m->epoch = r->group_heartbeat->member_epoch;
+    m->pending = r->group_heartbeat->pending;
+    m->nheld = r->group_heartbeat->n_assigned;
+    for (size_t i = 0; i < m->nheld; i++) {
+      m->held[i] = r->group_heartbeat->assigned[i]->shard;
+      m->start[i] = r->group_heartbeat->assigned[i]->value;
+    }
+  }
+  runnel__response__free_unpacked(r, NULL);
+}
+
+/* Commit one checkpoint; returns the shard result's wire code (or the
+ * request-level one). */
+static int commit(fx_t *f, const char *stream, const char *group, const member_t *m, uint32_t epoch, uint32_t shard,
+                  uint64_t offset) {
+  Runnel__ShardCheckpoint cp;
+  runnel__shard_checkpoint__init(&cp);
+  cp.shard = shard;
+  cp.offset = offset;
+  cp.arrival_ms = 1;
+  Runnel__ShardCheckpoint *cpp = &cp;
+  Runnel__GroupCommitRequest cr;
+  runnel__group_commit_request__init(&cr);
+  cr.stream = (char *)(uintptr_t)stream;
+  cr.group = (char *)(uintptr_t)group;
+  cr.member_id = (char *)(uintptr_t)m->id;
+  cr.member_epoch = epoch;
+  cr.checkpoints = &cpp;
+  cr.n_checkpoints = 1;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_COMMIT;
+  req.group_commit = &cr;
+  Runnel__Response *r = call(f, &req);
+  int code = err_code(r->error);
+  if (!code) code = err_code(r->group_commit->results[0]->error);
+  runnel__response__free_unpacked(r, NULL);
+  return code;
+}
+
+static Runnel__Response *describe(fx_t *f, const char *stream, const char *group) {
+  Runnel__GroupDescribeRequest dr;
+  runnel__group_describe_request__init(&dr);
+  dr.stream = (char *)(uintptr_t)stream;
+  dr.group = (char *)(uintptr_t)group;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_DESCRIBE;
+  req.group_describe = &dr;
+  return call(f, &req);
+}
+
+static bool holds(const member_t *m, uint32_t s) {
+  for (size_t i = 0; i < m->nheld; i++)
+    if (m->held[i] == s) return true;
+  return false;
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+#define W_EFENCED 112
+#define W_ENOGROUP 116
+#define W_EUNKNOWNMEMBER 117
+#define W_EGROUPACTIVE 118
+#define W_EOFFSET 103
+
+static void test_revoke_before_reassign_and_fencing(void **state) {
+  fx_t *f = *state;
+  create_stream(f, "s", 4);
+  member_t a = {0}, b = {0};
+  heartbeat(f, "s", "g", &a, false);
+  assert_int_equal(a.err, 0);
+  assert_int_equal(a.nheld, 4); /* alone: everything */
+  uint32_t a_epoch1 = a.epoch;
+  heartbeat(f, "s", "g", &b, false);
+  assert_int_equal(b.err, 0);
+  assert_int_equal(b.nheld, 0); /* a still holds everything */
+  assert_int_equal(b.pending, 2);
+  /* a hears about the new assignment: two shards are no longer listed. */
+  uint32_t before[4];
+  memcpy(before, a.held, sizeof(before));
+  heartbeat(f, "s", "g", &a, false);
+  assert_int_equal(a.nheld, 2);
+  assert_true(a.epoch > a_epoch1);
+  uint32_t gone[2];
+  size_t ngone = 0;
+  for (int i = 0; i < 4; i++)
+    if (!holds(&a, before[i])) gone[ngone++] = before[i];
+  assert_int_equal(ngone, 2);
+  /* a has not released them yet (it reported them as owned): b waits. */
+  heartbeat(f, "s", "g", &b, false);
+  assert_int_equal(b.nheld, 0);
+  /* a may still commit a shard it is giving up (with its current epoch). */
+  produce(f, "s", gone[0], 3);
+  assert_int_equal(commit(f, "s", "g", &a, a.epoch, gone[0], 2), 0);
+  /* a's next heartbeat leaves them out (released); now b gets them. */
+  uint32_t a_epoch_after_revoke = a.epoch;
+  heartbeat(f, "s", "g", &a, false);
+  heartbeat(f, "s", "g", &b, false);
+  assert_int_equal(b.nheld, 2);
+  assert_int_equal(b.pending, 0);
+  assert_true(holds(&b, gone[0]) && holds(&b, gone[1]));
+  /* b starts at a's checkpoint. */
+  for (size_t i = 0; i < b.nheld; i++)
+    if (b.held[i] == gone[0]) assert_int_equal(b.start[i], 2);
+  /* a's commit for a shard it no longer holds: fenced. */
+  assert_int_equal(commit(f, "s", "g", &a, a_epoch_after_revoke, gone[0], 3), W_EFENCED);
+  /* b's commit with an epoch older than its grant: fenced; current: ok. */
+  assert_int_equal(commit(f, "s", "g", &b, 1, gone[0], 3), W_EFENCED);
+  assert_int_equal(commit(f, "s", "g", &b, b.epoch, gone[0], 3), 0);
+  /* Past the end of the shard: refused. */
+  assert_int_equal(commit(f, "s", "g", &b, b.epoch, gone[0], 4), W_EOFFSET);
+  /* Unknown member. */
+  member_t ghost = {0};
+  snprintf(ghost.id, sizeof(ghost.id), "nobody");
+  assert_int_equal(commit(f, "s", "g", &ghost, 1, gone[0], 1), W_EUNKNOWNMEMBER);
+  heartbeat(f, "s", "g", &ghost, false);
+  assert_int_equal(ghost.err, W_EUNKNOWNMEMBER);
+  /* Leaving frees the shards at once. */
+  heartbeat(f, "s", "g", &a, true);
+  assert_int_equal(a.err, 0);
+  heartbeat(f, "s", "g", &b, false);
+  assert_int_equal(b.nheld, 4);
+  assert_int_equal(commit(f, "s", "g", &a, a.epoch, a.held[0], 0), W_EUNKNOWNMEMBER);
+}
+
+static void test_admin_rules_and_lag(void **state) {
+  fx_t *f = *state;
+  create_stream(f, "s", 2);
+  produce(f, "s", 0, 10);
+  produce(f, "s", 1, 4);
+  /* Explicit create at latest: lag 0 although records exist. */
+  Runnel__GroupCreateRequest cr;
+  runnel__group_create_request__init(&cr);
+  cr.stream = (char *)"s";
+  cr.group = (char *)"late";
+  cr.start_kind = RUNNEL__POSITION_KIND__POSITION_LATEST;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
+  req.group_create = &cr;
+  Runnel__Response *r = call(f, &req);
+  assert_int_equal(err_code(r->error), 0);
+  runnel__response__free_unpacked(r, NULL);
+  r = call(f, &req);
+  assert_int_equal(err_code(r->error), 6); /* EEXIST */
+  runnel__response__free_unpacked(r, NULL);
+  r = describe(f, "s", "late");
+  assert_int_equal(r->group_describe->group->shards[0]->lag_records, 0);
+  assert_int_equal(r->group_describe->group->shards[0]->checkpoint, 10);
+  runnel__response__free_unpacked(r, NULL);
+  produce(f, "s", 0, 5);
+  r = describe(f, "s", "late");
+  assert_int_equal(r->group_describe->group->shards[0]->lag_records, 5);
+  assert_int_equal(r->group_describe->group->shards[1]->lag_records, 0);
+  runnel__response__free_unpacked(r, NULL);
+
+  /* A member joins an earliest group and commits part: lag = end - checkpoint. */
+  member_t m = {0};
+  heartbeat(f, "s", "early", &m, false);
+  assert_int_equal(m.nheld, 2);
+  assert_int_equal(commit(f, "s", "early", &m, m.epoch, 0, 12), 0);
+  r = describe(f, "s", "early");
+  const Runnel__GroupDescription *d = r->group_describe->group;
+  assert_int_equal(d->n_members, 1);
+  assert_int_equal(d->shards[0]->lag_records, 3);
+  assert_int_equal(d->shards[1]->lag_records, 4);
+  assert_true(d->shards[0]->lag_ms >= 0);
+  assert_int_equal(d->shards[1]->lag_ms, -1); /* nothing committed there yet */
+  runnel__response__free_unpacked(r, NULL);
+
+  /* Reset and delete refuse while members exist. */
+  Runnel__GroupResetRequest rr;
+  runnel__group_reset_request__init(&rr);
+  rr.stream = (char *)"s";
+  rr.group = (char *)"early";
+  rr.kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
+  rr.value = 1;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_RESET;
+  req.group_reset = &rr;
+  r = call(f, &req);
+  assert_int_equal(err_code(r->error), W_EGROUPACTIVE);
+  runnel__response__free_unpacked(r, NULL);
+  Runnel__GroupDeleteRequest dr;
+  runnel__group_delete_request__init(&dr);
+  dr.stream = (char *)"s";
+  dr.group = (char *)"early";
+  Runnel__Request dreq;
+  runnel__request__init(&dreq);
+  dreq.op_case = RUNNEL__REQUEST__OP_GROUP_DELETE;
+  dreq.group_delete = &dr;
+  r = call(f, &dreq);
+  assert_int_equal(err_code(r->error), W_EGROUPACTIVE);
+  runnel__response__free_unpacked(r, NULL);
+  heartbeat(f, "s", "early", &m, true);
+  r = call(f, &req); /* reset to offset 1 in every shard */
+  assert_int_equal(err_code(r->error), 0);
+  assert_int_equal(r->group_reset->group->shards[0]->checkpoint, 1);
+  assert_int_equal(r->group_reset->group->shards[1]->checkpoint, 1);
+  assert_int_equal(r->group_reset->group->shards[0]->lag_records, 14);
+  runnel__response__free_unpacked(r, NULL);
+  r = call(f, &dreq);
+  assert_int_equal(err_code(r->error), 0);
+  runnel__response__free_unpacked(r, NULL);
+  r = describe(f, "s", "early");
+  assert_int_equal(err_code(r->error), W_ENOGROUP);
+  runnel__response__free_unpacked(r, NULL);
+  /* List: only "late" is left. */
+  Runnel__GroupListRequest lr;
+  runnel__group_list_request__init(&lr);
+  lr.stream = (char *)"s";
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_LIST;
+  req.group_list = &lr;
+  r = call(f, &req);
+  assert_int_equal(r->group_list->n_groups, 1);
+  assert_string_equal(r->group_list->groups[0], "late");
+  runnel__response__free_unpacked(r, NULL);
+}
+
+static void test_bad_requests(void **state) {
+  fx_t *f = *state;
+  create_stream(f, "s", 1);
+  member_t m = {0};
+  heartbeat(f, "nope", "g", &m, false);
+  assert_int_equal(m.err, 107); /* ENOSTREAM */
+  heartbeat(f, "s", "bad name!", &m, false);
+  assert_int_equal(m.err, 1); /* EINVAL */
+  Runnel__GroupHeartbeatRequest hb;
+  runnel__group_heartbeat_request__init(&hb);
+  hb.stream = (char *)"s";
+  hb.group = (char *)"g";
+  hb.start_kind = RUNNEL__POSITION_KIND__POSITION_OFFSET; /* not a group start */
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_HEARTBEAT;
+  req.group_heartbeat = &hb;
+  Runnel__Response *r = call(f, &req);
+  assert_int_equal(err_code(r->error), 1);
+  runnel__response__free_unpacked(r, NULL);
+  /* Owned shards out of range are ignored, not a crash. */
+  member_t ok = {0};
+  heartbeat(f, "s", "g2", &ok, false);
+  assert_int_equal(ok.err, 0);
+  ok.held[ok.nheld++] = 999;
+  heartbeat(f, "s", "g2", &ok, false);
+  assert_int_equal(ok.err, 0);
+  assert_int_equal(commit(f, "s", "g2", &ok, ok.epoch, 5, 0), 108); /* ENOSHARD */
+}
+
+static uint64_t dir_bytes(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  uint64_t total = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char p[4200];
+    struct stat sb;
+    snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+    if (e->d_name[0] != '.' && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) total += (uint64_t)sb.st_size;
+  }
+  closedir(d);
+  return total;
+}
+
+static void test_checkpoints_survive_reopen_and_compaction(void **state) {
+  fx_t *f = *state;
+  /* Reopen with a tiny checkpoint-log segment so compaction kicks in. */
+  close_engine(f);
+  f->segment_bytes = 4096;
+  open_engine(f);
+  create_stream(f, "s", 3);
+  produce(f, "s", 0, 50);
+  produce(f, "s", 1, 50);
+  produce(f, "s", 2, 50);
+  member_t m = {0};
+  heartbeat(f, "s", "g", &m, false);
+  assert_int_equal(m.nheld, 3);
+  /* ~1500 commits: far more than the segments may hold. */
+  for (int i = 1; i <= 500; i++)
+    for (uint32_t s = 0; s < 3; s++) assert_int_equal(commit(f, "s", "g", &m, m.epoch, s, (uint64_t)(i % 48) + s), 0);
+  /* Run the loop's tick until a snapshot was written and old segments went. */
+  char logdir[4200], snap[4200];
+  snprintf(logdir, sizeof(logdir), "%s/groups/log", f->dir);
+  snprintf(snap, sizeof(snap), "%s/groups/snapshot", f->dir);
+  struct stat sb;
+  for (int i = 0; i < 100000 && (stat(snap, &sb) != 0 || dir_bytes(logdir) > 4 * 4096 + 4096); i++)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(stat(snap, &sb), 0);
+  assert_true(dir_bytes(logdir) <= 4 * 4096 + 4096);
+  /* A few commits after the snapshot, then reopen: every checkpoint is back. */
+  assert_int_equal(commit(f, "s", "g", &m, m.epoch, 0, 7), 0);
+  assert_int_equal(commit(f, "s", "g", &m, m.epoch, 2, 41), 0);
+  close_engine(f);
+  open_engine(f);
+  Runnel__Response *r = describe(f, "s", "g");
+  assert_int_equal(err_code(r->error), 0);
+  const Runnel__GroupDescription *d = r->group_describe->group;
+  assert_int_equal(d->n_members, 0); /* membership is not persisted */
+  assert_int_equal(d->shards[0]->checkpoint, 7);
+  assert_int_equal(d->shards[1]->checkpoint, (500 % 48) + 1);
+  assert_int_equal(d->shards[2]->checkpoint, 41);
+  runnel__response__free_unpacked(r, NULL);
+  /* The old member is unknown after the restart; a new one starts at the checkpoints. */
+  assert_int_equal(commit(f, "s", "g", &m, m.epoch, 0, 8), W_EUNKNOWNMEMBER);
+  member_t n = {0};
+  heartbeat(f, "s", "g", &n, false);
+  assert_int_equal(n.nheld, 3);
+  for (size_t i = 0; i < 3; i++)
+    if (n.held[i] == 2) assert_int_equal(n.start[i], 41);
+}
+
+static void test_groups_go_with_their_stream(void **state) {
+  fx_t *f = *state;
+  create_stream(f, "s", 1);
+  member_t m = {0};
+  heartbeat(f, "s", "g", &m, false);
+  assert_int_equal(m.err, 0);
+  Runnel__DeleteStreamRequest ds;
+  runnel__delete_stream_request__init(&ds);
+  ds.name = (char *)"s";
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_DELETE_STREAM;
+  req.delete_stream = &ds;
+  Runnel__Response *r = call(f, &req);
+  assert_int_equal(err_code(r->error), 0);
+  runnel__response__free_unpacked(r, NULL);
+  heartbeat(f, "s", "g", &m, false);
+  assert_int_equal(m.err, 107);
+  /* A new stream with the same name starts without the old group. */
+  create_stream(f, "s", 1);
+  r = describe(f, "s", "g");
+  assert_int_equal(err_code(r->error), W_ENOGROUP);
+  runnel__response__free_unpacked(r, NULL);
+  close_engine(f);
+  open_engine(f);
+  r = describe(f, "s", "g");
+  assert_int_equal(err_code(r->error), W_ENOGROUP);
+  runnel__response__free_unpacked(r, NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_revoke_before_reassign_and_fencing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_admin_rules_and_lag, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_checkpoints_survive_reopen_and_compaction, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_groups_go_with_their_stream, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
