@@ -17,8 +17,16 @@
  *   - Consumers: one rn_consumer per shard, spread round-robin over the M
  *     threads of a group (each thread with its own client), positioned at
  *     LATEST (resolved by a first fetch) before any record is produced.
- *     runnel has no consumer groups yet: --groups G runs G independent sets
- *     of such consumers, each reading every shard (the row says so).
+ *     --groups G runs G independent sets of such consumers, each reading
+ *     every shard.
+ *   - With --use-groups the M consumer threads of a group are instead the
+ *     members of one runnel consumer group ("bench-<g>", created at LATEST
+ *     by the first join, session --session-timeout-ms): the broker assigns
+ *     the shards, members checkpoint every second. --kill-member-at T
+ *     abandons member 0 of group 0 T seconds into the run (like kill -9: no
+ *     commit, no leave) and measures the rebalance: from the moment its
+ *     session runs out until the survivors hold all shards, and until the
+ *     first record of one of its shards reaches a survivor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,7 +72,24 @@ typedef struct rcons {
   rn_client_t *cl;
   rn_consumer_t **cs;
   size_t n;
+  rn_group_consumer_t *gc; /* --use-groups */
+  bool dead;               /* abandoned by --kill-member-at */
+  _Atomic uint32_t held;   /* shards the member holds (after its last poll) */
 } rcons_t;
+
+/* --use-groups / --kill-member-at state (one per process). */
+typedef struct rgroups {
+  bool on;
+  uint32_t session_ms;
+  double kill_at_s;          /* 0 = no kill */
+  _Atomic int64_t kill_ns;   /* when member 0 of group 0 was abandoned (ns since base), 0 = not yet */
+  _Atomic int64_t contact_ns; /* its last heartbeat/commit the broker answered (ns since base) */
+  _Atomic uint32_t victim_mask[8]; /* its shards (bit per shard, up to 256) */
+  _Atomic int64_t assigned_ns; /* survivors hold every shard again */
+  _Atomic int64_t resumed_ns;  /* first record of a victim shard at a survivor */
+} rgroups_t;
+
+static rgroups_t g_grp = {.session_ms = 3000};
 
 /* The bench (one per process): the delivery callback finds its producer
  * through the index packed into the opaque value. */
@@ -86,6 +111,13 @@ static void usage(FILE *out) {
           "  --linger-ms N        producer linger (default 1)\n"
           "  --batch-bytes N      producer max batch bytes (default 1M; K/M suffixes)\n"
           "  --buffer-bytes N     producer max buffered bytes (default 64M)\n"
+          "  --use-groups         the M consumers of each --groups set are the members of one consumer\n"
+          "                       group (broker-side assignment and checkpoints) instead of fixed\n"
+          "                       per-shard readers\n"
+          "  --session-timeout-ms N  members' session timeout (default 3000)\n"
+          "  --kill-member-at T   abandon member 0 of group 0 T s into the first measured slice (like\n"
+          "                       kill -9) and report how long the rebalance took once its session\n"
+          "                       ran out\n"
           "  (--raw-write-size defaults to --batch-bytes; --inflight does not apply: the producer\n"
           "   is bounded by --buffer-bytes)\n");
   bench_load_usage_common(out);
@@ -268,12 +300,105 @@ static void be_prod_close(bench_prod_t *pr) {
 
 /* ---- consumers -------------------------------------------------------------------------- */
 
+static int group_open(bench_cons_t *cs, rcons_t *rc) {
+  bench_load_t *L = cs->L;
+  rbroker_t *rb = L->be_state;
+  rn_client_conf_t cc;
+  client_conf(L, &cc);
+  rn_err_t err = rn_client_new(&cc, &rc->cl);
+  if (!err) {
+    rn_group_conf_t gconf;
+    rn_group_conf_init(&gconf);
+    gconf.session_timeout_ms = g_grp.session_ms;
+    gconf.start_kind = RN_POS_LATEST;
+    gconf.client_id = "bench";
+    char name[32];
+    snprintf(name, sizeof(name), "bench-%u", cs->group);
+    err = rn_group_consumer_new(rc->cl, rb->stream, name, &gconf, &rc->gc);
+  }
+  if (err) {
+    bench_cons_error(cs, rn_err_name(err), "%s %s", rn_strerror(err), rn_last_error_message());
+    return -1;
+  }
+  return 0;
+}
+
+static bool victim_shard(uint32_t s) {
+  return s < 256 && (atomic_load(&g_grp.victim_mask[s / 32]) >> (s % 32)) & 1u;
+}
+
+/* Member 0 of group 0 dies at --kill-member-at; the others watch the
+ * rebalance. */
+static int group_poll(bench_cons_t *cs, rcons_t *rc, bool idle) {
+  bench_load_t *L = cs->L;
+  bool victim = cs->group == 0 && cs->idx == 0 && g_grp.kill_at_s > 0;
+  if (rc->dead) {
+    bench_sleep_ms(5);
+    return BENCH_POLL_EMPTY;
+  }
+  bool due = false;
+  if (victim) { /* T seconds into the first measured slice */
+    pthread_mutex_lock(&L->mu);
+    due = L->measured && bench_load_now(L) - L->slice_start >= (int64_t)(g_grp.kill_at_s * 1e9);
+    pthread_mutex_unlock(&L->mu);
+  }
+  if (due) {
+    uint32_t held[256];
+    size_t n = rn_group_shards(rc->gc, held, 256);
+    for (size_t i = 0; i < n && i < 256; i++) atomic_fetch_or(&g_grp.victim_mask[held[i] / 32], 1u << (held[i] % 32));
+    /* The broker frees the shards session_ms after it last heard from the
+     * member: that moment (on the bench's clock) is what the rebalance is
+     * measured from. */
+    int64_t contact_ns = rn_group_last_contact_ms(rc->gc) * 1000000 - L->base_ns;
+    rn_group_consumer_abandon(rc->gc);
+    rc->gc = NULL;
+    rc->dead = true;
+    atomic_store(&g_grp.contact_ns, contact_ns);
+    atomic_store(&g_grp.kill_ns, bench_load_now(L));
+    return BENCH_POLL_EMPTY;
+  }
+  int got = 0;
+  uint32_t wait = idle ? 200 : 0;
+  const rn_record_t *rec;
+  uint32_t shard;
+  rn_err_t err;
+  while ((err = rn_group_poll(rc->gc, wait, &rec, &shard)) == 0) {
+    bench_cons_record(cs, rec->value, rec->value_len);
+    if (atomic_load(&g_grp.kill_ns) && !atomic_load(&g_grp.resumed_ns) && victim_shard(shard)) {
+      int64_t zero = 0;
+      atomic_compare_exchange_strong(&g_grp.resumed_ns, &zero, bench_load_now(L));
+    }
+    if (++got >= 4096) break;
+    wait = 0;
+  }
+  if (cs->group == 0 && atomic_load(&g_grp.kill_ns) && !atomic_load(&g_grp.assigned_ns)) {
+    /* Do the survivors of group 0 hold every shard? (each member checks
+     * after its own poll: the union of what the live members hold) */
+    uint32_t total = 0; /* members 1.. of group 0 survive; ctx pointers were set before the threads started */
+    for (unsigned i = 1; i < L->o.consumers; i++) {
+      rcons_t *o = L->cons[i].ctx;
+      if (o) total += (uint32_t)atomic_load(&o->held);
+    }
+    if (total >= L->o.shards) {
+      int64_t zero = 0;
+      atomic_compare_exchange_strong(&g_grp.assigned_ns, &zero, bench_load_now(L));
+    }
+  }
+  if (rc->gc) atomic_store(&rc->held, (uint32_t)rn_group_shards(rc->gc, NULL, 0));
+  if (err != RN_EAGAIN && err != 0) {
+    bench_cons_error(cs, rn_err_name(err), "%s", rn_last_error_message());
+    if (!rn_err_retriable(err)) return BENCH_POLL_FATAL;
+  }
+  return got;
+}
+
 static int be_cons_open(bench_cons_t *cs, const unsigned *shards, unsigned n) {
   bench_load_t *L = cs->L;
   rbroker_t *rb = L->be_state;
   rcons_t *rc = calloc(1, sizeof(*rc));
   if (!rc) return -1;
   cs->ctx = rc;
+  if (g_grp.on) return group_open(cs, rc);
   rc->cs = calloc(n ? n : 1, sizeof(*rc->cs));
   rn_client_conf_t cc;
   client_conf(L, &cc);
@@ -298,6 +423,7 @@ static int be_cons_open(bench_cons_t *cs, const unsigned *shards, unsigned n) {
 
 static int be_cons_poll(bench_cons_t *cs, bool idle) {
   rcons_t *rc = cs->ctx;
+  if (g_grp.on) return group_poll(cs, rc, idle);
   int got = 0;
   for (size_t k = 0; k < rc->n; k++) {
     /* one consumer: a long poll; several: drain each without waiting, and
@@ -323,6 +449,7 @@ static void be_cons_close(bench_cons_t *cs) {
   if (!rc) return;
   for (size_t k = 0; k < rc->n; k++) rn_consumer_destroy(rc->cs[k]);
   free(rc->cs);
+  rn_group_consumer_close(rc->gc);
   rn_client_destroy(rc->cl);
   free(rc);
   cs->ctx = NULL;
@@ -336,6 +463,18 @@ static void scan(bench_load_t *L) {
   nftw(rb->datadir, scan_file, 16, FTW_PHYS);
 }
 
+/* Rebalance after the kill, session timeout excluded: from the moment the
+ * session ran out (the victim's last contact + session timeout; the send
+ * time of that contact, so the broker's own deadline is no earlier) until
+ * the survivors hold every shard (*assign) and until a record of a moved
+ * shard arrived (*resume); -1 when it did not happen (or no kill). */
+static void rebalance_ms(double *assign, double *resume) {
+  int64_t k = atomic_load(&g_grp.kill_ns), a = atomic_load(&g_grp.assigned_ns), r = atomic_load(&g_grp.resumed_ns);
+  double expiry = (double)atomic_load(&g_grp.contact_ns) / 1e6 + g_grp.session_ms;
+  *assign = k && a ? (double)a / 1e6 - expiry : -1;
+  *resume = k && r ? (double)r / 1e6 - expiry : -1;
+}
+
 static void be_json(bench_load_t *L, FILE *out) {
   rbroker_t *rb = L->be_state;
   scan(L);
@@ -343,6 +482,13 @@ static void be_json(bench_load_t *L, FILE *out) {
                ",\"mean_batch_bytes\":%.0f",
           rb->linger_ms, rb->batch_bytes, rb->buffer_bytes, rb->scan_batches,
           rb->scan_batches ? (double)rb->scan_bytes / (double)rb->scan_batches : 0);
+  if (g_grp.on) {
+    double a, r;
+    rebalance_ms(&a, &r);
+    fprintf(out, ",\"consumer_groups\":true,\"session_timeout_ms\":%u,\"kill_member_at_s\":%.3f,"
+                 "\"rebalance_assign_ms\":%.1f,\"rebalance_resume_ms\":%.1f",
+            g_grp.session_ms, g_grp.kill_at_s, a, r);
+  }
 }
 
 static void be_text(bench_load_t *L, FILE *out) {
@@ -353,6 +499,16 @@ static void be_text(bench_load_t *L, FILE *out) {
   if (L->server_pid)
     fprintf(out, "  broker     %" PRIu64 " batches stored, mean %.0f B\n", rb->scan_batches,
             rb->scan_batches ? (double)rb->scan_bytes / (double)rb->scan_batches : 0);
+  if (g_grp.on) {
+    fprintf(out, "  groups     consumer groups of %u member(s), session %u ms\n", L->o.consumers, g_grp.session_ms);
+    if (g_grp.kill_at_s > 0) {
+      double a, r;
+      rebalance_ms(&a, &r);
+      fprintf(out, "  rebalance  member 0 abandoned at %.1f s; after its session ran out: survivors hold every shard "
+                   "in %.1f ms, first record of a moved shard in %.1f ms (-1: did not happen)\n",
+              g_grp.kill_at_s, a, r);
+    }
+  }
 }
 
 static const bench_backend_t k_backend = {
@@ -373,7 +529,8 @@ static const bench_backend_t k_backend = {
 
 /* ---- options ---------------------------------------------------------------------------------- */
 
-enum { OPT_BROKER = 1, OPT_RUNNELD, OPT_DURABILITY, OPT_LINGER, OPT_BATCH, OPT_BUFFER };
+enum { OPT_BROKER = 1, OPT_RUNNELD, OPT_DURABILITY, OPT_LINGER, OPT_BATCH, OPT_BUFFER, OPT_USE_GROUPS, OPT_SESSION,
+       OPT_KILL };
 
 static int on_opt(bench_load_t *L, int c, const char *arg) {
   rbroker_t *rb = L->be_state;
@@ -392,6 +549,9 @@ static int on_opt(bench_load_t *L, int c, const char *arg) {
   case OPT_LINGER: rb->linger_ms = (uint32_t)atoi(arg); break;
   case OPT_BATCH: rb->batch_bytes = (uint32_t)bench_parse_size(arg); break;
   case OPT_BUFFER: rb->buffer_bytes = bench_parse_size(arg); break;
+  case OPT_USE_GROUPS: g_grp.on = true; break;
+  case OPT_SESSION: g_grp.session_ms = (uint32_t)atoi(arg); break;
+  case OPT_KILL: g_grp.kill_at_s = atof(arg); break;
   default: return 2;
   }
   return 0;
@@ -402,7 +562,8 @@ int rn_bench_broker(int argc, char **argv) {
       {"broker", required_argument, 0, OPT_BROKER},         {"runneld", required_argument, 0, OPT_RUNNELD},
       {"durability", required_argument, 0, OPT_DURABILITY}, {"linger-ms", required_argument, 0, OPT_LINGER},
       {"batch-bytes", required_argument, 0, OPT_BATCH},     {"buffer-bytes", required_argument, 0, OPT_BUFFER},
-      {0, 0, 0, 0}};
+      {"use-groups", no_argument, 0, OPT_USE_GROUPS},       {"session-timeout-ms", required_argument, 0, OPT_SESSION},
+      {"kill-member-at", required_argument, 0, OPT_KILL},   {0, 0, 0, 0}};
   bench_load_t *L = calloc(1, sizeof(*L));
   rbroker_t *rb = calloc(1, sizeof(*rb));
   if (!L || !rb) {
@@ -431,8 +592,15 @@ int rn_bench_broker(int argc, char **argv) {
   L->durability = rb->durability == RN_DURABILITY_SYNC ? "sync"
                   : rb->durability == RN_DURABILITY_INTERVAL ? "interval" : "none";
   L->durable = rb->durability == RN_DURABILITY_SYNC;
-  if (L->o.groups > 1)
-    L->note = "no consumer groups in runnel yet: independent consumer sets, each reading every shard";
+  if (!rc && g_grp.kill_at_s > 0 && (!g_grp.on || L->o.consumers < 2 || L->o.shards > 256)) {
+    fprintf(stderr, "runnel-bench broker: --kill-member-at needs --use-groups, --consumers >= 2 and <= 256 shards\n");
+    free(rb);
+    free(L);
+    return 2;
+  }
+  if (g_grp.on && !g_grp.session_ms) g_grp.session_ms = 3000;
+  if (L->o.groups > 1 && !g_grp.on)
+    L->note = "independent consumer sets (not consumer groups), each reading every shard";
   snprintf(L->server_version, sizeof(L->server_version), "runneld (this tree)");
   g_load = L;
   rc = bench_load_run(L);

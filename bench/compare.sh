@@ -137,10 +137,20 @@ for pct in 25 50; do
 done
 # (c) 100-byte records, max records/s
 for c in "${CONFIGS[@]}"; do run c-max-100b "$c" --record-size 100; done
-# (d) fan-out: 4 independent consumer groups on one stream
-for c in "${CONFIGS[@]}"; do run d-fanout-4 "$c" --record-size 1024 --groups 4; done
+# (d) fan-out: 4 independent consumer groups on one stream (runnel: real consumer
+# groups of 4 members, the broker assigning the shards)
+for c in "${CONFIGS[@]}"; do
+  case $c in runnel-*) run d-fanout-4 "$c" --record-size 1024 --groups 4 --use-groups ;;
+             *) run d-fanout-4 "$c" --record-size 1024 --groups 4 ;; esac
+done
 # (e) catch-up read of a backlog
 for c in "${CONFIGS[@]}"; do run e-catchup "$c" --record-size 1024 --backlog "$BACKLOG" --rounds 1; done
+
+# (f) runnel only: a 4-member group over 16 shards at 25 % of the durable max while
+# producers run; member 0 is abandoned (like kill -9) 3 s into the slice
+RATE25=$(( ${MAX%.*} * 25 / 100 ))
+run f-group-rebalance "runnel-sync|broker --durability sync" --record-size 1024 --rate "$RATE25" \
+  --use-groups --session-timeout-ms 3000 --kill-member-at 3 --duration 12 --rounds 1
 
 python3 - "$RES/meta.json" <<'PY'
 import json, sys

@@ -37,6 +37,8 @@ WORKLOADS = [
     ("c-max-100b", "(c) max records/s, 100-byte records"),
     ("d-fanout-4", "(d) fan-out: 4 independent consumer groups reading every record"),
     ("e-catchup", "(e) catch-up read of a backlog (records/s = reading the backlog)"),
+    ("f-group-rebalance", "(f) runnel only: a 4-member consumer group over 16 shards at 25 % of the durable max; "
+                          "member 0 abandoned (like kill -9) mid-run"),
 ]
 
 
@@ -299,6 +301,12 @@ def render(rows, meta, pngs):
     for label, title in WORKLOADS:
         if any(r.get("label") == label for r in rows):
             out += ["## %s" % title, "", results_table(rows, label), ""]
+    for r in rows:
+        if r.get("label") == "f-group-rebalance" and "rebalance_resume_ms" in r:
+            out += ["Rebalance after the member was abandoned (session timeout %s ms excluded): survivors hold every "
+                    "shard after **%.0f ms**, first record of a moved shard after **%.0f ms**." % (
+                        r.get("session_timeout_ms"), r.get("rebalance_assign_ms", -1), r.get("rebalance_resume_ms", -1)),
+                    ""]
     if pngs:
         out += ["## Plots", ""] + ["![%s](results/%s)" % (p[:-4], p) for p in pngs] + [""]
     out += ["## How to read it", "",
@@ -312,8 +320,12 @@ def render(rows, meta, pngs):
             "- latencies are from each record's *intended* send time: publish = acknowledgement, e2e = a consumer "
             "receiving it; at max rate they are mostly the producer's queue.",
             "- ×raw = the row's MB/s over the raw write+fdatasync loop measured in the same row's alternating slices.",
-            "- runnel has no consumer groups yet: its fan-out rows run 4 independent sets of consumers, each "
-            "reading every shard.", "",
+            "- fan-out (d): runnel runs 4 consumer groups of 4 members each (broker-side assignment and "
+            "checkpoints); Redis 4 consumer groups (XREADGROUP); NATS 4 durable consumers.",
+            "- rebalance (f): from the moment the abandoned member's session ran out (its last answered heartbeat "
+            "or commit + the session timeout) until the survivors hold every shard, and until the first record "
+            "of one of its shards reached a survivor. The e2e percentiles of that row include the records that "
+            "waited for the session timeout and the ones delivered twice (at least once).", "",
             "Raw rows: `results/results.jsonl` (one JSON object per row; the fields are listed in bench/README.md).",
             ""]
     return "\n".join(out)
