@@ -35,3 +35,9 @@ uint64_t hist_quantile(const hist_t *h, double q) {
   }
   return h->max;
 }
+
+void hist_merge(hist_t *into, const hist_t *h) {
+  for (unsigned i = 0; i < HIST_POW * HIST_SUB; i++) into->b[i] += h->b[i];
+  into->count += h->count;
+  if (h->max > into->max) into->max = h->max;
+}

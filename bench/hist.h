@@ -20,5 +20,7 @@ typedef struct hist {
 void hist_add(hist_t *h, uint64_t v);
 /* Value at quantile q in [0, 1]; 0 when empty. */
 uint64_t hist_quantile(const hist_t *h, double q);
+/* Add every value of h to into. */
+void hist_merge(hist_t *into, const hist_t *h);
 
 #endif

@@ -7,6 +7,13 @@
 
 int rn_bench_storage(int argc, char **argv);
 int rn_bench_broker(int argc, char **argv);
+int rn_bench_tcp(int argc, char **argv);
+#ifdef RN_BENCH_HAVE_REDIS
+int rn_bench_redis(int argc, char **argv);
+#endif
+#ifdef RN_BENCH_HAVE_NATS
+int rn_bench_nats(int argc, char **argv);
+#endif
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -17,8 +24,22 @@ static void usage(FILE *out) {
           "            write+fdatasync limit of the same file system, in one run\n"
           "  broker    N producers and M consumers through runneld: throughput, publish\n"
           "            and end-to-end latency, and the raw limit of the same file system\n"
+          "  redis     the same load against Redis Streams (hiredis: XADD, XREADGROUP)%s\n"
+          "  nats      the same load against NATS JetStream (libnats: async publish, pull)%s\n"
+          "  tcp       loopback TCP bandwidth (the network side of the physical limit)\n"
           "\n"
-          "Run 'runnel-bench <command> --help' for its options.\n");
+          "Run 'runnel-bench <command> --help' for its options.\n",
+#ifdef RN_BENCH_HAVE_REDIS
+          "",
+#else
+          "\n            [not built: libhiredis-dev was not found]",
+#endif
+#ifdef RN_BENCH_HAVE_NATS
+          ""
+#else
+          "\n            [not built: libnats-dev was not found]"
+#endif
+  );
 }
 
 int main(int argc, char **argv) {
@@ -28,6 +49,19 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "storage")) return rn_bench_storage(argc - 1, argv + 1);
   if (!strcmp(argv[1], "broker")) return rn_bench_broker(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "tcp")) return rn_bench_tcp(argc - 1, argv + 1);
+#ifdef RN_BENCH_HAVE_REDIS
+  if (!strcmp(argv[1], "redis")) return rn_bench_redis(argc - 1, argv + 1);
+#endif
+#ifdef RN_BENCH_HAVE_NATS
+  if (!strcmp(argv[1], "nats")) return rn_bench_nats(argc - 1, argv + 1);
+#endif
+  if (!strcmp(argv[1], "redis") || !strcmp(argv[1], "nats")) {
+    fprintf(stderr, "runnel-bench: '%s' was not built: its C client library (%s) was not found at "
+                    "configure time; install it and re-run cmake\n", argv[1],
+            !strcmp(argv[1], "redis") ? "Debian libhiredis-dev" : "Debian libnats-dev");
+    return 2;
+  }
   fprintf(stderr, "runnel-bench: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

@@ -48,6 +48,7 @@ struct rn_group_consumer {
   uint32_t epoch;
   uint32_t hb_interval;
   int64_t next_hb, next_commit;
+  int64_t last_contact; /* send time of the last answered heartbeat/commit */
   uint32_t pending;
   bool hb_now; /* report a release at once */
   held_t *held;
@@ -142,7 +143,9 @@ static rn_err_t commit_shards(rn_group_consumer_t *gc, const uint32_t *only, siz
     req.op_case = RUNNEL__REQUEST__OP_GROUP_COMMIT;
     req.group_commit = &cr;
     Runnel__Response *resp;
+    int64_t sent = rn__mono_ms();
     err = rn__client_call(gc->cl, &req, 0, &resp);
+    if (!err) gc->last_contact = sent;
     if (!err && resp->op_case != RUNNEL__RESPONSE__OP_GROUP_COMMIT) {
       rn__errmsg_set("broker answered a commit with the wrong message");
       err = RN_EBADREQUEST;
@@ -293,8 +296,10 @@ static rn_err_t heartbeat(rn_group_consumer_t *gc, bool leave) {
   req.op_case = RUNNEL__REQUEST__OP_GROUP_HEARTBEAT;
   req.group_heartbeat = &hb;
   Runnel__Response *resp;
+  int64_t sent = rn__mono_ms();
   rn_err_t err = rn__client_call(gc->cl, &req, 0, &resp);
   free(owned);
+  if (!err) gc->last_contact = sent;
   gc->hb_now = false;
   if (err == RN_EUNKNOWNMEMBER) {
     lose_all(gc);
@@ -721,6 +726,8 @@ bool rn_group_drained(const rn_group_consumer_t *gc) {
   }
   return true;
 }
+
+int64_t rn_group_last_contact_ms(const rn_group_consumer_t *gc) { return gc ? gc->last_contact : 0; }
 
 const char *rn_group_member_id(const rn_group_consumer_t *gc) {
   return gc && gc->member_id ? gc->member_id : "";

@@ -4,6 +4,9 @@
 # Idempotent and quick: it asks dpkg which packages are missing and only runs
 # apt-get (update + install) when something is. Used by both README commands
 # and by .ci/run. Needs root (or sudo) only when something must be installed.
+# RN_DEPS_BENCH=1 adds the packages of bench/compare.sh (the peers, their C
+# clients, gnuplot). Installing redis-server or nats-server does not need
+# their system services: compare.sh starts its own on 127.0.0.1.
 set -euo pipefail
 
 PKGS=(
@@ -29,6 +32,13 @@ PKGS=(
   $(command -v node >/dev/null 2>&1 || echo nodejs)
   $(command -v npm >/dev/null 2>&1 || echo npm)
 )
+
+# Optional: the side-by-side benchmark (bench/compare.sh sets RN_DEPS_BENCH=1):
+# the peers' servers, their C clients (runnel-bench redis / nats) and gnuplot
+# (PNG plots; gnuplot-nox has the pngcairo terminal without X).
+if [ "${RN_DEPS_BENCH:-0}" = 1 ]; then
+  PKGS+=(redis-server nats-server libhiredis-dev libnats-dev gnuplot-nox)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

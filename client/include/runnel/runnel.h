@@ -448,6 +448,11 @@ RN_EXTERN size_t rn_group_shards(const rn_group_consumer_t *gc, uint32_t *shards
  * high watermark: everything there was when it looked has been delivered. */
 RN_EXTERN bool rn_group_drained(const rn_group_consumer_t *gc);
 
+/* CLOCK_MONOTONIC time (ms) at which the member sent its last heartbeat or
+ * commit that the broker answered: the broker frees the member's shards
+ * session_timeout_ms after it last heard from it. 0 before the first. */
+RN_EXTERN int64_t rn_group_last_contact_ms(const rn_group_consumer_t *gc);
+
 /* The member id the broker gave (valid until the member rejoins or closes). */
 RN_EXTERN const char *rn_group_member_id(const rn_group_consumer_t *gc);
 
