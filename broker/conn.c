@@ -1,6 +1,7 @@
 /*
  * conn.c — one native protocol connection: accept, read, frame decoding
- * (runnel/frame.h), protobuf unpacking, dispatch to rn_engine_handle, reply
+ * (runnel/frame.h), protobuf unpacking (produce requests without copying
+ * their batches: runnel/produce_view.h), dispatch to rn_engine_handle, reply
  * packing, writes, back-pressure, idle timeout, close.
  *
  * Owns each rn__conn_t, its input buffer (received bytes not yet decoded),
@@ -19,6 +20,11 @@
  *   - Replies are only packed here (into the output buffer) when the engine
  *     answers; they go to the socket from run_deferred (rn__conn_work), one
  *     uv_write per connection per loop iteration, after the loop's I/O.
+ *     A fetch's batches are not copied into the output: the engine keeps
+ *     them (rn_engine_reply_hold), the output refers to them (orefs) and
+ *     the write that carries them releases the hold when it completed, or
+ *     the close does when it never started. They count against
+ *     max_output_bytes_per_connection like copied bytes.
  *   - A reply for a connection that is closing is dropped; its request
  *     context still holds a reference, so the memory is valid when it comes.
  *   - A connection is freed only by run_deferred or rn_server_destroy,
@@ -30,10 +36,11 @@
 #include <string.h>
 
 #include "runnel/frame.h"
+#include "runnel/produce_view.h"
 #include "server_int.h"
 
 #define RN__READ_CHUNK ((size_t)64 * 1024)   /* free space offered per read */
-#define RN__IN_KEEP ((size_t)256 * 1024)     /* larger idle input buffers are released */
+#define RN__IN_KEEP ((size_t)256 * 1024)     /* larger input buffers are released when idle */
 #define RN__SPARE_MAX ((size_t)256 * 1024)   /* largest output buffer kept for reuse */
 #define RN__REQ_FREE_MAX 4096u               /* request contexts kept for reuse */
 
@@ -42,7 +49,13 @@ typedef struct conn_write {
   rn__conn_t *conn;
   uint8_t *buf;
   size_t len, cap;
+  void **holds; /* engine holds released when the write completed */
+  size_t nholds;
 } conn_write_t;
+
+/* Byte fields at least this long are referenced, not copied, when the
+ * engine holds them (zero-copy fetch replies). */
+#define RN__REF_MIN ((size_t)16 * 1024)
 
 static void conn_ref(rn__conn_t *conn) { conn->refs++; }
 
@@ -62,7 +75,13 @@ void rn__conn_schedule(rn__conn_t *conn) {
   conn->srv->work = conn;
 }
 
-bool rn__conn_unflushed(const rn__conn_t *conn) { return conn->out_len > 0 || conn->writes > 0; }
+bool rn__conn_unflushed(const rn__conn_t *conn) {
+  return conn->out_len > 0 || conn->norefs > 0 || conn->writes > 0;
+}
+
+static void release_holds(void **holds, size_t n) {
+  for (size_t i = 0; i < n; i++) rn_engine_reply_release(holds[i]);
+}
 
 /* ---- request contexts ---------------------------------------------------- */
 
@@ -120,6 +139,8 @@ void rn__conn_close(rn__conn_t *conn, const char *why) {
   free(conn->out);
   conn->out = NULL;
   conn->out_len = conn->out_cap = 0;
+  release_holds(conn->holds, conn->nholds);
+  conn->nholds = conn->norefs = conn->oref_bytes = 0;
   uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&conn->idle, on_handle_closed);
 }
@@ -130,6 +151,9 @@ void rn__conn_free(rn__conn_t *conn) {
   free(conn->in);
   free(conn->out);
   free(conn->spare);
+  release_holds(conn->holds, conn->nholds);
+  free(conn->holds);
+  free(conn->orefs);
   free(conn);
 }
 
@@ -191,6 +215,81 @@ static void queue_frame(rn__conn_t *conn, const ProtobufCMessage *msg) {
   conn->out_len += w;
 }
 
+/* Packing into the output with bulk byte fields referenced, not copied. */
+typedef struct {
+  ProtobufCBuffer base;
+  rn__conn_t *conn;
+  bool oom;
+} refbuf_t;
+
+static void refbuf_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
+  refbuf_t *rb = (refbuf_t *)b;
+  rn__conn_t *conn = rb->conn;
+  if (rb->oom || len == 0) return;
+  if (len >= RN__REF_MIN) {
+    if (conn->norefs == conn->orefs_cap) {
+      size_t cap = conn->orefs_cap ? conn->orefs_cap * 2 : 16;
+      rn__oref_t *n = realloc(conn->orefs, cap * sizeof *n);
+      if (n == NULL) {
+        rb->oom = true;
+        return;
+      }
+      conn->orefs = n;
+      conn->orefs_cap = cap;
+    }
+    conn->orefs[conn->norefs++] = (rn__oref_t){.at = conn->out_len, .data = data, .len = len};
+    conn->oref_bytes += len;
+    return;
+  }
+  if (!out_reserve(conn, len)) {
+    rb->oom = true;
+    return;
+  }
+  memcpy(conn->out + conn->out_len, data, len);
+  conn->out_len += len;
+}
+
+/* Pack msg as one frame whose large byte fields stay where they are: the
+ * engine's hold keeps them valid until the write completed. Takes hold.
+ * Falls back to a copying frame when memory for the bookkeeping is short. */
+static void queue_frame_refs(rn__conn_t *conn, const ProtobufCMessage *msg, void *hold) {
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  bool room = n <= RN_FRAME_MAX_PAYLOAD;
+  if (room && conn->nholds == conn->holds_cap) {
+    size_t cap = conn->holds_cap ? conn->holds_cap * 2 : 8;
+    void **nh = realloc(conn->holds, cap * sizeof *nh);
+    if (nh != NULL) {
+      conn->holds = nh;
+      conn->holds_cap = cap;
+    }
+    room = nh != NULL;
+  }
+  if (!room) { /* the copying path answers (too large) or closes (no memory) */
+    queue_frame(conn, msg);
+    rn_engine_reply_release(hold);
+    return;
+  }
+  size_t mark_len = conn->out_len, mark_refs = conn->norefs, mark_bytes = conn->oref_bytes;
+  refbuf_t rb = {.base = {.append = refbuf_append}, .conn = conn};
+  uint8_t hdr[RN_FRAME_HEADER_BYTES] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+  if (out_reserve(conn, sizeof hdr)) {
+    memcpy(conn->out + conn->out_len, hdr, sizeof hdr);
+    conn->out_len += sizeof hdr;
+    protobuf_c_message_pack_to_buffer(msg, &rb.base);
+  } else {
+    rb.oom = true;
+  }
+  if (rb.oom) { /* undo, then the copying path (which closes on OOM) */
+    conn->out_len = mark_len;
+    conn->norefs = mark_refs;
+    conn->oref_bytes = mark_bytes;
+    queue_frame(conn, msg);
+    rn_engine_reply_release(hold);
+    return;
+  }
+  conn->holds[conn->nholds++] = hold;
+}
+
 /* An error reply built here rather than by the engine. msg is copied into
  * the frame before this returns. */
 static void send_error(rn__conn_t *conn, uint64_t corr, rn_err_t code, const char *msg) {
@@ -210,6 +309,8 @@ static void on_write(uv_write_t *req, int status) {
   assert(conn->writes > 0 && conn->writing >= wr->len);
   conn->writes--;
   conn->writing -= wr->len;
+  release_holds(wr->holds, wr->nholds);
+  free(wr->holds);
   if (!conn->closing && conn->spare == NULL && wr->cap <= RN__SPARE_MAX) {
     conn->spare = wr->buf;
     conn->spare_cap = wr->cap;
@@ -226,28 +327,48 @@ static void on_write(uv_write_t *req, int status) {
   conn_unref(conn);
 }
 
-/* Hand the output buffer to one uv_write. */
+/* Hand the output (copied bytes interleaved with referenced ones) to one
+ * uv_write; the write owns the buffer and the holds until it completes. */
 static void flush(rn__conn_t *conn) {
-  if (conn->closing || conn->out_len == 0) return;
+  if (conn->closing || (conn->out_len == 0 && conn->norefs == 0)) return;
   conn_write_t *wr = malloc(sizeof *wr);
-  if (wr == NULL) {
+  uv_buf_t one, *bufs = &one;
+  size_t nb = 0;
+  if (wr != NULL && conn->norefs > 0) bufs = malloc((2 * conn->norefs + 1) * sizeof *bufs);
+  if (wr == NULL || bufs == NULL) {
+    free(wr);
     rn__conn_close(conn, "out of memory");
     return;
   }
+  size_t pos = 0;
+  for (size_t i = 0; i < conn->norefs; i++) {
+    const rn__oref_t *r = &conn->orefs[i];
+    if (r->at > pos) bufs[nb++] = uv_buf_init((char *)conn->out + pos, (unsigned)(r->at - pos));
+    bufs[nb++] = uv_buf_init((char *)(uintptr_t)r->data, (unsigned)r->len);
+    pos = r->at;
+  }
+  if (conn->out_len > pos) bufs[nb++] = uv_buf_init((char *)conn->out + pos, (unsigned)(conn->out_len - pos));
   wr->conn = conn;
   wr->buf = conn->out;
-  wr->len = conn->out_len;
+  wr->len = conn->out_len + conn->oref_bytes;
   wr->cap = conn->out_cap;
+  wr->holds = conn->holds; /* the write owns them now */
+  wr->nholds = conn->nholds;
+  conn->holds = NULL;
+  conn->nholds = conn->holds_cap = 0;
   conn->out = NULL;
   conn->out_len = conn->out_cap = 0;
+  conn->norefs = conn->oref_bytes = 0;
   conn->writing += wr->len;
   conn->writes++;
   conn_ref(conn);
-  uv_buf_t b = uv_buf_init((char *)wr->buf, (unsigned)wr->len);
-  int rc = uv_write(&wr->req, (uv_stream_t *)&conn->tcp, &b, 1, on_write);
+  int rc = uv_write(&wr->req, (uv_stream_t *)&conn->tcp, bufs, (unsigned)nb, on_write); /* copies bufs */
+  if (bufs != &one) free(bufs);
   if (rc != 0) {
     conn->writes--;
     conn->writing -= wr->len;
+    release_holds(wr->holds, wr->nholds);
+    free(wr->holds);
     free(wr->buf);
     free(wr);
     rn__conn_close(conn, uv_strerror(rc));
@@ -266,20 +387,35 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
   conn->inflight--;
   srv->inflight--;
   if (!conn->closing) {
-    /* resp is the engine's; pack a shallow copy carrying our correlation id. */
+    /* resp is the engine's; pack a shallow copy carrying our correlation id.
+     * A fetch's batches are not copied: the engine keeps them for us. */
     Runnel__Response copy = *resp;
     copy.correlation_id = r->corr;
-    queue_frame(conn, &copy.base);
+    void *hold = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? rn_engine_reply_hold(srv->eng) : NULL;
+    if (hold != NULL)
+      queue_frame_refs(conn, &copy.base, hold);
+    else
+      queue_frame(conn, &copy.base);
     rn__conn_schedule(conn);
   }
   req_put(srv, r);
   conn_unref(conn);
 }
 
+/* A request decoded either by the zero-copy produce decoder (batch bytes
+ * borrowed from the input buffer: valid during rn_engine_handle only, which
+ * is all the engine's contract promises anyway) or by protobuf-c. */
+static void handle(rn__conn_t *conn, const Runnel__Request *req);
+
 static void dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
   rn_server_t *srv = conn->srv;
   conn->requests++;
   conn->last_active = uv_now(srv->loop);
+  rn_produce_view_t view;
+  if (rn_produce_view_decode(payload, len, &view)) {
+    handle(conn, &view.req);
+    return;
+  }
   Runnel__Request *req = runnel__request__unpack(NULL, len, payload);
   if (req == NULL) {
     rn__logf(RN_LOG_DEBUG, "conn", "#%llu %s: undecodable request of %zu bytes", (unsigned long long)conn->id,
@@ -293,10 +429,15 @@ static void dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
     runnel__request__free_unpacked(req, NULL);
     return;
   }
+  handle(conn, req);
+  runnel__request__free_unpacked(req, NULL);
+}
+
+static void handle(rn__conn_t *conn, const Runnel__Request *req) {
+  rn_server_t *srv = conn->srv;
   rn__req_t *r = req_get(srv);
   if (r == NULL) {
     send_error(conn, req->correlation_id, RN_ENOMEM, "broker out of memory");
-    runnel__request__free_unpacked(req, NULL);
     return;
   }
   r->conn = conn;
@@ -305,14 +446,13 @@ static void dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
   conn->inflight++;
   srv->inflight++;
   rn_engine_handle(srv->eng, req, on_reply, r); /* may reply before returning */
-  runnel__request__free_unpacked(req, NULL);
 }
 
 static bool may_dispatch(const rn__conn_t *conn) {
   const rn_server_t *srv = conn->srv;
   return !conn->closing && !conn->fatal && !srv->draining &&
          conn->inflight < srv->cfg->max_inflight_per_connection &&
-         conn->out_len + conn->writing < srv->cfg->max_output_bytes_per_connection;
+         conn->out_len + conn->oref_bytes + conn->writing < srv->cfg->max_output_bytes_per_connection;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -385,7 +525,9 @@ static void pump(rn__conn_t *conn) {
     memmove(conn->in, conn->in + pos, conn->in_len - pos);
     conn->in_len -= pos;
   }
-  if (conn->in_len == 0 && conn->in_cap > RN__IN_KEEP) {
+  /* A large input buffer is released only when the connection is idle: a
+   * busy producer's next frame would fault in fresh pages again. */
+  if (conn->in_len == 0 && conn->in_cap > RN__IN_KEEP && conn->inflight == 0) {
     free(conn->in);
     conn->in = NULL;
     conn->in_cap = 0;

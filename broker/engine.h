@@ -61,6 +61,17 @@ typedef void (*rn_engine_reply_cb)(void *ctx, const Runnel__Response *resp);
  * the connection goes away). */
 void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
 
+/* Zero-copy replies. Called from inside a reply callback: keeps the bulk
+ * buffers the response points to (a fetch's batches) valid after the
+ * callback returns, so the server can hand them to the socket instead of
+ * copying them into its output. Returns a token that owns them until
+ * rn_engine_reply_release(token), or NULL when the reply holds no such
+ * buffers (then everything is valid during the callback only, as usual).
+ * Loop thread. */
+void *rn_engine_reply_hold(rn_engine_t *eng);
+/* Free what a hold kept. NULL ok. Any time after the callback returned. */
+void rn_engine_reply_release(void *token);
+
 /* Begin shutdown: refuse new produce requests (RN_ESHUTDOWN), complete
  * waiting fetches now with what they have. In-flight appends keep going. */
 void rn_engine_drain(rn_engine_t *eng);

@@ -34,6 +34,13 @@ struct rn__req {
   rn__req_t *next_free;
 };
 
+/* A piece of output referenced, not copied (conn.c). */
+typedef struct rn__oref {
+  size_t at; /* position in the copied output it precedes */
+  const uint8_t *data;
+  size_t len;
+} rn__oref_t;
+
 /* A native protocol connection. */
 struct rn__conn {
   uv_tcp_t tcp;
@@ -64,6 +71,14 @@ struct rn__conn {
   size_t out_len, out_cap, writing;
   uint8_t *spare;
   size_t spare_cap;
+  /* Bulk bytes the output refers to instead of copying them (a fetch's
+   * batches, kept valid by engine holds: rn_engine_reply_hold): refs[i]
+   * goes on the wire right before out[refs[i].at]. holds: the tokens,
+   * released when the write carrying them completed (or on close). */
+  struct rn__oref *orefs;
+  size_t norefs, orefs_cap, oref_bytes;
+  void **holds;
+  size_t nholds, holds_cap;
 
   bool reading;  /* uv_read_start is in effect */
   bool closing;  /* uv_close called (or about to be); replies are dropped */

@@ -526,6 +526,38 @@ static void unpark(fetch_op_t *op) {
   }
 }
 
+/* The fetch whose reply callback is running (rn_engine_reply_hold). */
+static _Thread_local fetch_op_t *replying;
+
+typedef struct fetch_hold {
+  size_t n;
+  uint8_t *bufs[];
+} fetch_hold_t;
+
+void *rn_engine_reply_hold(rn_engine_t *eng) {
+  fetch_op_t *op = replying;
+  if (op == NULL || op->eng != eng) return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < op->n; i++) n += op->parts[i].buf != NULL;
+  if (n == 0) return NULL;
+  fetch_hold_t *h = malloc(sizeof(*h) + n * sizeof(h->bufs[0]));
+  if (!h) return NULL; /* the server copies instead */
+  h->n = 0;
+  for (size_t i = 0; i < op->n; i++) {
+    if (op->parts[i].buf == NULL) continue;
+    h->bufs[h->n++] = op->parts[i].buf; /* the response keeps pointing at it */
+    op->parts[i].buf = NULL;
+  }
+  return h;
+}
+
+void rn_engine_reply_release(void *token) {
+  fetch_hold_t *h = token;
+  if (h == NULL) return;
+  for (size_t i = 0; i < h->n; i++) free(h->bufs[i]);
+  free(h);
+}
+
 static void fetch_reply(fetch_op_t *op) {
   rn_engine_t *eng = op->eng;
   rn__arena_t a = {0};
@@ -568,7 +600,9 @@ static void fetch_reply(fetch_op_t *op) {
   resp.op_case = RUNNEL__RESPONSE__OP_FETCH;
   resp.fetch = &fr;
   op->done = true;
+  replying = op;
   op->cb(op->ctx, &resp);
+  replying = NULL;
   rn__arena_free(&a);
   rn__stream_unref(eng, op->st);
   eng->pending_work--;

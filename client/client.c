@@ -22,12 +22,16 @@
  *
  * Per-iteration order on the I/O thread (one wake-up): drain the submit
  * queue and agent changes, run agents (they may submit), write pending
- * requests if connected (or start connecting), expire deadlines, re-arm the
- * timer.
+ * requests if connected (or start connecting; all pending frames go in one
+ * writev), expire deadlines, re-arm the timer. Every I/O-thread event ends
+ * in this pump (or in the timer it re-arms), so submits and agent wake-ups
+ * made on the I/O thread itself need no uv_async_send (a system call per
+ * request otherwise).
  */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,8 +105,9 @@ typedef struct rn__conn {
 
 typedef struct {
   uv_write_t w;
-  uint8_t *frame;
   rn__conn_t *conn;
+  size_t nframes;
+  uint8_t *frames[]; /* owned: freed when the write completed */
 } rn__wreq_t;
 
 struct rn_client {
@@ -455,7 +460,7 @@ static void conn_start(rn_client_t *cl) {
 static void on_write(uv_write_t *w, int status) {
   rn__wreq_t *wr = (rn__wreq_t *)w;
   rn__conn_t *conn = wr->conn;
-  free(wr->frame);
+  for (size_t i = 0; i < wr->nframes; i++) free(wr->frames[i]);
   free(wr);
   if (status < 0 && conn->current) {
     rn_client_t *cl = conn->cl;
@@ -464,24 +469,38 @@ static void on_write(uv_write_t *w, int status) {
   }
 }
 
+/* Pending requests per write: one uv_write (one writev) carries up to this
+ * many frames, so a burst of pipelined requests costs one system call. */
+#define RN__WRITE_BATCH 64u
+
 static void write_pending(rn_client_t *cl) {
   while (cl->state == CONN_UP && !rl_empty(&cl->pending)) {
-    rn__req_t *r = cl->pending.head.next;
-    rn__wreq_t *wr = malloc(sizeof *wr);
-    if (wr == NULL) {
+    size_t n = 0;
+    for (rn__req_t *r = cl->pending.head.next; r != &cl->pending.head && n < RN__WRITE_BATCH; r = r->next) n++;
+    rn__wreq_t *wr = malloc(sizeof *wr + n * sizeof wr->frames[0]);
+    uv_buf_t *bufs = malloc(n * sizeof *bufs);
+    if (wr == NULL || bufs == NULL) {
+      free(wr);
+      free(bufs);
+      rn__req_t *r = cl->pending.head.next;
       rl_unlink(r);
       req_complete(r, RN_ENOMEM, "out of memory writing a request", NULL);
       continue;
     }
-    wr->frame = r->frame;
     wr->conn = cl->conn;
-    uv_buf_t b = uv_buf_init((char *)r->frame, (unsigned)r->frame_len);
-    r->frame = NULL;
-    rl_unlink(r);
-    rl_push(&cl->inflight, r);
-    int rc = uv_write(&wr->w, (uv_stream_t *)&cl->conn->tcp, &b, 1, on_write);
+    wr->nframes = n;
+    for (size_t i = 0; i < n; i++) {
+      rn__req_t *r = cl->pending.head.next;
+      wr->frames[i] = r->frame; /* the write owns the bytes from now on */
+      bufs[i] = uv_buf_init((char *)r->frame, (unsigned)r->frame_len);
+      r->frame = NULL;
+      rl_unlink(r);
+      rl_push(&cl->inflight, r);
+    }
+    int rc = uv_write(&wr->w, (uv_stream_t *)&cl->conn->tcp, bufs, (unsigned)n, on_write); /* copies bufs */
+    free(bufs);
     if (rc < 0) {
-      free(wr->frame);
+      for (size_t i = 0; i < n; i++) free(wr->frames[i]);
       free(wr);
       conn_lost(cl, uv_strerror(rc));
     }
@@ -536,7 +555,10 @@ static void pump(rn_client_t *cl) {
   /* 2. agents whose deadline passed (rn__client_wake sets every deadline to 0) */
   int64_t now = rn__mono_ms();
   for (rn__agent_t *a = cl->agents; a; a = a->next) {
-    if (a->deadline <= now) a->deadline = a->run(a, now);
+    if (a->deadline > now) continue;
+    a->deadline = INT64_MAX;
+    int64_t d = a->run(a, now);
+    if (a->deadline != 0) a->deadline = d; /* 0: woken during its own run (a callback) */
   }
   /* agents may have submitted */
   pthread_mutex_lock(&cl->mu);
@@ -562,6 +584,10 @@ static void pump(rn_client_t *cl) {
     if (r->deadline < next) next = r->deadline;
   for (rn__agent_t *a = cl->agents; a; a = a->next)
     if (a->deadline < next) next = a->deadline;
+  /* a callback of steps 3-4 submitted on this thread (no wake-up was sent) */
+  pthread_mutex_lock(&cl->mu);
+  if (!rl_empty(&cl->submitq)) next = now;
+  pthread_mutex_unlock(&cl->mu);
   uv_timer_stop(&cl->timer);
   if (next != INT64_MAX) {
     int64_t d = next - now;
@@ -659,7 +685,15 @@ rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
     uv_timer_init(&cl->loop, &cl->backoff);
     cl->timer.data = cl;
     cl->backoff.data = cl;
+    /* The I/O thread runs with SIGPIPE blocked (it inherits this mask): a
+     * write to a connection the broker reset must fail with EPIPE, not kill
+     * the application. The caller's mask is restored at once. */
+    sigset_t pipe_set, old_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
     rc = -pthread_create(&cl->thread, NULL, io_thread, cl);
+    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
   }
   if (rc != 0) {
     uv_walk(&cl->loop, close_walk_cb, NULL);
@@ -730,7 +764,9 @@ rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra
   }
   rl_push(&cl->submitq, r);
   pthread_mutex_unlock(&cl->mu);
-  uv_async_send(&cl->async);
+  /* On the I/O thread the queue is drained by the pump() that follows every
+   * event (agents and callbacks run inside one): no wake-up needed. */
+  if (!rn__client_on_io_thread(cl)) uv_async_send(&cl->async);
   return 0;
 }
 
@@ -818,6 +854,12 @@ void rn__client_agent_remove(rn_client_t *cl, rn__agent_t *a) {
 }
 
 void rn__client_wake(rn_client_t *cl) {
+  if (rn__client_on_io_thread(cl)) {
+    /* Inside an I/O-thread event: the pump() that ends it (or the timer it
+     * re-arms at the earliest agent deadline) runs the agents. */
+    for (rn__agent_t *a = cl->agents; a; a = a->next) a->deadline = 0;
+    return;
+  }
   pthread_mutex_lock(&cl->mu);
   cl->wake_agents = true;
   pthread_mutex_unlock(&cl->mu);

@@ -4,21 +4,41 @@
  * Records are appended (on the application's thread, under p->mu) to the
  * open batch of their (stream, shard). The producer is an agent of the
  * client's I/O thread: pump() runs there, seals the batches that are ready
- * (linger expired, full, flush requested) and sends them, one
- * ProduceRequest per stream carrying one batch per shard.
+ * (linger expired, full, flush requested) and sends them: one
+ * ProduceRequest per stream per round, carrying at most one batch per
+ * shard; several rounds (and so several requests) may be on the wire.
  *
  * Invariants:
- *   - Per shard a FIFO of batches; only the head can be sealed, and at most
- *     one batch per shard is on the wire. So sequences stay consecutive and a
- *     retry always resends the head's exact bytes (same producer id, epoch,
- *     base_sequence): the broker answers a duplicate with the original
- *     offsets, which counts as success.
- *   - A batch's base_sequence is assigned when it is sealed: the number of
- *     records this producer id sealed for the shard before it. A batch that
- *     failed for sure (a non-retriable broker answer) gives its sequence
- *     back; a batch whose fate is unknown (retriable error until the
- *     delivery timeout) makes the producer ask for a fresh producer id, so a
- *     later batch can never be mistaken for it.
+ *   - Per shard a FIFO of batches. Batches are sealed in FIFO order, and a
+ *     batch's base_sequence is assigned when it is sealed: the number of
+ *     records this producer id sealed for the shard before it. Up to
+ *     max_in_flight (<= RN__BROKER_WINDOW, the broker's idempotence window)
+ *     sealed batches per shard are on the wire at once, always the oldest
+ *     unresolved ones, sent in sequence order. A batch that is not full is
+ *     sealed after its linger only when nothing of its shard is on the wire
+ *     (adaptive batching: small batches do not multiply fdatasyncs).
+ *   - A batch is "done" when its outcome is known (acked, duplicate, or
+ *     failed for good). Done batches are reported strictly from the head of
+ *     the FIFO, so delivery reports stay in send order per shard even when
+ *     responses of different requests come back out of order.
+ *   - A retriable failure (and an ESEQUENCE caused by an earlier batch of
+ *     the same shard that is not appended: the broker saw a gap) puts the
+ *     shard on hold: nothing new is sent until every batch of the shard on
+ *     the wire has answered; then the unresolved batches are resent, oldest
+ *     first, with their exact bytes (same producer id, epoch,
+ *     base_sequence). The broker answers a batch it already appended with
+ *     its original offset (duplicate), which counts as success: exactly once.
+ *   - A batch that failed for sure (a non-retriable broker answer) is not
+ *     appended, so neither is any later batch of its shard (the broker
+ *     requires consecutive sequences). The shard then re-sequences: once
+ *     nothing of it is on the wire, the later sealed batches are re-stamped
+ *     with the sequences the failed batch gave back.
+ *   - A batch whose fate stays unknown (retriable errors until the delivery
+ *     timeout, or the producer closing) fails and makes the producer obtain
+ *     a fresh producer id, so no later batch can be taken for it. A shard
+ *     moves to a new producer id only when nothing of it is on the wire:
+ *     its batches that were ever sent under the old id fail (their fate is
+ *     unknown too), the never-sent ones are re-stamped under the new id.
  *   - Every record accepted by send() is reported exactly once; the
  *     buffered byte count and the outstanding record count go down only
  *     after its callback returned, so flush() means "callbacks done".
@@ -40,6 +60,9 @@
 /* Cap on the batches of one ProduceRequest (the broker's default frame
  * limit is 16 MiB). */
 #define RN__MAX_REQUEST_BYTES (8u << 20)
+/* Batches per (producer, shard) the broker remembers for answering retries
+ * (RN__PRODUCER_WINDOW in broker/engine_int.h, docs/protocol.md). */
+#define RN__BROKER_WINDOW 5u
 
 typedef struct {
   rn_delivery_cb cb;
@@ -56,11 +79,15 @@ typedef struct pbatch {
   int64_t deadline; /* first record + delivery timeout */
   /* sealed */
   bool sealed;
+  bool sent;        /* on the wire now */
+  bool done;        /* outcome known: done_err, done_base; reported at the head */
+  rn_err_t done_err;
+  uint64_t done_base;
   const uint8_t *data;
   size_t len;
   uint64_t pid;
   int32_t base_seq;
-  uint32_t attempts;
+  uint32_t attempts; /* > 0: the broker may have appended it */
   int64_t retry_at;
   rn_err_t last_err;
 } pbatch_t;
@@ -68,9 +95,12 @@ typedef struct pbatch {
 typedef struct {
   uint32_t index;
   pbatch_t *head, *tail;
-  bool inflight;
-  uint64_t seq_pid; /* producer id next_seq counts for */
+  uint32_t inflight; /* batches of this shard on the wire */
+  bool hold;         /* send nothing until inflight is 0, then resend in order */
+  bool reseq;        /* re-stamp sealed batches before sending (implies hold) */
+  uint64_t seq_pid;  /* producer id next_seq counts for */
   int32_t next_seq;
+  int32_t give_back; /* lowest sequence of a batch that failed for sure; -1 = none */
 } pshard_t;
 
 typedef struct pstream {
@@ -114,6 +144,7 @@ void rn_producer_conf_init(rn_producer_conf_t *conf) {
   conf->retry_backoff_ms = 100;
   conf->retry_backoff_max_ms = 1000;
   conf->close_timeout_ms = 30000;
+  conf->max_in_flight = RN__BROKER_WINDOW;
 }
 
 /* ---- batches -------------------------------------------------------------------- */
@@ -137,34 +168,45 @@ static void batch_report(rn_producer_t *p, pbatch_t *b, rn_err_t err, uint32_t s
   batch_free(b);
 }
 
-/* A list of batches to report once p->mu is released. */
-typedef struct report {
-  struct report *next;
-  pbatch_t *b;
-  rn_err_t err;
-  uint32_t shard;
-  uint64_t base;
-} report_t;
+/* Batches to report once p->mu is released, in order: the batches keep
+ * their own outcome (done_err, done_base) and are chained through next. */
+typedef struct {
+  pbatch_t *head, *tail;
+  uint32_t *shards; /* parallel to the chain: the shard of each */
+  size_t n, cap;
+} reports_t;
 
-static void report_add(report_t **list, pbatch_t *b, rn_err_t err, uint32_t shard, uint64_t base) {
-  report_t *r = malloc(sizeof *r);
-  if (r == NULL) abort(); /* a lost delivery report would break the contract */
-  r->b = b;
-  r->err = err;
-  r->shard = shard;
-  r->base = base;
-  r->next = NULL;
-  while (*list) list = &(*list)->next; /* keep order */
-  *list = r;
+static void report_add(reports_t *r, pbatch_t *b, uint32_t shard) {
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    uint32_t *ns = realloc(r->shards, cap * sizeof *ns);
+    if (ns == NULL) abort(); /* a lost delivery report would break the contract */
+    r->shards = ns;
+    r->cap = cap;
+  }
+  r->shards[r->n++] = shard;
+  b->next = NULL;
+  if (r->tail)
+    r->tail->next = b;
+  else
+    r->head = b;
+  r->tail = b;
 }
 
-static void report_run(rn_producer_t *p, report_t *list) {
-  while (list) {
-    report_t *n = list->next;
-    batch_report(p, list->b, list->err, list->shard, list->base);
-    free(list);
-    list = n;
+static void report_run(rn_producer_t *p, reports_t *r) {
+  size_t i = 0;
+  for (pbatch_t *b = r->head, *n; b; b = n, i++) {
+    n = b->next;
+    batch_report(p, b, b->done_err, r->shards[i], b->done_base);
   }
+  free(r->shards);
+  memset(r, 0, sizeof *r);
+}
+
+static void batch_finish(pbatch_t *b, rn_err_t err, uint64_t base) {
+  b->done = true;
+  b->done_err = err;
+  b->done_base = base;
 }
 
 /* Unlink b from sh's FIFO. */
@@ -178,6 +220,83 @@ static void shard_unlink(pshard_t *sh, pbatch_t *b) {
   *pp = b->next;
   if (sh->tail == b) sh->tail = prev;
   b->next = NULL;
+}
+
+/* Move the done batches at the head of sh to the report list. Under mu. */
+static void shard_pop_done(pshard_t *sh, reports_t *reports) {
+  while (sh->head && sh->head->done) {
+    pbatch_t *b = sh->head;
+    shard_unlink(sh, b);
+    report_add(reports, b, sh->index);
+  }
+}
+
+/* ---- sequences ------------------------------------------------------------------ */
+
+/* Stamp the producer fields into a sealed batch (again). Under mu. */
+static rn_err_t batch_stamp(rn_producer_t *p, pbatch_t *b, uint64_t pid, int32_t seq) {
+  rn_batch_producer_t prod = {0, 0, -1};
+  if (p->conf.idempotent) {
+    prod.producer_id = pid;
+    prod.producer_epoch = p->epoch;
+    prod.base_sequence = seq;
+  }
+  rn_err_t err = rn_batch_builder_finish(&b->bld, p->conf.codec, &prod, &b->data, &b->len);
+  if (err) return err;
+  b->pid = prod.producer_id;
+  b->base_seq = prod.base_sequence;
+  return 0;
+}
+
+/* The shard has nothing on the wire and must re-sequence: batches failed
+ * for sure (the lowest sequence they give back is sh->give_back) or the
+ * shard moves to a new producer id. Returns false when it cannot yet
+ * (waiting for an id, out of memory). Under mu. */
+static bool shard_reseq(rn_producer_t *p, pshard_t *sh) {
+  assert(sh->inflight == 0);
+  if (!p->conf.idempotent) return true;
+  if (p->need_pid) return false;
+  bool new_pid = sh->seq_pid != p->pid;
+  int64_t running = new_pid ? 0 : sh->give_back;
+  if (running >= 0) {
+    for (pbatch_t *b = sh->head; b; b = b->next) {
+      if (b->done) continue;
+      if (!b->sealed) break;
+      if (new_pid && b->attempts > 0) {
+        /* may have been appended under the old id: its fate stays unknown */
+        batch_finish(b, b->last_err ? b->last_err : RN_ETIMEDOUT, 0);
+        continue;
+      }
+      if (!new_pid && b->base_seq < sh->give_back) continue; /* before the gap: unchanged */
+      if (running + (int64_t)b->nrec > INT32_MAX) {
+        p->need_pid = true; /* sequence space used up */
+        return false;
+      }
+      if (new_pid || b->base_seq != running) {
+        if (batch_stamp(p, b, p->pid, (int32_t)running)) return false;
+      }
+      running += (int64_t)b->nrec;
+    }
+    sh->next_seq = (int32_t)running;
+  }
+  sh->seq_pid = p->pid;
+  sh->give_back = -1;
+  return true;
+}
+
+/* b failed for sure: not appended, nor anything after it. Under mu. */
+static void batch_reject(pshard_t *sh, pbatch_t *b, rn_err_t err) {
+  batch_finish(b, err, 0);
+  if (b->pid == sh->seq_pid && (sh->give_back < 0 || b->base_seq < sh->give_back)) sh->give_back = b->base_seq;
+  sh->reseq = sh->hold = true;
+}
+
+/* A batch that may have been appended fails: nobody can learn its fate any
+ * more, so the producer id must change. Under mu. */
+static void batch_give_up(rn_producer_t *p, pshard_t *sh, pbatch_t *b, rn_err_t err) {
+  batch_finish(b, err, 0);
+  if (p->conf.idempotent && b->pid == p->pid) p->need_pid = true;
+  sh->reseq = sh->hold = true;
 }
 
 /* ---- sending (I/O thread) ----------------------------------------------------- */
@@ -201,10 +320,27 @@ static int64_t backoff_for(const rn_producer_conf_t *c, uint32_t attempts) {
 
 static void wake(rn_producer_t *p) { rn__client_wake(p->cl); }
 
+/* Whether a batch before b in sh is not known to be appended (unresolved,
+ * or failed): then the broker saw a gap and b's ESEQUENCE is expected. */
+static bool earlier_unresolved(const pshard_t *sh, const pbatch_t *b) {
+  for (const pbatch_t *x = sh->head; x && x != b; x = x->next)
+    if (!x->done || x->done_err) return true;
+  return false;
+}
+
+/* The result of b in a ProduceResponse: results come in request order;
+ * fall back to a search by shard for a broker that reorders them. */
+static const Runnel__ShardBatchResult *result_for(const Runnel__ProduceResponse *pr, size_t i, uint32_t shard) {
+  if (i < pr->n_results && pr->results[i]->shard == shard) return pr->results[i];
+  for (size_t k = 0; k < pr->n_results; k++)
+    if (pr->results[k]->shard == shard) return pr->results[k];
+  return NULL;
+}
+
 static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Response *resp) {
   preq_t *rq = arg;
   rn_producer_t *p = rq->p;
-  report_t *reports = NULL;
+  reports_t reports = {0};
   int64_t now = rn__mono_ms();
   (void)msg;
   rn_err_t req_err = err;
@@ -216,13 +352,13 @@ static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respons
   for (size_t i = 0; i < rq->n; i++) {
     pshard_t *sh = rq->e[i].sh;
     pbatch_t *b = rq->e[i].b;
-    sh->inflight = false;
+    assert(b->sent && sh->inflight > 0);
+    b->sent = false;
+    sh->inflight--;
     rn_err_t berr = req_err;
     uint64_t base = 0;
     if (!berr) {
-      const Runnel__ShardBatchResult *r = NULL;
-      for (size_t k = 0; k < resp->produce->n_results; k++)
-        if (resp->produce->results[k]->shard == sh->index) r = resp->produce->results[k];
+      const Runnel__ShardBatchResult *r = result_for(resp->produce, i, sh->index);
       if (r == NULL) {
         berr = RN_EBADREQUEST;
       } else {
@@ -231,33 +367,35 @@ static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respons
       }
     }
     if (!berr) {
-      shard_unlink(sh, b);
-      report_add(&reports, b, 0, sh->index, base);
+      batch_finish(b, 0, base);
       continue;
     }
     b->last_err = berr;
-    bool retriable = rn_err_retriable(berr) && berr != RN_ECANCELED;
-    int64_t retry_at = now + backoff_for(&p->conf, b->attempts);
-    if (retriable && !p->closing && retry_at < b->deadline) {
-      b->retry_at = retry_at;
-      continue; /* stays sealed at the head; resent as is */
-    }
-    shard_unlink(sh, b);
-    report_add(&reports, b, berr, sh->index, 0);
-    if (p->conf.idempotent) {
-      if (retriable || berr == RN_ESEQUENCE || berr == RN_EFENCED) {
-        /* fate unknown or sequence state broken: never reuse this id */
-        if (b->pid == p->pid) p->need_pid = true;
-      } else if (sh->seq_pid == b->pid) {
-        sh->next_seq = b->base_seq; /* definitely not appended: give it back */
+    /* a gap: an earlier batch of the shard is not appended (yet), or one
+     * failed for sure and the shard is about to re-sequence */
+    bool gap = berr == RN_ESEQUENCE && (sh->reseq || earlier_unresolved(sh, b));
+    bool retriable = (rn_err_retriable(berr) && berr != RN_ECANCELED) || gap;
+    if (retriable) {
+      int64_t retry_at = now + backoff_for(&p->conf, b->attempts);
+      if (!p->closing && retry_at < b->deadline) {
+        b->retry_at = gap ? now : retry_at; /* a gap: resent right after its predecessor */
+        sh->hold = true;
+        continue;
       }
+      batch_give_up(p, sh, b, berr);
+      continue;
     }
+    /* failed for sure: not appended, and neither is anything after it */
+    batch_reject(sh, b, berr);
+    if (p->conf.idempotent && (berr == RN_ESEQUENCE || berr == RN_EFENCED) && b->pid == p->pid)
+      p->need_pid = true; /* the broker's state for this id is not ours: never reuse it */
   }
+  for (size_t i = 0; i < rq->n; i++) shard_pop_done(rq->e[i].sh, &reports);
   pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->mu);
   if (resp) runnel__response__free_unpacked(resp, NULL);
   free(rq);
-  report_run(p, reports);
+  report_run(p, &reports);
   wake(p);
 }
 
@@ -283,26 +421,27 @@ static void init_producer_cb(void *arg, rn_err_t err, const char *msg, Runnel__R
   wake(p);
 }
 
-/* Whether the head of sh may be sent now; seals it when needed. Under mu. */
-static bool head_ready(rn_producer_t *p, pshard_t *sh, int64_t now, int64_t *next) {
-  pbatch_t *b = sh->head;
-  if (b == NULL || sh->inflight) return false;
-  if (b->sealed) {
-    if (now >= b->retry_at) return true;
-    if (b->retry_at < *next) *next = b->retry_at;
-    return false;
-  }
+/* Seal b (the oldest unsealed batch of sh) when it is ready. Under mu. */
+static bool batch_seal(rn_producer_t *p, pshard_t *sh, pbatch_t *b, int64_t now, int64_t *next) {
   bool full = rn_batch_builder_size(&b->bld) >= p->conf.max_batch_bytes || b->next != NULL;
   int64_t linger_end = b->first_ms + (int64_t)p->conf.linger_ms;
   if (!full && p->flushing == 0 && now < linger_end) {
     if (linger_end < *next) *next = linger_end;
     return false;
   }
-  /* seal */
-  rn_batch_producer_t prod = {0, 0, -1};
+  /* A batch that is not full keeps filling while the shard has a batch on
+   * the wire (its answer wakes us): at rates below what one batch per
+   * fdatasync round carries, this keeps batches, and so appends and
+   * fdatasyncs, few and large instead of multiplying small ones. Full
+   * batches are pipelined up to max_in_flight. */
+  if (!full && p->flushing == 0 && sh->inflight > 0) return false;
+  int32_t seq = -1;
   if (p->conf.idempotent) {
     if (p->need_pid) return false; /* waits for a fresh id */
     if (sh->seq_pid != p->pid) {
+      /* a new id: only once nothing of the shard under the old one is
+       * unresolved, or a retry under the old id could land after it */
+      if (sh->inflight > 0) return false;
       sh->seq_pid = p->pid;
       sh->next_seq = 0;
     }
@@ -310,49 +449,60 @@ static bool head_ready(rn_producer_t *p, pshard_t *sh, int64_t now, int64_t *nex
       p->need_pid = true; /* sequence space used up: continue under a new id */
       return false;
     }
-    prod.producer_id = p->pid;
-    prod.producer_epoch = p->epoch;
-    prod.base_sequence = sh->next_seq;
+    seq = sh->next_seq;
   }
-  rn_err_t err = rn_batch_builder_finish(&b->bld, p->conf.codec, &prod, &b->data, &b->len);
-  if (err) {
+  if (batch_stamp(p, b, p->pid, seq)) {
     /* ENOMEM: try again at the next run */
     if (now + 10 < *next) *next = now + 10;
     return false;
   }
   b->sealed = true;
-  b->pid = prod.producer_id;
-  b->base_seq = prod.base_sequence;
   if (p->conf.idempotent) sh->next_seq += (int32_t)b->nrec;
   return true;
 }
 
-/* Fail unsealed batches past their delivery deadline. Under mu. */
-static void expire_batches(rn_producer_t *p, pshard_t *sh, int64_t now, int64_t *next, report_t **reports) {
-  for (pbatch_t *b = sh->head, *n; b; b = n) {
-    n = b->next;
+/* The next batch of sh to put on the wire now, or NULL. Seals when needed.
+ * Under mu. */
+static pbatch_t *shard_next(rn_producer_t *p, pshard_t *sh, int64_t now, int64_t *next) {
+  if (sh->hold || sh->inflight >= p->conf.max_in_flight) return NULL;
+  for (pbatch_t *b = sh->head; b; b = b->next) {
+    if (b->done || b->sent) continue;
     if (b->sealed) {
-      /* a sealed head waiting for a retry gives up at its deadline */
-      if (!sh->inflight && b == sh->head && now >= b->deadline) {
-        shard_unlink(sh, b);
-        report_add(reports, b, b->last_err ? b->last_err : RN_ETIMEDOUT, sh->index, 0);
-        if (p->conf.idempotent && b->pid == p->pid) p->need_pid = true;
-      }
+      if (now >= b->retry_at) return b;
+      if (b->retry_at < *next) *next = b->retry_at;
+      return NULL; /* nothing overtakes a batch waiting for its retry */
+    }
+    return batch_seal(p, sh, b, now, next) ? b : NULL;
+  }
+  return NULL;
+}
+
+/* Outcomes decided by time: batches past their delivery deadline that are
+ * not on the wire, and the end of a hold. Under mu. */
+static void shard_settle(rn_producer_t *p, pshard_t *sh, int64_t now, int64_t *next) {
+  for (pbatch_t *b = sh->head; b; b = b->next) {
+    if (b->done || b->sent) continue;
+    if (now < b->deadline) {
+      if (b->deadline < *next) *next = b->deadline;
       continue;
     }
-    if (now >= b->deadline) {
-      shard_unlink(sh, b);
-      report_add(reports, b, RN_ETIMEDOUT, sh->index, 0);
-    } else if (b->deadline < *next) {
-      *next = b->deadline;
+    if (!b->sealed) {
+      batch_finish(b, RN_ETIMEDOUT, 0);
+    } else if (b->attempts > 0) {
+      batch_give_up(p, sh, b, b->last_err ? b->last_err : RN_ETIMEDOUT);
+    } else {
+      batch_reject(sh, b, RN_ETIMEDOUT); /* never sent: its sequence is given back */
     }
+  }
+  if (sh->inflight == 0) {
+    if (sh->reseq && shard_reseq(p, sh)) sh->reseq = false;
+    if (!sh->reseq) sh->hold = false;
   }
 }
 
-/* Submit one ProduceRequest for the batches in rq (sealed heads of their
- * shards). Under mu. Takes rq. */
-static void send_request(rn_producer_t *p, pstream_t *st, preq_t *rq, int64_t now, int64_t *next,
-                         report_t **reports) {
+/* Submit one ProduceRequest for the batches in rq (already counted as on
+ * the wire). Under mu. Takes rq. */
+static void send_request(rn_producer_t *p, pstream_t *st, preq_t *rq, int64_t now, int64_t *next) {
   Runnel__ShardBatch *sbs = calloc(rq->n, sizeof *sbs);
   Runnel__ShardBatch **sbp = calloc(rq->n, sizeof *sbp);
   rn_err_t err = RN_ENOMEM;
@@ -379,10 +529,7 @@ static void send_request(rn_producer_t *p, pstream_t *st, preq_t *rq, int64_t no
   free(sbp);
   if (err == 0) {
     p->inflight_reqs++;
-    for (size_t i = 0; i < rq->n; i++) {
-      rq->e[i].sh->inflight = true;
-      rq->e[i].b->attempts++;
-    }
+    for (size_t i = 0; i < rq->n; i++) rq->e[i].b->attempts++;
     return;
   }
   /* not sent: a batch too large for any frame can never go (its sequence
@@ -390,10 +537,13 @@ static void send_request(rn_producer_t *p, pstream_t *st, preq_t *rq, int64_t no
   for (size_t i = 0; i < rq->n; i++) {
     pbatch_t *b = rq->e[i].b;
     pshard_t *sh = rq->e[i].sh;
+    b->sent = false;
+    sh->inflight--;
     if (err == RN_ETOOLARGE) {
-      shard_unlink(sh, b);
-      report_add(reports, b, err, sh->index, 0);
-      if (sh->seq_pid == b->pid) sh->next_seq = b->base_seq;
+      if (b->attempts > 0)
+        batch_give_up(p, sh, b, err);
+      else
+        batch_reject(sh, b, err);
     } else {
       b->retry_at = now + 10;
       if (b->retry_at < *next) *next = b->retry_at;
@@ -405,7 +555,7 @@ static void send_request(rn_producer_t *p, pstream_t *st, preq_t *rq, int64_t no
 static int64_t pump(rn__agent_t *a, int64_t now) {
   rn_producer_t *p = (rn_producer_t *)a;
   int64_t next = INT64_MAX;
-  report_t *reports = NULL;
+  reports_t reports = {0};
   pthread_mutex_lock(&p->mu);
   if (p->closing) {
     pthread_mutex_unlock(&p->mu);
@@ -427,42 +577,56 @@ static int64_t pump(rn__agent_t *a, int64_t now) {
     }
     if (!p->pid_inflight && p->pid_retry_at < next) next = p->pid_retry_at;
   }
-  /* per stream, the ready batches of all its shards go out together, in
-   * requests of at most RN__MAX_REQUEST_BYTES (a single larger batch goes
-   * alone) so a request stays well below the broker's frame limit */
+  /* Per stream, rounds: each round takes at most one batch per shard (the
+   * oldest sendable one) into requests of at most RN__MAX_REQUEST_BYTES (a
+   * single larger batch goes alone), so a request stays well below the
+   * broker's frame limit; rounds repeat until no shard has anything to
+   * send or its in-flight limit is reached. */
   for (pstream_t *st = p->streams; st; st = st->next) {
-    size_t n = st->desc->shard_count, bytes = 0;
-    preq_t *rq = NULL;
+    size_t n = st->desc->shard_count;
     for (size_t i = 0; i < n; i++) {
-      pshard_t *sh = &st->shards[i];
-      expire_batches(p, sh, now, &next, &reports);
-      if (!head_ready(p, sh, now, &next)) continue;
-      if (rq != NULL && bytes + sh->head->len > RN__MAX_REQUEST_BYTES) {
-        send_request(p, st, rq, now, &next, &reports);
-        rq = NULL;
-      }
-      if (rq == NULL) {
-        rq = malloc(sizeof *rq + n * sizeof rq->e[0]);
-        if (rq == NULL) {
-          sh->head->retry_at = now + 10; /* sealed: goes with the next run */
-          if (now + 10 < next) next = now + 10;
-          break;
-        }
-        rq->p = p;
-        rq->st = st;
-        rq->n = 0;
-        bytes = 0;
-      }
-      rq->e[rq->n].sh = sh;
-      rq->e[rq->n].b = sh->head;
-      rq->n++;
-      bytes += sh->head->len;
+      shard_settle(p, &st->shards[i], now, &next);
+      shard_pop_done(&st->shards[i], &reports);
     }
-    if (rq != NULL) send_request(p, st, rq, now, &next, &reports);
+    for (;;) {
+      preq_t *rq = NULL;
+      size_t bytes = 0, taken = 0;
+      for (size_t i = 0; i < n; i++) {
+        pshard_t *sh = &st->shards[i];
+        pbatch_t *b = shard_next(p, sh, now, &next);
+        if (b == NULL) continue;
+        if (rq != NULL && bytes + b->len > RN__MAX_REQUEST_BYTES) {
+          send_request(p, st, rq, now, &next);
+          rq = NULL;
+        }
+        if (rq == NULL) {
+          rq = malloc(sizeof *rq + n * sizeof rq->e[0]);
+          if (rq == NULL) {
+            b->retry_at = now + 10; /* sealed: goes with a later run */
+            if (now + 10 < next) next = now + 10;
+            break;
+          }
+          rq->p = p;
+          rq->st = st;
+          rq->n = 0;
+          bytes = 0;
+        }
+        b->sent = true;
+        sh->inflight++;
+        rq->e[rq->n].sh = sh;
+        rq->e[rq->n].b = b;
+        rq->n++;
+        taken++;
+        bytes += b->len;
+      }
+      if (rq != NULL) send_request(p, st, rq, now, &next);
+      if (taken == 0) break;
+    }
+    for (size_t i = 0; i < n; i++) shard_pop_done(&st->shards[i], &reports);
   }
   pthread_mutex_unlock(&p->mu);
-  if (reports) {
-    report_run(p, reports);
+  if (reports.head) {
+    report_run(p, &reports);
     next = now; /* run again: reporting may have unblocked more */
   }
   return next;
@@ -487,6 +651,8 @@ rn_err_t rn_producer_new(rn_client_t *cl, const rn_producer_conf_t *conf, rn_pro
   }
   if (p->conf.max_batch_bytes == 0) p->conf.max_batch_bytes = 1u << 20;
   if (p->conf.max_buffered_bytes == 0) p->conf.max_buffered_bytes = 64ull << 20;
+  if (p->conf.max_in_flight == 0 || p->conf.max_in_flight > RN__BROKER_WINDOW)
+    p->conf.max_in_flight = RN__BROKER_WINDOW;
   p->cl = cl;
   p->agent.run = pump;
   if (p->conf.idempotent) {
@@ -577,18 +743,19 @@ void rn_producer_destroy(rn_producer_t *p) {
    * thread: so once the removal returns, no callback of p is running. */
   rn__client_agent_remove(p->cl, &p->agent);
   /* nothing runs on the I/O thread for p any more */
-  report_t *reports = NULL;
+  reports_t reports = {0};
   for (pstream_t *st = p->streams; st; st = st->next) {
     for (size_t i = 0; i < st->desc->shard_count; i++) {
       pshard_t *sh = &st->shards[i];
       while (sh->head) {
         pbatch_t *b = sh->head;
         shard_unlink(sh, b);
-        report_add(&reports, b, RN_ECANCELED, sh->index, 0);
+        if (!b->done) batch_finish(b, RN_ECANCELED, 0); /* done ones keep their outcome */
+        report_add(&reports, b, sh->index);
       }
     }
   }
-  report_run(p, reports);
+  report_run(p, &reports);
   while (p->streams) {
     pstream_t *st = p->streams;
     p->streams = st->next;
@@ -633,7 +800,10 @@ static rn_err_t stream_learn(rn_producer_t *p, const char *name) {
     return RN_ENOMEM;
   }
   st->desc = desc;
-  for (size_t i = 0; i < desc->shard_count; i++) st->shards[i].index = desc->shards[i].index;
+  for (size_t i = 0; i < desc->shard_count; i++) {
+    st->shards[i].index = desc->shards[i].index;
+    st->shards[i].give_back = -1;
+  }
   pthread_mutex_lock(&p->mu);
   if (stream_find(p, name) == NULL) {
     st->next = p->streams;
@@ -716,7 +886,7 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
   pshard_t *sh = &st->shards[pos];
   pbatch_t *b = sh->tail;
   bool wake_needed = false;
-  if (b == NULL || b->sealed ||
+  if (b == NULL || b->sealed || b->done ||
       (b->nrec > 0 && rn_batch_builder_size(&b->bld) + bytes > p->conf.max_batch_bytes)) {
     pbatch_t *nb = calloc(1, sizeof *nb);
     if (nb) nb->recs = malloc(16 * sizeof *nb->recs);

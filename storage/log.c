@@ -167,11 +167,16 @@ static void maybe_seal(rn_log_t *log);
 
 static void after_progress(rn_log_t *log);
 
+/* Spare chunks kept per log: a fill, a write in flight and a few ready
+ * chunks recycle their buffers instead of faulting in fresh pages. */
+#define SPARE_MAX 4u
+
 static void chunk_recycle(rn_log_t *log, rn__chunk_t *c) {
-  if (!log->spare && c->cap <= CHUNK_MAX * 2) {
+  if (log->nspare < SPARE_MAX && c->cap <= CHUNK_MAX * 2) {
     c->len = 0;
-    c->next = NULL;
+    c->next = log->spare;
     log->spare = c;
+    log->nspare++;
   } else {
     chunk_free(c);
   }
@@ -179,16 +184,21 @@ static void chunk_recycle(rn_log_t *log, rn__chunk_t *c) {
 
 static rn__chunk_t *chunk_get(rn_log_t *log, rn__seg_t *seg, size_t need) {
   rn__chunk_t *c = log->spare;
-  log->spare = NULL;
+  if (c) {
+    log->spare = c->next;
+    log->nspare--;
+  }
   if (!c) c = calloc(1, sizeof(*c));
   if (!c) return NULL;
   size_t want = need > CHUNK_MIN ? need : CHUNK_MIN;
   if (c->cap < want) {
-    uint8_t *b = realloc(c->buf, want);
+    /* empty: a fresh buffer, not a realloc that would copy the old one */
+    uint8_t *b = malloc(want);
     if (!b) {
       chunk_free(c);
       return NULL;
     }
+    free(c->buf);
     c->buf = b;
     c->cap = want;
   }
@@ -515,7 +525,11 @@ static void log_free(rn_log_t *log) {
   for (uint32_t i = 0; i < log->nsegs; i++) rn__seg_free(log->segs[i]);
   free(log->segs);
   chunk_free(log->fill);
-  chunk_free(log->spare);
+  while (log->spare) {
+    rn__chunk_t *c = log->spare;
+    log->spare = c->next;
+    chunk_free(c);
+  }
   while (log->ready_head) {
     rn__chunk_t *c = log->ready_head;
     log->ready_head = c->next;
@@ -652,9 +666,11 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
   }
   rn__seg_t *seg = active(log);
   /* The fill buffer must belong to the active segment: one left from before
-   * a roll goes to the write queue (or back to the spare slot if empty, e.g.
-   * after an allocation failure below). */
-  if (log->fill && (log->fill->seg != seg || (log->fill->len && log->fill->len + len > CHUNK_MAX))) {
+   * a roll goes to the write queue (or back to the spare list if empty, e.g.
+   * after an allocation failure below). A fill that cannot take the batch
+   * goes too, rather than growing: growing copies what it holds (realloc),
+   * which at megabyte batches cost as much as the append's own copy. */
+  if (log->fill && (log->fill->seg != seg || log->fill->len + len > log->fill->cap)) {
     if (log->fill->len)
       ready_push(log, log->fill);
     else

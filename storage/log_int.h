@@ -100,7 +100,8 @@ struct rn_log {
   rn__chunk_t *ready_head; /* closed by a roll or size cap, in order */
   rn__chunk_t *ready_tail;
   rn__chunk_t *writing;    /* the one write in flight */
-  rn__chunk_t *spare;      /* recycled chunk (buffer reuse) */
+  rn__chunk_t *spare;      /* recycled chunks (buffer reuse), chained through next */
+  uint32_t nspare;
 
   /* acks waiting for their durable mark; a ring */
   rn__ack_t *acks;

@@ -250,6 +250,11 @@ typedef struct rn_producer_conf {
   uint32_t retry_backoff_ms;    /* first retry delay, doubling; default 100 */
   uint32_t retry_backoff_max_ms;/* default 1000 */
   uint32_t close_timeout_ms;    /* rn_producer_destroy flushes this long; default 30000 */
+  uint32_t max_in_flight;       /* batches on the wire per (stream, shard) at once; default
+                                   5, at most 5 (the broker remembers the last 5 batches
+                                   per producer and shard, so retries stay exactly-once);
+                                   0 = default. Order per shard is kept either way; without
+                                   idempotence a retry may reorder when this is above 1 */
 } rn_producer_conf_t;
 
 RN_EXTERN void rn_producer_conf_init(rn_producer_conf_t *conf);

@@ -6,7 +6,11 @@
  * after a lost acknowledgement (appended once, acknowledged with the
  * original offsets), non-retriable errors giving their sequence back, the
  * delivery timeout moving to a fresh producer id, back-pressure, and the
- * callback contract (exactly once, on the I/O thread, no blocking calls).
+ * callback contract (exactly once, on the I/O thread, no blocking calls),
+ * and pipelining: several batches per shard on the wire (max_in_flight),
+ * reports in send order when acks come back reordered, a lost ack, a
+ * sequence gap and a failed batch in the middle of a pipeline, each ending
+ * exactly once with consecutive sequences.
  *
  * Linger is set to a minute wherever a test counts requests, so batches go
  * out only when the test flushes: no sleeps, no timing assertions.
@@ -507,6 +511,145 @@ static void test_not_idempotent(void **state) {
   rn_producer_destroy(p);
 }
 
+
+/* ---- several batches per shard in flight (max_in_flight) ------------------ */
+
+/* Reports in arrival order: opaque = index of the record. */
+typedef struct {
+  pthread_mutex_t mu;
+  int order[64]; /* record index of the n-th report */
+  int n;
+  rn_err_t err[64];
+  uint64_t offset[64];
+} ordered_t;
+
+static ordered_t ord;
+
+static void on_ordered(rn_err_t err, uint32_t shard, uint64_t offset, void *opaque) {
+  (void)shard;
+  int i = (int)(intptr_t)opaque;
+  pthread_mutex_lock(&ord.mu);
+  ord.order[ord.n++] = i;
+  ord.err[i] = err;
+  ord.offset[i] = offset;
+  pthread_mutex_unlock(&ord.mu);
+}
+
+/* One record per batch: records of 100 bytes, batches of at most 150. A
+ * batch goes out as soon as the next one starts. reorder > 0: the mock
+ * holds that many responses, armed after the first send (the producer's
+ * describe and init requests are answered by then). */
+static rn_producer_t *pipelined_producer(fixture_t *f, const char *stream, int nrec, unsigned reorder) {
+  memset(&ord, 0, sizeof ord);
+  pthread_mutex_init(&ord.mu, NULL);
+  rn_producer_conf_t pc = slow_conf();
+  pc.max_batch_bytes = 150;
+  rn_producer_t *p;
+  assert_int_equal(rn_producer_new(f->cl, &pc, &p), 0);
+  char data[100];
+  for (int i = 0; i < nrec; i++) {
+    memset(data, 'a' + i % 26, sizeof data);
+    assert_int_equal(rn_producer_send(p, stream, "k", 1, data, sizeof data, on_ordered, (void *)(intptr_t)i), 0);
+    if (i == 0 && reorder > 0) mock_reorder_next(f->mb, reorder);
+  }
+  return p;
+}
+
+/* Every record delivered once, in send order, at offset = index; the
+ * stored batches carry one producer id and consecutive sequences. */
+static void assert_in_order_exactly_once(fixture_t *f, const char *stream, int nrec, uint64_t *pid_out) {
+  assert_int_equal(ord.n, nrec);
+  for (int i = 0; i < nrec; i++) {
+    assert_int_equal(ord.order[i], i);
+    assert_int_equal(ord.err[i], 0);
+    assert_int_equal(ord.offset[i], (uint64_t)i);
+  }
+  assert_int_equal(mock_end_offset(f->mb, stream, 0), (uint64_t)nrec);
+  assert_int_equal(mock_batches(f->mb), (unsigned)nrec);
+  uint64_t pid0 = 0;
+  for (unsigned i = 0; i < (unsigned)nrec; i++) {
+    uint32_t count;
+    uint64_t pid;
+    int32_t seq;
+    mock_batch_info(f->mb, i, NULL, &count, NULL, &pid, &seq);
+    assert_int_equal(count, 1);
+    assert_int_equal(seq, (int32_t)i);
+    if (i == 0) pid0 = pid;
+    assert_int_equal(pid, pid0);
+  }
+  if (pid_out) *pid_out = pid0;
+}
+
+static void test_pipelined_in_flight(void **state) {
+  fixture_t *f = *state;
+  mock_create_stream(f->mb, "pl", 1);
+  /* The mock answers only once it holds 5 responses, last first: this
+   * completes only if 5 batches of the shard are on the wire together, and
+   * the reports must still come in send order. */
+  rn_producer_t *p = pipelined_producer(f, "pl", 12, 5);
+  assert_int_equal(rn_producer_flush(p, 60000), 0);
+  assert_in_order_exactly_once(f, "pl", 12, NULL);
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_PRODUCE), 12); /* one batch per request here */
+  rn_producer_destroy(p);
+}
+
+static void test_pipelined_lost_ack_exactly_once(void **state) {
+  fixture_t *f = *state;
+  mock_create_stream(f->mb, "la", 1);
+  /* the first request is appended, then the connection dies: its ack and
+   * the requests pipelined behind it are lost */
+  mock_inject(f->mb, RUNNEL__REQUEST__OP_PRODUCE, MOCK_DROP_AFTER, 0, 1);
+  rn_producer_t *p = pipelined_producer(f, "la", 10, 0);
+  assert_int_equal(rn_producer_flush(p, 60000), 0);
+  assert_in_order_exactly_once(f, "la", 10, NULL);
+  assert_int_equal(mock_duplicates(f->mb), 1); /* the resend of the appended one */
+  assert_true(mock_connections(f->mb) >= 2);
+  rn_producer_destroy(p);
+}
+
+static void test_pipelined_retry_after_gap(void **state) {
+  fixture_t *f = *state;
+  mock_create_stream(f->mb, "gap", 1);
+  /* the first batch is throttled (not appended); the ones pipelined behind
+   * it see a sequence gap (ESEQUENCE): all are resent in order under the
+   * same producer id */
+  mock_inject(f->mb, RUNNEL__REQUEST__OP_PRODUCE, MOCK_SHARD_ERR, RN_ETHROTTLED, 1);
+  rn_producer_t *p = pipelined_producer(f, "gap", 10, 0);
+  assert_int_equal(rn_producer_flush(p, 60000), 0);
+  uint64_t pid;
+  assert_in_order_exactly_once(f, "gap", 10, &pid);
+  assert_int_equal(pid, 1001); /* no fresh id was needed */
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_INIT_PRODUCER), 1);
+  rn_producer_destroy(p);
+}
+
+static void test_pipelined_failure_resequences(void **state) {
+  fixture_t *f = *state;
+  mock_create_stream(f->mb, "rs", 1);
+  /* the first batch fails for sure; the ones behind it (sealed with the
+   * following sequences, some already on the wire) are re-stamped with the
+   * sequence it gives back, so the shard continues without a gap */
+  mock_inject(f->mb, RUNNEL__REQUEST__OP_PRODUCE, MOCK_SHARD_ERR, RN_ETOOLARGE, 1);
+  rn_producer_t *p = pipelined_producer(f, "rs", 8, 0);
+  assert_int_equal(rn_producer_flush(p, 60000), 0);
+  assert_int_equal(ord.n, 8);
+  for (int i = 0; i < 8; i++) assert_int_equal(ord.order[i], i);
+  assert_int_equal(ord.err[0], RN_ETOOLARGE);
+  for (int i = 1; i < 8; i++) {
+    assert_int_equal(ord.err[i], 0);
+    assert_int_equal(ord.offset[i], (uint64_t)(i - 1));
+  }
+  assert_int_equal(mock_batches(f->mb), 7);
+  for (unsigned i = 0; i < 7; i++) {
+    uint64_t pid;
+    int32_t seq;
+    mock_batch_info(f->mb, i, NULL, NULL, NULL, &pid, &seq);
+    assert_int_equal(seq, (int32_t)i);
+    assert_int_equal(pid, 1001);
+  }
+  rn_producer_destroy(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_routing_and_batching, setup, teardown),
@@ -522,6 +665,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_callback_contract, setup, teardown),
       cmocka_unit_test_setup_teardown(test_destroy_flushes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_not_idempotent, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipelined_in_flight, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipelined_lost_ack_exactly_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipelined_retry_after_gap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipelined_failure_resequences, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
