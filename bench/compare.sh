@@ -95,10 +95,12 @@ PY
 # ---- rows ---------------------------------------------------------------------
 COMMON=(--dir "$WORK" --shards 16 --producers 4 --consumers 4 --duration "$DURATION" --rounds "$ROUNDS"
         --warmup "$WARMUP" --json)
-# system configurations: name | subcommand and its durability flag
+# system configurations: name | subcommand and its durability flag. Every system
+# reads through its consumer-group mechanism: runnel consumer groups (4 members,
+# broker-assigned shards), Redis XREADGROUP, NATS durable pull consumers.
 CONFIGS=(
-  "runnel-sync|broker --durability sync"
-  "runnel-interval|broker --durability interval"
+  "runnel-sync|broker --durability sync --use-groups"
+  "runnel-interval|broker --durability interval --use-groups"
   "redis-always|redis --fsync always"
   "redis-everysec|redis --fsync everysec"
   "nats-always|nats --sync always"
@@ -137,20 +139,16 @@ for pct in 25 50; do
 done
 # (c) 100-byte records, max records/s
 for c in "${CONFIGS[@]}"; do run c-max-100b "$c" --record-size 100; done
-# (d) fan-out: 4 independent consumer groups on one stream (runnel: real consumer
-# groups of 4 members, the broker assigning the shards)
-for c in "${CONFIGS[@]}"; do
-  case $c in runnel-*) run d-fanout-4 "$c" --record-size 1024 --groups 4 --use-groups ;;
-             *) run d-fanout-4 "$c" --record-size 1024 --groups 4 ;; esac
-done
+# (d) fan-out: 4 independent consumer groups on one stream
+for c in "${CONFIGS[@]}"; do run d-fanout-4 "$c" --record-size 1024 --groups 4; done
 # (e) catch-up read of a backlog
 for c in "${CONFIGS[@]}"; do run e-catchup "$c" --record-size 1024 --backlog "$BACKLOG" --rounds 1; done
 
 # (f) runnel only: a 4-member group over 16 shards at 25 % of the durable max while
 # producers run; member 0 is abandoned (like kill -9) 3 s into the slice
 RATE25=$(( ${MAX%.*} * 25 / 100 ))
-run f-group-rebalance "runnel-sync|broker --durability sync" --record-size 1024 --rate "$RATE25" \
-  --use-groups --session-timeout-ms 3000 --kill-member-at 3 --duration 12 --rounds 1
+run f-group-rebalance "runnel-sync|broker --durability sync --use-groups" --record-size 1024 --rate "$RATE25" \
+  --session-timeout-ms 3000 --kill-member-at 3 --duration 12 --rounds 1
 
 python3 - "$RES/meta.json" <<'PY'
 import json, sys

@@ -320,8 +320,9 @@ def render(rows, meta, pngs):
             "- latencies are from each record's *intended* send time: publish = acknowledgement, e2e = a consumer "
             "receiving it; at max rate they are mostly the producer's queue.",
             "- ×raw = the row's MB/s over the raw write+fdatasync loop measured in the same row's alternating slices.",
-            "- fan-out (d): runnel runs 4 consumer groups of 4 members each (broker-side assignment and "
-            "checkpoints); Redis 4 consumer groups (XREADGROUP); NATS 4 durable consumers.",
+            "- consumers: runnel reads through consumer groups (4 members over 16 shards, broker-side assignment, "
+            "checkpoints every second), Redis through XREADGROUP groups, NATS through durable pull consumers; "
+            "fan-out (d) runs 4 such groups.",
             "- rebalance (f): from the moment the abandoned member's session ran out (its last answered heartbeat "
             "or commit + the session timeout) until the survivors hold every shard, and until the first record "
             "of one of its shards reached a survivor. The e2e percentiles of that row include the records that "
