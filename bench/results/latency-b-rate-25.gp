@@ -1,6 +1,6 @@
 set terminal pngcairo size 1000,600 noenhanced
 set output 'latency-b-rate-25.png'
-set title 'end-to-end latency from the intended send time, b-rate-25 (65725 records/s)'
+set title 'end-to-end latency from the intended send time, b-rate-25 (123706 records/s)'
 set logscale x
 set logscale y
 set grid
