@@ -57,6 +57,7 @@ typedef struct gshard {
   gmember_t *owner;     /* holds it (granted, not yet released) */
   uint32_t owner_since; /* owner's epoch when granted */
   gmember_t *target;    /* the assignment */
+  uint64_t revoke_since; /* uv_now when owner != target was first seen; 0 = not revoking */
   bool has_ckpt;
   uint64_t ckpt;
   int64_t arrival_ms;
@@ -594,6 +595,10 @@ void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st) {
 }
 
 /* Remove the members of g whose session ran out. */
+/* Remove the members of g whose session ran out, and fence a member that
+ * kept a revoked shard (still heartbeating, never releasing it) for longer
+ * than its session timeout: otherwise one stuck member could hold a shard
+ * back from its new owner forever. */
 static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
   for (uint32_t k = 0; k < g->nmembers;) {
     gmember_t *m = g->members[k];
@@ -603,6 +608,24 @@ static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
       member_remove(g, m);
     } else {
       k++;
+    }
+  }
+  for (uint32_t s = 0; s < g->st->nshards; s++) {
+    gshard_t *gsh = &g->shards[s];
+    if (!gsh->owner || gsh->owner == gsh->target) {
+      gsh->revoke_since = 0;
+      continue;
+    }
+    if (!gsh->revoke_since) {
+      gsh->revoke_since = now ? now : 1;
+    } else if (now - gsh->revoke_since > gsh->owner->session_ms) {
+      gmember_t *m = gsh->owner;
+      rn__eng_say(gs->eng, RN_LOG_WARN,
+                  "group %s/%s: member %s did not release shard %u within its session timeout (%u ms) after it was "
+                  "revoked; fencing the member",
+                  g->stream, g->name, m->id, s, m->session_ms);
+      member_remove(g, m); /* clears its shards (revoke_since reset on the next pass) */
+      s = (uint32_t)-1;    /* rescan: member_remove changed owners */
     }
   }
 }

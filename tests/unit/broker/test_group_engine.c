@@ -147,6 +147,7 @@ static void produce(fx_t *f, const char *stream, uint32_t shard, int n) {
 }
 
 typedef struct member {
+  uint32_t session_ms; /* 0 = 60 s */
   char id[200];
   uint32_t epoch;
   uint32_t held[64];
@@ -165,7 +166,7 @@ static void heartbeat(fx_t *f, const char *stream, const char *group, member_t *
   hb.member_id = m->id;
   hb.member_epoch = m->epoch;
   hb.leave = leave;
-  hb.session_timeout_ms = 60000;
+  hb.session_timeout_ms = m->session_ms ? m->session_ms : 60000;
   hb.start_kind = RUNNEL__POSITION_KIND__POSITION_EARLIEST;
   hb.owned = m->held;
   hb.n_owned = m->nheld;
@@ -302,6 +303,34 @@ static void test_revoke_before_reassign_and_fencing(void **state) {
   heartbeat(f, "s", "g", &b, false);
   assert_int_equal(b.nheld, 4);
   assert_int_equal(commit(f, "s", "g", &a, a.epoch, a.held[0], 0), W_EUNKNOWNMEMBER);
+}
+
+static void test_member_that_never_releases_is_fenced(void **state) {
+  fx_t *f = *state;
+  create_stream(f, "s", 2);
+  member_t a = {.session_ms = 500}, b = {0};
+  heartbeat(f, "s", "g", &a, false);
+  assert_int_equal(a.nheld, 2);
+  uint32_t keep[2] = {a.held[0], a.held[1]};
+  heartbeat(f, "s", "g", &b, false);
+  assert_int_equal(b.pending, 1);
+  /* a stays alive (heartbeats) but keeps reporting both shards as held,
+   * although the answers revoke one: after its session timeout it is
+   * fenced and b gets both. Each round waits for the engine's next tick. */
+  int rounds = 0;
+  for (; rounds < 300; rounds++) {
+    a.nheld = 2;
+    a.held[0] = keep[0];
+    a.held[1] = keep[1];
+    heartbeat(f, "s", "g", &a, false);
+    if (a.err) break;
+    uv_run(&f->loop, UV_RUN_ONCE);
+  }
+  assert_int_equal(a.err, W_EUNKNOWNMEMBER);
+  heartbeat(f, "s", "g", &b, false);
+  assert_int_equal(b.err, 0);
+  assert_int_equal(b.nheld, 2);
+  assert_int_equal(b.pending, 0);
 }
 
 static void test_admin_rules_and_lag(void **state) {
@@ -524,6 +553,7 @@ static void test_groups_go_with_their_stream(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_revoke_before_reassign_and_fencing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_member_that_never_releases_is_fenced, setup, teardown),
       cmocka_unit_test_setup_teardown(test_admin_rules_and_lag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
       cmocka_unit_test_setup_teardown(test_checkpoints_survive_reopen_and_compaction, setup, teardown),
