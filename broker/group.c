@@ -759,7 +759,6 @@ typedef struct pending_reply {
   uint64_t uid;
   int kind; /* what to answer */
   Runnel__GroupHeartbeatRequest *hb; /* join: the request, replayed once durable */
-  Runnel__GroupCommitRequest *commit;
 } pending_reply_t;
 
 enum { PR_CREATE, PR_JOIN, PR_DELETE, PR_RESET, PR_COMMIT };
@@ -778,23 +777,23 @@ static pending_reply_t *pending_new(rn_engine_reply_cb cb, void *ctx, rn_stream_
 
 static void pending_free(rn_engine_t *eng, pending_reply_t *p) {
   if (p->hb) runnel__group_heartbeat_request__free_unpacked(p->hb, NULL);
-  if (p->commit) runnel__group_commit_request__free_unpacked(p->commit, NULL);
   rn__stream_unref(eng, p->st);
   free(p->group);
   free(p);
 }
 
-/* Copy a protobuf message by packing and unpacking (requests are borrowed). */
-#define PB_COPY(type, fn, src, dst)                                            \
-  do {                                                                         \
-    size_t n_ = fn##__get_packed_size(src);                                    \
-    uint8_t *b_ = malloc(n_ ? n_ : 1);                                         \
-    if (!b_) abort();                                                          \
-    fn##__pack(src, b_);                                                       \
-    (dst) = fn##__unpack(NULL, n_, b_);                                        \
-    free(b_);                                                                  \
-    if (!(dst)) abort();                                                       \
-  } while (0)
+/* A copy of a borrowed join request, replayed once the group's create is
+ * durable (pack and unpack: one owned allocation tree). */
+static Runnel__GroupHeartbeatRequest *copy_heartbeat(const Runnel__GroupHeartbeatRequest *r) {
+  size_t n = runnel__group_heartbeat_request__get_packed_size(r);
+  uint8_t *b = malloc(n ? n : 1);
+  if (!b) abort();
+  runnel__group_heartbeat_request__pack(r, b);
+  Runnel__GroupHeartbeatRequest *c = runnel__group_heartbeat_request__unpack(NULL, n, b);
+  free(b);
+  if (!c) abort();
+  return c;
+}
 
 static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx);
 static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
@@ -1016,7 +1015,7 @@ static void handle_heartbeat(rn__groups_t *gs, const Runnel__GroupHeartbeatReque
   if (err) return reply_err(cb, ctx, err, "%s", msg);
   g = group_create(gs, st, r->group, r->start_kind, r->start_value);
   pending_reply_t *p = pending_new(cb, ctx, st, r->group, PR_JOIN);
-  PB_COPY(Runnel__GroupHeartbeatRequest, runnel__group_heartbeat_request, r, p->hb);
+  p->hb = copy_heartbeat(r);
   err = append_state(gs, g, true, on_state_durable, p);
   if (err) {
     group_remove(gs, g);
@@ -1031,8 +1030,13 @@ typedef struct commit_job {
   pending_reply_t *p;
   int64_t commit_ms; /* as written to the log */
   uint32_t n;
-  Runnel__ShardCommitResult **results; /* n, in request order */
-  rn_err_t *errs;
+  /* per checkpoint of the request, in request order: */
+  struct {
+    uint32_t shard;
+    uint64_t offset;
+    int64_t arrival_ms;
+  } *cps;
+  rn_err_t *errs; /* 0 = accepted (written to the log) */
   char **msgs;
 } commit_job_t;
 
@@ -1047,7 +1051,7 @@ static void commit_reply(commit_job_t *cj) {
   Runnel__Error *errs = xcalloc(cj->n, sizeof(*errs));
   for (uint32_t i = 0; i < cj->n; i++) {
     runnel__shard_commit_result__init(&res[i]);
-    res[i].shard = p->commit->checkpoints[i]->shard;
+    res[i].shard = cj->cps[i].shard;
     if (cj->errs[i]) {
       rn_engine_error(&errs[i], cj->errs[i], cj->msgs[i]);
       res[i].error = &errs[i];
@@ -1068,6 +1072,7 @@ static void commit_job_free(rn_engine_t *eng, commit_job_t *cj) {
   for (uint32_t i = 0; i < cj->n; i++) free(cj->msgs[i]);
   free(cj->msgs);
   free(cj->errs);
+  free(cj->cps);
   pending_free(eng, cj->p);
   free(cj);
 }
@@ -1078,16 +1083,15 @@ static void on_commit_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
   group_t *g = group_find(gs, p->st->name, p->uid, p->group);
   for (uint32_t i = 0; i < cj->n; i++) {
     if (cj->errs[i]) continue;
-    const Runnel__ShardCheckpoint *c = p->commit->checkpoints[i];
     if (err) {
       cj->errs[i] = err;
       if (asprintf(&cj->msgs[i], "writing the checkpoint failed: %s", rn_strerror(err)) < 0) cj->msgs[i] = NULL;
-    } else if (g && c->shard < g->st->nshards) {
+    } else if (g && cj->cps[i].shard < g->st->nshards) {
       Runnel__GroupCheckpointState cs;
       runnel__group_checkpoint_state__init(&cs);
-      cs.shard = c->shard;
-      cs.offset = c->offset;
-      cs.arrival_ms = c->arrival_ms;
+      cs.shard = cj->cps[i].shard;
+      cs.offset = cj->cps[i].offset;
+      cs.arrival_ms = cj->cps[i].arrival_ms;
       cs.commit_ms = cj->commit_ms;
       apply_ckpt(g, &cs);
     }
@@ -1109,8 +1113,13 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
   m->last_seen = uv_now(gs->eng->loop); /* a commit shows the member is alive */
   commit_job_t *cj = xcalloc(1, sizeof(*cj));
   cj->p = pending_new(cb, ctx, st, r->group, PR_COMMIT);
-  PB_COPY(Runnel__GroupCommitRequest, runnel__group_commit_request, r, cj->p->commit);
   cj->n = (uint32_t)r->n_checkpoints;
+  cj->cps = xcalloc(cj->n, sizeof(*cj->cps));
+  for (uint32_t i = 0; i < cj->n; i++) {
+    cj->cps[i].shard = r->checkpoints[i]->shard;
+    cj->cps[i].offset = r->checkpoints[i]->offset;
+    cj->cps[i].arrival_ms = r->checkpoints[i]->arrival_ms;
+  }
   cj->errs = xcalloc(cj->n, sizeof(*cj->errs));
   cj->msgs = xcalloc(cj->n, sizeof(*cj->msgs));
   rn__arena_t a = {0};

@@ -709,6 +709,7 @@ rn_err_t rn_group_nack(rn_group_consumer_t *gc, const char *reason) {
 
 size_t rn_group_shards(const rn_group_consumer_t *gc, uint32_t *shards, size_t cap) {
   if (!gc) return 0;
+  if (!shards || cap == 0) return gc->nheld; /* just the count */
   uint32_t *v = malloc((gc->nheld + 1) * sizeof(uint32_t));
   if (!v) return 0;
   for (size_t i = 0; i < gc->nheld; i++) v[i] = gc->held[i].shard;
