@@ -37,6 +37,7 @@ typedef struct rn_engine_opts {
   uint64_t segment_bytes;      /* log segment size; default 256 MiB */
   uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
   uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
+  int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
   /* One line per event; NULL = stderr. */
   void (*logger)(void *arg, rn_log_level_t level, const char *msg);
   void *logger_arg;

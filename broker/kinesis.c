@@ -846,7 +846,7 @@ static void op_create(kop_t *o) {
   runnel__stream_config__init(&sc);
   sc.name = o->k.stream;
   sc.shard_count = count;
-  sc.retention_ms = (int64_t)DEFAULT_RETENTION_HOURS * 3600 * 1000;
+  sc.retention_ms = 0; /* the broker's default_retention (24 h unless configured), as for every API */
   sc.durability = RUNNEL__DURABILITY__DURABILITY_SYNC;
   cr.config = &sc;
   req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;

@@ -191,7 +191,8 @@ static void test_set_retention(void **state) {
   create_expect(&env->c, "ret", 2, RN_OK);
   Runnel__Response *r = rn_raw_describe(&env->c, "ret");
   assert_rn_ok(r, RUNNEL__RESPONSE__OP_DESCRIBE_STREAM);
-  assert_true(r->describe_stream->stream->config->retention_ms <= 0); /* created without: keep forever */
+  /* Created without one: the broker-wide default_retention (24 h). */
+  assert_int_equal(r->describe_stream->stream->config->retention_ms, 24 * 3600 * 1000);
   assert_true(r->describe_stream->stream->config->retention_bytes <= 0);
   rn_raw_free(r);
 

@@ -47,4 +47,13 @@ int rn_test_broker_wait(rn_test_broker_t *b);
 /* SIGKILL and wait. */
 void rn_test_broker_kill(rn_test_broker_t *b);
 
+/* Run runneld with exactly args (NULL-terminated, after argv[0]; no
+ * --data-dir or ports are added, nothing is created) for a start that is
+ * expected to be refused, or for an action such as --print-config. Collects
+ * its stdout and stderr (truncated to cap - 1 bytes, NUL-terminated) until
+ * it exits. Should it start serving instead (a "listening" line), it is
+ * stopped with SIGTERM and *started is set to 1 (started may be NULL).
+ * Returns its exit status, or -1 (fork failure, killed by a signal). */
+int rn_test_runneld_run(const char *const *args, char *out, size_t cap, int *started);
+
 #endif

@@ -135,7 +135,8 @@ RN_EXTERN void rn_hash_key_format(const uint8_t key[RN_HASH_KEY_BYTES], char out
 typedef struct rn_stream_config {
   const char *name;        /* [A-Za-z0-9_.-]{1,128} */
   uint32_t shard_count;    /* >= 1 */
-  int64_t retention_ms;    /* <= 0: keep forever (by time) */
+  int64_t retention_ms;    /* 0: the broker's default_retention (24 h unless
+                              configured); < 0: keep forever (by time) */
   int64_t retention_bytes; /* per shard; <= 0: unlimited */
   rn_durability_t durability;
 } rn_stream_config_t;

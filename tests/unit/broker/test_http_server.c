@@ -202,7 +202,8 @@ static int start(void **state, const char *const *sets) {
     fprintf(stderr, "engine: %s\n", why);
     return -1;
   }
-  if (rn_server_start(&fx->loop, fx->eng, &fx->cfg, &fx->srv, why, sizeof why) != 0) {
+  if (rn_server_bind(&fx->loop, &fx->cfg, &fx->srv, why, sizeof why) != 0 ||
+      rn_server_start(fx->srv, fx->eng, why, sizeof why) != 0) {
     fprintf(stderr, "server: %s\n", why);
     return -1;
   }
