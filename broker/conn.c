@@ -601,8 +601,37 @@ static void on_idle(uv_timer_t *t) {
   rn__conn_close(conn, stalled ? "write stalled" : "idle timeout");
 }
 
+/* Shutdown: requests already received but held back (the pipelining limit,
+ * back-pressure) will never be dispatched now. Answer each with the
+ * retriable ESHUTDOWN, so its client knows it was not executed and may retry
+ * it elsewhere, instead of inferring "maybe executed" from a closed
+ * connection. Only whole frames; a partial one is dropped with the
+ * connection. */
+static void refuse_held(rn__conn_t *conn) {
+  size_t pos = 0;
+  while (pos < conn->in_len) {
+    rn_frame_t f;
+    size_t need = 0;
+    if (rn_frame_decode(conn->in + pos, conn->in_len - pos, conn->srv->cfg->max_frame_bytes, &f, &need) != 0) break;
+    pos += f.frame_len;
+    uint64_t corr = 0;
+    rn_produce_view_t view;
+    if (rn_produce_view_decode(f.payload, f.payload_len, &view)) {
+      corr = view.req.correlation_id;
+    } else {
+      Runnel__Request *req = runnel__request__unpack(NULL, f.payload_len, f.payload);
+      if (req == NULL) continue; /* undecodable: nobody to answer */
+      corr = req->correlation_id;
+      runnel__request__free_unpacked(req, NULL);
+    }
+    send_error(conn, corr, RN_ESHUTDOWN, "broker is shutting down: request received but not executed; retry it");
+  }
+  conn->in_len = 0;
+}
+
 void rn__conn_drain(rn__conn_t *conn) {
   rn__conn_stop_reading(conn);
+  if (!conn->closing && !conn->fatal) refuse_held(conn);
   uint64_t limit = quiet_limit(conn);
   if (!conn->closing && limit > 0) uv_timer_start(&conn->idle, on_idle, limit, 0);
 }
