@@ -154,6 +154,10 @@
     "Retention time of a stream created without one, through every API (native, runnelctl, "     \
     "the Kinesis API's CreateStream): a duration such as `24h` or `7d`, or `forever`. Kinesis's " \
     "own default is 24 hours.")                                                                    \
+  X(metrics_latency_detail, ENUM, "stream", 0, 0, "stream|shard", NULL,                             \
+    "Granularity of the append-latency and fdatasync histograms in `/metrics`: `stream` sums the "  \
+    "shards of each stream (16 buckets per stream), `shard` keeps one histogram per shard (for "   \
+    "debugging a hot shard: a 1024-shard stream then costs ~40 000 series).")                       \
   X(group_log_segment_bytes, SIZE64, "4MiB", 4096, 1073741824, NULL, NULL,                         \
     "Segment size of the consumer groups' checkpoint log; when the log holds more than twice "    \
     "this, a snapshot of every group is written and the segments it covers are deleted.")

@@ -1075,6 +1075,8 @@ void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn
       s.end_offset = sh->log ? rn_log_end(sh->log) : 0;
       s.last_append_ms = sh->last_append_ms;
       s.failed = sh->log && rn_log_failure(sh->log) ? 1 : 0;
+      s.stored_bytes = sh->log ? rn_log_size_bytes(sh->log) : 0;
+      s.segments = sh->log ? rn_log_segment_count(sh->log) : 0;
       if (sh->log) {
         rn_log_sync_stats_t ss;
         rn_log_sync_stats(sh->log, &ss);

@@ -120,6 +120,8 @@ typedef struct rn_engine_shard_stats {
   uint64_t start_offset, end_offset;
   int64_t last_append_ms;
   int failed; /* the shard's log failed after an I/O error */
+  uint64_t stored_bytes;           /* bytes of the shard's segment files */
+  uint32_t segments;               /* segment files, the active one included */
   /* Append latency: from handing the batch to the log to the acknowledgement
    * (which, for sync streams, includes the group commit's fdatasync). */
   uint64_t append_count;

@@ -823,7 +823,18 @@ static void test_health_and_metrics(void **state) {
   assert_non_null(strstr(a.ctype, "text/plain"));
   const char *want[] = {
       "runnel_shard_records_in_total{stream=\"m\",shard=\"shardId-000000000000\"} 1",
-      "runnel_shard_append_latency_seconds_bucket{stream=\"m\",shard=\"shardId-000000000000\",le=\"+Inf\"} 1",
+      /* per stream by default (metrics_latency_detail: stream) */
+      "runnel_shard_append_latency_seconds_bucket{stream=\"m\",le=\"+Inf\"} 1",
+      "runnel_shard_append_latency_seconds_count{stream=\"m\"} 1",
+      "runnel_shard_segments{stream=\"m\",shard=\"shardId-000000000000\"} 1",
+      "runnel_shard_retention_deleted_records_total{stream=\"m\",shard=\"shardId-000000000000\"} 0",
+      "# TYPE runnel_shard_stored_bytes gauge",
+      "runnel_build_info{version=\"",
+      "# TYPE process_resident_memory_bytes gauge",
+      "# TYPE process_open_fds gauge",
+      "# TYPE process_cpu_seconds_total counter",
+      "# TYPE process_start_time_seconds gauge",
+      "# TYPE runnel_data_dir_free_bytes gauge",
       "runnel_http_requests_total{operation=\"PutRecord\",status=\"200\"} 1",
       "runnel_http_requests_total{operation=\"DescribeStream\",status=\"400\"} 1",
       "runnel_kinesis_errors_total{code=\"ResourceNotFoundException\"} 1",
@@ -833,6 +844,19 @@ static void test_health_and_metrics(void **state) {
   };
   for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
     if (!strstr(a.body, want[i])) fail_msg("/metrics lacks: %s", want[i]);
+  /* No per-shard latency series unless asked for: bounded cardinality. */
+  assert_null(strstr(a.body, "runnel_shard_append_latency_seconds_bucket{stream=\"m\",shard="));
+  assert_null(strstr(a.body, "runnel_shard_fdatasync_seconds_count{stream=\"m\",shard="));
+  free(a.body);
+  /* Scraping is GET; anything else is 405 with Allow. */
+  hreq_t post = {.method = "POST", .path = "/metrics"};
+  a = send_req(f, &post);
+  assert_int_equal(a.status, 405);
+  assert_non_null(strstr(a.body, "GET and HEAD only"));
+  free(a.body);
+  post.path = "/healthz";
+  a = send_req(f, &post);
+  assert_int_equal(a.status, 405);
   free(a.body);
   /* Draining: not ready any more, and produce refuses with ServiceUnavailable. */
   rn_engine_drain(f->eng);
