@@ -227,6 +227,7 @@ typedef enum {
   RN_CONFIG_VERSION,       /* --version */
   RN_CONFIG_REFERENCE,     /* --print-config-reference */
   RN_CONFIG_PRINT,         /* --print-config: the effective config as YAML */
+  RN_CONFIG_MAN,           /* --print-man: runneld(8) in roff */
 } rn_config_action_t;
 
 /* Parse runneld's command line (argv[0] is the program) into cfg, which
@@ -237,6 +238,9 @@ typedef enum {
  * is applied or checked. */
 rn_err_t rn_config_from_args(rn_config_t *cfg, int argc, char *const argv[],
                              rn_config_action_t *action, char *why, size_t whylen);
+
+/* runneld(8) in roff, from the same table as --help. */
+void rn_config_print_man(FILE *out, const char *version);
 
 /* Usage text: synopsis, every flag, every key with its default. */
 void rn_config_print_help(FILE *out, const char *prog);

@@ -118,6 +118,7 @@ int main(int argc, char **argv) {
   case RN_CONFIG_VERSION: printf("runneld %s\n", RN_VERSION); break;
   case RN_CONFIG_REFERENCE: rn_config_print_reference(stdout); break;
   case RN_CONFIG_PRINT: rn_config_print(stdout, &cfg); break;
+  case RN_CONFIG_MAN: rn_config_print_man(stdout, RN_VERSION); break;
   case RN_CONFIG_RUN: break;
   }
   if (action != RN_CONFIG_RUN) {
