@@ -146,8 +146,10 @@ typedef struct rn_engine_group_stats {
   uint32_t shard;
   uint32_t members;           /* of the group */
   uint64_t checkpoint;
-  uint64_t lag_records;
-  int64_t lag_ms;             /* -1 = unknown (nothing committed yet) */
+  uint64_t lag_records;       /* end offset - the group's read position */
+  int64_t lag_ms;             /* now - arrival of the oldest unconsumed record; 0 caught up;
+                                 -1 unknown (no checkpoint, or its arrival not read yet) */
+  int checkpoint_known;       /* the group has an offset position (checkpoint) in the shard */
 } rn_engine_group_stats_t;
 
 typedef void (*rn_engine_group_stats_fn)(void *arg, const rn_engine_group_stats_t *s);

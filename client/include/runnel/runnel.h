@@ -541,12 +541,16 @@ typedef struct rn_group_member_info {
 typedef struct rn_group_shard_info {
   uint32_t shard;
   char *owner;               /* member id, "" = none */
-  bool has_checkpoint;
+  bool has_checkpoint;       /* the group has an offset position here (a commit, or its
+                                create/reset position); false for a timestamp start
+                                no member has resolved yet */
   uint64_t checkpoint;       /* next offset to read */
   int64_t checkpoint_ms;     /* wall time of the last commit, 0 = never committed */
   uint64_t start_offset, end_offset;
-  uint64_t lag_records;
-  int64_t lag_ms;            /* -1 = unknown (nothing committed yet) */
+  uint64_t lag_records;      /* end_offset - max(checkpoint, start_offset) */
+  int64_t lag_ms;            /* age of the oldest unconsumed record: now - its broker
+                                arrival time; 0 when caught up; -1 = unknown (no
+                                checkpoint, or its record could not be read) */
 } rn_group_shard_info_t;
 
 /* Owned by the caller: rn_group_desc_free. */

@@ -803,11 +803,57 @@ static void test_throttle(void **state) {
   free(it);
 }
 
+/* A native request to the engine, waited for on the loop; returns the
+ * request-level error's wire code. */
+static void on_engine_reply(void *ctx, const Runnel__Response *resp) {
+  int *code = ctx;
+  *code = resp->error ? (int)resp->error->code : 0;
+}
+
+static int engine_call(fx_t *f, const Runnel__Request *req) {
+  int code = -1;
+  rn_engine_handle(f->eng, req, on_engine_reply, &code);
+  while (code == -1) uv_run(&f->loop, UV_RUN_ONCE);
+  return code;
+}
+
+static void group_create(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
+  Runnel__GroupCreateRequest cr;
+  runnel__group_create_request__init(&cr);
+  cr.stream = (char *)(uintptr_t)stream;
+  cr.group = (char *)(uintptr_t)group;
+  cr.start_kind = kind;
+  cr.start_value = value;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
+  req.group_create = &cr;
+  assert_int_equal(engine_call(f, &req), 0);
+}
+
+static void group_describe(fx_t *f, const char *stream, const char *group) {
+  Runnel__GroupDescribeRequest dr;
+  runnel__group_describe_request__init(&dr);
+  dr.stream = (char *)(uintptr_t)stream;
+  dr.group = (char *)(uintptr_t)group;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_DESCRIBE;
+  req.group_describe = &dr;
+  assert_int_equal(engine_call(f, &req), 0);
+}
+
 static void test_health_and_metrics(void **state) {
   fx_t *f = *state;
   create(f, "m", 1);
   json_decref(ok(f, "PutRecord", "{\"StreamName\":\"m\",\"Data\":\"eA==\",\"PartitionKey\":\"k\"}"));
   kerr(f, "DescribeStream", "{\"StreamName\":\"none\"}", "ResourceNotFoundException", NULL);
+  /* Consumer groups: one with a checkpoint (its start; the describe reads
+   * the arrival time of the record there), one whose timestamp start has
+   * no offset yet: its lag in time is unknown, so that series is absent. */
+  group_create(f, "m", "early", RUNNEL__POSITION_KIND__POSITION_EARLIEST, 0);
+  group_create(f, "m", "later", RUNNEL__POSITION_KIND__POSITION_TIMESTAMP, 4102444800000);
+  group_describe(f, "m", "early");
   hreq_t h = {.method = "GET", .path = "/healthz"};
   answer_t a = send_req(f, &h);
   assert_int_equal(a.status, 200);
@@ -830,9 +876,17 @@ static void test_health_and_metrics(void **state) {
       "runnel_put_records_total{result=\"ok\"} 1",
       "# TYPE runnel_http_request_duration_seconds histogram",
       "runnel_streams 1",
+      "# TYPE runnel_group_lag_seconds gauge",
+      "runnel_group_lag_records{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} 1\n",
+      "runnel_group_lag_seconds{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} ",
+      "runnel_group_checkpoint_known{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} 1\n",
+      "runnel_group_checkpoint_known{stream=\"m\",group=\"later\",shard=\"shardId-000000000000\"} 0\n",
   };
   for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
     if (!strstr(a.body, want[i])) fail_msg("/metrics lacks: %s", want[i]);
+  if (strstr(a.body, "runnel_group_lag_seconds{stream=\"m\",group=\"later\""))
+    fail_msg("/metrics has a lag in time for a group without a checkpoint");
+  if (strstr(a.body, "runnel_group_lag_milliseconds")) fail_msg("/metrics still has the milliseconds series");
   free(a.body);
   /* Draining: not ready any more, and produce refuses with ServiceUnavailable. */
   rn_engine_drain(f->eng);
