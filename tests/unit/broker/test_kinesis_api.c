@@ -694,6 +694,74 @@ static void expect_status(answer_t a, int status, const char *part) {
   free(a.body);
 }
 
+/* Records stored in shard 0 of stream. */
+static size_t stored_records(fx_t *f, const char *stream) {
+  char *it = iterator(f, stream, "shardId-000000000000", "TRIM_HORIZON", NULL);
+  json_t *g = get_records(f, it, 0);
+  free(it);
+  size_t n = json_array_size(json_object_get(g, "Records"));
+  json_decref(g);
+  return n;
+}
+
+/* ?key_field=F: an event without a usable F fails alone with a per-record
+ * error (the others are written), instead of silently getting a random
+ * key; ?partition_key=P is the fallback when given. */
+static void test_rest_key_field_missing(void **state) {
+  fx_t *f = *state;
+  create(f, "kf", 1);
+  const char *nd = "{\"user\":\"u1\",\"e\":1}\n"
+                   "{\"e\":2}\n"
+                   "{\"user\":7,\"e\":3}\n"
+                   "{\"user\":{\"id\":1},\"e\":4}\n"
+                   "{\"user\":\"\",\"e\":5}\n"
+                   "[1,2]\n";
+  answer_t a = rest(f, "POST", "/v1/streams/kf/records", "key_field=user", "Bearer k2", NULL, nd, strlen(nd));
+  assert_int_equal(a.status, 200);
+  json_error_t jerr;
+  json_t *doc = json_loads(a.body, 0, &jerr);
+  assert_non_null(doc);
+  assert_int_equal(json_integer_value(json_object_get(doc, "accepted")), 2);
+  assert_int_equal(json_integer_value(json_object_get(doc, "failed")), 4);
+  json_t *recs = json_object_get(doc, "records");
+  assert_int_equal(json_array_size(recs), 6);
+  const bool ok_at[6] = {true, false, true, false, false, false};
+  for (size_t i = 0; i < 6; i++) {
+    json_t *r = json_array_get(recs, i);
+    if (ok_at[i]) {
+      assert_non_null(json_object_get(r, "shard_id"));
+      assert_null(json_object_get(r, "error"));
+    } else {
+      assert_string_equal(jstr(r, "error"), "InvalidArgumentException");
+      assert_non_null(strstr(jstr(r, "message"), "no field \"user\""));
+      assert_non_null(strstr(jstr(r, "message"), "key_field"));
+    }
+  }
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(recs, 0), "offset")), 0);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(recs, 2), "offset")), 1);
+  json_decref(doc);
+  free(a.body);
+  assert_int_equal(stored_records(f, "kf"), 2);
+
+  /* With a fallback key every event is written. */
+  a = rest(f, "POST", "/v1/streams/kf/records", "key_field=user&partition_key=anon", "Bearer k2", NULL, nd, strlen(nd));
+  assert_int_equal(a.status, 200);
+  assert_non_null(strstr(a.body, "\"accepted\":6,\"failed\":0"));
+  free(a.body);
+  assert_int_equal(stored_records(f, "kf"), 8);
+
+  /* None has the field: each fails, nothing is written; an unknown stream
+   * is still 404. */
+  const char *none = "{\"e\":1}\n{\"e\":2}\n";
+  a = rest(f, "POST", "/v1/streams/kf/records", "key_field=user", "Bearer k2", NULL, none, strlen(none));
+  assert_int_equal(a.status, 200);
+  assert_non_null(strstr(a.body, "\"accepted\":0,\"failed\":2"));
+  free(a.body);
+  assert_int_equal(stored_records(f, "kf"), 8);
+  expect_status(rest(f, "POST", "/v1/streams/nope/records", "key_field=user", "Bearer k2", NULL, none, strlen(none)),
+                404, NULL);
+}
+
 static void test_rest(void **state) {
   fx_t *f = *state;
   create(f, "ev", 2);
@@ -907,6 +975,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sigv4, setup_auth, teardown),
       cmocka_unit_test_setup_teardown(test_rest, setup_rest, teardown),
+      cmocka_unit_test_setup_teardown(test_rest_key_field_missing, setup_rest, teardown),
       cmocka_unit_test_setup_teardown(test_throttle, setup_throttle, teardown),
       cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
   };
