@@ -303,7 +303,11 @@ static void lag_work(uv_work_t *w) {
   size_t cap = buf ? LAG_READ_BYTES : 0;
   for (size_t i = 0; i < j->n; i++) {
     lag_part_t *p = &j->parts[i];
-    if (p->err || !p->span.seg) continue;
+    if (p->err) continue;
+    if (!p->span.seg) { /* nothing at the position (planned only below the end) */
+      p->err = RN_EOFFSET;
+      continue;
+    }
     if (!buf) {
       p->err = RN_ENOMEM;
       continue;

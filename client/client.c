@@ -373,6 +373,13 @@ static void not_runnel(rn_client_t *cl, const uint8_t *p, size_t n) {
              "%s answered in HTTP: that is runneld's HTTP port (Kinesis API, REST, /metrics); the native protocol "
              "port is 7400 by default",
              cl->broker);
+  } else if (n >= 2 && (p[0] == 0x15 || p[0] == 0x16) && p[1] == 0x03) {
+    /* a TLS record (alert or handshake): a TLS listener, such as runneld's
+     * HTTP port with http_tls_cert */
+    snprintf(msg, sizeof msg,
+             "%s answered in TLS: is it runneld's HTTP port (Kinesis API, REST, /metrics) with TLS? The native "
+             "protocol port is 7400 by default",
+             cl->broker);
   } else {
     snprintf(msg, sizeof msg, "%s does not speak runnel's native protocol (its first answer is not a runnel frame)",
              cl->broker);
@@ -422,7 +429,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   if (!conn->current) return;
   if (nread < 0) {
-    conn_lost(cl, nread == UV_EOF ? "closed by the broker" : uv_strerror((int)nread));
+    if (cl->state == CONN_HANDSHAKE && conn->rlen > 0) {
+      /* it said something that was not a whole runnel frame, then closed */
+      not_runnel(cl, conn->rbuf, conn->rlen);
+    } else {
+      conn_lost(cl, nread == UV_EOF ? "closed by the broker" : uv_strerror((int)nread));
+    }
     pump(cl);
     return;
   }

@@ -303,11 +303,12 @@ static void test_handshake_older_broker(void **state) {
 }
 
 /* A one-connection server that writes `greeting` (NULL: nothing) and then
- * reads until the client goes away. */
+ * closes (close_after_greeting) or reads until the client goes away. */
 typedef struct {
   int lfd;
   char addr[64];
   const char *greeting;
+  bool close_after_greeting;
   pthread_t th;
 } fake_peer_t;
 
@@ -320,14 +321,15 @@ static void *fake_peer_run(void *arg) {
     (void)w;
   }
   char buf[256];
-  while (read(fd, buf, sizeof buf) > 0) {
+  while (!fp->close_after_greeting && read(fd, buf, sizeof buf) > 0) {
   }
   close(fd);
   return NULL;
 }
 
-static void fake_peer_start(fake_peer_t *fp, const char *greeting) {
+static void fake_peer_start(fake_peer_t *fp, const char *greeting, bool close_after_greeting) {
   fp->greeting = greeting;
+  fp->close_after_greeting = close_after_greeting;
   fp->lfd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t sl = sizeof sa;
@@ -360,7 +362,7 @@ static rn_err_t list_at(const char *addr, uint32_t connect_timeout_ms) {
 static void test_handshake_not_runnel(void **state) {
   (void)state;
   fake_peer_t fp;
-  fake_peer_start(&fp, "SSH-2.0-OpenSSH_9.2\r\n");
+  fake_peer_start(&fp, "SSH-2.0-OpenSSH_9.2\r\n", false);
   rn_err_t err = list_at(fp.addr, 5000);
   assert_int_equal(err, RN_EPROTOCOL);
   char want[200];
@@ -369,16 +371,23 @@ static void test_handshake_not_runnel(void **state) {
   assert_string_equal(rn_last_error_message(), want);
   fake_peer_stop(&fp);
 
-  fake_peer_start(&fp, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+  fake_peer_start(&fp, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", false);
   assert_int_equal(list_at(fp.addr, 5000), RN_EPROTOCOL);
   assert_non_null(strstr(rn_last_error_message(), "answered in HTTP: that is runneld's HTTP port"));
+  fake_peer_stop(&fp);
+
+  /* A TLS alert (7 bytes: a "length" of 197 KiB that never completes),
+   * then the peer closes. */
+  fake_peer_start(&fp, "\x15\x03\x03\x00\x02\x02\x32", true);
+  assert_int_equal(list_at(fp.addr, 5000), RN_EPROTOCOL);
+  assert_non_null(strstr(rn_last_error_message(), "answered in TLS"));
   fake_peer_stop(&fp);
 }
 
 static void test_handshake_silent_peer(void **state) {
   (void)state;
   fake_peer_t fp;
-  fake_peer_start(&fp, NULL); /* accepts, never answers */
+  fake_peer_start(&fp, NULL, false); /* accepts, never answers */
   assert_int_equal(list_at(fp.addr, 200), RN_ETIMEDOUT);
   assert_non_null(strstr(rn_last_error_message(), "did not answer the handshake"));
   fake_peer_stop(&fp);
