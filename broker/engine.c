@@ -787,7 +787,7 @@ void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   case RUNNEL__REQUEST__OP_GROUP_DESCRIBE:
   case RUNNEL__REQUEST__OP_GROUP_DELETE:
   case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__handle_group(eng, req, cb, ctx);
-  case RUNNEL__REQUEST__OP_BROKER_INFO: return rn__handle_broker_info(eng, cb, ctx);
+  case RUNNEL__REQUEST__OP_BROKER_INFO: return rn__handle_broker_info(eng, req->broker_info, cb, ctx);
   default: return reply_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
   }
 }

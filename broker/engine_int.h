@@ -144,7 +144,8 @@ void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
 
 /* info.c */
 /* BrokerInfo: version, start time, data directory usage (uv_fs_statfs on
- * the thread pool, never on the loop), limits, counts, failed shards. */
-void rn__handle_broker_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx);
+ * the thread pool, never on the loop; skipped with skip_disk), limits,
+ * counts, failed shards. */
+void rn__handle_broker_info(rn_engine_t *eng, const Runnel__BrokerInfoRequest *r, rn_engine_reply_cb cb, void *ctx);
 
 #endif

@@ -7,7 +7,9 @@
  * The only part that touches the system is the data directory's free space:
  * statfs may block (a slow or hung file system), so it runs on the libuv
  * thread pool (uv_fs_statfs) and the reply is built in its completion, on
- * the loop thread. The job counts in eng->pending_work, so shutdown waits
+ * the loop thread. A request with skip_disk (librunnel's connection
+ * handshake) is answered at once without it, so a thread pool busy with
+ * reads never delays a new connection. The job counts in eng->pending_work, so shutdown waits
  * for it like for any other thread-pool job. Everything else is read from
  * the engine's state at that moment.
  *
@@ -29,8 +31,8 @@ typedef struct info_job {
   void *ctx;
 } info_job_t;
 
-/* Build and send the answer; statfs_err is 0 or the statfs failure (then
- * st is NULL). Loop thread. */
+/* Build and send the answer. st: the data directory's statfs, or NULL with
+ * statfs_err its failure (0: not asked). Loop thread. */
 static void reply_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx, rn_err_t statfs_err,
                        const uv_statfs_t *st) {
   rn__arena_t a = {0};
@@ -47,10 +49,10 @@ static void reply_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx, rn_er
   bi->version = (char *)(uintptr_t)RN_VERSION;
   bi->start_ms = eng->started_ms;
   bi->data_dir = eng->data_dir;
-  if (statfs_err == 0) {
+  if (st != NULL) {
     bi->data_dir_free_bytes = st->f_bavail * st->f_bsize;
     bi->data_dir_total_bytes = st->f_blocks * st->f_bsize;
-  } else {
+  } else if (statfs_err != 0) {
     rn__fill_error(&a, &bi->data_dir_error, statfs_err, "statfs %s: %s", eng->data_dir, rn_strerror(statfs_err));
   }
 
@@ -98,7 +100,11 @@ static void on_statfs(uv_fs_t *req) {
   free(j);
 }
 
-void rn__handle_broker_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx) {
+void rn__handle_broker_info(rn_engine_t *eng, const Runnel__BrokerInfoRequest *r, rn_engine_reply_cb cb, void *ctx) {
+  if (r != NULL && r->skip_disk) {
+    reply_info(eng, cb, ctx, 0, NULL);
+    return;
+  }
   info_job_t *j = calloc(1, sizeof *j);
   if (j == NULL) {
     reply_info(eng, cb, ctx, RN_ENOMEM, NULL);

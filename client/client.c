@@ -551,6 +551,7 @@ static void handshake_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respo
 static rn_err_t handshake_send(rn_client_t *cl) {
   Runnel__BrokerInfoRequest bir;
   runnel__broker_info_request__init(&bir);
+  bir.skip_disk = true; /* answered from memory: never behind the broker's disk work */
   Runnel__Request msg;
   runnel__request__init(&msg);
   msg.op_case = RUNNEL__REQUEST__OP_BROKER_INFO;
