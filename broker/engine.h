@@ -32,6 +32,8 @@ typedef struct rn_engine_opts {
   uint32_t max_record_bytes;   /* largest record value + key; default 1 MiB */
   uint32_t max_batch_bytes;    /* largest batch; default 8 MiB */
   uint32_t max_fetch_bytes;    /* cap on one fetch response; default 16 MiB */
+  uint32_t max_frame_bytes;    /* the server's request frame limit, reported by BrokerInfo
+                                  (the server enforces it); default 16 MiB */
   uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
   uint32_t max_shards;         /* per stream; default 1024 */
   uint64_t segment_bytes;      /* log segment size; default 256 MiB */
@@ -147,8 +149,10 @@ typedef struct rn_engine_group_stats {
   uint32_t shard;
   uint32_t members;           /* of the group */
   uint64_t checkpoint;
-  uint64_t lag_records;
-  int64_t lag_ms;             /* -1 = unknown (nothing committed yet) */
+  uint64_t lag_records;       /* end offset - the group's read position */
+  int64_t lag_ms;             /* now - arrival of the oldest unconsumed record; 0 caught up;
+                                 -1 unknown (no checkpoint, or its arrival not read yet) */
+  int checkpoint_known;       /* the group has an offset position (checkpoint) in the shard */
 } rn_engine_group_stats_t;
 
 typedef void (*rn_engine_group_stats_fn)(void *arg, const rn_engine_group_stats_t *s);

@@ -308,7 +308,7 @@ static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
  * samples stay together. */
 typedef struct group_pass {
   rn__buf_t *b;
-  int what; /* 0 lag records, 1 lag ms, 2 checkpoint, 3 members */
+  int what; /* 0 lag records, 1 lag seconds, 2 checkpoint known, 3 checkpoint, 4 members */
 } group_pass_t;
 
 static void group_row(void *arg, const rn_engine_group_stats_t *s) {
@@ -319,11 +319,17 @@ static void group_row(void *arg, const rn_engine_group_stats_t *s) {
                    s->stream, s->group, s->shard, (unsigned long long)s->lag_records);
     break;
   case 1:
+    /* only known lag: an unknown one is absent (not NaN, not 0), see
+     * runnel_group_checkpoint_known */
     if (s->lag_ms >= 0)
-      rn__buf_printf(p->b, "runnel_group_lag_milliseconds{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %lld\n",
-                     s->stream, s->group, s->shard, (long long)s->lag_ms);
+      rn__buf_printf(p->b, "runnel_group_lag_seconds{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %.3f\n",
+                     s->stream, s->group, s->shard, (double)s->lag_ms / 1000.0);
     break;
   case 2:
+    rn__buf_printf(p->b, "runnel_group_checkpoint_known{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %d\n",
+                   s->stream, s->group, s->shard, s->checkpoint_known ? 1 : 0);
+    break;
+  case 3:
     rn__buf_printf(p->b, "runnel_group_checkpoint{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
                    s->stream, s->group, s->shard, (unsigned long long)s->checkpoint);
     break;
@@ -337,12 +343,15 @@ static void group_row(void *arg, const rn_engine_group_stats_t *s) {
 static void render_groups(rn_http_routes_t *r, rn__buf_t *b) {
   static const char *const fam[][3] = {
       {"runnel_group_lag_records", "gauge", "Records of the shard the consumer group has not checkpointed yet (end offset - checkpoint)."},
-      {"runnel_group_lag_milliseconds", "gauge",
-       "Arrival time of the shard's newest record minus that of the group's last checkpointed record (absent until the group commits)."},
+      {"runnel_group_lag_seconds", "gauge",
+       "Age of the oldest record of the shard the consumer group has not consumed (now - its arrival); 0 when caught up; "
+       "absent while unknown."},
+      {"runnel_group_checkpoint_known", "gauge",
+       "1 when the consumer group has a checkpoint (an offset position) in the shard, 0 when not (its lag in time is unknown)."},
       {"runnel_group_checkpoint", "gauge", "The consumer group's checkpoint in the shard: the next offset it will read."},
       {"runnel_group_members", "gauge", "Members of the consumer group."},
   };
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 5; i++) {
     family(b, fam[i][0], fam[i][1], fam[i][2]);
     group_pass_t p = {b, i};
     rn_engine_foreach_group_shard(r->eng, group_row, &p);

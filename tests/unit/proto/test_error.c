@@ -74,6 +74,7 @@ static const pinned_t pinned[] = {
     {"ENOGROUP", -4017, 116, false},
     {"EUNKNOWNMEMBER", -4018, 117, false},
     {"EGROUPACTIVE", -4019, 118, false},
+    {"EPROTOCOL", -4020, 119, false},
 };
 #define NPINNED (sizeof pinned / sizeof pinned[0])
 
