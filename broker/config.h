@@ -107,6 +107,10 @@
     "`max_frame_bytes`.")                                                                          \
   X(max_fetch_bytes, SIZE32, "16MiB", 1024, 1073741824, NULL, NULL,                               \
     "Cap on the record bytes of one fetch response, whatever the client asks for.")               \
+  X(max_fetch_memory_bytes, SIZE64, "256MiB", 0, 1099511627776, NULL, NULL,                       \
+    "Broker-wide budget for fetch read buffers (native fetches and Kinesis GetRecords), held "     \
+    "from the read until the reply is written. A fetch that does not fit waits (first come, "     \
+    "first served) and never fails for it; produce is not affected. 0 = no limit.")              \
   X(max_wait_ms, U32, "30000", 0, 3600000, NULL, NULL,                                            \
     "Cap on how long a fetch may long-poll for data (ms); 0 disables long polling.")             \
   X(idle_timeout_ms, U32, "600000", 0, 86400000, NULL, NULL,                                      \

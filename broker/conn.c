@@ -13,7 +13,11 @@
  *   - Requests are decoded and dispatched only while the connection may take
  *     more work: not closing, no framing error, server not draining, fewer
  *     than max_inflight_per_connection requests at the engine and fewer than
- *     max_output_bytes_per_connection reply bytes unwritten. Otherwise the
+ *     max_output_bytes_per_connection reply bytes unwritten or reserved (a
+ *     fetch at the engine reserves its max bytes until it is answered, so
+ *     pipelined fetches are dispatched only as their answers fit; the
+ *     engine's fetch memory budget bounds all connections together).
+ *     Otherwise the
  *     bytes stay in the input buffer and reading stops (so TCP pushes back
  *     on the client); reading resumes from run_deferred (server.c) once the reason is
  *     gone. Every other connection is unaffected.
@@ -386,6 +390,8 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
   assert(resp != NULL && conn->inflight > 0 && srv->inflight > 0);
   conn->inflight--;
   srv->inflight--;
+  assert(conn->reserved >= r->reserve);
+  conn->reserved -= r->reserve;
   if (!conn->closing) {
     /* resp is the engine's; pack a shallow copy carrying our correlation id.
      * A fetch's batches are not copied: the engine keeps them for us. */
@@ -442,6 +448,12 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   }
   r->conn = conn;
   r->corr = req->correlation_id;
+  r->reserve = 0;
+  if (req->op_case == RUNNEL__REQUEST__OP_FETCH && req->fetch != NULL) {
+    uint32_t max = req->fetch->max_bytes ? req->fetch->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
+    r->reserve = max < srv->cfg->max_fetch_bytes ? max : srv->cfg->max_fetch_bytes;
+  }
+  conn->reserved += r->reserve;
   conn_ref(conn);
   conn->inflight++;
   srv->inflight++;
@@ -452,7 +464,7 @@ static bool may_dispatch(const rn__conn_t *conn) {
   const rn_server_t *srv = conn->srv;
   return !conn->closing && !conn->fatal && !srv->draining &&
          conn->inflight < srv->cfg->max_inflight_per_connection &&
-         conn->out_len + conn->oref_bytes + conn->writing < srv->cfg->max_output_bytes_per_connection;
+         conn->out_len + conn->oref_bytes + conn->writing + conn->reserved < srv->cfg->max_output_bytes_per_connection;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

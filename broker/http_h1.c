@@ -10,8 +10,8 @@
  *   - The parser pauses at the end of every request, so each complete
  *     request is dispatched outside parser callbacks, one at a time, and
  *     parsing resumes only while the connection may take more work (fewer
- *     than max_inflight_per_connection requests queued, output under
- *     max_output_bytes_per_connection, not draining). Bytes not parsed stay
+ *     than max_inflight_per_connection requests queued, output and held
+ *     answers under max_output_bytes_per_connection, not draining). Bytes not parsed stay
  *     in conn->in and reading stops: TCP pushes back on the client.
  *   - conn->reqs is the pipeline in request order: a request joins it when
  *     its head is complete; responses leave from the front only, so answers
@@ -295,8 +295,7 @@ static void parse_error(rn__hconn_t *conn, enum http_errno e) {
 bool rn__h1_may_parse(const rn__hconn_t *conn) {
   const rn__hsrv_t *hs = conn->hs;
   return !conn->closing && !conn->h1_stop && !conn->finish && !hs->srv->draining &&
-         conn->nreqs < hs->cfg->max_inflight_per_connection &&
-         conn->out_bytes + conn->writing < hs->cfg->max_output_bytes_per_connection;
+         conn->nreqs < hs->cfg->max_inflight_per_connection && rn__hconn_budget_ok(conn);
 }
 
 void rn__h1_input(rn__hconn_t *conn) {

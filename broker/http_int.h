@@ -96,6 +96,9 @@ struct rn__hreq {
   bool close_after;     /* close the connection after this response */
   bool early;           /* HTTP/2: answered before the request finished (reset it after) */
   int err;              /* HTTP/2: transport error status decided while receiving (413, 431) */
+  bool deferred;        /* HTTP/2: complete, waiting for the output budget before routing */
+  size_t reserve;       /* bytes the router said the answer may take (rn_http_reserve), on conn->held */
+  size_t held_body;     /* response body bytes not yet handed to the output, on conn->held */
 
   /* Response. */
   int status;
@@ -140,6 +143,11 @@ struct rn__hconn {
   unsigned nreqs;    /* on the list */
   unsigned routing;  /* at the router */
   unsigned answered; /* answered and not yet fully handed to the output */
+  /* Bytes of answers held outside the output: response bodies not yet
+   * handed to it, plus what requests at the router reserved. Counted with
+   * out_bytes + writing against max_output_bytes_per_connection before a
+   * new request is parsed (HTTP/1.1) or routed (HTTP/2). */
+  size_t held;
   uint64_t requests; /* dispatched so far, for the log */
   uint64_t begun;    /* requests begun (first byte / HEADERS) so far */
 
@@ -152,6 +160,7 @@ struct rn__hconn {
   /* HTTP/2 */
   nghttp2_session *h2;
   unsigned h2_receiving; /* streams whose request is not complete */
+  unsigned h2_deferred;  /* complete streams waiting for the output budget (req->deferred) */
   bool goaway;
 
   /* Time (uv_now). */
@@ -235,6 +244,13 @@ const char *rn__hreq_str(const rn__hreq_t *req, uint32_t off); /* "" for RN__NOO
 const char *rn__hreq_header(const rn__hreq_t *req, const char *lname);
 /* The request is complete: hand it to the router. */
 void rn__hreq_dispatch(rn__hreq_t *req);
+/* Bytes of the connection's output budget in use: unwritten output plus
+ * held answers (conn->held). */
+size_t rn__hconn_budget_used(const rn__hconn_t *conn);
+/* Whether a new request may be parsed/routed under the output budget. */
+bool rn__hconn_budget_ok(const rn__hconn_t *conn);
+/* Response body bytes left the held state (handed to the output). */
+void rn__hreq_body_sent(rn__hreq_t *req, size_t n);
 /* Answer from the transport: {"__type": type, "message": msg}. */
 void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *msg);
 

@@ -30,8 +30,11 @@
  *     connection's state (head, body, idle, stalled writes, linger), never
  *     from a sleep, and re-armed lazily.
  *   - Back-pressure: while a connection has max_output_bytes_per_connection
- *     bytes unwritten, or (HTTP/1.1) max_inflight_per_connection requests
- *     queued, it is not read.
+ *     bytes unwritten or held (answers not yet in the output, and what
+ *     requests at the router reserved through rn_http_reserve), or
+ *     (HTTP/1.1) max_inflight_per_connection requests queued, it is not
+ *     read, no further HTTP/1.1 request is parsed and no further HTTP/2
+ *     stream is routed (it waits, complete, as "deferred").
  */
 #include <assert.h>
 #include <openssl/rand.h>
@@ -309,6 +312,12 @@ void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
   conn->out_bytes += len;
 }
 
+size_t rn__hconn_budget_used(const rn__hconn_t *conn) { return conn->out_bytes + conn->writing + conn->held; }
+
+bool rn__hconn_budget_ok(const rn__hconn_t *conn) {
+  return rn__hconn_budget_used(conn) < conn->hs->cfg->max_output_bytes_per_connection;
+}
+
 bool rn__hconn_sending(const rn__hconn_t *conn) {
   return conn->out_bytes > 0 || conn->writes > 0 || conn->answered > 0;
 }
@@ -437,13 +446,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void update_reading(rn__hconn_t *conn) {
   if (conn->closing) return;
-  const rn_config_t *cfg = conn->hs->cfg;
   bool want;
   if (conn->lingering)
     want = true;
   else if (conn->eof || conn->finish)
     want = false;
-  else if (conn->out_bytes + conn->writing >= cfg->max_output_bytes_per_connection)
+  else if (!rn__hconn_budget_ok(conn) || conn->h2_deferred > 0)
     want = false;
   else if (conn->proto == RN__HP_H1)
     want = rn__h1_may_parse(conn);
@@ -706,6 +714,13 @@ static void release_request(rn__hreq_t *req) {
 
 void rn__hreq_free(rn__hreq_t *req) {
   if (req == NULL) return;
+  rn__hconn_t *conn = req->conn;
+  assert(conn->held >= req->held_body + req->reserve);
+  conn->held -= req->held_body + req->reserve;
+  if (req->deferred) {
+    assert(conn->h2_deferred > 0);
+    conn->h2_deferred--;
+  }
   release_request(req);
   free(req->rh);
   free(req->rbody);
@@ -895,6 +910,9 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
   req->rbody = rb;
   req->rbody_len = body_len;
   req->rbody_off = 0;
+  req->conn->held -= req->held_body; /* a replaced answer */
+  req->held_body = body_len;
+  req->conn->held += body_len;
   req->status = status;
   if (!req->answered) {
     req->answered = true;
@@ -946,6 +964,20 @@ void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *m
   answered(req);
 }
 
+void rn__hreq_body_sent(rn__hreq_t *req, size_t n) {
+  assert(req->held_body >= n && req->conn->held >= n);
+  req->held_body -= n;
+  req->conn->held -= n;
+}
+
+/* rn_http_reserve for requests of this transport. */
+static void on_reserve(void *ctx, size_t bytes) {
+  rn__hreq_t *req = ctx;
+  if (!req->routing) return;
+  req->conn->held = req->conn->held - req->reserve + bytes;
+  req->reserve = bytes;
+}
+
 /* The router's answer (rn_http_reply_fn). */
 static void on_reply(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
                      size_t body_len) {
@@ -953,6 +985,9 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   rn__hconn_t *conn = req->conn;
   rn__hsrv_t *hs = conn->hs;
   assert(req->routing && conn->routing > 0 && hs->routing > 0);
+  assert(conn->held >= req->reserve);
+  conn->held -= req->reserve; /* the answer itself is counted from here on */
+  req->reserve = 0;
   req->routing = false;
   conn->routing--;
   hs->routing--;
@@ -1010,6 +1045,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   r->http_version = req->version == 20 ? 20 : 11;
   r->tls = conn->ssl != NULL;
   r->peer = conn->peer;
+  r->reserve = on_reserve;
   req->routing = true;
   conn->routing++;
   hs->routing++;

@@ -31,6 +31,7 @@ typedef struct rn__hsrv rn__hsrv_t; /* the HTTP transport's state (http_int.h) *
 struct rn__req {
   rn__conn_t *conn;
   uint64_t corr;
+  size_t reserve; /* reply bytes reserved on conn->reserved until the reply (a fetch: its max bytes) */
   rn__req_t *next_free;
 };
 
@@ -58,6 +59,10 @@ struct rn__conn {
   unsigned writes;       /* uv_write requests in flight */
   uint64_t last_active;  /* uv_now of the last request or write progress */
   uint64_t requests;     /* decoded frames, for the close log line */
+  /* Reply bytes reserved by requests at the engine (a fetch reserves its
+   * max bytes when dispatched); counted with the unwritten output against
+   * max_output_bytes_per_connection. */
+  size_t reserved;
 
   /* Input: received bytes not yet decoded, in[0, in_len). in_need: bytes
    * the frame at in[0] needs in total (a hint for the buffer size). */
