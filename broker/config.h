@@ -123,6 +123,12 @@
   X(max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                        \
     "Most native connections open at once; further ones are accepted, closed at once and "        \
     "logged. The HTTP port has its own limit, `http_max_connections`.")                           \
+  X(fd_reserve, U32, "256", 16, 1000000, NULL, NULL,                                              \
+    "File descriptors kept for storage (segment rolls, indexes, metadata): a new connection on "  \
+    "either port is closed at once when fewer than this many would remain under the open-file "   \
+    "limit (counted as `runnel_connections_refused_total{reason=\"fds\"}`). At start runneld "    \
+    "raises its soft RLIMIT_NOFILE to the hard limit and warns when `max_connections + "          \
+    "http_max_connections + fd_reserve` exceeds it.")                                             \
   X(max_inflight_per_connection, U32, "1024", 1, 1000000, NULL, NULL,                             \
     "Most requests of one connection being processed at once (pipelining); at the limit the "     \
     "broker stops reading that connection until replies go out.")                                 \

@@ -460,6 +460,11 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   rn_engine_handle(srv->eng, req, on_reply, r); /* may reply before returning */
 }
 
+bool rn__conn_backpressured(const rn__conn_t *conn) {
+  return conn->out_len + conn->oref_bytes + conn->writing + conn->reserved >=
+         conn->srv->cfg->max_output_bytes_per_connection;
+}
+
 static bool may_dispatch(const rn__conn_t *conn) {
   const rn_server_t *srv = conn->srv;
   return !conn->closing && !conn->fatal && !srv->draining &&
@@ -665,17 +670,30 @@ void rn__conn_accept(rn_server_t *srv) {
     return;
   }
   format_peer(conn);
-  if (srv->draining || srv->nconns >= srv->cfg->max_connections) {
+  uv_os_fd_t fd = -1;
+  uv_fileno((uv_handle_t *)&conn->tcp, &fd);
+  bool over = srv->draining || srv->nconns >= srv->cfg->max_connections;
+  if (over || rn__server_fds_short(srv, fd)) {
+    /* Refused: closed at once. Out of descriptors first, so that storage
+     * keeps fd_reserve of them for segment rolls. */
     conn->rejected = true;
     srv->rejected++;
+    srv->refused[RN__PORT_NATIVE][over ? RN__REFUSE_LIMIT : RN__REFUSE_FDS]++;
     uint64_t now = uv_now(srv->loop);
     if (srv->reject_logged_at == 0 || now - srv->reject_logged_at >= 1000) {
-      rn__logf(RN_LOG_WARN, "server", "max_connections (%u) reached: refused %llu connection(s), latest from %s",
-               (unsigned)srv->cfg->max_connections, (unsigned long long)srv->rejected, conn->peer);
+      if (over)
+        rn__logf(RN_LOG_WARN, "server", "max_connections (%u) reached: refused %llu connection(s), latest from %s",
+                 (unsigned)srv->cfg->max_connections, (unsigned long long)srv->rejected, conn->peer);
+      else
+        rn__logf(RN_LOG_WARN, "server",
+                 "fewer than fd_reserve (%u) file descriptors left under the limit %llu: refused %llu "
+                 "connection(s), latest from %s",
+                 (unsigned)srv->cfg->fd_reserve, (unsigned long long)srv->fd_limit, (unsigned long long)srv->rejected,
+                 conn->peer);
       srv->rejected = 0;
       srv->reject_logged_at = now ? now : 1;
     }
-    rn__conn_close(conn, "over max_connections");
+    rn__conn_close(conn, over ? "over max_connections" : "file descriptors short");
     return;
   }
   conn->counted = true;

@@ -39,6 +39,10 @@
 #define RN__H2_CONN_WINDOW (16u << 20)   /* receive window of the connection */
 #define RN__HTTP_LINGER_MS 2000u         /* after a closing response: read and drop until EOF, at most this long */
 #define RN__HTTP_READ_BUF ((size_t)64 * 1024)
+/* Connections accepted past http_max_connections to answer one request:
+ * /healthz, /readyz or /metrics as usual, anything else 503; beyond these
+ * a connection is closed at once. */
+#define RN__HTTP_OVER_LIMIT_EXTRA 16u
 
 typedef struct rn__hconn rn__hconn_t;
 typedef struct rn__hreq rn__hreq_t;
@@ -156,6 +160,8 @@ struct rn__hconn {
   rn__hreq_t *h1cur; /* the request being received; on conn->reqs once its head is done */
   int h1err;         /* a status decided inside a parser callback (413) */
   bool h1_stop;      /* parse nothing more (close after what is queued) */
+  bool h1_head_pause; /* the parser paused at the end of a head (not of a message) */
+  uint8_t h1_prev;    /* last request-head byte checked for a bare LF */
 
   /* HTTP/2 */
   nghttp2_session *h2;
@@ -170,6 +176,7 @@ struct rn__hconn {
   bool closing;     /* uv_close called */
   bool queued;      /* on hs->work */
   bool counted;     /* counted in hs->nconns */
+  bool over_limit;  /* past http_max_connections: one request, health only (counted in hs->nextra) */
   bool eof;         /* the peer half-closed */
   bool finish;      /* close once the output is flushed (then FIN and linger) */
   bool fin_sent;    /* uv_shutdown requested */
@@ -187,6 +194,7 @@ struct rn__hsrv {
   SSL_CTX *tls; /* NULL: cleartext */
   rn__hconn_t *conns, *work, *dead;
   uint32_t nconns;
+  uint32_t nextra; /* over_limit connections open */
   uint64_t next_id;
   uint64_t routing; /* requests at the router, all connections */
   uint64_t rejected, reject_logged_at;

@@ -137,6 +137,7 @@ int main(int argc, char **argv) {
 
   rn__logf(RN_LOG_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
            (long)getpid());
+  rn_server_raise_fd_limit(); /* before the engine opens its segments */
   rc = rn_engine_open(&eo, &d.eng, why, sizeof why);
   if (rc != 0) {
     rn__logf(RN_LOG_ERROR, "engine", "cannot open %s: %s (%s)", cfg.data_dir, why[0] ? why : rn_strerror(rc),
