@@ -297,7 +297,8 @@ static void parse_error(rn__hconn_t *conn, enum http_errno e) {
 /* ---- input --------------------------------------------------------------------------- */
 
 /* HTTP/1.1 requires exactly one non-empty Host (RFC 9112 3.2); HTTP/1.0
- * may omit it. NULL when fine, else the message. */
+ * may omit it, and so may an absolute-form target, which names the
+ * authority itself (3.2.2). NULL when fine, else the message. */
 static const char *host_problem(const rn__hreq_t *req) {
   size_t n = 0;
   const char *value = NULL;
@@ -306,7 +307,10 @@ static const char *host_problem(const rn__hreq_t *req) {
       n++;
       value = rn__hreq_str(req, req->hoff[2 * i + 1]);
     }
-  if (n == 0) return req->version >= 11 ? "HTTP/1.1 request without a Host header (RFC 9112 section 3.2)" : NULL;
+  if (n == 0)
+    return req->version >= 11 && req->authority == RN__NOOFF
+               ? "HTTP/1.1 request without a Host header (RFC 9112 section 3.2)"
+               : NULL;
   if (n > 1) return "more than one Host header (RFC 9112 section 3.2)";
   if (value[0] == '\0' && req->authority == RN__NOOFF) return "empty Host header (RFC 9112 section 3.2)";
   return NULL;

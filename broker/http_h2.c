@@ -21,7 +21,9 @@
  *   - A complete request is routed at once while the connection's output
  *     budget (unwritten output + held answers, rn__hconn_budget_ok) allows;
  *     otherwise it waits as "deferred" and rn__h2_work routes it, in
- *     arrival order, once answers went out. Reading stops meanwhile.
+ *     arrival order, once answers went out. Reading goes on (only unwritten
+ *     output stops it): the client's WINDOW_UPDATEs are what lets held
+ *     answers drain.
  *   - A request lives until both its stream closed and the router answered;
  *     whichever comes last frees it. An answer for a stream the client
  *     reset is dropped.

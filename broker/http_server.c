@@ -450,12 +450,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void update_reading(rn__hconn_t *conn) {
   if (conn->closing) return;
+  const rn_config_t *cfg = conn->hs->cfg;
   bool want;
   if (conn->lingering)
     want = true;
   else if (conn->eof || conn->finish)
     want = false;
-  else if (!rn__hconn_budget_ok(conn) || conn->h2_deferred > 0)
+  else if (conn->out_bytes + conn->writing >= cfg->max_output_bytes_per_connection)
+    want = false; /* HTTP/2 keeps reading past held answers: the client's WINDOW_UPDATEs drain them */
+  else if (conn->proto == RN__HP_H1 && !rn__hconn_budget_ok(conn))
     want = false;
   else if (conn->proto == RN__HP_H1)
     want = rn__h1_may_parse(conn);
