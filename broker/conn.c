@@ -13,10 +13,12 @@
  *   - Requests are decoded and dispatched only while the connection may take
  *     more work: not closing, no framing error, server not draining, fewer
  *     than max_inflight_per_connection requests at the engine and fewer than
- *     max_output_bytes_per_connection reply bytes unwritten or reserved (a
- *     fetch at the engine reserves its max bytes until it is answered, so
- *     pipelined fetches are dispatched only as their answers fit; the
- *     engine's fetch memory budget bounds all connections together).
+ *     max_output_bytes_per_connection reply bytes unwritten; a fetch also
+ *     counts the bytes reserved by the fetches of the connection still at
+ *     the engine (each reserves its max bytes until answered), so pipelined
+ *     fetches are dispatched only as their answers fit, while other requests
+ *     (produce, commits, heartbeats) still pass a parked long poll; the
+ *     engine's fetch memory budget bounds all connections together.
  *     Otherwise the
  *     bytes stay in the input buffer and reading stops (so TCP pushes back
  *     on the client); reading resumes from run_deferred (server.c) once the reason is
@@ -413,30 +415,47 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
  * is all the engine's contract promises anyway) or by protobuf-c. */
 static void handle(rn__conn_t *conn, const Runnel__Request *req);
 
-static void dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
+/* Reply bytes a request reserves while at the engine: a fetch's max bytes
+ * (as the engine caps them), 0 for anything else. */
+static size_t fetch_reserve(const rn__conn_t *conn, const Runnel__Request *req) {
+  if (req->op_case != RUNNEL__REQUEST__OP_FETCH || req->fetch == NULL) return 0;
+  uint32_t max = req->fetch->max_bytes ? req->fetch->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
+  return max < conn->srv->cfg->max_fetch_bytes ? max : conn->srv->cfg->max_fetch_bytes;
+}
+
+/* Returns false, dispatching nothing, for a fetch that must wait until the
+ * connection's answers fit (the frame stays in the input). */
+static bool dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
   rn_server_t *srv = conn->srv;
   conn->requests++;
   conn->last_active = uv_now(srv->loop);
   rn_produce_view_t view;
   if (rn_produce_view_decode(payload, len, &view)) {
     handle(conn, &view.req);
-    return;
+    return true;
   }
   Runnel__Request *req = runnel__request__unpack(NULL, len, payload);
   if (req == NULL) {
     rn__logf(RN_LOG_DEBUG, "conn", "#%llu %s: undecodable request of %zu bytes", (unsigned long long)conn->id,
              conn->peer, len);
     send_error(conn, 0, RN_EBADREQUEST, "frame does not decode as a runnel.Request message");
-    return;
+    return true;
   }
   if (req->op_case == RUNNEL__REQUEST__OP__NOT_SET) {
     send_error(conn, req->correlation_id, RN_EUNKNOWNOP,
                "request carries no operation this broker knows (newer client?)");
     runnel__request__free_unpacked(req, NULL);
-    return;
+    return true;
+  }
+  if (fetch_reserve(conn, req) > 0 && rn__conn_backpressured(conn)) {
+    conn->requests--; /* decoded again when it fits */
+    conn->fetch_blocked = true;
+    runnel__request__free_unpacked(req, NULL);
+    return false;
   }
   handle(conn, req);
   runnel__request__free_unpacked(req, NULL);
+  return true;
 }
 
 static void handle(rn__conn_t *conn, const Runnel__Request *req) {
@@ -448,11 +467,7 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   }
   r->conn = conn;
   r->corr = req->correlation_id;
-  r->reserve = 0;
-  if (req->op_case == RUNNEL__REQUEST__OP_FETCH && req->fetch != NULL) {
-    uint32_t max = req->fetch->max_bytes ? req->fetch->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
-    r->reserve = max < srv->cfg->max_fetch_bytes ? max : srv->cfg->max_fetch_bytes;
-  }
+  r->reserve = fetch_reserve(conn, req);
   conn->reserved += r->reserve;
   conn_ref(conn);
   conn->inflight++;
@@ -469,7 +484,7 @@ static bool may_dispatch(const rn__conn_t *conn) {
   const rn_server_t *srv = conn->srv;
   return !conn->closing && !conn->fatal && !srv->draining &&
          conn->inflight < srv->cfg->max_inflight_per_connection &&
-         conn->out_len + conn->oref_bytes + conn->writing + conn->reserved < srv->cfg->max_output_bytes_per_connection;
+         conn->out_len + conn->oref_bytes + conn->writing < srv->cfg->max_output_bytes_per_connection;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -493,7 +508,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void update_reading(rn__conn_t *conn) {
-  bool want = may_dispatch(conn) && !conn->eof;
+  bool want = may_dispatch(conn) && !conn->fetch_blocked && !conn->eof;
   if (want && !conn->reading) {
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
     if (rc != 0) {
@@ -521,6 +536,7 @@ static void framing_error(rn__conn_t *conn, size_t payload_len) {
 static void pump(rn__conn_t *conn) {
   size_t pos = 0;
   conn->in_need = 0;
+  conn->fetch_blocked = false;
   while (may_dispatch(conn) && pos < conn->in_len) {
     rn_frame_t f;
     size_t need = 0;
@@ -535,8 +551,8 @@ static void pump(rn__conn_t *conn) {
       break;
     }
     assert(rc == 0);
+    if (!dispatch(conn, f.payload, f.payload_len)) break; /* a fetch waits for its answers to fit */
     pos += f.frame_len;
-    dispatch(conn, f.payload, f.payload_len);
   }
   if (pos > 0) {
     memmove(conn->in, conn->in + pos, conn->in_len - pos);

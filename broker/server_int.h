@@ -63,6 +63,7 @@ struct rn__conn {
    * max bytes when dispatched); counted with the unwritten output against
    * max_output_bytes_per_connection. */
   size_t reserved;
+  bool fetch_blocked; /* the next frame is a fetch that does not fit: not read further */
 
   /* Input: received bytes not yet decoded, in[0, in_len). in_need: bytes
    * the frame at in[0] needs in total (a hint for the buffer size). */
