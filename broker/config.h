@@ -71,7 +71,9 @@
     "Close an HTTP connection with no request in progress for this long (ms), and one whose "     \
     "responses make no write progress for this long; 0 = never.")                                  \
   X(http_max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                    \
-    "Most HTTP connections open at once; further ones are accepted, closed at once and logged.")  \
+    "Most HTTP connections open at once. Up to 16 more are accepted to answer one request each: " \
+    "/healthz, /readyz and /metrics as usual, anything else 503 ServiceUnavailable; beyond those " \
+    "they are closed at once. Logged, and counted in runnel_connections_refused_total.")           \
   X(kinesis_credentials, STR, "", 0, 65536, NULL, NULL,                                            \
     "SigV4 credentials the Kinesis API accepts: `AKID:SECRET,AKID2:SECRET2`. Requests must then "  \
     "be signed with one of them (AWS's error types otherwise). Empty = any request is accepted, "  \
