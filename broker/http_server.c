@@ -8,8 +8,10 @@
  * input and output buffers, TLS and nghttp2 sessions) and every request
  * (head, body, response) until its response was handed to the output.
  *
- * A connection's life: accepted (over http_max_connections: closed at once)
- * → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
+ * A connection's life: accepted (with fewer than fd_reserve descriptors
+ * left, or past http_max_connections + RN__HTTP_OVER_LIMIT_EXTRA: closed at
+ * once; past http_max_connections: "over_limit", one request, health
+ * endpoints only, else 503) → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
  * under TLS the ALPN choice decides, the preface when there is none) →
  * requests are parsed, each complete one goes to the router → answers come
  * back through reply() at any time; the protocol puts them on the output

@@ -1,9 +1,10 @@
 /*
  * test_broker_fds.c — connections against the open-file limit, on the real
- * runneld started with RLIMIT_NOFILE 256 (soft = hard, set in the child
+ * runneld started with RLIMIT_NOFILE soft 64, hard 256 (set in the child
  * before exec) and fd_reserve 64:
  *
- *   - at start it warns that max_connections + http_max_connections +
+ *   - at start it raises the soft limit to 256 (else no connection at all
+ *     would be accepted with a reserve of 64) and warns that max_connections + http_max_connections +
  *     fd_reserve exceed the limit;
  *   - clients open native connections until one is refused (closed right
  *     after accept); the refusal comes while fd_reserve descriptors are
@@ -38,9 +39,9 @@
 
 static int setup(void **state) {
   static const char *const args[] = {"--set", "fd_reserve=64", "--set", "segment_bytes=65536", NULL};
-  rn_test_broker_set_nofile(NOFILE);
+  rn_test_broker_set_nofile(64, NOFILE); /* runneld raises the soft limit to the hard one */
   int rc = itest_setup_with(state, args);
-  rn_test_broker_set_nofile(0);
+  rn_test_broker_set_nofile(0, 0);
   return rc;
 }
 
@@ -81,6 +82,7 @@ static bool log_has(const char *path, const char *what) {
 
 static void test_fd_reserve(void **state) {
   rn_raw_env_t *env = *state;
+  assert_true(log_has(env->broker.log_path, "open-file limit raised from 64 to the hard limit 256"));
   assert_true(log_has(env->broker.log_path, "exceeds the open-file limit 256"));
   rn_hc_t m;
   assert_int_equal(rn_hc_connect(&m, env->broker.http_port), 0);
