@@ -83,7 +83,9 @@
     "Close an HTTP connection with no request in progress for this long (ms), and one whose "     \
     "responses make no write progress for this long; 0 = never.")                                  \
   X(http_max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                    \
-    "Most HTTP connections open at once; further ones are accepted, closed at once and logged.")  \
+    "Most HTTP connections open at once. Up to 16 more are accepted to answer one request each: " \
+    "/healthz, /readyz and /metrics as usual, anything else 503 ServiceUnavailable; beyond those " \
+    "they are closed at once. Logged, and counted in runnel_connections_refused_total.")           \
   X(kinesis_credentials, SECRET, "", 0, 65536, NULL, NULL,                                         \
     "SigV4 credentials the Kinesis API accepts: `AKID:SECRET,AKID2:SECRET2`. Requests must then "  \
     "be signed with one of them (AWS's error types otherwise). Empty = any request is accepted, "  \
@@ -127,6 +129,10 @@
     "`max_frame_bytes`.")                                                                          \
   X(max_fetch_bytes, SIZE32, "16MiB", 1024, 1073741824, NULL, NULL,                               \
     "Cap on the record bytes of one fetch response, whatever the client asks for.")               \
+  X(max_fetch_memory_bytes, SIZE64, "256MiB", 0, 1099511627776, NULL, NULL,                       \
+    "Broker-wide budget for fetch read buffers (native fetches and Kinesis GetRecords), held "     \
+    "from the read until the reply is written. A fetch that does not fit waits (first come, "     \
+    "first served) and never fails for it; produce is not affected. 0 = no limit.")              \
   X(max_wait_ms, DUR32, "30s", 0, 3600000, NULL, NULL,                                            \
     "Cap on how long a fetch may long-poll for data (ms); 0 disables long polling.")             \
   X(idle_timeout_ms, DUR32, "10m", 0, 86400000, NULL, NULL,                                      \
@@ -139,6 +145,12 @@
   X(max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                        \
     "Most native connections open at once; further ones are accepted, closed at once and "        \
     "logged. The HTTP port has its own limit, `http_max_connections`.")                           \
+  X(fd_reserve, U32, "256", 16, 1000000, NULL, NULL,                                              \
+    "File descriptors kept for storage (segment rolls, indexes, metadata): a new connection on "  \
+    "either port is closed at once when fewer than this many would remain under the open-file "   \
+    "limit (counted as `runnel_connections_refused_total{reason=\"fds\"}`). At start runneld "    \
+    "raises its soft RLIMIT_NOFILE to the hard limit and warns when `max_connections + "          \
+    "http_max_connections + fd_reserve` exceeds it.")                                             \
   X(max_inflight_per_connection, U32, "1024", 1, 1000000, NULL, NULL,                             \
     "Most requests of one connection being processed at once (pipelining); at the limit the "     \
     "broker stops reading that connection until replies go out.")                                 \

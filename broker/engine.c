@@ -44,6 +44,7 @@ void rn_engine_opts_default(rn_engine_opts_t *o) {
   o->max_batch_bytes = 8u << 20;
   o->max_fetch_bytes = 16u << 20;
   o->max_frame_bytes = 16u << 20;
+  o->max_fetch_memory_bytes = 256ull << 20;
   o->max_wait_ms = 30000;
   o->max_shards = 1024;
   o->segment_bytes = 256ull << 20;

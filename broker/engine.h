@@ -25,6 +25,10 @@
 
 typedef struct rn_engine rn_engine_t;
 
+/* Max bytes of a fetch whose request leaves max_bytes at 0 (before the
+ * max_fetch_bytes cap). */
+#define RN_ENGINE_FETCH_DEFAULT_BYTES (4u << 20)
+
 typedef struct rn_engine_opts {
   uv_loop_t *loop;             /* the loop thread everything runs on */
   const char *data_dir;        /* root of all broker data */
@@ -34,6 +38,13 @@ typedef struct rn_engine_opts {
   uint32_t max_fetch_bytes;    /* cap on one fetch response; default 16 MiB */
   uint32_t max_frame_bytes;    /* the server's request frame limit, reported by BrokerInfo
                                   (the server enforces it); default 16 MiB */
+  /* Broker-wide budget for fetch read buffers (native and HTTP fetches
+   * alike), held from the read until the reply's bytes are freed (for a
+   * native reply: its socket write completed). A fetch with data to read
+   * that does not fit waits, first come first served, until memory comes
+   * back; it never fails for it. One fetch always proceeds when nothing is
+   * held. 0 = no limit. Default 256 MiB. */
+  uint64_t max_fetch_memory_bytes;
   uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
   uint32_t max_shards;         /* per stream; default 1024 */
   uint64_t segment_bytes;      /* log segment size; default 256 MiB */
@@ -101,6 +112,12 @@ typedef struct rn_engine_stats {
   uint32_t shards;
   uint32_t failed_shards; /* logs failed by an I/O error */
   uint64_t records_in, bytes_in, records_out, bytes_out;
+  /* The fetch memory budget (max_fetch_memory_bytes): bytes held by fetch
+   * buffers now, fetches waiting for budget now, and fetches that ever had
+   * to wait. */
+  uint64_t fetch_memory_bytes;
+  uint64_t fetch_memory_waiting;
+  uint64_t fetch_memory_waits;
 } rn_engine_stats_t;
 void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st);
 

@@ -101,6 +101,9 @@ struct rn_engine {
   unsigned pending_work; /* thread-pool jobs and metadata writes in flight */
   rn_engine_stats_t stats;
   rn__groups_t *groups; /* consumer groups (group.c) */
+  /* Fetches with data to read waiting for fetch memory (shard.c), FIFO;
+   * stats.fetch_memory_bytes is what fetch buffers hold now. */
+  struct fetch_op *fetch_wait_head, *fetch_wait_tail;
 
   /* Metadata is written by thread-pool jobs; the newest snapshot wins. */
   pthread_mutex_t meta_mu;

@@ -128,7 +128,9 @@ void rn__call_rest_error(rn__call_t *c, int status, const char *fmt, ...) {
   va_end(ap);
   rn__buf_t b = {0};
   const char *name = status_name(status);
-  rn__buf_puts(&b, "{\"error\":");
+  rn__buf_puts(&b, "{\"__type\":"); /* what AWS SDKs and the Kinesis API read */
+  rn__buf_json_str(&b, name, strlen(name));
+  rn__buf_puts(&b, ",\"error\":");
   rn__buf_json_str(&b, name, strlen(name));
   rn__buf_puts(&b, ",\"message\":");
   rn__buf_json_str(&b, msg, strlen(msg));
@@ -357,7 +359,7 @@ void rn_http_routes_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn
     if (!ok_method) {
       rn_http_header_t allow = {"allow", hop == RN__HOP_REST_BATCH ? "POST, OPTIONS" : "PUT, POST, OPTIONS"};
       rn__buf_t b = {0};
-      rn__buf_printf(&b, "{\"error\":\"MethodNotAllowed\",\"message\":\"%s is not allowed here\"}",
+      rn__buf_printf(&b, "{\"__type\":\"MethodNotAllowed\",\"error\":\"MethodNotAllowed\",\"message\":\"%s is not allowed here\"}",
                      strcmp(m, "GET") == 0 ? "GET" : "this method");
       rn__call_reply(c, 405, "application/json", &allow, 1, b.p, b.len);
       rn__buf_free(&b);

@@ -1280,6 +1280,9 @@ static void records_described(kop_t *o, const Runnel__Response *resp) {
 }
 
 static void op_get_records(kop_t *o) {
+  /* The answer may reach 10 MiB of data as base64 JSON: the transport
+   * routes no more of this connection's requests while that would not fit. */
+  rn_http_reserve(o->c->req, o->c->ctx, GET_RECORDS_MAX_BYTES / 3 * 4 + (2u << 20));
   if (rn__kiter_decode(o->r->iter_key, o->k.iterator, o->k.iterator_len, &o->it) != 0)
     return kop_error(o, "InvalidArgumentException", "Invalid ShardIterator.");
   int64_t now = rn__routes_now_ms(o->r);

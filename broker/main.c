@@ -143,6 +143,10 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  /* Descriptors first: the listeners reconcile their limits with it, and
+   * the engine's segments need it. */
+  rn_server_raise_fd_limit();
+
   /* 1. Listeners first: a broker that cannot listen never touches the data
    * directory. */
   rc = rn_server_bind(&d.loop, &cfg, &d.srv, why, sizeof why);
@@ -177,6 +181,7 @@ int main(int argc, char **argv) {
   eo.max_batch_bytes = cfg.max_batch_bytes;
   eo.max_fetch_bytes = cfg.max_fetch_bytes;
   eo.max_frame_bytes = cfg.max_frame_bytes;
+  eo.max_fetch_memory_bytes = cfg.max_fetch_memory_bytes;
   eo.max_wait_ms = cfg.max_wait_ms;
   eo.max_shards = cfg.max_shards;
   eo.segment_bytes = cfg.segment_bytes;

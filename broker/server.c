@@ -65,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -191,10 +192,62 @@ static void on_prepare(uv_prepare_t *h) { run_deferred(h->data); }
 
 /* ---- listeners ------------------------------------------------------------------------ */
 
+/* ---- file descriptors ------------------------------------------------------------ */
+
+void rn_server_raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    rn__logf(RN_LOG_WARN, "server", "cannot read the open-file limit: %s", strerror(errno));
+    return;
+  }
+  if (rl.rlim_cur == rl.rlim_max) {
+    rn__logf(RN_LOG_INFO, "server", "open-file limit %llu (already the hard limit)", (unsigned long long)rl.rlim_cur);
+    return;
+  }
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    rn__logf(RN_LOG_WARN, "server", "cannot raise the open-file limit from %llu to %llu: %s", (unsigned long long)was,
+             (unsigned long long)rl.rlim_max, strerror(errno));
+    return;
+  }
+  rn__logf(RN_LOG_INFO, "server", "open-file limit raised from %llu to the hard limit %llu", (unsigned long long)was,
+           (unsigned long long)rl.rlim_max);
+}
+
+bool rn__server_fds_short(const rn_server_t *srv, int fd) {
+  return srv->fd_limit > 0 && fd >= 0 && (uint64_t)fd + srv->cfg->fd_reserve >= srv->fd_limit;
+}
+
+/* Read the limit connections are reconciled with, and say when the
+ * configured connection limits cannot all be met. */
+static void check_fd_limit(rn_server_t *srv) {
+  const rn_config_t *cfg = srv->cfg;
+  struct rlimit rl;
+  srv->fd_limit = 0;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+  srv->fd_limit = (uint64_t)rl.rlim_cur;
+  uint64_t want = (uint64_t)cfg->max_connections + cfg->http_max_connections + cfg->fd_reserve;
+  if (want > srv->fd_limit)
+    rn__logf(RN_LOG_WARN, "server",
+             "max_connections (%u) + http_max_connections (%u) + fd_reserve (%u) = %llu exceeds the open-file "
+             "limit %llu: connections will be refused once fewer than fd_reserve descriptors remain (raise the "
+             "hard limit, e.g. LimitNOFILE=, or lower the connection limits)",
+             (unsigned)cfg->max_connections, (unsigned)cfg->http_max_connections, (unsigned)cfg->fd_reserve,
+             (unsigned long long)want, (unsigned long long)srv->fd_limit);
+}
+
+/* The listener could not accept (EMFILE/ENFILE: out of descriptors; libuv
+ * then accepts and closes pending connections with its spare descriptor). */
+static void listener_failed(rn_server_t *srv, int port, const char *what, int status) {
+  if (status == UV_EMFILE || status == UV_ENFILE) srv->refused[port][RN__REFUSE_FDS]++;
+  rn__logf(RN_LOG_WARN, "server", "%s listener: %s", what, uv_strerror(status));
+}
+
 static void on_native_connection(uv_stream_t *s, int status) {
   rn_server_t *srv = s->data;
   if (status < 0) {
-    rn__logf(RN_LOG_WARN, "server", "native listener: %s", uv_strerror(status));
+    listener_failed(srv, RN__PORT_NATIVE, "native", status);
     return;
   }
   rn__conn_accept(srv);
@@ -203,7 +256,7 @@ static void on_native_connection(uv_stream_t *s, int status) {
 static void on_http_connection(uv_stream_t *s, int status) {
   rn_server_t *srv = s->data;
   if (status < 0) {
-    rn__logf(RN_LOG_WARN, "server", "http listener: %s", uv_strerror(status));
+    listener_failed(srv, RN__PORT_HTTP, "http", status);
     return;
   }
   rn__http_accept(srv);
@@ -376,6 +429,7 @@ rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **o
   }
   srv->loop = loop;
   srv->cfg = cfg;
+  check_fd_limit(srv);
   rn_err_t rc = rn__http_init(srv, why, whylen);
   if (rc != 0) {
     free(srv);

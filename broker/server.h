@@ -26,6 +26,11 @@
 
 typedef struct rn_server rn_server_t;
 
+/* Raise the soft RLIMIT_NOFILE to the hard limit and log it (one line).
+ * Call once at startup, before the engine opens its files. Never fails:
+ * when the limit cannot be raised it logs why and the current limit stays. */
+void rn_server_raise_fd_limit(void);
+
 /* Step 1 of a start, before the data directory is touched: bind and listen
  * on the native listener (cfg->listen) and the HTTP listener
  * (cfg->http_listen). A listener on a non-loopback address is refused
@@ -89,7 +94,13 @@ int rn_server_draining(const rn_server_t *srv);
 void rn_server_destroy(rn_server_t *srv);
 
 /* Prometheus lines for the server's connections (an rn_http_metrics_fn:
- * arg is the rn_server_t): runnel_connections{protocol="native"|"http"}. */
+ * arg is the rn_server_t): runnel_connections{protocol="native"|"http"},
+ * runnel_connections_refused_total{port="native"|"http",reason="limit"|"fds"},
+ * runnel_connections_backpressured{protocol=...} (connections whose
+ * unwritten or reserved answers reach max_output_bytes_per_connection), and
+ * the engine's fetch memory budget: runnel_fetch_memory_bytes,
+ * runnel_fetch_memory_limit_bytes, runnel_fetch_memory_waiting,
+ * runnel_fetch_memory_waits_total. */
 size_t rn_server_metrics(void *arg, char *out, size_t cap);
 
 /* ---- logging ----------------------------------------------------------------

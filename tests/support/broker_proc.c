@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,13 @@ static void *copy_log(void *arg) {
   return NULL;
 }
 
+static unsigned long nofile_soft, nofile_hard; /* rn_test_broker_set_nofile */
+
+void rn_test_broker_set_nofile(unsigned long soft, unsigned long hard) {
+  nofile_soft = soft;
+  nofile_hard = hard;
+}
+
 int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *const *extra) {
   memset(b, 0, sizeof(*b));
   snprintf(b->data_dir, sizeof(b->data_dir), "%s", data_dir);
@@ -56,6 +64,10 @@ int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *
   if (pid < 0) return -1;
   if (pid == 0) {
     dup2(fds[1], 2);
+    if (nofile_hard) {
+      struct rlimit rl = {.rlim_cur = nofile_soft, .rlim_max = nofile_hard};
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+    }
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       dup2(devnull, 0);

@@ -35,6 +35,10 @@ const char *rn_test_runneld_path(void);
  * -1 if it exited or never listened (its log says why). */
 int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *const *extra);
 
+/* From now on, start runneld with RLIMIT_NOFILE soft and hard (set in the
+ * child before exec); 0, 0 = inherit the test's limits (the default). */
+void rn_test_broker_set_nofile(unsigned long soft, unsigned long hard);
+
 /* SIGTERM and wait; returns the exit status (0 = clean) or -1. */
 int rn_test_broker_stop(rn_test_broker_t *b);
 
