@@ -17,22 +17,25 @@
 
 /* ==== the table =========================================================== */
 
-#define DOC_RETENTION                                                                                 \
-  "keep records this long: 500ms, 30s, 90m, 24h, 7d, 1h30m (units ms s m h d), or forever;\n"        \
-  "without the option the broker's default retention applies (its default_retention setting);\n" \
-  "0 is refused (write forever)"
-#define DOC_RETENTION_BYTES                                                                     \
-  "and at most this much per shard: bytes, or 512KiB, 64MiB, 10GiB, 1TiB (binary: 10G = 10GiB;\n" \
-  "KB/MB are refused), or unlimited (the default)"
-#define DOC_POS_TIME                                                                      \
-  "a TIME is ISO 8601 (2026-11-22T10:00:00Z, 2026-11-22 10:00), @MS (milliseconds since the\n" \
-  "epoch) or -DURATION (that long ago: -1h, -30m, -7d)"
+#define DOC_RETENTION                                                 \
+  "keep records this long: 500ms, 30s, 90m, 24h, 7d, 1h30m (units ms,\n" \
+  "s, m, h, d), or forever; without the option the broker's default\n"  \
+  "retention applies (its default_retention setting); 0 is refused"
+#define DOC_RETENTION_BYTES                                             \
+  "and at most this much per shard: bytes, or 512KiB, 64MiB, 10GiB,\n" \
+  "1TiB (binary: 10G = 10GiB; KB/MB are refused), or unlimited\n"      \
+  "(the default)"
+#define DOC_POS_TIME                                                  \
+  "a TIME is ISO 8601 (2026-11-22T10:00:00Z, 2026-11-22 10:00),\n"    \
+  "@MS (milliseconds since the epoch) or -DURATION (that long ago:\n" \
+  "-1h, -30m, -7d); a plain number from 100000000000 up looks like\n" \
+  "a ms timestamp and is refused as an offset (write @MS)"
 
 static const ctl_opt_t opts_create[] = {
-    {"--shards", 0, "N", "number of shards, each owning an equal slice of the hash-key space (required)"},
+    {"--shards", 0, "N", "number of shards, each owning an equal slice of the hash-key\nspace (required)"},
     {"--retention", 0, "D", DOC_RETENTION},
     {"--retention-bytes", 0, "S", DOC_RETENTION_BYTES},
-    {"--durability", 0, "M", "sync (default): acknowledged after fdatasync; interval: fdatasync\nperiodically; none: page cache only"},
+    {"--durability", 0, "M", "sync (default): acknowledged after fdatasync; interval:\nfdatasync periodically; none: page cache only"},
     {NULL, 0, NULL, NULL}};
 
 static const ctl_opt_t opts_setret[] = {
@@ -42,30 +45,31 @@ static const ctl_opt_t opts_setret[] = {
 
 static const ctl_opt_t opts_produce[] = {
     {"--key", 0, "K", "partition key of every record (default: random per record)"},
-    {"--key-field", 0, "FIELD", "partition key = the value of FIELD in the line parsed as a JSON object"},
-    {"--key-delimiter", 0, "C", "each line is KEY<C>VALUE: the text before the first C is the key"},
+    {"--key-field", 0, "FIELD", "partition key = the value of FIELD in the line parsed as a JSON\nobject"},
+    {"--key-delimiter", 0, "C", "each line is KEY<C>VALUE: the text before the first C is the\nkey"},
     {"--header", 'H', "NAME=VALUE", "add a header to every record (repeat for more)"},
-    {"--file", 0, "F", "send the whole of file F as one record instead of reading lines"},
+    {"--file", 0, "F", "send the whole of file F (- = standard input) as one record\ninstead of reading lines"},
     {NULL, 0, NULL, NULL}};
 
 static const ctl_opt_t opts_consume[] = {
-    {"--shard", 0, "ID", "only this shard: an index (3) or a shard id (shardId-000000000003);\ndefault: every shard"},
+    {"--shard", 0, "ID", "only this shard: an index (3) or a shard id\n(shardId-000000000003); default: every shard"},
     {"--from", 0, "POS", "where to start: earliest (default), latest, an OFFSET or a TIME;\n" DOC_POS_TIME},
-    {"--to", 0, "POS", "stop before this position (an OFFSET or a TIME: records before it)"},
+    {"--to", 0, "POS", "stop before this position (an OFFSET, or a TIME: only records\nbefore it)"},
     {"--tail", 0, "N", "the last N records of each shard"},
-    {"--follow", 0, NULL, "keep waiting for new records (until interrupted); without it, stop at\nthe end of every shard as it was when the command started"},
+    {"--follow", 0, NULL, "keep waiting for new records (until interrupted); without it,\nstop at the end of every shard as it was when the command started"},
     {"--idle-exit", 0, "D", "with --follow: exit 0 after no record arrived for D (30s, 5m)"},
     {"--max", 0, "N", "stop after N records"},
     {"--format", 0, "FMT",
-     "print each record by a template: %k key, %v value, %s shard, %o offset,\n"
-     "%t timestamp (ms), %T timestamp (ISO 8601), %h headers (name=value,...), %% a %;\n"
-     "\\n newline, \\t tab, \\\\ backslash. Default: %v\\n"},
+     "print each record by a template: %k key, %v value, %s shard,\n"
+     "%o offset, %t timestamp (epoch ms), %T timestamp (ISO 8601),\n"
+     "%h headers (name=value,...), %% a %; \\n newline, \\t tab,\n"
+     "\\\\ backslash. Default: %v\\n"},
     {"--group", 0, "NAME", "read as a member of consumer group NAME (see below)"},
-    {"--session-timeout", 0, "D", "with --group: the broker frees this member's shards when it has not\nheard from it for D (1s to 30m; default 10s)"},
+    {"--session-timeout", 0, "D", "with --group: the broker frees this member's shards when it has\nnot heard from it for D (500ms to 10m; default 10s)"},
     {NULL, 0, NULL, NULL}};
 
 static const ctl_opt_t opts_watch[] = {
-    {"--watch", 0, NULL, "print again every --interval until interrupted (a terminal is cleared\nbetween prints)"},
+    {"--watch", 0, NULL, "print again every --interval until interrupted (a terminal is\ncleared between prints)"},
     {"--interval", 0, "D", "with --watch: time between prints (default 2s)"},
     {NULL, 0, NULL, NULL}};
 
@@ -74,9 +78,9 @@ static const ctl_opt_t opts_group_create[] = {
     {NULL, 0, NULL, NULL}};
 
 static const ctl_opt_t opts_group_reset[] = {
-    {"--to", 0, "POS", "earliest, latest, an OFFSET (the same in every chosen shard) or a TIME\n(the first record at or after it); " DOC_POS_TIME},
-    {"--shift-by", 0, "N", "move every chosen checkpoint by N records (negative: back), clamped to\nwhat the shard stores"},
-    {"--shard", 0, "ID", "only this shard (repeat, or a comma-separated list: --shard 0,3);\ndefault: every shard"},
+    {"--to", 0, "POS", "earliest, latest, an OFFSET (the same in every chosen shard) or\na TIME (the first record at or after it);\n" DOC_POS_TIME},
+    {"--shift-by", 0, "N", "move every chosen checkpoint by N records (negative: back),\nclamped to what the shard stores"},
+    {"--shard", 0, "ID", "only this shard (repeat, or a comma-separated list:\n--shard 0,3); default: every shard"},
     {"--execute", 0, NULL, "apply the plan (without it the plan is only printed)"},
     {"--create", 0, NULL, "create the group when it does not exist (otherwise refused)"},
     {NULL, 0, NULL, NULL}};
@@ -157,11 +161,15 @@ const ctl_cmd_t ctl_cmds[] = {
 const size_t ctl_ncmds = sizeof ctl_cmds / sizeof ctl_cmds[0];
 
 static const ctl_opt_t global_opts[] = {
-    {"--broker", 0, "HOST:PORT", "broker to talk to (default: $RUNNEL_BROKER, else 127.0.0.1:7400)"},
-    {"--json", 0, NULL, "machine-readable output: one JSON document (consume: one per record).\nField names are the same in every command (shard, shard_id, *_offset); a field\nending in _ms is milliseconds: a time (created_ms, checkpoint_ms, timestamp_ms) is\nepoch milliseconds, a length of time (retention_ms, lag_ms) is a duration; unknown is null"},
+    {"--broker", 0, "HOST:PORT", "broker to talk to (default: $RUNNEL_BROKER, else\n127.0.0.1:7400)"},
+    {"--json", 0, NULL, "machine-readable output: one JSON document (consume: one per\n"
+     "record). Field names are the same in every command (shard,\n"
+     "shard_id, start_offset, ...); a field ending in _ms is in\n"
+     "milliseconds: a time (created_ms, checkpoint_ms, timestamp_ms) is\n"
+     "epoch ms, a length (retention_ms, lag_ms) a duration; unknown is null"},
     {"--version", 0, NULL, "print runnelctl's version"},
     {"--print-man", 0, NULL, "print the man page (roff) generated from this help"},
-    {"--help", 'h', NULL, "help; also after any noun or verb (runnelctl stream create --help)"},
+    {"--help", 'h', NULL, "help; also after any noun or verb (runnelctl stream create\n--help)"},
     {NULL, 0, NULL, NULL}};
 
 /* ==== arguments ========================================================== */
