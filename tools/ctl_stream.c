@@ -70,6 +70,7 @@ static json_t *desc_json(const rn_stream_desc_t *d, bool with_shards) {
       json_object_set_new(so, "start_offset", json_integer((json_int_t)s->start_offset));
       json_object_set_new(so, "end_offset", json_integer((json_int_t)s->end_offset));
       json_object_set_new(so, "last_append_ms", s->last_append_ms > 0 ? json_integer(s->last_append_ms) : json_null());
+      json_object_set_new(so, "stored_bytes", json_integer((json_int_t)s->stored_bytes));
       json_array_append_new(a, so);
     }
     json_object_set_new(o, "shards", a);
@@ -92,17 +93,18 @@ static bool print_desc(ctl_t *c, const rn_stream_desc_t *d) {
   ctl_print(c, "durability:       %s\n", dn ? dn : "unknown");
   ctl_print(c, "created:          %s\n\n", created);
   ctl_table_t t;
-  ctl_table_init(&t, 6);
-  ctl_table_row(&t, "SHARD", "HASH-KEY-START", "HASH-KEY-END", "START", "END", "LAST-APPEND");
+  ctl_table_init(&t, 7);
+  ctl_table_row(&t, "SHARD", "HASH-KEY-START", "HASH-KEY-END", "START", "END", "LAST-APPEND", "BYTES");
   for (size_t i = 0; i < d->shard_count; i++) {
     const rn_shard_info_t *s = &d->shards[i];
-    char ks[RN_HASH_KEY_STRLEN], ke[RN_HASH_KEY_STRLEN], so[24], eo[24], la[40];
+    char ks[RN_HASH_KEY_STRLEN], ke[RN_HASH_KEY_STRLEN], so[24], eo[24], la[40], by[RN_UNITS_STRLEN];
     rn_hash_key_format(s->hash_key_start, ks);
     rn_hash_key_format(s->hash_key_end, ke);
     snprintf(so, sizeof so, "%" PRIu64, s->start_offset);
     snprintf(eo, sizeof eo, "%" PRIu64, s->end_offset);
     ctl_format_time(s->last_append_ms, la, sizeof la);
-    ctl_table_row(&t, s->shard_id, ks, ke, so, eo, la);
+    snprintf(by, sizeof by, "%" PRIu64, s->stored_bytes);
+    ctl_table_row(&t, s->shard_id, ks, ke, so, eo, la, by);
   }
   return ctl_table_print(c, &t);
 }

@@ -8,7 +8,9 @@
  *     `group describe` still shows all N records as lag and no commit. (The
  *     old code exited 0 and checkpointed every shard at its end, or died of
  *     SIGPIPE.)
- *   - plain `consume S` into a closed pipe: exit 1 with the reason.
+ *   - plain `consume S` into a closed pipe: exit 1 with the reason;
+ *   - `stream describe` reports the bytes each shard stores (ShardInfo
+ *     stored_bytes, filled by the broker from its log).
  *
  * runnelctl runs as a child process (fork/exec) with its stdout set up by
  * the test; it is waited for by PID. No timing: the child ends by itself at
@@ -21,6 +23,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,10 +139,42 @@ static void test_group_consume_into_closed_pipe(void **state) {
   rn_gt_produced_free(&p);
 }
 
+static void test_describe_stored_bytes(void **state) {
+  rn_gt_t *g = *state;
+  rn_gt_create_stream(g, "sz", 2);
+  rn_gt_produced_t p = {0};
+  rn_gt_produce(g, "sz", "some-longer-value", N, &p);
+  char *out, *err;
+  assert_int_equal(rn_gt_ctl(g, &out, &err, "--json", "stream", "describe", "sz", NULL), 0);
+  json_error_t je;
+  json_t *doc = json_loads(out, 0, &je);
+  assert_non_null(doc);
+  json_t *shards = json_object_get(doc, "shards");
+  assert_int_equal(json_array_size(shards), 2);
+  json_int_t total = 0;
+  for (size_t i = 0; i < 2; i++) {
+    json_t *sh = json_array_get(shards, i);
+    json_int_t bytes = json_integer_value(json_object_get(sh, "stored_bytes"));
+    json_int_t records = json_integer_value(json_object_get(sh, "end_offset"));
+    if (records > 0) assert_true(bytes >= records * 17); /* at least the values */
+    total += bytes;
+  }
+  assert_true(total > 0);
+  json_decref(doc);
+  free(out);
+  free(err);
+  assert_int_equal(rn_gt_ctl(g, &out, &err, "stream", "describe", "sz", NULL), 0);
+  assert_non_null(strstr(out, "LAST-APPEND               BYTES\n"));
+  free(out);
+  free(err);
+  rn_gt_produced_free(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_group_consume_into_dev_full, rn_gt_setup, rn_gt_teardown),
       cmocka_unit_test_setup_teardown(test_group_consume_into_closed_pipe, rn_gt_setup, rn_gt_teardown),
+      cmocka_unit_test_setup_teardown(test_describe_stored_bytes, rn_gt_setup, rn_gt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
