@@ -495,7 +495,16 @@ static void framing_error(rn__conn_t *conn, size_t payload_len) {
   snprintf(msg, sizeof msg, "frame of %zu bytes exceeds max_frame_bytes (%u); closing the connection",
            payload_len, (unsigned)srv->cfg->max_frame_bytes);
   rn__logf(RN_LOG_WARN, "conn", "#%llu %s: %s", (unsigned long long)conn->id, conn->peer, msg);
-  send_error(conn, 0, RN_ETOOLARGE, msg);
+  /* Correlation id 0 (the request was never read) and the sizes as fields,
+   * so the client can tell which of its requests was refused. */
+  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
+  Runnel__Error err;
+  rn_engine_error(&err, RN_ETOOLARGE, msg);
+  err.size = payload_len;
+  err.limit = srv->cfg->max_frame_bytes;
+  resp.error = &err;
+  queue_frame(conn, &resp.base);
+  rn__conn_schedule(conn);
   conn->fatal = true;
 }
 

@@ -43,6 +43,7 @@ void rn_engine_opts_default(rn_engine_opts_t *o) {
   o->max_record_bytes = 1u << 20;
   o->max_batch_bytes = 8u << 20;
   o->max_fetch_bytes = 16u << 20;
+  o->max_frame_bytes = 16u << 20;
   o->max_wait_ms = 30000;
   o->max_shards = 1024;
   o->segment_bytes = 256ull << 20;
@@ -787,6 +788,7 @@ void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   case RUNNEL__REQUEST__OP_GROUP_DESCRIBE:
   case RUNNEL__REQUEST__OP_GROUP_DELETE:
   case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__handle_group(eng, req, cb, ctx);
+  case RUNNEL__REQUEST__OP_BROKER_INFO: return rn__handle_broker_info(eng, cb, ctx);
   default: return reply_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
   }
 }
@@ -909,6 +911,7 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   eng->opts = *opts;
   eng->loop = opts->loop;
   eng->data_dir = strdup(opts->data_dir);
+  eng->started_ms = rn__now_ms();
   pthread_mutex_init(&eng->meta_mu, NULL);
   eng->next_uid = 1;
   eng->producer_id_limit = 1;

@@ -32,6 +32,8 @@ typedef struct rn_engine_opts {
   uint32_t max_record_bytes;   /* largest record value + key; default 1 MiB */
   uint32_t max_batch_bytes;    /* largest batch; default 8 MiB */
   uint32_t max_fetch_bytes;    /* cap on one fetch response; default 16 MiB */
+  uint32_t max_frame_bytes;    /* the server's request frame limit, reported by BrokerInfo
+                                  (the server enforces it); default 16 MiB */
   uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
   uint32_t max_shards;         /* per stream; default 1024 */
   uint64_t segment_bytes;      /* log segment size; default 256 MiB */

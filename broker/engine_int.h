@@ -80,6 +80,7 @@ struct rn_stream {
 struct rn_engine {
   rn_engine_opts_t opts;
   char *data_dir;
+  int64_t started_ms; /* wall clock at rn_engine_open (BrokerInfo) */
   uv_loop_t *loop;
   rn_io_t *io;
   uv_poll_t io_poll;
@@ -140,5 +141,10 @@ void rn__groups_tick(rn_engine_t *eng);
 /* The stream is being deleted: drop its groups. */
 void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st);
 void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
+
+/* info.c */
+/* BrokerInfo: version, start time, data directory usage (uv_fs_statfs on
+ * the thread pool, never on the loop), limits, counts, failed shards. */
+void rn__handle_broker_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx);
 
 #endif

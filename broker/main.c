@@ -126,6 +126,7 @@ int main(int argc, char **argv) {
   eo.max_record_bytes = cfg.max_record_bytes;
   eo.max_batch_bytes = cfg.max_batch_bytes;
   eo.max_fetch_bytes = cfg.max_fetch_bytes;
+  eo.max_frame_bytes = cfg.max_frame_bytes;
   eo.max_wait_ms = cfg.max_wait_ms;
   eo.max_shards = cfg.max_shards;
   eo.segment_bytes = cfg.segment_bytes;
