@@ -150,8 +150,9 @@ const ctl_cmd_t ctl_cmds[] = {
      "(ENOGROUP) when the group does not exist unless --create is given.",
      opts_group_reset, 2, 2, ctl_group_reset},
     {"status", NULL, "", "the broker: version, uptime, data directory, streams, health",
-     "The broker's version, uptime, data directory and its free space, the number of streams\n"
-     "and shards, failed shards, and its health.",
+     "The broker's version, uptime, data directory and its free space, the number of\n"
+     "streams and shards, its limits (--json), failed shards and its health. Exit status 1\n"
+     "while the broker is degraded (a shard failed).",
      opts_watch, 0, 0, ctl_status},
     {"completion", NULL, "SHELL", "print a shell completion script (bash)",
      "Print the completion script for SHELL (bash), generated from the command table:\n"

@@ -10,7 +10,9 @@
  *     SIGPIPE.)
  *   - plain `consume S` into a closed pipe: exit 1 with the reason;
  *   - `stream describe` reports the bytes each shard stores (ShardInfo
- *     stored_bytes, filled by the broker from its log).
+ *     stored_bytes, filled by the broker from its log);
+ *   - `status` reports the broker (BrokerInfo); pointed at the HTTP port,
+ *     runnelctl prints librunnel's message as it is, in one line.
  *
  * runnelctl runs as a child process (fork/exec) with its stdout set up by
  * the test; it is waited for by PID. No timing: the child ends by itself at
@@ -170,11 +172,51 @@ static void test_describe_stored_bytes(void **state) {
   rn_gt_produced_free(&p);
 }
 
+static void test_status_and_wrong_port(void **state) {
+  rn_gt_t *g = *state;
+  rn_gt_create_stream(g, "st", 3);
+  char *out, *err;
+  assert_int_equal(rn_gt_ctl(g, &out, &err, "status", NULL), 0);
+  assert_non_null(strstr(out, "version:          "));
+  assert_non_null(strstr(out, "uptime:           "));
+  assert_non_null(strstr(out, "free space:       "));
+  assert_non_null(strstr(out, "streams:          1\n"));
+  assert_non_null(strstr(out, "shards:           3\n"));
+  assert_non_null(strstr(out, "failed shards:    0\n"));
+  assert_non_null(strstr(out, "health:           ok\n"));
+  free(out);
+  free(err);
+  assert_int_equal(rn_gt_ctl(g, &out, &err, "--json", "status", NULL), 0);
+  json_error_t je;
+  json_t *doc = json_loads(out, 0, &je);
+  assert_non_null(doc);
+  assert_int_equal(json_integer_value(json_object_get(doc, "shard_count")), 3);
+  assert_true(json_integer_value(json_object_get(doc, "data_dir_total_bytes")) > 0);
+  assert_true(json_integer_value(json_object_get(doc, "start_ms")) > 0);
+  assert_int_equal(json_array_size(json_object_get(doc, "failed_shards")), 0);
+  assert_string_equal(json_string_value(json_object_get(doc, "health")), "ok");
+  json_decref(doc);
+  free(out);
+  free(err);
+
+  /* the HTTP port: librunnel's own words, once */
+  char http[64];
+  snprintf(http, sizeof http, "127.0.0.1:%u", g->broker.http_port);
+  int st = rn_gt_ctl(g, &out, &err, "--broker", http, "stream", "list", NULL);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(err, "(EPROTOCOL): "));
+  assert_non_null(strstr(err, "answered in HTTP: that is runneld's HTTP port"));
+  assert_int_equal(lines(err), 1);
+  free(out);
+  free(err);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_group_consume_into_dev_full, rn_gt_setup, rn_gt_teardown),
       cmocka_unit_test_setup_teardown(test_group_consume_into_closed_pipe, rn_gt_setup, rn_gt_teardown),
       cmocka_unit_test_setup_teardown(test_describe_stored_bytes, rn_gt_setup, rn_gt_teardown),
+      cmocka_unit_test_setup_teardown(test_status_and_wrong_port, rn_gt_setup, rn_gt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
