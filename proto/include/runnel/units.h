@@ -1,7 +1,7 @@
 /*
  * runnel/units.h — the one syntax for sizes and durations, shared by
- * runnelctl and the broker's configuration (docs/configuration.md, "Sizes
- * and durations"). Pure functions over strings: no allocation, no locale.
+ * runnelctl and the broker's configuration (docs/client.md, "Sizes and
+ * durations"). Pure functions over strings: no allocation, no locale.
  *
  * Sizes: plain bytes ("1048576") or an integer followed by a binary unit.
  * Every unit is a power of 1024 and the letters are case-sensitive:
