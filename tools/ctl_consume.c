@@ -49,6 +49,7 @@ typedef struct {
   uint64_t from; /* resolved start offset */
   uint64_t end;  /* stop here (exclusive) unless following without --to */
   bool has_to;   /* end comes from --to: also ends --follow */
+  int64_t to_ts; /* --to TIME: stop at the first record at or after it; 0 = none */
   pthread_t th;
 } shard_job_t;
 
@@ -194,6 +195,7 @@ static void *consume_shard(void *arg) {
     if (err) break;
     retries = 0;
     if (bounded && rec->offset >= j->end) break;
+    if (j->to_ts && rec->timestamp >= j->to_ts) break;
     emit_t e = emit(cs, j->shard, rec);
     if (e == EMIT_WRITE_FAILED) {
       pthread_mutex_lock(&cs->out_mu);
@@ -313,7 +315,7 @@ int ctl_consume(ctl_t *c, const ctl_args_t *a) {
     if (to && to_kind == RN_POS_OFFSET) {
       end = (uint64_t)to_value;
       has_to = true;
-    } else if (to_offs && i < to_offs->count) {
+    } else if (to_offs && i < to_offs->count && to_value <= now) {
       end = to_offs->shards[i].offset;
       has_to = true;
     }
@@ -325,6 +327,9 @@ int ctl_consume(ctl_t *c, const ctl_args_t *a) {
     jobs[njobs].from = start;
     jobs[njobs].end = end;
     jobs[njobs].has_to = has_to;
+    /* a --to TIME still ahead: bounded by the records' times (with --follow
+     * the records up to it have not arrived yet) */
+    jobs[njobs].to_ts = to && to_kind == RN_POS_TIMESTAMP ? to_value : 0;
     njobs++;
   }
   if (shard && chosen == 0) {

@@ -271,7 +271,7 @@ done:
       json_object_set_new(o, "produced", json_integer((json_int_t)ok));
       json_object_set_new(o, "failed", json_integer((json_int_t)failed));
       json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
-      json_object_set_new(o, "shards", json_integer((json_int_t)shards));
+      json_object_set_new(o, "shard_count", json_integer((json_int_t)shards));
       json_object_set_new(o, "elapsed_ms", json_integer(elapsed));
       ctl_print_json(c, o);
     } else {

@@ -475,6 +475,10 @@ static void test_produce_consume_features(void **state) {
   assert_string_equal(f->out, "one\n");
   assert_int_equal(run(f, NULL, "consume", "p", "--from", "-1h", "--to", "2999-01-01", NULL), 0);
   assert_string_equal(f->out, "one\ntwo\nthree\n");
+  assert_int_equal(run(f, NULL, "consume", "p", "--to", "-1h", NULL), 0); /* every record is younger */
+  assert_string_equal(f->out, "");
+  assert_int_equal(run(f, NULL, "consume", "p", "--follow", "--to", "2999-01-01", "--idle-exit", "200ms", NULL), 0);
+  assert_string_equal(f->out, "one\ntwo\nthree\n");
   /* --follow --idle-exit: exit 0 once nothing came for that long */
   assert_int_equal(run(f, NULL, "consume", "p", "--follow", "--idle-exit", "200ms", NULL), 0);
   assert_int_equal(count_lines(f->out), 3);
