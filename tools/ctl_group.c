@@ -312,7 +312,8 @@ int ctl_group_create(ctl_t *c, const ctl_args_t *a) {
   if (c->json) {
     json_t *o = json_object();
     json_object_set_new(o, "stream", json_string(stream));
-    json_object_set_new(o, "created", json_string(group));
+    json_object_set_new(o, "group", json_string(group));
+    json_object_set_new(o, "created", json_true());
     json_object_set_new(o, "start_kind", json_string(pos_kind_name(kind)));
     json_object_set_new(o, "start_value", json_integer(value));
     ctl_print_json(c, o);
@@ -330,7 +331,8 @@ int ctl_group_delete(ctl_t *c, const ctl_args_t *a) {
   if (c->json) {
     json_t *o = json_object();
     json_object_set_new(o, "stream", json_string(stream));
-    json_object_set_new(o, "deleted", json_string(group));
+    json_object_set_new(o, "group", json_string(group));
+    json_object_set_new(o, "deleted", json_true());
     ctl_print_json(c, o);
   } else {
     ctl_print(c, "deleted group \"%s\" of stream \"%s\"\n", group, stream);

@@ -207,7 +207,8 @@ int ctl_stream_delete(ctl_t *c, const ctl_args_t *a) {
   if (err) return ctl_fail(c, err, "stream \"%s\"", a->pos[0]);
   if (c->json) {
     json_t *o = json_object();
-    json_object_set_new(o, "deleted", json_string(a->pos[0]));
+    json_object_set_new(o, "stream", json_string(a->pos[0]));
+    json_object_set_new(o, "deleted", json_true());
     ctl_print_json(c, o);
   } else {
     ctl_print(c, "deleted stream \"%s\"\n", a->pos[0]);
