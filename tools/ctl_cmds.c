@@ -28,8 +28,7 @@
 #define DOC_POS_TIME                                                  \
   "a TIME is ISO 8601 (2026-11-22T10:00:00Z, 2026-11-22 10:00),\n"    \
   "@MS (milliseconds since the epoch) or -DURATION (that long ago:\n" \
-  "-1h, -30m, -7d); a plain number from 100000000000 up looks like\n" \
-  "a ms timestamp and is refused as an offset (write @MS)"
+  "-1h, -30m, -7d); a plain number is an OFFSET"
 
 static const ctl_opt_t opts_create[] = {
     {"--shards", 0, "N", "number of shards, each owning an equal slice of the hash-key\nspace (required)"},
@@ -112,8 +111,8 @@ const ctl_cmd_t ctl_cmds[] = {
      "Print each record (by default its value and a newline). With --json each record is\n"
      "one JSON object per line: shard, shard_id, offset, timestamp_ms, key, data, headers\n"
      "(key_base64 / data_base64 instead when not UTF-8).\n"
-     "When a start position is past the end of every shard, or --from is a plain number\n"
-     "that looks like a millisecond timestamp, runnelctl says so instead of printing\n"
+     "An OFFSET past the end of every shard fails with the shards' end offsets (and, when\n"
+     "it looks like a millisecond timestamp, says to write @MS) instead of printing\n"
      "nothing.\n"
      "With --group NAME, join consumer group NAME as a member: print the records of the\n"
      "shards the broker assigns, and checkpoint only records whose output was written and\n"

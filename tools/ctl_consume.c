@@ -337,10 +337,10 @@ int ctl_consume(ctl_t *c, const ctl_args_t *a) {
     goto out;
   }
   if (kind == RN_POS_OFFSET && chosen > 0 && past_end == chosen) {
-    char ends[512];
+    char ends[512], hint[96];
     ends_list(offs, shard != NULL, only, ends, sizeof ends);
-    status = ctl_failf(c, "stream \"%s\": offset %" PRId64 " is past the end of %s (end offsets: %s)", stream, value,
-                       shard ? "the shard" : "every shard", ends);
+    status = ctl_failf(c, "stream \"%s\": offset %" PRId64 " is past the end of %s (end offsets: %s)%s", stream,
+                       value, shard ? "the shard" : "every shard", ends, ctl_ms_hint(value, hint, sizeof hint));
     goto out;
   }
   if (from && kind == RN_POS_TIMESTAMP && njobs == 0 && !follow) {
@@ -408,9 +408,11 @@ static int cmd_group_consume(ctl_t *c, const ctl_args_t *a, consume_state_t *cs)
     int64_t value;
     if (ctl_parse_pos(from, ctl_now_ms(), &kind, &value, why, sizeof why) != 0)
       return ctl_usage(c, "--from: %s", why);
+    char hint[96];
     if (kind == RN_POS_OFFSET)
       return ctl_usage(c, "--from with --group: an offset differs per shard; give earliest, latest or a TIME "
-                          "(or move the group with 'group reset')");
+                          "(or move the group with 'group reset')%s",
+                       ctl_ms_hint(value, hint, sizeof hint));
     conf.start_kind = kind;
     conf.start_value = value;
   }

@@ -303,8 +303,10 @@ int ctl_group_create(ctl_t *c, const ctl_args_t *a) {
   char why[256];
   if (from) {
     if (ctl_parse_pos(from, ctl_now_ms(), &kind, &value, why, sizeof why) != 0) return ctl_usage(c, "--from: %s", why);
+    char hint[96];
     if (kind == RN_POS_OFFSET)
-      return ctl_usage(c, "--from: an offset differs per shard; create the group, then 'group reset --to OFFSET'");
+      return ctl_usage(c, "--from: an offset differs per shard; create the group, then 'group reset --to OFFSET'%s",
+                       ctl_ms_hint(value, hint, sizeof hint));
   }
   if (ctl_client(c)) return CTL_EXIT_FAIL;
   rn_err_t err = rn_group_create(c->cl, stream, group, kind, value);
@@ -433,6 +435,27 @@ int ctl_group_reset(ctl_t *c, const ctl_args_t *a) {
     for (size_t k = 0; k < offs->count; k++) found |= offs->shards[k].shard == shards[i];
     if (!found) {
       status = ctl_fail(c, RN_ENOSHARD, "stream \"%s\" shardId-%012u", stream, shards[i]);
+      goto out;
+    }
+  }
+  if (kind == RN_POS_OFFSET && to) {
+    /* a checkpoint past the end of every chosen shard is a mistake (often a
+     * ms timestamp without its @) */
+    size_t past = 0, n = 0, at = 0;
+    char ends[512], hint[96];
+    ends[0] = '\0';
+    for (size_t k = 0; k < offs->count; k++) {
+      const rn_shard_offsets_t *so = &offs->shards[k];
+      if (!chosen(shards, nshards, so->shard)) continue;
+      n++;
+      past += (uint64_t)value > so->end_offset;
+      if (at + 32 < sizeof ends)
+        at += (size_t)snprintf(ends + at, sizeof ends - at, "%s%u:%" PRIu64, at ? ", " : "", so->shard, so->end_offset);
+    }
+    if (n > 0 && past == n) {
+      status = ctl_failf(c, "stream \"%s\" group \"%s\": offset %" PRId64 " is past the end of %s (end offsets: %s)%s",
+                         stream, group, value, n == 1 ? "the shard" : "every chosen shard", ends,
+                         ctl_ms_hint(value, hint, sizeof hint));
       goto out;
     }
   }

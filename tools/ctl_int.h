@@ -148,12 +148,17 @@ bool ctl_table_print(ctl_t *c, ctl_table_t *t); /* prints and frees */
 int ctl_parse_iso8601_ms(const char *s, int64_t *out);
 int ctl_parse_time(const char *s, int64_t now_ms, int64_t *out);
 
-/* A position: earliest, latest, an OFFSET (a plain integer below
- * CTL_TS_LOOKS_LIKE_MS), or a time (ctl_parse_time). A plain integer at or
- * above CTL_TS_LOOKS_LIKE_MS is refused: it looks like a millisecond
- * timestamp; why says to write @<ms>. Returns 0 or -1 with why set. */
-#define CTL_TS_LOOKS_LIKE_MS 100000000000LL /* 1973-03-03 in ms */
+/* A position: earliest, latest, an OFFSET (a plain integer) or a time
+ * (ctl_parse_time). Returns 0 or -1 with why set. */
 int ctl_parse_pos(const char *s, int64_t now_ms, rn_pos_kind_t *kind, int64_t *value, char *why, size_t whylen);
+
+/* An OFFSET the user gave that is past the end of every shard and at least
+ * this large was almost certainly meant as a millisecond timestamp
+ * (1973-03-03 and later): the message then says to write @MS. A real
+ * offset that large still works where the shard has that many records. */
+#define CTL_TS_LOOKS_LIKE_MS 100000000000LL
+/* "; it looks like a time in ms: write @N" for such a value, else "". */
+const char *ctl_ms_hint(int64_t offset, char *buf, size_t n);
 
 /* "3" or "shardId-000000000003". Returns 0 or -1. */
 int ctl_parse_shard(const char *s, uint32_t *out);

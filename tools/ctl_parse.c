@@ -123,10 +123,6 @@ int ctl_parse_pos(const char *s, int64_t now_ms, rn_pos_kind_t *kind, int64_t *v
       snprintf(why, whylen, "\"%s\" is too large for an offset", s);
       return -1;
     }
-    if (v >= CTL_TS_LOOKS_LIKE_MS) {
-      snprintf(why, whylen, "\"%s\" looks like a timestamp in ms, not an offset: write @%s for a time", s, s);
-      return -1;
-    }
     *kind = RN_POS_OFFSET;
     *value = v;
     return 0;
@@ -140,6 +136,12 @@ int ctl_parse_pos(const char *s, int64_t now_ms, rn_pos_kind_t *kind, int64_t *v
            "(2026-11-22T10:00:00Z)",
            s);
   return -1;
+}
+
+const char *ctl_ms_hint(int64_t offset, char *buf, size_t n) {
+  if (offset < CTL_TS_LOOKS_LIKE_MS) return "";
+  snprintf(buf, n, "; %" PRId64 " looks like a time in ms: write @%" PRId64 " for a time", offset, offset);
+  return buf;
 }
 
 int ctl_parse_shard(const char *s, uint32_t *out) {

@@ -329,6 +329,13 @@ static void test_reset_create_and_shift(void **state) {
   json_decref(doc);
   free(out);
   free(err);
+  /* an offset past every shard's end: refused, with the @MS hint for a ms-looking number */
+  assert_int_equal(rn_gt_ctl(g, &out, &err, "group", "reset", "rs", "G", "--to", "1714564800000", "--execute", NULL), 1);
+  assert_non_null(strstr(err, "offset 1714564800000 is past the end of every chosen shard (end offsets: 0:"));
+  assert_non_null(strstr(err, "write @1714564800000 for a time\n"));
+  assert_int_equal(lines(err), 1);
+  free(out);
+  free(err);
   assert_int_equal(rn_gt_ctl(g, &out, &err, "group", "reset", "rs", "G", "--to", "1", "--shift-by", "1", NULL), 2);
   free(out);
   free(err);

@@ -96,9 +96,13 @@ static void test_iso8601_and_from(void **state) {
   assert_int_equal(v, now - 3600000);
   assert_int_equal(ctl_parse_pos("-1d12h", now, &k, &v, why, sizeof why), 0);
   assert_int_equal(v, now - 129600000);
-  /* a bare number that looks like a ms timestamp is not taken as an offset */
-  assert_int_equal(ctl_parse_pos("1714564800000", now, &k, &v, why, sizeof why), -1);
-  assert_non_null(strstr(why, "write @1714564800000"));
+  /* a bare number is an offset, however large */
+  assert_int_equal(ctl_parse_pos("1714564800000", now, &k, &v, why, sizeof why), 0);
+  assert_int_equal(k, RN_POS_OFFSET);
+  char hint[96];
+  assert_string_equal(ctl_ms_hint(1714564800000LL, hint, sizeof hint),
+                      "; 1714564800000 looks like a time in ms: write @1714564800000 for a time");
+  assert_string_equal(ctl_ms_hint(99999999999LL, hint, sizeof hint), "");
   const char *badf[] = {"", "@", "@abc", "x", "-5", "@2024-05-01", "99999999999999999999", "-1x", "yesterday", NULL};
   for (size_t i = 0; badf[i]; i++) assert_int_equal(ctl_parse_pos(badf[i], now, &k, &v, why, sizeof why), -1);
 
@@ -410,8 +414,12 @@ static void test_no_surprises(void **state) {
   assert_true(strstr(f->err, "0:6") || strstr(f->err, "1:6"));
   assert_int_equal(count_lines(f->err), 1);
   /* a bare number that looks like a ms timestamp */
-  assert_int_equal(run(f, NULL, "consume", "s", "--from", "1714564800000", NULL), 2);
-  assert_non_null(strstr(f->err, "looks like a timestamp in ms, not an offset: write @1714564800000"));
+  assert_int_equal(run(f, NULL, "consume", "s", "--from", "1714564800000", NULL), 1);
+  assert_non_null(strstr(f->err, "offset 1714564800000 is past the end of every shard (end offsets: "));
+  assert_non_null(strstr(f->err, "); 1714564800000 looks like a time in ms: write @1714564800000 for a time\n"));
+  assert_int_equal(count_lines(f->err), 1);
+  assert_int_equal(run(f, NULL, "consume", "s", "--group", "g", "--from", "1714564800000", NULL), 2);
+  assert_non_null(strstr(f->err, "write @1714564800000"));
   /* a time after every record: said on stderr, exit 0 */
   assert_int_equal(run(f, NULL, "consume", "s", "--from", "2999-01-01T00:00:00Z", NULL), 0);
   assert_string_equal(f->out, "");
