@@ -476,6 +476,7 @@ static Runnel__StreamDescription *describe(rn__arena_t *a, const rn_stream_t *st
     if (sh->log) {
       si->start_offset = rn_log_start(sh->log);
       si->end_offset = rn_log_end(sh->log);
+      si->stored_bytes = rn_log_size_bytes(sh->log);
     }
     si->last_append_ms = sh->last_append_ms;
     d->shards[i] = si;

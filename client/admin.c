@@ -52,6 +52,7 @@ rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd) {
     s->start_offset = si->start_offset;
     s->end_offset = si->end_offset;
     s->last_append_ms = si->last_append_ms;
+    s->stored_bytes = si->stored_bytes;
   }
   return d;
 }

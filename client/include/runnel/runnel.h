@@ -203,6 +203,7 @@ typedef struct rn_shard_info {
   uint64_t start_offset;                       /* earliest stored offset */
   uint64_t end_offset;                         /* high watermark: next offset */
   int64_t last_append_ms;                      /* newest record's arrival, 0 = none */
+  uint64_t stored_bytes;                       /* bytes of its segments on the broker's disk */
 } rn_shard_info_t;
 
 /* A stream's description. Owned by the caller: free with rn_stream_desc_free
