@@ -12,6 +12,8 @@
  */
 #include "config.h"
 
+#include "runnel/units.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -109,65 +111,32 @@ static bool parse_digits(const char *s, uint64_t *out, const char **end) {
   return true;
 }
 
-/* Unsigned decimal with an optional binary size suffix (sizes only): KiB,
- * MiB, GiB, TiB, also written K, M, G, T or Ki, Mi, Gi, Ti — all powers of
- * 1024, so `10G` and `10GiB` are the same. Decimal-looking units (`KB`,
- * `kb`, `MB`) are refused rather than guessed. False on syntax error or
- * overflow. */
-static bool parse_uint(const char *s, bool size, uint64_t *out) {
+/* Unsigned decimal (U32 values, ports). False on syntax error or overflow. */
+static bool parse_uint(const char *s, uint64_t *out) {
   uint64_t v;
   const char *p;
-  if (!parse_digits(s, &v, &p)) return false;
-  if (*p == '\0') {
-    *out = v;
-    return true;
-  }
-  if (!size) return false;
-  static const char letters[] = "KMGT";
-  const char *l = *p != '\0' ? strchr(letters, *p) : NULL;
-  if (l == NULL) return false;
-  const char *rest = p + 1;
-  if (strcmp(rest, "") != 0 && strcmp(rest, "i") != 0 && strcmp(rest, "iB") != 0) return false;
-  unsigned shift = 10u * (unsigned)(l - letters + 1);
-  if (v > (UINT64_MAX >> shift)) return false;
-  *out = v << shift;
+  if (!parse_digits(s, &v, &p) || *p != '\0') return false;
+  *out = v;
   return true;
 }
 
-/* A duration in milliseconds: digits with a unit (ms, s, m, h, d), or bare
- * digits (milliseconds, the unit every `*_ms` key had before units). */
+/* A duration in milliseconds: the one duration syntax (runnel/units.h:
+ * "500ms", "30s", "1h30m"), or bare digits, which mean milliseconds here —
+ * the unit every `*_ms` key had before durations took units. */
 static bool parse_duration_ms(const char *s, uint64_t *out) {
   uint64_t v;
   const char *p;
-  if (!parse_digits(s, &v, &p)) return false;
-  static const struct {
-    const char *unit;
-    uint64_t ms;
-  } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-    if (strcmp(p, units[i].unit) == 0) {
-      if (v > UINT64_MAX / units[i].ms) return false;
-      *out = v * units[i].ms;
-      return true;
-    }
+  if (parse_digits(s, &v, &p) && *p == '\0') {
+    *out = v;
+    return true;
   }
-  return false;
+  int64_t ms;
+  if (rn_parse_duration_ms(s, &ms, NULL, 0) != 0) return false;
+  *out = (uint64_t)ms;
+  return true;
 }
 
-/* "1d", "36h", "90s", "250ms": the largest unit that divides ms exactly. */
-static void human_duration(uint64_t ms, char *buf, size_t len) {
-  static const struct {
-    const char *unit;
-    uint64_t ms;
-  } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
-  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-    if (ms != 0 && ms % units[i].ms == 0) {
-      snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
-      return;
-    }
-  }
-  snprintf(buf, len, "%" PRIu64 "ms", ms);
-}
+static void human_duration(uint64_t ms, char *buf, size_t len) { rn_format_duration_ms((int64_t)ms, buf, len); }
 
 rn_err_t rn_config_split_addr(const char *addr, char *host, size_t hostlen, uint16_t *port) {
   const char *colon = strrchr(addr, ':');
@@ -184,7 +153,7 @@ rn_err_t rn_config_split_addr(const char *addr, char *host, size_t hostlen, uint
   for (size_t i = 0; i < hl; i++)
     if (h[i] == ' ' || h[i] == '\t' || h[i] == '[' || h[i] == ']' || h[i] == '/') return RN_EINVAL;
   uint64_t p;
-  if (!parse_uint(colon + 1, false, &p) || p > 65535) return RN_EINVAL;
+  if (!parse_uint(colon + 1, &p) || p > 65535) return RN_EINVAL;
   if (hl + 1 > hostlen) return RN_EINVAL;
   memcpy(host, h, hl);
   host[hl] = '\0';
@@ -252,17 +221,20 @@ static rn_err_t parse_value(const cfg_entry_t *e, const char *text, const char *
   case T_U32:
   case T_SIZE32:
   case T_SIZE64: {
-    bool size = e->type != T_U32;
     uint64_t n;
-    if (!parse_uint(text, size, &n)) {
-      if (size)
-        fail(why, whylen,
-             "config: %s: must be a byte count (e.g. 1048576 or 1MiB; suffixes KiB, MiB, GiB%s), "
-             "got '%s'%s",
-             e->name, e->type == T_SIZE64 ? ", TiB" : "", text, o);
-      else
+    if (e->type == T_U32) {
+      if (!parse_uint(text, &n)) {
         fail(why, whylen, "config: %s: must be a non-negative integer, got '%s'%s", e->name, text, o);
-      return RN_EINVAL;
+        return RN_EINVAL;
+      }
+    } else {
+      int64_t sz;
+      char reason[160];
+      if (rn_parse_size(text, &sz, reason, sizeof reason) != 0) {
+        fail(why, whylen, "config: %s: must be a byte count (e.g. 1048576, 1MiB or 1M): %s%s", e->name, reason, o);
+        return RN_EINVAL;
+      }
+      n = (uint64_t)sz;
     }
     if (n < e->min || n > e->max) {
       fail(why, whylen, "config: %s: must be between %" PRIu64 " and %" PRIu64 ", got %" PRIu64 "%s",
@@ -328,21 +300,9 @@ static void store_value(rn_config_t *cfg, const cfg_entry_t *e, cfg_value_t *v) 
   }
 }
 
-/* "16MiB" for sizes that are a whole number of KiB/MiB/GiB/TiB (the form a
- * user would type), else the plain number. */
-static void human_size(uint64_t n, char *buf, size_t len) {
-  static const char *units[] = {"KiB", "MiB", "GiB", "TiB"};
-  int u = -1;
-  uint64_t v = n;
-  while (v >= 1024 && v % 1024 == 0 && u < 3) {
-    v /= 1024;
-    u++;
-  }
-  if (u < 0)
-    snprintf(buf, len, "%" PRIu64, n);
-  else
-    snprintf(buf, len, "%" PRIu64 "%s", v, units[u]);
-}
+/* "16MiB": the largest binary unit that divides n (runnel/units.h), the
+ * form a user would type; parses back to n. */
+static void human_size(uint64_t n, char *buf, size_t len) { rn_format_size((int64_t)n, buf, len); }
 
 /* The value of e in cfg as text (what rn_config_print writes). */
 static void format_value(const rn_config_t *cfg, const cfg_entry_t *e, char *buf, size_t len) {
