@@ -109,7 +109,7 @@ static void test_unknown_values(void **state) {
 
 static void test_unknown_wire_codes(void **state) {
   (void)state;
-  const uint32_t codes[] = {12, 99, 999, 1000, UINT32_MAX};
+  const uint32_t codes[] = {14, 99, 999, 1000, UINT32_MAX};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
     assert_int_equal(rn_err_from_wire(codes[i]), RN_EIO);
 }
