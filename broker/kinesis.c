@@ -617,7 +617,8 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
           rec_fail(p, i, "ProvisionedThroughputExceededException",
                    "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", pb->shard, p->stream);
         else
-          rec_fail(p, i, "InternalFailure", "Internal service failure: %s",
+          rec_fail(p, i, "InternalFailure", "%s: %s",
+                   transient_storage_error(err) ? "Service unavailable, retry" : "Internal service failure",
                    res->error->message ? res->error->message : rn_strerror(err));
         /* PutRecords keeps InternalFailure (one of the two codes AWS
          * documents per record); a lone record answers 503. */

@@ -399,7 +399,7 @@ static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
   j->seg = seg;
   j->pos = c->pos;
   j->err = err;
-  rn__log_say(log, RN_LOG_WARN, "%s: undoing %u unwritten append(s) from offset %" PRIu64 " (segment " RN__SEG_NAME_FMT ".log cut to %" PRIu64 " bytes, %u later segment(s) deleted)",
+  rn__log_say(log, RN_LOG_DEBUG, "%s: undoing %u unwritten append(s) from offset %" PRIu64 " (segment " RN__SEG_NAME_FMT ".log cut to %" PRIu64 " bytes, %u later segment(s) deleted)",
               log->dir, nacks, log->next_offset, seg->base, c->pos, ndropped);
   rn_err_t serr = rn_io_job(log->io, rollback_fn, rollback_cb, j);
   if (serr) {
