@@ -373,6 +373,8 @@ static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
     return;
   }
   set_degraded(log, RN__DEG_WRITE, err);
+  const uint64_t pos = c->pos, start_offset = c->start_offset;
+  const int64_t start_max_ts = c->start_max_ts;
   /* Forget every unwritten chunk: the failed one, the ready ones, the fill. */
   chunk_recycle(log, c);
   while (log->ready_head) {
@@ -387,20 +389,20 @@ static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
   for (uint32_t i = 0; i < ndropped; i++) j->dropped[i] = log->segs[si + 1 + i];
   j->ndropped = ndropped;
   log->nsegs = si + 1;
-  rn__seg_index_truncate(seg, c->pos);
-  seg->size = c->pos;
-  seg->next = c->start_offset;
-  seg->max_ts = c->start_max_ts;
-  log->next_offset = c->start_offset;
+  rn__seg_index_truncate(seg, pos);
+  seg->size = pos;
+  seg->next = start_offset;
+  seg->max_ts = start_max_ts;
+  log->next_offset = start_offset;
   for (uint32_t i = 0; i < nacks; i++) j->acks[i] = log->acks[(log->acks_head + first + i) % log->acks_cap];
   j->nacks = nacks;
   log->acks_len = first;
   j->log = log;
   j->seg = seg;
-  j->pos = c->pos;
+  j->pos = pos;
   j->err = err;
   rn__log_say(log, RN_LOG_DEBUG, "%s: undoing %u unwritten append(s) from offset %" PRIu64 " (segment " RN__SEG_NAME_FMT ".log cut to %" PRIu64 " bytes, %u later segment(s) deleted)",
-              log->dir, nacks, log->next_offset, seg->base, c->pos, ndropped);
+              log->dir, nacks, log->next_offset, seg->base, pos, ndropped);
   rn_err_t serr = rn_io_job(log->io, rollback_fn, rollback_cb, j);
   if (serr) {
     /* Cannot undo: the appends fail with the log. */
