@@ -192,9 +192,11 @@ static rn_err_t transient(rn_err_t err) {
 static const char *const degraded_names[] = {"", "write", "segment roll", "seal"};
 
 static void set_degraded(rn_log_t *log, rn__degraded_src_t src, rn_err_t err) {
+  /* Warn once per episode, not once per failed retry. */
   if (log->degraded != err || log->degraded_src != src)
-    rn__log_say(log, RN_LOG_WARN, "%s: %s failed: %s; nothing acknowledged is lost, retrying at the next append",
-                log->dir, degraded_names[src], rn_strerror(err));
+    rn__log_say(log, log->degraded ? RN_LOG_DEBUG : RN_LOG_WARN,
+                "%s: %s failed: %s; nothing acknowledged is lost, retrying at the next append", log->dir,
+                degraded_names[src], rn_strerror(err));
   log->degraded = err;
   log->degraded_src = src;
 }
@@ -654,6 +656,7 @@ static void seal_cb(void *arg, rn_err_t res) {
     snprintf(what, sizeof(what), "sealing segment " RN__SEG_NAME_FMT, j->seg->base);
     fail_log(log, res, what);
   } else {
+    log->seal_retry_ms = 0;
     clear_degraded(log, RN__DEG_SEAL);
     j->seg->sealed = true;
     if (j->seg->synced < j->seg->size) j->seg->synced = j->seg->size;
@@ -670,7 +673,7 @@ static void seal_cb(void *arg, rn_err_t res) {
 
 static void maybe_seal(rn_log_t *log) {
   if (log->seal_active || log->failed) return;
-  if (log->degraded_src == RN__DEG_SEAL && rn__log_now(log) < log->seal_retry_ms) return;
+  if (log->seal_retry_ms && rn__log_now(log) < log->seal_retry_ms) return;
   rn__seg_t *seg = NULL;
   for (uint32_t i = 0; i + 1 < log->nsegs; i++) {
     if (!log->segs[i]->sealed) {
@@ -888,7 +891,7 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
   if (log->failed) return RN_ELOGFAILED;
   if (log->closing) return RN_ECLOSED;
-  if (log->rollback_active) return log->degraded;
+  if (log->rollback_active) return RN_ENOSPC; /* a write failed for want of space is being undone */
   if (!batch) return RN_EINVAL;
   if (len > log->opts.max_batch_bytes) return RN_ETOOLARGE;
   rn_batch_header_t hdr;
