@@ -83,8 +83,15 @@ typedef struct rn__metrics {
 } rn__metrics_t;
 
 void rn__metrics_count_kerr(rn__metrics_t *m, const char *type);
+/* Space of the data directory's file system (statfs, done on the thread
+ * pool before rendering); err != 0 when unknown (the gauges are omitted). */
+typedef struct rn__disk_usage {
+  rn_err_t err;
+  uint64_t free_bytes, total_bytes;
+} rn__disk_usage_t;
+
 /* The whole /metrics page into out. */
-void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *out);
+void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *out, const rn__disk_usage_t *disk);
 
 /* ---- the Kinesis tags / stream-mode store --------------------------------------------- */
 
@@ -151,8 +158,11 @@ struct rn_http_routes {
     void *arg;
   } sources[RN__MAX_METRICS_SOURCES];
   size_t nsources;
-  unsigned pending_jobs; /* thread-pool writes of the tags file */
+  unsigned pending_jobs; /* thread-pool work: writes of the tags file, statfs for /metrics */
   uint64_t started_ns;
+  double process_start_s;  /* epoch seconds the process started (process_start_time_seconds) */
+  const char *version;     /* runnel_build_info */
+  bool latency_per_shard;  /* metrics_latency_detail: shard */
 };
 
 int64_t rn__routes_now_ms(const rn_http_routes_t *r);

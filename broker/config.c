@@ -19,10 +19,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
-typedef enum { T_STR, T_ADDR, T_ENUM, T_U32, T_SIZE32, T_SIZE64 } cfg_type_t;
+typedef enum { T_STR, T_ADDR, T_ENUM, T_U32, T_SIZE32, T_SIZE64, T_DUR32, T_RETAIN, T_SECRET } cfg_type_t;
 
 typedef struct cfg_entry {
   const char *name;
@@ -47,7 +48,8 @@ static const cfg_entry_t entries[] = {
 typedef struct cfg_value {
   char *s;    /* STR, ADDR: heap copy */
   int e;      /* ENUM index */
-  uint64_t n; /* U32, SIZE32, SIZE64 */
+  uint64_t n; /* U32, SIZE32, SIZE64, DUR32 */
+  int64_t r;  /* RETAIN: ms, -1 = forever */
 } cfg_value_t;
 
 static void fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -82,15 +84,18 @@ static const char *type_name(cfg_type_t t) {
   case T_U32: return "integer";
   case T_SIZE32:
   case T_SIZE64: return "size";
+  case T_DUR32: return "duration";
+  case T_RETAIN: return "duration or `forever`";
+  case T_SECRET: return "secret string";
   }
   return "?";
 }
 
 /* ---- scalar parsing ------------------------------------------------------- */
 
-/* Unsigned decimal with an optional binary suffix (sizes only). Returns false
- * on syntax error or overflow. */
-static bool parse_uint(const char *s, bool size, uint64_t *out) {
+/* Unsigned decimal; *end gets the first byte after the digits. False on no
+ * digits or overflow. */
+static bool parse_digits(const char *s, uint64_t *out, const char **end) {
   if (*s < '0' || *s > '9') return false;
   uint64_t v = 0;
   const char *p = s;
@@ -99,23 +104,69 @@ static bool parse_uint(const char *s, bool size, uint64_t *out) {
     if (v > (UINT64_MAX - d) / 10) return false;
     v = v * 10 + d;
   }
+  *out = v;
+  *end = p;
+  return true;
+}
+
+/* Unsigned decimal with an optional binary size suffix (sizes only): KiB,
+ * MiB, GiB, TiB, also written K, M, G, T or Ki, Mi, Gi, Ti — all powers of
+ * 1024, so `10G` and `10GiB` are the same. Decimal-looking units (`KB`,
+ * `kb`, `MB`) are refused rather than guessed. False on syntax error or
+ * overflow. */
+static bool parse_uint(const char *s, bool size, uint64_t *out) {
+  uint64_t v;
+  const char *p;
+  if (!parse_digits(s, &v, &p)) return false;
   if (*p == '\0') {
     *out = v;
     return true;
   }
   if (!size) return false;
+  static const char letters[] = "KMGT";
+  const char *l = *p != '\0' ? strchr(letters, *p) : NULL;
+  if (l == NULL) return false;
+  const char *rest = p + 1;
+  if (strcmp(rest, "") != 0 && strcmp(rest, "i") != 0 && strcmp(rest, "iB") != 0) return false;
+  unsigned shift = 10u * (unsigned)(l - letters + 1);
+  if (v > (UINT64_MAX >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+/* A duration in milliseconds: digits with a unit (ms, s, m, h, d), or bare
+ * digits (milliseconds, the unit every `*_ms` key had before units). */
+static bool parse_duration_ms(const char *s, uint64_t *out) {
+  uint64_t v;
+  const char *p;
+  if (!parse_digits(s, &v, &p)) return false;
   static const struct {
-    const char *suffix;
-    unsigned shift;
-  } units[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+    const char *unit;
+    uint64_t ms;
+  } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
   for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-    if (strcmp(p, units[i].suffix) == 0) {
-      if (v > (UINT64_MAX >> units[i].shift)) return false;
-      *out = v << units[i].shift;
+    if (strcmp(p, units[i].unit) == 0) {
+      if (v > UINT64_MAX / units[i].ms) return false;
+      *out = v * units[i].ms;
       return true;
     }
   }
   return false;
+}
+
+/* "1d", "36h", "90s", "250ms": the largest unit that divides ms exactly. */
+static void human_duration(uint64_t ms, char *buf, size_t len) {
+  static const struct {
+    const char *unit;
+    uint64_t ms;
+  } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (ms != 0 && ms % units[i].ms == 0) {
+      snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
+      return;
+    }
+  }
+  snprintf(buf, len, "%" PRIu64 "ms", ms);
 }
 
 rn_err_t rn_config_split_addr(const char *addr, char *host, size_t hostlen, uint16_t *port) {
@@ -156,7 +207,8 @@ static rn_err_t parse_value(const cfg_entry_t *e, const char *text, const char *
   const char *o = origin_fmt(origin, ob, sizeof ob);
   memset(v, 0, sizeof *v);
   switch (e->type) {
-  case T_STR: {
+  case T_STR:
+  case T_SECRET: {
     size_t n = strlen(text);
     if (n < e->min || n > e->max) {
       if (e->min > 0 && n < e->min)
@@ -220,6 +272,36 @@ static rn_err_t parse_value(const cfg_entry_t *e, const char *text, const char *
     v->n = n;
     return 0;
   }
+  case T_DUR32:
+  case T_RETAIN: {
+    if (e->type == T_RETAIN && strcmp(text, "forever") == 0) {
+      v->r = -1;
+      return 0;
+    }
+    uint64_t n;
+    if (!parse_duration_ms(text, &n)) {
+      fail(why, whylen,
+           "config: %s: must be a duration (e.g. 500ms, 30s, 5m, 24h, 7d%s), got '%s'%s", e->name,
+           e->type == T_RETAIN ? ", or forever" : "; a bare number is milliseconds", text, o);
+      return RN_EINVAL;
+    }
+    if (e->type == T_RETAIN && n == 0) {
+      fail(why, whylen, "config: %s: 0 is not a retention (write `forever` to keep records forever)%s",
+           e->name, o);
+      return RN_EINVAL;
+    }
+    if (n < e->min || n > e->max) {
+      char lo[32], hi[32];
+      human_duration(e->min, lo, sizeof lo);
+      human_duration(e->max, hi, sizeof hi);
+      fail(why, whylen, "config: %s: must be between %s and %s, got '%s'%s", e->name,
+           e->min == 0 ? "0" : lo, hi, text, o);
+      return RN_EINVAL;
+    }
+    v->n = n;
+    v->r = (int64_t)n;
+    return 0;
+  }
   }
   return RN_EINVAL;
 }
@@ -229,6 +311,7 @@ static void store_value(rn_config_t *cfg, const cfg_entry_t *e, cfg_value_t *v) 
   void *field = (char *)cfg + e->offset;
   switch (e->type) {
   case T_STR:
+  case T_SECRET:
   case T_ADDR: {
     char **sp = field;
     free(*sp);
@@ -240,7 +323,25 @@ static void store_value(rn_config_t *cfg, const cfg_entry_t *e, cfg_value_t *v) 
   case T_U32:
   case T_SIZE32: *(uint32_t *)field = (uint32_t)v->n; break;
   case T_SIZE64: *(uint64_t *)field = v->n; break;
+  case T_DUR32: *(uint32_t *)field = (uint32_t)v->n; break;
+  case T_RETAIN: *(int64_t *)field = v->r; break;
   }
+}
+
+/* "16MiB" for sizes that are a whole number of KiB/MiB/GiB/TiB (the form a
+ * user would type), else the plain number. */
+static void human_size(uint64_t n, char *buf, size_t len) {
+  static const char *units[] = {"KiB", "MiB", "GiB", "TiB"};
+  int u = -1;
+  uint64_t v = n;
+  while (v >= 1024 && v % 1024 == 0 && u < 3) {
+    v /= 1024;
+    u++;
+  }
+  if (u < 0)
+    snprintf(buf, len, "%" PRIu64, n);
+  else
+    snprintf(buf, len, "%" PRIu64 "%s", v, units[u]);
 }
 
 /* The value of e in cfg as text (what rn_config_print writes). */
@@ -249,6 +350,16 @@ static void format_value(const rn_config_t *cfg, const cfg_entry_t *e, char *buf
   switch (e->type) {
   case T_STR:
   case T_ADDR: snprintf(buf, len, "%s", *(char *const *)field); return;
+  case T_SECRET: snprintf(buf, len, "%s", (*(char *const *)field)[0] ? "(set, not shown)" : ""); return;
+  case T_DUR32: human_duration(*(const uint32_t *)field, buf, len); return;
+  case T_RETAIN: {
+    int64_t r = *(const int64_t *)field;
+    if (r < 0)
+      snprintf(buf, len, "forever");
+    else
+      human_duration((uint64_t)r, buf, len);
+    return;
+  }
   case T_ENUM: {
     int idx = *(const int *)field;
     const char *c = e->choices;
@@ -265,9 +376,9 @@ static void format_value(const rn_config_t *cfg, const cfg_entry_t *e, char *buf
     snprintf(buf, len, "%.*s", n, c);
     return;
   }
-  case T_U32:
-  case T_SIZE32: snprintf(buf, len, "%" PRIu32, *(const uint32_t *)field); return;
-  case T_SIZE64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)field); return;
+  case T_U32: snprintf(buf, len, "%" PRIu32, *(const uint32_t *)field); return;
+  case T_SIZE32: human_size(*(const uint32_t *)field, buf, len); return;
+  case T_SIZE64: human_size(*(const uint64_t *)field, buf, len); return;
   }
 }
 
@@ -290,8 +401,9 @@ void rn_config_init(rn_config_t *cfg) {
 void rn_config_free(rn_config_t *cfg) {
   if (cfg == NULL) return;
   for (size_t i = 0; i < NENTRIES; i++) {
-    if (entries[i].type == T_STR || entries[i].type == T_ADDR) {
+    if (entries[i].type == T_STR || entries[i].type == T_ADDR || entries[i].type == T_SECRET) {
       char **sp = (char **)((char *)cfg + entries[i].offset);
+      if (entries[i].type == T_SECRET && *sp != NULL) explicit_bzero(*sp, strlen(*sp));
       free(*sp);
       *sp = NULL;
     }
@@ -548,6 +660,10 @@ rn_err_t rn_config_from_args(rn_config_t *cfg, int argc, char *const argv[],
       *action = RN_CONFIG_REFERENCE;
       return 0;
     }
+    if (is_flag(a, "print-man")) {
+      *action = RN_CONFIG_MAN;
+      return 0;
+    }
     int m = match_opt(argc, argv, &i, "config", &val);
     if (m < 0) {
       fail(why, whylen, "--config needs a FILE");
@@ -620,36 +736,16 @@ rn_err_t rn_config_from_args(rn_config_t *cfg, int argc, char *const argv[],
 
 /* ---- help, reference, dump ----------------------------------------------------- */
 
-/* "16MiB" for sizes that are a whole number of KiB/MiB/GiB/TiB (the form a
- * user would type), else the plain number. */
-static void human_size(uint64_t n, char *buf, size_t len) {
-  static const char *units[] = {"KiB", "MiB", "GiB", "TiB"};
-  int u = -1;
-  uint64_t v = n;
-  while (v >= 1024 && v % 1024 == 0 && u < 3) {
-    v /= 1024;
-    u++;
-  }
-  if (u < 0)
-    snprintf(buf, len, "%" PRIu64, n);
-  else
-    snprintf(buf, len, "%" PRIu64 "%s", v, units[u]);
-}
-
 static void default_text(const cfg_entry_t *e, char *buf, size_t len) {
   rn_config_t tmp;
   rn_config_init(&tmp);
   format_value(&tmp, e, buf, len);
-  if (e->type == T_SIZE32 || e->type == T_SIZE64) {
-    uint64_t n = e->type == T_SIZE64 ? *(uint64_t *)((char *)&tmp + e->offset)
-                                     : *(uint32_t *)((char *)&tmp + e->offset);
-    human_size(n, buf, len);
-  }
   rn_config_free(&tmp);
 }
 
 static void range_text(const cfg_entry_t *e, char *buf, size_t len) {
   switch (e->type) {
+  case T_SECRET:
   case T_STR:
     if (e->min > 0)
       snprintf(buf, len, "non-empty, at most %" PRIu64 " bytes", e->max);
@@ -683,6 +779,14 @@ static void range_text(const cfg_entry_t *e, char *buf, size_t len) {
     snprintf(buf, len, "%s to %s", lo, hi);
     return;
   }
+  case T_DUR32:
+  case T_RETAIN: {
+    char lo[32], hi[32];
+    human_duration(e->min, lo, sizeof lo);
+    human_duration(e->max, hi, sizeof hi);
+    snprintf(buf, len, "%s to %s%s", e->min == 0 ? "0" : lo, hi, e->type == T_RETAIN ? ", or `forever`" : "");
+    return;
+  }
   }
 }
 
@@ -702,7 +806,7 @@ void rn_config_print_help(FILE *out, const char *prog) {
     const cfg_entry_t *e = &entries[i];
     if (e->flag == NULL) continue;
     char left[64];
-    const char *meta = e->type == T_ADDR ? "HOST:PORT" : e->type == T_ENUM ? "LEVEL" : "VALUE";
+    const char *meta = e->type == T_ADDR ? "HOST:PORT" : e->type == T_ENUM ? "LEVEL" : e->type == T_DUR32 ? "DURATION" : "VALUE";
     if (strcmp(e->name, "data_dir") == 0) meta = "DIR";
     if (strcmp(e->name, "port_file") == 0) meta = "FILE";
     snprintf(left, sizeof left, "--%s %s", e->flag, meta);
@@ -712,11 +816,13 @@ void rn_config_print_help(FILE *out, const char *prog) {
           "  --set KEY=VALUE          sets any key below (repeatable)\n"
           "  --print-config           print the effective configuration as YAML and exit\n"
           "  --print-config-reference print the configuration reference (Markdown) and exit\n"
+          "  --print-man              print the manual page (roff) and exit\n"
           "  --version                print the version and exit\n"
           "  -h, --help               this text\n"
           "\n"
           "Precedence: defaults < --config FILE < flags, in command-line order.\n"
-          "Sizes accept KiB, MiB, GiB suffixes (e.g. 16MiB).\n"
+          "Sizes accept binary suffixes KiB, MiB, GiB, TiB (also K, M, G, T: 16M = 16MiB).\n"
+          "Durations accept ms, s, m, h, d (500ms, 30s, 24h); a bare number is milliseconds.\n"
           "\n"
           "keys (default):\n");
   for (size_t i = 0; i < NENTRIES; i++) {
@@ -744,10 +850,13 @@ void rn_config_print_reference(FILE *out) {
           "3. command-line flags, applied in order: `--set key=value` for any key, and the\n"
           "   shorthands listed in the table (`--data-dir DIR`, `--listen HOST:PORT`, ...).\n"
           "\n"
-          "Sizes are byte counts and accept the binary suffixes `KiB`, `MiB`, `GiB` (and `TiB`\n"
-          "for 64-bit sizes), e.g. `max_record_bytes: 2MiB`. Durations are integers in\n"
-          "milliseconds. `runneld --print-config` prints the effective configuration as a\n"
-          "YAML file that `--config` accepts.\n"
+          "Sizes are byte counts and accept the binary suffixes `KiB`, `MiB`, `GiB` and `TiB`,\n"
+          "also written `K`, `M`, `G`, `T` or `Ki`, `Mi`, `Gi`, `Ti` (all powers of 1024:\n"
+          "`10G` = `10GiB`); decimal-looking units such as `MB` are refused. The same rule holds\n"
+          "for `runnelctl`. Durations accept `ms`, `s`, `m`, `h`, `d` (`500ms`, `30s`, `24h`,\n"
+          "`7d`); a bare number is milliseconds. `runneld --print-config` prints the effective\n"
+          "configuration as a YAML file that `--config` accepts, with sizes and durations in\n"
+          "units and secrets redacted (as comments).\n"
           "\n"
           "Example:\n"
           "\n"
@@ -786,11 +895,85 @@ void rn_config_print_reference(FILE *out) {
   }
 }
 
+/* roff-escape text for a man page: backslashes, leading dots/quotes, and
+ * the Markdown backquotes of the docs dropped. */
+static void man_text(FILE *out, const char *s) {
+  bool bol = true;
+  for (const char *p = s; *p; p++) {
+    if (*p == '`') continue;
+    if (bol && (*p == '.' || *p == '\'')) fputs("\\&", out);
+    if (*p == '\\') fputs("\\e", out);
+    else if (*p == '-') fputs("\\-", out);
+    else fputc(*p, out);
+    bol = *p == '\n';
+  }
+}
+
+void rn_config_print_man(FILE *out, const char *version) {
+  fprintf(out,
+          ".\\\" Generated by `runneld --print-man` from RN_CONFIG_TABLE (broker/config.h).\n"
+          ".TH RUNNELD 8 \"\" \"runnel %s\" \"runnel\"\n"
+          ".SH NAME\nrunneld \\- the runnel streaming broker\n"
+          ".SH SYNOPSIS\n.B runneld\n[\\fB\\-\\-config\\fR \\fIFILE\\fR] [\\fIoptions\\fR] "
+          "[\\fB\\-\\-set\\fR \\fIKEY\\fR=\\fIVALUE\\fR ...]\n"
+          ".SH DESCRIPTION\n"
+          "runneld serves streams of records split into shards: the native protocol (port 7400), and on one HTTP\n"
+          "port (7480) the Kinesis Data Streams API, REST ingest, /metrics, /healthz and /readyz. With no options it\n"
+          "keeps its data in ./data and listens on 127.0.0.1 only. One runneld owns a data directory (a lock\n"
+          "file, data_dir/LOCK, refuses a second). SIGTERM or SIGINT shut it down cleanly; a second signal exits\n"
+          "at once (the next start recovers).\n"
+          ".SH OPTIONS\n"
+          ".TP\n\\fB\\-\\-config\\fR \\fIFILE\\fR\nYAML file of KEY: VALUE lines (the keys below).\n",
+          version);
+  for (size_t i = 0; i < NENTRIES; i++) {
+    const cfg_entry_t *e = &entries[i];
+    if (e->flag == NULL) continue;
+    fprintf(out, ".TP\n\\fB\\-\\-");
+    man_text(out, e->flag);
+    fprintf(out, "\\fR \\fIVALUE\\fR\nSets \\fB%s\\fR.\n", e->name);
+  }
+  fprintf(out, ".TP\n\\fB\\-\\-set\\fR \\fIKEY\\fR=\\fIVALUE\\fR\nSets any key below (repeatable).\n"
+               ".TP\n\\fB\\-\\-print\\-config\\fR\nPrint the effective configuration as YAML (secrets redacted) and exit.\n"
+               ".TP\n\\fB\\-\\-print\\-config\\-reference\\fR\nPrint the configuration reference (Markdown) and exit.\n"
+               ".TP\n\\fB\\-\\-print\\-man\\fR\nPrint this manual page and exit.\n"
+               ".TP\n\\fB\\-\\-version\\fR\nPrint the version and exit.\n"
+               ".SH CONFIGURATION\n"
+               "Precedence, lowest first: defaults, \\-\\-config FILE, flags in command\\-line order.\n"
+               "Sizes accept binary suffixes (KiB, MiB, GiB, TiB; also K, M, G, T). Durations accept ms, s, m, h, d;\n"
+               "a bare number is milliseconds.\n");
+  for (size_t i = 0; i < NENTRIES; i++) {
+    const cfg_entry_t *e = &entries[i];
+    char d[128], r[256];
+    default_text(e, d, sizeof d);
+    range_text(e, r, sizeof r);
+    fprintf(out, ".TP\n\\fB%s\\fR (%s; default: ", e->name, type_name(e->type));
+    man_text(out, d[0] ? d : "empty");
+    fprintf(out, "; ");
+    man_text(out, r);
+    fprintf(out, ")\n");
+    man_text(out, e->doc);
+    fputc('\n', out);
+  }
+  fprintf(out, ".SH ENVIRONMENT\n"
+               ".TP\n\\fBRUNNEL_KINESIS_CREDENTIALS\\fR, \\fBRUNNEL_REST_API_KEYS\\fR\n"
+               "The secrets kinesis_credentials and rest_api_keys, when neither the key nor its *_file is set.\n"
+               ".TP\n\\fBRUNNEL_IO_BACKEND\\fR\nuring or posix: overrides io_backend: auto.\n"
+               ".SH EXIT STATUS\n0 after a clean shutdown; 1 when the broker could not start or close cleanly; 2 for a\n"
+               "usage or configuration error.\n"
+               ".SH SEE ALSO\n\\fBrunnelctl\\fR(1); docs/configuration.md, docs/broker.md in the source tree.\n");
+}
+
 void rn_config_print(FILE *out, const rn_config_t *cfg) {
   fprintf(out, "# runneld effective configuration\n");
   for (size_t i = 0; i < NENTRIES; i++) {
     char v[4200];
     format_value(cfg, &entries[i], v, sizeof v);
+    if (entries[i].type == T_SECRET) {
+      /* Never printed: a comment keeps the output a valid --config file
+       * (which then leaves the secret to its *_file or the environment). */
+      fprintf(out, "# %s: %s\n", entries[i].name, v[0] ? "(set; redacted)" : "(not set)");
+      continue;
+    }
     if (entries[i].type == T_STR || entries[i].type == T_ADDR) {
       /* Double-quoted YAML: escape backslash and quote. */
       fprintf(out, "%s: \"", entries[i].name);
@@ -807,4 +990,99 @@ void rn_config_print(FILE *out, const rn_config_t *cfg) {
       fprintf(out, "%s: %s\n", entries[i].name, v);
     }
   }
+}
+
+/* ---- secrets ------------------------------------------------------------------ */
+
+/* Read a secret file: refuse one that group or others may read or write, or
+ * that is not a regular file; strip surrounding whitespace. */
+static rn_err_t read_secret_file(const char *key, const char *path, char **out, char *why, size_t whylen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    rn_err_t rc = -errno;
+    fail(why, whylen, "config: %s_file: cannot open %s: %s", key, path, strerror(errno));
+    return rc;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    fail(why, whylen, "config: %s_file: %s is not a regular file", key, path);
+    return RN_EINVAL;
+  }
+  if ((st.st_mode & 077) != 0) {
+    close(fd);
+    fail(why, whylen,
+         "config: %s_file: %s has permissions %03o: a secret file must not be accessible by group or "
+         "others (chmod 600 %s)",
+         key, path, (unsigned)(st.st_mode & 0777), path);
+    return RN_EINVAL;
+  }
+  if (st.st_size > 65536) {
+    close(fd);
+    fail(why, whylen, "config: %s_file: %s is larger than 64 KiB", key, path);
+    return RN_ETOOLARGE;
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  if (buf == NULL) {
+    close(fd);
+    return RN_ENOMEM;
+  }
+  size_t len = 0;
+  while (len < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  buf[len] = '\0';
+  size_t b = 0;
+  while (b < len && (buf[b] == ' ' || buf[b] == '\t' || buf[b] == '\n' || buf[b] == '\r')) b++;
+  while (len > b && (buf[len - 1] == ' ' || buf[len - 1] == '\t' || buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+    len--;
+  memmove(buf, buf + b, len - b);
+  buf[len - b] = '\0';
+  *out = buf;
+  return 0;
+}
+
+/* One secret: at most one of KEY, KEY_file and the environment variable. */
+static rn_err_t resolve_secret(rn_config_t *cfg, const char *key, const char *env, char *why, size_t whylen) {
+  char fkey[128];
+  snprintf(fkey, sizeof fkey, "%s_file", key);
+  const cfg_entry_t *e = find_entry(key), *fe = find_entry(fkey);
+  char **val = (char **)((char *)cfg + e->offset);
+  const char *file = *(char *const *)((const char *)cfg + fe->offset);
+  const char *envval = getenv(env);
+  int sources = ((*val)[0] != '\0') + (file[0] != '\0') + (envval != NULL && envval[0] != '\0');
+  if (sources > 1) {
+    char list[256] = "";
+    size_t off = 0;
+    if ((*val)[0] != '\0') off += (size_t)snprintf(list + off, sizeof list - off, "%s", key);
+    if (file[0] != '\0') off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", off ? ", " : "", fkey);
+    if (envval != NULL && envval[0] != '\0') snprintf(list + off, sizeof list - off, "%s$%s", off ? ", " : "", env);
+    fail(why, whylen, "config: %s is given more than once (%s): set only one of them", key, list);
+    return RN_EINVAL;
+  }
+  char *text = NULL;
+  if (file[0] != '\0') {
+    rn_err_t rc = read_secret_file(key, file, &text, why, whylen);
+    if (rc != 0) return rc;
+  } else if (envval != NULL && envval[0] != '\0') {
+    text = xstrdup(envval);
+  } else {
+    return 0;
+  }
+  char origin[160];
+  snprintf(origin, sizeof origin, "from %s", file[0] ? fkey : env);
+  rn_err_t rc = rn_config_set(cfg, key, text, origin, why, whylen);
+  explicit_bzero(text, strlen(text));
+  free(text);
+  return rc;
+}
+
+rn_err_t rn_config_resolve_secrets(rn_config_t *cfg, char *why, size_t whylen) {
+  rn_err_t rc = resolve_secret(cfg, "kinesis_credentials", "RUNNEL_KINESIS_CREDENTIALS", why, whylen);
+  if (rc == 0) rc = resolve_secret(cfg, "rest_api_keys", "RUNNEL_REST_API_KEYS", why, whylen);
+  return rc;
 }

@@ -32,8 +32,15 @@
  *                   which callers map onto their own enum (main.c asserts
  *                   the orders match)
  *            U32    unsigned integer in [min, max]
- *            SIZE32 byte count in [min, max]; accepts KiB/MiB/GiB suffixes
+ *            SIZE32 byte count in [min, max]; accepts binary suffixes: KiB,
+ *                   MiB, GiB (also written K, M, G or Ki, Mi, Gi)
  *            SIZE64 like SIZE32, 64-bit; also TiB
+ *            DUR32  duration in milliseconds in [min, max]: `500ms`, `30s`,
+ *                   `5m`, `24h`, `7d`, or a bare integer (milliseconds)
+ *            RETAIN a retention time in ms in [min, max] (a duration as
+ *                   DUR32), or `forever` (stored as -1); int64_t
+ *            SECRET like STR, but never printed back: --print-config and
+ *                   every log line show only whether it is set
  *   default  a string, parsed and validated like any user-supplied value
  *   flag     long option that sets the key ("data-dir" -> --data-dir), or
  *            NULL; every key can also be set with --set name=value
@@ -44,12 +51,17 @@
     "shard. Created when missing.")                                                                \
   X(listen, ADDR, "127.0.0.1:7400", 0, 0, NULL, "listen",                                         \
     "Native protocol listener, `HOST:PORT`. Port 0 binds any free port (see `port_file`). "        \
-    "There is no authentication yet: binding to a non-loopback address is allowed but logs a "     \
-    "loud warning.")                                                                               \
+    "The native protocol has no authentication yet: a non-loopback address is refused unless "   \
+    "`auth` is `none`.")                                                                           \
   X(http_listen, ADDR, "127.0.0.1:7480", 0, 0, NULL, "http",                                      \
     "HTTP listener, `HOST:PORT`: HTTP/1.1 and HTTP/2 (cleartext with prior knowledge, or ALPN "  \
-    "`h2` over TLS) on the one port; see docs/http.md. Port 0 binds any free port. Non-loopback " \
-    "addresses log the same warning as `listen`.")                                                 \
+    "`h2` over TLS) on the one port; see docs/http.md. Port 0 binds any free port. A "           \
+    "non-loopback address needs both `kinesis_credentials` and `rest_api_keys`, or `auth: none`.") \
+  X(auth, ENUM, "auto", 0, 0, "auto|none", NULL,                                                   \
+    "`auto`: loopback listeners are open (development), and a listener on any other address "    \
+    "starts only when it authenticates its clients (the HTTP port: `kinesis_credentials` and "   \
+    "`rest_api_keys` both set; the native port cannot yet). `none`: run every listener open on "  \
+    "any address — for a trusted network only; logged as a warning at every start.")              \
   X(http_tls_cert, STR, "", 0, 4096, NULL, NULL,                                                   \
     "PEM file with the HTTP port's TLS certificate (chain). Set together with `http_tls_key`; "   \
     "then the HTTP port speaks TLS only (ALPN `h2` and `http/1.1`). Empty = cleartext.")          \
@@ -61,30 +73,40 @@
   X(http_max_body_bytes, SIZE32, "16MiB", 1024, 1073741824, NULL, NULL,                           \
     "Largest HTTP request body (after chunked decoding; gzip is not decoded by the transport). " \
     "Larger: 413 (before reading the body when the length is announced).")                        \
-  X(http_header_timeout_ms, U32, "10000", 1, 3600000, NULL, NULL,                                  \
+  X(http_header_timeout_ms, DUR32, "10s", 1, 3600000, NULL, NULL,                                  \
     "A request head must arrive completely within this long (ms) of its first byte (a new "       \
     "connection: of the accept, TLS handshake included). Else 408 and close (slowloris defence).") \
-  X(http_body_timeout_ms, U32, "30000", 1, 3600000, NULL, NULL,                                    \
+  X(http_body_timeout_ms, DUR32, "30s", 1, 3600000, NULL, NULL,                                    \
     "While a request body is being received, the client must send some of it at least this "     \
     "often (ms). Else 408 and close.")                                                             \
-  X(http_idle_timeout_ms, U32, "60000", 0, 86400000, NULL, NULL,                                   \
+  X(http_idle_timeout_ms, DUR32, "60s", 0, 86400000, NULL, NULL,                                   \
     "Close an HTTP connection with no request in progress for this long (ms), and one whose "     \
     "responses make no write progress for this long; 0 = never.")                                  \
   X(http_max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                    \
-    "Most HTTP connections open at once; further ones are accepted, closed at once and logged.")  \
-  X(kinesis_credentials, STR, "", 0, 65536, NULL, NULL,                                            \
+    "Most HTTP connections open at once. Up to 16 more are accepted to answer one request each: " \
+    "/healthz, /readyz and /metrics as usual, anything else 503 ServiceUnavailable; beyond those " \
+    "they are closed at once. Logged, and counted in runnel_connections_refused_total.")           \
+  X(kinesis_credentials, SECRET, "", 0, 65536, NULL, NULL,                                         \
     "SigV4 credentials the Kinesis API accepts: `AKID:SECRET,AKID2:SECRET2`. Requests must then "  \
     "be signed with one of them (AWS's error types otherwise). Empty = any request is accepted, "  \
-    "signed or not (the loopback development default). See docs/kinesis.md.")                    \
+    "signed or not (the loopback development default). Prefer `kinesis_credentials_file` or the " \
+    "environment variable `RUNNEL_KINESIS_CREDENTIALS` to keep the secret out of config files "    \
+    "and command lines (at most one of the three). See docs/kinesis.md.")                         \
+  X(kinesis_credentials_file, STR, "", 0, 4096, NULL, NULL,                                        \
+    "File holding `kinesis_credentials` (surrounding whitespace ignored). It must not be "        \
+    "readable or writable by group or others (chmod 600), else runneld refuses to start.")       \
   X(kinesis_throughput_limits, ENUM, "off", 0, 0, "off|kinesis", NULL,                             \
     "Per-shard throughput limits of the Kinesis API and REST ingest. `kinesis`: AWS's "           \
     "provisioned-shard limits (writes 1 MiB/s and 1000 records/s, reads 2 MiB/s and 5 "            \
     "GetRecords calls/s per shard), answered with ProvisionedThroughputExceededException "        \
     "(REST: 429), so apps can exercise their throttling paths.")                                   \
-  X(rest_api_keys, STR, "", 0, 65536, NULL, NULL,                                                  \
+  X(rest_api_keys, SECRET, "", 0, 65536, NULL, NULL,                                               \
     "API keys of REST ingest: `KEY:STREAM|STREAM,KEY2:*` (a key writes the listed streams, or "   \
     "every stream with `*`), sent as `Authorization: Bearer KEY` or `x-api-key: KEY`. Empty = "    \
-    "open (the loopback development default).")                                                    \
+    "open (the loopback development default). Also from `rest_api_keys_file` or the environment " \
+    "variable `RUNNEL_REST_API_KEYS` (at most one of the three).")                                 \
+  X(rest_api_keys_file, STR, "", 0, 4096, NULL, NULL,                                              \
+    "File holding `rest_api_keys`; permissions checked as for `kinesis_credentials_file`.")       \
   X(rest_max_body_bytes, SIZE32, "5MiB", 1024, 268435456, NULL, NULL,                              \
     "Largest REST ingest request body after gzip decoding; larger bodies get 413.")               \
   X(port_file, STR, "", 0, 4096, NULL, "port-file",                                               \
@@ -107,18 +129,28 @@
     "`max_frame_bytes`.")                                                                          \
   X(max_fetch_bytes, SIZE32, "16MiB", 1024, 1073741824, NULL, NULL,                               \
     "Cap on the record bytes of one fetch response, whatever the client asks for.")               \
-  X(max_wait_ms, U32, "30000", 0, 3600000, NULL, NULL,                                            \
+  X(max_fetch_memory_bytes, SIZE64, "256MiB", 0, 1099511627776, NULL, NULL,                       \
+    "Broker-wide budget for fetch read buffers (native fetches and Kinesis GetRecords), held "     \
+    "from the read until the reply is written. A fetch that does not fit waits (first come, "     \
+    "first served) and never fails for it; produce is not affected. 0 = no limit.")              \
+  X(max_wait_ms, DUR32, "30s", 0, 3600000, NULL, NULL,                                            \
     "Cap on how long a fetch may long-poll for data (ms); 0 disables long polling.")             \
-  X(idle_timeout_ms, U32, "600000", 0, 86400000, NULL, NULL,                                      \
+  X(idle_timeout_ms, DUR32, "10m", 0, 86400000, NULL, NULL,                                      \
     "Close a native connection after this long (ms) with no request and nothing outstanding; "   \
     "0 = never.")                                                                                  \
-  X(drain_timeout_ms, U32, "30000", 0, 3600000, NULL, NULL,                                       \
+  X(drain_timeout_ms, DUR32, "30s", 0, 3600000, NULL, NULL,                                       \
     "During shutdown, close a connection whose unwritten replies made no progress for this long " \
     "(ms), so a client that stopped reading cannot hold up a clean shutdown; 0 = only "            \
     "`idle_timeout_ms` applies.")                                                                  \
   X(max_connections, U32, "10000", 1, 1000000, NULL, NULL,                                        \
     "Most native connections open at once; further ones are accepted, closed at once and "        \
     "logged. The HTTP port has its own limit, `http_max_connections`.")                           \
+  X(fd_reserve, U32, "256", 16, 1000000, NULL, NULL,                                              \
+    "File descriptors kept for storage (segment rolls, indexes, metadata): a new connection on "  \
+    "either port is closed at once when fewer than this many would remain under the open-file "   \
+    "limit (counted as `runnel_connections_refused_total{reason=\"fds\"}`). At start runneld "    \
+    "raises its soft RLIMIT_NOFILE to the hard limit and warns when `max_connections + "          \
+    "http_max_connections + fd_reserve` exceeds it.")                                             \
   X(max_inflight_per_connection, U32, "1024", 1, 1000000, NULL, NULL,                             \
     "Most requests of one connection being processed at once (pipelining); at the limit the "     \
     "broker stops reading that connection until replies go out.")                                 \
@@ -127,9 +159,17 @@
     "socket, the broker stops reading its requests.")                                              \
   X(segment_bytes, SIZE64, "256MiB", 65536, 68719476736, NULL, NULL,                              \
     "A shard's log rolls to a new segment file when the active one reaches this size.")          \
-  X(interval_ms, U32, "1000", 1, 3600000, NULL, NULL,                                             \
+  X(interval_ms, DUR32, "1s", 1, 3600000, NULL, NULL,                                             \
     "fdatasync period (ms) of streams in `interval` durability mode.")                            \
   X(max_shards, U32, "1024", 1, 65536, NULL, NULL, "Most shards one stream may have.")            \
+  X(default_retention, RETAIN, "24h", 60000, 315360000000, NULL, NULL,                             \
+    "Retention time of a stream created without one, through every API (native, runnelctl, "     \
+    "the Kinesis API's CreateStream): a duration such as `24h` or `7d`, or `forever`. Kinesis's " \
+    "own default is 24 hours.")                                                                    \
+  X(metrics_latency_detail, ENUM, "stream", 0, 0, "stream|shard", NULL,                             \
+    "Granularity of the append-latency and fdatasync histograms in `/metrics`: `stream` sums the "  \
+    "shards of each stream (16 buckets per stream), `shard` keeps one histogram per shard (for "   \
+    "debugging a hot shard: a 1024-shard stream then costs ~40 000 series).")                       \
   X(group_log_segment_bytes, SIZE64, "4MiB", 4096, 1073741824, NULL, NULL,                         \
     "Segment size of the consumer groups' checkpoint log; when the log holds more than twice "    \
     "this, a snapshot of every group is written and the segments it covers are deleted.")
@@ -140,6 +180,12 @@
 #define RN__CFG_CTYPE_U32 uint32_t
 #define RN__CFG_CTYPE_SIZE32 uint32_t
 #define RN__CFG_CTYPE_SIZE64 uint64_t
+#define RN__CFG_CTYPE_DUR32 uint32_t
+#define RN__CFG_CTYPE_RETAIN int64_t
+#define RN__CFG_CTYPE_SECRET char *
+
+/* Values of `auth`, in the order of its choices. */
+typedef enum { RN_AUTH_AUTO = 0, RN_AUTH_NONE = 1 } rn_auth_mode_t;
 
 /* The effective configuration. Strings are owned by the config (freed by
  * rn_config_free) and never NULL after rn_config_init. */
@@ -179,12 +225,21 @@ rn_err_t rn_config_load_file(rn_config_t *cfg, const char *path, char *why, size
  * max_frame_bytes). Returns 0 or RN_EINVAL with why. */
 rn_err_t rn_config_check(const rn_config_t *cfg, char *why, size_t whylen);
 
+/* Fill kinesis_credentials and rest_api_keys from their *_file keys or the
+ * environment (RUNNEL_KINESIS_CREDENTIALS, RUNNEL_REST_API_KEYS). At most one
+ * of the three sources may be set per secret. A secret file must be a
+ * regular file not accessible by group or others. Blocking (reads files):
+ * call at startup, after rn_config_from_args. Returns 0, RN_EINVAL (two
+ * sources, permissions), RN_ETOOLARGE or an -errno of open, with why. */
+rn_err_t rn_config_resolve_secrets(rn_config_t *cfg, char *why, size_t whylen);
+
 typedef enum {
   RN_CONFIG_RUN = 0,       /* start the broker */
   RN_CONFIG_HELP,          /* --help: print rn_config_print_help, exit 0 */
   RN_CONFIG_VERSION,       /* --version */
   RN_CONFIG_REFERENCE,     /* --print-config-reference */
   RN_CONFIG_PRINT,         /* --print-config: the effective config as YAML */
+  RN_CONFIG_MAN,           /* --print-man: runneld(8) in roff */
 } rn_config_action_t;
 
 /* Parse runneld's command line (argv[0] is the program) into cfg, which
@@ -195,6 +250,9 @@ typedef enum {
  * is applied or checked. */
 rn_err_t rn_config_from_args(rn_config_t *cfg, int argc, char *const argv[],
                              rn_config_action_t *action, char *why, size_t whylen);
+
+/* runneld(8) in roff, from the same table as --help. */
+void rn_config_print_man(FILE *out, const char *version);
 
 /* Usage text: synopsis, every flag, every key with its default. */
 void rn_config_print_help(FILE *out, const char *prog);

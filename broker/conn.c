@@ -13,7 +13,13 @@
  *   - Requests are decoded and dispatched only while the connection may take
  *     more work: not closing, no framing error, server not draining, fewer
  *     than max_inflight_per_connection requests at the engine and fewer than
- *     max_output_bytes_per_connection reply bytes unwritten. Otherwise the
+ *     max_output_bytes_per_connection reply bytes unwritten; a fetch also
+ *     counts the bytes reserved by the fetches of the connection still at
+ *     the engine (each reserves its max bytes until answered), so pipelined
+ *     fetches are dispatched only as their answers fit, while other requests
+ *     (produce, commits, heartbeats) still pass a parked long poll; the
+ *     engine's fetch memory budget bounds all connections together.
+ *     Otherwise the
  *     bytes stay in the input buffer and reading stops (so TCP pushes back
  *     on the client); reading resumes from run_deferred (server.c) once the reason is
  *     gone. Every other connection is unaffected.
@@ -386,6 +392,8 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
   assert(resp != NULL && conn->inflight > 0 && srv->inflight > 0);
   conn->inflight--;
   srv->inflight--;
+  assert(conn->reserved >= r->reserve);
+  conn->reserved -= r->reserve;
   if (!conn->closing) {
     /* resp is the engine's; pack a shallow copy carrying our correlation id.
      * A fetch's batches are not copied: the engine keeps them for us. */
@@ -407,30 +415,47 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
  * is all the engine's contract promises anyway) or by protobuf-c. */
 static void handle(rn__conn_t *conn, const Runnel__Request *req);
 
-static void dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
+/* Reply bytes a request reserves while at the engine: a fetch's max bytes
+ * (as the engine caps them), 0 for anything else. */
+static size_t fetch_reserve(const rn__conn_t *conn, const Runnel__Request *req) {
+  if (req->op_case != RUNNEL__REQUEST__OP_FETCH || req->fetch == NULL) return 0;
+  uint32_t max = req->fetch->max_bytes ? req->fetch->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
+  return max < conn->srv->cfg->max_fetch_bytes ? max : conn->srv->cfg->max_fetch_bytes;
+}
+
+/* Returns false, dispatching nothing, for a fetch that must wait until the
+ * connection's answers fit (the frame stays in the input). */
+static bool dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
   rn_server_t *srv = conn->srv;
   conn->requests++;
   conn->last_active = uv_now(srv->loop);
   rn_produce_view_t view;
   if (rn_produce_view_decode(payload, len, &view)) {
     handle(conn, &view.req);
-    return;
+    return true;
   }
   Runnel__Request *req = runnel__request__unpack(NULL, len, payload);
   if (req == NULL) {
     rn__logf(RN_LOG_DEBUG, "conn", "#%llu %s: undecodable request of %zu bytes", (unsigned long long)conn->id,
              conn->peer, len);
     send_error(conn, 0, RN_EBADREQUEST, "frame does not decode as a runnel.Request message");
-    return;
+    return true;
   }
   if (req->op_case == RUNNEL__REQUEST__OP__NOT_SET) {
     send_error(conn, req->correlation_id, RN_EUNKNOWNOP,
                "request carries no operation this broker knows (newer client?)");
     runnel__request__free_unpacked(req, NULL);
-    return;
+    return true;
+  }
+  if (fetch_reserve(conn, req) > 0 && rn__conn_backpressured(conn)) {
+    conn->requests--; /* decoded again when it fits */
+    conn->fetch_blocked = true;
+    runnel__request__free_unpacked(req, NULL);
+    return false;
   }
   handle(conn, req);
   runnel__request__free_unpacked(req, NULL);
+  return true;
 }
 
 static void handle(rn__conn_t *conn, const Runnel__Request *req) {
@@ -442,10 +467,17 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   }
   r->conn = conn;
   r->corr = req->correlation_id;
+  r->reserve = fetch_reserve(conn, req);
+  conn->reserved += r->reserve;
   conn_ref(conn);
   conn->inflight++;
   srv->inflight++;
   rn_engine_handle(srv->eng, req, on_reply, r); /* may reply before returning */
+}
+
+bool rn__conn_backpressured(const rn__conn_t *conn) {
+  return conn->out_len + conn->oref_bytes + conn->writing + conn->reserved >=
+         conn->srv->cfg->max_output_bytes_per_connection;
 }
 
 static bool may_dispatch(const rn__conn_t *conn) {
@@ -476,7 +508,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void update_reading(rn__conn_t *conn) {
-  bool want = may_dispatch(conn) && !conn->eof;
+  bool want = may_dispatch(conn) && !conn->fetch_blocked && !conn->eof;
   if (want && !conn->reading) {
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
     if (rc != 0) {
@@ -495,7 +527,16 @@ static void framing_error(rn__conn_t *conn, size_t payload_len) {
   snprintf(msg, sizeof msg, "frame of %zu bytes exceeds max_frame_bytes (%u); closing the connection",
            payload_len, (unsigned)srv->cfg->max_frame_bytes);
   rn__logf(RN_LOG_WARN, "conn", "#%llu %s: %s", (unsigned long long)conn->id, conn->peer, msg);
-  send_error(conn, 0, RN_ETOOLARGE, msg);
+  /* Correlation id 0 (the request was never read) and the sizes as fields,
+   * so the client can tell which of its requests was refused. */
+  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
+  Runnel__Error err;
+  rn_engine_error(&err, RN_ETOOLARGE, msg);
+  err.size = payload_len;
+  err.limit = srv->cfg->max_frame_bytes;
+  resp.error = &err;
+  queue_frame(conn, &resp.base);
+  rn__conn_schedule(conn);
   conn->fatal = true;
 }
 
@@ -504,6 +545,7 @@ static void framing_error(rn__conn_t *conn, size_t payload_len) {
 static void pump(rn__conn_t *conn) {
   size_t pos = 0;
   conn->in_need = 0;
+  conn->fetch_blocked = false;
   while (may_dispatch(conn) && pos < conn->in_len) {
     rn_frame_t f;
     size_t need = 0;
@@ -518,8 +560,8 @@ static void pump(rn__conn_t *conn) {
       break;
     }
     assert(rc == 0);
+    if (!dispatch(conn, f.payload, f.payload_len)) break; /* a fetch waits for its answers to fit */
     pos += f.frame_len;
-    dispatch(conn, f.payload, f.payload_len);
   }
   if (pos > 0) {
     memmove(conn->in, conn->in + pos, conn->in_len - pos);
@@ -601,8 +643,37 @@ static void on_idle(uv_timer_t *t) {
   rn__conn_close(conn, stalled ? "write stalled" : "idle timeout");
 }
 
+/* Shutdown: requests already received but held back (the pipelining limit,
+ * back-pressure) will never be dispatched now. Answer each with the
+ * retriable ESHUTDOWN, so its client knows it was not executed and may retry
+ * it elsewhere, instead of inferring "maybe executed" from a closed
+ * connection. Only whole frames; a partial one is dropped with the
+ * connection. */
+static void refuse_held(rn__conn_t *conn) {
+  size_t pos = 0;
+  while (pos < conn->in_len) {
+    rn_frame_t f;
+    size_t need = 0;
+    if (rn_frame_decode(conn->in + pos, conn->in_len - pos, conn->srv->cfg->max_frame_bytes, &f, &need) != 0) break;
+    pos += f.frame_len;
+    uint64_t corr = 0;
+    rn_produce_view_t view;
+    if (rn_produce_view_decode(f.payload, f.payload_len, &view)) {
+      corr = view.req.correlation_id;
+    } else {
+      Runnel__Request *req = runnel__request__unpack(NULL, f.payload_len, f.payload);
+      if (req == NULL) continue; /* undecodable: nobody to answer */
+      corr = req->correlation_id;
+      runnel__request__free_unpacked(req, NULL);
+    }
+    send_error(conn, corr, RN_ESHUTDOWN, "broker is shutting down: request received but not executed; retry it");
+  }
+  conn->in_len = 0;
+}
+
 void rn__conn_drain(rn__conn_t *conn) {
   rn__conn_stop_reading(conn);
+  if (!conn->closing && !conn->fatal) refuse_held(conn);
   uint64_t limit = quiet_limit(conn);
   if (!conn->closing && limit > 0) uv_timer_start(&conn->idle, on_idle, limit, 0);
 }
@@ -653,17 +724,30 @@ void rn__conn_accept(rn_server_t *srv) {
     return;
   }
   format_peer(conn);
-  if (srv->draining || srv->nconns >= srv->cfg->max_connections) {
+  uv_os_fd_t fd = -1;
+  uv_fileno((uv_handle_t *)&conn->tcp, &fd);
+  bool over = srv->draining || srv->nconns >= srv->cfg->max_connections;
+  if (over || rn__server_fds_short(srv, fd)) {
+    /* Refused: closed at once. Out of descriptors first, so that storage
+     * keeps fd_reserve of them for segment rolls. */
     conn->rejected = true;
     srv->rejected++;
+    srv->refused[RN__PORT_NATIVE][over ? RN__REFUSE_LIMIT : RN__REFUSE_FDS]++;
     uint64_t now = uv_now(srv->loop);
     if (srv->reject_logged_at == 0 || now - srv->reject_logged_at >= 1000) {
-      rn__logf(RN_LOG_WARN, "server", "max_connections (%u) reached: refused %llu connection(s), latest from %s",
-               (unsigned)srv->cfg->max_connections, (unsigned long long)srv->rejected, conn->peer);
+      if (over)
+        rn__logf(RN_LOG_WARN, "server", "max_connections (%u) reached: refused %llu connection(s), latest from %s",
+                 (unsigned)srv->cfg->max_connections, (unsigned long long)srv->rejected, conn->peer);
+      else
+        rn__logf(RN_LOG_WARN, "server",
+                 "fewer than fd_reserve (%u) file descriptors left under the limit %llu: refused %llu "
+                 "connection(s), latest from %s",
+                 (unsigned)srv->cfg->fd_reserve, (unsigned long long)srv->fd_limit, (unsigned long long)srv->rejected,
+                 conn->peer);
       srv->rejected = 0;
       srv->reject_logged_at = now ? now : 1;
     }
-    rn__conn_close(conn, "over max_connections");
+    rn__conn_close(conn, over ? "over max_connections" : "file descriptors short");
     return;
   }
   conn->counted = true;

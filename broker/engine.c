@@ -43,11 +43,36 @@ void rn_engine_opts_default(rn_engine_opts_t *o) {
   o->max_record_bytes = 1u << 20;
   o->max_batch_bytes = 8u << 20;
   o->max_fetch_bytes = 16u << 20;
+  o->max_frame_bytes = 16u << 20;
+  o->max_fetch_memory_bytes = 256ull << 20;
   o->max_wait_ms = 30000;
   o->max_shards = 1024;
   o->segment_bytes = 256ull << 20;
   o->group_segment_bytes = 4ull << 20;
   o->interval_ms = 1000;
+  o->default_retention_ms = 24 * 3600 * 1000;
+}
+
+/* The retention time a request asks for, as the engine stores it (> 0 ms,
+ * or 0 = forever): on the wire 0 means "the broker's default" and a negative
+ * value "forever" (runnel.proto, StreamConfig). */
+static int64_t requested_retention_ms(const rn_engine_t *eng, int64_t wire) {
+  if (wire == 0) wire = eng->opts.default_retention_ms;
+  return wire > 0 ? wire : 0;
+}
+
+/* Retention values that are almost certainly a mistake (a unit slip: 100
+ * bytes, 500 ms): accepted — they are valid — but logged, since retention
+ * would delete each sealed segment as soon as it exists. */
+static void warn_absurd_retention(const rn_engine_t *eng, const char *stream, int64_t ms, int64_t bytes) {
+  if (ms > 0 && ms < 60 * 1000)
+    rn__eng_say(eng, RN_LOG_WARN, "stream %s: retention of %lld ms keeps records for less than a minute; meant hours?",
+                stream, (long long)ms);
+  if (bytes > 0 && (uint64_t)bytes < eng->opts.segment_bytes)
+    rn__eng_say(eng, RN_LOG_WARN,
+                "stream %s: retention_bytes %lld per shard is below one segment (segment_bytes %llu): every "
+                "sealed segment is deleted at once, leaving only the active one",
+                stream, (long long)bytes, (unsigned long long)eng->opts.segment_bytes);
 }
 
 void rn__eng_say(const rn_engine_t *eng, rn_log_level_t level, const char *fmt, ...) {
@@ -430,8 +455,8 @@ static Runnel__StreamDescription *describe(rn__arena_t *a, const rn_stream_t *st
   runnel__stream_config__init(c);
   c->name = st->name;
   c->shard_count = st->nshards;
-  c->retention_ms = st->retention_ms;
-  c->retention_bytes = st->retention_bytes;
+  c->retention_ms = st->retention_ms > 0 ? st->retention_ms : -1; /* on the wire: -1 = forever */
+  c->retention_bytes = st->retention_bytes > 0 ? st->retention_bytes : -1;
   c->durability = (Runnel__Durability)st->durability;
   d->config = c;
   d->created_ms = st->created_ms;
@@ -451,6 +476,7 @@ static Runnel__StreamDescription *describe(rn__arena_t *a, const rn_stream_t *st
     if (sh->log) {
       si->start_offset = rn_log_start(sh->log);
       si->end_offset = rn_log_end(sh->log);
+      si->stored_bytes = rn_log_size_bytes(sh->log);
     }
     si->last_append_ms = sh->last_append_ms;
     d->shards[i] = si;
@@ -618,8 +644,9 @@ static void handle_create(rn_engine_t *eng, const Runnel__CreateStreamRequest *r
   rn_stream_t *st = stream_new(c->name, c->shard_count);
   if (!st) return reply_error(cb, ctx, RN_ENOMEM, "out of memory");
   st->uid = eng->next_uid++;
-  st->retention_ms = c->retention_ms > 0 ? c->retention_ms : 0;
+  st->retention_ms = requested_retention_ms(eng, c->retention_ms);
   st->retention_bytes = c->retention_bytes > 0 ? c->retention_bytes : 0;
+  warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   st->durability = (rn_durability_t)c->durability;
   st->created_ms = rn__now_ms();
   st->state = RN__STREAM_CREATING;
@@ -728,8 +755,9 @@ static void handle_set_retention(rn_engine_t *eng, const Runnel__SetRetentionReq
   if (!r) return reply_error(cb, ctx, RN_EBADREQUEST, "SetRetention needs a name");
   rn_stream_t *st = rn__stream_find(eng, r->name);
   if (!st || st->state != RN__STREAM_ACTIVE) return reply_error(cb, ctx, RN_ENOSTREAM, "stream %s not found", r->name);
-  st->retention_ms = r->retention_ms > 0 ? r->retention_ms : 0;
+  st->retention_ms = requested_retention_ms(eng, r->retention_ms);
   st->retention_bytes = r->retention_bytes > 0 ? r->retention_bytes : 0;
+  warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   for (uint32_t i = 0; i < st->nshards; i++)
     rn_log_set_retention(st->shards[i].log, st->retention_ms > 0 ? st->retention_ms : -1,
                          st->retention_bytes > 0 ? st->retention_bytes : -1);
@@ -786,6 +814,7 @@ void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   case RUNNEL__REQUEST__OP_GROUP_DESCRIBE:
   case RUNNEL__REQUEST__OP_GROUP_DELETE:
   case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__handle_group(eng, req, cb, ctx);
+  case RUNNEL__REQUEST__OP_BROKER_INFO: return rn__handle_broker_info(eng, req->broker_info, cb, ctx);
   default: return reply_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
   }
 }
@@ -908,6 +937,7 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   eng->opts = *opts;
   eng->loop = opts->loop;
   eng->data_dir = strdup(opts->data_dir);
+  eng->started_ms = rn__now_ms();
   pthread_mutex_init(&eng->meta_mu, NULL);
   eng->next_uid = 1;
   eng->producer_id_limit = 1;
@@ -1050,6 +1080,8 @@ void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn
       s.end_offset = sh->log ? rn_log_end(sh->log) : 0;
       s.last_append_ms = sh->last_append_ms;
       s.failed = sh->log && rn_log_failure(sh->log) ? 1 : 0;
+      s.stored_bytes = sh->log ? rn_log_size_bytes(sh->log) : 0;
+      s.segments = sh->log ? rn_log_segment_count(sh->log) : 0;
       s.health_what = "";
       if (sh->log) {
         rn_log_health_t h;

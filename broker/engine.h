@@ -25,6 +25,10 @@
 
 typedef struct rn_engine rn_engine_t;
 
+/* Max bytes of a fetch whose request leaves max_bytes at 0 (before the
+ * max_fetch_bytes cap). */
+#define RN_ENGINE_FETCH_DEFAULT_BYTES (4u << 20)
+
 typedef struct rn_engine_opts {
   uv_loop_t *loop;             /* the loop thread everything runs on */
   const char *data_dir;        /* root of all broker data */
@@ -32,11 +36,21 @@ typedef struct rn_engine_opts {
   uint32_t max_record_bytes;   /* largest record value + key; default 1 MiB */
   uint32_t max_batch_bytes;    /* largest batch; default 8 MiB */
   uint32_t max_fetch_bytes;    /* cap on one fetch response; default 16 MiB */
+  uint32_t max_frame_bytes;    /* the server's request frame limit, reported by BrokerInfo
+                                  (the server enforces it); default 16 MiB */
+  /* Broker-wide budget for fetch read buffers (native and HTTP fetches
+   * alike), held from the read until the reply's bytes are freed (for a
+   * native reply: its socket write completed). A fetch with data to read
+   * that does not fit waits, first come first served, until memory comes
+   * back; it never fails for it. One fetch always proceeds when nothing is
+   * held. 0 = no limit. Default 256 MiB. */
+  uint64_t max_fetch_memory_bytes;
   uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
   uint32_t max_shards;         /* per stream; default 1024 */
   uint64_t segment_bytes;      /* log segment size; default 256 MiB */
   uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
   uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
+  int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
   /* One line per event; NULL = stderr. */
   void (*logger)(void *arg, rn_log_level_t level, const char *msg);
   void *logger_arg;
@@ -98,6 +112,12 @@ typedef struct rn_engine_stats {
   uint32_t shards;
   uint32_t failed_shards; /* logs failed by an I/O error */
   uint64_t records_in, bytes_in, records_out, bytes_out;
+  /* The fetch memory budget (max_fetch_memory_bytes): bytes held by fetch
+   * buffers now, fetches waiting for budget now, and fetches that ever had
+   * to wait. */
+  uint64_t fetch_memory_bytes;
+  uint64_t fetch_memory_waiting;
+  uint64_t fetch_memory_waits;
 } rn_engine_stats_t;
 void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st);
 
@@ -119,6 +139,8 @@ typedef struct rn_engine_shard_stats {
   uint64_t start_offset, end_offset;
   int64_t last_append_ms;
   int failed; /* the shard's log failed after an I/O error */
+  uint64_t stored_bytes;           /* bytes of the shard's segment files */
+  uint32_t segments;               /* segment files, the active one included */
   /* Append latency: from handing the batch to the log to the acknowledgement
    * (which, for sync streams, includes the group commit's fdatasync). */
   uint64_t append_count;
@@ -153,8 +175,10 @@ typedef struct rn_engine_group_stats {
   uint32_t shard;
   uint32_t members;           /* of the group */
   uint64_t checkpoint;
-  uint64_t lag_records;
-  int64_t lag_ms;             /* -1 = unknown (nothing committed yet) */
+  uint64_t lag_records;       /* end offset - the group's read position */
+  int64_t lag_ms;             /* now - arrival of the oldest unconsumed record; 0 caught up;
+                                 -1 unknown (no checkpoint, or its arrival not read yet) */
+  int checkpoint_known;       /* the group has an offset position (checkpoint) in the shard */
 } rn_engine_group_stats_t;
 
 typedef void (*rn_engine_group_stats_fn)(void *arg, const rn_engine_group_stats_t *s);

@@ -80,6 +80,7 @@ struct rn_stream {
 struct rn_engine {
   rn_engine_opts_t opts;
   char *data_dir;
+  int64_t started_ms; /* wall clock at rn_engine_open (BrokerInfo) */
   uv_loop_t *loop;
   rn_io_t *io;
   uv_poll_t io_poll;
@@ -100,6 +101,9 @@ struct rn_engine {
   unsigned pending_work; /* thread-pool jobs and metadata writes in flight */
   rn_engine_stats_t stats;
   rn__groups_t *groups; /* consumer groups (group.c) */
+  /* Fetches with data to read waiting for fetch memory (shard.c), FIFO;
+   * stats.fetch_memory_bytes is what fetch buffers hold now. */
+  struct fetch_op *fetch_wait_head, *fetch_wait_tail;
 
   /* Metadata is written by thread-pool jobs; the newest snapshot wins. */
   pthread_mutex_t meta_mu;
@@ -140,5 +144,11 @@ void rn__groups_tick(rn_engine_t *eng);
 /* The stream is being deleted: drop its groups. */
 void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st);
 void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
+
+/* info.c */
+/* BrokerInfo: version, start time, data directory usage (uv_fs_statfs on
+ * the thread pool, never on the loop; skipped with skip_disk), limits,
+ * counts, failed shards. */
+void rn__handle_broker_info(rn_engine_t *eng, const Runnel__BrokerInfoRequest *r, rn_engine_reply_cb cb, void *ctx);
 
 #endif

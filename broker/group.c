@@ -63,7 +63,15 @@ typedef struct gshard {
   int64_t arrival_ms;
   int64_t commit_ms;
   int64_t at_ts; /* != 0: start at this time, no offset yet */
+  /* Time lag: the broker arrival time of the batch holding offset
+   * lag_from, read off the loop (lag jobs below). lag_from == LAG_NONE:
+   * nothing read yet. lag_bad_from: an offset whose read failed (not
+   * retried until the position moves). */
+  uint64_t lag_from, lag_bad_from;
+  int64_t lag_arrival;
 } gshard_t;
+
+#define LAG_NONE UINT64_MAX
 
 typedef struct group {
   char *stream;
@@ -81,6 +89,7 @@ typedef struct group {
 
 struct rn__groups {
   rn_engine_t *eng;
+  bool lag_refreshing; /* the tick's lag job is on the thread pool */
   char *dir;
   rn_log_t *log;
   group_t **groups;
@@ -167,6 +176,7 @@ static group_t *group_add(rn__groups_t *gs, rn_stream_t *st, const char *name) {
   g->st = st;
   g->name = xstrdup(name);
   g->shards = xcalloc(st->nshards, sizeof(*g->shards));
+  for (uint32_t s = 0; s < st->nshards; s++) g->shards[s].lag_from = g->shards[s].lag_bad_from = LAG_NONE;
   if (gs->ngroups == gs->cap) {
     gs->cap = gs->cap ? gs->cap * 2 : 8;
     gs->groups = realloc(gs->groups, gs->cap * sizeof(*gs->groups));
@@ -207,30 +217,227 @@ static void member_remove(group_t *g, gmember_t *m) {
   g->dirty = true;
 }
 
-/* ---- lag ------------------------------------------------------------------------------ */
+/* ---- lag ------------------------------------------------------------------------------ *
+ *
+ * Per (group, shard): lag in records = end offset - the group's read
+ * position (its checkpoint, or the log start when retention passed it); lag
+ * in time = now - the broker arrival time of the record at that position
+ * (the oldest record the group has not consumed), 0 when caught up, unknown
+ * (-1) while the group has no offset position in the shard (a TIMESTAMP
+ * start not resolved yet) or the arrival time is not known.
+ *
+ * The arrival time needs a read of the batch at the position: a lag job
+ * plans the reads on the loop (pinning the segments), reads on the thread
+ * pool, and caches the result per (group, shard) keyed by the offset. The
+ * tick starts one job for every stale position (so /metrics stays fresh);
+ * a describe runs its own job first and answers from fresh values. While
+ * a newer position waits for its read, the cached value of an older one is
+ * used: its record is older, so the lag is overstated for at most that
+ * moment, never understated. */
 
 typedef struct lag {
-  uint64_t start, end, records;
+  uint64_t start, end, from, records;
   int64_t ms;
+  bool known_pos; /* the group has an offset position here */
 } lag_t;
 
-static lag_t shard_lag(const group_t *g, uint32_t s) {
+static lag_t shard_lag(const group_t *g, uint32_t s, int64_t now_ms) {
   const rn_shard_t *sh = &g->st->shards[s];
   const gshard_t *gsh = &g->shards[s];
   lag_t l = {0};
   l.start = sh->log ? rn_log_start(sh->log) : 0;
   l.end = sh->log ? rn_log_end(sh->log) : 0;
-  uint64_t from = l.start;
-  if (gsh->has_ckpt && !gsh->at_ts && gsh->ckpt > from) from = gsh->ckpt;
-  l.records = l.end > from ? l.end - from : 0;
-  if (l.records == 0) {
+  l.known_pos = gsh->has_ckpt && !gsh->at_ts;
+  l.from = l.start;
+  if (l.known_pos && gsh->ckpt > l.from) l.from = gsh->ckpt;
+  l.records = l.end > l.from ? l.end - l.from : 0;
+  if (!l.known_pos) {
+    l.ms = -1;
+  } else if (l.records == 0) {
     l.ms = 0;
-  } else if (gsh->has_ckpt && !gsh->at_ts && gsh->arrival_ms > 0 && gsh->ckpt >= l.start) {
-    l.ms = sh->last_append_ms > gsh->arrival_ms ? sh->last_append_ms - gsh->arrival_ms : 0;
+  } else if (gsh->lag_from != LAG_NONE && gsh->lag_from <= l.from) {
+    l.ms = now_ms > gsh->lag_arrival ? now_ms - gsh->lag_arrival : 0;
   } else {
     l.ms = -1;
   }
   return l;
+}
+
+/* Whether shard s of g needs an arrival read for its current position. */
+static bool lag_stale(const group_t *g, uint32_t s, const lag_t *l) {
+  const gshard_t *gsh = &g->shards[s];
+  return l->known_pos && l->records > 0 && gsh->lag_from != l->from && gsh->lag_bad_from != l->from &&
+         g->st->shards[s].log != NULL;
+}
+
+typedef struct lag_part {
+  rn_stream_t *st; /* referenced (st->refs) until the job is done */
+  char *group;     /* looked up again at the end: it may be gone */
+  uint32_t shard;
+  uint64_t offset;
+  rn_log_span_t span;
+  int64_t arrival;
+  rn_err_t err;
+} lag_part_t;
+
+typedef struct lag_job {
+  uv_work_t work;
+  rn__groups_t *gs;
+  bool tick; /* the tick's job (gs->lag_refreshing) */
+  /* a describe waiting for the reads (cb NULL: none) */
+  rn_engine_reply_cb cb;
+  void *ctx;
+  rn_stream_t *st; /* the described group's stream (one of the parts' refs) */
+  char *group;
+  size_t n, cap;
+  lag_part_t *parts;
+} lag_job_t;
+
+#define LAG_READ_BYTES ((size_t)64 * 1024)
+
+/* Thread pool: read the batch at each part's offset and take its arrival
+ * time from the header. */
+static void lag_work(uv_work_t *w) {
+  lag_job_t *j = w->data;
+  uint8_t *buf = malloc(LAG_READ_BYTES);
+  size_t cap = buf ? LAG_READ_BYTES : 0;
+  for (size_t i = 0; i < j->n; i++) {
+    lag_part_t *p = &j->parts[i];
+    if (p->err) continue;
+    if (!p->span.seg) { /* nothing at the position (planned only below the end) */
+      p->err = RN_EOFFSET;
+      continue;
+    }
+    if (!buf) {
+      p->err = RN_ENOMEM;
+      continue;
+    }
+    size_t len = 0;
+    rn_err_t err = rn_log_span_read(&p->span, buf, cap, &len);
+    if (err == RN_ETOOLARGE && len <= RN_BATCH_MAX_SIZE) { /* one batch larger than the buffer */
+      uint8_t *nb = realloc(buf, len);
+      if (nb) {
+        buf = nb;
+        cap = len;
+        err = rn_log_span_read(&p->span, buf, cap, &len);
+      }
+    }
+    rn_batch_header_t h;
+    if (!err && len == 0) err = RN_EOFFSET;
+    if (!err) err = rn_batch_header_decode(buf, len, &h);
+    if (!err && (p->offset < h.base_offset || h.arrival_time_ms <= 0)) err = RN_ECORRUPT;
+    if (!err) p->arrival = h.arrival_time_ms;
+    p->err = err;
+  }
+  free(buf);
+}
+
+static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
+static void set_heartbeat_ages(rn_engine_t *eng, const group_t *g, Runnel__GroupDescription *d);
+
+static void reply_describe(rn__groups_t *gs, const group_t *g, rn_engine_reply_cb cb, void *ctx) {
+  rn__arena_t a = {0};
+  Runnel__Response resp;
+  runnel__response__init(&resp);
+  Runnel__GroupDescribeResponse dr;
+  runnel__group_describe_response__init(&dr);
+  dr.group = describe(&a, g);
+  set_heartbeat_ages(gs->eng, g, dr.group);
+  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DESCRIBE;
+  resp.group_describe = &dr;
+  cb(ctx, &resp);
+  rn__arena_free(&a);
+}
+
+/* Loop thread: release the spans, store the arrival times that still
+ * match the groups' positions, answer the waiting describe. */
+static void lag_after(uv_work_t *w, int status) {
+  lag_job_t *j = w->data;
+  rn__groups_t *gs = j->gs;
+  rn_engine_t *eng = gs->eng;
+  int64_t now = rn__now_ms();
+  for (size_t i = 0; i < j->n; i++) {
+    lag_part_t *p = &j->parts[i];
+    rn_shard_t *sh = &p->st->shards[p->shard];
+    if (p->span.seg && sh->log) rn_log_span_release(sh->log, &p->span);
+    if (status && !p->err) p->err = RN_EIO;
+    group_t *g = p->st->state == RN__STREAM_ACTIVE ? group_find(gs, p->st->name, p->st->uid, p->group) : NULL;
+    if (g && p->shard < g->st->nshards) {
+      gshard_t *gsh = &g->shards[p->shard];
+      lag_t l = shard_lag(g, p->shard, now);
+      if (!p->err && (gsh->lag_from != l.from || p->offset == l.from)) {
+        gsh->lag_from = p->offset;
+        gsh->lag_arrival = p->arrival;
+      } else if (p->err && p->offset == l.from) {
+        gsh->lag_bad_from = p->offset;
+      }
+    }
+  }
+  if (j->cb) {
+    group_t *g = j->st->state == RN__STREAM_ACTIVE ? group_find(gs, j->st->name, j->st->uid, j->group) : NULL;
+    if (g)
+      reply_describe(gs, g, j->cb, j->ctx);
+    else
+      reply_err(j->cb, j->ctx, RN_ENOGROUP, "group %s/%s was deleted", j->st->name, j->group);
+  }
+  if (j->tick) gs->lag_refreshing = false;
+  for (size_t i = 0; i < j->n; i++) {
+    free(j->parts[i].group);
+    rn__stream_unref(eng, j->parts[i].st);
+  }
+  free(j->parts);
+  free(j->group);
+  free(j);
+  eng->pending_work--;
+}
+
+/* Add a read of g's shard s at l->from to j (plans it on the loop). */
+static void lag_job_add(lag_job_t *j, group_t *g, uint32_t s, const lag_t *l) {
+  if (j->n == j->cap) {
+    j->cap = j->cap ? j->cap * 2 : 8;
+    j->parts = realloc(j->parts, j->cap * sizeof(*j->parts));
+    if (!j->parts) abort();
+  }
+  lag_part_t *p = &j->parts[j->n++];
+  memset(p, 0, sizeof(*p));
+  p->st = g->st;
+  p->st->refs++;
+  p->group = xstrdup(g->name);
+  p->shard = s;
+  p->offset = l->from;
+  p->err = rn_log_span_plan(g->st->shards[s].log, l->from, &p->span);
+}
+
+/* Read what j plans; lag_after runs in any case (also when nothing is to
+ * be read or the pool refuses). Takes j. */
+static void lag_job_start(rn__groups_t *gs, lag_job_t *j) {
+  gs->eng->pending_work++;
+  j->work.data = j;
+  if (j->n == 0 || uv_queue_work(gs->eng->loop, &j->work, lag_work, lag_after) != 0) lag_after(&j->work, j->n ? UV_EIO : 0);
+}
+
+/* The tick: one job for every stale position, at most one job at a time. */
+static void lag_refresh(rn__groups_t *gs) {
+  if (gs->lag_refreshing) return;
+  lag_job_t *j = NULL;
+  int64_t now = rn__now_ms();
+  for (uint32_t i = 0; i < gs->ngroups; i++) {
+    group_t *g = gs->groups[i];
+    if (g->st->state != RN__STREAM_ACTIVE) continue;
+    for (uint32_t s = 0; s < g->st->nshards; s++) {
+      lag_t l = shard_lag(g, s, now);
+      if (!lag_stale(g, s, &l)) continue;
+      if (!j) {
+        j = xcalloc(1, sizeof(*j));
+        j->gs = gs;
+        j->tick = true;
+      }
+      lag_job_add(j, g, s, &l);
+    }
+  }
+  if (!j) return;
+  gs->lag_refreshing = true;
+  lag_job_start(gs, j);
 }
 
 /* ---- the internal log ------------------------------------------------------------------ */
@@ -637,6 +844,7 @@ void rn__groups_tick(rn_engine_t *eng) {
   for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
   rn_log_tick(gs->log, rn__now_ms());
   maybe_compact(gs);
+  lag_refresh(gs);
 }
 
 /* ---- assignment ---------------------------------------------------------------------- */
@@ -1214,7 +1422,7 @@ static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g) {
     si->has_checkpoint = gsh->has_ckpt && !gsh->at_ts;
     si->checkpoint = gsh->ckpt;
     si->checkpoint_ms = gsh->commit_ms;
-    lag_t l = shard_lag(g, s);
+    lag_t l = shard_lag(g, s, rn__now_ms());
     si->start_offset = l.start;
     si->end_offset = l.end;
     si->lag_records = l.records;
@@ -1236,17 +1444,25 @@ static void handle_describe(rn__groups_t *gs, const Runnel__GroupDescribeRequest
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   group_t *g = group_find(gs, st->name, st->uid, r->group);
   if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, r->group);
-  rn__arena_t a = {0};
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupDescribeResponse dr;
-  runnel__group_describe_response__init(&dr);
-  dr.group = describe(&a, g);
-  set_heartbeat_ages(gs->eng, g, dr.group);
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DESCRIBE;
-  resp.group_describe = &dr;
-  cb(ctx, &resp);
-  rn__arena_free(&a);
+  /* Fresh time lag: read the arrival times of positions not cached yet
+   * (thread pool), then answer. */
+  lag_job_t *j = NULL;
+  int64_t now = rn__now_ms();
+  for (uint32_t s = 0; s < g->st->nshards; s++) {
+    lag_t l = shard_lag(g, s, now);
+    if (!lag_stale(g, s, &l)) continue;
+    if (!j) {
+      j = xcalloc(1, sizeof(*j));
+      j->gs = gs;
+      j->cb = cb;
+      j->ctx = ctx;
+      j->st = g->st;
+      j->group = xstrdup(g->name);
+    }
+    lag_job_add(j, g, s, &l);
+  }
+  if (j) return lag_job_start(gs, j);
+  reply_describe(gs, g, cb, ctx);
 }
 
 static void handle_list(rn__groups_t *gs, const Runnel__GroupListRequest *r, rn_engine_reply_cb cb, void *ctx) {
@@ -1379,12 +1595,14 @@ void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
 void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg) {
   const rn__groups_t *gs = eng->groups;
   if (!gs) return;
+  int64_t now = rn__now_ms();
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
     if (g->st->state != RN__STREAM_ACTIVE) continue;
     for (uint32_t s = 0; s < g->st->nshards; s++) {
-      lag_t l = shard_lag(g, s);
-      rn_engine_group_stats_t st = {g->stream, g->name, s, g->nmembers, g->shards[s].ckpt, l.records, l.ms};
+      lag_t l = shard_lag(g, s, now);
+      rn_engine_group_stats_t st = {g->stream, g->name, s, g->nmembers, g->shards[s].ckpt, l.records, l.ms,
+                                    l.known_pos};
       fn(arg, &st);
     }
   }

@@ -36,7 +36,19 @@ typedef struct rn_http_req {
   int http_version;      /* 11 or 20 */
   int tls;               /* 1 over TLS */
   const char *peer;      /* "ip:port" of the client */
+  /* Set by the transport (NULL elsewhere, e.g. in tests): see rn_http_reserve. */
+  void (*reserve)(void *ctx, size_t bytes);
 } rn_http_req_t;
+
+/* Optional, while routing (before reply): the answer to req may be up to
+ * bytes large (e.g. a GetRecords). The transport counts that against the
+ * connection's output budget (max_output_bytes_per_connection) until the
+ * reply, so it parses no further pipelined request (HTTP/1.1) and routes no
+ * further stream (HTTP/2) of that connection while the answers it may have
+ * to hold exceed the budget. A later call replaces the earlier amount. */
+static inline void rn_http_reserve(const rn_http_req_t *req, void *ctx, size_t bytes) {
+  if (req != NULL && req->reserve != NULL) req->reserve(ctx, bytes);
+}
 
 /* Find a header by lowercase name; NULL when absent. */
 const char *rn_http_header(const rn_http_req_t *req, const char *lname);

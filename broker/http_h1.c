@@ -10,8 +10,8 @@
  *   - The parser pauses at the end of every request, so each complete
  *     request is dispatched outside parser callbacks, one at a time, and
  *     parsing resumes only while the connection may take more work (fewer
- *     than max_inflight_per_connection requests queued, output under
- *     max_output_bytes_per_connection, not draining). Bytes not parsed stay
+ *     than max_inflight_per_connection requests queued, output and held
+ *     answers under max_output_bytes_per_connection, not draining). Bytes not parsed stay
  *     in conn->in and reading stops: TCP pushes back on the client.
  *   - conn->reqs is the pipeline in request order: a request joins it when
  *     its head is complete; responses leave from the front only, so answers
@@ -206,6 +206,10 @@ static int on_headers_complete(http_parser *p) {
     if (req->version >= 11 && (chunked || (req->content_length != UINT64_MAX && req->content_length > 0)))
       req->expect_continue = true;
   }
+  /* Pause here too, so rn__h1_input knows where the head ends (the bare-LF
+   * check covers head bytes only). */
+  conn->h1_head_pause = true;
+  http_parser_pause(p, 1);
   return 0;
 }
 
@@ -292,27 +296,89 @@ static void parse_error(rn__hconn_t *conn, enum http_errno e) {
 
 /* ---- input --------------------------------------------------------------------------- */
 
+/* HTTP/1.1 requires exactly one non-empty Host (RFC 9112 3.2); HTTP/1.0
+ * may omit it, and so may an absolute-form target, which names the
+ * authority itself (3.2.2). NULL when fine, else the message. */
+static const char *host_problem(const rn__hreq_t *req) {
+  size_t n = 0;
+  const char *value = NULL;
+  for (size_t i = 0; i < req->nh; i++)
+    if (strcmp(req->arena + req->hoff[2 * i], "host") == 0) {
+      n++;
+      value = rn__hreq_str(req, req->hoff[2 * i + 1]);
+    }
+  if (n == 0)
+    return req->version >= 11 && req->authority == RN__NOOFF
+               ? "HTTP/1.1 request without a Host header (RFC 9112 section 3.2)"
+               : NULL;
+  if (n > 1) return "more than one Host header (RFC 9112 section 3.2)";
+  if (value[0] == '\0' && req->authority == RN__NOOFF) return "empty Host header (RFC 9112 section 3.2)";
+  return NULL;
+}
+
 bool rn__h1_may_parse(const rn__hconn_t *conn) {
   const rn__hsrv_t *hs = conn->hs;
   return !conn->closing && !conn->h1_stop && !conn->finish && !hs->srv->draining &&
-         conn->nreqs < hs->cfg->max_inflight_per_connection &&
-         conn->out_bytes + conn->writing < hs->cfg->max_output_bytes_per_connection;
+         conn->nreqs < hs->cfg->max_inflight_per_connection && rn__hconn_budget_ok(conn);
+}
+
+/* Whether bytes of a request head hold a line feed not preceded by a
+ * carriage return (RFC 9112 2.2: http-parser accepts them; a server that
+ * does opens the door to request smuggling behind a stricter proxy).
+ * conn->h1_prev carries the last byte across calls. */
+static bool bare_lf(rn__hconn_t *conn, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '\n' && conn->h1_prev != '\r') return true;
+    conn->h1_prev = p[i];
+  }
+  return false;
 }
 
 void rn__h1_input(rn__hconn_t *conn) {
   size_t pos = 0;
   while (pos < conn->in_len && rn__h1_may_parse(conn)) {
     size_t left = conn->in_len - pos;
+    bool in_head = conn->h1cur == NULL || !conn->h1cur->head_done;
     size_t n = http_parser_execute(&conn->h1p, &conn->hs->h1settings, (const char *)conn->in + pos, left);
     if (conn->closing) return;
-    pos += n;
     enum http_errno e = HTTP_PARSER_ERRNO(&conn->h1p);
+    if (in_head && e != HPE_OK && e != HPE_PAUSED) in_head = false; /* the parse error is answered below */
+    if (in_head) {
+      /* Paused at the end of a head, the parser has not consumed the head's
+       * last LF yet (it reads it again on resume): check it too. */
+      size_t end = pos + n;
+      if (e == HPE_PAUSED && conn->h1_head_pause && end < conn->in_len) end++;
+      if (bare_lf(conn, conn->in + pos, end - pos)) {
+        conn->h1_head_pause = false;
+        fail(conn, 400, "BadRequestException",
+             "bare LF in the request head: header lines must end with CRLF (RFC 9112 section 2.2)");
+        pos = conn->in_len;
+        break;
+      }
+    }
+    pos += n;
+    if (e == HPE_PAUSED && conn->h1_head_pause) {
+      conn->h1_head_pause = false; /* the head is whole: on to the body */
+      http_parser_pause(&conn->h1p, 0);
+      continue;
+    }
     if (e == HPE_PAUSED) {
       http_parser_pause(&conn->h1p, 0);
       rn__hreq_t *req = conn->h1cur;
       conn->h1cur = NULL;
       assert(req != NULL && req->linked);
       if (!req->keep_alive) conn->h1_stop = true;
+      const char *bad = host_problem(req);
+      if (bad != NULL) {
+        /* RFC 9112 3.2: 400 for a missing, repeated or empty Host; then
+         * close, as for any request the stream cannot vouch for. */
+        req->complete = true;
+        req->close_after = true;
+        conn->h1_stop = true;
+        rn__hreq_error(req, 400, "BadRequestException", bad);
+        pos = conn->in_len;
+        break;
+      }
       rn__hreq_dispatch(req); /* may answer at once: that only schedules work */
       if (conn->closing) return;
       continue;

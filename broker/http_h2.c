@@ -18,6 +18,12 @@
  *     stops costing memory.
  *   - Callbacks check conn->closing first: a connection closed inside one
  *     (out of memory) has freed its requests.
+ *   - A complete request is routed at once while the connection's output
+ *     budget (unwritten output + held answers, rn__hconn_budget_ok) allows;
+ *     otherwise it waits as "deferred" and rn__h2_work routes it, in
+ *     arrival order, once answers went out. Reading goes on (only unwritten
+ *     output stops it): the client's WINDOW_UPDATEs are what lets held
+ *     answers drain.
  *   - A request lives until both its stream closed and the router answered;
  *     whichever comes last frees it. An answer for a stream the client
  *     reset is dropped.
@@ -50,6 +56,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
   size_t n = left < length ? left : length;
   if (n > 0) memcpy(buf, req->rbody + req->rbody_off, n);
   req->rbody_off += n;
+  rn__hreq_body_sent(req, n);
   if (req->rbody_off == req->rbody_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
 }
@@ -87,7 +94,25 @@ static void request_done(rn__hreq_t *req) {
   assert(conn->h2_receiving > 0);
   conn->h2_receiving--;
   if (req->answered || req->early) return; /* answered early; the rest was dropped */
+  if (!rn__hconn_budget_ok(conn)) {
+    req->deferred = true; /* rn__h2_work routes it once the answers fit */
+    conn->h2_deferred++;
+    return;
+  }
   rn__hreq_dispatch(req);
+}
+
+/* Route deferred streams, in arrival order, while the budget allows. */
+static void route_deferred(rn__hconn_t *conn) {
+  rn__hreq_t *next;
+  for (rn__hreq_t *req = conn->reqs; req != NULL && conn->h2_deferred > 0 && !conn->closing; req = next) {
+    next = req->next;
+    if (!req->deferred) continue;
+    if (!rn__hconn_budget_ok(conn)) break;
+    req->deferred = false;
+    conn->h2_deferred--;
+    rn__hreq_dispatch(req);
+  }
 }
 
 /* ---- callbacks ------------------------------------------------------------------- */
@@ -319,6 +344,8 @@ void rn__h2_input(rn__hconn_t *conn) {
 void rn__h2_work(rn__hconn_t *conn) {
   if (conn->h2 == NULL || conn->closing || conn->fin_sent) return;
   const rn_config_t *cfg = conn->hs->cfg;
+  if (conn->h2_deferred > 0) route_deferred(conn);
+  if (conn->closing) return;
   while (conn->out_bytes + conn->writing < cfg->max_output_bytes_per_connection) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(conn->h2, &p);

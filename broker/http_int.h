@@ -39,6 +39,10 @@
 #define RN__H2_CONN_WINDOW (16u << 20)   /* receive window of the connection */
 #define RN__HTTP_LINGER_MS 2000u         /* after a closing response: read and drop until EOF, at most this long */
 #define RN__HTTP_READ_BUF ((size_t)64 * 1024)
+/* Connections accepted past http_max_connections to answer one request:
+ * /healthz, /readyz or /metrics as usual, anything else 503; beyond these
+ * a connection is closed at once. */
+#define RN__HTTP_OVER_LIMIT_EXTRA 16u
 
 typedef struct rn__hconn rn__hconn_t;
 typedef struct rn__hreq rn__hreq_t;
@@ -96,6 +100,9 @@ struct rn__hreq {
   bool close_after;     /* close the connection after this response */
   bool early;           /* HTTP/2: answered before the request finished (reset it after) */
   int err;              /* HTTP/2: transport error status decided while receiving (413, 431) */
+  bool deferred;        /* HTTP/2: complete, waiting for the output budget before routing */
+  size_t reserve;       /* bytes the router said the answer may take (rn_http_reserve), on conn->held */
+  size_t held_body;     /* response body bytes not yet handed to the output, on conn->held */
 
   /* Response. */
   int status;
@@ -140,6 +147,11 @@ struct rn__hconn {
   unsigned nreqs;    /* on the list */
   unsigned routing;  /* at the router */
   unsigned answered; /* answered and not yet fully handed to the output */
+  /* Bytes of answers held outside the output: response bodies not yet
+   * handed to it, plus what requests at the router reserved. Counted with
+   * out_bytes + writing against max_output_bytes_per_connection before a
+   * new request is parsed (HTTP/1.1) or routed (HTTP/2). */
+  size_t held;
   uint64_t requests; /* dispatched so far, for the log */
   uint64_t begun;    /* requests begun (first byte / HEADERS) so far */
 
@@ -148,10 +160,13 @@ struct rn__hconn {
   rn__hreq_t *h1cur; /* the request being received; on conn->reqs once its head is done */
   int h1err;         /* a status decided inside a parser callback (413) */
   bool h1_stop;      /* parse nothing more (close after what is queued) */
+  bool h1_head_pause; /* the parser paused at the end of a head (not of a message) */
+  uint8_t h1_prev;    /* last request-head byte checked for a bare LF */
 
   /* HTTP/2 */
   nghttp2_session *h2;
   unsigned h2_receiving; /* streams whose request is not complete */
+  unsigned h2_deferred;  /* complete streams waiting for the output budget (req->deferred) */
   bool goaway;
 
   /* Time (uv_now). */
@@ -161,6 +176,7 @@ struct rn__hconn {
   bool closing;     /* uv_close called */
   bool queued;      /* on hs->work */
   bool counted;     /* counted in hs->nconns */
+  bool over_limit;  /* past http_max_connections: one request, health only (counted in hs->nextra) */
   bool eof;         /* the peer half-closed */
   bool finish;      /* close once the output is flushed (then FIN and linger) */
   bool fin_sent;    /* uv_shutdown requested */
@@ -178,6 +194,7 @@ struct rn__hsrv {
   SSL_CTX *tls; /* NULL: cleartext */
   rn__hconn_t *conns, *work, *dead;
   uint32_t nconns;
+  uint32_t nextra; /* over_limit connections open */
   uint64_t next_id;
   uint64_t routing; /* requests at the router, all connections */
   uint64_t rejected, reject_logged_at;
@@ -235,6 +252,13 @@ const char *rn__hreq_str(const rn__hreq_t *req, uint32_t off); /* "" for RN__NOO
 const char *rn__hreq_header(const rn__hreq_t *req, const char *lname);
 /* The request is complete: hand it to the router. */
 void rn__hreq_dispatch(rn__hreq_t *req);
+/* Bytes of the connection's output budget in use: unwritten output plus
+ * held answers (conn->held). */
+size_t rn__hconn_budget_used(const rn__hconn_t *conn);
+/* Whether a new request may be parsed/routed under the output budget. */
+bool rn__hconn_budget_ok(const rn__hconn_t *conn);
+/* Response body bytes left the held state (handed to the output). */
+void rn__hreq_body_sent(rn__hreq_t *req, size_t n);
 /* Answer from the transport: {"__type": type, "message": msg}. */
 void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *msg);
 

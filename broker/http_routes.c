@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -127,7 +128,9 @@ void rn__call_rest_error(rn__call_t *c, int status, const char *fmt, ...) {
   va_end(ap);
   rn__buf_t b = {0};
   const char *name = status_name(status);
-  rn__buf_puts(&b, "{\"error\":");
+  rn__buf_puts(&b, "{\"__type\":"); /* what AWS SDKs and the Kinesis API read */
+  rn__buf_json_str(&b, name, strlen(name));
+  rn__buf_puts(&b, ",\"error\":");
   rn__buf_json_str(&b, name, strlen(name));
   rn__buf_puts(&b, ",\"message\":");
   rn__buf_json_str(&b, msg, strlen(msg));
@@ -136,6 +139,7 @@ void rn__call_rest_error(rn__call_t *c, int status, const char *fmt, ...) {
   size_t ne = 0;
   if (status == 401) extra[ne++] = (rn_http_header_t){"www-authenticate", "Bearer realm=\"runnel\""};
   if (status == 429 || status == 503) extra[ne++] = (rn_http_header_t){"retry-after", "1"};
+  if (status == 405) extra[ne++] = (rn_http_header_t){"allow", "GET, HEAD"};
   if (b.oom) rn__call_reply(c, 500, NULL, NULL, 0, NULL, 0);
   else rn__call_reply(c, status, "application/json", extra, ne, b.p, b.len);
   rn__buf_free(&b);
@@ -204,12 +208,78 @@ static void ready(rn__call_t *c) {
   else reply_json(c, 200, "{\"status\":\"ready\"}");
 }
 
-static void metrics(rn__call_t *c) {
+/* GET /metrics: statfs of the data directory first, on the thread pool (a
+ * slow or hung file system must not stall the loop), then render. */
+typedef struct metrics_job {
+  uv_fs_t fs;
+  rn__call_t *c;
+} metrics_job_t;
+
+static void metrics_render_reply(rn__call_t *c, const rn__disk_usage_t *disk) {
   rn__buf_t b = {0};
-  rn__metrics_render(c->r, &b);
+  rn__metrics_render(c->r, &b, disk);
   if (b.oom) rn__call_rest_error(c, 500, "out of memory rendering metrics");
   else rn__call_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0, b.p, b.len);
   rn__buf_free(&b);
+}
+
+static void on_metrics_statfs(uv_fs_t *req) {
+  metrics_job_t *j = req->data;
+  rn__disk_usage_t disk = {.err = req->result < 0 ? (rn_err_t)req->result : 0};
+  if (disk.err == 0) {
+    const uv_statfs_t *st = req->ptr;
+    disk.free_bytes = (uint64_t)st->f_bavail * st->f_bsize;
+    disk.total_bytes = (uint64_t)st->f_blocks * st->f_bsize;
+  }
+  rn__call_t *c = j->c;
+  c->r->pending_jobs--;
+  uv_fs_req_cleanup(req);
+  free(j);
+  metrics_render_reply(c, &disk);
+}
+
+static void metrics(rn__call_t *c) {
+  metrics_job_t *j = calloc(1, sizeof *j);
+  if (j != NULL) {
+    j->c = c;
+    j->fs.data = j;
+    if (uv_fs_statfs(c->r->loop, &j->fs, c->r->data_dir, on_metrics_statfs) == 0) {
+      c->r->pending_jobs++;
+      return;
+    }
+    free(j);
+  }
+  rn__disk_usage_t unknown = {.err = RN_ENOMEM};
+  metrics_render_reply(c, &unknown);
+}
+
+/* Epoch seconds at which this process started: its start time in clock
+ * ticks after boot (/proc/self/stat field 22) plus the boot time. Startup
+ * only (reads /proc); 0 when unknown. */
+static double process_start_seconds(void) {
+  double boot = 0, start_ticks = 0;
+  FILE *f = fopen("/proc/stat", "r");
+  if (f != NULL) {
+    char line[256];
+    while (fgets(line, sizeof line, f) != NULL)
+      if (sscanf(line, "btime %lf", &boot) == 1) break;
+    fclose(f);
+  }
+  f = fopen("/proc/self/stat", "r");
+  if (f != NULL) {
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    int field = 2;
+    for (; p != NULL && *p != '\0' && field < 22; p++)
+      if (*p == ' ') field++;
+    if (p != NULL && field == 22) start_ticks = strtod(p, NULL);
+  }
+  long hz = sysconf(_SC_CLK_TCK);
+  if (boot <= 0 || start_ticks <= 0 || hz <= 0) return 0;
+  return boot + start_ticks / (double)hz;
 }
 
 static void preflight(rn__call_t *c) {
@@ -310,6 +380,10 @@ void rn_http_routes_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn
     c->hop = RN__HOP_METRICS;
     return metrics(c);
   }
+  if (strcmp(path, "/metrics") == 0 || strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+    c->hop = strcmp(path, "/metrics") == 0 ? RN__HOP_METRICS : path[1] == 'h' ? RN__HOP_HEALTHZ : RN__HOP_READYZ;
+    return rn__call_rest_error(c, 405, "%s answers GET and HEAD only, not %s", path, m);
+  }
   if (target || (strcmp(m, "POST") == 0 && strcmp(path, "/") == 0)) return rn__kinesis_handle(c, target);
 
   const char *seg = NULL;
@@ -322,7 +396,7 @@ void rn_http_routes_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn
     if (!ok_method) {
       rn_http_header_t allow = {"allow", hop == RN__HOP_REST_BATCH ? "POST, OPTIONS" : "PUT, POST, OPTIONS"};
       rn__buf_t b = {0};
-      rn__buf_printf(&b, "{\"error\":\"MethodNotAllowed\",\"message\":\"%s is not allowed here\"}",
+      rn__buf_printf(&b, "{\"__type\":\"MethodNotAllowed\",\"error\":\"MethodNotAllowed\",\"message\":\"%s is not allowed here\"}",
                      strcmp(m, "GET") == 0 ? "GET" : "this method");
       rn__call_reply(c, 405, "application/json", &allow, 1, b.p, b.len);
       rn__buf_free(&b);
@@ -386,6 +460,9 @@ rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t
   r->eng = eng;
   r->now_ms = wall_ms;
   r->started_ns = uv_hrtime();
+  r->process_start_s = process_start_seconds();
+  r->version = RN_VERSION;
+  r->latency_per_shard = cfg->metrics_latency_detail == 1;
   r->data_dir = strdup(cfg->data_dir);
   r->max_record_bytes = cfg->max_record_bytes;
   r->max_batch_bytes = cfg->max_batch_bytes;

@@ -8,8 +8,10 @@
  * input and output buffers, TLS and nghttp2 sessions) and every request
  * (head, body, response) until its response was handed to the output.
  *
- * A connection's life: accepted (over http_max_connections: closed at once)
- * → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
+ * A connection's life: accepted (with fewer than fd_reserve descriptors
+ * left, or past http_max_connections + RN__HTTP_OVER_LIMIT_EXTRA: closed at
+ * once; past http_max_connections: "over_limit", one request, health
+ * endpoints only, else 503) → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
  * under TLS the ALPN choice decides, the preface when there is none) →
  * requests are parsed, each complete one goes to the router → answers come
  * back through reply() at any time; the protocol puts them on the output
@@ -30,8 +32,11 @@
  *     connection's state (head, body, idle, stalled writes, linger), never
  *     from a sleep, and re-armed lazily.
  *   - Back-pressure: while a connection has max_output_bytes_per_connection
- *     bytes unwritten, or (HTTP/1.1) max_inflight_per_connection requests
- *     queued, it is not read.
+ *     bytes unwritten or held (answers not yet in the output, and what
+ *     requests at the router reserved through rn_http_reserve), or
+ *     (HTTP/1.1) max_inflight_per_connection requests queued, it is not
+ *     read, no further HTTP/1.1 request is parsed and no further HTTP/2
+ *     stream is routed (it waits, complete, as "deferred").
  */
 #include <assert.h>
 #include <openssl/rand.h>
@@ -187,6 +192,10 @@ void rn__hconn_close(rn__hconn_t *conn, const char *why) {
     hs->nconns--;
     conn->counted = false;
   }
+  if (conn->over_limit) {
+    hs->nextra--;
+    conn->over_limit = false;
+  }
   if (conn->id != 0)
     rn__logf(RN_LOG_DEBUG, "http", "#%llu %s closed: %s (%llu requests)", (unsigned long long)conn->id, conn->peer,
              why, (unsigned long long)conn->requests);
@@ -307,6 +316,12 @@ void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
   b->len = b->cap = len; /* full: later bytes go to a new chunk */
   append_buf(conn, b);
   conn->out_bytes += len;
+}
+
+size_t rn__hconn_budget_used(const rn__hconn_t *conn) { return conn->out_bytes + conn->writing + conn->held; }
+
+bool rn__hconn_budget_ok(const rn__hconn_t *conn) {
+  return rn__hconn_budget_used(conn) < conn->hs->cfg->max_output_bytes_per_connection;
 }
 
 bool rn__hconn_sending(const rn__hconn_t *conn) {
@@ -444,6 +459,8 @@ static void update_reading(rn__hconn_t *conn) {
   else if (conn->eof || conn->finish)
     want = false;
   else if (conn->out_bytes + conn->writing >= cfg->max_output_bytes_per_connection)
+    want = false; /* HTTP/2 keeps reading past held answers: the client's WINDOW_UPDATEs drain them */
+  else if (conn->proto == RN__HP_H1 && !rn__hconn_budget_ok(conn))
     want = false;
   else if (conn->proto == RN__HP_H1)
     want = rn__h1_may_parse(conn);
@@ -706,6 +723,13 @@ static void release_request(rn__hreq_t *req) {
 
 void rn__hreq_free(rn__hreq_t *req) {
   if (req == NULL) return;
+  rn__hconn_t *conn = req->conn;
+  assert(conn->held >= req->held_body + req->reserve);
+  conn->held -= req->held_body + req->reserve;
+  if (req->deferred) {
+    assert(conn->h2_deferred > 0);
+    conn->h2_deferred--;
+  }
   release_request(req);
   free(req->rh);
   free(req->rbody);
@@ -895,6 +919,9 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
   req->rbody = rb;
   req->rbody_len = body_len;
   req->rbody_off = 0;
+  req->conn->held -= req->held_body; /* a replaced answer */
+  req->held_body = body_len;
+  req->conn->held += body_len;
   req->status = status;
   if (!req->answered) {
     req->answered = true;
@@ -946,6 +973,20 @@ void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *m
   answered(req);
 }
 
+void rn__hreq_body_sent(rn__hreq_t *req, size_t n) {
+  assert(req->held_body >= n && req->conn->held >= n);
+  req->held_body -= n;
+  req->conn->held -= n;
+}
+
+/* rn_http_reserve for requests of this transport. */
+static void on_reserve(void *ctx, size_t bytes) {
+  rn__hreq_t *req = ctx;
+  if (!req->routing) return;
+  req->conn->held = req->conn->held - req->reserve + bytes;
+  req->reserve = bytes;
+}
+
 /* The router's answer (rn_http_reply_fn). */
 static void on_reply(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
                      size_t body_len) {
@@ -953,6 +994,9 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   rn__hconn_t *conn = req->conn;
   rn__hsrv_t *hs = conn->hs;
   assert(req->routing && conn->routing > 0 && hs->routing > 0);
+  assert(conn->held >= req->reserve);
+  conn->held -= req->reserve; /* the answer itself is counted from here on */
+  req->reserve = 0;
   req->routing = false;
   conn->routing--;
   hs->routing--;
@@ -981,11 +1025,58 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   conn_unref(conn);
 }
 
+/* The paths a connection past http_max_connections may still ask for. */
+static bool health_request(const rn__hreq_t *req) {
+  const char *m = rn__hreq_str(req, req->method);
+  const char *p = req->path != RN__NOOFF ? rn__hreq_str(req, req->path) : "/";
+  return (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) &&
+         (strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 || strcmp(p, "/metrics") == 0);
+}
+
+/* Content-Encoding gzip/deflate must describe the body: the transport does
+ * not inflate it, but a body that is not what it claims is refused here for
+ * every application. NULL when fine, else the message. */
+static const char *encoding_mismatch(const rn__hreq_t *req) {
+  const char *enc = rn__hreq_header(req, "content-encoding");
+  if (enc == NULL || req->body_len == 0) return NULL;
+  const uint8_t *b = req->body;
+  if (strcasecmp(enc, "gzip") == 0 || strcasecmp(enc, "x-gzip") == 0) {
+    if (req->body_len < 18 || b[0] != 0x1f || b[1] != 0x8b || b[2] != 8)
+      return "Content-Encoding: gzip, but the body is not gzip data (it does not start with the gzip header 1f 8b 08)";
+  } else if (strcasecmp(enc, "deflate") == 0) {
+    if (req->body_len < 2 || (b[0] & 0x0f) != 8 || ((unsigned)b[0] << 8 | b[1]) % 31 != 0)
+      return "Content-Encoding: deflate, but the body is not zlib data (RFC 1950 header)";
+  }
+  return NULL;
+}
+
 void rn__hreq_dispatch(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   rn__hsrv_t *hs = conn->hs;
   rn_server_t *srv = hs->srv;
   req->complete = true;
+  if (conn->over_limit) {
+    /* One request only, then close (HTTP/2: GOAWAY). */
+    if (conn->proto == RN__HP_H1)
+      conn->h1_stop = true;
+    else
+      rn__h2_drain(conn);
+    if (!health_request(req)) {
+      char msg[200];
+      snprintf(msg, sizeof msg,
+               "the broker is at http_max_connections (%u open connections); retry later or reuse a connection",
+               (unsigned)hs->cfg->http_max_connections);
+      srv->refused[RN__PORT_HTTP][RN__REFUSE_LIMIT]++;
+      req->close_after = true;
+      rn__hreq_error(req, 503, "ServiceUnavailable", msg);
+      return;
+    }
+  }
+  const char *bad_enc = encoding_mismatch(req);
+  if (bad_enc != NULL) {
+    rn__hreq_error(req, 400, "BadRequestException", bad_enc);
+    return;
+  }
   if (req->nh > 0) {
     req->hv = malloc(req->nh * sizeof *req->hv);
     if (req->hv == NULL) {
@@ -1010,6 +1101,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   r->http_version = req->version == 20 ? 20 : 11;
   r->tls = conn->ssl != NULL;
   r->peer = conn->peer;
+  r->reserve = on_reserve;
   req->routing = true;
   conn->routing++;
   hs->routing++;
@@ -1074,21 +1166,50 @@ void rn__http_accept(rn_server_t *srv) {
     return;
   }
   format_peer(conn);
-  if (srv->draining || hs->nconns >= hs->cfg->http_max_connections) {
+  uv_os_fd_t fd = -1;
+  uv_fileno((uv_handle_t *)&conn->tcp, &fd);
+  bool fds_short = rn__server_fds_short(srv, fd);
+  bool over = hs->nconns >= hs->cfg->http_max_connections;
+  /* Past the limit a few connections still get an answer (503, or the
+   * health endpoints); out of descriptors, or past those, they are closed
+   * at once. */
+  bool extra = over && !fds_short && !srv->draining && hs->nextra < RN__HTTP_OVER_LIMIT_EXTRA;
+  if (srv->draining || fds_short || (over && !extra)) {
     hs->rejected++;
+    srv->refused[RN__PORT_HTTP][fds_short ? RN__REFUSE_FDS : RN__REFUSE_LIMIT] += srv->draining ? 0 : 1;
     uint64_t now = uv_now(srv->loop);
-    if (hs->reject_logged_at == 0 || now - hs->reject_logged_at >= 1000) {
-      rn__logf(RN_LOG_WARN, "http", "http_max_connections (%u) reached: refused %llu connection(s), latest from %s",
-               (unsigned)hs->cfg->http_max_connections, (unsigned long long)hs->rejected, conn->peer);
+    if (!srv->draining && (hs->reject_logged_at == 0 || now - hs->reject_logged_at >= 1000)) {
+      if (fds_short)
+        rn__logf(RN_LOG_WARN, "http",
+                 "fewer than fd_reserve (%u) file descriptors left under the limit %llu: refused %llu "
+                 "connection(s), latest from %s",
+                 (unsigned)hs->cfg->fd_reserve, (unsigned long long)srv->fd_limit, (unsigned long long)hs->rejected,
+                 conn->peer);
+      else
+        rn__logf(RN_LOG_WARN, "http", "http_max_connections (%u) reached: refused %llu connection(s), latest from %s",
+                 (unsigned)hs->cfg->http_max_connections, (unsigned long long)hs->rejected, conn->peer);
       hs->rejected = 0;
       hs->reject_logged_at = now ? now : 1;
     }
-    rn__hconn_close(conn, "over http_max_connections");
+    rn__hconn_close(conn, fds_short ? "file descriptors short" : "over http_max_connections");
     return;
   }
   conn->id = ++hs->next_id;
-  conn->counted = true;
-  hs->nconns++;
+  if (extra) {
+    conn->over_limit = true;
+    hs->nextra++;
+    uint64_t now = uv_now(srv->loop);
+    if (hs->reject_logged_at == 0 || now - hs->reject_logged_at >= 1000) {
+      rn__logf(RN_LOG_WARN, "http",
+               "http_max_connections (%u) reached: connection from %s may ask for /healthz, /readyz or /metrics "
+               "only (others get 503)",
+               (unsigned)hs->cfg->http_max_connections, conn->peer);
+      hs->reject_logged_at = now ? now : 1;
+    }
+  } else {
+    conn->counted = true;
+    hs->nconns++;
+  }
   conn->next = hs->conns;
   if (hs->conns != NULL) hs->conns->prev = conn;
   hs->conns = conn;
@@ -1207,11 +1328,46 @@ void rn__http_destroy(rn_server_t *srv) {
 
 size_t rn_server_metrics(void *arg, char *out, size_t cap) {
   const rn_server_t *srv = arg;
+  const rn__hsrv_t *hs = srv->hsrv;
+  unsigned bp_native = 0, bp_http = 0;
+  for (const rn__conn_t *c = srv->conns; c != NULL; c = c->next) bp_native += rn__conn_backpressured(c);
+  for (const rn__hconn_t *c = hs ? hs->conns : NULL; c != NULL; c = c->next) bp_http += !rn__hconn_budget_ok(c);
+  rn_engine_stats_t st;
+  rn_engine_stats(srv->eng, &st);
   int n = snprintf(out, cap,
                    "# HELP runnel_connections Open client connections.\n"
                    "# TYPE runnel_connections gauge\n"
                    "runnel_connections{protocol=\"native\"} %u\n"
-                   "runnel_connections{protocol=\"http\"} %u\n",
-                   srv->nconns, srv->hsrv ? srv->hsrv->nconns : 0u);
+                   "runnel_connections{protocol=\"http\"} %u\n"
+                   "# HELP runnel_connections_refused_total Connections closed right after accept (limit: "
+                   "max_connections or http_max_connections, HTTP ones answered 503; fds: fewer than fd_reserve "
+                   "descriptors left).\n"
+                   "# TYPE runnel_connections_refused_total counter\n"
+                   "runnel_connections_refused_total{port=\"native\",reason=\"limit\"} %llu\n"
+                   "runnel_connections_refused_total{port=\"native\",reason=\"fds\"} %llu\n"
+                   "runnel_connections_refused_total{port=\"http\",reason=\"limit\"} %llu\n"
+                   "runnel_connections_refused_total{port=\"http\",reason=\"fds\"} %llu\n"
+                   "# HELP runnel_connections_backpressured Connections whose unwritten and reserved answers reach "
+                   "max_output_bytes_per_connection: none of their requests is dispatched until answers are read.\n"
+                   "# TYPE runnel_connections_backpressured gauge\n"
+                   "runnel_connections_backpressured{protocol=\"native\"} %u\n"
+                   "runnel_connections_backpressured{protocol=\"http\"} %u\n"
+                   "# HELP runnel_fetch_memory_bytes Bytes fetch read buffers hold (max_fetch_memory_bytes budget).\n"
+                   "# TYPE runnel_fetch_memory_bytes gauge\n"
+                   "runnel_fetch_memory_bytes %llu\n"
+                   "# HELP runnel_fetch_memory_limit_bytes The max_fetch_memory_bytes budget (0 = none).\n"
+                   "# TYPE runnel_fetch_memory_limit_bytes gauge\n"
+                   "runnel_fetch_memory_limit_bytes %llu\n"
+                   "# HELP runnel_fetch_memory_waiting Fetches waiting for fetch memory now.\n"
+                   "# TYPE runnel_fetch_memory_waiting gauge\n"
+                   "runnel_fetch_memory_waiting %llu\n"
+                   "# HELP runnel_fetch_memory_waits_total Fetches that had to wait for fetch memory.\n"
+                   "# TYPE runnel_fetch_memory_waits_total counter\n"
+                   "runnel_fetch_memory_waits_total %llu\n",
+                   srv->nconns, hs ? hs->nconns : 0u, (unsigned long long)srv->refused[0][0],
+                   (unsigned long long)srv->refused[0][1], (unsigned long long)srv->refused[1][0],
+                   (unsigned long long)srv->refused[1][1], bp_native, bp_http,
+                   (unsigned long long)st.fetch_memory_bytes, (unsigned long long)srv->cfg->max_fetch_memory_bytes,
+                   (unsigned long long)st.fetch_memory_waiting, (unsigned long long)st.fetch_memory_waits);
   return n > 0 ? (size_t)n : 0;
 }

@@ -861,7 +861,7 @@ static void op_create(kop_t *o) {
   runnel__stream_config__init(&sc);
   sc.name = o->k.stream;
   sc.shard_count = count;
-  sc.retention_ms = (int64_t)DEFAULT_RETENTION_HOURS * 3600 * 1000;
+  sc.retention_ms = 0; /* the broker's default_retention (24 h unless configured), as for every API */
   sc.durability = RUNNEL__DURABILITY__DURABILITY_SYNC;
   cr.config = &sc;
   req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
@@ -1295,6 +1295,9 @@ static void records_described(kop_t *o, const Runnel__Response *resp) {
 }
 
 static void op_get_records(kop_t *o) {
+  /* The answer may reach 10 MiB of data as base64 JSON: the transport
+   * routes no more of this connection's requests while that would not fit. */
+  rn_http_reserve(o->c->req, o->c->ctx, GET_RECORDS_MAX_BYTES / 3 * 4 + (2u << 20));
   if (rn__kiter_decode(o->r->iter_key, o->k.iterator, o->k.iterator_len, &o->it) != 0)
     return kop_error(o, "InvalidArgumentException", "Invalid ShardIterator.");
   int64_t now = rn__routes_now_ms(o->r);

@@ -1,21 +1,32 @@
 /*
  * main.c — runneld, the broker daemon. Thin: parse the configuration
- * (config.h), set the log level, open the engine (engine.h), start the
- * network side (server.h), run the loop, and on SIGTERM/SIGINT shut down
- * cleanly:
+ * (config.h), set the log level, then start in an order that keeps a broker
+ * that cannot run from touching anything:
+ *
+ *   1. bind both listeners (rn_server_bind): a port in use, a bad address or
+ *      a non-loopback listener without authentication stops here, before the
+ *      data directory is even created;
+ *   2. lock the data directory (dirlock.h): a second broker on the same
+ *      directory stops here, before reading or writing anything in it;
+ *   3. open the engine (recovery), then serve (rn_server_start: accept, port
+ *      file, "listening").
+ *
+ * On SIGTERM/SIGINT it shuts down cleanly:
  *
  *   signal → rn_server_shutdown (listeners closed, rn_engine_drain) → the
  *   server's prepare/check hooks wait until rn_engine_idle() and every reply is
  *   written, then close the connections and call on_server_done → uv_stop →
- *   rn_engine_close (syncs, clean-shutdown markers) → exit 0.
+ *   rn_engine_close (syncs, clean-shutdown markers) → exit 0. The directory
+ *   lock is released last, when the process exits.
  *
  * A second signal exits at once with status 1 (no clean-shutdown markers:
  * the next start recovers the logs). Exit status 2 is a usage or
  * configuration error; 1 any failure to start or to close cleanly.
  *
- * Owns the loop, the signal handles, the config, the engine and the server
- * for the life of the process.
+ * Owns the loop, the signal handles, the config, the lock, the engine and
+ * the server for the life of the process.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +34,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dirlock.h"
 #include "engine.h"
 #include "http_routes.h"
 #include "server.h"
@@ -94,16 +106,29 @@ int main(int argc, char **argv) {
     rn_config_free(&cfg);
     return 2;
   }
+  if (rc == 0 && (action == RN_CONFIG_RUN || action == RN_CONFIG_PRINT))
+    rc = rn_config_resolve_secrets(&cfg, why, sizeof why);
+  if (rc != 0) {
+    fprintf(stderr, "runneld: %s\n", why);
+    rn_config_free(&cfg);
+    return 2;
+  }
   switch (action) {
   case RN_CONFIG_HELP: rn_config_print_help(stdout, "runneld"); break;
   case RN_CONFIG_VERSION: printf("runneld %s\n", RN_VERSION); break;
   case RN_CONFIG_REFERENCE: rn_config_print_reference(stdout); break;
   case RN_CONFIG_PRINT: rn_config_print(stdout, &cfg); break;
+  case RN_CONFIG_MAN: rn_config_print_man(stdout, RN_VERSION); break;
   case RN_CONFIG_RUN: break;
   }
   if (action != RN_CONFIG_RUN) {
     rn_config_free(&cfg);
-    return fflush(stdout) == 0 ? 0 : 1;
+    /* A failed write (a full disk, a closed pipe) is a failure, not success. */
+    if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+      fprintf(stderr, "runneld: cannot write to standard output: %s\n", strerror(errno));
+      return 1;
+    }
+    return 0;
   }
 
   rn__log_set_level((rn_log_level_t)cfg.log_level);
@@ -118,6 +143,35 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  /* Descriptors first: the listeners reconcile their limits with it, and
+   * the engine's segments need it. */
+  rn_server_raise_fd_limit();
+
+  /* 1. Listeners first: a broker that cannot listen never touches the data
+   * directory. */
+  rc = rn_server_bind(&d.loop, &cfg, &d.srv, why, sizeof why);
+  if (rc != 0) {
+    rn__logf(RN_LOG_ERROR, "server", "%s", why);
+    uv_loop_close(&d.loop);
+    rn_config_free(&cfg);
+    return 1;
+  }
+  if (cfg.auth == RN_AUTH_NONE)
+    rn__logf(RN_LOG_WARN, "runneld",
+             "auth: none — authentication is not required on any listener, whatever its address");
+
+  /* 2. One owner per data directory, before anything in it is read. */
+  rn_dirlock_t *lock = NULL;
+  rc = rn_dirlock_acquire(cfg.data_dir, &lock, why, sizeof why);
+  if (rc != 0) {
+    rn__logf(RN_LOG_ERROR, "runneld", "%s", why);
+    rn_server_abandon(d.srv);
+    uv_loop_close(&d.loop);
+    rn_config_free(&cfg);
+    return 1;
+  }
+
+  /* 3. The engine (recovery), then serve. */
   rn_engine_opts_t eo;
   rn_engine_opts_default(&eo);
   eo.loop = &d.loop;
@@ -126,11 +180,14 @@ int main(int argc, char **argv) {
   eo.max_record_bytes = cfg.max_record_bytes;
   eo.max_batch_bytes = cfg.max_batch_bytes;
   eo.max_fetch_bytes = cfg.max_fetch_bytes;
+  eo.max_frame_bytes = cfg.max_frame_bytes;
+  eo.max_fetch_memory_bytes = cfg.max_fetch_memory_bytes;
   eo.max_wait_ms = cfg.max_wait_ms;
   eo.max_shards = cfg.max_shards;
   eo.segment_bytes = cfg.segment_bytes;
   eo.group_segment_bytes = cfg.group_log_segment_bytes;
   eo.interval_ms = cfg.interval_ms;
+  eo.default_retention_ms = cfg.default_retention;
   eo.logger = rn__log_sink;
   eo.logger_arg = (void *)"engine";
 
@@ -140,6 +197,8 @@ int main(int argc, char **argv) {
   if (rc != 0) {
     rn__logf(RN_LOG_ERROR, "engine", "cannot open %s: %s (%s)", cfg.data_dir, why[0] ? why : rn_strerror(rc),
              rn_err_name(rc));
+    rn_server_abandon(d.srv);
+    rn_dirlock_release(lock);
     uv_loop_close(&d.loop);
     rn_config_free(&cfg);
     return 1;
@@ -155,14 +214,16 @@ int main(int argc, char **argv) {
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
   uv_signal_start(&d.sigint, on_signal, SIGINT);
 
-  rc = rn_server_start(&d.loop, d.eng, &cfg, &d.srv, why, sizeof why);
+  rc = rn_server_start(d.srv, d.eng, why, sizeof why);
   if (rc != 0) {
     rn__logf(RN_LOG_ERROR, "server", "%s", why);
     uv_close((uv_handle_t *)&d.sigterm, NULL);
     uv_close((uv_handle_t *)&d.sigint, NULL);
+    rn_server_abandon(d.srv);
     rn_engine_close(d.eng);
     uv_run(&d.loop, UV_RUN_NOWAIT);
     uv_loop_close(&d.loop);
+    rn_dirlock_release(lock);
     rn_config_free(&cfg);
     return 1;
   }
@@ -192,6 +253,7 @@ int main(int argc, char **argv) {
   urc = uv_loop_close(&d.loop);
   if (urc != 0) rn__logf(RN_LOG_DEBUG, "runneld", "event loop still had open handles at exit: %s", uv_strerror(urc));
   rn_config_free(&cfg);
+  rn_dirlock_release(lock); /* after the engine wrote its last byte */
   if (rc != 0) {
     rn__logf(RN_LOG_ERROR, "engine", "close failed: %s (%s); the next start will run recovery", rn_strerror(rc),
              rn_err_name(rc));

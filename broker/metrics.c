@@ -10,10 +10,13 @@
  * samples together, as the format requires; counters start at zero when
  * the broker starts.
  */
+#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "apps_int.h"
 
@@ -109,6 +112,88 @@ static void shard_counter(rn__buf_t *b, const shard_rows_t *rows, const char *na
   }
 }
 
+/* One latency histogram family: per shard with metrics_latency_detail:
+ * shard, else per stream (the shards' buckets summed; rows come in stream
+ * order, so a stream's shards are adjacent). Bounded cardinality by default:
+ * 16 series per stream, whatever its shard count. */
+static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows_t *rows, const char *name,
+                       const char *help, size_t count_off, size_t sum_off, size_t buckets_off) {
+  family(b, name, "histogram", help);
+  for (size_t i = 0; i < rows->n;) {
+    size_t j = i + 1;
+    if (!r->latency_per_shard)
+      while (j < rows->n && strcmp(rows->v[j].stream, rows->v[i].stream) == 0) j++;
+    uint64_t buckets[RN_ENGINE_LATENCY_BUCKETS + 1] = {0}, count = 0;
+    double sum = 0;
+    for (size_t k = i; k < j; k++) {
+      const char *base = (const char *)&rows->v[k];
+      const uint64_t *bk = (const uint64_t *)(const void *)(base + buckets_off);
+      for (int q = 0; q <= RN_ENGINE_LATENCY_BUCKETS; q++) buckets[q] += bk[q];
+      count += *(const uint64_t *)(const void *)(base + count_off);
+      sum += *(const double *)(const void *)(base + sum_off);
+    }
+    char labels[300];
+    if (r->latency_per_shard)
+      snprintf(labels, sizeof labels, "stream=\"%s\",shard=\"shardId-%012u\"", rows->v[i].stream, rows->v[i].shard);
+    else
+      snprintf(labels, sizeof labels, "stream=\"%s\"", rows->v[i].stream);
+    uint64_t cum = 0;
+    char bound[32];
+    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
+      cum += buckets[k];
+      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
+      else snprintf(bound, sizeof(bound), "+Inf");
+      rn__buf_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, bound, (unsigned long long)cum);
+    }
+    rn__buf_printf(b, "%s_sum{%s} %.6f\n", name, labels, sum);
+    rn__buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)count);
+    i = j;
+  }
+}
+
+/* ---- the process (Prometheus's standard process_* names) ------------------------------- */
+
+/* Linux /proc reads are served from kernel memory, never from a disk, so
+ * they are cheap enough for the loop thread (as every Prometheus client
+ * library does them inline). */
+static void render_process(const rn_http_routes_t *r, rn__buf_t *b) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) == 0) {
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                 (double)ru.ru_stime.tv_usec / 1e6;
+    family(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent by runneld.");
+    rn__buf_printf(b, "process_cpu_seconds_total %.3f\n", cpu);
+  }
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f != NULL) {
+    unsigned long long size = 0, resident = 0;
+    if (fscanf(f, "%llu %llu", &size, &resident) == 2) {
+      long page = sysconf(_SC_PAGESIZE);
+      family(b, "process_resident_memory_bytes", "gauge", "Resident memory of runneld.");
+      rn__buf_printf(b, "process_resident_memory_bytes %llu\n", resident * (unsigned long long)page);
+      family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory of runneld.");
+      rn__buf_printf(b, "process_virtual_memory_bytes %llu\n", size * (unsigned long long)page);
+    }
+    fclose(f);
+  }
+  DIR *d = opendir("/proc/self/fd");
+  if (d != NULL) {
+    unsigned long n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+      if (e->d_name[0] != '.') n++;
+    closedir(d);
+    family(b, "process_open_fds", "gauge", "Open file descriptors of runneld (sockets and files).");
+    rn__buf_printf(b, "process_open_fds %lu\n", n > 0 ? n - 1 : 0); /* minus the one opendir holds */
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    family(b, "process_max_fds", "gauge", "The soft limit on open file descriptors.");
+    rn__buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+  }
+  family(b, "process_start_time_seconds", "gauge", "Start time of runneld, seconds since the Unix epoch.");
+  rn__buf_printf(b, "process_start_time_seconds %.3f\n", r->process_start_s);
+}
+
 static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
   shard_rows_t rows;
   memset(&rows, 0, sizeof(rows));
@@ -139,44 +224,27 @@ static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
   for (size_t i = 0; i < rows.n; i++)
     rn__buf_printf(b, "runnel_shard_failed{stream=\"%s\",shard=\"shardId-%012u\"} %d\n", rows.v[i].stream,
                    rows.v[i].shard, rows.v[i].failed);
-  family(b, "runnel_shard_append_latency_seconds", "histogram",
-         "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
-         "group commit's fdatasync).");
-  for (size_t i = 0; i < rows.n; i++) {
-    const rn_engine_shard_stats_t *s = &rows.v[i];
-    uint64_t cum = 0;
-    char bound[32];
-    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
-      cum += s->append_buckets[k];
-      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
-      else snprintf(bound, sizeof(bound), "+Inf");
-      rn__buf_printf(b, "runnel_shard_append_latency_seconds_bucket{stream=\"%s\",shard=\"shardId-%012u\",le=\"%s\"} %llu\n",
-                     s->stream, s->shard, bound, (unsigned long long)cum);
-    }
-    rn__buf_printf(b, "runnel_shard_append_latency_seconds_sum{stream=\"%s\",shard=\"shardId-%012u\"} %.6f\n", s->stream,
-                   s->shard, s->append_seconds_sum);
-    rn__buf_printf(b, "runnel_shard_append_latency_seconds_count{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n",
-                   s->stream, s->shard, (unsigned long long)s->append_count);
-  }
-  family(b, "runnel_shard_fdatasync_seconds", "histogram",
-         "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
-         "started).");
-  for (size_t i = 0; i < rows.n; i++) {
-    const rn_engine_shard_stats_t *s = &rows.v[i];
-    uint64_t cum = 0;
-    char bound[32];
-    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
-      cum += s->sync_buckets[k];
-      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
-      else snprintf(bound, sizeof(bound), "+Inf");
-      rn__buf_printf(b, "runnel_shard_fdatasync_seconds_bucket{stream=\"%s\",shard=\"shardId-%012u\",le=\"%s\"} %llu\n",
-                     s->stream, s->shard, bound, (unsigned long long)cum);
-    }
-    rn__buf_printf(b, "runnel_shard_fdatasync_seconds_sum{stream=\"%s\",shard=\"shardId-%012u\"} %.6f\n", s->stream,
-                   s->shard, s->sync_seconds_sum);
-    rn__buf_printf(b, "runnel_shard_fdatasync_seconds_count{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n",
-                   s->stream, s->shard, (unsigned long long)s->sync_count);
-  }
+  shard_counter(b, &rows, "runnel_shard_stored_bytes", "gauge", "Bytes of the shard's segment files on disk.",
+                offsetof(rn_engine_shard_stats_t, stored_bytes));
+  family(b, "runnel_shard_segments", "gauge", "Segment files of the shard, the active one included.");
+  for (size_t i = 0; i < rows.n; i++)
+    rn__buf_printf(b, "runnel_shard_segments{stream=\"%s\",shard=\"shardId-%012u\"} %u\n", rows.v[i].stream,
+                   rows.v[i].shard, rows.v[i].segments);
+  /* Offsets are dense from 0 and only retention removes records, so the
+   * start offset is exactly the count of records retention deleted. */
+  shard_counter(b, &rows, "runnel_shard_retention_deleted_records_total", "counter",
+                "Records of the shard deleted by retention (time or size) since the shard was created.",
+                offsetof(rn_engine_shard_stats_t, start_offset));
+  histograms(r, b, &rows, "runnel_shard_append_latency_seconds",
+             "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
+             "group commit's fdatasync).",
+             offsetof(rn_engine_shard_stats_t, append_count), offsetof(rn_engine_shard_stats_t, append_seconds_sum),
+             offsetof(rn_engine_shard_stats_t, append_buckets));
+  histograms(r, b, &rows, "runnel_shard_fdatasync_seconds",
+             "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
+             "started).",
+             offsetof(rn_engine_shard_stats_t, sync_count), offsetof(rn_engine_shard_stats_t, sync_seconds_sum),
+             offsetof(rn_engine_shard_stats_t, sync_buckets));
 out:
   free(rows.v);
   rn__buf_free(&rows.names);
@@ -240,7 +308,7 @@ static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
  * samples stay together. */
 typedef struct group_pass {
   rn__buf_t *b;
-  int what; /* 0 lag records, 1 lag ms, 2 checkpoint, 3 members */
+  int what; /* 0 lag records, 1 lag seconds, 2 checkpoint known, 3 checkpoint, 4 members */
 } group_pass_t;
 
 static void group_row(void *arg, const rn_engine_group_stats_t *s) {
@@ -251,11 +319,17 @@ static void group_row(void *arg, const rn_engine_group_stats_t *s) {
                    s->stream, s->group, s->shard, (unsigned long long)s->lag_records);
     break;
   case 1:
+    /* only known lag: an unknown one is absent (not NaN, not 0), see
+     * runnel_group_checkpoint_known */
     if (s->lag_ms >= 0)
-      rn__buf_printf(p->b, "runnel_group_lag_milliseconds{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %lld\n",
-                     s->stream, s->group, s->shard, (long long)s->lag_ms);
+      rn__buf_printf(p->b, "runnel_group_lag_seconds{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %.3f\n",
+                     s->stream, s->group, s->shard, (double)s->lag_ms / 1000.0);
     break;
   case 2:
+    rn__buf_printf(p->b, "runnel_group_checkpoint_known{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %d\n",
+                   s->stream, s->group, s->shard, s->checkpoint_known ? 1 : 0);
+    break;
+  case 3:
     rn__buf_printf(p->b, "runnel_group_checkpoint{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
                    s->stream, s->group, s->shard, (unsigned long long)s->checkpoint);
     break;
@@ -269,22 +343,35 @@ static void group_row(void *arg, const rn_engine_group_stats_t *s) {
 static void render_groups(rn_http_routes_t *r, rn__buf_t *b) {
   static const char *const fam[][3] = {
       {"runnel_group_lag_records", "gauge", "Records of the shard the consumer group has not checkpointed yet (end offset - checkpoint)."},
-      {"runnel_group_lag_milliseconds", "gauge",
-       "Arrival time of the shard's newest record minus that of the group's last checkpointed record (absent until the group commits)."},
+      {"runnel_group_lag_seconds", "gauge",
+       "Age of the oldest record of the shard the consumer group has not consumed (now - its arrival); 0 when caught up; "
+       "absent while unknown."},
+      {"runnel_group_checkpoint_known", "gauge",
+       "1 when the consumer group has a checkpoint (an offset position) in the shard, 0 when not (its lag in time is unknown)."},
       {"runnel_group_checkpoint", "gauge", "The consumer group's checkpoint in the shard: the next offset it will read."},
       {"runnel_group_members", "gauge", "Members of the consumer group."},
   };
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 5; i++) {
     family(b, fam[i][0], fam[i][1], fam[i][2]);
     group_pass_t p = {b, i};
     rn_engine_foreach_group_shard(r->eng, group_row, &p);
   }
 }
 
-void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b) {
+void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_t *disk) {
   rn_engine_stats_t st;
   rn_engine_stats(r->eng, &st);
   rn__buf_reserve(b, 16384);
+  family(b, "runnel_build_info", "gauge", "Always 1; the labels say which runneld this is.");
+  rn__buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", r->version);
+  render_process(r, b);
+  if (disk->err == 0) {
+    family(b, "runnel_data_dir_free_bytes", "gauge",
+           "Bytes of the data directory's file system available to runneld (statfs f_bavail).");
+    rn__buf_printf(b, "runnel_data_dir_free_bytes %llu\n", (unsigned long long)disk->free_bytes);
+    family(b, "runnel_data_dir_size_bytes", "gauge", "Size of the data directory's file system.");
+    rn__buf_printf(b, "runnel_data_dir_size_bytes %llu\n", (unsigned long long)disk->total_bytes);
+  }
   family(b, "runnel_uptime_seconds", "gauge", "Seconds since the HTTP applications started.");
   rn__buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - r->started_ns) / 1e9);
   family(b, "runnel_streams", "gauge", "Active streams.");

@@ -8,6 +8,11 @@
  *   POST /v1/streams/{s}/records    NDJSON or a JSON array of events, each
  *       stored as sent; per-record results
  *
+ * The batch endpoint's partition keys: ?key_field=F takes each event's
+ * field F; an event without a usable F fails alone (a per-record error,
+ * as PutRecords reports them) unless ?partition_key=P names a fallback;
+ * without key_field, P or else a random key per record.
+ *
  * Checks in order: API key (401 missing/unknown, 403 stream not allowed),
  * Content-Encoding (gzip/deflate inflated here, 415 others), size after
  * inflating (413), body shape (400), then the shared produce path
@@ -32,13 +37,34 @@ typedef struct rest_op {
   rn__rest_batch_t batch;
   uint8_t *inflated;
   char *keys; /* generated partition keys */
+  /* key_field without a fallback: nokey[i] = event i has no usable key
+   * field and fails alone; sent = the other records, in order (what the
+   * produce path gets). NULL when every record has a key. */
+  bool *nokey;
+  size_t nmissing;
+  rn__krec_t *sent;
+  char key_field[129];
 } rest_op_t;
 
 static void rest_free(rest_op_t *o) {
   rn__rest_batch_free(&o->batch);
   free(o->inflated);
   free(o->keys);
+  free(o->nokey);
+  free(o->sent);
   free(o);
+}
+
+/* The per-record error of an event without a usable key field. */
+static void nokey_error(rn__buf_t *b, const char *field) {
+  char msg[300];
+  snprintf(msg, sizeof(msg),
+           "the event has no field \"%s\" with a non-empty string or integer value (key_field); give "
+           "?partition_key=... for a fallback key",
+           field);
+  rn__buf_puts(b, "{\"error\":\"InvalidArgumentException\",\"message\":");
+  rn__buf_json_str(b, msg, strlen(msg));
+  rn__buf_put(b, "}", 1);
 }
 
 /* A Kinesis error type as a REST status. */
@@ -81,18 +107,26 @@ static void produced(rn__produce_t *p, void *arg) {
   bool all_throttled = p->failed == p->n;
   for (size_t i = 0; i < p->n && all_throttled; i++)
     all_throttled = p->res[i].err_type && strcmp(p->res[i].err_type, "ProvisionedThroughputExceededException") == 0;
-  if (o->hop == RN__HOP_REST_BATCH && all_throttled) {
+  if (o->hop == RN__HOP_REST_BATCH && all_throttled && o->nmissing == 0) {
     rn__call_rest_error(o->c, 429, "every record was refused by the shard throughput limits; retry later");
     return rest_free(o);
   }
-  rn__buf_reserve(&b, 64 + p->n * 120);
+  rn__buf_reserve(&b, 64 + p->n * 120 + o->nmissing * 200);
   if (o->hop == RN__HOP_REST_RECORDS)
     rn__buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
   else
-    rn__buf_printf(&b, "{\"accepted\":%zu,\"failed\":%zu,\"records\":[", p->n - p->failed, p->failed);
-  for (size_t i = 0; i < p->n; i++) {
-    const rn__prod_result_t *res = &p->res[i];
+    rn__buf_printf(&b, "{\"accepted\":%zu,\"failed\":%zu,\"records\":[", p->n - p->failed,
+                   p->failed + o->nmissing);
+  /* Results in the order of the request: the events that failed for their
+   * key field in their places, the produce path's results for the rest. */
+  size_t total = p->n + o->nmissing, next = 0;
+  for (size_t i = 0; i < total; i++) {
     if (i) rn__buf_put(&b, ",", 1);
+    if (o->nokey && o->nokey[i]) {
+      nokey_error(&b, o->key_field);
+      continue;
+    }
+    const rn__prod_result_t *res = &p->res[next++];
     if (res->err_type) {
       rn__buf_printf(&b, o->hop == RN__HOP_REST_RECORDS ? "{\"ErrorCode\":\"%s\",\"ErrorMessage\":" : "{\"error\":\"%s\",\"message\":",
                      res->err_type);
@@ -204,9 +238,30 @@ void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
     }
     err = rn__rest_parse_batch(body, len, kf > 0 ? key_field : NULL, 10000, &o->batch, why, sizeof(why));
     if (!err) {
-      /* Records without a key: the fixed one, or a random one each (spread over the shards). */
+      /* Records without a key: the fixed one; with key_field (and no fixed
+       * one) a per-record error; else a random one each (spread over the
+       * shards). */
       size_t missing = 0;
       for (size_t i = 0; i < o->batch.n; i++) missing += o->batch.recs[i].key == NULL;
+      if (missing && kf > 0 && !(fk > 0 && fixed_key[0])) {
+        snprintf(o->key_field, sizeof(o->key_field), "%s", key_field);
+        o->nmissing = missing;
+        /* (when none is left the produce path still checks the stream) */
+        o->nokey = calloc(o->batch.n, sizeof(*o->nokey));
+        o->sent = malloc((o->batch.n - missing + 1) * sizeof(*o->sent));
+        if (!o->nokey || !o->sent) {
+          rest_free(o);
+          return rn__call_rest_error(c, 500, "out of memory");
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < o->batch.n; i++) {
+          if (o->batch.recs[i].key)
+            o->sent[k++] = o->batch.recs[i];
+          else
+            o->nokey[i] = true;
+        }
+        missing = 0;
+      }
       if (missing && fk > 0 && fixed_key[0]) {
         for (size_t i = 0; i < o->batch.n; i++)
           if (!o->batch.recs[i].key) {
@@ -248,5 +303,8 @@ void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
       }
     }
   }
-  rn__produce(r, stream, o->batch.recs, o->batch.n, produced, o);
+  if (o->sent)
+    rn__produce(r, stream, o->sent, o->batch.n - o->nmissing, produced, o);
+  else
+    rn__produce(r, stream, o->batch.recs, o->batch.n, produced, o);
 }

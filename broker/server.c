@@ -61,9 +61,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,10 +192,62 @@ static void on_prepare(uv_prepare_t *h) { run_deferred(h->data); }
 
 /* ---- listeners ------------------------------------------------------------------------ */
 
+/* ---- file descriptors ------------------------------------------------------------ */
+
+void rn_server_raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    rn__logf(RN_LOG_WARN, "server", "cannot read the open-file limit: %s", strerror(errno));
+    return;
+  }
+  if (rl.rlim_cur == rl.rlim_max) {
+    rn__logf(RN_LOG_INFO, "server", "open-file limit %llu (already the hard limit)", (unsigned long long)rl.rlim_cur);
+    return;
+  }
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    rn__logf(RN_LOG_WARN, "server", "cannot raise the open-file limit from %llu to %llu: %s", (unsigned long long)was,
+             (unsigned long long)rl.rlim_max, strerror(errno));
+    return;
+  }
+  rn__logf(RN_LOG_INFO, "server", "open-file limit raised from %llu to the hard limit %llu", (unsigned long long)was,
+           (unsigned long long)rl.rlim_max);
+}
+
+bool rn__server_fds_short(const rn_server_t *srv, int fd) {
+  return srv->fd_limit > 0 && fd >= 0 && (uint64_t)fd + srv->cfg->fd_reserve >= srv->fd_limit;
+}
+
+/* Read the limit connections are reconciled with, and say when the
+ * configured connection limits cannot all be met. */
+static void check_fd_limit(rn_server_t *srv) {
+  const rn_config_t *cfg = srv->cfg;
+  struct rlimit rl;
+  srv->fd_limit = 0;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+  srv->fd_limit = (uint64_t)rl.rlim_cur;
+  uint64_t want = (uint64_t)cfg->max_connections + cfg->http_max_connections + cfg->fd_reserve;
+  if (want > srv->fd_limit)
+    rn__logf(RN_LOG_WARN, "server",
+             "max_connections (%u) + http_max_connections (%u) + fd_reserve (%u) = %llu exceeds the open-file "
+             "limit %llu: connections will be refused once fewer than fd_reserve descriptors remain (raise the "
+             "hard limit, e.g. LimitNOFILE=, or lower the connection limits)",
+             (unsigned)cfg->max_connections, (unsigned)cfg->http_max_connections, (unsigned)cfg->fd_reserve,
+             (unsigned long long)want, (unsigned long long)srv->fd_limit);
+}
+
+/* The listener could not accept (EMFILE/ENFILE: out of descriptors; libuv
+ * then accepts and closes pending connections with its spare descriptor). */
+static void listener_failed(rn_server_t *srv, int port, const char *what, int status) {
+  if (status == UV_EMFILE || status == UV_ENFILE) srv->refused[port][RN__REFUSE_FDS]++;
+  rn__logf(RN_LOG_WARN, "server", "%s listener: %s", what, uv_strerror(status));
+}
+
 static void on_native_connection(uv_stream_t *s, int status) {
   rn_server_t *srv = s->data;
   if (status < 0) {
-    rn__logf(RN_LOG_WARN, "server", "native listener: %s", uv_strerror(status));
+    listener_failed(srv, RN__PORT_NATIVE, "native", status);
     return;
   }
   rn__conn_accept(srv);
@@ -202,7 +256,7 @@ static void on_native_connection(uv_stream_t *s, int status) {
 static void on_http_connection(uv_stream_t *s, int status) {
   rn_server_t *srv = s->data;
   if (status < 0) {
-    rn__logf(RN_LOG_WARN, "server", "http listener: %s", uv_strerror(status));
+    listener_failed(srv, RN__PORT_HTTP, "http", status);
     return;
   }
   rn__http_accept(srv);
@@ -275,12 +329,42 @@ static rn_err_t resolve(uv_loop_t *loop, const char *addr, struct sockaddr_stora
   return 0;
 }
 
+/* Whether the listener `what` ("native" or "http") authenticates its
+ * clients. The native protocol has no authentication yet; the HTTP port does
+ * when both its applications that accept writes have credentials: SigV4 for
+ * the Kinesis API and API keys for REST ingest (cfg holds the resolved
+ * secrets, whether they came from the file, a *_file or the environment). */
+static bool listener_authenticated(const rn_config_t *cfg, const char *what) {
+  if (strcmp(what, "http") != 0) return false;
+  return cfg->kinesis_credentials[0] != '\0' && cfg->rest_api_keys[0] != '\0';
+}
+
 static rn_err_t start_listener(rn_server_t *srv, uv_tcp_t *tcp, const char *addr, uv_connection_cb cb,
                                const char *what, uint16_t *port, char *bound, size_t boundlen, char *why,
                                size_t whylen) {
   struct sockaddr_storage ss;
   rn_err_t rc = resolve(srv->loop, addr, &ss, why, whylen, what);
   if (rc != 0) return rc;
+  /* Safe default: a listener others can reach needs authentication, or the
+   * operator's explicit `auth: none`. Checked on the resolved address before
+   * binding, so a refused start never opened a socket. */
+  if (!is_loopback((struct sockaddr *)&ss) && !listener_authenticated(srv->cfg, what) &&
+      srv->cfg->auth != RN_AUTH_NONE) {
+    if (strcmp(what, "native") == 0)
+      snprintf(why, whylen,
+               "refusing to listen on the non-loopback address %s (native): the native protocol has no "
+               "authentication yet, so anyone who could reach it could read, write and delete every "
+               "stream. Bind it to 127.0.0.1, or set `auth: none` (--set auth=none) to run open on a "
+               "trusted network",
+               addr);
+    else
+      snprintf(why, whylen,
+               "refusing to listen on the non-loopback address %s (http) without authentication: set "
+               "both `kinesis_credentials` (SigV4) and `rest_api_keys` (or their *_file / environment "
+               "forms), bind it to 127.0.0.1, or set `auth: none` to run open on a trusted network",
+               addr);
+    return RN_EINVAL;
+  }
   rc = uv_tcp_init(srv->loop, tcp);
   if (rc != 0) {
     snprintf(why, whylen, "%s listener: %s", what, uv_strerror(rc));
@@ -301,11 +385,11 @@ static rn_err_t start_listener(rn_server_t *srv, uv_tcp_t *tcp, const char *addr
   format_addr((struct sockaddr *)&got, bound, boundlen);
   *port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
                                          : ((struct sockaddr_in6 *)&got)->sin6_port);
-  if (!is_loopback((struct sockaddr *)&got))
+  if (!is_loopback((struct sockaddr *)&got) && !listener_authenticated(srv->cfg, what))
     rn__logf(RN_LOG_WARN, "server",
-             "WARNING: the %s listener is bound to the non-loopback address %s and runnel has NO "
-             "AUTHENTICATION yet: anyone who can reach it can create, read, write and delete every "
-             "stream. Bind to 127.0.0.1 unless the network is trusted.",
+             "WARNING: auth: none — the %s listener on the non-loopback address %s has NO "
+             "AUTHENTICATION: anyone who can reach it can create, read, write and delete every "
+             "stream.",
              what, bound);
   return 0;
 }
@@ -336,8 +420,7 @@ static rn_err_t write_port_file(const char *path, uint16_t native, uint16_t http
 
 /* ---- public ---------------------------------------------------------------------------- */
 
-rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *cfg, rn_server_t **out,
-                         char *why, size_t whylen) {
+rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **out, char *why, size_t whylen) {
   *out = NULL;
   rn_server_t *srv = calloc(1, sizeof *srv);
   if (srv == NULL) {
@@ -345,8 +428,8 @@ rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *c
     return RN_ENOMEM;
   }
   srv->loop = loop;
-  srv->eng = eng;
   srv->cfg = cfg;
+  check_fd_limit(srv);
   rn_err_t rc = rn__http_init(srv, why, whylen);
   if (rc != 0) {
     free(srv);
@@ -359,23 +442,39 @@ rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *c
                         srv->http_addr, sizeof srv->http_addr, why, whylen);
     if (rc != 0) uv_close((uv_handle_t *)&srv->native, on_server_handle_closed);
   }
-  if (rc == 0 && cfg->port_file[0] != '\0') {
-    rc = write_port_file(cfg->port_file, srv->native_port, srv->http_port, why, whylen);
-    if (rc == 0) {
-      srv->port_file_written = strdup(cfg->port_file);
-    } else {
-      uv_close((uv_handle_t *)&srv->native, on_server_handle_closed);
-      uv_close((uv_handle_t *)&srv->http, on_server_handle_closed);
-    }
-  }
   if (rc != 0) {
-    /* Let the listeners' close callbacks run before freeing their memory. */
     while (srv->handles_open > 0) uv_run(loop, UV_RUN_NOWAIT);
     rn__http_destroy(srv);
-    free(srv->port_file_written);
     free(srv);
     return rc;
   }
+  *out = srv;
+  return 0;
+}
+
+void rn_server_abandon(rn_server_t *srv) {
+  if (srv == NULL) return;
+  assert(srv->eng == NULL);
+  /* After a successful bind both listeners are open; let their close
+   * callbacks run before freeing their memory. */
+  uv_close((uv_handle_t *)&srv->native, on_server_handle_closed);
+  uv_close((uv_handle_t *)&srv->http, on_server_handle_closed);
+  while (srv->handles_open > 0) uv_run(srv->loop, UV_RUN_NOWAIT);
+  rn__http_destroy(srv);
+  free(srv->port_file_written);
+  free(srv);
+}
+
+rn_err_t rn_server_start(rn_server_t *srv, rn_engine_t *eng, char *why, size_t whylen) {
+  const rn_config_t *cfg = srv->cfg;
+  uv_loop_t *loop = srv->loop;
+  assert(srv->eng == NULL && eng != NULL);
+  if (cfg->port_file[0] != '\0') {
+    rn_err_t rc = write_port_file(cfg->port_file, srv->native_port, srv->http_port, why, whylen);
+    if (rc != 0) return rc;
+    srv->port_file_written = strdup(cfg->port_file);
+  }
+  srv->eng = eng;
   uv_check_init(loop, &srv->check);
   rn__server_count_handle(srv);
   srv->check.data = srv;
@@ -385,7 +484,6 @@ rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *c
   srv->prepare.data = srv;
   uv_prepare_start(&srv->prepare, on_prepare);
   rn__logf(RN_LOG_INFO, "server", "listening native=%s http=%s", srv->native_addr, srv->http_addr);
-  *out = srv;
   return 0;
 }
 

@@ -8,9 +8,9 @@
  * Threading: everything runs on the thread that runs the loop given to
  * rn_server_start, except the logger, which any thread may call.
  *
- * Lifetime: rn_server_start → (loop runs) → rn_server_shutdown → done
+ * Lifetime: rn_server_bind → rn_server_start → (loop runs) → rn_server_shutdown → done
  * callback → (uv_run returns) → rn_server_destroy. The engine and the config
- * passed to rn_server_start are borrowed and must outlive the server.
+ * are borrowed and must outlive the server.
  */
 #ifndef RN_BROKER_SERVER_H
 #define RN_BROKER_SERVER_H
@@ -26,15 +26,35 @@
 
 typedef struct rn_server rn_server_t;
 
-/* Bind the native listener (cfg->listen) and the HTTP listener
- * (cfg->http_listen), start accepting, write cfg->port_file when set, and
- * log one "listening" line. Blocking only for name resolution and the port
- * file (call before the loop runs). eng and cfg are borrowed. On success
- * *out is owned by the caller (rn_server_destroy). On failure nothing is
- * left open, why holds one line and the return value is the libuv or file
- * error as an rn_err_t (-errno). */
-rn_err_t rn_server_start(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *cfg,
-                         rn_server_t **out, char *why, size_t whylen);
+/* Raise the soft RLIMIT_NOFILE to the hard limit and log it (one line).
+ * Call once at startup, before the engine opens its files. Never fails:
+ * when the limit cannot be raised it logs why and the current limit stays. */
+void rn_server_raise_fd_limit(void);
+
+/* Step 1 of a start, before the data directory is touched: bind and listen
+ * on the native listener (cfg->listen) and the HTTP listener
+ * (cfg->http_listen). A listener on a non-loopback address is refused
+ * (RN_EINVAL) unless it authenticates its clients or cfg->auth is
+ * RN_AUTH_NONE (then a warning is logged). Connections that arrive now wait
+ * in the kernel's backlog: nothing is accepted before rn_server_start and the
+ * loop runs. Blocking only for name resolution (call before the loop runs).
+ * cfg is borrowed and must outlive the server. On success *out is owned by
+ * the caller: rn_server_start it, or rn_server_abandon it. On failure nothing
+ * is left open, why holds one line and the return value is the libuv error
+ * as an rn_err_t (-errno) or RN_EINVAL. */
+rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **out, char *why, size_t whylen);
+
+/* Step 2, once the engine is open: start serving eng (borrowed; must
+ * outlive the server), write cfg->port_file when set, and log one
+ * "listening" line. Blocking only for the port file. On failure (the port
+ * file) why holds one line; the server is still bound: rn_server_abandon
+ * it. */
+rn_err_t rn_server_start(rn_server_t *srv, rn_engine_t *eng, char *why, size_t whylen);
+
+/* Close the listeners of a server that was bound but never started (the
+ * engine failed to open) and free it. Runs the loop until their close
+ * callbacks ran. NULL ok. */
+void rn_server_abandon(rn_server_t *srv);
 
 /* Ports actually bound (useful with port 0). */
 uint16_t rn_server_native_port(const rn_server_t *srv);
@@ -74,7 +94,13 @@ int rn_server_draining(const rn_server_t *srv);
 void rn_server_destroy(rn_server_t *srv);
 
 /* Prometheus lines for the server's connections (an rn_http_metrics_fn:
- * arg is the rn_server_t): runnel_connections{protocol="native"|"http"}. */
+ * arg is the rn_server_t): runnel_connections{protocol="native"|"http"},
+ * runnel_connections_refused_total{port="native"|"http",reason="limit"|"fds"},
+ * runnel_connections_backpressured{protocol=...} (connections whose
+ * unwritten or reserved answers reach max_output_bytes_per_connection), and
+ * the engine's fetch memory budget: runnel_fetch_memory_bytes,
+ * runnel_fetch_memory_limit_bytes, runnel_fetch_memory_waiting,
+ * runnel_fetch_memory_waits_total. */
 size_t rn_server_metrics(void *arg, char *out, size_t cap);
 
 /* ---- logging ----------------------------------------------------------------

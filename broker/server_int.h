@@ -31,6 +31,7 @@ typedef struct rn__hsrv rn__hsrv_t; /* the HTTP transport's state (http_int.h) *
 struct rn__req {
   rn__conn_t *conn;
   uint64_t corr;
+  size_t reserve; /* reply bytes reserved on conn->reserved until the reply (a fetch: its max bytes) */
   rn__req_t *next_free;
 };
 
@@ -58,6 +59,11 @@ struct rn__conn {
   unsigned writes;       /* uv_write requests in flight */
   uint64_t last_active;  /* uv_now of the last request or write progress */
   uint64_t requests;     /* decoded frames, for the close log line */
+  /* Reply bytes reserved by requests at the engine (a fetch reserves its
+   * max bytes when dispatched); counted with the unwritten output against
+   * max_output_bytes_per_connection. */
+  size_t reserved;
+  bool fetch_blocked; /* the next frame is a fetch that does not fit: not read further */
 
   /* Input: received bytes not yet decoded, in[0, in_len). in_need: bytes
    * the frame at in[0] needs in total (a hint for the buffer size). */
@@ -123,6 +129,10 @@ struct rn_server {
 
   uint64_t rejected;          /* connections refused since the last warning */
   uint64_t reject_logged_at;  /* uv_now of that warning */
+  /* Connections refused since start, for /metrics:
+   * [RN__PORT_NATIVE|RN__PORT_HTTP][RN__REFUSE_LIMIT|RN__REFUSE_FDS]. */
+  uint64_t refused[2][2];
+  uint64_t fd_limit;          /* soft RLIMIT_NOFILE at start; 0 = unlimited */
 
   bool draining;  /* rn_server_shutdown called */
   bool finishing; /* every handle is being closed; done runs when the last closes */
@@ -148,6 +158,10 @@ void rn__conn_close(rn__conn_t *conn, const char *why);
 
 /* Queue conn on srv->work (idempotent). */
 void rn__conn_schedule(rn__conn_t *conn);
+
+/* Whether conn's unwritten and reserved reply bytes reach
+ * max_output_bytes_per_connection (no request of it is dispatched). */
+bool rn__conn_backpressured(const rn__conn_t *conn);
 
 /* Whether conn has replies not yet fully written. */
 bool rn__conn_unflushed(const rn__conn_t *conn);
@@ -198,6 +212,14 @@ void rn__http_close_all(rn_server_t *srv);
 void rn__http_destroy(rn_server_t *srv);
 
 /* ---- server.c ---- */
+
+enum { RN__PORT_NATIVE = 0, RN__PORT_HTTP = 1 };
+enum { RN__REFUSE_LIMIT = 0, RN__REFUSE_FDS = 1 };
+
+/* Whether a connection just accepted on fd leaves fewer than fd_reserve
+ * descriptors under the open-file limit. Descriptors are allocated lowest
+ * first, so every fd below it is in use. */
+bool rn__server_fds_short(const rn_server_t *srv, int fd);
 
 /* Bookkeeping when a handle owned by the server (listener, hook,
  * connection handle) finished closing: when finishing and it was the last,

@@ -16,8 +16,11 @@
  * TIMESTAMP, see docs/broker.md), the reads themselves run on the libuv
  * thread pool through pinned log spans. A fetch that finds nothing parks one
  * waiter per requested shard; an append's acknowledgement wakes them
- * (rn__shard_wake), the max-wait timer or shutdown ends the wait.
+ * (rn__shard_wake), the max-wait timer or shutdown ends the wait. A fetch
+ * with data to read first takes its max bytes from the broker-wide fetch
+ * memory budget (opts.max_fetch_memory_bytes) or waits for it, FIFO.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,6 +519,9 @@ struct fetch_op {
   uint32_t max_bytes;
   int64_t deadline_ms; /* 0 = do not wait */
   bool parked, reading, done;
+  bool mem_waiting;    /* on eng->fetch_wait_*: has data to read, waits for fetch memory */
+  size_t mem;          /* fetch memory charged to this op (stats.fetch_memory_bytes) */
+  fetch_op_t *mem_next;
   uv_timer_t timer;
   uv_work_t work;
   size_t n;
@@ -523,9 +529,38 @@ struct fetch_op {
 };
 
 static void fetch_try(fetch_op_t *op);
+static void fetch_read(fetch_op_t *op);
+
+/* ---- the fetch memory budget (opts.max_fetch_memory_bytes) -------------------------------
+ * A fetch is charged its max bytes when its read starts, then what its
+ * buffers really hold once read; the charge goes when the buffers are freed
+ * (fetch_free_cb, or rn_engine_reply_release for buffers a reply held until
+ * its socket write completed). A fetch that does not fit waits in FIFO
+ * order (spans stay pinned); nothing fails for lack of budget, and only
+ * fetches wait: produce never touches this budget. */
+
+static bool fetch_mem_fits(const rn_engine_t *eng, size_t need) {
+  uint64_t max = eng->opts.max_fetch_memory_bytes, used = eng->stats.fetch_memory_bytes;
+  return max == 0 || used == 0 || used + need <= max;
+}
+
+static void fetch_mem_release(rn_engine_t *eng, size_t bytes) {
+  assert(eng->stats.fetch_memory_bytes >= bytes);
+  eng->stats.fetch_memory_bytes -= bytes;
+  fetch_op_t *op;
+  while ((op = eng->fetch_wait_head) != NULL && fetch_mem_fits(eng, op->max_bytes)) {
+    eng->fetch_wait_head = op->mem_next;
+    if (eng->fetch_wait_head == NULL) eng->fetch_wait_tail = NULL;
+    op->mem_next = NULL;
+    op->mem_waiting = false;
+    eng->stats.fetch_memory_waiting--;
+    fetch_read(op);
+  }
+}
 
 static void fetch_free_cb(uv_handle_t *h) {
   fetch_op_t *op = h->data;
+  if (op->mem) fetch_mem_release(op->eng, op->mem);
   for (size_t i = 0; i < op->n; i++) free(op->parts[i].buf);
   free(op->parts);
   free(op);
@@ -552,6 +587,8 @@ static void unpark(fetch_op_t *op) {
 static _Thread_local fetch_op_t *replying;
 
 typedef struct fetch_hold {
+  rn_engine_t *eng;
+  size_t mem; /* fetch memory charged to the held buffers */
   size_t n;
   uint8_t *bufs[];
 } fetch_hold_t;
@@ -564,12 +601,18 @@ void *rn_engine_reply_hold(rn_engine_t *eng) {
   if (n == 0) return NULL;
   fetch_hold_t *h = malloc(sizeof(*h) + n * sizeof(h->bufs[0]));
   if (!h) return NULL; /* the server copies instead */
+  h->eng = eng;
+  h->mem = 0;
   h->n = 0;
   for (size_t i = 0; i < op->n; i++) {
     if (op->parts[i].buf == NULL) continue;
     h->bufs[h->n++] = op->parts[i].buf; /* the response keeps pointing at it */
+    h->mem += op->parts[i].len;
     op->parts[i].buf = NULL;
   }
+  /* The charge moves with the buffers (op->mem is the sum of the lens). */
+  h->mem = h->mem < op->mem ? h->mem : op->mem;
+  op->mem -= h->mem;
   return h;
 }
 
@@ -577,7 +620,10 @@ void rn_engine_reply_release(void *token) {
   fetch_hold_t *h = token;
   if (h == NULL) return;
   for (size_t i = 0; i < h->n; i++) free(h->bufs[i]);
+  rn_engine_t *eng = h->eng;
+  size_t mem = h->mem;
   free(h);
+  if (mem) fetch_mem_release(eng, mem);
 }
 
 static void fetch_reply(fetch_op_t *op) {
@@ -669,6 +715,14 @@ static void fetch_work(uv_work_t *w) {
 static void fetch_after(uv_work_t *w, int status) {
   fetch_op_t *op = w->data;
   op->reading = false;
+  /* The charge becomes what the buffers hold (less than max_bytes, or one
+   * whole batch more). */
+  size_t held = 0;
+  for (size_t i = 0; i < op->n; i++) held += op->parts[i].buf ? op->parts[i].len : 0;
+  op->eng->stats.fetch_memory_bytes += held;
+  size_t was = op->mem;
+  op->mem = held;
+  if (was) fetch_mem_release(op->eng, was);
   for (size_t i = 0; i < op->n; i++) {
     fetch_part_t *p = &op->parts[i];
     if (p->span.seg && p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->span);
@@ -730,6 +784,26 @@ static void fetch_try(fetch_op_t *op) {
     return;
   }
   if (!any) return fetch_reply(op);
+  if (eng->fetch_wait_head != NULL || !fetch_mem_fits(eng, op->max_bytes)) {
+    op->mem_waiting = true; /* fetch_mem_release starts the read */
+    if (eng->fetch_wait_tail)
+      eng->fetch_wait_tail->mem_next = op;
+    else
+      eng->fetch_wait_head = op;
+    eng->fetch_wait_tail = op;
+    eng->stats.fetch_memory_waiting++;
+    eng->stats.fetch_memory_waits++;
+    return;
+  }
+  fetch_read(op);
+}
+
+/* Start the read of a fetch whose spans are planned: charge its max bytes
+ * to the fetch memory budget and go to the thread pool. */
+static void fetch_read(fetch_op_t *op) {
+  rn_engine_t *eng = op->eng;
+  op->mem = op->max_bytes;
+  eng->stats.fetch_memory_bytes += op->mem;
   op->reading = true;
   op->work.data = op;
   if (uv_queue_work(eng->loop, &op->work, fetch_work, fetch_after)) {
@@ -806,7 +880,7 @@ void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   eng->pending_work++;
   uv_timer_init(eng->loop, &op->timer);
   op->timer.data = op;
-  op->max_bytes = r->max_bytes ? r->max_bytes : 4u << 20;
+  op->max_bytes = r->max_bytes ? r->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
   if (op->max_bytes > eng->opts.max_fetch_bytes) op->max_bytes = eng->opts.max_fetch_bytes;
   uint32_t wait = r->max_wait_ms < eng->opts.max_wait_ms ? r->max_wait_ms : eng->opts.max_wait_ms;
   op->deadline_ms = wait ? rn__now_ms() + wait : 0;

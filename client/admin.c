@@ -52,6 +52,7 @@ rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd) {
     s->start_offset = si->start_offset;
     s->end_offset = si->end_offset;
     s->last_append_ms = si->last_append_ms;
+    s->stored_bytes = si->stored_bytes;
   }
   return d;
 }
@@ -287,4 +288,87 @@ rn_err_t rn_stream_list_offsets(rn_client_t *cl, const char *name, rn_pos_kind_t
   }
   runnel__response__free_unpacked(resp, NULL);
   return err;
+}
+
+/* ---- broker information ------------------------------------------------------------ */
+
+void rn_broker_info_free(rn_broker_info_t *info) {
+  if (info == NULL) return;
+  free(info->version);
+  free(info->data_dir);
+  free(info->data_dir_message);
+  for (size_t i = 0; i < info->failed_shard_count; i++) {
+    free(info->failed_shards[i].stream);
+    free(info->failed_shards[i].message);
+  }
+  free(info->failed_shards);
+  free(info->health);
+  free(info);
+}
+
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+rn_err_t rn_broker_info(rn_client_t *cl, rn_broker_info_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || out == NULL) return RN_EINVAL;
+  *out = NULL;
+  Runnel__BrokerInfoRequest bir;
+  runnel__broker_info_request__init(&bir);
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_BROKER_INFO;
+  req.broker_info = &bir;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_BROKER_INFO);
+  if (err) {
+    runnel__response__free_unpacked(resp, NULL);
+    return err;
+  }
+  const Runnel__BrokerInfoResponse *bi = resp->broker_info;
+  rn_broker_info_t *info = calloc(1, sizeof *info);
+  bool ok = info != NULL;
+  if (ok) {
+    info->version = dup_or_empty(bi->version);
+    info->start_ms = bi->start_ms;
+    info->data_dir = dup_or_empty(bi->data_dir);
+    info->data_dir_free_bytes = bi->data_dir_free_bytes;
+    info->data_dir_total_bytes = bi->data_dir_total_bytes;
+    info->data_dir_err = rn__pb_error(bi->data_dir_error, NULL, 0);
+    info->data_dir_message = dup_or_empty(info->data_dir_err ? bi->data_dir_error->message : "");
+    rn__limits_t l;
+    rn__limits_default(&l);
+    const Runnel__BrokerLimits *bl = bi->limits;
+    info->max_record_bytes = bl && bl->max_record_bytes ? bl->max_record_bytes : l.max_record_bytes;
+    info->max_batch_bytes = bl && bl->max_batch_bytes ? bl->max_batch_bytes : l.max_batch_bytes;
+    info->max_frame_bytes = bl && bl->max_frame_bytes ? bl->max_frame_bytes : l.max_frame_bytes;
+    info->max_fetch_bytes = bl && bl->max_fetch_bytes ? bl->max_fetch_bytes : l.max_fetch_bytes;
+    info->stream_count = bi->stream_count;
+    info->shard_count = bi->shard_count;
+    info->health = dup_or_empty(bi->health && bi->health[0] ? bi->health : (bi->n_failed_shards ? "degraded" : "ok"));
+    ok = info->version && info->data_dir && info->data_dir_message && info->health;
+  }
+  if (ok && bi->n_failed_shards) {
+    info->failed_shards = calloc(bi->n_failed_shards, sizeof *info->failed_shards);
+    ok = info->failed_shards != NULL;
+    for (size_t i = 0; ok && i < bi->n_failed_shards; i++) {
+      const Runnel__FailedShard *fs = bi->failed_shards[i];
+      rn_failed_shard_t *f = &info->failed_shards[i];
+      info->failed_shard_count++;
+      f->stream = dup_or_empty(fs->stream);
+      f->shard = fs->shard;
+      f->err = rn__pb_error(fs->error, NULL, 0);
+      if (f->err == 0) f->err = RN_ELOGFAILED; /* listed as failed without a reason */
+      f->message = dup_or_empty(fs->error && fs->error->message ? fs->error->message : "");
+      ok = f->stream && f->message;
+    }
+  }
+  runnel__response__free_unpacked(resp, NULL);
+  if (!ok) {
+    rn_broker_info_free(info);
+    return RN_ENOMEM;
+  }
+  *out = info;
+  return 0;
 }

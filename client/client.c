@@ -92,7 +92,14 @@ typedef struct {
   rn__req_t head; /* sentinel of a circular doubly-linked list */
 } rn__reqlist_t;
 
-typedef enum { CONN_IDLE, CONN_RESOLVING, CONN_CONNECTING, CONN_UP, CONN_BACKOFF } conn_state_t;
+/* Connection states and their transitions (I/O thread):
+ *   IDLE -> RESOLVING (a request is pending) -> CONNECTING -> HANDSHAKE
+ *   (TCP is up; the BrokerInfo request is on the wire, nothing else is
+ *   written) -> UP (its answer came: limits known; pending requests go out).
+ *   A failure before UP fails the attempt (every pending request); a loss
+ *   while UP fails what is on the wire. Either way -> BACKOFF -> IDLE. The
+ *   connect timeout covers RESOLVING, CONNECTING and HANDSHAKE. */
+typedef enum { CONN_IDLE, CONN_RESOLVING, CONN_CONNECTING, CONN_HANDSHAKE, CONN_UP, CONN_BACKOFF } conn_state_t;
 
 typedef struct rn__conn {
   uv_tcp_t tcp;
@@ -140,9 +147,15 @@ struct rn_client {
   rn__reqlist_t inflight; /* written, awaiting response */
   rn__agent_t *agents;
   conn_state_t state;
-  rn__conn_t *conn; /* current connection, when CONNECTING or UP */
+  rn__conn_t *conn; /* current connection, when CONNECTING, HANDSHAKE or UP */
+  uint64_t conn_gen; /* raised per connection: tells a stale handshake answer */
   uint32_t backoff_ms;
   bool stopping;
+
+  /* The broker's limits as of the latest handshake (defaults before the
+   * first one, or from a broker without BrokerInfo). Written by the I/O
+   * thread under mu, read by any thread (rn__client_limits). */
+  rn__limits_t limits;
 };
 
 /* ---- request lists -------------------------------------------------------------- */
@@ -238,6 +251,7 @@ static rn_err_t parse_broker(const char *s, char **host, char **port) {
 
 static void conn_start(rn_client_t *cl);
 static void pump(rn_client_t *cl);
+static void on_write(uv_write_t *w, int status);
 static void backoff_cb(uv_timer_t *t);
 
 static void conn_close_cb(uv_handle_t *h) {
@@ -266,10 +280,9 @@ static void enter_backoff(rn_client_t *cl) {
   uv_timer_start(&cl->backoff, backoff_cb, d, 0);
 }
 
-/* A connection attempt failed: everything waiting for it fails. */
-static void connect_failed(rn_client_t *cl, const char *what, int uverr) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s %s: %s", what, cl->broker, uv_strerror(uverr));
+/* A connection attempt failed (before UP): everything waiting for it fails
+ * with err — the handshake request on the wire, and every pending request. */
+static void attempt_failed(rn_client_t *cl, rn_err_t err, const char *msg) {
   if (cl->gai) { /* its callback frees it and sees it is no longer current */
     uv_cancel((uv_req_t *)cl->gai);
     cl->gai = NULL;
@@ -277,13 +290,26 @@ static void connect_failed(rn_client_t *cl, const char *what, int uverr) {
   conn_drop(cl);
   uv_timer_stop(&cl->backoff);
   enter_backoff(cl);
-  fail_all(&cl->pending, RN_ECONNECTION, msg);
+  fail_all(&cl->inflight, err, msg);
+  fail_all(&cl->pending, err, msg);
+}
+
+static void connect_failed(rn_client_t *cl, const char *what, int uverr) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s %s: %s", what, cl->broker, uv_strerror(uverr));
+  attempt_failed(cl, RN_ECONNECTION, msg);
 }
 
 /* The connection was lost: everything on the wire fails. Pending requests
- * (not yet written) wait for the next attempt. */
+ * (not yet written) wait for the next attempt — unless the handshake had
+ * not finished: then the attempt failed. */
 static void conn_lost(rn_client_t *cl, const char *why) {
   char msg[300];
+  if (cl->state == CONN_HANDSHAKE) {
+    snprintf(msg, sizeof msg, "connection to %s lost during the handshake: %s", cl->broker, why);
+    attempt_failed(cl, RN_ECONNECTION, msg);
+    return;
+  }
   snprintf(msg, sizeof msg, "connection to %s lost: %s", cl->broker, why);
   conn_drop(cl);
   enter_backoff(cl);
@@ -298,6 +324,13 @@ static void backoff_cb(uv_timer_t *t) {
   } else if (cl->state == CONN_RESOLVING || cl->state == CONN_CONNECTING) {
     /* connect timeout */
     connect_failed(cl, "connect", UV_ETIMEDOUT);
+  } else if (cl->state == CONN_HANDSHAKE) {
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "%s accepted the connection but did not answer the handshake within %u ms: is it runneld's native "
+             "protocol port?",
+             cl->broker, cl->conf.connect_timeout_ms);
+    attempt_failed(cl, RN_ETIMEDOUT, msg);
   }
   pump(cl);
 }
@@ -330,30 +363,113 @@ static rn__req_t *inflight_take(rn_client_t *cl, uint64_t corr) {
   return NULL;
 }
 
+/* The first bytes of the connection are not a runnel frame: whatever
+ * answered is not a runnel broker's native port. Fails the attempt with
+ * RN_EPROTOCOL (not retriable: trying again reaches the same server). */
+static void not_runnel(rn_client_t *cl, const uint8_t *p, size_t n) {
+  char msg[400];
+  if (n >= 4 && memcmp(p, "HTTP", 4) == 0) {
+    snprintf(msg, sizeof msg,
+             "%s answered in HTTP: that is runneld's HTTP port (Kinesis API, REST, /metrics); the native protocol "
+             "port is 7400 by default",
+             cl->broker);
+  } else if (n >= 2 && (p[0] == 0x15 || p[0] == 0x16) && p[1] == 0x03) {
+    /* a TLS record (alert or handshake): a TLS listener, such as runneld's
+     * HTTP port with http_tls_cert */
+    snprintf(msg, sizeof msg,
+             "%s answered in TLS: is it runneld's HTTP port (Kinesis API, REST, /metrics) with TLS? The native "
+             "protocol port is 7400 by default",
+             cl->broker);
+  } else {
+    snprintf(msg, sizeof msg, "%s does not speak runnel's native protocol (its first answer is not a runnel frame)",
+             cl->broker);
+  }
+  attempt_failed(cl, RN_EPROTOCOL, msg);
+}
+
+/* A Response with correlation id 0 and an error: the broker failed the
+ * connection itself (a framing error: a request frame above its
+ * max_frame_bytes) and closes it after this. The requests larger than the
+ * limit it names fail with that error (not retriable); the rest of what is
+ * on the wire fails as a lost connection. Takes resp. */
+static void conn_error(rn_client_t *cl, Runnel__Response *resp) {
+  const Runnel__Error *e = resp->error;
+  rn_err_t err = rn__pb_error(e, NULL, 0);
+  char why[300];
+  snprintf(why, sizeof why, "%s: %s", rn_err_name(err), e->message && e->message[0] ? e->message : rn_strerror(err));
+  if (err == RN_ETOOLARGE && e->limit > 0) {
+    pthread_mutex_lock(&cl->mu);
+    if (e->limit < cl->limits.max_frame_bytes) cl->limits.max_frame_bytes = (uint32_t)e->limit;
+    pthread_mutex_unlock(&cl->mu);
+    rn__reqlist_t big;
+    rl_init(&big);
+    for (rn__req_t *r = cl->inflight.head.next, *n; r != &cl->inflight.head; r = n) {
+      n = r->next;
+      if (r->frame_len - RN_FRAME_HEADER_BYTES > e->limit) {
+        rl_unlink(r);
+        rl_push(&big, r);
+      }
+    }
+    while (!rl_empty(&big)) {
+      rn__req_t *r = big.head.next;
+      rl_unlink(r);
+      char msg[300];
+      snprintf(msg, sizeof msg, "request of %zu bytes exceeds the broker's max_frame_bytes %" PRIu64,
+               r->frame_len - RN_FRAME_HEADER_BYTES, e->limit);
+      req_complete(r, RN_ETOOLARGE, msg, NULL);
+    }
+  }
+  runnel__response__free_unpacked(resp, NULL);
+  conn_lost(cl, why);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   rn__conn_t *conn = s->data;
   rn_client_t *cl = conn->cl;
   (void)buf;
   if (!conn->current) return;
   if (nread < 0) {
-    conn_lost(cl, nread == UV_EOF ? "closed by the broker" : uv_strerror((int)nread));
+    if (cl->state == CONN_HANDSHAKE && conn->rlen > 0) {
+      /* it said something that was not a whole runnel frame, then closed */
+      not_runnel(cl, conn->rbuf, conn->rlen);
+    } else {
+      conn_lost(cl, nread == UV_EOF ? "closed by the broker" : uv_strerror((int)nread));
+    }
     pump(cl);
     return;
   }
   conn->rlen += (size_t)nread;
   size_t pos = 0;
   while (conn->current) {
+    /* Before the handshake's answer nothing has come from this peer yet:
+     * an HTTP status line where a length should be is a wrong port. */
+    if (cl->state == CONN_HANDSHAKE && pos == 0 && conn->rlen >= 4 && memcmp(conn->rbuf, "HTTP", 4) == 0) {
+      not_runnel(cl, conn->rbuf, conn->rlen);
+      break;
+    }
     rn_frame_t fr;
     rn_err_t err = rn_frame_decode(conn->rbuf + pos, conn->rlen - pos, cl->conf.max_frame_bytes, &fr, NULL);
     if (err == RN_EPARTIAL) break;
     if (err != 0) {
-      conn_lost(cl, "protocol error: response frame larger than max_frame_bytes");
+      if (cl->state == CONN_HANDSHAKE && pos == 0) {
+        not_runnel(cl, conn->rbuf, conn->rlen);
+      } else {
+        conn_lost(cl, "protocol error: response frame larger than max_frame_bytes");
+      }
       break;
     }
     Runnel__Response *resp = runnel__response__unpack(NULL, fr.payload_len, fr.payload);
     pos += fr.frame_len;
     if (resp == NULL) {
-      conn_lost(cl, "protocol error: undecodable response");
+      if (cl->state == CONN_HANDSHAKE && pos == fr.frame_len) {
+        not_runnel(cl, conn->rbuf, conn->rlen);
+      } else {
+        conn_lost(cl, "protocol error: undecodable response");
+      }
+      break;
+    }
+    if (resp->correlation_id == 0 && resp->error != NULL && resp->error->code != 0) {
+      conn_error(cl, resp);
       break;
     }
     rn__req_t *r = inflight_take(cl, resp->correlation_id);
@@ -372,6 +488,116 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   pump(cl);
 }
 
+/* ---- handshake ---------------------------------------------------------------------- */
+
+void rn__limits_default(rn__limits_t *l) {
+  l->max_record_bytes = RN_DEFAULT_MAX_RECORD_BYTES;
+  l->max_batch_bytes = RN_DEFAULT_MAX_BATCH_BYTES;
+  l->max_frame_bytes = RN_DEFAULT_MAX_FRAME_BYTES;
+  l->max_fetch_bytes = RN_DEFAULT_MAX_FETCH_BYTES;
+  l->from_broker = false;
+}
+
+void rn__client_limits(rn_client_t *cl, rn__limits_t *out) {
+  pthread_mutex_lock(&cl->mu);
+  *out = cl->limits;
+  pthread_mutex_unlock(&cl->mu);
+}
+
+typedef struct {
+  rn_client_t *cl;
+  uint64_t gen; /* the connection this handshake belongs to */
+} handshake_t;
+
+/* The answer to the connection's BrokerInfo (or its failure). */
+static void handshake_cb(void *arg, rn_err_t err, const char *msg, Runnel__Response *resp) {
+  handshake_t *hs = arg;
+  rn_client_t *cl = hs->cl;
+  bool current = !cl->stopping && cl->state == CONN_HANDSHAKE && cl->conn_gen == hs->gen;
+  free(hs);
+  if (!current) { /* the attempt already failed (and failed this with it) */
+    if (resp) runnel__response__free_unpacked(resp, NULL);
+    return;
+  }
+  if (err) { /* expired: no answer within the request timeout */
+    attempt_failed(cl, err, msg);
+    return;
+  }
+  rn__limits_t l;
+  rn__limits_default(&l);
+  rn_err_t rerr = rn__pb_error(resp->error, NULL, 0);
+  if (rerr == 0 && resp->op_case == RUNNEL__RESPONSE__OP_BROKER_INFO && resp->broker_info->limits) {
+    const Runnel__BrokerLimits *bl = resp->broker_info->limits;
+    if (bl->max_record_bytes) l.max_record_bytes = bl->max_record_bytes;
+    if (bl->max_batch_bytes) l.max_batch_bytes = bl->max_batch_bytes;
+    if (bl->max_frame_bytes) l.max_frame_bytes = bl->max_frame_bytes;
+    if (bl->max_fetch_bytes) l.max_fetch_bytes = bl->max_fetch_bytes;
+    l.from_broker = true;
+  }
+  /* Any request-level error (EUNKNOWNOP from a broker older than BrokerInfo,
+   * ESHUTDOWN, ...) leaves the defaults: the connection itself works. */
+  runnel__response__free_unpacked(resp, NULL);
+  pthread_mutex_lock(&cl->mu);
+  cl->limits = l;
+  pthread_mutex_unlock(&cl->mu);
+  uv_timer_stop(&cl->backoff);
+  cl->state = CONN_UP;
+  cl->backoff_ms = cl->conf.reconnect_backoff_ms;
+  /* the pump that ends this event writes the pending requests */
+}
+
+/* Write the BrokerInfo request, ahead of every pending request, and put it
+ * in flight. I/O thread, state HANDSHAKE. */
+static rn_err_t handshake_send(rn_client_t *cl) {
+  Runnel__BrokerInfoRequest bir;
+  runnel__broker_info_request__init(&bir);
+  bir.skip_disk = true; /* answered from memory: never behind the broker's disk work */
+  Runnel__Request msg;
+  runnel__request__init(&msg);
+  msg.op_case = RUNNEL__REQUEST__OP_BROKER_INFO;
+  msg.broker_info = &bir;
+  rn__req_t *r = calloc(1, sizeof *r);
+  handshake_t *hs = malloc(sizeof *hs);
+  rn__wreq_t *wr = malloc(sizeof *wr + sizeof wr->frames[0]);
+  if (r) {
+    r->corr_id = atomic_fetch_add(&cl->next_corr, 1);
+    msg.correlation_id = r->corr_id;
+    r->frame_len = rn_frame_encoded_len(&msg.base);
+    r->frame = malloc(r->frame_len);
+  }
+  if (r == NULL || hs == NULL || wr == NULL || r->frame == NULL) {
+    if (r) free(r->frame);
+    free(r);
+    free(hs);
+    free(wr);
+    return RN_ENOMEM;
+  }
+  rn_err_t err = rn_frame_encode(&msg.base, r->frame, r->frame_len, &r->frame_len);
+  assert(err == 0);
+  (void)err;
+  hs->cl = cl;
+  hs->gen = cl->conn_gen;
+  r->cb = handshake_cb;
+  r->arg = hs;
+  r->deadline = rn__mono_ms() + (int64_t)cl->conf.request_timeout_ms;
+  wr->conn = cl->conn;
+  wr->nframes = 1;
+  wr->frames[0] = r->frame; /* the write owns the bytes */
+  uv_buf_t b = uv_buf_init((char *)r->frame, (unsigned)r->frame_len);
+  r->frame = NULL;
+  rl_push(&cl->inflight, r);
+  int rc = uv_write(&wr->w, (uv_stream_t *)&cl->conn->tcp, &b, 1, on_write);
+  if (rc < 0) {
+    rl_unlink(r);
+    free(wr->frames[0]);
+    free(wr);
+    free(hs);
+    free(r);
+    return RN_ECONNECTION;
+  }
+  return 0;
+}
+
 static void on_connect(uv_connect_t *req, int status) {
   rn__conn_t *conn = req->data;
   rn_client_t *cl = conn->cl;
@@ -381,7 +607,6 @@ static void on_connect(uv_connect_t *req, int status) {
     pump(cl);
     return;
   }
-  uv_timer_stop(&cl->backoff);
   uv_tcp_nodelay(&conn->tcp, 1);
   int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
   if (rc < 0) {
@@ -389,8 +614,15 @@ static void on_connect(uv_connect_t *req, int status) {
     pump(cl);
     return;
   }
-  cl->state = CONN_UP;
-  cl->backoff_ms = cl->conf.reconnect_backoff_ms;
+  /* The connect timer keeps running: it covers the handshake too. */
+  cl->state = CONN_HANDSHAKE;
+  cl->conn_gen++;
+  rn_err_t err = handshake_send(cl);
+  if (err) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "handshake with %s: %s", cl->broker, rn_strerror(err));
+    attempt_failed(cl, err, msg);
+  }
   pump(cl);
 }
 
@@ -473,7 +705,32 @@ static void on_write(uv_write_t *w, int status) {
  * many frames, so a burst of pipelined requests costs one system call. */
 #define RN__WRITE_BATCH 64u
 
+/* Fail the pending requests whose frame the broker would refuse (above its
+ * max_frame_bytes): sending one would only make the broker close the
+ * connection. */
+static void refuse_oversized(rn_client_t *cl) {
+  uint32_t limit = cl->limits.max_frame_bytes; /* written only by this thread */
+  rn__reqlist_t big;
+  rl_init(&big);
+  for (rn__req_t *r = cl->pending.head.next, *n; r != &cl->pending.head; r = n) {
+    n = r->next;
+    if (r->frame_len - RN_FRAME_HEADER_BYTES > limit) {
+      rl_unlink(r);
+      rl_push(&big, r);
+    }
+  }
+  while (!rl_empty(&big)) {
+    rn__req_t *r = big.head.next;
+    rl_unlink(r);
+    char msg[200];
+    snprintf(msg, sizeof msg, "request of %zu bytes exceeds the broker's max_frame_bytes %u",
+             r->frame_len - RN_FRAME_HEADER_BYTES, limit);
+    req_complete(r, RN_ETOOLARGE, msg, NULL);
+  }
+}
+
 static void write_pending(rn_client_t *cl) {
+  if (cl->state == CONN_UP) refuse_oversized(cl);
   while (cl->state == CONN_UP && !rl_empty(&cl->pending)) {
     size_t n = 0;
     for (rn__req_t *r = cl->pending.head.next; r != &cl->pending.head && n < RN__WRITE_BATCH; r = r->next) n++;
@@ -671,6 +928,7 @@ rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
   }
   cl->conf.broker = cl->broker;
   cl->backoff_ms = cl->conf.reconnect_backoff_ms ? cl->conf.reconnect_backoff_ms : 1;
+  rn__limits_default(&cl->limits);
   atomic_init(&cl->next_corr, 1);
   rl_init(&cl->submitq);
   rl_init(&cl->pending);

@@ -68,6 +68,19 @@ RN__HIDDEN bool rn__client_on_io_thread(const rn_client_t *cl);
 
 RN__HIDDEN const rn_client_conf_t *rn__client_conf(const rn_client_t *cl);
 
+/* ---- the broker's limits (learnt by the handshake: BrokerInfo) ------------------ */
+
+typedef struct rn__limits {
+  uint32_t max_record_bytes, max_batch_bytes, max_frame_bytes, max_fetch_bytes;
+  bool from_broker; /* false: the defaults (no handshake yet, or an older broker) */
+} rn__limits_t;
+
+/* The RN_DEFAULT_MAX_* values. */
+RN__HIDDEN void rn__limits_default(rn__limits_t *l);
+
+/* The limits as of the latest handshake. Any thread. */
+RN__HIDDEN void rn__client_limits(rn_client_t *cl, rn__limits_t *out);
+
 /* ---- agents: periodic work on the I/O thread (the producer) ---------------- */
 
 typedef struct rn__agent rn__agent_t;

@@ -578,10 +578,16 @@ static int64_t pump(rn__agent_t *a, int64_t now) {
     if (!p->pid_inflight && p->pid_retry_at < next) next = p->pid_retry_at;
   }
   /* Per stream, rounds: each round takes at most one batch per shard (the
-   * oldest sendable one) into requests of at most RN__MAX_REQUEST_BYTES (a
-   * single larger batch goes alone), so a request stays well below the
+   * oldest sendable one) into requests of at most req_cap bytes of batches
+   * (a single larger batch goes alone), so a request stays below the
    * broker's frame limit; rounds repeat until no shard has anything to
-   * send or its in-flight limit is reached. */
+   * send or its in-flight limit is reached. req_cap leaves room for the
+   * request's own fields (stream name, shard numbers, lengths). */
+  rn__limits_t lim;
+  rn__client_limits(p->cl, &lim);
+  size_t req_cap = RN__MAX_REQUEST_BYTES;
+  size_t frame_room = lim.max_frame_bytes > 8192 ? lim.max_frame_bytes - 4096 : lim.max_frame_bytes / 2;
+  if (frame_room < req_cap) req_cap = frame_room;
   for (pstream_t *st = p->streams; st; st = st->next) {
     size_t n = st->desc->shard_count;
     for (size_t i = 0; i < n; i++) {
@@ -595,7 +601,7 @@ static int64_t pump(rn__agent_t *a, int64_t now) {
         pshard_t *sh = &st->shards[i];
         pbatch_t *b = shard_next(p, sh, now, &next);
         if (b == NULL) continue;
-        if (rq != NULL && bytes + b->len > RN__MAX_REQUEST_BYTES) {
+        if (rq != NULL && bytes + b->len > req_cap) {
           send_request(p, st, rq, now, &next);
           rq = NULL;
         }
@@ -860,6 +866,22 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
     pthread_mutex_lock(&p->mu);
     st = stream_find(p, m->stream);
   }
+  /* The broker's limits (learnt when the connection was made: describing
+   * the stream needed one): a record it would refuse fails here, at once,
+   * instead of going out and failing there. Counted as the broker counts:
+   * partition key + data + header keys and values. */
+  rn__limits_t lim;
+  rn__client_limits(p->cl, &lim);
+  uint64_t rec_bytes = m->key_len + m->data_len;
+  for (size_t i = 0; i < m->header_count; i++) rec_bytes += m->headers[i].key_len + m->headers[i].value_len;
+  if (rec_bytes > lim.max_record_bytes) {
+    pthread_mutex_unlock(&p->mu);
+    rn__errmsg_set("record of %llu bytes exceeds the broker's max_record_bytes %u", (unsigned long long)rec_bytes,
+                   lim.max_record_bytes);
+    return RN_ETOOLARGE;
+  }
+  uint64_t batch_cap = p->conf.max_batch_bytes;
+  if (lim.max_batch_bytes < batch_cap) batch_cap = lim.max_batch_bytes;
   size_t pos;
   if (rn_shard_for_hash(st->desc->shards, st->desc->shard_count, hk, &pos) != 0) {
     pthread_mutex_unlock(&p->mu);
@@ -887,7 +909,7 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
   pbatch_t *b = sh->tail;
   bool wake_needed = false;
   if (b == NULL || b->sealed || b->done ||
-      (b->nrec > 0 && rn_batch_builder_size(&b->bld) + bytes > p->conf.max_batch_bytes)) {
+      (b->nrec > 0 && rn_batch_builder_size(&b->bld) + bytes > batch_cap)) {
     pbatch_t *nb = calloc(1, sizeof *nb);
     if (nb) nb->recs = malloc(16 * sizeof *nb->recs);
     if (nb == NULL || nb->recs == NULL) {
@@ -947,7 +969,7 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
   b->bytes += bytes;
   p->buffered += bytes;
   p->outstanding++;
-  if (rn_batch_builder_size(&b->bld) >= p->conf.max_batch_bytes || p->flushing) wake_needed = true;
+  if (rn_batch_builder_size(&b->bld) >= batch_cap || p->flushing) wake_needed = true;
   pthread_mutex_unlock(&p->mu);
   if (wake_needed) wake(p);
   return 0;

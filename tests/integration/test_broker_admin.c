@@ -2,7 +2,8 @@
  * test_broker_admin.c — stream administration against the real runneld:
  * create (validation, duplicates), list, describe (shard ids and the hash
  * ranges, recomputed here independently of the broker), set retention,
- * delete, and re-create under the same name.
+ * delete, and re-create under the same name; BrokerInfo, with and without
+ * the data directory's sizes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,7 +192,8 @@ static void test_set_retention(void **state) {
   create_expect(&env->c, "ret", 2, RN_OK);
   Runnel__Response *r = rn_raw_describe(&env->c, "ret");
   assert_rn_ok(r, RUNNEL__RESPONSE__OP_DESCRIBE_STREAM);
-  assert_true(r->describe_stream->stream->config->retention_ms <= 0); /* created without: keep forever */
+  /* Created without one: the broker-wide default_retention (24 h). */
+  assert_int_equal(r->describe_stream->stream->config->retention_ms, 24 * 3600 * 1000);
   assert_true(r->describe_stream->stream->config->retention_bytes <= 0);
   rn_raw_free(r);
 
@@ -366,6 +368,52 @@ static void test_delete_with_requests_in_flight(void **state) {
   assert_int_equal(rn_raw_env_stop(env), 0);
 }
 
+static Runnel__Response *broker_info(rn_raw_t *c, bool skip_disk) {
+  Runnel__BrokerInfoRequest bir;
+  runnel__broker_info_request__init(&bir);
+  bir.skip_disk = skip_disk;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_BROKER_INFO;
+  req.broker_info = &bir;
+  Runnel__Response *r = rn_raw_call(c, &req);
+  assert_rn_ok(r, RUNNEL__RESPONSE__OP_BROKER_INFO);
+  return r;
+}
+
+static void test_broker_info(void **state) {
+  rn_raw_env_t *env = *state;
+  itest_create(&env->c, "a", 2, RUNNEL__DURABILITY__DURABILITY_SYNC);
+  Runnel__Response *r = broker_info(&env->c, false);
+  const Runnel__BrokerInfoResponse *bi = r->broker_info;
+  assert_true(bi->data_dir_total_bytes > 0);
+  assert_true(bi->data_dir_free_bytes <= bi->data_dir_total_bytes);
+  assert_null(bi->data_dir_error);
+  assert_string_equal(bi->data_dir, env->broker.data_dir);
+  assert_non_null(bi->limits);
+  assert_int_equal(bi->limits->max_record_bytes, 1u << 20); /* the defaults */
+  assert_int_equal(bi->limits->max_batch_bytes, 8u << 20);
+  assert_int_equal(bi->limits->max_frame_bytes, 16u << 20);
+  assert_int_equal(bi->limits->max_fetch_bytes, 16u << 20);
+  assert_int_equal(bi->stream_count, 1);
+  assert_int_equal(bi->shard_count, 2);
+  assert_int_equal(bi->n_failed_shards, 0);
+  assert_string_equal(bi->health, "ok");
+  int64_t start = bi->start_ms;
+  assert_true(start > 0);
+  rn_raw_free(r);
+  /* skip_disk (the handshake's form): the same without the sizes. */
+  r = broker_info(&env->c, true);
+  bi = r->broker_info;
+  assert_int_equal(bi->data_dir_total_bytes, 0);
+  assert_int_equal(bi->data_dir_free_bytes, 0);
+  assert_null(bi->data_dir_error);
+  assert_int_equal(bi->limits->max_frame_bytes, 16u << 20);
+  assert_int_equal(bi->shard_count, 2);
+  assert_int_equal(bi->start_ms, start);
+  rn_raw_free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_create_validation, setup, itest_teardown),
@@ -376,6 +424,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_delete_and_recreate, setup, itest_teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_create_same_name, setup, itest_teardown),
       cmocka_unit_test_setup_teardown(test_delete_with_requests_in_flight, setup, itest_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_info, setup, itest_teardown),
   };
   return cmocka_run_group_tests_name("broker_admin", tests, NULL, NULL);
 }

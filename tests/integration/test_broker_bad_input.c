@@ -111,6 +111,11 @@ static void test_oversized_frame_closes_connection(void **state) {
   assert_rn_error(r->error, RN_ETOOLARGE);
   assert_non_null(r->error->message);
   assert_true(strlen(r->error->message) > 0);
+  /* The request was never read: correlation id 0; the sizes as fields, so
+   * a client can tell which of its requests it was. */
+  assert_int_equal(r->correlation_id, 0);
+  assert_int_equal(r->error->size, MAX_FRAME + 1);
+  assert_int_equal(r->error->limit, MAX_FRAME);
   rn_raw_free(r);
   assert_true(rn_raw_wait_closed(&fx->bad));
   assert_int_equal(fx->bad.nqueued, 0);

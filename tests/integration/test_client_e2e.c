@@ -278,7 +278,7 @@ static void test_runnelctl_round_trip(void **state) {
     strcat(in, "\n");
   }
   assert_int_equal(ctl(f, in, &out, &err, "produce", "cli", "--key-field", "user", NULL), 0);
-  assert_non_null(strstr(out, "produced 300 records"));
+  assert_non_null(strstr(err, "produced 300 records")); /* the summary goes to stderr */
   free(out);
   free(err);
   assert_int_equal(ctl(f, NULL, &out, &err, "consume", "cli", NULL), 0);

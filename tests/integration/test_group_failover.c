@@ -108,7 +108,7 @@ static void test_kill9_member_shards_move_after_session_timeout(void **state) {
   rn_gt_produce(g, STREAM, "before", 300, &p);
 
   member_t m[NMEMBERS] = {0};
-  join_members(g, m, NMEMBERS, "1500");
+  join_members(g, m, NMEMBERS, "1500ms");
   uint32_t three = NMEMBERS;
   rn_group_desc_t *d = rn_gt_wait(g, STREAM, GROUP, rn_gt_balanced, &three, DEADLINE_MS, "3 members share 8 shards");
   /* 8 shards over 3 members: 3/3/2 */
@@ -209,7 +209,7 @@ static void test_clean_leave_hands_over_without_session_timeout(void **state) {
   /* A session of 60 s: a handover that waited for the leaver's session to
    * expire could not meet the 20 s bound below. */
   member_t m[NMEMBERS] = {0};
-  join_members(g, m, NMEMBERS, "60000");
+  join_members(g, m, NMEMBERS, "60s");
   uint32_t three = NMEMBERS;
   rn_group_desc_t *d = rn_gt_wait(g, STREAM, GROUP, rn_gt_balanced_caught_up, &three, DEADLINE_MS,
                                   "3 members share 8 shards and have read everything");

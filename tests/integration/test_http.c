@@ -266,7 +266,7 @@ static void test_h2c_concurrent_streams(void **state) {
   for (int i = 0; i < N; i++) {
     const rn_hc_resp_t *r = rn_h2c_resp(c, ids[i]);
     bool get = i % 5 != 4;
-    int want = i % 3 == 2 || !get ? 404 : 200;
+    int want = i % 3 == 2 ? 404 : !get ? 405 : 200; /* POST to a health path: 405 */
     assert_int_equal(r->status, want);
     assert_non_null(rn_hc_resp_header(r, "x-amzn-requestid"));
     assert_non_null(rn_hc_resp_header(r, "date"));
@@ -315,13 +315,84 @@ static void test_max_connections(void **state) {
     assert_int_equal(rn_hc_connect(&c[i], port), 0);
     good_request(0, &c[i]); /* accepted and counted */
   }
+  /* Past the limit a request is answered 503 with a JSON body, then the
+   * connection closes (it used to be closed without a word). */
   assert_int_equal(rn_hc_connect(&extra, port), 0);
-  rn_hc_sendf(&extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); /* may fail: closed */
+  assert_int_equal(rn_hc_sendf(&extra, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"), 0);
+  assert_error_then_close(&extra, 503, "ServiceUnavailable");
+  rn_hc_close(&extra);
+  /* The health endpoints stay reachable past the limit (one request each). */
+  assert_int_equal(rn_hc_connect(&extra, port), 0);
+  good_request(0, &extra);
+  assert_true(rn_hc_wait_closed(&extra));
+  rn_hc_close(&extra);
+  /* ... and /metrics counts the refusal. */
+  assert_int_equal(rn_hc_connect(&extra, port), 0);
+  assert_int_equal(rn_hc_sendf(&extra, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
   rn_hc_resp_t r;
-  assert_int_equal(rn_hc_read(&extra, &r), -1); /* closed without an answer */
+  assert_int_equal(rn_hc_read(&extra, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "runnel_connections_refused_total{port=\"http\",reason=\"limit\"} 1\n"));
+  assert_non_null(strstr((char *)r.body, "runnel_connections_refused_total{port=\"native\",reason=\"limit\"} 0\n"));
+  rn_hc_resp_free(&r);
   rn_hc_close(&extra);
   for (int i = 0; i < 3; i++) good_request(0, &c[i]);
   for (int i = 0; i < 3; i++) rn_hc_close(&c[i]);
+}
+
+/* RFC 9112 strictness and error bodies: HTTP/1.1 without Host (or with two)
+ * is 400, as is a head with bare-LF line ends; a body that claims a
+ * Content-Encoding it does not have is 400; every 404 carries __type. */
+static void test_strict_requests(void **state) {
+  fx_t *fx = *state;
+  uint16_t port = fx->b.http_port;
+  rn_hc_t c;
+  assert_int_equal(rn_hc_connect(&c, port), 0);
+  assert_int_equal(rn_hc_sendf(&c, "GET /healthz HTTP/1.1\r\n\r\n"), 0);
+  assert_error_then_close(&c, 400, "BadRequestException");
+  rn_hc_close(&c);
+  assert_int_equal(rn_hc_connect(&c, port), 0);
+  assert_int_equal(rn_hc_sendf(&c, "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 0);
+  assert_error_then_close(&c, 400, "BadRequestException");
+  rn_hc_close(&c);
+  /* HTTP/1.0 may omit Host. */
+  assert_int_equal(rn_hc_connect(&c, port), 0);
+  assert_int_equal(rn_hc_sendf(&c, "GET /healthz HTTP/1.0\r\n\r\n"), 0);
+  read_status(&c, 200);
+  rn_hc_close(&c);
+  /* Bare LF ending a header line, and ending the head. */
+  assert_int_equal(rn_hc_connect(&c, port), 0);
+  assert_int_equal(rn_hc_sendf(&c, "GET /healthz HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n"), 0);
+  assert_error_then_close(&c, 400, "BadRequestException");
+  rn_hc_close(&c);
+  assert_int_equal(rn_hc_connect(&c, port), 0);
+  assert_int_equal(rn_hc_sendf(&c, "GET /healthz HTTP/1.1\nHost: x\n\n"), 0);
+  assert_error_then_close(&c, 400, "BadRequestException");
+  rn_hc_close(&c);
+  /* A body with a bare LF in it is fine (only the head is checked). */
+  assert_int_equal(rn_hc_connect(&c, port), 0);
+  assert_int_equal(rn_hc_sendf(&c, "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\nb"), 0);
+  read_status(&c, 404);
+  /* Content-Encoding: gzip over plain bytes (the Kinesis API does not
+   * inflate; REST ingest does and says so too). */
+  assert_int_equal(rn_hc_sendf(&c, "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\n"
+                                   "Content-Type: application/x-amz-json-1.1\r\nContent-Encoding: gzip\r\n"
+                                   "Content-Length: 2\r\n\r\n{}"),
+                   0);
+  rn_hc_resp_t r;
+  assert_int_equal(rn_hc_read(&c, &r), 0);
+  assert_int_equal(r.status, 400);
+  assert_non_null(strstr((char *)r.body, "\"__type\":\"BadRequestException\""));
+  assert_non_null(strstr((char *)r.body, "not gzip data"));
+  rn_hc_resp_free(&r);
+  /* 404s of the application router carry __type. */
+  assert_int_equal(rn_hc_sendf(&c, "GET /no/such/thing HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  assert_int_equal(rn_hc_read(&c, &r), 0);
+  assert_int_equal(r.status, 404);
+  assert_non_null(strstr((char *)r.body, "\"__type\":\"NotFound\""));
+  rn_hc_resp_free(&r);
+  rn_hc_close(&c);
+  good_request(port, NULL);
 }
 
 static void test_many_idle_connections(void **state) {
@@ -495,6 +566,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_h2c_concurrent_streams, setup, teardown),
       cmocka_unit_test_setup_teardown(test_curl_h2c_prior_knowledge, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_connections, setup_maxconn, teardown),
+      cmocka_unit_test_setup_teardown(test_strict_requests, setup_plain, teardown),
       cmocka_unit_test_setup_teardown(test_many_idle_connections, setup_plain, teardown),
       cmocka_unit_test_setup_teardown(test_idle_timeout, setup_idle, teardown),
       cmocka_unit_test_setup_teardown(test_sigterm_with_connections, setup_plain, teardown),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,13 @@ static void *copy_log(void *arg) {
   return NULL;
 }
 
+static unsigned long nofile_soft, nofile_hard; /* rn_test_broker_set_nofile */
+
+void rn_test_broker_set_nofile(unsigned long soft, unsigned long hard) {
+  nofile_soft = soft;
+  nofile_hard = hard;
+}
+
 int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *const *extra) {
   memset(b, 0, sizeof(*b));
   snprintf(b->data_dir, sizeof(b->data_dir), "%s", data_dir);
@@ -56,6 +64,10 @@ int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *
   if (pid < 0) return -1;
   if (pid == 0) {
     dup2(fds[1], 2);
+    if (nofile_hard) {
+      struct rlimit rl = {.rlim_cur = nofile_soft, .rlim_max = nofile_hard};
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+    }
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       dup2(devnull, 0);
@@ -140,4 +152,54 @@ void rn_test_broker_kill(rn_test_broker_t *b) {
   if (!b->pid) return;
   kill(b->pid, SIGKILL);
   reap(b);
+}
+
+int rn_test_runneld_run(const char *const *args, char *out, size_t cap, int *started) {
+  if (started) *started = 0;
+  if (cap > 0) out[0] = '\0';
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC)) return -1;
+  const char *argv[64];
+  int argc = 0;
+  argv[argc++] = rn_test_runneld_path();
+  for (int i = 0; args && args[i] && argc < 62; i++) argv[argc++] = args[i];
+  argv[argc] = NULL;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execv(argv[0], (char *const *)(uintptr_t)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  int signalled = 0;
+  for (;;) {
+    char buf[4096];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    size_t take = (size_t)n;
+    if (cap > 0 && len + take > cap - 1) take = cap - 1 - len;
+    memcpy(out + len, buf, take);
+    len += take;
+    if (cap > 0) out[len] = '\0';
+    if (!signalled && cap > 0 && strstr(out, "listening native=") != NULL) {
+      if (started) *started = 1;
+      kill(pid, SIGTERM); /* it was meant to be refused: stop it; keep reading to EOF */
+      signalled = 1;
+    }
+  }
+  close(fds[0]);
+  int st = 0;
+  pid_t r;
+  do r = waitpid(pid, &st, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 || !WIFEXITED(st)) return -1;
+  return WEXITSTATUS(st);
 }

@@ -35,6 +35,10 @@ const char *rn_test_runneld_path(void);
  * -1 if it exited or never listened (its log says why). */
 int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *const *extra);
 
+/* From now on, start runneld with RLIMIT_NOFILE soft and hard (set in the
+ * child before exec); 0, 0 = inherit the test's limits (the default). */
+void rn_test_broker_set_nofile(unsigned long soft, unsigned long hard);
+
 /* SIGTERM and wait; returns the exit status (0 = clean) or -1. */
 int rn_test_broker_stop(rn_test_broker_t *b);
 
@@ -46,5 +50,14 @@ int rn_test_broker_wait(rn_test_broker_t *b);
 
 /* SIGKILL and wait. */
 void rn_test_broker_kill(rn_test_broker_t *b);
+
+/* Run runneld with exactly args (NULL-terminated, after argv[0]; no
+ * --data-dir or ports are added, nothing is created) for a start that is
+ * expected to be refused, or for an action such as --print-config. Collects
+ * its stdout and stderr (truncated to cap - 1 bytes, NUL-terminated) until
+ * it exits. Should it start serving instead (a "listening" line), it is
+ * stopped with SIGTERM and *started is set to 1 (started may be NULL).
+ * Returns its exit status, or -1 (fork failure, killed by a signal). */
+int rn_test_runneld_run(const char *const *args, char *out, size_t cap, int *started);
 
 #endif

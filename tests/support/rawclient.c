@@ -535,3 +535,7 @@ void rn_raw_env_destroy(rn_raw_env_t *env) {
   free(env->root);
   env->root = NULL;
 }
+
+int rn_raw_cork(rn_raw_t *c, int on) {
+  return setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0 ? 0 : -errno;
+}

@@ -59,6 +59,11 @@ void rn_raw_close(rn_raw_t *c);
 /* Write all of buf (used to send malformed frames). Returns 0 or -errno. */
 int rn_raw_send_bytes(rn_raw_t *c, const void *buf, size_t len);
 
+/* TCP_CORK on (1) or off (0): while corked, frames sent are held by the
+ * kernel and go out together when uncorked — on loopback as one segment
+ * (up to ~64 KiB) that the broker receives in one read. */
+int rn_raw_cork(rn_raw_t *c, int on);
+
 /* Frame and send req with a fresh correlation id (written into req). Returns
  * the correlation id, or 0 when the write failed. */
 uint64_t rn_raw_send(rn_raw_t *c, Runnel__Request *req);

@@ -106,6 +106,59 @@ RN_EXTERN rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out
  * called from a callback. */
 RN_EXTERN void rn_client_destroy(rn_client_t *cl);
 
+/* ==== broker information =================================================== */
+
+/* Every new connection starts with a BrokerInfo request (before any other
+ * request is written) so the client knows the broker's limits: a request
+ * frame above max_frame_bytes fails with RN_ETOOLARGE without being sent,
+ * and the producer refuses a record above max_record_bytes in send() (see
+ * rn_producer_send). A broker that predates BrokerInfo (it answers
+ * RN_EUNKNOWNOP) is used with the default limits below. A peer that is not
+ * a runnel broker — for instance runneld's HTTP port — fails the connection
+ * attempt, and every request waiting for it, with RN_EPROTOCOL (not
+ * retriable) and a message that says what answered. */
+#define RN_DEFAULT_MAX_RECORD_BYTES (1u << 20)
+#define RN_DEFAULT_MAX_BATCH_BYTES (8u << 20)
+#define RN_DEFAULT_MAX_FRAME_BYTES (16u << 20)
+#define RN_DEFAULT_MAX_FETCH_BYTES (16u << 20)
+
+/* A shard whose log failed; it refuses appends. */
+typedef struct rn_failed_shard {
+  char *stream;
+  uint32_t shard;
+  rn_err_t err;  /* what failed the log (rn_err_name: "EIO", ...) */
+  char *message; /* the broker's text */
+} rn_failed_shard_t;
+
+/* The broker's answer to BrokerInfo. Owned by the caller: free with
+ * rn_broker_info_free (one allocation tree; do not free the members).
+ * Strings are never NULL. */
+typedef struct rn_broker_info {
+  char *version;                 /* runneld's version, e.g. "0.1.0" */
+  int64_t start_ms;              /* when the broker started, ms since the epoch */
+  char *data_dir;                /* its data directory, as configured */
+  uint64_t data_dir_free_bytes;  /* space available to the broker; 0 with data_dir_err */
+  uint64_t data_dir_total_bytes;
+  rn_err_t data_dir_err;         /* 0, or why the sizes are unknown (statfs failed) */
+  char *data_dir_message;        /* "" when data_dir_err is 0 */
+  uint32_t max_record_bytes;     /* key + data + header keys and values of one record */
+  uint32_t max_batch_bytes;      /* one stored batch */
+  uint32_t max_frame_bytes;      /* one request frame */
+  uint32_t max_fetch_bytes;      /* cap on one fetch response's record bytes */
+  uint32_t stream_count;
+  uint32_t shard_count;          /* over every stream */
+  size_t failed_shard_count;
+  rn_failed_shard_t *failed_shards;
+  char *health;                  /* "ok", or "degraded" while any shard is failed */
+} rn_broker_info_t;
+
+/* Ask the broker about itself. Blocking. On success *out (caller frees with
+ * rn_broker_info_free). Errors: RN_EUNKNOWNOP (a broker older than this
+ * request), RN_EPROTOCOL, transport errors. */
+RN_EXTERN rn_err_t rn_broker_info(rn_client_t *cl, rn_broker_info_t **out);
+
+RN_EXTERN void rn_broker_info_free(rn_broker_info_t *info); /* NULL ok */
+
 /* ==== routing (pure functions) =========================================== */
 
 /* A 128-bit hash key, big-endian (byte 0 is the most significant). */
@@ -135,7 +188,8 @@ RN_EXTERN void rn_hash_key_format(const uint8_t key[RN_HASH_KEY_BYTES], char out
 typedef struct rn_stream_config {
   const char *name;        /* [A-Za-z0-9_.-]{1,128} */
   uint32_t shard_count;    /* >= 1 */
-  int64_t retention_ms;    /* <= 0: keep forever (by time) */
+  int64_t retention_ms;    /* 0: the broker's default_retention (24 h unless
+                              configured); < 0: keep forever (by time) */
   int64_t retention_bytes; /* per shard; <= 0: unlimited */
   rn_durability_t durability;
 } rn_stream_config_t;
@@ -149,6 +203,7 @@ typedef struct rn_shard_info {
   uint64_t start_offset;                       /* earliest stored offset */
   uint64_t end_offset;                         /* high watermark: next offset */
   int64_t last_append_ms;                      /* newest record's arrival, 0 = none */
+  uint64_t stored_bytes;                       /* bytes of its segments on the broker's disk */
 } rn_shard_info_t;
 
 /* A stream's description. Owned by the caller: free with rn_stream_desc_free
@@ -488,12 +543,16 @@ typedef struct rn_group_member_info {
 typedef struct rn_group_shard_info {
   uint32_t shard;
   char *owner;               /* member id, "" = none */
-  bool has_checkpoint;
+  bool has_checkpoint;       /* the group has an offset position here (a commit, or its
+                                create/reset position); false for a timestamp start
+                                no member has resolved yet */
   uint64_t checkpoint;       /* next offset to read */
   int64_t checkpoint_ms;     /* wall time of the last commit, 0 = never committed */
   uint64_t start_offset, end_offset;
-  uint64_t lag_records;
-  int64_t lag_ms;            /* -1 = unknown (nothing committed yet) */
+  uint64_t lag_records;      /* end_offset - max(checkpoint, start_offset) */
+  int64_t lag_ms;            /* age of the oldest unconsumed record: now - its broker
+                                arrival time; 0 when caught up; -1 = unknown (no
+                                checkpoint, or its record could not be read) */
 } rn_group_shard_info_t;
 
 /* Owned by the caller: rn_group_desc_free. */

@@ -57,7 +57,8 @@ typedef int rn_err_t;
   X(ECONNECTION, -4016, 115, true, "connection to the broker failed or was lost")     \
   X(ENOGROUP, -4017, 116, false, "consumer group not found")                            \
   X(EUNKNOWNMEMBER, -4018, 117, false, "unknown group member (session expired or left): rejoin") \
-  X(EGROUPACTIVE, -4019, 118, false, "consumer group has active members")
+  X(EGROUPACTIVE, -4019, 118, false, "consumer group has active members")                \
+  X(EPROTOCOL, -4020, 119, false, "the peer does not speak runnel's native protocol")
 
 typedef enum {
 #define RN__ERR_ENUM(name, value, wire, retry, msg) RN_##name = (value),

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -120,8 +121,8 @@ static void test_yaml_errors(void **state) {
   expect_yaml_error("max_record_bytes: lots\n", RN_EINVAL, "config: max_record_bytes: must be a byte count");
   expect_yaml_error("max_record_bytes: -1\n", RN_EINVAL, "must be a byte count");
   expect_yaml_error("max_record_bytes: 1MB\n", RN_EINVAL, "must be a byte count");
-  expect_yaml_error("max_wait_ms: 1KiB\n", RN_EINVAL, "config: max_wait_ms: must be a non-negative integer");
-  expect_yaml_error("max_wait_ms: 99999999999999999999999\n", RN_EINVAL, "non-negative integer");
+  expect_yaml_error("max_wait_ms: 1KiB\n", RN_EINVAL, "config: max_wait_ms: must be a duration (e.g. 500ms");
+  expect_yaml_error("max_wait_ms: 99999999999999999999999\n", RN_EINVAL, "must be a duration");
   expect_yaml_error("log_level: loud\n", RN_EINVAL, "config: log_level: must be one of debug|info|warn|error, got 'loud'");
   expect_yaml_error("listen: 7400\n", RN_EINVAL, "config: listen: must be HOST:PORT");
   expect_yaml_error("listen: 127.0.0.1:70000\n", RN_EINVAL, "config: listen: must be HOST:PORT");
@@ -372,6 +373,127 @@ static void test_split_addr(void **state) {
   assert_int_equal(rn_config_split_addr("averylonghostname:1", host, 5, &port), RN_EINVAL);
 }
 
+
+/* One syntax for sizes: binary suffixes with or without "iB", decimal-looking
+ * units refused. Durations with units; a bare number is milliseconds. */
+static void test_units(void **state) {
+  (void)state;
+  rn_config_t cfg;
+  rn_config_init(&cfg);
+  char why[512] = "";
+  const struct {
+    const char *text;
+    uint64_t want;
+  } sizes[] = {{"10GiB", 10ull << 30}, {"10G", 10ull << 30}, {"10Gi", 10ull << 30}, {"64K", 64 << 10},
+               {"2MiB", 2 << 20},      {"32G", 32ull << 30},   {"65536", 65536}};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    assert_int_equal(rn_config_set(&cfg, "segment_bytes", sizes[i].text, NULL, why, sizeof why), 0);
+    assert_int_equal(cfg.segment_bytes, sizes[i].want);
+  }
+  const char *bad_sizes[] = {"10GB", "10gb", "10 G", "10g", "10KB", "G", "10GiBs", "-1"};
+  for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++)
+    assert_int_equal(rn_config_set(&cfg, "segment_bytes", bad_sizes[i], NULL, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "must be a byte count"));
+
+  const struct {
+    const char *text;
+    uint32_t want;
+  } durs[] = {{"500ms", 500}, {"30s", 30000}, {"5m", 300000}, {"1h", 3600000}, {"250", 250}};
+  for (size_t i = 0; i < sizeof durs / sizeof durs[0]; i++) {
+    assert_int_equal(rn_config_set(&cfg, "max_wait_ms", durs[i].text, NULL, why, sizeof why), 0);
+    assert_int_equal(cfg.max_wait_ms, durs[i].want);
+  }
+  assert_int_equal(rn_config_set(&cfg, "max_wait_ms", "2h", NULL, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "must be between 0 and 1h"));
+  assert_int_equal(rn_config_set(&cfg, "max_wait_ms", "5 s", NULL, why, sizeof why), RN_EINVAL);
+  assert_int_equal(rn_config_set(&cfg, "max_wait_ms", "1.5s", NULL, why, sizeof why), RN_EINVAL);
+  rn_config_free(&cfg);
+}
+
+/* default_retention: 24 h, `forever` as a word, 0 refused with a hint. */
+static void test_default_retention(void **state) {
+  (void)state;
+  rn_config_t cfg;
+  rn_config_init(&cfg);
+  char why[512] = "";
+  assert_int_equal(cfg.default_retention, 24ll * 3600 * 1000);
+  assert_int_equal(rn_config_set(&cfg, "default_retention", "7d", NULL, why, sizeof why), 0);
+  assert_int_equal(cfg.default_retention, 7ll * 86400 * 1000);
+  assert_int_equal(rn_config_set(&cfg, "default_retention", "forever", NULL, why, sizeof why), 0);
+  assert_int_equal(cfg.default_retention, -1);
+  assert_int_equal(rn_config_set(&cfg, "default_retention", "0", NULL, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "write `forever`"));
+  assert_int_equal(cfg.default_retention, -1); /* unchanged */
+  assert_int_equal(rn_config_set(&cfg, "default_retention", "10s", NULL, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "must be between 1m and"));
+  char *text = capture(print_config, &cfg);
+  assert_non_null(strstr(text, "default_retention: forever\n"));
+  free(text);
+  rn_config_free(&cfg);
+}
+
+static char *write_secret_file(const char *dir, const char *name, const char *text, mode_t mode) {
+  char *path = malloc(strlen(dir) + strlen(name) + 2);
+  sprintf(path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(chmod(path, mode), 0);
+  return path;
+}
+
+/* Secrets come from *_file (permissions checked) or the environment, at
+ * most one source each, and are never printed. */
+static void test_secrets(void **state) {
+  (void)state;
+  char dir[] = "/tmp/rn-test-secrets-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char *good = write_secret_file(dir, "creds", "  AKID:hunter2-secret\n", 0600);
+  char *open_file = write_secret_file(dir, "open", "AKID:x", 0644);
+  char why[512] = "";
+  unsetenv("RUNNEL_KINESIS_CREDENTIALS");
+  unsetenv("RUNNEL_REST_API_KEYS");
+
+  rn_config_t cfg;
+  rn_config_init(&cfg);
+  assert_int_equal(rn_config_set(&cfg, "kinesis_credentials_file", good, NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_resolve_secrets(&cfg, why, sizeof why), 0);
+  assert_string_equal(cfg.kinesis_credentials, "AKID:hunter2-secret");
+  char *text = capture(print_config, &cfg);
+  assert_null(strstr(text, "hunter2"));
+  assert_non_null(strstr(text, "# kinesis_credentials: (set; redacted)"));
+  free(text);
+  rn_config_free(&cfg);
+
+  rn_config_init(&cfg);
+  assert_int_equal(rn_config_set(&cfg, "kinesis_credentials_file", open_file, NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_resolve_secrets(&cfg, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "permissions 644"));
+  assert_non_null(strstr(why, "chmod 600"));
+  rn_config_free(&cfg);
+
+  setenv("RUNNEL_REST_API_KEYS", "k1:*", 1);
+  rn_config_init(&cfg);
+  assert_int_equal(rn_config_resolve_secrets(&cfg, why, sizeof why), 0);
+  assert_string_equal(cfg.rest_api_keys, "k1:*");
+  rn_config_free(&cfg);
+
+  rn_config_init(&cfg);
+  assert_int_equal(rn_config_set(&cfg, "rest_api_keys", "k2:*", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_resolve_secrets(&cfg, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "rest_api_keys is given more than once (rest_api_keys, $RUNNEL_REST_API_KEYS)"));
+  assert_null(strstr(why, "k2"));
+  rn_config_free(&cfg);
+  unsetenv("RUNNEL_REST_API_KEYS");
+
+  unlink(good);
+  unlink(open_file);
+  free(good);
+  free(open_file);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -386,6 +508,9 @@ int main(void) {
       cmocka_unit_test(test_reference_and_help_cover_every_key),
       cmocka_unit_test(test_print_round_trips),
       cmocka_unit_test(test_split_addr),
+      cmocka_unit_test(test_units),
+      cmocka_unit_test(test_default_retention),
+      cmocka_unit_test(test_secrets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

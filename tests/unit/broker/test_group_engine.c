@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -237,6 +238,50 @@ static bool holds(const member_t *m, uint32_t s) {
   return false;
 }
 
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* What rn_engine_foreach_group_shard (/metrics) reports for one shard. */
+typedef struct gstat {
+  const char *group;
+  uint32_t shard;
+  bool found;
+  rn_engine_group_stats_t s;
+} gstat_t;
+
+static void on_gstat(void *arg, const rn_engine_group_stats_t *s) {
+  gstat_t *g = arg;
+  if (strcmp(s->group, g->group) || s->shard != g->shard) return;
+  g->found = true;
+  g->s = *s;
+}
+
+static gstat_t metrics_of(fx_t *f, const char *group, uint32_t shard) {
+  gstat_t g = {.group = group, .shard = shard};
+  rn_engine_foreach_group_shard(f->eng, on_gstat, &g);
+  assert_true(g.found);
+  return g;
+}
+
+static void create_group(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
+  Runnel__GroupCreateRequest cr;
+  runnel__group_create_request__init(&cr);
+  cr.stream = (char *)(uintptr_t)stream;
+  cr.group = (char *)(uintptr_t)group;
+  cr.start_kind = kind;
+  cr.start_value = value;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
+  req.group_create = &cr;
+  Runnel__Response *r = call(f, &req);
+  assert_int_equal(err_code(r->error), 0);
+  runnel__response__free_unpacked(r, NULL);
+}
+
 /* ---- tests ---------------------------------------------------------------------------- */
 
 #define W_EFENCED 112
@@ -333,6 +378,100 @@ static void test_member_that_never_releases_is_fenced(void **state) {
   assert_int_equal(b.pending, 0);
 }
 
+/* Lag in time = now - broker arrival of the oldest record the group has not
+ * consumed (the record at its checkpoint); 0 when caught up; unknown (-1,
+ * and no lag series in /metrics) without a checkpoint. The arrival times
+ * are bounded by wall-clock readings around each produce, and "now" by
+ * readings around each describe: the assertions are inequalities between
+ * clock readings, not durations. Before, the lag was newest arrival -
+ * (client-reported) arrival of the last committed record, and 0 after a
+ * restart until the next append. */
+static void test_time_lag(void **state) {
+  fx_t *f = *state;
+  create_stream(f, "s", 1);
+  int64_t t0 = wall_ms();
+  produce(f, "s", 0, 3); /* offsets 0..2, one batch */
+  int64_t t1 = wall_ms();
+  produce(f, "s", 0, 2); /* offsets 3..4 */
+  int64_t t2 = wall_ms();
+  create_group(f, "s", "g", RUNNEL__POSITION_KIND__POSITION_EARLIEST, 0);
+
+  /* Never committed: the start position is the checkpoint, record 0 the
+   * oldest unconsumed. */
+  int64_t d0 = wall_ms();
+  Runnel__Response *r = describe(f, "s", "g");
+  int64_t d1 = wall_ms();
+  const Runnel__GroupShardInfo *si = r->group_describe->group->shards[0];
+  assert_true(si->has_checkpoint);
+  assert_int_equal(si->lag_records, 5);
+  assert_true(si->lag_ms >= d0 - t1 && si->lag_ms <= d1 - t0);
+  runnel__response__free_unpacked(r, NULL);
+  gstat_t g = metrics_of(f, "g", 0);
+  assert_true(g.s.checkpoint_known);
+  assert_true(g.s.lag_ms >= d0 - t1 && g.s.lag_ms <= wall_ms() - t0);
+
+  /* Committed up to the second batch: its arrival counts. */
+  member_t m = {0};
+  heartbeat(f, "s", "g", &m, false);
+  assert_int_equal(m.nheld, 1);
+  assert_int_equal(commit(f, "s", "g", &m, m.epoch, 0, 3), 0);
+  d0 = wall_ms();
+  r = describe(f, "s", "g");
+  d1 = wall_ms();
+  si = r->group_describe->group->shards[0];
+  assert_int_equal(si->lag_records, 2);
+  assert_true(si->lag_ms >= d0 - t2 && si->lag_ms <= d1 - t1);
+  runnel__response__free_unpacked(r, NULL);
+
+  /* After a restart (no append since) the same: the arrival is read from
+   * the log, not remembered. /metrics has no value until the tick read it
+   * (the loop has not run since the open); each round below is one tick,
+   * no sleeping. */
+  close_engine(f);
+  open_engine(f);
+  g = metrics_of(f, "g", 0);
+  assert_true(g.s.checkpoint_known);
+  assert_int_equal(g.s.lag_records, 2);
+  assert_int_equal(g.s.lag_ms, -1);
+  int rounds = 0;
+  for (; rounds < 300 && metrics_of(f, "g", 0).s.lag_ms < 0; rounds++) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_true(rounds < 300);
+  g = metrics_of(f, "g", 0);
+  assert_true(g.s.lag_ms >= d0 - t2 && g.s.lag_ms <= wall_ms() - t1);
+  d0 = wall_ms();
+  r = describe(f, "s", "g");
+  d1 = wall_ms();
+  si = r->group_describe->group->shards[0];
+  assert_int_equal(si->checkpoint, 3);
+  assert_int_equal(si->lag_records, 2);
+  assert_true(si->lag_ms >= d0 - t2 && si->lag_ms <= d1 - t1);
+  runnel__response__free_unpacked(r, NULL);
+
+  member_t m2 = {0};
+  heartbeat(f, "s", "g", &m2, false);
+  assert_int_equal(m2.nheld, 1);
+
+  /* Caught up: 0. */
+  assert_int_equal(commit(f, "s", "g", &m2, m2.epoch, 0, 5), 0);
+  r = describe(f, "s", "g");
+  assert_int_equal(r->group_describe->group->shards[0]->lag_records, 0);
+  assert_int_equal(r->group_describe->group->shards[0]->lag_ms, 0);
+  runnel__response__free_unpacked(r, NULL);
+  g = metrics_of(f, "g", 0);
+  assert_int_equal(g.s.lag_ms, 0);
+
+  /* A group starting at a timestamp nobody resolved yet has no checkpoint:
+   * unknown, and said so. */
+  create_group(f, "s", "later", RUNNEL__POSITION_KIND__POSITION_TIMESTAMP, t2 + 3600000);
+  r = describe(f, "s", "later");
+  assert_false(r->group_describe->group->shards[0]->has_checkpoint);
+  assert_int_equal(r->group_describe->group->shards[0]->lag_ms, -1);
+  runnel__response__free_unpacked(r, NULL);
+  g = metrics_of(f, "later", 0);
+  assert_false(g.s.checkpoint_known);
+  assert_int_equal(g.s.lag_ms, -1);
+}
+
 static void test_admin_rules_and_lag(void **state) {
   fx_t *f = *state;
   create_stream(f, "s", 2);
@@ -375,7 +514,10 @@ static void test_admin_rules_and_lag(void **state) {
   assert_int_equal(d->shards[0]->lag_records, 3);
   assert_int_equal(d->shards[1]->lag_records, 4);
   assert_true(d->shards[0]->lag_ms >= 0);
-  assert_int_equal(d->shards[1]->lag_ms, -1); /* nothing committed there yet */
+  /* Not committed there, but the group's start position is its checkpoint:
+   * the lag in time is the age of record 0, known. */
+  assert_true(d->shards[1]->has_checkpoint);
+  assert_true(d->shards[1]->lag_ms >= 0);
   runnel__response__free_unpacked(r, NULL);
 
   /* Reset and delete refuse while members exist. */
@@ -555,6 +697,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_revoke_before_reassign_and_fencing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_that_never_releases_is_fenced, setup, teardown),
       cmocka_unit_test_setup_teardown(test_admin_rules_and_lag, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_time_lag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
       cmocka_unit_test_setup_teardown(test_checkpoints_survive_reopen_and_compaction, setup, teardown),
       cmocka_unit_test_setup_teardown(test_groups_go_with_their_stream, setup, teardown),

@@ -102,7 +102,11 @@ static void router(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, 
     };
     log_answer(fx, "echo");
     reply(ctx, 200, h, sizeof h / sizeof h[0], req->body, req->body_len);
-  } else if (strcmp(req->path, "/later") == 0) {
+  } else if (strcmp(req->path, "/later") == 0 || strcmp(req->path, "/reserve") == 0) {
+    if (req->path[1] == 'r') { /* the answer may be this large: routed one at a time */
+      log_answer(fx, "reserve");
+      rn_http_reserve(req, ctx, (size_t)strtoull(req->query, NULL, 10));
+    }
     later_t *l = calloc(1, sizeof *l);
     assert_non_null(l);
     l->reply = reply;
@@ -202,7 +206,8 @@ static int start(void **state, const char *const *sets) {
     fprintf(stderr, "engine: %s\n", why);
     return -1;
   }
-  if (rn_server_start(&fx->loop, fx->eng, &fx->cfg, &fx->srv, why, sizeof why) != 0) {
+  if (rn_server_bind(&fx->loop, &fx->cfg, &fx->srv, why, sizeof why) != 0 ||
+      rn_server_start(fx->srv, fx->eng, why, sizeof why) != 0) {
     fprintf(stderr, "server: %s\n", why);
     return -1;
   }
@@ -422,7 +427,7 @@ static void test_h1_versions_and_head(void **state) {
     rn_hc_resp_free(&r);
   }
   /* Connection: close from an HTTP/1.1 client. */
-  assert_int_equal(rn_hc_sendf(&c, "GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n"), 0);
+  assert_int_equal(rn_hc_sendf(&c, "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), 0);
   read_ok(&c, &r, 200);
   assert_false(r.keep_alive);
   rn_hc_resp_free(&r);
@@ -502,6 +507,48 @@ static void test_h1_pipeline_limit(void **state) {
     rn_hc_resp_free(&r);
   }
   rn_hc_close(&c);
+}
+
+/* Requests whose router reserves more than max_output_bytes_per_connection
+ * (4 MiB) for the answer (rn_http_reserve, as GetRecords does): the next
+ * pipelined request (HTTP/1.1) or stream (HTTP/2) is routed only after the
+ * answer came, so the router's log alternates. Answers still arrive in
+ * order and complete. */
+static void check_reserve_log(fx_t *fx, int n) {
+  assert_int_equal(fx->nlog, 2 * n);
+  for (int i = 0; i < 2 * n; i++) assert_string_equal(fx->log[i], i % 2 ? "later" : "reserve");
+}
+
+static void test_h1_reserve(void **state) {
+  fx_t *fx = *state;
+  rn_hc_t c;
+  assert_int_equal(rn_hc_connect(&c, fx->port), 0);
+  enum { N = 4 };
+  for (int i = 0; i < N; i++) assert_int_equal(rn_hc_sendf(&c, "GET /reserve?8000000 HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+  for (int i = 0; i < N; i++) {
+    rn_hc_resp_t r;
+    read_ok(&c, &r, 200);
+    assert_string_equal((char *)r.body, "later");
+    rn_hc_resp_free(&r);
+  }
+  rn_hc_close(&c);
+  check_reserve_log(fx, N);
+}
+
+static void test_h2_reserve(void **state) {
+  fx_t *fx = *state;
+  rn_h2c_t *c = rn_h2c_connect(fx->port);
+  assert_non_null(c);
+  enum { N = 4 };
+  int32_t ids[N];
+  for (int i = 0; i < N; i++) ids[i] = rn_h2c_submit(c, "GET", "/reserve?8000000", NULL, 0, NULL, 0);
+  assert_int_equal(rn_h2c_run(c), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(rn_h2c_resp(c, ids[i])->status, 200);
+    assert_string_equal((char *)rn_h2c_resp(c, ids[i])->body, "later");
+  }
+  rn_h2c_free(c);
+  check_reserve_log(fx, N);
 }
 
 /* A client that pipelines large answers and reads nothing until it has
@@ -767,6 +814,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_app_headers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_h1_pipeline_limit, setup_small, teardown),
       cmocka_unit_test_setup_teardown(test_h1_backpressure, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_h1_reserve, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_h2_reserve, setup, teardown),
       cmocka_unit_test_setup_teardown(test_h1_limits, setup_small, teardown),
       cmocka_unit_test_setup_teardown(test_h2_limits, setup_small, teardown),
       cmocka_unit_test_setup_teardown(test_h2_concurrent, setup, teardown),

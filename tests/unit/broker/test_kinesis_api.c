@@ -694,6 +694,74 @@ static void expect_status(answer_t a, int status, const char *part) {
   free(a.body);
 }
 
+/* Records stored in shard 0 of stream. */
+static size_t stored_records(fx_t *f, const char *stream) {
+  char *it = iterator(f, stream, "shardId-000000000000", "TRIM_HORIZON", NULL);
+  json_t *g = get_records(f, it, 0);
+  free(it);
+  size_t n = json_array_size(json_object_get(g, "Records"));
+  json_decref(g);
+  return n;
+}
+
+/* ?key_field=F: an event without a usable F fails alone with a per-record
+ * error (the others are written), instead of silently getting a random
+ * key; ?partition_key=P is the fallback when given. */
+static void test_rest_key_field_missing(void **state) {
+  fx_t *f = *state;
+  create(f, "kf", 1);
+  const char *nd = "{\"user\":\"u1\",\"e\":1}\n"
+                   "{\"e\":2}\n"
+                   "{\"user\":7,\"e\":3}\n"
+                   "{\"user\":{\"id\":1},\"e\":4}\n"
+                   "{\"user\":\"\",\"e\":5}\n"
+                   "[1,2]\n";
+  answer_t a = rest(f, "POST", "/v1/streams/kf/records", "key_field=user", "Bearer k2", NULL, nd, strlen(nd));
+  assert_int_equal(a.status, 200);
+  json_error_t jerr;
+  json_t *doc = json_loads(a.body, 0, &jerr);
+  assert_non_null(doc);
+  assert_int_equal(json_integer_value(json_object_get(doc, "accepted")), 2);
+  assert_int_equal(json_integer_value(json_object_get(doc, "failed")), 4);
+  json_t *recs = json_object_get(doc, "records");
+  assert_int_equal(json_array_size(recs), 6);
+  const bool ok_at[6] = {true, false, true, false, false, false};
+  for (size_t i = 0; i < 6; i++) {
+    json_t *r = json_array_get(recs, i);
+    if (ok_at[i]) {
+      assert_non_null(json_object_get(r, "shard_id"));
+      assert_null(json_object_get(r, "error"));
+    } else {
+      assert_string_equal(jstr(r, "error"), "InvalidArgumentException");
+      assert_non_null(strstr(jstr(r, "message"), "no field \"user\""));
+      assert_non_null(strstr(jstr(r, "message"), "key_field"));
+    }
+  }
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(recs, 0), "offset")), 0);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(recs, 2), "offset")), 1);
+  json_decref(doc);
+  free(a.body);
+  assert_int_equal(stored_records(f, "kf"), 2);
+
+  /* With a fallback key every event is written. */
+  a = rest(f, "POST", "/v1/streams/kf/records", "key_field=user&partition_key=anon", "Bearer k2", NULL, nd, strlen(nd));
+  assert_int_equal(a.status, 200);
+  assert_non_null(strstr(a.body, "\"accepted\":6,\"failed\":0"));
+  free(a.body);
+  assert_int_equal(stored_records(f, "kf"), 8);
+
+  /* None has the field: each fails, nothing is written; an unknown stream
+   * is still 404. */
+  const char *none = "{\"e\":1}\n{\"e\":2}\n";
+  a = rest(f, "POST", "/v1/streams/kf/records", "key_field=user", "Bearer k2", NULL, none, strlen(none));
+  assert_int_equal(a.status, 200);
+  assert_non_null(strstr(a.body, "\"accepted\":0,\"failed\":2"));
+  free(a.body);
+  assert_int_equal(stored_records(f, "kf"), 8);
+  expect_status(rest(f, "POST", "/v1/streams/nope/records", "key_field=user", "Bearer k2", NULL, none, strlen(none)),
+                404, NULL);
+}
+
 static void test_rest(void **state) {
   fx_t *f = *state;
   create(f, "ev", 2);
@@ -803,11 +871,57 @@ static void test_throttle(void **state) {
   free(it);
 }
 
+/* A native request to the engine, waited for on the loop; returns the
+ * request-level error's wire code. */
+static void on_engine_reply(void *ctx, const Runnel__Response *resp) {
+  int *code = ctx;
+  *code = resp->error ? (int)resp->error->code : 0;
+}
+
+static int engine_call(fx_t *f, const Runnel__Request *req) {
+  int code = -1;
+  rn_engine_handle(f->eng, req, on_engine_reply, &code);
+  while (code == -1) uv_run(&f->loop, UV_RUN_ONCE);
+  return code;
+}
+
+static void group_create(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
+  Runnel__GroupCreateRequest cr;
+  runnel__group_create_request__init(&cr);
+  cr.stream = (char *)(uintptr_t)stream;
+  cr.group = (char *)(uintptr_t)group;
+  cr.start_kind = kind;
+  cr.start_value = value;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
+  req.group_create = &cr;
+  assert_int_equal(engine_call(f, &req), 0);
+}
+
+static void group_describe(fx_t *f, const char *stream, const char *group) {
+  Runnel__GroupDescribeRequest dr;
+  runnel__group_describe_request__init(&dr);
+  dr.stream = (char *)(uintptr_t)stream;
+  dr.group = (char *)(uintptr_t)group;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_DESCRIBE;
+  req.group_describe = &dr;
+  assert_int_equal(engine_call(f, &req), 0);
+}
+
 static void test_health_and_metrics(void **state) {
   fx_t *f = *state;
   create(f, "m", 1);
   json_decref(ok(f, "PutRecord", "{\"StreamName\":\"m\",\"Data\":\"eA==\",\"PartitionKey\":\"k\"}"));
   kerr(f, "DescribeStream", "{\"StreamName\":\"none\"}", "ResourceNotFoundException", NULL);
+  /* Consumer groups: one with a checkpoint (its start; the describe reads
+   * the arrival time of the record there), one whose timestamp start has
+   * no offset yet: its lag in time is unknown, so that series is absent. */
+  group_create(f, "m", "early", RUNNEL__POSITION_KIND__POSITION_EARLIEST, 0);
+  group_create(f, "m", "later", RUNNEL__POSITION_KIND__POSITION_TIMESTAMP, 4102444800000);
+  group_describe(f, "m", "early");
   hreq_t h = {.method = "GET", .path = "/healthz"};
   answer_t a = send_req(f, &h);
   assert_int_equal(a.status, 200);
@@ -823,16 +937,48 @@ static void test_health_and_metrics(void **state) {
   assert_non_null(strstr(a.ctype, "text/plain"));
   const char *want[] = {
       "runnel_shard_records_in_total{stream=\"m\",shard=\"shardId-000000000000\"} 1",
-      "runnel_shard_append_latency_seconds_bucket{stream=\"m\",shard=\"shardId-000000000000\",le=\"+Inf\"} 1",
+      /* per stream by default (metrics_latency_detail: stream) */
+      "runnel_shard_append_latency_seconds_bucket{stream=\"m\",le=\"+Inf\"} 1",
+      "runnel_shard_append_latency_seconds_count{stream=\"m\"} 1",
+      "runnel_shard_segments{stream=\"m\",shard=\"shardId-000000000000\"} 1",
+      "runnel_shard_retention_deleted_records_total{stream=\"m\",shard=\"shardId-000000000000\"} 0",
+      "# TYPE runnel_shard_stored_bytes gauge",
+      "runnel_build_info{version=\"",
+      "# TYPE process_resident_memory_bytes gauge",
+      "# TYPE process_open_fds gauge",
+      "# TYPE process_cpu_seconds_total counter",
+      "# TYPE process_start_time_seconds gauge",
+      "# TYPE runnel_data_dir_free_bytes gauge",
       "runnel_http_requests_total{operation=\"PutRecord\",status=\"200\"} 1",
       "runnel_http_requests_total{operation=\"DescribeStream\",status=\"400\"} 1",
       "runnel_kinesis_errors_total{code=\"ResourceNotFoundException\"} 1",
       "runnel_put_records_total{result=\"ok\"} 1",
       "# TYPE runnel_http_request_duration_seconds histogram",
       "runnel_streams 1",
+      "# TYPE runnel_group_lag_seconds gauge",
+      "runnel_group_lag_records{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} 1\n",
+      "runnel_group_lag_seconds{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} ",
+      "runnel_group_checkpoint_known{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} 1\n",
+      "runnel_group_checkpoint_known{stream=\"m\",group=\"later\",shard=\"shardId-000000000000\"} 0\n",
   };
   for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
     if (!strstr(a.body, want[i])) fail_msg("/metrics lacks: %s", want[i]);
+  if (strstr(a.body, "runnel_group_lag_seconds{stream=\"m\",group=\"later\""))
+    fail_msg("/metrics has a lag in time for a group without a checkpoint");
+  if (strstr(a.body, "runnel_group_lag_milliseconds")) fail_msg("/metrics still has the milliseconds series");
+  /* No per-shard latency series unless asked for: bounded cardinality. */
+  assert_null(strstr(a.body, "runnel_shard_append_latency_seconds_bucket{stream=\"m\",shard="));
+  assert_null(strstr(a.body, "runnel_shard_fdatasync_seconds_count{stream=\"m\",shard="));
+  free(a.body);
+  /* Scraping is GET; anything else is 405 with Allow. */
+  hreq_t post = {.method = "POST", .path = "/metrics"};
+  a = send_req(f, &post);
+  assert_int_equal(a.status, 405);
+  assert_non_null(strstr(a.body, "GET and HEAD only"));
+  free(a.body);
+  post.path = "/healthz";
+  a = send_req(f, &post);
+  assert_int_equal(a.status, 405);
   free(a.body);
   /* Draining: not ready any more, and produce refuses with ServiceUnavailable. */
   rn_engine_drain(f->eng);
@@ -853,6 +999,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sigv4, setup_auth, teardown),
       cmocka_unit_test_setup_teardown(test_rest, setup_rest, teardown),
+      cmocka_unit_test_setup_teardown(test_rest_key_field_missing, setup_rest, teardown),
       cmocka_unit_test_setup_teardown(test_throttle, setup_throttle, teardown),
       cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
   };

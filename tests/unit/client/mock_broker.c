@@ -119,6 +119,7 @@ struct mock_broker {
   unsigned nheld;
   minfo_t *infos;
   unsigned ninfos, capinfos;
+  uint32_t limits[4]; /* BrokerInfo: record, batch, frame, fetch; all 0 = EUNKNOWNOP */
 };
 
 static int64_t now_ms(void) {
@@ -525,6 +526,18 @@ static bool handle(mock_broker_t *mb, int fd, Runnel__Request *req, bool *keep_r
     }
   }
   if (rule && rule->action == MOCK_DROP_BEFORE) return false;
+  if (rule && rule->action == MOCK_FRAME_ERROR) {
+    /* as runneld answers a frame above its max_frame_bytes: correlation id
+     * 0, ETOOLARGE with the sizes, then the connection closes */
+    uint64_t size = runnel__request__get_packed_size(req);
+    resp.correlation_id = 0;
+    resp.error = mk_error(&a, RN_ETOOLARGE, "frame exceeds max_frame_bytes; closing the connection");
+    resp.error->size = size;
+    resp.error->limit = size - 1;
+    send_response(mb, fd, &resp);
+    afree(&a);
+    return false;
+  }
   if (rule && rule->action == MOCK_ERR) {
     resp.error = mk_error(&a, rule->err, "injected error");
     send_response(mb, fd, &resp);
@@ -640,6 +653,28 @@ static bool handle(mock_broker_t *mb, int fd, Runnel__Request *req, bool *keep_r
     case RUNNEL__REQUEST__OP_LIST_OFFSETS:
       handle_list_offsets(mb, req->list_offsets, &resp, &a);
       break;
+    case RUNNEL__REQUEST__OP_BROKER_INFO: {
+      if (mb->limits[0] == 0 && mb->limits[1] == 0 && mb->limits[2] == 0 && mb->limits[3] == 0) {
+        resp.error = mk_error(&a, RN_EUNKNOWNOP, "unknown operation"); /* as a broker older than BrokerInfo */
+        break;
+      }
+      Runnel__BrokerInfoResponse *bi = aalloc(&a, sizeof *bi);
+      runnel__broker_info_response__init(bi);
+      Runnel__BrokerLimits *bl = aalloc(&a, sizeof *bl);
+      runnel__broker_limits__init(bl);
+      bl->max_record_bytes = mb->limits[0];
+      bl->max_batch_bytes = mb->limits[1];
+      bl->max_frame_bytes = mb->limits[2];
+      bl->max_fetch_bytes = mb->limits[3];
+      bi->limits = bl;
+      bi->version = (char *)"mock";
+      bi->data_dir = (char *)"";
+      bi->health = (char *)"ok";
+      bi->stream_count = mb->nstreams;
+      resp.op_case = RUNNEL__RESPONSE__OP_BROKER_INFO;
+      resp.broker_info = bi;
+      break;
+    }
     default:
       resp.error = mk_error(&a, RN_EUNKNOWNOP, "unknown operation");
       break;
@@ -798,6 +833,11 @@ mock_broker_t *mock_broker_start(void) {
   pthread_mutex_init(&mb->mu, NULL);
   pthread_cond_init(&mb->cond, NULL);
   mb->next_pid = 1000;
+  /* Generous limits by default, so tests of batching are not bound by them. */
+  mb->limits[0] = 16u << 20;
+  mb->limits[1] = 64u << 20;
+  mb->limits[2] = 128u << 20;
+  mb->limits[3] = 16u << 20;
   mb->lfd = socket(AF_INET, SOCK_STREAM, 0);
   assert(mb->lfd >= 0);
   struct sockaddr_in sa;
@@ -924,5 +964,14 @@ void mock_corrupt(mock_broker_t *mb, const char *stream, uint32_t shard, unsigne
   assert(st && shard < st->nshards && i < st->shards[shard].n);
   mbatch_t *b = &st->shards[shard].batches[i];
   b->data[b->len - 1] ^= 0x5a;
+  pthread_mutex_unlock(&mb->mu);
+}
+
+void mock_set_limits(mock_broker_t *mb, uint32_t record, uint32_t batch, uint32_t frame, uint32_t fetch) {
+  pthread_mutex_lock(&mb->mu);
+  mb->limits[0] = record;
+  mb->limits[1] = batch;
+  mb->limits[2] = frame;
+  mb->limits[3] = fetch;
   pthread_mutex_unlock(&mb->mu);
 }

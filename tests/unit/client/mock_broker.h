@@ -32,11 +32,19 @@ typedef enum {
   MOCK_SHARD_ERR,   /* produce/fetch: answer every shard with error `err`, do nothing */
   MOCK_DROP_BEFORE, /* close the connection without handling the request */
   MOCK_DROP_AFTER,  /* handle the request, then close instead of answering */
+  MOCK_FRAME_ERROR, /* do nothing; answer as a framing error (correlation id 0,
+                       ETOOLARGE, size = the request's size, limit = size - 1), close */
 } mock_action_t;
 
 /* The next `count` requests of kind op (0 = any) get `action`. Rules are
  * consumed in the order they were added. */
 void mock_inject(mock_broker_t *mb, Runnel__Request__OpCase op, mock_action_t action, rn_err_t err, int count);
+
+/* The limits BrokerInfo reports from now on (the client asks once per
+ * connection). Default: record 16 MiB, batch 64 MiB, frame 128 MiB, fetch
+ * 16 MiB. All 0: BrokerInfo is answered EUNKNOWNOP, as by a broker older
+ * than it. */
+void mock_set_limits(mock_broker_t *mb, uint32_t record, uint32_t batch, uint32_t frame, uint32_t fetch);
 
 /* Forget every injection rule. */
 void mock_clear_rules(mock_broker_t *mb);

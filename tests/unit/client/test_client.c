@@ -3,7 +3,10 @@
  * admin round trips, pipelining (responses answered in reverse order reach
  * the right callers over one connection), error propagation (codes and the
  * broker's message), connection refused, reconnect after a loss, and
- * in-flight requests failing with RN_ECONNECTION when the connection drops.
+ * in-flight requests failing with RN_ECONNECTION when the connection drops,
+ * and the handshake: BrokerInfo first on every connection, an older broker
+ * (EUNKNOWNOP) tolerated, a peer that is not a runnel broker failing with
+ * RN_EPROTOCOL (or RN_ETIMEDOUT when it says nothing).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -260,6 +263,136 @@ static void test_connection_refused(void **state) {
   rn_client_destroy(cl);
 }
 
+/* ---- handshake ---------------------------------------------------------------- */
+
+static void test_handshake_on_every_connection(void **state) {
+  fixture_t *f = *state;
+  mock_set_limits(f->mb, 2u << 20, 3u << 20, 5u << 20, 7u << 20);
+  rn_broker_info_t *bi = NULL;
+  assert_int_equal(rn_broker_info(f->cl, &bi), 0);
+  assert_int_equal(bi->max_record_bytes, 2u << 20);
+  assert_int_equal(bi->max_batch_bytes, 3u << 20);
+  assert_int_equal(bi->max_frame_bytes, 5u << 20);
+  assert_int_equal(bi->max_fetch_bytes, 7u << 20);
+  assert_string_equal(bi->version, "mock");
+  assert_string_equal(bi->health, "ok");
+  assert_int_equal(bi->failed_shard_count, 0);
+  rn_broker_info_free(bi);
+  /* the handshake's own request + the one asked for */
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_BROKER_INFO), 2);
+  assert_int_equal(mock_connections(f->mb), 1);
+  mock_inject(f->mb, RUNNEL__REQUEST__OP_LIST_STREAMS, MOCK_DROP_BEFORE, 0, 1);
+  rn_stream_names_t *names = NULL;
+  assert_int_equal(rn_stream_list(f->cl, &names), RN_ECONNECTION);
+  assert_int_equal(rn_stream_list(f->cl, &names), 0);
+  rn_stream_names_free(names);
+  assert_int_equal(mock_connections(f->mb), 2);
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_BROKER_INFO), 3);
+}
+
+static void test_handshake_older_broker(void **state) {
+  fixture_t *f = *state;
+  mock_set_limits(f->mb, 0, 0, 0, 0); /* answers BrokerInfo with EUNKNOWNOP */
+  rn_stream_names_t *names = NULL;
+  assert_int_equal(rn_stream_list(f->cl, &names), 0);
+  rn_stream_names_free(names);
+  rn_broker_info_t *bi = NULL;
+  assert_int_equal(rn_broker_info(f->cl, &bi), RN_EUNKNOWNOP);
+  assert_null(bi);
+  assert_int_equal(mock_connections(f->mb), 1);
+}
+
+/* A one-connection server that writes `greeting` (NULL: nothing) and then
+ * closes (close_after_greeting) or reads until the client goes away. */
+typedef struct {
+  int lfd;
+  char addr[64];
+  const char *greeting;
+  bool close_after_greeting;
+  pthread_t th;
+} fake_peer_t;
+
+static void *fake_peer_run(void *arg) {
+  fake_peer_t *fp = arg;
+  int fd = accept(fp->lfd, NULL, NULL);
+  if (fd < 0) return NULL;
+  if (fp->greeting) {
+    ssize_t w = write(fd, fp->greeting, strlen(fp->greeting));
+    (void)w;
+  }
+  char buf[256];
+  while (!fp->close_after_greeting && read(fd, buf, sizeof buf) > 0) {
+  }
+  close(fd);
+  return NULL;
+}
+
+static void fake_peer_start(fake_peer_t *fp, const char *greeting, bool close_after_greeting) {
+  fp->greeting = greeting;
+  fp->close_after_greeting = close_after_greeting;
+  fp->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  assert_int_equal(bind(fp->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(fp->lfd, 4), 0);
+  assert_int_equal(getsockname(fp->lfd, (struct sockaddr *)&sa, &sl), 0);
+  snprintf(fp->addr, sizeof fp->addr, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+  assert_int_equal(pthread_create(&fp->th, NULL, fake_peer_run, fp), 0);
+}
+
+static void fake_peer_stop(fake_peer_t *fp) {
+  pthread_join(fp->th, NULL); /* returns once the client closed */
+  close(fp->lfd);
+}
+
+static rn_err_t list_at(const char *addr, uint32_t connect_timeout_ms) {
+  rn_client_conf_t conf;
+  rn_client_conf_init(&conf);
+  conf.broker = addr;
+  conf.connect_timeout_ms = connect_timeout_ms;
+  rn_client_t *cl;
+  assert_int_equal(rn_client_new(&conf, &cl), 0);
+  rn_stream_names_t *names = NULL;
+  rn_err_t err = rn_stream_list(cl, &names);
+  assert_null(names);
+  rn_client_destroy(cl); /* closes the connection: the peer's thread ends */
+  return err;
+}
+
+static void test_handshake_not_runnel(void **state) {
+  (void)state;
+  fake_peer_t fp;
+  fake_peer_start(&fp, "SSH-2.0-OpenSSH_9.2\r\n", false);
+  rn_err_t err = list_at(fp.addr, 5000);
+  assert_int_equal(err, RN_EPROTOCOL);
+  char want[200];
+  snprintf(want, sizeof want, "%s does not speak runnel's native protocol (its first answer is not a runnel frame)",
+           fp.addr);
+  assert_string_equal(rn_last_error_message(), want);
+  fake_peer_stop(&fp);
+
+  fake_peer_start(&fp, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", false);
+  assert_int_equal(list_at(fp.addr, 5000), RN_EPROTOCOL);
+  assert_non_null(strstr(rn_last_error_message(), "answered in HTTP: that is runneld's HTTP port"));
+  fake_peer_stop(&fp);
+
+  /* A TLS alert (7 bytes: a "length" of 197 KiB that never completes),
+   * then the peer closes. */
+  fake_peer_start(&fp, "\x15\x03\x03\x00\x02\x02\x32", true);
+  assert_int_equal(list_at(fp.addr, 5000), RN_EPROTOCOL);
+  assert_non_null(strstr(rn_last_error_message(), "answered in TLS"));
+  fake_peer_stop(&fp);
+}
+
+static void test_handshake_silent_peer(void **state) {
+  (void)state;
+  fake_peer_t fp;
+  fake_peer_start(&fp, NULL, false); /* accepts, never answers */
+  assert_int_equal(list_at(fp.addr, 200), RN_ETIMEDOUT);
+  assert_non_null(strstr(rn_last_error_message(), "did not answer the handshake"));
+  fake_peer_stop(&fp);
+}
+
 static void test_bad_address(void **state) {
   (void)state;
   rn_client_conf_t conf;
@@ -287,6 +420,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_inflight_fail_on_loss, setup, teardown),
       cmocka_unit_test(test_connection_refused),
       cmocka_unit_test(test_bad_address),
+      cmocka_unit_test_setup_teardown(test_handshake_on_every_connection, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_handshake_older_broker, setup, teardown),
+      cmocka_unit_test(test_handshake_not_runnel),
+      cmocka_unit_test(test_handshake_silent_peer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -650,6 +650,110 @@ static void test_pipelined_failure_resequences(void **state) {
   rn_producer_destroy(p);
 }
 
+/* ---- the broker's limits (learnt by the handshake) --------------------------- */
+
+/* A record above the broker's max_record_bytes is refused by send() at once
+ * with both sizes: nothing is sent (no produce request, one connection),
+ * nothing is retried, no callback runs. */
+static void test_record_over_broker_limit(void **state) {
+  fixture_t *f = *state;
+  mock_set_limits(f->mb, 1u << 20, 8u << 20, 16u << 20, 16u << 20);
+  mock_create_stream(f->mb, "s", 1);
+  rn_producer_t *p;
+  assert_int_equal(rn_producer_new(f->cl, NULL, &p), 0);
+  size_t len = 20u << 20;
+  char *data = calloc(1, len);
+  report_t rep = {0};
+  assert_int_equal(rn_producer_send(p, "s", NULL, 0, data, len, on_delivery, &rep), RN_ETOOLARGE);
+  assert_string_equal(rn_last_error_message(), "record of 20971520 bytes exceeds the broker's max_record_bytes 1048576");
+  /* headers count toward the record, as the broker counts them */
+  rn_record_header_t h = {.key = (const uint8_t *)"h", .key_len = 1, .value = (const uint8_t *)data, .value_len = 100};
+  rn_message_t m = {.stream = "s", .key = "k", .key_len = 1, .data = data, .data_len = (1u << 20) - 100,
+                    .headers = &h, .header_count = 1, .cb = on_delivery, .opaque = &rep};
+  assert_int_equal(rn_producer_send_message(p, &m), RN_ETOOLARGE);
+  assert_string_equal(rn_last_error_message(), "record of 1048578 bytes exceeds the broker's max_record_bytes 1048576");
+  free(data);
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  assert_int_equal(rep.calls, 0);
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_PRODUCE), 0);
+  assert_int_equal(mock_connections(f->mb), 1);
+  rn_producer_destroy(p);
+}
+
+/* A broker older than BrokerInfo: the default limits apply. */
+static void test_older_broker_default_limits(void **state) {
+  fixture_t *f = *state;
+  mock_set_limits(f->mb, 0, 0, 0, 0);
+  mock_create_stream(f->mb, "s", 1);
+  rn_producer_t *p;
+  assert_int_equal(rn_producer_new(f->cl, NULL, &p), 0);
+  size_t len = 2u << 20;
+  char *data = calloc(1, len);
+  assert_int_equal(rn_producer_send(p, "s", NULL, 0, data, len, NULL, NULL), RN_ETOOLARGE);
+  assert_string_equal(rn_last_error_message(), "record of 2097152 bytes exceeds the broker's max_record_bytes 1048576");
+  report_t rep = {0};
+  assert_int_equal(rn_producer_send(p, "s", NULL, 0, data, 1000, on_delivery, &rep), 0);
+  free(data);
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  assert_int_equal(rep.calls, 1);
+  assert_int_equal(rep.err, 0);
+  rn_producer_destroy(p);
+}
+
+/* A request frame above the broker's max_frame_bytes is never written: its
+ * records fail with RN_ETOOLARGE (not retried, no connection lost), and
+ * the shard goes on with the next record. */
+static void test_frame_over_broker_limit_not_sent(void **state) {
+  fixture_t *f = *state;
+  mock_set_limits(f->mb, 1u << 20, 1u << 20, 64u << 10, 16u << 20);
+  mock_create_stream(f->mb, "s", 1);
+  rn_producer_conf_t pc = slow_conf();
+  rn_producer_t *p;
+  assert_int_equal(rn_producer_new(f->cl, &pc, &p), 0);
+  size_t len = 100u << 10;
+  char *data = calloc(1, len);
+  report_t big = {0}, small = {0};
+  assert_int_equal(rn_producer_send(p, "s", NULL, 0, data, len, on_delivery, &big), 0);
+  free(data);
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  assert_int_equal(big.calls, 1);
+  assert_int_equal(big.err, RN_ETOOLARGE);
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_PRODUCE), 0);
+  assert_int_equal(rn_producer_send(p, "s", "k", 1, "v", 1, on_delivery, &small), 0);
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  assert_int_equal(small.err, 0);
+  assert_int_equal(small.offset, 0);
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_PRODUCE), 1);
+  assert_int_equal(mock_connections(f->mb), 1);
+  rn_producer_destroy(p);
+}
+
+/* The broker refuses a frame as too large after all (a framing error:
+ * correlation id 0, ETOOLARGE with the sizes, then it closes): the request
+ * it names fails with RN_ETOOLARGE and is not retried. */
+static void test_framing_error_not_retried(void **state) {
+  fixture_t *f = *state;
+  mock_create_stream(f->mb, "s", 1);
+  rn_producer_conf_t pc = slow_conf();
+  rn_producer_t *p;
+  assert_int_equal(rn_producer_new(f->cl, &pc, &p), 0);
+  mock_inject(f->mb, RUNNEL__REQUEST__OP_PRODUCE, MOCK_FRAME_ERROR, 0, 1);
+  report_t a = {0}, b = {0};
+  assert_int_equal(rn_producer_send(p, "s", "k", 1, "first", 5, on_delivery, &a), 0);
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  assert_int_equal(a.calls, 1);
+  assert_int_equal(a.err, RN_ETOOLARGE);
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_PRODUCE), 1);
+  /* the next record goes out on a new connection */
+  assert_int_equal(rn_producer_send(p, "s", "k", 1, "second", 6, on_delivery, &b), 0);
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  assert_int_equal(b.err, 0);
+  assert_int_equal(b.offset, 0);
+  assert_int_equal(mock_count(f->mb, RUNNEL__REQUEST__OP_PRODUCE), 2);
+  assert_int_equal(mock_connections(f->mb), 2);
+  rn_producer_destroy(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_routing_and_batching, setup, teardown),
@@ -669,6 +773,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pipelined_lost_ack_exactly_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipelined_retry_after_gap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipelined_failure_resequences, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_record_over_broker_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_older_broker_default_limits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_frame_over_broker_limit_not_sent, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_framing_error_not_retried, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
