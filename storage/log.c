@@ -189,7 +189,12 @@ static rn_err_t transient(rn_err_t err) {
   return 0;
 }
 
-static const char *const degraded_names[] = {"", "write", "segment roll", "seal"};
+static const char *const degraded_names[] = {"", "write", "segment roll", "seal", "directory sync"};
+
+/* A sync round whose directory could not be opened is retried this much
+ * later (at a tick or an append); a seal, a second later. */
+#define ROUND_RETRY_MS 100
+#define SEAL_RETRY_MS 1000
 
 static void set_degraded(rn_log_t *log, rn__degraded_src_t src, rn_err_t err) {
   /* Warn once per episode, not once per failed retry. */
@@ -486,8 +491,9 @@ static void after_progress(rn_log_t *log) {
 
 typedef struct round_op {
   rn_log_t *log;
-  rn__seg_t *seg; /* NULL for the directory sync */
-  uint64_t upto;  /* seg->written when submitted */
+  rn__seg_t *seg;       /* NULL for the directory sync */
+  uint64_t upto;        /* seg->written when submitted */
+  rn_file_t *reserve;   /* directory sync: the descriptor a roll kept for it (owned) */
 } round_op_t;
 
 static bool needs_sync(const rn_log_t *log) {
@@ -523,10 +529,21 @@ static void round_done_one(rn_log_t *log) {
     log->sync_stats.seconds_sum += secs;
   }
   if (log->round_err) {
+    rn_err_t t = transient(log->round_err);
+    if (t == RN_EMFILE || t == RN_ENFILE) {
+      /* Only opening the directory for its fsync can fail this way (an
+       * fdatasync on an open file cannot): nothing was synced and nothing
+       * lost, so the round is simply tried again. */
+      set_degraded(log, RN__DEG_SYNC, t);
+      log->round_retry_ms = rn__log_now(log) + ROUND_RETRY_MS;
+      return;
+    }
     fail_log(log, log->round_err, "fdatasync");
     return;
   }
   if (log->failed) return;
+  log->round_retry_ms = 0;
+  clear_degraded(log, RN__DEG_SYNC);
   if (log->round_target > log->durable_next) log->durable_next = log->round_target;
   for (uint32_t i = 0; i < log->nsegs; i++)
     if (log->segs[i]->create_gen <= log->round_gen) log->segs[i]->dir_synced = true;
@@ -551,6 +568,9 @@ static void round_op_cb(void *arg, rn_err_t res) {
 
 static rn_err_t sync_dir_job(void *arg) {
   round_op_t *op = arg;
+  /* Give the kept descriptor back right before the directory open needs one. */
+  if (op->reserve) op->reserve->fs->close(op->reserve);
+  op->reserve = NULL;
   return op->log->fs->sync_dir(op->log->fs, op->log->dir);
 }
 
@@ -588,8 +608,9 @@ static void start_round(rn_log_t *log) {
     round_op_t *op = malloc(sizeof(*op));
     rn_err_t err = op ? 0 : RN_ENOMEM;
     if (op) {
-      *op = (round_op_t){.log = log};
+      *op = (round_op_t){.log = log, .reserve = log->dir_reserve};
       err = rn_io_job(log->io, sync_dir_job, round_op_cb, op);
+      if (!err) log->dir_reserve = NULL;
     }
     if (err) {
       free(op);
@@ -605,6 +626,7 @@ static void start_round(rn_log_t *log) {
 /* Start a round when the mode (or closing) wants one now. */
 static void maybe_round(rn_log_t *log) {
   if (log->round_active || log->failed) return;
+  if (log->round_retry_ms && rn__log_now(log) < log->round_retry_ms) return;
   if (log->opts.durability == RN_DURABILITY_SYNC || log->closing) {
     if (needs_sync(log)) start_round(log);
   }
@@ -650,7 +672,7 @@ static void seal_cb(void *arg, rn_err_t res) {
   if (t) {
     if (j->seg->synced < j->seg->size) j->seg->synced = j->seg->size;
     set_degraded(log, RN__DEG_SEAL, t);
-    log->seal_retry_ms = rn__log_now(log) + 1000;
+    log->seal_retry_ms = rn__log_now(log) + SEAL_RETRY_MS;
   } else if (res < 0) {
     char what[96];
     snprintf(what, sizeof(what), "sealing segment " RN__SEG_NAME_FMT, j->seg->base);
@@ -720,11 +742,21 @@ static rn_err_t roll(rn_log_t *log) {
   char path[RN__PATH_MAX];
   rn__seg_path(log, seg->base, ".log", path);
   rn_err_t err = log->fs->open(log->fs, path, RN_FS_CREATE | RN_FS_TRUNC, &seg->file);
+  /* Sync mode acknowledges nothing in the new segment before its directory
+   * entry is durable, and the directory sync needs a descriptor of its
+   * own: keep one for it now (a second handle on the new file), so a roll
+   * that would leave none fails here, retriably, instead of leaving acks
+   * waiting for a descriptor. */
+  rn_file_t *reserve = NULL;
+  if (!err && log->opts.durability == RN_DURABILITY_SYNC && !log->dir_reserve)
+    err = log->fs->open(log->fs, path, RN_FS_RDONLY, &reserve);
   if (!err) err = rn__log_push_seg(log, seg);
   if (err) {
+    if (reserve) reserve->fs->close(reserve);
     rn__seg_free(seg);
     return err;
   }
+  if (reserve) log->dir_reserve = reserve;
   seg->create_gen = ++log->create_gen;
   seg->created_ms = rn__log_now(log);
   if (log->fill && log->fill->len) {
@@ -749,6 +781,7 @@ static bool wants_roll(const rn_log_t *log, size_t len, uint32_t records, int64_
 /* ---- open / close ------------------------------------------------------------- */
 
 static void log_free(rn_log_t *log) {
+  if (log->dir_reserve) log->dir_reserve->fs->close(log->dir_reserve);
   for (uint32_t i = 0; i < log->nsegs; i++) rn__seg_free(log->segs[i]);
   free(log->segs);
   chunk_free(log->fill);
@@ -826,6 +859,13 @@ rn_err_t rn_log_close(rn_log_t *log) {
     rn_io_wait(log->io, -1);
   }
   rn_err_t err = log->failed;
+  if (!err && needs_sync(log)) {
+    /* A sync round that could not open the directory (no descriptor) is
+     * held back: say so, and leave no clean-shutdown marker. */
+    err = log->degraded ? log->degraded : RN_EIO;
+    rn__log_say(log, RN_LOG_ERROR, "%s: close could not sync everything: %s; the next open recovers by scanning", log->dir,
+                rn_strerror(err));
+  }
   bool unsealed = false; /* a seal that failed for want of space or fds */
   for (uint32_t i = 0; !err && i + 1 < log->nsegs; i++) unsealed |= !log->segs[i]->sealed;
   if (!err && unsealed) {
@@ -968,6 +1008,7 @@ rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len,
 
 void rn_log_tick(rn_log_t *log, int64_t now) {
   if (log->failed) return;
+  maybe_round(log); /* a round whose directory sync could not start is retried */
   if (log->opts.durability == RN_DURABILITY_INTERVAL && !log->round_active &&
       now - log->last_sync_ms >= (int64_t)log->opts.interval_ms && needs_sync(log))
     start_round(log);
@@ -984,6 +1025,10 @@ void rn_log_tick(rn_log_t *log, int64_t now) {
 
 int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now) {
   int64_t next = 1000; /* retention and age checks */
+  if (log->round_retry_ms) {
+    int64_t due = log->round_retry_ms - now;
+    if (due < next) next = due < 0 ? 0 : due;
+  }
   if (log->opts.durability == RN_DURABILITY_INTERVAL) {
     int64_t due = log->last_sync_ms + (int64_t)log->opts.interval_ms - now;
     if (due < next) next = due < 0 ? 0 : due;

@@ -80,7 +80,7 @@ typedef struct rn__ack {
 } rn__ack_t;
 
 /* Which kind of operation left the log degraded (see struct rn_log). */
-typedef enum { RN__DEG_NONE = 0, RN__DEG_WRITE, RN__DEG_ROLL, RN__DEG_SEAL } rn__degraded_src_t;
+typedef enum { RN__DEG_NONE = 0, RN__DEG_WRITE, RN__DEG_ROLL, RN__DEG_SEAL, RN__DEG_SYNC } rn__degraded_src_t;
 
 struct rn_log {
   rn_io_t *io;
@@ -137,6 +137,8 @@ struct rn_log {
   rn__degraded_src_t degraded_src;
   bool rollback_active; /* a failed write is being undone: appends get `degraded` */
   int64_t seal_retry_ms; /* after a transient seal failure: not before then */
+  int64_t round_retry_ms; /* after a round's directory could not be opened: not before then */
+  rn_file_t *dir_reserve; /* owned: a descriptor kept by a roll for the next directory sync (sync mode) */
   unsigned inflight; /* this log's rn_io operations not yet called back */
   bool closing;
 };

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -109,7 +110,7 @@ static uint8_t *big_batch(uint64_t id, int32_t seq, int tag, size_t *len) {
     vp[i] = vals[i];
   }
   rn_batch_producer_t p = {.producer_id = id, .producer_epoch = 0, .base_sequence = seq};
-  uint8_t *b = rn_raw_batch_strings(vp, 8, 1000 + tag, &p, len);
+  uint8_t *b = rn_raw_batch_strings(vp, 8, (int64_t)time(NULL) * 1000 + tag, &p, len);
   assert_non_null(b);
   return b;
 }
