@@ -207,6 +207,11 @@ typedef struct rn__prod_result {
   uint64_t offset;
   const char *err_type; /* NULL = stored; else a Kinesis error type (static) */
   const char *err_msg;  /* lives until the produce is freed (after cb) */
+  /* With err_type InternalFailure: the broker failed for a transient reason
+   * (disk full, out of file descriptors) and stored nothing; a call about
+   * this record alone (PutRecord, REST single record) answers 503
+   * ServiceUnavailable, which SDKs retry. docs/kinesis.md, "Errors". */
+  bool retry_later;
 } rn__prod_result_t;
 
 typedef struct rn__produce {

@@ -1082,7 +1082,13 @@ void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn
       s.failed = sh->log && rn_log_failure(sh->log) ? 1 : 0;
       s.stored_bytes = sh->log ? rn_log_size_bytes(sh->log) : 0;
       s.segments = sh->log ? rn_log_segment_count(sh->log) : 0;
+      s.health_what = "";
       if (sh->log) {
+        rn_log_health_t h;
+        rn_log_health(sh->log, &h);
+        s.health_state = (int)h.state;
+        s.health_err = h.err;
+        s.health_what = h.what;
         rn_log_sync_stats_t ss;
         rn_log_sync_stats(sh->log, &ss);
         s.sync_count = ss.count;

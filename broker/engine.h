@@ -151,6 +151,15 @@ typedef struct rn_engine_shard_stats {
   uint64_t sync_count;
   double sync_seconds_sum;
   uint64_t sync_buckets[RN_ENGINE_LATENCY_BUCKETS + 1];
+  /* The log's health (rn_log_health; docs/storage.md, "Failures"): state is
+   * RN_LOG_HEALTHY, RN_LOG_DEGRADED (a transient error such as a full disk:
+   * appends fail with a retriable error and resume by themselves) or
+   * RN_LOG_FAILED (same as failed above); health_err its error, 0 when
+   * healthy; health_what the step that failed ("write", "segment roll",
+   * "fdatasync", ...; valid during the callback only). */
+  int health_state;
+  rn_err_t health_err;
+  const char *health_what;
 } rn_engine_shard_stats_t;
 
 typedef void (*rn_engine_shard_stats_fn)(void *arg, const rn_engine_shard_stats_t *s);

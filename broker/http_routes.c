@@ -151,19 +151,56 @@ static void reply_json(rn__call_t *c, int status, const char *json) {
 
 /* ---- health ---------------------------------------------------------------------------- */
 
+/* GET /healthz: 200 while anything can be served — "ok" when every shard is
+ * healthy, "degraded" with the shards that are not (a transient problem such
+ * as a full disk, which the shard gets over by itself, or a failed log,
+ * which needs a restart); 503 "failing" only when every shard's log has
+ * failed, i.e. when only a restart can help. docs/kinesis.md, "Health". */
+#define HEALTH_LIST_MAX 100
+
+typedef struct health_acc {
+  rn__buf_t *b;
+  uint32_t shards, failed, degraded, listed;
+} health_acc_t;
+
+static void health_shard(void *arg, const rn_engine_shard_stats_t *s) {
+  health_acc_t *h = arg;
+  h->shards++;
+  if (s->health_state == RN_LOG_HEALTHY) return;
+  if (s->health_state == RN_LOG_FAILED)
+    h->failed++;
+  else
+    h->degraded++;
+  if (h->listed++ >= HEALTH_LIST_MAX) return;
+  char reason[200];
+  snprintf(reason, sizeof(reason), "%s failed: %s%s", s->health_what, rn_strerror(s->health_err),
+           s->health_state == RN_LOG_FAILED ? "; appends are refused until the broker restarts"
+                                           : "; appends fail with a retriable error and resume by themselves");
+  rn__buf_puts(h->b, h->listed > 1 ? ",{\"stream\":" : "{\"stream\":");
+  rn__buf_json_str(h->b, s->stream, strlen(s->stream));
+  rn__buf_printf(h->b, ",\"shard\":\"shardId-%012u\",\"state\":\"%s\",\"error\":\"%s\",\"reason\":", s->shard,
+                 s->health_state == RN_LOG_FAILED ? "failed" : "degraded", rn_err_name(s->health_err));
+  rn__buf_json_str(h->b, reason, strlen(reason));
+  rn__buf_puts(h->b, "}");
+}
+
 static void health(rn__call_t *c) {
   rn_engine_stats_t st;
   rn_engine_stats(c->r->eng, &st);
-  char body[256];
-  if (st.failed_shards) {
-    snprintf(body, sizeof(body), "{\"status\":\"failing\",\"streams\":%u,\"shards\":%u,\"failed_shards\":%u}", st.streams,
-             st.shards, st.failed_shards);
-    reply_json(c, 503, body);
-  } else {
-    snprintf(body, sizeof(body), "{\"status\":\"ok\",\"streams\":%u,\"shards\":%u,\"failed_shards\":0}", st.streams,
-             st.shards);
-    reply_json(c, 200, body);
-  }
+  rn__buf_t list = {0};
+  health_acc_t h = {.b = &list};
+  rn_engine_foreach_shard(c->r->eng, health_shard, &h);
+  bool failing = h.shards > 0 && h.failed == h.shards;
+  const char *status = failing ? "failing" : h.failed || h.degraded ? "degraded" : "ok";
+  rn__buf_t b = {0};
+  rn__buf_printf(&b, "{\"status\":\"%s\",\"streams\":%u,\"shards\":%u,\"failed_shards\":%u,\"degraded_shards\":%u,\"problems\":[",
+                 status, st.streams, h.shards, h.failed, h.degraded);
+  if (list.len) rn__buf_put(&b, list.p, list.len);
+  rn__buf_printf(&b, "]%s}", h.listed > HEALTH_LIST_MAX ? ",\"problems_truncated\":true" : "");
+  if (b.oom || list.oom) rn__call_reply(c, 500, NULL, NULL, 0, NULL, 0);
+  else rn__call_reply(c, failing ? 503 : 200, "application/json", NULL, 0, b.p, b.len);
+  rn__buf_free(&b);
+  rn__buf_free(&list);
 }
 
 static void ready(rn__call_t *c) {

@@ -148,6 +148,13 @@ static void shard_not_found(kop_t *o, uint32_t shard, const char *given, const c
               shard, stream);
 }
 
+/* A storage failure the shard gets over by itself (docs/storage.md,
+ * "Failures"): answered as 503 ServiceUnavailable, which stock SDKs retry
+ * with backoff, not as a 500 for a broken broker. */
+static bool transient_storage_error(rn_err_t err) {
+  return err == RN_ENOSPC || err == RN_EMFILE || err == RN_ENFILE;
+}
+
 /* An engine error as the Kinesis error a client expects. */
 static void engine_error(kop_t *o, const Runnel__Error *e, const char *stream) {
   rn_err_t err = rn_err_from_wire(e->code);
@@ -163,7 +170,9 @@ static void engine_error(kop_t *o, const Runnel__Error *e, const char *stream) {
   case RN_ENOSHARD: return kop_error(o, "ResourceNotFoundException", "%s", m);
   case RN_ETHROTTLED: return kop_error(o, "ProvisionedThroughputExceededException", "%s", m);
   case RN_ESHUTDOWN: return kop_error(o, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
-  default: return kop_error(o, "InternalFailure", "%s (%s)", m, rn_err_name(err));
+  default:
+    if (transient_storage_error(err)) return kop_error(o, "ServiceUnavailable", "%s (%s); retry", m, rn_err_name(err));
+    return kop_error(o, "InternalFailure", "%s (%s)", m, rn_err_name(err));
   }
 }
 
@@ -590,6 +599,8 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
       return prod_fail(p, "ResourceNotFoundException", "Stream %s under account " ACCOUNT " not found.", p->stream);
     if (err == RN_ESHUTDOWN)
       return prod_fail(p, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
+    if (transient_storage_error(err))
+      return prod_fail(p, "ServiceUnavailable", "%s; retry", resp->error->message ? resp->error->message : rn_strerror(err));
     return prod_fail(p, "InternalFailure", "%s", resp->error->message ? resp->error->message : rn_strerror(err));
   }
   const Runnel__ProduceResponse *pr = resp->op_case == RUNNEL__RESPONSE__OP_PRODUCE ? resp->produce : NULL;
@@ -606,8 +617,12 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
           rec_fail(p, i, "ProvisionedThroughputExceededException",
                    "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", pb->shard, p->stream);
         else
-          rec_fail(p, i, "InternalFailure", "Internal service failure: %s",
+          rec_fail(p, i, "InternalFailure", "%s: %s",
+                   transient_storage_error(err) ? "Service unavailable, retry" : "Internal service failure",
                    res->error->message ? res->error->message : rn_strerror(err));
+        /* PutRecords keeps InternalFailure (one of the two codes AWS
+         * documents per record); a lone record answers 503. */
+        p->pub.res[i].retry_later = transient_storage_error(err);
       } else {
         p->pub.res[i].offset = res->base_offset + j;
       }
@@ -762,7 +777,7 @@ static void put_record_done(rn__produce_t *p, void *arg) {
   kop_t *o = arg;
   if (p->err_type) return kop_error(o, p->err_type, "%s", p->err_msg);
   const rn__prod_result_t *res = &p->res[0];
-  if (res->err_type) return kop_error(o, res->err_type, "%s", res->err_msg);
+  if (res->err_type) return kop_error(o, res->retry_later ? "ServiceUnavailable" : res->err_type, "%s", res->err_msg);
   char seq[RN__KSEQ_BUFLEN];
   rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
   rn__buf_t b = {0};

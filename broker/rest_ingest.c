@@ -96,7 +96,7 @@ static void produced(rn__produce_t *p, void *arg) {
   if (o->hop == RN__HOP_REST_RECORD) {
     const rn__prod_result_t *res = &p->res[0];
     if (res->err_type) {
-      rn__call_rest_error(o->c, status_of(res->err_type), "%s", res->err_msg);
+      rn__call_rest_error(o->c, res->retry_later ? 503 : status_of(res->err_type), "%s", res->err_msg);
       return rest_free(o);
     }
     rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);

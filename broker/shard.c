@@ -157,6 +157,7 @@ typedef struct produce_item {
   rn_shard_t *sh;
   size_t i;
   uint64_t producer_id;
+  uint16_t epoch;
   int32_t seq;
   uint32_t records; /* for the shard's metrics */
   uint64_t bytes;
@@ -206,6 +207,23 @@ static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t
   m->append_buckets[b]++;
 }
 
+/* An append of (producer, epoch, seq) failed: it is not stored, so it must
+ * not stay in the window (a retry would be told "still being written" until
+ * the client gave up). The log fails appends in offset order and only ever
+ * a suffix of what is pending, so the producer's later in-flight batches
+ * fail too: the window is cut at this batch and the producer expects this
+ * sequence again, and its retry meets the real error (or succeeds). */
+static void producer_forget(rn_shard_t *sh, uint64_t id, uint16_t epoch, int32_t seq) {
+  rn__producer_t *p = producer_get(sh, id, false);
+  if (!p || p->epoch != epoch) return;
+  for (uint32_t k = 0; k < p->nwin; k++) {
+    if (p->win[k].seq != seq || p->win[k].durable) continue;
+    p->nwin = k;
+    p->next_seq = seq;
+    return;
+  }
+}
+
 static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   produce_item_t *it = arg;
   produce_op_t *op = it->op;
@@ -215,7 +233,9 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   eng->inflight_appends--;
   shard_note_append(it->sh, it, err);
   if (err) {
-    rn__fill_error(&op->arena, &r->error, err, "shard %u: append failed: %s", it->sh->index, rn_strerror(err));
+    if (it->producer_id) producer_forget(it->sh, it->producer_id, it->epoch, it->seq);
+    rn__fill_error(&op->arena, &r->error, err, "shard %u: append failed: %s%s", it->sh->index, rn_strerror(err),
+                   rn_err_retriable(err) ? "; nothing was stored, retry" : "");
   } else {
     r->base_offset = base;
     it->sh->last_append_ms = rn__now_ms();
@@ -372,6 +392,7 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
     it->sh = sh;
     it->i = i;
     it->producer_id = p ? hdr.producer_id : 0;
+    it->epoch = hdr.producer_epoch;
     it->seq = hdr.base_sequence;
     it->records = hdr.record_count;
     it->bytes = sb->batch.len;
@@ -381,8 +402,9 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
     err = rn_log_append_verified(sh->log, sb->batch.data, sb->batch.len, 0, on_appended, it, &base);
     if (err) {
       sh->metrics.append_errors++;
-      rn__fill_error(&op->arena, &res->error, err, "shard %u: %s", sb->shard,
-                     err == RN_ELOGFAILED ? "the shard's log failed after a disk error; see the broker log" : rn_strerror(err));
+      rn__fill_error(&op->arena, &res->error, err, "shard %u: %s%s", sb->shard,
+                     err == RN_ELOGFAILED ? "the shard's log failed after a disk error; see the broker log" : rn_strerror(err),
+                     rn_err_retriable(err) ? "; nothing was stored, retry" : "");
       continue;
     }
     if (p) {

@@ -15,10 +15,29 @@
  * then the recovery point moves past it (tmp + rename + directory sync). Only
  * sealed segments are ever deleted by retention.
  *
- * Any failed write, fdatasync or seal fails the log: pending appends complete
- * with the error, later appends get RN_ELOGFAILED. Nothing retries a failed
- * fdatasync (the kernel may have dropped the dirty pages).
+ * Failures (docs/storage.md, "Failures") come in two kinds.
+ *   - Transient: a write that fails for want of space (ENOSPC, EDQUOT), a
+ *     segment (or index/recovery-point file) that cannot be created for want
+ *     of space or file descriptors (EMFILE, ENFILE). The log stays healthy
+ *     and marks itself DEGRADED. A failed write is undone: every append not
+ *     yet written is dropped, the segment is cut back (ftruncate, then
+ *     fdatasync) to the end of the last completed write, segments created
+ *     after it are deleted, and only then are the dropped appends completed
+ *     with RN_ENOSPC, so an append reported as failed is never found after
+ *     a crash. While that runs appends get RN_ENOSPC; afterwards the next
+ *     append simply tries again. A failed roll refuses just the append that
+ *     needed it; the next append (or tick) retries the roll. A failed seal
+ *     step after the segment's fdatasync is retried a second later.
+ *   - Fatal: any failed fdatasync (the kernel may have dropped the dirty
+ *     pages, so nothing retries it) and any other write, seal or truncate
+ *     error. Pending appends complete with the error, later appends get
+ *     RN_ELOGFAILED until the log is reopened (recovered).
+ *
+ * State: failed != 0 is FAILED (final); otherwise degraded != 0 is
+ * DEGRADED (cleared when the same kind of operation succeeds again), with
+ * rollback_active while a failed write is being undone; else HEALTHY.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -153,12 +172,57 @@ static void drop_unwritten(rn_log_t *log, rn_err_t err) {
 static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
   if (log->failed) return;
   log->failed = err;
+  snprintf(log->failed_what, sizeof(log->failed_what), "%s", what);
   rn__log_say(log, RN_LOG_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
               what, rn_strerror(err));
   drop_unwritten(log, err);
 }
 
 rn_err_t rn_log_failure(const rn_log_t *log) { return log->failed; }
+
+/* The error a transient failure is reported with (disk full: RN_ENOSPC,
+ * whether the kernel said ENOSPC or EDQUOT), or 0 when err is not
+ * transient and must fail the log. */
+static rn_err_t transient(rn_err_t err) {
+  if (err == RN_ENOSPC || err == -EDQUOT) return RN_ENOSPC;
+  if (err == RN_EMFILE || err == RN_ENFILE) return err;
+  return 0;
+}
+
+static const char *const degraded_names[] = {"", "write", "segment roll", "seal", "directory sync"};
+
+/* A sync round whose directory could not be opened is retried this much
+ * later (at a tick or an append); a seal, a second later. */
+#define ROUND_RETRY_MS 100
+#define SEAL_RETRY_MS 1000
+
+static void set_degraded(rn_log_t *log, rn__degraded_src_t src, rn_err_t err) {
+  /* Warn once per episode, not once per failed retry. */
+  if (log->degraded != err || log->degraded_src != src)
+    rn__log_say(log, log->degraded ? RN_LOG_DEBUG : RN_LOG_WARN,
+                "%s: %s failed: %s; nothing acknowledged is lost, retrying at the next append", log->dir,
+                degraded_names[src], rn_strerror(err));
+  log->degraded = err;
+  log->degraded_src = src;
+}
+
+/* An operation of kind src succeeded: leave DEGRADED if it put us there. */
+static void clear_degraded(rn_log_t *log, rn__degraded_src_t src) {
+  if (!log->degraded || log->degraded_src != src) return;
+  rn__log_say(log, RN_LOG_INFO, "%s: %s succeeds again; the log is healthy", log->dir, degraded_names[src]);
+  log->degraded = 0;
+  log->degraded_src = RN__DEG_NONE;
+}
+
+void rn_log_health(const rn_log_t *log, rn_log_health_t *out) {
+  if (log->failed) {
+    *out = (rn_log_health_t){.state = RN_LOG_FAILED, .err = log->failed, .what = log->failed_what};
+  } else if (log->degraded) {
+    *out = (rn_log_health_t){.state = RN_LOG_DEGRADED, .err = log->degraded, .what = degraded_names[log->degraded_src]};
+  } else {
+    *out = (rn_log_health_t){.state = RN_LOG_HEALTHY, .err = 0, .what = ""};
+  }
+}
 
 /* ---- write pipeline -------------------------------------------------------- */
 
@@ -206,6 +270,8 @@ static rn__chunk_t *chunk_get(rn_log_t *log, rn__seg_t *seg, size_t need) {
   c->pos = seg->size;
   c->len = 0;
   c->end_offset = seg->next;
+  c->start_offset = seg->next;
+  c->start_max_ts = seg->max_ts;
   c->next = NULL;
   return c;
 }
@@ -219,6 +285,152 @@ static void ready_push(rn_log_t *log, rn__chunk_t *c) {
   log->ready_tail = c;
 }
 
+/* ---- undoing a write that failed for want of space ---------------------------
+ *
+ * Everything from the failed chunk on is unwritten (one write in flight, in
+ * file order), so the log goes back to written_next: the segment of the
+ * failed chunk is cut to the chunk's position, later segments (they hold
+ * nothing written) are deleted, and every append not yet written fails. The
+ * cut and the deletes run on a worker; the failed appends are completed
+ * only after the cut is durable, so a batch reported as failed is never
+ * found by recovery after a crash, and no later roll can create a segment
+ * before the stale ones are unlinked (directory operations become durable
+ * in the order issued, so no crash can leave a stale segment after a new
+ * one). */
+
+typedef struct rollback_job {
+  rn_log_t *log;
+  rn__seg_t *seg;      /* cut to pos; busy while the job runs */
+  uint64_t pos;
+  rn__seg_t **dropped; /* owned: removed from the log, deleted by the job */
+  uint32_t ndropped;
+  rn__ack_t *acks;     /* owned: the appends that fail, in offset order */
+  uint32_t nacks;
+  rn_err_t err;        /* what they fail with */
+} rollback_job_t;
+
+/* Worker thread: touches the job, the segments it holds and log->dir/fs
+ * (immutable). */
+static rn_err_t rollback_fn(void *arg) {
+  rollback_job_t *j = arg;
+  rn_fs_t *fs = j->log->fs;
+  rn_err_t err = fs->truncate(j->seg->file, j->pos);
+  if (!err) err = fs->datasync(j->seg->file);
+  for (uint32_t i = 0; !err && i < j->ndropped; i++) {
+    rn__seg_t *seg = j->dropped[i];
+    if (seg->file) seg->file->fs->close(seg->file);
+    seg->file = NULL;
+    static const char *const sfx[] = {".index", ".timeindex", ".log"};
+    for (int k = 0; k < 3 && !err; k++) {
+      char path[RN__PATH_MAX];
+      rn__seg_path(j->log, seg->base, sfx[k], path);
+      rn_err_t e = fs->unlink(fs, path);
+      if (e && e != RN_ENOENT) err = e;
+    }
+  }
+  return err;
+}
+
+static void rollback_cb(void *arg, rn_err_t res) {
+  rollback_job_t *j = arg;
+  rn_log_t *log = j->log;
+  log->inflight--;
+  log->rollback_active = false;
+  j->seg->busy--;
+  for (uint32_t i = 0; i < j->ndropped; i++) rn__seg_free(j->dropped[i]);
+  if (res < 0) fail_log(log, res, "cutting back a segment after a failed write");
+  rn_err_t err = log->failed ? log->failed : j->err;
+  for (uint32_t i = 0; i < j->nacks; i++) {
+    if (!j->acks[i].cb) continue;
+    log->cb_depth++;
+    j->acks[i].cb(j->acks[i].arg, err, j->acks[i].base);
+    log->cb_depth--;
+  }
+  free(j->acks);
+  free(j->dropped);
+  free(j);
+  after_progress(log);
+}
+
+static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
+  rn__seg_t *seg = c->seg;
+  uint32_t si = 0;
+  while (si < log->nsegs && log->segs[si] != seg) si++;
+  bool ok = si < log->nsegs && c->pos == seg->written && c->start_offset == log->written_next;
+  for (uint32_t i = si + 1; ok && i < log->nsegs; i++) ok = log->segs[i]->busy == 0 && log->segs[i]->written == 0;
+  rollback_job_t *j = ok ? calloc(1, sizeof(*j)) : NULL;
+  uint32_t ndropped = ok ? log->nsegs - si - 1 : 0;
+  uint32_t first = 0; /* first ack past the written mark */
+  while (first < log->acks_len && log->acks[(log->acks_head + first) % log->acks_cap].end_offset <= log->written_next)
+    first++;
+  uint32_t nacks = log->acks_len - first;
+  if (j) {
+    j->dropped = ndropped ? malloc(ndropped * sizeof(*j->dropped)) : NULL;
+    j->acks = nacks ? malloc(nacks * sizeof(*j->acks)) : NULL;
+    if ((ndropped && !j->dropped) || (nacks && !j->acks)) {
+      free(j->dropped);
+      free(j->acks);
+      free(j);
+      j = NULL;
+    }
+  }
+  if (!j) {
+    chunk_free(c);
+    fail_log(log, err, "write");
+    return;
+  }
+  set_degraded(log, RN__DEG_WRITE, err);
+  const uint64_t pos = c->pos, start_offset = c->start_offset;
+  const int64_t start_max_ts = c->start_max_ts;
+  /* Forget every unwritten chunk: the failed one, the ready ones, the fill. */
+  chunk_recycle(log, c);
+  while (log->ready_head) {
+    rn__chunk_t *r = log->ready_head;
+    log->ready_head = r->next;
+    chunk_recycle(log, r);
+  }
+  log->ready_tail = NULL;
+  if (log->fill) chunk_recycle(log, log->fill);
+  log->fill = NULL;
+  /* The log goes back to the written mark. */
+  for (uint32_t i = 0; i < ndropped; i++) j->dropped[i] = log->segs[si + 1 + i];
+  j->ndropped = ndropped;
+  log->nsegs = si + 1;
+  rn__seg_index_truncate(seg, pos);
+  seg->size = pos;
+  seg->next = start_offset;
+  seg->max_ts = start_max_ts;
+  log->next_offset = start_offset;
+  for (uint32_t i = 0; i < nacks; i++) j->acks[i] = log->acks[(log->acks_head + first + i) % log->acks_cap];
+  j->nacks = nacks;
+  log->acks_len = first;
+  j->log = log;
+  j->seg = seg;
+  j->pos = pos;
+  j->err = err;
+  rn__log_say(log, RN_LOG_DEBUG, "%s: undoing %u unwritten append(s) from offset %" PRIu64 " (segment " RN__SEG_NAME_FMT ".log cut to %" PRIu64 " bytes, %u later segment(s) deleted)",
+              log->dir, nacks, log->next_offset, seg->base, pos, ndropped);
+  rn_err_t serr = rn_io_job(log->io, rollback_fn, rollback_cb, j);
+  if (serr) {
+    /* Cannot undo: the appends fail with the log. */
+    for (uint32_t i = 0; i < ndropped; i++) rn__seg_free(j->dropped[i]);
+    fail_log(log, serr, "submitting the cut after a failed write");
+    for (uint32_t i = 0; i < nacks; i++)
+      if (j->acks[i].cb) {
+        log->cb_depth++;
+        j->acks[i].cb(j->acks[i].arg, serr, j->acks[i].base);
+        log->cb_depth--;
+      }
+    free(j->acks);
+    free(j->dropped);
+    free(j);
+    return;
+  }
+  seg->busy++;
+  log->inflight++;
+  log->rollback_active = true;
+}
+
 static void write_cb(void *arg, rn_err_t res) {
   rn_log_t *log = arg;
   rn__chunk_t *c = log->writing;
@@ -226,6 +438,11 @@ static void write_cb(void *arg, rn_err_t res) {
   log->writing = NULL;
   c->seg->busy--;
   if (res < 0) {
+    rn_err_t t = log->failed ? 0 : transient(res);
+    if (t) {
+      rollback(log, c, t);
+      return;
+    }
     chunk_free(c);
     fail_log(log, res, "write");
     return;
@@ -233,11 +450,12 @@ static void write_cb(void *arg, rn_err_t res) {
   c->seg->written += c->len;
   log->written_next = c->end_offset;
   chunk_recycle(log, c);
+  clear_degraded(log, RN__DEG_WRITE);
   after_progress(log);
 }
 
 static void kick_write(rn_log_t *log) {
-  if (log->writing || log->failed) return;
+  if (log->writing || log->failed || log->rollback_active) return;
   rn__chunk_t *c = log->ready_head;
   if (c) {
     log->ready_head = c->next;
@@ -273,8 +491,9 @@ static void after_progress(rn_log_t *log) {
 
 typedef struct round_op {
   rn_log_t *log;
-  rn__seg_t *seg; /* NULL for the directory sync */
-  uint64_t upto;  /* seg->written when submitted */
+  rn__seg_t *seg;       /* NULL for the directory sync */
+  uint64_t upto;        /* seg->written when submitted */
+  rn_file_t *reserve;   /* directory sync: the descriptor a roll kept for it (owned) */
 } round_op_t;
 
 static bool needs_sync(const rn_log_t *log) {
@@ -310,10 +529,21 @@ static void round_done_one(rn_log_t *log) {
     log->sync_stats.seconds_sum += secs;
   }
   if (log->round_err) {
+    rn_err_t t = transient(log->round_err);
+    if (t == RN_EMFILE || t == RN_ENFILE) {
+      /* Only opening the directory for its fsync can fail this way (an
+       * fdatasync on an open file cannot): nothing was synced and nothing
+       * lost, so the round is simply tried again. */
+      set_degraded(log, RN__DEG_SYNC, t);
+      log->round_retry_ms = rn__log_now(log) + ROUND_RETRY_MS;
+      return;
+    }
     fail_log(log, log->round_err, "fdatasync");
     return;
   }
   if (log->failed) return;
+  log->round_retry_ms = 0;
+  clear_degraded(log, RN__DEG_SYNC);
   if (log->round_target > log->durable_next) log->durable_next = log->round_target;
   for (uint32_t i = 0; i < log->nsegs; i++)
     if (log->segs[i]->create_gen <= log->round_gen) log->segs[i]->dir_synced = true;
@@ -338,6 +568,9 @@ static void round_op_cb(void *arg, rn_err_t res) {
 
 static rn_err_t sync_dir_job(void *arg) {
   round_op_t *op = arg;
+  /* Give the kept descriptor back right before the directory open needs one. */
+  if (op->reserve) op->reserve->fs->close(op->reserve);
+  op->reserve = NULL;
   return op->log->fs->sync_dir(op->log->fs, op->log->dir);
 }
 
@@ -375,8 +608,9 @@ static void start_round(rn_log_t *log) {
     round_op_t *op = malloc(sizeof(*op));
     rn_err_t err = op ? 0 : RN_ENOMEM;
     if (op) {
-      *op = (round_op_t){.log = log};
+      *op = (round_op_t){.log = log, .reserve = log->dir_reserve};
       err = rn_io_job(log->io, sync_dir_job, round_op_cb, op);
+      if (!err) log->dir_reserve = NULL;
     }
     if (err) {
       free(op);
@@ -392,6 +626,7 @@ static void start_round(rn_log_t *log) {
 /* Start a round when the mode (or closing) wants one now. */
 static void maybe_round(rn_log_t *log) {
   if (log->round_active || log->failed) return;
+  if (log->round_retry_ms && rn__log_now(log) < log->round_retry_ms) return;
   if (log->opts.durability == RN_DURABILITY_SYNC || log->closing) {
     if (needs_sync(log)) start_round(log);
   }
@@ -402,6 +637,7 @@ static void maybe_round(rn_log_t *log) {
 typedef struct seal_job {
   rn_log_t *log;
   rn__seg_t *seg;
+  bool data_synced; /* the segment's fdatasync succeeded */
   uint64_t rp;
   uint64_t start;
   uint8_t *idx, *tidx;
@@ -416,7 +652,11 @@ static rn_err_t seal_fn(void *arg) {
   seal_job_t *j = arg;
   rn_fs_t *fs = j->log->fs;
   rn_err_t err = fs->datasync(j->seg->file);
-  if (!err) err = rn__write_file(fs, j->idx_path, j->idx, j->idx_len);
+  if (err) return err;
+  j->data_synced = true;
+  /* Every step below rewrites a whole file, so a failed one (disk full, no
+   * file descriptor) can simply be retried. */
+  err = rn__write_file(fs, j->idx_path, j->idx, j->idx_len);
   if (!err) err = rn__write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
   if (!err) err = rn__rp_write(j->log, j->rp, j->start);
   return err;
@@ -428,11 +668,18 @@ static void seal_cb(void *arg, rn_err_t res) {
   log->inflight--;
   log->seal_active = false;
   j->seg->busy--;
-  if (res < 0) {
+  rn_err_t t = res < 0 && j->data_synced ? transient(res) : 0;
+  if (t) {
+    if (j->seg->synced < j->seg->size) j->seg->synced = j->seg->size;
+    set_degraded(log, RN__DEG_SEAL, t);
+    log->seal_retry_ms = rn__log_now(log) + SEAL_RETRY_MS;
+  } else if (res < 0) {
     char what[96];
     snprintf(what, sizeof(what), "sealing segment " RN__SEG_NAME_FMT, j->seg->base);
     fail_log(log, res, what);
   } else {
+    log->seal_retry_ms = 0;
+    clear_degraded(log, RN__DEG_SEAL);
     j->seg->sealed = true;
     if (j->seg->synced < j->seg->size) j->seg->synced = j->seg->size;
     log->recovery_point = j->rp;
@@ -448,6 +695,7 @@ static void seal_cb(void *arg, rn_err_t res) {
 
 static void maybe_seal(rn_log_t *log) {
   if (log->seal_active || log->failed) return;
+  if (log->seal_retry_ms && rn__log_now(log) < log->seal_retry_ms) return;
   rn__seg_t *seg = NULL;
   for (uint32_t i = 0; i + 1 < log->nsegs; i++) {
     if (!log->segs[i]->sealed) {
@@ -494,11 +742,21 @@ static rn_err_t roll(rn_log_t *log) {
   char path[RN__PATH_MAX];
   rn__seg_path(log, seg->base, ".log", path);
   rn_err_t err = log->fs->open(log->fs, path, RN_FS_CREATE | RN_FS_TRUNC, &seg->file);
+  /* Sync mode acknowledges nothing in the new segment before its directory
+   * entry is durable, and the directory sync needs a descriptor of its
+   * own: keep one for it now (a second handle on the new file), so a roll
+   * that would leave none fails here, retriably, instead of leaving acks
+   * waiting for a descriptor. */
+  rn_file_t *reserve = NULL;
+  if (!err && log->opts.durability == RN_DURABILITY_SYNC && !log->dir_reserve)
+    err = log->fs->open(log->fs, path, RN_FS_RDONLY, &reserve);
   if (!err) err = rn__log_push_seg(log, seg);
   if (err) {
+    if (reserve) reserve->fs->close(reserve);
     rn__seg_free(seg);
     return err;
   }
+  if (reserve) log->dir_reserve = reserve;
   seg->create_gen = ++log->create_gen;
   seg->created_ms = rn__log_now(log);
   if (log->fill && log->fill->len) {
@@ -506,6 +764,7 @@ static rn_err_t roll(rn_log_t *log) {
     log->fill = NULL;
   }
   rn__log_say(log, RN_LOG_DEBUG, "%s: rolled to segment " RN__SEG_NAME_FMT, log->dir, seg->base);
+  clear_degraded(log, RN__DEG_ROLL);
   maybe_seal(log);
   return 0;
 }
@@ -522,6 +781,7 @@ static bool wants_roll(const rn_log_t *log, size_t len, uint32_t records, int64_
 /* ---- open / close ------------------------------------------------------------- */
 
 static void log_free(rn_log_t *log) {
+  if (log->dir_reserve) log->dir_reserve->fs->close(log->dir_reserve);
   for (uint32_t i = 0; i < log->nsegs; i++) rn__seg_free(log->segs[i]);
   free(log->segs);
   chunk_free(log->fill);
@@ -599,7 +859,21 @@ rn_err_t rn_log_close(rn_log_t *log) {
     rn_io_wait(log->io, -1);
   }
   rn_err_t err = log->failed;
-  if (!err) {
+  if (!err && needs_sync(log)) {
+    /* A sync round that could not open the directory (no descriptor) is
+     * held back: say so, and leave no clean-shutdown marker. */
+    err = log->degraded ? log->degraded : RN_EIO;
+    rn__log_say(log, RN_LOG_ERROR, "%s: close could not sync everything: %s; the next open recovers by scanning", log->dir,
+                rn_strerror(err));
+  }
+  bool unsealed = false; /* a seal that failed for want of space or fds */
+  for (uint32_t i = 0; !err && i + 1 < log->nsegs; i++) unsealed |= !log->segs[i]->sealed;
+  if (!err && unsealed) {
+    /* Everything is synced, but the recovery point must not pass a closed
+     * segment without index files: the next open scans from it instead. */
+    rn__log_say(log, RN_LOG_WARN, "%s: closing with an unsealed segment (%s); the next open verifies it", log->dir,
+                rn_strerror(log->degraded));
+  } else if (!err) {
     /* Everything is synced and every closed segment sealed: write the active
      * segment's index files and the marker that makes the next open cheap. */
     rn__seg_t *a = active(log);
@@ -621,7 +895,15 @@ rn_err_t rn_log_close(rn_log_t *log) {
       rn__clean_t c = {.active_base = a->base, .active_size = a->size, .next_offset = log->next_offset};
       err = rn__clean_write(log, &c);
     }
-    if (err) rn__log_say(log, RN_LOG_ERROR, "%s: clean shutdown failed: %s", log->dir, rn_strerror(err));
+    if (err && transient(err)) {
+      /* Every record is durable; only the files that make the next open
+       * cheap are missing (disk full, no fd): it recovers by scanning. */
+      rn__log_say(log, RN_LOG_WARN, "%s: clean-shutdown files not written: %s; the next open recovers by scanning",
+                  log->dir, rn_strerror(err));
+      err = 0;
+    } else if (err) {
+      rn__log_say(log, RN_LOG_ERROR, "%s: clean shutdown failed: %s", log->dir, rn_strerror(err));
+    }
   }
   acks_release(log, 0, err ? err : RN_ECLOSED); /* nothing should be left */
   log_free(log);
@@ -649,6 +931,7 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
   if (log->failed) return RN_ELOGFAILED;
   if (log->closing) return RN_ECLOSED;
+  if (log->rollback_active) return RN_ENOSPC; /* a write failed for want of space is being undone */
   if (!batch) return RN_EINVAL;
   if (len > log->opts.max_batch_bytes) return RN_ETOOLARGE;
   rn_batch_header_t hdr;
@@ -659,6 +942,11 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
   int64_t now = rn__log_now(log);
   if (wants_roll(log, len, hdr.record_count, now)) {
     err = roll(log);
+    rn_err_t t = transient(err);
+    if (t) {
+      set_degraded(log, RN__DEG_ROLL, t); /* this append is refused; the next one tries again */
+      return t;
+    }
     if (err) {
       fail_log(log, err, "segment roll");
       return err;
@@ -720,19 +1008,27 @@ rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len,
 
 void rn_log_tick(rn_log_t *log, int64_t now) {
   if (log->failed) return;
+  maybe_round(log); /* a round whose directory sync could not start is retried */
   if (log->opts.durability == RN_DURABILITY_INTERVAL && !log->round_active &&
       now - log->last_sync_ms >= (int64_t)log->opts.interval_ms && needs_sync(log))
     start_round(log);
   rn__seg_t *a = active(log);
-  if (a->size > 0 && log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms) {
+  if (!log->rollback_active && a->size > 0 && log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms) {
     rn_err_t err = roll(log);
-    if (err) fail_log(log, err, "segment roll");
+    rn_err_t t = transient(err);
+    if (t) set_degraded(log, RN__DEG_ROLL, t);
+    else if (err) fail_log(log, err, "segment roll");
   }
+  maybe_seal(log); /* a seal that failed for want of space is retried */
   rn_log_apply_retention(log, now);
 }
 
 int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now) {
   int64_t next = 1000; /* retention and age checks */
+  if (log->round_retry_ms) {
+    int64_t due = log->round_retry_ms - now;
+    if (due < next) next = due < 0 ? 0 : due;
+  }
   if (log->opts.durability == RN_DURABILITY_INTERVAL) {
     int64_t due = log->last_sync_ms + (int64_t)log->opts.interval_ms - now;
     if (due < next) next = due < 0 ? 0 : due;

@@ -65,6 +65,10 @@ typedef struct rn__chunk {
   uint8_t *buf;        /* owned */
   size_t len, cap;
   uint64_t end_offset; /* offset after its last batch */
+  /* The segment's next offset and max timestamp before this chunk's first
+   * batch: what a failed write rolls the segment back to. */
+  uint64_t start_offset;
+  int64_t start_max_ts;
   struct rn__chunk *next;
 } rn__chunk_t;
 
@@ -74,6 +78,9 @@ typedef struct rn__ack {
   rn_log_append_cb cb;
   void *arg;
 } rn__ack_t;
+
+/* Which kind of operation left the log degraded (see struct rn_log). */
+typedef enum { RN__DEG_NONE = 0, RN__DEG_WRITE, RN__DEG_ROLL, RN__DEG_SEAL, RN__DEG_SYNC } rn__degraded_src_t;
 
 struct rn_log {
   rn_io_t *io;
@@ -122,6 +129,16 @@ struct rn_log {
   bool delete_active;
 
   rn_err_t failed;
+  char failed_what[96]; /* the operation that failed the log */
+  /* Transient trouble (docs/storage.md, "Failures"): the last error of a
+   * write, roll or seal that did not fail the log; cleared when that kind
+   * of operation succeeds again. */
+  rn_err_t degraded;
+  rn__degraded_src_t degraded_src;
+  bool rollback_active; /* a failed write is being undone: appends get `degraded` */
+  int64_t seal_retry_ms; /* after a transient seal failure: not before then */
+  int64_t round_retry_ms; /* after a round's directory could not be opened: not before then */
+  rn_file_t *dir_reserve; /* owned: a descriptor kept by a roll for the next directory sync (sync mode) */
   unsigned inflight; /* this log's rn_io operations not yet called back */
   bool closing;
 };

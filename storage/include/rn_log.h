@@ -110,7 +110,14 @@ typedef void (*rn_log_append_cb)(void *arg, rn_err_t err, uint64_t base_offset);
  * the call. *base_offset (may be NULL) gets the assigned base offset at once.
  * Returns 0 (cb will run), or without running cb: RN_ECORRUPT/RN_EFORMAT
  * (bad batch), RN_ETOOLARGE, RN_ELOGFAILED (log failed; see
- * rn_log_failure), RN_ENOMEM. */
+ * rn_log_failure), RN_ENOMEM, or a transient error that leaves the log
+ * healthy (rn_log_health: DEGRADED): RN_ENOSPC (a failed write is still
+ * being undone), RN_EMFILE/RN_ENFILE/RN_ENOSPC (the new segment a roll
+ * needs could not be created; the next append tries again).
+ * The callback's err is 0, the error that failed the log, or RN_ENOSPC: the
+ * write holding the batch failed for want of space, the log cut the file
+ * back to the last completed write and the batch is not stored (its offset
+ * will be reused). */
 rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset);
 
@@ -198,6 +205,24 @@ void rn_log_sync_stats(const rn_log_t *log, rn_log_sync_stats_t *out);
 
 /* 0, or the error that failed the log (appends then get RN_ELOGFAILED). */
 rn_err_t rn_log_failure(const rn_log_t *log);
+
+/* How the log is doing (docs/storage.md, "Failures"):
+ *   HEALTHY   appends are accepted;
+ *   DEGRADED  the last write, roll or seal hit a transient error (disk full,
+ *             out of file descriptors): nothing acknowledged was lost, the
+ *             appends that failed were told so with that (retriable) error,
+ *             and the log retries by itself at the next append or tick;
+ *   FAILED    a failed fdatasync or an I/O error: appends get RN_ELOGFAILED
+ *             until the broker restarts and recovers the log. */
+typedef enum { RN_LOG_HEALTHY = 0, RN_LOG_DEGRADED = 1, RN_LOG_FAILED = 2 } rn_log_state_t;
+typedef struct rn_log_health {
+  rn_log_state_t state;
+  rn_err_t err;     /* 0 when HEALTHY */
+  const char *what; /* the operation that failed ("write", "segment roll",
+                     * "fdatasync", ...); "" when HEALTHY. Static storage or
+                     * owned by the log: valid until the log's next call. */
+} rn_log_health_t;
+void rn_log_health(const rn_log_t *log, rn_log_health_t *out);
 
 /* Remove every record at or after offset (a batch boundary, >= start, <=
  * end). Blocking; requires no append in flight (RN_EBUSY otherwise). The

@@ -5,7 +5,9 @@
  * torn or garbled. After recovery the log must hold exactly a prefix of what
  * was appended — byte-exact, no phantom or corrupt record — and in sync mode
  * that prefix contains every acknowledged record. Some rounds crash again
- * during recovery itself.
+ * during recovery itself. Some rounds also fill the disk part way through
+ * (writes then end short with ENOSPC and the log undoes them) and maybe
+ * free it again: a batch reported as failed must never reappear.
  *
  * Usage: test_crash_sim [iterations] [first-seed]. A failing seed is printed;
  * rerun it alone with `test_crash_sim 1 <seed>`.
@@ -27,6 +29,7 @@
 
 static uint64_t g_iters = 2000;
 static uint64_t g_seed0 = 1;
+static uint64_t g_enospc; /* appends failed with RN_ENOSPC, over all rounds */
 
 typedef struct bspec {
   uint64_t tag;
@@ -48,6 +51,9 @@ typedef struct world {
   uint64_t durable_end;/* interval mode: every offset below was covered by a sync */
   uint64_t rng;
   int retention;
+  uint64_t next_tag;   /* tags are never reused, even for reused offsets */
+  uint64_t enospc;     /* appends that failed for want of space */
+  uint64_t cut;        /* lowest base of those since the last model_follow; UINT64_MAX = none */
 } world_t;
 
 static void quiet(void *arg, rn_log_level_t level, const char *msg) {
@@ -76,6 +82,12 @@ typedef struct ackctx {
 
 static void on_ack(void *arg, rn_err_t err, uint64_t base) {
   ackctx_t *a = arg;
+  if (err == RN_ENOSPC) {
+    /* Definitely not stored: the log undid it (and everything after it)
+     * before saying so. Any other error leaves the outcome open. */
+    a->w->enospc++;
+    if (base < a->w->cut) a->w->cut = base;
+  }
   if (err == 0) {
     /* Acks arrive in offset order. */
     assert_true(a->end > a->w->acked_end);
@@ -163,8 +175,22 @@ static void push_batch(world_t *w, const bspec_t *b, uint64_t first) {
   w->first[w->nbatches++] = first;
 }
 
+/* Appends that failed with RN_ENOSPC were undone (the log's next offset
+ * went back to the first of them): they are no longer part of what was
+ * appended, and their offsets are used again. */
+static void model_follow(world_t *w, rn_log_t *log) {
+  if (w->cut == UINT64_MAX) return;
+  uint64_t cut = w->cut;
+  w->cut = UINT64_MAX;
+  assert_true(cut <= w->total);
+  while (w->nbatches && w->first[w->nbatches - 1] >= cut) w->nbatches--;
+  w->total = cut;
+  if (!rn_log_failure(log)) assert_int_equal(rn_log_next_offset(log), cut);
+}
+
 static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_recovery) {
   world_t w = {0};
+  w.cut = UINT64_MAX;
   w.rng = seed * 0x9E3779B97F4A7C15ull + 1;
   w.cfs = crashfs_new(seed);
   w.now = 1700000000000;
@@ -216,8 +242,15 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
     }
     if (phase + 1 == phases) crashfs_arm(w.cfs, 1 + rn_test_rand_below(&w.rng, 400));
     int nappends = 1 + (int)rn_test_rand_below(&w.rng, 120);
+    /* A quarter of the rounds run out of space at a random append, and
+     * half of those get it back later. */
+    int fill_at = phase + 1 == phases && rn_test_rand_below(&w.rng, 4) == 0 ? (int)rn_test_rand_below(&w.rng, (uint64_t)nappends) : -1;
+    int free_at = fill_at >= 0 && rn_test_rand_below(&w.rng, 2) ? fill_at + (int)rn_test_rand_below(&w.rng, 40) : -1;
     for (int k = 0; k < nappends; k++) {
-      bspec_t b = {.tag = seed * 1000 + w.nbatches,
+      if (k == fill_at) crashfs_set_space(w.cfs, crashfs_used(w.cfs) + rn_test_rand_below(&w.rng, 6000));
+      if (k == free_at) crashfs_set_space(w.cfs, UINT64_MAX);
+      model_follow(&w, log);
+      bspec_t b = {.tag = seed * 100000 + 50000 + w.next_tag++,
                    .n = 1 + (int)rn_test_rand_below(&w.rng, 5),
                    .vlen = (size_t)rn_test_rand_below(&w.rng, 700),
                    .ts = w.now};
@@ -229,6 +262,11 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
       uint64_t base;
       rn_err_t err = rn_log_append(log, bytes, len, 1, on_ack, a, &base);
       free(bytes);
+      if (err == RN_ENOSPC || err == RN_EMFILE) {
+        free(a); /* refused while a failed write is undone, or at a roll: retriable */
+        assert_int_equal(rn_log_failure(log), 0);
+        continue;
+      }
       if (err) {
         free(a);
         assert_true(err == RN_ELOGFAILED || rn_log_failure(log) != 0);
@@ -246,6 +284,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
       }
     }
     lt_drain(w.io);
+    model_follow(&w, log);
     if (w.opts.durability != RN_DURABILITY_SYNC && !rn_log_failure(log) && rn_test_rand_below(&w.rng, 2)) {
       /* Interval mode's timed sync: what it covered must survive. */
       w.now += 10;
@@ -262,10 +301,12 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
   }
   /* Crash now if the armed point was not reached: the close fails at its
    * first operation and the log is freed without a clean marker. */
+  model_follow(&w, log);
   if (!crashfs_is_down(w.cfs)) crashfs_arm(w.cfs, 1);
   (void)rn_log_close(log);
   rn_io_destroy(w.io);
   crashfs_crash(w.cfs);
+  crashfs_set_space(w.cfs, UINT64_MAX);
 
   w.io = new_io(&w);
   /* Sometimes crash again in the middle of recovery. */
@@ -279,6 +320,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
     w.io = new_io(&w);
   }
   *kept_sum += recover_and_check(&w, seed);
+  g_enospc += w.enospc;
   rn_io_destroy(w.io);
   crashfs_free(w.cfs);
   free(w.batches);
@@ -290,8 +332,8 @@ static void test_randomized_crashes(void **state) {
   uint64_t kept = 0, in_recovery = 0;
   for (uint64_t i = 0; i < g_iters; i++) one_round(g_seed0 + i, &kept, &in_recovery);
   printf("crash rounds: %" PRIu64 " (seeds %" PRIu64 "..%" PRIu64 "), records kept in total: %" PRIu64
-         ", crashes during recovery: %" PRIu64 "\n",
-         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery);
+         ", crashes during recovery: %" PRIu64 ", appends undone after ENOSPC: %" PRIu64 "\n",
+         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc);
 }
 
 /* A failed fdatasync fails the log: the pending append gets the error, later

@@ -29,6 +29,11 @@
  * Random choices come from one xorshift64* stream seeded by crashfs_new and
  * consumed only by crashfs_crash, in namespace order, so an equal sequence of
  * calls with an equal seed gives byte-identical results.
+ *
+ * Injected faults (crashfs_fail_open, crashfs_set_space) are checked after
+ * validation and before the gate, so a refused call changes nothing and is
+ * not counted; a short write under a space limit passes the gate with the
+ * bytes that fit and then reports RN_ENOSPC.
  */
 #include "crashfs.h"
 
@@ -106,6 +111,8 @@ struct crashfs {
   size_t nfiles; /* open handles */
   uint64_t gen;
   uint64_t countdown; /* mutating ops until the crash point; 0 = disarmed */
+  rn_err_t open_err;  /* crashfs_fail_open; 0 = off */
+  uint64_t space;     /* crashfs_set_space; UINT64_MAX = no limit */
   atomic_bool down;
   atomic_uint_least64_t ops;
 };
@@ -346,6 +353,13 @@ static void cfs_gc(crashfs_t *cfs) {
   }
 }
 
+/* Bytes of file data held: the volatile sizes of every live node. */
+static uint64_t cfs_used_locked(const crashfs_t *cfs) {
+  uint64_t n = 0;
+  for (const cfs_node_t *node = cfs->nodes; node; node = node->next) n += node->vol_len;
+  return n;
+}
+
 /* ---- the crash gate ------------------------------------------------------- */
 
 /* Called by every mutating operation after validation and allocation, right
@@ -385,7 +399,9 @@ static rn_err_t cfs_open(rn_fs_t *fs, const char *path, int flags, rn_file_t **o
   cfs_lock(cfs);
   ptrdiff_t i = ns_find(&cfs->vol_ns, path);
   cfs_node_t *node = NULL;
-  if (i >= 0) {
+  if (cfs->open_err) {
+    err = cfs->open_err;
+  } else if (i >= 0) {
     node = cfs->vol_ns.v[i].node;
     if ((flags & RN_FS_CREATE) && (flags & RN_FS_EXCL)) {
       err = RN_EEXIST;
@@ -466,18 +482,32 @@ static rn_err_t cfs_pwritev(rn_file_t *file, const struct iovec *iov, int iovcnt
   }
 
   rn_err_t err;
+  rn_err_t short_err = 0; /* RN_ENOSPC after a short write */
   cfs_lock(cfs);
   cfs_node_t *node = file_node(f);
+  if (node && !f->rdonly && total && cfs->space != UINT64_MAX) {
+    /* Growth beyond the current size must fit in what is left. */
+    uint64_t used = cfs_used_locked(cfs);
+    uint64_t room = used < cfs->space ? cfs->space - used : 0;
+    uint64_t end_max = (uint64_t)node->vol_len + room;
+    if (off + total > end_max) {
+      total = off < end_max ? (size_t)(end_max - off) : 0;
+      short_err = RN_ENOSPC;
+    }
+  }
   if (!node) {
     err = RN_EIO;
   } else if (f->rdonly) {
     err = -EBADF;
+  } else if (short_err && total == 0) {
+    err = short_err; /* nothing fits: no effect */
   } else if ((err = node_prepare(node, total ? off + total : 0)) == 0 && (err = cfs_gate(cfs)) == 0) {
     if (total) {
       bytes_write(node->vol, &node->vol_len, off, data, total);
       node->ops[node->nops++] = (cfs_op_t){.kind = CFS_OP_WRITE, .off = off, .data = data, .len = total};
       data = NULL; /* owned by the op now */
     }
+    err = short_err;
   }
   cfs_unlock(cfs);
   free(data);
@@ -815,6 +845,7 @@ crashfs_t *crashfs_new(uint64_t seed) {
   cfs->rng = z ? z : 0x9E3779B97F4A7C15ULL;
   atomic_init(&cfs->down, false);
   atomic_init(&cfs->ops, 0);
+  cfs->space = UINT64_MAX;
   return cfs;
 }
 
@@ -843,6 +874,25 @@ void crashfs_arm(crashfs_t *cfs, uint64_t n) {
 }
 
 bool crashfs_is_down(const crashfs_t *cfs) { return atomic_load(&cfs->down); }
+
+void crashfs_fail_open(crashfs_t *cfs, rn_err_t err) {
+  cfs_lock(cfs);
+  cfs->open_err = err;
+  cfs_unlock(cfs);
+}
+
+void crashfs_set_space(crashfs_t *cfs, uint64_t bytes) {
+  cfs_lock(cfs);
+  cfs->space = bytes;
+  cfs_unlock(cfs);
+}
+
+uint64_t crashfs_used(crashfs_t *cfs) {
+  cfs_lock(cfs);
+  uint64_t n = cfs_used_locked(cfs);
+  cfs_unlock(cfs);
+  return n;
+}
 
 uint64_t crashfs_ops(const crashfs_t *cfs) { return atomic_load(&cfs->ops); }
 

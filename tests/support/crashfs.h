@@ -53,6 +53,27 @@ bool crashfs_is_down(const crashfs_t *cfs);
 /* Mutating operations performed (successfully) so far. */
 uint64_t crashfs_ops(const crashfs_t *cfs);
 
+/* Faults that are not crashes: the machine stays up, and the failing call
+ * has no effect beyond what is said here. Neither counts as an operation
+ * for crashfs_arm / crashfs_ops when it fails.
+ *
+ * crashfs_fail_open(cfs, err): every open() from now on fails with err
+ * (e.g. -EMFILE, -ENFILE: the process or system is out of descriptors)
+ * without creating or truncating anything; 0 stops it.
+ *
+ * crashfs_set_space(cfs, bytes): the file system holds at most `bytes` of
+ * file data, counted as the sum of the volatile sizes of every file object
+ * still alive (an unlinked file counts until a sync_dir or crash settles
+ * it, an open one until closed). A write that would need more writes the
+ * prefix that fits (a short write; an operation like any other, which a
+ * crash may keep, tear or drop) and then fails with RN_ENOSPC, as pwrite()
+ * on a full disk does; with no room at all it fails with no effect.
+ * Truncating and deleting free space. UINT64_MAX (the default) = no limit.
+ * crashfs_used() is the current count. */
+void crashfs_fail_open(crashfs_t *cfs, rn_err_t err);
+void crashfs_set_space(crashfs_t *cfs, uint64_t bytes);
+uint64_t crashfs_used(crashfs_t *cfs);
+
 /* Resolve the crash (see the model above) and bring the fs back up, disarmed.
  * Also valid when not down (a crash "now"). Files still open keep working on
  * the new state only if reopened: handles opened before the crash return

@@ -37,6 +37,8 @@ typedef int rn_err_t;
   X(ECANCELED, -ECANCELED, 9, true, "operation canceled")                               \
   X(ENOTSUP, -ENOTSUP, 10, false, "operation not supported")                            \
   X(ETIMEDOUT, -ETIMEDOUT, 11, true, "timed out")                                       \
+  X(EMFILE, -EMFILE, 12, true, "too many open files (process limit)")                 \
+  X(ENFILE, -ENFILE, 13, true, "too many open files (system limit)")                  \
   X(ECORRUPT, -4001, 100, false, "data failed verification (checksum or structure)")    \
   X(EPARTIAL, -4002, 101, true, "incomplete input: more bytes needed")                  \
   X(ETOOLARGE, -4003, 102, false, "too large")                                          \

@@ -55,6 +55,8 @@ static const pinned_t pinned[] = {
     {"ECANCELED", -125, 9, true},
     {"ENOTSUP", -95, 10, false},
     {"ETIMEDOUT", -110, 11, true},
+    {"EMFILE", -24, 12, true},
+    {"ENFILE", -23, 13, true},
     {"ECORRUPT", -4001, 100, false},
     {"EPARTIAL", -4002, 101, true},
     {"ETOOLARGE", -4003, 102, false},
@@ -169,7 +171,7 @@ static void test_unknown_values(void **state) {
 
 static void test_unknown_wire_codes(void **state) {
   (void)state;
-  const uint32_t codes[] = {12, 99, 999, 1000, UINT32_MAX};
+  const uint32_t codes[] = {14, 99, 999, 1000, UINT32_MAX};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
     assert_int_equal(rn_err_from_wire(codes[i]), RN_EIO);
 }

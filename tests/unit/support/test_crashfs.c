@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -975,6 +976,59 @@ static void test_threads(void **state) {
   crashfs_free(cfs);
 }
 
+/* ---- injected faults ------------------------------------------------------- */
+
+/* crashfs_fail_open: every open fails with the given error, creates and
+ * truncates nothing, is not counted; 0 ends it. */
+static void test_fail_open(void **state) {
+  (void)state;
+  crashfs_t *cfs = crashfs_new(1);
+  plant(cfs, "/d/a", 'a', 10);
+  uint64_t ops = crashfs_ops(cfs);
+  crashfs_fail_open(cfs, -EMFILE);
+  rn_file_t *f = NULL;
+  assert_int_equal(fs_of(cfs)->open(fs_of(cfs), "/d/b", RN_FS_CREATE, &f), -EMFILE);
+  assert_int_equal(fs_of(cfs)->open(fs_of(cfs), "/d/a", RN_FS_TRUNC, &f), -EMFILE);
+  crashfs_fail_open(cfs, -ENFILE);
+  assert_int_equal(fs_of(cfs)->open(fs_of(cfs), "/d/a", RN_FS_RDONLY, &f), -ENFILE);
+  assert_false(exists(cfs, "/d/b"));
+  assert_true(holds(cfs, "/d/a", 'a', 10));
+  assert_int_equal(crashfs_ops(cfs), ops);
+  crashfs_fail_open(cfs, 0);
+  f = open_ok(cfs, "/d/b", RN_FS_CREATE);
+  fs_of(cfs)->close(f);
+  crashfs_free(cfs);
+}
+
+/* crashfs_set_space: a write past the room left is short, then RN_ENOSPC;
+ * with no room at all it has no effect; truncate and unlink give room
+ * back; the short write is an ordinary pending write at a crash. */
+static void test_space_limit(void **state) {
+  (void)state;
+  crashfs_t *cfs = crashfs_new(2);
+  rn_file_t *f = open_ok(cfs, "/d/f", RN_FS_CREATE);
+  uint8_t buf[100];
+  memset(buf, 'x', sizeof(buf));
+  assert_int_equal(write_at(f, buf, 40, 0), 0);
+  assert_int_equal(crashfs_used(cfs), 40);
+  crashfs_set_space(cfs, 100);
+  assert_int_equal(write_at(f, buf, 100, 40), RN_ENOSPC); /* 60 fit */
+  assert_true(holds(cfs, "/d/f", 'x', 100));
+  assert_int_equal(crashfs_used(cfs), 100);
+  uint64_t ops = crashfs_ops(cfs);
+  assert_int_equal(write_at(f, buf, 1, 100), RN_ENOSPC); /* nothing fits: no effect, not counted */
+  assert_int_equal(crashfs_ops(cfs), ops);
+  assert_int_equal(write_at(f, buf, 10, 0), 0); /* overwriting needs no room */
+  assert_int_equal(fs_of(cfs)->truncate(f, 50), 0);
+  assert_int_equal(crashfs_used(cfs), 50);
+  assert_int_equal(write_at(f, buf, 50, 50), 0);
+  crashfs_set_space(cfs, UINT64_MAX);
+  assert_int_equal(write_at(f, buf, 100, 100), 0);
+  assert_int_equal(crashfs_used(cfs), 200);
+  fs_of(cfs)->close(f);
+  crashfs_free(cfs);
+}
+
 static void test_write_file_helper(void **state) {
   (void)state;
   crashfs_t *cfs = crashfs_new(1);
@@ -1000,6 +1054,8 @@ static void test_write_file_helper(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fail_open),
+      cmocka_unit_test(test_space_limit),
       cmocka_unit_test(test_synced_data_survives),
       cmocka_unit_test(test_crash_result_is_durable),
       cmocka_unit_test(test_unsynced_write_outcomes),
