@@ -553,3 +553,15 @@ bool rn_hc_have(const char *prog) {
   free(dup);
   return found;
 }
+
+long long rn_hc_metric(rn_hc_t *c, const char *name) {
+  if (rn_hc_sendf(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") != 0) return -2;
+  rn_hc_resp_t r;
+  if (rn_hc_read(c, &r) != 0) return -2;
+  long long v = r.status == 200 ? -1 : -2;
+  size_t nl = strlen(name);
+  for (const char *p = (const char *)r.body; v == -1 && p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+    if (strncmp(p, name, nl) == 0 && p[nl] == ' ') v = strtoll(p + nl + 1, NULL, 10);
+  rn_hc_resp_free(&r);
+  return v;
+}

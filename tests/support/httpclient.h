@@ -65,6 +65,11 @@ int rn_hc_sendf(rn_hc_t *c, const char *fmt, ...) __attribute__((format(printf, 
 /* Read the next response (an interim 100 Continue is a response too).
  * 0, or -1 when the connection closed or failed first (r->status 0). */
 int rn_hc_read(rn_hc_t *c, rn_hc_resp_t *r);
+
+/* GET /metrics on c and return the value of the sample line that starts
+ * with name (labels included, e.g. "x_total{port=\"http\"}"): -1 when the
+ * broker does not export it, -2 when the request failed or was not 200. */
+long long rn_hc_metric(rn_hc_t *c, const char *name);
 /* Read and drop until the server closes. True on EOF or reset; false on
  * the safety timeout. */
 bool rn_hc_wait_closed(rn_hc_t *c);
