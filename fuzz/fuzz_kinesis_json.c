@@ -1,9 +1,9 @@
 /*
  * fuzz_kinesis_json.c — libFuzzer target for the bytes a Kinesis or REST
  * client sends to the HTTP applications, before any of it reaches the
- * engine: Kinesis request decoding (broker/kinesis_json.c), REST ingest
- * bodies (broker/rest_body.c), and the tokens clients hand back: sequence
- * numbers, shard iterators, timestamps (broker/kinesis_seq.c).
+ * engine: Kinesis request decoding (broker/apps/kinesis/kinesis_json.c), REST ingest
+ * bodies (broker/apps/rest/rest_body.c), and the tokens clients hand back: sequence
+ * numbers, shard iterators, timestamps (broker/apps/kinesis/kinesis_seq.c).
  *
  * The first byte picks the decoder, the rest is its input. Checked
  * promises (a violation aborts):

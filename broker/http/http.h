@@ -2,7 +2,7 @@
  * http.h — the contract between runneld's HTTP server (transport: HTTP/1.1,
  * h2c with prior knowledge, TLS with ALPN h2/http1.1; broker/http_*.c) and
  * the HTTP applications behind it (the Kinesis JSON API, REST ingest,
- * /metrics, /healthz, /readyz; broker/http_routes.c and friends).
+ * /metrics, /healthz, /readyz; broker/apps/http_routes.c and friends).
  *
  * The server buffers each request completely (head and body, within the
  * configured limits, gzip bodies NOT decoded: that is the application's

@@ -1,6 +1,6 @@
 /*
  * test_group_assign.c — the pure consumer-group assignment
- * (broker/group_assign.c): balance by count, stickiness, weights, and the
+ * (broker/groups/group_assign.c): balance by count, stickiness, weights, and the
  * resharding rule (a child only after its parents are finished).
  */
 #include <setjmp.h>
