@@ -61,7 +61,7 @@ static bool end_piece(rn__hreq_t *req) {
 
 static int on_message_begin(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
-  if (conn->closing) return -1;
+  if (rn_conn_closing(&conn->base)) return -1;
   rn__hreq_t *req = rn__hreq_new(conn);
   if (req == NULL) {
     conn->h1err = 500;
@@ -75,7 +75,7 @@ static int on_message_begin(http_parser *p) {
 static int on_url(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   if (req->url == RN__NOOFF) {
     req->url = rn__hreq_put(req, "", 0, false);
     req->h1_hstate = 3; /* in the URL */
@@ -90,7 +90,7 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   if (req->head_done) return 0; /* trailers after a chunked body: not kept */
   if (req->h1_hstate != 1) {
     if (!end_piece(req)) goto oom;
@@ -108,7 +108,7 @@ oom:
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   if (req->head_done) return 0;
   if (req->h1_hstate != 2) {
     if (req->h1_hstate != 1) return 0; /* cannot happen: a value follows a name */
@@ -166,7 +166,7 @@ static int on_headers_complete(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
   const rn_config_t *cfg = conn->hs->cfg;
-  if (conn->closing || req == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   if (!end_piece(req)) {
     conn->h1err = 500;
     return -1;
@@ -216,7 +216,7 @@ static int on_headers_complete(http_parser *p) {
 static int on_body(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   req->expect_continue = false; /* the client did not wait for it */
   if (req->body_len + len > conn->hs->cfg->http_max_body_bytes) {
     conn->h1err = 413;
@@ -231,7 +231,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
 
 static int on_message_complete(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
-  if (conn->closing || conn->h1cur == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || conn->h1cur == NULL) return -1;
   http_parser_pause(p, 1); /* dispatch outside the parser (rn__h1_input) */
   return 0;
 }
@@ -318,7 +318,7 @@ static const char *host_problem(const rn__hreq_t *req) {
 
 bool rn__h1_may_parse(const rn__hconn_t *conn) {
   const rn__hsrv_t *hs = conn->hs;
-  return !conn->closing && !conn->h1_stop && !conn->finish && !hs->srv->draining &&
+  return !rn_conn_closing(&conn->base) && !conn->h1_stop && !conn->finish && !rn_net_draining(hs->net) &&
          conn->nreqs < hs->cfg->max_inflight_per_connection && rn__hconn_budget_ok(conn);
 }
 
@@ -340,7 +340,7 @@ void rn__h1_input(rn__hconn_t *conn) {
     size_t left = conn->in_len - pos;
     bool in_head = conn->h1cur == NULL || !conn->h1cur->head_done;
     size_t n = http_parser_execute(&conn->h1p, &conn->hs->h1settings, (const char *)conn->in + pos, left);
-    if (conn->closing) return;
+    if (rn_conn_closing(&conn->base)) return;
     enum http_errno e = HTTP_PARSER_ERRNO(&conn->h1p);
     if (in_head && e != HPE_OK && e != HPE_PAUSED) in_head = false; /* the parse error is answered below */
     if (in_head) {
@@ -380,7 +380,7 @@ void rn__h1_input(rn__hconn_t *conn) {
         break;
       }
       rn__hreq_dispatch(req); /* may answer at once: that only schedules work */
-      if (conn->closing) return;
+      if (rn_conn_closing(&conn->base)) return;
       continue;
     }
     if (e != HPE_OK) {
@@ -393,7 +393,7 @@ void rn__h1_input(rn__hconn_t *conn) {
       pos = conn->in_len;
     }
   }
-  if (conn->closing) return;
+  if (rn_conn_closing(&conn->base)) return;
   if (pos > 0) {
     memmove(conn->in, conn->in + pos, conn->in_len - pos);
     conn->in_len -= pos;
@@ -434,7 +434,7 @@ static void emit(rn__hconn_t *conn, rn__hreq_t *req, bool close) {
     rn__hconn_send_owned(conn, (uint8_t *)buf, n);
   } else {
     rn__hconn_send_owned(conn, (uint8_t *)buf, n);
-    if (has_body && !req->is_head && req->rbody_len > 0 && !conn->closing) {
+    if (has_body && !req->is_head && req->rbody_len > 0 && !rn_conn_closing(&conn->base)) {
       rn__hconn_send_owned(conn, req->rbody, req->rbody_len);
       req->rbody = NULL;
     }
@@ -445,7 +445,7 @@ void rn__h1_answered(rn__hreq_t *req) { rn__hconn_schedule(req->conn); }
 
 void rn__h1_work(rn__hconn_t *conn) {
   const rn__hsrv_t *hs = conn->hs;
-  bool draining = hs->srv->draining;
+  bool draining = rn_net_draining(hs->net);
   /* A request cut short by the peer's EOF will never complete. */
   if (conn->eof && conn->h1cur != NULL && (conn->in_len == 0 || !rn__h1_may_parse(conn))) {
     rn__hreq_t *cur = conn->h1cur;
@@ -454,13 +454,13 @@ void rn__h1_work(rn__hconn_t *conn) {
     rn__hreq_free(cur);
   }
   rn__hreq_t *req;
-  while ((req = conn->reqs) != NULL && !conn->closing) {
+  while ((req = conn->reqs) != NULL && !rn_conn_closing(&conn->base)) {
     if (req->answered) {
-      if (conn->out_bytes + conn->writing >= hs->cfg->max_output_bytes_per_connection) break;
+      if (conn->out_bytes + conn->base.writing >= hs->cfg->max_output_bytes_per_connection) break;
       bool last = req->close_after || !req->keep_alive || (conn->h1_stop && req->next == NULL) ||
                   (draining && (req->next == NULL || !req->next->complete));
       emit(conn, req, last);
-      if (conn->closing) return;
+      if (rn_conn_closing(&conn->base)) return;
       rn__hreq_unlink(req);
       assert(conn->answered > 0);
       conn->answered--;
@@ -480,7 +480,7 @@ void rn__h1_work(rn__hconn_t *conn) {
     }
     break;
   }
-  if (conn->closing || conn->finish) return;
+  if (rn_conn_closing(&conn->base) || conn->finish) return;
   /* Nothing left that will be answered: close. */
   bool nothing = conn->reqs == NULL || !conn->reqs->complete;
   if (nothing && (draining || (conn->h1_stop && conn->reqs == NULL))) rn__hconn_finish(conn);

@@ -16,7 +16,7 @@
  *     while the connection's unwritten output is under
  *     max_output_bytes_per_connection, so a client that does not read
  *     stops costing memory.
- *   - Callbacks check conn->closing first: a connection closed inside one
+ *   - Callbacks check rn_conn_closing(&conn->base) first: a connection closed inside one
  *     (out of memory) has freed its requests.
  *   - A complete request is routed at once while the connection's output
  *     budget (unwritten output + held answers, rn__hconn_budget_ok) allows;
@@ -105,7 +105,7 @@ static void request_done(rn__hreq_t *req) {
 /* Route deferred streams, in arrival order, while the budget allows. */
 static void route_deferred(rn__hconn_t *conn) {
   rn__hreq_t *next;
-  for (rn__hreq_t *req = conn->reqs; req != NULL && conn->h2_deferred > 0 && !conn->closing; req = next) {
+  for (rn__hreq_t *req = conn->reqs; req != NULL && conn->h2_deferred > 0 && !rn_conn_closing(&conn->base); req = next) {
     next = req->next;
     if (!req->deferred) continue;
     if (!rn__hconn_budget_ok(conn)) break;
@@ -119,7 +119,7 @@ static void route_deferred(rn__hconn_t *conn) {
 
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user_data) {
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   rn__hreq_t *req = rn__hreq_new(conn);
   if (req == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -145,7 +145,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
   (void)flags;
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
   if (req == NULL || req->head_done) return 0; /* trailers are not kept */
@@ -187,7 +187,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
                          void *user_data) {
   (void)flags;
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   rn__hreq_t *req = stream_req(s, stream_id);
   if (req == NULL || req->early || req->answered || req->complete) return 0;
   if (req->body_len + len > conn->hs->cfg->http_max_body_bytes) {
@@ -199,7 +199,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user_data) {
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
   rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
   if (req == NULL) return 0;
@@ -226,15 +226,15 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
       }
     }
     if (req->err != 0) early(req, req->err);
-    if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) request_done(req);
-  return conn->closing ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+  return rn_conn_closing(&conn->base) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user_data) {
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
     rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
@@ -247,7 +247,7 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
 static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *user_data) {
   (void)error_code;
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return 0;
+  if (rn_conn_closing(&conn->base)) return 0;
   rn__hreq_t *req = stream_req(s, stream_id);
   if (req == NULL) return 0;
   req->h2_open = false;
@@ -274,7 +274,7 @@ static int on_error(nghttp2_session *s, int lib_error_code, const char *msg, siz
   (void)s;
   (void)lib_error_code;
   rn__hconn_t *conn = user_data;
-  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: HTTP/2: %.*s", (unsigned long long)conn->id, conn->peer, (int)len, msg);
+  rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: HTTP/2: %.*s", (unsigned long long)conn->base.id, conn->base.peer, (int)len, msg);
   return 0;
 }
 
@@ -320,7 +320,7 @@ bool rn__h2_start(rn__hconn_t *conn) {
   if (nghttp2_submit_settings(conn->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) return false;
   if (nghttp2_session_set_local_window_size(conn->h2, NGHTTP2_FLAG_NONE, 0, (int32_t)RN__H2_CONN_WINDOW) != 0)
     return false;
-  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: HTTP/2", (unsigned long long)conn->id, conn->peer);
+  rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: HTTP/2", (unsigned long long)conn->base.id, conn->base.peer);
   return true;
 }
 
@@ -329,10 +329,10 @@ bool rn__h2_start(rn__hconn_t *conn) {
 void rn__h2_input(rn__hconn_t *conn) {
   if (conn->in_len == 0 || conn->h2 == NULL) return;
   ssize_t rv = nghttp2_session_mem_recv(conn->h2, conn->in, conn->in_len);
-  if (conn->closing) return;
+  if (rn_conn_closing(&conn->base)) return;
   conn->in_len = 0; /* nghttp2 takes everything (or fails) */
   if (rv < 0) {
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: HTTP/2 session error: %s", (unsigned long long)conn->id, conn->peer,
+    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: HTTP/2 session error: %s", (unsigned long long)conn->base.id, conn->base.peer,
              nghttp2_strerror((int)rv));
     /* Whatever nghttp2 queued (GOAWAY with the error) goes out first. */
     rn__h2_work(conn);
@@ -342,22 +342,22 @@ void rn__h2_input(rn__hconn_t *conn) {
 }
 
 void rn__h2_work(rn__hconn_t *conn) {
-  if (conn->h2 == NULL || conn->closing || conn->fin_sent) return;
+  if (conn->h2 == NULL || rn_conn_closing(&conn->base) || conn->fin_sent) return;
   const rn_config_t *cfg = conn->hs->cfg;
   if (conn->h2_deferred > 0) route_deferred(conn);
-  if (conn->closing) return;
-  while (conn->out_bytes + conn->writing < cfg->max_output_bytes_per_connection) {
+  if (rn_conn_closing(&conn->base)) return;
+  while (conn->out_bytes + conn->base.writing < cfg->max_output_bytes_per_connection) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(conn->h2, &p);
     if (n < 0) {
-      rn__logf(RN_LOG_WARN, "http", "#%llu %s: HTTP/2 send failed: %s", (unsigned long long)conn->id, conn->peer,
+      rn__hlogf(conn, RN_NET_LOG_WARN, "#%llu %s: HTTP/2 send failed: %s", (unsigned long long)conn->base.id, conn->base.peer,
                nghttp2_strerror((int)n));
       rn__hconn_close(conn, "HTTP/2 send failed");
       return;
     }
     if (n == 0) break;
     rn__hconn_send(conn, p, (size_t)n);
-    if (conn->closing) return;
+    if (rn_conn_closing(&conn->base)) return;
   }
   if (!conn->finish && !nghttp2_session_want_read(conn->h2) && !nghttp2_session_want_write(conn->h2))
     rn__hconn_finish(conn); /* GOAWAY exchanged and no stream left */
@@ -401,8 +401,8 @@ void rn__h2_answered(rn__hreq_t *req) {
   int rv = nghttp2_submit_response(conn->h2, req->stream_id, nv, n, data ? &prd : NULL);
   if (nv != small) free(nv);
   if (rv != 0) {
-    rn__logf(RN_LOG_WARN, "http", "#%llu %s: cannot submit an HTTP/2 response: %s", (unsigned long long)conn->id,
-             conn->peer, nghttp2_strerror(rv));
+    rn__hlogf(conn, RN_NET_LOG_WARN, "#%llu %s: cannot submit an HTTP/2 response: %s", (unsigned long long)conn->base.id,
+             conn->base.peer, nghttp2_strerror(rv));
     nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_INTERNAL_ERROR);
   }
   rn__hconn_schedule(conn);
@@ -410,7 +410,7 @@ void rn__h2_answered(rn__hreq_t *req) {
 
 void rn__h2_timeout(rn__hconn_t *conn) {
   /* 408 on every stream still receiving; the connection stays for the others. */
-  for (rn__hreq_t *req = conn->reqs; req != NULL && !conn->closing; req = req->next)
+  for (rn__hreq_t *req = conn->reqs; req != NULL && !rn_conn_closing(&conn->base); req = req->next)
     if (!req->complete && !req->answered && !req->early) early(req, 408);
   conn->last_read = rn__hconn_now(conn); /* the streams are answered; do not fire again at once */
   rn__hconn_schedule(conn);

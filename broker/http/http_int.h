@@ -10,11 +10,12 @@
  *   http_h2.c      HTTP/2 on a connection (nghttp2): streams, flow control
  *   http_tls.c     TLS (OpenSSL, memory BIOs over the libuv socket), ALPN
  *
- * Lifetimes. A connection (rn__hconn_t) is referenced by its two handles
- * (one reference until both closed), by every request of it that is at the
- * router, by every uv_write and by a uv_shutdown in flight. At zero it goes
- * to the dead list and run_deferred (server.c) frees it: never inside one of
- * its own callbacks. A request (rn__hreq_t) lives on its connection's list
+ * Lifetimes. A connection (rn__hconn_t) starts with the connection base
+ * (rn_conn_t, broker/net), which counts its references: its two handles
+ * (one reference until both closed), every request of it that is at the
+ * router, every write and a uv_shutdown in flight. At zero the base frees
+ * it from the loop hook (step 4 of the order in broker/net/net.c): never
+ * inside one of its own callbacks. A request (rn__hreq_t) lives on its connection's list
  * from its first header to the end of its response (HTTP/1.1: the response
  * was handed to the output; HTTP/2: nghttp2 closed the stream); a request at
  * the router when its connection closes is "orphaned": unlinked, and freed
@@ -31,22 +32,20 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "http.h"
-#include "server_int.h"
+#include "config.h"
+#include "rn_http.h"
+#include "rn_net.h"
 
 #define RN__H2_MAX_STREAMS 128u          /* SETTINGS_MAX_CONCURRENT_STREAMS (capped by max_inflight_per_connection) */
 #define RN__H2_STREAM_WINDOW (1u << 20)  /* initial receive window per stream */
 #define RN__H2_CONN_WINDOW (16u << 20)   /* receive window of the connection */
 #define RN__HTTP_LINGER_MS 2000u         /* after a closing response: read and drop until EOF, at most this long */
 #define RN__HTTP_READ_BUF ((size_t)64 * 1024)
-/* Connections accepted past http_max_connections to answer one request:
- * /healthz, /readyz or /metrics as usual, anything else 503; beyond these
- * a connection is closed at once. */
-#define RN__HTTP_OVER_LIMIT_EXTRA 16u
 
 typedef struct rn__hconn rn__hconn_t;
 typedef struct rn__hreq rn__hreq_t;
 typedef struct rn__hbuf rn__hbuf_t;
+typedef struct rn_http rn__hsrv_t; /* the transport state */
 
 typedef enum {
   RN__HP_SNIFF = 0, /* nothing decided yet (first bytes, or the TLS handshake) */
@@ -118,14 +117,9 @@ struct rn__hreq {
 #define RN__NOOFF UINT32_MAX
 
 struct rn__hconn {
-  uv_tcp_t tcp;
-  uv_timer_t timer;
+  rn_conn_t base; /* first: socket, timer, id, peer, refs, close (broker/net) */
   uv_shutdown_t shut;
   rn__hsrv_t *hs;
-  uint64_t id;
-  char peer[80];
-
-  unsigned refs, handles_open;
   rn__hproto_t proto;
 
   /* TLS (NULL for cleartext). */
@@ -137,10 +131,9 @@ struct rn__hconn {
   uint8_t *in;
   size_t in_len, in_cap;
 
-  /* Output not yet handed to uv_write; writes in flight. */
+  /* Output not yet handed to a write (writes in flight: the base's). */
   rn__hbuf_t *out_head, *out_tail;
-  size_t out_bytes, writing;
-  unsigned writes;
+  size_t out_bytes;
 
   /* Requests. */
   rn__hreq_t *reqs, *reqs_tail;
@@ -172,32 +165,21 @@ struct rn__hconn {
   /* Time (uv_now). */
   uint64_t accepted, last_read, last_write, last_active, timer_due;
 
-  bool reading;
-  bool closing;     /* uv_close called */
-  bool queued;      /* on hs->work */
-  bool counted;     /* counted in hs->nconns */
-  bool over_limit;  /* past http_max_connections: one request, health only (counted in hs->nextra) */
+  /* base.extra: past http_max_connections: one request, health only */
   bool eof;         /* the peer half-closed */
   bool finish;      /* close once the output is flushed (then FIN and linger) */
   bool fin_sent;    /* uv_shutdown requested */
   bool lingering;   /* FIN sent: reading and dropping until EOF */
   uint64_t linger_until;
-
-  rn__hconn_t *prev, *next; /* hs->conns */
-  rn__hconn_t *work_next;   /* hs->work */
-  rn__hconn_t *dead_next;   /* hs->dead */
 };
 
-struct rn__hsrv {
-  rn_server_t *srv;
+struct rn_http {
+  rn_net_t *net;
   const rn_config_t *cfg;
+  rn_http_router_fn router;
+  void *router_arg;
   SSL_CTX *tls; /* NULL: cleartext */
-  rn__hconn_t *conns, *work, *dead;
-  uint32_t nconns;
-  uint32_t nextra; /* over_limit connections open */
-  uint64_t next_id;
   uint64_t routing; /* requests at the router, all connections */
-  uint64_t rejected, reject_logged_at;
   http_parser_settings h1settings;
   nghttp2_session_callbacks *h2cb;
   nghttp2_option *h2opt;
@@ -208,6 +190,9 @@ struct rn__hsrv {
 };
 
 /* ---- http_server.c: used by the protocol files ---- */
+
+/* Log one line for the "http" component (conn: an rn__hconn_t). */
+#define rn__hlogf(conn, level, ...) rn_conn_logf(&(conn)->base, (level), __VA_ARGS__)
 
 /* Output: copy len bytes (encrypting under TLS). */
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len);

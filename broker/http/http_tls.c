@@ -125,7 +125,7 @@ bool rn__tls_recv(rn__hconn_t *conn, const uint8_t *data, size_t len) {
       if (!drain(conn)) return false;
       if (e == SSL_ERROR_WANT_READ) return true;
       ssl_error_text(err, sizeof err);
-      rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: TLS handshake failed: %s", (unsigned long long)conn->id, conn->peer,
+      rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: TLS handshake failed: %s", (unsigned long long)conn->base.id, conn->base.peer,
                err);
       return false;
     }
@@ -134,7 +134,7 @@ bool rn__tls_recv(rn__hconn_t *conn, const uint8_t *data, size_t len) {
     const unsigned char *alpn = NULL;
     unsigned int alen = 0;
     SSL_get0_alpn_selected(conn->ssl, &alpn, &alen);
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: TLS %s, ALPN %.*s", (unsigned long long)conn->id, conn->peer,
+    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: TLS %s, ALPN %.*s", (unsigned long long)conn->base.id, conn->base.peer,
              SSL_get_version(conn->ssl), alen ? (int)alen : 4, alen ? (const char *)alpn : "none");
     if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
       if (!rn__h2_start(conn)) return false;
@@ -159,7 +159,7 @@ bool rn__tls_recv(rn__hconn_t *conn, const uint8_t *data, size_t len) {
       break;
     }
     ssl_error_text(err, sizeof err);
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: TLS read failed: %s", (unsigned long long)conn->id, conn->peer, err);
+    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: TLS read failed: %s", (unsigned long long)conn->base.id, conn->base.peer, err);
     drain(conn);
     return false;
   }

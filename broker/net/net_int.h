@@ -1,0 +1,54 @@
+/*
+ * net_int.h — private structures of broker/net (net.c, conn_base.c).
+ * Loop thread only.
+ */
+#ifndef RN_NET_INT_H
+#define RN_NET_INT_H
+
+#include "rn_net.h"
+
+struct rn_net_listener {
+  rn_net_t *net;
+  uv_tcp_t tcp;
+  bool open; /* tcp initialised and not closed */
+  rn_net_listen_opts_t lo; /* strings copied below */
+  char name[16], limit_name[40];
+  uint16_t port;
+  char addr[128];
+  uint32_t nconns, nextra;
+  uint64_t next_id;
+  uint64_t refused[2];   /* [rn_net_refuse_t] */
+  rn_net_ratelog_t rejects;
+  rn_conn_t *conns;
+  rn_net_listener_t *next;
+};
+
+struct rn_net {
+  uv_loop_t *loop;
+  rn_net_opts_t opts;
+  uint64_t fd_limit;
+  uv_prepare_t prepare;
+  uv_check_t check;
+  bool started;
+  /* Every handle of the net not yet closed: listeners, the two hooks, each
+   * connection's socket and timer. When finishing and this reaches 0, done runs. */
+  unsigned handles_open;
+  rn_net_listener_t *listeners;
+  rn_conn_t *work; /* connections with deferred work */
+  rn_conn_t *dead; /* closed, unreferenced: freed in step 4 */
+
+  /* Shutdown: RUNNING → DRAINING (rn_net_shutdown) → FINISHING (every
+   * connection and hook closing) → DONE (the last handle closed, done ran). */
+  enum { RN__NET_RUNNING, RN__NET_DRAINING, RN__NET_FINISHING, RN__NET_DONE } phase;
+  rn_net_done_cb done;
+  void *done_arg;
+};
+
+void rn__net_count_handle(rn_net_t *net);
+void rn__net_handle_closed(rn_net_t *net);
+/* Accept one pending connection on lst (conn_base.c). */
+void rn__net_accept(rn_net_listener_t *lst);
+/* Free a dead connection (conn_base.c). */
+void rn__conn_free(rn_conn_t *conn);
+
+#endif
