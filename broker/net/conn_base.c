@@ -61,8 +61,9 @@ bool rn_net_is_loopback(const struct sockaddr *sa) {
 /* ---- the reject log ------------------------------------------------------------ */
 
 bool rn_net_ratelog_due(rn_net_ratelog_t *rl, uint64_t now) {
-  if (rl->logged_at != 0 && now - rl->logged_at < rl->interval_ms) return false;
-  rl->logged_at = now ? now : 1; /* 0 means never */
+  if (rl->logged && now - rl->logged_at < rl->interval_ms) return false;
+  rl->logged = true;
+  rl->logged_at = now;
   return true;
 }
 

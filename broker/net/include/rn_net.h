@@ -172,7 +172,8 @@ bool rn_net_is_loopback(const struct sockaddr *sa);
 typedef struct rn_net_ratelog {
   uint64_t interval_ms; /* 1000 in the listeners */
   uint64_t suppressed;  /* events since the last line */
-  uint64_t logged_at;   /* clock of the last line; 0 = never */
+  uint64_t logged_at;   /* clock of the last line */
+  bool logged;          /* a line was written (logged_at is valid) */
 } rn_net_ratelog_t;
 
 /* Count one event at now (ms); returns the number to report (>= 1) when a
