@@ -29,11 +29,14 @@
 
 #include "http_int.h"
 
+static bool h1_may_parse(const rn__hconn_t *conn);
+
 static rn__hconn_t *conn_of(http_parser *p) { return p->data; }
 
-void rn__h1_init(rn__hconn_t *conn) {
+static bool h1_start(rn__hconn_t *conn) {
   http_parser_init(&conn->h1p, HTTP_REQUEST);
   conn->h1p.data = conn;
+  return true;
 }
 
 /* ---- header assembly (strings arrive in pieces) ------------------------------- */
@@ -206,7 +209,7 @@ static int on_headers_complete(http_parser *p) {
     if (req->version >= 11 && (chunked || (req->content_length != UINT64_MAX && req->content_length > 0)))
       req->expect_continue = true;
   }
-  /* Pause here too, so rn__h1_input knows where the head ends (the bare-LF
+  /* Pause here too, so h1_input knows where the head ends (the bare-LF
    * check covers head bytes only). */
   conn->h1_head_pause = true;
   http_parser_pause(p, 1);
@@ -232,7 +235,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
 static int on_message_complete(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
   if (rn_conn_closing(&conn->base) || conn->h1cur == NULL) return -1;
-  http_parser_pause(p, 1); /* dispatch outside the parser (rn__h1_input) */
+  http_parser_pause(p, 1); /* dispatch outside the parser (h1_input) */
   return 0;
 }
 
@@ -316,7 +319,7 @@ static const char *host_problem(const rn__hreq_t *req) {
   return NULL;
 }
 
-bool rn__h1_may_parse(const rn__hconn_t *conn) {
+static bool h1_may_parse(const rn__hconn_t *conn) {
   const rn__hsrv_t *hs = conn->hs;
   return !rn_conn_closing(&conn->base) && !conn->h1_stop && !conn->finish && !rn_net_draining(hs->net) &&
          conn->nreqs < hs->cfg->max_inflight_per_connection && rn__hconn_budget_ok(conn);
@@ -334,9 +337,9 @@ static bool bare_lf(rn__hconn_t *conn, const uint8_t *p, size_t n) {
   return false;
 }
 
-void rn__h1_input(rn__hconn_t *conn) {
+static void h1_input(rn__hconn_t *conn) {
   size_t pos = 0;
-  while (pos < conn->in_len && rn__h1_may_parse(conn)) {
+  while (pos < conn->in_len && h1_may_parse(conn)) {
     size_t left = conn->in_len - pos;
     bool in_head = conn->h1cur == NULL || !conn->h1cur->head_done;
     size_t n = http_parser_execute(&conn->h1p, &conn->hs->h1settings, (const char *)conn->in + pos, left);
@@ -441,13 +444,13 @@ static void emit(rn__hconn_t *conn, rn__hreq_t *req, bool close) {
   }
 }
 
-void rn__h1_answered(rn__hreq_t *req) { rn__hconn_schedule(req->conn); }
+static void h1_answered(rn__hreq_t *req) { rn__hconn_schedule(req->conn); }
 
-void rn__h1_work(rn__hconn_t *conn) {
+static void h1_work(rn__hconn_t *conn) {
   const rn__hsrv_t *hs = conn->hs;
   bool draining = rn_net_draining(hs->net);
   /* A request cut short by the peer's EOF will never complete. */
-  if (conn->eof && conn->h1cur != NULL && (conn->in_len == 0 || !rn__h1_may_parse(conn))) {
+  if (conn->eof && conn->h1cur != NULL && (conn->in_len == 0 || !h1_may_parse(conn))) {
     rn__hreq_t *cur = conn->h1cur;
     conn->h1cur = NULL;
     rn__hreq_unlink(cur);
@@ -486,7 +489,7 @@ void rn__h1_work(rn__hconn_t *conn) {
   if (nothing && (draining || (conn->h1_stop && conn->reqs == NULL))) rn__hconn_finish(conn);
 }
 
-void rn__h1_timeout(rn__hconn_t *conn) {
+static void h1_timeout(rn__hconn_t *conn) {
   const rn_config_t *cfg = conn->hs->cfg;
   rn__hreq_t *cur = conn->h1cur;
   if (cur == NULL) {
@@ -503,4 +506,40 @@ void rn__h1_timeout(rn__hconn_t *conn) {
   conn->in_len = 0;
 }
 
-void rn__h1_drain(rn__hconn_t *conn) { rn__hconn_schedule(conn); }
+static void h1_drain(rn__hconn_t *conn) { rn__hconn_schedule(conn); }
+
+/* ---- the table --------------------------------------------------------------------- */
+
+static bool h1_may_read(const rn__hconn_t *conn) { return rn__hconn_budget_ok(conn) && h1_may_parse(conn); }
+
+static rn__rx_t h1_receiving(const rn__hconn_t *conn, uint64_t *since) {
+  const rn__hreq_t *cur = conn->h1cur;
+  if (cur == NULL) return RN__RX_NONE;
+  if (!cur->head_done) {
+    *since = cur->started;
+    return RN__RX_HEAD;
+  }
+  *since = conn->last_read;
+  return RN__RX_BODY;
+}
+
+static void h1_stop(rn__hconn_t *conn) { conn->h1_stop = true; }
+static bool h1_pending_output(const rn__hconn_t *conn) { return false; }
+static bool h1_input_done(const rn__hconn_t *conn) { return conn->in_len == 0 || !h1_may_parse(conn); }
+
+const rn_http_proto_ops_t rn__h1_ops = {
+    .name = "HTTP/1.1",
+    .version = 11,
+    .start = h1_start,
+    .input = h1_input,
+    .work = h1_work,
+    .answered = h1_answered,
+    .may_read = h1_may_read,
+    .receiving = h1_receiving,
+    .timeout = h1_timeout,
+    .idle = rn__hconn_finish,
+    .stop = h1_stop,
+    .drain = h1_drain,
+    .pending_output = h1_pending_output,
+    .input_done = h1_input_done,
+};

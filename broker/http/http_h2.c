@@ -12,7 +12,7 @@
  *
  * Invariants:
  *   - Input is fed with nghttp2_session_mem_recv; output is pulled with
- *     nghttp2_session_mem_send only from the deferred work (rn__h2_work),
+ *     nghttp2_session_mem_send only from the deferred work (h2_work),
  *     while the connection's unwritten output is under
  *     max_output_bytes_per_connection, so a client that does not read
  *     stops costing memory.
@@ -20,7 +20,7 @@
  *     (out of memory) has freed its requests.
  *   - A complete request is routed at once while the connection's output
  *     budget (unwritten output + held answers, rn__hconn_budget_ok) allows;
- *     otherwise it waits as "deferred" and rn__h2_work routes it, in
+ *     otherwise it waits as "deferred" and h2_work routes it, in
  *     arrival order, once answers went out. Reading goes on (only unwritten
  *     output stops it): the client's WINDOW_UPDATEs are what lets held
  *     answers drain.
@@ -37,6 +37,8 @@
 #include <strings.h>
 
 #include "http_int.h"
+
+static void h2_work(rn__hconn_t *conn);
 
 /* nghttp2_nv takes non-const pointers; with NGHTTP2_NV_FLAG_NONE it copies. */
 #define NV(n, v, nl, vl) \
@@ -95,7 +97,7 @@ static void request_done(rn__hreq_t *req) {
   conn->h2_receiving--;
   if (req->answered || req->early) return; /* answered early; the rest was dropped */
   if (!rn__hconn_budget_ok(conn)) {
-    req->deferred = true; /* rn__h2_work routes it once the answers fit */
+    req->deferred = true; /* h2_work routes it once the answers fit */
     conn->h2_deferred++;
     return;
   }
@@ -306,10 +308,9 @@ void rn__h2_global_free(rn__hsrv_t *hs) {
   hs->h2cb = NULL;
 }
 
-bool rn__h2_start(rn__hconn_t *conn) {
+static bool h2_start(rn__hconn_t *conn) {
   rn__hsrv_t *hs = conn->hs;
   if (nghttp2_session_server_new2(&conn->h2, hs->h2cb, conn, hs->h2opt) != 0) return false;
-  conn->proto = RN__HP_H2;
   uint32_t streams = hs->cfg->max_inflight_per_connection < RN__H2_MAX_STREAMS ? hs->cfg->max_inflight_per_connection
                                                                                 : RN__H2_MAX_STREAMS;
   nghttp2_settings_entry iv[] = {
@@ -326,7 +327,7 @@ bool rn__h2_start(rn__hconn_t *conn) {
 
 /* ---- input, output ------------------------------------------------------------------- */
 
-void rn__h2_input(rn__hconn_t *conn) {
+static void h2_input(rn__hconn_t *conn) {
   if (conn->in_len == 0 || conn->h2 == NULL) return;
   ssize_t rv = nghttp2_session_mem_recv(conn->h2, conn->in, conn->in_len);
   if (rn_conn_closing(&conn->base)) return;
@@ -335,13 +336,13 @@ void rn__h2_input(rn__hconn_t *conn) {
     rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: HTTP/2 session error: %s", (unsigned long long)conn->base.id, conn->base.peer,
              nghttp2_strerror((int)rv));
     /* Whatever nghttp2 queued (GOAWAY with the error) goes out first. */
-    rn__h2_work(conn);
+    h2_work(conn);
     rn__hconn_finish(conn);
   }
   rn__hconn_schedule(conn);
 }
 
-void rn__h2_work(rn__hconn_t *conn) {
+static void h2_work(rn__hconn_t *conn) {
   if (conn->h2 == NULL || rn_conn_closing(&conn->base) || conn->fin_sent) return;
   const rn_config_t *cfg = conn->hs->cfg;
   if (conn->h2_deferred > 0) route_deferred(conn);
@@ -363,7 +364,7 @@ void rn__h2_work(rn__hconn_t *conn) {
     rn__hconn_finish(conn); /* GOAWAY exchanged and no stream left */
 }
 
-void rn__h2_answered(rn__hreq_t *req) {
+static void h2_answered(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   if (!req->h2_open) { /* the client reset the stream meanwhile */
     req->answered = false;
@@ -408,7 +409,7 @@ void rn__h2_answered(rn__hreq_t *req) {
   rn__hconn_schedule(conn);
 }
 
-void rn__h2_timeout(rn__hconn_t *conn) {
+static void h2_timeout(rn__hconn_t *conn) {
   /* 408 on every stream still receiving; the connection stays for the others. */
   for (rn__hreq_t *req = conn->reqs; req != NULL && !rn_conn_closing(&conn->base); req = req->next)
     if (!req->complete && !req->answered && !req->early) early(req, 408);
@@ -424,9 +425,44 @@ static void goaway(rn__hconn_t *conn) {
   rn__hconn_schedule(conn);
 }
 
-void rn__h2_idle(rn__hconn_t *conn) {
+static void h2_idle(rn__hconn_t *conn) {
   goaway(conn);
   rn__hconn_finish(conn);
 }
 
-void rn__h2_drain(rn__hconn_t *conn) { goaway(conn); }
+static void h2_drain(rn__hconn_t *conn) { goaway(conn); }
+
+/* ---- the table --------------------------------------------------------------------- */
+
+static bool h2_may_read(const rn__hconn_t *conn) {
+  return true; /* HTTP/2 keeps reading past held answers: the client's WINDOW_UPDATEs drain them */
+}
+
+static rn__rx_t h2_receiving(const rn__hconn_t *conn, uint64_t *since) {
+  if (conn->h2_receiving == 0) return RN__RX_NONE;
+  *since = conn->last_read;
+  return RN__RX_BODY;
+}
+
+static bool h2_pending_output(const rn__hconn_t *conn) {
+  return conn->h2 != NULL && nghttp2_session_want_write(conn->h2);
+}
+
+static bool h2_input_done(const rn__hconn_t *conn) { return true; }
+
+const rn_http_proto_ops_t rn__h2_ops = {
+    .name = "HTTP/2",
+    .version = 20,
+    .start = h2_start,
+    .input = h2_input,
+    .work = h2_work,
+    .answered = h2_answered,
+    .may_read = h2_may_read,
+    .receiving = h2_receiving,
+    .timeout = h2_timeout,
+    .idle = h2_idle,
+    .stop = goaway,
+    .drain = h2_drain,
+    .pending_output = h2_pending_output,
+    .input_done = h2_input_done,
+};

@@ -47,11 +47,14 @@ typedef struct rn__hreq rn__hreq_t;
 typedef struct rn__hbuf rn__hbuf_t;
 typedef struct rn_http rn__hsrv_t; /* the transport state */
 
-typedef enum {
-  RN__HP_SNIFF = 0, /* nothing decided yet (first bytes, or the TLS handshake) */
-  RN__HP_H1,
-  RN__HP_H2,
-} rn__hproto_t;
+typedef struct rn_http_proto_ops rn_http_proto_ops_t;
+
+/* What TLS negotiated (ALPN); the choice of protocol itself is made in one
+ * place, choose_protocol in http_server.c. */
+typedef enum { RN__ALPN_NONE = 0, RN__ALPN_H1, RN__ALPN_H2 } rn__alpn_t;
+
+/* What a request is receiving, for its timer (rn_http_proto_ops_t.receiving). */
+typedef enum { RN__RX_NONE = 0, RN__RX_HEAD, RN__RX_BODY } rn__rx_t;
 
 /* One chunk of bytes to write (plaintext, or ciphertext under TLS). */
 struct rn__hbuf {
@@ -120,7 +123,10 @@ struct rn__hconn {
   rn_conn_t base; /* first: socket, timer, id, peer, refs, close (broker/net) */
   uv_shutdown_t shut;
   rn__hsrv_t *hs;
-  rn__hproto_t proto;
+  /* The HTTP version spoken: NULL until decided (the first bytes, or the
+   * TLS handshake and its ALPN), then &rn__h1_ops or &rn__h2_ops. */
+  const rn_http_proto_ops_t *pops;
+  rn__alpn_t alpn;
 
   /* TLS (NULL for cleartext). */
   SSL *ssl;
@@ -252,34 +258,50 @@ const char *rn__http_reason(int status);
 const char *rn__http_date(rn__hsrv_t *hs); /* IMF-fixdate of now, cached per second */
 bool rn__http_status_has_body(int status);
 
-/* ---- http_h1.c ---- */
-void rn__h1_init(rn__hconn_t *conn);
-void rn__h1_settings(http_parser_settings *s);
-/* Parse what may be parsed of conn->in; consume it. */
-void rn__h1_input(rn__hconn_t *conn);
-/* Deferred work: responses out in order, 100-continue, close decisions. */
-void rn__h1_work(rn__hconn_t *conn);
-/* The peer sent EOF. */
-void rn__h1_eof(rn__hconn_t *conn);
-/* A request was answered (router or transport). */
-void rn__h1_answered(rn__hreq_t *req);
-/* A head or body timeout: 408 for the request in progress, then close. */
-void rn__h1_timeout(rn__hconn_t *conn);
-bool rn__h1_may_parse(const rn__hconn_t *conn);
-/* Shutdown began. */
-void rn__h1_drain(rn__hconn_t *conn);
+/* ---- one HTTP version on a connection (http_h1.c, http_h2.c) ----
+ *
+ * The transport (http_server.c) talks to HTTP/1.1 and HTTP/2 only through
+ * this table: no version checks outside the protocol files. Every member
+ * runs on the loop thread, may close the connection, and is never called on
+ * a closing one. */
+struct rn_http_proto_ops {
+  const char *name; /* "HTTP/1.1", "HTTP/2" */
+  int version;      /* 11, 20 (what rn_http_req_t.http_version says) */
+  /* Chosen for conn: set up (h2: the session and SETTINGS). false: close. */
+  bool (*start)(rn__hconn_t *conn);
+  /* Feed input: parse what may be parsed of conn->in and consume it. */
+  void (*input)(rn__hconn_t *conn);
+  /* Deferred work: responses (head, body) to the output, in the protocol's
+   * order; 100-continue; the decision to finish the connection. */
+  void (*work)(rn__hconn_t *conn);
+  /* A request was answered (by the router or the transport). */
+  void (*answered)(rn__hreq_t *req);
+  /* Whether to read more now (the output budget aside). */
+  bool (*may_read)(const rn__hconn_t *conn);
+  /* What is being received, and since when (uv_now), for the timer. */
+  rn__rx_t (*receiving)(const rn__hconn_t *conn, uint64_t *since);
+  /* The head or body timer fired: 408 what is receiving. */
+  void (*timeout)(rn__hconn_t *conn);
+  /* Idle, or no first request in time: end the connection politely
+   * (HTTP/2: GOAWAY). */
+  void (*idle)(rn__hconn_t *conn);
+  /* Take no request after the ones begun (HTTP/2: GOAWAY); shutdown, or an
+   * over-limit connection's one request. */
+  void (*stop)(rn__hconn_t *conn);
+  /* Shutdown began. */
+  void (*drain)(rn__hconn_t *conn);
+  /* The protocol has more to write (TLS close_notify waits for it). */
+  bool (*pending_output)(const rn__hconn_t *conn);
+  /* After the peer's EOF: nothing left that could still be parsed. */
+  bool (*input_done)(const rn__hconn_t *conn);
+};
 
-/* ---- http_h2.c ---- */
+extern const rn_http_proto_ops_t rn__h1_ops, rn__h2_ops;
+
+/* ---- http_h1.c, http_h2.c: process-wide setup ---- */
+void rn__h1_settings(http_parser_settings *s);
 rn_err_t rn__h2_global_init(rn__hsrv_t *hs);
 void rn__h2_global_free(rn__hsrv_t *hs);
-/* Start HTTP/2 on conn (the client preface comes in conn->in). */
-bool rn__h2_start(rn__hconn_t *conn);
-void rn__h2_input(rn__hconn_t *conn);
-void rn__h2_work(rn__hconn_t *conn);
-void rn__h2_answered(rn__hreq_t *req);
-void rn__h2_timeout(rn__hconn_t *conn);
-void rn__h2_idle(rn__hconn_t *conn);
-void rn__h2_drain(rn__hconn_t *conn);
 
 /* ---- http_tls.c ---- */
 /* Load cert and key; returns NULL with why on failure. */

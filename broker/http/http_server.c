@@ -344,29 +344,44 @@ uint8_t *rn__hconn_in_room(rn__hconn_t *conn, size_t n, size_t *room) {
   return p;
 }
 
-/* Decide the protocol from the first bytes, then let it consume the input. */
+/* The one place the HTTP version of a connection is decided: under TLS
+ * the ALPN choice (h2, http/1.1) as soon as the handshake is done; without
+ * one (cleartext, or TLS without ALPN) the first bytes: the HTTP/2 client
+ * preface (h2c with prior knowledge), else HTTP/1.1. Returns false while
+ * undecided (wait for more bytes) or when the connection was closed. */
+static bool choose_protocol(rn__hconn_t *conn) {
+  if (conn->pops != NULL) return true;
+  if (conn->ssl != NULL && !conn->tls_ready) return false;
+  const rn_http_proto_ops_t *ops = NULL;
+  if (conn->alpn == RN__ALPN_H2) {
+    ops = &rn__h2_ops;
+  } else if (conn->alpn == RN__ALPN_H1) {
+    ops = &rn__h1_ops;
+  } else {
+    if (conn->in_len == 0) return false;
+    size_t n = conn->in_len < H2_PREFACE_LEN ? conn->in_len : H2_PREFACE_LEN;
+    if (memcmp(conn->in, h2_preface, n) != 0)
+      ops = &rn__h1_ops;
+    else if (n == H2_PREFACE_LEN)
+      ops = &rn__h2_ops;
+    else
+      return false; /* a prefix of the preface: wait for more */
+  }
+  conn->pops = ops;
+  if (!ops->start(conn)) {
+    char why[48];
+    snprintf(why, sizeof why, "cannot start %s", ops->name);
+    rn__hconn_close(conn, why); /* why is used before this returns */
+    return false;
+  }
+  return true;
+}
+
+/* Decide the protocol, then let it consume the input. */
 static void process_input(rn__hconn_t *conn) {
   if (rn_conn_closing(&conn->base) || conn->lingering || conn->finish) return;
-  if (conn->proto == RN__HP_SNIFF) {
-    if (conn->ssl != NULL && !conn->tls_ready) return;
-    if (conn->in_len == 0) return;
-    size_t n = conn->in_len < H2_PREFACE_LEN ? conn->in_len : H2_PREFACE_LEN;
-    if (memcmp(conn->in, h2_preface, n) != 0) {
-      conn->proto = RN__HP_H1;
-      rn__h1_init(conn);
-    } else if (n == H2_PREFACE_LEN) {
-      if (!rn__h2_start(conn)) {
-        rn__hconn_close(conn, "cannot start HTTP/2");
-        return;
-      }
-    } else {
-      return; /* a prefix of the preface: wait for more */
-    }
-  }
-  if (conn->proto == RN__HP_H1)
-    rn__h1_input(conn);
-  else
-    rn__h2_input(conn);
+  if (!choose_protocol(conn)) return;
+  conn->pops->input(conn);
   if (!rn_conn_closing(&conn->base) && conn->in_len == 0 && conn->in != NULL) {
     free(conn->in); /* idle connections keep no input buffer */
     conn->in = NULL;
@@ -392,12 +407,8 @@ static void update_reading(rn__hconn_t *conn) {
     want = false;
   else if (conn->out_bytes + conn->base.writing >= cfg->max_output_bytes_per_connection)
     want = false; /* HTTP/2 keeps reading past held answers: the client's WINDOW_UPDATEs drain them */
-  else if (conn->proto == RN__HP_H1 && !rn__hconn_budget_ok(conn))
-    want = false;
-  else if (conn->proto == RN__HP_H1)
-    want = rn__h1_may_parse(conn);
   else
-    want = true;
+    want = conn->pops == NULL || conn->pops->may_read(conn);
   int rc = rn_conn_read(&conn->base, want);
   if (rc != 0) rn__hconn_close(conn, uv_strerror(rc));
 }
@@ -434,27 +445,20 @@ static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
   bool idle = !sending && conn->nreqs == 0 && conn->routing == 0 && cfg->http_idle_timeout_ms > 0;
   /* A connection must begin its first request within the head timeout of
    * the accept (TLS handshake included), whatever the protocol. */
-  if (conn->begun == 0 && conn->proto != RN__HP_SNIFF) {
+  if (conn->pops == NULL) { /* undecided: the first bytes are a head */
+    CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_HEAD);
+    return best;
+  }
+  if (conn->begun == 0) {
     CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_FIRST);
     return best;
   }
-  switch (conn->proto) {
-  case RN__HP_SNIFF: CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_HEAD); break;
-  case RN__HP_H1: {
-    const rn__hreq_t *cur = conn->h1cur;
-    if (cur != NULL && !cur->head_done)
-      CONSIDER(cur->started + cfg->http_header_timeout_ms, DL_HEAD);
-    else if (cur != NULL)
-      CONSIDER(conn->last_read + cfg->http_body_timeout_ms, DL_BODY);
-    else if (idle)
-      CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
-    break;
-  }
-  case RN__HP_H2:
-    if (conn->h2_receiving > 0)
-      CONSIDER(conn->last_read + cfg->http_body_timeout_ms, DL_BODY);
-    else if (idle)
-      CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
+  uint64_t since = 0;
+  switch (conn->pops->receiving(conn, &since)) {
+  case RN__RX_HEAD: CONSIDER(since + cfg->http_header_timeout_ms, DL_HEAD); break;
+  case RN__RX_BODY: CONSIDER(since + cfg->http_body_timeout_ms, DL_BODY); break;
+  case RN__RX_NONE:
+    if (idle) CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
     break;
   }
 #undef CONSIDER
@@ -496,26 +500,21 @@ static void on_timer(uv_timer_t *t) {
   case DL_FIRST:
     rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: no request within %u ms; closing", (unsigned long long)conn->base.id,
              conn->base.peer, (unsigned)conn->hs->cfg->http_header_timeout_ms);
-    if (conn->proto == RN__HP_H2)
-      rn__h2_idle(conn);
-    else
-      rn__hconn_finish(conn);
+    conn->pops->idle(conn); /* DL_FIRST only once a protocol is chosen */
     break;
   case DL_HEAD:
   case DL_BODY:
     rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: request %s timed out", (unsigned long long)conn->base.id, conn->base.peer,
              kind == DL_HEAD ? "head" : "body");
-    if (conn->proto == RN__HP_SNIFF)
+    if (conn->pops == NULL)
       rn__hconn_finish(conn); /* no request begun (or no TLS session): nothing to answer */
-    else if (conn->proto == RN__HP_H1)
-      rn__h1_timeout(conn);
     else
-      rn__h2_timeout(conn);
+      conn->pops->timeout(conn);
     break;
   case DL_IDLE:
     rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: idle; closing", (unsigned long long)conn->base.id, conn->base.peer);
-    if (conn->proto == RN__HP_H2)
-      rn__h2_idle(conn);
+    if (conn->pops != NULL)
+      conn->pops->idle(conn);
     else
       rn__hconn_finish(conn);
     break;
@@ -586,14 +585,11 @@ static void hconn_work(rn_conn_t *base) {
   if (rn_conn_closing(&conn->base)) return;
   if (conn->in_len > 0) process_input(conn); /* what back-pressure held back */
   if (rn_conn_closing(&conn->base)) return;
-  if (conn->proto == RN__HP_H1)
-    rn__h1_work(conn);
-  else if (conn->proto == RN__HP_H2)
-    rn__h2_work(conn);
+  if (conn->pops != NULL) conn->pops->work(conn);
   if (rn_conn_closing(&conn->base)) return;
   if (conn->finish && !conn->fin_sent && conn->ssl != NULL && conn->tls_ready && !conn->notified &&
       conn->out_bytes + conn->base.writing < conn->hs->cfg->max_output_bytes_per_connection &&
-      (conn->h2 == NULL || !nghttp2_session_want_write(conn->h2))) {
+      (conn->pops == NULL || !conn->pops->pending_output(conn))) {
     rn__tls_close_notify(conn); /* the last bytes of the TLS stream */
     conn->notified = true;
   }
@@ -611,7 +607,7 @@ static void hconn_work(rn_conn_t *base) {
       conn_ref(conn);
     }
   } else if (conn->eof && !conn->finish && conn->routing == 0 && !rn__hconn_sending(conn) &&
-             (conn->proto != RN__HP_H1 || conn->in_len == 0 || !rn__h1_may_parse(conn))) {
+             (conn->pops == NULL || conn->pops->input_done(conn))) {
     rn__hconn_close(conn, "closed by peer");
     return;
   }
@@ -857,10 +853,7 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
 static void answered(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   conn->last_active = rn__hconn_now(conn);
-  if (conn->proto == RN__HP_H2)
-    rn__h2_answered(req);
-  else
-    rn__h1_answered(req);
+  conn->pops->answered(req);
 }
 
 /* Append s to buf as JSON string content (without quotes). */
@@ -980,10 +973,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   req->complete = true;
   if (conn->base.extra) {
     /* One request only, then close (HTTP/2: GOAWAY). */
-    if (conn->proto == RN__HP_H1)
-      conn->h1_stop = true;
-    else
-      rn__h2_drain(conn);
+    conn->pops->stop(conn);
     if (!health_request(req)) {
       char msg[200];
       snprintf(msg, sizeof msg,
@@ -1086,11 +1076,10 @@ static void http_on_open(rn_conn_t *base) {
  * the router are still answered. */
 static void http_on_drain(rn_conn_t *base) {
   rn__hconn_t *conn = (rn__hconn_t *)base;
-  switch (conn->proto) {
-  case RN__HP_SNIFF: rn__hconn_finish(conn); break;
-  case RN__HP_H1: rn__h1_drain(conn); break;
-  case RN__HP_H2: rn__h2_drain(conn); break;
-  }
+  if (conn->pops == NULL)
+    rn__hconn_finish(conn); /* nothing begun: nothing to answer */
+  else
+    conn->pops->drain(conn);
   update_reading(conn);
   rn__hconn_schedule(conn);
   if (!rn_conn_closing(&conn->base)) {

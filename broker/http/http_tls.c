@@ -136,12 +136,11 @@ bool rn__tls_recv(rn__hconn_t *conn, const uint8_t *data, size_t len) {
     SSL_get0_alpn_selected(conn->ssl, &alpn, &alen);
     rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: TLS %s, ALPN %.*s", (unsigned long long)conn->base.id, conn->base.peer,
              SSL_get_version(conn->ssl), alen ? (int)alen : 4, alen ? (const char *)alpn : "none");
-    if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
-      if (!rn__h2_start(conn)) return false;
-    } else if (alen == 8 && memcmp(alpn, "http/1.1", 8) == 0) {
-      conn->proto = RN__HP_H1;
-      rn__h1_init(conn);
-    }
+    /* Only recorded: the transport chooses the protocol (choose_protocol). */
+    if (alen == 2 && memcmp(alpn, "h2", 2) == 0)
+      conn->alpn = RN__ALPN_H2;
+    else if (alen == 8 && memcmp(alpn, "http/1.1", 8) == 0)
+      conn->alpn = RN__ALPN_H1;
   }
   for (;;) {
     size_t room;
