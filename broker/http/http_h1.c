@@ -321,7 +321,7 @@ static const char *host_problem(const rn__hreq_t *req) {
 
 static bool h1_may_parse(const rn__hconn_t *conn) {
   const rn__hsrv_t *hs = conn->hs;
-  return !rn_conn_closing(&conn->base) && !conn->h1_stop && !conn->finish && !rn_net_draining(hs->net) &&
+  return !rn_conn_closing(&conn->base) && !conn->h1_stop && (conn->end < RN__HE_FINISH) && !rn_net_draining(hs->net) &&
          conn->nreqs < hs->cfg->max_inflight_per_connection && rn__hconn_budget_ok(conn);
 }
 
@@ -483,7 +483,7 @@ static void h1_work(rn__hconn_t *conn) {
     }
     break;
   }
-  if (rn_conn_closing(&conn->base) || conn->finish) return;
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FINISH)) return;
   /* Nothing left that will be answered: close. */
   bool nothing = conn->reqs == NULL || !conn->reqs->complete;
   if (nothing && (draining || (conn->h1_stop && conn->reqs == NULL))) rn__hconn_finish(conn);

@@ -343,7 +343,7 @@ static void h2_input(rn__hconn_t *conn) {
 }
 
 static void h2_work(rn__hconn_t *conn) {
-  if (conn->h2 == NULL || rn_conn_closing(&conn->base) || conn->fin_sent) return;
+  if (conn->h2 == NULL || rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT)) return;
   const rn_config_t *cfg = conn->hs->cfg;
   if (conn->h2_deferred > 0) route_deferred(conn);
   if (rn_conn_closing(&conn->base)) return;
@@ -360,7 +360,7 @@ static void h2_work(rn__hconn_t *conn) {
     rn__hconn_send(conn, p, (size_t)n);
     if (rn_conn_closing(&conn->base)) return;
   }
-  if (!conn->finish && !nghttp2_session_want_read(conn->h2) && !nghttp2_session_want_write(conn->h2))
+  if ((conn->end < RN__HE_FINISH) && !nghttp2_session_want_read(conn->h2) && !nghttp2_session_want_write(conn->h2))
     rn__hconn_finish(conn); /* GOAWAY exchanged and no stream left */
 }
 

@@ -173,9 +173,18 @@ struct rn__hconn {
 
   /* base.extra: past http_max_connections: one request, health only */
   bool eof;         /* the peer half-closed */
-  bool finish;      /* close once the output is flushed (then FIN and linger) */
-  bool fin_sent;    /* uv_shutdown requested */
-  bool lingering;   /* FIN sent: reading and dropping until EOF */
+  /* How the connection ends, one enum. Transitions (each only forward):
+   *   OPEN ──rn__hconn_finish (closing response, timeout, protocol error,
+   *          shutdown)──→ FINISH: parse nothing more, flush the output
+   *   FINISH ──output flushed (and TLS close_notify queued)──→ FIN_SENT:
+   *          uv_shutdown requested (FIN after the writes in flight)
+   *   FIN_SENT ──shutdown completed──→ LINGER: read and drop until the
+   *          peer's EOF, at most RN__HTTP_LINGER_MS, so the last response
+   *          is not lost to a reset
+   *   any ──rn__hconn_close (hard: error, EOF while lingering, linger
+   *          over)──→ the base's RN_CONN_CLOSING
+   * eof (the peer half-closed) is input-side and independent of it. */
+  enum { RN__HE_OPEN = 0, RN__HE_FINISH, RN__HE_FIN_SENT, RN__HE_LINGER } end;
   uint64_t linger_until;
 };
 

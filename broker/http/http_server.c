@@ -236,7 +236,7 @@ bool rn__hconn_out_raw(rn__hconn_t *conn, const void *data, size_t len) {
 }
 
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len) {
-  if (rn_conn_closing(&conn->base) || conn->fin_sent || len == 0) return;
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) return;
   if (conn->ssl != NULL) {
     if (!rn__tls_send(conn, data, len)) rn__hconn_close(conn, "tls write failed");
     return;
@@ -245,8 +245,8 @@ void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len) {
 }
 
 void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
-  if (rn_conn_closing(&conn->base) || conn->fin_sent || len == 0 || conn->ssl != NULL) {
-    if (!rn_conn_closing(&conn->base) && !conn->fin_sent && len > 0) rn__hconn_send(conn, buf, len);
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0 || conn->ssl != NULL) {
+    if (!rn_conn_closing(&conn->base) && (conn->end < RN__HE_FIN_SENT) && len > 0) rn__hconn_send(conn, buf, len);
     free(buf);
     return;
   }
@@ -379,7 +379,7 @@ static bool choose_protocol(rn__hconn_t *conn) {
 
 /* Decide the protocol, then let it consume the input. */
 static void process_input(rn__hconn_t *conn) {
-  if (rn_conn_closing(&conn->base) || conn->lingering || conn->finish) return;
+  if (rn_conn_closing(&conn->base) || (conn->end == RN__HE_LINGER) || (conn->end >= RN__HE_FINISH)) return;
   if (!choose_protocol(conn)) return;
   conn->pops->input(conn);
   if (!rn_conn_closing(&conn->base) && conn->in_len == 0 && conn->in != NULL) {
@@ -401,9 +401,9 @@ static void update_reading(rn__hconn_t *conn) {
   if (rn_conn_closing(&conn->base)) return;
   const rn_config_t *cfg = conn->hs->cfg;
   bool want;
-  if (conn->lingering)
+  if ((conn->end == RN__HE_LINGER))
     want = true;
-  else if (conn->eof || conn->finish)
+  else if (conn->eof || (conn->end >= RN__HE_FINISH))
     want = false;
   else if (conn->out_bytes + conn->base.writing >= cfg->max_output_bytes_per_connection)
     want = false; /* HTTP/2 keeps reading past held answers: the client's WINDOW_UPDATEs drain them */
@@ -430,7 +430,7 @@ static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
       *kind = (k);             \
     }                          \
   } while (0)
-  if (conn->lingering) {
+  if ((conn->end == RN__HE_LINGER)) {
     CONSIDER(conn->linger_until, DL_LINGER);
     return best;
   }
@@ -441,7 +441,7 @@ static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
       lim = cfg->drain_timeout_ms;
     if (lim > 0) CONSIDER(conn->last_write + lim, DL_STALL);
   }
-  if (conn->finish || conn->eof) return best;
+  if ((conn->end >= RN__HE_FINISH) || conn->eof) return best;
   bool idle = !sending && conn->nreqs == 0 && conn->routing == 0 && cfg->http_idle_timeout_ms > 0;
   /* A connection must begin its first request within the head timeout of
    * the accept (TLS handshake included), whatever the protocol. */
@@ -528,17 +528,17 @@ static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
   rn__hconn_t *conn = (rn__hconn_t *)base;
   if (rn_conn_closing(&conn->base) || nread == 0) return;
   if (nread < 0) {
-    if (nread == UV_EOF && !conn->lingering) {
+    if (nread == UV_EOF && (conn->end != RN__HE_LINGER)) {
       conn->eof = true;
       update_reading(conn);
       rn__hconn_schedule(conn);
       return;
     }
-    rn__hconn_close(conn, conn->lingering ? "closed" : uv_strerror((int)nread));
+    rn__hconn_close(conn, (conn->end == RN__HE_LINGER) ? "closed" : uv_strerror((int)nread));
     return;
   }
   conn->last_read = rn__hconn_now(conn);
-  if (conn->lingering) return; /* dropped */
+  if ((conn->end == RN__HE_LINGER)) return; /* dropped */
   if (conn->ssl != NULL) {
     if (!rn__tls_recv(conn, (const uint8_t *)buf->base, (size_t)nread)) {
       rn__hconn_finish(conn); /* flush the alert, if any */
@@ -564,7 +564,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     if (status < 0) {
       rn__hconn_close(conn, uv_strerror(status));
     } else {
-      conn->lingering = true;
+      conn->end = RN__HE_LINGER;
       conn->linger_until = rn__hconn_now(conn) + RN__HTTP_LINGER_MS;
       update_reading(conn);
       arm(conn);
@@ -574,8 +574,8 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 void rn__hconn_finish(rn__hconn_t *conn) {
-  if (rn_conn_closing(&conn->base) || conn->finish) return;
-  conn->finish = true;
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FINISH)) return;
+  conn->end = RN__HE_FINISH;
   update_reading(conn);
   rn__hconn_schedule(conn);
 }
@@ -587,7 +587,7 @@ static void hconn_work(rn_conn_t *base) {
   if (rn_conn_closing(&conn->base)) return;
   if (conn->pops != NULL) conn->pops->work(conn);
   if (rn_conn_closing(&conn->base)) return;
-  if (conn->finish && !conn->fin_sent && conn->ssl != NULL && conn->tls_ready && !conn->notified &&
+  if ((conn->end >= RN__HE_FINISH) && (conn->end < RN__HE_FIN_SENT) && conn->ssl != NULL && conn->tls_ready && !conn->notified &&
       conn->out_bytes + conn->base.writing < conn->hs->cfg->max_output_bytes_per_connection &&
       (conn->pops == NULL || !conn->pops->pending_output(conn))) {
     rn__tls_close_notify(conn); /* the last bytes of the TLS stream */
@@ -595,7 +595,7 @@ static void hconn_work(rn_conn_t *base) {
   }
   flush(conn);
   if (rn_conn_closing(&conn->base)) return;
-  if (conn->finish && !conn->fin_sent && (conn->ssl == NULL || !conn->tls_ready || conn->notified)) {
+  if ((conn->end >= RN__HE_FINISH) && (conn->end < RN__HE_FIN_SENT) && (conn->ssl == NULL || !conn->tls_ready || conn->notified)) {
     if (conn->out_head == NULL) {
       /* uv_shutdown waits for the writes in flight, then sends FIN. */
       conn->shut.data = conn;
@@ -603,10 +603,10 @@ static void hconn_work(rn_conn_t *base) {
         rn__hconn_close(conn, "closed");
         return;
       }
-      conn->fin_sent = true;
+      conn->end = RN__HE_FIN_SENT;
       conn_ref(conn);
     }
-  } else if (conn->eof && !conn->finish && conn->routing == 0 && !rn__hconn_sending(conn) &&
+  } else if (conn->eof && (conn->end < RN__HE_FINISH) && conn->routing == 0 && !rn__hconn_sending(conn) &&
              (conn->pops == NULL || conn->pops->input_done(conn))) {
     rn__hconn_close(conn, "closed by peer");
     return;
