@@ -153,7 +153,7 @@ static bool listener_authenticated(const rn_config_t *cfg, const char *what) {
 
 static rn_err_t listen_on(rn_server_t *srv, const char *addr, const char *what, const char *limit_name,
                           uint32_t max_conns, uint32_t extra, const char *hint, const rn_net_proto_ops_t *ops,
-                          void *proto_arg, rn_net_listener_t **out, char *why, size_t whylen) {
+                          void *proto_arg, rn_net_tls_t *tls, rn_net_listener_t **out, char *why, size_t whylen) {
   char host[256];
   uint16_t port;
   if (rn_config_split_addr(addr, host, sizeof host, &port) != 0) {
@@ -173,6 +173,7 @@ static rn_err_t listen_on(rn_server_t *srv, const char *addr, const char *what, 
       .refuse_hint = hint,
       .ops = ops,
       .proto_arg = proto_arg,
+      .tls = tls,
   };
   return rn_net_listen(srv->net, &lo, out, why, whylen);
 }
@@ -234,14 +235,14 @@ rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **o
                               ": the native protocol has no authentication yet, so anyone who could reach it "
                               "could read, write and delete every stream. Bind it to 127.0.0.1, or set `auth: "
                               "none` (--set auth=none) to run open on a trusted network",
-                              rn_native_ops(), srv->nat, &srv->native, why, whylen);
+                              rn_native_ops(), srv->nat, NULL, &srv->native, why, whylen);
   if (rc == 0)
     rc = listen_on(srv, cfg->http_listen, "http", "http_max_connections", cfg->http_max_connections,
                    RN_HTTP_OVER_LIMIT_EXTRA,
                    " without authentication: set both `kinesis_credentials` (SigV4) and `rest_api_keys` (or "
                    "their *_file / environment forms), bind it to 127.0.0.1, or set `auth: none` to run open on "
                    "a trusted network",
-                   rn_http_ops(), srv->hs, &srv->http, why, whylen);
+                   rn_http_ops(), srv->hs, rn_http_tls(srv->hs), &srv->http, why, whylen);
   if (rc != 0) {
     rn_net_abandon(srv->net);
     server_free(srv);

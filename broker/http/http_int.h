@@ -8,7 +8,8 @@
  *   http_h1.c      HTTP/1.1 on a connection (http-parser): pipelining in
  *                  order, chunked bodies, Expect: 100-continue
  *   http_h2.c      HTTP/2 on a connection (nghttp2): streams, flow control
- *   http_tls.c     TLS (OpenSSL, memory BIOs over the libuv socket), ALPN
+ * TLS runs below, in the connection base (broker/net/tls.c): this transport
+ * reads and writes plaintext and reads the ALPN choice (choose_protocol).
  *
  * Lifetimes. A connection (rn__hconn_t) starts with the connection base
  * (rn_conn_t, broker/net), which counts its references: its two handles
@@ -26,7 +27,6 @@
 
 #include <http_parser.h>
 #include <nghttp2/nghttp2.h>
-#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,10 +48,6 @@ typedef struct rn__hbuf rn__hbuf_t;
 typedef struct rn_http rn__hsrv_t; /* the transport state */
 
 typedef struct rn_http_proto_ops rn_http_proto_ops_t;
-
-/* What TLS negotiated (ALPN); the choice of protocol itself is made in one
- * place, choose_protocol in http_server.c. */
-typedef enum { RN__ALPN_NONE = 0, RN__ALPN_H1, RN__ALPN_H2 } rn__alpn_t;
 
 /* What a request is receiving, for its timer (rn_http_proto_ops_t.receiving). */
 typedef enum { RN__RX_NONE = 0, RN__RX_HEAD, RN__RX_BODY } rn__rx_t;
@@ -126,12 +122,6 @@ struct rn__hconn {
   /* The HTTP version spoken: NULL until decided (the first bytes, or the
    * TLS handshake and its ALPN), then &rn__h1_ops or &rn__h2_ops. */
   const rn_http_proto_ops_t *pops;
-  rn__alpn_t alpn;
-
-  /* TLS (NULL for cleartext). */
-  SSL *ssl;
-  bool tls_ready; /* handshake done */
-  bool notified;  /* close_notify queued */
 
   /* Plaintext received and not yet consumed, in[0, in_len). */
   uint8_t *in;
@@ -193,7 +183,7 @@ struct rn_http {
   const rn_config_t *cfg;
   rn_http_router_fn router;
   void *router_arg;
-  SSL_CTX *tls; /* NULL: cleartext */
+  rn_net_tls_t *tls; /* NULL: cleartext (the listener runs it, broker/net) */
   uint64_t routing; /* requests at the router, all connections */
   http_parser_settings h1settings;
   nghttp2_session_callbacks *h2cb;
@@ -311,17 +301,5 @@ extern const rn_http_proto_ops_t rn__h1_ops, rn__h2_ops;
 void rn__h1_settings(http_parser_settings *s);
 rn_err_t rn__h2_global_init(rn__hsrv_t *hs);
 void rn__h2_global_free(rn__hsrv_t *hs);
-
-/* ---- http_tls.c ---- */
-/* Load cert and key; returns NULL with why on failure. */
-SSL_CTX *rn__tls_ctx_new(const char *cert, const char *key, char *why, size_t whylen);
-bool rn__tls_conn_init(rn__hconn_t *conn);
-/* Ciphertext arrived: run the handshake, decrypt into conn->in. Returns
- * false when the connection must close (handshake or record error). */
-bool rn__tls_recv(rn__hconn_t *conn, const uint8_t *data, size_t len);
-/* Encrypt plaintext into the output. */
-bool rn__tls_send(rn__hconn_t *conn, const void *data, size_t len);
-/* Queue close_notify. */
-void rn__tls_close_notify(rn__hconn_t *conn);
 
 #endif

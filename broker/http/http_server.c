@@ -1,8 +1,10 @@
 /*
  * http_server.c — runneld's HTTP transport: the connections of the HTTP
  * port and the requests on them, up to the router (http.h). HTTP/1.1
- * (http_h1.c), HTTP/2 with prior knowledge or ALPN (http_h2.c) and TLS
- * (http_tls.c) plug into the connection defined here.
+ * (http_h1.c) and HTTP/2 with prior knowledge or ALPN (http_h2.c) plug into
+ * the connection defined here through rn_http_proto_ops_t; TLS runs below,
+ * in the connection base (broker/net/tls.c), which hands this file
+ * plaintext.
  *
  * Owns the transport state (rn__hsrv_t), every connection (socket, timer,
  * input and output buffers, TLS and nghttp2 sessions) and every request
@@ -176,7 +178,6 @@ static void http_on_free(rn_conn_t *base) {
   free(conn->in);
   free_bufs(conn->out_head);
   if (conn->h2 != NULL) nghttp2_session_del(conn->h2);
-  if (conn->ssl != NULL) SSL_free(conn->ssl);
 }
 
 /* ---- output ---------------------------------------------------------------------- */
@@ -237,16 +238,11 @@ bool rn__hconn_out_raw(rn__hconn_t *conn, const void *data, size_t len) {
 
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len) {
   if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) return;
-  if (conn->ssl != NULL) {
-    if (!rn__tls_send(conn, data, len)) rn__hconn_close(conn, "tls write failed");
-    return;
-  }
   rn__hconn_out_raw(conn, data, len);
 }
 
 void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
-  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0 || conn->ssl != NULL) {
-    if (!rn_conn_closing(&conn->base) && (conn->end < RN__HE_FIN_SENT) && len > 0) rn__hconn_send(conn, buf, len);
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) {
     free(buf);
     return;
   }
@@ -351,11 +347,13 @@ uint8_t *rn__hconn_in_room(rn__hconn_t *conn, size_t n, size_t *room) {
  * undecided (wait for more bytes) or when the connection was closed. */
 static bool choose_protocol(rn__hconn_t *conn) {
   if (conn->pops != NULL) return true;
-  if (conn->ssl != NULL && !conn->tls_ready) return false;
+  if (rn_conn_tls(&conn->base) && !rn_conn_tls_ready(&conn->base)) return false;
   const rn_http_proto_ops_t *ops = NULL;
-  if (conn->alpn == RN__ALPN_H2) {
+  size_t alen;
+  const unsigned char *alpn = rn_conn_alpn(&conn->base, &alen);
+  if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
     ops = &rn__h2_ops;
-  } else if (conn->alpn == RN__ALPN_H1) {
+  } else if (alen == 8 && memcmp(alpn, "http/1.1", 8) == 0) {
     ops = &rn__h1_ops;
   } else {
     if (conn->in_len == 0) return false;
@@ -534,18 +532,17 @@ static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
       rn__hconn_schedule(conn);
       return;
     }
+    if (nread == RN_NET_ETLS && conn->end != RN__HE_LINGER) {
+      rn__hconn_finish(conn); /* flush the alert, if any */
+      rn__hconn_schedule(conn);
+      return;
+    }
     rn__hconn_close(conn, (conn->end == RN__HE_LINGER) ? "closed" : uv_strerror((int)nread));
     return;
   }
   conn->last_read = rn__hconn_now(conn);
   if ((conn->end == RN__HE_LINGER)) return; /* dropped */
-  if (conn->ssl != NULL) {
-    if (!rn__tls_recv(conn, (const uint8_t *)buf->base, (size_t)nread)) {
-      rn__hconn_finish(conn); /* flush the alert, if any */
-      rn__hconn_schedule(conn);
-      return;
-    }
-  } else if (!rn__hconn_in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
+  if (!rn__hconn_in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
     rn__hlogf(conn, RN_NET_LOG_ERROR, "#%llu %s: out of memory for input; closing", (unsigned long long)conn->base.id,
              conn->base.peer);
     rn__hconn_close(conn, "out of memory");
@@ -587,15 +584,15 @@ static void hconn_work(rn_conn_t *base) {
   if (rn_conn_closing(&conn->base)) return;
   if (conn->pops != NULL) conn->pops->work(conn);
   if (rn_conn_closing(&conn->base)) return;
-  if ((conn->end >= RN__HE_FINISH) && (conn->end < RN__HE_FIN_SENT) && conn->ssl != NULL && conn->tls_ready && !conn->notified &&
-      conn->out_bytes + conn->base.writing < conn->hs->cfg->max_output_bytes_per_connection &&
-      (conn->pops == NULL || !conn->pops->pending_output(conn))) {
-    rn__tls_close_notify(conn); /* the last bytes of the TLS stream */
-    conn->notified = true;
-  }
+  const rn_conn_t *base_ = &conn->base;
+  bool notify = conn->end == RN__HE_FINISH && rn_conn_tls_ready(base_) && !rn_conn_tls_notified(base_) &&
+                conn->out_bytes + conn->base.writing < conn->hs->cfg->max_output_bytes_per_connection &&
+                (conn->pops == NULL || !conn->pops->pending_output(conn));
   flush(conn);
   if (rn_conn_closing(&conn->base)) return;
-  if ((conn->end >= RN__HE_FINISH) && (conn->end < RN__HE_FIN_SENT) && (conn->ssl == NULL || !conn->tls_ready || conn->notified)) {
+  if (notify) rn_conn_tls_close_notify(&conn->base); /* the last bytes of the TLS stream, after the output */
+  if (rn_conn_closing(&conn->base)) return;
+  if (conn->end == RN__HE_FINISH && (!rn_conn_tls_ready(base_) || rn_conn_tls_notified(base_))) {
     if (conn->out_head == NULL) {
       /* uv_shutdown waits for the writes in flight, then sends FIN. */
       conn->shut.data = conn;
@@ -1012,7 +1009,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   r->body = req->body != NULL ? req->body : (const uint8_t *)"";
   r->body_len = req->body_len;
   r->http_version = req->version == 20 ? 20 : 11;
-  r->tls = conn->ssl != NULL;
+  r->tls = rn_conn_tls(&conn->base);
   r->peer = conn->base.peer;
   r->reserve = on_reserve;
   req->routing = true;
@@ -1061,12 +1058,8 @@ static void http_on_open(rn_conn_t *base) {
     rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: past http_max_connections (%u): /healthz, /readyz or /metrics only "
               "(others get 503)", (unsigned long long)base->id, base->peer, (unsigned)hs->cfg->http_max_connections);
   conn->accepted = conn->last_read = conn->last_write = conn->last_active = rn_conn_now(base);
-  if (hs->tls != NULL && !rn__tls_conn_init(conn)) {
-    rn__hconn_close(conn, "out of memory for TLS");
-    return;
-  }
   rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s accepted%s", (unsigned long long)base->id, base->peer,
-            hs->tls != NULL ? " (TLS)" : "");
+            rn_conn_tls(base) ? " (TLS)" : "");
   update_reading(conn);
   arm(conn);
 }
@@ -1089,6 +1082,17 @@ static void http_on_drain(rn_conn_t *base) {
   }
 }
 
+/* ops->on_tls_ready: ALPN may have decided the protocol (HTTP/2 then
+ * starts at once, with its SETTINGS). */
+static void http_on_tls_ready(rn_conn_t *base) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
+  process_input(conn);
+  if (rn_conn_closing(base)) return;
+  update_reading(conn);
+  rn__hconn_schedule(conn);
+  arm(conn);
+}
+
 static bool http_busy(const rn_conn_t *base) { return rn__hconn_sending((const rn__hconn_t *)base); }
 
 static const rn_net_proto_ops_t http_ops = {
@@ -1098,6 +1102,7 @@ static const rn_net_proto_ops_t http_ops = {
     .on_alloc = on_alloc,
     .on_read = on_read,
     .on_work = hconn_work,
+    .on_tls_ready = http_on_tls_ready,
     .on_drain = http_on_drain,
     .busy = http_busy,
     .on_close = http_on_close,
@@ -1112,6 +1117,8 @@ void rn_http_set_router(rn_http_t *hs, rn_http_router_fn fn, void *arg) {
 }
 
 uint64_t rn_http_routing(const rn_http_t *hs) { return hs->routing; }
+
+rn_net_tls_t *rn_http_tls(const rn_http_t *hs) { return hs->tls; }
 
 unsigned rn_http_backpressured(const rn_net_listener_t *lst) {
   unsigned n = 0;
@@ -1139,7 +1146,9 @@ rn_err_t rn_http_new(rn_net_t *net, const rn_config_t *cfg, rn_http_t **out, cha
     return rc;
   }
   if (hs->cfg->http_tls_cert[0] != '\0') {
-    hs->tls = rn__tls_ctx_new(hs->cfg->http_tls_cert, hs->cfg->http_tls_key, why, whylen);
+    static const unsigned char alpn[] = "\x02h2\x08http/1.1"; /* the server's order of preference */
+    hs->tls = rn_net_tls_new(hs->cfg->http_tls_cert, hs->cfg->http_tls_key, alpn, sizeof alpn - 1, "http_tls_cert",
+                             "http_tls_key", why, whylen);
     if (hs->tls == NULL) {
       rn__h2_global_free(hs);
       free(hs);
@@ -1157,7 +1166,7 @@ rn_err_t rn_http_new(rn_net_t *net, const rn_config_t *cfg, rn_http_t **out, cha
 
 void rn_http_free(rn_http_t *hs) {
   if (hs == NULL) return;
-  if (hs->tls != NULL) SSL_CTX_free(hs->tls);
+  rn_net_tls_free(hs->tls);
   rn__h2_global_free(hs);
   free(hs);
 }

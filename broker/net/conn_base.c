@@ -142,7 +142,21 @@ void rn__conn_free(rn_conn_t *conn) {
   if (conn == NULL) return;
   assert(conn->refs == 0 && conn->state == RN_CONN_DEAD && !conn->queued);
   if (conn->id != 0 && conn->ops->on_free != NULL) conn->ops->on_free(conn);
+  rn__tls_conn_free(conn);
   free(conn);
+}
+
+void rn__conn_work(rn_conn_t *conn) {
+  /* TLS bytes produced since the last step 3 (handshake flights, alerts)
+   * go first: the protocol's writes and uv_shutdown must follow them. */
+  if (conn->tls != NULL) {
+    int rc = rn__tls_flush(conn, NULL, 0, NULL);
+    if (rc != 0) {
+      rn_conn_close(conn, uv_strerror(rc));
+      return;
+    }
+  }
+  if (conn->ops->on_work != NULL) conn->ops->on_work(conn);
 }
 
 void rn_conn_schedule(rn_conn_t *conn) {
@@ -156,12 +170,20 @@ void rn_conn_schedule(rn_conn_t *conn) {
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   rn_conn_t *conn = h->data;
+  if (conn->tls != NULL) { /* ciphertext: one shared buffer, consumed before on_read returns */
+    *buf = uv_buf_init((char *)conn->net->tls_rbuf, (unsigned)sizeof conn->net->tls_rbuf);
+    return;
+  }
   conn->ops->on_alloc(conn, suggested, buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   rn_conn_t *conn = s->data;
   if (conn->state != RN_CONN_OPEN) return;
+  if (conn->tls != NULL && nread > 0) {
+    rn__tls_on_read(conn, (const uint8_t *)buf->base, (size_t)nread);
+    return;
+  }
   conn->ops->on_read(conn, nread, buf);
 }
 
@@ -200,6 +222,10 @@ static void on_write(uv_write_t *w, int status) {
 int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
                   rn_conn_write_cb cb) {
   if (conn->state != RN_CONN_OPEN) return UV_ECANCELED;
+  if (conn->tls != NULL) { /* plaintext in, one ciphertext write out (after what TLS had pending) */
+    int rc = rn__tls_encrypt(conn, bufs, n);
+    return rc != 0 ? rc : rn__tls_flush(conn, w, bytes, cb);
+  }
   wmeta_t *m = malloc(sizeof *m);
   if (m == NULL) return UV_ENOMEM;
   *m = (wmeta_t){.conn = conn, .cb = cb, .bytes = bytes};
@@ -292,6 +318,11 @@ void rn__net_accept(rn_net_listener_t *lst) {
                      lst->limit_name, (unsigned)lst->lo.max_conns, (unsigned long long)n, conn->peer);
     }
     rn_conn_close(conn, "refused");
+    return;
+  }
+  if (lst->lo.tls != NULL && !rn__tls_conn_start(conn, lst->lo.tls)) {
+    rn_net_logf(net, RN_NET_LOG_ERROR, ops->name, "out of memory for TLS accepting a connection from %s", conn->peer);
+    rn_conn_close(conn, "out of memory for TLS");
     return;
   }
   conn->id = ++lst->next_id;

@@ -168,7 +168,7 @@ static void run_deferred(rn_net_t *net) {
     net->work = conn->work_next;
     conn->work_next = NULL;
     conn->queued = false;
-    if (!rn_conn_closing(conn) && conn->ops->on_work != NULL) conn->ops->on_work(conn);
+    if (!rn_conn_closing(conn)) rn__conn_work(conn);
   }
   /* 4. Closed connections freed. */
   free_dead(net);

@@ -36,6 +36,7 @@ struct rn_net {
   rn_net_listener_t *listeners;
   rn_conn_t *work; /* connections with deferred work */
   rn_conn_t *dead; /* closed, unreferenced: freed in step 4 */
+  uint8_t tls_rbuf[64 * 1024]; /* ciphertext reads of every TLS connection, one at a time */
 
   /* Shutdown: RUNNING → DRAINING (rn_net_shutdown) → FINISHING (every
    * connection and hook closing) → DONE (the last handle closed, done ran). */
@@ -48,7 +49,22 @@ void rn__net_count_handle(rn_net_t *net);
 void rn__net_handle_closed(rn_net_t *net);
 /* Accept one pending connection on lst (conn_base.c). */
 void rn__net_accept(rn_net_listener_t *lst);
+/* Step 3 for one queued, open connection: pending TLS bytes, then ops->on_work. */
+void rn__conn_work(rn_conn_t *conn);
 /* Free a dead connection (conn_base.c). */
 void rn__conn_free(rn_conn_t *conn);
+
+/* ---- tls.c ---- */
+/* Start TLS on a just admitted connection; false on out of memory. */
+bool rn__tls_conn_start(rn_conn_t *conn, rn_net_tls_t *tls);
+void rn__tls_conn_free(rn_conn_t *conn);
+/* Ciphertext read from the socket: handshake, then plaintext to
+ * ops->on_read (RN_NET_ETLS on failure, UV_EOF on close_notify). */
+void rn__tls_on_read(rn_conn_t *conn, const uint8_t *data, size_t len);
+/* Encrypt n plaintext buffers into the pending ciphertext. 0 or an error. */
+int rn__tls_encrypt(rn_conn_t *conn, const uv_buf_t *bufs, unsigned n);
+/* Write the pending ciphertext now (no-op when none). user/cb: the
+ * protocol's write whose bytes it carries (NULL: net's own bytes). */
+int rn__tls_flush(rn_conn_t *conn, uv_write_t *user, size_t bytes, rn_conn_write_cb cb);
 
 #endif

@@ -77,6 +77,7 @@ typedef struct rn_config rn_config_t;
 typedef struct rn_net rn_net_t;
 typedef struct rn_net_listener rn_net_listener_t;
 typedef struct rn_net_proto_ops rn_net_proto_ops_t;
+typedef struct rn_net_tls rn_net_tls_t;
 
 typedef struct rn_http rn_http_t;
 
@@ -95,6 +96,10 @@ const rn_net_proto_ops_t *rn_http_ops(void);
 /* Route every complete request to fn(arg, ...) from now on (fn not NULL;
  * arg borrowed). Requests already at a router are not affected. */
 void rn_http_set_router(rn_http_t *hs, rn_http_router_fn fn, void *arg);
+
+/* The TLS context to listen with (NULL: cleartext; http_tls_cert unset).
+ * Owned by hs. */
+rn_net_tls_t *rn_http_tls(const rn_http_t *hs);
 
 /* Requests at the router, all connections. */
 uint64_t rn_http_routing(const rn_http_t *hs);

@@ -35,6 +35,8 @@
 typedef struct rn_net rn_net_t;
 typedef struct rn_net_listener rn_net_listener_t;
 typedef struct rn_conn rn_conn_t;
+typedef struct rn_net_tls rn_net_tls_t;
+typedef struct rn__tls_conn rn__tls_conn_t; /* a connection's TLS session (tls.c) */
 
 /* Log levels, numerically the same as the broker logger's (rn_log_level_t):
  * 0 debug, 1 info, 2 warn, 3 error. net has no logger of its own: it calls
@@ -76,6 +78,9 @@ typedef struct rn_net_proto_ops {
   void (*on_read)(rn_conn_t *conn, ssize_t nread, const uv_buf_t *buf);
   /* Deferred work queued with rn_conn_schedule (step 3 of the loop order). */
   void (*on_work)(rn_conn_t *conn);
+  /* TLS only: the handshake completed (rn_conn_alpn tells what ALPN chose);
+   * called before any plaintext of the connection is read. */
+  void (*on_tls_ready)(rn_conn_t *conn);
   /* Shutdown began (the listeners are closed): stop taking requests. */
   void (*on_drain)(rn_conn_t *conn);
   /* Whether answers are still to be written: shutdown waits for false. */
@@ -112,6 +117,7 @@ struct rn_conn {
   unsigned writes;
   size_t writing;
   uint64_t accepted_at; /* uv_now at accept */
+  rn__tls_conn_t *tls;  /* NULL: cleartext */
 
   rn_conn_t *prev, *next; /* the listener's open connections */
   rn_conn_t *work_next;   /* net's work list */
@@ -151,6 +157,45 @@ int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned
 /* Log one line through the net's logger (rn_net_opts_t.log). */
 void rn_net_logf(const rn_net_t *net, int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* ---- TLS below the protocol ---------------------------------------------------
+ *
+ * A listener with a TLS context (rn_net_listen_opts_t.tls) runs TLS on each
+ * connection before the protocol sees a byte: ops->on_read gets plaintext,
+ * rn_conn_write takes plaintext, the handshake's flights and alerts are
+ * written by net (in order with the protocol's writes: pending TLS bytes go
+ * out in step 3, before ops->on_work, and ahead of any rn_conn_write). The
+ * SSL never blocks (memory BIOs). When the TLS session fails (handshake or
+ * record error) ops->on_read gets RN_NET_ETLS: the alert, if any, is already
+ * queued; the protocol finishes the connection gracefully (FIN after the
+ * writes) rather than closing it hard. The peer's close_notify arrives as
+ * UV_EOF. */
+#define RN_NET_ETLS UV_EPROTO
+
+/* A server TLS context: the certificate chain and key (PEM files, read now:
+ * startup only), TLS 1.2 minimum, no renegotiation, and the ALPN protocols
+ * offered in the server's order of preference (wire format, e.g.
+ * "\x02h2\x08http/1.1"; copied; NULL/0: no ALPN). A client whose offer has
+ * nothing in common goes on without ALPN. cert_what / key_what name the
+ * files in errors (config keys). NULL with why on failure. */
+rn_net_tls_t *rn_net_tls_new(const char *cert, const char *key, const unsigned char *alpn, size_t alpn_len,
+                             const char *cert_what, const char *key_what, char *why, size_t whylen);
+/* Free a context no listener uses any more (after rn_net_destroy). NULL ok. */
+void rn_net_tls_free(rn_net_tls_t *tls);
+
+/* Whether conn runs TLS; whether its handshake completed. */
+static inline bool rn_conn_tls(const rn_conn_t *conn) { return conn->tls != NULL; }
+bool rn_conn_tls_ready(const rn_conn_t *conn);
+/* The protocol ALPN selected (not NUL-terminated; *len bytes), or NULL
+ * with *len 0 (cleartext, handshake not done, or no ALPN). Valid while the
+ * connection lives. */
+const unsigned char *rn_conn_alpn(const rn_conn_t *conn, size_t *len);
+/* Queue the TLS close_notify alert and write it now, after every write
+ * already made (idempotent; no-op on cleartext or before the handshake).
+ * Call before the protocol's uv_shutdown. */
+void rn_conn_tls_close_notify(rn_conn_t *conn);
+/* Whether close_notify was queued. */
+bool rn_conn_tls_notified(const rn_conn_t *conn);
 
 /* uv_now of conn's loop. */
 uint64_t rn_conn_now(const rn_conn_t *conn);
@@ -218,6 +263,7 @@ typedef struct rn_net_listen_opts {
   const char *refuse_hint; /* appended to the refusal message, e.g. ": the native protocol has no ..." */
   const rn_net_proto_ops_t *ops; /* static */
   void *proto_arg;               /* conn->proto of its connections */
+  rn_net_tls_t *tls;             /* NULL: cleartext; borrowed, must outlive the net */
 } rn_net_listen_opts_t;
 
 /* Bind and listen. Connections wait in the backlog until the loop runs.
