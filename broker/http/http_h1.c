@@ -94,7 +94,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
   if (rn_conn_closing(&conn->base) || req == NULL) return -1;
-  if (req->head_done) return 0; /* trailers after a chunked body: not kept */
+  if ((req->rx >= RN__RQ_BODY)) return 0; /* trailers after a chunked body: not kept */
   if (req->h1_hstate != 1) {
     if (!end_piece(req)) goto oom;
     uint32_t name = rn__hreq_put(req, "", 0, false);
@@ -112,7 +112,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
   if (rn_conn_closing(&conn->base) || req == NULL) return -1;
-  if (req->head_done) return 0;
+  if ((req->rx >= RN__RQ_BODY)) return 0;
   if (req->h1_hstate != 2) {
     if (req->h1_hstate != 1) return 0; /* cannot happen: a value follows a name */
     if (rn__hreq_put(req, "", 0, true) == RN__NOOFF) goto oom; /* end the name */
@@ -174,7 +174,7 @@ static int on_headers_complete(http_parser *p) {
     conn->h1err = 500;
     return -1;
   }
-  req->head_done = true;
+  if (req->rx < RN__RQ_BODY) req->rx = RN__RQ_BODY;
   req->version = p->http_major == 1 && p->http_minor == 0 ? 10 : 11;
   const char *m = http_method_str((enum http_method)p->method);
   req->method = rn__hreq_put(req, m, strlen(m), true);
@@ -265,7 +265,7 @@ static void fail(rn__hconn_t *conn, int status, const char *type, const char *ms
     }
   }
   if (!req->linked) rn__hreq_link(req);
-  req->complete = true;
+  req->rx = RN__RQ_DONE;
   req->close_after = true;
   req->expect_continue = false;
   conn->h1_stop = true;
@@ -341,7 +341,7 @@ static void h1_input(rn__hconn_t *conn) {
   size_t pos = 0;
   while (pos < conn->in_len && h1_may_parse(conn)) {
     size_t left = conn->in_len - pos;
-    bool in_head = conn->h1cur == NULL || !conn->h1cur->head_done;
+    bool in_head = conn->h1cur == NULL || (conn->h1cur->rx < RN__RQ_BODY);
     size_t n = http_parser_execute(&conn->h1p, &conn->hs->h1settings, (const char *)conn->in + pos, left);
     if (rn_conn_closing(&conn->base)) return;
     enum http_errno e = HTTP_PARSER_ERRNO(&conn->h1p);
@@ -375,7 +375,7 @@ static void h1_input(rn__hconn_t *conn) {
       if (bad != NULL) {
         /* RFC 9112 3.2: 400 for a missing, repeated or empty Host; then
          * close, as for any request the stream cannot vouch for. */
-        req->complete = true;
+        req->rx = RN__RQ_DONE;
         req->close_after = true;
         conn->h1_stop = true;
         rn__hreq_error(req, 400, "BadRequestException", bad);
@@ -458,10 +458,10 @@ static void h1_work(rn__hconn_t *conn) {
   }
   rn__hreq_t *req;
   while ((req = conn->reqs) != NULL && !rn_conn_closing(&conn->base)) {
-    if (req->answered) {
+    if ((req->tx == RN__TX_ANSWERED)) {
       if (conn->out_bytes + conn->base.writing >= hs->cfg->max_output_bytes_per_connection) break;
       bool last = req->close_after || !req->keep_alive || (conn->h1_stop && req->next == NULL) ||
-                  (draining && (req->next == NULL || !req->next->complete));
+                  (draining && (req->next == NULL || (req->next->rx != RN__RQ_DONE)));
       emit(conn, req, last);
       if (rn_conn_closing(&conn->base)) return;
       rn__hreq_unlink(req);
@@ -476,7 +476,7 @@ static void h1_work(rn__hconn_t *conn) {
       }
       continue;
     }
-    if (req->expect_continue && !req->complete) {
+    if (req->expect_continue && (req->rx != RN__RQ_DONE)) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       rn__hconn_send(conn, cont, sizeof cont - 1);
       req->expect_continue = false;
@@ -485,7 +485,7 @@ static void h1_work(rn__hconn_t *conn) {
   }
   if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FINISH)) return;
   /* Nothing left that will be answered: close. */
-  bool nothing = conn->reqs == NULL || !conn->reqs->complete;
+  bool nothing = conn->reqs == NULL || (conn->reqs->rx != RN__RQ_DONE);
   if (nothing && (draining || (conn->h1_stop && conn->reqs == NULL))) rn__hconn_finish(conn);
 }
 
@@ -497,7 +497,7 @@ static void h1_timeout(rn__hconn_t *conn) {
     return;
   }
   char msg[160];
-  if (!cur->head_done)
+  if ((cur->rx < RN__RQ_BODY))
     snprintf(msg, sizeof msg, "request head not received within %u ms (http_header_timeout_ms)",
              (unsigned)cfg->http_header_timeout_ms);
   else
@@ -515,7 +515,7 @@ static bool h1_may_read(const rn__hconn_t *conn) { return rn__hconn_budget_ok(co
 static rn__rx_t h1_receiving(const rn__hconn_t *conn, uint64_t *since) {
   const rn__hreq_t *cur = conn->h1cur;
   if (cur == NULL) return RN__RX_NONE;
-  if (!cur->head_done) {
+  if ((cur->rx < RN__RQ_BODY)) {
     *since = cur->started;
     return RN__RX_HEAD;
   }

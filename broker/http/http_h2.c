@@ -91,13 +91,13 @@ static void early(rn__hreq_t *req, int status) {
 /* The whole request arrived (END_STREAM). */
 static void request_done(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
-  if (req->complete) return;
-  req->complete = true;
+  if ((req->rx == RN__RQ_DONE)) return;
+  req->rx = RN__RQ_DONE;
   assert(conn->h2_receiving > 0);
   conn->h2_receiving--;
-  if (req->answered || req->early) return; /* answered early; the rest was dropped */
+  if ((req->tx == RN__TX_ANSWERED) || req->early) return; /* answered early; the rest was dropped */
   if (!rn__hconn_budget_ok(conn)) {
-    req->deferred = true; /* h2_work routes it once the answers fit */
+    req->tx = RN__TX_DEFERRED; /* h2_work routes it once the answers fit */
     conn->h2_deferred++;
     return;
   }
@@ -109,9 +109,9 @@ static void route_deferred(rn__hconn_t *conn) {
   rn__hreq_t *next;
   for (rn__hreq_t *req = conn->reqs; req != NULL && conn->h2_deferred > 0 && !rn_conn_closing(&conn->base); req = next) {
     next = req->next;
-    if (!req->deferred) continue;
+    if ((req->tx != RN__TX_DEFERRED)) continue;
     if (!rn__hconn_budget_ok(conn)) break;
-    req->deferred = false;
+    req->tx = RN__TX_NONE;
     conn->h2_deferred--;
     rn__hreq_dispatch(req);
   }
@@ -150,7 +150,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
   if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
-  if (req == NULL || req->head_done) return 0; /* trailers are not kept */
+  if (req == NULL || (req->rx >= RN__RQ_BODY)) return 0; /* trailers are not kept */
   req->head_bytes += namelen + valuelen + 32;
   if (req->err != 0) return 0;
   if (req->head_bytes > conn->hs->cfg->http_max_header_bytes) {
@@ -191,7 +191,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
   rn__hconn_t *conn = user_data;
   if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   rn__hreq_t *req = stream_req(s, stream_id);
-  if (req == NULL || req->early || req->answered || req->complete) return 0;
+  if (req == NULL || req->early || (req->tx == RN__TX_ANSWERED) || (req->rx == RN__RQ_DONE)) return 0;
   if (req->body_len + len > conn->hs->cfg->http_max_body_bytes) {
     early(req, 413);
     return 0;
@@ -206,7 +206,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
   rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
   if (req == NULL) return 0;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    req->head_done = true;
+    if (req->rx < RN__RQ_BODY) req->rx = RN__RQ_BODY;
     bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (req->err == 0) {
       const char *cl = rn__hreq_header(req, "content-length");
@@ -240,7 +240,7 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
     rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
-    if (req != NULL && req->early && !req->complete)
+    if (req != NULL && req->early && (req->rx != RN__RQ_DONE))
       nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
   }
   return 0;
@@ -253,18 +253,18 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
   rn__hreq_t *req = stream_req(s, stream_id);
   if (req == NULL) return 0;
   req->h2_open = false;
-  if (!req->complete) {
-    req->complete = true;
+  if ((req->rx != RN__RQ_DONE)) {
+    req->rx = RN__RQ_DONE;
     assert(conn->h2_receiving > 0);
     conn->h2_receiving--;
   }
-  if (req->answered) {
-    req->answered = false;
+  if ((req->tx == RN__TX_ANSWERED)) {
+    req->tx = RN__TX_NONE;
     assert(conn->answered > 0);
     conn->answered--;
   }
   conn->last_active = rn__hconn_now(conn);
-  if (!req->routing) {
+  if (req->tx != RN__TX_ROUTING) {
     rn__hreq_unlink(req);
     rn__hreq_free(req);
   }
@@ -367,7 +367,7 @@ static void h2_work(rn__hconn_t *conn) {
 static void h2_answered(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   if (!req->h2_open) { /* the client reset the stream meanwhile */
-    req->answered = false;
+    req->tx = RN__TX_NONE;
     assert(conn->answered > 0);
     conn->answered--;
     rn__hreq_unlink(req);
@@ -412,7 +412,7 @@ static void h2_answered(rn__hreq_t *req) {
 static void h2_timeout(rn__hconn_t *conn) {
   /* 408 on every stream still receiving; the connection stays for the others. */
   for (rn__hreq_t *req = conn->reqs; req != NULL && !rn_conn_closing(&conn->base); req = req->next)
-    if (!req->complete && !req->answered && !req->early) early(req, 408);
+    if ((req->rx != RN__RQ_DONE) && (req->tx != RN__TX_ANSWERED) && !req->early) early(req, 408);
   conn->last_read = rn__hconn_now(conn); /* the streams are answered; do not fire again at once */
   rn__hconn_schedule(conn);
 }

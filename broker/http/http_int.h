@@ -83,14 +83,23 @@ struct rn__hreq {
   rn_http_req_t pub;
   rn_http_header_t *hv;
 
-  /* Where it stands. */
-  uint64_t started;     /* uv_now of its first byte */
+  /* Where it stands: two enums, one per direction.
+   *
+   * rx, the request:  HEAD ──head complete──→ BODY ──message complete──→ DONE
+   *   (HTTP/2: a stream reset or closed while receiving goes straight to DONE).
+   *
+   * tx, the answer:
+   *   NONE ──complete, routed (rn__hreq_dispatch)──→ ROUTING
+   *   NONE ──complete, over the output budget (HTTP/2)──→ DEFERRED ──budget ok──→ NONE → ROUTING
+   *   ROUTING ──the router's reply──→ NONE → ANSWERED (set_response)
+   *   ROUTING ──the connection closed──→ ORPHAN ──the reply──→ freed
+   *   NONE ──the transport answers (limits, timeouts, errors; HTTP/2 maybe early)──→ ANSWERED
+   *   ANSWERED ──HTTP/2 stream closed after its response──→ NONE, freed
+   * HTTP/1.1 frees an ANSWERED request once its response is in the output. */
+  uint64_t started; /* uv_now of its first byte */
+  enum { RN__RQ_HEAD = 0, RN__RQ_BODY, RN__RQ_DONE } rx;
+  enum { RN__TX_NONE = 0, RN__TX_DEFERRED, RN__TX_ROUTING, RN__TX_ORPHAN, RN__TX_ANSWERED } tx;
   bool linked;          /* on conn->reqs */
-  bool head_done;       /* the whole head arrived */
-  bool complete;        /* the whole request arrived (and went to the router, or failed) */
-  bool routing;         /* at the router: reply not called yet */
-  bool answered;        /* a response is ready (from the router or the transport) */
-  bool orphan;          /* the connection closed while routing */
   bool h2_open;         /* nghttp2 still has the stream */
   bool expect_continue; /* Expect: 100-continue, 100 not sent yet */
   bool keep_alive;      /* HTTP/1.1: the client allows another request after this */
@@ -98,7 +107,6 @@ struct rn__hreq {
   bool close_after;     /* close the connection after this response */
   bool early;           /* HTTP/2: answered before the request finished (reset it after) */
   int err;              /* HTTP/2: transport error status decided while receiving (413, 431) */
-  bool deferred;        /* HTTP/2: complete, waiting for the output budget before routing */
   size_t reserve;       /* bytes the router said the answer may take (rn_http_reserve), on conn->held */
   size_t held_body;     /* response body bytes not yet handed to the output, on conn->held */
 

@@ -156,8 +156,8 @@ static void http_on_close(rn_conn_t *base, const char *why) {
   while (req != NULL) {
     rn__hreq_t *next = req->next;
     req->prev = req->next = NULL;
-    if (req->routing)
-      req->orphan = true;
+    if (req->tx == RN__TX_ROUTING)
+      req->tx = RN__TX_ORPHAN;
     else
       rn__hreq_free(req);
     req = next;
@@ -643,7 +643,7 @@ void rn__hreq_free(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   assert(conn->held >= req->held_body + req->reserve);
   conn->held -= req->held_body + req->reserve;
-  if (req->deferred) {
+  if ((req->tx == RN__TX_DEFERRED)) {
     assert(conn->h2_deferred > 0);
     conn->h2_deferred--;
   }
@@ -840,8 +840,8 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
   req->held_body = body_len;
   req->conn->held += body_len;
   req->status = status;
-  if (!req->answered) {
-    req->answered = true;
+  if ((req->tx != RN__TX_ANSWERED)) {
+    req->tx = RN__TX_ANSWERED;
     req->conn->answered++;
   }
   return true;
@@ -896,7 +896,7 @@ void rn__hreq_body_sent(rn__hreq_t *req, size_t n) {
 /* rn_http_reserve for requests of this transport. */
 static void on_reserve(void *ctx, size_t bytes) {
   rn__hreq_t *req = ctx;
-  if (!req->routing) return;
+  if (req->tx != RN__TX_ROUTING && req->tx != RN__TX_ORPHAN) return;
   req->conn->held = req->conn->held - req->reserve + bytes;
   req->reserve = bytes;
 }
@@ -907,14 +907,15 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   rn__hreq_t *req = ctx;
   rn__hconn_t *conn = req->conn;
   rn__hsrv_t *hs = conn->hs;
-  assert(req->routing && conn->routing > 0 && hs->routing > 0);
+  assert((req->tx == RN__TX_ROUTING || req->tx == RN__TX_ORPHAN) && conn->routing > 0 && hs->routing > 0);
   assert(conn->held >= req->reserve);
   conn->held -= req->reserve; /* the answer itself is counted from here on */
   req->reserve = 0;
-  req->routing = false;
+  bool orphan = req->tx == RN__TX_ORPHAN;
+  req->tx = RN__TX_NONE;
   conn->routing--;
   hs->routing--;
-  if (req->orphan) {
+  if (orphan) {
     rn__hreq_free(req); /* the connection went away meanwhile */
     conn_unref(conn);
     return;
@@ -967,7 +968,7 @@ static const char *encoding_mismatch(const rn__hreq_t *req) {
 void rn__hreq_dispatch(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   rn__hsrv_t *hs = conn->hs;
-  req->complete = true;
+  req->rx = RN__RQ_DONE;
   if (conn->base.extra) {
     /* One request only, then close (HTTP/2: GOAWAY). */
     conn->pops->stop(conn);
@@ -1012,7 +1013,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   r->tls = rn_conn_tls(&conn->base);
   r->peer = conn->base.peer;
   r->reserve = on_reserve;
-  req->routing = true;
+  req->tx = RN__TX_ROUTING;
   conn->routing++;
   hs->routing++;
   conn->requests++;
