@@ -320,7 +320,7 @@ static const char *host_problem(const rn__hreq_t *req) {
 }
 
 static bool h1_may_parse(const rn__hconn_t *conn) {
-  const rn__hsrv_t *hs = conn->hs;
+  const rn_http_t *hs = conn->hs;
   return !rn_conn_closing(&conn->base) && !conn->h1_stop && (conn->end < RN__HE_FINISH) && !rn_net_draining(hs->net) &&
          conn->nreqs < hs->cfg->max_inflight_per_connection && rn__hconn_budget_ok(conn);
 }
@@ -408,7 +408,7 @@ static void h1_input(rn__hconn_t *conn) {
 
 /* Hand req's response to the output. close: announce Connection: close. */
 static void emit(rn__hconn_t *conn, rn__hreq_t *req, bool close) {
-  rn__hsrv_t *hs = conn->hs;
+  rn_http_t *hs = conn->hs;
   bool has_body = rn__http_status_has_body(req->status);
   size_t cap = 512; /* status line, request id, Date, Content-Length, Connection */
   for (size_t i = 0; i < req->nrh; i++) cap += strlen(req->rh[i].name) + strlen(req->rh[i].value) + 4;
@@ -447,7 +447,7 @@ static void emit(rn__hconn_t *conn, rn__hreq_t *req, bool close) {
 static void h1_answered(rn__hreq_t *req) { rn__hconn_schedule(req->conn); }
 
 static void h1_work(rn__hconn_t *conn) {
-  const rn__hsrv_t *hs = conn->hs;
+  const rn_http_t *hs = conn->hs;
   bool draining = rn_net_draining(hs->net);
   /* A request cut short by the peer's EOF will never complete. */
   if (conn->eof && conn->h1cur != NULL && (conn->in_len == 0 || !h1_may_parse(conn))) {

@@ -282,7 +282,7 @@ static int on_error(nghttp2_session *s, int lib_error_code, const char *msg, siz
 
 /* ---- setup ------------------------------------------------------------------------- */
 
-rn_err_t rn__h2_global_init(rn__hsrv_t *hs) {
+rn_err_t rn__h2_global_init(rn_http_t *hs) {
   if (nghttp2_session_callbacks_new(&hs->h2cb) != 0) return RN_ENOMEM;
   nghttp2_session_callbacks_set_on_begin_headers_callback(hs->h2cb, on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(hs->h2cb, on_header);
@@ -301,7 +301,7 @@ rn_err_t rn__h2_global_init(rn__hsrv_t *hs) {
   return 0;
 }
 
-void rn__h2_global_free(rn__hsrv_t *hs) {
+void rn__h2_global_free(rn_http_t *hs) {
   if (hs->h2opt != NULL) nghttp2_option_del(hs->h2opt);
   if (hs->h2cb != NULL) nghttp2_session_callbacks_del(hs->h2cb);
   hs->h2opt = NULL;
@@ -309,7 +309,7 @@ void rn__h2_global_free(rn__hsrv_t *hs) {
 }
 
 static bool h2_start(rn__hconn_t *conn) {
-  rn__hsrv_t *hs = conn->hs;
+  rn_http_t *hs = conn->hs;
   if (nghttp2_session_server_new2(&conn->h2, hs->h2cb, conn, hs->h2opt) != 0) return false;
   uint32_t streams = hs->cfg->max_inflight_per_connection < RN__H2_MAX_STREAMS ? hs->cfg->max_inflight_per_connection
                                                                                 : RN__H2_MAX_STREAMS;

@@ -45,7 +45,6 @@
 typedef struct rn__hconn rn__hconn_t;
 typedef struct rn__hreq rn__hreq_t;
 typedef struct rn__hbuf rn__hbuf_t;
-typedef struct rn_http rn__hsrv_t; /* the transport state */
 
 typedef struct rn_http_proto_ops rn_http_proto_ops_t;
 
@@ -126,7 +125,7 @@ struct rn__hreq {
 struct rn__hconn {
   rn_conn_t base; /* first: socket, timer, id, peer, refs, close (broker/net) */
   uv_shutdown_t shut;
-  rn__hsrv_t *hs;
+  rn_http_t *hs;
   /* The HTTP version spoken: NULL until decided (the first bytes, or the
    * TLS handshake and its ALPN), then &rn__h1_ops or &rn__h2_ops. */
   const rn_http_proto_ops_t *pops;
@@ -262,7 +261,7 @@ void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *m
 
 /* Response helpers. */
 const char *rn__http_reason(int status);
-const char *rn__http_date(rn__hsrv_t *hs); /* IMF-fixdate of now, cached per second */
+const char *rn__http_date(rn_http_t *hs); /* IMF-fixdate of now, cached per second */
 bool rn__http_status_has_body(int status);
 
 /* ---- one HTTP version on a connection (http_h1.c, http_h2.c) ----
@@ -307,7 +306,7 @@ extern const rn_http_proto_ops_t rn__h1_ops, rn__h2_ops;
 
 /* ---- http_h1.c, http_h2.c: process-wide setup ---- */
 void rn__h1_settings(http_parser_settings *s);
-rn_err_t rn__h2_global_init(rn__hsrv_t *hs);
-void rn__h2_global_free(rn__hsrv_t *hs);
+rn_err_t rn__h2_global_init(rn_http_t *hs);
+void rn__h2_global_free(rn_http_t *hs);
 
 #endif

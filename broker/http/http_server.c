@@ -6,27 +6,29 @@
  * in the connection base (broker/net/tls.c), which hands this file
  * plaintext.
  *
- * Owns the transport state (rn__hsrv_t), every connection (socket, timer,
- * input and output buffers, TLS and nghttp2 sessions) and every request
+ * Owns the transport state (rn_http_t), the protocol part of every
+ * connection (input and output buffers, the nghttp2 session; the socket,
+ * timer and TLS session are the base's) and every request
  * (head, body, response) until its response was handed to the output.
  *
- * A connection's life: accepted (with fewer than fd_reserve descriptors
- * left, or past http_max_connections + RN__HTTP_OVER_LIMIT_EXTRA: closed at
- * once; past http_max_connections: "over_limit", one request, health
- * endpoints only, else 503) → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
+ * A connection's life: accepted by the connection base (with fewer than
+ * fd_reserve descriptors left, or past http_max_connections +
+ * RN_HTTP_OVER_LIMIT_EXTRA: closed at once; past http_max_connections:
+ * base.extra, one request, health endpoints only, else 503) → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
  * under TLS the ALPN choice decides, the preface when there is none) →
  * requests are parsed, each complete one goes to the router → answers come
  * back through reply() at any time; the protocol puts them on the output
- * (HTTP/1.1 strictly in request order) → run_deferred (server.c, step 3)
- * writes each connection's output with one uv_write per iteration → a
+ * (HTTP/1.1 strictly in request order) → the deferred work (hconn_work,
+ * step 3 of the loop order in broker/net/net.c) writes each connection's
+ * output with one write per iteration → a
  * closing response, an idle timeout, a protocol error or shutdown "finish"
  * the connection: flush, TLS close_notify, FIN, then read and drop until the
  * peer's EOF (at most RN__HTTP_LINGER_MS) so the last response is not lost
  * to a reset → close.
  *
  * Invariants:
- *   - Nothing is freed inside its own callback: closed connections go to a
- *     dead list freed by run_deferred (step 4).
+ *   - Nothing is freed inside its own callback: closed connections go to
+ *     the connection base's dead list, freed in step 4.
  *   - Every request handed to the router is answered exactly once through
  *     on_reply; a request whose connection closed meanwhile is orphaned and
  *     freed there.
@@ -67,7 +69,7 @@ static uint64_t mix64(uint64_t x) {
 
 /* A version-4-shaped UUID, unique per process run: both halves are
  * bijections of a counter under random per-run keys. */
-static void make_rid(rn__hsrv_t *hs, char out[40]) {
+static void make_rid(rn_http_t *hs, char out[40]) {
   uint64_t n = ++hs->rid_count;
   uint64_t hi = mix64(hs->rid_seed[0] + n), lo = mix64(hs->rid_seed[1] ^ (n * 0xD6E8FEB86659FD93ull));
   hi = (hi & ~0xF000ull) | 0x4000ull;
@@ -76,7 +78,7 @@ static void make_rid(rn__hsrv_t *hs, char out[40]) {
            (unsigned)hi & 0xFFFFu, (unsigned)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
 }
 
-const char *rn__http_date(rn__hsrv_t *hs) {
+const char *rn__http_date(rn_http_t *hs) {
   static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -906,7 +908,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
                      size_t body_len) {
   rn__hreq_t *req = ctx;
   rn__hconn_t *conn = req->conn;
-  rn__hsrv_t *hs = conn->hs;
+  rn_http_t *hs = conn->hs;
   assert((req->tx == RN__TX_ROUTING || req->tx == RN__TX_ORPHAN) && conn->routing > 0 && hs->routing > 0);
   assert(conn->held >= req->reserve);
   conn->held -= req->reserve; /* the answer itself is counted from here on */
@@ -967,7 +969,7 @@ static const char *encoding_mismatch(const rn__hreq_t *req) {
 
 void rn__hreq_dispatch(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
-  rn__hsrv_t *hs = conn->hs;
+  rn_http_t *hs = conn->hs;
   req->rx = RN__RQ_DONE;
   if (conn->base.extra) {
     /* One request only, then close (HTTP/2: GOAWAY). */
@@ -1053,7 +1055,7 @@ void rn_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_reply_f
 
 static void http_on_open(rn_conn_t *base) {
   rn__hconn_t *conn = (rn__hconn_t *)base;
-  rn__hsrv_t *hs = base->proto;
+  rn_http_t *hs = base->proto;
   conn->hs = hs;
   if (base->extra)
     rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: past http_max_connections (%u): /healthz, /readyz or /metrics only "
@@ -1130,7 +1132,7 @@ unsigned rn_http_backpressured(const rn_net_listener_t *lst) {
 
 rn_err_t rn_http_new(rn_net_t *net, const rn_config_t *cfg, rn_http_t **out, char *why, size_t whylen) {
   *out = NULL;
-  rn__hsrv_t *hs = calloc(1, sizeof *hs);
+  rn_http_t *hs = calloc(1, sizeof *hs);
   if (hs == NULL) {
     snprintf(why, whylen, "out of memory");
     return RN_ENOMEM;

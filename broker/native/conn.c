@@ -26,7 +26,7 @@
  *     step 3 of the loop order in broker/net/net.c) once the reason is
  *     gone. Every other connection is unaffected.
  *   - Replies are only packed here (into the output buffer) when the engine
- *     answers; they go to the socket from run_deferred (rn__conn_work), one
+ *     answers; they go to the socket from the deferred work (rn__conn_work, step 3), one
  *     uv_write per connection per loop iteration, after the loop's I/O.
  *     A fetch's batches are not copied into the output: the engine keeps
  *     them (rn_engine_reply_hold), the output refers to them (orefs) and
@@ -162,24 +162,24 @@ static void release_holds(void **holds, size_t n) {
 
 /* ---- request contexts ---------------------------------------------------- */
 
-static rn__req_t *req_get(rn_native_t *srv) {
-  rn__req_t *r = srv->req_free;
+static rn__req_t *req_get(rn_native_t *nat) {
+  rn__req_t *r = nat->req_free;
   if (r != NULL) {
-    srv->req_free = r->next_free;
-    srv->req_free_n--;
+    nat->req_free = r->next_free;
+    nat->req_free_n--;
     return r;
   }
   return malloc(sizeof *r);
 }
 
-static void req_put(rn_native_t *srv, rn__req_t *r) {
-  if (srv->req_free_n >= RN__REQ_FREE_MAX) {
+static void req_put(rn_native_t *nat, rn__req_t *r) {
+  if (nat->req_free_n >= RN__REQ_FREE_MAX) {
     free(r);
     return;
   }
-  r->next_free = srv->req_free;
-  srv->req_free = r;
-  srv->req_free_n++;
+  r->next_free = nat->req_free;
+  nat->req_free = r;
+  nat->req_free_n++;
 }
 
 /* ---- close ------------------------------------------------------------------ */
@@ -420,10 +420,10 @@ static void flush(rn__conn_t *conn) {
 static void on_reply(void *ctx, const Runnel__Response *resp) {
   rn__req_t *r = ctx;
   rn__conn_t *conn = r->conn;
-  rn_native_t *srv = conn->nat;
-  assert(resp != NULL && conn->inflight > 0 && srv->inflight > 0);
+  rn_native_t *nat = conn->nat;
+  assert(resp != NULL && conn->inflight > 0 && nat->inflight > 0);
   conn->inflight--;
-  srv->inflight--;
+  nat->inflight--;
   assert(conn->reserved >= r->reserve);
   conn->reserved -= r->reserve;
   if (!closing(conn)) {
@@ -431,14 +431,14 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
      * A fetch's batches are not copied: the engine keeps them for us. */
     Runnel__Response copy = *resp;
     copy.correlation_id = r->corr;
-    void *hold = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? rn_engine_reply_hold(srv->eng) : NULL;
+    void *hold = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? rn_engine_reply_hold(nat->eng) : NULL;
     if (hold != NULL)
       queue_frame_refs(conn, &copy.base, hold);
     else
       queue_frame(conn, &copy.base);
     rn__conn_schedule(conn);
   }
-  req_put(srv, r);
+  req_put(nat, r);
   conn_unref(conn);
 }
 
@@ -490,8 +490,8 @@ static bool dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
 }
 
 static void handle(rn__conn_t *conn, const Runnel__Request *req) {
-  rn_native_t *srv = conn->nat;
-  rn__req_t *r = req_get(srv);
+  rn_native_t *nat = conn->nat;
+  rn__req_t *r = req_get(nat);
   if (r == NULL) {
     send_error(conn, req->correlation_id, RN_ENOMEM, "broker out of memory");
     return;
@@ -502,8 +502,8 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   conn->reserved += r->reserve;
   conn_ref(conn);
   conn->inflight++;
-  srv->inflight++;
-  rn_engine_handle(srv->eng, req, on_reply, r); /* may reply before returning */
+  nat->inflight++;
+  rn_engine_handle(nat->eng, req, on_reply, r); /* may reply before returning */
 }
 
 static bool rn__conn_backpressured(const rn__conn_t *conn) {
