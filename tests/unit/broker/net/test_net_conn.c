@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nettest.h"
 #include "rn_net.h"
 
 /* ---- a trivial protocol -------------------------------------------------------- */
@@ -180,20 +181,7 @@ static void client_connect(fixture_t *fx, client_t *cl, const char *ip, bool v6)
 
 static void client_close(client_t *cl) { uv_close((uv_handle_t *)&cl->tcp, c_closed); }
 
-/* Run the loop until cond(fx) holds; fail after 1000 iterations without it
- * (each iteration waits for I/O: the loop never spins idle). */
-static void on_guard(uv_timer_t *t) { (void)t; }
-#define RUN_UNTIL(fx, cond)                                                        \
-  do {                                                                             \
-    uv_timer_t guard_;                                                             \
-    uv_timer_init(&(fx)->loop, &guard_);                                           \
-    uv_timer_start(&guard_, on_guard, 50, 50);                                     \
-    int it_ = 0;                                                                   \
-    while (!(cond) && it_++ < 1000) uv_run(&(fx)->loop, UV_RUN_ONCE);              \
-    uv_close((uv_handle_t *)&guard_, NULL);                                        \
-    uv_run(&(fx)->loop, UV_RUN_NOWAIT);                                            \
-    assert_true(cond);                                                             \
-  } while (0)
+#define RUN_UNTIL(fx, cond) RN_RUN_UNTIL(&(fx)->loop, cond, 1000)
 
 /* ---- fixture ------------------------------------------------------------------ */
 

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "nettest.h"
 #include "rn_net.h"
 #include "testutil.h"
 
@@ -231,18 +232,7 @@ typedef struct fixture {
   bool done;
 } fixture_t;
 
-static void on_guard(uv_timer_t *t) { (void)t; }
-#define RUN_UNTIL(fx, cond)                                                        \
-  do {                                                                             \
-    uv_timer_t guard_;                                                             \
-    uv_timer_init(&(fx)->loop, &guard_);                                           \
-    uv_timer_start(&guard_, on_guard, 20, 20);                                     \
-    int it_ = 0;                                                                   \
-    while (!(cond) && it_++ < 2000) uv_run(&(fx)->loop, UV_RUN_ONCE);              \
-    uv_close((uv_handle_t *)&guard_, NULL);                                        \
-    uv_run(&(fx)->loop, UV_RUN_NOWAIT);                                            \
-    assert_true(cond);                                                             \
-  } while (0)
+#define RUN_UNTIL(fx, cond) RN_RUN_UNTIL(&(fx)->loop, cond, 2000)
 
 static int setup(void **state) {
   memset(&S, 0, sizeof S);
