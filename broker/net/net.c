@@ -109,6 +109,7 @@ static void on_net_handle_closed(uv_handle_t *h) { rn__net_handle_closed(h->data
 
 static void on_listener_closed(uv_handle_t *h) {
   rn_net_listener_t *lst = h->data;
+  lst->closed = true;
   rn__net_handle_closed(lst->net);
 }
 
@@ -291,7 +292,7 @@ int rn_net_listen(rn_net_t *net, const rn_net_listen_opts_t *lo, rn_net_listener
   if (rc != 0) {
     snprintf(why, whylen, "cannot listen on %s (%s): %s", lo->addr, lo->name, uv_strerror(rc));
     close_listener(lst);
-    while (net->handles_open > 0 && uv_is_closing((uv_handle_t *)&lst->tcp)) uv_run(net->loop, UV_RUN_NOWAIT);
+    while (!lst->closed) uv_run(net->loop, UV_RUN_NOWAIT); /* its memory goes with it */
     free(lst);
     return rc;
   }

@@ -10,7 +10,8 @@
 struct rn_net_listener {
   rn_net_t *net;
   uv_tcp_t tcp;
-  bool open; /* tcp initialised and not closed */
+  bool open;   /* tcp initialised and uv_close not called */
+  bool closed; /* its close callback ran */
   rn_net_listen_opts_t lo; /* strings copied below */
   char name[16], limit_name[40];
   uint16_t port;

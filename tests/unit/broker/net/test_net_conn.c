@@ -419,6 +419,29 @@ static void test_refuse_open_listener(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A second listener whose port is taken fails cleanly while the first
+ * stays open (its own close completes; nothing hangs), and abandon closes
+ * the rest. */
+static void test_port_in_use(void **state) {
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  rn_net_opts_t no = {0};
+  rn_net_t *net = rn_net_new(&loop, &no);
+  rn_net_listen_opts_t lo = {.addr = "first", .host = "127.0.0.1", .port = 0, .name = "first", .max_conns = 1,
+                             .ops = &t_ops};
+  rn_net_listener_t *a = NULL, *b = NULL;
+  char why[256] = "";
+  assert_int_equal(rn_net_listen(net, &lo, &a, why, sizeof why), 0);
+  lo.name = "second";
+  lo.addr = "127.0.0.1:taken";
+  lo.port = rn_net_listener_port(a);
+  assert_int_equal(rn_net_listen(net, &lo, &b, why, sizeof why), UV_EADDRINUSE);
+  assert_null(b);
+  assert_non_null(strstr(why, "cannot listen on 127.0.0.1:taken (second)"));
+  rn_net_abandon(net);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_limits),
@@ -428,6 +451,7 @@ int main(void) {
       cmocka_unit_test(test_shutdown_waits),
       cmocka_unit_test(test_peer_names),
       cmocka_unit_test(test_refuse_open_listener),
+      cmocka_unit_test(test_port_in_use),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
