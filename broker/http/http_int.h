@@ -2,22 +2,26 @@
  * http_int.h — private structures of runneld's HTTP transport (the server
  * side of http.h). Loop thread only.
  *
- *   http_server.c  connections: accept, read, write, timers, limits, close;
- *                  requests: assembly storage, dispatch to the router, the
- *                  reply callback; request ids, Date; the built-in router
- *   http_h1.c      HTTP/1.1 on a connection (http-parser): pipelining in
+ *   http_server.c  the protocol on the connection base (rn_net_proto_ops_t):
+ *                  input and output buffers, timers, the choice of HTTP
+ *                  version (choose_protocol: ALPN, else the h2 preface),
+ *                  finish/linger; requests: assembly storage, dispatch to
+ *                  the router, the reply callback; request ids, Date; the
+ *                  built-in router
+ *   http_h1.c      HTTP/1.1 (http-parser) behind rn__h1_ops: pipelining in
  *                  order, chunked bodies, Expect: 100-continue
- *   http_h2.c      HTTP/2 on a connection (nghttp2): streams, flow control
- * TLS runs below, in the connection base (broker/net/tls.c): this transport
- * reads and writes plaintext and reads the ALPN choice (choose_protocol).
+ *   http_h2.c      HTTP/2 (nghttp2) behind rn__h2_ops: streams, flow control
+ *
+ * Accept, limits, close, references and TLS are the connection base's
+ * (broker/net): this transport reads and writes plaintext.
  *
  * Lifetimes. A connection (rn__hconn_t) starts with the connection base
  * (rn_conn_t, broker/net), which counts its references: its two handles
  * (one reference until both closed), every request of it that is at the
  * router, every write and a uv_shutdown in flight. At zero the base frees
  * it from the loop hook (step 4 of the order in broker/net/net.c): never
- * inside one of its own callbacks. A request (rn__hreq_t) lives on its connection's list
- * from its first header to the end of its response (HTTP/1.1: the response
+ * inside one of its own callbacks. A request (rn__hreq_t) lives on its
+ * connection's list from its first header to the end of its response (HTTP/1.1: the response
  * was handed to the output; HTTP/2: nghttp2 closed the stream); a request at
  * the router when its connection closes is "orphaned": unlinked, and freed
  * by the reply callback that must still come.
