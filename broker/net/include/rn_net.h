@@ -150,7 +150,9 @@ int rn_conn_read(rn_conn_t *conn, bool want);
  * must stay valid until cb ran. While in flight it holds a reference and
  * counts in conn->writes / conn->writing. cb runs once with the status
  * (UV_ECANCELED after a close); conn is still valid inside cb. On an error
- * return cb is never called and nothing was counted. */
+ * return cb is never called and nothing was counted. Under TLS the bytes
+ * are plaintext (encrypted now into one ciphertext write; UV_EPROTO before
+ * the handshake completed) and bufs may be freed as soon as this returns. */
 typedef void (*rn_conn_write_cb)(rn_conn_t *conn, uv_write_t *w, int status);
 int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes, rn_conn_write_cb cb);
 
