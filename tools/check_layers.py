@@ -229,19 +229,16 @@ def rel_to(src, p):
 
 
 def target_folders(src, t):
-    """The layer folders of a target's sources (generated sources count for
-    the folder that defines the target)."""
-    fs = set()
+    """The layer folders of a target's sources; a generated source (in the
+    build tree) counts for the folder that defines the target."""
     own = rel_to(src, t["source_dir"])
+    fs = set()
     for s in t["sources"]:
         if s.startswith("$<"):
             continue  # $<TARGET_OBJECTS:x>: x is checked on its own
         p = s if os.path.isabs(s) else os.path.join(t["source_dir"], s)
-        r = rel_to(src, p)
-        f = folder_of(r) if r else (folder_of(own) if own else None)
-        if r is None and own is not None:
-            f = folder_of(own)
-        fs.add(f)
+        r = rel_to(src, p) if rel_to(t["binary_dir"], p) is None else None
+        fs.add(folder_of(r) if r else (folder_of(own) if own else None))
     if not fs and own is not None:
         fs.add(folder_of(own))
     return fs
@@ -295,7 +292,7 @@ def check_links(src, tg, rep):
 DEF_TYPES = set("TDBRCGSVWiu")
 
 
-def objects(src, build, tg):
+def objects(src, tg):
     """[(object path, source path relative to src)] of every non-exempt
     target: the objects its SOURCES compile to, named as CMake names them
     (<BINARY_DIR>/CMakeFiles/<target>.dir/<source relative to SOURCE_DIR,
@@ -346,8 +343,8 @@ def nm_symbols(objs):
     return res
 
 
-def check_cycles(src, build, tg, rep):
-    objs = objects(src, build, tg)
+def check_cycles(src, tg, rep):
+    objs = objects(src, tg)
     if not objs:
         rep.add("cycle", "no object files found under the build directory: build first")
         return
@@ -429,12 +426,12 @@ def sccs(g):
 
 # ---- driver --------------------------------------------------------------------------------
 
-def run(src, build, out=sys.stdout):
+def run(src, build):
     rep = Report()
     check_includes(src, build, rep)
     tg = load_graph(build)
     check_links(src, tg, rep)
-    check_cycles(src, build, tg, rep)
+    check_cycles(src, tg, rep)
     return rep
 
 
@@ -493,7 +490,7 @@ SELF_TEST_EXPECT = [
 ]
 
 
-def self_test(dump_cmake):
+def self_test(dump_cmake, cmake="cmake"):
     tmp = tempfile.mkdtemp(prefix="check_layers.")
     try:
         src = os.path.join(tmp, "src")
@@ -504,7 +501,7 @@ def self_test(dump_cmake):
                 fh.write(text % {"dump": dump_cmake} if rel == "CMakeLists.txt" else text)
         build = os.path.join(tmp, "build")
         gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-        for cmd in (["cmake", "-S", src, "-B", build] + gen, ["cmake", "--build", build]):
+        for cmd in ([cmake, "-S", src, "-B", build] + gen, [cmake, "--build", build]):
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
                 print(p.stdout + p.stderr)
@@ -551,9 +548,10 @@ def main():
     ap.add_argument("--dump-cmake", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                                             "build", "link_graph.cmake"),
                     help="the CMake script that dumps the link graph (for --self-test)")
+    ap.add_argument("--cmake", default="cmake", help="the cmake to build the fake tree with (for --self-test)")
     a = ap.parse_args()
     if a.self_test:
-        return self_test(os.path.abspath(a.dump_cmake))
+        return self_test(os.path.abspath(a.dump_cmake), a.cmake)
     if not a.source or not a.build:
         ap.error("--source and --build are required")
     rep = run(os.path.abspath(a.source), os.path.abspath(a.build))
