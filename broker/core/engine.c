@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "engine_int.h"
+#include "runnel/keys.h"
 
 #define PRODUCER_ID_BLOCK 1000
 
@@ -205,17 +206,8 @@ static void shard_range(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[1
 
 /* ---- streams ------------------------------------------------------------------------ */
 
-static bool valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 128) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '-' || c == '.'))
-      return false;
-  }
-  return strcmp(s, ".") && strcmp(s, "..");
-}
+/* The stream name rule is proto's (runnel/keys.h), the same at every entry. */
+static bool valid_name(const char *s) { return rn_name_check_stream(s, s ? strlen(s) : 0, NULL, 0) == 0; }
 
 rn_stream_t *rn__stream_find(rn_engine_t *eng, const char *name) {
   for (uint32_t i = 0; i < eng->nstreams; i++)
@@ -633,8 +625,9 @@ static void create_after(uv_work_t *w, int status) {
 static void handle_create(rn_engine_t *eng, const Runnel__CreateStreamRequest *r, rn_engine_reply_cb cb, void *ctx) {
   const Runnel__StreamConfig *c = r ? r->config : NULL;
   if (!c) return reply_error(cb, ctx, RN_EBADREQUEST, "CreateStream needs a config");
-  if (!valid_name(c->name))
-    return reply_error(cb, ctx, RN_EINVAL, "stream name \"%.140s\" is invalid: 1-128 characters of A-Z a-z 0-9 _ . -", c->name);
+  char why[256];
+  if (rn_name_check_stream(c->name, c->name ? strlen(c->name) : 0, why, sizeof why))
+    return reply_error(cb, ctx, RN_EINVAL, "%s", why);
   if (c->shard_count < 1 || c->shard_count > eng->opts.max_shards)
     return reply_error(cb, ctx, RN_EINVAL, "shard count %u is out of range 1..%u", c->shard_count, eng->opts.max_shards);
   if ((unsigned)c->durability > RUNNEL__DURABILITY__DURABILITY_NONE)
