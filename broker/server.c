@@ -3,7 +3,7 @@
  * (broker/net: listeners, limits, close, the loop's order of work,
  * shutdown) with the native session (broker/native) on one listener and
  * the HTTP transport (broker/http) on the other, over one engine, from the
- * config; plus the broker's stderr logger. This file holds no connection
+ * config. This file holds no connection
  * logic of its own: it translates the config into the options of those
  * libraries, answers net's "quiet" question for shutdown (the engine idle,
  * nothing at the engine or at the HTTP router), and writes the port file.
@@ -45,70 +45,12 @@ struct rn_server {
   char *port_file_written; /* path of the port file we wrote, to remove */
 };
 
-/* ---- logging ---------------------------------------------------------------- */
-
-static rn_log_level_t log_min = RN_LOG_INFO;
-
-void rn__log_set_level(rn_log_level_t level) { log_min = level; }
-rn_log_level_t rn__log_level(void) { return log_min; }
-
-static const char *level_name(rn_log_level_t l) {
-  switch (l) {
-  case RN_LOG_DEBUG: return "debug";
-  case RN_LOG_INFO: return "info";
-  case RN_LOG_WARN: return "warn";
-  case RN_LOG_ERROR: return "error";
-  }
-  return "?";
-}
-
-static void log_line(rn_log_level_t level, const char *component, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
-static void log_line(rn_log_level_t level, const char *component, const char *fmt, va_list ap) {
-  char line[4096];
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ", tm.tm_year + 1900,
-                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000),
-                   level_name(level), component ? component : "runneld");
-  if (n < 0) return;
-  size_t head = (size_t)n;
-  size_t room = sizeof line - head - 1; /* keep one byte for '\n' */
-  int m = vsnprintf(line + head, room + 1, fmt, ap);
-  if (m < 0) m = 0;
-  size_t len = head + ((size_t)m > room ? room : (size_t)m);
-  if ((size_t)m > room) memcpy(line + len - 3, "...", 3);
-  for (size_t i = head; i < len; i++)
-    if (line[i] == '\n' || line[i] == '\r') line[i] = ' '; /* one line per event */
-  line[len++] = '\n';
-  for (size_t off = 0; off < len;) {
-    ssize_t w = write(STDERR_FILENO, line + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    off += (size_t)w;
-  }
-}
-
-void rn__logf(rn_log_level_t level, const char *component, const char *fmt, ...) {
-  if (level < log_min) return;
-  va_list ap;
-  va_start(ap, fmt);
-  log_line(level, component, fmt, ap);
-  va_end(ap);
-}
-
 void rn__log_sink(void *arg, rn_log_level_t level, const char *msg) {
   rn__logf(level, arg != NULL ? (const char *)arg : "engine", "%s", msg);
 }
 
 
-/* net's logger: the same lines. */
-static void net_log(void *arg, int level, const char *component, const char *msg) {
-  (void)arg;
-  rn__logf((rn_log_level_t)level, component, "%s", msg);
-}
+
 
 /* ---- the pieces ------------------------------------------------------------------ */
 
@@ -124,7 +66,7 @@ static void on_net_done(rn_net_t *net, void *arg) {
   if (srv->done != NULL) srv->done(srv, srv->done_arg);
 }
 
-void rn_server_raise_fd_limit(void) { rn_net_raise_fd_limit(net_log, NULL); }
+void rn_server_raise_fd_limit(void) { rn_net_raise_fd_limit(rn_net_log_stderr, NULL); }
 
 /* Say when the configured connection limits cannot all be met. */
 static void check_fd_limit(rn_server_t *srv) {
@@ -220,9 +162,17 @@ rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **o
   }
   srv->loop = loop;
   srv->cfg = cfg;
-  rn_net_opts_t no = {.fd_reserve = cfg->fd_reserve, .log = net_log, .quiet = server_quiet, .quiet_arg = srv};
+  rn_net_opts_t no = {.fd_reserve = cfg->fd_reserve, .log = rn_net_log_stderr, .quiet = server_quiet, .quiet_arg = srv};
   srv->net = rn_net_new(loop, &no);
-  srv->nat = rn_native_new(cfg);
+  rn_native_opts_t nopts = {
+      .max_frame_bytes = cfg->max_frame_bytes,
+      .max_fetch_bytes = cfg->max_fetch_bytes,
+      .max_inflight_per_connection = cfg->max_inflight_per_connection,
+      .max_output_bytes_per_connection = cfg->max_output_bytes_per_connection,
+      .idle_timeout_ms = cfg->idle_timeout_ms,
+      .drain_timeout_ms = cfg->drain_timeout_ms,
+  };
+  srv->nat = rn_native_new(&nopts);
   if (srv->net == NULL || srv->nat == NULL) {
     snprintf(why, whylen, "out of memory");
     rn_net_destroy(srv->net);
@@ -230,7 +180,20 @@ rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **o
     return RN_ENOMEM;
   }
   check_fd_limit(srv);
-  rn_err_t rc = rn_http_new(srv->net, cfg, &srv->hs, why, whylen);
+  rn_http_opts_t hopts = {
+      .http_tls_cert = cfg->http_tls_cert,
+      .http_tls_key = cfg->http_tls_key,
+      .http_max_header_bytes = cfg->http_max_header_bytes,
+      .http_max_body_bytes = cfg->http_max_body_bytes,
+      .http_header_timeout_ms = cfg->http_header_timeout_ms,
+      .http_body_timeout_ms = cfg->http_body_timeout_ms,
+      .http_idle_timeout_ms = cfg->http_idle_timeout_ms,
+      .http_max_connections = cfg->http_max_connections,
+      .drain_timeout_ms = cfg->drain_timeout_ms,
+      .max_inflight_per_connection = cfg->max_inflight_per_connection,
+      .max_output_bytes_per_connection = cfg->max_output_bytes_per_connection,
+  };
+  rn_err_t rc = rn_http_new(srv->net, &hopts, &srv->hs, why, whylen);
   if (rc == 0) rc = listen_on(srv, cfg->listen, "native", "max_connections", cfg->max_connections, 0,
                               ": the native protocol has no authentication yet, so anyone who could reach it "
                               "could read, write and delete every stream. Bind it to 127.0.0.1, or set `auth: "

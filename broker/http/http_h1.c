@@ -168,7 +168,7 @@ static bool split_target(rn__hreq_t *req, bool connect) {
 static int on_headers_complete(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   if (!end_piece(req)) {
     conn->h1err = 500;
@@ -273,7 +273,7 @@ static void fail(rn__hconn_t *conn, int status, const char *type, const char *ms
 }
 
 static void parse_error(rn__hconn_t *conn, enum http_errno e) {
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   char msg[200];
   int status = conn->h1err;
   conn->h1err = 0;
@@ -490,7 +490,7 @@ static void h1_work(rn__hconn_t *conn) {
 }
 
 static void h1_timeout(rn__hconn_t *conn) {
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   rn__hreq_t *cur = conn->h1cur;
   if (cur == NULL) {
     rn__hconn_finish(conn);

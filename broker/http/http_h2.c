@@ -65,7 +65,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
 
 /* The transport answers before the request ended (limits, timeout). */
 static void early(rn__hreq_t *req, int status) {
-  const rn_config_t *cfg = req->conn->hs->cfg;
+  const rn_http_opts_t *cfg = req->conn->hs->cfg;
   char msg[160];
   req->early = true;
   req->err = status;
@@ -344,7 +344,7 @@ static void h2_input(rn__hconn_t *conn) {
 
 static void h2_work(rn__hconn_t *conn) {
   if (conn->h2 == NULL || rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT)) return;
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   if (conn->h2_deferred > 0) route_deferred(conn);
   if (rn_conn_closing(&conn->base)) return;
   while (conn->out_bytes + conn->base.writing < cfg->max_output_bytes_per_connection) {

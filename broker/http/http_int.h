@@ -36,7 +36,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
 #include "rn_http.h"
 #include "rn_net.h"
 
@@ -191,7 +190,8 @@ struct rn__hconn {
 
 struct rn_http {
   rn_net_t *net;
-  const rn_config_t *cfg;
+  rn_http_opts_t opts;
+  const rn_http_opts_t *cfg; /* &opts: the limits, named as runneld's config keys */
   rn_http_router_fn router;
   void *router_arg;
   rn_net_tls_t *tls; /* NULL: cleartext (the listener runs it, broker/net) */

@@ -399,7 +399,7 @@ static void on_alloc(rn_conn_t *base, size_t suggested, uv_buf_t *buf) {
 
 static void update_reading(rn__hconn_t *conn) {
   if (rn_conn_closing(&conn->base)) return;
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   bool want;
   if ((conn->end == RN__HE_LINGER))
     want = true;
@@ -419,7 +419,7 @@ enum { DL_NONE, DL_FIRST, DL_HEAD, DL_BODY, DL_IDLE, DL_STALL, DL_LINGER };
 
 /* The earliest deadline that applies to conn now, and what it is for. */
 static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   uint64_t best = UINT64_MAX;
   *kind = DL_NONE;
 #define CONSIDER(t, k)         \
@@ -1130,7 +1130,7 @@ unsigned rn_http_backpressured(const rn_net_listener_t *lst) {
   return n;
 }
 
-rn_err_t rn_http_new(rn_net_t *net, const rn_config_t *cfg, rn_http_t **out, char *why, size_t whylen) {
+rn_err_t rn_http_new(rn_net_t *net, const rn_http_opts_t *opts, rn_http_t **out, char *why, size_t whylen) {
   *out = NULL;
   rn_http_t *hs = calloc(1, sizeof *hs);
   if (hs == NULL) {
@@ -1138,7 +1138,9 @@ rn_err_t rn_http_new(rn_net_t *net, const rn_config_t *cfg, rn_http_t **out, cha
     return RN_ENOMEM;
   }
   hs->net = net;
-  hs->cfg = cfg;
+  hs->opts = *opts;
+  hs->opts.http_tls_cert = hs->opts.http_tls_key = NULL; /* read below, not kept */
+  hs->cfg = &hs->opts;
   /* http-parser's head limit is process-wide; runneld has one HTTP port. */
   http_parser_set_max_header_size(hs->cfg->http_max_header_bytes);
   rn__h1_settings(&hs->h1settings);
@@ -1148,16 +1150,16 @@ rn_err_t rn_http_new(rn_net_t *net, const rn_config_t *cfg, rn_http_t **out, cha
     free(hs);
     return rc;
   }
-  if (hs->cfg->http_tls_cert[0] != '\0') {
+  if (opts->http_tls_cert != NULL && opts->http_tls_cert[0] != '\0') {
     static const unsigned char alpn[] = "\x02h2\x08http/1.1"; /* the server's order of preference */
-    hs->tls = rn_net_tls_new(hs->cfg->http_tls_cert, hs->cfg->http_tls_key, alpn, sizeof alpn - 1, "http_tls_cert",
+    hs->tls = rn_net_tls_new(opts->http_tls_cert, opts->http_tls_key, alpn, sizeof alpn - 1, "http_tls_cert",
                              "http_tls_key", why, whylen);
     if (hs->tls == NULL) {
       rn__h2_global_free(hs);
       free(hs);
       return RN_EINVAL;
     }
-    rn_net_logf(net, RN_NET_LOG_INFO, "http", "TLS on the HTTP port: cert %s, ALPN h2 and http/1.1", hs->cfg->http_tls_cert);
+    rn_net_logf(net, RN_NET_LOG_INFO, "http", "TLS on the HTTP port: cert %s, ALPN h2 and http/1.1", opts->http_tls_cert);
   }
   if (RAND_bytes((unsigned char *)hs->rid_seed, sizeof hs->rid_seed) != 1) {
     hs->rid_seed[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);

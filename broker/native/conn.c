@@ -59,7 +59,7 @@ typedef struct rn__req rn__req_t;
 
 /* The session state shared by the connections of one listener. */
 struct rn_native {
-  const rn_config_t *cfg;
+  rn_native_opts_t opts;
   rn_engine_t *eng;
   rn__req_t *req_free; /* recycled request contexts */
   unsigned req_free_n;
@@ -147,7 +147,7 @@ static void conn_unref(rn__conn_t *conn) { rn_conn_unref(&conn->base); }
 static void rn__conn_schedule(rn__conn_t *conn) { rn_conn_schedule(&conn->base); }
 static void rn__conn_close(rn__conn_t *conn, const char *why) { rn_conn_close(&conn->base, why); }
 static bool closing(const rn__conn_t *conn) { return rn_conn_closing(&conn->base); }
-static const rn_config_t *cfg_of(const rn__conn_t *conn) { return conn->nat->cfg; }
+static const rn_native_opts_t *cfg_of(const rn__conn_t *conn) { return &conn->nat->opts; }
 static bool draining(const rn__conn_t *conn) { return rn_net_draining(conn->base.net); }
 
 static bool rn__conn_backpressured(const rn__conn_t *conn);
@@ -726,9 +726,9 @@ static const rn_net_proto_ops_t native_ops = {
 
 const rn_net_proto_ops_t *rn_native_ops(void) { return &native_ops; }
 
-rn_native_t *rn_native_new(const rn_config_t *cfg) {
+rn_native_t *rn_native_new(const rn_native_opts_t *opts) {
   rn_native_t *nat = calloc(1, sizeof *nat);
-  if (nat != NULL) nat->cfg = cfg;
+  if (nat != NULL) nat->opts = *opts;
   return nat;
 }
 

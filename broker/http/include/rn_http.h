@@ -66,14 +66,12 @@ typedef void (*rn_http_router_fn)(void *arg, const rn_http_req_t *req, rn_http_r
  * The HTTP transport is a protocol on the connection base (rn_net.h):
  * rn_http_new → rn_net_listen with rn_http_ops() and the rn_http_t as
  * proto_arg → rn_http_set_router → ... → (the net destroyed) →
- * rn_http_free. Loop thread only. cfg and net are borrowed and must outlive
- * it.
+ * rn_http_free. Loop thread only. net is borrowed and must outlive it.
  */
 #include "runnel/error.h"
 
 /* Declared, not included: the route interface above is all the HTTP
  * applications' pure codecs need (they do not see libuv or the config). */
-typedef struct rn_config rn_config_t;
 typedef struct rn_net rn_net_t;
 typedef struct rn_net_listener rn_net_listener_t;
 typedef struct rn_net_proto_ops rn_net_proto_ops_t;
@@ -85,10 +83,23 @@ typedef struct rn_http rn_http_t;
  * request: /healthz, /readyz or /metrics as usual, anything else 503. */
 #define RN_HTTP_OVER_LIMIT_EXTRA 16u
 
-/* Set up the transport: TLS context when configured (reads the PEM files:
- * startup only), nghttp2 callbacks, the request-id seed. On failure why
- * holds one line and *out is NULL. */
-rn_err_t rn_http_new(rn_net_t *net, const rn_config_t *cfg, rn_http_t **out, char *why, size_t whylen);
+/* The transport's limits. The names are runneld's config keys (runneld
+ * fills them from its config, docs/configuration.md). */
+typedef struct rn_http_opts {
+  const char *http_tls_cert, *http_tls_key; /* PEM paths; "" or NULL: cleartext. Read in rn_http_new only */
+  uint32_t http_max_header_bytes, http_max_body_bytes;
+  uint32_t http_header_timeout_ms, http_body_timeout_ms, http_idle_timeout_ms;
+  uint32_t http_max_connections; /* the listener's limit, named in the answer past it */
+  uint32_t drain_timeout_ms;     /* while draining, a stalled writer's limit if shorter; 0 = none */
+  uint32_t max_inflight_per_connection;
+  uint64_t max_output_bytes_per_connection;
+} rn_http_opts_t;
+
+/* Set up the transport (opts is copied; its strings are not kept): TLS
+ * context when configured (reads the PEM files: startup only), nghttp2
+ * callbacks, the request-id seed. On failure why holds one line and *out is
+ * NULL. */
+rn_err_t rn_http_new(rn_net_t *net, const rn_http_opts_t *opts, rn_http_t **out, char *why, size_t whylen);
 
 /* The operations to listen with (static). */
 const rn_net_proto_ops_t *rn_http_ops(void);

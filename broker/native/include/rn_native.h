@@ -10,22 +10,33 @@
  *
  * Lifetime: rn_native_new → rn_net_listen with rn_native_ops() and the
  * rn_native_t as proto_arg → rn_native_set_engine before the loop runs →
- * ... → (the net destroyed) → rn_native_free. cfg and the engine are
- * borrowed and must outlive it.
+ * ... → (the net destroyed) → rn_native_free. The engine is borrowed and
+ * must outlive it.
  */
 #ifndef RN_NATIVE_H
 #define RN_NATIVE_H
 
 #include <stdint.h>
 
-#include "config.h"
 #include "engine.h"
 #include "rn_net.h"
 
 typedef struct rn_native rn_native_t;
 
-/* A new session state for one listener. NULL on out of memory. */
-rn_native_t *rn_native_new(const rn_config_t *cfg);
+/* The limits a session keeps (runneld fills them from its config keys of
+ * the same names, docs/configuration.md). */
+typedef struct rn_native_opts {
+  uint32_t max_frame_bytes;                 /* a larger frame is refused and the connection closed */
+  uint32_t max_fetch_bytes;                 /* cap of a fetch's max bytes (its reservation) */
+  uint32_t max_inflight_per_connection;     /* requests at the engine per connection */
+  uint64_t max_output_bytes_per_connection; /* unwritten + reserved reply bytes before back-pressure */
+  uint32_t idle_timeout_ms;                 /* 0 = none */
+  uint32_t drain_timeout_ms;                /* while draining, if shorter; 0 = none */
+} rn_native_opts_t;
+
+/* A new session state for one listener; opts is copied. NULL on out of
+ * memory. */
+rn_native_t *rn_native_new(const rn_native_opts_t *opts);
 
 /* The engine requests go to (borrowed). Set before any connection opens. */
 void rn_native_set_engine(rn_native_t *nat, rn_engine_t *eng);
