@@ -3,10 +3,12 @@
  * (broker/net: listeners, limits, close, the loop's order of work,
  * shutdown) with the native session (broker/native) on one listener and
  * the HTTP transport (broker/http) on the other, over one engine, from the
- * config. This file holds no connection
- * logic of its own: it translates the config into the options of those
- * libraries, answers net's "quiet" question for shutdown (the engine idle,
- * nothing at the engine or at the HTTP router), and writes the port file.
+ * config. This file holds no connection logic of its own: it translates
+ * the config into the options of those libraries (rn_net_opts_t,
+ * rn_net_listen_opts_t, rn_native_opts_t, rn_http_opts_t), answers net's
+ * "quiet" question for shutdown (the engine idle, nothing at the engine or
+ * at the HTTP router), writes the port file and the /metrics lines of the
+ * connections.
  *
  * Owns the rn_server_t, the rn_net_t, the rn_native_t and rn_http_t, and
  * the port file it wrote.
@@ -17,12 +19,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rn_http.h"
@@ -48,9 +48,6 @@ struct rn_server {
 void rn__log_sink(void *arg, rn_log_level_t level, const char *msg) {
   rn__logf(level, arg != NULL ? (const char *)arg : "engine", "%s", msg);
 }
-
-
-
 
 /* ---- the pieces ------------------------------------------------------------------ */
 
