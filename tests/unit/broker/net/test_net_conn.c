@@ -44,6 +44,9 @@ struct fixture {
   rn_net_listener_t *lst;
   uint32_t max_conns, extra;
   bool hold_next; /* the next connection opened takes a reference */
+  size_t big_write; /* the next connection opened writes this many bytes at once */
+  int write_status; /* what the write callback saw */
+  bool write_done;
   bool quiet;     /* opts.quiet's answer */
   /* What happened, in order. */
   char events[MAX_EVENTS][48];
@@ -60,6 +63,24 @@ static void event(fixture_t *fx, const char *what, uint64_t id) {
   if (fx->nevents < MAX_EVENTS) snprintf(fx->events[fx->nevents++], sizeof fx->events[0], "%s#%llu", what, (unsigned long long)id);
 }
 
+typedef struct twrite {
+  uv_write_t req;
+  uint8_t *buf;
+} twrite_t;
+
+/* The write's callback: the connection is still valid (not dead) here. */
+static void t_written(rn_conn_t *base, uv_write_t *w, int status) {
+  tconn_t *c = (tconn_t *)base;
+  twrite_t *tw = (twrite_t *)w;
+  assert_int_not_equal(base->state, RN_CONN_DEAD);
+  assert_true(base->refs >= 1);
+  c->fx->write_status = status;
+  c->fx->write_done = true;
+  event(c->fx, "written", base->id);
+  free(tw->buf);
+  free(tw);
+}
+
 static void t_open(rn_conn_t *base) {
   tconn_t *c = (tconn_t *)base;
   fixture_t *fx = base->proto;
@@ -74,6 +95,17 @@ static void t_open(rn_conn_t *base) {
     fx->hold_next = false;
   }
   assert_int_equal(rn_conn_read(base, true), 0);
+  if (fx->big_write > 0) {
+    twrite_t *tw = malloc(sizeof *tw);
+    assert_non_null(tw);
+    tw->buf = calloc(1, fx->big_write);
+    assert_non_null(tw->buf);
+    uv_buf_t b = uv_buf_init((char *)tw->buf, (unsigned)fx->big_write);
+    assert_int_equal(rn_conn_write(base, &tw->req, &b, 1, fx->big_write, t_written), 0);
+    assert_int_equal(base->writes, 1);
+    assert_int_equal(base->writing, fx->big_write);
+    fx->big_write = 0;
+  }
   c->in_cb = false;
 }
 
@@ -330,6 +362,34 @@ static void test_ref_keeps_memory(void **state) {
   fixture_free(fx);
 }
 
+/* A write in flight counts in writes/writing and holds a reference: closed
+ * meanwhile, its callback still runs (UV_ECANCELED) on valid memory, and
+ * the connection is freed only after it. */
+static void test_write_in_flight_at_close(void **state) {
+  fixture_t *fx = fixture_new("127.0.0.1", 4, 0);
+  fx->big_write = (size_t)64 << 20; /* more than loopback buffers take: the peer reads nothing */
+  client_t cl;
+  client_connect(fx, &cl, "127.0.0.1", false);
+  RUN_UNTIL(fx, fx->nopened == 1);
+  tconn_t *c = fx->opened[0];
+  uv_read_stop((uv_stream_t *)&cl.tcp); /* the client never reads */
+  for (int i = 0; i < 3; i++) uv_run(&fx->loop, UV_RUN_NOWAIT);
+  assert_false(fx->write_done);
+  assert_int_equal(c->base.refs, 2); /* the handles + the write */
+  rn_conn_close(&c->base, "test");
+  RUN_UNTIL(fx, fx->nfreed == 1);
+  assert_true(fx->write_done);
+  assert_int_equal(fx->write_status, UV_ECANCELED);
+  int written = -1, freed = -1;
+  for (int i = 0; i < fx->nevents; i++) {
+    if (strcmp(fx->events[i], "written#1") == 0) written = i;
+    if (strcmp(fx->events[i], "free#1") == 0) freed = i;
+  }
+  assert_true(written >= 0 && freed > written);
+  client_close(&cl);
+  fixture_free(fx);
+}
+
 /* Shutdown waits while a connection is busy or opts.quiet says no, then
  * closes every connection and calls done once every handle closed. */
 static void test_shutdown_waits(void **state) {
@@ -448,6 +508,7 @@ int main(void) {
       cmocka_unit_test(test_ratelog),
       cmocka_unit_test(test_close_in_callback),
       cmocka_unit_test(test_ref_keeps_memory),
+      cmocka_unit_test(test_write_in_flight_at_close),
       cmocka_unit_test(test_shutdown_waits),
       cmocka_unit_test(test_peer_names),
       cmocka_unit_test(test_refuse_open_listener),
