@@ -284,9 +284,14 @@ static void on_write(rn_conn_t *base, uv_write_t *req, int status) {
   }
 }
 
-/* Hand the whole output to one write. */
-static void flush(rn__hconn_t *conn) {
-  if (rn_conn_closing(&conn->base) || conn->out_head == NULL) return;
+/* Hand the whole output to one write; last: it ends the stream (under TLS
+ * close_notify goes in the same write, or alone when there is no output). */
+static void flush(rn__hconn_t *conn, bool last) {
+  if (rn_conn_closing(&conn->base)) return;
+  if (conn->out_head == NULL) {
+    if (last) rn_conn_tls_close_notify(&conn->base);
+    return;
+  }
   hwrite_t *w = malloc(sizeof *w);
   if (w == NULL) {
     rn__hconn_close(conn, "out of memory");
@@ -306,7 +311,8 @@ static void flush(rn__hconn_t *conn) {
   size_t bytes = conn->out_bytes;
   conn->out_head = conn->out_tail = NULL;
   conn->out_bytes = 0;
-  int rc = rn_conn_write(&conn->base, &w->req, v, (unsigned)n, bytes, on_write);
+  int rc = last ? rn_conn_write_last(&conn->base, &w->req, v, (unsigned)n, bytes, on_write)
+                : rn_conn_write(&conn->base, &w->req, v, (unsigned)n, bytes, on_write);
   if (v != small) free(v);
   if (rc != 0) {
     free_bufs(w->bufs);
@@ -590,15 +596,13 @@ static void hconn_work(rn_conn_t *base) {
   bool notify = conn->end == RN__HE_FINISH && rn_conn_tls_ready(base_) && !rn_conn_tls_notified(base_) &&
                 conn->out_bytes + conn->base.writing < conn->hs->cfg->max_output_bytes_per_connection &&
                 (conn->pops == NULL || !conn->pops->pending_output(conn));
-  flush(conn);
-  if (rn_conn_closing(&conn->base)) return;
-  if (notify) rn_conn_tls_close_notify(&conn->base); /* the last bytes of the TLS stream, after the output */
+  flush(conn, notify); /* notify: close_notify ends the TLS stream, after the output, in the same write */
   if (rn_conn_closing(&conn->base)) return;
   if (conn->end == RN__HE_FINISH && (!rn_conn_tls_ready(base_) || rn_conn_tls_notified(base_))) {
     if (conn->out_head == NULL) {
       /* uv_shutdown waits for the writes in flight, then sends FIN. */
       conn->shut.data = conn;
-      if (uv_shutdown(&conn->shut, (uv_stream_t *)&conn->base.tcp, on_shutdown) != 0) {
+      if (rn_conn_shutdown(&conn->base, &conn->shut, on_shutdown) != 0) {
         rn__hconn_close(conn, "closed");
         return;
       }

@@ -147,16 +147,14 @@ void rn__conn_free(rn_conn_t *conn) {
 }
 
 void rn__conn_work(rn_conn_t *conn) {
-  /* TLS bytes produced since the last step 3 (handshake flights, alerts)
-   * go first: the protocol's writes and uv_shutdown must follow them. */
-  if (conn->tls != NULL) {
-    int rc = rn__tls_flush(conn, NULL, 0, NULL);
-    if (rc != 0) {
-      rn_conn_close(conn, uv_strerror(rc));
-      return;
-    }
-  }
   if (conn->ops->on_work != NULL) conn->ops->on_work(conn);
+  /* TLS bytes produced since the last step 3 (handshake flights, alerts)
+   * that no write of the protocol carried (rn_conn_write and
+   * rn_conn_shutdown send them first). */
+  if (conn->tls != NULL && !rn_conn_closing(conn)) {
+    int rc = rn__tls_flush(conn, NULL, 0, NULL);
+    if (rc != 0) rn_conn_close(conn, uv_strerror(rc));
+  }
 }
 
 void rn_conn_schedule(rn_conn_t *conn) {
@@ -223,7 +221,7 @@ int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned
                   rn_conn_write_cb cb) {
   if (conn->state != RN_CONN_OPEN) return UV_ECANCELED;
   if (conn->tls != NULL) { /* plaintext in, one ciphertext write out (after what TLS had pending) */
-    int rc = rn__tls_encrypt(conn, bufs, n);
+    int rc = rn__tls_encrypt(conn, bufs, n, false);
     return rc != 0 ? rc : rn__tls_flush(conn, w, bytes, cb);
   }
   wmeta_t *m = malloc(sizeof *m);
@@ -239,6 +237,24 @@ int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned
   conn->writing += bytes;
   rn_conn_ref(conn);
   return 0;
+}
+
+int rn_conn_write_last(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
+                       rn_conn_write_cb cb) {
+  if (conn->tls == NULL || !rn_conn_tls_ready(conn) || rn_conn_tls_notified(conn))
+    return rn_conn_write(conn, w, bufs, n, bytes, cb);
+  if (conn->state != RN_CONN_OPEN) return UV_ECANCELED;
+  int rc = rn__tls_encrypt(conn, bufs, n, true);
+  return rc != 0 ? rc : rn__tls_flush(conn, w, bytes, cb);
+}
+
+int rn_conn_shutdown(rn_conn_t *conn, uv_shutdown_t *req, uv_shutdown_cb cb) {
+  if (conn->state != RN_CONN_OPEN) return UV_ECANCELED;
+  if (conn->tls != NULL) {
+    int rc = rn__tls_flush(conn, NULL, 0, NULL);
+    if (rc != 0) return rc;
+  }
+  return uv_shutdown(req, (uv_stream_t *)&conn->tcp, cb);
 }
 
 /* ---- accept ---------------------------------------------------------------------- */

@@ -62,8 +62,9 @@ void rn__tls_conn_free(rn_conn_t *conn);
 /* Ciphertext read from the socket: handshake, then plaintext to
  * ops->on_read (RN_NET_ETLS on failure, UV_EOF on close_notify). */
 void rn__tls_on_read(rn_conn_t *conn, const uint8_t *data, size_t len);
-/* Encrypt n plaintext buffers into the pending ciphertext. 0 or an error. */
-int rn__tls_encrypt(rn_conn_t *conn, const uv_buf_t *bufs, unsigned n);
+/* Encrypt n plaintext buffers into the pending ciphertext, then (last) the
+ * close_notify alert. 0 or an error. */
+int rn__tls_encrypt(rn_conn_t *conn, const uv_buf_t *bufs, unsigned n, bool last);
 /* Write the pending ciphertext now (no-op when none). user/cb: the
  * protocol's write whose bytes it carries (NULL: net's own bytes). */
 int rn__tls_flush(rn_conn_t *conn, uv_write_t *user, size_t bytes, rn_conn_write_cb cb);

@@ -249,7 +249,16 @@ void rn__tls_on_read(rn_conn_t *conn, const uint8_t *data, size_t len) {
   if (!drain(conn)) rn_conn_close(conn, "out of memory"); /* session tickets, key updates */
 }
 
-int rn__tls_encrypt(rn_conn_t *conn, const uv_buf_t *bufs, unsigned n) {
+static bool queue_close_notify(rn_conn_t *conn) {
+  rn__tls_conn_t *t = conn->tls;
+  t->notified = true;
+  ERR_clear_error();
+  SSL_shutdown(t->ssl);
+  ERR_clear_error();
+  return drain(conn);
+}
+
+int rn__tls_encrypt(rn_conn_t *conn, const uv_buf_t *bufs, unsigned n, bool last) {
   rn__tls_conn_t *t = conn->tls;
   if (!t->ready) return UV_EPROTO;
   ERR_clear_error();
@@ -268,6 +277,7 @@ int rn__tls_encrypt(rn_conn_t *conn, const uv_buf_t *bufs, unsigned n) {
       if (!drain(conn)) return UV_ENOMEM;
     }
   }
+  if (last && !t->notified && !queue_close_notify(conn)) return UV_ENOMEM;
   return 0;
 }
 
@@ -319,11 +329,7 @@ int rn__tls_flush(rn_conn_t *conn, uv_write_t *user, size_t bytes, rn_conn_write
 void rn_conn_tls_close_notify(rn_conn_t *conn) {
   rn__tls_conn_t *t = conn->tls;
   if (t == NULL || !t->ready || t->notified || rn_conn_closing(conn)) return;
-  t->notified = true;
-  ERR_clear_error();
-  SSL_shutdown(t->ssl);
-  ERR_clear_error();
-  if (!drain(conn)) {
+  if (!queue_close_notify(conn)) {
     rn_conn_close(conn, "out of memory");
     return;
   }

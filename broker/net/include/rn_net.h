@@ -169,6 +169,18 @@ int rn_conn_read(rn_conn_t *conn, bool want);
 typedef void (*rn_conn_write_cb)(rn_conn_t *conn, uv_write_t *w, int status);
 int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes, rn_conn_write_cb cb);
 
+/* rn_conn_write for the last bytes of the stream: under TLS the
+ * close_notify alert follows them in the same write (one write, so a peer
+ * that closes on reading them cannot make a second write fail with EPIPE).
+ * Cleartext, or before the handshake completed: rn_conn_write. */
+int rn_conn_write_last(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
+                       rn_conn_write_cb cb);
+
+/* uv_shutdown (FIN after the writes in flight) on conn, after writing what
+ * TLS still has pending (an alert, close_notify). req is the caller's until
+ * cb ran. Returns 0 or a libuv error (cb not called). */
+int rn_conn_shutdown(rn_conn_t *conn, uv_shutdown_t *req, uv_shutdown_cb cb);
+
 /* Log one line through the net's logger (rn_net_opts_t.log). */
 void rn_net_logf(const rn_net_t *net, int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -179,7 +191,8 @@ void rn_net_logf(const rn_net_t *net, int level, const char *component, const ch
  * connection before the protocol sees a byte: ops->on_read gets plaintext,
  * rn_conn_write takes plaintext, the handshake's flights and alerts are
  * written by net (in order with the protocol's writes: pending TLS bytes go
- * out in step 3, before ops->on_work, and ahead of any rn_conn_write). The
+ * out with the next rn_conn_write or rn_conn_shutdown, or at the end of
+ * step 3 after ops->on_work). The
  * SSL never blocks (memory BIOs). When the TLS session fails (handshake or
  * record error) ops->on_read gets RN_NET_ETLS: the alert, if any, is already
  * queued; the protocol finishes the connection gracefully (FIN after the
@@ -207,7 +220,7 @@ bool rn_conn_tls_ready(const rn_conn_t *conn);
 const unsigned char *rn_conn_alpn(const rn_conn_t *conn, size_t *len);
 /* Queue the TLS close_notify alert and write it now, after every write
  * already made (idempotent; no-op on cleartext or before the handshake).
- * Call before the protocol's uv_shutdown. */
+ * With bytes still to write, rn_conn_write_last sends both in one write. */
 void rn_conn_tls_close_notify(rn_conn_t *conn);
 /* Whether close_notify was queued. */
 bool rn_conn_tls_notified(const rn_conn_t *conn);
