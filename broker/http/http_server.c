@@ -185,7 +185,7 @@ static void http_on_free(rn_conn_t *base) {
 /* ---- output ---------------------------------------------------------------------- */
 
 typedef struct hwrite {
-  uv_write_t req;
+  rn_conn_wreq_t req; /* first */
   rn__hbuf_t *bufs;
 } hwrite_t;
 
@@ -271,7 +271,7 @@ bool rn__hconn_sending(const rn__hconn_t *conn) {
 }
 
 
-static void on_write(rn_conn_t *base, uv_write_t *req, int status) {
+static void on_write(rn_conn_t *base, rn_conn_wreq_t *req, int status) {
   hwrite_t *w = (hwrite_t *)req;
   rn__hconn_t *conn = (rn__hconn_t *)base;
   free_bufs(w->bufs);

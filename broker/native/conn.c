@@ -130,7 +130,7 @@ struct rn__conn {
 };
 
 typedef struct conn_write {
-  uv_write_t req;
+  rn_conn_wreq_t req; /* first */
   rn__conn_t *conn;
   uint8_t *buf;
   size_t len, cap;
@@ -351,7 +351,7 @@ static void send_error(rn__conn_t *conn, uint64_t corr, rn_err_t code, const cha
   rn__conn_schedule(conn);
 }
 
-static void on_write(rn_conn_t *base, uv_write_t *req, int status) {
+static void on_write(rn_conn_t *base, rn_conn_wreq_t *req, int status) {
   conn_write_t *wr = (conn_write_t *)req;
   rn__conn_t *conn = (rn__conn_t *)base;
   release_holds(wr->holds, wr->nholds);

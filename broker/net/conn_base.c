@@ -198,48 +198,35 @@ int rn_conn_read(rn_conn_t *conn, bool want) {
   return 0;
 }
 
-/* The write's bookkeeping travels in uv_write_t: data → the callback. */
-typedef struct {
-  rn_conn_t *conn;
-  rn_conn_write_cb cb;
-  size_t bytes;
-} wmeta_t;
-
-static void on_write(uv_write_t *w, int status) {
-  wmeta_t *m = w->data;
-  rn_conn_t *conn = m->conn;
-  rn_conn_write_cb cb = m->cb;
-  assert(conn->writes > 0 && conn->writing >= m->bytes);
+static void on_write(uv_write_t *req, int status) {
+  rn_conn_wreq_t *w = (rn_conn_wreq_t *)req;
+  rn_conn_t *conn = w->conn;
+  assert(conn->writes > 0 && conn->writing >= w->bytes);
   conn->writes--;
-  conn->writing -= m->bytes;
-  free(m);
-  cb(conn, w, status);
-  rn_conn_unref(conn); /* after cb: conn is valid inside it */
+  conn->writing -= w->bytes;
+  w->cb(conn, w, status); /* may free w */
+  rn_conn_unref(conn);    /* after cb: conn is valid inside it */
 }
 
-int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
+int rn_conn_write(rn_conn_t *conn, rn_conn_wreq_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
                   rn_conn_write_cb cb) {
   if (conn->state != RN_CONN_OPEN) return UV_ECANCELED;
   if (conn->tls != NULL) { /* plaintext in, one ciphertext write out (after what TLS had pending) */
     int rc = rn__tls_encrypt(conn, bufs, n, false);
     return rc != 0 ? rc : rn__tls_flush(conn, w, bytes, cb);
   }
-  wmeta_t *m = malloc(sizeof *m);
-  if (m == NULL) return UV_ENOMEM;
-  *m = (wmeta_t){.conn = conn, .cb = cb, .bytes = bytes};
-  w->data = m;
-  int rc = uv_write(w, (uv_stream_t *)&conn->tcp, bufs, n, on_write); /* copies bufs */
-  if (rc != 0) {
-    free(m);
-    return rc;
-  }
+  w->conn = conn;
+  w->cb = cb;
+  w->bytes = bytes;
+  int rc = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs, n, on_write); /* copies bufs */
+  if (rc != 0) return rc;
   conn->writes++;
   conn->writing += bytes;
   rn_conn_ref(conn);
   return 0;
 }
 
-int rn_conn_write_last(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
+int rn_conn_write_last(rn_conn_t *conn, rn_conn_wreq_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
                        rn_conn_write_cb cb) {
   if (conn->tls == NULL || !rn_conn_tls_ready(conn) || rn_conn_tls_notified(conn))
     return rn_conn_write(conn, w, bufs, n, bytes, cb);

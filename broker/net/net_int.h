@@ -67,6 +67,6 @@ void rn__tls_on_read(rn_conn_t *conn, const uint8_t *data, size_t len);
 int rn__tls_encrypt(rn_conn_t *conn, const uv_buf_t *bufs, unsigned n, bool last);
 /* Write the pending ciphertext now (no-op when none). user/cb: the
  * protocol's write whose bytes it carries (NULL: net's own bytes). */
-int rn__tls_flush(rn_conn_t *conn, uv_write_t *user, size_t bytes, rn_conn_write_cb cb);
+int rn__tls_flush(rn_conn_t *conn, rn_conn_wreq_t *user, size_t bytes, rn_conn_write_cb cb);
 
 #endif

@@ -285,7 +285,7 @@ typedef struct tls_write {
   uv_write_t req;
   rn_conn_t *conn;
   uint8_t *buf;
-  uv_write_t *user;
+  rn_conn_wreq_t *user;
   rn_conn_write_cb cb;
   size_t bytes;
 } tls_write_t;
@@ -297,15 +297,19 @@ static void on_tls_write(uv_write_t *req, int status) {
   conn->writes--;
   conn->writing -= tw->bytes;
   free(tw->buf);
-  if (tw->cb != NULL)
+  if (tw->user != NULL) {
+    tw->user->conn = conn;
+    tw->user->bytes = tw->bytes;
+    tw->user->cb = tw->cb;
     tw->cb(conn, tw->user, status);
-  else if (status < 0 && status != UV_ECANCELED)
-    rn_conn_close(conn, uv_strerror(status));
+  } else if (status < 0 && status != UV_ECANCELED) {
+    rn_conn_close(conn, uv_strerror(status)); /* net's own bytes (handshake, alerts) */
+  }
   free(tw);
   rn_conn_unref(conn);
 }
 
-int rn__tls_flush(rn_conn_t *conn, uv_write_t *user, size_t bytes, rn_conn_write_cb cb) {
+int rn__tls_flush(rn_conn_t *conn, rn_conn_wreq_t *user, size_t bytes, rn_conn_write_cb cb) {
   rn__tls_conn_t *t = conn->tls;
   if (t == NULL || t->out_len == 0) return user == NULL ? 0 : UV_EPROTO;
   if (rn_conn_closing(conn)) return UV_ECANCELED;

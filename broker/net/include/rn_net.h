@@ -158,22 +158,32 @@ void rn_conn_schedule(rn_conn_t *conn);
  * off; the caller closes). A closing connection never reads. */
 int rn_conn_read(rn_conn_t *conn, bool want);
 
-/* One write of n buffers (bytes in total) on conn. w is the caller's
- * (typically the first member of a struct that also owns the buffers) and
- * must stay valid until cb ran. While in flight it holds a reference and
+/* A write request: the caller's (typically the first member of a struct
+ * that also owns the buffers); net fills it. No allocation per write. */
+typedef struct rn_conn_wreq rn_conn_wreq_t;
+typedef void (*rn_conn_write_cb)(rn_conn_t *conn, rn_conn_wreq_t *w, int status);
+struct rn_conn_wreq {
+  uv_write_t req; /* cleartext: the uv_write itself */
+  rn_conn_t *conn;
+  rn_conn_write_cb cb;
+  size_t bytes;
+};
+
+/* One write of n buffers (bytes in total) on conn. w must stay valid
+ * until cb ran. While in flight it holds a reference and
  * counts in conn->writes / conn->writing. cb runs once with the status
  * (UV_ECANCELED after a close); conn is still valid inside cb. On an error
  * return cb is never called and nothing was counted. Under TLS the bytes
  * are plaintext (encrypted now into one ciphertext write; UV_EPROTO before
  * the handshake completed) and bufs may be freed as soon as this returns. */
-typedef void (*rn_conn_write_cb)(rn_conn_t *conn, uv_write_t *w, int status);
-int rn_conn_write(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes, rn_conn_write_cb cb);
+int rn_conn_write(rn_conn_t *conn, rn_conn_wreq_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
+                  rn_conn_write_cb cb);
 
 /* rn_conn_write for the last bytes of the stream: under TLS the
  * close_notify alert follows them in the same write (one write, so a peer
  * that closes on reading them cannot make a second write fail with EPIPE).
  * Cleartext, or before the handshake completed: rn_conn_write. */
-int rn_conn_write_last(rn_conn_t *conn, uv_write_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
+int rn_conn_write_last(rn_conn_t *conn, rn_conn_wreq_t *w, const uv_buf_t *bufs, unsigned n, size_t bytes,
                        rn_conn_write_cb cb);
 
 /* uv_shutdown (FIN after the writes in flight) on conn, after writing what

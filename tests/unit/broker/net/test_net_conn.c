@@ -64,12 +64,12 @@ static void event(fixture_t *fx, const char *what, uint64_t id) {
 }
 
 typedef struct twrite {
-  uv_write_t req;
+  rn_conn_wreq_t req; /* first */
   uint8_t *buf;
 } twrite_t;
 
 /* The write's callback: the connection is still valid (not dead) here. */
-static void t_written(rn_conn_t *base, uv_write_t *w, int status) {
+static void t_written(rn_conn_t *base, rn_conn_wreq_t *w, int status) {
   tconn_t *c = (tconn_t *)base;
   twrite_t *tw = (twrite_t *)w;
   assert_int_not_equal(base->state, RN_CONN_DEAD);

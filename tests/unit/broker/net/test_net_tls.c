@@ -44,7 +44,7 @@ typedef struct econn {
 } econn_t;
 
 typedef struct ewrite {
-  uv_write_t req;
+  rn_conn_wreq_t req; /* first */
   char data[4096];
 } ewrite_t;
 
@@ -93,7 +93,7 @@ static void e_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
   rn_conn_schedule(base); /* echoed in step 3 */
 }
 
-static void e_written(rn_conn_t *conn, uv_write_t *w, int status) { free(w); }
+static void e_written(rn_conn_t *conn, rn_conn_wreq_t *w, int status) { free(w); }
 
 static void e_work(rn_conn_t *base) {
   econn_t *c = (econn_t *)base;
