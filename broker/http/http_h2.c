@@ -276,7 +276,7 @@ static int on_error(nghttp2_session *s, int lib_error_code, const char *msg, siz
   (void)s;
   (void)lib_error_code;
   rn__hconn_t *conn = user_data;
-  rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: HTTP/2: %.*s", (unsigned long long)conn->base.id, conn->base.peer, (int)len, msg);
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: HTTP/2: %.*s", (unsigned long long)conn->base.id, conn->base.peer, (int)len, msg);
   return 0;
 }
 
@@ -321,7 +321,7 @@ static bool h2_start(rn__hconn_t *conn) {
   if (nghttp2_submit_settings(conn->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) return false;
   if (nghttp2_session_set_local_window_size(conn->h2, NGHTTP2_FLAG_NONE, 0, (int32_t)RN__H2_CONN_WINDOW) != 0)
     return false;
-  rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: HTTP/2", (unsigned long long)conn->base.id, conn->base.peer);
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: HTTP/2", (unsigned long long)conn->base.id, conn->base.peer);
   return true;
 }
 
@@ -333,7 +333,7 @@ static void h2_input(rn__hconn_t *conn) {
   if (rn_conn_closing(&conn->base)) return;
   conn->in_len = 0; /* nghttp2 takes everything (or fails) */
   if (rv < 0) {
-    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: HTTP/2 session error: %s", (unsigned long long)conn->base.id, conn->base.peer,
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: HTTP/2 session error: %s", (unsigned long long)conn->base.id, conn->base.peer,
              nghttp2_strerror((int)rv));
     /* Whatever nghttp2 queued (GOAWAY with the error) goes out first. */
     h2_work(conn);
@@ -351,7 +351,7 @@ static void h2_work(rn__hconn_t *conn) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(conn->h2, &p);
     if (n < 0) {
-      rn__hlogf(conn, RN_NET_LOG_WARN, "#%llu %s: HTTP/2 send failed: %s", (unsigned long long)conn->base.id, conn->base.peer,
+      rn__hlogf(conn, RN_LVL_WARN, "#%llu %s: HTTP/2 send failed: %s", (unsigned long long)conn->base.id, conn->base.peer,
                nghttp2_strerror((int)n));
       rn__hconn_close(conn, "HTTP/2 send failed");
       return;
@@ -402,7 +402,7 @@ static void h2_answered(rn__hreq_t *req) {
   int rv = nghttp2_submit_response(conn->h2, req->stream_id, nv, n, data ? &prd : NULL);
   if (nv != small) free(nv);
   if (rv != 0) {
-    rn__hlogf(conn, RN_NET_LOG_WARN, "#%llu %s: cannot submit an HTTP/2 response: %s", (unsigned long long)conn->base.id,
+    rn__hlogf(conn, RN_LVL_WARN, "#%llu %s: cannot submit an HTTP/2 response: %s", (unsigned long long)conn->base.id,
              conn->base.peer, nghttp2_strerror(rv));
     nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_INTERNAL_ERROR);
   }

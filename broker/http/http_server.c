@@ -149,7 +149,7 @@ void rn__hconn_close(rn__hconn_t *conn, const char *why) { rn_conn_close(&conn->
 /* ops->on_close: the base is closing the connection. */
 static void http_on_close(rn_conn_t *base, const char *why) {
   rn__hconn_t *conn = (rn__hconn_t *)base;
-  rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s closed: %s (%llu requests)", (unsigned long long)conn->base.id,
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s closed: %s (%llu requests)", (unsigned long long)conn->base.id,
             conn->base.peer, why, (unsigned long long)conn->requests);
   /* Requests: those at the router are orphaned (freed by their reply);
    * the others go now. The nghttp2 session stays until the free (its
@@ -209,7 +209,7 @@ uint8_t *rn__hconn_out_reserve(rn__hconn_t *conn, size_t n, size_t *room) {
   uint8_t *data = b != NULL ? malloc(cap) : NULL;
   if (data == NULL) {
     free(b);
-    rn__hlogf(conn, RN_NET_LOG_ERROR, "#%llu %s: out of memory for output; closing", (unsigned long long)conn->base.id,
+    rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for output; closing", (unsigned long long)conn->base.id,
              conn->base.peer);
     rn__hconn_close(conn, "out of memory");
     return NULL;
@@ -499,18 +499,18 @@ static void on_timer(uv_timer_t *t) {
   switch (kind) {
   case DL_LINGER: rn__hconn_close(conn, "closed (linger over)"); return;
   case DL_STALL:
-    rn__hlogf(conn, RN_NET_LOG_INFO, "#%llu %s: responses not read for %llu ms; closing", (unsigned long long)conn->base.id,
+    rn__hlogf(conn, RN_LVL_INFO, "#%llu %s: responses not read for %llu ms; closing", (unsigned long long)conn->base.id,
              conn->base.peer, (unsigned long long)(now - conn->last_write));
     rn__hconn_close(conn, "write stalled");
     return;
   case DL_FIRST:
-    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: no request within %u ms; closing", (unsigned long long)conn->base.id,
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: no request within %u ms; closing", (unsigned long long)conn->base.id,
              conn->base.peer, (unsigned)conn->hs->cfg->http_header_timeout_ms);
     conn->pops->idle(conn); /* DL_FIRST only once a protocol is chosen */
     break;
   case DL_HEAD:
   case DL_BODY:
-    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: request %s timed out", (unsigned long long)conn->base.id, conn->base.peer,
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: request %s timed out", (unsigned long long)conn->base.id, conn->base.peer,
              kind == DL_HEAD ? "head" : "body");
     if (conn->pops == NULL)
       rn__hconn_finish(conn); /* no request begun (or no TLS session): nothing to answer */
@@ -518,7 +518,7 @@ static void on_timer(uv_timer_t *t) {
       conn->pops->timeout(conn);
     break;
   case DL_IDLE:
-    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: idle; closing", (unsigned long long)conn->base.id, conn->base.peer);
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: idle; closing", (unsigned long long)conn->base.id, conn->base.peer);
     if (conn->pops != NULL)
       conn->pops->idle(conn);
     else
@@ -551,7 +551,7 @@ static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
   conn->last_read = rn__hconn_now(conn);
   if ((conn->end == RN__HE_LINGER)) return; /* dropped */
   if (!rn__hconn_in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
-    rn__hlogf(conn, RN_NET_LOG_ERROR, "#%llu %s: out of memory for input; closing", (unsigned long long)conn->base.id,
+    rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for input; closing", (unsigned long long)conn->base.id,
              conn->base.peer);
     rn__hconn_close(conn, "out of memory");
     return;
@@ -888,7 +888,7 @@ void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *m
     rn__hconn_close(req->conn, "out of memory");
     return;
   }
-  rn__hlogf(req->conn, RN_NET_LOG_DEBUG, "#%llu %s: %d %s: %s", (unsigned long long)req->conn->base.id, req->conn->base.peer, status,
+  rn__hlogf(req->conn, RN_LVL_DEBUG, "#%llu %s: %d %s: %s", (unsigned long long)req->conn->base.id, req->conn->base.peer, status,
            type, msg);
   answered(req);
 }
@@ -927,17 +927,17 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
     return;
   }
   if (status < 200 || status > 599) {
-    rn__hlogf(conn, RN_NET_LOG_WARN, "router answered %s %s with status %d; sending 500 instead",
+    rn__hlogf(conn, RN_LVL_WARN, "router answered %s %s with status %d; sending 500 instead",
              rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), status);
     status = 500;
   }
-  rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s %s %s%s%s -> %d (%zu bytes)", (unsigned long long)conn->base.id, conn->base.peer,
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s %s %s%s%s -> %d (%zu bytes)", (unsigned long long)conn->base.id, conn->base.peer,
            rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), req->query != RN__NOOFF ? "?" : "",
            rn__hreq_str(req, req->query), status, body_len);
   bool ok = set_response(req, status, headers, nheaders, body, body_len);
   release_request(req); /* the router's view of it ends here */
   if (!ok) {
-    rn__hlogf(conn, RN_NET_LOG_ERROR, "#%llu %s: out of memory for a response; closing", (unsigned long long)conn->base.id,
+    rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for a response; closing", (unsigned long long)conn->base.id,
              conn->base.peer);
     rn__hconn_close(conn, "out of memory"); /* frees req: it is linked and no longer routing */
   } else {
@@ -1062,10 +1062,10 @@ static void http_on_open(rn_conn_t *base) {
   rn_http_t *hs = base->proto;
   conn->hs = hs;
   if (base->extra)
-    rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s: past http_max_connections (%u): /healthz, /readyz or /metrics only "
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: past http_max_connections (%u): /healthz, /readyz or /metrics only "
               "(others get 503)", (unsigned long long)base->id, base->peer, (unsigned)hs->cfg->http_max_connections);
   conn->accepted = conn->last_read = conn->last_write = conn->last_active = rn_conn_now(base);
-  rn__hlogf(conn, RN_NET_LOG_DEBUG, "#%llu %s accepted%s", (unsigned long long)base->id, base->peer,
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s accepted%s", (unsigned long long)base->id, base->peer,
             rn_conn_tls(base) ? " (TLS)" : "");
   update_reading(conn);
   arm(conn);
@@ -1163,7 +1163,7 @@ rn_err_t rn_http_new(rn_net_t *net, const rn_http_opts_t *opts, rn_http_t **out,
       free(hs);
       return RN_EINVAL;
     }
-    rn_net_logf(net, RN_NET_LOG_INFO, "http", "TLS on the HTTP port: cert %s, ALPN h2 and http/1.1", opts->http_tls_cert);
+    rn_net_logf(net, RN_LVL_INFO, "http", "TLS on the HTTP port: cert %s, ALPN h2 and http/1.1", opts->http_tls_cert);
   }
   if (RAND_bytes((unsigned char *)hs->rid_seed, sizeof hs->rid_seed) != 1) {
     hs->rid_seed[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);

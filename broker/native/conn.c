@@ -187,7 +187,7 @@ static void req_put(rn_native_t *nat, rn__req_t *r) {
 /* ops->on_close: the base is closing the connection. */
 static void native_on_close(rn_conn_t *base, const char *why) {
   rn__conn_t *conn = (rn__conn_t *)base;
-  rn_conn_logf(base, RN_NET_LOG_DEBUG, "#%llu %s closed: %s (%llu requests)", (unsigned long long)base->id,
+  rn_conn_logf(base, RN_LVL_DEBUG, "#%llu %s closed: %s (%llu requests)", (unsigned long long)base->id,
                base->peer, why, (unsigned long long)conn->requests);
   /* Unsent replies are dropped; writes in flight keep their own buffers and
    * complete with UV_ECANCELED. The input buffer stays until the free: a
@@ -245,13 +245,13 @@ static void queue_frame(rn__conn_t *conn, const ProtobufCMessage *msg) {
     rn_engine_error(&err, RN_ETOOLARGE, "response exceeds the 4 GiB frame limit");
     resp.correlation_id = big->correlation_id;
     resp.error = &err;
-    rn_conn_logf(&conn->base, RN_NET_LOG_ERROR, "#%llu %s: response of %zu bytes too large for a frame",
+    rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: response of %zu bytes too large for a frame",
                  (unsigned long long)conn->base.id, conn->base.peer, n);
     queue_frame(conn, &resp.base);
     return;
   }
   if (!out_reserve(conn, n)) {
-    rn_conn_logf(&conn->base, RN_NET_LOG_ERROR, "#%llu %s: out of memory for a %zu-byte reply; closing",
+    rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: out of memory for a %zu-byte reply; closing",
                  (unsigned long long)conn->base.id, conn->base.peer, n);
     rn__conn_close(conn, "out of memory");
     return;
@@ -467,7 +467,7 @@ static bool dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
   }
   Runnel__Request *req = runnel__request__unpack(NULL, len, payload);
   if (req == NULL) {
-    rn_conn_logf(&conn->base, RN_NET_LOG_DEBUG, "#%llu %s: undecodable request of %zu bytes", (unsigned long long)conn->base.id,
+    rn_conn_logf(&conn->base, RN_LVL_DEBUG, "#%llu %s: undecodable request of %zu bytes", (unsigned long long)conn->base.id,
              conn->base.peer, len);
     send_error(conn, 0, RN_EBADREQUEST, "frame does not decode as a runnel.Request message");
     return true;
@@ -545,7 +545,7 @@ static void framing_error(rn__conn_t *conn, size_t payload_len) {
   char msg[160];
   snprintf(msg, sizeof msg, "frame of %zu bytes exceeds max_frame_bytes (%u); closing the connection",
            payload_len, (unsigned)cfg_of(conn)->max_frame_bytes);
-  rn_conn_logf(&conn->base, RN_NET_LOG_WARN, "#%llu %s: %s", (unsigned long long)conn->base.id, conn->base.peer, msg);
+  rn_conn_logf(&conn->base, RN_LVL_WARN, "#%llu %s: %s", (unsigned long long)conn->base.id, conn->base.peer, msg);
   /* Correlation id 0 (the request was never read) and the sizes as fields,
    * so the client can tell which of its requests was refused. */
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
@@ -614,7 +614,7 @@ static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == UV_ENOBUFS)
-    rn_conn_logf(&conn->base, RN_NET_LOG_ERROR, "#%llu %s: out of memory for the read buffer; closing",
+    rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: out of memory for the read buffer; closing",
              (unsigned long long)conn->base.id, conn->base.peer);
   rn__conn_close(conn, uv_strerror((int)nread));
 }
@@ -657,7 +657,7 @@ static void on_idle(uv_timer_t *t) {
     uv_timer_start(t, on_idle, limit - quiet, 0);
     return;
   }
-  rn_conn_logf(&conn->base, RN_NET_LOG_INFO, "#%llu %s: %s for %llu ms; closing", (unsigned long long)conn->base.id, conn->base.peer,
+  rn_conn_logf(&conn->base, RN_LVL_INFO, "#%llu %s: %s for %llu ms; closing", (unsigned long long)conn->base.id, conn->base.peer,
            stalled ? "not reading its replies" : "idle", (unsigned long long)quiet);
   rn__conn_close(conn, stalled ? "write stalled" : "idle timeout");
 }
@@ -705,7 +705,7 @@ static void native_on_open(rn_conn_t *base) {
   conn->nat = base->proto;
   conn->last_active = rn_conn_now(base);
   if (cfg_of(conn)->idle_timeout_ms > 0) uv_timer_start(&base->timer, on_idle, cfg_of(conn)->idle_timeout_ms, 0);
-  rn_conn_logf(base, RN_NET_LOG_DEBUG, "#%llu %s accepted", (unsigned long long)base->id, base->peer);
+  rn_conn_logf(base, RN_LVL_DEBUG, "#%llu %s accepted", (unsigned long long)base->id, base->peer);
   update_reading(conn);
 }
 

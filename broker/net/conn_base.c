@@ -79,7 +79,7 @@ uint64_t rn_net_ratelog_hit(rn_net_ratelog_t *rl, uint64_t now) {
 
 uint64_t rn_conn_now(const rn_conn_t *conn) { return uv_now(conn->net->loop); }
 
-void rn_conn_logf(const rn_conn_t *conn, int level, const char *fmt, ...) {
+void rn_conn_logf(const rn_conn_t *conn, rn_level_t level, const char *fmt, ...) {
   const rn_net_t *net = conn->net;
   if (net->opts.log == NULL) return;
   char msg[1024];
@@ -269,7 +269,7 @@ void rn__net_accept(rn_net_listener_t *lst) {
   assert(ops->conn_size >= sizeof(rn_conn_t));
   rn_conn_t *conn = calloc(1, ops->conn_size);
   if (conn == NULL) {
-    rn_net_logf(net, RN_NET_LOG_ERROR, ops->name, "out of memory accepting a connection");
+    rn_net_logf(net, RN_LVL_ERROR, ops->name, "out of memory accepting a connection");
     return; /* it stays in the backlog; the listener retries on the next event */
   }
   conn->net = net;
@@ -289,7 +289,7 @@ void rn__net_accept(rn_net_listener_t *lst) {
   conn->timer.data = conn;
   int rc = uv_accept((uv_stream_t *)&lst->tcp, (uv_stream_t *)&conn->tcp);
   if (rc != 0) {
-    rn_net_logf(net, RN_NET_LOG_WARN, ops->name, "accept failed: %s", uv_strerror(rc));
+    rn_net_logf(net, RN_LVL_WARN, ops->name, "accept failed: %s", uv_strerror(rc));
     rn_conn_close(conn, "accept failed");
     return;
   }
@@ -311,20 +311,20 @@ void rn__net_accept(rn_net_listener_t *lst) {
       lst->refused[why]++;
       uint64_t n = rn_net_ratelog_hit(&lst->rejects, conn->accepted_at);
       if (n > 0 && short_fds)
-        rn_net_logf(net, RN_NET_LOG_WARN, "server",
+        rn_net_logf(net, RN_LVL_WARN, "server",
                      "fewer than fd_reserve (%u) file descriptors left under the limit %llu: refused %llu "
                      "connection(s) on the %s port, latest from %s",
                      (unsigned)net->opts.fd_reserve, (unsigned long long)net->fd_limit, (unsigned long long)n,
                      lst->name, conn->peer);
       else if (n > 0)
-        rn_net_logf(net, RN_NET_LOG_WARN, "server", "%s (%u) reached: refused %llu connection(s), latest from %s",
+        rn_net_logf(net, RN_LVL_WARN, "server", "%s (%u) reached: refused %llu connection(s), latest from %s",
                      lst->limit_name, (unsigned)lst->lo.max_conns, (unsigned long long)n, conn->peer);
     }
     rn_conn_close(conn, "refused");
     return;
   }
   if (lst->lo.tls != NULL && !rn__tls_conn_start(conn, lst->lo.tls)) {
-    rn_net_logf(net, RN_NET_LOG_ERROR, ops->name, "out of memory for TLS accepting a connection from %s", conn->peer);
+    rn_net_logf(net, RN_LVL_ERROR, ops->name, "out of memory for TLS accepting a connection from %s", conn->peer);
     rn_conn_close(conn, "out of memory for TLS");
     return;
   }
@@ -333,7 +333,7 @@ void rn__net_accept(rn_net_listener_t *lst) {
     conn->extra = true;
     lst->nextra++;
     if (rn_net_ratelog_due(&lst->rejects, conn->accepted_at))
-      rn_net_logf(net, RN_NET_LOG_WARN, "server",
+      rn_net_logf(net, RN_LVL_WARN, "server",
                    "%s (%u) reached: connection from %s admitted past the limit for a limited answer", lst->limit_name,
                    (unsigned)lst->lo.max_conns, conn->peer);
   } else {

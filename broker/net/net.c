@@ -66,25 +66,25 @@
 
 /* ---- logging ----------------------------------------------------------------- */
 
-static void vlog(rn_net_log_fn log, void *arg, int level, const char *component, const char *fmt, va_list ap)
+static void vlog(rn_net_log_fn log, void *arg, rn_level_t level, const char *component, const char *fmt, va_list ap)
     __attribute__((format(printf, 5, 0)));
-static void vlog(rn_net_log_fn log, void *arg, int level, const char *component, const char *fmt, va_list ap) {
+static void vlog(rn_net_log_fn log, void *arg, rn_level_t level, const char *component, const char *fmt, va_list ap) {
   if (log == NULL) return;
   char msg[1024];
   vsnprintf(msg, sizeof msg, fmt, ap);
   log(arg, level, component, msg);
 }
 
-void rn_net_logf(const rn_net_t *net, int level, const char *component, const char *fmt, ...) {
+void rn_net_logf(const rn_net_t *net, rn_level_t level, const char *component, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vlog(net->opts.log, net->opts.log_arg, level, component, fmt, ap);
   va_end(ap);
 }
 
-static void plain_logf(rn_net_log_fn log, void *arg, int level, const char *fmt, ...)
+static void plain_logf(rn_net_log_fn log, void *arg, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void plain_logf(rn_net_log_fn log, void *arg, int level, const char *fmt, ...) {
+static void plain_logf(rn_net_log_fn log, void *arg, rn_level_t level, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vlog(log, arg, level, "server", fmt, ap);
@@ -100,7 +100,7 @@ void rn__net_handle_closed(rn_net_t *net) {
   net->handles_open--;
   if (net->phase == RN__NET_FINISHING && net->handles_open == 0) {
     net->phase = RN__NET_DONE;
-    rn_net_logf(net, RN_NET_LOG_INFO, "server", "stopped: every connection closed, every reply written");
+    rn_net_logf(net, RN_LVL_INFO, "server", "stopped: every connection closed, every reply written");
     if (net->done != NULL) net->done(net, net->done_arg);
   }
 }
@@ -141,7 +141,7 @@ static void maybe_finish(rn_net_t *net) {
     if (w < 0) break;
     n += (size_t)w;
   }
-  rn_net_logf(net, RN_NET_LOG_INFO, "server", "drained: engine idle, every reply written; closing connections: %s",
+  rn_net_logf(net, RN_LVL_INFO, "server", "drained: engine idle, every reply written; closing connections: %s",
                counts);
   for (rn_net_listener_t *lst = net->listeners; lst != NULL; lst = lst->next)
     while (lst->conns != NULL) rn_conn_close(lst->conns, "shutdown");
@@ -185,22 +185,22 @@ static void on_prepare(uv_prepare_t *h) { run_deferred(h->data); }
 void rn_net_raise_fd_limit(rn_net_log_fn log, void *log_arg) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    plain_logf(log, log_arg, RN_NET_LOG_WARN, "cannot read the open-file limit: %s", strerror(errno));
+    plain_logf(log, log_arg, RN_LVL_WARN, "cannot read the open-file limit: %s", strerror(errno));
     return;
   }
   if (rl.rlim_cur == rl.rlim_max) {
-    plain_logf(log, log_arg, RN_NET_LOG_INFO, "open-file limit %llu (already the hard limit)",
+    plain_logf(log, log_arg, RN_LVL_INFO, "open-file limit %llu (already the hard limit)",
                (unsigned long long)rl.rlim_cur);
     return;
   }
   rlim_t was = rl.rlim_cur;
   rl.rlim_cur = rl.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    plain_logf(log, log_arg, RN_NET_LOG_WARN, "cannot raise the open-file limit from %llu to %llu: %s",
+    plain_logf(log, log_arg, RN_LVL_WARN, "cannot raise the open-file limit from %llu to %llu: %s",
                (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
     return;
   }
-  plain_logf(log, log_arg, RN_NET_LOG_INFO, "open-file limit raised from %llu to the hard limit %llu",
+  plain_logf(log, log_arg, RN_LVL_INFO, "open-file limit raised from %llu to the hard limit %llu",
              (unsigned long long)was, (unsigned long long)rl.rlim_max);
 }
 
@@ -214,7 +214,7 @@ static void on_connection(uv_stream_t *s, int status) {
     /* EMFILE/ENFILE: out of descriptors (libuv then accepts and closes
      * pending connections with its spare descriptor). */
     if (status == UV_EMFILE || status == UV_ENFILE) lst->refused[RN_NET_REFUSE_FDS]++;
-    rn_net_logf(lst->net, RN_NET_LOG_WARN, "server", "%s listener: %s", lst->name, uv_strerror(status));
+    rn_net_logf(lst->net, RN_LVL_WARN, "server", "%s listener: %s", lst->name, uv_strerror(status));
     return;
   }
   rn__net_accept(lst);
@@ -303,7 +303,7 @@ int rn_net_listen(rn_net_t *net, const rn_net_listen_opts_t *lo, rn_net_listener
   lst->port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
                                              : ((struct sockaddr_in6 *)&got)->sin6_port);
   if (!rn_net_is_loopback((struct sockaddr *)&got) && !lo->authenticated)
-    rn_net_logf(net, RN_NET_LOG_WARN, "server",
+    rn_net_logf(net, RN_LVL_WARN, "server",
                  "WARNING: auth: none — the %s listener on the non-loopback address %s has NO "
                  "AUTHENTICATION: anyone who can reach it can create, read, write and delete every "
                  "stream.",

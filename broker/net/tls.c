@@ -187,7 +187,7 @@ static bool drain(rn_conn_t *conn) {
 static void fail(rn_conn_t *conn, const char *what) {
   char err[256];
   ssl_error_text(err, sizeof err);
-  rn_conn_logf(conn, RN_NET_LOG_DEBUG, "#%llu %s: TLS %s failed: %s", (unsigned long long)conn->id, conn->peer, what,
+  rn_conn_logf(conn, RN_LVL_DEBUG, "#%llu %s: TLS %s failed: %s", (unsigned long long)conn->id, conn->peer, what,
                err);
   drain(conn); /* the alert, if any */
   conn->ops->on_read(conn, RN_NET_ETLS, NULL);
@@ -218,7 +218,7 @@ void rn__tls_on_read(rn_conn_t *conn, const uint8_t *data, size_t len) {
     }
     size_t alen;
     const unsigned char *alpn = rn_conn_alpn(conn, &alen);
-    rn_conn_logf(conn, RN_NET_LOG_DEBUG, "#%llu %s: TLS %s, ALPN %.*s", (unsigned long long)conn->id, conn->peer,
+    rn_conn_logf(conn, RN_LVL_DEBUG, "#%llu %s: TLS %s, ALPN %.*s", (unsigned long long)conn->id, conn->peer,
                  SSL_get_version(t->ssl), alen ? (int)alen : 4, alen ? (const char *)alpn : "none");
     if (conn->ops->on_tls_ready != NULL) conn->ops->on_tls_ready(conn);
     if (rn_conn_closing(conn)) return;

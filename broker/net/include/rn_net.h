@@ -32,33 +32,31 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "rn_base.h"
+
 typedef struct rn_net rn_net_t;
 typedef struct rn_net_listener rn_net_listener_t;
 typedef struct rn_conn rn_conn_t;
 typedef struct rn_net_tls rn_net_tls_t;
 typedef struct rn__tls_conn rn__tls_conn_t; /* a connection's TLS session (tls.c) */
 
-/* Log levels, numerically the same as the broker logger's (rn_log_level_t):
- * 0 debug, 1 info, 2 warn, 3 error. net has no logger of its own: it calls
- * the one given in rn_net_opts_t. */
-enum { RN_NET_LOG_DEBUG = 0, RN_NET_LOG_INFO = 1, RN_NET_LOG_WARN = 2, RN_NET_LOG_ERROR = 3 };
+/* One log line (msg has no newline), at a level of base's logger
+ * (rn_base.h). component: "server", or a protocol's ops->name. net has no
+ * logger of its own: it calls the one in rn_net_opts_t. */
+typedef void (*rn_net_log_fn)(void *arg, rn_level_t level, const char *component, const char *msg);
 
-/* One log line (msg has no newline). component: "server", or a protocol's
- * ops->name. */
-typedef void (*rn_net_log_fn)(void *arg, int level, const char *component, const char *msg);
+/* ---- transitional logging names (log.c) -----------------------------------------
+ * Over base's logger (rn_sayf: one stderr line per event, one write(2)).
+ * Any thread may call these. level: an rn_level_t value (int, so callers
+ * still using rn_log_level_t's equal values compile without conversions). */
 
-/* ---- runneld's stderr logger (log.c) -------------------------------------------
- * One line per event on stderr, "2026-11-22T02:40:00.123Z info server: ...",
- * each in one write(2) (threads never interleave). Any thread may call
- * these. Here until base/ has the tree's one logger. */
-
-/* Least severe level written; default RN_NET_LOG_INFO. Set before threads start. */
+/* Least severe level written (rn_say_set_min_level). Set before threads start. */
 void rn__log_set_level(int level);
 int rn__log_level(void);
 /* Log one line for component (e.g. "server", "conn", "http"). */
 void rn__logf(int level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An rn_net_log_fn writing through rn__logf (arg unused). */
-void rn_net_log_stderr(void *arg, int level, const char *component, const char *msg);
+void rn_net_log_stderr(void *arg, rn_level_t level, const char *component, const char *msg);
 
 /* ---- connections ------------------------------------------------------------
  *
@@ -192,7 +190,7 @@ int rn_conn_write_last(rn_conn_t *conn, rn_conn_wreq_t *w, const uv_buf_t *bufs,
 int rn_conn_shutdown(rn_conn_t *conn, uv_shutdown_t *req, uv_shutdown_cb cb);
 
 /* Log one line through the net's logger (rn_net_opts_t.log). */
-void rn_net_logf(const rn_net_t *net, int level, const char *component, const char *fmt, ...)
+void rn_net_logf(const rn_net_t *net, rn_level_t level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* ---- TLS below the protocol ---------------------------------------------------
@@ -239,7 +237,7 @@ bool rn_conn_tls_notified(const rn_conn_t *conn);
 uint64_t rn_conn_now(const rn_conn_t *conn);
 
 /* Log one line for conn's protocol, "#id peer: " prefixed by the caller. */
-void rn_conn_logf(const rn_conn_t *conn, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void rn_conn_logf(const rn_conn_t *conn, rn_level_t level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* "ip:port" or "[ipv6]:port" of sa (AF_INET, AF_INET6); "?" for anything
  * else. Always NUL-terminates a non-empty buf. */

@@ -157,7 +157,7 @@ static const rn_net_proto_ops_t t_ops = {
     .on_free = t_free,
 };
 
-static void t_log(void *arg, int level, const char *component, const char *msg) {
+static void t_log(void *arg, rn_level_t level, const char *component, const char *msg) {
   fixture_t *fx = arg;
   if (fx->nlogs < 16) snprintf(fx->logs[fx->nlogs++], sizeof fx->logs[0], "%d %s: %s", level, component, msg);
 }
