@@ -656,8 +656,8 @@ static rn_err_t seal_fn(void *arg) {
   j->data_synced = true;
   /* Every step below rewrites a whole file, so a failed one (disk full, no
    * file descriptor) can simply be retried. */
-  err = rn__write_file(fs, j->idx_path, j->idx, j->idx_len);
-  if (!err) err = rn__write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
+  err = rn_fs_write_file(fs, j->idx_path, j->idx, j->idx_len);
+  if (!err) err = rn_fs_write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
   if (!err) err = rn__rp_write(j->log, j->rp, j->start);
   return err;
 }
@@ -883,9 +883,9 @@ rn_err_t rn_log_close(rn_log_t *log) {
     if (!err) {
       char path[RN__PATH_MAX];
       rn__seg_path(log, a->base, ".index", path);
-      err = rn__write_file(log->fs, path, ib, il);
+      err = rn_fs_write_file(log->fs, path, ib, il);
       rn__seg_path(log, a->base, ".timeindex", path);
-      if (!err) err = rn__write_file(log->fs, path, tb, tl);
+      if (!err) err = rn_fs_write_file(log->fs, path, tb, tl);
       free(ib);
       free(tb);
     }
