@@ -9,7 +9,9 @@
  *     loop thread";
  *   - an unmarked thread does not, and neither does a thread started by a
  *     marked one (the mark is per thread);
- *   - rn_fs_posix()'s operations make the check, naming the system call.
+ *   - rn_fs_posix()'s operations make the check, naming the system call;
+ *   - so do storage's blocking entry points: rn_io_wait when it would wait
+ *     for in-flight I/O (not with timeout 0) and the log's synchronous read.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +27,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "crashfs.h"
+#include "logtest.h"
 #include "rn_fs.h"
+#include "rn_io.h"
+#include "rn_log.h"
 
 #ifndef RN_BLOCKING_CHECK
 #error "test_blocking must be built with RN_BLOCKING_CHECK (see tests/CMakeLists.txt)"
@@ -62,6 +68,7 @@ static void run_child(void (*body)(void), outcome_t *out) {
 }
 
 static void assert_aborted_naming(const outcome_t *o, const char *what) {
+  if (!WIFSIGNALED(o->status)) fail_msg("child exited %d, stderr: %s", WEXITSTATUS(o->status), o->err);
   assert_true(WIFSIGNALED(o->status));
   assert_int_equal(WTERMSIG(o->status), SIGABRT);
   char want[256];
@@ -130,6 +137,61 @@ static void unmarked_posix_ops(void) {
   fs->close(f);
 }
 
+/* A job that never finishes (the child process ends first). */
+static int never_fd = -1;
+static rn_err_t job_blocks(void *arg) {
+  (void)arg;
+  char c;
+  while (read(never_fd, &c, 1) < 0) {
+  }
+  return 0;
+}
+
+static void job_done(void *arg, rn_err_t err) {
+  (void)arg;
+  (void)err;
+}
+
+static rn_io_t *io_with_stuck_job(void) {
+  int p[2];
+  if (pipe(p)) _exit(6);
+  never_fd = p[0]; /* p[1] stays open and is never written */
+  crashfs_t *cfs = crashfs_new(1);
+  rn_io_t *io = lt_io(crashfs_fs(cfs));
+  if (rn_io_job(io, job_blocks, job_done, NULL)) _exit(7);
+  return io;
+}
+
+static void marked_io_wait_blocks(void) {
+  rn_io_t *io = io_with_stuck_job();
+  rn_thread_mark_loop();
+  (void)rn_io_wait(io, -1);
+}
+
+static void marked_io_wait_zero_does_not(void) {
+  rn_io_t *io = io_with_stuck_job();
+  rn_thread_mark_loop();
+  (void)rn_io_wait(io, 0); /* a poll, not a wait */
+  (void)rn_io_poll(io);
+}
+
+static void marked_log_read(void) {
+  crashfs_t *cfs = crashfs_new(2);
+  rn_io_t *io = lt_io(crashfs_fs(cfs));
+  rn_log_t *log;
+  if (rn_log_open(io, "log", NULL, &log, NULL)) _exit(8);
+  size_t len;
+  uint8_t *b = lt_batch(1, 1, 16, 1000, RN_CODEC_NONE, &len);
+  lt_ack_t a = {0};
+  if (rn_log_append(log, b, len, 0, lt_ack_cb, &a, NULL)) _exit(9);
+  lt_wait(io, &a);
+  if (a.err) _exit(10);
+  rn_thread_mark_loop(); /* from here on this thread is the loop */
+  uint8_t buf[4096];
+  size_t got;
+  (void)rn_log_read(log, 0, buf, sizeof buf, &got);
+}
+
 /* ---- tests ---------------------------------------------------------------------- */
 
 static void test_marked_thread_aborts(void **state) {
@@ -161,11 +223,23 @@ static void test_posix_fs_checks(void **state) {
   assert_exited_cleanly(&o);
 }
 
+static void test_storage_checks(void **state) {
+  (void)state;
+  outcome_t o;
+  run_child(marked_io_wait_blocks, &o);
+  assert_aborted_naming(&o, "rn_io_wait (waits for in-flight I/O)");
+  run_child(marked_io_wait_zero_does_not, &o);
+  assert_exited_cleanly(&o);
+  run_child(marked_log_read, &o);
+  assert_aborted_naming(&o, "rn_log_span_read (pread)");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_marked_thread_aborts),
       cmocka_unit_test(test_unmarked_thread_does_not),
       cmocka_unit_test(test_posix_fs_checks),
+      cmocka_unit_test(test_storage_checks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
