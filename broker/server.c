@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rn_fs.h"
 #include "rn_http.h"
 #include "rn_native.h"
 #include "rn_net.h"
@@ -117,27 +118,24 @@ static rn_err_t listen_on(rn_server_t *srv, const char *addr, const char *what, 
   return rn_net_listen(srv->net, &lo, out, why, whylen);
 }
 
-/* Write "<native> <http>\n" to path via path.tmp + rename (blocking; startup). */
+/* Write "<native> <http>\n" to path atomically (rn_snapshot_write: path.tmp,
+ * fdatasync, rename, fsync of the directory). Blocking; startup only. */
 static rn_err_t write_port_file(const char *path, uint16_t native, uint16_t http, char *why, size_t whylen) {
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
-  if (tmp == NULL) return RN_ENOMEM;
-  snprintf(tmp, plen + 16, "%s.tmp", path);
+  char *dir = strdup(path);
+  if (dir == NULL) return RN_ENOMEM;
+  char *slash = strrchr(dir, '/');
+  const char *name = path;
+  const char *in = ".";
+  if (slash != NULL) {
+    *slash = '\0';
+    name = slash + 1;
+    in = slash == dir ? "/" : dir;
+  }
   char text[32];
   int n = snprintf(text, sizeof text, "%u %u\n", (unsigned)native, (unsigned)http);
-  rn_err_t rc = 0;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = -errno;
-  } else {
-    ssize_t w = write(fd, text, (size_t)n);
-    if (w != n) rc = w < 0 ? -errno : RN_EIO;
-    if (close(fd) != 0 && rc == 0) rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0) rc = -errno;
-    if (rc != 0) unlink(tmp);
-  }
+  rn_err_t rc = rn_snapshot_write(rn_fs_posix(), in, name, text, (size_t)n);
   if (rc != 0) snprintf(why, whylen, "cannot write port_file %s: %s", path, rn_strerror(rc));
-  free(tmp);
+  free(dir);
   return rc;
 }
 

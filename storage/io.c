@@ -301,6 +301,7 @@ rn_err_t rn_io_new(const rn_io_opts_t *opts_in, rn_io_t **out) {
 void rn_io_destroy(rn_io_t *io) {
   if (!io) return;
   assert(io->cb_depth == 0 && "rn_io_destroy called from inside a callback");
+  if (io->inflight > 0) rn_assert_may_block("rn_io_destroy (waits for in-flight I/O)");
   while (io->inflight > 0) rn_io_wait(io, -1);
   io_free(io);
 }
@@ -451,6 +452,7 @@ int rn_io_wait(rn_io_t *io, int timeout_ms) {
     }
     /* A backend that must retry a submission gets polled in short slices. */
     if (io->be->stalled && io->be->stalled(io) && (t < 0 || t > 1)) t = 1;
+    if (t != 0) rn_assert_may_block("rn_io_wait (waits for in-flight I/O)");
     struct pollfd pfd = {.fd = io->efd, .events = POLLIN};
     int rc = poll(&pfd, 1, t);
     if (rc < 0 && errno != EINTR) return 0; /* cannot happen with a valid fd */

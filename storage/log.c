@@ -656,8 +656,8 @@ static rn_err_t seal_fn(void *arg) {
   j->data_synced = true;
   /* Every step below rewrites a whole file, so a failed one (disk full, no
    * file descriptor) can simply be retried. */
-  err = rn__write_file(fs, j->idx_path, j->idx, j->idx_len);
-  if (!err) err = rn__write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
+  err = rn_fs_write_file(fs, j->idx_path, j->idx, j->idx_len);
+  if (!err) err = rn_fs_write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
   if (!err) err = rn__rp_write(j->log, j->rp, j->start);
   return err;
 }
@@ -802,6 +802,7 @@ static void log_free(rn_log_t *log) {
 
 rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn_log_t **out,
                      rn_log_recovery_t *rec) {
+  rn_assert_may_block("rn_log_open (open, scan, recovery)");
   rn_log_recovery_t local;
   if (!rec) rec = &local;
   memset(rec, 0, sizeof(*rec));
@@ -856,6 +857,7 @@ rn_err_t rn_log_close(rn_log_t *log) {
       maybe_seal(log);
     }
     if (log->inflight == 0) break;
+    rn_assert_may_block("rn_log_close (waits for in-flight I/O)");
     rn_io_wait(log->io, -1);
   }
   rn_err_t err = log->failed;
@@ -883,9 +885,9 @@ rn_err_t rn_log_close(rn_log_t *log) {
     if (!err) {
       char path[RN__PATH_MAX];
       rn__seg_path(log, a->base, ".index", path);
-      err = rn__write_file(log->fs, path, ib, il);
+      err = rn_fs_write_file(log->fs, path, ib, il);
       rn__seg_path(log, a->base, ".timeindex", path);
-      if (!err) err = rn__write_file(log->fs, path, tb, tl);
+      if (!err) err = rn_fs_write_file(log->fs, path, tb, tl);
       free(ib);
       free(tb);
     }
@@ -919,6 +921,7 @@ rn_err_t rn_log_close_discard(rn_log_t *log) {
     log->failed = RN_ECANCELED;
     drop_unwritten(log, RN_ECANCELED);
   }
+  if (log->inflight) rn_assert_may_block("rn_log_close_discard (waits for in-flight I/O)");
   while (log->inflight) rn_io_wait(log->io, -1);
   acks_release(log, 0, RN_ECANCELED);
   log_free(log);
@@ -1081,6 +1084,7 @@ rn_err_t rn_log_span_read(const rn_log_span_t *span, uint8_t *buf, size_t cap, s
   *len = 0;
   const rn__seg_t *seg = span->seg;
   if (!seg) return 0;
+  rn_assert_may_block("rn_log_span_read (pread)");
   rn_file_t *f = seg->file;
   uint64_t offset = span->offset, end = span->end_offset, limit = span->limit_pos;
   /* Scan batch headers forward to the batch holding offset. */
@@ -1153,6 +1157,7 @@ rn_err_t rn_log_time_resolve(const rn_log_span_t *span, int64_t ts, uint64_t *of
   *offset = span->end_offset;
   const rn__seg_t *seg = span->seg;
   if (!seg) return 0;
+  rn_assert_may_block("rn_log_time_resolve (pread)");
   rn_file_t *f = seg->file;
   uint64_t pos = span->start_pos;
   uint8_t hb[RN_BATCH_HEADER_SIZE];
@@ -1308,6 +1313,7 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
   if (log->writing || log->ready_head || (log->fill && log->fill->len) || log->round_active ||
       log->seal_active || log->acks_len || log->inflight)
     return RN_EBUSY;
+  rn_assert_may_block("rn_log_truncate (scan, ftruncate)");
   for (uint32_t i = 0; i < log->nsegs; i++)
     if (log->segs[i]->busy) return RN_EBUSY;
   if (offset < rn_log_start(log) || offset > log->next_offset) return RN_EOFFSET;
@@ -1372,6 +1378,7 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
 /* ---- verification ---------------------------------------------------------------- */
 
 rn_err_t rn_log_verify(rn_log_t *log, char *msg, size_t msglen) {
+  rn_assert_may_block("rn_log_verify (pread)");
   if (msg && msglen) msg[0] = '\0';
   for (uint32_t i = 0; i < log->nsegs; i++) {
     rn__seg_t *seg = log->segs[i];

@@ -196,8 +196,6 @@ rn_err_t rn__scan_to_offset(rn_file_t *f, uint64_t pos, uint64_t limit, uint64_t
                             rn_batch_header_t *hdr);
 
 
-/* Write a file in place (create/trunc) and datasync it. */
-rn_err_t rn__write_file(rn_fs_t *fs, const char *path, const uint8_t *data, size_t len);
 /* Read a whole small file (malloc'd) of at most max bytes. */
 rn_err_t rn__read_file(rn_fs_t *fs, const char *path, size_t max, uint8_t **data, size_t *len);
 

@@ -139,9 +139,9 @@ static rn_err_t load_trusted(rn_log_t *log, rn__seg_t *seg, rn_log_recovery_t *r
   if (err) return err;
   char path[RN__PATH_MAX];
   rn__seg_path(log, seg->base, ".index", path);
-  err = rn__write_file(log->fs, path, ib, il);
+  err = rn_fs_write_file(log->fs, path, ib, il);
   rn__seg_path(log, seg->base, ".timeindex", path);
-  if (!err) err = rn__write_file(log->fs, path, tb, tl);
+  if (!err) err = rn_fs_write_file(log->fs, path, tb, tl);
   free(ib);
   free(tb);
   return err;
@@ -358,9 +358,9 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     if (err) goto out;
     char path[RN__PATH_MAX];
     rn__seg_path(log, seg->base, ".index", path);
-    err = rn__write_file(fs, path, ib, il);
+    err = rn_fs_write_file(fs, path, ib, il);
     rn__seg_path(log, seg->base, ".timeindex", path);
-    if (!err) err = rn__write_file(fs, path, tb, tl);
+    if (!err) err = rn_fs_write_file(fs, path, tb, tl);
     free(ib);
     free(tb);
     if (err) goto out;

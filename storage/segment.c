@@ -399,7 +399,7 @@ static rn_err_t state_write(rn_log_t *log, const char *name, uint32_t magic, con
   for (int i = 0; i < n; i++) put_u64(b + 8 + 8 * i, v[i]);
   size_t len = 8 + 8 * (size_t)n;
   put_u64(b + len, XXH3_64bits(b, len));
-  return rn_fs_write_atomic(log->fs, log->dir, name, b, len + 8);
+  return rn_snapshot_write(log->fs, log->dir, name, b, len + 8);
 }
 
 static rn_err_t state_read(rn_log_t *log, const char *name, uint32_t magic, uint64_t *v, int n) {

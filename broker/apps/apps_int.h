@@ -107,11 +107,9 @@ typedef struct rn__kmeta {
   rn__kmeta_stream_t *v;
   size_t n, cap;
   char *path; /* <data_dir>/meta/kinesis-streams.json */
-  /* Persisting: newest snapshot wins, as in engine.c. */
-  pthread_mutex_t mu;
-  char *snap; /* guarded by mu */
-  size_t snap_len;
-  uint64_t version, written; /* guarded by mu */
+  /* Persisting: newest snapshot wins, as in engine.c; the loop only hands
+   * buffers over (rn_snapshot_slot_put), the thread pool writes them. */
+  rn_snapshot_slot_t *slot;
 } rn__kmeta_t;
 
 rn_err_t rn__kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t whylen);

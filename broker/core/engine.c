@@ -354,12 +354,7 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
   rn_err_t err = buf ? 0 : RN_ENOMEM;
   if (buf) {
     runnel__broker_meta__pack(&m, buf);
-    pthread_mutex_lock(&eng->meta_mu);
-    free(eng->meta_buf);
-    eng->meta_buf = buf;
-    eng->meta_len = len;
-    eng->meta_version++;
-    pthread_mutex_unlock(&eng->meta_mu);
+    rn_snapshot_slot_put(eng->meta_slot, buf, len); /* a pointer swap: never waits for a write */
   }
   free(sm);
   free(smp);
@@ -367,20 +362,10 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
   return err;
 }
 
-/* Thread pool: write the newest snapshot if it is newer than what is on
- * disk. Writes are serialised by meta_mu, so versions only move forward. */
-static rn_err_t meta_write_newest(rn_engine_t *eng) {
-  pthread_mutex_lock(&eng->meta_mu);
-  rn_err_t err = 0;
-  if (eng->meta_version > eng->meta_written) {
-    char dir[4200];
-    snprintf(dir, sizeof(dir), "%s/meta", eng->data_dir);
-    err = rn_fs_write_atomic(rn_fs_posix(), dir, "broker.meta", eng->meta_buf, eng->meta_len);
-    if (!err) eng->meta_written = eng->meta_version;
-  }
-  pthread_mutex_unlock(&eng->meta_mu);
-  return err;
-}
+/* Thread pool: write the newest snapshot, if one is not written yet (the
+ * slot serialises writers, so what is on disk only moves forward; the loop
+ * is never made to wait for it). */
+static rn_err_t meta_write_newest(rn_engine_t *eng) { return rn_snapshot_slot_flush(eng->meta_slot); }
 
 typedef struct meta_job {
   uv_work_t work;
@@ -836,21 +821,18 @@ static void on_tick(uv_timer_t *t) {
 
 
 static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/meta/broker.meta", eng->data_dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    if (errno == ENOENT) return 0; /* a new data directory */
-    snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
-    return -errno;
+  char dir[4200], path[4300];
+  snprintf(dir, sizeof(dir), "%s/meta", eng->data_dir);
+  snprintf(path, sizeof(path), "%s/broker.meta", dir);
+  void *buf;
+  size_t n;
+  rn_err_t err = rn_snapshot_read(rn_fs_posix(), dir, "broker.meta", &buf, &n);
+  if (err == RN_ENOENT) return 0; /* a new data directory */
+  if (err) {
+    snprintf(why, whylen, "cannot read %s: %s", path, rn_strerror(err));
+    return err;
   }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-  size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
-  fclose(f);
-  Runnel__BrokerMeta *m = buf && got == (size_t)n ? runnel__broker_meta__unpack(NULL, got, buf) : NULL;
+  Runnel__BrokerMeta *m = runnel__broker_meta__unpack(NULL, n, buf);
   free(buf);
   if (!m) {
     snprintf(why, whylen, "%s is damaged (not a BrokerMeta message); refusing to start rather than forget streams", path);
@@ -858,7 +840,7 @@ static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
   }
   eng->next_uid = m->next_uid;
   eng->producer_id_limit = m->producer_id_limit;
-  rn_err_t err = 0;
+  err = 0;
   for (size_t i = 0; i < m->n_streams && !err; i++) {
     Runnel__StreamMeta *sm = m->streams[i];
     if (!sm->config || !valid_name(sm->config->name) || sm->config->shard_count == 0) {
@@ -931,11 +913,16 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   eng->loop = opts->loop;
   eng->data_dir = strdup(opts->data_dir);
   eng->started_ms = rn__now_ms();
-  pthread_mutex_init(&eng->meta_mu, NULL);
   eng->next_uid = 1;
   eng->producer_id_limit = 1;
   char path[4200];
   snprintf(path, sizeof(path), "%s/meta", eng->data_dir);
+  eng->meta_slot = rn_snapshot_slot_new(rn_fs_posix(), path, "broker.meta");
+  if (!eng->meta_slot) {
+    free(eng->data_dir);
+    free(eng);
+    return RN_ENOMEM;
+  }
   rn_err_t err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
   if (!err) {
     snprintf(path, sizeof(path), "%s/streams", eng->data_dir);
@@ -988,8 +975,7 @@ fail:
   }
   free(eng->streams);
   rn_io_destroy(eng->io);
-  free(eng->meta_buf);
-  pthread_mutex_destroy(&eng->meta_mu);
+  rn_snapshot_slot_destroy(eng->meta_slot);
   free(eng->data_dir);
   free(eng);
   return err;
@@ -1039,8 +1025,7 @@ rn_err_t rn_engine_close(rn_engine_t *eng) {
   free(eng->doomed);
   free(eng->streams);
   rn_io_destroy(eng->io);
-  free(eng->meta_buf);
-  pthread_mutex_destroy(&eng->meta_mu);
+  rn_snapshot_slot_destroy(eng->meta_slot);
   rn__eng_say(eng, RN_LOG_INFO, "closed %s%s", eng->data_dir, first ? " with errors" : " cleanly");
   free(eng->data_dir);
   free(eng);

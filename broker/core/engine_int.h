@@ -105,11 +105,9 @@ struct rn_engine {
    * stats.fetch_memory_bytes is what fetch buffers hold now. */
   struct fetch_op *fetch_wait_head, *fetch_wait_tail;
 
-  /* Metadata is written by thread-pool jobs; the newest snapshot wins. */
-  pthread_mutex_t meta_mu;
-  uint8_t *meta_buf; /* guarded by meta_mu */
-  size_t meta_len;
-  uint64_t meta_version, meta_written; /* guarded by meta_mu */
+  /* Metadata is written by thread-pool jobs; the newest snapshot wins. The
+   * loop only hands buffers over (rn_snapshot_slot_put), never waits. */
+  rn_snapshot_slot_t *meta_slot; /* <data_dir>/meta/broker.meta */
 };
 
 /* engine.c */

@@ -558,7 +558,7 @@ typedef struct snap_job {
 
 static void snap_work(uv_work_t *w) {
   snap_job_t *j = w->data;
-  j->err = rn_fs_write_atomic(rn_fs_posix(), j->gs->dir, "snapshot", j->buf, j->len);
+  j->err = rn_snapshot_write(rn_fs_posix(), j->gs->dir, "snapshot", j->buf, j->len);
 }
 
 static void snap_after(uv_work_t *w, int status) {
@@ -633,18 +633,15 @@ static void log_logger(void *arg, rn_log_level_t level, const char *msg) {
 static rn_err_t load_snapshot(rn__groups_t *gs, char *why, size_t whylen) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/snapshot", gs->dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) return 0;
-  struct stat sb;
-  if (fstat(fileno(f), &sb)) {
-    fclose(f);
-    snprintf(why, whylen, "cannot stat %s", path);
-    return RN_EIO;
+  void *buf;
+  size_t len;
+  rn_err_t err = rn_snapshot_read(rn_fs_posix(), gs->dir, "snapshot", &buf, &len);
+  if (err == RN_ENOENT) return 0; /* none yet: the log holds every event */
+  if (err) {
+    snprintf(why, whylen, "cannot read %s: %s", path, rn_strerror(err));
+    return err;
   }
-  uint8_t *buf = malloc(sb.st_size ? (size_t)sb.st_size : 1);
-  size_t got = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-  fclose(f);
-  Runnel__GroupsSnapshot *snap = buf && got == (size_t)sb.st_size ? runnel__groups_snapshot__unpack(NULL, got, buf) : NULL;
+  Runnel__GroupsSnapshot *snap = runnel__groups_snapshot__unpack(NULL, len, buf);
   free(buf);
   if (!snap) {
     snprintf(why, whylen, "%s is damaged (not a GroupsSnapshot); refusing to start rather than lose checkpoints", path);

@@ -313,15 +313,29 @@ static void tag_remove(rn__kmeta_stream_t *e, const char *key) {
 
 rn_err_t rn__kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t whylen) {
   memset(km, 0, sizeof(*km));
-  pthread_mutex_init(&km->mu, NULL);
   size_t pl = strlen(data_dir) + 64;
   km->path = malloc(pl);
-  if (!km->path) return RN_ENOMEM;
-  snprintf(km->path, pl, "%s/meta/kinesis-streams.json", data_dir);
+  char *dir = malloc(pl);
+  if (km->path && dir) snprintf(dir, pl, "%s/meta", data_dir);
+  km->slot = dir ? rn_snapshot_slot_new(rn_fs_posix(), dir, "kinesis-streams.json") : NULL;
+  if (!km->path || !km->slot) {
+    free(dir);
+    return RN_ENOMEM;
+  }
+  snprintf(km->path, pl, "%s/kinesis-streams.json", dir);
+  void *text;
+  size_t text_len;
+  rn_err_t rerr = rn_snapshot_read(rn_fs_posix(), dir, "kinesis-streams.json", &text, &text_len);
+  free(dir);
+  if (rerr == RN_ENOENT) return 0; /* none yet */
+  if (rerr) {
+    snprintf(why, whylen, "cannot read %s: %s", km->path, rn_strerror(rerr));
+    return rerr;
+  }
   json_error_t jerr;
-  json_t *root = json_load_file(km->path, 0, &jerr);
+  json_t *root = json_loadb(text, text_len, 0, &jerr);
+  free(text);
   if (!root) {
-    if (access(km->path, F_OK) != 0 && errno == ENOENT) return 0; /* none yet */
     snprintf(why, whylen, "%s is damaged (%s, line %d); move it away to start without Kinesis tags", km->path, jerr.text,
              jerr.line);
     return RN_ECORRUPT;
@@ -358,31 +372,13 @@ void rn__kmeta_free(rn__kmeta_t *km) {
   }
   free(km->v);
   free(km->path);
-  free(km->snap);
-  pthread_mutex_destroy(&km->mu);
+  rn_snapshot_slot_destroy(km->slot);
   memset(km, 0, sizeof(*km));
 }
 
-/* Thread pool: write the newest snapshot (tmp, fdatasync, rename, fsync dir). */
-static rn_err_t kmeta_write(rn__kmeta_t *km) {
-  pthread_mutex_lock(&km->mu);
-  rn_err_t err = 0;
-  if (km->version > km->written) {
-    char *dir = strdup(km->path);
-    char *slash = dir ? strrchr(dir, '/') : NULL;
-    if (!slash) {
-      free(dir);
-      pthread_mutex_unlock(&km->mu);
-      return dir ? RN_EINVAL : RN_ENOMEM;
-    }
-    *slash = 0;
-    err = rn_fs_write_atomic(rn_fs_posix(), dir, slash + 1, (const uint8_t *)km->snap, km->snap_len);
-    free(dir);
-    if (!err) km->written = km->version;
-  }
-  pthread_mutex_unlock(&km->mu);
-  return err;
-}
+/* Thread pool: write the newest snapshot (tmp, fdatasync, rename, fsync dir),
+ * if one is not written yet. The loop never waits for it. */
+static rn_err_t kmeta_write(rn__kmeta_t *km) { return rn_snapshot_slot_flush(km->slot); }
 
 typedef struct kmeta_job {
   uv_work_t work;
@@ -421,12 +417,7 @@ static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t 
   char *text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
   json_decref(root);
   if (!text) return done(arg, RN_ENOMEM);
-  pthread_mutex_lock(&km->mu);
-  free(km->snap);
-  km->snap = text;
-  km->snap_len = strlen(text);
-  km->version++;
-  pthread_mutex_unlock(&km->mu);
+  rn_snapshot_slot_put(km->slot, text, strlen(text)); /* a pointer swap: never waits for a write */
   kmeta_job_t *j = calloc(1, sizeof(*j));
   if (!j) abort();
   j->r = r;

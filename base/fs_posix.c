@@ -12,6 +12,9 @@
  * pwritev() only returns 0 once every byte reached the kernel; pread() only
  * returns fewer bytes than asked at end of file. A file's rn_file_t is the
  * first member of its struct so the rn_file_t pointer is the struct pointer.
+ * Every operation is a blocking system call and starts with
+ * rn_assert_may_block(<its name>) (a no-op unless built with the blocking
+ * check, see rn_fs.h).
  */
 #include "rn_fs.h"
 
@@ -31,6 +34,7 @@ typedef struct rn_posix_file {
 } rn_posix_file_t;
 
 static rn_err_t posix_open(rn_fs_t *fs, const char *path, int flags, rn_file_t **out) {
+  rn_assert_may_block("open");
   if (!path || !out) return RN_EINVAL;
   *out = NULL;
   int oflags = O_CLOEXEC | ((flags & RN_FS_RDONLY) ? O_RDONLY : O_RDWR);
@@ -56,6 +60,7 @@ static rn_err_t posix_open(rn_fs_t *fs, const char *path, int flags, rn_file_t *
 }
 
 static void posix_close(rn_file_t *f) {
+  rn_assert_may_block("close");
   if (!f) return;
   /* Linux releases the descriptor even when close() reports EINTR/EIO;
    * retrying could close a descriptor another thread just got. Write errors
@@ -69,6 +74,7 @@ static void posix_close(rn_file_t *f) {
  * partly written entry is finished with pwrite(), whole entries go through
  * pwritev() in batches of at most IOV_MAX. */
 static rn_err_t posix_pwritev(rn_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off) {
+  rn_assert_may_block("pwritev");
   if (!f || iovcnt < 0 || (iovcnt > 0 && !iov)) return RN_EINVAL;
   int i = 0;
   size_t done_in_i = 0;
@@ -110,6 +116,7 @@ static rn_err_t posix_pwritev(rn_file_t *f, const struct iovec *iov, int iovcnt,
 }
 
 static rn_err_t posix_pread(rn_file_t *f, void *buf, size_t len, uint64_t off, size_t *nread) {
+  rn_assert_may_block("pread");
   if (!f || (len > 0 && !buf)) return RN_EINVAL;
   size_t got = 0;
   while (got < len) {
@@ -127,6 +134,7 @@ static rn_err_t posix_pread(rn_file_t *f, void *buf, size_t len, uint64_t off, s
 }
 
 static rn_err_t posix_datasync(rn_file_t *f) {
+  rn_assert_may_block("fdatasync");
   if (!f) return RN_EINVAL;
   /* EINTR means the call did not run to completion, not that writeback
    * failed, so retrying is safe. Any other error is returned as is: retrying
@@ -139,6 +147,7 @@ static rn_err_t posix_datasync(rn_file_t *f) {
 }
 
 static rn_err_t posix_truncate(rn_file_t *f, uint64_t size) {
+  rn_assert_may_block("ftruncate");
   if (!f || size > (uint64_t)INT64_MAX) return RN_EINVAL;
   int rc;
   do {
@@ -148,6 +157,7 @@ static rn_err_t posix_truncate(rn_file_t *f, uint64_t size) {
 }
 
 static rn_err_t posix_size(rn_file_t *f, uint64_t *size) {
+  rn_assert_may_block("fstat");
   if (!f || !size) return RN_EINVAL;
   struct stat st;
   if (fstat(f->fd, &st) < 0) return -errno;
@@ -156,12 +166,14 @@ static rn_err_t posix_size(rn_file_t *f, uint64_t *size) {
 }
 
 static rn_err_t posix_rename(rn_fs_t *fs, const char *from, const char *to) {
+  rn_assert_may_block("rename");
   (void)fs;
   if (!from || !to) return RN_EINVAL;
   return rename(from, to) < 0 ? -errno : 0;
 }
 
 static rn_err_t posix_unlink(rn_fs_t *fs, const char *path) {
+  rn_assert_may_block("unlink");
   (void)fs;
   if (!path) return RN_EINVAL;
   return unlink(path) < 0 ? -errno : 0;
@@ -179,6 +191,7 @@ static rn_err_t mkdir_one(const char *path) {
 }
 
 static rn_err_t posix_mkdirs(rn_fs_t *fs, const char *path) {
+  rn_assert_may_block("mkdir");
   (void)fs;
   if (!path || !*path) return RN_EINVAL;
   char *p = strdup(path);
@@ -197,6 +210,7 @@ static rn_err_t posix_mkdirs(rn_fs_t *fs, const char *path) {
 }
 
 static rn_err_t posix_sync_dir(rn_fs_t *fs, const char *path) {
+  rn_assert_may_block("fsync (directory)");
   (void)fs;
   if (!path) return RN_EINVAL;
   int fd;
@@ -214,6 +228,7 @@ static rn_err_t posix_sync_dir(rn_fs_t *fs, const char *path) {
 }
 
 static rn_err_t posix_list(rn_fs_t *fs, const char *path, rn_fs_list_cb cb, void *arg) {
+  rn_assert_may_block("readdir");
   (void)fs;
   if (!path || !cb) return RN_EINVAL;
   DIR *d = opendir(path);
