@@ -31,7 +31,7 @@
 #include <openssl/rand.h>
 
 #include "apps_int.h"
-#include "server.h"
+#include "rn_net.h" /* rn__logf */
 
 /* ---- small helpers --------------------------------------------------------------- */
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "runnel/error.h"
+#include "runnel/keys.h"
 
 /* ---- a growable output buffer ----------------------------------------------
  * Appends never fail: on out-of-memory the buffer remembers it (oom) and
@@ -73,14 +74,10 @@ rn_err_t rn__timestamp_from_json(const json_t *v, int64_t *ms);
 
 /* ---- hash keys (128-bit, big-endian bytes) ------------------------------------- */
 
-/* MD5 of the partition key: Kinesis' routing rule. */
-void rn__hash_key_md5(const char *key, size_t n, uint8_t out[16]);
-/* Decimal "0".."340282366920938463463374607431768211455" (no sign, no
- * leading zeros). Returns 0, or RN_EINVAL (syntax) or RN_EOFFSET (> 2^128-1). */
-rn_err_t rn__hash_key_parse(const char *s, size_t n, uint8_t out[16]);
-/* Decimal text of a hash key; out holds at least 40 bytes. */
-void rn__hash_key_format(const uint8_t in[16], char out[40]);
-/* memcmp order is numeric order for big-endian keys. */
+/* One rule for the whole tree, in proto (runnel/keys.h): rn_hash_key_for()
+ * (MD5 of the partition key), rn_hash_key_parse_n() (canonical decimal in
+ * [0, 2^128-1], RN_EINVAL otherwise), rn_hash_key_format(). memcmp order is
+ * numeric order for big-endian keys. */
 
 /* ---- sequence numbers -----------------------------------------------------------
  * A 56-digit decimal string holding a 186-bit number in the layout of real
@@ -276,7 +273,7 @@ rn_err_t rn__kreq_decode_general(rn__kop_t op, const uint8_t *body, size_t len, 
 /* The stream name of "arn:aws:kinesis:REGION:ACCOUNT:stream/NAME"; 0 or RN_EINVAL. */
 rn_err_t rn__stream_arn_name(const char *arn, char name[129]);
 
-/* Does s[0, n) match [a-zA-Z0-9_.-]{1,128}? */
+/* Is s[0, n) a valid stream name? proto's rule (runnel/keys.h): [a-zA-Z0-9_.-]{1,128}, not "." or "..". */
 bool rn__valid_stream_name(const char *s, size_t n);
 
 /* ---- REST ingest bodies ------------------------------------------------------------ */
