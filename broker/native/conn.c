@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatch.h" /* rn_native_handle */
 #include "rn_native.h"
 #include "runnel/frame.h"
 #include "runnel/produce_view.h"
@@ -503,7 +504,7 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   conn_ref(conn);
   conn->inflight++;
   nat->inflight++;
-  rn_engine_handle(nat->eng, req, on_reply, r); /* may reply before returning */
+  rn_native_handle(nat->eng, req, on_reply, r); /* dispatch.c; may reply before returning */
 }
 
 static bool rn__conn_backpressured(const rn__conn_t *conn) {
