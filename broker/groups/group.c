@@ -36,6 +36,7 @@
 
 #include "engine_int.h"
 #include "group_assign.h"
+#include "rn_groups.h"
 #include "runnel/batch.h"
 #include "runnel/keys.h"
 
@@ -79,7 +80,7 @@ typedef struct group {
   uint64_t uid;
   rn_stream_t *st; /* valid while the group exists (dropped with the stream) */
   char *name;
-  Runnel__PositionKind start_kind;
+  rn_group_pos_t start_kind;
   int64_t start_value;
   int64_t created_ms;
   gmember_t **members;
@@ -88,7 +89,7 @@ typedef struct group {
   bool dirty;       /* membership changed: recompute targets */
 } group_t;
 
-struct rn__groups {
+struct rn_groups {
   rn_engine_t *eng;
   bool lag_refreshing; /* the tick's lag job is on the thread pool */
   char *dir;
@@ -116,24 +117,19 @@ static void *xcalloc(size_t n, size_t sz) {
   return p;
 }
 
-static void reply_err(rn_engine_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
+static void reply_err(rn_group_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void reply_err(rn_engine_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...) {
+static void reply_err(rn_group_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__Error e;
-  runnel__error__init(&e);
-  rn_engine_error(&e, err, msg);
-  resp.error = &e;
-  cb(ctx, &resp);
+  rn_group_reply_t rep = {.err = err, .message = msg};
+  cb(ctx, &rep);
 }
 
-static group_t *group_find(rn__groups_t *gs, const char *stream, uint64_t uid, const char *name) {
+static group_t *group_find(rn_groups_t *gs, const char *stream, uint64_t uid, const char *name) {
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     group_t *g = gs->groups[i];
     if (g->uid == uid && !strcmp(g->name, name) && !strcmp(g->stream, stream)) return g;
@@ -158,7 +154,7 @@ static void group_free(group_t *g) {
   free(g);
 }
 
-static group_t *group_add(rn__groups_t *gs, rn_stream_t *st, const char *name) {
+static group_t *group_add(rn_groups_t *gs, rn_stream_t *st, const char *name) {
   group_t *g = xcalloc(1, sizeof(*g));
   g->stream = xstrdup(st->name);
   g->uid = st->uid;
@@ -175,7 +171,7 @@ static group_t *group_add(rn__groups_t *gs, rn_stream_t *st, const char *name) {
   return g;
 }
 
-static void group_remove(rn__groups_t *gs, group_t *g) {
+static void group_remove(rn_groups_t *gs, group_t *g) {
   for (uint32_t i = 0; i < gs->ngroups; i++)
     if (gs->groups[i] == g) {
       gs->groups[i] = gs->groups[--gs->ngroups];
@@ -271,10 +267,10 @@ typedef struct lag_part {
 
 typedef struct lag_job {
   uv_work_t work;
-  rn__groups_t *gs;
+  rn_groups_t *gs;
   bool tick; /* the tick's job (gs->lag_refreshing) */
   /* a describe waiting for the reads (cb NULL: none) */
-  rn_engine_reply_cb cb;
+  rn_group_reply_cb cb;
   void *ctx;
   rn_stream_t *st; /* the described group's stream (one of the parts' refs) */
   char *group;
@@ -321,28 +317,32 @@ static void lag_work(uv_work_t *w) {
   free(buf);
 }
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
-static void set_heartbeat_ages(rn_engine_t *eng, const group_t *g, Runnel__GroupDescription *d);
+/* A description of one group; its arrays are its own (desc_free). */
+typedef struct desc {
+  rn_group_description_t d;
+  rn_group_member_info_t *members;
+  rn_group_shard_info_t *shards;
+  uint32_t *held; /* the members' shard lists, back to back */
+} desc_t;
 
-static void reply_describe(rn__groups_t *gs, const group_t *g, rn_engine_reply_cb cb, void *ctx) {
-  rn__arena_t a = {0};
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupDescribeResponse dr;
-  runnel__group_describe_response__init(&dr);
-  dr.group = describe(&a, g);
-  set_heartbeat_ages(gs->eng, g, dr.group);
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DESCRIBE;
-  resp.group_describe = &dr;
-  cb(ctx, &resp);
-  rn__arena_free(&a);
+static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages);
+static void desc_free(desc_t *x);
+
+/* Answer with g's description (describe, reset). ages: fill the members'
+ * heartbeat ages (describe does, reset never did). */
+static void reply_describe(rn_groups_t *gs, const group_t *g, bool ages, rn_group_reply_cb cb, void *ctx) {
+  desc_t x;
+  describe(&x, gs, g, ages);
+  rn_group_reply_t rep = {.group = &x.d};
+  cb(ctx, &rep);
+  desc_free(&x);
 }
 
 /* Loop thread: release the spans, store the arrival times that still
  * match the groups' positions, answer the waiting describe. */
 static void lag_after(uv_work_t *w, int status) {
   lag_job_t *j = w->data;
-  rn__groups_t *gs = j->gs;
+  rn_groups_t *gs = j->gs;
   rn_engine_t *eng = gs->eng;
   int64_t now = rn__now_ms();
   for (size_t i = 0; i < j->n; i++) {
@@ -365,7 +365,7 @@ static void lag_after(uv_work_t *w, int status) {
   if (j->cb) {
     group_t *g = j->st->state == RN__STREAM_ACTIVE ? group_find(gs, j->st->name, j->st->uid, j->group) : NULL;
     if (g)
-      reply_describe(gs, g, j->cb, j->ctx);
+      reply_describe(gs, g, true, j->cb, j->ctx);
     else
       reply_err(j->cb, j->ctx, RN_ENOGROUP, "group %s/%s was deleted", j->st->name, j->group);
   }
@@ -399,14 +399,14 @@ static void lag_job_add(lag_job_t *j, group_t *g, uint32_t s, const lag_t *l) {
 
 /* Read what j plans; lag_after runs in any case (also when nothing is to
  * be read or the pool refuses). Takes j. */
-static void lag_job_start(rn__groups_t *gs, lag_job_t *j) {
+static void lag_job_start(rn_groups_t *gs, lag_job_t *j) {
   gs->eng->pending_work++;
   j->work.data = j;
   if (j->n == 0 || uv_queue_work(gs->eng->loop, &j->work, lag_work, lag_after) != 0) lag_after(&j->work, j->n ? UV_EIO : 0);
 }
 
 /* The tick: one job for every stale position, at most one job at a time. */
-static void lag_refresh(rn__groups_t *gs) {
+static void lag_refresh(rn_groups_t *gs) {
   if (gs->lag_refreshing) return;
   lag_job_t *j = NULL;
   int64_t now = rn__now_ms();
@@ -431,10 +431,10 @@ static void lag_refresh(rn__groups_t *gs) {
 
 /* ---- the internal log ------------------------------------------------------------------ */
 
-typedef void (*event_done_fn)(rn__groups_t *gs, void *arg, rn_err_t err);
+typedef void (*event_done_fn)(rn_groups_t *gs, void *arg, rn_err_t err);
 
 typedef struct event_job {
-  rn__groups_t *gs;
+  rn_groups_t *gs;
   event_done_fn done;
   void *arg;
 } event_job_t;
@@ -442,7 +442,7 @@ typedef struct event_job {
 static void on_event_durable(void *arg, rn_err_t err, uint64_t base) {
   (void)base;
   event_job_t *j = arg;
-  rn__groups_t *gs = j->gs;
+  rn_groups_t *gs = j->gs;
   gs->inflight--;
   gs->eng->pending_work--;
   j->done(gs, j->arg, err);
@@ -451,7 +451,7 @@ static void on_event_durable(void *arg, rn_err_t err, uint64_t base) {
 
 /* Append one event; done runs when it is durable (or failed). Returns 0
  * (done will run) or an error (done will not). */
-static rn_err_t event_append(rn__groups_t *gs, const Runnel__GroupEvent *ev, event_done_fn done, void *arg) {
+static rn_err_t event_append(rn_groups_t *gs, const Runnel__GroupEvent *ev, event_done_fn done, void *arg) {
   size_t n = runnel__group_event__get_packed_size(ev);
   uint8_t *buf = malloc(n ? n : 1);
   if (!buf) return RN_ENOMEM;
@@ -520,7 +520,7 @@ static void apply_ckpt(group_t *g, const Runnel__GroupCheckpointState *c) {
 }
 
 /* Apply one replayed event (or a snapshot entry as a create). */
-static void apply_event(rn__groups_t *gs, const Runnel__GroupEvent *ev) {
+static void apply_event(rn_groups_t *gs, const Runnel__GroupEvent *ev) {
   const Runnel__GroupState *s = ev->create ? ev->create : ev->checkpoints ? ev->checkpoints : ev->remove;
   if (!s || !s->stream || !s->group) return;
   rn_stream_t *st = rn__stream_find(gs->eng, s->stream);
@@ -529,7 +529,7 @@ static void apply_event(rn__groups_t *gs, const Runnel__GroupEvent *ev) {
   switch (ev->ev_case) {
   case RUNNEL__GROUP_EVENT__EV_CREATE:
     if (!g) g = group_add(gs, st, s->group);
-    g->start_kind = s->start_kind;
+    g->start_kind = (rn_group_pos_t)s->start_kind;
     g->start_value = s->start_value;
     g->created_ms = s->created_ms;
     for (size_t i = 0; i < s->n_checkpoints; i++) apply_ckpt(g, s->checkpoints[i]);
@@ -549,7 +549,7 @@ static void apply_event(rn__groups_t *gs, const Runnel__GroupEvent *ev) {
 
 typedef struct snap_job {
   uv_work_t work;
-  rn__groups_t *gs;
+  rn_groups_t *gs;
   uint8_t *buf;
   size_t len;
   uint64_t offset;
@@ -564,7 +564,7 @@ static void snap_work(uv_work_t *w) {
 static void snap_after(uv_work_t *w, int status) {
   (void)status;
   snap_job_t *j = w->data;
-  rn__groups_t *gs = j->gs;
+  rn_groups_t *gs = j->gs;
   gs->eng->pending_work--;
   gs->snap_active = false;
   if (j->err) {
@@ -580,7 +580,7 @@ static void snap_after(uv_work_t *w, int status) {
 
 /* Serialize every group (memory holds exactly the durable checkpoints) and
  * the offset below which the log's events are all included. */
-static rn_err_t snapshot_pack(rn__groups_t *gs, uint64_t offset, uint8_t **buf, size_t *len) {
+static rn_err_t snapshot_pack(rn_groups_t *gs, uint64_t offset, uint8_t **buf, size_t *len) {
   rn__arena_t a = {0};
   Runnel__GroupsSnapshot snap;
   runnel__groups_snapshot__init(&snap);
@@ -591,7 +591,7 @@ static rn_err_t snapshot_pack(rn__groups_t *gs, uint64_t offset, uint8_t **buf, 
     Runnel__GroupState *s = rn__arena_alloc(&a, sizeof(*s));
     runnel__group_state__init(s);
     fill_state_keys(s, g);
-    s->start_kind = g->start_kind;
+    s->start_kind = (Runnel__PositionKind)g->start_kind;
     s->start_value = g->start_value;
     s->created_ms = g->created_ms;
     fill_state_ckpts(&a, s, g);
@@ -604,7 +604,7 @@ static rn_err_t snapshot_pack(rn__groups_t *gs, uint64_t offset, uint8_t **buf, 
   return *buf ? 0 : RN_ENOMEM;
 }
 
-static void maybe_compact(rn__groups_t *gs) {
+static void maybe_compact(rn_groups_t *gs) {
   if (gs->snap_offset) rn_log_delete_below(gs->log, gs->snap_offset);
   /* Compact when the log holds more than two segments' worth. */
   if (gs->snap_active || gs->inflight || rn_log_size_bytes(gs->log) < 2 * gs->eng->opts.group_segment_bytes) return;
@@ -630,7 +630,7 @@ static void log_logger(void *arg, rn_log_level_t level, const char *msg) {
   rn__eng_say(arg, level, "groups: %s", msg);
 }
 
-static rn_err_t load_snapshot(rn__groups_t *gs, char *why, size_t whylen) {
+static rn_err_t load_snapshot(rn_groups_t *gs, char *why, size_t whylen) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/snapshot", gs->dir);
   FILE *f = fopen(path, "rb");
@@ -662,7 +662,7 @@ static rn_err_t load_snapshot(rn__groups_t *gs, char *why, size_t whylen) {
   return 0;
 }
 
-static rn_err_t replay(rn__groups_t *gs, char *why, size_t whylen) {
+static rn_err_t replay(rn_groups_t *gs, char *why, size_t whylen) {
   uint64_t start = rn_log_start(gs->log), end = rn_log_end(gs->log);
   if (gs->snap_offset > end) {
     snprintf(why, whylen, "groups: the snapshot covers events up to %" PRIu64 " but the log ends at %" PRIu64, gs->snap_offset, end);
@@ -725,7 +725,7 @@ static rn_err_t replay(rn__groups_t *gs, char *why, size_t whylen) {
 }
 
 rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
-  rn__groups_t *gs = xcalloc(1, sizeof(*gs));
+  rn_groups_t *gs = xcalloc(1, sizeof(*gs));
   gs->eng = eng;
   size_t n = strlen(eng->data_dir) + 16;
   gs->dir = xcalloc(n, 1);
@@ -753,7 +753,7 @@ rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
   err = load_snapshot(gs, why, whylen);
   if (!err) err = replay(gs, why, whylen);
   if (err) goto fail;
-  eng->groups = gs;
+  eng->groups = (rn__groups_t *)gs;
   if (gs->ngroups) rn__eng_say(eng, RN_LOG_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
   return 0;
 fail:
@@ -766,7 +766,7 @@ fail:
 }
 
 rn_err_t rn__groups_close(rn_engine_t *eng) {
-  rn__groups_t *gs = eng->groups;
+  rn_groups_t *gs = rn__groups_of(eng);
   if (!gs) return 0;
   rn_err_t err = rn_log_close(gs->log);
   while (gs->ngroups) group_remove(gs, gs->groups[0]);
@@ -778,7 +778,7 @@ rn_err_t rn__groups_close(rn_engine_t *eng) {
 }
 
 void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st) {
-  rn__groups_t *gs = eng->groups;
+  rn_groups_t *gs = rn__groups_of(eng);
   if (!gs) return;
   for (uint32_t i = 0; i < gs->ngroups;) {
     group_t *g = gs->groups[i];
@@ -795,7 +795,7 @@ void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st) {
  * kept a revoked shard (still heartbeating, never releasing it) for longer
  * than its session timeout: otherwise one stuck member could hold a shard
  * back from its new owner forever. */
-static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
+static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now) {
   for (uint32_t k = 0; k < g->nmembers;) {
     gmember_t *m = g->members[k];
     if (now - m->last_seen > m->session_ms) {
@@ -827,7 +827,7 @@ static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
 }
 
 void rn__groups_tick(rn_engine_t *eng) {
-  rn__groups_t *gs = eng->groups;
+  rn_groups_t *gs = rn__groups_of(eng);
   if (!gs) return;
   uint64_t now = uv_now(eng->loop);
   for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
@@ -860,29 +860,29 @@ static void recompute(group_t *g) {
 }
 
 /* Where a member starts reading shard s. */
-static void start_position(const group_t *g, uint32_t s, Runnel__GroupShardAssignment *a) {
+static void start_position(const group_t *g, uint32_t s, rn_group_assignment_t *a) {
   const gshard_t *gsh = &g->shards[s];
   const rn_log_t *log = g->st->shards[s].log;
   a->shard = s;
   if (gsh->has_ckpt && gsh->at_ts) {
-    a->kind = RUNNEL__POSITION_KIND__POSITION_TIMESTAMP;
+    a->kind = RN_GROUP_POS_TIMESTAMP;
     a->value = gsh->at_ts;
   } else {
     uint64_t off = gsh->has_ckpt ? gsh->ckpt : 0, lo = log ? rn_log_start(log) : 0, hi = log ? rn_log_end(log) : 0;
     if (off < lo) off = lo;
     if (off > hi) off = hi; /* records lost with durability none: do not wait for offsets past the end */
-    a->kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
+    a->kind = RN_GROUP_POS_OFFSET;
     a->value = (int64_t)off;
   }
 }
 
 /* ---- create ---------------------------------------------------------------------------- */
 
-static rn_err_t check_start(Runnel__PositionKind kind, int64_t value, char *msg, size_t n) {
+static rn_err_t check_start(rn_group_pos_t kind, int64_t value, char *msg, size_t n) {
   switch (kind) {
-  case RUNNEL__POSITION_KIND__POSITION_EARLIEST:
-  case RUNNEL__POSITION_KIND__POSITION_LATEST: return 0;
-  case RUNNEL__POSITION_KIND__POSITION_TIMESTAMP:
+  case RN_GROUP_POS_EARLIEST:
+  case RN_GROUP_POS_LATEST: return 0;
+  case RN_GROUP_POS_TIMESTAMP:
     if (value > 0) return 0;
     snprintf(msg, n, "a group starting at a timestamp needs a time > 0 (ms since the epoch)");
     return RN_EINVAL;
@@ -891,7 +891,7 @@ static rn_err_t check_start(Runnel__PositionKind kind, int64_t value, char *msg,
 }
 
 /* Set shard s's checkpoint to a position (create, reset). */
-static void set_position(group_t *g, uint32_t s, Runnel__PositionKind kind, int64_t value) {
+static void set_position(group_t *g, uint32_t s, rn_group_pos_t kind, int64_t value) {
   gshard_t *gsh = &g->shards[s];
   const rn_log_t *log = g->st->shards[s].log;
   gsh->has_ckpt = true;
@@ -899,17 +899,17 @@ static void set_position(group_t *g, uint32_t s, Runnel__PositionKind kind, int6
   gsh->commit_ms = 0;
   gsh->at_ts = 0;
   switch (kind) {
-  case RUNNEL__POSITION_KIND__POSITION_LATEST: gsh->ckpt = log ? rn_log_end(log) : 0; break;
-  case RUNNEL__POSITION_KIND__POSITION_TIMESTAMP:
+  case RN_GROUP_POS_LATEST: gsh->ckpt = log ? rn_log_end(log) : 0; break;
+  case RN_GROUP_POS_TIMESTAMP:
     gsh->ckpt = 0;
     gsh->at_ts = value;
     break;
-  case RUNNEL__POSITION_KIND__POSITION_OFFSET: gsh->ckpt = (uint64_t)value; break;
+  case RN_GROUP_POS_OFFSET: gsh->ckpt = (uint64_t)value; break;
   default: gsh->ckpt = 0; break; /* earliest: clamped to the log start when handed out */
   }
 }
 
-static group_t *group_create(rn__groups_t *gs, rn_stream_t *st, const char *name, Runnel__PositionKind kind,
+static group_t *group_create(rn_groups_t *gs, rn_stream_t *st, const char *name, rn_group_pos_t kind,
                              int64_t value) {
   group_t *g = group_add(gs, st, name);
   g->start_kind = kind;
@@ -917,19 +917,19 @@ static group_t *group_create(rn__groups_t *gs, rn_stream_t *st, const char *name
   g->created_ms = rn__now_ms();
   for (uint32_t s = 0; s < st->nshards; s++) set_position(g, s, kind, value);
   rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s created (starts at %s)", st->name, name,
-              kind == RUNNEL__POSITION_KIND__POSITION_LATEST     ? "latest"
-              : kind == RUNNEL__POSITION_KIND__POSITION_EARLIEST ? "earliest"
-                                                                 : "a timestamp");
+              kind == RN_GROUP_POS_LATEST     ? "latest"
+              : kind == RN_GROUP_POS_EARLIEST ? "earliest"
+                                              : "a timestamp");
   return g;
 }
 
 /* Event that writes g's whole state (create) or its checkpoints (reset). */
-static rn_err_t append_state(rn__groups_t *gs, group_t *g, bool create, event_done_fn done, void *arg) {
+static rn_err_t append_state(rn_groups_t *gs, group_t *g, bool create, event_done_fn done, void *arg) {
   rn__arena_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
-  s.start_kind = g->start_kind;
+  s.start_kind = (Runnel__PositionKind)g->start_kind;
   s.start_value = g->start_value;
   s.created_ms = g->created_ms;
   fill_state_ckpts(&a, &s, g);
@@ -947,20 +947,43 @@ static rn_err_t append_state(rn__groups_t *gs, group_t *g, bool create, event_do
   return err;
 }
 
-/* A request answered when its event is durable. */
+/* ---- requests waiting for the log ---------------------------------------------------- *
+ *
+ * A request whose answer waits for its event to be durable is a
+ * pending_reply_t, and its kind says what it answers then:
+ *
+ *   PR_CREATE, PR_DELETE  an empty reply (or the write's error)
+ *   PR_JOIN               the first join of a group it created: once the
+ *                         create is durable, the join runs (heartbeat_now)
+ *                         on the request copied into it
+ *   PR_RESET              the group's description
+ *   PR_COMMIT             per checkpoint (commit_job_t owns the pending reply)
+ *
+ * Each runs once: event_append's callback (on_state_durable,
+ * on_commit_durable) answers and frees it, on success and on failure; a
+ * failed event_append frees it at once and answers with the error. */
+
+typedef enum pr_kind { PR_CREATE, PR_JOIN, PR_DELETE, PR_RESET, PR_COMMIT } pr_kind_t;
+
+/* An owned copy of a join request (replayed once the create is durable). */
+typedef struct hb_copy {
+  rn_group_heartbeat_req_t r;
+  char *stream, *group, *member_id, *client_id;
+  uint32_t *owned;
+} hb_copy_t;
+
 typedef struct pending_reply {
-  rn_engine_reply_cb cb;
+  rn_group_reply_cb cb;
   void *ctx;
   rn_stream_t *st; /* referenced */
   char *group;
   uint64_t uid;
-  int kind; /* what to answer */
-  Runnel__GroupHeartbeatRequest *hb; /* join: the request, replayed once durable */
+  pr_kind_t kind;
+  hb_copy_t *hb; /* PR_JOIN: the request */
 } pending_reply_t;
 
-enum { PR_CREATE, PR_JOIN, PR_DELETE, PR_RESET, PR_COMMIT };
-
-static pending_reply_t *pending_new(rn_engine_reply_cb cb, void *ctx, rn_stream_t *st, const char *group, int kind) {
+static pending_reply_t *pending_new(rn_group_reply_cb cb, void *ctx, rn_stream_t *st, const char *group,
+                                    pr_kind_t kind) {
   pending_reply_t *p = xcalloc(1, sizeof(*p));
   p->cb = cb;
   p->ctx = ctx;
@@ -972,30 +995,39 @@ static pending_reply_t *pending_new(rn_engine_reply_cb cb, void *ctx, rn_stream_
   return p;
 }
 
+static void hb_copy_free(hb_copy_t *c) {
+  if (!c) return;
+  free(c->stream);
+  free(c->group);
+  free(c->member_id);
+  free(c->client_id);
+  free(c->owned);
+  free(c);
+}
+
+static hb_copy_t *copy_heartbeat(const rn_group_heartbeat_req_t *r) {
+  hb_copy_t *c = xcalloc(1, sizeof(*c));
+  c->r = *r;
+  c->r.stream = c->stream = xstrdup(r->stream);
+  c->r.group = c->group = xstrdup(r->group);
+  c->r.member_id = c->member_id = xstrdup(r->member_id);
+  c->r.client_id = c->client_id = xstrdup(r->client_id);
+  c->owned = xcalloc(r->n_owned, sizeof(*c->owned));
+  if (r->n_owned) memcpy(c->owned, r->owned, r->n_owned * sizeof(*c->owned));
+  c->r.owned = c->owned;
+  return c;
+}
+
 static void pending_free(rn_engine_t *eng, pending_reply_t *p) {
-  if (p->hb) runnel__group_heartbeat_request__free_unpacked(p->hb, NULL);
+  hb_copy_free(p->hb);
   rn__stream_unref(eng, p->st);
   free(p->group);
   free(p);
 }
 
-/* A copy of a borrowed join request, replayed once the group's create is
- * durable (pack and unpack: one owned allocation tree). */
-static Runnel__GroupHeartbeatRequest *copy_heartbeat(const Runnel__GroupHeartbeatRequest *r) {
-  size_t n = runnel__group_heartbeat_request__get_packed_size(r);
-  uint8_t *b = malloc(n ? n : 1);
-  if (!b) abort();
-  runnel__group_heartbeat_request__pack(r, b);
-  Runnel__GroupHeartbeatRequest *c = runnel__group_heartbeat_request__unpack(NULL, n, b);
-  free(b);
-  if (!c) abort();
-  return c;
-}
+static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx);
 
-static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx);
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
-
-static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
+static void on_state_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
   pending_reply_t *p = arg;
   group_t *g = group_find(gs, p->st->name, p->uid, p->group);
   if (err) {
@@ -1007,44 +1039,22 @@ static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
     if (p->st->state != RN__STREAM_ACTIVE)
       reply_err(p->cb, p->ctx, RN_ENOSTREAM, "stream %s not found", p->st->name);
     else
-      heartbeat_now(gs, p->hb, p->cb, p->ctx);
+      heartbeat_now(gs, &p->hb->r, p->cb, p->ctx);
   } else if (p->kind == PR_CREATE || p->kind == PR_DELETE) {
-    Runnel__Response resp;
-    runnel__response__init(&resp);
-    Runnel__GroupCreateResponse cr;
-    runnel__group_create_response__init(&cr);
-    Runnel__GroupDeleteResponse dr;
-    runnel__group_delete_response__init(&dr);
-    if (p->kind == PR_CREATE) {
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_CREATE;
-      resp.group_create = &cr;
-    } else {
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DELETE;
-      resp.group_delete = &dr;
-    }
-    p->cb(p->ctx, &resp);
+    rn_group_reply_t rep = {0};
+    p->cb(p->ctx, &rep);
   } else if (p->kind == PR_RESET) {
-    if (!g) {
+    if (!g)
       reply_err(p->cb, p->ctx, RN_ENOGROUP, "group %s/%s was deleted meanwhile", p->st->name, p->group);
-    } else {
-      rn__arena_t a = {0};
-      Runnel__Response resp;
-      runnel__response__init(&resp);
-      Runnel__GroupResetResponse rr;
-      runnel__group_reset_response__init(&rr);
-      rr.group = describe(&a, g);
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_RESET;
-      resp.group_reset = &rr;
-      p->cb(p->ctx, &resp);
-      rn__arena_free(&a);
-    }
+    else
+      reply_describe(gs, g, false, p->cb, p->ctx);
   }
   pending_free(gs->eng, p);
 }
 
 /* ---- request checks ---------------------------------------------------------------- */
 
-static rn_stream_t *find_stream(rn_engine_t *eng, const char *name, rn_engine_reply_cb cb, void *ctx) {
+static rn_stream_t *find_stream(rn_engine_t *eng, const char *name, rn_group_reply_cb cb, void *ctx) {
   rn_stream_t *st = name ? rn__stream_find(eng, name) : NULL;
   if (!st || st->state != RN__STREAM_ACTIVE) {
     if (st && st->state == RN__STREAM_CREATING)
@@ -1057,7 +1067,7 @@ static rn_stream_t *find_stream(rn_engine_t *eng, const char *name, rn_engine_re
 }
 
 /* The group name rule is proto's (runnel/keys.h), the same at every entry. */
-static bool check_group_name(const char *name, rn_engine_reply_cb cb, void *ctx) {
+static bool check_group_name(const char *name, rn_group_reply_cb cb, void *ctx) {
   char why[256];
   if (rn_name_check_group(name, name ? strlen(name) : 0, why, sizeof why) == 0) return true;
   reply_err(cb, ctx, RN_EINVAL, "%s", why);
@@ -1091,7 +1101,7 @@ static uint32_t heartbeat_interval(const group_t *g, const gmember_t *m, uint64_
   return (uint32_t)(iv < 5 ? 5 : iv);
 }
 
-static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx) {
+static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx) {
   rn_engine_t *eng = gs->eng;
   rn_stream_t *st = rn__stream_find(eng, r->stream);
   group_t *g = st ? group_find(gs, st->name, st->uid, r->group) : NULL;
@@ -1127,14 +1137,9 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
     if (r->leave) {
       rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
       member_remove(g, m);
-      Runnel__Response resp;
-      runnel__response__init(&resp);
-      Runnel__GroupHeartbeatResponse hr;
-      runnel__group_heartbeat_response__init(&hr);
-      hr.member_id = r->member_id;
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_HEARTBEAT;
-      resp.group_heartbeat = &hr;
-      cb(ctx, &resp);
+      rn_group_reply_t rep = {0};
+      rep.heartbeat.member_id = r->member_id;
+      cb(ctx, &rep);
       return;
     }
   }
@@ -1176,31 +1181,20 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
   free(list);
   m->pending = pending;
 
-  rn__arena_t a = {0};
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupHeartbeatResponse hr;
-  runnel__group_heartbeat_response__init(&hr);
-  hr.member_id = m->id;
-  hr.member_epoch = m->epoch;
-  hr.heartbeat_interval_ms = heartbeat_interval(g, m, now);
-  hr.pending = pending;
-  hr.assigned = rn__arena_alloc(&a, (m->nheld + 1) * sizeof(*hr.assigned));
-  for (uint32_t i = 0; i < m->nheld; i++) {
-    Runnel__GroupShardAssignment *as = rn__arena_alloc(&a, sizeof(*as));
-    runnel__group_shard_assignment__init(as);
-    start_position(g, m->held[i], as);
-    hr.assigned[hr.n_assigned++] = as;
-  }
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_HEARTBEAT;
-  resp.group_heartbeat = &hr;
-  cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_group_assignment_t *as = xcalloc(m->nheld, sizeof(*as));
+  for (uint32_t i = 0; i < m->nheld; i++) start_position(g, m->held[i], &as[i]);
+  rn_group_reply_t rep = {0};
+  rep.heartbeat.member_id = m->id;
+  rep.heartbeat.member_epoch = m->epoch;
+  rep.heartbeat.heartbeat_interval_ms = heartbeat_interval(g, m, now);
+  rep.heartbeat.pending = pending;
+  rep.heartbeat.assigned = as;
+  rep.heartbeat.n_assigned = m->nheld;
+  cb(ctx, &rep);
+  free(as);
 }
 
-static void handle_heartbeat(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb,
-                             void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupHeartbeat without a body");
+void rn_groups_heartbeat(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx) {
   rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   bool join = !r->member_id || !r->member_id[0];
@@ -1229,41 +1223,24 @@ typedef struct commit_job {
   int64_t commit_ms; /* as written to the log */
   uint32_t n;
   /* per checkpoint of the request, in request order: */
-  struct {
-    uint32_t shard;
-    uint64_t offset;
-    int64_t arrival_ms;
-  } *cps;
+  rn_group_checkpoint_t *cps;
   rn_err_t *errs; /* 0 = accepted (written to the log) */
   char **msgs;
 } commit_job_t;
 
 static void commit_reply(commit_job_t *cj) {
   pending_reply_t *p = cj->p;
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupCommitResponse cr;
-  runnel__group_commit_response__init(&cr);
-  Runnel__ShardCommitResult *res = xcalloc(cj->n, sizeof(*res));
-  Runnel__ShardCommitResult **ptrs = xcalloc(cj->n, sizeof(*ptrs));
-  Runnel__Error *errs = xcalloc(cj->n, sizeof(*errs));
+  rn_group_shard_result_t *res = xcalloc(cj->n, sizeof(*res));
   for (uint32_t i = 0; i < cj->n; i++) {
-    runnel__shard_commit_result__init(&res[i]);
     res[i].shard = cj->cps[i].shard;
-    if (cj->errs[i]) {
-      rn_engine_error(&errs[i], cj->errs[i], cj->msgs[i]);
-      res[i].error = &errs[i];
-    }
-    ptrs[i] = &res[i];
+    res[i].err = cj->errs[i];
+    res[i].message = cj->errs[i] ? cj->msgs[i] : NULL;
   }
-  cr.results = ptrs;
-  cr.n_results = cj->n;
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_COMMIT;
-  resp.group_commit = &cr;
-  p->cb(p->ctx, &resp);
+  rn_group_reply_t rep = {0};
+  rep.commit.results = res;
+  rep.commit.n_results = cj->n;
+  p->cb(p->ctx, &rep);
   free(res);
-  free(ptrs);
-  free(errs);
 }
 
 static void commit_job_free(rn_engine_t *eng, commit_job_t *cj) {
@@ -1275,7 +1252,7 @@ static void commit_job_free(rn_engine_t *eng, commit_job_t *cj) {
   free(cj);
 }
 
-static void on_commit_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
+static void on_commit_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
   commit_job_t *cj = arg;
   pending_reply_t *p = cj->p;
   group_t *g = group_find(gs, p->st->name, p->uid, p->group);
@@ -1298,8 +1275,7 @@ static void on_commit_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
   commit_job_free(gs->eng, cj);
 }
 
-static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupCommit without a body");
+void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_reply_cb cb, void *ctx) {
   rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   group_t *g = group_find(gs, st->name, st->uid, r->group);
@@ -1313,11 +1289,7 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
   cj->p = pending_new(cb, ctx, st, r->group, PR_COMMIT);
   cj->n = (uint32_t)r->n_checkpoints;
   cj->cps = xcalloc(cj->n, sizeof(*cj->cps));
-  for (uint32_t i = 0; i < cj->n; i++) {
-    cj->cps[i].shard = r->checkpoints[i]->shard;
-    cj->cps[i].offset = r->checkpoints[i]->offset;
-    cj->cps[i].arrival_ms = r->checkpoints[i]->arrival_ms;
-  }
+  if (cj->n) memcpy(cj->cps, r->checkpoints, cj->n * sizeof(*cj->cps));
   cj->errs = xcalloc(cj->n, sizeof(*cj->errs));
   cj->msgs = xcalloc(cj->n, sizeof(*cj->msgs));
   rn__arena_t a = {0};
@@ -1328,7 +1300,7 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
   int64_t now = rn__now_ms();
   cj->commit_ms = now;
   for (uint32_t i = 0; i < cj->n; i++) {
-    const Runnel__ShardCheckpoint *c = r->checkpoints[i];
+    const rn_group_checkpoint_t *c = &r->checkpoints[i];
     rn_err_t e = 0;
     char *msg = NULL;
     if (c->shard >= st->nshards) {
@@ -1379,61 +1351,66 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g) {
-  Runnel__GroupDescription *d = rn__arena_alloc(a, sizeof(*d));
-  runnel__group_description__init(d);
-  d->stream = g->stream;
-  d->group = g->name;
-  d->start_kind = g->start_kind;
-  d->start_value = g->start_value;
-  d->created_ms = g->created_ms;
-  d->members = rn__arena_alloc(a, (g->nmembers + 1) * sizeof(*d->members));
+static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages) {
+  uint32_t n = g->st->nshards;
+  uint64_t now = uv_now(gs->eng->loop);
+  memset(x, 0, sizeof(*x));
+  x->members = xcalloc(g->nmembers, sizeof(*x->members));
+  x->shards = xcalloc(n, sizeof(*x->shards));
+  x->held = xcalloc(n, sizeof(*x->held)); /* each shard is held by one member at most */
+  x->d.stream = g->stream;
+  x->d.group = g->name;
+  x->d.start_kind = g->start_kind;
+  x->d.start_value = g->start_value;
+  x->d.created_ms = g->created_ms;
+  uint32_t *held = x->held;
   for (uint32_t i = 0; i < g->nmembers; i++) {
     const gmember_t *m = g->members[i];
-    Runnel__GroupMemberInfo *mi = rn__arena_alloc(a, sizeof(*mi));
-    runnel__group_member_info__init(mi);
+    rn_group_member_info_t *mi = &x->members[i];
     mi->member_id = m->id;
     mi->client_id = m->client_id;
     mi->member_epoch = m->epoch;
     mi->session_timeout_ms = m->session_ms;
     mi->pending = m->pending;
-    mi->shards = rn__arena_alloc(a, (g->st->nshards + 1) * sizeof(uint32_t));
-    for (uint32_t s = 0; s < g->st->nshards; s++)
-      if (g->shards[s].owner == m) mi->shards[mi->n_shards++] = s;
-    d->members[d->n_members++] = mi;
+    mi->last_heartbeat_ms = ages ? (int64_t)(now - m->last_seen) : 0;
+    mi->shards = held;
+    for (uint32_t s = 0; s < n; s++)
+      if (g->shards[s].owner == m) held[mi->n_shards++] = s;
+    held += mi->n_shards;
   }
-  d->shards = rn__arena_alloc(a, (g->st->nshards + 1) * sizeof(*d->shards));
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
+  x->d.members = x->members;
+  x->d.n_members = g->nmembers;
+  int64_t now_ms = rn__now_ms();
+  for (uint32_t s = 0; s < n; s++) {
     const gshard_t *gsh = &g->shards[s];
-    Runnel__GroupShardInfo *si = rn__arena_alloc(a, sizeof(*si));
-    runnel__group_shard_info__init(si);
+    rn_group_shard_info_t *si = &x->shards[s];
     si->shard = s;
     si->owner = gsh->owner ? gsh->owner->id : "";
     si->has_checkpoint = gsh->has_ckpt && !gsh->at_ts;
     si->checkpoint = gsh->ckpt;
     si->checkpoint_ms = gsh->commit_ms;
-    lag_t l = shard_lag(g, s, rn__now_ms());
+    lag_t l = shard_lag(g, s, now_ms);
     si->start_offset = l.start;
     si->end_offset = l.end;
     si->lag_records = l.records;
     si->lag_ms = l.ms;
-    d->shards[d->n_shards++] = si;
   }
-  return d;
+  x->d.shards = x->shards;
+  x->d.n_shards = n;
 }
 
-static void set_heartbeat_ages(rn_engine_t *eng, const group_t *g, Runnel__GroupDescription *d) {
-  uint64_t now = uv_now(eng->loop);
-  for (uint32_t i = 0; i < g->nmembers && i < d->n_members; i++)
-    d->members[i]->last_heartbeat_ms = (int64_t)(now - g->members[i]->last_seen);
+static void desc_free(desc_t *x) {
+  free(x->members);
+  free(x->shards);
+  free(x->held);
 }
 
-static void handle_describe(rn__groups_t *gs, const Runnel__GroupDescribeRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupDescribe without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
-  if (!st || !check_group_name(r->group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, r->group);
+
+void rn_groups_describe(rn_groups_t *gs, const char *stream, const char *group, rn_group_reply_cb cb, void *ctx) {
+  rn_stream_t *st = find_stream(gs->eng, stream, cb, ctx);
+  if (!st || !check_group_name(group, cb, ctx)) return;
+  group_t *g = group_find(gs, st->name, st->uid, group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, group);
   /* Fresh time lag: read the arrival times of positions not cached yet
    * (thread pool), then answer. */
   lag_job_t *j = NULL;
@@ -1452,32 +1429,25 @@ static void handle_describe(rn__groups_t *gs, const Runnel__GroupDescribeRequest
     lag_job_add(j, g, s, &l);
   }
   if (j) return lag_job_start(gs, j);
-  reply_describe(gs, g, cb, ctx);
+  reply_describe(gs, g, true, cb, ctx);
 }
 
-static void handle_list(rn__groups_t *gs, const Runnel__GroupListRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupList without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+void rn_groups_list(rn_groups_t *gs, const char *stream, rn_group_reply_cb cb, void *ctx) {
+  rn_stream_t *st = find_stream(gs->eng, stream, cb, ctx);
   if (!st) return;
-  char **names = xcalloc(gs->ngroups + 1, sizeof(char *));
+  const char **names = xcalloc(gs->ngroups + 1, sizeof(char *));
   size_t n = 0;
   for (uint32_t i = 0; i < gs->ngroups; i++)
     if (gs->groups[i]->st == st) names[n++] = gs->groups[i]->name;
   qsort(names, n, sizeof(char *), strcmp_ptr);
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupListResponse lr;
-  runnel__group_list_response__init(&lr);
-  lr.groups = names;
-  lr.n_groups = n;
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_LIST;
-  resp.group_list = &lr;
-  cb(ctx, &resp);
+  rn_group_reply_t rep = {0};
+  rep.list.names = names;
+  rep.list.n_names = n;
+  cb(ctx, &rep);
   free(names);
 }
 
-static void handle_create(rn__groups_t *gs, const Runnel__GroupCreateRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupCreate without a body");
+void rn_groups_create(rn_groups_t *gs, const rn_group_create_req_t *r, rn_group_reply_cb cb, void *ctx) {
   rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   if (group_find(gs, st->name, st->uid, r->group))
@@ -1495,14 +1465,13 @@ static void handle_create(rn__groups_t *gs, const Runnel__GroupCreateRequest *r,
   }
 }
 
-static void handle_delete(rn__groups_t *gs, const Runnel__GroupDeleteRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupDelete without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
-  if (!st || !check_group_name(r->group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, r->group);
+void rn_groups_delete(rn_groups_t *gs, const char *stream, const char *group, rn_group_reply_cb cb, void *ctx) {
+  rn_stream_t *st = find_stream(gs->eng, stream, cb, ctx);
+  if (!st || !check_group_name(group, cb, ctx)) return;
+  group_t *g = group_find(gs, st->name, st->uid, group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, group);
   if (g->nmembers)
-    return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); stop them first", st->name, r->group,
+    return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); stop them first", st->name, group,
                      g->nmembers);
   Runnel__GroupState s;
   runnel__group_state__init(&s);
@@ -1511,23 +1480,22 @@ static void handle_delete(rn__groups_t *gs, const Runnel__GroupDeleteRequest *r,
   runnel__group_event__init(&ev);
   ev.ev_case = RUNNEL__GROUP_EVENT__EV_REMOVE;
   ev.remove = &s;
-  pending_reply_t *p = pending_new(cb, ctx, st, r->group, PR_DELETE);
+  pending_reply_t *p = pending_new(cb, ctx, st, group, PR_DELETE);
   rn_err_t err = event_append(gs, &ev, on_state_durable, p);
   if (err) {
     pending_free(gs->eng, p);
-    return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", st->name, r->group, rn_strerror(err));
+    return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", st->name, group, rn_strerror(err));
   }
-  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s deleted", st->name, r->group);
+  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s deleted", st->name, group);
   group_remove(gs, g);
 }
 
-static void handle_reset(rn__groups_t *gs, const Runnel__GroupResetRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupReset without a body");
+void rn_groups_reset(rn_groups_t *gs, const rn_group_reset_req_t *r, rn_group_reply_cb cb, void *ctx) {
   rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   char msg[200];
   rn_err_t err = 0;
-  if (r->kind == RUNNEL__POSITION_KIND__POSITION_OFFSET) {
+  if (r->kind == RN_GROUP_POS_OFFSET) {
     if (r->value < 0) return reply_err(cb, ctx, RN_EINVAL, "offset must be >= 0");
   } else {
     err = check_start(r->kind, r->value, msg, sizeof(msg));
@@ -1542,7 +1510,7 @@ static void handle_reset(rn__groups_t *gs, const Runnel__GroupResetRequest *r, r
     return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); reset only works on a group without members",
                      st->name, r->group, g->nmembers);
   if (!g) {
-    g = group_create(gs, st, r->group, RUNNEL__POSITION_KIND__POSITION_LATEST, 0);
+    g = group_create(gs, st, r->group, RN_GROUP_POS_LATEST, 0);
     created = true;
   }
   /* Offsets past a shard's end are clamped to it. */
@@ -1551,7 +1519,7 @@ static void handle_reset(rn__groups_t *gs, const Runnel__GroupResetRequest *r, r
     for (size_t i = 0; i < r->n_shards && !pick; i++) pick = r->shards[i] == s;
     if (!pick) continue;
     int64_t v = r->value;
-    if (r->kind == RUNNEL__POSITION_KIND__POSITION_OFFSET) {
+    if (r->kind == RN_GROUP_POS_OFFSET) {
       uint64_t end = rn_log_end(st->shards[s].log);
       if ((uint64_t)v > end) v = (int64_t)end;
     }
@@ -1566,24 +1534,13 @@ static void handle_reset(rn__groups_t *gs, const Runnel__GroupResetRequest *r, r
   }
 }
 
-void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  rn__groups_t *gs = eng->groups;
-  switch (req->op_case) {
-  case RUNNEL__REQUEST__OP_GROUP_HEARTBEAT: return handle_heartbeat(gs, req->group_heartbeat, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_COMMIT: return handle_commit(gs, req->group_commit, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_CREATE: return handle_create(gs, req->group_create, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_LIST: return handle_list(gs, req->group_list, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_DESCRIBE: return handle_describe(gs, req->group_describe, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_DELETE: return handle_delete(gs, req->group_delete, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_RESET: return handle_reset(gs, req->group_reset, cb, ctx);
-  default: return reply_err(cb, ctx, RN_EUNKNOWNOP, "unknown group operation %d", (int)req->op_case);
-  }
-}
+/* Transitional, until groups reach the engine through rn_core.h: the
+ * engine's groups as the public handle. */
+rn_groups_t *rn__groups_of(rn_engine_t *eng) { return (rn_groups_t *)eng->groups; }
 
 /* ---- metrics ---------------------------------------------------------------------------- */
 
-void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg) {
-  const rn__groups_t *gs = eng->groups;
+void rn_groups_foreach_shard(const rn_groups_t *gs, rn_groups_shard_stats_fn fn, void *arg) {
   if (!gs) return;
   int64_t now = rn__now_ms();
   for (uint32_t i = 0; i < gs->ngroups; i++) {
@@ -1591,9 +1548,27 @@ void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats
     if (g->st->state != RN__STREAM_ACTIVE) continue;
     for (uint32_t s = 0; s < g->st->nshards; s++) {
       lag_t l = shard_lag(g, s, now);
-      rn_engine_group_stats_t st = {g->stream, g->name, s, g->nmembers, g->shards[s].ckpt, l.records, l.ms,
+      rn_groups_shard_stats_t st = {g->stream, g->name, s, g->nmembers, g->shards[s].ckpt, l.records, l.ms,
                                     l.known_pos};
       fn(arg, &st);
     }
   }
+}
+
+/* engine.h's name for the same walk (apps/admin/metrics.c). */
+typedef struct engine_stats_pass {
+  rn_engine_group_stats_fn fn;
+  void *arg;
+} engine_stats_pass_t;
+
+static void engine_stats_row(void *arg, const rn_groups_shard_stats_t *s) {
+  engine_stats_pass_t *p = arg;
+  rn_engine_group_stats_t es = {s->stream,      s->group,  s->shard, s->members, s->checkpoint,
+                                s->lag_records, s->lag_ms, s->checkpoint_known};
+  p->fn(p->arg, &es);
+}
+
+void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg) {
+  engine_stats_pass_t p = {fn, arg};
+  rn_groups_foreach_shard((const rn_groups_t *)eng->groups, engine_stats_row, &p);
 }
