@@ -55,16 +55,30 @@ typedef struct gmember {
   uint32_t pending;
 } gmember_t;
 
+/* Where a group stands in one shard. Transitions:
+ *   POS_NONE    -> POS_OFFSET   a checkpoint committed or replayed, a create or
+ *                               reset at EARLIEST, LATEST or OFFSET
+ *   POS_NONE    -> POS_AT_TIME  a create or reset at TIMESTAMP
+ *   POS_AT_TIME -> POS_OFFSET   the first commit (or a reset at an offset)
+ *   POS_OFFSET  -> POS_AT_TIME  a reset at TIMESTAMP
+ * A group never goes back to POS_NONE (a shard the group never had a
+ * position in: replay of a create that did not list it). */
+typedef enum pos_state {
+  POS_NONE,    /* no position: describe shows no checkpoint, lag unknown */
+  POS_OFFSET,  /* ckpt is the next offset to read */
+  POS_AT_TIME, /* at_ts: start at the first record at or after it; no offset yet */
+} pos_state_t;
+
 typedef struct gshard {
   gmember_t *owner;     /* holds it (granted, not yet released) */
   uint32_t owner_since; /* owner's epoch when granted */
   gmember_t *target;    /* the assignment */
   uint64_t revoke_since; /* uv_now when owner != target was first seen; 0 = not revoking */
-  bool has_ckpt;
+  pos_state_t pos;
   uint64_t ckpt;
   int64_t arrival_ms;
   int64_t commit_ms;
-  int64_t at_ts; /* != 0: start at this time, no offset yet */
+  int64_t at_ts; /* POS_AT_TIME: the time (ms, > 0); else 0 */
   /* Time lag: the broker arrival time of the batch holding offset
    * lag_from, read off the loop (lag jobs below). lag_from == LAG_NONE:
    * nothing read yet. lag_bad_from: an offset whose read failed (not
@@ -74,6 +88,17 @@ typedef struct gshard {
 } gshard_t;
 
 #define LAG_NONE UINT64_MAX
+
+/* A group's assignment. Transitions:
+ *   GROUP_STABLE    -> GROUP_REBALANCE  a member joined, left, expired or was
+ *                                       fenced (member_remove, join)
+ *   GROUP_REBALANCE -> GROUP_STABLE     the next heartbeat recomputed the
+ *                                       targets (recompute)
+ * A new group starts STABLE (no members, no targets). */
+typedef enum group_state {
+  GROUP_STABLE,    /* every shard's target is current */
+  GROUP_REBALANCE, /* membership changed: recompute the targets before answering */
+} group_state_t;
 
 typedef struct group {
   char *stream;
@@ -86,7 +111,7 @@ typedef struct group {
   gmember_t **members;
   uint32_t nmembers, members_cap;
   gshard_t *shards; /* st->nshards */
-  bool dirty;       /* membership changed: recompute targets */
+  group_state_t state;
 } group_t;
 
 struct rn_groups {
@@ -199,7 +224,7 @@ static void member_remove(group_t *g, gmember_t *m) {
       break;
     }
   member_free(m);
-  g->dirty = true;
+  g->state = GROUP_REBALANCE;
 }
 
 /* ---- lag ------------------------------------------------------------------------------ *
@@ -232,7 +257,7 @@ static lag_t shard_lag(const group_t *g, uint32_t s, int64_t now_ms) {
   lag_t l = {0};
   l.start = sh->log ? rn_log_start(sh->log) : 0;
   l.end = sh->log ? rn_log_end(sh->log) : 0;
-  l.known_pos = gsh->has_ckpt && !gsh->at_ts;
+  l.known_pos = gsh->pos == POS_OFFSET;
   l.from = l.start;
   if (l.known_pos && gsh->ckpt > l.from) l.from = gsh->ckpt;
   l.records = l.end > l.from ? l.end - l.from : 0;
@@ -497,7 +522,7 @@ static void fill_state_ckpts(rn__arena_t *a, Runnel__GroupState *s, const group_
   s->checkpoints = rn__arena_alloc(a, n * sizeof(*s->checkpoints));
   for (uint32_t i = 0; i < n; i++) {
     const gshard_t *gsh = &g->shards[i];
-    if (!gsh->has_ckpt) continue;
+    if (gsh->pos == POS_NONE) continue;
     Runnel__GroupCheckpointState *c = rn__arena_alloc(a, sizeof(*c));
     runnel__group_checkpoint_state__init(c);
     c->shard = i;
@@ -512,7 +537,7 @@ static void fill_state_ckpts(rn__arena_t *a, Runnel__GroupState *s, const group_
 static void apply_ckpt(group_t *g, const Runnel__GroupCheckpointState *c) {
   if (c->shard >= g->st->nshards) return;
   gshard_t *gsh = &g->shards[c->shard];
-  gsh->has_ckpt = true;
+  gsh->pos = c->at_timestamp ? POS_AT_TIME : POS_OFFSET;
   gsh->ckpt = c->offset;
   gsh->arrival_ms = c->arrival_ms;
   gsh->commit_ms = c->commit_ms;
@@ -856,7 +881,7 @@ static void recompute(group_t *g) {
   free(in);
   free(target);
   free(scratch);
-  g->dirty = false;
+  g->state = GROUP_STABLE;
 }
 
 /* Where a member starts reading shard s. */
@@ -864,11 +889,11 @@ static void start_position(const group_t *g, uint32_t s, rn_group_assignment_t *
   const gshard_t *gsh = &g->shards[s];
   const rn_log_t *log = g->st->shards[s].log;
   a->shard = s;
-  if (gsh->has_ckpt && gsh->at_ts) {
+  if (gsh->pos == POS_AT_TIME) {
     a->kind = RN_GROUP_POS_TIMESTAMP;
     a->value = gsh->at_ts;
   } else {
-    uint64_t off = gsh->has_ckpt ? gsh->ckpt : 0, lo = log ? rn_log_start(log) : 0, hi = log ? rn_log_end(log) : 0;
+    uint64_t off = gsh->pos == POS_OFFSET ? gsh->ckpt : 0, lo = log ? rn_log_start(log) : 0, hi = log ? rn_log_end(log) : 0;
     if (off < lo) off = lo;
     if (off > hi) off = hi; /* records lost with durability none: do not wait for offsets past the end */
     a->kind = RN_GROUP_POS_OFFSET;
@@ -894,7 +919,7 @@ static rn_err_t check_start(rn_group_pos_t kind, int64_t value, char *msg, size_
 static void set_position(group_t *g, uint32_t s, rn_group_pos_t kind, int64_t value) {
   gshard_t *gsh = &g->shards[s];
   const rn_log_t *log = g->st->shards[s].log;
-  gsh->has_ckpt = true;
+  gsh->pos = POS_OFFSET;
   gsh->arrival_ms = 0;
   gsh->commit_ms = 0;
   gsh->at_ts = 0;
@@ -903,6 +928,7 @@ static void set_position(group_t *g, uint32_t s, rn_group_pos_t kind, int64_t va
   case RN_GROUP_POS_TIMESTAMP:
     gsh->ckpt = 0;
     gsh->at_ts = value;
+    if (value) gsh->pos = POS_AT_TIME; /* check_start made sure it is > 0 */
     break;
   case RN_GROUP_POS_OFFSET: gsh->ckpt = (uint64_t)value; break;
   default: gsh->ckpt = 0; break; /* earliest: clamped to the log start when handed out */
@@ -1126,7 +1152,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
       if (!g->members) abort();
     }
     g->members[g->nmembers++] = m;
-    g->dirty = true;
+    g->state = GROUP_REBALANCE;
     rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
                 g->nmembers);
   } else {
@@ -1152,7 +1178,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
   for (uint32_t s = 0; s < n; s++)
     if (g->shards[s].owner == m && !owned[s]) g->shards[s].owner = NULL;
   free(owned);
-  if (g->dirty) recompute(g);
+  if (g->state == GROUP_REBALANCE) recompute(g);
   /* Grant free shards meant for m; list what m may hold. */
   uint32_t *list = xcalloc(n, sizeof(uint32_t)), nlist = 0, pending = 0;
   bool changed = false;
@@ -1386,7 +1412,7 @@ static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages) {
     rn_group_shard_info_t *si = &x->shards[s];
     si->shard = s;
     si->owner = gsh->owner ? gsh->owner->id : "";
-    si->has_checkpoint = gsh->has_ckpt && !gsh->at_ts;
+    si->has_checkpoint = gsh->pos == POS_OFFSET;
     si->checkpoint = gsh->ckpt;
     si->checkpoint_ms = gsh->commit_ms;
     lag_t l = shard_lag(g, s, now_ms);
