@@ -1,14 +1,20 @@
 /*
- * group.c — consumer groups in the broker: membership (join, heartbeat,
+ * group.c — consumer groups (rn_groups.h): membership (join, heartbeat,
  * leave, session expiry), the assignment (group_assign.c) applied with
  * revoke-before-reassign, member epochs that fence stale commits, durable
  * checkpoints and lag. docs/groups.md describes the behaviour; the wire
  * messages are in proto/runnel.proto.
  *
+ * Core: reached only through rn_core.h. Groups are core's RN_SUB_GROUPS
+ * listener (tick, stream deleting, shard opened/closing, close), keep
+ * their per-shard state on core's shard slot (gshard_t, one per group of
+ * the shard's stream) and answer through rn_groups.h's C API; protobuf is
+ * only groups' storage format (GroupEvent, GroupsSnapshot).
+ *
  * State: in memory, per group: members and, per shard, the holder, the
  * target member and the checkpoint. Checkpoints, creates and deletes are
  * GroupEvent records in an internal log (<data_dir>/groups/log, an rn_log_t
- * in sync mode on the engine's rn_io_t: one fdatasync covers every commit
+ * in sync mode on core's rn_io_t: one fdatasync covers every commit
  * that arrived meanwhile, so committing every second per shard costs one
  * small append). The log is compacted by a snapshot (<data_dir>/groups/
  * snapshot, GroupsSnapshot, replaced atomically on the thread pool) after
@@ -29,17 +35,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xxhash.h>
 
-#include "core_int.h"
-#include "engine.h"
+#include "rn_core.h"
+#include "rn_fs.h"
 #include "group_assign.h"
 #include "rn_groups.h"
 #include "runnel/batch.h"
 #include "runnel/keys.h"
+#include "runnel.pb-c.h"
 
 #define DEFAULT_SESSION_MS 10000u
 #define MIN_SESSION_MS 500u
@@ -70,7 +76,14 @@ typedef enum pos_state {
   POS_AT_TIME, /* at_ts: start at the first record at or after it; no offset yet */
 } pos_state_t;
 
+/* One group's state in one shard. It hangs off the shard (core's
+ * RN_SUB_GROUPS slot holds the list of the shard's groups), not off an
+ * array sized by the stream's shard count: a group reaches it with
+ * gsh_of(g, s), and a shard that core opens later gets one for every group
+ * of its stream (on_shard_opened). */
 typedef struct gshard {
+  struct group *grp;   /* whose position this is */
+  struct gshard *next; /* the shard's next group */
   gmember_t *owner;     /* holds it (granted, not yet released) */
   uint32_t owner_since; /* owner's epoch when granted */
   gmember_t *target;    /* the assignment */
@@ -104,19 +117,18 @@ typedef enum group_state {
 typedef struct group {
   char *stream;
   uint64_t uid;
-  rn_stream_t *st; /* valid while the group exists (dropped with the stream) */
+  rn_core_stream_t *st; /* valid while the group exists (dropped with the stream) */
   char *name;
   rn_group_pos_t start_kind;
   int64_t start_value;
   int64_t created_ms;
   gmember_t **members;
   uint32_t nmembers, members_cap;
-  gshard_t *shards; /* st->nshards */
   group_state_t state;
 } group_t;
 
 struct rn_groups {
-  rn_engine_t *eng;
+  rn_core_t *core;
   bool lag_refreshing; /* the tick's lag job is on the thread pool */
   char *dir;
   rn_log_t *log;
@@ -142,6 +154,64 @@ static void *xcalloc(size_t n, size_t sz) {
   if (!p) abort();
   return p;
 }
+
+/* Short-lived allocations for building one protobuf message (an event,
+ * the snapshot): each zeroed, all freed together by tmp_free. */
+typedef struct tmp {
+  void **p;
+  size_t n, cap;
+} tmp_t;
+
+static void *tmp_alloc(tmp_t *t, size_t n) {
+  if (t->n == t->cap) {
+    t->cap = t->cap ? 2 * t->cap : 16;
+    t->p = realloc(t->p, t->cap * sizeof(*t->p));
+    if (!t->p) abort();
+  }
+  return t->p[t->n++] = xcalloc(1, n);
+}
+
+static void tmp_free(tmp_t *t) {
+  for (size_t i = 0; i < t->n; i++) free(t->p[i]);
+  free(t->p);
+  *t = (tmp_t){0};
+}
+
+static int64_t now_ms(const rn_groups_t *gs) { return rn_core_now_ms(gs->core); }
+
+/* Group g's state in shard s (< the stream's shard count): always there,
+ * from group_add to group_free. */
+static gshard_t *gsh_of(const group_t *g, uint32_t s) {
+  rn_core_shard_t *sh = rn_core_stream_shard(g->st, s);
+  for (gshard_t *x = sh ? rn_core_shard_slot(sh, RN_SUB_GROUPS) : NULL; x; x = x->next)
+    if (x->grp == g) return x;
+  fprintf(stderr, "groups: group %s/%s has no state in shard %u\n", g->stream, g->name, s);
+  abort(); /* an invariant, kept in release builds too */
+}
+
+/* Give g its state in shard sh (idempotent). */
+static void gsh_attach(group_t *g, rn_core_shard_t *sh) {
+  gshard_t *head = rn_core_shard_slot(sh, RN_SUB_GROUPS);
+  for (gshard_t *x = head; x; x = x->next)
+    if (x->grp == g) return;
+  gshard_t *x = xcalloc(1, sizeof(*x));
+  x->grp = g;
+  x->lag_from = x->lag_bad_from = LAG_NONE;
+  x->next = head;
+  rn_core_shard_set_slot(sh, RN_SUB_GROUPS, x);
+}
+
+static void gsh_detach(group_t *g, rn_core_shard_t *sh) {
+  gshard_t *head = rn_core_shard_slot(sh, RN_SUB_GROUPS), **pp = &head;
+  while (*pp && (*pp)->grp != g) pp = &(*pp)->next;
+  if (!*pp) return;
+  gshard_t *x = *pp;
+  *pp = x->next;
+  free(x);
+  rn_core_shard_set_slot(sh, RN_SUB_GROUPS, head);
+}
+
+static rn_log_t *shard_log(rn_core_stream_t *st, uint32_t s) { return rn_core_shard_log(rn_core_stream_shard(st, s)); }
 
 static void reply_err(rn_group_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -173,21 +243,20 @@ static void member_free(gmember_t *m) {
 
 static void group_free(group_t *g) {
   for (uint32_t i = 0; i < g->nmembers; i++) member_free(g->members[i]);
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) gsh_detach(g, rn_core_stream_shard(g->st, s));
   free(g->members);
-  free(g->shards);
   free(g->stream);
   free(g->name);
   free(g);
 }
 
-static group_t *group_add(rn_groups_t *gs, rn_stream_t *st, const char *name) {
+static group_t *group_add(rn_groups_t *gs, rn_core_stream_t *st, const char *name) {
   group_t *g = xcalloc(1, sizeof(*g));
-  g->stream = xstrdup(st->name);
-  g->uid = st->uid;
+  g->stream = xstrdup(rn_core_stream_name(st));
+  g->uid = rn_core_stream_uid(st);
   g->st = st;
   g->name = xstrdup(name);
-  g->shards = xcalloc(st->nshards, sizeof(*g->shards));
-  for (uint32_t s = 0; s < st->nshards; s++) g->shards[s].lag_from = g->shards[s].lag_bad_from = LAG_NONE;
+  for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) gsh_attach(g, rn_core_stream_shard(st, s));
   if (gs->ngroups == gs->cap) {
     gs->cap = gs->cap ? gs->cap * 2 : 8;
     gs->groups = realloc(gs->groups, gs->cap * sizeof(*gs->groups));
@@ -214,9 +283,9 @@ static gmember_t *member_find(group_t *g, const char *id) {
 
 /* Remove a member: its shards are free at once. */
 static void member_remove(group_t *g, gmember_t *m) {
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
-    if (g->shards[s].owner == m) g->shards[s].owner = NULL;
-    if (g->shards[s].target == m) g->shards[s].target = NULL;
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
+    if (gsh_of(g, s)->owner == m) gsh_of(g, s)->owner = NULL;
+    if (gsh_of(g, s)->target == m) gsh_of(g, s)->target = NULL;
   }
   for (uint32_t i = 0; i < g->nmembers; i++)
     if (g->members[i] == m) {
@@ -253,11 +322,11 @@ typedef struct lag {
 } lag_t;
 
 static lag_t shard_lag(const group_t *g, uint32_t s, int64_t now_ms) {
-  const rn_shard_t *sh = &g->st->shards[s];
-  const gshard_t *gsh = &g->shards[s];
+  const rn_core_shard_t *sh = rn_core_stream_shard(g->st, s);
+  const gshard_t *gsh = gsh_of(g, s);
   lag_t l = {0};
-  l.start = sh->log ? rn_log_start(sh->log) : 0;
-  l.end = sh->log ? rn_log_end(sh->log) : 0;
+  l.start = rn_core_shard_start_offset(sh);
+  l.end = rn_core_shard_end_offset(sh);
   l.known_pos = gsh->pos == POS_OFFSET;
   l.from = l.start;
   if (l.known_pos && gsh->ckpt > l.from) l.from = gsh->ckpt;
@@ -276,13 +345,13 @@ static lag_t shard_lag(const group_t *g, uint32_t s, int64_t now_ms) {
 
 /* Whether shard s of g needs an arrival read for its current position. */
 static bool lag_stale(const group_t *g, uint32_t s, const lag_t *l) {
-  const gshard_t *gsh = &g->shards[s];
+  const gshard_t *gsh = gsh_of(g, s);
   return l->known_pos && l->records > 0 && gsh->lag_from != l->from && gsh->lag_bad_from != l->from &&
-         g->st->shards[s].log != NULL;
+         rn_core_shard_log(rn_core_stream_shard(g->st, s)) != NULL;
 }
 
 typedef struct lag_part {
-  rn_stream_t *st; /* referenced (st->refs) until the job is done */
+  rn_core_stream_t *st; /* referenced (st->refs) until the job is done */
   char *group;     /* looked up again at the end: it may be gone */
   uint32_t shard;
   uint64_t offset;
@@ -298,7 +367,7 @@ typedef struct lag_job {
   /* a describe waiting for the reads (cb NULL: none) */
   rn_group_reply_cb cb;
   void *ctx;
-  rn_stream_t *st; /* the described group's stream (one of the parts' refs) */
+  rn_core_stream_t *st; /* the described group's stream (one of the parts' refs) */
   char *group;
   size_t n, cap;
   lag_part_t *parts;
@@ -369,16 +438,16 @@ static void reply_describe(rn_groups_t *gs, const group_t *g, bool ages, rn_grou
 static void lag_after(uv_work_t *w, int status) {
   lag_job_t *j = w->data;
   rn_groups_t *gs = j->gs;
-  rn_engine_t *eng = gs->eng;
-  int64_t now = rn__now_ms();
+  rn_core_t *core = gs->core;
+  int64_t now = now_ms(gs);
   for (size_t i = 0; i < j->n; i++) {
     lag_part_t *p = &j->parts[i];
-    rn_shard_t *sh = &p->st->shards[p->shard];
-    if (p->span.seg && sh->log) rn_log_span_release(sh->log, &p->span);
+    rn_log_t *log = shard_log(p->st, p->shard);
+    if (p->span.seg && log) rn_log_span_release(log, &p->span);
     if (status && !p->err) p->err = RN_EIO;
-    group_t *g = p->st->state == RN__STREAM_ACTIVE ? group_find(gs, p->st->name, p->st->uid, p->group) : NULL;
-    if (g && p->shard < g->st->nshards) {
-      gshard_t *gsh = &g->shards[p->shard];
+    group_t *g = rn_core_stream_state(p->st) == RN_CORE_STREAM_ACTIVE ? group_find(gs, rn_core_stream_name(p->st), rn_core_stream_uid(p->st), p->group) : NULL;
+    if (g && p->shard < rn_core_stream_nshards(g->st)) {
+      gshard_t *gsh = gsh_of(g, p->shard);
       lag_t l = shard_lag(g, p->shard, now);
       if (!p->err && (gsh->lag_from != l.from || p->offset == l.from)) {
         gsh->lag_from = p->offset;
@@ -389,21 +458,21 @@ static void lag_after(uv_work_t *w, int status) {
     }
   }
   if (j->cb) {
-    group_t *g = j->st->state == RN__STREAM_ACTIVE ? group_find(gs, j->st->name, j->st->uid, j->group) : NULL;
+    group_t *g = rn_core_stream_state(j->st) == RN_CORE_STREAM_ACTIVE ? group_find(gs, rn_core_stream_name(j->st), rn_core_stream_uid(j->st), j->group) : NULL;
     if (g)
       reply_describe(gs, g, true, j->cb, j->ctx);
     else
-      reply_err(j->cb, j->ctx, RN_ENOGROUP, "group %s/%s was deleted", j->st->name, j->group);
+      reply_err(j->cb, j->ctx, RN_ENOGROUP, "group %s/%s was deleted", rn_core_stream_name(j->st), j->group);
   }
   if (j->tick) gs->lag_refreshing = false;
   for (size_t i = 0; i < j->n; i++) {
     free(j->parts[i].group);
-    rn__stream_unref(eng, j->parts[i].st);
+    rn_core_stream_unref(j->parts[i].st);
   }
   free(j->parts);
   free(j->group);
   free(j);
-  eng->pending_work--;
+  rn_core_work_end(core);
 }
 
 /* Add a read of g's shard s at l->from to j (plans it on the loop). */
@@ -416,30 +485,30 @@ static void lag_job_add(lag_job_t *j, group_t *g, uint32_t s, const lag_t *l) {
   lag_part_t *p = &j->parts[j->n++];
   memset(p, 0, sizeof(*p));
   p->st = g->st;
-  p->st->refs++;
+  rn_core_stream_ref(p->st);
   p->group = xstrdup(g->name);
   p->shard = s;
   p->offset = l->from;
-  p->err = rn_log_span_plan(g->st->shards[s].log, l->from, &p->span);
+  p->err = rn_log_span_plan(rn_core_shard_log(rn_core_stream_shard(g->st, s)), l->from, &p->span);
 }
 
 /* Read what j plans; lag_after runs in any case (also when nothing is to
  * be read or the pool refuses). Takes j. */
 static void lag_job_start(rn_groups_t *gs, lag_job_t *j) {
-  gs->eng->pending_work++;
+  rn_core_work_begin(gs->core);
   j->work.data = j;
-  if (j->n == 0 || uv_queue_work(gs->eng->loop, &j->work, lag_work, lag_after) != 0) lag_after(&j->work, j->n ? UV_EIO : 0);
+  if (j->n == 0 || uv_queue_work(rn_core_loop(gs->core), &j->work, lag_work, lag_after) != 0) lag_after(&j->work, j->n ? UV_EIO : 0);
 }
 
 /* The tick: one job for every stale position, at most one job at a time. */
 static void lag_refresh(rn_groups_t *gs) {
   if (gs->lag_refreshing) return;
   lag_job_t *j = NULL;
-  int64_t now = rn__now_ms();
+  int64_t now = now_ms(gs);
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     group_t *g = gs->groups[i];
-    if (g->st->state != RN__STREAM_ACTIVE) continue;
-    for (uint32_t s = 0; s < g->st->nshards; s++) {
+    if (rn_core_stream_state(g->st) != RN_CORE_STREAM_ACTIVE) continue;
+    for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
       lag_t l = shard_lag(g, s, now);
       if (!lag_stale(g, s, &l)) continue;
       if (!j) {
@@ -470,7 +539,7 @@ static void on_event_durable(void *arg, rn_err_t err, uint64_t base) {
   event_job_t *j = arg;
   rn_groups_t *gs = j->gs;
   gs->inflight--;
-  gs->eng->pending_work--;
+  rn_core_work_end(gs->core);
   j->done(gs, j->arg, err);
   free(j);
 }
@@ -485,7 +554,7 @@ static rn_err_t event_append(rn_groups_t *gs, const Runnel__GroupEvent *ev, even
   rn_batch_builder_t b;
   rn_batch_builder_init(&b);
   rn_record_t rec = {0};
-  rec.timestamp = rn__now_ms();
+  rec.timestamp = now_ms(gs);
   rec.value = buf;
   rec.value_len = n;
   const uint8_t *out;
@@ -506,7 +575,7 @@ static rn_err_t event_append(rn_groups_t *gs, const Runnel__GroupEvent *ev, even
   free(buf);
   if (!err) {
     gs->inflight++;
-    gs->eng->pending_work++;
+    rn_core_work_begin(gs->core);
   }
   return err;
 }
@@ -518,13 +587,13 @@ static void fill_state_keys(Runnel__GroupState *s, const group_t *g) {
 }
 
 /* Checkpoint messages of every shard of g into arrays from the arena. */
-static void fill_state_ckpts(rn__arena_t *a, Runnel__GroupState *s, const group_t *g) {
-  uint32_t n = g->st->nshards;
-  s->checkpoints = rn__arena_alloc(a, n * sizeof(*s->checkpoints));
+static void fill_state_ckpts(tmp_t *a, Runnel__GroupState *s, const group_t *g) {
+  uint32_t n = rn_core_stream_nshards(g->st);
+  s->checkpoints = tmp_alloc(a, n * sizeof(*s->checkpoints));
   for (uint32_t i = 0; i < n; i++) {
-    const gshard_t *gsh = &g->shards[i];
+    const gshard_t *gsh = gsh_of(g, i);
     if (gsh->pos == POS_NONE) continue;
-    Runnel__GroupCheckpointState *c = rn__arena_alloc(a, sizeof(*c));
+    Runnel__GroupCheckpointState *c = tmp_alloc(a, sizeof(*c));
     runnel__group_checkpoint_state__init(c);
     c->shard = i;
     c->offset = gsh->ckpt;
@@ -536,8 +605,8 @@ static void fill_state_ckpts(rn__arena_t *a, Runnel__GroupState *s, const group_
 }
 
 static void apply_ckpt(group_t *g, const Runnel__GroupCheckpointState *c) {
-  if (c->shard >= g->st->nshards) return;
-  gshard_t *gsh = &g->shards[c->shard];
+  if (c->shard >= rn_core_stream_nshards(g->st)) return;
+  gshard_t *gsh = gsh_of(g, c->shard);
   gsh->pos = c->at_timestamp ? POS_AT_TIME : POS_OFFSET;
   gsh->ckpt = c->offset;
   gsh->arrival_ms = c->arrival_ms;
@@ -549,8 +618,8 @@ static void apply_ckpt(group_t *g, const Runnel__GroupCheckpointState *c) {
 static void apply_event(rn_groups_t *gs, const Runnel__GroupEvent *ev) {
   const Runnel__GroupState *s = ev->create ? ev->create : ev->checkpoints ? ev->checkpoints : ev->remove;
   if (!s || !s->stream || !s->group) return;
-  rn_stream_t *st = rn__stream_find(gs->eng, s->stream);
-  if (!st || st->uid != s->stream_uid) return; /* the stream is gone */
+  rn_core_stream_t *st = rn_core_stream_find(gs->core, s->stream);
+  if (!st || rn_core_stream_uid(st) != s->stream_uid) return; /* the stream is gone */
   group_t *g = group_find(gs, s->stream, s->stream_uid, s->group);
   switch (ev->ev_case) {
   case RUNNEL__GROUP_EVENT__EV_CREATE:
@@ -591,10 +660,10 @@ static void snap_after(uv_work_t *w, int status) {
   (void)status;
   snap_job_t *j = w->data;
   rn_groups_t *gs = j->gs;
-  gs->eng->pending_work--;
+  rn_core_work_end(gs->core);
   gs->snap_active = false;
   if (j->err) {
-    rn__eng_say(gs->eng, RN_LOG_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
+    rn_core_log(gs->core, RN_LOG_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
                 rn_strerror(j->err));
   } else {
     gs->snap_offset = j->offset;
@@ -607,14 +676,14 @@ static void snap_after(uv_work_t *w, int status) {
 /* Serialize every group (memory holds exactly the durable checkpoints) and
  * the offset below which the log's events are all included. */
 static rn_err_t snapshot_pack(rn_groups_t *gs, uint64_t offset, uint8_t **buf, size_t *len) {
-  rn__arena_t a = {0};
+  tmp_t a = {0};
   Runnel__GroupsSnapshot snap;
   runnel__groups_snapshot__init(&snap);
   snap.log_offset = offset;
-  snap.groups = rn__arena_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
+  snap.groups = tmp_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
-    Runnel__GroupState *s = rn__arena_alloc(&a, sizeof(*s));
+    Runnel__GroupState *s = tmp_alloc(&a, sizeof(*s));
     runnel__group_state__init(s);
     fill_state_keys(s, g);
     s->start_kind = (Runnel__PositionKind)g->start_kind;
@@ -626,14 +695,14 @@ static rn_err_t snapshot_pack(rn_groups_t *gs, uint64_t offset, uint8_t **buf, s
   *len = runnel__groups_snapshot__get_packed_size(&snap);
   *buf = malloc(*len ? *len : 1);
   if (*buf) runnel__groups_snapshot__pack(&snap, *buf);
-  rn__arena_free(&a);
+  tmp_free(&a);
   return *buf ? 0 : RN_ENOMEM;
 }
 
 static void maybe_compact(rn_groups_t *gs) {
   if (gs->snap_offset) rn_log_delete_below(gs->log, gs->snap_offset);
   /* Compact when the log holds more than two segments' worth. */
-  if (gs->snap_active || gs->inflight || rn_log_size_bytes(gs->log) < 2 * gs->eng->opts.group_segment_bytes) return;
+  if (gs->snap_active || gs->inflight || rn_log_size_bytes(gs->log) < 2 * rn_core_options(gs->core)->group_segment_bytes) return;
   uint64_t offset = rn_log_end(gs->log); /* nothing in flight: every event below is applied */
   if (offset <= gs->snap_offset) return;
   snap_job_t *j = calloc(1, sizeof(*j));
@@ -641,36 +710,39 @@ static void maybe_compact(rn_groups_t *gs) {
   j->gs = gs;
   j->offset = offset;
   j->work.data = j;
-  if (snapshot_pack(gs, offset, &j->buf, &j->len) || uv_queue_work(gs->eng->loop, &j->work, snap_work, snap_after)) {
+  if (snapshot_pack(gs, offset, &j->buf, &j->len) || uv_queue_work(rn_core_loop(gs->core), &j->work, snap_work, snap_after)) {
     free(j->buf);
     free(j);
     return;
   }
   gs->snap_active = true;
-  gs->eng->pending_work++;
+  rn_core_work_begin(gs->core);
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
 static void log_logger(void *arg, rn_log_level_t level, const char *msg) {
-  rn__eng_say(arg, level, "groups: %s", msg);
+  rn_core_log(arg, level, "groups: %s", msg);
 }
 
+/* Read the snapshot through rn_fs (no snapshot: nothing to load). */
 static rn_err_t load_snapshot(rn_groups_t *gs, char *why, size_t whylen) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/snapshot", gs->dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) return 0;
-  struct stat sb;
-  if (fstat(fileno(f), &sb)) {
-    fclose(f);
+  rn_fs_t *fs = rn_fs_posix();
+  rn_file_t *f = NULL;
+  if (fs->open(fs, path, RN_FS_RDONLY, &f)) return 0;
+  uint64_t size = 0;
+  if (fs->size(f, &size)) {
+    fs->close(f);
     snprintf(why, whylen, "cannot stat %s", path);
     return RN_EIO;
   }
-  uint8_t *buf = malloc(sb.st_size ? (size_t)sb.st_size : 1);
-  size_t got = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-  fclose(f);
-  Runnel__GroupsSnapshot *snap = buf && got == (size_t)sb.st_size ? runnel__groups_snapshot__unpack(NULL, got, buf) : NULL;
+  uint8_t *buf = malloc(size ? (size_t)size : 1);
+  size_t got = 0;
+  if (buf && fs->pread(f, buf, (size_t)size, 0, &got)) got = 0;
+  fs->close(f);
+  Runnel__GroupsSnapshot *snap = buf && got == (size_t)size ? runnel__groups_snapshot__unpack(NULL, got, buf) : NULL;
   free(buf);
   if (!snap) {
     snprintf(why, whylen, "%s is damaged (not a GroupsSnapshot); refusing to start rather than lose checkpoints", path);
@@ -750,28 +822,110 @@ static rn_err_t replay(rn_groups_t *gs, char *why, size_t whylen) {
   return err;
 }
 
-rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
+/* ---- life: open, core's events, close ---------------------------------------------------- *
+ *
+ * rn_groups_open registers groups as core's RN_SUB_GROUPS listener; from
+ * then on core drives it: tick (session expiry, the log's timers,
+ * compaction, lag), stream_deleting (the stream's groups go), shard_opened
+ * (a shard of a stream with groups gets their state), and close
+ * (rn_core_close, after every thread-pool job finished: the log closes,
+ * everything is freed and the listener removed). */
+
+static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now);
+static void lag_refresh(rn_groups_t *gs);
+
+static void on_tick(void *arg) {
+  rn_groups_t *gs = arg;
+  uint64_t now = uv_now(rn_core_loop(gs->core));
+  for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
+  rn_log_tick(gs->log, now_ms(gs));
+  maybe_compact(gs);
+  lag_refresh(gs);
+}
+
+/* The stream is being deleted: drop its groups (replay drops the groups of
+ * streams that no longer exist, so nothing is written). */
+static void on_stream_deleting(void *arg, rn_core_stream_t *st) {
+  rn_groups_t *gs = arg;
+  for (uint32_t i = 0; i < gs->ngroups;) {
+    group_t *g = gs->groups[i];
+    if (g->st == st) {
+      group_remove(gs, g);
+    } else {
+      i++;
+    }
+  }
+}
+
+/* A shard opened (resharding, later): every group of its stream gets its
+ * state there. At registration (no groups yet) and for a new stream this
+ * finds none. */
+static void on_shard_opened(void *arg, rn_core_shard_t *sh) {
+  rn_groups_t *gs = arg;
+  rn_core_stream_t *st = rn_core_shard_stream(sh);
+  for (uint32_t i = 0; i < gs->ngroups; i++)
+    if (gs->groups[i]->st == st) gsh_attach(gs->groups[i], sh);
+}
+
+/* A shard is about to be freed. Its stream's groups went at
+ * stream_deleting (or at close), so the slot is empty; free what a shard
+ * opened later might still hold. */
+static void on_shard_closing(void *arg, rn_core_shard_t *sh) {
+  (void)arg;
+  gshard_t *x = rn_core_shard_slot(sh, RN_SUB_GROUPS);
+  while (x) {
+    gshard_t *next = x->next;
+    free(x);
+    x = next;
+  }
+  rn_core_shard_set_slot(sh, RN_SUB_GROUPS, NULL);
+}
+
+static void groups_free(rn_groups_t *gs) {
+  while (gs->ngroups) group_remove(gs, gs->groups[0]);
+  free(gs->groups);
+  free(gs->dir);
+  free(gs);
+}
+
+/* rn_core_close: no append or job is in flight (core waited for its work
+ * count). Blocking. */
+static rn_err_t on_close(void *arg) {
+  rn_groups_t *gs = arg;
+  rn_core_t *core = gs->core;
+  rn_err_t err = rn_log_close(gs->log);
+  groups_free(gs);
+  rn_core_listen(core, RN_SUB_GROUPS, NULL); /* nothing of groups' is left on the shards */
+  return err;
+}
+
+rn_err_t rn_groups_open(rn_core_t *core, rn_groups_t **out, char *why, size_t whylen) {
+  char scratch[8];
+  if (!why) why = scratch, whylen = sizeof scratch;
+  why[0] = 0;
   rn_groups_t *gs = xcalloc(1, sizeof(*gs));
-  gs->eng = eng;
-  size_t n = strlen(eng->data_dir) + 16;
+  gs->core = core;
+  const char *data_dir = rn_core_data_dir(core);
+  size_t n = strlen(data_dir) + 16;
   gs->dir = xcalloc(n, 1);
-  snprintf(gs->dir, n, "%s/groups", eng->data_dir);
-  gs->nonce = XXH3_64bits_withSeed(gs->dir, strlen(gs->dir), (uint64_t)rn__now_ms() ^ ((uint64_t)getpid() << 32));
+  snprintf(gs->dir, n, "%s/groups", data_dir);
+  gs->nonce = XXH3_64bits_withSeed(gs->dir, strlen(gs->dir), (uint64_t)now_ms(gs) ^ ((uint64_t)getpid() << 32));
   rn_err_t err = rn_fs_posix()->mkdirs(rn_fs_posix(), gs->dir);
   if (err) {
     snprintf(why, whylen, "cannot create %s: %s", gs->dir, rn_strerror(err));
     goto fail;
   }
+  uint64_t seg = rn_core_options(core)->group_segment_bytes;
   rn_log_opts_t lo;
   rn_log_opts_default(&lo);
   lo.durability = RN_DURABILITY_SYNC;
-  lo.segment_bytes = eng->opts.group_segment_bytes ? eng->opts.group_segment_bytes : (4u << 20);
+  lo.segment_bytes = seg ? seg : (4u << 20);
   lo.logger = log_logger;
-  lo.logger_arg = eng;
+  lo.logger_arg = core;
   char logdir[4200];
   snprintf(logdir, sizeof(logdir), "%s/log", gs->dir);
   rn_log_recovery_t rec;
-  err = rn_log_open(eng->io, logdir, &lo, &gs->log, &rec);
+  err = rn_log_open(rn_core_io(core), logdir, &lo, &gs->log, &rec);
   if (err) {
     snprintf(why, whylen, "groups: checkpoint log %s: %s", logdir, rec.message[0] ? rec.message : rn_strerror(err));
     goto fail;
@@ -779,44 +933,27 @@ rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
   err = load_snapshot(gs, why, whylen);
   if (!err) err = replay(gs, why, whylen);
   if (err) goto fail;
-  eng->groups = (rn__groups_t *)gs;
-  if (gs->ngroups) rn__eng_say(eng, RN_LOG_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
+  rn_core_listener_t l = {
+      .stream_deleting = on_stream_deleting,
+      .shard_opened = on_shard_opened,
+      .shard_closing = on_shard_closing,
+      .tick = on_tick,
+      .close = on_close,
+      .arg = gs,
+  };
+  rn_core_listen(core, RN_SUB_GROUPS, &l);
+  if (gs->ngroups) rn_core_log(core, RN_LOG_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
+  *out = gs;
   return 0;
 fail:
+  if (!why[0]) snprintf(why, whylen, "groups: %s", rn_strerror(err));
   if (gs->log) rn_log_close(gs->log);
-  while (gs->ngroups) group_remove(gs, gs->groups[0]);
-  free(gs->groups);
-  free(gs->dir);
-  free(gs);
+  groups_free(gs);
   return err;
 }
 
-rn_err_t rn__groups_close(rn_engine_t *eng) {
-  rn_groups_t *gs = rn__groups_of(eng);
-  if (!gs) return 0;
-  rn_err_t err = rn_log_close(gs->log);
-  while (gs->ngroups) group_remove(gs, gs->groups[0]);
-  free(gs->groups);
-  free(gs->dir);
-  free(gs);
-  eng->groups = NULL;
-  return err;
-}
+rn_groups_t *rn_groups_of(const rn_core_t *core) { return rn_core_listener_arg(core, RN_SUB_GROUPS); }
 
-void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st) {
-  rn_groups_t *gs = rn__groups_of(eng);
-  if (!gs) return;
-  for (uint32_t i = 0; i < gs->ngroups;) {
-    group_t *g = gs->groups[i];
-    if (g->st == st) {
-      group_remove(gs, g); /* replay drops groups of streams that no longer exist */
-    } else {
-      i++;
-    }
-  }
-}
-
-/* Remove the members of g whose session ran out. */
 /* Remove the members of g whose session ran out, and fence a member that
  * kept a revoked shard (still heartbeating, never releasing it) for longer
  * than its session timeout: otherwise one stuck member could hold a shard
@@ -825,15 +962,15 @@ static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now) {
   for (uint32_t k = 0; k < g->nmembers;) {
     gmember_t *m = g->members[k];
     if (now - m->last_seen > m->session_ms) {
-      rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
+      rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
                   g->stream, g->name, m->id, m->session_ms);
       member_remove(g, m);
     } else {
       k++;
     }
   }
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
-    gshard_t *gsh = &g->shards[s];
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
+    gshard_t *gsh = gsh_of(g, s);
     if (!gsh->owner || gsh->owner == gsh->target) {
       gsh->revoke_since = 0;
       continue;
@@ -842,7 +979,7 @@ static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now) {
       gsh->revoke_since = now ? now : 1;
     } else if (now - gsh->revoke_since > gsh->owner->session_ms) {
       gmember_t *m = gsh->owner;
-      rn__eng_say(gs->eng, RN_LOG_WARN,
+      rn_core_log(gs->core, RN_LOG_WARN,
                   "group %s/%s: member %s did not release shard %u within its session timeout (%u ms) after it was "
                   "revoked; fencing the member",
                   g->stream, g->name, m->id, s, m->session_ms);
@@ -852,33 +989,23 @@ static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now) {
   }
 }
 
-void rn__groups_tick(rn_engine_t *eng) {
-  rn_groups_t *gs = rn__groups_of(eng);
-  if (!gs) return;
-  uint64_t now = uv_now(eng->loop);
-  for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
-  rn_log_tick(gs->log, rn__now_ms());
-  maybe_compact(gs);
-  lag_refresh(gs);
-}
-
 /* ---- assignment ---------------------------------------------------------------------- */
 
 static void recompute(group_t *g) {
-  uint32_t n = g->st->nshards, m = g->nmembers;
+  uint32_t n = rn_core_stream_nshards(g->st), m = g->nmembers;
   rn_ga_shard_t *in = xcalloc(n, sizeof(*in));
   int32_t *target = xcalloc(n, sizeof(*target));
   double *scratch = xcalloc(2 * (size_t)m + 1, sizeof(*scratch));
   for (uint32_t s = 0; s < n; s++) {
-    gmember_t *pref = g->shards[s].owner ? g->shards[s].owner : g->shards[s].target;
+    gmember_t *pref = gsh_of(g, s)->owner ? gsh_of(g, s)->owner : gsh_of(g, s)->target;
     in[s].prefer = -1;
     for (uint32_t k = 0; k < m && pref; k++)
       if (g->members[k] == pref) in[s].prefer = (int32_t)k;
-    in[s].weight = (double)g->st->shards[s].metrics.bytes_in;
+    in[s].weight = (double)rn_core_shard_bytes_in(rn_core_stream_shard(g->st, s));
     /* No resharding yet: no parents, nothing closed. */
   }
   rn_group_assign(in, n, m, target, scratch);
-  for (uint32_t s = 0; s < n; s++) g->shards[s].target = target[s] >= 0 ? g->members[target[s]] : NULL;
+  for (uint32_t s = 0; s < n; s++) gsh_of(g, s)->target = target[s] >= 0 ? g->members[target[s]] : NULL;
   free(in);
   free(target);
   free(scratch);
@@ -887,8 +1014,8 @@ static void recompute(group_t *g) {
 
 /* Where a member starts reading shard s. */
 static void start_position(const group_t *g, uint32_t s, rn_group_assignment_t *a) {
-  const gshard_t *gsh = &g->shards[s];
-  const rn_log_t *log = g->st->shards[s].log;
+  const gshard_t *gsh = gsh_of(g, s);
+  const rn_log_t *log = rn_core_shard_log(rn_core_stream_shard(g->st, s));
   a->shard = s;
   if (gsh->pos == POS_AT_TIME) {
     a->kind = RN_GROUP_POS_TIMESTAMP;
@@ -918,8 +1045,8 @@ static rn_err_t check_start(rn_group_pos_t kind, int64_t value, char *msg, size_
 
 /* Set shard s's checkpoint to a position (create, reset). */
 static void set_position(group_t *g, uint32_t s, rn_group_pos_t kind, int64_t value) {
-  gshard_t *gsh = &g->shards[s];
-  const rn_log_t *log = g->st->shards[s].log;
+  gshard_t *gsh = gsh_of(g, s);
+  const rn_log_t *log = rn_core_shard_log(rn_core_stream_shard(g->st, s));
   gsh->pos = POS_OFFSET;
   gsh->arrival_ms = 0;
   gsh->commit_ms = 0;
@@ -936,14 +1063,14 @@ static void set_position(group_t *g, uint32_t s, rn_group_pos_t kind, int64_t va
   }
 }
 
-static group_t *group_create(rn_groups_t *gs, rn_stream_t *st, const char *name, rn_group_pos_t kind,
+static group_t *group_create(rn_groups_t *gs, rn_core_stream_t *st, const char *name, rn_group_pos_t kind,
                              int64_t value) {
   group_t *g = group_add(gs, st, name);
   g->start_kind = kind;
   g->start_value = value;
-  g->created_ms = rn__now_ms();
-  for (uint32_t s = 0; s < st->nshards; s++) set_position(g, s, kind, value);
-  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s created (starts at %s)", st->name, name,
+  g->created_ms = now_ms(gs);
+  for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) set_position(g, s, kind, value);
+  rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s created (starts at %s)", rn_core_stream_name(st), name,
               kind == RN_GROUP_POS_LATEST     ? "latest"
               : kind == RN_GROUP_POS_EARLIEST ? "earliest"
                                               : "a timestamp");
@@ -952,7 +1079,7 @@ static group_t *group_create(rn_groups_t *gs, rn_stream_t *st, const char *name,
 
 /* Event that writes g's whole state (create) or its checkpoints (reset). */
 static rn_err_t append_state(rn_groups_t *gs, group_t *g, bool create, event_done_fn done, void *arg) {
-  rn__arena_t a = {0};
+  tmp_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
@@ -970,7 +1097,7 @@ static rn_err_t append_state(rn_groups_t *gs, group_t *g, bool create, event_don
     ev.checkpoints = &s;
   }
   rn_err_t err = event_append(gs, &ev, done, arg);
-  rn__arena_free(&a);
+  tmp_free(&a);
   return err;
 }
 
@@ -1002,22 +1129,22 @@ typedef struct hb_copy {
 typedef struct pending_reply {
   rn_group_reply_cb cb;
   void *ctx;
-  rn_stream_t *st; /* referenced */
+  rn_core_stream_t *st; /* referenced */
   char *group;
   uint64_t uid;
   pr_kind_t kind;
   hb_copy_t *hb; /* PR_JOIN: the request */
 } pending_reply_t;
 
-static pending_reply_t *pending_new(rn_group_reply_cb cb, void *ctx, rn_stream_t *st, const char *group,
+static pending_reply_t *pending_new(rn_group_reply_cb cb, void *ctx, rn_core_stream_t *st, const char *group,
                                     pr_kind_t kind) {
   pending_reply_t *p = xcalloc(1, sizeof(*p));
   p->cb = cb;
   p->ctx = ctx;
   p->st = st;
-  st->refs++;
+  rn_core_stream_ref(st);
   p->group = xstrdup(group);
-  p->uid = st->uid;
+  p->uid = rn_core_stream_uid(st);
   p->kind = kind;
   return p;
 }
@@ -1045,9 +1172,9 @@ static hb_copy_t *copy_heartbeat(const rn_group_heartbeat_req_t *r) {
   return c;
 }
 
-static void pending_free(rn_engine_t *eng, pending_reply_t *p) {
+static void pending_free(pending_reply_t *p) {
   hb_copy_free(p->hb);
-  rn__stream_unref(eng, p->st);
+  rn_core_stream_unref(p->st);
   free(p->group);
   free(p);
 }
@@ -1056,15 +1183,15 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
 
 static void on_state_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
   pending_reply_t *p = arg;
-  group_t *g = group_find(gs, p->st->name, p->uid, p->group);
+  group_t *g = group_find(gs, rn_core_stream_name(p->st), p->uid, p->group);
   if (err) {
     /* A group whose create did not become durable must not linger. */
     if (g && (p->kind == PR_CREATE || p->kind == PR_JOIN) && g->nmembers == 0) group_remove(gs, g);
-    reply_err(p->cb, p->ctx, err, "group %s/%s: writing the group's state failed: %s", p->st->name, p->group,
+    reply_err(p->cb, p->ctx, err, "group %s/%s: writing the group's state failed: %s", rn_core_stream_name(p->st), p->group,
               rn_strerror(err));
   } else if (p->kind == PR_JOIN) {
-    if (p->st->state != RN__STREAM_ACTIVE)
-      reply_err(p->cb, p->ctx, RN_ENOSTREAM, "stream %s not found", p->st->name);
+    if (rn_core_stream_state(p->st) != RN_CORE_STREAM_ACTIVE)
+      reply_err(p->cb, p->ctx, RN_ENOSTREAM, "stream %s not found", rn_core_stream_name(p->st));
     else
       heartbeat_now(gs, &p->hb->r, p->cb, p->ctx);
   } else if (p->kind == PR_CREATE || p->kind == PR_DELETE) {
@@ -1072,19 +1199,19 @@ static void on_state_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
     p->cb(p->ctx, &rep);
   } else if (p->kind == PR_RESET) {
     if (!g)
-      reply_err(p->cb, p->ctx, RN_ENOGROUP, "group %s/%s was deleted meanwhile", p->st->name, p->group);
+      reply_err(p->cb, p->ctx, RN_ENOGROUP, "group %s/%s was deleted meanwhile", rn_core_stream_name(p->st), p->group);
     else
       reply_describe(gs, g, false, p->cb, p->ctx);
   }
-  pending_free(gs->eng, p);
+  pending_free(p);
 }
 
 /* ---- request checks ---------------------------------------------------------------- */
 
-static rn_stream_t *find_stream(rn_engine_t *eng, const char *name, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = name ? rn__stream_find(eng, name) : NULL;
-  if (!st || st->state != RN__STREAM_ACTIVE) {
-    if (st && st->state == RN__STREAM_CREATING)
+static rn_core_stream_t *find_stream(rn_core_t *core, const char *name, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = name ? rn_core_stream_lookup(core, name) : NULL;
+  if (!st || rn_core_stream_state(st) != RN_CORE_STREAM_ACTIVE) {
+    if (st && rn_core_stream_state(st) == RN_CORE_STREAM_CREATING)
       reply_err(cb, ctx, RN_EBUSY, "stream %s is still being created", name);
     else
       reply_err(cb, ctx, RN_ENOSTREAM, "stream %s not found", name ? name : "");
@@ -1129,12 +1256,12 @@ static uint32_t heartbeat_interval(const group_t *g, const gmember_t *m, uint64_
 }
 
 static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx) {
-  rn_engine_t *eng = gs->eng;
-  rn_stream_t *st = rn__stream_find(eng, r->stream);
-  group_t *g = st ? group_find(gs, st->name, st->uid, r->group) : NULL;
+  rn_core_t *core = gs->core;
+  rn_core_stream_t *st = rn_core_stream_find(core, r->stream);
+  group_t *g = st ? group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group) : NULL;
   if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", r->stream, r->group);
-  uv_update_time(eng->loop);
-  uint64_t now = uv_now(eng->loop);
+  uv_update_time(rn_core_loop(core));
+  uint64_t now = uv_now(rn_core_loop(core));
   expire_members(gs, g, now);
   gmember_t *m;
   if (!r->member_id || !r->member_id[0]) {
@@ -1154,7 +1281,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
     }
     g->members[g->nmembers++] = m;
     g->state = GROUP_REBALANCE;
-    rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
+    rn_core_log(core, RN_LOG_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
                 g->nmembers);
   } else {
     m = member_find(g, r->member_id);
@@ -1162,7 +1289,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
       return reply_err(cb, ctx, RN_EUNKNOWNMEMBER, "group %s/%s has no member %s (session expired or left): join again",
                        g->stream, g->name, r->member_id);
     if (r->leave) {
-      rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
+      rn_core_log(core, RN_LOG_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
       member_remove(g, m);
       rn_group_reply_t rep = {0};
       rep.heartbeat.member_id = r->member_id;
@@ -1171,20 +1298,20 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
     }
   }
   m->last_seen = now;
-  uint32_t n = st->nshards;
+  uint32_t n = rn_core_stream_nshards(st);
   /* Released: held by m before, missing from `owned` now. */
   bool *owned = xcalloc(n, sizeof(bool));
   for (size_t i = 0; i < r->n_owned; i++)
     if (r->owned[i] < n) owned[r->owned[i]] = true;
   for (uint32_t s = 0; s < n; s++)
-    if (g->shards[s].owner == m && !owned[s]) g->shards[s].owner = NULL;
+    if (gsh_of(g, s)->owner == m && !owned[s]) gsh_of(g, s)->owner = NULL;
   free(owned);
   if (g->state == GROUP_REBALANCE) recompute(g);
   /* Grant free shards meant for m; list what m may hold. */
   uint32_t *list = xcalloc(n, sizeof(uint32_t)), nlist = 0, pending = 0;
   bool changed = false;
   for (uint32_t s = 0; s < n; s++) {
-    gshard_t *gsh = &g->shards[s];
+    gshard_t *gsh = gsh_of(g, s);
     if (gsh->target != m) continue;
     if (gsh->owner == NULL) {
       gsh->owner = m;
@@ -1222,11 +1349,11 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
 }
 
 void rn_groups_heartbeat(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   bool join = !r->member_id || !r->member_id[0];
-  if (join && gs->eng->draining) return reply_err(cb, ctx, RN_ESHUTDOWN, "broker shutting down");
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
+  if (join && rn_core_draining(gs->core)) return reply_err(cb, ctx, RN_ESHUTDOWN, "broker shutting down");
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group);
   if (g || !join) return heartbeat_now(gs, r, cb, ctx);
   /* First join creates the group; answer once the create is durable. */
   char msg[200];
@@ -1238,8 +1365,8 @@ void rn_groups_heartbeat(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_
   err = append_state(gs, g, true, on_state_durable, p);
   if (err) {
     group_remove(gs, g);
-    pending_free(gs->eng, p);
-    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", st->name, r->group, rn_strerror(err));
+    pending_free(p);
+    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", rn_core_stream_name(st), r->group, rn_strerror(err));
   }
 }
 
@@ -1270,25 +1397,25 @@ static void commit_reply(commit_job_t *cj) {
   free(res);
 }
 
-static void commit_job_free(rn_engine_t *eng, commit_job_t *cj) {
+static void commit_job_free(commit_job_t *cj) {
   for (uint32_t i = 0; i < cj->n; i++) free(cj->msgs[i]);
   free(cj->msgs);
   free(cj->errs);
   free(cj->cps);
-  pending_free(eng, cj->p);
+  pending_free(cj->p);
   free(cj);
 }
 
 static void on_commit_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
   commit_job_t *cj = arg;
   pending_reply_t *p = cj->p;
-  group_t *g = group_find(gs, p->st->name, p->uid, p->group);
+  group_t *g = group_find(gs, rn_core_stream_name(p->st), p->uid, p->group);
   for (uint32_t i = 0; i < cj->n; i++) {
     if (cj->errs[i]) continue;
     if (err) {
       cj->errs[i] = err;
       if (asprintf(&cj->msgs[i], "writing the checkpoint failed: %s", rn_strerror(err)) < 0) cj->msgs[i] = NULL;
-    } else if (g && cj->cps[i].shard < g->st->nshards) {
+    } else if (g && cj->cps[i].shard < rn_core_stream_nshards(g->st)) {
       Runnel__GroupCheckpointState cs;
       runnel__group_checkpoint_state__init(&cs);
       cs.shard = cj->cps[i].shard;
@@ -1299,19 +1426,19 @@ static void on_commit_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
     }
   }
   commit_reply(cj);
-  commit_job_free(gs->eng, cj);
+  commit_job_free(cj);
 }
 
 void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, r->group);
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", rn_core_stream_name(st), r->group);
   gmember_t *m = r->member_id ? member_find(g, r->member_id) : NULL;
   if (!m)
     return reply_err(cb, ctx, RN_EUNKNOWNMEMBER, "group %s/%s has no member %s (session expired or left): join again",
-                     st->name, r->group, r->member_id ? r->member_id : "");
-  m->last_seen = uv_now(gs->eng->loop); /* a commit shows the member is alive */
+                     rn_core_stream_name(st), r->group, r->member_id ? r->member_id : "");
+  m->last_seen = uv_now(rn_core_loop(gs->core)); /* a commit shows the member is alive */
   commit_job_t *cj = xcalloc(1, sizeof(*cj));
   cj->p = pending_new(cb, ctx, st, r->group, PR_COMMIT);
   cj->n = (uint32_t)r->n_checkpoints;
@@ -1319,36 +1446,36 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
   if (cj->n) memcpy(cj->cps, r->checkpoints, cj->n * sizeof(*cj->cps));
   cj->errs = xcalloc(cj->n, sizeof(*cj->errs));
   cj->msgs = xcalloc(cj->n, sizeof(*cj->msgs));
-  rn__arena_t a = {0};
+  tmp_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
-  s.checkpoints = rn__arena_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
-  int64_t now = rn__now_ms();
+  s.checkpoints = tmp_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
+  int64_t now = now_ms(gs);
   cj->commit_ms = now;
   for (uint32_t i = 0; i < cj->n; i++) {
     const rn_group_checkpoint_t *c = &r->checkpoints[i];
     rn_err_t e = 0;
     char *msg = NULL;
-    if (c->shard >= st->nshards) {
+    if (c->shard >= rn_core_stream_nshards(st)) {
       e = RN_ENOSHARD;
-      if (asprintf(&msg, "stream %s has no shard %u", st->name, c->shard) < 0) msg = NULL;
-    } else if (g->shards[c->shard].owner != m || r->member_epoch < g->shards[c->shard].owner_since ||
+      if (asprintf(&msg, "stream %s has no shard %u", rn_core_stream_name(st), c->shard) < 0) msg = NULL;
+    } else if (gsh_of(g, c->shard)->owner != m || r->member_epoch < gsh_of(g, c->shard)->owner_since ||
                r->member_epoch > m->epoch) {
       e = RN_EFENCED;
       if (asprintf(&msg, "member %s (epoch %u) does not hold shard %u of group %s/%s", m->id, r->member_epoch,
-                   c->shard, st->name, r->group) < 0)
+                   c->shard, rn_core_stream_name(st), r->group) < 0)
         msg = NULL;
-    } else if (c->offset > rn_log_end(st->shards[c->shard].log)) {
+    } else if (c->offset > rn_core_shard_end_offset(rn_core_stream_shard(st, c->shard))) {
       e = RN_EOFFSET;
       if (asprintf(&msg, "checkpoint %" PRIu64 " is past the end (%" PRIu64 ") of shard %u", c->offset,
-                   rn_log_end(st->shards[c->shard].log), c->shard) < 0)
+                   rn_core_shard_end_offset(rn_core_stream_shard(st, c->shard)), c->shard) < 0)
         msg = NULL;
     }
     cj->errs[i] = e;
     cj->msgs[i] = msg;
     if (e) continue;
-    Runnel__GroupCheckpointState *cs = rn__arena_alloc(&a, sizeof(*cs));
+    Runnel__GroupCheckpointState *cs = tmp_alloc(&a, sizeof(*cs));
     runnel__group_checkpoint_state__init(cs);
     cs->shard = c->shard;
     cs->offset = c->offset;
@@ -1364,7 +1491,7 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
     ev.checkpoints = &s;
     err = event_append(gs, &ev, on_commit_durable, cj);
   }
-  rn__arena_free(&a);
+  tmp_free(&a);
   if (!s.n_checkpoints || err) {
     for (uint32_t i = 0; i < cj->n && err; i++)
       if (!cj->errs[i]) {
@@ -1372,15 +1499,15 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
         if (asprintf(&cj->msgs[i], "writing the checkpoint failed: %s", rn_strerror(err)) < 0) cj->msgs[i] = NULL;
       }
     commit_reply(cj);
-    commit_job_free(gs->eng, cj);
+    commit_job_free(cj);
   }
 }
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
 static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages) {
-  uint32_t n = g->st->nshards;
-  uint64_t now = uv_now(gs->eng->loop);
+  uint32_t n = rn_core_stream_nshards(g->st);
+  uint64_t now = uv_now(rn_core_loop(gs->core));
   memset(x, 0, sizeof(*x));
   x->members = xcalloc(g->nmembers, sizeof(*x->members));
   x->shards = xcalloc(n, sizeof(*x->shards));
@@ -1402,21 +1529,21 @@ static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages) {
     mi->last_heartbeat_ms = ages ? (int64_t)(now - m->last_seen) : 0;
     mi->shards = held;
     for (uint32_t s = 0; s < n; s++)
-      if (g->shards[s].owner == m) held[mi->n_shards++] = s;
+      if (gsh_of(g, s)->owner == m) held[mi->n_shards++] = s;
     held += mi->n_shards;
   }
   x->d.members = x->members;
   x->d.n_members = g->nmembers;
-  int64_t now_ms = rn__now_ms();
+  int64_t wall = now_ms(gs);
   for (uint32_t s = 0; s < n; s++) {
-    const gshard_t *gsh = &g->shards[s];
+    const gshard_t *gsh = gsh_of(g, s);
     rn_group_shard_info_t *si = &x->shards[s];
     si->shard = s;
     si->owner = gsh->owner ? gsh->owner->id : "";
     si->has_checkpoint = gsh->pos == POS_OFFSET;
     si->checkpoint = gsh->ckpt;
     si->checkpoint_ms = gsh->commit_ms;
-    lag_t l = shard_lag(g, s, now_ms);
+    lag_t l = shard_lag(g, s, wall);
     si->start_offset = l.start;
     si->end_offset = l.end;
     si->lag_records = l.records;
@@ -1434,15 +1561,15 @@ static void desc_free(desc_t *x) {
 
 
 void rn_groups_describe(rn_groups_t *gs, const char *stream, const char *group, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = find_stream(gs->eng, stream, cb, ctx);
+  rn_core_stream_t *st = find_stream(gs->core, stream, cb, ctx);
   if (!st || !check_group_name(group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, group);
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", rn_core_stream_name(st), group);
   /* Fresh time lag: read the arrival times of positions not cached yet
    * (thread pool), then answer. */
   lag_job_t *j = NULL;
-  int64_t now = rn__now_ms();
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
+  int64_t now = now_ms(gs);
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
     lag_t l = shard_lag(g, s, now);
     if (!lag_stale(g, s, &l)) continue;
     if (!j) {
@@ -1460,7 +1587,7 @@ void rn_groups_describe(rn_groups_t *gs, const char *stream, const char *group, 
 }
 
 void rn_groups_list(rn_groups_t *gs, const char *stream, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = find_stream(gs->eng, stream, cb, ctx);
+  rn_core_stream_t *st = find_stream(gs->core, stream, cb, ctx);
   if (!st) return;
   const char **names = xcalloc(gs->ngroups + 1, sizeof(char *));
   size_t n = 0;
@@ -1475,10 +1602,10 @@ void rn_groups_list(rn_groups_t *gs, const char *stream, rn_group_reply_cb cb, v
 }
 
 void rn_groups_create(rn_groups_t *gs, const rn_group_create_req_t *r, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
-  if (group_find(gs, st->name, st->uid, r->group))
-    return reply_err(cb, ctx, RN_EEXIST, "group %s/%s already exists", st->name, r->group);
+  if (group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group))
+    return reply_err(cb, ctx, RN_EEXIST, "group %s/%s already exists", rn_core_stream_name(st), r->group);
   char msg[200];
   rn_err_t err = check_start(r->start_kind, r->start_value, msg, sizeof(msg));
   if (err) return reply_err(cb, ctx, err, "%s", msg);
@@ -1487,18 +1614,18 @@ void rn_groups_create(rn_groups_t *gs, const rn_group_create_req_t *r, rn_group_
   err = append_state(gs, g, true, on_state_durable, p);
   if (err) {
     group_remove(gs, g);
-    pending_free(gs->eng, p);
-    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", st->name, r->group, rn_strerror(err));
+    pending_free(p);
+    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", rn_core_stream_name(st), r->group, rn_strerror(err));
   }
 }
 
 void rn_groups_delete(rn_groups_t *gs, const char *stream, const char *group, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = find_stream(gs->eng, stream, cb, ctx);
+  rn_core_stream_t *st = find_stream(gs->core, stream, cb, ctx);
   if (!st || !check_group_name(group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, group);
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", rn_core_stream_name(st), group);
   if (g->nmembers)
-    return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); stop them first", st->name, group,
+    return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); stop them first", rn_core_stream_name(st), group,
                      g->nmembers);
   Runnel__GroupState s;
   runnel__group_state__init(&s);
@@ -1510,15 +1637,15 @@ void rn_groups_delete(rn_groups_t *gs, const char *stream, const char *group, rn
   pending_reply_t *p = pending_new(cb, ctx, st, group, PR_DELETE);
   rn_err_t err = event_append(gs, &ev, on_state_durable, p);
   if (err) {
-    pending_free(gs->eng, p);
-    return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", st->name, group, rn_strerror(err));
+    pending_free(p);
+    return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", rn_core_stream_name(st), group, rn_strerror(err));
   }
-  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s deleted", st->name, group);
+  rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s deleted", rn_core_stream_name(st), group);
   group_remove(gs, g);
 }
 
 void rn_groups_reset(rn_groups_t *gs, const rn_group_reset_req_t *r, rn_group_reply_cb cb, void *ctx) {
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   char msg[200];
   rn_err_t err = 0;
@@ -1529,25 +1656,25 @@ void rn_groups_reset(rn_groups_t *gs, const rn_group_reset_req_t *r, rn_group_re
     if (err) return reply_err(cb, ctx, err, "%s", msg);
   }
   for (size_t i = 0; i < r->n_shards; i++)
-    if (r->shards[i] >= st->nshards)
-      return reply_err(cb, ctx, RN_ENOSHARD, "stream %s has no shard %u", st->name, r->shards[i]);
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
+    if (r->shards[i] >= rn_core_stream_nshards(st))
+      return reply_err(cb, ctx, RN_ENOSHARD, "stream %s has no shard %u", rn_core_stream_name(st), r->shards[i]);
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group);
   bool created = false;
   if (g && g->nmembers)
     return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); reset only works on a group without members",
-                     st->name, r->group, g->nmembers);
+                     rn_core_stream_name(st), r->group, g->nmembers);
   if (!g) {
     g = group_create(gs, st, r->group, RN_GROUP_POS_LATEST, 0);
     created = true;
   }
   /* Offsets past a shard's end are clamped to it. */
-  for (uint32_t s = 0; s < st->nshards; s++) {
+  for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) {
     bool pick = r->n_shards == 0;
     for (size_t i = 0; i < r->n_shards && !pick; i++) pick = r->shards[i] == s;
     if (!pick) continue;
     int64_t v = r->value;
     if (r->kind == RN_GROUP_POS_OFFSET) {
-      uint64_t end = rn_log_end(st->shards[s].log);
+      uint64_t end = rn_core_shard_end_offset(rn_core_stream_shard(st, s));
       if ((uint64_t)v > end) v = (int64_t)end;
     }
     set_position(g, s, r->kind, v);
@@ -1555,47 +1682,25 @@ void rn_groups_reset(rn_groups_t *gs, const rn_group_reset_req_t *r, rn_group_re
   pending_reply_t *p = pending_new(cb, ctx, st, r->group, PR_RESET);
   err = append_state(gs, g, created, on_state_durable, p);
   if (err) {
-    pending_free(gs->eng, p);
+    pending_free(p);
     reply_err(cb, ctx, err, "group %s/%s: cannot write the reset: %s (memory and disk may differ until restart)",
-              st->name, r->group, rn_strerror(err));
+              rn_core_stream_name(st), r->group, rn_strerror(err));
   }
 }
-
-/* Transitional, until groups reach the engine through rn_core.h: the
- * engine's groups as the public handle. */
-rn_groups_t *rn__groups_of(rn_engine_t *eng) { return (rn_groups_t *)eng->groups; }
 
 /* ---- metrics ---------------------------------------------------------------------------- */
 
 void rn_groups_foreach_shard(const rn_groups_t *gs, rn_groups_shard_stats_fn fn, void *arg) {
   if (!gs) return;
-  int64_t now = rn__now_ms();
+  int64_t now = now_ms(gs);
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
-    if (g->st->state != RN__STREAM_ACTIVE) continue;
-    for (uint32_t s = 0; s < g->st->nshards; s++) {
+    if (rn_core_stream_state(g->st) != RN_CORE_STREAM_ACTIVE) continue;
+    for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
       lag_t l = shard_lag(g, s, now);
-      rn_groups_shard_stats_t st = {g->stream, g->name, s, g->nmembers, g->shards[s].ckpt, l.records, l.ms,
+      rn_groups_shard_stats_t st = {g->stream, g->name, s, g->nmembers, gsh_of(g, s)->ckpt, l.records, l.ms,
                                     l.known_pos};
       fn(arg, &st);
     }
   }
-}
-
-/* engine.h's name for the same walk (apps/admin/metrics.c). */
-typedef struct engine_stats_pass {
-  rn_engine_group_stats_fn fn;
-  void *arg;
-} engine_stats_pass_t;
-
-static void engine_stats_row(void *arg, const rn_groups_shard_stats_t *s) {
-  engine_stats_pass_t *p = arg;
-  rn_engine_group_stats_t es = {s->stream,      s->group,  s->shard, s->members, s->checkpoint,
-                                s->lag_records, s->lag_ms, s->checkpoint_known};
-  p->fn(p->arg, &es);
-}
-
-void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg) {
-  engine_stats_pass_t p = {fn, arg};
-  rn_groups_foreach_shard((const rn_groups_t *)eng->groups, engine_stats_row, &p);
 }

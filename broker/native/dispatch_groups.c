@@ -18,7 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine.h"
+#include "dispatch.h"
+#include "dispatch_groups.h"
 #include "rn_groups.h"
 
 /* The C enum is the wire's PositionKind, value for value. */
@@ -33,16 +34,16 @@ _Static_assert((int)RN_GROUP_POS_TIMESTAMP == (int)RUNNEL__POSITION_KIND__POSITI
 /* One request on its way through groups: which answer to build, and for whom. */
 typedef struct gdisp {
   Runnel__Request__OpCase op;
-  rn_engine_reply_cb cb;
+  rn_native_reply_cb cb;
   void *ctx;
 } gdisp_t;
 
-static void reply_error(rn_engine_reply_cb cb, void *ctx, rn_err_t err, const char *msg) {
+static void reply_error(rn_native_reply_cb cb, void *ctx, rn_err_t err, const char *msg) {
   Runnel__Response resp;
   runnel__response__init(&resp);
   Runnel__Error e;
   runnel__error__init(&e);
-  rn_engine_error(&e, err, msg);
+  rn_native_error(&e, err, msg);
   resp.error = &e;
   cb(ctx, &resp);
 }
@@ -109,7 +110,7 @@ static void wire_desc_free(wire_desc_t *w) {
 
 static void on_group_reply(void *arg, const rn_group_reply_t *rep) {
   gdisp_t *d = arg;
-  rn_engine_reply_cb cb = d->cb;
+  rn_native_reply_cb cb = d->cb;
   void *ctx = d->ctx;
   Runnel__Request__OpCase op = d->op;
   free(d);
@@ -158,7 +159,7 @@ static void on_group_reply(void *arg, const rn_group_reply_t *rep) {
       runnel__shard_commit_result__init(&res[i]);
       res[i].shard = r->shard;
       if (r->err) {
-        rn_engine_error(&errs[i], r->err, r->message);
+        rn_native_error(&errs[i], r->err, r->message);
         res[i].error = &errs[i];
       }
       ptrs[i] = &res[i];
@@ -274,10 +275,8 @@ static void reset(rn_groups_t *gs, const Runnel__GroupResetRequest *r, gdisp_t *
   rn_groups_reset(gs, &q, on_group_reply, d);
 }
 
-void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
-
-void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  rn_groups_t *gs = rn__groups_of(eng);
+void rn__native_handle_group(rn_core_t *core, const Runnel__Request *req, rn_native_reply_cb cb, void *ctx) {
+  rn_groups_t *gs = rn_groups_of(core);
   /* The body each op needs, and its name in the refusal when it is missing. */
   const void *body = NULL;
   const char *what = NULL;
@@ -295,6 +294,7 @@ void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
     return reply_error(cb, ctx, RN_EUNKNOWNOP, msg);
   }
   }
+  if (!gs) return reply_error(cb, ctx, RN_EUNKNOWNOP, "consumer groups are not open on this broker");
   if (!body) {
     char msg[64];
     snprintf(msg, sizeof msg, "%s without a body", what);

@@ -27,9 +27,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rn_core.h"
 #include "runnel/error.h"
 
 typedef struct rn_groups rn_groups_t;
+
+/* ---- life ---------------------------------------------------------------------------------- */
+
+/* Open consumer groups over an open core: load the checkpoint snapshot
+ * and replay the checkpoint log (<data_dir>/groups), then attach to core
+ * as its RN_SUB_GROUPS listener. Blocking: call after rn_core_open, before
+ * anything is served. On success *out is owned by core: rn_core_close
+ * closes the log and frees it (there is no rn_groups_close), so *out lives
+ * until then. On failure nothing is attached, *out is untouched and why
+ * (may be NULL) holds a one-line reason (a damaged snapshot or log refuses
+ * to start rather than lose checkpoints). */
+rn_err_t rn_groups_open(rn_core_t *core, rn_groups_t **out, char *why, size_t whylen);
+
+/* The groups attached to core, or NULL before rn_groups_open. Borrowed,
+ * until rn_core_close. */
+rn_groups_t *rn_groups_of(const rn_core_t *core);
 
 /* Where a group (or one shard of it) starts reading. The numbers are the
  * wire's PositionKind (dispatch_groups.c asserts it); a value outside the
@@ -183,12 +200,5 @@ typedef void (*rn_groups_shard_stats_fn)(void *arg, const rn_groups_shard_stats_
  * groups in creation order, shards in order. Loop thread; fn must not call
  * back into groups. gs NULL: nothing. */
 void rn_groups_foreach_shard(const rn_groups_t *gs, rn_groups_shard_stats_fn fn, void *arg);
-
-/* ---- transitional -------------------------------------------------------------------------- */
-
-/* The engine's groups (opened by the engine until groups attach through
- * rn_core.h). Borrowed: valid until the engine closes. */
-typedef struct rn_engine rn_engine_t;
-rn_groups_t *rn__groups_of(rn_engine_t *eng);
 
 #endif
