@@ -56,7 +56,7 @@ typedef struct gmember {
   char *client_id;
   uint32_t epoch;
   uint32_t session_ms;
-  uint64_t last_seen; /* uv_now */
+  uint64_t last_seen; /* mono_ms */
   uint32_t *held;     /* shards sent in the last answer (sorted) */
   uint32_t nheld;
   uint32_t pending;
@@ -87,7 +87,7 @@ typedef struct gshard {
   gmember_t *owner;     /* holds it (granted, not yet released) */
   uint32_t owner_since; /* owner's epoch when granted */
   gmember_t *target;    /* the assignment */
-  uint64_t revoke_since; /* uv_now when owner != target was first seen; 0 = not revoking */
+  uint64_t revoke_since; /* mono_ms when owner != target was first seen; 0 = not revoking */
   pos_state_t pos;
   uint64_t ckpt;
   int64_t arrival_ms;
@@ -129,6 +129,7 @@ typedef struct group {
 
 struct rn_groups {
   rn_core_t *core;
+  rn_clock_t clock; /* every time groups read: wall (records, commits, lag), monotonic (sessions) */
   bool lag_refreshing; /* the tick's lag job is on the thread pool */
   char *dir;
   rn_log_t *log;
@@ -177,7 +178,12 @@ static void tmp_free(tmp_t *t) {
   *t = (tmp_t){0};
 }
 
-static int64_t now_ms(const rn_groups_t *gs) { return rn_core_now_ms(gs->core); }
+/* Wall clock, ms since the epoch: event timestamps, commit and creation
+ * times, lag against arrival times. */
+static int64_t now_ms(const rn_groups_t *gs) { return rn_clock_wall_ms(&gs->clock); }
+
+/* Monotonic ms: heartbeats, session expiry, revocation deadlines. */
+static uint64_t mono_ms(const rn_groups_t *gs) { return rn_clock_mono_ns(&gs->clock) / 1000000u; }
 
 /* Group g's state in shard s (< the stream's shard count): always there,
  * from group_add to group_free. */
@@ -836,7 +842,7 @@ static void lag_refresh(rn_groups_t *gs);
 
 static void on_tick(void *arg) {
   rn_groups_t *gs = arg;
-  uint64_t now = uv_now(rn_core_loop(gs->core));
+  uint64_t now = mono_ms(gs);
   for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
   rn_log_tick(gs->log, now_ms(gs));
   maybe_compact(gs);
@@ -899,12 +905,13 @@ static rn_err_t on_close(void *arg) {
   return err;
 }
 
-rn_err_t rn_groups_open(rn_core_t *core, rn_groups_t **out, char *why, size_t whylen) {
+rn_err_t rn_groups_open(rn_core_t *core, const rn_groups_opts_t *opts, rn_groups_t **out, char *why, size_t whylen) {
   char scratch[8];
   if (!why) why = scratch, whylen = sizeof scratch;
   why[0] = 0;
   rn_groups_t *gs = xcalloc(1, sizeof(*gs));
   gs->core = core;
+  if (opts) gs->clock = opts->clock;
   const char *data_dir = rn_core_data_dir(core);
   size_t n = strlen(data_dir) + 16;
   gs->dir = xcalloc(n, 1);
@@ -1260,8 +1267,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
   rn_core_stream_t *st = rn_core_stream_find(core, r->stream);
   group_t *g = st ? group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group) : NULL;
   if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", r->stream, r->group);
-  uv_update_time(rn_core_loop(core));
-  uint64_t now = uv_now(rn_core_loop(core));
+  uint64_t now = mono_ms(gs);
   expire_members(gs, g, now);
   gmember_t *m;
   if (!r->member_id || !r->member_id[0]) {
@@ -1438,7 +1444,7 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
   if (!m)
     return reply_err(cb, ctx, RN_EUNKNOWNMEMBER, "group %s/%s has no member %s (session expired or left): join again",
                      rn_core_stream_name(st), r->group, r->member_id ? r->member_id : "");
-  m->last_seen = uv_now(rn_core_loop(gs->core)); /* a commit shows the member is alive */
+  m->last_seen = mono_ms(gs); /* a commit shows the member is alive */
   commit_job_t *cj = xcalloc(1, sizeof(*cj));
   cj->p = pending_new(cb, ctx, st, r->group, PR_COMMIT);
   cj->n = (uint32_t)r->n_checkpoints;
@@ -1507,7 +1513,7 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
 
 static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages) {
   uint32_t n = rn_core_stream_nshards(g->st);
-  uint64_t now = uv_now(rn_core_loop(gs->core));
+  uint64_t now = mono_ms(gs);
   memset(x, 0, sizeof(*x));
   x->members = xcalloc(g->nmembers, sizeof(*x->members));
   x->shards = xcalloc(n, sizeof(*x->shards));

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rn_base.h"
 #include "rn_core.h"
 #include "runnel/error.h"
 
@@ -34,7 +35,14 @@ typedef struct rn_groups rn_groups_t;
 
 /* ---- life ---------------------------------------------------------------------------------- */
 
-/* Open consumer groups over an open core: load the checkpoint snapshot
+typedef struct rn_groups_opts {
+  /* Where groups read time: wall ms for commit and creation times, event
+   * timestamps and lag; monotonic for heartbeats, session expiry and
+   * revocation deadlines. Zeroed = the system clocks. Copied. */
+  rn_clock_t clock;
+} rn_groups_opts_t;
+
+/* Open consumer groups over an open core (opts NULL = defaults): load the checkpoint snapshot
  * and replay the checkpoint log (<data_dir>/groups), then attach to core
  * as its RN_SUB_GROUPS listener. Blocking: call after rn_core_open, before
  * anything is served. On success *out is owned by core: rn_core_close
@@ -42,7 +50,7 @@ typedef struct rn_groups rn_groups_t;
  * until then. On failure nothing is attached, *out is untouched and why
  * (may be NULL) holds a one-line reason (a damaged snapshot or log refuses
  * to start rather than lose checkpoints). */
-rn_err_t rn_groups_open(rn_core_t *core, rn_groups_t **out, char *why, size_t whylen);
+rn_err_t rn_groups_open(rn_core_t *core, const rn_groups_opts_t *opts, rn_groups_t **out, char *why, size_t whylen);
 
 /* The groups attached to core, or NULL before rn_groups_open. Borrowed,
  * until rn_core_close. */

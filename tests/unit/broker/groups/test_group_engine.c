@@ -45,7 +45,7 @@ static void open_engine(fx_t *f) {
   rn_err_t err = rn_core_open(&eo, &f->eng, why, sizeof(why));
   if (err) fail_msg("rn_core_open: %s", why);
   rn_groups_t *gs;
-  err = rn_groups_open(f->eng, &gs, why, sizeof(why));
+  err = rn_groups_open(f->eng, NULL, &gs, why, sizeof(why));
   if (err) fail_msg("rn_groups_open: %s", why);
 }
 

@@ -4,7 +4,8 @@
  * deletion drops its groups through core's listener (also across a
  * restart, and a new stream of the same name starts without them); the
  * groups' per-shard state hangs off core's shard slots and survives a
- * restart (checkpoints, positions); close detaches groups from core.
+ * restart (checkpoints, positions); close detaches groups from core;
+ * sessions run on the injected clock (rn_groups_opts_t), not on the loop's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,7 +28,10 @@ typedef struct fx {
   uv_loop_t loop;
   rn_core_t *core;
   rn_groups_t *gs;
+  uint64_t mono_ns; /* the groups' monotonic clock (injected): moves only when a test moves it */
 } fx_t;
+
+static uint64_t fake_mono_ns(void *arg) { return ((fx_t *)arg)->mono_ns; }
 
 static void open_all(fx_t *f) {
   rn_core_opts_t o;
@@ -37,7 +41,8 @@ static void open_all(fx_t *f) {
   char why[512];
   rn_err_t err = rn_core_open(&o, &f->core, why, sizeof why);
   if (err) fail_msg("rn_core_open: %s", why);
-  err = rn_groups_open(f->core, &f->gs, why, sizeof why);
+  rn_groups_opts_t go = {.clock = {.mono_ns = fake_mono_ns, .arg = f}};
+  err = rn_groups_open(f->core, &go, &f->gs, why, sizeof why);
   if (err) fail_msg("rn_groups_open: %s", why);
   assert_ptr_equal(rn_groups_of(f->core), f->gs);
 }
@@ -287,6 +292,47 @@ static void test_per_shard_state_survives_restart(void **state) {
   assert_int_equal(d.shards[2].lag_records, 0);
 }
 
+static got_t join(fx_t *f, const char *client, uint32_t session_ms) {
+  rn_group_heartbeat_req_t hb = {.stream = "s", .group = "g", .client_id = client, .session_timeout_ms = session_ms};
+  got_t j = {0};
+  rn_groups_heartbeat(f->gs, &hb, on_reply, &j);
+  wait_got(f, &j);
+  assert_int_equal(j.err, 0);
+  return j;
+}
+
+static void test_sessions_run_on_the_injected_clock(void **state) {
+  fx_t *f = *state;
+  f->mono_ns = 1000000000ull;
+  create_stream(f, "s", 2);
+  create_group(f, "s", "g", RN_GROUP_POS_EARLIEST);
+  got_t a = join(f, "a", 1000);
+  got_t b = join(f, "b", 60000);
+  assert_int_equal(describe(f, "s", "g").n_members, 2);
+
+  /* Just inside a's session: a heartbeat of b expires nobody. */
+  f->mono_ns += 1000ull * 1000000u;
+  rn_group_heartbeat_req_t hb = {.stream = "s", .group = "g", .member_id = b.member_id, .member_epoch = b.epoch};
+  got_t r = {0};
+  rn_groups_heartbeat(f->gs, &hb, on_reply, &r);
+  wait_got(f, &r);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(describe(f, "s", "g").n_members, 2);
+
+  /* Past it: a is gone, whatever the loop's own clock says. */
+  f->mono_ns += 1ull * 1000000u;
+  memset(&r, 0, sizeof r);
+  rn_groups_heartbeat(f->gs, &hb, on_reply, &r);
+  wait_got(f, &r);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(describe(f, "s", "g").n_members, 1);
+  rn_group_heartbeat_req_t ha = {.stream = "s", .group = "g", .member_id = a.member_id, .member_epoch = a.epoch};
+  memset(&r, 0, sizeof r);
+  rn_groups_heartbeat(f->gs, &ha, on_reply, &r);
+  wait_got(f, &r);
+  assert_int_equal(r.err, RN_EUNKNOWNMEMBER);
+}
+
 static void test_close_detaches_from_core(void **state) {
   fx_t *f = *state;
   create_stream(f, "s", 1);
@@ -300,6 +346,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_stream_deletion_drops_groups, setup, teardown),
       cmocka_unit_test_setup_teardown(test_per_shard_state_survives_restart, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sessions_run_on_the_injected_clock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_detaches_from_core, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
