@@ -7,7 +7,7 @@
  * Pure translation: no group rule lives here. Requests are borrowed views
  * (the strings and arrays of the protobuf message, never copied except the
  * commit's checkpoints, which change shape); replies are built on the stack
- * or in short-lived arrays freed when the engine's callback returns, which
+ * or in short-lived arrays freed when the caller's callback returns, which
  * packs them. A request without its body is refused here with
  * RN_EBADREQUEST, as before the split, so the wire answers are the same
  * byte for byte.
