@@ -28,7 +28,8 @@
  * events are idempotent on replay).
  *
  * Threading: loop thread only, except the snapshot write (thread pool, on a
- * private buffer).
+ * private buffer). Files: through core's rn_fs (the log through core's
+ * rn_io, which uses it too), so a crash simulator reaches groups as well.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -129,6 +130,7 @@ typedef struct group {
 
 struct rn_groups {
   rn_core_t *core;
+  rn_fs_t *fs;      /* core's (rn_core_opts_t.fs): the snapshot and the directory */
   rn_clock_t clock; /* every time groups read: wall (records, commits, lag), monotonic (sessions) */
   bool lag_refreshing; /* the tick's lag job is on the thread pool */
   char *dir;
@@ -659,7 +661,7 @@ typedef struct snap_job {
 
 static void snap_work(uv_work_t *w) {
   snap_job_t *j = w->data;
-  j->err = rn_fs_write_atomic(rn_fs_posix(), j->gs->dir, "snapshot", j->buf, j->len);
+  j->err = rn_fs_write_atomic(j->gs->fs, j->gs->dir, "snapshot", j->buf, j->len);
 }
 
 static void snap_after(uv_work_t *w, int status) {
@@ -735,7 +737,7 @@ static void log_logger(void *arg, rn_log_level_t level, const char *msg) {
 static rn_err_t load_snapshot(rn_groups_t *gs, char *why, size_t whylen) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/snapshot", gs->dir);
-  rn_fs_t *fs = rn_fs_posix();
+  rn_fs_t *fs = gs->fs;
   rn_file_t *f = NULL;
   if (fs->open(fs, path, RN_FS_RDONLY, &f)) return 0;
   uint64_t size = 0;
@@ -912,12 +914,13 @@ rn_err_t rn_groups_open(rn_core_t *core, const rn_groups_opts_t *opts, rn_groups
   rn_groups_t *gs = xcalloc(1, sizeof(*gs));
   gs->core = core;
   if (opts) gs->clock = opts->clock;
+  gs->fs = rn_core_options(core)->fs ? rn_core_options(core)->fs : rn_fs_posix();
   const char *data_dir = rn_core_data_dir(core);
   size_t n = strlen(data_dir) + 16;
   gs->dir = xcalloc(n, 1);
   snprintf(gs->dir, n, "%s/groups", data_dir);
   gs->nonce = XXH3_64bits_withSeed(gs->dir, strlen(gs->dir), (uint64_t)now_ms(gs) ^ ((uint64_t)getpid() << 32));
-  rn_err_t err = rn_fs_posix()->mkdirs(rn_fs_posix(), gs->dir);
+  rn_err_t err = gs->fs->mkdirs(gs->fs, gs->dir);
   if (err) {
     snprintf(why, whylen, "cannot create %s: %s", gs->dir, rn_strerror(err));
     goto fail;
