@@ -54,7 +54,7 @@ static inline void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_sha
   rn_core_foreach_shard(eng, fn, arg);
 }
 
-/* ---- consumer groups (groups/group.c; the groups engineer gives them an API) ---- */
+/* ---- consumer groups (rn_groups.h has their API; these are the old names) ---- */
 
 typedef struct rn_engine_group_stats {
   const char *stream, *group; /* valid during the callback only */
@@ -74,16 +74,6 @@ typedef void (*rn_engine_group_stats_fn)(void *arg, const rn_engine_group_stats_
  * the engine. */
 void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg);
 
-struct rn_core_stream;
-/* Open the groups' internal log and snapshot (after the streams are loaded).
- * Blocking. */
-rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen);
-/* Close the internal log (no append in flight). Blocking. */
-rn_err_t rn__groups_close(rn_engine_t *eng);
-/* Session expiry, the internal log's timers, compaction. Loop tick. */
-void rn__groups_tick(rn_engine_t *eng);
-/* The stream is being deleted: drop its groups. */
-void rn__groups_stream_deleted(rn_engine_t *eng, struct rn_core_stream *st);
-void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
+/* (engine_compat.c, over rn_groups_foreach_shard of rn_groups.h.) */
 
 #endif

@@ -1,14 +1,20 @@
 /*
- * group.c — consumer groups in the broker: membership (join, heartbeat,
+ * group.c — consumer groups (rn_groups.h): membership (join, heartbeat,
  * leave, session expiry), the assignment (group_assign.c) applied with
  * revoke-before-reassign, member epochs that fence stale commits, durable
  * checkpoints and lag. docs/groups.md describes the behaviour; the wire
  * messages are in proto/runnel.proto.
  *
+ * Core: reached only through rn_core.h. Groups are core's RN_SUB_GROUPS
+ * listener (tick, stream deleting, shard opened/closing, close), keep
+ * their per-shard state on core's shard slot (gshard_t, one per group of
+ * the shard's stream) and answer through rn_groups.h's C API; protobuf is
+ * only groups' storage format (GroupEvent, GroupsSnapshot).
+ *
  * State: in memory, per group: members and, per shard, the holder, the
  * target member and the checkpoint. Checkpoints, creates and deletes are
  * GroupEvent records in an internal log (<data_dir>/groups/log, an rn_log_t
- * in sync mode on the engine's rn_io_t: one fdatasync covers every commit
+ * in sync mode on core's rn_io_t: one fdatasync covers every commit
  * that arrived meanwhile, so committing every second per shard costs one
  * small append). The log is compacted by a snapshot (<data_dir>/groups/
  * snapshot, GroupsSnapshot, replaced atomically on the thread pool) after
@@ -22,23 +28,25 @@
  * events are idempotent on replay).
  *
  * Threading: loop thread only, except the snapshot write (thread pool, on a
- * private buffer).
+ * private buffer). Files: through core's rn_fs (the log through core's
+ * rn_io, which uses it too), so a crash simulator reaches groups as well.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xxhash.h>
 
-#include "core_int.h"
-#include "engine.h"
+#include "rn_core.h"
+#include "rn_fs.h"
 #include "group_assign.h"
+#include "rn_groups.h"
 #include "runnel/batch.h"
 #include "runnel/keys.h"
+#include "runnel.pb-c.h"
 
 #define DEFAULT_SESSION_MS 10000u
 #define MIN_SESSION_MS 500u
@@ -49,22 +57,43 @@ typedef struct gmember {
   char *client_id;
   uint32_t epoch;
   uint32_t session_ms;
-  uint64_t last_seen; /* uv_now */
+  uint64_t last_seen; /* mono_ms */
   uint32_t *held;     /* shards sent in the last answer (sorted) */
   uint32_t nheld;
   uint32_t pending;
 } gmember_t;
 
+/* Where a group stands in one shard. Transitions:
+ *   POS_NONE    -> POS_OFFSET   a checkpoint committed or replayed, a create or
+ *                               reset at EARLIEST, LATEST or OFFSET
+ *   POS_NONE    -> POS_AT_TIME  a create or reset at TIMESTAMP
+ *   POS_AT_TIME -> POS_OFFSET   the first commit (or a reset at an offset)
+ *   POS_OFFSET  -> POS_AT_TIME  a reset at TIMESTAMP
+ * A group never goes back to POS_NONE (a shard the group never had a
+ * position in: replay of a create that did not list it). */
+typedef enum pos_state {
+  POS_NONE,    /* no position: describe shows no checkpoint, lag unknown */
+  POS_OFFSET,  /* ckpt is the next offset to read */
+  POS_AT_TIME, /* at_ts: start at the first record at or after it; no offset yet */
+} pos_state_t;
+
+/* One group's state in one shard. It hangs off the shard (core's
+ * RN_SUB_GROUPS slot holds the list of the shard's groups), not off an
+ * array sized by the stream's shard count: a group reaches it with
+ * gsh_of(g, s), and a shard that core opens later gets one for every group
+ * of its stream (on_shard_opened). */
 typedef struct gshard {
+  struct group *grp;   /* whose position this is */
+  struct gshard *next; /* the shard's next group */
   gmember_t *owner;     /* holds it (granted, not yet released) */
   uint32_t owner_since; /* owner's epoch when granted */
   gmember_t *target;    /* the assignment */
-  uint64_t revoke_since; /* uv_now when owner != target was first seen; 0 = not revoking */
-  bool has_ckpt;
+  uint64_t revoke_since; /* mono_ms when owner != target was first seen; 0 = not revoking */
+  pos_state_t pos;
   uint64_t ckpt;
   int64_t arrival_ms;
   int64_t commit_ms;
-  int64_t at_ts; /* != 0: start at this time, no offset yet */
+  int64_t at_ts; /* POS_AT_TIME: the time (ms, > 0); else 0 */
   /* Time lag: the broker arrival time of the batch holding offset
    * lag_from, read off the loop (lag jobs below). lag_from == LAG_NONE:
    * nothing read yet. lag_bad_from: an offset whose read failed (not
@@ -75,22 +104,34 @@ typedef struct gshard {
 
 #define LAG_NONE UINT64_MAX
 
+/* A group's assignment. Transitions:
+ *   GROUP_STABLE    -> GROUP_REBALANCE  a member joined, left, expired or was
+ *                                       fenced (member_remove, join)
+ *   GROUP_REBALANCE -> GROUP_STABLE     the next heartbeat recomputed the
+ *                                       targets (recompute)
+ * A new group starts STABLE (no members, no targets). */
+typedef enum group_state {
+  GROUP_STABLE,    /* every shard's target is current */
+  GROUP_REBALANCE, /* membership changed: recompute the targets before answering */
+} group_state_t;
+
 typedef struct group {
   char *stream;
   uint64_t uid;
-  rn_stream_t *st; /* valid while the group exists (dropped with the stream) */
+  rn_core_stream_t *st; /* valid while the group exists (dropped with the stream) */
   char *name;
-  Runnel__PositionKind start_kind;
+  rn_group_pos_t start_kind;
   int64_t start_value;
   int64_t created_ms;
   gmember_t **members;
   uint32_t nmembers, members_cap;
-  gshard_t *shards; /* st->nshards */
-  bool dirty;       /* membership changed: recompute targets */
+  group_state_t state;
 } group_t;
 
-struct rn__groups {
-  rn_engine_t *eng;
+struct rn_groups {
+  rn_core_t *core;
+  rn_fs_t *fs;      /* core's (rn_core_opts_t.fs): the snapshot and the directory */
+  rn_clock_t clock; /* every time groups read: wall (records, commits, lag), monotonic (sessions) */
   bool lag_refreshing; /* the tick's lag job is on the thread pool */
   char *dir;
   rn_log_t *log;
@@ -117,24 +158,82 @@ static void *xcalloc(size_t n, size_t sz) {
   return p;
 }
 
-static void reply_err(rn_engine_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
+/* Short-lived allocations for building one protobuf message (an event,
+ * the snapshot): each zeroed, all freed together by tmp_free. */
+typedef struct tmp {
+  void **p;
+  size_t n, cap;
+} tmp_t;
+
+static void *tmp_alloc(tmp_t *t, size_t n) {
+  if (t->n == t->cap) {
+    t->cap = t->cap ? 2 * t->cap : 16;
+    t->p = realloc(t->p, t->cap * sizeof(*t->p));
+    if (!t->p) abort();
+  }
+  return t->p[t->n++] = xcalloc(1, n);
+}
+
+static void tmp_free(tmp_t *t) {
+  for (size_t i = 0; i < t->n; i++) free(t->p[i]);
+  free(t->p);
+  *t = (tmp_t){0};
+}
+
+/* Wall clock, ms since the epoch: event timestamps, commit and creation
+ * times, lag against arrival times. */
+static int64_t now_ms(const rn_groups_t *gs) { return rn_clock_wall_ms(&gs->clock); }
+
+/* Monotonic ms: heartbeats, session expiry, revocation deadlines. */
+static uint64_t mono_ms(const rn_groups_t *gs) { return rn_clock_mono_ns(&gs->clock) / 1000000u; }
+
+/* Group g's state in shard s (< the stream's shard count): always there,
+ * from group_add to group_free. */
+static gshard_t *gsh_of(const group_t *g, uint32_t s) {
+  rn_core_shard_t *sh = rn_core_stream_shard(g->st, s);
+  for (gshard_t *x = sh ? rn_core_shard_slot(sh, RN_SUB_GROUPS) : NULL; x; x = x->next)
+    if (x->grp == g) return x;
+  fprintf(stderr, "groups: group %s/%s has no state in shard %u\n", g->stream, g->name, s);
+  abort(); /* an invariant, kept in release builds too */
+}
+
+/* Give g its state in shard sh (idempotent). */
+static void gsh_attach(group_t *g, rn_core_shard_t *sh) {
+  gshard_t *head = rn_core_shard_slot(sh, RN_SUB_GROUPS);
+  for (gshard_t *x = head; x; x = x->next)
+    if (x->grp == g) return;
+  gshard_t *x = xcalloc(1, sizeof(*x));
+  x->grp = g;
+  x->lag_from = x->lag_bad_from = LAG_NONE;
+  x->next = head;
+  rn_core_shard_set_slot(sh, RN_SUB_GROUPS, x);
+}
+
+static void gsh_detach(group_t *g, rn_core_shard_t *sh) {
+  gshard_t *head = rn_core_shard_slot(sh, RN_SUB_GROUPS), **pp = &head;
+  while (*pp && (*pp)->grp != g) pp = &(*pp)->next;
+  if (!*pp) return;
+  gshard_t *x = *pp;
+  *pp = x->next;
+  free(x);
+  rn_core_shard_set_slot(sh, RN_SUB_GROUPS, head);
+}
+
+static rn_log_t *shard_log(rn_core_stream_t *st, uint32_t s) { return rn_core_shard_log(rn_core_stream_shard(st, s)); }
+
+static void reply_err(rn_group_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void reply_err(rn_engine_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...) {
+static void reply_err(rn_group_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__Error e;
-  runnel__error__init(&e);
-  rn_engine_error(&e, err, msg);
-  resp.error = &e;
-  cb(ctx, &resp);
+  rn_group_reply_t rep = {.err = err, .message = msg};
+  cb(ctx, &rep);
 }
 
-static group_t *group_find(rn__groups_t *gs, const char *stream, uint64_t uid, const char *name) {
+static group_t *group_find(rn_groups_t *gs, const char *stream, uint64_t uid, const char *name) {
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     group_t *g = gs->groups[i];
     if (g->uid == uid && !strcmp(g->name, name) && !strcmp(g->stream, stream)) return g;
@@ -152,21 +251,20 @@ static void member_free(gmember_t *m) {
 
 static void group_free(group_t *g) {
   for (uint32_t i = 0; i < g->nmembers; i++) member_free(g->members[i]);
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) gsh_detach(g, rn_core_stream_shard(g->st, s));
   free(g->members);
-  free(g->shards);
   free(g->stream);
   free(g->name);
   free(g);
 }
 
-static group_t *group_add(rn__groups_t *gs, rn_stream_t *st, const char *name) {
+static group_t *group_add(rn_groups_t *gs, rn_core_stream_t *st, const char *name) {
   group_t *g = xcalloc(1, sizeof(*g));
-  g->stream = xstrdup(st->name);
-  g->uid = st->uid;
+  g->stream = xstrdup(rn_core_stream_name(st));
+  g->uid = rn_core_stream_uid(st);
   g->st = st;
   g->name = xstrdup(name);
-  g->shards = xcalloc(st->nshards, sizeof(*g->shards));
-  for (uint32_t s = 0; s < st->nshards; s++) g->shards[s].lag_from = g->shards[s].lag_bad_from = LAG_NONE;
+  for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) gsh_attach(g, rn_core_stream_shard(st, s));
   if (gs->ngroups == gs->cap) {
     gs->cap = gs->cap ? gs->cap * 2 : 8;
     gs->groups = realloc(gs->groups, gs->cap * sizeof(*gs->groups));
@@ -176,7 +274,7 @@ static group_t *group_add(rn__groups_t *gs, rn_stream_t *st, const char *name) {
   return g;
 }
 
-static void group_remove(rn__groups_t *gs, group_t *g) {
+static void group_remove(rn_groups_t *gs, group_t *g) {
   for (uint32_t i = 0; i < gs->ngroups; i++)
     if (gs->groups[i] == g) {
       gs->groups[i] = gs->groups[--gs->ngroups];
@@ -193,9 +291,9 @@ static gmember_t *member_find(group_t *g, const char *id) {
 
 /* Remove a member: its shards are free at once. */
 static void member_remove(group_t *g, gmember_t *m) {
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
-    if (g->shards[s].owner == m) g->shards[s].owner = NULL;
-    if (g->shards[s].target == m) g->shards[s].target = NULL;
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
+    if (gsh_of(g, s)->owner == m) gsh_of(g, s)->owner = NULL;
+    if (gsh_of(g, s)->target == m) gsh_of(g, s)->target = NULL;
   }
   for (uint32_t i = 0; i < g->nmembers; i++)
     if (g->members[i] == m) {
@@ -204,7 +302,7 @@ static void member_remove(group_t *g, gmember_t *m) {
       break;
     }
   member_free(m);
-  g->dirty = true;
+  g->state = GROUP_REBALANCE;
 }
 
 /* ---- lag ------------------------------------------------------------------------------ *
@@ -232,12 +330,12 @@ typedef struct lag {
 } lag_t;
 
 static lag_t shard_lag(const group_t *g, uint32_t s, int64_t now_ms) {
-  const rn_shard_t *sh = &g->st->shards[s];
-  const gshard_t *gsh = &g->shards[s];
+  const rn_core_shard_t *sh = rn_core_stream_shard(g->st, s);
+  const gshard_t *gsh = gsh_of(g, s);
   lag_t l = {0};
-  l.start = sh->log ? rn_log_start(sh->log) : 0;
-  l.end = sh->log ? rn_log_end(sh->log) : 0;
-  l.known_pos = gsh->has_ckpt && !gsh->at_ts;
+  l.start = rn_core_shard_start_offset(sh);
+  l.end = rn_core_shard_end_offset(sh);
+  l.known_pos = gsh->pos == POS_OFFSET;
   l.from = l.start;
   if (l.known_pos && gsh->ckpt > l.from) l.from = gsh->ckpt;
   l.records = l.end > l.from ? l.end - l.from : 0;
@@ -255,13 +353,13 @@ static lag_t shard_lag(const group_t *g, uint32_t s, int64_t now_ms) {
 
 /* Whether shard s of g needs an arrival read for its current position. */
 static bool lag_stale(const group_t *g, uint32_t s, const lag_t *l) {
-  const gshard_t *gsh = &g->shards[s];
+  const gshard_t *gsh = gsh_of(g, s);
   return l->known_pos && l->records > 0 && gsh->lag_from != l->from && gsh->lag_bad_from != l->from &&
-         g->st->shards[s].log != NULL;
+         rn_core_shard_log(rn_core_stream_shard(g->st, s)) != NULL;
 }
 
 typedef struct lag_part {
-  rn_stream_t *st; /* referenced (st->refs) until the job is done */
+  rn_core_stream_t *st; /* referenced (st->refs) until the job is done */
   char *group;     /* looked up again at the end: it may be gone */
   uint32_t shard;
   uint64_t offset;
@@ -272,12 +370,12 @@ typedef struct lag_part {
 
 typedef struct lag_job {
   uv_work_t work;
-  rn__groups_t *gs;
+  rn_groups_t *gs;
   bool tick; /* the tick's job (gs->lag_refreshing) */
   /* a describe waiting for the reads (cb NULL: none) */
-  rn_engine_reply_cb cb;
+  rn_group_reply_cb cb;
   void *ctx;
-  rn_stream_t *st; /* the described group's stream (one of the parts' refs) */
+  rn_core_stream_t *st; /* the described group's stream (one of the parts' refs) */
   char *group;
   size_t n, cap;
   lag_part_t *parts;
@@ -322,38 +420,42 @@ static void lag_work(uv_work_t *w) {
   free(buf);
 }
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
-static void set_heartbeat_ages(rn_engine_t *eng, const group_t *g, Runnel__GroupDescription *d);
+/* A description of one group; its arrays are its own (desc_free). */
+typedef struct desc {
+  rn_group_description_t d;
+  rn_group_member_info_t *members;
+  rn_group_shard_info_t *shards;
+  uint32_t *held; /* the members' shard lists, back to back */
+} desc_t;
 
-static void reply_describe(rn__groups_t *gs, const group_t *g, rn_engine_reply_cb cb, void *ctx) {
-  rn__arena_t a = {0};
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupDescribeResponse dr;
-  runnel__group_describe_response__init(&dr);
-  dr.group = describe(&a, g);
-  set_heartbeat_ages(gs->eng, g, dr.group);
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DESCRIBE;
-  resp.group_describe = &dr;
-  cb(ctx, &resp);
-  rn__arena_free(&a);
+static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages);
+static void desc_free(desc_t *x);
+
+/* Answer with g's description (describe, reset). ages: fill the members'
+ * heartbeat ages (describe does, reset never did). */
+static void reply_describe(rn_groups_t *gs, const group_t *g, bool ages, rn_group_reply_cb cb, void *ctx) {
+  desc_t x;
+  describe(&x, gs, g, ages);
+  rn_group_reply_t rep = {.group = &x.d};
+  cb(ctx, &rep);
+  desc_free(&x);
 }
 
 /* Loop thread: release the spans, store the arrival times that still
  * match the groups' positions, answer the waiting describe. */
 static void lag_after(uv_work_t *w, int status) {
   lag_job_t *j = w->data;
-  rn__groups_t *gs = j->gs;
-  rn_engine_t *eng = gs->eng;
-  int64_t now = rn__now_ms();
+  rn_groups_t *gs = j->gs;
+  rn_core_t *core = gs->core;
+  int64_t now = now_ms(gs);
   for (size_t i = 0; i < j->n; i++) {
     lag_part_t *p = &j->parts[i];
-    rn_shard_t *sh = &p->st->shards[p->shard];
-    if (p->span.seg && sh->log) rn_log_span_release(sh->log, &p->span);
+    rn_log_t *log = shard_log(p->st, p->shard);
+    if (p->span.seg && log) rn_log_span_release(log, &p->span);
     if (status && !p->err) p->err = RN_EIO;
-    group_t *g = p->st->state == RN__STREAM_ACTIVE ? group_find(gs, p->st->name, p->st->uid, p->group) : NULL;
-    if (g && p->shard < g->st->nshards) {
-      gshard_t *gsh = &g->shards[p->shard];
+    group_t *g = rn_core_stream_state(p->st) == RN_CORE_STREAM_ACTIVE ? group_find(gs, rn_core_stream_name(p->st), rn_core_stream_uid(p->st), p->group) : NULL;
+    if (g && p->shard < rn_core_stream_nshards(g->st)) {
+      gshard_t *gsh = gsh_of(g, p->shard);
       lag_t l = shard_lag(g, p->shard, now);
       if (!p->err && (gsh->lag_from != l.from || p->offset == l.from)) {
         gsh->lag_from = p->offset;
@@ -364,21 +466,21 @@ static void lag_after(uv_work_t *w, int status) {
     }
   }
   if (j->cb) {
-    group_t *g = j->st->state == RN__STREAM_ACTIVE ? group_find(gs, j->st->name, j->st->uid, j->group) : NULL;
+    group_t *g = rn_core_stream_state(j->st) == RN_CORE_STREAM_ACTIVE ? group_find(gs, rn_core_stream_name(j->st), rn_core_stream_uid(j->st), j->group) : NULL;
     if (g)
-      reply_describe(gs, g, j->cb, j->ctx);
+      reply_describe(gs, g, true, j->cb, j->ctx);
     else
-      reply_err(j->cb, j->ctx, RN_ENOGROUP, "group %s/%s was deleted", j->st->name, j->group);
+      reply_err(j->cb, j->ctx, RN_ENOGROUP, "group %s/%s was deleted", rn_core_stream_name(j->st), j->group);
   }
   if (j->tick) gs->lag_refreshing = false;
   for (size_t i = 0; i < j->n; i++) {
     free(j->parts[i].group);
-    rn__stream_unref(eng, j->parts[i].st);
+    rn_core_stream_unref(j->parts[i].st);
   }
   free(j->parts);
   free(j->group);
   free(j);
-  eng->pending_work--;
+  rn_core_work_end(core);
 }
 
 /* Add a read of g's shard s at l->from to j (plans it on the loop). */
@@ -391,30 +493,30 @@ static void lag_job_add(lag_job_t *j, group_t *g, uint32_t s, const lag_t *l) {
   lag_part_t *p = &j->parts[j->n++];
   memset(p, 0, sizeof(*p));
   p->st = g->st;
-  p->st->refs++;
+  rn_core_stream_ref(p->st);
   p->group = xstrdup(g->name);
   p->shard = s;
   p->offset = l->from;
-  p->err = rn_log_span_plan(g->st->shards[s].log, l->from, &p->span);
+  p->err = rn_log_span_plan(rn_core_shard_log(rn_core_stream_shard(g->st, s)), l->from, &p->span);
 }
 
 /* Read what j plans; lag_after runs in any case (also when nothing is to
  * be read or the pool refuses). Takes j. */
-static void lag_job_start(rn__groups_t *gs, lag_job_t *j) {
-  gs->eng->pending_work++;
+static void lag_job_start(rn_groups_t *gs, lag_job_t *j) {
+  rn_core_work_begin(gs->core);
   j->work.data = j;
-  if (j->n == 0 || uv_queue_work(gs->eng->loop, &j->work, lag_work, lag_after) != 0) lag_after(&j->work, j->n ? UV_EIO : 0);
+  if (j->n == 0 || uv_queue_work(rn_core_loop(gs->core), &j->work, lag_work, lag_after) != 0) lag_after(&j->work, j->n ? UV_EIO : 0);
 }
 
 /* The tick: one job for every stale position, at most one job at a time. */
-static void lag_refresh(rn__groups_t *gs) {
+static void lag_refresh(rn_groups_t *gs) {
   if (gs->lag_refreshing) return;
   lag_job_t *j = NULL;
-  int64_t now = rn__now_ms();
+  int64_t now = now_ms(gs);
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     group_t *g = gs->groups[i];
-    if (g->st->state != RN__STREAM_ACTIVE) continue;
-    for (uint32_t s = 0; s < g->st->nshards; s++) {
+    if (rn_core_stream_state(g->st) != RN_CORE_STREAM_ACTIVE) continue;
+    for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
       lag_t l = shard_lag(g, s, now);
       if (!lag_stale(g, s, &l)) continue;
       if (!j) {
@@ -432,10 +534,10 @@ static void lag_refresh(rn__groups_t *gs) {
 
 /* ---- the internal log ------------------------------------------------------------------ */
 
-typedef void (*event_done_fn)(rn__groups_t *gs, void *arg, rn_err_t err);
+typedef void (*event_done_fn)(rn_groups_t *gs, void *arg, rn_err_t err);
 
 typedef struct event_job {
-  rn__groups_t *gs;
+  rn_groups_t *gs;
   event_done_fn done;
   void *arg;
 } event_job_t;
@@ -443,16 +545,16 @@ typedef struct event_job {
 static void on_event_durable(void *arg, rn_err_t err, uint64_t base) {
   (void)base;
   event_job_t *j = arg;
-  rn__groups_t *gs = j->gs;
+  rn_groups_t *gs = j->gs;
   gs->inflight--;
-  gs->eng->pending_work--;
+  rn_core_work_end(gs->core);
   j->done(gs, j->arg, err);
   free(j);
 }
 
 /* Append one event; done runs when it is durable (or failed). Returns 0
  * (done will run) or an error (done will not). */
-static rn_err_t event_append(rn__groups_t *gs, const Runnel__GroupEvent *ev, event_done_fn done, void *arg) {
+static rn_err_t event_append(rn_groups_t *gs, const Runnel__GroupEvent *ev, event_done_fn done, void *arg) {
   size_t n = runnel__group_event__get_packed_size(ev);
   uint8_t *buf = malloc(n ? n : 1);
   if (!buf) return RN_ENOMEM;
@@ -460,7 +562,7 @@ static rn_err_t event_append(rn__groups_t *gs, const Runnel__GroupEvent *ev, eve
   rn_batch_builder_t b;
   rn_batch_builder_init(&b);
   rn_record_t rec = {0};
-  rec.timestamp = rn__now_ms();
+  rec.timestamp = now_ms(gs);
   rec.value = buf;
   rec.value_len = n;
   const uint8_t *out;
@@ -481,7 +583,7 @@ static rn_err_t event_append(rn__groups_t *gs, const Runnel__GroupEvent *ev, eve
   free(buf);
   if (!err) {
     gs->inflight++;
-    gs->eng->pending_work++;
+    rn_core_work_begin(gs->core);
   }
   return err;
 }
@@ -493,13 +595,13 @@ static void fill_state_keys(Runnel__GroupState *s, const group_t *g) {
 }
 
 /* Checkpoint messages of every shard of g into arrays from the arena. */
-static void fill_state_ckpts(rn__arena_t *a, Runnel__GroupState *s, const group_t *g) {
-  uint32_t n = g->st->nshards;
-  s->checkpoints = rn__arena_alloc(a, n * sizeof(*s->checkpoints));
+static void fill_state_ckpts(tmp_t *a, Runnel__GroupState *s, const group_t *g) {
+  uint32_t n = rn_core_stream_nshards(g->st);
+  s->checkpoints = tmp_alloc(a, n * sizeof(*s->checkpoints));
   for (uint32_t i = 0; i < n; i++) {
-    const gshard_t *gsh = &g->shards[i];
-    if (!gsh->has_ckpt) continue;
-    Runnel__GroupCheckpointState *c = rn__arena_alloc(a, sizeof(*c));
+    const gshard_t *gsh = gsh_of(g, i);
+    if (gsh->pos == POS_NONE) continue;
+    Runnel__GroupCheckpointState *c = tmp_alloc(a, sizeof(*c));
     runnel__group_checkpoint_state__init(c);
     c->shard = i;
     c->offset = gsh->ckpt;
@@ -511,9 +613,9 @@ static void fill_state_ckpts(rn__arena_t *a, Runnel__GroupState *s, const group_
 }
 
 static void apply_ckpt(group_t *g, const Runnel__GroupCheckpointState *c) {
-  if (c->shard >= g->st->nshards) return;
-  gshard_t *gsh = &g->shards[c->shard];
-  gsh->has_ckpt = true;
+  if (c->shard >= rn_core_stream_nshards(g->st)) return;
+  gshard_t *gsh = gsh_of(g, c->shard);
+  gsh->pos = c->at_timestamp ? POS_AT_TIME : POS_OFFSET;
   gsh->ckpt = c->offset;
   gsh->arrival_ms = c->arrival_ms;
   gsh->commit_ms = c->commit_ms;
@@ -521,16 +623,16 @@ static void apply_ckpt(group_t *g, const Runnel__GroupCheckpointState *c) {
 }
 
 /* Apply one replayed event (or a snapshot entry as a create). */
-static void apply_event(rn__groups_t *gs, const Runnel__GroupEvent *ev) {
+static void apply_event(rn_groups_t *gs, const Runnel__GroupEvent *ev) {
   const Runnel__GroupState *s = ev->create ? ev->create : ev->checkpoints ? ev->checkpoints : ev->remove;
   if (!s || !s->stream || !s->group) return;
-  rn_stream_t *st = rn__stream_find(gs->eng, s->stream);
-  if (!st || st->uid != s->stream_uid) return; /* the stream is gone */
+  rn_core_stream_t *st = rn_core_stream_find(gs->core, s->stream);
+  if (!st || rn_core_stream_uid(st) != s->stream_uid) return; /* the stream is gone */
   group_t *g = group_find(gs, s->stream, s->stream_uid, s->group);
   switch (ev->ev_case) {
   case RUNNEL__GROUP_EVENT__EV_CREATE:
     if (!g) g = group_add(gs, st, s->group);
-    g->start_kind = s->start_kind;
+    g->start_kind = (rn_group_pos_t)s->start_kind;
     g->start_value = s->start_value;
     g->created_ms = s->created_ms;
     for (size_t i = 0; i < s->n_checkpoints; i++) apply_ckpt(g, s->checkpoints[i]);
@@ -550,7 +652,7 @@ static void apply_event(rn__groups_t *gs, const Runnel__GroupEvent *ev) {
 
 typedef struct snap_job {
   uv_work_t work;
-  rn__groups_t *gs;
+  rn_groups_t *gs;
   uint8_t *buf;
   size_t len;
   uint64_t offset;
@@ -559,17 +661,17 @@ typedef struct snap_job {
 
 static void snap_work(uv_work_t *w) {
   snap_job_t *j = w->data;
-  j->err = rn_snapshot_write(rn_fs_posix(), j->gs->dir, "snapshot", j->buf, j->len);
+  j->err = rn_snapshot_write(j->gs->fs, j->gs->dir, "snapshot", j->buf, j->len);
 }
 
 static void snap_after(uv_work_t *w, int status) {
   (void)status;
   snap_job_t *j = w->data;
-  rn__groups_t *gs = j->gs;
-  gs->eng->pending_work--;
+  rn_groups_t *gs = j->gs;
+  rn_core_work_end(gs->core);
   gs->snap_active = false;
   if (j->err) {
-    rn__eng_say(gs->eng, RN_LOG_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
+    rn_core_log(gs->core, RN_LOG_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
                 rn_strerror(j->err));
   } else {
     gs->snap_offset = j->offset;
@@ -581,18 +683,18 @@ static void snap_after(uv_work_t *w, int status) {
 
 /* Serialize every group (memory holds exactly the durable checkpoints) and
  * the offset below which the log's events are all included. */
-static rn_err_t snapshot_pack(rn__groups_t *gs, uint64_t offset, uint8_t **buf, size_t *len) {
-  rn__arena_t a = {0};
+static rn_err_t snapshot_pack(rn_groups_t *gs, uint64_t offset, uint8_t **buf, size_t *len) {
+  tmp_t a = {0};
   Runnel__GroupsSnapshot snap;
   runnel__groups_snapshot__init(&snap);
   snap.log_offset = offset;
-  snap.groups = rn__arena_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
+  snap.groups = tmp_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
-    Runnel__GroupState *s = rn__arena_alloc(&a, sizeof(*s));
+    Runnel__GroupState *s = tmp_alloc(&a, sizeof(*s));
     runnel__group_state__init(s);
     fill_state_keys(s, g);
-    s->start_kind = g->start_kind;
+    s->start_kind = (Runnel__PositionKind)g->start_kind;
     s->start_value = g->start_value;
     s->created_ms = g->created_ms;
     fill_state_ckpts(&a, s, g);
@@ -601,14 +703,14 @@ static rn_err_t snapshot_pack(rn__groups_t *gs, uint64_t offset, uint8_t **buf, 
   *len = runnel__groups_snapshot__get_packed_size(&snap);
   *buf = malloc(*len ? *len : 1);
   if (*buf) runnel__groups_snapshot__pack(&snap, *buf);
-  rn__arena_free(&a);
+  tmp_free(&a);
   return *buf ? 0 : RN_ENOMEM;
 }
 
-static void maybe_compact(rn__groups_t *gs) {
+static void maybe_compact(rn_groups_t *gs) {
   if (gs->snap_offset) rn_log_delete_below(gs->log, gs->snap_offset);
   /* Compact when the log holds more than two segments' worth. */
-  if (gs->snap_active || gs->inflight || rn_log_size_bytes(gs->log) < 2 * gs->eng->opts.group_segment_bytes) return;
+  if (gs->snap_active || gs->inflight || rn_log_size_bytes(gs->log) < 2 * rn_core_options(gs->core)->group_segment_bytes) return;
   uint64_t offset = rn_log_end(gs->log); /* nothing in flight: every event below is applied */
   if (offset <= gs->snap_offset) return;
   snap_job_t *j = calloc(1, sizeof(*j));
@@ -616,27 +718,28 @@ static void maybe_compact(rn__groups_t *gs) {
   j->gs = gs;
   j->offset = offset;
   j->work.data = j;
-  if (snapshot_pack(gs, offset, &j->buf, &j->len) || uv_queue_work(gs->eng->loop, &j->work, snap_work, snap_after)) {
+  if (snapshot_pack(gs, offset, &j->buf, &j->len) || uv_queue_work(rn_core_loop(gs->core), &j->work, snap_work, snap_after)) {
     free(j->buf);
     free(j);
     return;
   }
   gs->snap_active = true;
-  gs->eng->pending_work++;
+  rn_core_work_begin(gs->core);
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
 static void log_logger(void *arg, rn_log_level_t level, const char *msg) {
-  rn__eng_say(arg, level, "groups: %s", msg);
+  rn_core_log(arg, level, "groups: %s", msg);
 }
 
-static rn_err_t load_snapshot(rn__groups_t *gs, char *why, size_t whylen) {
+/* Read the snapshot through rn_fs (no snapshot: nothing to load). */
+static rn_err_t load_snapshot(rn_groups_t *gs, char *why, size_t whylen) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/snapshot", gs->dir);
   void *buf;
   size_t len;
-  rn_err_t err = rn_snapshot_read(rn_fs_posix(), gs->dir, "snapshot", &buf, &len);
+  rn_err_t err = rn_snapshot_read(gs->fs, gs->dir, "snapshot", &buf, &len);
   if (err == RN_ENOENT) return 0; /* none yet: the log holds every event */
   if (err) {
     snprintf(why, whylen, "cannot read %s: %s", path, rn_strerror(err));
@@ -660,7 +763,7 @@ static rn_err_t load_snapshot(rn__groups_t *gs, char *why, size_t whylen) {
   return 0;
 }
 
-static rn_err_t replay(rn__groups_t *gs, char *why, size_t whylen) {
+static rn_err_t replay(rn_groups_t *gs, char *why, size_t whylen) {
   uint64_t start = rn_log_start(gs->log), end = rn_log_end(gs->log);
   if (gs->snap_offset > end) {
     snprintf(why, whylen, "groups: the snapshot covers events up to %" PRIu64 " but the log ends at %" PRIu64, gs->snap_offset, end);
@@ -722,28 +825,112 @@ static rn_err_t replay(rn__groups_t *gs, char *why, size_t whylen) {
   return err;
 }
 
-rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
-  rn__groups_t *gs = xcalloc(1, sizeof(*gs));
-  gs->eng = eng;
-  size_t n = strlen(eng->data_dir) + 16;
+/* ---- life: open, core's events, close ---------------------------------------------------- *
+ *
+ * rn_groups_open registers groups as core's RN_SUB_GROUPS listener; from
+ * then on core drives it: tick (session expiry, the log's timers,
+ * compaction, lag), stream_deleting (the stream's groups go), shard_opened
+ * (a shard of a stream with groups gets their state), and close
+ * (rn_core_close, after every thread-pool job finished: the log closes,
+ * everything is freed and the listener removed). */
+
+static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now);
+static void lag_refresh(rn_groups_t *gs);
+
+static void on_tick(void *arg) {
+  rn_groups_t *gs = arg;
+  uint64_t now = mono_ms(gs);
+  for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
+  rn_log_tick(gs->log, now_ms(gs));
+  maybe_compact(gs);
+  lag_refresh(gs);
+}
+
+/* The stream is being deleted: drop its groups (replay drops the groups of
+ * streams that no longer exist, so nothing is written). */
+static void on_stream_deleting(void *arg, rn_core_stream_t *st) {
+  rn_groups_t *gs = arg;
+  for (uint32_t i = 0; i < gs->ngroups;) {
+    group_t *g = gs->groups[i];
+    if (g->st == st) {
+      group_remove(gs, g);
+    } else {
+      i++;
+    }
+  }
+}
+
+/* A shard opened (resharding, later): every group of its stream gets its
+ * state there. At registration (no groups yet) and for a new stream this
+ * finds none. */
+static void on_shard_opened(void *arg, rn_core_shard_t *sh) {
+  rn_groups_t *gs = arg;
+  rn_core_stream_t *st = rn_core_shard_stream(sh);
+  for (uint32_t i = 0; i < gs->ngroups; i++)
+    if (gs->groups[i]->st == st) gsh_attach(gs->groups[i], sh);
+}
+
+/* A shard is about to be freed. Its stream's groups went at
+ * stream_deleting (or at close), so the slot is empty; free what a shard
+ * opened later might still hold. */
+static void on_shard_closing(void *arg, rn_core_shard_t *sh) {
+  (void)arg;
+  gshard_t *x = rn_core_shard_slot(sh, RN_SUB_GROUPS);
+  while (x) {
+    gshard_t *next = x->next;
+    free(x);
+    x = next;
+  }
+  rn_core_shard_set_slot(sh, RN_SUB_GROUPS, NULL);
+}
+
+static void groups_free(rn_groups_t *gs) {
+  while (gs->ngroups) group_remove(gs, gs->groups[0]);
+  free(gs->groups);
+  free(gs->dir);
+  free(gs);
+}
+
+/* rn_core_close: no append or job is in flight (core waited for its work
+ * count). Blocking. */
+static rn_err_t on_close(void *arg) {
+  rn_groups_t *gs = arg;
+  rn_core_t *core = gs->core;
+  rn_err_t err = rn_log_close(gs->log);
+  groups_free(gs);
+  rn_core_listen(core, RN_SUB_GROUPS, NULL); /* nothing of groups' is left on the shards */
+  return err;
+}
+
+rn_err_t rn_groups_open(rn_core_t *core, const rn_groups_opts_t *opts, rn_groups_t **out, char *why, size_t whylen) {
+  char scratch[8];
+  if (!why) why = scratch, whylen = sizeof scratch;
+  why[0] = 0;
+  rn_groups_t *gs = xcalloc(1, sizeof(*gs));
+  gs->core = core;
+  if (opts) gs->clock = opts->clock;
+  gs->fs = rn_core_options(core)->fs ? rn_core_options(core)->fs : rn_fs_posix();
+  const char *data_dir = rn_core_data_dir(core);
+  size_t n = strlen(data_dir) + 16;
   gs->dir = xcalloc(n, 1);
-  snprintf(gs->dir, n, "%s/groups", eng->data_dir);
-  gs->nonce = XXH3_64bits_withSeed(gs->dir, strlen(gs->dir), (uint64_t)rn__now_ms() ^ ((uint64_t)getpid() << 32));
-  rn_err_t err = rn_fs_posix()->mkdirs(rn_fs_posix(), gs->dir);
+  snprintf(gs->dir, n, "%s/groups", data_dir);
+  gs->nonce = XXH3_64bits_withSeed(gs->dir, strlen(gs->dir), (uint64_t)now_ms(gs) ^ ((uint64_t)getpid() << 32));
+  rn_err_t err = gs->fs->mkdirs(gs->fs, gs->dir);
   if (err) {
     snprintf(why, whylen, "cannot create %s: %s", gs->dir, rn_strerror(err));
     goto fail;
   }
+  uint64_t seg = rn_core_options(core)->group_segment_bytes;
   rn_log_opts_t lo;
   rn_log_opts_default(&lo);
   lo.durability = RN_DURABILITY_SYNC;
-  lo.segment_bytes = eng->opts.group_segment_bytes ? eng->opts.group_segment_bytes : (4u << 20);
+  lo.segment_bytes = seg ? seg : (4u << 20);
   lo.logger = log_logger;
-  lo.logger_arg = eng;
+  lo.logger_arg = core;
   char logdir[4200];
   snprintf(logdir, sizeof(logdir), "%s/log", gs->dir);
   rn_log_recovery_t rec;
-  err = rn_log_open(eng->io, logdir, &lo, &gs->log, &rec);
+  err = rn_log_open(rn_core_io(core), logdir, &lo, &gs->log, &rec);
   if (err) {
     snprintf(why, whylen, "groups: checkpoint log %s: %s", logdir, rec.message[0] ? rec.message : rn_strerror(err));
     goto fail;
@@ -751,61 +938,44 @@ rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
   err = load_snapshot(gs, why, whylen);
   if (!err) err = replay(gs, why, whylen);
   if (err) goto fail;
-  eng->groups = gs;
-  if (gs->ngroups) rn__eng_say(eng, RN_LOG_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
+  rn_core_listener_t l = {
+      .stream_deleting = on_stream_deleting,
+      .shard_opened = on_shard_opened,
+      .shard_closing = on_shard_closing,
+      .tick = on_tick,
+      .close = on_close,
+      .arg = gs,
+  };
+  rn_core_listen(core, RN_SUB_GROUPS, &l);
+  if (gs->ngroups) rn_core_log(core, RN_LOG_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
+  *out = gs;
   return 0;
 fail:
+  if (!why[0]) snprintf(why, whylen, "groups: %s", rn_strerror(err));
   if (gs->log) rn_log_close(gs->log);
-  while (gs->ngroups) group_remove(gs, gs->groups[0]);
-  free(gs->groups);
-  free(gs->dir);
-  free(gs);
+  groups_free(gs);
   return err;
 }
 
-rn_err_t rn__groups_close(rn_engine_t *eng) {
-  rn__groups_t *gs = eng->groups;
-  if (!gs) return 0;
-  rn_err_t err = rn_log_close(gs->log);
-  while (gs->ngroups) group_remove(gs, gs->groups[0]);
-  free(gs->groups);
-  free(gs->dir);
-  free(gs);
-  eng->groups = NULL;
-  return err;
-}
+rn_groups_t *rn_groups_of(const rn_core_t *core) { return rn_core_listener_arg(core, RN_SUB_GROUPS); }
 
-void rn__groups_stream_deleted(rn_engine_t *eng, rn_stream_t *st) {
-  rn__groups_t *gs = eng->groups;
-  if (!gs) return;
-  for (uint32_t i = 0; i < gs->ngroups;) {
-    group_t *g = gs->groups[i];
-    if (g->st == st) {
-      group_remove(gs, g); /* replay drops groups of streams that no longer exist */
-    } else {
-      i++;
-    }
-  }
-}
-
-/* Remove the members of g whose session ran out. */
 /* Remove the members of g whose session ran out, and fence a member that
  * kept a revoked shard (still heartbeating, never releasing it) for longer
  * than its session timeout: otherwise one stuck member could hold a shard
  * back from its new owner forever. */
-static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
+static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now) {
   for (uint32_t k = 0; k < g->nmembers;) {
     gmember_t *m = g->members[k];
     if (now - m->last_seen > m->session_ms) {
-      rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
+      rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
                   g->stream, g->name, m->id, m->session_ms);
       member_remove(g, m);
     } else {
       k++;
     }
   }
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
-    gshard_t *gsh = &g->shards[s];
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
+    gshard_t *gsh = gsh_of(g, s);
     if (!gsh->owner || gsh->owner == gsh->target) {
       gsh->revoke_since = 0;
       continue;
@@ -814,7 +984,7 @@ static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
       gsh->revoke_since = now ? now : 1;
     } else if (now - gsh->revoke_since > gsh->owner->session_ms) {
       gmember_t *m = gsh->owner;
-      rn__eng_say(gs->eng, RN_LOG_WARN,
+      rn_core_log(gs->core, RN_LOG_WARN,
                   "group %s/%s: member %s did not release shard %u within its session timeout (%u ms) after it was "
                   "revoked; fencing the member",
                   g->stream, g->name, m->id, s, m->session_ms);
@@ -824,63 +994,53 @@ static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
   }
 }
 
-void rn__groups_tick(rn_engine_t *eng) {
-  rn__groups_t *gs = eng->groups;
-  if (!gs) return;
-  uint64_t now = uv_now(eng->loop);
-  for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
-  rn_log_tick(gs->log, rn__now_ms());
-  maybe_compact(gs);
-  lag_refresh(gs);
-}
-
 /* ---- assignment ---------------------------------------------------------------------- */
 
 static void recompute(group_t *g) {
-  uint32_t n = g->st->nshards, m = g->nmembers;
+  uint32_t n = rn_core_stream_nshards(g->st), m = g->nmembers;
   rn_ga_shard_t *in = xcalloc(n, sizeof(*in));
   int32_t *target = xcalloc(n, sizeof(*target));
   double *scratch = xcalloc(2 * (size_t)m + 1, sizeof(*scratch));
   for (uint32_t s = 0; s < n; s++) {
-    gmember_t *pref = g->shards[s].owner ? g->shards[s].owner : g->shards[s].target;
+    gmember_t *pref = gsh_of(g, s)->owner ? gsh_of(g, s)->owner : gsh_of(g, s)->target;
     in[s].prefer = -1;
     for (uint32_t k = 0; k < m && pref; k++)
       if (g->members[k] == pref) in[s].prefer = (int32_t)k;
-    in[s].weight = (double)g->st->shards[s].metrics.bytes_in;
+    in[s].weight = (double)rn_core_shard_bytes_in(rn_core_stream_shard(g->st, s));
     /* No resharding yet: no parents, nothing closed. */
   }
   rn_group_assign(in, n, m, target, scratch);
-  for (uint32_t s = 0; s < n; s++) g->shards[s].target = target[s] >= 0 ? g->members[target[s]] : NULL;
+  for (uint32_t s = 0; s < n; s++) gsh_of(g, s)->target = target[s] >= 0 ? g->members[target[s]] : NULL;
   free(in);
   free(target);
   free(scratch);
-  g->dirty = false;
+  g->state = GROUP_STABLE;
 }
 
 /* Where a member starts reading shard s. */
-static void start_position(const group_t *g, uint32_t s, Runnel__GroupShardAssignment *a) {
-  const gshard_t *gsh = &g->shards[s];
-  const rn_log_t *log = g->st->shards[s].log;
+static void start_position(const group_t *g, uint32_t s, rn_group_assignment_t *a) {
+  const gshard_t *gsh = gsh_of(g, s);
+  const rn_log_t *log = rn_core_shard_log(rn_core_stream_shard(g->st, s));
   a->shard = s;
-  if (gsh->has_ckpt && gsh->at_ts) {
-    a->kind = RUNNEL__POSITION_KIND__POSITION_TIMESTAMP;
+  if (gsh->pos == POS_AT_TIME) {
+    a->kind = RN_GROUP_POS_TIMESTAMP;
     a->value = gsh->at_ts;
   } else {
-    uint64_t off = gsh->has_ckpt ? gsh->ckpt : 0, lo = log ? rn_log_start(log) : 0, hi = log ? rn_log_end(log) : 0;
+    uint64_t off = gsh->pos == POS_OFFSET ? gsh->ckpt : 0, lo = log ? rn_log_start(log) : 0, hi = log ? rn_log_end(log) : 0;
     if (off < lo) off = lo;
     if (off > hi) off = hi; /* records lost with durability none: do not wait for offsets past the end */
-    a->kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
+    a->kind = RN_GROUP_POS_OFFSET;
     a->value = (int64_t)off;
   }
 }
 
 /* ---- create ---------------------------------------------------------------------------- */
 
-static rn_err_t check_start(Runnel__PositionKind kind, int64_t value, char *msg, size_t n) {
+static rn_err_t check_start(rn_group_pos_t kind, int64_t value, char *msg, size_t n) {
   switch (kind) {
-  case RUNNEL__POSITION_KIND__POSITION_EARLIEST:
-  case RUNNEL__POSITION_KIND__POSITION_LATEST: return 0;
-  case RUNNEL__POSITION_KIND__POSITION_TIMESTAMP:
+  case RN_GROUP_POS_EARLIEST:
+  case RN_GROUP_POS_LATEST: return 0;
+  case RN_GROUP_POS_TIMESTAMP:
     if (value > 0) return 0;
     snprintf(msg, n, "a group starting at a timestamp needs a time > 0 (ms since the epoch)");
     return RN_EINVAL;
@@ -889,45 +1049,46 @@ static rn_err_t check_start(Runnel__PositionKind kind, int64_t value, char *msg,
 }
 
 /* Set shard s's checkpoint to a position (create, reset). */
-static void set_position(group_t *g, uint32_t s, Runnel__PositionKind kind, int64_t value) {
-  gshard_t *gsh = &g->shards[s];
-  const rn_log_t *log = g->st->shards[s].log;
-  gsh->has_ckpt = true;
+static void set_position(group_t *g, uint32_t s, rn_group_pos_t kind, int64_t value) {
+  gshard_t *gsh = gsh_of(g, s);
+  const rn_log_t *log = rn_core_shard_log(rn_core_stream_shard(g->st, s));
+  gsh->pos = POS_OFFSET;
   gsh->arrival_ms = 0;
   gsh->commit_ms = 0;
   gsh->at_ts = 0;
   switch (kind) {
-  case RUNNEL__POSITION_KIND__POSITION_LATEST: gsh->ckpt = log ? rn_log_end(log) : 0; break;
-  case RUNNEL__POSITION_KIND__POSITION_TIMESTAMP:
+  case RN_GROUP_POS_LATEST: gsh->ckpt = log ? rn_log_end(log) : 0; break;
+  case RN_GROUP_POS_TIMESTAMP:
     gsh->ckpt = 0;
     gsh->at_ts = value;
+    if (value) gsh->pos = POS_AT_TIME; /* check_start made sure it is > 0 */
     break;
-  case RUNNEL__POSITION_KIND__POSITION_OFFSET: gsh->ckpt = (uint64_t)value; break;
+  case RN_GROUP_POS_OFFSET: gsh->ckpt = (uint64_t)value; break;
   default: gsh->ckpt = 0; break; /* earliest: clamped to the log start when handed out */
   }
 }
 
-static group_t *group_create(rn__groups_t *gs, rn_stream_t *st, const char *name, Runnel__PositionKind kind,
+static group_t *group_create(rn_groups_t *gs, rn_core_stream_t *st, const char *name, rn_group_pos_t kind,
                              int64_t value) {
   group_t *g = group_add(gs, st, name);
   g->start_kind = kind;
   g->start_value = value;
-  g->created_ms = rn__now_ms();
-  for (uint32_t s = 0; s < st->nshards; s++) set_position(g, s, kind, value);
-  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s created (starts at %s)", st->name, name,
-              kind == RUNNEL__POSITION_KIND__POSITION_LATEST     ? "latest"
-              : kind == RUNNEL__POSITION_KIND__POSITION_EARLIEST ? "earliest"
-                                                                 : "a timestamp");
+  g->created_ms = now_ms(gs);
+  for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) set_position(g, s, kind, value);
+  rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s created (starts at %s)", rn_core_stream_name(st), name,
+              kind == RN_GROUP_POS_LATEST     ? "latest"
+              : kind == RN_GROUP_POS_EARLIEST ? "earliest"
+                                              : "a timestamp");
   return g;
 }
 
 /* Event that writes g's whole state (create) or its checkpoints (reset). */
-static rn_err_t append_state(rn__groups_t *gs, group_t *g, bool create, event_done_fn done, void *arg) {
-  rn__arena_t a = {0};
+static rn_err_t append_state(rn_groups_t *gs, group_t *g, bool create, event_done_fn done, void *arg) {
+  tmp_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
-  s.start_kind = g->start_kind;
+  s.start_kind = (Runnel__PositionKind)g->start_kind;
   s.start_value = g->start_value;
   s.created_ms = g->created_ms;
   fill_state_ckpts(&a, &s, g);
@@ -941,111 +1102,121 @@ static rn_err_t append_state(rn__groups_t *gs, group_t *g, bool create, event_do
     ev.checkpoints = &s;
   }
   rn_err_t err = event_append(gs, &ev, done, arg);
-  rn__arena_free(&a);
+  tmp_free(&a);
   return err;
 }
 
-/* A request answered when its event is durable. */
+/* ---- requests waiting for the log ---------------------------------------------------- *
+ *
+ * A request whose answer waits for its event to be durable is a
+ * pending_reply_t, and its kind says what it answers then:
+ *
+ *   PR_CREATE, PR_DELETE  an empty reply (or the write's error)
+ *   PR_JOIN               the first join of a group it created: once the
+ *                         create is durable, the join runs (heartbeat_now)
+ *                         on the request copied into it
+ *   PR_RESET              the group's description
+ *   PR_COMMIT             per checkpoint (commit_job_t owns the pending reply)
+ *
+ * Each runs once: event_append's callback (on_state_durable,
+ * on_commit_durable) answers and frees it, on success and on failure; a
+ * failed event_append frees it at once and answers with the error. */
+
+typedef enum pr_kind { PR_CREATE, PR_JOIN, PR_DELETE, PR_RESET, PR_COMMIT } pr_kind_t;
+
+/* An owned copy of a join request (replayed once the create is durable). */
+typedef struct hb_copy {
+  rn_group_heartbeat_req_t r;
+  char *stream, *group, *member_id, *client_id;
+  uint32_t *owned;
+} hb_copy_t;
+
 typedef struct pending_reply {
-  rn_engine_reply_cb cb;
+  rn_group_reply_cb cb;
   void *ctx;
-  rn_stream_t *st; /* referenced */
+  rn_core_stream_t *st; /* referenced */
   char *group;
   uint64_t uid;
-  int kind; /* what to answer */
-  Runnel__GroupHeartbeatRequest *hb; /* join: the request, replayed once durable */
+  pr_kind_t kind;
+  hb_copy_t *hb; /* PR_JOIN: the request */
 } pending_reply_t;
 
-enum { PR_CREATE, PR_JOIN, PR_DELETE, PR_RESET, PR_COMMIT };
-
-static pending_reply_t *pending_new(rn_engine_reply_cb cb, void *ctx, rn_stream_t *st, const char *group, int kind) {
+static pending_reply_t *pending_new(rn_group_reply_cb cb, void *ctx, rn_core_stream_t *st, const char *group,
+                                    pr_kind_t kind) {
   pending_reply_t *p = xcalloc(1, sizeof(*p));
   p->cb = cb;
   p->ctx = ctx;
   p->st = st;
-  st->refs++;
+  rn_core_stream_ref(st);
   p->group = xstrdup(group);
-  p->uid = st->uid;
+  p->uid = rn_core_stream_uid(st);
   p->kind = kind;
   return p;
 }
 
-static void pending_free(rn_engine_t *eng, pending_reply_t *p) {
-  if (p->hb) runnel__group_heartbeat_request__free_unpacked(p->hb, NULL);
-  rn__stream_unref(eng, p->st);
+static void hb_copy_free(hb_copy_t *c) {
+  if (!c) return;
+  free(c->stream);
+  free(c->group);
+  free(c->member_id);
+  free(c->client_id);
+  free(c->owned);
+  free(c);
+}
+
+static hb_copy_t *copy_heartbeat(const rn_group_heartbeat_req_t *r) {
+  hb_copy_t *c = xcalloc(1, sizeof(*c));
+  c->r = *r;
+  c->r.stream = c->stream = xstrdup(r->stream);
+  c->r.group = c->group = xstrdup(r->group);
+  c->r.member_id = c->member_id = xstrdup(r->member_id);
+  c->r.client_id = c->client_id = xstrdup(r->client_id);
+  c->owned = xcalloc(r->n_owned, sizeof(*c->owned));
+  if (r->n_owned) memcpy(c->owned, r->owned, r->n_owned * sizeof(*c->owned));
+  c->r.owned = c->owned;
+  return c;
+}
+
+static void pending_free(pending_reply_t *p) {
+  hb_copy_free(p->hb);
+  rn_core_stream_unref(p->st);
   free(p->group);
   free(p);
 }
 
-/* A copy of a borrowed join request, replayed once the group's create is
- * durable (pack and unpack: one owned allocation tree). */
-static Runnel__GroupHeartbeatRequest *copy_heartbeat(const Runnel__GroupHeartbeatRequest *r) {
-  size_t n = runnel__group_heartbeat_request__get_packed_size(r);
-  uint8_t *b = malloc(n ? n : 1);
-  if (!b) abort();
-  runnel__group_heartbeat_request__pack(r, b);
-  Runnel__GroupHeartbeatRequest *c = runnel__group_heartbeat_request__unpack(NULL, n, b);
-  free(b);
-  if (!c) abort();
-  return c;
-}
+static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx);
 
-static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx);
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
-
-static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
+static void on_state_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
   pending_reply_t *p = arg;
-  group_t *g = group_find(gs, p->st->name, p->uid, p->group);
+  group_t *g = group_find(gs, rn_core_stream_name(p->st), p->uid, p->group);
   if (err) {
     /* A group whose create did not become durable must not linger. */
     if (g && (p->kind == PR_CREATE || p->kind == PR_JOIN) && g->nmembers == 0) group_remove(gs, g);
-    reply_err(p->cb, p->ctx, err, "group %s/%s: writing the group's state failed: %s", p->st->name, p->group,
+    reply_err(p->cb, p->ctx, err, "group %s/%s: writing the group's state failed: %s", rn_core_stream_name(p->st), p->group,
               rn_strerror(err));
   } else if (p->kind == PR_JOIN) {
-    if (p->st->state != RN__STREAM_ACTIVE)
-      reply_err(p->cb, p->ctx, RN_ENOSTREAM, "stream %s not found", p->st->name);
+    if (rn_core_stream_state(p->st) != RN_CORE_STREAM_ACTIVE)
+      reply_err(p->cb, p->ctx, RN_ENOSTREAM, "stream %s not found", rn_core_stream_name(p->st));
     else
-      heartbeat_now(gs, p->hb, p->cb, p->ctx);
+      heartbeat_now(gs, &p->hb->r, p->cb, p->ctx);
   } else if (p->kind == PR_CREATE || p->kind == PR_DELETE) {
-    Runnel__Response resp;
-    runnel__response__init(&resp);
-    Runnel__GroupCreateResponse cr;
-    runnel__group_create_response__init(&cr);
-    Runnel__GroupDeleteResponse dr;
-    runnel__group_delete_response__init(&dr);
-    if (p->kind == PR_CREATE) {
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_CREATE;
-      resp.group_create = &cr;
-    } else {
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DELETE;
-      resp.group_delete = &dr;
-    }
-    p->cb(p->ctx, &resp);
+    rn_group_reply_t rep = {0};
+    p->cb(p->ctx, &rep);
   } else if (p->kind == PR_RESET) {
-    if (!g) {
-      reply_err(p->cb, p->ctx, RN_ENOGROUP, "group %s/%s was deleted meanwhile", p->st->name, p->group);
-    } else {
-      rn__arena_t a = {0};
-      Runnel__Response resp;
-      runnel__response__init(&resp);
-      Runnel__GroupResetResponse rr;
-      runnel__group_reset_response__init(&rr);
-      rr.group = describe(&a, g);
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_RESET;
-      resp.group_reset = &rr;
-      p->cb(p->ctx, &resp);
-      rn__arena_free(&a);
-    }
+    if (!g)
+      reply_err(p->cb, p->ctx, RN_ENOGROUP, "group %s/%s was deleted meanwhile", rn_core_stream_name(p->st), p->group);
+    else
+      reply_describe(gs, g, false, p->cb, p->ctx);
   }
-  pending_free(gs->eng, p);
+  pending_free(p);
 }
 
 /* ---- request checks ---------------------------------------------------------------- */
 
-static rn_stream_t *find_stream(rn_engine_t *eng, const char *name, rn_engine_reply_cb cb, void *ctx) {
-  rn_stream_t *st = name ? rn__stream_find(eng, name) : NULL;
-  if (!st || st->state != RN__STREAM_ACTIVE) {
-    if (st && st->state == RN__STREAM_CREATING)
+static rn_core_stream_t *find_stream(rn_core_t *core, const char *name, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = name ? rn_core_stream_lookup(core, name) : NULL;
+  if (!st || rn_core_stream_state(st) != RN_CORE_STREAM_ACTIVE) {
+    if (st && rn_core_stream_state(st) == RN_CORE_STREAM_CREATING)
       reply_err(cb, ctx, RN_EBUSY, "stream %s is still being created", name);
     else
       reply_err(cb, ctx, RN_ENOSTREAM, "stream %s not found", name ? name : "");
@@ -1055,7 +1226,7 @@ static rn_stream_t *find_stream(rn_engine_t *eng, const char *name, rn_engine_re
 }
 
 /* The group name rule is proto's (runnel/keys.h), the same at every entry. */
-static bool check_group_name(const char *name, rn_engine_reply_cb cb, void *ctx) {
+static bool check_group_name(const char *name, rn_group_reply_cb cb, void *ctx) {
   char why[256];
   if (rn_name_check_group(name, name ? strlen(name) : 0, why, sizeof why) == 0) return true;
   reply_err(cb, ctx, RN_EINVAL, "%s", why);
@@ -1089,13 +1260,12 @@ static uint32_t heartbeat_interval(const group_t *g, const gmember_t *m, uint64_
   return (uint32_t)(iv < 5 ? 5 : iv);
 }
 
-static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  rn_engine_t *eng = gs->eng;
-  rn_stream_t *st = rn__stream_find(eng, r->stream);
-  group_t *g = st ? group_find(gs, st->name, st->uid, r->group) : NULL;
+static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx) {
+  rn_core_t *core = gs->core;
+  rn_core_stream_t *st = rn_core_stream_find(core, r->stream);
+  group_t *g = st ? group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group) : NULL;
   if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", r->stream, r->group);
-  uv_update_time(eng->loop);
-  uint64_t now = uv_now(eng->loop);
+  uint64_t now = mono_ms(gs);
   expire_members(gs, g, now);
   gmember_t *m;
   if (!r->member_id || !r->member_id[0]) {
@@ -1114,8 +1284,8 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
       if (!g->members) abort();
     }
     g->members[g->nmembers++] = m;
-    g->dirty = true;
-    rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
+    g->state = GROUP_REBALANCE;
+    rn_core_log(core, RN_LOG_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
                 g->nmembers);
   } else {
     m = member_find(g, r->member_id);
@@ -1123,34 +1293,29 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
       return reply_err(cb, ctx, RN_EUNKNOWNMEMBER, "group %s/%s has no member %s (session expired or left): join again",
                        g->stream, g->name, r->member_id);
     if (r->leave) {
-      rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
+      rn_core_log(core, RN_LOG_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
       member_remove(g, m);
-      Runnel__Response resp;
-      runnel__response__init(&resp);
-      Runnel__GroupHeartbeatResponse hr;
-      runnel__group_heartbeat_response__init(&hr);
-      hr.member_id = r->member_id;
-      resp.op_case = RUNNEL__RESPONSE__OP_GROUP_HEARTBEAT;
-      resp.group_heartbeat = &hr;
-      cb(ctx, &resp);
+      rn_group_reply_t rep = {0};
+      rep.heartbeat.member_id = r->member_id;
+      cb(ctx, &rep);
       return;
     }
   }
   m->last_seen = now;
-  uint32_t n = st->nshards;
+  uint32_t n = rn_core_stream_nshards(st);
   /* Released: held by m before, missing from `owned` now. */
   bool *owned = xcalloc(n, sizeof(bool));
   for (size_t i = 0; i < r->n_owned; i++)
     if (r->owned[i] < n) owned[r->owned[i]] = true;
   for (uint32_t s = 0; s < n; s++)
-    if (g->shards[s].owner == m && !owned[s]) g->shards[s].owner = NULL;
+    if (gsh_of(g, s)->owner == m && !owned[s]) gsh_of(g, s)->owner = NULL;
   free(owned);
-  if (g->dirty) recompute(g);
+  if (g->state == GROUP_REBALANCE) recompute(g);
   /* Grant free shards meant for m; list what m may hold. */
   uint32_t *list = xcalloc(n, sizeof(uint32_t)), nlist = 0, pending = 0;
   bool changed = false;
   for (uint32_t s = 0; s < n; s++) {
-    gshard_t *gsh = &g->shards[s];
+    gshard_t *gsh = gsh_of(g, s);
     if (gsh->target != m) continue;
     if (gsh->owner == NULL) {
       gsh->owner = m;
@@ -1174,36 +1339,25 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
   free(list);
   m->pending = pending;
 
-  rn__arena_t a = {0};
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupHeartbeatResponse hr;
-  runnel__group_heartbeat_response__init(&hr);
-  hr.member_id = m->id;
-  hr.member_epoch = m->epoch;
-  hr.heartbeat_interval_ms = heartbeat_interval(g, m, now);
-  hr.pending = pending;
-  hr.assigned = rn__arena_alloc(&a, (m->nheld + 1) * sizeof(*hr.assigned));
-  for (uint32_t i = 0; i < m->nheld; i++) {
-    Runnel__GroupShardAssignment *as = rn__arena_alloc(&a, sizeof(*as));
-    runnel__group_shard_assignment__init(as);
-    start_position(g, m->held[i], as);
-    hr.assigned[hr.n_assigned++] = as;
-  }
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_HEARTBEAT;
-  resp.group_heartbeat = &hr;
-  cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_group_assignment_t *as = xcalloc(m->nheld, sizeof(*as));
+  for (uint32_t i = 0; i < m->nheld; i++) start_position(g, m->held[i], &as[i]);
+  rn_group_reply_t rep = {0};
+  rep.heartbeat.member_id = m->id;
+  rep.heartbeat.member_epoch = m->epoch;
+  rep.heartbeat.heartbeat_interval_ms = heartbeat_interval(g, m, now);
+  rep.heartbeat.pending = pending;
+  rep.heartbeat.assigned = as;
+  rep.heartbeat.n_assigned = m->nheld;
+  cb(ctx, &rep);
+  free(as);
 }
 
-static void handle_heartbeat(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb,
-                             void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupHeartbeat without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+void rn_groups_heartbeat(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   bool join = !r->member_id || !r->member_id[0];
-  if (join && gs->eng->draining) return reply_err(cb, ctx, RN_ESHUTDOWN, "broker shutting down");
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
+  if (join && rn_core_draining(gs->core)) return reply_err(cb, ctx, RN_ESHUTDOWN, "broker shutting down");
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group);
   if (g || !join) return heartbeat_now(gs, r, cb, ctx);
   /* First join creates the group; answer once the create is durable. */
   char msg[200];
@@ -1215,8 +1369,8 @@ static void handle_heartbeat(rn__groups_t *gs, const Runnel__GroupHeartbeatReque
   err = append_state(gs, g, true, on_state_durable, p);
   if (err) {
     group_remove(gs, g);
-    pending_free(gs->eng, p);
-    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", st->name, r->group, rn_strerror(err));
+    pending_free(p);
+    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", rn_core_stream_name(st), r->group, rn_strerror(err));
   }
 }
 
@@ -1227,62 +1381,45 @@ typedef struct commit_job {
   int64_t commit_ms; /* as written to the log */
   uint32_t n;
   /* per checkpoint of the request, in request order: */
-  struct {
-    uint32_t shard;
-    uint64_t offset;
-    int64_t arrival_ms;
-  } *cps;
+  rn_group_checkpoint_t *cps;
   rn_err_t *errs; /* 0 = accepted (written to the log) */
   char **msgs;
 } commit_job_t;
 
 static void commit_reply(commit_job_t *cj) {
   pending_reply_t *p = cj->p;
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupCommitResponse cr;
-  runnel__group_commit_response__init(&cr);
-  Runnel__ShardCommitResult *res = xcalloc(cj->n, sizeof(*res));
-  Runnel__ShardCommitResult **ptrs = xcalloc(cj->n, sizeof(*ptrs));
-  Runnel__Error *errs = xcalloc(cj->n, sizeof(*errs));
+  rn_group_shard_result_t *res = xcalloc(cj->n, sizeof(*res));
   for (uint32_t i = 0; i < cj->n; i++) {
-    runnel__shard_commit_result__init(&res[i]);
     res[i].shard = cj->cps[i].shard;
-    if (cj->errs[i]) {
-      rn_engine_error(&errs[i], cj->errs[i], cj->msgs[i]);
-      res[i].error = &errs[i];
-    }
-    ptrs[i] = &res[i];
+    res[i].err = cj->errs[i];
+    res[i].message = cj->errs[i] ? cj->msgs[i] : NULL;
   }
-  cr.results = ptrs;
-  cr.n_results = cj->n;
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_COMMIT;
-  resp.group_commit = &cr;
-  p->cb(p->ctx, &resp);
+  rn_group_reply_t rep = {0};
+  rep.commit.results = res;
+  rep.commit.n_results = cj->n;
+  p->cb(p->ctx, &rep);
   free(res);
-  free(ptrs);
-  free(errs);
 }
 
-static void commit_job_free(rn_engine_t *eng, commit_job_t *cj) {
+static void commit_job_free(commit_job_t *cj) {
   for (uint32_t i = 0; i < cj->n; i++) free(cj->msgs[i]);
   free(cj->msgs);
   free(cj->errs);
   free(cj->cps);
-  pending_free(eng, cj->p);
+  pending_free(cj->p);
   free(cj);
 }
 
-static void on_commit_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
+static void on_commit_durable(rn_groups_t *gs, void *arg, rn_err_t err) {
   commit_job_t *cj = arg;
   pending_reply_t *p = cj->p;
-  group_t *g = group_find(gs, p->st->name, p->uid, p->group);
+  group_t *g = group_find(gs, rn_core_stream_name(p->st), p->uid, p->group);
   for (uint32_t i = 0; i < cj->n; i++) {
     if (cj->errs[i]) continue;
     if (err) {
       cj->errs[i] = err;
       if (asprintf(&cj->msgs[i], "writing the checkpoint failed: %s", rn_strerror(err)) < 0) cj->msgs[i] = NULL;
-    } else if (g && cj->cps[i].shard < g->st->nshards) {
+    } else if (g && cj->cps[i].shard < rn_core_stream_nshards(g->st)) {
       Runnel__GroupCheckpointState cs;
       runnel__group_checkpoint_state__init(&cs);
       cs.shard = cj->cps[i].shard;
@@ -1293,61 +1430,56 @@ static void on_commit_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
     }
   }
   commit_reply(cj);
-  commit_job_free(gs->eng, cj);
+  commit_job_free(cj);
 }
 
-static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupCommit without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, r->group);
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", rn_core_stream_name(st), r->group);
   gmember_t *m = r->member_id ? member_find(g, r->member_id) : NULL;
   if (!m)
     return reply_err(cb, ctx, RN_EUNKNOWNMEMBER, "group %s/%s has no member %s (session expired or left): join again",
-                     st->name, r->group, r->member_id ? r->member_id : "");
-  m->last_seen = uv_now(gs->eng->loop); /* a commit shows the member is alive */
+                     rn_core_stream_name(st), r->group, r->member_id ? r->member_id : "");
+  m->last_seen = mono_ms(gs); /* a commit shows the member is alive */
   commit_job_t *cj = xcalloc(1, sizeof(*cj));
   cj->p = pending_new(cb, ctx, st, r->group, PR_COMMIT);
   cj->n = (uint32_t)r->n_checkpoints;
   cj->cps = xcalloc(cj->n, sizeof(*cj->cps));
-  for (uint32_t i = 0; i < cj->n; i++) {
-    cj->cps[i].shard = r->checkpoints[i]->shard;
-    cj->cps[i].offset = r->checkpoints[i]->offset;
-    cj->cps[i].arrival_ms = r->checkpoints[i]->arrival_ms;
-  }
+  if (cj->n) memcpy(cj->cps, r->checkpoints, cj->n * sizeof(*cj->cps));
   cj->errs = xcalloc(cj->n, sizeof(*cj->errs));
   cj->msgs = xcalloc(cj->n, sizeof(*cj->msgs));
-  rn__arena_t a = {0};
+  tmp_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
-  s.checkpoints = rn__arena_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
-  int64_t now = rn__now_ms();
+  s.checkpoints = tmp_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
+  int64_t now = now_ms(gs);
   cj->commit_ms = now;
   for (uint32_t i = 0; i < cj->n; i++) {
-    const Runnel__ShardCheckpoint *c = r->checkpoints[i];
+    const rn_group_checkpoint_t *c = &r->checkpoints[i];
     rn_err_t e = 0;
     char *msg = NULL;
-    if (c->shard >= st->nshards) {
+    if (c->shard >= rn_core_stream_nshards(st)) {
       e = RN_ENOSHARD;
-      if (asprintf(&msg, "stream %s has no shard %u", st->name, c->shard) < 0) msg = NULL;
-    } else if (g->shards[c->shard].owner != m || r->member_epoch < g->shards[c->shard].owner_since ||
+      if (asprintf(&msg, "stream %s has no shard %u", rn_core_stream_name(st), c->shard) < 0) msg = NULL;
+    } else if (gsh_of(g, c->shard)->owner != m || r->member_epoch < gsh_of(g, c->shard)->owner_since ||
                r->member_epoch > m->epoch) {
       e = RN_EFENCED;
       if (asprintf(&msg, "member %s (epoch %u) does not hold shard %u of group %s/%s", m->id, r->member_epoch,
-                   c->shard, st->name, r->group) < 0)
+                   c->shard, rn_core_stream_name(st), r->group) < 0)
         msg = NULL;
-    } else if (c->offset > rn_log_end(st->shards[c->shard].log)) {
+    } else if (c->offset > rn_core_shard_end_offset(rn_core_stream_shard(st, c->shard))) {
       e = RN_EOFFSET;
       if (asprintf(&msg, "checkpoint %" PRIu64 " is past the end (%" PRIu64 ") of shard %u", c->offset,
-                   rn_log_end(st->shards[c->shard].log), c->shard) < 0)
+                   rn_core_shard_end_offset(rn_core_stream_shard(st, c->shard)), c->shard) < 0)
         msg = NULL;
     }
     cj->errs[i] = e;
     cj->msgs[i] = msg;
     if (e) continue;
-    Runnel__GroupCheckpointState *cs = rn__arena_alloc(&a, sizeof(*cs));
+    Runnel__GroupCheckpointState *cs = tmp_alloc(&a, sizeof(*cs));
     runnel__group_checkpoint_state__init(cs);
     cs->shard = c->shard;
     cs->offset = c->offset;
@@ -1363,7 +1495,7 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
     ev.checkpoints = &s;
     err = event_append(gs, &ev, on_commit_durable, cj);
   }
-  rn__arena_free(&a);
+  tmp_free(&a);
   if (!s.n_checkpoints || err) {
     for (uint32_t i = 0; i < cj->n && err; i++)
       if (!cj->errs[i]) {
@@ -1371,72 +1503,77 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
         if (asprintf(&cj->msgs[i], "writing the checkpoint failed: %s", rn_strerror(err)) < 0) cj->msgs[i] = NULL;
       }
     commit_reply(cj);
-    commit_job_free(gs->eng, cj);
+    commit_job_free(cj);
   }
 }
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g) {
-  Runnel__GroupDescription *d = rn__arena_alloc(a, sizeof(*d));
-  runnel__group_description__init(d);
-  d->stream = g->stream;
-  d->group = g->name;
-  d->start_kind = g->start_kind;
-  d->start_value = g->start_value;
-  d->created_ms = g->created_ms;
-  d->members = rn__arena_alloc(a, (g->nmembers + 1) * sizeof(*d->members));
+static void describe(desc_t *x, rn_groups_t *gs, const group_t *g, bool ages) {
+  uint32_t n = rn_core_stream_nshards(g->st);
+  uint64_t now = mono_ms(gs);
+  memset(x, 0, sizeof(*x));
+  x->members = xcalloc(g->nmembers, sizeof(*x->members));
+  x->shards = xcalloc(n, sizeof(*x->shards));
+  x->held = xcalloc(n, sizeof(*x->held)); /* each shard is held by one member at most */
+  x->d.stream = g->stream;
+  x->d.group = g->name;
+  x->d.start_kind = g->start_kind;
+  x->d.start_value = g->start_value;
+  x->d.created_ms = g->created_ms;
+  uint32_t *held = x->held;
   for (uint32_t i = 0; i < g->nmembers; i++) {
     const gmember_t *m = g->members[i];
-    Runnel__GroupMemberInfo *mi = rn__arena_alloc(a, sizeof(*mi));
-    runnel__group_member_info__init(mi);
+    rn_group_member_info_t *mi = &x->members[i];
     mi->member_id = m->id;
     mi->client_id = m->client_id;
     mi->member_epoch = m->epoch;
     mi->session_timeout_ms = m->session_ms;
     mi->pending = m->pending;
-    mi->shards = rn__arena_alloc(a, (g->st->nshards + 1) * sizeof(uint32_t));
-    for (uint32_t s = 0; s < g->st->nshards; s++)
-      if (g->shards[s].owner == m) mi->shards[mi->n_shards++] = s;
-    d->members[d->n_members++] = mi;
+    mi->last_heartbeat_ms = ages ? (int64_t)(now - m->last_seen) : 0;
+    mi->shards = held;
+    for (uint32_t s = 0; s < n; s++)
+      if (gsh_of(g, s)->owner == m) held[mi->n_shards++] = s;
+    held += mi->n_shards;
   }
-  d->shards = rn__arena_alloc(a, (g->st->nshards + 1) * sizeof(*d->shards));
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
-    const gshard_t *gsh = &g->shards[s];
-    Runnel__GroupShardInfo *si = rn__arena_alloc(a, sizeof(*si));
-    runnel__group_shard_info__init(si);
+  x->d.members = x->members;
+  x->d.n_members = g->nmembers;
+  int64_t wall = now_ms(gs);
+  for (uint32_t s = 0; s < n; s++) {
+    const gshard_t *gsh = gsh_of(g, s);
+    rn_group_shard_info_t *si = &x->shards[s];
     si->shard = s;
     si->owner = gsh->owner ? gsh->owner->id : "";
-    si->has_checkpoint = gsh->has_ckpt && !gsh->at_ts;
+    si->has_checkpoint = gsh->pos == POS_OFFSET;
     si->checkpoint = gsh->ckpt;
     si->checkpoint_ms = gsh->commit_ms;
-    lag_t l = shard_lag(g, s, rn__now_ms());
+    lag_t l = shard_lag(g, s, wall);
     si->start_offset = l.start;
     si->end_offset = l.end;
     si->lag_records = l.records;
     si->lag_ms = l.ms;
-    d->shards[d->n_shards++] = si;
   }
-  return d;
+  x->d.shards = x->shards;
+  x->d.n_shards = n;
 }
 
-static void set_heartbeat_ages(rn_engine_t *eng, const group_t *g, Runnel__GroupDescription *d) {
-  uint64_t now = uv_now(eng->loop);
-  for (uint32_t i = 0; i < g->nmembers && i < d->n_members; i++)
-    d->members[i]->last_heartbeat_ms = (int64_t)(now - g->members[i]->last_seen);
+static void desc_free(desc_t *x) {
+  free(x->members);
+  free(x->shards);
+  free(x->held);
 }
 
-static void handle_describe(rn__groups_t *gs, const Runnel__GroupDescribeRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupDescribe without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
-  if (!st || !check_group_name(r->group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, r->group);
+
+void rn_groups_describe(rn_groups_t *gs, const char *stream, const char *group, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = find_stream(gs->core, stream, cb, ctx);
+  if (!st || !check_group_name(group, cb, ctx)) return;
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", rn_core_stream_name(st), group);
   /* Fresh time lag: read the arrival times of positions not cached yet
    * (thread pool), then answer. */
   lag_job_t *j = NULL;
-  int64_t now = rn__now_ms();
-  for (uint32_t s = 0; s < g->st->nshards; s++) {
+  int64_t now = now_ms(gs);
+  for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
     lag_t l = shard_lag(g, s, now);
     if (!lag_stale(g, s, &l)) continue;
     if (!j) {
@@ -1450,36 +1587,29 @@ static void handle_describe(rn__groups_t *gs, const Runnel__GroupDescribeRequest
     lag_job_add(j, g, s, &l);
   }
   if (j) return lag_job_start(gs, j);
-  reply_describe(gs, g, cb, ctx);
+  reply_describe(gs, g, true, cb, ctx);
 }
 
-static void handle_list(rn__groups_t *gs, const Runnel__GroupListRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupList without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+void rn_groups_list(rn_groups_t *gs, const char *stream, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = find_stream(gs->core, stream, cb, ctx);
   if (!st) return;
-  char **names = xcalloc(gs->ngroups + 1, sizeof(char *));
+  const char **names = xcalloc(gs->ngroups + 1, sizeof(char *));
   size_t n = 0;
   for (uint32_t i = 0; i < gs->ngroups; i++)
     if (gs->groups[i]->st == st) names[n++] = gs->groups[i]->name;
   qsort(names, n, sizeof(char *), strcmp_ptr);
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__GroupListResponse lr;
-  runnel__group_list_response__init(&lr);
-  lr.groups = names;
-  lr.n_groups = n;
-  resp.op_case = RUNNEL__RESPONSE__OP_GROUP_LIST;
-  resp.group_list = &lr;
-  cb(ctx, &resp);
+  rn_group_reply_t rep = {0};
+  rep.list.names = names;
+  rep.list.n_names = n;
+  cb(ctx, &rep);
   free(names);
 }
 
-static void handle_create(rn__groups_t *gs, const Runnel__GroupCreateRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupCreate without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+void rn_groups_create(rn_groups_t *gs, const rn_group_create_req_t *r, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
-  if (group_find(gs, st->name, st->uid, r->group))
-    return reply_err(cb, ctx, RN_EEXIST, "group %s/%s already exists", st->name, r->group);
+  if (group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group))
+    return reply_err(cb, ctx, RN_EEXIST, "group %s/%s already exists", rn_core_stream_name(st), r->group);
   char msg[200];
   rn_err_t err = check_start(r->start_kind, r->start_value, msg, sizeof(msg));
   if (err) return reply_err(cb, ctx, err, "%s", msg);
@@ -1488,19 +1618,18 @@ static void handle_create(rn__groups_t *gs, const Runnel__GroupCreateRequest *r,
   err = append_state(gs, g, true, on_state_durable, p);
   if (err) {
     group_remove(gs, g);
-    pending_free(gs->eng, p);
-    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", st->name, r->group, rn_strerror(err));
+    pending_free(p);
+    reply_err(cb, ctx, err, "group %s/%s: cannot write the group's state: %s", rn_core_stream_name(st), r->group, rn_strerror(err));
   }
 }
 
-static void handle_delete(rn__groups_t *gs, const Runnel__GroupDeleteRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupDelete without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
-  if (!st || !check_group_name(r->group, cb, ctx)) return;
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
-  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", st->name, r->group);
+void rn_groups_delete(rn_groups_t *gs, const char *stream, const char *group, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = find_stream(gs->core, stream, cb, ctx);
+  if (!st || !check_group_name(group, cb, ctx)) return;
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), group);
+  if (!g) return reply_err(cb, ctx, RN_ENOGROUP, "group %s/%s not found", rn_core_stream_name(st), group);
   if (g->nmembers)
-    return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); stop them first", st->name, r->group,
+    return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); stop them first", rn_core_stream_name(st), group,
                      g->nmembers);
   Runnel__GroupState s;
   runnel__group_state__init(&s);
@@ -1509,48 +1638,47 @@ static void handle_delete(rn__groups_t *gs, const Runnel__GroupDeleteRequest *r,
   runnel__group_event__init(&ev);
   ev.ev_case = RUNNEL__GROUP_EVENT__EV_REMOVE;
   ev.remove = &s;
-  pending_reply_t *p = pending_new(cb, ctx, st, r->group, PR_DELETE);
+  pending_reply_t *p = pending_new(cb, ctx, st, group, PR_DELETE);
   rn_err_t err = event_append(gs, &ev, on_state_durable, p);
   if (err) {
-    pending_free(gs->eng, p);
-    return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", st->name, r->group, rn_strerror(err));
+    pending_free(p);
+    return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", rn_core_stream_name(st), group, rn_strerror(err));
   }
-  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s deleted", st->name, r->group);
+  rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s deleted", rn_core_stream_name(st), group);
   group_remove(gs, g);
 }
 
-static void handle_reset(rn__groups_t *gs, const Runnel__GroupResetRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_err(cb, ctx, RN_EBADREQUEST, "GroupReset without a body");
-  rn_stream_t *st = find_stream(gs->eng, r->stream, cb, ctx);
+void rn_groups_reset(rn_groups_t *gs, const rn_group_reset_req_t *r, rn_group_reply_cb cb, void *ctx) {
+  rn_core_stream_t *st = find_stream(gs->core, r->stream, cb, ctx);
   if (!st || !check_group_name(r->group, cb, ctx)) return;
   char msg[200];
   rn_err_t err = 0;
-  if (r->kind == RUNNEL__POSITION_KIND__POSITION_OFFSET) {
+  if (r->kind == RN_GROUP_POS_OFFSET) {
     if (r->value < 0) return reply_err(cb, ctx, RN_EINVAL, "offset must be >= 0");
   } else {
     err = check_start(r->kind, r->value, msg, sizeof(msg));
     if (err) return reply_err(cb, ctx, err, "%s", msg);
   }
   for (size_t i = 0; i < r->n_shards; i++)
-    if (r->shards[i] >= st->nshards)
-      return reply_err(cb, ctx, RN_ENOSHARD, "stream %s has no shard %u", st->name, r->shards[i]);
-  group_t *g = group_find(gs, st->name, st->uid, r->group);
+    if (r->shards[i] >= rn_core_stream_nshards(st))
+      return reply_err(cb, ctx, RN_ENOSHARD, "stream %s has no shard %u", rn_core_stream_name(st), r->shards[i]);
+  group_t *g = group_find(gs, rn_core_stream_name(st), rn_core_stream_uid(st), r->group);
   bool created = false;
   if (g && g->nmembers)
     return reply_err(cb, ctx, RN_EGROUPACTIVE, "group %s/%s has %u member(s); reset only works on a group without members",
-                     st->name, r->group, g->nmembers);
+                     rn_core_stream_name(st), r->group, g->nmembers);
   if (!g) {
-    g = group_create(gs, st, r->group, RUNNEL__POSITION_KIND__POSITION_LATEST, 0);
+    g = group_create(gs, st, r->group, RN_GROUP_POS_LATEST, 0);
     created = true;
   }
   /* Offsets past a shard's end are clamped to it. */
-  for (uint32_t s = 0; s < st->nshards; s++) {
+  for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) {
     bool pick = r->n_shards == 0;
     for (size_t i = 0; i < r->n_shards && !pick; i++) pick = r->shards[i] == s;
     if (!pick) continue;
     int64_t v = r->value;
-    if (r->kind == RUNNEL__POSITION_KIND__POSITION_OFFSET) {
-      uint64_t end = rn_log_end(st->shards[s].log);
+    if (r->kind == RN_GROUP_POS_OFFSET) {
+      uint64_t end = rn_core_shard_end_offset(rn_core_stream_shard(st, s));
       if ((uint64_t)v > end) v = (int64_t)end;
     }
     set_position(g, s, r->kind, v);
@@ -1558,38 +1686,23 @@ static void handle_reset(rn__groups_t *gs, const Runnel__GroupResetRequest *r, r
   pending_reply_t *p = pending_new(cb, ctx, st, r->group, PR_RESET);
   err = append_state(gs, g, created, on_state_durable, p);
   if (err) {
-    pending_free(gs->eng, p);
+    pending_free(p);
     reply_err(cb, ctx, err, "group %s/%s: cannot write the reset: %s (memory and disk may differ until restart)",
-              st->name, r->group, rn_strerror(err));
-  }
-}
-
-void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  rn__groups_t *gs = eng->groups;
-  switch (req->op_case) {
-  case RUNNEL__REQUEST__OP_GROUP_HEARTBEAT: return handle_heartbeat(gs, req->group_heartbeat, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_COMMIT: return handle_commit(gs, req->group_commit, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_CREATE: return handle_create(gs, req->group_create, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_LIST: return handle_list(gs, req->group_list, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_DESCRIBE: return handle_describe(gs, req->group_describe, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_DELETE: return handle_delete(gs, req->group_delete, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_RESET: return handle_reset(gs, req->group_reset, cb, ctx);
-  default: return reply_err(cb, ctx, RN_EUNKNOWNOP, "unknown group operation %d", (int)req->op_case);
+              rn_core_stream_name(st), r->group, rn_strerror(err));
   }
 }
 
 /* ---- metrics ---------------------------------------------------------------------------- */
 
-void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg) {
-  const rn__groups_t *gs = eng->groups;
+void rn_groups_foreach_shard(const rn_groups_t *gs, rn_groups_shard_stats_fn fn, void *arg) {
   if (!gs) return;
-  int64_t now = rn__now_ms();
+  int64_t now = now_ms(gs);
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
-    if (g->st->state != RN__STREAM_ACTIVE) continue;
-    for (uint32_t s = 0; s < g->st->nshards; s++) {
+    if (rn_core_stream_state(g->st) != RN_CORE_STREAM_ACTIVE) continue;
+    for (uint32_t s = 0; s < rn_core_stream_nshards(g->st); s++) {
       lag_t l = shard_lag(g, s, now);
-      rn_engine_group_stats_t st = {g->stream, g->name, s, g->nmembers, g->shards[s].ckpt, l.records, l.ms,
+      rn_groups_shard_stats_t st = {g->stream, g->name, s, g->nmembers, gsh_of(g, s)->ckpt, l.records, l.ms,
                                     l.known_pos};
       fn(arg, &st);
     }

@@ -22,7 +22,8 @@
 #include <string.h>
 
 #include "dispatch.h"
-#include "engine.h" /* rn__handle_group: transitional, until groups has its own API */
+#include "dispatch_groups.h"
+#include "engine.h" /* the old names, defined below: transitional */
 
 typedef struct reply {
   rn_native_reply_cb cb;
@@ -476,7 +477,7 @@ void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_rep
   case RUNNEL__REQUEST__OP_GROUP_LIST:
   case RUNNEL__REQUEST__OP_GROUP_DESCRIBE:
   case RUNNEL__REQUEST__OP_GROUP_DELETE:
-  case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__handle_group(core, req, cb, ctx);
+  case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__native_handle_group(core, req, cb, ctx);
   case RUNNEL__REQUEST__OP_BROKER_INFO: return broker_info(core, req->broker_info, cb, ctx);
   default: return send_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
   }

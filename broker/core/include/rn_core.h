@@ -599,6 +599,27 @@ void rn_core_log(const rn_core_t *core, rn_log_level_t level, const char *fmt, .
 void rn_core_work_begin(rn_core_t *core);
 void rn_core_work_end(rn_core_t *core);
 
+/* -- for subsystems, continued (broker/core/subsys.c) -- */
+
+/* The stream of that name in any state (CREATING and DELETING included),
+ * or NULL: for a subsystem that answers "still being created" (RN_EBUSY)
+ * apart from "not found". Borrowed as rn_core_stream_find's result. */
+rn_core_stream_t *rn_core_stream_lookup(rn_core_t *core, const char *name);
+
+/* The shard's log, for reads off the loop (rn_log_span_plan on the loop,
+ * rn_log_span_read on any thread, rn_log_span_release on the loop). NULL
+ * when the shard has none (its open failed). Borrowed, as long as the
+ * shard; a subsystem never appends to it. sh NULL: NULL. */
+rn_log_t *rn_core_shard_log(const rn_core_shard_t *sh);
+
+/* Bytes acknowledged to the shard since core opened (the assignment's
+ * weight for balancing by throughput). */
+uint64_t rn_core_shard_bytes_in(const rn_core_shard_t *sh);
+
+/* The arg of sub's registered listener, or NULL when none: how a front end
+ * finds a subsystem's handle from core. Borrowed, while registered. */
+void *rn_core_listener_arg(const rn_core_t *core, rn_core_sub_t sub);
+
 #ifdef __cplusplus
 }
 #endif

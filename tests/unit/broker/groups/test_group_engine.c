@@ -1,6 +1,8 @@
 /*
- * test_group_engine.c — consumer groups inside a real engine (broker/
- * group.c) driven with protobuf requests on a private loop: join and
+ * test_group_engine.c — consumer groups (rn_groups.h) over a real core
+ * (rn_core.h), driven with protobuf requests through the native dispatcher
+ * (rn_native_handle: native/dispatch.c, dispatch_groups.c) on a private
+ * loop, so the wire answers are checked too: join and
  * assignment, revoke before reassign, epoch fencing, commit validation,
  * admin rules (reset/delete only without members), lag, durability of
  * checkpoints across close/reopen, and compaction of the checkpoint log by
@@ -20,30 +22,35 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "engine.h"
+#include "native/dispatch.h"
+#include "rn_core.h"
+#include "rn_groups.h"
 #include "runnel/batch.h"
 #include "testutil.h"
 
 typedef struct fx {
   char *dir;
   uv_loop_t loop;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   uint64_t segment_bytes;
 } fx_t;
 
 static void open_engine(fx_t *f) {
-  rn_engine_opts_t eo;
-  rn_engine_opts_default(&eo);
+  rn_core_opts_t eo;
+  rn_core_opts_default(&eo);
   eo.loop = &f->loop;
   eo.data_dir = f->dir;
   if (f->segment_bytes) eo.group_segment_bytes = f->segment_bytes;
   char why[512];
-  rn_err_t err = rn_engine_open(&eo, &f->eng, why, sizeof(why));
-  if (err) fail_msg("rn_engine_open: %s", why);
+  rn_err_t err = rn_core_open(&eo, &f->eng, why, sizeof(why));
+  if (err) fail_msg("rn_core_open: %s", why);
+  rn_groups_t *gs;
+  err = rn_groups_open(f->eng, NULL, &gs, why, sizeof(why));
+  if (err) fail_msg("rn_groups_open: %s", why);
 }
 
 static void close_engine(fx_t *f) {
-  assert_int_equal(rn_engine_close(f->eng), 0);
+  assert_int_equal(rn_core_close(f->eng), 0); /* closes the groups through their listener */
   uv_run(&f->loop, UV_RUN_NOWAIT);
   f->eng = NULL;
 }
@@ -86,7 +93,7 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
 
 static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
   got_t g = {0};
-  rn_engine_handle(f->eng, req, on_reply, &g);
+  rn_native_handle(f->eng, req, on_reply, &g);
   while (!g.done) uv_run(&f->loop, UV_RUN_ONCE);
   assert_non_null(g.resp);
   return g.resp;
@@ -244,15 +251,15 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* What rn_engine_foreach_group_shard (/metrics) reports for one shard. */
+/* What rn_groups_foreach_shard (/metrics) reports for one shard. */
 typedef struct gstat {
   const char *group;
   uint32_t shard;
   bool found;
-  rn_engine_group_stats_t s;
+  rn_groups_shard_stats_t s;
 } gstat_t;
 
-static void on_gstat(void *arg, const rn_engine_group_stats_t *s) {
+static void on_gstat(void *arg, const rn_groups_shard_stats_t *s) {
   gstat_t *g = arg;
   if (strcmp(s->group, g->group) || s->shard != g->shard) return;
   g->found = true;
@@ -261,7 +268,7 @@ static void on_gstat(void *arg, const rn_engine_group_stats_t *s) {
 
 static gstat_t metrics_of(fx_t *f, const char *group, uint32_t shard) {
   gstat_t g = {.group = group, .shard = shard};
-  rn_engine_foreach_group_shard(f->eng, on_gstat, &g);
+  rn_groups_foreach_shard(rn_groups_of(f->eng), on_gstat, &g);
   assert_true(g.found);
   return g;
 }

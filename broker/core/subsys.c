@@ -1,0 +1,23 @@
+/*
+ * subsys.c — what subsystems (groups now; tiering, sinks and replication
+ * later) read of core beyond rn_core.h's first subsystem section: a lookup
+ * that also sees streams being created, a shard's log for reads off the
+ * loop, a shard's throughput, and the listener a subsystem registered.
+ * Declared at the end of rn_core.h's "for subsystems" section.
+ *
+ * Loop thread only; nothing here allocates or blocks.
+ */
+#include "core_int.h"
+
+rn_core_stream_t *rn_core_stream_lookup(rn_core_t *core, const char *name) {
+  return name ? rn__stream_find(core, name) : NULL;
+}
+
+rn_log_t *rn_core_shard_log(const rn_core_shard_t *sh) { return sh ? sh->log : NULL; }
+
+uint64_t rn_core_shard_bytes_in(const rn_core_shard_t *sh) { return sh->metrics.bytes_in; }
+
+void *rn_core_listener_arg(const rn_core_t *core, rn_core_sub_t sub) {
+  if ((unsigned)sub >= RN_SUB__COUNT || !core->listening[sub]) return NULL;
+  return core->listeners[sub].arg;
+}
