@@ -226,7 +226,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec);
 
 /* ---- log.c ----------------------------------------------------------------- */
 
-void rn__log_say(const rn_log_t *log, rn_log_level_t level, const char *fmt, ...)
+void rn__log_say(const rn_log_t *log, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int64_t rn__log_now(const rn_log_t *log);
 rn_err_t rn__log_push_seg(rn_log_t *log, rn__seg_t *seg);

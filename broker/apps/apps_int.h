@@ -139,8 +139,7 @@ struct rn_http_routes {
   uv_loop_t *loop;
   rn_engine_t *eng;
   char *data_dir;
-  int64_t (*now_ms)(void *arg); /* wall clock; tests replace it */
-  void *now_arg;
+  rn_clock_t clock; /* wall clock (rn_base.h); zeroed = the system's; tests replace it */
   uint8_t iter_key[RN__KITER_KEYLEN];
   rn_sigv4_key_t *creds; /* kinesis_credentials; none = accept any request */
   size_t ncreds;

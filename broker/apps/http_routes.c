@@ -31,7 +31,7 @@
 #include <openssl/rand.h>
 
 #include "apps_int.h"
-#include "rn_net.h" /* rn__logf */
+#include "rn_base.h" /* rn_sayf */
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -41,14 +41,7 @@ const char *rn__req_header(const rn_http_req_t *req, const char *lname) {
   return NULL;
 }
 
-static int64_t wall_ms(void *arg) {
-  (void)arg;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t rn__routes_now_ms(const rn_http_routes_t *r) { return r->now_ms(r->now_arg); }
+int64_t rn__routes_now_ms(const rn_http_routes_t *r) { return rn_clock_wall_ms(&r->clock); }
 
 /* ---- replies ------------------------------------------------------------------------- */
 
@@ -458,7 +451,6 @@ rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t
   if (!r) return RN_ENOMEM;
   r->loop = loop;
   r->eng = eng;
-  r->now_ms = wall_ms;
   r->started_ns = uv_hrtime();
   r->process_start_s = process_start_seconds();
   r->version = RN_VERSION;
@@ -484,12 +476,12 @@ rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t
   }
   if (!loopback_addr(cfg->http_listen)) {
     if (r->ncreds == 0)
-      rn__logf(RN_LOG_WARN, "kinesis",
+      rn_sayf(RN_LVL_WARN, "kinesis",
                "http_listen %s is not loopback and kinesis_credentials is empty: the Kinesis API accepts "
                "unsigned requests from anyone who can reach it",
                cfg->http_listen);
     if (r->apikeys.n == 0)
-      rn__logf(RN_LOG_WARN, "rest",
+      rn_sayf(RN_LVL_WARN, "rest",
                "http_listen %s is not loopback and rest_api_keys is empty: REST ingest is open to anyone who "
                "can reach it",
                cfg->http_listen);

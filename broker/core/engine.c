@@ -67,34 +67,24 @@ static int64_t requested_retention_ms(const rn_engine_t *eng, int64_t wire) {
  * would delete each sealed segment as soon as it exists. */
 static void warn_absurd_retention(const rn_engine_t *eng, const char *stream, int64_t ms, int64_t bytes) {
   if (ms > 0 && ms < 60 * 1000)
-    rn__eng_say(eng, RN_LOG_WARN, "stream %s: retention of %lld ms keeps records for less than a minute; meant hours?",
+    rn__eng_say(eng, RN_LVL_WARN, "stream %s: retention of %lld ms keeps records for less than a minute; meant hours?",
                 stream, (long long)ms);
   if (bytes > 0 && (uint64_t)bytes < eng->opts.segment_bytes)
-    rn__eng_say(eng, RN_LOG_WARN,
+    rn__eng_say(eng, RN_LVL_WARN,
                 "stream %s: retention_bytes %lld per shard is below one segment (segment_bytes %llu): every "
                 "sealed segment is deleted at once, leaving only the active one",
                 stream, (long long)bytes, (unsigned long long)eng->opts.segment_bytes);
 }
 
-void rn__eng_say(const rn_engine_t *eng, rn_log_level_t level, const char *fmt, ...) {
-  char msg[600];
+void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...) {
+  rn_logger_t dflt = rn_logger_stderr_as("engine");
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  rn_vsay(eng->opts.logger.fn != NULL ? &eng->opts.logger : &dflt, level, fmt, ap);
   va_end(ap);
-  if (eng->opts.logger) {
-    eng->opts.logger(eng->opts.logger_arg, level, msg);
-  } else {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    fprintf(stderr, "%s engine: %s\n", names[level], msg);
-  }
 }
 
-int64_t rn__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t rn__now_ms(const rn_engine_t *eng) { return rn_clock_wall_ms(&eng->opts.clock); }
 
 struct rn__arena_blk {
   struct rn__arena_blk *next;
@@ -231,8 +221,8 @@ static rn_log_opts_t log_opts(const rn_engine_t *eng, const rn_stream_t *st) {
   lo.retention_ms = st->retention_ms > 0 ? st->retention_ms : -1;
   lo.retention_bytes = st->retention_bytes > 0 ? st->retention_bytes : -1;
   lo.max_batch_bytes = eng->opts.max_batch_bytes;
-  lo.logger = (void (*)(void *, rn_log_level_t, const char *))eng->opts.logger;
-  lo.logger_arg = eng->opts.logger_arg;
+  lo.logger = eng->opts.logger;
+  lo.clock = eng->opts.clock;
   return lo;
 }
 
@@ -404,7 +394,7 @@ static void meta_after(uv_work_t *w, int status) {
   meta_job_t *j = w->data;
   j->eng->pending_work--;
   if (status) j->err = status;
-  if (j->err) rn__eng_say(j->eng, RN_LOG_ERROR, "writing metadata failed: %s", rn_strerror(j->err));
+  if (j->err) rn__eng_say(j->eng, RN_LVL_ERROR, "writing metadata failed: %s", rn_strerror(j->err));
   j->done(j);
   free(j);
 }
@@ -591,7 +581,7 @@ static void create_meta_done(meta_job_t *j) {
   cr.stream = describe(&a, st);
   resp.op_case = RUNNEL__RESPONSE__OP_CREATE_STREAM;
   resp.create_stream = &cr;
-  rn__eng_say(eng, RN_LOG_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards, rn_durability_name(st->durability));
+  rn__eng_say(eng, RN_LVL_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards, rn_durability_name(st->durability));
   j->cb(j->ctx, &resp);
   rn__arena_free(&a);
   rn__stream_unref(eng, st);
@@ -604,7 +594,7 @@ static void create_after(uv_work_t *w, int status) {
   eng->pending_work--;
   if (status && !j->err) j->err = RN_EIO;
   if (j->err) {
-    rn__eng_say(eng, RN_LOG_ERROR, "creating stream %s failed: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
+    rn__eng_say(eng, RN_LVL_ERROR, "creating stream %s failed: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
     st->state = RN__STREAM_DELETING;
     registry_remove(eng, st);
     reply_error(j->cb, j->ctx, j->err, "stream %s: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
@@ -641,7 +631,7 @@ static void handle_create(rn_engine_t *eng, const Runnel__CreateStreamRequest *r
   st->retention_bytes = c->retention_bytes > 0 ? c->retention_bytes : 0;
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   st->durability = (rn_durability_t)c->durability;
-  st->created_ms = rn__now_ms();
+  st->created_ms = rn__now_ms(eng);
   st->state = RN__STREAM_CREATING;
   /* Two references, as a stream loaded at open holds one: the registry's
    * (dropped by delete or a failed create) and the create work's (dropped
@@ -678,7 +668,7 @@ static void delete_meta_done(meta_job_t *j) {
     resp.delete_stream = &dr;
     j->cb(j->ctx, &resp);
   }
-  rn__eng_say(eng, RN_LOG_INFO, "deleted stream %s", j->st->name);
+  rn__eng_say(eng, RN_LVL_INFO, "deleted stream %s", j->st->name);
   rn__stream_unref(eng, j->st);
 }
 
@@ -823,7 +813,7 @@ static void on_io(uv_poll_t *h, int status, int events) {
 
 static void on_tick(uv_timer_t *t) {
   rn_engine_t *eng = t->data;
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(eng);
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     rn_stream_t *st = eng->streams[i];
     if (st->state != RN__STREAM_ACTIVE) continue;
@@ -914,7 +904,7 @@ static void remove_orphans(rn_engine_t *eng) {
       char *p = malloc(strlen(path) + strlen(e->d_name) + 2);
       if (!p) break;
       sprintf(p, "%s/%s", path, e->d_name);
-      rn__eng_say(eng, RN_LOG_WARN, "removing %s: not in the metadata (an interrupted create or delete)", p);
+      rn__eng_say(eng, RN_LVL_WARN, "removing %s: not in the metadata (an interrupted create or delete)", p);
       nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
       free(p);
     }
@@ -930,7 +920,7 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   eng->opts = *opts;
   eng->loop = opts->loop;
   eng->data_dir = strdup(opts->data_dir);
-  eng->started_ms = rn__now_ms();
+  eng->started_ms = rn__now_ms(eng);
   pthread_mutex_init(&eng->meta_mu, NULL);
   eng->next_uid = 1;
   eng->producer_id_limit = 1;
@@ -975,7 +965,7 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   uv_timer_init(eng->loop, &eng->tick);
   eng->tick.data = eng;
   uv_timer_start(&eng->tick, on_tick, 100, 100);
-  rn__eng_say(eng, RN_LOG_INFO, "opened %s: %u stream(s), %u shard(s), disk I/O %s", eng->data_dir,
+  rn__eng_say(eng, RN_LVL_INFO, "opened %s: %u stream(s), %u shard(s), disk I/O %s", eng->data_dir,
               eng->stats.streams, eng->stats.shards, rn_io_backend_name(rn_io_backend(eng->io)));
   *out = eng;
   return 0;
@@ -1041,7 +1031,7 @@ rn_err_t rn_engine_close(rn_engine_t *eng) {
   rn_io_destroy(eng->io);
   free(eng->meta_buf);
   pthread_mutex_destroy(&eng->meta_mu);
-  rn__eng_say(eng, RN_LOG_INFO, "closed %s%s", eng->data_dir, first ? " with errors" : " cleanly");
+  rn__eng_say(eng, RN_LVL_INFO, "closed %s%s", eng->data_dir, first ? " with errors" : " cleanly");
   free(eng->data_dir);
   free(eng);
   return first;

@@ -51,9 +51,11 @@ typedef struct rn_engine_opts {
   uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
   uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
   int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
-  /* One line per event; NULL = stderr. */
-  void (*logger)(void *arg, rn_log_level_t level, const char *msg);
-  void *logger_arg;
+  /* One line per event (rn_base.h); fn NULL = the stderr line as "engine". */
+  rn_logger_t logger;
+  /* Where the engine and the consumer groups read time (rn_base.h); zeroed =
+   * the system clock. Tests inject it. */
+  rn_clock_t clock;
 } rn_engine_opts_t;
 
 void rn_engine_opts_default(rn_engine_opts_t *o);

@@ -113,9 +113,9 @@ struct rn_engine {
 };
 
 /* engine.c */
-void rn__eng_say(const rn_engine_t *eng, rn_log_level_t level, const char *fmt, ...)
+void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int64_t rn__now_ms(void);
+int64_t rn__now_ms(const rn_engine_t *eng); /* eng->opts.clock */
 rn_stream_t *rn__stream_find(rn_engine_t *eng, const char *name);
 void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st);
 void rn__fill_error(rn__arena_t *a, Runnel__Error **out, rn_err_t err, const char *fmt, ...)

@@ -142,7 +142,7 @@ rn_err_t rn__shard_load_producers(rn_engine_t *eng, rn_shard_t *sh) {
   free(buf);
   if (err == RN_ECORRUPT) {
     /* A damaged old batch: reads report it; idempotence state is best effort. */
-    rn__eng_say(eng, RN_LOG_WARN, "%s: producer state rebuilt partially (damaged batch)", sh->dir);
+    rn__eng_say(eng, RN_LVL_WARN, "%s: producer state rebuilt partially (damaged batch)", sh->dir);
     err = 0;
   }
   return err;
@@ -238,7 +238,7 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
                    rn_err_retriable(err) ? "; nothing was stored, retry" : "");
   } else {
     r->base_offset = base;
-    it->sh->last_append_ms = rn__now_ms();
+    it->sh->last_append_ms = rn__now_ms(eng);
     if (it->producer_id) {
       rn__producer_t *p = producer_get(it->sh, it->producer_id, false);
       for (uint32_t k = 0; p && k < p->nwin; k++)
@@ -319,7 +319,7 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
   op->items = calloc(n + 1, sizeof(*op->items));
   if (!op->items) abort();
   op->pending = 1; /* guard until every batch was submitted */
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(eng);
   for (size_t i = 0; i < n; i++) {
     const Runnel__ShardBatch *sb = r->batches[i];
     Runnel__ShardBatchResult *res = rn__arena_alloc(&op->arena, sizeof(*res));
@@ -727,7 +727,7 @@ static void fetch_after(uv_work_t *w, int status) {
     fetch_part_t *p = &op->parts[i];
     if (p->span.seg && p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->span);
     if (status && !p->read_err) p->read_err = RN_EIO;
-    if (p->read_err == RN_ECORRUPT) rn__eng_say(op->eng, RN_LOG_ERROR, "%s: %s", p->sh ? p->sh->dir : "?", p->why);
+    if (p->read_err == RN_ECORRUPT) rn__eng_say(op->eng, RN_LVL_ERROR, "%s: %s", p->sh ? p->sh->dir : "?", p->why);
   }
   fetch_reply(op);
 }
@@ -762,7 +762,7 @@ static void fetch_try(fetch_op_t *op) {
     }
     if (p->span.seg) any = true;
   }
-  bool wait = !any && !deleted && !eng->draining && op->deadline_ms > rn__now_ms();
+  bool wait = !any && !deleted && !eng->draining && op->deadline_ms > rn__now_ms(eng);
   if (wait) {
     bool errors = false;
     for (size_t i = 0; i < op->n; i++) errors |= op->parts[i].err != 0 || !op->parts[i].sh;
@@ -780,7 +780,7 @@ static void fetch_try(fetch_op_t *op) {
       w->sh->waiters = w;
       w->linked = true;
     }
-    uv_timer_start(&op->timer, on_fetch_timer, (uint64_t)(op->deadline_ms - rn__now_ms()), 0);
+    uv_timer_start(&op->timer, on_fetch_timer, (uint64_t)(op->deadline_ms - rn__now_ms(eng)), 0);
     return;
   }
   if (!any) return fetch_reply(op);
@@ -883,7 +883,7 @@ void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   op->max_bytes = r->max_bytes ? r->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
   if (op->max_bytes > eng->opts.max_fetch_bytes) op->max_bytes = eng->opts.max_fetch_bytes;
   uint32_t wait = r->max_wait_ms < eng->opts.max_wait_ms ? r->max_wait_ms : eng->opts.max_wait_ms;
-  op->deadline_ms = wait ? rn__now_ms() + wait : 0;
+  op->deadline_ms = wait ? rn__now_ms(eng) + wait : 0;
   op->n = r->n_shards;
   op->parts = calloc(op->n + 1, sizeof(*op->parts));
   if (!op->parts) abort();

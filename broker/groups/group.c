@@ -321,7 +321,7 @@ static void lag_work(uv_work_t *w) {
   free(buf);
 }
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
+static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g, int64_t now);
 static void set_heartbeat_ages(rn_engine_t *eng, const group_t *g, Runnel__GroupDescription *d);
 
 static void reply_describe(rn__groups_t *gs, const group_t *g, rn_engine_reply_cb cb, void *ctx) {
@@ -330,7 +330,7 @@ static void reply_describe(rn__groups_t *gs, const group_t *g, rn_engine_reply_c
   runnel__response__init(&resp);
   Runnel__GroupDescribeResponse dr;
   runnel__group_describe_response__init(&dr);
-  dr.group = describe(&a, g);
+  dr.group = describe(&a, g, rn__now_ms(gs->eng));
   set_heartbeat_ages(gs->eng, g, dr.group);
   resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DESCRIBE;
   resp.group_describe = &dr;
@@ -344,7 +344,7 @@ static void lag_after(uv_work_t *w, int status) {
   lag_job_t *j = w->data;
   rn__groups_t *gs = j->gs;
   rn_engine_t *eng = gs->eng;
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(gs->eng);
   for (size_t i = 0; i < j->n; i++) {
     lag_part_t *p = &j->parts[i];
     rn_shard_t *sh = &p->st->shards[p->shard];
@@ -409,7 +409,7 @@ static void lag_job_start(rn__groups_t *gs, lag_job_t *j) {
 static void lag_refresh(rn__groups_t *gs) {
   if (gs->lag_refreshing) return;
   lag_job_t *j = NULL;
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(gs->eng);
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     group_t *g = gs->groups[i];
     if (g->st->state != RN__STREAM_ACTIVE) continue;
@@ -459,7 +459,7 @@ static rn_err_t event_append(rn__groups_t *gs, const Runnel__GroupEvent *ev, eve
   rn_batch_builder_t b;
   rn_batch_builder_init(&b);
   rn_record_t rec = {0};
-  rec.timestamp = rn__now_ms();
+  rec.timestamp = rn__now_ms(gs->eng);
   rec.value = buf;
   rec.value_len = n;
   const uint8_t *out;
@@ -568,7 +568,7 @@ static void snap_after(uv_work_t *w, int status) {
   gs->eng->pending_work--;
   gs->snap_active = false;
   if (j->err) {
-    rn__eng_say(gs->eng, RN_LOG_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
+    rn__eng_say(gs->eng, RN_LVL_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
                 rn_strerror(j->err));
   } else {
     gs->snap_offset = j->offset;
@@ -626,7 +626,7 @@ static void maybe_compact(rn__groups_t *gs) {
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
-static void log_logger(void *arg, rn_log_level_t level, const char *msg) {
+static void log_logger(void *arg, rn_level_t level, const char *msg) {
   rn__eng_say(arg, level, "groups: %s", msg);
 }
 
@@ -730,7 +730,7 @@ rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
   size_t n = strlen(eng->data_dir) + 16;
   gs->dir = xcalloc(n, 1);
   snprintf(gs->dir, n, "%s/groups", eng->data_dir);
-  gs->nonce = XXH3_64bits_withSeed(gs->dir, strlen(gs->dir), (uint64_t)rn__now_ms() ^ ((uint64_t)getpid() << 32));
+  gs->nonce = XXH3_64bits_withSeed(gs->dir, strlen(gs->dir), (uint64_t)rn__now_ms(gs->eng) ^ ((uint64_t)getpid() << 32));
   rn_err_t err = rn_fs_posix()->mkdirs(rn_fs_posix(), gs->dir);
   if (err) {
     snprintf(why, whylen, "cannot create %s: %s", gs->dir, rn_strerror(err));
@@ -740,8 +740,9 @@ rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
   rn_log_opts_default(&lo);
   lo.durability = RN_DURABILITY_SYNC;
   lo.segment_bytes = eng->opts.group_segment_bytes ? eng->opts.group_segment_bytes : (4u << 20);
-  lo.logger = log_logger;
-  lo.logger_arg = eng;
+  lo.logger.fn = log_logger;
+  lo.logger.arg = eng;
+  lo.clock = eng->opts.clock;
   char logdir[4200];
   snprintf(logdir, sizeof(logdir), "%s/log", gs->dir);
   rn_log_recovery_t rec;
@@ -754,7 +755,7 @@ rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen) {
   if (!err) err = replay(gs, why, whylen);
   if (err) goto fail;
   eng->groups = gs;
-  if (gs->ngroups) rn__eng_say(eng, RN_LOG_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
+  if (gs->ngroups) rn__eng_say(eng, RN_LVL_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
   return 0;
 fail:
   if (gs->log) rn_log_close(gs->log);
@@ -799,7 +800,7 @@ static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
   for (uint32_t k = 0; k < g->nmembers;) {
     gmember_t *m = g->members[k];
     if (now - m->last_seen > m->session_ms) {
-      rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
+      rn__eng_say(gs->eng, RN_LVL_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
                   g->stream, g->name, m->id, m->session_ms);
       member_remove(g, m);
     } else {
@@ -816,7 +817,7 @@ static void expire_members(rn__groups_t *gs, group_t *g, uint64_t now) {
       gsh->revoke_since = now ? now : 1;
     } else if (now - gsh->revoke_since > gsh->owner->session_ms) {
       gmember_t *m = gsh->owner;
-      rn__eng_say(gs->eng, RN_LOG_WARN,
+      rn__eng_say(gs->eng, RN_LVL_WARN,
                   "group %s/%s: member %s did not release shard %u within its session timeout (%u ms) after it was "
                   "revoked; fencing the member",
                   g->stream, g->name, m->id, s, m->session_ms);
@@ -831,7 +832,7 @@ void rn__groups_tick(rn_engine_t *eng) {
   if (!gs) return;
   uint64_t now = uv_now(eng->loop);
   for (uint32_t i = 0; i < gs->ngroups; i++) expire_members(gs, gs->groups[i], now);
-  rn_log_tick(gs->log, rn__now_ms());
+  rn_log_tick(gs->log, rn__now_ms(gs->eng));
   maybe_compact(gs);
   lag_refresh(gs);
 }
@@ -914,9 +915,9 @@ static group_t *group_create(rn__groups_t *gs, rn_stream_t *st, const char *name
   group_t *g = group_add(gs, st, name);
   g->start_kind = kind;
   g->start_value = value;
-  g->created_ms = rn__now_ms();
+  g->created_ms = rn__now_ms(gs->eng);
   for (uint32_t s = 0; s < st->nshards; s++) set_position(g, s, kind, value);
-  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s created (starts at %s)", st->name, name,
+  rn__eng_say(gs->eng, RN_LVL_INFO, "group %s/%s created (starts at %s)", st->name, name,
               kind == RUNNEL__POSITION_KIND__POSITION_LATEST     ? "latest"
               : kind == RUNNEL__POSITION_KIND__POSITION_EARLIEST ? "earliest"
                                                                  : "a timestamp");
@@ -993,7 +994,7 @@ static Runnel__GroupHeartbeatRequest *copy_heartbeat(const Runnel__GroupHeartbea
 }
 
 static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx);
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g);
+static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g, int64_t now);
 
 static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
   pending_reply_t *p = arg;
@@ -1032,7 +1033,7 @@ static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
       runnel__response__init(&resp);
       Runnel__GroupResetResponse rr;
       runnel__group_reset_response__init(&rr);
-      rr.group = describe(&a, g);
+      rr.group = describe(&a, g, rn__now_ms(gs->eng));
       resp.op_case = RUNNEL__RESPONSE__OP_GROUP_RESET;
       resp.group_reset = &rr;
       p->cb(p->ctx, &resp);
@@ -1117,7 +1118,7 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
     }
     g->members[g->nmembers++] = m;
     g->dirty = true;
-    rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
+    rn__eng_say(eng, RN_LVL_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
                 g->nmembers);
   } else {
     m = member_find(g, r->member_id);
@@ -1125,7 +1126,7 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
       return reply_err(cb, ctx, RN_EUNKNOWNMEMBER, "group %s/%s has no member %s (session expired or left): join again",
                        g->stream, g->name, r->member_id);
     if (r->leave) {
-      rn__eng_say(eng, RN_LOG_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
+      rn__eng_say(eng, RN_LVL_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
       member_remove(g, m);
       Runnel__Response resp;
       runnel__response__init(&resp);
@@ -1325,7 +1326,7 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
   s.checkpoints = rn__arena_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(gs->eng);
   cj->commit_ms = now;
   for (uint32_t i = 0; i < cj->n; i++) {
     const Runnel__ShardCheckpoint *c = r->checkpoints[i];
@@ -1379,7 +1380,7 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g) {
+static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g, int64_t now) {
   Runnel__GroupDescription *d = rn__arena_alloc(a, sizeof(*d));
   runnel__group_description__init(d);
   d->stream = g->stream;
@@ -1412,7 +1413,7 @@ static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g) {
     si->has_checkpoint = gsh->has_ckpt && !gsh->at_ts;
     si->checkpoint = gsh->ckpt;
     si->checkpoint_ms = gsh->commit_ms;
-    lag_t l = shard_lag(g, s, rn__now_ms());
+    lag_t l = shard_lag(g, s, now);
     si->start_offset = l.start;
     si->end_offset = l.end;
     si->lag_records = l.records;
@@ -1437,7 +1438,7 @@ static void handle_describe(rn__groups_t *gs, const Runnel__GroupDescribeRequest
   /* Fresh time lag: read the arrival times of positions not cached yet
    * (thread pool), then answer. */
   lag_job_t *j = NULL;
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(gs->eng);
   for (uint32_t s = 0; s < g->st->nshards; s++) {
     lag_t l = shard_lag(g, s, now);
     if (!lag_stale(g, s, &l)) continue;
@@ -1517,7 +1518,7 @@ static void handle_delete(rn__groups_t *gs, const Runnel__GroupDeleteRequest *r,
     pending_free(gs->eng, p);
     return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", st->name, r->group, rn_strerror(err));
   }
-  rn__eng_say(gs->eng, RN_LOG_INFO, "group %s/%s deleted", st->name, r->group);
+  rn__eng_say(gs->eng, RN_LVL_INFO, "group %s/%s deleted", st->name, r->group);
   group_remove(gs, g);
 }
 
@@ -1585,7 +1586,7 @@ void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
 void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg) {
   const rn__groups_t *gs = eng->groups;
   if (!gs) return;
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(gs->eng);
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
     if (g->st->state != RN__STREAM_ACTIVE) continue;

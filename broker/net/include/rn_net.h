@@ -48,16 +48,9 @@ enum { RN_NET_LOG_DEBUG = 0, RN_NET_LOG_INFO = 1, RN_NET_LOG_WARN = 2, RN_NET_LO
 typedef void (*rn_net_log_fn)(void *arg, int level, const char *component, const char *msg);
 
 /* ---- runneld's stderr logger (log.c) -------------------------------------------
- * One line per event on stderr, "2026-11-22T02:40:00.123Z info server: ...",
- * each in one write(2) (threads never interleave). Any thread may call
- * these. Here until base/ has the tree's one logger. */
-
-/* Least severe level written; default RN_NET_LOG_INFO. Set before threads start. */
-void rn__log_set_level(int level);
-int rn__log_level(void);
-/* Log one line for component (e.g. "server", "conn", "http"). */
-void rn__logf(int level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* An rn_net_log_fn writing through rn__logf (arg unused). */
+ * An rn_net_log_fn writing base's stderr line (rn_base.h rn_logger_stderr,
+ * "2026-11-22T02:40:00.123Z info server: ...") as component (arg unused).
+ * Any thread. */
 void rn_net_log_stderr(void *arg, int level, const char *component, const char *msg);
 
 /* ---- connections ------------------------------------------------------------
