@@ -99,6 +99,46 @@ uint64_t rn_clock_mono_ns(const rn_clock_t *clk);
 int64_t rn_clock_system_wall_ms(void *arg);
 uint64_t rn_clock_system_mono_ns(void *arg);
 
+/* ==== 3. time =================================================================
+ *
+ * Proleptic Gregorian calendar arithmetic (Howard Hinnant's days_from_civil
+ * and civil_from_days: 400-year eras of 146097 days, March-based years) and
+ * the date syntaxes runnel reads and writes: ISO-8601 / RFC 3339 date-times
+ * and the SigV4 "YYYYMMDDTHHMMSSZ" form. Pure functions over bytes; errors
+ * are -EINVAL (the same number as proto's RN_EINVAL). */
+
+/* Days since 1970-01-01 of year y, month m (1..12), day d (1..31; a day
+ * past the month's end counts on into the next month). */
+int64_t rn_days_from_civil(int64_t y, unsigned m, unsigned d);
+/* The inverse: the date of `days` since 1970-01-01 (negative: before). */
+void rn_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
+bool rn_leap_year(int64_t y);
+
+/* What rn_iso8601_parse accepts beyond the strict RFC 3339 form
+ *   YYYY-MM-DD(T|t|' ')HH:MM:SS[(.|,)digits](Z|z|(+|-)HH[[:]MM])
+ * (fractions past milliseconds are dropped; offsets up to 23:59). */
+enum {
+  RN_ISO8601_DATE_ONLY = 1u << 0,      /* "YYYY-MM-DD" alone: midnight UTC */
+  RN_ISO8601_NO_SECONDS = 1u << 1,     /* "HH:MM" without ":SS" (then no fraction) */
+  RN_ISO8601_NO_ZONE = 1u << 2,        /* no zone: UTC */
+  RN_ISO8601_OFFSET_MINUTES = 1u << 3, /* an offset must have its minutes, (+|-)HH[:]MM */
+};
+/* Parse s[0..n) (exactly; no surrounding blanks) into ms since the epoch,
+ * negative before 1970. Returns 0 or -EINVAL (then *ms is untouched). */
+int rn_iso8601_parse(const char *s, size_t n, unsigned flags, int64_t *ms);
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of ms since the epoch, NUL-terminated; years
+ * 0..9999 (outside them the year is printed with its sign and its digits,
+ * so allow RN_ISO8601_MAX bytes). Returns the length without the NUL. */
+#define RN_ISO8601_MAX 40
+size_t rn_iso8601_format_ms(int64_t ms, char out[RN_ISO8601_MAX]);
+
+/* SigV4 / X-Amz-Date "20150830T123600Z": s[0..n), exactly 16 bytes, into
+ * seconds since the epoch. Returns 0 or -EINVAL. */
+int rn_amz_date_parse(const char *s, size_t n, int64_t *secs);
+/* The same form of secs (years 0..9999), NUL-terminated in out[17]. */
+void rn_amz_date_format(int64_t secs, char out[17]);
+
 #ifdef __cplusplus
 }
 #endif

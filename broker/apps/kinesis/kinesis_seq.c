@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 
 #include "kinesis_int.h"
+#include "rn_base.h"
 
 /* ---- buffer ---------------------------------------------------------------------- */
 
@@ -234,72 +235,11 @@ void rn__buf_timestamp(rn__buf_t *b, int64_t ms) {
   rn__buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool digits(const char *s, size_t n, size_t at, size_t count, int64_t *v) {
-  if (at + count > n) return false;
-  int64_t x = 0;
-  for (size_t i = 0; i < count; i++) {
-    char c = s[at + i];
-    if (c < '0' || c > '9') return false;
-    x = x * 10 + (c - '0');
-  }
-  *v = x;
-  return true;
-}
-
+/* RFC 3339 with seconds and a zone (rn_base.h), not before 1970. */
 static rn_err_t parse_iso8601(const char *s, size_t n, int64_t *ms) {
-  int64_t Y, M, D, h, mi, sec;
-  if (!digits(s, n, 0, 4, &Y) || n < 19 || s[4] != '-' || !digits(s, n, 5, 2, &M) || s[7] != '-' ||
-      !digits(s, n, 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s, n, 11, 2, &h) ||
-      s[13] != ':' || !digits(s, n, 14, 2, &mi) || s[16] != ':' || !digits(s, n, 17, 2, &sec))
-    return RN_EINVAL;
-  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || sec > 60) return RN_EINVAL;
-  size_t at = 19;
-  int64_t frac_ms = 0;
-  if (at < n && (s[at] == '.' || s[at] == ',')) {
-    at++;
-    size_t start = at;
-    int64_t scale = 100;
-    while (at < n && s[at] >= '0' && s[at] <= '9') {
-      if (scale > 0) frac_ms += (s[at] - '0') * scale;
-      scale /= 10;
-      at++;
-    }
-    if (at == start) return RN_EINVAL;
-  }
-  int64_t off_s = 0;
-  if (at < n && (s[at] == 'Z' || s[at] == 'z')) {
-    at++;
-  } else if (at < n && (s[at] == '+' || s[at] == '-')) {
-    int sign = s[at] == '-' ? -1 : 1;
-    int64_t oh, om = 0;
-    if (!digits(s, n, at + 1, 2, &oh)) return RN_EINVAL;
-    at += 3;
-    if (at < n && s[at] == ':') at++;
-    if (at < n) {
-      if (!digits(s, n, at, 2, &om)) return RN_EINVAL;
-      at += 2;
-    }
-    if (oh > 23 || om > 59) return RN_EINVAL;
-    off_s = sign * (oh * 3600 + om * 60);
-  } else {
-    return RN_EINVAL; /* a time without a zone is ambiguous */
-  }
-  if (at != n) return RN_EINVAL;
-  int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
-  int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - off_s;
-  if (t < 0) return RN_EINVAL;
-  *ms = t * 1000 + frac_ms;
+  int64_t t;
+  if (rn_iso8601_parse(s, n, 0, &t) != 0 || t < 0) return RN_EINVAL;
+  *ms = t;
   return 0;
 }
 

@@ -25,6 +25,7 @@
 #include <openssl/hmac.h>
 
 #include "kinesis_int.h"
+#include "rn_base.h"
 
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) {
@@ -351,15 +352,6 @@ int rn_sigv4_scope(const rn_http_req_t *req, rn_sigv4_result_t *res) {
 
 /* ---- dates ---------------------------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool num(const char *s, int n, int *out) {
   int v = 0;
   for (int i = 0; i < n; i++) {
@@ -371,15 +363,7 @@ static bool num(const char *s, int n, int *out) {
 }
 
 /* "20150830T123600Z" → epoch seconds. */
-static bool parse_amz_date(const char *s, int64_t *t) {
-  int Y, M, D, h, m, sec;
-  if (strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z' || !num(s, 4, &Y) || !num(s + 4, 2, &M) || !num(s + 6, 2, &D) ||
-      !num(s + 9, 2, &h) || !num(s + 11, 2, &m) || !num(s + 13, 2, &sec))
-    return false;
-  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return false;
-  *t = days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 + m * 60 + sec;
-  return true;
-}
+static bool parse_amz_date(const char *s, int64_t *t) { return rn_amz_date_parse(s, strlen(s), t) == 0; }
 
 /* RFC 1123 "Sun, 30 Aug 2015 12:36:00 GMT" → epoch seconds. */
 static bool parse_http_date(const char *s, int64_t *t) {
@@ -397,16 +381,11 @@ static bool parse_http_date(const char *s, int64_t *t) {
     if (strncmp(months + 3 * i, c + 3, 3) == 0) mp = months + 3 * i;
   if (!mp) return false;
   unsigned M = (unsigned)((mp - months) / 3 + 1);
-  *t = days_from_civil(Y, M, (unsigned)D) * 86400 + h * 3600 + m * 60 + sec;
+  *t = rn_days_from_civil(Y, M, (unsigned)D) * 86400 + h * 3600 + m * 60 + sec;
   return true;
 }
 
-static void fmt_amz_date(int64_t t, char out[17]) {
-  time_t tt = (time_t)t;
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
-}
+static void fmt_amz_date(int64_t t, char out[17]) { rn_amz_date_format(t, out); }
 
 /* ---- verify ----------------------------------------------------------------------------------- */
 
