@@ -496,22 +496,13 @@ static bool needs_sync(const rn_log_t *log) {
   return false;
 }
 
-const double rn_log_sync_bounds[RN_LOG_SYNC_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-
-void rn_log_sync_stats(const rn_log_t *log, rn_log_sync_stats_t *out) { *out = log->sync_stats; }
+void rn_log_sync_stats(const rn_log_t *log, rn_hist_t *out) { *out = log->sync_stats; }
 
 static void round_done_one(rn_log_t *log) {
   if (--log->round_pending) return;
   log->round_active = false;
-  {
-    double secs = (double)(rn_clock_mono_ns(&log->opts.clock) - log->round_start_ns) / 1e9;
-    unsigned b = 0;
-    while (b < RN_LOG_SYNC_BUCKETS && secs > rn_log_sync_bounds[b]) b++;
-    log->sync_stats.buckets[b]++;
-    log->sync_stats.count++;
-    log->sync_stats.seconds_sum += secs;
-  }
+  rn_hist_record(&log->sync_stats, rn_hist_latency_bounds, RN_HIST_BUCKETS,
+                 (double)(rn_clock_mono_ns(&log->opts.clock) - log->round_start_ns) / 1e9);
   if (log->round_err) {
     rn_err_t t = transient(log->round_err);
     if (t == RN_EMFILE || t == RN_ENFILE) {

@@ -122,7 +122,7 @@ struct rn_log {
   uint64_t round_gen; /* create_gen captured at round start */
   int64_t last_sync_ms;
   uint64_t round_start_ns; /* CLOCK_MONOTONIC */
-  rn_log_sync_stats_t sync_stats;
+  rn_hist_t sync_stats; /* fdatasync rounds, rn_hist_latency_bounds */
 
   /* sealing closed segments: one job at a time, in order */
   bool seal_active;

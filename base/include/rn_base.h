@@ -139,6 +139,31 @@ int rn_amz_date_parse(const char *s, size_t n, int64_t *secs);
 /* The same form of secs (years 0..9999), NUL-terminated in out[17]. */
 void rn_amz_date_format(int64_t secs, char out[17]);
 
+/* ==== 4. histogram ============================================================
+ *
+ * A fixed-bucket latency histogram, the Prometheus kind: counts per bucket
+ * (not cumulative) against upper bounds given at each record, a last
+ * +Inf bucket, the sum and the count. Plain value type; no allocation; not
+ * thread-safe (each owner records on its own thread). Bounds are increasing
+ * upper bounds (a value equal to a bound lands in that bound's bucket); the
+ * +Inf bucket is buckets[nbounds]. (bench/hist.h is a different kind: a
+ * log-linear histogram for percentiles.) */
+#define RN_HIST_BUCKETS 16 /* most bounds a histogram may use */
+typedef struct rn_hist {
+  uint64_t count;
+  double sum;                            /* of the recorded values (seconds, for latencies) */
+  uint64_t buckets[RN_HIST_BUCKETS + 1]; /* per bucket; [nbounds] = +Inf */
+} rn_hist_t;
+
+/* The latency bounds of runnel's /metrics, in seconds: 100 us .. 10 s
+ * (appends, fdatasync rounds). */
+extern const double rn_hist_latency_bounds[RN_HIST_BUCKETS];
+
+/* Count v. bounds[0..nbounds) increasing, nbounds <= RN_HIST_BUCKETS. */
+void rn_hist_record(rn_hist_t *h, const double *bounds, unsigned nbounds, double v);
+/* Add every bucket, the sum and the count of from to into (same bounds). */
+void rn_hist_merge(rn_hist_t *into, const rn_hist_t *from);
+
 #ifdef __cplusplus
 }
 #endif

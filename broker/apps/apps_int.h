@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "rn_base.h"
 #include "http_routes.h"
 #include "kinesis_int.h"
 #include "sigv4.h"
@@ -72,9 +73,7 @@ enum {
 
 typedef struct rn__metrics {
   uint64_t requests[RN__HOP_COUNT][RN__STATUS_SLOTS];
-  uint64_t dur_buckets[RN__HOP_COUNT][RN__DUR_BUCKETS + 1];
-  double dur_sum[RN__HOP_COUNT];
-  uint64_t dur_count[RN__HOP_COUNT];
+  rn_hist_t dur[RN__HOP_COUNT]; /* seconds, rn__dur_bounds */
   uint64_t kinesis_errors[RN__KERR_COUNT];
   uint64_t put_records_ok, put_records_failed; /* PutRecord(s) + REST, per record */
   uint64_t get_records_calls, get_records_records, get_records_bytes;

@@ -60,12 +60,7 @@ void rn__call_reply(rn__call_t *c, int status, const char *content_type, const r
   rn__metrics_t *m = &r->m;
   int hop = c->hop >= 0 && c->hop < RN__HOP_COUNT ? c->hop : RN__HOP_NOT_FOUND;
   m->requests[hop][rn__status_slot(status)]++;
-  double s = (double)(uv_hrtime() - c->t0_ns) / 1e9;
-  unsigned b = 0;
-  while (b < RN__DUR_BUCKETS && s > rn__dur_bounds[b]) b++;
-  m->dur_buckets[hop][b]++;
-  m->dur_sum[hop] += s;
-  m->dur_count[hop]++;
+  rn_hist_record(&m->dur[hop], rn__dur_bounds, RN__DUR_BUCKETS, (double)(uv_hrtime() - c->t0_ns) / 1e9);
   rn_http_reply_fn reply = c->reply;
   void *ctx = c->ctx;
   free(c);

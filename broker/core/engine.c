@@ -1047,9 +1047,6 @@ void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st) {
     }
 }
 
-const double rn_engine_latency_bounds[RN_ENGINE_LATENCY_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-
 void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg) {
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     const rn_stream_t *st = eng->streams[i];
@@ -1072,12 +1069,7 @@ void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn
         s.health_state = (int)h.state;
         s.health_err = h.err;
         s.health_what = h.what;
-        rn_log_sync_stats_t ss;
-        rn_log_sync_stats(sh->log, &ss);
-        s.sync_count = ss.count;
-        s.sync_seconds_sum = ss.seconds_sum;
-        _Static_assert(RN_LOG_SYNC_BUCKETS == RN_ENGINE_LATENCY_BUCKETS, "same histogram bounds");
-        memcpy(s.sync_buckets, ss.buckets, sizeof(s.sync_buckets));
+        rn_log_sync_stats(sh->log, &s.sync);
       }
       fn(arg, &s);
     }

@@ -127,11 +127,6 @@ void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st);
  * Counted on the loop thread as acknowledgements and fetch replies go out;
  * they start at zero when the broker starts (Prometheus counters). */
 
-#define RN_ENGINE_LATENCY_BUCKETS 16
-/* Upper bounds (seconds) of the append latency histogram's buckets, in
- * increasing order; a last, implicit bucket is +Inf. */
-extern const double rn_engine_latency_bounds[RN_ENGINE_LATENCY_BUCKETS];
-
 typedef struct rn_engine_shard_stats {
   const char *stream; /* valid during the callback only */
   uint32_t shard;
@@ -144,15 +139,11 @@ typedef struct rn_engine_shard_stats {
   uint64_t stored_bytes;           /* bytes of the shard's segment files */
   uint32_t segments;               /* segment files, the active one included */
   /* Append latency: from handing the batch to the log to the acknowledgement
-   * (which, for sync streams, includes the group commit's fdatasync). */
-  uint64_t append_count;
-  double append_seconds_sum;
-  uint64_t append_buckets[RN_ENGINE_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
-  /* fdatasync rounds of the shard's log (rn_log_sync_stats; same bucket
-   * bounds as the append histogram). */
-  uint64_t sync_count;
-  double sync_seconds_sum;
-  uint64_t sync_buckets[RN_ENGINE_LATENCY_BUCKETS + 1];
+   * (which, for sync streams, includes the group commit's fdatasync).
+   * Seconds, buckets rn_hist_latency_bounds (rn_base.h). */
+  rn_hist_t append;
+  /* fdatasync rounds of the shard's log (rn_log_sync_stats; same bounds). */
+  rn_hist_t sync;
   /* The log's health (rn_log_health; docs/storage.md, "Failures"): state is
    * RN_LOG_HEALTHY, RN_LOG_DEGRADED (a transient error such as a full disk:
    * appends fail with a retriable error and resume by themselves) or

@@ -197,14 +197,9 @@ static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t
     m->append_errors++;
     return;
   }
-  double s = (double)(uv_hrtime() - it->t0_ns) / 1e9;
   m->records_in += it->records;
   m->bytes_in += it->bytes;
-  m->append_count++;
-  m->append_seconds_sum += s;
-  unsigned b = 0;
-  while (b < RN_ENGINE_LATENCY_BUCKETS && s > rn_engine_latency_bounds[b]) b++;
-  m->append_buckets[b]++;
+  rn_hist_record(&m->append, rn_hist_latency_bounds, RN_HIST_BUCKETS, (double)(uv_hrtime() - it->t0_ns) / 1e9);
 }
 
 /* An append of (producer, epoch, seq) failed: it is not stored, so it must

@@ -191,16 +191,9 @@ uint32_t rn_log_segment_count(const rn_log_t *log);
 /* fdatasync rounds of this log (group commits in sync mode, timed syncs in
  * interval mode, the final sync at close): how many and how long each took,
  * from submission to completion of every fdatasync (and directory sync) in
- * the round. Buckets use rn_log_sync_bounds (seconds); the last bucket is
- * +Inf; counts are per bucket, not cumulative. */
-#define RN_LOG_SYNC_BUCKETS 16
-extern const double rn_log_sync_bounds[RN_LOG_SYNC_BUCKETS];
-typedef struct rn_log_sync_stats {
-  uint64_t count;
-  double seconds_sum;
-  uint64_t buckets[RN_LOG_SYNC_BUCKETS + 1];
-} rn_log_sync_stats_t;
-void rn_log_sync_stats(const rn_log_t *log, rn_log_sync_stats_t *out);
+ * the round, in seconds. Buckets use rn_hist_latency_bounds (rn_base.h);
+ * the last bucket is +Inf; counts are per bucket, not cumulative. */
+void rn_log_sync_stats(const rn_log_t *log, rn_hist_t *out);
 
 /* 0, or the error that failed the log (appends then get RN_ELOGFAILED). */
 rn_err_t rn_log_failure(const rn_log_t *log);

@@ -49,6 +49,7 @@ int rn__status_of_slot(int slot) { return slot >= 0 && slot < RN__STATUS_SLOTS ?
 
 const double rn__dur_bounds[RN__DUR_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+_Static_assert(RN__DUR_BUCKETS <= RN_HIST_BUCKETS, "an rn_hist_t holds the request-duration buckets");
 
 static const char *const kerr_names[RN__KERR_COUNT] = {
 #define RN__KERR_NAME(name) #name,
@@ -117,21 +118,15 @@ static void shard_counter(rn__buf_t *b, const shard_rows_t *rows, const char *na
  * order, so a stream's shards are adjacent). Bounded cardinality by default:
  * 16 series per stream, whatever its shard count. */
 static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows_t *rows, const char *name,
-                       const char *help, size_t count_off, size_t sum_off, size_t buckets_off) {
+                       const char *help, size_t hist_off) {
   family(b, name, "histogram", help);
   for (size_t i = 0; i < rows->n;) {
     size_t j = i + 1;
     if (!r->latency_per_shard)
       while (j < rows->n && strcmp(rows->v[j].stream, rows->v[i].stream) == 0) j++;
-    uint64_t buckets[RN_ENGINE_LATENCY_BUCKETS + 1] = {0}, count = 0;
-    double sum = 0;
-    for (size_t k = i; k < j; k++) {
-      const char *base = (const char *)&rows->v[k];
-      const uint64_t *bk = (const uint64_t *)(const void *)(base + buckets_off);
-      for (int q = 0; q <= RN_ENGINE_LATENCY_BUCKETS; q++) buckets[q] += bk[q];
-      count += *(const uint64_t *)(const void *)(base + count_off);
-      sum += *(const double *)(const void *)(base + sum_off);
-    }
+    rn_hist_t h = {0};
+    for (size_t k = i; k < j; k++)
+      rn_hist_merge(&h, (const rn_hist_t *)(const void *)((const char *)&rows->v[k] + hist_off));
     char labels[300];
     if (r->latency_per_shard)
       snprintf(labels, sizeof labels, "stream=\"%s\",shard=\"shardId-%012u\"", rows->v[i].stream, rows->v[i].shard);
@@ -139,14 +134,14 @@ static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows
       snprintf(labels, sizeof labels, "stream=\"%s\"", rows->v[i].stream);
     uint64_t cum = 0;
     char bound[32];
-    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
-      cum += buckets[k];
-      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
+    for (int k = 0; k <= RN_HIST_BUCKETS; k++) {
+      cum += h.buckets[k];
+      if (k < RN_HIST_BUCKETS) le(bound, sizeof(bound), rn_hist_latency_bounds[k]);
       else snprintf(bound, sizeof(bound), "+Inf");
       rn__buf_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, bound, (unsigned long long)cum);
     }
-    rn__buf_printf(b, "%s_sum{%s} %.6f\n", name, labels, sum);
-    rn__buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)count);
+    rn__buf_printf(b, "%s_sum{%s} %.6f\n", name, labels, h.sum);
+    rn__buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h.count);
     i = j;
   }
 }
@@ -238,13 +233,11 @@ static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
   histograms(r, b, &rows, "runnel_shard_append_latency_seconds",
              "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
              "group commit's fdatasync).",
-             offsetof(rn_engine_shard_stats_t, append_count), offsetof(rn_engine_shard_stats_t, append_seconds_sum),
-             offsetof(rn_engine_shard_stats_t, append_buckets));
+             offsetof(rn_engine_shard_stats_t, append));
   histograms(r, b, &rows, "runnel_shard_fdatasync_seconds",
              "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
              "started).",
-             offsetof(rn_engine_shard_stats_t, sync_count), offsetof(rn_engine_shard_stats_t, sync_seconds_sum),
-             offsetof(rn_engine_shard_stats_t, sync_buckets));
+             offsetof(rn_engine_shard_stats_t, sync));
 out:
   free(rows.v);
   rn__buf_free(&rows.names);
@@ -267,19 +260,19 @@ static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
   family(b, "runnel_http_request_duration_seconds", "histogram",
          "Time from the request reaching the router to its answer (produce: until durable), by operation.");
   for (int h = 0; h < RN__HOP_COUNT; h++) {
-    if (!m->dur_count[h]) continue;
+    if (!m->dur[h].count) continue;
     uint64_t cum = 0;
     char bound[32];
     for (int k = 0; k <= RN__DUR_BUCKETS; k++) {
-      cum += m->dur_buckets[h][k];
+      cum += m->dur[h].buckets[k];
       if (k < RN__DUR_BUCKETS) le(bound, sizeof(bound), rn__dur_bounds[k]);
       else snprintf(bound, sizeof(bound), "+Inf");
       rn__buf_printf(b, "runnel_http_request_duration_seconds_bucket{operation=\"%s\",le=\"%s\"} %llu\n", rn__hop_name(h),
                      bound, (unsigned long long)cum);
     }
-    rn__buf_printf(b, "runnel_http_request_duration_seconds_sum{operation=\"%s\"} %.6f\n", rn__hop_name(h), m->dur_sum[h]);
+    rn__buf_printf(b, "runnel_http_request_duration_seconds_sum{operation=\"%s\"} %.6f\n", rn__hop_name(h), m->dur[h].sum);
     rn__buf_printf(b, "runnel_http_request_duration_seconds_count{operation=\"%s\"} %llu\n", rn__hop_name(h),
-                   (unsigned long long)m->dur_count[h]);
+                   (unsigned long long)m->dur[h].count);
   }
   family(b, "runnel_kinesis_errors_total", "counter", "Kinesis API errors answered, by AWS error type (__type).");
   for (int i = 0; i < RN__KERR_COUNT; i++)
