@@ -164,6 +164,63 @@ void rn_hist_record(rn_hist_t *h, const double *bounds, unsigned nbounds, double
 /* Add every bucket, the sum and the count of from to into (same bounds). */
 void rn_hist_merge(rn_hist_t *into, const rn_hist_t *from);
 
+/* ==== 5. arena and buffer =====================================================
+ *
+ * rn_arena_t: a bump allocator for the pieces of one reply (protobuf
+ * messages, strings) that are all freed together. Zero-initialise it
+ * ({0}); rn_arena_free releases every block and leaves it reusable. Every
+ * allocation is zeroed and 16-byte aligned; lives until rn_arena_free. One
+ * thread at a time. Out of memory aborts (control-plane sized: see
+ * section 6). */
+typedef struct rn_arena {
+  struct rn_arena_blk *head;
+} rn_arena_t;
+
+void *rn_arena_alloc(rn_arena_t *a, size_t n);
+char *rn_arena_printf(rn_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rn_arena_free(rn_arena_t *a);
+
+/* rn_buf_t: a growable byte buffer for output (HTTP bodies, JSON,
+ * /metrics). Zero-initialise it. Appends never fail: on out-of-memory the
+ * buffer remembers it (oom) and ignores further writes; the caller checks
+ * oom once before sending. While len > 0 and !oom, p[len] is a NUL. The
+ * buffer owns p; rn_buf_free releases it and zeroes the buffer (a zeroed
+ * buffer is accepted). */
+typedef struct rn_buf {
+  char *p;
+  size_t len, cap;
+  bool oom;
+} rn_buf_t;
+
+void rn_buf_free(rn_buf_t *b);
+/* Room for `more` bytes and a NUL after len. */
+void rn_buf_reserve(rn_buf_t *b, size_t more);
+void rn_buf_put(rn_buf_t *b, const void *p, size_t n);
+void rn_buf_puts(rn_buf_t *b, const char *s);
+void rn_buf_printf(rn_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ==== 6. memory ===============================================================
+ *
+ * The out-of-memory policy (docs/architecture.md): control-plane
+ * allocations of bounded small size (a stream's record, a group's member,
+ * a config string) abort on OOM with one line naming the size and the
+ * call site, through these; allocations sized by a peer's input or data
+ * (frames, batches, fetch buffers, HTTP bodies) are bounded by budgets and
+ * return RN_ENOMEM instead, so they never use these. Each returns memory
+ * the caller frees with free(); rn_xrealloc(p, 0) frees p and returns NULL. */
+void *rn__xmalloc(size_t n, const char *file, int line);
+void *rn__xcalloc(size_t count, size_t size, const char *file, int line);
+void *rn__xrealloc(void *p, size_t n, const char *file, int line);
+char *rn__xstrdup(const char *s, const char *file, int line);
+#define rn_xmalloc(n) rn__xmalloc((n), __FILE__, __LINE__)
+#define rn_xcalloc(count, size) rn__xcalloc((count), (size), __FILE__, __LINE__)
+#define rn_xrealloc(p, n) rn__xrealloc((p), (n), __FILE__, __LINE__)
+#define rn_xstrdup(s) rn__xstrdup((s), __FILE__, __LINE__)
+/* Write "runnel: out of memory allocating N bytes at FILE:LINE" to stderr
+ * and abort(). What the functions above call; for sites that allocate by
+ * other means (a library's allocator returning NULL). */
+void rn__oom_abort(size_t n, const char *file, int line) __attribute__((noreturn));
+
 #ifdef __cplusplus
 }
 #endif

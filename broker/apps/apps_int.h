@@ -90,7 +90,7 @@ typedef struct rn__disk_usage {
 } rn__disk_usage_t;
 
 /* The whole /metrics page into out. */
-void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *out, const rn__disk_usage_t *disk);
+void rn__metrics_render(rn_http_routes_t *r, rn_buf_t *out, const rn__disk_usage_t *disk);
 
 /* ---- the Kinesis tags / stream-mode store --------------------------------------------- */
 

@@ -86,50 +86,6 @@ void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
 
 int64_t rn__now_ms(const rn_engine_t *eng) { return rn_clock_wall_ms(&eng->opts.clock); }
 
-struct rn__arena_blk {
-  struct rn__arena_blk *next;
-  size_t used, cap;
-  max_align_t data[];
-};
-
-void *rn__arena_alloc(rn__arena_t *a, size_t n) {
-  n = (n + 15) & ~(size_t)15;
-  struct rn__arena_blk *b = a->head;
-  if (!b || b->cap - b->used < n) {
-    size_t cap = n > 16384 ? n : 16384;
-    b = malloc(sizeof(*b) + cap);
-    if (!b) abort();
-    b->next = a->head;
-    b->used = 0;
-    b->cap = cap;
-    a->head = b;
-  }
-  void *p = (char *)b->data + b->used;
-  b->used += n;
-  memset(p, 0, n);
-  return p;
-}
-
-char *rn__arena_printf(rn__arena_t *a, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *s = rn__arena_alloc(a, (size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-void rn__arena_free(rn__arena_t *a) {
-  while (a->head) {
-    struct rn__arena_blk *b = a->head;
-    a->head = b->next;
-    free(b);
-  }
-}
-
 void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg) {
   runnel__error__init(e);
   e->code = rn_err_to_wire(err);
@@ -139,15 +95,15 @@ void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg) {
   e->retriable = rn_err_retriable(err);
 }
 
-void rn__fill_error(rn__arena_t *a, Runnel__Error **out, rn_err_t err, const char *fmt, ...) {
-  Runnel__Error *e = rn__arena_alloc(a, sizeof(*e));
+void rn__fill_error(rn_arena_t *a, Runnel__Error **out, rn_err_t err, const char *fmt, ...) {
+  Runnel__Error *e = rn_arena_alloc(a, sizeof(*e));
   char *msg = NULL;
   if (fmt) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    msg = rn__arena_alloc(a, (size_t)n + 1);
+    msg = rn_arena_alloc(a, (size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(msg, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -430,10 +386,10 @@ static meta_job_t *meta_job_new(void (*done)(meta_job_t *), rn_engine_reply_cb c
 
 /* ---- describe ---------------------------------------------------------------------- */
 
-static Runnel__StreamDescription *describe(rn__arena_t *a, const rn_stream_t *st) {
-  Runnel__StreamDescription *d = rn__arena_alloc(a, sizeof(*d));
+static Runnel__StreamDescription *describe(rn_arena_t *a, const rn_stream_t *st) {
+  Runnel__StreamDescription *d = rn_arena_alloc(a, sizeof(*d));
   runnel__stream_description__init(d);
-  Runnel__StreamConfig *c = rn__arena_alloc(a, sizeof(*c));
+  Runnel__StreamConfig *c = rn_arena_alloc(a, sizeof(*c));
   runnel__stream_config__init(c);
   c->name = st->name;
   c->shard_count = st->nshards;
@@ -444,13 +400,13 @@ static Runnel__StreamDescription *describe(rn__arena_t *a, const rn_stream_t *st
   d->created_ms = st->created_ms;
   d->status = st->state == RN__STREAM_ACTIVE ? "ACTIVE" : st->state == RN__STREAM_CREATING ? "CREATING" : "DELETING";
   d->n_shards = st->nshards;
-  d->shards = rn__arena_alloc(a, st->nshards * sizeof(*d->shards));
+  d->shards = rn_arena_alloc(a, st->nshards * sizeof(*d->shards));
   for (uint32_t i = 0; i < st->nshards; i++) {
     const rn_shard_t *sh = &st->shards[i];
-    Runnel__ShardInfo *si = rn__arena_alloc(a, sizeof(*si));
+    Runnel__ShardInfo *si = rn_arena_alloc(a, sizeof(*si));
     runnel__shard_info__init(si);
     si->index = i;
-    si->shard_id = rn__arena_printf(a, "shardId-%012u", i);
+    si->shard_id = rn_arena_printf(a, "shardId-%012u", i);
     si->hash_key_start.data = (uint8_t *)(uintptr_t)sh->hk_start;
     si->hash_key_start.len = 16;
     si->hash_key_end.data = (uint8_t *)(uintptr_t)sh->hk_end;
@@ -575,7 +531,7 @@ static void create_meta_done(meta_job_t *j) {
     rn__stream_unref(eng, st); /* the create work's */
     return;
   }
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__CreateStreamResponse cr = RUNNEL__CREATE_STREAM_RESPONSE__INIT;
   cr.stream = describe(&a, st);
@@ -583,7 +539,7 @@ static void create_meta_done(meta_job_t *j) {
   resp.create_stream = &cr;
   rn__eng_say(eng, RN_LVL_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards, rn_durability_name(st->durability));
   j->cb(j->ctx, &resp);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
   rn__stream_unref(eng, st);
 }
 
@@ -692,44 +648,44 @@ static void handle_delete(rn_engine_t *eng, const Runnel__DeleteStreamRequest *r
 }
 
 static void handle_list(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx) {
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__ListStreamsResponse lr = RUNNEL__LIST_STREAMS_RESPONSE__INIT;
-  lr.names = rn__arena_alloc(&a, (eng->nstreams + 1) * sizeof(char *));
+  lr.names = rn_arena_alloc(&a, (eng->nstreams + 1) * sizeof(char *));
   for (uint32_t i = 0; i < eng->nstreams; i++)
     if (eng->streams[i]->state == RN__STREAM_ACTIVE) lr.names[lr.n_names++] = eng->streams[i]->name;
   resp.op_case = RUNNEL__RESPONSE__OP_LIST_STREAMS;
   resp.list_streams = &lr;
   cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 static void handle_describe(rn_engine_t *eng, const Runnel__DescribeStreamRequest *r, rn_engine_reply_cb cb, void *ctx) {
   if (!r) return reply_error(cb, ctx, RN_EBADREQUEST, "DescribeStream needs a name");
   rn_stream_t *st = rn__stream_find(eng, r->name);
   if (!st || st->state != RN__STREAM_ACTIVE) return reply_error(cb, ctx, RN_ENOSTREAM, "stream %s not found", r->name);
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__DescribeStreamResponse dr = RUNNEL__DESCRIBE_STREAM_RESPONSE__INIT;
   dr.stream = describe(&a, st);
   resp.op_case = RUNNEL__RESPONSE__OP_DESCRIBE_STREAM;
   resp.describe_stream = &dr;
   cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 static void retention_meta_done(meta_job_t *j) {
   if (j->err) {
     reply_error(j->cb, j->ctx, j->err, "stream %s: retention changed but not persisted: %s", j->st->name, rn_strerror(j->err));
   } else {
-    rn__arena_t a = {0};
+    rn_arena_t a = {0};
     Runnel__Response resp = RUNNEL__RESPONSE__INIT;
     Runnel__SetRetentionResponse sr = RUNNEL__SET_RETENTION_RESPONSE__INIT;
     sr.stream = describe(&a, j->st);
     resp.op_case = RUNNEL__RESPONSE__OP_SET_RETENTION;
     resp.set_retention = &sr;
     j->cb(j->ctx, &resp);
-    rn__arena_free(&a);
+    rn_arena_free(&a);
   }
   rn__stream_unref(j->eng, j->st);
 }

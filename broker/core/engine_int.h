@@ -11,16 +11,9 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "rn_base.h"
 
-/* ---- a bump allocator for building one response --------------------------- */
-
-typedef struct rn__arena {
-  struct rn__arena_blk *head;
-} rn__arena_t;
-
-void *rn__arena_alloc(rn__arena_t *a, size_t n); /* zeroed; aborts on OOM */
-char *rn__arena_printf(rn__arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rn__arena_free(rn__arena_t *a);
+/* Responses are built in an rn_arena_t (rn_base.h). */
 
 /* ---- producers (idempotence) -------------------------------------------------- */
 
@@ -118,7 +111,7 @@ void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
 int64_t rn__now_ms(const rn_engine_t *eng); /* eng->opts.clock */
 rn_stream_t *rn__stream_find(rn_engine_t *eng, const char *name);
 void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st);
-void rn__fill_error(rn__arena_t *a, Runnel__Error **out, rn_err_t err, const char *fmt, ...)
+void rn__fill_error(rn_arena_t *a, Runnel__Error **out, rn_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* shard.c */

@@ -35,11 +35,11 @@ typedef struct info_job {
  * statfs_err its failure (0: not asked). Loop thread. */
 static void reply_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx, rn_err_t statfs_err,
                        const uv_statfs_t *st) {
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__BrokerInfoResponse *bi = rn__arena_alloc(&a, sizeof *bi);
+  Runnel__BrokerInfoResponse *bi = rn_arena_alloc(&a, sizeof *bi);
   runnel__broker_info_response__init(bi);
-  Runnel__BrokerLimits *lim = rn__arena_alloc(&a, sizeof *lim);
+  Runnel__BrokerLimits *lim = rn_arena_alloc(&a, sizeof *lim);
   runnel__broker_limits__init(lim);
   lim->max_record_bytes = eng->opts.max_record_bytes;
   lim->max_batch_bytes = eng->opts.max_batch_bytes;
@@ -68,12 +68,12 @@ static void reply_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx, rn_er
       if (ferr == 0) continue;
       if (nfailed == cap) {
         size_t ncap = cap ? cap * 2 : 8;
-        Runnel__FailedShard **n = rn__arena_alloc(&a, ncap * sizeof *n);
+        Runnel__FailedShard **n = rn_arena_alloc(&a, ncap * sizeof *n);
         if (nfailed) memcpy(n, bi->failed_shards, nfailed * sizeof *n);
         bi->failed_shards = n;
         cap = ncap;
       }
-      Runnel__FailedShard *fs = rn__arena_alloc(&a, sizeof *fs);
+      Runnel__FailedShard *fs = rn_arena_alloc(&a, sizeof *fs);
       runnel__failed_shard__init(fs);
       fs->stream = s->name;
       fs->shard = k;
@@ -87,7 +87,7 @@ static void reply_info(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx, rn_er
   resp.op_case = RUNNEL__RESPONSE__OP_BROKER_INFO;
   resp.broker_info = bi;
   cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 static void on_statfs(uv_fs_t *req) {

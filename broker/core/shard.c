@@ -170,7 +170,7 @@ struct produce_op {
   rn_engine_reply_cb cb;
   void *ctx;
   unsigned pending;
-  rn__arena_t arena;
+  rn_arena_t arena;
   Runnel__ProduceResponse pr;
   produce_item_t *items;
 };
@@ -181,7 +181,7 @@ static void produce_finish(produce_op_t *op) {
   resp.produce = &op->pr;
   op->cb(op->ctx, &resp);
   rn__stream_unref(op->eng, op->st);
-  rn__arena_free(&op->arena);
+  rn_arena_free(&op->arena);
   free(op->items);
   free(op);
 }
@@ -310,14 +310,14 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
   size_t n = r->n_batches;
   runnel__produce_response__init(&op->pr);
   op->pr.n_results = n;
-  op->pr.results = rn__arena_alloc(&op->arena, (n + 1) * sizeof(*op->pr.results));
+  op->pr.results = rn_arena_alloc(&op->arena, (n + 1) * sizeof(*op->pr.results));
   op->items = calloc(n + 1, sizeof(*op->items));
   if (!op->items) abort();
   op->pending = 1; /* guard until every batch was submitted */
   int64_t now = rn__now_ms(eng);
   for (size_t i = 0; i < n; i++) {
     const Runnel__ShardBatch *sb = r->batches[i];
-    Runnel__ShardBatchResult *res = rn__arena_alloc(&op->arena, sizeof(*res));
+    Runnel__ShardBatchResult *res = rn_arena_alloc(&op->arena, sizeof(*res));
     runnel__shard_batch_result__init(res);
     res->shard = sb->shard;
     op->pr.results[i] = res;
@@ -440,19 +440,19 @@ void rn__handle_list_offsets(rn_engine_t *eng, const Runnel__Request *req, rn_en
   const Runnel__ListOffsetsRequest *r = req->list_offsets;
   rn_stream_t *st = r ? rn__stream_find(eng, r->stream) : NULL;
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   if (!st || st->state != RN__STREAM_ACTIVE) {
     rn__fill_error(&a, &resp.error, RN_ENOSTREAM, "stream %s not found", r ? r->stream : "");
     cb(ctx, &resp);
-    rn__arena_free(&a);
+    rn_arena_free(&a);
     return;
   }
   Runnel__ListOffsetsResponse lr = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
   size_t n = r->n_shards ? r->n_shards : st->nshards;
   lr.n_shards = n;
-  lr.shards = rn__arena_alloc(&a, n * sizeof(*lr.shards));
+  lr.shards = rn_arena_alloc(&a, n * sizeof(*lr.shards));
   for (size_t i = 0; i < n; i++) {
-    Runnel__ShardOffsets *so = rn__arena_alloc(&a, sizeof(*so));
+    Runnel__ShardOffsets *so = rn_arena_alloc(&a, sizeof(*so));
     runnel__shard_offsets__init(so);
     lr.shards[i] = so;
     uint32_t idx = r->n_shards ? r->shards[i]->shard : (uint32_t)i;
@@ -473,7 +473,7 @@ void rn__handle_list_offsets(rn_engine_t *eng, const Runnel__Request *req, rn_en
   resp.op_case = RUNNEL__RESPONSE__OP_LIST_OFFSETS;
   resp.list_offsets = &lr;
   cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 /* ---- fetch ------------------------------------------------------------------------------ */
@@ -623,14 +623,14 @@ void rn_engine_reply_release(void *token) {
 
 static void fetch_reply(fetch_op_t *op) {
   rn_engine_t *eng = op->eng;
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__FetchResponse fr = RUNNEL__FETCH_RESPONSE__INIT;
   fr.n_results = op->n;
-  fr.results = rn__arena_alloc(&a, (op->n + 1) * sizeof(*fr.results));
+  fr.results = rn_arena_alloc(&a, (op->n + 1) * sizeof(*fr.results));
   for (size_t i = 0; i < op->n; i++) {
     fetch_part_t *p = &op->parts[i];
-    Runnel__ShardFetchResult *res = rn__arena_alloc(&a, sizeof(*res));
+    Runnel__ShardFetchResult *res = rn_arena_alloc(&a, sizeof(*res));
     runnel__shard_fetch_result__init(res);
     fr.results[i] = res;
     res->shard = p->shard;
@@ -666,7 +666,7 @@ static void fetch_reply(fetch_op_t *op) {
   replying = op;
   op->cb(op->ctx, &resp);
   replying = NULL;
-  rn__arena_free(&a);
+  rn_arena_free(&a);
   rn__stream_unref(eng, op->st);
   eng->pending_work--;
   uv_close((uv_handle_t *)&op->timer, fetch_free_cb);
@@ -859,10 +859,10 @@ void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   rn_stream_t *st = r ? rn__stream_find(eng, r->stream) : NULL;
   if (!st || st->state != RN__STREAM_ACTIVE) {
     Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-    rn__arena_t a = {0};
+    rn_arena_t a = {0};
     rn__fill_error(&a, &resp.error, RN_ENOSTREAM, "stream %s not found", r ? r->stream : "");
     cb(ctx, &resp);
-    rn__arena_free(&a);
+    rn_arena_free(&a);
     return;
   }
   fetch_op_t *op = calloc(1, sizeof(*op));

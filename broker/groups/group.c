@@ -321,11 +321,11 @@ static void lag_work(uv_work_t *w) {
   free(buf);
 }
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g, int64_t now);
+static Runnel__GroupDescription *describe(rn_arena_t *a, const group_t *g, int64_t now);
 static void set_heartbeat_ages(rn_engine_t *eng, const group_t *g, Runnel__GroupDescription *d);
 
 static void reply_describe(rn__groups_t *gs, const group_t *g, rn_engine_reply_cb cb, void *ctx) {
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp;
   runnel__response__init(&resp);
   Runnel__GroupDescribeResponse dr;
@@ -335,7 +335,7 @@ static void reply_describe(rn__groups_t *gs, const group_t *g, rn_engine_reply_c
   resp.op_case = RUNNEL__RESPONSE__OP_GROUP_DESCRIBE;
   resp.group_describe = &dr;
   cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 /* Loop thread: release the spans, store the arrival times that still
@@ -492,13 +492,13 @@ static void fill_state_keys(Runnel__GroupState *s, const group_t *g) {
 }
 
 /* Checkpoint messages of every shard of g into arrays from the arena. */
-static void fill_state_ckpts(rn__arena_t *a, Runnel__GroupState *s, const group_t *g) {
+static void fill_state_ckpts(rn_arena_t *a, Runnel__GroupState *s, const group_t *g) {
   uint32_t n = g->st->nshards;
-  s->checkpoints = rn__arena_alloc(a, n * sizeof(*s->checkpoints));
+  s->checkpoints = rn_arena_alloc(a, n * sizeof(*s->checkpoints));
   for (uint32_t i = 0; i < n; i++) {
     const gshard_t *gsh = &g->shards[i];
     if (!gsh->has_ckpt) continue;
-    Runnel__GroupCheckpointState *c = rn__arena_alloc(a, sizeof(*c));
+    Runnel__GroupCheckpointState *c = rn_arena_alloc(a, sizeof(*c));
     runnel__group_checkpoint_state__init(c);
     c->shard = i;
     c->offset = gsh->ckpt;
@@ -581,14 +581,14 @@ static void snap_after(uv_work_t *w, int status) {
 /* Serialize every group (memory holds exactly the durable checkpoints) and
  * the offset below which the log's events are all included. */
 static rn_err_t snapshot_pack(rn__groups_t *gs, uint64_t offset, uint8_t **buf, size_t *len) {
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__GroupsSnapshot snap;
   runnel__groups_snapshot__init(&snap);
   snap.log_offset = offset;
-  snap.groups = rn__arena_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
+  snap.groups = rn_arena_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
-    Runnel__GroupState *s = rn__arena_alloc(&a, sizeof(*s));
+    Runnel__GroupState *s = rn_arena_alloc(&a, sizeof(*s));
     runnel__group_state__init(s);
     fill_state_keys(s, g);
     s->start_kind = g->start_kind;
@@ -600,7 +600,7 @@ static rn_err_t snapshot_pack(rn__groups_t *gs, uint64_t offset, uint8_t **buf, 
   *len = runnel__groups_snapshot__get_packed_size(&snap);
   *buf = malloc(*len ? *len : 1);
   if (*buf) runnel__groups_snapshot__pack(&snap, *buf);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
   return *buf ? 0 : RN_ENOMEM;
 }
 
@@ -926,7 +926,7 @@ static group_t *group_create(rn__groups_t *gs, rn_stream_t *st, const char *name
 
 /* Event that writes g's whole state (create) or its checkpoints (reset). */
 static rn_err_t append_state(rn__groups_t *gs, group_t *g, bool create, event_done_fn done, void *arg) {
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
@@ -944,7 +944,7 @@ static rn_err_t append_state(rn__groups_t *gs, group_t *g, bool create, event_do
     ev.checkpoints = &s;
   }
   rn_err_t err = event_append(gs, &ev, done, arg);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
   return err;
 }
 
@@ -994,7 +994,7 @@ static Runnel__GroupHeartbeatRequest *copy_heartbeat(const Runnel__GroupHeartbea
 }
 
 static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb, void *ctx);
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g, int64_t now);
+static Runnel__GroupDescription *describe(rn_arena_t *a, const group_t *g, int64_t now);
 
 static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
   pending_reply_t *p = arg;
@@ -1028,7 +1028,7 @@ static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
     if (!g) {
       reply_err(p->cb, p->ctx, RN_ENOGROUP, "group %s/%s was deleted meanwhile", p->st->name, p->group);
     } else {
-      rn__arena_t a = {0};
+      rn_arena_t a = {0};
       Runnel__Response resp;
       runnel__response__init(&resp);
       Runnel__GroupResetResponse rr;
@@ -1037,7 +1037,7 @@ static void on_state_durable(rn__groups_t *gs, void *arg, rn_err_t err) {
       resp.op_case = RUNNEL__RESPONSE__OP_GROUP_RESET;
       resp.group_reset = &rr;
       p->cb(p->ctx, &resp);
-      rn__arena_free(&a);
+      rn_arena_free(&a);
     }
   }
   pending_free(gs->eng, p);
@@ -1177,7 +1177,7 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
   free(list);
   m->pending = pending;
 
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp;
   runnel__response__init(&resp);
   Runnel__GroupHeartbeatResponse hr;
@@ -1186,9 +1186,9 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
   hr.member_epoch = m->epoch;
   hr.heartbeat_interval_ms = heartbeat_interval(g, m, now);
   hr.pending = pending;
-  hr.assigned = rn__arena_alloc(&a, (m->nheld + 1) * sizeof(*hr.assigned));
+  hr.assigned = rn_arena_alloc(&a, (m->nheld + 1) * sizeof(*hr.assigned));
   for (uint32_t i = 0; i < m->nheld; i++) {
-    Runnel__GroupShardAssignment *as = rn__arena_alloc(&a, sizeof(*as));
+    Runnel__GroupShardAssignment *as = rn_arena_alloc(&a, sizeof(*as));
     runnel__group_shard_assignment__init(as);
     start_position(g, m->held[i], as);
     hr.assigned[hr.n_assigned++] = as;
@@ -1196,7 +1196,7 @@ static void heartbeat_now(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest 
   resp.op_case = RUNNEL__RESPONSE__OP_GROUP_HEARTBEAT;
   resp.group_heartbeat = &hr;
   cb(ctx, &resp);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 static void handle_heartbeat(rn__groups_t *gs, const Runnel__GroupHeartbeatRequest *r, rn_engine_reply_cb cb,
@@ -1321,11 +1321,11 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
   }
   cj->errs = xcalloc(cj->n, sizeof(*cj->errs));
   cj->msgs = xcalloc(cj->n, sizeof(*cj->msgs));
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
-  s.checkpoints = rn__arena_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
+  s.checkpoints = rn_arena_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
   int64_t now = rn__now_ms(gs->eng);
   cj->commit_ms = now;
   for (uint32_t i = 0; i < cj->n; i++) {
@@ -1350,7 +1350,7 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
     cj->errs[i] = e;
     cj->msgs[i] = msg;
     if (e) continue;
-    Runnel__GroupCheckpointState *cs = rn__arena_alloc(&a, sizeof(*cs));
+    Runnel__GroupCheckpointState *cs = rn_arena_alloc(&a, sizeof(*cs));
     runnel__group_checkpoint_state__init(cs);
     cs->shard = c->shard;
     cs->offset = c->offset;
@@ -1366,7 +1366,7 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
     ev.checkpoints = &s;
     err = event_append(gs, &ev, on_commit_durable, cj);
   }
-  rn__arena_free(&a);
+  rn_arena_free(&a);
   if (!s.n_checkpoints || err) {
     for (uint32_t i = 0; i < cj->n && err; i++)
       if (!cj->errs[i]) {
@@ -1380,33 +1380,33 @@ static void handle_commit(rn__groups_t *gs, const Runnel__GroupCommitRequest *r,
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
-static Runnel__GroupDescription *describe(rn__arena_t *a, const group_t *g, int64_t now) {
-  Runnel__GroupDescription *d = rn__arena_alloc(a, sizeof(*d));
+static Runnel__GroupDescription *describe(rn_arena_t *a, const group_t *g, int64_t now) {
+  Runnel__GroupDescription *d = rn_arena_alloc(a, sizeof(*d));
   runnel__group_description__init(d);
   d->stream = g->stream;
   d->group = g->name;
   d->start_kind = g->start_kind;
   d->start_value = g->start_value;
   d->created_ms = g->created_ms;
-  d->members = rn__arena_alloc(a, (g->nmembers + 1) * sizeof(*d->members));
+  d->members = rn_arena_alloc(a, (g->nmembers + 1) * sizeof(*d->members));
   for (uint32_t i = 0; i < g->nmembers; i++) {
     const gmember_t *m = g->members[i];
-    Runnel__GroupMemberInfo *mi = rn__arena_alloc(a, sizeof(*mi));
+    Runnel__GroupMemberInfo *mi = rn_arena_alloc(a, sizeof(*mi));
     runnel__group_member_info__init(mi);
     mi->member_id = m->id;
     mi->client_id = m->client_id;
     mi->member_epoch = m->epoch;
     mi->session_timeout_ms = m->session_ms;
     mi->pending = m->pending;
-    mi->shards = rn__arena_alloc(a, (g->st->nshards + 1) * sizeof(uint32_t));
+    mi->shards = rn_arena_alloc(a, (g->st->nshards + 1) * sizeof(uint32_t));
     for (uint32_t s = 0; s < g->st->nshards; s++)
       if (g->shards[s].owner == m) mi->shards[mi->n_shards++] = s;
     d->members[d->n_members++] = mi;
   }
-  d->shards = rn__arena_alloc(a, (g->st->nshards + 1) * sizeof(*d->shards));
+  d->shards = rn_arena_alloc(a, (g->st->nshards + 1) * sizeof(*d->shards));
   for (uint32_t s = 0; s < g->st->nshards; s++) {
     const gshard_t *gsh = &g->shards[s];
-    Runnel__GroupShardInfo *si = rn__arena_alloc(a, sizeof(*si));
+    Runnel__GroupShardInfo *si = rn_arena_alloc(a, sizeof(*si));
     runnel__group_shard_info__init(si);
     si->shard = s;
     si->owner = gsh->owner ? gsh->owner->id : "";

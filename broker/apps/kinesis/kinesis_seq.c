@@ -22,62 +22,6 @@
 #include "kinesis_int.h"
 #include "rn_base.h"
 
-/* ---- buffer ---------------------------------------------------------------------- */
-
-void rn__buf_free(rn__buf_t *b) {
-  free(b->p);
-  memset(b, 0, sizeof(*b));
-}
-
-void rn__buf_reserve(rn__buf_t *b, size_t more) {
-  if (b->oom) return;
-  if (b->cap - b->len > more) return; /* keep one byte for a NUL */
-  size_t nc = b->cap ? b->cap : 256;
-  while (nc - b->len <= more) {
-    if (nc > SIZE_MAX / 2) {
-      b->oom = true;
-      return;
-    }
-    nc *= 2;
-  }
-  char *np = realloc(b->p, nc);
-  if (!np) {
-    b->oom = true;
-    return;
-  }
-  b->p = np;
-  b->cap = nc;
-}
-
-void rn__buf_put(rn__buf_t *b, const void *p, size_t n) {
-  rn__buf_reserve(b, n);
-  if (b->oom || n == 0) return;
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  b->p[b->len] = 0;
-}
-
-void rn__buf_puts(rn__buf_t *b, const char *s) { rn__buf_put(b, s, strlen(s)); }
-
-void rn__buf_printf(rn__buf_t *b, const char *fmt, ...) {
-  char small[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof(small), fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof(small)) {
-    rn__buf_put(b, small, (size_t)n);
-    return;
-  }
-  rn__buf_reserve(b, (size_t)n + 1);
-  if (b->oom) return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
-
 /* Length of the valid UTF-8 sequence at s[0, n), or 0 when invalid. */
 static size_t utf8_len(const unsigned char *s, size_t n) {
   unsigned char c = s[0];
@@ -106,10 +50,10 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
   return len;
 }
 
-void rn__buf_json_str(rn__buf_t *b, const char *str, size_t n) {
+void rn__buf_json_str(rn_buf_t *b, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
-  rn__buf_reserve(b, n + 2);
-  rn__buf_put(b, "\"", 1);
+  rn_buf_reserve(b, n + 2);
+  rn_buf_put(b, "\"", 1);
   size_t run = 0; /* start of the current run of bytes copied verbatim */
   size_t i = 0;
   while (i < n) {
@@ -123,27 +67,27 @@ void rn__buf_json_str(rn__buf_t *b, const char *str, size_t n) {
       i += ul;
       continue;
     }
-    rn__buf_put(b, s + run, i - run);
+    rn_buf_put(b, s + run, i - run);
     char esc[8];
     switch (c) {
-    case '"': rn__buf_put(b, "\\\"", 2); break;
-    case '\\': rn__buf_put(b, "\\\\", 2); break;
-    case '\n': rn__buf_put(b, "\\n", 2); break;
-    case '\r': rn__buf_put(b, "\\r", 2); break;
-    case '\t': rn__buf_put(b, "\\t", 2); break;
+    case '"': rn_buf_put(b, "\\\"", 2); break;
+    case '\\': rn_buf_put(b, "\\\\", 2); break;
+    case '\n': rn_buf_put(b, "\\n", 2); break;
+    case '\r': rn_buf_put(b, "\\r", 2); break;
+    case '\t': rn_buf_put(b, "\\t", 2); break;
     default:
       if (c < 0x20) {
         snprintf(esc, sizeof(esc), "\\u%04x", c);
-        rn__buf_put(b, esc, 6);
+        rn_buf_put(b, esc, 6);
       } else {
-        rn__buf_put(b, "\\ufffd", 6); /* a byte that is not UTF-8 */
+        rn_buf_put(b, "\\ufffd", 6); /* a byte that is not UTF-8 */
       }
     }
     i++;
     run = i;
   }
-  rn__buf_put(b, s + run, n - run);
-  rn__buf_put(b, "\"", 1);
+  rn_buf_put(b, s + run, n - run);
+  rn_buf_put(b, "\"", 1);
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -173,9 +117,9 @@ void rn__b64_encode(const uint8_t *p, size_t n, char *out) {
   out[o] = 0;
 }
 
-void rn__buf_b64(rn__buf_t *b, const uint8_t *p, size_t n) {
+void rn__buf_b64(rn_buf_t *b, const uint8_t *p, size_t n) {
   size_t el = rn__b64_encoded_len(n);
-  rn__buf_reserve(b, el + 1);
+  rn_buf_reserve(b, el + 1);
   if (b->oom) return;
   rn__b64_encode(p, n, b->p + b->len);
   b->len += el;
@@ -230,9 +174,9 @@ rn_err_t rn__b64_decode(const char *str, size_t n, uint8_t *out, size_t *outlen)
 
 /* ---- timestamps ---------------------------------------------------------------------- */
 
-void rn__buf_timestamp(rn__buf_t *b, int64_t ms) {
+void rn__buf_timestamp(rn_buf_t *b, int64_t ms) {
   if (ms < 0) ms = 0;
-  rn__buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+  rn_buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
 /* RFC 3339 with seconds and a zone (rn_base.h), not before 1970. */
