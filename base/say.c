@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rn_base.h"
@@ -31,13 +30,9 @@ const char *rn_level_name(rn_level_t lvl) {
 
 size_t rn_say_format_line(char *line, size_t cap, int64_t wall_ms, rn_level_t lvl, const char *component,
                           const char *msg) {
-  time_t secs = (time_t)(wall_ms >= 0 ? wall_ms / 1000 : (wall_ms - 999) / 1000);
-  int ms = (int)(wall_ms - (int64_t)secs * 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  int n = snprintf(line, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ", tm.tm_year + 1900, tm.tm_mon + 1,
-                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms, rn_level_name(lvl),
-                   component ? component : "runneld");
+  char when[RN_ISO8601_MAX];
+  rn_iso8601_format_ms(wall_ms, when);
+  int n = snprintf(line, cap, "%s %s %s: ", when, rn_level_name(lvl), component ? component : "runneld");
   if (n < 0) n = 0;
   size_t head = (size_t)n < cap - 1 ? (size_t)n : cap - 1;
   size_t room = cap - head - 2; /* one byte for '\n', one for the NUL */

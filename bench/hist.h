@@ -2,6 +2,11 @@
  * hist.h — a log-linear latency histogram (microsecond resolution up to
  * ~1 hour, ~1.6 % relative error): cheap to record, exact enough for
  * p50/p99/p99.9/max. Plain value type; no allocation.
+ *
+ * Not rn_hist_t (rn_base.h) on purpose: that one is the Prometheus kind,
+ * 16 fixed bounds from 100 us to 10 s, which can say how many values fell
+ * under a bound but not where p99.9 is; the benchmarks report percentiles
+ * and need 2560 log-linear buckets (64 per power of two) for that.
  */
 #ifndef RN_BENCH_HIST_H
 #define RN_BENCH_HIST_H

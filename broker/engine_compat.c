@@ -13,7 +13,8 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   rn_err_t err = rn_core_open(opts, &core, why, whylen);
   if (err) return err;
   rn_groups_t *gs; /* core's from here on (its listener): closed by rn_core_close */
-  err = rn_groups_open(core, NULL, &gs, why, whylen);
+  rn_groups_opts_t go = {.clock = opts->clock}; /* the engine's one clock, as before */
+  err = rn_groups_open(core, &go, &gs, why, whylen);
   if (err) {
     rn_core_close(core);
     return err;

@@ -44,7 +44,7 @@
 #endif
 
 /* The config table's enum choices are listed in the order of these enums. */
-_Static_assert(RN_LOG_DEBUG == 0 && RN_LOG_INFO == 1 && RN_LOG_WARN == 2 && RN_LOG_ERROR == 3,
+_Static_assert(RN_LVL_DEBUG == 0 && RN_LVL_INFO == 1 && RN_LVL_WARN == 2 && RN_LVL_ERROR == 3,
                "log_level choices are debug|info|warn|error");
 _Static_assert(RN_IO_AUTO == 0 && RN_IO_URING == 1 && RN_IO_POSIX == 2, "io_backend choices are auto|uring|posix");
 
@@ -86,12 +86,12 @@ static void on_signal(uv_signal_t *h, int signum) {
   runneld_t *d = h->data;
   const char *name = signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "signal";
   if (++d->signals > 1) {
-    rn__logf(RN_LOG_WARN, "runneld", "%s again: exiting now without a clean shutdown (recovery runs at the next start)",
+    rn_sayf(RN_LVL_WARN, "runneld", "%s again: exiting now without a clean shutdown (recovery runs at the next start)",
              name);
     _exit(1);
   }
   if (d->srv == NULL) return; /* a failed start is exiting anyway */
-  rn__logf(RN_LOG_INFO, "runneld", "%s: shutting down cleanly (send it again to exit at once)", name);
+  rn_sayf(RN_LVL_INFO, "runneld", "%s: shutting down cleanly (send it again to exit at once)", name);
   rn_server_shutdown(d->srv, on_server_done, d);
 }
 
@@ -131,14 +131,14 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  rn__log_set_level((rn_log_level_t)cfg.log_level);
+  rn_say_set_min_level((rn_level_t)cfg.log_level);
   signal(SIGPIPE, SIG_IGN); /* a peer that vanished is a write error, not a death */
 
   runneld_t d;
   memset(&d, 0, sizeof d);
   int urc = uv_loop_init(&d.loop);
   if (urc != 0) {
-    rn__logf(RN_LOG_ERROR, "runneld", "cannot create the event loop: %s", uv_strerror(urc));
+    rn_sayf(RN_LVL_ERROR, "runneld", "cannot create the event loop: %s", uv_strerror(urc));
     rn_config_free(&cfg);
     return 1;
   }
@@ -151,20 +151,20 @@ int main(int argc, char **argv) {
    * directory. */
   rc = rn_server_bind(&d.loop, &cfg, &d.srv, why, sizeof why);
   if (rc != 0) {
-    rn__logf(RN_LOG_ERROR, "server", "%s", why);
+    rn_sayf(RN_LVL_ERROR, "server", "%s", why);
     uv_loop_close(&d.loop);
     rn_config_free(&cfg);
     return 1;
   }
   if (cfg.auth == RN_AUTH_NONE)
-    rn__logf(RN_LOG_WARN, "runneld",
+    rn_sayf(RN_LVL_WARN, "runneld",
              "auth: none — authentication is not required on any listener, whatever its address");
 
   /* 2. One owner per data directory, before anything in it is read. */
   rn_dirlock_t *lock = NULL;
   rc = rn_dirlock_acquire(cfg.data_dir, &lock, why, sizeof why);
   if (rc != 0) {
-    rn__logf(RN_LOG_ERROR, "runneld", "%s", why);
+    rn_sayf(RN_LVL_ERROR, "runneld", "%s", why);
     rn_server_abandon(d.srv);
     uv_loop_close(&d.loop);
     rn_config_free(&cfg);
@@ -188,14 +188,13 @@ int main(int argc, char **argv) {
   eo.group_segment_bytes = cfg.group_log_segment_bytes;
   eo.interval_ms = cfg.interval_ms;
   eo.default_retention_ms = cfg.default_retention;
-  eo.logger = rn__log_sink;
-  eo.logger_arg = (void *)"engine";
+  eo.logger = rn_logger_stderr_as("engine");
 
-  rn__logf(RN_LOG_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
+  rn_sayf(RN_LVL_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
            (long)getpid());
   rc = rn_engine_open(&eo, &d.eng, why, sizeof why);
   if (rc != 0) {
-    rn__logf(RN_LOG_ERROR, "engine", "cannot open %s: %s (%s)", cfg.data_dir, why[0] ? why : rn_strerror(rc),
+    rn_sayf(RN_LVL_ERROR, "engine", "cannot open %s: %s (%s)", cfg.data_dir, why[0] ? why : rn_strerror(rc),
              rn_err_name(rc));
     rn_server_abandon(d.srv);
     rn_dirlock_release(lock);
@@ -216,7 +215,7 @@ int main(int argc, char **argv) {
 
   rc = rn_server_start(d.srv, d.eng, why, sizeof why);
   if (rc != 0) {
-    rn__logf(RN_LOG_ERROR, "server", "%s", why);
+    rn_sayf(RN_LVL_ERROR, "server", "%s", why);
     uv_close((uv_handle_t *)&d.sigterm, NULL);
     uv_close((uv_handle_t *)&d.sigint, NULL);
     rn_server_abandon(d.srv);
@@ -234,7 +233,7 @@ int main(int argc, char **argv) {
   rn_http_routes_t *routes = NULL;
   int routes_failed = rn_http_routes_new(&d.loop, d.eng, &cfg, &routes, why, sizeof why) != 0;
   if (routes_failed) {
-    rn__logf(RN_LOG_ERROR, "http", "%s", why);
+    rn_sayf(RN_LVL_ERROR, "http", "%s", why);
     rn_server_shutdown(d.srv, on_server_done, &d); /* refuse to run half-configured */
   } else {
     rn_server_set_http_router(d.srv, rn_http_routes_router, routes);
@@ -251,15 +250,15 @@ int main(int argc, char **argv) {
   /* Close callbacks of the signal handles and of whatever the engine closed. */
   uv_run(&d.loop, UV_RUN_NOWAIT);
   urc = uv_loop_close(&d.loop);
-  if (urc != 0) rn__logf(RN_LOG_DEBUG, "runneld", "event loop still had open handles at exit: %s", uv_strerror(urc));
+  if (urc != 0) rn_sayf(RN_LVL_DEBUG, "runneld", "event loop still had open handles at exit: %s", uv_strerror(urc));
   rn_config_free(&cfg);
   rn_dirlock_release(lock); /* after the engine wrote its last byte */
   if (rc != 0) {
-    rn__logf(RN_LOG_ERROR, "engine", "close failed: %s (%s); the next start will run recovery", rn_strerror(rc),
+    rn_sayf(RN_LVL_ERROR, "engine", "close failed: %s (%s); the next start will run recovery", rn_strerror(rc),
              rn_err_name(rc));
     return 1;
   }
   if (routes_failed) return 1;
-  rn__logf(RN_LOG_INFO, "runneld", "stopped cleanly");
+  rn_sayf(RN_LVL_INFO, "runneld", "stopped cleanly");
   return 0;
 }

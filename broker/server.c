@@ -46,10 +46,6 @@ struct rn_server {
   char *port_file_written; /* path of the port file we wrote, to remove */
 };
 
-void rn__log_sink(void *arg, rn_log_level_t level, const char *msg) {
-  rn__logf(level, arg != NULL ? (const char *)arg : "engine", "%s", msg);
-}
-
 /* ---- the pieces ------------------------------------------------------------------ */
 
 /* net's shutdown condition beyond its connections. */
@@ -73,7 +69,7 @@ static void check_fd_limit(rn_server_t *srv) {
   if (limit == 0) return;
   uint64_t want = (uint64_t)cfg->max_connections + cfg->http_max_connections + cfg->fd_reserve;
   if (want > limit)
-    rn__logf(RN_LOG_WARN, "server",
+    rn_sayf(RN_LVL_WARN, "server",
              "max_connections (%u) + http_max_connections (%u) + fd_reserve (%u) = %llu exceeds the open-file "
              "limit %llu: connections will be refused once fewer than fd_reserve descriptors remain (raise the "
              "hard limit, e.g. LimitNOFILE=, or lower the connection limits)",
@@ -230,7 +226,7 @@ rn_err_t rn_server_start(rn_server_t *srv, rn_engine_t *eng, char *why, size_t w
   srv->eng = eng;
   rn_native_set_engine(srv->nat, eng);
   rn_net_start(srv->net);
-  rn__logf(RN_LOG_INFO, "server", "listening native=%s http=%s", rn_net_listener_addr(srv->native),
+  rn_sayf(RN_LVL_INFO, "server", "listening native=%s http=%s", rn_net_listener_addr(srv->native),
            rn_net_listener_addr(srv->http));
   return 0;
 }
@@ -258,7 +254,7 @@ void rn_server_shutdown(rn_server_t *srv, rn_server_done_cb done, void *arg) {
   srv->done = done;
   srv->done_arg = arg;
   rn_net_shutdown(srv->net, on_net_done, srv);
-  rn__logf(RN_LOG_INFO, "server",
+  rn_sayf(RN_LVL_INFO, "server",
            "shutting down: listeners closed; %u connection(s), %llu request(s) in flight; %u HTTP connection(s)",
            (unsigned)rn_net_listener_count(srv->native), (unsigned long long)rn_native_inflight(srv->nat),
            (unsigned)rn_net_listener_count(srv->http));

@@ -105,11 +105,7 @@ void rn_server_destroy(rn_server_t *srv);
 size_t rn_server_metrics(void *arg, char *out, size_t cap);
 
 /* ---- logging ----------------------------------------------------------------
- * The stderr logger is broker/net's (rn_net.h: rn__logf, rn__log_set_level)
- * until base/ has the tree's one logger. */
-
-/* Adapter for the logger callbacks of rn_engine_opts_t / rn_log_opts_t: arg
- * is the component name (a static string; NULL = "engine"). */
-void rn__log_sink(void *arg, rn_log_level_t level, const char *msg);
+ * The stderr logger is base's (rn_base.h: rn_sayf, rn_logger_stderr_as,
+ * rn_say_set_min_level). */
 
 #endif

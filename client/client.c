@@ -40,21 +40,14 @@
 #include <uv.h>
 
 #include "client_int.h"
+#include "rn_base.h"
 #include "runnel/frame.h"
 
 /* ---- time, thread-local error text ------------------------------------------- */
 
-int64_t rn__mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t rn__mono_ms(void) { return (int64_t)(rn_clock_mono_ns(NULL) / 1000000); }
 
-int64_t rn__wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t rn__wall_ms(void) { return rn_clock_wall_ms(NULL); }
 
 static _Thread_local char tls_errmsg[512];
 

@@ -61,7 +61,7 @@
  * limit is 16 MiB). */
 #define RN__MAX_REQUEST_BYTES (8u << 20)
 /* Batches per (producer, shard) the broker remembers for answering retries
- * (RN__PRODUCER_WINDOW in broker/core/engine_int.h, docs/protocol.md). */
+ * (RN__PRODUCER_WINDOW in broker/core/core_int.h, docs/protocol.md). */
 #define RN__BROKER_WINDOW 5u
 
 typedef struct {

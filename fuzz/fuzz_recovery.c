@@ -24,7 +24,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void quiet(void *arg, rn_log_level_t level, const char *msg) {
+static void quiet(void *arg, rn_level_t level, const char *msg) {
   (void)arg;
   (void)level;
   (void)msg;
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rn_io_new(&io_opts, &io)) abort();
   rn_log_opts_t o;
   rn_log_opts_default(&o);
-  o.logger = quiet;
+  o.logger.fn = quiet;
   o.index_interval = 64;
   rn_log_t *log = NULL;
   rn_log_recovery_t rec;

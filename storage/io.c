@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "io_int.h"
+#include "rn_base.h"
 
 #define RN__IO_DEFAULT_DEPTH 256u
 #define RN__IO_MAX_THREADS 256u
@@ -434,11 +435,7 @@ int rn_io_poll(rn_io_t *io) {
   return n;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return (int64_t)(rn_clock_mono_ns(NULL) / 1000000); }
 
 int rn_io_wait(rn_io_t *io, int timeout_ms) {
   int n = rn_io_poll(io);

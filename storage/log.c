@@ -64,26 +64,16 @@ void rn_log_opts_default(rn_log_opts_t *o) {
   o->max_batch_bytes = 8u << 20;
 }
 
-void rn__log_say(const rn_log_t *log, rn_log_level_t level, const char *fmt, ...) {
-  char msg[512];
+void rn__log_say(const rn_log_t *log, rn_level_t level, const char *fmt, ...) {
+  if (log->opts.logger.fn == NULL && level < RN_LVL_WARN) return;
+  rn_logger_t dflt = rn_logger_stderr_as("storage");
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  rn_vsay(log->opts.logger.fn != NULL ? &log->opts.logger : &dflt, level, fmt, ap);
   va_end(ap);
-  if (log->opts.logger) {
-    log->opts.logger(log->opts.logger_arg, level, msg);
-  } else if (level >= RN_LOG_WARN) {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    fprintf(stderr, "runnel storage %s: %s\n", names[level], msg);
-  }
 }
 
-int64_t rn__log_now(const rn_log_t *log) {
-  if (log->opts.now_ms) return log->opts.now_ms(log->opts.now_arg);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t rn__log_now(const rn_log_t *log) { return rn_clock_wall_ms(&log->opts.clock); }
 
 rn_err_t rn__log_push_seg(rn_log_t *log, rn__seg_t *seg) {
   if (log->nsegs == log->segs_cap) {
@@ -173,7 +163,7 @@ static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
   if (log->failed) return;
   log->failed = err;
   snprintf(log->failed_what, sizeof(log->failed_what), "%s", what);
-  rn__log_say(log, RN_LOG_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
+  rn__log_say(log, RN_LVL_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
               what, rn_strerror(err));
   drop_unwritten(log, err);
 }
@@ -199,7 +189,7 @@ static const char *const degraded_names[] = {"", "write", "segment roll", "seal"
 static void set_degraded(rn_log_t *log, rn__degraded_src_t src, rn_err_t err) {
   /* Warn once per episode, not once per failed retry. */
   if (log->degraded != err || log->degraded_src != src)
-    rn__log_say(log, log->degraded ? RN_LOG_DEBUG : RN_LOG_WARN,
+    rn__log_say(log, log->degraded ? RN_LVL_DEBUG : RN_LVL_WARN,
                 "%s: %s failed: %s; nothing acknowledged is lost, retrying at the next append", log->dir,
                 degraded_names[src], rn_strerror(err));
   log->degraded = err;
@@ -209,7 +199,7 @@ static void set_degraded(rn_log_t *log, rn__degraded_src_t src, rn_err_t err) {
 /* An operation of kind src succeeded: leave DEGRADED if it put us there. */
 static void clear_degraded(rn_log_t *log, rn__degraded_src_t src) {
   if (!log->degraded || log->degraded_src != src) return;
-  rn__log_say(log, RN_LOG_INFO, "%s: %s succeeds again; the log is healthy", log->dir, degraded_names[src]);
+  rn__log_say(log, RN_LVL_INFO, "%s: %s succeeds again; the log is healthy", log->dir, degraded_names[src]);
   log->degraded = 0;
   log->degraded_src = RN__DEG_NONE;
 }
@@ -408,7 +398,7 @@ static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
   j->seg = seg;
   j->pos = pos;
   j->err = err;
-  rn__log_say(log, RN_LOG_DEBUG, "%s: undoing %u unwritten append(s) from offset %" PRIu64 " (segment " RN__SEG_NAME_FMT ".log cut to %" PRIu64 " bytes, %u later segment(s) deleted)",
+  rn__log_say(log, RN_LVL_DEBUG, "%s: undoing %u unwritten append(s) from offset %" PRIu64 " (segment " RN__SEG_NAME_FMT ".log cut to %" PRIu64 " bytes, %u later segment(s) deleted)",
               log->dir, nacks, log->next_offset, seg->base, pos, ndropped);
   rn_err_t serr = rn_io_job(log->io, rollback_fn, rollback_cb, j);
   if (serr) {
@@ -506,28 +496,13 @@ static bool needs_sync(const rn_log_t *log) {
   return false;
 }
 
-const double rn_log_sync_bounds[RN_LOG_SYNC_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void rn_log_sync_stats(const rn_log_t *log, rn_log_sync_stats_t *out) { *out = log->sync_stats; }
+void rn_log_sync_stats(const rn_log_t *log, rn_hist_t *out) { *out = log->sync_stats; }
 
 static void round_done_one(rn_log_t *log) {
   if (--log->round_pending) return;
   log->round_active = false;
-  {
-    double secs = (double)(mono_ns() - log->round_start_ns) / 1e9;
-    unsigned b = 0;
-    while (b < RN_LOG_SYNC_BUCKETS && secs > rn_log_sync_bounds[b]) b++;
-    log->sync_stats.buckets[b]++;
-    log->sync_stats.count++;
-    log->sync_stats.seconds_sum += secs;
-  }
+  rn_hist_record(&log->sync_stats, rn_hist_latency_bounds, RN_HIST_BUCKETS,
+                 (double)(rn_clock_mono_ns(&log->opts.clock) - log->round_start_ns) / 1e9);
   if (log->round_err) {
     rn_err_t t = transient(log->round_err);
     if (t == RN_EMFILE || t == RN_ENFILE) {
@@ -577,7 +552,7 @@ static rn_err_t sync_dir_job(void *arg) {
 static void start_round(rn_log_t *log) {
   if (log->round_active || log->failed) return;
   log->round_active = true;
-  log->round_start_ns = mono_ns();
+  log->round_start_ns = rn_clock_mono_ns(&log->opts.clock);
   log->round_pending = 1; /* guard until every op is submitted */
   log->round_err = 0;
   log->round_target = log->written_next;
@@ -763,7 +738,7 @@ static rn_err_t roll(rn_log_t *log) {
     ready_push(log, log->fill);
     log->fill = NULL;
   }
-  rn__log_say(log, RN_LOG_DEBUG, "%s: rolled to segment " RN__SEG_NAME_FMT, log->dir, seg->base);
+  rn__log_say(log, RN_LVL_DEBUG, "%s: rolled to segment " RN__SEG_NAME_FMT, log->dir, seg->base);
   clear_degraded(log, RN__DEG_ROLL);
   maybe_seal(log);
   return 0;
@@ -834,13 +809,13 @@ rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn
   while (dl > 1 && log->dir[dl - 1] == '/') log->dir[--dl] = '\0';
   rn_err_t err = rn__log_recover(log, rec);
   if (err) {
-    rn__log_say(log, RN_LOG_ERROR, "%s", rec->message);
+    rn__log_say(log, RN_LVL_ERROR, "%s", rec->message);
     log_free(log);
     return err;
   }
   log->last_sync_ms = rn__log_now(log);
   if (rec->segments_scanned || !rec->clean)
-    rn__log_say(log, RN_LOG_INFO, "%s: recovered %u segment(s), scanned %u, truncated %" PRIu64 " byte(s), next offset %" PRIu64,
+    rn__log_say(log, RN_LVL_INFO, "%s: recovered %u segment(s), scanned %u, truncated %" PRIu64 " byte(s), next offset %" PRIu64,
                 log->dir, rec->segments, rec->segments_scanned, rec->bytes_truncated, log->next_offset);
   *out = log;
   return 0;
@@ -865,7 +840,7 @@ rn_err_t rn_log_close(rn_log_t *log) {
     /* A sync round that could not open the directory (no descriptor) is
      * held back: say so, and leave no clean-shutdown marker. */
     err = log->degraded ? log->degraded : RN_EIO;
-    rn__log_say(log, RN_LOG_ERROR, "%s: close could not sync everything: %s; the next open recovers by scanning", log->dir,
+    rn__log_say(log, RN_LVL_ERROR, "%s: close could not sync everything: %s; the next open recovers by scanning", log->dir,
                 rn_strerror(err));
   }
   bool unsealed = false; /* a seal that failed for want of space or fds */
@@ -873,7 +848,7 @@ rn_err_t rn_log_close(rn_log_t *log) {
   if (!err && unsealed) {
     /* Everything is synced, but the recovery point must not pass a closed
      * segment without index files: the next open scans from it instead. */
-    rn__log_say(log, RN_LOG_WARN, "%s: closing with an unsealed segment (%s); the next open verifies it", log->dir,
+    rn__log_say(log, RN_LVL_WARN, "%s: closing with an unsealed segment (%s); the next open verifies it", log->dir,
                 rn_strerror(log->degraded));
   } else if (!err) {
     /* Everything is synced and every closed segment sealed: write the active
@@ -900,11 +875,11 @@ rn_err_t rn_log_close(rn_log_t *log) {
     if (err && transient(err)) {
       /* Every record is durable; only the files that make the next open
        * cheap are missing (disk full, no fd): it recovers by scanning. */
-      rn__log_say(log, RN_LOG_WARN, "%s: clean-shutdown files not written: %s; the next open recovers by scanning",
+      rn__log_say(log, RN_LVL_WARN, "%s: clean-shutdown files not written: %s; the next open recovers by scanning",
                   log->dir, rn_strerror(err));
       err = 0;
     } else if (err) {
-      rn__log_say(log, RN_LOG_ERROR, "%s: clean shutdown failed: %s", log->dir, rn_strerror(err));
+      rn__log_say(log, RN_LVL_ERROR, "%s: clean shutdown failed: %s", log->dir, rn_strerror(err));
     }
   }
   acks_release(log, 0, err ? err : RN_ECLOSED); /* nothing should be left */
@@ -1136,7 +1111,7 @@ rn_err_t rn_log_read(rn_log_t *log, uint64_t offset, uint8_t *buf, size_t cap, s
   if (err) return err;
   err = rn_log_span_read(&span, buf, cap, len);
   if (err == RN_ECORRUPT)
-    rn__log_say(log, RN_LOG_ERROR, "%s: segment " RN__SEG_NAME_FMT ".log: batch holding offset %" PRIu64 " failed verification; not served",
+    rn__log_say(log, RN_LVL_ERROR, "%s: segment " RN__SEG_NAME_FMT ".log: batch holding offset %" PRIu64 " failed verification; not served",
                 log->dir, ((rn__seg_t *)span.seg)->base, offset);
   rn_log_span_release(log, &span);
   return err;
@@ -1251,7 +1226,7 @@ static void del_cb(void *arg, rn_err_t res) {
   log->inflight--;
   log->delete_active = false;
   if (res < 0)
-    rn__log_say(log, RN_LOG_WARN, "%s: deleting %u segment(s) below offset %" PRIu64 " failed: %s (the next open finishes it)",
+    rn__log_say(log, RN_LVL_WARN, "%s: deleting %u segment(s) below offset %" PRIu64 " failed: %s (the next open finishes it)",
                 log->dir, j->n, j->start, rn_strerror(res));
   for (uint32_t i = 0; i < j->n; i++) rn__seg_free(j->segs[i]);
   free(j->segs);
@@ -1300,7 +1275,7 @@ static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) 
   log->start_submitted = j->start;
   memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
   log->nsegs -= n;
-  rn__log_say(log, RN_LOG_INFO, "%s: retention removes %u segment(s) below offset %" PRIu64 " (%s)", log->dir, n,
+  rn__log_say(log, RN_LVL_INFO, "%s: retention removes %u segment(s) below offset %" PRIu64 " (%s)", log->dir, n,
               j->start, below ? "compacted" : by_time_any ? "time" : "bytes");
   return n;
 }
@@ -1405,7 +1380,7 @@ rn_err_t rn_log_verify(rn_log_t *log, char *msg, size_t msglen) {
       if (msg)
         snprintf(msg, msglen, "segment " RN__SEG_NAME_FMT ".log: %s", seg->base,
                  scan.why[0] ? scan.why : "shorter than expected");
-      rn__log_say(log, RN_LOG_ERROR, "%s: verify: %s", log->dir, msg ? msg : "damage found");
+      rn__log_say(log, RN_LVL_ERROR, "%s: verify: %s", log->dir, msg ? msg : "damage found");
       return RN_ECORRUPT;
     }
   }

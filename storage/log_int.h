@@ -122,7 +122,7 @@ struct rn_log {
   uint64_t round_gen; /* create_gen captured at round start */
   int64_t last_sync_ms;
   uint64_t round_start_ns; /* CLOCK_MONOTONIC */
-  rn_log_sync_stats_t sync_stats;
+  rn_hist_t sync_stats; /* fdatasync rounds, rn_hist_latency_bounds */
 
   /* sealing closed segments: one job at a time, in order */
   bool seal_active;
@@ -224,7 +224,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec);
 
 /* ---- log.c ----------------------------------------------------------------- */
 
-void rn__log_say(const rn_log_t *log, rn_log_level_t level, const char *fmt, ...)
+void rn__log_say(const rn_log_t *log, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int64_t rn__log_now(const rn_log_t *log);
 rn_err_t rn__log_push_seg(rn_log_t *log, rn__seg_t *seg);

@@ -166,13 +166,13 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
 
   rn__clean_t clean = {0};
   bool have_clean = l.has_clean && rn__clean_read(log, &clean) == 0;
-  if (l.has_clean && !have_clean) rn__log_say(log, RN_LOG_WARN, "%s: clean-shutdown marker unreadable; recovering by scan", log->dir);
+  if (l.has_clean && !have_clean) rn__log_say(log, RN_LVL_WARN, "%s: clean-shutdown marker unreadable; recovering by scan", log->dir);
   uint64_t rp = 0, start = 0;
   bool rp_damaged = false;
   if (l.has_rp) {
     err = rn__rp_read(log, &rp, &start);
     if (err) {
-      rn__log_say(log, RN_LOG_ERROR, "%s: recovery-point file damaged (%s); verifying every segment and refusing to drop any closed one",
+      rn__log_say(log, RN_LVL_ERROR, "%s: recovery-point file damaged (%s); verifying every segment and refusing to drop any closed one",
                   log->dir, rn_err_name(err));
       rp = start = 0;
       rp_damaged = true;
@@ -191,7 +191,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     first++;
   }
   if (first) {
-    rn__log_say(log, RN_LOG_INFO, "%s: deleted %zu segment(s) left by an interrupted retention pass", log->dir, first);
+    rn__log_say(log, RN_LVL_INFO, "%s: deleted %zu segment(s) left by an interrupted retention pass", log->dir, first);
     err = fs->sync_dir(fs, log->dir);
     if (err) goto out;
   }
@@ -222,7 +222,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     err = fs->size(last->file, &size);
     if (err) goto out;
     if (last->base != clean.active_base || size != clean.active_size) {
-      rn__log_say(log, RN_LOG_WARN, "%s: clean-shutdown marker does not match the active segment; recovering by scan",
+      rn__log_say(log, RN_LVL_WARN, "%s: clean-shutdown marker does not match the active segment; recovering by scan",
                   log->dir);
       have_clean = false;
     }
@@ -289,7 +289,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
       rn__seg_t *seg = log->segs[i];
       uint32_t drop_from = UINT32_MAX;
       if (i > 0 && seg->base != log->segs[i - 1]->next) {
-        rn__log_say(log, RN_LOG_WARN, "%s: segment " RN__SEG_NAME_FMT " does not continue the previous one (ends at %" PRIu64 "); dropping it and later segments",
+        rn__log_say(log, RN_LVL_WARN, "%s: segment " RN__SEG_NAME_FMT " does not continue the previous one (ends at %" PRIu64 "); dropping it and later segments",
                     log->dir, seg->base, log->segs[i - 1]->next);
         drop_from = i;
       } else {
@@ -298,7 +298,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
         if (err) goto out;
         rec->segments_scanned++;
         if (scan.err) {
-          rn__log_say(log, RN_LOG_WARN, "%s: " RN__SEG_NAME_FMT ".log: %s; truncating %" PRIu64 " bytes",
+          rn__log_say(log, RN_LVL_WARN, "%s: " RN__SEG_NAME_FMT ".log: %s; truncating %" PRIu64 " bytes",
                       log->dir, seg->base, scan.why, scan.file_size - scan.valid_size);
           err = fs->truncate(seg->file, scan.valid_size);
           if (err) goto out;
@@ -324,7 +324,7 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
       break;
     }
     if (rec->segments_dropped)
-      rn__log_say(log, RN_LOG_WARN, "%s: dropped %u unsynced segment(s) after a torn write", log->dir,
+      rn__log_say(log, RN_LVL_WARN, "%s: dropped %u unsynced segment(s) after a torn write", log->dir,
                   rec->segments_dropped);
   }
 

@@ -99,6 +99,128 @@ uint64_t rn_clock_mono_ns(const rn_clock_t *clk);
 int64_t rn_clock_system_wall_ms(void *arg);
 uint64_t rn_clock_system_mono_ns(void *arg);
 
+/* ==== 3. time =================================================================
+ *
+ * Proleptic Gregorian calendar arithmetic (Howard Hinnant's days_from_civil
+ * and civil_from_days: 400-year eras of 146097 days, March-based years) and
+ * the date syntaxes runnel reads and writes: ISO-8601 / RFC 3339 date-times
+ * and the SigV4 "YYYYMMDDTHHMMSSZ" form. Pure functions over bytes; errors
+ * are -EINVAL (the same number as proto's RN_EINVAL). */
+
+/* Days since 1970-01-01 of year y, month m (1..12), day d (1..31; a day
+ * past the month's end counts on into the next month). */
+int64_t rn_days_from_civil(int64_t y, unsigned m, unsigned d);
+/* The inverse: the date of `days` since 1970-01-01 (negative: before). */
+void rn_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
+bool rn_leap_year(int64_t y);
+
+/* What rn_iso8601_parse accepts beyond the strict RFC 3339 form
+ *   YYYY-MM-DD(T|t|' ')HH:MM:SS[(.|,)digits](Z|z|(+|-)HH[[:]MM])
+ * (fractions past milliseconds are dropped; offsets up to 23:59). */
+enum {
+  RN_ISO8601_DATE_ONLY = 1u << 0,      /* "YYYY-MM-DD" alone: midnight UTC */
+  RN_ISO8601_NO_SECONDS = 1u << 1,     /* "HH:MM" without ":SS" (then no fraction) */
+  RN_ISO8601_NO_ZONE = 1u << 2,        /* no zone: UTC */
+  RN_ISO8601_OFFSET_MINUTES = 1u << 3, /* an offset must have its minutes, (+|-)HH[:]MM */
+};
+/* Parse s[0..n) (exactly; no surrounding blanks) into ms since the epoch,
+ * negative before 1970. Returns 0 or -EINVAL (then *ms is untouched). */
+int rn_iso8601_parse(const char *s, size_t n, unsigned flags, int64_t *ms);
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of ms since the epoch, NUL-terminated; years
+ * 0..9999 (outside them the year is printed with its sign and its digits,
+ * so allow RN_ISO8601_MAX bytes). Returns the length without the NUL. */
+#define RN_ISO8601_MAX 40
+size_t rn_iso8601_format_ms(int64_t ms, char out[RN_ISO8601_MAX]);
+
+/* SigV4 / X-Amz-Date "20150830T123600Z": s[0..n), exactly 16 bytes, into
+ * seconds since the epoch. Returns 0 or -EINVAL. */
+int rn_amz_date_parse(const char *s, size_t n, int64_t *secs);
+/* The same form of secs (years 0..9999), NUL-terminated in out[17]. */
+void rn_amz_date_format(int64_t secs, char out[17]);
+
+/* ==== 4. histogram ============================================================
+ *
+ * A fixed-bucket latency histogram, the Prometheus kind: counts per bucket
+ * (not cumulative) against upper bounds given at each record, a last
+ * +Inf bucket, the sum and the count. Plain value type; no allocation; not
+ * thread-safe (each owner records on its own thread). Bounds are increasing
+ * upper bounds (a value equal to a bound lands in that bound's bucket); the
+ * +Inf bucket is buckets[nbounds]. (bench/hist.h is a different kind: a
+ * log-linear histogram for percentiles.) */
+#define RN_HIST_BUCKETS 16 /* most bounds a histogram may use */
+typedef struct rn_hist {
+  uint64_t count;
+  double sum;                            /* of the recorded values (seconds, for latencies) */
+  uint64_t buckets[RN_HIST_BUCKETS + 1]; /* per bucket; [nbounds] = +Inf */
+} rn_hist_t;
+
+/* The latency bounds of runnel's /metrics, in seconds: 100 us .. 10 s
+ * (appends, fdatasync rounds). */
+extern const double rn_hist_latency_bounds[RN_HIST_BUCKETS];
+
+/* Count v. bounds[0..nbounds) increasing, nbounds <= RN_HIST_BUCKETS. */
+void rn_hist_record(rn_hist_t *h, const double *bounds, unsigned nbounds, double v);
+/* Add every bucket, the sum and the count of from to into (same bounds). */
+void rn_hist_merge(rn_hist_t *into, const rn_hist_t *from);
+
+/* ==== 5. arena and buffer =====================================================
+ *
+ * rn_arena_t: a bump allocator for the pieces of one reply (protobuf
+ * messages, strings) that are all freed together. Zero-initialise it
+ * ({0}); rn_arena_free releases every block and leaves it reusable. Every
+ * allocation is zeroed and 16-byte aligned; lives until rn_arena_free. One
+ * thread at a time. Out of memory aborts (control-plane sized: see
+ * section 6). */
+typedef struct rn_arena {
+  struct rn_arena_blk *head;
+} rn_arena_t;
+
+void *rn_arena_alloc(rn_arena_t *a, size_t n);
+char *rn_arena_printf(rn_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rn_arena_free(rn_arena_t *a);
+
+/* rn_buf_t: a growable byte buffer for output (HTTP bodies, JSON,
+ * /metrics). Zero-initialise it. Appends never fail: on out-of-memory the
+ * buffer remembers it (oom) and ignores further writes; the caller checks
+ * oom once before sending. While len > 0 and !oom, p[len] is a NUL. The
+ * buffer owns p; rn_buf_free releases it and zeroes the buffer (a zeroed
+ * buffer is accepted). */
+typedef struct rn_buf {
+  char *p;
+  size_t len, cap;
+  bool oom;
+} rn_buf_t;
+
+void rn_buf_free(rn_buf_t *b);
+/* Room for `more` bytes and a NUL after len. */
+void rn_buf_reserve(rn_buf_t *b, size_t more);
+void rn_buf_put(rn_buf_t *b, const void *p, size_t n);
+void rn_buf_puts(rn_buf_t *b, const char *s);
+void rn_buf_printf(rn_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ==== 6. memory ===============================================================
+ *
+ * The out-of-memory policy (docs/architecture.md): control-plane
+ * allocations of bounded small size (a stream's record, a group's member,
+ * a config string) abort on OOM with one line naming the size and the
+ * call site, through these; allocations sized by a peer's input or data
+ * (frames, batches, fetch buffers, HTTP bodies) are bounded by budgets and
+ * return RN_ENOMEM instead, so they never use these. Each returns memory
+ * the caller frees with free(); rn_xrealloc(p, 0) frees p and returns NULL. */
+void *rn__xmalloc(size_t n, const char *file, int line);
+void *rn__xcalloc(size_t count, size_t size, const char *file, int line);
+void *rn__xrealloc(void *p, size_t n, const char *file, int line);
+char *rn__xstrdup(const char *s, const char *file, int line);
+#define rn_xmalloc(n) rn__xmalloc((n), __FILE__, __LINE__)
+#define rn_xcalloc(count, size) rn__xcalloc((count), (size), __FILE__, __LINE__)
+#define rn_xrealloc(p, n) rn__xrealloc((p), (n), __FILE__, __LINE__)
+#define rn_xstrdup(s) rn__xstrdup((s), __FILE__, __LINE__)
+/* Write "runnel: out of memory allocating N bytes at FILE:LINE" to stderr
+ * and abort(). What the functions above call; for sites that allocate by
+ * other means (a library's allocator returning NULL). */
+void rn__oom_abort(size_t n, const char *file, int line) __attribute__((noreturn));
+
 #ifdef __cplusplus
 }
 #endif

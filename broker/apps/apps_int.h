@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "rn_base.h"
 #include "http_routes.h"
 #include "kinesis_int.h"
 #include "sigv4.h"
@@ -72,9 +73,7 @@ enum {
 
 typedef struct rn__metrics {
   uint64_t requests[RN__HOP_COUNT][RN__STATUS_SLOTS];
-  uint64_t dur_buckets[RN__HOP_COUNT][RN__DUR_BUCKETS + 1];
-  double dur_sum[RN__HOP_COUNT];
-  uint64_t dur_count[RN__HOP_COUNT];
+  rn_hist_t dur[RN__HOP_COUNT]; /* seconds, rn__dur_bounds */
   uint64_t kinesis_errors[RN__KERR_COUNT];
   uint64_t put_records_ok, put_records_failed; /* PutRecord(s) + REST, per record */
   uint64_t get_records_calls, get_records_records, get_records_bytes;
@@ -91,7 +90,7 @@ typedef struct rn__disk_usage {
 } rn__disk_usage_t;
 
 /* The whole /metrics page into out. */
-void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *out, const rn__disk_usage_t *disk);
+void rn__metrics_render(rn_http_routes_t *r, rn_buf_t *out, const rn__disk_usage_t *disk);
 
 /* ---- the Kinesis tags / stream-mode store --------------------------------------------- */
 
@@ -137,8 +136,7 @@ struct rn_http_routes {
   uv_loop_t *loop;
   rn_engine_t *eng;
   char *data_dir;
-  int64_t (*now_ms)(void *arg); /* wall clock; tests replace it */
-  void *now_arg;
+  rn_clock_t clock; /* wall clock (rn_base.h); zeroed = the system's; tests replace it */
   uint8_t iter_key[RN__KITER_KEYLEN];
   rn_sigv4_key_t *creds; /* kinesis_credentials; none = accept any request */
   size_t ncreds;

@@ -31,7 +31,7 @@
 #include <openssl/rand.h>
 
 #include "apps_int.h"
-#include "rn_net.h" /* rn__logf */
+#include "rn_base.h" /* rn_sayf */
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -41,14 +41,7 @@ const char *rn__req_header(const rn_http_req_t *req, const char *lname) {
   return NULL;
 }
 
-static int64_t wall_ms(void *arg) {
-  (void)arg;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t rn__routes_now_ms(const rn_http_routes_t *r) { return r->now_ms(r->now_arg); }
+int64_t rn__routes_now_ms(const rn_http_routes_t *r) { return rn_clock_wall_ms(&r->clock); }
 
 /* ---- replies ------------------------------------------------------------------------- */
 
@@ -67,12 +60,7 @@ void rn__call_reply(rn__call_t *c, int status, const char *content_type, const r
   rn__metrics_t *m = &r->m;
   int hop = c->hop >= 0 && c->hop < RN__HOP_COUNT ? c->hop : RN__HOP_NOT_FOUND;
   m->requests[hop][rn__status_slot(status)]++;
-  double s = (double)(uv_hrtime() - c->t0_ns) / 1e9;
-  unsigned b = 0;
-  while (b < RN__DUR_BUCKETS && s > rn__dur_bounds[b]) b++;
-  m->dur_buckets[hop][b]++;
-  m->dur_sum[hop] += s;
-  m->dur_count[hop]++;
+  rn_hist_record(&m->dur[hop], rn__dur_bounds, RN__DUR_BUCKETS, (double)(uv_hrtime() - c->t0_ns) / 1e9);
   rn_http_reply_fn reply = c->reply;
   void *ctx = c->ctx;
   free(c);
@@ -92,16 +80,16 @@ void rn__call_kerr(rn__call_t *c, const char *type, const char *fmt, ...) {
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   rn__metrics_count_kerr(&c->r->m, type);
-  rn__buf_t b = {0};
-  rn__buf_puts(&b, "{\"__type\":");
+  rn_buf_t b = {0};
+  rn_buf_puts(&b, "{\"__type\":");
   rn__buf_json_str(&b, type, strlen(type));
-  rn__buf_puts(&b, ",\"message\":");
+  rn_buf_puts(&b, ",\"message\":");
   rn__buf_json_str(&b, msg, strlen(msg));
-  rn__buf_puts(&b, "}");
+  rn_buf_puts(&b, "}");
   rn_http_header_t et = {"x-amzn-errortype", type};
   if (b.oom) rn__call_reply(c, 500, NULL, NULL, 0, NULL, 0);
   else rn__call_reply(c, kerr_status(type), "application/x-amz-json-1.1", &et, 1, b.p, b.len);
-  rn__buf_free(&b);
+  rn_buf_free(&b);
 }
 
 static const char *status_name(int status) {
@@ -126,15 +114,15 @@ void rn__call_rest_error(rn__call_t *c, int status, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  rn__buf_t b = {0};
+  rn_buf_t b = {0};
   const char *name = status_name(status);
-  rn__buf_puts(&b, "{\"__type\":"); /* what AWS SDKs and the Kinesis API read */
+  rn_buf_puts(&b, "{\"__type\":"); /* what AWS SDKs and the Kinesis API read */
   rn__buf_json_str(&b, name, strlen(name));
-  rn__buf_puts(&b, ",\"error\":");
+  rn_buf_puts(&b, ",\"error\":");
   rn__buf_json_str(&b, name, strlen(name));
-  rn__buf_puts(&b, ",\"message\":");
+  rn_buf_puts(&b, ",\"message\":");
   rn__buf_json_str(&b, msg, strlen(msg));
-  rn__buf_puts(&b, "}");
+  rn_buf_puts(&b, "}");
   rn_http_header_t extra[2];
   size_t ne = 0;
   if (status == 401) extra[ne++] = (rn_http_header_t){"www-authenticate", "Bearer realm=\"runnel\""};
@@ -142,7 +130,7 @@ void rn__call_rest_error(rn__call_t *c, int status, const char *fmt, ...) {
   if (status == 405) extra[ne++] = (rn_http_header_t){"allow", "GET, HEAD"};
   if (b.oom) rn__call_reply(c, 500, NULL, NULL, 0, NULL, 0);
   else rn__call_reply(c, status, "application/json", extra, ne, b.p, b.len);
-  rn__buf_free(&b);
+  rn_buf_free(&b);
 }
 
 static void reply_json(rn__call_t *c, int status, const char *json) {
@@ -159,7 +147,7 @@ static void reply_json(rn__call_t *c, int status, const char *json) {
 #define HEALTH_LIST_MAX 100
 
 typedef struct health_acc {
-  rn__buf_t *b;
+  rn_buf_t *b;
   uint32_t shards, failed, degraded, listed;
 } health_acc_t;
 
@@ -176,31 +164,31 @@ static void health_shard(void *arg, const rn_engine_shard_stats_t *s) {
   snprintf(reason, sizeof(reason), "%s failed: %s%s", s->health_what, rn_strerror(s->health_err),
            s->health_state == RN_LOG_FAILED ? "; appends are refused until the broker restarts"
                                            : "; appends fail with a retriable error and resume by themselves");
-  rn__buf_puts(h->b, h->listed > 1 ? ",{\"stream\":" : "{\"stream\":");
+  rn_buf_puts(h->b, h->listed > 1 ? ",{\"stream\":" : "{\"stream\":");
   rn__buf_json_str(h->b, s->stream, strlen(s->stream));
-  rn__buf_printf(h->b, ",\"shard\":\"shardId-%012u\",\"state\":\"%s\",\"error\":\"%s\",\"reason\":", s->shard,
+  rn_buf_printf(h->b, ",\"shard\":\"shardId-%012u\",\"state\":\"%s\",\"error\":\"%s\",\"reason\":", s->shard,
                  s->health_state == RN_LOG_FAILED ? "failed" : "degraded", rn_err_name(s->health_err));
   rn__buf_json_str(h->b, reason, strlen(reason));
-  rn__buf_puts(h->b, "}");
+  rn_buf_puts(h->b, "}");
 }
 
 static void health(rn__call_t *c) {
   rn_engine_stats_t st;
   rn_engine_stats(c->r->eng, &st);
-  rn__buf_t list = {0};
+  rn_buf_t list = {0};
   health_acc_t h = {.b = &list};
   rn_engine_foreach_shard(c->r->eng, health_shard, &h);
   bool failing = h.shards > 0 && h.failed == h.shards;
   const char *status = failing ? "failing" : h.failed || h.degraded ? "degraded" : "ok";
-  rn__buf_t b = {0};
-  rn__buf_printf(&b, "{\"status\":\"%s\",\"streams\":%u,\"shards\":%u,\"failed_shards\":%u,\"degraded_shards\":%u,\"problems\":[",
+  rn_buf_t b = {0};
+  rn_buf_printf(&b, "{\"status\":\"%s\",\"streams\":%u,\"shards\":%u,\"failed_shards\":%u,\"degraded_shards\":%u,\"problems\":[",
                  status, st.streams, h.shards, h.failed, h.degraded);
-  if (list.len) rn__buf_put(&b, list.p, list.len);
-  rn__buf_printf(&b, "]%s}", h.listed > HEALTH_LIST_MAX ? ",\"problems_truncated\":true" : "");
+  if (list.len) rn_buf_put(&b, list.p, list.len);
+  rn_buf_printf(&b, "]%s}", h.listed > HEALTH_LIST_MAX ? ",\"problems_truncated\":true" : "");
   if (b.oom || list.oom) rn__call_reply(c, 500, NULL, NULL, 0, NULL, 0);
   else rn__call_reply(c, failing ? 503 : 200, "application/json", NULL, 0, b.p, b.len);
-  rn__buf_free(&b);
-  rn__buf_free(&list);
+  rn_buf_free(&b);
+  rn_buf_free(&list);
 }
 
 static void ready(rn__call_t *c) {
@@ -216,11 +204,11 @@ typedef struct metrics_job {
 } metrics_job_t;
 
 static void metrics_render_reply(rn__call_t *c, const rn__disk_usage_t *disk) {
-  rn__buf_t b = {0};
+  rn_buf_t b = {0};
   rn__metrics_render(c->r, &b, disk);
   if (b.oom) rn__call_rest_error(c, 500, "out of memory rendering metrics");
   else rn__call_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0, b.p, b.len);
-  rn__buf_free(&b);
+  rn_buf_free(&b);
 }
 
 static void on_metrics_statfs(uv_fs_t *req) {
@@ -395,11 +383,11 @@ void rn_http_routes_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn
     bool ok_method = hop == RN__HOP_REST_BATCH ? strcmp(m, "POST") == 0 : (strcmp(m, "PUT") == 0 || strcmp(m, "POST") == 0);
     if (!ok_method) {
       rn_http_header_t allow = {"allow", hop == RN__HOP_REST_BATCH ? "POST, OPTIONS" : "PUT, POST, OPTIONS"};
-      rn__buf_t b = {0};
-      rn__buf_printf(&b, "{\"__type\":\"MethodNotAllowed\",\"error\":\"MethodNotAllowed\",\"message\":\"%s is not allowed here\"}",
+      rn_buf_t b = {0};
+      rn_buf_printf(&b, "{\"__type\":\"MethodNotAllowed\",\"error\":\"MethodNotAllowed\",\"message\":\"%s is not allowed here\"}",
                      strcmp(m, "GET") == 0 ? "GET" : "this method");
       rn__call_reply(c, 405, "application/json", &allow, 1, b.p, b.len);
-      rn__buf_free(&b);
+      rn_buf_free(&b);
       return;
     }
     char stream[129];
@@ -458,7 +446,6 @@ rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t
   if (!r) return RN_ENOMEM;
   r->loop = loop;
   r->eng = eng;
-  r->now_ms = wall_ms;
   r->started_ns = uv_hrtime();
   r->process_start_s = process_start_seconds();
   r->version = RN_VERSION;
@@ -484,12 +471,12 @@ rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t
   }
   if (!loopback_addr(cfg->http_listen)) {
     if (r->ncreds == 0)
-      rn__logf(RN_LOG_WARN, "kinesis",
+      rn_sayf(RN_LVL_WARN, "kinesis",
                "http_listen %s is not loopback and kinesis_credentials is empty: the Kinesis API accepts "
                "unsigned requests from anyone who can reach it",
                cfg->http_listen);
     if (r->apikeys.n == 0)
-      rn__logf(RN_LOG_WARN, "rest",
+      rn_sayf(RN_LVL_WARN, "rest",
                "http_listen %s is not loopback and rest_api_keys is empty: REST ingest is open to anyone who "
                "can reach it",
                cfg->http_listen);

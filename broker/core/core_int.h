@@ -14,17 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rn_base.h"
 #include "rn_core.h"
 
-/* ---- a bump allocator for building one result ----------------------------- */
-
-typedef struct rn__arena {
-  struct rn__arena_blk *head;
-} rn__arena_t;
-
-void *rn__arena_alloc(rn__arena_t *a, size_t n); /* zeroed; aborts on OOM */
-char *rn__arena_printf(rn__arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rn__arena_free(rn__arena_t *a);
+/* Results are built in an rn_arena_t (rn_base.h). */
 
 /* ---- producers (idempotence) -------------------------------------------------- */
 
@@ -138,12 +131,12 @@ struct rn_core {
 
 /* A result's error: err, and msg (printf) allocated in a, or NULL -> the
  * table's generic text. */
-const char *rn__msg(rn__arena_t *a, rn_err_t err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *rn__msg(rn_arena_t *a, rn_err_t err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* engine.c */
-void rn__eng_say(const rn_engine_t *eng, rn_log_level_t level, const char *fmt, ...)
+void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int64_t rn__now_ms(void);
+int64_t rn__now_ms(const rn_engine_t *eng); /* eng->opts.clock */
 rn_stream_t *rn__stream_find(rn_engine_t *eng, const char *name);
 void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st);
 /* Kinesis' equal split of the 128-bit key space: shard i of n. */

@@ -68,86 +68,32 @@ static int64_t requested_retention_ms(const rn_engine_t *eng, int64_t wire) {
  * would delete each sealed segment as soon as it exists. */
 static void warn_absurd_retention(const rn_engine_t *eng, const char *stream, int64_t ms, int64_t bytes) {
   if (ms > 0 && ms < 60 * 1000)
-    rn__eng_say(eng, RN_LOG_WARN, "stream %s: retention of %lld ms keeps records for less than a minute; meant hours?",
+    rn__eng_say(eng, RN_LVL_WARN, "stream %s: retention of %lld ms keeps records for less than a minute; meant hours?",
                 stream, (long long)ms);
   if (bytes > 0 && (uint64_t)bytes < eng->opts.segment_bytes)
-    rn__eng_say(eng, RN_LOG_WARN,
+    rn__eng_say(eng, RN_LVL_WARN,
                 "stream %s: retention_bytes %lld per shard is below one segment (segment_bytes %llu): every "
                 "sealed segment is deleted at once, leaving only the active one",
                 stream, (long long)bytes, (unsigned long long)eng->opts.segment_bytes);
 }
 
-void rn__eng_say(const rn_engine_t *eng, rn_log_level_t level, const char *fmt, ...) {
-  char msg[600];
+void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...) {
+  rn_logger_t dflt = rn_logger_stderr_as("engine");
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  rn_vsay(eng->opts.logger.fn != NULL ? &eng->opts.logger : &dflt, level, fmt, ap);
   va_end(ap);
-  if (eng->opts.logger) {
-    eng->opts.logger(eng->opts.logger_arg, level, msg);
-  } else {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    fprintf(stderr, "%s engine: %s\n", names[level], msg);
-  }
 }
 
-int64_t rn__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t rn__now_ms(const rn_engine_t *eng) { return rn_clock_wall_ms(&eng->opts.clock); }
 
-struct rn__arena_blk {
-  struct rn__arena_blk *next;
-  size_t used, cap;
-  max_align_t data[];
-};
-
-void *rn__arena_alloc(rn__arena_t *a, size_t n) {
-  n = (n + 15) & ~(size_t)15;
-  struct rn__arena_blk *b = a->head;
-  if (!b || b->cap - b->used < n) {
-    size_t cap = n > 16384 ? n : 16384;
-    b = malloc(sizeof(*b) + cap);
-    if (!b) abort();
-    b->next = a->head;
-    b->used = 0;
-    b->cap = cap;
-    a->head = b;
-  }
-  void *p = (char *)b->data + b->used;
-  b->used += n;
-  memset(p, 0, n);
-  return p;
-}
-
-char *rn__arena_printf(rn__arena_t *a, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *s = rn__arena_alloc(a, (size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-void rn__arena_free(rn__arena_t *a) {
-  while (a->head) {
-    struct rn__arena_blk *b = a->head;
-    a->head = b->next;
-    free(b);
-  }
-}
-
-const char *rn__msg(rn__arena_t *a, rn_err_t err, const char *fmt, ...) {
+const char *rn__msg(rn_arena_t *a, rn_err_t err, const char *fmt, ...) {
   if (!fmt) return rn_strerror(err);
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  char *msg = rn__arena_alloc(a, (size_t)n + 1);
+  char *msg = rn_arena_alloc(a, (size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(msg, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -218,8 +164,8 @@ static rn_log_opts_t log_opts(const rn_engine_t *eng, const rn_stream_t *st) {
   lo.retention_ms = st->retention_ms > 0 ? st->retention_ms : -1;
   lo.retention_bytes = st->retention_bytes > 0 ? st->retention_bytes : -1;
   lo.max_batch_bytes = eng->opts.max_batch_bytes;
-  lo.logger = (void (*)(void *, rn_log_level_t, const char *))eng->opts.logger;
-  lo.logger_arg = eng->opts.logger_arg;
+  lo.logger = eng->opts.logger;
+  lo.clock = eng->opts.clock;
   return lo;
 }
 
@@ -458,7 +404,7 @@ static void meta_after(uv_work_t *w, int status) {
   meta_job_t *j = w->data;
   j->eng->pending_work--;
   if (status) j->err = status;
-  if (j->err) rn__eng_say(j->eng, RN_LOG_ERROR, "writing metadata failed: %s", rn_strerror(j->err));
+  if (j->err) rn__eng_say(j->eng, RN_LVL_ERROR, "writing metadata failed: %s", rn_strerror(j->err));
   j->done(j);
   free(j);
 }
@@ -503,8 +449,8 @@ const char *rn_core_stream_state_name(rn_core_stream_state_t s) {
   return "UNKNOWN";
 }
 
-static const rn_core_stream_desc_t *describe(rn__arena_t *a, const rn_stream_t *st) {
-  rn_core_stream_desc_t *d = rn__arena_alloc(a, sizeof(*d));
+static const rn_core_stream_desc_t *describe(rn_arena_t *a, const rn_stream_t *st) {
+  rn_core_stream_desc_t *d = rn_arena_alloc(a, sizeof(*d));
   d->name = st->name;
   d->nshards = st->nshards;
   d->retention_ms = st->retention_ms > 0 ? st->retention_ms : -1; /* described: -1 = forever */
@@ -512,7 +458,7 @@ static const rn_core_stream_desc_t *describe(rn__arena_t *a, const rn_stream_t *
   d->durability = st->durability;
   d->created_ms = st->created_ms;
   d->state = st->state;
-  rn_core_shard_desc_t *shards = rn__arena_alloc(a, (st->nshards + 1) * sizeof(*shards));
+  rn_core_shard_desc_t *shards = rn_arena_alloc(a, (st->nshards + 1) * sizeof(*shards));
   for (uint32_t i = 0; i < st->nshards; i++) {
     const rn_shard_t *sh = &st->shards[i];
     rn_core_shard_desc_t *si = &shards[i];
@@ -676,13 +622,13 @@ static void create_meta_done(meta_job_t *j) {
     rn__stream_unref(eng, st); /* the create work's */
     return;
   }
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   rn_core_create_result_t r = {0};
   r.stream = describe(&a, st);
-  rn__eng_say(eng, RN_LOG_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards, rn_durability_name(st->durability));
+  rn__eng_say(eng, RN_LVL_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards, rn_durability_name(st->durability));
   notify_created(eng, st);
   j->cb.create(j->ctx, &r);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
   rn__stream_unref(eng, st);
 }
 
@@ -693,7 +639,7 @@ static void create_after(uv_work_t *w, int status) {
   eng->pending_work--;
   if (status && !j->err) j->err = RN_EIO;
   if (j->err) {
-    rn__eng_say(eng, RN_LOG_ERROR, "creating stream %s failed: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
+    rn__eng_say(eng, RN_LVL_ERROR, "creating stream %s failed: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
     st->state = RN__STREAM_DELETING;
     registry_remove(eng, st);
     FAIL(rn_core_create_result_t, j->cb, j->ctx, j->err, "stream %s: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
@@ -745,7 +691,7 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
   st->retention_bytes = c->retention_bytes > 0 ? c->retention_bytes : 0;
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   st->durability = c->durability;
-  st->created_ms = rn__now_ms();
+  st->created_ms = rn__now_ms(eng);
   st->state = RN__STREAM_CREATING;
   /* Two references, as a stream loaded at open holds one: the registry's
    * (dropped by delete or a failed create) and the create work's (dropped
@@ -780,7 +726,7 @@ static void delete_meta_done(meta_job_t *j) {
     rn_core_delete_result_t r = {0};
     j->cb.del(j->ctx, &r);
   }
-  rn__eng_say(eng, RN_LOG_INFO, "deleted stream %s", j->st->name);
+  rn__eng_say(eng, RN_LVL_INFO, "deleted stream %s", j->st->name);
   rn__stream_unref(eng, j->st);
 }
 
@@ -811,14 +757,14 @@ void rn_core_delete_stream(rn_core_t *eng, const rn_core_delete_req_t *r, rn_cor
 }
 
 void rn_core_list_streams(rn_core_t *eng, rn_core_list_cb cb, void *ctx) {
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   rn_core_list_result_t r = {0};
-  const char **names = rn__arena_alloc(&a, (eng->nstreams + 1) * sizeof(char *));
+  const char **names = rn_arena_alloc(&a, (eng->nstreams + 1) * sizeof(char *));
   for (uint32_t i = 0; i < eng->nstreams; i++)
     if (eng->streams[i]->state == RN__STREAM_ACTIVE) names[r.nnames++] = eng->streams[i]->name;
   r.names = names;
   cb(ctx, &r);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 void rn_core_describe_stream(rn_core_t *eng, const rn_core_describe_req_t *req, rn_core_describe_cb cb, void *ctx) {
@@ -828,11 +774,11 @@ void rn_core_describe_stream(rn_core_t *eng, const rn_core_describe_req_t *req, 
     FAIL(rn_core_describe_result_t, cb, ctx, RN_ENOSTREAM, "stream %s not found", name);
     return;
   }
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   rn_core_describe_result_t r = {0};
   r.stream = describe(&a, st);
   cb(ctx, &r);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 static void retention_meta_done(meta_job_t *j) {
@@ -840,11 +786,11 @@ static void retention_meta_done(meta_job_t *j) {
     FAIL(rn_core_retention_result_t, j->cb.retention, j->ctx, j->err, "stream %s: retention changed but not persisted: %s",
          j->st->name, rn_strerror(j->err));
   } else {
-    rn__arena_t a = {0};
+    rn_arena_t a = {0};
     rn_core_retention_result_t r = {0};
     r.stream = describe(&a, j->st);
     j->cb.retention(j->ctx, &r);
-    rn__arena_free(&a);
+    rn_arena_free(&a);
   }
   rn__stream_unref(j->eng, j->st);
 }
@@ -928,11 +874,8 @@ rn_io_t *rn_core_io(rn_core_t *core) { return core->io; }
 uv_loop_t *rn_core_loop(const rn_core_t *core) { return core->loop; }
 const rn_core_opts_t *rn_core_options(const rn_core_t *core) { return &core->opts; }
 const char *rn_core_data_dir(const rn_core_t *core) { return core->data_dir; }
-int64_t rn_core_now_ms(const rn_core_t *core) {
-  (void)core;
-  return rn__now_ms();
-}
-void rn_core_log(const rn_core_t *core, rn_log_level_t level, const char *fmt, ...) {
+int64_t rn_core_now_ms(const rn_core_t *core) { return rn__now_ms(core); }
+void rn_core_log(const rn_core_t *core, rn_level_t level, const char *fmt, ...) {
   char msg[600];
   va_list ap;
   va_start(ap, fmt);
@@ -957,7 +900,7 @@ static void on_io(uv_poll_t *h, int status, int events) {
 
 static void on_tick(uv_timer_t *t) {
   rn_engine_t *eng = t->data;
-  int64_t now = rn__now_ms();
+  int64_t now = rn__now_ms(eng);
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     rn_stream_t *st = eng->streams[i];
     if (st->state != RN__STREAM_ACTIVE) continue;
@@ -1066,7 +1009,7 @@ static void remove_orphans(rn_engine_t *eng) {
     char *p = malloc(strlen(path) + strlen(o.names[i]) + 2);
     if (p) {
       sprintf(p, "%s/%s", path, o.names[i]);
-      rn__eng_say(eng, RN_LOG_WARN, "removing %s: not in the metadata (an interrupted create or delete)", p);
+      rn__eng_say(eng, RN_LVL_WARN, "removing %s: not in the metadata (an interrupted create or delete)", p);
       nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
       free(p);
     }
@@ -1100,7 +1043,7 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
   eng->loop = opts->loop;
   eng->data_dir = strdup(opts->data_dir);
   eng->opts.data_dir = eng->data_dir;
-  eng->started_ms = rn__now_ms();
+  eng->started_ms = rn__now_ms(eng);
   pthread_mutex_init(&eng->meta_mu, NULL);
   pthread_mutex_init(&eng->meta_write_mu, NULL);
   eng->next_uid = 1;
@@ -1156,7 +1099,7 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
   uv_timer_init(eng->loop, &eng->tick);
   eng->tick.data = eng;
   uv_timer_start(&eng->tick, on_tick, 100, 100);
-  rn__eng_say(eng, RN_LOG_INFO, "opened %s: %u stream(s), %u shard(s), disk I/O %s", eng->data_dir,
+  rn__eng_say(eng, RN_LVL_INFO, "opened %s: %u stream(s), %u shard(s), disk I/O %s", eng->data_dir,
               eng->stats.streams, eng->stats.shards, rn_io_backend_name(rn_io_backend(eng->io)));
   *out = eng;
   return 0;
@@ -1233,7 +1176,7 @@ rn_err_t rn_core_close(rn_core_t *eng) {
   free(eng->meta_buf);
   pthread_mutex_destroy(&eng->meta_mu);
   pthread_mutex_destroy(&eng->meta_write_mu);
-  rn__eng_say(eng, RN_LOG_INFO, "closed %s%s", eng->data_dir, first ? " with errors" : " cleanly");
+  rn__eng_say(eng, RN_LVL_INFO, "closed %s%s", eng->data_dir, first ? " with errors" : " cleanly");
   free(eng->data_dir);
   free(eng);
   return first;
@@ -1248,9 +1191,6 @@ void rn_core_stats(const rn_core_t *eng, rn_core_stats_t *st) {
       if (log && rn_log_failure(log)) st->failed_shards++;
     }
 }
-
-const double rn_core_latency_bounds[RN_CORE_LATENCY_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 void rn_core_foreach_shard(const rn_core_t *eng, rn_core_shard_stats_fn fn, void *arg) {
   for (uint32_t i = 0; i < eng->nstreams; i++) {
@@ -1274,12 +1214,7 @@ void rn_core_foreach_shard(const rn_core_t *eng, rn_core_shard_stats_fn fn, void
         s.health_state = (int)h.state;
         s.health_err = h.err;
         s.health_what = h.what;
-        rn_log_sync_stats_t ss;
-        rn_log_sync_stats(sh->log, &ss);
-        s.sync_count = ss.count;
-        s.sync_seconds_sum = ss.seconds_sum;
-        _Static_assert(RN_LOG_SYNC_BUCKETS == RN_CORE_LATENCY_BUCKETS, "same histogram bounds");
-        memcpy(s.sync_buckets, ss.buckets, sizeof(s.sync_buckets));
+        rn_log_sync_stats(sh->log, &s.sync);
       }
       fn(arg, &s);
     }

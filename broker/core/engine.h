@@ -29,8 +29,6 @@ typedef rn_core_shard_stats_fn rn_engine_shard_stats_fn;
 typedef void (*rn_engine_reply_cb)(void *ctx, const Runnel__Response *resp);
 
 #define RN_ENGINE_FETCH_DEFAULT_BYTES RN_CORE_FETCH_DEFAULT_BYTES
-#define RN_ENGINE_LATENCY_BUCKETS RN_CORE_LATENCY_BUCKETS
-#define rn_engine_latency_bounds rn_core_latency_bounds
 
 static inline void rn_engine_opts_default(rn_engine_opts_t *o) { rn_core_opts_default(o); }
 

@@ -34,7 +34,7 @@ typedef struct info_job {
 /* Build and send the answer. st: the data directory's statfs, or NULL with
  * statfs_err its failure (0: not asked). Loop thread. */
 static void reply_info(rn_engine_t *eng, rn_core_info_cb cb, void *ctx, rn_err_t statfs_err, const uv_statfs_t *st) {
-  rn__arena_t a = {0};
+  rn_arena_t a = {0};
   rn_core_info_result_t r = {0};
   r.max_record_bytes = eng->opts.max_record_bytes;
   r.max_batch_bytes = eng->opts.max_batch_bytes;
@@ -66,7 +66,7 @@ static void reply_info(rn_engine_t *eng, rn_core_info_cb cb, void *ctx, rn_err_t
       if (ferr == 0) continue;
       if (nfailed == cap) {
         size_t ncap = cap ? cap * 2 : 8;
-        rn_core_failed_shard_t *n = rn__arena_alloc(&a, ncap * sizeof *n);
+        rn_core_failed_shard_t *n = rn_arena_alloc(&a, ncap * sizeof *n);
         if (nfailed) memcpy(n, failed, nfailed * sizeof *n);
         failed = n;
         cap = ncap;
@@ -82,7 +82,7 @@ static void reply_info(rn_engine_t *eng, rn_core_info_cb cb, void *ctx, rn_err_t
   r.nfailed = nfailed;
   r.degraded = nfailed != 0;
   cb(ctx, &r);
-  rn__arena_free(&a);
+  rn_arena_free(&a);
 }
 
 static void on_statfs(uv_fs_t *req) {

@@ -143,7 +143,7 @@ rn_err_t rn__shard_load_producers(rn_engine_t *eng, rn_shard_t *sh) {
   free(buf);
   if (err == RN_ECORRUPT) {
     /* A damaged old batch: reads report it; idempotence state is best effort. */
-    rn__eng_say(eng, RN_LOG_WARN, "%s: producer state rebuilt partially (damaged batch)", sh->dir);
+    rn__eng_say(eng, RN_LVL_WARN, "%s: producer state rebuilt partially (damaged batch)", sh->dir);
     err = 0;
   }
   return err;
@@ -171,7 +171,7 @@ struct produce_op {
   rn_core_produce_cb cb;
   void *ctx;
   unsigned pending;
-  rn__arena_t arena;
+  rn_arena_t arena;
   rn_core_batch_result_t *results; /* n, in the arena */
   size_t n;
   produce_item_t *items;
@@ -183,7 +183,7 @@ static void produce_finish(produce_op_t *op) {
   r.nresults = op->n;
   op->cb(op->ctx, &r);
   rn__stream_unref(op->eng, op->st);
-  rn__arena_free(&op->arena);
+  rn_arena_free(&op->arena);
   free(op->items);
   free(op);
 }
@@ -202,11 +202,7 @@ static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t
   double s = (double)(uv_hrtime() - it->t0_ns) / 1e9;
   m->records_in += it->records;
   m->bytes_in += it->bytes;
-  m->append_count++;
-  m->append_seconds_sum += s;
-  unsigned b = 0;
-  while (b < RN_CORE_LATENCY_BUCKETS && s > rn_core_latency_bounds[b]) b++;
-  m->append_buckets[b]++;
+  rn_hist_record(&m->append, rn_hist_latency_bounds, RN_HIST_BUCKETS, s);
 }
 
 /* An append of (producer, epoch, seq) failed: it is not stored, so it must
@@ -226,14 +222,14 @@ static void producer_forget(rn_shard_t *sh, uint64_t id, uint16_t epoch, int32_t
   }
 }
 
-static void set_err(rn__arena_t *a, rn_core_batch_result_t *r, rn_err_t err, const char *fmt, ...)
+static void set_err(rn_arena_t *a, rn_core_batch_result_t *r, rn_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void set_err(rn__arena_t *a, rn_core_batch_result_t *r, rn_err_t err, const char *fmt, ...) {
+static void set_err(rn_arena_t *a, rn_core_batch_result_t *r, rn_err_t err, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  char *m = rn__arena_alloc(a, (size_t)n + 1);
+  char *m = rn_arena_alloc(a, (size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(m, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -255,7 +251,7 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
             rn_err_retriable(err) ? "; nothing was stored, retry" : "");
   } else {
     r->base_offset = base;
-    it->sh->last_append_ms = rn__now_ms();
+    it->sh->last_append_ms = rn__now_ms(eng);
     if (it->producer_id) {
       rn__producer_t *p = producer_get(it->sh, it->producer_id, false);
       for (uint32_t k = 0; p && k < p->nwin; k++)
@@ -330,7 +326,7 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
   st->refs++;
   size_t n = r->nbatches;
   op->n = n;
-  op->results = rn__arena_alloc(&op->arena, (n + 1) * sizeof(*op->results));
+  op->results = rn_arena_alloc(&op->arena, (n + 1) * sizeof(*op->results));
   op->items = calloc(n + 1, sizeof(*op->items));
   if (!op->items) abort();
   op->pending = 1; /* guard until every batch was submitted */
@@ -473,20 +469,20 @@ typedef struct offsets_op {
   rn_stream_t *st;
   rn_core_offsets_cb cb;
   void *ctx;
-  rn__arena_t arena;
+  rn_arena_t arena;
   size_t n;
   offsets_part_t *parts;
 } offsets_op_t;
 
 static void offsets_reply(offsets_op_t *op) {
-  rn_core_shard_offsets_t *out = rn__arena_alloc(&op->arena, (op->n + 1) * sizeof(*out));
+  rn_core_shard_offsets_t *out = rn_arena_alloc(&op->arena, (op->n + 1) * sizeof(*out));
   for (size_t i = 0; i < op->n; i++) out[i] = op->parts[i].out;
   rn_core_offsets_result_t r = {0};
   r.shards = out;
   r.nshards = op->n;
   op->cb(op->ctx, &r);
   rn__stream_unref(op->eng, op->st);
-  rn__arena_free(&op->arena);
+  rn_arena_free(&op->arena);
   free(op->parts);
   free(op);
 }
@@ -739,8 +735,8 @@ void rn_core_fetch_release(void *token) {
 
 static void fetch_reply(fetch_op_t *op) {
   rn_engine_t *eng = op->eng;
-  rn__arena_t a = {0};
-  rn_core_fetch_shard_result_t *results = rn__arena_alloc(&a, (op->n + 1) * sizeof(*results));
+  rn_arena_t a = {0};
+  rn_core_fetch_shard_result_t *results = rn_arena_alloc(&a, (op->n + 1) * sizeof(*results));
   for (size_t i = 0; i < op->n; i++) {
     fetch_part_t *p = &op->parts[i];
     rn_core_fetch_shard_result_t *res = &results[i];
@@ -779,7 +775,7 @@ static void fetch_reply(fetch_op_t *op) {
   replying = op;
   op->cb(op->ctx, &r);
   replying = NULL;
-  rn__arena_free(&a);
+  rn_arena_free(&a);
   rn__stream_unref(eng, op->st);
   eng->pending_work--;
   uv_close((uv_handle_t *)&op->timer, fetch_free_cb);
@@ -834,7 +830,7 @@ static void fetch_after(uv_work_t *w, int status) {
     fetch_part_t *p = &op->parts[i];
     if (p->span.seg && p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->span);
     if (status && !p->read_err) p->read_err = RN_EIO;
-    if (p->read_err == RN_ECORRUPT) rn__eng_say(op->eng, RN_LOG_ERROR, "%s: %s", p->sh ? p->sh->dir : "?", p->why);
+    if (p->read_err == RN_ECORRUPT) rn__eng_say(op->eng, RN_LVL_ERROR, "%s: %s", p->sh ? p->sh->dir : "?", p->why);
   }
   fetch_reply(op);
 }
@@ -870,7 +866,7 @@ static void fetch_try(fetch_op_t *op) {
     }
     if (p->span.seg) any = true;
   }
-  bool wait = !any && !deleted && !eng->draining && op->deadline_ms > rn__now_ms();
+  bool wait = !any && !deleted && !eng->draining && op->deadline_ms > rn__now_ms(eng);
   if (wait) {
     bool errors = false;
     for (size_t i = 0; i < op->n; i++) errors |= op->parts[i].err != 0 || !op->parts[i].sh;
@@ -888,7 +884,7 @@ static void fetch_try(fetch_op_t *op) {
       w->sh->waiters = w;
       w->linked = true;
     }
-    uv_timer_start(&op->timer, on_fetch_timer, (uint64_t)(op->deadline_ms - rn__now_ms()), 0);
+    uv_timer_start(&op->timer, on_fetch_timer, (uint64_t)(op->deadline_ms - rn__now_ms(eng)), 0);
     return;
   }
   if (!any) return fetch_reply(op);
@@ -993,7 +989,7 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
   op->max_bytes = r->max_bytes ? r->max_bytes : RN_CORE_FETCH_DEFAULT_BYTES;
   if (op->max_bytes > eng->opts.max_fetch_bytes) op->max_bytes = eng->opts.max_fetch_bytes;
   uint32_t wait = r->max_wait_ms < eng->opts.max_wait_ms ? r->max_wait_ms : eng->opts.max_wait_ms;
-  op->deadline_ms = wait ? rn__now_ms() + wait : 0;
+  op->deadline_ms = wait ? rn__now_ms(eng) + wait : 0;
   op->n = r->nshards;
   op->parts = calloc(op->n + 1, sizeof(*op->parts));
   if (!op->parts) abort();

@@ -671,7 +671,7 @@ static void snap_after(uv_work_t *w, int status) {
   rn_core_work_end(gs->core);
   gs->snap_active = false;
   if (j->err) {
-    rn_core_log(gs->core, RN_LOG_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
+    rn_core_log(gs->core, RN_LVL_WARN, "groups: writing the checkpoint snapshot failed: %s (the log keeps everything)",
                 rn_strerror(j->err));
   } else {
     gs->snap_offset = j->offset;
@@ -729,7 +729,7 @@ static void maybe_compact(rn_groups_t *gs) {
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
-static void log_logger(void *arg, rn_log_level_t level, const char *msg) {
+static void log_logger(void *arg, rn_level_t level, const char *msg) {
   rn_core_log(arg, level, "groups: %s", msg);
 }
 
@@ -925,8 +925,9 @@ rn_err_t rn_groups_open(rn_core_t *core, const rn_groups_opts_t *opts, rn_groups
   rn_log_opts_default(&lo);
   lo.durability = RN_DURABILITY_SYNC;
   lo.segment_bytes = seg ? seg : (4u << 20);
-  lo.logger = log_logger;
-  lo.logger_arg = core;
+  lo.logger.fn = log_logger;
+  lo.logger.arg = core;
+  lo.clock = gs->clock;
   char logdir[4200];
   snprintf(logdir, sizeof(logdir), "%s/log", gs->dir);
   rn_log_recovery_t rec;
@@ -947,7 +948,7 @@ rn_err_t rn_groups_open(rn_core_t *core, const rn_groups_opts_t *opts, rn_groups
       .arg = gs,
   };
   rn_core_listen(core, RN_SUB_GROUPS, &l);
-  if (gs->ngroups) rn_core_log(core, RN_LOG_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
+  if (gs->ngroups) rn_core_log(core, RN_LVL_INFO, "groups: %u consumer group(s) loaded", gs->ngroups);
   *out = gs;
   return 0;
 fail:
@@ -967,7 +968,7 @@ static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now) {
   for (uint32_t k = 0; k < g->nmembers;) {
     gmember_t *m = g->members[k];
     if (now - m->last_seen > m->session_ms) {
-      rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
+      rn_core_log(gs->core, RN_LVL_INFO, "group %s/%s: member %s expired (no heartbeat for %u ms); its shards are free",
                   g->stream, g->name, m->id, m->session_ms);
       member_remove(g, m);
     } else {
@@ -984,7 +985,7 @@ static void expire_members(rn_groups_t *gs, group_t *g, uint64_t now) {
       gsh->revoke_since = now ? now : 1;
     } else if (now - gsh->revoke_since > gsh->owner->session_ms) {
       gmember_t *m = gsh->owner;
-      rn_core_log(gs->core, RN_LOG_WARN,
+      rn_core_log(gs->core, RN_LVL_WARN,
                   "group %s/%s: member %s did not release shard %u within its session timeout (%u ms) after it was "
                   "revoked; fencing the member",
                   g->stream, g->name, m->id, s, m->session_ms);
@@ -1075,7 +1076,7 @@ static group_t *group_create(rn_groups_t *gs, rn_core_stream_t *st, const char *
   g->start_value = value;
   g->created_ms = now_ms(gs);
   for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) set_position(g, s, kind, value);
-  rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s created (starts at %s)", rn_core_stream_name(st), name,
+  rn_core_log(gs->core, RN_LVL_INFO, "group %s/%s created (starts at %s)", rn_core_stream_name(st), name,
               kind == RN_GROUP_POS_LATEST     ? "latest"
               : kind == RN_GROUP_POS_EARLIEST ? "earliest"
                                               : "a timestamp");
@@ -1285,7 +1286,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
     }
     g->members[g->nmembers++] = m;
     g->state = GROUP_REBALANCE;
-    rn_core_log(core, RN_LOG_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
+    rn_core_log(core, RN_LVL_INFO, "group %s/%s: member %s joined (%u member(s))", g->stream, g->name, m->id,
                 g->nmembers);
   } else {
     m = member_find(g, r->member_id);
@@ -1293,7 +1294,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
       return reply_err(cb, ctx, RN_EUNKNOWNMEMBER, "group %s/%s has no member %s (session expired or left): join again",
                        g->stream, g->name, r->member_id);
     if (r->leave) {
-      rn_core_log(core, RN_LOG_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
+      rn_core_log(core, RN_LVL_INFO, "group %s/%s: member %s left", g->stream, g->name, m->id);
       member_remove(g, m);
       rn_group_reply_t rep = {0};
       rep.heartbeat.member_id = r->member_id;
@@ -1644,7 +1645,7 @@ void rn_groups_delete(rn_groups_t *gs, const char *stream, const char *group, rn
     pending_free(p);
     return reply_err(cb, ctx, err, "group %s/%s: cannot write the deletion: %s", rn_core_stream_name(st), group, rn_strerror(err));
   }
-  rn_core_log(gs->core, RN_LOG_INFO, "group %s/%s deleted", rn_core_stream_name(st), group);
+  rn_core_log(gs->core, RN_LVL_INFO, "group %s/%s deleted", rn_core_stream_name(st), group);
   group_remove(gs, g);
 }
 

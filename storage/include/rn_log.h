@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rn_base.h"
 #include "rn_fs.h"
 #include "rn_io.h"
 #include "runnel/batch.h"
@@ -40,8 +41,6 @@ typedef struct rn_log rn_log_t;
 
 /* rn_durability_t (sync, interval, none) is in runnel/durability.h. */
 
-typedef enum { RN_LOG_DEBUG = 0, RN_LOG_INFO = 1, RN_LOG_WARN = 2, RN_LOG_ERROR = 3 } rn_log_level_t;
-
 typedef struct rn_log_opts {
   rn_durability_t durability; /* default sync */
   uint32_t interval_ms;       /* interval mode: sync period; default 1000 */
@@ -51,13 +50,13 @@ typedef struct rn_log_opts {
   int64_t retention_bytes;    /* keep total bytes under this; <0 = unlimited */
   uint32_t index_interval;    /* bytes between sparse index entries; default 4096 */
   uint32_t max_batch_bytes;   /* largest batch accepted; default 8 MiB */
-  /* Clock in ms since the epoch; NULL = CLOCK_REALTIME. For tests. */
-  int64_t (*now_ms)(void *arg);
-  void *now_arg;
-  /* Where the log reports recovery and failures, one line each; NULL =
-   * stderr for WARN and above. */
-  void (*logger)(void *arg, rn_log_level_t level, const char *msg);
-  void *logger_arg;
+  /* Where the log reads time (rn_base.h): wall_ms for segment ages,
+   * retention and sync periods, mono_ns for sync-round latency. Zeroed = the
+   * system clocks. Tests inject it. */
+  rn_clock_t clock;
+  /* Where the log reports recovery and failures, one line each (rn_base.h);
+   * fn NULL = the stderr line as component "storage", WARN and above. */
+  rn_logger_t logger;
 } rn_log_opts_t;
 
 void rn_log_opts_default(rn_log_opts_t *opts);
@@ -204,16 +203,9 @@ uint32_t rn_log_segment_count(const rn_log_t *log);
 /* fdatasync rounds of this log (group commits in sync mode, timed syncs in
  * interval mode, the final sync at close): how many and how long each took,
  * from submission to completion of every fdatasync (and directory sync) in
- * the round. Buckets use rn_log_sync_bounds (seconds); the last bucket is
- * +Inf; counts are per bucket, not cumulative. */
-#define RN_LOG_SYNC_BUCKETS 16
-extern const double rn_log_sync_bounds[RN_LOG_SYNC_BUCKETS];
-typedef struct rn_log_sync_stats {
-  uint64_t count;
-  double seconds_sum;
-  uint64_t buckets[RN_LOG_SYNC_BUCKETS + 1];
-} rn_log_sync_stats_t;
-void rn_log_sync_stats(const rn_log_t *log, rn_log_sync_stats_t *out);
+ * the round, in seconds. Buckets use rn_hist_latency_bounds (rn_base.h);
+ * the last bucket is +Inf; counts are per bucket, not cumulative. */
+void rn_log_sync_stats(const rn_log_t *log, rn_hist_t *out);
 
 /* 0, or the error that failed the log (appends then get RN_ELOGFAILED). */
 rn_err_t rn_log_failure(const rn_log_t *log);

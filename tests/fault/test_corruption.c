@@ -35,7 +35,7 @@ typedef struct fx {
   uint64_t end;
 } fx_t;
 
-static void quiet(void *arg, rn_log_level_t level, const char *msg) {
+static void quiet(void *arg, rn_level_t level, const char *msg) {
   (void)arg;
   (void)level;
   (void)msg;
@@ -49,7 +49,7 @@ static int setup(void **state) {
   f->io = lt_io(NULL);
   rn_log_opts_default(&f->opts);
   f->opts.segment_bytes = 8192;
-  f->opts.logger = quiet;
+  f->opts.logger.fn = quiet;
   rn_log_t *log;
   assert_int_equal(rn_log_open(f->io, f->dir, &f->opts, &log, NULL), 0);
   for (int i = 0; i < 40; i++) {

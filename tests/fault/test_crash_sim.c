@@ -56,7 +56,7 @@ typedef struct world {
   uint64_t cut;        /* lowest base of those since the last model_follow; UINT64_MAX = none */
 } world_t;
 
-static void quiet(void *arg, rn_log_level_t level, const char *msg) {
+static void quiet(void *arg, rn_level_t level, const char *msg) {
   (void)arg;
   (void)level;
   (void)msg;
@@ -202,9 +202,9 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
   w.opts.index_interval = 128 + (uint32_t)rn_test_rand_below(&w.rng, 1024);
   if (rn_test_rand_below(&w.rng, 2)) w.opts.segment_ms = 4 + (int64_t)rn_test_rand_below(&w.rng, 20);
   if (rn_test_rand_below(&w.rng, 2)) { w.retention = 1; w.opts.retention_bytes = 6000 + (int64_t)rn_test_rand_below(&w.rng, 30000); }
-  w.opts.now_ms = wclock;
-  w.opts.now_arg = &w;
-  w.opts.logger = quiet;
+  w.opts.clock.wall_ms = wclock;
+  w.opts.clock.arg = &w;
+  w.opts.logger.fn = quiet;
   w.io = new_io(&w);
 
   /* Sometimes start from a cleanly closed log with data in it. */
@@ -344,7 +344,7 @@ static void test_failed_fdatasync(void **state) {
   w.cfs = crashfs_new(42);
   w.rng = 42;
   rn_log_opts_default(&w.opts);
-  w.opts.logger = quiet;
+  w.opts.logger.fn = quiet;
   w.io = new_io(&w);
   rn_log_t *log;
   rn_log_recovery_t rec;

@@ -70,7 +70,7 @@ static void child_main(const char *dir, int fd, uint64_t seed) {
   rn_log_opts_t o;
   rn_log_opts_default(&o);
   o.segment_bytes = 64 * 1024; /* many rolls */
-  o.logger = NULL;
+  o.logger.fn = NULL;
   rn_log_t *log;
   rn_log_recovery_t rec;
   if (rn_log_open(io, dir, &o, &log, &rec)) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ctl_int.h"
+#include "rn_base.h"
 #include "runnel/units.h"
 
 /* ==== arguments ========================================================== */
@@ -196,17 +197,9 @@ int ctl_main(int argc, char **argv, FILE *in, FILE *out, FILE *err) {
 
 /* ==== runtime shared by the nouns ========================================= */
 
-int64_t ctl_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t ctl_now_ms(void) { return rn_clock_wall_ms(NULL); }
 
-int64_t ctl_mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t ctl_mono_ms(void) { return (int64_t)(rn_clock_mono_ns(NULL) / 1000000); }
 
 rn_err_t ctl_client(ctl_t *c) {
   if (c->cl) return 0;

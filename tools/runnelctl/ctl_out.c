@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "ctl_int.h"
+#include "rn_base.h"
 #include "runnel/units.h"
 
 static bool out_failed(ctl_t *c) {
@@ -171,12 +172,9 @@ void ctl_format_time(int64_t ms, char *buf, size_t n) {
     snprintf(buf, n, "-");
     return;
   }
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char tmp[32];
-  strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf, n, "%s.%03dZ", tmp, (int)(ms % 1000));
+  char tmp[RN_ISO8601_MAX];
+  rn_iso8601_format_ms(ms, tmp);
+  snprintf(buf, n, "%s", tmp);
 }
 
 void ctl_format_retention(int64_t ms, char *buf, size_t n) {

@@ -13,70 +13,17 @@
 #include <time.h>
 
 #include "ctl_int.h"
+#include "rn_base.h"
 #include "runnel/units.h"
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
-  /* days since 1970-01-01 of a proleptic Gregorian date (the era/year-of-era
-   * decomposition: 400-year eras of 146097 days, March-based years) */
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static int digits(const char **p, int n, int *out) {
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (!isdigit((unsigned char)(*p)[i])) return -1;
-    v = v * 10 + ((*p)[i] - '0');
-  }
-  *p += n;
-  *out = v;
-  return 0;
-}
-
+/* runnelctl's --from/--to: a date alone, minutes without seconds and no
+ * zone (UTC) are accepted; an offset has its minutes (rn_base.h). */
 int ctl_parse_iso8601_ms(const char *s, int64_t *out) {
-  const char *p = s;
-  int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
-  if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d)) return -1;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31) return -1;
-  int64_t off_min = 0;
-  if (*p == 'T' || *p == 't' || *p == ' ') {
-    p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi)) return -1;
-    if (*p == ':') {
-      p++;
-      if (digits(&p, 2, &sec)) return -1;
-      if (*p == '.' || *p == ',') {
-        p++;
-        int nd = 0;
-        ms = 0;
-        while (isdigit((unsigned char)*p)) {
-          if (nd < 3) ms = ms * 10 + (*p - '0');
-          nd++;
-          p++;
-        }
-        if (nd == 0) return -1;
-        for (; nd < 3; nd++) ms *= 10;
-      }
-    }
-    if (h > 23 || mi > 59 || sec > 60) return -1;
-    if (*p == 'Z' || *p == 'z') {
-      p++;
-    } else if (*p == '+' || *p == '-') {
-      int sign = *p++ == '-' ? -1 : 1, oh, om;
-      if (digits(&p, 2, &oh)) return -1;
-      if (*p == ':') p++;
-      if (digits(&p, 2, &om)) return -1;
-      off_min = sign * (oh * 60 + om);
-    }
-  }
-  if (*p != '\0') return -1;
-  int64_t days = days_from_civil(y, mo, d);
-  *out = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + ms - off_min * 60000LL;
-  return 0;
+  return rn_iso8601_parse(s, strlen(s), RN_ISO8601_DATE_ONLY | RN_ISO8601_NO_SECONDS | RN_ISO8601_NO_ZONE |
+                                            RN_ISO8601_OFFSET_MINUTES,
+                          out) == 0
+             ? 0
+             : -1;
 }
 
 static bool all_digits(const char *s) {

@@ -49,6 +49,7 @@ int rn__status_of_slot(int slot) { return slot >= 0 && slot < RN__STATUS_SLOTS ?
 
 const double rn__dur_bounds[RN__DUR_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+_Static_assert(RN__DUR_BUCKETS <= RN_HIST_BUCKETS, "an rn_hist_t holds the request-duration buckets");
 
 static const char *const kerr_names[RN__KERR_COUNT] = {
 #define RN__KERR_NAME(name) #name,
@@ -68,8 +69,8 @@ void rn__metrics_count_kerr(rn__metrics_t *m, const char *type) {
 
 /* ---- rendering ---------------------------------------------------------------------- */
 
-static void family(rn__buf_t *b, const char *name, const char *type, const char *help) {
-  rn__buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+static void family(rn_buf_t *b, const char *name, const char *type, const char *help) {
+  rn_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void le(char *out, size_t n, double bound) { snprintf(out, n, "%g", bound); }
@@ -77,7 +78,7 @@ static void le(char *out, size_t n, double bound) { snprintf(out, n, "%g", bound
 typedef struct shard_rows {
   rn_engine_shard_stats_t *v;
   size_t n, cap;
-  rn__buf_t names; /* stream names, NUL-separated; v[i].stream is an offset into it until fixed up */
+  rn_buf_t names; /* stream names, NUL-separated; v[i].stream is an offset into it until fixed up */
   bool oom;
 } shard_rows_t;
 
@@ -97,17 +98,17 @@ static void collect(void *arg, const rn_engine_shard_stats_t *s) {
   rn_engine_shard_stats_t *d = &rows->v[rows->n++];
   *d = *s;
   size_t off = rows->names.len;
-  rn__buf_put(&rows->names, s->stream, strlen(s->stream) + 1);
+  rn_buf_put(&rows->names, s->stream, strlen(s->stream) + 1);
   d->stream = (const char *)(uintptr_t)off; /* fixed up after collection */
 }
 
-static void shard_counter(rn__buf_t *b, const shard_rows_t *rows, const char *name, const char *type, const char *help,
+static void shard_counter(rn_buf_t *b, const shard_rows_t *rows, const char *name, const char *type, const char *help,
                           size_t field) {
   family(b, name, type, help);
   for (size_t i = 0; i < rows->n; i++) {
     const rn_engine_shard_stats_t *s = &rows->v[i];
     uint64_t v = *(const uint64_t *)(const void *)((const char *)s + field);
-    rn__buf_printf(b, "%s{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n", name, s->stream, s->shard,
+    rn_buf_printf(b, "%s{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n", name, s->stream, s->shard,
                    (unsigned long long)v);
   }
 }
@@ -116,22 +117,16 @@ static void shard_counter(rn__buf_t *b, const shard_rows_t *rows, const char *na
  * shard, else per stream (the shards' buckets summed; rows come in stream
  * order, so a stream's shards are adjacent). Bounded cardinality by default:
  * 16 series per stream, whatever its shard count. */
-static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows_t *rows, const char *name,
-                       const char *help, size_t count_off, size_t sum_off, size_t buckets_off) {
+static void histograms(const rn_http_routes_t *r, rn_buf_t *b, const shard_rows_t *rows, const char *name,
+                       const char *help, size_t hist_off) {
   family(b, name, "histogram", help);
   for (size_t i = 0; i < rows->n;) {
     size_t j = i + 1;
     if (!r->latency_per_shard)
       while (j < rows->n && strcmp(rows->v[j].stream, rows->v[i].stream) == 0) j++;
-    uint64_t buckets[RN_ENGINE_LATENCY_BUCKETS + 1] = {0}, count = 0;
-    double sum = 0;
-    for (size_t k = i; k < j; k++) {
-      const char *base = (const char *)&rows->v[k];
-      const uint64_t *bk = (const uint64_t *)(const void *)(base + buckets_off);
-      for (int q = 0; q <= RN_ENGINE_LATENCY_BUCKETS; q++) buckets[q] += bk[q];
-      count += *(const uint64_t *)(const void *)(base + count_off);
-      sum += *(const double *)(const void *)(base + sum_off);
-    }
+    rn_hist_t h = {0};
+    for (size_t k = i; k < j; k++)
+      rn_hist_merge(&h, (const rn_hist_t *)(const void *)((const char *)&rows->v[k] + hist_off));
     char labels[300];
     if (r->latency_per_shard)
       snprintf(labels, sizeof labels, "stream=\"%s\",shard=\"shardId-%012u\"", rows->v[i].stream, rows->v[i].shard);
@@ -139,14 +134,14 @@ static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows
       snprintf(labels, sizeof labels, "stream=\"%s\"", rows->v[i].stream);
     uint64_t cum = 0;
     char bound[32];
-    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
-      cum += buckets[k];
-      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
+    for (int k = 0; k <= RN_HIST_BUCKETS; k++) {
+      cum += h.buckets[k];
+      if (k < RN_HIST_BUCKETS) le(bound, sizeof(bound), rn_hist_latency_bounds[k]);
       else snprintf(bound, sizeof(bound), "+Inf");
-      rn__buf_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, bound, (unsigned long long)cum);
+      rn_buf_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, bound, (unsigned long long)cum);
     }
-    rn__buf_printf(b, "%s_sum{%s} %.6f\n", name, labels, sum);
-    rn__buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)count);
+    rn_buf_printf(b, "%s_sum{%s} %.6f\n", name, labels, h.sum);
+    rn_buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h.count);
     i = j;
   }
 }
@@ -156,13 +151,13 @@ static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows
 /* Linux /proc reads are served from kernel memory, never from a disk, so
  * they are cheap enough for the loop thread (as every Prometheus client
  * library does them inline). */
-static void render_process(const rn_http_routes_t *r, rn__buf_t *b) {
+static void render_process(const rn_http_routes_t *r, rn_buf_t *b) {
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                  (double)ru.ru_stime.tv_usec / 1e6;
     family(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent by runneld.");
-    rn__buf_printf(b, "process_cpu_seconds_total %.3f\n", cpu);
+    rn_buf_printf(b, "process_cpu_seconds_total %.3f\n", cpu);
   }
   FILE *f = fopen("/proc/self/statm", "r");
   if (f != NULL) {
@@ -170,9 +165,9 @@ static void render_process(const rn_http_routes_t *r, rn__buf_t *b) {
     if (fscanf(f, "%llu %llu", &size, &resident) == 2) {
       long page = sysconf(_SC_PAGESIZE);
       family(b, "process_resident_memory_bytes", "gauge", "Resident memory of runneld.");
-      rn__buf_printf(b, "process_resident_memory_bytes %llu\n", resident * (unsigned long long)page);
+      rn_buf_printf(b, "process_resident_memory_bytes %llu\n", resident * (unsigned long long)page);
       family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory of runneld.");
-      rn__buf_printf(b, "process_virtual_memory_bytes %llu\n", size * (unsigned long long)page);
+      rn_buf_printf(b, "process_virtual_memory_bytes %llu\n", size * (unsigned long long)page);
     }
     fclose(f);
   }
@@ -183,18 +178,18 @@ static void render_process(const rn_http_routes_t *r, rn__buf_t *b) {
       if (e->d_name[0] != '.') n++;
     closedir(d);
     family(b, "process_open_fds", "gauge", "Open file descriptors of runneld (sockets and files).");
-    rn__buf_printf(b, "process_open_fds %lu\n", n > 0 ? n - 1 : 0); /* minus the one opendir holds */
+    rn_buf_printf(b, "process_open_fds %lu\n", n > 0 ? n - 1 : 0); /* minus the one opendir holds */
   }
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     family(b, "process_max_fds", "gauge", "The soft limit on open file descriptors.");
-    rn__buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    rn_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
   }
   family(b, "process_start_time_seconds", "gauge", "Start time of runneld, seconds since the Unix epoch.");
-  rn__buf_printf(b, "process_start_time_seconds %.3f\n", r->process_start_s);
+  rn_buf_printf(b, "process_start_time_seconds %.3f\n", r->process_start_s);
 }
 
-static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
+static void render_shards(rn_http_routes_t *r, rn_buf_t *b) {
   shard_rows_t rows;
   memset(&rows, 0, sizeof(rows));
   rn_engine_foreach_shard(r->eng, collect, &rows);
@@ -222,13 +217,13 @@ static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
                 offsetof(rn_engine_shard_stats_t, end_offset));
   family(b, "runnel_shard_failed", "gauge", "1 when the shard's log failed after an I/O error and refuses appends.");
   for (size_t i = 0; i < rows.n; i++)
-    rn__buf_printf(b, "runnel_shard_failed{stream=\"%s\",shard=\"shardId-%012u\"} %d\n", rows.v[i].stream,
+    rn_buf_printf(b, "runnel_shard_failed{stream=\"%s\",shard=\"shardId-%012u\"} %d\n", rows.v[i].stream,
                    rows.v[i].shard, rows.v[i].failed);
   shard_counter(b, &rows, "runnel_shard_stored_bytes", "gauge", "Bytes of the shard's segment files on disk.",
                 offsetof(rn_engine_shard_stats_t, stored_bytes));
   family(b, "runnel_shard_segments", "gauge", "Segment files of the shard, the active one included.");
   for (size_t i = 0; i < rows.n; i++)
-    rn__buf_printf(b, "runnel_shard_segments{stream=\"%s\",shard=\"shardId-%012u\"} %u\n", rows.v[i].stream,
+    rn_buf_printf(b, "runnel_shard_segments{stream=\"%s\",shard=\"shardId-%012u\"} %u\n", rows.v[i].stream,
                    rows.v[i].shard, rows.v[i].segments);
   /* Offsets are dense from 0 and only retention removes records, so the
    * start offset is exactly the count of records retention deleted. */
@@ -238,19 +233,17 @@ static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
   histograms(r, b, &rows, "runnel_shard_append_latency_seconds",
              "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
              "group commit's fdatasync).",
-             offsetof(rn_engine_shard_stats_t, append_count), offsetof(rn_engine_shard_stats_t, append_seconds_sum),
-             offsetof(rn_engine_shard_stats_t, append_buckets));
+             offsetof(rn_engine_shard_stats_t, append));
   histograms(r, b, &rows, "runnel_shard_fdatasync_seconds",
              "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
              "started).",
-             offsetof(rn_engine_shard_stats_t, sync_count), offsetof(rn_engine_shard_stats_t, sync_seconds_sum),
-             offsetof(rn_engine_shard_stats_t, sync_buckets));
+             offsetof(rn_engine_shard_stats_t, sync));
 out:
   free(rows.v);
-  rn__buf_free(&rows.names);
+  rn_buf_free(&rows.names);
 }
 
-static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
+static void render_http(rn_http_routes_t *r, rn_buf_t *b) {
   const rn__metrics_t *m = &r->m;
   family(b, "runnel_http_requests_total", "counter",
          "HTTP requests answered by the HTTP applications, by operation (Kinesis operation, RestPutRecord, "
@@ -259,55 +252,55 @@ static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
     for (int s = 0; s < RN__STATUS_SLOTS; s++) {
       if (!m->requests[h][s]) continue;
       int st = rn__status_of_slot(s);
-      if (st) rn__buf_printf(b, "runnel_http_requests_total{operation=\"%s\",status=\"%d\"} %llu\n", rn__hop_name(h), st,
+      if (st) rn_buf_printf(b, "runnel_http_requests_total{operation=\"%s\",status=\"%d\"} %llu\n", rn__hop_name(h), st,
                              (unsigned long long)m->requests[h][s]);
-      else rn__buf_printf(b, "runnel_http_requests_total{operation=\"%s\",status=\"other\"} %llu\n", rn__hop_name(h),
+      else rn_buf_printf(b, "runnel_http_requests_total{operation=\"%s\",status=\"other\"} %llu\n", rn__hop_name(h),
                           (unsigned long long)m->requests[h][s]);
     }
   family(b, "runnel_http_request_duration_seconds", "histogram",
          "Time from the request reaching the router to its answer (produce: until durable), by operation.");
   for (int h = 0; h < RN__HOP_COUNT; h++) {
-    if (!m->dur_count[h]) continue;
+    if (!m->dur[h].count) continue;
     uint64_t cum = 0;
     char bound[32];
     for (int k = 0; k <= RN__DUR_BUCKETS; k++) {
-      cum += m->dur_buckets[h][k];
+      cum += m->dur[h].buckets[k];
       if (k < RN__DUR_BUCKETS) le(bound, sizeof(bound), rn__dur_bounds[k]);
       else snprintf(bound, sizeof(bound), "+Inf");
-      rn__buf_printf(b, "runnel_http_request_duration_seconds_bucket{operation=\"%s\",le=\"%s\"} %llu\n", rn__hop_name(h),
+      rn_buf_printf(b, "runnel_http_request_duration_seconds_bucket{operation=\"%s\",le=\"%s\"} %llu\n", rn__hop_name(h),
                      bound, (unsigned long long)cum);
     }
-    rn__buf_printf(b, "runnel_http_request_duration_seconds_sum{operation=\"%s\"} %.6f\n", rn__hop_name(h), m->dur_sum[h]);
-    rn__buf_printf(b, "runnel_http_request_duration_seconds_count{operation=\"%s\"} %llu\n", rn__hop_name(h),
-                   (unsigned long long)m->dur_count[h]);
+    rn_buf_printf(b, "runnel_http_request_duration_seconds_sum{operation=\"%s\"} %.6f\n", rn__hop_name(h), m->dur[h].sum);
+    rn_buf_printf(b, "runnel_http_request_duration_seconds_count{operation=\"%s\"} %llu\n", rn__hop_name(h),
+                   (unsigned long long)m->dur[h].count);
   }
   family(b, "runnel_kinesis_errors_total", "counter", "Kinesis API errors answered, by AWS error type (__type).");
   for (int i = 0; i < RN__KERR_COUNT; i++)
-    rn__buf_printf(b, "runnel_kinesis_errors_total{code=\"%s\"} %llu\n", kerr_names[i],
+    rn_buf_printf(b, "runnel_kinesis_errors_total{code=\"%s\"} %llu\n", kerr_names[i],
                    (unsigned long long)m->kinesis_errors[i]);
   family(b, "runnel_put_records_total", "counter",
          "Records of PutRecord, PutRecords and REST ingest, by result (ok: stored; failed: a per-record failure).");
-  rn__buf_printf(b, "runnel_put_records_total{result=\"ok\"} %llu\nrunnel_put_records_total{result=\"failed\"} %llu\n",
+  rn_buf_printf(b, "runnel_put_records_total{result=\"ok\"} %llu\nrunnel_put_records_total{result=\"failed\"} %llu\n",
                  (unsigned long long)m->put_records_ok, (unsigned long long)m->put_records_failed);
   family(b, "runnel_get_records_calls_total", "counter", "GetRecords calls answered with records (possibly none).");
-  rn__buf_printf(b, "runnel_get_records_calls_total %llu\n", (unsigned long long)m->get_records_calls);
+  rn_buf_printf(b, "runnel_get_records_calls_total %llu\n", (unsigned long long)m->get_records_calls);
   family(b, "runnel_get_records_records_total", "counter", "Records returned by GetRecords.");
-  rn__buf_printf(b, "runnel_get_records_records_total %llu\n", (unsigned long long)m->get_records_records);
+  rn_buf_printf(b, "runnel_get_records_records_total %llu\n", (unsigned long long)m->get_records_records);
   family(b, "runnel_get_records_bytes_total", "counter", "Data bytes (before base64) returned by GetRecords.");
-  rn__buf_printf(b, "runnel_get_records_bytes_total %llu\n", (unsigned long long)m->get_records_bytes);
+  rn_buf_printf(b, "runnel_get_records_bytes_total %llu\n", (unsigned long long)m->get_records_bytes);
   family(b, "runnel_auth_failures_total", "counter",
          "Requests refused for authentication (SigV4 on the Kinesis API, API keys on REST ingest).");
-  rn__buf_printf(b, "runnel_auth_failures_total %llu\n", (unsigned long long)m->auth_failures);
+  rn_buf_printf(b, "runnel_auth_failures_total %llu\n", (unsigned long long)m->auth_failures);
   family(b, "runnel_throttled_total", "counter",
          "Records (write) and GetRecords calls (read) refused by kinesis_throughput_limits.");
-  rn__buf_printf(b, "runnel_throttled_total{direction=\"write\"} %llu\nrunnel_throttled_total{direction=\"read\"} %llu\n",
+  rn_buf_printf(b, "runnel_throttled_total{direction=\"write\"} %llu\nrunnel_throttled_total{direction=\"read\"} %llu\n",
                  (unsigned long long)m->throttled_records, (unsigned long long)m->throttled_reads);
 }
 
 /* Consumer groups: one pass over the engine per family, so each family's
  * samples stay together. */
 typedef struct group_pass {
-  rn__buf_t *b;
+  rn_buf_t *b;
   int what; /* 0 lag records, 1 lag seconds, 2 checkpoint known, 3 checkpoint, 4 members */
 } group_pass_t;
 
@@ -315,32 +308,32 @@ static void group_row(void *arg, const rn_engine_group_stats_t *s) {
   group_pass_t *p = arg;
   switch (p->what) {
   case 0:
-    rn__buf_printf(p->b, "runnel_group_lag_records{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
+    rn_buf_printf(p->b, "runnel_group_lag_records{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
                    s->stream, s->group, s->shard, (unsigned long long)s->lag_records);
     break;
   case 1:
     /* only known lag: an unknown one is absent (not NaN, not 0), see
      * runnel_group_checkpoint_known */
     if (s->lag_ms >= 0)
-      rn__buf_printf(p->b, "runnel_group_lag_seconds{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %.3f\n",
+      rn_buf_printf(p->b, "runnel_group_lag_seconds{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %.3f\n",
                      s->stream, s->group, s->shard, (double)s->lag_ms / 1000.0);
     break;
   case 2:
-    rn__buf_printf(p->b, "runnel_group_checkpoint_known{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %d\n",
+    rn_buf_printf(p->b, "runnel_group_checkpoint_known{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %d\n",
                    s->stream, s->group, s->shard, s->checkpoint_known ? 1 : 0);
     break;
   case 3:
-    rn__buf_printf(p->b, "runnel_group_checkpoint{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
+    rn_buf_printf(p->b, "runnel_group_checkpoint{stream=\"%s\",group=\"%s\",shard=\"shardId-%012u\"} %llu\n",
                    s->stream, s->group, s->shard, (unsigned long long)s->checkpoint);
     break;
   default:
     if (s->shard == 0)
-      rn__buf_printf(p->b, "runnel_group_members{stream=\"%s\",group=\"%s\"} %u\n", s->stream, s->group, s->members);
+      rn_buf_printf(p->b, "runnel_group_members{stream=\"%s\",group=\"%s\"} %u\n", s->stream, s->group, s->members);
     break;
   }
 }
 
-static void render_groups(rn_http_routes_t *r, rn__buf_t *b) {
+static void render_groups(rn_http_routes_t *r, rn_buf_t *b) {
   static const char *const fam[][3] = {
       {"runnel_group_lag_records", "gauge", "Records of the shard the consumer group has not checkpointed yet (end offset - checkpoint)."},
       {"runnel_group_lag_seconds", "gauge",
@@ -358,30 +351,30 @@ static void render_groups(rn_http_routes_t *r, rn__buf_t *b) {
   }
 }
 
-void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_t *disk) {
+void rn__metrics_render(rn_http_routes_t *r, rn_buf_t *b, const rn__disk_usage_t *disk) {
   rn_engine_stats_t st;
   rn_engine_stats(r->eng, &st);
-  rn__buf_reserve(b, 16384);
+  rn_buf_reserve(b, 16384);
   family(b, "runnel_build_info", "gauge", "Always 1; the labels say which runneld this is.");
-  rn__buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", r->version);
+  rn_buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", r->version);
   render_process(r, b);
   if (disk->err == 0) {
     family(b, "runnel_data_dir_free_bytes", "gauge",
            "Bytes of the data directory's file system available to runneld (statfs f_bavail).");
-    rn__buf_printf(b, "runnel_data_dir_free_bytes %llu\n", (unsigned long long)disk->free_bytes);
+    rn_buf_printf(b, "runnel_data_dir_free_bytes %llu\n", (unsigned long long)disk->free_bytes);
     family(b, "runnel_data_dir_size_bytes", "gauge", "Size of the data directory's file system.");
-    rn__buf_printf(b, "runnel_data_dir_size_bytes %llu\n", (unsigned long long)disk->total_bytes);
+    rn_buf_printf(b, "runnel_data_dir_size_bytes %llu\n", (unsigned long long)disk->total_bytes);
   }
   family(b, "runnel_uptime_seconds", "gauge", "Seconds since the HTTP applications started.");
-  rn__buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - r->started_ns) / 1e9);
+  rn_buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - r->started_ns) / 1e9);
   family(b, "runnel_streams", "gauge", "Active streams.");
-  rn__buf_printf(b, "runnel_streams %u\n", st.streams);
+  rn_buf_printf(b, "runnel_streams %u\n", st.streams);
   family(b, "runnel_shards", "gauge", "Shards of the active streams.");
-  rn__buf_printf(b, "runnel_shards %u\n", st.shards);
+  rn_buf_printf(b, "runnel_shards %u\n", st.shards);
   family(b, "runnel_failed_shards", "gauge", "Shards whose log failed after an I/O error.");
-  rn__buf_printf(b, "runnel_failed_shards %u\n", st.failed_shards);
+  rn_buf_printf(b, "runnel_failed_shards %u\n", st.failed_shards);
   family(b, "runnel_draining", "gauge", "1 once shutdown began (/readyz answers 503).");
-  rn__buf_printf(b, "runnel_draining %d\n", rn_engine_draining(r->eng) ? 1 : 0);
+  rn_buf_printf(b, "runnel_draining %d\n", rn_engine_draining(r->eng) ? 1 : 0);
   render_shards(r, b);
   render_groups(r, b);
   render_http(r, b);
@@ -389,7 +382,7 @@ void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_
     char small[4096];
     size_t need = r->sources[i].fn(r->sources[i].arg, small, sizeof(small));
     if (need < sizeof(small)) {
-      rn__buf_put(b, small, need);
+      rn_buf_put(b, small, need);
       continue;
     }
     char *big = malloc(need + 1);
@@ -398,7 +391,7 @@ void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_
       continue;
     }
     size_t got = r->sources[i].fn(r->sources[i].arg, big, need + 1);
-    rn__buf_put(b, big, got < need + 1 ? got : need);
+    rn_buf_put(b, big, got < need + 1 ? got : need);
     free(big);
   }
 }

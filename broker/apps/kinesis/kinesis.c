@@ -112,10 +112,10 @@ static void kop_error(kop_t *o, const char *type, const char *fmt, ...) {
   kop_free(o);
 }
 
-static void kop_reply(kop_t *o, rn__buf_t *b) {
+static void kop_reply(kop_t *o, rn_buf_t *b) {
   if (b->oom) rn__call_kerr(o->c, "InternalFailure", "out of memory building the response");
   else rn__call_reply(o->c, 200, JSON_CT, NULL, 0, b->p, b->len);
-  rn__buf_free(b);
+  rn_buf_free(b);
   kop_free(o);
 }
 
@@ -202,16 +202,16 @@ static bool took_describe(kop_t *o, const Runnel__Response *resp, const char *st
 
 /* ---- JSON pieces -------------------------------------------------------------------------- */
 
-static void put_arn(rn__buf_t *b, const char *region, const char *stream) {
-  rn__buf_printf(b, "\"arn:aws:kinesis:%s:" ACCOUNT ":stream/%s\"", region, stream);
+static void put_arn(rn_buf_t *b, const char *region, const char *stream) {
+  rn_buf_printf(b, "\"arn:aws:kinesis:%s:" ACCOUNT ":stream/%s\"", region, stream);
 }
 
-static void put_shard(rn__buf_t *b, const sinfo_t *si, uint32_t i) {
+static void put_shard(rn_buf_t *b, const sinfo_t *si, uint32_t i) {
   char hs[40], he[40], seq[RN__KSEQ_BUFLEN];
   rn_hash_key_format(si->sh[i].hk_start, hs);
   rn_hash_key_format(si->sh[i].hk_end, he);
   rn__kseq_encode(si->created_ms, i, 0, seq);
-  rn__buf_printf(b,
+  rn_buf_printf(b,
                  "{\"ShardId\":\"shardId-%012u\",\"HashKeyRange\":{\"StartingHashKey\":\"%s\",\"EndingHashKey\":\"%s\"},"
                  "\"SequenceNumberRange\":{\"StartingSequenceNumber\":\"%s\"}}",
                  i, hs, he, seq);
@@ -771,8 +771,8 @@ static void put_record_done(rn__produce_t *p, void *arg) {
   if (res->err_type) return kop_error(o, res->retry_later ? "ServiceUnavailable" : res->err_type, "%s", res->err_msg);
   char seq[RN__KSEQ_BUFLEN];
   rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
-  rn__buf_t b = {0};
-  rn__buf_printf(&b, "{\"ShardId\":\"shardId-%012u\",\"SequenceNumber\":\"%s\",\"EncryptionType\":\"NONE\"}", res->shard,
+  rn_buf_t b = {0};
+  rn_buf_printf(&b, "{\"ShardId\":\"shardId-%012u\",\"SequenceNumber\":\"%s\",\"EncryptionType\":\"NONE\"}", res->shard,
                  seq);
   kop_reply(o, &b);
 }
@@ -786,30 +786,30 @@ static uint64_t pow10u(int e) {
 static void put_records_done(rn__produce_t *p, void *arg) {
   kop_t *o = arg;
   if (p->err_type) return kop_error(o, p->err_type, "%s", p->err_msg);
-  rn__buf_t b = {0};
-  rn__buf_reserve(&b, 64 + p->n * 110);
-  rn__buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
+  rn_buf_t b = {0};
+  rn_buf_reserve(&b, 64 + p->n * 110);
+  rn_buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
   char seq[RN__KSEQ_BUFLEN];
   for (size_t i = 0; i < p->n; i++) {
     const rn__prod_result_t *res = &p->res[i];
-    if (i) rn__buf_put(&b, ",", 1);
+    if (i) rn_buf_put(&b, ",", 1);
     if (res->err_type) {
-      rn__buf_printf(&b, "{\"ErrorCode\":\"%s\",\"ErrorMessage\":", res->err_type);
+      rn_buf_printf(&b, "{\"ErrorCode\":\"%s\",\"ErrorMessage\":", res->err_type);
       rn__buf_json_str(&b, res->err_msg, strlen(res->err_msg));
-      rn__buf_put(&b, "}", 1);
+      rn_buf_put(&b, "}", 1);
     } else {
       /* The hot loop of PutRecords: no printf. */
       size_t sl = rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
       char sid[24] = "shardId-000000000000";
       for (int d = 19; d >= 8 && res->shard; d--) sid[d] = (char)('0' + ((uint64_t)res->shard / pow10u(19 - d)) % 10);
-      rn__buf_put(&b, "{\"SequenceNumber\":\"", 19);
-      rn__buf_put(&b, seq, sl);
-      rn__buf_put(&b, "\",\"ShardId\":\"", 13);
-      rn__buf_put(&b, sid, 20);
-      rn__buf_put(&b, "\"}", 2);
+      rn_buf_put(&b, "{\"SequenceNumber\":\"", 19);
+      rn_buf_put(&b, seq, sl);
+      rn_buf_put(&b, "\",\"ShardId\":\"", 13);
+      rn_buf_put(&b, sid, 20);
+      rn_buf_put(&b, "\"}", 2);
     }
   }
-  rn__buf_puts(&b, "],\"EncryptionType\":\"NONE\"}");
+  rn_buf_puts(&b, "],\"EncryptionType\":\"NONE\"}");
   kop_reply(o, &b);
 }
 
@@ -885,16 +885,16 @@ static bool on_demand_of(kop_t *o) {
   return e && e->on_demand;
 }
 
-static void describe_common(kop_t *o, rn__buf_t *b) {
-  rn__buf_puts(b, "\"StreamName\":");
+static void describe_common(kop_t *o, rn_buf_t *b) {
+  rn_buf_puts(b, "\"StreamName\":");
   rn__buf_json_str(b, o->k.stream, strlen(o->k.stream));
-  rn__buf_puts(b, ",\"StreamARN\":");
+  rn_buf_puts(b, ",\"StreamARN\":");
   put_arn(b, o->c->region, o->k.stream);
-  rn__buf_printf(b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"}",
+  rn_buf_printf(b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"}",
                  on_demand_of(o) ? "ON_DEMAND" : "PROVISIONED");
-  rn__buf_printf(b, ",\"RetentionPeriodHours\":%lld,\"StreamCreationTimestamp\":", (long long)retention_hours(&o->si));
+  rn_buf_printf(b, ",\"RetentionPeriodHours\":%lld,\"StreamCreationTimestamp\":", (long long)retention_hours(&o->si));
   rn__buf_timestamp(b, o->si.created_ms);
-  rn__buf_puts(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":\"NONE\"");
+  rn_buf_puts(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":\"NONE\"");
 }
 
 static void described(kop_t *o, const Runnel__Response *resp) {
@@ -906,25 +906,25 @@ static void described(kop_t *o, const Runnel__Response *resp) {
     else first = o->si.n;
   }
   uint32_t limit = o->k.limit ? o->k.limit : 100;
-  rn__buf_t b = {0};
-  rn__buf_puts(&b, "{\"StreamDescription\":{");
+  rn_buf_t b = {0};
+  rn_buf_puts(&b, "{\"StreamDescription\":{");
   describe_common(o, &b);
-  rn__buf_puts(&b, ",\"Shards\":[");
+  rn_buf_puts(&b, ",\"Shards\":[");
   uint32_t shown = 0;
   for (uint32_t i = first; i < o->si.n && shown < limit; i++, shown++) {
-    if (shown) rn__buf_put(&b, ",", 1);
+    if (shown) rn_buf_put(&b, ",", 1);
     put_shard(&b, &o->si, i);
   }
-  rn__buf_printf(&b, "],\"HasMoreShards\":%s}}", first + shown < o->si.n ? "true" : "false");
+  rn_buf_printf(&b, "],\"HasMoreShards\":%s}}", first + shown < o->si.n ? "true" : "false");
   kop_reply(o, &b);
 }
 
 static void described_summary(kop_t *o, const Runnel__Response *resp) {
   if (!took_describe(o, resp, o->k.stream)) return;
-  rn__buf_t b = {0};
-  rn__buf_puts(&b, "{\"StreamDescriptionSummary\":{");
+  rn_buf_t b = {0};
+  rn_buf_puts(&b, "{\"StreamDescriptionSummary\":{");
   describe_common(o, &b);
-  rn__buf_printf(&b, ",\"OpenShardCount\":%u,\"ConsumerCount\":0}}", o->si.n);
+  rn_buf_printf(&b, ",\"OpenShardCount\":%u,\"ConsumerCount\":0}}", o->si.n);
   kop_reply(o, &b);
 }
 
@@ -960,32 +960,32 @@ static void listed(kop_t *o, const Runnel__Response *resp) {
     while (first < n && strcmp(names[first], after) <= 0) first++;
   uint32_t limit = o->k.limit ? o->k.limit : 100;
   size_t end = first + limit < n ? first + limit : n;
-  rn__buf_t b = {0};
-  rn__buf_puts(&b, "{\"StreamNames\":[");
+  rn_buf_t b = {0};
+  rn_buf_puts(&b, "{\"StreamNames\":[");
   for (size_t i = first; i < end; i++) {
-    if (i > first) rn__buf_put(&b, ",", 1);
+    if (i > first) rn_buf_put(&b, ",", 1);
     rn__buf_json_str(&b, names[i], strlen(names[i]));
   }
-  rn__buf_puts(&b, "],\"StreamSummaries\":[");
+  rn_buf_puts(&b, "],\"StreamSummaries\":[");
   for (size_t i = first; i < end; i++) {
-    if (i > first) rn__buf_put(&b, ",", 1);
+    if (i > first) rn_buf_put(&b, ",", 1);
     rn__kmeta_stream_t *e = kmeta_find(&o->r->kmeta, names[i]);
-    rn__buf_puts(&b, "{\"StreamName\":");
+    rn_buf_puts(&b, "{\"StreamName\":");
     rn__buf_json_str(&b, names[i], strlen(names[i]));
-    rn__buf_puts(&b, ",\"StreamARN\":");
+    rn_buf_puts(&b, ",\"StreamARN\":");
     put_arn(&b, o->c->region, names[i]);
-    rn__buf_printf(&b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"}}",
+    rn_buf_printf(&b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"}}",
                    e && e->on_demand ? "ON_DEMAND" : "PROVISIONED");
   }
-  rn__buf_printf(&b, "],\"HasMoreStreams\":%s", end < n ? "true" : "false");
+  rn_buf_printf(&b, "],\"HasMoreStreams\":%s", end < n ? "true" : "false");
   if (end < n) {
     char tok[140];
     int tl = snprintf(tok, sizeof(tok), "ls1|%s", names[end - 1]);
     char enc[200];
     rn__b64_encode((const uint8_t *)tok, (size_t)tl, enc);
-    rn__buf_printf(&b, ",\"NextToken\":\"%s\"", enc);
+    rn_buf_printf(&b, ",\"NextToken\":\"%s\"", enc);
   }
-  rn__buf_puts(&b, "}");
+  rn_buf_puts(&b, "}");
   free(names);
   kop_reply(o, &b);
 }
@@ -1021,21 +1021,21 @@ static void shards_listed(kop_t *o, const Runnel__Response *resp) {
   /* Every shard is open and none was ever closed (no resharding yet), so the
    * trim-horizon, latest and timestamp filters all select every shard. */
   uint32_t limit = o->k.limit ? o->k.limit : 1000;
-  rn__buf_t b = {0};
-  rn__buf_puts(&b, "{\"Shards\":[");
+  rn_buf_t b = {0};
+  rn_buf_puts(&b, "{\"Shards\":[");
   uint32_t shown = 0;
   for (uint32_t i = first; i < o->si.n && shown < limit; i++, shown++) {
-    if (shown) rn__buf_put(&b, ",", 1);
+    if (shown) rn_buf_put(&b, ",", 1);
     put_shard(&b, &o->si, i);
   }
-  rn__buf_puts(&b, "]");
+  rn_buf_puts(&b, "]");
   if (first + shown < o->si.n) {
     char tok[220], enc[320];
     int tl = snprintf(tok, sizeof(tok), "lsh1|%lld|%u|%s", (long long)o->si.created_ms, first + shown, o->k.stream);
     rn__b64_encode((const uint8_t *)tok, (size_t)tl, enc);
-    rn__buf_printf(&b, ",\"NextToken\":\"%s\"", enc);
+    rn_buf_printf(&b, ",\"NextToken\":\"%s\"", enc);
   }
-  rn__buf_puts(&b, "}");
+  rn_buf_puts(&b, "}");
   kop_reply(o, &b);
 }
 
@@ -1073,8 +1073,8 @@ static void iterator_reply(kop_t *o, uint64_t offset) {
   it.issued_ms = rn__routes_now_ms(o->r);
   char enc[RN__KITER_MAXLEN + 1];
   rn__kiter_encode(o->r->iter_key, &it, enc);
-  rn__buf_t b = {0};
-  rn__buf_printf(&b, "{\"ShardIterator\":\"%s\"}", enc);
+  rn_buf_t b = {0};
+  rn_buf_printf(&b, "{\"ShardIterator\":\"%s\"}", enc);
   kop_reply(o, &b);
 }
 
@@ -1160,9 +1160,9 @@ static void fmt_time(int64_t ms, char *out, size_t n) {
 static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t end_offset) {
   rn_http_routes_t *r = o->r;
   uint32_t limit = o->k.limit ? o->k.limit : 10000;
-  rn__buf_t b = {0};
-  rn__buf_reserve(&b, len + len / 3 + 256);
-  rn__buf_puts(&b, "{\"Records\":[");
+  rn_buf_t b = {0};
+  rn_buf_reserve(&b, len + len / 3 + 256);
+  rn_buf_puts(&b, "{\"Records\":[");
   uint64_t next = o->offset;
   uint32_t count = 0;
   size_t data_bytes = 0;
@@ -1184,15 +1184,15 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
         stop = true;
         break;
       }
-      if (count) rn__buf_put(&b, ",", 1);
+      if (count) rn_buf_put(&b, ",", 1);
       rn__kseq_encode(o->si.created_ms, o->it.shard, rec.offset, seq);
-      rn__buf_printf(&b, "{\"SequenceNumber\":\"%s\",\"ApproximateArrivalTimestamp\":", seq);
+      rn_buf_printf(&b, "{\"SequenceNumber\":\"%s\",\"ApproximateArrivalTimestamp\":", seq);
       rn__buf_timestamp(&b, rec.timestamp);
-      rn__buf_puts(&b, ",\"Data\":\"");
+      rn_buf_puts(&b, ",\"Data\":\"");
       rn__buf_b64(&b, rec.value, rec.value_len);
-      rn__buf_puts(&b, "\",\"PartitionKey\":");
+      rn_buf_puts(&b, "\",\"PartitionKey\":");
       rn__buf_json_str(&b, (const char *)rec.key, rec.key_len);
-      rn__buf_puts(&b, "}");
+      rn_buf_puts(&b, "}");
       count++;
       data_bytes += rec.value_len;
       next = rec.offset + 1;
@@ -1205,7 +1205,7 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
   const sshard_t *sh = &o->si.sh[o->it.shard];
   if (next < end_offset && count) behind = sh->last_ms > last_ts ? sh->last_ms - last_ts : 0;
   if (next < end_offset && !count && len) {
-    rn__buf_free(&b);
+    rn_buf_free(&b);
     return kop_error(o, "InternalFailure", "shard shardId-%012u: the batch at offset %" PRIu64 " could not be decoded",
                      o->it.shard, o->offset);
   }
@@ -1214,7 +1214,7 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
   it.issued_ms = rn__routes_now_ms(r);
   char enc[RN__KITER_MAXLEN + 1];
   rn__kiter_encode(r->iter_key, &it, enc);
-  rn__buf_printf(&b, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%lld}", enc, (long long)behind);
+  rn_buf_printf(&b, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%lld}", enc, (long long)behind);
   r->m.get_records_calls++;
   r->m.get_records_records += count;
   r->m.get_records_bytes += data_bytes;
@@ -1361,20 +1361,20 @@ static void tags_described(kop_t *o, const Runnel__Response *resp) {
   if (o->k.op == RN__KOP_ListTagsForStream) {
     rn__kmeta_stream_t *e = kmeta_get(km, o->k.stream, o->si.created_ms, false);
     uint32_t limit = o->k.limit ? o->k.limit : 50;
-    rn__buf_t b = {0};
-    rn__buf_puts(&b, "{\"Tags\":[");
+    rn_buf_t b = {0};
+    rn_buf_puts(&b, "{\"Tags\":[");
     size_t shown = 0, i = 0, n = e ? e->ntags : 0;
     if (o->k.exclusive_start)
       while (i < n && strcmp(e->keys[i], o->k.exclusive_start) <= 0) i++;
     for (; i < n && shown < limit; i++, shown++) {
-      if (shown) rn__buf_put(&b, ",", 1);
-      rn__buf_puts(&b, "{\"Key\":");
+      if (shown) rn_buf_put(&b, ",", 1);
+      rn_buf_puts(&b, "{\"Key\":");
       rn__buf_json_str(&b, e->keys[i], strlen(e->keys[i]));
-      rn__buf_puts(&b, ",\"Value\":");
+      rn_buf_puts(&b, ",\"Value\":");
       rn__buf_json_str(&b, e->values[i], strlen(e->values[i]));
-      rn__buf_puts(&b, "}");
+      rn_buf_puts(&b, "}");
     }
-    rn__buf_printf(&b, "],\"HasMoreTags\":%s}", i < n ? "true" : "false");
+    rn_buf_printf(&b, "],\"HasMoreTags\":%s}", i < n ? "true" : "false");
     return kop_reply(o, &b);
   }
   if (o->k.op == RN__KOP_AddTagsToStream) {
@@ -1404,8 +1404,8 @@ static void op_describe_limits(kop_t *o) {
   rn_engine_stats(o->r->eng, &st);
   size_t on_demand = 0;
   for (size_t i = 0; i < o->r->kmeta.n; i++) on_demand += o->r->kmeta.v[i].on_demand;
-  rn__buf_t b = {0};
-  rn__buf_printf(&b,
+  rn_buf_t b = {0};
+  rn_buf_printf(&b,
                  "{\"ShardLimit\":%u,\"OpenShardCount\":%u,\"OnDemandStreamCount\":%zu,\"OnDemandStreamCountLimit\":%u}",
                  o->r->max_shards, st.shards, on_demand, 50u);
   kop_reply(o, &b);

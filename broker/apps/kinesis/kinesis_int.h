@@ -24,31 +24,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rn_base.h"
 #include "runnel/error.h"
 #include "runnel/keys.h"
 
-/* ---- a growable output buffer ----------------------------------------------
- * Appends never fail: on out-of-memory the buffer remembers it (oom) and
- * ignores further writes; the caller checks oom once before sending. */
-typedef struct rn__buf {
-  char *p;
-  size_t len, cap;
-  bool oom;
-} rn__buf_t;
-
-void rn__buf_free(rn__buf_t *b); /* zeroes; accepts a zeroed buffer */
-void rn__buf_reserve(rn__buf_t *b, size_t more);
-void rn__buf_put(rn__buf_t *b, const void *p, size_t n);
-void rn__buf_puts(rn__buf_t *b, const char *s);
-void rn__buf_printf(rn__buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ---- output into an rn_buf_t (rn_base.h: the growable buffer) ------------- */
 /* A JSON string literal (quotes included). Control characters are escaped;
  * bytes that are not valid UTF-8 become U+FFFD, so the output is always
  * valid JSON whatever s holds (native producers may write binary keys). */
-void rn__buf_json_str(rn__buf_t *b, const char *s, size_t n);
+void rn__buf_json_str(rn_buf_t *b, const char *s, size_t n);
 /* Base64 (standard alphabet, padded) of p[0, n), without quotes. */
-void rn__buf_b64(rn__buf_t *b, const uint8_t *p, size_t n);
+void rn__buf_b64(rn_buf_t *b, const uint8_t *p, size_t n);
 /* Epoch seconds with milliseconds as a JSON number: 1700000000.123. */
-void rn__buf_timestamp(rn__buf_t *b, int64_t ms);
+void rn__buf_timestamp(rn_buf_t *b, int64_t ms);
 
 /* ---- base64 ------------------------------------------------------------------ */
 

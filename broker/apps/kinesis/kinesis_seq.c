@@ -20,62 +20,7 @@
 #include <openssl/hmac.h>
 
 #include "kinesis_int.h"
-
-/* ---- buffer ---------------------------------------------------------------------- */
-
-void rn__buf_free(rn__buf_t *b) {
-  free(b->p);
-  memset(b, 0, sizeof(*b));
-}
-
-void rn__buf_reserve(rn__buf_t *b, size_t more) {
-  if (b->oom) return;
-  if (b->cap - b->len > more) return; /* keep one byte for a NUL */
-  size_t nc = b->cap ? b->cap : 256;
-  while (nc - b->len <= more) {
-    if (nc > SIZE_MAX / 2) {
-      b->oom = true;
-      return;
-    }
-    nc *= 2;
-  }
-  char *np = realloc(b->p, nc);
-  if (!np) {
-    b->oom = true;
-    return;
-  }
-  b->p = np;
-  b->cap = nc;
-}
-
-void rn__buf_put(rn__buf_t *b, const void *p, size_t n) {
-  rn__buf_reserve(b, n);
-  if (b->oom || n == 0) return;
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  b->p[b->len] = 0;
-}
-
-void rn__buf_puts(rn__buf_t *b, const char *s) { rn__buf_put(b, s, strlen(s)); }
-
-void rn__buf_printf(rn__buf_t *b, const char *fmt, ...) {
-  char small[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof(small), fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof(small)) {
-    rn__buf_put(b, small, (size_t)n);
-    return;
-  }
-  rn__buf_reserve(b, (size_t)n + 1);
-  if (b->oom) return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
+#include "rn_base.h"
 
 /* Length of the valid UTF-8 sequence at s[0, n), or 0 when invalid. */
 static size_t utf8_len(const unsigned char *s, size_t n) {
@@ -105,10 +50,10 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
   return len;
 }
 
-void rn__buf_json_str(rn__buf_t *b, const char *str, size_t n) {
+void rn__buf_json_str(rn_buf_t *b, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
-  rn__buf_reserve(b, n + 2);
-  rn__buf_put(b, "\"", 1);
+  rn_buf_reserve(b, n + 2);
+  rn_buf_put(b, "\"", 1);
   size_t run = 0; /* start of the current run of bytes copied verbatim */
   size_t i = 0;
   while (i < n) {
@@ -122,27 +67,27 @@ void rn__buf_json_str(rn__buf_t *b, const char *str, size_t n) {
       i += ul;
       continue;
     }
-    rn__buf_put(b, s + run, i - run);
+    rn_buf_put(b, s + run, i - run);
     char esc[8];
     switch (c) {
-    case '"': rn__buf_put(b, "\\\"", 2); break;
-    case '\\': rn__buf_put(b, "\\\\", 2); break;
-    case '\n': rn__buf_put(b, "\\n", 2); break;
-    case '\r': rn__buf_put(b, "\\r", 2); break;
-    case '\t': rn__buf_put(b, "\\t", 2); break;
+    case '"': rn_buf_put(b, "\\\"", 2); break;
+    case '\\': rn_buf_put(b, "\\\\", 2); break;
+    case '\n': rn_buf_put(b, "\\n", 2); break;
+    case '\r': rn_buf_put(b, "\\r", 2); break;
+    case '\t': rn_buf_put(b, "\\t", 2); break;
     default:
       if (c < 0x20) {
         snprintf(esc, sizeof(esc), "\\u%04x", c);
-        rn__buf_put(b, esc, 6);
+        rn_buf_put(b, esc, 6);
       } else {
-        rn__buf_put(b, "\\ufffd", 6); /* a byte that is not UTF-8 */
+        rn_buf_put(b, "\\ufffd", 6); /* a byte that is not UTF-8 */
       }
     }
     i++;
     run = i;
   }
-  rn__buf_put(b, s + run, n - run);
-  rn__buf_put(b, "\"", 1);
+  rn_buf_put(b, s + run, n - run);
+  rn_buf_put(b, "\"", 1);
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -172,9 +117,9 @@ void rn__b64_encode(const uint8_t *p, size_t n, char *out) {
   out[o] = 0;
 }
 
-void rn__buf_b64(rn__buf_t *b, const uint8_t *p, size_t n) {
+void rn__buf_b64(rn_buf_t *b, const uint8_t *p, size_t n) {
   size_t el = rn__b64_encoded_len(n);
-  rn__buf_reserve(b, el + 1);
+  rn_buf_reserve(b, el + 1);
   if (b->oom) return;
   rn__b64_encode(p, n, b->p + b->len);
   b->len += el;
@@ -229,77 +174,16 @@ rn_err_t rn__b64_decode(const char *str, size_t n, uint8_t *out, size_t *outlen)
 
 /* ---- timestamps ---------------------------------------------------------------------- */
 
-void rn__buf_timestamp(rn__buf_t *b, int64_t ms) {
+void rn__buf_timestamp(rn_buf_t *b, int64_t ms) {
   if (ms < 0) ms = 0;
-  rn__buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+  rn_buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool digits(const char *s, size_t n, size_t at, size_t count, int64_t *v) {
-  if (at + count > n) return false;
-  int64_t x = 0;
-  for (size_t i = 0; i < count; i++) {
-    char c = s[at + i];
-    if (c < '0' || c > '9') return false;
-    x = x * 10 + (c - '0');
-  }
-  *v = x;
-  return true;
-}
-
+/* RFC 3339 with seconds and a zone (rn_base.h), not before 1970. */
 static rn_err_t parse_iso8601(const char *s, size_t n, int64_t *ms) {
-  int64_t Y, M, D, h, mi, sec;
-  if (!digits(s, n, 0, 4, &Y) || n < 19 || s[4] != '-' || !digits(s, n, 5, 2, &M) || s[7] != '-' ||
-      !digits(s, n, 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s, n, 11, 2, &h) ||
-      s[13] != ':' || !digits(s, n, 14, 2, &mi) || s[16] != ':' || !digits(s, n, 17, 2, &sec))
-    return RN_EINVAL;
-  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || sec > 60) return RN_EINVAL;
-  size_t at = 19;
-  int64_t frac_ms = 0;
-  if (at < n && (s[at] == '.' || s[at] == ',')) {
-    at++;
-    size_t start = at;
-    int64_t scale = 100;
-    while (at < n && s[at] >= '0' && s[at] <= '9') {
-      if (scale > 0) frac_ms += (s[at] - '0') * scale;
-      scale /= 10;
-      at++;
-    }
-    if (at == start) return RN_EINVAL;
-  }
-  int64_t off_s = 0;
-  if (at < n && (s[at] == 'Z' || s[at] == 'z')) {
-    at++;
-  } else if (at < n && (s[at] == '+' || s[at] == '-')) {
-    int sign = s[at] == '-' ? -1 : 1;
-    int64_t oh, om = 0;
-    if (!digits(s, n, at + 1, 2, &oh)) return RN_EINVAL;
-    at += 3;
-    if (at < n && s[at] == ':') at++;
-    if (at < n) {
-      if (!digits(s, n, at, 2, &om)) return RN_EINVAL;
-      at += 2;
-    }
-    if (oh > 23 || om > 59) return RN_EINVAL;
-    off_s = sign * (oh * 3600 + om * 60);
-  } else {
-    return RN_EINVAL; /* a time without a zone is ambiguous */
-  }
-  if (at != n) return RN_EINVAL;
-  int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
-  int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - off_s;
-  if (t < 0) return RN_EINVAL;
-  *ms = t * 1000 + frac_ms;
+  int64_t t;
+  if (rn_iso8601_parse(s, n, 0, &t) != 0 || t < 0) return RN_EINVAL;
+  *ms = t;
   return 0;
 }
 

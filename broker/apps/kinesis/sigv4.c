@@ -25,6 +25,7 @@
 #include <openssl/hmac.h>
 
 #include "kinesis_int.h"
+#include "rn_base.h"
 
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) {
@@ -91,15 +92,15 @@ static bool unreserved(unsigned char c) {
          c == '.' || c == '~';
 }
 
-static void uri_encode(rn__buf_t *b, const char *s, size_t n, bool keep_slash) {
+static void uri_encode(rn_buf_t *b, const char *s, size_t n, bool keep_slash) {
   static const char digits[] = "0123456789ABCDEF";
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (unreserved(c) || (keep_slash && c == '/')) {
-      rn__buf_put(b, &s[i], 1);
+      rn_buf_put(b, &s[i], 1);
     } else {
       char e[3] = {'%', digits[c >> 4], digits[c & 15]};
-      rn__buf_put(b, e, 3);
+      rn_buf_put(b, e, 3);
     }
   }
 }
@@ -140,7 +141,7 @@ static char *encode_dup(const char *raw, size_t n) {
   char *dec = malloc(n + 1);
   if (!dec) abort();
   size_t dl = pct_decode(raw, n, dec);
-  rn__buf_t b = {0};
+  rn_buf_t b = {0};
   uri_encode(&b, dec, dl, false);
   free(dec);
   if (b.oom) abort();
@@ -151,7 +152,7 @@ static char *encode_dup(const char *raw, size_t n) {
   return b.p;
 }
 
-static void canonical_query(rn__buf_t *b, const char *q) {
+static void canonical_query(rn_buf_t *b, const char *q) {
   if (!q || !*q) return;
   size_t cap = 1;
   for (const char *c = q; *c; c++) cap += *c == '&';
@@ -173,10 +174,10 @@ static void canonical_query(rn__buf_t *b, const char *q) {
   }
   qsort(ps, np, sizeof(*ps), qparam_cmp);
   for (size_t i = 0; i < np; i++) {
-    if (i) rn__buf_put(b, "&", 1);
-    rn__buf_puts(b, ps[i].k);
-    rn__buf_put(b, "=", 1);
-    rn__buf_puts(b, ps[i].v);
+    if (i) rn_buf_put(b, "&", 1);
+    rn_buf_puts(b, ps[i].k);
+    rn_buf_put(b, "=", 1);
+    rn_buf_puts(b, ps[i].v);
     free(ps[i].k);
     free(ps[i].v);
   }
@@ -184,7 +185,7 @@ static void canonical_query(rn__buf_t *b, const char *q) {
 }
 
 /* Value trimmed, runs of spaces collapsed to one. */
-static void put_trimmed(rn__buf_t *b, const char *v) {
+static void put_trimmed(rn_buf_t *b, const char *v) {
   while (*v == ' ' || *v == '\t') v++;
   size_t n = strlen(v);
   while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
@@ -194,9 +195,9 @@ static void put_trimmed(rn__buf_t *b, const char *v) {
       sp = true;
       continue;
     }
-    if (sp) rn__buf_put(b, " ", 1);
+    if (sp) rn_buf_put(b, " ", 1);
     sp = false;
-    rn__buf_put(b, &v[i], 1);
+    rn_buf_put(b, &v[i], 1);
   }
 }
 
@@ -209,7 +210,7 @@ static const char *host_value(const rn_http_req_t *req) {
 
 /* Canonical headers of the ';'-separated list. Returns false when a signed
  * header is missing from the request. */
-static bool canonical_headers(rn__buf_t *b, const rn_http_req_t *req, const char *signed_headers) {
+static bool canonical_headers(rn_buf_t *b, const rn_http_req_t *req, const char *signed_headers) {
   bool all = true;
   const char *p = signed_headers;
   while (*p) {
@@ -219,8 +220,8 @@ static bool canonical_headers(rn__buf_t *b, const rn_http_req_t *req, const char
     if (n >= sizeof(name)) n = sizeof(name) - 1;
     for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)p[i]);
     name[n] = 0;
-    rn__buf_put(b, name, n);
-    rn__buf_put(b, ":", 1);
+    rn_buf_put(b, name, n);
+    rn_buf_put(b, ":", 1);
     if (strcmp(name, "host") == 0 || strcmp(name, ":authority") == 0) {
       const char *h = strcmp(name, "host") == 0 ? host_value(req) : req->authority;
       if (h) put_trimmed(b, h);
@@ -229,38 +230,38 @@ static bool canonical_headers(rn__buf_t *b, const rn_http_req_t *req, const char
       bool first = true;
       for (size_t i = 0; i < req->nheaders; i++) {
         if (strcmp(req->headers[i].name, name) != 0) continue;
-        if (!first) rn__buf_put(b, ",", 1);
+        if (!first) rn_buf_put(b, ",", 1);
         put_trimmed(b, req->headers[i].value);
         first = false;
       }
       if (first) all = false;
     }
-    rn__buf_put(b, "\n", 1);
+    rn_buf_put(b, "\n", 1);
     p += n + (semi ? 1 : 0);
   }
   return all;
 }
 
-static void canonical(rn__buf_t *b, const rn_http_req_t *req, const char *signed_headers, const char *payload_hash,
+static void canonical(rn_buf_t *b, const rn_http_req_t *req, const char *signed_headers, const char *payload_hash,
                       bool *all_present) {
-  rn__buf_puts(b, req->method ? req->method : "");
-  rn__buf_put(b, "\n", 1);
+  rn_buf_puts(b, req->method ? req->method : "");
+  rn_buf_put(b, "\n", 1);
   const char *path = req->path && req->path[0] ? req->path : "/";
   uri_encode(b, path, strlen(path), true);
-  rn__buf_put(b, "\n", 1);
+  rn_buf_put(b, "\n", 1);
   canonical_query(b, req->query);
-  rn__buf_put(b, "\n", 1);
+  rn_buf_put(b, "\n", 1);
   bool all = canonical_headers(b, req, signed_headers);
   if (all_present) *all_present = all;
-  rn__buf_put(b, "\n", 1);
-  rn__buf_puts(b, signed_headers);
-  rn__buf_put(b, "\n", 1);
-  rn__buf_puts(b, payload_hash);
+  rn_buf_put(b, "\n", 1);
+  rn_buf_puts(b, signed_headers);
+  rn_buf_put(b, "\n", 1);
+  rn_buf_puts(b, payload_hash);
 }
 
 size_t rn_sigv4_canonical_request(const rn_http_req_t *req, const char *signed_headers, const char *payload_hash_hex,
                                   char *out, size_t outlen) {
-  rn__buf_t b = {0};
+  rn_buf_t b = {0};
   canonical(&b, req, signed_headers, payload_hash_hex, NULL);
   size_t n = b.len;
   if (outlen) {
@@ -268,7 +269,7 @@ size_t rn_sigv4_canonical_request(const rn_http_req_t *req, const char *signed_h
     if (k) memcpy(out, b.p, k);
     out[k] = 0;
   }
-  rn__buf_free(&b);
+  rn_buf_free(&b);
   return n;
 }
 
@@ -351,15 +352,6 @@ int rn_sigv4_scope(const rn_http_req_t *req, rn_sigv4_result_t *res) {
 
 /* ---- dates ---------------------------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool num(const char *s, int n, int *out) {
   int v = 0;
   for (int i = 0; i < n; i++) {
@@ -371,15 +363,7 @@ static bool num(const char *s, int n, int *out) {
 }
 
 /* "20150830T123600Z" → epoch seconds. */
-static bool parse_amz_date(const char *s, int64_t *t) {
-  int Y, M, D, h, m, sec;
-  if (strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z' || !num(s, 4, &Y) || !num(s + 4, 2, &M) || !num(s + 6, 2, &D) ||
-      !num(s + 9, 2, &h) || !num(s + 11, 2, &m) || !num(s + 13, 2, &sec))
-    return false;
-  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return false;
-  *t = days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 + m * 60 + sec;
-  return true;
-}
+static bool parse_amz_date(const char *s, int64_t *t) { return rn_amz_date_parse(s, strlen(s), t) == 0; }
 
 /* RFC 1123 "Sun, 30 Aug 2015 12:36:00 GMT" → epoch seconds. */
 static bool parse_http_date(const char *s, int64_t *t) {
@@ -397,16 +381,11 @@ static bool parse_http_date(const char *s, int64_t *t) {
     if (strncmp(months + 3 * i, c + 3, 3) == 0) mp = months + 3 * i;
   if (!mp) return false;
   unsigned M = (unsigned)((mp - months) / 3 + 1);
-  *t = days_from_civil(Y, M, (unsigned)D) * 86400 + h * 3600 + m * 60 + sec;
+  *t = rn_days_from_civil(Y, M, (unsigned)D) * 86400 + h * 3600 + m * 60 + sec;
   return true;
 }
 
-static void fmt_amz_date(int64_t t, char out[17]) {
-  time_t tt = (time_t)t;
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
-}
+static void fmt_amz_date(int64_t t, char out[17]) { rn_amz_date_format(t, out); }
 
 /* ---- verify ----------------------------------------------------------------------------------- */
 
@@ -521,19 +500,19 @@ rn_sigv4_status_t rn_sigv4_verify(const rn_http_req_t *req, const rn_sigv4_key_t
       return res->status;
     }
   }
-  rn__buf_t cr = {0};
+  rn_buf_t cr = {0};
   canonical(&cr, req, a.signed_headers, payload, NULL);
   if (cr.oom) abort();
   char cr_hash[65];
   sha256_hex(cr.p, cr.len, cr_hash);
-  rn__buf_free(&cr);
-  rn__buf_t sts = {0};
-  rn__buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", amzbuf, date8, res->region, res->service,
+  rn_buf_free(&cr);
+  rn_buf_t sts = {0};
+  rn_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", amzbuf, date8, res->region, res->service,
                  cr_hash);
   if (sts.oom) abort();
   char want[65];
   rn_sigv4_signature(key->secret, date8, res->region, res->service, sts.p, want);
-  rn__buf_free(&sts);
+  rn_buf_free(&sts);
   if (strlen(a.signature) != 64 || CRYPTO_memcmp(want, a.signature, 64) != 0) {
     msg(res, RN_SIGV4_INVALID,
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access "

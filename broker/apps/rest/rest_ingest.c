@@ -56,15 +56,15 @@ static void rest_free(rest_op_t *o) {
 }
 
 /* The per-record error of an event without a usable key field. */
-static void nokey_error(rn__buf_t *b, const char *field) {
+static void nokey_error(rn_buf_t *b, const char *field) {
   char msg[300];
   snprintf(msg, sizeof(msg),
            "the event has no field \"%s\" with a non-empty string or integer value (key_field); give "
            "?partition_key=... for a fallback key",
            field);
-  rn__buf_puts(b, "{\"error\":\"InvalidArgumentException\",\"message\":");
+  rn_buf_puts(b, "{\"error\":\"InvalidArgumentException\",\"message\":");
   rn__buf_json_str(b, msg, strlen(msg));
-  rn__buf_put(b, "}", 1);
+  rn_buf_put(b, "}", 1);
 }
 
 /* A Kinesis error type as a REST status. */
@@ -76,10 +76,10 @@ static int status_of(const char *type) {
   return 500;
 }
 
-static void reply_buf(rest_op_t *o, int status, rn__buf_t *b) {
+static void reply_buf(rest_op_t *o, int status, rn_buf_t *b) {
   if (b->oom) rn__call_rest_error(o->c, 500, "out of memory building the response");
   else rn__call_reply(o->c, status, "application/json", NULL, 0, b->p, b->len);
-  rn__buf_free(b);
+  rn_buf_free(b);
   rest_free(o);
 }
 
@@ -91,7 +91,7 @@ static void produced(rn__produce_t *p, void *arg) {
     rn__call_rest_error(o->c, st, "%s", p->err_msg);
     return rest_free(o);
   }
-  rn__buf_t b = {0};
+  rn_buf_t b = {0};
   char seq[RN__KSEQ_BUFLEN];
   if (o->hop == RN__HOP_REST_RECORD) {
     const rn__prod_result_t *res = &p->res[0];
@@ -100,7 +100,7 @@ static void produced(rn__produce_t *p, void *arg) {
       return rest_free(o);
     }
     rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
-    rn__buf_printf(&b, "{\"ShardId\":\"shardId-%012u\",\"SequenceNumber\":\"%s\",\"EncryptionType\":\"NONE\"}",
+    rn_buf_printf(&b, "{\"ShardId\":\"shardId-%012u\",\"SequenceNumber\":\"%s\",\"EncryptionType\":\"NONE\"}",
                    res->shard, seq);
     return reply_buf(o, 200, &b);
   }
@@ -111,37 +111,37 @@ static void produced(rn__produce_t *p, void *arg) {
     rn__call_rest_error(o->c, 429, "every record was refused by the shard throughput limits; retry later");
     return rest_free(o);
   }
-  rn__buf_reserve(&b, 64 + p->n * 120 + o->nmissing * 200);
+  rn_buf_reserve(&b, 64 + p->n * 120 + o->nmissing * 200);
   if (o->hop == RN__HOP_REST_RECORDS)
-    rn__buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
+    rn_buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
   else
-    rn__buf_printf(&b, "{\"accepted\":%zu,\"failed\":%zu,\"records\":[", p->n - p->failed,
+    rn_buf_printf(&b, "{\"accepted\":%zu,\"failed\":%zu,\"records\":[", p->n - p->failed,
                    p->failed + o->nmissing);
   /* Results in the order of the request: the events that failed for their
    * key field in their places, the produce path's results for the rest. */
   size_t total = p->n + o->nmissing, next = 0;
   for (size_t i = 0; i < total; i++) {
-    if (i) rn__buf_put(&b, ",", 1);
+    if (i) rn_buf_put(&b, ",", 1);
     if (o->nokey && o->nokey[i]) {
       nokey_error(&b, o->key_field);
       continue;
     }
     const rn__prod_result_t *res = &p->res[next++];
     if (res->err_type) {
-      rn__buf_printf(&b, o->hop == RN__HOP_REST_RECORDS ? "{\"ErrorCode\":\"%s\",\"ErrorMessage\":" : "{\"error\":\"%s\",\"message\":",
+      rn_buf_printf(&b, o->hop == RN__HOP_REST_RECORDS ? "{\"ErrorCode\":\"%s\",\"ErrorMessage\":" : "{\"error\":\"%s\",\"message\":",
                      res->err_type);
       rn__buf_json_str(&b, res->err_msg, strlen(res->err_msg));
-      rn__buf_put(&b, "}", 1);
+      rn_buf_put(&b, "}", 1);
       continue;
     }
     rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
     if (o->hop == RN__HOP_REST_RECORDS)
-      rn__buf_printf(&b, "{\"SequenceNumber\":\"%s\",\"ShardId\":\"shardId-%012u\"}", seq, res->shard);
+      rn_buf_printf(&b, "{\"SequenceNumber\":\"%s\",\"ShardId\":\"shardId-%012u\"}", seq, res->shard);
     else
-      rn__buf_printf(&b, "{\"shard_id\":\"shardId-%012u\",\"sequence_number\":\"%s\",\"offset\":%llu}", res->shard, seq,
+      rn_buf_printf(&b, "{\"shard_id\":\"shardId-%012u\",\"sequence_number\":\"%s\",\"offset\":%llu}", res->shard, seq,
                      (unsigned long long)res->offset);
   }
-  rn__buf_puts(&b, o->hop == RN__HOP_REST_RECORDS ? "],\"EncryptionType\":\"NONE\"}" : "]}");
+  rn_buf_puts(&b, o->hop == RN__HOP_REST_RECORDS ? "],\"EncryptionType\":\"NONE\"}" : "]}");
   reply_buf(o, 200, &b);
 }
 

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "rn_base.h"
 #include "rn_io.h"
 #include "rn_log.h"
 #include "runnel/durability.h"
@@ -84,10 +85,13 @@ typedef struct rn_core_opts {
    * <data_dir>/meta/broker.meta (rn_core_meta_store_file). Borrowed; must
    * outlive core. */
   rn_core_meta_store_t *meta_store;
-  /* One line per event; NULL = stderr. Called on the loop thread, or on the
-   * thread calling rn_core_open/rn_core_close. */
-  void (*logger)(void *arg, rn_log_level_t level, const char *msg);
-  void *logger_arg;
+  /* One line per event (rn_base.h); fn NULL = the stderr line as "engine".
+   * Called on the loop thread, or on the thread calling
+   * rn_core_open/rn_core_close. */
+  rn_logger_t logger;
+  /* Where core, its logs and the consumer groups read time (rn_base.h);
+   * zeroed = the system clock. Tests inject it. */
+  rn_clock_t clock;
 } rn_core_opts_t;
 
 /* Fill *o with the defaults above (loop and data_dir NULL). */
@@ -433,11 +437,6 @@ typedef struct rn_core_stats {
 } rn_core_stats_t;
 void rn_core_stats(const rn_core_t *core, rn_core_stats_t *st);
 
-#define RN_CORE_LATENCY_BUCKETS 16
-/* Upper bounds (seconds) of the latency histograms' buckets, increasing; a
- * last, implicit bucket is +Inf. */
-extern const double rn_core_latency_bounds[RN_CORE_LATENCY_BUCKETS];
-
 /* Per-shard counters, counted on the loop thread as acknowledgements and
  * fetch results go out; zero when core opens (Prometheus counters). */
 typedef struct rn_core_shard_stats {
@@ -451,14 +450,11 @@ typedef struct rn_core_shard_stats {
   int failed;                   /* the shard's log failed after an I/O error */
   uint64_t stored_bytes;
   uint32_t segments;            /* segment files, the active one included */
-  /* Append latency: handing the batch to the log -> acknowledgement. */
-  uint64_t append_count;
-  double append_seconds_sum;
-  uint64_t append_buckets[RN_CORE_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
-  /* fdatasync rounds of the shard's log (rn_log_sync_stats). */
-  uint64_t sync_count;
-  double sync_seconds_sum;
-  uint64_t sync_buckets[RN_CORE_LATENCY_BUCKETS + 1];
+  /* Append latency: handing the batch to the log -> acknowledgement.
+   * Seconds, buckets rn_hist_latency_bounds (rn_base.h). */
+  rn_hist_t append;
+  /* fdatasync rounds of the shard's log (rn_log_sync_stats; same bounds). */
+  rn_hist_t sync;
   /* rn_log_health: RN_LOG_HEALTHY / DEGRADED / FAILED, its error and the
    * step that failed (static or valid during the callback only). */
   int health_state;
@@ -588,10 +584,11 @@ rn_io_t *rn_core_io(rn_core_t *core);           /* the append/sync engine every 
 uv_loop_t *rn_core_loop(const rn_core_t *core);
 const rn_core_opts_t *rn_core_options(const rn_core_t *core);
 const char *rn_core_data_dir(const rn_core_t *core);
-/* Wall clock, ms since the epoch (the one clock core uses). Any thread. */
+/* Wall clock, ms since the epoch: rn_core_opts_t.clock (the one clock core
+ * uses). Any thread. */
 int64_t rn_core_now_ms(const rn_core_t *core);
 /* Log one line through the configured logger. Loop thread. */
-void rn_core_log(const rn_core_t *core, rn_log_level_t level, const char *fmt, ...)
+void rn_core_log(const rn_core_t *core, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Work a subsystem adds to core's in-flight count (thread-pool jobs, its

@@ -45,17 +45,10 @@ typedef struct rn__tls_conn rn__tls_conn_t; /* a connection's TLS session (tls.c
  * logger of its own: it calls the one in rn_net_opts_t. */
 typedef void (*rn_net_log_fn)(void *arg, rn_level_t level, const char *component, const char *msg);
 
-/* ---- transitional logging names (log.c) -----------------------------------------
- * Over base's logger (rn_sayf: one stderr line per event, one write(2)).
- * Any thread may call these. level: an rn_level_t value (int, so callers
- * still using rn_log_level_t's equal values compile without conversions). */
-
-/* Least severe level written (rn_say_set_min_level). Set before threads start. */
-void rn__log_set_level(int level);
-int rn__log_level(void);
-/* Log one line for component (e.g. "server", "conn", "http"). */
-void rn__logf(int level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* An rn_net_log_fn writing through rn__logf (arg unused). */
+/* ---- runneld's stderr logger (log.c) -------------------------------------------
+ * An rn_net_log_fn writing base's stderr line (rn_base.h rn_logger_stderr,
+ * "2026-11-22T02:40:00.123Z info server: ...") as component (arg unused).
+ * Any thread. */
 void rn_net_log_stderr(void *arg, rn_level_t level, const char *component, const char *msg);
 
 /* ---- connections ------------------------------------------------------------

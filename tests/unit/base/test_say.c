@@ -2,7 +2,8 @@
  * test_say.c — the one logger (rn_base.h section 1): the exact line
  * format runneld has always printed (time, level, component, message),
  * newlines flattened, long lines cut with "...", the default component,
- * rn_say reaching the given rn_logger_t, and the minimum level.
+ * rn_say reaching the given rn_logger_t, the minimum level, and the lines
+ * that really reach stderr (through a pipe).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rn_base.h"
 
@@ -89,12 +91,52 @@ static void test_stderr_as(void **state) {
   assert_string_equal((const char *)lg.arg, "groups");
 }
 
+/* What rn_say(NULL, ...) and rn_sayf write on the real stderr (a pipe here). */
+static void test_stderr_lines(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  int saved = dup(STDERR_FILENO);
+  assert_true(saved >= 0);
+  assert_int_equal(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+  rn_say(NULL, RN_LVL_WARN, "disk %d%% full", 97);
+  rn_sayf(RN_LVL_INFO, "server", "listening native=%s", "127.0.0.1:1");
+  rn_sayf(RN_LVL_DEBUG, "server", "dropped below the minimum");
+  rn_logger_t lg = rn_logger_stderr_as("groups");
+  rn_say(&lg, RN_LVL_ERROR, "two\nlines");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(fds[1]);
+  char out[2048];
+  size_t len = 0;
+  ssize_t n;
+  while ((n = read(fds[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)n;
+  out[len] = '\0';
+  close(fds[0]);
+  /* Three lines; each "<24-byte UTC time> <level> <component>: <message>". */
+  const char *want[] = {" warn runneld: disk 97% full\n", " info server: listening native=127.0.0.1:1\n",
+                        " error groups: two lines\n"};
+  const char *p = out;
+  for (int i = 0; i < 3; i++) {
+    const char *nl = strchr(p, '\n');
+    assert_non_null(nl);
+    assert_true(nl - p > 24);
+    assert_int_equal(p[4], '-');
+    assert_int_equal(p[10], 'T');
+    assert_int_equal(p[23], 'Z');
+    assert_memory_equal(p + 24, want[i], strlen(want[i]));
+    p = nl + 1;
+  }
+  assert_int_equal(*p, '\0');
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_line_format),
       cmocka_unit_test(test_long_line_cut),
       cmocka_unit_test(test_say_reaches_logger),
       cmocka_unit_test(test_stderr_as),
+      cmocka_unit_test(test_stderr_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

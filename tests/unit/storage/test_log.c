@@ -37,8 +37,8 @@ static int setup(void **state) {
   f->io = lt_io(NULL);
   f->now = 1700000000000;
   rn_log_opts_default(&f->opts);
-  f->opts.now_ms = fx_clock;
-  f->opts.now_arg = f;
+  f->opts.clock.wall_ms = fx_clock;
+  f->opts.clock.arg = f;
   *state = f;
   return 0;
 }

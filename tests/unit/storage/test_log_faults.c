@@ -42,7 +42,7 @@ typedef struct fx {
   size_t n;
 } fx_t;
 
-static void quiet(void *arg, rn_log_level_t level, const char *msg) {
+static void quiet(void *arg, rn_level_t level, const char *msg) {
   (void)arg;
   (void)level;
   (void)msg;
@@ -66,9 +66,9 @@ static void fx_init(fx_t *f, uint64_t seed) {
   f->io = new_io(f);
   f->now = 1700000000000;
   rn_log_opts_default(&f->opts);
-  f->opts.logger = quiet;
-  f->opts.now_ms = fx_clock;
-  f->opts.now_arg = f;
+  f->opts.logger.fn = quiet;
+  f->opts.clock.wall_ms = fx_clock;
+  f->opts.clock.arg = f;
 }
 
 static void fx_free(fx_t *f) {

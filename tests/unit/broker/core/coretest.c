@@ -19,9 +19,9 @@ void ct_init(ct_t *t) {
   assert_int_equal(uv_loop_init(&t->loop), 0);
 }
 
-static void quiet(void *arg, rn_log_level_t level, const char *msg) {
+static void quiet(void *arg, rn_level_t level, const char *msg) {
   (void)arg;
-  if (level >= RN_LOG_WARN) fprintf(stderr, "core: %s\n", msg);
+  if (level >= RN_LVL_WARN) fprintf(stderr, "core: %s\n", msg);
 }
 
 void ct_open(ct_t *t) {
@@ -31,7 +31,7 @@ void ct_open(ct_t *t) {
   o.data_dir = t->dir;
   o.fs = t->fs;
   o.meta_store = t->meta;
-  o.logger = quiet;
+  o.logger.fn = quiet;
   char why[512];
   rn_err_t err = rn_core_open(&o, &t->core, why, sizeof why);
   if (err) fail_msg("rn_core_open: %s", why);

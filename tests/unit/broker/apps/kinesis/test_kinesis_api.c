@@ -45,8 +45,8 @@ static void routes_up(fx_t *f) {
   char why[256] = "";
   rn_err_t rc = rn_http_routes_new(&f->loop, f->eng, &f->cfg, &f->routes, why, sizeof(why));
   if (rc) fail_msg("rn_http_routes_new: %s", why);
-  f->routes->now_ms = fake_now;
-  f->routes->now_arg = f;
+  f->routes->clock.wall_ms = fake_now;
+  f->routes->clock.arg = f;
 }
 
 static int setup_with(void **state, const char *creds, const char *keys, int throttle) {

@@ -308,7 +308,7 @@ static void test_shard_ids(void **state) {
 
 static void test_json_strings(void **state) {
   (void)state;
-  rn__buf_t b = {0};
+  rn_buf_t b = {0};
   rn__buf_json_str(&b, "a\"b\\c\n\x01", 7);
   assert_string_equal(b.p, "\"a\\\"b\\\\c\\n\\u0001\"");
   b.len = 0;
@@ -320,7 +320,7 @@ static void test_json_strings(void **state) {
   b.len = 0;
   rn__buf_timestamp(&b, 1700000000005);
   assert_string_equal(b.p, "1700000000.005");
-  rn__buf_free(&b);
+  rn_buf_free(&b);
 }
 
 int main(void) {

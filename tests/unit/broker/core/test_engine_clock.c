@@ -1,0 +1,177 @@
+/*
+ * test_engine_clock.c — the engine and the consumer groups read wall time
+ * through rn_engine_opts_t.clock (rn_base.h's rn_clock_t): a stream's and a
+ * group's creation times are the injected clock's, and move when it moves;
+ * a zeroed clock is the system's. Nothing here sleeps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "engine.h"
+#include "testutil.h"
+
+typedef struct fx {
+  char *dir;
+  uv_loop_t loop;
+  rn_engine_t *eng;
+  int64_t now; /* the injected wall clock */
+  unsigned reads;
+} fx_t;
+
+static int64_t fake_wall(void *arg) {
+  fx_t *f = arg;
+  f->reads++;
+  return f->now;
+}
+
+static void open_engine(fx_t *f, bool inject) {
+  rn_engine_opts_t eo;
+  rn_engine_opts_default(&eo);
+  eo.loop = &f->loop;
+  eo.data_dir = f->dir;
+  if (inject) {
+    eo.clock.wall_ms = fake_wall;
+    eo.clock.arg = f;
+  }
+  char why[512];
+  if (rn_engine_open(&eo, &f->eng, why, sizeof(why)) != 0) fail_msg("rn_engine_open: %s", why);
+}
+
+static int setup(void **state) {
+  fx_t *f = calloc(1, sizeof(*f));
+  f->dir = rn_test_tmpdir();
+  f->now = 1234567890123ll; /* 2009-02-13T23:31:30.123Z */
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx_t *f = *state;
+  if (f->eng) {
+    assert_int_equal(rn_engine_close(f->eng), 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  }
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  rn_test_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return 0;
+}
+
+typedef struct got {
+  bool done;
+  Runnel__Response *resp;
+} got_t;
+
+static void on_reply(void *ctx, const Runnel__Response *resp) {
+  got_t *g = ctx;
+  size_t n = runnel__response__get_packed_size(resp);
+  uint8_t *buf = malloc(n ? n : 1);
+  runnel__response__pack(resp, buf);
+  g->resp = runnel__response__unpack(NULL, n, buf);
+  free(buf);
+  g->done = true;
+}
+
+static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
+  got_t g = {0};
+  rn_engine_handle(f->eng, req, on_reply, &g);
+  while (!g.done) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_non_null(g.resp);
+  assert_null(g.resp->error);
+  return g.resp;
+}
+
+static void create_stream(fx_t *f, const char *name) {
+  Runnel__StreamConfig sc;
+  runnel__stream_config__init(&sc);
+  sc.name = (char *)(uintptr_t)name;
+  sc.shard_count = 1;
+  Runnel__CreateStreamRequest cr;
+  runnel__create_stream_request__init(&cr);
+  cr.config = &sc;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
+  req.create_stream = &cr;
+  runnel__response__free_unpacked(call(f, &req), NULL);
+}
+
+static int64_t stream_created(fx_t *f, const char *name) {
+  Runnel__DescribeStreamRequest dr;
+  runnel__describe_stream_request__init(&dr);
+  dr.name = (char *)(uintptr_t)name;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
+  req.describe_stream = &dr;
+  Runnel__Response *r = call(f, &req);
+  int64_t t = r->describe_stream->stream->created_ms;
+  runnel__response__free_unpacked(r, NULL);
+  return t;
+}
+
+static int64_t group_created(fx_t *f, const char *stream, const char *group) {
+  Runnel__GroupCreateRequest gc;
+  runnel__group_create_request__init(&gc);
+  gc.stream = (char *)(uintptr_t)stream;
+  gc.group = (char *)(uintptr_t)group;
+  gc.start_kind = RUNNEL__POSITION_KIND__POSITION_EARLIEST;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
+  req.group_create = &gc;
+  runnel__response__free_unpacked(call(f, &req), NULL);
+  Runnel__GroupDescribeRequest gd;
+  runnel__group_describe_request__init(&gd);
+  gd.stream = gc.stream;
+  gd.group = gc.group;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_GROUP_DESCRIBE;
+  req.group_describe = &gd;
+  Runnel__Response *r = call(f, &req);
+  int64_t t = r->group_describe->group->created_ms;
+  runnel__response__free_unpacked(r, NULL);
+  return t;
+}
+
+static void test_injected_clock(void **state) {
+  fx_t *f = *state;
+  open_engine(f, true);
+  create_stream(f, "clocked");
+  assert_int_equal(stream_created(f, "clocked"), 1234567890123ll);
+  assert_int_equal(group_created(f, "clocked", "g1"), 1234567890123ll);
+  f->now += 86400000ll * 365;
+  create_stream(f, "later");
+  assert_int_equal(stream_created(f, "later"), 1234567890123ll + 86400000ll * 365);
+  assert_int_equal(group_created(f, "later", "g2"), 1234567890123ll + 86400000ll * 365);
+  assert_int_equal(stream_created(f, "clocked"), 1234567890123ll); /* unchanged */
+  assert_true(f->reads >= 4);
+}
+
+static void test_system_clock_by_default(void **state) {
+  fx_t *f = *state;
+  open_engine(f, false);
+  int64_t before = rn_clock_wall_ms(NULL);
+  create_stream(f, "real");
+  int64_t created = stream_created(f, "real");
+  assert_true(created >= before && created <= rn_clock_wall_ms(NULL));
+  assert_int_equal(f->reads, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_injected_clock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_system_clock_by_default, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
