@@ -6,17 +6,17 @@
  *   1. bind both listeners (rn_server_bind): a port in use, a bad address or
  *      a non-loopback listener without authentication stops here, before the
  *      data directory is even created;
- *   2. lock the data directory (dirlock.h): a second broker on the same
+ *   2. lock the data directory (rn_dirlock_acquire, rn_core.h): a second broker on the same
  *      directory stops here, before reading or writing anything in it;
  *   3. open the engine (recovery), then serve (rn_server_start: accept, port
  *      file, "listening").
  *
  * On SIGTERM/SIGINT it shuts down cleanly:
  *
- *   signal → rn_server_shutdown (listeners closed, rn_engine_drain) → the
- *   server's prepare/check hooks wait until rn_engine_idle() and every reply is
+ *   signal → rn_server_shutdown (listeners closed, rn_core_drain) → the
+ *   server's prepare/check hooks wait until rn_core_idle() and every reply is
  *   written, then close the connections and call on_server_done → uv_stop →
- *   rn_engine_close (syncs, clean-shutdown markers) → exit 0. The directory
+ *   rn_core_close (syncs, clean-shutdown markers) → exit 0. The directory
  *   lock is released last, when the process exits.
  *
  * A second signal exits at once with status 1 (no clean-shutdown markers:
@@ -34,8 +34,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "dirlock.h"
-#include "engine.h"
+#include "rn_core.h"
+#include "rn_groups.h"
 #include "http_routes.h"
 #include "server.h"
 
@@ -51,12 +51,12 @@ _Static_assert(RN_IO_AUTO == 0 && RN_IO_URING == 1 && RN_IO_POSIX == 2, "io_back
 typedef struct runneld {
   uv_loop_t loop;
   uv_signal_t sigterm, sigint;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   rn_server_t *srv;
   int signals; /* received so far */
 } runneld_t;
 
-/* While rn_engine_close blocks the loop thread, a further signal cannot
+/* While rn_core_close blocks the loop thread, a further signal cannot
  * reach a libuv callback; this async-signal-safe handler keeps the promise
  * "a second signal exits at once with status 1". */
 static void on_signal_while_closing(int signum) {
@@ -93,6 +93,23 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (d->srv == NULL) return; /* a failed start is exiting anyway */
   rn_sayf(RN_LVL_INFO, "runneld", "%s: shutting down cleanly (send it again to exit at once)", name);
   rn_server_shutdown(d->srv, on_server_done, d);
+}
+
+/* The engine (rn_core: recovery of every shard) and its subsystems, which
+ * hang off core from here on (rn_core_close closes them). Blocking. */
+static rn_err_t open_engine(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
+  rn_core_t *core;
+  rn_err_t rc = rn_core_open(eo, &core, why, whylen);
+  if (rc != 0) return rc;
+  rn_groups_t *gs;
+  rn_groups_opts_t go = {.clock = eo->clock}; /* one clock for the engine and its groups */
+  rc = rn_groups_open(core, &go, &gs, why, whylen);
+  if (rc != 0) {
+    rn_core_close(core);
+    return rc;
+  }
+  *out = core;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -172,8 +189,8 @@ int main(int argc, char **argv) {
   }
 
   /* 3. The engine (recovery), then serve. */
-  rn_engine_opts_t eo;
-  rn_engine_opts_default(&eo);
+  rn_core_opts_t eo;
+  rn_core_opts_default(&eo);
   eo.loop = &d.loop;
   eo.data_dir = cfg.data_dir;
   eo.io_backend = (rn_io_backend_t)cfg.io_backend;
@@ -192,7 +209,7 @@ int main(int argc, char **argv) {
 
   rn_sayf(RN_LVL_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
            (long)getpid());
-  rc = rn_engine_open(&eo, &d.eng, why, sizeof why);
+  rc = open_engine(&eo, &d.eng, why, sizeof why);
   if (rc != 0) {
     rn_sayf(RN_LVL_ERROR, "engine", "cannot open %s: %s (%s)", cfg.data_dir, why[0] ? why : rn_strerror(rc),
              rn_err_name(rc));
@@ -219,7 +236,7 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&d.sigterm, NULL);
     uv_close((uv_handle_t *)&d.sigint, NULL);
     rn_server_abandon(d.srv);
-    rn_engine_close(d.eng);
+    rn_core_close(d.eng);
     uv_run(&d.loop, UV_RUN_NOWAIT);
     uv_loop_close(&d.loop);
     rn_dirlock_release(lock);
@@ -246,7 +263,7 @@ int main(int argc, char **argv) {
    * still be open. A further signal now exits at once (on_signal_while_closing). */
   rn_server_destroy(d.srv);
   rn_http_routes_destroy(routes);
-  rc = rn_engine_close(d.eng);
+  rc = rn_core_close(d.eng);
   /* Close callbacks of the signal handles and of whatever the engine closed. */
   uv_run(&d.loop, UV_RUN_NOWAIT);
   urc = uv_loop_close(&d.loop);

@@ -33,7 +33,7 @@
 
 struct rn_server {
   uv_loop_t *loop;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   const rn_config_t *cfg;
   rn_net_t *net;
   rn_net_listener_t *native, *http;
@@ -51,7 +51,7 @@ struct rn_server {
 /* net's shutdown condition beyond its connections. */
 static bool server_quiet(void *arg) {
   rn_server_t *srv = arg;
-  return rn_engine_idle(srv->eng) && rn_native_inflight(srv->nat) == 0 && rn_http_routing(srv->hs) == 0;
+  return rn_core_idle(srv->eng) && rn_native_inflight(srv->nat) == 0 && rn_http_routing(srv->hs) == 0;
 }
 
 static void on_net_done(rn_net_t *net, void *arg) {
@@ -214,7 +214,7 @@ void rn_server_abandon(rn_server_t *srv) {
   server_free(srv);
 }
 
-rn_err_t rn_server_start(rn_server_t *srv, rn_engine_t *eng, char *why, size_t whylen) {
+rn_err_t rn_server_start(rn_server_t *srv, rn_core_t *eng, char *why, size_t whylen) {
   const rn_config_t *cfg = srv->cfg;
   assert(srv->eng == NULL && eng != NULL);
   uint16_t native_port = rn_net_listener_port(srv->native), http_port = rn_net_listener_port(srv->http);
@@ -258,7 +258,7 @@ void rn_server_shutdown(rn_server_t *srv, rn_server_done_cb done, void *arg) {
            "shutting down: listeners closed; %u connection(s), %llu request(s) in flight; %u HTTP connection(s)",
            (unsigned)rn_net_listener_count(srv->native), (unsigned long long)rn_native_inflight(srv->nat),
            (unsigned)rn_net_listener_count(srv->http));
-  rn_engine_drain(srv->eng);
+  rn_core_drain(srv->eng);
   /* net's loop hooks take it from here (step 5 of the order in broker/net/net.c). */
 }
 
@@ -272,8 +272,8 @@ void rn_server_destroy(rn_server_t *srv) {
 size_t rn_server_metrics(void *arg, char *out, size_t cap) {
   const rn_server_t *srv = arg;
   unsigned bp_native = rn_native_backpressured(srv->native), bp_http = rn_http_backpressured(srv->http);
-  rn_engine_stats_t st;
-  rn_engine_stats(srv->eng, &st);
+  rn_core_stats_t st;
+  rn_core_stats(srv->eng, &st);
   int n = snprintf(out, cap,
                    "# HELP runnel_connections Open client connections.\n"
                    "# TYPE runnel_connections gauge\n"

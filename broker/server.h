@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #include "config.h"
-#include "engine.h"
+#include "rn_core.h"
 #include "http.h"
 #include "rn_net.h"
 #include "rn_log.h"
@@ -50,7 +50,7 @@ rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **o
  * "listening" line. Blocking only for the port file. On failure (the port
  * file) why holds one line; the server is still bound: rn_server_abandon
  * it. */
-rn_err_t rn_server_start(rn_server_t *srv, rn_engine_t *eng, char *why, size_t whylen);
+rn_err_t rn_server_start(rn_server_t *srv, rn_core_t *eng, char *why, size_t whylen);
 
 /* Close the listeners of a server that was bound but never started (the
  * engine failed to open) and free it. Runs the loop until their close
@@ -81,7 +81,7 @@ void rn_server_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_
 typedef void (*rn_server_done_cb)(rn_server_t *srv, void *arg);
 
 /* Begin graceful shutdown: close both listeners, stop reading requests
- * (HTTP/2 connections get GOAWAY), rn_engine_drain, and once rn_engine_idle
+ * (HTTP/2 connections get GOAWAY), rn_core_drain, and once rn_core_idle
  * holds, every outstanding request (native or HTTP) was answered and every
  * reply flushed, close every connection and call done. No timer is involved: the check runs after the loop's I/O each
  * iteration. Idempotent (later calls are ignored). */

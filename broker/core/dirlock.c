@@ -1,5 +1,5 @@
 /*
- * dirlock.c — the data directory's owner lock (dirlock.h).
+ * dirlock.c — the data directory's owner lock (rn_core.h, "the data directory lock").
  *
  * Why flock and not "create LOCK with O_EXCL": an O_EXCL file outlives a
  * kill -9 and then blocks every restart until an operator deletes it; a
@@ -11,7 +11,7 @@
  * an operator which process owns it. It is opened O_CLOEXEC so a child
  * process (none today) cannot inherit ownership.
  */
-#include "dirlock.h"
+#include "rn_core.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * conn.c — the native protocol session on one connection (the connection
  * base, rn_net.h, accepts, limits, closes and frees it): read, frame decoding
  * (runnel/frame.h), protobuf unpacking (produce requests without copying
- * their batches: runnel/produce_view.h), dispatch to rn_engine_handle, reply
+ * their batches: runnel/produce_view.h), dispatch to rn_native_handle, reply
  * packing, writes, back-pressure, idle timeout, close.
  *
  * Owns the protocol part of each rn__conn_t (its rn_conn_t base is net's), its input buffer (received bytes not yet decoded),
@@ -29,7 +29,7 @@
  *     answers; they go to the socket from the deferred work (rn__conn_work, step 3), one
  *     uv_write per connection per loop iteration, after the loop's I/O.
  *     A fetch's batches are not copied into the output: the engine keeps
- *     them (rn_engine_reply_hold), the output refers to them (orefs) and
+ *     them (rn_core_fetch_hold), the output refers to them (orefs) and
  *     the write that carries them releases the hold when it completed, or
  *     the close does when it never started. They count against
  *     max_output_bytes_per_connection like copied bytes.
@@ -61,13 +61,13 @@ typedef struct rn__req rn__req_t;
 /* The session state shared by the connections of one listener. */
 struct rn_native {
   rn_native_opts_t opts;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   rn__req_t *req_free; /* recycled request contexts */
   unsigned req_free_n;
   uint64_t inflight; /* requests at the engine, all connections */
 };
 
-/* One request handed to the engine: the ctx of rn_engine_handle. Holds a
+/* One request handed to the engine: the ctx of rn_native_handle. Holds a
  * reference on its connection until the engine's reply callback ran, so a
  * reply for a connection closed meanwhile finds valid memory (and drops the
  * reply). Recycled through the session's free list. */
@@ -121,7 +121,7 @@ struct rn__conn {
   uint8_t *spare;
   size_t spare_cap;
   /* Bulk bytes the output refers to instead of copying them (a fetch's
-   * batches, kept valid by engine holds: rn_engine_reply_hold): refs[i]
+   * batches, kept valid by engine holds: rn_core_fetch_hold): refs[i]
    * goes on the wire right before out[refs[i].at]. holds: the tokens,
    * released when the write carrying them completed (or on close). */
   struct rn__oref *orefs;
@@ -158,7 +158,7 @@ static bool rn__conn_unflushed(const rn__conn_t *conn) {
 }
 
 static void release_holds(void **holds, size_t n) {
-  for (size_t i = 0; i < n; i++) rn_engine_reply_release(holds[i]);
+  for (size_t i = 0; i < n; i++) rn_core_fetch_release(holds[i]);
 }
 
 /* ---- request contexts ---------------------------------------------------- */
@@ -243,7 +243,7 @@ static void queue_frame(rn__conn_t *conn, const ProtobufCMessage *msg) {
     Runnel__Response resp = RUNNEL__RESPONSE__INIT;
     Runnel__Error err;
     runnel__error__init(&err);
-    rn_engine_error(&err, RN_ETOOLARGE, "response exceeds the 4 GiB frame limit");
+    rn_native_error(&err, RN_ETOOLARGE, "response exceeds the 4 GiB frame limit");
     resp.correlation_id = big->correlation_id;
     resp.error = &err;
     rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: response of %zu bytes too large for a frame",
@@ -315,7 +315,7 @@ static void queue_frame_refs(rn__conn_t *conn, const ProtobufCMessage *msg, void
   }
   if (!room) { /* the copying path answers (too large) or closes (no memory) */
     queue_frame(conn, msg);
-    rn_engine_reply_release(hold);
+    rn_core_fetch_release(hold);
     return;
   }
   size_t mark_len = conn->out_len, mark_refs = conn->norefs, mark_bytes = conn->oref_bytes;
@@ -333,7 +333,7 @@ static void queue_frame_refs(rn__conn_t *conn, const ProtobufCMessage *msg, void
     conn->norefs = mark_refs;
     conn->oref_bytes = mark_bytes;
     queue_frame(conn, msg);
-    rn_engine_reply_release(hold);
+    rn_core_fetch_release(hold);
     return;
   }
   conn->holds[conn->nholds++] = hold;
@@ -345,7 +345,7 @@ static void send_error(rn__conn_t *conn, uint64_t corr, rn_err_t code, const cha
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__Error err;
   runnel__error__init(&err);
-  rn_engine_error(&err, code, msg);
+  rn_native_error(&err, code, msg);
   resp.correlation_id = corr;
   resp.error = &err;
   queue_frame(conn, &resp.base);
@@ -432,7 +432,7 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
      * A fetch's batches are not copied: the engine keeps them for us. */
     Runnel__Response copy = *resp;
     copy.correlation_id = r->corr;
-    void *hold = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? rn_engine_reply_hold(nat->eng) : NULL;
+    void *hold = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? rn_core_fetch_hold(nat->eng) : NULL;
     if (hold != NULL)
       queue_frame_refs(conn, &copy.base, hold);
     else
@@ -444,7 +444,7 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
 }
 
 /* A request decoded either by the zero-copy produce decoder (batch bytes
- * borrowed from the input buffer: valid during rn_engine_handle only, which
+ * borrowed from the input buffer: valid during rn_native_handle only, which
  * is all the engine's contract promises anyway) or by protobuf-c. */
 static void handle(rn__conn_t *conn, const Runnel__Request *req);
 
@@ -452,7 +452,7 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req);
  * (as the engine caps them), 0 for anything else. */
 static size_t fetch_reserve(const rn__conn_t *conn, const Runnel__Request *req) {
   if (req->op_case != RUNNEL__REQUEST__OP_FETCH || req->fetch == NULL) return 0;
-  uint32_t max = req->fetch->max_bytes ? req->fetch->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
+  uint32_t max = req->fetch->max_bytes ? req->fetch->max_bytes : RN_CORE_FETCH_DEFAULT_BYTES;
   return max < cfg_of(conn)->max_fetch_bytes ? max : cfg_of(conn)->max_fetch_bytes;
 }
 
@@ -551,7 +551,7 @@ static void framing_error(rn__conn_t *conn, size_t payload_len) {
    * so the client can tell which of its requests was refused. */
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__Error err;
-  rn_engine_error(&err, RN_ETOOLARGE, msg);
+  rn_native_error(&err, RN_ETOOLARGE, msg);
   err.size = payload_len;
   err.limit = cfg_of(conn)->max_frame_bytes;
   resp.error = &err;
@@ -733,7 +733,7 @@ rn_native_t *rn_native_new(const rn_native_opts_t *opts) {
   return nat;
 }
 
-void rn_native_set_engine(rn_native_t *nat, rn_engine_t *eng) { nat->eng = eng; }
+void rn_native_set_engine(rn_native_t *nat, rn_core_t *eng) { nat->eng = eng; }
 
 uint64_t rn_native_inflight(const rn_native_t *nat) { return nat->inflight; }
 

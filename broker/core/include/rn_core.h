@@ -617,6 +617,31 @@ uint64_t rn_core_shard_bytes_in(const rn_core_shard_t *sh);
  * finds a subsystem's handle from core. Borrowed, while registered. */
 void *rn_core_listener_arg(const rn_core_t *core, rn_core_sub_t sub);
 
+/* ==== the data directory lock (dirlock.c) ====================================== */
+
+/* One owner per data directory. runneld takes an exclusive
+ * flock(2) on <data_dir>/LOCK before it reads or writes anything else under
+ * data_dir, and holds it until the process exits (the kernel releases it
+ * then, also after kill -9, so a stale file never blocks a restart). The file
+ * holds the owner's pid in decimal, for the message a second broker prints.
+ *
+ * Blocking (open, flock with LOCK_NB, write): call at startup, before the
+ * loop runs. Not thread-safe; one lock per process. */
+typedef struct rn_dirlock rn_dirlock_t;
+
+/* Create data_dir (and parents) when missing, then lock data_dir/LOCK.
+ * On success *out owns the lock (rn_dirlock_release). Returns 0;
+ * RN_EBUSY when another process holds it — why says
+ * "data directory D is in use by pid N" (pid as written by the owner, or
+ * "another process" when the file holds none); or a -errno of mkdir/open/
+ * flock/write with why naming the path. */
+rn_err_t rn_dirlock_acquire(const char *data_dir, rn_dirlock_t **out, char *why, size_t whylen);
+
+/* Release and free. The LOCK file stays (removing it would race with a new
+ * owner that opened it). NULL ok. */
+void rn_dirlock_release(rn_dirlock_t *lock);
+
+
 #ifdef __cplusplus
 }
 #endif

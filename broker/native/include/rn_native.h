@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#include "engine.h"
+#include "rn_core.h"
 #include "rn_net.h"
 
 typedef struct rn_native rn_native_t;
@@ -39,7 +39,7 @@ typedef struct rn_native_opts {
 rn_native_t *rn_native_new(const rn_native_opts_t *opts);
 
 /* The engine requests go to (borrowed). Set before any connection opens. */
-void rn_native_set_engine(rn_native_t *nat, rn_engine_t *eng);
+void rn_native_set_engine(rn_native_t *nat, rn_core_t *eng);
 
 /* The operations to listen with (static). */
 const rn_net_proto_ops_t *rn_native_ops(void);
