@@ -11,6 +11,7 @@
  * non-NULL after rn_config_init.
  */
 #include "config.h"
+#include "rn_base.h"
 
 #include "runnel/units.h"
 
@@ -61,15 +62,6 @@ static void fail(char *why, size_t whylen, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(why, whylen, fmt, ap);
   va_end(ap);
-}
-
-static char *xstrdup(const char *s) {
-  char *p = strdup(s);
-  if (p == NULL) {
-    fputs("runneld: out of memory\n", stderr);
-    abort();
-  }
-  return p;
 }
 
 static const cfg_entry_t *find_entry(const char *key) {
@@ -187,7 +179,7 @@ static rn_err_t parse_value(const cfg_entry_t *e, const char *text, const char *
              e->max, n, o);
       return RN_EINVAL;
     }
-    v->s = xstrdup(text);
+    v->s = rn_xstrdup(text);
     return 0;
   }
   case T_ADDR: {
@@ -200,7 +192,7 @@ static rn_err_t parse_value(const cfg_entry_t *e, const char *text, const char *
            e->name, text, o);
       return RN_EINVAL;
     }
-    v->s = xstrdup(text);
+    v->s = rn_xstrdup(text);
     return 0;
   }
   case T_ENUM: {
@@ -1029,7 +1021,7 @@ static rn_err_t resolve_secret(rn_config_t *cfg, const char *key, const char *en
     rn_err_t rc = read_secret_file(key, file, &text, why, whylen);
     if (rc != 0) return rc;
   } else if (envval != NULL && envval[0] != '\0') {
-    text = xstrdup(envval);
+    text = rn_xstrdup(envval);
   } else {
     return 0;
   }

@@ -33,6 +33,7 @@
 
 #include "core_int.h"
 #include "runnel/keys.h"
+#include "rn_base.h"
 
 #define PRODUCER_ID_BLOCK 1000
 
@@ -430,8 +431,7 @@ static void meta_persist(rn_engine_t *eng, meta_job_t *j) {
 }
 
 static meta_job_t *meta_job_new(void (*done)(meta_job_t *), void *ctx) {
-  meta_job_t *j = calloc(1, sizeof(*j));
-  if (!j) abort();
+  meta_job_t *j = rn_xcalloc(1, sizeof(*j));
   j->done = done;
   j->ctx = ctx;
   return j;
@@ -526,8 +526,7 @@ static void rm_after(uv_work_t *w, int status) {
 /* Close st's logs (st may be NULL) and remove path (taken; may be NULL) on
  * the thread pool, then free st. */
 static void close_and_remove_async(rn_engine_t *eng, rn_stream_t *st, char *path) {
-  rm_job_t *j = calloc(1, sizeof(*j));
-  if (!j) abort();
+  rm_job_t *j = rn_xcalloc(1, sizeof(*j));
   j->eng = eng;
   j->st = st;
   j->path = path;
@@ -581,8 +580,7 @@ void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st) {
   if (--st->refs != 0 || st->state != RN__STREAM_DELETING) return;
   if (eng->ndoomed == eng->doomed_cap) {
     uint32_t nc = eng->doomed_cap ? eng->doomed_cap * 2 : 8;
-    rn_stream_t **n = realloc(eng->doomed, nc * sizeof(*n));
-    if (!n) abort();
+    rn_stream_t **n = rn_xrealloc(eng->doomed, nc * sizeof(*n));
     eng->doomed = n;
     eng->doomed_cap = nc;
   }
@@ -702,8 +700,7 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
     FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
     return;
   }
-  create_job_t *j = calloc(1, sizeof(*j));
-  if (!j) abort();
+  create_job_t *j = rn_xcalloc(1, sizeof(*j));
   j->eng = eng;
   j->st = st;
   j->cb = cb;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core_int.h"
+#include "rn_base.h"
 
 #define PRODUCER_SCAN_RECORDS 10000
 
@@ -317,8 +318,7 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
     fail.msg = msg;
     return cb(ctx, &fail);
   }
-  produce_op_t *op = calloc(1, sizeof(*op));
-  if (!op) abort();
+  produce_op_t *op = rn_xcalloc(1, sizeof(*op));
   op->eng = eng;
   op->st = st;
   op->cb = cb;
@@ -327,8 +327,7 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
   size_t n = r->nbatches;
   op->n = n;
   op->results = rn_arena_alloc(&op->arena, (n + 1) * sizeof(*op->results));
-  op->items = calloc(n + 1, sizeof(*op->items));
-  if (!op->items) abort();
+  op->items = rn_xcalloc(n + 1, sizeof(*op->items));
   op->pending = 1; /* guard until every batch was submitted */
   for (size_t i = 0; i < n; i++) {
     const rn_core_batch_in_t *sb = &r->batches[i];
@@ -520,8 +519,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
     cb(ctx, &fail);
     return;
   }
-  offsets_op_t *op = calloc(1, sizeof(*op));
-  if (!op) abort();
+  offsets_op_t *op = rn_xcalloc(1, sizeof(*op));
   op->eng = eng;
   op->st = st;
   op->cb = cb;
@@ -529,8 +527,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
   st->refs++;
   size_t n = r->nshards ? r->nshards : st->nshards;
   op->n = n;
-  op->parts = calloc(n + 1, sizeof(*op->parts));
-  if (!op->parts) abort();
+  op->parts = rn_xcalloc(n + 1, sizeof(*op->parts));
   bool any_ts = false;
   for (size_t i = 0; i < n; i++) {
     offsets_part_t *p = &op->parts[i];
@@ -975,8 +972,7 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
     cb(ctx, &fail);
     return;
   }
-  fetch_op_t *op = calloc(1, sizeof(*op));
-  if (!op) abort();
+  fetch_op_t *op = rn_xcalloc(1, sizeof(*op));
   op->eng = eng;
   op->st = st;
   op->cb = cb;
@@ -991,8 +987,7 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
   uint32_t wait = r->max_wait_ms < eng->opts.max_wait_ms ? r->max_wait_ms : eng->opts.max_wait_ms;
   op->deadline_ms = wait ? rn__now_ms(eng) + wait : 0;
   op->n = r->nshards;
-  op->parts = calloc(op->n + 1, sizeof(*op->parts));
-  if (!op->parts) abort();
+  op->parts = rn_xcalloc(op->n + 1, sizeof(*op->parts));
   for (size_t i = 0; i < op->n; i++) {
     const rn_core_shard_pos_t *sf = &r->shards[i];
     fetch_part_t *p = &op->parts[i];

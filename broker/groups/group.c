@@ -47,6 +47,7 @@
 #include "runnel/batch.h"
 #include "runnel/keys.h"
 #include "runnel.pb-c.h"
+#include "rn_base.h"
 
 #define DEFAULT_SESSION_MS 10000u
 #define MIN_SESSION_MS 500u
@@ -147,14 +148,12 @@ struct rn_groups {
 /* ---- small helpers ------------------------------------------------------------------- */
 
 static char *xstrdup(const char *s) {
-  char *d = strdup(s ? s : "");
-  if (!d) abort();
+  char *d = rn_xstrdup(s ? s : "");
   return d;
 }
 
 static void *xcalloc(size_t n, size_t sz) {
-  void *p = calloc(n ? n : 1, sz);
-  if (!p) abort();
+  void *p = rn_xcalloc(n ? n : 1, sz);
   return p;
 }
 
@@ -168,8 +167,7 @@ typedef struct tmp {
 static void *tmp_alloc(tmp_t *t, size_t n) {
   if (t->n == t->cap) {
     t->cap = t->cap ? 2 * t->cap : 16;
-    t->p = realloc(t->p, t->cap * sizeof(*t->p));
-    if (!t->p) abort();
+    t->p = rn_xrealloc(t->p, t->cap * sizeof(*t->p));
   }
   return t->p[t->n++] = xcalloc(1, n);
 }
@@ -267,8 +265,7 @@ static group_t *group_add(rn_groups_t *gs, rn_core_stream_t *st, const char *nam
   for (uint32_t s = 0; s < rn_core_stream_nshards(st); s++) gsh_attach(g, rn_core_stream_shard(st, s));
   if (gs->ngroups == gs->cap) {
     gs->cap = gs->cap ? gs->cap * 2 : 8;
-    gs->groups = realloc(gs->groups, gs->cap * sizeof(*gs->groups));
-    if (!gs->groups) abort();
+    gs->groups = rn_xrealloc(gs->groups, gs->cap * sizeof(*gs->groups));
   }
   gs->groups[gs->ngroups++] = g;
   return g;
@@ -487,8 +484,7 @@ static void lag_after(uv_work_t *w, int status) {
 static void lag_job_add(lag_job_t *j, group_t *g, uint32_t s, const lag_t *l) {
   if (j->n == j->cap) {
     j->cap = j->cap ? j->cap * 2 : 8;
-    j->parts = realloc(j->parts, j->cap * sizeof(*j->parts));
-    if (!j->parts) abort();
+    j->parts = rn_xrealloc(j->parts, j->cap * sizeof(*j->parts));
   }
   lag_part_t *p = &j->parts[j->n++];
   memset(p, 0, sizeof(*p));
@@ -1281,8 +1277,7 @@ static void heartbeat_now(rn_groups_t *gs, const rn_group_heartbeat_req_t *r, rn
     m->session_ms = sess < MIN_SESSION_MS ? MIN_SESSION_MS : sess > MAX_SESSION_MS ? MAX_SESSION_MS : sess;
     if (g->nmembers == g->members_cap) {
       g->members_cap = g->members_cap ? 2 * g->members_cap : 4;
-      g->members = realloc(g->members, g->members_cap * sizeof(*g->members));
-      if (!g->members) abort();
+      g->members = rn_xrealloc(g->members, g->members_cap * sizeof(*g->members));
     }
     g->members[g->nmembers++] = m;
     g->state = GROUP_REBALANCE;

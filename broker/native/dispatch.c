@@ -24,6 +24,7 @@
 #include "dispatch.h"
 #include "dispatch_groups.h"
 #include "engine.h" /* the old names, defined below: transitional */
+#include "rn_base.h"
 
 typedef struct reply {
   rn_native_reply_cb cb;
@@ -47,8 +48,7 @@ static void *alloc(arena_t *a, size_t n) {
   blk_t *b = a->head;
   if (!b || b->cap - b->used < n) {
     size_t cap = n > 8192 ? n : 8192;
-    b = malloc(sizeof(*b) + cap);
-    if (!b) abort();
+    b = rn_xmalloc(sizeof(*b) + cap);
     b->next = a->head;
     b->used = 0;
     b->cap = cap;
@@ -86,8 +86,7 @@ static Runnel__Error *new_error(arena_t *a, rn_err_t err, const char *msg) {
 }
 
 static reply_t *reply_new(rn_native_reply_cb cb, void *ctx) {
-  reply_t *r = malloc(sizeof(*r));
-  if (!r) abort();
+  reply_t *r = rn_xmalloc(sizeof(*r));
   r->cb = cb;
   r->ctx = ctx;
   return r;

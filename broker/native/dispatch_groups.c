@@ -21,6 +21,7 @@
 #include "dispatch.h"
 #include "dispatch_groups.h"
 #include "rn_groups.h"
+#include "rn_base.h"
 
 /* The C enum is the wire's PositionKind, value for value. */
 _Static_assert((int)RN_GROUP_POS_OFFSET == (int)RUNNEL__POSITION_KIND__POSITION_OFFSET, "PositionKind");
@@ -57,11 +58,10 @@ typedef struct wire_desc {
 
 static void wire_desc_init(wire_desc_t *w, const rn_group_description_t *d) {
   Runnel__GroupDescription *pd = &w->pd;
-  Runnel__GroupMemberInfo *mi = w->mi = calloc(d->n_members + 1, sizeof(*mi));
-  Runnel__GroupMemberInfo **mp = w->mp = calloc(d->n_members + 1, sizeof(*mp));
-  Runnel__GroupShardInfo *si = w->si = calloc(d->n_shards + 1, sizeof(*si));
-  Runnel__GroupShardInfo **sp = w->sp = calloc(d->n_shards + 1, sizeof(*sp));
-  if (!mi || !mp || !si || !sp) abort(); /* the broker's OOM policy for replies */
+  Runnel__GroupMemberInfo *mi = w->mi = rn_xcalloc(d->n_members + 1, sizeof(*mi));
+  Runnel__GroupMemberInfo **mp = w->mp = rn_xcalloc(d->n_members + 1, sizeof(*mp));
+  Runnel__GroupShardInfo *si = w->si = rn_xcalloc(d->n_shards + 1, sizeof(*si));
+  Runnel__GroupShardInfo **sp = w->sp = rn_xcalloc(d->n_shards + 1, sizeof(*sp));
   runnel__group_description__init(pd);
   pd->stream = W(d->stream);
   pd->group = W(d->group);
@@ -123,9 +123,8 @@ static void on_group_reply(void *arg, const rn_group_reply_t *rep) {
     Runnel__GroupHeartbeatResponse hr;
     runnel__group_heartbeat_response__init(&hr);
     size_t n = rep->heartbeat.n_assigned;
-    Runnel__GroupShardAssignment *as = calloc(n + 1, sizeof(*as));
-    Runnel__GroupShardAssignment **ap = calloc(n + 1, sizeof(*ap));
-    if (!as || !ap) abort();
+    Runnel__GroupShardAssignment *as = rn_xcalloc(n + 1, sizeof(*as));
+    Runnel__GroupShardAssignment **ap = rn_xcalloc(n + 1, sizeof(*ap));
     for (size_t i = 0; i < n; i++) {
       runnel__group_shard_assignment__init(&as[i]);
       as[i].shard = rep->heartbeat.assigned[i].shard;
@@ -150,10 +149,9 @@ static void on_group_reply(void *arg, const rn_group_reply_t *rep) {
     Runnel__GroupCommitResponse cr;
     runnel__group_commit_response__init(&cr);
     size_t n = rep->commit.n_results;
-    Runnel__ShardCommitResult *res = calloc(n + 1, sizeof(*res));
-    Runnel__ShardCommitResult **ptrs = calloc(n + 1, sizeof(*ptrs));
-    Runnel__Error *errs = calloc(n + 1, sizeof(*errs));
-    if (!res || !ptrs || !errs) abort();
+    Runnel__ShardCommitResult *res = rn_xcalloc(n + 1, sizeof(*res));
+    Runnel__ShardCommitResult **ptrs = rn_xcalloc(n + 1, sizeof(*ptrs));
+    Runnel__Error *errs = rn_xcalloc(n + 1, sizeof(*errs));
     for (size_t i = 0; i < n; i++) {
       const rn_group_shard_result_t *r = &rep->commit.results[i];
       runnel__shard_commit_result__init(&res[i]);
@@ -246,8 +244,7 @@ static void heartbeat(rn_groups_t *gs, const Runnel__GroupHeartbeatRequest *r, g
 }
 
 static void commit(rn_groups_t *gs, const Runnel__GroupCommitRequest *r, gdisp_t *d) {
-  rn_group_checkpoint_t *cps = calloc(r->n_checkpoints + 1, sizeof(*cps));
-  if (!cps) abort();
+  rn_group_checkpoint_t *cps = rn_xcalloc(r->n_checkpoints + 1, sizeof(*cps));
   for (size_t i = 0; i < r->n_checkpoints; i++) {
     cps[i].shard = r->checkpoints[i]->shard;
     cps[i].offset = r->checkpoints[i]->offset;
