@@ -124,12 +124,17 @@ typedef void (*rn_log_append_cb)(void *arg, rn_err_t err, uint64_t base_offset);
  * (bad batch), RN_ETOOLARGE, RN_ELOGFAILED (log failed; see
  * rn_log_failure), RN_ENOMEM, or a transient error that leaves the log
  * healthy (rn_log_health: DEGRADED): RN_ENOSPC (a failed write is still
- * being undone), RN_EMFILE/RN_ENFILE/RN_ENOSPC (the new segment a roll
- * needs could not be created; the next append tries again).
- * The callback's err is 0, the error that failed the log, or RN_ENOSPC: the
- * write holding the batch failed for want of space, the log cut the file
- * back to the last completed write and the batch is not stored (its offset
- * will be reused). */
+ * being undone), RN_EBUSY (a segment roll is still opening its files and
+ * the new segment's 32-bit index positions cannot take more; practically
+ * unreachable).
+ * The callback's err is 0, the error that failed the log, or a transient
+ * error that leaves the log healthy; the batch is then not stored and its
+ * offset will be reused: RN_ENOSPC (the write holding the batch failed for
+ * want of space, the log cut the file back to the last completed write) or
+ * RN_EMFILE/RN_ENFILE/RN_ENOSPC (the batch went into a new segment whose
+ * files a roll could not create; the next append that needs the roll tries
+ * again). A roll never blocks the caller: the new segment's files are
+ * created on an rn_io worker, appends into it wait for that. */
 rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset);
 
