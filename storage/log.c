@@ -852,9 +852,19 @@ static void roll_cb(void *arg, rn_err_t res) {
     }
   } else if (!log->failed) {
     rn_err_t t = transient(res);
-    if (t) set_degraded(log, RN__DEG_ROLL, t);
-    roll_drop(log, seg, t ? t : res);
-    if (!t) fail_log(log, res, "segment roll");
+    if (t && log->rollback_chunk) {
+      /* The undo below drops the new segment (and unlinks a .log the open
+       * may have left) with every unwritten append, in offset order. */
+      seg->create_gen = ++log->create_gen;
+    } else if (t) {
+      set_degraded(log, RN__DEG_ROLL, t);
+      roll_drop(log, seg, t);
+    } else {
+      fail_log(log, res, "segment roll"); /* completes every pending append, in order */
+      log->nsegs--;
+      log->next_offset = seg->base;
+      rn__seg_free(seg);
+    }
   } else {
     seg->create_gen = ++log->create_gen; /* failed log: the segment stays, empty and closed */
   }

@@ -324,8 +324,7 @@ static void test_rolls_on_marked_thread_real_fs(void **state) {
  * accepted and wait: nothing of them is written or acknowledged, the
  * segment before is not sealed; once the open completes they land in
  * order. Sync mode (the directory-sync descriptor is opened by the roll). */
-static void test_appends_queue_behind_held_roll(void **state) {
-  (void)state;
+static void held_roll(rn_err_t open_err) {
   fx_t *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   fx_init(f, 11);
@@ -365,11 +364,34 @@ static void test_appends_queue_behind_held_roll(void **state) {
   rn_log_health(log, &h);
   assert_int_equal(h.state, RN_LOG_HEALTHY);
 
+  if (open_err) crashfs_fail_open(f->cfs, open_err);
   gate_set(&f->gate, false);
   lt_drain(f->io);
-  for (size_t i = 0; i < f->n; i++) {
-    assert_true(f->ack[i].done);
-    assert_int_equal(f->ack[i].err, 0);
+  if (open_err) {
+    /* Exactly the queued appends fail, retriably; their offsets are reused
+     * and segment 2 is the active one again. */
+    for (size_t i = 0; i < f->n; i++) {
+      assert_true(f->ack[i].done);
+      assert_int_equal(f->ack[i].err, i < first_queued ? 0 : open_err);
+    }
+    assert_int_equal(rn_log_segment_count(log), 2);
+    assert_int_equal(rn_log_next_offset(log), end0);
+    rn_log_health(log, &h);
+    assert_int_equal(h.state, RN_LOG_DEGRADED);
+    assert_int_equal(h.err, open_err);
+    assert_int_equal(crashfs_read_file(f->cfs, path, &data, &len), RN_ENOENT); /* not sealed */
+    crashfs_fail_open(f->cfs, 0);
+    size_t retry = f->n;
+    assert_int_equal(submit(f, log, tag++, 4, 200), 0); /* rolls again */
+    lt_drain(f->io);
+    assert_int_equal(f->ack[retry].err, 0);
+    rn_log_health(log, &h);
+    assert_int_equal(h.state, RN_LOG_HEALTHY);
+  } else {
+    for (size_t i = 0; i < f->n; i++) {
+      assert_true(f->ack[i].done);
+      assert_int_equal(f->ack[i].err, 0);
+    }
   }
   assert_int_equal(rn_log_segment_count(log), 3);
   /* Once the open completed the segment before it was sealed. */
@@ -384,12 +406,26 @@ static void test_appends_queue_behind_held_roll(void **state) {
   free(f);
 }
 
+static void test_appends_queue_behind_held_roll(void **state) {
+  (void)state;
+  held_roll(0);
+}
+
+/* The held open then fails for want of descriptors (EMFILE, ENFILE) or
+ * space (a .log created, the directory-sync handle not): exactly the
+ * appends queued behind it fail with that retriable error, the log stays
+ * healthy (degraded) and rolls at the next append. */
+static void test_held_roll_fails(void **state) {
+  (void)state;
+  held_roll(RN_EMFILE);
+  held_roll(RN_ENFILE);
+}
+
 /* A write of the old segment fails for want of space while the roll's open
  * is held: the undo waits for the open (appends are refused meanwhile),
  * then cuts the old segment back, deletes the new one and fails exactly
  * the unwritten appends; with space back the log rolls and writes again. */
-static void test_enospc_while_roll_pending(void **state) {
-  (void)state;
+static void enospc_while_roll_pending(rn_err_t open_err) {
   fx_t *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   fx_init(f, 12);
@@ -416,8 +452,10 @@ static void test_enospc_while_roll_pending(void **state) {
   assert_int_equal(submit(f, log, tag++, 4, 200), RN_ENOSPC); /* being undone */
   assert_false(f->ack[good].done);
   crashfs_set_space(f->cfs, UINT64_MAX);
+  if (open_err) crashfs_fail_open(f->cfs, open_err);
   gate_set(&f->gate, false);
   lt_drain(f->io);
+  crashfs_fail_open(f->cfs, 0);
   for (size_t i = good; i < f->n; i++) {
     assert_true(f->ack[i].done);
     assert_int_equal(f->ack[i].err, RN_ENOSPC);
@@ -441,6 +479,18 @@ static void test_enospc_while_roll_pending(void **state) {
   assert_int_equal(rn_log_close(log), 0);
   fx_free(f);
   free(f);
+}
+
+static void test_enospc_while_roll_pending(void **state) {
+  (void)state;
+  enospc_while_roll_pending(0);
+}
+
+/* ...and the held open fails too: the undo still fails every unwritten
+ * append with RN_ENOSPC, in offset order, and drops the new segment. */
+static void test_enospc_while_failing_roll_pending(void **state) {
+  (void)state;
+  enospc_while_roll_pending(RN_EMFILE);
 }
 
 /* ---- crashes across rolls --------------------------------------------------------- */
@@ -500,7 +550,9 @@ int main(void) {
       cmocka_unit_test(test_rolls_on_marked_thread_crashfs),
       cmocka_unit_test(test_rolls_on_marked_thread_real_fs),
       cmocka_unit_test(test_appends_queue_behind_held_roll),
+      cmocka_unit_test(test_held_roll_fails),
       cmocka_unit_test(test_enospc_while_roll_pending),
+      cmocka_unit_test(test_enospc_while_failing_roll_pending),
       cmocka_unit_test(test_crash_across_rolls_exact_prefix),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
