@@ -46,12 +46,6 @@
 #define DIR "/data/shard"
 #define MAXB 512
 
-static void quiet(void *arg, rn_log_level_t level, const char *msg) {
-  (void)arg;
-  (void)level;
-  (void)msg;
-}
-
 /* ---- a file system whose open() can be held ------------------------------------
  * Wraps another rn_fs_t; every call is forwarded. While the gate is shut,
  * open() (which only a roll issues once the log is open) waits on a worker.
@@ -163,7 +157,6 @@ static void fx_init(fx_t *f, uint64_t seed) {
   gate_init(&f->gate, crashfs_fs(f->cfs));
   f->io = io_on(&f->gate.fs, RN_IO_POSIX);
   rn_log_opts_default(&f->opts);
-  f->opts.logger = quiet;
   f->opts.segment_bytes = 4096;
 }
 
@@ -255,7 +248,6 @@ static void rolls_on_marked_thread(rn_io_t *io, const char *dir, rn_durability_t
   fx_t *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   rn_log_opts_default(&f->opts);
-  f->opts.logger = quiet;
   f->opts.segment_bytes = 4096;
   f->opts.durability = mode;
   f->opts.interval_ms = 1;
