@@ -108,7 +108,8 @@ rn_err_t rn_log_close_discard(rn_log_t *log);
  * ok. */
 void rn_log_discard_begin(rn_log_t *log);
 
-/* This log's rn_io operations not yet called back. Owner thread. NULL: 0. */
+/* This log's rn_io operations not yet called back (a roll's open among
+ * them). Owner thread. NULL: 0. */
 unsigned rn_log_inflight(const rn_log_t *log);
 
 /* Append completion: err 0 and the batch's base offset once the durability
@@ -204,6 +205,8 @@ uint64_t rn_log_end(const rn_log_t *log);
 uint64_t rn_log_next_offset(const rn_log_t *log);
 /* Total bytes of all segments. */
 uint64_t rn_log_size_bytes(const rn_log_t *log);
+/* Segments, counting one a roll is still opening (it goes again if that
+ * open fails). */
 uint32_t rn_log_segment_count(const rn_log_t *log);
 
 /* fdatasync rounds of this log (group commits in sync mode, timed syncs in
