@@ -19,6 +19,8 @@ static _Thread_local bool on_loop_thread;
 
 void rn_thread_mark_loop(void) { on_loop_thread = true; }
 
+void rn_thread_unmark_loop(void) { on_loop_thread = false; }
+
 void rn_assert_may_block(const char *what) {
   if (!on_loop_thread) return;
   fprintf(stderr, "runnel: blocking operation %s on the loop thread\n", what ? what : "(unnamed)");
@@ -27,6 +29,8 @@ void rn_assert_may_block(const char *what) {
 }
 #else
 void rn_thread_mark_loop(void) {}
+
+void rn_thread_unmark_loop(void) {}
 
 void rn_assert_may_block(const char *what) { (void)what; }
 #endif

@@ -257,7 +257,9 @@ int main(int argc, char **argv) {
     rn_http_routes_add_metrics(routes, rn_server_metrics, d.srv);
   }
 
+  rn_thread_mark_loop(); /* the blocking check: nothing may block the loop from here */
   uv_run(&d.loop, UV_RUN_DEFAULT);
+  rn_thread_unmark_loop(); /* the loop has stopped: closing may block */
 
   /* The server has stopped (on_server_done); the engine's own handles may
    * still be open. A further signal now exits at once (on_signal_while_closing). */

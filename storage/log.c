@@ -25,8 +25,9 @@
  *     after it are deleted, and only then are the dropped appends completed
  *     with RN_ENOSPC, so an append reported as failed is never found after
  *     a crash. While that runs appends get RN_ENOSPC; afterwards the next
- *     append simply tries again. A failed roll refuses just the append that
- *     needed it; the next append (or tick) retries the roll. A failed seal
+ *     append simply tries again. A failed roll (its open runs on a worker)
+ *     refuses just the appends made into the new segment, through their
+ *     callbacks; the next append (or tick) retries the roll. A failed seal
  *     step after the segment's fdatasync is retried a second later.
  *   - Fatal: any failed fdatasync (the kernel may have dropped the dirty
  *     pages, so nothing retries it) and any other write, seal or truncate
@@ -429,6 +430,14 @@ static void write_cb(void *arg, rn_err_t res) {
   c->seg->busy--;
   if (res < 0) {
     rn_err_t t = log->failed ? 0 : transient(res);
+    if (t && log->roll_pending) {
+      /* Undo once the roll's open completed (it may be creating a file
+       * the undo would have to delete). */
+      log->rollback_chunk = c;
+      log->rollback_err = t;
+      log->rollback_active = true;
+      return;
+    }
     if (t) {
       rollback(log, c, t);
       return;
@@ -447,6 +456,7 @@ static void write_cb(void *arg, rn_err_t res) {
 static void kick_write(rn_log_t *log) {
   if (log->writing || log->failed || log->rollback_active) return;
   rn__chunk_t *c = log->ready_head;
+  if (c ? c->seg->opening : log->fill && log->fill->seg->opening) return; /* queued behind a roll */
   if (c) {
     log->ready_head = c->next;
     if (!log->ready_head) log->ready_tail = NULL;
@@ -490,6 +500,7 @@ static bool needs_sync(const rn_log_t *log) {
   if (log->written_next > log->durable_next) return true;
   for (uint32_t i = log->nsegs; i-- > 0;) {
     const rn__seg_t *seg = log->segs[i];
+    if (seg->opening) continue; /* its file does not exist yet */
     if (seg->synced < seg->written || !seg->dir_synced) return true;
     if (seg->sealed) break;
   }
@@ -560,7 +571,7 @@ static void start_round(rn_log_t *log) {
   bool dir = false;
   for (uint32_t i = log->nsegs; i-- > 0;) {
     rn__seg_t *seg = log->segs[i];
-    if (!seg->dir_synced) dir = true;
+    if (!seg->dir_synced && !seg->opening) dir = true;
     if (seg->synced < seg->written) {
       round_op_t *op = malloc(sizeof(*op));
       rn_err_t err = op ? 0 : RN_ENOMEM;
@@ -672,7 +683,9 @@ static void maybe_seal(rn_log_t *log) {
   if (log->seal_active || log->failed) return;
   if (log->seal_retry_ms && rn__log_now(log) < log->seal_retry_ms) return;
   rn__seg_t *seg = NULL;
-  for (uint32_t i = 0; i + 1 < log->nsegs; i++) {
+  /* The segment before a pending roll stays active until the open succeeds. */
+  uint32_t closed = log->nsegs - (active(log)->opening ? 2u : 1u);
+  for (uint32_t i = 0; i < closed; i++) {
     if (!log->segs[i]->sealed) {
       seg = log->segs[i];
       break;
@@ -706,41 +719,176 @@ static void maybe_seal(rn_log_t *log) {
   log->inflight++;
 }
 
-/* ---- roll -------------------------------------------------------------------- */
+/* ---- roll -------------------------------------------------------------------- *
+ *
+ * A roll never blocks the owner thread. The new segment joins the log at
+ * once (its base, in-memory indexes, offsets for the appends that follow),
+ * but its files are created on a worker (roll_fn) and, until that open has
+ * completed (seg->opening), nothing is written to it, no sync round covers
+ * its directory entry and the segment before it is not sealed: appends are
+ * queued behind the pending roll. One roll is pending at a time. When the
+ * open fails, the new segment is dropped together with every append made
+ * into it (none was written): they complete with the error, the segment
+ * before becomes the active one again, and the offsets are reused. EMFILE,
+ * ENFILE and ENOSPC leave the log healthy (DEGRADED); the next append (or
+ * tick) that wants the roll tries it again. So a roll that cannot open its
+ * files never leaves acks waiting. The directory sync is part of the next
+ * round (sync) or of the old segment's seal, as before. */
 
-/* Close the active segment and start a new one at next_offset. Blocking only
- * for the file creation (open); the directory sync is part of the next round
- * (sync) or of the old segment's seal. */
-static rn_err_t roll(rn_log_t *log) {
-  rn__seg_t *seg = rn__seg_new(log->next_offset);
-  if (!seg) return RN_ENOMEM;
+typedef struct roll_job {
+  rn_log_t *log;
+  rn__seg_t *seg;        /* in log->segs, opening */
+  bool want_reserve;     /* sync mode without a kept directory descriptor */
+  rn_file_t *file;       /* result: the new segment (owned until roll_cb) */
+  rn_file_t *reserve;    /* result: a second handle for the directory sync */
   char path[RN__PATH_MAX];
-  rn__seg_path(log, seg->base, ".log", path);
-  rn_err_t err = log->fs->open(log->fs, path, RN_FS_CREATE | RN_FS_TRUNC, &seg->file);
+} roll_job_t;
+
+/* Worker thread: touches only the job and the log's immutable fs. */
+static rn_err_t roll_fn(void *arg) {
+  roll_job_t *j = arg;
+  rn_fs_t *fs = j->log->fs;
+  rn_err_t err = fs->open(fs, j->path, RN_FS_CREATE | RN_FS_TRUNC, &j->file);
   /* Sync mode acknowledges nothing in the new segment before its directory
    * entry is durable, and the directory sync needs a descriptor of its
    * own: keep one for it now (a second handle on the new file), so a roll
    * that would leave none fails here, retriably, instead of leaving acks
    * waiting for a descriptor. */
-  rn_file_t *reserve = NULL;
-  if (!err && log->opts.durability == RN_DURABILITY_SYNC && !log->dir_reserve)
-    err = log->fs->open(log->fs, path, RN_FS_RDONLY, &reserve);
-  if (!err) err = rn__log_push_seg(log, seg);
+  if (!err && j->want_reserve) {
+    err = fs->open(fs, j->path, RN_FS_RDONLY, &j->reserve);
+    if (err) {
+      j->file->fs->close(j->file);
+      j->file = NULL;
+    }
+  }
+  return err;
+}
+
+/* The pending segment seg (the active one, nothing written) could not be
+ * opened: forget it and every append made into it; they complete with err. */
+static void roll_drop(rn_log_t *log, rn__seg_t *seg, rn_err_t err) {
+  rn__chunk_t **pp = &log->ready_head;
+  log->ready_tail = NULL;
+  for (rn__chunk_t *c = log->ready_head, *n; c; c = n) {
+    n = c->next;
+    if (c->seg == seg) {
+      *pp = n;
+      chunk_recycle(log, c);
+    } else {
+      log->ready_tail = c;
+      pp = &c->next;
+    }
+  }
+  if (log->fill && log->fill->seg == seg) {
+    chunk_recycle(log, log->fill);
+    log->fill = NULL;
+  }
+  uint32_t first = 0; /* first ack in the dropped segment */
+  while (first < log->acks_len && log->acks[(log->acks_head + first) % log->acks_cap].base < seg->base) first++;
+  uint32_t n = log->acks_len - first;
+  rn__ack_t *dropped = n ? malloc(n * sizeof(*dropped)) : NULL;
+  for (uint32_t i = 0; dropped && i < n; i++) dropped[i] = log->acks[(log->acks_head + first + i) % log->acks_cap];
+  log->nsegs--;
+  log->next_offset = seg->base;
+  rn__seg_free(seg); /* no file: it never opened */
+  if (n && !dropped) {
+    fail_log(log, RN_ENOMEM, "segment roll"); /* completes every pending append */
+    return;
+  }
+  log->acks_len = first;
+  rn__log_say(log, RN_LVL_DEBUG, "%s: roll to segment " RN__SEG_NAME_FMT " failed: %s; %u append(s) refused", log->dir,
+              log->next_offset, rn_strerror(err), n);
+  for (uint32_t i = 0; i < n; i++) {
+    if (!dropped[i].cb) continue;
+    log->cb_depth++;
+    dropped[i].cb(dropped[i].arg, err, dropped[i].base);
+    log->cb_depth--;
+  }
+  free(dropped);
+}
+
+static void roll_cb(void *arg, rn_err_t res) {
+  roll_job_t *j = arg;
+  rn_log_t *log = j->log;
+  rn__seg_t *seg = j->seg;
+  log->inflight--;
+  log->roll_pending = false;
+  seg->opening = false;
+  if (res == 0) {
+    seg->file = j->file; /* even on a failed log: freed with it */
+    /* Only a roll keeps a reserve and one roll is pending at a time, so
+     * none was kept since this one was submitted. */
+    if (j->reserve && !log->dir_reserve) log->dir_reserve = j->reserve;
+    else if (j->reserve) j->reserve->fs->close(j->reserve); /* not reached */
+    seg->create_gen = ++log->create_gen;
+    if (!log->failed) {
+      rn__log_say(log, RN_LVL_DEBUG, "%s: rolled to segment " RN__SEG_NAME_FMT, log->dir, seg->base);
+      clear_degraded(log, RN__DEG_ROLL);
+    }
+  } else if (!log->failed) {
+    rn_err_t t = transient(res);
+    if (t && log->rollback_chunk) {
+      /* The undo below drops the new segment (and unlinks a .log the open
+       * may have left) with every unwritten append, in offset order. */
+      seg->create_gen = ++log->create_gen;
+    } else if (t) {
+      set_degraded(log, RN__DEG_ROLL, t);
+      roll_drop(log, seg, t);
+    } else {
+      fail_log(log, res, "segment roll"); /* completes every pending append, in order */
+      log->nsegs--;
+      log->next_offset = seg->base;
+      rn__seg_free(seg);
+    }
+  } else {
+    seg->create_gen = ++log->create_gen; /* failed log: the segment stays, empty and closed */
+  }
+  free(j);
+  rn__chunk_t *c = log->rollback_chunk;
+  if (c) {
+    /* A write failed for want of space while the roll was pending. */
+    log->rollback_chunk = NULL;
+    log->rollback_active = false;
+    if (log->failed)
+      chunk_free(c);
+    else
+      rollback(log, c, log->rollback_err);
+    return;
+  }
+  after_progress(log);
+}
+
+/* Start a new segment at next_offset; its files are opened on a worker
+ * (see above). Fails at once only when nothing can be submitted. */
+static rn_err_t roll(rn_log_t *log) {
+  rn__seg_t *seg = rn__seg_new(log->next_offset);
+  roll_job_t *j = seg ? calloc(1, sizeof(*j)) : NULL;
+  rn_err_t err = j ? rn__log_push_seg(log, seg) : RN_ENOMEM;
   if (err) {
-    if (reserve) reserve->fs->close(reserve);
+    free(j);
     rn__seg_free(seg);
     return err;
   }
-  if (reserve) log->dir_reserve = reserve;
-  seg->create_gen = ++log->create_gen;
+  j->log = log;
+  j->seg = seg;
+  j->want_reserve = log->opts.durability == RN_DURABILITY_SYNC && !log->dir_reserve;
+  rn__seg_path(log, seg->base, ".log", j->path);
+  seg->opening = true;
+  seg->create_gen = UINT64_MAX; /* no round covers it before it exists */
   seg->created_ms = rn__log_now(log);
+  err = rn_io_job(log->io, roll_fn, roll_cb, j);
+  if (err) {
+    log->nsegs--;
+    rn__seg_free(seg);
+    free(j);
+    return err;
+  }
+  log->inflight++;
+  log->roll_pending = true;
   if (log->fill && log->fill->len) {
     ready_push(log, log->fill);
     log->fill = NULL;
   }
-  rn__log_say(log, RN_LVL_DEBUG, "%s: rolled to segment " RN__SEG_NAME_FMT, log->dir, seg->base);
-  clear_degraded(log, RN__DEG_ROLL);
-  maybe_seal(log);
   return 0;
 }
 
@@ -756,6 +904,7 @@ static bool wants_roll(const rn_log_t *log, size_t len, uint32_t records, int64_
 /* ---- open / close ------------------------------------------------------------- */
 
 static void log_free(rn_log_t *log) {
+  chunk_free(log->rollback_chunk);
   if (log->dir_reserve) log->dir_reserve->fs->close(log->dir_reserve);
   for (uint32_t i = 0; i < log->nsegs; i++) rn__seg_free(log->segs[i]);
   free(log->segs);
@@ -929,7 +1078,12 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
   if (hdr.batch_length != len) return RN_ECORRUPT;
 
   int64_t now = rn__log_now(log);
-  if (wants_roll(log, len, hdr.record_count, now)) {
+  if (wants_roll(log, len, hdr.record_count, now) && log->roll_pending) {
+    /* The pending segment takes the batch (it rolls once open), unless its
+     * 32-bit index positions could not. */
+    const rn__seg_t *a = active(log);
+    if (a->size + len > UINT32_MAX || a->next + hdr.record_count - a->base > UINT32_MAX) return RN_EBUSY;
+  } else if (wants_roll(log, len, hdr.record_count, now)) {
     err = roll(log);
     rn_err_t t = transient(err);
     if (t) {
@@ -1002,7 +1156,7 @@ void rn_log_tick(rn_log_t *log, int64_t now) {
       now - log->last_sync_ms >= (int64_t)log->opts.interval_ms && needs_sync(log))
     start_round(log);
   rn__seg_t *a = active(log);
-  if (!log->rollback_active && a->size > 0 && log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms) {
+  if (!log->rollback_active && !log->roll_pending && a->size > 0 && log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms) {
     rn_err_t err = roll(log);
     rn_err_t t = transient(err);
     if (t) set_degraded(log, RN__DEG_ROLL, t);
@@ -1368,6 +1522,7 @@ rn_err_t rn_log_verify(rn_log_t *log, char *msg, size_t msglen) {
   if (msg && msglen) msg[0] = '\0';
   for (uint32_t i = 0; i < log->nsegs; i++) {
     rn__seg_t *seg = log->segs[i];
+    if (!seg->file) continue; /* a pending roll's segment: nothing written */
     rn__seg_t *tmp = rn__seg_new(seg->base);
     if (!tmp) return RN_ENOMEM;
     tmp->file = seg->file;

@@ -49,7 +49,11 @@ typedef struct rn__seg {
   bool dir_synced;     /* its directory entry is durable */
   bool sealed;         /* below the recovery point: synced, index files written */
   unsigned busy;       /* rn_io operations using file in flight (no delete) */
-  rn_file_t *file;     /* owned */
+  /* Created by a roll whose open is still running on a worker: file is NULL,
+   * nothing is written to it or synced for it, and the segment before it is
+   * not sealed until the open completes (log.c, "roll"). */
+  bool opening;
+  rn_file_t *file;     /* owned; NULL while opening */
   rn__idx_t *idx;      /* owned, idx_len entries */
   uint32_t idx_len, idx_cap;
   rn__tidx_t *tidx; /* owned */
@@ -136,6 +140,12 @@ struct rn_log {
   rn_err_t degraded;
   rn__degraded_src_t degraded_src;
   bool rollback_active; /* a failed write is being undone: appends get `degraded` */
+  bool roll_pending;    /* a roll's open is running on a worker (one at a time) */
+  /* A write that failed for want of space while a roll was pending: its
+   * undo (rollback) starts when the roll's open completed, so the undo's
+   * unlinks never race the open. Owned; rollback_active is set meanwhile. */
+  rn__chunk_t *rollback_chunk;
+  rn_err_t rollback_err;
   int64_t seal_retry_ms; /* after a transient seal failure: not before then */
   int64_t round_retry_ms; /* after a round's directory could not be opened: not before then */
   rn_file_t *dir_reserve; /* owned: a descriptor kept by a roll for the next directory sync (sync mode) */

@@ -149,9 +149,13 @@ rn_err_t rn_snapshot_slot_flush(rn_snapshot_slot_t *slot);
  * printing "runnel: blocking operation <what> on the loop thread" to stderr;
  * otherwise both functions do nothing. The mark is thread-local. */
 
-/* The calling thread is an event-loop thread from now on (for the rest of
- * its life). */
+/* The calling thread is an event-loop thread from now on (until
+ * rn_thread_unmark_loop). */
 void rn_thread_mark_loop(void);
+/* The calling thread is no longer an event-loop thread: its loop has
+ * stopped (uv_run returned), so blocking is allowed again (shutdown's
+ * syncs and clean-shutdown markers). */
+void rn_thread_unmark_loop(void);
 /* Abort if the calling thread is a marked loop thread (RN_BLOCKING_CHECK
  * builds only). what names the operation (static string, e.g.
  * "fdatasync"). */

@@ -107,7 +107,8 @@ rn_err_t rn_log_close_discard(rn_log_t *log);
  * ok. */
 void rn_log_discard_begin(rn_log_t *log);
 
-/* This log's rn_io operations not yet called back. Owner thread. NULL: 0. */
+/* This log's rn_io operations not yet called back (a roll's open among
+ * them). Owner thread. NULL: 0. */
 unsigned rn_log_inflight(const rn_log_t *log);
 
 /* Append completion: err 0 and the batch's base offset once the durability
@@ -123,12 +124,17 @@ typedef void (*rn_log_append_cb)(void *arg, rn_err_t err, uint64_t base_offset);
  * (bad batch), RN_ETOOLARGE, RN_ELOGFAILED (log failed; see
  * rn_log_failure), RN_ENOMEM, or a transient error that leaves the log
  * healthy (rn_log_health: DEGRADED): RN_ENOSPC (a failed write is still
- * being undone), RN_EMFILE/RN_ENFILE/RN_ENOSPC (the new segment a roll
- * needs could not be created; the next append tries again).
- * The callback's err is 0, the error that failed the log, or RN_ENOSPC: the
- * write holding the batch failed for want of space, the log cut the file
- * back to the last completed write and the batch is not stored (its offset
- * will be reused). */
+ * being undone), RN_EBUSY (a segment roll is still opening its files and
+ * the new segment's 32-bit index positions cannot take more; practically
+ * unreachable).
+ * The callback's err is 0, the error that failed the log, or a transient
+ * error that leaves the log healthy; the batch is then not stored and its
+ * offset will be reused: RN_ENOSPC (the write holding the batch failed for
+ * want of space, the log cut the file back to the last completed write) or
+ * RN_EMFILE/RN_ENFILE/RN_ENOSPC (the batch went into a new segment whose
+ * files a roll could not create; the next append that needs the roll tries
+ * again). A roll never blocks the caller: the new segment's files are
+ * created on an rn_io worker, appends into it wait for that. */
 rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset);
 
@@ -198,6 +204,8 @@ uint64_t rn_log_end(const rn_log_t *log);
 uint64_t rn_log_next_offset(const rn_log_t *log);
 /* Total bytes of all segments. */
 uint64_t rn_log_size_bytes(const rn_log_t *log);
+/* Segments, counting one a roll is still opening (it goes again if that
+ * open fails). */
 uint32_t rn_log_segment_count(const rn_log_t *log);
 
 /* fdatasync rounds of this log (group commits in sync mode, timed syncs in
