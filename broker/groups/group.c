@@ -777,18 +777,7 @@ static rn_err_t replay(rn_groups_t *gs, char *why, size_t whylen) {
   rn_err_t err = 0;
   while (off < end && !err) {
     size_t len = 0;
-    err = rn_log_read(gs->log, off, buf, cap, &len);
-    if (err == RN_ETOOLARGE) {
-      uint8_t *nb = realloc(buf, len);
-      if (!nb) {
-        err = RN_ENOMEM;
-        break;
-      }
-      buf = nb;
-      cap = len;
-      err = 0;
-      continue;
-    }
+    err = rn_core_log_read(gs->log, off, &buf, &cap, &len);
     if (err || len == 0) break;
     size_t pos = 0;
     while (pos < len && !err) {
