@@ -50,6 +50,27 @@ void ct_fini(ct_t *t) {
   free(t->dir);
 }
 
+int ct_setup_unopened(void **state) {
+  ct_t *t = calloc(1, sizeof(*t));
+  assert_non_null(t);
+  ct_init(t);
+  *state = t;
+  return 0;
+}
+
+int ct_setup(void **state) {
+  ct_setup_unopened(state);
+  ct_open(*state);
+  return 0;
+}
+
+int ct_teardown(void **state) {
+  ct_t *t = *state;
+  ct_fini(t);
+  free(t);
+  return 0;
+}
+
 void ct_run_until(ct_t *t, const bool *done) {
   while (!*done) uv_run(&t->loop, UV_RUN_ONCE);
 }

@@ -26,6 +26,13 @@ void ct_open(ct_t *t);           /* rn_core_open; fails the test on error */
 void ct_close(ct_t *t);          /* rn_core_close (asserts 0) and let the loop settle */
 void ct_fini(ct_t *t);           /* close if open, remove the directory */
 
+/* cmocka fixtures: *state = a calloc'd ct_t after ct_init and ct_open
+ * (ct_setup) or ct_init only (ct_setup_unopened: the test opens core
+ * itself); ct_teardown runs ct_fini and frees it. */
+int ct_setup(void **state);
+int ct_setup_unopened(void **state);
+int ct_teardown(void **state);
+
 /* Run the loop until *done. */
 void ct_run_until(ct_t *t, const bool *done);
 

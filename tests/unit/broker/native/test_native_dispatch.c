@@ -44,21 +44,6 @@ static Runnel__Response *call(ct_t *t, const Runnel__Request *req) {
   return g.resp;
 }
 
-static int setup(void **state) {
-  ct_t *t = calloc(1, sizeof(*t));
-  ct_init(t);
-  ct_open(t);
-  *state = t;
-  return 0;
-}
-
-static int teardown(void **state) {
-  ct_t *t = *state;
-  ct_fini(t);
-  free(t);
-  return 0;
-}
-
 static void assert_error(const Runnel__Error *e, rn_err_t err, const char *msg) {
   assert_non_null(e);
   assert_int_equal(e->code, rn_err_to_wire(err));
@@ -212,9 +197,9 @@ static void test_broker_info(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_request_level_errors, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_create_produce_fetch_offsets, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_broker_info, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_request_level_errors, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_create_produce_fetch_offsets, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_info, ct_setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
