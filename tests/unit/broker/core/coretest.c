@@ -24,17 +24,25 @@ static void quiet(void *arg, rn_level_t level, const char *msg) {
   if (level >= RN_LVL_WARN) fprintf(stderr, "core: %s\n", msg);
 }
 
+void ct_opts(ct_t *t, rn_core_opts_t *o) {
+  rn_core_opts_default(o);
+  o->loop = &t->loop;
+  o->data_dir = t->dir;
+  o->fs = t->fs;
+  o->meta_store = t->meta;
+  o->logger.fn = quiet;
+}
+
+void ct_open_opts(ct_t *t, const rn_core_opts_t *o) {
+  char why[512];
+  rn_err_t err = rn_core_open(o, &t->core, why, sizeof why);
+  if (err) fail_msg("rn_core_open: %s", why);
+}
+
 void ct_open(ct_t *t) {
   rn_core_opts_t o;
-  rn_core_opts_default(&o);
-  o.loop = &t->loop;
-  o.data_dir = t->dir;
-  o.fs = t->fs;
-  o.meta_store = t->meta;
-  o.logger.fn = quiet;
-  char why[512];
-  rn_err_t err = rn_core_open(&o, &t->core, why, sizeof why);
-  if (err) fail_msg("rn_core_open: %s", why);
+  ct_opts(t, &o);
+  ct_open_opts(t, &o);
 }
 
 void ct_close(ct_t *t) {
@@ -73,6 +81,31 @@ int ct_teardown(void **state) {
 
 void ct_run_until(ct_t *t, const bool *done) {
   while (!*done) uv_run(&t->loop, UV_RUN_ONCE);
+}
+
+typedef struct callw {
+  bool done;
+  Runnel__Response *resp;
+} callw_t;
+
+static void on_call_reply(void *ctx, const Runnel__Response *resp) {
+  callw_t *w = ctx;
+  assert_false(w->done); /* exactly once */
+  size_t n = runnel__response__get_packed_size(resp);
+  uint8_t *buf = malloc(n ? n : 1);
+  assert_non_null(buf);
+  runnel__response__pack(resp, buf);
+  w->resp = runnel__response__unpack(NULL, n, buf);
+  free(buf);
+  assert_non_null(w->resp);
+  w->done = true;
+}
+
+Runnel__Response *ct_call(ct_t *t, ct_handle_fn handle, const Runnel__Request *req) {
+  callw_t w = {0};
+  handle(t->core, req, on_call_reply, &w);
+  ct_run_until(t, &w.done);
+  return w.resp;
 }
 
 typedef struct errw {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "rn_core.h"
+#include "runnel.pb-c.h"
 
 typedef struct ct {
   char *dir;
@@ -22,7 +23,12 @@ typedef struct ct {
 } ct_t;
 
 void ct_init(ct_t *t);           /* a fresh directory and loop; no core yet */
-void ct_open(ct_t *t);           /* rn_core_open; fails the test on error */
+void ct_open(ct_t *t);           /* rn_core_open with ct_opts; fails the test on error */
+/* The options ct_open uses (loop, data_dir, fs, meta_store, a logger that
+ * prints warnings and errors only), for a test that changes some first;
+ * borrowed from t. */
+void ct_opts(ct_t *t, rn_core_opts_t *o);
+void ct_open_opts(ct_t *t, const rn_core_opts_t *o); /* rn_core_open(o); fails the test on error */
 void ct_close(ct_t *t);          /* rn_core_close (asserts 0) and let the loop settle */
 void ct_fini(ct_t *t);           /* close if open, remove the directory */
 
@@ -35,6 +41,15 @@ int ct_teardown(void **state);
 
 /* Run the loop until *done. */
 void ct_run_until(ct_t *t, const bool *done);
+
+/* A wire request through a protobuf front end (rn_native_handle; coretest
+ * does not link it, so the caller names it): runs the loop until the one
+ * answer came (asserted: exactly once) and returns a packed-and-unpacked
+ * copy of it, what a client sees; the caller frees it
+ * (runnel__response__free_unpacked). */
+typedef void (*ct_reply_cb)(void *ctx, const Runnel__Response *resp);
+typedef void (*ct_handle_fn)(rn_core_t *core, const Runnel__Request *req, ct_reply_cb cb, void *ctx);
+Runnel__Response *ct_call(ct_t *t, ct_handle_fn handle, const Runnel__Request *req);
 
 rn_err_t ct_create(ct_t *t, const char *name, uint32_t shards);
 rn_err_t ct_delete(ct_t *t, const char *name);
