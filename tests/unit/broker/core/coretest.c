@@ -193,19 +193,23 @@ static void on_produce(void *ctx, const rn_core_produce_result_t *r) {
   }
 }
 
-rn_err_t ct_produce(ct_t *t, const char *stream, uint32_t shard, int n, int64_t ts0, uint64_t *base) {
-  rn_batch_builder_t b;
-  rn_batch_builder_init(&b);
+void ct_batch(rn_batch_builder_t *b, int n, int64_t ts0, const char *value, const uint8_t **bytes, size_t *len) {
+  rn_batch_builder_init(b);
   for (int i = 0; i < n; i++) {
     rn_record_t rec = {0};
     rec.timestamp = ts0 + i;
-    rec.value = (const uint8_t *)"value";
-    rec.value_len = 5;
-    assert_int_equal(rn_batch_builder_add(&b, &rec), 0);
+    rec.value = (const uint8_t *)value;
+    rec.value_len = strlen(value);
+    assert_int_equal(rn_batch_builder_add(b, &rec), 0);
   }
+  assert_int_equal(rn_batch_builder_finish(b, RN_CODEC_NONE, NULL, bytes, len), 0);
+}
+
+rn_err_t ct_produce(ct_t *t, const char *stream, uint32_t shard, int n, int64_t ts0, uint64_t *base) {
+  rn_batch_builder_t b;
   const uint8_t *bytes;
   size_t len;
-  assert_int_equal(rn_batch_builder_finish(&b, RN_CODEC_NONE, NULL, &bytes, &len), 0);
+  ct_batch(&b, n, ts0, "value", &bytes, &len);
   rn_core_batch_in_t in = {.shard = shard, .data = bytes, .len = len};
   rn_core_produce_req_t req = {.stream = stream, .batches = &in, .nbatches = 1};
   prodw_t w = {0};

@@ -13,6 +13,7 @@
 
 #include "rn_core.h"
 #include "runnel.pb-c.h"
+#include "runnel/batch.h"
 
 typedef struct ct {
   char *dir;
@@ -63,6 +64,11 @@ typedef struct ct_desc {
   uint32_t parents[16][2], children[16][2];
 } ct_desc_t;
 void ct_describe(ct_t *t, const char *name, ct_desc_t *out);
+
+/* A batch of n records (timestamps ts0, ts0+1, ..., each value the string
+ * value) finished uncompressed into b: *bytes, *len are b's until
+ * rn_batch_builder_free. */
+void ct_batch(rn_batch_builder_t *b, int n, int64_t ts0, const char *value, const uint8_t **bytes, size_t *len);
 
 /* One batch of n records (timestamps ts0, ts0+1, ...) appended to shard;
  * returns the batch's error and sets *base. */

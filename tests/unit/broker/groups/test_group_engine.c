@@ -93,17 +93,9 @@ static void create_stream(fx_t *f, const char *name, uint32_t shards) {
 /* Produce n records to one shard. */
 static void produce(fx_t *f, const char *stream, uint32_t shard, int n) {
   rn_batch_builder_t b;
-  rn_batch_builder_init(&b);
-  for (int i = 0; i < n; i++) {
-    rn_record_t rec = {0};
-    rec.timestamp = 1700000000000 + i;
-    rec.value = (const uint8_t *)"v";
-    rec.value_len = 1;
-    assert_int_equal(rn_batch_builder_add(&b, &rec), 0);
-  }
   const uint8_t *bytes;
   size_t len;
-  assert_int_equal(rn_batch_builder_finish(&b, RN_CODEC_NONE, NULL, &bytes, &len), 0);
+  ct_batch(&b, n, 1700000000000, "v", &bytes, &len);
   Runnel__ShardBatch sb;
   runnel__shard_batch__init(&sb);
   Runnel__ShardBatch *sbp = &sb;
