@@ -108,6 +108,23 @@ Runnel__Response *ct_call(ct_t *t, ct_handle_fn handle, const Runnel__Request *r
   return w.resp;
 }
 
+void ct_call_create(ct_t *t, ct_handle_fn handle, const char *name, uint32_t shards) {
+  Runnel__StreamConfig sc;
+  runnel__stream_config__init(&sc);
+  sc.name = (char *)(uintptr_t)name;
+  sc.shard_count = shards;
+  Runnel__CreateStreamRequest cr;
+  runnel__create_stream_request__init(&cr);
+  cr.config = &sc;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
+  req.create_stream = &cr;
+  Runnel__Response *r = ct_call(t, handle, &req);
+  assert_null(r->error);
+  runnel__response__free_unpacked(r, NULL);
+}
+
 typedef struct errw {
   bool done;
   rn_err_t err;

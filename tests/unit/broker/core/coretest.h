@@ -52,6 +52,10 @@ typedef void (*ct_reply_cb)(void *ctx, const Runnel__Response *resp);
 typedef void (*ct_handle_fn)(rn_core_t *core, const Runnel__Request *req, ct_reply_cb cb, void *ctx);
 Runnel__Response *ct_call(ct_t *t, ct_handle_fn handle, const Runnel__Request *req);
 
+/* CreateStream {name, shards} through handle (ct_call); asserts it
+ * succeeded. */
+void ct_call_create(ct_t *t, ct_handle_fn handle, const char *name, uint32_t shards);
+
 rn_err_t ct_create(ct_t *t, const char *name, uint32_t shards);
 rn_err_t ct_delete(ct_t *t, const char *name);
 

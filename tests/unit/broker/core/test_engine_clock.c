@@ -63,20 +63,7 @@ static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
   return r;
 }
 
-static void create_stream(fx_t *f, const char *name) {
-  Runnel__StreamConfig sc;
-  runnel__stream_config__init(&sc);
-  sc.name = (char *)(uintptr_t)name;
-  sc.shard_count = 1;
-  Runnel__CreateStreamRequest cr;
-  runnel__create_stream_request__init(&cr);
-  cr.config = &sc;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
-  req.create_stream = &cr;
-  runnel__response__free_unpacked(call(f, &req), NULL);
-}
+static void create_stream(fx_t *f, const char *name) { ct_call_create(&f->ct, rn_engine_handle, name, 1); }
 
 static int64_t stream_created(fx_t *f, const char *name) {
   Runnel__DescribeStreamRequest dr;

@@ -76,18 +76,7 @@ static int call_code(fx_t *f, Runnel__Request *req) {
 }
 
 static void create_stream(fx_t *f, const char *name, uint32_t shards) {
-  Runnel__StreamConfig sc;
-  runnel__stream_config__init(&sc);
-  sc.name = (char *)(uintptr_t)name;
-  sc.shard_count = shards;
-  Runnel__CreateStreamRequest cr;
-  runnel__create_stream_request__init(&cr);
-  cr.config = &sc;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
-  req.create_stream = &cr;
-  assert_int_equal(call_code(f, &req), 0);
+  ct_call_create(&f->ct, rn_native_handle, name, shards);
 }
 
 /* Produce n records to one shard. */
