@@ -35,7 +35,8 @@ void ct_fini(ct_t *t);           /* close if open, remove the directory */
 
 /* cmocka fixtures: *state = a calloc'd ct_t after ct_init and ct_open
  * (ct_setup) or ct_init only (ct_setup_unopened: the test opens core
- * itself); ct_teardown runs ct_fini and frees it. */
+ * itself); ct_teardown runs ct_fini and frees it (also a test's own
+ * calloc'd fixture that has its ct_t as first member). */
 int ct_setup(void **state);
 int ct_setup_unopened(void **state);
 int ct_teardown(void **state);

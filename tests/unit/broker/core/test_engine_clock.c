@@ -19,7 +19,7 @@
 #include "engine.h"
 
 typedef struct fx {
-  ct_t ct; /* first: the loop, the directory and the engine (ct.core) */
+  ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
   int64_t now; /* the injected wall clock */
   unsigned reads;
 } fx_t;
@@ -47,13 +47,6 @@ static int setup(void **state) {
   ct_init(&f->ct);
   f->now = 1234567890123ll; /* 2009-02-13T23:31:30.123Z */
   *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  ct_fini(&f->ct); /* rn_core_close: what rn_engine_close is */
-  free(f);
   return 0;
 }
 
@@ -129,8 +122,8 @@ static void test_system_clock_by_default(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_injected_clock, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_system_clock_by_default, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_injected_clock, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_system_clock_by_default, setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

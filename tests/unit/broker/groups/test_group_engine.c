@@ -29,7 +29,7 @@
 #include "runnel/batch.h"
 
 typedef struct fx {
-  ct_t ct; /* the loop, the directory and core (ct.core) */
+  ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
   uint64_t segment_bytes;
 } fx_t;
 
@@ -51,13 +51,6 @@ static int setup(void **state) {
   ct_init(&f->ct);
   open_engine(f);
   *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  ct_fini(&f->ct);
-  free(f);
   return 0;
 }
 
@@ -651,13 +644,13 @@ static void test_groups_go_with_their_stream(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_revoke_before_reassign_and_fencing, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_member_that_never_releases_is_fenced, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_admin_rules_and_lag, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_time_lag, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_checkpoints_survive_reopen_and_compaction, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_groups_go_with_their_stream, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_revoke_before_reassign_and_fencing, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_member_that_never_releases_is_fenced, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_admin_rules_and_lag, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_time_lag, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_requests, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_checkpoints_survive_reopen_and_compaction, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_groups_go_with_their_stream, setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,7 @@
 #include "rn_groups.h"
 
 typedef struct fx {
-  ct_t ct; /* the loop, the directory and core (ct.core) */
+  ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
   rn_groups_t *gs;
   uint64_t mono_ns; /* the groups' monotonic clock (injected): moves only when a test moves it */
   crashfs_t *cfs;   /* non-NULL: core (and so groups) on the crash simulator */
@@ -57,13 +57,6 @@ static int setup(void **state) {
   ct_init(&f->ct);
   open_all(f);
   *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  ct_fini(&f->ct);
-  free(f);
   return 0;
 }
 
@@ -317,11 +310,11 @@ static void test_close_detaches_from_core(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_stream_deletion_drops_groups, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_per_shard_state_survives_restart, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sessions_run_on_the_injected_clock, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_answered_commit_survives_a_crash, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_close_detaches_from_core, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stream_deletion_drops_groups, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_per_shard_state_survives_restart, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_sessions_run_on_the_injected_clock, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_answered_commit_survives_a_crash, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_close_detaches_from_core, setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
