@@ -252,7 +252,9 @@ static gstat_t metrics_of(fx_t *f, const char *group, uint32_t shard) {
   return g;
 }
 
-static void create_group(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
+/* GroupCreate's request-level wire code. */
+static int create_group_code(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind,
+                             int64_t value) {
   Runnel__GroupCreateRequest cr;
   runnel__group_create_request__init(&cr);
   cr.stream = (char *)(uintptr_t)stream;
@@ -263,7 +265,11 @@ static void create_group(fx_t *f, const char *stream, const char *group, Runnel_
   runnel__request__init(&req);
   req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
   req.group_create = &cr;
-  assert_int_equal(call_code(f, &req), 0);
+  return call_code(f, &req);
+}
+
+static void create_group(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
+  assert_int_equal(create_group_code(f, stream, group, kind, value), 0);
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */
@@ -448,17 +454,8 @@ static void test_admin_rules_and_lag(void **state) {
   produce(f, "s", 0, 10);
   produce(f, "s", 1, 4);
   /* Explicit create at latest: lag 0 although records exist. */
-  Runnel__GroupCreateRequest cr;
-  runnel__group_create_request__init(&cr);
-  cr.stream = (char *)"s";
-  cr.group = (char *)"late";
-  cr.start_kind = RUNNEL__POSITION_KIND__POSITION_LATEST;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
-  req.group_create = &cr;
-  assert_int_equal(call_code(f, &req), 0);
-  assert_int_equal(call_code(f, &req), 6); /* EEXIST */
+  assert_int_equal(create_group_code(f, "s", "late", RUNNEL__POSITION_KIND__POSITION_LATEST, 0), 0);
+  assert_int_equal(create_group_code(f, "s", "late", RUNNEL__POSITION_KIND__POSITION_LATEST, 0), 6); /* EEXIST */
   Runnel__Response *r = describe(f, "s", "late");
   assert_int_equal(r->group_describe->group->shards[0]->lag_records, 0);
   assert_int_equal(r->group_describe->group->shards[0]->checkpoint, 10);
@@ -493,6 +490,7 @@ static void test_admin_rules_and_lag(void **state) {
   rr.group = (char *)"early";
   rr.kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
   rr.value = 1;
+  Runnel__Request req;
   runnel__request__init(&req);
   req.op_case = RUNNEL__REQUEST__OP_GROUP_RESET;
   req.group_reset = &rr;
