@@ -121,17 +121,7 @@ rn_err_t rn__shard_load_producers(rn_engine_t *eng, rn_shard_t *sh) {
   rn_err_t err = 0;
   while (from < end) {
     size_t len = 0;
-    err = rn_log_read(sh->log, from, buf, cap, &len);
-    if (err == RN_ETOOLARGE) {
-      uint8_t *nb = realloc(buf, len);
-      if (!nb) {
-        err = RN_ENOMEM;
-        break;
-      }
-      buf = nb;
-      cap = len;
-      continue;
-    }
+    err = rn_core_log_read(sh->log, from, &buf, &cap, &len);
     if (err || len == 0) break;
     for (size_t at = 0; at < len;) {
       rn_batch_header_t h;

@@ -157,27 +157,6 @@ static void *xcalloc(size_t n, size_t sz) {
   return p;
 }
 
-/* Short-lived allocations for building one protobuf message (an event,
- * the snapshot): each zeroed, all freed together by tmp_free. */
-typedef struct tmp {
-  void **p;
-  size_t n, cap;
-} tmp_t;
-
-static void *tmp_alloc(tmp_t *t, size_t n) {
-  if (t->n == t->cap) {
-    t->cap = t->cap ? 2 * t->cap : 16;
-    t->p = rn_xrealloc(t->p, t->cap * sizeof(*t->p));
-  }
-  return t->p[t->n++] = xcalloc(1, n);
-}
-
-static void tmp_free(tmp_t *t) {
-  for (size_t i = 0; i < t->n; i++) free(t->p[i]);
-  free(t->p);
-  *t = (tmp_t){0};
-}
-
 /* Wall clock, ms since the epoch: event timestamps, commit and creation
  * times, lag against arrival times. */
 static int64_t now_ms(const rn_groups_t *gs) { return rn_clock_wall_ms(&gs->clock); }
@@ -591,13 +570,13 @@ static void fill_state_keys(Runnel__GroupState *s, const group_t *g) {
 }
 
 /* Checkpoint messages of every shard of g into arrays from the arena. */
-static void fill_state_ckpts(tmp_t *a, Runnel__GroupState *s, const group_t *g) {
+static void fill_state_ckpts(rn_arena_t *a, Runnel__GroupState *s, const group_t *g) {
   uint32_t n = rn_core_stream_nshards(g->st);
-  s->checkpoints = tmp_alloc(a, n * sizeof(*s->checkpoints));
+  s->checkpoints = rn_arena_alloc(a, n * sizeof(*s->checkpoints));
   for (uint32_t i = 0; i < n; i++) {
     const gshard_t *gsh = gsh_of(g, i);
     if (gsh->pos == POS_NONE) continue;
-    Runnel__GroupCheckpointState *c = tmp_alloc(a, sizeof(*c));
+    Runnel__GroupCheckpointState *c = rn_arena_alloc(a, sizeof(*c));
     runnel__group_checkpoint_state__init(c);
     c->shard = i;
     c->offset = gsh->ckpt;
@@ -680,14 +659,14 @@ static void snap_after(uv_work_t *w, int status) {
 /* Serialize every group (memory holds exactly the durable checkpoints) and
  * the offset below which the log's events are all included. */
 static rn_err_t snapshot_pack(rn_groups_t *gs, uint64_t offset, uint8_t **buf, size_t *len) {
-  tmp_t a = {0};
+  rn_arena_t a = {0};
   Runnel__GroupsSnapshot snap;
   runnel__groups_snapshot__init(&snap);
   snap.log_offset = offset;
-  snap.groups = tmp_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
+  snap.groups = rn_arena_alloc(&a, (gs->ngroups + 1) * sizeof(*snap.groups));
   for (uint32_t i = 0; i < gs->ngroups; i++) {
     const group_t *g = gs->groups[i];
-    Runnel__GroupState *s = tmp_alloc(&a, sizeof(*s));
+    Runnel__GroupState *s = rn_arena_alloc(&a, sizeof(*s));
     runnel__group_state__init(s);
     fill_state_keys(s, g);
     s->start_kind = (Runnel__PositionKind)g->start_kind;
@@ -699,7 +678,7 @@ static rn_err_t snapshot_pack(rn_groups_t *gs, uint64_t offset, uint8_t **buf, s
   *len = runnel__groups_snapshot__get_packed_size(&snap);
   *buf = malloc(*len ? *len : 1);
   if (*buf) runnel__groups_snapshot__pack(&snap, *buf);
-  tmp_free(&a);
+  rn_arena_free(&a);
   return *buf ? 0 : RN_ENOMEM;
 }
 
@@ -777,18 +756,7 @@ static rn_err_t replay(rn_groups_t *gs, char *why, size_t whylen) {
   rn_err_t err = 0;
   while (off < end && !err) {
     size_t len = 0;
-    err = rn_log_read(gs->log, off, buf, cap, &len);
-    if (err == RN_ETOOLARGE) {
-      uint8_t *nb = realloc(buf, len);
-      if (!nb) {
-        err = RN_ENOMEM;
-        break;
-      }
-      buf = nb;
-      cap = len;
-      err = 0;
-      continue;
-    }
+    err = rn_core_log_read(gs->log, off, &buf, &cap, &len);
     if (err || len == 0) break;
     size_t pos = 0;
     while (pos < len && !err) {
@@ -1081,7 +1049,7 @@ static group_t *group_create(rn_groups_t *gs, rn_core_stream_t *st, const char *
 
 /* Event that writes g's whole state (create) or its checkpoints (reset). */
 static rn_err_t append_state(rn_groups_t *gs, group_t *g, bool create, event_done_fn done, void *arg) {
-  tmp_t a = {0};
+  rn_arena_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
@@ -1099,7 +1067,7 @@ static rn_err_t append_state(rn_groups_t *gs, group_t *g, bool create, event_don
     ev.checkpoints = &s;
   }
   rn_err_t err = event_append(gs, &ev, done, arg);
-  tmp_free(&a);
+  rn_arena_free(&a);
   return err;
 }
 
@@ -1446,11 +1414,11 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
   if (cj->n) memcpy(cj->cps, r->checkpoints, cj->n * sizeof(*cj->cps));
   cj->errs = xcalloc(cj->n, sizeof(*cj->errs));
   cj->msgs = xcalloc(cj->n, sizeof(*cj->msgs));
-  tmp_t a = {0};
+  rn_arena_t a = {0};
   Runnel__GroupState s;
   runnel__group_state__init(&s);
   fill_state_keys(&s, g);
-  s.checkpoints = tmp_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
+  s.checkpoints = rn_arena_alloc(&a, (cj->n + 1) * sizeof(*s.checkpoints));
   int64_t now = now_ms(gs);
   cj->commit_ms = now;
   for (uint32_t i = 0; i < cj->n; i++) {
@@ -1475,7 +1443,7 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
     cj->errs[i] = e;
     cj->msgs[i] = msg;
     if (e) continue;
-    Runnel__GroupCheckpointState *cs = tmp_alloc(&a, sizeof(*cs));
+    Runnel__GroupCheckpointState *cs = rn_arena_alloc(&a, sizeof(*cs));
     runnel__group_checkpoint_state__init(cs);
     cs->shard = c->shard;
     cs->offset = c->offset;
@@ -1491,7 +1459,7 @@ void rn_groups_commit(rn_groups_t *gs, const rn_group_commit_req_t *r, rn_group_
     ev.checkpoints = &s;
     err = event_append(gs, &ev, on_commit_durable, cj);
   }
-  tmp_free(&a);
+  rn_arena_free(&a);
   if (!s.n_checkpoints || err) {
     for (uint32_t i = 0; i < cj->n && err; i++)
       if (!cj->errs[i]) {

@@ -12,7 +12,7 @@
  * here with RN_EBADREQUEST, with the texts the broker always used.
  *
  * Owns one small reply_t per request (caller's cb + ctx) from the call
- * until core's callback ran; and, for a call, the arena its Response is
+ * until core's callback ran; and, for a call, the arena (base's rn_arena_t) its Response is
  * built in.
  */
 #include <inttypes.h>
@@ -31,43 +31,6 @@ typedef struct reply {
   void *ctx;
 } reply_t;
 
-/* ---- a bump allocator for one Response ------------------------------------------ */
-
-typedef struct blk {
-  struct blk *next;
-  size_t used, cap;
-  max_align_t data[];
-} blk_t;
-
-typedef struct {
-  blk_t *head;
-} arena_t;
-
-static void *alloc(arena_t *a, size_t n) {
-  n = (n + 15) & ~(size_t)15;
-  blk_t *b = a->head;
-  if (!b || b->cap - b->used < n) {
-    size_t cap = n > 8192 ? n : 8192;
-    b = rn_xmalloc(sizeof(*b) + cap);
-    b->next = a->head;
-    b->used = 0;
-    b->cap = cap;
-    a->head = b;
-  }
-  void *p = (char *)b->data + b->used;
-  b->used += n;
-  memset(p, 0, n);
-  return p;
-}
-
-static void arena_free(arena_t *a) {
-  while (a->head) {
-    blk_t *b = a->head;
-    a->head = b->next;
-    free(b);
-  }
-}
-
 /* protobuf-c's string and bytes fields are not const; packing only reads them. */
 static char *unconst(const char *s) { return (char *)(uintptr_t)s; }
 
@@ -79,8 +42,8 @@ void rn_native_error(Runnel__Error *e, rn_err_t err, const char *msg) {
   e->retriable = rn_err_retriable(err);
 }
 
-static Runnel__Error *new_error(arena_t *a, rn_err_t err, const char *msg) {
-  Runnel__Error *e = alloc(a, sizeof(*e));
+static Runnel__Error *new_error(rn_arena_t *a, rn_err_t err, const char *msg) {
+  Runnel__Error *e = rn_arena_alloc(a, sizeof(*e));
   rn_native_error(e, err, msg);
   return e;
 }
@@ -120,18 +83,18 @@ static bool failed(reply_t *rp, rn_err_t err, const char *msg) {
   return true;
 }
 
-static void finish(reply_t *rp, Runnel__Response *resp, arena_t *a) {
+static void finish(reply_t *rp, Runnel__Response *resp, rn_arena_t *a) {
   rp->cb(rp->ctx, resp);
   free(rp);
-  arena_free(a);
+  rn_arena_free(a);
 }
 
 /* ---- streams ---------------------------------------------------------------------------- */
 
-static Runnel__StreamDescription *describe(arena_t *a, const rn_core_stream_desc_t *s) {
-  Runnel__StreamDescription *d = alloc(a, sizeof(*d));
+static Runnel__StreamDescription *describe(rn_arena_t *a, const rn_core_stream_desc_t *s) {
+  Runnel__StreamDescription *d = rn_arena_alloc(a, sizeof(*d));
   runnel__stream_description__init(d);
-  Runnel__StreamConfig *c = alloc(a, sizeof(*c));
+  Runnel__StreamConfig *c = rn_arena_alloc(a, sizeof(*c));
   runnel__stream_config__init(c);
   c->name = unconst(s->name);
   c->shard_count = s->nshards;
@@ -142,13 +105,13 @@ static Runnel__StreamDescription *describe(arena_t *a, const rn_core_stream_desc
   d->created_ms = s->created_ms;
   d->status = unconst(rn_core_stream_state_name(s->state));
   d->n_shards = s->nshards;
-  d->shards = alloc(a, (s->nshards + 1) * sizeof(*d->shards));
+  d->shards = rn_arena_alloc(a, (s->nshards + 1) * sizeof(*d->shards));
   for (uint32_t i = 0; i < s->nshards; i++) {
     const rn_core_shard_desc_t *sh = &s->shards[i];
-    Runnel__ShardInfo *si = alloc(a, sizeof(*si));
+    Runnel__ShardInfo *si = rn_arena_alloc(a, sizeof(*si));
     runnel__shard_info__init(si);
     si->index = sh->index;
-    si->shard_id = alloc(a, 32);
+    si->shard_id = rn_arena_alloc(a, 32);
     snprintf(si->shard_id, 32, "shardId-%012u", sh->index);
     si->hash_key_start.data = (uint8_t *)(uintptr_t)sh->hash_start;
     si->hash_key_start.len = 16;
@@ -166,7 +129,7 @@ static Runnel__StreamDescription *describe(arena_t *a, const rn_core_stream_desc
 static void on_create(void *ctx, const rn_core_create_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__CreateStreamResponse cr = RUNNEL__CREATE_STREAM_RESPONSE__INIT;
   cr.stream = describe(&a, r->stream);
@@ -191,7 +154,7 @@ static void create_stream(rn_core_t *core, const Runnel__CreateStreamRequest *r,
 static void on_delete(void *ctx, const rn_core_delete_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__DeleteStreamResponse dr = RUNNEL__DELETE_STREAM_RESPONSE__INIT;
   resp.op_case = RUNNEL__RESPONSE__OP_DELETE_STREAM;
@@ -208,11 +171,11 @@ static void delete_stream(rn_core_t *core, const Runnel__DeleteStreamRequest *r,
 static void on_list(void *ctx, const rn_core_list_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__ListStreamsResponse lr = RUNNEL__LIST_STREAMS_RESPONSE__INIT;
   lr.n_names = r->nnames;
-  lr.names = alloc(&a, (r->nnames + 1) * sizeof(char *));
+  lr.names = rn_arena_alloc(&a, (r->nnames + 1) * sizeof(char *));
   for (uint32_t i = 0; i < r->nnames; i++) lr.names[i] = unconst(r->names[i]);
   resp.op_case = RUNNEL__RESPONSE__OP_LIST_STREAMS;
   resp.list_streams = &lr;
@@ -222,7 +185,7 @@ static void on_list(void *ctx, const rn_core_list_result_t *r) {
 static void on_describe(void *ctx, const rn_core_describe_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__DescribeStreamResponse dr = RUNNEL__DESCRIBE_STREAM_RESPONSE__INIT;
   dr.stream = describe(&a, r->stream);
@@ -240,7 +203,7 @@ static void describe_stream(rn_core_t *core, const Runnel__DescribeStreamRequest
 static void on_retention(void *ctx, const rn_core_retention_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__SetRetentionResponse sr = RUNNEL__SET_RETENTION_RESPONSE__INIT;
   sr.stream = describe(&a, r->stream);
@@ -258,7 +221,7 @@ static void set_retention(rn_core_t *core, const Runnel__SetRetentionRequest *r,
 static void on_producer(void *ctx, const rn_core_producer_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__InitProducerResponse ir = RUNNEL__INIT_PRODUCER_RESPONSE__INIT;
   ir.producer_id = r->producer_id;
@@ -273,12 +236,12 @@ static void on_producer(void *ctx, const rn_core_producer_result_t *r) {
 static void on_produce(void *ctx, const rn_core_produce_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__ProduceResponse pr = RUNNEL__PRODUCE_RESPONSE__INIT;
   pr.n_results = r->nresults;
-  pr.results = alloc(&a, (r->nresults + 1) * sizeof(*pr.results));
-  Runnel__ShardBatchResult *res = alloc(&a, (r->nresults + 1) * sizeof(*res));
+  pr.results = rn_arena_alloc(&a, (r->nresults + 1) * sizeof(*pr.results));
+  Runnel__ShardBatchResult *res = rn_arena_alloc(&a, (r->nresults + 1) * sizeof(*res));
   for (size_t i = 0; i < r->nresults; i++) {
     const rn_core_batch_result_t *b = &r->results[i];
     runnel__shard_batch_result__init(&res[i]);
@@ -328,12 +291,12 @@ static rn_core_shard_pos_t *positions(const Runnel__ShardFetch *const *in, size_
 static void on_fetch(void *ctx, const rn_core_fetch_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__FetchResponse fr = RUNNEL__FETCH_RESPONSE__INIT;
   fr.n_results = r->nresults;
-  fr.results = alloc(&a, (r->nresults + 1) * sizeof(*fr.results));
-  Runnel__ShardFetchResult *res = alloc(&a, (r->nresults + 1) * sizeof(*res));
+  fr.results = rn_arena_alloc(&a, (r->nresults + 1) * sizeof(*fr.results));
+  Runnel__ShardFetchResult *res = rn_arena_alloc(&a, (r->nresults + 1) * sizeof(*res));
   for (size_t i = 0; i < r->nresults; i++) {
     const rn_core_fetch_shard_result_t *s = &r->results[i];
     runnel__shard_fetch_result__init(&res[i]);
@@ -374,12 +337,12 @@ static void fetch(rn_core_t *core, const Runnel__FetchRequest *r, rn_native_repl
 static void on_offsets(void *ctx, const rn_core_offsets_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__ListOffsetsResponse lr = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
   lr.n_shards = r->nshards;
-  lr.shards = alloc(&a, (r->nshards + 1) * sizeof(*lr.shards));
-  Runnel__ShardOffsets *so = alloc(&a, (r->nshards + 1) * sizeof(*so));
+  lr.shards = rn_arena_alloc(&a, (r->nshards + 1) * sizeof(*lr.shards));
+  Runnel__ShardOffsets *so = rn_arena_alloc(&a, (r->nshards + 1) * sizeof(*so));
   for (size_t i = 0; i < r->nshards; i++) {
     const rn_core_shard_offsets_t *s = &r->shards[i];
     runnel__shard_offsets__init(&so[i]);
@@ -410,7 +373,7 @@ static void list_offsets(rn_core_t *core, const Runnel__ListOffsetsRequest *r, r
 static void on_info(void *ctx, const rn_core_info_result_t *r) {
   reply_t *rp = ctx;
   if (failed(rp, r->err, r->msg)) return;
-  arena_t a = {0};
+  rn_arena_t a = {0};
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__BrokerInfoResponse bi;
   runnel__broker_info_response__init(&bi);
@@ -429,9 +392,9 @@ static void on_info(void *ctx, const rn_core_info_result_t *r) {
   bi.stream_count = r->stream_count;
   bi.shard_count = r->shard_count;
   bi.n_failed_shards = r->nfailed;
-  bi.failed_shards = alloc(&a, (r->nfailed + 1) * sizeof(*bi.failed_shards));
+  bi.failed_shards = rn_arena_alloc(&a, (r->nfailed + 1) * sizeof(*bi.failed_shards));
   for (size_t i = 0; i < r->nfailed; i++) {
-    Runnel__FailedShard *fs = alloc(&a, sizeof(*fs));
+    Runnel__FailedShard *fs = rn_arena_alloc(&a, sizeof(*fs));
     runnel__failed_shard__init(fs);
     fs->stream = unconst(r->failed[i].stream);
     fs->shard = r->failed[i].shard;

@@ -609,6 +609,14 @@ rn_core_stream_t *rn_core_stream_lookup(rn_core_t *core, const char *name);
  * shard; a subsystem never appends to it. sh NULL: NULL. */
 rn_log_t *rn_core_shard_log(const rn_core_shard_t *sh);
 
+/* rn_log_read(log, from, *buf, *cap, len), growing *buf (realloc) and
+ * reading again while the batch at from is larger than *cap (RN_ETOOLARGE):
+ * for a replay that walks a log start to end. *buf is the caller's
+ * (malloc'd, freed by the caller, also after an error); *cap follows it.
+ * Returns rn_log_read's result, or RN_ENOMEM when growing failed. Blocking
+ * (disk): at open, or off the loop, as rn_log_read. */
+rn_err_t rn_core_log_read(rn_log_t *log, uint64_t from, uint8_t **buf, size_t *cap, size_t *len);
+
 /* Bytes acknowledged to the shard since core opened (the assignment's
  * weight for balancing by throughput). */
 uint64_t rn_core_shard_bytes_in(const rn_core_shard_t *sh);

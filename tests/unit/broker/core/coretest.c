@@ -24,17 +24,25 @@ static void quiet(void *arg, rn_level_t level, const char *msg) {
   if (level >= RN_LVL_WARN) fprintf(stderr, "core: %s\n", msg);
 }
 
+void ct_opts(ct_t *t, rn_core_opts_t *o) {
+  rn_core_opts_default(o);
+  o->loop = &t->loop;
+  o->data_dir = t->dir;
+  o->fs = t->fs;
+  o->meta_store = t->meta;
+  o->logger.fn = quiet;
+}
+
+void ct_open_opts(ct_t *t, const rn_core_opts_t *o) {
+  char why[512];
+  rn_err_t err = rn_core_open(o, &t->core, why, sizeof why);
+  if (err) fail_msg("rn_core_open: %s", why);
+}
+
 void ct_open(ct_t *t) {
   rn_core_opts_t o;
-  rn_core_opts_default(&o);
-  o.loop = &t->loop;
-  o.data_dir = t->dir;
-  o.fs = t->fs;
-  o.meta_store = t->meta;
-  o.logger.fn = quiet;
-  char why[512];
-  rn_err_t err = rn_core_open(&o, &t->core, why, sizeof why);
-  if (err) fail_msg("rn_core_open: %s", why);
+  ct_opts(t, &o);
+  ct_open_opts(t, &o);
 }
 
 void ct_close(ct_t *t) {
@@ -50,8 +58,71 @@ void ct_fini(ct_t *t) {
   free(t->dir);
 }
 
+int ct_setup_unopened(void **state) {
+  ct_t *t = calloc(1, sizeof(*t));
+  assert_non_null(t);
+  ct_init(t);
+  *state = t;
+  return 0;
+}
+
+int ct_setup(void **state) {
+  ct_setup_unopened(state);
+  ct_open(*state);
+  return 0;
+}
+
+int ct_teardown(void **state) {
+  ct_t *t = *state;
+  ct_fini(t);
+  free(t);
+  return 0;
+}
+
 void ct_run_until(ct_t *t, const bool *done) {
   while (!*done) uv_run(&t->loop, UV_RUN_ONCE);
+}
+
+typedef struct callw {
+  bool done;
+  Runnel__Response *resp;
+} callw_t;
+
+static void on_call_reply(void *ctx, const Runnel__Response *resp) {
+  callw_t *w = ctx;
+  assert_false(w->done); /* exactly once */
+  size_t n = runnel__response__get_packed_size(resp);
+  uint8_t *buf = malloc(n ? n : 1);
+  assert_non_null(buf);
+  runnel__response__pack(resp, buf);
+  w->resp = runnel__response__unpack(NULL, n, buf);
+  free(buf);
+  assert_non_null(w->resp);
+  w->done = true;
+}
+
+Runnel__Response *ct_call(ct_t *t, ct_handle_fn handle, const Runnel__Request *req) {
+  callw_t w = {0};
+  handle(t->core, req, on_call_reply, &w);
+  ct_run_until(t, &w.done);
+  return w.resp;
+}
+
+void ct_call_create(ct_t *t, ct_handle_fn handle, const char *name, uint32_t shards) {
+  Runnel__StreamConfig sc;
+  runnel__stream_config__init(&sc);
+  sc.name = (char *)(uintptr_t)name;
+  sc.shard_count = shards;
+  Runnel__CreateStreamRequest cr;
+  runnel__create_stream_request__init(&cr);
+  cr.config = &sc;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
+  req.create_stream = &cr;
+  Runnel__Response *r = ct_call(t, handle, &req);
+  assert_null(r->error);
+  runnel__response__free_unpacked(r, NULL);
 }
 
 typedef struct errw {
@@ -139,19 +210,23 @@ static void on_produce(void *ctx, const rn_core_produce_result_t *r) {
   }
 }
 
-rn_err_t ct_produce(ct_t *t, const char *stream, uint32_t shard, int n, int64_t ts0, uint64_t *base) {
-  rn_batch_builder_t b;
-  rn_batch_builder_init(&b);
+void ct_batch(rn_batch_builder_t *b, int n, int64_t ts0, const char *value, const uint8_t **bytes, size_t *len) {
+  rn_batch_builder_init(b);
   for (int i = 0; i < n; i++) {
     rn_record_t rec = {0};
     rec.timestamp = ts0 + i;
-    rec.value = (const uint8_t *)"value";
-    rec.value_len = 5;
-    assert_int_equal(rn_batch_builder_add(&b, &rec), 0);
+    rec.value = (const uint8_t *)value;
+    rec.value_len = strlen(value);
+    assert_int_equal(rn_batch_builder_add(b, &rec), 0);
   }
+  assert_int_equal(rn_batch_builder_finish(b, RN_CODEC_NONE, NULL, bytes, len), 0);
+}
+
+rn_err_t ct_produce(ct_t *t, const char *stream, uint32_t shard, int n, int64_t ts0, uint64_t *base) {
+  rn_batch_builder_t b;
   const uint8_t *bytes;
   size_t len;
-  assert_int_equal(rn_batch_builder_finish(&b, RN_CODEC_NONE, NULL, &bytes, &len), 0);
+  ct_batch(&b, n, ts0, "value", &bytes, &len);
   rn_core_batch_in_t in = {.shard = shard, .data = bytes, .len = len};
   rn_core_produce_req_t req = {.stream = stream, .batches = &in, .nbatches = 1};
   prodw_t w = {0};

@@ -12,6 +12,8 @@
 #include <uv.h>
 
 #include "rn_core.h"
+#include "runnel.pb-c.h"
+#include "runnel/batch.h"
 
 typedef struct ct {
   char *dir;
@@ -22,12 +24,38 @@ typedef struct ct {
 } ct_t;
 
 void ct_init(ct_t *t);           /* a fresh directory and loop; no core yet */
-void ct_open(ct_t *t);           /* rn_core_open; fails the test on error */
+void ct_open(ct_t *t);           /* rn_core_open with ct_opts; fails the test on error */
+/* The options ct_open uses (loop, data_dir, fs, meta_store, a logger that
+ * prints warnings and errors only), for a test that changes some first;
+ * borrowed from t. */
+void ct_opts(ct_t *t, rn_core_opts_t *o);
+void ct_open_opts(ct_t *t, const rn_core_opts_t *o); /* rn_core_open(o); fails the test on error */
 void ct_close(ct_t *t);          /* rn_core_close (asserts 0) and let the loop settle */
 void ct_fini(ct_t *t);           /* close if open, remove the directory */
 
+/* cmocka fixtures: *state = a calloc'd ct_t after ct_init and ct_open
+ * (ct_setup) or ct_init only (ct_setup_unopened: the test opens core
+ * itself); ct_teardown runs ct_fini and frees it (also a test's own
+ * calloc'd fixture that has its ct_t as first member). */
+int ct_setup(void **state);
+int ct_setup_unopened(void **state);
+int ct_teardown(void **state);
+
 /* Run the loop until *done. */
 void ct_run_until(ct_t *t, const bool *done);
+
+/* A wire request through a protobuf front end (rn_native_handle; coretest
+ * does not link it, so the caller names it): runs the loop until the one
+ * answer came (asserted: exactly once) and returns a packed-and-unpacked
+ * copy of it, what a client sees; the caller frees it
+ * (runnel__response__free_unpacked). */
+typedef void (*ct_reply_cb)(void *ctx, const Runnel__Response *resp);
+typedef void (*ct_handle_fn)(rn_core_t *core, const Runnel__Request *req, ct_reply_cb cb, void *ctx);
+Runnel__Response *ct_call(ct_t *t, ct_handle_fn handle, const Runnel__Request *req);
+
+/* CreateStream {name, shards} through handle (ct_call); asserts it
+ * succeeded. */
+void ct_call_create(ct_t *t, ct_handle_fn handle, const char *name, uint32_t shards);
 
 rn_err_t ct_create(ct_t *t, const char *name, uint32_t shards);
 rn_err_t ct_delete(ct_t *t, const char *name);
@@ -41,6 +69,11 @@ typedef struct ct_desc {
   uint32_t parents[16][2], children[16][2];
 } ct_desc_t;
 void ct_describe(ct_t *t, const char *name, ct_desc_t *out);
+
+/* A batch of n records (timestamps ts0, ts0+1, ..., each value the string
+ * value) finished uncompressed into b: *bytes, *len are b's until
+ * rn_batch_builder_free. */
+void ct_batch(rn_batch_builder_t *b, int n, int64_t ts0, const char *value, const uint8_t **bytes, size_t *len);
 
 /* One batch of n records (timestamps ts0, ts0+1, ...) appended to shard;
  * returns the batch's error and sets *base. */

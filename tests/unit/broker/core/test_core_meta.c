@@ -21,20 +21,6 @@
 #include "coretest.h"
 #include "runnel.pb-c.h"
 
-static int setup(void **state) {
-  ct_t *t = calloc(1, sizeof(*t));
-  ct_init(t);
-  *state = t;
-  return 0;
-}
-
-static int teardown(void **state) {
-  ct_t *t = *state;
-  ct_fini(t);
-  free(t);
-  return 0;
-}
-
 static void write_meta(ct_t *t, const Runnel__BrokerMeta *m) {
   char path[512];
   snprintf(path, sizeof path, "%s/meta", t->dir);
@@ -264,11 +250,11 @@ static void test_custom_store(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_old_format_loads, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_ranges_and_states_load, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_damaged_file_refuses, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_custom_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_round_trip, ct_setup_unopened, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_old_format_loads, ct_setup_unopened, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_ranges_and_states_load, ct_setup_unopened, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_damaged_file_refuses, ct_setup_unopened, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_custom_store, ct_setup_unopened, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

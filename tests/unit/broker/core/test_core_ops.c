@@ -17,21 +17,6 @@
 #include "coretest.h"
 #include "runnel/batch.h"
 
-static int setup(void **state) {
-  ct_t *t = calloc(1, sizeof(*t));
-  ct_init(t);
-  ct_open(t);
-  *state = t;
-  return 0;
-}
-
-static int teardown(void **state) {
-  ct_t *t = *state;
-  ct_fini(t);
-  free(t);
-  return 0;
-}
-
 static void test_create_describe(void **state) {
   ct_t *t = *state;
   assert_int_equal(ct_create(t, "s", 4), 0);
@@ -311,13 +296,13 @@ static void test_shard_offset_at(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_create_describe, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_produce_fetch, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_long_poll_woken_by_append, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_list_offsets, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_delete_while_fetch_parked, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_subsystem_slots_and_events, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_shard_offset_at, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_create_describe, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_produce_fetch, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_long_poll_woken_by_append, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_list_offsets, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_while_fetch_parked, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_subsystem_slots_and_events, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_shard_offset_at, ct_setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

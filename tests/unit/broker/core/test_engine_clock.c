@@ -15,13 +15,11 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "coretest.h"
 #include "engine.h"
-#include "testutil.h"
 
 typedef struct fx {
-  char *dir;
-  uv_loop_t loop;
-  rn_engine_t *eng;
+  ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
   int64_t now; /* the injected wall clock */
   unsigned reads;
 } fx_t;
@@ -32,79 +30,33 @@ static int64_t fake_wall(void *arg) {
   return f->now;
 }
 
+/* The transitional rn_engine_open (core plus the groups, one clock). */
 static void open_engine(fx_t *f, bool inject) {
   rn_engine_opts_t eo;
-  rn_engine_opts_default(&eo);
-  eo.loop = &f->loop;
-  eo.data_dir = f->dir;
+  ct_opts(&f->ct, &eo);
   if (inject) {
     eo.clock.wall_ms = fake_wall;
     eo.clock.arg = f;
   }
   char why[512];
-  if (rn_engine_open(&eo, &f->eng, why, sizeof(why)) != 0) fail_msg("rn_engine_open: %s", why);
+  if (rn_engine_open(&eo, &f->ct.core, why, sizeof(why)) != 0) fail_msg("rn_engine_open: %s", why);
 }
 
 static int setup(void **state) {
   fx_t *f = calloc(1, sizeof(*f));
-  f->dir = rn_test_tmpdir();
+  ct_init(&f->ct);
   f->now = 1234567890123ll; /* 2009-02-13T23:31:30.123Z */
-  assert_int_equal(uv_loop_init(&f->loop), 0);
   *state = f;
   return 0;
 }
 
-static int teardown(void **state) {
-  fx_t *f = *state;
-  if (f->eng) {
-    assert_int_equal(rn_engine_close(f->eng), 0);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-  }
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  rn_test_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
-typedef struct got {
-  bool done;
-  Runnel__Response *resp;
-} got_t;
-
-static void on_reply(void *ctx, const Runnel__Response *resp) {
-  got_t *g = ctx;
-  size_t n = runnel__response__get_packed_size(resp);
-  uint8_t *buf = malloc(n ? n : 1);
-  runnel__response__pack(resp, buf);
-  g->resp = runnel__response__unpack(NULL, n, buf);
-  free(buf);
-  g->done = true;
-}
-
 static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
-  got_t g = {0};
-  rn_engine_handle(f->eng, req, on_reply, &g);
-  while (!g.done) uv_run(&f->loop, UV_RUN_ONCE);
-  assert_non_null(g.resp);
-  assert_null(g.resp->error);
-  return g.resp;
+  Runnel__Response *r = ct_call(&f->ct, rn_engine_handle, req);
+  assert_null(r->error);
+  return r;
 }
 
-static void create_stream(fx_t *f, const char *name) {
-  Runnel__StreamConfig sc;
-  runnel__stream_config__init(&sc);
-  sc.name = (char *)(uintptr_t)name;
-  sc.shard_count = 1;
-  Runnel__CreateStreamRequest cr;
-  runnel__create_stream_request__init(&cr);
-  cr.config = &sc;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
-  req.create_stream = &cr;
-  runnel__response__free_unpacked(call(f, &req), NULL);
-}
+static void create_stream(fx_t *f, const char *name) { ct_call_create(&f->ct, rn_engine_handle, name, 1); }
 
 static int64_t stream_created(fx_t *f, const char *name) {
   Runnel__DescribeStreamRequest dr;
@@ -170,8 +122,8 @@ static void test_system_clock_by_default(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_injected_clock, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_system_clock_by_default, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_injected_clock, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_system_clock_by_default, setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,116 +22,62 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "../core/coretest.h"
 #include "native/dispatch.h"
 #include "rn_core.h"
 #include "rn_groups.h"
 #include "runnel/batch.h"
-#include "testutil.h"
 
 typedef struct fx {
-  char *dir;
-  uv_loop_t loop;
-  rn_core_t *eng;
+  ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
   uint64_t segment_bytes;
 } fx_t;
 
 static void open_engine(fx_t *f) {
   rn_core_opts_t eo;
-  rn_core_opts_default(&eo);
-  eo.loop = &f->loop;
-  eo.data_dir = f->dir;
+  ct_opts(&f->ct, &eo);
   if (f->segment_bytes) eo.group_segment_bytes = f->segment_bytes;
+  ct_open_opts(&f->ct, &eo);
   char why[512];
-  rn_err_t err = rn_core_open(&eo, &f->eng, why, sizeof(why));
-  if (err) fail_msg("rn_core_open: %s", why);
   rn_groups_t *gs;
-  err = rn_groups_open(f->eng, NULL, &gs, why, sizeof(why));
+  rn_err_t err = rn_groups_open(f->ct.core, NULL, &gs, why, sizeof(why));
   if (err) fail_msg("rn_groups_open: %s", why);
 }
 
-static void close_engine(fx_t *f) {
-  assert_int_equal(rn_core_close(f->eng), 0); /* closes the groups through their listener */
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  f->eng = NULL;
-}
+static void close_engine(fx_t *f) { ct_close(&f->ct); /* closes the groups through their listener */ }
 
 static int setup(void **state) {
   fx_t *f = calloc(1, sizeof(*f));
-  f->dir = rn_test_tmpdir();
-  assert_int_equal(uv_loop_init(&f->loop), 0);
+  ct_init(&f->ct);
   open_engine(f);
   *state = f;
   return 0;
 }
 
-static int teardown(void **state) {
-  fx_t *f = *state;
-  if (f->eng) close_engine(f);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  rn_test_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
 /* ---- synchronous requests -------------------------------------------------------------- */
 
-typedef struct got {
-  bool done;
-  Runnel__Response *resp; /* a copy */
-} got_t;
-
-static void on_reply(void *ctx, const Runnel__Response *resp) {
-  got_t *g = ctx;
-  size_t n = runnel__response__get_packed_size(resp);
-  uint8_t *buf = malloc(n ? n : 1);
-  runnel__response__pack(resp, buf);
-  g->resp = runnel__response__unpack(NULL, n, buf);
-  free(buf);
-  g->done = true;
-}
-
-static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
-  got_t g = {0};
-  rn_native_handle(f->eng, req, on_reply, &g);
-  while (!g.done) uv_run(&f->loop, UV_RUN_ONCE);
-  assert_non_null(g.resp);
-  return g.resp;
-}
+static Runnel__Response *call(fx_t *f, Runnel__Request *req) { return ct_call(&f->ct, rn_native_handle, req); }
 
 static int err_code(const Runnel__Error *e) { return e ? (int)e->code : 0; }
 
-static void create_stream(fx_t *f, const char *name, uint32_t shards) {
-  Runnel__StreamConfig sc;
-  runnel__stream_config__init(&sc);
-  sc.name = (char *)(uintptr_t)name;
-  sc.shard_count = shards;
-  Runnel__CreateStreamRequest cr;
-  runnel__create_stream_request__init(&cr);
-  cr.config = &sc;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
-  req.create_stream = &cr;
-  Runnel__Response *r = call(f, &req);
-  assert_int_equal(err_code(r->error), 0);
+/* The request-level wire code of req's answer (0: none), which is freed. */
+static int call_code(fx_t *f, Runnel__Request *req) {
+  Runnel__Response *r = call(f, req);
+  int code = err_code(r->error);
   runnel__response__free_unpacked(r, NULL);
+  return code;
+}
+
+static void create_stream(fx_t *f, const char *name, uint32_t shards) {
+  ct_call_create(&f->ct, rn_native_handle, name, shards);
 }
 
 /* Produce n records to one shard. */
 static void produce(fx_t *f, const char *stream, uint32_t shard, int n) {
   rn_batch_builder_t b;
-  rn_batch_builder_init(&b);
-  for (int i = 0; i < n; i++) {
-    rn_record_t rec = {0};
-    rec.timestamp = 1700000000000 + i;
-    rec.value = (const uint8_t *)"v";
-    rec.value_len = 1;
-    assert_int_equal(rn_batch_builder_add(&b, &rec), 0);
-  }
   const uint8_t *bytes;
   size_t len;
-  assert_int_equal(rn_batch_builder_finish(&b, RN_CODEC_NONE, NULL, &bytes, &len), 0);
+  ct_batch(&b, n, 1700000000000, "v", &bytes, &len);
   Runnel__ShardBatch sb;
   runnel__shard_batch__init(&sb);
   Runnel__ShardBatch *sbp = &sb;
@@ -239,6 +185,39 @@ static Runnel__Response *describe(fx_t *f, const char *stream, const char *group
   return call(f, &req);
 }
 
+/* describe's request-level wire code (0: none). */
+static int describe_code(fx_t *f, const char *stream, const char *group) {
+  Runnel__Response *r = describe(f, stream, group);
+  int code = err_code(r->error);
+  runnel__response__free_unpacked(r, NULL);
+  return code;
+}
+
+/* Shard 0 of a group as describe reports it, with the wall clock read just
+ * before (d0) and after (d1) the request: the bounds of the lag's "now". */
+typedef struct lag {
+  int64_t d0, d1;
+  bool has_checkpoint;
+  uint64_t checkpoint, lag_records;
+  int64_t lag_ms;
+} lag_t;
+
+static int64_t wall_ms(void);
+
+static lag_t lag_of(fx_t *f, const char *stream, const char *group) {
+  lag_t l = {.d0 = wall_ms()};
+  Runnel__Response *r = describe(f, stream, group);
+  l.d1 = wall_ms();
+  assert_int_equal(err_code(r->error), 0);
+  const Runnel__GroupShardInfo *si = r->group_describe->group->shards[0];
+  l.has_checkpoint = si->has_checkpoint;
+  l.checkpoint = si->checkpoint;
+  l.lag_records = si->lag_records;
+  l.lag_ms = si->lag_ms;
+  runnel__response__free_unpacked(r, NULL);
+  return l;
+}
+
 static bool holds(const member_t *m, uint32_t s) {
   for (size_t i = 0; i < m->nheld; i++)
     if (m->held[i] == s) return true;
@@ -268,12 +247,14 @@ static void on_gstat(void *arg, const rn_groups_shard_stats_t *s) {
 
 static gstat_t metrics_of(fx_t *f, const char *group, uint32_t shard) {
   gstat_t g = {.group = group, .shard = shard};
-  rn_groups_foreach_shard(rn_groups_of(f->eng), on_gstat, &g);
+  rn_groups_foreach_shard(rn_groups_of(f->ct.core), on_gstat, &g);
   assert_true(g.found);
   return g;
 }
 
-static void create_group(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
+/* GroupCreate's request-level wire code. */
+static int create_group_code(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind,
+                             int64_t value) {
   Runnel__GroupCreateRequest cr;
   runnel__group_create_request__init(&cr);
   cr.stream = (char *)(uintptr_t)stream;
@@ -284,9 +265,11 @@ static void create_group(fx_t *f, const char *stream, const char *group, Runnel_
   runnel__request__init(&req);
   req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
   req.group_create = &cr;
-  Runnel__Response *r = call(f, &req);
-  assert_int_equal(err_code(r->error), 0);
-  runnel__response__free_unpacked(r, NULL);
+  return call_code(f, &req);
+}
+
+static void create_group(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
+  assert_int_equal(create_group_code(f, stream, group, kind, value), 0);
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */
@@ -376,7 +359,7 @@ static void test_member_that_never_releases_is_fenced(void **state) {
     a.held[1] = keep[1];
     heartbeat(f, "s", "g", &a, false);
     if (a.err) break;
-    uv_run(&f->loop, UV_RUN_ONCE);
+    uv_run(&f->ct.loop, UV_RUN_ONCE);
   }
   assert_int_equal(a.err, W_EUNKNOWNMEMBER);
   heartbeat(f, "s", "g", &b, false);
@@ -405,30 +388,22 @@ static void test_time_lag(void **state) {
 
   /* Never committed: the start position is the checkpoint, record 0 the
    * oldest unconsumed. */
-  int64_t d0 = wall_ms();
-  Runnel__Response *r = describe(f, "s", "g");
-  int64_t d1 = wall_ms();
-  const Runnel__GroupShardInfo *si = r->group_describe->group->shards[0];
-  assert_true(si->has_checkpoint);
-  assert_int_equal(si->lag_records, 5);
-  assert_true(si->lag_ms >= d0 - t1 && si->lag_ms <= d1 - t0);
-  runnel__response__free_unpacked(r, NULL);
+  lag_t l = lag_of(f, "s", "g");
+  assert_true(l.has_checkpoint);
+  assert_int_equal(l.lag_records, 5);
+  assert_true(l.lag_ms >= l.d0 - t1 && l.lag_ms <= l.d1 - t0);
   gstat_t g = metrics_of(f, "g", 0);
   assert_true(g.s.checkpoint_known);
-  assert_true(g.s.lag_ms >= d0 - t1 && g.s.lag_ms <= wall_ms() - t0);
+  assert_true(g.s.lag_ms >= l.d0 - t1 && g.s.lag_ms <= wall_ms() - t0);
 
   /* Committed up to the second batch: its arrival counts. */
   member_t m = {0};
   heartbeat(f, "s", "g", &m, false);
   assert_int_equal(m.nheld, 1);
   assert_int_equal(commit(f, "s", "g", &m, m.epoch, 0, 3), 0);
-  d0 = wall_ms();
-  r = describe(f, "s", "g");
-  d1 = wall_ms();
-  si = r->group_describe->group->shards[0];
-  assert_int_equal(si->lag_records, 2);
-  assert_true(si->lag_ms >= d0 - t2 && si->lag_ms <= d1 - t1);
-  runnel__response__free_unpacked(r, NULL);
+  l = lag_of(f, "s", "g");
+  assert_int_equal(l.lag_records, 2);
+  assert_true(l.lag_ms >= l.d0 - t2 && l.lag_ms <= l.d1 - t1);
 
   /* After a restart (no append since) the same: the arrival is read from
    * the log, not remembered. /metrics has no value until the tick read it
@@ -441,18 +416,14 @@ static void test_time_lag(void **state) {
   assert_int_equal(g.s.lag_records, 2);
   assert_int_equal(g.s.lag_ms, -1);
   int rounds = 0;
-  for (; rounds < 300 && metrics_of(f, "g", 0).s.lag_ms < 0; rounds++) uv_run(&f->loop, UV_RUN_ONCE);
+  for (; rounds < 300 && metrics_of(f, "g", 0).s.lag_ms < 0; rounds++) uv_run(&f->ct.loop, UV_RUN_ONCE);
   assert_true(rounds < 300);
   g = metrics_of(f, "g", 0);
-  assert_true(g.s.lag_ms >= d0 - t2 && g.s.lag_ms <= wall_ms() - t1);
-  d0 = wall_ms();
-  r = describe(f, "s", "g");
-  d1 = wall_ms();
-  si = r->group_describe->group->shards[0];
-  assert_int_equal(si->checkpoint, 3);
-  assert_int_equal(si->lag_records, 2);
-  assert_true(si->lag_ms >= d0 - t2 && si->lag_ms <= d1 - t1);
-  runnel__response__free_unpacked(r, NULL);
+  assert_true(g.s.lag_ms >= l.d0 - t2 && g.s.lag_ms <= wall_ms() - t1);
+  l = lag_of(f, "s", "g");
+  assert_int_equal(l.checkpoint, 3);
+  assert_int_equal(l.lag_records, 2);
+  assert_true(l.lag_ms >= l.d0 - t2 && l.lag_ms <= l.d1 - t1);
 
   member_t m2 = {0};
   heartbeat(f, "s", "g", &m2, false);
@@ -460,20 +431,18 @@ static void test_time_lag(void **state) {
 
   /* Caught up: 0. */
   assert_int_equal(commit(f, "s", "g", &m2, m2.epoch, 0, 5), 0);
-  r = describe(f, "s", "g");
-  assert_int_equal(r->group_describe->group->shards[0]->lag_records, 0);
-  assert_int_equal(r->group_describe->group->shards[0]->lag_ms, 0);
-  runnel__response__free_unpacked(r, NULL);
+  l = lag_of(f, "s", "g");
+  assert_int_equal(l.lag_records, 0);
+  assert_int_equal(l.lag_ms, 0);
   g = metrics_of(f, "g", 0);
   assert_int_equal(g.s.lag_ms, 0);
 
   /* A group starting at a timestamp nobody resolved yet has no checkpoint:
    * unknown, and said so. */
   create_group(f, "s", "later", RUNNEL__POSITION_KIND__POSITION_TIMESTAMP, t2 + 3600000);
-  r = describe(f, "s", "later");
-  assert_false(r->group_describe->group->shards[0]->has_checkpoint);
-  assert_int_equal(r->group_describe->group->shards[0]->lag_ms, -1);
-  runnel__response__free_unpacked(r, NULL);
+  l = lag_of(f, "s", "later");
+  assert_false(l.has_checkpoint);
+  assert_int_equal(l.lag_ms, -1);
   g = metrics_of(f, "later", 0);
   assert_false(g.s.checkpoint_known);
   assert_int_equal(g.s.lag_ms, -1);
@@ -485,22 +454,9 @@ static void test_admin_rules_and_lag(void **state) {
   produce(f, "s", 0, 10);
   produce(f, "s", 1, 4);
   /* Explicit create at latest: lag 0 although records exist. */
-  Runnel__GroupCreateRequest cr;
-  runnel__group_create_request__init(&cr);
-  cr.stream = (char *)"s";
-  cr.group = (char *)"late";
-  cr.start_kind = RUNNEL__POSITION_KIND__POSITION_LATEST;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
-  req.group_create = &cr;
-  Runnel__Response *r = call(f, &req);
-  assert_int_equal(err_code(r->error), 0);
-  runnel__response__free_unpacked(r, NULL);
-  r = call(f, &req);
-  assert_int_equal(err_code(r->error), 6); /* EEXIST */
-  runnel__response__free_unpacked(r, NULL);
-  r = describe(f, "s", "late");
+  assert_int_equal(create_group_code(f, "s", "late", RUNNEL__POSITION_KIND__POSITION_LATEST, 0), 0);
+  assert_int_equal(create_group_code(f, "s", "late", RUNNEL__POSITION_KIND__POSITION_LATEST, 0), 6); /* EEXIST */
+  Runnel__Response *r = describe(f, "s", "late");
   assert_int_equal(r->group_describe->group->shards[0]->lag_records, 0);
   assert_int_equal(r->group_describe->group->shards[0]->checkpoint, 10);
   runnel__response__free_unpacked(r, NULL);
@@ -534,12 +490,11 @@ static void test_admin_rules_and_lag(void **state) {
   rr.group = (char *)"early";
   rr.kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
   rr.value = 1;
+  Runnel__Request req;
   runnel__request__init(&req);
   req.op_case = RUNNEL__REQUEST__OP_GROUP_RESET;
   req.group_reset = &rr;
-  r = call(f, &req);
-  assert_int_equal(err_code(r->error), W_EGROUPACTIVE);
-  runnel__response__free_unpacked(r, NULL);
+  assert_int_equal(call_code(f, &req), W_EGROUPACTIVE);
   Runnel__GroupDeleteRequest dr;
   runnel__group_delete_request__init(&dr);
   dr.stream = (char *)"s";
@@ -548,9 +503,7 @@ static void test_admin_rules_and_lag(void **state) {
   runnel__request__init(&dreq);
   dreq.op_case = RUNNEL__REQUEST__OP_GROUP_DELETE;
   dreq.group_delete = &dr;
-  r = call(f, &dreq);
-  assert_int_equal(err_code(r->error), W_EGROUPACTIVE);
-  runnel__response__free_unpacked(r, NULL);
+  assert_int_equal(call_code(f, &dreq), W_EGROUPACTIVE);
   heartbeat(f, "s", "early", &m, true);
   r = call(f, &req); /* reset to offset 1 in every shard */
   assert_int_equal(err_code(r->error), 0);
@@ -558,12 +511,8 @@ static void test_admin_rules_and_lag(void **state) {
   assert_int_equal(r->group_reset->group->shards[1]->checkpoint, 1);
   assert_int_equal(r->group_reset->group->shards[0]->lag_records, 14);
   runnel__response__free_unpacked(r, NULL);
-  r = call(f, &dreq);
-  assert_int_equal(err_code(r->error), 0);
-  runnel__response__free_unpacked(r, NULL);
-  r = describe(f, "s", "early");
-  assert_int_equal(err_code(r->error), W_ENOGROUP);
-  runnel__response__free_unpacked(r, NULL);
+  assert_int_equal(call_code(f, &dreq), 0);
+  assert_int_equal(describe_code(f, "s", "early"), W_ENOGROUP);
   /* List: only "late" is left. */
   Runnel__GroupListRequest lr;
   runnel__group_list_request__init(&lr);
@@ -594,9 +543,7 @@ static void test_bad_requests(void **state) {
   runnel__request__init(&req);
   req.op_case = RUNNEL__REQUEST__OP_GROUP_HEARTBEAT;
   req.group_heartbeat = &hb;
-  Runnel__Response *r = call(f, &req);
-  assert_int_equal(err_code(r->error), 1);
-  runnel__response__free_unpacked(r, NULL);
+  assert_int_equal(call_code(f, &req), 1);
   /* Owned shards out of range are ignored, not a crash. */
   member_t ok = {0};
   heartbeat(f, "s", "g2", &ok, false);
@@ -640,11 +587,11 @@ static void test_checkpoints_survive_reopen_and_compaction(void **state) {
     for (uint32_t s = 0; s < 3; s++) assert_int_equal(commit(f, "s", "g", &m, m.epoch, s, (uint64_t)(i % 48) + s), 0);
   /* Run the loop's tick until a snapshot was written and old segments went. */
   char logdir[4200], snap[4200];
-  snprintf(logdir, sizeof(logdir), "%s/groups/log", f->dir);
-  snprintf(snap, sizeof(snap), "%s/groups/snapshot", f->dir);
+  snprintf(logdir, sizeof(logdir), "%s/groups/log", f->ct.dir);
+  snprintf(snap, sizeof(snap), "%s/groups/snapshot", f->ct.dir);
   struct stat sb;
   for (int i = 0; i < 100000 && (stat(snap, &sb) != 0 || dir_bytes(logdir) > 4 * 4096 + 4096); i++)
-    uv_run(&f->loop, UV_RUN_ONCE);
+    uv_run(&f->ct.loop, UV_RUN_ONCE);
   assert_int_equal(stat(snap, &sb), 0);
   assert_true(dir_bytes(logdir) <= 4 * 4096 + 4096);
   /* A few commits after the snapshot, then reopen: every checkpoint is back. */
@@ -682,32 +629,26 @@ static void test_groups_go_with_their_stream(void **state) {
   runnel__request__init(&req);
   req.op_case = RUNNEL__REQUEST__OP_DELETE_STREAM;
   req.delete_stream = &ds;
-  Runnel__Response *r = call(f, &req);
-  assert_int_equal(err_code(r->error), 0);
-  runnel__response__free_unpacked(r, NULL);
+  assert_int_equal(call_code(f, &req), 0);
   heartbeat(f, "s", "g", &m, false);
   assert_int_equal(m.err, 107);
   /* A new stream with the same name starts without the old group. */
   create_stream(f, "s", 1);
-  r = describe(f, "s", "g");
-  assert_int_equal(err_code(r->error), W_ENOGROUP);
-  runnel__response__free_unpacked(r, NULL);
+  assert_int_equal(describe_code(f, "s", "g"), W_ENOGROUP);
   close_engine(f);
   open_engine(f);
-  r = describe(f, "s", "g");
-  assert_int_equal(err_code(r->error), W_ENOGROUP);
-  runnel__response__free_unpacked(r, NULL);
+  assert_int_equal(describe_code(f, "s", "g"), W_ENOGROUP);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_revoke_before_reassign_and_fencing, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_member_that_never_releases_is_fenced, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_admin_rules_and_lag, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_time_lag, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_checkpoints_survive_reopen_and_compaction, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_groups_go_with_their_stream, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_revoke_before_reassign_and_fencing, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_member_that_never_releases_is_fenced, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_admin_rules_and_lag, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_time_lag, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_requests, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_checkpoints_survive_reopen_and_compaction, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_groups_go_with_their_stream, setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,16 +18,13 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "../core/coretest.h"
 #include "crashfs.h"
 #include "rn_core.h"
 #include "rn_groups.h"
-#include "runnel/batch.h"
-#include "testutil.h"
 
 typedef struct fx {
-  char *dir;
-  uv_loop_t loop;
-  rn_core_t *core;
+  ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
   rn_groups_t *gs;
   uint64_t mono_ns; /* the groups' monotonic clock (injected): moves only when a test moves it */
   crashfs_t *cfs;   /* non-NULL: core (and so groups) on the crash simulator */
@@ -37,114 +34,42 @@ static uint64_t fake_mono_ns(void *arg) { return ((fx_t *)arg)->mono_ns; }
 
 static void open_all(fx_t *f) {
   rn_core_opts_t o;
-  rn_core_opts_default(&o);
-  o.loop = &f->loop;
-  o.data_dir = f->dir;
+  ct_opts(&f->ct, &o);
   if (f->cfs) {
     o.fs = crashfs_fs(f->cfs);
     o.io_backend = RN_IO_POSIX; /* crashfs files have no descriptor for io_uring */
   }
+  ct_open_opts(&f->ct, &o);
   char why[512];
-  rn_err_t err = rn_core_open(&o, &f->core, why, sizeof why);
-  if (err) fail_msg("rn_core_open: %s", why);
   rn_groups_opts_t go = {.clock = {.mono_ns = fake_mono_ns, .arg = f}};
-  err = rn_groups_open(f->core, &go, &f->gs, why, sizeof why);
+  rn_err_t err = rn_groups_open(f->ct.core, &go, &f->gs, why, sizeof why);
   if (err) fail_msg("rn_groups_open: %s", why);
-  assert_ptr_equal(rn_groups_of(f->core), f->gs);
+  assert_ptr_equal(rn_groups_of(f->ct.core), f->gs);
 }
 
 static void close_all(fx_t *f) {
-  assert_int_equal(rn_core_close(f->core), 0); /* closes the groups too */
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  f->core = NULL;
+  ct_close(&f->ct); /* closes the groups too */
   f->gs = NULL;
 }
 
 static int setup(void **state) {
   fx_t *f = calloc(1, sizeof(*f));
-  f->dir = rn_test_tmpdir();
-  assert_int_equal(uv_loop_init(&f->loop), 0);
+  ct_init(&f->ct);
   open_all(f);
   *state = f;
   return 0;
 }
 
-static int teardown(void **state) {
-  fx_t *f = *state;
-  if (f->core) close_all(f);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  rn_test_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
-/* ---- core, synchronously ------------------------------------------------------------ */
-
-typedef struct done {
-  bool done;
-  rn_err_t err;
-} done_t;
-
-static void on_create(void *ctx, const rn_core_create_result_t *r) {
-  done_t *d = ctx;
-  d->err = r->err;
-  d->done = true;
-}
-
-static void on_delete(void *ctx, const rn_core_delete_result_t *r) {
-  done_t *d = ctx;
-  d->err = r->err;
-  d->done = true;
-}
-
-static void on_produce(void *ctx, const rn_core_produce_result_t *r) {
-  done_t *d = ctx;
-  d->err = r->err;
-  for (size_t i = 0; i < r->nresults && !d->err; i++) d->err = r->results[i].err;
-  d->done = true;
-}
-
-static void wait_done(fx_t *f, done_t *d) {
-  while (!d->done) uv_run(&f->loop, UV_RUN_ONCE);
-}
+/* ---- core, synchronously (coretest) ------------------------------------------------- */
 
 static void create_stream(fx_t *f, const char *name, uint32_t shards) {
-  rn_core_create_req_t c = {.name = name, .shard_count = shards, .durability = RN_DURABILITY_SYNC};
-  done_t d = {0};
-  rn_core_create_stream(f->core, &c, on_create, &d);
-  wait_done(f, &d);
-  assert_int_equal(d.err, 0);
+  assert_int_equal(ct_create(&f->ct, name, shards), 0);
 }
 
-static void delete_stream(fx_t *f, const char *name) {
-  rn_core_delete_req_t r = {.name = name};
-  done_t d = {0};
-  rn_core_delete_stream(f->core, &r, on_delete, &d);
-  wait_done(f, &d);
-  assert_int_equal(d.err, 0);
-}
+static void delete_stream(fx_t *f, const char *name) { assert_int_equal(ct_delete(&f->ct, name), 0); }
 
 static void produce(fx_t *f, const char *stream, uint32_t shard, int n) {
-  rn_batch_builder_t b;
-  rn_batch_builder_init(&b);
-  for (int i = 0; i < n; i++) {
-    rn_record_t rec = {0};
-    rec.timestamp = 1700000000000 + i;
-    rec.value = (const uint8_t *)"v";
-    rec.value_len = 1;
-    assert_int_equal(rn_batch_builder_add(&b, &rec), 0);
-  }
-  const uint8_t *bytes;
-  size_t len;
-  assert_int_equal(rn_batch_builder_finish(&b, RN_CODEC_NONE, NULL, &bytes, &len), 0);
-  rn_core_batch_in_t in = {.shard = shard, .data = bytes, .len = len};
-  rn_core_produce_req_t r = {.stream = stream, .batches = &in, .nbatches = 1};
-  done_t d = {0};
-  rn_core_produce(f->core, &r, on_produce, &d);
-  wait_done(f, &d);
-  assert_int_equal(d.err, 0);
-  rn_batch_builder_free(&b);
+  assert_int_equal(ct_produce(&f->ct, stream, shard, n, 1700000000000, NULL), 0);
 }
 
 /* ---- groups, synchronously ---------------------------------------------------------- */
@@ -190,9 +115,7 @@ static void on_reply(void *ctx, const rn_group_reply_t *r) {
   }
 }
 
-static void wait_got(fx_t *f, got_t *g) {
-  while (!g->done) uv_run(&f->loop, UV_RUN_ONCE);
-}
+static void wait_got(fx_t *f, got_t *g) { ct_run_until(&f->ct, &g->done); }
 
 static got_t list_groups(fx_t *f, const char *stream) {
   got_t g = {0};
@@ -217,7 +140,7 @@ static void create_group(fx_t *f, const char *stream, const char *group, rn_grou
 }
 
 static bool shard_has_groups(fx_t *f, const char *stream, uint32_t shard) {
-  rn_core_stream_t *st = rn_core_stream_find(f->core, stream);
+  rn_core_stream_t *st = rn_core_stream_find(f->ct.core, stream);
   assert_non_null(st);
   return rn_core_shard_slot(rn_core_stream_shard(st, shard), RN_SUB_GROUPS) != NULL;
 }
@@ -362,9 +285,9 @@ static void test_answered_commit_survives_a_crash(void **state) {
   assert_int_equal(cr.result_err[0], 0);
 
   crashfs_arm(f->cfs, 1);
-  (void)rn_core_close(f->core); /* fails: the disk is gone */
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  f->core = NULL;
+  (void)rn_core_close(f->ct.core); /* fails: the disk is gone */
+  uv_run(&f->ct.loop, UV_RUN_NOWAIT);
+  f->ct.core = NULL;
   crashfs_crash(f->cfs);
   open_all(f);
   got_t d = describe(f, "s", "g");
@@ -382,16 +305,16 @@ static void test_close_detaches_from_core(void **state) {
   create_group(f, "s", "g", RN_GROUP_POS_LATEST);
   /* rn_core_close frees the groups through the listener (ASan: no leak,
    * no use after free of the slots); teardown closes. */
-  assert_ptr_equal(rn_groups_of(f->core), f->gs);
+  assert_ptr_equal(rn_groups_of(f->ct.core), f->gs);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_stream_deletion_drops_groups, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_per_shard_state_survives_restart, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sessions_run_on_the_injected_clock, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_answered_commit_survives_a_crash, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_close_detaches_from_core, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stream_deletion_drops_groups, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_per_shard_state_survives_restart, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_sessions_run_on_the_injected_clock, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_answered_commit_survives_a_crash, setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_close_detaches_from_core, setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

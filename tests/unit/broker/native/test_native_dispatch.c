@@ -19,44 +19,11 @@
 #include "dispatch.h"
 #include "runnel/batch.h"
 
-typedef struct got {
-  bool done;
-  Runnel__Response *resp; /* a packed-and-unpacked copy: what a client sees */
-} got_t;
-
-static void on_reply(void *ctx, const Runnel__Response *resp) {
-  got_t *g = ctx;
-  assert_false(g->done); /* exactly once */
-  assert_int_equal(resp->correlation_id, 0);
-  size_t n = runnel__response__get_packed_size(resp);
-  uint8_t *buf = malloc(n ? n : 1);
-  runnel__response__pack(resp, buf);
-  g->resp = runnel__response__unpack(NULL, n, buf);
-  free(buf);
-  assert_non_null(g->resp);
-  g->done = true;
-}
-
+/* What a client sees; no correlation id here (the connection sets it). */
 static Runnel__Response *call(ct_t *t, const Runnel__Request *req) {
-  got_t g = {0};
-  rn_native_handle(t->core, req, on_reply, &g);
-  ct_run_until(t, &g.done);
-  return g.resp;
-}
-
-static int setup(void **state) {
-  ct_t *t = calloc(1, sizeof(*t));
-  ct_init(t);
-  ct_open(t);
-  *state = t;
-  return 0;
-}
-
-static int teardown(void **state) {
-  ct_t *t = *state;
-  ct_fini(t);
-  free(t);
-  return 0;
+  Runnel__Response *r = ct_call(t, rn_native_handle, req);
+  assert_int_equal(r->correlation_id, 0);
+  return r;
 }
 
 static void assert_error(const Runnel__Error *e, rn_err_t err, const char *msg) {
@@ -212,9 +179,9 @@ static void test_broker_info(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_request_level_errors, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_create_produce_fetch_offsets, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_broker_info, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_request_level_errors, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_create_produce_fetch_offsets, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_broker_info, ct_setup, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
