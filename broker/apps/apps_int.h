@@ -42,47 +42,21 @@ int rn__status_of_slot(int slot); /* 0 for "other" */
 #define RN__DUR_BUCKETS 14
 extern const double rn__dur_bounds[RN__DUR_BUCKETS];
 
-/* Kinesis error types we count by name (metrics.c). */
-#define RN__KERR_TYPES(X)                                                                             \
-  X(AccessDeniedException)                                                                            \
-  X(ExpiredIteratorException)                                                                         \
-  X(ExpiredNextTokenException)                                                                        \
-  X(IncompleteSignatureException)                                                                     \
-  X(InternalFailure)                                                                                  \
-  X(InvalidArgumentException)                                                                         \
-  X(InvalidSignatureException)                                                                        \
-  X(LimitExceededException)                                                                           \
-  X(MissingAuthenticationTokenException)                                                              \
-  X(ProvisionedThroughputExceededException)                                                           \
-  X(ResourceInUseException)                                                                           \
-  X(ResourceNotFoundException)                                                                        \
-  X(SerializationException)                                                                           \
-  X(ServiceUnavailable)                                                                               \
-  X(UnknownOperationException)                                                                        \
-  X(UnrecognizedClientException)                                                                      \
-  X(ValidationException)
-
-enum {
-#define RN__KERR_ENUM(name) RN__KERR_##name,
-  RN__KERR_TYPES(RN__KERR_ENUM)
-#undef RN__KERR_ENUM
-  RN__KERR_OTHER,
-  RN__KERR_COUNT
-};
-
+/* Kinesis errors are counted by type (rn_kinesis.h's table); the slot
+ * RN_KERR_NONE counts values outside the table ("Other" on /metrics). */
 typedef struct rn__metrics {
   uint64_t requests[RN__HOP_COUNT][RN__STATUS_SLOTS];
   uint64_t dur_buckets[RN__HOP_COUNT][RN__DUR_BUCKETS + 1];
   double dur_sum[RN__HOP_COUNT];
   uint64_t dur_count[RN__HOP_COUNT];
-  uint64_t kinesis_errors[RN__KERR_COUNT];
+  uint64_t kinesis_errors[RN_KERR_COUNT];
   uint64_t put_records_ok, put_records_failed; /* PutRecord(s) + REST, per record */
   uint64_t get_records_calls, get_records_records, get_records_bytes;
   uint64_t auth_failures; /* SigV4 and API keys */
   uint64_t throttled_records, throttled_reads;
 } rn__metrics_t;
 
-void rn__metrics_count_kerr(rn__metrics_t *m, const char *type);
+void rn__metrics_count_kerr(rn__metrics_t *m, rn_kinesis_err_t type);
 /* Space of the data directory's file system (statfs, done on the thread
  * pool before rendering); err != 0 when unknown (the gauges are omitted). */
 typedef struct rn__disk_usage {
@@ -184,7 +158,7 @@ typedef struct rn__call {
 void rn__call_reply(rn__call_t *c, int status, const char *content_type, const rn_http_header_t *extra, size_t nextra,
                     const void *body, size_t len);
 /* {"__type": type, "message": msg} with the status AWS uses for type; frees c. */
-void rn__call_kerr(rn__call_t *c, const char *type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void rn__call_kerr(rn__call_t *c, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A REST error: {"error": name, "message": msg}; frees c. */
 void rn__call_rest_error(rn__call_t *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -205,7 +179,7 @@ void rn__kinesis_handle(rn__call_t *c, const char *target);
 typedef struct rn__prod_result {
   uint32_t shard;
   uint64_t offset;
-  const char *err_type; /* NULL = stored; else a Kinesis error type (static) */
+  rn_kinesis_err_t err_type; /* RN_KERR_NONE = stored; else why not */
   const char *err_msg;  /* lives until the produce is freed (after cb) */
   /* With err_type InternalFailure: the broker failed for a transient reason
    * (disk full, out of file descriptors) and stored nothing; a call about
@@ -215,8 +189,8 @@ typedef struct rn__prod_result {
 } rn__prod_result_t;
 
 typedef struct rn__produce {
-  /* request-level failure: err_type set, no record was stored */
-  const char *err_type;
+  /* request-level failure: err_type set (not RN_KERR_NONE), no record was stored */
+  rn_kinesis_err_t err_type;
   char err_msg[512];
   int64_t created_ms; /* the stream's creation time (for sequence numbers) */
   size_t n, failed;

@@ -79,28 +79,27 @@ void rn__call_reply(rn__call_t *c, int status, const char *content_type, const r
   reply(ctx, status, hs, nh, (const uint8_t *)(body ? body : ""), body ? len : 0);
 }
 
-static int kerr_status(const char *type) {
-  if (strcmp(type, "InternalFailure") == 0) return 500;
-  if (strcmp(type, "ServiceUnavailable") == 0) return 503;
-  return 400;
-}
-
-void rn__call_kerr(rn__call_t *c, const char *type, const char *fmt, ...) {
+void rn__call_kerr(rn__call_t *c, rn_kinesis_err_t type, const char *fmt, ...) {
   char msg[1200];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   rn__metrics_count_kerr(&c->r->m, type);
+  const char *name = rn_kinesis_err_name(type);
+  if (!name) { /* not an error of the table: a bug of the caller, answered as one */
+    type = RN_KERR_InternalFailure;
+    name = rn_kinesis_err_name(type);
+  }
   rn__buf_t b = {0};
   rn__buf_puts(&b, "{\"__type\":");
-  rn__buf_json_str(&b, type, strlen(type));
+  rn__buf_json_str(&b, name, strlen(name));
   rn__buf_puts(&b, ",\"message\":");
   rn__buf_json_str(&b, msg, strlen(msg));
   rn__buf_puts(&b, "}");
-  rn_http_header_t et = {"x-amzn-errortype", type};
+  rn_http_header_t et = {"x-amzn-errortype", name};
   if (b.oom) rn__call_reply(c, 500, NULL, NULL, 0, NULL, 0);
-  else rn__call_reply(c, kerr_status(type), "application/x-amz-json-1.1", &et, 1, b.p, b.len);
+  else rn__call_reply(c, rn_kinesis_err_status(type), "application/x-amz-json-1.1", &et, 1, b.p, b.len);
   rn__buf_free(&b);
 }
 

@@ -50,20 +50,8 @@ int rn__status_of_slot(int slot) { return slot >= 0 && slot < RN__STATUS_SLOTS ?
 const double rn__dur_bounds[RN__DUR_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
-static const char *const kerr_names[RN__KERR_COUNT] = {
-#define RN__KERR_NAME(name) #name,
-    RN__KERR_TYPES(RN__KERR_NAME)
-#undef RN__KERR_NAME
-    "Other"};
-
-void rn__metrics_count_kerr(rn__metrics_t *m, const char *type) {
-  for (int i = 0; i < RN__KERR_OTHER; i++) {
-    if (strcmp(kerr_names[i], type) == 0) {
-      m->kinesis_errors[i]++;
-      return;
-    }
-  }
-  m->kinesis_errors[RN__KERR_OTHER]++;
+void rn__metrics_count_kerr(rn__metrics_t *m, rn_kinesis_err_t type) {
+  m->kinesis_errors[rn_kinesis_err_name(type) ? type : RN_KERR_NONE]++;
 }
 
 /* ---- rendering ---------------------------------------------------------------------- */
@@ -282,9 +270,12 @@ static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
                    (unsigned long long)m->dur_count[h]);
   }
   family(b, "runnel_kinesis_errors_total", "counter", "Kinesis API errors answered, by AWS error type (__type).");
-  for (int i = 0; i < RN__KERR_COUNT; i++)
-    rn__buf_printf(b, "runnel_kinesis_errors_total{code=\"%s\"} %llu\n", kerr_names[i],
-                   (unsigned long long)m->kinesis_errors[i]);
+  /* The table's order, then the slot of values outside it. */
+  for (int i = RN_KERR_NONE + 1; i <= RN_KERR_COUNT; i++) {
+    int slot = i < RN_KERR_COUNT ? i : RN_KERR_NONE;
+    rn__buf_printf(b, "runnel_kinesis_errors_total{code=\"%s\"} %llu\n", slot ? rn_kinesis_err_name(slot) : "Other",
+                   (unsigned long long)m->kinesis_errors[slot]);
+  }
   family(b, "runnel_put_records_total", "counter",
          "Records of PutRecord, PutRecords and REST ingest, by result (ok: stored; failed: a per-record failure).");
   rn__buf_printf(b, "runnel_put_records_total{result=\"ok\"} %llu\nrunnel_put_records_total{result=\"failed\"} %llu\n",

@@ -101,8 +101,8 @@ static void kop_free(kop_t *o) {
   free(o);
 }
 
-static void kop_error(kop_t *o, const char *type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void kop_error(kop_t *o, const char *type, const char *fmt, ...) {
+static void kop_error(kop_t *o, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void kop_error(kop_t *o, rn_kinesis_err_t type, const char *fmt, ...) {
   char msg[1200];
   va_list ap;
   va_start(ap, fmt);
@@ -113,7 +113,7 @@ static void kop_error(kop_t *o, const char *type, const char *fmt, ...) {
 }
 
 static void kop_reply(kop_t *o, rn__buf_t *b) {
-  if (b->oom) rn__call_kerr(o->c, "InternalFailure", "out of memory building the response");
+  if (b->oom) rn__call_kerr(o->c, RN_KERR_InternalFailure, "out of memory building the response");
   else rn__call_reply(o->c, 200, JSON_CT, NULL, 0, b->p, b->len);
   rn__buf_free(b);
   kop_free(o);
@@ -136,15 +136,15 @@ static void eng_call(kop_t *o, const Runnel__Request *req, kop_next next) {
 }
 
 static void not_found(kop_t *o, const char *stream) {
-  kop_error(o, "ResourceNotFoundException", "Stream %s under account " ACCOUNT " not found.", stream);
+  kop_error(o, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", stream);
 }
 
 static void shard_not_found(kop_t *o, uint32_t shard, const char *given, const char *stream) {
   if (given)
-    kop_error(o, "ResourceNotFoundException", "Shard %.128s in stream %s under account " ACCOUNT " does not exist",
+    kop_error(o, RN_KERR_ResourceNotFoundException, "Shard %.128s in stream %s under account " ACCOUNT " does not exist",
               given, stream);
   else
-    kop_error(o, "ResourceNotFoundException", "Shard shardId-%012u in stream %s under account " ACCOUNT " does not exist",
+    kop_error(o, RN_KERR_ResourceNotFoundException, "Shard shardId-%012u in stream %s under account " ACCOUNT " does not exist",
               shard, stream);
 }
 
@@ -162,17 +162,17 @@ static void engine_error(kop_t *o, const Runnel__Error *e, const char *stream) {
   switch (err) {
   case RN_ENOSTREAM: return not_found(o, stream);
   case RN_EEXIST:
-    return kop_error(o, "ResourceInUseException", "Stream %s under account " ACCOUNT " already exists.", stream);
-  case RN_EBUSY: return kop_error(o, "ResourceInUseException", "Stream %s under account " ACCOUNT " is in use: %s", stream, m);
+    return kop_error(o, RN_KERR_ResourceInUseException, "Stream %s under account " ACCOUNT " already exists.", stream);
+  case RN_EBUSY: return kop_error(o, RN_KERR_ResourceInUseException, "Stream %s under account " ACCOUNT " is in use: %s", stream, m);
   case RN_EINVAL:
   case RN_EBADREQUEST:
-  case RN_ETOOLARGE: return kop_error(o, "InvalidArgumentException", "%s", m);
-  case RN_ENOSHARD: return kop_error(o, "ResourceNotFoundException", "%s", m);
-  case RN_ETHROTTLED: return kop_error(o, "ProvisionedThroughputExceededException", "%s", m);
-  case RN_ESHUTDOWN: return kop_error(o, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
+  case RN_ETOOLARGE: return kop_error(o, RN_KERR_InvalidArgumentException, "%s", m);
+  case RN_ENOSHARD: return kop_error(o, RN_KERR_ResourceNotFoundException, "%s", m);
+  case RN_ETHROTTLED: return kop_error(o, RN_KERR_ProvisionedThroughputExceededException, "%s", m);
+  case RN_ESHUTDOWN: return kop_error(o, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
   default:
-    if (transient_storage_error(err)) return kop_error(o, "ServiceUnavailable", "%s (%s); retry", m, rn_err_name(err));
-    return kop_error(o, "InternalFailure", "%s (%s)", m, rn_err_name(err));
+    if (transient_storage_error(err)) return kop_error(o, RN_KERR_ServiceUnavailable, "%s (%s); retry", m, rn_err_name(err));
+    return kop_error(o, RN_KERR_InternalFailure, "%s (%s)", m, rn_err_name(err));
   }
 }
 
@@ -194,7 +194,7 @@ static bool took_describe(kop_t *o, const Runnel__Response *resp, const char *st
     return false;
   }
   if (resp->op_case != RUNNEL__RESPONSE__OP_DESCRIBE_STREAM || !sinfo_take(&o->si, resp->describe_stream->stream)) {
-    kop_error(o, "InternalFailure", "unexpected answer from the engine");
+    kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
     return false;
   }
   return true;
@@ -444,7 +444,7 @@ static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t 
 static void persisted_reply_empty(void *arg, rn_err_t err) {
   kop_t *o = arg;
   if (err)
-    kop_error(o, "InternalFailure", "writing %s failed: %s", o->r->kmeta.path, rn_strerror(err));
+    kop_error(o, RN_KERR_InternalFailure, "writing %s failed: %s", o->r->kmeta.path, rn_strerror(err));
   else
     kop_reply_empty(o);
 }
@@ -541,8 +541,8 @@ static void prod_finish(prod_op_t *p) {
   free(p);
 }
 
-static void prod_fail(prod_op_t *p, const char *type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void prod_fail(prod_op_t *p, const char *type, const char *fmt, ...) {
+static void prod_fail(prod_op_t *p, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void prod_fail(prod_op_t *p, rn_kinesis_err_t type, const char *fmt, ...) {
   p->pub.err_type = type;
   va_list ap;
   va_start(ap, fmt);
@@ -551,8 +551,8 @@ static void prod_fail(prod_op_t *p, const char *type, const char *fmt, ...) {
   prod_finish(p);
 }
 
-static void rec_fail(prod_op_t *p, size_t i, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void rec_fail(prod_op_t *p, size_t i, const char *type, const char *fmt, ...) {
+static void rec_fail(prod_op_t *p, size_t i, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void rec_fail(prod_op_t *p, size_t i, rn_kinesis_err_t type, const char *fmt, ...) {
   if (!p->msgs) {
     p->msgs = calloc(p->pub.n, sizeof(char *));
     if (!p->msgs) abort();
@@ -596,12 +596,12 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
   if (resp->error) {
     rn_err_t err = rn_err_from_wire(resp->error->code);
     if (err == RN_ENOSTREAM)
-      return prod_fail(p, "ResourceNotFoundException", "Stream %s under account " ACCOUNT " not found.", p->stream);
+      return prod_fail(p, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", p->stream);
     if (err == RN_ESHUTDOWN)
-      return prod_fail(p, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
+      return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
     if (transient_storage_error(err))
-      return prod_fail(p, "ServiceUnavailable", "%s; retry", resp->error->message ? resp->error->message : rn_strerror(err));
-    return prod_fail(p, "InternalFailure", "%s", resp->error->message ? resp->error->message : rn_strerror(err));
+      return prod_fail(p, RN_KERR_ServiceUnavailable, "%s; retry", resp->error->message ? resp->error->message : rn_strerror(err));
+    return prod_fail(p, RN_KERR_InternalFailure, "%s", resp->error->message ? resp->error->message : rn_strerror(err));
   }
   const Runnel__ProduceResponse *pr = resp->op_case == RUNNEL__RESPONSE__OP_PRODUCE ? resp->produce : NULL;
   for (size_t b = 0; b < p->nb; b++) {
@@ -610,14 +610,14 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
     for (size_t j = 0; j < pb->count; j++) {
       size_t i = p->order[pb->first + j];
       if (!res) {
-        rec_fail(p, i, "InternalFailure", "Internal service failure.");
+        rec_fail(p, i, RN_KERR_InternalFailure, "Internal service failure.");
       } else if (res->error) {
         rn_err_t err = rn_err_from_wire(res->error->code);
         if (err == RN_ETHROTTLED)
-          rec_fail(p, i, "ProvisionedThroughputExceededException",
+          rec_fail(p, i, RN_KERR_ProvisionedThroughputExceededException,
                    "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", pb->shard, p->stream);
         else
-          rec_fail(p, i, "InternalFailure", "%s: %s",
+          rec_fail(p, i, RN_KERR_InternalFailure, "%s: %s",
                    transient_storage_error(err) ? "Service unavailable, retry" : "Internal service failure",
                    res->error->message ? res->error->message : rn_strerror(err));
         /* PutRecords keeps InternalFailure (one of the two codes AWS
@@ -637,12 +637,12 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
   if (resp->error) {
     rn_err_t err = rn_err_from_wire(resp->error->code);
     if (err == RN_ENOSTREAM)
-      return prod_fail(p, "ResourceNotFoundException", "Stream %s under account " ACCOUNT " not found.", p->stream);
-    return prod_fail(p, "InternalFailure", "%s", resp->error->message ? resp->error->message : rn_strerror(err));
+      return prod_fail(p, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", p->stream);
+    return prod_fail(p, RN_KERR_InternalFailure, "%s", resp->error->message ? resp->error->message : rn_strerror(err));
   }
   if (resp->op_case != RUNNEL__RESPONSE__OP_DESCRIBE_STREAM || !sinfo_take(&p->si, resp->describe_stream->stream) ||
       p->si.n == 0)
-    return prod_fail(p, "InternalFailure", "unexpected answer from the engine");
+    return prod_fail(p, RN_KERR_InternalFailure, "unexpected answer from the engine");
   p->pub.created_ms = p->si.created_ms;
   size_t n = p->pub.n;
   sortkey_t *keys = malloc((n ? n : 1) * sizeof(*keys));
@@ -661,7 +661,7 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
       double sz = (double)(rec->data_len + rec->key_len);
       if (b->w_records < 1.0 || b->w_bytes < sz) {
         r->m.throttled_records++;
-        rec_fail(p, i, "ProvisionedThroughputExceededException",
+        rec_fail(p, i, RN_KERR_ProvisionedThroughputExceededException,
                  "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", s, p->stream);
         continue;
       }
@@ -699,7 +699,7 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
     rn_err_t err = rn_batch_builder_add(&cur->bld, &rr);
     if (err) {
       free(keys);
-      return prod_fail(p, "InternalFailure", "building a batch failed: %s", rn_strerror(err));
+      return prod_fail(p, RN_KERR_InternalFailure, "building a batch failed: %s", rn_strerror(err));
     }
     p->order[k] = i;
     cur->count++;
@@ -717,7 +717,7 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
     if (err) {
       free(sbs);
       free(sbp);
-      return prod_fail(p, "InternalFailure", "sealing a batch failed: %s", rn_strerror(err));
+      return prod_fail(p, RN_KERR_InternalFailure, "sealing a batch failed: %s", rn_strerror(err));
     }
     runnel__shard_batch__init(&sbs[b]);
     sbs[b].shard = p->batches[b].shard;
@@ -754,13 +754,13 @@ void rn__produce(rn_http_routes_t *r, const char *stream, const rn__krec_t *recs
   for (size_t i = 0; i < n; i++) {
     size_t sz = recs[i].data_len + recs[i].key_len;
     if (sz > r->max_record_bytes)
-      return prod_fail(p, "InvalidArgumentException",
+      return prod_fail(p, RN_KERR_InvalidArgumentException,
                        "Record %zu is %zu bytes (data + partition key); this broker accepts at most %u "
                        "(max_record_bytes)",
                        i, sz, r->max_record_bytes);
   }
   if (rn_engine_draining(r->eng))
-    return prod_fail(p, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
+    return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
   Runnel__Request req;
   runnel__request__init(&req);
   Runnel__DescribeStreamRequest d;
@@ -777,7 +777,7 @@ static void put_record_done(rn__produce_t *p, void *arg) {
   kop_t *o = arg;
   if (p->err_type) return kop_error(o, p->err_type, "%s", p->err_msg);
   const rn__prod_result_t *res = &p->res[0];
-  if (res->err_type) return kop_error(o, res->retry_later ? "ServiceUnavailable" : res->err_type, "%s", res->err_msg);
+  if (res->err_type) return kop_error(o, res->retry_later ? RN_KERR_ServiceUnavailable : res->err_type, "%s", res->err_msg);
   char seq[RN__KSEQ_BUFLEN];
   rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
   rn__buf_t b = {0};
@@ -803,7 +803,7 @@ static void put_records_done(rn__produce_t *p, void *arg) {
     const rn__prod_result_t *res = &p->res[i];
     if (i) rn__buf_put(&b, ",", 1);
     if (res->err_type) {
-      rn__buf_printf(&b, "{\"ErrorCode\":\"%s\",\"ErrorMessage\":", res->err_type);
+      rn__buf_printf(&b, "{\"ErrorCode\":\"%s\",\"ErrorMessage\":", rn_kinesis_err_name(res->err_type));
       rn__buf_json_str(&b, res->err_msg, strlen(res->err_msg));
       rn__buf_put(&b, "}", 1);
     } else {
@@ -846,12 +846,12 @@ static void created(kop_t *o, const Runnel__Response *resp) {
 static void op_create(kop_t *o) {
   uint32_t count = o->k.has_shard_count ? o->k.shard_count : ON_DEMAND_SHARDS;
   if (count > o->r->max_shards)
-    return kop_error(o, "LimitExceededException",
+    return kop_error(o, RN_KERR_LimitExceededException,
                      "This request would exceed the shard limit for the account " ACCOUNT " in %s. Limit: %u shards per "
                      "stream (max_shards). Number of shards requested: %u.",
                      o->c->region, o->r->max_shards, count);
   if (o->k.ntags > MAX_TAGS)
-    return kop_error(o, "InvalidArgumentException", "A stream can have at most %d tags; %zu were given.", MAX_TAGS,
+    return kop_error(o, RN_KERR_InvalidArgumentException, "A stream can have at most %d tags; %zu were given.", MAX_TAGS,
                      o->k.ntags);
   Runnel__Request req;
   runnel__request__init(&req);
@@ -957,7 +957,7 @@ static void listed(kop_t *o, const Runnel__Response *resp) {
     if (tl > 380 || rn__b64_decode(o->k.next_token, tl, raw, &rl) || rl < 4 || memcmp(raw, "ls1|", 4) != 0 ||
         rl - 4 > 128) {
       free(names);
-      return kop_error(o, "InvalidArgumentException", "Invalid NextToken.");
+      return kop_error(o, RN_KERR_InvalidArgumentException, "Invalid NextToken.");
     }
     memcpy(after, raw + 4, rl - 4);
     after[rl - 4] = 0;
@@ -1015,7 +1015,7 @@ static void shards_listed(kop_t *o, const Runnel__Response *resp) {
   if (!took_describe(o, resp, o->k.stream)) return;
   uint32_t first = (uint32_t)o->offset; /* from the NextToken, else 0 */
   if (o->k.next_token && o->it.created_ms != o->si.created_ms)
-    return kop_error(o, "ExpiredNextTokenException", "The NextToken belongs to an earlier stream named %s.", o->k.stream);
+    return kop_error(o, RN_KERR_ExpiredNextTokenException, "The NextToken belongs to an earlier stream named %s.", o->k.stream);
   if (o->k.stream_created_ms && o->k.stream_created_ms / 1000 != o->si.created_ms / 1000)
     return not_found(o, o->k.stream);
   if (o->k.exclusive_start) {
@@ -1067,7 +1067,7 @@ static void op_list_shards(kop_t *o) {
   }
   return describe(o, o->k.stream, shards_listed);
 bad:
-  kop_error(o, "InvalidArgumentException", "Invalid NextToken.");
+  kop_error(o, RN_KERR_InvalidArgumentException, "Invalid NextToken.");
 }
 
 /* ---- GetShardIterator ------------------------------------------------------------------------------------------------------- */
@@ -1090,7 +1090,7 @@ static void iterator_reply(kop_t *o, uint64_t offset) {
 static void at_timestamp(kop_t *o, const Runnel__Response *resp) {
   if (resp->error) return engine_error(o, resp->error, o->k.stream);
   const Runnel__ListOffsetsResponse *lr = resp->op_case == RUNNEL__RESPONSE__OP_LIST_OFFSETS ? resp->list_offsets : NULL;
-  if (!lr || lr->n_shards != 1) return kop_error(o, "InternalFailure", "unexpected answer from the engine");
+  if (!lr || lr->n_shards != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
   if (lr->shards[0]->error) return engine_error(o, lr->shards[0]->error, o->k.stream);
   iterator_reply(o, lr->shards[0]->offset);
 }
@@ -1105,7 +1105,7 @@ static void iterator_described(kop_t *o, const Runnel__Response *resp) {
   case RN__ITER_AT_TIMESTAMP: {
     int64_t now = rn__routes_now_ms(o->r);
     if (o->k.ts_ms > now)
-      return kop_error(o, "InvalidArgumentException",
+      return kop_error(o, RN_KERR_InvalidArgumentException,
                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. "
                        "timestampInMillis: %lld, currentTimestampInMillis: %lld",
                        (long long)o->k.ts_ms, (long long)now);
@@ -1132,24 +1132,24 @@ static void iterator_described(kop_t *o, const Runnel__Response *resp) {
   rn__kseq_t q;
   const char *seq = o->k.start_seq;
   if (rn__kseq_decode(seq, strlen(seq), &q) != 0)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "StartingSequenceNumber %.128s used in GetShardIterator on shard shardId-%012u in stream %s under "
                      "account " ACCOUNT " is invalid.",
                      seq, o->k.shard, o->k.stream);
   if (q.shard != o->k.shard)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Invalid StartingSequenceNumber. It encodes shardId-%012u, while it was used in a call to a shard "
                      "with shardId-%012u",
                      q.shard, o->k.shard);
   if (q.created_s != (o->si.created_ms / 1000 & ((1ll << 36) - 1)))
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "StartingSequenceNumber %.128s used in GetShardIterator on shard shardId-%012u in stream %s under "
                      "account " ACCOUNT " is invalid because it did not come from this stream.",
                      seq, o->k.shard, o->k.stream);
   uint64_t off = q.offset;
   if (o->k.iter_type == RN__ITER_AFTER_SEQUENCE_NUMBER) off = off == UINT64_MAX ? off : off + 1;
   if (off > sh->end)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "StartingSequenceNumber %.128s used in GetShardIterator on shard shardId-%012u in stream %s under "
                      "account " ACCOUNT " is invalid: no record with it exists yet.",
                      seq, o->k.shard, o->k.stream);
@@ -1215,7 +1215,7 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
   if (next < end_offset && count) behind = sh->last_ms > last_ts ? sh->last_ms - last_ts : 0;
   if (next < end_offset && !count && len) {
     rn__buf_free(&b);
-    return kop_error(o, "InternalFailure", "shard shardId-%012u: the batch at offset %" PRIu64 " could not be decoded",
+    return kop_error(o, RN_KERR_InternalFailure, "shard shardId-%012u: the batch at offset %" PRIu64 " could not be decoded",
                      o->it.shard, o->offset);
   }
   rn__kiter_t it = o->it;
@@ -1236,7 +1236,7 @@ static void fetch(kop_t *o, uint64_t offset);
 static void fetched(kop_t *o, const Runnel__Response *resp) {
   if (resp->error) return engine_error(o, resp->error, o->it.stream);
   const Runnel__FetchResponse *fr = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? resp->fetch : NULL;
-  if (!fr || fr->n_results != 1) return kop_error(o, "InternalFailure", "unexpected answer from the engine");
+  if (!fr || fr->n_results != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
   const Runnel__ShardFetchResult *res = fr->results[0];
   if (res->error) {
     if (rn_err_from_wire(res->error->code) == RN_EOFFSET && !o->refetched && o->offset < res->start_offset) {
@@ -1280,7 +1280,7 @@ static void records_described(kop_t *o, const Runnel__Response *resp) {
     rn__bucket_t *b = bucket(o->r, o->it.stream, &o->si, o->it.shard);
     if (b->r_calls < 1.0 || b->r_bytes <= 0) {
       o->r->m.throttled_reads++;
-      return kop_error(o, "ProvisionedThroughputExceededException",
+      return kop_error(o, RN_KERR_ProvisionedThroughputExceededException,
                        "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", o->it.shard,
                        o->it.stream);
     }
@@ -1299,13 +1299,13 @@ static void op_get_records(kop_t *o) {
    * routes no more of this connection's requests while that would not fit. */
   rn_http_reserve(o->c->req, o->c->ctx, GET_RECORDS_MAX_BYTES / 3 * 4 + (2u << 20));
   if (rn__kiter_decode(o->r->iter_key, o->k.iterator, o->k.iterator_len, &o->it) != 0)
-    return kop_error(o, "InvalidArgumentException", "Invalid ShardIterator.");
+    return kop_error(o, RN_KERR_InvalidArgumentException, "Invalid ShardIterator.");
   int64_t now = rn__routes_now_ms(o->r);
   if (now - o->it.issued_ms > RN__KITER_TTL_MS) {
     char was[64], is[64];
     fmt_time(o->it.issued_ms, was, sizeof(was));
     fmt_time(now, is, sizeof(is));
-    return kop_error(o, "ExpiredIteratorException",
+    return kop_error(o, RN_KERR_ExpiredIteratorException,
                      "Iterator expired. The iterator was created at time %s while right now it is %s which is further in "
                      "the future than the tolerated delay of %d milliseconds.",
                      was, is, RN__KITER_TTL_MS);
@@ -1327,26 +1327,26 @@ static void retention_described(kop_t *o, const Runnel__Response *resp) {
   long long cur = (long long)retention_hours(&o->si);
   bool increase = o->k.op == RN__KOP_IncreaseStreamRetentionPeriod;
   if (want < DEFAULT_RETENTION_HOURS)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Minimum allowed retention period is %d hours. Requested retention period (%lld hours) is too short.",
                      DEFAULT_RETENTION_HOURS, want);
   if (want > MAX_RETENTION_HOURS)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Maximum allowed retention period is %d hours. Requested retention period (%lld hours) is too long.",
                      MAX_RETENTION_HOURS, want);
   if (increase && (unlimited || want < cur)) {
     if (unlimited)
-      return kop_error(o, "InvalidArgumentException",
+      return kop_error(o, RN_KERR_InvalidArgumentException,
                        "Requested retention period (%lld hours) for stream %s can not be shorter than existing retention "
                        "period (unlimited). Use DecreaseRetentionPeriod API.",
                        want, o->k.stream);
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Requested retention period (%lld hours) for stream %s can not be shorter than existing retention "
                      "period (%lld hours). Use DecreaseRetentionPeriod API.",
                      want, o->k.stream, cur);
   }
   if (!increase && !unlimited && want > cur)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Requested retention period (%lld hours) for stream %s can not be longer than existing retention "
                      "period (%lld hours). Use IncreaseRetentionPeriod API.",
                      want, o->k.stream, cur);
@@ -1392,7 +1392,7 @@ static void tags_described(kop_t *o, const Runnel__Response *resp) {
     for (size_t i = 0; i < o->k.ntags; i++)
       if (!e || tag_index(e, o->k.tags[i].key) < 0) total++;
     if (total > MAX_TAGS)
-      return kop_error(o, "InvalidArgumentException",
+      return kop_error(o, RN_KERR_InvalidArgumentException,
                        "Failed to add tags to stream %s under account " ACCOUNT
                        " because a given stream cannot have more than %d tags.",
                        o->k.stream, MAX_TAGS);
@@ -1440,7 +1440,7 @@ static void run(kop_t *o) {
   case RN__KOP_RemoveTagsFromStream:
   case RN__KOP_ListTagsForStream: return describe(o, o->k.stream, tags_described);
   case RN__KOP_DescribeLimits: return op_describe_limits(o);
-  default: return kop_error(o, "InternalFailure", "operation %s has no handler", rn__kop_name(o->k.op));
+  default: return kop_error(o, RN_KERR_InternalFailure, "operation %s has no handler", rn__kop_name(o->k.op));
   }
 }
 
@@ -1472,19 +1472,19 @@ void rn__kinesis_handle(rn__call_t *c, const char *target) {
   c->hop = RN__HOP_KINESIS_UNKNOWN;
   snprintf(c->region, sizeof(c->region), "us-east-1");
   if (strcmp(req->method, "POST") != 0)
-    return rn__call_kerr(c, "AccessDeniedException", "Unable to determine service/operation name to be authorized");
+    return rn__call_kerr(c, RN_KERR_AccessDeniedException, "Unable to determine service/operation name to be authorized");
   /* "Kinesis_20131202.PutRecord" */
   static const char prefix[] = "Kinesis_20131202.";
   rn__kop_t op = RN__KOP_COUNT;
   if (target && strncmp(target, prefix, sizeof(prefix) - 1) == 0)
     op = rn__kop_from_name(target + sizeof(prefix) - 1, strlen(target + sizeof(prefix) - 1));
   if (op == RN__KOP_COUNT)
-    return rn__call_kerr(c, "UnknownOperationException", "%s%.100s",
+    return rn__call_kerr(c, RN_KERR_UnknownOperationException, "%s%.100s",
                          target ? "Unknown operation " : "No X-Amz-Target header: the operation is unknown", target ? target : "");
   c->hop = (int)op;
   const char *ct = rn__req_header(req, "content-type");
   if (ct && strncmp(ct, "application/x-amz-cbor", 22) == 0)
-    return rn__call_kerr(c, "SerializationException",
+    return rn__call_kerr(c, RN_KERR_SerializationException,
                          "CBOR is not supported; use the JSON protocol (Java SDK: -Daws.cborEnabled=false or "
                          "AWS_CBOR_DISABLE=true)");
   /* Authentication before anything else is looked at. */
@@ -1502,7 +1502,7 @@ void rn__kinesis_handle(rn__call_t *c, const char *target) {
   for (char *p = c->region; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) *p = '-';
   if (!rn__kop_supported(op))
-    return rn__call_kerr(c, "InvalidArgumentException", "%s is not supported by runnel: %s.", rn__kop_name(op),
+    return rn__call_kerr(c, RN_KERR_InvalidArgumentException, "%s is not supported by runnel: %s.", rn__kop_name(op),
                          unsupported_why(op));
   kop_t *o = calloc(1, sizeof(*o));
   if (!o) abort();
@@ -1510,7 +1510,7 @@ void rn__kinesis_handle(rn__call_t *c, const char *target) {
   o->r = r;
   rn__kerr_t err;
   if (rn__kreq_decode(op, req->body, req->body_len, &o->k, &err) != 0) {
-    rn__call_kerr(c, err.type ? err.type : "SerializationException", "%s", err.msg);
+    rn__call_kerr(c, err.type != RN_KERR_NONE ? err.type : RN_KERR_SerializationException, "%s", err.msg);
     free(o);
     return;
   }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rn_kinesis.h"
 #include "runnel/error.h"
 
 /* ---- a growable output buffer ----------------------------------------------
@@ -189,13 +190,14 @@ rn__kop_t rn__kop_from_name(const char *s, size_t n);
 const char *rn__kop_name(rn__kop_t op);
 bool rn__kop_supported(rn__kop_t op);
 
-/* A Kinesis error: __type and message, as AWS clients expect them. */
+/* A Kinesis error: its type (the table in rn_kinesis.h) and message, as
+ * AWS clients expect them. */
 typedef struct rn__kerr {
-  const char *type; /* static: "ValidationException", ... */
+  rn_kinesis_err_t type; /* RN_KERR_NONE until set */
   char msg[1024];
 } rn__kerr_t;
 
-void rn__kerr_set(rn__kerr_t *e, const char *type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void rn__kerr_set(rn__kerr_t *e, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* One record of PutRecord(s) (and of REST ingest, which shares the produce
  * path). Pointers borrow from the decoded request. */

@@ -62,18 +62,21 @@ static void nokey_error(rn__buf_t *b, const char *field) {
            "the event has no field \"%s\" with a non-empty string or integer value (key_field); give "
            "?partition_key=... for a fallback key",
            field);
-  rn__buf_puts(b, "{\"error\":\"InvalidArgumentException\",\"message\":");
+  rn__buf_printf(b, "{\"error\":\"%s\",\"message\":", rn_kinesis_err_name(RN_KERR_InvalidArgumentException));
   rn__buf_json_str(b, msg, strlen(msg));
   rn__buf_put(b, "}", 1);
 }
 
 /* A Kinesis error type as a REST status. */
-static int status_of(const char *type) {
-  if (strcmp(type, "ResourceNotFoundException") == 0) return 404;
-  if (strcmp(type, "ProvisionedThroughputExceededException") == 0) return 429;
-  if (strcmp(type, "InvalidArgumentException") == 0 || strcmp(type, "ValidationException") == 0) return 400;
-  if (strcmp(type, "ServiceUnavailable") == 0) return 503;
-  return 500;
+static int status_of(rn_kinesis_err_t type) {
+  switch (type) {
+  case RN_KERR_ResourceNotFoundException: return 404;
+  case RN_KERR_ProvisionedThroughputExceededException: return 429;
+  case RN_KERR_InvalidArgumentException:
+  case RN_KERR_ValidationException: return 400;
+  case RN_KERR_ServiceUnavailable: return 503;
+  default: return 500;
+  }
 }
 
 static void reply_buf(rest_op_t *o, int status, rn__buf_t *b) {
@@ -106,7 +109,7 @@ static void produced(rn__produce_t *p, void *arg) {
   }
   bool all_throttled = p->failed == p->n;
   for (size_t i = 0; i < p->n && all_throttled; i++)
-    all_throttled = p->res[i].err_type && strcmp(p->res[i].err_type, "ProvisionedThroughputExceededException") == 0;
+    all_throttled = p->res[i].err_type == RN_KERR_ProvisionedThroughputExceededException;
   if (o->hop == RN__HOP_REST_BATCH && all_throttled && o->nmissing == 0) {
     rn__call_rest_error(o->c, 429, "every record was refused by the shard throughput limits; retry later");
     return rest_free(o);
@@ -129,7 +132,7 @@ static void produced(rn__produce_t *p, void *arg) {
     const rn__prod_result_t *res = &p->res[next++];
     if (res->err_type) {
       rn__buf_printf(&b, o->hop == RN__HOP_REST_RECORDS ? "{\"ErrorCode\":\"%s\",\"ErrorMessage\":" : "{\"error\":\"%s\",\"message\":",
-                     res->err_type);
+                     rn_kinesis_err_name(res->err_type));
       rn__buf_json_str(&b, res->err_msg, strlen(res->err_msg));
       rn__buf_put(&b, "}", 1);
       continue;
