@@ -36,7 +36,7 @@
 #include "config.h"
 #include "dirlock.h"
 #include "engine.h"
-#include "http_routes.h"
+#include "rn_apps.h"
 #include "server.h"
 
 #ifndef RN_VERSION

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "kinesis_int.h"
+#include "rest_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
  * (version 0.0.4): the engine's per-shard counters and append latency
  * histogram, broker-wide gauges, the HTTP applications' request counters
  * and durations by operation and status, Kinesis errors by type, and the
- * lines other components registered (rn_http_routes_add_metrics: the
+ * lines other components registered (rn_admin_add_metrics: the
  * server's connections). docs/kinesis.md lists every name.
  *
  * Every family is written once with its HELP and TYPE lines and all of its
@@ -18,7 +18,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "apps_int.h"
+#include "admin_int.h"
 
 /* ---- labels ---------------------------------------------------------------------- */
 
@@ -50,7 +50,7 @@ int rn__status_of_slot(int slot) { return slot >= 0 && slot < RN__STATUS_SLOTS ?
 const double rn__dur_bounds[RN__DUR_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
-void rn__metrics_count_kerr(rn__metrics_t *m, rn_kinesis_err_t type) {
+void rn__metrics_count_kerr(rn_admin_counters_t *m, rn_kinesis_err_t type) {
   m->kinesis_errors[rn_kinesis_err_name(type) ? type : RN_KERR_NONE]++;
 }
 
@@ -104,12 +104,12 @@ static void shard_counter(rn__buf_t *b, const shard_rows_t *rows, const char *na
  * shard, else per stream (the shards' buckets summed; rows come in stream
  * order, so a stream's shards are adjacent). Bounded cardinality by default:
  * 16 series per stream, whatever its shard count. */
-static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows_t *rows, const char *name,
+static void histograms(const rn_admin_t *adm, rn__buf_t *b, const shard_rows_t *rows, const char *name,
                        const char *help, size_t count_off, size_t sum_off, size_t buckets_off) {
   family(b, name, "histogram", help);
   for (size_t i = 0; i < rows->n;) {
     size_t j = i + 1;
-    if (!r->latency_per_shard)
+    if (!adm->latency_per_shard)
       while (j < rows->n && strcmp(rows->v[j].stream, rows->v[i].stream) == 0) j++;
     uint64_t buckets[RN_ENGINE_LATENCY_BUCKETS + 1] = {0}, count = 0;
     double sum = 0;
@@ -121,7 +121,7 @@ static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows
       sum += *(const double *)(const void *)(base + sum_off);
     }
     char labels[300];
-    if (r->latency_per_shard)
+    if (adm->latency_per_shard)
       snprintf(labels, sizeof labels, "stream=\"%s\",shard=\"shardId-%012u\"", rows->v[i].stream, rows->v[i].shard);
     else
       snprintf(labels, sizeof labels, "stream=\"%s\"", rows->v[i].stream);
@@ -144,7 +144,7 @@ static void histograms(const rn_http_routes_t *r, rn__buf_t *b, const shard_rows
 /* Linux /proc reads are served from kernel memory, never from a disk, so
  * they are cheap enough for the loop thread (as every Prometheus client
  * library does them inline). */
-static void render_process(const rn_http_routes_t *r, rn__buf_t *b) {
+static void render_process(const rn_admin_t *adm, rn__buf_t *b) {
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
@@ -179,13 +179,13 @@ static void render_process(const rn_http_routes_t *r, rn__buf_t *b) {
     rn__buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
   }
   family(b, "process_start_time_seconds", "gauge", "Start time of runneld, seconds since the Unix epoch.");
-  rn__buf_printf(b, "process_start_time_seconds %.3f\n", r->process_start_s);
+  rn__buf_printf(b, "process_start_time_seconds %.3f\n", adm->process_start_s);
 }
 
-static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
+static void render_shards(rn_admin_t *adm, rn__buf_t *b) {
   shard_rows_t rows;
   memset(&rows, 0, sizeof(rows));
-  rn_engine_foreach_shard(r->eng, collect, &rows);
+  rn_engine_foreach_shard(adm->eng, collect, &rows);
   if (rows.oom || rows.names.oom) {
     b->oom = true;
     goto out;
@@ -223,12 +223,12 @@ static void render_shards(rn_http_routes_t *r, rn__buf_t *b) {
   shard_counter(b, &rows, "runnel_shard_retention_deleted_records_total", "counter",
                 "Records of the shard deleted by retention (time or size) since the shard was created.",
                 offsetof(rn_engine_shard_stats_t, start_offset));
-  histograms(r, b, &rows, "runnel_shard_append_latency_seconds",
+  histograms(adm, b, &rows, "runnel_shard_append_latency_seconds",
              "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
              "group commit's fdatasync).",
              offsetof(rn_engine_shard_stats_t, append_count), offsetof(rn_engine_shard_stats_t, append_seconds_sum),
              offsetof(rn_engine_shard_stats_t, append_buckets));
-  histograms(r, b, &rows, "runnel_shard_fdatasync_seconds",
+  histograms(adm, b, &rows, "runnel_shard_fdatasync_seconds",
              "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
              "started).",
              offsetof(rn_engine_shard_stats_t, sync_count), offsetof(rn_engine_shard_stats_t, sync_seconds_sum),
@@ -238,8 +238,8 @@ out:
   rn__buf_free(&rows.names);
 }
 
-static void render_http(rn_http_routes_t *r, rn__buf_t *b) {
-  const rn__metrics_t *m = &r->m;
+static void render_http(rn_admin_t *adm, rn__buf_t *b) {
+  const rn_admin_counters_t *m = &adm->m;
   family(b, "runnel_http_requests_total", "counter",
          "HTTP requests answered by the HTTP applications, by operation (Kinesis operation, RestPutRecord, "
          "RestPutRecords, RestBatch, Metrics, Healthz, Readyz, ...) and status code.");
@@ -331,7 +331,7 @@ static void group_row(void *arg, const rn_engine_group_stats_t *s) {
   }
 }
 
-static void render_groups(rn_http_routes_t *r, rn__buf_t *b) {
+static void render_groups(rn_admin_t *adm, rn__buf_t *b) {
   static const char *const fam[][3] = {
       {"runnel_group_lag_records", "gauge", "Records of the shard the consumer group has not checkpointed yet (end offset - checkpoint)."},
       {"runnel_group_lag_seconds", "gauge",
@@ -345,17 +345,17 @@ static void render_groups(rn_http_routes_t *r, rn__buf_t *b) {
   for (int i = 0; i < 5; i++) {
     family(b, fam[i][0], fam[i][1], fam[i][2]);
     group_pass_t p = {b, i};
-    rn_engine_foreach_group_shard(r->eng, group_row, &p);
+    rn_engine_foreach_group_shard(adm->eng, group_row, &p);
   }
 }
 
-void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_t *disk) {
+void rn__metrics_render(rn_admin_t *adm, rn__buf_t *b, const rn__disk_usage_t *disk) {
   rn_engine_stats_t st;
-  rn_engine_stats(r->eng, &st);
+  rn_engine_stats(adm->eng, &st);
   rn__buf_reserve(b, 16384);
   family(b, "runnel_build_info", "gauge", "Always 1; the labels say which runneld this is.");
-  rn__buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", r->version);
-  render_process(r, b);
+  rn__buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", adm->version);
+  render_process(adm, b);
   if (disk->err == 0) {
     family(b, "runnel_data_dir_free_bytes", "gauge",
            "Bytes of the data directory's file system available to runneld (statfs f_bavail).");
@@ -364,7 +364,7 @@ void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_
     rn__buf_printf(b, "runnel_data_dir_size_bytes %llu\n", (unsigned long long)disk->total_bytes);
   }
   family(b, "runnel_uptime_seconds", "gauge", "Seconds since the HTTP applications started.");
-  rn__buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - r->started_ns) / 1e9);
+  rn__buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - adm->started_ns) / 1e9);
   family(b, "runnel_streams", "gauge", "Active streams.");
   rn__buf_printf(b, "runnel_streams %u\n", st.streams);
   family(b, "runnel_shards", "gauge", "Shards of the active streams.");
@@ -372,13 +372,13 @@ void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_
   family(b, "runnel_failed_shards", "gauge", "Shards whose log failed after an I/O error.");
   rn__buf_printf(b, "runnel_failed_shards %u\n", st.failed_shards);
   family(b, "runnel_draining", "gauge", "1 once shutdown began (/readyz answers 503).");
-  rn__buf_printf(b, "runnel_draining %d\n", rn_engine_draining(r->eng) ? 1 : 0);
-  render_shards(r, b);
-  render_groups(r, b);
-  render_http(r, b);
-  for (size_t i = 0; i < r->nsources; i++) {
+  rn__buf_printf(b, "runnel_draining %d\n", rn_engine_draining(adm->eng) ? 1 : 0);
+  render_shards(adm, b);
+  render_groups(adm, b);
+  render_http(adm, b);
+  for (size_t i = 0; i < adm->nsources; i++) {
     char small[4096];
-    size_t need = r->sources[i].fn(r->sources[i].arg, small, sizeof(small));
+    size_t need = adm->sources[i].fn(adm->sources[i].arg, small, sizeof(small));
     if (need < sizeof(small)) {
       rn__buf_put(b, small, need);
       continue;
@@ -388,7 +388,7 @@ void rn__metrics_render(rn_http_routes_t *r, rn__buf_t *b, const rn__disk_usage_
       b->oom = true;
       continue;
     }
-    size_t got = r->sources[i].fn(r->sources[i].arg, big, need + 1);
+    size_t got = adm->sources[i].fn(adm->sources[i].arg, big, need + 1);
     rn__buf_put(b, big, got < need + 1 ? got : need);
     free(big);
   }

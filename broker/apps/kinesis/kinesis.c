@@ -27,8 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "apps_int.h"
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "kinesis_int.h"
+#include "rn_kinesis.h"
 #include "runnel/batch.h"
+#include "server.h" /* rn__logf, until base/ has the logger */
+#include "sigv4.h"
 
 #define ACCOUNT "000000000000"
 #define JSON_CT "application/x-amz-json-1.1"
@@ -37,6 +43,64 @@
 #define ON_DEMAND_SHARDS 4
 #define GET_RECORDS_MAX_BYTES (10u << 20)
 #define MAX_TAGS 50
+
+/* ---- the Kinesis tags / stream-mode store --------------------------------------------- */
+
+typedef struct rn__kmeta_stream {
+  char *name;
+  int64_t created_ms; /* the stream this entry belongs to (a recreated stream starts empty) */
+  bool on_demand;
+  char **keys, **values; /* tags, sorted by key */
+  size_t ntags;
+} rn__kmeta_stream_t;
+
+typedef struct rn__kmeta {
+  rn__kmeta_stream_t *v;
+  size_t n, cap;
+  char *path; /* <data_dir>/meta/kinesis-streams.json */
+  /* Persisting: newest snapshot wins, as in engine.c. */
+  pthread_mutex_t mu;
+  char *snap; /* guarded by mu */
+  size_t snap_len;
+  uint64_t version, written; /* guarded by mu */
+} rn__kmeta_t;
+
+
+/* ---- throughput limits ------------------------------------------------------------------ */
+
+typedef struct rn__bucket {
+  double w_bytes, w_records, r_bytes, r_calls; /* tokens */
+  int64_t last_ms;
+} rn__bucket_t;
+
+typedef struct rn__slimits {
+  char *name;
+  int64_t created_ms;
+  uint32_t n;
+  rn__bucket_t *b;
+} rn__slimits_t;
+
+/* ---- the application's state ------------------------------------------------------------ */
+
+struct rn_kinesis {
+  uv_loop_t *loop;
+  rn_engine_t *eng;
+  rn_admin_t *adm;
+  int64_t (*now_ms)(void *arg); /* wall clock; tests replace it */
+  void *now_arg;
+  uint8_t iter_key[RN__KITER_KEYLEN];
+  rn_sigv4_key_t *creds; /* kinesis_credentials; none = accept any request */
+  size_t ncreds;
+  char *creds_buf;
+  bool throttle; /* kinesis_throughput_limits: kinesis */
+  uint32_t max_record_bytes, max_batch_bytes, max_shards;
+  rn__kmeta_t kmeta;
+  rn__slimits_t *limits;
+  size_t nlimits, limits_cap;
+  unsigned pending_jobs; /* thread-pool work: writes of the tags file */
+};
+
+static int64_t now_ms(const rn_kinesis_t *kin) { return kin->now_ms(kin->now_arg); }
 
 /* ---- the stream snapshot an operation works from ------------------------------------- */
 
@@ -85,8 +149,8 @@ typedef struct kop kop_t;
 typedef void (*kop_next)(kop_t *o, const Runnel__Response *resp);
 
 struct kop {
-  rn__call_t *c;
-  rn_http_routes_t *r;
+  rn_admin_call_t *c;
+  rn_kinesis_t *kin;
   rn__kreq_t k;
   kop_next next;
   sinfo_t si;
@@ -108,19 +172,19 @@ static void kop_error(kop_t *o, rn_kinesis_err_t type, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  rn__call_kerr(o->c, type, "%s", msg);
+  rn_admin_reply_kerr(o->c, type, "%s", msg);
   kop_free(o);
 }
 
 static void kop_reply(kop_t *o, rn__buf_t *b) {
-  if (b->oom) rn__call_kerr(o->c, RN_KERR_InternalFailure, "out of memory building the response");
-  else rn__call_reply(o->c, 200, JSON_CT, NULL, 0, b->p, b->len);
+  if (b->oom) rn_admin_reply_kerr(o->c, RN_KERR_InternalFailure, "out of memory building the response");
+  else rn_admin_reply(o->c, 200, JSON_CT, NULL, 0, b->p, b->len);
   rn__buf_free(b);
   kop_free(o);
 }
 
 static void kop_reply_empty(kop_t *o) {
-  rn__call_reply(o->c, 200, JSON_CT, NULL, 0, "{}", 2);
+  rn_admin_reply(o->c, 200, JSON_CT, NULL, 0, "{}", 2);
   kop_free(o);
 }
 
@@ -132,7 +196,7 @@ static void eng_cb(void *ctx, const Runnel__Response *resp) {
 /* The last statement of a step: the engine may answer at once. */
 static void eng_call(kop_t *o, const Runnel__Request *req, kop_next next) {
   o->next = next;
-  rn_engine_handle(o->r->eng, req, eng_cb, o);
+  rn_engine_handle(o->kin->eng, req, eng_cb, o);
 }
 
 static void not_found(kop_t *o, const char *stream) {
@@ -311,7 +375,7 @@ static void tag_remove(rn__kmeta_stream_t *e, const char *key) {
   e->ntags--;
 }
 
-rn_err_t rn__kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t whylen) {
+static rn_err_t kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t whylen) {
   memset(km, 0, sizeof(*km));
   pthread_mutex_init(&km->mu, NULL);
   size_t pl = strlen(data_dir) + 64;
@@ -351,7 +415,7 @@ rn_err_t rn__kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t
   return err;
 }
 
-void rn__kmeta_free(rn__kmeta_t *km) {
+static void kmeta_free(rn__kmeta_t *km) {
   for (size_t i = 0; i < km->n; i++) {
     kmeta_clear(&km->v[i]);
     free(km->v[i].name);
@@ -386,7 +450,7 @@ static rn_err_t kmeta_write(rn__kmeta_t *km) {
 
 typedef struct kmeta_job {
   uv_work_t work;
-  rn_http_routes_t *r;
+  rn_kinesis_t *kin;
   rn_err_t err;
   void (*done)(void *arg, rn_err_t err);
   void *arg;
@@ -394,12 +458,12 @@ typedef struct kmeta_job {
 
 static void kmeta_work(uv_work_t *w) {
   kmeta_job_t *j = w->data;
-  j->err = kmeta_write(&j->r->kmeta);
+  j->err = kmeta_write(&j->kin->kmeta);
 }
 
 static void kmeta_after(uv_work_t *w, int status) {
   kmeta_job_t *j = w->data;
-  j->r->pending_jobs--;
+  j->kin->pending_jobs--;
   if (status && !j->err) j->err = RN_EIO;
   j->done(j->arg, j->err);
   free(j);
@@ -407,8 +471,8 @@ static void kmeta_after(uv_work_t *w, int status) {
 
 /* Snapshot the store now, write it on the thread pool, then done(arg, err)
  * on the loop. */
-static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t err), void *arg) {
-  rn__kmeta_t *km = &r->kmeta;
+static void kmeta_persist(rn_kinesis_t *kin, void (*done)(void *arg, rn_err_t err), void *arg) {
+  rn__kmeta_t *km = &kin->kmeta;
   json_t *root = json_pack("{s:i,s:[]}", "version", 1, "streams");
   json_t *arr = json_object_get(root, "streams");
   for (size_t i = 0; i < km->n; i++) {
@@ -429,13 +493,13 @@ static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t 
   pthread_mutex_unlock(&km->mu);
   kmeta_job_t *j = calloc(1, sizeof(*j));
   if (!j) abort();
-  j->r = r;
+  j->kin = kin;
   j->done = done;
   j->arg = arg;
   j->work.data = j;
-  r->pending_jobs++;
-  if (uv_queue_work(r->loop, &j->work, kmeta_work, kmeta_after)) {
-    r->pending_jobs--;
+  kin->pending_jobs++;
+  if (uv_queue_work(kin->loop, &j->work, kmeta_work, kmeta_after)) {
+    kin->pending_jobs--;
     free(j);
     done(arg, RN_EIO);
   }
@@ -444,7 +508,7 @@ static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t 
 static void persisted_reply_empty(void *arg, rn_err_t err) {
   kop_t *o = arg;
   if (err)
-    kop_error(o, RN_KERR_InternalFailure, "writing %s failed: %s", o->r->kmeta.path, rn_strerror(err));
+    kop_error(o, RN_KERR_InternalFailure, "writing %s failed: %s", o->kin->kmeta.path, rn_strerror(err));
   else
     kop_reply_empty(o);
 }
@@ -456,19 +520,19 @@ static void persisted_reply_empty(void *arg, rn_err_t err) {
 #define R_BYTES_PER_S (2.0 * 1024.0 * 1024.0)
 #define R_CALLS_PER_S 5.0
 
-static rn__bucket_t *bucket(rn_http_routes_t *r, const char *stream, const sinfo_t *si, uint32_t shard) {
+static rn__bucket_t *bucket(rn_kinesis_t *kin, const char *stream, const sinfo_t *si, uint32_t shard) {
   rn__slimits_t *l = NULL;
-  for (size_t i = 0; i < r->nlimits && !l; i++)
-    if (strcmp(r->limits[i].name, stream) == 0) l = &r->limits[i];
+  for (size_t i = 0; i < kin->nlimits && !l; i++)
+    if (strcmp(kin->limits[i].name, stream) == 0) l = &kin->limits[i];
   if (!l) {
-    if (r->nlimits == r->limits_cap) {
-      size_t nc = r->limits_cap ? r->limits_cap * 2 : 16;
-      rn__slimits_t *nv = realloc(r->limits, nc * sizeof(*nv));
+    if (kin->nlimits == kin->limits_cap) {
+      size_t nc = kin->limits_cap ? kin->limits_cap * 2 : 16;
+      rn__slimits_t *nv = realloc(kin->limits, nc * sizeof(*nv));
       if (!nv) abort();
-      r->limits = nv;
-      r->limits_cap = nc;
+      kin->limits = nv;
+      kin->limits_cap = nc;
     }
-    l = &r->limits[r->nlimits++];
+    l = &kin->limits[kin->nlimits++];
     memset(l, 0, sizeof(*l));
     l->name = strdup(stream);
     if (!l->name) abort();
@@ -479,13 +543,13 @@ static rn__bucket_t *bucket(rn_http_routes_t *r, const char *stream, const sinfo
     if (!l->b) abort();
     l->n = si->n;
     l->created_ms = si->created_ms;
-    int64_t now = rn__routes_now_ms(r);
+    int64_t now = now_ms(kin);
     for (uint32_t i = 0; i < si->n; i++) {
       l->b[i] = (rn__bucket_t){W_BYTES_PER_S, W_RECORDS_PER_S, R_BYTES_PER_S, R_CALLS_PER_S, now};
     }
   }
   rn__bucket_t *b = &l->b[shard];
-  int64_t now = rn__routes_now_ms(r);
+  int64_t now = now_ms(kin);
   double dt = (double)(now - b->last_ms) / 1000.0;
   if (dt > 0) {
     b->w_bytes = b->w_bytes + dt * W_BYTES_PER_S > W_BYTES_PER_S ? W_BYTES_PER_S : b->w_bytes + dt * W_BYTES_PER_S;
@@ -507,7 +571,7 @@ typedef struct pbatch {
 
 typedef struct prod_op {
   rn__produce_t pub;
-  rn_http_routes_t *r;
+  rn_kinesis_t *kin;
   char stream[129];
   const rn__krec_t *recs;
   rn__produce_cb cb;
@@ -524,7 +588,7 @@ static void prod_finish(prod_op_t *p) {
   for (size_t i = 0; i < p->pub.n; i++) {
     if (p->pub.res[i].err_type) p->pub.failed++;
   }
-  rn__metrics_t *m = &p->r->m;
+  rn_admin_counters_t *m = rn_admin_counters(p->kin->adm);
   if (!p->pub.err_type) {
     m->put_records_ok += p->pub.n - p->pub.failed;
     m->put_records_failed += p->pub.failed;
@@ -633,7 +697,7 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
 
 static void prod_described(void *ctx, const Runnel__Response *resp) {
   prod_op_t *p = ctx;
-  rn_http_routes_t *r = p->r;
+  rn_kinesis_t *kin = p->kin;
   if (resp->error) {
     rn_err_t err = rn_err_from_wire(resp->error->code);
     if (err == RN_ENOSTREAM)
@@ -656,11 +720,11 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
     else rn__hash_key_md5(rec->key, rec->key_len, h);
     uint32_t s = route(&p->si, h);
     p->pub.res[i].shard = s;
-    if (r->throttle) {
-      rn__bucket_t *b = bucket(r, p->stream, &p->si, s);
+    if (kin->throttle) {
+      rn__bucket_t *b = bucket(kin, p->stream, &p->si, s);
       double sz = (double)(rec->data_len + rec->key_len);
       if (b->w_records < 1.0 || b->w_bytes < sz) {
-        r->m.throttled_records++;
+        rn_admin_counters(kin->adm)->throttled_records++;
         rec_fail(p, i, RN_KERR_ProvisionedThroughputExceededException,
                  "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", s, p->stream);
         continue;
@@ -676,8 +740,8 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
   /* One batch per shard, split when a batch would pass max_batch_bytes. */
   p->batches = calloc(nk ? nk : 1, sizeof(*p->batches));
   if (!p->batches) abort();
-  size_t limit = r->max_batch_bytes > 65536 ? r->max_batch_bytes - 4096 : r->max_batch_bytes / 2;
-  int64_t now = rn__routes_now_ms(r);
+  size_t limit = kin->max_batch_bytes > 65536 ? kin->max_batch_bytes - 4096 : kin->max_batch_bytes / 2;
+  int64_t now = now_ms(kin);
   pbatch_t *cur = NULL;
   for (size_t k = 0; k < nk; k++) {
     size_t i = keys[k].i;
@@ -735,15 +799,15 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
   req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
   req.produce = &pr;
   /* The engine copies the batches before returning (it may also answer). */
-  rn_engine_handle(r->eng, &req, prod_appended, p);
+  rn_engine_handle(kin->eng, &req, prod_appended, p);
   free(sbs);
   free(sbp);
 }
 
-void rn__produce(rn_http_routes_t *r, const char *stream, const rn__krec_t *recs, size_t n, rn__produce_cb cb, void *arg) {
+void rn_kinesis_produce(rn_kinesis_t *kin, const char *stream, const rn__krec_t *recs, size_t n, rn__produce_cb cb, void *arg) {
   prod_op_t *p = calloc(1, sizeof(*p));
   if (!p) abort();
-  p->r = r;
+  p->kin = kin;
   snprintf(p->stream, sizeof(p->stream), "%s", stream);
   p->recs = recs;
   p->cb = cb;
@@ -753,13 +817,13 @@ void rn__produce(rn_http_routes_t *r, const char *stream, const rn__krec_t *recs
   if (!p->pub.res) abort();
   for (size_t i = 0; i < n; i++) {
     size_t sz = recs[i].data_len + recs[i].key_len;
-    if (sz > r->max_record_bytes)
+    if (sz > kin->max_record_bytes)
       return prod_fail(p, RN_KERR_InvalidArgumentException,
                        "Record %zu is %zu bytes (data + partition key); this broker accepts at most %u "
                        "(max_record_bytes)",
-                       i, sz, r->max_record_bytes);
+                       i, sz, kin->max_record_bytes);
   }
-  if (rn_engine_draining(r->eng))
+  if (rn_engine_draining(kin->eng))
     return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
   Runnel__Request req;
   runnel__request__init(&req);
@@ -768,7 +832,7 @@ void rn__produce(rn_http_routes_t *r, const char *stream, const rn__krec_t *recs
   d.name = p->stream;
   req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
   req.describe_stream = &d;
-  rn_engine_handle(r->eng, &req, prod_described, p);
+  rn_engine_handle(kin->eng, &req, prod_described, p);
 }
 
 /* ---- PutRecord / PutRecords ------------------------------------------------------------------------------------ */
@@ -830,26 +894,26 @@ static void created(kop_t *o, const Runnel__Response *resp) {
       resp->op_case == RUNNEL__RESPONSE__OP_CREATE_STREAM && resp->create_stream ? resp->create_stream->stream : NULL;
   if (!o->k.on_demand && o->k.ntags == 0) {
     /* A stale entry of an older stream of this name goes with its stream. */
-    if (kmeta_find(&o->r->kmeta, o->k.stream)) {
-      kmeta_remove(&o->r->kmeta, o->k.stream);
-      return kmeta_persist(o->r, persisted_reply_empty, o);
+    if (kmeta_find(&o->kin->kmeta, o->k.stream)) {
+      kmeta_remove(&o->kin->kmeta, o->k.stream);
+      return kmeta_persist(o->kin, persisted_reply_empty, o);
     }
     return kop_reply_empty(o);
   }
-  rn__kmeta_stream_t *e = kmeta_get(&o->r->kmeta, o->k.stream, d ? d->created_ms : 0, true);
+  rn__kmeta_stream_t *e = kmeta_get(&o->kin->kmeta, o->k.stream, d ? d->created_ms : 0, true);
   kmeta_clear(e);
   e->on_demand = o->k.on_demand;
   for (size_t i = 0; i < o->k.ntags; i++) tag_set(e, o->k.tags[i].key, o->k.tags[i].value);
-  kmeta_persist(o->r, persisted_reply_empty, o);
+  kmeta_persist(o->kin, persisted_reply_empty, o);
 }
 
 static void op_create(kop_t *o) {
   uint32_t count = o->k.has_shard_count ? o->k.shard_count : ON_DEMAND_SHARDS;
-  if (count > o->r->max_shards)
+  if (count > o->kin->max_shards)
     return kop_error(o, RN_KERR_LimitExceededException,
                      "This request would exceed the shard limit for the account " ACCOUNT " in %s. Limit: %u shards per "
                      "stream (max_shards). Number of shards requested: %u.",
-                     o->c->region, o->r->max_shards, count);
+                     o->c->region, o->kin->max_shards, count);
   if (o->k.ntags > MAX_TAGS)
     return kop_error(o, RN_KERR_InvalidArgumentException, "A stream can have at most %d tags; %zu were given.", MAX_TAGS,
                      o->k.ntags);
@@ -871,9 +935,9 @@ static void op_create(kop_t *o) {
 
 static void deleted(kop_t *o, const Runnel__Response *resp) {
   if (resp->error) return engine_error(o, resp->error, o->k.stream);
-  if (!kmeta_find(&o->r->kmeta, o->k.stream)) return kop_reply_empty(o);
-  kmeta_remove(&o->r->kmeta, o->k.stream);
-  kmeta_persist(o->r, persisted_reply_empty, o);
+  if (!kmeta_find(&o->kin->kmeta, o->k.stream)) return kop_reply_empty(o);
+  kmeta_remove(&o->kin->kmeta, o->k.stream);
+  kmeta_persist(o->kin, persisted_reply_empty, o);
 }
 
 static void op_delete(kop_t *o) {
@@ -890,7 +954,7 @@ static void op_delete(kop_t *o) {
 /* ---- DescribeStream / DescribeStreamSummary -------------------------------------------------------------------------- */
 
 static bool on_demand_of(kop_t *o) {
-  rn__kmeta_stream_t *e = kmeta_get(&o->r->kmeta, o->k.stream, o->si.created_ms, false);
+  rn__kmeta_stream_t *e = kmeta_get(&o->kin->kmeta, o->k.stream, o->si.created_ms, false);
   return e && e->on_demand;
 }
 
@@ -978,7 +1042,7 @@ static void listed(kop_t *o, const Runnel__Response *resp) {
   rn__buf_puts(&b, "],\"StreamSummaries\":[");
   for (size_t i = first; i < end; i++) {
     if (i > first) rn__buf_put(&b, ",", 1);
-    rn__kmeta_stream_t *e = kmeta_find(&o->r->kmeta, names[i]);
+    rn__kmeta_stream_t *e = kmeta_find(&o->kin->kmeta, names[i]);
     rn__buf_puts(&b, "{\"StreamName\":");
     rn__buf_json_str(&b, names[i], strlen(names[i]));
     rn__buf_puts(&b, ",\"StreamARN\":");
@@ -1079,9 +1143,9 @@ static void iterator_reply(kop_t *o, uint64_t offset) {
   it.shard = o->k.shard;
   it.offset = offset;
   it.created_ms = o->si.created_ms;
-  it.issued_ms = rn__routes_now_ms(o->r);
+  it.issued_ms = now_ms(o->kin);
   char enc[RN__KITER_MAXLEN + 1];
-  rn__kiter_encode(o->r->iter_key, &it, enc);
+  rn__kiter_encode(o->kin->iter_key, &it, enc);
   rn__buf_t b = {0};
   rn__buf_printf(&b, "{\"ShardIterator\":\"%s\"}", enc);
   kop_reply(o, &b);
@@ -1103,7 +1167,7 @@ static void iterator_described(kop_t *o, const Runnel__Response *resp) {
   case RN__ITER_TRIM_HORIZON: return iterator_reply(o, sh->start);
   case RN__ITER_LATEST: return iterator_reply(o, sh->end);
   case RN__ITER_AT_TIMESTAMP: {
-    int64_t now = rn__routes_now_ms(o->r);
+    int64_t now = now_ms(o->kin);
     if (o->k.ts_ms > now)
       return kop_error(o, RN_KERR_InvalidArgumentException,
                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. "
@@ -1167,7 +1231,7 @@ static void fmt_time(int64_t ms, char *out, size_t n) {
 }
 
 static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t end_offset) {
-  rn_http_routes_t *r = o->r;
+  rn_kinesis_t *kin = o->kin;
   uint32_t limit = o->k.limit ? o->k.limit : 10000;
   rn__buf_t b = {0};
   rn__buf_reserve(&b, len + len / 3 + 256);
@@ -1220,14 +1284,14 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
   }
   rn__kiter_t it = o->it;
   it.offset = next;
-  it.issued_ms = rn__routes_now_ms(r);
+  it.issued_ms = now_ms(kin);
   char enc[RN__KITER_MAXLEN + 1];
-  rn__kiter_encode(r->iter_key, &it, enc);
+  rn__kiter_encode(kin->iter_key, &it, enc);
   rn__buf_printf(&b, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%lld}", enc, (long long)behind);
-  r->m.get_records_calls++;
-  r->m.get_records_records += count;
-  r->m.get_records_bytes += data_bytes;
-  if (r->throttle) bucket(r, o->it.stream, &o->si, o->it.shard)->r_bytes -= (double)data_bytes;
+  rn_admin_counters(kin->adm)->get_records_calls++;
+  rn_admin_counters(kin->adm)->get_records_records += count;
+  rn_admin_counters(kin->adm)->get_records_bytes += data_bytes;
+  if (kin->throttle) bucket(kin, o->it.stream, &o->si, o->it.shard)->r_bytes -= (double)data_bytes;
   kop_reply(o, &b);
 }
 
@@ -1276,10 +1340,10 @@ static void records_described(kop_t *o, const Runnel__Response *resp) {
   if (o->si.created_ms != o->it.created_ms) return not_found(o, o->it.stream);
   if (o->it.shard >= o->si.n) return shard_not_found(o, o->it.shard, NULL, o->it.stream);
   const sshard_t *sh = &o->si.sh[o->it.shard];
-  if (o->r->throttle) {
-    rn__bucket_t *b = bucket(o->r, o->it.stream, &o->si, o->it.shard);
+  if (o->kin->throttle) {
+    rn__bucket_t *b = bucket(o->kin, o->it.stream, &o->si, o->it.shard);
     if (b->r_calls < 1.0 || b->r_bytes <= 0) {
-      o->r->m.throttled_reads++;
+      rn_admin_counters(o->kin->adm)->throttled_reads++;
       return kop_error(o, RN_KERR_ProvisionedThroughputExceededException,
                        "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", o->it.shard,
                        o->it.stream);
@@ -1298,9 +1362,9 @@ static void op_get_records(kop_t *o) {
   /* The answer may reach 10 MiB of data as base64 JSON: the transport
    * routes no more of this connection's requests while that would not fit. */
   rn_http_reserve(o->c->req, o->c->ctx, GET_RECORDS_MAX_BYTES / 3 * 4 + (2u << 20));
-  if (rn__kiter_decode(o->r->iter_key, o->k.iterator, o->k.iterator_len, &o->it) != 0)
+  if (rn__kiter_decode(o->kin->iter_key, o->k.iterator, o->k.iterator_len, &o->it) != 0)
     return kop_error(o, RN_KERR_InvalidArgumentException, "Invalid ShardIterator.");
-  int64_t now = rn__routes_now_ms(o->r);
+  int64_t now = now_ms(o->kin);
   if (now - o->it.issued_ms > RN__KITER_TTL_MS) {
     char was[64], is[64];
     fmt_time(o->it.issued_ms, was, sizeof(was));
@@ -1366,7 +1430,7 @@ static void retention_described(kop_t *o, const Runnel__Response *resp) {
 
 static void tags_described(kop_t *o, const Runnel__Response *resp) {
   if (!took_describe(o, resp, o->k.stream)) return;
-  rn__kmeta_t *km = &o->r->kmeta;
+  rn__kmeta_t *km = &o->kin->kmeta;
   if (o->k.op == RN__KOP_ListTagsForStream) {
     rn__kmeta_stream_t *e = kmeta_get(km, o->k.stream, o->si.created_ms, false);
     uint32_t limit = o->k.limit ? o->k.limit : 50;
@@ -1403,20 +1467,20 @@ static void tags_described(kop_t *o, const Runnel__Response *resp) {
     if (!e) return kop_reply_empty(o);
     for (size_t i = 0; i < o->k.ntag_keys; i++) tag_remove(e, o->k.tag_keys[i]);
   }
-  kmeta_persist(o->r, persisted_reply_empty, o);
+  kmeta_persist(o->kin, persisted_reply_empty, o);
 }
 
 /* ---- DescribeLimits ---------------------------------------------------------------------------------------------------------------- */
 
 static void op_describe_limits(kop_t *o) {
   rn_engine_stats_t st;
-  rn_engine_stats(o->r->eng, &st);
+  rn_engine_stats(o->kin->eng, &st);
   size_t on_demand = 0;
-  for (size_t i = 0; i < o->r->kmeta.n; i++) on_demand += o->r->kmeta.v[i].on_demand;
+  for (size_t i = 0; i < o->kin->kmeta.n; i++) on_demand += o->kin->kmeta.v[i].on_demand;
   rn__buf_t b = {0};
   rn__buf_printf(&b,
                  "{\"ShardLimit\":%u,\"OpenShardCount\":%u,\"OnDemandStreamCount\":%zu,\"OnDemandStreamCountLimit\":%u}",
-                 o->r->max_shards, st.shards, on_demand, 50u);
+                 o->kin->max_shards, st.shards, on_demand, 50u);
   kop_reply(o, &b);
 }
 
@@ -1430,8 +1494,8 @@ static void run(kop_t *o) {
   case RN__KOP_DescribeStreamSummary: return describe(o, o->k.stream, described_summary);
   case RN__KOP_ListStreams: return op_list_streams(o);
   case RN__KOP_ListShards: return op_list_shards(o);
-  case RN__KOP_PutRecord: return rn__produce(o->r, o->k.stream, o->k.recs, 1, put_record_done, o);
-  case RN__KOP_PutRecords: return rn__produce(o->r, o->k.stream, o->k.recs, o->k.nrecs, put_records_done, o);
+  case RN__KOP_PutRecord: return rn_kinesis_produce(o->kin, o->k.stream, o->k.recs, 1, put_record_done, o);
+  case RN__KOP_PutRecords: return rn_kinesis_produce(o->kin, o->k.stream, o->k.recs, o->k.nrecs, put_records_done, o);
   case RN__KOP_GetShardIterator: return describe(o, o->k.stream, iterator_described);
   case RN__KOP_GetRecords: return op_get_records(o);
   case RN__KOP_IncreaseStreamRetentionPeriod:
@@ -1466,34 +1530,33 @@ static const char *unsupported_why(rn__kop_t op) {
   }
 }
 
-void rn__kinesis_handle(rn__call_t *c, const char *target) {
-  rn_http_routes_t *r = c->r;
+void rn_kinesis_handle(rn_kinesis_t *kin, rn_admin_call_t *c, const char *target) {
   const rn_http_req_t *req = c->req;
   c->hop = RN__HOP_KINESIS_UNKNOWN;
   snprintf(c->region, sizeof(c->region), "us-east-1");
   if (strcmp(req->method, "POST") != 0)
-    return rn__call_kerr(c, RN_KERR_AccessDeniedException, "Unable to determine service/operation name to be authorized");
+    return rn_admin_reply_kerr(c, RN_KERR_AccessDeniedException, "Unable to determine service/operation name to be authorized");
   /* "Kinesis_20131202.PutRecord" */
   static const char prefix[] = "Kinesis_20131202.";
   rn__kop_t op = RN__KOP_COUNT;
   if (target && strncmp(target, prefix, sizeof(prefix) - 1) == 0)
     op = rn__kop_from_name(target + sizeof(prefix) - 1, strlen(target + sizeof(prefix) - 1));
   if (op == RN__KOP_COUNT)
-    return rn__call_kerr(c, RN_KERR_UnknownOperationException, "%s%.100s",
+    return rn_admin_reply_kerr(c, RN_KERR_UnknownOperationException, "%s%.100s",
                          target ? "Unknown operation " : "No X-Amz-Target header: the operation is unknown", target ? target : "");
   c->hop = (int)op;
-  const char *ct = rn__req_header(req, "content-type");
+  const char *ct = rn_admin_req_header(req, "content-type");
   if (ct && strncmp(ct, "application/x-amz-cbor", 22) == 0)
-    return rn__call_kerr(c, RN_KERR_SerializationException,
+    return rn_admin_reply_kerr(c, RN_KERR_SerializationException,
                          "CBOR is not supported; use the JSON protocol (Java SDK: -Daws.cborEnabled=false or "
                          "AWS_CBOR_DISABLE=true)");
   /* Authentication before anything else is looked at. */
   rn_sigv4_result_t sv;
-  if (r->ncreds) {
-    int64_t now_s = rn__routes_now_ms(r) / 1000;
-    if (rn_sigv4_verify(req, r->creds, r->ncreds, "kinesis", now_s, 300, &sv) != RN_SIGV4_OK) {
-      r->m.auth_failures++;
-      return rn__call_kerr(c, sv.type, "%s", sv.message);
+  if (kin->ncreds) {
+    int64_t now_s = now_ms(kin) / 1000;
+    if (rn_sigv4_verify(req, kin->creds, kin->ncreds, "kinesis", now_s, 300, &sv) != RN_SIGV4_OK) {
+      rn_admin_counters(kin->adm)->auth_failures++;
+      return rn_admin_reply_kerr(c, sv.type, "%s", sv.message);
     }
     if (sv.region[0]) snprintf(c->region, sizeof(c->region), "%s", sv.region);
   } else if (rn_sigv4_scope(req, &sv) == 0 && sv.region[0]) {
@@ -1502,17 +1565,105 @@ void rn__kinesis_handle(rn__call_t *c, const char *target) {
   for (char *p = c->region; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) *p = '-';
   if (!rn__kop_supported(op))
-    return rn__call_kerr(c, RN_KERR_InvalidArgumentException, "%s is not supported by runnel: %s.", rn__kop_name(op),
+    return rn_admin_reply_kerr(c, RN_KERR_InvalidArgumentException, "%s is not supported by runnel: %s.", rn__kop_name(op),
                          unsupported_why(op));
   kop_t *o = calloc(1, sizeof(*o));
   if (!o) abort();
   o->c = c;
-  o->r = r;
+  o->kin = kin;
   rn__kerr_t err;
   if (rn__kreq_decode(op, req->body, req->body_len, &o->k, &err) != 0) {
-    rn__call_kerr(c, err.type != RN_KERR_NONE ? err.type : RN_KERR_SerializationException, "%s", err.msg);
+    rn_admin_reply_kerr(c, err.type != RN_KERR_NONE ? err.type : RN_KERR_SerializationException, "%s", err.msg);
     free(o);
     return;
   }
   run(o);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------------- */
+
+static int64_t wall_ms(void *arg) {
+  (void)arg;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rn_err_t parse_credentials(rn_kinesis_t *kin, const char *spec, char *why, size_t whylen) {
+  size_t n = 0;
+  for (const char *p = spec; *p; p++) n += *p == ',';
+  kin->creds_buf = strdup(spec);
+  kin->creds = calloc(n + 1, sizeof(*kin->creds));
+  if (!kin->creds_buf || !kin->creds) return RN_ENOMEM;
+  char *save = NULL;
+  size_t idx = 0;
+  for (char *tok = strtok_r(kin->creds_buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    idx++;
+    while (*tok == ' ' || *tok == '\t') tok++;
+    char *end = tok + strlen(tok);
+    while (end > tok && (end[-1] == ' ' || end[-1] == '\t')) *--end = 0;
+    if (!*tok) continue;
+    char *colon = strchr(tok, ':');
+    if (!colon || colon == tok || !colon[1]) {
+      snprintf(why, whylen, "kinesis_credentials: entry %zu must be ACCESS_KEY_ID:SECRET_ACCESS_KEY", idx);
+      return RN_EINVAL;
+    }
+    *colon = 0;
+    kin->creds[kin->ncreds].akid = tok;
+    kin->creds[kin->ncreds].secret = colon + 1;
+    kin->ncreds++;
+  }
+  return 0;
+}
+
+rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_engine_t *eng, rn_admin_t *adm, const rn_config_t *cfg,
+                        rn_kinesis_t **out, char *why, size_t whylen) {
+  *out = NULL;
+  if (whylen) why[0] = 0;
+  rn_kinesis_t *kin = calloc(1, sizeof(*kin));
+  if (!kin) return RN_ENOMEM;
+  kin->loop = loop;
+  kin->eng = eng;
+  kin->adm = adm;
+  kin->now_ms = wall_ms;
+  kin->max_record_bytes = cfg->max_record_bytes;
+  kin->max_batch_bytes = cfg->max_batch_bytes;
+  kin->max_shards = cfg->max_shards;
+  kin->throttle = cfg->kinesis_throughput_limits == 1;
+  rn_err_t err = 0;
+  if (RAND_bytes(kin->iter_key, sizeof(kin->iter_key)) != 1) {
+    snprintf(why, whylen, "no randomness for the shard-iterator secret");
+    err = RN_EIO;
+  }
+  if (!err) err = parse_credentials(kin, cfg->kinesis_credentials, why, whylen);
+  if (!err) err = kmeta_load(&kin->kmeta, cfg->data_dir, why, whylen);
+  if (err) {
+    rn_kinesis_destroy(kin);
+    return err;
+  }
+  *out = kin;
+  return 0;
+}
+
+bool rn_kinesis_open(const rn_kinesis_t *kin) { return kin->ncreds == 0; }
+
+void rn_kinesis_set_clock(rn_kinesis_t *kin, int64_t (*fn)(void *arg), void *arg) {
+  kin->now_ms = fn;
+  kin->now_arg = arg;
+}
+
+void rn_kinesis_destroy(rn_kinesis_t *kin) {
+  if (!kin) return;
+  /* The tags file's writes run on the thread pool; let them land. */
+  while (kin->pending_jobs) uv_run(kin->loop, UV_RUN_ONCE);
+  kmeta_free(&kin->kmeta);
+  for (size_t i = 0; i < kin->nlimits; i++) {
+    free(kin->limits[i].name);
+    free(kin->limits[i].b);
+  }
+  free(kin->limits);
+  free(kin->creds);
+  free(kin->creds_buf);
+  OPENSSL_cleanse(kin->iter_key, sizeof(kin->iter_key));
+  free(kin);
 }

@@ -1,9 +1,9 @@
 /*
- * kinesis_err.c — lookups into the Kinesis error table (rn_kinesis.h). Pure:
+ * kinesis_err.c — lookups into the Kinesis error table (rn_kinesis_codec.h). Pure:
  * part of the codec library, used by the decoders, SigV4, the Kinesis and
  * REST applications and /metrics.
  */
-#include "rn_kinesis.h"
+#include "rn_kinesis_codec.h"
 
 #include <stddef.h>
 

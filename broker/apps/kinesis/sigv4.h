@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #include "http.h"
-#include "rn_kinesis.h"
+#include "rn_kinesis_codec.h"
 
 typedef struct rn_sigv4_key {
   const char *akid;

@@ -22,9 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <zlib.h>
 
-#include "apps_int.h"
+#include "engine.h"
+#include "rn_apps.h"
+#include "rn_kinesis_codec.h"
 #include "runnel/batch.h"
 #include "testutil.h"
 
@@ -45,8 +48,7 @@ static void routes_up(fx_t *f) {
   char why[256] = "";
   rn_err_t rc = rn_http_routes_new(&f->loop, f->eng, &f->cfg, &f->routes, why, sizeof(why));
   if (rc) fail_msg("rn_http_routes_new: %s", why);
-  f->routes->now_ms = fake_now;
-  f->routes->now_arg = f;
+  rn_http_routes_set_clock(f->routes, fake_now, f);
 }
 
 static int setup_with(void **state, const char *creds, const char *keys, int throttle) {
@@ -799,7 +801,7 @@ static void test_rest(void **state) {
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", "br", nd, strlen(nd)), 415, NULL);
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", "gzip", nd, strlen(nd)), 400, "gzip");
   /* Too large after inflating. */
-  size_t big = f->routes->rest_max_body + 10;
+  size_t big = f->cfg.rest_max_body_bytes + 10;
   char *zeros = malloc(big);
   memset(zeros, ' ', big);
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", NULL, zeros, big), 413, NULL);

@@ -1,5 +1,5 @@
 /*
- * test_kinesis_err.c — the Kinesis error table (rn_kinesis.h): every entry's
+ * test_kinesis_err.c — the Kinesis error table (rn_kinesis_codec.h): every entry's
  * wire name, HTTP status and retryable flag pinned literally (they are a
  * contract with every AWS SDK and with the runnel_kinesis_errors_total
  * labels on /metrics), the order /metrics prints them in, and the answers
@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "rn_kinesis.h"
+#include "rn_kinesis_codec.h"
 
 typedef struct {
   rn_kinesis_err_t e;
