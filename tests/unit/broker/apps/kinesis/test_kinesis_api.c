@@ -1,6 +1,6 @@
 /*
  * test_kinesis_api.c — the HTTP applications end to end, in process: the
- * router (http_routes.h) in front of a real engine on a temporary data
+ * route table (rn_apps.h) in front of a real engine on a temporary data
  * directory, driven with rn_http_req_t values on the test's own uv loop
  * (no sockets; the transport has its own tests). A fake wall clock makes
  * iterator expiry, SigV4 dates and throughput buckets deterministic.
