@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "engine_int.h"
+#include "rn_core.h" /* issue 11: the API this file moves to; declared only for now */
 
 #define PRODUCER_ID_BLOCK 1000
 

@@ -1,0 +1,585 @@
+/*
+ * rn_core.h — the broker's engine (broker/core/) as a C API: streams,
+ * shards, produce (idempotent), fetch with long poll, offsets, broker info,
+ * the metadata store. No protobuf here: the native session
+ * (broker/native/dispatch.c) and the HTTP applications translate their wire
+ * formats to these structs and back.
+ *
+ * Threading. Everything runs on the loop thread given in rn_core_opts_t;
+ * every function here must be called on it unless its comment says
+ * otherwise. Disk work goes to rn_io_t (appends, syncs) or the libuv thread
+ * pool (reads, metadata snapshots, closing and removing files), never
+ * blocking the loop.
+ *
+ * The asynchronous contract, one for every operation below:
+ *  - rn_core_<op>(core, req, cb, ctx) calls cb exactly once, possibly
+ *    before it returns, always on the loop thread.
+ *  - The request is borrowed for the duration of the call: core copies what
+ *    it keeps (produce copies each batch into the log before returning).
+ *  - The result, and everything it points to, is borrowed during the
+ *    callback only (except fetched batches kept with rn_core_fetch_hold).
+ *  - ctx belongs to the caller; it must stay valid until cb ran (a session
+ *    that goes away marks its ctx closed rather than freeing it).
+ *  - A failure is r->err (an rn_err_t, < 0) with r->msg a one-line message
+ *    specific to this failure (never NULL when err != 0; NULL when 0).
+ *    Per-shard failures of produce/fetch/list offsets are in their items;
+ *    the request-level err is then 0.
+ */
+#ifndef RN_CORE_H
+#define RN_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "rn_io.h"
+#include "rn_log.h"
+#include "runnel/durability.h"
+#include "runnel/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rn_core rn_core_t;
+typedef struct rn_core_stream rn_core_stream_t;
+typedef struct rn_core_shard rn_core_shard_t;
+typedef struct rn_core_meta_store rn_core_meta_store_t;
+
+/* Max bytes of a fetch whose request leaves max_bytes at 0 (before the
+ * max_fetch_bytes cap). */
+#define RN_CORE_FETCH_DEFAULT_BYTES (4u << 20)
+
+/* ==== opening and closing ======================================================== */
+
+typedef struct rn_core_opts {
+  uv_loop_t *loop;             /* the loop thread everything runs on; borrowed, outlives core */
+  const char *data_dir;        /* root of all broker data; copied */
+  rn_io_backend_t io_backend;  /* RN_IO_AUTO by default */
+  uint32_t max_record_bytes;   /* largest record value + key; default 1 MiB */
+  uint32_t max_batch_bytes;    /* largest batch; default 8 MiB */
+  uint32_t max_fetch_bytes;    /* cap on one fetch result; default 16 MiB */
+  uint32_t max_frame_bytes;    /* the server's request frame limit, reported by broker info
+                                  (the server enforces it); default 16 MiB */
+  /* The fetch memory budget: broker-wide bytes of fetch read buffers (every
+   * caller's fetches alike), held from the read until the result's bytes
+   * are released (at the end of the callback, or by rn_core_fetch_release
+   * after a hold). A fetch with data to read that does not fit waits, first
+   * come first served, until memory comes back; it never fails for it. One
+   * fetch always proceeds when nothing is held. 0 = no limit. Default
+   * 256 MiB. */
+  uint64_t max_fetch_memory_bytes;
+  uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
+  uint32_t max_shards;         /* per stream; default 1024 */
+  uint64_t segment_bytes;      /* log segment size; default 256 MiB */
+  uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
+  uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
+  int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
+  /* Where stream metadata lives. NULL = the local file <data_dir>/meta
+   * (rn_core_meta_store_file). Borrowed; must outlive core. */
+  rn_core_meta_store_t *meta_store;
+  /* One line per event; NULL = stderr. Called on the loop thread, or on the
+   * thread calling rn_core_open/rn_core_close. */
+  void (*logger)(void *arg, rn_log_level_t level, const char *msg);
+  void *logger_arg;
+} rn_core_opts_t;
+
+/* Fill *o with the defaults above (loop and data_dir NULL). */
+void rn_core_opts_default(rn_core_opts_t *o);
+
+/* Open the data directory: load stream metadata through the meta store,
+ * open (recover) every shard. Blocking: call before anything is served.
+ * On success *out owns everything until rn_core_close. On failure *out is
+ * untouched and why holds a one-line reason (why may be NULL). */
+rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, size_t whylen);
+
+/* Begin shutdown: refuse new produce requests (RN_ESHUTDOWN), complete
+ * parked fetches now with what they have. In-flight appends keep going. */
+void rn_core_drain(rn_core_t *core);
+
+/* True once every in-flight append and thread-pool job has completed. */
+bool rn_core_idle(const rn_core_t *core);
+
+/* True from rn_core_drain on (/readyz answers 503 then). */
+bool rn_core_draining(const rn_core_t *core);
+
+/* Sync and close every shard (clean-shutdown markers), free everything.
+ * Blocking; call after the callers stopped and rn_core_idle() holds. NULL
+ * ok. Returns the first error met. */
+rn_err_t rn_core_close(rn_core_t *core);
+
+/* ==== descriptions ================================================================ */
+
+/* A stream's life. Transitions (loop thread):
+ *   CREATING -> ACTIVE     its directories and logs exist and the metadata
+ *                          snapshot naming it is durable
+ *   CREATING -> (freed)    creation failed; never visible to lookups
+ *   ACTIVE   -> DELETING   delete accepted: unreachable to new requests at
+ *                          once; parked fetches complete; the snapshot
+ *                          without it is written
+ *   DELETING -> (freed)    no request holds it any more and its logs were
+ *                          closed off the loop; the directory is removed
+ * Only ACTIVE streams are found by name. */
+typedef enum rn_core_stream_state {
+  RN_CORE_STREAM_CREATING = 0,
+  RN_CORE_STREAM_ACTIVE = 1,
+  RN_CORE_STREAM_DELETING = 2,
+} rn_core_stream_state_t;
+
+/* "CREATING", "ACTIVE", "DELETING". Static storage. */
+const char *rn_core_stream_state_name(rn_core_stream_state_t s);
+
+/* A shard's state in its stream's key space (resharding). OPEN shards take
+ * appends; a CLOSED shard keeps its data readable until retention, its hash
+ * range now served by its children. */
+typedef enum rn_core_shard_state {
+  RN_CORE_SHARD_OPEN = 0,
+  RN_CORE_SHARD_CLOSED = 1,
+} rn_core_shard_state_t;
+
+typedef struct rn_core_shard_desc {
+  uint32_t index;               /* the N of shardId-%012u */
+  uint8_t hash_start[16];       /* big-endian, inclusive */
+  uint8_t hash_end[16];         /* big-endian, inclusive */
+  rn_core_shard_state_t state;
+  const uint32_t *parents;      /* nparents shard indexes (resharding); NULL when 0 */
+  uint32_t nparents;
+  const uint32_t *children;     /* nchildren shard indexes; NULL when 0 */
+  uint32_t nchildren;
+  uint64_t start_offset;        /* earliest stored offset */
+  uint64_t end_offset;          /* next offset a reader can wait for (high watermark) */
+  int64_t last_append_ms;       /* arrival of the newest record, 0 if none */
+  uint64_t stored_bytes;        /* bytes of the shard's segment files */
+} rn_core_shard_desc_t;
+
+typedef struct rn_core_stream_desc {
+  const char *name;
+  uint32_t nshards;
+  int64_t retention_ms;         /* < 0 = forever */
+  int64_t retention_bytes;      /* per shard; -1 = unlimited */
+  rn_durability_t durability;
+  int64_t created_ms;
+  rn_core_stream_state_t state;
+  const rn_core_shard_desc_t *shards; /* nshards, in index order */
+} rn_core_stream_desc_t;
+
+/* ==== streams (admin) ================================================================ */
+
+typedef struct rn_core_create_req {
+  const char *name;             /* [A-Za-z0-9_.-]{1,128} */
+  uint32_t shard_count;         /* 1..max_shards */
+  int64_t retention_ms;         /* 0 = the broker's default_retention_ms, < 0 = forever */
+  int64_t retention_bytes;      /* per shard; <= 0 = unlimited */
+  rn_durability_t durability;
+} rn_core_create_req_t;
+
+typedef struct rn_core_create_result {
+  rn_err_t err;
+  const char *msg;
+  const rn_core_stream_desc_t *stream; /* on success; NULL on failure */
+} rn_core_create_result_t;
+typedef void (*rn_core_create_cb)(void *ctx, const rn_core_create_result_t *r);
+
+/* Create a stream; cb runs once its directories exist and the metadata
+ * snapshot naming it is durable. RN_EEXISTS, RN_EINVAL, RN_ESHUTDOWN, ... */
+void rn_core_create_stream(rn_core_t *core, const rn_core_create_req_t *req, rn_core_create_cb cb, void *ctx);
+
+typedef struct rn_core_delete_req {
+  const char *name;
+} rn_core_delete_req_t;
+
+typedef struct rn_core_delete_result {
+  rn_err_t err;
+  const char *msg;
+} rn_core_delete_result_t;
+typedef void (*rn_core_delete_cb)(void *ctx, const rn_core_delete_result_t *r);
+
+/* Delete a stream: unreachable at once (state DELETING); cb runs once the
+ * snapshot without it is durable. Its logs are closed on the thread pool
+ * after in-flight I/O completed, then its directory is removed. */
+void rn_core_delete_stream(rn_core_t *core, const rn_core_delete_req_t *req, rn_core_delete_cb cb, void *ctx);
+
+typedef struct rn_core_list_result {
+  rn_err_t err;
+  const char *msg;
+  const char *const *names;     /* nnames ACTIVE streams, in creation order */
+  uint32_t nnames;
+} rn_core_list_result_t;
+typedef void (*rn_core_list_cb)(void *ctx, const rn_core_list_result_t *r);
+
+void rn_core_list_streams(rn_core_t *core, rn_core_list_cb cb, void *ctx);
+
+typedef struct rn_core_describe_req {
+  const char *name;
+} rn_core_describe_req_t;
+
+typedef struct rn_core_describe_result {
+  rn_err_t err;
+  const char *msg;
+  const rn_core_stream_desc_t *stream; /* on success */
+} rn_core_describe_result_t;
+typedef void (*rn_core_describe_cb)(void *ctx, const rn_core_describe_result_t *r);
+
+void rn_core_describe_stream(rn_core_t *core, const rn_core_describe_req_t *req, rn_core_describe_cb cb, void *ctx);
+
+typedef struct rn_core_retention_req {
+  const char *name;
+  int64_t retention_ms;         /* as in rn_core_create_req_t */
+  int64_t retention_bytes;
+} rn_core_retention_req_t;
+
+/* Result: the stream as it is after the change (durable in the snapshot). */
+typedef rn_core_describe_result_t rn_core_retention_result_t;
+typedef void (*rn_core_retention_cb)(void *ctx, const rn_core_retention_result_t *r);
+
+void rn_core_set_retention(rn_core_t *core, const rn_core_retention_req_t *req, rn_core_retention_cb cb, void *ctx);
+
+typedef struct rn_core_producer_result {
+  rn_err_t err;
+  const char *msg;
+  uint64_t producer_id;         /* new, never handed out before (persisted limit) */
+  uint16_t producer_epoch;
+} rn_core_producer_result_t;
+typedef void (*rn_core_producer_cb)(void *ctx, const rn_core_producer_result_t *r);
+
+void rn_core_init_producer(rn_core_t *core, rn_core_producer_cb cb, void *ctx);
+
+/* ==== produce ======================================================================= */
+
+typedef struct rn_core_batch_in {
+  uint32_t shard;
+  const uint8_t *data;          /* one stored batch (proto/runnel/batch.h); borrowed during the call */
+  size_t len;
+} rn_core_batch_in_t;
+
+typedef struct rn_core_produce_req {
+  const char *stream;
+  const rn_core_batch_in_t *batches; /* nbatches; may point into a frame (zero copy) */
+  size_t nbatches;
+} rn_core_produce_req_t;
+
+typedef struct rn_core_batch_result {
+  uint32_t shard;
+  rn_err_t err;                 /* this batch's failure; 0 = appended (or a duplicate) */
+  const char *msg;
+  uint64_t base_offset;
+  bool duplicate;               /* a retry of a batch already stored: base_offset is the original's */
+} rn_core_batch_result_t;
+
+typedef struct rn_core_produce_result {
+  rn_err_t err;                 /* request-level: RN_ENOSTREAM, RN_ESHUTDOWN, ... */
+  const char *msg;
+  const rn_core_batch_result_t *results; /* nresults, one per batch in request order */
+  size_t nresults;
+} rn_core_produce_result_t;
+typedef void (*rn_core_produce_cb)(void *ctx, const rn_core_produce_result_t *r);
+
+/* Append each batch to its shard; cb runs once every batch's durability
+ * promise (the stream's rn_durability_t) holds or failed. Idempotent
+ * producers' retries are answered from the producer window. */
+void rn_core_produce(rn_core_t *core, const rn_core_produce_req_t *req, rn_core_produce_cb cb, void *ctx);
+
+/* ==== fetch and offsets ================================================================= */
+
+/* Where to read. Values equal the wire's PositionKind. */
+typedef enum rn_core_pos_kind {
+  RN_CORE_POS_OFFSET = 0,       /* value = offset */
+  RN_CORE_POS_EARLIEST = 1,
+  RN_CORE_POS_LATEST = 2,       /* the current end: only records appended later */
+  RN_CORE_POS_TIMESTAMP = 3,    /* value = ms since the epoch: first record at or after */
+} rn_core_pos_kind_t;
+
+typedef struct rn_core_shard_pos {
+  uint32_t shard;
+  rn_core_pos_kind_t kind;
+  int64_t value;
+  uint32_t max_bytes;           /* fetch: per shard; 0 = the request's max_bytes. Ignored by list offsets */
+} rn_core_shard_pos_t;
+
+typedef struct rn_core_fetch_req {
+  const char *stream;
+  const rn_core_shard_pos_t *shards; /* nshards */
+  size_t nshards;
+  uint32_t max_wait_ms;         /* long poll when nothing is there; capped by max_wait_ms */
+  uint32_t max_bytes;           /* whole result; 0 = RN_CORE_FETCH_DEFAULT_BYTES; capped by max_fetch_bytes */
+} rn_core_fetch_req_t;
+
+typedef struct rn_core_fetch_shard_result {
+  uint32_t shard;
+  rn_err_t err;
+  const char *msg;
+  uint64_t offset;              /* the resolved position (absolute offset) */
+  const uint8_t *batches;       /* zero or more whole batches; see rn_core_fetch_hold */
+  size_t batches_len;
+  uint64_t start_offset;
+  uint64_t end_offset;          /* high watermark */
+  uint64_t next_offset;         /* where to fetch next */
+} rn_core_fetch_shard_result_t;
+
+typedef struct rn_core_fetch_result {
+  rn_err_t err;
+  const char *msg;
+  const rn_core_fetch_shard_result_t *results; /* nresults, in request order */
+  size_t nresults;
+} rn_core_fetch_result_t;
+typedef void (*rn_core_fetch_cb)(void *ctx, const rn_core_fetch_result_t *r);
+
+/* Read from each shard (on the thread pool, within the fetch memory
+ * budget); when nothing is there, park until data arrives, the wait
+ * expires, the stream goes away or the broker drains. Timestamp positions
+ * are resolved on the thread pool too. */
+void rn_core_fetch(rn_core_t *core, const rn_core_fetch_req_t *req, rn_core_fetch_cb cb, void *ctx);
+
+/* Zero copy. Called from inside an rn_core_fetch callback: keeps the
+ * result's batch bytes valid after the callback returns (so they can be
+ * handed to a socket). Returns a token that owns them and their share of
+ * the fetch memory budget until rn_core_fetch_release(token), or NULL when
+ * the result holds no such bytes (then everything is valid during the
+ * callback only). Loop thread. */
+void *rn_core_fetch_hold(rn_core_t *core);
+/* Free what a hold kept. NULL ok. Any time after the callback returned, on
+ * the loop thread. */
+void rn_core_fetch_release(void *token);
+
+typedef struct rn_core_offsets_req {
+  const char *stream;
+  const rn_core_shard_pos_t *shards; /* nshards; 0 = every shard at RN_CORE_POS_LATEST */
+  size_t nshards;
+} rn_core_offsets_req_t;
+
+typedef struct rn_core_shard_offsets {
+  uint32_t shard;
+  rn_err_t err;
+  const char *msg;
+  uint64_t offset;              /* the resolved position */
+  uint64_t start_offset;
+  uint64_t end_offset;
+} rn_core_shard_offsets_t;
+
+typedef struct rn_core_offsets_result {
+  rn_err_t err;
+  const char *msg;
+  const rn_core_shard_offsets_t *shards; /* nshards, in request order */
+  size_t nshards;
+} rn_core_offsets_result_t;
+typedef void (*rn_core_offsets_cb)(void *ctx, const rn_core_offsets_result_t *r);
+
+/* Resolve positions to offsets. Timestamps need a read of the shard's
+ * index, done on the thread pool (cb then runs later). */
+void rn_core_list_offsets(rn_core_t *core, const rn_core_offsets_req_t *req, rn_core_offsets_cb cb, void *ctx);
+
+/* ==== broker info ========================================================================= */
+
+typedef struct rn_core_info_req {
+  bool skip_disk;               /* leave out the data directory's statfs */
+} rn_core_info_req_t;
+
+typedef struct rn_core_failed_shard {
+  const char *stream;
+  uint32_t shard;
+  rn_err_t err;                 /* the error that failed the log */
+  const char *msg;
+} rn_core_failed_shard_t;
+
+typedef struct rn_core_info_result {
+  rn_err_t err;
+  const char *msg;
+  const char *version;          /* runneld's version, "0.1.0" */
+  int64_t start_ms;             /* when core was opened (ms since the epoch) */
+  const char *data_dir;         /* as configured */
+  uint64_t data_dir_free_bytes; /* statfs f_bavail * f_bsize */
+  uint64_t data_dir_total_bytes;
+  rn_err_t data_dir_err;        /* statfs failed (sizes 0) */
+  const char *data_dir_msg;     /* NULL when data_dir_err == 0 or skipped */
+  bool data_dir_skipped;        /* skip_disk was set */
+  uint32_t max_record_bytes, max_batch_bytes, max_frame_bytes, max_fetch_bytes;
+  uint32_t stream_count;
+  uint32_t shard_count;         /* over every stream */
+  const rn_core_failed_shard_t *failed; /* nfailed */
+  size_t nfailed;
+  bool degraded;                /* any shard failed ("degraded" vs "ok") */
+} rn_core_info_result_t;
+typedef void (*rn_core_info_cb)(void *ctx, const rn_core_info_result_t *r);
+
+/* Statfs runs on the thread pool, never on the loop. */
+void rn_core_broker_info(rn_core_t *core, const rn_core_info_req_t *req, rn_core_info_cb cb, void *ctx);
+
+/* ==== stats, for /healthz and /metrics ===================================================== */
+
+typedef struct rn_core_stats {
+  uint32_t streams;
+  uint32_t shards;
+  uint32_t failed_shards;       /* logs failed by an I/O error */
+  uint64_t records_in, bytes_in, records_out, bytes_out;
+  /* The fetch memory budget: bytes held by fetch buffers now, fetches
+   * waiting for budget now, fetches that ever had to wait. */
+  uint64_t fetch_memory_bytes;
+  uint64_t fetch_memory_waiting;
+  uint64_t fetch_memory_waits;
+} rn_core_stats_t;
+void rn_core_stats(const rn_core_t *core, rn_core_stats_t *st);
+
+#define RN_CORE_LATENCY_BUCKETS 16
+/* Upper bounds (seconds) of the latency histograms' buckets, increasing; a
+ * last, implicit bucket is +Inf. */
+extern const double rn_core_latency_bounds[RN_CORE_LATENCY_BUCKETS];
+
+/* Per-shard counters, counted on the loop thread as acknowledgements and
+ * fetch results go out; zero when core opens (Prometheus counters). */
+typedef struct rn_core_shard_stats {
+  const char *stream;           /* valid during the callback only */
+  uint32_t shard;
+  uint64_t records_in, bytes_in;   /* batches acknowledged (bytes: stored batch bytes) */
+  uint64_t records_out, bytes_out; /* returned by fetches */
+  uint64_t append_errors;
+  uint64_t start_offset, end_offset;
+  int64_t last_append_ms;
+  int failed;                   /* the shard's log failed after an I/O error */
+  uint64_t stored_bytes;
+  uint32_t segments;            /* segment files, the active one included */
+  /* Append latency: handing the batch to the log -> acknowledgement. */
+  uint64_t append_count;
+  double append_seconds_sum;
+  uint64_t append_buckets[RN_CORE_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
+  /* fdatasync rounds of the shard's log (rn_log_sync_stats). */
+  uint64_t sync_count;
+  double sync_seconds_sum;
+  uint64_t sync_buckets[RN_CORE_LATENCY_BUCKETS + 1];
+  /* rn_log_health: RN_LOG_HEALTHY / DEGRADED / FAILED, its error and the
+   * step that failed (static or valid during the callback only). */
+  int health_state;
+  rn_err_t health_err;
+  const char *health_what;
+} rn_core_shard_stats_t;
+
+typedef void (*rn_core_shard_stats_fn)(void *arg, const rn_core_shard_stats_t *s);
+
+/* Call fn once per shard of every ACTIVE stream, in stream order. fn must
+ * not call back into core. */
+void rn_core_foreach_shard(const rn_core_t *core, rn_core_shard_stats_fn fn, void *arg);
+
+/* ==== the metadata store ===================================================================== */
+
+/* Where core keeps its metadata (streams, shard ranges and states, uid and
+ * producer-id counters). The snapshot is an opaque byte string (core's own
+ * storage format); a store only keeps the newest one durably.
+ *
+ * load: blocking, at rn_core_open, on the opening thread. Sets *buf
+ *   (malloc'd, the caller frees) and *len; RN_ENOENT when nothing was ever
+ *   saved (then *buf is NULL).
+ * save: blocking, called on a thread-pool thread, never on the loop; at
+ *   most one save runs at a time per store; returns once the snapshot is
+ *   durable (or the error). buf is borrowed.
+ * destroy: frees the store (NULL-safe through rn_core_meta_store_destroy). */
+typedef struct rn_core_meta_store_ops {
+  rn_err_t (*load)(rn_core_meta_store_t *ms, uint8_t **buf, size_t *len);
+  rn_err_t (*save)(rn_core_meta_store_t *ms, const uint8_t *buf, size_t len);
+  void (*destroy)(rn_core_meta_store_t *ms);
+} rn_core_meta_store_ops_t;
+
+struct rn_core_meta_store {
+  const rn_core_meta_store_ops_t *ops;
+};
+
+/* The local file store: <dir>/meta, written through rn_fs as an atomic
+ * snapshot (temp, fdatasync, rename, fsync dir). dir is copied. Returns
+ * NULL on OOM. */
+rn_core_meta_store_t *rn_core_meta_store_file(const char *dir);
+/* ms->ops->destroy(ms); NULL ok. */
+void rn_core_meta_store_destroy(rn_core_meta_store_t *ms);
+
+/* ==== for subsystems (groups, tiering, sinks, replication) ===================================== */
+
+/* Each subsystem owns one slot on every shard and one listener. Per-shard
+ * state of every subsystem hangs off the shard, not off parallel arrays
+ * sized nshards. */
+typedef enum rn_core_sub {
+  RN_SUB_GROUPS = 0,
+  RN_SUB_TIER,
+  RN_SUB_SINKS,
+  RN_SUB_REPL,
+  RN_SUB__COUNT
+} rn_core_sub_t;
+
+/* Events a subsystem hears, all on the loop thread, in this order for a
+ * stream's life: stream_created, shard_opened (each shard), ...,
+ * stream_deleting, shard_closing (each shard). A callback may read core
+ * and its own slots; it must not create or delete streams. Any callback
+ * may be NULL.
+ *  stream_created: the stream just became ACTIVE (also called for every
+ *    existing stream when the listener is registered).
+ *  stream_deleting: the stream just became DELETING; it is unreachable by
+ *    name; st and its shards stay valid until the matching shard_closing
+ *    calls returned.
+ *  shard_opened: the shard's log is open (also at registration).
+ *  shard_closing: the last chance to free the subsystem's slot: after it
+ *    returns, the shard is closed and freed (delete, or rn_core_close). */
+typedef struct rn_core_listener {
+  void (*stream_created)(void *arg, rn_core_stream_t *st);
+  void (*stream_deleting)(void *arg, rn_core_stream_t *st);
+  void (*shard_opened)(void *arg, rn_core_shard_t *sh);
+  void (*shard_closing)(void *arg, rn_core_shard_t *sh);
+  void *arg;
+} rn_core_listener_t;
+
+/* Register sub's listener (*l is copied; one per sub; a second call
+ * replaces it; NULL removes it). Replays stream_created and shard_opened
+ * for every ACTIVE stream before returning. */
+void rn_core_listen(rn_core_t *core, rn_core_sub_t sub, const rn_core_listener_t *l);
+
+/* The ACTIVE stream of that name, or NULL. Borrowed: valid on the loop
+ * thread until its stream_deleting event (or, across that, while a
+ * reference is held). */
+rn_core_stream_t *rn_core_stream_find(rn_core_t *core, const char *name);
+/* Keep st's memory (not its reachability) across a delete; every ref needs
+ * one unref. */
+void rn_core_stream_ref(rn_core_stream_t *st);
+void rn_core_stream_unref(rn_core_stream_t *st);
+
+const char *rn_core_stream_name(const rn_core_stream_t *st); /* lives as long as st */
+uint64_t rn_core_stream_uid(const rn_core_stream_t *st);     /* distinct per incarnation of a name */
+rn_core_stream_state_t rn_core_stream_state(const rn_core_stream_t *st);
+uint32_t rn_core_stream_nshards(const rn_core_stream_t *st);
+/* Shard i (< nshards) of st; lives as long as st. */
+rn_core_shard_t *rn_core_stream_shard(rn_core_stream_t *st, uint32_t i);
+
+rn_core_stream_t *rn_core_shard_stream(const rn_core_shard_t *sh);
+uint32_t rn_core_shard_index(const rn_core_shard_t *sh);
+uint64_t rn_core_shard_start_offset(const rn_core_shard_t *sh);
+uint64_t rn_core_shard_end_offset(const rn_core_shard_t *sh);
+rn_core_shard_state_t rn_core_shard_state(const rn_core_shard_t *sh);
+void rn_core_shard_hash_range(const rn_core_shard_t *sh, uint8_t start[16], uint8_t end[16]);
+
+/* The subsystem's per-shard pointer; NULL until set. Core never touches
+ * what it points to: the subsystem sets it (typically in shard_opened) and
+ * frees it in shard_closing. */
+void *rn_core_shard_slot(const rn_core_shard_t *sh, rn_core_sub_t sub);
+void rn_core_shard_set_slot(rn_core_shard_t *sh, rn_core_sub_t sub, void *p);
+
+/* The offset of the first record at or after ts_ms in sh (its end offset
+ * when none), read on the thread pool; cb on the loop thread with err 0 or
+ * the read's error. sh must stay alive (hold a stream ref) until cb. */
+typedef void (*rn_core_offset_cb)(void *ctx, rn_err_t err, uint64_t offset);
+void rn_core_shard_offset_at(rn_core_t *core, rn_core_shard_t *sh, int64_t ts_ms, rn_core_offset_cb cb, void *ctx);
+
+/* Shared machinery, borrowed for core's lifetime. */
+rn_io_t *rn_core_io(rn_core_t *core);           /* the append/sync engine every log uses */
+uv_loop_t *rn_core_loop(const rn_core_t *core);
+const rn_core_opts_t *rn_core_options(const rn_core_t *core);
+const char *rn_core_data_dir(const rn_core_t *core);
+/* Wall clock, ms since the epoch (the one clock core uses). Any thread. */
+int64_t rn_core_now_ms(const rn_core_t *core);
+/* Log one line through the configured logger. Loop thread. */
+void rn_core_log(const rn_core_t *core, rn_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Work a subsystem adds to core's in-flight count (thread-pool jobs, its
+ * own log's appends): rn_core_idle() is false while any is outstanding. */
+void rn_core_work_begin(rn_core_t *core);
+void rn_core_work_end(rn_core_t *core);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
