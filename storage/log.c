@@ -925,6 +925,17 @@ rn_err_t rn_log_close_discard(rn_log_t *log) {
   return 0;
 }
 
+void rn_log_discard_begin(rn_log_t *log) {
+  if (!log || log->cb_depth) return;
+  log->closing = true;
+  if (!log->failed) {
+    log->failed = RN_ECANCELED;
+    drop_unwritten(log, RN_ECANCELED);
+  }
+}
+
+unsigned rn_log_inflight(const rn_log_t *log) { return log ? log->inflight : 0; }
+
 /* ---- append ------------------------------------------------------------------ */
 
 static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool verified, uint32_t leader_epoch,

@@ -1,7 +1,8 @@
 /*
- * engine.c — the broker's registry of streams and shards: metadata on disk,
- * the admin operations, request dispatch, and the plumbing that connects the
- * storage layer to the libuv loop (the rn_io completion fd, the tick timer).
+ * engine.c — broker/core's registry of streams and shards: metadata through
+ * the metadata store, the admin operations of rn_core.h, the subsystems'
+ * slots and listeners, and the plumbing that connects the storage layer to
+ * the libuv loop (the rn_io completion fd, the tick timer).
  *
  * Layout under data_dir:
  *   meta/broker.meta                  BrokerMeta (protobuf), written atomically
@@ -30,14 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine_int.h"
-#include "rn_core.h" /* issue 11: the API this file moves to; declared only for now */
+#include "core_int.h"
 
 #define PRODUCER_ID_BLOCK 1000
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-void rn_engine_opts_default(rn_engine_opts_t *o) {
+void rn_core_opts_default(rn_core_opts_t *o) {
   memset(o, 0, sizeof(*o));
   o->data_dir = "./data";
   o->io_backend = RN_IO_AUTO;
@@ -140,47 +140,36 @@ void rn__arena_free(rn__arena_t *a) {
   }
 }
 
-void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg) {
-  runnel__error__init(e);
-  e->code = rn_err_to_wire(err);
-  /* protobuf-c's fields are not const; packing only reads them. */
-  e->name = (char *)(uintptr_t)rn_err_name(err);
-  e->message = (char *)(uintptr_t)(msg ? msg : rn_strerror(err));
-  e->retriable = rn_err_retriable(err);
-}
-
-void rn__fill_error(rn__arena_t *a, Runnel__Error **out, rn_err_t err, const char *fmt, ...) {
-  Runnel__Error *e = rn__arena_alloc(a, sizeof(*e));
-  char *msg = NULL;
-  if (fmt) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    msg = rn__arena_alloc(a, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-  }
-  rn_engine_error(e, err, msg);
-  *out = e;
-}
-
-/* Reply with only a request-level error. */
-static void reply_error(rn_engine_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void reply_error(rn_engine_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...) {
-  char msg[512];
+const char *rn__msg(rn__arena_t *a, rn_err_t err, const char *fmt, ...) {
+  if (!fmt) return rn_strerror(err);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__Error e;
-  rn_engine_error(&e, err, msg);
-  resp.error = &e;
-  cb(ctx, &resp);
+  char *msg = rn__arena_alloc(a, (size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(msg, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return msg;
 }
+
+/* Answer a request with only an error: r = {err, msg}, the rest zeroed
+ * (each result type's "nothing"). */
+static const char *fmt_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static const char *fmt_msg(char *buf, size_t len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, len, fmt, ap); /* a message longer than the buffer is cut */
+  va_end(ap);
+  return buf;
+}
+
+#define FAIL(type, cb, ctx, e, ...)                                 \
+  do {                                                               \
+    char m_[512];                                                    \
+    type r_ = {.err = (e), .msg = fmt_msg(m_, sizeof m_, __VA_ARGS__)}; \
+    (cb)((ctx), &r_);                                                \
+  } while (0)
 
 /* ---- hash ranges -------------------------------------------------------------- */
 
@@ -195,7 +184,7 @@ static void put_be128(uint8_t out[16], u128 v) {
 
 /* Kinesis' equal split: shard i starts at i * floor(2^128 / n); the last
  * ends at 2^128 - 1. */
-static void shard_range(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16]) {
+void rn__shard_range(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16]) {
   u128 max = ~(u128)0;
   u128 step = n == 1 ? 0 : max / n + ((max % n) == n - 1 ? 1 : 0);
   u128 s = (u128)i * step;
@@ -245,9 +234,12 @@ static rn_log_opts_t log_opts(const rn_engine_t *eng, const rn_stream_t *st) {
   return lo;
 }
 
-static rn_stream_t *stream_new(const char *name, uint32_t nshards) {
+/* A new stream of nshards OPEN shards over the equal split of the key
+ * space (a loaded stream then takes its ranges from the metadata). */
+static rn_stream_t *stream_new(rn_engine_t *eng, const char *name, uint32_t nshards) {
   rn_stream_t *st = calloc(1, sizeof(*st));
   if (!st) return NULL;
+  st->core = eng;
   st->name = strdup(name);
   st->nshards = nshards;
   st->shards = calloc(nshards, sizeof(rn_shard_t));
@@ -260,7 +252,8 @@ static rn_stream_t *stream_new(const char *name, uint32_t nshards) {
   for (uint32_t i = 0; i < nshards; i++) {
     st->shards[i].stream = st;
     st->shards[i].index = i;
-    shard_range(i, nshards, st->shards[i].hk_start, st->shards[i].hk_end);
+    st->shards[i].state = RN_CORE_SHARD_OPEN;
+    rn__shard_range(i, nshards, st->shards[i].hk_start, st->shards[i].hk_end);
   }
   return st;
 }
@@ -323,46 +316,86 @@ static void registry_remove(rn_engine_t *eng, rn_stream_t *st) {
   }
 }
 
+/* ---- subsystems' events -------------------------------------------------------------------- */
+
+static void notify_created(rn_engine_t *eng, rn_stream_t *st) {
+  for (int s = 0; s < RN_SUB__COUNT; s++) {
+    const rn_core_listener_t *l = &eng->listeners[s];
+    if (!eng->listening[s]) continue;
+    if (l->stream_created) l->stream_created(l->arg, st);
+    for (uint32_t k = 0; l->shard_opened && k < st->nshards; k++) l->shard_opened(l->arg, &st->shards[k]);
+  }
+}
+
+static void notify_deleting(rn_engine_t *eng, rn_stream_t *st) {
+  for (int s = 0; s < RN_SUB__COUNT; s++) {
+    const rn_core_listener_t *l = &eng->listeners[s];
+    if (eng->listening[s] && l->stream_deleting) l->stream_deleting(l->arg, st);
+  }
+}
+
+/* The stream's shards are about to be closed and freed. */
+static void notify_closing(rn_engine_t *eng, rn_stream_t *st) {
+  for (int s = 0; s < RN_SUB__COUNT; s++) {
+    const rn_core_listener_t *l = &eng->listeners[s];
+    for (uint32_t k = 0; eng->listening[s] && l->shard_closing && k < st->nshards; k++) l->shard_closing(l->arg, &st->shards[k]);
+  }
+}
+
+void rn_core_listen(rn_core_t *core, rn_core_sub_t sub, const rn_core_listener_t *l) {
+  assert((unsigned)sub < RN_SUB__COUNT);
+  core->listening[sub] = l != NULL;
+  memset(&core->listeners[sub], 0, sizeof(core->listeners[sub]));
+  if (!l) return;
+  core->listeners[sub] = *l;
+  for (uint32_t i = 0; i < core->nstreams; i++) {
+    rn_stream_t *st = core->streams[i];
+    if (st->state != RN__STREAM_ACTIVE) continue;
+    if (l->stream_created) l->stream_created(l->arg, st);
+    for (uint32_t k = 0; l->shard_opened && k < st->nshards; k++) l->shard_opened(l->arg, &st->shards[k]);
+  }
+}
+
 /* ---- metadata ------------------------------------------------------------------------ */
 
 /* Serialise the registry (active streams only) as the newest snapshot. */
 static rn_err_t meta_snapshot(rn_engine_t *eng) {
-  Runnel__BrokerMeta m = RUNNEL__BROKER_META__INIT;
-  Runnel__StreamMeta *sm = calloc(eng->nstreams + 1, sizeof(*sm));
-  Runnel__StreamMeta **smp = calloc(eng->nstreams + 1, sizeof(*smp));
-  Runnel__StreamConfig *sc = calloc(eng->nstreams + 1, sizeof(*sc));
-  if (!sm || !smp || !sc) {
-    free(sm);
-    free(smp);
-    free(sc);
-    return RN_ENOMEM;
-  }
-  size_t n = 0;
-  for (uint32_t i = 0; i < eng->nstreams; i++) {
+  rn__meta_t m = {.next_uid = eng->next_uid, .producer_id_limit = eng->producer_id_limit};
+  m.streams = calloc(eng->nstreams + 1, sizeof(*m.streams));
+  if (!m.streams) return RN_ENOMEM;
+  rn_err_t err = 0;
+  for (uint32_t i = 0; i < eng->nstreams && !err; i++) {
     rn_stream_t *st = eng->streams[i];
     if (st->state != RN__STREAM_ACTIVE) continue;
-    runnel__stream_meta__init(&sm[n]);
-    runnel__stream_config__init(&sc[n]);
-    sc[n].name = st->name;
-    sc[n].shard_count = st->nshards;
-    sc[n].retention_ms = st->retention_ms;
-    sc[n].retention_bytes = st->retention_bytes;
-    sc[n].durability = (Runnel__Durability)st->durability;
-    sm[n].config = &sc[n];
-    sm[n].created_ms = st->created_ms;
-    sm[n].uid = st->uid;
-    smp[n] = &sm[n];
-    n++;
+    rn__meta_stream_t *ms = &m.streams[m.nstreams++];
+    ms->name = st->name;
+    ms->uid = st->uid;
+    ms->nshards = st->nshards;
+    ms->retention_ms = st->retention_ms;
+    ms->retention_bytes = st->retention_bytes;
+    ms->durability = st->durability;
+    ms->created_ms = st->created_ms;
+    ms->shards = calloc(st->nshards, sizeof(*ms->shards));
+    if (!ms->shards) {
+      err = RN_ENOMEM;
+      break;
+    }
+    for (uint32_t k = 0; k < st->nshards; k++) {
+      const rn_shard_t *sh = &st->shards[k];
+      rn__meta_shard_t *x = &ms->shards[k];
+      memcpy(x->hk_start, sh->hk_start, 16);
+      memcpy(x->hk_end, sh->hk_end, 16);
+      x->state = sh->state;
+      x->nparents = sh->nparents;
+      memcpy(x->parents, sh->parents, sizeof(x->parents));
+      x->nchildren = sh->nchildren;
+      memcpy(x->children, sh->children, sizeof(x->children));
+    }
   }
-  m.n_streams = n;
-  m.streams = smp;
-  m.next_uid = eng->next_uid;
-  m.producer_id_limit = eng->producer_id_limit;
-  size_t len = runnel__broker_meta__get_packed_size(&m);
-  uint8_t *buf = malloc(len ? len : 1);
-  rn_err_t err = buf ? 0 : RN_ENOMEM;
-  if (buf) {
-    runnel__broker_meta__pack(&m, buf);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (!err) err = rn__meta_encode(&m, &buf, &len);
+  if (!err) {
     pthread_mutex_lock(&eng->meta_mu);
     free(eng->meta_buf);
     eng->meta_buf = buf;
@@ -370,9 +403,8 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
     eng->meta_version++;
     pthread_mutex_unlock(&eng->meta_mu);
   }
-  free(sm);
-  free(smp);
-  free(sc);
+  for (size_t i = 0; i < m.nstreams; i++) free(m.streams[i].shards);
+  free(m.streams);
   return err;
 }
 
@@ -382,26 +414,28 @@ static rn_err_t meta_write_newest(rn_engine_t *eng) {
   pthread_mutex_lock(&eng->meta_mu);
   rn_err_t err = 0;
   if (eng->meta_version > eng->meta_written) {
-    char dir[4200];
-    snprintf(dir, sizeof(dir), "%s/meta", eng->data_dir);
-    err = rn_fs_write_atomic(rn_fs_posix(), dir, "broker.meta", eng->meta_buf, eng->meta_len);
+    err = eng->meta->ops->save(eng->meta, eng->meta_buf, eng->meta_len);
     if (!err) eng->meta_written = eng->meta_version;
   }
   pthread_mutex_unlock(&eng->meta_mu);
   return err;
 }
 
+/* The continuation of a metadata write: which operation, and its caller. */
 typedef struct meta_job {
   uv_work_t work;
   rn_engine_t *eng;
   rn_err_t err;
   void (*done)(struct meta_job *job);
-  /* what the continuation needs */
   rn_stream_t *st;
-  rn_engine_reply_cb cb;
+  union {
+    rn_core_create_cb create;
+    rn_core_delete_cb del;
+    rn_core_retention_cb retention;
+    rn_core_producer_cb producer;
+  } cb;
   void *ctx;
   uint64_t u64;
-  char why[512];
 } meta_job_t;
 
 static void meta_work(uv_work_t *w) {
@@ -438,80 +472,72 @@ static void meta_persist(rn_engine_t *eng, meta_job_t *j) {
   }
 }
 
-static meta_job_t *meta_job_new(void (*done)(meta_job_t *), rn_engine_reply_cb cb, void *ctx) {
+static meta_job_t *meta_job_new(void (*done)(meta_job_t *), void *ctx) {
   meta_job_t *j = calloc(1, sizeof(*j));
   if (!j) abort();
   j->done = done;
-  j->cb = cb;
   j->ctx = ctx;
   return j;
 }
 
 /* ---- describe ---------------------------------------------------------------------- */
 
-static Runnel__StreamDescription *describe(rn__arena_t *a, const rn_stream_t *st) {
-  Runnel__StreamDescription *d = rn__arena_alloc(a, sizeof(*d));
-  runnel__stream_description__init(d);
-  Runnel__StreamConfig *c = rn__arena_alloc(a, sizeof(*c));
-  runnel__stream_config__init(c);
-  c->name = st->name;
-  c->shard_count = st->nshards;
-  c->retention_ms = st->retention_ms > 0 ? st->retention_ms : -1; /* on the wire: -1 = forever */
-  c->retention_bytes = st->retention_bytes > 0 ? st->retention_bytes : -1;
-  c->durability = (Runnel__Durability)st->durability;
-  d->config = c;
+const char *rn_core_stream_state_name(rn_core_stream_state_t s) {
+  switch (s) {
+  case RN_CORE_STREAM_CREATING: return "CREATING";
+  case RN_CORE_STREAM_ACTIVE: return "ACTIVE";
+  case RN_CORE_STREAM_DELETING: return "DELETING";
+  case RN_CORE_STREAM_CLOSING: return "CLOSING";
+  }
+  return "UNKNOWN";
+}
+
+static const rn_core_stream_desc_t *describe(rn__arena_t *a, const rn_stream_t *st) {
+  rn_core_stream_desc_t *d = rn__arena_alloc(a, sizeof(*d));
+  d->name = st->name;
+  d->nshards = st->nshards;
+  d->retention_ms = st->retention_ms > 0 ? st->retention_ms : -1; /* described: -1 = forever */
+  d->retention_bytes = st->retention_bytes > 0 ? st->retention_bytes : -1;
+  d->durability = st->durability;
   d->created_ms = st->created_ms;
-  d->status = st->state == RN__STREAM_ACTIVE ? "ACTIVE" : st->state == RN__STREAM_CREATING ? "CREATING" : "DELETING";
-  d->n_shards = st->nshards;
-  d->shards = rn__arena_alloc(a, st->nshards * sizeof(*d->shards));
+  d->state = st->state;
+  rn_core_shard_desc_t *shards = rn__arena_alloc(a, (st->nshards + 1) * sizeof(*shards));
   for (uint32_t i = 0; i < st->nshards; i++) {
     const rn_shard_t *sh = &st->shards[i];
-    Runnel__ShardInfo *si = rn__arena_alloc(a, sizeof(*si));
-    runnel__shard_info__init(si);
+    rn_core_shard_desc_t *si = &shards[i];
     si->index = i;
-    si->shard_id = rn__arena_printf(a, "shardId-%012u", i);
-    si->hash_key_start.data = (uint8_t *)(uintptr_t)sh->hk_start;
-    si->hash_key_start.len = 16;
-    si->hash_key_end.data = (uint8_t *)(uintptr_t)sh->hk_end;
-    si->hash_key_end.len = 16;
+    memcpy(si->hash_start, sh->hk_start, 16);
+    memcpy(si->hash_end, sh->hk_end, 16);
+    si->state = sh->state;
+    si->parents = sh->nparents ? sh->parents : NULL;
+    si->nparents = sh->nparents;
+    si->children = sh->nchildren ? sh->children : NULL;
+    si->nchildren = sh->nchildren;
     if (sh->log) {
       si->start_offset = rn_log_start(sh->log);
       si->end_offset = rn_log_end(sh->log);
       si->stored_bytes = rn_log_size_bytes(sh->log);
     }
     si->last_append_ms = sh->last_append_ms;
-    d->shards[i] = si;
   }
+  d->shards = shards;
   return d;
 }
 
-/* ---- admin operations ----------------------------------------------------------------- */
+/* ---- deleting: closing a stream's logs off the loop ------------------------------------------
+ * A deleted stream that no request holds any more (refs 0, state DELETING)
+ * is "doomed". Its logs are failed at once (nothing new is submitted; what
+ * was not written completes with RN_ECANCELED) and, once none of them has
+ * I/O in flight, closed on the thread pool together with the removal of
+ * the stream's directory: closing segment files and unlinking them are
+ * file-system calls that may block. Only then is the stream freed. */
 
-typedef struct create_job {
+typedef struct rm_job {
   uv_work_t work;
   rn_engine_t *eng;
-  rn_stream_t *st;
-  rn_engine_reply_cb cb;
-  void *ctx;
-  rn_err_t err;
-  char why[512];
-} create_job_t;
-
-static void create_work(uv_work_t *w) {
-  create_job_t *j = w->data;
-  j->err = stream_open_logs(j->eng, j->st, j->why, sizeof(j->why));
-}
-
-static void close_stream_logs(rn_stream_t *st, bool discard) {
-  for (uint32_t i = 0; i < st->nshards; i++) {
-    if (!st->shards[i].log) continue;
-    if (discard)
-      rn_log_close_discard(st->shards[i].log);
-    else
-      rn_log_close(st->shards[i].log);
-    st->shards[i].log = NULL;
-  }
-}
+  rn_stream_t *st; /* NULL: only remove path */
+  char *path;
+} rm_job_t;
 
 /* Remove a directory tree (thread pool). */
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -521,51 +547,76 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
   return remove(path);
 }
 
-typedef struct rm_job {
-  uv_work_t work;
-  rn_engine_t *eng;
-  char *path;
-} rm_job_t;
-
 static void rm_work(uv_work_t *w) {
   rm_job_t *j = w->data;
-  nftw(j->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (j->st)
+    for (uint32_t i = 0; i < j->st->nshards; i++) {
+      rn_log_close_discard(j->st->shards[i].log); /* no I/O in flight: only closes files */
+      j->st->shards[i].log = NULL;
+    }
+  if (j->path) nftw(j->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void rm_after(uv_work_t *w, int status) {
   (void)status;
   rm_job_t *j = w->data;
   j->eng->pending_work--;
+  stream_free(j->st);
   free(j->path);
   free(j);
 }
 
-static void remove_dir_async(rn_engine_t *eng, char *path /* taken */) {
+/* Close st's logs (st may be NULL) and remove path (taken; may be NULL) on
+ * the thread pool, then free st. */
+static void close_and_remove_async(rn_engine_t *eng, rn_stream_t *st, char *path) {
   rm_job_t *j = calloc(1, sizeof(*j));
   if (!j) abort();
   j->eng = eng;
+  j->st = st;
   j->path = path;
   j->work.data = j;
   eng->pending_work++;
   if (uv_queue_work(eng->loop, &j->work, rm_work, rm_after)) {
+    /* No thread pool: do it here rather than leak the files. */
+    eng->pending_work++;
+    rm_work(&j->work);
+    rm_after(&j->work, 0);
     eng->pending_work--;
-    free(path);
-    free(j);
   }
 }
 
-/* A stream left the registry and no request holds it: close and delete. */
-static void stream_destroy(rn_engine_t *eng, rn_stream_t *st) {
-  close_stream_logs(st, true);
-  char *dir = stream_dir(eng, st->name, st->uid);
-  if (dir) remove_dir_async(eng, dir);
-  stream_free(st);
+static bool stream_io_idle(const rn_stream_t *st) {
+  for (uint32_t i = 0; i < st->nshards; i++)
+    if (st->shards[i].log && rn_log_inflight(st->shards[i].log)) return false;
+  return true;
 }
 
+/* DELETING -> CLOSING: no request holds st any more. Subsystems drop their
+ * slots; the logs are failed so nothing new is submitted (what was not
+ * written completes with RN_ECANCELED). From the reaper, never inside a
+ * log's own callback. */
+static void stream_begin_close(rn_engine_t *eng, rn_stream_t *st) {
+  assert(st->state == RN__STREAM_DELETING);
+  st->state = RN_CORE_STREAM_CLOSING;
+  notify_closing(eng, st);
+  for (uint32_t i = 0; i < st->nshards; i++) rn_log_discard_begin(st->shards[i].log);
+}
+
+/* Every loop iteration while streams are doomed: fail their logs, then
+ * hand the ones whose I/O completed to the thread pool. */
 static void on_reap(uv_check_t *h) {
   rn_engine_t *eng = h->data;
-  while (eng->ndoomed) stream_destroy(eng, eng->doomed[--eng->ndoomed]);
-  uv_check_stop(&eng->reaper);
+  for (uint32_t i = 0; i < eng->ndoomed;) {
+    rn_stream_t *st = eng->doomed[i];
+    if (st->state == RN__STREAM_DELETING) stream_begin_close(eng, st);
+    if (!stream_io_idle(st)) {
+      i++;
+      continue;
+    }
+    eng->doomed[i] = eng->doomed[--eng->ndoomed];
+    close_and_remove_async(eng, st, stream_dir(eng, st->name, st->uid));
+  }
+  if (eng->ndoomed == 0) uv_check_stop(&eng->reaper);
 }
 
 void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st) {
@@ -582,6 +633,23 @@ void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st) {
   uv_check_start(&eng->reaper, on_reap);
 }
 
+/* ---- admin operations ----------------------------------------------------------------- */
+
+typedef struct create_job {
+  uv_work_t work;
+  rn_engine_t *eng;
+  rn_stream_t *st;
+  rn_core_create_cb cb;
+  void *ctx;
+  rn_err_t err;
+  char why[512];
+} create_job_t;
+
+static void create_work(uv_work_t *w) {
+  create_job_t *j = w->data;
+  j->err = stream_open_logs(j->eng, j->st, j->why, sizeof(j->why));
+}
+
 static void create_meta_done(meta_job_t *j) {
   rn_engine_t *eng = j->eng;
   rn_stream_t *st = j->st;
@@ -589,19 +657,20 @@ static void create_meta_done(meta_job_t *j) {
     /* Not durable: undo. The directory is removed (an orphan at worst). */
     st->state = RN__STREAM_DELETING;
     registry_remove(eng, st);
-    reply_error(j->cb, j->ctx, j->err, "stream %s: writing metadata failed: %s", st->name, rn_strerror(j->err));
+    eng->stats.streams--;
+    eng->stats.shards -= st->nshards;
+    FAIL(rn_core_create_result_t, j->cb.create, j->ctx, j->err, "stream %s: writing metadata failed: %s", st->name,
+         rn_strerror(j->err));
     rn__stream_unref(eng, st); /* the registry's */
     rn__stream_unref(eng, st); /* the create work's */
     return;
   }
   rn__arena_t a = {0};
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__CreateStreamResponse cr = RUNNEL__CREATE_STREAM_RESPONSE__INIT;
-  cr.stream = describe(&a, st);
-  resp.op_case = RUNNEL__RESPONSE__OP_CREATE_STREAM;
-  resp.create_stream = &cr;
+  rn_core_create_result_t r = {0};
+  r.stream = describe(&a, st);
   rn__eng_say(eng, RN_LOG_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards, rn_durability_name(st->durability));
-  j->cb(j->ctx, &resp);
+  notify_created(eng, st);
+  j->cb.create(j->ctx, &r);
   rn__arena_free(&a);
   rn__stream_unref(eng, st);
 }
@@ -616,7 +685,7 @@ static void create_after(uv_work_t *w, int status) {
     rn__eng_say(eng, RN_LOG_ERROR, "creating stream %s failed: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
     st->state = RN__STREAM_DELETING;
     registry_remove(eng, st);
-    reply_error(j->cb, j->ctx, j->err, "stream %s: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
+    FAIL(rn_core_create_result_t, j->cb, j->ctx, j->err, "stream %s: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
     rn__stream_unref(eng, st); /* the registry's */
     rn__stream_unref(eng, st); /* the create work's */
     free(j);
@@ -625,30 +694,45 @@ static void create_after(uv_work_t *w, int status) {
   st->state = RN__STREAM_ACTIVE;
   eng->stats.streams++;
   eng->stats.shards += st->nshards;
-  meta_job_t *mj = meta_job_new(create_meta_done, j->cb, j->ctx);
+  meta_job_t *mj = meta_job_new(create_meta_done, j->ctx);
+  mj->cb.create = j->cb;
   mj->st = st;
   free(j);
   meta_persist(eng, mj);
 }
 
-static void handle_create(rn_engine_t *eng, const Runnel__CreateStreamRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  const Runnel__StreamConfig *c = r ? r->config : NULL;
-  if (!c) return reply_error(cb, ctx, RN_EBADREQUEST, "CreateStream needs a config");
-  if (!valid_name(c->name))
-    return reply_error(cb, ctx, RN_EINVAL, "stream name \"%.140s\" is invalid: 1-128 characters of A-Z a-z 0-9 _ . -", c->name);
-  if (c->shard_count < 1 || c->shard_count > eng->opts.max_shards)
-    return reply_error(cb, ctx, RN_EINVAL, "shard count %u is out of range 1..%u", c->shard_count, eng->opts.max_shards);
-  if ((unsigned)c->durability > RUNNEL__DURABILITY__DURABILITY_NONE)
-    return reply_error(cb, ctx, RN_EINVAL, "unknown durability %d", (int)c->durability);
-  if (eng->draining) return reply_error(cb, ctx, RN_ESHUTDOWN, "broker is shutting down");
-  if (rn__stream_find(eng, c->name)) return reply_error(cb, ctx, RN_EEXIST, "stream %s already exists", c->name);
-  rn_stream_t *st = stream_new(c->name, c->shard_count);
-  if (!st) return reply_error(cb, ctx, RN_ENOMEM, "out of memory");
+void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_core_create_cb cb, void *ctx) {
+  const char *name = c->name ? c->name : "";
+  if (!valid_name(name)) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "stream name \"%.140s\" is invalid: 1-128 characters of A-Z a-z 0-9 _ . -", name);
+    return;
+  }
+  if (c->shard_count < 1 || c->shard_count > eng->opts.max_shards) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "shard count %u is out of range 1..%u", c->shard_count, eng->opts.max_shards);
+    return;
+  }
+  if ((unsigned)c->durability > RN_DURABILITY_NONE) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "unknown durability %d", (int)c->durability);
+    return;
+  }
+  if (eng->draining) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_ESHUTDOWN, "broker is shutting down");
+    return;
+  }
+  if (rn__stream_find(eng, name)) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EEXIST, "stream %s already exists", name);
+    return;
+  }
+  rn_stream_t *st = stream_new(eng, name, c->shard_count);
+  if (!st) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
+    return;
+  }
   st->uid = eng->next_uid++;
   st->retention_ms = requested_retention_ms(eng, c->retention_ms);
   st->retention_bytes = c->retention_bytes > 0 ? c->retention_bytes : 0;
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
-  st->durability = (rn_durability_t)c->durability;
+  st->durability = c->durability;
   st->created_ms = rn__now_ms();
   st->state = RN__STREAM_CREATING;
   /* Two references, as a stream loaded at open holds one: the registry's
@@ -657,7 +741,8 @@ static void handle_create(rn_engine_t *eng, const Runnel__CreateStreamRequest *r
   st->refs = 2;
   if (registry_add(eng, st)) {
     stream_free(st);
-    return reply_error(cb, ctx, RN_ENOMEM, "out of memory");
+    FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
+    return;
   }
   create_job_t *j = calloc(1, sizeof(*j));
   if (!j) abort();
@@ -668,7 +753,6 @@ static void handle_create(rn_engine_t *eng, const Runnel__CreateStreamRequest *r
   j->work.data = j;
   eng->pending_work++;
   if (uv_queue_work(eng->loop, &j->work, create_work, create_after)) {
-    eng->pending_work--;
     j->err = RN_EIO;
     create_after(&j->work, 0);
   }
@@ -677,147 +761,177 @@ static void handle_create(rn_engine_t *eng, const Runnel__CreateStreamRequest *r
 static void delete_meta_done(meta_job_t *j) {
   rn_engine_t *eng = j->eng;
   if (j->err) {
-    reply_error(j->cb, j->ctx, j->err, "stream %s: deleted, but writing metadata failed (%s): it may reappear after a restart",
-                j->st->name, rn_strerror(j->err));
+    FAIL(rn_core_delete_result_t, j->cb.del, j->ctx, j->err,
+         "stream %s: deleted, but writing metadata failed (%s): it may reappear after a restart", j->st->name,
+         rn_strerror(j->err));
   } else {
-    Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-    Runnel__DeleteStreamResponse dr = RUNNEL__DELETE_STREAM_RESPONSE__INIT;
-    resp.op_case = RUNNEL__RESPONSE__OP_DELETE_STREAM;
-    resp.delete_stream = &dr;
-    j->cb(j->ctx, &resp);
+    rn_core_delete_result_t r = {0};
+    j->cb.del(j->ctx, &r);
   }
   rn__eng_say(eng, RN_LOG_INFO, "deleted stream %s", j->st->name);
   rn__stream_unref(eng, j->st);
 }
 
-static void handle_delete(rn_engine_t *eng, const Runnel__DeleteStreamRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_error(cb, ctx, RN_EBADREQUEST, "DeleteStream needs a name");
-  rn_stream_t *st = rn__stream_find(eng, r->name);
-  if (!st || st->state == RN__STREAM_DELETING) return reply_error(cb, ctx, RN_ENOSTREAM, "stream %s not found", r->name);
-  if (st->state == RN__STREAM_CREATING) return reply_error(cb, ctx, RN_EBUSY, "stream %s is still being created", r->name);
+void rn_core_delete_stream(rn_core_t *eng, const rn_core_delete_req_t *r, rn_core_delete_cb cb, void *ctx) {
+  const char *name = r->name ? r->name : "";
+  rn_stream_t *st = rn__stream_find(eng, name);
+  if (!st || st->state == RN__STREAM_DELETING) {
+    FAIL(rn_core_delete_result_t, cb, ctx, RN_ENOSTREAM, "stream %s not found", name);
+    return;
+  }
+  if (st->state == RN__STREAM_CREATING) {
+    FAIL(rn_core_delete_result_t, cb, ctx, RN_EBUSY, "stream %s is still being created", name);
+    return;
+  }
   st->state = RN__STREAM_DELETING;
-  rn__groups_stream_deleted(eng, st);
+  notify_deleting(eng, st);
   registry_remove(eng, st);
   eng->stats.streams--;
   eng->stats.shards -= st->nshards;
   for (uint32_t i = 0; i < st->nshards; i++) rn__shard_wake_all(eng, &st->shards[i]);
   st->refs++;
-  meta_job_t *mj = meta_job_new(delete_meta_done, cb, ctx);
+  meta_job_t *mj = meta_job_new(delete_meta_done, ctx);
+  mj->cb.del = cb;
   mj->st = st;
   meta_persist(eng, mj);
   /* The registry's own reference: */
   rn__stream_unref(eng, st);
 }
 
-static void handle_list(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx) {
+void rn_core_list_streams(rn_core_t *eng, rn_core_list_cb cb, void *ctx) {
   rn__arena_t a = {0};
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__ListStreamsResponse lr = RUNNEL__LIST_STREAMS_RESPONSE__INIT;
-  lr.names = rn__arena_alloc(&a, (eng->nstreams + 1) * sizeof(char *));
+  rn_core_list_result_t r = {0};
+  const char **names = rn__arena_alloc(&a, (eng->nstreams + 1) * sizeof(char *));
   for (uint32_t i = 0; i < eng->nstreams; i++)
-    if (eng->streams[i]->state == RN__STREAM_ACTIVE) lr.names[lr.n_names++] = eng->streams[i]->name;
-  resp.op_case = RUNNEL__RESPONSE__OP_LIST_STREAMS;
-  resp.list_streams = &lr;
-  cb(ctx, &resp);
+    if (eng->streams[i]->state == RN__STREAM_ACTIVE) names[r.nnames++] = eng->streams[i]->name;
+  r.names = names;
+  cb(ctx, &r);
   rn__arena_free(&a);
 }
 
-static void handle_describe(rn_engine_t *eng, const Runnel__DescribeStreamRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_error(cb, ctx, RN_EBADREQUEST, "DescribeStream needs a name");
-  rn_stream_t *st = rn__stream_find(eng, r->name);
-  if (!st || st->state != RN__STREAM_ACTIVE) return reply_error(cb, ctx, RN_ENOSTREAM, "stream %s not found", r->name);
+void rn_core_describe_stream(rn_core_t *eng, const rn_core_describe_req_t *req, rn_core_describe_cb cb, void *ctx) {
+  const char *name = req->name ? req->name : "";
+  rn_stream_t *st = rn__stream_find(eng, name);
+  if (!st || st->state != RN__STREAM_ACTIVE) {
+    FAIL(rn_core_describe_result_t, cb, ctx, RN_ENOSTREAM, "stream %s not found", name);
+    return;
+  }
   rn__arena_t a = {0};
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__DescribeStreamResponse dr = RUNNEL__DESCRIBE_STREAM_RESPONSE__INIT;
-  dr.stream = describe(&a, st);
-  resp.op_case = RUNNEL__RESPONSE__OP_DESCRIBE_STREAM;
-  resp.describe_stream = &dr;
-  cb(ctx, &resp);
+  rn_core_describe_result_t r = {0};
+  r.stream = describe(&a, st);
+  cb(ctx, &r);
   rn__arena_free(&a);
 }
 
 static void retention_meta_done(meta_job_t *j) {
   if (j->err) {
-    reply_error(j->cb, j->ctx, j->err, "stream %s: retention changed but not persisted: %s", j->st->name, rn_strerror(j->err));
+    FAIL(rn_core_retention_result_t, j->cb.retention, j->ctx, j->err, "stream %s: retention changed but not persisted: %s",
+         j->st->name, rn_strerror(j->err));
   } else {
     rn__arena_t a = {0};
-    Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-    Runnel__SetRetentionResponse sr = RUNNEL__SET_RETENTION_RESPONSE__INIT;
-    sr.stream = describe(&a, j->st);
-    resp.op_case = RUNNEL__RESPONSE__OP_SET_RETENTION;
-    resp.set_retention = &sr;
-    j->cb(j->ctx, &resp);
+    rn_core_retention_result_t r = {0};
+    r.stream = describe(&a, j->st);
+    j->cb.retention(j->ctx, &r);
     rn__arena_free(&a);
   }
   rn__stream_unref(j->eng, j->st);
 }
 
-static void handle_set_retention(rn_engine_t *eng, const Runnel__SetRetentionRequest *r, rn_engine_reply_cb cb, void *ctx) {
-  if (!r) return reply_error(cb, ctx, RN_EBADREQUEST, "SetRetention needs a name");
-  rn_stream_t *st = rn__stream_find(eng, r->name);
-  if (!st || st->state != RN__STREAM_ACTIVE) return reply_error(cb, ctx, RN_ENOSTREAM, "stream %s not found", r->name);
-  st->retention_ms = requested_retention_ms(eng, r->retention_ms);
-  st->retention_bytes = r->retention_bytes > 0 ? r->retention_bytes : 0;
+void rn_core_set_retention(rn_core_t *eng, const rn_core_retention_req_t *req, rn_core_retention_cb cb, void *ctx) {
+  const char *name = req->name ? req->name : "";
+  rn_stream_t *st = rn__stream_find(eng, name);
+  if (!st || st->state != RN__STREAM_ACTIVE) {
+    FAIL(rn_core_retention_result_t, cb, ctx, RN_ENOSTREAM, "stream %s not found", name);
+    return;
+  }
+  st->retention_ms = requested_retention_ms(eng, req->retention_ms);
+  st->retention_bytes = req->retention_bytes > 0 ? req->retention_bytes : 0;
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   for (uint32_t i = 0; i < st->nshards; i++)
     rn_log_set_retention(st->shards[i].log, st->retention_ms > 0 ? st->retention_ms : -1,
                          st->retention_bytes > 0 ? st->retention_bytes : -1);
   st->refs++;
-  meta_job_t *mj = meta_job_new(retention_meta_done, cb, ctx);
+  meta_job_t *mj = meta_job_new(retention_meta_done, ctx);
+  mj->cb.retention = cb;
   mj->st = st;
   meta_persist(eng, mj);
 }
 
-static void reply_producer(rn_engine_reply_cb cb, void *ctx, uint64_t id) {
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__InitProducerResponse ir = RUNNEL__INIT_PRODUCER_RESPONSE__INIT;
-  ir.producer_id = id;
-  ir.producer_epoch = 0;
-  resp.op_case = RUNNEL__RESPONSE__OP_INIT_PRODUCER;
-  resp.init_producer = &ir;
-  cb(ctx, &resp);
+static void reply_producer(rn_core_producer_cb cb, void *ctx, uint64_t id) {
+  rn_core_producer_result_t r = {0};
+  r.producer_id = id;
+  r.producer_epoch = 0;
+  cb(ctx, &r);
 }
 
 static void producer_meta_done(meta_job_t *j) {
   if (j->err)
-    reply_error(j->cb, j->ctx, j->err, "cannot persist producer ids: %s", rn_strerror(j->err));
+    FAIL(rn_core_producer_result_t, j->cb.producer, j->ctx, j->err, "cannot persist producer ids: %s", rn_strerror(j->err));
   else
-    reply_producer(j->cb, j->ctx, j->u64);
+    reply_producer(j->cb.producer, j->ctx, j->u64);
 }
 
-static void handle_init_producer(rn_engine_t *eng, rn_engine_reply_cb cb, void *ctx) {
+void rn_core_init_producer(rn_core_t *eng, rn_core_producer_cb cb, void *ctx) {
   uint64_t id = eng->next_producer_id++;
   if (id < eng->producer_id_limit) return reply_producer(cb, ctx, id);
   /* A new block: durable before any id of it is handed out. */
   eng->producer_id_limit = id + PRODUCER_ID_BLOCK;
-  meta_job_t *mj = meta_job_new(producer_meta_done, cb, ctx);
+  meta_job_t *mj = meta_job_new(producer_meta_done, ctx);
+  mj->cb.producer = cb;
   mj->u64 = id;
   meta_persist(eng, mj);
 }
 
-/* ---- dispatch -------------------------------------------------------------------------- */
+/* ---- for subsystems ---------------------------------------------------------------------- */
 
-void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  switch (req->op_case) {
-  case RUNNEL__REQUEST__OP_CREATE_STREAM: return handle_create(eng, req->create_stream, cb, ctx);
-  case RUNNEL__REQUEST__OP_DELETE_STREAM: return handle_delete(eng, req->delete_stream, cb, ctx);
-  case RUNNEL__REQUEST__OP_LIST_STREAMS: return handle_list(eng, cb, ctx);
-  case RUNNEL__REQUEST__OP_DESCRIBE_STREAM: return handle_describe(eng, req->describe_stream, cb, ctx);
-  case RUNNEL__REQUEST__OP_SET_RETENTION: return handle_set_retention(eng, req->set_retention, cb, ctx);
-  case RUNNEL__REQUEST__OP_INIT_PRODUCER: return handle_init_producer(eng, cb, ctx);
-  case RUNNEL__REQUEST__OP_PRODUCE: return rn__handle_produce(eng, req, cb, ctx);
-  case RUNNEL__REQUEST__OP_FETCH: return rn__handle_fetch(eng, req, cb, ctx);
-  case RUNNEL__REQUEST__OP_LIST_OFFSETS: return rn__handle_list_offsets(eng, req, cb, ctx);
-  case RUNNEL__REQUEST__OP_GROUP_HEARTBEAT:
-  case RUNNEL__REQUEST__OP_GROUP_COMMIT:
-  case RUNNEL__REQUEST__OP_GROUP_CREATE:
-  case RUNNEL__REQUEST__OP_GROUP_LIST:
-  case RUNNEL__REQUEST__OP_GROUP_DESCRIBE:
-  case RUNNEL__REQUEST__OP_GROUP_DELETE:
-  case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__handle_group(eng, req, cb, ctx);
-  case RUNNEL__REQUEST__OP_BROKER_INFO: return rn__handle_broker_info(eng, req->broker_info, cb, ctx);
-  default: return reply_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
-  }
+rn_core_stream_t *rn_core_stream_find(rn_core_t *core, const char *name) {
+  rn_stream_t *st = name ? rn__stream_find(core, name) : NULL;
+  return st && st->state == RN__STREAM_ACTIVE ? st : NULL;
+}
+void rn_core_stream_ref(rn_core_stream_t *st) { st->refs++; }
+void rn_core_stream_unref(rn_core_stream_t *st) { rn__stream_unref(st->core, st); }
+const char *rn_core_stream_name(const rn_core_stream_t *st) { return st->name; }
+uint64_t rn_core_stream_uid(const rn_core_stream_t *st) { return st->uid; }
+rn_core_stream_state_t rn_core_stream_state(const rn_core_stream_t *st) { return st->state; }
+uint32_t rn_core_stream_nshards(const rn_core_stream_t *st) { return st->nshards; }
+rn_core_shard_t *rn_core_stream_shard(rn_core_stream_t *st, uint32_t i) { return i < st->nshards ? &st->shards[i] : NULL; }
+rn_core_stream_t *rn_core_shard_stream(const rn_core_shard_t *sh) { return sh->stream; }
+uint32_t rn_core_shard_index(const rn_core_shard_t *sh) { return sh->index; }
+uint64_t rn_core_shard_start_offset(const rn_core_shard_t *sh) { return sh->log ? rn_log_start(sh->log) : 0; }
+uint64_t rn_core_shard_end_offset(const rn_core_shard_t *sh) { return sh->log ? rn_log_end(sh->log) : 0; }
+rn_core_shard_state_t rn_core_shard_state(const rn_core_shard_t *sh) { return sh->state; }
+void rn_core_shard_hash_range(const rn_core_shard_t *sh, uint8_t start[16], uint8_t end[16]) {
+  memcpy(start, sh->hk_start, 16);
+  memcpy(end, sh->hk_end, 16);
+}
+void *rn_core_shard_slot(const rn_core_shard_t *sh, rn_core_sub_t sub) {
+  assert((unsigned)sub < RN_SUB__COUNT);
+  return sh->slots[sub];
+}
+void rn_core_shard_set_slot(rn_core_shard_t *sh, rn_core_sub_t sub, void *p) {
+  assert((unsigned)sub < RN_SUB__COUNT);
+  sh->slots[sub] = p;
+}
+rn_io_t *rn_core_io(rn_core_t *core) { return core->io; }
+uv_loop_t *rn_core_loop(const rn_core_t *core) { return core->loop; }
+const rn_core_opts_t *rn_core_options(const rn_core_t *core) { return &core->opts; }
+const char *rn_core_data_dir(const rn_core_t *core) { return core->data_dir; }
+int64_t rn_core_now_ms(const rn_core_t *core) {
+  (void)core;
+  return rn__now_ms();
+}
+void rn_core_log(const rn_core_t *core, rn_log_level_t level, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  rn__eng_say(core, level, "%s", msg);
+}
+void rn_core_work_begin(rn_core_t *core) { core->pending_work++; }
+void rn_core_work_end(rn_core_t *core) {
+  assert(core->pending_work > 0);
+  core->pending_work--;
 }
 
 /* ---- loop plumbing ---------------------------------------------------------------------- */
@@ -837,53 +951,52 @@ static void on_tick(uv_timer_t *t) {
     if (st->state != RN__STREAM_ACTIVE) continue;
     for (uint32_t k = 0; k < st->nshards; k++) rn_log_tick(st->shards[k].log, now);
   }
-  rn__groups_tick(eng);
+  for (int s = 0; s < RN_SUB__COUNT; s++)
+    if (eng->listening[s] && eng->listeners[s].tick) eng->listeners[s].tick(eng->listeners[s].arg);
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
-
 static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/meta/broker.meta", eng->data_dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    if (errno == ENOENT) return 0; /* a new data directory */
-    snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
-    return -errno;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  rn_err_t err = eng->meta->ops->load(eng->meta, &buf, &len);
+  if (err == RN_ENOENT) return 0; /* a new data directory */
+  char what[4200];
+  snprintf(what, sizeof(what), "%s/meta/broker.meta", eng->data_dir);
+  if (err) {
+    snprintf(why, whylen, "cannot read %s: %s", what, rn_strerror(err));
+    return err;
   }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-  size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
-  fclose(f);
-  Runnel__BrokerMeta *m = buf && got == (size_t)n ? runnel__broker_meta__unpack(NULL, got, buf) : NULL;
+  rn__meta_t m;
+  err = rn__meta_decode(buf, len, &m, what, why, whylen);
   free(buf);
-  if (!m) {
-    snprintf(why, whylen, "%s is damaged (not a BrokerMeta message); refusing to start rather than forget streams", path);
-    return RN_ECORRUPT;
-  }
-  eng->next_uid = m->next_uid;
-  eng->producer_id_limit = m->producer_id_limit;
-  rn_err_t err = 0;
-  for (size_t i = 0; i < m->n_streams && !err; i++) {
-    Runnel__StreamMeta *sm = m->streams[i];
-    if (!sm->config || !valid_name(sm->config->name) || sm->config->shard_count == 0) {
-      snprintf(why, whylen, "%s: stream entry %zu is invalid", path, i);
-      err = RN_ECORRUPT;
-      break;
-    }
-    rn_stream_t *st = stream_new(sm->config->name, sm->config->shard_count);
+  if (err) return err;
+  eng->next_uid = m.next_uid;
+  eng->producer_id_limit = m.producer_id_limit;
+  for (size_t i = 0; i < m.nstreams && !err; i++) {
+    const rn__meta_stream_t *ms = &m.streams[i];
+    rn_stream_t *st = stream_new(eng, ms->name, ms->nshards);
     if (!st) {
       err = RN_ENOMEM;
       break;
     }
-    st->uid = sm->uid;
-    st->retention_ms = sm->config->retention_ms;
-    st->retention_bytes = sm->config->retention_bytes;
-    st->durability = (rn_durability_t)sm->config->durability;
-    st->created_ms = sm->created_ms;
+    st->uid = ms->uid;
+    st->retention_ms = ms->retention_ms;
+    st->retention_bytes = ms->retention_bytes;
+    st->durability = ms->durability;
+    st->created_ms = ms->created_ms;
+    for (uint32_t k = 0; k < st->nshards; k++) {
+      rn_shard_t *sh = &st->shards[k];
+      const rn__meta_shard_t *x = &ms->shards[k];
+      memcpy(sh->hk_start, x->hk_start, 16);
+      memcpy(sh->hk_end, x->hk_end, 16);
+      sh->state = x->state;
+      sh->nparents = x->nparents;
+      memcpy(sh->parents, x->parents, sizeof(sh->parents));
+      sh->nchildren = x->nchildren;
+      memcpy(sh->children, x->children, sizeof(sh->children));
+    }
     st->state = RN__STREAM_ACTIVE;
     st->refs = 1;
     err = registry_add(eng, st);
@@ -898,53 +1011,100 @@ static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
       eng->stats.shards += st->nshards;
     }
   }
-  runnel__broker_meta__free_unpacked(m, NULL);
+  rn__meta_free(&m);
   return err;
 }
 
+typedef struct orphan_scan {
+  rn_engine_t *eng;
+  char **names;
+  size_t n, cap;
+} orphan_scan_t;
+
+static int orphan_note(void *arg, const char *name) {
+  orphan_scan_t *o = arg;
+  if (name[0] == '.') return 0;
+  for (uint32_t i = 0; i < o->eng->nstreams; i++) {
+    char known[400];
+    snprintf(known, sizeof(known), "%s-%" PRIu64, o->eng->streams[i]->name, o->eng->streams[i]->uid);
+    if (!strcmp(known, name)) return 0;
+  }
+  if (o->n == o->cap) {
+    size_t nc = o->cap ? o->cap * 2 : 8;
+    char **nn = realloc(o->names, nc * sizeof(*nn));
+    if (!nn) return RN_ENOMEM;
+    o->names = nn;
+    o->cap = nc;
+  }
+  o->names[o->n] = strdup(name);
+  if (!o->names[o->n]) return RN_ENOMEM;
+  o->n++;
+  return 0;
+}
+
 /* Remove stream directories the metadata does not know (interrupted create
- * or delete). */
+ * or delete). At open, before serving. */
 static void remove_orphans(rn_engine_t *eng) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/streams", eng->data_dir);
-  DIR *d = opendir(path);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    bool known = false;
-    for (uint32_t i = 0; i < eng->nstreams && !known; i++) {
-      char name[400];
-      snprintf(name, sizeof(name), "%s-%" PRIu64, eng->streams[i]->name, eng->streams[i]->uid);
-      known = !strcmp(name, e->d_name);
-    }
-    if (!known) {
-      char *p = malloc(strlen(path) + strlen(e->d_name) + 2);
-      if (!p) break;
-      sprintf(p, "%s/%s", path, e->d_name);
+  rn_fs_t *fs = rn_fs_posix();
+  orphan_scan_t o = {.eng = eng};
+  fs->list(fs, path, orphan_note, &o);
+  for (size_t i = 0; i < o.n; i++) {
+    char *p = malloc(strlen(path) + strlen(o.names[i]) + 2);
+    if (p) {
+      sprintf(p, "%s/%s", path, o.names[i]);
       rn__eng_say(eng, RN_LOG_WARN, "removing %s: not in the metadata (an interrupted create or delete)", p);
       nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
       free(p);
     }
+    free(o.names[i]);
   }
-  closedir(d);
+  free(o.names);
 }
 
-rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *why, size_t whylen) {
-  *out = NULL;
+static void free_streams(rn_engine_t *eng) {
+  for (uint32_t i = 0; i < eng->nstreams; i++) {
+    rn_stream_t *st = eng->streams[i];
+    for (uint32_t k = 0; k < st->nshards; k++) {
+      rn_log_close(st->shards[k].log);
+      st->shards[k].log = NULL;
+    }
+    stream_free(st);
+  }
+  eng->nstreams = 0;
+}
+
+rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, size_t whylen) {
+  char whybuf[1];
+  if (!why || whylen == 0) {
+    why = whybuf;
+    whylen = sizeof(whybuf);
+  }
   why[0] = 0;
   rn_engine_t *eng = calloc(1, sizeof(*eng));
   if (!eng) return RN_ENOMEM;
   eng->opts = *opts;
   eng->loop = opts->loop;
   eng->data_dir = strdup(opts->data_dir);
+  eng->opts.data_dir = eng->data_dir;
   eng->started_ms = rn__now_ms();
   pthread_mutex_init(&eng->meta_mu, NULL);
   eng->next_uid = 1;
   eng->producer_id_limit = 1;
+  rn_err_t err = 0;
   char path[4200];
+  eng->meta = opts->meta_store;
+  if (!eng->meta) {
+    snprintf(path, sizeof(path), "%s/meta", eng->data_dir);
+    eng->meta = eng->own_meta = rn_core_meta_store_file(NULL, path);
+    if (!eng->meta) {
+      err = RN_ENOMEM;
+      goto fail;
+    }
+  }
   snprintf(path, sizeof(path), "%s/meta", eng->data_dir);
-  rn_err_t err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
+  err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
   if (!err) {
     snprintf(path, sizeof(path), "%s/streams", eng->data_dir);
     err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
@@ -964,8 +1124,6 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   err = load_meta(eng, why, whylen);
   if (err) goto fail;
   remove_orphans(eng);
-  err = rn__groups_open(eng, why, whylen);
-  if (err) goto fail;
   /* Producer ids: start a fresh block past anything handed out before. */
   eng->next_producer_id = eng->producer_id_limit;
   eng->producer_id_limit = eng->next_producer_id + PRODUCER_ID_BLOCK;
@@ -989,13 +1147,10 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
   return 0;
 fail:
   if (!why[0]) snprintf(why, whylen, "%s", rn_strerror(err));
-  rn__groups_close(eng);
-  for (uint32_t i = 0; i < eng->nstreams; i++) {
-    close_stream_logs(eng->streams[i], false);
-    stream_free(eng->streams[i]);
-  }
+  free_streams(eng);
   free(eng->streams);
   rn_io_destroy(eng->io);
+  rn_core_meta_store_destroy(eng->own_meta);
   free(eng->meta_buf);
   pthread_mutex_destroy(&eng->meta_mu);
   free(eng->data_dir);
@@ -1003,19 +1158,21 @@ fail:
   return err;
 }
 
-void rn_engine_drain(rn_engine_t *eng) {
+void rn_core_drain(rn_core_t *eng) {
   eng->draining = true;
   for (uint32_t i = 0; i < eng->nstreams; i++)
     for (uint32_t k = 0; k < eng->streams[i]->nshards; k++) rn__shard_wake_all(eng, &eng->streams[i]->shards[k]);
 }
 
-int rn_engine_idle(const rn_engine_t *eng) { return eng->inflight_appends == 0 && eng->pending_work == 0; }
+bool rn_core_idle(const rn_core_t *eng) {
+  return eng->inflight_appends == 0 && eng->pending_work == 0 && eng->ndoomed == 0;
+}
 
-int rn_engine_draining(const rn_engine_t *eng) { return eng->draining; }
+bool rn_core_draining(const rn_core_t *eng) { return eng->draining; }
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
-rn_err_t rn_engine_close(rn_engine_t *eng) {
+rn_err_t rn_core_close(rn_core_t *eng) {
   if (!eng) return 0;
   rn_err_t first = 0;
   uv_poll_stop(&eng->io_poll);
@@ -1027,12 +1184,14 @@ rn_err_t rn_engine_close(rn_engine_t *eng) {
   /* Let the handles' close callbacks and any thread-pool work finish. */
   while (eng->pending_work) uv_run(eng->loop, UV_RUN_ONCE);
   uv_run(eng->loop, UV_RUN_NOWAIT);
-  {
-    rn_err_t err = rn__groups_close(eng);
+  for (int s = 0; s < RN_SUB__COUNT; s++) {
+    if (!eng->listening[s] || !eng->listeners[s].close) continue;
+    rn_err_t err = eng->listeners[s].close(eng->listeners[s].arg);
     if (err && !first) first = err;
   }
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     rn_stream_t *st = eng->streams[i];
+    notify_closing(eng, st);
     for (uint32_t k = 0; k < st->nshards; k++) {
       if (!st->shards[k].log) continue;
       rn_err_t err = rn_log_close(st->shards[k].log);
@@ -1041,12 +1200,20 @@ rn_err_t rn_engine_close(rn_engine_t *eng) {
     }
     stream_free(st);
   }
-  while (eng->ndoomed) stream_destroy(eng, eng->doomed[--eng->ndoomed]);
-  /* The removal jobs just queued by stream_destroy: */
+  /* Deleted streams whose I/O had not landed yet: the loop is not serving
+   * any more, so wait for it here and close them as the reaper would. */
+  while (eng->ndoomed) {
+    rn_stream_t *st = eng->doomed[--eng->ndoomed];
+    if (st->state == RN__STREAM_DELETING) stream_begin_close(eng, st);
+    while (!stream_io_idle(st)) rn_io_wait(eng->io, -1);
+    close_and_remove_async(eng, st, stream_dir(eng, st->name, st->uid));
+  }
+  /* The close jobs just queued: */
   while (eng->pending_work) uv_run(eng->loop, UV_RUN_ONCE);
   free(eng->doomed);
   free(eng->streams);
   rn_io_destroy(eng->io);
+  rn_core_meta_store_destroy(eng->own_meta);
   free(eng->meta_buf);
   pthread_mutex_destroy(&eng->meta_mu);
   rn__eng_say(eng, RN_LOG_INFO, "closed %s%s", eng->data_dir, first ? " with errors" : " cleanly");
@@ -1055,7 +1222,7 @@ rn_err_t rn_engine_close(rn_engine_t *eng) {
   return first;
 }
 
-void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st) {
+void rn_core_stats(const rn_core_t *eng, rn_core_stats_t *st) {
   *st = eng->stats;
   st->failed_shards = 0;
   for (uint32_t i = 0; i < eng->nstreams; i++)
@@ -1065,16 +1232,16 @@ void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st) {
     }
 }
 
-const double rn_engine_latency_bounds[RN_ENGINE_LATENCY_BUCKETS] = {
+const double rn_core_latency_bounds[RN_CORE_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg) {
+void rn_core_foreach_shard(const rn_core_t *eng, rn_core_shard_stats_fn fn, void *arg) {
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     const rn_stream_t *st = eng->streams[i];
     if (st->state != RN__STREAM_ACTIVE) continue;
     for (uint32_t k = 0; k < st->nshards; k++) {
       const rn_shard_t *sh = &st->shards[k];
-      rn_engine_shard_stats_t s = sh->metrics;
+      rn_core_shard_stats_t s = sh->metrics;
       s.stream = st->name;
       s.shard = k;
       s.start_offset = sh->log ? rn_log_start(sh->log) : 0;
@@ -1094,7 +1261,7 @@ void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn
         rn_log_sync_stats(sh->log, &ss);
         s.sync_count = ss.count;
         s.sync_seconds_sum = ss.seconds_sum;
-        _Static_assert(RN_LOG_SYNC_BUCKETS == RN_ENGINE_LATENCY_BUCKETS, "same histogram bounds");
+        _Static_assert(RN_LOG_SYNC_BUCKETS == RN_CORE_LATENCY_BUCKETS, "same histogram bounds");
         memcpy(s.sync_buckets, ss.buckets, sizeof(s.sync_buckets));
       }
       fn(arg, &s);

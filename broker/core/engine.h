@@ -1,16 +1,14 @@
 /*
- * engine.h — the broker's data plane behind the network: streams, shards,
- * produce, fetch (with long poll), offsets, metadata. Private to broker/.
+ * engine.h — TRANSITIONAL (issue 11): the broker's old engine names, kept
+ * so the folders not yet ported to rn_core.h (main.c, net/, apps/, groups/)
+ * compile unchanged. Not part of the rn_core library: every name here is
+ * either an alias of rn_core.h, the native protocol entry point
+ * (native/dispatch.h) or the consumer groups' (groups/group.c). New code
+ * includes rn_core.h (and dispatch.h) instead; this header goes away when
+ * the last user is ported.
  *
- * The server (server.c, conn.c) owns sockets and framing; it decodes each
- * frame into a Runnel__Request and hands it to rn_engine_handle(), which
- * answers through a callback — at once for admin calls, later for produce
- * (after the stream's durability promise holds) and for long-polling
- * fetches (when data arrives or the wait expires).
- *
- * Threading: everything here runs on the loop thread given in the options;
- * disk work goes to rn_io_t (appends, syncs) or the libuv thread pool
- * (reads, metadata writes), never blocking the loop.
+ * rn_engine_open/rn_engine_close (engine_compat.c, in rn_broker) open and
+ * close core together with the consumer groups, as the engine did.
  */
 #ifndef RN_BROKER_ENGINE_H
 #define RN_BROKER_ENGINE_H
@@ -18,157 +16,44 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "rn_io.h"
-#include "rn_log.h"
+#include "../native/dispatch.h"
+#include "rn_core.h"
 #include "runnel.pb-c.h"
-#include "runnel/error.h"
 
-typedef struct rn_engine rn_engine_t;
+typedef struct rn_core rn_engine_t;
+typedef rn_core_opts_t rn_engine_opts_t;
+typedef rn_core_stats_t rn_engine_stats_t;
+typedef rn_core_shard_stats_t rn_engine_shard_stats_t;
+typedef rn_core_shard_stats_fn rn_engine_shard_stats_fn;
+typedef rn_native_reply_cb rn_engine_reply_cb;
 
-/* Max bytes of a fetch whose request leaves max_bytes at 0 (before the
- * max_fetch_bytes cap). */
-#define RN_ENGINE_FETCH_DEFAULT_BYTES (4u << 20)
+#define RN_ENGINE_FETCH_DEFAULT_BYTES RN_CORE_FETCH_DEFAULT_BYTES
+#define RN_ENGINE_LATENCY_BUCKETS RN_CORE_LATENCY_BUCKETS
+#define rn_engine_latency_bounds rn_core_latency_bounds
 
-typedef struct rn_engine_opts {
-  uv_loop_t *loop;             /* the loop thread everything runs on */
-  const char *data_dir;        /* root of all broker data */
-  rn_io_backend_t io_backend;  /* RN_IO_AUTO by default */
-  uint32_t max_record_bytes;   /* largest record value + key; default 1 MiB */
-  uint32_t max_batch_bytes;    /* largest batch; default 8 MiB */
-  uint32_t max_fetch_bytes;    /* cap on one fetch response; default 16 MiB */
-  uint32_t max_frame_bytes;    /* the server's request frame limit, reported by BrokerInfo
-                                  (the server enforces it); default 16 MiB */
-  /* Broker-wide budget for fetch read buffers (native and HTTP fetches
-   * alike), held from the read until the reply's bytes are freed (for a
-   * native reply: its socket write completed). A fetch with data to read
-   * that does not fit waits, first come first served, until memory comes
-   * back; it never fails for it. One fetch always proceeds when nothing is
-   * held. 0 = no limit. Default 256 MiB. */
-  uint64_t max_fetch_memory_bytes;
-  uint32_t max_wait_ms;        /* cap on a fetch long poll; default 30000 */
-  uint32_t max_shards;         /* per stream; default 1024 */
-  uint64_t segment_bytes;      /* log segment size; default 256 MiB */
-  uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
-  uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
-  int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
-  /* One line per event; NULL = stderr. */
-  void (*logger)(void *arg, rn_log_level_t level, const char *msg);
-  void *logger_arg;
-} rn_engine_opts_t;
+static inline void rn_engine_opts_default(rn_engine_opts_t *o) { rn_core_opts_default(o); }
 
-void rn_engine_opts_default(rn_engine_opts_t *o);
-
-/* Open the data directory: load stream metadata, open (recover) every shard.
- * Blocking: call before the server starts accepting. On failure why holds a
- * one-line reason. */
+/* rn_core_open, then the consumer groups (their internal log, snapshot,
+ * tick and stream-deleted hook). Blocking. */
 rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *why, size_t whylen);
-
-/* Answer for one request. resp is owned by the engine and valid only during
- * the call: the server packs it into a frame before returning. Called
- * exactly once per rn_engine_handle, possibly before rn_engine_handle
- * returns, on the loop thread. */
-typedef void (*rn_engine_reply_cb)(void *ctx, const Runnel__Response *resp);
-
-/* Handle one decoded request. req is borrowed: the engine copies what it
- * keeps. ctx is the server's (a connection + correlation id); the server
- * must keep it valid until cb runs (mark it closed instead of freeing when
- * the connection goes away). */
-void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
-
-/* Zero-copy replies. Called from inside a reply callback: keeps the bulk
- * buffers the response points to (a fetch's batches) valid after the
- * callback returns, so the server can hand them to the socket instead of
- * copying them into its output. Returns a token that owns them until
- * rn_engine_reply_release(token), or NULL when the reply holds no such
- * buffers (then everything is valid during the callback only, as usual).
- * Loop thread. */
-void *rn_engine_reply_hold(rn_engine_t *eng);
-/* Free what a hold kept. NULL ok. Any time after the callback returned. */
-void rn_engine_reply_release(void *token);
-
-/* Begin shutdown: refuse new produce requests (RN_ESHUTDOWN), complete
- * waiting fetches now with what they have. In-flight appends keep going. */
-void rn_engine_drain(rn_engine_t *eng);
-
-/* True once every in-flight append has been answered (after drain). */
-int rn_engine_idle(const rn_engine_t *eng);
-
-/* True from rn_engine_drain on (/readyz answers 503 then). */
-int rn_engine_draining(const rn_engine_t *eng);
-
-/* Sync and close every shard (clean-shutdown markers), free. Blocking; call
- * after the server stopped and rn_engine_idle() holds. NULL ok. Returns the
- * first error met. */
+/* rn_core_close (which closes the groups first through their listener). */
 rn_err_t rn_engine_close(rn_engine_t *eng);
 
-/* Fill an Error message for err. name points to static storage; message
- * points to msg (which must outlive the packing of the message; NULL = the
- * table's generic text). */
-void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg);
+static inline void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
+  rn_native_handle(eng, req, cb, ctx);
+}
+static inline void *rn_engine_reply_hold(rn_engine_t *eng) { return rn_core_fetch_hold(eng); }
+static inline void rn_engine_reply_release(void *token) { rn_core_fetch_release(token); }
+static inline void rn_engine_drain(rn_engine_t *eng) { rn_core_drain(eng); }
+static inline int rn_engine_idle(const rn_engine_t *eng) { return rn_core_idle(eng); }
+static inline int rn_engine_draining(const rn_engine_t *eng) { return rn_core_draining(eng); }
+static inline void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg) { rn_native_error(e, err, msg); }
+static inline void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st) { rn_core_stats(eng, st); }
+static inline void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg) {
+  rn_core_foreach_shard(eng, fn, arg);
+}
 
-/* For /healthz and metrics: counts. */
-typedef struct rn_engine_stats {
-  uint32_t streams;
-  uint32_t shards;
-  uint32_t failed_shards; /* logs failed by an I/O error */
-  uint64_t records_in, bytes_in, records_out, bytes_out;
-  /* The fetch memory budget (max_fetch_memory_bytes): bytes held by fetch
-   * buffers now, fetches waiting for budget now, and fetches that ever had
-   * to wait. */
-  uint64_t fetch_memory_bytes;
-  uint64_t fetch_memory_waiting;
-  uint64_t fetch_memory_waits;
-} rn_engine_stats_t;
-void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st);
-
-/* ---- per-shard counters, for /metrics ------------------------------------------
- * Counted on the loop thread as acknowledgements and fetch replies go out;
- * they start at zero when the broker starts (Prometheus counters). */
-
-#define RN_ENGINE_LATENCY_BUCKETS 16
-/* Upper bounds (seconds) of the append latency histogram's buckets, in
- * increasing order; a last, implicit bucket is +Inf. */
-extern const double rn_engine_latency_bounds[RN_ENGINE_LATENCY_BUCKETS];
-
-typedef struct rn_engine_shard_stats {
-  const char *stream; /* valid during the callback only */
-  uint32_t shard;
-  uint64_t records_in, bytes_in;   /* batches acknowledged (bytes: stored batch bytes) */
-  uint64_t records_out, bytes_out; /* returned by fetches */
-  uint64_t append_errors;          /* appends that failed (the shard's log failed, ...) */
-  uint64_t start_offset, end_offset;
-  int64_t last_append_ms;
-  int failed; /* the shard's log failed after an I/O error */
-  uint64_t stored_bytes;           /* bytes of the shard's segment files */
-  uint32_t segments;               /* segment files, the active one included */
-  /* Append latency: from handing the batch to the log to the acknowledgement
-   * (which, for sync streams, includes the group commit's fdatasync). */
-  uint64_t append_count;
-  double append_seconds_sum;
-  uint64_t append_buckets[RN_ENGINE_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last = +Inf */
-  /* fdatasync rounds of the shard's log (rn_log_sync_stats; same bucket
-   * bounds as the append histogram). */
-  uint64_t sync_count;
-  double sync_seconds_sum;
-  uint64_t sync_buckets[RN_ENGINE_LATENCY_BUCKETS + 1];
-  /* The log's health (rn_log_health; docs/storage.md, "Failures"): state is
-   * RN_LOG_HEALTHY, RN_LOG_DEGRADED (a transient error such as a full disk:
-   * appends fail with a retriable error and resume by themselves) or
-   * RN_LOG_FAILED (same as failed above); health_err its error, 0 when
-   * healthy; health_what the step that failed ("write", "segment roll",
-   * "fdatasync", ...; valid during the callback only). */
-  int health_state;
-  rn_err_t health_err;
-  const char *health_what;
-} rn_engine_shard_stats_t;
-
-typedef void (*rn_engine_shard_stats_fn)(void *arg, const rn_engine_shard_stats_t *s);
-
-/* Call fn once per shard of every active stream, in stream order. Loop
- * thread; fn must not call back into the engine. */
-void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg);
-
-/* ---- consumer groups, for /metrics ---------------------------------------------- */
+/* ---- consumer groups (groups/group.c; the groups engineer gives them an API) ---- */
 
 typedef struct rn_engine_group_stats {
   const char *stream, *group; /* valid during the callback only */
@@ -187,5 +72,17 @@ typedef void (*rn_engine_group_stats_fn)(void *arg, const rn_engine_group_stats_
  * creation order, shards in order. Loop thread; fn must not call back into
  * the engine. */
 void rn_engine_foreach_group_shard(const rn_engine_t *eng, rn_engine_group_stats_fn fn, void *arg);
+
+struct rn_core_stream;
+/* Open the groups' internal log and snapshot (after the streams are loaded).
+ * Blocking. */
+rn_err_t rn__groups_open(rn_engine_t *eng, char *why, size_t whylen);
+/* Close the internal log (no append in flight). Blocking. */
+rn_err_t rn__groups_close(rn_engine_t *eng);
+/* Session expiry, the internal log's timers, compaction. Loop tick. */
+void rn__groups_tick(rn_engine_t *eng);
+/* The stream is being deleted: drop its groups. */
+void rn__groups_stream_deleted(rn_engine_t *eng, struct rn_core_stream *st);
+void rn__handle_group(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
 
 #endif

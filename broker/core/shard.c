@@ -22,11 +22,12 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_int.h"
+#include "core_int.h"
 
 #define PRODUCER_SCAN_RECORDS 10000
 
@@ -167,19 +168,20 @@ typedef struct produce_item {
 struct produce_op {
   rn_engine_t *eng;
   rn_stream_t *st;
-  rn_engine_reply_cb cb;
+  rn_core_produce_cb cb;
   void *ctx;
   unsigned pending;
   rn__arena_t arena;
-  Runnel__ProduceResponse pr;
+  rn_core_batch_result_t *results; /* n, in the arena */
+  size_t n;
   produce_item_t *items;
 };
 
 static void produce_finish(produce_op_t *op) {
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  resp.op_case = RUNNEL__RESPONSE__OP_PRODUCE;
-  resp.produce = &op->pr;
-  op->cb(op->ctx, &resp);
+  rn_core_produce_result_t r = {0};
+  r.results = op->results;
+  r.nresults = op->n;
+  op->cb(op->ctx, &r);
   rn__stream_unref(op->eng, op->st);
   rn__arena_free(&op->arena);
   free(op->items);
@@ -190,9 +192,9 @@ static void produce_item_done(produce_op_t *op) {
   if (--op->pending == 0) produce_finish(op);
 }
 
-/* Per-shard counters and the append latency histogram (engine.h). */
+/* Per-shard counters and the append latency histogram (rn_core.h). */
 static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t err) {
-  rn_engine_shard_stats_t *m = &sh->metrics;
+  rn_core_shard_stats_t *m = &sh->metrics;
   if (err) {
     m->append_errors++;
     return;
@@ -203,7 +205,7 @@ static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t
   m->append_count++;
   m->append_seconds_sum += s;
   unsigned b = 0;
-  while (b < RN_ENGINE_LATENCY_BUCKETS && s > rn_engine_latency_bounds[b]) b++;
+  while (b < RN_CORE_LATENCY_BUCKETS && s > rn_core_latency_bounds[b]) b++;
   m->append_buckets[b]++;
 }
 
@@ -224,18 +226,33 @@ static void producer_forget(rn_shard_t *sh, uint64_t id, uint16_t epoch, int32_t
   }
 }
 
+static void set_err(rn__arena_t *a, rn_core_batch_result_t *r, rn_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_err(rn__arena_t *a, rn_core_batch_result_t *r, rn_err_t err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *m = rn__arena_alloc(a, (size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(m, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  r->err = err;
+  r->msg = m;
+}
+
 static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   produce_item_t *it = arg;
   produce_op_t *op = it->op;
   rn_engine_t *eng = op->eng;
-  Runnel__ShardBatchResult *r = op->pr.results[it->i];
+  rn_core_batch_result_t *r = &op->results[it->i];
   it->sh->inflight--;
   eng->inflight_appends--;
   shard_note_append(it->sh, it, err);
   if (err) {
     if (it->producer_id) producer_forget(it->sh, it->producer_id, it->epoch, it->seq);
-    rn__fill_error(&op->arena, &r->error, err, "shard %u: append failed: %s%s", it->sh->index, rn_strerror(err),
-                   rn_err_retriable(err) ? "; nothing was stored, retry" : "");
+    set_err(&op->arena, r, err, "shard %u: append failed: %s%s", it->sh->index, rn_strerror(err),
+            rn_err_retriable(err) ? "; nothing was stored, retry" : "");
   } else {
     r->base_offset = base;
     it->sh->last_append_ms = rn__now_ms();
@@ -288,22 +305,21 @@ static rn_err_t check_records(const rn_engine_t *eng, const uint8_t *b, size_t l
   return 0;
 }
 
-void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  const Runnel__ProduceRequest *r = req->produce;
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__Error e;
+void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_produce_cb cb, void *ctx) {
+  rn_core_produce_result_t fail = {0};
   char msg[300];
   if (eng->draining) {
-    rn_engine_error(&e, RN_ESHUTDOWN, "broker is shutting down");
-    resp.error = &e;
-    return cb(ctx, &resp);
+    fail.err = RN_ESHUTDOWN;
+    fail.msg = "broker is shutting down";
+    return cb(ctx, &fail);
   }
-  rn_stream_t *st = r ? rn__stream_find(eng, r->stream) : NULL;
+  const char *name = r->stream ? r->stream : "";
+  rn_stream_t *st = rn__stream_find(eng, name);
   if (!st || st->state != RN__STREAM_ACTIVE) {
-    snprintf(msg, sizeof(msg), "stream %s not found", r ? r->stream : "");
-    rn_engine_error(&e, RN_ENOSTREAM, msg);
-    resp.error = &e;
-    return cb(ctx, &resp);
+    snprintf(msg, sizeof(msg), "stream %s not found", name);
+    fail.err = RN_ENOSTREAM;
+    fail.msg = msg;
+    return cb(ctx, &fail);
   }
   produce_op_t *op = calloc(1, sizeof(*op));
   if (!op) abort();
@@ -312,42 +328,37 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
   op->cb = cb;
   op->ctx = ctx;
   st->refs++;
-  size_t n = r->n_batches;
-  runnel__produce_response__init(&op->pr);
-  op->pr.n_results = n;
-  op->pr.results = rn__arena_alloc(&op->arena, (n + 1) * sizeof(*op->pr.results));
+  size_t n = r->nbatches;
+  op->n = n;
+  op->results = rn__arena_alloc(&op->arena, (n + 1) * sizeof(*op->results));
   op->items = calloc(n + 1, sizeof(*op->items));
   if (!op->items) abort();
   op->pending = 1; /* guard until every batch was submitted */
-  int64_t now = rn__now_ms();
   for (size_t i = 0; i < n; i++) {
-    const Runnel__ShardBatch *sb = r->batches[i];
-    Runnel__ShardBatchResult *res = rn__arena_alloc(&op->arena, sizeof(*res));
-    runnel__shard_batch_result__init(res);
+    const rn_core_batch_in_t *sb = &r->batches[i];
+    rn_core_batch_result_t *res = &op->results[i];
     res->shard = sb->shard;
-    op->pr.results[i] = res;
     if (sb->shard >= st->nshards) {
-      rn__fill_error(&op->arena, &res->error, RN_ENOSHARD, "stream %s has no shard %u (it has %u)", st->name, sb->shard, st->nshards);
+      set_err(&op->arena, res, RN_ENOSHARD, "stream %s has no shard %u (it has %u)", st->name, sb->shard, st->nshards);
       continue;
     }
     rn_shard_t *sh = &st->shards[sb->shard];
-    if (sb->batch.len > eng->opts.max_batch_bytes) {
-      rn__fill_error(&op->arena, &res->error, RN_ETOOLARGE, "batch is %zu bytes; max_batch_bytes is %u", sb->batch.len,
-                     eng->opts.max_batch_bytes);
+    if (sb->len > eng->opts.max_batch_bytes) {
+      set_err(&op->arena, res, RN_ETOOLARGE, "batch is %zu bytes; max_batch_bytes is %u", sb->len, eng->opts.max_batch_bytes);
       continue;
     }
     rn_batch_header_t hdr;
     char why[200];
-    rn_err_t err = check_records(eng, sb->batch.data, sb->batch.len, &hdr, why, sizeof(why));
+    rn_err_t err = check_records(eng, sb->data, sb->len, &hdr, why, sizeof(why));
     if (err) {
-      rn__fill_error(&op->arena, &res->error, err, "shard %u: %s", sb->shard, why);
+      set_err(&op->arena, res, err, "shard %u: %s", sb->shard, why);
       continue;
     }
     rn__producer_t *p = NULL;
     if (hdr.producer_id && hdr.base_sequence >= 0) {
       p = producer_get(sh, hdr.producer_id, true);
       if (!p) {
-        rn__fill_error(&op->arena, &res->error, RN_ENOMEM, "out of memory");
+        set_err(&op->arena, res, RN_ENOMEM, "out of memory");
         continue;
       }
       if (p->nwin == 0 && p->next_seq == 0 && p->epoch == 0) {
@@ -355,8 +366,8 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
         p->next_seq = hdr.base_sequence;
       }
       if (hdr.producer_epoch < p->epoch) {
-        rn__fill_error(&op->arena, &res->error, RN_EFENCED, "producer %" PRIu64 " epoch %u is older than %u",
-                       hdr.producer_id, hdr.producer_epoch, p->epoch);
+        set_err(&op->arena, res, RN_EFENCED, "producer %" PRIu64 " epoch %u is older than %u", hdr.producer_id,
+                hdr.producer_epoch, p->epoch);
         continue;
       }
       if (hdr.producer_epoch > p->epoch) {
@@ -370,11 +381,11 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
           if (p->win[k].seq != hdr.base_sequence) continue;
           found = true;
           if (p->win[k].count != hdr.record_count) {
-            rn__fill_error(&op->arena, &res->error, RN_ESEQUENCE, "sequence %d was appended with %u records, not %u",
-                           hdr.base_sequence, p->win[k].count, hdr.record_count);
+            set_err(&op->arena, res, RN_ESEQUENCE, "sequence %d was appended with %u records, not %u", hdr.base_sequence,
+                    p->win[k].count, hdr.record_count);
           } else if (!p->win[k].durable) {
-            rn__fill_error(&op->arena, &res->error, RN_EAGAIN,
-                           "duplicate of a batch still being written (sequence %d); retry", hdr.base_sequence);
+            set_err(&op->arena, res, RN_EAGAIN, "duplicate of a batch still being written (sequence %d); retry",
+                    hdr.base_sequence);
           } else {
             res->base_offset = p->win[k].base;
             res->duplicate = true;
@@ -382,8 +393,8 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
           break;
         }
         if (!found)
-          rn__fill_error(&op->arena, &res->error, RN_ESEQUENCE, "producer %" PRIu64 " sequence %d, expected %d",
-                         hdr.producer_id, hdr.base_sequence, p->next_seq);
+          set_err(&op->arena, res, RN_ESEQUENCE, "producer %" PRIu64 " sequence %d, expected %d", hdr.producer_id,
+                  hdr.base_sequence, p->next_seq);
         continue;
       }
     }
@@ -395,27 +406,26 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
     it->epoch = hdr.producer_epoch;
     it->seq = hdr.base_sequence;
     it->records = hdr.record_count;
-    it->bytes = sb->batch.len;
+    it->bytes = sb->len;
     it->t0_ns = uv_hrtime();
     uint64_t base = 0;
     /* check_records verified both checksums of exactly these bytes. */
-    err = rn_log_append_verified(sh->log, sb->batch.data, sb->batch.len, 0, on_appended, it, &base);
+    err = rn_log_append_verified(sh->log, sb->data, sb->len, 0, on_appended, it, &base);
     if (err) {
       sh->metrics.append_errors++;
-      rn__fill_error(&op->arena, &res->error, err, "shard %u: %s%s", sb->shard,
-                     err == RN_ELOGFAILED ? "the shard's log failed after a disk error; see the broker log" : rn_strerror(err),
-                     rn_err_retriable(err) ? "; nothing was stored, retry" : "");
+      set_err(&op->arena, res, err, "shard %u: %s%s", sb->shard,
+              err == RN_ELOGFAILED ? "the shard's log failed after a disk error; see the broker log" : rn_strerror(err),
+              rn_err_retriable(err) ? "; nothing was stored, retry" : "");
       continue;
     }
     if (p) {
       p->next_seq = seq_after(hdr.base_sequence, hdr.record_count);
       window_push(p, hdr.base_sequence, hdr.record_count, base, false);
     }
-    (void)now;
     sh->inflight++;
     eng->inflight_appends++;
     eng->stats.records_in += hdr.record_count;
-    eng->stats.bytes_in += sb->batch.len;
+    eng->stats.bytes_in += sb->len;
     op->pending++;
   }
   produce_item_done(op);
@@ -423,62 +433,144 @@ void rn__handle_produce(rn_engine_t *eng, const Runnel__Request *req, rn_engine_
 
 /* ---- positions ------------------------------------------------------------------------- */
 
-/* Resolve a position to an absolute offset. */
-static rn_err_t resolve(rn_shard_t *sh, Runnel__PositionKind kind, int64_t value, uint64_t *off, char *why, size_t whylen) {
+/* Resolve a position other than TIMESTAMP to an absolute offset (no I/O). */
+static rn_err_t resolve(rn_shard_t *sh, rn_core_pos_kind_t kind, int64_t value, uint64_t *off, char *why, size_t whylen) {
   uint64_t start = rn_log_start(sh->log), end = rn_log_end(sh->log);
   switch (kind) {
-  case RUNNEL__POSITION_KIND__POSITION_EARLIEST: *off = start; return 0;
-  case RUNNEL__POSITION_KIND__POSITION_LATEST: *off = end; return 0;
-  case RUNNEL__POSITION_KIND__POSITION_TIMESTAMP: return rn_log_find_time(sh->log, value, off);
-  case RUNNEL__POSITION_KIND__POSITION_OFFSET:
+  case RN_CORE_POS_EARLIEST: *off = start; return 0;
+  case RN_CORE_POS_LATEST: *off = end; return 0;
+  case RN_CORE_POS_OFFSET:
     if (value < 0 || (uint64_t)value < start || (uint64_t)value > end) {
       snprintf(why, whylen, "offset %" PRId64 " is outside [%" PRIu64 ", %" PRIu64 "] of shard %u", value, start, end, sh->index);
       return RN_EOFFSET;
     }
     *off = (uint64_t)value;
     return 0;
-  default: snprintf(why, whylen, "unknown position kind %d", (int)kind); return RN_EINVAL;
+  case RN_CORE_POS_TIMESTAMP: break; /* planned and resolved on the thread pool by the callers */
+  }
+  snprintf(why, whylen, "unknown position kind %d", (int)kind);
+  return RN_EINVAL;
+}
+
+/* ---- list offsets ------------------------------------------------------------------------
+ * Positions other than TIMESTAMP resolve on the loop without I/O. A
+ * TIMESTAMP position reads the shard's time index: planned on the loop
+ * (rn_log_time_plan pins the segment), resolved on the thread pool
+ * (rn_log_time_resolve), like a fetch's. The op holds a stream reference
+ * meanwhile, so a delete cannot free the shards under the read. */
+
+typedef struct offsets_part {
+  rn_core_shard_offsets_t out;
+  rn_shard_t *sh;
+  bool ts_pending;   /* planned; resolved by offsets_work */
+  int64_t ts;
+  rn_log_span_t span;
+} offsets_part_t;
+
+typedef struct offsets_op {
+  uv_work_t work;
+  rn_engine_t *eng;
+  rn_stream_t *st;
+  rn_core_offsets_cb cb;
+  void *ctx;
+  rn__arena_t arena;
+  size_t n;
+  offsets_part_t *parts;
+} offsets_op_t;
+
+static void offsets_reply(offsets_op_t *op) {
+  rn_core_shard_offsets_t *out = rn__arena_alloc(&op->arena, (op->n + 1) * sizeof(*out));
+  for (size_t i = 0; i < op->n; i++) out[i] = op->parts[i].out;
+  rn_core_offsets_result_t r = {0};
+  r.shards = out;
+  r.nshards = op->n;
+  op->cb(op->ctx, &r);
+  rn__stream_unref(op->eng, op->st);
+  rn__arena_free(&op->arena);
+  free(op->parts);
+  free(op);
+}
+
+/* Thread pool. */
+static void offsets_work(uv_work_t *w) {
+  offsets_op_t *op = w->data;
+  for (size_t i = 0; i < op->n; i++) {
+    offsets_part_t *p = &op->parts[i];
+    if (p->ts_pending) p->out.err = rn_log_time_resolve(&p->span, p->ts, &p->out.offset);
   }
 }
 
-void rn__handle_list_offsets(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  const Runnel__ListOffsetsRequest *r = req->list_offsets;
-  rn_stream_t *st = r ? rn__stream_find(eng, r->stream) : NULL;
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  rn__arena_t a = {0};
+static void offsets_after(uv_work_t *w, int status) {
+  offsets_op_t *op = w->data;
+  op->eng->pending_work--;
+  for (size_t i = 0; i < op->n; i++) {
+    offsets_part_t *p = &op->parts[i];
+    if (!p->ts_pending) continue;
+    p->ts_pending = false;
+    if (p->sh->log) rn_log_span_release(p->sh->log, &p->span);
+    if (status && !p->out.err) p->out.err = RN_EIO;
+    if (p->out.err) p->out.msg = rn_strerror(p->out.err);
+  }
+  offsets_reply(op);
+}
+
+void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_core_offsets_cb cb, void *ctx) {
+  const char *name = r->stream ? r->stream : "";
+  rn_stream_t *st = rn__stream_find(eng, name);
   if (!st || st->state != RN__STREAM_ACTIVE) {
-    rn__fill_error(&a, &resp.error, RN_ENOSTREAM, "stream %s not found", r ? r->stream : "");
-    cb(ctx, &resp);
-    rn__arena_free(&a);
+    char msg[300];
+    snprintf(msg, sizeof msg, "stream %s not found", name);
+    rn_core_offsets_result_t fail = {.err = RN_ENOSTREAM, .msg = msg};
+    cb(ctx, &fail);
     return;
   }
-  Runnel__ListOffsetsResponse lr = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
-  size_t n = r->n_shards ? r->n_shards : st->nshards;
-  lr.n_shards = n;
-  lr.shards = rn__arena_alloc(&a, n * sizeof(*lr.shards));
+  offsets_op_t *op = calloc(1, sizeof(*op));
+  if (!op) abort();
+  op->eng = eng;
+  op->st = st;
+  op->cb = cb;
+  op->ctx = ctx;
+  st->refs++;
+  size_t n = r->nshards ? r->nshards : st->nshards;
+  op->n = n;
+  op->parts = calloc(n + 1, sizeof(*op->parts));
+  if (!op->parts) abort();
+  bool any_ts = false;
   for (size_t i = 0; i < n; i++) {
-    Runnel__ShardOffsets *so = rn__arena_alloc(&a, sizeof(*so));
-    runnel__shard_offsets__init(so);
-    lr.shards[i] = so;
-    uint32_t idx = r->n_shards ? r->shards[i]->shard : (uint32_t)i;
-    Runnel__PositionKind kind = r->n_shards ? r->shards[i]->kind : RUNNEL__POSITION_KIND__POSITION_LATEST;
-    int64_t value = r->n_shards ? r->shards[i]->value : 0;
+    offsets_part_t *p = &op->parts[i];
+    rn_core_shard_offsets_t *so = &p->out;
+    uint32_t idx = r->nshards ? r->shards[i].shard : (uint32_t)i;
+    rn_core_pos_kind_t kind = r->nshards ? r->shards[i].kind : RN_CORE_POS_LATEST;
+    int64_t value = r->nshards ? r->shards[i].value : 0;
     so->shard = idx;
     if (idx >= st->nshards) {
-      rn__fill_error(&a, &so->error, RN_ENOSHARD, "stream %s has no shard %u", st->name, idx);
+      so->err = RN_ENOSHARD;
+      so->msg = rn__msg(&op->arena, RN_ENOSHARD, "stream %s has no shard %u", st->name, idx);
       continue;
     }
     rn_shard_t *sh = &st->shards[idx];
+    p->sh = sh;
     so->start_offset = rn_log_start(sh->log);
     so->end_offset = rn_log_end(sh->log);
+    rn_err_t err;
     char why[200] = "";
-    rn_err_t err = resolve(sh, kind, value, &so->offset, why, sizeof(why));
-    if (err) rn__fill_error(&a, &so->error, err, "%s", why[0] ? why : rn_strerror(err));
+    if (kind == RN_CORE_POS_TIMESTAMP) {
+      p->ts = value;
+      err = rn_log_time_plan(sh->log, value, &p->span);
+      p->ts_pending = err == 0;
+      any_ts |= p->ts_pending;
+    } else {
+      err = resolve(sh, kind, value, &so->offset, why, sizeof(why));
+    }
+    if (err) {
+      so->err = err;
+      so->msg = why[0] ? rn__msg(&op->arena, err, "%s", why) : rn_strerror(err);
+    }
   }
-  resp.op_case = RUNNEL__RESPONSE__OP_LIST_OFFSETS;
-  resp.list_offsets = &lr;
-  cb(ctx, &resp);
-  rn__arena_free(&a);
+  if (!any_ts) return offsets_reply(op);
+  op->work.data = op;
+  eng->pending_work++;
+  if (uv_queue_work(eng->loop, &op->work, offsets_work, offsets_after)) offsets_after(&op->work, UV_EIO);
 }
 
 /* ---- fetch ------------------------------------------------------------------------------ */
@@ -511,15 +603,33 @@ typedef struct fetch_part {
   rn_log_span_t ts_span;
 } fetch_part_t;
 
+/* A fetch's life, one state at a time (loop thread):
+ *   RESOLVING  timestamp positions are being resolved on the thread pool
+ *              -> PLANNING (ts_after)
+ *   PLANNING   fetch_try plans the spans  -> PARKED (nothing to read, may
+ *              wait), MEM_WAIT (data, no fetch memory), READING, or DONE
+ *   PARKED     on the shards' waiter lists with a timer -> PLANNING
+ *              (data arrived, the timer fired, delete, drain)
+ *   MEM_WAIT   in the fetch memory FIFO -> READING (fetch_mem_release)
+ *   READING    thread-pool read -> DONE (fetch_after)
+ *   DONE       the callback ran; the timer handle is closing, then freed */
+typedef enum {
+  FETCH_RESOLVING,
+  FETCH_PLANNING,
+  FETCH_PARKED,
+  FETCH_MEM_WAIT,
+  FETCH_READING,
+  FETCH_DONE,
+} fetch_state_t;
+
 struct fetch_op {
   rn_engine_t *eng;
   rn_stream_t *st;
-  rn_engine_reply_cb cb;
+  rn_core_fetch_cb cb;
   void *ctx;
   uint32_t max_bytes;
   int64_t deadline_ms; /* 0 = do not wait */
-  bool parked, reading, done;
-  bool mem_waiting;    /* on eng->fetch_wait_*: has data to read, waits for fetch memory */
+  fetch_state_t state;
   size_t mem;          /* fetch memory charged to this op (stats.fetch_memory_bytes) */
   fetch_op_t *mem_next;
   uv_timer_t timer;
@@ -534,7 +644,7 @@ static void fetch_read(fetch_op_t *op);
 /* ---- the fetch memory budget (opts.max_fetch_memory_bytes) -------------------------------
  * A fetch is charged its max bytes when its read starts, then what its
  * buffers really hold once read; the charge goes when the buffers are freed
- * (fetch_free_cb, or rn_engine_reply_release for buffers a reply held until
+ * (fetch_free_cb, or rn_core_fetch_release for buffers a caller held until
  * its socket write completed). A fetch that does not fit waits in FIFO
  * order (spans stay pinned); nothing fails for lack of budget, and only
  * fetches wait: produce never touches this budget. */
@@ -552,7 +662,7 @@ static void fetch_mem_release(rn_engine_t *eng, size_t bytes) {
     eng->fetch_wait_head = op->mem_next;
     if (eng->fetch_wait_head == NULL) eng->fetch_wait_tail = NULL;
     op->mem_next = NULL;
-    op->mem_waiting = false;
+    assert(op->state == FETCH_MEM_WAIT);
     eng->stats.fetch_memory_waiting--;
     fetch_read(op);
   }
@@ -566,9 +676,10 @@ static void fetch_free_cb(uv_handle_t *h) {
   free(op);
 }
 
+/* PARKED -> PLANNING: off every waiter list, timer stopped. */
 static void unpark(fetch_op_t *op) {
-  if (!op->parked) return;
-  op->parked = false;
+  if (op->state != FETCH_PARKED) return;
+  op->state = FETCH_PLANNING;
   uv_timer_stop(&op->timer);
   for (size_t i = 0; i < op->n; i++) {
     rn__waiter_t *w = &op->parts[i].waiter;
@@ -583,7 +694,7 @@ static void unpark(fetch_op_t *op) {
   }
 }
 
-/* The fetch whose reply callback is running (rn_engine_reply_hold). */
+/* The fetch whose callback is running (rn_core_fetch_hold). */
 static _Thread_local fetch_op_t *replying;
 
 typedef struct fetch_hold {
@@ -593,20 +704,20 @@ typedef struct fetch_hold {
   uint8_t *bufs[];
 } fetch_hold_t;
 
-void *rn_engine_reply_hold(rn_engine_t *eng) {
+void *rn_core_fetch_hold(rn_core_t *eng) {
   fetch_op_t *op = replying;
   if (op == NULL || op->eng != eng) return NULL;
   size_t n = 0;
   for (size_t i = 0; i < op->n; i++) n += op->parts[i].buf != NULL;
   if (n == 0) return NULL;
   fetch_hold_t *h = malloc(sizeof(*h) + n * sizeof(h->bufs[0]));
-  if (!h) return NULL; /* the server copies instead */
+  if (!h) return NULL; /* the caller copies instead */
   h->eng = eng;
   h->mem = 0;
   h->n = 0;
   for (size_t i = 0; i < op->n; i++) {
     if (op->parts[i].buf == NULL) continue;
-    h->bufs[h->n++] = op->parts[i].buf; /* the response keeps pointing at it */
+    h->bufs[h->n++] = op->parts[i].buf; /* the result keeps pointing at it */
     h->mem += op->parts[i].len;
     op->parts[i].buf = NULL;
   }
@@ -616,7 +727,7 @@ void *rn_engine_reply_hold(rn_engine_t *eng) {
   return h;
 }
 
-void rn_engine_reply_release(void *token) {
+void rn_core_fetch_release(void *token) {
   fetch_hold_t *h = token;
   if (h == NULL) return;
   for (size_t i = 0; i < h->n; i++) free(h->bufs[i]);
@@ -629,15 +740,10 @@ void rn_engine_reply_release(void *token) {
 static void fetch_reply(fetch_op_t *op) {
   rn_engine_t *eng = op->eng;
   rn__arena_t a = {0};
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__FetchResponse fr = RUNNEL__FETCH_RESPONSE__INIT;
-  fr.n_results = op->n;
-  fr.results = rn__arena_alloc(&a, (op->n + 1) * sizeof(*fr.results));
+  rn_core_fetch_shard_result_t *results = rn__arena_alloc(&a, (op->n + 1) * sizeof(*results));
   for (size_t i = 0; i < op->n; i++) {
     fetch_part_t *p = &op->parts[i];
-    Runnel__ShardFetchResult *res = rn__arena_alloc(&a, sizeof(*res));
-    runnel__shard_fetch_result__init(res);
-    fr.results[i] = res;
+    rn_core_fetch_shard_result_t *res = &results[i];
     res->shard = p->shard;
     res->offset = p->offset;
     res->next_offset = p->offset;
@@ -647,11 +753,12 @@ static void fetch_reply(fetch_op_t *op) {
     }
     rn_err_t err = p->err ? p->err : p->read_err;
     if (err) {
-      rn__fill_error(&a, &res->error, err, "%s", p->why[0] ? p->why : rn_strerror(err));
+      res->err = err;
+      res->msg = p->why[0] ? p->why : rn_strerror(err);
       continue;
     }
-    res->batches.data = p->buf;
-    res->batches.len = p->len;
+    res->batches = p->buf;
+    res->batches_len = p->len;
     /* next_offset: after the last batch returned. */
     size_t at = 0;
     while (at < p->len) {
@@ -665,11 +772,12 @@ static void fetch_reply(fetch_op_t *op) {
     eng->stats.bytes_out += p->len;
     if (p->sh) p->sh->metrics.bytes_out += p->len;
   }
-  resp.op_case = RUNNEL__RESPONSE__OP_FETCH;
-  resp.fetch = &fr;
-  op->done = true;
+  rn_core_fetch_result_t r = {0};
+  r.results = results;
+  r.nresults = op->n;
+  op->state = FETCH_DONE;
   replying = op;
-  op->cb(op->ctx, &resp);
+  op->cb(op->ctx, &r);
   replying = NULL;
   rn__arena_free(&a);
   rn__stream_unref(eng, op->st);
@@ -714,7 +822,6 @@ static void fetch_work(uv_work_t *w) {
 
 static void fetch_after(uv_work_t *w, int status) {
   fetch_op_t *op = w->data;
-  op->reading = false;
   /* The charge becomes what the buffers hold (less than max_bytes, or one
    * whole batch more). */
   size_t held = 0;
@@ -739,10 +846,11 @@ static void on_fetch_timer(uv_timer_t *t) {
   fetch_try(op);
 }
 
-/* Plan reads; read on the thread pool if anything is there, otherwise park
- * until an append, the deadline or shutdown. */
+/* PLANNING: plan reads; read on the thread pool if anything is there,
+ * otherwise park until an append, the deadline or shutdown. */
 static void fetch_try(fetch_op_t *op) {
   rn_engine_t *eng = op->eng;
+  assert(op->state == FETCH_PLANNING);
   bool deleted = op->st->state != RN__STREAM_ACTIVE;
   bool any = false;
   for (size_t i = 0; i < op->n; i++) {
@@ -769,7 +877,7 @@ static void fetch_try(fetch_op_t *op) {
     wait = !errors;
   }
   if (wait) {
-    op->parked = true;
+    op->state = FETCH_PARKED;
     for (size_t i = 0; i < op->n; i++) {
       rn__waiter_t *w = &op->parts[i].waiter;
       w->op = op;
@@ -785,7 +893,7 @@ static void fetch_try(fetch_op_t *op) {
   }
   if (!any) return fetch_reply(op);
   if (eng->fetch_wait_head != NULL || !fetch_mem_fits(eng, op->max_bytes)) {
-    op->mem_waiting = true; /* fetch_mem_release starts the read */
+    op->state = FETCH_MEM_WAIT; /* fetch_mem_release starts the read */
     if (eng->fetch_wait_tail)
       eng->fetch_wait_tail->mem_next = op;
     else
@@ -798,13 +906,13 @@ static void fetch_try(fetch_op_t *op) {
   fetch_read(op);
 }
 
-/* Start the read of a fetch whose spans are planned: charge its max bytes
- * to the fetch memory budget and go to the thread pool. */
+/* -> READING: charge the fetch's max bytes to the fetch memory budget and
+ * read its planned spans on the thread pool. */
 static void fetch_read(fetch_op_t *op) {
   rn_engine_t *eng = op->eng;
   op->mem = op->max_bytes;
   eng->stats.fetch_memory_bytes += op->mem;
-  op->reading = true;
+  op->state = FETCH_READING;
   op->work.data = op;
   if (uv_queue_work(eng->loop, &op->work, fetch_work, fetch_after)) {
     for (size_t i = 0; i < op->n; i++) op->parts[i].read_err = RN_EIO;
@@ -846,6 +954,7 @@ static void ts_work(uv_work_t *w) {
   }
 }
 
+/* RESOLVING -> PLANNING. */
 static void ts_after(uv_work_t *w, int status) {
   fetch_op_t *op = w->data;
   for (size_t i = 0; i < op->n; i++) {
@@ -855,19 +964,19 @@ static void ts_after(uv_work_t *w, int status) {
     if (p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->ts_span);
     if (status && !p->err) p->err = RN_EIO;
   }
+  op->state = FETCH_PLANNING;
   fetch_try(op);
 }
 
-void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
+void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_cb cb, void *ctx) {
   bool any_ts = false;
-  const Runnel__FetchRequest *r = req->fetch;
-  rn_stream_t *st = r ? rn__stream_find(eng, r->stream) : NULL;
+  const char *name = r->stream ? r->stream : "";
+  rn_stream_t *st = rn__stream_find(eng, name);
   if (!st || st->state != RN__STREAM_ACTIVE) {
-    Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-    rn__arena_t a = {0};
-    rn__fill_error(&a, &resp.error, RN_ENOSTREAM, "stream %s not found", r ? r->stream : "");
-    cb(ctx, &resp);
-    rn__arena_free(&a);
+    char msg[300];
+    snprintf(msg, sizeof msg, "stream %s not found", name);
+    rn_core_fetch_result_t fail = {.err = RN_ENOSTREAM, .msg = msg};
+    cb(ctx, &fail);
     return;
   }
   fetch_op_t *op = calloc(1, sizeof(*op));
@@ -876,19 +985,20 @@ void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
   op->st = st;
   op->cb = cb;
   op->ctx = ctx;
+  op->state = FETCH_PLANNING;
   st->refs++;
   eng->pending_work++;
   uv_timer_init(eng->loop, &op->timer);
   op->timer.data = op;
-  op->max_bytes = r->max_bytes ? r->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
+  op->max_bytes = r->max_bytes ? r->max_bytes : RN_CORE_FETCH_DEFAULT_BYTES;
   if (op->max_bytes > eng->opts.max_fetch_bytes) op->max_bytes = eng->opts.max_fetch_bytes;
   uint32_t wait = r->max_wait_ms < eng->opts.max_wait_ms ? r->max_wait_ms : eng->opts.max_wait_ms;
   op->deadline_ms = wait ? rn__now_ms() + wait : 0;
-  op->n = r->n_shards;
+  op->n = r->nshards;
   op->parts = calloc(op->n + 1, sizeof(*op->parts));
   if (!op->parts) abort();
   for (size_t i = 0; i < op->n; i++) {
-    const Runnel__ShardFetch *sf = r->shards[i];
+    const rn_core_shard_pos_t *sf = &r->shards[i];
     fetch_part_t *p = &op->parts[i];
     p->shard = sf->shard;
     p->max_bytes = sf->max_bytes ? sf->max_bytes : op->max_bytes;
@@ -898,7 +1008,7 @@ void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
       continue;
     }
     p->sh = &st->shards[sf->shard];
-    if (sf->kind == RUNNEL__POSITION_KIND__POSITION_TIMESTAMP) {
+    if (sf->kind == RN_CORE_POS_TIMESTAMP) {
       p->ts = sf->value;
       p->err = rn_log_time_plan(p->sh->log, sf->value, &p->ts_span);
       p->ts_pending = p->err == 0;
@@ -908,6 +1018,60 @@ void rn__handle_fetch(rn_engine_t *eng, const Runnel__Request *req, rn_engine_re
     p->err = resolve(p->sh, sf->kind, sf->value, &p->offset, p->why, sizeof(p->why));
   }
   if (!any_ts) return fetch_try(op);
+  op->state = FETCH_RESOLVING;
   op->work.data = op;
   if (uv_queue_work(eng->loop, &op->work, ts_work, ts_after)) ts_after(&op->work, UV_EIO);
+}
+
+/* ---- a shard's offset at a time, for subsystems ---------------------------------------------- */
+
+typedef struct offset_at_job {
+  uv_work_t work;
+  rn_engine_t *eng;
+  rn_shard_t *sh;
+  int64_t ts;
+  rn_log_span_t span;
+  rn_err_t err;
+  uint64_t offset;
+  rn_core_offset_cb cb;
+  void *ctx;
+} offset_at_job_t;
+
+static void offset_at_work(uv_work_t *w) {
+  offset_at_job_t *j = w->data;
+  j->err = rn_log_time_resolve(&j->span, j->ts, &j->offset);
+}
+
+static void offset_at_after(uv_work_t *w, int status) {
+  offset_at_job_t *j = w->data;
+  j->eng->pending_work--;
+  if (j->sh->log) rn_log_span_release(j->sh->log, &j->span);
+  if (status && !j->err) j->err = RN_EIO;
+  j->cb(j->ctx, j->err, j->err ? 0 : j->offset);
+  free(j);
+}
+
+void rn_core_shard_offset_at(rn_core_t *core, rn_core_shard_t *sh, int64_t ts_ms, rn_core_offset_cb cb, void *ctx) {
+  offset_at_job_t *j = calloc(1, sizeof(*j));
+  if (!j) {
+    cb(ctx, RN_ENOMEM, 0);
+    return;
+  }
+  rn_err_t err = sh->log ? rn_log_time_plan(sh->log, ts_ms, &j->span) : RN_ELOGFAILED;
+  if (err) {
+    free(j);
+    cb(ctx, err, 0);
+    return;
+  }
+  j->eng = core;
+  j->sh = sh;
+  j->ts = ts_ms;
+  j->cb = cb;
+  j->ctx = ctx;
+  j->work.data = j;
+  core->pending_work++;
+  if (uv_queue_work(core->loop, &j->work, offset_at_work, offset_at_after)) {
+    j->err = RN_EIO;
+    offset_at_after(&j->work, 0);
+  }
 }

@@ -34,7 +34,8 @@
 
 #include <xxhash.h>
 
-#include "engine_int.h"
+#include "core_int.h"
+#include "engine.h"
 #include "group_assign.h"
 #include "runnel/batch.h"
 

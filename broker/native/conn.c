@@ -472,7 +472,7 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   conn_ref(conn);
   conn->inflight++;
   srv->inflight++;
-  rn_engine_handle(srv->eng, req, on_reply, r); /* may reply before returning */
+  rn_native_handle(srv->eng, req, on_reply, r); /* dispatch.c; may reply before returning */
 }
 
 bool rn__conn_backpressured(const rn__conn_t *conn) {

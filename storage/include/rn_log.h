@@ -99,6 +99,18 @@ rn_err_t rn_log_close(rn_log_t *log);
  * close from a deferred step instead. */
 rn_err_t rn_log_close_discard(rn_log_t *log);
 
+/* The first half of rn_log_close_discard, for closing off the owner thread
+ * (the broker deletes a stream without blocking its loop): fail the log so
+ * nothing new is submitted and complete appends not yet written with
+ * RN_ECANCELED. Owner thread; not from inside the log's own callbacks. Once
+ * rn_log_inflight() is 0, rn_log_close_discard does no more I/O waits and
+ * may run on any thread (the owner must not touch the log meanwhile). NULL
+ * ok. */
+void rn_log_discard_begin(rn_log_t *log);
+
+/* This log's rn_io operations not yet called back. Owner thread. NULL: 0. */
+unsigned rn_log_inflight(const rn_log_t *log);
+
 /* Append completion: err 0 and the batch's base offset once the durability
  * promise holds (sync: fdatasync'ed; interval/none: written to the file), or
  * the error that failed the log. */

@@ -76,8 +76,9 @@ typedef struct rn_core_opts {
   uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
   uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
   int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
-  /* Where stream metadata lives. NULL = the local file <data_dir>/meta
-   * (rn_core_meta_store_file). Borrowed; must outlive core. */
+  /* Where stream metadata lives. NULL = the local file
+   * <data_dir>/meta/broker.meta (rn_core_meta_store_file). Borrowed; must
+   * outlive core. */
   rn_core_meta_store_t *meta_store;
   /* One line per event; NULL = stderr. Called on the loop thread, or on the
    * thread calling rn_core_open/rn_core_close. */
@@ -118,16 +119,21 @@ rn_err_t rn_core_close(rn_core_t *core);
  *   ACTIVE   -> DELETING   delete accepted: unreachable to new requests at
  *                          once; parked fetches complete; the snapshot
  *                          without it is written
- *   DELETING -> (freed)    no request holds it any more and its logs were
- *                          closed off the loop; the directory is removed
+ *   DELETING -> CLOSING    no request holds it any more: subsystems get
+ *                          shard_closing, its logs are failed (nothing new
+ *                          is submitted)
+ *   CLOSING  -> (freed)    once its logs have no I/O in flight they are
+ *                          closed on the thread pool and the directory is
+ *                          removed; then it is freed on the loop
  * Only ACTIVE streams are found by name. */
 typedef enum rn_core_stream_state {
   RN_CORE_STREAM_CREATING = 0,
   RN_CORE_STREAM_ACTIVE = 1,
   RN_CORE_STREAM_DELETING = 2,
+  RN_CORE_STREAM_CLOSING = 3,
 } rn_core_stream_state_t;
 
-/* "CREATING", "ACTIVE", "DELETING". Static storage. */
+/* "CREATING", "ACTIVE", "DELETING", "CLOSING". Static storage. */
 const char *rn_core_stream_state_name(rn_core_stream_state_t s);
 
 /* A shard's state in its stream's key space (resharding). OPEN shards take
@@ -482,10 +488,12 @@ struct rn_core_meta_store {
   const rn_core_meta_store_ops_t *ops;
 };
 
-/* The local file store: <dir>/meta, written through rn_fs as an atomic
+/* The local file store: <dir>/broker.meta, read and written through fs
+ * (NULL = rn_fs_posix(); borrowed, must outlive the store) as an atomic
  * snapshot (temp, fdatasync, rename, fsync dir). dir is copied. Returns
  * NULL on OOM. */
-rn_core_meta_store_t *rn_core_meta_store_file(const char *dir);
+struct rn_fs;
+rn_core_meta_store_t *rn_core_meta_store_file(struct rn_fs *fs, const char *dir);
 /* ms->ops->destroy(ms); NULL ok. */
 void rn_core_meta_store_destroy(rn_core_meta_store_t *ms);
 
@@ -520,6 +528,12 @@ typedef struct rn_core_listener {
   void (*stream_deleting)(void *arg, rn_core_stream_t *st);
   void (*shard_opened)(void *arg, rn_core_shard_t *sh);
   void (*shard_closing)(void *arg, rn_core_shard_t *sh);
+  /* Core's periodic tick (every 100 ms), after the shards' logs ticked. */
+  void (*tick)(void *arg);
+  /* rn_core_close: after every handle closed and thread-pool job finished,
+   * before the shards close. Blocking allowed (the loop is not serving).
+   * Its error is rn_core_close's if no earlier one. */
+  rn_err_t (*close)(void *arg);
   void *arg;
 } rn_core_listener_t;
 

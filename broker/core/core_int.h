@@ -1,0 +1,197 @@
+/*
+ * core_int.h — private structures of broker/core (engine.c: streams,
+ * metadata, admin, subsystems; shard.c: produce, idempotence, fetch, long
+ * poll, offsets; info.c: broker info; meta.c: the metadata codec and the
+ * local file store). Loop thread only unless a comment says otherwise.
+ *
+ * Transitional (issue 11): broker/groups/group.c still reads these
+ * structures; the groups engineer moves it to rn_core.h's subsystem API.
+ */
+#ifndef RN_CORE_INT_H
+#define RN_CORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rn_core.h"
+
+/* ---- a bump allocator for building one result ----------------------------- */
+
+typedef struct rn__arena {
+  struct rn__arena_blk *head;
+} rn__arena_t;
+
+void *rn__arena_alloc(rn__arena_t *a, size_t n); /* zeroed; aborts on OOM */
+char *rn__arena_printf(rn__arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rn__arena_free(rn__arena_t *a);
+
+/* ---- producers (idempotence) -------------------------------------------------- */
+
+#define RN__PRODUCER_WINDOW 5
+
+/* What one producer id last appended to one shard. */
+typedef struct rn__producer {
+  uint64_t id;
+  uint16_t epoch;
+  int32_t next_seq; /* sequence the next new batch must carry */
+  /* The last RN__PRODUCER_WINDOW batches: for answering retries. */
+  struct {
+    int32_t seq;
+    uint32_t count;
+    uint64_t base;
+    bool durable;
+  } win[RN__PRODUCER_WINDOW];
+  uint32_t nwin;
+  struct rn__producer *next; /* hash chain */
+} rn__producer_t;
+
+/* ---- streams and shards ----------------------------------------------------------- */
+
+typedef struct rn__waiter rn__waiter_t;
+typedef struct rn__groups rn__groups_t;
+typedef struct rn_core rn_engine_t; /* the old name, still used by group.c */
+typedef struct rn_core_stream rn_stream_t;
+typedef struct rn_core_shard rn_shard_t;
+
+#define RN__MAX_LINKS 2 /* parents or children of one shard (a split or a merge) */
+
+struct rn_core_shard {
+  rn_stream_t *stream;
+  uint32_t index;
+  uint8_t hk_start[16], hk_end[16];
+  rn_core_shard_state_t state;
+  uint32_t parents[RN__MAX_LINKS], nparents;
+  uint32_t children[RN__MAX_LINKS], nchildren;
+  rn_log_t *log;
+  char *dir;
+  int64_t last_append_ms;
+  rn__producer_t **producers; /* hash table */
+  uint32_t nproducers, producers_cap;
+  rn__waiter_t *waiters; /* long-polling fetches parked on this shard */
+  unsigned inflight;     /* appends not yet acknowledged */
+  rn_core_shard_stats_t metrics; /* counters for /metrics (stream, offsets filled when read) */
+  void *slots[RN_SUB__COUNT];    /* one per subsystem (rn_core_shard_slot) */
+};
+
+typedef rn_core_stream_state_t rn__stream_state_t;
+#define RN__STREAM_CREATING RN_CORE_STREAM_CREATING
+#define RN__STREAM_ACTIVE RN_CORE_STREAM_ACTIVE
+#define RN__STREAM_DELETING RN_CORE_STREAM_DELETING
+
+struct rn_core_stream {
+  rn_engine_t *core;
+  char *name;
+  uint64_t uid;
+  uint32_t nshards;
+  int64_t retention_ms;
+  int64_t retention_bytes;
+  rn_durability_t durability;
+  int64_t created_ms;
+  rn__stream_state_t state; /* transitions: rn_core.h, rn_core_stream_state_t */
+  rn_shard_t *shards; /* nshards */
+  unsigned refs;      /* the registry's, requests' (produce, fetch, create work), subsystems' */
+};
+
+struct rn_core {
+  rn_core_opts_t opts;
+  char *data_dir;
+  int64_t started_ms; /* wall clock at rn_core_open (broker info) */
+  uv_loop_t *loop;
+  rn_io_t *io;
+  uv_poll_t io_poll;
+  uv_timer_t tick;
+  rn_stream_t **streams;
+  uint32_t nstreams, streams_cap;
+  /* Deleted streams no request holds any more: their logs are closed on
+   * the thread pool (after their in-flight I/O completed), then they are
+   * freed and their directory removed. The check handle starts that after
+   * the current callback chain (never inside a log's own callback). */
+  rn_stream_t **doomed;
+  uint32_t ndoomed, doomed_cap;
+  uv_check_t reaper;
+  uint64_t next_uid;
+  uint64_t next_producer_id;
+  uint64_t producer_id_limit; /* persisted; ids below may be in use */
+  bool draining;
+  unsigned inflight_appends;
+  unsigned pending_work; /* thread-pool jobs and metadata writes in flight */
+  rn_core_stats_t stats;
+  rn__groups_t *groups; /* consumer groups (group.c; transitional, see above) */
+  rn_core_listener_t listeners[RN_SUB__COUNT];
+  bool listening[RN_SUB__COUNT];
+  /* Fetches with data to read waiting for fetch memory (shard.c), FIFO;
+   * stats.fetch_memory_bytes is what fetch buffers hold now. */
+  struct fetch_op *fetch_wait_head, *fetch_wait_tail;
+
+  /* Metadata is written by thread-pool jobs; the newest snapshot wins. */
+  rn_core_meta_store_t *meta;      /* opts.meta_store, or own_meta */
+  rn_core_meta_store_t *own_meta;  /* the local file store core created (freed at close) */
+  pthread_mutex_t meta_mu;
+  uint8_t *meta_buf; /* guarded by meta_mu */
+  size_t meta_len;
+  uint64_t meta_version, meta_written; /* guarded by meta_mu */
+};
+
+/* A result's error: err, and msg (printf) allocated in a, or NULL -> the
+ * table's generic text. */
+const char *rn__msg(rn__arena_t *a, rn_err_t err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* engine.c */
+void rn__eng_say(const rn_engine_t *eng, rn_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int64_t rn__now_ms(void);
+rn_stream_t *rn__stream_find(rn_engine_t *eng, const char *name);
+void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st);
+/* Kinesis' equal split of the 128-bit key space: shard i of n. */
+void rn__shard_range(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16]);
+
+/* shard.c */
+/* Rebuild producer state from the shard's recent batches (at open). */
+rn_err_t rn__shard_load_producers(rn_engine_t *eng, rn_shard_t *sh);
+void rn__shard_free_producers(rn_shard_t *sh);
+/* Data or an end-of-stream change arrived: wake parked fetches. */
+void rn__shard_wake(rn_engine_t *eng, rn_shard_t *sh);
+/* Complete every parked fetch now (drain, delete). */
+void rn__shard_wake_all(rn_engine_t *eng, rn_shard_t *sh);
+
+/* meta.c: the metadata snapshot's codec (BrokerMeta, protobuf: core's
+ * storage format, private). */
+typedef struct rn__meta_shard {
+  uint8_t hk_start[16], hk_end[16];
+  rn_core_shard_state_t state;
+  uint32_t parents[RN__MAX_LINKS], nparents;
+  uint32_t children[RN__MAX_LINKS], nchildren;
+} rn__meta_shard_t;
+
+typedef struct rn__meta_stream {
+  char *name;
+  uint64_t uid;
+  uint32_t nshards;
+  int64_t retention_ms, retention_bytes;
+  rn_durability_t durability;
+  int64_t created_ms;
+  rn__meta_shard_t *shards; /* nshards */
+} rn__meta_stream_t;
+
+typedef struct rn__meta {
+  uint64_t next_uid;
+  uint64_t producer_id_limit;
+  rn__meta_stream_t *streams;
+  size_t nstreams;
+} rn__meta_t;
+
+/* Encode *m (malloc'd *buf, the caller frees). */
+rn_err_t rn__meta_encode(const rn__meta_t *m, uint8_t **buf, size_t *len);
+/* Decode buf into *m (free with rn__meta_free). Old files (shard count
+ * only) get the equal split, every shard OPEN. RN_ECORRUPT with why
+ * (what names the snapshot in it). */
+rn_err_t rn__meta_decode(const uint8_t *buf, size_t len, rn__meta_t *m, const char *what, char *why, size_t whylen);
+void rn__meta_free(rn__meta_t *m);
+
+/* info.c */
+/* Broker info: version, start time, data directory usage (uv_fs_statfs on
+ * the thread pool, never on the loop; skipped with skip_disk), limits,
+ * counts, failed shards. */
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * meta.c — core's metadata: the snapshot codec and the local file store.
+ *
+ * The snapshot is a BrokerMeta message (proto/runnel.proto; core's storage
+ * format, private to core — nothing outside broker/core sees these types):
+ * every ACTIVE stream with its configuration, uid and, per shard, its hash
+ * range, state and parent/child shards; the uid and producer-id counters.
+ * Files written before the shard entries existed (shard count only) decode
+ * to the equal split of the key space with every shard OPEN, exactly the
+ * ranges the broker derived then.
+ *
+ * The file store keeps <dir>/broker.meta, read at open and replaced
+ * atomically through rn_fs (rn_fs_write_atomic: temp, fdatasync, rename,
+ * fsync dir) by the thread-pool job that saves a snapshot. It holds no
+ * state besides its directory, so concurrent loads and saves are the
+ * caller's to serialise (core's meta_mu).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_int.h"
+#include "rn_fs.h"
+#include "runnel.pb-c.h"
+
+/* ---- codec -------------------------------------------------------------------------- */
+
+rn_err_t rn__meta_encode(const rn__meta_t *m, uint8_t **out, size_t *outlen) {
+  *out = NULL;
+  *outlen = 0;
+  size_t nsh = 0;
+  for (size_t i = 0; i < m->nstreams; i++) nsh += m->streams[i].nshards;
+  Runnel__BrokerMeta bm = RUNNEL__BROKER_META__INIT;
+  Runnel__StreamMeta *sm = calloc(m->nstreams + 1, sizeof(*sm));
+  Runnel__StreamMeta **smp = calloc(m->nstreams + 1, sizeof(*smp));
+  Runnel__StreamConfig *sc = calloc(m->nstreams + 1, sizeof(*sc));
+  Runnel__ShardMeta *shm = calloc(nsh + 1, sizeof(*shm));
+  Runnel__ShardMeta **shp = calloc(nsh + 1, sizeof(*shp));
+  rn_err_t err = sm && smp && sc && shm && shp ? 0 : RN_ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; !err && i < m->nstreams; i++) {
+    const rn__meta_stream_t *ms = &m->streams[i];
+    runnel__stream_meta__init(&sm[i]);
+    runnel__stream_config__init(&sc[i]);
+    sc[i].name = ms->name;
+    sc[i].shard_count = ms->nshards;
+    sc[i].retention_ms = ms->retention_ms;
+    sc[i].retention_bytes = ms->retention_bytes;
+    sc[i].durability = (Runnel__Durability)ms->durability;
+    sm[i].config = &sc[i];
+    sm[i].created_ms = ms->created_ms;
+    sm[i].uid = ms->uid;
+    sm[i].n_shards = ms->nshards;
+    sm[i].shards = &shp[k];
+    for (uint32_t s = 0; s < ms->nshards; s++, k++) {
+      rn__meta_shard_t *x = &ms->shards[s];
+      runnel__shard_meta__init(&shm[k]);
+      shm[k].hash_key_start.data = x->hk_start;
+      shm[k].hash_key_start.len = 16;
+      shm[k].hash_key_end.data = x->hk_end;
+      shm[k].hash_key_end.len = 16;
+      shm[k].state = x->state == RN_CORE_SHARD_CLOSED ? RUNNEL__SHARD_META_STATE__SHARD_META_CLOSED
+                                                      : RUNNEL__SHARD_META_STATE__SHARD_META_OPEN;
+      shm[k].n_parents = x->nparents;
+      shm[k].parents = x->parents;
+      shm[k].n_children = x->nchildren;
+      shm[k].children = x->children;
+      shp[k] = &shm[k];
+    }
+    smp[i] = &sm[i];
+  }
+  if (!err) {
+    bm.n_streams = m->nstreams;
+    bm.streams = smp;
+    bm.next_uid = m->next_uid;
+    bm.producer_id_limit = m->producer_id_limit;
+    size_t len = runnel__broker_meta__get_packed_size(&bm);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+      err = RN_ENOMEM;
+    } else {
+      runnel__broker_meta__pack(&bm, buf);
+      *out = buf;
+      *outlen = len;
+    }
+  }
+  free(sm);
+  free(smp);
+  free(sc);
+  free(shm);
+  free(shp);
+  return err;
+}
+
+static bool valid_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 128) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-' || c == '.'))
+      return false;
+  }
+  return strcmp(s, ".") && strcmp(s, "..");
+}
+
+/* One shard entry into x; false when it is malformed. */
+static bool decode_shard(const Runnel__ShardMeta *in, uint32_t nshards, rn__meta_shard_t *x) {
+  if (in->hash_key_start.len != 16 || in->hash_key_end.len != 16) return false;
+  if (memcmp(in->hash_key_start.data, in->hash_key_end.data, 16) > 0) return false;
+  if (in->n_parents > RN__MAX_LINKS || in->n_children > RN__MAX_LINKS) return false;
+  if ((unsigned)in->state > RUNNEL__SHARD_META_STATE__SHARD_META_CLOSED) return false;
+  memcpy(x->hk_start, in->hash_key_start.data, 16);
+  memcpy(x->hk_end, in->hash_key_end.data, 16);
+  x->state = in->state == RUNNEL__SHARD_META_STATE__SHARD_META_CLOSED ? RN_CORE_SHARD_CLOSED : RN_CORE_SHARD_OPEN;
+  x->nparents = (uint32_t)in->n_parents;
+  for (uint32_t i = 0; i < x->nparents; i++) {
+    if (in->parents[i] >= nshards) return false;
+    x->parents[i] = in->parents[i];
+  }
+  x->nchildren = (uint32_t)in->n_children;
+  for (uint32_t i = 0; i < x->nchildren; i++) {
+    if (in->children[i] >= nshards) return false;
+    x->children[i] = in->children[i];
+  }
+  return true;
+}
+
+rn_err_t rn__meta_decode(const uint8_t *buf, size_t len, rn__meta_t *m, const char *what, char *why, size_t whylen) {
+  memset(m, 0, sizeof(*m));
+  Runnel__BrokerMeta *bm = runnel__broker_meta__unpack(NULL, len, buf);
+  if (!bm) {
+    snprintf(why, whylen, "%s is damaged (not a BrokerMeta message); refusing to start rather than forget streams", what);
+    return RN_ECORRUPT;
+  }
+  rn_err_t err = 0;
+  m->next_uid = bm->next_uid;
+  m->producer_id_limit = bm->producer_id_limit;
+  m->streams = calloc(bm->n_streams + 1, sizeof(*m->streams));
+  if (!m->streams) err = RN_ENOMEM;
+  for (size_t i = 0; !err && i < bm->n_streams; i++) {
+    const Runnel__StreamMeta *sm = bm->streams[i];
+    if (!sm->config || !valid_name(sm->config->name) || sm->config->shard_count == 0 ||
+        (sm->n_shards != 0 && sm->n_shards != sm->config->shard_count)) {
+      snprintf(why, whylen, "%s: stream entry %zu is invalid", what, i);
+      err = RN_ECORRUPT;
+      break;
+    }
+    rn__meta_stream_t *ms = &m->streams[m->nstreams];
+    uint32_t n = sm->config->shard_count;
+    ms->name = strdup(sm->config->name);
+    ms->shards = calloc(n, sizeof(*ms->shards));
+    if (!ms->name || !ms->shards) {
+      free(ms->name);
+      free(ms->shards);
+      err = RN_ENOMEM;
+      break;
+    }
+    m->nstreams++;
+    ms->uid = sm->uid;
+    ms->nshards = n;
+    ms->retention_ms = sm->config->retention_ms;
+    ms->retention_bytes = sm->config->retention_bytes;
+    ms->durability = (rn_durability_t)sm->config->durability;
+    ms->created_ms = sm->created_ms;
+    for (uint32_t k = 0; k < n; k++) {
+      rn__meta_shard_t *x = &ms->shards[k];
+      if (sm->n_shards == 0) { /* written before shard entries existed */
+        rn__shard_range(k, n, x->hk_start, x->hk_end);
+        x->state = RN_CORE_SHARD_OPEN;
+      } else if (!decode_shard(sm->shards[k], n, x)) {
+        snprintf(why, whylen, "%s: stream %s shard %u entry is invalid", what, ms->name, k);
+        err = RN_ECORRUPT;
+        break;
+      }
+    }
+  }
+  runnel__broker_meta__free_unpacked(bm, NULL);
+  if (err) rn__meta_free(m);
+  return err;
+}
+
+void rn__meta_free(rn__meta_t *m) {
+  for (size_t i = 0; i < m->nstreams; i++) {
+    free(m->streams[i].name);
+    free(m->streams[i].shards);
+  }
+  free(m->streams);
+  memset(m, 0, sizeof(*m));
+}
+
+/* ---- the local file store --------------------------------------------------------------- */
+
+#define META_FILE "broker.meta"
+
+typedef struct file_store {
+  rn_core_meta_store_t base;
+  rn_fs_t *fs;
+  char *dir;
+} file_store_t;
+
+static rn_err_t file_load(rn_core_meta_store_t *ms, uint8_t **out, size_t *outlen) {
+  file_store_t *s = (file_store_t *)ms;
+  *out = NULL;
+  *outlen = 0;
+  size_t plen = strlen(s->dir) + sizeof(META_FILE) + 2;
+  char *path = malloc(plen);
+  if (!path) return RN_ENOMEM;
+  snprintf(path, plen, "%s/%s", s->dir, META_FILE);
+  rn_file_t *f = NULL;
+  rn_err_t err = s->fs->open(s->fs, path, RN_FS_RDONLY, &f);
+  free(path);
+  if (err) return err; /* RN_ENOENT: nothing saved yet */
+  uint64_t size = 0;
+  err = f->fs->size(f, &size);
+  uint8_t *buf = NULL;
+  size_t got = 0;
+  if (!err && size > SIZE_MAX / 2) err = RN_ETOOLARGE;
+  if (!err) {
+    buf = malloc(size ? (size_t)size : 1);
+    if (!buf) err = RN_ENOMEM;
+  }
+  if (!err) err = f->fs->pread(f, buf, (size_t)size, 0, &got);
+  if (!err && got != size) err = RN_ECORRUPT; /* shrank under us: not a whole snapshot */
+  f->fs->close(f);
+  if (err) {
+    free(buf);
+    return err;
+  }
+  *out = buf;
+  *outlen = got;
+  return 0;
+}
+
+static rn_err_t file_save(rn_core_meta_store_t *ms, const uint8_t *buf, size_t len) {
+  file_store_t *s = (file_store_t *)ms;
+  return rn_fs_write_atomic(s->fs, s->dir, META_FILE, buf, len);
+}
+
+static void file_destroy(rn_core_meta_store_t *ms) {
+  file_store_t *s = (file_store_t *)ms;
+  free(s->dir);
+  free(s);
+}
+
+static const rn_core_meta_store_ops_t file_ops = {file_load, file_save, file_destroy};
+
+rn_core_meta_store_t *rn_core_meta_store_file(struct rn_fs *fs, const char *dir) {
+  file_store_t *s = calloc(1, sizeof(*s));
+  if (!s) return NULL;
+  s->base.ops = &file_ops;
+  s->fs = fs ? fs : rn_fs_posix();
+  s->dir = strdup(dir);
+  if (!s->dir) {
+    free(s);
+    return NULL;
+  }
+  return &s->base;
+}
+
+void rn_core_meta_store_destroy(rn_core_meta_store_t *ms) {
+  if (ms) ms->ops->destroy(ms);
+}
