@@ -4,11 +4,11 @@
  * operations, the produce path shared with REST ingest, the tags and
  * stream-mode store, and the optional per-shard throughput limits.
  *
- * Every operation is a chain of engine calls through rn_engine_handle
- * (describe, create, produce, fetch, list offsets, ...), each continuing in
+ * Every operation is a chain of calls into the engine's C API (rn_core.h:
+ * describe, create, produce, fetch, list offsets, ...), each continuing in
  * a callback with the per-request state (kop_t); the last step answers the
- * call and frees the state. The engine may answer before rn_engine_handle
- * returns, so an engine call is always the last thing a step does.
+ * call and frees the state. The engine may answer before a call returns,
+ * so an engine call is always the last thing a step does.
  *
  * Streams are the engine's streams (the native protocol sees the same
  * ones). What Kinesis has and the engine does not — tags and the stream
@@ -31,9 +31,9 @@
 #include <openssl/rand.h>
 
 #include "kinesis_int.h"
+#include "rn_core.h"
 #include "rn_kinesis.h"
 #include "runnel/batch.h"
-#include "server.h" /* rn__logf, until base/ has the logger */
 #include "sigv4.h"
 
 #define ACCOUNT "000000000000"
@@ -84,7 +84,7 @@ typedef struct rn__slimits {
 
 struct rn_kinesis {
   uv_loop_t *loop;
-  rn_engine_t *eng;
+  rn_core_t *core;
   rn_admin_t *adm;
   int64_t (*now_ms)(void *arg); /* wall clock; tests replace it */
   void *now_arg;
@@ -117,23 +117,23 @@ typedef struct sinfo {
   sshard_t *sh;
 } sinfo_t;
 
-static bool sinfo_take(sinfo_t *si, const Runnel__StreamDescription *d) {
+static bool sinfo_take(sinfo_t *si, const rn_core_stream_desc_t *d) {
   free(si->sh);
   memset(si, 0, sizeof(*si));
-  if (!d || !d->config) return false;
+  if (!d) return false;
   si->created_ms = d->created_ms;
-  si->retention_ms = d->config->retention_ms;
-  si->retention_bytes = d->config->retention_bytes;
-  si->n = (uint32_t)d->n_shards;
+  si->retention_ms = d->retention_ms;
+  si->retention_bytes = d->retention_bytes;
+  si->n = d->nshards;
   si->sh = calloc(si->n ? si->n : 1, sizeof(*si->sh));
   if (!si->sh) abort();
   for (uint32_t i = 0; i < si->n; i++) {
-    const Runnel__ShardInfo *s = d->shards[i];
-    if (s->hash_key_start.len == 16) memcpy(si->sh[i].hk_start, s->hash_key_start.data, 16);
-    if (s->hash_key_end.len == 16) memcpy(si->sh[i].hk_end, s->hash_key_end.data, 16);
-    si->sh[i].start = s->start_offset;
-    si->sh[i].end = s->end_offset;
-    si->sh[i].last_ms = s->last_append_ms;
+    const rn_core_shard_desc_t *sd = &d->shards[i];
+    memcpy(si->sh[i].hk_start, sd->hash_start, 16);
+    memcpy(si->sh[i].hk_end, sd->hash_end, 16);
+    si->sh[i].start = sd->start_offset;
+    si->sh[i].end = sd->end_offset;
+    si->sh[i].last_ms = sd->last_append_ms;
   }
   return true;
 }
@@ -146,7 +146,18 @@ static int64_t retention_hours(const sinfo_t *si) {
 /* ---- per-request state ----------------------------------------------------------------- */
 
 typedef struct kop kop_t;
-typedef void (*kop_next)(kop_t *o, const Runnel__Response *resp);
+
+/* What one engine call hands the next step: the parts of a core result
+ * (rn_core.h) the operations read, borrowed during the step only. */
+typedef struct kans {
+  rn_err_t err;
+  const char *msg;
+  const rn_core_stream_desc_t *stream;     /* describe, create, set retention */
+  const rn_core_list_result_t *list;       /* list streams */
+  const rn_core_offsets_result_t *offsets; /* list offsets */
+  const rn_core_fetch_result_t *fetch;     /* fetch */
+} kans_t;
+typedef void (*kop_next)(kop_t *o, const kans_t *a);
 
 struct kop {
   rn_admin_call_t *c;
@@ -188,15 +199,49 @@ static void kop_reply_empty(kop_t *o) {
   kop_free(o);
 }
 
-static void eng_cb(void *ctx, const Runnel__Response *resp) {
+/* The engine's callbacks, each handing its result to the step in o->next.
+ * The engine may answer before the call returns, so a call is always the
+ * last thing a step does. */
+static void on_described(void *ctx, const rn_core_describe_result_t *r) {
   kop_t *o = ctx;
-  o->next(o, resp);
+  kans_t a = {.err = r->err, .msg = r->msg, .stream = r->stream};
+  o->next(o, &a);
 }
 
-/* The last statement of a step: the engine may answer at once. */
-static void eng_call(kop_t *o, const Runnel__Request *req, kop_next next) {
-  o->next = next;
-  rn_engine_handle(o->kin->eng, req, eng_cb, o);
+static void on_created(void *ctx, const rn_core_create_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .stream = r->stream};
+  o->next(o, &a);
+}
+
+static void on_deleted(void *ctx, const rn_core_delete_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg};
+  o->next(o, &a);
+}
+
+static void on_listed(void *ctx, const rn_core_list_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .list = r};
+  o->next(o, &a);
+}
+
+static void on_offsets(void *ctx, const rn_core_offsets_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .offsets = r};
+  o->next(o, &a);
+}
+
+static void on_fetched(void *ctx, const rn_core_fetch_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .fetch = r};
+  o->next(o, &a);
+}
+
+static void on_retention(void *ctx, const rn_core_retention_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .stream = r->stream};
+  o->next(o, &a);
 }
 
 static void not_found(kop_t *o, const char *stream) {
@@ -220,9 +265,8 @@ static bool transient_storage_error(rn_err_t err) {
 }
 
 /* An engine error as the Kinesis error a client expects. */
-static void engine_error(kop_t *o, const Runnel__Error *e, const char *stream) {
-  rn_err_t err = rn_err_from_wire(e->code);
-  const char *m = e->message && e->message[0] ? e->message : rn_strerror(err);
+static void engine_error(kop_t *o, rn_err_t err, const char *msg, const char *stream) {
+  const char *m = msg && msg[0] ? msg : rn_strerror(err);
   switch (err) {
   case RN_ENOSTREAM: return not_found(o, stream);
   case RN_EEXIST:
@@ -241,23 +285,18 @@ static void engine_error(kop_t *o, const Runnel__Error *e, const char *stream) {
 }
 
 static void describe(kop_t *o, const char *stream, kop_next next) {
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__DescribeStreamRequest d;
-  runnel__describe_stream_request__init(&d);
-  d.name = (char *)(uintptr_t)stream;
-  req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
-  req.describe_stream = &d;
-  eng_call(o, &req, next);
+  rn_core_describe_req_t d = {.name = stream};
+  o->next = next;
+  rn_core_describe_stream(o->kin->core, &d, on_described, o);
 }
 
 /* Take a describe answer into o->si; on failure answer and free o. */
-static bool took_describe(kop_t *o, const Runnel__Response *resp, const char *stream) {
-  if (resp->error) {
-    engine_error(o, resp->error, stream);
+static bool took_describe(kop_t *o, const kans_t *a, const char *stream) {
+  if (a->err) {
+    engine_error(o, a->err, a->msg, stream);
     return false;
   }
-  if (resp->op_case != RUNNEL__RESPONSE__OP_DESCRIBE_STREAM || !sinfo_take(&o->si, resp->describe_stream->stream)) {
+  if (!sinfo_take(&o->si, a->stream)) {
     kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
     return false;
   }
@@ -655,35 +694,34 @@ static int sortkey_cmp(const void *a, const void *b) {
   return x->i < y->i ? -1 : x->i > y->i;
 }
 
-static void prod_appended(void *ctx, const Runnel__Response *resp) {
+static void prod_appended(void *ctx, const rn_core_produce_result_t *r) {
   prod_op_t *p = ctx;
-  if (resp->error) {
-    rn_err_t err = rn_err_from_wire(resp->error->code);
+  if (r->err) {
+    rn_err_t err = r->err;
+    const char *m = r->msg ? r->msg : rn_strerror(err);
     if (err == RN_ENOSTREAM)
       return prod_fail(p, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", p->stream);
     if (err == RN_ESHUTDOWN)
       return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
-    if (transient_storage_error(err))
-      return prod_fail(p, RN_KERR_ServiceUnavailable, "%s; retry", resp->error->message ? resp->error->message : rn_strerror(err));
-    return prod_fail(p, RN_KERR_InternalFailure, "%s", resp->error->message ? resp->error->message : rn_strerror(err));
+    if (transient_storage_error(err)) return prod_fail(p, RN_KERR_ServiceUnavailable, "%s; retry", m);
+    return prod_fail(p, RN_KERR_InternalFailure, "%s", m);
   }
-  const Runnel__ProduceResponse *pr = resp->op_case == RUNNEL__RESPONSE__OP_PRODUCE ? resp->produce : NULL;
   for (size_t b = 0; b < p->nb; b++) {
     const pbatch_t *pb = &p->batches[b];
-    const Runnel__ShardBatchResult *res = pr && b < pr->n_results ? pr->results[b] : NULL;
+    const rn_core_batch_result_t *res = b < r->nresults ? &r->results[b] : NULL;
     for (size_t j = 0; j < pb->count; j++) {
       size_t i = p->order[pb->first + j];
       if (!res) {
         rec_fail(p, i, RN_KERR_InternalFailure, "Internal service failure.");
-      } else if (res->error) {
-        rn_err_t err = rn_err_from_wire(res->error->code);
+      } else if (res->err) {
+        rn_err_t err = res->err;
         if (err == RN_ETHROTTLED)
           rec_fail(p, i, RN_KERR_ProvisionedThroughputExceededException,
                    "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", pb->shard, p->stream);
         else
           rec_fail(p, i, RN_KERR_InternalFailure, "%s: %s",
                    transient_storage_error(err) ? "Service unavailable, retry" : "Internal service failure",
-                   res->error->message ? res->error->message : rn_strerror(err));
+                   res->msg ? res->msg : rn_strerror(err));
         /* PutRecords keeps InternalFailure (one of the two codes AWS
          * documents per record); a lone record answers 503. */
         p->pub.res[i].retry_later = transient_storage_error(err);
@@ -695,17 +733,15 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
   prod_finish(p);
 }
 
-static void prod_described(void *ctx, const Runnel__Response *resp) {
+static void prod_described(void *ctx, const rn_core_describe_result_t *r) {
   prod_op_t *p = ctx;
   rn_kinesis_t *kin = p->kin;
-  if (resp->error) {
-    rn_err_t err = rn_err_from_wire(resp->error->code);
-    if (err == RN_ENOSTREAM)
+  if (r->err) {
+    if (r->err == RN_ENOSTREAM)
       return prod_fail(p, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", p->stream);
-    return prod_fail(p, RN_KERR_InternalFailure, "%s", resp->error->message ? resp->error->message : rn_strerror(err));
+    return prod_fail(p, RN_KERR_InternalFailure, "%s", r->msg ? r->msg : rn_strerror(r->err));
   }
-  if (resp->op_case != RUNNEL__RESPONSE__OP_DESCRIBE_STREAM || !sinfo_take(&p->si, resp->describe_stream->stream) ||
-      p->si.n == 0)
+  if (!sinfo_take(&p->si, r->stream) || p->si.n == 0)
     return prod_fail(p, RN_KERR_InternalFailure, "unexpected answer from the engine");
   p->pub.created_ms = p->si.created_ms;
   size_t n = p->pub.n;
@@ -771,37 +807,23 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
   free(keys);
   p->norder = nk;
   if (p->nb == 0) return prod_finish(p); /* every record was throttled */
-  Runnel__ShardBatch *sbs = calloc(p->nb, sizeof(*sbs));
-  Runnel__ShardBatch **sbp = calloc(p->nb, sizeof(*sbp));
-  if (!sbs || !sbp) abort();
+  rn_core_batch_in_t *bs = calloc(p->nb, sizeof(*bs));
+  if (!bs) abort();
   for (size_t b = 0; b < p->nb; b++) {
     const uint8_t *bytes;
     size_t len;
     rn_err_t err = rn_batch_builder_finish(&p->batches[b].bld, RN_CODEC_NONE, NULL, &bytes, &len);
     if (err) {
-      free(sbs);
-      free(sbp);
+      free(bs);
       return prod_fail(p, RN_KERR_InternalFailure, "sealing a batch failed: %s", rn_strerror(err));
     }
-    runnel__shard_batch__init(&sbs[b]);
-    sbs[b].shard = p->batches[b].shard;
-    sbs[b].batch.data = (uint8_t *)(uintptr_t)bytes;
-    sbs[b].batch.len = len;
-    sbp[b] = &sbs[b];
+    bs[b] = (rn_core_batch_in_t){.shard = p->batches[b].shard, .data = bytes, .len = len};
   }
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__ProduceRequest pr;
-  runnel__produce_request__init(&pr);
-  pr.stream = p->stream;
-  pr.n_batches = p->nb;
-  pr.batches = sbp;
-  req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
-  req.produce = &pr;
-  /* The engine copies the batches before returning (it may also answer). */
-  rn_engine_handle(kin->eng, &req, prod_appended, p);
-  free(sbs);
-  free(sbp);
+  rn_core_produce_req_t pr = {.stream = p->stream, .batches = bs, .nbatches = p->nb};
+  /* The engine copies the batches before returning (it may also answer,
+   * and p may be gone when it returns). */
+  rn_core_produce(kin->core, &pr, prod_appended, p);
+  free(bs);
 }
 
 void rn_kinesis_produce(rn_kinesis_t *kin, const char *stream, const rn__krec_t *recs, size_t n, rn__produce_cb cb, void *arg) {
@@ -823,16 +845,10 @@ void rn_kinesis_produce(rn_kinesis_t *kin, const char *stream, const rn__krec_t 
                        "(max_record_bytes)",
                        i, sz, kin->max_record_bytes);
   }
-  if (rn_engine_draining(kin->eng))
+  if (rn_core_draining(kin->core))
     return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__DescribeStreamRequest d;
-  runnel__describe_stream_request__init(&d);
-  d.name = p->stream;
-  req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
-  req.describe_stream = &d;
-  rn_engine_handle(kin->eng, &req, prod_described, p);
+  rn_core_describe_req_t d = {.name = p->stream};
+  rn_core_describe_stream(kin->core, &d, prod_described, p);
 }
 
 /* ---- PutRecord / PutRecords ------------------------------------------------------------------------------------ */
@@ -888,10 +904,9 @@ static void put_records_done(rn__produce_t *p, void *arg) {
 
 /* ---- CreateStream / DeleteStream ----------------------------------------------------------------------------------- */
 
-static void created(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
-  const Runnel__StreamDescription *d =
-      resp->op_case == RUNNEL__RESPONSE__OP_CREATE_STREAM && resp->create_stream ? resp->create_stream->stream : NULL;
+static void created(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
+  const rn_core_stream_desc_t *d = a->stream;
   if (!o->k.on_demand && o->k.ntags == 0) {
     /* A stale entry of an older stream of this name goes with its stream. */
     if (kmeta_find(&o->kin->kmeta, o->k.stream)) {
@@ -917,38 +932,28 @@ static void op_create(kop_t *o) {
   if (o->k.ntags > MAX_TAGS)
     return kop_error(o, RN_KERR_InvalidArgumentException, "A stream can have at most %d tags; %zu were given.", MAX_TAGS,
                      o->k.ntags);
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__CreateStreamRequest cr;
-  runnel__create_stream_request__init(&cr);
-  Runnel__StreamConfig sc;
-  runnel__stream_config__init(&sc);
-  sc.name = o->k.stream;
-  sc.shard_count = count;
-  sc.retention_ms = 0; /* the broker's default_retention (24 h unless configured), as for every API */
-  sc.durability = RUNNEL__DURABILITY__DURABILITY_SYNC;
-  cr.config = &sc;
-  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
-  req.create_stream = &cr;
-  eng_call(o, &req, created);
+  rn_core_create_req_t cr = {
+      .name = o->k.stream,
+      .shard_count = count,
+      .retention_ms = 0, /* the broker's default_retention (24 h unless configured), as for every API */
+      .retention_bytes = 0,
+      .durability = RN_DURABILITY_SYNC,
+  };
+  o->next = created;
+  rn_core_create_stream(o->kin->core, &cr, on_created, o);
 }
 
-static void deleted(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
+static void deleted(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
   if (!kmeta_find(&o->kin->kmeta, o->k.stream)) return kop_reply_empty(o);
   kmeta_remove(&o->kin->kmeta, o->k.stream);
   kmeta_persist(o->kin, persisted_reply_empty, o);
 }
 
 static void op_delete(kop_t *o) {
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__DeleteStreamRequest dr;
-  runnel__delete_stream_request__init(&dr);
-  dr.name = o->k.stream;
-  req.op_case = RUNNEL__REQUEST__OP_DELETE_STREAM;
-  req.delete_stream = &dr;
-  eng_call(o, &req, deleted);
+  rn_core_delete_req_t dr = {.name = o->k.stream};
+  o->next = deleted;
+  rn_core_delete_stream(o->kin->core, &dr, on_deleted, o);
 }
 
 /* ---- DescribeStream / DescribeStreamSummary -------------------------------------------------------------------------- */
@@ -970,8 +975,8 @@ static void describe_common(kop_t *o, rn__buf_t *b) {
   rn__buf_puts(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":\"NONE\"");
 }
 
-static void described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   uint32_t first = 0;
   if (o->k.exclusive_start) {
     uint32_t x;
@@ -992,8 +997,8 @@ static void described(kop_t *o, const Runnel__Response *resp) {
   kop_reply(o, &b);
 }
 
-static void described_summary(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void described_summary(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   rn__buf_t b = {0};
   rn__buf_puts(&b, "{\"StreamDescriptionSummary\":{");
   describe_common(o, &b);
@@ -1003,13 +1008,13 @@ static void described_summary(kop_t *o, const Runnel__Response *resp) {
 
 /* ---- ListStreams ---------------------------------------------------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-static void listed(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, "");
-  const Runnel__ListStreamsResponse *lr = resp->op_case == RUNNEL__RESPONSE__OP_LIST_STREAMS ? resp->list_streams : NULL;
-  size_t n = lr ? lr->n_names : 0;
-  char **names = malloc((n ? n : 1) * sizeof(char *));
+static void listed(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, "");
+  const rn_core_list_result_t *lr = a->list;
+  size_t n = lr ? lr->nnames : 0;
+  const char **names = malloc((n ? n : 1) * sizeof(char *));
   if (!names) abort();
   for (size_t i = 0; i < n; i++) names[i] = lr->names[i];
   qsort(names, n, sizeof(char *), cmp_str);
@@ -1064,19 +1069,14 @@ static void listed(kop_t *o, const Runnel__Response *resp) {
 }
 
 static void op_list_streams(kop_t *o) {
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__ListStreamsRequest lr;
-  runnel__list_streams_request__init(&lr);
-  req.op_case = RUNNEL__REQUEST__OP_LIST_STREAMS;
-  req.list_streams = &lr;
-  eng_call(o, &req, listed);
+  o->next = listed;
+  rn_core_list_streams(o->kin->core, on_listed, o);
 }
 
 /* ---- ListShards ------------------------------------------------------------------------------------------------------------ */
 
-static void shards_listed(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void shards_listed(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   uint32_t first = (uint32_t)o->offset; /* from the NextToken, else 0 */
   if (o->k.next_token && o->it.created_ms != o->si.created_ms)
     return kop_error(o, RN_KERR_ExpiredNextTokenException, "The NextToken belongs to an earlier stream named %s.", o->k.stream);
@@ -1151,16 +1151,16 @@ static void iterator_reply(kop_t *o, uint64_t offset) {
   kop_reply(o, &b);
 }
 
-static void at_timestamp(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
-  const Runnel__ListOffsetsResponse *lr = resp->op_case == RUNNEL__RESPONSE__OP_LIST_OFFSETS ? resp->list_offsets : NULL;
-  if (!lr || lr->n_shards != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
-  if (lr->shards[0]->error) return engine_error(o, lr->shards[0]->error, o->k.stream);
-  iterator_reply(o, lr->shards[0]->offset);
+static void at_timestamp(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
+  const rn_core_offsets_result_t *lr = a->offsets;
+  if (!lr || lr->nshards != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
+  if (lr->shards[0].err) return engine_error(o, lr->shards[0].err, lr->shards[0].msg, o->k.stream);
+  iterator_reply(o, lr->shards[0].offset);
 }
 
-static void iterator_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void iterator_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   if (o->k.shard >= o->si.n) return shard_not_found(o, o->k.shard, o->k.shard_id, o->k.stream);
   const sshard_t *sh = &o->si.sh[o->k.shard];
   switch (o->k.iter_type) {
@@ -1173,22 +1173,11 @@ static void iterator_described(kop_t *o, const Runnel__Response *resp) {
                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. "
                        "timestampInMillis: %lld, currentTimestampInMillis: %lld",
                        (long long)o->k.ts_ms, (long long)now);
-    Runnel__Request req;
-    runnel__request__init(&req);
-    Runnel__ListOffsetsRequest lr;
-    runnel__list_offsets_request__init(&lr);
-    Runnel__ShardFetch sf;
-    runnel__shard_fetch__init(&sf);
-    Runnel__ShardFetch *sfp = &sf;
-    sf.shard = o->k.shard;
-    sf.kind = RUNNEL__POSITION_KIND__POSITION_TIMESTAMP;
-    sf.value = o->k.ts_ms;
-    lr.stream = o->k.stream;
-    lr.n_shards = 1;
-    lr.shards = &sfp;
-    req.op_case = RUNNEL__REQUEST__OP_LIST_OFFSETS;
-    req.list_offsets = &lr;
-    return eng_call(o, &req, at_timestamp);
+    /* Resolved by the engine on the thread pool (a read of the time index). */
+    rn_core_shard_pos_t pos = {.shard = o->k.shard, .kind = RN_CORE_POS_TIMESTAMP, .value = o->k.ts_ms};
+    rn_core_offsets_req_t lr = {.stream = o->k.stream, .shards = &pos, .nshards = 1};
+    o->next = at_timestamp;
+    return rn_core_list_offsets(o->kin->core, &lr, on_offsets, o);
   }
   default: break;
   }
@@ -1297,46 +1286,34 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
 
 static void fetch(kop_t *o, uint64_t offset);
 
-static void fetched(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->it.stream);
-  const Runnel__FetchResponse *fr = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? resp->fetch : NULL;
-  if (!fr || fr->n_results != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
-  const Runnel__ShardFetchResult *res = fr->results[0];
-  if (res->error) {
-    if (rn_err_from_wire(res->error->code) == RN_EOFFSET && !o->refetched && o->offset < res->start_offset) {
+static void fetched(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->it.stream);
+  const rn_core_fetch_result_t *fr = a->fetch;
+  if (!fr || fr->nresults != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
+  const rn_core_fetch_shard_result_t *res = &fr->results[0];
+  if (res->err) {
+    if (res->err == RN_EOFFSET && !o->refetched && o->offset < res->start_offset) {
       o->refetched = true; /* retention trimmed past us meanwhile: from the oldest record */
       return fetch(o, res->start_offset);
     }
-    return engine_error(o, res->error, o->it.stream);
+    return engine_error(o, res->err, res->msg, o->it.stream);
   }
-  records_reply(o, res->batches.data, res->batches.len, res->end_offset);
+  /* The batches are borrowed during the callback: records_reply copies them into the answer. */
+  records_reply(o, res->batches, res->batches_len, res->end_offset);
 }
 
 static void fetch(kop_t *o, uint64_t offset) {
   o->offset = offset;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__FetchRequest fr;
-  runnel__fetch_request__init(&fr);
-  Runnel__ShardFetch sf;
-  runnel__shard_fetch__init(&sf);
-  Runnel__ShardFetch *sfp = &sf;
-  sf.shard = o->it.shard;
-  sf.kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
-  sf.value = (int64_t)offset;
-  sf.max_bytes = GET_RECORDS_MAX_BYTES;
-  fr.stream = o->it.stream;
-  fr.n_shards = 1;
-  fr.shards = &sfp;
-  fr.max_wait_ms = 0;
-  fr.max_bytes = GET_RECORDS_MAX_BYTES;
-  req.op_case = RUNNEL__REQUEST__OP_FETCH;
-  req.fetch = &fr;
-  eng_call(o, &req, fetched);
+  rn_core_shard_pos_t pos = {
+      .shard = o->it.shard, .kind = RN_CORE_POS_OFFSET, .value = (int64_t)offset, .max_bytes = GET_RECORDS_MAX_BYTES};
+  rn_core_fetch_req_t fr = {
+      .stream = o->it.stream, .shards = &pos, .nshards = 1, .max_wait_ms = 0, .max_bytes = GET_RECORDS_MAX_BYTES};
+  o->next = fetched;
+  rn_core_fetch(o->kin->core, &fr, on_fetched, o);
 }
 
-static void records_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->it.stream)) return;
+static void records_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->it.stream)) return;
   if (o->si.created_ms != o->it.created_ms) return not_found(o, o->it.stream);
   if (o->it.shard >= o->si.n) return shard_not_found(o, o->it.shard, NULL, o->it.stream);
   const sshard_t *sh = &o->si.sh[o->it.shard];
@@ -1379,13 +1356,13 @@ static void op_get_records(kop_t *o) {
 
 /* ---- retention ----------------------------------------------------------------------------------------------------------------- */
 
-static void retention_set(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
+static void retention_set(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
   kop_reply_empty(o);
 }
 
-static void retention_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void retention_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   long long want = (long long)o->k.retention_hours;
   bool unlimited = o->si.retention_ms <= 0;
   long long cur = (long long)retention_hours(&o->si);
@@ -1414,22 +1391,16 @@ static void retention_described(kop_t *o, const Runnel__Response *resp) {
                      "Requested retention period (%lld hours) for stream %s can not be longer than existing retention "
                      "period (%lld hours). Use IncreaseRetentionPeriod API.",
                      want, o->k.stream, cur);
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__SetRetentionRequest sr;
-  runnel__set_retention_request__init(&sr);
-  sr.name = o->k.stream;
-  sr.retention_ms = (int64_t)want * 3600 * 1000;
-  sr.retention_bytes = o->si.retention_bytes;
-  req.op_case = RUNNEL__REQUEST__OP_SET_RETENTION;
-  req.set_retention = &sr;
-  eng_call(o, &req, retention_set);
+  rn_core_retention_req_t sr = {
+      .name = o->k.stream, .retention_ms = (int64_t)want * 3600 * 1000, .retention_bytes = o->si.retention_bytes};
+  o->next = retention_set;
+  rn_core_set_retention(o->kin->core, &sr, on_retention, o);
 }
 
 /* ---- tags ------------------------------------------------------------------------------------------------------------------------ */
 
-static void tags_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void tags_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   rn__kmeta_t *km = &o->kin->kmeta;
   if (o->k.op == RN__KOP_ListTagsForStream) {
     rn__kmeta_stream_t *e = kmeta_get(km, o->k.stream, o->si.created_ms, false);
@@ -1473,8 +1444,8 @@ static void tags_described(kop_t *o, const Runnel__Response *resp) {
 /* ---- DescribeLimits ---------------------------------------------------------------------------------------------------------------- */
 
 static void op_describe_limits(kop_t *o) {
-  rn_engine_stats_t st;
-  rn_engine_stats(o->kin->eng, &st);
+  rn_core_stats_t st;
+  rn_core_stats(o->kin->core, &st);
   size_t on_demand = 0;
   for (size_t i = 0; i < o->kin->kmeta.n; i++) on_demand += o->kin->kmeta.v[i].on_demand;
   rn__buf_t b = {0};
@@ -1616,14 +1587,14 @@ static rn_err_t parse_credentials(rn_kinesis_t *kin, const char *spec, char *why
   return 0;
 }
 
-rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_engine_t *eng, rn_admin_t *adm, const rn_config_t *cfg,
+rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const rn_config_t *cfg,
                         rn_kinesis_t **out, char *why, size_t whylen) {
   *out = NULL;
   if (whylen) why[0] = 0;
   rn_kinesis_t *kin = calloc(1, sizeof(*kin));
   if (!kin) return RN_ENOMEM;
   kin->loop = loop;
-  kin->eng = eng;
+  kin->core = core;
   kin->adm = adm;
   kin->now_ms = wall_ms;
   kin->max_record_bytes = cfg->max_record_bytes;

@@ -2,7 +2,8 @@
  * rn_kinesis.h — the Kinesis Data Streams JSON 1.1 application of runneld's
  * HTTP port (X-Amz-Target: Kinesis_20131202.*, SigV4; docs/kinesis.md): the
  * operations over the engine, the Kinesis tags / stream-mode file, the
- * per-shard throughput limits, and the produce path REST ingest shares.
+ * per-shard throughput limits, and the produce path REST ingest shares. It
+ * talks to the engine through its C API (rn_core.h) only.
  * Library rn_kinesis, above rn_admin (it answers through rn_admin_reply*
  * and counts into rn_admin_counters) and rn_kinesis_codec (the pure codecs,
  * rn_kinesis_codec.h, included here).
@@ -17,7 +18,7 @@
 #include <uv.h>
 
 #include "config.h"
-#include "engine.h"
+#include "rn_core.h"
 #include "rn_admin.h"
 #include "rn_kinesis_codec.h"
 #include "runnel/error.h"
@@ -28,11 +29,11 @@ typedef struct rn_kinesis rn_kinesis_t;
  * any request), throughput limits (kinesis_throughput_limits), record and
  * batch limits, the tags/stream-mode file under <data_dir>/meta (read here,
  * blocking: call at startup), and a fresh random secret for shard
- * iterators. loop, eng and adm are borrowed and must outlive the result.
+ * iterators. loop, core and adm are borrowed and must outlive the result.
  * Returns 0 with *out owned by the caller, or RN_EINVAL (a bad credential
  * list; why says which entry), RN_ECORRUPT (an unreadable tags file), RN_EIO
  * (no randomness), RN_ENOMEM. */
-rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_engine_t *eng, rn_admin_t *adm, const rn_config_t *cfg,
+rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const rn_config_t *cfg,
                         rn_kinesis_t **out, char *why, size_t whylen);
 
 /* Free. Call when no request is in flight; runs the loop until its own
