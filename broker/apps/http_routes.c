@@ -168,14 +168,14 @@ static bool loopback_addr(const char *addr) {
   return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
 }
 
-rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *cfg, rn_http_routes_t **out,
+rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, rn_http_routes_t **out,
                             char *why, size_t whylen) {
   *out = NULL;
   if (whylen) why[0] = 0;
   rn_http_routes_t *r = calloc(1, sizeof(*r));
   if (!r) return RN_ENOMEM;
-  rn_err_t err = rn_admin_new(loop, eng, cfg, RN_VERSION, &r->adm);
-  if (!err) err = rn_kinesis_new(loop, eng, r->adm, cfg, &r->kin, why, whylen);
+  rn_err_t err = rn_admin_new(loop, core, cfg, RN_VERSION, &r->adm);
+  if (!err) err = rn_kinesis_new(loop, core, r->adm, cfg, &r->kin, why, whylen);
   if (!err) err = rn_rest_new(r->kin, r->adm, cfg, &r->rest, why, whylen);
   if (err) {
     if (!why[0]) snprintf(why, whylen, "%s", rn_strerror(err));

@@ -12,7 +12,7 @@
 
 struct rn_admin {
   uv_loop_t *loop;
-  rn_engine_t *eng;
+  rn_core_t *core;
   char *data_dir;
   rn_admin_counters_t m;
   struct {

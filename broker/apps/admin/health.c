@@ -29,7 +29,7 @@ typedef struct health_acc {
   uint32_t shards, failed, degraded, listed;
 } health_acc_t;
 
-static void health_shard(void *arg, const rn_engine_shard_stats_t *s) {
+static void health_shard(void *arg, const rn_core_shard_stats_t *s) {
   health_acc_t *h = arg;
   h->shards++;
   if (s->health_state == RN_LOG_HEALTHY) return;
@@ -51,11 +51,11 @@ static void health_shard(void *arg, const rn_engine_shard_stats_t *s) {
 }
 
 void rn_admin_healthz(rn_admin_call_t *c) {
-  rn_engine_stats_t st;
-  rn_engine_stats(c->adm->eng, &st);
+  rn_core_stats_t st;
+  rn_core_stats(c->adm->core, &st);
   rn__buf_t list = {0};
   health_acc_t h = {.b = &list};
-  rn_engine_foreach_shard(c->adm->eng, health_shard, &h);
+  rn_core_foreach_shard(c->adm->core, health_shard, &h);
   bool failing = h.shards > 0 && h.failed == h.shards;
   const char *status = failing ? "failing" : h.failed || h.degraded ? "degraded" : "ok";
   rn__buf_t b = {0};
@@ -70,7 +70,7 @@ void rn_admin_healthz(rn_admin_call_t *c) {
 }
 
 void rn_admin_readyz(rn_admin_call_t *c) {
-  if (rn_engine_draining(c->adm->eng)) reply_json(c, 503, "{\"status\":\"draining\"}");
+  if (rn_core_draining(c->adm->core)) reply_json(c, 503, "{\"status\":\"draining\"}");
   else reply_json(c, 200, "{\"status\":\"ready\"}");
 }
 
@@ -150,13 +150,13 @@ static double process_start_seconds(void) {
 
 /* ---- lifetime ---------------------------------------------------------------------------------- */
 
-rn_err_t rn_admin_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *cfg, const char *version,
+rn_err_t rn_admin_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, const char *version,
                       rn_admin_t **out) {
   *out = NULL;
   rn_admin_t *adm = calloc(1, sizeof(*adm));
   if (!adm) return RN_ENOMEM;
   adm->loop = loop;
-  adm->eng = eng;
+  adm->core = core;
   adm->started_ns = uv_hrtime();
   adm->process_start_s = process_start_seconds();
   adm->version = version;

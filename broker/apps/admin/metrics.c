@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "admin_int.h"
+#include "engine.h" /* consumer groups' lag, until broker/groups has its own stats API */
 
 /* ---- labels ---------------------------------------------------------------------- */
 
@@ -63,18 +64,18 @@ static void family(rn__buf_t *b, const char *name, const char *type, const char 
 static void le(char *out, size_t n, double bound) { snprintf(out, n, "%g", bound); }
 
 typedef struct shard_rows {
-  rn_engine_shard_stats_t *v;
+  rn_core_shard_stats_t *v;
   size_t n, cap;
   rn__buf_t names; /* stream names, NUL-separated; v[i].stream is an offset into it until fixed up */
   bool oom;
 } shard_rows_t;
 
-static void collect(void *arg, const rn_engine_shard_stats_t *s) {
+static void collect(void *arg, const rn_core_shard_stats_t *s) {
   shard_rows_t *rows = arg;
   if (rows->oom) return;
   if (rows->n == rows->cap) {
     size_t nc = rows->cap ? rows->cap * 2 : 64;
-    rn_engine_shard_stats_t *nv = realloc(rows->v, nc * sizeof(*nv));
+    rn_core_shard_stats_t *nv = realloc(rows->v, nc * sizeof(*nv));
     if (!nv) {
       rows->oom = true;
       return;
@@ -82,7 +83,7 @@ static void collect(void *arg, const rn_engine_shard_stats_t *s) {
     rows->v = nv;
     rows->cap = nc;
   }
-  rn_engine_shard_stats_t *d = &rows->v[rows->n++];
+  rn_core_shard_stats_t *d = &rows->v[rows->n++];
   *d = *s;
   size_t off = rows->names.len;
   rn__buf_put(&rows->names, s->stream, strlen(s->stream) + 1);
@@ -93,7 +94,7 @@ static void shard_counter(rn__buf_t *b, const shard_rows_t *rows, const char *na
                           size_t field) {
   family(b, name, type, help);
   for (size_t i = 0; i < rows->n; i++) {
-    const rn_engine_shard_stats_t *s = &rows->v[i];
+    const rn_core_shard_stats_t *s = &rows->v[i];
     uint64_t v = *(const uint64_t *)(const void *)((const char *)s + field);
     rn__buf_printf(b, "%s{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n", name, s->stream, s->shard,
                    (unsigned long long)v);
@@ -111,12 +112,12 @@ static void histograms(const rn_admin_t *adm, rn__buf_t *b, const shard_rows_t *
     size_t j = i + 1;
     if (!adm->latency_per_shard)
       while (j < rows->n && strcmp(rows->v[j].stream, rows->v[i].stream) == 0) j++;
-    uint64_t buckets[RN_ENGINE_LATENCY_BUCKETS + 1] = {0}, count = 0;
+    uint64_t buckets[RN_CORE_LATENCY_BUCKETS + 1] = {0}, count = 0;
     double sum = 0;
     for (size_t k = i; k < j; k++) {
       const char *base = (const char *)&rows->v[k];
       const uint64_t *bk = (const uint64_t *)(const void *)(base + buckets_off);
-      for (int q = 0; q <= RN_ENGINE_LATENCY_BUCKETS; q++) buckets[q] += bk[q];
+      for (int q = 0; q <= RN_CORE_LATENCY_BUCKETS; q++) buckets[q] += bk[q];
       count += *(const uint64_t *)(const void *)(base + count_off);
       sum += *(const double *)(const void *)(base + sum_off);
     }
@@ -127,9 +128,9 @@ static void histograms(const rn_admin_t *adm, rn__buf_t *b, const shard_rows_t *
       snprintf(labels, sizeof labels, "stream=\"%s\"", rows->v[i].stream);
     uint64_t cum = 0;
     char bound[32];
-    for (int k = 0; k <= RN_ENGINE_LATENCY_BUCKETS; k++) {
+    for (int k = 0; k <= RN_CORE_LATENCY_BUCKETS; k++) {
       cum += buckets[k];
-      if (k < RN_ENGINE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_engine_latency_bounds[k]);
+      if (k < RN_CORE_LATENCY_BUCKETS) le(bound, sizeof(bound), rn_core_latency_bounds[k]);
       else snprintf(bound, sizeof(bound), "+Inf");
       rn__buf_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, bound, (unsigned long long)cum);
     }
@@ -185,7 +186,7 @@ static void render_process(const rn_admin_t *adm, rn__buf_t *b) {
 static void render_shards(rn_admin_t *adm, rn__buf_t *b) {
   shard_rows_t rows;
   memset(&rows, 0, sizeof(rows));
-  rn_engine_foreach_shard(adm->eng, collect, &rows);
+  rn_core_foreach_shard(adm->core, collect, &rows);
   if (rows.oom || rows.names.oom) {
     b->oom = true;
     goto out;
@@ -193,27 +194,27 @@ static void render_shards(rn_admin_t *adm, rn__buf_t *b) {
   for (size_t i = 0; i < rows.n; i++) rows.v[i].stream = rows.names.p + (uintptr_t)rows.v[i].stream;
   shard_counter(b, &rows, "runnel_shard_records_in_total", "counter",
                 "Records appended to the shard and acknowledged (all APIs).",
-                offsetof(rn_engine_shard_stats_t, records_in));
+                offsetof(rn_core_shard_stats_t, records_in));
   shard_counter(b, &rows, "runnel_shard_bytes_in_total", "counter",
-                "Stored batch bytes appended to the shard and acknowledged.", offsetof(rn_engine_shard_stats_t, bytes_in));
+                "Stored batch bytes appended to the shard and acknowledged.", offsetof(rn_core_shard_stats_t, bytes_in));
   shard_counter(b, &rows, "runnel_shard_records_out_total", "counter",
                 "Records of the batches returned by fetches of the shard (GetRecords and native fetch).",
-                offsetof(rn_engine_shard_stats_t, records_out));
+                offsetof(rn_core_shard_stats_t, records_out));
   shard_counter(b, &rows, "runnel_shard_bytes_out_total", "counter",
-                "Stored batch bytes returned by fetches of the shard.", offsetof(rn_engine_shard_stats_t, bytes_out));
+                "Stored batch bytes returned by fetches of the shard.", offsetof(rn_core_shard_stats_t, bytes_out));
   shard_counter(b, &rows, "runnel_shard_append_errors_total", "counter",
                 "Appends to the shard that failed (e.g. the log failed after a disk error).",
-                offsetof(rn_engine_shard_stats_t, append_errors));
+                offsetof(rn_core_shard_stats_t, append_errors));
   shard_counter(b, &rows, "runnel_shard_start_offset", "gauge", "Earliest offset still stored in the shard.",
-                offsetof(rn_engine_shard_stats_t, start_offset));
+                offsetof(rn_core_shard_stats_t, start_offset));
   shard_counter(b, &rows, "runnel_shard_end_offset", "gauge", "Next offset of the shard (its high watermark).",
-                offsetof(rn_engine_shard_stats_t, end_offset));
+                offsetof(rn_core_shard_stats_t, end_offset));
   family(b, "runnel_shard_failed", "gauge", "1 when the shard's log failed after an I/O error and refuses appends.");
   for (size_t i = 0; i < rows.n; i++)
     rn__buf_printf(b, "runnel_shard_failed{stream=\"%s\",shard=\"shardId-%012u\"} %d\n", rows.v[i].stream,
                    rows.v[i].shard, rows.v[i].failed);
   shard_counter(b, &rows, "runnel_shard_stored_bytes", "gauge", "Bytes of the shard's segment files on disk.",
-                offsetof(rn_engine_shard_stats_t, stored_bytes));
+                offsetof(rn_core_shard_stats_t, stored_bytes));
   family(b, "runnel_shard_segments", "gauge", "Segment files of the shard, the active one included.");
   for (size_t i = 0; i < rows.n; i++)
     rn__buf_printf(b, "runnel_shard_segments{stream=\"%s\",shard=\"shardId-%012u\"} %u\n", rows.v[i].stream,
@@ -222,17 +223,17 @@ static void render_shards(rn_admin_t *adm, rn__buf_t *b) {
    * start offset is exactly the count of records retention deleted. */
   shard_counter(b, &rows, "runnel_shard_retention_deleted_records_total", "counter",
                 "Records of the shard deleted by retention (time or size) since the shard was created.",
-                offsetof(rn_engine_shard_stats_t, start_offset));
+                offsetof(rn_core_shard_stats_t, start_offset));
   histograms(adm, b, &rows, "runnel_shard_append_latency_seconds",
              "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
              "group commit's fdatasync).",
-             offsetof(rn_engine_shard_stats_t, append_count), offsetof(rn_engine_shard_stats_t, append_seconds_sum),
-             offsetof(rn_engine_shard_stats_t, append_buckets));
+             offsetof(rn_core_shard_stats_t, append_count), offsetof(rn_core_shard_stats_t, append_seconds_sum),
+             offsetof(rn_core_shard_stats_t, append_buckets));
   histograms(adm, b, &rows, "runnel_shard_fdatasync_seconds",
              "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
              "started).",
-             offsetof(rn_engine_shard_stats_t, sync_count), offsetof(rn_engine_shard_stats_t, sync_seconds_sum),
-             offsetof(rn_engine_shard_stats_t, sync_buckets));
+             offsetof(rn_core_shard_stats_t, sync_count), offsetof(rn_core_shard_stats_t, sync_seconds_sum),
+             offsetof(rn_core_shard_stats_t, sync_buckets));
 out:
   free(rows.v);
   rn__buf_free(&rows.names);
@@ -345,13 +346,13 @@ static void render_groups(rn_admin_t *adm, rn__buf_t *b) {
   for (int i = 0; i < 5; i++) {
     family(b, fam[i][0], fam[i][1], fam[i][2]);
     group_pass_t p = {b, i};
-    rn_engine_foreach_group_shard(adm->eng, group_row, &p);
+    rn_engine_foreach_group_shard(adm->core, group_row, &p);
   }
 }
 
 void rn__metrics_render(rn_admin_t *adm, rn__buf_t *b, const rn__disk_usage_t *disk) {
-  rn_engine_stats_t st;
-  rn_engine_stats(adm->eng, &st);
+  rn_core_stats_t st;
+  rn_core_stats(adm->core, &st);
   rn__buf_reserve(b, 16384);
   family(b, "runnel_build_info", "gauge", "Always 1; the labels say which runneld this is.");
   rn__buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", adm->version);
@@ -372,7 +373,7 @@ void rn__metrics_render(rn_admin_t *adm, rn__buf_t *b, const rn__disk_usage_t *d
   family(b, "runnel_failed_shards", "gauge", "Shards whose log failed after an I/O error.");
   rn__buf_printf(b, "runnel_failed_shards %u\n", st.failed_shards);
   family(b, "runnel_draining", "gauge", "1 once shutdown began (/readyz answers 503).");
-  rn__buf_printf(b, "runnel_draining %d\n", rn_engine_draining(adm->eng) ? 1 : 0);
+  rn__buf_printf(b, "runnel_draining %d\n", rn_core_draining(adm->core) ? 1 : 0);
   render_shards(adm, b);
   render_groups(adm, b);
   render_http(adm, b);

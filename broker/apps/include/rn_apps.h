@@ -8,7 +8,7 @@
  *
  * Wiring (main.c):
  *   rn_http_routes_t *routes;
- *   rc = rn_http_routes_new(&loop, eng, &cfg, &routes, why, sizeof why);
+ *   rc = rn_http_routes_new(&loop, core, &cfg, &routes, why, sizeof why);
  *   ... hand rn_http_routes_router and routes (as arg) to the HTTP server ...
  *   ... after the server stopped and before rn_engine_close:
  *   rn_http_routes_destroy(routes);
@@ -25,7 +25,7 @@
 #include <uv.h>
 
 #include "config.h"
-#include "engine.h"
+#include "rn_core.h"
 #include "http.h"
 #include "rn_admin.h"
 #include "runnel/error.h"
@@ -36,11 +36,11 @@ typedef struct rn_http_routes rn_http_routes_t;
  * (kinesis_credentials), API keys (rest_api_keys), throughput limits, the
  * Kinesis tags/stream-mode file under <data_dir>/meta (read here, blocking:
  * call at startup), and a fresh random secret for shard iterators. loop and
- * eng are borrowed and must outlive the routes; cfg is read only here.
+ * core are borrowed and must outlive the routes; cfg is read only here.
  * Returns 0 with *out owned by the caller, or RN_EINVAL (a bad credential or
  * API key list; why says which entry), RN_ECORRUPT (an unreadable tags file),
  * RN_ENOMEM. */
-rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *cfg, rn_http_routes_t **out,
+rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, rn_http_routes_t **out,
                             char *why, size_t whylen);
 
 /* Free. Call after the HTTP server stopped (no request in flight); runs the

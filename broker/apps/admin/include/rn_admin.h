@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #include "config.h"
-#include "engine.h"
+#include "rn_core.h"
 #include "http.h"
 #include "rn_kinesis_codec.h"
 #include "runnel/error.h"
@@ -68,11 +68,11 @@ typedef struct rn_admin_counters {
 typedef struct rn_admin rn_admin_t;
 
 /* Create from cfg (data_dir: the file system /metrics reports the space of;
- * metrics_latency_detail). loop and eng are borrowed and must outlive the
+ * metrics_latency_detail). loop and core are borrowed and must outlive the
  * admin; version is static (runnel_build_info). Reads /proc for the process
  * start time: call at startup. Returns 0 with *out owned by the caller, or
  * RN_ENOMEM. */
-rn_err_t rn_admin_new(uv_loop_t *loop, rn_engine_t *eng, const rn_config_t *cfg, const char *version,
+rn_err_t rn_admin_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, const char *version,
                       rn_admin_t **out);
 
 /* Free. Call when no request is in flight; runs the loop until its own
