@@ -1047,7 +1047,7 @@ static int orphan_note(void *arg, const char *name) {
 static void remove_orphans(rn_engine_t *eng) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/streams", eng->data_dir);
-  rn_fs_t *fs = rn_fs_posix();
+  rn_fs_t *fs = rn_io_fs(eng->io);
   orphan_scan_t o = {.eng = eng};
   fs->list(fs, path, orphan_note, &o);
   for (size_t i = 0; i < o.n; i++) {
@@ -1097,17 +1097,18 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
   eng->meta = opts->meta_store;
   if (!eng->meta) {
     snprintf(path, sizeof(path), "%s/meta", eng->data_dir);
-    eng->meta = eng->own_meta = rn_core_meta_store_file(NULL, path);
+    eng->meta = eng->own_meta = rn_core_meta_store_file(opts->fs, path);
     if (!eng->meta) {
       err = RN_ENOMEM;
       goto fail;
     }
   }
+  rn_fs_t *fs = opts->fs ? opts->fs : rn_fs_posix();
   snprintf(path, sizeof(path), "%s/meta", eng->data_dir);
-  err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
+  err = fs->mkdirs(fs, path);
   if (!err) {
     snprintf(path, sizeof(path), "%s/streams", eng->data_dir);
-    err = rn_fs_posix()->mkdirs(rn_fs_posix(), path);
+    err = fs->mkdirs(fs, path);
   }
   if (err) {
     snprintf(why, whylen, "cannot create %s: %s", path, rn_strerror(err));
@@ -1116,6 +1117,7 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
   rn_io_opts_t io_opts;
   rn_io_opts_default(&io_opts);
   io_opts.backend = opts->io_backend;
+  if (opts->fs) io_opts.fs = opts->fs;
   err = rn_io_new(&io_opts, &eng->io);
   if (err) {
     snprintf(why, whylen, "disk I/O backend: %s", rn_strerror(err));

@@ -245,7 +245,7 @@ static void file_destroy(rn_core_meta_store_t *ms) {
 
 static const rn_core_meta_store_ops_t file_ops = {file_load, file_save, file_destroy};
 
-rn_core_meta_store_t *rn_core_meta_store_file(struct rn_fs *fs, const char *dir) {
+rn_core_meta_store_t *rn_core_meta_store_file(rn_fs_t *fs, const char *dir) {
   file_store_t *s = calloc(1, sizeof(*s));
   if (!s) return NULL;
   s->base.ops = &file_ops;

@@ -57,6 +57,10 @@ typedef struct rn_core_opts {
   uv_loop_t *loop;             /* the loop thread everything runs on; borrowed, outlives core */
   const char *data_dir;        /* root of all broker data; copied */
   rn_io_backend_t io_backend;  /* RN_IO_AUTO by default */
+  /* The file system everything core persists goes through (logs, the
+   * metadata file, directories); NULL = rn_fs_posix(). Borrowed; must
+   * outlive core. For tests (crash simulation, thread checks). */
+  rn_fs_t *fs;
   uint32_t max_record_bytes;   /* largest record value + key; default 1 MiB */
   uint32_t max_batch_bytes;    /* largest batch; default 8 MiB */
   uint32_t max_fetch_bytes;    /* cap on one fetch result; default 16 MiB */
@@ -492,8 +496,7 @@ struct rn_core_meta_store {
  * (NULL = rn_fs_posix(); borrowed, must outlive the store) as an atomic
  * snapshot (temp, fdatasync, rename, fsync dir). dir is copied. Returns
  * NULL on OOM. */
-struct rn_fs;
-rn_core_meta_store_t *rn_core_meta_store_file(struct rn_fs *fs, const char *dir);
+rn_core_meta_store_t *rn_core_meta_store_file(rn_fs_t *fs, const char *dir);
 /* ms->ops->destroy(ms); NULL ok. */
 void rn_core_meta_store_destroy(rn_core_meta_store_t *ms);
 
