@@ -968,6 +968,19 @@ static void test_health_and_metrics(void **state) {
   if (strstr(a.body, "runnel_group_lag_seconds{stream=\"m\",group=\"later\""))
     fail_msg("/metrics has a lag in time for a group without a checkpoint");
   if (strstr(a.body, "runnel_group_lag_milliseconds")) fail_msg("/metrics still has the milliseconds series");
+  /* The Kinesis error family: every type of the table in its order, then
+   * the slot for values outside it, one contiguous block. */
+  const char *errs = strstr(a.body, "# TYPE runnel_kinesis_errors_total counter\n");
+  assert_non_null(errs);
+  errs = strchr(errs, '\n') + 1;
+  const char *first = "runnel_kinesis_errors_total{code=\"AccessDeniedException\"} 0\n";
+  assert_true(strncmp(errs, first, strlen(first)) == 0);
+  const char *last = strstr(errs, "runnel_kinesis_errors_total{code=\"ValidationException\"} 0\n"
+                                  "runnel_kinesis_errors_total{code=\"Other\"} 0\n# ");
+  assert_non_null(last);
+  size_t lines = 0;
+  for (const char *q = errs; q < last; q++) lines += *q == '\n';
+  assert_int_equal(lines, 16); /* the 16 types before ValidationException */
   /* No per-shard latency series unless asked for: bounded cardinality. */
   assert_null(strstr(a.body, "runnel_shard_append_latency_seconds_bucket{stream=\"m\",shard="));
   assert_null(strstr(a.body, "runnel_shard_fdatasync_seconds_count{stream=\"m\",shard="));
