@@ -834,7 +834,7 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
   uint8_t hk[RN_HASH_KEY_BYTES];
   if (m->explicit_hash_key) {
     if (rn_hash_key_parse(m->explicit_hash_key, hk) != 0) {
-      rn__errmsg_set("explicit hash key \"%s\" is not a decimal in [0, 2^128)", m->explicit_hash_key);
+      rn__errmsg_set("explicit hash key \"%s\" is not a canonical decimal in [0, 2^128-1]", m->explicit_hash_key);
       return RN_EINVAL;
     }
   } else {

@@ -26,7 +26,7 @@
 #include "rn_admin.h"
 #include "rn_kinesis.h"
 #include "rn_rest.h"
-#include "server.h" /* rn__logf, until base/ has the logger */
+#include "rn_net.h" /* rn__logf (transitional, over base's logger) */
 
 struct rn_http_routes {
   rn_admin_t *adm;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "core_int.h"
+#include "runnel/keys.h"
 
 #define PRODUCER_ID_BLOCK 1000
 
@@ -194,18 +195,6 @@ void rn__shard_range(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16])
 }
 
 /* ---- streams ------------------------------------------------------------------------ */
-
-static bool valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 128) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '-' || c == '.'))
-      return false;
-  }
-  return strcmp(s, ".") && strcmp(s, "..");
-}
 
 rn_stream_t *rn__stream_find(rn_engine_t *eng, const char *name) {
   for (uint32_t i = 0; i < eng->nstreams; i++)
@@ -703,8 +692,9 @@ static void create_after(uv_work_t *w, int status) {
 
 void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_core_create_cb cb, void *ctx) {
   const char *name = c->name ? c->name : "";
-  if (!valid_name(name)) {
-    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "stream name \"%.140s\" is invalid: 1-128 characters of A-Z a-z 0-9 _ . -", name);
+  char why[256];
+  if (rn_name_check_stream(name, strlen(name), why, sizeof why)) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "%s", why);
     return;
   }
   if (c->shard_count < 1 || c->shard_count > eng->opts.max_shards) {

@@ -3,12 +3,13 @@
  * so the folders not yet ported to rn_core.h (main.c, net/, apps/, groups/)
  * compile unchanged. Not part of the rn_core library: every name here is
  * either an alias of rn_core.h, the native protocol entry point
- * (native/dispatch.h) or the consumer groups' (groups/group.c). New code
+ * (native/dispatch.c) or the consumer groups' (groups/group.c). New code
  * includes rn_core.h (and dispatch.h) instead; this header goes away when
  * the last user is ported.
  *
- * rn_engine_open/rn_engine_close (engine_compat.c, in rn_broker) open and
- * close core together with the consumer groups, as the engine did.
+ * rn_engine_open/rn_engine_close (broker/engine_compat.c, in rn_broker)
+ * open and close core together with the consumer groups, as the engine
+ * did.
  */
 #ifndef RN_BROKER_ENGINE_H
 #define RN_BROKER_ENGINE_H
@@ -16,7 +17,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../native/dispatch.h"
 #include "rn_core.h"
 #include "runnel.pb-c.h"
 
@@ -25,7 +25,8 @@ typedef rn_core_opts_t rn_engine_opts_t;
 typedef rn_core_stats_t rn_engine_stats_t;
 typedef rn_core_shard_stats_t rn_engine_shard_stats_t;
 typedef rn_core_shard_stats_fn rn_engine_shard_stats_fn;
-typedef rn_native_reply_cb rn_engine_reply_cb;
+/* Same type as native/dispatch.h's rn_native_reply_cb. */
+typedef void (*rn_engine_reply_cb)(void *ctx, const Runnel__Response *resp);
 
 #define RN_ENGINE_FETCH_DEFAULT_BYTES RN_CORE_FETCH_DEFAULT_BYTES
 #define RN_ENGINE_LATENCY_BUCKETS RN_CORE_LATENCY_BUCKETS
@@ -39,15 +40,15 @@ rn_err_t rn_engine_open(const rn_engine_opts_t *opts, rn_engine_t **out, char *w
 /* rn_core_close (which closes the groups first through their listener). */
 rn_err_t rn_engine_close(rn_engine_t *eng);
 
-static inline void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  rn_native_handle(eng, req, cb, ctx);
-}
+/* rn_native_handle and rn_native_error under their old names (defined in
+ * native/dispatch.c, so this header does not reach into native/). */
+void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx);
+void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg);
 static inline void *rn_engine_reply_hold(rn_engine_t *eng) { return rn_core_fetch_hold(eng); }
 static inline void rn_engine_reply_release(void *token) { rn_core_fetch_release(token); }
 static inline void rn_engine_drain(rn_engine_t *eng) { rn_core_drain(eng); }
 static inline int rn_engine_idle(const rn_engine_t *eng) { return rn_core_idle(eng); }
 static inline int rn_engine_draining(const rn_engine_t *eng) { return rn_core_draining(eng); }
-static inline void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg) { rn_native_error(e, err, msg); }
 static inline void rn_engine_stats(const rn_engine_t *eng, rn_engine_stats_t *st) { rn_core_stats(eng, st); }
 static inline void rn_engine_foreach_shard(const rn_engine_t *eng, rn_engine_shard_stats_fn fn, void *arg) {
   rn_core_foreach_shard(eng, fn, arg);

@@ -21,6 +21,7 @@
 
 #include "core_int.h"
 #include "rn_fs.h"
+#include "runnel/keys.h"
 #include "runnel.pb-c.h"
 
 /* ---- codec -------------------------------------------------------------------------- */
@@ -92,17 +93,8 @@ rn_err_t rn__meta_encode(const rn__meta_t *m, uint8_t **out, size_t *outlen) {
   return err;
 }
 
-static bool valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 128) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '-' || c == '.'))
-      return false;
-  }
-  return strcmp(s, ".") && strcmp(s, "..");
-}
+/* The stream name rule is proto's (runnel/keys.h), the same at every entry. */
+static bool valid_name(const char *s) { return rn_name_check_stream(s, s ? strlen(s) : 0, NULL, 0) == 0; }
 
 /* One shard entry into x; false when it is malformed. */
 static bool decode_shard(const Runnel__ShardMeta *in, uint32_t nshards, rn__meta_shard_t *x) {

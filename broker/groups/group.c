@@ -38,6 +38,7 @@
 #include "engine.h"
 #include "group_assign.h"
 #include "runnel/batch.h"
+#include "runnel/keys.h"
 
 #define DEFAULT_SESSION_MS 10000u
 #define MIN_SESSION_MS 500u
@@ -103,18 +104,6 @@ struct rn__groups {
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
-
-static bool valid_group_name(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n > 128) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-          c == '-'))
-      return false;
-  }
-  return true;
-}
 
 static char *xstrdup(const char *s) {
   char *d = strdup(s ? s : "");
@@ -1068,10 +1057,11 @@ static rn_stream_t *find_stream(rn_engine_t *eng, const char *name, rn_engine_re
   return st;
 }
 
+/* The group name rule is proto's (runnel/keys.h), the same at every entry. */
 static bool check_group_name(const char *name, rn_engine_reply_cb cb, void *ctx) {
-  if (valid_group_name(name)) return true;
-  reply_err(cb, ctx, RN_EINVAL, "invalid group name \"%.140s\": 1-128 characters of A-Z a-z 0-9 _ . -",
-            name ? name : "");
+  char why[256];
+  if (rn_name_check_group(name, name ? strlen(name) : 0, why, sizeof why) == 0) return true;
+  reply_err(cb, ctx, RN_EINVAL, "%s", why);
   return false;
 }
 

@@ -29,11 +29,14 @@
 
 #include "http_int.h"
 
+static bool h1_may_parse(const rn__hconn_t *conn);
+
 static rn__hconn_t *conn_of(http_parser *p) { return p->data; }
 
-void rn__h1_init(rn__hconn_t *conn) {
+static bool h1_start(rn__hconn_t *conn) {
   http_parser_init(&conn->h1p, HTTP_REQUEST);
   conn->h1p.data = conn;
+  return true;
 }
 
 /* ---- header assembly (strings arrive in pieces) ------------------------------- */
@@ -61,7 +64,7 @@ static bool end_piece(rn__hreq_t *req) {
 
 static int on_message_begin(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
-  if (conn->closing) return -1;
+  if (rn_conn_closing(&conn->base)) return -1;
   rn__hreq_t *req = rn__hreq_new(conn);
   if (req == NULL) {
     conn->h1err = 500;
@@ -75,7 +78,7 @@ static int on_message_begin(http_parser *p) {
 static int on_url(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   if (req->url == RN__NOOFF) {
     req->url = rn__hreq_put(req, "", 0, false);
     req->h1_hstate = 3; /* in the URL */
@@ -90,8 +93,8 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
-  if (req->head_done) return 0; /* trailers after a chunked body: not kept */
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
+  if ((req->rx >= RN__RQ_BODY)) return 0; /* trailers after a chunked body: not kept */
   if (req->h1_hstate != 1) {
     if (!end_piece(req)) goto oom;
     uint32_t name = rn__hreq_put(req, "", 0, false);
@@ -108,8 +111,8 @@ oom:
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
-  if (req->head_done) return 0;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
+  if ((req->rx >= RN__RQ_BODY)) return 0;
   if (req->h1_hstate != 2) {
     if (req->h1_hstate != 1) return 0; /* cannot happen: a value follows a name */
     if (rn__hreq_put(req, "", 0, true) == RN__NOOFF) goto oom; /* end the name */
@@ -165,13 +168,13 @@ static bool split_target(rn__hreq_t *req, bool connect) {
 static int on_headers_complete(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  const rn_config_t *cfg = conn->hs->cfg;
-  if (conn->closing || req == NULL) return -1;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   if (!end_piece(req)) {
     conn->h1err = 500;
     return -1;
   }
-  req->head_done = true;
+  if (req->rx < RN__RQ_BODY) req->rx = RN__RQ_BODY;
   req->version = p->http_major == 1 && p->http_minor == 0 ? 10 : 11;
   const char *m = http_method_str((enum http_method)p->method);
   req->method = rn__hreq_put(req, m, strlen(m), true);
@@ -206,7 +209,7 @@ static int on_headers_complete(http_parser *p) {
     if (req->version >= 11 && (chunked || (req->content_length != UINT64_MAX && req->content_length > 0)))
       req->expect_continue = true;
   }
-  /* Pause here too, so rn__h1_input knows where the head ends (the bare-LF
+  /* Pause here too, so h1_input knows where the head ends (the bare-LF
    * check covers head bytes only). */
   conn->h1_head_pause = true;
   http_parser_pause(p, 1);
@@ -216,7 +219,7 @@ static int on_headers_complete(http_parser *p) {
 static int on_body(http_parser *p, const char *at, size_t len) {
   rn__hconn_t *conn = conn_of(p);
   rn__hreq_t *req = conn->h1cur;
-  if (conn->closing || req == NULL) return -1;
+  if (rn_conn_closing(&conn->base) || req == NULL) return -1;
   req->expect_continue = false; /* the client did not wait for it */
   if (req->body_len + len > conn->hs->cfg->http_max_body_bytes) {
     conn->h1err = 413;
@@ -231,8 +234,8 @@ static int on_body(http_parser *p, const char *at, size_t len) {
 
 static int on_message_complete(http_parser *p) {
   rn__hconn_t *conn = conn_of(p);
-  if (conn->closing || conn->h1cur == NULL) return -1;
-  http_parser_pause(p, 1); /* dispatch outside the parser (rn__h1_input) */
+  if (rn_conn_closing(&conn->base) || conn->h1cur == NULL) return -1;
+  http_parser_pause(p, 1); /* dispatch outside the parser (h1_input) */
   return 0;
 }
 
@@ -262,7 +265,7 @@ static void fail(rn__hconn_t *conn, int status, const char *type, const char *ms
     }
   }
   if (!req->linked) rn__hreq_link(req);
-  req->complete = true;
+  req->rx = RN__RQ_DONE;
   req->close_after = true;
   req->expect_continue = false;
   conn->h1_stop = true;
@@ -270,7 +273,7 @@ static void fail(rn__hconn_t *conn, int status, const char *type, const char *ms
 }
 
 static void parse_error(rn__hconn_t *conn, enum http_errno e) {
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   char msg[200];
   int status = conn->h1err;
   conn->h1err = 0;
@@ -316,9 +319,9 @@ static const char *host_problem(const rn__hreq_t *req) {
   return NULL;
 }
 
-bool rn__h1_may_parse(const rn__hconn_t *conn) {
-  const rn__hsrv_t *hs = conn->hs;
-  return !conn->closing && !conn->h1_stop && !conn->finish && !hs->srv->draining &&
+static bool h1_may_parse(const rn__hconn_t *conn) {
+  const rn_http_t *hs = conn->hs;
+  return !rn_conn_closing(&conn->base) && !conn->h1_stop && (conn->end < RN__HE_FINISH) && !rn_net_draining(hs->net) &&
          conn->nreqs < hs->cfg->max_inflight_per_connection && rn__hconn_budget_ok(conn);
 }
 
@@ -334,13 +337,13 @@ static bool bare_lf(rn__hconn_t *conn, const uint8_t *p, size_t n) {
   return false;
 }
 
-void rn__h1_input(rn__hconn_t *conn) {
+static void h1_input(rn__hconn_t *conn) {
   size_t pos = 0;
-  while (pos < conn->in_len && rn__h1_may_parse(conn)) {
+  while (pos < conn->in_len && h1_may_parse(conn)) {
     size_t left = conn->in_len - pos;
-    bool in_head = conn->h1cur == NULL || !conn->h1cur->head_done;
+    bool in_head = conn->h1cur == NULL || (conn->h1cur->rx < RN__RQ_BODY);
     size_t n = http_parser_execute(&conn->h1p, &conn->hs->h1settings, (const char *)conn->in + pos, left);
-    if (conn->closing) return;
+    if (rn_conn_closing(&conn->base)) return;
     enum http_errno e = HTTP_PARSER_ERRNO(&conn->h1p);
     if (in_head && e != HPE_OK && e != HPE_PAUSED) in_head = false; /* the parse error is answered below */
     if (in_head) {
@@ -372,7 +375,7 @@ void rn__h1_input(rn__hconn_t *conn) {
       if (bad != NULL) {
         /* RFC 9112 3.2: 400 for a missing, repeated or empty Host; then
          * close, as for any request the stream cannot vouch for. */
-        req->complete = true;
+        req->rx = RN__RQ_DONE;
         req->close_after = true;
         conn->h1_stop = true;
         rn__hreq_error(req, 400, "BadRequestException", bad);
@@ -380,7 +383,7 @@ void rn__h1_input(rn__hconn_t *conn) {
         break;
       }
       rn__hreq_dispatch(req); /* may answer at once: that only schedules work */
-      if (conn->closing) return;
+      if (rn_conn_closing(&conn->base)) return;
       continue;
     }
     if (e != HPE_OK) {
@@ -393,7 +396,7 @@ void rn__h1_input(rn__hconn_t *conn) {
       pos = conn->in_len;
     }
   }
-  if (conn->closing) return;
+  if (rn_conn_closing(&conn->base)) return;
   if (pos > 0) {
     memmove(conn->in, conn->in + pos, conn->in_len - pos);
     conn->in_len -= pos;
@@ -405,7 +408,7 @@ void rn__h1_input(rn__hconn_t *conn) {
 
 /* Hand req's response to the output. close: announce Connection: close. */
 static void emit(rn__hconn_t *conn, rn__hreq_t *req, bool close) {
-  rn__hsrv_t *hs = conn->hs;
+  rn_http_t *hs = conn->hs;
   bool has_body = rn__http_status_has_body(req->status);
   size_t cap = 512; /* status line, request id, Date, Content-Length, Connection */
   for (size_t i = 0; i < req->nrh; i++) cap += strlen(req->rh[i].name) + strlen(req->rh[i].value) + 4;
@@ -434,33 +437,33 @@ static void emit(rn__hconn_t *conn, rn__hreq_t *req, bool close) {
     rn__hconn_send_owned(conn, (uint8_t *)buf, n);
   } else {
     rn__hconn_send_owned(conn, (uint8_t *)buf, n);
-    if (has_body && !req->is_head && req->rbody_len > 0 && !conn->closing) {
+    if (has_body && !req->is_head && req->rbody_len > 0 && !rn_conn_closing(&conn->base)) {
       rn__hconn_send_owned(conn, req->rbody, req->rbody_len);
       req->rbody = NULL;
     }
   }
 }
 
-void rn__h1_answered(rn__hreq_t *req) { rn__hconn_schedule(req->conn); }
+static void h1_answered(rn__hreq_t *req) { rn__hconn_schedule(req->conn); }
 
-void rn__h1_work(rn__hconn_t *conn) {
-  const rn__hsrv_t *hs = conn->hs;
-  bool draining = hs->srv->draining;
+static void h1_work(rn__hconn_t *conn) {
+  const rn_http_t *hs = conn->hs;
+  bool draining = rn_net_draining(hs->net);
   /* A request cut short by the peer's EOF will never complete. */
-  if (conn->eof && conn->h1cur != NULL && (conn->in_len == 0 || !rn__h1_may_parse(conn))) {
+  if (conn->eof && conn->h1cur != NULL && (conn->in_len == 0 || !h1_may_parse(conn))) {
     rn__hreq_t *cur = conn->h1cur;
     conn->h1cur = NULL;
     rn__hreq_unlink(cur);
     rn__hreq_free(cur);
   }
   rn__hreq_t *req;
-  while ((req = conn->reqs) != NULL && !conn->closing) {
-    if (req->answered) {
-      if (conn->out_bytes + conn->writing >= hs->cfg->max_output_bytes_per_connection) break;
+  while ((req = conn->reqs) != NULL && !rn_conn_closing(&conn->base)) {
+    if ((req->tx == RN__TX_ANSWERED)) {
+      if (conn->out_bytes + conn->base.writing >= hs->cfg->max_output_bytes_per_connection) break;
       bool last = req->close_after || !req->keep_alive || (conn->h1_stop && req->next == NULL) ||
-                  (draining && (req->next == NULL || !req->next->complete));
+                  (draining && (req->next == NULL || (req->next->rx != RN__RQ_DONE)));
       emit(conn, req, last);
-      if (conn->closing) return;
+      if (rn_conn_closing(&conn->base)) return;
       rn__hreq_unlink(req);
       assert(conn->answered > 0);
       conn->answered--;
@@ -473,28 +476,28 @@ void rn__h1_work(rn__hconn_t *conn) {
       }
       continue;
     }
-    if (req->expect_continue && !req->complete) {
+    if (req->expect_continue && (req->rx != RN__RQ_DONE)) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       rn__hconn_send(conn, cont, sizeof cont - 1);
       req->expect_continue = false;
     }
     break;
   }
-  if (conn->closing || conn->finish) return;
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FINISH)) return;
   /* Nothing left that will be answered: close. */
-  bool nothing = conn->reqs == NULL || !conn->reqs->complete;
+  bool nothing = conn->reqs == NULL || (conn->reqs->rx != RN__RQ_DONE);
   if (nothing && (draining || (conn->h1_stop && conn->reqs == NULL))) rn__hconn_finish(conn);
 }
 
-void rn__h1_timeout(rn__hconn_t *conn) {
-  const rn_config_t *cfg = conn->hs->cfg;
+static void h1_timeout(rn__hconn_t *conn) {
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   rn__hreq_t *cur = conn->h1cur;
   if (cur == NULL) {
     rn__hconn_finish(conn);
     return;
   }
   char msg[160];
-  if (!cur->head_done)
+  if ((cur->rx < RN__RQ_BODY))
     snprintf(msg, sizeof msg, "request head not received within %u ms (http_header_timeout_ms)",
              (unsigned)cfg->http_header_timeout_ms);
   else
@@ -503,4 +506,40 @@ void rn__h1_timeout(rn__hconn_t *conn) {
   conn->in_len = 0;
 }
 
-void rn__h1_drain(rn__hconn_t *conn) { rn__hconn_schedule(conn); }
+static void h1_drain(rn__hconn_t *conn) { rn__hconn_schedule(conn); }
+
+/* ---- the table --------------------------------------------------------------------- */
+
+static bool h1_may_read(const rn__hconn_t *conn) { return rn__hconn_budget_ok(conn) && h1_may_parse(conn); }
+
+static rn__rx_t h1_receiving(const rn__hconn_t *conn, uint64_t *since) {
+  const rn__hreq_t *cur = conn->h1cur;
+  if (cur == NULL) return RN__RX_NONE;
+  if ((cur->rx < RN__RQ_BODY)) {
+    *since = cur->started;
+    return RN__RX_HEAD;
+  }
+  *since = conn->last_read;
+  return RN__RX_BODY;
+}
+
+static void h1_stop(rn__hconn_t *conn) { conn->h1_stop = true; }
+static bool h1_pending_output(const rn__hconn_t *conn) { return false; }
+static bool h1_input_done(const rn__hconn_t *conn) { return conn->in_len == 0 || !h1_may_parse(conn); }
+
+const rn_http_proto_ops_t rn__h1_ops = {
+    .name = "HTTP/1.1",
+    .version = 11,
+    .start = h1_start,
+    .input = h1_input,
+    .work = h1_work,
+    .answered = h1_answered,
+    .may_read = h1_may_read,
+    .receiving = h1_receiving,
+    .timeout = h1_timeout,
+    .idle = rn__hconn_finish,
+    .stop = h1_stop,
+    .drain = h1_drain,
+    .pending_output = h1_pending_output,
+    .input_done = h1_input_done,
+};

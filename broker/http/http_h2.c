@@ -12,15 +12,15 @@
  *
  * Invariants:
  *   - Input is fed with nghttp2_session_mem_recv; output is pulled with
- *     nghttp2_session_mem_send only from the deferred work (rn__h2_work),
+ *     nghttp2_session_mem_send only from the deferred work (h2_work),
  *     while the connection's unwritten output is under
  *     max_output_bytes_per_connection, so a client that does not read
  *     stops costing memory.
- *   - Callbacks check conn->closing first: a connection closed inside one
+ *   - Callbacks check rn_conn_closing(&conn->base) first: a connection closed inside one
  *     (out of memory) has freed its requests.
  *   - A complete request is routed at once while the connection's output
  *     budget (unwritten output + held answers, rn__hconn_budget_ok) allows;
- *     otherwise it waits as "deferred" and rn__h2_work routes it, in
+ *     otherwise it waits as "deferred" and h2_work routes it, in
  *     arrival order, once answers went out. Reading goes on (only unwritten
  *     output stops it): the client's WINDOW_UPDATEs are what lets held
  *     answers drain.
@@ -37,6 +37,8 @@
 #include <strings.h>
 
 #include "http_int.h"
+
+static void h2_work(rn__hconn_t *conn);
 
 /* nghttp2_nv takes non-const pointers; with NGHTTP2_NV_FLAG_NONE it copies. */
 #define NV(n, v, nl, vl) \
@@ -63,7 +65,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
 
 /* The transport answers before the request ended (limits, timeout). */
 static void early(rn__hreq_t *req, int status) {
-  const rn_config_t *cfg = req->conn->hs->cfg;
+  const rn_http_opts_t *cfg = req->conn->hs->cfg;
   char msg[160];
   req->early = true;
   req->err = status;
@@ -89,13 +91,13 @@ static void early(rn__hreq_t *req, int status) {
 /* The whole request arrived (END_STREAM). */
 static void request_done(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
-  if (req->complete) return;
-  req->complete = true;
+  if ((req->rx == RN__RQ_DONE)) return;
+  req->rx = RN__RQ_DONE;
   assert(conn->h2_receiving > 0);
   conn->h2_receiving--;
-  if (req->answered || req->early) return; /* answered early; the rest was dropped */
+  if ((req->tx == RN__TX_ANSWERED) || req->early) return; /* answered early; the rest was dropped */
   if (!rn__hconn_budget_ok(conn)) {
-    req->deferred = true; /* rn__h2_work routes it once the answers fit */
+    req->tx = RN__TX_DEFERRED; /* h2_work routes it once the answers fit */
     conn->h2_deferred++;
     return;
   }
@@ -105,11 +107,11 @@ static void request_done(rn__hreq_t *req) {
 /* Route deferred streams, in arrival order, while the budget allows. */
 static void route_deferred(rn__hconn_t *conn) {
   rn__hreq_t *next;
-  for (rn__hreq_t *req = conn->reqs; req != NULL && conn->h2_deferred > 0 && !conn->closing; req = next) {
+  for (rn__hreq_t *req = conn->reqs; req != NULL && conn->h2_deferred > 0 && !rn_conn_closing(&conn->base); req = next) {
     next = req->next;
-    if (!req->deferred) continue;
+    if ((req->tx != RN__TX_DEFERRED)) continue;
     if (!rn__hconn_budget_ok(conn)) break;
-    req->deferred = false;
+    req->tx = RN__TX_NONE;
     conn->h2_deferred--;
     rn__hreq_dispatch(req);
   }
@@ -119,7 +121,7 @@ static void route_deferred(rn__hconn_t *conn) {
 
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user_data) {
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   rn__hreq_t *req = rn__hreq_new(conn);
   if (req == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -145,10 +147,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
   (void)flags;
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
-  if (req == NULL || req->head_done) return 0; /* trailers are not kept */
+  if (req == NULL || (req->rx >= RN__RQ_BODY)) return 0; /* trailers are not kept */
   req->head_bytes += namelen + valuelen + 32;
   if (req->err != 0) return 0;
   if (req->head_bytes > conn->hs->cfg->http_max_header_bytes) {
@@ -187,9 +189,9 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
                          void *user_data) {
   (void)flags;
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   rn__hreq_t *req = stream_req(s, stream_id);
-  if (req == NULL || req->early || req->answered || req->complete) return 0;
+  if (req == NULL || req->early || (req->tx == RN__TX_ANSWERED) || (req->rx == RN__RQ_DONE)) return 0;
   if (req->body_len + len > conn->hs->cfg->http_max_body_bytes) {
     early(req, 413);
     return 0;
@@ -199,12 +201,12 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user_data) {
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
   rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
   if (req == NULL) return 0;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    req->head_done = true;
+    if (req->rx < RN__RQ_BODY) req->rx = RN__RQ_BODY;
     bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (req->err == 0) {
       const char *cl = rn__hreq_header(req, "content-length");
@@ -226,19 +228,19 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
       }
     }
     if (req->err != 0) early(req, req->err);
-    if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) request_done(req);
-  return conn->closing ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+  return rn_conn_closing(&conn->base) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user_data) {
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (rn_conn_closing(&conn->base)) return NGHTTP2_ERR_CALLBACK_FAILURE;
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
     rn__hreq_t *req = stream_req(s, frame->hd.stream_id);
-    if (req != NULL && req->early && !req->complete)
+    if (req != NULL && req->early && (req->rx != RN__RQ_DONE))
       nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
   }
   return 0;
@@ -247,22 +249,22 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
 static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *user_data) {
   (void)error_code;
   rn__hconn_t *conn = user_data;
-  if (conn->closing) return 0;
+  if (rn_conn_closing(&conn->base)) return 0;
   rn__hreq_t *req = stream_req(s, stream_id);
   if (req == NULL) return 0;
   req->h2_open = false;
-  if (!req->complete) {
-    req->complete = true;
+  if ((req->rx != RN__RQ_DONE)) {
+    req->rx = RN__RQ_DONE;
     assert(conn->h2_receiving > 0);
     conn->h2_receiving--;
   }
-  if (req->answered) {
-    req->answered = false;
+  if ((req->tx == RN__TX_ANSWERED)) {
+    req->tx = RN__TX_NONE;
     assert(conn->answered > 0);
     conn->answered--;
   }
   conn->last_active = rn__hconn_now(conn);
-  if (!req->routing) {
+  if (req->tx != RN__TX_ROUTING) {
     rn__hreq_unlink(req);
     rn__hreq_free(req);
   }
@@ -274,13 +276,13 @@ static int on_error(nghttp2_session *s, int lib_error_code, const char *msg, siz
   (void)s;
   (void)lib_error_code;
   rn__hconn_t *conn = user_data;
-  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: HTTP/2: %.*s", (unsigned long long)conn->id, conn->peer, (int)len, msg);
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: HTTP/2: %.*s", (unsigned long long)conn->base.id, conn->base.peer, (int)len, msg);
   return 0;
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
 
-rn_err_t rn__h2_global_init(rn__hsrv_t *hs) {
+rn_err_t rn__h2_global_init(rn_http_t *hs) {
   if (nghttp2_session_callbacks_new(&hs->h2cb) != 0) return RN_ENOMEM;
   nghttp2_session_callbacks_set_on_begin_headers_callback(hs->h2cb, on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(hs->h2cb, on_header);
@@ -299,17 +301,16 @@ rn_err_t rn__h2_global_init(rn__hsrv_t *hs) {
   return 0;
 }
 
-void rn__h2_global_free(rn__hsrv_t *hs) {
+void rn__h2_global_free(rn_http_t *hs) {
   if (hs->h2opt != NULL) nghttp2_option_del(hs->h2opt);
   if (hs->h2cb != NULL) nghttp2_session_callbacks_del(hs->h2cb);
   hs->h2opt = NULL;
   hs->h2cb = NULL;
 }
 
-bool rn__h2_start(rn__hconn_t *conn) {
-  rn__hsrv_t *hs = conn->hs;
+static bool h2_start(rn__hconn_t *conn) {
+  rn_http_t *hs = conn->hs;
   if (nghttp2_session_server_new2(&conn->h2, hs->h2cb, conn, hs->h2opt) != 0) return false;
-  conn->proto = RN__HP_H2;
   uint32_t streams = hs->cfg->max_inflight_per_connection < RN__H2_MAX_STREAMS ? hs->cfg->max_inflight_per_connection
                                                                                 : RN__H2_MAX_STREAMS;
   nghttp2_settings_entry iv[] = {
@@ -320,53 +321,53 @@ bool rn__h2_start(rn__hconn_t *conn) {
   if (nghttp2_submit_settings(conn->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) return false;
   if (nghttp2_session_set_local_window_size(conn->h2, NGHTTP2_FLAG_NONE, 0, (int32_t)RN__H2_CONN_WINDOW) != 0)
     return false;
-  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: HTTP/2", (unsigned long long)conn->id, conn->peer);
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: HTTP/2", (unsigned long long)conn->base.id, conn->base.peer);
   return true;
 }
 
 /* ---- input, output ------------------------------------------------------------------- */
 
-void rn__h2_input(rn__hconn_t *conn) {
+static void h2_input(rn__hconn_t *conn) {
   if (conn->in_len == 0 || conn->h2 == NULL) return;
   ssize_t rv = nghttp2_session_mem_recv(conn->h2, conn->in, conn->in_len);
-  if (conn->closing) return;
+  if (rn_conn_closing(&conn->base)) return;
   conn->in_len = 0; /* nghttp2 takes everything (or fails) */
   if (rv < 0) {
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: HTTP/2 session error: %s", (unsigned long long)conn->id, conn->peer,
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: HTTP/2 session error: %s", (unsigned long long)conn->base.id, conn->base.peer,
              nghttp2_strerror((int)rv));
     /* Whatever nghttp2 queued (GOAWAY with the error) goes out first. */
-    rn__h2_work(conn);
+    h2_work(conn);
     rn__hconn_finish(conn);
   }
   rn__hconn_schedule(conn);
 }
 
-void rn__h2_work(rn__hconn_t *conn) {
-  if (conn->h2 == NULL || conn->closing || conn->fin_sent) return;
-  const rn_config_t *cfg = conn->hs->cfg;
+static void h2_work(rn__hconn_t *conn) {
+  if (conn->h2 == NULL || rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT)) return;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   if (conn->h2_deferred > 0) route_deferred(conn);
-  if (conn->closing) return;
-  while (conn->out_bytes + conn->writing < cfg->max_output_bytes_per_connection) {
+  if (rn_conn_closing(&conn->base)) return;
+  while (conn->out_bytes + conn->base.writing < cfg->max_output_bytes_per_connection) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(conn->h2, &p);
     if (n < 0) {
-      rn__logf(RN_LOG_WARN, "http", "#%llu %s: HTTP/2 send failed: %s", (unsigned long long)conn->id, conn->peer,
+      rn__hlogf(conn, RN_LVL_WARN, "#%llu %s: HTTP/2 send failed: %s", (unsigned long long)conn->base.id, conn->base.peer,
                nghttp2_strerror((int)n));
       rn__hconn_close(conn, "HTTP/2 send failed");
       return;
     }
     if (n == 0) break;
     rn__hconn_send(conn, p, (size_t)n);
-    if (conn->closing) return;
+    if (rn_conn_closing(&conn->base)) return;
   }
-  if (!conn->finish && !nghttp2_session_want_read(conn->h2) && !nghttp2_session_want_write(conn->h2))
+  if ((conn->end < RN__HE_FINISH) && !nghttp2_session_want_read(conn->h2) && !nghttp2_session_want_write(conn->h2))
     rn__hconn_finish(conn); /* GOAWAY exchanged and no stream left */
 }
 
-void rn__h2_answered(rn__hreq_t *req) {
+static void h2_answered(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   if (!req->h2_open) { /* the client reset the stream meanwhile */
-    req->answered = false;
+    req->tx = RN__TX_NONE;
     assert(conn->answered > 0);
     conn->answered--;
     rn__hreq_unlink(req);
@@ -401,17 +402,17 @@ void rn__h2_answered(rn__hreq_t *req) {
   int rv = nghttp2_submit_response(conn->h2, req->stream_id, nv, n, data ? &prd : NULL);
   if (nv != small) free(nv);
   if (rv != 0) {
-    rn__logf(RN_LOG_WARN, "http", "#%llu %s: cannot submit an HTTP/2 response: %s", (unsigned long long)conn->id,
-             conn->peer, nghttp2_strerror(rv));
+    rn__hlogf(conn, RN_LVL_WARN, "#%llu %s: cannot submit an HTTP/2 response: %s", (unsigned long long)conn->base.id,
+             conn->base.peer, nghttp2_strerror(rv));
     nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, req->stream_id, NGHTTP2_INTERNAL_ERROR);
   }
   rn__hconn_schedule(conn);
 }
 
-void rn__h2_timeout(rn__hconn_t *conn) {
+static void h2_timeout(rn__hconn_t *conn) {
   /* 408 on every stream still receiving; the connection stays for the others. */
-  for (rn__hreq_t *req = conn->reqs; req != NULL && !conn->closing; req = req->next)
-    if (!req->complete && !req->answered && !req->early) early(req, 408);
+  for (rn__hreq_t *req = conn->reqs; req != NULL && !rn_conn_closing(&conn->base); req = req->next)
+    if ((req->rx != RN__RQ_DONE) && (req->tx != RN__TX_ANSWERED) && !req->early) early(req, 408);
   conn->last_read = rn__hconn_now(conn); /* the streams are answered; do not fire again at once */
   rn__hconn_schedule(conn);
 }
@@ -424,9 +425,44 @@ static void goaway(rn__hconn_t *conn) {
   rn__hconn_schedule(conn);
 }
 
-void rn__h2_idle(rn__hconn_t *conn) {
+static void h2_idle(rn__hconn_t *conn) {
   goaway(conn);
   rn__hconn_finish(conn);
 }
 
-void rn__h2_drain(rn__hconn_t *conn) { goaway(conn); }
+static void h2_drain(rn__hconn_t *conn) { goaway(conn); }
+
+/* ---- the table --------------------------------------------------------------------- */
+
+static bool h2_may_read(const rn__hconn_t *conn) {
+  return true; /* HTTP/2 keeps reading past held answers: the client's WINDOW_UPDATEs drain them */
+}
+
+static rn__rx_t h2_receiving(const rn__hconn_t *conn, uint64_t *since) {
+  if (conn->h2_receiving == 0) return RN__RX_NONE;
+  *since = conn->last_read;
+  return RN__RX_BODY;
+}
+
+static bool h2_pending_output(const rn__hconn_t *conn) {
+  return conn->h2 != NULL && nghttp2_session_want_write(conn->h2);
+}
+
+static bool h2_input_done(const rn__hconn_t *conn) { return true; }
+
+const rn_http_proto_ops_t rn__h2_ops = {
+    .name = "HTTP/2",
+    .version = 20,
+    .start = h2_start,
+    .input = h2_input,
+    .work = h2_work,
+    .answered = h2_answered,
+    .may_read = h2_may_read,
+    .receiving = h2_receiving,
+    .timeout = h2_timeout,
+    .idle = h2_idle,
+    .stop = goaway,
+    .drain = h2_drain,
+    .pending_output = h2_pending_output,
+    .input_done = h2_input_done,
+};

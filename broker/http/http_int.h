@@ -2,20 +2,26 @@
  * http_int.h — private structures of runneld's HTTP transport (the server
  * side of http.h). Loop thread only.
  *
- *   http_server.c  connections: accept, read, write, timers, limits, close;
- *                  requests: assembly storage, dispatch to the router, the
- *                  reply callback; request ids, Date; the built-in router
- *   http_h1.c      HTTP/1.1 on a connection (http-parser): pipelining in
+ *   http_server.c  the protocol on the connection base (rn_net_proto_ops_t):
+ *                  input and output buffers, timers, the choice of HTTP
+ *                  version (choose_protocol: ALPN, else the h2 preface),
+ *                  finish/linger; requests: assembly storage, dispatch to
+ *                  the router, the reply callback; request ids, Date; the
+ *                  built-in router
+ *   http_h1.c      HTTP/1.1 (http-parser) behind rn__h1_ops: pipelining in
  *                  order, chunked bodies, Expect: 100-continue
- *   http_h2.c      HTTP/2 on a connection (nghttp2): streams, flow control
- *   http_tls.c     TLS (OpenSSL, memory BIOs over the libuv socket), ALPN
+ *   http_h2.c      HTTP/2 (nghttp2) behind rn__h2_ops: streams, flow control
  *
- * Lifetimes. A connection (rn__hconn_t) is referenced by its two handles
- * (one reference until both closed), by every request of it that is at the
- * router, by every uv_write and by a uv_shutdown in flight. At zero it goes
- * to the dead list and run_deferred (server.c) frees it: never inside one of
- * its own callbacks. A request (rn__hreq_t) lives on its connection's list
- * from its first header to the end of its response (HTTP/1.1: the response
+ * Accept, limits, close, references and TLS are the connection base's
+ * (broker/net): this transport reads and writes plaintext.
+ *
+ * Lifetimes. A connection (rn__hconn_t) starts with the connection base
+ * (rn_conn_t, broker/net), which counts its references: its two handles
+ * (one reference until both closed), every request of it that is at the
+ * router, every write and a uv_shutdown in flight. At zero the base frees
+ * it from the loop hook (step 4 of the order in broker/net/net.c): never
+ * inside one of its own callbacks. A request (rn__hreq_t) lives on its
+ * connection's list from its first header to the end of its response (HTTP/1.1: the response
  * was handed to the output; HTTP/2: nghttp2 closed the stream); a request at
  * the router when its connection closes is "orphaned": unlinked, and freed
  * by the reply callback that must still come.
@@ -25,34 +31,28 @@
 
 #include <http_parser.h>
 #include <nghttp2/nghttp2.h>
-#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-#include "http.h"
-#include "server_int.h"
+#include "rn_http.h"
+#include "rn_net.h"
 
 #define RN__H2_MAX_STREAMS 128u          /* SETTINGS_MAX_CONCURRENT_STREAMS (capped by max_inflight_per_connection) */
 #define RN__H2_STREAM_WINDOW (1u << 20)  /* initial receive window per stream */
 #define RN__H2_CONN_WINDOW (16u << 20)   /* receive window of the connection */
 #define RN__HTTP_LINGER_MS 2000u         /* after a closing response: read and drop until EOF, at most this long */
 #define RN__HTTP_READ_BUF ((size_t)64 * 1024)
-/* Connections accepted past http_max_connections to answer one request:
- * /healthz, /readyz or /metrics as usual, anything else 503; beyond these
- * a connection is closed at once. */
-#define RN__HTTP_OVER_LIMIT_EXTRA 16u
 
 typedef struct rn__hconn rn__hconn_t;
 typedef struct rn__hreq rn__hreq_t;
 typedef struct rn__hbuf rn__hbuf_t;
 
-typedef enum {
-  RN__HP_SNIFF = 0, /* nothing decided yet (first bytes, or the TLS handshake) */
-  RN__HP_H1,
-  RN__HP_H2,
-} rn__hproto_t;
+typedef struct rn_http_proto_ops rn_http_proto_ops_t;
+
+/* What a request is receiving, for its timer (rn_http_proto_ops_t.receiving). */
+typedef enum { RN__RX_NONE = 0, RN__RX_HEAD, RN__RX_BODY } rn__rx_t;
 
 /* One chunk of bytes to write (plaintext, or ciphertext under TLS). */
 struct rn__hbuf {
@@ -85,14 +85,23 @@ struct rn__hreq {
   rn_http_req_t pub;
   rn_http_header_t *hv;
 
-  /* Where it stands. */
-  uint64_t started;     /* uv_now of its first byte */
+  /* Where it stands: two enums, one per direction.
+   *
+   * rx, the request:  HEAD ──head complete──→ BODY ──message complete──→ DONE
+   *   (HTTP/2: a stream reset or closed while receiving goes straight to DONE).
+   *
+   * tx, the answer:
+   *   NONE ──complete, routed (rn__hreq_dispatch)──→ ROUTING
+   *   NONE ──complete, over the output budget (HTTP/2)──→ DEFERRED ──budget ok──→ NONE → ROUTING
+   *   ROUTING ──the router's reply──→ NONE → ANSWERED (set_response)
+   *   ROUTING ──the connection closed──→ ORPHAN ──the reply──→ freed
+   *   NONE ──the transport answers (limits, timeouts, errors; HTTP/2 maybe early)──→ ANSWERED
+   *   ANSWERED ──HTTP/2 stream closed after its response──→ NONE, freed
+   * HTTP/1.1 frees an ANSWERED request once its response is in the output. */
+  uint64_t started; /* uv_now of its first byte */
+  enum { RN__RQ_HEAD = 0, RN__RQ_BODY, RN__RQ_DONE } rx;
+  enum { RN__TX_NONE = 0, RN__TX_DEFERRED, RN__TX_ROUTING, RN__TX_ORPHAN, RN__TX_ANSWERED } tx;
   bool linked;          /* on conn->reqs */
-  bool head_done;       /* the whole head arrived */
-  bool complete;        /* the whole request arrived (and went to the router, or failed) */
-  bool routing;         /* at the router: reply not called yet */
-  bool answered;        /* a response is ready (from the router or the transport) */
-  bool orphan;          /* the connection closed while routing */
   bool h2_open;         /* nghttp2 still has the stream */
   bool expect_continue; /* Expect: 100-continue, 100 not sent yet */
   bool keep_alive;      /* HTTP/1.1: the client allows another request after this */
@@ -100,7 +109,6 @@ struct rn__hreq {
   bool close_after;     /* close the connection after this response */
   bool early;           /* HTTP/2: answered before the request finished (reset it after) */
   int err;              /* HTTP/2: transport error status decided while receiving (413, 431) */
-  bool deferred;        /* HTTP/2: complete, waiting for the output budget before routing */
   size_t reserve;       /* bytes the router said the answer may take (rn_http_reserve), on conn->held */
   size_t held_body;     /* response body bytes not yet handed to the output, on conn->held */
 
@@ -118,29 +126,20 @@ struct rn__hreq {
 #define RN__NOOFF UINT32_MAX
 
 struct rn__hconn {
-  uv_tcp_t tcp;
-  uv_timer_t timer;
+  rn_conn_t base; /* first: socket, timer, id, peer, refs, close (broker/net) */
   uv_shutdown_t shut;
-  rn__hsrv_t *hs;
-  uint64_t id;
-  char peer[80];
-
-  unsigned refs, handles_open;
-  rn__hproto_t proto;
-
-  /* TLS (NULL for cleartext). */
-  SSL *ssl;
-  bool tls_ready; /* handshake done */
-  bool notified;  /* close_notify queued */
+  rn_http_t *hs;
+  /* The HTTP version spoken: NULL until decided (the first bytes, or the
+   * TLS handshake and its ALPN), then &rn__h1_ops or &rn__h2_ops. */
+  const rn_http_proto_ops_t *pops;
 
   /* Plaintext received and not yet consumed, in[0, in_len). */
   uint8_t *in;
   size_t in_len, in_cap;
 
-  /* Output not yet handed to uv_write; writes in flight. */
+  /* Output not yet handed to a write (writes in flight: the base's). */
   rn__hbuf_t *out_head, *out_tail;
-  size_t out_bytes, writing;
-  unsigned writes;
+  size_t out_bytes;
 
   /* Requests. */
   rn__hreq_t *reqs, *reqs_tail;
@@ -172,32 +171,31 @@ struct rn__hconn {
   /* Time (uv_now). */
   uint64_t accepted, last_read, last_write, last_active, timer_due;
 
-  bool reading;
-  bool closing;     /* uv_close called */
-  bool queued;      /* on hs->work */
-  bool counted;     /* counted in hs->nconns */
-  bool over_limit;  /* past http_max_connections: one request, health only (counted in hs->nextra) */
+  /* base.extra: past http_max_connections: one request, health only */
   bool eof;         /* the peer half-closed */
-  bool finish;      /* close once the output is flushed (then FIN and linger) */
-  bool fin_sent;    /* uv_shutdown requested */
-  bool lingering;   /* FIN sent: reading and dropping until EOF */
+  /* How the connection ends, one enum. Transitions (each only forward):
+   *   OPEN ──rn__hconn_finish (closing response, timeout, protocol error,
+   *          shutdown)──→ FINISH: parse nothing more, flush the output
+   *   FINISH ──output flushed (and TLS close_notify queued)──→ FIN_SENT:
+   *          uv_shutdown requested (FIN after the writes in flight)
+   *   FIN_SENT ──shutdown completed──→ LINGER: read and drop until the
+   *          peer's EOF, at most RN__HTTP_LINGER_MS, so the last response
+   *          is not lost to a reset
+   *   any ──rn__hconn_close (hard: error, EOF while lingering, linger
+   *          over)──→ the base's RN_CONN_CLOSING
+   * eof (the peer half-closed) is input-side and independent of it. */
+  enum { RN__HE_OPEN = 0, RN__HE_FINISH, RN__HE_FIN_SENT, RN__HE_LINGER } end;
   uint64_t linger_until;
-
-  rn__hconn_t *prev, *next; /* hs->conns */
-  rn__hconn_t *work_next;   /* hs->work */
-  rn__hconn_t *dead_next;   /* hs->dead */
 };
 
-struct rn__hsrv {
-  rn_server_t *srv;
-  const rn_config_t *cfg;
-  SSL_CTX *tls; /* NULL: cleartext */
-  rn__hconn_t *conns, *work, *dead;
-  uint32_t nconns;
-  uint32_t nextra; /* over_limit connections open */
-  uint64_t next_id;
+struct rn_http {
+  rn_net_t *net;
+  rn_http_opts_t opts;
+  const rn_http_opts_t *cfg; /* &opts: the limits, named as runneld's config keys */
+  rn_http_router_fn router;
+  void *router_arg;
+  rn_net_tls_t *tls; /* NULL: cleartext (the listener runs it, broker/net) */
   uint64_t routing; /* requests at the router, all connections */
-  uint64_t rejected, reject_logged_at;
   http_parser_settings h1settings;
   nghttp2_session_callbacks *h2cb;
   nghttp2_option *h2opt;
@@ -208,6 +206,9 @@ struct rn__hsrv {
 };
 
 /* ---- http_server.c: used by the protocol files ---- */
+
+/* Log one line for the "http" component (conn: an rn__hconn_t). */
+#define rn__hlogf(conn, level, ...) rn_conn_logf(&(conn)->base, (level), __VA_ARGS__)
 
 /* Output: copy len bytes (encrypting under TLS). */
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len);
@@ -264,48 +265,52 @@ void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *m
 
 /* Response helpers. */
 const char *rn__http_reason(int status);
-const char *rn__http_date(rn__hsrv_t *hs); /* IMF-fixdate of now, cached per second */
+const char *rn__http_date(rn_http_t *hs); /* IMF-fixdate of now, cached per second */
 bool rn__http_status_has_body(int status);
 
-/* ---- http_h1.c ---- */
-void rn__h1_init(rn__hconn_t *conn);
+/* ---- one HTTP version on a connection (http_h1.c, http_h2.c) ----
+ *
+ * The transport (http_server.c) talks to HTTP/1.1 and HTTP/2 only through
+ * this table: no version checks outside the protocol files. Every member
+ * runs on the loop thread, may close the connection, and is never called on
+ * a closing one. */
+struct rn_http_proto_ops {
+  const char *name; /* "HTTP/1.1", "HTTP/2" */
+  int version;      /* 11, 20 (what rn_http_req_t.http_version says) */
+  /* Chosen for conn: set up (h2: the session and SETTINGS). false: close. */
+  bool (*start)(rn__hconn_t *conn);
+  /* Feed input: parse what may be parsed of conn->in and consume it. */
+  void (*input)(rn__hconn_t *conn);
+  /* Deferred work: responses (head, body) to the output, in the protocol's
+   * order; 100-continue; the decision to finish the connection. */
+  void (*work)(rn__hconn_t *conn);
+  /* A request was answered (by the router or the transport). */
+  void (*answered)(rn__hreq_t *req);
+  /* Whether to read more now (the output budget aside). */
+  bool (*may_read)(const rn__hconn_t *conn);
+  /* What is being received, and since when (uv_now), for the timer. */
+  rn__rx_t (*receiving)(const rn__hconn_t *conn, uint64_t *since);
+  /* The head or body timer fired: 408 what is receiving. */
+  void (*timeout)(rn__hconn_t *conn);
+  /* Idle, or no first request in time: end the connection politely
+   * (HTTP/2: GOAWAY). */
+  void (*idle)(rn__hconn_t *conn);
+  /* Take no request after the ones begun (HTTP/2: GOAWAY); shutdown, or an
+   * over-limit connection's one request. */
+  void (*stop)(rn__hconn_t *conn);
+  /* Shutdown began. */
+  void (*drain)(rn__hconn_t *conn);
+  /* The protocol has more to write (TLS close_notify waits for it). */
+  bool (*pending_output)(const rn__hconn_t *conn);
+  /* After the peer's EOF: nothing left that could still be parsed. */
+  bool (*input_done)(const rn__hconn_t *conn);
+};
+
+extern const rn_http_proto_ops_t rn__h1_ops, rn__h2_ops;
+
+/* ---- http_h1.c, http_h2.c: process-wide setup ---- */
 void rn__h1_settings(http_parser_settings *s);
-/* Parse what may be parsed of conn->in; consume it. */
-void rn__h1_input(rn__hconn_t *conn);
-/* Deferred work: responses out in order, 100-continue, close decisions. */
-void rn__h1_work(rn__hconn_t *conn);
-/* The peer sent EOF. */
-void rn__h1_eof(rn__hconn_t *conn);
-/* A request was answered (router or transport). */
-void rn__h1_answered(rn__hreq_t *req);
-/* A head or body timeout: 408 for the request in progress, then close. */
-void rn__h1_timeout(rn__hconn_t *conn);
-bool rn__h1_may_parse(const rn__hconn_t *conn);
-/* Shutdown began. */
-void rn__h1_drain(rn__hconn_t *conn);
-
-/* ---- http_h2.c ---- */
-rn_err_t rn__h2_global_init(rn__hsrv_t *hs);
-void rn__h2_global_free(rn__hsrv_t *hs);
-/* Start HTTP/2 on conn (the client preface comes in conn->in). */
-bool rn__h2_start(rn__hconn_t *conn);
-void rn__h2_input(rn__hconn_t *conn);
-void rn__h2_work(rn__hconn_t *conn);
-void rn__h2_answered(rn__hreq_t *req);
-void rn__h2_timeout(rn__hconn_t *conn);
-void rn__h2_idle(rn__hconn_t *conn);
-void rn__h2_drain(rn__hconn_t *conn);
-
-/* ---- http_tls.c ---- */
-/* Load cert and key; returns NULL with why on failure. */
-SSL_CTX *rn__tls_ctx_new(const char *cert, const char *key, char *why, size_t whylen);
-bool rn__tls_conn_init(rn__hconn_t *conn);
-/* Ciphertext arrived: run the handshake, decrypt into conn->in. Returns
- * false when the connection must close (handshake or record error). */
-bool rn__tls_recv(rn__hconn_t *conn, const uint8_t *data, size_t len);
-/* Encrypt plaintext into the output. */
-bool rn__tls_send(rn__hconn_t *conn, const void *data, size_t len);
-/* Queue close_notify. */
-void rn__tls_close_notify(rn__hconn_t *conn);
+rn_err_t rn__h2_global_init(rn_http_t *hs);
+void rn__h2_global_free(rn_http_t *hs);
 
 #endif

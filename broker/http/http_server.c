@@ -1,30 +1,34 @@
 /*
  * http_server.c — runneld's HTTP transport: the connections of the HTTP
  * port and the requests on them, up to the router (http.h). HTTP/1.1
- * (http_h1.c), HTTP/2 with prior knowledge or ALPN (http_h2.c) and TLS
- * (http_tls.c) plug into the connection defined here.
+ * (http_h1.c) and HTTP/2 with prior knowledge or ALPN (http_h2.c) plug into
+ * the connection defined here through rn_http_proto_ops_t; TLS runs below,
+ * in the connection base (broker/net/tls.c), which hands this file
+ * plaintext.
  *
- * Owns the transport state (rn__hsrv_t), every connection (socket, timer,
- * input and output buffers, TLS and nghttp2 sessions) and every request
+ * Owns the transport state (rn_http_t), the protocol part of every
+ * connection (input and output buffers, the nghttp2 session; the socket,
+ * timer and TLS session are the base's) and every request
  * (head, body, response) until its response was handed to the output.
  *
- * A connection's life: accepted (with fewer than fd_reserve descriptors
- * left, or past http_max_connections + RN__HTTP_OVER_LIMIT_EXTRA: closed at
- * once; past http_max_connections: "over_limit", one request, health
- * endpoints only, else 503) → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
+ * A connection's life: accepted by the connection base (with fewer than
+ * fd_reserve descriptors left, or past http_max_connections +
+ * RN_HTTP_OVER_LIMIT_EXTRA: closed at once; past http_max_connections:
+ * base.extra, one request, health endpoints only, else 503) → the first bytes decide the protocol (the HTTP/2 preface, else HTTP/1.1;
  * under TLS the ALPN choice decides, the preface when there is none) →
  * requests are parsed, each complete one goes to the router → answers come
  * back through reply() at any time; the protocol puts them on the output
- * (HTTP/1.1 strictly in request order) → run_deferred (server.c, step 3)
- * writes each connection's output with one uv_write per iteration → a
+ * (HTTP/1.1 strictly in request order) → the deferred work (hconn_work,
+ * step 3 of the loop order in broker/net/net.c) writes each connection's
+ * output with one write per iteration → a
  * closing response, an idle timeout, a protocol error or shutdown "finish"
  * the connection: flush, TLS close_notify, FIN, then read and drop until the
  * peer's EOF (at most RN__HTTP_LINGER_MS) so the last response is not lost
  * to a reset → close.
  *
  * Invariants:
- *   - Nothing is freed inside its own callback: closed connections go to a
- *     dead list freed by run_deferred (step 4).
+ *   - Nothing is freed inside its own callback: closed connections go to
+ *     the connection base's dead list, freed in step 4.
  *   - Every request handed to the router is answered exactly once through
  *     on_reply; a request whose connection closed meanwhile is orphaned and
  *     freed there.
@@ -54,7 +58,7 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-uint64_t rn__hconn_now(const rn__hconn_t *conn) { return uv_now(conn->hs->srv->loop); }
+uint64_t rn__hconn_now(const rn__hconn_t *conn) { return rn_conn_now(&conn->base); }
 
 static uint64_t mix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -65,7 +69,7 @@ static uint64_t mix64(uint64_t x) {
 
 /* A version-4-shaped UUID, unique per process run: both halves are
  * bijections of a counter under random per-run keys. */
-static void make_rid(rn__hsrv_t *hs, char out[40]) {
+static void make_rid(rn_http_t *hs, char out[40]) {
   uint64_t n = ++hs->rid_count;
   uint64_t hi = mix64(hs->rid_seed[0] + n), lo = mix64(hs->rid_seed[1] ^ (n * 0xD6E8FEB86659FD93ull));
   hi = (hi & ~0xF000ull) | 0x4000ull;
@@ -74,7 +78,7 @@ static void make_rid(rn__hsrv_t *hs, char out[40]) {
            (unsigned)hi & 0xFFFFu, (unsigned)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
 }
 
-const char *rn__http_date(rn__hsrv_t *hs) {
+const char *rn__http_date(rn_http_t *hs) {
   static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -124,42 +128,10 @@ const char *rn__http_reason(int status) {
 
 bool rn__http_status_has_body(int status) { return status >= 200 && status != 204 && status != 304; }
 
-static void format_peer(rn__hconn_t *conn) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  snprintf(conn->peer, sizeof conn->peer, "?");
-  if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) != 0) return;
-  char ip[48];
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    snprintf(conn->peer, sizeof conn->peer, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
-  } else if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    snprintf(conn->peer, sizeof conn->peer, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
-  }
-}
-
 /* ---- references, close, free ---------------------------------------------------- */
 
-static void conn_ref(rn__hconn_t *conn) { conn->refs++; }
-
-static void conn_unref(rn__hconn_t *conn) {
-  assert(conn->refs > 0);
-  if (--conn->refs > 0) return;
-  assert(conn->closing && conn->handles_open == 0);
-  conn->dead_next = conn->hs->dead;
-  conn->hs->dead = conn;
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-  rn__hconn_t *conn = h->data;
-  assert(conn->handles_open > 0);
-  conn->handles_open--;
-  rn__server_handle_closed(conn->hs->srv);
-  if (conn->handles_open == 0) conn_unref(conn);
-}
+static void conn_ref(rn__hconn_t *conn) { rn_conn_ref(&conn->base); }
+static void conn_unref(rn__hconn_t *conn) { rn_conn_unref(&conn->base); }
 
 static void free_bufs(rn__hbuf_t *b) {
   while (b != NULL) {
@@ -170,35 +142,15 @@ static void free_bufs(rn__hbuf_t *b) {
   }
 }
 
-void rn__hconn_schedule(rn__hconn_t *conn) {
-  if (conn->queued || conn->closing) return;
-  conn->queued = true;
-  conn->work_next = conn->hs->work;
-  conn->hs->work = conn;
-}
+void rn__hconn_schedule(rn__hconn_t *conn) { rn_conn_schedule(&conn->base); }
 
-void rn__hconn_close(rn__hconn_t *conn, const char *why) {
-  if (conn->closing) return;
-  rn__hsrv_t *hs = conn->hs;
-  conn->closing = true;
-  conn->reading = false;
-  if (conn->prev != NULL)
-    conn->prev->next = conn->next;
-  else if (hs->conns == conn)
-    hs->conns = conn->next;
-  if (conn->next != NULL) conn->next->prev = conn->prev;
-  conn->prev = conn->next = NULL;
-  if (conn->counted) {
-    hs->nconns--;
-    conn->counted = false;
-  }
-  if (conn->over_limit) {
-    hs->nextra--;
-    conn->over_limit = false;
-  }
-  if (conn->id != 0)
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s closed: %s (%llu requests)", (unsigned long long)conn->id, conn->peer,
-             why, (unsigned long long)conn->requests);
+void rn__hconn_close(rn__hconn_t *conn, const char *why) { rn_conn_close(&conn->base, why); }
+
+/* ops->on_close: the base is closing the connection. */
+static void http_on_close(rn_conn_t *base, const char *why) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s closed: %s (%llu requests)", (unsigned long long)conn->base.id,
+            conn->base.peer, why, (unsigned long long)conn->requests);
   /* Requests: those at the router are orphaned (freed by their reply);
    * the others go now. The nghttp2 session stays until the free (its
    * callbacks check closing first). */
@@ -206,8 +158,8 @@ void rn__hconn_close(rn__hconn_t *conn, const char *why) {
   while (req != NULL) {
     rn__hreq_t *next = req->next;
     req->prev = req->next = NULL;
-    if (req->routing)
-      req->orphan = true;
+    if (req->tx == RN__TX_ROUTING)
+      req->tx = RN__TX_ORPHAN;
     else
       rn__hreq_free(req);
     req = next;
@@ -220,26 +172,21 @@ void rn__hconn_close(rn__hconn_t *conn, const char *why) {
   free_bufs(conn->out_head);
   conn->out_head = conn->out_tail = NULL;
   conn->out_bytes = 0;
-  uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
-  uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
 }
 
-static void hconn_free(rn__hconn_t *conn) {
-  assert(conn->refs == 0 && !conn->queued);
+/* ops->on_free: the connection is dead. */
+static void http_on_free(rn_conn_t *base) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
   free(conn->in);
   free_bufs(conn->out_head);
   if (conn->h2 != NULL) nghttp2_session_del(conn->h2);
-  if (conn->ssl != NULL) SSL_free(conn->ssl);
-  free(conn);
 }
 
 /* ---- output ---------------------------------------------------------------------- */
 
 typedef struct hwrite {
-  uv_write_t req;
-  rn__hconn_t *conn;
+  rn_conn_wreq_t req; /* first */
   rn__hbuf_t *bufs;
-  size_t bytes;
 } hwrite_t;
 
 static void append_buf(rn__hconn_t *conn, rn__hbuf_t *b) {
@@ -262,8 +209,8 @@ uint8_t *rn__hconn_out_reserve(rn__hconn_t *conn, size_t n, size_t *room) {
   uint8_t *data = b != NULL ? malloc(cap) : NULL;
   if (data == NULL) {
     free(b);
-    rn__logf(RN_LOG_ERROR, "http", "#%llu %s: out of memory for output; closing", (unsigned long long)conn->id,
-             conn->peer);
+    rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for output; closing", (unsigned long long)conn->base.id,
+             conn->base.peer);
     rn__hconn_close(conn, "out of memory");
     return NULL;
   }
@@ -292,17 +239,12 @@ bool rn__hconn_out_raw(rn__hconn_t *conn, const void *data, size_t len) {
 }
 
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len) {
-  if (conn->closing || conn->fin_sent || len == 0) return;
-  if (conn->ssl != NULL) {
-    if (!rn__tls_send(conn, data, len)) rn__hconn_close(conn, "tls write failed");
-    return;
-  }
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) return;
   rn__hconn_out_raw(conn, data, len);
 }
 
 void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
-  if (conn->closing || conn->fin_sent || len == 0 || conn->ssl != NULL) {
-    if (!conn->closing && !conn->fin_sent && len > 0) rn__hconn_send(conn, buf, len);
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) {
     free(buf);
     return;
   }
@@ -318,24 +260,20 @@ void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
   conn->out_bytes += len;
 }
 
-size_t rn__hconn_budget_used(const rn__hconn_t *conn) { return conn->out_bytes + conn->writing + conn->held; }
+size_t rn__hconn_budget_used(const rn__hconn_t *conn) { return conn->out_bytes + conn->base.writing + conn->held; }
 
 bool rn__hconn_budget_ok(const rn__hconn_t *conn) {
   return rn__hconn_budget_used(conn) < conn->hs->cfg->max_output_bytes_per_connection;
 }
 
 bool rn__hconn_sending(const rn__hconn_t *conn) {
-  return conn->out_bytes > 0 || conn->writes > 0 || conn->answered > 0;
+  return conn->out_bytes > 0 || conn->base.writes > 0 || conn->answered > 0;
 }
 
-static void hconn_work(rn__hconn_t *conn);
 
-static void on_write(uv_write_t *req, int status) {
+static void on_write(rn_conn_t *base, rn_conn_wreq_t *req, int status) {
   hwrite_t *w = (hwrite_t *)req;
-  rn__hconn_t *conn = w->conn;
-  assert(conn->writes > 0 && conn->writing >= w->bytes);
-  conn->writes--;
-  conn->writing -= w->bytes;
+  rn__hconn_t *conn = (rn__hconn_t *)base;
   free_bufs(w->bufs);
   free(w);
   if (status == 0) {
@@ -344,12 +282,16 @@ static void on_write(uv_write_t *req, int status) {
   } else if (status != UV_ECANCELED) {
     rn__hconn_close(conn, uv_strerror(status));
   }
-  conn_unref(conn);
 }
 
-/* Hand the whole output to one uv_write. */
-static void flush(rn__hconn_t *conn) {
-  if (conn->closing || conn->out_head == NULL) return;
+/* Hand the whole output to one write; last: it ends the stream (under TLS
+ * close_notify goes in the same write, or alone when there is no output). */
+static void flush(rn__hconn_t *conn, bool last) {
+  if (rn_conn_closing(&conn->base)) return;
+  if (conn->out_head == NULL) {
+    if (last) rn_conn_tls_close_notify(&conn->base);
+    return;
+  }
   hwrite_t *w = malloc(sizeof *w);
   if (w == NULL) {
     rn__hconn_close(conn, "out of memory");
@@ -365,22 +307,18 @@ static void flush(rn__hconn_t *conn) {
   }
   size_t i = 0;
   for (rn__hbuf_t *b = conn->out_head; b != NULL; b = b->next) v[i++] = uv_buf_init((char *)b->data, (unsigned)b->len);
-  w->conn = conn;
   w->bufs = conn->out_head;
-  w->bytes = conn->out_bytes;
+  size_t bytes = conn->out_bytes;
   conn->out_head = conn->out_tail = NULL;
   conn->out_bytes = 0;
-  int rc = uv_write(&w->req, (uv_stream_t *)&conn->tcp, v, (unsigned)n, on_write);
+  int rc = last ? rn_conn_write_last(&conn->base, &w->req, v, (unsigned)n, bytes, on_write)
+                : rn_conn_write(&conn->base, &w->req, v, (unsigned)n, bytes, on_write);
   if (v != small) free(v);
   if (rc != 0) {
     free_bufs(w->bufs);
     free(w);
     rn__hconn_close(conn, uv_strerror(rc));
-    return;
   }
-  conn->writes++;
-  conn->writing += w->bytes;
-  conn_ref(conn);
 }
 
 /* ---- input ----------------------------------------------------------------------- */
@@ -410,73 +348,75 @@ uint8_t *rn__hconn_in_room(rn__hconn_t *conn, size_t n, size_t *room) {
   return p;
 }
 
-/* Decide the protocol from the first bytes, then let it consume the input. */
-static void process_input(rn__hconn_t *conn) {
-  if (conn->closing || conn->lingering || conn->finish) return;
-  if (conn->proto == RN__HP_SNIFF) {
-    if (conn->ssl != NULL && !conn->tls_ready) return;
-    if (conn->in_len == 0) return;
+/* The one place the HTTP version of a connection is decided: under TLS
+ * the ALPN choice (h2, http/1.1) as soon as the handshake is done; without
+ * one (cleartext, or TLS without ALPN) the first bytes: the HTTP/2 client
+ * preface (h2c with prior knowledge), else HTTP/1.1. Returns false while
+ * undecided (wait for more bytes) or when the connection was closed. */
+static bool choose_protocol(rn__hconn_t *conn) {
+  if (conn->pops != NULL) return true;
+  if (rn_conn_tls(&conn->base) && !rn_conn_tls_ready(&conn->base)) return false;
+  const rn_http_proto_ops_t *ops = NULL;
+  size_t alen;
+  const unsigned char *alpn = rn_conn_alpn(&conn->base, &alen);
+  if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
+    ops = &rn__h2_ops;
+  } else if (alen == 8 && memcmp(alpn, "http/1.1", 8) == 0) {
+    ops = &rn__h1_ops;
+  } else {
+    if (conn->in_len == 0) return false;
     size_t n = conn->in_len < H2_PREFACE_LEN ? conn->in_len : H2_PREFACE_LEN;
-    if (memcmp(conn->in, h2_preface, n) != 0) {
-      conn->proto = RN__HP_H1;
-      rn__h1_init(conn);
-    } else if (n == H2_PREFACE_LEN) {
-      if (!rn__h2_start(conn)) {
-        rn__hconn_close(conn, "cannot start HTTP/2");
-        return;
-      }
-    } else {
-      return; /* a prefix of the preface: wait for more */
-    }
+    if (memcmp(conn->in, h2_preface, n) != 0)
+      ops = &rn__h1_ops;
+    else if (n == H2_PREFACE_LEN)
+      ops = &rn__h2_ops;
+    else
+      return false; /* a prefix of the preface: wait for more */
   }
-  if (conn->proto == RN__HP_H1)
-    rn__h1_input(conn);
-  else
-    rn__h2_input(conn);
-  if (!conn->closing && conn->in_len == 0 && conn->in != NULL) {
+  conn->pops = ops;
+  if (!ops->start(conn)) {
+    char why[48];
+    snprintf(why, sizeof why, "cannot start %s", ops->name);
+    rn__hconn_close(conn, why); /* why is used before this returns */
+    return false;
+  }
+  return true;
+}
+
+/* Decide the protocol, then let it consume the input. */
+static void process_input(rn__hconn_t *conn) {
+  if (rn_conn_closing(&conn->base) || (conn->end == RN__HE_LINGER) || (conn->end >= RN__HE_FINISH)) return;
+  if (!choose_protocol(conn)) return;
+  conn->pops->input(conn);
+  if (!rn_conn_closing(&conn->base) && conn->in_len == 0 && conn->in != NULL) {
     free(conn->in); /* idle connections keep no input buffer */
     conn->in = NULL;
     conn->in_cap = 0;
   }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+static void on_alloc(rn_conn_t *base, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
-  rn__hconn_t *conn = h->data;
+  rn__hconn_t *conn = (rn__hconn_t *)base;
   /* One shared buffer: libuv calls alloc and read back to back for one
    * stream, and on_read consumes (copies) it before returning. */
   *buf = uv_buf_init((char *)conn->hs->rbuf, (unsigned)sizeof conn->hs->rbuf);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
 static void update_reading(rn__hconn_t *conn) {
-  if (conn->closing) return;
-  const rn_config_t *cfg = conn->hs->cfg;
+  if (rn_conn_closing(&conn->base)) return;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   bool want;
-  if (conn->lingering)
+  if ((conn->end == RN__HE_LINGER))
     want = true;
-  else if (conn->eof || conn->finish)
+  else if (conn->eof || (conn->end >= RN__HE_FINISH))
     want = false;
-  else if (conn->out_bytes + conn->writing >= cfg->max_output_bytes_per_connection)
+  else if (conn->out_bytes + conn->base.writing >= cfg->max_output_bytes_per_connection)
     want = false; /* HTTP/2 keeps reading past held answers: the client's WINDOW_UPDATEs drain them */
-  else if (conn->proto == RN__HP_H1 && !rn__hconn_budget_ok(conn))
-    want = false;
-  else if (conn->proto == RN__HP_H1)
-    want = rn__h1_may_parse(conn);
   else
-    want = true;
-  if (want && !conn->reading) {
-    int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
-    if (rc != 0) {
-      rn__hconn_close(conn, uv_strerror(rc));
-      return;
-    }
-    conn->reading = true;
-  } else if (!want && conn->reading) {
-    uv_read_stop((uv_stream_t *)&conn->tcp);
-    conn->reading = false;
-  }
+    want = conn->pops == NULL || conn->pops->may_read(conn);
+  int rc = rn_conn_read(&conn->base, want);
+  if (rc != 0) rn__hconn_close(conn, uv_strerror(rc));
 }
 
 /* ---- timers ------------------------------------------------------------------------ */
@@ -485,7 +425,7 @@ enum { DL_NONE, DL_FIRST, DL_HEAD, DL_BODY, DL_IDLE, DL_STALL, DL_LINGER };
 
 /* The earliest deadline that applies to conn now, and what it is for. */
 static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
-  const rn_config_t *cfg = conn->hs->cfg;
+  const rn_http_opts_t *cfg = conn->hs->cfg;
   uint64_t best = UINT64_MAX;
   *kind = DL_NONE;
 #define CONSIDER(t, k)         \
@@ -496,42 +436,35 @@ static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
       *kind = (k);             \
     }                          \
   } while (0)
-  if (conn->lingering) {
+  if ((conn->end == RN__HE_LINGER)) {
     CONSIDER(conn->linger_until, DL_LINGER);
     return best;
   }
   bool sending = rn__hconn_sending(conn);
   if (sending) {
     uint64_t lim = cfg->http_idle_timeout_ms;
-    if (conn->hs->srv->draining && cfg->drain_timeout_ms > 0 && (lim == 0 || cfg->drain_timeout_ms < lim))
+    if (rn_net_draining(conn->hs->net) && cfg->drain_timeout_ms > 0 && (lim == 0 || cfg->drain_timeout_ms < lim))
       lim = cfg->drain_timeout_ms;
     if (lim > 0) CONSIDER(conn->last_write + lim, DL_STALL);
   }
-  if (conn->finish || conn->eof) return best;
+  if ((conn->end >= RN__HE_FINISH) || conn->eof) return best;
   bool idle = !sending && conn->nreqs == 0 && conn->routing == 0 && cfg->http_idle_timeout_ms > 0;
   /* A connection must begin its first request within the head timeout of
    * the accept (TLS handshake included), whatever the protocol. */
-  if (conn->begun == 0 && conn->proto != RN__HP_SNIFF) {
+  if (conn->pops == NULL) { /* undecided: the first bytes are a head */
+    CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_HEAD);
+    return best;
+  }
+  if (conn->begun == 0) {
     CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_FIRST);
     return best;
   }
-  switch (conn->proto) {
-  case RN__HP_SNIFF: CONSIDER(conn->accepted + cfg->http_header_timeout_ms, DL_HEAD); break;
-  case RN__HP_H1: {
-    const rn__hreq_t *cur = conn->h1cur;
-    if (cur != NULL && !cur->head_done)
-      CONSIDER(cur->started + cfg->http_header_timeout_ms, DL_HEAD);
-    else if (cur != NULL)
-      CONSIDER(conn->last_read + cfg->http_body_timeout_ms, DL_BODY);
-    else if (idle)
-      CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
-    break;
-  }
-  case RN__HP_H2:
-    if (conn->h2_receiving > 0)
-      CONSIDER(conn->last_read + cfg->http_body_timeout_ms, DL_BODY);
-    else if (idle)
-      CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
+  uint64_t since = 0;
+  switch (conn->pops->receiving(conn, &since)) {
+  case RN__RX_HEAD: CONSIDER(since + cfg->http_header_timeout_ms, DL_HEAD); break;
+  case RN__RX_BODY: CONSIDER(since + cfg->http_body_timeout_ms, DL_BODY); break;
+  case RN__RX_NONE:
+    if (idle) CONSIDER(conn->last_active + cfg->http_idle_timeout_ms, DL_IDLE);
     break;
   }
 #undef CONSIDER
@@ -541,19 +474,19 @@ static uint64_t deadline(const rn__hconn_t *conn, int *kind) {
 static void on_timer(uv_timer_t *t);
 
 static void arm(rn__hconn_t *conn) {
-  if (conn->closing) return;
+  if (rn_conn_closing(&conn->base)) return;
   int kind;
   uint64_t dl = deadline(conn, &kind);
   if (dl == UINT64_MAX) return; /* a running timer finds nothing due and stops */
-  if (uv_is_active((uv_handle_t *)&conn->timer) && conn->timer_due <= dl) return;
+  if (uv_is_active((uv_handle_t *)&conn->base.timer) && conn->timer_due <= dl) return;
   uint64_t now = rn__hconn_now(conn);
-  uv_timer_start(&conn->timer, on_timer, dl > now ? dl - now : 0, 0);
+  uv_timer_start(&conn->base.timer, on_timer, dl > now ? dl - now : 0, 0);
   conn->timer_due = dl;
 }
 
 static void on_timer(uv_timer_t *t) {
   rn__hconn_t *conn = t->data;
-  if (conn->closing) return;
+  if (rn_conn_closing(&conn->base)) return;
   int kind;
   uint64_t dl = deadline(conn, &kind);
   if (dl == UINT64_MAX) return;
@@ -566,33 +499,28 @@ static void on_timer(uv_timer_t *t) {
   switch (kind) {
   case DL_LINGER: rn__hconn_close(conn, "closed (linger over)"); return;
   case DL_STALL:
-    rn__logf(RN_LOG_INFO, "http", "#%llu %s: responses not read for %llu ms; closing", (unsigned long long)conn->id,
-             conn->peer, (unsigned long long)(now - conn->last_write));
+    rn__hlogf(conn, RN_LVL_INFO, "#%llu %s: responses not read for %llu ms; closing", (unsigned long long)conn->base.id,
+             conn->base.peer, (unsigned long long)(now - conn->last_write));
     rn__hconn_close(conn, "write stalled");
     return;
   case DL_FIRST:
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: no request within %u ms; closing", (unsigned long long)conn->id,
-             conn->peer, (unsigned)conn->hs->cfg->http_header_timeout_ms);
-    if (conn->proto == RN__HP_H2)
-      rn__h2_idle(conn);
-    else
-      rn__hconn_finish(conn);
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: no request within %u ms; closing", (unsigned long long)conn->base.id,
+             conn->base.peer, (unsigned)conn->hs->cfg->http_header_timeout_ms);
+    conn->pops->idle(conn); /* DL_FIRST only once a protocol is chosen */
     break;
   case DL_HEAD:
   case DL_BODY:
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: request %s timed out", (unsigned long long)conn->id, conn->peer,
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: request %s timed out", (unsigned long long)conn->base.id, conn->base.peer,
              kind == DL_HEAD ? "head" : "body");
-    if (conn->proto == RN__HP_SNIFF)
+    if (conn->pops == NULL)
       rn__hconn_finish(conn); /* no request begun (or no TLS session): nothing to answer */
-    else if (conn->proto == RN__HP_H1)
-      rn__h1_timeout(conn);
     else
-      rn__h2_timeout(conn);
+      conn->pops->timeout(conn);
     break;
   case DL_IDLE:
-    rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: idle; closing", (unsigned long long)conn->id, conn->peer);
-    if (conn->proto == RN__HP_H2)
-      rn__h2_idle(conn);
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: idle; closing", (unsigned long long)conn->base.id, conn->base.peer);
+    if (conn->pops != NULL)
+      conn->pops->idle(conn);
     else
       rn__hconn_finish(conn);
     break;
@@ -602,35 +530,34 @@ static void on_timer(uv_timer_t *t) {
 
 /* ---- read, finish, work ------------------------------------------------------------- */
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  rn__hconn_t *conn = s->data;
-  if (conn->closing || nread == 0) return;
+static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
+  if (rn_conn_closing(&conn->base) || nread == 0) return;
   if (nread < 0) {
-    if (nread == UV_EOF && !conn->lingering) {
+    if (nread == UV_EOF && (conn->end != RN__HE_LINGER)) {
       conn->eof = true;
       update_reading(conn);
       rn__hconn_schedule(conn);
       return;
     }
-    rn__hconn_close(conn, conn->lingering ? "closed" : uv_strerror((int)nread));
-    return;
-  }
-  conn->last_read = rn__hconn_now(conn);
-  if (conn->lingering) return; /* dropped */
-  if (conn->ssl != NULL) {
-    if (!rn__tls_recv(conn, (const uint8_t *)buf->base, (size_t)nread)) {
+    if (nread == RN_NET_ETLS && conn->end != RN__HE_LINGER) {
       rn__hconn_finish(conn); /* flush the alert, if any */
       rn__hconn_schedule(conn);
       return;
     }
-  } else if (!rn__hconn_in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
-    rn__logf(RN_LOG_ERROR, "http", "#%llu %s: out of memory for input; closing", (unsigned long long)conn->id,
-             conn->peer);
+    rn__hconn_close(conn, (conn->end == RN__HE_LINGER) ? "closed" : uv_strerror((int)nread));
+    return;
+  }
+  conn->last_read = rn__hconn_now(conn);
+  if ((conn->end == RN__HE_LINGER)) return; /* dropped */
+  if (!rn__hconn_in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
+    rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for input; closing", (unsigned long long)conn->base.id,
+             conn->base.peer);
     rn__hconn_close(conn, "out of memory");
     return;
   }
   process_input(conn);
-  if (conn->closing) return;
+  if (rn_conn_closing(&conn->base)) return;
   update_reading(conn);
   rn__hconn_schedule(conn);
   arm(conn);
@@ -638,11 +565,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   rn__hconn_t *conn = req->data;
-  if (!conn->closing) {
+  if (!rn_conn_closing(&conn->base)) {
     if (status < 0) {
       rn__hconn_close(conn, uv_strerror(status));
     } else {
-      conn->lingering = true;
+      conn->end = RN__HE_LINGER;
       conn->linger_until = rn__hconn_now(conn) + RN__HTTP_LINGER_MS;
       update_reading(conn);
       arm(conn);
@@ -652,42 +579,38 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 }
 
 void rn__hconn_finish(rn__hconn_t *conn) {
-  if (conn->closing || conn->finish) return;
-  conn->finish = true;
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FINISH)) return;
+  conn->end = RN__HE_FINISH;
   update_reading(conn);
   rn__hconn_schedule(conn);
 }
 
-static void hconn_work(rn__hconn_t *conn) {
-  if (conn->closing) return;
+static void hconn_work(rn_conn_t *base) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
+  if (rn_conn_closing(&conn->base)) return;
   if (conn->in_len > 0) process_input(conn); /* what back-pressure held back */
-  if (conn->closing) return;
-  if (conn->proto == RN__HP_H1)
-    rn__h1_work(conn);
-  else if (conn->proto == RN__HP_H2)
-    rn__h2_work(conn);
-  if (conn->closing) return;
-  if (conn->finish && !conn->fin_sent && conn->ssl != NULL && conn->tls_ready && !conn->notified &&
-      conn->out_bytes + conn->writing < conn->hs->cfg->max_output_bytes_per_connection &&
-      (conn->h2 == NULL || !nghttp2_session_want_write(conn->h2))) {
-    rn__tls_close_notify(conn); /* the last bytes of the TLS stream */
-    conn->notified = true;
-  }
-  flush(conn);
-  if (conn->closing) return;
-  if (conn->finish && !conn->fin_sent && (conn->ssl == NULL || !conn->tls_ready || conn->notified)) {
+  if (rn_conn_closing(&conn->base)) return;
+  if (conn->pops != NULL) conn->pops->work(conn);
+  if (rn_conn_closing(&conn->base)) return;
+  const rn_conn_t *base_ = &conn->base;
+  bool notify = conn->end == RN__HE_FINISH && rn_conn_tls_ready(base_) && !rn_conn_tls_notified(base_) &&
+                conn->out_bytes + conn->base.writing < conn->hs->cfg->max_output_bytes_per_connection &&
+                (conn->pops == NULL || !conn->pops->pending_output(conn));
+  flush(conn, notify); /* notify: close_notify ends the TLS stream, after the output, in the same write */
+  if (rn_conn_closing(&conn->base)) return;
+  if (conn->end == RN__HE_FINISH && (!rn_conn_tls_ready(base_) || rn_conn_tls_notified(base_))) {
     if (conn->out_head == NULL) {
       /* uv_shutdown waits for the writes in flight, then sends FIN. */
       conn->shut.data = conn;
-      if (uv_shutdown(&conn->shut, (uv_stream_t *)&conn->tcp, on_shutdown) != 0) {
+      if (rn_conn_shutdown(&conn->base, &conn->shut, on_shutdown) != 0) {
         rn__hconn_close(conn, "closed");
         return;
       }
-      conn->fin_sent = true;
+      conn->end = RN__HE_FIN_SENT;
       conn_ref(conn);
     }
-  } else if (conn->eof && !conn->finish && conn->routing == 0 && !rn__hconn_sending(conn) &&
-             (conn->proto != RN__HP_H1 || conn->in_len == 0 || !rn__h1_may_parse(conn))) {
+  } else if (conn->eof && (conn->end < RN__HE_FINISH) && conn->routing == 0 && !rn__hconn_sending(conn) &&
+             (conn->pops == NULL || conn->pops->input_done(conn))) {
     rn__hconn_close(conn, "closed by peer");
     return;
   }
@@ -726,7 +649,7 @@ void rn__hreq_free(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   assert(conn->held >= req->held_body + req->reserve);
   conn->held -= req->held_body + req->reserve;
-  if (req->deferred) {
+  if ((req->tx == RN__TX_DEFERRED)) {
     assert(conn->h2_deferred > 0);
     conn->h2_deferred--;
   }
@@ -923,8 +846,8 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
   req->held_body = body_len;
   req->conn->held += body_len;
   req->status = status;
-  if (!req->answered) {
-    req->answered = true;
+  if ((req->tx != RN__TX_ANSWERED)) {
+    req->tx = RN__TX_ANSWERED;
     req->conn->answered++;
   }
   return true;
@@ -933,10 +856,7 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
 static void answered(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
   conn->last_active = rn__hconn_now(conn);
-  if (conn->proto == RN__HP_H2)
-    rn__h2_answered(req);
-  else
-    rn__h1_answered(req);
+  conn->pops->answered(req);
 }
 
 /* Append s to buf as JSON string content (without quotes). */
@@ -968,7 +888,7 @@ void rn__hreq_error(rn__hreq_t *req, int status, const char *type, const char *m
     rn__hconn_close(req->conn, "out of memory");
     return;
   }
-  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s: %d %s: %s", (unsigned long long)req->conn->id, req->conn->peer, status,
+  rn__hlogf(req->conn, RN_LVL_DEBUG, "#%llu %s: %d %s: %s", (unsigned long long)req->conn->base.id, req->conn->base.peer, status,
            type, msg);
   answered(req);
 }
@@ -982,7 +902,7 @@ void rn__hreq_body_sent(rn__hreq_t *req, size_t n) {
 /* rn_http_reserve for requests of this transport. */
 static void on_reserve(void *ctx, size_t bytes) {
   rn__hreq_t *req = ctx;
-  if (!req->routing) return;
+  if (req->tx != RN__TX_ROUTING && req->tx != RN__TX_ORPHAN) return;
   req->conn->held = req->conn->held - req->reserve + bytes;
   req->reserve = bytes;
 }
@@ -992,32 +912,33 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
                      size_t body_len) {
   rn__hreq_t *req = ctx;
   rn__hconn_t *conn = req->conn;
-  rn__hsrv_t *hs = conn->hs;
-  assert(req->routing && conn->routing > 0 && hs->routing > 0);
+  rn_http_t *hs = conn->hs;
+  assert((req->tx == RN__TX_ROUTING || req->tx == RN__TX_ORPHAN) && conn->routing > 0 && hs->routing > 0);
   assert(conn->held >= req->reserve);
   conn->held -= req->reserve; /* the answer itself is counted from here on */
   req->reserve = 0;
-  req->routing = false;
+  bool orphan = req->tx == RN__TX_ORPHAN;
+  req->tx = RN__TX_NONE;
   conn->routing--;
   hs->routing--;
-  if (req->orphan) {
+  if (orphan) {
     rn__hreq_free(req); /* the connection went away meanwhile */
     conn_unref(conn);
     return;
   }
   if (status < 200 || status > 599) {
-    rn__logf(RN_LOG_WARN, "http", "router answered %s %s with status %d; sending 500 instead",
+    rn__hlogf(conn, RN_LVL_WARN, "router answered %s %s with status %d; sending 500 instead",
              rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), status);
     status = 500;
   }
-  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s %s %s%s%s -> %d (%zu bytes)", (unsigned long long)conn->id, conn->peer,
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s %s %s%s%s -> %d (%zu bytes)", (unsigned long long)conn->base.id, conn->base.peer,
            rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), req->query != RN__NOOFF ? "?" : "",
            rn__hreq_str(req, req->query), status, body_len);
   bool ok = set_response(req, status, headers, nheaders, body, body_len);
   release_request(req); /* the router's view of it ends here */
   if (!ok) {
-    rn__logf(RN_LOG_ERROR, "http", "#%llu %s: out of memory for a response; closing", (unsigned long long)conn->id,
-             conn->peer);
+    rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for a response; closing", (unsigned long long)conn->base.id,
+             conn->base.peer);
     rn__hconn_close(conn, "out of memory"); /* frees req: it is linked and no longer routing */
   } else {
     answered(req);
@@ -1052,21 +973,17 @@ static const char *encoding_mismatch(const rn__hreq_t *req) {
 
 void rn__hreq_dispatch(rn__hreq_t *req) {
   rn__hconn_t *conn = req->conn;
-  rn__hsrv_t *hs = conn->hs;
-  rn_server_t *srv = hs->srv;
-  req->complete = true;
-  if (conn->over_limit) {
+  rn_http_t *hs = conn->hs;
+  req->rx = RN__RQ_DONE;
+  if (conn->base.extra) {
     /* One request only, then close (HTTP/2: GOAWAY). */
-    if (conn->proto == RN__HP_H1)
-      conn->h1_stop = true;
-    else
-      rn__h2_drain(conn);
+    conn->pops->stop(conn);
     if (!health_request(req)) {
       char msg[200];
       snprintf(msg, sizeof msg,
                "the broker is at http_max_connections (%u open connections); retry later or reuse a connection",
                (unsigned)hs->cfg->http_max_connections);
-      srv->refused[RN__PORT_HTTP][RN__REFUSE_LIMIT]++;
+      rn_net_listener_refuse(conn->base.lst, RN_NET_REFUSE_LIMIT);
       req->close_after = true;
       rn__hreq_error(req, 503, "ServiceUnavailable", msg);
       return;
@@ -1099,31 +1016,31 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   r->body = req->body != NULL ? req->body : (const uint8_t *)"";
   r->body_len = req->body_len;
   r->http_version = req->version == 20 ? 20 : 11;
-  r->tls = conn->ssl != NULL;
-  r->peer = conn->peer;
+  r->tls = rn_conn_tls(&conn->base);
+  r->peer = conn->base.peer;
   r->reserve = on_reserve;
-  req->routing = true;
+  req->tx = RN__TX_ROUTING;
   conn->routing++;
   hs->routing++;
   conn->requests++;
   conn->last_active = rn__hconn_now(conn);
   conn_ref(conn);
-  rn_http_router_fn fn = srv->http_router != NULL ? srv->http_router : rn_server_http_builtin_router;
-  void *arg = srv->http_router != NULL ? srv->http_router_arg : srv;
+  rn_http_router_fn fn = hs->router != NULL ? hs->router : rn_http_builtin_router;
+  void *arg = hs->router != NULL ? hs->router_arg : hs->net;
   fn(arg, r, on_reply, req); /* may answer before returning */
 }
 
 /* ---- the built-in router ------------------------------------------------------------- */
 
-void rn_server_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx) {
-  rn_server_t *srv = arg;
+void rn_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx) {
+  const rn_net_t *net = arg;
   bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
   if (get && strcmp(req->path, "/healthz") == 0) {
     static const char ok[] = "{\"status\":\"ok\"}";
     reply(ctx, 200, json_ct, 1, (const uint8_t *)ok, sizeof ok - 1);
   } else if (get && strcmp(req->path, "/readyz") == 0) {
     static const char ready[] = "{\"status\":\"ready\"}", draining[] = "{\"status\":\"draining\"}";
-    if (rn_server_draining(srv))
+    if (rn_net_draining(net))
       reply(ctx, 503, json_ct, 1, (const uint8_t *)draining, sizeof draining - 1);
     else
       reply(ctx, 200, json_ct, 1, (const uint8_t *)ready, sizeof ready - 1);
@@ -1138,157 +1055,96 @@ void rn_server_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_
   }
 }
 
-/* ---- accept ------------------------------------------------------------------------------ */
+/* ---- the transport on a new connection ---------------------------------------------- */
 
-void rn__http_accept(rn_server_t *srv) {
-  rn__hsrv_t *hs = srv->hsrv;
-  rn__hconn_t *conn = calloc(1, sizeof *conn);
-  if (conn == NULL) {
-    rn__logf(RN_LOG_ERROR, "http", "out of memory accepting a connection");
-    return;
-  }
+static void http_on_open(rn_conn_t *base) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
+  rn_http_t *hs = base->proto;
   conn->hs = hs;
-  conn->refs = 1; /* the handles */
-  if (uv_tcp_init(srv->loop, &conn->tcp) != 0) {
-    free(conn);
-    return;
-  }
-  rn__server_count_handle(srv);
-  uv_timer_init(srv->loop, &conn->timer);
-  rn__server_count_handle(srv);
-  conn->handles_open = 2;
-  conn->tcp.data = conn;
-  conn->timer.data = conn;
-  int rc = uv_accept((uv_stream_t *)&srv->http, (uv_stream_t *)&conn->tcp);
-  if (rc != 0) {
-    rn__logf(RN_LOG_WARN, "http", "accept failed: %s", uv_strerror(rc));
-    rn__hconn_close(conn, "accept failed");
-    return;
-  }
-  format_peer(conn);
-  uv_os_fd_t fd = -1;
-  uv_fileno((uv_handle_t *)&conn->tcp, &fd);
-  bool fds_short = rn__server_fds_short(srv, fd);
-  bool over = hs->nconns >= hs->cfg->http_max_connections;
-  /* Past the limit a few connections still get an answer (503, or the
-   * health endpoints); out of descriptors, or past those, they are closed
-   * at once. */
-  bool extra = over && !fds_short && !srv->draining && hs->nextra < RN__HTTP_OVER_LIMIT_EXTRA;
-  if (srv->draining || fds_short || (over && !extra)) {
-    hs->rejected++;
-    srv->refused[RN__PORT_HTTP][fds_short ? RN__REFUSE_FDS : RN__REFUSE_LIMIT] += srv->draining ? 0 : 1;
-    uint64_t now = uv_now(srv->loop);
-    if (!srv->draining && (hs->reject_logged_at == 0 || now - hs->reject_logged_at >= 1000)) {
-      if (fds_short)
-        rn__logf(RN_LOG_WARN, "http",
-                 "fewer than fd_reserve (%u) file descriptors left under the limit %llu: refused %llu "
-                 "connection(s), latest from %s",
-                 (unsigned)hs->cfg->fd_reserve, (unsigned long long)srv->fd_limit, (unsigned long long)hs->rejected,
-                 conn->peer);
-      else
-        rn__logf(RN_LOG_WARN, "http", "http_max_connections (%u) reached: refused %llu connection(s), latest from %s",
-                 (unsigned)hs->cfg->http_max_connections, (unsigned long long)hs->rejected, conn->peer);
-      hs->rejected = 0;
-      hs->reject_logged_at = now ? now : 1;
-    }
-    rn__hconn_close(conn, fds_short ? "file descriptors short" : "over http_max_connections");
-    return;
-  }
-  conn->id = ++hs->next_id;
-  if (extra) {
-    conn->over_limit = true;
-    hs->nextra++;
-    uint64_t now = uv_now(srv->loop);
-    if (hs->reject_logged_at == 0 || now - hs->reject_logged_at >= 1000) {
-      rn__logf(RN_LOG_WARN, "http",
-               "http_max_connections (%u) reached: connection from %s may ask for /healthz, /readyz or /metrics "
-               "only (others get 503)",
-               (unsigned)hs->cfg->http_max_connections, conn->peer);
-      hs->reject_logged_at = now ? now : 1;
-    }
-  } else {
-    conn->counted = true;
-    hs->nconns++;
-  }
-  conn->next = hs->conns;
-  if (hs->conns != NULL) hs->conns->prev = conn;
-  hs->conns = conn;
-  uv_tcp_nodelay(&conn->tcp, 1);
-  conn->accepted = conn->last_read = conn->last_write = conn->last_active = uv_now(srv->loop);
-  if (hs->tls != NULL && !rn__tls_conn_init(conn)) {
-    rn__hconn_close(conn, "out of memory for TLS");
-    return;
-  }
-  rn__logf(RN_LOG_DEBUG, "http", "#%llu %s accepted%s", (unsigned long long)conn->id, conn->peer,
-           hs->tls != NULL ? " (TLS)" : "");
+  if (base->extra)
+    rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s: past http_max_connections (%u): /healthz, /readyz or /metrics only "
+              "(others get 503)", (unsigned long long)base->id, base->peer, (unsigned)hs->cfg->http_max_connections);
+  conn->accepted = conn->last_read = conn->last_write = conn->last_active = rn_conn_now(base);
+  rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s accepted%s", (unsigned long long)base->id, base->peer,
+            rn_conn_tls(base) ? " (TLS)" : "");
   update_reading(conn);
   arm(conn);
 }
 
-/* ---- server-facing ------------------------------------------------------------------------ */
-
-void rn__http_work(rn_server_t *srv) {
-  rn__hsrv_t *hs = srv->hsrv;
-  while (hs->work != NULL) {
-    rn__hconn_t *conn = hs->work;
-    hs->work = conn->work_next;
-    conn->work_next = NULL;
-    conn->queued = false;
-    hconn_work(conn);
+/* ops->on_drain. Shutdown began (the listener is closed): HTTP/1.1
+ * connections stop reading requests, HTTP/2 ones send GOAWAY; requests at
+ * the router are still answered. */
+static void http_on_drain(rn_conn_t *base) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
+  if (conn->pops == NULL)
+    rn__hconn_finish(conn); /* nothing begun: nothing to answer */
+  else
+    conn->pops->drain(conn);
+  update_reading(conn);
+  rn__hconn_schedule(conn);
+  if (!rn_conn_closing(&conn->base)) {
+    /* The drain timeout may be shorter than what the timer waits for. */
+    uv_timer_stop(&conn->base.timer);
+    arm(conn);
   }
 }
 
-void rn__http_reap(rn_server_t *srv) {
-  rn__hsrv_t *hs = srv->hsrv;
-  if (hs == NULL) return;
-  while (hs->dead != NULL) {
-    rn__hconn_t *conn = hs->dead;
-    hs->dead = conn->dead_next;
-    hconn_free(conn);
-  }
+/* ops->on_tls_ready: ALPN may have decided the protocol (HTTP/2 then
+ * starts at once, with its SETTINGS). */
+static void http_on_tls_ready(rn_conn_t *base) {
+  rn__hconn_t *conn = (rn__hconn_t *)base;
+  process_input(conn);
+  if (rn_conn_closing(base)) return;
+  update_reading(conn);
+  rn__hconn_schedule(conn);
+  arm(conn);
 }
 
-void rn__http_drain(rn_server_t *srv) {
-  rn__hsrv_t *hs = srv->hsrv;
-  for (rn__hconn_t *conn = hs->conns; conn != NULL; conn = conn->next) {
-    switch (conn->proto) {
-    case RN__HP_SNIFF: rn__hconn_finish(conn); break;
-    case RN__HP_H1: rn__h1_drain(conn); break;
-    case RN__HP_H2: rn__h2_drain(conn); break;
-    }
-    update_reading(conn);
-    rn__hconn_schedule(conn);
-    if (!conn->closing) {
-      /* The drain timeout may be shorter than what the timer waits for. */
-      uv_timer_stop(&conn->timer);
-      arm(conn);
-    }
-  }
+static bool http_busy(const rn_conn_t *base) { return rn__hconn_sending((const rn__hconn_t *)base); }
+
+static const rn_net_proto_ops_t http_ops = {
+    .name = "http",
+    .conn_size = sizeof(rn__hconn_t),
+    .on_open = http_on_open,
+    .on_alloc = on_alloc,
+    .on_read = on_read,
+    .on_work = hconn_work,
+    .on_tls_ready = http_on_tls_ready,
+    .on_drain = http_on_drain,
+    .busy = http_busy,
+    .on_close = http_on_close,
+    .on_free = http_on_free,
+};
+
+const rn_net_proto_ops_t *rn_http_ops(void) { return &http_ops; }
+
+void rn_http_set_router(rn_http_t *hs, rn_http_router_fn fn, void *arg) {
+  hs->router = fn;
+  hs->router_arg = arg;
 }
 
-bool rn__http_quiet(const rn_server_t *srv) {
-  const rn__hsrv_t *hs = srv->hsrv;
-  if (hs->routing > 0) return false;
-  for (const rn__hconn_t *conn = hs->conns; conn != NULL; conn = conn->next)
-    if (rn__hconn_sending(conn)) return false;
-  return true;
+uint64_t rn_http_routing(const rn_http_t *hs) { return hs->routing; }
+
+rn_net_tls_t *rn_http_tls(const rn_http_t *hs) { return hs->tls; }
+
+unsigned rn_http_backpressured(const rn_net_listener_t *lst) {
+  unsigned n = 0;
+  for (const rn_conn_t *c = rn_net_listener_conns(lst); c != NULL; c = c->next)
+    n += !rn__hconn_budget_ok((const rn__hconn_t *)c);
+  return n;
 }
 
-uint32_t rn__http_count(const rn_server_t *srv) { return srv->hsrv != NULL ? srv->hsrv->nconns : 0; }
-
-void rn__http_close_all(rn_server_t *srv) {
-  rn__hsrv_t *hs = srv->hsrv;
-  while (hs->conns != NULL) rn__hconn_close(hs->conns, "shutdown");
-}
-
-rn_err_t rn__http_init(rn_server_t *srv, char *why, size_t whylen) {
-  rn__hsrv_t *hs = calloc(1, sizeof *hs);
+rn_err_t rn_http_new(rn_net_t *net, const rn_http_opts_t *opts, rn_http_t **out, char *why, size_t whylen) {
+  *out = NULL;
+  rn_http_t *hs = calloc(1, sizeof *hs);
   if (hs == NULL) {
     snprintf(why, whylen, "out of memory");
     return RN_ENOMEM;
   }
-  hs->srv = srv;
-  hs->cfg = srv->cfg;
+  hs->net = net;
+  hs->opts = *opts;
+  hs->opts.http_tls_cert = hs->opts.http_tls_key = NULL; /* read below, not kept */
+  hs->cfg = &hs->opts;
   /* http-parser's head limit is process-wide; runneld has one HTTP port. */
   http_parser_set_max_header_size(hs->cfg->http_max_header_bytes);
   rn__h1_settings(&hs->h1settings);
@@ -1298,76 +1154,28 @@ rn_err_t rn__http_init(rn_server_t *srv, char *why, size_t whylen) {
     free(hs);
     return rc;
   }
-  if (hs->cfg->http_tls_cert[0] != '\0') {
-    hs->tls = rn__tls_ctx_new(hs->cfg->http_tls_cert, hs->cfg->http_tls_key, why, whylen);
+  if (opts->http_tls_cert != NULL && opts->http_tls_cert[0] != '\0') {
+    static const unsigned char alpn[] = "\x02h2\x08http/1.1"; /* the server's order of preference */
+    hs->tls = rn_net_tls_new(opts->http_tls_cert, opts->http_tls_key, alpn, sizeof alpn - 1, "http_tls_cert",
+                             "http_tls_key", why, whylen);
     if (hs->tls == NULL) {
       rn__h2_global_free(hs);
       free(hs);
       return RN_EINVAL;
     }
-    rn__logf(RN_LOG_INFO, "http", "TLS on the HTTP port: cert %s, ALPN h2 and http/1.1", hs->cfg->http_tls_cert);
+    rn_net_logf(net, RN_LVL_INFO, "http", "TLS on the HTTP port: cert %s, ALPN h2 and http/1.1", opts->http_tls_cert);
   }
   if (RAND_bytes((unsigned char *)hs->rid_seed, sizeof hs->rid_seed) != 1) {
     hs->rid_seed[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     hs->rid_seed[1] = mix64(hs->rid_seed[0] ^ (uint64_t)(uintptr_t)hs);
   }
-  srv->hsrv = hs;
+  *out = hs;
   return 0;
 }
 
-void rn__http_destroy(rn_server_t *srv) {
-  rn__hsrv_t *hs = srv->hsrv;
+void rn_http_free(rn_http_t *hs) {
   if (hs == NULL) return;
-  assert(hs->conns == NULL);
-  rn__http_reap(srv);
-  if (hs->tls != NULL) SSL_CTX_free(hs->tls);
+  rn_net_tls_free(hs->tls);
   rn__h2_global_free(hs);
   free(hs);
-  srv->hsrv = NULL;
-}
-
-size_t rn_server_metrics(void *arg, char *out, size_t cap) {
-  const rn_server_t *srv = arg;
-  const rn__hsrv_t *hs = srv->hsrv;
-  unsigned bp_native = 0, bp_http = 0;
-  for (const rn__conn_t *c = srv->conns; c != NULL; c = c->next) bp_native += rn__conn_backpressured(c);
-  for (const rn__hconn_t *c = hs ? hs->conns : NULL; c != NULL; c = c->next) bp_http += !rn__hconn_budget_ok(c);
-  rn_engine_stats_t st;
-  rn_engine_stats(srv->eng, &st);
-  int n = snprintf(out, cap,
-                   "# HELP runnel_connections Open client connections.\n"
-                   "# TYPE runnel_connections gauge\n"
-                   "runnel_connections{protocol=\"native\"} %u\n"
-                   "runnel_connections{protocol=\"http\"} %u\n"
-                   "# HELP runnel_connections_refused_total Connections closed right after accept (limit: "
-                   "max_connections or http_max_connections, HTTP ones answered 503; fds: fewer than fd_reserve "
-                   "descriptors left).\n"
-                   "# TYPE runnel_connections_refused_total counter\n"
-                   "runnel_connections_refused_total{port=\"native\",reason=\"limit\"} %llu\n"
-                   "runnel_connections_refused_total{port=\"native\",reason=\"fds\"} %llu\n"
-                   "runnel_connections_refused_total{port=\"http\",reason=\"limit\"} %llu\n"
-                   "runnel_connections_refused_total{port=\"http\",reason=\"fds\"} %llu\n"
-                   "# HELP runnel_connections_backpressured Connections whose unwritten and reserved answers reach "
-                   "max_output_bytes_per_connection: none of their requests is dispatched until answers are read.\n"
-                   "# TYPE runnel_connections_backpressured gauge\n"
-                   "runnel_connections_backpressured{protocol=\"native\"} %u\n"
-                   "runnel_connections_backpressured{protocol=\"http\"} %u\n"
-                   "# HELP runnel_fetch_memory_bytes Bytes fetch read buffers hold (max_fetch_memory_bytes budget).\n"
-                   "# TYPE runnel_fetch_memory_bytes gauge\n"
-                   "runnel_fetch_memory_bytes %llu\n"
-                   "# HELP runnel_fetch_memory_limit_bytes The max_fetch_memory_bytes budget (0 = none).\n"
-                   "# TYPE runnel_fetch_memory_limit_bytes gauge\n"
-                   "runnel_fetch_memory_limit_bytes %llu\n"
-                   "# HELP runnel_fetch_memory_waiting Fetches waiting for fetch memory now.\n"
-                   "# TYPE runnel_fetch_memory_waiting gauge\n"
-                   "runnel_fetch_memory_waiting %llu\n"
-                   "# HELP runnel_fetch_memory_waits_total Fetches that had to wait for fetch memory.\n"
-                   "# TYPE runnel_fetch_memory_waits_total counter\n"
-                   "runnel_fetch_memory_waits_total %llu\n",
-                   srv->nconns, hs ? hs->nconns : 0u, (unsigned long long)srv->refused[0][0],
-                   (unsigned long long)srv->refused[0][1], (unsigned long long)srv->refused[1][0],
-                   (unsigned long long)srv->refused[1][1], bp_native, bp_http,
-                   (unsigned long long)st.fetch_memory_bytes, (unsigned long long)srv->cfg->max_fetch_memory_bytes,
-                   (unsigned long long)st.fetch_memory_waiting, (unsigned long long)st.fetch_memory_waits);
-  return n > 0 ? (size_t)n : 0;
 }

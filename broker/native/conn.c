@@ -1,10 +1,11 @@
 /*
- * conn.c — one native protocol connection: accept, read, frame decoding
+ * conn.c — the native protocol session on one connection (the connection
+ * base, rn_net.h, accepts, limits, closes and frees it): read, frame decoding
  * (runnel/frame.h), protobuf unpacking (produce requests without copying
  * their batches: runnel/produce_view.h), dispatch to rn_engine_handle, reply
  * packing, writes, back-pressure, idle timeout, close.
  *
- * Owns each rn__conn_t, its input buffer (received bytes not yet decoded),
+ * Owns the protocol part of each rn__conn_t (its rn_conn_t base is net's), its input buffer (received bytes not yet decoded),
  * its output buffer (replies packed but not yet handed to uv_write), the
  * buffers of its writes in flight, and the rn__req_t contexts it hands to
  * the engine.
@@ -21,10 +22,11 @@
  *     engine's fetch memory budget bounds all connections together.
  *     Otherwise the
  *     bytes stay in the input buffer and reading stops (so TCP pushes back
- *     on the client); reading resumes from run_deferred (server.c) once the reason is
+ *     on the client); reading resumes from the deferred work (rn__conn_work,
+ *     step 3 of the loop order in broker/net/net.c) once the reason is
  *     gone. Every other connection is unaffected.
  *   - Replies are only packed here (into the output buffer) when the engine
- *     answers; they go to the socket from run_deferred (rn__conn_work), one
+ *     answers; they go to the socket from the deferred work (rn__conn_work, step 3), one
  *     uv_write per connection per loop iteration, after the loop's I/O.
  *     A fetch's batches are not copied into the output: the engine keeps
  *     them (rn_engine_reply_hold), the output refers to them (orefs) and
@@ -33,25 +35,103 @@
  *     max_output_bytes_per_connection like copied bytes.
  *   - A reply for a connection that is closing is dropped; its request
  *     context still holds a reference, so the memory is valid when it comes.
- *   - A connection is freed only by run_deferred or rn_server_destroy,
- *     after both handles closed and no request or write refers to it.
+ *   - A connection is freed only by the connection base (broker/net), from
+ *     the loop hook after both handles closed and no request or write
+ *     refers to it (every rn__req holds a reference).
  */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatch.h" /* rn_native_handle */
+#include "rn_native.h"
 #include "runnel/frame.h"
 #include "runnel/produce_view.h"
-#include "server_int.h"
 
 #define RN__READ_CHUNK ((size_t)64 * 1024)   /* free space offered per read */
 #define RN__IN_KEEP ((size_t)256 * 1024)     /* larger input buffers are released when idle */
 #define RN__SPARE_MAX ((size_t)256 * 1024)   /* largest output buffer kept for reuse */
 #define RN__REQ_FREE_MAX 4096u               /* request contexts kept for reuse */
 
+
+typedef struct rn__conn rn__conn_t;
+typedef struct rn__req rn__req_t;
+
+/* The session state shared by the connections of one listener. */
+struct rn_native {
+  rn_native_opts_t opts;
+  rn_engine_t *eng;
+  rn__req_t *req_free; /* recycled request contexts */
+  unsigned req_free_n;
+  uint64_t inflight; /* requests at the engine, all connections */
+};
+
+/* One request handed to the engine: the ctx of rn_engine_handle. Holds a
+ * reference on its connection until the engine's reply callback ran, so a
+ * reply for a connection closed meanwhile finds valid memory (and drops the
+ * reply). Recycled through the session's free list. */
+struct rn__req {
+  rn__conn_t *conn;
+  uint64_t corr;
+  size_t reserve; /* reply bytes reserved on conn->reserved until the reply (a fetch: its max bytes) */
+  rn__req_t *next_free;
+};
+
+/* A piece of output referenced, not copied. */
+typedef struct rn__oref {
+  size_t at; /* position in the copied output it precedes */
+  const uint8_t *data;
+  size_t len;
+} rn__oref_t;
+
+/* Where a session stands, one enum. Transitions:
+ *   SERVING ──EOF from the peer──→ EOF      (answer what is outstanding, then close)
+ *   SERVING ──framing error──────→ FATAL    (flush the error reply, then close)
+ * Both end in rn_conn_close from rn__conn_work once the output is flushed
+ * (EOF: and nothing is at the engine). Closing itself is the base's state. */
+typedef enum { RN__NS_SERVING = 0, RN__NS_EOF, RN__NS_FATAL } rn__nstate_t;
+
+/* A native protocol connection. */
+struct rn__conn {
+  rn_conn_t base; /* first: net allocates and frees the whole struct */
+  rn_native_t *nat;
+  rn__nstate_t st;
+
+  /* The base's refs also count +1 per rn__req at the engine. */
+  unsigned inflight;     /* requests at the engine */
+  uint64_t last_active;  /* uv_now of the last request or write progress */
+  uint64_t requests;     /* decoded frames, for the close log line */
+  /* Reply bytes reserved by requests at the engine (a fetch reserves its
+   * max bytes when dispatched); counted with the unwritten output against
+   * max_output_bytes_per_connection. */
+  size_t reserved;
+  bool fetch_blocked; /* the next frame is a fetch that does not fit: not read further */
+
+  /* Input: received bytes not yet decoded, in[0, in_len). in_need: bytes
+   * the frame at in[0] needs in total (a hint for the buffer size). */
+  uint8_t *in;
+  size_t in_len, in_cap, in_need;
+
+  /* Output: frames packed and not yet handed to a write, out[0, out_len);
+   * bytes in flight are the base's writing. spare: a small buffer kept
+   * from a finished write for reuse. */
+  uint8_t *out;
+  size_t out_len, out_cap;
+  uint8_t *spare;
+  size_t spare_cap;
+  /* Bulk bytes the output refers to instead of copying them (a fetch's
+   * batches, kept valid by engine holds: rn_engine_reply_hold): refs[i]
+   * goes on the wire right before out[refs[i].at]. holds: the tokens,
+   * released when the write carrying them completed (or on close). */
+  struct rn__oref *orefs;
+  size_t norefs, orefs_cap, oref_bytes;
+  void **holds;
+  size_t nholds, holds_cap;
+};
+
 typedef struct conn_write {
-  uv_write_t req;
+  rn_conn_wreq_t req; /* first */
   rn__conn_t *conn;
   uint8_t *buf;
   size_t len, cap;
@@ -63,26 +143,18 @@ typedef struct conn_write {
  * engine holds them (zero-copy fetch replies). */
 #define RN__REF_MIN ((size_t)16 * 1024)
 
-static void conn_ref(rn__conn_t *conn) { conn->refs++; }
+static void conn_ref(rn__conn_t *conn) { rn_conn_ref(&conn->base); }
+static void conn_unref(rn__conn_t *conn) { rn_conn_unref(&conn->base); }
+static void rn__conn_schedule(rn__conn_t *conn) { rn_conn_schedule(&conn->base); }
+static void rn__conn_close(rn__conn_t *conn, const char *why) { rn_conn_close(&conn->base, why); }
+static bool closing(const rn__conn_t *conn) { return rn_conn_closing(&conn->base); }
+static const rn_native_opts_t *cfg_of(const rn__conn_t *conn) { return &conn->nat->opts; }
+static bool draining(const rn__conn_t *conn) { return rn_net_draining(conn->base.net); }
 
-static void conn_unref(rn__conn_t *conn) {
-  assert(conn->refs > 0);
-  if (--conn->refs > 0) return;
-  assert(conn->closing && conn->handles_open == 0);
-  rn_server_t *srv = conn->srv;
-  conn->dead_next = srv->dead;
-  srv->dead = conn;
-}
+static bool rn__conn_backpressured(const rn__conn_t *conn);
 
-void rn__conn_schedule(rn__conn_t *conn) {
-  if (conn->queued || conn->closing) return;
-  conn->queued = true;
-  conn->work_next = conn->srv->work;
-  conn->srv->work = conn;
-}
-
-bool rn__conn_unflushed(const rn__conn_t *conn) {
-  return conn->out_len > 0 || conn->norefs > 0 || conn->writes > 0;
+static bool rn__conn_unflushed(const rn__conn_t *conn) {
+  return conn->out_len > 0 || conn->norefs > 0 || conn->base.writes > 0;
 }
 
 static void release_holds(void **holds, size_t n) {
@@ -91,54 +163,33 @@ static void release_holds(void **holds, size_t n) {
 
 /* ---- request contexts ---------------------------------------------------- */
 
-static rn__req_t *req_get(rn_server_t *srv) {
-  rn__req_t *r = srv->req_free;
+static rn__req_t *req_get(rn_native_t *nat) {
+  rn__req_t *r = nat->req_free;
   if (r != NULL) {
-    srv->req_free = r->next_free;
-    srv->req_free_n--;
+    nat->req_free = r->next_free;
+    nat->req_free_n--;
     return r;
   }
   return malloc(sizeof *r);
 }
 
-static void req_put(rn_server_t *srv, rn__req_t *r) {
-  if (srv->req_free_n >= RN__REQ_FREE_MAX) {
+static void req_put(rn_native_t *nat, rn__req_t *r) {
+  if (nat->req_free_n >= RN__REQ_FREE_MAX) {
     free(r);
     return;
   }
-  r->next_free = srv->req_free;
-  srv->req_free = r;
-  srv->req_free_n++;
+  r->next_free = nat->req_free;
+  nat->req_free = r;
+  nat->req_free_n++;
 }
 
 /* ---- close ------------------------------------------------------------------ */
 
-static void on_handle_closed(uv_handle_t *h) {
-  rn__conn_t *conn = h->data;
-  assert(conn->handles_open > 0);
-  conn->handles_open--;
-  rn__server_handle_closed(conn->srv);
-  if (conn->handles_open == 0) conn_unref(conn); /* the handles' reference */
-}
-
-void rn__conn_close(rn__conn_t *conn, const char *why) {
-  if (conn->closing) return;
-  rn_server_t *srv = conn->srv;
-  conn->closing = true;
-  conn->reading = false;
-  if (conn->prev != NULL)
-    conn->prev->next = conn->next;
-  else if (srv->conns == conn)
-    srv->conns = conn->next;
-  if (conn->next != NULL) conn->next->prev = conn->prev;
-  conn->prev = conn->next = NULL;
-  if (conn->counted) {
-    srv->nconns--;
-    conn->counted = false;
-  }
-  if (!conn->rejected)
-    rn__logf(RN_LOG_DEBUG, "conn", "#%llu %s closed: %s (%llu requests)", (unsigned long long)conn->id,
-             conn->peer, why, (unsigned long long)conn->requests);
+/* ops->on_close: the base is closing the connection. */
+static void native_on_close(rn_conn_t *base, const char *why) {
+  rn__conn_t *conn = (rn__conn_t *)base;
+  rn_conn_logf(base, RN_LVL_DEBUG, "#%llu %s closed: %s (%llu requests)", (unsigned long long)base->id,
+               base->peer, why, (unsigned long long)conn->requests);
   /* Unsent replies are dropped; writes in flight keep their own buffers and
    * complete with UV_ECANCELED. The input buffer stays until the free: a
    * close can happen while pump() is walking it. */
@@ -147,28 +198,20 @@ void rn__conn_close(rn__conn_t *conn, const char *why) {
   conn->out_len = conn->out_cap = 0;
   release_holds(conn->holds, conn->nholds);
   conn->nholds = conn->norefs = conn->oref_bytes = 0;
-  uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
-  uv_close((uv_handle_t *)&conn->idle, on_handle_closed);
 }
 
-void rn__conn_free(rn__conn_t *conn) {
-  if (conn == NULL) return;
-  assert(conn->refs == 0 && !conn->queued);
+/* ops->on_free: the connection is dead. */
+static void native_on_free(rn_conn_t *base) {
+  rn__conn_t *conn = (rn__conn_t *)base;
   free(conn->in);
   free(conn->out);
   free(conn->spare);
   release_holds(conn->holds, conn->nholds);
   free(conn->holds);
   free(conn->orefs);
-  free(conn);
 }
 
-void rn__conn_stop_reading(rn__conn_t *conn) {
-  if (conn->reading) {
-    uv_read_stop((uv_stream_t *)&conn->tcp);
-    conn->reading = false;
-  }
-}
+static void rn__conn_stop_reading(rn__conn_t *conn) { (void)rn_conn_read(&conn->base, false); }
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -203,14 +246,14 @@ static void queue_frame(rn__conn_t *conn, const ProtobufCMessage *msg) {
     rn_engine_error(&err, RN_ETOOLARGE, "response exceeds the 4 GiB frame limit");
     resp.correlation_id = big->correlation_id;
     resp.error = &err;
-    rn__logf(RN_LOG_ERROR, "conn", "#%llu %s: response of %zu bytes too large for a frame",
-             (unsigned long long)conn->id, conn->peer, n);
+    rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: response of %zu bytes too large for a frame",
+                 (unsigned long long)conn->base.id, conn->base.peer, n);
     queue_frame(conn, &resp.base);
     return;
   }
   if (!out_reserve(conn, n)) {
-    rn__logf(RN_LOG_ERROR, "conn", "#%llu %s: out of memory for a %zu-byte reply; closing",
-             (unsigned long long)conn->id, conn->peer, n);
+    rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: out of memory for a %zu-byte reply; closing",
+                 (unsigned long long)conn->base.id, conn->base.peer, n);
     rn__conn_close(conn, "out of memory");
     return;
   }
@@ -309,15 +352,12 @@ static void send_error(rn__conn_t *conn, uint64_t corr, rn_err_t code, const cha
   rn__conn_schedule(conn);
 }
 
-static void on_write(uv_write_t *req, int status) {
+static void on_write(rn_conn_t *base, rn_conn_wreq_t *req, int status) {
   conn_write_t *wr = (conn_write_t *)req;
-  rn__conn_t *conn = wr->conn;
-  assert(conn->writes > 0 && conn->writing >= wr->len);
-  conn->writes--;
-  conn->writing -= wr->len;
+  rn__conn_t *conn = (rn__conn_t *)base;
   release_holds(wr->holds, wr->nholds);
   free(wr->holds);
-  if (!conn->closing && conn->spare == NULL && wr->cap <= RN__SPARE_MAX) {
+  if (!closing(conn) && conn->spare == NULL && wr->cap <= RN__SPARE_MAX) {
     conn->spare = wr->buf;
     conn->spare_cap = wr->cap;
   } else {
@@ -327,16 +367,15 @@ static void on_write(uv_write_t *req, int status) {
   if (status < 0) {
     if (status != UV_ECANCELED) rn__conn_close(conn, uv_strerror(status));
   } else {
-    conn->last_active = uv_now(conn->srv->loop);
+    conn->last_active = rn_conn_now(base);
     rn__conn_schedule(conn); /* may resume reading, or finish a close */
   }
-  conn_unref(conn);
 }
 
 /* Hand the output (copied bytes interleaved with referenced ones) to one
- * uv_write; the write owns the buffer and the holds until it completes. */
+ * write; the write owns the buffer and the holds until it completes. */
 static void flush(rn__conn_t *conn) {
-  if (conn->closing || (conn->out_len == 0 && conn->norefs == 0)) return;
+  if (closing(conn) || (conn->out_len == 0 && conn->norefs == 0)) return;
   conn_write_t *wr = malloc(sizeof *wr);
   uv_buf_t one, *bufs = &one;
   size_t nb = 0;
@@ -365,20 +404,14 @@ static void flush(rn__conn_t *conn) {
   conn->out = NULL;
   conn->out_len = conn->out_cap = 0;
   conn->norefs = conn->oref_bytes = 0;
-  conn->writing += wr->len;
-  conn->writes++;
-  conn_ref(conn);
-  int rc = uv_write(&wr->req, (uv_stream_t *)&conn->tcp, bufs, (unsigned)nb, on_write); /* copies bufs */
+  int rc = rn_conn_write(&conn->base, &wr->req, bufs, (unsigned)nb, wr->len, on_write);
   if (bufs != &one) free(bufs);
   if (rc != 0) {
-    conn->writes--;
-    conn->writing -= wr->len;
     release_holds(wr->holds, wr->nholds);
     free(wr->holds);
     free(wr->buf);
     free(wr);
     rn__conn_close(conn, uv_strerror(rc));
-    conn_unref(conn);
   }
 }
 
@@ -388,25 +421,25 @@ static void flush(rn__conn_t *conn) {
 static void on_reply(void *ctx, const Runnel__Response *resp) {
   rn__req_t *r = ctx;
   rn__conn_t *conn = r->conn;
-  rn_server_t *srv = conn->srv;
-  assert(resp != NULL && conn->inflight > 0 && srv->inflight > 0);
+  rn_native_t *nat = conn->nat;
+  assert(resp != NULL && conn->inflight > 0 && nat->inflight > 0);
   conn->inflight--;
-  srv->inflight--;
+  nat->inflight--;
   assert(conn->reserved >= r->reserve);
   conn->reserved -= r->reserve;
-  if (!conn->closing) {
+  if (!closing(conn)) {
     /* resp is the engine's; pack a shallow copy carrying our correlation id.
      * A fetch's batches are not copied: the engine keeps them for us. */
     Runnel__Response copy = *resp;
     copy.correlation_id = r->corr;
-    void *hold = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? rn_engine_reply_hold(srv->eng) : NULL;
+    void *hold = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? rn_engine_reply_hold(nat->eng) : NULL;
     if (hold != NULL)
       queue_frame_refs(conn, &copy.base, hold);
     else
       queue_frame(conn, &copy.base);
     rn__conn_schedule(conn);
   }
-  req_put(srv, r);
+  req_put(nat, r);
   conn_unref(conn);
 }
 
@@ -420,15 +453,14 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req);
 static size_t fetch_reserve(const rn__conn_t *conn, const Runnel__Request *req) {
   if (req->op_case != RUNNEL__REQUEST__OP_FETCH || req->fetch == NULL) return 0;
   uint32_t max = req->fetch->max_bytes ? req->fetch->max_bytes : RN_ENGINE_FETCH_DEFAULT_BYTES;
-  return max < conn->srv->cfg->max_fetch_bytes ? max : conn->srv->cfg->max_fetch_bytes;
+  return max < cfg_of(conn)->max_fetch_bytes ? max : cfg_of(conn)->max_fetch_bytes;
 }
 
 /* Returns false, dispatching nothing, for a fetch that must wait until the
  * connection's answers fit (the frame stays in the input). */
 static bool dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
-  rn_server_t *srv = conn->srv;
   conn->requests++;
-  conn->last_active = uv_now(srv->loop);
+  conn->last_active = rn_conn_now(&conn->base);
   rn_produce_view_t view;
   if (rn_produce_view_decode(payload, len, &view)) {
     handle(conn, &view.req);
@@ -436,8 +468,8 @@ static bool dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
   }
   Runnel__Request *req = runnel__request__unpack(NULL, len, payload);
   if (req == NULL) {
-    rn__logf(RN_LOG_DEBUG, "conn", "#%llu %s: undecodable request of %zu bytes", (unsigned long long)conn->id,
-             conn->peer, len);
+    rn_conn_logf(&conn->base, RN_LVL_DEBUG, "#%llu %s: undecodable request of %zu bytes", (unsigned long long)conn->base.id,
+             conn->base.peer, len);
     send_error(conn, 0, RN_EBADREQUEST, "frame does not decode as a runnel.Request message");
     return true;
   }
@@ -459,8 +491,8 @@ static bool dispatch(rn__conn_t *conn, const uint8_t *payload, size_t len) {
 }
 
 static void handle(rn__conn_t *conn, const Runnel__Request *req) {
-  rn_server_t *srv = conn->srv;
-  rn__req_t *r = req_get(srv);
+  rn_native_t *nat = conn->nat;
+  rn__req_t *r = req_get(nat);
   if (r == NULL) {
     send_error(conn, req->correlation_id, RN_ENOMEM, "broker out of memory");
     return;
@@ -471,24 +503,23 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   conn->reserved += r->reserve;
   conn_ref(conn);
   conn->inflight++;
-  srv->inflight++;
-  rn_native_handle(srv->eng, req, on_reply, r); /* dispatch.c; may reply before returning */
+  nat->inflight++;
+  rn_native_handle(nat->eng, req, on_reply, r); /* dispatch.c; may reply before returning */
 }
 
-bool rn__conn_backpressured(const rn__conn_t *conn) {
-  return conn->out_len + conn->oref_bytes + conn->writing + conn->reserved >=
-         conn->srv->cfg->max_output_bytes_per_connection;
+static bool rn__conn_backpressured(const rn__conn_t *conn) {
+  return conn->out_len + conn->oref_bytes + conn->base.writing + conn->reserved >=
+         cfg_of(conn)->max_output_bytes_per_connection;
 }
 
 static bool may_dispatch(const rn__conn_t *conn) {
-  const rn_server_t *srv = conn->srv;
-  return !conn->closing && !conn->fatal && !srv->draining &&
-         conn->inflight < srv->cfg->max_inflight_per_connection &&
-         conn->out_len + conn->oref_bytes + conn->writing < srv->cfg->max_output_bytes_per_connection;
+  return !closing(conn) && conn->st != RN__NS_FATAL && !draining(conn) &&
+         conn->inflight < cfg_of(conn)->max_inflight_per_connection &&
+         conn->out_len + conn->oref_bytes + conn->base.writing < cfg_of(conn)->max_output_bytes_per_connection;
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  rn__conn_t *conn = h->data;
+static void on_alloc(rn_conn_t *base, size_t suggested, uv_buf_t *buf) {
+  rn__conn_t *conn = (rn__conn_t *)base;
   size_t want = conn->in_len + RN__READ_CHUNK;
   if (conn->in_need > want) want = conn->in_need; /* room for the whole frame */
   if (want > conn->in_cap) {
@@ -505,39 +536,28 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)conn->in + conn->in_len, (unsigned)(conn->in_cap - conn->in_len));
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
 static void update_reading(rn__conn_t *conn) {
-  bool want = may_dispatch(conn) && !conn->fetch_blocked && !conn->eof;
-  if (want && !conn->reading) {
-    int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
-    if (rc != 0) {
-      rn__conn_close(conn, uv_strerror(rc));
-      return;
-    }
-    conn->reading = true;
-  } else if (!want && conn->reading) {
-    rn__conn_stop_reading(conn);
-  }
+  bool want = may_dispatch(conn) && !conn->fetch_blocked && conn->st != RN__NS_EOF;
+  int rc = rn_conn_read(&conn->base, want);
+  if (rc != 0) rn__conn_close(conn, uv_strerror(rc));
 }
 
 static void framing_error(rn__conn_t *conn, size_t payload_len) {
-  rn_server_t *srv = conn->srv;
   char msg[160];
   snprintf(msg, sizeof msg, "frame of %zu bytes exceeds max_frame_bytes (%u); closing the connection",
-           payload_len, (unsigned)srv->cfg->max_frame_bytes);
-  rn__logf(RN_LOG_WARN, "conn", "#%llu %s: %s", (unsigned long long)conn->id, conn->peer, msg);
+           payload_len, (unsigned)cfg_of(conn)->max_frame_bytes);
+  rn_conn_logf(&conn->base, RN_LVL_WARN, "#%llu %s: %s", (unsigned long long)conn->base.id, conn->base.peer, msg);
   /* Correlation id 0 (the request was never read) and the sizes as fields,
    * so the client can tell which of its requests was refused. */
   Runnel__Response resp = RUNNEL__RESPONSE__INIT;
   Runnel__Error err;
   rn_engine_error(&err, RN_ETOOLARGE, msg);
   err.size = payload_len;
-  err.limit = srv->cfg->max_frame_bytes;
+  err.limit = cfg_of(conn)->max_frame_bytes;
   resp.error = &err;
   queue_frame(conn, &resp.base);
   rn__conn_schedule(conn);
-  conn->fatal = true;
+  conn->st = RN__NS_FATAL;
 }
 
 /* Decode and dispatch every whole frame in the input buffer while allowed,
@@ -549,7 +569,7 @@ static void pump(rn__conn_t *conn) {
   while (may_dispatch(conn) && pos < conn->in_len) {
     rn_frame_t f;
     size_t need = 0;
-    rn_err_t rc = rn_frame_decode(conn->in + pos, conn->in_len - pos, conn->srv->cfg->max_frame_bytes, &f, &need);
+    rn_err_t rc = rn_frame_decode(conn->in + pos, conn->in_len - pos, cfg_of(conn)->max_frame_bytes, &f, &need);
     if (rc == RN_EPARTIAL) {
       conn->in_need = need;
       break;
@@ -574,13 +594,13 @@ static void pump(rn__conn_t *conn) {
     conn->in = NULL;
     conn->in_cap = 0;
   }
-  if (!conn->closing) update_reading(conn);
+  if (!closing(conn)) update_reading(conn);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
-  rn__conn_t *conn = s->data;
-  if (conn->closing) return;
+  rn__conn_t *conn = (rn__conn_t *)base;
+  if (closing(conn)) return;
   if (nread > 0) {
     conn->in_len += (size_t)nread;
     pump(conn);
@@ -589,25 +609,26 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0) return; /* EAGAIN */
   if (nread == UV_EOF) {
     /* Half-close: answer what was asked, then close (rn__conn_work). */
-    conn->eof = true;
+    conn->st = RN__NS_EOF;
     rn__conn_stop_reading(conn);
     rn__conn_schedule(conn);
     return;
   }
   if (nread == UV_ENOBUFS)
-    rn__logf(RN_LOG_ERROR, "conn", "#%llu %s: out of memory for the read buffer; closing",
-             (unsigned long long)conn->id, conn->peer);
+    rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: out of memory for the read buffer; closing",
+             (unsigned long long)conn->base.id, conn->base.peer);
   rn__conn_close(conn, uv_strerror((int)nread));
 }
 
-void rn__conn_work(rn__conn_t *conn) {
-  if (conn->closing) return;
+static void rn__conn_work(rn_conn_t *base) {
+  rn__conn_t *conn = (rn__conn_t *)base;
+  if (closing(conn)) return;
   pump(conn);
   flush(conn);
-  if (conn->closing || rn__conn_unflushed(conn)) return;
-  if (conn->fatal)
+  if (closing(conn) || rn__conn_unflushed(conn)) return;
+  if (conn->st == RN__NS_FATAL)
     rn__conn_close(conn, "framing error");
-  else if (conn->eof && conn->inflight == 0)
+  else if (conn->st == RN__NS_EOF && conn->inflight == 0)
     rn__conn_close(conn, "closed by peer");
 }
 
@@ -616,18 +637,17 @@ void rn__conn_work(rn__conn_t *conn) {
 /* How long a connection may be quiet: idle_timeout_ms, or while draining
  * the (shorter) drain_timeout_ms. 0 = no limit. */
 static uint64_t quiet_limit(const rn__conn_t *conn) {
-  const rn_server_t *srv = conn->srv;
-  uint64_t idle = srv->cfg->idle_timeout_ms, drain = srv->cfg->drain_timeout_ms;
-  if (srv->draining && drain > 0 && (idle == 0 || drain < idle)) return drain;
+  uint64_t idle = cfg_of(conn)->idle_timeout_ms, drain = cfg_of(conn)->drain_timeout_ms;
+  if (draining(conn) && drain > 0 && (idle == 0 || drain < idle)) return drain;
   return idle;
 }
 
 static void on_idle(uv_timer_t *t) {
-  rn__conn_t *conn = t->data;
-  if (conn->closing) return;
+  rn__conn_t *conn = t->data; /* the base's timer: data is the connection */
+  if (closing(conn)) return;
   uint64_t limit = quiet_limit(conn);
   if (limit == 0) return;
-  uint64_t now = uv_now(conn->srv->loop);
+  uint64_t now = rn_conn_now(&conn->base);
   uint64_t quiet = now - conn->last_active;
   bool stalled = rn__conn_unflushed(conn); /* replies waiting on the peer */
   if (!stalled && conn->inflight > 0) {
@@ -638,7 +658,7 @@ static void on_idle(uv_timer_t *t) {
     uv_timer_start(t, on_idle, limit - quiet, 0);
     return;
   }
-  rn__logf(RN_LOG_INFO, "conn", "#%llu %s: %s for %llu ms; closing", (unsigned long long)conn->id, conn->peer,
+  rn_conn_logf(&conn->base, RN_LVL_INFO, "#%llu %s: %s for %llu ms; closing", (unsigned long long)conn->base.id, conn->base.peer,
            stalled ? "not reading its replies" : "idle", (unsigned long long)quiet);
   rn__conn_close(conn, stalled ? "write stalled" : "idle timeout");
 }
@@ -654,7 +674,7 @@ static void refuse_held(rn__conn_t *conn) {
   while (pos < conn->in_len) {
     rn_frame_t f;
     size_t need = 0;
-    if (rn_frame_decode(conn->in + pos, conn->in_len - pos, conn->srv->cfg->max_frame_bytes, &f, &need) != 0) break;
+    if (rn_frame_decode(conn->in + pos, conn->in_len - pos, cfg_of(conn)->max_frame_bytes, &f, &need) != 0) break;
     pos += f.frame_len;
     uint64_t corr = 0;
     rn_produce_view_t view;
@@ -671,93 +691,65 @@ static void refuse_held(rn__conn_t *conn) {
   conn->in_len = 0;
 }
 
-void rn__conn_drain(rn__conn_t *conn) {
+static void rn__conn_drain(rn_conn_t *base) {
+  rn__conn_t *conn = (rn__conn_t *)base;
   rn__conn_stop_reading(conn);
-  if (!conn->closing && !conn->fatal) refuse_held(conn);
+  if (!closing(conn) && conn->st != RN__NS_FATAL) refuse_held(conn);
   uint64_t limit = quiet_limit(conn);
-  if (!conn->closing && limit > 0) uv_timer_start(&conn->idle, on_idle, limit, 0);
+  if (!closing(conn) && limit > 0) uv_timer_start(&conn->base.timer, on_idle, limit, 0);
 }
 
-/* ---- accept ---------------------------------------------------------------------- */
+/* ---- the session on a new connection ------------------------------------------ */
 
-static void format_peer(rn__conn_t *conn) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  snprintf(conn->peer, sizeof conn->peer, "?");
-  if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) != 0) return;
-  char ip[48]; /* INET6_ADDRSTRLEN */
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    snprintf(conn->peer, sizeof conn->peer, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
-  } else if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    snprintf(conn->peer, sizeof conn->peer, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
-  }
-}
-
-void rn__conn_accept(rn_server_t *srv) {
-  rn__conn_t *conn = calloc(1, sizeof *conn);
-  if (conn == NULL) {
-    rn__logf(RN_LOG_ERROR, "conn", "out of memory accepting a connection");
-    return; /* it stays in the backlog; the listener retries on the next event */
-  }
-  conn->srv = srv;
-  conn->id = ++srv->next_conn_id;
-  conn->refs = 1; /* the handles */
-  if (uv_tcp_init(srv->loop, &conn->tcp) != 0) {
-    free(conn);
-    return;
-  }
-  rn__server_count_handle(srv);
-  uv_timer_init(srv->loop, &conn->idle);
-  rn__server_count_handle(srv);
-  conn->handles_open = 2;
-  conn->tcp.data = conn;
-  conn->idle.data = conn;
-  int rc = uv_accept((uv_stream_t *)&srv->native, (uv_stream_t *)&conn->tcp);
-  if (rc != 0) {
-    rn__logf(RN_LOG_WARN, "conn", "accept failed: %s", uv_strerror(rc));
-    conn->rejected = true;
-    rn__conn_close(conn, "accept failed");
-    return;
-  }
-  format_peer(conn);
-  uv_os_fd_t fd = -1;
-  uv_fileno((uv_handle_t *)&conn->tcp, &fd);
-  bool over = srv->draining || srv->nconns >= srv->cfg->max_connections;
-  if (over || rn__server_fds_short(srv, fd)) {
-    /* Refused: closed at once. Out of descriptors first, so that storage
-     * keeps fd_reserve of them for segment rolls. */
-    conn->rejected = true;
-    srv->rejected++;
-    srv->refused[RN__PORT_NATIVE][over ? RN__REFUSE_LIMIT : RN__REFUSE_FDS]++;
-    uint64_t now = uv_now(srv->loop);
-    if (srv->reject_logged_at == 0 || now - srv->reject_logged_at >= 1000) {
-      if (over)
-        rn__logf(RN_LOG_WARN, "server", "max_connections (%u) reached: refused %llu connection(s), latest from %s",
-                 (unsigned)srv->cfg->max_connections, (unsigned long long)srv->rejected, conn->peer);
-      else
-        rn__logf(RN_LOG_WARN, "server",
-                 "fewer than fd_reserve (%u) file descriptors left under the limit %llu: refused %llu "
-                 "connection(s), latest from %s",
-                 (unsigned)srv->cfg->fd_reserve, (unsigned long long)srv->fd_limit, (unsigned long long)srv->rejected,
-                 conn->peer);
-      srv->rejected = 0;
-      srv->reject_logged_at = now ? now : 1;
-    }
-    rn__conn_close(conn, over ? "over max_connections" : "file descriptors short");
-    return;
-  }
-  conn->counted = true;
-  srv->nconns++;
-  conn->next = srv->conns;
-  if (srv->conns != NULL) srv->conns->prev = conn;
-  srv->conns = conn;
-  uv_tcp_nodelay(&conn->tcp, 1);
-  conn->last_active = uv_now(srv->loop);
-  if (srv->cfg->idle_timeout_ms > 0) uv_timer_start(&conn->idle, on_idle, srv->cfg->idle_timeout_ms, 0);
-  rn__logf(RN_LOG_DEBUG, "conn", "#%llu %s accepted", (unsigned long long)conn->id, conn->peer);
+static void native_on_open(rn_conn_t *base) {
+  rn__conn_t *conn = (rn__conn_t *)base;
+  conn->nat = base->proto;
+  conn->last_active = rn_conn_now(base);
+  if (cfg_of(conn)->idle_timeout_ms > 0) uv_timer_start(&base->timer, on_idle, cfg_of(conn)->idle_timeout_ms, 0);
+  rn_conn_logf(base, RN_LVL_DEBUG, "#%llu %s accepted", (unsigned long long)base->id, base->peer);
   update_reading(conn);
+}
+
+static bool native_busy(const rn_conn_t *base) { return rn__conn_unflushed((const rn__conn_t *)base); }
+
+static const rn_net_proto_ops_t native_ops = {
+    .name = "conn",
+    .conn_size = sizeof(rn__conn_t),
+    .on_open = native_on_open,
+    .on_alloc = on_alloc,
+    .on_read = on_read,
+    .on_work = rn__conn_work,
+    .on_drain = rn__conn_drain,
+    .busy = native_busy,
+    .on_close = native_on_close,
+    .on_free = native_on_free,
+};
+
+const rn_net_proto_ops_t *rn_native_ops(void) { return &native_ops; }
+
+rn_native_t *rn_native_new(const rn_native_opts_t *opts) {
+  rn_native_t *nat = calloc(1, sizeof *nat);
+  if (nat != NULL) nat->opts = *opts;
+  return nat;
+}
+
+void rn_native_set_engine(rn_native_t *nat, rn_engine_t *eng) { nat->eng = eng; }
+
+uint64_t rn_native_inflight(const rn_native_t *nat) { return nat->inflight; }
+
+unsigned rn_native_backpressured(const rn_net_listener_t *lst) {
+  unsigned n = 0;
+  for (const rn_conn_t *c = rn_net_listener_conns(lst); c != NULL; c = c->next)
+    n += rn__conn_backpressured((const rn__conn_t *)c);
+  return n;
+}
+
+void rn_native_free(rn_native_t *nat) {
+  if (nat == NULL) return;
+  while (nat->req_free != NULL) {
+    rn__req_t *r = nat->req_free;
+    nat->req_free = r->next_free;
+    free(r);
+  }
+  free(nat);
 }

@@ -11,8 +11,9 @@
  *     still free, and is counted in /metrics with reason="fds" (an HTTP
  *     connection is refused the same way);
  *   - with every connection still open, a stream whose segment_bytes is
- *     tiny keeps taking produce requests: its segments roll (new files)
- *     and every record is read back;
+ *     tiny (and whose retention is forever, so that no rolled segment is
+ *     deleted under the read) keeps taking produce requests: its segments
+ *     roll (new files) and every record is read back;
  *   - once the connections are closed, new ones are accepted again.
  *
  * A broker without the reserve lets sockets take every descriptor and the
@@ -80,6 +81,18 @@ static void test_fd_reserve(void **state) {
   assert_int_equal(rn_hc_connect(&m, env->broker.http_port), 0);
   assert_int_equal(metric(&m, "runnel_connections_refused_total{port=\"native\",reason=\"fds\"}"), 0);
   itest_create(&env->c, "rolls", 1, RUNNEL__DURABILITY__DURABILITY_SYNC);
+  /* Keep "rolls" forever. Its records carry timestamps 100..139 ms after
+   * the epoch; under the default retention (1 d) each segment that rolls
+   * and is sealed is older than that, and the engine's once-a-second tick
+   * deletes it by time retention (docs/storage.md "Retention"). A tick that
+   * fell between the rolls and the read below removed the first segments:
+   * the read from EARLIEST then began at 8, 16, ... ("24 of 40"), or a page
+   * of it asked for an offset just deleted (RN_EOFFSET). Nothing in this
+   * test is about retention. */
+  Runnel__Response *ret = rn_raw_set_retention(&env->c, "rolls", -1, 0);
+  assert_rn_ok(ret, RUNNEL__RESPONSE__OP_SET_RETENTION);
+  assert_true(ret->set_retention->stream->config->retention_ms <= 0);
+  rn_raw_free(ret);
 
   /* Fill the descriptor table with connections until one is refused. */
   rn_raw_t *conns = calloc(MAX_TRIES, sizeof *conns);

@@ -311,8 +311,8 @@ static void put_arn(rn__buf_t *b, const char *region, const char *stream) {
 
 static void put_shard(rn__buf_t *b, const sinfo_t *si, uint32_t i) {
   char hs[40], he[40], seq[RN__KSEQ_BUFLEN];
-  rn__hash_key_format(si->sh[i].hk_start, hs);
-  rn__hash_key_format(si->sh[i].hk_end, he);
+  rn_hash_key_format(si->sh[i].hk_start, hs);
+  rn_hash_key_format(si->sh[i].hk_end, he);
   rn__kseq_encode(si->created_ms, i, 0, seq);
   rn__buf_printf(b,
                  "{\"ShardId\":\"shardId-%012u\",\"HashKeyRange\":{\"StartingHashKey\":\"%s\",\"EndingHashKey\":\"%s\"},"
@@ -753,7 +753,7 @@ static void prod_described(void *ctx, const rn_core_describe_result_t *r) {
     const rn__krec_t *rec = &p->recs[i];
     uint8_t h[16];
     if (rec->has_hash) memcpy(h, rec->hash, 16);
-    else rn__hash_key_md5(rec->key, rec->key_len, h);
+    else rn_hash_key_for(rec->key, rec->key_len, h);
     uint32_t s = route(&p->si, h);
     p->pub.res[i].shard = s;
     if (kin->throttle) {

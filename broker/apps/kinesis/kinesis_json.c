@@ -52,16 +52,9 @@ void rn__kerr_set(rn__kerr_t *e, rn_kinesis_err_t type, const char *fmt, ...) {
   va_end(ap);
 }
 
-bool rn__valid_stream_name(const char *s, size_t n) {
-  if (n == 0 || n > 128) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-          c == '.'))
-      return false;
-  }
-  return true;
-}
+/* Kinesis's StreamName pattern plus the broker's path safety: proto's one
+ * rule (runnel/keys.h). */
+bool rn__valid_stream_name(const char *s, size_t n) { return rn_name_check_stream(s, n, NULL, 0) == 0; }
 
 rn_err_t rn__stream_arn_name(const char *arn, char name[129]) {
   /* arn:PARTITION:kinesis:REGION:ACCOUNT:stream/NAME */
@@ -416,7 +409,7 @@ static bool dec_record(vctx_t *v, const json_t *obj, const char *path, rn__krec_
     rec->key_len = kl;
   }
   if (have_ehk) {
-    rn_err_t err = rn__hash_key_parse(ehk, el, rec->hash);
+    rn_err_t err = rn_hash_key_parse_n(ehk, el, rec->hash);
     if (err) {
       char shown[80];
       shorten(ehk, el, shown, sizeof(shown));
@@ -847,7 +840,7 @@ static int fast_put_records(const uint8_t *body, size_t len, rn__kreq_t *out) {
           } else if (FP_IS(rk, rkl, "ExplicitHashKey") && !eh) {
             const char *v;
             size_t vl;
-            if (!fp_plain(&p, &v, &vl) || !pat_decimal(v, vl) || rn__hash_key_parse(v, vl, r->hash)) goto fail;
+            if (!fp_plain(&p, &v, &vl) || !pat_decimal(v, vl) || rn_hash_key_parse_n(v, vl, r->hash)) goto fail;
             r->has_hash = eh = true;
           } else {
             goto fail;

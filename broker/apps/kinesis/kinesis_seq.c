@@ -1,6 +1,6 @@
 /*
  * kinesis_seq.c — pure codecs of the HTTP applications: the response
- * buffer, JSON string escaping, base64, timestamps, 128-bit hash keys,
+ * buffer, JSON string escaping, base64, timestamps,
  * Kinesis sequence numbers and shard iterators (kinesis_int.h).
  *
  * Invariants: every decoder takes a byte span and a length, never reads
@@ -400,48 +400,9 @@ rn_err_t rn__timestamp_from_json(const json_t *v, int64_t *ms) {
   return RN_EINVAL;
 }
 
-/* ---- hash keys ---------------------------------------------------------------------------- */
+/* Hash keys (MD5 routing, decimal parse/format) are proto's: runnel/keys.h. */
 
 typedef unsigned __int128 u128;
-
-void rn__hash_key_md5(const char *key, size_t n, uint8_t out[16]) {
-  static const char empty = 0;
-  unsigned len = 0;
-  uint8_t md[EVP_MAX_MD_SIZE];
-  /* MD5 from the default provider cannot fail short of memory exhaustion. */
-  if (EVP_Digest(n ? key : &empty, n, md, &len, EVP_md5(), NULL) != 1 || len != 16) abort();
-  memcpy(out, md, 16);
-}
-
-rn_err_t rn__hash_key_parse(const char *s, size_t n, uint8_t out[16]) {
-  if (n == 0 || n > 39) return n > 39 && n < 200 ? RN_EOFFSET : RN_EINVAL;
-  if (n > 1 && s[0] == '0') return RN_EINVAL;
-  u128 v = 0, max = ~(u128)0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return RN_EINVAL;
-    unsigned d = (unsigned)(s[i] - '0');
-    if (v > (max - d) / 10) return RN_EOFFSET;
-    v = v * 10 + d;
-  }
-  for (int i = 15; i >= 0; i--) {
-    out[i] = (uint8_t)v;
-    v >>= 8;
-  }
-  return 0;
-}
-
-void rn__hash_key_format(const uint8_t in[16], char out[40]) {
-  u128 v = 0;
-  for (int i = 0; i < 16; i++) v = (v << 8) | in[i];
-  char tmp[40];
-  int n = 0;
-  do {
-    tmp[n++] = (char)('0' + (int)(v % 10));
-    v /= 10;
-  } while (v);
-  for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-  out[n] = 0;
-}
 
 /* ---- sequence numbers ------------------------------------------------------------------------ */
 

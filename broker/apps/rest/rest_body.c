@@ -257,7 +257,7 @@ static rn_err_t parse_entry(rn__rest_batch_t *b, pending_t *p, size_t i, const j
   r->key = ks;
   r->key_len = json_string_length(k);
   if (e && !json_is_null(e)) {
-    if (!json_is_string(e) || rn__hash_key_parse(json_string_value(e), json_string_length(e), r->hash)) {
+    if (!json_is_string(e) || rn_hash_key_parse_n(json_string_value(e), json_string_length(e), r->hash)) {
       why_set(why, whylen, "%s: %s must be a decimal string in [0, 2^128-1]", what, ename);
       return RN_EINVAL;
     }

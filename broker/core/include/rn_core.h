@@ -103,7 +103,9 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
  * parked fetches now with what they have. In-flight appends keep going. */
 void rn_core_drain(rn_core_t *core);
 
-/* True once every in-flight append and thread-pool job has completed. */
+/* True once every in-flight append and thread-pool job (core's and the
+ * subsystems' rn_core_work_begin) has completed and every deleted stream's
+ * files are closed. */
 bool rn_core_idle(const rn_core_t *core);
 
 /* True from rn_core_drain on (/readyz answers 503 then). */
@@ -129,7 +131,8 @@ rn_err_t rn_core_close(rn_core_t *core);
  *   CLOSING  -> (freed)    once its logs have no I/O in flight they are
  *                          closed on the thread pool and the directory is
  *                          removed; then it is freed on the loop
- * Only ACTIVE streams are found by name. */
+ * Only ACTIVE streams are found by name or described; CLOSING is seen only
+ * by a subsystem holding a reference. */
 typedef enum rn_core_stream_state {
   RN_CORE_STREAM_CREATING = 0,
   RN_CORE_STREAM_ACTIVE = 1,

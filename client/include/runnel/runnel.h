@@ -44,6 +44,7 @@
 #include "runnel/batch.h" /* rn_record_t, rn_codec_t, rn_record_header_next */
 #include "runnel/error.h" /* rn_err_t and the error table */
 #include "runnel/durability.h" /* rn_durability_t */
+#include "runnel/keys.h" /* hash keys: MD5 routing, decimal parse/format */
 
 #ifdef __cplusplus
 extern "C" {
@@ -161,23 +162,12 @@ RN_EXTERN void rn_broker_info_free(rn_broker_info_t *info); /* NULL ok */
 
 /* ==== routing (pure functions) =========================================== */
 
-/* A 128-bit hash key, big-endian (byte 0 is the most significant). */
-#define RN_HASH_KEY_BYTES 16
-/* Longest decimal rendering of a hash key (2^128-1 has 39 digits) + NUL. */
-#define RN_HASH_KEY_STRLEN 40
-
-/* out = MD5(key[0, len)) — the hash key of a partition key, read as a
- * big-endian unsigned 128-bit integer exactly as Kinesis does. key may be
- * NULL when len is 0. */
-RN_EXTERN void rn_hash_key_for(const void *key, size_t len, uint8_t out[RN_HASH_KEY_BYTES]);
-
-/* Parse a decimal hash key ("0" .. "340282366920938463463374607431768211455",
- * as Kinesis's ExplicitHashKey). Returns 0 or RN_EINVAL (empty, non-digit,
- * out of range). */
-RN_EXTERN rn_err_t rn_hash_key_parse(const char *decimal, uint8_t out[RN_HASH_KEY_BYTES]);
-
-/* Render a hash key in decimal into out (RN_HASH_KEY_STRLEN bytes). */
-RN_EXTERN void rn_hash_key_format(const uint8_t key[RN_HASH_KEY_BYTES], char out[RN_HASH_KEY_STRLEN]);
+/* Hash keys come from runnel/keys.h (the one rule, shared with the broker):
+ * RN_HASH_KEY_BYTES, RN_HASH_KEY_STRLEN, rn_hash_key_for() (MD5 of a
+ * partition key), rn_hash_key_parse() / rn_hash_key_parse_n() (canonical
+ * decimal "0" .. "340282366920938463463374607431768211455", as Kinesis's
+ * ExplicitHashKey: no leading zeros; RN_EINVAL otherwise) and
+ * rn_hash_key_format(). */
 
 /* ==== admin =============================================================== */
 

@@ -11,7 +11,7 @@
  * offset past every shard's end or a ms-looking bare number says so,
  * retention 0 and out-of-range session timeouts are refused.
  *
- * The CLI is the rn_ctl library (tools/ctl_*.c); this test links it.
+ * The CLI is the rn_ctl library (tools/runnelctl/ctl_*.c); this test links it.
  */
 #include <stdarg.h>
 #include <stddef.h>

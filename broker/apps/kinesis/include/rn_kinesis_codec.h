@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "runnel/error.h"
+#include "runnel/keys.h"
 
 /* ---- Kinesis errors ------------------------------------------------------------------ */
 
@@ -155,14 +156,10 @@ void rn__b64_encode(const uint8_t *p, size_t n, char *out);
 
 /* ---- hash keys (128-bit, big-endian bytes) ------------------------------------- */
 
-/* MD5 of the partition key: Kinesis' routing rule. */
-void rn__hash_key_md5(const char *key, size_t n, uint8_t out[16]);
-/* Decimal "0".."340282366920938463463374607431768211455" (no sign, no
- * leading zeros). Returns 0, or RN_EINVAL (syntax) or RN_EOFFSET (> 2^128-1). */
-rn_err_t rn__hash_key_parse(const char *s, size_t n, uint8_t out[16]);
-/* Decimal text of a hash key; out holds at least 40 bytes. */
-void rn__hash_key_format(const uint8_t in[16], char out[40]);
-/* memcmp order is numeric order for big-endian keys. */
+/* One rule for the whole tree, in proto (runnel/keys.h): rn_hash_key_for()
+ * (MD5 of the partition key), rn_hash_key_parse_n() (canonical decimal in
+ * [0, 2^128-1], RN_EINVAL otherwise), rn_hash_key_format(). memcmp order is
+ * numeric order for big-endian keys. */
 
 /* ---- sequence numbers -----------------------------------------------------------
  * A 56-digit decimal string holding a 186-bit number in the layout of real
@@ -210,7 +207,7 @@ typedef struct rn__krec {
 #define RN__KINESIS_MAX_PUT_RECORDS 500
 #define RN__KINESIS_MAX_PUT_BYTES (5u << 20)
 
-/* Does s[0, n) match [a-zA-Z0-9_.-]{1,128}? */
+/* Is s[0, n) a valid stream name? proto's rule (runnel/keys.h): [a-zA-Z0-9_.-]{1,128}, not "." or "..". */
 bool rn__valid_stream_name(const char *s, size_t n);
 
 #endif

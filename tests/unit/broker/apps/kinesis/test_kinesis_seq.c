@@ -2,7 +2,7 @@
  * test_kinesis_seq.c — the pure codecs of kinesis_seq.c: sequence numbers
  * (round trips, the 186-bit layout the KCL reads, real Kinesis numbers),
  * shard iterators (HMAC, tampering, wrong key), timestamps (integers,
- * decimals, exponents, ISO 8601, JSON values), base64, hash keys, shard ids
+ * decimals, exponents, ISO 8601, JSON values), base64, shard ids
  * and the JSON string writer.
  */
 #include <stdarg.h>
@@ -292,33 +292,6 @@ static void test_base64(void **state) {
   }
 }
 
-static void test_hash_keys(void **state) {
-  (void)state;
-  uint8_t h[16];
-  char s[40];
-  assert_int_equal(rn__hash_key_parse("0", 1, h), 0);
-  rn__hash_key_format(h, s);
-  assert_string_equal(s, "0");
-  const char *max = "340282366920938463463374607431768211455";
-  assert_int_equal(rn__hash_key_parse(max, strlen(max), h), 0);
-  for (int i = 0; i < 16; i++) assert_int_equal(h[i], 0xff);
-  rn__hash_key_format(h, s);
-  assert_string_equal(s, max);
-  const char *over = "340282366920938463463374607431768211456";
-  assert_int_equal(rn__hash_key_parse(over, strlen(over), h), RN_EOFFSET);
-  assert_int_equal(rn__hash_key_parse("01", 2, h), RN_EINVAL);
-  assert_int_equal(rn__hash_key_parse("1a", 2, h), RN_EINVAL);
-  assert_int_equal(rn__hash_key_parse("", 0, h), RN_EINVAL);
-  /* MD5("abc") = 900150983cd24fb0d6963f7d28e17f72 (RFC 1321). */
-  rn__hash_key_md5("abc", 3, h);
-  assert_int_equal(h[0], 0x90);
-  assert_int_equal(h[15], 0x72);
-  rn__hash_key_format(h, s);
-  uint8_t back[16];
-  assert_int_equal(rn__hash_key_parse(s, strlen(s), back), 0);
-  assert_memory_equal(back, h, 16);
-}
-
 static void test_shard_ids(void **state) {
   (void)state;
   uint32_t x;
@@ -356,7 +329,7 @@ int main(void) {
       cmocka_unit_test(test_seq_real_kinesis), cmocka_unit_test(test_seq_rejects),
       cmocka_unit_test(test_iterator_round_trip), cmocka_unit_test(test_iterator_tamper),
       cmocka_unit_test(test_timestamps),       cmocka_unit_test(test_timestamps_json),
-      cmocka_unit_test(test_base64),           cmocka_unit_test(test_hash_keys),
+      cmocka_unit_test(test_base64),
       cmocka_unit_test(test_shard_ids),        cmocka_unit_test(test_json_strings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /*
- * engine_compat.c — TRANSITIONAL (issue 11; see engine.h): the old engine's
+ * engine_compat.c — TRANSITIONAL (issue 11; see core/engine.h): the old engine.s
  * open and close, as core plus the consumer groups. Compiled into
  * rn_broker, not rn_core: core never calls groups; groups hang off core's
  * subsystem listener (tick, stream deleted, close) like any subsystem.

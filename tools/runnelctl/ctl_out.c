@@ -3,7 +3,9 @@
  * goes through here, so a failed write (a full disk, a closed pipe: main
  * ignores SIGPIPE so it shows up as EPIPE) is seen, remembered and reported
  * in one line, and the command exits 1 instead of claiming success. Also the
- * one-line error formats and the aligned tables.
+ * one-line error formats, the aligned tables, JSON documents and the
+ * formatters of values every noun prints (times, retention, bytes as JSON).
+ * The one output layer of every noun file.
  *
  * Invariant: after the first failed write or flush nothing more is written
  * to c->out (a half-written table after a failure would only mislead), and
@@ -13,8 +15,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl_int.h"
+#include "runnel/units.h"
 
 static bool out_failed(ctl_t *c) {
   if (c->out_errno == 0) c->out_errno = errno ? errno : EIO;
@@ -158,4 +162,63 @@ bool ctl_table_print(ctl_t *c, ctl_table_t *t) {
     }
   ctl_table_free(t);
   return ok;
+}
+
+/* ---- formatters of values in tables and JSON ------------------------------------ */
+
+void ctl_format_time(int64_t ms, char *buf, size_t n) {
+  if (ms <= 0) {
+    snprintf(buf, n, "-");
+    return;
+  }
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char tmp[32];
+  strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf, n, "%s.%03dZ", tmp, (int)(ms % 1000));
+}
+
+void ctl_format_retention(int64_t ms, char *buf, size_t n) {
+  if (ms < 0)
+    snprintf(buf, n, "forever");
+  else if (ms == 0)
+    snprintf(buf, n, "broker default");
+  else
+    rn_format_duration_ms(ms, buf, n);
+}
+
+void ctl_format_retention_bytes(int64_t b, char *buf, size_t n) {
+  if (b <= 0)
+    snprintf(buf, n, "unlimited");
+  else
+    rn_format_size(b, buf, n);
+}
+
+char *ctl_base64(const uint8_t *s, size_t n) {
+  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char *o = malloc((n + 2) / 3 * 4 + 1), *p = o;
+  if (o == NULL) abort();
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+    *p++ = tbl[v >> 18 & 63];
+    *p++ = tbl[v >> 12 & 63];
+    *p++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+    *p++ = i + 2 < n ? tbl[v & 63] : '=';
+  }
+  *p = '\0';
+  return o;
+}
+
+void ctl_json_bytes(json_t *o, const char *name, const uint8_t *s, size_t n) {
+  json_t *j = json_stringn((const char *)s, n); /* NULL when not UTF-8 */
+  if (j) {
+    json_object_set_new(o, name, j);
+    return;
+  }
+  char k[64];
+  snprintf(k, sizeof k, "%s_base64", name);
+  char *v = ctl_base64(s, n);
+  json_object_set_new(o, k, json_string(v));
+  free(v);
 }

@@ -1,9 +1,8 @@
 /*
- * ctl_parse.c — runnelctl's pure parsers and formatters (times, positions,
- * shard ids, counts, the --key-field JSON extraction), plus the few shared
- * helpers every noun needs (the lazy client, clocks, signal flag, JSON
- * bytes). Sizes and durations are not here: they are the shared syntax of
- * runnel/units.h.
+ * ctl_parse.c — runnelctl's pure parsers of what a user types (times,
+ * positions, shard ids, counts, the --key-field JSON extraction). Sizes and
+ * durations are not here: they are the shared syntax of runnel/units.h;
+ * the formatters of output are in ctl_out.c.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -201,121 +200,4 @@ int ctl_key_field(const char *line, size_t len, const char *field, char **key, s
   }
   json_decref(doc);
   return rc;
-}
-
-void ctl_format_time(int64_t ms, char *buf, size_t n) {
-  if (ms <= 0) {
-    snprintf(buf, n, "-");
-    return;
-  }
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char tmp[32];
-  strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf, n, "%s.%03dZ", tmp, (int)(ms % 1000));
-}
-
-void ctl_format_retention(int64_t ms, char *buf, size_t n) {
-  if (ms < 0)
-    snprintf(buf, n, "forever");
-  else if (ms == 0)
-    snprintf(buf, n, "broker default");
-  else
-    rn_format_duration_ms(ms, buf, n);
-}
-
-void ctl_format_retention_bytes(int64_t b, char *buf, size_t n) {
-  if (b <= 0)
-    snprintf(buf, n, "unlimited");
-  else
-    rn_format_size(b, buf, n);
-}
-
-int64_t ctl_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ctl_mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-rn_err_t ctl_client(ctl_t *c) {
-  if (c->cl) return 0;
-  rn_client_conf_t conf;
-  rn_client_conf_init(&conf);
-  conf.broker = c->broker;
-  conf.request_timeout_ms = 30000;
-  rn_err_t err = rn_client_new(&conf, &c->cl);
-  if (err) ctl_fail(c, err, "broker %s", c->broker);
-  return err;
-}
-
-char *ctl_base64(const uint8_t *s, size_t n) {
-  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *o = malloc((n + 2) / 3 * 4 + 1), *p = o;
-  if (o == NULL) abort();
-  for (size_t i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
-    *p++ = tbl[v >> 18 & 63];
-    *p++ = tbl[v >> 12 & 63];
-    *p++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-    *p++ = i + 2 < n ? tbl[v & 63] : '=';
-  }
-  *p = '\0';
-  return o;
-}
-
-void ctl_json_bytes(json_t *o, const char *name, const uint8_t *s, size_t n) {
-  json_t *j = json_stringn((const char *)s, n); /* NULL when not UTF-8 */
-  if (j) {
-    json_object_set_new(o, name, j);
-    return;
-  }
-  char k[64];
-  snprintf(k, sizeof k, "%s_base64", name);
-  char *v = ctl_base64(s, n);
-  json_object_set_new(o, k, json_string(v));
-  free(v);
-}
-
-volatile int ctl_stop;
-
-static void on_stop(int sig) {
-  (void)sig;
-  ctl_stop = 1;
-}
-
-void ctl_catch_signals(bool on) {
-  static struct sigaction old_int, old_term;
-  static bool caught;
-  if (on && !caught) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    ctl_stop = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    caught = true;
-  } else if (!on && caught) {
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    caught = false;
-  }
-}
-
-void ctl_nap(int64_t ms) {
-  /* nanosleep returns early (EINTR) when a caught signal arrives */
-  int64_t until = ctl_mono_ms() + ms;
-  while (!ctl_stop) {
-    int64_t left = until - ctl_mono_ms();
-    if (left <= 0) break;
-    if (left > 100) left = 100;
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)left * 1000000L};
-    nanosleep(&ts, NULL);
-  }
 }

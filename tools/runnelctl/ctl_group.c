@@ -251,23 +251,6 @@ int ctl_group_list(ctl_t *c, const ctl_args_t *a) {
 
 /* ---- describe ------------------------------------------------------------------ */
 
-/* --watch / --interval, shared with status: *interval_ms = 0 without --watch. */
-int ctl_watch_args(ctl_t *c, const ctl_args_t *a, int64_t *interval_ms) {
-  const char *iv = ctl_arg(a, "--interval");
-  *interval_ms = 0;
-  if (ctl_arg(a, "--watch") == NULL) {
-    if (iv) return ctl_usage(c, "--interval needs --watch");
-    return 0;
-  }
-  *interval_ms = 2000;
-  if (iv) {
-    char why[256];
-    if (rn_parse_duration_ms(iv, interval_ms, why, sizeof why) != 0) return ctl_usage(c, "--interval: %s", why);
-    if (*interval_ms < 100) return ctl_usage(c, "--interval: at least 100ms");
-  }
-  return 0;
-}
-
 int ctl_group_describe(ctl_t *c, const ctl_args_t *a) {
   const char *stream = a->pos[0], *group = a->pos[1];
   int64_t interval;

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "engine.h"
 #include "http.h"
+#include "rn_net.h"
 #include "rn_log.h"
 #include "runnel/error.h"
 
@@ -104,18 +105,8 @@ void rn_server_destroy(rn_server_t *srv);
 size_t rn_server_metrics(void *arg, char *out, size_t cap);
 
 /* ---- logging ----------------------------------------------------------------
- * One line per event on stderr:
- *   2026-11-22T02:40:00.123Z info server: listening native=... http=...
- * Each line goes out in one write(2), so lines from several threads never
- * interleave. */
-
-/* Least severe level written; default RN_LOG_INFO. Set before threads start. */
-void rn__log_set_level(rn_log_level_t level);
-rn_log_level_t rn__log_level(void);
-
-/* Log one line for component (e.g. "server", "conn", "http"). */
-void rn__logf(rn_log_level_t level, const char *component, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+ * The stderr logger is broker/net's (rn_net.h: rn__logf, rn__log_set_level)
+ * until base/ has the tree's one logger. */
 
 /* Adapter for the logger callbacks of rn_engine_opts_t / rn_log_opts_t: arg
  * is the component name (a static string; NULL = "engine"). */

@@ -4,8 +4,9 @@
  *
  *   runnelctl [--broker HOST:PORT] [--json] <noun> [<verb>] ...
  *
- * The commands live in ctl_*.c, one file per noun, behind the command table
- * in ctl_cmds.c (ctl_int.h explains the split). This file is only the
+ * The commands live in tools/runnelctl/ctl_*.c, one file per noun, behind
+ * the command table in ctl_cmds.c (ctl_int.h explains the split). This file
+ * is only the
  * process entry: SIGPIPE is ignored so a closed pipe shows up as a failed
  * write (EPIPE) that runnelctl reports, and the final close of standard
  * output is checked like every write before it.

@@ -1,13 +1,16 @@
 /*
- * ctl_int.h — runnelctl's private header: the state every command gets, the
- * command table (tools/ctl_cmds.c: the one source of --help, the man page
- * and the bash completion), checked output (ctl_out.c), the pure parsers
- * (ctl_parse.c) and the command entry points, one file per noun
- * (ctl_stream.c, ctl_produce.c, ctl_consume.c, ctl_group.c, ctl_status.c).
+ * ctl_int.h — runnelctl's private header (tools/runnelctl/): the state every
+ * command gets, the command table (ctl_cmds.c: the one source of --help, the
+ * man page and the bash completion, which ctl_help.c generates), the driver
+ * and shared runtime (ctl_main.c: argv, the lazy client, clocks, signals),
+ * the one output layer (ctl_out.c), the pure parsers (ctl_parse.c) and the
+ * command entry points, one file per noun (ctl_stream.c, ctl_produce.c,
+ * ctl_consume.c, ctl_group.c, ctl_status.c).
  *
  * runnelctl is an executable, not a library: its cross-file names use the
  * prefix ctl_ and never leave the binary (the unit test links them from the
- * rn_ctl static library).
+ * rn_ctl static library). It uses librunnel (runnel/runnel.h) and proto's
+ * public headers only.
  *
  * Output rule: nothing writes to c->out except through ctl_out.c, which
  * remembers the first failed write or flush (ENOSPC, EPIPE with SIGPIPE
@@ -44,7 +47,7 @@ typedef struct ctl {
   bool out_reported;    /* the failure's one line has been printed */
 } ctl_t;
 
-/* ==== the command table (ctl_cmds.c) ===================================== */
+/* ==== the command table (ctl_cmds.c), the driver (ctl_main.c) ============ */
 
 typedef struct ctl_opt {
   const char *name;    /* "--shards" */
@@ -85,6 +88,9 @@ struct ctl_cmd {
 
 extern const ctl_cmd_t ctl_cmds[];
 extern const size_t ctl_ncmds;
+/* --broker, --json, --version, --print-man, --help (NULL-name terminated);
+ * ctl_main parses them anywhere on the line. */
+extern const ctl_opt_t ctl_global_opts[];
 
 /* The last value of option name ("" for a flag), NULL when absent. */
 const char *ctl_arg(const ctl_args_t *a, const char *name);
@@ -95,7 +101,7 @@ size_t ctl_arg_all(const ctl_args_t *a, const char *name, const char **vals, siz
 /* The whole CLI (argv[0] is ignored). Returns the exit status. */
 int ctl_main(int argc, char **argv, FILE *in, FILE *out, FILE *err);
 
-/* Generated from the table: --help of one command, of a noun, of everything;
+/* Generated from the table (ctl_help.c): --help of one command, of a noun, of everything;
  * the man page (roff) and the bash completion script. */
 void ctl_help_cmd(ctl_t *c, const ctl_cmd_t *cmd);
 void ctl_help_noun(ctl_t *c, const char *noun);
@@ -131,6 +137,19 @@ int ctl_failf(ctl_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Print doc (pretty, sorted keys) and release it. */
 bool ctl_print_json(ctl_t *c, json_t *doc);
 
+/* Tables: "2026-11-22T10:00:00.000Z", "-" for 0. */
+void ctl_format_time(int64_t ms, char *buf, size_t n);
+/* Retention for tables: "forever" (< 0), "broker default" (0), else 24h. */
+void ctl_format_retention(int64_t ms, char *buf, size_t n);
+/* Retention bytes: "unlimited" (<= 0), else 10GiB. */
+void ctl_format_retention_bytes(int64_t b, char *buf, size_t n);
+
+/* JSON helpers: a string field, or name_base64 when the bytes are not
+ * UTF-8; an integer or null. */
+void ctl_json_bytes(json_t *o, const char *name, const uint8_t *s, size_t n);
+/* Base64 of s[0, n) into a malloc'd string. */
+char *ctl_base64(const uint8_t *s, size_t n);
+
 /* A table: rows of cells, printed with columns padded to their widest. */
 typedef struct ctl_table {
   size_t ncols, nrows, cap;
@@ -141,7 +160,7 @@ void ctl_table_row(ctl_table_t *t, ...); /* ncols const char * (NULL = "") */
 void ctl_table_free(ctl_table_t *t);
 bool ctl_table_print(ctl_t *c, ctl_table_t *t); /* prints and frees */
 
-/* ==== parsers and formatters (ctl_parse.c; pure) ========================== */
+/* ==== parsers (ctl_parse.c; pure) ========================================= */
 
 /* A time: ISO 8601 (YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM]), "@MS" (epoch
  * ms) or a relative time "-DURATION" (now_ms minus it). Returns 0 or -1. */
@@ -171,12 +190,7 @@ int ctl_parse_count(const char *s, uint64_t *out);
 int ctl_key_field(const char *line, size_t len, const char *field, char **key, size_t *keylen, char *why,
                   size_t whylen);
 
-/* Tables: "2026-11-22T10:00:00.000Z", "-" for 0. */
-void ctl_format_time(int64_t ms, char *buf, size_t n);
-/* Retention for tables: "forever" (< 0), "broker default" (0), else 24h. */
-void ctl_format_retention(int64_t ms, char *buf, size_t n);
-/* Retention bytes: "unlimited" (<= 0), else 10GiB. */
-void ctl_format_retention_bytes(int64_t b, char *buf, size_t n);
+/* ==== runtime shared by the nouns (ctl_main.c) ============================ */
 
 /* Wall clock, epoch ms. */
 int64_t ctl_now_ms(void);
@@ -185,12 +199,6 @@ int64_t ctl_mono_ms(void);
 
 /* Connect lazily (once). Prints the failure; returns 0 or the error. */
 rn_err_t ctl_client(ctl_t *c);
-
-/* JSON helpers: a string field, or name_base64 when the bytes are not
- * UTF-8; an integer or null. */
-void ctl_json_bytes(json_t *o, const char *name, const uint8_t *s, size_t n);
-/* Base64 of s[0, n) into a malloc'd string. */
-char *ctl_base64(const uint8_t *s, size_t n);
 
 /* --watch / --interval (group describe, status): *interval_ms = 0 without
  * --watch. Returns 0 or a usage error. */

@@ -1,0 +1,171 @@
+/*
+ * ctl_cmds.c — runnelctl's command table: every noun, verb, option and line
+ * of help exists once, here. ctl_help.c generates --help, the man page and
+ * the bash completion from it; ctl_main.c parses argv against it; the noun
+ * files (ctl_stream.c, ctl_produce.c, ctl_consume.c, ctl_group.c,
+ * ctl_status.c) only run commands.
+ *
+ * Help text conventions: docs are lines separated by '\n' (no trailing
+ * newline); a line that starts with two spaces is an example or a list item
+ * and is kept as is (.nf in the man page).
+ */
+#include <stddef.h>
+
+#include "ctl_int.h"
+
+/* ==== the table =========================================================== */
+
+#define DOC_RETENTION                                                 \
+  "keep records this long: 500ms, 30s, 90m, 24h, 7d, 1h30m (units ms,\n" \
+  "s, m, h, d), or forever; without the option the broker's default\n"  \
+  "retention applies (its default_retention setting); 0 is refused"
+#define DOC_RETENTION_BYTES                                             \
+  "and at most this much per shard: bytes, or 512KiB, 64MiB, 10GiB,\n" \
+  "1TiB (binary: 10G = 10GiB; KB/MB are refused), or unlimited\n"      \
+  "(the default)"
+#define DOC_POS_TIME                                                  \
+  "a TIME is ISO 8601 (2026-11-22T10:00:00Z, 2026-11-22 10:00),\n"    \
+  "@MS (milliseconds since the epoch) or -DURATION (that long ago:\n" \
+  "-1h, -30m, -7d); a plain number is an OFFSET"
+
+static const ctl_opt_t opts_create[] = {
+    {"--shards", 0, "N", "number of shards, each owning an equal slice of the hash-key\nspace (required)"},
+    {"--retention", 0, "D", DOC_RETENTION},
+    {"--retention-bytes", 0, "S", DOC_RETENTION_BYTES},
+    {"--durability", 0, "M", "sync (default): acknowledged after fdatasync; interval:\nfdatasync periodically; none: page cache only"},
+    {NULL, 0, NULL, NULL}};
+
+static const ctl_opt_t opts_setret[] = {
+    {"--retention", 0, "D", "500ms, 30s, 90m, 24h, 7d, or forever"},
+    {"--retention-bytes", 0, "S", "per shard: 512MiB, 10GiB, 1TiB, or unlimited"},
+    {NULL, 0, NULL, NULL}};
+
+static const ctl_opt_t opts_produce[] = {
+    {"--key", 0, "K", "partition key of every record (default: random per record)"},
+    {"--key-field", 0, "FIELD", "partition key = the value of FIELD in the line parsed as a JSON\nobject"},
+    {"--key-delimiter", 0, "C", "each line is KEY<C>VALUE: the text before the first C is the\nkey"},
+    {"--header", 'H', "NAME=VALUE", "add a header to every record (repeat for more)"},
+    {"--file", 0, "F", "send the whole of file F (- = standard input) as one record\ninstead of reading lines"},
+    {NULL, 0, NULL, NULL}};
+
+static const ctl_opt_t opts_consume[] = {
+    {"--shard", 0, "ID", "only this shard: an index (3) or a shard id\n(shardId-000000000003); default: every shard"},
+    {"--from", 0, "POS", "where to start: earliest (default), latest, an OFFSET or a TIME;\n" DOC_POS_TIME},
+    {"--to", 0, "POS", "stop before this position (an OFFSET, or a TIME: only records\nbefore it)"},
+    {"--tail", 0, "N", "the last N records of each shard"},
+    {"--follow", 0, NULL, "keep waiting for new records (until interrupted); without it,\nstop at the end of every shard as it was when the command started"},
+    {"--idle-exit", 0, "D", "with --follow: exit 0 after no record arrived for D (30s, 5m)"},
+    {"--max", 0, "N", "stop after N records"},
+    {"--format", 0, "FMT",
+     "print each record by a template: %k key, %v value, %s shard,\n"
+     "%o offset, %t timestamp (epoch ms), %T timestamp (ISO 8601),\n"
+     "%h headers (name=value,...), %% a %; \\n newline, \\t tab,\n"
+     "\\\\ backslash. Default: %v\\n"},
+    {"--group", 0, "NAME", "read as a member of consumer group NAME (see below)"},
+    {"--session-timeout", 0, "D", "with --group: the broker frees this member's shards when it has\nnot heard from it for D (500ms to 10m; default 10s)"},
+    {NULL, 0, NULL, NULL}};
+
+static const ctl_opt_t opts_watch[] = {
+    {"--watch", 0, NULL, "print again every --interval until interrupted (a terminal is\ncleared between prints)"},
+    {"--interval", 0, "D", "with --watch: time between prints (default 2s)"},
+    {NULL, 0, NULL, NULL}};
+
+static const ctl_opt_t opts_group_create[] = {
+    {"--from", 0, "POS", "where the group starts: latest (default), earliest or a TIME;\n" DOC_POS_TIME},
+    {NULL, 0, NULL, NULL}};
+
+static const ctl_opt_t opts_group_reset[] = {
+    {"--to", 0, "POS", "earliest, latest, an OFFSET (the same in every chosen shard) or\na TIME (the first record at or after it);\n" DOC_POS_TIME},
+    {"--shift-by", 0, "N", "move every chosen checkpoint by N records (negative: back),\nclamped to what the shard stores"},
+    {"--shard", 0, "ID", "only this shard (repeat, or a comma-separated list:\n--shard 0,3); default: every shard"},
+    {"--execute", 0, NULL, "apply the plan (without it the plan is only printed)"},
+    {"--create", 0, NULL, "create the group when it does not exist (otherwise refused)"},
+    {NULL, 0, NULL, NULL}};
+
+const ctl_cmd_t ctl_cmds[] = {
+    {"stream", "create", "NAME", "create a stream",
+     "Create stream NAME ([A-Za-z0-9_.-], 1 to 128 characters).", opts_create, 1, 1, ctl_stream_create},
+    {"stream", "list", "", "every stream with its settings",
+     "Every stream with its shard count, retention and durability.", NULL, 0, 0, ctl_stream_list},
+    {"stream", "describe", "NAME", "settings, shards, offsets and bytes stored",
+     "The stream's settings, and every shard with its hash-key range (decimal, as Kinesis),\n"
+     "start and end offset, the time of its newest record and the bytes it stores.",
+     NULL, 1, 1, ctl_stream_describe},
+    {"stream", "delete", "NAME", "delete a stream and its data", "Delete the stream and all its data.", NULL, 1, 1,
+     ctl_stream_delete},
+    {"stream", "set-retention", "NAME", "change a stream's retention",
+     "Change the retention; an option left out keeps its current value.", opts_setret, 1, 1,
+     ctl_stream_set_retention},
+    {"produce", NULL, "STREAM", "send records from standard input or a file",
+     "Send each line of standard input as one record (empty lines are skipped), or with --file\n"
+     "one file as one record. A line that cannot be sent (not JSON or no FIELD with\n"
+     "--key-field, no delimiter with --key-delimiter) is reported on stderr and counts as\n"
+     "failed. While standard error is a terminal a progress line shows records/s and bytes;\n"
+     "at the end a summary (records, bytes, shards, failed, elapsed) goes to stderr (with\n"
+     "--json a JSON document to stdout). Producing to a stream that does not exist fails,\n"
+     "also with empty input. Exit status 1 when any record failed.",
+     opts_produce, 1, 1, ctl_produce},
+    {"consume", NULL, "STREAM", "print records (of shards, or as a group member)",
+     "Print each record (by default its value and a newline). With --json each record is\n"
+     "one JSON object per line: shard, shard_id, offset, timestamp_ms, key, data, headers\n"
+     "(key_base64 / data_base64 instead when not UTF-8).\n"
+     "An OFFSET past the end of every shard fails with the shards' end offsets (and, when\n"
+     "it looks like a millisecond timestamp, says to write @MS) instead of printing\n"
+     "nothing.\n"
+     "With --group NAME, join consumer group NAME as a member: print the records of the\n"
+     "shards the broker assigns, and checkpoint only records whose output was written and\n"
+     "flushed (at least once: after a crash the records since the last checkpoint come\n"
+     "again). A failed write (a full disk, a closed pipe) stops the member without\n"
+     "checkpointing that record, and runnelctl exits 1 with the reason. Without --follow the\n"
+     "member leaves once every assigned shard is read to its end; on exit it commits and\n"
+     "leaves so its shards go to the other members at once. --from then says where a group\n"
+     "created by this join starts (latest by default); assignment changes are reported on\n"
+     "stderr (\"assigned shards 0,3,5\").",
+     opts_consume, 1, 1, ctl_consume},
+    {"offsets", NULL, "STREAM", "start and end offset of every shard", "Start and end offset of every shard.", NULL,
+     1, 1, ctl_offsets},
+    {"group", "list", "[STREAM]", "consumer groups with members and lag",
+     "The stream's consumer groups (every group of the broker without STREAM), each with its\n"
+     "number of members and its lag in records (summed over its shards) and in ms (the\n"
+     "largest of its shards; - when no shard's lag is known).",
+     NULL, 0, 1, ctl_group_list},
+    {"group", "describe", "STREAM GROUP", "members, assignment, checkpoints and lag",
+     "The group's members (id, client, epoch, shards held, pending shards, session timeout,\n"
+     "last heartbeat) and its shards (owner, checkpoint = next offset to read, start and end\n"
+     "offset, lag in records = end - checkpoint, lag in ms = how far the oldest unread record\n"
+     "is behind, '-' when unknown, and the last commit's time). With --json unknown lag is\n"
+     "null, never 0.",
+     opts_watch, 2, 2, ctl_group_describe},
+    {"group", "create", "STREAM GROUP", "create a group without joining it", "Create a consumer group without joining it.",
+     opts_group_create, 2, 2, ctl_group_create},
+    {"group", "delete", "STREAM GROUP", "delete a group without members",
+     "Delete a consumer group and its checkpoints; refused (EGROUPACTIVE) while it has members.", NULL, 2, 2,
+     ctl_group_delete},
+    {"group", "reset", "STREAM GROUP", "move checkpoints (prints the plan; --execute applies it)",
+     "Print the plan (per shard: current checkpoint -> new) and, with --execute, apply it.\n"
+     "Give --to POS or --shift-by N. Refused (EGROUPACTIVE) while the group has members, and\n"
+     "(ENOGROUP) when the group does not exist unless --create is given.",
+     opts_group_reset, 2, 2, ctl_group_reset},
+    {"status", NULL, "", "the broker: version, uptime, data directory, streams, health",
+     "The broker's version, uptime, data directory and its free space, the number of\n"
+     "streams and shards, its limits (--json), failed shards and its health. Exit status 1\n"
+     "while the broker is degraded (a shard failed).",
+     opts_watch, 0, 0, ctl_status},
+    {"completion", NULL, "SHELL", "print a shell completion script (bash)",
+     "Print the completion script for SHELL (bash), generated from the command table:\n"
+     "  source <(runnelctl completion bash)",
+     NULL, 1, 1, ctl_completion},
+};
+const size_t ctl_ncmds = sizeof ctl_cmds / sizeof ctl_cmds[0];
+
+const ctl_opt_t ctl_global_opts[] = {
+    {"--broker", 0, "HOST:PORT", "broker to talk to (default: $RUNNEL_BROKER, else\n127.0.0.1:7400)"},
+    {"--json", 0, NULL, "machine-readable output: one JSON document (consume: one per\n"
+     "record). Field names are the same in every command (shard,\n"
+     "shard_id, start_offset, ...); a field ending in _ms is in\n"
+     "milliseconds: a time (created_ms, checkpoint_ms, timestamp_ms) is\n"
+     "epoch ms, a length (retention_ms, lag_ms) a duration; unknown is null"},
+    {"--version", 0, NULL, "print runnelctl's version"},
+    {"--print-man", 0, NULL, "print the man page (roff) generated from this help"},
+    {"--help", 'h', NULL, "help; also after any noun or verb (runnelctl stream create\n--help)"},
+    {NULL, 0, NULL, NULL}};
