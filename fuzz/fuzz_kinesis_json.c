@@ -138,10 +138,10 @@ static void fuzz_tokens(int which, const uint8_t *data, size_t size) {
   } else if (which == 2) {
     int64_t ms;
     if (rn__timestamp_parse(s, size, &ms) == 0) CHECK(ms >= 0);
-    uint8_t h[16];
-    char back[40];
-    if (rn__hash_key_parse(s, size, h) == 0) {
-      rn__hash_key_format(h, back);
+    uint8_t h[RN_HASH_KEY_BYTES];
+    char back[RN_HASH_KEY_STRLEN];
+    if (rn_hash_key_parse_n(s, size, h) == 0) {
+      rn_hash_key_format(h, back);
       CHECK(strlen(back) == size && memcmp(back, s, size) == 0);
     }
   } else {
