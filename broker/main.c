@@ -36,7 +36,7 @@
 #include "config.h"
 #include "rn_core.h"
 #include "rn_groups.h"
-#include "http_routes.h"
+#include "rn_apps.h"
 #include "server.h"
 
 #ifndef RN_VERSION

@@ -29,8 +29,9 @@
 
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) {
-  static const char *const types[] = {NULL, "MissingAuthenticationTokenException", "IncompleteSignatureException",
-                                      "UnrecognizedClientException", "InvalidSignatureException"};
+  static const rn_kinesis_err_t types[] = {RN_KERR_NONE, RN_KERR_MissingAuthenticationTokenException,
+                                           RN_KERR_IncompleteSignatureException, RN_KERR_UnrecognizedClientException,
+                                           RN_KERR_InvalidSignatureException};
   res->status = st;
   res->type = types[st];
   va_list ap;
@@ -520,6 +521,6 @@ rn_sigv4_status_t rn_sigv4_verify(const rn_http_req_t *req, const rn_sigv4_key_t
     return res->status;
   }
   res->status = RN_SIGV4_OK;
-  res->type = NULL;
+  res->type = RN_KERR_NONE;
   return RN_SIGV4_OK;
 }

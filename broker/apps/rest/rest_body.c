@@ -21,7 +21,7 @@
 
 #include <openssl/crypto.h>
 
-#include "kinesis_int.h"
+#include "rest_int.h"
 
 static void why_set(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void why_set(char *why, size_t whylen, const char *fmt, ...) {

@@ -1,6 +1,6 @@
 /*
  * test_kinesis_api.c — the HTTP applications end to end, in process: the
- * router (http_routes.h) in front of a real engine on a temporary data
+ * route table (rn_apps.h) in front of a real engine on a temporary data
  * directory, driven with rn_http_req_t values on the test's own uv loop
  * (no sockets; the transport has its own tests). A fake wall clock makes
  * iterator expiry, SigV4 dates and throughput buckets deterministic.
@@ -22,9 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <zlib.h>
 
-#include "apps_int.h"
+#include "engine.h"
+#include "rn_apps.h"
+#include "rn_kinesis_codec.h"
 #include "runnel/batch.h"
 #include "testutil.h"
 
@@ -45,8 +48,7 @@ static void routes_up(fx_t *f) {
   char why[256] = "";
   rn_err_t rc = rn_http_routes_new(&f->loop, f->eng, &f->cfg, &f->routes, why, sizeof(why));
   if (rc) fail_msg("rn_http_routes_new: %s", why);
-  f->routes->clock.wall_ms = fake_now;
-  f->routes->clock.arg = f;
+  rn_http_routes_set_clock(f->routes, fake_now, f);
 }
 
 static int setup_with(void **state, const char *creds, const char *keys, int throttle) {
@@ -799,7 +801,7 @@ static void test_rest(void **state) {
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", "br", nd, strlen(nd)), 415, NULL);
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", "gzip", nd, strlen(nd)), 400, "gzip");
   /* Too large after inflating. */
-  size_t big = f->routes->rest_max_body + 10;
+  size_t big = f->cfg.rest_max_body_bytes + 10;
   char *zeros = malloc(big);
   memset(zeros, ' ', big);
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", NULL, zeros, big), 413, NULL);
@@ -966,6 +968,19 @@ static void test_health_and_metrics(void **state) {
   if (strstr(a.body, "runnel_group_lag_seconds{stream=\"m\",group=\"later\""))
     fail_msg("/metrics has a lag in time for a group without a checkpoint");
   if (strstr(a.body, "runnel_group_lag_milliseconds")) fail_msg("/metrics still has the milliseconds series");
+  /* The Kinesis error family: every type of the table in its order, then
+   * the slot for values outside it, one contiguous block. */
+  const char *errs = strstr(a.body, "# TYPE runnel_kinesis_errors_total counter\n");
+  assert_non_null(errs);
+  errs = strchr(errs, '\n') + 1;
+  const char *first = "runnel_kinesis_errors_total{code=\"AccessDeniedException\"} 0\n";
+  assert_true(strncmp(errs, first, strlen(first)) == 0);
+  const char *last = strstr(errs, "runnel_kinesis_errors_total{code=\"ValidationException\"} 0\n"
+                                  "runnel_kinesis_errors_total{code=\"Other\"} 0\n# ");
+  assert_non_null(last);
+  size_t lines = 0;
+  for (const char *q = errs; q < last; q++) lines += *q == '\n';
+  assert_int_equal(lines, 16); /* the 16 types before ValidationException */
   /* No per-shard latency series unless asked for: bounded cardinality. */
   assert_null(strstr(a.body, "runnel_shard_append_latency_seconds_bucket{stream=\"m\",shard="));
   assert_null(strstr(a.body, "runnel_shard_fdatasync_seconds_count{stream=\"m\",shard="));
