@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "admin_int.h"
-#include "engine.h" /* consumer groups' lag, until broker/groups has its own stats API */
+#include "rn_groups.h" /* consumer groups' lag and checkpoints */
 
 /* ---- labels ---------------------------------------------------------------------- */
 
@@ -296,7 +296,7 @@ typedef struct group_pass {
   int what; /* 0 lag records, 1 lag seconds, 2 checkpoint known, 3 checkpoint, 4 members */
 } group_pass_t;
 
-static void group_row(void *arg, const rn_engine_group_stats_t *s) {
+static void group_row(void *arg, const rn_groups_shard_stats_t *s) {
   group_pass_t *p = arg;
   switch (p->what) {
   case 0:
@@ -339,7 +339,7 @@ static void render_groups(rn_admin_t *adm, rn_buf_t *b) {
   for (int i = 0; i < 5; i++) {
     family(b, fam[i][0], fam[i][1], fam[i][2]);
     group_pass_t p = {b, i};
-    rn_engine_foreach_group_shard(adm->core, group_row, &p);
+    rn_groups_foreach_shard(rn_groups_of(adm->core), group_row, &p);
   }
 }
 

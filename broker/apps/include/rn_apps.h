@@ -10,7 +10,7 @@
  *   rn_http_routes_t *routes;
  *   rc = rn_http_routes_new(&loop, core, &cfg, &routes, why, sizeof why);
  *   ... hand rn_http_routes_router and routes (as arg) to the HTTP server ...
- *   ... after the server stopped and before rn_engine_close:
+ *   ... after the server stopped and before rn_core_close:
  *   rn_http_routes_destroy(routes);
  *
  * Threading: everything runs on the loop thread that runs the engine.

@@ -1,6 +1,6 @@
 /*
  * test_engine_clock.c — the engine and the consumer groups read wall time
- * through rn_engine_opts_t.clock (rn_base.h's rn_clock_t): a stream's and a
+ * through rn_core_opts_t.clock (rn_base.h's rn_clock_t): a stream's and a
  * group's creation times are the injected clock's, and move when it moves;
  * a zeroed clock is the system's. Nothing here sleeps.
  */
@@ -15,16 +15,32 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "engine.h"
+#include "rn_core.h"
+#include "rn_groups.h"
+#include "native/dispatch.h" /* rn_native_handle: the wire translation */
 #include "testutil.h"
 
 typedef struct fx {
   char *dir;
   uv_loop_t loop;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   int64_t now; /* the injected wall clock */
   unsigned reads;
 } fx_t;
+
+/* runneld's order: core, then the consumer groups on it (one clock for both). */
+static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
+  rn_err_t err = rn_core_open(eo, out, why, whylen);
+  if (err) return err;
+  rn_groups_t *gs; /* core's: closed by rn_core_close */
+  rn_groups_opts_t go = {.clock = eo->clock};
+  err = rn_groups_open(*out, &go, &gs, why, whylen);
+  if (err) {
+    rn_core_close(*out);
+    *out = NULL;
+  }
+  return err;
+}
 
 static int64_t fake_wall(void *arg) {
   fx_t *f = arg;
@@ -33,8 +49,8 @@ static int64_t fake_wall(void *arg) {
 }
 
 static void open_engine(fx_t *f, bool inject) {
-  rn_engine_opts_t eo;
-  rn_engine_opts_default(&eo);
+  rn_core_opts_t eo;
+  rn_core_opts_default(&eo);
   eo.loop = &f->loop;
   eo.data_dir = f->dir;
   if (inject) {
@@ -42,7 +58,7 @@ static void open_engine(fx_t *f, bool inject) {
     eo.clock.arg = f;
   }
   char why[512];
-  if (rn_engine_open(&eo, &f->eng, why, sizeof(why)) != 0) fail_msg("rn_engine_open: %s", why);
+  if (open_core(&eo, &f->eng, why, sizeof(why)) != 0) fail_msg("open_core: %s", why);
 }
 
 static int setup(void **state) {
@@ -57,7 +73,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fx_t *f = *state;
   if (f->eng) {
-    assert_int_equal(rn_engine_close(f->eng), 0);
+    assert_int_equal(rn_core_close(f->eng), 0);
     uv_run(&f->loop, UV_RUN_NOWAIT);
   }
   assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -84,7 +100,7 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
 
 static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
   got_t g = {0};
-  rn_engine_handle(f->eng, req, on_reply, &g);
+  rn_native_handle(f->eng, req, on_reply, &g);
   while (!g.done) uv_run(&f->loop, UV_RUN_ONCE);
   assert_non_null(g.resp);
   assert_null(g.resp->error);

@@ -25,7 +25,9 @@
 #include <jansson.h>
 #include <zlib.h>
 
-#include "engine.h"
+#include "rn_core.h"
+#include "rn_groups.h"
+#include "native/dispatch.h" /* rn_native_handle: the wire translation */
 #include "rn_apps.h"
 #include "rn_kinesis_codec.h"
 #include "runnel/batch.h"
@@ -36,11 +38,25 @@
 typedef struct fx {
   char *dir;
   uv_loop_t loop;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   rn_config_t cfg;
   rn_http_routes_t *routes;
   int64_t now_ms;
 } fx_t;
+
+/* runneld's order: core, then the consumer groups on it (one clock for both). */
+static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
+  rn_err_t err = rn_core_open(eo, out, why, whylen);
+  if (err) return err;
+  rn_groups_t *gs; /* core's: closed by rn_core_close */
+  rn_groups_opts_t go = {.clock = eo->clock};
+  err = rn_groups_open(*out, &go, &gs, why, whylen);
+  if (err) {
+    rn_core_close(*out);
+    *out = NULL;
+  }
+  return err;
+}
 
 static int64_t fake_now(void *arg) { return ((fx_t *)arg)->now_ms; }
 
@@ -55,12 +71,12 @@ static int setup_with(void **state, const char *creds, const char *keys, int thr
   fx_t *f = calloc(1, sizeof(*f));
   f->dir = rn_test_tmpdir();
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  rn_engine_opts_t eo;
-  rn_engine_opts_default(&eo);
+  rn_core_opts_t eo;
+  rn_core_opts_default(&eo);
   eo.loop = &f->loop;
   eo.data_dir = f->dir;
   char why[256];
-  assert_int_equal(rn_engine_open(&eo, &f->eng, why, sizeof(why)), 0);
+  assert_int_equal(open_core(&eo, &f->eng, why, sizeof(why)), 0);
   rn_config_init(&f->cfg);
   char *why2 = why;
   assert_int_equal(rn_config_set(&f->cfg, "data_dir", f->dir, NULL, why2, sizeof(why)), 0);
@@ -81,7 +97,7 @@ static int setup_throttle(void **state) { return setup_with(state, "", "", 1); }
 static int teardown(void **state) {
   fx_t *f = *state;
   rn_http_routes_destroy(f->routes);
-  assert_int_equal(rn_engine_close(f->eng), 0);
+  assert_int_equal(rn_core_close(f->eng), 0);
   uv_run(&f->loop, UV_RUN_NOWAIT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   rn_config_free(&f->cfg);
@@ -557,7 +573,7 @@ static void test_cross_api(void **state) {
   req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
   req.produce = &pr;
   native_done_t nd = {0};
-  rn_engine_handle(f->eng, &req, on_native, &nd);
+  rn_native_handle(f->eng, &req, on_native, &nd);
   while (!nd.done) uv_run(&f->loop, UV_RUN_ONCE);
   assert_true(nd.ok);
   rn_batch_builder_free(&b);
@@ -589,7 +605,7 @@ static void test_cross_api(void **state) {
   req.op_case = RUNNEL__REQUEST__OP_FETCH;
   req.fetch = &fr;
   memset(&nd, 0, sizeof(nd));
-  rn_engine_handle(f->eng, &req, on_native, &nd);
+  rn_native_handle(f->eng, &req, on_native, &nd);
   while (!nd.done) uv_run(&f->loop, UV_RUN_ONCE);
   assert_true(nd.ok);
   assert_int_equal(nd.fetched_records, 1);
@@ -648,7 +664,7 @@ static void test_sigv4(void **state) {
   req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
   req.create_stream = &cr;
   native_done_t nd = {0};
-  rn_engine_handle(f->eng, &req, on_native, &nd);
+  rn_native_handle(f->eng, &req, on_native, &nd);
   while (!nd.done) uv_run(&f->loop, UV_RUN_ONCE);
   /* Unsigned: refused. */
   kerr(f, "ListStreams", "{}", "MissingAuthenticationTokenException", "Missing Authentication Token");
@@ -882,7 +898,7 @@ static void on_engine_reply(void *ctx, const Runnel__Response *resp) {
 
 static int engine_call(fx_t *f, const Runnel__Request *req) {
   int code = -1;
-  rn_engine_handle(f->eng, req, on_engine_reply, &code);
+  rn_native_handle(f->eng, req, on_engine_reply, &code);
   while (code == -1) uv_run(&f->loop, UV_RUN_ONCE);
   return code;
 }
@@ -996,7 +1012,7 @@ static void test_health_and_metrics(void **state) {
   assert_int_equal(a.status, 405);
   free(a.body);
   /* Draining: not ready any more, and produce refuses with ServiceUnavailable. */
-  rn_engine_drain(f->eng);
+  rn_core_drain(f->eng);
   h.path = "/readyz";
   a = send_req(f, &h);
   assert_int_equal(a.status, 503);
