@@ -124,8 +124,7 @@ static bool sinfo_take(sinfo_t *si, const rn_core_stream_desc_t *d) {
   si->retention_ms = d->retention_ms;
   si->retention_bytes = d->retention_bytes;
   si->n = d->nshards;
-  si->sh = calloc(si->n ? si->n : 1, sizeof(*si->sh));
-  if (!si->sh) abort();
+  si->sh = rn_xcalloc(si->n ? si->n : 1, sizeof(*si->sh));
   for (uint32_t i = 0; i < si->n; i++) {
     const rn_core_shard_desc_t *sd = &d->shards[i];
     memcpy(si->sh[i].hk_start, sd->hash_start, 16);
@@ -351,15 +350,13 @@ static rn__kmeta_stream_t *kmeta_get(rn__kmeta_t *km, const char *name, int64_t 
   if (e || !create) return e;
   if (km->n == km->cap) {
     size_t nc = km->cap ? km->cap * 2 : 16;
-    rn__kmeta_stream_t *nv = realloc(km->v, nc * sizeof(*nv));
-    if (!nv) abort();
+    rn__kmeta_stream_t *nv = rn_xrealloc(km->v, nc * sizeof(*nv));
     km->v = nv;
     km->cap = nc;
   }
   e = &km->v[km->n++];
   memset(e, 0, sizeof(*e));
-  e->name = strdup(name);
-  if (!e->name) abort();
+  e->name = rn_xstrdup(name);
   e->created_ms = created_ms;
   return e;
 }
@@ -382,24 +379,20 @@ static void tag_set(rn__kmeta_stream_t *e, const char *key, const char *value) {
   int i = tag_index(e, key);
   if (i >= 0) {
     free(e->values[i]);
-    e->values[i] = strdup(value);
-    if (!e->values[i]) abort();
+    e->values[i] = rn_xstrdup(value);
     return;
   }
   /* Insert sorted. */
-  char **nk = realloc(e->keys, (e->ntags + 1) * sizeof(char *));
-  if (!nk) abort();
+  char **nk = rn_xrealloc(e->keys, (e->ntags + 1) * sizeof(char *));
   e->keys = nk;
-  char **nv = realloc(e->values, (e->ntags + 1) * sizeof(char *));
-  if (!nv) abort();
+  char **nv = rn_xrealloc(e->values, (e->ntags + 1) * sizeof(char *));
   e->values = nv;
   size_t at = 0;
   while (at < e->ntags && strcmp(e->keys[at], key) < 0) at++;
   memmove(e->keys + at + 1, e->keys + at, (e->ntags - at) * sizeof(char *));
   memmove(e->values + at + 1, e->values + at, (e->ntags - at) * sizeof(char *));
-  e->keys[at] = strdup(key);
-  e->values[at] = strdup(value);
-  if (!e->keys[at] || !e->values[at]) abort();
+  e->keys[at] = rn_xstrdup(key);
+  e->values[at] = rn_xstrdup(value);
   e->ntags++;
 }
 
@@ -520,8 +513,7 @@ static void kmeta_persist(rn_kinesis_t *kin, void (*done)(void *arg, rn_err_t er
   json_decref(root);
   if (!text) return done(arg, RN_ENOMEM);
   rn_snapshot_slot_put(km->slot, text, strlen(text)); /* a pointer swap: never waits for a write */
-  kmeta_job_t *j = calloc(1, sizeof(*j));
-  if (!j) abort();
+  kmeta_job_t *j = rn_xcalloc(1, sizeof(*j));
   j->kin = kin;
   j->done = done;
   j->arg = arg;
@@ -556,20 +548,17 @@ static rn__bucket_t *bucket(rn_kinesis_t *kin, const char *stream, const sinfo_t
   if (!l) {
     if (kin->nlimits == kin->limits_cap) {
       size_t nc = kin->limits_cap ? kin->limits_cap * 2 : 16;
-      rn__slimits_t *nv = realloc(kin->limits, nc * sizeof(*nv));
-      if (!nv) abort();
+      rn__slimits_t *nv = rn_xrealloc(kin->limits, nc * sizeof(*nv));
       kin->limits = nv;
       kin->limits_cap = nc;
     }
     l = &kin->limits[kin->nlimits++];
     memset(l, 0, sizeof(*l));
-    l->name = strdup(stream);
-    if (!l->name) abort();
+    l->name = rn_xstrdup(stream);
   }
   if (l->created_ms != si->created_ms || l->n != si->n || !l->b) {
     free(l->b);
-    l->b = calloc(si->n ? si->n : 1, sizeof(*l->b));
-    if (!l->b) abort();
+    l->b = rn_xcalloc(si->n ? si->n : 1, sizeof(*l->b));
     l->n = si->n;
     l->created_ms = si->created_ms;
     int64_t now = now_ms(kin);
@@ -647,8 +636,7 @@ static void prod_fail(prod_op_t *p, rn_kinesis_err_t type, const char *fmt, ...)
 static void rec_fail(prod_op_t *p, size_t i, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void rec_fail(prod_op_t *p, size_t i, rn_kinesis_err_t type, const char *fmt, ...) {
   if (!p->msgs) {
-    p->msgs = calloc(p->pub.n, sizeof(char *));
-    if (!p->msgs) abort();
+    p->msgs = rn_xcalloc(p->pub.n, sizeof(char *));
   }
   char buf[400];
   va_list ap;
@@ -656,8 +644,7 @@ static void rec_fail(prod_op_t *p, size_t i, rn_kinesis_err_t type, const char *
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
   free(p->msgs[i]);
-  p->msgs[i] = strdup(buf);
-  if (!p->msgs[i]) abort();
+  p->msgs[i] = rn_xstrdup(buf);
   p->pub.res[i].err_type = type;
   p->pub.res[i].err_msg = p->msgs[i];
 }
@@ -735,9 +722,8 @@ static void prod_described(void *ctx, const rn_core_describe_result_t *r) {
     return prod_fail(p, RN_KERR_InternalFailure, "unexpected answer from the engine");
   p->pub.created_ms = p->si.created_ms;
   size_t n = p->pub.n;
-  sortkey_t *keys = malloc((n ? n : 1) * sizeof(*keys));
-  p->order = malloc((n ? n : 1) * sizeof(size_t));
-  if (!keys || !p->order) abort();
+  sortkey_t *keys = rn_xmalloc((n ? n : 1) * sizeof(*keys));
+  p->order = rn_xmalloc((n ? n : 1) * sizeof(size_t));
   size_t nk = 0;
   for (size_t i = 0; i < n; i++) {
     const rn__krec_t *rec = &p->recs[i];
@@ -764,8 +750,7 @@ static void prod_described(void *ctx, const rn_core_describe_result_t *r) {
   }
   qsort(keys, nk, sizeof(*keys), sortkey_cmp);
   /* One batch per shard, split when a batch would pass max_batch_bytes. */
-  p->batches = calloc(nk ? nk : 1, sizeof(*p->batches));
-  if (!p->batches) abort();
+  p->batches = rn_xcalloc(nk ? nk : 1, sizeof(*p->batches));
   size_t limit = kin->max_batch_bytes > 65536 ? kin->max_batch_bytes - 4096 : kin->max_batch_bytes / 2;
   int64_t now = now_ms(kin);
   pbatch_t *cur = NULL;
@@ -797,8 +782,7 @@ static void prod_described(void *ctx, const rn_core_describe_result_t *r) {
   free(keys);
   p->norder = nk;
   if (p->nb == 0) return prod_finish(p); /* every record was throttled */
-  rn_core_batch_in_t *bs = calloc(p->nb, sizeof(*bs));
-  if (!bs) abort();
+  rn_core_batch_in_t *bs = rn_xcalloc(p->nb, sizeof(*bs));
   for (size_t b = 0; b < p->nb; b++) {
     const uint8_t *bytes;
     size_t len;
@@ -817,16 +801,14 @@ static void prod_described(void *ctx, const rn_core_describe_result_t *r) {
 }
 
 void rn_kinesis_produce(rn_kinesis_t *kin, const char *stream, const rn__krec_t *recs, size_t n, rn__produce_cb cb, void *arg) {
-  prod_op_t *p = calloc(1, sizeof(*p));
-  if (!p) abort();
+  prod_op_t *p = rn_xcalloc(1, sizeof(*p));
   p->kin = kin;
   snprintf(p->stream, sizeof(p->stream), "%s", stream);
   p->recs = recs;
   p->cb = cb;
   p->arg = arg;
   p->pub.n = n;
-  p->pub.res = calloc(n ? n : 1, sizeof(*p->pub.res));
-  if (!p->pub.res) abort();
+  p->pub.res = rn_xcalloc(n ? n : 1, sizeof(*p->pub.res));
   for (size_t i = 0; i < n; i++) {
     size_t sz = recs[i].data_len + recs[i].key_len;
     if (sz > kin->max_record_bytes)
@@ -1004,8 +986,7 @@ static void listed(kop_t *o, const kans_t *a) {
   if (a->err) return engine_error(o, a->err, a->msg, "");
   const rn_core_list_result_t *lr = a->list;
   size_t n = lr ? lr->nnames : 0;
-  const char **names = malloc((n ? n : 1) * sizeof(char *));
-  if (!names) abort();
+  const char **names = rn_xmalloc((n ? n : 1) * sizeof(char *));
   for (size_t i = 0; i < n; i++) names[i] = lr->names[i];
   qsort(names, n, sizeof(char *), cmp_str);
   /* Start after ExclusiveStartStreamName or the name inside NextToken. */
@@ -1528,8 +1509,7 @@ void rn_kinesis_handle(rn_kinesis_t *kin, rn_admin_call_t *c, const char *target
   if (!rn__kop_supported(op))
     return rn_admin_reply_kerr(c, RN_KERR_InvalidArgumentException, "%s is not supported by runnel: %s.", rn__kop_name(op),
                          unsupported_why(op));
-  kop_t *o = calloc(1, sizeof(*o));
-  if (!o) abort();
+  kop_t *o = rn_xcalloc(1, sizeof(*o));
   o->c = c;
   o->kin = kin;
   rn__kerr_t err;

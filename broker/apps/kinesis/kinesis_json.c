@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "kinesis_int.h"
+#include "rn_base.h" /* rn_x* */
 
 /* ---- operations ------------------------------------------------------------------ */
 
@@ -303,8 +304,7 @@ static void dec_tags_map(vctx_t *v, const json_t *root, rn__kreq_t *r, bool requ
           n < 1 ? "length greater than or equal to 1" : "length less than or equal to 200");
     return;
   }
-  r->tags = calloc(n, sizeof(*r->tags));
-  if (!r->tags) abort();
+  r->tags = rn_xcalloc(n, sizeof(*r->tags));
   const char *k;
   const json_t *val;
   json_object_foreach((json_t *)(uintptr_t)t, k, val) {
@@ -344,8 +344,7 @@ static void dec_tag_keys(vctx_t *v, const json_t *root, rn__kreq_t *r) {
           n < 1 ? "length greater than or equal to 1" : "length less than or equal to 50");
     return;
   }
-  r->tag_keys = calloc(n, sizeof(*r->tag_keys));
-  if (!r->tag_keys) abort();
+  r->tag_keys = rn_xcalloc(n, sizeof(*r->tag_keys));
   for (size_t i = 0; i < n; i++) {
     const json_t *k = json_array_get(t, i);
     if (!json_is_string(k)) {
@@ -428,9 +427,8 @@ static rn_err_t dec_put_record(vctx_t *v, const json_t *root, rn__kreq_t *r) {
   get_stream(v, root, r, true);
   const json_t *dj = json_object_get(root, "Data");
   size_t cap = json_is_string(dj) ? rn__b64_decoded_max(json_string_length(dj)) : 0;
-  r->data_buf = malloc(cap ? cap : 1);
-  r->recs = calloc(1, sizeof(*r->recs));
-  if (!r->data_buf || !r->recs) abort();
+  r->data_buf = rn_xmalloc(cap ? cap : 1);
+  r->recs = rn_xcalloc(1, sizeof(*r->recs));
   r->nrecs = 1;
   if (!dec_record(v, root, "", &r->recs[0], r->data_buf, v->err) && !v->ser && v->nval == 0) return RN_EINVAL;
   return 0;
@@ -464,9 +462,8 @@ static rn_err_t dec_put_records(vctx_t *v, const json_t *root, rn__kreq_t *r) {
     const json_t *dj = json_object_get(e, "Data");
     if (json_is_string(dj)) cap += rn__b64_decoded_max(json_string_length(dj));
   }
-  r->data_buf = malloc(cap ? cap : 1);
-  r->recs = calloc(n, sizeof(*r->recs));
-  if (!r->data_buf || !r->recs) abort();
+  r->data_buf = rn_xmalloc(cap ? cap : 1);
+  r->recs = rn_xcalloc(n, sizeof(*r->recs));
   r->nrecs = n;
   size_t at = 0, total = 0;
   for (size_t i = 0; i < n; i++) {

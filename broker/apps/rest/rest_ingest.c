@@ -30,6 +30,7 @@
 #include <openssl/rand.h>
 
 #include "rest_int.h"
+#include "rn_base.h" /* rn_x* */
 #include "rn_rest.h"
 
 struct rn_rest {
@@ -191,8 +192,7 @@ void rn_rest_handle(rn_rest_t *rest, rn_admin_call_t *c, int hop, const char *st
       return rn_admin_reply_error(c, 403, "this API key may not write to stream %s", stream);
     }
   }
-  rest_op_t *o = calloc(1, sizeof(*o));
-  if (!o) abort();
+  rest_op_t *o = rn_xcalloc(1, sizeof(*o));
   o->c = c;
   o->hop = hop;
   const uint8_t *body = req->body;
