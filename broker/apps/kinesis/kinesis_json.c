@@ -25,25 +25,6 @@
 #include "kinesis_int.h"
 #include "rn_base.h" /* rn_x* */
 
-/* ---- operations ------------------------------------------------------------------ */
-
-static const struct {
-  const char *name;
-  bool supported;
-} ops[RN__KOP_COUNT] = {
-#define RN__KOP_ROW(name, supported) {#name, supported},
-    RN__KINESIS_OPS(RN__KOP_ROW)
-#undef RN__KOP_ROW
-};
-
-rn__kop_t rn__kop_from_name(const char *s, size_t n) {
-  for (int i = 0; i < RN__KOP_COUNT; i++)
-    if (strlen(ops[i].name) == n && memcmp(ops[i].name, s, n) == 0) return (rn__kop_t)i;
-  return RN__KOP_COUNT;
-}
-
-const char *rn__kop_name(rn__kop_t op) { return op < RN__KOP_COUNT ? ops[op].name : "Unknown"; }
-bool rn__kop_supported(rn__kop_t op) { return op < RN__KOP_COUNT && ops[op].supported; }
 
 void rn__kerr_set(rn__kerr_t *e, rn_kinesis_err_t type, const char *fmt, ...) {
   e->type = type;

@@ -22,7 +22,7 @@
 #include "rn_base.h" /* rn_hist_t, rn_buf_t */
 #include "rn_core.h"
 #include "http.h"
-#include "rn_kinesis_codec.h"
+#include "rn_admin_codec.h"
 #include "runnel/error.h"
 
 /* ---- operations, as metric labels --------------------------------------------------- */
