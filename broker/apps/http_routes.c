@@ -161,38 +161,31 @@ void rn_http_routes_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn
 
 /* ---- lifetime ---------------------------------------------------------------------------------- */
 
-static bool loopback_addr(const char *addr) {
-  char host[256];
-  uint16_t port;
-  if (rn_config_split_addr(addr, host, sizeof(host), &port)) return false;
-  return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
-}
-
-rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, rn_http_routes_t **out,
+rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_core_t *core, const rn_apps_opts_t *opts, rn_http_routes_t **out,
                             char *why, size_t whylen) {
   *out = NULL;
   if (whylen) why[0] = 0;
   rn_http_routes_t *r = calloc(1, sizeof(*r));
   if (!r) return RN_ENOMEM;
-  rn_err_t err = rn_admin_new(loop, core, cfg, RN_VERSION, &r->adm);
-  if (!err) err = rn_kinesis_new(loop, core, r->adm, cfg, &r->kin, why, whylen);
-  if (!err) err = rn_rest_new(r->kin, r->adm, cfg, &r->rest, why, whylen);
+  rn_err_t err = rn_admin_new(loop, core, &opts->admin, RN_VERSION, &r->adm);
+  if (!err) err = rn_kinesis_new(loop, core, r->adm, &opts->kinesis, &r->kin, why, whylen);
+  if (!err) err = rn_rest_new(r->kin, r->adm, &opts->rest, &r->rest, why, whylen);
   if (err) {
     if (!why[0]) snprintf(why, whylen, "%s", rn_strerror(err));
     rn_http_routes_destroy(r);
     return err;
   }
-  if (!loopback_addr(cfg->http_listen)) {
+  if (!opts->http_listen_loopback) {
     if (rn_kinesis_open(r->kin))
       rn_sayf(RN_LVL_WARN, "kinesis",
                "http_listen %s is not loopback and kinesis_credentials is empty: the Kinesis API accepts "
                "unsigned requests from anyone who can reach it",
-               cfg->http_listen);
+               opts->http_listen);
     if (rn_rest_open(r->rest))
       rn_sayf(RN_LVL_WARN, "rest",
                "http_listen %s is not loopback and rest_api_keys is empty: REST ingest is open to anyone who "
                "can reach it",
-               cfg->http_listen);
+               opts->http_listen);
   }
   *out = r;
   return 0;

@@ -150,7 +150,7 @@ static double process_start_seconds(void) {
 
 /* ---- lifetime ---------------------------------------------------------------------------------- */
 
-rn_err_t rn_admin_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, const char *version,
+rn_err_t rn_admin_new(uv_loop_t *loop, rn_core_t *core, const rn_admin_opts_t *opts, const char *version,
                       rn_admin_t **out) {
   *out = NULL;
   rn_admin_t *adm = calloc(1, sizeof(*adm));
@@ -160,8 +160,8 @@ rn_err_t rn_admin_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, 
   adm->started_ns = uv_hrtime();
   adm->process_start_s = process_start_seconds();
   adm->version = version;
-  adm->latency_per_shard = cfg->metrics_latency_detail == 1;
-  adm->data_dir = strdup(cfg->data_dir);
+  adm->latency_per_shard = opts->latency_per_shard;
+  adm->data_dir = strdup(opts->data_dir);
   if (!adm->data_dir) {
     free(adm);
     return RN_ENOMEM;

@@ -8,7 +8,9 @@
  *
  * Wiring (main.c):
  *   rn_http_routes_t *routes;
- *   rc = rn_http_routes_new(&loop, core, &cfg, &routes, why, sizeof why);
+ *   rn_apps_opts_t ao;
+ *   rn_server_apps_opts(&cfg, &ao);          (server.h: from runneld's config)
+ *   rc = rn_http_routes_new(&loop, core, &ao, &routes, why, sizeof why);
  *   ... hand rn_http_routes_router and routes (as arg) to the HTTP server ...
  *   ... after the server stopped and before rn_core_close:
  *   rn_http_routes_destroy(routes);
@@ -24,7 +26,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
+#include "rn_kinesis.h"
+#include "rn_rest.h"
 #include "rn_core.h"
 #include "http.h"
 #include "rn_admin.h"
@@ -32,15 +35,26 @@
 
 typedef struct rn_http_routes rn_http_routes_t;
 
-/* Create the applications' state from cfg: SigV4 credentials
+/* Every application's options; runneld fills them from its config
+ * (rn_server_apps_opts, server.h), so no application reads config.h.
+ * Strings are borrowed for rn_http_routes_new only. */
+typedef struct rn_apps_opts {
+  rn_admin_opts_t admin;
+  rn_kinesis_opts_t kinesis;
+  rn_rest_opts_t rest;
+  const char *http_listen;   /* for the warnings about an open API */
+  bool http_listen_loopback; /* false: warn when the Kinesis API or REST ingest is open */
+} rn_apps_opts_t;
+
+/* Create the applications' state from opts: SigV4 credentials
  * (kinesis_credentials), API keys (rest_api_keys), throughput limits, the
  * Kinesis tags/stream-mode file under <data_dir>/meta (read here, blocking:
  * call at startup), and a fresh random secret for shard iterators. loop and
- * core are borrowed and must outlive the routes; cfg is read only here.
+ * core are borrowed and must outlive the routes; opts is read only here.
  * Returns 0 with *out owned by the caller, or RN_EINVAL (a bad credential or
  * API key list; why says which entry), RN_ECORRUPT (an unreadable tags file),
  * RN_ENOMEM. */
-rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, rn_http_routes_t **out,
+rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_core_t *core, const rn_apps_opts_t *opts, rn_http_routes_t **out,
                             char *why, size_t whylen);
 
 /* Free. Call after the HTTP server stopped (no request in flight); runs the

@@ -1550,7 +1550,7 @@ static rn_err_t parse_credentials(rn_kinesis_t *kin, const char *spec, char *why
   return 0;
 }
 
-rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const rn_config_t *cfg,
+rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const rn_kinesis_opts_t *opts,
                         rn_kinesis_t **out, char *why, size_t whylen) {
   *out = NULL;
   if (whylen) why[0] = 0;
@@ -1559,17 +1559,17 @@ rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const
   kin->loop = loop;
   kin->core = core;
   kin->adm = adm;
-  kin->max_record_bytes = cfg->max_record_bytes;
-  kin->max_batch_bytes = cfg->max_batch_bytes;
-  kin->max_shards = cfg->max_shards;
-  kin->throttle = cfg->kinesis_throughput_limits == 1;
+  kin->max_record_bytes = opts->max_record_bytes;
+  kin->max_batch_bytes = opts->max_batch_bytes;
+  kin->max_shards = opts->max_shards;
+  kin->throttle = opts->throughput_limits;
   rn_err_t err = 0;
   if (RAND_bytes(kin->iter_key, sizeof(kin->iter_key)) != 1) {
     snprintf(why, whylen, "no randomness for the shard-iterator secret");
     err = RN_EIO;
   }
-  if (!err) err = parse_credentials(kin, cfg->kinesis_credentials, why, whylen);
-  if (!err) err = kmeta_load(&kin->kmeta, cfg->data_dir, why, whylen);
+  if (!err) err = parse_credentials(kin, opts->credentials, why, whylen);
+  if (!err) err = kmeta_load(&kin->kmeta, opts->data_dir, why, whylen);
   if (err) {
     rn_kinesis_destroy(kin);
     return err;

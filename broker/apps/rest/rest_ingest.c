@@ -319,15 +319,15 @@ void rn_rest_handle(rn_rest_t *rest, rn_admin_call_t *c, int hop, const char *st
     rn_kinesis_produce(rest->kin, stream, o->batch.recs, o->batch.n, produced, o);
 }
 
-rn_err_t rn_rest_new(rn_kinesis_t *kin, rn_admin_t *adm, const rn_config_t *cfg, rn_rest_t **out, char *why,
+rn_err_t rn_rest_new(rn_kinesis_t *kin, rn_admin_t *adm, const rn_rest_opts_t *opts, rn_rest_t **out, char *why,
                      size_t whylen) {
   *out = NULL;
   rn_rest_t *rest = calloc(1, sizeof(*rest));
   if (!rest) return RN_ENOMEM;
   rest->kin = kin;
   rest->adm = adm;
-  rest->rest_max_body = cfg->rest_max_body_bytes;
-  rn_err_t err = rn__apikeys_parse(cfg->rest_api_keys, &rest->apikeys, why, whylen);
+  rest->rest_max_body = opts->max_body_bytes;
+  rn_err_t err = rn__apikeys_parse(opts->api_keys, &rest->apikeys, why, whylen);
   if (err) {
     rn_rest_destroy(rest);
     return err;

@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
 #include "rn_base.h" /* rn_hist_t, rn_buf_t */
 #include "rn_core.h"
 #include "http.h"
@@ -66,12 +65,18 @@ typedef struct rn_admin_counters {
 
 typedef struct rn_admin rn_admin_t;
 
-/* Create from cfg (data_dir: the file system /metrics reports the space of;
- * metrics_latency_detail). loop and core are borrowed and must outlive the
+/* The admin's options (runneld fills them from its config: rn_server_apps_opts,
+ * server.h). Strings are borrowed for the call only. */
+typedef struct rn_admin_opts {
+  const char *data_dir;   /* the file system /metrics reports the space of */
+  bool latency_per_shard; /* metrics_latency_detail: shard (else per stream) */
+} rn_admin_opts_t;
+
+/* Create from opts. loop and core are borrowed and must outlive the
  * admin; version is static (runnel_build_info). Reads /proc for the process
  * start time: call at startup. Returns 0 with *out owned by the caller, or
  * RN_ENOMEM. */
-rn_err_t rn_admin_new(uv_loop_t *loop, rn_core_t *core, const rn_config_t *cfg, const char *version,
+rn_err_t rn_admin_new(uv_loop_t *loop, rn_core_t *core, const rn_admin_opts_t *opts, const char *version,
                       rn_admin_t **out);
 
 /* Free. Call when no request is in flight; runs the loop until its own

@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
 #include "rn_core.h"
 #include "rn_admin.h"
 #include "rn_kinesis_codec.h"
@@ -25,15 +24,23 @@
 
 typedef struct rn_kinesis rn_kinesis_t;
 
-/* Create from cfg: SigV4 credentials (kinesis_credentials; none = accept
- * any request), throughput limits (kinesis_throughput_limits), record and
- * batch limits, the tags/stream-mode file under <data_dir>/meta (read here,
+/* The Kinesis application's options (runneld fills them from its config:
+ * rn_server_apps_opts, server.h). Strings are borrowed for the call only. */
+typedef struct rn_kinesis_opts {
+  const char *data_dir;    /* the tags/stream-mode file is <data_dir>/meta/kinesis-streams.json */
+  const char *credentials; /* kinesis_credentials: "AKID:secret,..."; "" = accept any request */
+  bool throughput_limits;  /* kinesis_throughput_limits: kinesis */
+  uint32_t max_record_bytes, max_batch_bytes, max_shards;
+} rn_kinesis_opts_t;
+
+/* Create from opts: SigV4 credentials (none = accept any request),
+ * throughput limits, record and batch limits, the tags/stream-mode file under <data_dir>/meta (read here,
  * blocking: call at startup), and a fresh random secret for shard
  * iterators. loop, core and adm are borrowed and must outlive the result.
  * Returns 0 with *out owned by the caller, or RN_EINVAL (a bad credential
  * list; why says which entry), RN_ECORRUPT (an unreadable tags file), RN_EIO
  * (no randomness), RN_ENOMEM. */
-rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const rn_config_t *cfg,
+rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const rn_kinesis_opts_t *opts,
                         rn_kinesis_t **out, char *why, size_t whylen);
 
 /* Free. Call when no request is in flight; runs the loop until its own

@@ -14,18 +14,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
 #include "rn_admin.h"
 #include "rn_kinesis.h"
 #include "runnel/error.h"
 
 typedef struct rn_rest rn_rest_t;
 
-/* Create from cfg (rest_api_keys, rest_max_body_bytes). kin and adm are
+/* REST ingest's options (runneld fills them from its config:
+ * rn_server_apps_opts, server.h). Strings are borrowed for the call only. */
+typedef struct rn_rest_opts {
+  const char *api_keys;    /* rest_api_keys: "key:stream|stream,key:*"; "" = open */
+  uint32_t max_body_bytes; /* rest_max_body_bytes: the most a gzip body may inflate to */
+} rn_rest_opts_t;
+
+/* Create from opts. kin and adm are
  * borrowed and must outlive the result. Returns 0 with *out owned by the
  * caller, or RN_EINVAL (a bad API key list; why says which entry),
  * RN_ENOMEM. */
-rn_err_t rn_rest_new(rn_kinesis_t *kin, rn_admin_t *adm, const rn_config_t *cfg, rn_rest_t **out, char *why,
+rn_err_t rn_rest_new(rn_kinesis_t *kin, rn_admin_t *adm, const rn_rest_opts_t *opts, rn_rest_t **out, char *why,
                      size_t whylen);
 
 /* Free; no request may be in flight. NULL ok. */

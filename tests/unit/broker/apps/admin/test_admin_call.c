@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "rn_admin.h"
 #include "testutil.h"
 
@@ -49,7 +48,6 @@ static const char *hdr(const answer_t *a, const char *name) {
 typedef struct fx {
   char *dir;
   uv_loop_t loop;
-  rn_config_t cfg;
   rn_admin_t *adm;
 } fx_t;
 
@@ -57,11 +55,9 @@ static int setup(void **state) {
   fx_t *f = calloc(1, sizeof(*f));
   f->dir = rn_test_tmpdir();
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  rn_config_init(&f->cfg);
-  char why[256];
-  assert_int_equal(rn_config_set(&f->cfg, "data_dir", f->dir, "test", why, sizeof(why)), 0);
+  rn_admin_opts_t ao = {.data_dir = f->dir};
   /* The reply path never touches the engine. */
-  assert_int_equal(rn_admin_new(&f->loop, NULL, &f->cfg, "0.0.0-test", &f->adm), 0);
+  assert_int_equal(rn_admin_new(&f->loop, NULL, &ao, "0.0.0-test", &f->adm), 0);
   *state = f;
   return 0;
 }
@@ -69,7 +65,6 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fx_t *f = *state;
   rn_admin_destroy(f->adm);
-  rn_config_free(&f->cfg);
   uv_loop_close(&f->loop);
   rn_test_rmtree(f->dir);
   free(f->dir);

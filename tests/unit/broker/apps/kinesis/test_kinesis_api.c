@@ -29,6 +29,7 @@
 #include "rn_groups.h"
 #include "native/dispatch.h" /* rn_native_handle: the wire translation */
 #include "rn_apps.h"
+#include "server.h" /* rn_server_apps_opts */
 #include "rn_kinesis_codec.h"
 #include "runnel/batch.h"
 #include "testutil.h"
@@ -62,7 +63,9 @@ static int64_t fake_now(void *arg) { return ((fx_t *)arg)->now_ms; }
 
 static void routes_up(fx_t *f) {
   char why[256] = "";
-  rn_err_t rc = rn_http_routes_new(&f->loop, f->eng, &f->cfg, &f->routes, why, sizeof(why));
+  rn_apps_opts_t ao;
+  rn_server_apps_opts(&f->cfg, &ao); /* as runneld does */
+  rn_err_t rc = rn_http_routes_new(&f->loop, f->eng, &ao, &f->routes, why, sizeof(why));
   if (rc) fail_msg("rn_http_routes_new: %s", why);
   rn_http_routes_set_clock(f->routes, fake_now, f);
 }
