@@ -36,7 +36,7 @@
 #include "config.h"
 #include "rn_core.h"
 #include "rn_groups.h"
-#include "http_routes.h"
+#include "rn_apps.h"
 #include "server.h"
 
 #ifndef RN_VERSION
@@ -248,7 +248,9 @@ int main(int argc, char **argv) {
    * Requests are only read inside uv_run, so none can reach the server's
    * fallback router before this. */
   rn_http_routes_t *routes = NULL;
-  int routes_failed = rn_http_routes_new(&d.loop, d.eng, &cfg, &routes, why, sizeof why) != 0;
+  rn_apps_opts_t apps_opts;
+  rn_server_apps_opts(&cfg, &apps_opts);
+  int routes_failed = rn_http_routes_new(&d.loop, d.eng, &apps_opts, &routes, why, sizeof why) != 0;
   if (routes_failed) {
     rn_sayf(RN_LVL_ERROR, "http", "%s", why);
     rn_server_shutdown(d.srv, on_server_done, &d); /* refuse to run half-configured */

@@ -29,6 +29,7 @@
 #include "rn_http.h"
 #include "rn_native.h"
 #include "rn_net.h"
+#include "rn_apps.h" /* rn_apps_opts_t */
 #include "server.h"
 
 struct rn_server {
@@ -312,4 +313,29 @@ size_t rn_server_metrics(void *arg, char *out, size_t cap) {
                    (unsigned long long)st.fetch_memory_bytes, (unsigned long long)srv->cfg->max_fetch_memory_bytes,
                    (unsigned long long)st.fetch_memory_waiting, (unsigned long long)st.fetch_memory_waits);
   return n > 0 ? (size_t)n : 0;
+}
+
+/* ---- the HTTP applications' options ------------------------------------------------------ */
+
+static bool loopback_addr(const char *addr) {
+  char host[256];
+  uint16_t port;
+  if (rn_config_split_addr(addr, host, sizeof(host), &port)) return false;
+  return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+}
+
+void rn_server_apps_opts(const rn_config_t *cfg, rn_apps_opts_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->admin.data_dir = cfg->data_dir;
+  out->admin.latency_per_shard = cfg->metrics_latency_detail == 1;
+  out->kinesis.data_dir = cfg->data_dir;
+  out->kinesis.credentials = cfg->kinesis_credentials;
+  out->kinesis.throughput_limits = cfg->kinesis_throughput_limits == 1;
+  out->kinesis.max_record_bytes = cfg->max_record_bytes;
+  out->kinesis.max_batch_bytes = cfg->max_batch_bytes;
+  out->kinesis.max_shards = cfg->max_shards;
+  out->rest.api_keys = cfg->rest_api_keys;
+  out->rest.max_body_bytes = cfg->rest_max_body_bytes;
+  out->http_listen = cfg->http_listen;
+  out->http_listen_loopback = loopback_addr(cfg->http_listen);
 }

@@ -32,6 +32,12 @@ typedef struct rn_server rn_server_t;
  * when the limit cannot be raised it logs why and the current limit stays. */
 void rn_server_raise_fd_limit(void);
 
+/* The HTTP applications' options (rn_apps.h) from runneld's config: the
+ * applications never read config.h themselves. Strings point into cfg
+ * (borrowed: cfg must outlive the use of *out, i.e. rn_http_routes_new). */
+struct rn_apps_opts;
+void rn_server_apps_opts(const rn_config_t *cfg, struct rn_apps_opts *out);
+
 /* Step 1 of a start, before the data directory is touched: bind and listen
  * on the native listener (cfg->listen) and the HTTP listener
  * (cfg->http_listen). A listener on a non-loopback address is refused

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "kinesis_int.h"
+#include "rest_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -74,8 +75,8 @@ static void fuzz_kinesis(rn__kop_t op, const uint8_t *body, size_t len) {
   rn_err_t rb = rn__kreq_decode_general(op, body, len, &b, &eb);
   CHECK((ra == 0) == (rb == 0));
   if (ra) {
-    CHECK(ea.type != NULL && ea.msg[0] != 0);
-    CHECK(strcmp(ea.type, eb.type) == 0);
+    CHECK(rn_kinesis_err_name(ea.type) != NULL && ea.msg[0] != 0);
+    CHECK(ea.type == eb.type);
     return;
   }
   check_kreq(&a, body, len);
@@ -137,10 +138,10 @@ static void fuzz_tokens(int which, const uint8_t *data, size_t size) {
   } else if (which == 2) {
     int64_t ms;
     if (rn__timestamp_parse(s, size, &ms) == 0) CHECK(ms >= 0);
-    uint8_t h[16];
-    char back[40];
-    if (rn__hash_key_parse(s, size, h) == 0) {
-      rn__hash_key_format(h, back);
+    uint8_t h[RN_HASH_KEY_BYTES];
+    char back[RN_HASH_KEY_STRLEN];
+    if (rn_hash_key_parse_n(s, size, h) == 0) {
+      rn_hash_key_format(h, back);
       CHECK(strlen(back) == size && memcmp(back, s, size) == 0);
     }
   } else {

@@ -69,10 +69,17 @@ LAYERS = {
     "broker/cluster": ["broker/core", "broker/net"],
     "broker/http": ["broker/net", "broker/core", "broker/groups", "broker/sinks"],
     "broker/native": ["broker/net", "broker/core", "broker/groups", "broker/sinks"],
-    # the HTTP applications run on broker/http
-    "broker/apps/kinesis": ["broker/http", "broker/net", "broker/core", "broker/groups", "broker/sinks"],
-    "broker/apps/rest": ["broker/http", "broker/net", "broker/core", "broker/groups", "broker/sinks"],
+    # the HTTP applications run on broker/http. admin is the lowest of them:
+    # its reply path (rn_admin.h) and tables (rn_admin_codec.h: the Kinesis
+    # error and operation tables, JSON strings) are what every application
+    # answers and counts through, so kinesis and rest use admin. rest uses
+    # kinesis too: REST ingest is the Kinesis produce path (partition keys,
+    # hash ranges, sequence numbers, throughput limits) with another body.
     "broker/apps/admin": ["broker/http", "broker/net", "broker/core", "broker/groups", "broker/sinks"],
+    "broker/apps/kinesis": ["broker/apps/admin", "broker/http", "broker/net", "broker/core", "broker/groups",
+                            "broker/sinks"],
+    "broker/apps/rest": ["broker/apps/kinesis", "broker/apps/admin", "broker/http", "broker/net", "broker/core",
+                         "broker/groups", "broker/sinks"],
     # broker/apps itself: the routes table that mounts the applications
     "broker/apps": ["broker/apps/kinesis", "broker/apps/rest", "broker/apps/admin", "broker/http"],
     "broker": ["broker/apps", "broker/native", "broker/http", "broker/cluster", "broker/groups", "broker/sinks",

@@ -417,7 +417,7 @@ static void flush(rn__conn_t *conn) {
 
 /* ---- requests ---------------------------------------------------------------- */
 
-/* The engine's answer (rn_engine_reply_cb). */
+/* The engine's answer (rn_native_reply_cb). */
 static void on_reply(void *ctx, const Runnel__Response *resp) {
   rn__req_t *r = ctx;
   rn__conn_t *conn = r->conn;

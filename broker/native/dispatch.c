@@ -23,7 +23,6 @@
 
 #include "dispatch.h"
 #include "dispatch_groups.h"
-#include "engine.h" /* the old names, defined below: transitional */
 #include "rn_base.h"
 
 typedef struct reply {
@@ -414,13 +413,6 @@ static void broker_info(rn_core_t *core, const Runnel__BrokerInfoRequest *r, rn_
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------------- */
-
-/* The old names (core/engine.h), for the callers not yet ported. */
-void rn_engine_handle(rn_engine_t *eng, const Runnel__Request *req, rn_engine_reply_cb cb, void *ctx) {
-  rn_native_handle(eng, req, cb, ctx);
-}
-
-void rn_engine_error(Runnel__Error *e, rn_err_t err, const char *msg) { rn_native_error(e, err, msg); }
 
 void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_reply_cb cb, void *ctx) {
   switch (req->op_case) {

@@ -41,11 +41,11 @@
  *      handles finished closing in an earlier close phase and that no
  *      request or write still references (ops->on_free, then the memory).
  *   5. Shutdown progress (run_deferred, last): while draining, once
- *      opts.quiet holds (runneld: rn_engine_idle(), no request at the
+ *      opts.quiet holds (runneld: rn_core_idle(), no request at the
  *      engine or at the HTTP router) and no connection is busy (every reply
  *      and response flushed), close every connection and both hooks; the
  *      last close callback runs the done callback (main.c stops the loop,
- *      then rn_engine_close writes the clean-shutdown markers).
+ *      then rn_core_close writes the clean-shutdown markers).
  *
  * run_deferred (3-5) runs twice per iteration: in the check hook, for work
  * queued by the poll phase (storage completions, requests, signals), and in

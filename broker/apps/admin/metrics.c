@@ -3,7 +3,7 @@
  * (version 0.0.4): the engine's per-shard counters and append latency
  * histogram, broker-wide gauges, the HTTP applications' request counters
  * and durations by operation and status, Kinesis errors by type, and the
- * lines other components registered (rn_http_routes_add_metrics: the
+ * lines other components registered (rn_admin_add_metrics: the
  * server's connections). docs/kinesis.md lists every name.
  *
  * Every family is written once with its HELP and TYPE lines and all of its
@@ -18,7 +18,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "apps_int.h"
+#include "admin_int.h"
+#include "rn_groups.h" /* consumer groups' lag and checkpoints */
 
 /* ---- labels ---------------------------------------------------------------------- */
 
@@ -51,20 +52,8 @@ const double rn__dur_bounds[RN__DUR_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.
                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 _Static_assert(RN__DUR_BUCKETS <= RN_HIST_BUCKETS, "an rn_hist_t holds the request-duration buckets");
 
-static const char *const kerr_names[RN__KERR_COUNT] = {
-#define RN__KERR_NAME(name) #name,
-    RN__KERR_TYPES(RN__KERR_NAME)
-#undef RN__KERR_NAME
-    "Other"};
-
-void rn__metrics_count_kerr(rn__metrics_t *m, const char *type) {
-  for (int i = 0; i < RN__KERR_OTHER; i++) {
-    if (strcmp(kerr_names[i], type) == 0) {
-      m->kinesis_errors[i]++;
-      return;
-    }
-  }
-  m->kinesis_errors[RN__KERR_OTHER]++;
+void rn__metrics_count_kerr(rn_admin_counters_t *m, rn_kinesis_err_t type) {
+  m->kinesis_errors[rn_kinesis_err_name(type) ? type : RN_KERR_NONE]++;
 }
 
 /* ---- rendering ---------------------------------------------------------------------- */
@@ -76,18 +65,18 @@ static void family(rn_buf_t *b, const char *name, const char *type, const char *
 static void le(char *out, size_t n, double bound) { snprintf(out, n, "%g", bound); }
 
 typedef struct shard_rows {
-  rn_engine_shard_stats_t *v;
+  rn_core_shard_stats_t *v;
   size_t n, cap;
   rn_buf_t names; /* stream names, NUL-separated; v[i].stream is an offset into it until fixed up */
   bool oom;
 } shard_rows_t;
 
-static void collect(void *arg, const rn_engine_shard_stats_t *s) {
+static void collect(void *arg, const rn_core_shard_stats_t *s) {
   shard_rows_t *rows = arg;
   if (rows->oom) return;
   if (rows->n == rows->cap) {
     size_t nc = rows->cap ? rows->cap * 2 : 64;
-    rn_engine_shard_stats_t *nv = realloc(rows->v, nc * sizeof(*nv));
+    rn_core_shard_stats_t *nv = realloc(rows->v, nc * sizeof(*nv));
     if (!nv) {
       rows->oom = true;
       return;
@@ -95,7 +84,7 @@ static void collect(void *arg, const rn_engine_shard_stats_t *s) {
     rows->v = nv;
     rows->cap = nc;
   }
-  rn_engine_shard_stats_t *d = &rows->v[rows->n++];
+  rn_core_shard_stats_t *d = &rows->v[rows->n++];
   *d = *s;
   size_t off = rows->names.len;
   rn_buf_put(&rows->names, s->stream, strlen(s->stream) + 1);
@@ -106,7 +95,7 @@ static void shard_counter(rn_buf_t *b, const shard_rows_t *rows, const char *nam
                           size_t field) {
   family(b, name, type, help);
   for (size_t i = 0; i < rows->n; i++) {
-    const rn_engine_shard_stats_t *s = &rows->v[i];
+    const rn_core_shard_stats_t *s = &rows->v[i];
     uint64_t v = *(const uint64_t *)(const void *)((const char *)s + field);
     rn_buf_printf(b, "%s{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n", name, s->stream, s->shard,
                    (unsigned long long)v);
@@ -117,18 +106,18 @@ static void shard_counter(rn_buf_t *b, const shard_rows_t *rows, const char *nam
  * shard, else per stream (the shards' buckets summed; rows come in stream
  * order, so a stream's shards are adjacent). Bounded cardinality by default:
  * 16 series per stream, whatever its shard count. */
-static void histograms(const rn_http_routes_t *r, rn_buf_t *b, const shard_rows_t *rows, const char *name,
+static void histograms(const rn_admin_t *adm, rn_buf_t *b, const shard_rows_t *rows, const char *name,
                        const char *help, size_t hist_off) {
   family(b, name, "histogram", help);
   for (size_t i = 0; i < rows->n;) {
     size_t j = i + 1;
-    if (!r->latency_per_shard)
+    if (!adm->latency_per_shard)
       while (j < rows->n && strcmp(rows->v[j].stream, rows->v[i].stream) == 0) j++;
     rn_hist_t h = {0};
     for (size_t k = i; k < j; k++)
       rn_hist_merge(&h, (const rn_hist_t *)(const void *)((const char *)&rows->v[k] + hist_off));
     char labels[300];
-    if (r->latency_per_shard)
+    if (adm->latency_per_shard)
       snprintf(labels, sizeof labels, "stream=\"%s\",shard=\"shardId-%012u\"", rows->v[i].stream, rows->v[i].shard);
     else
       snprintf(labels, sizeof labels, "stream=\"%s\"", rows->v[i].stream);
@@ -151,7 +140,7 @@ static void histograms(const rn_http_routes_t *r, rn_buf_t *b, const shard_rows_
 /* Linux /proc reads are served from kernel memory, never from a disk, so
  * they are cheap enough for the loop thread (as every Prometheus client
  * library does them inline). */
-static void render_process(const rn_http_routes_t *r, rn_buf_t *b) {
+static void render_process(const rn_admin_t *adm, rn_buf_t *b) {
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
@@ -186,13 +175,13 @@ static void render_process(const rn_http_routes_t *r, rn_buf_t *b) {
     rn_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
   }
   family(b, "process_start_time_seconds", "gauge", "Start time of runneld, seconds since the Unix epoch.");
-  rn_buf_printf(b, "process_start_time_seconds %.3f\n", r->process_start_s);
+  rn_buf_printf(b, "process_start_time_seconds %.3f\n", adm->process_start_s);
 }
 
-static void render_shards(rn_http_routes_t *r, rn_buf_t *b) {
+static void render_shards(rn_admin_t *adm, rn_buf_t *b) {
   shard_rows_t rows;
   memset(&rows, 0, sizeof(rows));
-  rn_engine_foreach_shard(r->eng, collect, &rows);
+  rn_core_foreach_shard(adm->core, collect, &rows);
   if (rows.oom || rows.names.oom) {
     b->oom = true;
     goto out;
@@ -200,27 +189,27 @@ static void render_shards(rn_http_routes_t *r, rn_buf_t *b) {
   for (size_t i = 0; i < rows.n; i++) rows.v[i].stream = rows.names.p + (uintptr_t)rows.v[i].stream;
   shard_counter(b, &rows, "runnel_shard_records_in_total", "counter",
                 "Records appended to the shard and acknowledged (all APIs).",
-                offsetof(rn_engine_shard_stats_t, records_in));
+                offsetof(rn_core_shard_stats_t, records_in));
   shard_counter(b, &rows, "runnel_shard_bytes_in_total", "counter",
-                "Stored batch bytes appended to the shard and acknowledged.", offsetof(rn_engine_shard_stats_t, bytes_in));
+                "Stored batch bytes appended to the shard and acknowledged.", offsetof(rn_core_shard_stats_t, bytes_in));
   shard_counter(b, &rows, "runnel_shard_records_out_total", "counter",
                 "Records of the batches returned by fetches of the shard (GetRecords and native fetch).",
-                offsetof(rn_engine_shard_stats_t, records_out));
+                offsetof(rn_core_shard_stats_t, records_out));
   shard_counter(b, &rows, "runnel_shard_bytes_out_total", "counter",
-                "Stored batch bytes returned by fetches of the shard.", offsetof(rn_engine_shard_stats_t, bytes_out));
+                "Stored batch bytes returned by fetches of the shard.", offsetof(rn_core_shard_stats_t, bytes_out));
   shard_counter(b, &rows, "runnel_shard_append_errors_total", "counter",
                 "Appends to the shard that failed (e.g. the log failed after a disk error).",
-                offsetof(rn_engine_shard_stats_t, append_errors));
+                offsetof(rn_core_shard_stats_t, append_errors));
   shard_counter(b, &rows, "runnel_shard_start_offset", "gauge", "Earliest offset still stored in the shard.",
-                offsetof(rn_engine_shard_stats_t, start_offset));
+                offsetof(rn_core_shard_stats_t, start_offset));
   shard_counter(b, &rows, "runnel_shard_end_offset", "gauge", "Next offset of the shard (its high watermark).",
-                offsetof(rn_engine_shard_stats_t, end_offset));
+                offsetof(rn_core_shard_stats_t, end_offset));
   family(b, "runnel_shard_failed", "gauge", "1 when the shard's log failed after an I/O error and refuses appends.");
   for (size_t i = 0; i < rows.n; i++)
     rn_buf_printf(b, "runnel_shard_failed{stream=\"%s\",shard=\"shardId-%012u\"} %d\n", rows.v[i].stream,
                    rows.v[i].shard, rows.v[i].failed);
   shard_counter(b, &rows, "runnel_shard_stored_bytes", "gauge", "Bytes of the shard's segment files on disk.",
-                offsetof(rn_engine_shard_stats_t, stored_bytes));
+                offsetof(rn_core_shard_stats_t, stored_bytes));
   family(b, "runnel_shard_segments", "gauge", "Segment files of the shard, the active one included.");
   for (size_t i = 0; i < rows.n; i++)
     rn_buf_printf(b, "runnel_shard_segments{stream=\"%s\",shard=\"shardId-%012u\"} %u\n", rows.v[i].stream,
@@ -229,22 +218,22 @@ static void render_shards(rn_http_routes_t *r, rn_buf_t *b) {
    * start offset is exactly the count of records retention deleted. */
   shard_counter(b, &rows, "runnel_shard_retention_deleted_records_total", "counter",
                 "Records of the shard deleted by retention (time or size) since the shard was created.",
-                offsetof(rn_engine_shard_stats_t, start_offset));
-  histograms(r, b, &rows, "runnel_shard_append_latency_seconds",
+                offsetof(rn_core_shard_stats_t, start_offset));
+  histograms(adm, b, &rows, "runnel_shard_append_latency_seconds",
              "Time from handing a batch to the shard's log to its acknowledgement (for sync streams this includes the "
              "group commit's fdatasync).",
-             offsetof(rn_engine_shard_stats_t, append));
-  histograms(r, b, &rows, "runnel_shard_fdatasync_seconds",
+             offsetof(rn_core_shard_stats_t, append));
+  histograms(adm, b, &rows, "runnel_shard_fdatasync_seconds",
              "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
              "started).",
-             offsetof(rn_engine_shard_stats_t, sync));
+             offsetof(rn_core_shard_stats_t, sync));
 out:
   free(rows.v);
   rn_buf_free(&rows.names);
 }
 
-static void render_http(rn_http_routes_t *r, rn_buf_t *b) {
-  const rn__metrics_t *m = &r->m;
+static void render_http(rn_admin_t *adm, rn_buf_t *b) {
+  const rn_admin_counters_t *m = &adm->m;
   family(b, "runnel_http_requests_total", "counter",
          "HTTP requests answered by the HTTP applications, by operation (Kinesis operation, RestPutRecord, "
          "RestPutRecords, RestBatch, Metrics, Healthz, Readyz, ...) and status code.");
@@ -275,9 +264,12 @@ static void render_http(rn_http_routes_t *r, rn_buf_t *b) {
                    (unsigned long long)m->dur[h].count);
   }
   family(b, "runnel_kinesis_errors_total", "counter", "Kinesis API errors answered, by AWS error type (__type).");
-  for (int i = 0; i < RN__KERR_COUNT; i++)
-    rn_buf_printf(b, "runnel_kinesis_errors_total{code=\"%s\"} %llu\n", kerr_names[i],
-                   (unsigned long long)m->kinesis_errors[i]);
+  /* The table's order, then the slot of values outside it. */
+  for (int i = RN_KERR_NONE + 1; i <= RN_KERR_COUNT; i++) {
+    int slot = i < RN_KERR_COUNT ? i : RN_KERR_NONE;
+    rn_buf_printf(b, "runnel_kinesis_errors_total{code=\"%s\"} %llu\n", slot ? rn_kinesis_err_name(slot) : "Other",
+                   (unsigned long long)m->kinesis_errors[slot]);
+  }
   family(b, "runnel_put_records_total", "counter",
          "Records of PutRecord, PutRecords and REST ingest, by result (ok: stored; failed: a per-record failure).");
   rn_buf_printf(b, "runnel_put_records_total{result=\"ok\"} %llu\nrunnel_put_records_total{result=\"failed\"} %llu\n",
@@ -304,7 +296,7 @@ typedef struct group_pass {
   int what; /* 0 lag records, 1 lag seconds, 2 checkpoint known, 3 checkpoint, 4 members */
 } group_pass_t;
 
-static void group_row(void *arg, const rn_engine_group_stats_t *s) {
+static void group_row(void *arg, const rn_groups_shard_stats_t *s) {
   group_pass_t *p = arg;
   switch (p->what) {
   case 0:
@@ -333,7 +325,7 @@ static void group_row(void *arg, const rn_engine_group_stats_t *s) {
   }
 }
 
-static void render_groups(rn_http_routes_t *r, rn_buf_t *b) {
+static void render_groups(rn_admin_t *adm, rn_buf_t *b) {
   static const char *const fam[][3] = {
       {"runnel_group_lag_records", "gauge", "Records of the shard the consumer group has not checkpointed yet (end offset - checkpoint)."},
       {"runnel_group_lag_seconds", "gauge",
@@ -347,17 +339,17 @@ static void render_groups(rn_http_routes_t *r, rn_buf_t *b) {
   for (int i = 0; i < 5; i++) {
     family(b, fam[i][0], fam[i][1], fam[i][2]);
     group_pass_t p = {b, i};
-    rn_engine_foreach_group_shard(r->eng, group_row, &p);
+    rn_groups_foreach_shard(rn_groups_of(adm->core), group_row, &p);
   }
 }
 
-void rn__metrics_render(rn_http_routes_t *r, rn_buf_t *b, const rn__disk_usage_t *disk) {
-  rn_engine_stats_t st;
-  rn_engine_stats(r->eng, &st);
+void rn__metrics_render(rn_admin_t *adm, rn_buf_t *b, const rn__disk_usage_t *disk) {
+  rn_core_stats_t st;
+  rn_core_stats(adm->core, &st);
   rn_buf_reserve(b, 16384);
   family(b, "runnel_build_info", "gauge", "Always 1; the labels say which runneld this is.");
-  rn_buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", r->version);
-  render_process(r, b);
+  rn_buf_printf(b, "runnel_build_info{version=\"%s\"} 1\n", adm->version);
+  render_process(adm, b);
   if (disk->err == 0) {
     family(b, "runnel_data_dir_free_bytes", "gauge",
            "Bytes of the data directory's file system available to runneld (statfs f_bavail).");
@@ -366,7 +358,7 @@ void rn__metrics_render(rn_http_routes_t *r, rn_buf_t *b, const rn__disk_usage_t
     rn_buf_printf(b, "runnel_data_dir_size_bytes %llu\n", (unsigned long long)disk->total_bytes);
   }
   family(b, "runnel_uptime_seconds", "gauge", "Seconds since the HTTP applications started.");
-  rn_buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - r->started_ns) / 1e9);
+  rn_buf_printf(b, "runnel_uptime_seconds %.3f\n", (double)(uv_hrtime() - adm->started_ns) / 1e9);
   family(b, "runnel_streams", "gauge", "Active streams.");
   rn_buf_printf(b, "runnel_streams %u\n", st.streams);
   family(b, "runnel_shards", "gauge", "Shards of the active streams.");
@@ -374,13 +366,13 @@ void rn__metrics_render(rn_http_routes_t *r, rn_buf_t *b, const rn__disk_usage_t
   family(b, "runnel_failed_shards", "gauge", "Shards whose log failed after an I/O error.");
   rn_buf_printf(b, "runnel_failed_shards %u\n", st.failed_shards);
   family(b, "runnel_draining", "gauge", "1 once shutdown began (/readyz answers 503).");
-  rn_buf_printf(b, "runnel_draining %d\n", rn_engine_draining(r->eng) ? 1 : 0);
-  render_shards(r, b);
-  render_groups(r, b);
-  render_http(r, b);
-  for (size_t i = 0; i < r->nsources; i++) {
+  rn_buf_printf(b, "runnel_draining %d\n", rn_core_draining(adm->core) ? 1 : 0);
+  render_shards(adm, b);
+  render_groups(adm, b);
+  render_http(adm, b);
+  for (size_t i = 0; i < adm->nsources; i++) {
     char small[4096];
-    size_t need = r->sources[i].fn(r->sources[i].arg, small, sizeof(small));
+    size_t need = adm->sources[i].fn(adm->sources[i].arg, small, sizeof(small));
     if (need < sizeof(small)) {
       rn_buf_put(b, small, need);
       continue;
@@ -390,7 +382,7 @@ void rn__metrics_render(rn_http_routes_t *r, rn_buf_t *b, const rn__disk_usage_t
       b->oom = true;
       continue;
     }
-    size_t got = r->sources[i].fn(r->sources[i].arg, big, need + 1);
+    size_t got = adm->sources[i].fn(adm->sources[i].arg, big, need + 1);
     rn_buf_put(b, big, got < need + 1 ? got : need);
     free(big);
   }

@@ -4,11 +4,11 @@
  * operations, the produce path shared with REST ingest, the tags and
  * stream-mode store, and the optional per-shard throughput limits.
  *
- * Every operation is a chain of engine calls through rn_engine_handle
- * (describe, create, produce, fetch, list offsets, ...), each continuing in
+ * Every operation is a chain of calls into the engine's C API (rn_core.h:
+ * describe, create, produce, fetch, list offsets, ...), each continuing in
  * a callback with the per-request state (kop_t); the last step answers the
- * call and frees the state. The engine may answer before rn_engine_handle
- * returns, so an engine call is always the last thing a step does.
+ * call and frees the state. The engine may answer before a call returns,
+ * so an engine call is always the last thing a step does.
  *
  * Streams are the engine's streams (the native protocol sees the same
  * ones). What Kinesis has and the engine does not — tags and the stream
@@ -27,8 +27,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "apps_int.h"
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "kinesis_int.h"
+#include "rn_base.h" /* rn_clock_t, rn_buf_t */
+#include "rn_fs.h"   /* rn_snapshot_* */
+#include "rn_core.h"
+#include "rn_kinesis.h"
 #include "runnel/batch.h"
+#include "sigv4.h"
 
 #define ACCOUNT "000000000000"
 #define JSON_CT "application/x-amz-json-1.1"
@@ -37,6 +45,61 @@
 #define ON_DEMAND_SHARDS 4
 #define GET_RECORDS_MAX_BYTES (10u << 20)
 #define MAX_TAGS 50
+
+/* ---- the Kinesis tags / stream-mode store --------------------------------------------- */
+
+typedef struct rn__kmeta_stream {
+  char *name;
+  int64_t created_ms; /* the stream this entry belongs to (a recreated stream starts empty) */
+  bool on_demand;
+  char **keys, **values; /* tags, sorted by key */
+  size_t ntags;
+} rn__kmeta_stream_t;
+
+typedef struct rn__kmeta {
+  rn__kmeta_stream_t *v;
+  size_t n, cap;
+  char *path; /* <data_dir>/meta/kinesis-streams.json */
+  /* Persisting: newest snapshot wins, as in engine.c; the loop only hands
+   * buffers over (rn_snapshot_slot_put), the thread pool writes them. */
+  rn_snapshot_slot_t *slot;
+} rn__kmeta_t;
+
+
+/* ---- throughput limits ------------------------------------------------------------------ */
+
+typedef struct rn__bucket {
+  double w_bytes, w_records, r_bytes, r_calls; /* tokens */
+  int64_t last_ms;
+} rn__bucket_t;
+
+typedef struct rn__slimits {
+  char *name;
+  int64_t created_ms;
+  uint32_t n;
+  rn__bucket_t *b;
+} rn__slimits_t;
+
+/* ---- the application's state ------------------------------------------------------------ */
+
+struct rn_kinesis {
+  uv_loop_t *loop;
+  rn_core_t *core;
+  rn_admin_t *adm;
+  rn_clock_t clock; /* wall clock (rn_base.h); zeroed = the system's; tests replace it */
+  uint8_t iter_key[RN__KITER_KEYLEN];
+  rn_sigv4_key_t *creds; /* kinesis_credentials; none = accept any request */
+  size_t ncreds;
+  char *creds_buf;
+  bool throttle; /* kinesis_throughput_limits: kinesis */
+  uint32_t max_record_bytes, max_batch_bytes, max_shards;
+  rn__kmeta_t kmeta;
+  rn__slimits_t *limits;
+  size_t nlimits, limits_cap;
+  unsigned pending_jobs; /* thread-pool work: writes of the tags file */
+};
+
+static int64_t now_ms(const rn_kinesis_t *kin) { return rn_clock_wall_ms(&kin->clock); }
 
 /* ---- the stream snapshot an operation works from ------------------------------------- */
 
@@ -53,23 +116,22 @@ typedef struct sinfo {
   sshard_t *sh;
 } sinfo_t;
 
-static bool sinfo_take(sinfo_t *si, const Runnel__StreamDescription *d) {
+static bool sinfo_take(sinfo_t *si, const rn_core_stream_desc_t *d) {
   free(si->sh);
   memset(si, 0, sizeof(*si));
-  if (!d || !d->config) return false;
+  if (!d) return false;
   si->created_ms = d->created_ms;
-  si->retention_ms = d->config->retention_ms;
-  si->retention_bytes = d->config->retention_bytes;
-  si->n = (uint32_t)d->n_shards;
-  si->sh = calloc(si->n ? si->n : 1, sizeof(*si->sh));
-  if (!si->sh) abort();
+  si->retention_ms = d->retention_ms;
+  si->retention_bytes = d->retention_bytes;
+  si->n = d->nshards;
+  si->sh = rn_xcalloc(si->n ? si->n : 1, sizeof(*si->sh));
   for (uint32_t i = 0; i < si->n; i++) {
-    const Runnel__ShardInfo *s = d->shards[i];
-    if (s->hash_key_start.len == 16) memcpy(si->sh[i].hk_start, s->hash_key_start.data, 16);
-    if (s->hash_key_end.len == 16) memcpy(si->sh[i].hk_end, s->hash_key_end.data, 16);
-    si->sh[i].start = s->start_offset;
-    si->sh[i].end = s->end_offset;
-    si->sh[i].last_ms = s->last_append_ms;
+    const rn_core_shard_desc_t *sd = &d->shards[i];
+    memcpy(si->sh[i].hk_start, sd->hash_start, 16);
+    memcpy(si->sh[i].hk_end, sd->hash_end, 16);
+    si->sh[i].start = sd->start_offset;
+    si->sh[i].end = sd->end_offset;
+    si->sh[i].last_ms = sd->last_append_ms;
   }
   return true;
 }
@@ -82,11 +144,22 @@ static int64_t retention_hours(const sinfo_t *si) {
 /* ---- per-request state ----------------------------------------------------------------- */
 
 typedef struct kop kop_t;
-typedef void (*kop_next)(kop_t *o, const Runnel__Response *resp);
+
+/* What one engine call hands the next step: the parts of a core result
+ * (rn_core.h) the operations read, borrowed during the step only. */
+typedef struct kans {
+  rn_err_t err;
+  const char *msg;
+  const rn_core_stream_desc_t *stream;     /* describe, create, set retention */
+  const rn_core_list_result_t *list;       /* list streams */
+  const rn_core_offsets_result_t *offsets; /* list offsets */
+  const rn_core_fetch_result_t *fetch;     /* fetch */
+} kans_t;
+typedef void (*kop_next)(kop_t *o, const kans_t *a);
 
 struct kop {
-  rn__call_t *c;
-  rn_http_routes_t *r;
+  rn_admin_call_t *c;
+  rn_kinesis_t *kin;
   rn__kreq_t k;
   kop_next next;
   sinfo_t si;
@@ -101,50 +174,84 @@ static void kop_free(kop_t *o) {
   free(o);
 }
 
-static void kop_error(kop_t *o, const char *type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void kop_error(kop_t *o, const char *type, const char *fmt, ...) {
+static void kop_error(kop_t *o, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void kop_error(kop_t *o, rn_kinesis_err_t type, const char *fmt, ...) {
   char msg[1200];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  rn__call_kerr(o->c, type, "%s", msg);
+  rn_admin_reply_kerr(o->c, type, "%s", msg);
   kop_free(o);
 }
 
 static void kop_reply(kop_t *o, rn_buf_t *b) {
-  if (b->oom) rn__call_kerr(o->c, "InternalFailure", "out of memory building the response");
-  else rn__call_reply(o->c, 200, JSON_CT, NULL, 0, b->p, b->len);
+  if (b->oom) rn_admin_reply_kerr(o->c, RN_KERR_InternalFailure, "out of memory building the response");
+  else rn_admin_reply(o->c, 200, JSON_CT, NULL, 0, b->p, b->len);
   rn_buf_free(b);
   kop_free(o);
 }
 
 static void kop_reply_empty(kop_t *o) {
-  rn__call_reply(o->c, 200, JSON_CT, NULL, 0, "{}", 2);
+  rn_admin_reply(o->c, 200, JSON_CT, NULL, 0, "{}", 2);
   kop_free(o);
 }
 
-static void eng_cb(void *ctx, const Runnel__Response *resp) {
+/* The engine's callbacks, each handing its result to the step in o->next.
+ * The engine may answer before the call returns, so a call is always the
+ * last thing a step does. */
+static void on_described(void *ctx, const rn_core_describe_result_t *r) {
   kop_t *o = ctx;
-  o->next(o, resp);
+  kans_t a = {.err = r->err, .msg = r->msg, .stream = r->stream};
+  o->next(o, &a);
 }
 
-/* The last statement of a step: the engine may answer at once. */
-static void eng_call(kop_t *o, const Runnel__Request *req, kop_next next) {
-  o->next = next;
-  rn_engine_handle(o->r->eng, req, eng_cb, o);
+static void on_created(void *ctx, const rn_core_create_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .stream = r->stream};
+  o->next(o, &a);
+}
+
+static void on_deleted(void *ctx, const rn_core_delete_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg};
+  o->next(o, &a);
+}
+
+static void on_listed(void *ctx, const rn_core_list_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .list = r};
+  o->next(o, &a);
+}
+
+static void on_offsets(void *ctx, const rn_core_offsets_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .offsets = r};
+  o->next(o, &a);
+}
+
+static void on_fetched(void *ctx, const rn_core_fetch_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .fetch = r};
+  o->next(o, &a);
+}
+
+static void on_retention(void *ctx, const rn_core_retention_result_t *r) {
+  kop_t *o = ctx;
+  kans_t a = {.err = r->err, .msg = r->msg, .stream = r->stream};
+  o->next(o, &a);
 }
 
 static void not_found(kop_t *o, const char *stream) {
-  kop_error(o, "ResourceNotFoundException", "Stream %s under account " ACCOUNT " not found.", stream);
+  kop_error(o, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", stream);
 }
 
 static void shard_not_found(kop_t *o, uint32_t shard, const char *given, const char *stream) {
   if (given)
-    kop_error(o, "ResourceNotFoundException", "Shard %.128s in stream %s under account " ACCOUNT " does not exist",
+    kop_error(o, RN_KERR_ResourceNotFoundException, "Shard %.128s in stream %s under account " ACCOUNT " does not exist",
               given, stream);
   else
-    kop_error(o, "ResourceNotFoundException", "Shard shardId-%012u in stream %s under account " ACCOUNT " does not exist",
+    kop_error(o, RN_KERR_ResourceNotFoundException, "Shard shardId-%012u in stream %s under account " ACCOUNT " does not exist",
               shard, stream);
 }
 
@@ -156,45 +263,39 @@ static bool transient_storage_error(rn_err_t err) {
 }
 
 /* An engine error as the Kinesis error a client expects. */
-static void engine_error(kop_t *o, const Runnel__Error *e, const char *stream) {
-  rn_err_t err = rn_err_from_wire(e->code);
-  const char *m = e->message && e->message[0] ? e->message : rn_strerror(err);
+static void engine_error(kop_t *o, rn_err_t err, const char *msg, const char *stream) {
+  const char *m = msg && msg[0] ? msg : rn_strerror(err);
   switch (err) {
   case RN_ENOSTREAM: return not_found(o, stream);
   case RN_EEXIST:
-    return kop_error(o, "ResourceInUseException", "Stream %s under account " ACCOUNT " already exists.", stream);
-  case RN_EBUSY: return kop_error(o, "ResourceInUseException", "Stream %s under account " ACCOUNT " is in use: %s", stream, m);
+    return kop_error(o, RN_KERR_ResourceInUseException, "Stream %s under account " ACCOUNT " already exists.", stream);
+  case RN_EBUSY: return kop_error(o, RN_KERR_ResourceInUseException, "Stream %s under account " ACCOUNT " is in use: %s", stream, m);
   case RN_EINVAL:
   case RN_EBADREQUEST:
-  case RN_ETOOLARGE: return kop_error(o, "InvalidArgumentException", "%s", m);
-  case RN_ENOSHARD: return kop_error(o, "ResourceNotFoundException", "%s", m);
-  case RN_ETHROTTLED: return kop_error(o, "ProvisionedThroughputExceededException", "%s", m);
-  case RN_ESHUTDOWN: return kop_error(o, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
+  case RN_ETOOLARGE: return kop_error(o, RN_KERR_InvalidArgumentException, "%s", m);
+  case RN_ENOSHARD: return kop_error(o, RN_KERR_ResourceNotFoundException, "%s", m);
+  case RN_ETHROTTLED: return kop_error(o, RN_KERR_ProvisionedThroughputExceededException, "%s", m);
+  case RN_ESHUTDOWN: return kop_error(o, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
   default:
-    if (transient_storage_error(err)) return kop_error(o, "ServiceUnavailable", "%s (%s); retry", m, rn_err_name(err));
-    return kop_error(o, "InternalFailure", "%s (%s)", m, rn_err_name(err));
+    if (transient_storage_error(err)) return kop_error(o, RN_KERR_ServiceUnavailable, "%s (%s); retry", m, rn_err_name(err));
+    return kop_error(o, RN_KERR_InternalFailure, "%s (%s)", m, rn_err_name(err));
   }
 }
 
 static void describe(kop_t *o, const char *stream, kop_next next) {
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__DescribeStreamRequest d;
-  runnel__describe_stream_request__init(&d);
-  d.name = (char *)(uintptr_t)stream;
-  req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
-  req.describe_stream = &d;
-  eng_call(o, &req, next);
+  rn_core_describe_req_t d = {.name = stream};
+  o->next = next;
+  rn_core_describe_stream(o->kin->core, &d, on_described, o);
 }
 
 /* Take a describe answer into o->si; on failure answer and free o. */
-static bool took_describe(kop_t *o, const Runnel__Response *resp, const char *stream) {
-  if (resp->error) {
-    engine_error(o, resp->error, stream);
+static bool took_describe(kop_t *o, const kans_t *a, const char *stream) {
+  if (a->err) {
+    engine_error(o, a->err, a->msg, stream);
     return false;
   }
-  if (resp->op_case != RUNNEL__RESPONSE__OP_DESCRIBE_STREAM || !sinfo_take(&o->si, resp->describe_stream->stream)) {
-    kop_error(o, "InternalFailure", "unexpected answer from the engine");
+  if (!sinfo_take(&o->si, a->stream)) {
+    kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
     return false;
   }
   return true;
@@ -249,15 +350,13 @@ static rn__kmeta_stream_t *kmeta_get(rn__kmeta_t *km, const char *name, int64_t 
   if (e || !create) return e;
   if (km->n == km->cap) {
     size_t nc = km->cap ? km->cap * 2 : 16;
-    rn__kmeta_stream_t *nv = realloc(km->v, nc * sizeof(*nv));
-    if (!nv) abort();
+    rn__kmeta_stream_t *nv = rn_xrealloc(km->v, nc * sizeof(*nv));
     km->v = nv;
     km->cap = nc;
   }
   e = &km->v[km->n++];
   memset(e, 0, sizeof(*e));
-  e->name = strdup(name);
-  if (!e->name) abort();
+  e->name = rn_xstrdup(name);
   e->created_ms = created_ms;
   return e;
 }
@@ -280,24 +379,20 @@ static void tag_set(rn__kmeta_stream_t *e, const char *key, const char *value) {
   int i = tag_index(e, key);
   if (i >= 0) {
     free(e->values[i]);
-    e->values[i] = strdup(value);
-    if (!e->values[i]) abort();
+    e->values[i] = rn_xstrdup(value);
     return;
   }
   /* Insert sorted. */
-  char **nk = realloc(e->keys, (e->ntags + 1) * sizeof(char *));
-  if (!nk) abort();
+  char **nk = rn_xrealloc(e->keys, (e->ntags + 1) * sizeof(char *));
   e->keys = nk;
-  char **nv = realloc(e->values, (e->ntags + 1) * sizeof(char *));
-  if (!nv) abort();
+  char **nv = rn_xrealloc(e->values, (e->ntags + 1) * sizeof(char *));
   e->values = nv;
   size_t at = 0;
   while (at < e->ntags && strcmp(e->keys[at], key) < 0) at++;
   memmove(e->keys + at + 1, e->keys + at, (e->ntags - at) * sizeof(char *));
   memmove(e->values + at + 1, e->values + at, (e->ntags - at) * sizeof(char *));
-  e->keys[at] = strdup(key);
-  e->values[at] = strdup(value);
-  if (!e->keys[at] || !e->values[at]) abort();
+  e->keys[at] = rn_xstrdup(key);
+  e->values[at] = rn_xstrdup(value);
   e->ntags++;
 }
 
@@ -311,7 +406,7 @@ static void tag_remove(rn__kmeta_stream_t *e, const char *key) {
   e->ntags--;
 }
 
-rn_err_t rn__kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t whylen) {
+static rn_err_t kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t whylen) {
   memset(km, 0, sizeof(*km));
   size_t pl = strlen(data_dir) + 64;
   km->path = malloc(pl);
@@ -365,7 +460,7 @@ rn_err_t rn__kmeta_load(rn__kmeta_t *km, const char *data_dir, char *why, size_t
   return err;
 }
 
-void rn__kmeta_free(rn__kmeta_t *km) {
+static void kmeta_free(rn__kmeta_t *km) {
   for (size_t i = 0; i < km->n; i++) {
     kmeta_clear(&km->v[i]);
     free(km->v[i].name);
@@ -382,7 +477,7 @@ static rn_err_t kmeta_write(rn__kmeta_t *km) { return rn_snapshot_slot_flush(km-
 
 typedef struct kmeta_job {
   uv_work_t work;
-  rn_http_routes_t *r;
+  rn_kinesis_t *kin;
   rn_err_t err;
   void (*done)(void *arg, rn_err_t err);
   void *arg;
@@ -390,12 +485,12 @@ typedef struct kmeta_job {
 
 static void kmeta_work(uv_work_t *w) {
   kmeta_job_t *j = w->data;
-  j->err = kmeta_write(&j->r->kmeta);
+  j->err = kmeta_write(&j->kin->kmeta);
 }
 
 static void kmeta_after(uv_work_t *w, int status) {
   kmeta_job_t *j = w->data;
-  j->r->pending_jobs--;
+  j->kin->pending_jobs--;
   if (status && !j->err) j->err = RN_EIO;
   j->done(j->arg, j->err);
   free(j);
@@ -403,8 +498,8 @@ static void kmeta_after(uv_work_t *w, int status) {
 
 /* Snapshot the store now, write it on the thread pool, then done(arg, err)
  * on the loop. */
-static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t err), void *arg) {
-  rn__kmeta_t *km = &r->kmeta;
+static void kmeta_persist(rn_kinesis_t *kin, void (*done)(void *arg, rn_err_t err), void *arg) {
+  rn__kmeta_t *km = &kin->kmeta;
   json_t *root = json_pack("{s:i,s:[]}", "version", 1, "streams");
   json_t *arr = json_object_get(root, "streams");
   for (size_t i = 0; i < km->n; i++) {
@@ -418,15 +513,14 @@ static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t 
   json_decref(root);
   if (!text) return done(arg, RN_ENOMEM);
   rn_snapshot_slot_put(km->slot, text, strlen(text)); /* a pointer swap: never waits for a write */
-  kmeta_job_t *j = calloc(1, sizeof(*j));
-  if (!j) abort();
-  j->r = r;
+  kmeta_job_t *j = rn_xcalloc(1, sizeof(*j));
+  j->kin = kin;
   j->done = done;
   j->arg = arg;
   j->work.data = j;
-  r->pending_jobs++;
-  if (uv_queue_work(r->loop, &j->work, kmeta_work, kmeta_after)) {
-    r->pending_jobs--;
+  kin->pending_jobs++;
+  if (uv_queue_work(kin->loop, &j->work, kmeta_work, kmeta_after)) {
+    kin->pending_jobs--;
     free(j);
     done(arg, RN_EIO);
   }
@@ -435,7 +529,7 @@ static void kmeta_persist(rn_http_routes_t *r, void (*done)(void *arg, rn_err_t 
 static void persisted_reply_empty(void *arg, rn_err_t err) {
   kop_t *o = arg;
   if (err)
-    kop_error(o, "InternalFailure", "writing %s failed: %s", o->r->kmeta.path, rn_strerror(err));
+    kop_error(o, RN_KERR_InternalFailure, "writing %s failed: %s", o->kin->kmeta.path, rn_strerror(err));
   else
     kop_reply_empty(o);
 }
@@ -447,36 +541,33 @@ static void persisted_reply_empty(void *arg, rn_err_t err) {
 #define R_BYTES_PER_S (2.0 * 1024.0 * 1024.0)
 #define R_CALLS_PER_S 5.0
 
-static rn__bucket_t *bucket(rn_http_routes_t *r, const char *stream, const sinfo_t *si, uint32_t shard) {
+static rn__bucket_t *bucket(rn_kinesis_t *kin, const char *stream, const sinfo_t *si, uint32_t shard) {
   rn__slimits_t *l = NULL;
-  for (size_t i = 0; i < r->nlimits && !l; i++)
-    if (strcmp(r->limits[i].name, stream) == 0) l = &r->limits[i];
+  for (size_t i = 0; i < kin->nlimits && !l; i++)
+    if (strcmp(kin->limits[i].name, stream) == 0) l = &kin->limits[i];
   if (!l) {
-    if (r->nlimits == r->limits_cap) {
-      size_t nc = r->limits_cap ? r->limits_cap * 2 : 16;
-      rn__slimits_t *nv = realloc(r->limits, nc * sizeof(*nv));
-      if (!nv) abort();
-      r->limits = nv;
-      r->limits_cap = nc;
+    if (kin->nlimits == kin->limits_cap) {
+      size_t nc = kin->limits_cap ? kin->limits_cap * 2 : 16;
+      rn__slimits_t *nv = rn_xrealloc(kin->limits, nc * sizeof(*nv));
+      kin->limits = nv;
+      kin->limits_cap = nc;
     }
-    l = &r->limits[r->nlimits++];
+    l = &kin->limits[kin->nlimits++];
     memset(l, 0, sizeof(*l));
-    l->name = strdup(stream);
-    if (!l->name) abort();
+    l->name = rn_xstrdup(stream);
   }
   if (l->created_ms != si->created_ms || l->n != si->n || !l->b) {
     free(l->b);
-    l->b = calloc(si->n ? si->n : 1, sizeof(*l->b));
-    if (!l->b) abort();
+    l->b = rn_xcalloc(si->n ? si->n : 1, sizeof(*l->b));
     l->n = si->n;
     l->created_ms = si->created_ms;
-    int64_t now = rn__routes_now_ms(r);
+    int64_t now = now_ms(kin);
     for (uint32_t i = 0; i < si->n; i++) {
       l->b[i] = (rn__bucket_t){W_BYTES_PER_S, W_RECORDS_PER_S, R_BYTES_PER_S, R_CALLS_PER_S, now};
     }
   }
   rn__bucket_t *b = &l->b[shard];
-  int64_t now = rn__routes_now_ms(r);
+  int64_t now = now_ms(kin);
   double dt = (double)(now - b->last_ms) / 1000.0;
   if (dt > 0) {
     b->w_bytes = b->w_bytes + dt * W_BYTES_PER_S > W_BYTES_PER_S ? W_BYTES_PER_S : b->w_bytes + dt * W_BYTES_PER_S;
@@ -498,7 +589,7 @@ typedef struct pbatch {
 
 typedef struct prod_op {
   rn__produce_t pub;
-  rn_http_routes_t *r;
+  rn_kinesis_t *kin;
   char stream[129];
   const rn__krec_t *recs;
   rn__produce_cb cb;
@@ -515,7 +606,7 @@ static void prod_finish(prod_op_t *p) {
   for (size_t i = 0; i < p->pub.n; i++) {
     if (p->pub.res[i].err_type) p->pub.failed++;
   }
-  rn__metrics_t *m = &p->r->m;
+  rn_admin_counters_t *m = rn_admin_counters(p->kin->adm);
   if (!p->pub.err_type) {
     m->put_records_ok += p->pub.n - p->pub.failed;
     m->put_records_failed += p->pub.failed;
@@ -532,8 +623,8 @@ static void prod_finish(prod_op_t *p) {
   free(p);
 }
 
-static void prod_fail(prod_op_t *p, const char *type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void prod_fail(prod_op_t *p, const char *type, const char *fmt, ...) {
+static void prod_fail(prod_op_t *p, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void prod_fail(prod_op_t *p, rn_kinesis_err_t type, const char *fmt, ...) {
   p->pub.err_type = type;
   va_list ap;
   va_start(ap, fmt);
@@ -542,11 +633,10 @@ static void prod_fail(prod_op_t *p, const char *type, const char *fmt, ...) {
   prod_finish(p);
 }
 
-static void rec_fail(prod_op_t *p, size_t i, const char *type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void rec_fail(prod_op_t *p, size_t i, const char *type, const char *fmt, ...) {
+static void rec_fail(prod_op_t *p, size_t i, rn_kinesis_err_t type, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void rec_fail(prod_op_t *p, size_t i, rn_kinesis_err_t type, const char *fmt, ...) {
   if (!p->msgs) {
-    p->msgs = calloc(p->pub.n, sizeof(char *));
-    if (!p->msgs) abort();
+    p->msgs = rn_xcalloc(p->pub.n, sizeof(char *));
   }
   char buf[400];
   va_list ap;
@@ -554,8 +644,7 @@ static void rec_fail(prod_op_t *p, size_t i, const char *type, const char *fmt, 
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
   free(p->msgs[i]);
-  p->msgs[i] = strdup(buf);
-  if (!p->msgs[i]) abort();
+  p->msgs[i] = rn_xstrdup(buf);
   p->pub.res[i].err_type = type;
   p->pub.res[i].err_msg = p->msgs[i];
 }
@@ -582,35 +671,34 @@ static int sortkey_cmp(const void *a, const void *b) {
   return x->i < y->i ? -1 : x->i > y->i;
 }
 
-static void prod_appended(void *ctx, const Runnel__Response *resp) {
+static void prod_appended(void *ctx, const rn_core_produce_result_t *r) {
   prod_op_t *p = ctx;
-  if (resp->error) {
-    rn_err_t err = rn_err_from_wire(resp->error->code);
+  if (r->err) {
+    rn_err_t err = r->err;
+    const char *m = r->msg ? r->msg : rn_strerror(err);
     if (err == RN_ENOSTREAM)
-      return prod_fail(p, "ResourceNotFoundException", "Stream %s under account " ACCOUNT " not found.", p->stream);
+      return prod_fail(p, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", p->stream);
     if (err == RN_ESHUTDOWN)
-      return prod_fail(p, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
-    if (transient_storage_error(err))
-      return prod_fail(p, "ServiceUnavailable", "%s; retry", resp->error->message ? resp->error->message : rn_strerror(err));
-    return prod_fail(p, "InternalFailure", "%s", resp->error->message ? resp->error->message : rn_strerror(err));
+      return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
+    if (transient_storage_error(err)) return prod_fail(p, RN_KERR_ServiceUnavailable, "%s; retry", m);
+    return prod_fail(p, RN_KERR_InternalFailure, "%s", m);
   }
-  const Runnel__ProduceResponse *pr = resp->op_case == RUNNEL__RESPONSE__OP_PRODUCE ? resp->produce : NULL;
   for (size_t b = 0; b < p->nb; b++) {
     const pbatch_t *pb = &p->batches[b];
-    const Runnel__ShardBatchResult *res = pr && b < pr->n_results ? pr->results[b] : NULL;
+    const rn_core_batch_result_t *res = b < r->nresults ? &r->results[b] : NULL;
     for (size_t j = 0; j < pb->count; j++) {
       size_t i = p->order[pb->first + j];
       if (!res) {
-        rec_fail(p, i, "InternalFailure", "Internal service failure.");
-      } else if (res->error) {
-        rn_err_t err = rn_err_from_wire(res->error->code);
+        rec_fail(p, i, RN_KERR_InternalFailure, "Internal service failure.");
+      } else if (res->err) {
+        rn_err_t err = res->err;
         if (err == RN_ETHROTTLED)
-          rec_fail(p, i, "ProvisionedThroughputExceededException",
+          rec_fail(p, i, RN_KERR_ProvisionedThroughputExceededException,
                    "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", pb->shard, p->stream);
         else
-          rec_fail(p, i, "InternalFailure", "%s: %s",
+          rec_fail(p, i, RN_KERR_InternalFailure, "%s: %s",
                    transient_storage_error(err) ? "Service unavailable, retry" : "Internal service failure",
-                   res->error->message ? res->error->message : rn_strerror(err));
+                   res->msg ? res->msg : rn_strerror(err));
         /* PutRecords keeps InternalFailure (one of the two codes AWS
          * documents per record); a lone record answers 503. */
         p->pub.res[i].retry_later = transient_storage_error(err);
@@ -622,23 +710,20 @@ static void prod_appended(void *ctx, const Runnel__Response *resp) {
   prod_finish(p);
 }
 
-static void prod_described(void *ctx, const Runnel__Response *resp) {
+static void prod_described(void *ctx, const rn_core_describe_result_t *r) {
   prod_op_t *p = ctx;
-  rn_http_routes_t *r = p->r;
-  if (resp->error) {
-    rn_err_t err = rn_err_from_wire(resp->error->code);
-    if (err == RN_ENOSTREAM)
-      return prod_fail(p, "ResourceNotFoundException", "Stream %s under account " ACCOUNT " not found.", p->stream);
-    return prod_fail(p, "InternalFailure", "%s", resp->error->message ? resp->error->message : rn_strerror(err));
+  rn_kinesis_t *kin = p->kin;
+  if (r->err) {
+    if (r->err == RN_ENOSTREAM)
+      return prod_fail(p, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", p->stream);
+    return prod_fail(p, RN_KERR_InternalFailure, "%s", r->msg ? r->msg : rn_strerror(r->err));
   }
-  if (resp->op_case != RUNNEL__RESPONSE__OP_DESCRIBE_STREAM || !sinfo_take(&p->si, resp->describe_stream->stream) ||
-      p->si.n == 0)
-    return prod_fail(p, "InternalFailure", "unexpected answer from the engine");
+  if (!sinfo_take(&p->si, r->stream) || p->si.n == 0)
+    return prod_fail(p, RN_KERR_InternalFailure, "unexpected answer from the engine");
   p->pub.created_ms = p->si.created_ms;
   size_t n = p->pub.n;
-  sortkey_t *keys = malloc((n ? n : 1) * sizeof(*keys));
-  p->order = malloc((n ? n : 1) * sizeof(size_t));
-  if (!keys || !p->order) abort();
+  sortkey_t *keys = rn_xmalloc((n ? n : 1) * sizeof(*keys));
+  p->order = rn_xmalloc((n ? n : 1) * sizeof(size_t));
   size_t nk = 0;
   for (size_t i = 0; i < n; i++) {
     const rn__krec_t *rec = &p->recs[i];
@@ -647,12 +732,12 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
     else rn_hash_key_for(rec->key, rec->key_len, h);
     uint32_t s = route(&p->si, h);
     p->pub.res[i].shard = s;
-    if (r->throttle) {
-      rn__bucket_t *b = bucket(r, p->stream, &p->si, s);
+    if (kin->throttle) {
+      rn__bucket_t *b = bucket(kin, p->stream, &p->si, s);
       double sz = (double)(rec->data_len + rec->key_len);
       if (b->w_records < 1.0 || b->w_bytes < sz) {
-        r->m.throttled_records++;
-        rec_fail(p, i, "ProvisionedThroughputExceededException",
+        rn_admin_counters(kin->adm)->throttled_records++;
+        rec_fail(p, i, RN_KERR_ProvisionedThroughputExceededException,
                  "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", s, p->stream);
         continue;
       }
@@ -665,10 +750,9 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
   }
   qsort(keys, nk, sizeof(*keys), sortkey_cmp);
   /* One batch per shard, split when a batch would pass max_batch_bytes. */
-  p->batches = calloc(nk ? nk : 1, sizeof(*p->batches));
-  if (!p->batches) abort();
-  size_t limit = r->max_batch_bytes > 65536 ? r->max_batch_bytes - 4096 : r->max_batch_bytes / 2;
-  int64_t now = rn__routes_now_ms(r);
+  p->batches = rn_xcalloc(nk ? nk : 1, sizeof(*p->batches));
+  size_t limit = kin->max_batch_bytes > 65536 ? kin->max_batch_bytes - 4096 : kin->max_batch_bytes / 2;
+  int64_t now = now_ms(kin);
   pbatch_t *cur = NULL;
   for (size_t k = 0; k < nk; k++) {
     size_t i = keys[k].i;
@@ -690,7 +774,7 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
     rn_err_t err = rn_batch_builder_add(&cur->bld, &rr);
     if (err) {
       free(keys);
-      return prod_fail(p, "InternalFailure", "building a batch failed: %s", rn_strerror(err));
+      return prod_fail(p, RN_KERR_InternalFailure, "building a batch failed: %s", rn_strerror(err));
     }
     p->order[k] = i;
     cur->count++;
@@ -698,68 +782,45 @@ static void prod_described(void *ctx, const Runnel__Response *resp) {
   free(keys);
   p->norder = nk;
   if (p->nb == 0) return prod_finish(p); /* every record was throttled */
-  Runnel__ShardBatch *sbs = calloc(p->nb, sizeof(*sbs));
-  Runnel__ShardBatch **sbp = calloc(p->nb, sizeof(*sbp));
-  if (!sbs || !sbp) abort();
+  rn_core_batch_in_t *bs = rn_xcalloc(p->nb, sizeof(*bs));
   for (size_t b = 0; b < p->nb; b++) {
     const uint8_t *bytes;
     size_t len;
     rn_err_t err = rn_batch_builder_finish(&p->batches[b].bld, RN_CODEC_NONE, NULL, &bytes, &len);
     if (err) {
-      free(sbs);
-      free(sbp);
-      return prod_fail(p, "InternalFailure", "sealing a batch failed: %s", rn_strerror(err));
+      free(bs);
+      return prod_fail(p, RN_KERR_InternalFailure, "sealing a batch failed: %s", rn_strerror(err));
     }
-    runnel__shard_batch__init(&sbs[b]);
-    sbs[b].shard = p->batches[b].shard;
-    sbs[b].batch.data = (uint8_t *)(uintptr_t)bytes;
-    sbs[b].batch.len = len;
-    sbp[b] = &sbs[b];
+    bs[b] = (rn_core_batch_in_t){.shard = p->batches[b].shard, .data = bytes, .len = len};
   }
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__ProduceRequest pr;
-  runnel__produce_request__init(&pr);
-  pr.stream = p->stream;
-  pr.n_batches = p->nb;
-  pr.batches = sbp;
-  req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
-  req.produce = &pr;
-  /* The engine copies the batches before returning (it may also answer). */
-  rn_engine_handle(r->eng, &req, prod_appended, p);
-  free(sbs);
-  free(sbp);
+  rn_core_produce_req_t pr = {.stream = p->stream, .batches = bs, .nbatches = p->nb};
+  /* The engine copies the batches before returning (it may also answer,
+   * and p may be gone when it returns). */
+  rn_core_produce(kin->core, &pr, prod_appended, p);
+  free(bs);
 }
 
-void rn__produce(rn_http_routes_t *r, const char *stream, const rn__krec_t *recs, size_t n, rn__produce_cb cb, void *arg) {
-  prod_op_t *p = calloc(1, sizeof(*p));
-  if (!p) abort();
-  p->r = r;
+void rn_kinesis_produce(rn_kinesis_t *kin, const char *stream, const rn__krec_t *recs, size_t n, rn__produce_cb cb, void *arg) {
+  prod_op_t *p = rn_xcalloc(1, sizeof(*p));
+  p->kin = kin;
   snprintf(p->stream, sizeof(p->stream), "%s", stream);
   p->recs = recs;
   p->cb = cb;
   p->arg = arg;
   p->pub.n = n;
-  p->pub.res = calloc(n ? n : 1, sizeof(*p->pub.res));
-  if (!p->pub.res) abort();
+  p->pub.res = rn_xcalloc(n ? n : 1, sizeof(*p->pub.res));
   for (size_t i = 0; i < n; i++) {
     size_t sz = recs[i].data_len + recs[i].key_len;
-    if (sz > r->max_record_bytes)
-      return prod_fail(p, "InvalidArgumentException",
+    if (sz > kin->max_record_bytes)
+      return prod_fail(p, RN_KERR_InvalidArgumentException,
                        "Record %zu is %zu bytes (data + partition key); this broker accepts at most %u "
                        "(max_record_bytes)",
-                       i, sz, r->max_record_bytes);
+                       i, sz, kin->max_record_bytes);
   }
-  if (rn_engine_draining(r->eng))
-    return prod_fail(p, "ServiceUnavailable", "The broker is shutting down; retry against another broker.");
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__DescribeStreamRequest d;
-  runnel__describe_stream_request__init(&d);
-  d.name = p->stream;
-  req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
-  req.describe_stream = &d;
-  rn_engine_handle(r->eng, &req, prod_described, p);
+  if (rn_core_draining(kin->core))
+    return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
+  rn_core_describe_req_t d = {.name = p->stream};
+  rn_core_describe_stream(kin->core, &d, prod_described, p);
 }
 
 /* ---- PutRecord / PutRecords ------------------------------------------------------------------------------------ */
@@ -768,7 +829,7 @@ static void put_record_done(rn__produce_t *p, void *arg) {
   kop_t *o = arg;
   if (p->err_type) return kop_error(o, p->err_type, "%s", p->err_msg);
   const rn__prod_result_t *res = &p->res[0];
-  if (res->err_type) return kop_error(o, res->retry_later ? "ServiceUnavailable" : res->err_type, "%s", res->err_msg);
+  if (res->err_type) return kop_error(o, res->retry_later ? RN_KERR_ServiceUnavailable : res->err_type, "%s", res->err_msg);
   char seq[RN__KSEQ_BUFLEN];
   rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
   rn_buf_t b = {0};
@@ -794,7 +855,7 @@ static void put_records_done(rn__produce_t *p, void *arg) {
     const rn__prod_result_t *res = &p->res[i];
     if (i) rn_buf_put(&b, ",", 1);
     if (res->err_type) {
-      rn_buf_printf(&b, "{\"ErrorCode\":\"%s\",\"ErrorMessage\":", res->err_type);
+      rn_buf_printf(&b, "{\"ErrorCode\":\"%s\",\"ErrorMessage\":", rn_kinesis_err_name(res->err_type));
       rn__buf_json_str(&b, res->err_msg, strlen(res->err_msg));
       rn_buf_put(&b, "}", 1);
     } else {
@@ -815,73 +876,62 @@ static void put_records_done(rn__produce_t *p, void *arg) {
 
 /* ---- CreateStream / DeleteStream ----------------------------------------------------------------------------------- */
 
-static void created(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
-  const Runnel__StreamDescription *d =
-      resp->op_case == RUNNEL__RESPONSE__OP_CREATE_STREAM && resp->create_stream ? resp->create_stream->stream : NULL;
+static void created(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
+  const rn_core_stream_desc_t *d = a->stream;
   if (!o->k.on_demand && o->k.ntags == 0) {
     /* A stale entry of an older stream of this name goes with its stream. */
-    if (kmeta_find(&o->r->kmeta, o->k.stream)) {
-      kmeta_remove(&o->r->kmeta, o->k.stream);
-      return kmeta_persist(o->r, persisted_reply_empty, o);
+    if (kmeta_find(&o->kin->kmeta, o->k.stream)) {
+      kmeta_remove(&o->kin->kmeta, o->k.stream);
+      return kmeta_persist(o->kin, persisted_reply_empty, o);
     }
     return kop_reply_empty(o);
   }
-  rn__kmeta_stream_t *e = kmeta_get(&o->r->kmeta, o->k.stream, d ? d->created_ms : 0, true);
+  rn__kmeta_stream_t *e = kmeta_get(&o->kin->kmeta, o->k.stream, d ? d->created_ms : 0, true);
   kmeta_clear(e);
   e->on_demand = o->k.on_demand;
   for (size_t i = 0; i < o->k.ntags; i++) tag_set(e, o->k.tags[i].key, o->k.tags[i].value);
-  kmeta_persist(o->r, persisted_reply_empty, o);
+  kmeta_persist(o->kin, persisted_reply_empty, o);
 }
 
 static void op_create(kop_t *o) {
   uint32_t count = o->k.has_shard_count ? o->k.shard_count : ON_DEMAND_SHARDS;
-  if (count > o->r->max_shards)
-    return kop_error(o, "LimitExceededException",
+  if (count > o->kin->max_shards)
+    return kop_error(o, RN_KERR_LimitExceededException,
                      "This request would exceed the shard limit for the account " ACCOUNT " in %s. Limit: %u shards per "
                      "stream (max_shards). Number of shards requested: %u.",
-                     o->c->region, o->r->max_shards, count);
+                     o->c->region, o->kin->max_shards, count);
   if (o->k.ntags > MAX_TAGS)
-    return kop_error(o, "InvalidArgumentException", "A stream can have at most %d tags; %zu were given.", MAX_TAGS,
+    return kop_error(o, RN_KERR_InvalidArgumentException, "A stream can have at most %d tags; %zu were given.", MAX_TAGS,
                      o->k.ntags);
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__CreateStreamRequest cr;
-  runnel__create_stream_request__init(&cr);
-  Runnel__StreamConfig sc;
-  runnel__stream_config__init(&sc);
-  sc.name = o->k.stream;
-  sc.shard_count = count;
-  sc.retention_ms = 0; /* the broker's default_retention (24 h unless configured), as for every API */
-  sc.durability = RUNNEL__DURABILITY__DURABILITY_SYNC;
-  cr.config = &sc;
-  req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
-  req.create_stream = &cr;
-  eng_call(o, &req, created);
+  rn_core_create_req_t cr = {
+      .name = o->k.stream,
+      .shard_count = count,
+      .retention_ms = 0, /* the broker's default_retention (24 h unless configured), as for every API */
+      .retention_bytes = 0,
+      .durability = RN_DURABILITY_SYNC,
+  };
+  o->next = created;
+  rn_core_create_stream(o->kin->core, &cr, on_created, o);
 }
 
-static void deleted(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
-  if (!kmeta_find(&o->r->kmeta, o->k.stream)) return kop_reply_empty(o);
-  kmeta_remove(&o->r->kmeta, o->k.stream);
-  kmeta_persist(o->r, persisted_reply_empty, o);
+static void deleted(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
+  if (!kmeta_find(&o->kin->kmeta, o->k.stream)) return kop_reply_empty(o);
+  kmeta_remove(&o->kin->kmeta, o->k.stream);
+  kmeta_persist(o->kin, persisted_reply_empty, o);
 }
 
 static void op_delete(kop_t *o) {
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__DeleteStreamRequest dr;
-  runnel__delete_stream_request__init(&dr);
-  dr.name = o->k.stream;
-  req.op_case = RUNNEL__REQUEST__OP_DELETE_STREAM;
-  req.delete_stream = &dr;
-  eng_call(o, &req, deleted);
+  rn_core_delete_req_t dr = {.name = o->k.stream};
+  o->next = deleted;
+  rn_core_delete_stream(o->kin->core, &dr, on_deleted, o);
 }
 
 /* ---- DescribeStream / DescribeStreamSummary -------------------------------------------------------------------------- */
 
 static bool on_demand_of(kop_t *o) {
-  rn__kmeta_stream_t *e = kmeta_get(&o->r->kmeta, o->k.stream, o->si.created_ms, false);
+  rn__kmeta_stream_t *e = kmeta_get(&o->kin->kmeta, o->k.stream, o->si.created_ms, false);
   return e && e->on_demand;
 }
 
@@ -897,8 +947,8 @@ static void describe_common(kop_t *o, rn_buf_t *b) {
   rn_buf_puts(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":\"NONE\"");
 }
 
-static void described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   uint32_t first = 0;
   if (o->k.exclusive_start) {
     uint32_t x;
@@ -919,8 +969,8 @@ static void described(kop_t *o, const Runnel__Response *resp) {
   kop_reply(o, &b);
 }
 
-static void described_summary(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void described_summary(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   rn_buf_t b = {0};
   rn_buf_puts(&b, "{\"StreamDescriptionSummary\":{");
   describe_common(o, &b);
@@ -930,14 +980,13 @@ static void described_summary(kop_t *o, const Runnel__Response *resp) {
 
 /* ---- ListStreams ---------------------------------------------------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-static void listed(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, "");
-  const Runnel__ListStreamsResponse *lr = resp->op_case == RUNNEL__RESPONSE__OP_LIST_STREAMS ? resp->list_streams : NULL;
-  size_t n = lr ? lr->n_names : 0;
-  char **names = malloc((n ? n : 1) * sizeof(char *));
-  if (!names) abort();
+static void listed(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, "");
+  const rn_core_list_result_t *lr = a->list;
+  size_t n = lr ? lr->nnames : 0;
+  const char **names = rn_xmalloc((n ? n : 1) * sizeof(char *));
   for (size_t i = 0; i < n; i++) names[i] = lr->names[i];
   qsort(names, n, sizeof(char *), cmp_str);
   /* Start after ExclusiveStartStreamName or the name inside NextToken. */
@@ -948,7 +997,7 @@ static void listed(kop_t *o, const Runnel__Response *resp) {
     if (tl > 380 || rn__b64_decode(o->k.next_token, tl, raw, &rl) || rl < 4 || memcmp(raw, "ls1|", 4) != 0 ||
         rl - 4 > 128) {
       free(names);
-      return kop_error(o, "InvalidArgumentException", "Invalid NextToken.");
+      return kop_error(o, RN_KERR_InvalidArgumentException, "Invalid NextToken.");
     }
     memcpy(after, raw + 4, rl - 4);
     after[rl - 4] = 0;
@@ -969,7 +1018,7 @@ static void listed(kop_t *o, const Runnel__Response *resp) {
   rn_buf_puts(&b, "],\"StreamSummaries\":[");
   for (size_t i = first; i < end; i++) {
     if (i > first) rn_buf_put(&b, ",", 1);
-    rn__kmeta_stream_t *e = kmeta_find(&o->r->kmeta, names[i]);
+    rn__kmeta_stream_t *e = kmeta_find(&o->kin->kmeta, names[i]);
     rn_buf_puts(&b, "{\"StreamName\":");
     rn__buf_json_str(&b, names[i], strlen(names[i]));
     rn_buf_puts(&b, ",\"StreamARN\":");
@@ -991,22 +1040,17 @@ static void listed(kop_t *o, const Runnel__Response *resp) {
 }
 
 static void op_list_streams(kop_t *o) {
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__ListStreamsRequest lr;
-  runnel__list_streams_request__init(&lr);
-  req.op_case = RUNNEL__REQUEST__OP_LIST_STREAMS;
-  req.list_streams = &lr;
-  eng_call(o, &req, listed);
+  o->next = listed;
+  rn_core_list_streams(o->kin->core, on_listed, o);
 }
 
 /* ---- ListShards ------------------------------------------------------------------------------------------------------------ */
 
-static void shards_listed(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void shards_listed(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   uint32_t first = (uint32_t)o->offset; /* from the NextToken, else 0 */
   if (o->k.next_token && o->it.created_ms != o->si.created_ms)
-    return kop_error(o, "ExpiredNextTokenException", "The NextToken belongs to an earlier stream named %s.", o->k.stream);
+    return kop_error(o, RN_KERR_ExpiredNextTokenException, "The NextToken belongs to an earlier stream named %s.", o->k.stream);
   if (o->k.stream_created_ms && o->k.stream_created_ms / 1000 != o->si.created_ms / 1000)
     return not_found(o, o->k.stream);
   if (o->k.exclusive_start) {
@@ -1058,7 +1102,7 @@ static void op_list_shards(kop_t *o) {
   }
   return describe(o, o->k.stream, shards_listed);
 bad:
-  kop_error(o, "InvalidArgumentException", "Invalid NextToken.");
+  kop_error(o, RN_KERR_InvalidArgumentException, "Invalid NextToken.");
 }
 
 /* ---- GetShardIterator ------------------------------------------------------------------------------------------------------- */
@@ -1070,52 +1114,41 @@ static void iterator_reply(kop_t *o, uint64_t offset) {
   it.shard = o->k.shard;
   it.offset = offset;
   it.created_ms = o->si.created_ms;
-  it.issued_ms = rn__routes_now_ms(o->r);
+  it.issued_ms = now_ms(o->kin);
   char enc[RN__KITER_MAXLEN + 1];
-  rn__kiter_encode(o->r->iter_key, &it, enc);
+  rn__kiter_encode(o->kin->iter_key, &it, enc);
   rn_buf_t b = {0};
   rn_buf_printf(&b, "{\"ShardIterator\":\"%s\"}", enc);
   kop_reply(o, &b);
 }
 
-static void at_timestamp(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
-  const Runnel__ListOffsetsResponse *lr = resp->op_case == RUNNEL__RESPONSE__OP_LIST_OFFSETS ? resp->list_offsets : NULL;
-  if (!lr || lr->n_shards != 1) return kop_error(o, "InternalFailure", "unexpected answer from the engine");
-  if (lr->shards[0]->error) return engine_error(o, lr->shards[0]->error, o->k.stream);
-  iterator_reply(o, lr->shards[0]->offset);
+static void at_timestamp(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
+  const rn_core_offsets_result_t *lr = a->offsets;
+  if (!lr || lr->nshards != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
+  if (lr->shards[0].err) return engine_error(o, lr->shards[0].err, lr->shards[0].msg, o->k.stream);
+  iterator_reply(o, lr->shards[0].offset);
 }
 
-static void iterator_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void iterator_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   if (o->k.shard >= o->si.n) return shard_not_found(o, o->k.shard, o->k.shard_id, o->k.stream);
   const sshard_t *sh = &o->si.sh[o->k.shard];
   switch (o->k.iter_type) {
   case RN__ITER_TRIM_HORIZON: return iterator_reply(o, sh->start);
   case RN__ITER_LATEST: return iterator_reply(o, sh->end);
   case RN__ITER_AT_TIMESTAMP: {
-    int64_t now = rn__routes_now_ms(o->r);
+    int64_t now = now_ms(o->kin);
     if (o->k.ts_ms > now)
-      return kop_error(o, "InvalidArgumentException",
+      return kop_error(o, RN_KERR_InvalidArgumentException,
                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. "
                        "timestampInMillis: %lld, currentTimestampInMillis: %lld",
                        (long long)o->k.ts_ms, (long long)now);
-    Runnel__Request req;
-    runnel__request__init(&req);
-    Runnel__ListOffsetsRequest lr;
-    runnel__list_offsets_request__init(&lr);
-    Runnel__ShardFetch sf;
-    runnel__shard_fetch__init(&sf);
-    Runnel__ShardFetch *sfp = &sf;
-    sf.shard = o->k.shard;
-    sf.kind = RUNNEL__POSITION_KIND__POSITION_TIMESTAMP;
-    sf.value = o->k.ts_ms;
-    lr.stream = o->k.stream;
-    lr.n_shards = 1;
-    lr.shards = &sfp;
-    req.op_case = RUNNEL__REQUEST__OP_LIST_OFFSETS;
-    req.list_offsets = &lr;
-    return eng_call(o, &req, at_timestamp);
+    /* Resolved by the engine on the thread pool (a read of the time index). */
+    rn_core_shard_pos_t pos = {.shard = o->k.shard, .kind = RN_CORE_POS_TIMESTAMP, .value = o->k.ts_ms};
+    rn_core_offsets_req_t lr = {.stream = o->k.stream, .shards = &pos, .nshards = 1};
+    o->next = at_timestamp;
+    return rn_core_list_offsets(o->kin->core, &lr, on_offsets, o);
   }
   default: break;
   }
@@ -1123,24 +1156,24 @@ static void iterator_described(kop_t *o, const Runnel__Response *resp) {
   rn__kseq_t q;
   const char *seq = o->k.start_seq;
   if (rn__kseq_decode(seq, strlen(seq), &q) != 0)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "StartingSequenceNumber %.128s used in GetShardIterator on shard shardId-%012u in stream %s under "
                      "account " ACCOUNT " is invalid.",
                      seq, o->k.shard, o->k.stream);
   if (q.shard != o->k.shard)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Invalid StartingSequenceNumber. It encodes shardId-%012u, while it was used in a call to a shard "
                      "with shardId-%012u",
                      q.shard, o->k.shard);
   if (q.created_s != (o->si.created_ms / 1000 & ((1ll << 36) - 1)))
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "StartingSequenceNumber %.128s used in GetShardIterator on shard shardId-%012u in stream %s under "
                      "account " ACCOUNT " is invalid because it did not come from this stream.",
                      seq, o->k.shard, o->k.stream);
   uint64_t off = q.offset;
   if (o->k.iter_type == RN__ITER_AFTER_SEQUENCE_NUMBER) off = off == UINT64_MAX ? off : off + 1;
   if (off > sh->end)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "StartingSequenceNumber %.128s used in GetShardIterator on shard shardId-%012u in stream %s under "
                      "account " ACCOUNT " is invalid: no record with it exists yet.",
                      seq, o->k.shard, o->k.stream);
@@ -1158,7 +1191,7 @@ static void fmt_time(int64_t ms, char *out, size_t n) {
 }
 
 static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t end_offset) {
-  rn_http_routes_t *r = o->r;
+  rn_kinesis_t *kin = o->kin;
   uint32_t limit = o->k.limit ? o->k.limit : 10000;
   rn_buf_t b = {0};
   rn_buf_reserve(&b, len + len / 3 + 256);
@@ -1206,72 +1239,60 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
   if (next < end_offset && count) behind = sh->last_ms > last_ts ? sh->last_ms - last_ts : 0;
   if (next < end_offset && !count && len) {
     rn_buf_free(&b);
-    return kop_error(o, "InternalFailure", "shard shardId-%012u: the batch at offset %" PRIu64 " could not be decoded",
+    return kop_error(o, RN_KERR_InternalFailure, "shard shardId-%012u: the batch at offset %" PRIu64 " could not be decoded",
                      o->it.shard, o->offset);
   }
   rn__kiter_t it = o->it;
   it.offset = next;
-  it.issued_ms = rn__routes_now_ms(r);
+  it.issued_ms = now_ms(kin);
   char enc[RN__KITER_MAXLEN + 1];
-  rn__kiter_encode(r->iter_key, &it, enc);
+  rn__kiter_encode(kin->iter_key, &it, enc);
   rn_buf_printf(&b, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%lld}", enc, (long long)behind);
-  r->m.get_records_calls++;
-  r->m.get_records_records += count;
-  r->m.get_records_bytes += data_bytes;
-  if (r->throttle) bucket(r, o->it.stream, &o->si, o->it.shard)->r_bytes -= (double)data_bytes;
+  rn_admin_counters(kin->adm)->get_records_calls++;
+  rn_admin_counters(kin->adm)->get_records_records += count;
+  rn_admin_counters(kin->adm)->get_records_bytes += data_bytes;
+  if (kin->throttle) bucket(kin, o->it.stream, &o->si, o->it.shard)->r_bytes -= (double)data_bytes;
   kop_reply(o, &b);
 }
 
 static void fetch(kop_t *o, uint64_t offset);
 
-static void fetched(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->it.stream);
-  const Runnel__FetchResponse *fr = resp->op_case == RUNNEL__RESPONSE__OP_FETCH ? resp->fetch : NULL;
-  if (!fr || fr->n_results != 1) return kop_error(o, "InternalFailure", "unexpected answer from the engine");
-  const Runnel__ShardFetchResult *res = fr->results[0];
-  if (res->error) {
-    if (rn_err_from_wire(res->error->code) == RN_EOFFSET && !o->refetched && o->offset < res->start_offset) {
+static void fetched(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->it.stream);
+  const rn_core_fetch_result_t *fr = a->fetch;
+  if (!fr || fr->nresults != 1) return kop_error(o, RN_KERR_InternalFailure, "unexpected answer from the engine");
+  const rn_core_fetch_shard_result_t *res = &fr->results[0];
+  if (res->err) {
+    if (res->err == RN_EOFFSET && !o->refetched && o->offset < res->start_offset) {
       o->refetched = true; /* retention trimmed past us meanwhile: from the oldest record */
       return fetch(o, res->start_offset);
     }
-    return engine_error(o, res->error, o->it.stream);
+    return engine_error(o, res->err, res->msg, o->it.stream);
   }
-  records_reply(o, res->batches.data, res->batches.len, res->end_offset);
+  /* The batches are borrowed during the callback: records_reply copies them into the answer. */
+  records_reply(o, res->batches, res->batches_len, res->end_offset);
 }
 
 static void fetch(kop_t *o, uint64_t offset) {
   o->offset = offset;
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__FetchRequest fr;
-  runnel__fetch_request__init(&fr);
-  Runnel__ShardFetch sf;
-  runnel__shard_fetch__init(&sf);
-  Runnel__ShardFetch *sfp = &sf;
-  sf.shard = o->it.shard;
-  sf.kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
-  sf.value = (int64_t)offset;
-  sf.max_bytes = GET_RECORDS_MAX_BYTES;
-  fr.stream = o->it.stream;
-  fr.n_shards = 1;
-  fr.shards = &sfp;
-  fr.max_wait_ms = 0;
-  fr.max_bytes = GET_RECORDS_MAX_BYTES;
-  req.op_case = RUNNEL__REQUEST__OP_FETCH;
-  req.fetch = &fr;
-  eng_call(o, &req, fetched);
+  rn_core_shard_pos_t pos = {
+      .shard = o->it.shard, .kind = RN_CORE_POS_OFFSET, .value = (int64_t)offset, .max_bytes = GET_RECORDS_MAX_BYTES};
+  rn_core_fetch_req_t fr = {
+      .stream = o->it.stream, .shards = &pos, .nshards = 1, .max_wait_ms = 0, .max_bytes = GET_RECORDS_MAX_BYTES};
+  o->next = fetched;
+  rn_core_fetch(o->kin->core, &fr, on_fetched, o);
 }
 
-static void records_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->it.stream)) return;
+static void records_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->it.stream)) return;
   if (o->si.created_ms != o->it.created_ms) return not_found(o, o->it.stream);
   if (o->it.shard >= o->si.n) return shard_not_found(o, o->it.shard, NULL, o->it.stream);
   const sshard_t *sh = &o->si.sh[o->it.shard];
-  if (o->r->throttle) {
-    rn__bucket_t *b = bucket(o->r, o->it.stream, &o->si, o->it.shard);
+  if (o->kin->throttle) {
+    rn__bucket_t *b = bucket(o->kin, o->it.stream, &o->si, o->it.shard);
     if (b->r_calls < 1.0 || b->r_bytes <= 0) {
-      o->r->m.throttled_reads++;
-      return kop_error(o, "ProvisionedThroughputExceededException",
+      rn_admin_counters(o->kin->adm)->throttled_reads++;
+      return kop_error(o, RN_KERR_ProvisionedThroughputExceededException,
                        "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", o->it.shard,
                        o->it.stream);
     }
@@ -1289,14 +1310,14 @@ static void op_get_records(kop_t *o) {
   /* The answer may reach 10 MiB of data as base64 JSON: the transport
    * routes no more of this connection's requests while that would not fit. */
   rn_http_reserve(o->c->req, o->c->ctx, GET_RECORDS_MAX_BYTES / 3 * 4 + (2u << 20));
-  if (rn__kiter_decode(o->r->iter_key, o->k.iterator, o->k.iterator_len, &o->it) != 0)
-    return kop_error(o, "InvalidArgumentException", "Invalid ShardIterator.");
-  int64_t now = rn__routes_now_ms(o->r);
+  if (rn__kiter_decode(o->kin->iter_key, o->k.iterator, o->k.iterator_len, &o->it) != 0)
+    return kop_error(o, RN_KERR_InvalidArgumentException, "Invalid ShardIterator.");
+  int64_t now = now_ms(o->kin);
   if (now - o->it.issued_ms > RN__KITER_TTL_MS) {
     char was[64], is[64];
     fmt_time(o->it.issued_ms, was, sizeof(was));
     fmt_time(now, is, sizeof(is));
-    return kop_error(o, "ExpiredIteratorException",
+    return kop_error(o, RN_KERR_ExpiredIteratorException,
                      "Iterator expired. The iterator was created at time %s while right now it is %s which is further in "
                      "the future than the tolerated delay of %d milliseconds.",
                      was, is, RN__KITER_TTL_MS);
@@ -1306,58 +1327,52 @@ static void op_get_records(kop_t *o) {
 
 /* ---- retention ----------------------------------------------------------------------------------------------------------------- */
 
-static void retention_set(kop_t *o, const Runnel__Response *resp) {
-  if (resp->error) return engine_error(o, resp->error, o->k.stream);
+static void retention_set(kop_t *o, const kans_t *a) {
+  if (a->err) return engine_error(o, a->err, a->msg, o->k.stream);
   kop_reply_empty(o);
 }
 
-static void retention_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
+static void retention_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
   long long want = (long long)o->k.retention_hours;
   bool unlimited = o->si.retention_ms <= 0;
   long long cur = (long long)retention_hours(&o->si);
   bool increase = o->k.op == RN__KOP_IncreaseStreamRetentionPeriod;
   if (want < DEFAULT_RETENTION_HOURS)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Minimum allowed retention period is %d hours. Requested retention period (%lld hours) is too short.",
                      DEFAULT_RETENTION_HOURS, want);
   if (want > MAX_RETENTION_HOURS)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Maximum allowed retention period is %d hours. Requested retention period (%lld hours) is too long.",
                      MAX_RETENTION_HOURS, want);
   if (increase && (unlimited || want < cur)) {
     if (unlimited)
-      return kop_error(o, "InvalidArgumentException",
+      return kop_error(o, RN_KERR_InvalidArgumentException,
                        "Requested retention period (%lld hours) for stream %s can not be shorter than existing retention "
                        "period (unlimited). Use DecreaseRetentionPeriod API.",
                        want, o->k.stream);
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Requested retention period (%lld hours) for stream %s can not be shorter than existing retention "
                      "period (%lld hours). Use DecreaseRetentionPeriod API.",
                      want, o->k.stream, cur);
   }
   if (!increase && !unlimited && want > cur)
-    return kop_error(o, "InvalidArgumentException",
+    return kop_error(o, RN_KERR_InvalidArgumentException,
                      "Requested retention period (%lld hours) for stream %s can not be longer than existing retention "
                      "period (%lld hours). Use IncreaseRetentionPeriod API.",
                      want, o->k.stream, cur);
-  Runnel__Request req;
-  runnel__request__init(&req);
-  Runnel__SetRetentionRequest sr;
-  runnel__set_retention_request__init(&sr);
-  sr.name = o->k.stream;
-  sr.retention_ms = (int64_t)want * 3600 * 1000;
-  sr.retention_bytes = o->si.retention_bytes;
-  req.op_case = RUNNEL__REQUEST__OP_SET_RETENTION;
-  req.set_retention = &sr;
-  eng_call(o, &req, retention_set);
+  rn_core_retention_req_t sr = {
+      .name = o->k.stream, .retention_ms = (int64_t)want * 3600 * 1000, .retention_bytes = o->si.retention_bytes};
+  o->next = retention_set;
+  rn_core_set_retention(o->kin->core, &sr, on_retention, o);
 }
 
 /* ---- tags ------------------------------------------------------------------------------------------------------------------------ */
 
-static void tags_described(kop_t *o, const Runnel__Response *resp) {
-  if (!took_describe(o, resp, o->k.stream)) return;
-  rn__kmeta_t *km = &o->r->kmeta;
+static void tags_described(kop_t *o, const kans_t *a) {
+  if (!took_describe(o, a, o->k.stream)) return;
+  rn__kmeta_t *km = &o->kin->kmeta;
   if (o->k.op == RN__KOP_ListTagsForStream) {
     rn__kmeta_stream_t *e = kmeta_get(km, o->k.stream, o->si.created_ms, false);
     uint32_t limit = o->k.limit ? o->k.limit : 50;
@@ -1383,7 +1398,7 @@ static void tags_described(kop_t *o, const Runnel__Response *resp) {
     for (size_t i = 0; i < o->k.ntags; i++)
       if (!e || tag_index(e, o->k.tags[i].key) < 0) total++;
     if (total > MAX_TAGS)
-      return kop_error(o, "InvalidArgumentException",
+      return kop_error(o, RN_KERR_InvalidArgumentException,
                        "Failed to add tags to stream %s under account " ACCOUNT
                        " because a given stream cannot have more than %d tags.",
                        o->k.stream, MAX_TAGS);
@@ -1394,20 +1409,20 @@ static void tags_described(kop_t *o, const Runnel__Response *resp) {
     if (!e) return kop_reply_empty(o);
     for (size_t i = 0; i < o->k.ntag_keys; i++) tag_remove(e, o->k.tag_keys[i]);
   }
-  kmeta_persist(o->r, persisted_reply_empty, o);
+  kmeta_persist(o->kin, persisted_reply_empty, o);
 }
 
 /* ---- DescribeLimits ---------------------------------------------------------------------------------------------------------------- */
 
 static void op_describe_limits(kop_t *o) {
-  rn_engine_stats_t st;
-  rn_engine_stats(o->r->eng, &st);
+  rn_core_stats_t st;
+  rn_core_stats(o->kin->core, &st);
   size_t on_demand = 0;
-  for (size_t i = 0; i < o->r->kmeta.n; i++) on_demand += o->r->kmeta.v[i].on_demand;
+  for (size_t i = 0; i < o->kin->kmeta.n; i++) on_demand += o->kin->kmeta.v[i].on_demand;
   rn_buf_t b = {0};
   rn_buf_printf(&b,
                  "{\"ShardLimit\":%u,\"OpenShardCount\":%u,\"OnDemandStreamCount\":%zu,\"OnDemandStreamCountLimit\":%u}",
-                 o->r->max_shards, st.shards, on_demand, 50u);
+                 o->kin->max_shards, st.shards, on_demand, 50u);
   kop_reply(o, &b);
 }
 
@@ -1421,8 +1436,8 @@ static void run(kop_t *o) {
   case RN__KOP_DescribeStreamSummary: return describe(o, o->k.stream, described_summary);
   case RN__KOP_ListStreams: return op_list_streams(o);
   case RN__KOP_ListShards: return op_list_shards(o);
-  case RN__KOP_PutRecord: return rn__produce(o->r, o->k.stream, o->k.recs, 1, put_record_done, o);
-  case RN__KOP_PutRecords: return rn__produce(o->r, o->k.stream, o->k.recs, o->k.nrecs, put_records_done, o);
+  case RN__KOP_PutRecord: return rn_kinesis_produce(o->kin, o->k.stream, o->k.recs, 1, put_record_done, o);
+  case RN__KOP_PutRecords: return rn_kinesis_produce(o->kin, o->k.stream, o->k.recs, o->k.nrecs, put_records_done, o);
   case RN__KOP_GetShardIterator: return describe(o, o->k.stream, iterator_described);
   case RN__KOP_GetRecords: return op_get_records(o);
   case RN__KOP_IncreaseStreamRetentionPeriod:
@@ -1431,7 +1446,7 @@ static void run(kop_t *o) {
   case RN__KOP_RemoveTagsFromStream:
   case RN__KOP_ListTagsForStream: return describe(o, o->k.stream, tags_described);
   case RN__KOP_DescribeLimits: return op_describe_limits(o);
-  default: return kop_error(o, "InternalFailure", "operation %s has no handler", rn__kop_name(o->k.op));
+  default: return kop_error(o, RN_KERR_InternalFailure, "operation %s has no handler", rn__kop_name(o->k.op));
   }
 }
 
@@ -1457,34 +1472,33 @@ static const char *unsupported_why(rn__kop_t op) {
   }
 }
 
-void rn__kinesis_handle(rn__call_t *c, const char *target) {
-  rn_http_routes_t *r = c->r;
+void rn_kinesis_handle(rn_kinesis_t *kin, rn_admin_call_t *c, const char *target) {
   const rn_http_req_t *req = c->req;
   c->hop = RN__HOP_KINESIS_UNKNOWN;
   snprintf(c->region, sizeof(c->region), "us-east-1");
   if (strcmp(req->method, "POST") != 0)
-    return rn__call_kerr(c, "AccessDeniedException", "Unable to determine service/operation name to be authorized");
+    return rn_admin_reply_kerr(c, RN_KERR_AccessDeniedException, "Unable to determine service/operation name to be authorized");
   /* "Kinesis_20131202.PutRecord" */
   static const char prefix[] = "Kinesis_20131202.";
   rn__kop_t op = RN__KOP_COUNT;
   if (target && strncmp(target, prefix, sizeof(prefix) - 1) == 0)
     op = rn__kop_from_name(target + sizeof(prefix) - 1, strlen(target + sizeof(prefix) - 1));
   if (op == RN__KOP_COUNT)
-    return rn__call_kerr(c, "UnknownOperationException", "%s%.100s",
+    return rn_admin_reply_kerr(c, RN_KERR_UnknownOperationException, "%s%.100s",
                          target ? "Unknown operation " : "No X-Amz-Target header: the operation is unknown", target ? target : "");
   c->hop = (int)op;
-  const char *ct = rn__req_header(req, "content-type");
+  const char *ct = rn_admin_req_header(req, "content-type");
   if (ct && strncmp(ct, "application/x-amz-cbor", 22) == 0)
-    return rn__call_kerr(c, "SerializationException",
+    return rn_admin_reply_kerr(c, RN_KERR_SerializationException,
                          "CBOR is not supported; use the JSON protocol (Java SDK: -Daws.cborEnabled=false or "
                          "AWS_CBOR_DISABLE=true)");
   /* Authentication before anything else is looked at. */
   rn_sigv4_result_t sv;
-  if (r->ncreds) {
-    int64_t now_s = rn__routes_now_ms(r) / 1000;
-    if (rn_sigv4_verify(req, r->creds, r->ncreds, "kinesis", now_s, 300, &sv) != RN_SIGV4_OK) {
-      r->m.auth_failures++;
-      return rn__call_kerr(c, sv.type, "%s", sv.message);
+  if (kin->ncreds) {
+    int64_t now_s = now_ms(kin) / 1000;
+    if (rn_sigv4_verify(req, kin->creds, kin->ncreds, "kinesis", now_s, 300, &sv) != RN_SIGV4_OK) {
+      rn_admin_counters(kin->adm)->auth_failures++;
+      return rn_admin_reply_kerr(c, sv.type, "%s", sv.message);
     }
     if (sv.region[0]) snprintf(c->region, sizeof(c->region), "%s", sv.region);
   } else if (rn_sigv4_scope(req, &sv) == 0 && sv.region[0]) {
@@ -1493,17 +1507,96 @@ void rn__kinesis_handle(rn__call_t *c, const char *target) {
   for (char *p = c->region; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) *p = '-';
   if (!rn__kop_supported(op))
-    return rn__call_kerr(c, "InvalidArgumentException", "%s is not supported by runnel: %s.", rn__kop_name(op),
+    return rn_admin_reply_kerr(c, RN_KERR_InvalidArgumentException, "%s is not supported by runnel: %s.", rn__kop_name(op),
                          unsupported_why(op));
-  kop_t *o = calloc(1, sizeof(*o));
-  if (!o) abort();
+  kop_t *o = rn_xcalloc(1, sizeof(*o));
   o->c = c;
-  o->r = r;
+  o->kin = kin;
   rn__kerr_t err;
   if (rn__kreq_decode(op, req->body, req->body_len, &o->k, &err) != 0) {
-    rn__call_kerr(c, err.type ? err.type : "SerializationException", "%s", err.msg);
+    rn_admin_reply_kerr(c, err.type != RN_KERR_NONE ? err.type : RN_KERR_SerializationException, "%s", err.msg);
     free(o);
     return;
   }
   run(o);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------------- */
+
+static rn_err_t parse_credentials(rn_kinesis_t *kin, const char *spec, char *why, size_t whylen) {
+  size_t n = 0;
+  for (const char *p = spec; *p; p++) n += *p == ',';
+  kin->creds_buf = strdup(spec);
+  kin->creds = calloc(n + 1, sizeof(*kin->creds));
+  if (!kin->creds_buf || !kin->creds) return RN_ENOMEM;
+  char *save = NULL;
+  size_t idx = 0;
+  for (char *tok = strtok_r(kin->creds_buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    idx++;
+    while (*tok == ' ' || *tok == '\t') tok++;
+    char *end = tok + strlen(tok);
+    while (end > tok && (end[-1] == ' ' || end[-1] == '\t')) *--end = 0;
+    if (!*tok) continue;
+    char *colon = strchr(tok, ':');
+    if (!colon || colon == tok || !colon[1]) {
+      snprintf(why, whylen, "kinesis_credentials: entry %zu must be ACCESS_KEY_ID:SECRET_ACCESS_KEY", idx);
+      return RN_EINVAL;
+    }
+    *colon = 0;
+    kin->creds[kin->ncreds].akid = tok;
+    kin->creds[kin->ncreds].secret = colon + 1;
+    kin->ncreds++;
+  }
+  return 0;
+}
+
+rn_err_t rn_kinesis_new(uv_loop_t *loop, rn_core_t *core, rn_admin_t *adm, const rn_kinesis_opts_t *opts,
+                        rn_kinesis_t **out, char *why, size_t whylen) {
+  *out = NULL;
+  if (whylen) why[0] = 0;
+  rn_kinesis_t *kin = calloc(1, sizeof(*kin));
+  if (!kin) return RN_ENOMEM;
+  kin->loop = loop;
+  kin->core = core;
+  kin->adm = adm;
+  kin->max_record_bytes = opts->max_record_bytes;
+  kin->max_batch_bytes = opts->max_batch_bytes;
+  kin->max_shards = opts->max_shards;
+  kin->throttle = opts->throughput_limits;
+  rn_err_t err = 0;
+  if (RAND_bytes(kin->iter_key, sizeof(kin->iter_key)) != 1) {
+    snprintf(why, whylen, "no randomness for the shard-iterator secret");
+    err = RN_EIO;
+  }
+  if (!err) err = parse_credentials(kin, opts->credentials, why, whylen);
+  if (!err) err = kmeta_load(&kin->kmeta, opts->data_dir, why, whylen);
+  if (err) {
+    rn_kinesis_destroy(kin);
+    return err;
+  }
+  *out = kin;
+  return 0;
+}
+
+bool rn_kinesis_open(const rn_kinesis_t *kin) { return kin->ncreds == 0; }
+
+void rn_kinesis_set_clock(rn_kinesis_t *kin, int64_t (*fn)(void *arg), void *arg) {
+  kin->clock.wall_ms = fn;
+  kin->clock.arg = arg;
+}
+
+void rn_kinesis_destroy(rn_kinesis_t *kin) {
+  if (!kin) return;
+  /* The tags file's writes run on the thread pool; let them land. */
+  while (kin->pending_jobs) uv_run(kin->loop, UV_RUN_ONCE);
+  kmeta_free(&kin->kmeta);
+  for (size_t i = 0; i < kin->nlimits; i++) {
+    free(kin->limits[i].name);
+    free(kin->limits[i].b);
+  }
+  free(kin->limits);
+  free(kin->creds);
+  free(kin->creds_buf);
+  OPENSSL_cleanse(kin->iter_key, sizeof(kin->iter_key));
+  free(kin);
 }

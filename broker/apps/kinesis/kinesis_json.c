@@ -23,28 +23,10 @@
 #include <string.h>
 
 #include "kinesis_int.h"
+#include "rn_base.h" /* rn_x* */
 
-/* ---- operations ------------------------------------------------------------------ */
 
-static const struct {
-  const char *name;
-  bool supported;
-} ops[RN__KOP_COUNT] = {
-#define RN__KOP_ROW(name, supported) {#name, supported},
-    RN__KINESIS_OPS(RN__KOP_ROW)
-#undef RN__KOP_ROW
-};
-
-rn__kop_t rn__kop_from_name(const char *s, size_t n) {
-  for (int i = 0; i < RN__KOP_COUNT; i++)
-    if (strlen(ops[i].name) == n && memcmp(ops[i].name, s, n) == 0) return (rn__kop_t)i;
-  return RN__KOP_COUNT;
-}
-
-const char *rn__kop_name(rn__kop_t op) { return op < RN__KOP_COUNT ? ops[op].name : "Unknown"; }
-bool rn__kop_supported(rn__kop_t op) { return op < RN__KOP_COUNT && ops[op].supported; }
-
-void rn__kerr_set(rn__kerr_t *e, const char *type, const char *fmt, ...) {
+void rn__kerr_set(rn__kerr_t *e, rn_kinesis_err_t type, const char *fmt, ...) {
   e->type = type;
   va_list ap;
   va_start(ap, fmt);
@@ -101,7 +83,7 @@ static void vfail(vctx_t *v, const char *fmt, ...) {
 static void serfail(vctx_t *v, const char *member, const char *expected) {
   if (v->ser) return;
   v->ser = true;
-  rn__kerr_set(v->err, "SerializationException", "Unexpected JSON type for %s: expected %s", member, expected);
+  rn__kerr_set(v->err, RN_KERR_SerializationException, "Unexpected JSON type for %s: expected %s", member, expected);
 }
 
 /* Print at most 60 characters of a value for a message. */
@@ -240,7 +222,7 @@ static bool get_timestamp(vctx_t *v, const json_t *obj, const char *member, int6
   if (rn__timestamp_from_json(j, ms)) {
     if (!v->ser) {
       v->ser = true;
-      rn__kerr_set(v->err, "SerializationException", "%s is not a valid timestamp (epoch seconds or ISO 8601)", member);
+      rn__kerr_set(v->err, RN_KERR_SerializationException, "%s is not a valid timestamp (epoch seconds or ISO 8601)", member);
     }
     return false;
   }
@@ -303,8 +285,7 @@ static void dec_tags_map(vctx_t *v, const json_t *root, rn__kreq_t *r, bool requ
           n < 1 ? "length greater than or equal to 1" : "length less than or equal to 200");
     return;
   }
-  r->tags = calloc(n, sizeof(*r->tags));
-  if (!r->tags) abort();
+  r->tags = rn_xcalloc(n, sizeof(*r->tags));
   const char *k;
   const json_t *val;
   json_object_foreach((json_t *)(uintptr_t)t, k, val) {
@@ -344,8 +325,7 @@ static void dec_tag_keys(vctx_t *v, const json_t *root, rn__kreq_t *r) {
           n < 1 ? "length greater than or equal to 1" : "length less than or equal to 50");
     return;
   }
-  r->tag_keys = calloc(n, sizeof(*r->tag_keys));
-  if (!r->tag_keys) abort();
+  r->tag_keys = rn_xcalloc(n, sizeof(*r->tag_keys));
   for (size_t i = 0; i < n; i++) {
     const json_t *k = json_array_get(t, i);
     if (!json_is_string(k)) {
@@ -392,7 +372,7 @@ static bool dec_record(vctx_t *v, const json_t *obj, const char *path, rn__krec_
     if (rn__b64_decode(data, dl, data_at, &out) != 0) {
       if (!v->ser) {
         v->ser = true;
-        rn__kerr_set(e, "SerializationException", "Base64 encoded data at '%sdata' is not valid base64", path);
+        rn__kerr_set(e, RN_KERR_SerializationException, "Base64 encoded data at '%sdata' is not valid base64", path);
       }
       return false;
     }
@@ -414,7 +394,7 @@ static bool dec_record(vctx_t *v, const json_t *obj, const char *path, rn__krec_
       char shown[80];
       shorten(ehk, el, shown, sizeof(shown));
       if (!v->ser && v->nval == 0)
-        rn__kerr_set(e, "InvalidArgumentException",
+        rn__kerr_set(e, RN_KERR_InvalidArgumentException,
                      "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was %s",
                      shown);
       return false;
@@ -428,9 +408,8 @@ static rn_err_t dec_put_record(vctx_t *v, const json_t *root, rn__kreq_t *r) {
   get_stream(v, root, r, true);
   const json_t *dj = json_object_get(root, "Data");
   size_t cap = json_is_string(dj) ? rn__b64_decoded_max(json_string_length(dj)) : 0;
-  r->data_buf = malloc(cap ? cap : 1);
-  r->recs = calloc(1, sizeof(*r->recs));
-  if (!r->data_buf || !r->recs) abort();
+  r->data_buf = rn_xmalloc(cap ? cap : 1);
+  r->recs = rn_xcalloc(1, sizeof(*r->recs));
   r->nrecs = 1;
   if (!dec_record(v, root, "", &r->recs[0], r->data_buf, v->err) && !v->ser && v->nval == 0) return RN_EINVAL;
   return 0;
@@ -464,9 +443,8 @@ static rn_err_t dec_put_records(vctx_t *v, const json_t *root, rn__kreq_t *r) {
     const json_t *dj = json_object_get(e, "Data");
     if (json_is_string(dj)) cap += rn__b64_decoded_max(json_string_length(dj));
   }
-  r->data_buf = malloc(cap ? cap : 1);
-  r->recs = calloc(n, sizeof(*r->recs));
-  if (!r->data_buf || !r->recs) abort();
+  r->data_buf = rn_xmalloc(cap ? cap : 1);
+  r->recs = rn_xcalloc(n, sizeof(*r->recs));
   r->nrecs = n;
   size_t at = 0, total = 0;
   for (size_t i = 0; i < n; i++) {
@@ -481,7 +459,7 @@ static rn_err_t dec_put_records(vctx_t *v, const json_t *root, rn__kreq_t *r) {
     total += r->recs[i].data_len + r->recs[i].key_len;
   }
   if (!v->ser && v->nval == 0 && total > RN__KINESIS_MAX_PUT_BYTES) {
-    rn__kerr_set(v->err, "InvalidArgumentException",
+    rn__kerr_set(v->err, RN_KERR_InvalidArgumentException,
                  "Records size exceeds 5 MB limit: the request holds %zu bytes of data and partition keys", total);
     return RN_EINVAL;
   }
@@ -504,12 +482,12 @@ static rn_err_t dec_get_shard_iterator(vctx_t *v, const json_t *root, rn__kreq_t
   r->has_ts = get_timestamp(v, root, "Timestamp", &r->ts_ms);
   if (v->ser || v->nval) return 0;
   if ((r->iter_type == RN__ITER_AT_SEQUENCE_NUMBER || r->iter_type == RN__ITER_AFTER_SEQUENCE_NUMBER) && !r->start_seq) {
-    rn__kerr_set(v->err, "InvalidArgumentException",
+    rn__kerr_set(v->err, RN_KERR_InvalidArgumentException,
                  "StartingSequenceNumber must be specified for ShardIteratorType %s", types[r->iter_type]);
     return RN_EINVAL;
   }
   if (r->iter_type == RN__ITER_AT_TIMESTAMP && !r->has_ts) {
-    rn__kerr_set(v->err, "InvalidArgumentException",
+    rn__kerr_set(v->err, RN_KERR_InvalidArgumentException,
                  "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no "
                  "timestamp parameter.");
     return RN_EINVAL;
@@ -542,24 +520,24 @@ static rn_err_t dec_list_shards(vctx_t *v, const json_t *root, rn__kreq_t *r) {
     if (v->ser || v->nval) return 0;
     if (r->shard_filter == RN__SHARDS_AFTER_SHARD_ID) {
       if (!has_sid) {
-        rn__kerr_set(v->err, "InvalidArgumentException", "ShardId must be provided for ShardFilter type AFTER_SHARD_ID");
+        rn__kerr_set(v->err, RN_KERR_InvalidArgumentException, "ShardId must be provided for ShardFilter type AFTER_SHARD_ID");
         return RN_EINVAL;
       }
       if (rn__shard_id_parse(sid, sl, &r->filter_shard)) r->filter_shard = UINT32_MAX;
     }
     if ((r->shard_filter == RN__SHARDS_AT_TIMESTAMP || r->shard_filter == RN__SHARDS_FROM_TIMESTAMP) && !has_ts) {
-      rn__kerr_set(v->err, "InvalidArgumentException", "Timestamp must be provided for ShardFilter type %s",
+      rn__kerr_set(v->err, RN_KERR_InvalidArgumentException, "Timestamp must be provided for ShardFilter type %s",
                    types[r->shard_filter - 1]);
       return RN_EINVAL;
     }
   }
   if (v->ser || v->nval) return 0;
   if (r->next_token && r->has_stream) {
-    rn__kerr_set(v->err, "InvalidArgumentException", "NextToken and StreamName cannot be provided together.");
+    rn__kerr_set(v->err, RN_KERR_InvalidArgumentException, "NextToken and StreamName cannot be provided together.");
     return RN_EINVAL;
   }
   if (!r->next_token && !r->has_stream) {
-    rn__kerr_set(v->err, "InvalidArgumentException", "Either NextToken or StreamName should be provided.");
+    rn__kerr_set(v->err, RN_KERR_InvalidArgumentException, "Either NextToken or StreamName should be provided.");
     return RN_EINVAL;
   }
   return 0;
@@ -637,7 +615,7 @@ static rn_err_t dec_op(vctx_t *v, const json_t *root, rn__kreq_t *r) {
     return 0;
   case RN__KOP_DescribeLimits: return 0;
   default:
-    rn__kerr_set(v->err, "InvalidArgumentException", "%s is not supported", rn__kop_name(r->op));
+    rn__kerr_set(v->err, RN_KERR_InvalidArgumentException, "%s is not supported", rn__kop_name(r->op));
     return RN_ENOTSUP;
   }
 }
@@ -892,23 +870,23 @@ rn_err_t rn__kreq_decode(rn__kop_t op, const uint8_t *body, size_t len, rn__kreq
 rn_err_t rn__kreq_decode_general(rn__kop_t op, const uint8_t *body, size_t len, rn__kreq_t *out, rn__kerr_t *err) {
   memset(out, 0, sizeof(*out));
   out->op = op;
-  err->type = NULL;
+  err->type = RN_KERR_NONE;
   err->msg[0] = 0;
   if (len == 0) {
-    rn__kerr_set(err, "SerializationException", "The request body is empty; %s expects a JSON object",
+    rn__kerr_set(err, RN_KERR_SerializationException, "The request body is empty; %s expects a JSON object",
                  rn__kop_name(op));
     return RN_EINVAL;
   }
   json_error_t jerr;
   json_t *root = json_loadb((const char *)body, len, JSON_ALLOW_NUL, &jerr);
   if (!root) {
-    rn__kerr_set(err, "SerializationException", "Malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+    rn__kerr_set(err, RN_KERR_SerializationException, "Malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
                  jerr.text);
     return RN_EINVAL;
   }
   if (!json_is_object(root)) {
     json_decref(root);
-    rn__kerr_set(err, "SerializationException", "Start of structure or map expected: the body must be a JSON object");
+    rn__kerr_set(err, RN_KERR_SerializationException, "Start of structure or map expected: the body must be a JSON object");
     return RN_EINVAL;
   }
   out->root = root;
@@ -918,7 +896,7 @@ rn_err_t rn__kreq_decode_general(rn__kop_t op, const uint8_t *body, size_t len, 
   rn_err_t rc = dec_op(&v, root, out);
   if (v.ser) rc = RN_EINVAL;
   else if (v.nval) {
-    rn__kerr_set(err, "ValidationException", "%d validation error%s detected: %s", v.nval, v.nval == 1 ? "" : "s", v.val);
+    rn__kerr_set(err, RN_KERR_ValidationException, "%d validation error%s detected: %s", v.nval, v.nval == 1 ? "" : "s", v.val);
     rc = RN_EINVAL;
   }
   if (rc) rn__kreq_free(out);

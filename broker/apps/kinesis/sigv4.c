@@ -29,8 +29,9 @@
 
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void msg(rn_sigv4_result_t *res, rn_sigv4_status_t st, const char *fmt, ...) {
-  static const char *const types[] = {NULL, "MissingAuthenticationTokenException", "IncompleteSignatureException",
-                                      "UnrecognizedClientException", "InvalidSignatureException"};
+  static const rn_kinesis_err_t types[] = {RN_KERR_NONE, RN_KERR_MissingAuthenticationTokenException,
+                                           RN_KERR_IncompleteSignatureException, RN_KERR_UnrecognizedClientException,
+                                           RN_KERR_InvalidSignatureException};
   res->status = st;
   res->type = types[st];
   va_list ap;
@@ -70,8 +71,7 @@ static void hmac(const void *key, size_t klen, const void *data, size_t dlen, ui
 void rn_sigv4_signature(const char *secret, const char *date8, const char *region, const char *service,
                         const char *string_to_sign, char out[65]) {
   size_t sl = strlen(secret);
-  char *k = malloc(sl + 5);
-  if (!k) abort();
+  char *k = rn_xmalloc(sl + 5);
   memcpy(k, "AWS4", 4);
   memcpy(k + 4, secret, sl + 1);
   uint8_t kd[32], kr[32], ks[32], kf[32], sig[32];
@@ -138,17 +138,13 @@ static int qparam_cmp(const void *a, const void *b) {
 }
 
 static char *encode_dup(const char *raw, size_t n) {
-  char *dec = malloc(n + 1);
-  if (!dec) abort();
+  char *dec = rn_xmalloc(n + 1);
   size_t dl = pct_decode(raw, n, dec);
   rn_buf_t b = {0};
   uri_encode(&b, dec, dl, false);
   free(dec);
   if (b.oom) abort();
-  if (!b.p) {
-    b.p = calloc(1, 1);
-    if (!b.p) abort();
-  }
+  if (!b.p) b.p = rn_xcalloc(1, 1);
   return b.p;
 }
 
@@ -156,8 +152,7 @@ static void canonical_query(rn_buf_t *b, const char *q) {
   if (!q || !*q) return;
   size_t cap = 1;
   for (const char *c = q; *c; c++) cap += *c == '&';
-  qparam_t *ps = calloc(cap, sizeof(*ps));
-  if (!ps) abort();
+  qparam_t *ps = rn_xcalloc(cap, sizeof(*ps));
   size_t np = 0;
   const char *p = q;
   while (*p) {
@@ -520,6 +515,6 @@ rn_sigv4_status_t rn_sigv4_verify(const rn_http_req_t *req, const rn_sigv4_key_t
     return res->status;
   }
   res->status = RN_SIGV4_OK;
-  res->type = NULL;
+  res->type = RN_KERR_NONE;
   return RN_SIGV4_OK;
 }

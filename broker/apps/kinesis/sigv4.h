@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "rn_kinesis_codec.h"
 
 typedef struct rn_sigv4_key {
   const char *akid;
@@ -45,7 +46,7 @@ typedef enum {
 
 typedef struct rn_sigv4_result {
   rn_sigv4_status_t status;
-  const char *type;   /* the AWS error type for status (static), NULL when OK */
+  rn_kinesis_err_t type; /* the AWS error type for status; RN_KERR_NONE when OK */
   char akid[129];     /* from the credential, when parsed */
   char region[64];    /* from the credential scope, when parsed */
   char service[64];

@@ -21,7 +21,8 @@
 
 #include <openssl/crypto.h>
 
-#include "kinesis_int.h"
+#include "rest_int.h"
+#include "rn_base.h" /* rn_x* */
 
 static void why_set(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void why_set(char *why, size_t whylen, const char *fmt, ...) {
@@ -549,8 +550,7 @@ void rn__apikeys_free(rn__apikeys_t *k) {
 static char *dup_trim(const char *s, size_t n) {
   while (n && (*s == ' ' || *s == '\t')) s++, n--;
   while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-  char *p = malloc(n + 1);
-  if (!p) abort();
+  char *p = rn_xmalloc(n + 1);
   memcpy(p, s, n);
   p[n] = 0;
   return p;
@@ -560,8 +560,7 @@ rn_err_t rn__apikeys_parse(const char *spec, rn__apikeys_t *out, char *why, size
   memset(out, 0, sizeof(*out));
   size_t entries = 1;
   for (const char *c = spec; *c; c++) entries += *c == ',';
-  out->keys = calloc(entries, sizeof(*out->keys));
-  if (!out->keys) abort();
+  out->keys = rn_xcalloc(entries, sizeof(*out->keys));
   const char *p = spec;
   while (*p) {
     const char *end = strchr(p, ',');
@@ -585,8 +584,7 @@ rn_err_t rn__apikeys_parse(const char *spec, rn__apikeys_t *out, char *why, size
     if (strcmp(list, "*") != 0) {
       size_t ns = 1;
       for (char *c = list; *c; c++) ns += *c == '|';
-      k->streams = calloc(ns + 1, sizeof(char *));
-      if (!k->streams) abort();
+      k->streams = rn_xcalloc(ns + 1, sizeof(char *));
       size_t si = 0;
       for (char *tok = list;;) {
         char *bar = strchr(tok, '|');

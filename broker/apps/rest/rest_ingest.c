@@ -29,10 +29,19 @@
 
 #include <openssl/rand.h>
 
-#include "apps_int.h"
+#include "rest_int.h"
+#include "rn_base.h" /* rn_x* */
+#include "rn_rest.h"
+
+struct rn_rest {
+  rn_kinesis_t *kin; /* the produce path */
+  rn_admin_t *adm;
+  rn__apikeys_t apikeys; /* rest_api_keys; none = open */
+  uint32_t rest_max_body;
+};
 
 typedef struct rest_op {
-  rn__call_t *c;
+  rn_admin_call_t *c;
   int hop;
   rn__rest_batch_t batch;
   uint8_t *inflated;
@@ -62,23 +71,26 @@ static void nokey_error(rn_buf_t *b, const char *field) {
            "the event has no field \"%s\" with a non-empty string or integer value (key_field); give "
            "?partition_key=... for a fallback key",
            field);
-  rn_buf_puts(b, "{\"error\":\"InvalidArgumentException\",\"message\":");
+  rn_buf_printf(b, "{\"error\":\"%s\",\"message\":", rn_kinesis_err_name(RN_KERR_InvalidArgumentException));
   rn__buf_json_str(b, msg, strlen(msg));
   rn_buf_put(b, "}", 1);
 }
 
 /* A Kinesis error type as a REST status. */
-static int status_of(const char *type) {
-  if (strcmp(type, "ResourceNotFoundException") == 0) return 404;
-  if (strcmp(type, "ProvisionedThroughputExceededException") == 0) return 429;
-  if (strcmp(type, "InvalidArgumentException") == 0 || strcmp(type, "ValidationException") == 0) return 400;
-  if (strcmp(type, "ServiceUnavailable") == 0) return 503;
-  return 500;
+static int status_of(rn_kinesis_err_t type) {
+  switch (type) {
+  case RN_KERR_ResourceNotFoundException: return 404;
+  case RN_KERR_ProvisionedThroughputExceededException: return 429;
+  case RN_KERR_InvalidArgumentException:
+  case RN_KERR_ValidationException: return 400;
+  case RN_KERR_ServiceUnavailable: return 503;
+  default: return 500;
+  }
 }
 
 static void reply_buf(rest_op_t *o, int status, rn_buf_t *b) {
-  if (b->oom) rn__call_rest_error(o->c, 500, "out of memory building the response");
-  else rn__call_reply(o->c, status, "application/json", NULL, 0, b->p, b->len);
+  if (b->oom) rn_admin_reply_error(o->c, 500, "out of memory building the response");
+  else rn_admin_reply(o->c, status, "application/json", NULL, 0, b->p, b->len);
   rn_buf_free(b);
   rest_free(o);
 }
@@ -88,7 +100,7 @@ static void produced(rn__produce_t *p, void *arg) {
   if (p->err_type) {
     int st = status_of(p->err_type);
     if (st == 400 && strstr(p->err_msg, "max_record_bytes")) st = 413;
-    rn__call_rest_error(o->c, st, "%s", p->err_msg);
+    rn_admin_reply_error(o->c, st, "%s", p->err_msg);
     return rest_free(o);
   }
   rn_buf_t b = {0};
@@ -96,7 +108,7 @@ static void produced(rn__produce_t *p, void *arg) {
   if (o->hop == RN__HOP_REST_RECORD) {
     const rn__prod_result_t *res = &p->res[0];
     if (res->err_type) {
-      rn__call_rest_error(o->c, res->retry_later ? 503 : status_of(res->err_type), "%s", res->err_msg);
+      rn_admin_reply_error(o->c, res->retry_later ? 503 : status_of(res->err_type), "%s", res->err_msg);
       return rest_free(o);
     }
     rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
@@ -106,9 +118,9 @@ static void produced(rn__produce_t *p, void *arg) {
   }
   bool all_throttled = p->failed == p->n;
   for (size_t i = 0; i < p->n && all_throttled; i++)
-    all_throttled = p->res[i].err_type && strcmp(p->res[i].err_type, "ProvisionedThroughputExceededException") == 0;
+    all_throttled = p->res[i].err_type == RN_KERR_ProvisionedThroughputExceededException;
   if (o->hop == RN__HOP_REST_BATCH && all_throttled && o->nmissing == 0) {
-    rn__call_rest_error(o->c, 429, "every record was refused by the shard throughput limits; retry later");
+    rn_admin_reply_error(o->c, 429, "every record was refused by the shard throughput limits; retry later");
     return rest_free(o);
   }
   rn_buf_reserve(&b, 64 + p->n * 120 + o->nmissing * 200);
@@ -129,7 +141,7 @@ static void produced(rn__produce_t *p, void *arg) {
     const rn__prod_result_t *res = &p->res[next++];
     if (res->err_type) {
       rn_buf_printf(&b, o->hop == RN__HOP_REST_RECORDS ? "{\"ErrorCode\":\"%s\",\"ErrorMessage\":" : "{\"error\":\"%s\",\"message\":",
-                     res->err_type);
+                     rn_kinesis_err_name(res->err_type));
       rn__buf_json_str(&b, res->err_msg, strlen(res->err_msg));
       rn_buf_put(&b, "}", 1);
       continue;
@@ -147,7 +159,7 @@ static void produced(rn__produce_t *p, void *arg) {
 
 /* The API key of the request: "Authorization: Bearer KEY" or "x-api-key: KEY". */
 static const char *api_key(const rn_http_req_t *req, size_t *len) {
-  const char *h = rn__req_header(req, "authorization");
+  const char *h = rn_admin_req_header(req, "authorization");
   if (h && strncasecmp(h, "Bearer ", 7) == 0) {
     h += 7;
     while (*h == ' ') h++;
@@ -156,7 +168,7 @@ static const char *api_key(const rn_http_req_t *req, size_t *len) {
     *len = n;
     return n ? h : NULL;
   }
-  h = rn__req_header(req, "x-api-key");
+  h = rn_admin_req_header(req, "x-api-key");
   if (h && *h) {
     *len = strlen(h);
     return h;
@@ -164,51 +176,49 @@ static const char *api_key(const rn_http_req_t *req, size_t *len) {
   return NULL;
 }
 
-void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
-  rn_http_routes_t *r = c->r;
+void rn_rest_handle(rn_rest_t *rest, rn_admin_call_t *c, int hop, const char *stream) {
   const rn_http_req_t *req = c->req;
-  if (r->apikeys.n) {
+  if (rest->apikeys.n) {
     size_t kl = 0;
     const char *key = api_key(req, &kl);
     if (!key) {
-      r->m.auth_failures++;
-      return rn__call_rest_error(c, 401, "an API key is required: send \"Authorization: Bearer KEY\" or \"x-api-key: KEY\"");
+      rn_admin_counters(rest->adm)->auth_failures++;
+      return rn_admin_reply_error(c, 401, "an API key is required: send \"Authorization: Bearer KEY\" or \"x-api-key: KEY\"");
     }
-    int st = rn__apikeys_check(&r->apikeys, key, kl, stream);
+    int st = rn__apikeys_check(&rest->apikeys, key, kl, stream);
     if (st) {
-      r->m.auth_failures++;
-      if (st == 401) return rn__call_rest_error(c, 401, "unknown API key");
-      return rn__call_rest_error(c, 403, "this API key may not write to stream %s", stream);
+      rn_admin_counters(rest->adm)->auth_failures++;
+      if (st == 401) return rn_admin_reply_error(c, 401, "unknown API key");
+      return rn_admin_reply_error(c, 403, "this API key may not write to stream %s", stream);
     }
   }
-  rest_op_t *o = calloc(1, sizeof(*o));
-  if (!o) abort();
+  rest_op_t *o = rn_xcalloc(1, sizeof(*o));
   o->c = c;
   o->hop = hop;
   const uint8_t *body = req->body;
   size_t len = req->body_len;
-  const char *enc = rn__req_header(req, "content-encoding");
+  const char *enc = rn_admin_req_header(req, "content-encoding");
   if (enc && *enc && strcasecmp(enc, "identity") != 0) {
     if (strcasecmp(enc, "gzip") != 0 && strcasecmp(enc, "x-gzip") != 0 && strcasecmp(enc, "deflate") != 0) {
       rest_free(o);
-      return rn__call_rest_error(c, 415, "Content-Encoding %.40s is not supported (gzip and deflate are)", enc);
+      return rn_admin_reply_error(c, 415, "Content-Encoding %.40s is not supported (gzip and deflate are)", enc);
     }
     size_t outlen = 0;
-    rn_err_t err = rn__gunzip(body, len, r->rest_max_body, &o->inflated, &outlen);
+    rn_err_t err = rn__gunzip(body, len, rest->rest_max_body, &o->inflated, &outlen);
     if (err) {
       rest_free(o);
       if (err == RN_ETOOLARGE)
-        return rn__call_rest_error(c, 413, "the body inflates past %u bytes (rest_max_body_bytes)", r->rest_max_body);
-      if (err == RN_ENOMEM) return rn__call_rest_error(c, 500, "out of memory inflating the body");
-      return rn__call_rest_error(c, 400, "the body is not valid %s data", enc);
+        return rn_admin_reply_error(c, 413, "the body inflates past %u bytes (rest_max_body_bytes)", rest->rest_max_body);
+      if (err == RN_ENOMEM) return rn_admin_reply_error(c, 500, "out of memory inflating the body");
+      return rn_admin_reply_error(c, 400, "the body is not valid %s data", enc);
     }
     body = o->inflated;
     len = outlen;
   }
-  if (len > r->rest_max_body) {
+  if (len > rest->rest_max_body) {
     rest_free(o);
-    return rn__call_rest_error(c, 413, "the body is %zu bytes; at most %u are accepted (rest_max_body_bytes)", len,
-                               r->rest_max_body);
+    return rn_admin_reply_error(c, 413, "the body is %zu bytes; at most %u are accepted (rest_max_body_bytes)", len,
+                               rest->rest_max_body);
   }
   char mode_s[16], key_field[129], fixed_key[257];
   rn__data_mode_t mode = RN__DATA_BASE64;
@@ -221,7 +231,7 @@ void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
   }
   if (q < 0) {
     rest_free(o);
-    return rn__call_rest_error(c, 400, "query parameter data must be base64, text or json");
+    return rn_admin_reply_error(c, 400, "query parameter data must be base64, text or json");
   }
   char why[512] = "";
   rn_err_t err;
@@ -234,7 +244,7 @@ void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
     int fk = rn__query_param(req->query, "partition_key", fixed_key, sizeof(fixed_key));
     if (kf < 0 || fk < 0) {
       rest_free(o);
-      return rn__call_rest_error(c, 400, "query parameters key_field / partition_key are malformed or too long");
+      return rn_admin_reply_error(c, 400, "query parameters key_field / partition_key are malformed or too long");
     }
     err = rn__rest_parse_batch(body, len, kf > 0 ? key_field : NULL, 10000, &o->batch, why, sizeof(why));
     if (!err) {
@@ -251,7 +261,7 @@ void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
         o->sent = malloc((o->batch.n - missing + 1) * sizeof(*o->sent));
         if (!o->nokey || !o->sent) {
           rest_free(o);
-          return rn__call_rest_error(c, 500, "out of memory");
+          return rn_admin_reply_error(c, 500, "out of memory");
         }
         size_t k = 0;
         for (size_t i = 0; i < o->batch.n; i++) {
@@ -274,7 +284,7 @@ void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
         if (!rnd || !o->keys || RAND_bytes(rnd, (int)(missing * 16)) != 1) {
           free(rnd);
           rest_free(o);
-          return rn__call_rest_error(c, 500, "cannot generate partition keys");
+          return rn_admin_reply_error(c, 500, "cannot generate partition keys");
         }
         size_t k = 0;
         for (size_t i = 0; i < o->batch.n; i++) {
@@ -291,20 +301,45 @@ void rn__rest_handle(rn__call_t *c, int hop, const char *stream) {
   }
   if (err) {
     rest_free(o);
-    if (err == RN_ENOMEM) return rn__call_rest_error(c, 500, "out of memory parsing the body");
-    return rn__call_rest_error(c, err == RN_ETOOLARGE ? 413 : 400, "%s", why);
+    if (err == RN_ENOMEM) return rn_admin_reply_error(c, 500, "out of memory parsing the body");
+    return rn_admin_reply_error(c, err == RN_ETOOLARGE ? 413 : 400, "%s", why);
   }
   /* Kinesis' per-request limit applies to the proxy shapes too. */
   if (hop != RN__HOP_REST_BATCH) {
     for (size_t i = 0; i < o->batch.n; i++) {
       if (o->batch.recs[i].data_len > RN__KINESIS_MAX_RECORD_DATA) {
         rest_free(o);
-        return rn__call_rest_error(c, 413, "record %zu holds more than 1 MiB of data", i);
+        return rn_admin_reply_error(c, 413, "record %zu holds more than 1 MiB of data", i);
       }
     }
   }
   if (o->sent)
-    rn__produce(r, stream, o->sent, o->batch.n - o->nmissing, produced, o);
+    rn_kinesis_produce(rest->kin, stream, o->sent, o->batch.n - o->nmissing, produced, o);
   else
-    rn__produce(r, stream, o->batch.recs, o->batch.n, produced, o);
+    rn_kinesis_produce(rest->kin, stream, o->batch.recs, o->batch.n, produced, o);
+}
+
+rn_err_t rn_rest_new(rn_kinesis_t *kin, rn_admin_t *adm, const rn_rest_opts_t *opts, rn_rest_t **out, char *why,
+                     size_t whylen) {
+  *out = NULL;
+  rn_rest_t *rest = calloc(1, sizeof(*rest));
+  if (!rest) return RN_ENOMEM;
+  rest->kin = kin;
+  rest->adm = adm;
+  rest->rest_max_body = opts->max_body_bytes;
+  rn_err_t err = rn__apikeys_parse(opts->api_keys, &rest->apikeys, why, whylen);
+  if (err) {
+    rn_rest_destroy(rest);
+    return err;
+  }
+  *out = rest;
+  return 0;
+}
+
+bool rn_rest_open(const rn_rest_t *rest) { return rest->apikeys.n == 0; }
+
+void rn_rest_destroy(rn_rest_t *rest) {
+  if (!rest) return;
+  rn__apikeys_free(&rest->apikeys);
+  free(rest);
 }

@@ -1,6 +1,6 @@
 /*
  * test_engine_clock.c — the engine and the consumer groups read wall time
- * through rn_engine_opts_t.clock (rn_base.h's rn_clock_t): a stream's and a
+ * through rn_core_opts_t.clock (rn_base.h's rn_clock_t): a stream's and a
  * group's creation times are the injected clock's, and move when it moves;
  * a zeroed clock is the system's. Nothing here sleeps.
  */
@@ -16,7 +16,9 @@
 #include <uv.h>
 
 #include "coretest.h"
-#include "engine.h"
+#include "native/dispatch.h" /* rn_native_handle: the wire translation */
+#include "rn_core.h"
+#include "rn_groups.h"
 
 typedef struct fx {
   ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
@@ -30,16 +32,29 @@ static int64_t fake_wall(void *arg) {
   return f->now;
 }
 
-/* The transitional rn_engine_open (core plus the groups, one clock). */
+/* Core plus the groups, on one clock (as runneld opens them). */
+static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
+  rn_err_t err = rn_core_open(eo, out, why, whylen);
+  if (err) return err;
+  rn_groups_t *gs; /* core's: closed by rn_core_close */
+  rn_groups_opts_t go = {.clock = eo->clock};
+  err = rn_groups_open(*out, &go, &gs, why, whylen);
+  if (err) {
+    rn_core_close(*out);
+    *out = NULL;
+  }
+  return err;
+}
+
 static void open_engine(fx_t *f, bool inject) {
-  rn_engine_opts_t eo;
+  rn_core_opts_t eo;
   ct_opts(&f->ct, &eo);
   if (inject) {
     eo.clock.wall_ms = fake_wall;
     eo.clock.arg = f;
   }
   char why[512];
-  if (rn_engine_open(&eo, &f->ct.core, why, sizeof(why)) != 0) fail_msg("rn_engine_open: %s", why);
+  if (open_core(&eo, &f->ct.core, why, sizeof(why)) != 0) fail_msg("open_core: %s", why);
 }
 
 static int setup(void **state) {
@@ -51,12 +66,12 @@ static int setup(void **state) {
 }
 
 static Runnel__Response *call(fx_t *f, Runnel__Request *req) {
-  Runnel__Response *r = ct_call(&f->ct, rn_engine_handle, req);
+  Runnel__Response *r = ct_call(&f->ct, rn_native_handle, req);
   assert_null(r->error);
   return r;
 }
 
-static void create_stream(fx_t *f, const char *name) { ct_call_create(&f->ct, rn_engine_handle, name, 1); }
+static void create_stream(fx_t *f, const char *name) { ct_call_create(&f->ct, rn_native_handle, name, 1); }
 
 static int64_t stream_created(fx_t *f, const char *name) {
   Runnel__DescribeStreamRequest dr;

@@ -24,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "rn_core.h"
+#include "rn_groups.h"
 #include "httpclient.h"
 #include "server.h"
 #include "testutil.h"
@@ -49,7 +50,7 @@ typedef struct fx {
   char *dir;
   rn_config_t cfg;
   uv_loop_t loop;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   rn_server_t *srv;
   uv_async_t async;
   uv_timer_t release_timer;
@@ -63,6 +64,20 @@ typedef struct fx {
   char log[LOG_MAX][32]; /* the order in which the router answered */
   int nlog;
 } fx_t;
+
+/* runneld's order: core, then the consumer groups on it (one clock for both). */
+static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
+  rn_err_t err = rn_core_open(eo, out, why, whylen);
+  if (err) return err;
+  rn_groups_t *gs; /* core's: closed by rn_core_close */
+  rn_groups_opts_t go = {.clock = eo->clock};
+  err = rn_groups_open(*out, &go, &gs, why, whylen);
+  if (err) {
+    rn_core_close(*out);
+    *out = NULL;
+  }
+  return err;
+}
 
 static const rn_http_header_t k_text[] = {{"Content-Type", "text/plain"}};
 
@@ -198,11 +213,11 @@ static int start(void **state, const char *const *sets) {
       return -1;
     }
   if (uv_loop_init(&fx->loop) != 0) return -1;
-  rn_engine_opts_t eo;
-  rn_engine_opts_default(&eo);
+  rn_core_opts_t eo;
+  rn_core_opts_default(&eo);
   eo.loop = &fx->loop;
   eo.data_dir = fx->cfg.data_dir;
-  if (rn_engine_open(&eo, &fx->eng, why, sizeof why) != 0) {
+  if (open_core(&eo, &fx->eng, why, sizeof why) != 0) {
     fprintf(stderr, "engine: %s\n", why);
     return -1;
   }
@@ -230,7 +245,7 @@ static void stop_server(fx_t *fx) {
   assert_true(fx->done);
   rn_server_destroy(fx->srv);
   fx->srv = NULL;
-  assert_int_equal(rn_engine_close(fx->eng), 0);
+  assert_int_equal(rn_core_close(fx->eng), 0);
   while (fx->laters != NULL) {
     later_t *l = fx->laters;
     fx->laters = l->next;

@@ -1,6 +1,6 @@
 /*
  * test_kinesis_api.c — the HTTP applications end to end, in process: the
- * router (http_routes.h) in front of a real engine on a temporary data
+ * route table (rn_apps.h) in front of a real engine on a temporary data
  * directory, driven with rn_http_req_t values on the test's own uv loop
  * (no sockets; the transport has its own tests). A fake wall clock makes
  * iterator expiry, SigV4 dates and throughput buckets deterministic.
@@ -22,9 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <zlib.h>
 
-#include "apps_int.h"
+#include "rn_core.h"
+#include "rn_groups.h"
+#include "native/dispatch.h" /* rn_native_handle: the wire translation */
+#include "rn_apps.h"
+#include "server.h" /* rn_server_apps_opts */
+#include "rn_kinesis_codec.h"
 #include "runnel/batch.h"
 #include "testutil.h"
 
@@ -33,32 +39,47 @@
 typedef struct fx {
   char *dir;
   uv_loop_t loop;
-  rn_engine_t *eng;
+  rn_core_t *eng;
   rn_config_t cfg;
   rn_http_routes_t *routes;
   int64_t now_ms;
 } fx_t;
 
+/* runneld's order: core, then the consumer groups on it (one clock for both). */
+static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
+  rn_err_t err = rn_core_open(eo, out, why, whylen);
+  if (err) return err;
+  rn_groups_t *gs; /* core's: closed by rn_core_close */
+  rn_groups_opts_t go = {.clock = eo->clock};
+  err = rn_groups_open(*out, &go, &gs, why, whylen);
+  if (err) {
+    rn_core_close(*out);
+    *out = NULL;
+  }
+  return err;
+}
+
 static int64_t fake_now(void *arg) { return ((fx_t *)arg)->now_ms; }
 
 static void routes_up(fx_t *f) {
   char why[256] = "";
-  rn_err_t rc = rn_http_routes_new(&f->loop, f->eng, &f->cfg, &f->routes, why, sizeof(why));
+  rn_apps_opts_t ao;
+  rn_server_apps_opts(&f->cfg, &ao); /* as runneld does */
+  rn_err_t rc = rn_http_routes_new(&f->loop, f->eng, &ao, &f->routes, why, sizeof(why));
   if (rc) fail_msg("rn_http_routes_new: %s", why);
-  f->routes->clock.wall_ms = fake_now;
-  f->routes->clock.arg = f;
+  rn_http_routes_set_clock(f->routes, fake_now, f);
 }
 
 static int setup_with(void **state, const char *creds, const char *keys, int throttle) {
   fx_t *f = calloc(1, sizeof(*f));
   f->dir = rn_test_tmpdir();
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  rn_engine_opts_t eo;
-  rn_engine_opts_default(&eo);
+  rn_core_opts_t eo;
+  rn_core_opts_default(&eo);
   eo.loop = &f->loop;
   eo.data_dir = f->dir;
   char why[256];
-  assert_int_equal(rn_engine_open(&eo, &f->eng, why, sizeof(why)), 0);
+  assert_int_equal(open_core(&eo, &f->eng, why, sizeof(why)), 0);
   rn_config_init(&f->cfg);
   char *why2 = why;
   assert_int_equal(rn_config_set(&f->cfg, "data_dir", f->dir, NULL, why2, sizeof(why)), 0);
@@ -79,7 +100,7 @@ static int setup_throttle(void **state) { return setup_with(state, "", "", 1); }
 static int teardown(void **state) {
   fx_t *f = *state;
   rn_http_routes_destroy(f->routes);
-  assert_int_equal(rn_engine_close(f->eng), 0);
+  assert_int_equal(rn_core_close(f->eng), 0);
   uv_run(&f->loop, UV_RUN_NOWAIT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   rn_config_free(&f->cfg);
@@ -555,7 +576,7 @@ static void test_cross_api(void **state) {
   req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
   req.produce = &pr;
   native_done_t nd = {0};
-  rn_engine_handle(f->eng, &req, on_native, &nd);
+  rn_native_handle(f->eng, &req, on_native, &nd);
   while (!nd.done) uv_run(&f->loop, UV_RUN_ONCE);
   assert_true(nd.ok);
   rn_batch_builder_free(&b);
@@ -587,7 +608,7 @@ static void test_cross_api(void **state) {
   req.op_case = RUNNEL__REQUEST__OP_FETCH;
   req.fetch = &fr;
   memset(&nd, 0, sizeof(nd));
-  rn_engine_handle(f->eng, &req, on_native, &nd);
+  rn_native_handle(f->eng, &req, on_native, &nd);
   while (!nd.done) uv_run(&f->loop, UV_RUN_ONCE);
   assert_true(nd.ok);
   assert_int_equal(nd.fetched_records, 1);
@@ -646,7 +667,7 @@ static void test_sigv4(void **state) {
   req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
   req.create_stream = &cr;
   native_done_t nd = {0};
-  rn_engine_handle(f->eng, &req, on_native, &nd);
+  rn_native_handle(f->eng, &req, on_native, &nd);
   while (!nd.done) uv_run(&f->loop, UV_RUN_ONCE);
   /* Unsigned: refused. */
   kerr(f, "ListStreams", "{}", "MissingAuthenticationTokenException", "Missing Authentication Token");
@@ -799,7 +820,7 @@ static void test_rest(void **state) {
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", "br", nd, strlen(nd)), 415, NULL);
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", "gzip", nd, strlen(nd)), 400, "gzip");
   /* Too large after inflating. */
-  size_t big = f->routes->rest_max_body + 10;
+  size_t big = f->cfg.rest_max_body_bytes + 10;
   char *zeros = malloc(big);
   memset(zeros, ' ', big);
   expect_status(rest(f, "POST", "/v1/streams/ev/records", "", "Bearer k1", NULL, zeros, big), 413, NULL);
@@ -880,7 +901,7 @@ static void on_engine_reply(void *ctx, const Runnel__Response *resp) {
 
 static int engine_call(fx_t *f, const Runnel__Request *req) {
   int code = -1;
-  rn_engine_handle(f->eng, req, on_engine_reply, &code);
+  rn_native_handle(f->eng, req, on_engine_reply, &code);
   while (code == -1) uv_run(&f->loop, UV_RUN_ONCE);
   return code;
 }
@@ -966,6 +987,19 @@ static void test_health_and_metrics(void **state) {
   if (strstr(a.body, "runnel_group_lag_seconds{stream=\"m\",group=\"later\""))
     fail_msg("/metrics has a lag in time for a group without a checkpoint");
   if (strstr(a.body, "runnel_group_lag_milliseconds")) fail_msg("/metrics still has the milliseconds series");
+  /* The Kinesis error family: every type of the table in its order, then
+   * the slot for values outside it, one contiguous block. */
+  const char *errs = strstr(a.body, "# TYPE runnel_kinesis_errors_total counter\n");
+  assert_non_null(errs);
+  errs = strchr(errs, '\n') + 1;
+  const char *first = "runnel_kinesis_errors_total{code=\"AccessDeniedException\"} 0\n";
+  assert_true(strncmp(errs, first, strlen(first)) == 0);
+  const char *last = strstr(errs, "runnel_kinesis_errors_total{code=\"ValidationException\"} 0\n"
+                                  "runnel_kinesis_errors_total{code=\"Other\"} 0\n# ");
+  assert_non_null(last);
+  size_t lines = 0;
+  for (const char *q = errs; q < last; q++) lines += *q == '\n';
+  assert_int_equal(lines, 16); /* the 16 types before ValidationException */
   /* No per-shard latency series unless asked for: bounded cardinality. */
   assert_null(strstr(a.body, "runnel_shard_append_latency_seconds_bucket{stream=\"m\",shard="));
   assert_null(strstr(a.body, "runnel_shard_fdatasync_seconds_count{stream=\"m\",shard="));
@@ -981,7 +1015,7 @@ static void test_health_and_metrics(void **state) {
   assert_int_equal(a.status, 405);
   free(a.body);
   /* Draining: not ready any more, and produce refuses with ServiceUnavailable. */
-  rn_engine_drain(f->eng);
+  rn_core_drain(f->eng);
   h.path = "/readyz";
   a = send_req(f, &h);
   assert_int_equal(a.status, 503);

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "kinesis_int.h"
+#include "rest_int.h"
 
 static void expect_data(const rn__krec_t *r, const char *want) {
   if (r->data_len != strlen(want) || memcmp(r->data, want, r->data_len) != 0)
