@@ -20,7 +20,7 @@
 
 #include "config.h"
 #include "rn_core.h"
-#include "http.h"
+#include "rn_http.h"
 #include "rn_net.h"
 #include "rn_log.h"
 #include "runnel/error.h"

@@ -29,7 +29,7 @@
 #include "rn_kinesis.h"
 #include "rn_rest.h"
 #include "rn_core.h"
-#include "http.h"
+#include "rn_http.h"
 #include "rn_admin.h"
 #include "runnel/error.h"
 

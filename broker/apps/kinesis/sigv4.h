@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http.h"
+#include "rn_http.h"
 #include "rn_kinesis_codec.h"
 
 typedef struct rn_sigv4_key {

@@ -20,7 +20,7 @@
 
 #include "rn_base.h" /* rn_hist_t, rn_buf_t */
 #include "rn_core.h"
-#include "http.h"
+#include "rn_http.h"
 #include "rn_admin_codec.h"
 #include "runnel/error.h"
 
