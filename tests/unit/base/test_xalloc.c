@@ -19,10 +19,14 @@
 
 #include "rn_base.h"
 
-/* Under ASan an impossible malloc must return NULL (as in production)
- * instead of ASan reporting it. */
+/* Under ASan and TSan an impossible malloc must return NULL (as in
+ * production) instead of the sanitizer reporting it; the *_OPTIONS
+ * variables tools/test.sh sets are read after these defaults and do not
+ * name this flag. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "allocator_may_return_null=1"; }
 
 static void test_normal(void **state) {
   (void)state;
