@@ -129,10 +129,6 @@ struct rn_core {
   uint64_t meta_version, meta_written; /* guarded by meta_mu */
 };
 
-/* A result's error: err, and msg (printf) allocated in a, or NULL -> the
- * table's generic text. */
-const char *rn__msg(rn_arena_t *a, rn_err_t err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* engine.c */
 void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

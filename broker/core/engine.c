@@ -88,19 +88,6 @@ void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
 
 int64_t rn__now_ms(const rn_engine_t *eng) { return rn_clock_wall_ms(&eng->opts.clock); }
 
-const char *rn__msg(rn_arena_t *a, rn_err_t err, const char *fmt, ...) {
-  if (!fmt) return rn_strerror(err);
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *msg = rn_arena_alloc(a, (size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(msg, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return msg;
-}
-
 /* Answer a request with only an error: r = {err, msg}, the rest zeroed
  * (each result type's "nothing"). */
 static const char *fmt_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

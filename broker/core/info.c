@@ -48,7 +48,7 @@ static void reply_info(rn_engine_t *eng, rn_core_info_cb cb, void *ctx, rn_err_t
     r.data_dir_total_bytes = st->f_blocks * st->f_bsize;
   } else if (statfs_err != 0) {
     r.data_dir_err = statfs_err;
-    r.data_dir_msg = rn__msg(&a, statfs_err, "statfs %s: %s", eng->data_dir, rn_strerror(statfs_err));
+    r.data_dir_msg = rn_arena_printf(&a, "statfs %s: %s", eng->data_dir, rn_strerror(statfs_err));
   } else {
     r.data_dir_skipped = true;
   }

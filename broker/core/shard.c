@@ -528,7 +528,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
     so->shard = idx;
     if (idx >= st->nshards) {
       so->err = RN_ENOSHARD;
-      so->msg = rn__msg(&op->arena, RN_ENOSHARD, "stream %s has no shard %u", st->name, idx);
+      so->msg = rn_arena_printf(&op->arena, "stream %s has no shard %u", st->name, idx);
       continue;
     }
     rn_shard_t *sh = &st->shards[idx];
@@ -547,7 +547,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
     }
     if (err) {
       so->err = err;
-      so->msg = why[0] ? rn__msg(&op->arena, err, "%s", why) : rn_strerror(err);
+      so->msg = why[0] ? rn_arena_printf(&op->arena, "%s", why) : rn_strerror(err);
     }
   }
   if (!any_ts) return offsets_reply(op);
