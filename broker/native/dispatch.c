@@ -41,6 +41,14 @@ void rn_native_error(Runnel__Error *e, rn_err_t err, const char *msg) {
   e->retriable = rn_err_retriable(err);
 }
 
+void rn_native_reply_error(rn_native_reply_cb cb, void *ctx, rn_err_t err, const char *msg) {
+  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
+  Runnel__Error e;
+  rn_native_error(&e, err, msg);
+  resp.error = &e;
+  cb(ctx, &resp);
+}
+
 static Runnel__Error *new_error(rn_arena_t *a, rn_err_t err, const char *msg) {
   Runnel__Error *e = rn_arena_alloc(a, sizeof(*e));
   rn_native_error(e, err, msg);
@@ -62,11 +70,7 @@ static void send_error(rn_native_reply_cb cb, void *ctx, rn_err_t err, const cha
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
-  Runnel__Error e;
-  rn_native_error(&e, err, msg);
-  resp.error = &e;
-  cb(ctx, &resp);
+  rn_native_reply_error(cb, ctx, err, msg);
 }
 
 /* A core result's request-level failure: answer it and free rp; true when

@@ -33,4 +33,8 @@ void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_rep
  * table's generic text). name points to static storage. */
 void rn_native_error(Runnel__Error *e, rn_err_t err, const char *msg);
 
+/* Answer with a request-level error only: cb(ctx, resp) with resp.error
+ * filled by rn_native_error(err, msg). msg is borrowed for the call. */
+void rn_native_reply_error(rn_native_reply_cb cb, void *ctx, rn_err_t err, const char *msg);
+
 #endif

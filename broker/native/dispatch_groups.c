@@ -39,16 +39,6 @@ typedef struct gdisp {
   void *ctx;
 } gdisp_t;
 
-static void reply_error(rn_native_reply_cb cb, void *ctx, rn_err_t err, const char *msg) {
-  Runnel__Response resp;
-  runnel__response__init(&resp);
-  Runnel__Error e;
-  runnel__error__init(&e);
-  rn_native_error(&e, err, msg);
-  resp.error = &e;
-  cb(ctx, &resp);
-}
-
 /* A GroupDescription with the arrays it points to (wire_desc_free). */
 typedef struct wire_desc {
   Runnel__GroupDescription pd;
@@ -114,7 +104,7 @@ static void on_group_reply(void *arg, const rn_group_reply_t *rep) {
   void *ctx = d->ctx;
   Runnel__Request__OpCase op = d->op;
   free(d);
-  if (rep->err) return reply_error(cb, ctx, rep->err, rep->message);
+  if (rep->err) return rn_native_reply_error(cb, ctx, rep->err, rep->message);
 
   Runnel__Response resp;
   runnel__response__init(&resp);
@@ -222,7 +212,7 @@ static void on_group_reply(void *arg, const rn_group_reply_t *rep) {
     wire_desc_free(&w);
     return;
   }
-  default: return reply_error(cb, ctx, RN_EUNKNOWNOP, "unknown group operation");
+  default: return rn_native_reply_error(cb, ctx, RN_EUNKNOWNOP, "unknown group operation");
   }
 }
 
@@ -288,17 +278,17 @@ void rn__native_handle_group(rn_core_t *core, const Runnel__Request *req, rn_nat
   default: {
     char msg[64];
     snprintf(msg, sizeof msg, "unknown group operation %d", (int)req->op_case);
-    return reply_error(cb, ctx, RN_EUNKNOWNOP, msg);
+    return rn_native_reply_error(cb, ctx, RN_EUNKNOWNOP, msg);
   }
   }
-  if (!gs) return reply_error(cb, ctx, RN_EUNKNOWNOP, "consumer groups are not open on this broker");
+  if (!gs) return rn_native_reply_error(cb, ctx, RN_EUNKNOWNOP, "consumer groups are not open on this broker");
   if (!body) {
     char msg[64];
     snprintf(msg, sizeof msg, "%s without a body", what);
-    return reply_error(cb, ctx, RN_EBADREQUEST, msg);
+    return rn_native_reply_error(cb, ctx, RN_EBADREQUEST, msg);
   }
   gdisp_t *d = malloc(sizeof(*d));
-  if (!d) return reply_error(cb, ctx, RN_ENOMEM, NULL);
+  if (!d) return rn_native_reply_error(cb, ctx, RN_ENOMEM, NULL);
   *d = (gdisp_t){req->op_case, cb, ctx};
   switch (req->op_case) {
   case RUNNEL__REQUEST__OP_GROUP_HEARTBEAT: return heartbeat(gs, req->group_heartbeat, d);
