@@ -133,6 +133,10 @@ struct rn_core {
 void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int64_t rn__now_ms(const rn_engine_t *eng); /* eng->opts.clock */
+/* Run work on the thread pool, then after on the loop, counted in
+ * eng->pending_work (after must decrement it). When the job cannot be
+ * queued, after(w, UV_EIO) runs here instead. w->data is the caller's. */
+void rn__queue_work(rn_engine_t *eng, uv_work_t *w, uv_work_cb work, uv_after_work_cb after);
 rn_stream_t *rn__stream_find(rn_engine_t *eng, const char *name);
 void rn__stream_unref(rn_engine_t *eng, rn_stream_t *st);
 /* Kinesis' equal split of the 128-bit key space: shard i of n. */

@@ -88,6 +88,11 @@ void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...)
 
 int64_t rn__now_ms(const rn_engine_t *eng) { return rn_clock_wall_ms(&eng->opts.clock); }
 
+void rn__queue_work(rn_engine_t *eng, uv_work_t *w, uv_work_cb work, uv_after_work_cb after) {
+  eng->pending_work++;
+  if (uv_queue_work(eng->loop, w, work, after)) after(w, UV_EIO);
+}
+
 /* Answer a request with only an error: r = {err, msg}, the rest zeroed
  * (each result type's "nothing"). */
 static const char *fmt_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -391,7 +396,7 @@ static void meta_work(uv_work_t *w) {
 static void meta_after(uv_work_t *w, int status) {
   meta_job_t *j = w->data;
   j->eng->pending_work--;
-  if (status) j->err = status;
+  if (status && !j->err) j->err = RN_EIO;
   if (j->err) rn__eng_say(j->eng, RN_LVL_ERROR, "writing metadata failed: %s", rn_strerror(j->err));
   j->done(j);
   free(j);
@@ -407,14 +412,7 @@ static void meta_persist(rn_engine_t *eng, meta_job_t *j) {
     free(j);
     return;
   }
-  eng->pending_work++;
-  int rc = uv_queue_work(eng->loop, &j->work, meta_work, meta_after);
-  if (rc) {
-    eng->pending_work--;
-    j->err = RN_EIO;
-    j->done(j);
-    free(j);
-  }
+  rn__queue_work(eng, &j->work, meta_work, meta_after);
 }
 
 static meta_job_t *meta_job_new(void (*done)(meta_job_t *), void *ctx) {
@@ -693,11 +691,7 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
   j->cb = cb;
   j->ctx = ctx;
   j->work.data = j;
-  eng->pending_work++;
-  if (uv_queue_work(eng->loop, &j->work, create_work, create_after)) {
-    j->err = RN_EIO;
-    create_after(&j->work, 0);
-  }
+  rn__queue_work(eng, &j->work, create_work, create_after);
 }
 
 static void delete_meta_done(meta_job_t *j) {

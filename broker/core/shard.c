@@ -552,8 +552,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
   }
   if (!any_ts) return offsets_reply(op);
   op->work.data = op;
-  eng->pending_work++;
-  if (uv_queue_work(eng->loop, &op->work, offsets_work, offsets_after)) offsets_after(&op->work, UV_EIO);
+  rn__queue_work(eng, &op->work, offsets_work, offsets_after);
 }
 
 /* ---- fetch ------------------------------------------------------------------------------ */
@@ -1050,9 +1049,5 @@ void rn_core_shard_offset_at(rn_core_t *core, rn_core_shard_t *sh, int64_t ts_ms
   j->cb = cb;
   j->ctx = ctx;
   j->work.data = j;
-  core->pending_work++;
-  if (uv_queue_work(core->loop, &j->work, offset_at_work, offset_at_after)) {
-    j->err = RN_EIO;
-    offset_at_after(&j->work, 0);
-  }
+  rn__queue_work(core, &j->work, offset_at_work, offset_at_after);
 }
