@@ -42,8 +42,7 @@ typedef struct rn__producer {
 /* ---- streams and shards ----------------------------------------------------------- */
 
 typedef struct rn__waiter rn__waiter_t;
-typedef struct rn__groups rn__groups_t;
-typedef struct rn_core rn_engine_t; /* the old name, still used by group.c */
+typedef struct rn_core rn_engine_t; /* core's own name for rn_core_t */
 typedef struct rn_core_stream rn_stream_t;
 typedef struct rn_core_shard rn_shard_t;
 
@@ -110,7 +109,6 @@ struct rn_core {
   unsigned inflight_appends;
   unsigned pending_work; /* thread-pool jobs and metadata writes in flight */
   rn_core_stats_t stats;
-  rn__groups_t *groups; /* consumer groups (group.c; transitional, see above) */
   rn_core_listener_t listeners[RN_SUB__COUNT];
   bool listening[RN_SUB__COUNT];
   /* Fetches with data to read waiting for fetch memory (shard.c), FIFO;

@@ -14,8 +14,8 @@
  *
  * Invariants: metadata changes are durable before the request that made
  * them is answered; a stream's logs are closed only when no request holds
- * the stream (refs == 0); nothing here blocks the loop except rn_engine_open
- * and rn_engine_close, which run before and after serving.
+ * the stream (refs == 0); nothing here blocks the loop except rn_core_open
+ * and rn_core_close, which run before and after serving.
  */
 #include <assert.h>
 #include <dirent.h>
