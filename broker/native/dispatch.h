@@ -5,9 +5,8 @@
  * the broker answered before core had a C API. Consumer-group operations
  * (GroupHeartbeat ... GroupReset) go to the groups' handler unchanged.
  *
- * Used by the native connection (conn.c) and, until they are ported to
- * rn_core.h, by the Kinesis and REST applications (which build
- * Runnel__Requests for the same reason). Loop thread only.
+ * Used by the native connection (conn.c) only; the Kinesis and REST
+ * applications call rn_core.h directly. Loop thread only.
  */
 #ifndef RN_NATIVE_DISPATCH_H
 #define RN_NATIVE_DISPATCH_H
