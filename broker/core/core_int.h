@@ -122,9 +122,8 @@ struct rn_core {
    * (meta_write_newest): meta_mu guards these fields only and is never held
    * across I/O; meta_write_mu serialises writers (thread pool only). */
   pthread_mutex_t meta_mu, meta_write_mu;
-  uint8_t *meta_buf; /* guarded by meta_mu; NULL while a writer holds it */
+  uint8_t *meta_buf; /* guarded by meta_mu; NULL = nothing left to write */
   size_t meta_len;
-  uint64_t meta_version, meta_written; /* guarded by meta_mu */
 };
 
 /* engine.c */

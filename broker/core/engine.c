@@ -328,7 +328,6 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
     free(eng->meta_buf);
     eng->meta_buf = buf;
     eng->meta_len = len;
-    eng->meta_version++;
     pthread_mutex_unlock(&eng->meta_mu);
   }
   for (size_t i = 0; i < m.nstreams; i++) free(m.streams[i].shards);
@@ -340,26 +339,22 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
  * disk. The loop never waits for a write: meta_mu guards only the hand-over
  * of the newest buffer (the loop swaps a pointer under it, meta_snapshot),
  * while meta_write_mu, taken by writers alone, serialises the saves so what
- * is on disk only moves forward. A writer takes the buffer out of the slot
- * for the save and puts it back only when the save failed and nothing newer
- * arrived meanwhile (the next write retries it). */
+ * is on disk only moves forward. A non-NULL slot is a snapshot not yet on
+ * disk: a writer takes it out for the save and puts it back only when the
+ * save failed and nothing newer arrived meanwhile (the next write retries
+ * it, so a job whose snapshot a failed writer took still gets it saved). An
+ * empty slot means the newest snapshot is on disk: nothing to do. */
 static rn_err_t meta_write_newest(rn_engine_t *eng) {
   pthread_mutex_lock(&eng->meta_write_mu);
   pthread_mutex_lock(&eng->meta_mu);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  uint64_t version = eng->meta_version;
-  if (version > eng->meta_written && eng->meta_buf) {
-    buf = eng->meta_buf;
-    len = eng->meta_len;
-    eng->meta_buf = NULL;
-  }
+  uint8_t *buf = eng->meta_buf;
+  size_t len = eng->meta_len;
+  eng->meta_buf = NULL;
   pthread_mutex_unlock(&eng->meta_mu);
   rn_err_t err = 0;
   if (buf) {
     err = eng->meta->ops->save(eng->meta, buf, len);
     pthread_mutex_lock(&eng->meta_mu);
-    if (!err) eng->meta_written = version;
     if (err && eng->meta_buf == NULL) {
       eng->meta_buf = buf; /* nothing newer: keep it for the retry */
       buf = NULL;
