@@ -1,6 +1,6 @@
 /*
  * http_int.h — private structures of runneld's HTTP transport (the server
- * side of http.h). Loop thread only.
+ * side of rn_http.h). Loop thread only.
  *
  *   http_server.c  the protocol on the connection base (rn_net_proto_ops_t):
  *                  input and output buffers, timers, the choice of HTTP

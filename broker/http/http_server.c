@@ -1,6 +1,6 @@
 /*
  * http_server.c — runneld's HTTP transport: the connections of the HTTP
- * port and the requests on them, up to the router (http.h). HTTP/1.1
+ * port and the requests on them, up to the router (rn_http.h). HTTP/1.1
  * (http_h1.c) and HTTP/2 with prior knowledge or ALPN (http_h2.c) plug into
  * the connection defined here through rn_http_proto_ops_t; TLS runs below,
  * in the connection base (broker/net/tls.c), which hands this file
