@@ -192,7 +192,7 @@ struct rn_http {
   rn_net_t *net;
   rn_http_opts_t opts;
   const rn_http_opts_t *cfg; /* &opts: the limits, named as runneld's config keys */
-  rn_http_router_fn router;
+  rn_http_router_fn router; /* NULL: rn_http_builtin_router (arg: net) */
   void *router_arg;
   rn_net_tls_t *tls; /* NULL: cleartext (the listener runs it, broker/net) */
   uint64_t routing; /* requests at the router, all connections */
