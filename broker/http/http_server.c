@@ -130,9 +130,6 @@ bool rn__http_status_has_body(int status) { return status >= 200 && status != 20
 
 /* ---- references, close, free ---------------------------------------------------- */
 
-static void conn_ref(rn__hconn_t *conn) { rn_conn_ref(&conn->base); }
-static void conn_unref(rn__hconn_t *conn) { rn_conn_unref(&conn->base); }
-
 static void free_bufs(rn__hbuf_t *b) {
   while (b != NULL) {
     rn__hbuf_t *next = b->next;
@@ -555,7 +552,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
       arm(conn);
     }
   }
-  conn_unref(conn);
+  rn_conn_unref(&conn->base);
 }
 
 void rn__hconn_finish(rn__hconn_t *conn) {
@@ -587,7 +584,7 @@ static void hconn_work(rn_conn_t *base) {
         return;
       }
       conn->end = RN__HE_FIN_SENT;
-      conn_ref(conn);
+      rn_conn_ref(&conn->base);
     }
   } else if (conn->eof && (conn->end < RN__HE_FINISH) && conn->routing == 0 && !rn__hconn_sending(conn) &&
              (conn->pops == NULL || conn->pops->input_done(conn))) {
@@ -903,7 +900,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   hs->routing--;
   if (orphan) {
     rn__hreq_free(req); /* the connection went away meanwhile */
-    conn_unref(conn);
+    rn_conn_unref(&conn->base);
     return;
   }
   if (status < 200 || status > 599) {
@@ -923,7 +920,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   } else {
     answered(req);
   }
-  conn_unref(conn);
+  rn_conn_unref(&conn->base);
 }
 
 /* The paths a connection past http_max_connections may still ask for. */
@@ -1004,7 +1001,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   hs->routing++;
   conn->requests++;
   conn->last_active = rn__hconn_now(conn);
-  conn_ref(conn);
+  rn_conn_ref(&conn->base);
   rn_http_router_fn fn = hs->router != NULL ? hs->router : rn_http_builtin_router;
   void *arg = hs->router != NULL ? hs->router_arg : hs->net;
   fn(arg, r, on_reply, req); /* may answer before returning */
