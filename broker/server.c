@@ -40,8 +40,6 @@ struct rn_server {
   rn_net_listener_t *native, *http;
   rn_native_t *nat;
   rn_http_t *hs;
-  rn_http_router_fn http_router; /* NULL: the built-in router */
-  void *http_router_arg;
   rn_server_done_cb done;
   void *done_arg;
   char *port_file_written; /* path of the port file we wrote, to remove */
@@ -203,7 +201,6 @@ rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **o
     server_free(srv);
     return rc;
   }
-  rn_server_set_http_router(srv, NULL, NULL);
   *out = srv;
   return 0;
 }
@@ -237,12 +234,7 @@ uint16_t rn_server_http_port(const rn_server_t *srv) { return rn_net_listener_po
 int rn_server_draining(const rn_server_t *srv) { return rn_net_draining(srv->net); }
 
 void rn_server_set_http_router(rn_server_t *srv, rn_http_router_fn fn, void *arg) {
-  srv->http_router = fn;
-  srv->http_router_arg = fn != NULL ? arg : NULL;
-  if (fn != NULL)
-    rn_http_set_router(srv->hs, fn, arg);
-  else
-    rn_http_set_router(srv->hs, rn_server_http_builtin_router, srv);
+  rn_http_set_router(srv->hs, fn, fn != NULL ? arg : NULL); /* NULL: the transport's built-in router */
 }
 
 void rn_server_http_builtin_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx) {

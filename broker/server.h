@@ -1,9 +1,9 @@
 /*
- * server.h — runneld's network side: the native protocol listener and its
- * connections (framing, decoding, dispatch to the engine, replies,
- * back-pressure, idle timeouts), the HTTP transport (HTTP/1.1, h2c with
- * prior knowledge, TLS with ALPN; requests go to a router, http.h),
- * graceful shutdown, and the broker's stderr logger.
+ * server.h — runneld's network side, assembled from its parts: the
+ * connection base and listeners (rn_net.h), the native protocol
+ * (rn_native.h) and the HTTP transport (rn_http.h: HTTP/1.1, h2c with
+ * prior knowledge, TLS with ALPN; requests go to a router), plus the
+ * port file and graceful shutdown. The logger is base's (rn_base.h).
  *
  * Threading: everything runs on the thread that runs the loop given to
  * rn_server_start, except the logger, which any thread may call.
@@ -67,7 +67,7 @@ void rn_server_abandon(rn_server_t *srv);
 uint16_t rn_server_native_port(const rn_server_t *srv);
 uint16_t rn_server_http_port(const rn_server_t *srv);
 
-/* Route every complete HTTP request to fn(arg, ...) (http.h) from now on.
+/* Route every complete HTTP request to fn(arg, ...) (rn_http.h) from now on.
  * fn NULL restores the built-in router. arg is borrowed and must outlive the
  * server. Call on the loop thread, typically right after rn_server_start and
  * before the loop runs. Requests already at a router are not affected. */
@@ -109,9 +109,5 @@ void rn_server_destroy(rn_server_t *srv);
  * runnel_fetch_memory_limit_bytes, runnel_fetch_memory_waiting,
  * runnel_fetch_memory_waits_total. */
 size_t rn_server_metrics(void *arg, char *out, size_t cap);
-
-/* ---- logging ----------------------------------------------------------------
- * The stderr logger is base's (rn_base.h: rn_sayf, rn_logger_stderr_as,
- * rn_say_set_min_level). */
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * http_int.h — private structures of runneld's HTTP transport (the server
- * side of http.h). Loop thread only.
+ * side of rn_http.h). Loop thread only.
  *
  *   http_server.c  the protocol on the connection base (rn_net_proto_ops_t):
  *                  input and output buffers, timers, the choice of HTTP
@@ -192,7 +192,7 @@ struct rn_http {
   rn_net_t *net;
   rn_http_opts_t opts;
   const rn_http_opts_t *cfg; /* &opts: the limits, named as runneld's config keys */
-  rn_http_router_fn router;
+  rn_http_router_fn router; /* NULL: rn_http_builtin_router (arg: net) */
   void *router_arg;
   rn_net_tls_t *tls; /* NULL: cleartext (the listener runs it, broker/net) */
   uint64_t routing; /* requests at the router, all connections */
@@ -210,22 +210,10 @@ struct rn_http {
 /* Log one line for the "http" component (conn: an rn__hconn_t). */
 #define rn__hlogf(conn, level, ...) rn_conn_logf(&(conn)->base, (level), __VA_ARGS__)
 
-/* Output: copy len bytes (encrypting under TLS). */
+/* Output: copy len bytes (the connection base encrypts them under TLS). */
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len);
 /* Output: take ownership of buf (malloc'd, len bytes). */
 void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len);
-/* Append raw bytes to the output (already encrypted if TLS). Returns false
- * (and closes the connection) on out of memory. */
-bool rn__hconn_out_raw(rn__hconn_t *conn, const void *data, size_t len);
-/* Room for at least n raw bytes at the output's tail; NULL (connection
- * closed) on out of memory. Commit with rn__hconn_out_commit. */
-uint8_t *rn__hconn_out_reserve(rn__hconn_t *conn, size_t n, size_t *room);
-void rn__hconn_out_commit(rn__hconn_t *conn, size_t n);
-/* Plaintext input: append. Returns false on out of memory. */
-bool rn__hconn_in_append(rn__hconn_t *conn, const uint8_t *data, size_t len);
-/* Room for at least n plaintext bytes at the end of the input (TLS
- * decrypts into it; the caller adds to in_len). NULL on out of memory. */
-uint8_t *rn__hconn_in_room(rn__hconn_t *conn, size_t n, size_t *room);
 
 void rn__hconn_schedule(rn__hconn_t *conn);
 /* Hard close (idempotent): unsent output and unfinished requests dropped. */

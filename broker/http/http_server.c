@@ -1,6 +1,6 @@
 /*
  * http_server.c — runneld's HTTP transport: the connections of the HTTP
- * port and the requests on them, up to the router (http.h). HTTP/1.1
+ * port and the requests on them, up to the router (rn_http.h). HTTP/1.1
  * (http_h1.c) and HTTP/2 with prior knowledge or ALPN (http_h2.c) plug into
  * the connection defined here through rn_http_proto_ops_t; TLS runs below,
  * in the connection base (broker/net/tls.c), which hands this file
@@ -130,9 +130,6 @@ bool rn__http_status_has_body(int status) { return status >= 200 && status != 20
 
 /* ---- references, close, free ---------------------------------------------------- */
 
-static void conn_ref(rn__hconn_t *conn) { rn_conn_ref(&conn->base); }
-static void conn_unref(rn__hconn_t *conn) { rn_conn_unref(&conn->base); }
-
 static void free_bufs(rn__hbuf_t *b) {
   while (b != NULL) {
     rn__hbuf_t *next = b->next;
@@ -198,49 +195,34 @@ static void append_buf(rn__hconn_t *conn, rn__hbuf_t *b) {
   conn->out_tail = b;
 }
 
-uint8_t *rn__hconn_out_reserve(rn__hconn_t *conn, size_t n, size_t *room) {
+/* Append len bytes to the output, in the tail buffer when it has room,
+ * else in a new one. On out of memory the connection is closed. */
+static void out_append(rn__hconn_t *conn, const void *data, size_t len) {
   rn__hbuf_t *t = conn->out_tail;
-  if (t != NULL && t->cap - t->len >= n) {
-    *room = t->cap - t->len;
-    return t->data + t->len;
+  if (t == NULL || t->cap - t->len < len) {
+    size_t cap = len > 16384 ? len : 16384;
+    t = malloc(sizeof *t);
+    uint8_t *buf = t != NULL ? malloc(cap) : NULL;
+    if (buf == NULL) {
+      free(t);
+      rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for output; closing", (unsigned long long)conn->base.id,
+               conn->base.peer);
+      rn__hconn_close(conn, "out of memory");
+      return;
+    }
+    t->data = buf;
+    t->len = 0;
+    t->cap = cap;
+    append_buf(conn, t);
   }
-  size_t cap = n > 16384 ? n : 16384;
-  rn__hbuf_t *b = malloc(sizeof *b);
-  uint8_t *data = b != NULL ? malloc(cap) : NULL;
-  if (data == NULL) {
-    free(b);
-    rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for output; closing", (unsigned long long)conn->base.id,
-             conn->base.peer);
-    rn__hconn_close(conn, "out of memory");
-    return NULL;
-  }
-  b->data = data;
-  b->len = 0;
-  b->cap = cap;
-  append_buf(conn, b);
-  *room = cap;
-  return data;
-}
-
-void rn__hconn_out_commit(rn__hconn_t *conn, size_t n) {
-  assert(conn->out_tail != NULL && conn->out_tail->len + n <= conn->out_tail->cap);
-  conn->out_tail->len += n;
-  conn->out_bytes += n;
-}
-
-bool rn__hconn_out_raw(rn__hconn_t *conn, const void *data, size_t len) {
-  if (len == 0) return true;
-  size_t room;
-  uint8_t *p = rn__hconn_out_reserve(conn, len, &room);
-  if (p == NULL) return false;
-  memcpy(p, data, len);
-  rn__hconn_out_commit(conn, len);
-  return true;
+  memcpy(t->data + t->len, data, len);
+  t->len += len;
+  conn->out_bytes += len;
 }
 
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len) {
   if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) return;
-  rn__hconn_out_raw(conn, data, len);
+  out_append(conn, data, len);
 }
 
 void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
@@ -334,18 +316,13 @@ static uint8_t *in_reserve(rn__hconn_t *conn, size_t n) {
   return p + conn->in_len;
 }
 
-bool rn__hconn_in_append(rn__hconn_t *conn, const uint8_t *data, size_t len) {
+/* Plaintext input: append. Returns false on out of memory. */
+static bool in_append(rn__hconn_t *conn, const uint8_t *data, size_t len) {
   uint8_t *p = in_reserve(conn, len);
   if (p == NULL) return false;
   memcpy(p, data, len);
   conn->in_len += len;
   return true;
-}
-
-uint8_t *rn__hconn_in_room(rn__hconn_t *conn, size_t n, size_t *room) {
-  uint8_t *p = in_reserve(conn, n);
-  if (p != NULL) *room = conn->in_cap - conn->in_len;
-  return p;
 }
 
 /* The one place the HTTP version of a connection is decided: under TLS
@@ -550,7 +527,7 @@ static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
   }
   conn->last_read = rn__hconn_now(conn);
   if ((conn->end == RN__HE_LINGER)) return; /* dropped */
-  if (!rn__hconn_in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
+  if (!in_append(conn, (const uint8_t *)buf->base, (size_t)nread)) {
     rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for input; closing", (unsigned long long)conn->base.id,
              conn->base.peer);
     rn__hconn_close(conn, "out of memory");
@@ -575,7 +552,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
       arm(conn);
     }
   }
-  conn_unref(conn);
+  rn_conn_unref(&conn->base);
 }
 
 void rn__hconn_finish(rn__hconn_t *conn) {
@@ -607,7 +584,7 @@ static void hconn_work(rn_conn_t *base) {
         return;
       }
       conn->end = RN__HE_FIN_SENT;
-      conn_ref(conn);
+      rn_conn_ref(&conn->base);
     }
   } else if (conn->eof && (conn->end < RN__HE_FINISH) && conn->routing == 0 && !rn__hconn_sending(conn) &&
              (conn->pops == NULL || conn->pops->input_done(conn))) {
@@ -923,7 +900,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   hs->routing--;
   if (orphan) {
     rn__hreq_free(req); /* the connection went away meanwhile */
-    conn_unref(conn);
+    rn_conn_unref(&conn->base);
     return;
   }
   if (status < 200 || status > 599) {
@@ -943,7 +920,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   } else {
     answered(req);
   }
-  conn_unref(conn);
+  rn_conn_unref(&conn->base);
 }
 
 /* The paths a connection past http_max_connections may still ask for. */
@@ -1024,7 +1001,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   hs->routing++;
   conn->requests++;
   conn->last_active = rn__hconn_now(conn);
-  conn_ref(conn);
+  rn_conn_ref(&conn->base);
   rn_http_router_fn fn = hs->router != NULL ? hs->router : rn_http_builtin_router;
   void *arg = hs->router != NULL ? hs->router_arg : hs->net;
   fn(arg, r, on_reply, req); /* may answer before returning */

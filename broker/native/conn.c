@@ -143,10 +143,6 @@ typedef struct conn_write {
  * engine holds them (zero-copy fetch replies). */
 #define RN__REF_MIN ((size_t)16 * 1024)
 
-static void conn_ref(rn__conn_t *conn) { rn_conn_ref(&conn->base); }
-static void conn_unref(rn__conn_t *conn) { rn_conn_unref(&conn->base); }
-static void rn__conn_schedule(rn__conn_t *conn) { rn_conn_schedule(&conn->base); }
-static void rn__conn_close(rn__conn_t *conn, const char *why) { rn_conn_close(&conn->base, why); }
 static bool closing(const rn__conn_t *conn) { return rn_conn_closing(&conn->base); }
 static const rn_native_opts_t *cfg_of(const rn__conn_t *conn) { return &conn->nat->opts; }
 static bool draining(const rn__conn_t *conn) { return rn_net_draining(conn->base.net); }
@@ -211,8 +207,6 @@ static void native_on_free(rn_conn_t *base) {
   free(conn->orefs);
 }
 
-static void rn__conn_stop_reading(rn__conn_t *conn) { (void)rn_conn_read(&conn->base, false); }
-
 /* ---- output ------------------------------------------------------------------ */
 
 /* Make room for n more bytes in the output buffer. */
@@ -254,7 +248,7 @@ static void queue_frame(rn__conn_t *conn, const ProtobufCMessage *msg) {
   if (!out_reserve(conn, n)) {
     rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: out of memory for a %zu-byte reply; closing",
                  (unsigned long long)conn->base.id, conn->base.peer, n);
-    rn__conn_close(conn, "out of memory");
+    rn_conn_close(&conn->base, "out of memory");
     return;
   }
   size_t w = 0;
@@ -349,7 +343,7 @@ static void send_error(rn__conn_t *conn, uint64_t corr, rn_err_t code, const cha
   resp.correlation_id = corr;
   resp.error = &err;
   queue_frame(conn, &resp.base);
-  rn__conn_schedule(conn);
+  rn_conn_schedule(&conn->base);
 }
 
 static void on_write(rn_conn_t *base, rn_conn_wreq_t *req, int status) {
@@ -365,10 +359,10 @@ static void on_write(rn_conn_t *base, rn_conn_wreq_t *req, int status) {
   }
   free(wr);
   if (status < 0) {
-    if (status != UV_ECANCELED) rn__conn_close(conn, uv_strerror(status));
+    if (status != UV_ECANCELED) rn_conn_close(&conn->base, uv_strerror(status));
   } else {
     conn->last_active = rn_conn_now(base);
-    rn__conn_schedule(conn); /* may resume reading, or finish a close */
+    rn_conn_schedule(&conn->base); /* may resume reading, or finish a close */
   }
 }
 
@@ -382,7 +376,7 @@ static void flush(rn__conn_t *conn) {
   if (wr != NULL && conn->norefs > 0) bufs = malloc((2 * conn->norefs + 1) * sizeof *bufs);
   if (wr == NULL || bufs == NULL) {
     free(wr);
-    rn__conn_close(conn, "out of memory");
+    rn_conn_close(&conn->base, "out of memory");
     return;
   }
   size_t pos = 0;
@@ -411,7 +405,7 @@ static void flush(rn__conn_t *conn) {
     free(wr->holds);
     free(wr->buf);
     free(wr);
-    rn__conn_close(conn, uv_strerror(rc));
+    rn_conn_close(&conn->base, uv_strerror(rc));
   }
 }
 
@@ -437,10 +431,10 @@ static void on_reply(void *ctx, const Runnel__Response *resp) {
       queue_frame_refs(conn, &copy.base, hold);
     else
       queue_frame(conn, &copy.base);
-    rn__conn_schedule(conn);
+    rn_conn_schedule(&conn->base);
   }
   req_put(nat, r);
-  conn_unref(conn);
+  rn_conn_unref(&conn->base);
 }
 
 /* A request decoded either by the zero-copy produce decoder (batch bytes
@@ -501,7 +495,7 @@ static void handle(rn__conn_t *conn, const Runnel__Request *req) {
   r->corr = req->correlation_id;
   r->reserve = fetch_reserve(conn, req);
   conn->reserved += r->reserve;
-  conn_ref(conn);
+  rn_conn_ref(&conn->base);
   conn->inflight++;
   nat->inflight++;
   rn_native_handle(nat->eng, req, on_reply, r); /* dispatch.c; may reply before returning */
@@ -539,7 +533,7 @@ static void on_alloc(rn_conn_t *base, size_t suggested, uv_buf_t *buf) {
 static void update_reading(rn__conn_t *conn) {
   bool want = may_dispatch(conn) && !conn->fetch_blocked && conn->st != RN__NS_EOF;
   int rc = rn_conn_read(&conn->base, want);
-  if (rc != 0) rn__conn_close(conn, uv_strerror(rc));
+  if (rc != 0) rn_conn_close(&conn->base, uv_strerror(rc));
 }
 
 static void framing_error(rn__conn_t *conn, size_t payload_len) {
@@ -556,7 +550,7 @@ static void framing_error(rn__conn_t *conn, size_t payload_len) {
   err.limit = cfg_of(conn)->max_frame_bytes;
   resp.error = &err;
   queue_frame(conn, &resp.base);
-  rn__conn_schedule(conn);
+  rn_conn_schedule(&conn->base);
   conn->st = RN__NS_FATAL;
 }
 
@@ -610,14 +604,14 @@ static void on_read(rn_conn_t *base, ssize_t nread, const uv_buf_t *buf) {
   if (nread == UV_EOF) {
     /* Half-close: answer what was asked, then close (rn__conn_work). */
     conn->st = RN__NS_EOF;
-    rn__conn_stop_reading(conn);
-    rn__conn_schedule(conn);
+    (void)rn_conn_read(&conn->base, false);
+    rn_conn_schedule(&conn->base);
     return;
   }
   if (nread == UV_ENOBUFS)
     rn_conn_logf(&conn->base, RN_LVL_ERROR, "#%llu %s: out of memory for the read buffer; closing",
              (unsigned long long)conn->base.id, conn->base.peer);
-  rn__conn_close(conn, uv_strerror((int)nread));
+  rn_conn_close(&conn->base, uv_strerror((int)nread));
 }
 
 static void rn__conn_work(rn_conn_t *base) {
@@ -627,9 +621,9 @@ static void rn__conn_work(rn_conn_t *base) {
   flush(conn);
   if (closing(conn) || rn__conn_unflushed(conn)) return;
   if (conn->st == RN__NS_FATAL)
-    rn__conn_close(conn, "framing error");
+    rn_conn_close(&conn->base, "framing error");
   else if (conn->st == RN__NS_EOF && conn->inflight == 0)
-    rn__conn_close(conn, "closed by peer");
+    rn_conn_close(&conn->base, "closed by peer");
 }
 
 /* ---- idle timeout -------------------------------------------------------------- */
@@ -660,7 +654,7 @@ static void on_idle(uv_timer_t *t) {
   }
   rn_conn_logf(&conn->base, RN_LVL_INFO, "#%llu %s: %s for %llu ms; closing", (unsigned long long)conn->base.id, conn->base.peer,
            stalled ? "not reading its replies" : "idle", (unsigned long long)quiet);
-  rn__conn_close(conn, stalled ? "write stalled" : "idle timeout");
+  rn_conn_close(&conn->base, stalled ? "write stalled" : "idle timeout");
 }
 
 /* Shutdown: requests already received but held back (the pipelining limit,
@@ -693,7 +687,7 @@ static void refuse_held(rn__conn_t *conn) {
 
 static void rn__conn_drain(rn_conn_t *base) {
   rn__conn_t *conn = (rn__conn_t *)base;
-  rn__conn_stop_reading(conn);
+  (void)rn_conn_read(&conn->base, false);
   if (!closing(conn) && conn->st != RN__NS_FATAL) refuse_held(conn);
   uint64_t limit = quiet_limit(conn);
   if (!closing(conn) && limit > 0) uv_timer_start(&conn->base.timer, on_idle, limit, 0);

@@ -337,8 +337,6 @@ rn_net_t *rn_net_new(uv_loop_t *loop, const rn_net_opts_t *opts) {
   return net;
 }
 
-uv_loop_t *rn_net_loop(const rn_net_t *net) { return net->loop; }
-
 void rn_net_start(rn_net_t *net) {
   assert(!net->started);
   net->started = true;

@@ -104,8 +104,9 @@ rn_err_t rn_http_new(rn_net_t *net, const rn_http_opts_t *opts, rn_http_t **out,
 /* The operations to listen with (static). */
 const rn_net_proto_ops_t *rn_http_ops(void);
 
-/* Route every complete request to fn(arg, ...) from now on (fn not NULL;
- * arg borrowed). Requests already at a router are not affected. */
+/* Route every complete request to fn(arg, ...) from now on (arg
+ * borrowed); fn NULL, as after rn_http_new: rn_http_builtin_router.
+ * Requests already at a router are not affected. */
 void rn_http_set_router(rn_http_t *hs, rn_http_router_fn fn, void *arg);
 
 /* The TLS context to listen with (NULL: cleartext; http_tls_cert unset).

@@ -343,6 +343,4 @@ void rn_net_abandon(rn_net_t *net);
  * nothing listened). Frees dead connections left. NULL ok. */
 void rn_net_destroy(rn_net_t *net);
 
-uv_loop_t *rn_net_loop(const rn_net_t *net);
-
 #endif
