@@ -1077,12 +1077,13 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
   if (hdr.batch_length != len) return RN_ECORRUPT;
 
   int64_t now = rn__log_now(log);
-  if (wants_roll(log, len, hdr.record_count, now) && roll_pending(log)) {
+  bool want_roll = wants_roll(log, len, hdr.record_count, now);
+  if (want_roll && roll_pending(log)) {
     /* The pending segment takes the batch (it rolls once open), unless its
      * 32-bit index positions could not. */
     const rn__seg_t *a = active(log);
     if (a->size + len > UINT32_MAX || a->next + hdr.record_count - a->base > UINT32_MAX) return RN_EBUSY;
-  } else if (wants_roll(log, len, hdr.record_count, now)) {
+  } else if (want_roll) {
     err = roll(log);
     rn_err_t t = transient(err);
     if (t) {
