@@ -1038,12 +1038,8 @@ rn_err_t rn_log_close(rn_log_t *log) {
 rn_err_t rn_log_close_discard(rn_log_t *log) {
   if (!log) return 0;
   if (log->cb_depth) return RN_EBUSY;
-  log->closing = true;
   /* Fail first so nothing new is submitted; then let in-flight I/O land. */
-  if (!log->failed) {
-    log->failed = RN_ECANCELED;
-    drop_unwritten(log, RN_ECANCELED);
-  }
+  rn_log_discard_begin(log);
   if (log->inflight) rn_assert_may_block("rn_log_close_discard (waits for in-flight I/O)");
   while (log->inflight) rn_io_wait(log->io, -1);
   acks_release(log, 0, RN_ECANCELED);
