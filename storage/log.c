@@ -89,6 +89,8 @@ rn_err_t rn__log_push_seg(rn_log_t *log, rn__seg_t *seg) {
 }
 
 static rn__seg_t *active(const rn_log_t *log) { return log->segs[log->nsegs - 1]; }
+/* A roll's open is running on a worker: its segment is the active one. */
+static bool roll_pending(const rn_log_t *log) { return active(log)->opening; }
 
 /* Index of the last segment whose base <= offset (offset >= segs[0]->base). */
 static uint32_t seg_for(const rn_log_t *log, uint64_t offset) {
@@ -430,7 +432,7 @@ static void write_cb(void *arg, rn_err_t res) {
   c->seg->busy--;
   if (res < 0) {
     rn_err_t t = log->failed ? 0 : transient(res);
-    if (t && log->roll_pending) {
+    if (t && roll_pending(log)) {
       /* Undo once the roll's open completed (it may be creating a file
        * the undo would have to delete). */
       log->rollback_chunk = c;
@@ -684,7 +686,7 @@ static void maybe_seal(rn_log_t *log) {
   if (log->seal_retry_ms && rn__log_now(log) < log->seal_retry_ms) return;
   rn__seg_t *seg = NULL;
   /* The segment before a pending roll stays active until the open succeeds. */
-  uint32_t closed = log->nsegs - (active(log)->opening ? 2u : 1u);
+  uint32_t closed = log->nsegs - (roll_pending(log) ? 2u : 1u);
   for (uint32_t i = 0; i < closed; i++) {
     if (!log->segs[i]->sealed) {
       seg = log->segs[i];
@@ -812,15 +814,15 @@ static void roll_cb(void *arg, rn_err_t res) {
   rn_log_t *log = j->log;
   rn__seg_t *seg = j->seg;
   log->inflight--;
-  log->roll_pending = false;
   seg->opening = false;
+  /* It exists now (or stays empty and closed on a failed log, or goes with
+   * the undo below); a dropped one leaves just a gap in the numbering. */
+  seg->create_gen = ++log->create_gen;
   if (res == 0) {
     seg->file = j->file; /* even on a failed log: freed with it */
-    /* Only a roll keeps a reserve and one roll is pending at a time, so
-     * none was kept since this one was submitted. */
-    if (j->reserve && !log->dir_reserve) log->dir_reserve = j->reserve;
-    else if (j->reserve) j->reserve->fs->close(j->reserve); /* not reached */
-    seg->create_gen = ++log->create_gen;
+    /* Only a roll keeps a reserve, it asks for one only when none is kept,
+     * and one roll is pending at a time: none was kept since. */
+    if (j->reserve) log->dir_reserve = j->reserve;
     if (!log->failed) {
       rn__log_say(log, RN_LVL_DEBUG, "%s: rolled to segment " RN__SEG_NAME_FMT, log->dir, seg->base);
       clear_degraded(log, RN__DEG_ROLL);
@@ -828,9 +830,9 @@ static void roll_cb(void *arg, rn_err_t res) {
   } else if (!log->failed) {
     rn_err_t t = transient(res);
     if (t && log->rollback_chunk) {
-      /* The undo below drops the new segment (and unlinks a .log the open
-       * may have left) with every unwritten append, in offset order. */
-      seg->create_gen = ++log->create_gen;
+      /* Nothing here: the undo below drops the new segment (and unlinks a
+       * .log the open may have left) with every unwritten append, in
+       * offset order. */
     } else if (t) {
       set_degraded(log, RN__DEG_ROLL, t);
       roll_drop(log, seg, t);
@@ -840,8 +842,6 @@ static void roll_cb(void *arg, rn_err_t res) {
       log->next_offset = seg->base;
       rn__seg_free(seg);
     }
-  } else {
-    seg->create_gen = ++log->create_gen; /* failed log: the segment stays, empty and closed */
   }
   free(j);
   rn__chunk_t *c = log->rollback_chunk;
@@ -884,7 +884,6 @@ static rn_err_t roll(rn_log_t *log) {
     return err;
   }
   log->inflight++;
-  log->roll_pending = true;
   if (log->fill && log->fill->len) {
     ready_push(log, log->fill);
     log->fill = NULL;
@@ -1039,12 +1038,8 @@ rn_err_t rn_log_close(rn_log_t *log) {
 rn_err_t rn_log_close_discard(rn_log_t *log) {
   if (!log) return 0;
   if (log->cb_depth) return RN_EBUSY;
-  log->closing = true;
   /* Fail first so nothing new is submitted; then let in-flight I/O land. */
-  if (!log->failed) {
-    log->failed = RN_ECANCELED;
-    drop_unwritten(log, RN_ECANCELED);
-  }
+  rn_log_discard_begin(log);
   if (log->inflight) rn_assert_may_block("rn_log_close_discard (waits for in-flight I/O)");
   while (log->inflight) rn_io_wait(log->io, -1);
   acks_release(log, 0, RN_ECANCELED);
@@ -1078,12 +1073,13 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
   if (hdr.batch_length != len) return RN_ECORRUPT;
 
   int64_t now = rn__log_now(log);
-  if (wants_roll(log, len, hdr.record_count, now) && log->roll_pending) {
+  bool want_roll = wants_roll(log, len, hdr.record_count, now);
+  if (want_roll && roll_pending(log)) {
     /* The pending segment takes the batch (it rolls once open), unless its
      * 32-bit index positions could not. */
     const rn__seg_t *a = active(log);
     if (a->size + len > UINT32_MAX || a->next + hdr.record_count - a->base > UINT32_MAX) return RN_EBUSY;
-  } else if (wants_roll(log, len, hdr.record_count, now)) {
+  } else if (want_roll) {
     err = roll(log);
     rn_err_t t = transient(err);
     if (t) {
@@ -1156,7 +1152,7 @@ void rn_log_tick(rn_log_t *log, int64_t now) {
       now - log->last_sync_ms >= (int64_t)log->opts.interval_ms && needs_sync(log))
     start_round(log);
   rn__seg_t *a = active(log);
-  if (!log->rollback_active && !log->roll_pending && a->size > 0 && log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms) {
+  if (!log->rollback_active && !a->opening && a->size > 0 && log->opts.segment_ms > 0 && now - a->created_ms >= log->opts.segment_ms) {
     rn_err_t err = roll(log);
     rn_err_t t = transient(err);
     if (t) set_degraded(log, RN__DEG_ROLL, t);

@@ -52,7 +52,7 @@ typedef struct rn__seg {
   /* Created by a roll whose open is still running on a worker: file is NULL,
    * nothing is written to it or synced for it, and the segment before it is
    * not sealed until the open completes (log.c, "roll"). */
-  bool opening;
+  bool opening;        /* at most one: the active segment (log.c roll_pending) */
   rn_file_t *file;     /* owned; NULL while opening */
   rn__idx_t *idx;      /* owned, idx_len entries */
   uint32_t idx_len, idx_cap;
@@ -140,7 +140,6 @@ struct rn_log {
   rn_err_t degraded;
   rn__degraded_src_t degraded_src;
   bool rollback_active; /* a failed write is being undone: appends get `degraded` */
-  bool roll_pending;    /* a roll's open is running on a worker (one at a time) */
   /* A write that failed for want of space while a roll was pending: its
    * undo (rollback) starts when the roll's open completed, so the undo's
    * unlinks never race the open. Owned; rollback_active is set meanwhile. */

@@ -147,7 +147,7 @@ rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len,
                                 rn_log_append_cb cb, void *arg, uint64_t *base_offset);
 
 /* Time-driven work: interval syncs, roll by age, retention. Call at least
- * every rn_log_next_tick_ms() ms (or sooner). now_ms as from opts->now_ms. */
+ * every rn_log_next_tick_ms() ms (or sooner). now_ms as from rn_clock_wall_ms(&opts->clock). */
 void rn_log_tick(rn_log_t *log, int64_t now_ms);
 /* Milliseconds until rn_log_tick has work; -1 when none is scheduled. */
 int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now_ms);

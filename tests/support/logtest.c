@@ -109,3 +109,80 @@ rn_io_t *lt_io(rn_fs_t *fs) {
     assert_string_equal(rn_io_backend_name(rn_io_backend(io)), want);
   return io;
 }
+
+rn_log_t *lt_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts) {
+  rn_log_t *log = NULL;
+  rn_log_recovery_t rec;
+  rn_err_t err = rn_log_open(io, dir, opts, &log, &rec);
+  if (err) fprintf(stderr, "open: %s: %s\n", rn_err_name(err), rec.message);
+  assert_int_equal(err, 0);
+  return log;
+}
+
+rn_err_t lt_submit(lt_sent_t *s, rn_log_t *log, uint64_t tag, int n, size_t vlen) {
+  assert_true(s->n < LT_SENT_MAX);
+  size_t len;
+  uint8_t *b = lt_batch(tag, n, vlen, 1000 + (int64_t)tag, RN_CODEC_NONE, &len);
+  s->ack[s->n] = (lt_ack_t){0};
+  rn_err_t err = rn_log_append(log, b, len, 0, lt_ack_cb, &s->ack[s->n], NULL);
+  free(b);
+  if (err == 0) {
+    s->tag[s->n] = tag;
+    s->nrec[s->n] = n;
+    s->n++;
+  }
+  return err;
+}
+
+/* The tag of every record in the log ("<tag>:<i>:"), in order. */
+#define LT_SEEN_MAX 8192
+typedef struct seen {
+  uint64_t tags[LT_SEEN_MAX];
+  uint64_t n;
+} seen_t;
+
+static void on_record(void *arg, const rn_record_t *r) {
+  seen_t *s = arg;
+  assert_true(s->n < LT_SEEN_MAX);
+  s->tags[s->n++] = strtoull((const char *)r->value, NULL, 10);
+}
+
+static seen_t *read_tags(rn_log_t *log) {
+  seen_t *s = calloc(1, sizeof(*s));
+  assert_non_null(s);
+  uint64_t count = 0;
+  assert_int_equal(lt_read_all(log, rn_log_start(log), on_record, s, &count), 0);
+  assert_int_equal(count, rn_log_end(log) - rn_log_start(log));
+  return s;
+}
+
+void lt_expect_exactly_acked(const lt_sent_t *sent, rn_log_t *log) {
+  seen_t *s = read_tags(log);
+  uint64_t at = 0;
+  for (size_t i = 0; i < sent->n; i++) {
+    assert_true(sent->ack[i].done);
+    if (sent->ack[i].err != 0) continue;
+    for (int k = 0; k < sent->nrec[i]; k++) {
+      assert_true(at < s->n);
+      assert_int_equal(s->tags[at], sent->tag[i]);
+      at++;
+    }
+  }
+  assert_int_equal(at, s->n);
+  free(s);
+}
+
+size_t lt_expect_prefix(const lt_sent_t *sent, rn_log_t *log) {
+  seen_t *s = read_tags(log);
+  uint64_t at = 0;
+  size_t i = 0;
+  for (; i < sent->n && at < s->n; i++)
+    for (int k = 0; k < sent->nrec[i]; k++) {
+      assert_true(at < s->n);
+      assert_int_equal(s->tags[at], sent->tag[i]);
+      at++;
+    }
+  assert_int_equal(at, s->n);
+  free(s);
+  return i;
+}

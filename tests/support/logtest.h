@@ -40,4 +40,29 @@ rn_err_t lt_read_all(rn_log_t *log, uint64_t from, lt_record_fn fn, void *arg, u
  * (NULL = posix); asserts success. */
 rn_io_t *lt_io(rn_fs_t *fs);
 
+/* rn_log_open that asserts success (printing the recovery message
+ * otherwise). */
+rn_log_t *lt_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts);
+
+/* The appends a test made, in submission order, accepted ones only: each
+ * batch's tag, record count and completion. */
+#define LT_SENT_MAX 512
+typedef struct lt_sent {
+  uint64_t tag[LT_SENT_MAX];
+  int nrec[LT_SENT_MAX];
+  lt_ack_t ack[LT_SENT_MAX];
+  size_t n;
+} lt_sent_t;
+
+/* Append lt_batch(tag, n, vlen, ts 1000 + tag, no codec) to log, completing
+ * into s->ack; remembered in s only when accepted. Returns rn_log_append's
+ * result. */
+rn_err_t lt_submit(lt_sent_t *s, rn_log_t *log, uint64_t tag, int n, size_t vlen);
+/* Asserts the log holds exactly the records of the appends in s that
+ * completed with err 0 (every one of them completed), in order. */
+void lt_expect_exactly_acked(const lt_sent_t *s, rn_log_t *log);
+/* Asserts the log holds, record by record, a prefix of the appends in s
+ * (after a crash); returns how many appends the prefix spans. */
+size_t lt_expect_prefix(const lt_sent_t *s, rn_log_t *log);
+
 #endif

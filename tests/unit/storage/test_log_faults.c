@@ -28,18 +28,13 @@
 #include "testutil.h"
 
 #define DIR "/data/shard"
-#define MAXB 64
 
 typedef struct fx {
   crashfs_t *cfs;
   rn_io_t *io;
   rn_log_opts_t opts;
   int64_t now;
-  /* What each append became, in submission order. */
-  uint64_t tag[MAXB];
-  int nrec[MAXB];
-  lt_ack_t ack[MAXB];
-  size_t n;
+  lt_sent_t sent; /* what each append became, in submission order */
 } fx_t;
 
 static void quiet(void *arg, rn_level_t level, const char *msg) {
@@ -76,70 +71,10 @@ static void fx_free(fx_t *f) {
   crashfs_free(f->cfs);
 }
 
-static rn_log_t *open_log(fx_t *f) {
-  rn_log_t *log = NULL;
-  rn_log_recovery_t rec;
-  rn_err_t err = rn_log_open(f->io, DIR, &f->opts, &log, &rec);
-  if (err) fprintf(stderr, "open: %s: %s\n", rn_err_name(err), rec.message);
-  assert_int_equal(err, 0);
-  return log;
-}
-
-/* Submit one batch of n records tagged tag; returns rn_log_append's result.
- * Only accepted appends are remembered. */
-static rn_err_t submit(fx_t *f, rn_log_t *log, uint64_t tag, int n, size_t vlen) {
-  assert_true(f->n < MAXB);
-  size_t len;
-  uint8_t *b = lt_batch(tag, n, vlen, 1000 + (int64_t)tag, RN_CODEC_NONE, &len);
-  f->ack[f->n] = (lt_ack_t){0};
-  rn_err_t err = rn_log_append(log, b, len, 0, lt_ack_cb, &f->ack[f->n], NULL);
-  free(b);
-  if (err == 0) {
-    f->tag[f->n] = tag;
-    f->nrec[f->n] = n;
-    f->n++;
-  }
-  return err;
-}
+static rn_log_t *open_log(fx_t *f) { return lt_open(f->io, DIR, &f->opts); }
 
 static void wait_all(fx_t *f) {
-  for (size_t i = 0; i < f->n; i++) lt_wait(f->io, &f->ack[i]);
-}
-
-/* Collects the tag of every record read ("<tag>:<i>:"). */
-typedef struct seen {
-  uint64_t tags[4096];
-  uint64_t n;
-} seen_t;
-
-static void on_record(void *arg, const rn_record_t *r) {
-  seen_t *s = arg;
-  assert_true(s->n < 4096);
-  s->tags[s->n++] = strtoull((const char *)r->value, NULL, 10);
-}
-
-static void read_tags(rn_log_t *log, seen_t *s) {
-  memset(s, 0, sizeof(*s));
-  uint64_t count = 0;
-  assert_int_equal(lt_read_all(log, rn_log_start(log), on_record, s, &count), 0);
-  assert_int_equal(count, rn_log_end(log) - rn_log_start(log));
-}
-
-/* The log holds exactly the appends whose ack is in `want` (err 0 for the
- * acknowledged ones), in order. */
-static void expect_exactly_acked(fx_t *f, rn_log_t *log) {
-  seen_t s;
-  read_tags(log, &s);
-  uint64_t at = 0;
-  for (size_t i = 0; i < f->n; i++) {
-    if (f->ack[i].err != 0) continue;
-    for (int k = 0; k < f->nrec[i]; k++) {
-      assert_true(at < s.n);
-      assert_int_equal(s.tags[at], f->tag[i]);
-      at++;
-    }
-  }
-  assert_int_equal(at, s.n);
+  for (size_t i = 0; i < f->sent.n; i++) lt_wait(f->io, &f->sent.ack[i]);
 }
 
 static void expect_health(rn_log_t *log, rn_log_state_t state, rn_err_t err) {
@@ -158,9 +93,9 @@ static void expect_health(rn_log_t *log, rn_log_state_t state, rn_err_t err) {
  * after descriptors come back rolls and is stored. Before, the roll failure
  * failed the log for good (RN_ELOGFAILED until restart). */
 static rn_err_t submit_wait(fx_t *f, rn_log_t *log, uint64_t tag, int n, size_t vlen) {
-  assert_int_equal(submit(f, log, tag, n, vlen), 0);
+  assert_int_equal(lt_submit(&f->sent, log, tag, n, vlen), 0);
   wait_all(f);
-  return f->ack[f->n - 1].err;
+  return f->sent.ack[f->sent.n - 1].err;
 }
 
 static void test_roll_emfile_is_transient(void **state) {
@@ -185,7 +120,7 @@ static void test_roll_emfile_is_transient(void **state) {
   /* Still refused, still healthy; nothing stored is disturbed. */
   assert_int_equal(submit_wait(&f, log, tag++, 4, 200), RN_EMFILE);
   assert_int_equal(rn_log_segment_count(log), 2);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
 
   crashfs_fail_open(f.cfs, -ENFILE);
   assert_int_equal(submit_wait(&f, log, tag++, 4, 200), RN_ENFILE);
@@ -193,11 +128,11 @@ static void test_roll_emfile_is_transient(void **state) {
   assert_int_equal(submit_wait(&f, log, tag++, 4, 200), 0);
   assert_int_equal(rn_log_segment_count(log), 3);
   expect_health(log, RN_LOG_HEALTHY, 0);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
 
   log = open_log(&f);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(&f);
 }
@@ -211,7 +146,7 @@ static void test_roll_by_age_emfile(void **state) {
   fx_init(&f, 2);
   f.opts.segment_ms = 1000;
   rn_log_t *log = open_log(&f);
-  assert_int_equal(submit(&f, log, 1, 3, 50), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 1, 3, 50), 0);
   wait_all(&f);
   f.now += 2000;
   crashfs_fail_open(f.cfs, -EMFILE);
@@ -224,10 +159,10 @@ static void test_roll_by_age_emfile(void **state) {
   lt_drain(f.io);
   expect_health(log, RN_LOG_HEALTHY, 0);
   assert_int_equal(rn_log_segment_count(log), 2);
-  assert_int_equal(submit(&f, log, 2, 3, 50), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 2, 3, 50), 0);
   wait_all(&f);
-  assert_int_equal(f.ack[1].err, 0);
-  expect_exactly_acked(&f, log);
+  assert_int_equal(f.sent.ack[1].err, 0);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(&f);
 }
@@ -253,24 +188,24 @@ static void test_enospc_mid_write_then_space_returns(void **state) {
   fx_t f;
   fx_init(&f, 3);
   rn_log_t *log = open_log(&f);
-  assert_int_equal(submit(&f, log, 1, 5, 100), 0);
-  assert_int_equal(submit(&f, log, 2, 5, 100), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 1, 5, 100), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 2, 5, 100), 0);
   wait_all(&f);
   uint64_t end = rn_log_end(log);
   assert_int_equal(end, 10);
 
   leave_room(&f, 900); /* about one and a half of the batches below */
-  assert_int_equal(submit(&f, log, 3, 5, 100), 0);
-  assert_int_equal(submit(&f, log, 4, 5, 100), 0);
-  assert_int_equal(submit(&f, log, 5, 5, 100), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 3, 5, 100), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 4, 5, 100), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 5, 5, 100), 0);
   wait_all(&f);
   /* The first write carried batch 3 alone (it was submitted at once), the
    * second batches 4 and 5; whichever write met the full disk, it and all
    * after it failed, and with RN_ENOSPC, never ELOGFAILED. */
   size_t failed = 0;
-  for (size_t i = 2; i < f.n; i++) {
-    if (f.ack[i].err) {
-      assert_int_equal(f.ack[i].err, RN_ENOSPC);
+  for (size_t i = 2; i < f.sent.n; i++) {
+    if (f.sent.ack[i].err) {
+      assert_int_equal(f.sent.ack[i].err, RN_ENOSPC);
       failed++;
     } else {
       assert_int_equal(failed, 0); /* failures are a suffix */
@@ -278,28 +213,28 @@ static void test_enospc_mid_write_then_space_returns(void **state) {
   }
   assert_true(failed >= 2);
   expect_health(log, RN_LOG_DEGRADED, RN_ENOSPC);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_next_offset(log), rn_log_end(log));
   uint64_t resume = rn_log_end(log);
 
   /* Still full: the next append is tried and fails the same way. */
-  assert_int_equal(submit(&f, log, 6, 5, 100), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 6, 5, 100), 0);
   wait_all(&f);
-  assert_int_equal(f.ack[f.n - 1].err, RN_ENOSPC);
+  assert_int_equal(f.sent.ack[f.sent.n - 1].err, RN_ENOSPC);
   assert_int_equal(rn_log_failure(log), 0);
 
   /* Space is back: the next append is stored at the reused offset. */
   crashfs_set_space(f.cfs, UINT64_MAX);
-  assert_int_equal(submit(&f, log, 7, 5, 100), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 7, 5, 100), 0);
   wait_all(&f);
-  assert_int_equal(f.ack[f.n - 1].err, 0);
-  assert_int_equal(f.ack[f.n - 1].base, resume);
+  assert_int_equal(f.sent.ack[f.sent.n - 1].err, 0);
+  assert_int_equal(f.sent.ack[f.sent.n - 1].base, resume);
   expect_health(log, RN_LOG_HEALTHY, 0);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
 
   log = open_log(&f);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(&f);
 }
@@ -316,21 +251,21 @@ static void test_enospc_undoes_a_roll(void **state) {
   assert_true(5 * L > 4096 && 4 * L <= 4096);
   rn_log_t *log = open_log(&f);
   /* Two batches in segment 1: two more fit (A, B), the one after (C) rolls. */
-  assert_int_equal(submit(&f, log, 1, 4, 200), 0);
-  assert_int_equal(submit(&f, log, 2, 4, 200), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 1, 4, 200), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 2, 4, 200), 0);
   wait_all(&f);
   /* A is written at once, alone; B waits in segment 1's buffer; C..F go to
    * segment 2. Room for A only: B's write is the one that fails. */
   leave_room(&f, L + L / 2);
-  for (uint64_t t = 3; t <= 8; t++) assert_int_equal(submit(&f, log, t, 4, 200), 0);
+  for (uint64_t t = 3; t <= 8; t++) assert_int_equal(lt_submit(&f.sent, log, t, 4, 200), 0);
   assert_int_equal(rn_log_segment_count(log), 2);
   wait_all(&f);
   lt_drain(f.io);
-  assert_int_equal(f.ack[2].err, 0);
-  for (size_t i = 3; i < f.n; i++) assert_int_equal(f.ack[i].err, RN_ENOSPC);
+  assert_int_equal(f.sent.ack[2].err, 0);
+  for (size_t i = 3; i < f.sent.n; i++) assert_int_equal(f.sent.ack[i].err, RN_ENOSPC);
   assert_int_equal(rn_log_segment_count(log), 1);
   expect_health(log, RN_LOG_DEGRADED, RN_ENOSPC);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   uint8_t *junk;
   size_t junk_len;
   char seg2[64];
@@ -338,15 +273,15 @@ static void test_enospc_undoes_a_roll(void **state) {
   assert_int_equal(crashfs_read_file(f.cfs, seg2, &junk, &junk_len), RN_ENOENT);
 
   crashfs_set_space(f.cfs, UINT64_MAX);
-  for (uint64_t t = 9; t <= 14; t++) assert_int_equal(submit(&f, log, t, 4, 200), 0);
+  for (uint64_t t = 9; t <= 14; t++) assert_int_equal(lt_submit(&f.sent, log, t, 4, 200), 0);
   wait_all(&f);
-  for (size_t i = f.n - 6; i < f.n; i++) assert_int_equal(f.ack[i].err, 0);
+  for (size_t i = f.sent.n - 6; i < f.sent.n; i++) assert_int_equal(f.sent.ack[i].err, 0);
   assert_true(rn_log_segment_count(log) >= 2);
   expect_health(log, RN_LOG_HEALTHY, 0);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   log = open_log(&f);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(&f);
 }
@@ -364,8 +299,8 @@ static void test_enospc_then_crash_exact_prefix(void **state) {
     fx_t f;
     fx_init(&f, 100 + round);
     rn_log_t *log = open_log(&f);
-    assert_int_equal(submit(&f, log, 1, 5, 100), 0);
-    assert_int_equal(submit(&f, log, 2, 5, 100), 0);
+    assert_int_equal(lt_submit(&f.sent, log, 1, 5, 100), 0);
+    assert_int_equal(lt_submit(&f.sent, log, 2, 5, 100), 0);
     wait_all(&f);
     /* Batch 3 is written alone; 4..6 share the next write, which ends half
      * way into batch 5: batch 4 lands whole, yet is reported failed. */
@@ -373,7 +308,7 @@ static void test_enospc_then_crash_exact_prefix(void **state) {
     leave_room(&f, 2 * L + L / 2);
     uint64_t ops0 = crashfs_ops(f.cfs);
     crashfs_arm(f.cfs, crash_at);
-    for (uint64_t t = 3; t <= 6; t++) (void)submit(&f, log, t, 5, 100);
+    for (uint64_t t = 3; t <= 6; t++) (void)lt_submit(&f.sent, log, t, 5, 100);
     wait_all(&f);
     lt_drain(f.io);
     bool hit = crashfs_is_down(f.cfs);
@@ -384,22 +319,12 @@ static void test_enospc_then_crash_exact_prefix(void **state) {
     rn_io_destroy(f.io);
     f.io = new_io(&f);
     log = open_log(&f);
-    seen_t s;
-    read_tags(log, &s);
     /* A prefix of the appends, record by record... */
-    uint64_t at = 0;
-    size_t i = 0;
-    for (; i < f.n && at < s.n; i++)
-      for (int k = 0; k < f.nrec[i]; k++) {
-        assert_true(at < s.n);
-        assert_int_equal(s.tags[at], f.tag[i]);
-        at++;
-      }
-    assert_int_equal(at, s.n);
+    size_t i = lt_expect_prefix(&f.sent, log);
     /* ...holding every acknowledged one and none reported as disk full. */
-    for (size_t k = 0; k < f.n; k++) {
-      if (f.ack[k].err == 0) assert_true(k < i);
-      if (f.ack[k].err == RN_ENOSPC) assert_true(k >= i);
+    for (size_t k = 0; k < f.sent.n; k++) {
+      if (f.sent.ack[k].err == 0) assert_true(k < i);
+      if (f.sent.ack[k].err == RN_ENOSPC) assert_true(k >= i);
     }
     assert_int_equal(rn_log_close(log), 0);
     fx_free(&f);
@@ -458,14 +383,14 @@ static void gate_release(fx_t *f, gate_t *g) {
 static void roll_with_failing_seal(fx_t *f, rn_log_t *log, uint64_t *tag, bool nospace) {
   size_t L = batch_len(4, 200);
   while (rn_log_size_bytes(log) + L <= 4096) {
-    assert_int_equal(submit(f, log, (*tag)++, 4, 200), 0);
+    assert_int_equal(lt_submit(&f->sent, log, (*tag)++, 4, 200), 0);
     wait_all(f);
   }
   gate_t g;
   gate_hold(f, &g);
-  assert_int_equal(submit(f, log, (*tag)++, 4, 200), 0); /* rolls; the seal queues behind the gate */
+  assert_int_equal(lt_submit(&f->sent, log, (*tag)++, 4, 200), 0); /* rolls; the seal queues behind the gate */
   wait_all(f);
-  assert_int_equal(f->ack[f->n - 1].err, 0);
+  assert_int_equal(f->sent.ack[f->sent.n - 1].err, 0);
   assert_int_equal(rn_log_segment_count(log), 2);
   if (nospace)
     leave_room(f, 0);
@@ -499,12 +424,12 @@ static void test_seal_enospc_retried(void **state) {
   rn_log_tick(log, f.now);
   lt_drain(f.io);
   expect_health(log, RN_LOG_HEALTHY, 0);
-  assert_int_equal(submit(&f, log, tag++, 4, 200), 0);
+  assert_int_equal(lt_submit(&f.sent, log, tag++, 4, 200), 0);
   wait_all(&f);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   log = open_log(&f);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(&f);
 }
@@ -526,7 +451,7 @@ static void test_close_with_unsealed_segment(void **state) {
   rn_log_recovery_t rec;
   assert_int_equal(rn_log_open(f.io, DIR, &f.opts, &log, &rec), 0);
   assert_false(rec.clean);
-  expect_exactly_acked(&f, log);
+  lt_expect_exactly_acked(&f.sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(&f);
 }
@@ -537,18 +462,18 @@ static void test_failed_sync_still_fails(void **state) {
   fx_t f;
   fx_init(&f, 6);
   rn_log_t *log = open_log(&f);
-  assert_int_equal(submit(&f, log, 1, 3, 50), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 1, 3, 50), 0);
   wait_all(&f);
   crashfs_arm(f.cfs, 2); /* the write passes, its fdatasync fails */
-  assert_int_equal(submit(&f, log, 2, 3, 50), 0);
+  assert_int_equal(lt_submit(&f.sent, log, 2, 3, 50), 0);
   wait_all(&f);
-  assert_int_equal(f.ack[1].err, RN_EIO);
+  assert_int_equal(f.sent.ack[1].err, RN_EIO);
   rn_log_health_t h;
   rn_log_health(log, &h);
   assert_int_equal(h.state, RN_LOG_FAILED);
   assert_int_equal(h.err, RN_EIO);
   assert_string_equal(h.what, "fdatasync");
-  assert_int_equal(submit(&f, log, 3, 3, 50), RN_ELOGFAILED);
+  assert_int_equal(lt_submit(&f.sent, log, 3, 3, 50), RN_ELOGFAILED);
   assert_int_equal(rn_log_close(log), RN_EIO);
   fx_free(&f);
 }

@@ -44,7 +44,6 @@
 #endif
 
 #define DIR "/data/shard"
-#define MAXB 512
 
 /* ---- a file system whose open() can be held ------------------------------------
  * Wraps another rn_fs_t; every call is forwarded. While the gate is shut,
@@ -135,10 +134,7 @@ typedef struct fx {
   gatefs_t gate;
   rn_io_t *io;
   rn_log_opts_t opts;
-  uint64_t tag[MAXB];
-  int nrec[MAXB];
-  lt_ack_t ack[MAXB];
-  size_t n;
+  lt_sent_t sent; /* the appends made, in order */
 } fx_t;
 
 static rn_io_t *io_on(rn_fs_t *fs, rn_io_backend_t backend) {
@@ -166,30 +162,6 @@ static void fx_free(fx_t *f) {
   crashfs_free(f->cfs);
 }
 
-static rn_log_t *open_log(rn_io_t *io, const char *dir, const rn_log_opts_t *opts) {
-  rn_log_t *log = NULL;
-  rn_log_recovery_t rec;
-  rn_err_t err = rn_log_open(io, dir, opts, &log, &rec);
-  if (err) fprintf(stderr, "open: %s: %s\n", rn_err_name(err), rec.message);
-  assert_int_equal(err, 0);
-  return log;
-}
-
-static rn_err_t submit(fx_t *f, rn_log_t *log, uint64_t tag, int n, size_t vlen) {
-  assert_true(f->n < MAXB);
-  size_t len;
-  uint8_t *b = lt_batch(tag, n, vlen, 1000 + (int64_t)tag, RN_CODEC_NONE, &len);
-  f->ack[f->n] = (lt_ack_t){0};
-  rn_err_t err = rn_log_append(log, b, len, 0, lt_ack_cb, &f->ack[f->n], NULL);
-  free(b);
-  if (err == 0) {
-    f->tag[f->n] = tag;
-    f->nrec[f->n] = n;
-    f->n++;
-  }
-  return err;
-}
-
 /* What an event loop does: wait for rn_io_fd to be readable, run the
  * completions. Never blocks in storage code (the check is armed). */
 static void loop_until_idle(rn_io_t *io, rn_log_t *log) {
@@ -198,43 +170,6 @@ static void loop_until_idle(rn_io_t *io, rn_log_t *log) {
     assert_true(poll(&p, 1, -1) >= 0);
     rn_io_poll(io);
   }
-}
-
-typedef struct seen {
-  uint64_t tags[8192];
-  uint64_t n;
-} seen_t;
-
-static void on_record(void *arg, const rn_record_t *r) {
-  seen_t *s = arg;
-  assert_true(s->n < 8192);
-  s->tags[s->n++] = strtoull((const char *)r->value, NULL, 10);
-}
-
-static void read_tags(rn_log_t *log, seen_t *s) {
-  memset(s, 0, sizeof(*s));
-  uint64_t count = 0;
-  assert_int_equal(lt_read_all(log, rn_log_start(log), on_record, s, &count), 0);
-  assert_int_equal(count, rn_log_end(log) - rn_log_start(log));
-}
-
-/* The log holds exactly the acknowledged appends, in order. */
-static void expect_exactly_acked(const fx_t *f, rn_log_t *log) {
-  seen_t *s = malloc(sizeof(*s));
-  assert_non_null(s);
-  read_tags(log, s);
-  uint64_t at = 0;
-  for (size_t i = 0; i < f->n; i++) {
-    assert_true(f->ack[i].done);
-    if (f->ack[i].err != 0) continue;
-    for (int k = 0; k < f->nrec[i]; k++) {
-      assert_true(at < s->n);
-      assert_int_equal(s->tags[at], f->tag[i]);
-      at++;
-    }
-  }
-  assert_int_equal(at, s->n);
-  free(s);
 }
 
 /* ---- rolls on a marked loop thread ------------------------------------------------ */
@@ -253,31 +188,31 @@ static void rolls_on_marked_thread(rn_io_t *io, const char *dir, rn_durability_t
   f->opts.interval_ms = 1;
   f->opts.retention_ms = -1; /* the far-future ticks below must not delete */
   f->opts.retention_bytes = -1;
-  rn_log_t *log = open_log(io, dir, &f->opts);
+  rn_log_t *log = lt_open(io, dir, &f->opts);
   uint32_t segs0 = rn_log_segment_count(log);
 
   rn_thread_mark_loop();
   uint64_t tag = 1;
   for (int round = 0; round < 12; round++) {
     /* A burst: several appends queue behind the roll that one of them starts. */
-    for (int k = 0; k < 8; k++) assert_int_equal(submit(f, log, tag++, 3, 120), 0);
+    for (int k = 0; k < 8; k++) assert_int_equal(lt_submit(&f->sent, log, tag++, 3, 120), 0);
     loop_until_idle(io, log);
     if (mode != RN_DURABILITY_SYNC) rn_log_tick(log, INT64_MAX / 2); /* the interval sync */
     loop_until_idle(io, log);
   }
-  for (size_t i = 0; i < f->n; i++) {
-    assert_true(f->ack[i].done);
-    assert_int_equal(f->ack[i].err, 0);
+  for (size_t i = 0; i < f->sent.n; i++) {
+    assert_true(f->sent.ack[i].done);
+    assert_int_equal(f->sent.ack[i].err, 0);
   }
   rn_thread_unmark_loop();
 
   assert_true(rn_log_segment_count(log) >= segs0 + 8);
-  expect_exactly_acked(f, log);
+  lt_expect_exactly_acked(&f->sent, log);
   char msg[256];
   assert_int_equal(rn_log_verify(log, msg, sizeof msg), 0);
   assert_int_equal(rn_log_close(log), 0);
-  log = open_log(io, dir, &f->opts);
-  expect_exactly_acked(f, log);
+  log = lt_open(io, dir, &f->opts);
+  lt_expect_exactly_acked(&f->sent, log);
   assert_int_equal(rn_log_close(log), 0);
   free(f);
 }
@@ -320,11 +255,11 @@ static void held_roll(rn_err_t open_err) {
   fx_t *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   fx_init(f, 11);
-  rn_log_t *log = open_log(f->io, DIR, &f->opts);
+  rn_log_t *log = lt_open(f->io, DIR, &f->opts);
   uint64_t tag = 1, seg2_base = 0;
   while (rn_log_segment_count(log) == 1) {
     seg2_base = rn_log_next_offset(log);
-    assert_int_equal(submit(f, log, tag++, 4, 200), 0);
+    assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0);
     lt_drain(f->io);
   }
   lt_drain(f->io);
@@ -333,19 +268,19 @@ static void held_roll(rn_err_t open_err) {
   uint64_t end0;
   for (;;) {
     end0 = rn_log_end(log);
-    assert_int_equal(submit(f, log, tag++, 4, 200), 0);
+    assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0);
     if (rn_log_segment_count(log) == 3) break;
-    lt_wait(f->io, &f->ack[f->n - 1]);
-    assert_int_equal(f->ack[f->n - 1].err, 0);
+    lt_wait(f->io, &f->sent.ack[f->sent.n - 1]);
+    assert_int_equal(f->sent.ack[f->sent.n - 1].err, 0);
   }
   gate_wait_held(&f->gate);
-  size_t first_queued = f->n - 1;
-  for (int k = 0; k < 6; k++) assert_int_equal(submit(f, log, tag++, 4, 200), 0);
+  size_t first_queued = f->sent.n - 1;
+  for (int k = 0; k < 6; k++) assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0);
   /* Everything but the held open completes; the queued appends cannot. */
   while (rn_log_inflight(log) > 1) rn_io_wait(f->io, -1);
   assert_int_equal(rn_log_end(log), end0);
   assert_int_equal(rn_log_next_offset(log) > end0, 1);
-  for (size_t i = 0; i < f->n; i++) assert_int_equal(f->ack[i].done, i < first_queued);
+  for (size_t i = 0; i < f->sent.n; i++) assert_int_equal(f->sent.ack[i].done, i < first_queued);
   /* Segment 2 (before the pending roll) is not sealed: no index file. */
   char path[128];
   snprintf(path, sizeof path, "%s/%020" PRIu64 ".index", DIR, seg2_base);
@@ -362,9 +297,9 @@ static void held_roll(rn_err_t open_err) {
   if (open_err) {
     /* Exactly the queued appends fail, retriably; their offsets are reused
      * and segment 2 is the active one again. */
-    for (size_t i = 0; i < f->n; i++) {
-      assert_true(f->ack[i].done);
-      assert_int_equal(f->ack[i].err, i < first_queued ? 0 : open_err);
+    for (size_t i = 0; i < f->sent.n; i++) {
+      assert_true(f->sent.ack[i].done);
+      assert_int_equal(f->sent.ack[i].err, i < first_queued ? 0 : open_err);
     }
     assert_int_equal(rn_log_segment_count(log), 2);
     assert_int_equal(rn_log_next_offset(log), end0);
@@ -373,26 +308,26 @@ static void held_roll(rn_err_t open_err) {
     assert_int_equal(h.err, open_err);
     assert_int_equal(crashfs_read_file(f->cfs, path, &data, &len), RN_ENOENT); /* not sealed */
     crashfs_fail_open(f->cfs, 0);
-    size_t retry = f->n;
-    assert_int_equal(submit(f, log, tag++, 4, 200), 0); /* rolls again */
+    size_t retry = f->sent.n;
+    assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0); /* rolls again */
     lt_drain(f->io);
-    assert_int_equal(f->ack[retry].err, 0);
+    assert_int_equal(f->sent.ack[retry].err, 0);
     rn_log_health(log, &h);
     assert_int_equal(h.state, RN_LOG_HEALTHY);
   } else {
-    for (size_t i = 0; i < f->n; i++) {
-      assert_true(f->ack[i].done);
-      assert_int_equal(f->ack[i].err, 0);
+    for (size_t i = 0; i < f->sent.n; i++) {
+      assert_true(f->sent.ack[i].done);
+      assert_int_equal(f->sent.ack[i].err, 0);
     }
   }
   assert_int_equal(rn_log_segment_count(log), 3);
   /* Once the open completed the segment before it was sealed. */
   assert_int_equal(crashfs_read_file(f->cfs, path, &data, &len), 0);
   free(data);
-  expect_exactly_acked(f, log);
+  lt_expect_exactly_acked(&f->sent, log);
   assert_int_equal(rn_log_close(log), 0);
-  log = open_log(f->io, DIR, &f->opts);
-  expect_exactly_acked(f, log);
+  log = lt_open(f->io, DIR, &f->opts);
+  lt_expect_exactly_acked(&f->sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(f);
   free(f);
@@ -422,35 +357,35 @@ static void enospc_while_roll_pending(rn_err_t open_err) {
   assert_non_null(f);
   fx_init(f, 12);
   f->opts.durability = RN_DURABILITY_NONE;
-  rn_log_t *log = open_log(f->io, DIR, &f->opts);
+  rn_log_t *log = lt_open(f->io, DIR, &f->opts);
   size_t L;
   free(lt_batch(1, 4, 200, 1000, RN_CODEC_NONE, &L));
   uint64_t tag = 1;
   /* Stop one batch short of the roll. */
   while (rn_log_size_bytes(log) + 2 * L <= f->opts.segment_bytes) {
-    assert_int_equal(submit(f, log, tag++, 4, 200), 0);
-    lt_wait(f->io, &f->ack[f->n - 1]);
+    assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0);
+    lt_wait(f->io, &f->sent.ack[f->sent.n - 1]);
   }
   lt_drain(f->io);
-  size_t good = f->n;
+  size_t good = f->sent.n;
   gate_set(&f->gate, true);
   crashfs_set_space(f->cfs, crashfs_used(f->cfs)); /* the next write fails */
-  assert_int_equal(submit(f, log, tag++, 4, 200), 0); /* segment 1, its write fails */
-  assert_int_equal(submit(f, log, tag++, 4, 200), 0); /* starts the roll */
+  assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0); /* segment 1, its write fails */
+  assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0); /* starts the roll */
   assert_int_equal(rn_log_segment_count(log), 2);
   gate_wait_held(&f->gate);
   /* Only the held open is left once the failed write came back. */
   while (rn_log_inflight(log) > 1) rn_io_wait(f->io, -1);
-  assert_int_equal(submit(f, log, tag++, 4, 200), RN_ENOSPC); /* being undone */
-  assert_false(f->ack[good].done);
+  assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), RN_ENOSPC); /* being undone */
+  assert_false(f->sent.ack[good].done);
   crashfs_set_space(f->cfs, UINT64_MAX);
   if (open_err) crashfs_fail_open(f->cfs, open_err);
   gate_set(&f->gate, false);
   lt_drain(f->io);
   crashfs_fail_open(f->cfs, 0);
-  for (size_t i = good; i < f->n; i++) {
-    assert_true(f->ack[i].done);
-    assert_int_equal(f->ack[i].err, RN_ENOSPC);
+  for (size_t i = good; i < f->sent.n; i++) {
+    assert_true(f->sent.ack[i].done);
+    assert_int_equal(f->sent.ack[i].err, RN_ENOSPC);
   }
   assert_int_equal(rn_log_segment_count(log), 1);
   assert_int_equal(rn_log_next_offset(log), rn_log_end(log));
@@ -458,16 +393,16 @@ static void enospc_while_roll_pending(rn_err_t open_err) {
   rn_log_health(log, &h);
   assert_int_equal(h.state, RN_LOG_DEGRADED);
   /* Space is back: the next appends write, roll and are acknowledged. */
-  for (int k = 0; k < 4; k++) assert_int_equal(submit(f, log, tag++, 4, 200), 0);
+  for (int k = 0; k < 4; k++) assert_int_equal(lt_submit(&f->sent, log, tag++, 4, 200), 0);
   lt_drain(f->io);
-  for (size_t i = f->n - 4; i < f->n; i++) assert_int_equal(f->ack[i].err, 0);
+  for (size_t i = f->sent.n - 4; i < f->sent.n; i++) assert_int_equal(f->sent.ack[i].err, 0);
   assert_int_equal(rn_log_segment_count(log), 2);
   rn_log_health(log, &h);
   assert_int_equal(h.state, RN_LOG_HEALTHY);
-  expect_exactly_acked(f, log);
+  lt_expect_exactly_acked(&f->sent, log);
   assert_int_equal(rn_log_close(log), 0);
-  log = open_log(f->io, DIR, &f->opts);
-  expect_exactly_acked(f, log);
+  log = lt_open(f->io, DIR, &f->opts);
+  lt_expect_exactly_acked(&f->sent, log);
   assert_int_equal(rn_log_close(log), 0);
   fx_free(f);
   free(f);
@@ -497,11 +432,11 @@ static void test_crash_across_rolls_exact_prefix(void **state) {
     fx_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     fx_init(f, 1000 + crash_at);
-    rn_log_t *log = open_log(f->io, DIR, &f->opts);
+    rn_log_t *log = lt_open(f->io, DIR, &f->opts);
     uint64_t ops0 = crashfs_ops(f->cfs);
     crashfs_arm(f->cfs, crash_at);
     for (uint64_t t = 1; t <= 40; t++) {
-      if (submit(f, log, t, 3, 150) != 0) break;
+      if (lt_submit(&f->sent, log, t, 3, 150) != 0) break;
       if (t % 3 == 0) lt_drain(f->io);
     }
     lt_drain(f->io);
@@ -511,22 +446,10 @@ static void test_crash_across_rolls_exact_prefix(void **state) {
     rn_log_close_discard(log);
     rn_io_destroy(f->io);
     f->io = io_on(&f->gate.fs, RN_IO_POSIX);
-    log = open_log(f->io, DIR, &f->opts);
-    seen_t *s = malloc(sizeof(*s));
-    assert_non_null(s);
-    read_tags(log, s);
-    uint64_t at = 0;
-    size_t i = 0;
-    for (; i < f->n && at < s->n; i++)
-      for (int k = 0; k < f->nrec[i]; k++) {
-        assert_true(at < s->n);
-        assert_int_equal(s->tags[at], f->tag[i]);
-        at++;
-      }
-    assert_int_equal(at, s->n);
-    for (size_t k = 0; k < f->n; k++)
-      if (f->ack[k].done && f->ack[k].err == 0) assert_true(k < i);
-    free(s);
+    log = lt_open(f->io, DIR, &f->opts);
+    size_t i = lt_expect_prefix(&f->sent, log);
+    for (size_t k = 0; k < f->sent.n; k++)
+      if (f->sent.ack[k].done && f->sent.ack[k].err == 0) assert_true(k < i);
     char msg[256];
     assert_int_equal(rn_log_verify(log, msg, sizeof msg), 0);
     assert_int_equal(rn_log_close(log), 0);
