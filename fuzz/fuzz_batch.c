@@ -21,16 +21,7 @@
 #include <xxhash.h>
 
 #include "runnel/batch.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#include "fuzz_check.h"
 
 static void put_le(uint8_t *p, uint64_t v, size_t n) {
   for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));

@@ -24,16 +24,7 @@
 #include <string.h>
 
 #include "runnel/keys.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#include "fuzz_check.h"
 
 /* 2^128-1, the largest hash key: 39 digits. */
 static const char KEY_MAX[] = "340282366920938463463374607431768211455";

@@ -26,16 +26,7 @@
 
 #include "kinesis_int.h"
 #include "rest_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#include "fuzz_check.h"
 
 static bool inside(const void *p, size_t n, const void *base, size_t len) {
   const uint8_t *a = p, *b = base;

@@ -10,10 +10,10 @@
  */
 #include "runnel/keys.h"
 
+#include "proto_int.h"
+
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,17 +79,6 @@ void rn_hash_key_format(const uint8_t key[RN_HASH_KEY_BYTES], char out[RN_HASH_K
 
 /* ---- names ------------------------------------------------------------------------------ */
 
-static rn_err_t reject(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static rn_err_t reject(char *why, size_t whylen, const char *fmt, ...) {
-  if (why && whylen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
-  return RN_EINVAL;
-}
-
 typedef enum { NAME_OK, NAME_CHARS, NAME_DOTS } name_verdict_t;
 
 static name_verdict_t name_verdict(const char *s, size_t len) {
@@ -114,11 +103,11 @@ rn_err_t rn_name_check_stream(const char *s, size_t len, char *why, size_t whyle
   case NAME_OK:
     return 0;
   case NAME_DOTS:
-    return reject(why, whylen, "stream name \"%.*s\" is invalid: \".\" and \"..\" are reserved", SHOWN(s, len));
+    return rn__reject(why, whylen, "stream name \"%.*s\" is invalid: \".\" and \"..\" are reserved", SHOWN(s, len));
   case NAME_CHARS:
   default:
-    return reject(why, whylen, "stream name \"%.*s\" is invalid: 1-128 characters of A-Z a-z 0-9 _ . -",
-                  SHOWN(s, len));
+    return rn__reject(why, whylen, "stream name \"%.*s\" is invalid: 1-128 characters of A-Z a-z 0-9 _ . -",
+                      SHOWN(s, len));
   }
 }
 
@@ -127,10 +116,10 @@ rn_err_t rn_name_check_group(const char *s, size_t len, char *why, size_t whylen
   case NAME_OK:
     return 0;
   case NAME_DOTS:
-    return reject(why, whylen, "invalid group name \"%.*s\": \".\" and \"..\" are reserved", SHOWN(s, len));
+    return rn__reject(why, whylen, "invalid group name \"%.*s\": \".\" and \"..\" are reserved", SHOWN(s, len));
   case NAME_CHARS:
   default:
-    return reject(why, whylen, "invalid group name \"%.*s\": 1-128 characters of A-Z a-z 0-9 _ . -",
-                  SHOWN(s, len));
+    return rn__reject(why, whylen, "invalid group name \"%.*s\": 1-128 characters of A-Z a-z 0-9 _ . -",
+                      SHOWN(s, len));
   }
 }

@@ -5,14 +5,15 @@
  */
 #include "runnel/units.h"
 
+#include "proto_int.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-static rn_err_t reject(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static rn_err_t reject(char *why, size_t whylen, const char *fmt, ...) {
+rn_err_t rn__reject(char *why, size_t whylen, const char *fmt, ...) {
   if (why && whylen) {
     va_list ap;
     va_start(ap, fmt);
@@ -48,29 +49,30 @@ static const struct {
 };
 
 rn_err_t rn_parse_size(const char *s, int64_t *out, char *why, size_t whylen) {
-  if (s == NULL || *s == '\0') return reject(why, whylen, "empty size (write bytes, or 512KiB, 64MiB, 10GiB, 1TiB)");
+  if (s == NULL || *s == '\0')
+    return rn__reject(why, whylen, "empty size (write bytes, or 512KiB, 64MiB, 10GiB, 1TiB)");
   const char *p = s;
   uint64_t n;
   bool overflow;
   if (!digits_u64(&p, &n, &overflow))
-    return reject(why, whylen, "\"%s\" is not a size (write bytes, or 512KiB, 64MiB, 10GiB, 1TiB)", s);
+    return rn__reject(why, whylen, "\"%s\" is not a size (write bytes, or 512KiB, 64MiB, 10GiB, 1TiB)", s);
   if (*p == '.' || *p == ',')
-    return reject(why, whylen, "\"%s\": sizes are whole numbers (write 1536MiB, not 1.5GiB)", s);
+    return rn__reject(why, whylen, "\"%s\": sizes are whole numbers (write 1536MiB, not 1.5GiB)", s);
   for (size_t i = 0; i < sizeof size_units / sizeof size_units[0]; i++) {
     if (strcmp(p, size_units[i].unit) != 0) continue;
     if (overflow || n > ((uint64_t)INT64_MAX >> size_units[i].shift))
-      return reject(why, whylen, "\"%s\" is too large (at most 8191PiB)", s);
+      return rn__reject(why, whylen, "\"%s\" is too large (at most 8191PiB)", s);
     *out = (int64_t)(n << size_units[i].shift);
     return 0;
   }
   /* Say what was probably meant: KB/kB/kb/k/mb/... are decimal or unknown. */
   char up = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
   if (up == 'K' || up == 'M' || up == 'G' || up == 'T')
-    return reject(why, whylen,
-                  "\"%s\": write %" PRIu64 "%ciB (sizes are binary; K, Ki and KiB all mean 1024, and the unit "
-                  "letters are upper case)",
-                  s, n, up);
-  return reject(why, whylen, "\"%s\": unknown size unit \"%s\" (write B, KiB, MiB, GiB or TiB)", s, p);
+    return rn__reject(why, whylen,
+                      "\"%s\": write %" PRIu64 "%ciB (sizes are binary; K, Ki and KiB all mean 1024, and the unit "
+                      "letters are upper case)",
+                      s, n, up);
+  return rn__reject(why, whylen, "\"%s\": unknown size unit \"%s\" (write B, KiB, MiB, GiB or TiB)", s, p);
 }
 
 static const struct {
@@ -79,19 +81,19 @@ static const struct {
 } dur_units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
 
 rn_err_t rn_parse_duration_ms(const char *s, int64_t *out, char *why, size_t whylen) {
-  if (s == NULL || *s == '\0') return reject(why, whylen, "empty duration (write 500ms, 30s, 90m, 24h or 7d)");
+  if (s == NULL || *s == '\0') return rn__reject(why, whylen, "empty duration (write 500ms, 30s, 90m, 24h or 7d)");
   const char *p = s;
   int64_t total = 0;
   while (*p) {
     uint64_t n;
     bool overflow;
     if (!digits_u64(&p, &n, &overflow))
-      return reject(why, whylen, "\"%s\" is not a duration (write 500ms, 30s, 90m, 24h, 7d or 1h30m)", s);
+      return rn__reject(why, whylen, "\"%s\" is not a duration (write 500ms, 30s, 90m, 24h, 7d or 1h30m)", s);
     if (*p == '.' || *p == ',')
-      return reject(why, whylen, "\"%s\": durations are whole numbers (write 90m, not 1.5h)", s);
+      return rn__reject(why, whylen, "\"%s\": durations are whole numbers (write 90m, not 1.5h)", s);
     if (*p == '\0')
-      return reject(why, whylen, "\"%s\" has no unit (write %" PRIu64 "ms or %" PRIu64 "s: ms, s, m, h or d)", s, n,
-                    n);
+      return rn__reject(why, whylen, "\"%s\" has no unit (write %" PRIu64 "ms or %" PRIu64 "s: ms, s, m, h or d)", s, n,
+                        n);
     size_t best = 0, best_len = 0;
     for (size_t i = 0; i < sizeof dur_units / sizeof dur_units[0]; i++) {
       size_t l = strlen(dur_units[i].unit);
@@ -102,12 +104,12 @@ rn_err_t rn_parse_duration_ms(const char *s, int64_t *out, char *why, size_t why
     }
     if (best_len == 0) {
       size_t ul = strcspn(p, "0123456789");
-      return reject(why, whylen, "\"%s\": unknown duration unit \"%.*s\" (write ms, s, m, h or d)", s, (int)ul, p);
+      return rn__reject(why, whylen, "\"%s\": unknown duration unit \"%.*s\" (write ms, s, m, h or d)", s, (int)ul, p);
     }
     p += best_len;
     int64_t mult = dur_units[best].ms;
     if (overflow || n > (uint64_t)(INT64_MAX / mult) || total > INT64_MAX - (int64_t)n * mult)
-      return reject(why, whylen, "\"%s\" is too long", s);
+      return rn__reject(why, whylen, "\"%s\" is too long", s);
     total += (int64_t)n * mult;
   }
   *out = total;

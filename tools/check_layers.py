@@ -63,9 +63,8 @@ LAYERS = {
     "broker/core": ["storage", "proto", "base"],
     "broker/groups": ["broker/core"],
     "broker/sinks": ["broker/core"],
-    # DESIGN.md says "base"; proto too, for rn_err_t (one error table for the
-    # whole tree, habit 2) and nothing else of proto is used there
-    "broker/net": ["proto", "base"],
+    # base only: rn_err_t is base's since the error table moved there
+    "broker/net": ["base"],
     "broker/cluster": ["broker/core", "broker/net"],
     "broker/http": ["broker/net", "broker/core", "broker/groups", "broker/sinks"],
     "broker/native": ["broker/net", "broker/core", "broker/groups", "broker/sinks"],

@@ -1,6 +1,6 @@
 /*
  * rn_apps.h — the route table of runneld's HTTP port, behind the transport's
- * router contract (http.h): it mounts the applications — the Kinesis Data
+ * router contract (rn_http.h): it mounts the applications — the Kinesis Data
  * Streams JSON 1.1 API (rn_kinesis.h), REST ingest (rn_rest.h) and the
  * admin endpoints GET /metrics, /healthz, /readyz (rn_admin.h) — and
  * answers what none of them owns (404, 405, CORS preflight).
@@ -61,7 +61,7 @@ rn_err_t rn_http_routes_new(uv_loop_t *loop, rn_core_t *core, const rn_apps_opts
  * loop until its own pending metadata writes finished. NULL ok. */
 void rn_http_routes_destroy(rn_http_routes_t *routes);
 
-/* The rn_http_router_fn (http.h): arg is the rn_http_routes_t. */
+/* The rn_http_router_fn (rn_http.h): arg is the rn_http_routes_t. */
 void rn_http_routes_router(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx);
 
 /* Another component's lines for /metrics (rn_admin_add_metrics, rn_admin.h). */

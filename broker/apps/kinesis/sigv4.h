@@ -3,7 +3,7 @@
  * (the Authorization header form that the AWS SDKs and CLI send).
  *
  * Pure: no clock (the caller passes now), no I/O, no global state. Reads
- * only the request it is given (http.h's rn_http_req_t).
+ * only the request it is given (rn_http.h's rn_http_req_t).
  *
  * What is checked, in AWS's order and with AWS's error types:
  *   - an Authorization header is present       MissingAuthenticationTokenException

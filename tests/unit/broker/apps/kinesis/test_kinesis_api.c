@@ -509,6 +509,20 @@ static void test_errors(void **state) {
   free(a.body);
 }
 
+/* A native request to the engine, waited for on the loop; returns the
+ * request-level error's wire code. */
+static void on_engine_reply(void *ctx, const Runnel__Response *resp) {
+  int *code = ctx;
+  *code = resp->error ? (int)resp->error->code : 0;
+}
+
+static int engine_call(fx_t *f, const Runnel__Request *req) {
+  int code = -1;
+  rn_native_handle(f->eng, req, on_engine_reply, &code);
+  while (code == -1) uv_run(&f->loop, UV_RUN_ONCE);
+  return code;
+}
+
 /* Produce a batch natively; returns the base offset. */
 typedef struct native_done {
   bool done;
@@ -666,9 +680,7 @@ static void test_sigv4(void **state) {
   cr.config = &sc;
   req.op_case = RUNNEL__REQUEST__OP_CREATE_STREAM;
   req.create_stream = &cr;
-  native_done_t nd = {0};
-  rn_native_handle(f->eng, &req, on_native, &nd);
-  while (!nd.done) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(engine_call(f, &req), 0);
   /* Unsigned: refused. */
   kerr(f, "ListStreams", "{}", "MissingAuthenticationTokenException", "Missing Authentication Token");
   const char *body = "{\"StreamName\":\"s1\",\"Data\":\"aGk=\",\"PartitionKey\":\"k\"}";
@@ -890,20 +902,6 @@ static void test_throttle(void **state) {
   for (int i = 0; i < 5; i++) json_decref(get_records(f, it, 1));
   kerr(f, "GetRecords", req, "ProvisionedThroughputExceededException", NULL);
   free(it);
-}
-
-/* A native request to the engine, waited for on the loop; returns the
- * request-level error's wire code. */
-static void on_engine_reply(void *ctx, const Runnel__Response *resp) {
-  int *code = ctx;
-  *code = resp->error ? (int)resp->error->code : 0;
-}
-
-static int engine_call(fx_t *f, const Runnel__Request *req) {
-  int code = -1;
-  rn_native_handle(f->eng, req, on_engine_reply, &code);
-  while (code == -1) uv_run(&f->loop, UV_RUN_ONCE);
-  return code;
 }
 
 static void group_create(fx_t *f, const char *stream, const char *group, Runnel__PositionKind kind, int64_t value) {
