@@ -35,7 +35,6 @@
 
 #include "config.h"
 #include "rn_core.h"
-#include "rn_groups.h"
 #include "rn_apps.h"
 #include "server.h"
 
@@ -93,23 +92,6 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (d->srv == NULL) return; /* a failed start is exiting anyway */
   rn_sayf(RN_LVL_INFO, "runneld", "%s: shutting down cleanly (send it again to exit at once)", name);
   rn_server_shutdown(d->srv, on_server_done, d);
-}
-
-/* The engine (rn_core: recovery of every shard) and its subsystems, which
- * hang off core from here on (rn_core_close closes them). Blocking. */
-static rn_err_t open_engine(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
-  rn_core_t *core;
-  rn_err_t rc = rn_core_open(eo, &core, why, whylen);
-  if (rc != 0) return rc;
-  rn_groups_t *gs;
-  rn_groups_opts_t go = {.clock = eo->clock}; /* one clock for the engine and its groups */
-  rc = rn_groups_open(core, &go, &gs, why, whylen);
-  if (rc != 0) {
-    rn_core_close(core);
-    return rc;
-  }
-  *out = core;
-  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -209,7 +191,7 @@ int main(int argc, char **argv) {
 
   rn_sayf(RN_LVL_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
            (long)getpid());
-  rc = open_engine(&eo, &d.eng, why, sizeof why);
+  rc = rn_server_open_engine(&eo, &d.eng, why, sizeof why);
   if (rc != 0) {
     rn_sayf(RN_LVL_ERROR, "engine", "cannot open %s: %s (%s)", cfg.data_dir, why[0] ? why : rn_strerror(rc),
              rn_err_name(rc));

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "rn_fs.h"
+#include "rn_groups.h"
 #include "rn_http.h"
 #include "rn_native.h"
 #include "rn_net.h"
@@ -132,6 +133,22 @@ static rn_err_t write_port_file(const char *path, uint16_t native, uint16_t http
   if (rc != 0) snprintf(why, whylen, "cannot write port_file %s: %s", path, rn_strerror(rc));
   free(dir);
   return rc;
+}
+
+rn_err_t rn_server_open_engine(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
+  *out = NULL;
+  rn_core_t *core;
+  rn_err_t rc = rn_core_open(eo, &core, why, whylen);
+  if (rc != 0) return rc;
+  rn_groups_t *gs; /* core's from here on: closed by rn_core_close */
+  rn_groups_opts_t go = {.clock = eo->clock}; /* one clock for the engine and its groups */
+  rc = rn_groups_open(core, &go, &gs, why, whylen);
+  if (rc != 0) {
+    rn_core_close(core);
+    return rc;
+  }
+  *out = core;
+  return 0;
 }
 
 /* ---- public ---------------------------------------------------------------------------- */

@@ -18,7 +18,7 @@
 #include "coretest.h"
 #include "native/dispatch.h" /* rn_native_handle: the wire translation */
 #include "rn_core.h"
-#include "rn_groups.h"
+#include "server.h" /* rn_server_open_engine: core + groups as runneld opens them */
 
 typedef struct fx {
   ct_t ct; /* first, so ct_teardown frees the fixture: the loop, the directory, core (ct.core) */
@@ -32,20 +32,6 @@ static int64_t fake_wall(void *arg) {
   return f->now;
 }
 
-/* Core plus the groups, on one clock (as runneld opens them). */
-static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
-  rn_err_t err = rn_core_open(eo, out, why, whylen);
-  if (err) return err;
-  rn_groups_t *gs; /* core's: closed by rn_core_close */
-  rn_groups_opts_t go = {.clock = eo->clock};
-  err = rn_groups_open(*out, &go, &gs, why, whylen);
-  if (err) {
-    rn_core_close(*out);
-    *out = NULL;
-  }
-  return err;
-}
-
 static void open_engine(fx_t *f, bool inject) {
   rn_core_opts_t eo;
   ct_opts(&f->ct, &eo);
@@ -54,7 +40,7 @@ static void open_engine(fx_t *f, bool inject) {
     eo.clock.arg = f;
   }
   char why[512];
-  if (open_core(&eo, &f->ct.core, why, sizeof(why)) != 0) fail_msg("open_core: %s", why);
+  if (rn_server_open_engine(&eo, &f->ct.core, why, sizeof(why)) != 0) fail_msg("rn_server_open_engine: %s", why);
 }
 
 static int setup(void **state) {

@@ -25,7 +25,6 @@
 #include <string.h>
 
 #include "rn_core.h"
-#include "rn_groups.h"
 #include "httpclient.h"
 #include "server.h"
 #include "testutil.h"
@@ -64,20 +63,6 @@ typedef struct fx {
   char log[LOG_MAX][32]; /* the order in which the router answered */
   int nlog;
 } fx_t;
-
-/* runneld's order: core, then the consumer groups on it (one clock for both). */
-static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
-  rn_err_t err = rn_core_open(eo, out, why, whylen);
-  if (err) return err;
-  rn_groups_t *gs; /* core's: closed by rn_core_close */
-  rn_groups_opts_t go = {.clock = eo->clock};
-  err = rn_groups_open(*out, &go, &gs, why, whylen);
-  if (err) {
-    rn_core_close(*out);
-    *out = NULL;
-  }
-  return err;
-}
 
 static const rn_http_header_t k_text[] = {{"Content-Type", "text/plain"}};
 
@@ -217,7 +202,7 @@ static int start(void **state, const char *const *sets) {
   rn_core_opts_default(&eo);
   eo.loop = &fx->loop;
   eo.data_dir = fx->cfg.data_dir;
-  if (open_core(&eo, &fx->eng, why, sizeof why) != 0) {
+  if (rn_server_open_engine(&eo, &fx->eng, why, sizeof why) != 0) {
     fprintf(stderr, "engine: %s\n", why);
     return -1;
   }

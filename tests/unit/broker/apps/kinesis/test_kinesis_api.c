@@ -45,20 +45,6 @@ typedef struct fx {
   int64_t now_ms;
 } fx_t;
 
-/* runneld's order: core, then the consumer groups on it (one clock for both). */
-static rn_err_t open_core(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen) {
-  rn_err_t err = rn_core_open(eo, out, why, whylen);
-  if (err) return err;
-  rn_groups_t *gs; /* core's: closed by rn_core_close */
-  rn_groups_opts_t go = {.clock = eo->clock};
-  err = rn_groups_open(*out, &go, &gs, why, whylen);
-  if (err) {
-    rn_core_close(*out);
-    *out = NULL;
-  }
-  return err;
-}
-
 static int64_t fake_now(void *arg) { return ((fx_t *)arg)->now_ms; }
 
 static void routes_up(fx_t *f) {
@@ -79,7 +65,7 @@ static int setup_with(void **state, const char *creds, const char *keys, int thr
   eo.loop = &f->loop;
   eo.data_dir = f->dir;
   char why[256];
-  assert_int_equal(open_core(&eo, &f->eng, why, sizeof(why)), 0);
+  assert_int_equal(rn_server_open_engine(&eo, &f->eng, why, sizeof(why)), 0);
   rn_config_init(&f->cfg);
   char *why2 = why;
   assert_int_equal(rn_config_set(&f->cfg, "data_dir", f->dir, NULL, why2, sizeof(why)), 0);
