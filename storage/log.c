@@ -165,6 +165,11 @@ static void drop_unwritten(rn_log_t *log, rn_err_t err) {
 static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
   if (log->failed) return;
   log->failed = err;
+  if (log->cp_wanted) {
+    /* A checkpoint waits for this log: it cannot pass it now. */
+    log->cp_wanted = false;
+    rn__journal_cp_done(log->jr, err);
+  }
   snprintf(log->failed_what, sizeof(log->failed_what), "%s", what);
   rn__log_say(log, RN_LVL_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
               what, rn_strerror(err));
@@ -450,9 +455,42 @@ static void write_cb(void *arg, rn_err_t res) {
   }
   c->seg->written += c->len;
   log->written_next = c->end_offset;
-  chunk_recycle(log, c);
   clear_degraded(log, RN__DEG_WRITE);
+  if (log->jr && !log->failed) {
+    /* Journal mode: the write is acknowledged once its record is durable
+     * in the shared journal (journal.c, invariant 1: only written bytes
+     * are journaled, so a checkpoint's segment syncs cover them). */
+    rn_err_t err = log->jr_attached ? 0 : rn__journal_attach(log->jr, log);
+    if (!err) {
+      log->jr_attached = true;
+      err = rn__journal_submit(log->jr, log, log->opts.journal_id, c);
+    }
+    if (err) {
+      chunk_free(c);
+      fail_log(log, err, "journal submission");
+      return;
+    }
+    c->seg->busy++;
+    log->inflight++;
+  } else {
+    chunk_recycle(log, c);
+  }
   after_progress(log);
+}
+
+void rn__log_journal_done(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
+  log->inflight--;
+  c->seg->busy--;
+  if (err) {
+    chunk_free(c);
+    fail_log(log, err, "journal write");
+    return;
+  }
+  uint64_t end = c->pos + c->len;
+  if (end > c->seg->jdurable) c->seg->jdurable = end;
+  if (c->end_offset > log->jdurable_next) log->jdurable_next = c->end_offset;
+  chunk_recycle(log, c);
+  if (!log->failed) acks_release(log, rn_log_end(log), 0);
 }
 
 static void kick_write(rn_log_t *log) {
@@ -511,9 +549,13 @@ static bool needs_sync(const rn_log_t *log) {
 
 void rn_log_sync_stats(const rn_log_t *log, rn_hist_t *out) { *out = log->sync_stats; }
 
+static void cp_answer(rn_log_t *log, rn_err_t err);
+
 static void round_done_one(rn_log_t *log) {
   if (--log->round_pending) return;
   log->round_active = false;
+  rn_err_t cp_err = log->round_err ? log->round_err : log->failed;
+  if (log->cp_round) cp_answer(log, cp_err == RN_ECANCELED ? 0 : cp_err);
   rn_hist_record(&log->sync_stats, rn_hist_latency_bounds, RN_HIST_BUCKETS,
                  (double)(rn_clock_mono_ns(&log->opts.clock) - log->round_start_ns) / 1e9);
   if (log->round_err) {
@@ -536,9 +578,25 @@ static void round_done_one(rn_log_t *log) {
   for (uint32_t i = 0; i < log->nsegs; i++)
     if (log->segs[i]->create_gen <= log->round_gen) log->segs[i]->dir_synced = true;
   log->last_sync_ms = rn__log_now(log);
-  if (log->opts.durability == RN_DURABILITY_SYNC) acks_release(log, log->durable_next, 0);
+  if (log->opts.durability == RN_DURABILITY_SYNC) acks_release(log, rn_log_end(log), 0);
   maybe_round(log);
   maybe_seal(log);
+}
+
+/* ---- checkpoints (journal mode) ------------------------------------------------ */
+
+static void cp_answer(rn_log_t *log, rn_err_t err) {
+  log->cp_round = false;
+  rn__journal_cp_done(log->jr, err);
+}
+
+int rn__log_checkpoint(rn_log_t *log) {
+  if (log->failed) return log->failed == RN_ECANCELED ? 0 : log->failed; /* a discarded log's data goes */
+  if (!log->round_active && !needs_sync(log)) return 0;
+  if (log->round_retry_ms) return log->degraded ? log->degraded : RN_EAGAIN;
+  log->cp_wanted = true; /* the next round started answers it */
+  maybe_round(log);
+  return 1;
 }
 
 static void round_op_cb(void *arg, rn_err_t res) {
@@ -565,6 +623,10 @@ static rn_err_t sync_dir_job(void *arg) {
 static void start_round(rn_log_t *log) {
   if (log->round_active || log->failed) return;
   log->round_active = true;
+  if (log->cp_wanted) {
+    log->cp_wanted = false;
+    log->cp_round = true;
+  }
   log->round_start_ns = rn_clock_mono_ns(&log->opts.clock);
   log->round_pending = 1; /* guard until every op is submitted */
   log->round_err = 0;
@@ -611,12 +673,19 @@ static void start_round(rn_log_t *log) {
   round_done_one(log);
 }
 
-/* Start a round when the mode (or closing) wants one now. */
+/* Start a round when the mode (or closing, or a checkpoint) wants one now.
+ * In journal mode the journal acknowledges appends: rounds run only for
+ * checkpoints and close. */
 static void maybe_round(rn_log_t *log) {
   if (log->round_active || log->failed) return;
   if (log->round_retry_ms && rn__log_now(log) < log->round_retry_ms) return;
-  if (log->opts.durability == RN_DURABILITY_SYNC || log->closing) {
-    if (needs_sync(log)) start_round(log);
+  bool want = log->closing || log->cp_wanted || (log->opts.durability == RN_DURABILITY_SYNC && !log->jr);
+  if (!want) return;
+  if (needs_sync(log)) {
+    start_round(log);
+  } else if (log->cp_wanted) {
+    log->cp_wanted = false; /* nothing left to sync */
+    rn__journal_cp_done(log->jr, 0);
   }
 }
 
@@ -902,6 +971,12 @@ static bool wants_roll(const rn_log_t *log, size_t len, uint32_t records, int64_
 
 /* ---- open / close ------------------------------------------------------------- */
 
+/* Owner thread: leave the journal's list (checkpoints stop asking). */
+static void journal_detach(rn_log_t *log) {
+  if (log->jr_attached) rn__journal_detach(log->jr, log);
+  log->jr_attached = false;
+}
+
 static void log_free(rn_log_t *log) {
   chunk_free(log->rollback_chunk);
   if (log->dir_reserve) log->dir_reserve->fs->close(log->dir_reserve);
@@ -946,6 +1021,17 @@ rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn
     free(log);
     return RN_EINVAL;
   }
+  if (o->journal && o->durability == RN_DURABILITY_SYNC) {
+    uint64_t chunk_max = o->max_batch_bytes > CHUNK_MIN ? o->max_batch_bytes : CHUNK_MIN;
+    if (o->journal_id == 0 || chunk_max > rn_journal_max_record(o->journal)) {
+      snprintf(rec->message, sizeof(rec->message),
+               o->journal_id == 0 ? "invalid log options: a journal needs a journal_id"
+                                  : "invalid log options: the journal is too small for max_batch_bytes (a record may be a quarter of it)");
+      free(log);
+      return RN_EINVAL;
+    }
+    log->jr = o->journal;
+  }
   log->io = io;
   log->fs = rn_io_fs(io);
   log->dir = strdup(dir);
@@ -955,7 +1041,8 @@ rn_err_t rn_log_open(rn_io_t *io, const char *dir, const rn_log_opts_t *opts, rn
   }
   size_t dl = strlen(log->dir);
   while (dl > 1 && log->dir[dl - 1] == '/') log->dir[--dl] = '\0';
-  rn_err_t err = rn__log_recover(log, rec);
+  rn_err_t err = log->jr ? rn__log_replay(log, rec) : 0;
+  if (!err) err = rn__log_recover(log, rec);
   if (err) {
     rn__log_say(log, RN_LVL_ERROR, "%s", rec->message);
     log_free(log);
@@ -1031,6 +1118,7 @@ rn_err_t rn_log_close(rn_log_t *log) {
     }
   }
   acks_release(log, 0, err ? err : RN_ECLOSED); /* nothing should be left */
+  journal_detach(log);
   log_free(log);
   return err;
 }
@@ -1052,8 +1140,13 @@ void rn_log_discard_begin(rn_log_t *log) {
   log->closing = true;
   if (!log->failed) {
     log->failed = RN_ECANCELED;
+    if (log->cp_wanted) {
+      log->cp_wanted = false;
+      rn__journal_cp_done(log->jr, 0); /* its data is going: nothing to keep */
+    }
     drop_unwritten(log, RN_ECANCELED);
   }
+  journal_detach(log);
 }
 
 unsigned rn_log_inflight(const rn_log_t *log) { return log ? log->inflight : 0; }
@@ -1179,7 +1272,8 @@ int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now) {
 
 uint64_t rn_log_start(const rn_log_t *log) { return log->segs[0]->base; }
 uint64_t rn_log_end(const rn_log_t *log) {
-  return log->opts.durability == RN_DURABILITY_SYNC ? log->durable_next : log->written_next;
+  if (log->opts.durability != RN_DURABILITY_SYNC) return log->written_next;
+  return log->jdurable_next > log->durable_next ? log->jdurable_next : log->durable_next;
 }
 uint64_t rn_log_next_offset(const rn_log_t *log) { return log->next_offset; }
 uint32_t rn_log_segment_count(const rn_log_t *log) { return log->nsegs; }
@@ -1191,7 +1285,8 @@ uint64_t rn_log_size_bytes(const rn_log_t *log) {
 
 /* Bytes of seg a reader may look at. */
 static uint64_t visible_bytes(const rn_log_t *log, const rn__seg_t *seg) {
-  return log->opts.durability == RN_DURABILITY_SYNC ? seg->synced : seg->written;
+  if (log->opts.durability != RN_DURABILITY_SYNC) return seg->written;
+  return seg->jdurable > seg->synced ? seg->jdurable : seg->synced;
 }
 
 rn_err_t rn_log_span_plan(rn_log_t *log, uint64_t offset, rn_log_span_t *span) {
@@ -1464,6 +1559,23 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
     if (hdr.base_offset != offset) return RN_EINVAL;
   }
   rn_fs_t *fs = log->fs;
+  if (log->jr) {
+    /* 0. Journal mode: what stays must not need the journal (every
+     * unsealed segment synced), and no record from before the cut may be
+     * replayed after it: a floor past all of them. */
+    for (uint32_t i = 0; i < log->nsegs; i++) {
+      rn__seg_t *s = log->segs[i];
+      if (s->sealed || !s->file || s->synced >= s->written) continue;
+      rn_err_t err = fs->datasync(s->file);
+      if (err) {
+        fail_log(log, err, "fdatasync before truncate");
+        return err;
+      }
+      s->synced = s->written;
+    }
+    rn_err_t err = rn__floor_write(log, rn__journal_next_lsn(log->jr));
+    if (err) return err;
+  }
   /* 1. The recovery point moves below the cut first, so a crash midway
    * leaves no "sealed" segment that is shorter than its index says. */
   if (log->recovery_point > seg->base) {
@@ -1505,9 +1617,9 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
     return err;
   }
   seg->sealed = false;
-  seg->written = seg->synced = seg->size;
+  seg->written = seg->synced = seg->jdurable = seg->size;
   seg->created_ms = rn__log_now(log);
-  log->next_offset = log->written_next = log->durable_next = seg->next;
+  log->next_offset = log->written_next = log->durable_next = log->jdurable_next = seg->next;
   return 0;
 }
 

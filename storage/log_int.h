@@ -60,6 +60,7 @@ typedef struct rn__seg {
   uint32_t tidx_len, tidx_cap;
   uint64_t idx_last_pos; /* position of the newest idx entry */
   uint64_t tidx_last_pos;
+  uint64_t jdurable;    /* journal mode: bytes whose journal record is durable */
 } rn__seg_t;
 
 /* A run of batches bound for one segment, written with one pwrite. */
@@ -148,8 +149,19 @@ struct rn_log {
   int64_t seal_retry_ms; /* after a transient seal failure: not before then */
   int64_t round_retry_ms; /* after a round's directory could not be opened: not before then */
   rn_file_t *dir_reserve; /* owned: a descriptor kept by a roll for the next directory sync (sync mode) */
-  unsigned inflight; /* this log's rn_io operations not yet called back */
+  unsigned inflight; /* this log's rn_io operations (and journal records) not yet called back */
   bool closing;
+
+  /* Journal mode (opts.journal, sync durability): completed writes go to
+   * the journal; an append is acknowledged once its write's record is
+   * durable there (jdurable_next) or its segment was fdatasync'ed
+   * (durable_next), whichever comes first. Sync rounds run only for
+   * checkpoints, seals and close. */
+  rn_journal_t *jr;
+  bool jr_attached;     /* in the journal's list (the first submission attaches) */
+  uint64_t jdurable_next;
+  bool cp_round;        /* the round in flight answers a checkpoint */
+  bool cp_wanted;       /* a checkpoint asked while another round ran */
 };
 
 /* ---- segment.c: files, indexes, scanning ---------------------------------- */
@@ -225,7 +237,54 @@ rn_err_t rn__clean_read(rn_log_t *log, rn__clean_t *c);
 #define RN__RP_NAME "recovery-point"
 #define RN__CLEAN_NAME "clean-shutdown"
 
+#define RN__FLOOR_NAME "journal-floor"
+/* Journal records of this log below this LSN are never replayed (written
+ * by truncate). RN_ENOENT when there is none. */
+rn_err_t rn__floor_write(rn_log_t *log, uint64_t lsn);
+rn_err_t rn__floor_read(rn_log_t *log, uint64_t *lsn);
+
+/* ---- journal.c ------------------------------------------------------------- */
+
+typedef struct rn__journal_head {
+  uint32_t seq, gen;
+  uint64_t size, fence_lsn, cp_lsn, cp_pos;
+} rn__journal_head_t;
+typedef struct rn__journal_rec {
+  uint32_t kind, gen, len;
+  uint64_t lsn, log_id, seg_base, file_pos, sum;
+} rn__journal_rec_t;
+/* Pure codecs (fuzzed): header slots and record headers. */
+void rn__journal_head_encode(const rn__journal_head_t *h, uint8_t out[60]);
+rn_err_t rn__journal_head_decode(const uint8_t *p, size_t len, rn__journal_head_t *h);
+void rn__journal_rec_encode(const rn__journal_rec_t *r, const uint8_t *payload, uint8_t out[56]);
+rn_err_t rn__journal_rec_decode_hdr(const uint8_t *p, size_t len, rn__journal_rec_t *r);
+bool rn__journal_rec_check(const uint8_t *hdr, const uint8_t *payload, uint32_t len, uint64_t sum);
+
+/* Hand a completed segment write to the journal (owner thread); it calls
+ * rn__log_journal_done(log, chunk, err) once the record is durable or
+ * failed. chunk is borrowed until then. */
+rn_err_t rn__journal_submit(rn_journal_t *j, rn_log_t *log, uint64_t log_id, rn__chunk_t *chunk);
+void rn__log_journal_done(rn_log_t *log, rn__chunk_t *chunk, rn_err_t err);
+rn_err_t rn__journal_attach(rn_journal_t *j, rn_log_t *log);
+void rn__journal_detach(rn_journal_t *j, rn_log_t *log);
+uint64_t rn__journal_next_lsn(rn_journal_t *j);
+/* A checkpoint asks the log to fdatasync its dirty segments: 1 = started,
+ * rn__journal_cp_done follows exactly once; 0 = nothing to do; < 0 = the
+ * log cannot (failed). */
+int rn__log_checkpoint(rn_log_t *log);
+void rn__journal_cp_done(rn_journal_t *j, rn_err_t err);
+/* Replay this log's recovered records at or past floor_lsn, in LSN order,
+ * through fn. Blocking; any thread. */
+typedef rn_err_t (*rn__journal_apply_fn)(void *arg, uint64_t seg_base, uint64_t file_pos, const uint8_t *data,
+                                         uint32_t len);
+rn_err_t rn__journal_replay(rn_journal_t *j, uint64_t log_id, uint64_t floor_lsn, rn__journal_apply_fn fn, void *arg,
+                            uint64_t *applied);
+
 /* ---- recovery.c ------------------------------------------------------------ */
+
+/* Journal mode: rewrite this log's journal records into its segment files
+ * (those at or past the recovery point), make them durable. Blocking. */
+rn_err_t rn__log_replay(rn_log_t *log, rn_log_recovery_t *rec);
 
 /* Build log->segs from the directory (see docs/storage.md, "Recovery").
  * Blocking. */

@@ -147,6 +147,71 @@ static rn_err_t load_trusted(rn_log_t *log, rn__seg_t *seg, rn_log_recovery_t *r
   return err;
 }
 
+/* ---- journal replay ----------------------------------------------------------- */
+
+typedef struct replay {
+  rn_log_t *log;
+  uint64_t rp;
+  bool create;        /* may create a missing segment file */
+  uint64_t bases[8];  /* files opened so far (a log's records touch few) */
+  rn_file_t *files[8];
+  int n;
+} replay_t;
+
+static rn_err_t replay_apply(void *arg, uint64_t seg_base, uint64_t file_pos, const uint8_t *data, uint32_t len) {
+  replay_t *r = arg;
+  if (seg_base < r->rp) return 0; /* sealed: synced and verified before the recovery point passed it */
+  rn_fs_t *fs = r->log->fs;
+  int k = 0;
+  while (k < r->n && r->bases[k] != seg_base) k++;
+  if (k == r->n) {
+    if (r->n == 8) { /* flush the oldest to make room */
+      rn_err_t err = r->files[0]->fs->datasync(r->files[0]);
+      r->files[0]->fs->close(r->files[0]);
+      if (err) return err;
+      memmove(r->files, r->files + 1, 7 * sizeof(*r->files));
+      memmove(r->bases, r->bases + 1, 7 * sizeof(*r->bases));
+      r->n = k = 7;
+    }
+    char path[RN__PATH_MAX];
+    rn__seg_path(r->log, seg_base, ".log", path);
+    rn_err_t err = fs->open(fs, path, r->create ? RN_FS_CREATE : 0, &r->files[k]);
+    if (err == RN_ENOENT) return 0;
+    if (err) return err;
+    r->bases[k] = seg_base;
+    r->n++;
+  }
+  struct iovec iov;
+  memcpy(&iov.iov_base, &data, sizeof(data)); /* iovec has no const variant */
+  iov.iov_len = len;
+  return fs->pwritev(r->files[k], &iov, 1, file_pos);
+}
+
+rn_err_t rn__log_replay(rn_log_t *log, rn_log_recovery_t *rec) {
+  rn_fs_t *fs = log->fs;
+  uint64_t floor = 0, rp = 0, start = 0;
+  rn_err_t err = rn__floor_read(log, &floor);
+  if (err && err != RN_ENOENT)
+    return fail(rec, err, "%s: journal floor file unreadable: %s; refusing to guess which journal records belong here",
+                log->dir, rn_strerror(err));
+  err = rn__rp_read(log, &rp, &start);
+  replay_t r = {.log = log, .rp = err ? 0 : rp, .create = err == 0 || err == RN_ENOENT};
+  err = fs->mkdirs(fs, log->dir);
+  if (err) return fail(rec, err, "cannot create %s: %s", log->dir, rn_strerror(err));
+  uint64_t applied = 0;
+  err = rn__journal_replay(log->jr, log->opts.journal_id, floor, replay_apply, &r, &applied);
+  for (int i = 0; i < r.n; i++) {
+    rn_err_t e = r.files[i]->fs->datasync(r.files[i]);
+    if (!err) err = e;
+    r.files[i]->fs->close(r.files[i]);
+  }
+  if (!err && applied) err = fs->sync_dir(fs, log->dir);
+  if (err) return fail(rec, err, "%s: replaying the journal: %s", log->dir, rn_strerror(err));
+  rec->journal_replayed = applied;
+  if (applied) rn__log_say(log, RN_LVL_INFO, "%s: replayed %" PRIu64 " journal record(s)", log->dir, applied);
+  return 0;
+}
+
 rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
   rn_fs_t *fs = log->fs;
   listing_t l = {0};

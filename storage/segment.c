@@ -422,6 +422,14 @@ static rn_err_t state_read(rn_log_t *log, const char *name, uint32_t magic, uint
 
 #define RP_MAGIC 0x50524e52u    /* "RNRP" */
 #define CLEAN_MAGIC 0x53434e52u /* "RNCS" */
+#define FLOOR_MAGIC 0x464a4e52u /* "RNJF" */
+
+rn_err_t rn__floor_write(rn_log_t *log, uint64_t lsn) {
+  return state_write(log, RN__FLOOR_NAME, FLOOR_MAGIC, &lsn, 1);
+}
+rn_err_t rn__floor_read(rn_log_t *log, uint64_t *lsn) {
+  return state_read(log, RN__FLOOR_NAME, FLOOR_MAGIC, lsn, 1);
+}
 
 rn_err_t rn__rp_write(rn_log_t *log, uint64_t rp, uint64_t start) {
   uint64_t v[2] = {rp, start};

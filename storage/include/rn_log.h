@@ -38,6 +38,7 @@ extern "C" {
 #endif
 
 typedef struct rn_log rn_log_t;
+typedef struct rn_journal rn_journal_t;
 
 /* rn_durability_t (sync, interval, none) is in runnel/durability.h. */
 
@@ -57,6 +58,14 @@ typedef struct rn_log_opts {
   /* Where the log reports recovery and failures, one line each (rn_base.h);
    * fn NULL = the stderr line as component "storage", WARN and above. */
   rn_logger_t logger;
+  /* Sync mode only: acknowledge through this shared journal (below) instead
+   * of one fdatasync per log per round; NULL = per-log rounds. Borrowed: it
+   * must outlive the log, and belong to the same rn_io_t. journal_id names
+   * this log in the journal and must be unique among the logs that ever
+   * share it and stable across restarts (the broker derives it from the
+   * stream's uid and the shard number); 0 is invalid with a journal. */
+  rn_journal_t *journal;
+  uint64_t journal_id;
 } rn_log_opts_t;
 
 void rn_log_opts_default(rn_log_opts_t *opts);
@@ -68,6 +77,7 @@ typedef struct rn_log_recovery {
   uint32_t segments_scanned; /* segments whose batches were read and verified */
   uint32_t indexes_rebuilt;  /* segments whose index files were rebuilt */
   uint32_t segments_dropped; /* unsynced segments deleted after a torn one */
+  uint64_t journal_replayed; /* journal records rewritten into segments */
   uint64_t bytes_truncated;  /* torn/corrupt tail bytes removed */
   char message[256];         /* on failure: what and where (file, position) */
 } rn_log_recovery_t;
@@ -260,6 +270,84 @@ void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention
 /* Read and verify every batch of every segment; blocking. Returns 0 or
  * RN_ECORRUPT with where (file, position) in msg. */
 rn_err_t rn_log_verify(rn_log_t *log, char *msg, size_t msglen);
+
+/* ---- the shared journal ------------------------------------------------------
+ *
+ * One preallocated file per data disk (docs/storage.md, "The journal"):
+ * every sync-mode log attached to it hands each completed segment write to
+ * it, the journal writes all of them in one round (one pwritev, one
+ * fdatasync of a file whose blocks are all allocated, so the flush commits
+ * no metadata) and the appends are acknowledged when their round is
+ * durable, whatever the number of logs. Segment files are made durable in
+ * the background by checkpoints (every attached log's dirty segments
+ * fdatasync'ed in parallel, then the journal's header records the new tail)
+ * and the space before the tail is reused. rn_log_open replays a log's
+ * records from the journal into its segments before recovering them.
+ *
+ * Threading: owned by the thread of its rn_io_t, like the logs on it;
+ * rn_log_open of an attached log may run on another thread. */
+
+typedef struct rn_journal_opts {
+  uint64_t size_bytes;    /* file size, preallocated at creation; default 512 MiB,
+                           * minimum 1 MiB (a quarter of it bounds max_batch_bytes
+                           * of the logs on it). An existing journal keeps its size. */
+  uint32_t checkpoint_ms; /* checkpoint at least this often while records arrive
+                           * (bounds replay at restart); default 1000. A
+                           * checkpoint also starts at a quarter full. */
+  rn_clock_t clock;
+  rn_logger_t logger;
+} rn_journal_opts_t;
+
+void rn_journal_opts_default(rn_journal_opts_t *opts);
+
+typedef struct rn_journal_recovery {
+  bool created;      /* the file did not exist and was preallocated */
+  uint64_t records;  /* valid records found past the last checkpoint */
+  uint64_t bytes;    /* their payload bytes */
+  uint32_t gen;      /* generation of this run */
+  char message[256]; /* on failure: what and where */
+} rn_journal_recovery_t;
+
+/* Open the journal file at path, creating and preallocating it (writing it
+ * whole, then fdatasync and a directory sync) when missing, else reading
+ * every valid record past its last checkpoint so the logs opened next can
+ * replay theirs. Open every log that used it before the first checkpoint
+ * (the next round after a second, or rn_journal_tick): records no log
+ * claimed by then are dropped, with a warning. Blocking. Returns 0,
+ * RN_EINVAL (size), RN_ECORRUPT (no valid header: it refuses to start
+ * rather than lose acknowledged records) or a file-system error. */
+rn_err_t rn_journal_open(rn_io_t *io, const char *path, const rn_journal_opts_t *opts, rn_journal_t **out,
+                         rn_journal_recovery_t *rec);
+
+/* After every log on it was closed: a final checkpoint (the next open
+ * replays nothing), then free. Blocking. Returns the error that failed the
+ * journal, RN_EBUSY when logs are still attached (nothing checkpointed), or
+ * 0. NULL ok. */
+rn_err_t rn_journal_close(rn_journal_t *j);
+
+/* Start a checkpoint when one is due (time). Owner thread; call about as
+ * often as rn_log_tick. */
+void rn_journal_tick(rn_journal_t *j, int64_t now_ms);
+
+/* 0, or the error that failed the journal (a failed write or fdatasync of
+ * a round): every log on it fails with it. */
+rn_err_t rn_journal_failure(const rn_journal_t *j);
+
+/* Largest segment write the journal takes as one record (a quarter of its
+ * data area); a log whose max_batch_bytes is larger fails to open. */
+uint64_t rn_journal_max_record(const rn_journal_t *j);
+
+typedef struct rn_journal_stats {
+  uint64_t rounds;       /* write + fdatasync rounds completed */
+  uint64_t records;      /* records placed */
+  uint64_t bytes;        /* payload bytes placed */
+  uint64_t checkpoints;  /* checkpoints completed */
+  uint64_t full_waits;   /* rounds held back because the journal was full */
+  uint64_t used_bytes;   /* bytes between the tail and the head */
+  uint64_t size_bytes;
+  rn_hist_t round_seconds; /* per round, rn_hist_latency_bounds */
+} rn_journal_stats_t;
+void rn_journal_stats(const rn_journal_t *j, rn_journal_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,8 @@
 static uint64_t g_iters = 2000;
 static uint64_t g_seed0 = 1;
 static uint64_t g_enospc; /* appends failed with RN_ENOSPC, over all rounds */
+static uint64_t g_replayed;    /* journal records replayed by recoveries */
+static uint64_t g_checkpoints; /* journal checkpoints completed */
 
 typedef struct bspec {
   uint64_t tag;
@@ -41,6 +43,8 @@ typedef struct bspec {
 typedef struct world {
   crashfs_t *cfs;
   rn_io_t *io;
+  bool use_journal;   /* sync mode through the shared journal (docs/storage.md, "The journal") */
+  rn_journal_t *jr;
   rn_log_opts_t opts;
   int64_t now;
   bspec_t *batches; /* in offset order */
@@ -125,9 +129,46 @@ static void check_one(void *arg, const rn_record_t *r) {
   assert_int_equal(r->timestamp, b->ts + i);
 }
 
-/* Open, returning the error rather than asserting (crash may hit recovery). */
+/* Open (the journal first, in journal mode), returning the error rather
+ * than asserting (crash may hit recovery). */
 static rn_err_t try_open(world_t *w, rn_log_t **log, rn_log_recovery_t *rec) {
+  *log = NULL;
+  if (w->use_journal && !w->jr) {
+    rn_journal_opts_t jo;
+    rn_journal_opts_default(&jo);
+    jo.size_bytes = 1280u << 10; /* small: rounds wrap and checkpoint */
+    jo.checkpoint_ms = 5;
+    jo.clock = w->opts.clock;
+    jo.logger.fn = quiet;
+    rn_journal_recovery_t jrec;
+    rn_err_t err = rn_journal_open(w->io, "/data/journal", &jo, &w->jr, &jrec);
+    if (err) {
+      snprintf(rec->message, sizeof(rec->message), "journal: %.200s", jrec.message);
+      return err;
+    }
+  }
+  w->opts.journal = w->jr;
+  w->opts.journal_id = w->use_journal ? 7 : 0;
   return rn_log_open(w->io, "/data/shard", &w->opts, log, rec);
+}
+
+/* Close the log (may be NULL) and then the journal; errors are expected
+ * when the machine is down. */
+static rn_err_t close_all(world_t *w, rn_log_t *log) {
+  rn_err_t err = rn_log_close(log);
+  if (w->jr) {
+    rn_journal_stats_t st;
+    rn_journal_stats(w->jr, &st);
+    g_checkpoints += st.checkpoints;
+  }
+  rn_err_t jerr = rn_journal_close(w->jr);
+  w->jr = NULL;
+  return err ? err : jerr;
+}
+
+static void tick(world_t *w, rn_log_t *log) {
+  rn_log_tick(log, w->now);
+  if (w->jr) rn_journal_tick(w->jr, w->now);
 }
 
 /* Reopen after a crash and check the prefix property. Returns records kept. */
@@ -136,6 +177,7 @@ static uint64_t recover_and_check(world_t *w, uint64_t seed) {
   rn_log_recovery_t rec;
   rn_err_t err = try_open(w, &log, &rec);
   if (err) fail_msg("seed %" PRIu64 ": reopen failed: %s: %s", seed, rn_err_name(err), rec.message);
+  g_replayed += rec.journal_replayed;
   checker_t c = {.w = w};
   uint64_t count = 0;
   err = lt_read_all(log, rn_log_start(log), check_one, &c, &count);
@@ -161,7 +203,7 @@ static uint64_t recover_and_check(world_t *w, uint64_t seed) {
   lt_wait(w->io, &a);
   assert_int_equal(a.err, 0);
   assert_int_equal(rn_log_end(log), end + 2);
-  assert_int_equal(rn_log_close(log), 0);
+  assert_int_equal(close_all(w, log), 0);
   return end;
 }
 
@@ -197,6 +239,9 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
   rn_log_opts_default(&w.opts);
   uint64_t r = rn_test_rand(&w.rng);
   w.opts.durability = r % 10 < 6 ? RN_DURABILITY_SYNC : r % 10 < 8 ? RN_DURABILITY_INTERVAL : RN_DURABILITY_NONE;
+  /* Half the sync rounds acknowledge through the shared journal. */
+  w.use_journal = w.opts.durability == RN_DURABILITY_SYNC && rn_test_rand_below(&w.rng, 2);
+  w.opts.max_batch_bytes = 64u << 10;
   w.opts.interval_ms = 5;
   w.opts.segment_bytes = 4096 + rn_test_rand_below(&w.rng, 12288);
   w.opts.index_interval = 128 + (uint32_t)rn_test_rand_below(&w.rng, 1024);
@@ -225,7 +270,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
         assert_int_equal(rn_log_append(log, bytes, len, 1, on_ack, a, NULL), 0);
         free(bytes);
         push_batch(&w, &b, w.total); w.total += (uint64_t)b.n;
-        if (rn_test_rand_below(&w.rng, 4) == 0) { w.now += 3; rn_log_tick(log, w.now); }
+        if (rn_test_rand_below(&w.rng, 4) == 0) { w.now += 3; tick(&w, log); }
       }
       lt_drain(w.io);
       size_t first_ok = 0;
@@ -280,7 +325,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
         rn_io_wait(w.io, -1);
       } else if (what == 1) {
         w.now += 3;
-        rn_log_tick(log, w.now);
+        tick(&w, log);
       }
     }
     lt_drain(w.io);
@@ -294,7 +339,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
       if (!rn_log_failure(log) && w.opts.durability == RN_DURABILITY_INTERVAL) w.durable_end = end_before;
     }
     if (phase + 1 < phases) {
-      assert_int_equal(rn_log_close(log), 0);
+      assert_int_equal(close_all(&w, log), 0);
       w.durable_end = w.total; /* clean close syncs everything */
       if (w.opts.durability == RN_DURABILITY_SYNC) assert_int_equal(w.acked_end, w.total);
     }
@@ -303,7 +348,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
    * first operation and the log is freed without a clean marker. */
   model_follow(&w, log);
   if (!crashfs_is_down(w.cfs)) crashfs_arm(w.cfs, 1);
-  (void)rn_log_close(log);
+  (void)close_all(&w, log);
   rn_io_destroy(w.io);
   crashfs_crash(w.cfs);
   crashfs_set_space(w.cfs, UINT64_MAX);
@@ -313,7 +358,8 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
   if (rn_test_rand_below(&w.rng, 4) == 0) {
     crashfs_arm(w.cfs, 1 + rn_test_rand_below(&w.rng, 12));
     log = NULL;
-    if (try_open(&w, &log, &rec) == 0) (void)rn_log_close(log);
+    (void)try_open(&w, &log, &rec);
+    (void)close_all(&w, log);
     rn_io_destroy(w.io);
     if (crashfs_is_down(w.cfs)) (*crashes_in_recovery)++;
     crashfs_crash(w.cfs);
@@ -332,8 +378,9 @@ static void test_randomized_crashes(void **state) {
   uint64_t kept = 0, in_recovery = 0;
   for (uint64_t i = 0; i < g_iters; i++) one_round(g_seed0 + i, &kept, &in_recovery);
   printf("crash rounds: %" PRIu64 " (seeds %" PRIu64 "..%" PRIu64 "), records kept in total: %" PRIu64
-         ", crashes during recovery: %" PRIu64 ", appends undone after ENOSPC: %" PRIu64 "\n",
-         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc);
+         ", crashes during recovery: %" PRIu64 ", appends undone after ENOSPC: %" PRIu64
+         ", journal records replayed: %" PRIu64 ", journal checkpoints: %" PRIu64 "\n",
+         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc, g_replayed, g_checkpoints);
 }
 
 /* A failed fdatasync fails the log: the pending append gets the error, later
