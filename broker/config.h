@@ -161,6 +161,16 @@
     "A shard's log rolls to a new segment file when the active one reaches this size.")          \
   X(interval_ms, DUR32, "1s", 1, 3600000, NULL, NULL,                                             \
     "fdatasync period (ms) of streams in `interval` durability mode.")                            \
+  X(journal_bytes, SIZE64, "512MiB", 0, 68719476736, NULL, "journal-bytes",                        \
+    "Size of the shared journal `<data_dir>/journal` through which every `sync` stream is "        \
+    "acknowledged: one write and one fdatasync per round for all shards, whatever their number "  \
+    "(docs/storage.md, \"The journal\"). Preallocated (written whole) when created; an existing " \
+    "journal keeps its size. At least 4 x `max_batch_bytes` + 1MiB. 0 = no journal: each shard "   \
+    "fdatasyncs its own files per round (a data directory that has a journal still uses it).")   \
+  X(journal_checkpoint_ms, DUR32, "1s", 10, 3600000, NULL, NULL,                                 \
+    "How often the journal checkpoints while records arrive (every shard's new segment bytes "    \
+    "fdatasync'ed in the background, then the journal's space reused): bounds what a restart "    \
+    "after a crash replays. A checkpoint also starts whenever the journal is a quarter full.")    \
   X(max_shards, U32, "1024", 1, 65536, NULL, NULL, "Most shards one stream may have.")            \
   X(default_retention, RETAIN, "24h", 60000, 315360000000, NULL, NULL,                             \
     "Retention time of a stream created without one, through every API (native, runnelctl, "     \

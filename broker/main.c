@@ -186,6 +186,8 @@ int main(int argc, char **argv) {
   eo.segment_bytes = cfg.segment_bytes;
   eo.group_segment_bytes = cfg.group_log_segment_bytes;
   eo.interval_ms = cfg.interval_ms;
+  eo.journal_bytes = cfg.journal_bytes;
+  eo.journal_checkpoint_ms = cfg.journal_checkpoint_ms;
   eo.default_retention_ms = cfg.default_retention;
   eo.logger = rn_logger_stderr_as("engine");
 

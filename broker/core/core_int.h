@@ -91,6 +91,7 @@ struct rn_core {
   int64_t started_ms; /* wall clock at rn_core_open (broker info) */
   uv_loop_t *loop;
   rn_io_t *io;
+  rn_journal_t *journal; /* owned; NULL = per-shard fdatasync rounds */
   uv_poll_t io_poll;
   uv_timer_t tick;
   rn_stream_t **streams;

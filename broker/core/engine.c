@@ -53,6 +53,8 @@ void rn_core_opts_default(rn_core_opts_t *o) {
   o->segment_bytes = 256ull << 20;
   o->group_segment_bytes = 4ull << 20;
   o->interval_ms = 1000;
+  o->journal_bytes = 512ull << 20;
+  o->journal_checkpoint_ms = 1000;
   o->default_retention_ms = 24 * 3600 * 1000;
 }
 
@@ -159,8 +161,13 @@ static rn_log_opts_t log_opts(const rn_engine_t *eng, const rn_stream_t *st) {
   lo.max_batch_bytes = eng->opts.max_batch_bytes;
   lo.logger = eng->opts.logger;
   lo.clock = eng->opts.clock;
+  if (eng->journal && st->durability == RN_DURABILITY_SYNC) lo.journal = eng->journal;
   return lo;
 }
+
+/* A shard's name in the journal: unique per stream incarnation (uid) and
+ * shard, stable across restarts. */
+static uint64_t journal_id(const rn_stream_t *st, uint32_t shard) { return (st->uid << 17) | (uint64_t)(shard + 1); }
 
 /* A new stream of nshards OPEN shards over the equal split of the key
  * space (a loaded stream then takes its ranges from the metadata). */
@@ -204,6 +211,7 @@ static rn_err_t stream_open_logs(rn_engine_t *eng, rn_stream_t *st, char *why, s
     }
     snprintf(sh->dir, n, "%s/shardId-%012u", dir, i);
     rn_log_recovery_t rec;
+    lo.journal_id = journal_id(st, i);
     err = rn_log_open(eng->io, sh->dir, &lo, &sh->log, &rec);
     if (err) snprintf(why, whylen, "stream %s shard %u: %s", st->name, i, rec.message);
   }
@@ -879,11 +887,48 @@ static void on_tick(uv_timer_t *t) {
     if (st->state != RN__STREAM_ACTIVE) continue;
     for (uint32_t k = 0; k < st->nshards; k++) rn_log_tick(st->shards[k].log, now);
   }
+  if (eng->journal) rn_journal_tick(eng->journal, now);
   for (int s = 0; s < RN_SUB__COUNT; s++)
     if (eng->listening[s] && eng->listeners[s].tick) eng->listeners[s].tick(eng->listeners[s].arg);
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
+
+/* The shared journal: opened (created when journal_bytes > 0, else only
+ * when one exists) before any log, since the logs replay from it. */
+static rn_err_t open_journal(rn_engine_t *eng, rn_fs_t *fs, char *why, size_t whylen) {
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/journal", eng->data_dir);
+  rn_file_t *f = NULL;
+  bool exists = fs->open(fs, path, RN_FS_RDONLY, &f) == 0;
+  if (f) fs->close(f);
+  if (!exists && eng->opts.journal_bytes == 0) return 0;
+  if (exists && eng->opts.journal_bytes == 0)
+    rn__eng_say(eng, RN_LVL_WARN, "journal_bytes is 0 but %s exists: it is still used (stop cleanly, then delete it to turn it off)", path);
+  rn_journal_opts_t jo;
+  rn_journal_opts_default(&jo);
+  if (eng->opts.journal_bytes) jo.size_bytes = eng->opts.journal_bytes;
+  if (eng->opts.journal_checkpoint_ms) jo.checkpoint_ms = eng->opts.journal_checkpoint_ms;
+  jo.clock = eng->opts.clock;
+  jo.logger = eng->opts.logger;
+  rn_journal_recovery_t rec;
+  rn_err_t err = rn_journal_open(eng->io, path, &jo, &eng->journal, &rec);
+  if (err) {
+    snprintf(why, whylen, "%s", rec.message[0] ? rec.message : rn_strerror(err));
+    return err;
+  }
+  uint64_t need = eng->opts.max_batch_bytes > (256u << 10) ? eng->opts.max_batch_bytes : (256u << 10);
+  if (rn_journal_max_record(eng->journal) < need) {
+    snprintf(why, whylen, "the journal %s (%" PRIu64 " bytes) is too small for max_batch_bytes %u: it needs at least 4 x %" PRIu64 " + 1MiB bytes (journal_bytes)",
+             path, rn_journal_max_record(eng->journal) * 4, eng->opts.max_batch_bytes, need);
+    rn_journal_close(eng->journal);
+    eng->journal = NULL;
+    return RN_EINVAL;
+  }
+  if (rec.created)
+    rn__eng_say(eng, RN_LVL_INFO, "created the journal %s (%" PRIu64 " bytes, preallocated)", path, jo.size_bytes);
+  return 0;
+}
 
 static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
   uint8_t *buf = NULL;
@@ -1052,6 +1097,8 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
     snprintf(why, whylen, "disk I/O backend: %s", rn_strerror(err));
     goto fail;
   }
+  err = open_journal(eng, fs, why, whylen);
+  if (err) goto fail;
   err = load_meta(eng, why, whylen);
   if (err) goto fail;
   remove_orphans(eng);
@@ -1080,6 +1127,7 @@ fail:
   if (!why[0]) snprintf(why, whylen, "%s", rn_strerror(err));
   free_streams(eng);
   free(eng->streams);
+  rn_journal_close(eng->journal);
   rn_io_destroy(eng->io);
   rn_core_meta_store_destroy(eng->own_meta);
   free(eng->meta_buf);
@@ -1144,6 +1192,11 @@ rn_err_t rn_core_close(rn_core_t *eng) {
   while (eng->pending_work) uv_run(eng->loop, UV_RUN_ONCE);
   free(eng->doomed);
   free(eng->streams);
+  if (eng->journal) {
+    rn_err_t err = rn_journal_close(eng->journal);
+    if (err && !first) first = err;
+    eng->journal = NULL;
+  }
   rn_io_destroy(eng->io);
   rn_core_meta_store_destroy(eng->own_meta);
   free(eng->meta_buf);
@@ -1157,6 +1210,8 @@ rn_err_t rn_core_close(rn_core_t *eng) {
 
 void rn_core_stats(const rn_core_t *eng, rn_core_stats_t *st) {
   *st = eng->stats;
+  st->journal = eng->journal != NULL;
+  if (eng->journal) rn_journal_stats(eng->journal, &st->journal_stats);
   st->failed_shards = 0;
   for (uint32_t i = 0; i < eng->nstreams; i++)
     for (uint32_t k = 0; k < eng->streams[i]->nshards; k++) {

@@ -57,6 +57,9 @@ int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *
   argv[argc++] = "127.0.0.1:0";
   argv[argc++] = "--http";
   argv[argc++] = "127.0.0.1:0";
+  /* A small journal: every start preallocates it (extra may override). */
+  argv[argc++] = "--journal-bytes";
+  argv[argc++] = "40MiB";
   for (int i = 0; extra && extra[i] && argc < 62; i++) argv[argc++] = extra[i];
   argv[argc] = NULL;
   fflush(NULL);

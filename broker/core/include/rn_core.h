@@ -80,6 +80,12 @@ typedef struct rn_core_opts {
   uint64_t segment_bytes;      /* log segment size; default 256 MiB */
   uint64_t group_segment_bytes;/* consumer groups' checkpoint log segment; compacted at 2x; default 4 MiB */
   uint32_t interval_ms;        /* fdatasync period of interval-mode streams; default 1000 */
+  /* The shared journal of sync-mode streams (<data_dir>/journal,
+   * docs/storage.md "The journal"): its size when created; 0 = none (each
+   * shard fdatasyncs its own files), unless the data directory already has
+   * one, which is then still used. Default 512 MiB. */
+  uint64_t journal_bytes;
+  uint32_t journal_checkpoint_ms; /* checkpoint period (bounds replay at restart); default 1000 */
   int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
   /* Where stream metadata lives. NULL = the local file
    * <data_dir>/meta/broker.meta (rn_core_meta_store_file). Borrowed; must
@@ -434,6 +440,9 @@ typedef struct rn_core_stats {
   uint64_t fetch_memory_bytes;
   uint64_t fetch_memory_waiting;
   uint64_t fetch_memory_waits;
+  /* The shared journal (all zero without one; rn_log.h, rn_journal_stats). */
+  bool journal;
+  rn_journal_stats_t journal_stats;
 } rn_core_stats_t;
 void rn_core_stats(const rn_core_t *core, rn_core_stats_t *st);
 
