@@ -160,9 +160,13 @@ typedef struct jrec {
 
 /* A record submitted by a log, waiting to be placed or to become durable. */
 typedef struct jsub {
+  rn_journal_t *j;
   rn_log_t *log;
   rn__chunk_t *chunk; /* borrowed from the log until done */
   uint64_t log_id;
+  bool direct;        /* made durable by its segment's own fdatasync in the round, not journaled */
+  rn_err_t err;       /* direct: that fdatasync's error */
+  struct jsub *owner; /* direct: the record of the round carrying its file's fdatasync */
   uint8_t hdr[J_HDR_SIZE];
   struct jsub *next;
 } jsub_t;
@@ -188,8 +192,9 @@ struct rn_journal {
   jsub_t *queue_head, *queue_tail; /* submitted, not placed */
   jsub_t *round_head, *round_tail; /* placed, in the round in flight */
   bool round_active;
-  int round_writes;       /* writes of the round not yet completed */
-  rn_err_t round_err;
+  int round_ops;          /* operations of the round not yet completed (plus a guard) */
+  bool round_need_jsync;  /* journal bytes were written: fdatasync them once the writes land */
+  rn_err_t round_err;     /* the journal's own write or fdatasync failed */
   uint64_t round_start_ns;
   uint8_t wrap_hdr[J_HDR_SIZE];
   rn_err_t failed;
@@ -231,6 +236,7 @@ void rn_journal_opts_default(rn_journal_opts_t *o) {
   memset(o, 0, sizeof(*o));
   o->size_bytes = 512ull << 20;
   o->checkpoint_ms = 1000;
+  o->direct_bytes = 256u << 10;
 }
 
 uint64_t rn_journal_max_record(const rn_journal_t *j) { return (j->size - J_DATA_START) / 4 - J_HDR_SIZE; }
@@ -550,7 +556,7 @@ static void complete_list(rn_journal_t *j, jsub_t *s, rn_err_t err) {
   while (s) {
     jsub_t *n = s->next;
     j->inflight--;
-    rn__log_journal_done(s->log, s->chunk, err);
+    rn__log_journal_done(s->log, s->chunk, err ? err : s->err, s->direct);
     free(s);
     s = n;
   }
@@ -567,8 +573,10 @@ static void jfail_all(rn_journal_t *j, rn_err_t err, const char *what) {
   complete_list(j, q, err);
 }
 
-static void round_done(rn_journal_t *j, rn_err_t res) {
-  rn_err_t err = res < 0 ? res : j->round_err;
+static void round_done(rn_journal_t *j) {
+  rn_err_t err = j->round_err;
+  for (jsub_t *s = j->round_head; s; s = s->next)
+    if (s->direct && s->owner && s->owner != s) s->err = s->owner->err; /* owners come first */
   jsub_t *done = j->round_head;
   j->round_head = j->round_tail = NULL;
   j->round_active = false;
@@ -582,36 +590,55 @@ static void round_done(rn_journal_t *j, rn_err_t res) {
     jfail_all(j, err, "journal fdatasync");
     return;
   }
-  complete_list(j, done, 0);
+  complete_list(j, done, 0); /* a direct record whose fdatasync failed gets its own error */
   maybe_checkpoint(j, false);
   kick(j);
+}
+
+static void round_sync_cb(void *arg, rn_err_t res);
+
+/* One operation of the round landed: once the journal's writes have, its
+ * fdatasync goes; once everything has, the round is done. */
+static void round_op_done(rn_journal_t *j) {
+  if (--j->round_ops) return;
+  if (j->round_need_jsync && !j->round_err) {
+    j->round_need_jsync = false;
+    rn_err_t err = rn_io_datasync(j->io, j->file, round_sync_cb, j);
+    if (!err) {
+      j->inflight++;
+      j->round_ops++;
+      return;
+    }
+    j->round_err = err;
+  }
+  round_done(j);
 }
 
 static void round_sync_cb(void *arg, rn_err_t res) {
   rn_journal_t *j = arg;
   j->inflight--;
-  round_done(j, res);
+  if (res < 0 && !j->round_err) j->round_err = res;
+  round_op_done(j);
 }
 
 static void round_write_cb(void *arg, rn_err_t res) {
   rn_journal_t *j = arg;
   j->inflight--;
   if (res < 0 && !j->round_err) j->round_err = res;
-  if (--j->round_writes) return;
-  if (j->round_err) {
-    round_done(j, j->round_err);
-    return;
-  }
-  rn_err_t err = rn_io_datasync(j->io, j->file, round_sync_cb, j);
-  if (err) {
-    round_done(j, err);
-    return;
-  }
-  j->inflight++;
+  round_op_done(j);
+}
+
+/* A direct record's segment fdatasync: its failure fails that log only. */
+static void direct_sync_cb(void *arg, rn_err_t res) {
+  jsub_t *s = arg;
+  s->j->inflight--;
+  if (res < 0) s->err = res;
+  round_op_done(s->j);
 }
 
 /* Place every queued record that fits (invariant 4) and submit the round:
- * one or two writes (two when it wraps), then one fdatasync. */
+ * one or two writes (two when it wraps), then one fdatasync; in parallel,
+ * the fdatasync of each direct record's segment file. */
 static void kick(rn_journal_t *j) {
   if (j->round_active || j->failed || !j->queue_head) return;
   uint64_t ring = j->size - J_DATA_START;
@@ -621,8 +648,13 @@ static void kick(rn_journal_t *j) {
   int part = 0, nrec = 0;
   uint64_t head = j->head, placed = j->placed_total;
   bool full = false;
+  int ndirect = 0;
   while (j->queue_head && nrec < J_ROUND_MAX_RECS) {
     jsub_t *s = j->queue_head;
+    if (s->direct) {
+      ndirect++;
+      goto take;
+    }
     uint64_t need = J_HDR_SIZE + s->chunk->len;
     uint64_t waste = head + need > j->size ? j->size - head : 0;
     if (placed - j->tail_total + waste + need >= ring) {
@@ -653,6 +685,7 @@ static void kick(rn_journal_t *j) {
     j->stats.bytes += s->chunk->len;
     j->stats.records++;
     nrec++;
+  take:
     j->queue_head = s->next;
     if (!j->queue_head) j->queue_tail = NULL;
     s->next = NULL;
@@ -666,36 +699,67 @@ static void kick(rn_journal_t *j) {
     j->stats.full_waits++;
     maybe_checkpoint(j, true);
   }
-  if (nrec == 0) return;
+  if (nrec == 0 && ndirect == 0) return;
   j->head = head;
   j->placed_total = placed;
   j->round_active = true;
   j->round_err = 0;
+  j->round_need_jsync = nrec > 0;
   j->round_start_ns = rn_clock_mono_ns(&j->opts.clock);
-  j->round_writes = 1; /* guard */
-  for (int p = 0; p <= part; p++) {
+  j->round_ops = 1; /* guard */
+  for (int p = 0; p <= part && !j->round_err; p++) {
     if (!niov[p]) continue;
     rn_err_t err = rn_io_write(j->io, j->file, iov[p], niov[p], start[p], round_write_cb, j);
     if (err) {
-      if (!j->round_err) j->round_err = err;
+      j->round_err = err;
       break;
     }
     j->inflight++;
-    j->round_writes++;
+    j->round_ops++;
   }
-  j->inflight++; /* the guard, as if it were a write */
-  round_write_cb(j, 0);
+  /* Every write of the round had landed before it started, so one
+   * fdatasync per segment file covers all of that file's direct records;
+   * the first of them carries it (owner) and its error goes to all. */
+  for (jsub_t *s = j->round_head; s && ndirect; s = s->next) {
+    if (!s->direct) continue;
+    rn_file_t *f = s->chunk->seg->file;
+    s->owner = s;
+    for (jsub_t *t = j->round_head; t != s; t = t->next)
+      if (t->direct && t->chunk->seg->file == f) {
+        s->owner = t->owner;
+        break;
+      }
+    if (s->owner != s) continue;
+    rn_err_t err = rn_io_datasync(j->io, f, direct_sync_cb, s);
+    if (err) {
+      s->err = err;
+      continue;
+    }
+    j->stats.direct_syncs++;
+    j->inflight++;
+    j->round_ops++;
+  }
+  round_op_done(j); /* the guard */
 }
 
-rn_err_t rn__journal_submit(rn_journal_t *j, rn_log_t *log, uint64_t log_id, rn__chunk_t *chunk) {
+rn_err_t rn__journal_submit(rn_journal_t *j, rn_log_t *log, uint64_t log_id, rn__chunk_t *chunk, bool dir_synced) {
   if (j->failed) return RN_ELOGFAILED;
-  if (chunk->len > rn_journal_max_record(j)) return RN_ETOOLARGE;
+  bool direct = dir_synced && j->opts.direct_bytes && chunk->len >= j->opts.direct_bytes;
+  if (!direct && chunk->len > rn_journal_max_record(j)) return RN_ETOOLARGE;
   jsub_t *s = malloc(sizeof(*s));
   if (!s) return RN_ENOMEM;
+  s->j = j;
   s->log = log;
   s->chunk = chunk;
   s->log_id = log_id;
+  s->direct = direct;
+  s->err = 0;
+  s->owner = NULL;
   s->next = NULL;
+  if (direct) {
+    j->stats.direct_records++;
+    j->stats.direct_bytes += chunk->len;
+  }
   if (j->queue_tail)
     j->queue_tail->next = s;
   else

@@ -463,7 +463,7 @@ static void write_cb(void *arg, rn_err_t res) {
     rn_err_t err = log->jr_attached ? 0 : rn__journal_attach(log->jr, log);
     if (!err) {
       log->jr_attached = true;
-      err = rn__journal_submit(log->jr, log, log->opts.journal_id, c);
+      err = rn__journal_submit(log->jr, log, log->opts.journal_id, c, c->seg->dir_synced);
     }
     if (err) {
       chunk_free(c);
@@ -478,16 +478,18 @@ static void write_cb(void *arg, rn_err_t res) {
   after_progress(log);
 }
 
-void rn__log_journal_done(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
+void rn__log_journal_done(rn_log_t *log, rn__chunk_t *c, rn_err_t err, bool direct) {
   log->inflight--;
   c->seg->busy--;
   if (err) {
     chunk_free(c);
-    fail_log(log, err, "journal write");
+    fail_log(log, err, direct ? "fdatasync (journal round)" : "journal write");
     return;
   }
   uint64_t end = c->pos + c->len;
   if (end > c->seg->jdurable) c->seg->jdurable = end;
+  /* Its fdatasync ran after every earlier write of the file had landed. */
+  if (direct && end > c->seg->synced) c->seg->synced = end;
   if (c->end_offset > log->jdurable_next) log->jdurable_next = c->end_offset;
   chunk_recycle(log, c);
   if (!log->failed) acks_release(log, rn_log_end(log), 0);

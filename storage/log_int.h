@@ -263,8 +263,12 @@ bool rn__journal_rec_check(const uint8_t *hdr, const uint8_t *payload, uint32_t 
 /* Hand a completed segment write to the journal (owner thread); it calls
  * rn__log_journal_done(log, chunk, err) once the record is durable or
  * failed. chunk is borrowed until then. */
-rn_err_t rn__journal_submit(rn_journal_t *j, rn_log_t *log, uint64_t log_id, rn__chunk_t *chunk);
-void rn__log_journal_done(rn_log_t *log, rn__chunk_t *chunk, rn_err_t err);
+rn_err_t rn__journal_submit(rn_journal_t *j, rn_log_t *log, uint64_t log_id, rn__chunk_t *chunk, bool dir_synced);
+/* direct: the record was made durable by its segment's own fdatasync (a
+ * large write: journaling it would write its bytes twice), not journaled.
+ * Only a segment whose directory entry is durable qualifies (dir_synced):
+ * replay could not bring back a file that vanished. */
+void rn__log_journal_done(rn_log_t *log, rn__chunk_t *chunk, rn_err_t err, bool direct);
 rn_err_t rn__journal_attach(rn_journal_t *j, rn_log_t *log);
 void rn__journal_detach(rn_journal_t *j, rn_log_t *log);
 uint64_t rn__journal_next_lsn(rn_journal_t *j);

@@ -294,6 +294,11 @@ typedef struct rn_journal_opts {
   uint32_t checkpoint_ms; /* checkpoint at least this often while records arrive
                            * (bounds replay at restart); default 1000. A
                            * checkpoint also starts at a quarter full. */
+  uint32_t direct_bytes;  /* a segment write at least this large is made durable
+                           * by its own file's fdatasync in the round instead of
+                           * being journaled (its bytes would go to disk twice;
+                           * at this size the flush's fixed cost no longer
+                           * dominates); 0 = journal everything. Default 256 KiB. */
   rn_clock_t clock;
   rn_logger_t logger;
 } rn_journal_opts_t;
@@ -343,6 +348,9 @@ typedef struct rn_journal_stats {
   uint64_t bytes;        /* payload bytes placed */
   uint64_t checkpoints;  /* checkpoints completed */
   uint64_t full_waits;   /* rounds held back because the journal was full */
+  uint64_t direct_records; /* records made durable by their segment's fdatasync */
+  uint64_t direct_bytes;
+  uint64_t direct_syncs;   /* those fdatasyncs */
   uint64_t used_bytes;   /* bytes between the tail and the head */
   uint64_t size_bytes;
   rn_hist_t round_seconds; /* per round, rn_hist_latency_bounds */

@@ -32,6 +32,7 @@ static uint64_t g_seed0 = 1;
 static uint64_t g_enospc; /* appends failed with RN_ENOSPC, over all rounds */
 static uint64_t g_replayed;    /* journal records replayed by recoveries */
 static uint64_t g_checkpoints; /* journal checkpoints completed */
+static uint64_t g_direct;      /* journal-mode writes made durable by their own fdatasync */
 
 typedef struct bspec {
   uint64_t tag;
@@ -44,6 +45,7 @@ typedef struct world {
   crashfs_t *cfs;
   rn_io_t *io;
   bool use_journal;   /* sync mode through the shared journal (docs/storage.md, "The journal") */
+  uint32_t direct_bytes; /* its direct threshold: small here, so direct rounds happen too */
   rn_journal_t *jr;
   rn_log_opts_t opts;
   int64_t now;
@@ -138,6 +140,7 @@ static rn_err_t try_open(world_t *w, rn_log_t **log, rn_log_recovery_t *rec) {
     rn_journal_opts_default(&jo);
     jo.size_bytes = 1280u << 10; /* small: rounds wrap and checkpoint */
     jo.checkpoint_ms = 5;
+    jo.direct_bytes = w->direct_bytes;
     jo.clock = w->opts.clock;
     jo.logger.fn = quiet;
     rn_journal_recovery_t jrec;
@@ -160,6 +163,7 @@ static rn_err_t close_all(world_t *w, rn_log_t *log) {
     rn_journal_stats_t st;
     rn_journal_stats(w->jr, &st);
     g_checkpoints += st.checkpoints;
+    g_direct += st.direct_records;
   }
   rn_err_t jerr = rn_journal_close(w->jr);
   w->jr = NULL;
@@ -241,6 +245,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
   w.opts.durability = r % 10 < 6 ? RN_DURABILITY_SYNC : r % 10 < 8 ? RN_DURABILITY_INTERVAL : RN_DURABILITY_NONE;
   /* Half the sync rounds acknowledge through the shared journal. */
   w.use_journal = w.opts.durability == RN_DURABILITY_SYNC && rn_test_rand_below(&w.rng, 2);
+  w.direct_bytes = rn_test_rand_below(&w.rng, 2) ? 0 : 600 + (uint32_t)rn_test_rand_below(&w.rng, 3000);
   w.opts.max_batch_bytes = 64u << 10;
   w.opts.interval_ms = 5;
   w.opts.segment_bytes = 4096 + rn_test_rand_below(&w.rng, 12288);
@@ -379,8 +384,8 @@ static void test_randomized_crashes(void **state) {
   for (uint64_t i = 0; i < g_iters; i++) one_round(g_seed0 + i, &kept, &in_recovery);
   printf("crash rounds: %" PRIu64 " (seeds %" PRIu64 "..%" PRIu64 "), records kept in total: %" PRIu64
          ", crashes during recovery: %" PRIu64 ", appends undone after ENOSPC: %" PRIu64
-         ", journal records replayed: %" PRIu64 ", journal checkpoints: %" PRIu64 "\n",
-         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc, g_replayed, g_checkpoints);
+         ", journal records replayed: %" PRIu64 ", journal checkpoints: %" PRIu64 ", direct writes: %" PRIu64 "\n",
+         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc, g_replayed, g_checkpoints, g_direct);
 }
 
 /* A failed fdatasync fails the log: the pending append gets the error, later
