@@ -212,7 +212,9 @@ static int be_setup(bench_load_t *L) {
 
 static void be_teardown(bench_load_t *L, int *rc) {
   rbroker_t *rb = L->be_state;
-  if (rb->stream_made) {
+  /* bench/restart.sh fills a broker and keeps what it wrote. */
+  const char *keep = getenv("RUNNEL_BENCH_KEEP_STREAM");
+  if (rb->stream_made && !(keep && strcmp(keep, "1") == 0)) {
     rn_err_t derr = rn_stream_delete(rb->admin, rb->stream);
     if (derr) fprintf(stderr, "runnel-bench broker: delete stream %s: %s\n", rb->stream, rn_strerror(derr));
   }
