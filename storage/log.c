@@ -63,6 +63,7 @@ void rn_log_opts_default(rn_log_opts_t *o) {
   o->retention_bytes = -1;
   o->index_interval = 4096;
   o->max_batch_bytes = 8u << 20;
+  o->index_checkpoint_bytes = 32u << 20;
 }
 
 void rn__log_say(const rn_log_t *log, rn_level_t level, const char *fmt, ...) {
@@ -552,6 +553,7 @@ static bool needs_sync(const rn_log_t *log) {
 void rn_log_sync_stats(const rn_log_t *log, rn_hist_t *out) { *out = log->sync_stats; }
 
 static void cp_answer(rn_log_t *log, rn_err_t err);
+static void index_checkpoint(rn_log_t *log);
 
 static void round_done_one(rn_log_t *log) {
   if (--log->round_pending) return;
@@ -581,8 +583,72 @@ static void round_done_one(rn_log_t *log) {
     if (log->segs[i]->create_gen <= log->round_gen) log->segs[i]->dir_synced = true;
   log->last_sync_ms = rn__log_now(log);
   if (log->opts.durability == RN_DURABILITY_SYNC) acks_release(log, rn_log_end(log), 0);
+  index_checkpoint(log);
   maybe_round(log);
   maybe_seal(log);
+}
+
+/* ---- index checkpoints ------------------------------------------------------------ */
+
+typedef struct idxcp_job {
+  rn_log_t *log;
+  rn__seg_t *seg;
+  uint64_t pos;
+  uint8_t *idx, *tidx;
+  size_t idx_len, tidx_len;
+  char idx_path[RN__PATH_MAX];
+  char tidx_path[RN__PATH_MAX];
+} idxcp_job_t;
+
+/* Background lane (in order with seals, which rewrite the same files whole
+ * later): touches only the job and the log's immutable fs. */
+static rn_err_t idxcp_fn(void *arg) {
+  idxcp_job_t *j = arg;
+  rn_err_t err = rn_fs_write_file(j->log->fs, j->idx_path, j->idx, j->idx_len);
+  if (!err) err = rn_fs_write_file(j->log->fs, j->tidx_path, j->tidx, j->tidx_len);
+  return err;
+}
+
+static void idxcp_cb(void *arg, rn_err_t res) {
+  idxcp_job_t *j = arg;
+  rn_log_t *log = j->log;
+  log->inflight--;
+  log->idxcp_active = false;
+  j->seg->busy--;
+  if (res == 0)
+    j->seg->idx_cp = j->pos;
+  else /* only restart time suffers: recovery then scans the whole segment */
+    rn__log_say(log, RN_LVL_DEBUG, "%s: index checkpoint of segment " RN__SEG_NAME_FMT " failed: %s", log->dir,
+                j->seg->base, rn_strerror(res));
+  free(j->idx);
+  free(j->tidx);
+  free(j);
+}
+
+/* After a successful round: write the index files of the active segment's
+ * prefix the round made durable (captured at its start). */
+static void index_checkpoint(rn_log_t *log) {
+  rn__seg_t *seg = log->idxcp_seg;
+  log->idxcp_seg = NULL;
+  if (!seg || log->failed || log->idxcp_active || seg != active(log) || seg->synced < log->idxcp_pos) return;
+  idxcp_job_t *j = calloc(1, sizeof(*j));
+  if (!j) return;
+  j->log = log;
+  j->seg = seg;
+  j->pos = log->idxcp_pos;
+  rn__seg_path(log, seg->base, ".index", j->idx_path);
+  rn__seg_path(log, seg->base, ".timeindex", j->tidx_path);
+  if (rn__seg_index_encode_prefix(seg, j->pos, log->idxcp_next, seg->max_ts, &j->idx, &j->idx_len, &j->tidx,
+                                  &j->tidx_len) ||
+      rn_io_job_bg(log->io, idxcp_fn, idxcp_cb, j)) {
+    free(j->idx);
+    free(j->tidx);
+    free(j);
+    return;
+  }
+  seg->busy++;
+  log->inflight++;
+  log->idxcp_active = true;
 }
 
 /* ---- checkpoints (journal mode) ------------------------------------------------ */
@@ -625,6 +691,16 @@ static rn_err_t sync_dir_job(void *arg) {
 static void start_round(rn_log_t *log) {
   if (log->round_active || log->failed) return;
   log->round_active = true;
+  /* The round syncs the active segment up to its written mark, which is
+   * where written_next lies once anything was written into it. */
+  rn__seg_t *a = active(log);
+  log->idxcp_seg = NULL;
+  uint64_t every = log->opts.index_checkpoint_bytes;
+  if (every && !a->opening && !log->idxcp_active && a->written > 0 && a->written >= a->idx_cp + every) {
+    log->idxcp_seg = a;
+    log->idxcp_pos = a->written;
+    log->idxcp_next = log->written_next;
+  }
   if (log->cp_wanted) {
     log->cp_wanted = false;
     log->cp_round = true;
@@ -1620,6 +1696,7 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
   }
   seg->sealed = false;
   seg->written = seg->synced = seg->jdurable = seg->size;
+  seg->idx_cp = 0; /* its index files are gone */
   seg->created_ms = rn__log_now(log);
   log->next_offset = log->written_next = log->durable_next = log->jdurable_next = seg->next;
   return 0;

@@ -61,6 +61,7 @@ typedef struct rn__seg {
   uint64_t idx_last_pos; /* position of the newest idx entry */
   uint64_t tidx_last_pos;
   uint64_t jdurable;    /* journal mode: bytes whose journal record is durable */
+  uint64_t idx_cp;      /* bytes covered by its newest index checkpoint (active segment) */
 } rn__seg_t;
 
 /* A run of batches bound for one segment, written with one pwrite. */
@@ -162,6 +163,15 @@ struct rn_log {
   uint64_t jdurable_next;
   bool cp_round;        /* the round in flight answers a checkpoint */
   bool cp_wanted;       /* a checkpoint asked while another round ran */
+
+  /* Index checkpoints (log.c): when the active segment has grown by
+   * opts.index_checkpoint_bytes since the last one, the round that syncs it also
+   * writes its index files for the synced prefix, so recovery after a
+   * crash scans only what follows (restart time independent of the active
+   * segment's size). Captured at round start, written after it. */
+  rn__seg_t *idxcp_seg;
+  uint64_t idxcp_pos, idxcp_next;
+  bool idxcp_active;
 };
 
 /* ---- segment.c: files, indexes, scanning ---------------------------------- */
@@ -194,6 +204,9 @@ typedef struct rn__scan {
  * next, max_ts and size from the valid prefix. Blocking. Returns 0 (see
  * scan->err for a torn/corrupt tail) or a read error. */
 rn_err_t rn__seg_scan(rn_log_t *log, rn__seg_t *seg, rn__scan_t *scan);
+/* The same from file position from > 0, continuing the in-memory state a
+ * prefix index loaded (seg->size == from). */
+rn_err_t rn__seg_scan_from(rn_log_t *log, rn__seg_t *seg, uint64_t from, rn__scan_t *scan);
 
 /* Serialise the index files of seg (covering seg->size bytes) into two
  * malloc'd buffers; *_len set. Pure. */
@@ -204,6 +217,17 @@ rn_err_t rn__seg_index_encode(const rn__seg_t *seg, uint8_t **idx, size_t *idx_l
  * file_size bytes. Returns 0 (loaded), RN_ECORRUPT/RN_ENOENT (caller
  * rebuilds by scanning) or an I/O error. Blocking. */
 rn_err_t rn__seg_index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size);
+
+/* Index files for the first covered bytes of a segment that is still being
+ * appended to (the active one): entries below covered, next offset and max
+ * timestamp as given. Written only for bytes already fdatasync'ed, so
+ * recovery may trust them and scan from covered on ("index checkpoints",
+ * docs/storage.md). Pure. */
+rn_err_t rn__seg_index_encode_prefix(const rn__seg_t *seg, uint64_t covered, uint64_t next, int64_t max_ts, uint8_t **idx,
+                                     size_t *idx_len, uint8_t **tidx, size_t *tidx_len);
+/* Load index files covering at most file_size bytes; *covered = what they
+ * cover (seg->size is set to it). Same results as rn__seg_index_load. */
+rn_err_t rn__seg_index_load_prefix(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, uint64_t *covered);
 
 /* File position of the sparse index entry at or below offset (pure,
  * in memory; 0 when none). */

@@ -358,10 +358,17 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
                     log->dir, seg->base, log->segs[i - 1]->next);
         drop_from = i;
       } else {
+        /* An index checkpoint covers a synced prefix: scan only after it. */
+        uint64_t fsize = 0, from = 0;
+        err = fs->size(seg->file, &fsize);
+        if (err) goto out;
+        if (rn__seg_index_load_prefix(log, seg, fsize, &from) != 0) from = 0;
         rn__scan_t scan;
-        err = rn__seg_scan(log, seg, &scan);
+        err = rn__seg_scan_from(log, seg, from, &scan);
         if (err) goto out;
         rec->segments_scanned++;
+        if (from) rec->bytes_trusted += from;
+        seg->idx_cp = from;
         if (scan.err) {
           rn__log_say(log, RN_LVL_WARN, "%s: " RN__SEG_NAME_FMT ".log: %s; truncating %" PRIu64 " bytes",
                       log->dir, seg->base, scan.why, scan.file_size - scan.valid_size);

@@ -102,22 +102,28 @@ void rn__seg_index_truncate(rn__seg_t *seg, uint64_t pos) {
 
 #define SCAN_BUF (1u << 20)
 
-rn_err_t rn__seg_scan(rn_log_t *log, rn__seg_t *seg, rn__scan_t *scan) {
+rn_err_t rn__seg_scan(rn_log_t *log, rn__seg_t *seg, rn__scan_t *scan) { return rn__seg_scan_from(log, seg, 0, scan); }
+
+rn_err_t rn__seg_scan_from(rn_log_t *log, rn__seg_t *seg, uint64_t from, rn__scan_t *scan) {
   rn_file_t *f = seg->file;
   memset(scan, 0, sizeof(*scan));
   rn_err_t err = f->fs->size(f, &scan->file_size);
   if (err) return err;
 
-  seg->next = seg->base;
-  seg->size = 0;
-  seg->max_ts = INT64_MIN;
-  seg->idx_len = seg->tidx_len = 0;
-  seg->idx_last_pos = seg->tidx_last_pos = 0;
+  if (from == 0) {
+    seg->next = seg->base;
+    seg->size = 0;
+    seg->max_ts = INT64_MIN;
+    seg->idx_len = seg->tidx_len = 0;
+    seg->idx_last_pos = seg->tidx_last_pos = 0;
+  } else if (from > scan->file_size || seg->size != from) {
+    return RN_EINVAL;
+  }
 
   size_t cap = SCAN_BUF;
   uint8_t *buf = malloc(cap);
   if (!buf) return RN_ENOMEM;
-  uint64_t pos = 0;     /* file position of buf[0] */
+  uint64_t pos = from;  /* file position of buf[0] */
   size_t have = 0, at = 0; /* bytes in buf; parse cursor */
   uint32_t interval = log->opts.index_interval;
 
@@ -206,8 +212,8 @@ rn_err_t rn__seg_scan(rn_log_t *log, rn__seg_t *seg, rn__scan_t *scan) {
 #define IDX_MAGIC 0x58494e52u /* "RNIX" */
 #define IDX_HDR 48u
 
-static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, size_t esize,
-                           size_t *out_len) {
+static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, size_t esize, uint64_t covered,
+                           uint64_t next, int64_t max_ts, size_t *out_len) {
   size_t len = IDX_HDR + (size_t)count * esize + 8;
   uint8_t *b = malloc(len);
   if (!b) return NULL;
@@ -217,9 +223,9 @@ static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, 
   b[6] = (uint8_t)kind;
   b[7] = 0;
   put_u64(b + 8, seg->base);
-  put_u64(b + 16, seg->size);
-  put_u64(b + 24, seg->next);
-  put_u64(b + 32, (uint64_t)seg->max_ts);
+  put_u64(b + 16, covered);
+  put_u64(b + 24, next);
+  put_u64(b + 32, (uint64_t)max_ts);
   put_u32(b + 40, count);
   put_u32(b + 44, 0);
   uint8_t *p = b + IDX_HDR;
@@ -240,8 +246,16 @@ static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, 
 
 rn_err_t rn__seg_index_encode(const rn__seg_t *seg, uint8_t **idx, size_t *idx_len, uint8_t **tidx,
                               size_t *tidx_len) {
-  *idx = idx_encode(seg, 1, seg->idx_len, 8, idx_len);
-  *tidx = idx_encode(seg, 2, seg->tidx_len, 16, tidx_len);
+  return rn__seg_index_encode_prefix(seg, seg->size, seg->next, seg->max_ts, idx, idx_len, tidx, tidx_len);
+}
+
+rn_err_t rn__seg_index_encode_prefix(const rn__seg_t *seg, uint64_t covered, uint64_t next, int64_t max_ts, uint8_t **idx,
+                                     size_t *idx_len, uint8_t **tidx, size_t *tidx_len) {
+  uint32_t ic = seg->idx_len, tc = seg->tidx_len;
+  while (ic && seg->idx[ic - 1].pos >= covered) ic--;
+  while (tc && seg->tidx[tc - 1].pos >= covered) tc--;
+  *idx = idx_encode(seg, 1, ic, 8, covered, next, max_ts, idx_len);
+  *tidx = idx_encode(seg, 2, tc, 16, covered, next, max_ts, tidx_len);
   if (!*idx || !*tidx) {
     free(*idx);
     free(*tidx);
@@ -252,17 +266,31 @@ rn_err_t rn__seg_index_encode(const rn__seg_t *seg, uint8_t **idx, size_t *idx_l
 }
 
 /* Validate one index file image; fills header values. */
-static rn_err_t idx_check(const uint8_t *b, size_t len, uint16_t kind, size_t esize,
-                          const rn__seg_t *seg, uint64_t file_size, uint32_t *count) {
+/* file_size: the size the files must cover; with prefix, they may cover
+ * less (their own covered size, returned in *covered). */
+static rn_err_t idx_check(const uint8_t *b, size_t len, uint16_t kind, size_t esize, const rn__seg_t *seg,
+                          uint64_t file_size, bool prefix, uint64_t *covered, uint32_t *count) {
   if (len < IDX_HDR + 8 || get_u32(b) != IDX_MAGIC || b[4] != 1 || b[6] != kind) return RN_ECORRUPT;
   *count = get_u32(b + 40);
   if ((size_t)*count * esize + IDX_HDR + 8 != len) return RN_ECORRUPT;
   if (get_u64(b + len - 8) != XXH3_64bits(b, len - 8)) return RN_ECORRUPT;
-  if (get_u64(b + 8) != seg->base || get_u64(b + 16) != file_size) return RN_ECORRUPT;
+  *covered = get_u64(b + 16);
+  if (get_u64(b + 8) != seg->base || (prefix ? *covered > file_size : *covered != file_size)) return RN_ECORRUPT;
   return 0;
 }
 
+static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bool prefix, uint64_t *covered);
+
 rn_err_t rn__seg_index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size) {
+  uint64_t covered;
+  return index_load(log, seg, file_size, false, &covered);
+}
+
+rn_err_t rn__seg_index_load_prefix(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, uint64_t *covered) {
+  return index_load(log, seg, file_size, true, covered);
+}
+
+static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bool prefix, uint64_t *covered) {
   char path[RN__PATH_MAX];
   uint8_t *ib = NULL, *tb = NULL;
   size_t il = 0, tl = 0;
@@ -273,8 +301,11 @@ rn_err_t rn__seg_index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size) {
     rn__seg_path(log, seg->base, ".timeindex", path);
     err = rn__read_file(log->fs, path, 64u << 20, &tb, &tl);
   }
-  if (!err) err = idx_check(ib, il, 1, 8, seg, file_size, &ic);
-  if (!err) err = idx_check(tb, tl, 2, 16, seg, file_size, &tc);
+  uint64_t tcov = 0;
+  if (!err) err = idx_check(ib, il, 1, 8, seg, file_size, prefix, covered, &ic);
+  if (!err) err = idx_check(tb, tl, 2, 16, seg, file_size, prefix, &tcov, &tc);
+  if (!err && tcov != *covered) err = RN_ECORRUPT;
+  if (!err) file_size = *covered; /* what the entries must lie in */
   if (!err && (get_u64(ib + 24) != get_u64(tb + 24) || get_u64(ib + 32) != get_u64(tb + 32)))
     err = RN_ECORRUPT;
   uint64_t next = 0;

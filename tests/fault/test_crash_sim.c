@@ -33,6 +33,7 @@ static uint64_t g_enospc; /* appends failed with RN_ENOSPC, over all rounds */
 static uint64_t g_replayed;    /* journal records replayed by recoveries */
 static uint64_t g_checkpoints; /* journal checkpoints completed */
 static uint64_t g_direct;      /* journal-mode writes made durable by their own fdatasync */
+static uint64_t g_trusted;     /* bytes recovery did not rescan: index checkpoints covered them */
 
 typedef struct bspec {
   uint64_t tag;
@@ -182,6 +183,7 @@ static uint64_t recover_and_check(world_t *w, uint64_t seed) {
   rn_err_t err = try_open(w, &log, &rec);
   if (err) fail_msg("seed %" PRIu64 ": reopen failed: %s: %s", seed, rn_err_name(err), rec.message);
   g_replayed += rec.journal_replayed;
+  g_trusted += rec.bytes_trusted;
   checker_t c = {.w = w};
   uint64_t count = 0;
   err = lt_read_all(log, rn_log_start(log), check_one, &c, &count);
@@ -247,6 +249,8 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
   w.use_journal = w.opts.durability == RN_DURABILITY_SYNC && rn_test_rand_below(&w.rng, 2);
   w.direct_bytes = rn_test_rand_below(&w.rng, 2) ? 0 : 600 + (uint32_t)rn_test_rand_below(&w.rng, 3000);
   w.opts.max_batch_bytes = 64u << 10;
+  /* Index checkpoints every few KB (or never): recovery trusts their prefix. */
+  w.opts.index_checkpoint_bytes = rn_test_rand_below(&w.rng, 3) ? 500 + rn_test_rand_below(&w.rng, 4000) : 0;
   w.opts.interval_ms = 5;
   w.opts.segment_bytes = 4096 + rn_test_rand_below(&w.rng, 12288);
   w.opts.index_interval = 128 + (uint32_t)rn_test_rand_below(&w.rng, 1024);
@@ -384,8 +388,8 @@ static void test_randomized_crashes(void **state) {
   for (uint64_t i = 0; i < g_iters; i++) one_round(g_seed0 + i, &kept, &in_recovery);
   printf("crash rounds: %" PRIu64 " (seeds %" PRIu64 "..%" PRIu64 "), records kept in total: %" PRIu64
          ", crashes during recovery: %" PRIu64 ", appends undone after ENOSPC: %" PRIu64
-         ", journal records replayed: %" PRIu64 ", journal checkpoints: %" PRIu64 ", direct writes: %" PRIu64 "\n",
-         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc, g_replayed, g_checkpoints, g_direct);
+         ", journal records replayed: %" PRIu64 ", journal checkpoints: %" PRIu64 ", direct writes: %" PRIu64 ", bytes trusted from index checkpoints: %" PRIu64 "\n",
+         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc, g_replayed, g_checkpoints, g_direct, g_trusted);
 }
 
 /* A failed fdatasync fails the log: the pending append gets the error, later
