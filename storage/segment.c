@@ -213,7 +213,7 @@ rn_err_t rn__seg_scan_from(rn_log_t *log, rn__seg_t *seg, uint64_t from, rn__sca
 #define IDX_HDR 48u
 
 static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, size_t esize, uint64_t covered,
-                           uint64_t next, int64_t max_ts, size_t *out_len) {
+                           uint64_t next, int64_t max_ts, bool checkpoint, size_t *out_len) {
   size_t len = IDX_HDR + (size_t)count * esize + 8;
   uint8_t *b = malloc(len);
   if (!b) return NULL;
@@ -221,7 +221,7 @@ static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, 
   b[4] = 1;
   b[5] = 0;
   b[6] = (uint8_t)kind;
-  b[7] = 0;
+  b[7] = checkpoint ? 1 : 0; /* an index checkpoint of an active segment */
   put_u64(b + 8, seg->base);
   put_u64(b + 16, covered);
   put_u64(b + 24, next);
@@ -244,18 +244,11 @@ static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, 
   return b;
 }
 
-rn_err_t rn__seg_index_encode(const rn__seg_t *seg, uint8_t **idx, size_t *idx_len, uint8_t **tidx,
-                              size_t *tidx_len) {
-  return rn__seg_index_encode_prefix(seg, seg->size, seg->next, seg->max_ts, idx, idx_len, tidx, tidx_len);
-}
-
-rn_err_t rn__seg_index_encode_prefix(const rn__seg_t *seg, uint64_t covered, uint64_t next, int64_t max_ts, uint8_t **idx,
-                                     size_t *idx_len, uint8_t **tidx, size_t *tidx_len) {
-  uint32_t ic = seg->idx_len, tc = seg->tidx_len;
-  while (ic && seg->idx[ic - 1].pos >= covered) ic--;
-  while (tc && seg->tidx[tc - 1].pos >= covered) tc--;
-  *idx = idx_encode(seg, 1, ic, 8, covered, next, max_ts, idx_len);
-  *tidx = idx_encode(seg, 2, tc, 16, covered, next, max_ts, tidx_len);
+static rn_err_t encode_pair(const rn__seg_t *seg, uint32_t ic, uint32_t tc, uint64_t covered, uint64_t next,
+                            int64_t max_ts, bool checkpoint, uint8_t **idx, size_t *idx_len, uint8_t **tidx,
+                            size_t *tidx_len) {
+  *idx = idx_encode(seg, 1, ic, 8, covered, next, max_ts, checkpoint, idx_len);
+  *tidx = idx_encode(seg, 2, tc, 16, covered, next, max_ts, checkpoint, tidx_len);
   if (!*idx || !*tidx) {
     free(*idx);
     free(*tidx);
@@ -265,7 +258,20 @@ rn_err_t rn__seg_index_encode_prefix(const rn__seg_t *seg, uint64_t covered, uin
   return 0;
 }
 
-/* Validate one index file image; fills header values. */
+rn_err_t rn__seg_index_encode(const rn__seg_t *seg, uint8_t **idx, size_t *idx_len, uint8_t **tidx,
+                              size_t *tidx_len) {
+  return encode_pair(seg, seg->idx_len, seg->tidx_len, seg->size, seg->next, seg->max_ts, false, idx, idx_len, tidx,
+                     tidx_len);
+}
+
+rn_err_t rn__seg_index_encode_prefix(const rn__seg_t *seg, uint64_t covered, uint64_t next, int64_t max_ts, uint8_t **idx,
+                                     size_t *idx_len, uint8_t **tidx, size_t *tidx_len) {
+  uint32_t ic = seg->idx_len, tc = seg->tidx_len;
+  while (ic && seg->idx[ic - 1].pos >= covered) ic--;
+  while (tc && seg->tidx[tc - 1].pos >= covered) tc--;
+  return encode_pair(seg, ic, tc, covered, next, max_ts, true, idx, idx_len, tidx, tidx_len);
+}
+
 /* file_size: the size the files must cover; with prefix, they may cover
  * less (their own covered size, returned in *covered). */
 static rn_err_t idx_check(const uint8_t *b, size_t len, uint16_t kind, size_t esize, const rn__seg_t *seg,
@@ -276,6 +282,9 @@ static rn_err_t idx_check(const uint8_t *b, size_t len, uint16_t kind, size_t es
   if (get_u64(b + len - 8) != XXH3_64bits(b, len - 8)) return RN_ECORRUPT;
   *covered = get_u64(b + 16);
   if (get_u64(b + 8) != seg->base || (prefix ? *covered > file_size : *covered != file_size)) return RN_ECORRUPT;
+  /* Only an index checkpoint vouches for a prefix: the index files a clean
+   * close leaves are trusted only together with the clean-shutdown marker. */
+  if (prefix && b[7] != 1) return RN_ECORRUPT;
   return 0;
 }
 
