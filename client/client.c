@@ -176,6 +176,7 @@ struct rn_client {
    * first one, or from a broker without BrokerInfo). Written by the I/O
    * thread under mu, read by any thread (rn__client_limits). */
   rn__limits_t limits;
+  atomic_uint limits_gen; /* bumped after every change of limits (rn__client_limits_gen) */
 };
 
 /* ---- request lists -------------------------------------------------------------- */
@@ -420,6 +421,7 @@ static void conn_error(rn_client_t *cl, Runnel__Response *resp) {
   if (err == RN_ETOOLARGE && e->limit > 0) {
     pthread_mutex_lock(&cl->mu);
     if (e->limit < cl->limits.max_frame_bytes) cl->limits.max_frame_bytes = (uint32_t)e->limit;
+    atomic_fetch_add_explicit(&cl->limits_gen, 1, memory_order_release);
     pthread_mutex_unlock(&cl->mu);
     rn__reqlist_t big;
     rl_init(&big);
@@ -518,6 +520,10 @@ void rn__limits_default(rn__limits_t *l) {
   l->from_broker = false;
 }
 
+unsigned rn__client_limits_gen(rn_client_t *cl) {
+  return atomic_load_explicit(&cl->limits_gen, memory_order_acquire);
+}
+
 void rn__client_limits(rn_client_t *cl, rn__limits_t *out) {
   pthread_mutex_lock(&cl->mu);
   *out = cl->limits;
@@ -559,6 +565,7 @@ static void handshake_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respo
   runnel__response__free_unpacked(resp, NULL);
   pthread_mutex_lock(&cl->mu);
   cl->limits = l;
+  atomic_fetch_add_explicit(&cl->limits_gen, 1, memory_order_release);
   pthread_mutex_unlock(&cl->mu);
   uv_timer_stop(&cl->backoff);
   cl->state = CONN_UP;

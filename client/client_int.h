@@ -99,6 +99,10 @@ RN__HIDDEN void rn__limits_default(rn__limits_t *l);
 
 /* The limits as of the latest handshake. Any thread. */
 RN__HIDDEN void rn__client_limits(rn_client_t *cl, rn__limits_t *out);
+/* Changes whenever the limits change (no lock: a caller that keeps a copy
+ * re-reads it with rn__client_limits only when this moved; read this
+ * first, then the limits). Any thread. */
+RN__HIDDEN unsigned rn__client_limits_gen(rn_client_t *cl);
 
 /* ---- agents: periodic work on the I/O thread (the producer) ---------------- */
 

@@ -140,6 +140,8 @@ struct rn_producer {
   int flushing;
   size_t inflight_reqs;
   bool closing;
+  rn__limits_t lim; /* the client's limits as of generation lim_gen (under mu) */
+  unsigned lim_gen;
   pbatch_t *pool; /* reported batches kept for reuse (RN__POOL_MAX) */
   unsigned npool;
   uint64_t pool_bytes; /* their builders' capacity */
@@ -756,6 +758,8 @@ rn_err_t rn_producer_new(rn_client_t *cl, const rn_producer_conf_t *conf, rn_pro
   if (p->conf.max_in_flight == 0 || p->conf.max_in_flight > RN__BROKER_WINDOW)
     p->conf.max_in_flight = RN__BROKER_WINDOW;
   p->cl = cl;
+  p->lim_gen = rn__client_limits_gen(cl);
+  rn__client_limits(cl, &p->lim);
   p->agent.run = pump;
   if (p->conf.idempotent) {
     Runnel__InitProducerRequest ir;
@@ -971,8 +975,12 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
    * the stream needed one): a record it would refuse fails here, at once,
    * instead of going out and failing there. Counted as the broker counts:
    * partition key + data + header keys and values. */
-  rn__limits_t lim;
-  rn__client_limits(p->cl, &lim);
+  unsigned gen = rn__client_limits_gen(p->cl); /* no client lock per record */
+  if (gen != p->lim_gen) {
+    rn__client_limits(p->cl, &p->lim);
+    p->lim_gen = gen;
+  }
+  const rn__limits_t lim = p->lim;
   uint64_t rec_bytes = m->key_len + m->data_len;
   for (size_t i = 0; i < m->header_count; i++) rec_bytes += m->headers[i].key_len + m->headers[i].value_len;
   if (rec_bytes > lim.max_record_bytes) {
