@@ -15,7 +15,12 @@
  *   - A request is pending (waiting for a connection) or in flight (written,
  *     awaiting the response with its correlation id); the frame bytes move
  *     to the write request when written, so a response that overtakes the
- *     write callback never frees bytes libuv still reads.
+ *     write callback never frees bytes libuv still reads. Bytes a frame only
+ *     refers to (rn__client_submit_ref: a produce request's batches, sent
+ *     by the same writev) are released to their owner when that write
+ *     completed, or when the request failed without being written: never
+ *     while libuv may still read them, even when the request itself timed
+ *     out meanwhile.
  *   - Reconnect: connections are made on demand; after a failure the next
  *     attempt waits for the backoff timer (doubling up to the maximum,
  *     reset by a successful connect).

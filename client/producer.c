@@ -43,6 +43,11 @@
  *     buffered byte count and the outstanding record count go down only
  *     after its callback returned, so flush() means "callbacks done".
  *   - Callbacks run without p->mu held.
+ *   - A sealed batch goes on the wire from its own buffer (the request frame
+ *     refers to it: rn__client_submit_ref); every write reading it holds a
+ *     reference (pbatch_t.refs), so it is neither freed nor re-stamped
+ *     while one does. Reported batches go back to a small pool and are
+ *     reused with their grown buffers.
  * Lock order: p->mu before the client's lock (pump submits while holding
  * p->mu); the client never calls into the producer while holding its own.
  */
