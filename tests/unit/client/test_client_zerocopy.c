@@ -7,7 +7,9 @@
  * it pending); the broker gets byte-exact batches (the mock verifies both
  * checksums). The producer reuses reported batches (pool): records of
  * changing sizes over many flushed rounds read back exactly, so nothing of
- * an earlier batch leaks into a later one.
+ * an earlier batch leaks into a later one. A request that times out while
+ * its write is still stuck (a peer that stopped reading) is not released
+ * until the write ends: its bytes stay valid for libuv.
  *
  * No sleeps: every wait is on a condition variable signalled by a callback.
  */
@@ -17,14 +19,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_int.h"
 #include "mock_broker.h"
 #include "runnel/batch.h"
+#include "runnel/frame.h"
 #include "runnel/runnel.h"
 
 /* What one request's callback and release saw. */
@@ -226,6 +233,138 @@ static void test_release_on_destroy(void **state) {
   mock_broker_stop(mb);
 }
 
+/* ---- a peer that stops reading ------------------------------------------------ */
+
+/* Answers the client's BrokerInfo handshake (EUNKNOWNOP: an older broker,
+ * default limits), then reads nothing more until told to close. Its
+ * receive buffer is pinned small, so a large write cannot complete. */
+typedef struct {
+  int lfd, cfd;
+  char addr[64];
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  bool answered, close_now;
+} deaf_t;
+
+/* cmocka's assertions jump back to the test's stack: not from this thread. */
+#define CHECK(x)                                                              \
+  do {                                                                        \
+    if (!(x)) {                                                               \
+      fprintf(stderr, "%s:%d: deaf peer: check failed: %s\n", __FILE__, __LINE__, #x); \
+      abort();                                                                \
+    }                                                                         \
+  } while (0)
+
+static void *deaf_main(void *arg) {
+  deaf_t *d = arg;
+  d->cfd = accept(d->lfd, NULL, NULL);
+  CHECK(d->cfd >= 0);
+  uint8_t buf[4096];
+  size_t len = 0;
+  rn_frame_t fr;
+  for (;;) {
+    ssize_t n = read(d->cfd, buf + len, sizeof buf - len);
+    CHECK(n > 0);
+    len += (size_t)n;
+    rn_err_t err = rn_frame_decode(buf, len, sizeof buf, &fr, NULL);
+    if (err == 0) break;
+    CHECK(err == RN_EPARTIAL);
+  }
+  Runnel__Request *req = runnel__request__unpack(NULL, fr.payload_len, fr.payload);
+  CHECK(req != NULL);
+  CHECK(req->op_case == RUNNEL__REQUEST__OP_BROKER_INFO);
+  Runnel__Error e;
+  runnel__error__init(&e);
+  e.code = rn_err_to_wire(RN_EUNKNOWNOP);
+  Runnel__Response resp;
+  runnel__response__init(&resp);
+  resp.correlation_id = req->correlation_id;
+  resp.error = &e;
+  runnel__request__free_unpacked(req, NULL);
+  uint8_t out[256];
+  size_t olen = 0;
+  CHECK(rn_frame_encode(&resp.base, out, sizeof out, &olen) == 0);
+  CHECK(write(d->cfd, out, olen) == (ssize_t)olen);
+  pthread_mutex_lock(&d->mu);
+  d->answered = true;
+  pthread_cond_broadcast(&d->cond);
+  while (!d->close_now) pthread_cond_wait(&d->cond, &d->mu);
+  pthread_mutex_unlock(&d->mu);
+  close(d->cfd);
+  return NULL;
+}
+
+static void deaf_start(deaf_t *d) {
+  memset(d, 0, sizeof *d);
+  pthread_mutex_init(&d->mu, NULL);
+  pthread_cond_init(&d->cond, NULL);
+  d->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(d->lfd >= 0);
+  int small = 4096; /* inherited by the accepted socket; no autotuning */
+  assert_int_equal(setsockopt(d->lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(d->lfd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(d->lfd, 1), 0);
+  socklen_t al = sizeof a;
+  assert_int_equal(getsockname(d->lfd, (struct sockaddr *)&a, &al), 0);
+  snprintf(d->addr, sizeof d->addr, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+  assert_int_equal(pthread_create(&d->th, NULL, deaf_main, d), 0);
+}
+
+static void deaf_close(deaf_t *d) {
+  pthread_mutex_lock(&d->mu);
+  d->close_now = true;
+  pthread_cond_broadcast(&d->cond);
+  pthread_mutex_unlock(&d->mu);
+  pthread_join(d->th, NULL);
+  close(d->lfd);
+  pthread_mutex_destroy(&d->mu);
+  pthread_cond_destroy(&d->cond);
+}
+
+/* The request times out while its write cannot finish (12 MiB against a
+ * peer that reads nothing: more than the socket buffers can hold, which the
+ * kernel caps at tcp_wmem's maximum on our side and the pinned 4 KiB on the
+ * peer's). Its callback runs with RN_ETIMEDOUT, the bytes stay lent; only
+ * when the connection dies does the release run, once. */
+static void test_release_waits_for_stuck_write(void **state) {
+  (void)state;
+  deaf_t d;
+  deaf_start(&d);
+  rn_client_conf_t conf;
+  rn_client_conf_init(&conf);
+  conf.broker = d.addr;
+  /* Long enough that the request is surely written before it expires (it
+   * goes out in the turn of the client's loop that sees the handshake's
+   * answer); an expired request that was never written is released right
+   * after its callback, which is not what this tests. */
+  conf.request_timeout_ms = 1000;
+  rn_client_t *cl = NULL;
+  assert_int_equal(rn_client_new(&conf, &cl), 0);
+  rn_batch_builder_t bld;
+  const uint8_t *data;
+  size_t len;
+  build_batch(&bld, 12, 1u << 20, &data, &len);
+  probe_t p;
+  probe_init(&p);
+  assert_int_equal(submit_produce(cl, "zc", data, len, &p), 0);
+  pthread_mutex_lock(&p.mu);
+  while (p.cb_calls == 0) pthread_cond_wait(&p.cond, &p.mu);
+  assert_int_equal(p.err, RN_ETIMEDOUT);
+  assert_int_equal(p.releases, 0); /* the write still reads the batch */
+  pthread_mutex_unlock(&p.mu);
+  deaf_close(&d); /* the connection dies: the write fails */
+  pthread_mutex_lock(&p.mu);
+  while (p.releases == 0) pthread_cond_wait(&p.cond, &p.mu);
+  pthread_mutex_unlock(&p.mu);
+  rn_client_destroy(cl);
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.releases, 1);
+  probe_free(&p);
+  rn_batch_builder_free(&bld);
+}
+
 /* ---- the producer's batch pool --------------------------------------------- */
 
 static void on_delivery(rn_err_t err, uint32_t shard, uint64_t offset, void *opaque) {
@@ -311,6 +450,7 @@ int main(void) {
       cmocka_unit_test(test_referenced_batches_arrive_exact),
       cmocka_unit_test(test_release_when_never_written),
       cmocka_unit_test(test_release_on_destroy),
+      cmocka_unit_test(test_release_waits_for_stuck_write),
       cmocka_unit_test(test_producer_pool_reuse_exact),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
