@@ -15,7 +15,12 @@
  *   - A request is pending (waiting for a connection) or in flight (written,
  *     awaiting the response with its correlation id); the frame bytes move
  *     to the write request when written, so a response that overtakes the
- *     write callback never frees bytes libuv still reads.
+ *     write callback never frees bytes libuv still reads. Bytes a frame only
+ *     refers to (rn__client_submit_ref: a produce request's batches, sent
+ *     by the same writev) are released to their owner when that write
+ *     completed, or when the request failed without being written: never
+ *     while libuv may still read them, even when the request itself timed
+ *     out meanwhile.
  *   - Reconnect: connections are made on demand; after a failure the next
  *     attempt waits for the backoff timer (doubling up to the maximum,
  *     reset by a successful connect).
@@ -71,11 +76,38 @@ rn_err_t rn__pb_error(const Runnel__Error *e, char *msg, size_t n) {
 
 /* ---- structures ------------------------------------------------------------------- */
 
+/* A byte range a frame refers to instead of copying it: it goes on the
+ * wire right before frame[at]. */
+typedef struct rn__wref {
+  size_t at;
+  const uint8_t *data;
+  size_t len;
+} rn__wref_t;
+
+/* The bytes of one request's frame: copied bytes (frame header and small
+ * fields) interleaved with referenced ones. Owned by the request until it
+ * is written, then by the write; wframe_done frees and releases. */
+typedef struct rn__wframe {
+  uint8_t *buf; /* owned */
+  size_t len, cap;
+  rn__wref_t *refs; /* owned */
+  size_t nrefs, refs_cap;
+  rn__release_cb release; /* NULL: nothing referenced */
+  void *rel_arg;
+} rn__wframe_t;
+
+static void wframe_done(rn__wframe_t *f) {
+  free(f->buf);
+  free(f->refs);
+  if (f->release) f->release(f->rel_arg);
+  memset(f, 0, sizeof *f);
+}
+
 typedef struct rn__req {
   struct rn__req *next, *prev;
   uint64_t corr_id;
-  uint8_t *frame; /* owned until written */
-  size_t frame_len;
+  rn__wframe_t wf; /* owned until written */
+  size_t frame_len; /* on the wire: header, copied and referenced bytes */
   int64_t deadline;
   rn__req_cb cb;
   void *arg;
@@ -107,7 +139,7 @@ typedef struct {
   uv_write_t w;
   rn__conn_t *conn;
   size_t nframes;
-  uint8_t *frames[]; /* owned: freed when the write completed */
+  rn__wframe_t frames[]; /* owned: freed (and released) when the write completed */
 } rn__wreq_t;
 
 struct rn_client {
@@ -149,6 +181,7 @@ struct rn_client {
    * first one, or from a broker without BrokerInfo). Written by the I/O
    * thread under mu, read by any thread (rn__client_limits). */
   rn__limits_t limits;
+  atomic_uint limits_gen; /* bumped after every change of limits (rn__client_limits_gen) */
 };
 
 /* ---- request lists -------------------------------------------------------------- */
@@ -179,7 +212,7 @@ static void rl_splice(rn__reqlist_t *dst, rn__reqlist_t *src) {
 
 static void req_complete(rn__req_t *r, rn_err_t err, const char *msg, Runnel__Response *resp) {
   r->cb(r->arg, err, msg, resp);
-  free(r->frame);
+  wframe_done(&r->wf); /* not written (else the write owns it): nobody reads it */
   free(r);
 }
 
@@ -393,6 +426,7 @@ static void conn_error(rn_client_t *cl, Runnel__Response *resp) {
   if (err == RN_ETOOLARGE && e->limit > 0) {
     pthread_mutex_lock(&cl->mu);
     if (e->limit < cl->limits.max_frame_bytes) cl->limits.max_frame_bytes = (uint32_t)e->limit;
+    atomic_fetch_add_explicit(&cl->limits_gen, 1, memory_order_release);
     pthread_mutex_unlock(&cl->mu);
     rn__reqlist_t big;
     rl_init(&big);
@@ -491,6 +525,10 @@ void rn__limits_default(rn__limits_t *l) {
   l->from_broker = false;
 }
 
+unsigned rn__client_limits_gen(rn_client_t *cl) {
+  return atomic_load_explicit(&cl->limits_gen, memory_order_acquire);
+}
+
 void rn__client_limits(rn_client_t *cl, rn__limits_t *out) {
   pthread_mutex_lock(&cl->mu);
   *out = cl->limits;
@@ -532,6 +570,7 @@ static void handshake_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respo
   runnel__response__free_unpacked(resp, NULL);
   pthread_mutex_lock(&cl->mu);
   cl->limits = l;
+  atomic_fetch_add_explicit(&cl->limits_gen, 1, memory_order_release);
   pthread_mutex_unlock(&cl->mu);
   uv_timer_stop(&cl->backoff);
   cl->state = CONN_UP;
@@ -556,16 +595,17 @@ static rn_err_t handshake_send(rn_client_t *cl) {
     r->corr_id = atomic_fetch_add(&cl->next_corr, 1);
     msg.correlation_id = r->corr_id;
     r->frame_len = rn_frame_encoded_len(&msg.base);
-    r->frame = malloc(r->frame_len);
+    r->wf.buf = malloc(r->frame_len);
+    r->wf.cap = r->frame_len;
   }
-  if (r == NULL || hs == NULL || wr == NULL || r->frame == NULL) {
-    if (r) free(r->frame);
+  if (r == NULL || hs == NULL || wr == NULL || r->wf.buf == NULL) {
+    if (r) free(r->wf.buf);
     free(r);
     free(hs);
     free(wr);
     return RN_ENOMEM;
   }
-  rn_err_t err = rn_frame_encode(&msg.base, r->frame, r->frame_len, &r->frame_len);
+  rn_err_t err = rn_frame_encode(&msg.base, r->wf.buf, r->frame_len, &r->wf.len);
   assert(err == 0);
   (void)err;
   hs->cl = cl;
@@ -575,14 +615,14 @@ static rn_err_t handshake_send(rn_client_t *cl) {
   r->deadline = rn__mono_ms() + (int64_t)cl->conf.request_timeout_ms;
   wr->conn = cl->conn;
   wr->nframes = 1;
-  wr->frames[0] = r->frame; /* the write owns the bytes */
-  uv_buf_t b = uv_buf_init((char *)r->frame, (unsigned)r->frame_len);
-  r->frame = NULL;
+  wr->frames[0] = r->wf; /* the write owns the bytes */
+  memset(&r->wf, 0, sizeof r->wf);
+  uv_buf_t b = uv_buf_init((char *)wr->frames[0].buf, (unsigned)wr->frames[0].len);
   rl_push(&cl->inflight, r);
   int rc = uv_write(&wr->w, (uv_stream_t *)&cl->conn->tcp, &b, 1, on_write);
   if (rc < 0) {
     rl_unlink(r);
-    free(wr->frames[0]);
+    wframe_done(&wr->frames[0]);
     free(wr);
     free(hs);
     free(r);
@@ -685,7 +725,7 @@ static void conn_start(rn_client_t *cl) {
 static void on_write(uv_write_t *w, int status) {
   rn__wreq_t *wr = (rn__wreq_t *)w;
   rn__conn_t *conn = wr->conn;
-  for (size_t i = 0; i < wr->nframes; i++) free(wr->frames[i]);
+  for (size_t i = 0; i < wr->nframes; i++) wframe_done(&wr->frames[i]);
   free(wr);
   if (status < 0 && conn->current) {
     rn_client_t *cl = conn->cl;
@@ -725,10 +765,13 @@ static void refuse_oversized(rn_client_t *cl) {
 static void write_pending(rn_client_t *cl) {
   if (cl->state == CONN_UP) refuse_oversized(cl);
   while (cl->state == CONN_UP && !rl_empty(&cl->pending)) {
-    size_t n = 0;
-    for (rn__req_t *r = cl->pending.head.next; r != &cl->pending.head && n < RN__WRITE_BATCH; r = r->next) n++;
+    size_t n = 0, nb = 0;
+    for (rn__req_t *r = cl->pending.head.next; r != &cl->pending.head && n < RN__WRITE_BATCH; r = r->next) {
+      n++;
+      nb += 1 + 2 * r->wf.nrefs;
+    }
     rn__wreq_t *wr = malloc(sizeof *wr + n * sizeof wr->frames[0]);
-    uv_buf_t *bufs = malloc(n * sizeof *bufs);
+    uv_buf_t *bufs = malloc(nb * sizeof *bufs);
     if (wr == NULL || bufs == NULL) {
       free(wr);
       free(bufs);
@@ -739,18 +782,27 @@ static void write_pending(rn_client_t *cl) {
     }
     wr->conn = cl->conn;
     wr->nframes = n;
+    nb = 0;
     for (size_t i = 0; i < n; i++) {
       rn__req_t *r = cl->pending.head.next;
-      wr->frames[i] = r->frame; /* the write owns the bytes from now on */
-      bufs[i] = uv_buf_init((char *)r->frame, (unsigned)r->frame_len);
-      r->frame = NULL;
+      rn__wframe_t *f = &wr->frames[i];
+      *f = r->wf; /* the write owns the bytes from now on */
+      memset(&r->wf, 0, sizeof r->wf);
+      size_t pos = 0;
+      for (size_t k = 0; k < f->nrefs; k++) {
+        const rn__wref_t *ref = &f->refs[k];
+        if (ref->at > pos) bufs[nb++] = uv_buf_init((char *)f->buf + pos, (unsigned)(ref->at - pos));
+        bufs[nb++] = uv_buf_init((char *)(uintptr_t)ref->data, (unsigned)ref->len);
+        pos = ref->at;
+      }
+      if (f->len > pos) bufs[nb++] = uv_buf_init((char *)f->buf + pos, (unsigned)(f->len - pos));
       rl_unlink(r);
       rl_push(&cl->inflight, r);
     }
-    int rc = uv_write(&wr->w, (uv_stream_t *)&cl->conn->tcp, bufs, (unsigned)n, on_write); /* copies bufs */
+    int rc = uv_write(&wr->w, (uv_stream_t *)&cl->conn->tcp, bufs, (unsigned)nb, on_write); /* copies bufs */
     free(bufs);
     if (rc < 0) {
-      for (size_t i = 0; i < n; i++) free(wr->frames[i]);
+      for (size_t i = 0; i < n; i++) wframe_done(&wr->frames[i]);
       free(wr);
       conn_lost(cl, uv_strerror(rc));
     }
@@ -985,23 +1037,100 @@ void rn_client_destroy(rn_client_t *cl) {
 
 /* ---- submitting -------------------------------------------------------------------- */
 
-rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
-                           rn__req_cb cb, void *arg) {
+/* Packing a request into an rn__wframe_t: byte fields of at least min_ref
+ * bytes are referenced, everything else is copied. */
+typedef struct {
+  ProtobufCBuffer base;
+  rn__wframe_t *f;
+  size_t min_ref;
+  bool oom;
+} packbuf_t;
+
+static bool wframe_reserve(rn__wframe_t *f, size_t n) {
+  if (f->cap - f->len >= n) return true;
+  size_t cap = f->cap ? f->cap * 2 : 256;
+  while (cap - f->len < n) cap *= 2;
+  uint8_t *p = realloc(f->buf, cap);
+  if (p == NULL) return false;
+  f->buf = p;
+  f->cap = cap;
+  return true;
+}
+
+static void packbuf_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
+  packbuf_t *pb = (packbuf_t *)b;
+  rn__wframe_t *f = pb->f;
+  if (pb->oom || len == 0) return;
+  if (len >= pb->min_ref) {
+    if (f->nrefs == f->refs_cap) {
+      size_t cap = f->refs_cap ? f->refs_cap * 2 : 4;
+      rn__wref_t *n = realloc(f->refs, cap * sizeof *n);
+      if (n == NULL) {
+        pb->oom = true;
+        return;
+      }
+      f->refs = n;
+      f->refs_cap = cap;
+    }
+    f->refs[f->nrefs++] = (rn__wref_t){.at = f->len, .data = data, .len = len};
+    return;
+  }
+  if (!wframe_reserve(f, len)) {
+    pb->oom = true;
+    return;
+  }
+  memcpy(f->buf + f->len, data, len);
+  f->len += len;
+}
+
+static rn_err_t submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms, rn__req_cb cb, void *arg,
+                       rn__release_cb release, void *rel_arg) {
   rn__req_t *r = calloc(1, sizeof *r);
   if (r == NULL) return RN_ENOMEM;
   r->corr_id = atomic_fetch_add(&cl->next_corr, 1);
   msg->correlation_id = r->corr_id;
-  size_t n = rn_frame_encoded_len(&msg->base);
-  r->frame = malloc(n);
-  if (r->frame == NULL) {
+  size_t n = protobuf_c_message_get_packed_size(&msg->base);
+  if (n > RN_FRAME_MAX_PAYLOAD) {
     free(r);
-    return RN_ENOMEM;
+    return RN_ETOOLARGE;
   }
-  rn_err_t err = rn_frame_encode(&msg->base, r->frame, n, &r->frame_len);
-  if (err) {
-    free(r->frame);
-    free(r);
-    return err;
+  r->frame_len = RN_FRAME_HEADER_BYTES + n;
+  if (release == NULL) {
+    /* everything copied: one exact buffer */
+    r->wf.buf = malloc(r->frame_len);
+    if (r->wf.buf == NULL) {
+      free(r);
+      return RN_ENOMEM;
+    }
+    r->wf.cap = r->frame_len;
+    rn_err_t err = rn_frame_encode(&msg->base, r->wf.buf, r->frame_len, &r->wf.len);
+    if (err) {
+      free(r->wf.buf);
+      free(r);
+      return err;
+    }
+  } else {
+    packbuf_t pb = {.base = {.append = packbuf_append}, .f = &r->wf, .min_ref = RN__REF_MIN};
+    if (wframe_reserve(&r->wf, RN_FRAME_HEADER_BYTES)) {
+      rn_frame_put_header(r->wf.buf, (uint32_t)n);
+      r->wf.len = RN_FRAME_HEADER_BYTES;
+      protobuf_c_message_pack_to_buffer(&msg->base, &pb.base);
+    } else {
+      pb.oom = true;
+    }
+    size_t refd = 0;
+    for (size_t i = 0; i < r->wf.nrefs; i++) refd += r->wf.refs[i].len;
+    /* pack writes exactly get_packed_size bytes; a mismatch is a protobuf-c
+     * bug that would corrupt the stream */
+    rn_err_t err = pb.oom ? RN_ENOMEM : r->wf.len + refd != r->frame_len ? RN_EIO : 0;
+    if (err) {
+      free(r->wf.buf);
+      free(r->wf.refs);
+      free(r);
+      return err;
+    }
+    r->wf.release = release;
+    r->wf.rel_arg = rel_arg;
   }
   r->deadline = rn__mono_ms() + (int64_t)cl->conf.request_timeout_ms + (int64_t)extra_timeout_ms;
   r->cb = cb;
@@ -1009,7 +1138,8 @@ rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra
   pthread_mutex_lock(&cl->mu);
   if (cl->closing) {
     pthread_mutex_unlock(&cl->mu);
-    free(r->frame);
+    free(r->wf.buf);
+    free(r->wf.refs);
     free(r);
     return RN_ECANCELED;
   }
@@ -1019,6 +1149,17 @@ rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra
    * event (agents and callbacks run inside one): no wake-up needed. */
   if (!rn__client_on_io_thread(cl)) uv_async_send(&cl->async);
   return 0;
+}
+
+rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms, rn__req_cb cb,
+                           void *arg) {
+  return submit(cl, msg, extra_timeout_ms, cb, arg, NULL, NULL);
+}
+
+rn_err_t rn__client_submit_ref(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms, rn__req_cb cb,
+                               void *arg, rn__release_cb release, void *rel_arg) {
+  if (release == NULL) return RN_EINVAL;
+  return submit(cl, msg, extra_timeout_ms, cb, arg, release, rel_arg);
 }
 
 typedef struct {

@@ -57,6 +57,25 @@ typedef void (*rn__req_cb)(void *arg, rn_err_t err, const char *msg, Runnel__Res
 RN__HIDDEN rn_err_t rn__client_submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
                                       rn__req_cb cb, void *arg);
 
+/* Called once the bytes a request referenced (rn__client_submit_ref) are
+ * no longer read by anyone: its write completed or failed, or it was failed
+ * before being written. Runs on the I/O thread (or on the thread destroying
+ * the client), without cl->mu held, before or after the request's rn__req_cb. */
+typedef void (*rn__release_cb)(void *rel_arg);
+
+/* Byte fields at least this long are referenced by rn__client_submit_ref,
+ * not copied into the frame. */
+#define RN__REF_MIN ((size_t)4096)
+
+/* rn__client_submit without copying the large byte fields of msg (a
+ * produce request's batches) into the frame: the frame refers to them and
+ * one writev sends them from where they are. The caller keeps those bytes
+ * valid and unchanged until release(rel_arg) runs, which happens exactly
+ * once when this returns 0 (never when it returns an error). Everything
+ * else of msg is copied before this returns. */
+RN__HIDDEN rn_err_t rn__client_submit_ref(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
+                                          rn__req_cb cb, void *arg, rn__release_cb release, void *rel_arg);
+
 /* Submit and wait. Returns the transport error, or the request-level error
  * of the response (message in rn_last_error_message()), or 0 with *resp
  * owned by the caller. RN_EBUSY on the I/O thread. Blocking. */
@@ -80,6 +99,10 @@ RN__HIDDEN void rn__limits_default(rn__limits_t *l);
 
 /* The limits as of the latest handshake. Any thread. */
 RN__HIDDEN void rn__client_limits(rn_client_t *cl, rn__limits_t *out);
+/* Changes whenever the limits change (no lock: a caller that keeps a copy
+ * re-reads it with rn__client_limits only when this moved; read this
+ * first, then the limits). Any thread. */
+RN__HIDDEN unsigned rn__client_limits_gen(rn_client_t *cl);
 
 /* ---- agents: periodic work on the I/O thread (the producer) ---------------- */
 

@@ -43,11 +43,17 @@
  *     buffered byte count and the outstanding record count go down only
  *     after its callback returned, so flush() means "callbacks done".
  *   - Callbacks run without p->mu held.
+ *   - A sealed batch goes on the wire from its own buffer (the request frame
+ *     refers to it: rn__client_submit_ref); every write reading it holds a
+ *     reference (pbatch_t.refs), so it is neither freed nor re-stamped
+ *     while one does. Reported batches go back to a small pool and are
+ *     reused with their grown buffers.
  * Lock order: p->mu before the client's lock (pump submits while holding
  * p->mu); the client never calls into the producer while holding its own.
  */
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +69,11 @@
 /* Batches per (producer, shard) the broker remembers for answering retries
  * (RN__PRODUCER_WINDOW in broker/core/core_int.h, docs/protocol.md). */
 #define RN__BROKER_WINDOW 5u
+/* Reported batches kept for reuse (their builder keeps its grown buffer,
+ * so a new batch neither reallocates while it fills nor faults in fresh
+ * pages), at most this many and at most max_buffered_bytes / 4 of
+ * capacity. */
+#define RN__POOL_MAX 16u
 
 typedef struct {
   rn_delivery_cb cb;
@@ -71,6 +82,12 @@ typedef struct {
 
 typedef struct pbatch {
   struct pbatch *next;
+  /* 1 for the producer (from creation until reported) + 1 per write
+   * still reading the sealed bytes (a request sent them by reference,
+   * rn__client_submit_ref): freed by whoever drops the last one
+   * (batch_put), possibly on the I/O thread after the producer is gone.
+   * While a write holds it the bytes are not re-stamped. */
+  atomic_uint refs;
   rn_batch_builder_t bld;
   prec_t *recs;
   size_t nrec, caprec;
@@ -128,6 +145,11 @@ struct rn_producer {
   int flushing;
   size_t inflight_reqs;
   bool closing;
+  rn__limits_t lim; /* the client's limits as of generation lim_gen (under mu) */
+  unsigned lim_gen;
+  pbatch_t *pool; /* reported batches kept for reuse (RN__POOL_MAX) */
+  unsigned npool;
+  uint64_t pool_bytes; /* their builders' capacity */
 };
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -155,6 +177,55 @@ static void batch_free(pbatch_t *b) {
   free(b);
 }
 
+/* Drop one reference; the last one frees. Any thread, no lock needed. */
+static void batch_put(pbatch_t *b) {
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) batch_free(b);
+}
+
+/* A new, empty batch: from the pool when it has one. Under mu. */
+static pbatch_t *batch_new(rn_producer_t *p) {
+  pbatch_t *b = p->pool;
+  if (b != NULL) {
+    p->pool = b->next;
+    p->npool--;
+    p->pool_bytes -= b->bld.cap;
+    rn_batch_builder_t bld = b->bld;
+    prec_t *recs = b->recs;
+    size_t caprec = b->caprec;
+    memset(b, 0, sizeof *b);
+    rn_batch_builder_reset(&bld);
+    b->bld = bld;
+    b->recs = recs;
+    b->caprec = caprec;
+  } else {
+    b = calloc(1, sizeof *b);
+    if (b) b->recs = malloc(16 * sizeof *b->recs);
+    if (b == NULL || b->recs == NULL) {
+      free(b);
+      return NULL;
+    }
+    b->caprec = 16;
+    rn_batch_builder_init(&b->bld);
+  }
+  atomic_init(&b->refs, 1);
+  return b;
+}
+
+/* The producer is done with a reported batch: keep it for reuse when no
+ * write still reads it and the pool has room, else drop its reference.
+ * Under mu. */
+static void batch_retire(rn_producer_t *p, pbatch_t *b) {
+  if (atomic_load_explicit(&b->refs, memory_order_acquire) == 1 && p->npool < RN__POOL_MAX &&
+      p->pool_bytes + b->bld.cap <= p->conf.max_buffered_bytes / 4) {
+    b->next = p->pool;
+    p->pool = b;
+    p->npool++;
+    p->pool_bytes += b->bld.cap;
+    return;
+  }
+  batch_put(b);
+}
+
 /* Report every record of a detached batch (no lock held), then account. */
 static void batch_report(rn_producer_t *p, pbatch_t *b, rn_err_t err, uint32_t shard, uint64_t base) {
   for (size_t i = 0; i < b->nrec; i++) {
@@ -164,8 +235,8 @@ static void batch_report(rn_producer_t *p, pbatch_t *b, rn_err_t err, uint32_t s
   p->outstanding -= b->nrec;
   p->buffered -= b->bytes;
   pthread_cond_broadcast(&p->cond);
+  batch_retire(p, b);
   pthread_mutex_unlock(&p->mu);
-  batch_free(b);
 }
 
 /* Batches to report once p->mu is released, in order: the batches keep
@@ -252,10 +323,20 @@ static rn_err_t batch_stamp(rn_producer_t *p, pbatch_t *b, uint64_t pid, int32_t
  * for sure (the lowest sequence they give back is sh->give_back) or the
  * shard moves to a new producer id. Returns false when it cannot yet
  * (waiting for an id, out of memory). Under mu. */
-static bool shard_reseq(rn_producer_t *p, pshard_t *sh) {
+static bool shard_reseq(rn_producer_t *p, pshard_t *sh, int64_t now, int64_t *next) {
   assert(sh->inflight == 0);
   if (!p->conf.idempotent) return true;
   if (p->need_pid) return false;
+  /* A write may still read a batch whose request already ended (it timed
+   * out on a connection that stays up): its bytes must not change under
+   * it. Rare; look again shortly (the release has no producer to wake). */
+  for (pbatch_t *b = sh->head; b; b = b->next) {
+    if (!b->sealed) break;
+    if (!b->done && atomic_load_explicit(&b->refs, memory_order_acquire) > 1) {
+      if (now + 1 < *next) *next = now + 1;
+      return false;
+    }
+  }
   bool new_pid = sh->seq_pid != p->pid;
   int64_t running = new_pid ? 0 : sh->give_back;
   if (running >= 0) {
@@ -301,9 +382,12 @@ static void batch_give_up(rn_producer_t *p, pshard_t *sh, pbatch_t *b, rn_err_t 
 
 /* ---- sending (I/O thread) ----------------------------------------------------- */
 
+/* One ProduceRequest. Referenced by its callback and, while its write may
+ * read the batches, by the client's release (refs: freed by the last). */
 typedef struct {
   rn_producer_t *p;
   pstream_t *st;
+  atomic_uint refs;
   size_t n;
   struct {
     pshard_t *sh;
@@ -319,6 +403,19 @@ static int64_t backoff_for(const rn_producer_conf_t *c, uint32_t attempts) {
 }
 
 static void wake(rn_producer_t *p) { rn__client_wake(p->cl); }
+
+static void preq_put(preq_t *rq) {
+  if (atomic_fetch_sub_explicit(&rq->refs, 1, memory_order_acq_rel) == 1) free(rq);
+}
+
+/* rn__release_cb: the request's write no longer reads its batches. I/O
+ * thread (or the client's destroyer); the producer may be gone already, so
+ * only the batches and rq are touched. */
+static void preq_release(void *arg) {
+  preq_t *rq = arg;
+  for (size_t i = 0; i < rq->n; i++) batch_put(rq->e[i].b);
+  preq_put(rq);
+}
 
 /* Whether a batch before b in sh is not known to be appended (unresolved,
  * or failed): then the broker saw a gap and b's ESEQUENCE is expected. */
@@ -394,7 +491,7 @@ static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respons
   pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->mu);
   if (resp) runnel__response__free_unpacked(resp, NULL);
-  free(rq);
+  preq_put(rq);
   report_run(p, &reports);
   wake(p);
 }
@@ -495,7 +592,7 @@ static void shard_settle(rn_producer_t *p, pshard_t *sh, int64_t now, int64_t *n
     }
   }
   if (sh->inflight == 0) {
-    if (sh->reseq && shard_reseq(p, sh)) sh->reseq = false;
+    if (sh->reseq && shard_reseq(p, sh, now, next)) sh->reseq = false;
     if (!sh->reseq) sh->hold = false;
   }
 }
@@ -523,7 +620,13 @@ static void send_request(rn_producer_t *p, pstream_t *st, preq_t *rq, int64_t no
     runnel__request__init(&req);
     req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
     req.produce = &pr;
-    err = rn__client_submit(p->cl, &req, 0, produce_cb, rq);
+    /* The batches go on the wire from where they are (no copy into the
+     * frame); each keeps a reference until the write is done with it. */
+    atomic_init(&rq->refs, 2);
+    for (size_t i = 0; i < rq->n; i++) atomic_fetch_add_explicit(&rq->e[i].b->refs, 1, memory_order_relaxed);
+    err = rn__client_submit_ref(p->cl, &req, 0, produce_cb, rq, preq_release, rq);
+    if (err)
+      for (size_t i = 0; i < rq->n; i++) atomic_fetch_sub_explicit(&rq->e[i].b->refs, 1, memory_order_relaxed);
   }
   free(sbs);
   free(sbp);
@@ -660,6 +763,8 @@ rn_err_t rn_producer_new(rn_client_t *cl, const rn_producer_conf_t *conf, rn_pro
   if (p->conf.max_in_flight == 0 || p->conf.max_in_flight > RN__BROKER_WINDOW)
     p->conf.max_in_flight = RN__BROKER_WINDOW;
   p->cl = cl;
+  p->lim_gen = rn__client_limits_gen(cl);
+  rn__client_limits(cl, &p->lim);
   p->agent.run = pump;
   if (p->conf.idempotent) {
     Runnel__InitProducerRequest ir;
@@ -770,6 +875,11 @@ void rn_producer_destroy(rn_producer_t *p) {
     free(st->shards);
     free(st);
   }
+  while (p->pool) {
+    pbatch_t *b = p->pool;
+    p->pool = b->next;
+    batch_put(b);
+  }
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cond);
   free(p);
@@ -847,7 +957,7 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
     return RN_ETOOLARGE;
   }
   bool on_io = rn__client_on_io_thread(p->cl);
-  int64_t deadline = rn__mono_ms() + p->conf.block_ms;
+  int64_t deadline = -1; /* block_ms from the first wait: no clock read per record */
 
   pthread_mutex_lock(&p->mu);
   if (p->closing) {
@@ -870,8 +980,12 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
    * the stream needed one): a record it would refuse fails here, at once,
    * instead of going out and failing there. Counted as the broker counts:
    * partition key + data + header keys and values. */
-  rn__limits_t lim;
-  rn__client_limits(p->cl, &lim);
+  unsigned gen = rn__client_limits_gen(p->cl); /* no client lock per record */
+  if (gen != p->lim_gen) {
+    rn__client_limits(p->cl, &p->lim);
+    p->lim_gen = gen;
+  }
+  const rn__limits_t lim = p->lim;
   uint64_t rec_bytes = m->key_len + m->data_len;
   for (size_t i = 0; i < m->header_count; i++) rec_bytes += m->headers[i].key_len + m->headers[i].value_len;
   if (rec_bytes > lim.max_record_bytes) {
@@ -894,6 +1008,7 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
       pthread_mutex_unlock(&p->mu);
       return RN_EAGAIN;
     }
+    if (deadline < 0) deadline = rn__mono_ms() + p->conf.block_ms;
     if (!wait_until(p, deadline)) {
       pthread_mutex_unlock(&p->mu);
       rn__errmsg_set("producer buffer full (%llu bytes) for %u ms", (unsigned long long)p->conf.max_buffered_bytes,
@@ -910,15 +1025,11 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
   bool wake_needed = false;
   if (b == NULL || b->sealed || b->done ||
       (b->nrec > 0 && rn_batch_builder_size(&b->bld) + bytes > batch_cap)) {
-    pbatch_t *nb = calloc(1, sizeof *nb);
-    if (nb) nb->recs = malloc(16 * sizeof *nb->recs);
-    if (nb == NULL || nb->recs == NULL) {
-      free(nb);
+    pbatch_t *nb = batch_new(p);
+    if (nb == NULL) {
       pthread_mutex_unlock(&p->mu);
       return RN_ENOMEM;
     }
-    nb->caprec = 16;
-    rn_batch_builder_init(&nb->bld);
     if (b) {
       b->next = nb;
     } else {
@@ -952,13 +1063,13 @@ rn_err_t rn_producer_send_message(rn_producer_t *p, const rn_message_t *m) {
   if (err) {
     if (b->nrec == 0) { /* the batch was made for this record */
       shard_unlink(sh, b);
-      batch_free(b);
+      batch_put(b);
     }
     pthread_mutex_unlock(&p->mu);
     return err;
   }
-  int64_t now = rn__mono_ms();
   if (b->nrec == 0) {
+    int64_t now = rn__mono_ms(); /* once per batch, not per record */
     b->first_ms = now;
     b->deadline = now + (int64_t)p->conf.delivery_timeout_ms;
     wake_needed = true; /* the agent must learn the new linger deadline */

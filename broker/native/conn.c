@@ -527,7 +527,14 @@ static void on_alloc(rn_conn_t *base, size_t suggested, uv_buf_t *buf) {
     conn->in = p;
     conn->in_cap = cap;
   }
-  *buf = uv_buf_init((char *)conn->in + conn->in_len, (unsigned)(conn->in_cap - conn->in_len));
+  size_t room = conn->in_cap - conn->in_len;
+  /* A large frame is read up to its end and no further: the read that
+   * completes it then leaves no part of the next frame behind, which pump()
+   * would have to move to the front of the buffer (a copy of up to a frame
+   * per read). Small frames keep sharing reads. */
+  if (conn->in_need >= RN__IN_KEEP && conn->in_need > conn->in_len && conn->in_need - conn->in_len < room)
+    room = conn->in_need - conn->in_len;
+  *buf = uv_buf_init((char *)conn->in + conn->in_len, (unsigned)room);
 }
 
 static void update_reading(rn__conn_t *conn) {
