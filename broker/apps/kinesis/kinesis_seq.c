@@ -23,14 +23,42 @@
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-void rn__b64_encode(const uint8_t *p, size_t n, char *out) {
+/* Two output characters per 12 input bits: B64_PAIR[v] = B64[v >> 6], B64[v & 63],
+ * built by the preprocessor (B64_CH is B64[] as a constant expression). */
+#define B64_CH(v) ((char)((v) < 26 ? 'A' + (v) : (v) < 52 ? 'a' + (v) - 26 : (v) < 62 ? '0' + (v) - 52 : (v) == 62 ? '+' : '/'))
+#define B64_P1(i) {B64_CH((i) >> 6), B64_CH((i) & 63)}
+#define B64_P4(i) B64_P1(i), B64_P1((i) + 1), B64_P1((i) + 2), B64_P1((i) + 3)
+#define B64_P16(i) B64_P4(i), B64_P4((i) + 4), B64_P4((i) + 8), B64_P4((i) + 12)
+#define B64_P64(i) B64_P16(i), B64_P16((i) + 16), B64_P16((i) + 32), B64_P16((i) + 48)
+#define B64_P256(i) B64_P64(i), B64_P64((i) + 64), B64_P64((i) + 128), B64_P64((i) + 192)
+#define B64_P1024(i) B64_P256(i), B64_P256((i) + 256), B64_P256((i) + 512), B64_P256((i) + 768)
+static const char B64_PAIR[4096][2] = {B64_P1024(0), B64_P1024(1024), B64_P1024(2048), B64_P1024(3072)};
+#undef B64_P1024
+#undef B64_P256
+#undef B64_P64
+#undef B64_P16
+#undef B64_P4
+#undef B64_P1
+#undef B64_CH
+
+size_t rn__b64_encode_raw(const uint8_t *p, size_t n, char *out) {
   size_t o = 0, i = 0;
+  /* Six bytes (48 bits) per step from one 8-byte load: four pair lookups. */
+  for (; i + 8 <= n; i += 6) {
+    uint64_t v;
+    memcpy(&v, p + i, 8);
+    v = __builtin_bswap64(v);
+    memcpy(out + o, B64_PAIR[v >> 52], 2);
+    memcpy(out + o + 2, B64_PAIR[(v >> 40) & 4095], 2);
+    memcpy(out + o + 4, B64_PAIR[(v >> 28) & 4095], 2);
+    memcpy(out + o + 6, B64_PAIR[(v >> 16) & 4095], 2);
+    o += 8;
+  }
   for (; i + 3 <= n; i += 3) {
     uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-    out[o++] = B64[v >> 18];
-    out[o++] = B64[(v >> 12) & 63];
-    out[o++] = B64[(v >> 6) & 63];
-    out[o++] = B64[v & 63];
+    memcpy(out + o, B64_PAIR[v >> 12], 2);
+    memcpy(out + o + 2, B64_PAIR[v & 4095], 2);
+    o += 4;
   }
   if (n - i == 1) {
     uint32_t v = (uint32_t)p[i] << 16;
@@ -45,8 +73,10 @@ void rn__b64_encode(const uint8_t *p, size_t n, char *out) {
     out[o++] = B64[(v >> 6) & 63];
     out[o++] = '=';
   }
-  out[o] = 0;
+  return o;
 }
+
+void rn__b64_encode(const uint8_t *p, size_t n, char *out) { out[rn__b64_encode_raw(p, n, out)] = 0; }
 
 void rn__buf_b64(rn_buf_t *b, const uint8_t *p, size_t n) {
   size_t el = rn__b64_encoded_len(n);
@@ -105,9 +135,41 @@ rn_err_t rn__b64_decode(const char *str, size_t n, uint8_t *out, size_t *outlen)
 
 /* ---- timestamps ---------------------------------------------------------------------- */
 
-void rn__buf_timestamp(rn_buf_t *b, int64_t ms) {
+size_t rn__u64_dec(uint64_t v, char *out) {
+  static const char D2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                           "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                           "8081828384858687888990919293949596979899";
+  char tmp[20];
+  size_t n = sizeof(tmp);
+  while (v >= 100) {
+    n -= 2;
+    memcpy(tmp + n, D2 + 2 * (v % 100), 2);
+    v /= 100;
+  }
+  if (v >= 10) {
+    n -= 2;
+    memcpy(tmp + n, D2 + 2 * v, 2);
+  } else {
+    tmp[--n] = (char)('0' + v);
+  }
+  memcpy(out, tmp + n, sizeof(tmp) - n);
+  return sizeof(tmp) - n;
+}
+
+size_t rn__timestamp_fmt(int64_t ms, char *out) {
   if (ms < 0) ms = 0;
-  rn_buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+  size_t n = rn__u64_dec((uint64_t)ms / 1000, out);
+  unsigned f = (unsigned)((uint64_t)ms % 1000);
+  out[n] = '.';
+  out[n + 1] = (char)('0' + f / 100);
+  out[n + 2] = (char)('0' + f / 10 % 10);
+  out[n + 3] = (char)('0' + f % 10);
+  return n + 4;
+}
+
+void rn__buf_timestamp(rn_buf_t *b, int64_t ms) {
+  char t[RN__TIMESTAMP_BUFLEN];
+  rn_buf_put(b, t, rn__timestamp_fmt(ms, t));
 }
 
 /* RFC 3339 with seconds and a zone (rn_base.h), not before 1970. */
@@ -275,6 +337,22 @@ size_t rn__kseq_encode(int64_t created_ms, uint32_t shard, uint64_t offset, char
   for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
   out[n] = 0;
   return n;
+}
+
+/* 2^80, the weight of the offset's lowest bit, in decimal. */
+static const char KSEQ_STEP[] = "1208925819614629174706176";
+
+void rn__kseq_next(char *seq, size_t len) {
+  /* Add 2^80 digit by digit from the right; the sum keeps its length, as
+   * bits 184..187 (the top version nibble) do not change. */
+  size_t sl = sizeof(KSEQ_STEP) - 1;
+  unsigned carry = 0;
+  for (size_t k = 0; k < len && (k < sl || carry); k++) {
+    char *d = &seq[len - 1 - k];
+    unsigned v = (unsigned)(*d - '0') + carry + (k < sl ? (unsigned)(KSEQ_STEP[sl - 1 - k] - '0') : 0u);
+    carry = v >= 10;
+    *d = (char)('0' + (carry ? v - 10 : v));
+  }
 }
 
 rn_err_t rn__kseq_decode(const char *s, size_t n, rn__kseq_t *out) {
