@@ -62,6 +62,7 @@ typedef struct hopts {
   uint64_t catchup_bytes;
   rn_durability_t durability;
   const char *only; /* NULL: every phase */
+  unsigned apis;    /* bit per api_t: the ingest rows to run */
   const char *label;
   bool json;
 } hopts_t;
@@ -525,6 +526,7 @@ static void usage(FILE *out) {
           "  --durability D        of both streams: sync|interval|none (default none: the HTTP\n"
           "                        cost without the disk's)\n"
           "  --only ingest|catchup one half only\n"
+          "  --apis LIST           ingest rows, of put,rest,v1 (default all)\n"
           "  --label TEXT          copied into the JSON row\n"
           "  --json                one JSON line instead of the summary\n");
 }
@@ -542,7 +544,7 @@ static void row_json(char *out, size_t cap, const char *name, const row_t *r) {
 
 int rn_bench_http(int argc, char **argv) {
   hopts_t o = {.record_size = 1024, .batch = 500, .conns = 2, .shards = 4, .seconds = 4, .rounds = 2,
-               .catchup_bytes = 256u << 20, .durability = RN_DURABILITY_NONE, .label = ""};
+               .catchup_bytes = 256u << 20, .durability = RN_DURABILITY_NONE, .label = "", .apis = 7};
   const char *env = getenv("RUNNELD");
   o.runneld = env && *env ? env : RN_BENCH_RUNNELD;
   static const struct option lo[] = {
@@ -552,6 +554,7 @@ int rn_bench_http(int argc, char **argv) {
       {"rounds", required_argument, 0, 'R'},  {"catchup-bytes", required_argument, 0, 'C'},
       {"durability", required_argument, 0, 'd'}, {"only", required_argument, 0, 'o'},
       {"label", required_argument, 0, 'L'},   {"json", no_argument, 0, 'j'},
+      {"apis", required_argument, 0, 'A'},
       {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   int ch;
   optind = 1;
@@ -572,6 +575,10 @@ int rn_bench_http(int argc, char **argv) {
       }
       break;
     case 'o': o.only = optarg; break;
+    case 'A':
+      o.apis = (strstr(optarg, "put") ? 1u << API_PUT : 0) | (strstr(optarg, "rest") ? 1u << API_REST : 0) |
+               (strstr(optarg, "v1") ? 1u << API_V1 : 0);
+      break;
     case 'L': o.label = optarg; break;
     case 'j': o.json = true; break;
     case 'h': usage(stdout); return 0;
@@ -623,7 +630,7 @@ int rn_bench_http(int argc, char **argv) {
   for (unsigned r = 0; r < o.rounds; r++) {
     if (do_ingest)
       for (api_t a = 0; a < API_N; a++)
-        if (ingest_round(&o, a, hport, pid, "bench-http-ingest", &ing[a])) goto out;
+        if ((o.apis >> a & 1) && ingest_round(&o, a, hport, pid, "bench-http-ingest", &ing[a])) goto out;
     if (do_catchup && ncu < 64) {
       row_t g1 = {0}, n1 = {0};
       /* Alternate which goes first, so neither always reads a warmer cache. */
@@ -691,7 +698,8 @@ out:
       printf("  %-14s %12s %10s %14s %12s %12s\n", "api", "records/s", "MB/s", "server us/rec", "server cores",
              "client cores");
       for (api_t a = 0; a < API_N; a++)
-        printf("  %-14s %12.0f %10.1f %14.3f %12.2f %12.2f%s\n", API_NAME[a], ing[a].records / ing[a].secs,
+        if (ing[a].secs > 0)
+          printf("  %-14s %12.0f %10.1f %14.3f %12.2f %12.2f%s\n", API_NAME[a], ing[a].records / ing[a].secs,
                (double)ing[a].bytes / ing[a].secs / 1e6, cpr[a] * 1e6, ing[a].server_cpu / ing[a].secs,
                ing[a].client_cpu / ing[a].secs, ing[a].failed ? " (some records failed)" : "");
       printf("  REST CPU/record / PutRecords CPU/record: %.3f (v1 batch: %.3f)\n", cpr[API_REST] / cpr[API_PUT],

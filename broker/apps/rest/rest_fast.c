@@ -104,6 +104,16 @@ static bool sc_string(sc_t *p, size_t *at, size_t *len, bool *esc) {
     if (c < 0x20) return false;
     if (c < 0x80 && c != '\\') {
       i++;
+      /* Eight plain bytes at a time: none is '"', '\\', below 0x20 or above 0x7f. */
+      while (p->n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t special = (x | ((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & high;
+        if (special) break;
+        i += 8;
+      }
       continue;
     }
     if (c >= 0x80) {
@@ -314,13 +324,21 @@ static bool fast_entry(sc_t *p, rn__rest_batch_t *b, rn__krec_t *r, rn__data_mod
       if (p->i < p->n && p->s[p->i] == '"' && mode != RN__DATA_JSON) {
         size_t at, len;
         bool esc;
-        if (!sc_string(p, &at, &len, &esc)) return false;
         if (mode == RN__DATA_BASE64) {
+          /* Up to the next quote, decoded at once: what decodes holds only
+           * the base64 alphabet, so it was a plain JSON string. */
+          const unsigned char *q = memchr(p->s + p->i + 1, '"', p->n - p->i - 1);
           size_t dl = 0;
-          if (esc || rn__b64_decode((const char *)p->s + at, len, buf_tail(b), &dl)) return false;
+          if (!q) return false;
+          at = p->i + 1;
+          len = (size_t)(q - (p->s + at));
+          if (rn__b64_decode((const char *)p->s + at, len, buf_tail(b), &dl)) return false;
+          p->i = at + len + 1;
           r->data = buf_tail(b);
           r->data_len = dl;
           b->buf_len += dl;
+        } else if (!sc_string(p, &at, &len, &esc)) {
+          return false;
         } else if (esc) {
           size_t dl = unescape(p->s + at, len, buf_tail(b));
           r->data = buf_tail(b);
