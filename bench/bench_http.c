@@ -376,11 +376,19 @@ static int kinesis_call(hconn_t *h, const char *op, const char *body) {
   return 0;
 }
 
-/* Copy the string value of "name" into out[cap]; -1 when absent. */
-static int json_str(const hconn_t *h, const char *name, char *out, size_t cap) {
+/* Copy the string value of "name" into out[cap]; -1 when absent. Searched
+ * from the end when `last` (NextShardIterator closes a GetRecords answer of
+ * megabytes: the client should not scan it all for that). */
+static int json_str(const hconn_t *h, const char *name, char *out, size_t cap, bool last) {
   char pat[64];
   snprintf(pat, sizeof(pat), "\"%s\":\"", name);
-  const char *p = strstr(h->body, pat);
+  size_t pl = strlen(pat);
+  const char *p = NULL;
+  if (last) {
+    size_t from = h->body_len > 4096 ? h->body_len - 4096 : 0;
+    p = memmem(h->body + from, h->body_len - from, pat, pl);
+  }
+  if (!p) p = strstr(h->body, pat);
   if (!p) return -1;
   p += strlen(pat);
   const char *e = strchr(p, '"');
@@ -415,7 +423,7 @@ static int catchup_getrecords(const hopts_t *o, unsigned port, pid_t pid, const 
   int rc = -1;
   double s0 = bench_proc_cpu_s(pid), c0 = bench_self_cpu_s();
   int64_t t0 = bench_now_ns();
-  if (kinesis_call(&h, "GetShardIterator", body) || json_str(&h, "ShardIterator", iter, sizeof(iter))) goto out;
+  if (kinesis_call(&h, "GetShardIterator", body) || json_str(&h, "ShardIterator", iter, sizeof(iter), false)) goto out;
   uint64_t got = 0;
   while (got < nrec) {
     snprintf(body, sizeof(body), "{\"ShardIterator\":\"%s\",\"Limit\":10000}", iter);
@@ -427,7 +435,7 @@ static int catchup_getrecords(const hopts_t *o, unsigned port, pid_t pid, const 
       goto out;
     }
     got += n;
-    if (json_str(&h, "NextShardIterator", iter, sizeof(iter))) goto out;
+    if (json_str(&h, "NextShardIterator", iter, sizeof(iter), true)) goto out;
   }
   rc = 0;
   int64_t t1 = bench_now_ns();
@@ -585,7 +593,7 @@ int rn_bench_http(int argc, char **argv) {
     default: usage(stderr); return 2;
     }
   }
-  if (!o.record_size || o.record_size > (1u << 20) - 256 || !o.batch || o.batch > 500 || !o.conns ||
+  if (!o.record_size || o.record_size > (1u << 20) - 256 || !o.batch || o.batch > 500 || !o.conns || !o.apis ||
       o.conns > MAX_CONNS || !o.shards || o.seconds <= 0 || !o.rounds ||
       (o.only && strcmp(o.only, "ingest") && strcmp(o.only, "catchup"))) {
     fprintf(stderr, "runnel-bench http: invalid options (record-size 1..1M-256, batch 1..500, conns 1..%d, "
