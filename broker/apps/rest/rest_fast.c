@@ -539,26 +539,39 @@ static bool fast_batch(const uint8_t *body, size_t len, const char *key_field, s
 
 /* ---- the entry points ------------------------------------------------------------------- */
 
+bool rn__rest_fast_record(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out) {
+  memset(out, 0, sizeof(*out));
+  return fast_record(body, len, mode, out);
+}
+
+bool rn__rest_fast_records(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out) {
+  memset(out, 0, sizeof(*out));
+  return fast_records(body, len, mode, out);
+}
+
+bool rn__rest_fast_batch(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
+                         rn__rest_batch_t *out) {
+  memset(out, 0, sizeof(*out));
+  return max_records && fast_batch(body, len, key_field, max_records, out);
+}
+
 rn_err_t rn__rest_parse_record(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out, char *why,
                                size_t whylen) {
-  memset(out, 0, sizeof(*out));
-  if (fast_record(body, len, mode, out)) return 0;
+  if (rn__rest_fast_record(body, len, mode, out)) return 0;
   rn__rest_batch_free(out);
   return rn__rest_parse_record_general(body, len, mode, out, why, whylen);
 }
 
 rn_err_t rn__rest_parse_records(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out,
                                 char *why, size_t whylen) {
-  memset(out, 0, sizeof(*out));
-  if (fast_records(body, len, mode, out)) return 0;
+  if (rn__rest_fast_records(body, len, mode, out)) return 0;
   rn__rest_batch_free(out);
   return rn__rest_parse_records_general(body, len, mode, out, why, whylen);
 }
 
 rn_err_t rn__rest_parse_batch(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
                               rn__rest_batch_t *out, char *why, size_t whylen) {
-  memset(out, 0, sizeof(*out));
-  if (max_records && fast_batch(body, len, key_field, max_records, out)) return 0;
+  if (rn__rest_fast_batch(body, len, key_field, max_records, out)) return 0;
   rn__rest_batch_free(out);
   return rn__rest_parse_batch_general(body, len, key_field, max_records, out, why, whylen);
 }

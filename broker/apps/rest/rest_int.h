@@ -64,6 +64,14 @@ rn_err_t rn__rest_parse_records_general(const uint8_t *body, size_t len, rn__dat
 rn_err_t rn__rest_parse_batch_general(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
                                       rn__rest_batch_t *out, char *why, size_t whylen);
 
+/* The one-pass parsers alone (rest_fast.c): true with *out filled when they
+ * take the body; false when it goes to the general path (*out may then hold
+ * allocations: free it with rn__rest_batch_free). For tests and fuzzing. */
+bool rn__rest_fast_record(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out);
+bool rn__rest_fast_records(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out);
+bool rn__rest_fast_batch(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
+                         rn__rest_batch_t *out);
+
 /* Inflate a gzip (or zlib) body into a new buffer of at most max bytes.
  * Returns 0, RN_ETOOLARGE (inflates past max) or RN_EINVAL (not gzip). */
 rn_err_t rn__gunzip(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *outlen);
