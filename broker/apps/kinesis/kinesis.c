@@ -851,7 +851,8 @@ static void put_records_done(rn__produce_t *p, void *arg) {
   rn_buf_t b = {0};
   rn_buf_reserve(&b, 64 + p->n * 110);
   rn_buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
-  char seq[RN__KSEQ_BUFLEN];
+  rn__kseq_cache_t sc;
+  memset(sc.len, 0, sizeof(sc.len));
   for (size_t i = 0; i < p->n; i++) {
     const rn__prod_result_t *res = &p->res[i];
     if (i) rn_buf_put(&b, ",", 1);
@@ -861,7 +862,8 @@ static void put_records_done(rn__produce_t *p, void *arg) {
       rn_buf_put(&b, "}", 1);
     } else {
       /* The hot loop of PutRecords: no printf. */
-      size_t sl = rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
+      const char *seq;
+      size_t sl = rn__kseq_cached(&sc, p->created_ms, res->shard, res->offset, &seq);
       char sid[24] = "shardId-000000000000";
       for (int d = 19; d >= 8 && res->shard; d--) sid[d] = (char)('0' + ((uint64_t)res->shard / pow10u(19 - d)) % 10);
       rn_buf_put(&b, "{\"SequenceNumber\":\"", 19);

@@ -434,6 +434,19 @@ void rn__kseq_next(char *seq, size_t len) {
   }
 }
 
+size_t rn__kseq_cached(rn__kseq_cache_t *c, int64_t created_ms, uint32_t shard, uint64_t offset, const char **out) {
+  unsigned k = shard & 15;
+  if (c->len[k] && c->shard[k] == shard && c->offset[k] + 1 == offset) {
+    rn__kseq_next(c->seq[k], c->len[k]);
+  } else if (!c->len[k] || c->shard[k] != shard || c->offset[k] != offset) {
+    c->len[k] = (uint8_t)rn__kseq_encode(created_ms, shard, offset, c->seq[k]);
+    c->shard[k] = shard;
+  }
+  c->offset[k] = offset;
+  *out = c->seq[k];
+  return c->len[k];
+}
+
 rn_err_t rn__kseq_decode(const char *s, size_t n, rn__kseq_t *out) {
   if (n == 0 || n > 60 || (n > 1 && s[0] == '0')) return RN_EINVAL;
   u192 x = {{0, 0, 0}};

@@ -88,6 +88,20 @@ size_t rn__kseq_encode(int64_t created_ms, uint32_t shard, uint64_t offset, char
  * of the next offset: adds 2^80 in decimal, in place (the same as encoding
  * offset + 1, without the 192-bit divisions). For offset < UINT64_MAX. */
 void rn__kseq_next(char *seq, size_t len);
+/* Sequence numbers of a produce answer, where each shard's records follow
+ * each other: the last number of up to 16 shards (by shard & 15), so the
+ * next offset of a shard is one rn__kseq_next instead of a full encoding.
+ * Zero-initialise; one per answer (created_ms is the same throughout). */
+typedef struct rn__kseq_cache {
+  uint32_t shard[16];
+  uint64_t offset[16];
+  uint8_t len[16]; /* 0: empty slot */
+  char seq[16][RN__KSEQ_BUFLEN];
+} rn__kseq_cache_t;
+
+/* The sequence number of (shard, offset) through c; returns its length and
+ * points *out at it (valid until the next call with c). */
+size_t rn__kseq_cached(rn__kseq_cache_t *c, int64_t created_ms, uint32_t shard, uint64_t offset, const char **out);
 /* Returns 0, or RN_EINVAL when s is not a decimal integer in this layout
  * (wrong version nibbles, shard nibble mismatch, out of range). */
 rn_err_t rn__kseq_decode(const char *s, size_t n, rn__kseq_t *out);

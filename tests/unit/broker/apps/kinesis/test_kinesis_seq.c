@@ -393,6 +393,28 @@ static void test_seq_next(void **state) {
       }
 }
 
+/* The per-answer cache gives every (shard, offset) its own encoding, whatever
+ * the order: interleaved shards, colliding slots (shard & 15), gaps, repeats. */
+static void test_seq_cache(void **state) {
+  (void)state;
+  rn__kseq_cache_t c;
+  memset(c.len, 0, sizeof(c.len));
+  uint64_t next[40] = {0};
+  unsigned seed = 3;
+  for (int i = 0; i < 5000; i++) {
+    uint32_t shard = (uint32_t)(rand_r(&seed) % 40);
+    int r = rand_r(&seed) % 10;
+    uint64_t off = r == 0 ? next[shard] + 5 : r == 1 && next[shard] ? next[shard] - 1 : next[shard];
+    next[shard] = off + 1;
+    const char *got;
+    char want[RN__KSEQ_BUFLEN];
+    size_t gl = rn__kseq_cached(&c, 1700000000123, shard, off, &got);
+    size_t wl = rn__kseq_encode(1700000000123, shard, off, want);
+    assert_int_equal(gl, wl);
+    assert_memory_equal(got, want, wl);
+  }
+}
+
 static void test_decimal_writers(void **state) {
   (void)state;
   static const uint64_t v[] = {0, 1, 9, 10, 99, 100, 101, 999, 1000, 65535, 1700000000, 9999999999999999999ull,
@@ -424,7 +446,7 @@ int main(void) {
       cmocka_unit_test(test_base64),
       cmocka_unit_test(test_shard_ids),        cmocka_unit_test(test_json_strings),
       cmocka_unit_test(test_base64_table_encoder), cmocka_unit_test(test_seq_next),
-      cmocka_unit_test(test_decimal_writers),
+      cmocka_unit_test(test_decimal_writers), cmocka_unit_test(test_seq_cache),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
