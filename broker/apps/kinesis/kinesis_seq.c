@@ -68,18 +68,43 @@ __attribute__((target("ssse3"))) static size_t b64_encode_ssse3(const uint8_t *p
   }
   return i;
 }
+
+/* The same with AVX2: 24 bytes → 32 characters per step, one 12-byte group
+ * per 128-bit lane, while 28 bytes can be read. */
+__attribute__((target("avx2"))) static size_t b64_encode_avx2(const uint8_t *p, size_t n, char *out) {
+  const __m256i spread = _mm256_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1, 10, 11, 9, 10, 7, 8, 6, 7,
+                                         4, 5, 3, 4, 1, 2, 0, 1);
+  const __m256i shift_lut = _mm256_setr_epi8(71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 65, 0, 0, 71, -4, -4,
+                                             -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 65, 0, 0);
+  size_t i = 0, o = 0;
+  for (; i + 28 <= n; i += 24, o += 32) {
+    __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+    __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 12));
+    __m256i in = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), spread);
+    __m256i t0 = _mm256_mulhi_epu16(_mm256_and_si256(in, _mm256_set1_epi32(0x0fc0fc00)), _mm256_set1_epi32(0x04000040));
+    __m256i t1 = _mm256_mullo_epi16(_mm256_and_si256(in, _mm256_set1_epi32(0x003f03f0)), _mm256_set1_epi32(0x01000010));
+    __m256i idx = _mm256_or_si256(t0, t1);
+    __m256i r = _mm256_subs_epu8(idx, _mm256_set1_epi8(51));
+    r = _mm256_or_si256(r, _mm256_and_si256(_mm256_cmpgt_epi8(_mm256_set1_epi8(26), idx), _mm256_set1_epi8(13)));
+    _mm256_storeu_si256((__m256i *)(void *)(out + o), _mm256_add_epi8(idx, _mm256_shuffle_epi8(shift_lut, r)));
+  }
+  return i;
+}
 #endif
 
 size_t rn__b64_encode_raw(const uint8_t *p, size_t n, char *out) {
   size_t o = 0, i = 0;
 #ifdef B64_HAVE_SSSE3
-  static _Atomic int have = -1; /* every thread computes the same */
+  /* 0 unknown, 1 table only, 2 SSSE3, 3 AVX2; every thread computes the same. */
+  static _Atomic int have = 0;
   int h = atomic_load_explicit(&have, memory_order_relaxed);
-  if (h < 0) atomic_store_explicit(&have, h = __builtin_cpu_supports("ssse3") ? 1 : 0, memory_order_relaxed);
-  if (h && n >= 16) {
-    i = b64_encode_ssse3(p, n, out);
-    o = i / 3 * 4;
+  if (!h) {
+    h = __builtin_cpu_supports("avx2") ? 3 : __builtin_cpu_supports("ssse3") ? 2 : 1;
+    atomic_store_explicit(&have, h, memory_order_relaxed);
   }
+  if (h == 3 && n >= 28) i = b64_encode_avx2(p, n, out);
+  if (h >= 2 && n - i >= 16) i += b64_encode_ssse3(p + i, n - i, out + i / 3 * 4);
+  o = i / 3 * 4;
 #endif
   /* Six bytes (48 bits) per step from one 8-byte load: four pair lookups. */
   for (; i + 8 <= n; i += 6) {
