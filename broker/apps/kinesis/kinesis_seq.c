@@ -417,16 +417,9 @@ static inline void dig8_store(char *s, uint64_t v) {
   memcpy(s, &v, 8);
 }
 
-/* 2^80 as four words of eight digits, least significant first. */
-static uint64_t kseq_step_words[4];
-static _Atomic int kseq_step_ready;
-
-static void kseq_step_init(void) {
-  char pad[33] = "0000000";
-  memcpy(pad + 7, KSEQ_STEP, sizeof(KSEQ_STEP)); /* 7 + 25 = 32 digits */
-  for (int k = 0; k < 4; k++) kseq_step_words[k] = dig8_load(pad + 24 - 8 * k);
-  atomic_store_explicit(&kseq_step_ready, 1, memory_order_release);
-}
+/* 2^80 as four words of eight digits (dig8_load's layout), least
+ * significant first: 74706176, 96146291, 20892581, 00000001. */
+static const uint64_t KSEQ_STEP_WORDS[4] = {0x0704070006010706ull, 0x0906010406020901ull, 0x0200080902050801ull, 0x0000000000000001ull};
 
 void rn__kseq_next(char *seq, size_t len) {
   /* Add 2^80 from the right; the sum keeps its length, as bits 184..187
@@ -436,11 +429,10 @@ void rn__kseq_next(char *seq, size_t len) {
    * and a byte that did not overflow has its top bit set and gives back the
    * 0xf6. */
   if (len % 8 == 0 && len >= 32) {
-    if (!atomic_load_explicit(&kseq_step_ready, memory_order_acquire)) kseq_step_init();
     unsigned carry = 0;
     for (size_t k = 0; k < len / 8 && (k < 4 || carry); k++) {
       char *at = seq + len - 8 * (k + 1);
-      unsigned __int128 t = (unsigned __int128)dig8_load(at) + (k < 4 ? kseq_step_words[k] : 0) +
+      unsigned __int128 t = (unsigned __int128)dig8_load(at) + (k < 4 ? KSEQ_STEP_WORDS[k] : 0) +
                             0xf6f6f6f6f6f6f6f6ull + carry;
       uint64_t w = (uint64_t)t;
       carry = (unsigned)(t >> 64);
