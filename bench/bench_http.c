@@ -17,9 +17,10 @@
  *            librunnel's consumer, alternately --rounds times: MB/s of record
  *            data each and the ratio.
  *
- * Phases are interleaved round by round (put, rest, v1, put, rest, v1, ...)
- * so a change of machine load hits every row alike; the figures are sums over
- * the rounds. It starts its own runneld (127.0.0.1:0, --port-file, a fresh
+ * Phases are interleaved round by round (put, rest, v1, then rest, v1, put,
+ * ...: each round starts with the next API) so a change of machine load or
+ * of the page cache's writeback hits every row alike; the figures are sums
+ * over the rounds. It starts its own runneld (127.0.0.1:0, --port-file, a fresh
  * data directory) and stops it by PID; --runneld picks the binary, so two
  * builds compare with the same command. Owns every socket, thread and file it
  * makes; nothing outlives the call.
@@ -637,8 +638,10 @@ int rn_bench_http(int argc, char **argv) {
   }
   for (unsigned r = 0; r < o.rounds; r++) {
     if (do_ingest)
-      for (api_t a = 0; a < API_N; a++)
+      for (unsigned k = 0; k < API_N; k++) {
+        api_t a = (api_t)((r + k) % API_N); /* each round starts with the next API */
         if ((o.apis >> a & 1) && ingest_round(&o, a, hport, pid, "bench-http-ingest", &ing[a])) goto out;
+      }
     if (do_catchup && ncu < 64) {
       row_t g1 = {0}, n1 = {0};
       /* Alternate which goes first, so neither always reads a warmer cache. */

@@ -284,10 +284,22 @@ static bool sc_name(sc_t *p, const char **k, size_t *kl) {
   return true;
 }
 
-static bool name_in(const char *k, size_t kl, const char *const *names) {
-  for (size_t i = 0; names[i]; i++)
-    if (strlen(names[i]) == kl && memcmp(k, names[i], kl) == 0) return true;
-  return false;
+/* Which field of a record a member name is: the spellings rest_body.c
+ * accepts (DATA_NAMES, KEY_NAMES, EHK_NAMES there), told apart by length
+ * first. */
+typedef enum { M_OTHER, M_DATA, M_KEY, M_EHK } member_t;
+
+#define NAME_IS(k, lit) (memcmp((k), (lit), sizeof(lit) - 1) == 0)
+
+static member_t member_kind(const char *k, size_t kl) {
+  switch (kl) {
+  case 4: return NAME_IS(k, "Data") || NAME_IS(k, "data") ? M_DATA : M_OTHER;
+  case 12: return NAME_IS(k, "PartitionKey") || NAME_IS(k, "partitionKey") ? M_KEY : M_OTHER;
+  case 13: return NAME_IS(k, "partition-key") || NAME_IS(k, "partition_key") ? M_KEY : M_OTHER;
+  case 15: return NAME_IS(k, "ExplicitHashKey") || NAME_IS(k, "explicitHashKey") ? M_EHK : M_OTHER;
+  case 17: return NAME_IS(k, "explicit-hash-key") || NAME_IS(k, "explicit_hash_key") ? M_EHK : M_OTHER;
+  default: return M_OTHER;
+  }
 }
 
 /* ---- batches ----------------------------------------------------------------------------- */
@@ -303,11 +315,6 @@ static bool fast_alloc(rn__rest_batch_t *b, size_t len, size_t nrecs) {
  * buf holds len bytes, the body's length, which no decoding exceeds. */
 static uint8_t *buf_tail(rn__rest_batch_t *b) { return b->buf + b->buf_len; }
 
-static const char *const DATA_NAMES[] = {"Data", "data", NULL};
-static const char *const KEY_NAMES[] = {"PartitionKey", "partition-key", "partitionKey", "partition_key", NULL};
-static const char *const EHK_NAMES[] = {"ExplicitHashKey", "explicit-hash-key", "explicitHashKey", "explicit_hash_key",
-                                        NULL};
-
 /* The members of one {"Data", "PartitionKey", "ExplicitHashKey"?, ...}
  * object into r; p is just past its '{'. */
 static bool fast_entry(sc_t *p, rn__rest_batch_t *b, rn__krec_t *r, rn__data_mode_t mode) {
@@ -317,7 +324,8 @@ static bool fast_entry(sc_t *p, rn__rest_batch_t *b, rn__krec_t *r, rn__data_mod
     const char *k;
     size_t kl;
     if (!sc_name(p, &k, &kl)) return false;
-    if (name_in(k, kl, DATA_NAMES)) {
+    member_t m = member_kind(k, kl);
+    if (m == M_DATA) {
       if (d) return false; /* both spellings, or twice: jansson's choice */
       d = true;
       sc_ws(p);
@@ -355,7 +363,7 @@ static bool fast_entry(sc_t *p, rn__rest_batch_t *b, rn__krec_t *r, rn__data_mod
         r->data = p->s + at;
         r->data_len = len;
       }
-    } else if (name_in(k, kl, KEY_NAMES)) {
+    } else if (m == M_KEY) {
       if (pk) return false;
       pk = true;
       size_t at, len;
@@ -372,7 +380,7 @@ static bool fast_entry(sc_t *p, rn__rest_batch_t *b, rn__krec_t *r, rn__data_mod
       if (len == 0 || chars > 256) return false;
       r->key = (const char *)ks;
       r->key_len = len;
-    } else if (name_in(k, kl, EHK_NAMES)) {
+    } else if (m == M_EHK) {
       if (eh) return false;
       eh = true;
       sc_ws(p);
