@@ -9,6 +9,7 @@ int rn_bench_storage(int argc, char **argv);
 int rn_bench_broker(int argc, char **argv);
 int rn_bench_tcp(int argc, char **argv);
 int rn_bench_syncprobe(int argc, char **argv);
+int rn_bench_http(int argc, char **argv);
 #ifdef RN_BENCH_HAVE_REDIS
 int rn_bench_redis(int argc, char **argv);
 #endif
@@ -27,6 +28,8 @@ static void usage(FILE *out) {
           "            and end-to-end latency, and the raw limit of the same file system\n"
           "  redis     the same load against Redis Streams (hiredis: XADD, XREADGROUP)%s\n"
           "  nats      the same load against NATS JetStream (libnats: async publish, pull)%s\n"
+          "  http      the HTTP APIs' server CPU per record (PutRecords, REST) and GetRecords\n"
+          "            catch-up against native consumption, in one run\n"
           "  tcp       loopback TCP bandwidth (the network side of the physical limit)\n"
           "  syncprobe the cost of one durable round over N files: fdatasync one after\n"
           "            another, in parallel, or one file / a preallocated journal\n"
@@ -52,6 +55,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "storage")) return rn_bench_storage(argc - 1, argv + 1);
   if (!strcmp(argv[1], "broker")) return rn_bench_broker(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "http")) return rn_bench_http(argc - 1, argv + 1);
   if (!strcmp(argv[1], "tcp")) return rn_bench_tcp(argc - 1, argv + 1);
   if (!strcmp(argv[1], "syncprobe")) return rn_bench_syncprobe(argc - 1, argv + 1);
 #ifdef RN_BENCH_HAVE_REDIS

@@ -13,7 +13,11 @@
  *     decodes the same records when both accept).
  *   - Decoded records point inside the request's own buffers, within the
  *     Kinesis limits (1 MiB of data, 256 characters of key, 500 records).
- *   - REST records point inside the body or the batch's buffer.
+ *   - REST records point inside the body or the batch's buffer, and the
+ *     one-pass parsers (rest_fast.c, with their fallback) give exactly what
+ *     the jansson path gives: the same records, or the same error and words.
+ *   - GetRecords' writers: base64 decodes back, a stepped sequence number
+ *     equals the next offset's encoding.
  *   - A sequence number that decodes re-encodes to one that decodes to the
  *     same (shard, offset); an iterator that decodes re-encodes to the same
  *     text.
@@ -85,26 +89,70 @@ static void fuzz_kinesis(rn__kop_t op, const uint8_t *body, size_t len) {
   rn__kreq_free(&b);
 }
 
+static rn_err_t rest_parse(int which, bool general, const uint8_t *body, size_t len, rn__rest_batch_t *b, char *why,
+                           size_t wl) {
+  rn__data_mode_t m = (rn__data_mode_t)(len % 3);
+  if (which == 0)
+    return general ? rn__rest_parse_record_general(body, len, m, b, why, wl) : rn__rest_parse_record(body, len, m, b, why, wl);
+  if (which == 1)
+    return general ? rn__rest_parse_records_general(body, len, m, b, why, wl)
+                   : rn__rest_parse_records(body, len, m, b, why, wl);
+  return general ? rn__rest_parse_batch_general(body, len, "user", 10000, b, why, wl)
+                 : rn__rest_parse_batch(body, len, "user", 10000, b, why, wl);
+}
+
 static void fuzz_rest(int which, const uint8_t *body, size_t len) {
-  rn__rest_batch_t b;
-  char why[256];
-  rn_err_t rc;
-  if (which == 0) rc = rn__rest_parse_record(body, len, (rn__data_mode_t)(len % 3), &b, why, sizeof(why));
-  else if (which == 1) rc = rn__rest_parse_records(body, len, (rn__data_mode_t)(len % 3), &b, why, sizeof(why));
-  else rc = rn__rest_parse_batch(body, len, "user", 10000, &b, why, sizeof(why));
+  rn__rest_batch_t b, g;
+  char why[256] = "", gwhy[256] = "";
+  rn_err_t rc = rest_parse(which, false, body, len, &b, why, sizeof(why));
+  rn_err_t grc = rest_parse(which, true, body, len, &g, gwhy, sizeof(gwhy));
+  /* The one-pass parser (with its fallback) answers exactly as jansson's path. */
+  CHECK(rc == grc);
   if (rc) {
     CHECK(why[0] != 0 || rc == RN_ENOMEM);
+    CHECK(strcmp(why, gwhy) == 0);
     return;
   }
-  CHECK(b.n >= 1);
+  CHECK(b.n >= 1 && b.n == g.n && b.proxy == g.proxy);
   for (size_t i = 0; i < b.n; i++) {
-    const rn__krec_t *r = &b.recs[i];
+    const rn__krec_t *r = &b.recs[i], *q = &g.recs[i];
     /* Data: a span of the body, of the batch buffer, or a string of the document. */
     CHECK(inside(r->data, r->data_len, body, len) || inside(r->data, r->data_len, b.buf, b.buf_len) || b.root != NULL);
     if (which < 2) CHECK(r->key != NULL && r->key_len >= 1);
-    else CHECK(r->key == NULL || inside(r->key, r->key_len, b.buf, b.buf_len));
+    else CHECK(r->key == NULL || inside(r->key, r->key_len, b.buf, b.buf_len) || inside(r->key, r->key_len, body, len));
+    CHECK(r->data_len == q->data_len && (r->data_len == 0 || memcmp(r->data, q->data, r->data_len) == 0));
+    CHECK((r->key == NULL) == (q->key == NULL) && r->key_len == q->key_len);
+    CHECK(r->key_len == 0 || memcmp(r->key, q->key, r->key_len) == 0);
+    CHECK(r->has_hash == q->has_hash && (!r->has_hash || memcmp(r->hash, q->hash, 16) == 0));
   }
   rn__rest_batch_free(&b);
+  rn__rest_batch_free(&g);
+}
+
+/* GetRecords' writers: the table/SIMD base64 decodes back to its input, and
+ * stepping a sequence number equals encoding the next offset. */
+static void fuzz_writers(const uint8_t *data, size_t size) {
+  char *enc = malloc(rn__b64_encoded_len(size) + 1);
+  uint8_t *dec = malloc(rn__b64_decoded_max(rn__b64_encoded_len(size)));
+  CHECK(enc && dec);
+  size_t el = rn__b64_encode_raw(data, size, enc), dl = 0;
+  CHECK(el == rn__b64_encoded_len(size));
+  CHECK(rn__b64_decode(enc, el, dec, &dl) == 0 && dl == size && (size == 0 || memcmp(dec, data, size) == 0));
+  free(enc);
+  free(dec);
+  if (size >= 16) {
+    uint64_t off, ms;
+    uint32_t shard;
+    memcpy(&off, data, 8);
+    memcpy(&ms, data + 8, 4);
+    memcpy(&shard, data + 12, 4);
+    if (off == UINT64_MAX) off--;
+    char a[RN__KSEQ_BUFLEN], b[RN__KSEQ_BUFLEN];
+    size_t al = rn__kseq_encode((int64_t)(ms & 0xffffffffu) * 1000, shard, off, a);
+    rn__kseq_next(a, al);
+    size_t bl = rn__kseq_encode((int64_t)(ms & 0xffffffffu) * 1000, shard, off + 1, b);
+    CHECK(al == bl && memcmp(a, b, al) == 0);
+  }
 }
 
 static void fuzz_tokens(int which, const uint8_t *data, size_t size) {
@@ -150,6 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = size - 1;
   if (sel < 128) fuzz_kinesis(OPS[sel % NOPS], body, len);
   else if (sel < 192) fuzz_rest(sel % 3, body, len);
-  else fuzz_tokens(sel % 4, body, len);
+  else if (sel < 250) fuzz_tokens(sel % 4, body, len);
+  else fuzz_writers(body, len);
   return 0;
 }

@@ -92,6 +92,7 @@ struct rn_kinesis {
   size_t ncreds;
   char *creds_buf;
   bool throttle; /* kinesis_throughput_limits: kinesis */
+  rn_buf_t records_scratch; /* owned: GetRecords' reply buffer between calls (records_reply) */
   uint32_t max_record_bytes, max_batch_bytes, max_shards;
   rn__kmeta_t kmeta;
   rn__slimits_t *limits;
@@ -850,7 +851,8 @@ static void put_records_done(rn__produce_t *p, void *arg) {
   rn_buf_t b = {0};
   rn_buf_reserve(&b, 64 + p->n * 110);
   rn_buf_printf(&b, "{\"FailedRecordCount\":%zu,\"Records\":[", p->failed);
-  char seq[RN__KSEQ_BUFLEN];
+  rn__kseq_cache_t sc;
+  memset(sc.len, 0, sizeof(sc.len));
   for (size_t i = 0; i < p->n; i++) {
     const rn__prod_result_t *res = &p->res[i];
     if (i) rn_buf_put(&b, ",", 1);
@@ -860,7 +862,8 @@ static void put_records_done(rn__produce_t *p, void *arg) {
       rn_buf_put(&b, "}", 1);
     } else {
       /* The hot loop of PutRecords: no printf. */
-      size_t sl = rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
+      const char *seq;
+      size_t sl = rn__kseq_cached(&sc, p->created_ms, res->shard, res->offset, &seq);
       char sid[24] = "shardId-000000000000";
       for (int d = 19; d >= 8 && res->shard; d--) sid[d] = (char)('0' + ((uint64_t)res->shard / pow10u(19 - d)) % 10);
       rn_buf_put(&b, "{\"SequenceNumber\":\"", 19);
@@ -1190,18 +1193,69 @@ static void fmt_time(int64_t ms, char *out, size_t n) {
   strftime(out, n, "%a %b %d %H:%M:%S UTC %Y", &tm);
 }
 
+/* One GetRecords record appended to b: the JSON is written in place into
+ * room reserved once per record (no printf): the sequence number is the
+ * previous one stepped by one offset when the offsets follow each other
+ * (rn__kseq_next) and the timestamp text is reused while it repeats. */
+typedef struct recs_fmt {
+  char seq[RN__KSEQ_BUFLEN];
+  size_t seq_len;
+  uint64_t seq_off; /* the offset seq encodes; valid when seq_len > 0 */
+  char ts[RN__TIMESTAMP_BUFLEN];
+  size_t ts_len;
+  int64_t ts_ms; /* the timestamp ts holds; valid when ts_len > 0 */
+} recs_fmt_t;
+
+#define LIT(s) s, sizeof(s) - 1
+static inline char *put_lit(char *w, const char *s, size_t n) {
+  memcpy(w, s, n);
+  return w + n;
+}
+
+static void record_json(rn_buf_t *b, recs_fmt_t *f, int64_t created_ms, uint32_t shard, const rn_record_t *rec,
+                        bool first) {
+  rn_buf_reserve(b, 128 + RN__KSEQ_BUFLEN + RN__TIMESTAMP_BUFLEN + rn__b64_encoded_len(rec->value_len));
+  if (b->oom) return;
+  if (f->seq_len && rec->offset == f->seq_off + 1) rn__kseq_next(f->seq, f->seq_len);
+  else if (!f->seq_len || rec->offset != f->seq_off) f->seq_len = rn__kseq_encode(created_ms, shard, rec->offset, f->seq);
+  f->seq_off = rec->offset;
+  if (!f->ts_len || rec->timestamp != f->ts_ms) {
+    f->ts_len = rn__timestamp_fmt(rec->timestamp, f->ts);
+    f->ts_ms = rec->timestamp;
+  }
+  char *w = b->p + b->len;
+  if (!first) *w++ = ',';
+  w = put_lit(w, LIT("{\"SequenceNumber\":\""));
+  w = put_lit(w, f->seq, f->seq_len);
+  w = put_lit(w, LIT("\",\"ApproximateArrivalTimestamp\":"));
+  w = put_lit(w, f->ts, f->ts_len);
+  w = put_lit(w, LIT(",\"Data\":\""));
+  w += rn__b64_encode_raw(rec->value, rec->value_len, w);
+  w = put_lit(w, LIT("\",\"PartitionKey\":"));
+  b->len = (size_t)(w - b->p);
+  rn__buf_json_str(b, (const char *)rec->key, rec->key_len); /* also writes the NUL */
+  rn_buf_put(b, "}", 1);
+}
+
+/* The reply buffer GetRecords keeps between calls (loop thread only): the
+ * answer is copied out by the transport, so the next call reuses the room
+ * instead of faulting in fresh pages of a new 10+ MiB allocation. */
+#define RECORDS_SCRATCH_MAX (32u << 20)
+
 static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t end_offset) {
   rn_kinesis_t *kin = o->kin;
   uint32_t limit = o->k.limit ? o->k.limit : 10000;
-  rn_buf_t b = {0};
-  rn_buf_reserve(&b, len + len / 3 + 256);
+  rn_buf_t b = kin->records_scratch;
+  memset(&kin->records_scratch, 0, sizeof(kin->records_scratch));
+  b.len = 0;
+  rn_buf_reserve(&b, len + len / 3 + 4096);
   rn_buf_puts(&b, "{\"Records\":[");
   uint64_t next = o->offset;
   uint32_t count = 0;
   size_t data_bytes = 0;
   int64_t last_ts = 0;
   bool stop = false;
-  char seq[RN__KSEQ_BUFLEN];
+  recs_fmt_t f = {.seq_len = 0, .ts_len = 0};
   for (size_t at = 0; at < len && !stop;) {
     rn_batch_header_t h;
     if (rn_batch_header_decode(batches + at, len - at, &h) || h.batch_length > len - at) break;
@@ -1217,15 +1271,7 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
         stop = true;
         break;
       }
-      if (count) rn_buf_put(&b, ",", 1);
-      rn__kseq_encode(o->si.created_ms, o->it.shard, rec.offset, seq);
-      rn_buf_printf(&b, "{\"SequenceNumber\":\"%s\",\"ApproximateArrivalTimestamp\":", seq);
-      rn__buf_timestamp(&b, rec.timestamp);
-      rn_buf_puts(&b, ",\"Data\":\"");
-      rn__buf_b64(&b, rec.value, rec.value_len);
-      rn_buf_puts(&b, "\",\"PartitionKey\":");
-      rn__buf_json_str(&b, (const char *)rec.key, rec.key_len);
-      rn_buf_puts(&b, "}");
+      record_json(&b, &f, o->si.created_ms, o->it.shard, &rec, count == 0);
       count++;
       data_bytes += rec.value_len;
       next = rec.offset + 1;
@@ -1252,7 +1298,15 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
   rn_admin_counters(kin->adm)->get_records_records += count;
   rn_admin_counters(kin->adm)->get_records_bytes += data_bytes;
   if (kin->throttle) bucket(kin, o->it.stream, &o->si, o->it.shard)->r_bytes -= (double)data_bytes;
-  kop_reply(o, &b);
+  if (b.oom) rn_admin_reply_kerr(o->c, RN_KERR_InternalFailure, "out of memory building the response");
+  else rn_admin_reply(o->c, 200, JSON_CT, NULL, 0, b.p, b.len);
+  kop_free(o);
+  if (!b.oom && b.cap <= RECORDS_SCRATCH_MAX && !kin->records_scratch.p) {
+    b.len = 0;
+    kin->records_scratch = b;
+  } else {
+    rn_buf_free(&b);
+  }
 }
 
 static void fetch(kop_t *o, uint64_t offset);
@@ -1597,6 +1651,7 @@ void rn_kinesis_destroy(rn_kinesis_t *kin) {
   free(kin->limits);
   free(kin->creds);
   free(kin->creds_buf);
+  rn_buf_free(&kin->records_scratch);
   OPENSSL_cleanse(kin->iter_key, sizeof(kin->iter_key));
   free(kin);
 }

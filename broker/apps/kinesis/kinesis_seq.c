@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -23,14 +24,104 @@
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-void rn__b64_encode(const uint8_t *p, size_t n, char *out) {
+/* Two output characters per 12 input bits: B64_PAIR[v] = B64[v >> 6], B64[v & 63],
+ * built by the preprocessor (B64_CH is B64[] as a constant expression). */
+#define B64_CH(v) ((char)((v) < 26 ? 'A' + (v) : (v) < 52 ? 'a' + (v) - 26 : (v) < 62 ? '0' + (v) - 52 : (v) == 62 ? '+' : '/'))
+#define B64_P1(i) {B64_CH((i) >> 6), B64_CH((i) & 63)}
+#define B64_P4(i) B64_P1(i), B64_P1((i) + 1), B64_P1((i) + 2), B64_P1((i) + 3)
+#define B64_P16(i) B64_P4(i), B64_P4((i) + 4), B64_P4((i) + 8), B64_P4((i) + 12)
+#define B64_P64(i) B64_P16(i), B64_P16((i) + 16), B64_P16((i) + 32), B64_P16((i) + 48)
+#define B64_P256(i) B64_P64(i), B64_P64((i) + 64), B64_P64((i) + 128), B64_P64((i) + 192)
+#define B64_P1024(i) B64_P256(i), B64_P256((i) + 256), B64_P256((i) + 512), B64_P256((i) + 768)
+static const char B64_PAIR[4096][2] = {B64_P1024(0), B64_P1024(1024), B64_P1024(2048), B64_P1024(3072)};
+#undef B64_P1024
+#undef B64_P256
+#undef B64_P64
+#undef B64_P16
+#undef B64_P4
+#undef B64_P1
+#undef B64_CH
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#include <stdatomic.h>
+#define B64_HAVE_SSSE3 1
+
+/* Twelve bytes → sixteen characters per step with SSSE3, while 16 bytes
+ * can be loaded (the last four of each load are not used). Each group of 3
+ * bytes a, b, c is spread over a 32-bit lane as b a c b; two multiplies
+ * move the four 6-bit fields to the four bytes of the lane; the character
+ * is the field plus an offset picked per range (A-Z, a-z, 0-9, '+', '/').
+ * Returns the input bytes consumed (a multiple of 12). */
+__attribute__((target("ssse3"))) static size_t b64_encode_ssse3(const uint8_t *p, size_t n, char *out) {
+  const __m128i spread = _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+  const __m128i shift_lut = _mm_setr_epi8(71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 65, 0, 0);
+  size_t i = 0, o = 0;
+  for (; i + 16 <= n; i += 12, o += 16) {
+    __m128i in = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + i)), spread);
+    __m128i t0 = _mm_mulhi_epu16(_mm_and_si128(in, _mm_set1_epi32(0x0fc0fc00)), _mm_set1_epi32(0x04000040));
+    __m128i t1 = _mm_mullo_epi16(_mm_and_si128(in, _mm_set1_epi32(0x003f03f0)), _mm_set1_epi32(0x01000010));
+    __m128i idx = _mm_or_si128(t0, t1);
+    __m128i r = _mm_subs_epu8(idx, _mm_set1_epi8(51));
+    r = _mm_or_si128(r, _mm_and_si128(_mm_cmpgt_epi8(_mm_set1_epi8(26), idx), _mm_set1_epi8(13)));
+    _mm_storeu_si128((__m128i *)(void *)(out + o), _mm_add_epi8(idx, _mm_shuffle_epi8(shift_lut, r)));
+  }
+  return i;
+}
+
+/* The same with AVX2: 24 bytes → 32 characters per step, one 12-byte group
+ * per 128-bit lane, while 28 bytes can be read. */
+__attribute__((target("avx2"))) static size_t b64_encode_avx2(const uint8_t *p, size_t n, char *out) {
+  const __m256i spread = _mm256_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1, 10, 11, 9, 10, 7, 8, 6, 7,
+                                         4, 5, 3, 4, 1, 2, 0, 1);
+  const __m256i shift_lut = _mm256_setr_epi8(71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 65, 0, 0, 71, -4, -4,
+                                             -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 65, 0, 0);
+  size_t i = 0, o = 0;
+  for (; i + 28 <= n; i += 24, o += 32) {
+    __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+    __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 12));
+    __m256i in = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), spread);
+    __m256i t0 = _mm256_mulhi_epu16(_mm256_and_si256(in, _mm256_set1_epi32(0x0fc0fc00)), _mm256_set1_epi32(0x04000040));
+    __m256i t1 = _mm256_mullo_epi16(_mm256_and_si256(in, _mm256_set1_epi32(0x003f03f0)), _mm256_set1_epi32(0x01000010));
+    __m256i idx = _mm256_or_si256(t0, t1);
+    __m256i r = _mm256_subs_epu8(idx, _mm256_set1_epi8(51));
+    r = _mm256_or_si256(r, _mm256_and_si256(_mm256_cmpgt_epi8(_mm256_set1_epi8(26), idx), _mm256_set1_epi8(13)));
+    _mm256_storeu_si256((__m256i *)(void *)(out + o), _mm256_add_epi8(idx, _mm256_shuffle_epi8(shift_lut, r)));
+  }
+  return i;
+}
+#endif
+
+size_t rn__b64_encode_raw(const uint8_t *p, size_t n, char *out) {
   size_t o = 0, i = 0;
+#ifdef B64_HAVE_SSSE3
+  /* 0 unknown, 1 table only, 2 SSSE3, 3 AVX2; every thread computes the same. */
+  static _Atomic int have = 0;
+  int h = atomic_load_explicit(&have, memory_order_relaxed);
+  if (!h) {
+    h = __builtin_cpu_supports("avx2") ? 3 : __builtin_cpu_supports("ssse3") ? 2 : 1;
+    atomic_store_explicit(&have, h, memory_order_relaxed);
+  }
+  if (h == 3 && n >= 28) i = b64_encode_avx2(p, n, out);
+  if (h >= 2 && n - i >= 16) i += b64_encode_ssse3(p + i, n - i, out + i / 3 * 4);
+  o = i / 3 * 4;
+#endif
+  /* Six bytes (48 bits) per step from one 8-byte load: four pair lookups. */
+  for (; i + 8 <= n; i += 6) {
+    uint64_t v;
+    memcpy(&v, p + i, 8);
+    v = __builtin_bswap64(v);
+    memcpy(out + o, B64_PAIR[v >> 52], 2);
+    memcpy(out + o + 2, B64_PAIR[(v >> 40) & 4095], 2);
+    memcpy(out + o + 4, B64_PAIR[(v >> 28) & 4095], 2);
+    memcpy(out + o + 6, B64_PAIR[(v >> 16) & 4095], 2);
+    o += 8;
+  }
   for (; i + 3 <= n; i += 3) {
     uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-    out[o++] = B64[v >> 18];
-    out[o++] = B64[(v >> 12) & 63];
-    out[o++] = B64[(v >> 6) & 63];
-    out[o++] = B64[v & 63];
+    memcpy(out + o, B64_PAIR[v >> 12], 2);
+    memcpy(out + o + 2, B64_PAIR[v & 4095], 2);
+    o += 4;
   }
   if (n - i == 1) {
     uint32_t v = (uint32_t)p[i] << 16;
@@ -45,8 +136,10 @@ void rn__b64_encode(const uint8_t *p, size_t n, char *out) {
     out[o++] = B64[(v >> 6) & 63];
     out[o++] = '=';
   }
-  out[o] = 0;
+  return o;
 }
+
+void rn__b64_encode(const uint8_t *p, size_t n, char *out) { out[rn__b64_encode_raw(p, n, out)] = 0; }
 
 void rn__buf_b64(rn_buf_t *b, const uint8_t *p, size_t n) {
   size_t el = rn__b64_encoded_len(n);
@@ -105,9 +198,41 @@ rn_err_t rn__b64_decode(const char *str, size_t n, uint8_t *out, size_t *outlen)
 
 /* ---- timestamps ---------------------------------------------------------------------- */
 
-void rn__buf_timestamp(rn_buf_t *b, int64_t ms) {
+size_t rn__u64_dec(uint64_t v, char *out) {
+  static const char D2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                           "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                           "8081828384858687888990919293949596979899";
+  char tmp[20];
+  size_t n = sizeof(tmp);
+  while (v >= 100) {
+    n -= 2;
+    memcpy(tmp + n, D2 + 2 * (v % 100), 2);
+    v /= 100;
+  }
+  if (v >= 10) {
+    n -= 2;
+    memcpy(tmp + n, D2 + 2 * v, 2);
+  } else {
+    tmp[--n] = (char)('0' + v);
+  }
+  memcpy(out, tmp + n, sizeof(tmp) - n);
+  return sizeof(tmp) - n;
+}
+
+size_t rn__timestamp_fmt(int64_t ms, char *out) {
   if (ms < 0) ms = 0;
-  rn_buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+  size_t n = rn__u64_dec((uint64_t)ms / 1000, out);
+  unsigned f = (unsigned)((uint64_t)ms % 1000);
+  out[n] = '.';
+  out[n + 1] = (char)('0' + f / 100);
+  out[n + 2] = (char)('0' + f / 10 % 10);
+  out[n + 3] = (char)('0' + f % 10);
+  return n + 4;
+}
+
+void rn__buf_timestamp(rn_buf_t *b, int64_t ms) {
+  char t[RN__TIMESTAMP_BUFLEN];
+  rn_buf_put(b, t, rn__timestamp_fmt(ms, t));
 }
 
 /* RFC 3339 with seconds and a zone (rn_base.h), not before 1970. */
@@ -275,6 +400,68 @@ size_t rn__kseq_encode(int64_t created_ms, uint32_t shard, uint64_t offset, char
   for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
   out[n] = 0;
   return n;
+}
+
+/* 2^80, the weight of the offset's lowest bit, in decimal. */
+static const char KSEQ_STEP[] = "1208925819614629174706176";
+
+/* Eight decimal digits (ASCII) at s as one word, the first digit in the top
+ * byte, each byte 0..9; and back. */
+static inline uint64_t dig8_load(const char *s) {
+  uint64_t v;
+  memcpy(&v, s, 8);
+  return __builtin_bswap64(v) - 0x3030303030303030ull;
+}
+static inline void dig8_store(char *s, uint64_t v) {
+  v = __builtin_bswap64(v + 0x3030303030303030ull);
+  memcpy(s, &v, 8);
+}
+
+/* 2^80 as four words of eight digits (dig8_load's layout), least
+ * significant first: 74706176, 96146291, 20892581, 00000001. */
+static const uint64_t KSEQ_STEP_WORDS[4] = {0x0704070006010706ull, 0x0906010406020901ull, 0x0200080902050801ull, 0x0000000000000001ull};
+
+void rn__kseq_next(char *seq, size_t len) {
+  /* Add 2^80 from the right; the sum keeps its length, as bits 184..187
+   * (the top version nibble) do not change. Eight digits per step: each
+   * byte gets digit + digit + carry + 0xf6, so a byte whose sum reaches 10
+   * overflows into the next byte (the decimal carry) and keeps sum - 10,
+   * and a byte that did not overflow has its top bit set and gives back the
+   * 0xf6. */
+  if (len % 8 == 0 && len >= 32) {
+    unsigned carry = 0;
+    for (size_t k = 0; k < len / 8 && (k < 4 || carry); k++) {
+      char *at = seq + len - 8 * (k + 1);
+      unsigned __int128 t = (unsigned __int128)dig8_load(at) + (k < 4 ? KSEQ_STEP_WORDS[k] : 0) +
+                            0xf6f6f6f6f6f6f6f6ull + carry;
+      uint64_t w = (uint64_t)t;
+      carry = (unsigned)(t >> 64);
+      w -= ((w & 0x8080808080808080ull) >> 7) * 0xf6;
+      dig8_store(at, w);
+    }
+    return;
+  }
+  size_t sl = sizeof(KSEQ_STEP) - 1;
+  unsigned carry = 0;
+  for (size_t k = 0; k < len && (k < sl || carry); k++) {
+    char *d = &seq[len - 1 - k];
+    unsigned v = (unsigned)(*d - '0') + carry + (k < sl ? (unsigned)(KSEQ_STEP[sl - 1 - k] - '0') : 0u);
+    carry = v >= 10;
+    *d = (char)('0' + (carry ? v - 10 : v));
+  }
+}
+
+size_t rn__kseq_cached(rn__kseq_cache_t *c, int64_t created_ms, uint32_t shard, uint64_t offset, const char **out) {
+  unsigned k = shard & 15;
+  if (c->len[k] && c->shard[k] == shard && c->offset[k] + 1 == offset) {
+    rn__kseq_next(c->seq[k], c->len[k]);
+  } else if (!c->len[k] || c->shard[k] != shard || c->offset[k] != offset) {
+    c->len[k] = (uint8_t)rn__kseq_encode(created_ms, shard, offset, c->seq[k]);
+    c->shard[k] = shard;
+  }
+  c->offset[k] = offset;
+  *out = c->seq[k];
+  return c->len[k];
 }
 
 rn_err_t rn__kseq_decode(const char *s, size_t n, rn__kseq_t *out) {

@@ -297,8 +297,8 @@ static rn_err_t load_object(const uint8_t *body, size_t len, json_t **root, size
   return 0;
 }
 
-rn_err_t rn__rest_parse_record(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out, char *why,
-                               size_t whylen) {
+rn_err_t rn__rest_parse_record_general(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out,
+                                       char *why, size_t whylen) {
   memset(out, 0, sizeof(*out));
   pending_t p = {0};
   size_t start = 0;
@@ -315,8 +315,8 @@ rn_err_t rn__rest_parse_record(const uint8_t *body, size_t len, rn__data_mode_t 
   return err;
 }
 
-rn_err_t rn__rest_parse_records(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out,
-                                char *why, size_t whylen) {
+rn_err_t rn__rest_parse_records_general(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out,
+                                        char *why, size_t whylen) {
   memset(out, 0, sizeof(*out));
   out->proxy = true;
   pending_t p = {0};
@@ -382,8 +382,8 @@ static rn_err_t batch_key(rn__rest_batch_t *b, pending_t *p, size_t i, const jso
   return 0;
 }
 
-rn_err_t rn__rest_parse_batch(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
-                              rn__rest_batch_t *out, char *why, size_t whylen) {
+rn_err_t rn__rest_parse_batch_general(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
+                                      rn__rest_batch_t *out, char *why, size_t whylen) {
   memset(out, 0, sizeof(*out));
   const char *s = (const char *)body;
   size_t start = skip_ws(s, len, 0);

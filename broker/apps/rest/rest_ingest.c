@@ -132,6 +132,8 @@ static void produced(rn__produce_t *p, void *arg) {
   /* Results in the order of the request: the events that failed for their
    * key field in their places, the produce path's results for the rest. */
   size_t total = p->n + o->nmissing, next = 0;
+  rn__kseq_cache_t sc;
+  memset(sc.len, 0, sizeof(sc.len));
   for (size_t i = 0; i < total; i++) {
     if (i) rn_buf_put(&b, ",", 1);
     if (o->nokey && o->nokey[i]) {
@@ -146,12 +148,27 @@ static void produced(rn__produce_t *p, void *arg) {
       rn_buf_put(&b, "}", 1);
       continue;
     }
-    rn__kseq_encode(p->created_ms, res->shard, res->offset, seq);
-    if (o->hop == RN__HOP_REST_RECORDS)
-      rn_buf_printf(&b, "{\"SequenceNumber\":\"%s\",\"ShardId\":\"shardId-%012u\"}", seq, res->shard);
-    else
-      rn_buf_printf(&b, "{\"shard_id\":\"shardId-%012u\",\"sequence_number\":\"%s\",\"offset\":%llu}", res->shard, seq,
-                     (unsigned long long)res->offset);
+    /* The hot loop: no printf. */
+    const char *sq;
+    size_t sl = rn__kseq_cached(&sc, p->created_ms, res->shard, res->offset, &sq);
+    char sid[21] = "shardId-000000000000";
+    for (uint32_t v = res->shard, d = 19; v && d >= 8; v /= 10, d--) sid[d] = (char)('0' + v % 10);
+    if (o->hop == RN__HOP_REST_RECORDS) {
+      rn_buf_put(&b, "{\"SequenceNumber\":\"", 19);
+      rn_buf_put(&b, sq, sl);
+      rn_buf_put(&b, "\",\"ShardId\":\"", 13);
+      rn_buf_put(&b, sid, 20);
+      rn_buf_put(&b, "\"}", 2);
+    } else {
+      char num[20];
+      rn_buf_put(&b, "{\"shard_id\":\"", 13);
+      rn_buf_put(&b, sid, 20);
+      rn_buf_put(&b, "\",\"sequence_number\":\"", 21);
+      rn_buf_put(&b, sq, sl);
+      rn_buf_put(&b, "\",\"offset\":", 11);
+      rn_buf_put(&b, num, rn__u64_dec(res->offset, num));
+      rn_buf_put(&b, "}", 1);
+    }
   }
   rn_buf_puts(&b, o->hop == RN__HOP_REST_RECORDS ? "],\"EncryptionType\":\"NONE\"}" : "]}");
   reply_buf(o, 200, &b);

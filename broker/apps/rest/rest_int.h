@@ -29,7 +29,7 @@ typedef enum { RN__DATA_BASE64 = 0, RN__DATA_TEXT, RN__DATA_JSON } rn__data_mode
 typedef struct rn__rest_batch {
   rn__krec_t *recs;
   size_t n;
-  json_t *root;   /* owned */
+  json_t *root;   /* owned; NULL when the one-pass parser took the body */
   uint8_t *buf;   /* owned: record bytes */
   size_t buf_len, buf_cap;
   bool proxy;     /* an API-Gateway proxy shape (answer like Kinesis) */
@@ -52,6 +52,25 @@ rn_err_t rn__rest_parse_records(const uint8_t *body, size_t len, rn__data_mode_t
  * without one get key NULL (the caller assigns one). */
 rn_err_t rn__rest_parse_batch(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
                               rn__rest_batch_t *out, char *why, size_t whylen);
+
+/* The same three through jansson only (rest_body.c): what the one-pass
+ * parsers above (rest_fast.c) fall back to for every body they do not take
+ * for certain, so every error and its wording comes from here; and what
+ * they must agree with (tests, fuzzing). */
+rn_err_t rn__rest_parse_record_general(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out,
+                                       char *why, size_t whylen);
+rn_err_t rn__rest_parse_records_general(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out,
+                                        char *why, size_t whylen);
+rn_err_t rn__rest_parse_batch_general(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
+                                      rn__rest_batch_t *out, char *why, size_t whylen);
+
+/* The one-pass parsers alone (rest_fast.c): true with *out filled when they
+ * take the body; false when it goes to the general path (*out may then hold
+ * allocations: free it with rn__rest_batch_free). For tests and fuzzing. */
+bool rn__rest_fast_record(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out);
+bool rn__rest_fast_records(const uint8_t *body, size_t len, rn__data_mode_t mode, rn__rest_batch_t *out);
+bool rn__rest_fast_batch(const uint8_t *body, size_t len, const char *key_field, size_t max_records,
+                         rn__rest_batch_t *out);
 
 /* Inflate a gzip (or zlib) body into a new buffer of at most max bytes.
  * Returns 0, RN_ETOOLARGE (inflates past max) or RN_EINVAL (not gzip). */

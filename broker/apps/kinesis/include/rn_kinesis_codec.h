@@ -30,6 +30,12 @@
 void rn__buf_b64(rn_buf_t *b, const uint8_t *p, size_t n);
 /* Epoch seconds with milliseconds as a JSON number: 1700000000.123. */
 void rn__buf_timestamp(rn_buf_t *b, int64_t ms);
+/* The same into out (RN__TIMESTAMP_BUFLEN bytes, not NUL-terminated);
+ * returns the length. Negative ms are written as 0.000. */
+#define RN__TIMESTAMP_BUFLEN 24
+size_t rn__timestamp_fmt(int64_t ms, char *out);
+/* v in decimal into out (20 bytes, not NUL-terminated); returns the length. */
+size_t rn__u64_dec(uint64_t v, char *out);
 
 /* ---- base64 ------------------------------------------------------------------ */
 
@@ -42,6 +48,9 @@ static inline size_t rn__b64_decoded_max(size_t n) { return n / 4 * 3 + 3; }
 rn_err_t rn__b64_decode(const char *s, size_t n, uint8_t *out, size_t *outlen);
 /* Encode into out (rn__b64_encoded_len(n) + 1 bytes, NUL-terminated). */
 void rn__b64_encode(const uint8_t *p, size_t n, char *out);
+/* The same without the NUL: out needs rn__b64_encoded_len(n) bytes; returns
+ * that length. Table-driven, 12 bits per lookup (what GetRecords uses). */
+size_t rn__b64_encode_raw(const uint8_t *p, size_t n, char *out);
 
 /* ---- hash keys (128-bit, big-endian bytes) ------------------------------------- */
 
@@ -75,6 +84,24 @@ typedef struct rn__kseq {
 
 /* Writes the NUL-terminated decimal into out; returns its length (56). */
 size_t rn__kseq_encode(int64_t created_ms, uint32_t shard, uint64_t offset, char out[RN__KSEQ_BUFLEN]);
+/* seq[0, len) (an encoding of rn__kseq_encode) becomes the sequence number
+ * of the next offset: adds 2^80 in decimal, in place (the same as encoding
+ * offset + 1, without the 192-bit divisions). For offset < UINT64_MAX. */
+void rn__kseq_next(char *seq, size_t len);
+/* Sequence numbers of a produce answer, where each shard's records follow
+ * each other: the last number of up to 16 shards (by shard & 15), so the
+ * next offset of a shard is one rn__kseq_next instead of a full encoding.
+ * Zero-initialise; one per answer (created_ms is the same throughout). */
+typedef struct rn__kseq_cache {
+  uint32_t shard[16];
+  uint64_t offset[16];
+  uint8_t len[16]; /* 0: empty slot */
+  char seq[16][RN__KSEQ_BUFLEN];
+} rn__kseq_cache_t;
+
+/* The sequence number of (shard, offset) through c; returns its length and
+ * points *out at it (valid until the next call with c). */
+size_t rn__kseq_cached(rn__kseq_cache_t *c, int64_t created_ms, uint32_t shard, uint64_t offset, const char **out);
 /* Returns 0, or RN_EINVAL when s is not a decimal integer in this layout
  * (wrong version nibbles, shard nibble mismatch, out of range). */
 rn_err_t rn__kseq_decode(const char *s, size_t n, rn__kseq_t *out);

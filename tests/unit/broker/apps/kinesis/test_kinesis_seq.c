@@ -323,6 +323,120 @@ static void test_json_strings(void **state) {
   rn_buf_free(&b);
 }
 
+/* The table encoder (12 bits per lookup, 6 bytes per step) against a
+ * bit-at-a-time reference, for every length through the step boundaries,
+ * and decoded back. */
+static void ref_b64(const uint8_t *p, size_t n, char *out) {
+  static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0;
+  for (size_t bit = 0; bit < n * 8; bit += 6) {
+    unsigned v = 0;
+    for (size_t k = 0; k < 6; k++) {
+      size_t b = bit + k;
+      v = v << 1 | (b < n * 8 ? (p[b / 8] >> (7 - b % 8)) & 1u : 0u);
+    }
+    out[o++] = A[v];
+  }
+  while (o % 4) out[o++] = '=';
+  out[o] = 0;
+}
+
+static void test_base64_table_encoder(void **state) {
+  (void)state;
+  uint8_t raw[300], back[310];
+  char got[420], want[420];
+  unsigned seed = 7;
+  for (size_t n = 0; n <= 260; n++) {
+    for (int round = 0; round < 4; round++) {
+      for (size_t i = 0; i < n; i++) raw[i] = round == 0 ? 0xff : round == 1 ? 0 : (uint8_t)rand_r(&seed);
+      ref_b64(raw, n, want);
+      memset(got, '#', sizeof(got));
+      size_t el = rn__b64_encode_raw(raw, n, got);
+      assert_int_equal(el, rn__b64_encoded_len(n));
+      assert_int_equal(got[el], '#'); /* nothing written past the length */
+      got[el] = 0;
+      assert_string_equal(got, want);
+      char nul[420];
+      rn__b64_encode(raw, n, nul);
+      assert_string_equal(nul, want);
+      size_t bl = 0;
+      assert_int_equal(rn__b64_decode(got, el, back, &bl), 0);
+      assert_int_equal(bl, n);
+      assert_memory_equal(back, raw, n);
+    }
+  }
+}
+
+/* Stepping a sequence number by one offset equals encoding the next offset,
+ * across decimal carries and the limb boundaries of the offset field. */
+static void test_seq_next(void **state) {
+  (void)state;
+  static const uint64_t starts[] = {0, 1, 9, 99, 12345, 0xffffffffull, 0x100000000ull - 3, 1ull << 40,
+                                    0x7fffffffffffffffull - 2, 0xffffffffffffffffull - 300};
+  static const int64_t created[] = {0, 1700000000123, 253402300799999};
+  static const uint32_t shards[] = {0, 1, 15, 16, 4095, 0xffffffffu};
+  unsigned seed = 11;
+  for (size_t c = 0; c < sizeof(created) / sizeof(created[0]); c++)
+    for (size_t sh = 0; sh < sizeof(shards) / sizeof(shards[0]); sh++)
+      for (size_t st = 0; st < sizeof(starts) / sizeof(starts[0]) + 20; st++) {
+        uint64_t off = st < sizeof(starts) / sizeof(starts[0])
+                           ? starts[st]
+                           : ((uint64_t)rand_r(&seed) << 33 ^ (uint64_t)rand_r(&seed) << 2) & ~0xfffull;
+        char a[RN__KSEQ_BUFLEN], b[RN__KSEQ_BUFLEN];
+        size_t al = rn__kseq_encode(created[c], shards[sh], off, a);
+        for (int k = 0; k < 300; k++) {
+          rn__kseq_next(a, al);
+          size_t bl = rn__kseq_encode(created[c], shards[sh], off + (uint64_t)k + 1, b);
+          assert_int_equal(al, bl);
+          assert_memory_equal(a, b, al);
+        }
+      }
+}
+
+/* The per-answer cache gives every (shard, offset) its own encoding, whatever
+ * the order: interleaved shards, colliding slots (shard & 15), gaps, repeats. */
+static void test_seq_cache(void **state) {
+  (void)state;
+  rn__kseq_cache_t c;
+  memset(c.len, 0, sizeof(c.len));
+  uint64_t next[40] = {0};
+  unsigned seed = 3;
+  for (int i = 0; i < 5000; i++) {
+    uint32_t shard = (uint32_t)(rand_r(&seed) % 40);
+    int r = rand_r(&seed) % 10;
+    uint64_t off = r == 0 ? next[shard] + 5 : r == 1 && next[shard] ? next[shard] - 1 : next[shard];
+    next[shard] = off + 1;
+    const char *got;
+    char want[RN__KSEQ_BUFLEN];
+    size_t gl = rn__kseq_cached(&c, 1700000000123, shard, off, &got);
+    size_t wl = rn__kseq_encode(1700000000123, shard, off, want);
+    assert_int_equal(gl, wl);
+    assert_memory_equal(got, want, wl);
+  }
+}
+
+static void test_decimal_writers(void **state) {
+  (void)state;
+  static const uint64_t v[] = {0, 1, 9, 10, 99, 100, 101, 999, 1000, 65535, 1700000000, 9999999999999999999ull,
+                               10000000000000000000ull, 0xffffffffffffffffull};
+  for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+    char got[24], want[24];
+    size_t n = rn__u64_dec(v[i], got);
+    got[n] = 0;
+    snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+    assert_string_equal(got, want);
+  }
+  static const int64_t ms[] = {0, 1, 999, 1000, 1700000000123, 1700000000005, 253402300799999, -5};
+  static const char *const want_ms[] = {"0.000", "0.001", "0.999", "1.000", "1700000000.123", "1700000000.005",
+                                        "253402300799.999", "0.000"};
+  for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+    char got[RN__TIMESTAMP_BUFLEN + 1];
+    size_t n = rn__timestamp_fmt(ms[i], got);
+    got[n] = 0;
+    assert_string_equal(got, want_ms[i]);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_seq_layout),       cmocka_unit_test(test_seq_order),
@@ -331,6 +445,8 @@ int main(void) {
       cmocka_unit_test(test_timestamps),       cmocka_unit_test(test_timestamps_json),
       cmocka_unit_test(test_base64),
       cmocka_unit_test(test_shard_ids),        cmocka_unit_test(test_json_strings),
+      cmocka_unit_test(test_base64_table_encoder), cmocka_unit_test(test_seq_next),
+      cmocka_unit_test(test_decimal_writers), cmocka_unit_test(test_seq_cache),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
