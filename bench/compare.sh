@@ -30,7 +30,7 @@
 # (default DIR: bench/). See bench/README.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CMDLINE="bench/compare.sh $*"
+CMDLINE="bench/compare.sh$(printf " %q" "$@")"
 
 QUICK=0 OUT="$ROOT/bench" DURATION=20 ROUNDS=4 BACKLOG=5G BUILD="$ROOT/build-bench" INSTALL=1
 ONLY=all SWEEP_SHARDS="1 4 16 64 256" SWEEP_CONFIGS="runnel-sync" PEERS="redis nats kafka" WORKLOADS=
@@ -146,7 +146,7 @@ DISK_DEV=$(basename "$(readlink -f "$DISK_SRC")" 2>/dev/null || echo "?")
 DISK_MODEL=$(cat "/sys/class/block/${DISK_DEV%%[0-9]*}/device/model" 2>/dev/null | xargs || true)
 [ -n "$DISK_MODEL" ] || DISK_MODEL=$(cat "/sys/class/block/${DISK_DEV}/device/vendor" 2>/dev/null | xargs || true)
 DISK_ROT=$(cat "/sys/class/block/${DISK_DEV%%[0-9]*}/queue/rotational" 2>/dev/null || echo "?")
-CMP_ONLY=$ONLY CMP_WORKLOADS=$WORKLOADS CMP_SWEEP_SHARDS=$SWEEP_SHARDS CMP_SWEEP_CONFIGS=$SWEEP_CONFIGS \
+CMP_CMDLINE=$CMDLINE CMP_ONLY=$ONLY CMP_WORKLOADS=$WORKLOADS CMP_SWEEP_SHARDS=$SWEEP_SHARDS CMP_SWEEP_CONFIGS=$SWEEP_CONFIGS \
 CMP_WARMUP=$WARMUP CMP_KAFKA_WARMUP=$KAFKA_WARMUP CMP_NATS_BIN=$NATS_BIN CMP_KAFKA_LIBS=$KAFKA_LIBS \
 CMP_PEER_NOTES=$(printf '%s\n' "${PEER_NOTES[@]}") \
 CMP_SKIPS=$(for k in "${!SKIP[@]}"; do printf '%s=%s\n' "$k" "${SKIP[$k]}"; done) \
@@ -157,7 +157,7 @@ def read(p):
     except OSError: return "?"
 mem = [l for l in read("/proc/meminfo").splitlines() if l.startswith("MemTotal")]
 json.dump({
-  "command": """$CMDLINE""",
+  "command": os.environ["CMP_CMDLINE"],
   "quick": $QUICK, "duration_s": float("$DURATION"), "rounds": int("$ROUNDS"), "backlog": "$BACKLOG",
   "date": os.popen("date -u +%Y-%m-%dT%H:%M:%SZ").read().strip(),
   "nproc": os.cpu_count(),
@@ -175,10 +175,10 @@ json.dump({
   "sweep_configs": os.environ["CMP_SWEEP_CONFIGS"].split(),
   "warmup_s": float(os.environ["CMP_WARMUP"]), "kafka_warmup_s": float(os.environ["CMP_KAFKA_WARMUP"]),
   "peers": {
-    "nats-server": os.popen("'%s' --version 2>&1" % os.environ["CMP_NATS_BIN"]).read().strip() if os.environ["CMP_NATS_BIN"] else "not installed",
-    "nats-server path": os.environ["CMP_NATS_BIN"] or "—",
-    "kafka libs": os.environ["CMP_KAFKA_LIBS"] or "not installed",
-    "java": os.popen("java -version 2>&1").read().splitlines()[0] if os.environ["CMP_KAFKA_LIBS"] else "—",
+    "nats-server used": os.popen("'%s' --version 2>&1" % os.environ["CMP_NATS_BIN"]).read().strip() if os.environ["CMP_NATS_BIN"] else "not installed",
+    "nats-server used, path": os.environ["CMP_NATS_BIN"] or "—",
+    "kafka broker jars": os.environ["CMP_KAFKA_LIBS"] or "not installed",
+    "java (kafka broker)": os.popen("java -version 2>&1").read().splitlines()[0] if os.environ["CMP_KAFKA_LIBS"] else "—",
   },
   "peer_notes": [l for l in os.environ["CMP_PEER_NOTES"].split("\n") if l],
   "skipped": dict(l.split("=", 1) for l in os.environ["CMP_SKIPS"].split("\n") if "=" in l),

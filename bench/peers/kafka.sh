@@ -28,10 +28,10 @@ case "${1:-}" in
       LOG="$CACHE/kafka-install.log"
       echo "kafka.sh: mvn dependency:copy-dependencies of org.apache.kafka:kafka_2.13:$VERSION into $DEST (log: $LOG)" >&2
       rm -rf "$DEST.tmp"
-      if ! mvn -q -B -f "$HERE/kafka/pom.xml" -Dkafka.version="$VERSION" dependency:copy-dependencies \
+      if ! mvn -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" -Dkafka.version="$VERSION" dependency:copy-dependencies \
             -DincludeScope=runtime -DoutputDirectory="$DEST.tmp" >"$LOG" 2>&1; then
         rm -rf "$DEST.tmp"
-        fail "kafka: mvn could not fetch kafka_2.13 $VERSION: $(grep -m1 -E 'ERROR|Could not' "$LOG" || tail -1 "$LOG")"
+        fail "kafka: mvn could not fetch kafka_2.13 $VERSION: $( { grep -m1 -E 'ERROR|Could not' "$LOG" || tail -1 "$LOG"; } | sed 's/\x1b\[[0-9;]*m//g; s/ -> \[Help 1\]//')"
       fi
       rm -rf "$DEST"
       mv "$DEST.tmp" "$DEST"
