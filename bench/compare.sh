@@ -83,12 +83,14 @@ need_peers=0
 { [ "$ONLY" != sweep ] || [ "$SWEEP_CONFIGS" != runnel-sync ]; } && need_peers=1
 if [ "$need_peers" = 1 ]; then
   ERRF=$(mktemp)
+  PEER_CACHE=${RUNNEL_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/runnel-bench}
   if has_peer redis && ! command -v redis-server >/dev/null; then
     SKIP[redis-always]="redis-server not found (Debian redis-server; run without --no-install)"
     SKIP[redis-everysec]=${SKIP[redis-always]}
   fi
   if has_peer nats; then
-    if [ "$INSTALL" = 1 ] || [ -x "${RUNNEL_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/runnel-bench}/nats-server-${NATS_VERSION:-v2.14.10}/nats-server" ]; then
+    # --no-install: only what is already in the cache (no registry access)
+    if [ "$INSTALL" = 1 ] || [ -x "$PEER_CACHE/nats-server-${NATS_VERSION:-v2.14.10}/nats-server" ]; then
       NATS_BIN=$("$ROOT/bench/peers/nats.sh" install 2>"$ERRF") || NATS_BIN=
     fi
     if [ -z "$NATS_BIN" ]; then
@@ -104,16 +106,17 @@ if [ "$need_peers" = 1 ]; then
     : >"$ERRF"
   fi
   if has_peer kafka; then
-    if [ "$INSTALL" = 1 ] || [ -n "${RUNNEL_KAFKA_LIBS:-}" ]; then
+    if [ "$INSTALL" = 1 ] || [ -n "${RUNNEL_KAFKA_LIBS:-}" ] ||
+       [ -f "$PEER_CACHE/kafka-${KAFKA_VERSION:-4.1.1}/libs/kafka_2.13-${KAFKA_VERSION:-4.1.1}.jar" ]; then
       KAFKA_LIBS=${RUNNEL_KAFKA_LIBS:-$("$ROOT/bench/peers/kafka.sh" install 2>"$ERRF")} || KAFKA_LIBS=
     fi
     if [ -z "$KAFKA_LIBS" ]; then
       why=$(tail -1 "$ERRF" 2>/dev/null || true)
-      SKIP[kafka-always]=${why:-"Kafka jars not installed (--no-install and no RUNNEL_KAFKA_LIBS)"}
+      SKIP[kafka-always]=${why:-"Kafka jars not installed (--no-install, none cached, no RUNNEL_KAFKA_LIBS)"}
       SKIP[kafka-default]=${SKIP[kafka-always]}
     fi
-    rm -f "$ERRF"
   fi
+  rm -f "$ERRF"
 fi
 for k in "${!SKIP[@]}"; do echo "compare.sh: skipping $k: ${SKIP[$k]}" >&2; done
 
