@@ -361,7 +361,8 @@ def write_sweep_plots(rows, resdir):
         if nm:
             ratio_series.append("'%s' using 1:2 with linespoints lw 2 title '%s'" % (dm, c))
     scripts = []
-    xt = "set xtics (%s)" % ", ".join("'%d' %d" % (n, n) for n in sweep_shards(rows))
+    ns = sweep_shards(rows)
+    xt = "set xtics (%s)\nset xrange [%g:%g]" % (", ".join("'%d' %d" % (n, n) for n in ns), ns[0] / 1.4, ns[-1] * 1.4)
     if p99_series:
         with open(os.path.join(resdir, "sweep-p99.gp"), "w") as f:
             f.write("\n".join(["set terminal pngcairo size 1000,600 noenhanced", "set output 'sweep-p99.png'",
