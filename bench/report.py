@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""report.py — rows, table and plots of bench/compare.sh (issue 6).
+"""report.py — rows, tables and plots of bench/compare.sh (issues 6 and 12).
 
 Pure functions over the JSON rows that runnel-bench prints (one per line),
 so the table logic is unit-tested (tests/unit/bench/test_report.py) without
@@ -8,6 +8,8 @@ running any server. Subcommands:
   row     wrap one subcommand run (its stdout, stderr, exit status) into
           exactly one JSON row: the subcommand's own row, or a "blocked" /
           "failed" row that says why there is none
+  skip    the row of a config that was not run because its peer could not
+          be installed: {"skipped": reason}
   get     print a field of the row with a given label and config
   report  write RESULTS.md and the PNG plots (gnuplot) from results.jsonl
 """
@@ -26,9 +28,12 @@ CONFIGS = {
     "redis-everysec": ("redis", "everysec", False),
     "nats-always": ("nats", "sync_always", True),
     "nats-default": ("nats", "default", False),
+    "kafka-always": ("kafka", "flush_every_message", True),
+    "kafka-default": ("kafka", "default", False),
 }
 # which config of each peer has the same durability class as runnel's
-PAIRS = {"runnel-sync": ("redis-always", "nats-always"), "runnel-interval": ("redis-everysec", "nats-default")}
+PAIRS = {"runnel-sync": ("redis-always", "nats-always", "kafka-always"),
+         "runnel-interval": ("redis-everysec", "nats-default", "kafka-default")}
 
 WORKLOADS = [
     ("a-max-1k", "(a) max throughput, 1 KiB records, 16 shards/streams, 4 producers, 4 consumers"),
@@ -69,6 +74,27 @@ def make_row(label, config, rc, stdout, stderr):
     return row
 
 
+def skip_row(label, config, reason, shards=None):
+    """The row of a config whose peer could not be installed."""
+    system, durability, durable = CONFIGS.get(config, (config, "?", False))
+    row = {"bench": system, "system": system, "label": label, "config": config, "durability": durability,
+           "durable": durable, "skipped": reason}
+    if shards:
+        row["shards"] = shards
+    return row
+
+
+def not_run(r):
+    """Why a row has no measurement ("blocked: ..." / "skipped: ..."), or None."""
+    if r is None:
+        return None
+    if "blocked" in r:
+        return "blocked"
+    if "skipped" in r:
+        return "skipped"
+    return None
+
+
 def load(path):
     rows = []
     with open(path) as f:
@@ -85,7 +111,7 @@ def find(rows, label, config):
 
 def main_value(row):
     """records/s that the workload is about (reading for the catch-up)."""
-    if row is None or "blocked" in row or "records_per_s" not in row:
+    if row is None or "blocked" in row or "skipped" in row or "records_per_s" not in row:
         return None
     if row.get("backlog_bytes"):
         return row.get("read_records_per_s") or None
@@ -115,6 +141,8 @@ def fmt_num(x, digits=0):
 def row_status(r):
     if "blocked" in r:
         return "blocked: " + r["blocked"]
+    if "skipped" in r:
+        return "skipped: " + r["skipped"]
     if "run_failed" in r and "records_per_s" not in r:
         return "FAILED: " + r["run_failed"]
     bits = []
@@ -129,26 +157,30 @@ def row_status(r):
     return "; ".join(bits)
 
 
-def results_table(rows, label):
-    """Markdown table of one workload's rows."""
-    out = ["| system | durability | durable | records/s | MB/s | raw MB/s | ×raw | publish p50 / p99 | "
-           "e2e p50 / p99 / p99.9 | server CPU | note |",
-           "|---|---|---|---:|---:|---:|---:|---|---|---:|---|"]
+def results_table(rows, label, shards_col=False):
+    """Markdown table of one workload's rows (label None: every row given)."""
+    out = ["| %ssystem | durability | durable | records/s | MB/s | raw MB/s | ×raw | publish p50 / p99 | "
+           "e2e p50 / p99 / p99.9 | server CPU | note |" % ("shards | load | " if shards_col else ""),
+           "|%s---|---|---|---:|---:|---:|---:|---|---|---:|---|" % ("---:|---|" if shards_col else "")]
     for r in rows:
-        if r.get("label") != label:
+        if label is not None and r.get("label") != label:
             continue
+        lead = ""
+        if shards_col:
+            lead = "%s | %s | " % (r.get("shards", "?"),
+                                   "max" if not r.get("rate") else "%s/s (¼ max)" % fmt_num(r.get("rate")))
         note = "; ".join(x for x in (r.get("note", ""), row_status(r)) if x)
         if "records_per_s" not in r:
-            out.append("| %s | %s | %s | — | — | — | — | — | — | — | %s |" % (
-                r.get("system"), r.get("durability"), "yes" if r.get("durable") else "no", note))
+            out.append("| %s%s | %s | %s | — | — | — | — | — | — | — | %s |" % (
+                lead, r.get("system"), r.get("durability"), "yes" if r.get("durable") else "no", note))
             continue
         catchup = bool(r.get("backlog_bytes"))
         rps = main_value(r)
         mbs = r.get("read_mb_per_s") if catchup else r.get("mb_per_s")
         e2e = "—" if catchup else "%s / %s / %s" % (fmt_us(r.get("e2e_p50_us")), fmt_us(r.get("e2e_p99_us")),
                                                    fmt_us(r.get("e2e_p999_us")))
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |" % (
-            r.get("system"), r.get("durability"), "yes" if r.get("durable") else "no", fmt_num(rps),
+        out.append("| %s%s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |" % (
+            lead, r.get("system"), r.get("durability"), "yes" if r.get("durable") else "no", fmt_num(rps),
             fmt_num(mbs, 1), fmt_num(r.get("raw_mb_per_s"), 1), "—" if catchup else "%.3f" % r.get("ratio_to_raw", 0),
             fmt_us(r.get("pub_p50_us")), fmt_us(r.get("pub_p99_us")), e2e,
             "%.2f" % r["broker_cpu"] if r.get("broker_cpu", -1) >= 0 else "—", note))
@@ -157,25 +189,26 @@ def results_table(rows, label):
 
 def ratio_table(rows):
     """runnel / peer ratios per workload and durability class."""
-    out = ["| workload | durability | runnel records/s | runnel/redis | runnel/nats | runnel/raw (MB/s) | "
-           "e2e p99 runnel / redis / nats |", "|---|---|---:|---:|---:|---:|---|"]
+    out = ["| workload | durability | runnel records/s | runnel/redis | runnel/nats | runnel/kafka | "
+           "runnel/raw (MB/s) | e2e p99 runnel / redis / nats / kafka |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for label, _ in WORKLOADS:
-        for rcfg, (redis_cfg, nats_cfg) in PAIRS.items():
-            rr, rd, rn = find(rows, label, rcfg), find(rows, label, redis_cfg), find(rows, label, nats_cfg)
+        for rcfg, peers in PAIRS.items():
+            rr = find(rows, label, rcfg)
             if rr is None:
                 continue
+            prow = [find(rows, label, c) for c in peers]
             v = main_value(rr)
             catchup = bool(rr.get("backlog_bytes"))
-            nats_ratio = ratio(v, main_value(rn))
-            nats_txt = "blocked" if rn is not None and "blocked" in rn else fmt_ratio(nats_ratio)
+            def rtxt(p):
+                return not_run(p) or fmt_ratio(ratio(v, main_value(p)))
             raw = None if catchup or "records_per_s" not in rr else rr.get("ratio_to_raw")
             def p99(r):
                 if r is None or "e2e_p99_us" not in r or catchup:
-                    return "blocked" if r is not None and "blocked" in r else "—"
+                    return not_run(r) or "—"
                 return fmt_us(r["e2e_p99_us"])
-            out.append("| %s | %s | %s | %s | %s | %s | %s / %s / %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s |" % (
                 label, "durable" if CONFIGS[rcfg][2] else "relaxed", fmt_num(v),
-                fmt_ratio(ratio(v, main_value(rd))), nats_txt, fmt_ratio(raw), p99(rr), p99(rd), p99(rn)))
+                " | ".join(rtxt(p) for p in prow), fmt_ratio(raw), " / ".join(p99(r) for r in [rr] + prow)))
     return "\n".join(out)
 
 
@@ -189,8 +222,8 @@ def targets(rows):
         return "—" if x is None else ("met" if x >= goal else "NOT met")
     x = ratio(v, rd)
     lines.append("- runnel ≥ 3× Redis Streams (durable, 1 KiB, records/s): %s — %s" % (fmt_ratio(x), verdict(x, 3)))
-    if rn is not None and "blocked" in rn:
-        lines.append("- runnel ≥ 5× NATS JetStream (durable): blocked — %s" % rn["blocked"])
+    if not_run(rn):
+        lines.append("- runnel ≥ 5× NATS JetStream (durable): %s — %s" % (not_run(rn), rn[not_run(rn)]))
     else:
         x = ratio(v, main_value(rn))
         lines.append("- runnel ≥ 5× NATS JetStream (durable): %s — %s" % (fmt_ratio(x), verdict(x, 5)))
@@ -201,15 +234,154 @@ def targets(rows):
         if r is None or "e2e_p99_us" not in r:
             continue
         peers = []
-        for cfg in ("redis-always", "nats-always"):
+        for cfg in ("redis-always", "nats-always", "kafka-always"):
             p = find(rows, label, cfg)
+            if p is None and cfg == "kafka-always":
+                continue
             if p is None or "e2e_p99_us" not in p:
-                peers.append("%s: %s" % (cfg, "blocked" if p is not None and "blocked" in p else "—"))
+                peers.append("%s: %s" % (cfg, not_run(p) or "—"))
             else:
                 peers.append("%s %s (%s)" % (cfg, fmt_us(p["e2e_p99_us"]),
                                              "lower" if r["e2e_p99_us"] < p["e2e_p99_us"] else "NOT lower"))
         lines.append("- %s, e2e p99: runnel %s vs %s" % (label, fmt_us(r["e2e_p99_us"]), ", ".join(peers)))
     return "\n".join(lines)
+
+
+# ---- the shard sweep (issue 12) ---------------------------------------------------
+
+def sweep_shards(rows):
+    """Shard counts of the sweep rows (labels sweep-max-N / sweep-q25-N), ascending."""
+    out = set()
+    for r in rows:
+        lab = r.get("label", "")
+        if lab.startswith("sweep-"):
+            try:
+                out.add(int(lab.rsplit("-", 1)[1]))
+            except ValueError:
+                pass
+    return sorted(out)
+
+
+def sweep_configs(rows):
+    seen = []
+    for r in rows:
+        if r.get("label", "").startswith("sweep-") and r.get("config") not in seen:
+            seen.append(r.get("config"))
+    return seen
+
+
+def sweep_table(rows, config):
+    """One config over the shard counts: max (×raw) and ¼ max (percentiles)."""
+    out = ["| shards | max records/s | MB/s | raw MB/s | ×raw | server CPU | ¼-max rate | e2e p50 / p99 / p99.9 | "
+           "publish p50 / p99 / p99.9 | note |", "|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
+    for n in sweep_shards(rows):
+        m, q = find(rows, "sweep-max-%d" % n, config), find(rows, "sweep-q25-%d" % n, config)
+        if m is None and q is None:
+            continue
+        note = "; ".join(x for x in (row_status(m) if m else "", ("¼: " + row_status(q)) if q and row_status(q)
+                                     else "") if x)
+        def pct(r, k):
+            if r is None or k + "_p50_us" not in r:
+                return "—"
+            return "%s / %s / %s" % (fmt_us(r[k + "_p50_us"]), fmt_us(r[k + "_p99_us"]), fmt_us(r[k + "_p999_us"]))
+        has = m is not None and "records_per_s" in m
+        out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            n, fmt_num(main_value(m)), fmt_num(m.get("mb_per_s"), 1) if has else "—",
+            fmt_num(m.get("raw_mb_per_s"), 1) if has else "—", "%.3f" % m["ratio_to_raw"] if has else "—",
+            "%.2f" % m["broker_cpu"] if has and m.get("broker_cpu", -1) >= 0 else "—",
+            fmt_num(q.get("rate")) if q else "—", pct(q, "e2e"), pct(q, "pub"), note))
+    return "\n".join(out)
+
+
+def sweep_targets(rows):
+    """The issue-12 targets on this run (runnel in sync)."""
+    lines = []
+    def verdict(ok):
+        return "—" if ok is None else ("met" if ok else "NOT met")
+    p99 = {}
+    for n in sweep_shards(rows):
+        q = find(rows, "sweep-q25-%d" % n, "runnel-sync")
+        if q is not None and "e2e_p99_us" in q and not row_status(q):
+            p99[n] = q["e2e_p99_us"]
+    for n in sorted(p99):
+        if n <= 64:
+            lines.append("- ¼ max, %d shard(s): e2e p99 %s ≤ 5 ms — %s" % (n, fmt_us(p99[n]), verdict(p99[n] <= 5000)))
+    if 256 in p99:
+        base = p99.get(1)
+        lines.append("- ¼ max, 256 shards: e2e p99 %s ≤ 2× the 1-shard p99 (%s) — %s" % (
+            fmt_us(p99[256]), fmt_us(base), verdict(None if base is None else p99[256] <= 2 * base)))
+    m16 = find(rows, "sweep-max-16", "runnel-sync")
+    if m16 is not None and "ratio_to_raw" in m16:
+        x = m16["ratio_to_raw"]
+        lines.append("- max, 16 shards: %.2f× the raw loop ≥ 0.8× — %s" % (x, verdict(x >= 0.8)))
+    # peers: the 16-shard max rows (a-max-1k), runnel from (a) or else the sweep's 16-shard row
+    a = find(rows, "a-max-1k", "runnel-sync")
+    v = main_value(a) if a is not None else main_value(m16)
+    for cfg, goal, what in (("kafka-always", 2, "Kafka's durable row (log.flush.interval.messages=1)"),
+                            ("kafka-default", 1, "Kafka's relaxed row (defaults)"),
+                            ("nats-always", 5, "NATS's durable row (sync_interval: always)")):
+        p = find(rows, "a-max-1k", cfg)
+        if p is None:
+            continue
+        if not_run(p):
+            lines.append("- max, 16 shards: runnel ≥ %d× %s: %s — %s" % (goal, what, not_run(p), p[not_run(p)]))
+            continue
+        x = ratio(v, main_value(p))
+        lines.append("- max, 16 shards: runnel ≥ %d× %s: %s — %s" % (goal, what, fmt_ratio(x),
+                                                                   verdict(None if x is None else x >= goal)))
+    return "\n".join(lines) if lines else "- no sweep rows in this run"
+
+
+def write_sweep_plots(rows, resdir):
+    """sweep-p99.gp (e2e and publish p99 at ¼ max vs shards) and
+    sweep-ratio.gp (×raw at max vs shards), one series per config.
+    Returns the script names written."""
+    cfgs = sweep_configs(rows)
+    if not cfgs or not sweep_shards(rows):
+        return []
+    p99_series, ratio_series = [], []
+    for c in cfgs:
+        dq, dm = "sweep-q25-%s.dat" % c, "sweep-max-%s.dat" % c
+        nq = nm = 0
+        with open(os.path.join(resdir, dq), "w") as fq, open(os.path.join(resdir, dm), "w") as fm:
+            fq.write("# shards e2e_p99_us pub_p99_us e2e_p50_us\n")
+            fm.write("# shards ratio_to_raw records_per_s\n")
+            for n in sweep_shards(rows):
+                q, m = find(rows, "sweep-q25-%d" % n, c), find(rows, "sweep-max-%d" % n, c)
+                if q is not None and "e2e_p99_us" in q:
+                    fq.write("%d %d %d %d\n" % (n, max(q["e2e_p99_us"], 1), max(q["pub_p99_us"], 1),
+                                                max(q["e2e_p50_us"], 1)))
+                    nq += 1
+                if m is not None and "ratio_to_raw" in m:
+                    fm.write("%d %.4f %.0f\n" % (n, m["ratio_to_raw"], m["records_per_s"]))
+                    nm += 1
+        if nq:
+            p99_series += ["'%s' using 1:($2/1000) with linespoints lw 2 title '%s e2e p99'" % (dq, c),
+                           "'%s' using 1:($3/1000) with linespoints dt 2 title '%s publish p99'" % (dq, c)]
+        if nm:
+            ratio_series.append("'%s' using 1:2 with linespoints lw 2 title '%s'" % (dm, c))
+    scripts = []
+    ns = sweep_shards(rows)
+    xt = "set xtics (%s)\nset xrange [%g:%g]" % (", ".join("'%d' %d" % (n, n) for n in ns), ns[0] / 1.4, ns[-1] * 1.4)
+    if p99_series:
+        with open(os.path.join(resdir, "sweep-p99.gp"), "w") as f:
+            f.write("\n".join(["set terminal pngcairo size 1000,600 noenhanced", "set output 'sweep-p99.png'",
+                               "set title 'p99 latency at a quarter of each shard count''s maximum (sync)'",
+                               "set logscale x 2", "set logscale y", "set grid", xt,
+                               "set xlabel 'shards'", "set ylabel 'milliseconds'", "set key top left",
+                               "set arrow from graph 0, first 5 to graph 1, first 5 nohead dt 3",
+                               "plot " + ", ".join(p99_series)]) + "\n")
+        scripts.append("sweep-p99.gp")
+    if ratio_series:
+        with open(os.path.join(resdir, "sweep-ratio.gp"), "w") as f:
+            f.write("\n".join(["set terminal pngcairo size 1000,600 noenhanced", "set output 'sweep-ratio.png'",
+                               "set title 'maximum throughput / raw write+fdatasync loop of the same row'",
+                               "set logscale x 2", "set grid", xt, "set yrange [0:*]",
+                               "set xlabel 'shards'", "set ylabel 'x raw'", "set key top right",
+                               "set arrow from graph 0, first 0.8 to graph 1, first 0.8 nohead dt 3",
+                               "plot " + ", ".join(ratio_series)]) + "\n")
+        scripts.append("sweep-ratio.gp")
+    return scripts
 
 
 # ---- plots --------------------------------------------------------------------
@@ -221,7 +393,7 @@ def write_plots(rows, resdir):
     made = []
     gp = shutil.which("gnuplot")
     # throughput bars: one cluster per workload, one bar per config
-    cfgs = list(CONFIGS)
+    cfgs = [c for c in CONFIGS if any(r.get("config") == c for r in rows)] or list(CONFIGS)
     with open(os.path.join(resdir, "throughput.dat"), "w") as f:
         f.write("# workload " + " ".join(cfgs) + "\n")
         for label, _ in WORKLOADS:
@@ -267,6 +439,7 @@ def write_plots(rows, resdir):
         with open(os.path.join(resdir, name), "w") as f:
             f.write("\n".join(script) + "\n")
         scripts.append(name)
+    scripts += write_sweep_plots(rows, resdir)
     if gp:
         for s in scripts:
             if subprocess.call([gp, s], cwd=resdir) == 0:
@@ -276,7 +449,7 @@ def write_plots(rows, resdir):
 
 def render(rows, meta, pngs):
     """The whole RESULTS.md text."""
-    out = ["# runnel side by side: Redis Streams, NATS JetStream, the machine's limit", "",
+    out = ["# runnel side by side: Redis Streams, NATS JetStream, Apache Kafka, the machine's limit", "",
            "Produced by `bench/compare.sh` (see bench/README.md); every figure below comes from one run on one "
            "machine. Ratios, not absolute times, are the point: the machine is shared and noisy.", ""]
     if meta.get("quick"):
@@ -289,6 +462,18 @@ def render(rows, meta, pngs):
         out.append("| %s | %s |" % (k, meta.get(k, "?")))
     for p, v in sorted(meta.get("packages", {}).items()):
         out.append("| %s | %s |" % (p, v))
+    for p, v in meta.get("peers", {}).items():
+        out.append("| %s | %s |" % (p, v))
+    versions = {}
+    for r in rows:
+        if r.get("server_version") and r.get("system") not in versions:
+            versions[r["system"]] = r["server_version"]
+    for k, v in sorted(versions.items()):
+        out.append("| %s server (as measured) | %s |" % (k, v))
+    for k, v in sorted(meta.get("skipped", {}).items()):
+        out.append("| skipped: %s | %s |" % (k, v))
+    for n in meta.get("peer_notes", []):
+        out.append("| peer note | %s |" % n)
     tcp = [r for r in rows if r.get("bench") == "tcp"]
     out += ["", "## Physical limit", "",
             "- raw sequential write + fdatasync (pwrite of the row's `raw_write_size`, 1 MiB, then fdatasync, in a "
@@ -297,7 +482,21 @@ def render(rows, meta, pngs):
     for r in tcp:
         out.append("- loopback TCP, %d stream(s), writes of %d B: %.0f MB/s" % (r["streams"], r["write_size"],
                                                                                r["mb_per_s"]))
-    out += ["", "## Ratios", "", ratio_table(rows), "", "## Targets of issue 6 (durable rows)", "", targets(rows), ""]
+    shards = sweep_shards(rows)
+    if shards:
+        out += ["", "## Shard sweep (issue 12)", "",
+                "Each shard count runs at its maximum (records/s, ×raw = MB/s over the raw write+fdatasync loop "
+                "measured in the same row's alternating slices), then at a quarter of that maximum (latency from the "
+                "intended send time). 1 KiB records, 4 producers, min(4, shards) consumers in one group.", ""]
+        for c in sweep_configs(rows):
+            out += ["### %s over the shard counts" % c, "", sweep_table(rows, c), ""]
+        out += ["### Targets of issue 12", "", sweep_targets(rows), ""]
+        for n in shards:
+            sel = [r for r in rows if r.get("label") in ("sweep-max-%d" % n, "sweep-q25-%d" % n)]
+            out += ["### %d shard%s" % (n, "" if n == 1 else "s"), "", results_table(sel, None, shards_col=True), ""]
+    if any(r.get("label") in dict(WORKLOADS) for r in rows):
+        out += ["", "## Ratios", "", ratio_table(rows), "", "## Targets of issue 6 (durable rows)", "",
+                targets(rows), ""]
     for label, title in WORKLOADS:
         if any(r.get("label") == label for r in rows):
             out += ["## %s" % title, "", results_table(rows, label), ""]
@@ -312,17 +511,23 @@ def render(rows, meta, pngs):
     out += ["## How to read it", "",
             "- durability: runnel `sync` acks after fdatasync (group commit), `interval` acks from the page cache "
             "and syncs every interval; Redis `always` = `appendonly yes` + `appendfsync always`, `everysec` = "
-            "`appendfsync everysec`; NATS `sync_always` = `sync_interval: always` (not supported by nats-server "
-            "2.9.10 — the row is blocked there), `default` = JetStream's default (acks from the page cache, fsync "
-            "every 2 min).",
+            "`appendfsync everysec`; NATS `sync_always` = `sync_interval: always` (nats-server >= 2.10, installed "
+            "with `go install`; Debian's 2.9.10 refuses it and the row is blocked there), `default` = JetStream's "
+            "default (acks from the page cache, fsync every 2 min); Kafka `flush_every_message` = "
+            "`log.flush.interval.messages=1` on one KRaft broker (fsync of the partition after every append, "
+            "before the ack; acks=all, no replication), `default` = Kafka's defaults (page cache, no fsync: "
+            "Kafka relies on replication, which one broker does not have).",
+            "- skipped rows: the peer could not be installed on this machine (the reason is in the row and in the "
+            "Run table); blocked rows: the installed server refused the durability mode.",
             "- records/s counts acknowledged records over the measured slices (catch-up: records read / time to "
             "read the whole backlog); MB = 10^6 bytes of record data.",
             "- latencies are from each record's *intended* send time: publish = acknowledgement, e2e = a consumer "
             "receiving it; at max rate they are mostly the producer's queue.",
             "- ×raw = the row's MB/s over the raw write+fdatasync loop measured in the same row's alternating slices.",
             "- consumers: runnel reads through consumer groups (4 members over 16 shards, broker-side assignment, "
-            "checkpoints every second), Redis through XREADGROUP groups, NATS through durable pull consumers; "
-            "fan-out (d) runs 4 such groups.",
+            "checkpoints every second), Redis through XREADGROUP groups, NATS through durable pull consumers, "
+            "Kafka through consumer groups (librdkafka, range assignment, auto-commit every second); fan-out (d) "
+            "runs 4 such groups. Kafka's rows get a longer unmeasured warm-up (a JVM: JIT and start-up).",
             "- rebalance (f): from the moment the abandoned member's session ran out (its last answered heartbeat "
             "or commit + the session timeout) until the survivors hold every shard, and until the first record "
             "of one of its shards reached a survivor. The e2e percentiles of that row include the records that "
@@ -341,6 +546,11 @@ def main():
     a.add_argument("--rc", type=int, required=True)
     a.add_argument("--stdout", required=True)
     a.add_argument("--stderr", required=True)
+    k = sub.add_parser("skip")
+    k.add_argument("--label", required=True)
+    k.add_argument("--config", required=True)
+    k.add_argument("--reason", required=True)
+    k.add_argument("--shards", type=int)
     g = sub.add_parser("get")
     g.add_argument("--label", required=True)
     g.add_argument("--config", required=True)
@@ -353,6 +563,8 @@ def main():
         with open(args.stdout) as f1, open(args.stderr) as f2:
             row = make_row(args.label, args.config, args.rc, f1.read(), f2.read())
         print(json.dumps(row, separators=(",", ":")))
+    elif args.cmd == "skip":
+        print(json.dumps(skip_row(args.label, args.config, args.reason, args.shards), separators=(",", ":")))
     elif args.cmd == "get":
         rows = [json.loads(l) for l in sys.stdin if l.strip()]
         row = find(rows, args.label, args.config)

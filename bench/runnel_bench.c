@@ -16,6 +16,9 @@ int rn_bench_redis(int argc, char **argv);
 #ifdef RN_BENCH_HAVE_NATS
 int rn_bench_nats(int argc, char **argv);
 #endif
+#ifdef RN_BENCH_HAVE_KAFKA
+int rn_bench_kafka(int argc, char **argv);
+#endif
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -28,6 +31,7 @@ static void usage(FILE *out) {
           "            and end-to-end latency, and the raw limit of the same file system\n"
           "  redis     the same load against Redis Streams (hiredis: XADD, XREADGROUP)%s\n"
           "  nats      the same load against NATS JetStream (libnats: async publish, pull)%s\n"
+          "  kafka     the same load against Apache Kafka, one KRaft broker (librdkafka)%s\n"
           "  http      the HTTP APIs' server CPU per record (PutRecords, REST) and GetRecords\n"
           "            catch-up against native consumption, in one run\n"
           "  tcp       loopback TCP bandwidth (the network side of the physical limit)\n"
@@ -41,9 +45,14 @@ static void usage(FILE *out) {
           "\n            [not built: libhiredis-dev was not found]",
 #endif
 #ifdef RN_BENCH_HAVE_NATS
+          "",
+#else
+          "\n            [not built: libnats-dev was not found]",
+#endif
+#ifdef RN_BENCH_HAVE_KAFKA
           ""
 #else
-          "\n            [not built: libnats-dev was not found]"
+          "\n            [not built: librdkafka-dev was not found]"
 #endif
   );
 }
@@ -64,10 +73,15 @@ int main(int argc, char **argv) {
 #ifdef RN_BENCH_HAVE_NATS
   if (!strcmp(argv[1], "nats")) return rn_bench_nats(argc - 1, argv + 1);
 #endif
-  if (!strcmp(argv[1], "redis") || !strcmp(argv[1], "nats")) {
+#ifdef RN_BENCH_HAVE_KAFKA
+  if (!strcmp(argv[1], "kafka")) return rn_bench_kafka(argc - 1, argv + 1);
+#endif
+  if (!strcmp(argv[1], "redis") || !strcmp(argv[1], "nats") || !strcmp(argv[1], "kafka")) {
     fprintf(stderr, "runnel-bench: '%s' was not built: its C client library (%s) was not found at "
                     "configure time; install it and re-run cmake\n", argv[1],
-            !strcmp(argv[1], "redis") ? "Debian libhiredis-dev" : "Debian libnats-dev");
+            !strcmp(argv[1], "redis")  ? "Debian libhiredis-dev"
+            : !strcmp(argv[1], "nats") ? "Debian libnats-dev"
+                                       : "Debian librdkafka-dev");
     return 2;
   }
   fprintf(stderr, "runnel-bench: unknown command '%s'\n", argv[1]);

@@ -35,9 +35,14 @@ PKGS=(
 
 # Optional: the side-by-side benchmark (bench/compare.sh sets RN_DEPS_BENCH=1):
 # the peers' servers, their C clients (runnel-bench redis / nats) and gnuplot
-# (PNG plots; gnuplot-nox has the pngcairo terminal without X).
+# (PNG plots; gnuplot-nox has the pngcairo terminal without X); librdkafka-dev
+# for runnel-bench kafka, and java + maven where missing to fetch and run the
+# Kafka broker from Maven Central (bench/peers/kafka.sh; issue 12). NATS >= 2.10
+# comes from the Go module proxy (bench/peers/nats.sh), not from Debian.
 if [ "${RN_DEPS_BENCH:-0}" = 1 ]; then
-  PKGS+=(redis-server nats-server libhiredis-dev libnats-dev gnuplot-nox)
+  PKGS+=(redis-server nats-server libhiredis-dev libnats-dev gnuplot-nox librdkafka-dev
+    $(command -v java >/dev/null 2>&1 || echo default-jre-headless)
+    $(command -v mvn >/dev/null 2>&1 || echo maven))
 fi
 
 missing=()
