@@ -53,7 +53,7 @@ void rn_core_opts_default(rn_core_opts_t *o) {
   o->segment_bytes = 256ull << 20;
   o->group_segment_bytes = 4ull << 20;
   o->interval_ms = 1000;
-  o->journal_bytes = 512ull << 20;
+  o->journal_bytes = 0; /* runneld's default (journal_bytes) is 512 MiB */
   o->journal_checkpoint_ms = 1000;
   o->default_retention_ms = 24 * 3600 * 1000;
 }

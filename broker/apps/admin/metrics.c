@@ -64,6 +64,54 @@ static void family(rn_buf_t *b, const char *name, const char *type, const char *
 
 static void le(char *out, size_t n, double bound) { snprintf(out, n, "%g", bound); }
 
+/* The series of one histogram (rn_hist_latency_bounds); labels may be "". */
+static void hist_lines(rn_buf_t *b, const char *name, const char *labels, const rn_hist_t *h) {
+  const char *sep = labels[0] ? "," : "";
+  uint64_t cum = 0;
+  char bound[32];
+  for (int k = 0; k <= RN_HIST_BUCKETS; k++) {
+    cum += h->buckets[k];
+    if (k < RN_HIST_BUCKETS) le(bound, sizeof(bound), rn_hist_latency_bounds[k]);
+    else snprintf(bound, sizeof(bound), "+Inf");
+    rn_buf_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep, bound, (unsigned long long)cum);
+  }
+  rn_buf_printf(b, labels[0] ? "%s_sum{%s} %.6f\n" : "%s_sum%s %.6f\n", name, labels, h->sum);
+  rn_buf_printf(b, labels[0] ? "%s_count{%s} %llu\n" : "%s_count%s %llu\n", name, labels, (unsigned long long)h->count);
+}
+
+/* The shared journal of sync streams (absent without one). */
+static void render_journal(rn_buf_t *b, const rn_core_stats_t *st) {
+  if (!st->journal) return;
+  const rn_journal_stats_t *j = &st->journal_stats;
+  static const struct {
+    const char *name, *type, *help;
+    size_t off;
+  } rows[] = {
+      {"runnel_journal_rounds_total", "counter", "Journal rounds (one write and one fdatasync for every shard's records).",
+       offsetof(rn_journal_stats_t, rounds)},
+      {"runnel_journal_records_total", "counter", "Segment writes copied into the journal.", offsetof(rn_journal_stats_t, records)},
+      {"runnel_journal_bytes_total", "counter", "Bytes copied into the journal.", offsetof(rn_journal_stats_t, bytes)},
+      {"runnel_journal_direct_records_total", "counter",
+       "Large segment writes made durable by their own file's fdatasync in a journal round instead of being copied.",
+       offsetof(rn_journal_stats_t, direct_records)},
+      {"runnel_journal_direct_bytes_total", "counter", "Bytes of those writes.", offsetof(rn_journal_stats_t, direct_bytes)},
+      {"runnel_journal_checkpoints_total", "counter", "Journal checkpoints (segments synced behind it, space reused).",
+       offsetof(rn_journal_stats_t, checkpoints)},
+      {"runnel_journal_full_waits_total", "counter", "Rounds held back because the journal had no space (waiting for a checkpoint).",
+       offsetof(rn_journal_stats_t, full_waits)},
+      {"runnel_journal_used_bytes", "gauge", "Bytes between the journal's tail (last checkpoint) and its head.",
+       offsetof(rn_journal_stats_t, used_bytes)},
+      {"runnel_journal_size_bytes", "gauge", "Size of the journal file.", offsetof(rn_journal_stats_t, size_bytes)},
+  };
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    family(b, rows[i].name, rows[i].type, rows[i].help);
+    rn_buf_printf(b, "%s %llu\n", rows[i].name,
+                  (unsigned long long)*(const uint64_t *)(const void *)((const char *)j + rows[i].off));
+  }
+  family(b, "runnel_journal_round_seconds", "histogram", "Duration of journal rounds, from the write to the fdatasync's completion.");
+  hist_lines(b, "runnel_journal_round_seconds", "", &j->round_seconds);
+}
+
 typedef struct shard_rows {
   rn_core_shard_stats_t *v;
   size_t n, cap;
@@ -121,16 +169,7 @@ static void histograms(const rn_admin_t *adm, rn_buf_t *b, const shard_rows_t *r
       snprintf(labels, sizeof labels, "stream=\"%s\",shard=\"shardId-%012u\"", rows->v[i].stream, rows->v[i].shard);
     else
       snprintf(labels, sizeof labels, "stream=\"%s\"", rows->v[i].stream);
-    uint64_t cum = 0;
-    char bound[32];
-    for (int k = 0; k <= RN_HIST_BUCKETS; k++) {
-      cum += h.buckets[k];
-      if (k < RN_HIST_BUCKETS) le(bound, sizeof(bound), rn_hist_latency_bounds[k]);
-      else snprintf(bound, sizeof(bound), "+Inf");
-      rn_buf_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, bound, (unsigned long long)cum);
-    }
-    rn_buf_printf(b, "%s_sum{%s} %.6f\n", name, labels, h.sum);
-    rn_buf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h.count);
+    hist_lines(b, name, labels, &h);
     i = j;
   }
 }
@@ -367,6 +406,7 @@ void rn__metrics_render(rn_admin_t *adm, rn_buf_t *b, const rn__disk_usage_t *di
   rn_buf_printf(b, "runnel_failed_shards %u\n", st.failed_shards);
   family(b, "runnel_draining", "gauge", "1 once shutdown began (/readyz answers 503).");
   rn_buf_printf(b, "runnel_draining %d\n", rn_core_draining(adm->core) ? 1 : 0);
+  render_journal(b, &st);
   render_shards(adm, b);
   render_groups(adm, b);
   render_http(adm, b);

@@ -83,7 +83,8 @@ typedef struct rn_core_opts {
   /* The shared journal of sync-mode streams (<data_dir>/journal,
    * docs/storage.md "The journal"): its size when created; 0 = none (each
    * shard fdatasyncs its own files), unless the data directory already has
-   * one, which is then still used. Default 512 MiB. */
+   * one, which is then still used. Default 0 here; runneld's configuration
+   * default is 512 MiB. */
   uint64_t journal_bytes;
   uint32_t journal_checkpoint_ms; /* checkpoint period (bounds replay at restart); default 1000 */
   int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */

@@ -64,6 +64,8 @@ static int setup_with(void **state, const char *creds, const char *keys, int thr
   rn_core_opts_default(&eo);
   eo.loop = &f->loop;
   eo.data_dir = f->dir;
+  eo.journal_bytes = 8u << 20; /* sync streams through a (small) journal, as runneld runs them */
+  eo.max_batch_bytes = 1u << 20;
   char why[256];
   assert_int_equal(rn_server_open_engine(&eo, &f->eng, why, sizeof(why)), 0);
   rn_config_init(&f->cfg);
@@ -960,6 +962,9 @@ static void test_health_and_metrics(void **state) {
       "runnel_put_records_total{result=\"ok\"} 1",
       "# TYPE runnel_http_request_duration_seconds histogram",
       "runnel_streams 1",
+      "runnel_journal_records_total 1\n",
+      "runnel_journal_size_bytes 8388608\n",
+      "runnel_journal_round_seconds_count 1\n",
       "# TYPE runnel_group_lag_seconds gauge",
       "runnel_group_lag_records{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} 1\n",
       "runnel_group_lag_seconds{stream=\"m\",group=\"early\",shard=\"shardId-000000000000\"} ",
