@@ -51,10 +51,11 @@ typedef struct rn_log_opts {
   int64_t retention_bytes;    /* keep total bytes under this; <0 = unlimited */
   uint32_t index_interval;    /* bytes between sparse index entries; default 4096 */
   uint32_t max_batch_bytes;   /* largest batch accepted; default 8 MiB */
-  /* Index checkpoints: when the active segment grew by this much since the
-   * last one, the next sync round also writes its index files for what it
-   * synced, so recovery after a crash rescans only what follows (restart
-   * time bounded whatever the segment size). Default 32 MiB; 0 = off. */
+  /* Index checkpoints: when the active segment grew by 1/16 of its size
+   * (at least this / 32, at most this) since the last one, the next sync
+   * round also writes its index files for what it synced, so recovery after
+   * a crash rescans only what follows (restart time bounded whatever the
+   * segment size and shard count). Default 32 MiB; 0 = off. */
   uint64_t index_checkpoint_bytes;
   /* Where the log reads time (rn_base.h): wall_ms for segment ages,
    * retention and sync periods, mono_ns for sync-round latency. Zeroed = the
