@@ -781,6 +781,7 @@ static void cp_slot_cb(void *arg, rn_err_t res) {
     return;
   }
   j->slot_seq++;
+  j->cp_warned = false;
   j->tail_total = j->cp_total;
   j->tail_pos = j->cp_pos;
   j->tail_lsn = j->cp_lsn;
