@@ -385,6 +385,19 @@ rn_err_t rn_io_datasync(rn_io_t *io, rn_file_t *f, rn_io_cb cb, void *arg) {
   return submit_to_backend(io, op);
 }
 
+rn_err_t rn_io_writeback(rn_io_t *io, rn_file_t *f, uint64_t off, uint64_t len, rn_io_cb cb, void *arg) {
+  if (!io || !f || !cb) return RN_EINVAL;
+  rn__io_op_t *op = op_get(io);
+  if (!op) return RN_ENOMEM;
+  op->kind = RN__IO_WRITEBACK;
+  op->f = f;
+  op->off = off;
+  op->remaining = (size_t)len;
+  op->cb = cb;
+  op->arg = arg;
+  return submit_to_backend(io, op);
+}
+
 static rn_err_t submit_job(rn_io_t *io, rn__io_lane_t *lane, rn_io_job_fn fn, rn_io_cb cb, void *arg) {
   if (!io || !fn || !cb) return RN_EINVAL;
   rn__io_op_t *op = op_get(io);

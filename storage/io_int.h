@@ -26,7 +26,7 @@
 
 #include "rn_io.h"
 
-typedef enum { RN__IO_WRITE, RN__IO_DATASYNC, RN__IO_JOB } rn__io_kind_t;
+typedef enum { RN__IO_WRITE, RN__IO_DATASYNC, RN__IO_JOB, RN__IO_WRITEBACK } rn__io_kind_t;
 
 /* iovec entries stored inside the op; more are malloc'd per op. */
 #define RN__IO_INLINE_IOV 4
@@ -44,8 +44,8 @@ struct rn__io_op {
   void *arg;
   rn_io_job_fn fn;   /* RN__IO_JOB */
   rn_file_t *f;      /* RN__IO_WRITE, RN__IO_DATASYNC; not owned */
-  uint64_t off;      /* WRITE: file offset of iov[0] (advances on short writes) */
-  size_t remaining;  /* WRITE: bytes still to write */
+  uint64_t off;      /* WRITE: file offset of iov[0] (advances on short writes); WRITEBACK: start */
+  size_t remaining;  /* WRITE: bytes still to write; WRITEBACK: length */
   struct iovec *iov; /* WRITE: first unwritten entry, inside iov_inline or iov_heap */
   int iovcnt;
   unsigned retries;  /* uring: resubmissions after EINTR/EAGAIN */

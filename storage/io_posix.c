@@ -10,6 +10,9 @@
  * implementations are thread-safe by contract (rn_fs.h). The op's iovec
  * copy stays untouched because fs->pwritev retries short writes itself.
  */
+#include <errno.h>
+#include <fcntl.h>
+
 #include "io_int.h"
 
 static rn_err_t posix_init(rn_io_t *io, const rn_io_opts_t *opts) {
@@ -29,6 +32,12 @@ static rn_err_t posix_submit(rn_io_t *io, rn__io_op_t *op) {
 static rn_err_t posix_run(rn__io_op_t *op) {
   rn_file_t *f = op->f;
   if (op->kind == RN__IO_WRITE) return f->fs->pwritev(f, op->iov, op->iovcnt, op->off);
+  if (op->kind == RN__IO_WRITEBACK) {
+    /* A hint outside rn_fs (which has no such call): only for OS files. */
+    if (f->fd >= 0 && sync_file_range(f->fd, (off_t)op->off, (off_t)op->remaining, SYNC_FILE_RANGE_WRITE) != 0)
+      return -errno;
+    return 0;
+  }
   return f->fs->datasync(f);
 }
 

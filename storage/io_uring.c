@@ -77,6 +77,8 @@ static bool uring_prep(uring_state_t *st, rn__io_op_t *op) {
   if (!sqe) return false;
   if (op->kind == RN__IO_WRITE)
     io_uring_prep_writev(sqe, op->f->fd, op->iov, (unsigned)op->iovcnt, op->off);
+  else if (op->kind == RN__IO_WRITEBACK)
+    io_uring_prep_sync_file_range(sqe, op->f->fd, (unsigned)op->remaining, op->off, SYNC_FILE_RANGE_WRITE);
   else
     io_uring_prep_fsync(sqe, op->f->fd, IORING_FSYNC_DATASYNC);
   io_uring_sqe_set_data(sqe, op);

@@ -742,9 +742,13 @@ static void kick(rn_journal_t *j) {
   round_op_done(j); /* the guard */
 }
 
+bool rn__journal_is_direct(const rn_journal_t *j, size_t len, bool dir_synced) {
+  return dir_synced && j->opts.direct_bytes && len >= j->opts.direct_bytes;
+}
+
 rn_err_t rn__journal_submit(rn_journal_t *j, rn_log_t *log, uint64_t log_id, rn__chunk_t *chunk, bool dir_synced) {
   if (j->failed) return RN_ELOGFAILED;
-  bool direct = dir_synced && j->opts.direct_bytes && chunk->len >= j->opts.direct_bytes;
+  bool direct = rn__journal_is_direct(j, chunk->len, dir_synced);
   if (!direct && chunk->len > rn_journal_max_record(j)) return RN_ETOOLARGE;
   jsub_t *s = malloc(sizeof(*s));
   if (!s) return RN_ENOMEM;

@@ -64,6 +64,7 @@ void rn_log_opts_default(rn_log_opts_t *o) {
   o->index_interval = 4096;
   o->max_batch_bytes = 8u << 20;
   o->index_checkpoint_bytes = 32u << 20;
+  o->writeback_bytes = 1u << 20;
 }
 
 void rn__log_say(const rn_log_t *log, rn_level_t level, const char *fmt, ...) {
@@ -430,6 +431,42 @@ static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
   log->rollback_active = true;
 }
 
+typedef struct writeback {
+  rn_log_t *log;
+  rn__seg_t *seg; /* busy while it runs */
+} writeback_t;
+
+static void writeback_cb(void *arg, rn_err_t res) {
+  writeback_t *w = arg;
+  (void)res; /* a hint: its failure changes nothing */
+  w->seg->busy--;
+  w->log->inflight--;
+  free(w);
+}
+
+/* Where no fdatasync follows the write at once (the journal's segments,
+ * interval mode), start its writeback now: the checkpoint's or interval's
+ * fdatasync then finds little left to flush, instead of a second's worth
+ * at once that the next round's flush queues behind (the p99). */
+static void start_writeback(rn_log_t *log, rn__chunk_t *c) {
+  bool later_sync = log->jr ? !rn__journal_is_direct(log->jr, c->len, c->seg->dir_synced)
+                            : log->opts.durability == RN_DURABILITY_INTERVAL;
+  rn__seg_t *seg = c->seg;
+  if (!later_sync || log->failed || !log->opts.writeback_bytes) return;
+  if (seg->wb_pos > seg->written) seg->wb_pos = 0; /* cut back (truncate, undo) */
+  if (seg->written - seg->wb_pos < log->opts.writeback_bytes) return;
+  writeback_t *w = malloc(sizeof(*w));
+  if (!w) return;
+  *w = (writeback_t){.log = log, .seg = seg};
+  if (rn_io_writeback(log->io, seg->file, seg->wb_pos, seg->written - seg->wb_pos, writeback_cb, w)) {
+    free(w);
+    return;
+  }
+  seg->wb_pos = seg->written;
+  seg->busy++;
+  log->inflight++;
+}
+
 static void write_cb(void *arg, rn_err_t res) {
   rn_log_t *log = arg;
   rn__chunk_t *c = log->writing;
@@ -457,6 +494,7 @@ static void write_cb(void *arg, rn_err_t res) {
   c->seg->written += c->len;
   log->written_next = c->end_offset;
   clear_degraded(log, RN__DEG_WRITE);
+  start_writeback(log, c);
   if (log->jr && !log->failed) {
     /* Journal mode: the write is acknowledged once its record is durable
      * in the shared journal (journal.c, invariant 1: only written bytes

@@ -62,6 +62,7 @@ typedef struct rn__seg {
   uint64_t tidx_last_pos;
   uint64_t jdurable;    /* journal mode: bytes whose journal record is durable */
   uint64_t idx_cp;      /* bytes covered by its newest index checkpoint (active segment) */
+  uint64_t wb_pos;      /* writeback started for the bytes below this */
 } rn__seg_t;
 
 /* A run of batches bound for one segment, written with one pwrite. */
@@ -293,6 +294,8 @@ rn_err_t rn__journal_submit(rn_journal_t *j, rn_log_t *log, uint64_t log_id, rn_
  * Only a segment whose directory entry is durable qualifies (dir_synced):
  * replay could not bring back a file that vanished. */
 void rn__log_journal_done(rn_log_t *log, rn__chunk_t *chunk, rn_err_t err, bool direct);
+/* Whether rn__journal_submit would make a write of len bytes direct. */
+bool rn__journal_is_direct(const rn_journal_t *j, size_t len, bool dir_synced);
 rn_err_t rn__journal_attach(rn_journal_t *j, rn_log_t *log);
 void rn__journal_detach(rn_journal_t *j, rn_log_t *log);
 uint64_t rn__journal_next_lsn(rn_journal_t *j);

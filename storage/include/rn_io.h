@@ -76,6 +76,13 @@ rn_err_t rn_io_write(rn_io_t *io, rn_file_t *f, const struct iovec *iov, int iov
 /* fdatasync(f). Covers writes whose callbacks ran before this submission. */
 rn_err_t rn_io_datasync(rn_io_t *io, rn_file_t *f, rn_io_cb cb, void *arg);
 
+/* Start writing back the dirty pages of f in [off, off + len) without
+ * waiting for them (sync_file_range SYNC_FILE_RANGE_WRITE): a hint that
+ * keeps a later fdatasync short and the device busy evenly; it makes
+ * nothing durable and its result may be ignored. A file without an OS
+ * descriptor (a test file system) completes at once with 0. */
+rn_err_t rn_io_writeback(rn_io_t *io, rn_file_t *f, uint64_t off, uint64_t len, rn_io_cb cb, void *arg);
+
 /* Run fn(arg) on a worker thread (unlink, directory sync, index files...);
  * cb(arg, fn's result) then runs on the owner thread. */
 rn_err_t rn_io_job(rn_io_t *io, rn_io_job_fn fn, rn_io_cb cb, void *arg);

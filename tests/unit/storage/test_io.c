@@ -309,6 +309,31 @@ static void job_cb(void *arg, rn_err_t result) {
   j->cb_on_main = pthread_equal(pthread_self(), main_thread);
 }
 
+/* Writeback is a hint: it completes once, on the owner thread, with 0, and
+ * leaves the file's bytes as they were. */
+static void test_writeback(void **state) {
+  fx_t *fx = *state;
+  uint8_t buf[8192];
+  memset(buf, 9, sizeof buf);
+  struct iovec iov = {buf, sizeof buf};
+  slot_t w = {0}, b = {0};
+  assert_int_equal(rn_io_write(fx->io, fx->f, &iov, 1, 0, slot_cb, &w), 0);
+  drain(fx->io);
+  assert_int_equal(w.result, 0);
+  assert_int_equal(rn_io_writeback(fx->io, fx->f, 0, sizeof buf, slot_cb, &b), 0);
+  assert_int_equal(rn_io_inflight(fx->io), 1);
+  drain(fx->io);
+  assert_int_equal(b.calls, 1);
+  assert_int_equal(b.result, 0);
+  assert_true(b.on_main);
+  uint8_t back[8192];
+  size_t got = 0;
+  assert_int_equal(fx->f->fs->pread(fx->f, back, sizeof back, 0, &got), 0);
+  assert_int_equal(got, sizeof back);
+  assert_memory_equal(back, buf, sizeof buf);
+  assert_int_equal(rn_io_writeback(NULL, fx->f, 0, 1, slot_cb, &b), RN_EINVAL);
+}
+
 static void test_job_runs_on_worker(void **state) {
   fx_t *fx = *state;
   job_t j = {.ret = RN_ECORRUPT};
@@ -801,6 +826,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_concurrent_writes_readback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_multi_iovec_write, setup, teardown),
       cmocka_unit_test_setup_teardown(test_datasync, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_writeback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_job_runs_on_worker, setup, teardown),
       cmocka_unit_test(test_jobs_fifo_one_thread),
       cmocka_unit_test_setup_teardown(test_callbacks_submit, setup, teardown),
