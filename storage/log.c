@@ -444,25 +444,27 @@ static void writeback_cb(void *arg, rn_err_t res) {
   free(w);
 }
 
-/* Where no fdatasync follows the write at once (the journal's segments,
- * interval mode), start its writeback now: the checkpoint's or interval's
- * fdatasync then finds little left to flush, instead of a second's worth
- * at once that the next round's flush queues behind (the p99). */
+/* Journal mode, where no fdatasync follows a journaled write: start the
+ * segment's writeback every writeback_bytes, so the checkpoint's fdatasync
+ * finds little left to flush instead of a second's worth at once that the
+ * journal's next flush queues behind (the p99). Whole pages only: the next
+ * write into a page under writeback could wait for it. (Interval mode
+ * measured no better with it: off there.) */
 static void start_writeback(rn_log_t *log, rn__chunk_t *c) {
-  bool later_sync = log->jr ? !rn__journal_is_direct(log->jr, c->len, c->seg->dir_synced)
-                            : log->opts.durability == RN_DURABILITY_INTERVAL;
   rn__seg_t *seg = c->seg;
-  if (!later_sync || log->failed || !log->opts.writeback_bytes) return;
+  if (!log->jr || rn__journal_is_direct(log->jr, c->len, seg->dir_synced) || log->failed || !log->opts.writeback_bytes)
+    return;
   if (seg->wb_pos > seg->written) seg->wb_pos = 0; /* cut back (truncate, undo) */
-  if (seg->written - seg->wb_pos < log->opts.writeback_bytes) return;
+  uint64_t upto = seg->written & ~(uint64_t)4095;
+  if (upto <= seg->wb_pos || upto - seg->wb_pos < log->opts.writeback_bytes) return;
   writeback_t *w = malloc(sizeof(*w));
   if (!w) return;
   *w = (writeback_t){.log = log, .seg = seg};
-  if (rn_io_writeback(log->io, seg->file, seg->wb_pos, seg->written - seg->wb_pos, writeback_cb, w)) {
+  if (rn_io_writeback(log->io, seg->file, seg->wb_pos, upto - seg->wb_pos, writeback_cb, w)) {
     free(w);
     return;
   }
-  seg->wb_pos = seg->written;
+  seg->wb_pos = upto;
   seg->busy++;
   log->inflight++;
 }

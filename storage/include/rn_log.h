@@ -57,10 +57,10 @@ typedef struct rn_log_opts {
    * a crash rescans only what follows (restart time bounded whatever the
    * segment size and shard count). Default 32 MiB; 0 = off. */
   uint64_t index_checkpoint_bytes;
-  /* Journal and interval modes: once this many written bytes of a segment
+  /* Journal mode: once this many written bytes (whole pages) of a segment
    * are not yet being written back, start their writeback
-   * (rn_io_writeback), so the later fdatasync has little left. Default
-   * 1 MiB; 0 = leave it to the kernel. */
+   * (rn_io_writeback), so the checkpoint's fdatasync has little left.
+   * Default 1 MiB; 0 = leave it to the kernel. */
   uint32_t writeback_bytes;
   /* Where the log reads time (rn_base.h): wall_ms for segment ages,
    * retention and sync periods, mono_ns for sync-round latency. Zeroed = the
