@@ -60,50 +60,33 @@
 
 /* ---- pure codecs (header slots and record headers) ------------------------------ */
 
-static void put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-static uint64_t get64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-
 /* Header slot layout (little endian): magic, version, seq, gen, size,
  * fence_lsn, cp_lsn, cp_pos, xxh64 of the bytes before it. */
 #define J_SLOT_BYTES 60u
 
 void rn__journal_head_encode(const rn__journal_head_t *h, uint8_t out[J_SLOT_BYTES]) {
-  put32(out, J_HEAD_MAGIC);
-  put32(out + 4, 1);
-  put32(out + 8, h->seq);
-  put32(out + 12, h->gen);
-  put64(out + 16, h->size);
-  put64(out + 24, h->fence_lsn);
-  put64(out + 32, h->cp_lsn);
-  put64(out + 40, h->cp_pos);
-  put32(out + 48, 0);
-  put64(out + 52, XXH3_64bits(out, 52));
+  rn__put_u32(out, J_HEAD_MAGIC);
+  rn__put_u32(out + 4, 1);
+  rn__put_u32(out + 8, h->seq);
+  rn__put_u32(out + 12, h->gen);
+  rn__put_u64(out + 16, h->size);
+  rn__put_u64(out + 24, h->fence_lsn);
+  rn__put_u64(out + 32, h->cp_lsn);
+  rn__put_u64(out + 40, h->cp_pos);
+  rn__put_u32(out + 48, 0);
+  rn__put_u64(out + 52, XXH3_64bits(out, 52));
 }
 
 rn_err_t rn__journal_head_decode(const uint8_t *p, size_t len, rn__journal_head_t *h) {
   if (len < J_SLOT_BYTES) return RN_EPARTIAL;
-  if (get32(p) != J_HEAD_MAGIC || get32(p + 4) != 1) return RN_EFORMAT;
-  if (get64(p + 52) != XXH3_64bits(p, 52)) return RN_ECORRUPT;
-  h->seq = get32(p + 8);
-  h->gen = get32(p + 12);
-  h->size = get64(p + 16);
-  h->fence_lsn = get64(p + 24);
-  h->cp_lsn = get64(p + 32);
-  h->cp_pos = get64(p + 40);
+  if (rn__get_u32(p) != J_HEAD_MAGIC || rn__get_u32(p + 4) != 1) return RN_EFORMAT;
+  if (rn__get_u64(p + 52) != XXH3_64bits(p, 52)) return RN_ECORRUPT;
+  h->seq = rn__get_u32(p + 8);
+  h->gen = rn__get_u32(p + 12);
+  h->size = rn__get_u64(p + 16);
+  h->fence_lsn = rn__get_u64(p + 24);
+  h->cp_lsn = rn__get_u64(p + 32);
+  h->cp_pos = rn__get_u64(p + 40);
   if (h->size < J_MIN_SIZE || h->cp_pos < J_DATA_START || h->cp_pos >= h->size) return RN_EFORMAT;
   return 0;
 }
@@ -111,32 +94,32 @@ rn_err_t rn__journal_head_decode(const uint8_t *p, size_t len, rn__journal_head_
 /* Record header: magic, kind, gen, payload_len, lsn, log_id, seg_base,
  * file_pos, checksum (xxh64 of the header bytes before it, then payload). */
 void rn__journal_rec_encode(const rn__journal_rec_t *r, const uint8_t *payload, uint8_t out[J_HDR_SIZE]) {
-  put32(out, J_REC_MAGIC);
-  put32(out + 4, r->kind);
-  put32(out + 8, r->gen);
-  put32(out + 12, r->len);
-  put64(out + 16, r->lsn);
-  put64(out + 24, r->log_id);
-  put64(out + 32, r->seg_base);
-  put64(out + 40, r->file_pos);
+  rn__put_u32(out, J_REC_MAGIC);
+  rn__put_u32(out + 4, r->kind);
+  rn__put_u32(out + 8, r->gen);
+  rn__put_u32(out + 12, r->len);
+  rn__put_u64(out + 16, r->lsn);
+  rn__put_u64(out + 24, r->log_id);
+  rn__put_u64(out + 32, r->seg_base);
+  rn__put_u64(out + 40, r->file_pos);
   XXH3_state_t st;
   XXH3_64bits_reset(&st);
   XXH3_64bits_update(&st, out, 48);
   if (r->len) XXH3_64bits_update(&st, payload, r->len);
-  put64(out + 48, XXH3_64bits_digest(&st));
+  rn__put_u64(out + 48, XXH3_64bits_digest(&st));
 }
 
 rn_err_t rn__journal_rec_decode_hdr(const uint8_t *p, size_t len, rn__journal_rec_t *r) {
   if (len < J_HDR_SIZE) return RN_EPARTIAL;
-  if (get32(p) != J_REC_MAGIC) return RN_EFORMAT;
-  r->kind = get32(p + 4);
-  r->gen = get32(p + 8);
-  r->len = get32(p + 12);
-  r->lsn = get64(p + 16);
-  r->log_id = get64(p + 24);
-  r->seg_base = get64(p + 32);
-  r->file_pos = get64(p + 40);
-  r->sum = get64(p + 48);
+  if (rn__get_u32(p) != J_REC_MAGIC) return RN_EFORMAT;
+  r->kind = rn__get_u32(p + 4);
+  r->gen = rn__get_u32(p + 8);
+  r->len = rn__get_u32(p + 12);
+  r->lsn = rn__get_u64(p + 16);
+  r->log_id = rn__get_u64(p + 24);
+  r->seg_base = rn__get_u64(p + 32);
+  r->file_pos = rn__get_u64(p + 40);
+  r->sum = rn__get_u64(p + 48);
   if (r->kind != J_KIND_DATA && r->kind != J_KIND_WRAP) return RN_EFORMAT;
   if (r->kind == J_KIND_WRAP && r->len != 0) return RN_EFORMAT;
   return 0;

@@ -20,6 +20,24 @@
 #include "rn_log.h"
 
 #define RN__SEG_NAME_FMT "%020" PRIu64
+
+/* Little-endian integers of the on-disk formats (segment.c, journal.c). */
+static inline void rn__put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void rn__put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t rn__get_u32(const uint8_t *p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+static inline uint64_t rn__get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
 #define RN__PATH_MAX 4096
 
 /* Sparse offset index entry: the batch at file position pos starts at

@@ -16,25 +16,6 @@
 
 #include "log_int.h"
 
-/* ---- little-endian helpers ------------------------------------------------ */
-
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-
 /* ---- segments ---------------------------------------------------------- */
 
 void rn__seg_path(const rn_log_t *log, uint64_t base, const char *suffix, char *out) {
@@ -217,29 +198,29 @@ static uint8_t *idx_encode(const rn__seg_t *seg, uint16_t kind, uint32_t count, 
   size_t len = IDX_HDR + (size_t)count * esize + 8;
   uint8_t *b = malloc(len);
   if (!b) return NULL;
-  put_u32(b, IDX_MAGIC);
+  rn__put_u32(b, IDX_MAGIC);
   b[4] = 1;
   b[5] = 0;
   b[6] = (uint8_t)kind;
   b[7] = checkpoint ? 1 : 0; /* an index checkpoint of an active segment */
-  put_u64(b + 8, seg->base);
-  put_u64(b + 16, covered);
-  put_u64(b + 24, next);
-  put_u64(b + 32, (uint64_t)max_ts);
-  put_u32(b + 40, count);
-  put_u32(b + 44, 0);
+  rn__put_u64(b + 8, seg->base);
+  rn__put_u64(b + 16, covered);
+  rn__put_u64(b + 24, next);
+  rn__put_u64(b + 32, (uint64_t)max_ts);
+  rn__put_u32(b + 40, count);
+  rn__put_u32(b + 44, 0);
   uint8_t *p = b + IDX_HDR;
   for (uint32_t i = 0; i < count; i++, p += esize) {
     if (kind == 1) {
-      put_u32(p, seg->idx[i].rel);
-      put_u32(p + 4, seg->idx[i].pos);
+      rn__put_u32(p, seg->idx[i].rel);
+      rn__put_u32(p + 4, seg->idx[i].pos);
     } else {
-      put_u64(p, (uint64_t)seg->tidx[i].ts);
-      put_u32(p + 8, seg->tidx[i].rel);
-      put_u32(p + 12, seg->tidx[i].pos);
+      rn__put_u64(p, (uint64_t)seg->tidx[i].ts);
+      rn__put_u32(p + 8, seg->tidx[i].rel);
+      rn__put_u32(p + 12, seg->tidx[i].pos);
     }
   }
-  put_u64(p, XXH3_64bits(b, (size_t)(p - b)));
+  rn__put_u64(p, XXH3_64bits(b, (size_t)(p - b)));
   *out_len = len;
   return b;
 }
@@ -276,12 +257,12 @@ rn_err_t rn__seg_index_encode_prefix(const rn__seg_t *seg, uint64_t covered, uin
  * less (their own covered size, returned in *covered). */
 static rn_err_t idx_check(const uint8_t *b, size_t len, uint16_t kind, size_t esize, const rn__seg_t *seg,
                           uint64_t file_size, bool prefix, uint64_t *covered, uint32_t *count) {
-  if (len < IDX_HDR + 8 || get_u32(b) != IDX_MAGIC || b[4] != 1 || b[6] != kind) return RN_ECORRUPT;
-  *count = get_u32(b + 40);
+  if (len < IDX_HDR + 8 || rn__get_u32(b) != IDX_MAGIC || b[4] != 1 || b[6] != kind) return RN_ECORRUPT;
+  *count = rn__get_u32(b + 40);
   if ((size_t)*count * esize + IDX_HDR + 8 != len) return RN_ECORRUPT;
-  if (get_u64(b + len - 8) != XXH3_64bits(b, len - 8)) return RN_ECORRUPT;
-  *covered = get_u64(b + 16);
-  if (get_u64(b + 8) != seg->base || (prefix ? *covered > file_size : *covered != file_size)) return RN_ECORRUPT;
+  if (rn__get_u64(b + len - 8) != XXH3_64bits(b, len - 8)) return RN_ECORRUPT;
+  *covered = rn__get_u64(b + 16);
+  if (rn__get_u64(b + 8) != seg->base || (prefix ? *covered > file_size : *covered != file_size)) return RN_ECORRUPT;
   /* Only an index checkpoint vouches for a prefix: the index files a clean
    * close leaves are trusted only together with the clean-shutdown marker. */
   if (prefix && b[7] != 1) return RN_ECORRUPT;
@@ -315,11 +296,11 @@ static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bo
   if (!err) err = idx_check(tb, tl, 2, 16, seg, file_size, prefix, &tcov, &tc);
   if (!err && tcov != *covered) err = RN_ECORRUPT;
   if (!err) file_size = *covered; /* what the entries must lie in */
-  if (!err && (get_u64(ib + 24) != get_u64(tb + 24) || get_u64(ib + 32) != get_u64(tb + 32)))
+  if (!err && (rn__get_u64(ib + 24) != rn__get_u64(tb + 24) || rn__get_u64(ib + 32) != rn__get_u64(tb + 32)))
     err = RN_ECORRUPT;
   uint64_t next = 0;
   if (!err) {
-    next = get_u64(ib + 24);
+    next = rn__get_u64(ib + 24);
     if (next < seg->base || (file_size == 0) != (next == seg->base)) err = RN_ECORRUPT;
   }
   rn__idx_t *idx = NULL;
@@ -331,8 +312,8 @@ static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bo
   }
   if (!err) {
     for (uint32_t i = 0; i < ic && !err; i++) {
-      idx[i].rel = get_u32(ib + IDX_HDR + 8 * i);
-      idx[i].pos = get_u32(ib + IDX_HDR + 8 * i + 4);
+      idx[i].rel = rn__get_u32(ib + IDX_HDR + 8 * i);
+      idx[i].pos = rn__get_u32(ib + IDX_HDR + 8 * i + 4);
       if (idx[i].pos >= file_size || idx[i].rel >= next - seg->base ||
           (i && (idx[i].pos <= idx[i - 1].pos || idx[i].rel <= idx[i - 1].rel)))
         err = RN_ECORRUPT;
@@ -340,9 +321,9 @@ static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bo
     if (!err && file_size && (ic == 0 || idx[0].pos != 0 || idx[0].rel != 0)) err = RN_ECORRUPT;
     for (uint32_t i = 0; i < tc && !err; i++) {
       const uint8_t *e = tb + IDX_HDR + 16 * i;
-      tidx[i].ts = (int64_t)get_u64(e);
-      tidx[i].rel = get_u32(e + 8);
-      tidx[i].pos = get_u32(e + 12);
+      tidx[i].ts = (int64_t)rn__get_u64(e);
+      tidx[i].rel = rn__get_u32(e + 8);
+      tidx[i].pos = rn__get_u32(e + 12);
       if (tidx[i].pos >= file_size || (i && (tidx[i].pos <= tidx[i - 1].pos || tidx[i].ts <= tidx[i - 1].ts)))
         err = RN_ECORRUPT;
     }
@@ -359,7 +340,7 @@ static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bo
     seg->idx_last_pos = ic ? idx[ic - 1].pos : 0;
     seg->tidx_last_pos = tc ? tidx[tc - 1].pos : 0;
     seg->next = next;
-    seg->max_ts = (int64_t)get_u64(ib + 32);
+    seg->max_ts = (int64_t)rn__get_u64(ib + 32);
     seg->size = file_size;
   } else {
     free(idx);
@@ -434,11 +415,11 @@ rn_err_t rn__read_file(rn_fs_t *fs, const char *path, size_t max, uint8_t **data
 /* State files: u32 magic | u32 version 1 | payload u64s | u64 XXH3. */
 static rn_err_t state_write(rn_log_t *log, const char *name, uint32_t magic, const uint64_t *v, int n) {
   uint8_t b[8 + 8 * 4 + 8];
-  put_u32(b, magic);
-  put_u32(b + 4, 1);
-  for (int i = 0; i < n; i++) put_u64(b + 8 + 8 * i, v[i]);
+  rn__put_u32(b, magic);
+  rn__put_u32(b + 4, 1);
+  for (int i = 0; i < n; i++) rn__put_u64(b + 8 + 8 * i, v[i]);
   size_t len = 8 + 8 * (size_t)n;
-  put_u64(b + len, XXH3_64bits(b, len));
+  rn__put_u64(b + len, XXH3_64bits(b, len));
   return rn_snapshot_write(log->fs, log->dir, name, b, len + 8);
 }
 
@@ -450,12 +431,12 @@ static rn_err_t state_read(rn_log_t *log, const char *name, uint32_t magic, uint
   rn_err_t err = rn__read_file(log->fs, path, 4096, &b, &len);
   if (err) return err;
   size_t want = 8 + 8 * (size_t)n;
-  if (len != want + 8 || get_u32(b) != magic || get_u32(b + 4) != 1 ||
-      get_u64(b + want) != XXH3_64bits(b, want)) {
+  if (len != want + 8 || rn__get_u32(b) != magic || rn__get_u32(b + 4) != 1 ||
+      rn__get_u64(b + want) != XXH3_64bits(b, want)) {
     free(b);
     return RN_ECORRUPT;
   }
-  for (int i = 0; i < n; i++) v[i] = get_u64(b + 8 + 8 * i);
+  for (int i = 0; i < n; i++) v[i] = rn__get_u64(b + 8 + 8 * i);
   free(b);
   return 0;
 }
