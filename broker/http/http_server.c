@@ -30,8 +30,10 @@
  *   - Nothing is freed inside its own callback: closed connections go to
  *     the connection base's dead list, freed in step 4.
  *   - Every request handed to the router is answered exactly once through
- *     on_reply; a request whose connection closed meanwhile is orphaned and
- *     freed there.
+ *     on_reply (body copied) or on_reply_owned (body taken: the HTTP/1.1
+ *     output writes from it, HTTP/2's data provider reads from it, freed
+ *     with the request or its output chunk); a request whose connection
+ *     closed meanwhile is orphaned and freed there, with a taken body.
  *   - One timer per connection; its deadline is computed from the
  *     connection's state (head, body, idle, stalled writes, linger), never
  *     from a sleep, and re-armed lazily.
@@ -773,9 +775,11 @@ static bool header_ok(const char *name, const char *value) {
   return true;
 }
 
-/* Copy a response into req. Returns false on out of memory. */
-static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *headers, size_t nheaders,
-                         const uint8_t *body, size_t body_len) {
+/* Set req's response: the headers copied, the body either copied (body) or
+ * taken (owned: malloc'd, body then NULL; freed here on failure too).
+ * Returns false on out of memory. */
+static bool set_response_body(rn__hreq_t *req, int status, const rn_http_header_t *headers, size_t nheaders,
+                              const uint8_t *body, uint8_t *owned, size_t body_len) {
   size_t n = 0, bytes = 0;
   for (size_t i = 0; i < nheaders; i++) {
     if (!header_ok(headers[i].name, headers[i].value) || transport_header(headers[i].name)) continue;
@@ -785,7 +789,10 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
   rn_http_header_t *rh = NULL;
   if (n > 0) {
     rh = malloc(n * sizeof *rh + bytes);
-    if (rh == NULL) return false;
+    if (rh == NULL) {
+      free(owned);
+      return false;
+    }
     char *s = (char *)(rh + n);
     size_t k = 0;
     for (size_t i = 0; i < nheaders; i++) {
@@ -804,7 +811,11 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
     }
   }
   uint8_t *rb = NULL;
-  if (body_len > 0) {
+  if (owned != NULL && body_len > 0) {
+    rb = owned; /* the router's buffer: no copy */
+  } else if (owned != NULL) {
+    free(owned);
+  } else if (body_len > 0) {
     rb = malloc(body_len);
     if (rb == NULL) {
       free(rh);
@@ -828,6 +839,11 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
     req->conn->answered++;
   }
   return true;
+}
+
+static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *headers, size_t nheaders,
+                         const uint8_t *body, size_t body_len) {
+  return set_response_body(req, status, headers, nheaders, body, NULL, body_len);
 }
 
 static void answered(rn__hreq_t *req) {
@@ -884,9 +900,10 @@ static void on_reserve(void *ctx, size_t bytes) {
   req->reserve = bytes;
 }
 
-/* The router's answer (rn_http_reply_fn). */
-static void on_reply(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
-                     size_t body_len) {
+/* The router's answer: rn_http_reply_fn (owned NULL, body copied) and
+ * rn_http_req_t.reply_owned (owned: the body, taken). */
+static void reply_common(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
+                         uint8_t *owned, size_t body_len) {
   rn__hreq_t *req = ctx;
   rn__hconn_t *conn = req->conn;
   rn_http_t *hs = conn->hs;
@@ -899,6 +916,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   conn->routing--;
   hs->routing--;
   if (orphan) {
+    free(owned);
     rn__hreq_free(req); /* the connection went away meanwhile */
     rn_conn_unref(&conn->base);
     return;
@@ -911,7 +929,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s %s %s%s%s -> %d (%zu bytes)", (unsigned long long)conn->base.id, conn->base.peer,
            rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), req->query != RN__NOOFF ? "?" : "",
            rn__hreq_str(req, req->query), status, body_len);
-  bool ok = set_response(req, status, headers, nheaders, body, body_len);
+  bool ok = set_response_body(req, status, headers, nheaders, body, owned, body_len);
   release_request(req); /* the router's view of it ends here */
   if (!ok) {
     rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for a response; closing", (unsigned long long)conn->base.id,
@@ -921,6 +939,16 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
     answered(req);
   }
   rn_conn_unref(&conn->base);
+}
+
+static void on_reply(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
+                     size_t body_len) {
+  reply_common(ctx, status, headers, nheaders, body, NULL, body_len);
+}
+
+static void on_reply_owned(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, uint8_t *body,
+                           size_t body_len) {
+  reply_common(ctx, status, headers, nheaders, NULL, body, body_len);
 }
 
 /* The paths a connection past http_max_connections may still ask for. */
@@ -996,6 +1024,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   r->tls = rn_conn_tls(&conn->base);
   r->peer = conn->base.peer;
   r->reserve = on_reserve;
+  r->reply_owned = on_reply_owned;
   req->tx = RN__TX_ROUTING;
   conn->routing++;
   hs->routing++;
