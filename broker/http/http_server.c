@@ -132,10 +132,19 @@ bool rn__http_status_has_body(int status) { return status >= 200 && status != 20
 
 /* ---- references, close, free ---------------------------------------------------- */
 
+static void shared_unref(rn__hshared_t *sh) {
+  if (sh == NULL || --sh->refs > 0) return;
+  free(sh->data);
+  free(sh);
+}
+
 static void free_bufs(rn__hbuf_t *b) {
   while (b != NULL) {
     rn__hbuf_t *next = b->next;
-    free(b->data);
+    if (b->shared != NULL)
+      shared_unref(b->shared);
+    else
+      free(b->data);
     free(b);
     b = next;
   }
@@ -202,7 +211,10 @@ static void append_buf(rn__hconn_t *conn, rn__hbuf_t *b) {
 static void out_append(rn__hconn_t *conn, const void *data, size_t len) {
   rn__hbuf_t *t = conn->out_tail;
   if (t == NULL || t->cap - t->len < len) {
-    size_t cap = len > 16384 ? len : 16384;
+    /* After a body chunk (HTTP/2 DATA without a copy) what follows is
+     * usually the next frame's 9-byte header, then another body chunk. */
+    size_t room = t != NULL && t->shared != NULL ? 256 : 16384;
+    size_t cap = len > room ? len : room;
     t = malloc(sizeof *t);
     uint8_t *buf = t != NULL ? malloc(cap) : NULL;
     if (buf == NULL) {
@@ -215,6 +227,7 @@ static void out_append(rn__hconn_t *conn, const void *data, size_t len) {
     t->data = buf;
     t->len = 0;
     t->cap = cap;
+    t->shared = NULL;
     append_buf(conn, t);
   }
   memcpy(t->data + t->len, data, len);
@@ -239,6 +252,33 @@ void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
     return;
   }
   b->data = buf;
+  b->len = b->cap = len; /* full: later bytes go to a new chunk */
+  b->shared = NULL;
+  append_buf(conn, b);
+  conn->out_bytes += len;
+}
+
+void rn__hconn_send_body(rn__hconn_t *conn, rn__hreq_t *req, size_t off, size_t len) {
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) return;
+  assert(req->rbody != NULL && off + len <= req->rbody_len);
+  if (req->rshared == NULL) {
+    rn__hshared_t *sh = malloc(sizeof *sh);
+    if (sh == NULL) {
+      rn__hconn_close(conn, "out of memory");
+      return;
+    }
+    sh->refs = 1; /* the request's */
+    sh->data = req->rbody;
+    req->rshared = sh;
+  }
+  rn__hbuf_t *b = malloc(sizeof *b);
+  if (b == NULL) {
+    rn__hconn_close(conn, "out of memory");
+    return;
+  }
+  req->rshared->refs++;
+  b->shared = req->rshared;
+  b->data = req->rbody + off;
   b->len = b->cap = len; /* full: later bytes go to a new chunk */
   append_buf(conn, b);
   conn->out_bytes += len;
@@ -623,6 +663,17 @@ static void release_request(rn__hreq_t *req) {
   req->arena_len = req->arena_cap = req->nh = req->hcap = req->body_len = req->body_cap = 0;
 }
 
+/* Drop req's response body (a copy output chunks still point into stays
+ * until they are written). */
+static void rbody_release(rn__hreq_t *req) {
+  if (req->rshared != NULL)
+    shared_unref(req->rshared);
+  else
+    free(req->rbody);
+  req->rshared = NULL;
+  req->rbody = NULL;
+}
+
 void rn__hreq_free(rn__hreq_t *req) {
   if (req == NULL) return;
   rn__hconn_t *conn = req->conn;
@@ -634,7 +685,7 @@ void rn__hreq_free(rn__hreq_t *req) {
   }
   release_request(req);
   free(req->rh);
-  free(req->rbody);
+  rbody_release(req);
   free(req);
 }
 
@@ -824,7 +875,7 @@ static bool set_response_body(rn__hreq_t *req, int status, const rn_http_header_
     memcpy(rb, body, body_len);
   }
   free(req->rh);
-  free(req->rbody);
+  rbody_release(req);
   req->rh = rh;
   req->nrh = n;
   req->rbody = rb;
