@@ -2,7 +2,8 @@
  * keys.c — hash keys and resource names (runnel/keys.h): the one parser of
  * decimal hash keys, its inverse, MD5 routing, and the name rules every
  * entry point applies. Pure functions over bytes; the only library call is
- * OpenSSL's MD5.
+ * OpenSSL's MD5 (the one piece of process state: the fetched MD5 and a
+ * context per thread, see rn_hash_key_for).
  *
  * Arithmetic is on the 16-byte big-endian array itself (multiply by ten
  * with carry, divide by ten with remainder), so the code needs no 128-bit
@@ -13,20 +14,62 @@
 #include "proto_int.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- hash keys ---------------------------------------------------------------------------- */
 
+/* MD5 is fetched from the default provider once per process: EVP_md5()
+ * makes EVP_Digest fetch it again on every call (a lookup under a lock) and
+ * EVP_Digest allocates and frees a context every time. The producer routes
+ * every record, so both showed in its profile. Each thread keeps one
+ * context, freed by the key's destructor when the thread ends. Everything
+ * here is set up on first use (pthread_once): there is no init call to
+ * forget, and the result is the same bytes as EVP_Digest(EVP_md5()). */
+static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+static EVP_MD *md5_md;        /* fetched once; never freed (lives as long as the process) */
+static pthread_key_t md5_key; /* per thread: its EVP_MD_CTX */
+static bool md5_key_ok;
+
+static void md5_ctx_free(void *ctx) { EVP_MD_CTX_free(ctx); }
+
+static void md5_setup(void) {
+  md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
+  md5_key_ok = pthread_key_create(&md5_key, md5_ctx_free) == 0;
+}
+
+/* The calling thread's context, created on its first call; NULL when out of
+ * memory or keys. */
+static EVP_MD_CTX *md5_ctx(void) {
+  if (!md5_key_ok) return NULL;
+  EVP_MD_CTX *ctx = pthread_getspecific(md5_key);
+  if (ctx != NULL) return ctx;
+  ctx = EVP_MD_CTX_new();
+  if (ctx != NULL && pthread_setspecific(md5_key, ctx) != 0) {
+    EVP_MD_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
 void rn_hash_key_for(const void *key, size_t len, uint8_t out[RN_HASH_KEY_BYTES]) {
   static const uint8_t empty = 0;
+  const void *data = len ? key : &empty;
   uint8_t md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  int ok = EVP_Digest(len ? key : &empty, len, md, &n, EVP_md5(), NULL);
+  int ok;
+  pthread_once(&md5_once, md5_setup);
+  EVP_MD_CTX *ctx = md5_md != NULL ? md5_ctx() : NULL;
+  if (ctx != NULL)
+    ok = EVP_DigestInit_ex2(ctx, md5_md, NULL) == 1 && EVP_DigestUpdate(ctx, data, len) == 1 &&
+         EVP_DigestFinal_ex(ctx, md, &n) == 1;
+  else
+    ok = EVP_Digest(data, len, md, &n, EVP_md5(), NULL) == 1; /* the slow way still routes */
   /* MD5 from the default provider cannot fail short of memory exhaustion;
    * a silent wrong route would be worse than stopping. */
-  if (ok != 1 || n != RN_HASH_KEY_BYTES) abort();
+  if (!ok || n != RN_HASH_KEY_BYTES) abort();
   memcpy(out, md, RN_HASH_KEY_BYTES);
 }
 

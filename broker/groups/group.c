@@ -764,7 +764,8 @@ static rn_err_t replay(rn_groups_t *gs, char *why, size_t whylen) {
       err = rn_batch_header_decode(buf + pos, len - pos, &h);
       if (err) break;
       rn_batch_iter_t it;
-      err = rn_batch_iter_init(&it, buf + pos, h.batch_length);
+      /* rn_log_read verified both checksums of every batch it copied out. */
+      err = rn_batch_iter_init_verified(&it, buf + pos, h.batch_length);
       if (err) break;
       rn_record_t rec;
       while (!err && (err = rn_batch_iter_next(&it, &rec)) == 0) {

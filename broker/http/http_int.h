@@ -54,11 +54,20 @@ typedef struct rn_http_proto_ops rn_http_proto_ops_t;
 /* What a request is receiving, for its timer (rn_http_proto_ops_t.receiving). */
 typedef enum { RN__RX_NONE = 0, RN__RX_HEAD, RN__RX_BODY } rn__rx_t;
 
+/* A response body several output chunks point into (HTTP/2 DATA frames
+ * written without a copy): freed with its last reference, the request's
+ * or a chunk's, whichever goes last. */
+typedef struct rn__hshared {
+  size_t refs;
+  uint8_t *data; /* owned, malloc'd */
+} rn__hshared_t;
+
 /* One chunk of bytes to write (plaintext, or ciphertext under TLS). */
 struct rn__hbuf {
   rn__hbuf_t *next;
-  uint8_t *data;
+  uint8_t *data;         /* owned, unless shared */
   size_t len, cap;
+  rn__hshared_t *shared; /* non-NULL: data points into it; one reference */
 };
 
 /* One request and, later, its response. */
@@ -117,8 +126,9 @@ struct rn__hreq {
   rn_http_header_t *rh; /* one block: the array, then its strings */
   size_t nrh;
   bool app_date, app_rid; /* the application set Date / x-amzn-RequestId itself */
-  uint8_t *rbody;
+  uint8_t *rbody;         /* owned, unless rshared holds it */
   size_t rbody_len, rbody_off;
+  rn__hshared_t *rshared; /* HTTP/2: rbody once DATA frames point into it; one reference */
 
   char rid[40]; /* x-amzn-RequestId */
 };
@@ -214,6 +224,9 @@ struct rn_http {
 void rn__hconn_send(rn__hconn_t *conn, const void *data, size_t len);
 /* Output: take ownership of buf (malloc'd, len bytes). */
 void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len);
+/* Output: req's body [off, off + len) without a copy; the chunk holds a
+ * reference to the body (req->rshared, made here on first use). */
+void rn__hconn_send_body(rn__hconn_t *conn, rn__hreq_t *req, size_t off, size_t len);
 
 void rn__hconn_schedule(rn__hconn_t *conn);
 /* Hard close (idempotent): unsent output and unfinished requests dropped. */

@@ -30,8 +30,10 @@
  *   - Nothing is freed inside its own callback: closed connections go to
  *     the connection base's dead list, freed in step 4.
  *   - Every request handed to the router is answered exactly once through
- *     on_reply; a request whose connection closed meanwhile is orphaned and
- *     freed there.
+ *     on_reply (body copied) or on_reply_owned (body taken: the HTTP/1.1
+ *     output writes from it, HTTP/2's data provider reads from it, freed
+ *     with the request or its output chunk); a request whose connection
+ *     closed meanwhile is orphaned and freed there, with a taken body.
  *   - One timer per connection; its deadline is computed from the
  *     connection's state (head, body, idle, stalled writes, linger), never
  *     from a sleep, and re-armed lazily.
@@ -130,10 +132,19 @@ bool rn__http_status_has_body(int status) { return status >= 200 && status != 20
 
 /* ---- references, close, free ---------------------------------------------------- */
 
+static void shared_unref(rn__hshared_t *sh) {
+  if (sh == NULL || --sh->refs > 0) return;
+  free(sh->data);
+  free(sh);
+}
+
 static void free_bufs(rn__hbuf_t *b) {
   while (b != NULL) {
     rn__hbuf_t *next = b->next;
-    free(b->data);
+    if (b->shared != NULL)
+      shared_unref(b->shared);
+    else
+      free(b->data);
     free(b);
     b = next;
   }
@@ -200,7 +211,10 @@ static void append_buf(rn__hconn_t *conn, rn__hbuf_t *b) {
 static void out_append(rn__hconn_t *conn, const void *data, size_t len) {
   rn__hbuf_t *t = conn->out_tail;
   if (t == NULL || t->cap - t->len < len) {
-    size_t cap = len > 16384 ? len : 16384;
+    /* After a body chunk (HTTP/2 DATA without a copy) what follows is
+     * usually the next frame's 9-byte header, then another body chunk. */
+    size_t room = t != NULL && t->shared != NULL ? 256 : 16384;
+    size_t cap = len > room ? len : room;
     t = malloc(sizeof *t);
     uint8_t *buf = t != NULL ? malloc(cap) : NULL;
     if (buf == NULL) {
@@ -213,6 +227,7 @@ static void out_append(rn__hconn_t *conn, const void *data, size_t len) {
     t->data = buf;
     t->len = 0;
     t->cap = cap;
+    t->shared = NULL;
     append_buf(conn, t);
   }
   memcpy(t->data + t->len, data, len);
@@ -237,6 +252,33 @@ void rn__hconn_send_owned(rn__hconn_t *conn, uint8_t *buf, size_t len) {
     return;
   }
   b->data = buf;
+  b->len = b->cap = len; /* full: later bytes go to a new chunk */
+  b->shared = NULL;
+  append_buf(conn, b);
+  conn->out_bytes += len;
+}
+
+void rn__hconn_send_body(rn__hconn_t *conn, rn__hreq_t *req, size_t off, size_t len) {
+  if (rn_conn_closing(&conn->base) || (conn->end >= RN__HE_FIN_SENT) || len == 0) return;
+  assert(req->rbody != NULL && off + len <= req->rbody_len);
+  if (req->rshared == NULL) {
+    rn__hshared_t *sh = malloc(sizeof *sh);
+    if (sh == NULL) {
+      rn__hconn_close(conn, "out of memory");
+      return;
+    }
+    sh->refs = 1; /* the request's */
+    sh->data = req->rbody;
+    req->rshared = sh;
+  }
+  rn__hbuf_t *b = malloc(sizeof *b);
+  if (b == NULL) {
+    rn__hconn_close(conn, "out of memory");
+    return;
+  }
+  req->rshared->refs++;
+  b->shared = req->rshared;
+  b->data = req->rbody + off;
   b->len = b->cap = len; /* full: later bytes go to a new chunk */
   append_buf(conn, b);
   conn->out_bytes += len;
@@ -621,6 +663,17 @@ static void release_request(rn__hreq_t *req) {
   req->arena_len = req->arena_cap = req->nh = req->hcap = req->body_len = req->body_cap = 0;
 }
 
+/* Drop req's response body (a copy output chunks still point into stays
+ * until they are written). */
+static void rbody_release(rn__hreq_t *req) {
+  if (req->rshared != NULL)
+    shared_unref(req->rshared);
+  else
+    free(req->rbody);
+  req->rshared = NULL;
+  req->rbody = NULL;
+}
+
 void rn__hreq_free(rn__hreq_t *req) {
   if (req == NULL) return;
   rn__hconn_t *conn = req->conn;
@@ -632,7 +685,7 @@ void rn__hreq_free(rn__hreq_t *req) {
   }
   release_request(req);
   free(req->rh);
-  free(req->rbody);
+  rbody_release(req);
   free(req);
 }
 
@@ -773,9 +826,11 @@ static bool header_ok(const char *name, const char *value) {
   return true;
 }
 
-/* Copy a response into req. Returns false on out of memory. */
-static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *headers, size_t nheaders,
-                         const uint8_t *body, size_t body_len) {
+/* Set req's response: the headers copied, the body either copied (body) or
+ * taken (owned: malloc'd, body then NULL; freed here on failure too).
+ * Returns false on out of memory. */
+static bool set_response_body(rn__hreq_t *req, int status, const rn_http_header_t *headers, size_t nheaders,
+                              const uint8_t *body, uint8_t *owned, size_t body_len) {
   size_t n = 0, bytes = 0;
   for (size_t i = 0; i < nheaders; i++) {
     if (!header_ok(headers[i].name, headers[i].value) || transport_header(headers[i].name)) continue;
@@ -785,7 +840,10 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
   rn_http_header_t *rh = NULL;
   if (n > 0) {
     rh = malloc(n * sizeof *rh + bytes);
-    if (rh == NULL) return false;
+    if (rh == NULL) {
+      free(owned);
+      return false;
+    }
     char *s = (char *)(rh + n);
     size_t k = 0;
     for (size_t i = 0; i < nheaders; i++) {
@@ -804,7 +862,11 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
     }
   }
   uint8_t *rb = NULL;
-  if (body_len > 0) {
+  if (owned != NULL && body_len > 0) {
+    rb = owned; /* the router's buffer: no copy */
+  } else if (owned != NULL) {
+    free(owned);
+  } else if (body_len > 0) {
     rb = malloc(body_len);
     if (rb == NULL) {
       free(rh);
@@ -813,7 +875,7 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
     memcpy(rb, body, body_len);
   }
   free(req->rh);
-  free(req->rbody);
+  rbody_release(req);
   req->rh = rh;
   req->nrh = n;
   req->rbody = rb;
@@ -828,6 +890,11 @@ static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *he
     req->conn->answered++;
   }
   return true;
+}
+
+static bool set_response(rn__hreq_t *req, int status, const rn_http_header_t *headers, size_t nheaders,
+                         const uint8_t *body, size_t body_len) {
+  return set_response_body(req, status, headers, nheaders, body, NULL, body_len);
 }
 
 static void answered(rn__hreq_t *req) {
@@ -884,9 +951,10 @@ static void on_reserve(void *ctx, size_t bytes) {
   req->reserve = bytes;
 }
 
-/* The router's answer (rn_http_reply_fn). */
-static void on_reply(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
-                     size_t body_len) {
+/* The router's answer: rn_http_reply_fn (owned NULL, body copied) and
+ * rn_http_req_t.reply_owned (owned: the body, taken). */
+static void reply_common(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
+                         uint8_t *owned, size_t body_len) {
   rn__hreq_t *req = ctx;
   rn__hconn_t *conn = req->conn;
   rn_http_t *hs = conn->hs;
@@ -899,6 +967,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   conn->routing--;
   hs->routing--;
   if (orphan) {
+    free(owned);
     rn__hreq_free(req); /* the connection went away meanwhile */
     rn_conn_unref(&conn->base);
     return;
@@ -911,7 +980,7 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
   rn__hlogf(conn, RN_LVL_DEBUG, "#%llu %s %s %s%s%s -> %d (%zu bytes)", (unsigned long long)conn->base.id, conn->base.peer,
            rn__hreq_str(req, req->method), rn__hreq_str(req, req->path), req->query != RN__NOOFF ? "?" : "",
            rn__hreq_str(req, req->query), status, body_len);
-  bool ok = set_response(req, status, headers, nheaders, body, body_len);
+  bool ok = set_response_body(req, status, headers, nheaders, body, owned, body_len);
   release_request(req); /* the router's view of it ends here */
   if (!ok) {
     rn__hlogf(conn, RN_LVL_ERROR, "#%llu %s: out of memory for a response; closing", (unsigned long long)conn->base.id,
@@ -921,6 +990,16 @@ static void on_reply(void *ctx, int status, const rn_http_header_t *headers, siz
     answered(req);
   }
   rn_conn_unref(&conn->base);
+}
+
+static void on_reply(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, const uint8_t *body,
+                     size_t body_len) {
+  reply_common(ctx, status, headers, nheaders, body, NULL, body_len);
+}
+
+static void on_reply_owned(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders, uint8_t *body,
+                           size_t body_len) {
+  reply_common(ctx, status, headers, nheaders, NULL, body, body_len);
 }
 
 /* The paths a connection past http_max_connections may still ask for. */
@@ -996,6 +1075,7 @@ void rn__hreq_dispatch(rn__hreq_t *req) {
   r->tls = rn_conn_tls(&conn->base);
   r->peer = conn->base.peer;
   r->reserve = on_reserve;
+  r->reply_owned = on_reply_owned;
   req->tx = RN__TX_ROUTING;
   conn->routing++;
   hs->routing++;

@@ -5,7 +5,7 @@
  * request had an Origin. Kinesis errors are written from the error table
  * (rn_kinesis_codec.h) only.
  *
- * Invariant: every request reaches rn_admin_reply exactly once, which
+ * Invariant: every request reaches rn_admin_reply (or _owned) exactly once, which
  * counts it, calls the transport's reply and frees the call. Nothing
  * touches the request after that.
  */
@@ -35,8 +35,10 @@ rn_admin_call_t *rn_admin_call_new(rn_admin_t *adm, const rn_http_req_t *req, rn
   return c;
 }
 
-void rn_admin_reply(rn_admin_call_t *c, int status, const char *content_type, const rn_http_header_t *extra, size_t nextra,
-                    const void *body, size_t len) {
+/* Both replies: headers, counters, free c, then the transport's reply;
+ * owned != NULL: the body is handed over (rn_http_reply_owned). */
+static void reply_any(rn_admin_call_t *c, int status, const char *content_type, const rn_http_header_t *extra,
+                      size_t nextra, const void *body, uint8_t *owned, size_t len) {
   rn_admin_t *adm = c->adm;
   rn_http_header_t hs[12];
   size_t nh = 0;
@@ -53,8 +55,21 @@ void rn_admin_reply(rn_admin_call_t *c, int status, const char *content_type, co
   rn_hist_record(&m->dur[hop], rn__dur_bounds, RN__DUR_BUCKETS, (double)(uv_hrtime() - c->t0_ns) / 1e9);
   rn_http_reply_fn reply = c->reply;
   void *ctx = c->ctx;
+  const rn_http_req_t *req = c->req; /* still the transport's until the reply below */
   free(c);
-  reply(ctx, status, hs, nh, (const uint8_t *)(body ? body : ""), body ? len : 0);
+  if (owned) rn_http_reply_owned(req, reply, ctx, status, hs, nh, owned, len);
+  else reply(ctx, status, hs, nh, (const uint8_t *)(body ? body : ""), body ? len : 0);
+}
+
+void rn_admin_reply(rn_admin_call_t *c, int status, const char *content_type, const rn_http_header_t *extra, size_t nextra,
+                    const void *body, size_t len) {
+  reply_any(c, status, content_type, extra, nextra, body, NULL, len);
+}
+
+void rn_admin_reply_owned(rn_admin_call_t *c, int status, const char *content_type, const rn_http_header_t *extra,
+                          size_t nextra, uint8_t *body, size_t len) {
+  if (!body) return reply_any(c, status, content_type, extra, nextra, NULL, NULL, 0);
+  reply_any(c, status, content_type, extra, nextra, NULL, body, len);
 }
 
 void rn_admin_reply_kerr(rn_admin_call_t *c, rn_kinesis_err_t type, const char *fmt, ...) {

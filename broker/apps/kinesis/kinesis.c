@@ -92,7 +92,6 @@ struct rn_kinesis {
   size_t ncreds;
   char *creds_buf;
   bool throttle; /* kinesis_throughput_limits: kinesis */
-  rn_buf_t records_scratch; /* owned: GetRecords' reply buffer between calls (records_reply) */
   uint32_t max_record_bytes, max_batch_bytes, max_shards;
   rn__kmeta_t kmeta;
   rn__slimits_t *limits;
@@ -1237,17 +1236,12 @@ static void record_json(rn_buf_t *b, recs_fmt_t *f, int64_t created_ms, uint32_t
   rn_buf_put(b, "}", 1);
 }
 
-/* The reply buffer GetRecords keeps between calls (loop thread only): the
- * answer is copied out by the transport, so the next call reuses the room
- * instead of faulting in fresh pages of a new 10+ MiB allocation. */
-#define RECORDS_SCRATCH_MAX (32u << 20)
-
 static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t end_offset) {
   rn_kinesis_t *kin = o->kin;
   uint32_t limit = o->k.limit ? o->k.limit : 10000;
-  rn_buf_t b = kin->records_scratch;
-  memset(&kin->records_scratch, 0, sizeof(kin->records_scratch));
-  b.len = 0;
+  /* Built in its own buffer and handed to the transport (no copy of the
+   * 10+ MiB answer): a fresh one per call. */
+  rn_buf_t b = {0};
   rn_buf_reserve(&b, len + len / 3 + 4096);
   rn_buf_puts(&b, "{\"Records\":[");
   uint64_t next = o->offset;
@@ -1260,7 +1254,8 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
     rn_batch_header_t h;
     if (rn_batch_header_decode(batches + at, len - at, &h) || h.batch_length > len - at) break;
     rn_batch_iter_t bi;
-    if (rn_batch_iter_init(&bi, batches + at, h.batch_length)) {
+    /* The log verified both checksums of every batch it returned (rn_log_span_read). */
+    if (rn_batch_iter_init_verified(&bi, batches + at, h.batch_length)) {
       rn_batch_iter_free(&bi);
       break;
     }
@@ -1298,15 +1293,13 @@ static void records_reply(kop_t *o, const uint8_t *batches, size_t len, uint64_t
   rn_admin_counters(kin->adm)->get_records_records += count;
   rn_admin_counters(kin->adm)->get_records_bytes += data_bytes;
   if (kin->throttle) bucket(kin, o->it.stream, &o->si, o->it.shard)->r_bytes -= (double)data_bytes;
-  if (b.oom) rn_admin_reply_kerr(o->c, RN_KERR_InternalFailure, "out of memory building the response");
-  else rn_admin_reply(o->c, 200, JSON_CT, NULL, 0, b.p, b.len);
-  kop_free(o);
-  if (!b.oom && b.cap <= RECORDS_SCRATCH_MAX && !kin->records_scratch.p) {
-    b.len = 0;
-    kin->records_scratch = b;
-  } else {
+  if (b.oom) {
     rn_buf_free(&b);
+    rn_admin_reply_kerr(o->c, RN_KERR_InternalFailure, "out of memory building the response");
+  } else {
+    rn_admin_reply_owned(o->c, 200, JSON_CT, NULL, 0, (uint8_t *)b.p, b.len); /* takes b.p */
   }
+  kop_free(o);
 }
 
 static void fetch(kop_t *o, uint64_t offset);
@@ -1651,7 +1644,6 @@ void rn_kinesis_destroy(rn_kinesis_t *kin) {
   free(kin->limits);
   free(kin->creds);
   free(kin->creds_buf);
-  rn_buf_free(&kin->records_scratch);
   OPENSSL_cleanse(kin->iter_key, sizeof(kin->iter_key));
   free(kin);
 }

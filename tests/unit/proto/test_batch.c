@@ -1385,6 +1385,118 @@ static void test_record_header_next_bounds(void **state) {
   assert_int_equal(rn_record_header_next(&rec, &pos, NULL), RN_EINVAL);
 }
 
+/* ---- the iterator for batches verified by the reader ---------------------- */
+
+/* rn_batch_iter_init_verified: the same records as rn_batch_iter_init, the
+ * same header and length checks, the same strict record decoding, but no
+ * checksum pass (a payload bit flip goes through: that is the contract). */
+static void test_iter_init_verified(void **state) {
+  (void)state;
+  for (int c = 0; c < 2; c++) {
+    size_t len;
+    uint8_t *batch = small_batch(c ? RN_CODEC_LZ4 : RN_CODEC_NONE, &len);
+    rn_batch_iter_t a, b;
+    assert_int_equal(rn_batch_iter_init(&a, batch, len), 0);
+    assert_int_equal(rn_batch_iter_init_verified(&b, batch, len), 0);
+    assert_header_equal(&a.hdr, &b.hdr);
+    rn_record_t ra, rb;
+    rn_err_t ea, eb;
+    do {
+      ea = rn_batch_iter_next(&a, &ra);
+      eb = rn_batch_iter_next(&b, &rb);
+      assert_int_equal(ea, eb);
+      if (ea == 0) {
+        assert_true(ra.offset == rb.offset);
+        assert_true(ra.timestamp == rb.timestamp);
+        assert_int_equal(ra.key_len, rb.key_len);
+        assert_int_equal(ra.value_len, rb.value_len);
+        assert_int_equal(ra.id_len, rb.id_len);
+        assert_int_equal(ra.header_count, rb.header_count);
+        if (ra.key_len) assert_memory_equal(ra.key, rb.key, ra.key_len);
+        assert_memory_equal(ra.value, rb.value, ra.value_len);
+      }
+    } while (ea == 0);
+    assert_int_equal(ea, RN_EOFFSET);
+    rn_batch_iter_free(&a);
+    rn_batch_iter_free(&b);
+
+    /* Every prefix is incomplete; ASan sees a read past an exact buffer. */
+    for (size_t n = 0; n < len; n++) {
+      uint8_t *prefix = malloc(n ? n : 1);
+      memcpy(prefix, batch, n);
+      assert_int_equal(rn_batch_iter_init_verified(&b, prefix, n), RN_EPARTIAL);
+      rn_batch_iter_free(&b);
+      free(prefix);
+    }
+
+    /* Header fields are still checked, checksums or not. */
+    uint8_t save = batch[4];
+    batch[4] ^= 1; /* magic */
+    assert_int_equal(rn_batch_iter_init_verified(&b, batch, len), RN_EFORMAT);
+    batch[4] = save;
+    batch[20] = 1; /* reserved */
+    assert_int_equal(rn_batch_iter_init_verified(&b, batch, len), RN_ECORRUPT);
+    batch[20] = 0;
+    uint64_t n48 = get_le(batch + 48, 4);
+    put_le(batch + 48, 0, 4); /* record_count 0 */
+    assert_int_equal(rn_batch_iter_init_verified(&b, batch, len), RN_ECORRUPT);
+    put_le(batch + 48, n48, 4);
+    put_le(batch, len + 1, 4); /* claims a byte it does not have (raw: no longer records_length) */
+    assert_int_equal(rn_batch_iter_init_verified(&b, batch, len), c ? RN_EPARTIAL : RN_ECORRUPT);
+    put_le(batch, len, 4);
+
+    /* A flipped payload byte (not re-checksummed) is not looked for. */
+    if (c == 0) {
+      batch[len - 3] ^= 0x20; /* inside the last record's value or header */
+      assert_int_equal(rn_batch_iter_init(&a, batch, len), RN_ECORRUPT);
+      rn_batch_iter_free(&a);
+      assert_int_equal(rn_batch_iter_init_verified(&b, batch, len), 0);
+      rn_batch_iter_free(&b);
+      batch[len - 3] ^= 0x20;
+    }
+    assert_int_equal(rn_batch_verify(batch, len, NULL, NULL), 0);
+    free(batch);
+  }
+  rn_batch_iter_t it;
+  assert_int_equal(rn_batch_iter_init_verified(NULL, NULL, 0), RN_EINVAL);
+  assert_int_equal(rn_batch_iter_init_verified(&it, NULL, 100), RN_EINVAL);
+  rn_batch_iter_free(&it);
+}
+
+/* Malformed records behind valid checksums fail the same way. */
+static void test_iter_init_verified_malformed(void **state) {
+  (void)state;
+  wbuf_t sec = {.n = 0}, body;
+  for (uint64_t i = 0; i < 10; i++) {
+    body_simple(&body, 0, i == 5 ? 7 : i, "k", "v"); /* record 5 has offset_delta 7 */
+    w_framed(&sec, &body);
+  }
+  spec_t s = spec_default(10);
+  for (int c = 0; c < 2; c++) {
+    size_t len;
+    uint8_t *batch = c ? make_lz4(&s, &sec, &len) : make_none(&s, &sec, &len);
+    assert_int_equal(rn_batch_verify(batch, len, NULL, NULL), 0);
+    rn_batch_iter_t it;
+    assert_int_equal(rn_batch_iter_init_verified(&it, batch, len), 0);
+    rn_record_t rec;
+    uint32_t got = 0;
+    rn_err_t rc;
+    while ((rc = rn_batch_iter_next(&it, &rec)) == 0) got++;
+    assert_int_equal(rc, RN_ECORRUPT);
+    assert_int_equal(got, 5);
+    rn_batch_iter_free(&it);
+    free(batch);
+  }
+  /* An LZ4 block that does not decode to records_length bytes. */
+  s.records_length = (uint32_t)sec.n + 1;
+  size_t len;
+  uint8_t *batch = make_lz4(&s, &sec, &len);
+  rn_batch_iter_t it;
+  assert_int_equal(rn_batch_iter_init_verified(&it, batch, len), RN_ECORRUPT);
+  rn_batch_iter_free(&it);
+  free(batch);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_varint_edges),
@@ -1413,6 +1525,8 @@ int main(void) {
       cmocka_unit_test(test_malformed_lz4),
       cmocka_unit_test(test_iterator_misuse),
       cmocka_unit_test(test_record_header_next_bounds),
+      cmocka_unit_test(test_iter_init_verified),
+      cmocka_unit_test(test_iter_init_verified_malformed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

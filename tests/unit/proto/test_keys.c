@@ -3,7 +3,8 @@
  * (runnel/keys.h), edge by edge: canonical decimal in [0, 2^128-1] (empty,
  * "0", "007", 2^128-1, 2^128, 39 and 40 digits, non-digits, signs,
  * whitespace, embedded NUL, length-delimited input), the format/parse round
- * trip, MD5 routing against RFC 1321 vectors; stream and group names
+ * trip, MD5 routing against every RFC 1321 vector (also from threads at
+ * once: each has its own digest context); stream and group names
  * (length 1..128, the character set, "/", "." and "..", NUL, NULL) and the
  * reasons they give.
  */
@@ -13,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "runnel/keys.h"
@@ -120,6 +123,70 @@ static void test_hash_key_md5(void **state) {
   assert_string_equal(dec, "281949768489412648962353822266799178366");
 }
 
+/* Every RFC 1321 test vector, byte for byte (the last two cross MD5's
+ * 64-byte block), each hashed twice: the thread's context is reused. */
+static const struct {
+  const char *in, *hex;
+} md5_vectors[] = {
+    {"", "d41d8cd98f00b204e9800998ecf8427e"},
+    {"a", "0cc175b9c0f1b6a831c399e269772661"},
+    {"abc", "900150983cd24fb0d6963f7d28e17f72"},
+    {"message digest", "f96b697d7cb7938d525a2f31aaf161d0"},
+    {"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"},
+    {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "d174ab98d277d9f5a5611c2c9f419d9f"},
+    {"12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+     "57edf4a22be3c955ac49da2e2107b67a"},
+};
+#define N_MD5_VECTORS (sizeof md5_vectors / sizeof md5_vectors[0])
+
+/* 0 when every vector hashes to its digest. */
+static int md5_vectors_mismatch(void) {
+  for (size_t i = 0; i < N_MD5_VECTORS; i++) {
+    uint8_t want[16], got[16];
+    for (int k = 0; k < 16; k++) {
+      unsigned v = 0;
+      sscanf(md5_vectors[i].hex + 2 * k, "%2x", &v);
+      want[k] = (uint8_t)v;
+    }
+    for (int rep = 0; rep < 2; rep++) {
+      memset(got, 0, sizeof got);
+      rn_hash_key_for(md5_vectors[i].in, strlen(md5_vectors[i].in), got);
+      if (memcmp(got, want, 16) != 0) return (int)i + 1;
+    }
+  }
+  return 0;
+}
+
+static void test_hash_key_md5_vectors(void **state) {
+  (void)state;
+  assert_int_equal(md5_vectors_mismatch(), 0);
+  /* The empty key through a non-NULL pointer: the same as NULL. */
+  uint8_t a[16], b[16];
+  rn_hash_key_for("x", 0, a);
+  rn_hash_key_for(NULL, 0, b);
+  assert_memory_equal(a, b, 16);
+}
+
+/* Each thread has its own context: threads hashing at once all get the
+ * right digests, and the first use in each thread sets its context up. */
+static void *md5_thread(void *arg) {
+  int *res = arg;
+  for (int n = 0; n < 200 && *res == 0; n++) *res = md5_vectors_mismatch();
+  return NULL;
+}
+
+static void test_hash_key_md5_threads(void **state) {
+  (void)state;
+  enum { N = 4 };
+  pthread_t t[N];
+  int res[N] = {0};
+  for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, md5_thread, &res[i]), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(res[i], 0);
+  }
+}
+
 /* ---- names ------------------------------------------------------------------------------ */
 
 typedef rn_err_t (*check_fn)(const char *s, size_t len, char *why, size_t whylen);
@@ -184,6 +251,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hash_key_accepts), cmocka_unit_test(test_hash_key_rejects),
       cmocka_unit_test(test_hash_key_round_trip), cmocka_unit_test(test_hash_key_md5),
+      cmocka_unit_test(test_hash_key_md5_vectors), cmocka_unit_test(test_hash_key_md5_threads),
       cmocka_unit_test(test_stream_names), cmocka_unit_test(test_group_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,6 +119,12 @@ rn_admin_call_t *rn_admin_call_new(rn_admin_t *adm, const rn_http_req_t *req, rn
  * none; extra headers may be NULL. */
 void rn_admin_reply(rn_admin_call_t *c, int status, const char *content_type, const rn_http_header_t *extra,
                     size_t nextra, const void *body, size_t len);
+/* rn_admin_reply handing body over instead of copying it: body is
+ * malloc'd (NULL: no body) and the transport frees it (rn_http_reply_owned),
+ * whatever becomes of the answer; the caller must not touch it after. For
+ * answers large enough that the copy shows (GetRecords). Frees c. */
+void rn_admin_reply_owned(rn_admin_call_t *c, int status, const char *content_type, const rn_http_header_t *extra,
+                          size_t nextra, uint8_t *body, size_t len);
 /* {"__type": name, "message": msg} with the status of the table, counted by
  * type; frees c. A value outside the table answers InternalFailure. */
 void rn_admin_reply_kerr(rn_admin_call_t *c, rn_kinesis_err_t type, const char *fmt, ...)
