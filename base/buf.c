@@ -64,3 +64,26 @@ void rn_buf_printf(rn_buf_t *b, const char *fmt, ...) {
   va_end(ap);
   b->len += (size_t)n;
 }
+
+size_t rn_utf8_put(uint8_t *out, uint32_t v) {
+  if (v < 0x80) {
+    out[0] = (uint8_t)v;
+    return 1;
+  }
+  if (v < 0x800) {
+    out[0] = (uint8_t)(0xc0 | v >> 6);
+    out[1] = (uint8_t)(0x80 | (v & 0x3f));
+    return 2;
+  }
+  if (v < 0x10000) {
+    out[0] = (uint8_t)(0xe0 | v >> 12);
+    out[1] = (uint8_t)(0x80 | ((v >> 6) & 0x3f));
+    out[2] = (uint8_t)(0x80 | (v & 0x3f));
+    return 3;
+  }
+  out[0] = (uint8_t)(0xf0 | v >> 18);
+  out[1] = (uint8_t)(0x80 | ((v >> 12) & 0x3f));
+  out[2] = (uint8_t)(0x80 | ((v >> 6) & 0x3f));
+  out[3] = (uint8_t)(0x80 | (v & 0x3f));
+  return 4;
+}

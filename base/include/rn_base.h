@@ -221,6 +221,10 @@ char *rn__xstrdup(const char *s, const char *file, int line);
  * other means (a library's allocator returning NULL). */
 void rn__oom_abort(size_t n, const char *file, int line) __attribute__((noreturn));
 
+/* Write code point v (<= 0x10FFFF, not a surrogate: the caller checked) as
+ * UTF-8 into out[0..4); returns the bytes written. Pure. */
+size_t rn_utf8_put(uint8_t *out, uint32_t v);
+
 #ifdef __cplusplus
 }
 #endif

@@ -738,20 +738,7 @@ static bool fp_text(fp_t *p, uint8_t *out, size_t *outlen, size_t *chars) {
         return false;
       }
       /* 6 or 12 input bytes always cover the at most 4 output bytes. */
-      if (v < 0x80) out[o++] = (uint8_t)v;
-      else if (v < 0x800) {
-        out[o++] = (uint8_t)(0xc0 | v >> 6);
-        out[o++] = (uint8_t)(0x80 | (v & 0x3f));
-      } else if (v < 0x10000) {
-        out[o++] = (uint8_t)(0xe0 | v >> 12);
-        out[o++] = (uint8_t)(0x80 | ((v >> 6) & 0x3f));
-        out[o++] = (uint8_t)(0x80 | (v & 0x3f));
-      } else {
-        out[o++] = (uint8_t)(0xf0 | v >> 18);
-        out[o++] = (uint8_t)(0x80 | ((v >> 12) & 0x3f));
-        out[o++] = (uint8_t)(0x80 | ((v >> 6) & 0x3f));
-        out[o++] = (uint8_t)(0x80 | (v & 0x3f));
-      }
+      o += rn_utf8_put(out + o, v);
       break;
     }
     default: return false;

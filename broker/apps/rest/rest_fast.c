@@ -170,20 +170,7 @@ static size_t unescape(const unsigned char *s, size_t n, uint8_t *out) {
         i += 6;
       }
       /* 6 (or 12) input bytes always cover these at most 4 output bytes. */
-      if (v < 0x80) out[o++] = (uint8_t)v;
-      else if (v < 0x800) {
-        out[o++] = (uint8_t)(0xc0 | v >> 6);
-        out[o++] = (uint8_t)(0x80 | (v & 0x3f));
-      } else if (v < 0x10000) {
-        out[o++] = (uint8_t)(0xe0 | v >> 12);
-        out[o++] = (uint8_t)(0x80 | ((v >> 6) & 0x3f));
-        out[o++] = (uint8_t)(0x80 | (v & 0x3f));
-      } else {
-        out[o++] = (uint8_t)(0xf0 | v >> 18);
-        out[o++] = (uint8_t)(0x80 | ((v >> 12) & 0x3f));
-        out[o++] = (uint8_t)(0x80 | ((v >> 6) & 0x3f));
-        out[o++] = (uint8_t)(0x80 | (v & 0x3f));
-      }
+      o += rn_utf8_put(out + o, v);
       break;
     }
     default: out[o++] = c; /* '"', '\\', '/' */
