@@ -80,6 +80,10 @@ typedef struct rn_log_opts {
    * stream's uid and the shard number); 0 is invalid with a journal. */
   rn_journal_t *journal;
   uint64_t journal_id;
+  /* A log created in an empty directory starts at this offset instead of
+   * 0: a shard restored from tiered storage continues after its last
+   * remote segment. Ignored when the directory has segments. */
+  uint64_t first_offset;
 } rn_log_opts_t;
 
 void rn_log_opts_default(rn_log_opts_t *opts);
@@ -278,6 +282,28 @@ unsigned rn_log_apply_retention(rn_log_t *log, int64_t now_ms);
  * before files go). Returns the number of segments removed (0 also while a
  * previous removal is still running: call again later). */
 unsigned rn_log_delete_below(rn_log_t *log, uint64_t offset);
+
+/* One segment, as rn_log_segments reports it. */
+typedef struct rn_log_seg_info {
+  uint64_t base;   /* first offset (the file name) */
+  uint64_t next;   /* offset after its last record */
+  uint64_t bytes;  /* file size (appended bytes) */
+  int64_t max_ts;  /* newest record timestamp; INT64_MIN when empty */
+  uint32_t epoch;  /* leader epoch of its last batch */
+  bool sealed;     /* closed, synced, index files written: may be copied
+                    * elsewhere (tiering) as it is; never changes again */
+} rn_log_seg_info_t;
+
+/* The segments in offset order, the active one last (never sealed): fills
+ * out[0, min(cap, count)) and returns count. Owner thread; no I/O. */
+uint32_t rn_log_segments(const rn_log_t *log, rn_log_seg_info_t *out, uint32_t cap);
+
+/* Path of a segment's file: suffix ".log", ".index" or ".timeindex".
+ * Returns 0 or RN_ETOOLARGE when cap is too small. */
+rn_err_t rn_log_seg_path(const rn_log_t *log, uint64_t base, const char *suffix, char *out, size_t cap);
+
+/* The log's directory (owned by the log). */
+const char *rn_log_dir(const rn_log_t *log);
 
 /* Change retention (takes effect at the next tick). */
 void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention_bytes);

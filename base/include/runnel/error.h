@@ -58,7 +58,9 @@ typedef int rn_err_t;
   X(ENOGROUP, -4017, 116, false, "consumer group not found")                            \
   X(EUNKNOWNMEMBER, -4018, 117, false, "unknown group member (session expired or left): rejoin") \
   X(EGROUPACTIVE, -4019, 118, false, "consumer group has active members")                \
-  X(EPROTOCOL, -4020, 119, false, "the peer does not speak runnel's native protocol")
+  X(EPROTOCOL, -4020, 119, false, "the peer does not speak runnel's native protocol") \
+  X(EOBJSTORE, -4021, 120, true, "object store request failed")                        \
+  X(EBACKLOG, -4022, 121, true, "local disk at its high-water mark while tiered uploads are behind: retry later")
 
 typedef enum {
 #define RN__ERR_ENUM(name, value, wire, retry, msg) RN_##name = (value),

@@ -77,6 +77,8 @@ static const pinned_t pinned[] = {
     {"EUNKNOWNMEMBER", -4018, 117, false},
     {"EGROUPACTIVE", -4019, 118, false},
     {"EPROTOCOL", -4020, 119, false},
+    {"EOBJSTORE", -4021, 120, true},
+    {"EBACKLOG", -4022, 121, true},
 };
 #define NPINNED (sizeof pinned / sizeof pinned[0])
 
