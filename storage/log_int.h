@@ -62,6 +62,7 @@ typedef struct rn__seg {
   uint64_t written;
   uint64_t synced;
   int64_t max_ts;     /* largest record timestamp; INT64_MIN when empty */
+  uint32_t epoch;     /* leader epoch of the newest batch appended in this run; 0 when recovered */
   int64_t created_ms; /* when this process created or opened it (roll by age) */
   uint64_t create_gen; /* creation order, for directory-sync tracking */
   bool dir_synced;     /* its directory entry is durable */
