@@ -314,7 +314,7 @@ static void do_list(localdir_t *ld, ld_req_t *r) {
     free(a.v);
     return fail(r, a.err, "LIST");
   }
-  qsort(a.v, a.n, sizeof(*a.v), entry_cmp);
+  if (a.n) qsort(a.v, a.n, sizeof(*a.v), entry_cmp);
   r->entries = a.v;
   r->nentries = a.n;
 }

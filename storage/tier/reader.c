@@ -189,8 +189,9 @@ static void get_cb(void *arg, const rn_obj_result_t *r, uint8_t *data, size_t le
     rn_say(&t->o.logger, RN_LVL_WARN, "tier %s/%u: GET %s chunk %" PRIu64 ": %s", ts->stream, ts->shard, key, c->idx,
            c->msg);
   }
-  wake(ts);
-  if (c->err) chunk_free(t, c); /* every waiter saw the error */
+  bool failed = c->err != 0;
+  wake(ts); /* may free c when ready (a corrupt segment's chunks are dropped) */
+  if (failed) chunk_free(t, c); /* every waiter saw the error */
 }
 
 /* Start the GET of a chunk (not counted as a miss: prefetch or miss). */

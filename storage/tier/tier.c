@@ -1299,7 +1299,7 @@ static void job_write_cb(void *arg, rn_err_t res) {
 static rn__job_t *job_new(rn_tier_t *t, const char *jobs_dir, const char *stream, uint64_t uid, uint32_t nshards) {
   if (!name_ok(stream) || !jobs_dir || strlen(jobs_dir) >= RN__TIER_PATH_MAX) return NULL;
   for (rn__job_t *j = t->jobs; j; j = j->next)
-    if (j->uid == uid && strcmp(j->stream, stream) == 0) return NULL; /* already running */
+    if (!j->done && j->uid == uid && strcmp(j->stream, stream) == 0) return NULL; /* already running */
   rn__job_t *j = calloc(1, sizeof(*j));
   if (!j) return NULL;
   j->t = t;
