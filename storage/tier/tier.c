@@ -865,6 +865,10 @@ static bool referenced(const rn_tier_shard_t *ts, const char *key) {
   if (sscanf(rest, "%20" SCNu64 "-%" SCNu32 "%15s", &base, &epoch, sfx) != 3) return false;
   for (uint32_t i = 0; i < ts->mf.n; i++)
     if (ts->mf.segs[i].base == base && ts->mf.segs[i].epoch == epoch) return true;
+  /* At or past the uploaded end a future upload may write this very key
+   * (a shard restored from a mirror that lagged): deleting it could race
+   * that PUT, so it waits until the shard's uploads have passed it. */
+  if (base >= rn_mf_uploaded_end(&ts->mf) && base >= ts->mf.start) return true;
   /* An upload in progress whose STARTED is not applied yet (its PUTs have
    * not started either) or is being retried. */
   if (ts->up.state != RN__UP_IDLE && ts->up.seg.base == base) return true;
