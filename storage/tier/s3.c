@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -781,6 +782,15 @@ static void begin_op(s3_t *s, s3op_t *op) {
     op->fd = open(op->path, O_RDONLY | O_CLOEXEC);
     if (op->fd < 0) {
       op_fail(op, -errno, "PUT %.150s: cannot open %.80s: %s", op->key, op->path, strerror(errno));
+      finish_op(s, op);
+      return;
+    }
+    struct stat st;
+    if (fstat(op->fd, &st) == 0 && (uint64_t)st.st_size < op->len) {
+      /* Never start a PUT the file cannot fill: a store may keep what a
+       * broken-off body delivered (s3rver does). */
+      op_fail(op, RN_EIO, "PUT %.150s: %.60s has %" PRIu64 " bytes, fewer than the %" PRIu64 " to upload", op->key,
+              op->path, (uint64_t)st.st_size, op->len);
       finish_op(s, op);
       return;
     }

@@ -368,6 +368,7 @@ static void test_s3_store(void **state) {
     x = (res_t){0};
     assert_int_equal(rn_objstore_list(os, "pages/", list_cb, &x), 0);
     wait_done(os, &x);
+    if (x.r.err) fprintf(stderr, "list: %s\n", x.r.message);
     assert_int_equal(x.r.err, 0);
     assert_int_equal(x.nkeys, (size_t)n);
     free(rs);
