@@ -464,6 +464,11 @@ rn_err_t rn_config_check(const rn_config_t *cfg, char *why, size_t whylen) {
     fail(why, whylen, "config: s3_prefix must not start with '/' (got '%s')", cfg->s3_prefix);
     return RN_EINVAL;
   }
+  if (cfg->default_local_retention != 0 && cfg->s3_bucket[0] == '\0' && cfg->tier_dir[0] == '\0') {
+    fail(why, whylen,
+         "config: default_local_retention is set but there is no store to tier to: set s3_bucket or tier_dir too");
+    return RN_EINVAL;
+  }
   if ((uint64_t)cfg->tier_chunk_bytes > cfg->tier_cache_bytes) {
     fail(why, whylen,
          "config: tier_chunk_bytes (%" PRIu32 ") must not exceed tier_cache_bytes (%" PRIu64

@@ -485,6 +485,15 @@ static void test_tiering_keys(void **state) {
   assert_int_equal(cfg.tier_disk_high_water, 100);
   assert_int_equal(cfg.default_local_retention, 6ll * 3600 * 1000);
   assert_int_equal(rn_config_check(&cfg, why, sizeof why), 0);
+  /* default_local_retention needs a store. */
+  assert_int_equal(rn_config_set(&cfg, "s3_bucket", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_endpoint", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_prefix", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_check(&cfg, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "default_local_retention is set but there is no store"));
+  assert_int_equal(rn_config_set(&cfg, "s3_bucket", "runnel-archive", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_endpoint", "http://127.0.0.1:9000", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_prefix", "prod/a", NULL, why, sizeof why), 0);
 
   /* Printed back, it loads to the same values (unset included). */
   char *text = capture(print_config, &cfg);
