@@ -1676,6 +1676,8 @@ uint32_t rn_log_segments(const rn_log_t *log, rn_log_seg_info_t *out, uint32_t c
     out[i] = (rn_log_seg_info_t){.base = seg->base,
                                  .next = seg->next,
                                  .bytes = seg->size,
+                                 .index_bytes = rn__seg_index_file_bytes(seg, false),
+                                 .timeindex_bytes = rn__seg_index_file_bytes(seg, true),
                                  .max_ts = seg->max_ts,
                                  .epoch = seg->epoch,
                                  .sealed = seg->sealed && i + 1 < log->nsegs};

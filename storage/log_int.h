@@ -196,6 +196,9 @@ struct rn_log {
 
 /* ---- segment.c: files, indexes, scanning ---------------------------------- */
 
+/* Size of the index file (time index when time) a seal writes for seg. */
+uint64_t rn__seg_index_file_bytes(const rn__seg_t *seg, bool time);
+
 /* Path of the segment file with base and suffix (".log", ".index",
  * ".timeindex") into out[RN__PATH_MAX]. */
 void rn__seg_path(const rn_log_t *log, uint64_t base, const char *suffix, char *out);

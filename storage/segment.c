@@ -353,6 +353,10 @@ static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bo
 
 /* ---- locating a batch ------------------------------------------------------ */
 
+uint64_t rn__seg_index_file_bytes(const rn__seg_t *seg, bool time) {
+  return IDX_HDR + (uint64_t)(time ? seg->tidx_len : seg->idx_len) * (time ? 16 : 8) + 8;
+}
+
 /* ---- index files read back from elsewhere (rn_log.h) ---- */
 
 /* Check an index file's bytes for the sealed segment (base, bytes). */

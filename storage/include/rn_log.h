@@ -288,6 +288,7 @@ typedef struct rn_log_seg_info {
   uint64_t base;   /* first offset (the file name) */
   uint64_t next;   /* offset after its last record */
   uint64_t bytes;  /* file size (appended bytes) */
+  uint64_t index_bytes, timeindex_bytes; /* sizes of its index files (when sealed) */
   int64_t max_ts;  /* newest record timestamp; INT64_MIN when empty */
   uint32_t epoch;  /* leader epoch of its last batch appended in this run; 0 for a
                     * segment recovered from disk (a single broker writes 0) */
