@@ -150,6 +150,7 @@ struct rn_core {
   uv_poll_t store_poll;     /* readable: the store has completions (rn_objstore_poll) */
   bool store_polling;       /* store_poll initialised (closed at rn_core_close) */
   unsigned tier_opening;    /* thread-pool jobs inside rn_tier_shard_open: no tier call on the loop meanwhile */
+  unsigned desc_puts;       /* stream descriptors being stored: shutdown waits for them (rn_core_idle) */
   char *tier_location;      /* "s3://bucket/prefix" or the directory */
   char *tier_jobs_dir;      /* <data_dir>/tier-jobs: stream-delete jobs */
   int64_t tier_ticked_ms;   /* last rn_tier_tick */

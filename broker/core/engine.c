@@ -1524,7 +1524,10 @@ void rn_core_drain(rn_core_t *eng) {
 }
 
 bool rn_core_idle(const rn_core_t *eng) {
-  return eng->inflight_appends == 0 && eng->pending_work == 0 && eng->ndoomed == 0;
+  /* A descriptor put in flight is waited for: a graceful stop leaves the
+   * bucket able to restore the configuration last acknowledged. It ends
+   * within the store's deadline (tier_request_timeout and its retries). */
+  return eng->inflight_appends == 0 && eng->pending_work == 0 && eng->ndoomed == 0 && eng->desc_puts == 0;
 }
 
 bool rn_core_draining(const rn_core_t *eng) { return eng->draining; }

@@ -243,6 +243,7 @@ typedef struct desc_put {
 static void desc_put_done(void *arg, const rn_obj_result_t *r) {
   desc_put_t *d = arg;
   rn_engine_t *eng = d->eng;
+  eng->desc_puts--;
   rn_stream_t *st = rn__stream_find(eng, d->name);
   if (st && st->uid == d->uid) {
     st->desc_putting = false;
@@ -299,6 +300,7 @@ static void desc_put(rn_engine_t *eng, rn_stream_t *st) {
     return;
   }
   st->desc_putting = true;
+  eng->desc_puts++;
 }
 
 void rn__tier_stream_changed(rn_engine_t *eng, rn_stream_t *st) {
@@ -374,7 +376,9 @@ void rn__tier_tick(rn_engine_t *eng, int64_t now) {
       rn_tier_shard_stats(st->shards[k].tier, &ss);
       backlog += ss.backlog_bytes;
     }
-    if (st->desc_put_gen < st->desc_gen && !st->desc_putting) desc_put(eng, st); /* a retry */
+    /* A retry; not while draining, where a store that is down would hold
+     * shutdown for ever (the next start stores it again). */
+    if (st->desc_put_gen < st->desc_gen && !st->desc_putting && !eng->draining) desc_put(eng, st);
   }
   eng->tier_backlog_bytes = backlog;
   if (eng->backpressure) backpressure_update(eng); /* ends as soon as the backlog is gone */

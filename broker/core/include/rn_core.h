@@ -140,8 +140,9 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
 void rn_core_drain(rn_core_t *core);
 
 /* True once every in-flight append and thread-pool job (core's and the
- * subsystems' rn_core_work_begin) has completed and every deleted stream's
- * files are closed. */
+ * subsystems' rn_core_work_begin) has completed, every deleted stream's
+ * files are closed and every tiered stream's descriptor being stored in the
+ * object store has been (or failed: no retry once draining). */
 bool rn_core_idle(const rn_core_t *core);
 
 /* True from rn_core_drain on (/readyz answers 503 then). */
