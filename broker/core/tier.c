@@ -240,6 +240,8 @@ typedef struct desc_put {
   size_t len;
 } desc_put_t;
 
+static void desc_put(rn_engine_t *eng, rn_stream_t *st);
+
 static void desc_put_done(void *arg, const rn_obj_result_t *r) {
   desc_put_t *d = arg;
   rn_engine_t *eng = d->eng;
@@ -249,6 +251,9 @@ static void desc_put_done(void *arg, const rn_obj_result_t *r) {
     st->desc_putting = false;
     if (r->err == 0) {
       if (d->gen > st->desc_put_gen) st->desc_put_gen = d->gen;
+      /* Changed while this put was in flight: store the newer one now, not
+       * at the next tick - a stop right after the change waits for it. */
+      if (st->desc_put_gen < st->desc_gen && st->state == RN__STREAM_ACTIVE) desc_put(eng, st);
     } else if (r->err != RN_ECANCELED) {
       rn__eng_say(eng, RN_LVL_WARN, "stream %s: storing its descriptor (what a restore needs) failed: %s (%s); retried",
                   d->name, r->message[0] ? r->message : rn_strerror(r->err), rn_err_name(r->err));
