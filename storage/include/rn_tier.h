@@ -231,8 +231,11 @@ typedef struct rn_tier_opts {
 void rn_tier_opts_default(rn_tier_opts_t *o);
 
 rn_err_t rn_tier_new(const rn_tier_opts_t *o, rn_tier_t **out);
-/* Every shard closed first. Cancels what is in flight (the store's
- * callbacks run). NULL ok. */
+/* Every shard closed first. Cancels what is in flight: each callback of
+ * rn_tier_put_stream, rn_tier_get_stream and rn_tier_restore_shard not yet
+ * called is called now, with RN_ECANCELED, before this returns (so callers
+ * can free their arguments); the store's own late completions only free
+ * the tier's bookkeeping. NULL ok. */
 void rn_tier_destroy(rn_tier_t *t);
 /* Time-driven work for every shard: start uploads (bounded, fair across
  * shards), local and total retention, remote deletes, GC, stream-delete

@@ -127,6 +127,7 @@ static void detach_ops(rn_tier_t *t, rn_tier_shard_t *ts) {
     op->t = NULL;
     op->ts = NULL;
     op->prev = op->next = NULL;
+    if (op->cancel) op->cancel(op);
   }
 }
 
@@ -990,6 +991,14 @@ typedef struct desc_op {
   uint8_t *data;
 } desc_op_t;
 
+static void desc_cancel(rn__op_t *op) {
+  desc_op_t *d = (desc_op_t *)op;
+  rn_obj_result_t r = {.err = RN_ECANCELED};
+  snprintf(r.message, sizeof(r.message), "cancelled: the tier is closing");
+  if (d->cb) d->cb(d->arg, &r);
+  if (d->gcb) d->gcb(d->arg, &r, NULL, 0);
+}
+
 static void put_desc_cb(void *arg, const rn_obj_result_t *r) {
   desc_op_t *d = arg;
   bool live = d->op.t != NULL;
@@ -1017,6 +1026,7 @@ rn_err_t rn_tier_put_stream(rn_tier_t *t, const char *stream, uint64_t uid, cons
   memcpy(d->data, desc, len);
   d->cb = cb;
   d->arg = arg;
+  d->op.cancel = desc_cancel;
   rn_err_t err = rn_objstore_put_mem(t->o.store, key, d->data, len, put_desc_cb, d);
   if (err) {
     free(d->data);
@@ -1080,6 +1090,7 @@ rn_err_t rn_tier_get_stream(rn_tier_t *t, const char *stream, rn_obj_get_cb cb, 
   if (!d) return RN_ENOMEM;
   d->gcb = cb;
   d->arg = arg;
+  d->op.cancel = desc_cancel;
   rn_err_t err = rn_objstore_list(t->o.store, prefix, get_desc_list_cb, d);
   if (err) rn__op_done(&d->op);
   return err;
@@ -1403,6 +1414,11 @@ static rn_err_t restore_write_fn(void *arg) {
   return err;
 }
 
+static void restore_cancel(rn__op_t *op) {
+  restore_op_t *r = (restore_op_t *)op;
+  r->cb(r->arg, RN_ECANCELED, 0);
+}
+
 static void restore_write_cb(void *arg, rn_err_t res) {
   restore_op_t *r = arg;
   rn_tier_t *t = r->op.t;
@@ -1465,6 +1481,7 @@ rn_err_t rn_tier_restore_shard(rn_tier_t *t, const char *stream, uint64_t uid, u
   if (!r) return RN_ENOMEM;
   r->cb = cb;
   r->arg = arg;
+  r->op.cancel = restore_cancel;
   r->fs = rn_io_fs(t->o.io);
   snprintf(r->dir, sizeof(r->dir), "%s", dir);
   char key[RN__TIER_KEY_MAX];

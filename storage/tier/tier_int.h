@@ -103,6 +103,10 @@ typedef struct rn__op {
   rn_tier_t *t;
   rn_tier_shard_t *ts;
   struct rn__op *prev, *next;
+  /* An op carrying a caller's callback sets this: detaching it (shard close,
+   * destroy) calls it once, to answer that caller RN_ECANCELED now; the
+   * store's late completion then only frees (op->t == NULL). */
+  void (*cancel)(struct rn__op *op);
 } rn__op_t;
 rn__op_t *rn__op_new(rn_tier_t *t, rn_tier_shard_t *ts, size_t size);
 void rn__op_done(rn__op_t *op);
