@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -669,7 +670,9 @@ static void req_done(s3_op_t *o, CURLcode cc, const char *curl_err) {
     ok = false;
     st = 500;
   }
-  bool is_404 = cc == CURLE_OK && st == 404;
+  /* 404 is "no such key" (DELETE: done already) unless the bucket is what
+   * is missing (a HEAD's 404 has no body to tell) */
+  bool is_404 = cc == CURLE_OK && st == 404 && strcmp(code, "NoSuchBucket");
   if (!ok && !(is_404 && (o->op == RN_OBJ_DELETE || o->op == RN_OBJ_GET || o->op == RN_OBJ_HEAD)) &&
       !(o->op == RN_OBJ_GET && st == 416)) {
     if (cc != CURLE_OK) snprintf(what, sizeof what, "%s", curl_err[0] ? curl_err : curl_easy_strerror(cc));
@@ -889,6 +892,14 @@ static void op_begin(s3_op_t *o) {
       op_fail(o, -e, "opening %s: %s", o->src, strerror(e));
       return op_finish(o);
     }
+    /* never start a PUT the file cannot fill: a body broken off midway may
+     * be kept by a store that does not check Content-Length (s3rver) */
+    struct stat st;
+    if (fstat(o->fd, &st) || (uint64_t)st.st_size < o->len) {
+      op_fail(o, RN_EIO, "%s holds %lld bytes, fewer than the %" PRIu64 " to put", o->src,
+              (long long)st.st_size, o->len);
+      return op_finish(o);
+    }
     if (o->len > s3->part_bytes) {
       o->nparts = (unsigned)((o->len + s3->part_bytes - 1) / s3->part_bytes);
       if (o->nparts > 10000) {
@@ -950,22 +961,6 @@ static void *curl_main(void *arg) {
       op_begin(sub);
       sub = next;
     }
-    uint64_t now = rn__objstore_mono_ns();
-    int timeout_ms = 1000;
-    s3_op_t **pp = &s3->waiting;
-    while (*pp) {
-      s3_op_t *o = *pp;
-      if (o->retry_at_ns <= now) {
-        *pp = o->next;
-        o->next = NULL;
-        o->retry_at_ns = 0;
-        op_step(o);
-      } else {
-        uint64_t w = (o->retry_at_ns - now) / 1000000u + 1;
-        if (w < (uint64_t)timeout_ms) timeout_ms = (int)w;
-        pp = &o->next;
-      }
-    }
     int still = 0;
     curl_multi_perform(s3->multi, &still);
     CURLMsg *m;
@@ -979,6 +974,25 @@ static void *curl_main(void *arg) {
       curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
       if (code) o->status = code;
       req_done(o, cc, o->errbuf);
+    }
+    /* retries whose backoff is over (including ones just scheduled), and
+     * how long until the next one is due */
+    uint64_t now = rn__objstore_mono_ns();
+    int timeout_ms = 1000;
+    s3_op_t **pp = &s3->waiting;
+    while (*pp) {
+      s3_op_t *o = *pp;
+      if (o->retry_at_ns <= now) {
+        *pp = o->next;
+        o->next = NULL;
+        o->retry_at_ns = 0;
+        op_step(o);
+        timeout_ms = 0; /* a request was added: drive it at once */
+      } else {
+        uint64_t w = (o->retry_at_ns - now + 999999u) / 1000000u;
+        if (w < (uint64_t)timeout_ms) timeout_ms = (int)w;
+        pp = &o->next;
+      }
     }
     long ct = -1;
     curl_multi_timeout(s3->multi, &ct);

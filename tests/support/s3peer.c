@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define READY_MS 60000
+#define INSTALL_MS 600000 /* below the tests' 900 s timeouts */
 
 const char *rn_s3peer_name(rn_s3peer_kind_t kind) { return kind == RN_S3PEER_MINIO ? "minio" : "s3rver"; }
 
@@ -78,6 +79,7 @@ static int install(rn_s3peer_t *p, char *why, size_t whylen) {
     return -1;
   }
   if (pid == 0) {
+    setpgid(0, 0); /* so a bounded wait can stop it and its npm or go children */
     dup2(fds[1], 1);
     int e = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (e >= 0) dup2(e, 2);
@@ -87,15 +89,39 @@ static int install(rn_s3peer_t *p, char *why, size_t whylen) {
     _exit(127);
   }
   close(fds[1]);
+  setpgid(pid, pid);
+  /* Its output until it closes it, within INSTALL_MS: a first MinIO build
+   * takes minutes, and a test's own timeout must not be what ends it */
   char out[4096];
   size_t n = 0;
-  ssize_t r;
-  while ((r = read(fds[0], out + n, sizeof out - 1 - n)) > 0 || (r < 0 && errno == EINTR))
-    if (r > 0) n += (size_t)r;
+  int64_t deadline = now_ms() + INSTALL_MS;
+  bool timed_out = false;
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+    int pr = poll(&pf, 1, (int)(left < 60000 ? left : 60000));
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr == 0) continue;
+    ssize_t r = read(fds[0], out + n, sizeof out - 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += (size_t)r;
+    if (n == sizeof out - 1) n = 0; /* only the last line matters */
+  }
   out[n] = 0;
   close(fds[0]);
+  if (timed_out) kill(-pid, SIGKILL);
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    snprintf(why, whylen, "%s cannot be installed here: s3peers-install.sh took longer than %d s (log: %s)",
+             rn_s3peer_name(p->kind), INSTALL_MS / 1000, errlog);
+    return -1;
   }
   while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = 0;
   const char *last = strrchr(out, '\n');
@@ -201,8 +227,12 @@ static int launch(rn_s3peer_t *p, char *why, size_t whylen) {
       setenv("MINIO_ROOT_PASSWORD", p->secret_key, 1);
       setenv("MINIO_BROWSER", "off", 1);
       setenv("MINIO_UPDATE", "off", 1);
-      execl(p->tool, "minio", "server", p->dir, "--address", addr, "--console-address", console, "--quiet",
-            (char *)NULL);
+      if (p->certs_dir[0])
+        execl(p->tool, "minio", "server", p->dir, "--address", addr, "--console-address", console, "--quiet",
+              "--certs-dir", p->certs_dir, (char *)NULL);
+      else
+        execl(p->tool, "minio", "server", p->dir, "--address", addr, "--console-address", console, "--quiet",
+              (char *)NULL);
     }
     _exit(127);
   }
@@ -218,7 +248,8 @@ static int launch(rn_s3peer_t *p, char *why, size_t whylen) {
     if (said_ready) {
       int st = p->kind == RN_S3PEER_MINIO ? http_status(p->port, "GET", "/minio/health/live")
                                           : http_status(p->port, "GET", "/");
-      if (st == 200 || (p->kind == RN_S3PEER_S3RVER && st > 0)) {
+      /* under TLS a plain request gets Go's 400 "HTTP request to an HTTPS server": an answer */
+      if (st == 200 || ((p->kind == RN_S3PEER_S3RVER || p->certs_dir[0]) && st > 0)) {
         ready = true;
         break;
       }
@@ -265,8 +296,10 @@ static int launch(rn_s3peer_t *p, char *why, size_t whylen) {
   return 0;
 }
 
-int rn_s3peer_start(rn_s3peer_t *p, rn_s3peer_kind_t kind, const char *dir, char *why, size_t whylen) {
+static int start(rn_s3peer_t *p, rn_s3peer_kind_t kind, const char *dir, const char *certs_dir, char *why,
+                 size_t whylen) {
   memset(p, 0, sizeof *p);
+  if (certs_dir) snprintf(p->certs_dir, sizeof p->certs_dir, "%s", certs_dir);
   p->kind = kind;
   p->out_fd = -1;
   snprintf(p->dir, sizeof p->dir, "%s", dir);
@@ -291,8 +324,16 @@ int rn_s3peer_start(rn_s3peer_t *p, rn_s3peer_kind_t kind, const char *dir, char
     snprintf(why, whylen, "%s: no free loopback port", rn_s3peer_name(kind));
     return -1;
   }
-  snprintf(p->endpoint, sizeof p->endpoint, "http://127.0.0.1:%u", p->port);
+  snprintf(p->endpoint, sizeof p->endpoint, "%s://127.0.0.1:%u", p->certs_dir[0] ? "https" : "http", p->port);
   return launch(p, why, whylen);
+}
+
+int rn_s3peer_start(rn_s3peer_t *p, rn_s3peer_kind_t kind, const char *dir, char *why, size_t whylen) {
+  return start(p, kind, dir, NULL, why, whylen);
+}
+
+int rn_s3peer_start_tls(rn_s3peer_t *p, const char *dir, const char *certs_dir, char *why, size_t whylen) {
+  return start(p, RN_S3PEER_MINIO, dir, certs_dir, why, whylen);
 }
 
 void rn_s3peer_stop(rn_s3peer_t *p) {

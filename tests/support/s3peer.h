@@ -36,6 +36,7 @@ typedef struct rn_s3peer {
   char dir[600];        /* its data */
   char log_path[620];   /* "<dir>.log" */
   char tool[700];       /* s3rver's node_modules directory, or the minio binary */
+  char certs_dir[600];  /* MinIO with TLS: public.crt and private.key here; "" plain HTTP */
   int out_fd;           /* the server's stdout+stderr, copied to the log by a thread */
   pthread_t copier;
   bool copier_started;
@@ -48,6 +49,10 @@ const char *rn_s3peer_name(rn_s3peer_kind_t kind);
  * answers, or -1 with why filled (the tool could not be installed or
  * started: the caller skips). Blocking (may install first). */
 int rn_s3peer_start(rn_s3peer_t *p, rn_s3peer_kind_t kind, const char *dir, char *why, size_t whylen);
+
+/* MinIO serving HTTPS only, with certs_dir/public.crt and private.key (the
+ * caller makes them); endpoint is then "https://127.0.0.1:<port>". */
+int rn_s3peer_start_tls(rn_s3peer_t *p, const char *dir, const char *certs_dir, char *why, size_t whylen);
 
 /* Stop it by PID (SIGTERM; SIGKILL when it has not exited within 10 s) and
  * wait. The data stays. No-op when not running. */

@@ -12,7 +12,8 @@
 # github.com/minio/minio@$MINIO_VERSION into $CACHE/minio-<version>/). MinIO
 # is AGPL: a test tool here, never shipped. The cache is RUNNEL_S3PEERS_CACHE,
 # default ~/.cache/runnel (XDG_CACHE_HOME honoured). Idempotent: a finished
-# install is a directory renamed into place, so an interrupted one is redone.
+# install is a directory renamed into place, so an interrupted one is redone;
+# concurrent calls for the same tool are serialised by a lock in the cache.
 # On failure it prints one line saying why on stderr and exits 1; the tests
 # then skip (exit 77) with that reason.
 set -euo pipefail
@@ -57,9 +58,18 @@ install_minio() {
   echo "$dest/minio"
 }
 
+# One installer per tool at a time (tests running in parallel may all ask):
+# the others wait on the lock, then find the finished install.
+locked() {
+  exec {lock}>"$CACHE/.install-$1.lock"
+  flock "$lock"
+  "install_$1"
+  flock -u "$lock"
+}
+
 case "${1:-all}" in
-  s3rver) install_s3rver ;;
-  minio) install_minio ;;
-  all) install_s3rver; install_minio ;;
+  s3rver) locked s3rver ;;
+  minio) locked minio ;;
+  all) locked s3rver; locked minio ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

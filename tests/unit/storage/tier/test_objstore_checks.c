@@ -334,6 +334,13 @@ void os_check_put_file(os_fx_t *fx, uint64_t bytes) {
   /* a source that is missing: an error, called back once */
   snprintf(path, sizeof path, "%s/no-such-source", fx->dir);
   assert_int_not_equal(os_put_file(fx, "file2.log", path, 10, &x), 0);
+  /* a source shorter than the length to put: an error, and no object */
+  snprintf(path, sizeof path, "%s/short-source", fx->dir);
+  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  assert_int_equal(write(fd, "abc", 3), 3);
+  close(fd);
+  assert_int_equal(os_put_file(fx, "short.log", path, 10, &x), RN_EIO);
+  assert_int_equal(os_head(fx, "short.log", &x), RN_ENOENT);
   os_res_free(&x);
 }
 
