@@ -206,3 +206,45 @@ int rn_test_runneld_run(const char *const *args, char *out, size_t cap, int *sta
   if (r < 0 || !WIFEXITED(st)) return -1;
   return WEXITSTATUS(st);
 }
+
+int rn_test_run(const char *const *argv, char *out, size_t cap) {
+  if (cap > 0) out[0] = '\0';
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC)) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execv(argv[0], (char *const *)(uintptr_t)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  for (;;) {
+    char buf[4096];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    size_t take = (size_t)n;
+    if (cap > 0 && len + take > cap - 1) take = cap - 1 - len;
+    memcpy(out + len, buf, take);
+    len += take;
+    if (cap > 0) out[len] = '\0';
+  }
+  close(fds[0]);
+  int st = 0;
+  pid_t r;
+  do r = waitpid(pid, &st, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 || !WIFEXITED(st)) return -1;
+  return WEXITSTATUS(st);
+}
