@@ -146,7 +146,6 @@ typedef struct fx {
   store_t st;
   rn_test_broker_t br;
   rn_client_t *cl;
-  unsigned ctl_seq;
   /* what was produced: record seq went to (shard[seq], offset[seq]) */
   uint32_t *shard;
   uint64_t *offset;
@@ -211,60 +210,12 @@ static void show_log(const char *path) {
 
 /* ---- runnelctl ---------------------------------------------------------------------- */
 
-static char *slurp(const char *path) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return strdup("");
-  fseek(fp, 0, SEEK_END);
-  long len = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  char *buf = malloc((size_t)(len > 0 ? len : 0) + 1);
-  assert_non_null(buf);
-  size_t got = len > 0 ? fread(buf, 1, (size_t)len, fp) : 0;
-  buf[got] = '\0';
-  fclose(fp);
-  return buf;
-}
-
 /* Run `runnelctl --broker ADDR args...` (NULL-terminated) to completion;
- * *out / *err get its stdout and stderr (malloc'd). Returns its exit
- * status, 128 + signal when killed. */
+ * *out / *err get its stdout and stderr (malloc'd). */
 static int ctl(fx_t *f, char **out, char **err, const char *const *args) {
-  const char *argv[40];
-  int argc = 0;
-  const char *env = getenv("RUNNELCTL");
-  argv[argc++] = env && *env ? env : RN_TEST_RUNNELCTL;
-  argv[argc++] = "--broker";
-  argv[argc++] = f->br.addr;
-  for (int i = 0; args[i] && argc < 39; i++) argv[argc++] = args[i];
-  argv[argc] = NULL;
-  char op[700], ep[700];
-  unsigned seq = f->ctl_seq++;
-  snprintf(op, sizeof op, "%s/ctl%u.out", f->tmp, seq);
-  snprintf(ep, sizeof ep, "%s/ctl%u.err", f->tmp, seq);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    int in = open("/dev/null", O_RDONLY);
-    int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in < 0 || o < 0 || e < 0) _exit(126);
-    dup2(in, 0);
-    dup2(o, 1);
-    dup2(e, 2);
-    execv(argv[0], (char *const *)(uintptr_t)argv);
-    _exit(127);
-  }
-  int st = 0;
-  pid_t r;
-  do r = waitpid(pid, &st, 0);
-  while (r < 0 && errno == EINTR);
-  assert_int_equal(r, pid);
-  *out = slurp(op);
-  *err = slurp(ep);
-  unlink(op);
-  unlink(ep);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  int rc = rn_test_ctl_run(RN_TEST_RUNNELCTL, f->br.addr, args, f->tmp, out, err);
+  assert_true(rc >= 0);
+  return rc;
 }
 
 /* runnelctl --json args...: asserts exit 0 and returns the parsed document. */
