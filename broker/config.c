@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
-typedef enum { T_STR, T_ADDR, T_ENUM, T_U32, T_SIZE32, T_SIZE64, T_DUR32, T_RETAIN, T_SECRET } cfg_type_t;
+typedef enum { T_STR, T_ADDR, T_ENUM, T_U32, T_SIZE32, T_SIZE64, T_DUR32, T_RETAIN, T_SECRET, T_OPTRET } cfg_type_t;
 
 typedef struct cfg_entry {
   const char *name;
@@ -52,7 +52,7 @@ typedef struct cfg_value {
   char *s;    /* STR, ADDR: heap copy */
   int e;      /* ENUM index */
   uint64_t n; /* U32, SIZE32, SIZE64, DUR32 */
-  int64_t r;  /* RETAIN: ms, -1 = forever */
+  int64_t r;  /* RETAIN, OPTRET: ms, -1 = forever (OPTRET: 0 = unset) */
 } cfg_value_t;
 
 static void fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -81,6 +81,7 @@ static const char *type_name(cfg_type_t t) {
   case T_DUR32: return "duration";
   case T_RETAIN: return "duration or `forever`";
   case T_SECRET: return "secret string";
+  case T_OPTRET: return "duration, `forever`, or empty";
   }
   return "?";
 }
@@ -236,9 +237,17 @@ static rn_err_t parse_value(const cfg_entry_t *e, const char *text, const char *
     v->n = n;
     return 0;
   }
+  case T_OPTRET:
+    if (text[0] == '\0') {
+      v->r = 0; /* unset */
+      return 0;
+    }
+    /* otherwise a RETAIN */
+    /* fall through */
   case T_DUR32:
   case T_RETAIN: {
-    if (e->type == T_RETAIN && strcmp(text, "forever") == 0) {
+    bool retain = e->type == T_RETAIN || e->type == T_OPTRET;
+    if (retain && strcmp(text, "forever") == 0) {
       v->r = -1;
       return 0;
     }
@@ -246,10 +255,10 @@ static rn_err_t parse_value(const cfg_entry_t *e, const char *text, const char *
     if (!parse_duration_ms(text, &n)) {
       fail(why, whylen,
            "config: %s: must be a duration (e.g. 500ms, 30s, 5m, 24h, 7d%s), got '%s'%s", e->name,
-           e->type == T_RETAIN ? ", or forever" : "; a bare number is milliseconds", text, o);
+           retain ? ", or forever" : "; a bare number is milliseconds", text, o);
       return RN_EINVAL;
     }
-    if (e->type == T_RETAIN && n == 0) {
+    if (retain && n == 0) {
       fail(why, whylen, "config: %s: 0 is not a retention (write `forever` to keep records forever)%s",
            e->name, o);
       return RN_EINVAL;
@@ -288,7 +297,8 @@ static void store_value(rn_config_t *cfg, const cfg_entry_t *e, cfg_value_t *v) 
   case T_SIZE32: *(uint32_t *)field = (uint32_t)v->n; break;
   case T_SIZE64: *(uint64_t *)field = v->n; break;
   case T_DUR32: *(uint32_t *)field = (uint32_t)v->n; break;
-  case T_RETAIN: *(int64_t *)field = v->r; break;
+  case T_RETAIN:
+  case T_OPTRET: *(int64_t *)field = v->r; break;
   }
 }
 
@@ -304,9 +314,12 @@ static void format_value(const rn_config_t *cfg, const cfg_entry_t *e, char *buf
   case T_ADDR: snprintf(buf, len, "%s", *(char *const *)field); return;
   case T_SECRET: snprintf(buf, len, "%s", (*(char *const *)field)[0] ? "(set, not shown)" : ""); return;
   case T_DUR32: human_duration(*(const uint32_t *)field, buf, len); return;
-  case T_RETAIN: {
+  case T_RETAIN:
+  case T_OPTRET: {
     int64_t r = *(const int64_t *)field;
-    if (r < 0)
+    if (r == 0 && e->type == T_OPTRET)
+      snprintf(buf, len, "%s", "");
+    else if (r < 0)
       snprintf(buf, len, "forever");
     else
       human_duration((uint64_t)r, buf, len);
@@ -424,6 +437,45 @@ rn_err_t rn_config_check(const rn_config_t *cfg, char *why, size_t whylen) {
          cfg->max_record_bytes, cfg->max_batch_bytes);
     return RN_EINVAL;
   }
+  if (cfg->s3_bucket[0] != '\0' && cfg->tier_dir[0] != '\0') {
+    fail(why, whylen,
+         "config: s3_bucket and tier_dir are exclusive: tiered storage uses one store, an S3 bucket or a local "
+         "directory; set only one of them");
+    return RN_EINVAL;
+  }
+  if (cfg->s3_bucket[0] == '\0') {
+    static const struct {
+      const char *name;
+      size_t off;
+    } s3_only[] = {{"s3_endpoint", offsetof(rn_config_t, s3_endpoint)},
+                   {"s3_prefix", offsetof(rn_config_t, s3_prefix)},
+                   {"s3_ca_file", offsetof(rn_config_t, s3_ca_file)},
+                   {"s3_credentials_file", offsetof(rn_config_t, s3_credentials_file)},
+                   {"s3_profile", offsetof(rn_config_t, s3_profile)}};
+    for (size_t i = 0; i < sizeof s3_only / sizeof s3_only[0]; i++) {
+      const char *v = *(char *const *)(const void *)((const char *)cfg + s3_only[i].off);
+      if (v[0] != '\0') {
+        fail(why, whylen, "config: %s is set but s3_bucket is not: the S3 store needs a bucket", s3_only[i].name);
+        return RN_EINVAL;
+      }
+    }
+  }
+  if (cfg->s3_prefix[0] == '/') {
+    fail(why, whylen, "config: s3_prefix must not start with '/' (got '%s')", cfg->s3_prefix);
+    return RN_EINVAL;
+  }
+  if (cfg->default_local_retention != 0 && cfg->s3_bucket[0] == '\0' && cfg->tier_dir[0] == '\0') {
+    fail(why, whylen,
+         "config: default_local_retention is set but there is no store to tier to: set s3_bucket or tier_dir too");
+    return RN_EINVAL;
+  }
+  if ((uint64_t)cfg->tier_chunk_bytes > cfg->tier_cache_bytes) {
+    fail(why, whylen,
+         "config: tier_chunk_bytes (%" PRIu32 ") must not exceed tier_cache_bytes (%" PRIu64
+         "): the cache holds whole chunks",
+         cfg->tier_chunk_bytes, cfg->tier_cache_bytes);
+    return RN_EINVAL;
+  }
   if (cfg->max_batch_bytes >= cfg->max_frame_bytes) {
     fail(why, whylen,
          "config: max_batch_bytes (%" PRIu32 ") must be below max_frame_bytes (%" PRIu32
@@ -500,7 +552,7 @@ rn_err_t rn_config_load_yaml(rn_config_t *cfg, const char *text, size_t len, con
     bool null = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
                 (val[0] == '\0' || strcmp(val, "~") == 0 || strcmp(val, "null") == 0);
     if (null) {
-      if (e->type == T_STR && e->min == 0) {
+      if ((e->type == T_STR && e->min == 0) || e->type == T_OPTRET) {
         val = "";
       } else {
         fail(why, whylen, "config: %s: needs a value (%s)", key, origin);
@@ -732,11 +784,13 @@ static void range_text(const cfg_entry_t *e, char *buf, size_t len) {
     return;
   }
   case T_DUR32:
-  case T_RETAIN: {
+  case T_RETAIN:
+  case T_OPTRET: {
     char lo[32], hi[32];
     human_duration(e->min, lo, sizeof lo);
     human_duration(e->max, hi, sizeof hi);
-    snprintf(buf, len, "%s to %s%s", e->min == 0 ? "0" : lo, hi, e->type == T_RETAIN ? ", or `forever`" : "");
+    snprintf(buf, len, "%s to %s%s", e->min == 0 ? "0" : lo, hi,
+             e->type == T_RETAIN ? ", or `forever`" : e->type == T_OPTRET ? ", `forever`, or empty (unset)" : "");
     return;
   }
   }
@@ -759,7 +813,7 @@ void rn_config_print_help(FILE *out, const char *prog) {
     if (e->flag == NULL) continue;
     char left[64];
     const char *meta = e->type == T_ADDR ? "HOST:PORT" : e->type == T_ENUM ? "LEVEL" : e->type == T_DUR32 ? "DURATION" : "VALUE";
-    if (strcmp(e->name, "data_dir") == 0) meta = "DIR";
+    if (strcmp(e->name, "data_dir") == 0 || strcmp(e->name, "tier_dir") == 0) meta = "DIR";
     if (strcmp(e->name, "port_file") == 0) meta = "FILE";
     snprintf(left, sizeof left, "--%s %s", e->flag, meta);
     fprintf(out, "  %-24s sets %s\n", left, e->name);
@@ -926,7 +980,7 @@ void rn_config_print(FILE *out, const rn_config_t *cfg) {
       fprintf(out, "# %s: %s\n", entries[i].name, v[0] ? "(set; redacted)" : "(not set)");
       continue;
     }
-    if (entries[i].type == T_STR || entries[i].type == T_ADDR) {
+    if (entries[i].type == T_STR || entries[i].type == T_ADDR || (entries[i].type == T_OPTRET && v[0] == '\0')) {
       /* Double-quoted YAML: escape backslash and quote. */
       fprintf(out, "%s: \"", entries[i].name);
       for (const char *p = v; *p; p++) {

@@ -41,6 +41,7 @@
  *                   DUR32), or `forever` (stored as -1); int64_t
  *            SECRET like STR, but never printed back: --print-config and
  *                   every log line show only whether it is set
+ *            OPTRET like RETAIN, or empty = unset (stored as 0)
  *   default  a string, parsed and validated like any user-supplied value
  *   flag     long option that sets the key ("data-dir" -> --data-dir), or
  *            NULL; every key can also be set with --set name=value
@@ -182,7 +183,59 @@
     "debugging a hot shard: a 1024-shard stream then costs ~40 000 series).")                       \
   X(group_log_segment_bytes, SIZE64, "4MiB", 4096, 1073741824, NULL, NULL,                         \
     "Segment size of the consumer groups' checkpoint log; when the log holds more than twice "    \
-    "this, a snapshot of every group is written and the segments it covers are deleted.")
+    "this, a snapshot of every group is written and the segments it covers are deleted.")         \
+  X(s3_bucket, STR, "", 0, 255, NULL, NULL,                                                        \
+    "Tiered storage (docs/tiering.md): the S3 bucket that sealed segments of tiered streams go "  \
+    "to. Empty = no S3 store. Exclusive with `tier_dir`. Credentials come from the environment "  \
+    "(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or from "                \
+    "`s3_credentials_file`; they are never printed or logged.")                                    \
+  X(s3_endpoint, STR, "", 0, 1024, NULL, NULL,                                                     \
+    "URL of an S3-compatible endpoint (`http://127.0.0.1:9000` for MinIO). Empty = AWS, "        \
+    "`https://s3.<s3_region>.amazonaws.com`.")                                                     \
+  X(s3_region, STR, "us-east-1", 1, 64, NULL, NULL, "Region the S3 requests are signed for.")     \
+  X(s3_prefix, STR, "", 0, 512, NULL, NULL,                                                        \
+    "Prepended to every object key in the bucket (no leading `/`), so one bucket can hold the "   \
+    "objects of several clusters.")                                                                \
+  X(s3_path_style, ENUM, "auto", 0, 0, "auto|true|false", NULL,                                    \
+    "`true`: path-style URLs (`<endpoint>/<bucket>/<key>`); `false`: virtual-hosted "             \
+    "(`<bucket>.<host>/<key>`); `auto`: path-style when `s3_endpoint` is set, else "              \
+    "virtual-hosted.")                                                                             \
+  X(s3_ca_file, STR, "", 0, 4096, NULL, NULL,                                                      \
+    "PEM bundle of the CAs that sign the S3 endpoint's TLS certificate. Empty = the system's.")   \
+  X(s3_credentials_file, STR, "", 0, 4096, NULL, NULL,                                             \
+    "An AWS credentials file (INI) to read the S3 keys from when the environment has none; the "  \
+    "section is `s3_profile`.")                                                                    \
+  X(s3_profile, STR, "", 0, 128, NULL, NULL,                                                       \
+    "Profile (section) of `s3_credentials_file`. Empty = `$AWS_PROFILE`, else `default`.")        \
+  X(tier_dir, STR, "", 0, 4096, NULL, "tier-dir",                                                  \
+    "A local directory as the tiered-storage store instead of S3 (tests; an NFS mount). Objects "  \
+    "are files under it. Exclusive with `s3_bucket`.")                                             \
+  X(tier_upload_concurrency, U32, "4", 1, 256, NULL, NULL,                                         \
+    "Segments uploading at once, over every tiered shard of the broker.")                         \
+  X(tier_upload_bandwidth, SIZE64, "0", 0, 1099511627776, NULL, NULL,                              \
+    "Upload bandwidth limit in bytes per second, over every upload; 0 = unlimited.")              \
+  X(tier_cache_bytes, SIZE64, "256MiB", 65536, 1099511627776, NULL, NULL,                          \
+    "Memory for chunks of remote segments read back from the store (an LRU cache).")              \
+  X(tier_chunk_bytes, SIZE32, "4MiB", 4096, 268435456, NULL, NULL,                                 \
+    "Size of one ranged GET of a remote segment (and of a cache entry).")                         \
+  X(tier_readahead_chunks, U32, "4", 0, 64, NULL, NULL,                                            \
+    "Chunks fetched ahead of a sequential reader of remote data (several GETs in flight).")       \
+  X(tier_gc_grace, DUR32, "1h", 0, 2592000000, NULL, NULL,                                         \
+    "The collector deletes an object the manifest does not know only when it is older than "      \
+    "this (an upload may be under way).")                                                          \
+  X(tier_gc_interval, DUR32, "10m", 0, 2592000000, NULL, NULL,                                     \
+    "How often the collector lists each tiered shard's prefix for orphans; 0 = never.")           \
+  X(tier_request_timeout, DUR32, "30s", 100, 3600000, NULL, NULL,                                  \
+    "Deadline of one object-store operation, retries included.")                                   \
+  X(tier_disk_high_water, U32, "90", 1, 100, NULL, NULL,                                           \
+    "Percent of the data directory's file system in use above which produce to tiered streams "   \
+    "answers EBACKLOG (retriable) while uploads are behind, rather than filling the disk. "       \
+    "Checked once a second.")                                                                      \
+  X(default_local_retention, OPTRET, "", 1000, 315360000000, NULL, NULL,                           \
+    "Unset (the default): streams created through the Kinesis API are not tiered. Set: they are " \
+    "tiered, with this as their local retention (how long an uploaded segment stays on disk; "    \
+    "`forever` keeps every segment local as well). Also the local retention of a stream created " \
+    "tiered without one.")
 
 #define RN__CFG_CTYPE_STR char *
 #define RN__CFG_CTYPE_ADDR char *
@@ -193,9 +246,13 @@
 #define RN__CFG_CTYPE_DUR32 uint32_t
 #define RN__CFG_CTYPE_RETAIN int64_t
 #define RN__CFG_CTYPE_SECRET char *
+#define RN__CFG_CTYPE_OPTRET int64_t
 
 /* Values of `auth`, in the order of its choices. */
 typedef enum { RN_AUTH_AUTO = 0, RN_AUTH_NONE = 1 } rn_auth_mode_t;
+
+/* Values of `s3_path_style`, in the order of its choices. */
+typedef enum { RN_S3_PATH_AUTO = 0, RN_S3_PATH_TRUE = 1, RN_S3_PATH_FALSE = 2 } rn_s3_path_style_t;
 
 /* The effective configuration. Strings are owned by the config (freed by
  * rn_config_free) and never NULL after rn_config_init. */

@@ -47,6 +47,37 @@ _Static_assert(RN_LVL_DEBUG == 0 && RN_LVL_INFO == 1 && RN_LVL_WARN == 2 && RN_L
                "log_level choices are debug|info|warn|error");
 _Static_assert(RN_IO_AUTO == 0 && RN_IO_URING == 1 && RN_IO_POSIX == 2, "io_backend choices are auto|uring|posix");
 
+static const char *or_null(const char *s) { return s && s[0] ? s : NULL; }
+
+/* Tiered storage (docs/tiering.md): the store and the tier's options from
+ * the config. Strings point into cfg (rn_core_open copies what it keeps).
+ * Credentials are not in the config: S3 reads them from the environment or
+ * s3_credentials_file itself, and never prints them. */
+static void tier_opts(const rn_config_t *cfg, rn_core_opts_t *eo) {
+  eo->tier.dir = or_null(cfg->tier_dir);
+  rn_s3_opts_t *s3 = &eo->tier.s3;
+  s3->bucket = or_null(cfg->s3_bucket);
+  s3->endpoint = or_null(cfg->s3_endpoint);
+  s3->region = cfg->s3_region;
+  s3->prefix = cfg->s3_prefix;
+  s3->path_style = cfg->s3_path_style == RN_S3_PATH_TRUE || (cfg->s3_path_style == RN_S3_PATH_AUTO && s3->endpoint);
+  s3->ca_file = or_null(cfg->s3_ca_file);
+  s3->credentials_file = or_null(cfg->s3_credentials_file);
+  s3->profile = or_null(cfg->s3_profile);
+  s3->request_timeout_ms = cfg->tier_request_timeout;
+  s3->logger = rn_logger_stderr_as("s3");
+  rn_tier_opts_t *t = &eo->tier.tier;
+  t->upload_concurrency = cfg->tier_upload_concurrency;
+  t->upload_bytes_per_sec = cfg->tier_upload_bandwidth;
+  t->cache_bytes = cfg->tier_cache_bytes;
+  t->chunk_bytes = cfg->tier_chunk_bytes;
+  t->readahead_chunks = cfg->tier_readahead_chunks;
+  t->gc_grace_ms = cfg->tier_gc_grace;
+  t->gc_interval_ms = cfg->tier_gc_interval; /* 0 = off */
+  eo->tier.disk_high_water = cfg->tier_disk_high_water;
+  eo->tier.default_local_retention_ms = cfg->default_local_retention;
+}
+
 typedef struct runneld {
   uv_loop_t loop;
   uv_signal_t sigterm, sigint;
@@ -190,6 +221,7 @@ int main(int argc, char **argv) {
   eo.journal_checkpoint_ms = cfg.journal_checkpoint_ms;
   eo.default_retention_ms = cfg.default_retention;
   eo.logger = rn_logger_stderr_as("engine");
+  tier_opts(&cfg, &eo);
 
   rn_sayf(RN_LVL_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
            (long)getpid());

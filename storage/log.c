@@ -1355,6 +1355,7 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
   if (err) return err;
   memcpy(c->buf + c->len, batch, len);
   rn_batch_stamp(c->buf + c->len, base, leader_epoch, now);
+  seg->epoch = leader_epoch;
   c->len += len;
   c->end_offset = seg->next;
   log->next_offset = seg->next;
@@ -1668,6 +1669,28 @@ unsigned rn_log_apply_retention(rn_log_t *log, int64_t now) { return remove_old_
 unsigned rn_log_delete_below(rn_log_t *log, uint64_t offset) {
   return offset ? remove_old_segments(log, rn__log_now(log), offset) : 0;
 }
+
+uint32_t rn_log_segments(const rn_log_t *log, rn_log_seg_info_t *out, uint32_t cap) {
+  for (uint32_t i = 0; i < log->nsegs && i < cap; i++) {
+    const rn__seg_t *seg = log->segs[i];
+    out[i] = (rn_log_seg_info_t){.base = seg->base,
+                                 .next = seg->next,
+                                 .bytes = seg->size,
+                                 .index_bytes = rn__seg_index_file_bytes(seg, false),
+                                 .timeindex_bytes = rn__seg_index_file_bytes(seg, true),
+                                 .max_ts = seg->max_ts,
+                                 .epoch = seg->epoch,
+                                 .sealed = seg->sealed && i + 1 < log->nsegs};
+  }
+  return log->nsegs;
+}
+
+rn_err_t rn_log_seg_path(const rn_log_t *log, uint64_t base, const char *suffix, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%s/" RN__SEG_NAME_FMT "%s", log->dir, base, suffix);
+  return n < 0 || (size_t)n >= cap ? RN_ETOOLARGE : 0;
+}
+
+const char *rn_log_dir(const rn_log_t *log) { return log->dir; }
 
 void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention_bytes) {
   log->opts.retention_ms = retention_ms;

@@ -62,6 +62,7 @@ typedef struct rn__seg {
   uint64_t written;
   uint64_t synced;
   int64_t max_ts;     /* largest record timestamp; INT64_MIN when empty */
+  uint32_t epoch;     /* leader epoch of the newest batch appended in this run; 0 when recovered */
   int64_t created_ms; /* when this process created or opened it (roll by age) */
   uint64_t create_gen; /* creation order, for directory-sync tracking */
   bool dir_synced;     /* its directory entry is durable */
@@ -194,6 +195,9 @@ struct rn_log {
 };
 
 /* ---- segment.c: files, indexes, scanning ---------------------------------- */
+
+/* Size of the index file (time index when time) a seal writes for seg. */
+uint64_t rn__seg_index_file_bytes(const rn__seg_t *seg, bool time);
 
 /* Path of the segment file with base and suffix (".log", ".index",
  * ".timeindex") into out[RN__PATH_MAX]. */

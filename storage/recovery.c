@@ -401,7 +401,8 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
   }
 
   if (log->nsegs == 0) {
-    rn__seg_t *seg = rn__seg_new(rp);
+    /* An empty directory: a restored shard continues at opts.first_offset. */
+    rn__seg_t *seg = rn__seg_new(rp > log->opts.first_offset ? rp : log->opts.first_offset);
     if (!seg) {
       err = RN_ENOMEM;
       goto out;

@@ -353,6 +353,64 @@ static rn_err_t index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, bo
 
 /* ---- locating a batch ------------------------------------------------------ */
 
+uint64_t rn__seg_index_file_bytes(const rn__seg_t *seg, bool time) {
+  return IDX_HDR + (uint64_t)(time ? seg->tidx_len : seg->idx_len) * (time ? 16 : 8) + 8;
+}
+
+/* ---- index files read back from elsewhere (rn_log.h) ---- */
+
+/* Check an index file's bytes for the sealed segment (base, bytes). */
+static rn_err_t idx_check_sealed(const uint8_t *b, size_t len, uint16_t kind, size_t esize, uint64_t base,
+                                 uint64_t bytes, uint32_t *count) {
+  if (!b || len < IDX_HDR + 8 || rn__get_u32(b) != IDX_MAGIC || b[4] != 1 || b[6] != kind) return RN_ECORRUPT;
+  *count = rn__get_u32(b + 40);
+  if ((size_t)*count * esize + IDX_HDR + 8 != len) return RN_ECORRUPT;
+  if (rn__get_u64(b + len - 8) != XXH3_64bits(b, len - 8)) return RN_ECORRUPT;
+  if (rn__get_u64(b + 8) != base || rn__get_u64(b + 16) != bytes) return RN_ECORRUPT;
+  return 0;
+}
+
+rn_err_t rn_log_index_lookup(const uint8_t *idx, size_t len, uint64_t base, uint64_t bytes, uint64_t offset,
+                             uint64_t *pos) {
+  uint32_t n;
+  rn_err_t err = idx_check_sealed(idx, len, 1, 8, base, bytes, &n);
+  if (err) return err;
+  if (offset < base) return RN_EOFFSET;
+  uint64_t rel = offset - base;
+  const uint8_t *e = idx + IDX_HDR;
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (rn__get_u32(e + 8 * (size_t)mid) <= rel)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *pos = lo ? rn__get_u32(e + 8 * (size_t)(lo - 1) + 4) : 0;
+  return *pos < bytes || bytes == 0 ? 0 : RN_ECORRUPT;
+}
+
+rn_err_t rn_log_timeindex_lookup(const uint8_t *tidx, size_t len, uint64_t base, uint64_t bytes, int64_t ts,
+                                 uint64_t *pos) {
+  uint32_t n;
+  rn_err_t err = idx_check_sealed(tidx, len, 2, 16, base, bytes, &n);
+  if (err) return err;
+  /* Entries are in position order with growing ts; every batch before the
+   * entry at pos has max timestamp <= its ts. The last entry with ts < the
+   * target is where a batch reaching the target may start at the earliest. */
+  const uint8_t *e = tidx + IDX_HDR;
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if ((int64_t)rn__get_u64(e + 16 * (size_t)mid) < ts)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *pos = lo ? rn__get_u32(e + 16 * (size_t)(lo - 1) + 12) : 0;
+  return *pos < bytes || bytes == 0 ? 0 : RN_ECORRUPT;
+}
+
 uint64_t rn__seg_index_pos(const rn__seg_t *seg, uint64_t offset) {
   uint32_t lo = 0, hi = seg->idx_len;
   uint64_t rel = offset - seg->base;

@@ -64,6 +64,10 @@ struct rn_core_shard {
   unsigned inflight;     /* appends not yet acknowledged */
   rn_core_shard_stats_t metrics; /* counters for /metrics (stream, offsets filled when read) */
   void *slots[RN_SUB__COUNT];    /* one per subsystem (rn_core_shard_slot) */
+  /* Tiered streams (tier.c): the shard's tiering, attached right after its
+   * log opened and closed before it; NULL otherwise. */
+  rn_tier_shard_t *tier;
+  uint32_t tier_segments; /* rn_log_segment_count at the last append: a roll ticks the tier */
 };
 
 typedef rn_core_stream_state_t rn__stream_state_t;
@@ -80,6 +84,20 @@ struct rn_core_stream {
   int64_t retention_bytes;
   rn_durability_t durability;
   int64_t created_ms;
+  /* Tiered storage (docs/tiering.md): retention_* above stay the total;
+   * local_retention_* (> 0, or 0 = keep all local / unlimited) is what stays
+   * on disk once uploaded. The shards' logs then run with their own
+   * retention off and their rn_tier_shard_t applies both. */
+  bool tiered;
+  int64_t local_retention_ms, local_retention_bytes;
+  /* The stream's descriptor in the store (tier.c): desc_gen counts changes,
+   * desc_put_gen is the last one stored, desc_putting an upload in flight.
+   * delete_objects: deleted by a request (not a failed create or restore),
+   * so its objects go too. */
+  uint64_t desc_gen, desc_put_gen;
+  int64_t desc_put_ms; /* when the last put started (descriptors are refreshed) */
+  bool desc_putting;
+  bool delete_objects;
   rn__stream_state_t state; /* transitions: rn_core.h, rn_core_stream_state_t */
   rn_shard_t *shards; /* nshards */
   unsigned refs;      /* the registry's, requests' (produce, fetch, create work), subsystems' */
@@ -125,6 +143,27 @@ struct rn_core {
   pthread_mutex_t meta_mu, meta_write_mu;
   uint8_t *meta_buf; /* guarded by meta_mu; NULL = nothing left to write */
   size_t meta_len;
+
+  /* Tiered storage (tier.c). NULL tier: no store configured. */
+  rn_objstore_t *store;     /* opts.tier.store or own_store */
+  rn_objstore_t *own_store; /* created from opts (destroyed at close) */
+  rn_tier_t *tier;
+  uv_poll_t store_poll;     /* readable: the store has completions (rn_objstore_poll) */
+  bool store_polling;       /* store_poll initialised (closed at rn_core_close) */
+  unsigned tier_opening;    /* thread-pool jobs inside rn_tier_shard_open: no tier call on the loop meanwhile */
+  char *tier_location;      /* "s3://bucket/prefix" or the directory */
+  char *tier_jobs_dir;      /* <data_dir>/tier-jobs: stream-delete jobs */
+  int64_t tier_ticked_ms;   /* last rn_tier_tick */
+  bool tier_tick_soon;      /* a tiered shard rolled: tick at the next core tick */
+  /* Back-pressure (rn_core_opts_t.tier.disk_high_water): the data
+   * directory's use, checked by statfs on the thread pool once a second. */
+  uv_fs_t disk_req;
+  bool disk_checking;
+  int64_t disk_checked_ms;
+  uint32_t disk_used_pct;
+  uint64_t tier_backlog_bytes; /* every tiered shard's, at the last tick */
+  bool backpressure;
+  uint64_t backpressure_episodes;
 };
 
 /* engine.c */
@@ -149,6 +188,51 @@ void rn__shard_wake(rn_engine_t *eng, rn_shard_t *sh);
 /* Complete every parked fetch now (drain, delete). */
 void rn__shard_wake_all(rn_engine_t *eng, rn_shard_t *sh);
 
+/* tier.c: core's side of tiered storage (docs/tiering.md). Loop thread
+ * unless a comment says otherwise. */
+/* At rn_core_open, before the metadata loads: the store and the rn_tier_t
+ * from opts.tier (none when nothing is configured). Blocking. */
+rn_err_t rn__tier_open(rn_engine_t *eng, char *why, size_t whylen);
+/* At rn_core_open, once the loop handles exist: poll the store's fd, resume
+ * interrupted stream-delete jobs (a failure is logged). Blocking (the jobs
+ * directory). */
+void rn__tier_start(rn_engine_t *eng);
+/* At rn_core_close, after every shard's tier closed: free the tier and the
+ * store (their callbacks run with RN_ECANCELED), close the poll handle. */
+void rn__tier_close(rn_engine_t *eng);
+/* Attach tiering to sh's open log (rn_tier_shard_open with st's retention).
+ * Blocking: at open, or on the thread pool next to rn_log_open (then inside
+ * rn__tier_opening_begin/end on the loop). */
+rn_err_t rn__tier_shard_open(rn_engine_t *eng, rn_stream_t *st, rn_shard_t *sh, char *why, size_t whylen);
+void rn__tier_opening_begin(rn_engine_t *eng);
+void rn__tier_opening_end(rn_engine_t *eng);
+void rn__tier_shard_close(rn_shard_t *sh); /* NULL tier ok */
+/* st's retention changed: the tiers of its shards. */
+void rn__tier_set_retention(rn_stream_t *st);
+/* st's configuration changed (created, loaded, retention): store its
+ * descriptor again (retried from the tick until stored). */
+void rn__tier_stream_changed(rn_engine_t *eng, rn_stream_t *st);
+/* st is closing after a delete: its shards' tiers closed, its objects
+ * deleted by a durable job when st->delete_objects. */
+void rn__tier_stream_closing(rn_engine_t *eng, rn_stream_t *st);
+/* From core's tick: rn_tier_tick about once a second (sooner after a roll),
+ * descriptors, the disk check and back-pressure. */
+void rn__tier_tick(rn_engine_t *eng, int64_t now_ms);
+/* An append to sh was acknowledged: a roll ticks the tier soon. */
+void rn__tier_note_append(rn_engine_t *eng, rn_shard_t *sh);
+/* The earliest offset stored anywhere (tiered: rn_tier_shard_start). */
+uint64_t rn__shard_start(const rn_shard_t *sh);
+/* Whether offset lies in sh's store: tiered, and tier start <= offset < log start. */
+bool rn__shard_remote(const rn_shard_t *sh, uint64_t offset);
+/* Whether a timestamp lookup that found `found` locally may find an earlier
+ * record in the store: tiered, remote data below the log start, and found
+ * is the log's start (no local record before it is older). */
+bool rn__shard_time_remote(const rn_shard_t *sh, uint64_t found);
+/* Produce to st now answers RN_EBACKLOG (back-pressure). */
+bool rn__tier_refuses(const rn_engine_t *eng, const rn_stream_t *st);
+/* The store's error for a reader: "shard N: remote read at offset O: ..." */
+const char *rn__tier_err_text(rn_err_t err);
+
 /* meta.c: the metadata snapshot's codec (BrokerMeta, protobuf: core's
  * storage format, private). */
 typedef struct rn__meta_shard {
@@ -165,6 +249,8 @@ typedef struct rn__meta_stream {
   int64_t retention_ms, retention_bytes;
   rn_durability_t durability;
   int64_t created_ms;
+  bool tiered;                                  /* tiered storage (docs/tiering.md) */
+  int64_t local_retention_ms, local_retention_bytes; /* tiered only: as rn_stream_t's */
   rn__meta_shard_t *shards; /* nshards */
 } rn__meta_stream_t;
 
@@ -182,6 +268,14 @@ rn_err_t rn__meta_encode(const rn__meta_t *m, uint8_t **buf, size_t *len);
  * (what names the snapshot in it). */
 rn_err_t rn__meta_decode(const uint8_t *buf, size_t len, rn__meta_t *m, const char *what, char *why, size_t whylen);
 void rn__meta_free(rn__meta_t *m);
+/* One stream alone (a StreamMeta): a tiered stream's descriptor in its
+ * object store (rn_tier_put_stream). Encode into a malloc'd *buf (the
+ * caller frees); decode into *ms (free with rn__meta_stream_free), or
+ * RN_ECORRUPT with why. */
+rn_err_t rn__meta_stream_encode(const rn__meta_stream_t *ms, uint8_t **buf, size_t *len);
+rn_err_t rn__meta_stream_decode(const uint8_t *buf, size_t len, rn__meta_stream_t *ms, const char *what, char *why,
+                                size_t whylen);
+void rn__meta_stream_free(rn__meta_stream_t *ms); /* the members; ms itself is the caller's */
 
 /* info.c */
 /* Broker info: version, start time, data directory usage (uv_fs_statfs on

@@ -56,6 +56,10 @@ void rn_core_opts_default(rn_core_opts_t *o) {
   o->journal_bytes = 0; /* runneld's default (journal_bytes) is 512 MiB */
   o->journal_checkpoint_ms = 1000;
   o->default_retention_ms = 24 * 3600 * 1000;
+  rn_s3_opts_default(&o->tier.s3);
+  o->tier.s3.bucket = NULL; /* no S3 store unless a bucket is given */
+  rn_tier_opts_default(&o->tier.tier);
+  o->tier.disk_high_water = 90;
 }
 
 /* The retention time a request asks for, as the engine stores it (> 0 ms,
@@ -78,6 +82,16 @@ static void warn_absurd_retention(const rn_engine_t *eng, const char *stream, in
                 "stream %s: retention_bytes %lld per shard is below one segment (segment_bytes %llu): every "
                 "sealed segment is deleted at once, leaving only the active one",
                 stream, (long long)bytes, (unsigned long long)eng->opts.segment_bytes);
+}
+
+/* A local retention longer than the total keeps nothing remote for long:
+ * valid, but almost certainly meant the other way round. */
+static void warn_local_retention(const rn_engine_t *eng, const rn_stream_t *st) {
+  if (st->retention_ms > 0 && st->local_retention_ms > st->retention_ms)
+    rn__eng_say(eng, RN_LVL_WARN,
+                "stream %s: local retention %lld ms is longer than the total retention %lld ms: segments are "
+                "deleted everywhere before they would leave the disk",
+                st->name, (long long)st->local_retention_ms, (long long)st->retention_ms);
 }
 
 void rn__eng_say(const rn_engine_t *eng, rn_level_t level, const char *fmt, ...) {
@@ -158,6 +172,8 @@ static rn_log_opts_t log_opts(const rn_engine_t *eng, const rn_stream_t *st) {
   lo.segment_bytes = eng->opts.segment_bytes;
   lo.retention_ms = st->retention_ms > 0 ? st->retention_ms : -1;
   lo.retention_bytes = st->retention_bytes > 0 ? st->retention_bytes : -1;
+  if (st->tiered) /* the shard's tier applies total and local retention (rn_tier.h) */
+    lo.retention_ms = lo.retention_bytes = -1;
   lo.max_batch_bytes = eng->opts.max_batch_bytes;
   lo.logger = eng->opts.logger;
   lo.clock = eng->opts.clock;
@@ -193,16 +209,14 @@ static rn_stream_t *stream_new(rn_engine_t *eng, const char *name, uint32_t nsha
   return st;
 }
 
-/* Open every shard's log. Blocking: at startup, or on a thread-pool thread
- * for a new stream (rn_log_open only touches the file system; the logs are
- * handed to the loop thread afterwards). */
-static rn_err_t stream_open_logs(rn_engine_t *eng, rn_stream_t *st, char *why, size_t whylen) {
+/* Set every shard's directory (when not set yet). */
+static rn_err_t stream_set_dirs(rn_engine_t *eng, rn_stream_t *st) {
   char *dir = stream_dir(eng, st->name, st->uid);
   if (!dir) return RN_ENOMEM;
-  rn_log_opts_t lo = log_opts(eng, st);
   rn_err_t err = 0;
   for (uint32_t i = 0; i < st->nshards && !err; i++) {
     rn_shard_t *sh = &st->shards[i];
+    if (sh->dir) continue;
     size_t n = strlen(dir) + 32;
     sh->dir = malloc(n);
     if (!sh->dir) {
@@ -210,12 +224,32 @@ static rn_err_t stream_open_logs(rn_engine_t *eng, rn_stream_t *st, char *why, s
       break;
     }
     snprintf(sh->dir, n, "%s/shardId-%012u", dir, i);
-    rn_log_recovery_t rec;
-    lo.journal_id = journal_id(st, i);
-    err = rn_log_open(eng->io, sh->dir, &lo, &sh->log, &rec);
-    if (err) snprintf(why, whylen, "stream %s shard %u: %s", st->name, i, rec.message);
   }
   free(dir);
+  return err;
+}
+
+/* Open every shard's log, and for a tiered stream attach its tier
+ * (rn__tier_shard_open). first_offsets (NULL: none) gives each new log's
+ * first offset (a restore: the offset after the shard's remote segments).
+ * Blocking: at startup, or on a thread-pool thread for a new stream
+ * (rn_log_open only touches the file system; the logs are handed to the
+ * loop thread afterwards; the tier is opened inside
+ * rn__tier_opening_begin/end). */
+static rn_err_t stream_open_logs(rn_engine_t *eng, rn_stream_t *st, const uint64_t *first_offsets, char *why,
+                                 size_t whylen) {
+  rn_err_t err = stream_set_dirs(eng, st);
+  if (err) return err;
+  rn_log_opts_t lo = log_opts(eng, st);
+  for (uint32_t i = 0; i < st->nshards && !err; i++) {
+    rn_shard_t *sh = &st->shards[i];
+    rn_log_recovery_t rec;
+    lo.journal_id = journal_id(st, i);
+    if (first_offsets) lo.first_offset = first_offsets[i];
+    err = rn_log_open(eng->io, sh->dir, &lo, &sh->log, &rec);
+    if (err) snprintf(why, whylen, "stream %s shard %u: %s", st->name, i, rec.message);
+    if (!err && st->tiered) err = rn__tier_shard_open(eng, st, sh, why, whylen);
+  }
   return err;
 }
 
@@ -311,6 +345,9 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
     ms->retention_bytes = st->retention_bytes;
     ms->durability = st->durability;
     ms->created_ms = st->created_ms;
+    ms->tiered = st->tiered;
+    ms->local_retention_ms = st->local_retention_ms;
+    ms->local_retention_bytes = st->local_retention_bytes;
     ms->shards = calloc(st->nshards, sizeof(*ms->shards));
     if (!ms->shards) {
       err = RN_ENOMEM;
@@ -446,6 +483,11 @@ static const rn_core_stream_desc_t *describe(rn_arena_t *a, const rn_stream_t *s
   d->durability = st->durability;
   d->created_ms = st->created_ms;
   d->state = st->state;
+  d->tiered = st->tiered;
+  if (st->tiered) {
+    d->local_retention_ms = st->local_retention_ms > 0 ? st->local_retention_ms : -1;
+    d->local_retention_bytes = st->local_retention_bytes > 0 ? st->local_retention_bytes : -1;
+  }
   rn_core_shard_desc_t *shards = rn_arena_alloc(a, (st->nshards + 1) * sizeof(*shards));
   for (uint32_t i = 0; i < st->nshards; i++) {
     const rn_shard_t *sh = &st->shards[i];
@@ -459,9 +501,21 @@ static const rn_core_stream_desc_t *describe(rn_arena_t *a, const rn_stream_t *s
     si->children = sh->nchildren ? sh->children : NULL;
     si->nchildren = sh->nchildren;
     if (sh->log) {
-      si->start_offset = rn_log_start(sh->log);
+      si->start_offset = rn__shard_start(sh);
       si->end_offset = rn_log_end(sh->log);
       si->stored_bytes = rn_log_size_bytes(sh->log);
+    }
+    if (sh->tier) {
+      rn_tier_shard_stats_t ts;
+      rn_tier_shard_stats(sh->tier, &ts);
+      si->remote_start_offset = si->start_offset;
+      si->local_start_offset = rn_log_start(sh->log);
+      si->remote_bytes = ts.remote_bytes;
+      si->remote_segments = ts.remote_segments;
+      si->local_segments = rn_log_segment_count(sh->log);
+      si->backlog_bytes = ts.backlog_bytes;
+      si->backlog_segments = ts.backlog_segments;
+      si->backlog_age_ms = ts.backlog_age_ms;
     }
     si->last_append_ms = sh->last_append_ms;
   }
@@ -543,6 +597,7 @@ static void stream_begin_close(rn_engine_t *eng, rn_stream_t *st) {
   assert(st->state == RN__STREAM_DELETING);
   st->state = RN_CORE_STREAM_CLOSING;
   notify_closing(eng, st);
+  rn__tier_stream_closing(eng, st); /* before the logs: the tier reads them */
   for (uint32_t i = 0; i < st->nshards; i++) rn_log_discard_begin(st->shards[i].log);
 }
 
@@ -582,15 +637,17 @@ typedef struct create_job {
   uv_work_t work;
   rn_engine_t *eng;
   rn_stream_t *st;
-  rn_core_create_cb cb;
+  rn_core_create_cb cb; /* also a restore's (rn_core_restore_cb: the same result type) */
   void *ctx;
+  uint64_t *first_offsets; /* a restore's, per shard (owned); NULL for a create */
+  const char *what;        /* "creating" or "restoring" */
   rn_err_t err;
   char why[512];
 } create_job_t;
 
 static void create_work(uv_work_t *w) {
   create_job_t *j = w->data;
-  j->err = stream_open_logs(j->eng, j->st, j->why, sizeof(j->why));
+  j->err = stream_open_logs(j->eng, j->st, j->first_offsets, j->why, sizeof(j->why));
 }
 
 static void create_meta_done(meta_job_t *j) {
@@ -611,8 +668,14 @@ static void create_meta_done(meta_job_t *j) {
   rn_arena_t a = {0};
   rn_core_create_result_t r = {0};
   r.stream = describe(&a, st);
-  rn__eng_say(eng, RN_LVL_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards, rn_durability_name(st->durability));
+  if (st->tiered)
+    rn__eng_say(eng, RN_LVL_INFO, "%s stream %s (%u shards, %s, tiered)", j->u64 ? "restored" : "created", st->name,
+                st->nshards, rn_durability_name(st->durability));
+  else
+    rn__eng_say(eng, RN_LVL_INFO, "created stream %s (%u shards, %s)", st->name, st->nshards,
+                rn_durability_name(st->durability));
   notify_created(eng, st);
+  if (!j->u64) rn__tier_stream_changed(eng, st); /* its descriptor (a restored one is in the store) */
   j->cb.create(j->ctx, &r);
   rn_arena_free(&a);
   rn__stream_unref(eng, st);
@@ -623,9 +686,12 @@ static void create_after(uv_work_t *w, int status) {
   rn_engine_t *eng = j->eng;
   rn_stream_t *st = j->st;
   eng->pending_work--;
+  if (st->tiered) rn__tier_opening_end(eng);
   if (status && !j->err) j->err = RN_EIO;
+  bool restore = j->first_offsets != NULL;
+  free(j->first_offsets);
   if (j->err) {
-    rn__eng_say(eng, RN_LVL_ERROR, "creating stream %s failed: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
+    rn__eng_say(eng, RN_LVL_ERROR, "%s stream %s failed: %s", j->what, st->name, j->why[0] ? j->why : rn_strerror(j->err));
     st->state = RN__STREAM_DELETING;
     registry_remove(eng, st);
     FAIL(rn_core_create_result_t, j->cb, j->ctx, j->err, "stream %s: %s", st->name, j->why[0] ? j->why : rn_strerror(j->err));
@@ -640,8 +706,25 @@ static void create_after(uv_work_t *w, int status) {
   meta_job_t *mj = meta_job_new(create_meta_done, j->ctx);
   mj->cb.create = j->cb;
   mj->st = st;
+  mj->u64 = restore;
   free(j);
   meta_persist(eng, mj);
+}
+
+/* Open st's logs (and tiers) on the thread pool, then make it ACTIVE and
+ * durable in the metadata; cb (a create's or a restore's) answers. */
+static void create_open(rn_engine_t *eng, rn_stream_t *st, uint64_t *first_offsets, const char *what,
+                        rn_core_create_cb cb, void *ctx) {
+  create_job_t *j = rn_xcalloc(1, sizeof(*j));
+  j->eng = eng;
+  j->st = st;
+  j->cb = cb;
+  j->ctx = ctx;
+  j->first_offsets = first_offsets;
+  j->what = what;
+  j->work.data = j;
+  if (st->tiered) rn__tier_opening_begin(eng);
+  rn__queue_work(eng, &j->work, create_work, create_after);
 }
 
 void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_core_create_cb cb, void *ctx) {
@@ -667,6 +750,21 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
     FAIL(rn_core_create_result_t, cb, ctx, RN_EEXIST, "stream %s already exists", name);
     return;
   }
+  if ((unsigned)c->tiering > RN_CORE_TIERING_DEFAULT) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "unknown tiering %d", (int)c->tiering);
+    return;
+  }
+  bool tiered = c->tiering == RN_CORE_TIERING_ON ||
+                (c->tiering == RN_CORE_TIERING_DEFAULT && eng->opts.tier.default_local_retention_ms != 0 && eng->tier);
+  if (tiered && !eng->tier) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL,
+         "stream %s: tiering needs s3_bucket or tier_dir in the broker's configuration", name);
+    return;
+  }
+  if (!tiered && (c->local_retention_ms || c->local_retention_bytes)) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "stream %s: a local retention needs a tiered stream", name);
+    return;
+  }
   rn_stream_t *st = stream_new(eng, name, c->shard_count);
   if (!st) {
     FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
@@ -678,6 +776,13 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   st->durability = c->durability;
   st->created_ms = rn__now_ms(eng);
+  st->tiered = tiered;
+  if (tiered) {
+    int64_t lr = c->local_retention_ms ? c->local_retention_ms : eng->opts.tier.default_local_retention_ms;
+    st->local_retention_ms = lr > 0 ? lr : 0;
+    st->local_retention_bytes = c->local_retention_bytes > 0 ? c->local_retention_bytes : 0;
+    warn_local_retention(eng, st);
+  }
   st->state = RN__STREAM_CREATING;
   /* Two references, as a stream loaded at open holds one: the registry's
    * (dropped by delete or a failed create) and the create work's (dropped
@@ -688,13 +793,262 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
     FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
     return;
   }
-  create_job_t *j = rn_xcalloc(1, sizeof(*j));
-  j->eng = eng;
-  j->st = st;
-  j->cb = cb;
-  j->ctx = ctx;
-  j->work.data = j;
-  rn__queue_work(eng, &j->work, create_work, create_after);
+  create_open(eng, st, NULL, "creating", cb, ctx);
+}
+
+/* ---- restore (tiered storage) ------------------------------------------------------------------
+ * A restore rebuilds a tiered stream from its object store, in four steps,
+ * each answered on the loop:
+ *   1. rn_tier_get_stream: the descriptor (a StreamMeta, meta.c's codec);
+ *      the stream is registered CREATING with its old uid and ranges, so a
+ *      create of the same name meanwhile gets RN_EEXIST;
+ *   2. on the thread pool: the stream's directory is removed if a leftover
+ *      (the registry does not know it) and every shard directory made;
+ *   3. per shard, rn_tier_restore_shard: its manifest into the shard
+ *      directory and the offset after its last uploaded segment (a shard
+ *      that never uploaded anything has no manifest: it starts at 0);
+ *   4. create_open: the logs open at those offsets, the tiers attach, the
+ *      stream becomes ACTIVE and durable in the metadata.
+ * Any failure unregisters the stream and removes its local files; its
+ * objects are never touched (delete_objects stays false). */
+
+typedef struct restore_op {
+  uv_work_t work;
+  rn_engine_t *eng;
+  char *name;
+  rn_stream_t *st;
+  rn_core_restore_cb cb;
+  void *ctx;
+  uint32_t pending; /* shard restores in flight */
+  uint64_t *first;  /* per shard */
+  rn_err_t err;
+  char why[512];
+} restore_op_t;
+
+typedef struct restore_shard {
+  restore_op_t *op;
+  uint32_t shard;
+} restore_shard_t;
+
+static void restore_free(restore_op_t *op) {
+  free(op->first);
+  free(op->name);
+  free(op);
+}
+
+/* Fail the restore: answer, and undo the registration (the reaper closes
+ * and removes what was made locally). */
+static void restore_fail(restore_op_t *op) {
+  rn_engine_t *eng = op->eng;
+  rn__eng_say(eng, RN_LVL_ERROR, "restoring stream %s failed: %s", op->name, op->why[0] ? op->why : rn_strerror(op->err));
+  FAIL(rn_core_restore_result_t, op->cb, op->ctx, op->err, "stream %s: %s", op->name,
+       op->why[0] ? op->why : rn_strerror(op->err));
+  rn_stream_t *st = op->st;
+  if (st) {
+    st->state = RN__STREAM_DELETING;
+    registry_remove(eng, st);
+    rn__stream_unref(eng, st); /* the registry's */
+    rn__stream_unref(eng, st); /* the restore's */
+  }
+  restore_free(op);
+}
+
+static void restore_step(restore_op_t *op);
+
+static void restore_shard_done(void *arg, rn_err_t err, uint64_t offset) {
+  restore_shard_t *rs = arg;
+  restore_op_t *op = rs->op;
+  if (err == RN_ENOENT) {
+    offset = 0; /* nothing was ever uploaded from this shard */
+    err = 0;
+  }
+  if (err && !op->err) {
+    op->err = err;
+    snprintf(op->why, sizeof op->why, "shard %u: its manifest could not be restored from the store: %s", rs->shard,
+             rn__tier_err_text(err));
+  }
+  if (!err) op->first[rs->shard] = offset;
+  free(rs);
+  restore_step(op);
+}
+
+/* One shard restore (or the submitting guard) finished. */
+static void restore_step(restore_op_t *op) {
+  if (--op->pending) return;
+  if (op->err || op->eng->draining) {
+    if (!op->err) op->err = RN_ESHUTDOWN;
+    return restore_fail(op);
+  }
+  /* 4. Open at those offsets; create_open answers from now on. */
+  uint64_t *first = op->first;
+  op->first = NULL;
+  rn_stream_t *st = op->st;
+  rn_core_restore_cb cb = op->cb;
+  void *ctx = op->ctx;
+  restore_free(op);
+  create_open(st->core, st, first, "restoring", cb, ctx);
+}
+
+/* 2. Thread pool: a clean directory per shard. */
+static void restore_dirs_work(uv_work_t *w) {
+  restore_op_t *op = w->data;
+  rn_stream_t *st = op->st;
+  char *dir = stream_dir(op->eng, st->name, st->uid);
+  if (!dir) {
+    op->err = RN_ENOMEM;
+    return;
+  }
+  struct stat sb;
+  if (stat(dir, &sb) == 0) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* a leftover: not in the registry */
+  free(dir);
+  rn_fs_t *fs = rn_io_fs(op->eng->io);
+  for (uint32_t i = 0; i < st->nshards && !op->err; i++) {
+    op->err = fs->mkdirs(fs, st->shards[i].dir);
+    if (op->err) snprintf(op->why, sizeof op->why, "cannot create %s: %s", st->shards[i].dir, rn_strerror(op->err));
+  }
+}
+
+/* 3. Every shard's manifest. */
+static void restore_dirs_after(uv_work_t *w, int status) {
+  restore_op_t *op = w->data;
+  rn_engine_t *eng = op->eng;
+  eng->pending_work--;
+  if (status && !op->err) op->err = RN_EIO;
+  if (!op->err && eng->draining) op->err = RN_ESHUTDOWN;
+  if (op->err) return restore_fail(op);
+  rn_stream_t *st = op->st;
+  op->pending = 1; /* a guard while submitting */
+  for (uint32_t i = 0; i < st->nshards; i++) {
+    restore_shard_t *rs = rn_xcalloc(1, sizeof(*rs));
+    rs->op = op;
+    rs->shard = i;
+    op->pending++;
+    rn_err_t err = rn_tier_restore_shard(eng->tier, st->name, st->uid, i, st->shards[i].dir, restore_shard_done, rs);
+    if (err) restore_shard_done(rs, err, 0); /* no callback will come */
+  }
+  restore_step(op); /* drops the guard */
+}
+
+/* 1. The descriptor. */
+static void restore_got_desc(void *arg, const rn_obj_result_t *r, uint8_t *data, size_t len) {
+  restore_op_t *op = arg;
+  rn_engine_t *eng = op->eng;
+  if (r->err) {
+    op->err = r->err;
+    if (r->err == RN_ENOENT)
+      snprintf(op->why, sizeof op->why, "the store (%s) has no stream %s", eng->tier_location, op->name);
+    else
+      snprintf(op->why, sizeof op->why, "reading its descriptor from the store failed: %s",
+               r->message[0] ? r->message : rn__tier_err_text(r->err));
+    free(data);
+    return restore_fail(op);
+  }
+  rn__meta_stream_t ms;
+  char what[300];
+  snprintf(what, sizeof what, "the descriptor of stream %s in the store", op->name);
+  op->err = rn__meta_stream_decode(data, len, &ms, what, op->why, sizeof op->why);
+  free(data);
+  if (op->err) return restore_fail(op);
+  if (strcmp(ms.name, op->name) != 0 || !ms.tiered || ms.nshards < 1 || ms.nshards > eng->opts.max_shards) {
+    op->err = RN_ECORRUPT;
+    snprintf(op->why, sizeof op->why, "%s describes %s (%u shards%s): not a stream this broker can restore", what,
+             ms.name, ms.nshards, ms.tiered ? "" : ", not tiered");
+    rn__meta_stream_free(&ms);
+    return restore_fail(op);
+  }
+  for (uint32_t i = 0; i < eng->nstreams; i++)
+    if (eng->streams[i]->uid == ms.uid) {
+      op->err = RN_EEXIST;
+      snprintf(op->why, sizeof op->why,
+               "its uid %" PRIu64 " is the uid of stream %s on this broker: restore it onto a broker without it",
+               ms.uid, eng->streams[i]->name);
+      rn__meta_stream_free(&ms);
+      return restore_fail(op);
+    }
+  if (rn__stream_find(eng, op->name) || eng->draining) {
+    op->err = eng->draining ? RN_ESHUTDOWN : RN_EEXIST;
+    snprintf(op->why, sizeof op->why, "%s", eng->draining ? "broker is shutting down" : "it was created meanwhile");
+    rn__meta_stream_free(&ms);
+    return restore_fail(op);
+  }
+  rn_stream_t *st = stream_new(eng, ms.name, ms.nshards);
+  if (!st) {
+    rn__meta_stream_free(&ms);
+    op->err = RN_ENOMEM;
+    return restore_fail(op);
+  }
+  st->uid = ms.uid;
+  st->retention_ms = ms.retention_ms;
+  st->retention_bytes = ms.retention_bytes;
+  st->durability = ms.durability;
+  st->created_ms = ms.created_ms;
+  st->tiered = true;
+  st->local_retention_ms = ms.local_retention_ms;
+  st->local_retention_bytes = ms.local_retention_bytes;
+  for (uint32_t k = 0; k < st->nshards; k++) {
+    rn_shard_t *sh = &st->shards[k];
+    const rn__meta_shard_t *x = &ms.shards[k];
+    memcpy(sh->hk_start, x->hk_start, 16);
+    memcpy(sh->hk_end, x->hk_end, 16);
+    sh->state = x->state;
+    sh->nparents = x->nparents;
+    memcpy(sh->parents, x->parents, sizeof(sh->parents));
+    sh->nchildren = x->nchildren;
+    memcpy(sh->children, x->children, sizeof(sh->children));
+  }
+  rn__meta_stream_free(&ms);
+  /* The uid names the stream's objects: it stays. New streams get uids
+   * past it, so they never meet these objects. */
+  if (eng->next_uid <= st->uid) eng->next_uid = st->uid + 1;
+  st->state = RN__STREAM_CREATING;
+  st->refs = 2; /* the registry's and the restore's, as a create */
+  op->first = rn_xcalloc(st->nshards + 1, sizeof(*op->first));
+  if (registry_add(eng, st) || stream_set_dirs(eng, st)) {
+    registry_remove(eng, st);
+    stream_free(st);
+    op->err = RN_ENOMEM;
+    return restore_fail(op);
+  }
+  op->st = st;
+  op->work.data = op;
+  rn__queue_work(eng, &op->work, restore_dirs_work, restore_dirs_after);
+}
+
+void rn_core_restore_stream(rn_core_t *eng, const rn_core_restore_req_t *req, rn_core_restore_cb cb, void *ctx) {
+  const char *name = req->name ? req->name : "";
+  char why[256];
+  if (rn_name_check_stream(name, strlen(name), why, sizeof why)) {
+    FAIL(rn_core_restore_result_t, cb, ctx, RN_EINVAL, "%s", why);
+    return;
+  }
+  if (!eng->tier) {
+    FAIL(rn_core_restore_result_t, cb, ctx, RN_EINVAL,
+         "stream %s: restoring needs the stream's store: tiering needs s3_bucket or tier_dir in the broker's "
+         "configuration", name);
+    return;
+  }
+  if (eng->draining) {
+    FAIL(rn_core_restore_result_t, cb, ctx, RN_ESHUTDOWN, "broker is shutting down");
+    return;
+  }
+  if (rn__stream_find(eng, name)) {
+    FAIL(rn_core_restore_result_t, cb, ctx, RN_EEXIST,
+         "stream %s exists on this broker: a restore only recreates a stream this broker does not have (delete "
+         "it first, which also deletes its objects)",
+         name);
+    return;
+  }
+  restore_op_t *op = rn_xcalloc(1, sizeof(*op));
+  op->eng = eng;
+  op->name = rn_xstrdup(name);
+  op->cb = cb;
+  op->ctx = ctx;
+  rn_err_t err = rn_tier_get_stream(eng->tier, name, restore_got_desc, op);
+  if (err) {
+    op->err = err;
+    snprintf(op->why, sizeof op->why, "reading its descriptor from the store: %s", rn_strerror(err));
+    restore_fail(op);
+  }
 }
 
 static void delete_meta_done(meta_job_t *j) {
@@ -723,6 +1077,7 @@ void rn_core_delete_stream(rn_core_t *eng, const rn_core_delete_req_t *r, rn_cor
     return;
   }
   st->state = RN__STREAM_DELETING;
+  st->delete_objects = st->tiered; /* its objects go too, by a durable job once it closes */
   notify_deleting(eng, st);
   registry_remove(eng, st);
   eng->stats.streams--;
@@ -783,12 +1138,26 @@ void rn_core_set_retention(rn_core_t *eng, const rn_core_retention_req_t *req, r
     FAIL(rn_core_retention_result_t, cb, ctx, RN_ENOSTREAM, "stream %s not found", name);
     return;
   }
+  if (!st->tiered && (req->local_retention_ms || req->local_retention_bytes)) {
+    FAIL(rn_core_retention_result_t, cb, ctx, RN_EINVAL,
+         "stream %s is not tiered: it has no local retention (its retention is all there is)", name);
+    return;
+  }
   st->retention_ms = requested_retention_ms(eng, req->retention_ms);
   st->retention_bytes = req->retention_bytes > 0 ? req->retention_bytes : 0;
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
-  for (uint32_t i = 0; i < st->nshards; i++)
-    rn_log_set_retention(st->shards[i].log, st->retention_ms > 0 ? st->retention_ms : -1,
-                         st->retention_bytes > 0 ? st->retention_bytes : -1);
+  if (st->tiered) {
+    if (req->local_retention_ms) st->local_retention_ms = req->local_retention_ms > 0 ? req->local_retention_ms : 0;
+    if (req->local_retention_bytes)
+      st->local_retention_bytes = req->local_retention_bytes > 0 ? req->local_retention_bytes : 0;
+    warn_local_retention(eng, st);
+    rn__tier_set_retention(st); /* the logs' own retention stays off */
+    rn__tier_stream_changed(eng, st);
+  } else {
+    for (uint32_t i = 0; i < st->nshards; i++)
+      rn_log_set_retention(st->shards[i].log, st->retention_ms > 0 ? st->retention_ms : -1,
+                           st->retention_bytes > 0 ? st->retention_bytes : -1);
+  }
   st->refs++;
   meta_job_t *mj = meta_job_new(retention_meta_done, ctx);
   mj->cb.retention = cb;
@@ -836,7 +1205,7 @@ uint32_t rn_core_stream_nshards(const rn_core_stream_t *st) { return st->nshards
 rn_core_shard_t *rn_core_stream_shard(rn_core_stream_t *st, uint32_t i) { return i < st->nshards ? &st->shards[i] : NULL; }
 rn_core_stream_t *rn_core_shard_stream(const rn_core_shard_t *sh) { return sh->stream; }
 uint32_t rn_core_shard_index(const rn_core_shard_t *sh) { return sh->index; }
-uint64_t rn_core_shard_start_offset(const rn_core_shard_t *sh) { return sh->log ? rn_log_start(sh->log) : 0; }
+uint64_t rn_core_shard_start_offset(const rn_core_shard_t *sh) { return rn__shard_start(sh); }
 uint64_t rn_core_shard_end_offset(const rn_core_shard_t *sh) { return sh->log ? rn_log_end(sh->log) : 0; }
 rn_core_shard_state_t rn_core_shard_state(const rn_core_shard_t *sh) { return sh->state; }
 void rn_core_shard_hash_range(const rn_core_shard_t *sh, uint8_t start[16], uint8_t end[16]) {
@@ -888,6 +1257,7 @@ static void on_tick(uv_timer_t *t) {
     for (uint32_t k = 0; k < st->nshards; k++) rn_log_tick(st->shards[k].log, now);
   }
   if (eng->journal) rn_journal_tick(eng->journal, now);
+  rn__tier_tick(eng, now);
   for (int s = 0; s < RN_SUB__COUNT; s++)
     if (eng->listening[s] && eng->listeners[s].tick) eng->listeners[s].tick(eng->listeners[s].arg);
 }
@@ -959,6 +1329,9 @@ static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
     st->retention_bytes = ms->retention_bytes;
     st->durability = ms->durability;
     st->created_ms = ms->created_ms;
+    st->tiered = ms->tiered;
+    st->local_retention_ms = ms->local_retention_ms;
+    st->local_retention_bytes = ms->local_retention_bytes;
     for (uint32_t k = 0; k < st->nshards; k++) {
       rn_shard_t *sh = &st->shards[k];
       const rn__meta_shard_t *x = &ms->shards[k];
@@ -977,7 +1350,8 @@ static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
       stream_free(st);
       break;
     }
-    err = stream_open_logs(eng, st, why, whylen);
+    st->desc_gen = st->tiered; /* stored again at start: a put may have failed before a crash */
+    err = stream_open_logs(eng, st, NULL, why, whylen);
     for (uint32_t k = 0; !err && k < st->nshards; k++) err = rn__shard_load_producers(eng, &st->shards[k]);
     if (!err) {
       eng->stats.streams++;
@@ -1040,6 +1414,7 @@ static void free_streams(rn_engine_t *eng) {
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     rn_stream_t *st = eng->streams[i];
     for (uint32_t k = 0; k < st->nshards; k++) {
+      rn__tier_shard_close(&st->shards[k]);
       rn_log_close(st->shards[k].log);
       st->shards[k].log = NULL;
     }
@@ -1099,6 +1474,8 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
   }
   err = open_journal(eng, fs, why, whylen);
   if (err) goto fail;
+  err = rn__tier_open(eng, why, whylen);
+  if (err) goto fail;
   err = load_meta(eng, why, whylen);
   if (err) goto fail;
   remove_orphans(eng);
@@ -1119,6 +1496,7 @@ rn_err_t rn_core_open(const rn_core_opts_t *opts, rn_core_t **out, char *why, si
   uv_timer_init(eng->loop, &eng->tick);
   eng->tick.data = eng;
   uv_timer_start(&eng->tick, on_tick, 100, 100);
+  rn__tier_start(eng);
   rn__eng_say(eng, RN_LVL_INFO, "opened %s: %u stream(s), %u shard(s), disk I/O %s", eng->data_dir,
               eng->stats.streams, eng->stats.shards, rn_io_backend_name(rn_io_backend(eng->io)));
   *out = eng;
@@ -1127,6 +1505,7 @@ fail:
   if (!why[0]) snprintf(why, whylen, "%s", rn_strerror(err));
   free_streams(eng);
   free(eng->streams);
+  rn__tier_close(eng);
   rn_journal_close(eng->journal);
   rn_io_destroy(eng->io);
   rn_core_meta_store_destroy(eng->own_meta);
@@ -1161,14 +1540,29 @@ rn_err_t rn_core_close(rn_core_t *eng) {
   uv_close((uv_handle_t *)&eng->tick, on_handle_closed);
   uv_check_stop(&eng->reaper);
   uv_close((uv_handle_t *)&eng->reaper, on_handle_closed);
-  /* Let the handles' close callbacks and any thread-pool work finish. */
+  /* Let the handles' close callbacks and any thread-pool work finish (the
+   * store's poll handle stays until then: a fetch may wait on a remote
+   * read). */
   while (eng->pending_work) uv_run(eng->loop, UV_RUN_ONCE);
+  if (eng->store_polling) {
+    uv_poll_stop(&eng->store_poll);
+    uv_close((uv_handle_t *)&eng->store_poll, on_handle_closed);
+    eng->store_polling = false;
+  }
   uv_run(eng->loop, UV_RUN_NOWAIT);
   for (int s = 0; s < RN_SUB__COUNT; s++) {
     if (!eng->listening[s] || !eng->listeners[s].close) continue;
     rn_err_t err = eng->listeners[s].close(eng->listeners[s].arg);
     if (err && !first) first = err;
   }
+  /* Tiered storage first, while every stream is still there: each shard's
+   * tier closes before its log (deleted streams start their delete jobs),
+   * then the tier and the store go (their callbacks run with RN_ECANCELED
+   * and may look streams up). */
+  for (uint32_t i = 0; i < eng->nstreams; i++)
+    for (uint32_t k = 0; k < eng->streams[i]->nshards; k++) rn__tier_shard_close(&eng->streams[i]->shards[k]);
+  for (uint32_t i = 0; i < eng->ndoomed; i++) rn__tier_stream_closing(eng, eng->doomed[i]);
+  rn__tier_close(eng);
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     rn_stream_t *st = eng->streams[i];
     notify_closing(eng, st);
@@ -1229,8 +1623,17 @@ void rn_core_foreach_shard(const rn_core_t *eng, rn_core_shard_stats_fn fn, void
       rn_core_shard_stats_t s = sh->metrics;
       s.stream = st->name;
       s.shard = k;
-      s.start_offset = sh->log ? rn_log_start(sh->log) : 0;
+      s.start_offset = rn__shard_start(sh);
       s.end_offset = sh->log ? rn_log_end(sh->log) : 0;
+      if (sh->tier) {
+        rn_tier_shard_stats_t ts;
+        rn_tier_shard_stats(sh->tier, &ts);
+        s.tiered = true;
+        s.remote_bytes = ts.remote_bytes;
+        s.remote_segments = ts.remote_segments;
+        s.backlog_bytes = ts.backlog_bytes;
+        s.backlog_segments = ts.backlog_segments;
+      }
       s.last_append_ms = sh->last_append_ms;
       s.failed = sh->log && rn_log_failure(sh->log) ? 1 : 0;
       s.stored_bytes = sh->log ? rn_log_size_bytes(sh->log) : 0;

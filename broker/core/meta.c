@@ -7,7 +7,10 @@
  * range, state and parent/child shards; the uid and producer-id counters.
  * Files written before the shard entries existed (shard count only) decode
  * to the equal split of the key space with every shard OPEN, exactly the
- * ranges the broker derived then.
+ * ranges the broker derived then; files written before tiering decode as
+ * untiered streams. One StreamMeta alone is also a tiered stream's
+ * descriptor in its object store (rn__meta_stream_encode/decode): the same
+ * codec, so a restore recreates exactly what the broker persisted.
  *
  * The file store keeps <dir>/broker.meta, read at open and replaced
  * atomically through rn_fs (rn_snapshot_write: temp, fdatasync, rename,
@@ -26,6 +29,42 @@
 
 /* ---- codec -------------------------------------------------------------------------- */
 
+/* The protobuf messages of one stream, pointing into ms (borrowed) and into
+ * sc/shm/shp (the caller's: ms->nshards entries each). */
+static void fill_stream(const rn__meta_stream_t *ms, Runnel__StreamMeta *sm, Runnel__StreamConfig *sc,
+                        Runnel__ShardMeta *shm, Runnel__ShardMeta **shp) {
+  runnel__stream_meta__init(sm);
+  runnel__stream_config__init(sc);
+  sc->name = ms->name;
+  sc->shard_count = ms->nshards;
+  sc->retention_ms = ms->retention_ms;
+  sc->retention_bytes = ms->retention_bytes;
+  sc->durability = (Runnel__Durability)ms->durability;
+  sc->tiered = ms->tiered;
+  sc->local_retention_ms = ms->tiered ? ms->local_retention_ms : 0;
+  sc->local_retention_bytes = ms->tiered ? ms->local_retention_bytes : 0;
+  sm->config = sc;
+  sm->created_ms = ms->created_ms;
+  sm->uid = ms->uid;
+  sm->n_shards = ms->nshards;
+  sm->shards = shp;
+  for (uint32_t s = 0; s < ms->nshards; s++) {
+    rn__meta_shard_t *x = &ms->shards[s];
+    runnel__shard_meta__init(&shm[s]);
+    shm[s].hash_key_start.data = x->hk_start;
+    shm[s].hash_key_start.len = 16;
+    shm[s].hash_key_end.data = x->hk_end;
+    shm[s].hash_key_end.len = 16;
+    shm[s].state = x->state == RN_CORE_SHARD_CLOSED ? RUNNEL__SHARD_META_STATE__SHARD_META_CLOSED
+                                                    : RUNNEL__SHARD_META_STATE__SHARD_META_OPEN;
+    shm[s].n_parents = x->nparents;
+    shm[s].parents = x->parents;
+    shm[s].n_children = x->nchildren;
+    shm[s].children = x->children;
+    shp[s] = &shm[s];
+  }
+}
+
 rn_err_t rn__meta_encode(const rn__meta_t *m, uint8_t **out, size_t *outlen) {
   *out = NULL;
   *outlen = 0;
@@ -40,34 +79,8 @@ rn_err_t rn__meta_encode(const rn__meta_t *m, uint8_t **out, size_t *outlen) {
   rn_err_t err = sm && smp && sc && shm && shp ? 0 : RN_ENOMEM;
   size_t k = 0;
   for (size_t i = 0; !err && i < m->nstreams; i++) {
-    const rn__meta_stream_t *ms = &m->streams[i];
-    runnel__stream_meta__init(&sm[i]);
-    runnel__stream_config__init(&sc[i]);
-    sc[i].name = ms->name;
-    sc[i].shard_count = ms->nshards;
-    sc[i].retention_ms = ms->retention_ms;
-    sc[i].retention_bytes = ms->retention_bytes;
-    sc[i].durability = (Runnel__Durability)ms->durability;
-    sm[i].config = &sc[i];
-    sm[i].created_ms = ms->created_ms;
-    sm[i].uid = ms->uid;
-    sm[i].n_shards = ms->nshards;
-    sm[i].shards = &shp[k];
-    for (uint32_t s = 0; s < ms->nshards; s++, k++) {
-      rn__meta_shard_t *x = &ms->shards[s];
-      runnel__shard_meta__init(&shm[k]);
-      shm[k].hash_key_start.data = x->hk_start;
-      shm[k].hash_key_start.len = 16;
-      shm[k].hash_key_end.data = x->hk_end;
-      shm[k].hash_key_end.len = 16;
-      shm[k].state = x->state == RN_CORE_SHARD_CLOSED ? RUNNEL__SHARD_META_STATE__SHARD_META_CLOSED
-                                                      : RUNNEL__SHARD_META_STATE__SHARD_META_OPEN;
-      shm[k].n_parents = x->nparents;
-      shm[k].parents = x->parents;
-      shm[k].n_children = x->nchildren;
-      shm[k].children = x->children;
-      shp[k] = &shm[k];
-    }
+    fill_stream(&m->streams[i], &sm[i], &sc[i], &shm[k], &shp[k]);
+    k += m->streams[i].nshards;
     smp[i] = &sm[i];
   }
   if (!err) {
@@ -88,6 +101,31 @@ rn_err_t rn__meta_encode(const rn__meta_t *m, uint8_t **out, size_t *outlen) {
   free(sm);
   free(smp);
   free(sc);
+  free(shm);
+  free(shp);
+  return err;
+}
+
+rn_err_t rn__meta_stream_encode(const rn__meta_stream_t *ms, uint8_t **out, size_t *outlen) {
+  *out = NULL;
+  *outlen = 0;
+  Runnel__StreamMeta sm;
+  Runnel__StreamConfig sc;
+  Runnel__ShardMeta *shm = calloc(ms->nshards + 1, sizeof(*shm));
+  Runnel__ShardMeta **shp = calloc(ms->nshards + 1, sizeof(*shp));
+  rn_err_t err = shm && shp ? 0 : RN_ENOMEM;
+  if (!err) {
+    fill_stream(ms, &sm, &sc, shm, shp);
+    size_t len = runnel__stream_meta__get_packed_size(&sm);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+      err = RN_ENOMEM;
+    } else {
+      runnel__stream_meta__pack(&sm, buf);
+      *out = buf;
+      *outlen = len;
+    }
+  }
   free(shm);
   free(shp);
   return err;
@@ -118,6 +156,46 @@ static bool decode_shard(const Runnel__ShardMeta *in, uint32_t nshards, rn__meta
   return true;
 }
 
+/* One StreamMeta into *ms (zeroed first; on failure it holds nothing). */
+static rn_err_t decode_stream(const Runnel__StreamMeta *sm, rn__meta_stream_t *ms, const char *what, size_t idx,
+                              char *why, size_t whylen) {
+  memset(ms, 0, sizeof(*ms));
+  if (!sm->config || !valid_name(sm->config->name) || sm->config->shard_count == 0 ||
+      (sm->n_shards != 0 && sm->n_shards != sm->config->shard_count)) {
+    snprintf(why, whylen, "%s: stream entry %zu is invalid", what, idx);
+    return RN_ECORRUPT;
+  }
+  uint32_t n = sm->config->shard_count;
+  ms->name = strdup(sm->config->name);
+  ms->shards = calloc(n, sizeof(*ms->shards));
+  if (!ms->name || !ms->shards) {
+    rn__meta_stream_free(ms);
+    return RN_ENOMEM;
+  }
+  ms->uid = sm->uid;
+  ms->nshards = n;
+  ms->retention_ms = sm->config->retention_ms;
+  ms->retention_bytes = sm->config->retention_bytes;
+  ms->durability = (rn_durability_t)sm->config->durability;
+  ms->created_ms = sm->created_ms;
+  /* Files written before tiering existed have none of the three: untiered. */
+  ms->tiered = sm->config->tiered;
+  ms->local_retention_ms = ms->tiered ? sm->config->local_retention_ms : 0;
+  ms->local_retention_bytes = ms->tiered ? sm->config->local_retention_bytes : 0;
+  for (uint32_t k = 0; k < n; k++) {
+    rn__meta_shard_t *x = &ms->shards[k];
+    if (sm->n_shards == 0) { /* written before shard entries existed */
+      rn__shard_range(k, n, x->hk_start, x->hk_end);
+      x->state = RN_CORE_SHARD_OPEN;
+    } else if (!decode_shard(sm->shards[k], n, x)) {
+      snprintf(why, whylen, "%s: stream %s shard %u entry is invalid", what, ms->name, k);
+      rn__meta_stream_free(ms);
+      return RN_ECORRUPT;
+    }
+  }
+  return 0;
+}
+
 rn_err_t rn__meta_decode(const uint8_t *buf, size_t len, rn__meta_t *m, const char *what, char *why, size_t whylen) {
   memset(m, 0, sizeof(*m));
   Runnel__BrokerMeta *bm = runnel__broker_meta__unpack(NULL, len, buf);
@@ -131,52 +209,35 @@ rn_err_t rn__meta_decode(const uint8_t *buf, size_t len, rn__meta_t *m, const ch
   m->streams = calloc(bm->n_streams + 1, sizeof(*m->streams));
   if (!m->streams) err = RN_ENOMEM;
   for (size_t i = 0; !err && i < bm->n_streams; i++) {
-    const Runnel__StreamMeta *sm = bm->streams[i];
-    if (!sm->config || !valid_name(sm->config->name) || sm->config->shard_count == 0 ||
-        (sm->n_shards != 0 && sm->n_shards != sm->config->shard_count)) {
-      snprintf(why, whylen, "%s: stream entry %zu is invalid", what, i);
-      err = RN_ECORRUPT;
-      break;
-    }
-    rn__meta_stream_t *ms = &m->streams[m->nstreams];
-    uint32_t n = sm->config->shard_count;
-    ms->name = strdup(sm->config->name);
-    ms->shards = calloc(n, sizeof(*ms->shards));
-    if (!ms->name || !ms->shards) {
-      free(ms->name);
-      free(ms->shards);
-      err = RN_ENOMEM;
-      break;
-    }
-    m->nstreams++;
-    ms->uid = sm->uid;
-    ms->nshards = n;
-    ms->retention_ms = sm->config->retention_ms;
-    ms->retention_bytes = sm->config->retention_bytes;
-    ms->durability = (rn_durability_t)sm->config->durability;
-    ms->created_ms = sm->created_ms;
-    for (uint32_t k = 0; k < n; k++) {
-      rn__meta_shard_t *x = &ms->shards[k];
-      if (sm->n_shards == 0) { /* written before shard entries existed */
-        rn__shard_range(k, n, x->hk_start, x->hk_end);
-        x->state = RN_CORE_SHARD_OPEN;
-      } else if (!decode_shard(sm->shards[k], n, x)) {
-        snprintf(why, whylen, "%s: stream %s shard %u entry is invalid", what, ms->name, k);
-        err = RN_ECORRUPT;
-        break;
-      }
-    }
+    err = decode_stream(bm->streams[i], &m->streams[m->nstreams], what, i, why, whylen);
+    if (!err) m->nstreams++;
   }
   runnel__broker_meta__free_unpacked(bm, NULL);
   if (err) rn__meta_free(m);
   return err;
 }
 
-void rn__meta_free(rn__meta_t *m) {
-  for (size_t i = 0; i < m->nstreams; i++) {
-    free(m->streams[i].name);
-    free(m->streams[i].shards);
+rn_err_t rn__meta_stream_decode(const uint8_t *buf, size_t len, rn__meta_stream_t *ms, const char *what, char *why,
+                                size_t whylen) {
+  memset(ms, 0, sizeof(*ms));
+  Runnel__StreamMeta *sm = runnel__stream_meta__unpack(NULL, len, buf);
+  if (!sm) {
+    snprintf(why, whylen, "%s is damaged (not a StreamMeta message)", what);
+    return RN_ECORRUPT;
   }
+  rn_err_t err = decode_stream(sm, ms, what, 0, why, whylen);
+  runnel__stream_meta__free_unpacked(sm, NULL);
+  return err;
+}
+
+void rn__meta_stream_free(rn__meta_stream_t *ms) {
+  free(ms->name);
+  free(ms->shards);
+  memset(ms, 0, sizeof(*ms));
+}
+
+void rn__meta_free(rn__meta_t *m) {
+  for (size_t i = 0; i < m->nstreams; i++) rn__meta_stream_free(&m->streams[i]);
   free(m->streams);
   memset(m, 0, sizeof(*m));
 }

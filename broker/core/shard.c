@@ -248,6 +248,7 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
       for (uint32_t k = 0; p && k < p->nwin; k++)
         if (p->win[k].seq == it->seq) p->win[k].durable = true;
     }
+    rn__tier_note_append(eng, it->sh);
     rn__shard_wake(eng, it->sh);
   }
   produce_item_done(op);
@@ -305,6 +306,15 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
   if (!st || st->state != RN__STREAM_ACTIVE) {
     snprintf(msg, sizeof(msg), "stream %s not found", name);
     fail.err = RN_ENOSTREAM;
+    fail.msg = msg;
+    return cb(ctx, &fail);
+  }
+  if (rn__tier_refuses(eng, st)) {
+    snprintf(msg, sizeof(msg),
+             "stream %s: the data disk is above tier_disk_high_water (%u%%) while tiered uploads are behind; "
+             "nothing was stored, retry later",
+             name, eng->opts.tier.disk_high_water);
+    fail.err = RN_EBACKLOG;
     fail.msg = msg;
     return cb(ctx, &fail);
   }
@@ -420,7 +430,8 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
 
 /* Resolve a position other than TIMESTAMP to an absolute offset (no I/O). */
 static rn_err_t resolve(rn_shard_t *sh, rn_core_pos_kind_t kind, int64_t value, uint64_t *off, char *why, size_t whylen) {
-  uint64_t start = rn_log_start(sh->log), end = rn_log_end(sh->log);
+  /* A tiered shard starts at its store's first offset (rn_tier_shard_start). */
+  uint64_t start = rn__shard_start(sh), end = rn_log_end(sh->log);
   switch (kind) {
   case RN_CORE_POS_EARLIEST: *off = start; return 0;
   case RN_CORE_POS_LATEST: *off = end; return 0;
@@ -444,7 +455,10 @@ static rn_err_t resolve(rn_shard_t *sh, rn_core_pos_kind_t kind, int64_t value, 
  * (rn_log_time_resolve), like a fetch's. The op holds a stream reference
  * meanwhile, so a delete cannot free the shards under the read. */
 
+typedef struct offsets_op offsets_op_t;
+
 typedef struct offsets_part {
+  offsets_op_t *op;
   rn_core_shard_offsets_t out;
   rn_shard_t *sh;
   bool ts_pending;   /* planned; resolved by offsets_work */
@@ -452,7 +466,7 @@ typedef struct offsets_part {
   rn_log_span_t span;
 } offsets_part_t;
 
-typedef struct offsets_op {
+struct offsets_op {
   uv_work_t work;
   rn_engine_t *eng;
   rn_stream_t *st;
@@ -461,7 +475,8 @@ typedef struct offsets_op {
   rn_arena_t arena;
   size_t n;
   offsets_part_t *parts;
-} offsets_op_t;
+  unsigned remote; /* rn_tier_find_time lookups in flight */
+};
 
 static void offsets_reply(offsets_op_t *op) {
   rn_core_shard_offsets_t *out = rn_arena_alloc(&op->arena, (op->n + 1) * sizeof(*out));
@@ -485,18 +500,42 @@ static void offsets_work(uv_work_t *w) {
   }
 }
 
+/* A timestamp older than the shard's local records: the store's answer. */
+static void offsets_remote_done(void *arg, rn_err_t err, uint64_t offset) {
+  offsets_part_t *p = arg;
+  offsets_op_t *op = p->op;
+  op->eng->pending_work--;
+  if (err) {
+    p->out.err = err;
+    p->out.msg = rn_arena_printf(&op->arena, "shard %u: timestamp lookup in the store failed: %s", p->out.shard,
+                                 rn__tier_err_text(err));
+  } else {
+    p->out.offset = offset;
+  }
+  if (--op->remote == 0) offsets_reply(op);
+}
+
 static void offsets_after(uv_work_t *w, int status) {
   offsets_op_t *op = w->data;
   op->eng->pending_work--;
+  op->remote = 1; /* a guard while submitting */
   for (size_t i = 0; i < op->n; i++) {
     offsets_part_t *p = &op->parts[i];
     if (!p->ts_pending) continue;
     p->ts_pending = false;
     if (p->sh->log) rn_log_span_release(p->sh->log, &p->span);
     if (status && !p->out.err) p->out.err = RN_EIO;
-    if (p->out.err) p->out.msg = rn_strerror(p->out.err);
+    if (p->out.err) {
+      p->out.msg = rn_strerror(p->out.err);
+    } else if (rn__shard_time_remote(p->sh, p->out.offset)) {
+      p->op = op;
+      op->remote++;
+      op->eng->pending_work++;
+      rn_err_t err = rn_tier_find_time(p->sh->tier, p->ts, offsets_remote_done, p);
+      if (err) offsets_remote_done(p, err, 0);
+    }
   }
-  offsets_reply(op);
+  if (--op->remote == 0) offsets_reply(op);
 }
 
 void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_core_offsets_cb cb, void *ctx) {
@@ -533,7 +572,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
     }
     rn_shard_t *sh = &st->shards[idx];
     p->sh = sh;
-    so->start_offset = rn_log_start(sh->log);
+    so->start_offset = rn__shard_start(sh);
     so->end_offset = rn_log_end(sh->log);
     rn_err_t err;
     char why[200] = "";
@@ -567,6 +606,7 @@ struct rn__waiter {
 };
 
 typedef struct fetch_part {
+  fetch_op_t *op;
   uint32_t shard;
   rn_shard_t *sh; /* NULL when the part failed */
   uint64_t offset;
@@ -583,6 +623,11 @@ typedef struct fetch_part {
   bool ts_pending;
   int64_t ts;
   rn_log_span_t ts_span;
+  /* Tiered shards: the offset lies below the log's start, in the store
+   * (rn_tier_read, not a span); or a timestamp older than the local records
+   * is being looked up there (rn_tier_find_time). */
+  bool remote;
+  bool ts_remote;
 } fetch_part_t;
 
 /* A fetch's life, one state at a time (loop thread):
@@ -593,7 +638,9 @@ typedef struct fetch_part {
  *   PARKED     on the shards' waiter lists with a timer -> PLANNING
  *              (data arrived, the timer fired, delete, drain)
  *   MEM_WAIT   in the fetch memory FIFO -> READING (fetch_mem_release)
- *   READING    thread-pool read -> DONE (fetch_after)
+ *   READING    thread-pool read of the local spans and/or rn_tier_read of
+ *              the remote parts (tiered shards, below the log's start) ->
+ *              DONE once every one completed (fetch_read_done)
  *   DONE       the callback ran; the timer handle is closing, then freed */
 typedef enum {
   FETCH_RESOLVING,
@@ -616,6 +663,8 @@ struct fetch_op {
   fetch_op_t *mem_next;
   uv_timer_t timer;
   uv_work_t work;
+  size_t local_budget; /* bytes the thread-pool read may take (the rest went to remote parts) */
+  unsigned reads;      /* READING: the thread-pool read and remote reads not completed; RESOLVING: remote lookups */
   size_t n;
   fetch_part_t *parts;
 };
@@ -730,7 +779,7 @@ static void fetch_reply(fetch_op_t *op) {
     res->offset = p->offset;
     res->next_offset = p->offset;
     if (p->sh && p->sh->log) {
-      res->start_offset = rn_log_start(p->sh->log);
+      res->start_offset = rn__shard_start(p->sh);
       res->end_offset = rn_log_end(p->sh->log);
     }
     rn_err_t err = p->err ? p->err : p->read_err;
@@ -769,7 +818,7 @@ static void fetch_reply(fetch_op_t *op) {
 
 static void fetch_work(uv_work_t *w) {
   fetch_op_t *op = w->data;
-  size_t budget = op->max_bytes;
+  size_t budget = op->local_budget;
   for (size_t i = 0; i < op->n; i++) {
     fetch_part_t *p = &op->parts[i];
     if (!p->span.seg) continue;
@@ -802,8 +851,9 @@ static void fetch_work(uv_work_t *w) {
   }
 }
 
-static void fetch_after(uv_work_t *w, int status) {
-  fetch_op_t *op = w->data;
+/* One read of a READING fetch completed; the last one answers. */
+static void fetch_read_done(fetch_op_t *op) {
+  if (--op->reads) return;
   /* The charge becomes what the buffers hold (less than max_bytes, or one
    * whole batch more). */
   size_t held = 0;
@@ -812,13 +862,39 @@ static void fetch_after(uv_work_t *w, int status) {
   size_t was = op->mem;
   op->mem = held;
   if (was) fetch_mem_release(op->eng, was);
+  fetch_reply(op);
+}
+
+static void fetch_after(uv_work_t *w, int status) {
+  fetch_op_t *op = w->data;
   for (size_t i = 0; i < op->n; i++) {
     fetch_part_t *p = &op->parts[i];
-    if (p->span.seg && p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->span);
+    if (!p->span.seg) continue;
+    if (p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->span);
+    p->span.seg = NULL;
     if (status && !p->read_err) p->read_err = RN_EIO;
     if (p->read_err == RN_ECORRUPT) rn__eng_say(op->eng, RN_LVL_ERROR, "%s: %s", p->sh ? p->sh->dir : "?", p->why);
   }
-  fetch_reply(op);
+  fetch_read_done(op);
+}
+
+/* A remote part's rn_tier_read completed: the batches are the part's buffer
+ * (freed with the op, or held like a local read's). */
+static void fetch_remote_done(void *arg, rn_err_t err, uint8_t *data, size_t len) {
+  fetch_part_t *p = arg;
+  fetch_op_t *op = p->op;
+  if (err) {
+    free(data);
+    p->read_err = err;
+    p->len = 0;
+    snprintf(p->why, sizeof(p->why), "shard %u: reading offset %" PRIu64 " from the store failed (%s): %s", p->shard,
+             p->offset, rn_err_name(err), rn__tier_err_text(err));
+    if (err == RN_ECORRUPT) rn__eng_say(op->eng, RN_LVL_ERROR, "stream %s: %s", op->st->name, p->why);
+  } else {
+    p->buf = data;
+    p->len = len;
+  }
+  fetch_read_done(op);
 }
 
 static void on_fetch_timer(uv_timer_t *t) {
@@ -843,11 +919,16 @@ static void fetch_try(fetch_op_t *op) {
       snprintf(p->why, sizeof(p->why), "stream %s was deleted", op->st->name);
       continue;
     }
+    p->remote = rn__shard_remote(p->sh, p->offset); /* below the log's start: in the store */
+    if (p->remote) {
+      any = true;
+      continue;
+    }
     rn_err_t err = rn_log_span_plan(p->sh->log, p->offset, &p->span);
     if (err) {
       p->err = err;
       snprintf(p->why, sizeof(p->why), "offset %" PRIu64 " is outside [%" PRIu64 ", %" PRIu64 "] of shard %u", p->offset,
-               rn_log_start(p->sh->log), rn_log_end(p->sh->log), p->shard);
+               rn__shard_start(p->sh), rn_log_end(p->sh->log), p->shard);
       continue;
     }
     if (p->span.seg) any = true;
@@ -888,18 +969,41 @@ static void fetch_try(fetch_op_t *op) {
   fetch_read(op);
 }
 
-/* -> READING: charge the fetch's max bytes to the fetch memory budget and
- * read its planned spans on the thread pool. */
+/* -> READING: charge the fetch's max bytes to the fetch memory budget,
+ * start the remote parts' reads (each takes its share of the budget in
+ * request order, as local parts do) and read the planned local spans on the
+ * thread pool with what is left. */
 static void fetch_read(fetch_op_t *op) {
   rn_engine_t *eng = op->eng;
   op->mem = op->max_bytes;
   eng->stats.fetch_memory_bytes += op->mem;
   op->state = FETCH_READING;
-  op->work.data = op;
-  if (uv_queue_work(eng->loop, &op->work, fetch_work, fetch_after)) {
-    for (size_t i = 0; i < op->n; i++) op->parts[i].read_err = RN_EIO;
-    fetch_after(&op->work, 0);
+  op->reads = 1; /* a guard while submitting */
+  size_t budget = op->max_bytes;
+  bool local = false;
+  for (size_t i = 0; i < op->n; i++) {
+    fetch_part_t *p = &op->parts[i];
+    local |= p->span.seg != NULL;
+    if (!p->remote || p->err) continue;
+    if (budget == 0) continue; /* as a local part past the budget: nothing this time */
+    size_t cap = p->max_bytes < budget ? p->max_bytes : budget;
+    if (cap < 4096) cap = 4096;
+    budget = cap < budget ? budget - cap : 0;
+    op->reads++;
+    rn_err_t err = rn_tier_read(p->sh->tier, p->offset, cap, fetch_remote_done, p);
+    if (err) fetch_remote_done(p, err, NULL, 0); /* no callback will come */
   }
+  op->local_budget = budget;
+  if (local) {
+    op->reads++;
+    op->work.data = op;
+    if (uv_queue_work(eng->loop, &op->work, fetch_work, fetch_after)) {
+      for (size_t i = 0; i < op->n; i++)
+        if (op->parts[i].span.seg) op->parts[i].read_err = RN_EIO;
+      fetch_after(&op->work, 0);
+    }
+  }
+  fetch_read_done(op);
 }
 
 static void wake_list(rn_engine_t *eng, rn_shard_t *sh) {
@@ -936,18 +1040,48 @@ static void ts_work(uv_work_t *w) {
   }
 }
 
-/* RESOLVING -> PLANNING. */
+/* The last remote timestamp lookup (or the submitting guard) moves the
+ * fetch on: RESOLVING -> PLANNING. */
+static void ts_step(fetch_op_t *op) {
+  if (--op->reads) return;
+  op->state = FETCH_PLANNING;
+  fetch_try(op);
+}
+
+/* A timestamp older than the shard's local records, looked up in the store. */
+static void ts_remote_done(void *arg, rn_err_t err, uint64_t offset) {
+  fetch_part_t *p = arg;
+  fetch_op_t *op = p->op;
+  p->ts_remote = false;
+  if (err) {
+    p->err = err;
+    snprintf(p->why, sizeof(p->why), "shard %u: timestamp lookup in the store failed (%s): %s", p->shard,
+             rn_err_name(err), rn__tier_err_text(err));
+  } else {
+    p->offset = offset;
+  }
+  ts_step(op);
+}
+
+/* RESOLVING -> PLANNING, through the store for timestamps older than what
+ * a tiered shard keeps locally. */
 static void ts_after(uv_work_t *w, int status) {
   fetch_op_t *op = w->data;
+  op->reads = 1; /* a guard while submitting */
   for (size_t i = 0; i < op->n; i++) {
     fetch_part_t *p = &op->parts[i];
     if (!p->ts_pending) continue;
     p->ts_pending = false;
     if (p->sh && p->sh->log) rn_log_span_release(p->sh->log, &p->ts_span);
     if (status && !p->err) p->err = RN_EIO;
+    if (!p->err && p->sh && rn__shard_time_remote(p->sh, p->offset)) {
+      p->ts_remote = true;
+      op->reads++;
+      rn_err_t err = rn_tier_find_time(p->sh->tier, p->ts, ts_remote_done, p);
+      if (err) ts_remote_done(p, err, 0);
+    }
   }
-  op->state = FETCH_PLANNING;
-  fetch_try(op);
+  ts_step(op); /* drops the guard */
 }
 
 void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_cb cb, void *ctx) {
@@ -980,6 +1114,7 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
   for (size_t i = 0; i < op->n; i++) {
     const rn_core_shard_pos_t *sf = &r->shards[i];
     fetch_part_t *p = &op->parts[i];
+    p->op = op;
     p->shard = sf->shard;
     p->max_bytes = sf->max_bytes ? sf->max_bytes : op->max_bytes;
     if (sf->shard >= st->nshards) {
@@ -1022,11 +1157,25 @@ static void offset_at_work(uv_work_t *w) {
   j->err = rn_log_time_resolve(&j->span, j->ts, &j->offset);
 }
 
+/* The store's answer for a timestamp older than the shard's local records. */
+static void offset_at_remote(void *arg, rn_err_t err, uint64_t offset) {
+  offset_at_job_t *j = arg;
+  j->eng->pending_work--;
+  j->cb(j->ctx, err, err ? 0 : offset);
+  free(j);
+}
+
 static void offset_at_after(uv_work_t *w, int status) {
   offset_at_job_t *j = w->data;
   j->eng->pending_work--;
   if (j->sh->log) rn_log_span_release(j->sh->log, &j->span);
   if (status && !j->err) j->err = RN_EIO;
+  if (!j->err && rn__shard_time_remote(j->sh, j->offset)) {
+    j->eng->pending_work++;
+    rn_err_t err = rn_tier_find_time(j->sh->tier, j->ts, offset_at_remote, j);
+    if (err) offset_at_remote(j, err, 0);
+    return;
+  }
   j->cb(j->ctx, j->err, j->err ? 0 : j->offset);
   free(j);
 }

@@ -104,6 +104,9 @@ static Runnel__StreamDescription *describe(rn_arena_t *a, const rn_core_stream_d
   c->retention_ms = s->retention_ms;
   c->retention_bytes = s->retention_bytes;
   c->durability = (Runnel__Durability)s->durability;
+  c->tiered = s->tiered;
+  c->local_retention_ms = s->local_retention_ms;
+  c->local_retention_bytes = s->local_retention_bytes;
   d->config = c;
   d->created_ms = s->created_ms;
   d->status = unconst(rn_core_stream_state_name(s->state));
@@ -124,6 +127,14 @@ static Runnel__StreamDescription *describe(rn_arena_t *a, const rn_core_stream_d
     si->end_offset = sh->end_offset;
     si->stored_bytes = sh->stored_bytes;
     si->last_append_ms = sh->last_append_ms;
+    si->remote_start_offset = sh->remote_start_offset;
+    si->local_start_offset = sh->local_start_offset;
+    si->remote_bytes = sh->remote_bytes;
+    si->remote_segments = sh->remote_segments;
+    si->local_segments = sh->local_segments;
+    si->upload_backlog_bytes = sh->backlog_bytes;
+    si->upload_backlog_segments = sh->backlog_segments;
+    si->upload_backlog_age_ms = sh->backlog_age_ms;
     d->shards[i] = si;
   }
   return d;
@@ -150,6 +161,9 @@ static void create_stream(rn_core_t *core, const Runnel__CreateStreamRequest *r,
       .retention_ms = c->retention_ms,
       .retention_bytes = c->retention_bytes,
       .durability = (rn_durability_t)c->durability,
+      .tiering = c->tiered ? RN_CORE_TIERING_ON : RN_CORE_TIERING_OFF,
+      .local_retention_ms = c->tiered ? c->local_retention_ms : 0,
+      .local_retention_bytes = c->tiered ? c->local_retention_bytes : 0,
   };
   rn_core_create_stream(core, &cr, on_create, reply_new(cb, ctx));
 }
@@ -217,8 +231,102 @@ static void on_retention(void *ctx, const rn_core_retention_result_t *r) {
 
 static void set_retention(rn_core_t *core, const Runnel__SetRetentionRequest *r, rn_native_reply_cb cb, void *ctx) {
   if (!r) return send_error(cb, ctx, RN_EBADREQUEST, "SetRetention needs a name");
-  rn_core_retention_req_t sr = {.name = r->name, .retention_ms = r->retention_ms, .retention_bytes = r->retention_bytes};
+  rn_core_retention_req_t sr = {.name = r->name,
+                               .retention_ms = r->retention_ms,
+                               .retention_bytes = r->retention_bytes,
+                               .local_retention_ms = r->local_retention_ms,
+                               .local_retention_bytes = r->local_retention_bytes};
   rn_core_set_retention(core, &sr, on_retention, reply_new(cb, ctx));
+}
+
+static void on_restore(void *ctx, const rn_core_restore_result_t *r) {
+  reply_t *rp = ctx;
+  if (failed(rp, r->err, r->msg)) return;
+  rn_arena_t a = {0};
+  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
+  Runnel__RestoreStreamResponse rr = RUNNEL__RESTORE_STREAM_RESPONSE__INIT;
+  rr.stream = describe(&a, r->stream);
+  resp.op_case = RUNNEL__RESPONSE__OP_RESTORE_STREAM;
+  resp.restore_stream = &rr;
+  finish(rp, &resp, &a);
+}
+
+static void restore_stream(rn_core_t *core, const Runnel__RestoreStreamRequest *r, rn_native_reply_cb cb, void *ctx) {
+  if (!r) return send_error(cb, ctx, RN_EBADREQUEST, "RestoreStream needs a name");
+  rn_core_restore_req_t rr = {.name = r->name};
+  rn_core_restore_stream(core, &rr, on_restore, reply_new(cb, ctx));
+}
+
+/* ---- tiered storage ------------------------------------------------------------------------ */
+
+/* The upper bound of the bucket where the q-quantile of h falls; 0 when h
+ * is empty (a histogram of rn_hist_latency_bounds). */
+static double hist_quantile(const rn_hist_t *h, double q) {
+  if (h->count == 0) return 0;
+  uint64_t want = (uint64_t)((double)h->count * q);
+  if (want < 1) want = 1;
+  uint64_t cum = 0;
+  for (int k = 0; k < RN_HIST_BUCKETS; k++) {
+    cum += h->buckets[k];
+    if (cum >= want) return rn_hist_latency_bounds[k];
+  }
+  return rn_hist_latency_bounds[RN_HIST_BUCKETS - 1]; /* in +Inf: at least the last bound */
+}
+
+static void tier_status(rn_core_t *core, rn_native_reply_cb cb, void *ctx) {
+  rn_core_tier_status_t ts;
+  rn_core_tier_status(core, &ts);
+  rn_arena_t a = {0};
+  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
+  Runnel__TierStatusResponse tr;
+  runnel__tier_status_response__init(&tr);
+  tr.enabled = ts.enabled;
+  tr.store = unconst(ts.store ? ts.store : "");
+  tr.location = unconst(ts.location ? ts.location : "");
+  tr.uploads_active = ts.stats.uploads_active;
+  tr.backlog_bytes = ts.backlog_bytes;
+  tr.backlog_segments = ts.backlog_segments;
+  tr.backlog_age_ms = ts.backlog_age_ms;
+  tr.bytes_uploaded = ts.stats.bytes_uploaded;
+  tr.bytes_downloaded = ts.stats.bytes_downloaded;
+  tr.cache_bytes = ts.stats.cache_bytes;
+  tr.cache_limit_bytes = ts.cache_limit_bytes;
+  tr.cache_hits = ts.stats.cache_hits;
+  tr.cache_misses = ts.stats.cache_misses;
+  tr.cache_evictions = ts.stats.cache_evictions;
+  tr.orphans_collected = ts.stats.orphans_collected;
+  tr.remote_deletes = ts.stats.remote_deletes;
+  tr.corrupt_objects = ts.stats.corrupt_objects;
+  if (ts.stats.last_err) tr.last_error = new_error(&a, ts.stats.last_err, ts.stats.last_error);
+  tr.tiered_streams = ts.tiered_streams;
+  tr.tiered_shards = ts.tiered_shards;
+  tr.remote_bytes = ts.remote_bytes;
+  tr.remote_segments = ts.remote_segments;
+  tr.disk_used_percent = ts.disk_used_percent;
+  tr.disk_high_water = ts.disk_high_water;
+  tr.backpressure = ts.backpressure;
+  if (ts.enabled) {
+    tr.n_ops = RN_OBJ_NOPS;
+    tr.ops = rn_arena_alloc(&a, RN_OBJ_NOPS * sizeof(*tr.ops));
+    for (int op = 0; op < RN_OBJ_NOPS; op++) {
+      Runnel__TierOpStats *o = rn_arena_alloc(&a, sizeof(*o));
+      runnel__tier_op_stats__init(o);
+      const rn_objstore_stats_t *st = &ts.stats.store;
+      o->op = unconst(rn_obj_op_name((rn_obj_op_t)op));
+      o->requests = st->requests[op];
+      o->errors = st->errors[op];
+      o->retries = st->retries[op];
+      o->latency_count = st->seconds[op].count;
+      o->latency_sum_seconds = st->seconds[op].sum;
+      o->latency_p50_seconds = hist_quantile(&st->seconds[op], 0.50);
+      o->latency_p99_seconds = hist_quantile(&st->seconds[op], 0.99);
+      tr.ops[op] = o;
+    }
+  }
+  resp.op_case = RUNNEL__RESPONSE__OP_TIER_STATUS;
+  resp.tier_status = &tr;
+  cb(ctx, &resp);
+  rn_arena_free(&a);
 }
 
 static void on_producer(void *ctx, const rn_core_producer_result_t *r) {
@@ -425,6 +533,7 @@ void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_rep
   case RUNNEL__REQUEST__OP_LIST_STREAMS: return rn_core_list_streams(core, on_list, reply_new(cb, ctx));
   case RUNNEL__REQUEST__OP_DESCRIBE_STREAM: return describe_stream(core, req->describe_stream, cb, ctx);
   case RUNNEL__REQUEST__OP_SET_RETENTION: return set_retention(core, req->set_retention, cb, ctx);
+  case RUNNEL__REQUEST__OP_RESTORE_STREAM: return restore_stream(core, req->restore_stream, cb, ctx);
   case RUNNEL__REQUEST__OP_INIT_PRODUCER: return rn_core_init_producer(core, on_producer, reply_new(cb, ctx));
   case RUNNEL__REQUEST__OP_PRODUCE: return produce(core, req->produce, cb, ctx);
   case RUNNEL__REQUEST__OP_FETCH: return fetch(core, req->fetch, cb, ctx);
@@ -437,6 +546,7 @@ void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_rep
   case RUNNEL__REQUEST__OP_GROUP_DELETE:
   case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__native_handle_group(core, req, cb, ctx);
   case RUNNEL__REQUEST__OP_BROKER_INFO: return broker_info(core, req->broker_info, cb, ctx);
+  case RUNNEL__REQUEST__OP_TIER_STATUS: return tier_status(core, cb, ctx);
   default: return send_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
   }
 }

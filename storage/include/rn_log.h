@@ -288,8 +288,10 @@ typedef struct rn_log_seg_info {
   uint64_t base;   /* first offset (the file name) */
   uint64_t next;   /* offset after its last record */
   uint64_t bytes;  /* file size (appended bytes) */
+  uint64_t index_bytes, timeindex_bytes; /* sizes of its index files (when sealed) */
   int64_t max_ts;  /* newest record timestamp; INT64_MIN when empty */
-  uint32_t epoch;  /* leader epoch of its last batch */
+  uint32_t epoch;  /* leader epoch of its last batch appended in this run; 0 for a
+                    * segment recovered from disk (a single broker writes 0) */
   bool sealed;     /* closed, synced, index files written: may be copied
                     * elsewhere (tiering) as it is; never changes again */
 } rn_log_seg_info_t;
@@ -301,6 +303,19 @@ uint32_t rn_log_segments(const rn_log_t *log, rn_log_seg_info_t *out, uint32_t c
 /* Path of a segment's file: suffix ".log", ".index" or ".timeindex".
  * Returns 0 or RN_ETOOLARGE when cap is too small. */
 rn_err_t rn_log_seg_path(const rn_log_t *log, uint64_t base, const char *suffix, char *out, size_t cap);
+
+/* Lookups in a sealed segment's index files read back from elsewhere (a
+ * copy in an object store): pure functions of the file's bytes, which are
+ * verified first (checksum, and that they describe the segment at base
+ * whose file is bytes long: RN_ECORRUPT otherwise).
+ * rn_log_index_lookup: *pos = the file position of a batch at or before the
+ * one holding offset (scan forward from there); RN_EOFFSET below base.
+ * rn_log_timeindex_lookup: *pos = a position at or before the first batch
+ * whose newest record is at or after ts (scan forward from there). */
+rn_err_t rn_log_index_lookup(const uint8_t *idx, size_t len, uint64_t base, uint64_t bytes, uint64_t offset,
+                             uint64_t *pos);
+rn_err_t rn_log_timeindex_lookup(const uint8_t *tidx, size_t len, uint64_t base, uint64_t bytes, int64_t ts,
+                                 uint64_t *pos);
 
 /* The log's directory (owned by the log). */
 const char *rn_log_dir(const rn_log_t *log);

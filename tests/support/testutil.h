@@ -13,6 +13,9 @@
 char *rn_test_tmpdir(void);
 /* Remove a directory tree (best effort). */
 void rn_test_rmtree(const char *path);
+/* A whole file, malloc'd (caller frees), its size in *len; NULL when it
+ * cannot be read. */
+uint8_t *rn_test_read_file(const char *path, size_t *len);
 
 /* xorshift64* PRNG; state must be non-zero. */
 static inline uint64_t rn_test_rand(uint64_t *state) {

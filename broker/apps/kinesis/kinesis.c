@@ -257,9 +257,13 @@ static void shard_not_found(kop_t *o, uint32_t shard, const char *given, const c
 
 /* A storage failure the shard gets over by itself (docs/storage.md,
  * "Failures"): answered as 503 ServiceUnavailable, which stock SDKs retry
- * with backoff, not as a 500 for a broken broker. */
+ * with backoff, not as a 500 for a broken broker. Tiered storage adds the
+ * disk at its high-water mark while uploads are behind (EBACKLOG) and an
+ * object store that failed or did not answer a read of older records
+ * (EOBJSTORE, ETIMEDOUT; docs/tiering.md). */
 static bool transient_storage_error(rn_err_t err) {
-  return err == RN_ENOSPC || err == RN_EMFILE || err == RN_ENFILE;
+  return err == RN_ENOSPC || err == RN_EMFILE || err == RN_ENFILE || err == RN_EBACKLOG || err == RN_EOBJSTORE ||
+         err == RN_ETIMEDOUT;
 }
 
 /* An engine error as the Kinesis error a client expects. */
@@ -912,6 +916,8 @@ static void op_create(kop_t *o) {
       .retention_ms = 0, /* the broker's default_retention (24 h unless configured), as for every API */
       .retention_bytes = 0,
       .durability = RN_DURABILITY_SYNC,
+      /* tiered when the broker's default_local_retention is set (docs/tiering.md) */
+      .tiering = RN_CORE_TIERING_DEFAULT,
   };
   o->next = created;
   rn_core_create_stream(o->kin->core, &cr, on_created, o);

@@ -36,6 +36,7 @@
 #include "rn_base.h"
 #include "rn_io.h"
 #include "rn_log.h"
+#include "rn_tier.h"
 #include "runnel/durability.h"
 #include "runnel/error.h"
 
@@ -99,6 +100,30 @@ typedef struct rn_core_opts {
   /* Where core, its logs and the consumer groups read time (rn_base.h);
    * zeroed = the system clock. Tests inject it. */
   rn_clock_t clock;
+  /* Tiered storage (docs/tiering.md). Core owns the object store and one
+   * rn_tier_t on its rn_io_t: the store is `store` when given (borrowed,
+   * must outlive core: tests wrap one in rn_faulty_new), else a local
+   * directory when `dir` is set (rn_localdir_new), else S3 when s3.bucket
+   * is set (rn_s3_new; strings borrowed during rn_core_open only), else
+   * none: then creating a tiered stream fails with RN_EINVAL. */
+  struct {
+    rn_objstore_t *store;
+    const char *dir;
+    rn_s3_opts_t s3;            /* bucket NULL or "" = no S3 store */
+    /* Uploader, cache, collector (rn_tier_opts_t): store, io, clock and
+     * logger are core's own whatever is set here. Defaults as rn_tier.h's. */
+    rn_tier_opts_t tier;
+    /* Produce to a tiered stream answers RN_EBACKLOG (retriable) while the
+     * data directory's file system is more than this percent full (statfs,
+     * checked at most once a second, off the loop) and the broker has
+     * upload backlog. 0 or >= 100 = never. Default 90. */
+    uint32_t disk_high_water;
+    /* Local retention of a tiered stream created without one, and whether
+     * streams created with RN_CORE_TIERING_DEFAULT (the Kinesis API) are
+     * tiered: 0 = unset (they are not), < 0 = tiered keeping everything
+     * local, > 0 = tiered with this local retention (ms). Default 0. */
+    int64_t default_local_retention_ms;
+  } tier;
 } rn_core_opts_t;
 
 /* Fill *o with the defaults above (loop and data_dir NULL). */
@@ -171,10 +196,18 @@ typedef struct rn_core_shard_desc {
   uint32_t nparents;
   const uint32_t *children;     /* nchildren shard indexes; NULL when 0 */
   uint32_t nchildren;
-  uint64_t start_offset;        /* earliest stored offset */
+  uint64_t start_offset;        /* earliest stored offset (tiered: anywhere, rn_tier_shard_start) */
   uint64_t end_offset;          /* next offset a reader can wait for (high watermark) */
   int64_t last_append_ms;       /* arrival of the newest record, 0 if none */
-  uint64_t stored_bytes;        /* bytes of the shard's segment files */
+  uint64_t stored_bytes;        /* bytes of the shard's segment files on the local disk */
+  /* Tiered streams only (zero otherwise): rn_tier_shard_stats. */
+  uint64_t remote_start_offset; /* = start_offset */
+  uint64_t local_start_offset;  /* earliest offset on the local disk (rn_log_start) */
+  uint64_t remote_bytes;
+  uint32_t remote_segments, local_segments;
+  uint64_t backlog_bytes;       /* sealed, not uploaded yet */
+  uint32_t backlog_segments;
+  int64_t backlog_age_ms;       /* the oldest of them has waited this long; 0 none */
 } rn_core_shard_desc_t;
 
 typedef struct rn_core_stream_desc {
@@ -185,10 +218,21 @@ typedef struct rn_core_stream_desc {
   rn_durability_t durability;
   int64_t created_ms;
   rn_core_stream_state_t state;
+  bool tiered;
+  int64_t local_retention_ms;   /* tiered: > 0, or -1 = keep all local; 0 when not tiered */
+  int64_t local_retention_bytes; /* tiered: per shard, -1 = unlimited; 0 when not tiered */
   const rn_core_shard_desc_t *shards; /* nshards, in index order */
 } rn_core_stream_desc_t;
 
 /* ==== streams (admin) ================================================================ */
+
+/* Whether a new stream is tiered. */
+typedef enum rn_core_tiering {
+  RN_CORE_TIERING_OFF = 0,      /* not tiered (the zeroed request) */
+  RN_CORE_TIERING_ON = 1,       /* tiered: needs a store (else RN_EINVAL) */
+  RN_CORE_TIERING_DEFAULT = 2,  /* tiered when opts.tier.default_local_retention_ms is set (and a
+                                   store is configured); the Kinesis API's CreateStream */
+} rn_core_tiering_t;
 
 typedef struct rn_core_create_req {
   const char *name;             /* [A-Za-z0-9_.-]{1,128} */
@@ -196,6 +240,10 @@ typedef struct rn_core_create_req {
   int64_t retention_ms;         /* 0 = the broker's default_retention_ms, < 0 = forever */
   int64_t retention_bytes;      /* per shard; <= 0 = unlimited */
   rn_durability_t durability;
+  rn_core_tiering_t tiering;
+  int64_t local_retention_ms;   /* tiered: 0 = opts.tier.default_local_retention_ms (unset: keep
+                                   all local), < 0 = keep all local */
+  int64_t local_retention_bytes; /* tiered: per shard; <= 0 = unlimited */
 } rn_core_create_req_t;
 
 typedef struct rn_core_create_result {
@@ -251,6 +299,10 @@ typedef struct rn_core_retention_req {
   const char *name;
   int64_t retention_ms;         /* as in rn_core_create_req_t */
   int64_t retention_bytes;
+  /* Tiered streams only (non-zero on another stream: RN_EINVAL): 0 =
+   * unchanged, < 0 = keep all local / unlimited, > 0 = the new value. */
+  int64_t local_retention_ms;
+  int64_t local_retention_bytes;
 } rn_core_retention_req_t;
 
 /* Result: the stream as it is after the change (durable in the snapshot). */
@@ -268,6 +320,48 @@ typedef struct rn_core_producer_result {
 typedef void (*rn_core_producer_cb)(void *ctx, const rn_core_producer_result_t *r);
 
 void rn_core_init_producer(rn_core_t *core, rn_core_producer_cb cb, void *ctx);
+
+/* ==== tiered storage (docs/tiering.md) ============================================== */
+
+typedef struct rn_core_restore_req {
+  const char *name;
+} rn_core_restore_req_t;
+
+/* Result: the restored stream (durable in the metadata snapshot). */
+typedef rn_core_create_result_t rn_core_restore_result_t;
+typedef void (*rn_core_restore_cb)(void *ctx, const rn_core_restore_result_t *r);
+
+/* Recreate a tiered stream from the object store onto this broker: fetch
+ * its descriptor (rn_tier_get_stream), recreate it with the same uid, hash
+ * ranges, retention and durability, and per shard download its manifest
+ * into the empty shard directory (rn_tier_restore_shard), open the log at
+ * the offset after the last uploaded segment and attach the tier; then the
+ * metadata snapshot naming it is written. Every record still in total
+ * retention is then read from the store. RN_EEXIST (the stream exists
+ * here), RN_ENOENT (the store has no such stream), RN_EINVAL (no store),
+ * RN_EOBJSTORE / RN_ETIMEDOUT / RN_ECORRUPT (the store), RN_ESHUTDOWN. */
+void rn_core_restore_stream(rn_core_t *core, const rn_core_restore_req_t *req, rn_core_restore_cb cb, void *ctx);
+
+/* The uploader, the cache and the errors, over the whole broker (`runnelctl
+ * tier status`, /metrics). From memory; loop thread. */
+typedef struct rn_core_tier_status {
+  bool enabled;                 /* a store is configured; everything else 0 when not */
+  const char *store;            /* the backend's name ("s3", "localdir", "faulty"); static */
+  const char *location;         /* "s3://BUCKET/PREFIX" or the directory; lives as long as core */
+  rn_tier_stats_t stats;        /* rn_tier_stats: uploads, bytes, cache, GC, per-op store stats */
+  uint64_t cache_limit_bytes;
+  uint32_t tiered_streams, tiered_shards;
+  uint64_t backlog_bytes;       /* summed over the tiered shards (rn_tier_shard_stats) */
+  uint32_t backlog_segments;
+  int64_t backlog_age_ms;       /* the oldest */
+  uint64_t remote_bytes;
+  uint32_t remote_segments;
+  uint32_t disk_used_percent;   /* the data directory, as last checked (0 before the first check) */
+  uint32_t disk_high_water;     /* opts.tier.disk_high_water */
+  bool backpressure;            /* produce to tiered streams answers RN_EBACKLOG now */
+  uint64_t backpressure_episodes; /* times it began since core opened */
+} rn_core_tier_status_t;
+void rn_core_tier_status(const rn_core_t *core, rn_core_tier_status_t *out);
 
 /* ==== produce ======================================================================= */
 
@@ -470,6 +564,12 @@ typedef struct rn_core_shard_stats {
   int health_state;
   rn_err_t health_err;
   const char *health_what;
+  /* Tiered streams (zero otherwise): rn_tier_shard_stats. */
+  bool tiered;
+  uint64_t remote_bytes;
+  uint32_t remote_segments;
+  uint64_t backlog_bytes;
+  uint32_t backlog_segments;
 } rn_core_shard_stats_t;
 
 typedef void (*rn_core_shard_stats_fn)(void *arg, const rn_core_shard_stats_t *s);

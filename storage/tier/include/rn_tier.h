@@ -183,9 +183,9 @@ typedef struct rn_faulty_opts {
   bool lose_put_response;  /* PUTs reach the inner store, then report an error */
   bool truncate_gets;      /* GETs return one byte less than asked */
   bool corrupt_gets;       /* GETs flip a bit of what they return */
-  uint32_t latency_ms;     /* delay every completion this long (a timer thread) */
 } rn_faulty_opts_t;
-/* Wrap inner (owned by the wrapper from now on). */
+/* Wrap inner (owned by the wrapper from now on). The wrapper's fd (an epoll
+ * set of the inner store's fd and its own) is the one to wait on. */
 rn_err_t rn_faulty_new(rn_objstore_t *inner, const rn_faulty_opts_t *o, rn_objstore_t **out);
 /* Change the faults; owner thread. Applies to operations submitted after. */
 void rn_faulty_set(rn_objstore_t *faulty, const rn_faulty_opts_t *o);
@@ -198,8 +198,8 @@ void rn_faulty_set(rn_objstore_t *faulty, const rn_faulty_opts_t *o);
  *                 keys over the store's partitions
  *   P<base 20 digits>-<epoch>.log, .index, .timeindex   a sealed segment
  *   P"manifest"                                         the mirrored manifest
- * and for a stream, its descriptor (what restore needs to recreate it):
- *   "<hash8>/<cluster>/_streams/<stream>"
+ * and for a stream, its descriptor per incarnation (what restore needs):
+ *   "<hash8>/<cluster>/_streams/<stream>/<uid>"
  *
  * The manifest (manifest.c) is a per-shard append-only stream of records
  * (a pure codec, fuzzed: the unit a later replication carries), kept in
@@ -277,6 +277,10 @@ uint64_t rn_tier_shard_remote_end(const rn_tier_shard_t *ts);
  * (the object failed verification: reported, never served), RN_EOBJSTORE /
  * RN_ETIMEDOUT (the store), RN_ECANCELED. */
 typedef void (*rn_tier_read_cb)(void *arg, rn_err_t err, uint8_t *data, size_t len);
+/* (Both rn_tier_read and rn_tier_find_time deliver their callback from
+ * rn_io_poll of the tier's rn_io_t, never from inside the call itself, even
+ * when everything is cached; rn_tier_shard_close runs the pending ones with
+ * RN_ECANCELED.) */
 rn_err_t rn_tier_read(rn_tier_shard_t *ts, uint64_t offset, size_t cap, rn_tier_read_cb cb, void *arg);
 
 /* First remote offset whose record timestamp is >= ts_ms (the log's start
@@ -308,14 +312,25 @@ typedef struct rn_tier_stats {
   rn_objstore_stats_t store;
 } rn_tier_stats_t;
 void rn_tier_stats(const rn_tier_t *t, rn_tier_stats_t *out);
+/* Remote GETs in flight now; *max (may be NULL) = the most at once so far
+ * (how much parallelism a catch-up read used). */
+unsigned rn_tier_gets_inflight(const rn_tier_t *t, unsigned *max);
+/* Run the collector on every shard now (rn_tier_tick runs it every
+ * gc_interval_ms): for tests and `runnelctl tier gc`. */
+void rn_tier_gc_now(rn_tier_t *t);
+/* Stream-delete jobs not finished. */
+unsigned rn_tier_jobs_active(const rn_tier_t *t);
 
 /* ---- streams: the descriptor object, deletion, restore ---- */
 
 /* Put the stream's descriptor (opaque bytes the broker encodes: name, uid,
- * shards and their hash ranges, retention, durability) at its key. */
-rn_err_t rn_tier_put_stream(rn_tier_t *t, const char *stream, const uint8_t *desc, size_t len, rn_obj_cb cb,
-                            void *arg);
-/* Get it back (RN_ENOENT when the bucket has no such stream). */
+ * shards and their hash ranges, retention, durability) at its key,
+ * "<hash8>/<cluster>/_streams/<stream>/<uid, 20 digits>": one per
+ * incarnation, so deleting an old one never touches a newer one. */
+rn_err_t rn_tier_put_stream(rn_tier_t *t, const char *stream, uint64_t uid, const uint8_t *desc, size_t len,
+                            rn_obj_cb cb, void *arg);
+/* Get the newest incarnation's descriptor back (RN_ENOENT when the bucket
+ * has no such stream). */
 rn_err_t rn_tier_get_stream(rn_tier_t *t, const char *stream, rn_obj_get_cb cb, void *arg);
 /* Delete every object of a stream incarnation (its shards' prefixes, then
  * its descriptor) as a durable, resumable job: the job is recorded in

@@ -432,6 +432,140 @@ static void test_default_retention(void **state) {
   rn_config_free(&cfg);
 }
 
+/* Tiered storage (issue 13): the s3_* and tier_* keys, their defaults and
+ * bounds, default_local_retention's unset state, the cross-key checks (one
+ * store, s3_* only with a bucket), and --tier-dir. */
+static void test_tiering_keys(void **state) {
+  (void)state;
+  rn_config_t cfg;
+  rn_config_init(&cfg);
+  char why[512] = "";
+  assert_string_equal(cfg.s3_bucket, "");
+  assert_string_equal(cfg.s3_endpoint, "");
+  assert_string_equal(cfg.s3_region, "us-east-1");
+  assert_string_equal(cfg.s3_prefix, "");
+  assert_int_equal(cfg.s3_path_style, RN_S3_PATH_AUTO);
+  assert_string_equal(cfg.tier_dir, "");
+  assert_int_equal(cfg.tier_upload_concurrency, 4);
+  assert_int_equal(cfg.tier_upload_bandwidth, 0);
+  assert_int_equal(cfg.tier_cache_bytes, 256ull << 20);
+  assert_int_equal(cfg.tier_chunk_bytes, 4u << 20);
+  assert_int_equal(cfg.tier_readahead_chunks, 4);
+  assert_int_equal(cfg.tier_gc_grace, 3600000);
+  assert_int_equal(cfg.tier_gc_interval, 600000);
+  assert_int_equal(cfg.tier_request_timeout, 30000);
+  assert_int_equal(cfg.tier_disk_high_water, 90);
+  assert_int_equal(cfg.default_local_retention, 0); /* unset: Kinesis streams are not tiered */
+
+  assert_int_equal(load(&cfg,
+                        "s3_bucket: runnel-archive\n"
+                        "s3_endpoint: http://127.0.0.1:9000\n"
+                        "s3_region: eu-west-1\n"
+                        "s3_prefix: prod/a\n"
+                        "s3_path_style: \"false\"\n"
+                        "tier_upload_concurrency: 8\n"
+                        "tier_upload_bandwidth: 50MiB\n"
+                        "tier_cache_bytes: 1GiB\n"
+                        "tier_chunk_bytes: 64KiB\n"
+                        "tier_readahead_chunks: 0\n"
+                        "tier_gc_grace: 1s\n"
+                        "tier_gc_interval: 0\n"
+                        "tier_request_timeout: 2s\n"
+                        "tier_disk_high_water: 100\n"
+                        "default_local_retention: 6h\n",
+                        why, sizeof why),
+                   0);
+  assert_string_equal(cfg.s3_bucket, "runnel-archive");
+  assert_string_equal(cfg.s3_region, "eu-west-1");
+  assert_int_equal(cfg.s3_path_style, RN_S3_PATH_FALSE);
+  assert_int_equal(cfg.tier_upload_bandwidth, 50ull << 20);
+  assert_int_equal(cfg.tier_chunk_bytes, 64u << 10);
+  assert_int_equal(cfg.tier_gc_grace, 1000);
+  assert_int_equal(cfg.tier_gc_interval, 0);
+  assert_int_equal(cfg.tier_disk_high_water, 100);
+  assert_int_equal(cfg.default_local_retention, 6ll * 3600 * 1000);
+  assert_int_equal(rn_config_check(&cfg, why, sizeof why), 0);
+  /* default_local_retention needs a store. */
+  assert_int_equal(rn_config_set(&cfg, "s3_bucket", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_endpoint", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_prefix", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_check(&cfg, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "default_local_retention is set but there is no store"));
+  assert_int_equal(rn_config_set(&cfg, "s3_bucket", "runnel-archive", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_endpoint", "http://127.0.0.1:9000", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_prefix", "prod/a", NULL, why, sizeof why), 0);
+
+  /* Printed back, it loads to the same values (unset included). */
+  char *text = capture(print_config, &cfg);
+  assert_non_null(strstr(text, "default_local_retention: 6h\n"));
+  rn_config_t b;
+  rn_config_init(&b);
+  assert_int_equal(load(&b, text, why, sizeof why), 0);
+  assert_string_equal(b.s3_prefix, "prod/a");
+  assert_int_equal(b.tier_upload_bandwidth, cfg.tier_upload_bandwidth);
+  assert_int_equal(b.default_local_retention, cfg.default_local_retention);
+  free(text);
+  rn_config_free(&b);
+
+  /* default_local_retention: forever, and back to unset (empty or YAML null). */
+  assert_int_equal(rn_config_set(&cfg, "default_local_retention", "forever", NULL, why, sizeof why), 0);
+  assert_int_equal(cfg.default_local_retention, -1);
+  assert_int_equal(rn_config_set(&cfg, "default_local_retention", "", NULL, why, sizeof why), 0);
+  assert_int_equal(cfg.default_local_retention, 0);
+  assert_int_equal(rn_config_set(&cfg, "default_local_retention", "0", NULL, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "write `forever`"));
+  assert_int_equal(load(&cfg, "default_local_retention:\n", why, sizeof why), 0);
+  assert_int_equal(cfg.default_local_retention, 0);
+  text = capture(print_config, &cfg);
+  rn_config_init(&b);
+  assert_int_equal(load(&b, text, why, sizeof why), 0);
+  assert_int_equal(b.default_local_retention, 0);
+  free(text);
+  rn_config_free(&b);
+
+  /* Bounds. */
+  assert_int_equal(rn_config_set(&cfg, "tier_disk_high_water", "101", NULL, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "tier_disk_high_water: must be between 1 and 100"));
+  assert_int_equal(rn_config_set(&cfg, "tier_disk_high_water", "0", NULL, why, sizeof why), RN_EINVAL);
+  assert_int_equal(rn_config_set(&cfg, "tier_upload_concurrency", "0", NULL, why, sizeof why), RN_EINVAL);
+  assert_int_equal(rn_config_set(&cfg, "tier_chunk_bytes", "1K", NULL, why, sizeof why), RN_EINVAL);
+  assert_int_equal(rn_config_set(&cfg, "tier_request_timeout", "0", NULL, why, sizeof why), RN_EINVAL);
+  assert_int_equal(rn_config_set(&cfg, "s3_path_style", "yes", NULL, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "auto|true|false"));
+  assert_int_equal(rn_config_set(&cfg, "s3_region", "", NULL, why, sizeof why), RN_EINVAL);
+
+  /* One store: s3_bucket and tier_dir are exclusive, with a clear message. */
+  assert_int_equal(rn_config_set(&cfg, "tier_dir", "/srv/tier", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_check(&cfg, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "s3_bucket and tier_dir are exclusive"));
+  assert_int_equal(rn_config_set(&cfg, "s3_bucket", "", NULL, why, sizeof why), 0);
+  /* s3_* without a bucket is a mistake, not silently ignored. */
+  assert_int_equal(rn_config_check(&cfg, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "s3_endpoint is set but s3_bucket is not"));
+  assert_int_equal(rn_config_set(&cfg, "s3_endpoint", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "s3_prefix", "", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_check(&cfg, why, sizeof why), 0);
+  /* The cache holds whole chunks. */
+  assert_int_equal(rn_config_set(&cfg, "tier_cache_bytes", "64KiB", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_set(&cfg, "tier_chunk_bytes", "1MiB", NULL, why, sizeof why), 0);
+  assert_int_equal(rn_config_check(&cfg, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "tier_chunk_bytes"));
+  rn_config_free(&cfg);
+
+  /* --tier-dir is a flag; the help names its value DIR. */
+  rn_config_init(&cfg);
+  rn_config_action_t action;
+  char *argv[] = {(char *)"runneld", (char *)"--tier-dir", (char *)"/tmp/tier", (char *)"--set",
+                  (char *)"default_local_retention=30m"};
+  assert_int_equal(rn_config_from_args(&cfg, 5, argv, &action, why, sizeof why), 0);
+  assert_string_equal(cfg.tier_dir, "/tmp/tier");
+  assert_int_equal(cfg.default_local_retention, 30ll * 60 * 1000);
+  char *help = capture(print_help, NULL);
+  assert_non_null(strstr(help, "--tier-dir DIR"));
+  free(help);
+  rn_config_free(&cfg);
+}
+
 static char *write_secret_file(const char *dir, const char *name, const char *text, mode_t mode) {
   char *path = malloc(strlen(dir) + strlen(name) + 2);
   sprintf(path, "%s/%s", dir, name);
@@ -511,6 +645,7 @@ int main(void) {
       cmocka_unit_test(test_units),
       cmocka_unit_test(test_default_retention),
       cmocka_unit_test(test_secrets),
+      cmocka_unit_test(test_tiering_keys),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

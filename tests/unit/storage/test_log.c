@@ -516,6 +516,84 @@ static void test_durability_names(void **state) {
   assert_string_equal(rn_durability_name(RN_DURABILITY_INTERVAL), "interval");
 }
 
+/* What tiering builds on: the segment listing (sealed only once synced and
+ * indexed), segment paths, the index lookups on the files' bytes, and a log
+ * created in an empty directory at first_offset. */
+static void test_segments_and_index_lookups(void **state) {
+  fx_t *f = *state;
+  f->opts.segment_bytes = 4096;
+  f->opts.index_interval = 256;
+  rn_log_t *log = open_log(f, NULL);
+  for (int i = 0; i < 40; i++) append_wait(f, log, (uint64_t)i, 5, 100, f->now + i * 10);
+  rn_log_seg_info_t segs[64];
+  uint32_t n = rn_log_segments(log, segs, 64);
+  assert_true(n >= 3);
+  assert_int_equal(n, rn_log_segment_count(log));
+  assert_false(segs[n - 1].sealed); /* the active segment never is */
+  uint64_t expect_base = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    assert_int_equal(segs[i].base, expect_base);
+    assert_true(segs[i].next > segs[i].base);
+    assert_int_equal(segs[i].epoch, 7);
+    expect_base = segs[i].next;
+  }
+  assert_int_equal(expect_base, rn_log_next_offset(log));
+  assert_int_equal(rn_log_close(log), 0);
+  log = open_log(f, NULL); /* after a clean close every closed segment is sealed */
+  n = rn_log_segments(log, segs, 64);
+  for (uint32_t i = 0; i + 1 < n; i++) assert_true(segs[i].sealed);
+  assert_string_equal(rn_log_dir(log), f->logdir);
+  char small[8];
+  assert_int_equal(rn_log_seg_path(log, segs[1].base, ".index", small, sizeof(small)), RN_ETOOLARGE);
+
+  /* Every offset of segment 1, looked up in its index file's bytes, gives a
+   * position from which a scan reaches it; the time index the same. */
+  char path[1024];
+  assert_int_equal(rn_log_seg_path(log, segs[1].base, ".index", path, sizeof(path)), 0);
+  size_t il, tl;
+  uint8_t *ib = rn_test_read_file(path, &il);
+  assert_int_equal(rn_log_seg_path(log, segs[1].base, ".timeindex", path, sizeof(path)), 0);
+  uint8_t *tb = rn_test_read_file(path, &tl);
+  assert_non_null(ib);
+  assert_non_null(tb);
+  uint64_t pos, prev = 0;
+  for (uint64_t o = segs[1].base; o < segs[1].next; o++) {
+    assert_int_equal(rn_log_index_lookup(ib, il, segs[1].base, segs[1].bytes, o, &pos), 0);
+    assert_true(pos < segs[1].bytes);
+    assert_true(pos >= prev); /* monotone */
+    prev = pos;
+  }
+  assert_true(prev > 0); /* the sparse index has entries past the start */
+  assert_int_equal(rn_log_index_lookup(ib, il, segs[1].base, segs[1].bytes, segs[1].base - 1, &pos), RN_EOFFSET);
+  assert_int_equal(rn_log_index_lookup(ib, il, segs[1].base + 1, segs[1].bytes, segs[1].base, &pos), RN_ECORRUPT);
+  assert_int_equal(rn_log_index_lookup(ib, il, segs[1].base, segs[1].bytes + 1, segs[1].base, &pos), RN_ECORRUPT);
+  assert_int_equal(rn_log_timeindex_lookup(tb, tl, segs[1].base, segs[1].bytes, INT64_MIN, &pos), 0);
+  assert_int_equal(pos, 0);
+  assert_int_equal(rn_log_timeindex_lookup(tb, tl, segs[1].base, segs[1].bytes, segs[1].max_ts, &pos), 0);
+  assert_true(pos < segs[1].bytes);
+  ib[il / 2] ^= 1;
+  assert_int_equal(rn_log_index_lookup(ib, il, segs[1].base, segs[1].bytes, segs[1].base, &pos), RN_ECORRUPT);
+  assert_int_equal(rn_log_index_lookup(ib, 10, segs[1].base, segs[1].bytes, segs[1].base, &pos), RN_ECORRUPT);
+  free(ib);
+  free(tb);
+  assert_int_equal(rn_log_close(log), 0);
+
+  /* first_offset: only an empty directory starts there. */
+  f->opts.first_offset = 1000;
+  log = open_log(f, NULL);
+  assert_int_equal(rn_log_start(log), 0); /* has segments: ignored */
+  assert_int_equal(rn_log_close(log), 0);
+  snprintf(f->logdir, sizeof(f->logdir), "%s/shard-1", f->dir);
+  log = open_log(f, NULL);
+  assert_int_equal(rn_log_start(log), 1000);
+  assert_int_equal(append_wait(f, log, 1, 3, 10, f->now), 1000);
+  assert_int_equal(rn_log_close(log), 0);
+  log = open_log(f, NULL);
+  assert_int_equal(rn_log_start(log), 1000);
+  assert_int_equal(rn_log_next_offset(log), 1003);
+  assert_int_equal(rn_log_close(log), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_append_read_roundtrip, setup, teardown),
@@ -527,6 +605,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_roll_by_age, setup, teardown),
       cmocka_unit_test_setup_teardown(test_interval_and_none, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_segments_and_index_lookups, setup, teardown),
       cmocka_unit_test(test_durability_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
