@@ -1,5 +1,6 @@
 /*
- * admin.c — the blocking admin calls (streams, retention, offsets): each
+ * admin.c — the blocking admin calls (streams, retention, offsets, tiered
+ * storage's restore and status): each
  * builds one Request, waits for its Response through rn__client_call and
  * converts the answer into caller-owned result structs (one allocation tree
  * per result, freed by the matching _free).
@@ -30,6 +31,9 @@ rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd) {
     d->retention_ms = c->retention_ms;
     d->retention_bytes = c->retention_bytes;
     d->durability = (rn_durability_t)c->durability;
+    d->tiered = c->tiered;
+    d->local_retention_ms = c->local_retention_ms;
+    d->local_retention_bytes = c->local_retention_bytes;
   }
   d->created_ms = sd->created_ms;
   d->shard_count = sd->n_shards;
@@ -53,6 +57,14 @@ rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd) {
     s->end_offset = si->end_offset;
     s->last_append_ms = si->last_append_ms;
     s->stored_bytes = si->stored_bytes;
+    s->remote_start_offset = si->remote_start_offset;
+    s->local_start_offset = si->local_start_offset;
+    s->remote_bytes = si->remote_bytes;
+    s->remote_segments = si->remote_segments;
+    s->local_segments = si->local_segments;
+    s->upload_backlog_bytes = si->upload_backlog_bytes;
+    s->upload_backlog_segments = si->upload_backlog_segments;
+    s->upload_backlog_age_ms = si->upload_backlog_age_ms;
   }
   return d;
 }
@@ -107,6 +119,9 @@ rn_err_t rn_stream_create(rn_client_t *cl, const rn_stream_config_t *config, rn_
   sc.retention_ms = config->retention_ms;
   sc.retention_bytes = config->retention_bytes;
   sc.durability = (Runnel__Durability)config->durability;
+  sc.tiered = config->tiered;
+  sc.local_retention_ms = config->tiered ? config->local_retention_ms : 0;
+  sc.local_retention_bytes = config->tiered ? config->local_retention_bytes : 0;
   Runnel__CreateStreamRequest cr;
   runnel__create_stream_request__init(&cr);
   cr.config = &sc;
@@ -202,13 +217,20 @@ rn_err_t rn_stream_describe(rn_client_t *cl, const char *name, rn_stream_desc_t 
 
 rn_err_t rn_stream_set_retention(rn_client_t *cl, const char *name, int64_t retention_ms,
                                  int64_t retention_bytes, rn_stream_desc_t **out) {
+  rn_retention_t r = {.retention_ms = retention_ms, .retention_bytes = retention_bytes};
+  return rn_stream_set_retentions(cl, name, &r, out);
+}
+
+rn_err_t rn_stream_set_retentions(rn_client_t *cl, const char *name, const rn_retention_t *r, rn_stream_desc_t **out) {
   rn__errmsg_clear();
-  if (cl == NULL || name == NULL) return RN_EINVAL;
+  if (cl == NULL || name == NULL || r == NULL) return RN_EINVAL;
   Runnel__SetRetentionRequest sr;
   runnel__set_retention_request__init(&sr);
   sr.name = (char *)(uintptr_t)name;
-  sr.retention_ms = retention_ms;
-  sr.retention_bytes = retention_bytes;
+  sr.retention_ms = r->retention_ms;
+  sr.retention_bytes = r->retention_bytes;
+  sr.local_retention_ms = r->local_retention_ms;
+  sr.local_retention_bytes = r->local_retention_bytes;
   Runnel__Request req;
   runnel__request__init(&req);
   req.op_case = RUNNEL__REQUEST__OP_SET_RETENTION;
@@ -218,6 +240,25 @@ rn_err_t rn_stream_set_retention(rn_client_t *cl, const char *name, int64_t rete
   if (err) return err;
   err = check_op(resp, RUNNEL__RESPONSE__OP_SET_RETENTION);
   if (!err) err = desc_out(resp->set_retention->stream, out);
+  runnel__response__free_unpacked(resp, NULL);
+  return err;
+}
+
+rn_err_t rn_stream_restore(rn_client_t *cl, const char *name, rn_stream_desc_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || name == NULL) return RN_EINVAL;
+  Runnel__RestoreStreamRequest rr;
+  runnel__restore_stream_request__init(&rr);
+  rr.name = (char *)(uintptr_t)name;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_RESTORE_STREAM;
+  req.restore_stream = &rr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_RESTORE_STREAM);
+  if (!err) err = desc_out(resp->restore_stream->stream, out);
   runnel__response__free_unpacked(resp, NULL);
   return err;
 }
@@ -370,5 +411,94 @@ rn_err_t rn_broker_info(rn_client_t *cl, rn_broker_info_t **out) {
     return RN_ENOMEM;
   }
   *out = info;
+  return 0;
+}
+
+/* ---- tiered storage ---------------------------------------------------------------------- */
+
+void rn_tier_status_free(rn_tier_status_t *st) {
+  if (st == NULL) return;
+  free(st->store);
+  free(st->location);
+  free(st->last_error);
+  free(st->ops);
+  free(st);
+}
+
+rn_err_t rn_tier_status(rn_client_t *cl, rn_tier_status_t **out) {
+  rn__errmsg_clear();
+  if (cl == NULL || out == NULL) return RN_EINVAL;
+  *out = NULL;
+  Runnel__TierStatusRequest tr;
+  runnel__tier_status_request__init(&tr);
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_TIER_STATUS;
+  req.tier_status = &tr;
+  Runnel__Response *resp;
+  rn_err_t err = rn__client_call(cl, &req, 0, &resp);
+  if (err) return err;
+  err = check_op(resp, RUNNEL__RESPONSE__OP_TIER_STATUS);
+  if (err) {
+    runnel__response__free_unpacked(resp, NULL);
+    return err;
+  }
+  const Runnel__TierStatusResponse *r = resp->tier_status;
+  rn_tier_status_t *st = calloc(1, sizeof *st);
+  bool ok = st != NULL;
+  if (ok) {
+    st->enabled = r->enabled;
+    st->store = dup_or_empty(r->store);
+    st->location = dup_or_empty(r->location);
+    st->uploads_active = r->uploads_active;
+    st->backlog_bytes = r->backlog_bytes;
+    st->backlog_segments = r->backlog_segments;
+    st->backlog_age_ms = r->backlog_age_ms;
+    st->bytes_uploaded = r->bytes_uploaded;
+    st->bytes_downloaded = r->bytes_downloaded;
+    st->cache_bytes = r->cache_bytes;
+    st->cache_limit_bytes = r->cache_limit_bytes;
+    st->cache_hits = r->cache_hits;
+    st->cache_misses = r->cache_misses;
+    st->cache_evictions = r->cache_evictions;
+    st->orphans_collected = r->orphans_collected;
+    st->remote_deletes = r->remote_deletes;
+    st->corrupt_objects = r->corrupt_objects;
+    st->last_err = rn__pb_error(r->last_error, NULL, 0);
+    st->last_error = dup_or_empty(st->last_err && r->last_error->message ? r->last_error->message : "");
+    st->tiered_streams = r->tiered_streams;
+    st->tiered_shards = r->tiered_shards;
+    st->remote_bytes = r->remote_bytes;
+    st->remote_segments = r->remote_segments;
+    st->disk_used_percent = r->disk_used_percent;
+    st->disk_high_water = r->disk_high_water;
+    st->backpressure = r->backpressure;
+    st->gets_inflight = r->gets_inflight;
+    st->gets_inflight_max = r->gets_inflight_max;
+    st->delete_jobs = r->delete_jobs;
+    ok = st->store && st->location && st->last_error;
+  }
+  if (ok && r->n_ops) {
+    st->ops = calloc(r->n_ops, sizeof *st->ops);
+    ok = st->ops != NULL;
+    for (size_t i = 0; ok && i < r->n_ops; i++) {
+      const Runnel__TierOpStats *o = r->ops[i];
+      rn_tier_op_stats_t *d = &st->ops[st->op_count++];
+      snprintf(d->op, sizeof d->op, "%s", o->op ? o->op : "");
+      d->requests = o->requests;
+      d->errors = o->errors;
+      d->retries = o->retries;
+      d->latency_count = o->latency_count;
+      d->latency_sum_seconds = o->latency_sum_seconds;
+      d->latency_p50_seconds = o->latency_p50_seconds;
+      d->latency_p99_seconds = o->latency_p99_seconds;
+    }
+  }
+  runnel__response__free_unpacked(resp, NULL);
+  if (!ok) {
+    rn_tier_status_free(st);
+    return RN_ENOMEM;
+  }
+  *out = st;
   return 0;
 }

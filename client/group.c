@@ -619,7 +619,8 @@ static rn_err_t dlq_ready(rn_group_consumer_t *gc) {
   rn_err_t err = rn_stream_describe(gc->cl, gc->dlq_stream, &d);
   rn_stream_desc_free(d);
   if (err == RN_ENOSTREAM) {
-    rn_stream_config_t sc = {gc->dlq_stream, 1, -1, -1, RN_DURABILITY_SYNC};
+    rn_stream_config_t sc = {.name = gc->dlq_stream, .shard_count = 1, .retention_ms = -1, .retention_bytes = -1,
+                             .durability = RN_DURABILITY_SYNC};
     err = rn_stream_create(gc->cl, &sc, NULL);
     if (err == RN_EEXIST) err = 0;
   }

@@ -95,7 +95,6 @@ struct rn_core_stream {
    * delete_objects: deleted by a request (not a failed create or restore),
    * so its objects go too. */
   uint64_t desc_gen, desc_put_gen;
-  int64_t desc_put_ms; /* when the last put started (descriptors are refreshed) */
   bool desc_putting;
   bool delete_objects;
   rn__stream_state_t state; /* transitions: rn_core.h, rn_core_stream_state_t */
@@ -164,6 +163,10 @@ struct rn_core {
   uint64_t tier_backlog_bytes; /* every tiered shard's, at the last tick */
   bool backpressure;
   uint64_t backpressure_episodes;
+  /* rn_core_tier_status's last figures (kept while the tier's shard list
+   * may move under an rn_tier_shard_open on the thread pool). */
+  rn_tier_stats_t tier_stats;
+  unsigned tier_gets_inflight, tier_gets_max, tier_jobs;
 };
 
 /* engine.c */

@@ -40,10 +40,6 @@
 #include "core_int.h"
 #include "rn_fs.h"
 
-/* Descriptors are stored again this often even unchanged: a delete job of
- * an older incarnation of the same name removes the name's descriptor, and
- * this puts the current one back. */
-#define DESC_REFRESH_MS (10 * 60 * 1000)
 #define TIER_TICK_MS 1000
 #define DISK_CHECK_MS 1000
 
@@ -294,7 +290,7 @@ static void desc_put(rn_engine_t *eng, rn_stream_t *st) {
   d->gen = st->desc_gen;
   rn_err_t err = rn__meta_stream_encode(&ms, &d->buf, &d->len);
   free(ms.shards);
-  if (!err) err = rn_tier_put_stream(eng->tier, st->name, d->buf, d->len, desc_put_done, d);
+  if (!err) err = rn_tier_put_stream(eng->tier, st->name, st->uid, d->buf, d->len, desc_put_done, d);
   if (err) {
     rn__eng_say(eng, RN_LVL_WARN, "stream %s: cannot store its descriptor: %s; retried", st->name, rn_strerror(err));
     free(d->buf);
@@ -303,7 +299,6 @@ static void desc_put(rn_engine_t *eng, rn_stream_t *st) {
     return;
   }
   st->desc_putting = true;
-  st->desc_put_ms = rn__now_ms(eng);
 }
 
 void rn__tier_stream_changed(rn_engine_t *eng, rn_stream_t *st) {
@@ -379,11 +374,7 @@ void rn__tier_tick(rn_engine_t *eng, int64_t now) {
       rn_tier_shard_stats(st->shards[k].tier, &ss);
       backlog += ss.backlog_bytes;
     }
-    bool stale = st->desc_put_gen < st->desc_gen || now - st->desc_put_ms >= DESC_REFRESH_MS;
-    if (stale && !st->desc_putting) {
-      if (st->desc_put_gen >= st->desc_gen) st->desc_gen++; /* the refresh */
-      desc_put(eng, st);
-    }
+    if (st->desc_put_gen < st->desc_gen && !st->desc_putting) desc_put(eng, st); /* a retry */
   }
   eng->tier_backlog_bytes = backlog;
   if (eng->backpressure) backpressure_update(eng); /* ends as soon as the backlog is gone */
@@ -401,13 +392,23 @@ void rn__tier_tick(rn_engine_t *eng, int64_t now) {
 
 /* ---- status -------------------------------------------------------------------------------------------- */
 
-void rn_core_tier_status(const rn_core_t *eng, rn_core_tier_status_t *out) {
+void rn_core_tier_status(rn_core_t *eng, rn_core_tier_status_t *out) {
   memset(out, 0, sizeof(*out));
   if (!eng->tier) return;
   out->enabled = true;
   out->store = eng->store->ops->name;
   out->location = eng->tier_location;
-  rn_tier_stats(eng->tier, &out->stats);
+  /* While a thread-pool job is inside rn_tier_shard_open the tier's shard
+   * list may move: the last figures then (counters never go back). */
+  if (eng->tier_opening == 0) {
+    rn_tier_stats(eng->tier, &eng->tier_stats);
+    eng->tier_gets_inflight = rn_tier_gets_inflight(eng->tier, &eng->tier_gets_max);
+    eng->tier_jobs = rn_tier_jobs_active(eng->tier);
+  }
+  out->stats = eng->tier_stats;
+  out->gets_inflight = eng->tier_gets_inflight;
+  out->gets_inflight_max = eng->tier_gets_max;
+  out->delete_jobs = eng->tier_jobs;
   out->cache_limit_bytes = eng->opts.tier.tier.cache_bytes;
   for (uint32_t i = 0; i < eng->nstreams; i++) {
     const rn_stream_t *st = eng->streams[i];

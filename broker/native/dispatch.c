@@ -305,6 +305,9 @@ static void tier_status(rn_core_t *core, rn_native_reply_cb cb, void *ctx) {
   tr.disk_used_percent = ts.disk_used_percent;
   tr.disk_high_water = ts.disk_high_water;
   tr.backpressure = ts.backpressure;
+  tr.gets_inflight = ts.gets_inflight;
+  tr.gets_inflight_max = ts.gets_inflight_max;
+  tr.delete_jobs = ts.delete_jobs;
   if (ts.enabled) {
     tr.n_ops = RN_OBJ_NOPS;
     tr.ops = rn_arena_alloc(&a, RN_OBJ_NOPS * sizeof(*tr.ops));

@@ -33,11 +33,20 @@ static const ctl_opt_t opts_create[] = {
     {"--retention", 0, "D", DOC_RETENTION},
     {"--retention-bytes", 0, "S", DOC_RETENTION_BYTES},
     {"--durability", 0, "M", "sync (default): acknowledged after fdatasync; interval:\nfdatasync periodically; none: page cache only"},
+    {"--tiered", 0, NULL,
+     "tiered storage: sealed segments go to the broker's object store\n(its s3_bucket or tier_dir) and older records are read from\n"
+     "there; --retention stays the total, local and remote"},
+    {"--local-retention", 0, "D",
+     "with --tiered: how long an uploaded segment stays on the broker's\ndisk (1h, 6h, 7d), or forever (every segment stays); default:\n"
+     "the broker's default_local_retention, else forever"},
+    {"--local-retention-bytes", 0, "S", "with --tiered: and at most this much per shard on the disk\n(64MiB, 10GiB), or unlimited (the default)"},
     {NULL, 0, NULL, NULL}};
 
 static const ctl_opt_t opts_setret[] = {
     {"--retention", 0, "D", "500ms, 30s, 90m, 24h, 7d, or forever"},
     {"--retention-bytes", 0, "S", "per shard: 512MiB, 10GiB, 1TiB, or unlimited"},
+    {"--local-retention", 0, "D", "tiered streams: what stays on the broker's disk: 1h, 7d, or\nforever"},
+    {"--local-retention-bytes", 0, "S", "tiered streams: per shard on the disk: 10GiB, or unlimited"},
     {NULL, 0, NULL, NULL}};
 
 static const ctl_opt_t opts_produce[] = {
@@ -89,13 +98,25 @@ const ctl_cmd_t ctl_cmds[] = {
      "Every stream with its shard count, retention and durability.", NULL, 0, 0, ctl_stream_list},
     {"stream", "describe", "NAME", "settings, shards, offsets and bytes stored",
      "The stream's settings, and every shard with its hash-key range (decimal, as Kinesis),\n"
-     "start and end offset, the time of its newest record and the bytes it stores.",
+     "start and end offset, the time of its newest record and the bytes it stores.\n"
+     "A tiered stream also shows per shard where its records are: the local start (below it\n"
+     "records are read from the store), the bytes and segments on the broker's disk and in\n"
+     "the store, and the upload backlog (sealed segments not uploaded yet: bytes, segments\n"
+     "and how long the oldest has waited).",
      NULL, 1, 1, ctl_stream_describe},
     {"stream", "delete", "NAME", "delete a stream and its data", "Delete the stream and all its data.", NULL, 1, 1,
      ctl_stream_delete},
     {"stream", "set-retention", "NAME", "change a stream's retention",
-     "Change the retention; an option left out keeps its current value.", opts_setret, 1, 1,
-     ctl_stream_set_retention},
+     "Change the retention; an option left out keeps its current value. --retention is the\n"
+     "total; --local-retention and --local-retention-bytes apply to tiered streams only.",
+     opts_setret, 1, 1, ctl_stream_set_retention},
+    {"stream", "restore", "NAME", "recreate a tiered stream from the broker's store",
+     "Recreate tiered stream NAME from the broker's object store on a broker that does not\n"
+     "have it (an empty data directory, a lost disk): the same shards, hash-key ranges and\n"
+     "retention, from the stream's descriptor and each shard's manifest in the store. Every\n"
+     "record still in total retention is then served again (older ones from the store).\n"
+     "Refused (EEXIST) when the stream exists on the broker.",
+     NULL, 1, 1, ctl_stream_restore},
     {"produce", NULL, "STREAM", "send records from standard input or a file",
      "Send each line of standard input as one record (empty lines are skipped), or with --file\n"
      "one file as one record. A line that cannot be sent (not JSON or no FIELD with\n"
@@ -151,6 +172,15 @@ const ctl_cmd_t ctl_cmds[] = {
      "streams and shards, its limits (--json), failed shards and its health. Exit status 1\n"
      "while the broker is degraded (a shard failed).",
      opts_watch, 0, 0, ctl_status},
+    {"tier", "status", "", "tiered storage: uploads, backlog, cache, errors",
+     "The broker's tiered storage: its store, the uploader (uploads active, the backlog of\n"
+     "sealed segments not uploaded yet and the age of the oldest), bytes uploaded and\n"
+     "downloaded, what the store holds, the read cache (size, hits, misses, evictions),\n"
+     "remote GETs in flight, orphans collected, remote deletes, corrupt objects, the data\n"
+     "disk against tier_disk_high_water (back-pressure: produce to tiered streams answers\n"
+     "EBACKLOG while it is on), the last error, and per store operation the requests,\n"
+     "errors, retries and latency (p50 and p99 as histogram bucket bounds).",
+     opts_watch, 0, 0, ctl_tier_status},
     {"completion", NULL, "SHELL", "print a shell completion script (bash)",
      "Print the completion script for SHELL (bash), generated from the command table:\n"
      "  source <(runnelctl completion bash)",

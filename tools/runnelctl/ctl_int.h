@@ -5,7 +5,7 @@
  * and shared runtime (ctl_main.c: argv, the lazy client, clocks, signals),
  * the one output layer (ctl_out.c), the pure parsers (ctl_parse.c) and the
  * command entry points, one file per noun (ctl_stream.c, ctl_produce.c,
- * ctl_consume.c, ctl_group.c, ctl_status.c).
+ * ctl_consume.c, ctl_group.c, ctl_status.c, ctl_tier.c).
  *
  * runnelctl is an executable, not a library: its cross-file names use the
  * prefix ctl_ and never leave the binary (the unit test links them from the
@@ -143,6 +143,10 @@ void ctl_format_time(int64_t ms, char *buf, size_t n);
 void ctl_format_retention(int64_t ms, char *buf, size_t n);
 /* Retention bytes: "unlimited" (<= 0), else 10GiB. */
 void ctl_format_retention_bytes(int64_t b, char *buf, size_t n);
+/* A byte count for people: 0B, 512B, 12.3KiB, 4.0GiB. */
+void ctl_format_bytes(uint64_t b, char *buf, size_t n);
+/* A length of time for people: 0s, 850ms, 4.2s, 3m12s, 2h5m, 3d4h. */
+void ctl_format_age(int64_t ms, char *buf, size_t n);
 
 /* JSON helpers: a string field, or name_base64 when the bytes are not
  * UTF-8; an integer or null. */
@@ -217,6 +221,8 @@ int ctl_stream_list(ctl_t *c, const ctl_args_t *a);
 int ctl_stream_describe(ctl_t *c, const ctl_args_t *a);
 int ctl_stream_delete(ctl_t *c, const ctl_args_t *a);
 int ctl_stream_set_retention(ctl_t *c, const ctl_args_t *a);
+int ctl_stream_restore(ctl_t *c, const ctl_args_t *a);
+int ctl_tier_status(ctl_t *c, const ctl_args_t *a);
 int ctl_offsets(ctl_t *c, const ctl_args_t *a);
 int ctl_produce(ctl_t *c, const ctl_args_t *a);
 int ctl_consume(ctl_t *c, const ctl_args_t *a);

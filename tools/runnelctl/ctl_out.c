@@ -11,6 +11,7 @@
  * to c->out (a half-written table after a failure would only mislead), and
  * c->out_errno keeps the first failure's errno.
  */
+#include <inttypes.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -219,4 +220,30 @@ void ctl_json_bytes(json_t *o, const char *name, const uint8_t *s, size_t n) {
   char *v = ctl_base64(s, n);
   json_object_set_new(o, k, json_string(v));
   free(v);
+}
+
+void ctl_format_bytes(uint64_t b, char *buf, size_t n) {
+  static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = (double)b;
+  size_t i = 0;
+  while (v >= 1024 && i + 1 < sizeof u / sizeof u[0]) {
+    v /= 1024;
+    i++;
+  }
+  snprintf(buf, n, i ? "%.1f%s" : "%.0f%s", v, u[i]);
+}
+
+void ctl_format_age(int64_t ms, char *buf, size_t n) {
+  if (ms < 0) ms = 0;
+  int64_t s = ms / 1000;
+  if (ms < 1000)
+    snprintf(buf, n, "%" PRId64 "ms", ms);
+  else if (s < 60)
+    snprintf(buf, n, "%" PRId64 ".%" PRId64 "s", s, ms % 1000 / 100);
+  else if (s < 3600)
+    snprintf(buf, n, "%" PRId64 "m%" PRId64 "s", s / 60, s % 60);
+  else if (s < 86400)
+    snprintf(buf, n, "%" PRId64 "h%" PRId64 "m", s / 3600, s % 3600 / 60);
+  else
+    snprintf(buf, n, "%" PRId64 "d%" PRId64 "h", s / 86400, s % 86400 / 3600);
 }

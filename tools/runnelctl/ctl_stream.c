@@ -1,7 +1,7 @@
 /*
  * ctl_stream.c — `runnelctl stream ...` and `runnelctl offsets`: create,
- * list, describe, delete, set-retention, and the start/end offsets of every
- * shard.
+ * list, describe, delete, set-retention, restore (tiered streams), and the
+ * start/end offsets of every shard.
  *
  * Retention on the wire (StreamConfig.retention_ms): 0 = the broker's
  * default retention, -1 = forever, > 0 = that many ms. So no --retention
@@ -31,6 +31,45 @@ static int parse_retention(ctl_t *c, const char *s, int64_t *ms) {
   return 0;
 }
 
+/* --local-retention: "forever" (-1: every segment stays) or a duration > 0. */
+static int parse_local_retention(ctl_t *c, const char *s, int64_t *ms) {
+  if (strcmp(s, "forever") == 0) {
+    *ms = -1;
+    return 0;
+  }
+  char why[256];
+  int64_t v = -1;
+  bool zero = s[0] != '\0' && strspn(s, "0") == strlen(s);
+  if (!zero && rn_parse_duration_ms(s, &v, why, sizeof why) != 0)
+    return ctl_usage(c, "--local-retention: %s, or forever", why);
+  if (zero || v == 0)
+    return ctl_usage(c, "--local-retention: 0 is not a retention; write forever to keep every segment on the disk");
+  *ms = v;
+  return 0;
+}
+
+/* --local-retention-bytes: "unlimited" (-1) or a size > 0. */
+static int parse_local_retention_bytes(ctl_t *c, const char *s, int64_t *bytes) {
+  if (strcmp(s, "unlimited") == 0) {
+    *bytes = -1;
+    return 0;
+  }
+  char why[256];
+  int64_t v = 0;
+  if (rn_parse_size(s, &v, why, sizeof why) != 0) return ctl_usage(c, "--local-retention-bytes: %s, or unlimited", why);
+  if (v == 0) return ctl_usage(c, "--local-retention-bytes: 0 is not a limit; write unlimited");
+  *bytes = v;
+  return 0;
+}
+
+/* Local retention for tables: "forever" (every segment stays), else 6h. */
+static void format_local_retention(int64_t ms, char *buf, size_t n) {
+  if (ms <= 0)
+    snprintf(buf, n, "forever");
+  else
+    rn_format_duration_ms(ms, buf, n);
+}
+
 /* --retention-bytes: "unlimited" (0) or a size > 0. */
 static int parse_retention_bytes(ctl_t *c, const char *s, int64_t *bytes) {
   if (strcmp(s, "unlimited") == 0) {
@@ -55,6 +94,10 @@ static json_t *desc_json(const rn_stream_desc_t *d, bool with_shards) {
   const char *dn = rn_durability_name(d->durability);
   json_object_set_new(o, "durability", json_string(dn ? dn : "unknown"));
   json_object_set_new(o, "created_ms", json_integer(d->created_ms));
+  json_object_set_new(o, "tiered", json_boolean(d->tiered));
+  /* A local retention only exists for a tiered stream; -1 = everything stays. */
+  json_object_set_new(o, "local_retention_ms", d->tiered ? json_integer(d->local_retention_ms) : json_null());
+  json_object_set_new(o, "local_retention_bytes", d->tiered ? json_integer(d->local_retention_bytes) : json_null());
   if (with_shards) {
     json_t *a = json_array();
     for (size_t i = 0; i < d->shard_count; i++) {
@@ -71,6 +114,17 @@ static json_t *desc_json(const rn_stream_desc_t *d, bool with_shards) {
       json_object_set_new(so, "end_offset", json_integer((json_int_t)s->end_offset));
       json_object_set_new(so, "last_append_ms", s->last_append_ms > 0 ? json_integer(s->last_append_ms) : json_null());
       json_object_set_new(so, "stored_bytes", json_integer((json_int_t)s->stored_bytes));
+      if (d->tiered) {
+        json_object_set_new(so, "local_start_offset", json_integer((json_int_t)s->local_start_offset));
+        json_object_set_new(so, "remote_start_offset", json_integer((json_int_t)s->remote_start_offset));
+        json_object_set_new(so, "local_bytes", json_integer((json_int_t)s->stored_bytes));
+        json_object_set_new(so, "local_segments", json_integer(s->local_segments));
+        json_object_set_new(so, "remote_bytes", json_integer((json_int_t)s->remote_bytes));
+        json_object_set_new(so, "remote_segments", json_integer(s->remote_segments));
+        json_object_set_new(so, "upload_backlog_bytes", json_integer((json_int_t)s->upload_backlog_bytes));
+        json_object_set_new(so, "upload_backlog_segments", json_integer(s->upload_backlog_segments));
+        json_object_set_new(so, "upload_backlog_age_ms", json_integer(s->upload_backlog_age_ms));
+      }
       json_array_append_new(a, so);
     }
     json_object_set_new(o, "shards", a);
@@ -91,6 +145,14 @@ static bool print_desc(ctl_t *c, const rn_stream_desc_t *d) {
   ctl_print(c, "retention:        %s\n", ret);
   ctl_print(c, "retention-bytes:  %s\n", retb);
   ctl_print(c, "durability:       %s\n", dn ? dn : "unknown");
+  if (d->tiered) {
+    char lr[RN_UNITS_STRLEN], lrb[RN_UNITS_STRLEN];
+    format_local_retention(d->local_retention_ms, lr, sizeof lr);
+    ctl_format_retention_bytes(d->local_retention_bytes, lrb, sizeof lrb);
+    ctl_print(c, "tiered:           yes\n");
+    ctl_print(c, "local-retention:  %s\n", lr);
+    ctl_print(c, "local-ret-bytes:  %s\n", lrb);
+  }
   ctl_print(c, "created:          %s\n\n", created);
   ctl_table_t t;
   ctl_table_init(&t, 7);
@@ -106,12 +168,36 @@ static bool print_desc(ctl_t *c, const rn_stream_desc_t *d) {
     snprintf(by, sizeof by, "%" PRIu64, s->stored_bytes);
     ctl_table_row(&t, s->shard_id, ks, ke, so, eo, la, by);
   }
+  if (!ctl_table_print(c, &t) || !d->tiered) return ctl_out_ok(c);
+  /* Where a tiered shard's records are: START above is the earliest in the
+   * store; below LOCAL-START reads go there. */
+  ctl_print(c, "\n");
+  ctl_table_init(&t, 9);
+  ctl_table_row(&t, "SHARD", "LOCAL-START", "LOCAL-BYTES", "LOCAL-SEGS", "REMOTE-BYTES", "REMOTE-SEGS", "BACKLOG-BYTES",
+                "BACKLOG-SEGS", "BACKLOG-AGE");
+  for (size_t i = 0; i < d->shard_count; i++) {
+    const rn_shard_info_t *s = &d->shards[i];
+    char ls[24], lb[32], lsg[16], rb[32], rsg[16], bb[32], bsg[16], ba[32];
+    snprintf(ls, sizeof ls, "%" PRIu64, s->local_start_offset);
+    ctl_format_bytes(s->stored_bytes, lb, sizeof lb);
+    snprintf(lsg, sizeof lsg, "%u", s->local_segments);
+    ctl_format_bytes(s->remote_bytes, rb, sizeof rb);
+    snprintf(rsg, sizeof rsg, "%u", s->remote_segments);
+    ctl_format_bytes(s->upload_backlog_bytes, bb, sizeof bb);
+    snprintf(bsg, sizeof bsg, "%u", s->upload_backlog_segments);
+    if (s->upload_backlog_segments)
+      ctl_format_age(s->upload_backlog_age_ms, ba, sizeof ba);
+    else
+      snprintf(ba, sizeof ba, "-");
+    ctl_table_row(&t, s->shard_id, ls, lb, lsg, rb, rsg, bb, bsg, ba);
+  }
   return ctl_table_print(c, &t);
 }
 
 int ctl_stream_create(ctl_t *c, const ctl_args_t *a) {
   const char *shards = ctl_arg(a, "--shards"), *ret = ctl_arg(a, "--retention"),
-             *retb = ctl_arg(a, "--retention-bytes"), *dur = ctl_arg(a, "--durability");
+             *retb = ctl_arg(a, "--retention-bytes"), *dur = ctl_arg(a, "--durability"),
+             *lret = ctl_arg(a, "--local-retention"), *lretb = ctl_arg(a, "--local-retention-bytes");
   /* no --retention: 0 = the broker's default */
   rn_stream_config_t sc = {.name = a->pos[0], .durability = RN_DURABILITY_SYNC, .retention_ms = 0};
   if (shards == NULL) return ctl_usage(c, "stream create: --shards N is required");
@@ -124,6 +210,12 @@ int ctl_stream_create(ctl_t *c, const ctl_args_t *a) {
   if (retb && (rc = parse_retention_bytes(c, retb, &sc.retention_bytes))) return rc;
   if (dur && rn_durability_parse(dur, &sc.durability) != 0)
     return ctl_usage(c, "--durability: \"%s\" is not sync, interval or none", dur);
+  sc.tiered = ctl_arg(a, "--tiered") != NULL;
+  if ((lret || lretb) && !sc.tiered)
+    return ctl_usage(c, "stream create: --local-retention%s needs --tiered (only a tiered stream has a local part)",
+                     lret ? "" : "-bytes");
+  if (lret && (rc = parse_local_retention(c, lret, &sc.local_retention_ms))) return rc;
+  if (lretb && (rc = parse_local_retention_bytes(c, lretb, &sc.local_retention_bytes))) return rc;
   if (ctl_client(c)) return CTL_EXIT_FAIL;
   rn_stream_desc_t *d = NULL;
   rn_err_t err = rn_stream_create(c->cl, &sc, &d);
@@ -131,10 +223,16 @@ int ctl_stream_create(ctl_t *c, const ctl_args_t *a) {
   if (c->json) {
     ctl_print_json(c, desc_json(d, true));
   } else {
-    char r[RN_UNITS_STRLEN];
+    char r[RN_UNITS_STRLEN], lr[RN_UNITS_STRLEN];
     ctl_format_retention(d->retention_ms, r, sizeof r);
-    ctl_print(c, "created stream \"%s\" with %zu shard%s (retention %s)\n", d->name, d->shard_count,
-              d->shard_count == 1 ? "" : "s", r);
+    if (d->tiered) {
+      format_local_retention(d->local_retention_ms, lr, sizeof lr);
+      ctl_print(c, "created stream \"%s\" with %zu shard%s (tiered: retention %s, local retention %s)\n", d->name,
+                d->shard_count, d->shard_count == 1 ? "" : "s", r, lr);
+    } else {
+      ctl_print(c, "created stream \"%s\" with %zu shard%s (retention %s)\n", d->name, d->shard_count,
+                d->shard_count == 1 ? "" : "s", r);
+    }
   }
   rn_stream_desc_free(d);
   return 0;
@@ -217,24 +315,32 @@ int ctl_stream_delete(ctl_t *c, const ctl_args_t *a) {
 }
 
 int ctl_stream_set_retention(ctl_t *c, const ctl_args_t *a) {
-  const char *ret = ctl_arg(a, "--retention"), *retb = ctl_arg(a, "--retention-bytes"), *name = a->pos[0];
-  if (ret == NULL && retb == NULL)
-    return ctl_usage(c, "stream set-retention: give --retention and/or --retention-bytes");
-  int64_t ms = 0, bytes = 0;
+  const char *ret = ctl_arg(a, "--retention"), *retb = ctl_arg(a, "--retention-bytes"), *name = a->pos[0],
+             *lret = ctl_arg(a, "--local-retention"), *lretb = ctl_arg(a, "--local-retention-bytes");
+  if (ret == NULL && retb == NULL && lret == NULL && lretb == NULL)
+    return ctl_usage(c, "stream set-retention: give --retention, --retention-bytes, --local-retention and/or "
+                        "--local-retention-bytes");
+  rn_retention_t r = {0}; /* local retention 0: unchanged */
   int rc;
-  if (ret && (rc = parse_retention(c, ret, &ms))) return rc;
-  if (retb && (rc = parse_retention_bytes(c, retb, &bytes))) return rc;
+  if (ret && (rc = parse_retention(c, ret, &r.retention_ms))) return rc;
+  if (retb && (rc = parse_retention_bytes(c, retb, &r.retention_bytes))) return rc;
+  if (lret && (rc = parse_local_retention(c, lret, &r.local_retention_ms))) return rc;
+  if (lretb && (rc = parse_local_retention_bytes(c, lretb, &r.local_retention_bytes))) return rc;
   if (ctl_client(c)) return CTL_EXIT_FAIL;
   if (ret == NULL || retb == NULL) { /* keep the other value */
     rn_stream_desc_t *cur = NULL;
     rn_err_t err = rn_stream_describe(c->cl, name, &cur);
     if (err) return ctl_fail(c, err, "stream \"%s\"", name);
-    if (ret == NULL) ms = cur->retention_ms;
-    if (retb == NULL) bytes = cur->retention_bytes;
+    if (ret == NULL) r.retention_ms = cur->retention_ms;
+    if (retb == NULL) r.retention_bytes = cur->retention_bytes;
+    bool tiered = cur->tiered;
     rn_stream_desc_free(cur);
+    if ((lret || lretb) && !tiered)
+      return ctl_failf(c, "stream \"%s\" is not tiered: it has no local retention (its retention is all there is)",
+                       name);
   }
   rn_stream_desc_t *d = NULL;
-  rn_err_t err = rn_stream_set_retention(c->cl, name, ms, bytes, &d);
+  rn_err_t err = rn_stream_set_retentions(c->cl, name, &r, &d);
   if (err) return ctl_fail(c, err, "stream \"%s\"", name);
   if (c->json) {
     ctl_print_json(c, desc_json(d, false));
@@ -242,7 +348,32 @@ int ctl_stream_set_retention(ctl_t *c, const ctl_args_t *a) {
     char x[RN_UNITS_STRLEN], y[RN_UNITS_STRLEN];
     ctl_format_retention(d->retention_ms, x, sizeof x);
     ctl_format_retention_bytes(d->retention_bytes, y, sizeof y);
-    ctl_print(c, "stream \"%s\": retention %s, retention-bytes %s\n", d->name, x, y);
+    if (d->tiered) {
+      char lx[RN_UNITS_STRLEN], ly[RN_UNITS_STRLEN];
+      format_local_retention(d->local_retention_ms, lx, sizeof lx);
+      ctl_format_retention_bytes(d->local_retention_bytes, ly, sizeof ly);
+      ctl_print(c, "stream \"%s\": retention %s, retention-bytes %s, local retention %s, local-retention-bytes %s\n",
+                d->name, x, y, lx, ly);
+    } else {
+      ctl_print(c, "stream \"%s\": retention %s, retention-bytes %s\n", d->name, x, y);
+    }
+  }
+  rn_stream_desc_free(d);
+  return 0;
+}
+
+int ctl_stream_restore(ctl_t *c, const ctl_args_t *a) {
+  if (ctl_client(c)) return CTL_EXIT_FAIL;
+  rn_stream_desc_t *d = NULL;
+  rn_err_t err = rn_stream_restore(c->cl, a->pos[0], &d);
+  if (err) return ctl_fail(c, err, "restore stream \"%s\"", a->pos[0]);
+  if (c->json) {
+    ctl_print_json(c, desc_json(d, true));
+  } else {
+    uint64_t records = 0;
+    for (size_t i = 0; i < d->shard_count; i++) records += d->shards[i].end_offset - d->shards[i].start_offset;
+    ctl_print(c, "restored stream \"%s\" with %zu shard%s from the store: %" PRIu64 " records in retention\n", d->name,
+              d->shard_count, d->shard_count == 1 ? "" : "s", records);
   }
   rn_stream_desc_free(d);
   return 0;

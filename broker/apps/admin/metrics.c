@@ -4,7 +4,8 @@
  * histogram, broker-wide gauges, the HTTP applications' request counters
  * and durations by operation and status, Kinesis errors by type, and the
  * lines other components registered (rn_admin_add_metrics: the
- * server's connections). docs/kinesis.md lists every name.
+ * server's connections), and tiered storage's uploader, cache, collector
+ * and store operations (docs/tiering.md). docs/kinesis.md lists every name.
  *
  * Every family is written once with its HELP and TYPE lines and all of its
  * samples together, as the format requires; counters start at zero when
@@ -174,6 +175,104 @@ static void histograms(const rn_admin_t *adm, rn_buf_t *b, const shard_rows_t *r
   }
 }
 
+/* ---- tiered storage (docs/tiering.md) ------------------------------------------------------ */
+
+static void tier_row(rn_buf_t *b, const char *name, const char *type, const char *help, unsigned long long v) {
+  family(b, name, type, help);
+  rn_buf_printf(b, "%s %llu\n", name, v);
+}
+
+/* Broker-wide: the uploader, bytes moved, the cache, the collector and the
+ * store's operations (per op: requests, errors, retries, a latency
+ * histogram). Absent when the broker has no store. */
+static void render_tier(rn_admin_t *adm, rn_buf_t *b) {
+  rn_core_tier_status_t ts;
+  rn_core_tier_status(adm->core, &ts);
+  if (!ts.enabled) return;
+  const rn_tier_stats_t *t = &ts.stats;
+  tier_row(b, "runnel_tier_uploaded_bytes_total", "counter", "Bytes of sealed segments (with their indexes) uploaded to the store.",
+           (unsigned long long)t->bytes_uploaded);
+  tier_row(b, "runnel_tier_downloaded_bytes_total", "counter", "Bytes read back from the store (remote reads, restores).",
+           (unsigned long long)t->bytes_downloaded);
+  tier_row(b, "runnel_tier_upload_backlog_bytes", "gauge",
+           "Bytes of sealed segments of tiered shards not uploaded yet (grows while the store is unreachable).",
+           (unsigned long long)ts.backlog_bytes);
+  tier_row(b, "runnel_tier_upload_backlog_segments", "gauge", "Sealed segments of tiered shards not uploaded yet.",
+           (unsigned long long)ts.backlog_segments);
+  family(b, "runnel_tier_upload_backlog_seconds", "gauge", "How long the oldest segment not uploaded yet has waited; 0 when none.");
+  rn_buf_printf(b, "runnel_tier_upload_backlog_seconds %.3f\n", (double)ts.backlog_age_ms / 1000.0);
+  tier_row(b, "runnel_tier_uploads_active", "gauge", "Segment uploads in progress (at most tier_upload_concurrency).",
+           (unsigned long long)t->uploads_active);
+  tier_row(b, "runnel_tier_remote_bytes", "gauge", "Bytes of the tiered shards' segments in the store.",
+           (unsigned long long)ts.remote_bytes);
+  tier_row(b, "runnel_tier_remote_segments", "gauge", "Segments of the tiered shards in the store.",
+           (unsigned long long)ts.remote_segments);
+  tier_row(b, "runnel_tier_cache_bytes", "gauge", "Bytes of remote chunks in the read cache.", (unsigned long long)t->cache_bytes);
+  tier_row(b, "runnel_tier_cache_limit_bytes", "gauge", "The read cache's size (tier_cache_bytes).",
+           (unsigned long long)ts.cache_limit_bytes);
+  tier_row(b, "runnel_tier_cache_hits_total", "counter", "Remote reads served from the cache.", (unsigned long long)t->cache_hits);
+  tier_row(b, "runnel_tier_cache_misses_total", "counter", "Remote reads that needed a GET.", (unsigned long long)t->cache_misses);
+  tier_row(b, "runnel_tier_cache_evictions_total", "counter", "Chunks evicted from the read cache.",
+           (unsigned long long)t->cache_evictions);
+  tier_row(b, "runnel_tier_gets_inflight", "gauge", "Remote GETs in flight now.", (unsigned long long)ts.gets_inflight);
+  tier_row(b, "runnel_tier_orphans_collected_total", "counter",
+           "Objects the collector deleted because no manifest references them (failed or abandoned uploads).",
+           (unsigned long long)t->orphans_collected);
+  tier_row(b, "runnel_tier_remote_deletes_total", "counter", "Segments deleted from the store by total retention.",
+           (unsigned long long)t->remote_deletes);
+  tier_row(b, "runnel_tier_corrupt_objects_total", "counter",
+           "Remote reads that failed verification (reported to the reader as ECORRUPT, never served).",
+           (unsigned long long)t->corrupt_objects);
+  tier_row(b, "runnel_tier_delete_jobs", "gauge", "Stream-delete jobs (the objects of deleted streams) not finished.",
+           (unsigned long long)ts.delete_jobs);
+  tier_row(b, "runnel_tier_backpressure", "gauge",
+           "1 while produce to tiered streams answers EBACKLOG: the data disk is above tier_disk_high_water and uploads "
+           "are behind.",
+           (unsigned long long)ts.backpressure);
+  const rn_objstore_stats_t *os = &t->store;
+  static const char *const fam[][3] = {
+      {"runnel_tier_requests_total", "counter", "Object-store requests sent, retries included, by operation."},
+      {"runnel_tier_request_errors_total", "counter", "Object-store operations that failed, by operation."},
+      {"runnel_tier_request_retries_total", "counter", "Object-store requests retried, by operation."},
+  };
+  const uint64_t *vals[] = {os->requests, os->errors, os->retries};
+  for (int f = 0; f < 3; f++) {
+    family(b, fam[f][0], fam[f][1], fam[f][2]);
+    for (int op = 0; op < RN_OBJ_NOPS; op++)
+      rn_buf_printf(b, "%s{op=\"%s\"} %llu\n", fam[f][0], rn_obj_op_name((rn_obj_op_t)op), (unsigned long long)vals[f][op]);
+  }
+  family(b, "runnel_tier_request_seconds", "histogram",
+         "Duration of object-store operations, retries included, by operation.");
+  for (int op = 0; op < RN_OBJ_NOPS; op++) {
+    char labels[32];
+    snprintf(labels, sizeof labels, "op=\"%s\"", rn_obj_op_name((rn_obj_op_t)op));
+    hist_lines(b, "runnel_tier_request_seconds", labels, &os->seconds[op]);
+  }
+}
+
+/* Per tiered shard: what is in the store and what waits for upload. */
+static void tier_shard_rows(rn_buf_t *b, const shard_rows_t *rows) {
+  static const struct {
+    const char *name, *help;
+  } fam[] = {
+      {"runnel_shard_remote_bytes", "Bytes of the tiered shard's segments in the store."},
+      {"runnel_shard_remote_segments", "Segments of the tiered shard in the store."},
+      {"runnel_shard_upload_backlog_bytes", "Bytes of the tiered shard's sealed segments not uploaded yet."},
+  };
+  bool any = false;
+  for (size_t i = 0; i < rows->n && !any; i++) any = rows->v[i].tiered;
+  if (!any) return;
+  for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+    family(b, fam[f].name, "gauge", fam[f].help);
+    for (size_t i = 0; i < rows->n; i++) {
+      const rn_core_shard_stats_t *s = &rows->v[i];
+      if (!s->tiered) continue;
+      unsigned long long v = f == 0 ? s->remote_bytes : f == 1 ? s->remote_segments : s->backlog_bytes;
+      rn_buf_printf(b, "%s{stream=\"%s\",shard=\"shardId-%012u\"} %llu\n", fam[f].name, s->stream, s->shard, v);
+    }
+  }
+}
+
 /* ---- the process (Prometheus's standard process_* names) ------------------------------- */
 
 /* Linux /proc reads are served from kernel memory, never from a disk, so
@@ -266,6 +365,7 @@ static void render_shards(rn_admin_t *adm, rn_buf_t *b) {
              "Duration of the shard log's fdatasync rounds (a group commit covers every batch written before it "
              "started).",
              offsetof(rn_core_shard_stats_t, sync));
+  tier_shard_rows(b, &rows);
 out:
   free(rows.v);
   rn_buf_free(&rows.names);
@@ -408,6 +508,7 @@ void rn__metrics_render(rn_admin_t *adm, rn_buf_t *b, const rn__disk_usage_t *di
   rn_buf_printf(b, "runnel_draining %d\n", rn_core_draining(adm->core) ? 1 : 0);
   render_journal(b, &st);
   render_shards(adm, b);
+  render_tier(adm, b);
   render_groups(adm, b);
   render_http(adm, b);
   for (size_t i = 0; i < adm->nsources; i++) {

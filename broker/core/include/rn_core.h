@@ -360,8 +360,11 @@ typedef struct rn_core_tier_status {
   uint32_t disk_high_water;     /* opts.tier.disk_high_water */
   bool backpressure;            /* produce to tiered streams answers RN_EBACKLOG now */
   uint64_t backpressure_episodes; /* times it began since core opened */
+  unsigned gets_inflight;       /* remote GETs in flight now */
+  unsigned gets_inflight_max;   /* the most at once so far (a catch-up read's parallelism) */
+  unsigned delete_jobs;         /* stream-delete jobs not finished */
 } rn_core_tier_status_t;
-void rn_core_tier_status(const rn_core_t *core, rn_core_tier_status_t *out);
+void rn_core_tier_status(rn_core_t *core, rn_core_tier_status_t *out);
 
 /* ==== produce ======================================================================= */
 

@@ -182,6 +182,14 @@ typedef struct rn_stream_config {
                               configured); < 0: keep forever (by time) */
   int64_t retention_bytes; /* per shard; <= 0: unlimited */
   rn_durability_t durability;
+  /* Tiered storage (docs/tiering.md): sealed segments go to the broker's
+   * object store; retention_* above stay the total. Needs a broker with a
+   * store (s3_bucket or tier_dir), else RN_EINVAL. */
+  bool tiered;
+  int64_t local_retention_ms;    /* tiered: how long an uploaded segment stays on the broker's disk;
+                                    0 = the broker's default_local_retention (unset: all stays),
+                                    < 0 = all stays */
+  int64_t local_retention_bytes; /* tiered: per shard; <= 0 = unlimited */
 } rn_stream_config_t;
 
 /* One shard as described by the broker. */
@@ -194,6 +202,17 @@ typedef struct rn_shard_info {
   uint64_t end_offset;                         /* high watermark: next offset */
   int64_t last_append_ms;                      /* newest record's arrival, 0 = none */
   uint64_t stored_bytes;                       /* bytes of its segments on the broker's disk */
+  /* Tiered streams (0 otherwise): start_offset is then the earliest offset
+   * anywhere (= remote_start_offset), local_start_offset the earliest on
+   * the broker's disk; reads below it come from the store. */
+  uint64_t remote_start_offset;
+  uint64_t local_start_offset;
+  uint64_t remote_bytes;                       /* in the store */
+  uint32_t remote_segments;
+  uint32_t local_segments;                     /* on the broker's disk, the active one included */
+  uint64_t upload_backlog_bytes;               /* sealed, not uploaded yet */
+  uint32_t upload_backlog_segments;
+  int64_t upload_backlog_age_ms;               /* the oldest has waited this long; 0 = none */
 } rn_shard_info_t;
 
 /* A stream's description. Owned by the caller: free with rn_stream_desc_free
@@ -207,6 +226,9 @@ typedef struct rn_stream_desc {
   char *status;            /* "ACTIVE", ... */
   size_t shard_count;
   rn_shard_info_t *shards; /* shard_count entries, by index */
+  bool tiered;
+  int64_t local_retention_ms;    /* tiered: > 0, or -1 = everything stays local */
+  int64_t local_retention_bytes; /* tiered: per shard, -1 = unlimited */
 } rn_stream_desc_t;
 
 RN_EXTERN void rn_stream_desc_free(rn_stream_desc_t *desc); /* NULL ok */
@@ -246,6 +268,73 @@ RN_EXTERN rn_err_t rn_stream_describe(rn_client_t *cl, const char *name, rn_stre
  * out may be NULL; otherwise the updated description (caller frees). */
 RN_EXTERN rn_err_t rn_stream_set_retention(rn_client_t *cl, const char *name, int64_t retention_ms,
                                            int64_t retention_bytes, rn_stream_desc_t **out);
+
+/* Every retention of a stream at once (tiered streams have two). */
+typedef struct rn_retention {
+  int64_t retention_ms;          /* as in rn_stream_config_t: the total */
+  int64_t retention_bytes;
+  int64_t local_retention_ms;    /* tiered streams only (others: RN_EINVAL unless 0):
+                                    0 = unchanged, < 0 = everything stays local, > 0 = new */
+  int64_t local_retention_bytes; /* 0 = unchanged, < 0 = unlimited, > 0 = new */
+} rn_retention_t;
+
+/* rn_stream_set_retention with local retention. Blocking. out may be NULL. */
+RN_EXTERN rn_err_t rn_stream_set_retentions(rn_client_t *cl, const char *name, const rn_retention_t *r,
+                                            rn_stream_desc_t **out);
+
+/* Recreate a tiered stream from the broker's object store (a broker with
+ * an empty data directory, a lost disk): the same shards, hash ranges and
+ * retention; every record still in total retention is served again.
+ * Blocking (the broker downloads each shard's manifest). out may be NULL.
+ * Errors: RN_EEXIST (the stream exists on this broker), RN_ENOENT (the
+ * store has no such stream), RN_EINVAL (the broker has no store),
+ * RN_EOBJSTORE / RN_ETIMEDOUT (the store). */
+RN_EXTERN rn_err_t rn_stream_restore(rn_client_t *cl, const char *name, rn_stream_desc_t **out);
+
+/* ==== tiered storage ====================================================== */
+
+/* One kind of object-store operation. */
+typedef struct rn_tier_op_stats {
+  char op[16];                 /* "put", "get", "head", "list", "delete" */
+  uint64_t requests;           /* sent, retries included */
+  uint64_t errors;             /* operations that failed */
+  uint64_t retries;
+  uint64_t latency_count;
+  double latency_sum_seconds;
+  double latency_p50_seconds;  /* bucket upper bounds; 0 = no operation yet */
+  double latency_p99_seconds;
+} rn_tier_op_stats_t;
+
+/* The broker's uploader, cache and errors. Owned by the caller: free with
+ * rn_tier_status_free. Strings are never NULL. */
+typedef struct rn_tier_status {
+  bool enabled;                /* the broker has a store; the rest is 0 when not */
+  char *store;                 /* "s3", "localdir" */
+  char *location;              /* "s3://bucket/prefix" or the directory */
+  uint64_t uploads_active;
+  uint64_t backlog_bytes;      /* sealed segments of every tiered shard not uploaded yet */
+  uint32_t backlog_segments;
+  int64_t backlog_age_ms;
+  uint64_t bytes_uploaded, bytes_downloaded; /* since the broker started */
+  uint64_t cache_bytes, cache_limit_bytes, cache_hits, cache_misses, cache_evictions;
+  uint64_t orphans_collected, remote_deletes, corrupt_objects;
+  rn_err_t last_err;           /* 0 = none */
+  char *last_error;            /* "" when last_err is 0 */
+  uint32_t tiered_streams, tiered_shards;
+  uint64_t remote_bytes;
+  uint32_t remote_segments;
+  uint32_t disk_used_percent, disk_high_water;
+  bool backpressure;           /* produce to tiered streams answers RN_EBACKLOG now */
+  uint32_t gets_inflight, gets_inflight_max;
+  uint32_t delete_jobs;
+  size_t op_count;
+  rn_tier_op_stats_t *ops;     /* op_count entries */
+} rn_tier_status_t;
+
+/* Ask the broker about its tiered storage. Blocking. On success *out
+ * (caller frees). A broker without a store answers enabled = false. */
+RN_EXTERN rn_err_t rn_tier_status(rn_client_t *cl, rn_tier_status_t **out);
+RN_EXTERN void rn_tier_status_free(rn_tier_status_t *st); /* NULL ok */
 
 /* A position in a shard. */
 typedef enum {
