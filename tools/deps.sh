@@ -25,6 +25,8 @@ PKGS=(
   zlib1g-dev                     # gzip request bodies of REST ingest
   libhttp-parser-dev             # HTTP/1.1 request parsing (broker HTTP port)
   libnghttp2-dev                 # HTTP/2 (h2c prior knowledge, ALPN h2) on the HTTP port
+  libcurl4-openssl-dev           # the S3 object store of tiered storage (storage/tier/s3.c)
+  python3-botocore               # tests: S3 request signatures checked against botocore's
   curl                           # HTTP transport tests (h1, h2c, TLS/ALPN)
   awscli python3-boto3           # conformance suite: AWS CLI v2 (/usr/bin/aws), boto3
   # conformance suite, the JS SDK: node and npm, from Debian only when missing

@@ -30,6 +30,7 @@
 
 #include "rn_http.h"
 #include "rn_kinesis_codec.h"
+#include "runnel/sigv4.h"
 
 typedef struct rn_sigv4_key {
   const char *akid;
@@ -70,9 +71,6 @@ int rn_sigv4_scope(const rn_http_req_t *req, rn_sigv4_result_t *res);
  * returns the full length). signed_headers: "host;x-amz-date". */
 size_t rn_sigv4_canonical_request(const rn_http_req_t *req, const char *signed_headers, const char *payload_hash_hex,
                                   char *out, size_t outlen);
-/* hex(HMAC(kSigning, string_to_sign)) with kSigning derived from secret,
- * date (YYYYMMDD), region, service. */
-void rn_sigv4_signature(const char *secret, const char *date8, const char *region, const char *service,
-                        const char *string_to_sign, char hex[65]);
+/* rn_sigv4_signature (the signing-key chain) is in runnel/sigv4.h. */
 
 #endif

@@ -22,5 +22,6 @@
 #include "runnel/durability.h"
 #include "runnel/units.h"
 #include "runnel/keys.h"
+#include "runnel/sigv4.h"
 
 #endif
