@@ -7,12 +7,14 @@
         the object's bytes into FILE
     tier_s3.py --endpoint URL --bucket B put KEY FILE
         FILE's bytes as the object KEY (plant an orphan, replace an object)
+    tier_s3.py --endpoint URL --bucket B mkbucket
+        create the bucket (MinIO starts without one)
     tier_s3.py --endpoint URL --bucket B mirror PREFIX DIR
         every object under PREFIX into DIR/<key>, its file's mtime set to
         the object's LastModified (one process for a whole listing)
 
-Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (the test
-sets those of its S3 peer); path-style addressing, region us-east-1 unless
+Credentials: --access-key/--secret-key, else AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY (the test sets those of its S3 peer); path-style addressing, region us-east-1 unless
 --region. The fault tests (tests/fault/test_tier_*.c) use it to compare
 what the bucket holds with what the broker says it uploaded, independently
 of the broker's own S3 client. Run under Debian's /usr/bin/python3
@@ -30,7 +32,9 @@ def main():
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--bucket", required=True)
     ap.add_argument("--region", default="us-east-1")
-    ap.add_argument("op", choices=["list", "get", "put", "mirror"])
+    ap.add_argument("--access-key")
+    ap.add_argument("--secret-key")
+    ap.add_argument("op", choices=["list", "get", "put", "mirror", "mkbucket"])
     ap.add_argument("args", nargs="*")
     a = ap.parse_args()
 
@@ -48,9 +52,14 @@ def main():
         print(f"tier_s3: python3-boto3 is not installed for {sys.executable} ({e})", file=sys.stderr)
         return 1
     cfg = Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 3, "mode": "standard"})
-    s3 = boto3.session.Session(region_name=a.region).client("s3", endpoint_url=a.endpoint, config=cfg)
+    kw = {}
+    if a.access_key:
+        kw = {"aws_access_key_id": a.access_key, "aws_secret_access_key": a.secret_key}
+    s3 = boto3.session.Session(region_name=a.region, **kw).client("s3", endpoint_url=a.endpoint, config=cfg)
     try:
-        if a.op == "mirror":
+        if a.op == "mkbucket":
+            s3.create_bucket(Bucket=a.bucket)
+        elif a.op == "mirror":
             if len(a.args) != 2:
                 ap.error("mirror PREFIX DIR")
             prefix, root = a.args

@@ -7,7 +7,7 @@
  * outage-dir     the store is a local directory (tier_dir); the outage
  *                moves it away and puts a plain file in its place, so every
  *                store operation fails (ENOTDIR) until it is put back;
- * outage-s3rver  the store is s3rver (tests/support/s3peer.c); the outage
+ * outage-s3rver  the store is s3rver (rn_test_s3peer_start); the outage
  *                stops it by PID and later starts it again on the same port
  *                and data directory (exit 77 where s3rver cannot run);
  *
@@ -58,13 +58,23 @@
 #include "runnel/batch.h"
 #include "runnel/runnel.h"
 #include "testutil.h"
-#ifdef RN_HAVE_S3PEER
-#include "s3peer.h"
-#endif
 
 #ifndef RN_TEST_RUNNELCTL
 #define RN_TEST_RUNNELCTL "runnelctl"
 #endif
+#ifndef RN_TEST_PYTHON
+#define RN_TEST_PYTHON "/usr/bin/python3"
+#endif
+#ifndef RN_TEST_CONFORMANCE_DIR
+#define RN_TEST_CONFORMANCE_DIR "tests/conformance"
+#endif
+#ifndef RN_TEST_S3PEERS_INSTALL
+#define RN_TEST_S3PEERS_INSTALL "tests/support/s3peers-install.sh"
+#endif
+
+static const rn_test_s3peer_conf_t s3peer_conf = {.install_script = RN_TEST_S3PEERS_INSTALL,
+                                                  .python = RN_TEST_PYTHON,
+                                                  .tier_s3_py = RN_TEST_CONFORMANCE_DIR "/tier_s3.py"};
 
 #define DEADLINE_MS 240000
 #define MAX_STREAMS 2
@@ -87,10 +97,7 @@ typedef struct fx {
   char *tmp;
   char data_dir[600];
   char store_dir[700];
-#ifdef RN_HAVE_S3PEER
-  rn_s3peer_t peer;
-  bool peer_up;
-#endif
+  rn_test_s3peer_t peer; /* outage-s3rver */
   char set[8][800];
   int nset;
   rn_test_broker_t br;
@@ -376,10 +383,7 @@ static void outage_begin(fx_t *f) {
     fclose(fp);
     return;
   }
-#ifdef RN_HAVE_S3PEER
-  rn_s3peer_stop(&f->peer);
-  f->peer_up = false;
-#endif
+  rn_test_s3peer_stop(&f->peer);
 }
 
 static void outage_end(fx_t *f) {
@@ -390,11 +394,8 @@ static void outage_end(fx_t *f) {
     assert_int_equal(rename(away, f->store_dir), 0);
     return;
   }
-#ifdef RN_HAVE_S3PEER
   char why[512];
-  if (rn_s3peer_restart(&f->peer, why, sizeof why) != 0) fail_msg("s3rver did not start again: %s", why);
-  f->peer_up = true;
-#endif
+  if (rn_test_s3peer_restart(&f->peer, why, sizeof why) != 0) fail_msg("s3rver did not start again: %s", why);
 }
 
 static void test_outage(void **state) {
@@ -599,23 +600,17 @@ int main(int argc, char **argv) {
   snprintf(f->data_dir, sizeof f->data_dir, "%s/data", f->tmp);
   snprintf(f->store_dir, sizeof f->store_dir, "%s/store", f->tmp);
   if (g_which == T_OUTAGE_S3RVER) {
-#ifdef RN_HAVE_S3PEER
-    if (rn_s3peer_start(&f->peer, RN_S3PEER_S3RVER, f->store_dir, why, sizeof why) != 0) {
-      printf("SKIP: s3rver: %s\n", why);
+    int src = rn_test_s3peer_start(&f->peer, &s3peer_conf, "s3rver", f->store_dir, why, sizeof why);
+    if (src != 0) {
+      printf("%s: %s\n", src == 77 ? "SKIP" : "FAIL", why);
       rn_test_rmtree(f->tmp);
-      return 77;
+      return src == 77 ? 77 : 1;
     }
-    f->peer_up = true;
-    snprintf(f->set[f->nset++], sizeof f->set[0], "s3_endpoint=%s", f->peer.endpoint);
-    snprintf(f->set[f->nset++], sizeof f->set[0], "s3_bucket=%s", f->peer.bucket);
+    snprintf(f->set[f->nset++], sizeof f->set[0], "s3_endpoint=%.200s", f->peer.endpoint);
+    snprintf(f->set[f->nset++], sizeof f->set[0], "s3_bucket=%.200s", f->peer.bucket);
     snprintf(f->set[f->nset++], sizeof f->set[0], "s3_path_style=true");
     setenv("AWS_ACCESS_KEY_ID", f->peer.access_key, 1);
     setenv("AWS_SECRET_ACCESS_KEY", f->peer.secret_key, 1);
-#else
-    printf("SKIP: s3rver: the S3 peer launcher (tests/support/s3peer.c, branch i13-store) is not in this tree\n");
-    rn_test_rmtree(f->tmp);
-    return 77;
-#endif
   } else {
     snprintf(f->set[f->nset++], sizeof f->set[0], "tier_dir=%.700s", f->store_dir);
   }
@@ -634,9 +629,7 @@ int main(int argc, char **argv) {
       failed++;
     }
   }
-#ifdef RN_HAVE_S3PEER
-  if (f->peer_up) rn_s3peer_stop(&f->peer);
-#endif
+  rn_test_s3peer_stop(&f->peer); /* no-op unless running */
   const char *keep = getenv("RUNNEL_TEST_KEEP");
   if (failed || (keep && *keep))
     fprintf(stderr, "kept %s\n", f->tmp);

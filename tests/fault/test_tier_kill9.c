@@ -43,8 +43,9 @@
  * runnel_tier_orphans_collected_total counted them; a last full read
  * shows GC removed nothing still needed.
  *
- * The s3rver variant needs tests/support/s3peer.c (skips with exit 77
- * otherwise); it lists the bucket with tests/conformance/tier_s3.py.
+ * The s3rver variant installs s3rver with tests/support/s3peers-install.sh
+ * (skips with exit 77 where it cannot) and starts it on a run-time port
+ * (rn_test_s3peer_start); it lists the bucket with tests/conformance/tier_s3.py.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,9 +75,6 @@
 #include "runnel/batch.h"
 #include "runnel/runnel.h"
 #include "testutil.h"
-#ifdef RN_HAVE_S3PEER
-#include "s3peer.h"
-#endif
 
 #ifndef RN_TEST_RUNNELCTL
 #define RN_TEST_RUNNELCTL "runnelctl"
@@ -87,6 +85,13 @@
 #ifndef RN_TEST_CONFORMANCE_DIR
 #define RN_TEST_CONFORMANCE_DIR "tests/conformance"
 #endif
+#ifndef RN_TEST_S3PEERS_INSTALL
+#define RN_TEST_S3PEERS_INSTALL "tests/support/s3peers-install.sh"
+#endif
+
+static const rn_test_s3peer_conf_t s3peer_conf = {.install_script = RN_TEST_S3PEERS_INSTALL,
+                                                  .python = RN_TEST_PYTHON,
+                                                  .tier_s3_py = RN_TEST_CONFORMANCE_DIR "/tier_s3.py"};
 
 #define STREAM "tk9"
 #define SHARDS 2
@@ -108,9 +113,7 @@ typedef struct store {
   store_kind_t kind;
   char dir[700]; /* ST_DIR: tier_dir; S3: the peer's data directory */
   char mirror[700];
-#ifdef RN_HAVE_S3PEER
-  rn_s3peer_t peer;
-#endif
+  rn_test_s3peer_t peer;
   char set[8][800];
   int nset;
 } store_t;
@@ -124,34 +127,24 @@ static int store_start(store_t *st, store_kind_t kind, const char *tmp, char *wh
     snprintf(st->set[st->nset++], sizeof st->set[0], "tier_dir=%s", st->dir);
     return 0;
   }
-#ifdef RN_HAVE_S3PEER
-  if (rn_s3peer_start(&st->peer, RN_S3PEER_S3RVER, st->dir, why, whylen) != 0) return 77;
+  int rc = rn_test_s3peer_start(&st->peer, &s3peer_conf, "s3rver", st->dir, why, whylen);
+  if (rc != 0) return rc;
   snprintf(st->set[st->nset++], sizeof st->set[0], "s3_endpoint=%s", st->peer.endpoint);
   snprintf(st->set[st->nset++], sizeof st->set[0], "s3_bucket=%s", st->peer.bucket);
   snprintf(st->set[st->nset++], sizeof st->set[0], "s3_path_style=true");
   setenv("AWS_ACCESS_KEY_ID", st->peer.access_key, 1);
   setenv("AWS_SECRET_ACCESS_KEY", st->peer.secret_key, 1);
   return 0;
-#else
-  (void)tmp;
-  snprintf(why, whylen, "s3rver: the S3 peer launcher (tests/support/s3peer.c, branch i13-store) is not in this tree");
-  return 77;
-#endif
 }
 
 static void store_stop(store_t *st) {
-#ifdef RN_HAVE_S3PEER
-  if (st->kind != ST_DIR) rn_s3peer_stop(&st->peer);
-#else
-  (void)st;
-#endif
+  if (st->kind != ST_DIR) rn_test_s3peer_stop(&st->peer);
 }
 
 /* The directory that holds the store's objects as files: tier_dir itself,
  * or a fresh mirror of the bucket (tier_s3.py mirror). */
 static const char *store_files(store_t *st) {
   if (st->kind == ST_DIR) return st->dir;
-#ifdef RN_HAVE_S3PEER
   rn_test_rmtree(st->mirror);
   mkdir(st->mirror, 0755);
   char script[600];
@@ -161,7 +154,6 @@ static const char *store_files(store_t *st) {
   char out[4096];
   int rc = rn_test_run(argv, out, sizeof out);
   if (rc != 0) fail_msg("tier_s3.py mirror: exit %d: %s", rc, out);
-#endif
   return st->mirror;
 }
 
@@ -186,7 +178,6 @@ static void store_plant(store_t *st, const char *key, const void *data, size_t l
     assert_int_equal(utimes(path, tv), 0);
     return;
   }
-#ifdef RN_HAVE_S3PEER
   char script[600];
   snprintf(script, sizeof script, "%s/tier_s3.py", RN_TEST_CONFORMANCE_DIR);
   const char *argv[] = {RN_TEST_PYTHON, script, "--endpoint", st->peer.endpoint, "--bucket", st->peer.bucket,
@@ -194,7 +185,6 @@ static void store_plant(store_t *st, const char *key, const void *data, size_t l
   char out[4096];
   int rc = rn_test_run(argv, out, sizeof out);
   if (rc != 0) fail_msg("tier_s3.py put %s: exit %d: %s", key, rc, out);
-#endif
 }
 
 /* ---- what the store and the data directory hold ------------------------------------- */
@@ -985,10 +975,11 @@ int main(int argc, char **argv) {
   fclose(fopen(cfg, "w"));
   setenv("AWS_CONFIG_FILE", cfg, 1);
   setenv("AWS_SHARED_CREDENTIALS_FILE", cfg, 1);
-  if (store_start(&f->st, kind, f->tmp, why, sizeof why) != 0) {
-    printf("SKIP: %s\n", why);
+  int src = store_start(&f->st, kind, f->tmp, why, sizeof why);
+  if (src != 0) {
+    printf("%s: %s\n", src == 77 ? "SKIP" : "FAIL", why);
     rn_test_rmtree(f->tmp);
-    return 77;
+    return src == 77 ? 77 : 1;
   }
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_tier_kill9_rounds)};
   int failed = cmocka_run_group_tests(tests, NULL, NULL);

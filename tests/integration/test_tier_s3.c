@@ -7,8 +7,9 @@
  *   dir     tier_dir: a local directory as the store (always available)
  *   s3rver  the npm S3 stand-in (does not check signatures)
  *   minio   MinIO (verifies SigV4, implements multipart)
- * both S3 peers started on 127.0.0.1 with a port and a data directory chosen
- * at run time by tests/support/s3peer.c and stopped by PID; when one cannot
+ * both S3 peers installed by tests/support/s3peers-install.sh, started on
+ * 127.0.0.1 with a port and a data directory chosen at run time
+ * (rn_test_s3peer_start, broker_proc.h) and stopped by PID; when one cannot
  * be installed here the test exits 77 (CTest SKIP) saying why.
  *
  * One run:
@@ -63,9 +64,6 @@
 #include "broker_proc.h"
 #include "runnel/runnel.h"
 #include "testutil.h"
-#ifdef RN_HAVE_S3PEER
-#include "s3peer.h"
-#endif
 
 #ifndef RN_TEST_RUNNELCTL
 #define RN_TEST_RUNNELCTL "runnelctl"
@@ -76,6 +74,13 @@
 #ifndef RN_TEST_CONFORMANCE_DIR
 #define RN_TEST_CONFORMANCE_DIR "tests/conformance"
 #endif
+#ifndef RN_TEST_S3PEERS_INSTALL
+#define RN_TEST_S3PEERS_INSTALL "tests/support/s3peers-install.sh"
+#endif
+
+static const rn_test_s3peer_conf_t s3peer_conf = {.install_script = RN_TEST_S3PEERS_INSTALL,
+                                                  .python = RN_TEST_PYTHON,
+                                                  .tier_s3_py = RN_TEST_CONFORMANCE_DIR "/tier_s3.py"};
 
 #define STREAM "tiered"
 #define SHARDS 4
@@ -94,15 +99,13 @@ static uint32_t g_nrec = 100000;
 typedef struct store {
   store_kind_t kind;
   char dir[700]; /* ST_DIR: tier_dir; S3 peers: their data directory */
-#ifdef RN_HAVE_S3PEER
-  rn_s3peer_t peer;
-#endif
+  rn_test_s3peer_t peer;
   char set[8][800]; /* "--set" values for runneld */
   int nset;
 } store_t;
 
-/* Start the store (a directory needs nothing). Returns 0, or 77 with why
- * filled when the peer cannot run here. */
+/* Start the store (a directory needs nothing). Returns 0; 77 with why when
+ * the peer cannot be installed here; -1 with why when it did not run. */
 static int store_start(store_t *st, store_kind_t kind, const char *tmp, char *why, size_t whylen) {
   memset(st, 0, sizeof(*st));
   st->kind = kind;
@@ -111,9 +114,8 @@ static int store_start(store_t *st, store_kind_t kind, const char *tmp, char *wh
     snprintf(st->set[st->nset++], sizeof st->set[0], "tier_dir=%s", st->dir);
     return 0;
   }
-#ifdef RN_HAVE_S3PEER
-  rn_s3peer_kind_t pk = kind == ST_S3RVER ? RN_S3PEER_S3RVER : RN_S3PEER_MINIO;
-  if (rn_s3peer_start(&st->peer, pk, st->dir, why, whylen) != 0) return 77;
+  int rc = rn_test_s3peer_start(&st->peer, &s3peer_conf, store_names[kind], st->dir, why, whylen);
+  if (rc != 0) return rc;
   snprintf(st->set[st->nset++], sizeof st->set[0], "s3_endpoint=%s", st->peer.endpoint);
   snprintf(st->set[st->nset++], sizeof st->set[0], "s3_bucket=%s", st->peer.bucket);
   snprintf(st->set[st->nset++], sizeof st->set[0], "s3_region=us-east-1");
@@ -122,20 +124,10 @@ static int store_start(store_t *st, store_kind_t kind, const char *tmp, char *wh
   setenv("AWS_ACCESS_KEY_ID", st->peer.access_key, 1);
   setenv("AWS_SECRET_ACCESS_KEY", st->peer.secret_key, 1);
   return 0;
-#else
-  snprintf(why, whylen,
-           "%s: the S3 peer launcher (tests/support/s3peer.c, branch i13-store) is not in this tree",
-           store_names[kind]);
-  return 77;
-#endif
 }
 
 static void store_stop(store_t *st) {
-#ifdef RN_HAVE_S3PEER
-  if (st->kind != ST_DIR) rn_s3peer_stop(&st->peer);
-#else
-  (void)st;
-#endif
+  if (st->kind != ST_DIR) rn_test_s3peer_stop(&st->peer);
 }
 
 /* ---- the fixture -------------------------------------------------------------------- */
@@ -702,10 +694,11 @@ int main(int argc, char **argv) {
   fclose(fopen(cfg, "w"));
   setenv("AWS_CONFIG_FILE", cfg, 1);
   setenv("AWS_SHARED_CREDENTIALS_FILE", cfg, 1);
-  if (store_start(&f->st, g_kind, f->tmp, why, sizeof why) != 0) {
-    printf("SKIP: %s\n", why);
+  int src = store_start(&f->st, g_kind, f->tmp, why, sizeof why);
+  if (src != 0) {
+    printf("%s: %s\n", src == 77 ? "SKIP" : "FAIL", why);
     rn_test_rmtree(f->tmp);
-    return 77;
+    return src == 77 ? 77 : 1;
   }
   /* two hours ago, whole seconds: old enough for local retention at once */
   f->t0_ms = ((int64_t)time(NULL) - 7200) * 1000;

@@ -10,6 +10,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RN_TEST_RUNNELD
@@ -311,4 +315,149 @@ int rn_test_ctl_run(const char *ctl_path, const char *addr, const char *const *a
   unlink(ep);
   if (r < 0) return -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- S3 stand-ins ---------------------------------------------------------------- */
+
+static uint16_t free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  uint16_t port = 0;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+static int port_open(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+static void pause_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void last_line(const char *text, char *out, size_t cap) {
+  size_t n = strlen(text);
+  while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
+  size_t b = n;
+  while (b > 0 && text[b - 1] != '\n') b--;
+  snprintf(out, cap, "%.*s", (int)(n - b), text + b);
+}
+
+static int s3peer_spawn(rn_test_s3peer_t *p, char *why, size_t whylen) {
+  char portarg[16], console[32], addr[32], script[1100];
+  snprintf(portarg, sizeof portarg, "%u", p->port);
+  snprintf(addr, sizeof addr, "127.0.0.1:%u", p->port);
+  snprintf(console, sizeof console, "127.0.0.1:%u", free_port());
+  snprintf(script, sizeof script, "%s/s3rver/bin/s3rver.js", p->bin);
+  const char *s3rver[] = {"/usr/bin/node", script, "-d", p->dir, "-a", "127.0.0.1", "-p", portarg, "--silent",
+                          "--configure-bucket", p->bucket, NULL};
+  const char *minio[] = {p->bin, "server", p->dir, "--address", addr, "--console-address", console, "--quiet", NULL};
+  const char *const *argv = strcmp(p->kind, "minio") == 0 ? minio : s3rver;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(why, whylen, "%s: fork: %s", p->kind, strerror(errno));
+    return -1;
+  }
+  if (pid == 0) {
+    int log = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int in = open("/dev/null", O_RDONLY);
+    if (log < 0 || in < 0) _exit(126);
+    dup2(in, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    setenv("MINIO_ROOT_USER", p->access_key, 1);
+    setenv("MINIO_ROOT_PASSWORD", p->secret_key, 1);
+    setenv("MINIO_BROWSER", "off", 1);
+    execv(argv[0], (char *const *)(uintptr_t)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  p->pid = pid;
+  /* until it accepts connections: a bounded poll of a starting child */
+  for (int i = 0; i < 1200; i++) {
+    if (port_open(p->port)) return 0;
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      p->pid = 0;
+      snprintf(why, whylen, "%s exited at start; see %s", p->kind, p->log_path);
+      return -1;
+    }
+    pause_ms(50);
+  }
+  rn_test_s3peer_stop(p);
+  snprintf(why, whylen, "%s did not listen on %s within 60 s; see %s", p->kind, addr, p->log_path);
+  return -1;
+}
+
+static int s3peer_mkbucket(rn_test_s3peer_t *p, char *why, size_t whylen) {
+  if (strcmp(p->kind, "minio") != 0) return 0; /* s3rver: --configure-bucket */
+  const char *argv[] = {p->conf.python, p->conf.tier_s3_py, "--endpoint", p->endpoint, "--bucket", p->bucket,
+                        "--access-key", p->access_key, "--secret-key", p->secret_key, "mkbucket", NULL};
+  static char out[8192];
+  for (int i = 0; i < 100; i++) { /* MinIO listens a moment before it serves */
+    if (rn_test_run(argv, out, sizeof out) == 0) return 0;
+    pause_ms(100);
+  }
+  char l[300];
+  last_line(out, l, sizeof l);
+  snprintf(why, whylen, "minio: cannot create bucket %s: %s", p->bucket, l);
+  return -1;
+}
+
+int rn_test_s3peer_start(rn_test_s3peer_t *p, const rn_test_s3peer_conf_t *conf, const char *kind, const char *dir,
+                         char *why, size_t whylen) {
+  memset(p, 0, sizeof(*p));
+  p->conf = *conf;
+  snprintf(p->kind, sizeof p->kind, "%s", kind);
+  snprintf(p->dir, sizeof p->dir, "%s", dir);
+  snprintf(p->log_path, sizeof p->log_path, "%.690s.log", dir);
+  snprintf(p->bucket, sizeof p->bucket, "rnt");
+  int minio = strcmp(kind, "minio") == 0;
+  snprintf(p->access_key, sizeof p->access_key, "%s", minio ? "rnkey" : "S3RVER");
+  snprintf(p->secret_key, sizeof p->secret_key, "%s", minio ? "rnsecret123" : "S3RVER");
+  const char *argv[] = {conf->install_script, kind, NULL};
+  static char out[16384];
+  int rc = rn_test_run(argv, out, sizeof out);
+  char l[1100];
+  last_line(out, l, sizeof l);
+  if (rc != 0) {
+    snprintf(why, whylen, "%s cannot be installed here: %s", kind, l);
+    return 77;
+  }
+  snprintf(p->bin, sizeof p->bin, "%.1000s", l);
+  mkdir(dir, 0755);
+  p->port = free_port();
+  snprintf(p->endpoint, sizeof p->endpoint, "http://127.0.0.1:%u", p->port);
+  if (s3peer_spawn(p, why, whylen) != 0) return -1;
+  if (s3peer_mkbucket(p, why, whylen) != 0) {
+    rn_test_s3peer_stop(p);
+    return -1;
+  }
+  return 0;
+}
+
+int rn_test_s3peer_restart(rn_test_s3peer_t *p, char *why, size_t whylen) {
+  if (p->pid) return 0;
+  return s3peer_spawn(p, why, whylen);
+}
+
+void rn_test_s3peer_stop(rn_test_s3peer_t *p) {
+  if (!p->pid) return;
+  kill(p->pid, SIGTERM);
+  int st;
+  pid_t r;
+  do r = waitpid(p->pid, &st, 0);
+  while (r < 0 && errno == EINTR);
+  p->pid = 0;
 }

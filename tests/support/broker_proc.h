@@ -75,4 +75,43 @@ int rn_test_run(const char *const *argv, char *out, size_t cap);
 int rn_test_ctl_run(const char *ctl_path, const char *addr, const char *const *args, const char *scratch_dir,
                     char **out, char **err);
 
+/* ---- S3 stand-ins (s3rver, MinIO) for the tiered-storage tests -------------
+ *
+ * Installed by tests/support/s3peers-install.sh (into a cache; its path is
+ * conf.install_script), started on 127.0.0.1 on a port free at start and a
+ * data directory of the test's, with bucket "rnt" created (s3rver:
+ * --configure-bucket; MinIO: conf.tier_s3_py mkbucket under conf.python),
+ * stopped by PID. Readiness is a bounded poll of the port (a child starting
+ * has no event to wait on), never a fixed sleep. */
+typedef struct rn_test_s3peer_conf {
+  const char *install_script; /* tests/support/s3peers-install.sh */
+  const char *python;         /* /usr/bin/python3 (Debian's boto3) */
+  const char *tier_s3_py;     /* tests/conformance/tier_s3.py */
+} rn_test_s3peer_conf_t;
+
+typedef struct rn_test_s3peer {
+  rn_test_s3peer_conf_t conf;
+  char kind[16];        /* "s3rver" | "minio" */
+  pid_t pid;            /* 0 when not running */
+  uint16_t port;
+  char dir[700];        /* its data directory */
+  char log_path[800];
+  char bin[1024];       /* s3rver: the node_modules directory; minio: the binary */
+  char endpoint[64];    /* "http://127.0.0.1:<port>" */
+  char bucket[16];      /* "rnt" */
+  char access_key[32], secret_key[32];
+} rn_test_s3peer_t;
+
+/* Install (once) and start kind in dir (created). Returns 0 running with
+ * the bucket made; 77 with why when it cannot be installed here (the
+ * caller skips); -1 with why when it was installed but did not run. */
+int rn_test_s3peer_start(rn_test_s3peer_t *p, const rn_test_s3peer_conf_t *conf, const char *kind, const char *dir,
+                         char *why, size_t whylen);
+/* Start a stopped peer again on the same port and data directory (what it
+ * stored is still there). 0 or -1 with why. */
+int rn_test_s3peer_restart(rn_test_s3peer_t *p, char *why, size_t whylen);
+/* SIGTERM by PID and wait (SIGKILL after that if needed is the caller's
+ * choice: s3rver and MinIO both exit on SIGTERM). No-op when stopped. */
+void rn_test_s3peer_stop(rn_test_s3peer_t *p);
+
 #endif
