@@ -15,7 +15,8 @@
  *   acknowledged (produce never waits for the store; tier_disk_high_water
  *   is 100 so back-pressure stays out of it), the upload backlog
  *   (runnel_tier_upload_backlog_bytes, and `tier status`) grows while the
- *   store is gone, and once it is back the backlog drains to 0 (polled with
+ *   store is gone and uploads fail (runnel_tier_request_errors_total{op="put"}
+ *   rises before the store comes back), and once it is back the backlog drains to 0 (polled with
  *   a deadline) and every record reads back byte-exact from offset 0;
  *
  * corrupt        tier_dir; streams A (2 shards) and B (1 shard) are produced
@@ -410,6 +411,7 @@ static void test_outage(void **state) {
   print_message("store up: %lld bytes uploaded, backlog %lld bytes\n", up_before,
                 metric(f, "runnel_tier_upload_backlog_bytes"));
 
+  long long put_err0 = metric(f, "runnel_tier_request_errors_total{op=\"put\"}");
   outage_begin(f);
   print_message("store down (%s)\n", g_which == T_OUTAGE_DIR ? "tier_dir replaced by a file" : "s3rver stopped");
   produce(f, p, 3000); /* every record acknowledged while the store is gone */
@@ -426,7 +428,16 @@ static void test_outage(void **state) {
     if (now_ms() > deadline) fail_msg("the backlog did not grow (%lld bytes, then %lld) while the store is down", b1, b2);
     pause_between_polls();
   }
-  print_message("store down: all %u records acknowledged; backlog %lld bytes, then %lld\n", p->n, b1, b2);
+  /* an upload was tried against the dead store and failed (so the drain
+   * below is a retry, not a first attempt) */
+  long long put_err = 0;
+  deadline = now_ms() + DEADLINE_MS;
+  while ((put_err = metric(f, "runnel_tier_request_errors_total{op=\"put\"}")) <= put_err0) {
+    if (now_ms() > deadline) fail_msg("no PUT failed while the store was down (errors %lld)", put_err);
+    pause_between_polls();
+  }
+  print_message("store down: all %u records acknowledged; backlog %lld bytes, then %lld; %lld PUTs failed\n", p->n,
+                b1, b2, put_err - put_err0);
   show_tier_status(f, "while the store is down");
 
   outage_end(f);
