@@ -619,26 +619,58 @@ static void restore_onto_empty(fx_t *f) {
 
 /* ---- the test ----------------------------------------------------------------------- */
 
-static void test_tiered_end_to_end(void **state) {
+/* The steps share the fixture; each is its own cmocka test so that one
+ * reader failing still lets the others (and restore) run and report. The
+ * first one creates, produces and waits; the rest need it to have passed. */
+static bool g_ready;
+
+static void test_produce_until_remote(void **state) {
   (void)state;
   fx_t *f = &g_fx;
-  {
-    static const char *const args[] = {"stream", "create", STREAM, "--shards", "4", "--tiered", "--local-retention",
-                                       "1s", "--retention", "forever", NULL};
-    char *out, *err;
-    int rc = ctl(f, &out, &err, args);
-    if (rc != 0) fail_msg("runnelctl stream create --tiered: exit %d\nstdout: %s\nstderr: %s", rc, out, err);
-    free(out);
-    free(err);
-  }
+  static const char *const args[] = {"stream", "create", STREAM, "--shards", "4", "--tiered", "--local-retention",
+                                     "1s", "--retention", "forever", NULL};
+  char *out, *err;
+  int rc = ctl(f, &out, &err, args);
+  if (rc != 0) fail_msg("runnelctl stream create --tiered: exit %d\nstdout: %s\nstderr: %s", rc, out, err);
+  free(out);
+  free(err);
   produce_all(f);
   wait_mostly_remote(f);
-  read_with_runnelctl(f);
-  read_with_group(f);
-  int64_t ts_s = pick_timestamp_s(f);
-  read_at_timestamp(f, ts_s);
-  read_with_boto3(f, ts_s);
-  restore_onto_empty(f);
+  g_ready = true;
+}
+
+static void need_ready(void) {
+  if (!g_ready) fail_msg("the stream was not produced and uploaded (the first step failed)");
+}
+
+static void test_runnelctl_consume(void **state) {
+  (void)state;
+  need_ready();
+  read_with_runnelctl(&g_fx);
+}
+
+static void test_group_consume(void **state) {
+  (void)state;
+  need_ready();
+  read_with_group(&g_fx);
+}
+
+static void test_at_timestamp(void **state) {
+  (void)state;
+  need_ready();
+  read_at_timestamp(&g_fx, pick_timestamp_s(&g_fx));
+}
+
+static void test_boto3_getrecords(void **state) {
+  (void)state;
+  need_ready();
+  read_with_boto3(&g_fx, pick_timestamp_s(&g_fx));
+}
+
+static void test_restore(void **state) {
+  (void)state;
+  need_ready();
+  restore_onto_empty(&g_fx);
 }
 
 /* ---- main: probe what this tree has, then run --------------------------------------- */
@@ -705,7 +737,11 @@ int main(int argc, char **argv) {
   print_message("store %s, %u records, work in %s\n", store_names[g_kind], g_nrec, f->tmp);
   broker_start(f);
 
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_tiered_end_to_end)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_produce_until_remote), cmocka_unit_test(test_runnelctl_consume),
+      cmocka_unit_test(test_group_consume),        cmocka_unit_test(test_at_timestamp),
+      cmocka_unit_test(test_boto3_getrecords),     cmocka_unit_test(test_restore),
+  };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
 
   /* after a failed assertion a producer or consumer may still hang off the
