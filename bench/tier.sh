@@ -199,10 +199,12 @@ done
 wait_drained
 store_down
 produce_slice tiered >/dev/null # acknowledged with the store gone
-b0=$(backlog)
+b0=0
+for _ in $(seq 1 300); do b0=$(backlog); [ "$b0" != 0 ] && break; sleep 0.1; done # the last seal reaches the backlog
+[ "$b0" != 0 ] || { echo "tier.sh: no upload backlog after producing into a dead store: --segment ($SEGMENT) too large for --records x --record-size over $SHARDS shards?" >&2; exit 1; }
 u0=$(metric runnel_tier_uploaded_bytes_total)
 store_up
-for _ in $(seq 1 6000); do [ "$(metric runnel_tier_uploaded_bytes_total)" != "$u0" ] && break; sleep 0.02; done
+for _ in $(seq 1 6000); do [ "$(metric runnel_tier_uploaded_bytes_total)" != "$u0" ] && break; sleep 0.02; done # the first retry
 t0=$(now) u1=$(metric runnel_tier_uploaded_bytes_total)
 for _ in $(seq 1 60000); do [ "$(backlog)" = 0 ] && break; sleep 0.02; done
 t1=$(now) u2=$(metric runnel_tier_uploaded_bytes_total)
@@ -215,6 +217,8 @@ for _ in $(seq 1 6000); do # tiered's sealed segments off the local disk
   [ "$n" -le $((SHARDS * 2)) ] && break
   sleep 0.1
 done
+REMOTE_SEGS=$(ctl --json stream describe tiered | py 'import json,sys; print(sum(s["remote_segments"] for s in json.load(sys.stdin)["shards"]))')
+[ "$REMOTE_SEGS" -gt 0 ] || { echo "tier.sh: nothing of tiered is remote: --segment ($SEGMENT) too large?" >&2; exit 1; }
 PLAIN_RECS=$((RECORDS * ROUNDS)) TIERED_RECS=$((RECORDS * (ROUNDS + 1)))
 sample_inflight() { # largest "…inflight…" number in tier status while $1 runs
   local max=0 v
@@ -257,7 +261,7 @@ for pass in 1 2; do
   read -r LMB _ _ _ _ < <(read_pass plain "$PLAIN_RECS")
   read -r RMB GIF GETS DOWN MX < <(read_pass tiered "$TIERED_RECS")
   LOCAL[$pass]=$LMB REMOTE[$pass]=$RMB GINF[$pass]=$GIF
-  row "{\"bench\":\"tier\",\"what\":\"catchup\",\"label\":\"$LABEL\",\"store\":\"$STORE\",\"pass\":$pass,\"local_mb_per_s\":$LMB,\"remote_mb_per_s\":$RMB,\"ratio\":$(py "print(f'{$RMB/$LMB:.3f}')"),\"gets\":$GETS,\"bytes_downloaded\":$DOWN,\"gets_in_flight_mean\":$GIF,\"inflight_max_sampled\":$MX}"
+  row "{\"bench\":\"tier\",\"what\":\"catchup\",\"label\":\"$LABEL\",\"store\":\"$STORE\",\"pass\":$pass,\"local_mb_per_s\":$LMB,\"remote_mb_per_s\":$RMB,\"ratio\":$(py "print(f'{$RMB/$LMB:.3f}')"),\"gets\":$GETS,\"bytes_downloaded\":$DOWN,\"gets_in_flight_mean\":$GIF,\"inflight_max_sampled\":$MX,\"remote_segments\":$REMOTE_SEGS}"
 done
 
 # ---- summary -------------------------------------------------------------------------
@@ -276,10 +280,10 @@ print(json.dumps({'bench': 'tier', 'what': 'summary', 'label': '$LABEL', 'store'
   'produce_ratio_median': round(statistics.median(r['ratio'] for r in prod), 3), 'target_produce_ratio': 0.95,
   'upload_while_producing_mb_per_s': round(statistics.median(r['upload_while_producing_mb_per_s'] for r in prod), 1),
   'upload_mb_per_s': up['upload_mb_per_s'],
-  'catchup_local_mb_per_s': statistics.median(r['local_mb_per_s'] for r in cu),
-  'catchup_remote_mb_per_s': statistics.median(r['remote_mb_per_s'] for r in cu),
+  'catchup_local_mb_per_s': round(statistics.median(r['local_mb_per_s'] for r in cu), 1),
+  'catchup_remote_mb_per_s': round(statistics.median(r['remote_mb_per_s'] for r in cu), 1),
   'catchup_ratio': round(statistics.median(r['ratio'] for r in cu), 3),
-  'gets_in_flight_mean': statistics.median(r['gets_in_flight_mean'] for r in cu),
+  'gets_in_flight_mean': round(statistics.median(r['gets_in_flight_mean'] for r in cu), 2),
   'inflight_max_sampled': max(r['inflight_max_sampled'] for r in cu)}))
 " | tee -a "$ROWS"
 kill "$PID"; wait "$PID" || { echo "tier.sh: runneld did not exit cleanly; see $WORK/runneld.log" >&2; exit 1; }
