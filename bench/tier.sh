@@ -35,7 +35,7 @@
 #             the remote reads: Little's law over /metrics
 #             (runnel_tier_request_seconds{op="get"}: sum of GET latencies /
 #             wall time), the GETs and bytes downloaded, and the largest
-#             "inflight" figure `runnelctl tier status --json` showed.
+#             gets_inflight `runnelctl tier status --json` showed (sampled).
 #
 # Prints one JSON line per measurement and a summary line
 # {"bench":"tier","what":"summary",...}; runneld and s3rver are stopped by
@@ -44,7 +44,7 @@
 # second remote pass reads the store again.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STORE=dir RECORDS=100000 SIZE=1000 SHARDS=4 ROUNDS=4 PRODUCERS=2 SEGMENT=8MiB
+STORE=dir RECORDS=300000 SIZE=1000 SHARDS=4 ROUNDS=4 PRODUCERS=2 SEGMENT=8MiB
 BUILD="$ROOT/build-bench" DIR="$PWD/data" LABEL=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -220,23 +220,15 @@ done
 REMOTE_SEGS=$(ctl --json stream describe tiered | py 'import json,sys; print(sum(s["remote_segments"] for s in json.load(sys.stdin)["shards"]))')
 [ "$REMOTE_SEGS" -gt 0 ] || { echo "tier.sh: nothing of tiered is remote: --segment ($SEGMENT) too large?" >&2; exit 1; }
 PLAIN_RECS=$((RECORDS * ROUNDS)) TIERED_RECS=$((RECORDS * (ROUNDS + 1)))
-sample_inflight() { # largest "…inflight…" number in tier status while $1 runs
+sample_inflight() { # largest gets_inflight `tier status` showed while $1 runs
   local max=0 v
   while kill -0 "$1" 2>/dev/null; do
     v=$(ctl --json tier status 2>/dev/null | py '
 import json, sys
-def walk(o):
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if "inflight" in k.lower() or "in_flight" in k.lower():
-                if isinstance(v, (int, float)): yield v
-            yield from walk(v)
-    elif isinstance(o, list):
-        for v in o: yield from walk(v)
-try: print(int(max(walk(json.load(sys.stdin)), default=0)))
+try: print(int(json.load(sys.stdin).get("gets_inflight") or 0))
 except Exception: print(0)') || v=0
     [ "$v" -gt "$max" ] && max=$v
-    sleep 0.2
+    sleep 0.05
   done
   echo "$max"
 }
