@@ -986,13 +986,16 @@ static void recompute(group_t *g) {
 /* Where a member starts reading shard s. */
 static void start_position(const group_t *g, uint32_t s, rn_group_assignment_t *a) {
   const gshard_t *gsh = gsh_of(g, s);
-  const rn_log_t *log = rn_core_shard_log(rn_core_stream_shard(g->st, s));
+  const rn_core_shard_t *sh = rn_core_stream_shard(g->st, s);
+  const rn_log_t *log = rn_core_shard_log(sh);
   a->shard = s;
   if (gsh->pos == POS_AT_TIME) {
     a->kind = RN_GROUP_POS_TIMESTAMP;
     a->value = gsh->at_ts;
   } else {
-    uint64_t off = gsh->pos == POS_OFFSET ? gsh->ckpt : 0, lo = log ? rn_log_start(log) : 0, hi = log ? rn_log_end(log) : 0;
+    /* The shard's start, not its log's: a tiered shard starts in its store. */
+    uint64_t off = gsh->pos == POS_OFFSET ? gsh->ckpt : 0, lo = log ? rn_core_shard_start_offset(sh) : 0,
+             hi = log ? rn_log_end(log) : 0;
     if (off < lo) off = lo;
     if (off > hi) off = hi; /* records lost with durability none: do not wait for offsets past the end */
     a->kind = RN_GROUP_POS_OFFSET;

@@ -1,230 +1,353 @@
 /*
- * faulty.c — a fault-injecting object store around another (tests): failed
- * operations (the next N of a kind, or all while "down"), PUTs whose
- * response is lost after the inner store stored the object, truncated and
- * corrupted GETs.
+ * faulty.c — a fault-injecting wrapper around another object store, for
+ * tests: rn_faulty_new / rn_faulty_set.
  *
- * Operations that reach the inner store complete from its poll, through
- * wrapper callbacks that apply the faults. Operations failed without
- * reaching it are queued here and completed from this store's poll,
- * signalled through an eventfd; rn_objstore_fd is an epoll set holding both
- * descriptors, so one wait covers the two.
+ * Every operation goes through an fop_t that remembers the faults in force
+ * when it was submitted (rn_faulty_set applies to later operations only).
+ * An operation either fails at once without reaching the inner store
+ * (fail_next, down) or is forwarded; the inner's completion then has the
+ * faults applied (lose_put_response, truncate_gets, corrupt_gets). Either
+ * way the finished fop_t waits in faulty's own queue until its due time
+ * (latency_ms after it finished, held by a timer thread) and is called back
+ * from rn_objstore_poll(faulty), never from inside a submit.
+ *
+ * The fd: rn_objstore_fd(faulty) is an epoll descriptor holding both the
+ * inner store's fd and faulty's own eventfd, so a loop waiting on it wakes
+ * for either; rn_objstore_poll(faulty) polls the inner store (its
+ * completions come back into faulty's callbacks here) and then runs what is
+ * due in faulty's queue.
+ *
+ * Counters (rn_objstore_stats of faulty) are what faulty's callers saw:
+ * requests the inner store reports sending (attempts), or one for an
+ * injected failure; errors as delivered; bytes as delivered.
+ *
+ * Destroy: the timer thread stops, the inner store is destroyed (its
+ * callbacks here run with RN_ECANCELED and are delivered at once), then
+ * every fop_t still queued or delayed is called back with RN_ECANCELED.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "objstore_int.h"
 #include "rn_tier.h"
 
-typedef struct fq {
-  rn_obj_op_t op;
-  rn_obj_cb cb;
-  rn_obj_get_cb gcb;
-  rn_obj_list_cb lcb;
-  void *arg;
-  struct fq *next;
-} fq_t;
+typedef struct faulty faulty_t;
 
-typedef struct faulty {
-  rn_objstore_t base;
-  rn_objstore_t *inner;
-  rn_faulty_opts_t o;
-  int efd, ep;
-  fq_t *head, *tail;       /* failed without reaching the inner store */
-  unsigned queued;
-  uint64_t injected[RN_OBJ_NOPS];
-} faulty_t;
-
-typedef struct wrap {
+typedef struct fop {
+  rn__objq_node_t node; /* first: the ready queue links it */
+  struct fop *dnext;    /* the delayed list */
   faulty_t *f;
   rn_obj_op_t op;
-  bool lose, truncate, corrupt;
-  rn_obj_cb cb;
-  rn_obj_get_cb gcb;
-  rn_obj_list_cb lcb;
+  union {
+    rn_obj_cb cb;
+    rn_obj_get_cb get_cb;
+    rn_obj_list_cb list_cb;
+  } u;
   void *arg;
-} wrap_t;
+  rn_faulty_opts_t o;   /* the faults when it was submitted */
+  uint64_t start_ns, due_ns;
+  uint64_t bytes_up;
+  rn_obj_result_t r;
+  uint8_t *data;        /* GET: owned until delivered */
+  size_t len;
+  rn__objlist_t list;   /* LIST: a copy of the inner's answer */
+  char key[64];         /* for messages (truncated) */
+} fop_t;
 
-static rn_err_t inject(faulty_t *f, rn_obj_op_t op, rn_obj_cb cb, rn_obj_get_cb gcb, rn_obj_list_cb lcb, void *arg,
-                       bool *injected) {
-  *injected = false;
-  if (!f->o.down && f->o.fail_next[op] == 0) return 0;
-  if (!f->o.down) f->o.fail_next[op]--;
-  fq_t *q = calloc(1, sizeof(*q));
-  if (!q) return RN_ENOMEM;
-  *q = (fq_t){op, cb, gcb, lcb, arg, NULL};
-  if (f->tail)
-    f->tail->next = q;
-  else
-    f->head = q;
-  f->tail = q;
-  f->queued++;
-  uint64_t one = 1;
-  ssize_t w = write(f->efd, &one, sizeof(one));
-  (void)w;
-  *injected = true;
+struct faulty {
+  rn_objstore_t base;   /* first */
+  rn_objstore_t *inner; /* owned */
+  rn_faulty_opts_t o;   /* owner thread */
+  rn__objq_t ready;
+  int epfd;
+  pthread_t timer;
+  bool timer_started;
+  pthread_mutex_t mu;   /* the delayed list and stopping */
+  pthread_cond_t cv;
+  fop_t *delayed;
+  bool stopping;
+  bool closing;         /* owner: destroy has begun: deliver at once */
+  unsigned inflight;
+  rn_objstore_stats_t stats;
+};
+
+static void fop_free(fop_t *p) {
+  free(p->data);
+  rn__objlist_free(&p->list);
+  free(p);
+}
+
+/* Deliver p's result now and free it. Owner thread. */
+static void fop_deliver(fop_t *p, bool cancel) {
+  faulty_t *f = p->f;
+  if (cancel && p->r.err != RN_ECANCELED) {
+    free(p->data);
+    p->data = NULL;
+    p->len = 0;
+    rn__objlist_free(&p->list);
+    p->r.err = RN_ECANCELED;
+    snprintf(p->r.message, sizeof p->r.message, "faulty %s %s: the store is closing", rn_obj_op_name(p->op), p->key);
+  }
+  rn__objstore_count(&f->stats, p->op, p->r.err, p->r.attempts ? p->r.attempts : 1, p->r.err ? 0 : p->bytes_up,
+                     p->r.err ? 0 : p->len, p->start_ns);
+  f->inflight--;
+  switch (p->op) {
+  case RN_OBJ_GET:
+    p->u.get_cb(p->arg, &p->r, p->r.err ? NULL : p->data, p->r.err ? 0 : p->len);
+    if (!p->r.err) p->data = NULL; /* handed over */
+    break;
+  case RN_OBJ_LIST: p->u.list_cb(p->arg, &p->r, p->list.e, p->r.err ? 0 : p->list.n); break;
+  default: p->u.cb(p->arg, &p->r); break;
+  }
+  fop_free(p);
+}
+
+/* p has finished (injected or from the inner store): queue it for its due
+ * time. Owner thread. */
+static void fop_finished(fop_t *p) {
+  faulty_t *f = p->f;
+  if (f->closing) return fop_deliver(p, true);
+  if (!p->o.latency_ms) return rn__objq_push(&f->ready, &p->node);
+  p->due_ns = rn__objstore_mono_ns() + (uint64_t)p->o.latency_ms * 1000000u;
+  pthread_mutex_lock(&f->mu);
+  fop_t **pp = &f->delayed; /* sorted by due time */
+  while (*pp && (*pp)->due_ns <= p->due_ns) pp = &(*pp)->dnext;
+  p->dnext = *pp;
+  *pp = p;
+  pthread_cond_signal(&f->cv);
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* The timer thread: moves delayed operations to the ready queue when due. */
+static void *timer_main(void *arg) {
+  faulty_t *f = arg;
+  pthread_mutex_lock(&f->mu);
+  while (!f->stopping) {
+    uint64_t now = rn__objstore_mono_ns();
+    while (f->delayed && f->delayed->due_ns <= now) {
+      fop_t *p = f->delayed;
+      f->delayed = p->dnext;
+      rn__objq_push(&f->ready, &p->node);
+    }
+    if (!f->delayed) {
+      pthread_cond_wait(&f->cv, &f->mu);
+    } else {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      uint64_t wait = f->delayed->due_ns - now;
+      uint64_t ns = (uint64_t)ts.tv_nsec + wait % 1000000000u;
+      ts.tv_sec += (time_t)(wait / 1000000000u + ns / 1000000000u);
+      ts.tv_nsec = (long)(ns % 1000000000u);
+      pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
+}
+
+static fop_t *fop_new(faulty_t *f, rn_obj_op_t op, const char *key) {
+  fop_t *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->f = f;
+  p->op = op;
+  p->o = f->o;
+  p->start_ns = rn__objstore_mono_ns();
+  snprintf(p->key, sizeof p->key, "%s", key);
+  return p;
+}
+
+/* Whether p fails at once (an outage, or one of the next n of its kind);
+ * when it does, it is queued with the failure. */
+static bool inject(fop_t *p) {
+  faulty_t *f = p->f;
+  const char *why = NULL;
+  if (f->o.down) {
+    why = "the store is down (injected)";
+  } else if (f->o.fail_next[p->op]) {
+    f->o.fail_next[p->op]--;
+    why = "injected failure";
+  }
+  if (!why) return false;
+  p->r.err = RN_EOBJSTORE;
+  p->r.attempts = 1;
+  snprintf(p->r.message, sizeof p->r.message, "faulty %s %s: %s", rn_obj_op_name(p->op), p->key, why);
+  f->inflight++;
+  fop_finished(p);
+  return true;
+}
+
+static void copy_result(fop_t *p, const rn_obj_result_t *r) { p->r = *r; }
+
+static void inner_cb(void *arg, const rn_obj_result_t *r) {
+  fop_t *p = arg;
+  copy_result(p, r);
+  if (p->op == RN_OBJ_PUT && p->o.lose_put_response && !r->err) {
+    p->r.err = RN_EOBJSTORE;
+    snprintf(p->r.message, sizeof p->r.message, "faulty put %s: the response was lost (injected; the object was stored)",
+             p->key);
+  }
+  fop_finished(p);
+}
+
+static void inner_get_cb(void *arg, const rn_obj_result_t *r, uint8_t *data, size_t len) {
+  fop_t *p = arg;
+  copy_result(p, r);
+  p->data = data;
+  p->len = len;
+  if (!r->err && len) {
+    if (p->o.truncate_gets) p->len = len - 1;
+    if (p->o.corrupt_gets) p->data[p->len / 2] ^= 0x10;
+  }
+  fop_finished(p);
+}
+
+static void inner_list_cb(void *arg, const rn_obj_result_t *r, const rn_obj_entry_t *e, size_t n) {
+  fop_t *p = arg;
+  copy_result(p, r);
+  for (size_t i = 0; !p->r.err && i < n; i++) {
+    if (rn__objlist_add(&p->list, e[i].key, strlen(e[i].key), e[i].size, e[i].mtime_ms)) {
+      rn__objlist_free(&p->list);
+      p->r.err = RN_ENOMEM;
+      snprintf(p->r.message, sizeof p->r.message, "faulty list %s: out of memory copying the answer", p->key);
+    }
+  }
+  fop_finished(p);
+}
+
+/* Forward p with fwd's result: the inner's error return is ours (p freed). */
+static rn_err_t forwarded(fop_t *p, rn_err_t err) {
+  if (err) {
+    free(p);
+    return err;
+  }
+  p->f->inflight++;
   return 0;
 }
-
-static void fail_result(rn_obj_result_t *r, rn_err_t err, const char *msg) {
-  memset(r, 0, sizeof(*r));
-  r->err = err;
-  r->attempts = 1;
-  snprintf(r->message, sizeof(r->message), "%s", msg);
-}
-
-static void w_cb(void *arg, const rn_obj_result_t *r) {
-  wrap_t *w = arg;
-  if (w->lose && !r->err) {
-    rn_obj_result_t lost;
-    fail_result(&lost, RN_EOBJSTORE, "injected: the response of a successful PUT was lost");
-    w->f->injected[w->op]++;
-    w->cb(w->arg, &lost);
-  } else {
-    w->cb(w->arg, r);
-  }
-  free(w);
-}
-
-static void w_gcb(void *arg, const rn_obj_result_t *r, uint8_t *data, size_t len) {
-  wrap_t *w = arg;
-  if (!r->err && data && len) {
-    if (w->truncate) {
-      len--;
-      w->f->injected[RN_OBJ_GET]++;
-    }
-    if (w->corrupt && len) {
-      data[len / 2] ^= 0x10;
-      w->f->injected[RN_OBJ_GET]++;
-    }
-  }
-  w->gcb(w->arg, r, data, len);
-  free(w);
-}
-
-static void w_lcb(void *arg, const rn_obj_result_t *r, const rn_obj_entry_t *e, size_t n) {
-  wrap_t *w = arg;
-  w->lcb(w->arg, r, e, n);
-  free(w);
-}
-
-static wrap_t *wrap(faulty_t *f, rn_obj_op_t op, rn_obj_cb cb, rn_obj_get_cb gcb, rn_obj_list_cb lcb, void *arg) {
-  wrap_t *w = calloc(1, sizeof(*w));
-  if (!w) return NULL;
-  *w = (wrap_t){f, op, f->o.lose_put_response && op == RN_OBJ_PUT, f->o.truncate_gets && op == RN_OBJ_GET,
-                f->o.corrupt_gets && op == RN_OBJ_GET, cb, gcb, lcb, arg};
-  return w;
-}
-
-#define INJECT_OR_WRAP(op, cb, gcb, lcb)                                                                    \
-  bool inj;                                                                                                  \
-  rn_err_t e0 = inject(f, op, cb, gcb, lcb, arg, &inj);                                                      \
-  if (e0 || inj) return e0;                                                                                  \
-  wrap_t *w = wrap(f, op, cb, gcb, lcb, arg);                                                                \
-  if (!w) return RN_ENOMEM;
 
 static rn_err_t f_put_mem(rn_objstore_t *os, const char *key, const uint8_t *data, size_t len, rn_obj_cb cb,
                           void *arg) {
   faulty_t *f = (faulty_t *)os;
-  INJECT_OR_WRAP(RN_OBJ_PUT, cb, NULL, NULL)
-  rn_err_t err = rn_objstore_put_mem(f->inner, key, data, len, w_cb, w);
-  if (err) free(w);
-  return err;
+  if (f->closing) return RN_ECANCELED;
+  fop_t *p = fop_new(f, RN_OBJ_PUT, key);
+  if (!p) return RN_ENOMEM;
+  p->u.cb = cb;
+  p->arg = arg;
+  p->bytes_up = len;
+  if (inject(p)) return 0;
+  return forwarded(p, rn_objstore_put_mem(f->inner, key, data, len, inner_cb, p));
 }
 
 static rn_err_t f_put_file(rn_objstore_t *os, const char *key, const char *path, uint64_t len, rn_obj_cb cb,
                            void *arg) {
   faulty_t *f = (faulty_t *)os;
-  INJECT_OR_WRAP(RN_OBJ_PUT, cb, NULL, NULL)
-  rn_err_t err = rn_objstore_put_file(f->inner, key, path, len, w_cb, w);
-  if (err) free(w);
-  return err;
+  if (f->closing) return RN_ECANCELED;
+  fop_t *p = fop_new(f, RN_OBJ_PUT, key);
+  if (!p) return RN_ENOMEM;
+  p->u.cb = cb;
+  p->arg = arg;
+  p->bytes_up = len;
+  if (inject(p)) return 0;
+  return forwarded(p, rn_objstore_put_file(f->inner, key, path, len, inner_cb, p));
 }
 
-static rn_err_t f_get(rn_objstore_t *os, const char *key, uint64_t off, uint64_t len, rn_obj_get_cb cb, void *arg) {
+static rn_err_t f_get(rn_objstore_t *os, const char *key, uint64_t off, uint64_t len, rn_obj_get_cb cb,
+                      void *arg) {
   faulty_t *f = (faulty_t *)os;
-  INJECT_OR_WRAP(RN_OBJ_GET, NULL, cb, NULL)
-  rn_err_t err = rn_objstore_get(f->inner, key, off, len, w_gcb, w);
-  if (err) free(w);
-  return err;
+  if (f->closing) return RN_ECANCELED;
+  fop_t *p = fop_new(f, RN_OBJ_GET, key);
+  if (!p) return RN_ENOMEM;
+  p->u.get_cb = cb;
+  p->arg = arg;
+  if (inject(p)) return 0;
+  return forwarded(p, rn_objstore_get(f->inner, key, off, len, inner_get_cb, p));
 }
 
 static rn_err_t f_head(rn_objstore_t *os, const char *key, rn_obj_cb cb, void *arg) {
   faulty_t *f = (faulty_t *)os;
-  INJECT_OR_WRAP(RN_OBJ_HEAD, cb, NULL, NULL)
-  rn_err_t err = rn_objstore_head(f->inner, key, w_cb, w);
-  if (err) free(w);
-  return err;
+  if (f->closing) return RN_ECANCELED;
+  fop_t *p = fop_new(f, RN_OBJ_HEAD, key);
+  if (!p) return RN_ENOMEM;
+  p->u.cb = cb;
+  p->arg = arg;
+  if (inject(p)) return 0;
+  return forwarded(p, rn_objstore_head(f->inner, key, inner_cb, p));
 }
 
 static rn_err_t f_list(rn_objstore_t *os, const char *prefix, rn_obj_list_cb cb, void *arg) {
   faulty_t *f = (faulty_t *)os;
-  INJECT_OR_WRAP(RN_OBJ_LIST, NULL, NULL, cb)
-  rn_err_t err = rn_objstore_list(f->inner, prefix, w_lcb, w);
-  if (err) free(w);
-  return err;
+  if (f->closing) return RN_ECANCELED;
+  fop_t *p = fop_new(f, RN_OBJ_LIST, prefix);
+  if (!p) return RN_ENOMEM;
+  p->u.list_cb = cb;
+  p->arg = arg;
+  if (inject(p)) return 0;
+  return forwarded(p, rn_objstore_list(f->inner, prefix, inner_list_cb, p));
 }
 
 static rn_err_t f_del(rn_objstore_t *os, const char *key, rn_obj_cb cb, void *arg) {
   faulty_t *f = (faulty_t *)os;
-  INJECT_OR_WRAP(RN_OBJ_DELETE, cb, NULL, NULL)
-  rn_err_t err = rn_objstore_delete(f->inner, key, w_cb, w);
-  if (err) free(w);
-  return err;
-}
-
-static int f_fd(const rn_objstore_t *os) { return ((const faulty_t *)os)->ep; }
-
-static void run_queued(faulty_t *f, rn_err_t err, const char *msg) {
-  fq_t *q = f->head;
-  f->head = f->tail = NULL;
-  while (q) {
-    fq_t *nx = q->next;
-    f->queued--;
-    f->injected[q->op]++;
-    rn_obj_result_t r;
-    fail_result(&r, err, msg);
-    if (q->op == RN_OBJ_GET)
-      q->gcb(q->arg, &r, NULL, 0);
-    else if (q->op == RN_OBJ_LIST)
-      q->lcb(q->arg, &r, NULL, 0);
-    else
-      q->cb(q->arg, &r);
-    free(q);
-    q = nx;
-  }
+  if (f->closing) return RN_ECANCELED;
+  fop_t *p = fop_new(f, RN_OBJ_DELETE, key);
+  if (!p) return RN_ENOMEM;
+  p->u.cb = cb;
+  p->arg = arg;
+  if (inject(p)) return 0;
+  return forwarded(p, rn_objstore_delete(f->inner, key, inner_cb, p));
 }
 
 static int f_poll(rn_objstore_t *os) {
   faulty_t *f = (faulty_t *)os;
-  uint64_t v;
-  ssize_t rd = read(f->efd, &v, sizeof(v));
-  (void)rd;
-  int n = (int)f->queued;
-  run_queued(f, RN_EOBJSTORE, "injected: the store is unreachable");
-  return n + rn_objstore_poll(f->inner);
+  (void)rn_objstore_poll(f->inner); /* its completions land in our queue */
+  int n = 0;
+  rn__objq_node_t *node = rn__objq_take(&f->ready);
+  while (node) {
+    rn__objq_node_t *next = node->next;
+    fop_deliver((fop_t *)node, false);
+    n++;
+    node = next;
+  }
+  return n;
 }
 
-static unsigned f_inflight(const rn_objstore_t *os) {
-  const faulty_t *f = (const faulty_t *)os;
-  return f->queued + rn_objstore_inflight(f->inner);
-}
-
-static void f_stats(const rn_objstore_t *os, rn_objstore_stats_t *out) {
-  const faulty_t *f = (const faulty_t *)os;
-  rn_objstore_stats(f->inner, out);
-  for (int i = 0; i < RN_OBJ_NOPS; i++) out->errors[i] += f->injected[i];
-}
+static int f_fd(const rn_objstore_t *os) { return ((const faulty_t *)os)->epfd; }
+static unsigned f_inflight(const rn_objstore_t *os) { return ((const faulty_t *)os)->inflight; }
+static void f_stats(const rn_objstore_t *os, rn_objstore_stats_t *out) { *out = ((const faulty_t *)os)->stats; }
 
 static void f_destroy(rn_objstore_t *os) {
   faulty_t *f = (faulty_t *)os;
-  run_queued(f, RN_ECANCELED, "the store is closing");
-  rn_objstore_destroy(f->inner); /* its callbacks (our wrappers) run here */
-  close(f->efd);
-  close(f->ep);
+  f->closing = true;
+  if (f->timer_started) {
+    pthread_mutex_lock(&f->mu);
+    f->stopping = true;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->timer, NULL);
+  }
+  rn_objstore_destroy(f->inner); /* its callbacks deliver at once (closing) */
+  fop_t *d = f->delayed;
+  f->delayed = NULL;
+  while (d) {
+    fop_t *next = d->dnext;
+    fop_deliver(d, true);
+    d = next;
+  }
+  rn__objq_node_t *node = rn__objq_take(&f->ready);
+  while (node) {
+    rn__objq_node_t *next = node->next;
+    fop_deliver((fop_t *)node, true);
+    node = next;
+  }
+  if (f->epfd >= 0) close(f->epfd);
+  rn__objq_fini(&f->ready);
+  pthread_cond_destroy(&f->cv);
+  pthread_mutex_destroy(&f->mu);
   free(f);
 }
 
@@ -244,25 +367,50 @@ static const rn_objstore_ops_t faulty_ops = {
 };
 
 rn_err_t rn_faulty_new(rn_objstore_t *inner, const rn_faulty_opts_t *o, rn_objstore_t **out) {
-  *out = NULL;
-  if (!inner) return RN_EINVAL;
-  faulty_t *f = calloc(1, sizeof(*f));
+  if (!inner || !out) return RN_EINVAL;
+  faulty_t *f = calloc(1, sizeof *f);
   if (!f) return RN_ENOMEM;
   f->base.ops = &faulty_ops;
   f->inner = inner;
+  f->epfd = -1;
   if (o) f->o = *o;
-  f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  f->ep = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN};
-  if (f->efd < 0 || f->ep < 0 || epoll_ctl(f->ep, EPOLL_CTL_ADD, f->efd, &ev) ||
-      epoll_ctl(f->ep, EPOLL_CTL_ADD, rn_objstore_fd(inner), &ev)) {
-    if (f->efd >= 0) close(f->efd);
-    if (f->ep >= 0) close(f->ep);
-    free(f);
-    return RN_ENOMEM;
+  pthread_mutex_init(&f->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&f->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  rn_err_t err = rn__objq_init(&f->ready);
+  if (err) goto fail;
+  f->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (f->epfd < 0) {
+    err = -errno;
+    goto fail;
   }
+  struct epoll_event ev = {.events = EPOLLIN};
+  if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->ready.efd, &ev) ||
+      epoll_ctl(f->epfd, EPOLL_CTL_ADD, rn_objstore_fd(inner), &ev)) {
+    err = -errno;
+    goto fail;
+  }
+  if (pthread_create(&f->timer, NULL, timer_main, f)) {
+    err = RN_ENOMEM;
+    goto fail;
+  }
+  f->timer_started = true;
   *out = &f->base;
   return 0;
+fail:
+  if (f->epfd >= 0) close(f->epfd);
+  rn__objq_fini(&f->ready);
+  pthread_cond_destroy(&f->cv);
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+  return err;
 }
 
-void rn_faulty_set(rn_objstore_t *faulty, const rn_faulty_opts_t *o) { ((faulty_t *)faulty)->o = *o; }
+void rn_faulty_set(rn_objstore_t *faulty, const rn_faulty_opts_t *o) {
+  if (!faulty || faulty->ops != &faulty_ops) return;
+  faulty_t *f = (faulty_t *)faulty;
+  f->o = o ? *o : (rn_faulty_opts_t){0};
+}

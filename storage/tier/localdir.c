@@ -1,124 +1,157 @@
 /*
- * localdir.c — an object store in a local directory (rn_localdir_new): for
- * tests, and for tiering to a mounted network file system.
+ * localdir.c — an object store in a local directory (tests; tiering to an
+ * NFS mount): rn_localdir_new.
  *
- * A key is a path under root (its '/' make directories). A PUT writes
- * "<path>.tmp-<n>", fdatasyncs it, renames it over the path and syncs the
- * directory, so an object is whole or absent. LIST skips those temporary
- * files. The file work runs on two worker threads of the store's own; a
- * finished operation is queued and an eventfd made readable, and
- * rn_objstore_poll (owner thread) runs the callbacks.
+ * Keys map to files under root ("a/b/c" is root/a/b/c; subdirectories are
+ * created as needed, and removed again when a delete empties them). The
+ * owner thread never touches the disk: every operation is a job run by one
+ * of LD_WORKERS threads of the store's own, and finished jobs come back
+ * through the completion queue (objstore_int.h), whose eventfd is
+ * rn_objstore_fd. rn_objstore_poll runs their callbacks on the owner.
+ *
+ * Invariants:
+ *   - An object is whole or absent: a put writes a temporary file in the
+ *     object's own directory (".rn-tmp-<name>.<n>"), fdatasyncs it, renames
+ *     it over the key and fsyncs the directory. A crash leaves at most a
+ *     stray temporary file, which LIST never reports (keys may not contain a
+ *     component starting with ".rn-tmp-", nor "." / ".." / empty ones).
+ *   - GET of [off, off + len) (len 0: to the end) succeeds only with exactly
+ *     those bytes: a range reaching past the object's end is RN_ECORRUPT
+ *     ("the object changed size": the caller asked for bytes it knew were
+ *     there). off == size with len 0 is an empty success.
+ *   - Errors: RN_ENOENT for a GET/HEAD of a missing key; RN_EOBJSTORE for
+ *     the directory's I/O errors (message: op, key, strerror); errors of
+ *     put_file's source file as -errno (RN_EIO when it holds fewer than len
+ *     bytes); RN_ECANCELED for everything undelivered when the store is
+ *     destroyed. DELETE of a missing key succeeds.
+ *   - inflight counts operations submitted and not yet called back; a job is
+ *     queued, running on a worker, or done and waiting in the completion
+ *     queue. Destroy stops the workers after their current job, then calls
+ *     every job back with RN_ECANCELED.
  */
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "objstore_int.h"
 #include "rn_tier.h"
 
-#define NWORKERS 2
-#define TMP_MARK ".tmp-"
+#define LD_WORKERS 2
+#define LD_TMP_MARK ".rn-tmp-"
+#define LD_COPY_BUF (256 * 1024)
 
-typedef struct ld_req {
+typedef struct ld_job {
+  rn__objq_node_t node; /* first: the completion queue links it */
+  struct ld_job *qnext; /* the work queue */
   rn_obj_op_t op;
-  bool put_file;
+  bool from_file;       /* put_file */
   char *key;
-  char *path;            /* put_file source */
-  const uint8_t *data;   /* put_mem (borrowed) */
+  char *src;            /* put_file: the source path */
+  const uint8_t *data;  /* put_mem: borrowed until the callback */
   uint64_t off, len;
-  rn_obj_cb cb;
-  rn_obj_get_cb gcb;
-  rn_obj_list_cb lcb;
+  union {
+    rn_obj_cb cb;
+    rn_obj_get_cb get_cb;
+    rn_obj_list_cb list_cb;
+  } u;
   void *arg;
-  /* results */
-  rn_obj_result_t res;
-  uint8_t *out;
-  size_t out_len;
-  rn_obj_entry_t *entries;
-  size_t nentries;
   uint64_t start_ns;
-  struct ld_req *next;
-} ld_req_t;
+  /* results, written by the worker */
+  rn_obj_result_t r;
+  uint8_t *out;         /* GET: owned until handed to the callback */
+  size_t out_len;
+  rn__objlist_t list;
+  uint64_t bytes_up;
+} ld_job_t;
 
-typedef struct localdir {
-  rn_objstore_t base;
+typedef struct ld {
+  rn_objstore_t base; /* first: rn_objstore_t * is an ld_t * */
   char *root;
-  int efd;
-  pthread_t workers[NWORKERS];
-  pthread_mutex_t mu;
+  pthread_t workers[LD_WORKERS];
+  unsigned nworkers;
+  pthread_mutex_t mu; /* guards the work queue, stopping and tmp_seq */
   pthread_cond_t cv;
-  ld_req_t *todo_head, *todo_tail; /* submitted */
-  ld_req_t *done_head, *done_tail; /* finished, for poll */
-  bool stop;
-  unsigned inflight;               /* owner thread */
-  atomic_uint_fast64_t tmp_seq;
-  rn_objstore_stats_t stats;       /* owner thread */
-} localdir_t;
+  ld_job_t *qhead, **qtail;
+  bool stopping;
+  uint64_t tmp_seq;
+  rn__objq_t done;
+  unsigned inflight;    /* owner thread */
+  bool closing;         /* owner thread: destroy has begun */
+  rn_objstore_stats_t stats;
+} ld_t;
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+static void ld_fail(ld_job_t *j, rn_err_t err, const char *what, int sys) {
+  j->r.err = err;
+  snprintf(j->r.message, sizeof j->r.message, "localdir %s %s: %s%s%s", rn_obj_op_name(j->op), j->key, what,
+           sys ? ": " : "", sys ? strerror(sys) : "");
 }
 
-static void fail(ld_req_t *r, rn_err_t err, const char *what) {
-  r->res.err = err;
-  snprintf(r->res.message, sizeof(r->res.message), "%s %.180s: %s", what, r->key ? r->key : "", rn_strerror(err));
+/* ---- paths ---------------------------------------------------------------------- */
+
+/* Whether key (or, with prefix true, a list prefix) names a place inside root. */
+static bool ld_key_ok(const char *key, bool prefix) {
+  const char *p = key;
+  for (;;) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 && (slash || !prefix)) return false; /* "a//b", "/a", "a/" */
+    if (!slash && prefix) return true;              /* the last piece of a prefix is only a name's start */
+    if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return false;
+    if (n >= sizeof LD_TMP_MARK - 1 && memcmp(p, LD_TMP_MARK, sizeof LD_TMP_MARK - 1) == 0) return false;
+    if (!slash) return true;
+    p = slash + 1;
+  }
 }
 
-static char *obj_path(const localdir_t *ld, const char *key) {
-  size_t n = strlen(ld->root) + strlen(key) + 2;
-  char *p = malloc(n);
-  if (p) snprintf(p, n, "%s/%s", ld->root, key);
-  return p;
+static bool ld_path(const ld_t *ld, const char *key, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%s/%s", ld->root, key);
+  return n > 0 && (size_t)n < cap;
 }
 
-static rn_err_t mkdirs_for(const char *path) {
-  char *tmp = strdup(path);
-  if (!tmp) return RN_ENOMEM;
-  for (char *s = tmp + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = '\0';
-    if (mkdir(tmp, 0755) && errno != EEXIST) {
-      rn_err_t e = -errno;
-      free(tmp);
-      return e;
+static int fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int rc = fsync(fd) ? errno : 0;
+  close(fd);
+  return rc;
+}
+
+/* mkdir -p of path's parent directories below root, each new one made
+ * durable in its parent. Returns 0 or an errno. */
+static int ld_mkdirs(const ld_t *ld, char *path) {
+  size_t rl = strlen(ld->root);
+  for (char *s = path + rl + 1; (s = strchr(s, '/')); s++) {
+    *s = 0;
+    int rc = 0;
+    if (mkdir(path, 0755) == 0) {
+      char *up = strrchr(path, '/');
+      *up = 0;
+      rc = fsync_dir(path);
+      *up = '/';
+    } else if (errno != EEXIST) {
+      rc = errno;
     }
     *s = '/';
+    if (rc) return rc;
   }
-  free(tmp);
   return 0;
 }
 
-static rn_err_t sync_parent(const char *path) {
-  char *d = strdup(path);
-  if (!d) return RN_ENOMEM;
-  char *slash = strrchr(d, '/');
-  if (slash) *slash = '\0';
-  int fd = open(d, O_RDONLY | O_DIRECTORY);
-  free(d);
-  if (fd < 0) return -errno;
-  rn_err_t e = fsync(fd) ? -errno : 0;
-  close(fd);
-  return e;
-}
+/* ---- the jobs, on a worker thread ----------------------------------------------- */
 
-static rn_err_t write_all(int fd, const uint8_t *p, size_t n) {
+static int write_all(int fd, const uint8_t *p, size_t n) {
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return -errno;
+      return errno;
     }
     p += w;
     n -= (size_t)w;
@@ -126,401 +159,449 @@ static rn_err_t write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
-static void do_put(localdir_t *ld, ld_req_t *r) {
-  char *path = obj_path(ld, r->key);
-  if (!path) return fail(r, RN_ENOMEM, "PUT");
-  size_t tl = strlen(path) + 40;
-  char *tmp = malloc(tl);
-  if (!tmp) {
-    free(path);
-    return fail(r, RN_ENOMEM, "PUT");
+/* Copy the first len bytes of src into fd. Returns 0, or sets the job's error. */
+static bool copy_source(ld_job_t *j, int fd) {
+  int in = open(j->src, O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    int e = errno;
+    ld_fail(j, -e, "opening the source file", e);
+    return false;
   }
-  snprintf(tmp, tl, "%s" TMP_MARK "%" PRIu64, path, (uint64_t)atomic_fetch_add(&ld->tmp_seq, 1));
-  rn_err_t err = mkdirs_for(path);
-  int fd = -1, src = -1;
-  if (!err) {
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) err = -errno;
-  }
-  if (!err && !r->put_file) err = write_all(fd, r->data, r->len);
-  if (!err && r->put_file) {
-    src = open(r->path, O_RDONLY | O_CLOEXEC);
-    if (src < 0) err = -errno;
-    uint8_t *buf = err ? NULL : malloc(1 << 20);
-    if (!err && !buf) err = RN_ENOMEM;
-    uint64_t done = 0;
-    while (!err && done < r->len) {
-      size_t want = r->len - done < (1 << 20) ? (size_t)(r->len - done) : (1 << 20);
-      ssize_t got = pread(src, buf, want, (off_t)done);
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) err = -errno;
-      else if (got == 0) {
-        err = RN_EIO; /* the file is shorter than the caller said */
-        snprintf(r->res.message, sizeof(r->res.message), "PUT %.100s: %.60s is shorter (%" PRIu64 " bytes) than %" PRIu64, r->key,
-                 r->path, done, r->len);
-        r->res.err = err;
-      } else {
-        err = write_all(fd, buf, (size_t)got);
-        done += (uint64_t)got;
+  uint8_t *buf = malloc(LD_COPY_BUF);
+  bool ok = buf != NULL;
+  if (!ok) ld_fail(j, RN_ENOMEM, "copy buffer", 0);
+  uint64_t done = 0;
+  while (ok && done < j->len) {
+    size_t want = j->len - done < LD_COPY_BUF ? (size_t)(j->len - done) : LD_COPY_BUF;
+    ssize_t r = pread(in, buf, want, (off_t)done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      ld_fail(j, -e, "reading the source file", e);
+      ok = false;
+    } else if (r == 0) {
+      ld_fail(j, RN_EIO, "the source file is shorter than the length to put", 0);
+      ok = false;
+    } else {
+      int e = write_all(fd, buf, (size_t)r);
+      if (e) {
+        ld_fail(j, RN_EOBJSTORE, "writing", e);
+        ok = false;
       }
+      done += (uint64_t)r;
     }
-    free(buf);
   }
-  if (!err && fdatasync(fd)) err = -errno;
-  if (fd >= 0) close(fd);
-  if (src >= 0) close(src);
-  if (!err && rename(tmp, path)) err = -errno;
-  if (!err) err = sync_parent(path);
-  if (err) {
-    unlink(tmp);
-    if (!r->res.err) fail(r, err, "PUT");
-  }
-  free(tmp);
-  free(path);
+  free(buf);
+  close(in);
+  return ok;
 }
 
-static void do_get(localdir_t *ld, ld_req_t *r) {
-  char *path = obj_path(ld, r->key);
-  if (!path) return fail(r, RN_ENOMEM, "GET");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  free(path);
-  if (fd < 0) return fail(r, errno == ENOENT ? RN_ENOENT : -errno, "GET");
-  struct stat st;
-  if (fstat(fd, &st)) {
-    fail(r, -errno, "GET");
-    close(fd);
-    return;
+static void job_put(ld_t *ld, ld_job_t *j) {
+  char path[PATH_MAX], tmp[PATH_MAX + 64];
+  if (!ld_path(ld, j->key, path, sizeof path)) return ld_fail(j, RN_EINVAL, "path too long", 0);
+  char *slash = strrchr(path, '/');
+  pthread_mutex_lock(&ld->mu);
+  uint64_t seq = ++ld->tmp_seq;
+  pthread_mutex_unlock(&ld->mu);
+  *slash = 0;
+  snprintf(tmp, sizeof tmp, "%s/" LD_TMP_MARK "%s.%" PRIu64, path, slash + 1, seq);
+  *slash = '/';
+  int fd = -1;
+  /* A delete emptying the directory may rmdir it between our mkdir and our
+   * open: create it again (a bounded number of times). */
+  for (int tries = 0; tries < 8 && fd < 0; tries++) {
+    int e = ld_mkdirs(ld, path);
+    if (e) return ld_fail(j, RN_EOBJSTORE, "creating its directory", e);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != ENOENT) break;
   }
-  uint64_t size = (uint64_t)st.st_size;
-  r->res.object_size = size;
-  uint64_t len = r->len ? r->len : (r->off <= size ? size - r->off : 0);
-  if (r->off > size || len > size - r->off) {
-    r->res.err = RN_ECORRUPT;
-    snprintf(r->res.message, sizeof(r->res.message),
-             "GET %.150s: bytes %" PRIu64 "+%" PRIu64 " asked of an object of %" PRIu64, r->key, r->off, len, size);
-    close(fd);
-    return;
+  if (fd < 0) return ld_fail(j, RN_EOBJSTORE, "creating a temporary file", errno);
+  j->r.attempts = 1;
+  int e = 0;
+  bool ok = true;
+  if (j->from_file) {
+    ok = copy_source(j, fd);
+  } else if ((e = write_all(fd, j->data, (size_t)j->len))) {
+    ld_fail(j, RN_EOBJSTORE, "writing", e);
+    ok = false;
   }
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf) {
-    close(fd);
-    return fail(r, RN_ENOMEM, "GET");
-  }
-  uint64_t done = 0;
-  while (done < len) {
-    ssize_t got = pread(fd, buf + done, len - done, (off_t)(r->off + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    done += (uint64_t)got;
+  if (ok && fdatasync(fd)) {
+    ld_fail(j, RN_EOBJSTORE, "fdatasync", errno);
+    ok = false;
   }
   close(fd);
-  if (done != len) {
-    free(buf);
-    r->res.err = RN_ECORRUPT;
-    snprintf(r->res.message, sizeof(r->res.message), "GET %.150s: the object changed size while read", r->key);
+  if (ok && rename(tmp, path)) {
+    ld_fail(j, RN_EOBJSTORE, "rename", errno);
+    ok = false;
+  }
+  if (!ok) {
+    unlink(tmp);
     return;
   }
-  r->out = buf;
-  r->out_len = len;
+  *slash = 0;
+  e = fsync_dir(path);
+  *slash = '/';
+  if (e) return ld_fail(j, RN_EOBJSTORE, "fsync of its directory", e);
+  j->bytes_up = j->len;
 }
 
-static void do_head(localdir_t *ld, ld_req_t *r) {
-  char *path = obj_path(ld, r->key);
-  if (!path) return fail(r, RN_ENOMEM, "HEAD");
+static void job_get(ld_t *ld, ld_job_t *j) {
+  char path[PATH_MAX];
+  if (!ld_path(ld, j->key, path, sizeof path)) return ld_fail(j, RN_EINVAL, "path too long", 0);
+  j->r.attempts = 1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return ld_fail(j, RN_ENOENT, "no such key", 0);
+    return ld_fail(j, RN_EOBJSTORE, "open", e);
+  }
   struct stat st;
-  int rc = stat(path, &st);
-  free(path);
-  if (rc) return fail(r, errno == ENOENT ? RN_ENOENT : -errno, "HEAD");
-  r->res.object_size = (uint64_t)st.st_size;
-  r->res.mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-}
-
-static void do_del(localdir_t *ld, ld_req_t *r) {
-  char *path = obj_path(ld, r->key);
-  if (!path) return fail(r, RN_ENOMEM, "DELETE");
-  rn_err_t err = unlink(path) && errno != ENOENT ? -errno : 0;
-  if (!err) (void)sync_parent(path);
-  free(path);
-  if (err) fail(r, err, "DELETE");
-}
-
-typedef struct list_acc {
-  rn_obj_entry_t *v;
-  size_t n, cap;
-  rn_err_t err;
-} list_acc_t;
-
-static void walk(list_acc_t *a, const char *dirpath, const char *keypfx, const char *want) {
-  DIR *d = opendir(dirpath);
-  if (!d) {
-    if (errno != ENOENT && errno != ENOTDIR) a->err = -errno;
-    return;
+  if (fstat(fd, &st)) {
+    ld_fail(j, RN_EOBJSTORE, "fstat", errno);
+    goto out;
   }
+  if (!S_ISREG(st.st_mode)) {
+    ld_fail(j, RN_ENOENT, "no such key", 0);
+    goto out;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  j->r.object_size = size;
+  if (j->off > size || (j->len && j->len > size - j->off)) {
+    char what[160];
+    snprintf(what, sizeof what, "range [%" PRIu64 ", +%" PRIu64 ") beyond the object's %" PRIu64 " bytes", j->off,
+             j->len, size);
+    ld_fail(j, RN_ECORRUPT, what, 0);
+    goto out;
+  }
+  uint64_t want = j->len ? j->len : size - j->off;
+  if (want > SIZE_MAX - 1) {
+    ld_fail(j, RN_ENOMEM, "range too large", 0);
+    goto out;
+  }
+  j->out = malloc(want ? (size_t)want : 1);
+  if (!j->out) {
+    ld_fail(j, RN_ENOMEM, "read buffer", 0);
+    goto out;
+  }
+  uint64_t got = 0;
+  while (got < want) {
+    ssize_t r = pread(fd, j->out + got, (size_t)(want - got), (off_t)(j->off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (r < 0)
+        ld_fail(j, RN_EOBJSTORE, "pread", errno);
+      else
+        ld_fail(j, RN_ECORRUPT, "the object shrank while it was read", 0);
+      free(j->out);
+      j->out = NULL;
+      goto out;
+    }
+    got += (uint64_t)r;
+  }
+  j->out_len = (size_t)want;
+out:
+  close(fd);
+}
+
+static int64_t st_mtime_ms(const struct stat *st) {
+  return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+}
+
+static void job_head(ld_t *ld, ld_job_t *j) {
+  char path[PATH_MAX];
+  if (!ld_path(ld, j->key, path, sizeof path)) return ld_fail(j, RN_EINVAL, "path too long", 0);
+  j->r.attempts = 1;
+  struct stat st;
+  if (stat(path, &st)) {
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return ld_fail(j, RN_ENOENT, "no such key", 0);
+    return ld_fail(j, RN_EOBJSTORE, "stat", e);
+  }
+  if (!S_ISREG(st.st_mode)) return ld_fail(j, RN_ENOENT, "no such key", 0);
+  j->r.object_size = (uint64_t)st.st_size;
+  j->r.mtime_ms = st_mtime_ms(&st);
+}
+
+static void job_del(ld_t *ld, ld_job_t *j) {
+  char path[PATH_MAX];
+  if (!ld_path(ld, j->key, path, sizeof path)) return ld_fail(j, RN_EINVAL, "path too long", 0);
+  j->r.attempts = 1;
+  if (unlink(path)) {
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR || e == EISDIR) return; /* no such object: done */
+    return ld_fail(j, RN_EOBJSTORE, "unlink", e);
+  }
+  char *slash = strrchr(path, '/');
+  *slash = 0;
+  int e = fsync_dir(path);
+  if (e) return ld_fail(j, RN_EOBJSTORE, "fsync of its directory", e);
+  /* Remove the directories this emptied, up to (not including) root; a
+   * directory that is not empty (or gained a file meanwhile) stays. */
+  size_t rl = strlen(ld->root);
+  while (strlen(path) > rl && rmdir(path) == 0) {
+    slash = strrchr(path, '/');
+    *slash = 0;
+    (void)fsync_dir(path);
+  }
+}
+
+/* Walk dir (root-relative rel, of rl bytes) collecting keys that start with
+ * prefix; at the top level only names starting with first. */
+static int ld_walk(ld_job_t *j, char *path, size_t plen, size_t rootlen, const char *first) {
+  DIR *d = opendir(path);
+  if (!d) return errno == ENOENT || errno == ENOTDIR ? 0 : errno;
+  int rc = 0;
   struct dirent *de;
-  while (!a->err && (de = readdir(d))) {
-    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    size_t pl = strlen(dirpath) + strlen(de->d_name) + 2, kl = strlen(keypfx) + strlen(de->d_name) + 2;
-    char *p = malloc(pl), *k = malloc(kl);
-    if (!p || !k) {
-      free(p);
-      free(k);
-      a->err = RN_ENOMEM;
-      break;
-    }
-    snprintf(p, pl, "%s/%s", dirpath, de->d_name);
-    snprintf(k, kl, "%s%s", keypfx, de->d_name);
+  size_t flen = first ? strlen(first) : 0;
+  while (!rc && (errno = 0, de = readdir(d))) {
+    const char *nm = de->d_name;
+    if (!strcmp(nm, ".") || !strcmp(nm, "..") || !strncmp(nm, LD_TMP_MARK, sizeof LD_TMP_MARK - 1)) continue;
+    if (first && strncmp(nm, first, flen)) continue;
+    size_t nl = strlen(nm);
+    if (plen + 1 + nl >= PATH_MAX) continue;
+    path[plen] = '/';
+    memcpy(path + plen + 1, nm, nl + 1);
     struct stat st;
-    if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-      size_t wl = strlen(k);
-      k[wl] = '/';
-      k[wl + 1] = '\0';
-      /* descend only where the prefix can match */
-      size_t m = strlen(want) < wl + 1 ? strlen(want) : wl + 1;
-      if (strncmp(k, want, m) == 0) walk(a, p, k, want);
-      free(k);
-    } else if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && !strstr(de->d_name, TMP_MARK) &&
-               strncmp(k, want, strlen(want)) == 0) {
-      if (a->n == a->cap) {
-        size_t nc = a->cap ? a->cap * 2 : 64;
-        rn_obj_entry_t *nv = realloc(a->v, nc * sizeof(*nv));
-        if (!nv) {
-          free(k);
-          free(p);
-          a->err = RN_ENOMEM;
-          break;
-        }
-        a->v = nv;
-        a->cap = nc;
-      }
-      a->v[a->n++] = (rn_obj_entry_t){k, (uint64_t)st.st_size,
-                                      (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000};
-    } else {
-      free(k);
+    if (lstat(path, &st)) {
+      if (errno != ENOENT) rc = errno; /* vanished meanwhile: not listed */
+    } else if (S_ISDIR(st.st_mode)) {
+      rc = ld_walk(j, path, plen + 1 + nl, rootlen, NULL);
+    } else if (S_ISREG(st.st_mode)) {
+      const char *key = path + rootlen + 1;
+      if (rn__objlist_add(&j->list, key, strlen(key), (uint64_t)st.st_size, st_mtime_ms(&st))) rc = ENOMEM;
     }
-    free(p);
+    path[plen] = 0;
   }
+  if (!rc && errno) rc = errno;
   closedir(d);
+  return rc;
 }
 
-static int entry_cmp(const void *a, const void *b) {
-  return strcmp(((const rn_obj_entry_t *)a)->key, ((const rn_obj_entry_t *)b)->key);
-}
-
-static void do_list(localdir_t *ld, ld_req_t *r) {
-  list_acc_t a = {0};
-  walk(&a, ld->root, "", r->key);
-  if (a.err) {
-    for (size_t i = 0; i < a.n; i++) free((void *)(uintptr_t)a.v[i].key);
-    free(a.v);
-    return fail(r, a.err, "LIST");
+static void job_list(ld_t *ld, ld_job_t *j) {
+  char path[PATH_MAX];
+  j->r.attempts = 1;
+  /* prefix "a/b/c": walk root/a/b, names starting with "c" at its top */
+  const char *last = strrchr(j->key, '/');
+  size_t dirlen = last ? (size_t)(last - j->key) : 0;
+  int n = dirlen ? snprintf(path, sizeof path, "%s/%.*s", ld->root, (int)dirlen, j->key)
+                 : snprintf(path, sizeof path, "%s", ld->root);
+  if (n < 0 || (size_t)n >= sizeof path) return ld_fail(j, RN_EINVAL, "path too long", 0);
+  const char *first = last ? last + 1 : j->key;
+  int e = ld_walk(j, path, (size_t)n, strlen(ld->root), *first ? first : NULL);
+  if (e) {
+    rn__objlist_free(&j->list);
+    return ld_fail(j, e == ENOMEM ? RN_ENOMEM : RN_EOBJSTORE, "listing", e);
   }
-  if (a.n) qsort(a.v, a.n, sizeof(*a.v), entry_cmp);
-  r->entries = a.v;
-  r->nentries = a.n;
+  rn__objlist_sort(&j->list);
 }
 
-static void *worker(void *arg) {
-  localdir_t *ld = arg;
+static void *ld_worker(void *p) {
+  ld_t *ld = p;
   pthread_mutex_lock(&ld->mu);
   for (;;) {
-    while (!ld->stop && !ld->todo_head) pthread_cond_wait(&ld->cv, &ld->mu);
-    if (ld->stop) break;
-    ld_req_t *r = ld->todo_head;
-    ld->todo_head = r->next;
-    if (!ld->todo_head) ld->todo_tail = NULL;
+    while (!ld->qhead && !ld->stopping) pthread_cond_wait(&ld->cv, &ld->mu);
+    if (ld->stopping) break; /* what is still queued is canceled by destroy */
+    ld_job_t *j = ld->qhead;
+    ld->qhead = j->qnext;
+    if (!ld->qhead) ld->qtail = &ld->qhead;
     pthread_mutex_unlock(&ld->mu);
-    switch (r->op) {
-    case RN_OBJ_PUT: do_put(ld, r); break;
-    case RN_OBJ_GET: do_get(ld, r); break;
-    case RN_OBJ_HEAD: do_head(ld, r); break;
-    case RN_OBJ_LIST: do_list(ld, r); break;
-    case RN_OBJ_DELETE: do_del(ld, r); break;
+    switch (j->op) {
+    case RN_OBJ_PUT: job_put(ld, j); break;
+    case RN_OBJ_GET: job_get(ld, j); break;
+    case RN_OBJ_HEAD: job_head(ld, j); break;
+    case RN_OBJ_LIST: job_list(ld, j); break;
+    case RN_OBJ_DELETE: job_del(ld, j); break;
     default: break;
     }
+    rn__objq_push(&ld->done, &j->node);
     pthread_mutex_lock(&ld->mu);
-    r->next = NULL;
-    if (ld->done_tail)
-      ld->done_tail->next = r;
-    else
-      ld->done_head = r;
-    ld->done_tail = r;
-    uint64_t one = 1;
-    ssize_t w = write(ld->efd, &one, sizeof(one));
-    (void)w;
   }
   pthread_mutex_unlock(&ld->mu);
   return NULL;
 }
 
-static void req_free(ld_req_t *r) {
-  free(r->key);
-  free(r->path);
-  free(r->out);
-  for (size_t i = 0; i < r->nentries; i++) free((void *)(uintptr_t)r->entries[i].key);
-  free(r->entries);
-  free(r);
-}
+/* ---- the owner's side ------------------------------------------------------------ */
 
-static void complete(localdir_t *ld, ld_req_t *r) {
-  ld->inflight--;
-  r->res.attempts = 1;
-  rn_obj_op_t op = r->op;
-  ld->stats.requests[op]++;
-  if (r->res.err) ld->stats.errors[op]++;
-  if (!r->res.err && op == RN_OBJ_PUT) ld->stats.bytes_up += r->len;
-  if (!r->res.err && op == RN_OBJ_GET) ld->stats.bytes_down += r->out_len;
-  rn_hist_record(&ld->stats.seconds[op], rn_hist_latency_bounds, RN_HIST_BUCKETS,
-                 (double)(mono_ns() - r->start_ns) / 1e9);
-  switch (op) {
-  case RN_OBJ_GET: {
-    uint8_t *out = r->res.err ? NULL : r->out;
-    size_t len = r->res.err ? 0 : r->out_len;
-    r->out = NULL;
-    r->gcb(r->arg, &r->res, out, len);
-    break;
+static rn_err_t ld_submit(ld_t *ld, rn_obj_op_t op, const char *key, bool prefix, ld_job_t **out) {
+  if (ld->closing) return RN_ECANCELED;
+  if (!ld_key_ok(key, prefix)) return RN_EINVAL;
+  ld_job_t *j = calloc(1, sizeof *j);
+  if (!j || !(j->key = strdup(key))) {
+    free(j);
+    return RN_ENOMEM;
   }
-  case RN_OBJ_LIST: r->lcb(r->arg, &r->res, r->res.err ? NULL : r->entries, r->res.err ? 0 : r->nentries); break;
-  default: r->cb(r->arg, &r->res); break;
-  }
-  req_free(r);
-}
-
-static rn_err_t submit(localdir_t *ld, ld_req_t *r) {
-  r->start_ns = mono_ns();
-  pthread_mutex_lock(&ld->mu);
-  r->next = NULL;
-  if (ld->todo_tail)
-    ld->todo_tail->next = r;
-  else
-    ld->todo_head = r;
-  ld->todo_tail = r;
-  pthread_cond_signal(&ld->cv);
-  pthread_mutex_unlock(&ld->mu);
-  ld->inflight++;
+  j->op = op;
+  j->start_ns = rn__objstore_mono_ns();
+  *out = j;
   return 0;
 }
 
-static ld_req_t *req_new(rn_obj_op_t op, const char *key) {
-  ld_req_t *r = calloc(1, sizeof(*r));
-  if (!r) return NULL;
-  r->op = op;
-  r->key = strdup(key);
-  if (!r->key) {
-    free(r);
-    return NULL;
-  }
-  return r;
+static void ld_enqueue(ld_t *ld, ld_job_t *j) {
+  ld->inflight++;
+  pthread_mutex_lock(&ld->mu);
+  j->qnext = NULL;
+  *ld->qtail = j;
+  ld->qtail = &j->qnext;
+  pthread_cond_signal(&ld->cv);
+  pthread_mutex_unlock(&ld->mu);
 }
 
 static rn_err_t ld_put_mem(rn_objstore_t *os, const char *key, const uint8_t *data, size_t len, rn_obj_cb cb,
                            void *arg) {
-  ld_req_t *r = req_new(RN_OBJ_PUT, key);
-  if (!r) return RN_ENOMEM;
-  r->data = data;
-  r->len = len;
-  r->cb = cb;
-  r->arg = arg;
-  return submit((localdir_t *)os, r);
+  ld_t *ld = (ld_t *)os;
+  ld_job_t *j;
+  rn_err_t err = ld_submit(ld, RN_OBJ_PUT, key, false, &j);
+  if (err) return err;
+  j->data = data;
+  j->len = len;
+  j->u.cb = cb;
+  j->arg = arg;
+  ld_enqueue(ld, j);
+  return 0;
 }
 
 static rn_err_t ld_put_file(rn_objstore_t *os, const char *key, const char *path, uint64_t len, rn_obj_cb cb,
                             void *arg) {
-  ld_req_t *r = req_new(RN_OBJ_PUT, key);
-  if (!r) return RN_ENOMEM;
-  r->put_file = true;
-  r->path = strdup(path);
-  if (!r->path) {
-    req_free(r);
+  ld_t *ld = (ld_t *)os;
+  ld_job_t *j;
+  rn_err_t err = ld_submit(ld, RN_OBJ_PUT, key, false, &j);
+  if (err) return err;
+  if (!(j->src = strdup(path))) {
+    free(j->key);
+    free(j);
     return RN_ENOMEM;
   }
-  r->len = len;
-  r->cb = cb;
-  r->arg = arg;
-  return submit((localdir_t *)os, r);
+  j->from_file = true;
+  j->len = len;
+  j->u.cb = cb;
+  j->arg = arg;
+  ld_enqueue(ld, j);
+  return 0;
 }
 
-static rn_err_t ld_get(rn_objstore_t *os, const char *key, uint64_t off, uint64_t len, rn_obj_get_cb cb, void *arg) {
-  ld_req_t *r = req_new(RN_OBJ_GET, key);
-  if (!r) return RN_ENOMEM;
-  r->off = off;
-  r->len = len;
-  r->gcb = cb;
-  r->arg = arg;
-  return submit((localdir_t *)os, r);
+static rn_err_t ld_get(rn_objstore_t *os, const char *key, uint64_t off, uint64_t len, rn_obj_get_cb cb,
+                       void *arg) {
+  ld_t *ld = (ld_t *)os;
+  ld_job_t *j;
+  if (len > UINT64_MAX - off) return RN_EINVAL;
+  rn_err_t err = ld_submit(ld, RN_OBJ_GET, key, false, &j);
+  if (err) return err;
+  j->off = off;
+  j->len = len;
+  j->u.get_cb = cb;
+  j->arg = arg;
+  ld_enqueue(ld, j);
+  return 0;
+}
+
+static rn_err_t ld_simple(rn_objstore_t *os, rn_obj_op_t op, const char *key, rn_obj_cb cb, void *arg) {
+  ld_t *ld = (ld_t *)os;
+  ld_job_t *j;
+  rn_err_t err = ld_submit(ld, op, key, false, &j);
+  if (err) return err;
+  j->u.cb = cb;
+  j->arg = arg;
+  ld_enqueue(ld, j);
+  return 0;
 }
 
 static rn_err_t ld_head(rn_objstore_t *os, const char *key, rn_obj_cb cb, void *arg) {
-  ld_req_t *r = req_new(RN_OBJ_HEAD, key);
-  if (!r) return RN_ENOMEM;
-  r->cb = cb;
-  r->arg = arg;
-  return submit((localdir_t *)os, r);
-}
-
-static rn_err_t ld_list(rn_objstore_t *os, const char *prefix, rn_obj_list_cb cb, void *arg) {
-  ld_req_t *r = req_new(RN_OBJ_LIST, prefix);
-  if (!r) return RN_ENOMEM;
-  r->lcb = cb;
-  r->arg = arg;
-  return submit((localdir_t *)os, r);
+  return ld_simple(os, RN_OBJ_HEAD, key, cb, arg);
 }
 
 static rn_err_t ld_del(rn_objstore_t *os, const char *key, rn_obj_cb cb, void *arg) {
-  ld_req_t *r = req_new(RN_OBJ_DELETE, key);
-  if (!r) return RN_ENOMEM;
-  r->cb = cb;
-  r->arg = arg;
-  return submit((localdir_t *)os, r);
+  return ld_simple(os, RN_OBJ_DELETE, key, cb, arg);
 }
 
-static int ld_fd(const rn_objstore_t *os) { return ((const localdir_t *)os)->efd; }
+static rn_err_t ld_list(rn_objstore_t *os, const char *prefix, rn_obj_list_cb cb, void *arg) {
+  ld_t *ld = (ld_t *)os;
+  ld_job_t *j;
+  rn_err_t err = ld_submit(ld, RN_OBJ_LIST, prefix, true, &j);
+  if (err) return err;
+  j->u.list_cb = cb;
+  j->arg = arg;
+  ld_enqueue(ld, j);
+  return 0;
+}
+
+/* Call j back (with RN_ECANCELED when cancel) and free it. Owner thread. */
+static void ld_finish(ld_t *ld, ld_job_t *j, bool cancel) {
+  if (cancel && j->r.err != RN_ECANCELED) {
+    free(j->out);
+    j->out = NULL;
+    j->out_len = 0;
+    rn__objlist_free(&j->list);
+    j->r.err = RN_ECANCELED;
+    snprintf(j->r.message, sizeof j->r.message, "localdir %s %s: the store is closing", rn_obj_op_name(j->op),
+             j->key);
+  }
+  rn__objstore_count(&ld->stats, j->op, j->r.err, j->r.attempts, j->r.err ? 0 : j->bytes_up,
+                     j->r.err ? 0 : j->out_len, j->start_ns);
+  ld->inflight--;
+  switch (j->op) {
+  case RN_OBJ_GET:
+    j->u.get_cb(j->arg, &j->r, j->r.err ? NULL : j->out, j->r.err ? 0 : j->out_len);
+    if (j->r.err) free(j->out);
+    break;
+  case RN_OBJ_LIST: j->u.list_cb(j->arg, &j->r, j->list.e, j->r.err ? 0 : j->list.n); break;
+  default: j->u.cb(j->arg, &j->r); break;
+  }
+  rn__objlist_free(&j->list);
+  free(j->key);
+  free(j->src);
+  free(j);
+}
 
 static int ld_poll(rn_objstore_t *os) {
-  localdir_t *ld = (localdir_t *)os;
-  uint64_t v;
-  ssize_t rd = read(ld->efd, &v, sizeof(v));
-  (void)rd;
-  pthread_mutex_lock(&ld->mu);
-  ld_req_t *r = ld->done_head;
-  ld->done_head = ld->done_tail = NULL;
-  pthread_mutex_unlock(&ld->mu);
+  ld_t *ld = (ld_t *)os;
   int n = 0;
-  while (r) {
-    ld_req_t *nx = r->next;
-    complete(ld, r);
-    r = nx;
+  rn__objq_node_t *node = rn__objq_take(&ld->done);
+  while (node) {
+    rn__objq_node_t *next = node->next;
+    ld_finish(ld, (ld_job_t *)node, false);
     n++;
+    node = next;
   }
   return n;
 }
 
-static unsigned ld_inflight(const rn_objstore_t *os) { return ((const localdir_t *)os)->inflight; }
+static int ld_fd(const rn_objstore_t *os) { return ((const ld_t *)os)->done.efd; }
+static unsigned ld_inflight(const rn_objstore_t *os) { return ((const ld_t *)os)->inflight; }
 
-static void ld_stats(const rn_objstore_t *os, rn_objstore_stats_t *out) { *out = ((const localdir_t *)os)->stats; }
+static void ld_stats(const rn_objstore_t *os, rn_objstore_stats_t *out) { *out = ((const ld_t *)os)->stats; }
 
 static void ld_destroy(rn_objstore_t *os) {
-  localdir_t *ld = (localdir_t *)os;
+  ld_t *ld = (ld_t *)os;
+  ld->closing = true;
   pthread_mutex_lock(&ld->mu);
-  ld->stop = true;
+  ld->stopping = true;
   pthread_cond_broadcast(&ld->cv);
   pthread_mutex_unlock(&ld->mu);
-  for (int i = 0; i < NWORKERS; i++) pthread_join(ld->workers[i], NULL);
-  /* What finished is delivered; what never started is cancelled. */
-  (void)ld_poll(os);
-  for (ld_req_t *r = ld->todo_head, *nx; r; r = nx) {
-    nx = r->next;
-    r->res.err = RN_ECANCELED;
-    snprintf(r->res.message, sizeof(r->res.message), "the store is closing");
-    complete(ld, r);
+  for (unsigned i = 0; i < ld->nworkers; i++) pthread_join(ld->workers[i], NULL);
+  /* Nothing runs now: what was queued and never started, then what finished
+   * and was never delivered, is called back as canceled. */
+  ld_job_t *q = ld->qhead;
+  ld->qhead = NULL;
+  ld->qtail = &ld->qhead;
+  while (q) {
+    ld_job_t *next = q->qnext;
+    ld_finish(ld, q, true);
+    q = next;
   }
-  close(ld->efd);
-  pthread_mutex_destroy(&ld->mu);
+  rn__objq_node_t *node = rn__objq_take(&ld->done);
+  while (node) {
+    rn__objq_node_t *next = node->next;
+    ld_finish(ld, (ld_job_t *)node, true);
+    node = next;
+  }
+  rn__objq_fini(&ld->done);
   pthread_cond_destroy(&ld->cv);
+  pthread_mutex_destroy(&ld->mu);
   free(ld->root);
   free(ld);
 }
 
-static const rn_objstore_ops_t localdir_ops = {
+static const rn_objstore_ops_t ld_ops = {
     .name = "localdir",
     .put_mem = ld_put_mem,
     .put_file = ld_put_file,
@@ -536,44 +617,58 @@ static const rn_objstore_ops_t localdir_ops = {
 };
 
 rn_err_t rn_localdir_new(const char *root, rn_objstore_t **out, char *why, size_t whylen) {
-  *out = NULL;
-  if (!root || !*root) {
-    snprintf(why, whylen, "no directory given");
+  if (why && whylen) why[0] = 0;
+  if (!root || !root[0] || !out) {
+    if (why && whylen) snprintf(why, whylen, "localdir: no root directory");
     return RN_EINVAL;
   }
-  localdir_t *ld = calloc(1, sizeof(*ld));
-  if (!ld) return RN_ENOMEM;
-  ld->base.ops = &localdir_ops;
-  ld->root = strdup(root);
-  size_t rl = ld->root ? strlen(ld->root) : 0;
-  while (rl > 1 && ld->root[rl - 1] == '/') ld->root[--rl] = '\0';
-  char probe[4096];
-  snprintf(probe, sizeof(probe), "%s/x", root);
-  rn_err_t err = ld->root ? mkdirs_for(probe) : RN_ENOMEM;
+  /* Blocking, once, on the caller's thread: the root must exist (created
+   * with its parents) before any job runs. */
+  rn_assert_may_block("localdir: creating its root");
+  ld_t *ld = calloc(1, sizeof *ld);
+  if (!ld || !(ld->root = strdup(root))) {
+    free(ld);
+    return RN_ENOMEM;
+  }
+  size_t rl = strlen(ld->root);
+  while (rl > 1 && ld->root[rl - 1] == '/') ld->root[--rl] = 0;
+  for (char *s = ld->root + 1; (s = strchr(s, '/')); s++) {
+    *s = 0;
+    (void)mkdir(ld->root, 0755);
+    *s = '/';
+  }
   struct stat st;
-  if (!err && (stat(ld->root, &st) || !S_ISDIR(st.st_mode))) err = RN_EINVAL;
-  if (err) {
-    snprintf(why, whylen, "%s: %s", root, rn_strerror(err));
+  int e = 0;
+  if (mkdir(ld->root, 0755) && errno != EEXIST)
+    e = errno;
+  else if (stat(ld->root, &st))
+    e = errno;
+  else if (!S_ISDIR(st.st_mode))
+    e = ENOTDIR;
+  if (e) {
+    if (why && whylen) snprintf(why, whylen, "localdir: %s is not a usable directory: %s", ld->root, strerror(e));
     free(ld->root);
     free(ld);
-    return err == RN_ENOMEM ? err : RN_EINVAL;
+    return RN_EINVAL;
   }
-  ld->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ld->base.ops = &ld_ops;
+  ld->qtail = &ld->qhead;
+  rn_err_t err = rn__objq_init(&ld->done);
+  if (err) {
+    if (why && whylen) snprintf(why, whylen, "localdir: eventfd: %s", strerror(-err));
+    free(ld->root);
+    free(ld);
+    return err;
+  }
   pthread_mutex_init(&ld->mu, NULL);
   pthread_cond_init(&ld->cv, NULL);
-  int started = 0;
-  for (; started < NWORKERS; started++)
-    if (pthread_create(&ld->workers[started], NULL, worker, ld)) break;
-  if (ld->efd < 0 || started < NWORKERS) {
-    pthread_mutex_lock(&ld->mu);
-    ld->stop = true;
-    pthread_cond_broadcast(&ld->cv);
-    pthread_mutex_unlock(&ld->mu);
-    for (int i = 0; i < started; i++) pthread_join(ld->workers[i], NULL);
-    if (ld->efd >= 0) close(ld->efd);
-    free(ld->root);
-    free(ld);
-    snprintf(why, whylen, "cannot start the store's threads");
+  for (unsigned i = 0; i < LD_WORKERS; i++) {
+    if (pthread_create(&ld->workers[i], NULL, ld_worker, ld)) break;
+    ld->nworkers++;
+  }
+  if (!ld->nworkers) {
+    if (why && whylen) snprintf(why, whylen, "localdir: cannot start a worker thread");
+    ld_destroy(&ld->base);
     return RN_ENOMEM;
   }
   *out = &ld->base;

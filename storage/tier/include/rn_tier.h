@@ -183,9 +183,10 @@ typedef struct rn_faulty_opts {
   bool lose_put_response;  /* PUTs reach the inner store, then report an error */
   bool truncate_gets;      /* GETs return one byte less than asked */
   bool corrupt_gets;       /* GETs flip a bit of what they return */
+  uint32_t latency_ms;     /* delay every completion this long (a timer thread) */
 } rn_faulty_opts_t;
-/* Wrap inner (owned by the wrapper from now on). The wrapper's fd (an epoll
- * set of the inner store's fd and its own) is the one to wait on. */
+/* Wrap inner (owned by the wrapper from now on). Wait on the wrapper's fd,
+ * not the inner store's. */
 rn_err_t rn_faulty_new(rn_objstore_t *inner, const rn_faulty_opts_t *o, rn_objstore_t **out);
 /* Change the faults; owner thread. Applies to operations submitted after. */
 void rn_faulty_set(rn_objstore_t *faulty, const rn_faulty_opts_t *o);

@@ -295,126 +295,6 @@ static void test_localdir_and_faults(void **state) {
   free(dir);
 }
 
-/* The same checks against an S3 endpoint named by the environment
- * (RUNNEL_TEST_S3_ENDPOINT, _BUCKET, AWS_ACCESS_KEY_ID/SECRET): the
- * integration wrapper starts s3rver or MinIO on loopback and runs this
- * binary with them; without it the test says so and passes nothing off. */
-static rn_objstore_t *s3_from_env(uint64_t part_bytes) {
-  const char *ep = getenv("RUNNEL_TEST_S3_ENDPOINT"), *bucket = getenv("RUNNEL_TEST_S3_BUCKET");
-  if (!ep || !bucket) return NULL;
-  rn_s3_opts_t o;
-  rn_s3_opts_default(&o);
-  o.endpoint = ep;
-  o.bucket = bucket;
-  o.prefix = "t/";
-  o.part_bytes = part_bytes;
-  o.request_timeout_ms = 20000;
-  rn_objstore_t *os;
-  char why[256];
-  rn_err_t err = rn_s3_new(&o, &os, why, sizeof(why));
-  if (err) fprintf(stderr, "rn_s3_new: %s\n", why);
-  assert_int_equal(err, 0);
-  return os;
-}
-
-static void test_s3_store(void **state) {
-  (void)state;
-  rn_objstore_t *os = s3_from_env(5u << 20);
-  if (!os) {
-    print_message("  skipped: RUNNEL_TEST_S3_ENDPOINT/RUNNEL_TEST_S3_BUCKET not set (tests/integration runs this with s3rver and MinIO)\n");
-    skip();
-  }
-  char *dir = rn_test_tmpdir();
-  char root[600];
-  snprintf(root, sizeof(root), "%s/x", dir);
-  mkdir(root, 0755);
-  store_checks(os, root);
-  /* A file above part_bytes goes as a multipart upload and reads back whole. */
-  char path[700];
-  snprintf(path, sizeof(path), "%s/big", dir);
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  for (uint32_t i = 0; i < (12u << 20) / 4; i++) fwrite(&i, 4, 1, f);
-  fclose(f);
-  res_t x = {0};
-  assert_int_equal(rn_objstore_put_file(os, "big/obj", path, 12u << 20, obj_cb, &x), 0);
-  wait_done(os, &x);
-  if (x.r.err) fprintf(stderr, "multipart: %s\n", x.r.message);
-  assert_int_equal(x.r.err, 0);
-  x = (res_t){0};
-  assert_int_equal(rn_objstore_get(os, "big/obj", (11u << 20) - 8, 16, get_cb, &x), 0);
-  wait_done(os, &x);
-  assert_int_equal(x.r.err, 0);
-  assert_int_equal(x.r.object_size, 12u << 20);
-  uint32_t w[4];
-  memcpy(w, x.data, 16);
-  assert_int_equal(w[0], ((11u << 20) - 8) / 4);
-  assert_int_equal(w[3], ((11u << 20) + 4) / 4);
-  free(x.data);
-  x = (res_t){0};
-  assert_int_equal(rn_objstore_delete(os, "big/obj", obj_cb, &x), 0);
-  wait_done(os, &x);
-  /* LIST across pages: more keys than one page (S3 pages at 1000). */
-  const char *many = getenv("RUNNEL_TEST_S3_MANY");
-  if (many) {
-    int n = atoi(many);
-    res_t *rs = calloc((size_t)n, sizeof(*rs));
-    for (int i = 0; i < n; i++) {
-      char k[64];
-      snprintf(k, sizeof(k), "pages/%05d", i);
-      assert_int_equal(rn_objstore_put_mem(os, k, (const uint8_t *)"p", 1, obj_cb, &rs[i]), 0);
-    }
-    for (int i = 0; i < n; i++) wait_done(os, &rs[i]);
-    x = (res_t){0};
-    assert_int_equal(rn_objstore_list(os, "pages/", list_cb, &x), 0);
-    wait_done(os, &x);
-    if (x.r.err) fprintf(stderr, "list: %s\n", x.r.message);
-    assert_int_equal(x.r.err, 0);
-    assert_int_equal(x.nkeys, (size_t)n);
-    free(rs);
-  }
-  rn_objstore_destroy(os);
-  /* Wrong credentials: a clear error (MinIO checks signatures; s3rver does not). */
-  if (getenv("RUNNEL_TEST_S3_CHECKS_SIGNATURES")) {
-    rn_s3_opts_t o;
-    rn_s3_opts_default(&o);
-    o.endpoint = getenv("RUNNEL_TEST_S3_ENDPOINT");
-    o.bucket = getenv("RUNNEL_TEST_S3_BUCKET");
-    o.access_key = getenv("AWS_ACCESS_KEY_ID");
-    o.secret_key = "not-the-secret";
-    char why[256];
-    assert_int_equal(rn_s3_new(&o, &os, why, sizeof(why)), 0);
-    x = (res_t){0};
-    assert_int_equal(rn_objstore_head(os, "a/file", obj_cb, &x), 0);
-    wait_done(os, &x);
-    assert_int_equal(x.r.err, RN_EOBJSTORE);
-    assert_int_equal(x.r.http_status, 403);
-    assert_null(strstr(x.r.message, "not-the-secret"));
-    rn_objstore_destroy(os);
-  }
-  /* Nobody listening: retried, then an error within the deadline. */
-  rn_s3_opts_t o;
-  rn_s3_opts_default(&o);
-  o.endpoint = "http://127.0.0.1:1";
-  o.bucket = "b";
-  o.access_key = "k";
-  o.secret_key = "s";
-  o.request_timeout_ms = 3000;
-  o.max_retries = 3;
-  o.backoff_ms = 10;
-  char why[256];
-  assert_int_equal(rn_s3_new(&o, &os, why, sizeof(why)), 0);
-  x = (res_t){0};
-  assert_int_equal(rn_objstore_head(os, "k", obj_cb, &x), 0);
-  wait_done(os, &x);
-  print_message("  closed port: %s\n", x.r.message);
-  assert_true(x.r.err == RN_EOBJSTORE || x.r.err == RN_ETIMEDOUT);
-  assert_int_equal(x.r.attempts, 4); /* the first and max_retries more */
-  rn_objstore_destroy(os);
-  rn_test_rmtree(dir);
-  free(dir);
-}
-
 /* ==== a tiered shard end to end ============================================== */
 
 typedef struct fx {
@@ -878,7 +758,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_manifest_codec),
       cmocka_unit_test(test_localdir_and_faults),
-      cmocka_unit_test(test_s3_store),
       cmocka_unit_test_setup_teardown(test_tiered_shard, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outage_and_corruption, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retention_gc_restore_delete, setup, teardown),
