@@ -39,7 +39,8 @@
  * polls until the collector removed them and the store holds exactly what
  * the manifest references — per shard one complete triple per remote
  * segment, as many as `stream describe` counts remote_segments, contiguous
- * from offset 0 up to at least the local start, plus the manifest — and
+ * from offset 0 up to at least the local start, plus the manifest, and no
+ * temporary file of a write a kill interrupted left in a tier_dir — and
  * runnel_tier_orphans_collected_total counted them; a last full read
  * shows GC removed nothing still needed.
  *
@@ -242,6 +243,7 @@ typedef struct rshard {
 typedef struct rview {
   rshard_t sh[SHARDS];
   size_t temps; /* temporary files (interrupted writes) */
+  char temp_example[1100];
   size_t objects;
 } rview_t;
 
@@ -282,7 +284,7 @@ static int rview_walk(const char *path, const struct stat *sb, int flag, struct 
   const char *file = strrchr(key, '/');
   file = file ? file + 1 : key;
   if (strstr(file, ".tmp") || file[0] == '.') {
-    g_rv->temps++;
+    if (!g_rv->temps++) snprintf(g_rv->temp_example, sizeof g_rv->temp_example, "%s", key);
     return 0;
   }
   g_rv->objects++;
@@ -869,7 +871,14 @@ static bool store_matches_manifest(fx_t *f, const shard_view_t *v, char *why, si
       ok = false;
     }
   }
-  if (ok && rv.temps) print_message("  (%zu temporary files of interrupted writes are left in the store)\n", rv.temps);
+  /* bytes of PUTs a kill interrupted are garbage too, like an incomplete
+   * multipart upload on S3: the collector (or the store at open) must
+   * remove them, or a tier_dir on NFS fills with them crash after crash */
+  if (ok && rv.temps) {
+    snprintf(why, whylen, "%zu temporary files of interrupted writes are left under tier_dir (e.g. %.300s): nothing "
+             "removes them", rv.temps, rv.temp_example);
+    ok = false;
+  }
   rview_free(&rv);
   return ok;
 }
