@@ -11,10 +11,15 @@
  *
  * Invariants:
  *   - An object is whole or absent: a put writes a temporary file in the
- *     object's own directory (".rn-tmp-<name>.<n>"), fdatasyncs it, renames
- *     it over the key and fsyncs the directory. A crash leaves at most a
- *     stray temporary file, which LIST never reports (keys may not contain a
- *     component starting with ".rn-tmp-", nor "." / ".." / empty ones).
+ *     store's work directory (root/.rn-tmp-work/<host>.<pid>.<n>),
+ *     fdatasyncs it, renames it over the key and fsyncs the key's
+ *     directory. Keys may not contain a component starting with ".rn-tmp-"
+ *     (nor "." / ".." / empty ones), so LIST never sees the work directory.
+ *   - A crash leaves at most stray temporary files, all in that one
+ *     directory: opening the store removes those of this host whose process
+ *     is gone, and anyone's older than LD_TMP_STALE_S (a PUT never takes
+ *     that long; other hosts may share an NFS root). A reused pid keeps its
+ *     dead predecessor's files until they are that old.
  *   - GET of [off, off + len) (len 0: to the end) succeeds only with exactly
  *     those bytes: a range reaching past the object's end is RN_ECORRUPT
  *     ("the object changed size": the caller asked for bytes it knew were
@@ -37,7 +42,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "objstore_int.h"
@@ -45,6 +52,8 @@
 
 #define LD_WORKERS 2
 #define LD_TMP_MARK ".rn-tmp-"
+#define LD_TMP_DIR LD_TMP_MARK "work"
+#define LD_TMP_STALE_S (24 * 3600)
 #define LD_COPY_BUF (256 * 1024)
 
 typedef struct ld_job {
@@ -81,6 +90,8 @@ typedef struct ld {
   ld_job_t *qhead, **qtail;
   bool stopping;
   uint64_t tmp_seq;
+  char tmp_dir[PATH_MAX];  /* root/.rn-tmp-work */
+  char tmp_owner[300];     /* "<host>.<pid>": this store's temporary files */
   rn__objq_t done;
   unsigned inflight;    /* owner thread */
   bool closing;         /* owner thread: destroy has begun */
@@ -197,24 +208,14 @@ static bool copy_source(ld_job_t *j, int fd) {
 }
 
 static void job_put(ld_t *ld, ld_job_t *j) {
-  char path[PATH_MAX], tmp[PATH_MAX + 64];
+  char path[PATH_MAX], tmp[sizeof(((ld_t *)0)->tmp_dir) + sizeof(((ld_t *)0)->tmp_owner) + 24];
   if (!ld_path(ld, j->key, path, sizeof path)) return ld_fail(j, RN_EINVAL, "path too long", 0);
   char *slash = strrchr(path, '/');
   pthread_mutex_lock(&ld->mu);
   uint64_t seq = ++ld->tmp_seq;
   pthread_mutex_unlock(&ld->mu);
-  *slash = 0;
-  snprintf(tmp, sizeof tmp, "%s/" LD_TMP_MARK "%s.%" PRIu64, path, slash + 1, seq);
-  *slash = '/';
-  int fd = -1;
-  /* A delete emptying the directory may rmdir it between our mkdir and our
-   * open: create it again (a bounded number of times). */
-  for (int tries = 0; tries < 8 && fd < 0; tries++) {
-    int e = ld_mkdirs(ld, path);
-    if (e) return ld_fail(j, RN_EOBJSTORE, "creating its directory", e);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 && errno != ENOENT) break;
-  }
+  snprintf(tmp, sizeof tmp, "%s/%s.%" PRIu64, ld->tmp_dir, ld->tmp_owner, seq);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ld_fail(j, RN_EOBJSTORE, "creating a temporary file", errno);
   j->r.attempts = 1;
   int e = 0;
@@ -230,9 +231,18 @@ static void job_put(ld_t *ld, ld_job_t *j) {
     ok = false;
   }
   close(fd);
-  if (ok && rename(tmp, path)) {
-    ld_fail(j, RN_EOBJSTORE, "rename", errno);
-    ok = false;
+  /* A delete emptying the key's directory may rmdir it between our mkdir
+   * and our rename: create it again (a bounded number of times). */
+  for (int tries = 0; ok; tries++) {
+    if ((e = ld_mkdirs(ld, path))) {
+      ld_fail(j, RN_EOBJSTORE, "creating its directory", e);
+      ok = false;
+    } else if (rename(tmp, path) == 0) {
+      break;
+    } else if (errno != ENOENT || tries == 8) {
+      ld_fail(j, RN_EOBJSTORE, "rename", errno);
+      ok = false;
+    }
   }
   if (!ok) {
     unlink(tmp);
@@ -616,6 +626,53 @@ static const rn_objstore_ops_t ld_ops = {
     .destroy = ld_destroy,
 };
 
+/* Whether a temporary file named "<host>.<pid>.<n>" (mtime mtime_s) may
+ * still be written by a PUT in progress. */
+static bool tmp_live(const char *name, time_t mtime_s, const char *host) {
+  if (time(NULL) - mtime_s > LD_TMP_STALE_S) return false;
+  const char *seq = strrchr(name, '.');
+  if (!seq || seq == name) return true;
+  const char *pid_at = seq - 1;
+  while (pid_at > name && pid_at[-1] != '.') pid_at--;
+  if (pid_at == name) return true; /* not ours to judge: wait for the age */
+  size_t hl = (size_t)(pid_at - 1 - name);
+  if (hl != strlen(host) || memcmp(name, host, hl) != 0) return true; /* another host's */
+  long pid = strtol(pid_at, NULL, 10);
+  if (pid <= 0) return true;
+  if (pid == (long)getpid()) return true; /* another store of this process, on the same root */
+  return !(kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
+/* Blocking, on rn_localdir_new's thread: the work directory made (durable
+ * in root) and the temporary files of PUTs that died with their process
+ * removed. Returns 0 or an errno. */
+static int tmp_dir_open(ld_t *ld) {
+  char host[256] = "localhost";
+  if (gethostname(host, sizeof host - 1) || !host[0]) snprintf(host, sizeof host, "localhost");
+  for (char *c = host; *c; c++)
+    if (*c == '/' || *c == '.') *c = '_'; /* the name's separators */
+  snprintf(ld->tmp_owner, sizeof ld->tmp_owner, "%s.%ld", host, (long)getpid());
+  int n = snprintf(ld->tmp_dir, sizeof ld->tmp_dir, "%s/%s", ld->root, LD_TMP_DIR);
+  if (n < 0 || (size_t)n >= sizeof ld->tmp_dir) return ENAMETOOLONG;
+  if (mkdir(ld->tmp_dir, 0755) == 0) {
+    int e = fsync_dir(ld->root);
+    if (e) return e;
+  } else if (errno != EEXIST) {
+    return errno;
+  }
+  DIR *d = opendir(ld->tmp_dir);
+  if (!d) return errno;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
+    if (!tmp_live(de->d_name, st.st_mtime, host)) (void)unlinkat(dirfd(d), de->d_name, 0);
+  }
+  closedir(d);
+  return 0;
+}
+
 rn_err_t rn_localdir_new(const char *root, rn_objstore_t **out, char *why, size_t whylen) {
   if (why && whylen) why[0] = 0;
   if (!root || !root[0] || !out) {
@@ -650,6 +707,12 @@ rn_err_t rn_localdir_new(const char *root, rn_objstore_t **out, char *why, size_
     free(ld->root);
     free(ld);
     return RN_EINVAL;
+  }
+  if ((e = tmp_dir_open(ld))) {
+    if (why && whylen) snprintf(why, whylen, "localdir: %s/%s: %s", ld->root, LD_TMP_DIR, strerror(e));
+    free(ld->root);
+    free(ld);
+    return RN_EOBJSTORE;
   }
   ld->base.ops = &ld_ops;
   ld->qtail = &ld->qhead;

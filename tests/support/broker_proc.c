@@ -10,6 +10,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RN_TEST_RUNNELD
@@ -205,4 +209,110 @@ int rn_test_runneld_run(const char *const *args, char *out, size_t cap, int *sta
   while (r < 0 && errno == EINTR);
   if (r < 0 || !WIFEXITED(st)) return -1;
   return WEXITSTATUS(st);
+}
+
+int rn_test_run(const char *const *argv, char *out, size_t cap) {
+  if (cap > 0) out[0] = '\0';
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC)) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execv(argv[0], (char *const *)(uintptr_t)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  for (;;) {
+    char buf[4096];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    size_t take = (size_t)n;
+    if (cap > 0 && len + take > cap - 1) take = cap - 1 - len;
+    memcpy(out + len, buf, take);
+    len += take;
+    if (cap > 0) out[len] = '\0';
+  }
+  close(fds[0]);
+  int st = 0;
+  pid_t r;
+  do r = waitpid(pid, &st, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 || !WIFEXITED(st)) return -1;
+  return WEXITSTATUS(st);
+}
+
+static char *slurp_file(const char *path) {
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  if (!buf) abort();
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  for (;;) {
+    if (fd < 0) break;
+    if (cap - len < 4096) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      if (!buf) abort();
+    }
+    ssize_t n = read(fd, buf + len, cap - len - 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  if (fd >= 0) close(fd);
+  buf[len] = '\0';
+  return buf;
+}
+
+int rn_test_ctl_run(const char *ctl_path, const char *addr, const char *const *args, const char *scratch_dir,
+                    char **out, char **err) {
+  static unsigned seq;
+  const char *env = getenv("RUNNELCTL");
+  const char *argv[64];
+  int argc = 0;
+  argv[argc++] = env && *env ? env : ctl_path;
+  argv[argc++] = "--broker";
+  argv[argc++] = addr;
+  for (int i = 0; args && args[i] && argc < 63; i++) argv[argc++] = args[i];
+  argv[argc] = NULL;
+  char op[700], ep[700];
+  unsigned n = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
+  snprintf(op, sizeof op, "%s/ctl-%d-%u.out", scratch_dir, (int)getpid(), n);
+  snprintf(ep, sizeof ep, "%s/ctl-%d-%u.err", scratch_dir, (int)getpid(), n);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int in = open("/dev/null", O_RDONLY);
+    int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || o < 0 || e < 0) _exit(126);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    execv(argv[0], (char *const *)(uintptr_t)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  int st = 0;
+  pid_t r;
+  do r = waitpid(pid, &st, 0);
+  while (r < 0 && errno == EINTR);
+  *out = slurp_file(op);
+  *err = slurp_file(ep);
+  unlink(op);
+  unlink(ep);
+  if (r < 0) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

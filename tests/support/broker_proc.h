@@ -60,4 +60,19 @@ void rn_test_broker_kill(rn_test_broker_t *b);
  * Returns its exit status, or -1 (fork failure, killed by a signal). */
 int rn_test_runneld_run(const char *const *args, char *out, size_t cap, int *started);
 
+/* Run argv[0] (a path) with argv[1..] (NULL-terminated), stdin /dev/null,
+ * and collect its stdout and stderr (truncated to cap - 1 bytes,
+ * NUL-terminated) until it exits; for probing what a tool supports
+ * (`runneld --help`, `runnelctl --help`). Returns its exit status, or -1
+ * (fork failure, killed by a signal, exec failure = 127). */
+int rn_test_run(const char *const *argv, char *out, size_t cap);
+
+/* Run `ctl_path --broker addr args...` (args NULL-terminated; ctl_path is
+ * runnelctl, or $RUNNELCTL when set) to completion with stdin /dev/null;
+ * its stdout and stderr go through files under scratch_dir (removed after)
+ * into *out and *err (malloc'd, NUL-terminated; the caller frees). Returns
+ * the exit status, 128 + the signal that ended it, or -1 (fork failed). */
+int rn_test_ctl_run(const char *ctl_path, const char *addr, const char *const *args, const char *scratch_dir,
+                    char **out, char **err);
+
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +134,66 @@ static void t_ld_files(void **state) {
   assert_int_not_equal(stat(path, &st), 0);
   assert_int_equal(stat(fx->root, &st), 0);
   os_res_free(&x);
+}
+
+static void touch(const char *path, time_t mtime) {
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs("partial", fp);
+  fclose(fp);
+  if (mtime) {
+    struct timespec ts[2] = {{.tv_sec = mtime}, {.tv_sec = mtime}};
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+  }
+}
+
+/* Temporary files of PUTs that died with their process (kill -9) do not
+ * pile up: opening the store removes this host's whose process is gone and
+ * anyone's a day old; a live process's (this one's) and another host's
+ * recent ones stay. */
+static void t_ld_stale_temps(void **state) {
+  (void)state;
+  char *tmp = rn_test_tmpdir();
+  char work[600], why[256], host[256] = "localhost";
+  snprintf(work, sizeof work, "%s/.rn-tmp-work", tmp);
+  assert_int_equal(mkdir(work, 0755), 0);
+  if (gethostname(host, sizeof host - 1) || !host[0]) snprintf(host, sizeof host, "localhost");
+  for (char *c = host; *c; c++)
+    if (*c == '.' || *c == '/') *c = '_';
+  pid_t dead = fork();
+  assert_true(dead >= 0);
+  if (dead == 0) _exit(0);
+  int wst;
+  assert_int_equal(waitpid(dead, &wst, 0), dead);
+  char p_dead[900], p_mine[900], p_other[900], p_old[900];
+  snprintf(p_dead, sizeof p_dead, "%s/%s.%ld.1", work, host, (long)dead);
+  snprintf(p_mine, sizeof p_mine, "%s/%s.%ld.2", work, host, (long)getpid());
+  snprintf(p_other, sizeof p_other, "%s/elsewhere.%ld.3", work, (long)dead);
+  snprintf(p_old, sizeof p_old, "%s/elsewhere.%ld.4", work, (long)dead);
+  touch(p_dead, 0);
+  touch(p_mine, 0);
+  touch(p_other, 0);
+  touch(p_old, time(NULL) - 2 * 24 * 3600);
+  rn_objstore_t *os = NULL;
+  assert_int_equal(rn_localdir_new(tmp, &os, why, sizeof why), 0);
+  struct stat st;
+  assert_int_not_equal(stat(p_dead, &st), 0);
+  assert_int_equal(stat(p_mine, &st), 0);
+  assert_int_equal(stat(p_other, &st), 0);
+  assert_int_not_equal(stat(p_old, &st), 0);
+  /* the work directory is never listed, and a PUT leaves nothing in it */
+  os_fx_t o = {.os = os};
+  snprintf(o.dir, sizeof o.dir, "%s", tmp);
+  os_res_t x = {0};
+  assert_int_equal(os_put(&o, "k", "v", 1, &x), 0);
+  assert_int_equal(os_list(&o, "", &x), 0);
+  assert_int_equal(x.n, 1);
+  assert_string_equal(x.keys[0], "k");
+  assert_int_equal(count_entries(work), 2);
+  os_res_free(&x);
+  rn_objstore_destroy(os);
+  rn_test_rmtree(tmp);
+  free(tmp);
 }
 
 static void t_ld_bad_keys(void **state) {
@@ -429,6 +490,7 @@ int main(void) {
       BOTH(t_destroy_in_flight),
       BOTH(t_fd_readable),
       cmocka_unit_test_setup_teardown(t_ld_files, setup_ld, teardown),
+      cmocka_unit_test(t_ld_stale_temps),
       cmocka_unit_test_setup_teardown(t_ld_bad_keys, setup_ld, teardown),
       cmocka_unit_test(t_ld_bad_root),
       cmocka_unit_test_setup_teardown(t_faulty_fail_next, setup_faulty, teardown),
