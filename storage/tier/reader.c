@@ -11,6 +11,12 @@
  *      starting the GETs of every chunk it needs at once plus
  *      readahead_chunks after them (into the next segments: a sequential
  *      reader keeps several GETs in flight);
+ *      read-ahead has a budget of its own, half the cache, over every shard:
+ *      chunks fetched ahead and not yet read (in flight or ready) count
+ *      against it, a read takes its chunk out of it, and the rest of the
+ *      cache is what eviction takes first (LRU: chunks already read are
+ *      older than chunks arriving ahead). A full cache therefore never
+ *      stops read-ahead, and read-ahead never evicts more than half of it;
  *   3. verifies every batch it returns (both checksums) — a batch that fails
  *      is RN_ECORRUPT, counted, logged, and its chunks leave the cache; it
  *      is never returned.
@@ -41,6 +47,7 @@ struct rn__chunk {
   uint8_t *data;       /* owned once ready */
   size_t len;
   bool ready, hashed, in_lru;
+  bool ahead;          /* fetched ahead and not read yet: counted in t->ahead_bytes */
   rn_err_t err;        /* the GET failed: waiters see it, then it goes */
   char msg[200];
   rn__chunk_t *hnext, *lprev, *lnext;
@@ -135,8 +142,16 @@ static void lru_touch(rn_tier_t *t, rn__chunk_t *c) {
   lru_push(t, c);
 }
 
+/* A chunk fetched ahead is read now (or goes unread): out of the budget. */
+static void ahead_done(rn_tier_t *t, rn__chunk_t *c) {
+  if (!c->ahead) return;
+  c->ahead = false;
+  t->ahead_bytes -= t->o.chunk_bytes;
+}
+
 static void chunk_free(rn_tier_t *t, rn__chunk_t *c) {
   if (t) {
+    ahead_done(t, c);
     unhash(t, c);
     lru_unlink(t, c);
   }
@@ -144,10 +159,17 @@ static void chunk_free(rn_tier_t *t, rn__chunk_t *c) {
   free(c);
 }
 
+/* Down to cache_bytes, least recently used first; chunks fetched ahead and
+ * not read yet are passed over (at most half the cache: the rest was read). */
 static void evict(rn_tier_t *t, const rn__chunk_t *keep) {
-  while (t->cache_used > t->o.cache_bytes && t->lru_tail && t->lru_tail != keep) {
-    chunk_free(t, t->lru_tail);
-    t->cache_evictions++;
+  rn__chunk_t *c = t->lru_tail;
+  while (t->cache_used > t->o.cache_bytes && c) {
+    rn__chunk_t *prev = c->lprev;
+    if (c != keep && !c->ahead) {
+      chunk_free(t, c);
+      t->cache_evictions++;
+    }
+    c = prev;
   }
 }
 
@@ -194,8 +216,9 @@ static void get_cb(void *arg, const rn_obj_result_t *r, uint8_t *data, size_t le
   if (failed) chunk_free(t, c); /* every waiter saw the error */
 }
 
-/* Start the GET of a chunk (not counted as a miss: prefetch or miss). */
-static rn__chunk_t *fetch(rn_tier_shard_t *ts, const rn_mf_seg_t *e, uint8_t kind, uint64_t idx) {
+/* Start the GET of a chunk (not counted as a miss: prefetch or miss);
+ * ahead: a read-ahead's, charged to the budget until read. */
+static rn__chunk_t *fetch(rn_tier_shard_t *ts, const rn_mf_seg_t *e, uint8_t kind, uint64_t idx, bool ahead) {
   rn_tier_t *t = ts->t;
   if (!cache_init(t)) return NULL;
   rn__chunk_t *c = calloc(1, sizeof(*c));
@@ -229,6 +252,10 @@ static rn__chunk_t *fetch(rn_tier_shard_t *ts, const rn_mf_seg_t *e, uint8_t kin
   c->hashed = true;
   t->gets_inflight++;
   if (t->gets_inflight > t->gets_inflight_max) t->gets_inflight_max = t->gets_inflight;
+  if (ahead) {
+    c->ahead = true;
+    t->ahead_bytes += t->o.chunk_bytes;
+  }
   return c;
 }
 
@@ -246,12 +273,16 @@ static rn__chunk_t *chunk_get(rn_tier_shard_t *ts, const rn_mf_seg_t *e, uint8_t
   }
   if (c && c->ready) {
     t->cache_hits++;
+    ahead_done(t, c);
     lru_touch(t, c);
     return c;
   }
-  if (c) return NULL; /* loading: wait for it */
+  if (c) { /* loading: wait for it */
+    ahead_done(t, c);
+    return NULL;
+  }
   t->cache_misses++;
-  if (!fetch(ts, e, kind, idx)) {
+  if (!fetch(ts, e, kind, idx, false)) {
     *err = RN_ENOMEM;
     snprintf(msg, msglen, "cannot start a GET");
   }
@@ -261,11 +292,10 @@ static rn__chunk_t *chunk_get(rn_tier_shard_t *ts, const rn_mf_seg_t *e, uint8_t
 static void prefetch(rn_tier_shard_t *ts, const rn_mf_seg_t *e, uint8_t kind, uint64_t idx) {
   rn_tier_t *t = ts->t;
   if (lookup(t, ts, e->base, kind, idx)) return;
-  /* Only into room the cache has: read-ahead must not evict what is read. */
-  if (t->gets_inflight >= MAX_PREFETCH_GETS ||
-      t->cache_used + (uint64_t)(t->gets_inflight + 1) * t->o.chunk_bytes > t->o.cache_bytes)
-    return;
-  (void)fetch(ts, e, kind, idx);
+  /* Within the read-ahead budget (half the cache, every shard's together),
+   * however full the cache is: what is in it beyond the budget was read. */
+  if (t->gets_inflight >= MAX_PREFETCH_GETS || t->ahead_bytes + t->o.chunk_bytes > t->o.cache_bytes / 2) return;
+  (void)fetch(ts, e, kind, idx, true);
 }
 
 /* The readahead_chunks chunks after chunk k of e, across the following
@@ -635,6 +665,7 @@ void rn__reader_shard_close(rn_tier_shard_t *ts) {
       }
       *pp = c->hnext;
       c->hashed = false;
+      ahead_done(t, c);
       if (c->ready) {
         lru_unlink(t, c);
         free(c->data);

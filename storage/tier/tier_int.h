@@ -184,6 +184,7 @@ struct rn_tier {
   rn__chunk_t *lru_head, *lru_tail; /* ready chunks, most recent first */
   uint64_t cache_used;
   unsigned gets_inflight, gets_inflight_max;
+  uint64_t ahead_bytes;     /* chunks fetched ahead, not read yet (budget: cache_bytes / 2) */
 
   uint64_t bytes_uploaded, bytes_downloaded;
   uint64_t cache_hits, cache_misses, cache_evictions;

@@ -542,6 +542,54 @@ static void test_tiered_shard(void **state) {
   assert_int_equal(read_all(f, 0), ls);
 }
 
+/* A long sequential read through a cache it overflows several times over
+ * (the smallest the tier allows: 4 chunks + 8 MiB; ~30 MiB of 15 KiB
+ * batches in 1 MiB segments) is still served by read-ahead: almost every
+ * chunk is in flight or there before the reader asks, so misses stay a
+ * small part of the chunks downloaded. (A read-ahead that only used room
+ * left in the cache stopped once it was full: from then on every chunk was
+ * a miss, one GET at a time.) */
+static void test_readahead_full_cache(void **state) {
+  fx_t *f = *state;
+  rn_tier_destroy(f->tier);
+  rn_tier_opts_t to;
+  rn_tier_opts_default(&to);
+  to.store = f->store;
+  to.io = f->io;
+  to.chunk_bytes = 4096;
+  to.cache_bytes = 0; /* raised to the minimum */
+  to.readahead_chunks = 16;
+  to.gc_interval_ms = -1;
+  to.clock.wall_ms = fx_clock;
+  to.clock.arg = f;
+  assert_int_equal(rn_tier_new(&to, &f->tier), 0);
+  f->lo.segment_bytes = 1 << 20;
+  open_shard(f);
+  for (uint64_t tag = 0; tag < 2000; tag++) {
+    size_t len;
+    uint8_t *b = lt_batch(tag, 5, 3000, (int64_t)(1000 + tag * 10), RN_CODEC_NONE, &len);
+    lt_ack_t a = {0};
+    assert_int_equal(rn_log_append(f->log, b, len, 0, lt_ack_cb, &a, NULL), 0);
+    free(b);
+    lt_wait(f->io, &a);
+    assert_int_equal(a.err, 0);
+  }
+  f->now += 1000;
+  until(f, mostly_remote, 1000000);
+  rn_tier_stats_t a, b;
+  rn_tier_stats(f->tier, &a);
+  uint64_t ls = rn_log_start(f->log);
+  assert_int_equal(read_all(f, 0), ls);
+  rn_tier_stats(f->tier, &b);
+  uint64_t chunks = (b.bytes_downloaded - a.bytes_downloaded) / 4096;
+  uint64_t misses = b.cache_misses - a.cache_misses, evictions = b.cache_evictions - a.cache_evictions;
+  printf("read %" PRIu64 " records: ~%" PRIu64 " chunks downloaded, %" PRIu64 " misses, %" PRIu64 " evictions\n", ls,
+         chunks, misses, evictions);
+  assert_true(evictions > 2 * (8u << 20) / 4096); /* the cache overflowed, twice over at least */
+  assert_true(misses * 10 < chunks);
+  assert_true(b.cache_bytes <= 4 * 4096 + (8u << 20) + 16 * 4096); /* bounded (+ what arrives at once) */
+}
+
 static bool backlog_nonzero(fx_t *f) {
   rn_tier_shard_stats_t s;
   rn_tier_shard_stats(f->ts, &s);
@@ -762,6 +810,7 @@ int main(void) {
       cmocka_unit_test(test_manifest_codec),
       cmocka_unit_test(test_localdir_and_faults),
       cmocka_unit_test_setup_teardown(test_tiered_shard, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_readahead_full_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outage_and_corruption, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retention_gc_restore_delete, setup, teardown),
   };
