@@ -5,13 +5,16 @@
 #
 #   bench/tier.sh [--store dir|s3rver] [--records N] [--record-size B]
 #                 [--shards S] [--rounds R] [--producers P] [--segment SIZE]
-#                 [--build-dir DIR] [--dir DIR] [--label TEXT]
+#                 [--build-dir DIR] [--dir DIR] [--store-dir DIR] [--label TEXT]
 #
 # Starts runneld (127.0.0.1, run-time ports, data in a fresh directory under
 # --dir, default ./data) tiered to a local directory (--store dir, default)
 # or to s3rver (--store s3rver: installed by tests/support/s3peers-install.sh
 # and started on 127.0.0.1 with a free port; the run stops with a reason when
-# it cannot be), with two streams of S shards: "plain" (not tiered) and
+# it cannot be; --store-dir puts the store's files on another filesystem,
+# e.g. /dev/shm: a remote store does not write the broker's disk, a
+# stand-in under --dir does, and then tiered produce shares the disk's
+# write bandwidth with its own uploads), with two streams of S shards: "plain" (not tiered) and
 # "tiered" (--tiered --local-retention 1s). Then:
 #
 #   produce   R rounds; each round produces the same N records of B bytes
@@ -45,7 +48,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STORE=dir RECORDS=300000 SIZE=1000 SHARDS=4 ROUNDS=4 PRODUCERS=2 SEGMENT=8MiB
-BUILD="$ROOT/build-bench" DIR="$PWD/data" LABEL=""
+BUILD="$ROOT/build-bench" DIR="$PWD/data" LABEL="" STORE_DIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --store) STORE=$2; shift ;;
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
     --build-dir) BUILD=$2; shift ;;
     --dir) DIR=$2; shift ;;
     --label) LABEL=$2; shift ;;
+    --store-dir) STORE_DIR=$2; shift ;;
     -h|--help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "tier.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -69,11 +73,14 @@ for b in "$RUNNELD" "$CTL"; do [ -x "$b" ] || { echo "tier.sh: $b not built (cma
 "$RUNNELD" --help | grep -q tier_dir || { echo "tier.sh: this runneld has no tiering (no tier_dir key)" >&2; exit 1; }
 mkdir -p "$DIR"
 WORK=$(mktemp -d "$DIR/tier.XXXXXX")
+SBASE=$WORK
+if [ -n "$STORE_DIR" ]; then mkdir -p "$STORE_DIR"; SBASE=$(mktemp -d "$STORE_DIR/tier-store.XXXXXX"); fi
 PID= S3PID= OK=0
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
   [ -n "$S3PID" ] && kill "$S3PID" 2>/dev/null
   wait 2>/dev/null || true
+  [ "$SBASE" != "$WORK" ] && rm -rf "$SBASE"
   if [ "$OK" = 1 ]; then rm -rf "$WORK"; else echo "tier.sh: kept $WORK (runneld.log)" >&2; fi
 }
 trap cleanup EXIT
@@ -82,7 +89,7 @@ py() { python3 -c "$@"; }
 
 # ---- the store ------------------------------------------------------------------
 STORE_ARGS=()
-S3PORT= S3DIR="$WORK/s3rver" S3MOD=
+S3PORT= S3DIR="$SBASE/s3rver" S3MOD=
 s3rver_start() { # on $S3PORT with data in $S3DIR; sets S3PID
   (cd "$WORK" && NODE_PATH="$S3MOD" exec node -e "
     const S3rver = require('s3rver');
@@ -99,7 +106,7 @@ s3rver_start() { # on $S3PORT with data in $S3DIR; sets S3PID
 }
 s3rver_stop() { kill "$S3PID"; wait "$S3PID" 2>/dev/null || true; S3PID=; }
 if [ "$STORE" = dir ]; then
-  STORE_ARGS=(--set "tier_dir=$WORK/store")
+  STORE_ARGS=(--set "tier_dir=$SBASE/store")
 else
   INSTALL="$ROOT/tests/support/s3peers-install.sh"
   [ -x "$INSTALL" ] || { echo "tier.sh: --store s3rver needs $INSTALL (not in this tree)" >&2; exit 1; }
@@ -112,10 +119,10 @@ else
   STORE_ARGS=(--set "s3_endpoint=http://127.0.0.1:$S3PORT" --set s3_bucket=bench --set s3_path_style=true)
 fi
 store_down() {
-  if [ "$STORE" = dir ]; then mv "$WORK/store" "$WORK/store.away"; : >"$WORK/store"; else s3rver_stop; fi
+  if [ "$STORE" = dir ]; then mv "$SBASE/store" "$SBASE/store.away"; : >"$SBASE/store"; else s3rver_stop; fi
 }
 store_up() {
-  if [ "$STORE" = dir ]; then rm -f "$WORK/store"; mv "$WORK/store.away" "$WORK/store"; else s3rver_start; fi
+  if [ "$STORE" = dir ]; then rm -f "$SBASE/store"; mv "$SBASE/store.away" "$SBASE/store"; else s3rver_start; fi
 }
 
 # ---- the broker ------------------------------------------------------------------
@@ -174,6 +181,10 @@ produce_slice() {
   py "print(f'{$RECORDS/($t1-$t0):.1f}')"
 }
 
+declare -A CPU_B CPU_S
+# CPU seconds a process used so far (0 when there is none): utime + stime
+cpu_s() { if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat"; else echo 0; fi; }
+
 ROWS="$WORK/rows.jsonl"
 : >"$ROWS"
 row() { echo "$1" | tee -a "$ROWS"; }
@@ -182,7 +193,10 @@ for r in $(seq 1 "$ROUNDS"); do
   for s in $order; do
     wait_drained
     u0=$(metric runnel_tier_uploaded_bytes_total) t0=$(now)
+    c0=$(cpu_s "$PID") s0=$(cpu_s "$S3PID")
     rps=$(produce_slice "$s")
+    c1=$(cpu_s "$PID") s1=$(cpu_s "$S3PID")
+    CPU_B[$r.$s]=$(py "print(f'{$c1-$c0:.2f}')") CPU_S[$r.$s]=$(py "print(f'{$s1-$s0:.2f}')")
     if [ "$s" = tiered ]; then
       wait_drained
       t1=$(now) u1=$(metric runnel_tier_uploaded_bytes_total)
@@ -192,7 +206,7 @@ for r in $(seq 1 "$ROUNDS"); do
       PLAIN[$r]=$rps
     fi
   done
-  row "{\"bench\":\"tier\",\"what\":\"produce\",\"label\":\"$LABEL\",\"store\":\"$STORE\",\"round\":$r,\"records\":$RECORDS,\"record_size\":$SIZE,\"shards\":$SHARDS,\"producers\":$PRODUCERS,\"plain_records_per_s\":${PLAIN[$r]},\"tiered_records_per_s\":${TIERED[$r]},\"ratio\":$(py "print(f'{${TIERED[$r]}/${PLAIN[$r]}:.3f}')"),\"upload_while_producing_mb_per_s\":${UPP[$r]}}"
+  row "{\"bench\":\"tier\",\"what\":\"produce\",\"label\":\"$LABEL\",\"store\":\"$STORE\",\"round\":$r,\"records\":$RECORDS,\"record_size\":$SIZE,\"shards\":$SHARDS,\"producers\":$PRODUCERS,\"plain_records_per_s\":${PLAIN[$r]},\"tiered_records_per_s\":${TIERED[$r]},\"ratio\":$(py "print(f'{${TIERED[$r]}/${PLAIN[$r]}:.3f}')"),\"upload_while_producing_mb_per_s\":${UPP[$r]},\"runneld_cpu_s_plain\":${CPU_B[$r.plain]},\"runneld_cpu_s_tiered\":${CPU_B[$r.tiered]},\"store_cpu_s_tiered\":${CPU_S[$r.tiered]}}"
 done
 
 # ---- upload of a backlog ------------------------------------------------------------
@@ -265,13 +279,16 @@ cu = [r for r in rows if r['what'] == 'catchup']
 up = [r for r in rows if r['what'] == 'upload'][0]
 plain = sum(r['plain_records_per_s'] for r in prod) / len(prod)
 tiered = sum(r['tiered_records_per_s'] for r in prod) / len(prod)
-print(json.dumps({'bench': 'tier', 'what': 'summary', 'label': '$LABEL', 'store': '$STORE',
+print(json.dumps({'bench': 'tier', 'what': 'summary', 'label': '$LABEL', 'store': '$STORE', 'store_fs': '$(stat -f -c %T "$SBASE")', 'data_fs': '$(stat -f -c %T "$WORK")',
   'records': $RECORDS, 'record_size': $SIZE, 'shards': $SHARDS, 'rounds': $ROUNDS, 'segment': '$SEGMENT',
   'produce_plain_records_per_s': round(plain, 1), 'produce_tiered_records_per_s': round(tiered, 1),
   'produce_ratio': round(tiered / plain, 3),
   'produce_ratio_median': round(statistics.median(r['ratio'] for r in prod), 3), 'target_produce_ratio': 0.95,
   'upload_while_producing_mb_per_s': round(statistics.median(r['upload_while_producing_mb_per_s'] for r in prod), 1),
   'upload_mb_per_s': up['upload_mb_per_s'],
+  'runneld_cpu_s_plain': round(sum(r['runneld_cpu_s_plain'] for r in prod), 2),
+  'runneld_cpu_s_tiered': round(sum(r['runneld_cpu_s_tiered'] for r in prod), 2),
+  'store_cpu_s_tiered': round(sum(r['store_cpu_s_tiered'] for r in prod), 2),
   'catchup_local_mb_per_s': round(statistics.median(r['local_mb_per_s'] for r in cu), 1),
   'catchup_remote_mb_per_s': round(statistics.median(r['remote_mb_per_s'] for r in cu), 1),
   'catchup_ratio': round(statistics.median(r['ratio'] for r in cu), 3),
