@@ -302,18 +302,15 @@ static rn_err_t f_del(rn_objstore_t *os, const char *key, rn_obj_cb cb, void *ar
   return forwarded(p, rn_objstore_delete(f->inner, key, inner_cb, p));
 }
 
+static void fop_deliver_node(void *owner, rn__objq_node_t *n, bool closing) {
+  (void)owner;
+  fop_deliver((fop_t *)n, closing);
+}
+
 static int f_poll(rn_objstore_t *os) {
   faulty_t *f = (faulty_t *)os;
   (void)rn_objstore_poll(f->inner); /* its completions land in our queue */
-  int n = 0;
-  rn__objq_node_t *node = rn__objq_take(&f->ready);
-  while (node) {
-    rn__objq_node_t *next = node->next;
-    fop_deliver((fop_t *)node, false);
-    n++;
-    node = next;
-  }
-  return n;
+  return rn__objq_deliver(&f->ready, fop_deliver_node, NULL, false);
 }
 
 static int f_fd(const rn_objstore_t *os) { return ((const faulty_t *)os)->epfd; }
@@ -338,12 +335,7 @@ static void f_destroy(rn_objstore_t *os) {
     fop_deliver(d, true);
     d = next;
   }
-  rn__objq_node_t *node = rn__objq_take(&f->ready);
-  while (node) {
-    rn__objq_node_t *next = node->next;
-    fop_deliver((fop_t *)node, true);
-    node = next;
-  }
+  (void)rn__objq_deliver(&f->ready, fop_deliver_node, NULL, true);
   if (f->epfd >= 0) close(f->epfd);
   rn__objq_fini(&f->ready);
   pthread_cond_destroy(&f->cv);

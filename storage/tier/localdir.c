@@ -562,17 +562,13 @@ static void ld_finish(ld_t *ld, ld_job_t *j, bool cancel) {
   free(j);
 }
 
+static void ld_finish_node(void *owner, rn__objq_node_t *n, bool closing) {
+  ld_finish(owner, (ld_job_t *)n, closing);
+}
+
 static int ld_poll(rn_objstore_t *os) {
   ld_t *ld = (ld_t *)os;
-  int n = 0;
-  rn__objq_node_t *node = rn__objq_take(&ld->done);
-  while (node) {
-    rn__objq_node_t *next = node->next;
-    ld_finish(ld, (ld_job_t *)node, false);
-    n++;
-    node = next;
-  }
-  return n;
+  return rn__objq_deliver(&ld->done, ld_finish_node, ld, false);
 }
 
 static int ld_fd(const rn_objstore_t *os) { return ((const ld_t *)os)->done.efd; }
@@ -598,12 +594,7 @@ static void ld_destroy(rn_objstore_t *os) {
     ld_finish(ld, q, true);
     q = next;
   }
-  rn__objq_node_t *node = rn__objq_take(&ld->done);
-  while (node) {
-    rn__objq_node_t *next = node->next;
-    ld_finish(ld, (ld_job_t *)node, true);
-    node = next;
-  }
+  (void)rn__objq_deliver(&ld->done, ld_finish_node, ld, true);
   rn__objq_fini(&ld->done);
   pthread_cond_destroy(&ld->cv);
   pthread_mutex_destroy(&ld->mu);

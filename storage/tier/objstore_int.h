@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,23 @@ static inline rn__objq_node_t *rn__objq_take(rn__objq_t *q) {
   q->tail = &q->head;
   pthread_mutex_unlock(&q->mu);
   return n;
+}
+
+/* Owner thread: take every node queued so far and hand each, in push
+ * order, to deliver(owner, node, closing) (which frees it). Returns how
+ * many. A backend's poll (closing false) and the end of its destroy
+ * (closing true: callbacks see RN_ECANCELED where they were not done). */
+static inline int rn__objq_deliver(rn__objq_t *q, void (*deliver)(void *owner, rn__objq_node_t *n, bool closing),
+                                   void *owner, bool closing) {
+  int count = 0;
+  rn__objq_node_t *n = rn__objq_take(q);
+  while (n) {
+    rn__objq_node_t *next = n->next;
+    deliver(owner, n, closing);
+    count++;
+    n = next;
+  }
+  return count;
 }
 
 /* ---- counters ----------------------------------------------------------------- */

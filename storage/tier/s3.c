@@ -1162,17 +1162,13 @@ static void op_deliver(s3_t *s3, s3_op_t *o, bool cancel) {
   op_free(o);
 }
 
+static void op_deliver_node(void *owner, rn__objq_node_t *n, bool closing) {
+  op_deliver(owner, (s3_op_t *)n, closing);
+}
+
 static int s3_poll(rn_objstore_t *os) {
   s3_t *s3 = (s3_t *)os;
-  int n = 0;
-  rn__objq_node_t *node = rn__objq_take(&s3->done);
-  while (node) {
-    rn__objq_node_t *next = node->next;
-    op_deliver(s3, (s3_op_t *)node, false);
-    n++;
-    node = next;
-  }
-  return n;
+  return rn__objq_deliver(&s3->done, op_deliver_node, s3, false);
 }
 
 static int s3_fd(const rn_objstore_t *os) { return ((const s3_t *)os)->done.efd; }
@@ -1233,12 +1229,7 @@ static void s3_destroy(rn_objstore_t *os) {
     rn__objq_push(&s3->done, &o->node);
   }
   s3->subq = NULL;
-  rn__objq_node_t *node = s3->done.efd >= 0 ? rn__objq_take(&s3->done) : NULL;
-  while (node) {
-    rn__objq_node_t *next = node->next;
-    op_deliver(s3, (s3_op_t *)node, true);
-    node = next;
-  }
+  if (s3->done.efd >= 0) (void)rn__objq_deliver(&s3->done, op_deliver_node, s3, true);
   for (unsigned i = 0; i < s3->npool; i++) curl_easy_cleanup(s3->pool[i]);
   if (s3->multi) curl_multi_cleanup(s3->multi);
   rn__objq_fini(&s3->done);
