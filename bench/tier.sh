@@ -5,7 +5,8 @@
 #
 #   bench/tier.sh [--store dir|s3rver] [--records N] [--record-size B]
 #                 [--shards S] [--rounds R] [--producers P] [--segment SIZE]
-#                 [--build-dir DIR] [--dir DIR] [--store-dir DIR] [--label TEXT]
+#                 [--build-dir DIR] [--dir DIR] [--store-dir DIR] [--store-nice N]
+#                 [--label TEXT]
 #
 # Starts runneld (127.0.0.1, run-time ports, data in a fresh directory under
 # --dir, default ./data) tiered to a local directory (--store dir, default)
@@ -14,7 +15,9 @@
 # it cannot be; --store-dir puts the store's files on another filesystem,
 # e.g. /dev/shm: a remote store does not write the broker's disk, a
 # stand-in under --dir does, and then tiered produce shares the disk's
-# write bandwidth with its own uploads), with two streams of S shards: "plain" (not tiered) and
+# write bandwidth with its own uploads; --store-nice runs s3rver under
+# nice N, so on a small machine the stand-in's CPU yields to the broker's
+# as a store on other machines would), with two streams of S shards: "plain" (not tiered) and
 # "tiered" (--tiered --local-retention 1s). Then:
 #
 #   produce   R rounds; each round produces the same N records of B bytes
@@ -48,7 +51,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STORE=dir RECORDS=300000 SIZE=1000 SHARDS=4 ROUNDS=4 PRODUCERS=2 SEGMENT=8MiB
-BUILD="$ROOT/build-bench" DIR="$PWD/data" LABEL="" STORE_DIR=""
+BUILD="$ROOT/build-bench" DIR="$PWD/data" LABEL="" STORE_DIR="" STORE_NICE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --store) STORE=$2; shift ;;
@@ -62,6 +65,7 @@ while [ $# -gt 0 ]; do
     --dir) DIR=$2; shift ;;
     --label) LABEL=$2; shift ;;
     --store-dir) STORE_DIR=$2; shift ;;
+    --store-nice) STORE_NICE=$2; shift ;;
     -h|--help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "tier.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -91,7 +95,7 @@ py() { python3 -c "$@"; }
 STORE_ARGS=()
 S3PORT= S3DIR="$SBASE/s3rver" S3MOD=
 s3rver_start() { # on $S3PORT with data in $S3DIR; sets S3PID
-  (cd "$WORK" && NODE_PATH="$S3MOD" exec node -e "
+  (cd "$WORK" && NODE_PATH="$S3MOD" exec nice -n "$STORE_NICE" node -e "
     const S3rver = require('s3rver');
     new S3rver({port: $S3PORT, address: '127.0.0.1', directory: '$S3DIR', silent: true,
                 configureBuckets: [{name: 'bench'}]}).run().then(() => console.log('ready'));" \
