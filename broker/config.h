@@ -228,6 +228,10 @@
     "How often the collector lists each tiered shard's prefix for orphans; 0 = never.")           \
   X(tier_request_timeout, DUR32, "30s", 100, 3600000, NULL, NULL,                                  \
     "Deadline of one object-store operation, retries included.")                                   \
+  X(tier_segment_max_age, DUR32, "1h", 0, 2592000000, NULL, NULL,                                  \
+    "A tiered shard's active segment is sealed (and so uploaded) once it is this old and holds "   \
+    "data, however small: on a lost disk at most this much of the stream is missing from the "    \
+    "bucket (a restore brings back everything sealed). 0 = only by size (`segment_bytes`).")       \
   X(tier_disk_high_water, U32, "90", 1, 100, NULL, NULL,                                           \
     "Percent of the data directory's file system in use above which produce to tiered streams "   \
     "answers EBACKLOG (retriable) while uploads are behind, rather than filling the disk. "       \

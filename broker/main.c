@@ -75,6 +75,7 @@ static void tier_opts(const rn_config_t *cfg, rn_core_opts_t *eo) {
   t->gc_grace_ms = cfg->tier_gc_grace;
   t->gc_interval_ms = cfg->tier_gc_interval; /* 0 = off */
   eo->tier.disk_high_water = cfg->tier_disk_high_water;
+  eo->tier.segment_max_age_ms = cfg->tier_segment_max_age;
   eo->tier.default_local_retention_ms = cfg->default_local_retention;
 }
 

@@ -60,6 +60,7 @@ void rn_core_opts_default(rn_core_opts_t *o) {
   o->tier.s3.bucket = NULL; /* no S3 store unless a bucket is given */
   rn_tier_opts_default(&o->tier.tier);
   o->tier.disk_high_water = 90;
+  o->tier.segment_max_age_ms = 3600 * 1000;
 }
 
 /* The retention time a request asks for, as the engine stores it (> 0 ms,
@@ -172,8 +173,12 @@ static rn_log_opts_t log_opts(const rn_engine_t *eng, const rn_stream_t *st) {
   lo.segment_bytes = eng->opts.segment_bytes;
   lo.retention_ms = st->retention_ms > 0 ? st->retention_ms : -1;
   lo.retention_bytes = st->retention_bytes > 0 ? st->retention_bytes : -1;
-  if (st->tiered) /* the shard's tier applies total and local retention (rn_tier.h) */
+  if (st->tiered) { /* the shard's tier applies total and local retention (rn_tier.h) */
     lo.retention_ms = lo.retention_bytes = -1;
+    /* and only sealed segments go to the store: seal by age too */
+    if (eng->opts.tier.segment_max_age_ms > 0 && eng->opts.tier.segment_max_age_ms < lo.segment_ms)
+      lo.segment_ms = eng->opts.tier.segment_max_age_ms;
+  }
   lo.max_batch_bytes = eng->opts.max_batch_bytes;
   lo.logger = eng->opts.logger;
   lo.clock = eng->opts.clock;

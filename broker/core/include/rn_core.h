@@ -118,6 +118,10 @@ typedef struct rn_core_opts {
      * checked at most once a second, off the loop) and the broker has
      * upload backlog. 0 or >= 100 = never. Default 90. */
     uint32_t disk_high_water;
+    /* A tiered shard's log rolls its active segment once it is this old
+     * and not empty (rn_log_opts_t.segment_ms), so it gets uploaded: what a
+     * lost disk takes is bounded in time. 0 = by size only. Default 1 h. */
+    int64_t segment_max_age_ms;
     /* Local retention of a tiered stream created without one, and whether
      * streams created with RN_CORE_TIERING_DEFAULT (the Kinesis API) are
      * tiered: 0 = unset (they are not), < 0 = tiered keeping everything

@@ -220,11 +220,36 @@ static void test_backpressure(void **state) {
   ct_close(&f->t);
 }
 
+static bool uploaded(const rn_core_tier_status_t *ts) { return ts->stats.bytes_uploaded > 0 && ts->backlog_bytes == 0; }
+
+/* tier_segment_max_age: one small record, far below segment_bytes, still
+ * reaches the store once its segment is that old (1 s here), so a lost disk
+ * takes at most that much. Without it the segment would stay active, and
+ * local only, until 64 KiB arrived: the wait would end in the deadline. */
+static void test_segment_max_age(void **state) {
+  fx_t *f = *state;
+  rn_core_opts_t o;
+  ct_opts(&f->t, &o);
+  o.segment_bytes = 64 << 10;
+  o.tier.store = f->store;
+  o.tier.segment_max_age_ms = 1000;
+  ct_open_opts(&f->t, &o);
+  createw_t w;
+  assert_int_equal(create_tiered(&f->t, "t", &w), 0);
+  assert_int_equal(ct_produce(&f->t, "t", 0, 1, 1000000, NULL), 0);
+  run_until_status(f, uploaded, "the young segment sealed and uploaded");
+  rn_core_tier_status_t ts;
+  rn_core_tier_status(f->t.core, &ts);
+  assert_true(ts.stats.bytes_uploaded < (64u << 10)); /* sealed by age, not by size */
+  ct_close(&f->t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_needs_a_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_persisted_and_refused_without_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_segment_max_age, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
