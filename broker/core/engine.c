@@ -1524,6 +1524,7 @@ fail:
 
 void rn_core_drain(rn_core_t *eng) {
   eng->draining = true;
+  if (eng->tier && !eng->tier_opening) rn_tier_drain(eng->tier); /* else at its next tick */
   for (uint32_t i = 0; i < eng->nstreams; i++)
     for (uint32_t k = 0; k < eng->streams[i]->nshards; k++) rn__shard_wake_all(eng, &eng->streams[i]->shards[k]);
 }
@@ -1532,7 +1533,10 @@ bool rn_core_idle(const rn_core_t *eng) {
   /* A descriptor put in flight is waited for: a graceful stop leaves the
    * bucket able to restore the configuration last acknowledged. It ends
    * within the store's deadline (tier_request_timeout and its retries). */
-  return eng->inflight_appends == 0 && eng->pending_work == 0 && eng->ndoomed == 0 && eng->desc_puts == 0;
+  /* So are the shards' manifest mirrors (rn_tier_drain): a restore after
+   * the stop sees every segment uploaded before it. */
+  return eng->inflight_appends == 0 && eng->pending_work == 0 && eng->ndoomed == 0 && eng->desc_puts == 0 &&
+         (!eng->tier || (eng->tier_opening == 0 && rn_tier_drained(eng->tier)));
 }
 
 bool rn_core_draining(const rn_core_t *eng) { return eng->draining; }

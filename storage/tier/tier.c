@@ -326,6 +326,7 @@ static void mirror_cb(void *arg, const rn_obj_result_t *r) {
     ts->mirror_active = false;
     if (r->err) {
       ts->mirror_dirty = true;
+      if (ts->t->draining) ts->mirror_drain_failed = true;
       set_error(ts->t, ts, r->err, "mirroring the manifest: %s", r->message);
     }
   }
@@ -334,7 +335,7 @@ static void mirror_cb(void *arg, const rn_obj_result_t *r) {
 }
 
 static void mirror(rn_tier_shard_t *ts) {
-  if (ts->mirror_active || !ts->mirror_dirty || ts->closing) return;
+  if (ts->mirror_active || !ts->mirror_dirty || ts->closing || ts->mirror_drain_failed) return;
   mirror_op_t *m = (mirror_op_t *)rn__op_new(ts->t, ts, sizeof(*m));
   size_t len;
   if (!m) return;
@@ -351,6 +352,20 @@ static void mirror(rn_tier_shard_t *ts) {
   }
   ts->mirror_dirty = false;
   ts->mirror_active = true;
+}
+
+void rn_tier_drain(rn_tier_t *t) {
+  t->draining = true;
+  for (uint32_t i = 0; i < t->nshards; i++) mirror(t->shards[i]);
+}
+
+bool rn_tier_drained(const rn_tier_t *t) {
+  for (uint32_t i = 0; i < t->nshards; i++) {
+    const rn_tier_shard_t *ts = t->shards[i];
+    if (ts->closing) continue;
+    if (ts->mirror_active || (ts->mirror_dirty && !ts->mirror_drain_failed)) return false;
+  }
+  return true;
 }
 
 /* ==== shards ================================================================= */
@@ -835,7 +850,7 @@ static void apply_retention(rn_tier_shard_t *ts, int64_t now) {
 
 static void shard_work(rn_tier_shard_t *ts, int64_t now) {
   if (ts->closing) return;
-  maybe_upload(ts, now);
+  if (!ts->t->draining) maybe_upload(ts, now); /* no new upload to wait for once a stop is coming */
   apply_retention(ts, now);
   maybe_remote_delete(ts, now);
   mirror(ts);

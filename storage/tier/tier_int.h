@@ -138,6 +138,7 @@ struct rn_tier_shard {
   unsigned mfq_len;
   unsigned io_inflight;     /* rn_io jobs holding ts */
   bool mirror_dirty, mirror_active;
+  bool mirror_drain_failed; /* a mirror failed while the tier drains: no more tries */
 
   struct {
     rn__up_state_t state;
@@ -175,6 +176,7 @@ struct rn_tier {
   uint64_t rng;
   int64_t last_gc_ms;
   rn__op_t *ops;            /* store operations in flight */
+  bool draining;            /* rn_tier_drain */
   rn__job_t *jobs;          /* stream-delete jobs */
   unsigned jobs_io;         /* rn_io jobs holding jobs or restores */
 
