@@ -22,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glob.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -244,12 +247,73 @@ static void test_segment_max_age(void **state) {
   ct_close(&f->t);
 }
 
+/* Run the loop until the core is idle after rn_core_drain (bounded). */
+static void drain_until_idle(fx_t *f) {
+  rn_core_drain(f->t.core);
+  uint64_t deadline = mono_ms() + DEADLINE_MS;
+  while (!rn_core_idle(f->t.core)) {
+    if (mono_ms() > deadline) fail_msg("the core never became idle after rn_core_drain");
+    uv_run(&f->t.loop, UV_RUN_ONCE);
+  }
+}
+
+/* A graceful stop mirrors what changed and then ends, with the store up
+ * and with it down: a shard reopened after its segments went up has its
+ * mirror to refresh (the bucket may lag a crash). With the store down that
+ * mirror fails once and is not retried while draining, so the core still
+ * becomes idle; with it up the mirror is written before it does. */
+static void test_drain_mirrors_and_ends(void **state) {
+  fx_t *f = *state;
+  rn_core_opts_t o;
+  ct_opts(&f->t, &o);
+  o.segment_bytes = 64 << 10;
+  o.tier.store = f->store;
+  o.tier.segment_max_age_ms = 1000;
+  ct_open_opts(&f->t, &o);
+  createw_t w;
+  assert_int_equal(create_tiered(&f->t, "t", &w), 0);
+  assert_int_equal(ct_produce(&f->t, "t", 0, 1, 1000000, NULL), 0);
+  run_until_status(f, uploaded, "the segment uploaded");
+  ct_close(&f->t);
+
+  rn_faulty_opts_t down = {.down = true};
+  rn_faulty_set(f->store, &down);
+  rn_objstore_stats_t a, b;
+  rn_objstore_stats(f->store, &a);
+  ct_open_opts(&f->t, &o);
+  drain_until_idle(f); /* ends although the mirror cannot be written */
+  rn_objstore_stats(f->store, &b);
+  assert_true(b.errors[RN_OBJ_PUT] > a.errors[RN_OBJ_PUT]); /* it was tried, once */
+  ct_close(&f->t);
+
+  /* The mirror taken away from the bucket: the drain writes it again
+   * before the core is idle. */
+  char pat[700];
+  snprintf(pat, sizeof pat, "%s/*/local/t-*/0/manifest", f->store_dir);
+  glob_t g;
+  assert_int_equal(glob(pat, 0, NULL, &g), 0);
+  assert_int_equal(g.gl_pathc, 1);
+  char mirror[1024];
+  snprintf(mirror, sizeof mirror, "%s", g.gl_pathv[0]);
+  globfree(&g);
+  assert_int_equal(unlink(mirror), 0);
+  rn_faulty_opts_t up = {0};
+  rn_faulty_set(f->store, &up);
+  ct_open_opts(&f->t, &o);
+  drain_until_idle(f);
+  struct stat st;
+  assert_int_equal(stat(mirror, &st), 0);
+  assert_true(st.st_size > 0);
+  ct_close(&f->t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_needs_a_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_persisted_and_refused_without_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_segment_max_age, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_drain_mirrors_and_ends, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
