@@ -56,6 +56,7 @@
 
 #include "broker_proc.h"
 #include "s3peer.h"
+#include "tiertest.h"
 #include "httpclient.h"
 #include "runnel/batch.h"
 #include "runnel/runnel.h"
@@ -102,18 +103,6 @@ typedef struct fx {
 } fx_t;
 
 static fx_t g_fx;
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Between two polls of a condition (never instead of one). */
-static void pause_between_polls(void) {
-  struct timespec ts = {0, 100 * 1000 * 1000};
-  nanosleep(&ts, NULL);
-}
 
 static void broker_start(fx_t *f) {
   const char *args[40];
@@ -288,14 +277,14 @@ static rn_err_t read_shard(fx_t *f, const produced_t *p, const index_t *ix, uint
                            uint64_t *at) {
   rn_consumer_t *c;
   assert_int_equal(rn_consumer_new(f->cl, p->stream, shard, RN_POS_OFFSET, (int64_t)from, &c), 0);
-  uint64_t next = from, deadline = now_ms() + DEADLINE_MS;
+  uint64_t next = from, deadline = rn_tt_now_ms() + DEADLINE_MS;
   char want[MAX_VALUE + 1];
   rn_err_t result = 0;
   while (next < ix->n[shard]) {
     const rn_record_t *rec;
     rn_err_t err = rn_consumer_poll(c, 1000, &rec);
     if (err == RN_EAGAIN) {
-      if (now_ms() > deadline) fail_msg("%s/%u: stuck at %" PRIu64, p->stream, shard, next);
+      if (rn_tt_now_ms() > deadline) fail_msg("%s/%u: stuck at %" PRIu64, p->stream, shard, next);
       continue;
     }
     if (err) {
@@ -358,11 +347,11 @@ static bool oldest_remote(fx_t *f, const char *stream, uint64_t *remote, uint64_
 }
 
 static void wait_oldest_remote(fx_t *f, const char *stream) {
-  uint64_t deadline = now_ms() + DEADLINE_MS, remote = 0;
+  uint64_t deadline = rn_tt_now_ms() + DEADLINE_MS, remote = 0;
   while (!oldest_remote(f, stream, &remote, NULL)) {
-    if (now_ms() > deadline) fail_msg("%s: the oldest segments never left the local disk (%" PRIu64 " remote)", stream,
+    if (rn_tt_now_ms() > deadline) fail_msg("%s: the oldest segments never left the local disk (%" PRIu64 " remote)", stream,
                                       remote);
-    pause_between_polls();
+    rn_tt_pause(100);
   }
   print_message("%s: %" PRIu64 " segments remote, every shard's local start past 0\n", stream, remote);
 }
@@ -411,25 +400,25 @@ static void test_outage(void **state) {
   print_message("store down (%s)\n", g_which == T_OUTAGE_DIR ? "tier_dir replaced by a file" : "s3rver stopped");
   produce(f, p, 3000); /* every record acknowledged while the store is gone */
   long long b1 = 0;
-  uint64_t deadline = now_ms() + DEADLINE_MS;
+  uint64_t deadline = rn_tt_now_ms() + DEADLINE_MS;
   while ((b1 = metric(f, "runnel_tier_upload_backlog_bytes")) <= 0) {
-    if (now_ms() > deadline) fail_msg("no upload backlog after producing into a dead store");
-    pause_between_polls();
+    if (rn_tt_now_ms() > deadline) fail_msg("no upload backlog after producing into a dead store");
+    rn_tt_pause(100);
   }
   produce(f, p, 3000);
   long long b2 = 0;
-  deadline = now_ms() + DEADLINE_MS;
+  deadline = rn_tt_now_ms() + DEADLINE_MS;
   while ((b2 = metric(f, "runnel_tier_upload_backlog_bytes")) <= b1) {
-    if (now_ms() > deadline) fail_msg("the backlog did not grow (%lld bytes, then %lld) while the store is down", b1, b2);
-    pause_between_polls();
+    if (rn_tt_now_ms() > deadline) fail_msg("the backlog did not grow (%lld bytes, then %lld) while the store is down", b1, b2);
+    rn_tt_pause(100);
   }
   /* an upload was tried against the dead store and failed (so the drain
    * below is a retry, not a first attempt) */
   long long put_err = 0;
-  deadline = now_ms() + DEADLINE_MS;
+  deadline = rn_tt_now_ms() + DEADLINE_MS;
   while ((put_err = metric(f, "runnel_tier_request_errors_total{op=\"put\"}")) <= put_err0) {
-    if (now_ms() > deadline) fail_msg("no PUT failed while the store was down (errors %lld)", put_err);
-    pause_between_polls();
+    if (rn_tt_now_ms() > deadline) fail_msg("no PUT failed while the store was down (errors %lld)", put_err);
+    rn_tt_pause(100);
   }
   print_message("store down: all %u records acknowledged; backlog %lld bytes, then %lld; %lld PUTs failed\n", p->n,
                 b1, b2, put_err - put_err0);
@@ -439,11 +428,11 @@ static void test_outage(void **state) {
   print_message("store back\n");
   long long b = 0;
   unsigned polls = 0;
-  deadline = now_ms() + DEADLINE_MS;
+  deadline = rn_tt_now_ms() + DEADLINE_MS;
   while ((b = metric(f, "runnel_tier_upload_backlog_bytes")) != 0) {
     polls++;
-    if (now_ms() > deadline) fail_msg("the backlog did not drain after the store came back (%lld bytes left)", b);
-    pause_between_polls();
+    if (rn_tt_now_ms() > deadline) fail_msg("the backlog did not drain after the store came back (%lld bytes left)", b);
+    rn_tt_pause(100);
   }
   wait_oldest_remote(f, p->stream);
   long long up_after = metric(f, "runnel_tier_uploaded_bytes_total");

@@ -73,6 +73,7 @@
 
 #include "broker_proc.h"
 #include "s3peer.h"
+#include "tiertest.h"
 #include "httpclient.h"
 #include "runnel/batch.h"
 #include "runnel/runnel.h"
@@ -509,18 +510,6 @@ static void broker_start(fx_t *f) {
   assert_int_equal(rn_client_new(&cc, &f->cl), 0);
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Between two polls of a condition (never instead of one). */
-static void pause_between_polls(void) {
-  struct timespec ts = {0, 50 * 1000 * 1000};
-  nanosleep(&ts, NULL);
-}
-
 static long long metric(const fx_t *f, const char *name) {
   rn_hc_t c;
   if (rn_hc_connect(&c, f->br.http_port) != 0) {
@@ -533,30 +522,7 @@ static long long metric(const fx_t *f, const char *name) {
 }
 
 static json_t *ctl_json(fx_t *f, const char *const *args) {
-  const char *a[40];
-  int n = 0;
-  a[n++] = "--json";
-  for (int i = 0; args[i] && n < 39; i++) a[n++] = args[i];
-  a[n] = NULL;
-  char *out, *err;
-  int rc = rn_test_ctl_run(RN_TEST_RUNNELCTL, f->br.addr, a, f->tmp, &out, &err);
-  if (rc != 0) fail_msg("runnelctl --json %s %s: exit %d\nstdout: %s\nstderr: %s", args[0], args[1] ? args[1] : "", rc,
-                        out, err);
-  json_error_t jerr;
-  json_t *doc = json_loads(out, 0, &jerr);
-  if (!doc) fail_msg("runnelctl --json %s: not JSON (%s): %s", args[0], jerr.text, out);
-  free(out);
-  free(err);
-  return doc;
-}
-
-static int64_t jint(json_t *o, const char *name) {
-  json_t *v = json_object_get(o, name);
-  if (!json_is_integer(v)) {
-    char *s = json_dumps(o, JSON_COMPACT);
-    fail_msg("no integer \"%s\" in %s", name, s ? s : "?");
-  }
-  return (int64_t)json_integer_value(v);
+  return rn_tt_ctl_json(RN_TEST_RUNNELCTL, f->br.addr, f->tmp, args);
 }
 
 typedef struct shard_view {
@@ -570,14 +536,14 @@ static void describe(fx_t *f, shard_view_t *v) {
   assert_int_equal(json_array_size(shards), SHARDS);
   for (size_t i = 0; i < SHARDS; i++) {
     json_t *so = json_array_get(shards, i);
-    uint32_t s = (uint32_t)jint(so, "shard");
+    uint32_t s = (uint32_t)rn_tt_jint(so, "shard");
     assert_true(s < SHARDS);
-    v[s].remote_segments = (uint64_t)jint(so, "remote_segments");
-    v[s].local_segments = (uint64_t)jint(so, "local_segments");
-    v[s].backlog_segments = (uint64_t)jint(so, "upload_backlog_segments");
-    v[s].local_start = (uint64_t)jint(so, "local_start_offset");
-    v[s].start = (uint64_t)jint(so, "start_offset");
-    v[s].end = (uint64_t)jint(so, "end_offset");
+    v[s].remote_segments = (uint64_t)rn_tt_jint(so, "remote_segments");
+    v[s].local_segments = (uint64_t)rn_tt_jint(so, "local_segments");
+    v[s].backlog_segments = (uint64_t)rn_tt_jint(so, "upload_backlog_segments");
+    v[s].local_start = (uint64_t)rn_tt_jint(so, "local_start_offset");
+    v[s].start = (uint64_t)rn_tt_jint(so, "start_offset");
+    v[s].end = (uint64_t)rn_tt_jint(so, "end_offset");
   }
   json_decref(d);
 }
@@ -653,14 +619,14 @@ static uint64_t check_log(fx_t *f, uint32_t upto) {
                                         so->start_offset);
     rn_consumer_t *c;
     assert_int_equal(rn_consumer_new(f->cl, STREAM, so->shard, RN_POS_EARLIEST, 0, &c), 0);
-    uint64_t next = 0, deadline = now_ms() + DEADLINE_MS;
+    uint64_t next = 0, deadline = rn_tt_now_ms() + DEADLINE_MS;
     uint32_t *last = calloc((size_t)upto + 1, sizeof(uint32_t));
     assert_non_null(last);
     while (next < so->end_offset) {
       const rn_record_t *rec;
       err = rn_consumer_poll(c, 1000, &rec);
       if (err == RN_EAGAIN) {
-        if (now_ms() > deadline) fail_msg("shard %u: stuck at %" PRIu64 " of %" PRIu64, so->shard, next, so->end_offset);
+        if (rn_tt_now_ms() > deadline) fail_msg("shard %u: stuck at %" PRIu64 " of %" PRIu64, so->shard, next, so->end_offset);
         continue;
       }
       if (err) fail_msg("shard %u poll at %" PRIu64 ": %s %s", so->shard, next, rn_strerror(err), rn_last_error_message());
@@ -781,13 +747,13 @@ static void produce_and_kill(fx_t *f, uint32_t round, uint64_t *rng) {
       /* the next upload activity picks the kill point; when none comes
        * within a few seconds (everything sealed was uploaded already) the
        * kill happens then: the bound only picks a point, it asserts nothing */
-      uint64_t until = now_ms() + 3000;
+      uint64_t until = rn_tt_now_ms() + 3000;
       for (;;) {
         polls++;
         seen_active = metric(f, "runnel_tier_uploads_active");
         seen_up = metric(f, "runnel_tier_uploaded_bytes_total");
-        if (seen_active > 0 || seen_up > up0 || now_ms() > until) break;
-        pause_between_polls();
+        if (seen_active > 0 || seen_up > up0 || rn_tt_now_ms() > until) break;
+        rn_tt_pause(50);
       }
     }
   }
@@ -881,14 +847,14 @@ static bool store_matches_manifest(fx_t *f, const shard_view_t *v, char *why, si
 
 static void final_gc_check(fx_t *f) {
   shard_view_t v[SHARDS];
-  uint64_t deadline = now_ms() + DEADLINE_MS;
+  uint64_t deadline = rn_tt_now_ms() + DEADLINE_MS;
   for (;;) { /* the backlog drains: nothing left to upload */
     describe(f, v);
     bool drained = true;
     for (int s = 0; s < SHARDS; s++) drained &= v[s].backlog_segments == 0 && v[s].local_start > 0;
     if (drained) break;
-    if (now_ms() > deadline) fail_msg("the upload backlog did not drain (see %s)", f->br.log_path);
-    pause_between_polls();
+    if (rn_tt_now_ms() > deadline) fail_msg("the upload backlog did not drain (see %s)", f->br.log_path);
+    rn_tt_pause(50);
   }
   /* two orphans in shard 0's prefix: a segment of an epoch never used, a stray key */
   rview_t rv;
@@ -908,13 +874,13 @@ static void final_gc_check(fx_t *f) {
 
   char why[1200] = "";
   unsigned polls = 0;
-  deadline = now_ms() + DEADLINE_MS;
+  deadline = rn_tt_now_ms() + DEADLINE_MS;
   for (;;) {
     polls++;
     describe(f, v);
     if (store_matches_manifest(f, v, why, sizeof why)) break;
-    if (now_ms() > deadline) fail_msg("after %u polls the store still differs from the manifest: %s", polls, why);
-    pause_between_polls();
+    if (rn_tt_now_ms() > deadline) fail_msg("after %u polls the store still differs from the manifest: %s", polls, why);
+    rn_tt_pause(50);
   }
   long long collected = metric(f, "runnel_tier_orphans_collected_total");
   if (collected < 2) fail_msg("runnel_tier_orphans_collected_total is %lld after collecting the two planted orphans",

@@ -63,6 +63,7 @@
 
 #include "broker_proc.h"
 #include "s3peer.h"
+#include "tiertest.h"
 #include "runnel/runnel.h"
 #include "testutil.h"
 
@@ -208,31 +209,7 @@ static int ctl(fx_t *f, char **out, char **err, const char *const *args) {
 
 /* runnelctl --json args...: asserts exit 0 and returns the parsed document. */
 static json_t *ctl_json(fx_t *f, const char *const *args) {
-  const char *a[40];
-  int n = 0;
-  a[n++] = "--json";
-  for (int i = 0; args[i] && n < 39; i++) a[n++] = args[i];
-  a[n] = NULL;
-  char *out, *err;
-  int rc = ctl(f, &out, &err, a);
-  if (rc != 0) fail_msg("runnelctl --json %s %s: exit %d\nstdout: %s\nstderr: %s", args[0], args[1] ? args[1] : "", rc,
-                        out, err);
-  json_error_t jerr;
-  json_t *doc = json_loads(out, 0, &jerr);
-  if (!doc) fail_msg("runnelctl --json %s: not JSON (%s): %s", args[0], jerr.text, out);
-  free(out);
-  free(err);
-  return doc;
-}
-
-/* An integer field, or fail naming the field (and the object). */
-static int64_t jint(json_t *o, const char *name) {
-  json_t *v = json_object_get(o, name);
-  if (!json_is_integer(v)) {
-    char *s = json_dumps(o, JSON_COMPACT);
-    fail_msg("no integer \"%s\" in %s", name, s ? s : "?");
-  }
-  return (int64_t)json_integer_value(v);
+  return rn_tt_ctl_json(RN_TEST_RUNNELCTL, f->br.addr, f->tmp, args);
 }
 
 /* ---- the records -------------------------------------------------------------------- */
@@ -348,18 +325,6 @@ static void check_next(const fx_t *f, const char *reader, uint64_t *next, uint32
 
 /* ---- waiting for the store ---------------------------------------------------------- */
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Between two polls of a condition (never instead of one). */
-static void pause_between_polls(void) {
-  struct timespec ts = {0, 100 * 1000 * 1000};
-  nanosleep(&ts, NULL);
-}
-
 typedef struct tier_view {
   uint64_t remote_segments, local_segments, backlog_segments;
   uint64_t local_start[SHARDS], start[SHARDS], end[SHARDS];
@@ -376,14 +341,14 @@ static void describe_tier(fx_t *f, tier_view_t *v) {
   v->all_local_start_moved = true;
   for (size_t i = 0; i < SHARDS; i++) {
     json_t *so = json_array_get(shards, i);
-    uint32_t s = (uint32_t)jint(so, "shard");
+    uint32_t s = (uint32_t)rn_tt_jint(so, "shard");
     assert_true(s < SHARDS);
-    v->remote_segments += (uint64_t)jint(so, "remote_segments");
-    v->local_segments += (uint64_t)jint(so, "local_segments");
-    v->backlog_segments += (uint64_t)jint(so, "upload_backlog_segments");
-    v->local_start[s] = (uint64_t)jint(so, "local_start_offset");
-    v->start[s] = (uint64_t)jint(so, "start_offset");
-    v->end[s] = (uint64_t)jint(so, "end_offset");
+    v->remote_segments += (uint64_t)rn_tt_jint(so, "remote_segments");
+    v->local_segments += (uint64_t)rn_tt_jint(so, "local_segments");
+    v->backlog_segments += (uint64_t)rn_tt_jint(so, "upload_backlog_segments");
+    v->local_start[s] = (uint64_t)rn_tt_jint(so, "local_start_offset");
+    v->start[s] = (uint64_t)rn_tt_jint(so, "start_offset");
+    v->end[s] = (uint64_t)rn_tt_jint(so, "end_offset");
     if (v->local_start[s] == 0) v->all_local_start_moved = false;
   }
   json_decref(d);
@@ -392,7 +357,7 @@ static void describe_tier(fx_t *f, tier_view_t *v) {
 /* Poll until most segments are remote, nothing waits for upload and every
  * shard's local start moved past 0. */
 static void wait_mostly_remote(fx_t *f) {
-  uint64_t deadline = now_ms() + REMOTE_DEADLINE_MS;
+  uint64_t deadline = rn_tt_now_ms() + REMOTE_DEADLINE_MS;
   tier_view_t v;
   unsigned polls = 0;
   for (;;) {
@@ -400,12 +365,12 @@ static void wait_mostly_remote(fx_t *f) {
     polls++;
     uint64_t total = v.remote_segments + v.local_segments;
     if (v.all_local_start_moved && v.backlog_segments == 0 && total > 0 && v.remote_segments * 10 >= total * 8) break;
-    if (now_ms() > deadline)
+    if (rn_tt_now_ms() > deadline)
       fail_msg("after %u s: %" PRIu64 " segments remote, %" PRIu64 " local, %" PRIu64 " waiting for upload; "
                "local starts %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " (see %s)",
                REMOTE_DEADLINE_MS / 1000, v.remote_segments, v.local_segments, v.backlog_segments, v.local_start[0],
                v.local_start[1], v.local_start[2], v.local_start[3], f->br.log_path);
-    pause_between_polls();
+    rn_tt_pause(100);
   }
   for (int s = 0; s < SHARDS; s++) {
     f->local_start[s] = v.local_start[s];
@@ -436,7 +401,7 @@ static void read_with_runnelctl(fx_t *f) {
     if (!o) fail_msg("runnelctl consume: not JSON: %.*s", (int)(nl - p), p);
     json_t *d = json_object_get(o, "data");
     if (!json_is_string(d)) fail_msg("runnelctl consume: no string data: %.*s", (int)(nl - p), p);
-    check_next(f, "runnelctl consume", next, (uint32_t)jint(o, "shard"), (uint64_t)jint(o, "offset"),
+    check_next(f, "runnelctl consume", next, (uint32_t)rn_tt_jint(o, "shard"), (uint64_t)rn_tt_jint(o, "offset"),
                json_string_value(d), json_string_length(d));
     json_decref(o);
     total++;
@@ -459,13 +424,13 @@ static void read_with_group(fx_t *f) {
   rn_err_t err = rn_group_consumer_new(f->cl, STREAM, GROUP, &gc, &m);
   if (err) fail_msg("group join: %s %s", rn_err_name(err), rn_last_error_message());
   uint64_t next[SHARDS] = {0}, total = 0;
-  uint64_t deadline = now_ms() + REMOTE_DEADLINE_MS;
+  uint64_t deadline = rn_tt_now_ms() + REMOTE_DEADLINE_MS;
   while (total < g_nrec) {
     const rn_record_t *rec;
     uint32_t shard;
     err = rn_group_poll(m, 1000, &rec, &shard);
     if (err == RN_EAGAIN) {
-      if (now_ms() > deadline) fail_msg("group: %" PRIu64 " of %u records before the deadline", total, g_nrec);
+      if (rn_tt_now_ms() > deadline) fail_msg("group: %" PRIu64 " of %u records before the deadline", total, g_nrec);
       continue;
     }
     if (err) fail_msg("group poll after %" PRIu64 " records: %s %s", total, rn_err_name(err), rn_last_error_message());
@@ -495,12 +460,12 @@ static uint64_t read_shard_native(fx_t *f, const char *reader, uint32_t s, rn_po
   uint64_t next[SHARDS] = {0};
   next[s] = from;
   uint64_t first = UINT64_MAX;
-  uint64_t deadline = now_ms() + REMOTE_DEADLINE_MS;
+  uint64_t deadline = rn_tt_now_ms() + REMOTE_DEADLINE_MS;
   while (next[s] < end) {
     const rn_record_t *rec;
     rn_err_t err = rn_consumer_poll(c, 1000, &rec);
     if (err == RN_EAGAIN) {
-      if (now_ms() > deadline) fail_msg("%s: shard %u stuck at %" PRIu64 " of %" PRIu64, reader, s, next[s], end);
+      if (rn_tt_now_ms() > deadline) fail_msg("%s: shard %u stuck at %" PRIu64 " of %" PRIu64, reader, s, next[s], end);
       continue;
     }
     if (err) fail_msg("%s: shard %u at %" PRIu64 ": %s %s", reader, s, next[s], rn_err_name(err), rn_last_error_message());
@@ -585,19 +550,19 @@ static void read_with_boto3(fx_t *f, int64_t ts_s) {
  * sealed by age (tier_segment_max_age), uploaded and left the local disk,
  * so its local start is its end. */
 static void wait_all_remote(fx_t *f) {
-  uint64_t deadline = now_ms() + REMOTE_DEADLINE_MS;
+  uint64_t deadline = rn_tt_now_ms() + REMOTE_DEADLINE_MS;
   for (;;) {
     tier_view_t v;
     describe_tier(f, &v);
     bool all = v.backlog_segments == 0;
     for (int s = 0; s < SHARDS; s++) all = all && v.local_start[s] == f->n[s] && v.end[s] == f->n[s];
     if (all) return;
-    if (now_ms() > deadline)
+    if (rn_tt_now_ms() > deadline)
       fail_msg("not everything reached the store: local starts %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
                " of %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 ", %" PRIu64 " waiting for upload (see %s)",
                v.local_start[0], v.local_start[1], v.local_start[2], v.local_start[3], f->n[0], f->n[1], f->n[2],
                f->n[3], v.backlog_segments, f->br.log_path);
-    pause_between_polls();
+    rn_tt_pause(100);
   }
 }
 
