@@ -281,23 +281,33 @@ static int listen_socket(uint16_t *port, bool do_listen) {
   return s;
 }
 
+/* Options for a store of bucket "b" at 127.0.0.1:port (path-style, test
+ * keys), every other option its default; ep (>= 64 bytes) holds the URL. */
+static void fake_opts(rn_s3_opts_t *o, char *ep, uint16_t port) {
+  rn_s3_opts_default(o);
+  snprintf(ep, 64, "http://127.0.0.1:%u", port);
+  o->endpoint = ep;
+  o->bucket = "b";
+  o->path_style = true;
+  o->access_key = "AKID";
+  o->secret_key = "SECRET";
+}
+
+static rn_objstore_t *s3_new_ok(const rn_s3_opts_t *o) {
+  rn_objstore_t *os = NULL;
+  char why[256];
+  assert_int_equal(rn_s3_new(o, &os, why, sizeof why), 0);
+  return os;
+}
+
 static rn_objstore_t *fault_store(uint16_t port, uint32_t timeout_ms, uint32_t retries) {
   rn_s3_opts_t o;
-  rn_s3_opts_default(&o);
   char ep[64];
-  snprintf(ep, sizeof ep, "http://127.0.0.1:%u", port);
-  o.endpoint = ep;
-  o.bucket = "b";
-  o.path_style = true;
-  o.access_key = "AKID";
-  o.secret_key = "SECRET";
+  fake_opts(&o, ep, port);
   o.request_timeout_ms = timeout_ms;
   o.max_retries = retries;
   o.backoff_ms = 20;
-  rn_objstore_t *os = NULL;
-  char why[256];
-  assert_int_equal(rn_s3_new(&o, &os, why, sizeof why), 0);
-  return os;
+  return s3_new_ok(&o);
 }
 
 static void t_closed_port(void **state) {
@@ -702,18 +712,10 @@ static void t_multipart_abort(void **state) {
   fake_t f;
   fake_start(&f, script, 4);
   rn_s3_opts_t o;
-  rn_s3_opts_default(&o);
   char ep[64];
-  snprintf(ep, sizeof ep, "http://127.0.0.1:%u", f.port);
-  o.endpoint = ep;
-  o.bucket = "b";
-  o.path_style = true;
-  o.access_key = "AKID";
-  o.secret_key = "SECRET";
+  fake_opts(&o, ep, f.port);
   o.part_bytes = 5u << 20;
-  rn_objstore_t *os = NULL;
-  char why[256];
-  assert_int_equal(rn_s3_new(&o, &os, why, sizeof why), 0);
+  rn_objstore_t *os = s3_new_ok(&o);
   char path[700];
   snprintf(path, sizeof path, "%s/mp", g_tmp);
   FILE *fp = fopen(path, "w");
@@ -750,18 +752,10 @@ static void t_destroy_aborts_multipart(void **state) {
   fake_t f;
   fake_start(&f, script, 3);
   rn_s3_opts_t o;
-  rn_s3_opts_default(&o);
   char ep[64];
-  snprintf(ep, sizeof ep, "http://127.0.0.1:%u", f.port);
-  o.endpoint = ep;
-  o.bucket = "b";
-  o.path_style = true;
-  o.access_key = "AKID";
-  o.secret_key = "SECRET";
+  fake_opts(&o, ep, f.port);
   o.part_bytes = 5u << 20;
-  rn_objstore_t *os = NULL;
-  char why[256];
-  assert_int_equal(rn_s3_new(&o, &os, why, sizeof why), 0);
+  rn_objstore_t *os = s3_new_ok(&o);
   char path[700];
   snprintf(path, sizeof path, "%s/mp2", g_tmp);
   FILE *fp = fopen(path, "w");

@@ -67,11 +67,16 @@ static int teardown(void **state) {
   return ct_teardown(state);
 }
 
+/* Core's options for these tests: 64 KiB segments, the fixture's store. */
+static void tiered_opts(fx_t *f, rn_core_opts_t *o) {
+  ct_opts(&f->t, o);
+  o->segment_bytes = 64 << 10;
+  o->tier.store = f->store;
+}
+
 static void open_tiered(fx_t *f, uint32_t high_water) {
   rn_core_opts_t o;
-  ct_opts(&f->t, &o);
-  o.segment_bytes = 64 << 10;
-  o.tier.store = f->store;
+  tiered_opts(f, &o);
   o.tier.disk_high_water = high_water;
   ct_open_opts(&f->t, &o);
 }
@@ -223,6 +228,17 @@ static void test_backpressure(void **state) {
   ct_close(&f->t);
 }
 
+/* Open with segments sealed at 1 s of age, create tiered stream "t" and
+ * produce one record into it; *o: the options used (to open again). */
+static void open_one_record(fx_t *f, rn_core_opts_t *o) {
+  tiered_opts(f, o);
+  o->tier.segment_max_age_ms = 1000;
+  ct_open_opts(&f->t, o);
+  createw_t w;
+  assert_int_equal(create_tiered(&f->t, "t", &w), 0);
+  assert_int_equal(ct_produce(&f->t, "t", 0, 1, 1000000, NULL), 0);
+}
+
 static bool uploaded(const rn_core_tier_status_t *ts) { return ts->stats.bytes_uploaded > 0 && ts->backlog_bytes == 0; }
 
 /* tier_segment_max_age: one small record, far below segment_bytes, still
@@ -232,14 +248,7 @@ static bool uploaded(const rn_core_tier_status_t *ts) { return ts->stats.bytes_u
 static void test_segment_max_age(void **state) {
   fx_t *f = *state;
   rn_core_opts_t o;
-  ct_opts(&f->t, &o);
-  o.segment_bytes = 64 << 10;
-  o.tier.store = f->store;
-  o.tier.segment_max_age_ms = 1000;
-  ct_open_opts(&f->t, &o);
-  createw_t w;
-  assert_int_equal(create_tiered(&f->t, "t", &w), 0);
-  assert_int_equal(ct_produce(&f->t, "t", 0, 1, 1000000, NULL), 0);
+  open_one_record(f, &o);
   run_until_status(f, uploaded, "the young segment sealed and uploaded");
   rn_core_tier_status_t ts;
   rn_core_tier_status(f->t.core, &ts);
@@ -265,14 +274,7 @@ static void drain_until_idle(fx_t *f) {
 static void test_drain_mirrors_and_ends(void **state) {
   fx_t *f = *state;
   rn_core_opts_t o;
-  ct_opts(&f->t, &o);
-  o.segment_bytes = 64 << 10;
-  o.tier.store = f->store;
-  o.tier.segment_max_age_ms = 1000;
-  ct_open_opts(&f->t, &o);
-  createw_t w;
-  assert_int_equal(create_tiered(&f->t, "t", &w), 0);
-  assert_int_equal(ct_produce(&f->t, "t", 0, 1, 1000000, NULL), 0);
+  open_one_record(f, &o);
   run_until_status(f, uploaded, "the segment uploaded");
   ct_close(&f->t);
 

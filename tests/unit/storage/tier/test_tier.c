@@ -402,11 +402,11 @@ static int teardown(void **state) {
 }
 
 /* 300 batches of 5 records (~120 KiB: ~8 segments), timestamps 1000 + tag. */
-static void produce(fx_t *f, uint64_t from_tag, int nbatches) {
+static void produce_values(fx_t *f, uint64_t from_tag, int nbatches, size_t value_len) {
   for (int i = 0; i < nbatches; i++) {
     size_t len;
     uint64_t tag = from_tag + (uint64_t)i;
-    uint8_t *b = lt_batch(tag, 5, 60, (int64_t)(1000 + tag * 10), RN_CODEC_NONE, &len);
+    uint8_t *b = lt_batch(tag, 5, value_len, (int64_t)(1000 + tag * 10), RN_CODEC_NONE, &len);
     lt_ack_t a = {0};
     assert_int_equal(rn_log_append(f->log, b, len, 0, lt_ack_cb, &a, NULL), 0);
     free(b);
@@ -414,6 +414,8 @@ static void produce(fx_t *f, uint64_t from_tag, int nbatches) {
     assert_int_equal(a.err, 0);
   }
 }
+
+static void produce(fx_t *f, uint64_t from_tag, int nbatches) { produce_values(f, from_tag, nbatches, 60); }
 
 static bool mostly_remote(fx_t *f) {
   rn_tier_shard_stats_t s;
@@ -565,15 +567,7 @@ static void test_readahead_full_cache(void **state) {
   assert_int_equal(rn_tier_new(&to, &f->tier), 0);
   f->lo.segment_bytes = 1 << 20;
   open_shard(f);
-  for (uint64_t tag = 0; tag < 2000; tag++) {
-    size_t len;
-    uint8_t *b = lt_batch(tag, 5, 3000, (int64_t)(1000 + tag * 10), RN_CODEC_NONE, &len);
-    lt_ack_t a = {0};
-    assert_int_equal(rn_log_append(f->log, b, len, 0, lt_ack_cb, &a, NULL), 0);
-    free(b);
-    lt_wait(f->io, &a);
-    assert_int_equal(a.err, 0);
-  }
+  produce_values(f, 0, 2000, 3000);
   f->now += 1000;
   until(f, mostly_remote, 1000000);
   rn_tier_stats_t a, b;
