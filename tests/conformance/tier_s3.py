@@ -7,8 +7,6 @@
         the object's bytes into FILE
     tier_s3.py --endpoint URL --bucket B put KEY FILE
         FILE's bytes as the object KEY (plant an orphan, replace an object)
-    tier_s3.py --endpoint URL --bucket B mkbucket
-        create the bucket (MinIO starts without one)
     tier_s3.py --endpoint URL --bucket B mirror PREFIX DIR
         every object under PREFIX into DIR/<key>, its file's mtime set to
         the object's LastModified (one process for a whole listing)
@@ -34,7 +32,7 @@ def main():
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--access-key")
     ap.add_argument("--secret-key")
-    ap.add_argument("op", choices=["list", "get", "put", "mirror", "mkbucket"])
+    ap.add_argument("op", choices=["list", "get", "put", "mirror"])
     ap.add_argument("args", nargs="*")
     a = ap.parse_args()
 
@@ -57,9 +55,7 @@ def main():
         kw = {"aws_access_key_id": a.access_key, "aws_secret_access_key": a.secret_key}
     s3 = boto3.session.Session(region_name=a.region, **kw).client("s3", endpoint_url=a.endpoint, config=cfg)
     try:
-        if a.op == "mkbucket":
-            s3.create_bucket(Bucket=a.bucket)
-        elif a.op == "mirror":
+        if a.op == "mirror":
             if len(a.args) != 2:
                 ap.error("mirror PREFIX DIR")
             prefix, root = a.args
