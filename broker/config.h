@@ -210,7 +210,7 @@
   X(tier_dir, STR, "", 0, 4096, NULL, "tier-dir",                                                  \
     "A local directory as the tiered-storage store instead of S3 (tests; an NFS mount). Objects "  \
     "are files under it (written in its `.rn-tmp-work/` and renamed into place; opening the "    \
-    "store removes what a killed process left there). Exclusive with `s3_bucket`.")                                             \
+    "store removes what a killed process left there). Exclusive with `s3_bucket`.")               \
   X(tier_upload_concurrency, U32, "4", 1, 256, NULL, NULL,                                         \
     "Segments uploading at once, over every tiered shard of the broker.")                         \
   X(tier_upload_bandwidth, SIZE64, "0", 0, 1099511627776, NULL, NULL,                              \

@@ -1524,17 +1524,17 @@ fail:
 
 void rn_core_drain(rn_core_t *eng) {
   eng->draining = true;
-  if (eng->tier && !eng->tier_opening) rn_tier_drain(eng->tier); /* else at its next tick */
+  eng->tier_tick_soon = true; /* the tier's drain starts at the next tick (rn__tier_tick) */
   for (uint32_t i = 0; i < eng->nstreams; i++)
     for (uint32_t k = 0; k < eng->streams[i]->nshards; k++) rn__shard_wake_all(eng, &eng->streams[i]->shards[k]);
 }
 
 bool rn_core_idle(const rn_core_t *eng) {
-  /* A descriptor put in flight is waited for: a graceful stop leaves the
-   * bucket able to restore the configuration last acknowledged. It ends
-   * within the store's deadline (tier_request_timeout and its retries). */
-  /* So are the shards' manifest mirrors (rn_tier_drain): a restore after
-   * the stop sees every segment uploaded before it. */
+  /* Descriptor puts and manifest mirrors in flight are waited for
+   * (rn_tier_drained), so a restore after a graceful stop sees the
+   * configuration last acknowledged and every segment uploaded before it.
+   * Each ends within the store's deadline (tier_request_timeout); neither
+   * is retried while draining. */
   return eng->inflight_appends == 0 && eng->pending_work == 0 && eng->ndoomed == 0 && eng->desc_puts == 0 &&
          (!eng->tier || (eng->tier_opening == 0 && rn_tier_drained(eng->tier)));
 }

@@ -369,7 +369,7 @@ void rn__tier_tick(rn_engine_t *eng, int64_t now) {
   bool full = now - eng->tier_ticked_ms >= TIER_TICK_MS;
   eng->tier_ticked_ms = now;
   eng->tier_tick_soon = false;
-  if (eng->draining) rn_tier_drain(eng->tier); /* idempotent; covers a drain begun while a shard opened */
+  if (eng->draining) rn_tier_drain(eng->tier); /* once: later calls return at once */
   rn_tier_tick(eng->tier, now);
   if (!full) return;
   uint64_t backlog = 0;

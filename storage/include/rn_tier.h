@@ -327,7 +327,8 @@ unsigned rn_tier_jobs_active(const rn_tier_t *t);
 /* A graceful stop is coming: every shard whose manifest has changed since
  * its last mirror is mirrored now, and while draining a shard whose mirror
  * fails is not tried again (a store that is down must not hold the stop).
- * Uploads in progress go on; no new one starts. Owner thread. */
+ * Uploads in progress go on; no new one starts. Owner thread; calls after
+ * the first do nothing. */
 void rn_tier_drain(rn_tier_t *t);
 /* Since rn_tier_drain: no mirror is in flight or still to be tried, so the
  * bucket's manifests are as current as they will get (what a restore

@@ -355,6 +355,7 @@ static void mirror(rn_tier_shard_t *ts) {
 }
 
 void rn_tier_drain(rn_tier_t *t) {
+  if (t->draining) return;
   t->draining = true;
   for (uint32_t i = 0; i < t->nshards; i++) mirror(t->shards[i]);
 }

@@ -145,8 +145,9 @@ void rn_core_drain(rn_core_t *core);
 
 /* True once every in-flight append and thread-pool job (core's and the
  * subsystems' rn_core_work_begin) has completed, every deleted stream's
- * files are closed and every tiered stream's descriptor being stored in the
- * object store has been (or failed: no retry once draining). */
+ * files are closed, and (tiered storage) every stream descriptor and shard
+ * manifest mirror being stored in the object store has been, or failed:
+ * neither is retried once draining. */
 bool rn_core_idle(const rn_core_t *core);
 
 /* True from rn_core_drain on (/readyz answers 503 then). */
