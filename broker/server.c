@@ -27,6 +27,7 @@
 
 #include "rn_fs.h"
 #include "rn_groups.h"
+#include "rn_sinks.h"
 #include "rn_http.h"
 #include "rn_native.h"
 #include "rn_net.h"
@@ -143,6 +144,19 @@ rn_err_t rn_server_open_engine(const rn_core_opts_t *eo, rn_core_t **out, char *
   rn_groups_t *gs; /* core's from here on: closed by rn_core_close */
   rn_groups_opts_t go = {.clock = eo->clock}; /* one clock for the engine and its groups */
   rc = rn_groups_open(core, &go, &gs, why, whylen);
+  if (rc != 0) {
+    rn_core_close(core);
+    return rc;
+  }
+  /* Archive sinks write to s3:// destinations with the broker's S3 settings
+   * (endpoint, region, credentials), each in its own bucket and prefix. */
+  rn_sinks_opts_t so;
+  rn_sinks_opts_default(&so);
+  so.s3 = eo->tier.s3;
+  so.s3.bucket = NULL;
+  so.s3.prefix = NULL;
+  rn_sinks_t *ss; /* core's from here on, as the groups */
+  rc = rn_sinks_open(core, &so, &ss, why, whylen);
   if (rc != 0) {
     rn_core_close(core);
     return rc;

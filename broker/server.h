@@ -52,9 +52,11 @@ void rn_server_apps_opts(const rn_config_t *cfg, struct rn_apps_opts *out);
 rn_err_t rn_server_bind(uv_loop_t *loop, const rn_config_t *cfg, rn_server_t **out, char *why, size_t whylen);
 
 /* The engine as runneld opens it: rn_core_open (recovery of every shard),
- * then the subsystems on it (consumer groups, with core's clock), which hang
- * off core from then on (rn_core_close closes them). On failure nothing is
- * left open and why holds a one-line reason. Blocking: before the loop runs. */
+ * then the subsystems on it (consumer groups, with core's clock; archive
+ * sinks, with eo->tier.s3's endpoint, region and credentials, whose strings
+ * must then outlive the engine), which hang off core from then on
+ * (rn_core_close closes them). On failure nothing is left open and why
+ * holds a one-line reason. Blocking: before the loop runs. */
 rn_err_t rn_server_open_engine(const rn_core_opts_t *eo, rn_core_t **out, char *why, size_t whylen);
 
 /* Step 2, once the engine is open: start serving eng (borrowed; must

@@ -23,6 +23,7 @@
 
 #include "dispatch.h"
 #include "dispatch_groups.h"
+#include "dispatch_sinks.h"
 #include "rn_base.h"
 
 typedef struct reply {
@@ -548,6 +549,11 @@ void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_rep
   case RUNNEL__REQUEST__OP_GROUP_DESCRIBE:
   case RUNNEL__REQUEST__OP_GROUP_DELETE:
   case RUNNEL__REQUEST__OP_GROUP_RESET: return rn__native_handle_group(core, req, cb, ctx);
+  case RUNNEL__REQUEST__OP_SINK_CREATE:
+  case RUNNEL__REQUEST__OP_SINK_LIST:
+  case RUNNEL__REQUEST__OP_SINK_DESCRIBE:
+  case RUNNEL__REQUEST__OP_SINK_PAUSE:
+  case RUNNEL__REQUEST__OP_SINK_DELETE: return rn__native_handle_sink(core, req, cb, ctx);
   case RUNNEL__REQUEST__OP_BROKER_INFO: return broker_info(core, req->broker_info, cb, ctx);
   case RUNNEL__REQUEST__OP_TIER_STATUS: return tier_status(core, cb, ctx);
   default: return send_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);

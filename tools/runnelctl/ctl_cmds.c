@@ -42,6 +42,20 @@ static const ctl_opt_t opts_create[] = {
     {"--local-retention-bytes", 0, "S", "with --tiered: and at most this much per shard on the disk\n(64MiB, 10GiB), or unlimited (the default)"},
     {NULL, 0, NULL, NULL}};
 
+static const ctl_opt_t opts_sink_create[] = {
+    {"--stream", 0, "STREAM", "the stream to deliver (required)"},
+    {"--to", 0, "DEST", "s3://BUCKET/PREFIX/ (the broker's S3 endpoint, region and\ncredentials: its s3_* settings) or file:///DIR/ (required)"},
+    {"--format", 0, "F", "ndjson (default: one JSON record per line) or parquet (needs\n--schema)"},
+    {"--schema", 0, "FILE", "Parquet: a YAML file of columns (name, type string|int64|double|\nboolean|timestamp, JSON path, nullable), metadata columns and\ncompression (docs/sink-formats.md)"},
+    {"--compression", 0, "C", "ndjson: gzip (default) or none; parquet: snappy (default, or\nthe schema's), gzip, zstd or none"},
+    {"--prefix", 0, "TEMPLATE", "object key prefix under DEST: literal text, !{timestamp:yyyy/MM/dd/HH}\nand !{field:PATH} (default !{timestamp:yyyy/MM/dd/HH}/); Hive style:\n  event_type=!{field:event_type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/"},
+    {"--error-prefix", 0, "TEMPLATE", "where records that cannot be parsed or converted go, with the\nreason: !{error} and !{timestamp:...} (default\nerrors/!{error}/!{timestamp:yyyy/MM/dd}/)"},
+    {"--event-time-field", 0, "PATH", "!{timestamp:...} from this JSON field (ISO 8601 or epoch ms)\ninstead of the arrival time"},
+    {"--buffer-bytes", 0, "S", "write a shard's object once this much is buffered (default\n5MiB; 64KiB to 128MiB)"},
+    {"--buffer-interval", 0, "D", "... or once its oldest record waited this long (default 300s;\n10ms to 1h)"},
+    {"--start", 0, "POS", "earliest (default: archive what the stream holds) or latest"},
+    {NULL, 0, NULL, NULL}};
+
 static const ctl_opt_t opts_setret[] = {
     {"--retention", 0, "D", "500ms, 30s, 90m, 24h, 7d, or forever"},
     {"--retention-bytes", 0, "S", "per shard: 512MiB, 10GiB, 1TiB, or unlimited"},
@@ -167,6 +181,37 @@ const ctl_cmd_t ctl_cmds[] = {
      "Give --to POS or --shift-by N. Refused (EGROUPACTIVE) while the group has members, and\n"
      "(ENOGROUP) when the group does not exist unless --create is given.",
      opts_group_reset, 2, 2, ctl_group_reset},
+    {"sink", "create", "NAME", "deliver a stream to S3 as NDJSON or Parquet objects",
+     "Create archive sink NAME: the broker reads every shard of --stream like a consumer\n"
+     "group and writes the records to --to as objects of one shard's records in order,\n"
+     "named <prefix><sink>-<shardId>-<first offset>-<last offset>.<ext>, buffered per shard\n"
+     "by --buffer-bytes and --buffer-interval. Its checkpoint moves only after the PUT\n"
+     "succeeded and a retry after a crash rewrites the same objects: every record lands in\n"
+     "exactly one object. Records that are not JSON or do not convert go under\n"
+     "--error-prefix with the reason. An unreachable store stalls the sink (its lag grows);\n"
+     "nothing is lost. Example:\n"
+     "  runnelctl sink create lake --stream events --to s3://bucket/raw/ --format parquet\n"
+     "    --schema events.yaml --prefix 'event_type=!{field:event_type}/!{timestamp:yyyy/MM/dd/HH}/'\n"
+     "    --buffer-bytes 5MiB --buffer-interval 300s",
+     opts_sink_create, 1, 1, ctl_sink_create},
+    {"sink", "list", "", "sinks with their stream, destination, lag and state",
+     "Every sink of the broker: stream, format, destination, lag in records (summed over\n"
+     "its shards), objects written since the broker started, state.",
+     NULL, 0, 0, ctl_sink_list},
+    {"sink", "describe", "NAME", "a sink's configuration and per-shard position and lag",
+     "The sink's configuration, state, and per shard: checkpoint (every record below is in\n"
+     "an object), end offset, lag in records and ms ('-' unknown; --json null), bytes\n"
+     "buffered, objects written, state (reading, buffering, flushing, retrying, paused,\n"
+     "stopped) and the last error.",
+     NULL, 1, 1, ctl_sink_describe},
+    {"sink", "pause", "NAME", "stop delivering; the sink keeps its position",
+     "Pause the sink: a flush being written finishes, nothing new is read; records buffered\n"
+     "but not written are read again on resume.", NULL, 1, 1, ctl_sink_pause},
+    {"sink", "resume", "NAME", "deliver again from the checkpoint", "Resume a paused sink from its checkpoint.",
+     NULL, 1, 1, ctl_sink_resume},
+    {"sink", "delete", "NAME", "delete a sink (its objects stay)",
+     "Delete the sink and its checkpoints. Objects already written stay in the store.", NULL, 1, 1,
+     ctl_sink_delete},
     {"status", NULL, "", "the broker: version, uptime, data directory, streams, health",
      "The broker's version, uptime, data directory and its free space, the number of\n"
      "streams and shards, its limits (--json), failed shards and its health. Exit status 1\n"

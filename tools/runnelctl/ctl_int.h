@@ -231,6 +231,12 @@ int ctl_group_describe(ctl_t *c, const ctl_args_t *a);
 int ctl_group_create(ctl_t *c, const ctl_args_t *a);
 int ctl_group_delete(ctl_t *c, const ctl_args_t *a);
 int ctl_group_reset(ctl_t *c, const ctl_args_t *a);
+int ctl_sink_create(ctl_t *c, const ctl_args_t *a);
+int ctl_sink_list(ctl_t *c, const ctl_args_t *a);
+int ctl_sink_describe(ctl_t *c, const ctl_args_t *a);
+int ctl_sink_pause(ctl_t *c, const ctl_args_t *a);
+int ctl_sink_resume(ctl_t *c, const ctl_args_t *a);
+int ctl_sink_delete(ctl_t *c, const ctl_args_t *a);
 int ctl_status(ctl_t *c, const ctl_args_t *a);
 int ctl_completion(ctl_t *c, const ctl_args_t *a);
 

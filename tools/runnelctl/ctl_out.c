@@ -81,7 +81,7 @@ int ctl_fail(ctl_t *c, rn_err_t err, const char *fmt, ...) {
    * "not found" errors the context already names what is missing */
   const char *detail = rn_last_error_message();
   bool show = detail[0] != '\0' && err != RN_ENOSTREAM && err != RN_EEXIST && err != RN_ENOSHARD &&
-              err != RN_ENOGROUP;
+              err != RN_ENOGROUP && err != RN_ENOSINK;
   fprintf(c->err, "runnelctl: %s: %s (%s)%s%s\n", ctx, rn_strerror(err), rn_err_name(err), show ? ": " : "",
           show ? detail : "");
   fflush(c->err);

@@ -60,7 +60,8 @@ typedef int rn_err_t;
   X(EGROUPACTIVE, -4019, 118, false, "consumer group has active members")                \
   X(EPROTOCOL, -4020, 119, false, "the peer does not speak runnel's native protocol") \
   X(EOBJSTORE, -4021, 120, true, "object store request failed")                        \
-  X(EBACKLOG, -4022, 121, true, "local disk at its high-water mark while tiered uploads are behind: retry later")
+  X(EBACKLOG, -4022, 121, true, "local disk at its high-water mark while tiered uploads are behind: retry later") \
+  X(ENOSINK, -4023, 122, false, "sink not found")
 
 typedef enum {
 #define RN__ERR_ENUM(name, value, wire, retry, msg) RN_##name = (value),

@@ -21,6 +21,7 @@
 
 #include "admin_int.h"
 #include "rn_groups.h" /* consumer groups' lag and checkpoints */
+#include "rn_sinks.h"  /* archive sinks' lag and objects */
 
 /* ---- labels ---------------------------------------------------------------------- */
 
@@ -482,6 +483,57 @@ static void render_groups(rn_admin_t *adm, rn_buf_t *b) {
   }
 }
 
+/* Archive sinks: as the groups, one pass per family. */
+typedef struct sink_pass {
+  rn_buf_t *b;
+  int what;
+} sink_pass_t;
+
+static void sink_row(void *arg, const rn_sinks_shard_stats_t *s) {
+  sink_pass_t *p = arg;
+  const rn_sink_shard_info_t *x = s->info;
+  const char *lbl = "{sink=\"%s\",stream=\"%s\",shard=\"shardId-%012u\"}";
+  char l[512];
+  snprintf(l, sizeof l, lbl, s->sink, s->stream, x->shard);
+  switch (p->what) {
+  case 0: rn_buf_printf(p->b, "runnel_sink_lag_records%s %llu\n", l, (unsigned long long)x->lag_records); break;
+  case 1:
+    if (x->lag_ms >= 0) rn_buf_printf(p->b, "runnel_sink_lag_seconds%s %.3f\n", l, (double)x->lag_ms / 1000.0);
+    break;
+  case 2: rn_buf_printf(p->b, "runnel_sink_checkpoint%s %llu\n", l, (unsigned long long)x->checkpoint); break;
+  case 3: rn_buf_printf(p->b, "runnel_sink_objects_total%s %llu\n", l, (unsigned long long)x->objects); break;
+  case 4: rn_buf_printf(p->b, "runnel_sink_records_total%s %llu\n", l, (unsigned long long)x->records); break;
+  case 5: rn_buf_printf(p->b, "runnel_sink_error_records_total%s %llu\n", l, (unsigned long long)x->error_records); break;
+  case 6: rn_buf_printf(p->b, "runnel_sink_bytes_total%s %llu\n", l, (unsigned long long)x->bytes_out); break;
+  case 7: rn_buf_printf(p->b, "runnel_sink_put_failures_total%s %llu\n", l, (unsigned long long)x->put_failures); break;
+  default: rn_buf_printf(p->b, "runnel_sink_buffered_bytes%s %llu\n", l, (unsigned long long)x->buffered_bytes); break;
+  }
+}
+
+static void render_sinks(rn_admin_t *adm, rn_buf_t *b) {
+  rn_sinks_t *ss = rn_sinks_of(adm->core);
+  if (ss == NULL) return;
+  static const char *const fam[][3] = {
+      {"runnel_sink_lag_records", "gauge", "Records of the shard the sink has not delivered yet (end offset - checkpoint)."},
+      {"runnel_sink_lag_seconds", "gauge",
+       "Age of the oldest record of the shard the sink has not delivered (now - its arrival); 0 when caught up; absent "
+       "while unknown."},
+      {"runnel_sink_checkpoint", "gauge", "The sink's checkpoint in the shard: every record below is in an object."},
+      {"runnel_sink_objects_total", "counter", "Objects the sink wrote for the shard (data and error objects)."},
+      {"runnel_sink_records_total", "counter", "Records the sink delivered into data objects."},
+      {"runnel_sink_error_records_total", "counter",
+       "Records the sink could not parse, time, place or convert, written under its error prefix with the reason."},
+      {"runnel_sink_bytes_total", "counter", "Bytes of the objects the sink wrote."},
+      {"runnel_sink_put_failures_total", "counter", "PUTs that failed (after the store's own retries); they are retried."},
+      {"runnel_sink_buffered_bytes", "gauge", "Stored batch bytes buffered for the shard's next object."},
+  };
+  for (int i = 0; i < 9; i++) {
+    family(b, fam[i][0], fam[i][1], fam[i][2]);
+    sink_pass_t p = {b, i};
+    rn_sinks_foreach_shard(ss, sink_row, &p);
+  }
+}
+
 void rn__metrics_render(rn_admin_t *adm, rn_buf_t *b, const rn__disk_usage_t *disk) {
   rn_core_stats_t st;
   rn_core_stats(adm->core, &st);
@@ -510,6 +562,7 @@ void rn__metrics_render(rn_admin_t *adm, rn_buf_t *b, const rn__disk_usage_t *di
   render_shards(adm, b);
   render_tier(adm, b);
   render_groups(adm, b);
+  render_sinks(adm, b);
   render_http(adm, b);
   for (size_t i = 0; i < adm->nsources; i++) {
     char small[4096];

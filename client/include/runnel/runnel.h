@@ -667,6 +667,77 @@ RN_EXTERN rn_err_t rn_group_delete(rn_client_t *cl, const char *stream, const ch
 RN_EXTERN rn_err_t rn_group_reset(rn_client_t *cl, const char *stream, const char *group, rn_pos_kind_t kind,
                                   int64_t value, const uint32_t *shards, size_t n, rn_group_desc_t **out);
 
+/* ==== archive sinks (docs/sinks.md) ========================================== */
+
+/* A sink delivers one stream to an object store as NDJSON(.gz) or Parquet
+ * objects under a prefix template, buffered per shard by size and time. */
+typedef enum { RN_SINK_FORMAT_NDJSON = 0, RN_SINK_FORMAT_PARQUET = 1 } rn_sink_format_t;
+/* The wire's SinkCompression: 0 = the format's default (NDJSON gzip, Parquet
+ * the schema's), 1 none, 2 gzip, 3 snappy, 4 zstd. */
+typedef enum {
+  RN_SINK_COMPRESSION_DEFAULT = 0,
+  RN_SINK_COMPRESSION_NONE = 1,
+  RN_SINK_COMPRESSION_GZIP = 2,
+  RN_SINK_COMPRESSION_SNAPPY = 3,
+  RN_SINK_COMPRESSION_ZSTD = 4,
+} rn_sink_compression_t;
+
+/* Borrowed by rn_sink_create for the call. */
+typedef struct rn_sink_conf {
+  const char *name, *stream;
+  const char *destination;      /* "s3://bucket/prefix/" or "file:///dir/" */
+  rn_sink_format_t format;
+  rn_sink_compression_t compression;
+  const char *schema;           /* Parquet: the schema file's text */
+  const char *prefix;           /* NULL = "!{timestamp:yyyy/MM/dd/HH}/" */
+  const char *error_prefix;     /* NULL = "errors/!{error}/!{timestamp:yyyy/MM/dd}/" */
+  uint64_t buffer_bytes;        /* 0 = 5 MiB */
+  int64_t buffer_interval_ms;   /* 0 = 300 s */
+  const char *event_time_field; /* NULL = arrival time */
+  bool start_latest;            /* start at the end instead of the earliest record */
+} rn_sink_conf_t;
+
+typedef struct rn_sink_shard_desc {
+  uint32_t shard;
+  uint64_t checkpoint;          /* every record below is in an object */
+  uint64_t end_offset, lag_records;
+  int64_t lag_ms;               /* 0 caught up; -1 unknown */
+  uint64_t buffered_bytes, buffered_records;
+  char *state;                  /* "idle", "reading", "buffering", "flushing", "retrying", "paused", "stopped" */
+  char *last_error;             /* "" none */
+  uint64_t objects, records, error_records; /* since the broker started */
+  bool pending;                 /* a flush of [pending_first, pending_last] is being written */
+  uint64_t pending_first, pending_last;
+} rn_sink_shard_desc_t;
+
+/* Owned by the caller: rn_sink_desc_free. */
+typedef struct rn_sink_desc {
+  char *name, *stream, *destination, *schema, *prefix, *error_prefix, *event_time_field;
+  rn_sink_format_t format;
+  rn_sink_compression_t compression;
+  uint64_t buffer_bytes;
+  int64_t buffer_interval_ms;
+  bool start_latest;
+  bool paused;
+  char *state;                  /* "running", "paused", "stopped: <why>" */
+  int64_t created_ms;
+  size_t shard_count;
+  rn_sink_shard_desc_t *shards;
+} rn_sink_desc_t;
+
+RN_EXTERN void rn_sink_desc_free(rn_sink_desc_t *d); /* NULL ok */
+/* Create a sink (answered once it is durable). out may be NULL. Blocking.
+ * RN_EEXIST, RN_ENOSTREAM, RN_EINVAL (rn_last_error_message says which field). */
+RN_EXTERN rn_err_t rn_sink_create(rn_client_t *cl, const rn_sink_conf_t *conf, rn_sink_desc_t **out);
+/* Every sink's name, sorted (rn_stream_names_free). Blocking. */
+RN_EXTERN rn_err_t rn_sink_list(rn_client_t *cl, rn_stream_names_t **out);
+/* Configuration, state and per-shard position and lag. RN_ENOSINK. Blocking. */
+RN_EXTERN rn_err_t rn_sink_describe(rn_client_t *cl, const char *name, rn_sink_desc_t **out);
+/* Pause (resume false) or resume; the sink keeps its position. out may be NULL. Blocking. */
+RN_EXTERN rn_err_t rn_sink_pause(rn_client_t *cl, const char *name, bool resume, rn_sink_desc_t **out);
+/* Delete a sink (objects already written stay). Blocking. */
+RN_EXTERN rn_err_t rn_sink_delete(rn_client_t *cl, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,6 +79,7 @@ static const pinned_t pinned[] = {
     {"EPROTOCOL", -4020, 119, false},
     {"EOBJSTORE", -4021, 120, true},
     {"EBACKLOG", -4022, 121, true},
+    {"ENOSINK", -4023, 122, false},
 };
 #define NPINNED (sizeof pinned / sizeof pinned[0])
 
