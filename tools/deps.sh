@@ -22,7 +22,9 @@ PKGS=(
   libyaml-dev                    # broker config
   libssl-dev                     # MD5 routing, SHA-256/HMAC
   libjansson-dev                 # JSON (runnelctl output; the Kinesis API and REST ingest)
-  zlib1g-dev                     # gzip request bodies of REST ingest
+  zlib1g-dev                     # gzip request bodies of REST ingest; GZIP Parquet pages
+  libsnappy-dev                  # SNAPPY Parquet pages (snappy-c.h; broker/sinks/parquet.c)
+  libzstd-dev                    # ZSTD Parquet pages (zstd.h; broker/sinks/parquet.c)
   libhttp-parser-dev             # HTTP/1.1 request parsing (broker HTTP port)
   libnghttp2-dev                 # HTTP/2 (h2c prior knowledge, ALPN h2) on the HTTP port
   libcurl4-openssl-dev           # the S3 object store of tiered storage (storage/tier/s3.c)
