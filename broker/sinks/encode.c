@@ -314,9 +314,9 @@ void rn__sink_objs_free(rn__sink_obj_t *objs, size_t n) {
   free(objs);
 }
 
-static void fail(rn__sink_enc_t *e, rn_err_t err, const char *fmt, const char *detail) {
+static void fail(rn__sink_enc_t *e, rn_err_t err, const char *what, const char *detail) {
   e->err = err;
-  snprintf(e->msg, sizeof e->msg, fmt, detail);
+  snprintf(e->msg, sizeof e->msg, "%s: %s", what, detail);
 }
 
 void rn__sink_encode(rn__sink_enc_t *e) {
@@ -335,7 +335,7 @@ void rn__sink_encode(rn__sink_enc_t *e) {
     rn_batch_header_t h;
     rn_err_t rc = rn_batch_header_decode(p, left, &h);
     if (rc != 0 || h.batch_length > left) {
-      fail(e, RN_ECORRUPT, "a stored batch does not decode: %s", rn_strerror(rc ? rc : RN_EPARTIAL));
+      fail(e, RN_ECORRUPT, "a stored batch does not decode", rn_strerror(rc ? rc : RN_EPARTIAL));
       break;
     }
     uint64_t last_off = h.base_offset + (h.record_count ? h.record_count - 1 : 0);
@@ -343,7 +343,7 @@ void rn__sink_encode(rn__sink_enc_t *e) {
       rn_batch_iter_t it;
       rc = rn_batch_iter_init(&it, p, h.batch_length);
       if (rc != 0) {
-        fail(e, rc, "a stored batch failed verification: %s", rn_strerror(rc));
+        fail(e, rc, "a stored batch failed verification", rn_strerror(rc));
         rn_batch_iter_free(&it);
         break;
       }
@@ -354,7 +354,7 @@ void rn__sink_encode(rn__sink_enc_t *e) {
         if (rc != 0) break;
       }
       rn_batch_iter_free(&it);
-      if (rc != 0 && rc != RN_EOFFSET) fail(e, rc, "decoding records: %s", rn_strerror(rc));
+      if (rc != 0 && rc != RN_EOFFSET) fail(e, rc, "decoding records", rn_strerror(rc));
     }
     p += h.batch_length;
     left -= h.batch_length;
@@ -378,7 +378,7 @@ void rn__sink_encode(rn__sink_enc_t *e) {
         ext = pt->errors ? ".ndjson" : rn__sink_fmt_ext(f);
       }
       if (rc != 0) {
-        fail(e, rc, "building an object: %s", rn_strerror(rc));
+        fail(e, rc, "building an object", rn_strerror(rc));
         break;
       }
       size_t kn = strlen(pt->prefix) + strlen(e->sink) + 96;

@@ -17,6 +17,7 @@
  * Loop thread only, except encode_work and snap_work (thread pool).
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 #include "runnel/batch.h"
 #include "runnel/keys.h"
 #include "sinks_int.h"
+
+/* protobuf-c takes char * for strings it only reads when packing. */
+#define W(s) ((char *)(uintptr_t)(s))
 
 #define STATE_DIR "sinks"
 #define STATE_FILE "sinks.meta"
@@ -80,7 +84,7 @@ struct sink {
   char stopped[200];      /* "" running; else why delivery stopped */
   rn_core_stream_t *st;   /* bound (referenced) while the stream is ACTIVE */
   rn_objstore_t *store;   /* NULL when opts.store is used */
-  uv_poll_t poll;
+  uv_poll_t *poll;        /* its own allocation: freed by its close callback, which may run after the sink */
   bool poll_on;
   sshard_t *shards;
   uint32_t nshards;
@@ -141,17 +145,17 @@ static void objs_clear(sshard_t *s) {
 static Runnel__SinkConfig *config_to_pb(rn_arena_t *a, const rn_sink_config_t *c) {
   Runnel__SinkConfig *p = rn_arena_alloc(a, sizeof *p);
   runnel__sink_config__init(p);
-  p->name = (char *)c->name;
-  p->stream = (char *)c->stream;
-  p->destination = (char *)c->destination;
+  p->name = W(c->name);
+  p->stream = W(c->stream);
+  p->destination = W(c->destination);
   p->format = (Runnel__SinkFormat)c->format;
   p->compression = (Runnel__SinkCompression)c->compression;
-  p->schema = (char *)c->schema;
-  p->prefix = (char *)c->prefix;
-  p->error_prefix = (char *)c->error_prefix;
+  p->schema = W(c->schema);
+  p->prefix = W(c->prefix);
+  p->error_prefix = W(c->error_prefix);
   p->buffer_bytes = c->buffer_bytes;
   p->buffer_interval_ms = c->buffer_interval_ms;
-  p->event_time_field = (char *)c->event_time_field;
+  p->event_time_field = W(c->event_time_field);
   p->start_kind = c->start_latest ? RUNNEL__POSITION_KIND__POSITION_LATEST : RUNNEL__POSITION_KIND__POSITION_EARLIEST;
   return p;
 }
@@ -284,6 +288,8 @@ static void on_store(uv_poll_t *h, int status, int events) {
   rn_objstore_poll(sk->store);
 }
 
+static void poll_freed(uv_handle_t *h) { free(h); }
+
 static rn_objstore_t *sink_store(const sink_t *sk) { return sk->store ? sk->store : sk->ss->opts.store; }
 
 /* Parse "s3://bucket/prefix/" or "file:///dir/" and make the store. */
@@ -329,7 +335,45 @@ static rn_err_t store_open(rn_sinks_t *ss, const char *dest, rn_objstore_t **out
 
 static void poll_closed(uv_handle_t *h) {
   sink_t *sk = h->data;
+  free(h);
   sink_unref(sk);
+}
+
+/* Destroying a store joins its threads: on the thread pool, unless the loop
+ * no longer runs (close). Nothing may be in flight on it. */
+typedef struct store_job {
+  uv_work_t work;
+  rn_core_t *core;
+  rn_objstore_t *store;
+} store_job_t;
+
+static void store_destroy_work(uv_work_t *w) {
+  store_job_t *j = w->data;
+  rn_objstore_destroy(j->store);
+}
+
+static void store_destroy_after(uv_work_t *w, int status) {
+  (void)status;
+  store_job_t *j = w->data;
+  rn_core_work_end(j->core);
+  free(j);
+}
+
+static void store_destroy(rn_sinks_t *ss, rn_objstore_t *store) {
+  if (store == NULL) return;
+  if (ss->closing) {
+    rn_objstore_destroy(store);
+    return;
+  }
+  store_job_t *j = rn_xcalloc(1, sizeof *j);
+  j->work.data = j;
+  j->core = ss->core;
+  j->store = store;
+  rn_core_work_begin(ss->core);
+  if (uv_queue_work(rn_core_loop(ss->core), &j->work, store_destroy_work, store_destroy_after) != 0) {
+    rn_objstore_destroy(store);
+    store_destroy_after(&j->work, 0);
+  }
 }
 
 static void sink_free(sink_t *sk) {
@@ -339,7 +383,7 @@ static void sink_free(sink_t *sk) {
   }
   free(sk->shards);
   if (sk->st) rn_core_stream_unref(sk->st);
-  rn_objstore_destroy(sk->store);
+  store_destroy(sk->ss, sk->store);
   rn__sink_fmt_free(sk->fmt);
   free(sk->name);
   free(sk->stream);
@@ -351,24 +395,16 @@ static void sink_free(sink_t *sk) {
   free(sk);
 }
 
-/* Copy c into a new sink (refs 1: the list's), compile its format, open its store. */
+/* Copy c into a new sink (refs 1: the list's) and compile its format. The
+ * store comes after (sink_attach_store): opening one touches files. */
 static rn_err_t sink_new(rn_sinks_t *ss, const rn_sink_config_t *c, sink_t **out, char *why, size_t whylen) {
   rn__sink_fmt_t *fmt;
   rn_err_t rc = rn__sink_fmt_compile(c, &fmt, why, whylen);
   if (rc != 0) return rc;
-  rn_objstore_t *store = NULL;
-  if (ss->opts.store == NULL) {
-    rc = store_open(ss, c->destination, &store, why, whylen);
-    if (rc != 0) {
-      rn__sink_fmt_free(fmt);
-      return rc;
-    }
-  }
   sink_t *sk = rn_xcalloc(1, sizeof *sk);
   sk->ss = ss;
   sk->refs = 1;
   sk->fmt = fmt;
-  sk->store = store;
   sk->name = dup_or_empty(c->name);
   sk->stream = dup_or_empty(c->stream);
   sk->dest = dup_or_empty(c->destination);
@@ -387,15 +423,20 @@ static rn_err_t sink_new(rn_sinks_t *ss, const rn_sink_config_t *c, sink_t **out
   sk->cfg.event_time_field = sk->event_time_field;
   if (sk->cfg.buffer_bytes == 0) sk->cfg.buffer_bytes = DEFAULT_BUFFER_BYTES;
   if (sk->cfg.buffer_interval_ms == 0) sk->cfg.buffer_interval_ms = DEFAULT_INTERVAL_MS;
-  if (store != NULL) {
-    sk->poll.data = sk;
-    uv_poll_init(rn_core_loop(ss->core), &sk->poll, rn_objstore_fd(store));
-    uv_poll_start(&sk->poll, UV_READABLE, on_store);
-    sk->poll_on = true;
-    sink_ref(sk); /* the poll handle's, dropped when it closed */
-  }
   *out = sk;
   return 0;
+}
+
+/* Give sk its store (NULL: opts.store is used) and poll it on the loop. */
+static void sink_attach_store(sink_t *sk, rn_objstore_t *store) {
+  sk->store = store;
+  if (store == NULL) return;
+  sk->poll = rn_xcalloc(1, sizeof *sk->poll);
+  sk->poll->data = sk;
+  uv_poll_init(rn_core_loop(sk->ss->core), sk->poll, rn_objstore_fd(store));
+  uv_poll_start(sk->poll, UV_READABLE, on_store);
+  sk->poll_on = true;
+  sink_ref(sk); /* the poll handle's, dropped when it closed */
 }
 
 /* Take sk out of the list; it is freed once nothing in flight holds it. */
@@ -409,7 +450,7 @@ static void sink_remove(rn_sinks_t *ss, sink_t *sk) {
   sk->deleted = true;
   if (sk->poll_on) {
     sk->poll_on = false;
-    uv_close((uv_handle_t *)&sk->poll, poll_closed);
+    uv_close((uv_handle_t *)sk->poll, poll_closed);
   }
   sink_unref(sk);
 }
@@ -771,9 +812,9 @@ static rn_err_t on_close(void *arg) {
     sink_t *sk = ss->sinks[ss->nsinks - 1];
     /* The loop no longer runs: stop polling by hand, cancel the PUTs. */
     if (sk->poll_on) {
-      uv_poll_stop(&sk->poll);
       sk->poll_on = false;
-      sk->refs--; /* the handle's; it is closed with the loop */
+      uv_close((uv_handle_t *)sk->poll, poll_freed); /* its callback runs at the loop's last turn */
+      sk->refs--;                                    /* the handle's */
     }
     sink_ref(sk);
     rn_objstore_destroy(sk->store); /* cancels: on_put runs with RN_ECANCELED */
@@ -814,7 +855,7 @@ rn_err_t rn_sinks_open(rn_core_t *core, const rn_sinks_opts_t *opts, rn_sinks_t 
   size_t n = strlen(rn_core_data_dir(core)) + sizeof "/" STATE_DIR;
   ss->dir = rn_xmalloc(n);
   snprintf(ss->dir, n, "%s/%s", rn_core_data_dir(core), STATE_DIR);
-  rn_err_t rc = ss->fs->ops->mkdirs(ss->fs, ss->dir);
+  rn_err_t rc = ss->fs->mkdirs(ss->fs, ss->dir);
   if (rc != 0) {
     snprintf(why, whylen, "cannot create %s: %s", ss->dir, rn_strerror(rc));
     goto fail;
@@ -845,10 +886,14 @@ rn_err_t rn_sinks_open(rn_core_t *core, const rn_sinks_opts_t *opts, rn_sinks_t 
       sink_t *sk;
       char w[256];
       rc = sink_new(ss, &c, &sk, w, sizeof w);
+      rn_objstore_t *store = NULL;
+      if (rc == 0 && ss->opts.store == NULL && (rc = store_open(ss, c.destination, &store, w, sizeof w)) != 0)
+        sink_unref(sk);
       if (rc != 0) {
         snprintf(why, whylen, "sink %s in %s/%s: %s", c.name, ss->dir, STATE_FILE, w);
         goto fail;
       }
+      sink_attach_store(sk, store);
       sk->stream_uid = p->stream_uid;
       sk->created_ms = p->created_ms;
       sk->paused = p->paused;
@@ -868,10 +913,12 @@ rn_err_t rn_sinks_open(rn_core_t *core, const rn_sinks_opts_t *opts, rn_sinks_t 
   *out = ss;
   return 0;
 fail:
+  ss->closing = true; /* stores are destroyed here, not on a loop that does not run yet */
   for (size_t i = 0; i < ss->nsinks; i++) {
     sink_t *sk = ss->sinks[i];
     if (sk->poll_on) {
-      uv_poll_stop(&sk->poll);
+      uv_close((uv_handle_t *)sk->poll, poll_freed);
+      sk->poll_on = false;
       sk->refs--;
     }
     sink_unref(sk);
@@ -968,6 +1015,56 @@ static void start_all(snap_job_t *j) {
   for (uint32_t i = 0; i < j->sk->nshards; i++) shard_step(&j->sk->shards[i]);
 }
 
+/* Opening a store touches files (a local directory's root, a credentials
+ * file): done on the thread pool, then the sink joins the list. */
+typedef struct create_job {
+  uv_work_t work;
+  sink_t *sk;
+  rn_objstore_t *store;
+  rn_err_t err;
+  char why[512];
+  rn_sink_reply_cb cb;
+  void *ctx;
+} create_job_t;
+
+static void create_work(uv_work_t *w) {
+  create_job_t *j = w->data;
+  if (j->sk->ss->opts.store == NULL) j->err = store_open(j->sk->ss, j->sk->dest, &j->store, j->why, sizeof j->why);
+}
+
+static void create_after(uv_work_t *w, int status) {
+  (void)status;
+  create_job_t *j = w->data;
+  sink_t *sk = j->sk;
+  rn_sinks_t *ss = sk->ss;
+  rn_core_work_end(ss->core);
+  rn_core_stream_t *st = rn_core_stream_find(ss->core, sk->stream);
+  if (j->err != 0) {
+    reply_err(j->cb, j->ctx, j->err, "%s", j->why);
+  } else if (sink_find(ss, sk->name) != NULL) {
+    reply_err(j->cb, j->ctx, RN_EEXIST, "sink %s already exists", sk->name);
+  } else if (st == NULL || rn_core_stream_uid(st) != sk->stream_uid) {
+    reply_err(j->cb, j->ctx, RN_ENOSTREAM, "stream %s not found (deleted while the sink was being created)",
+              sk->stream);
+  } else if (ss->closing || rn_core_draining(ss->core)) {
+    reply_err(j->cb, j->ctx, RN_ESHUTDOWN, "the broker is shutting down");
+  } else {
+    sink_attach_store(sk, j->store);
+    j->store = NULL;
+    sink_bind(sk, st, sk->cfg.start_latest);
+    ss->sinks = rn_xrealloc(ss->sinks, (ss->nsinks + 1) * sizeof *ss->sinks);
+    ss->sinks[ss->nsinks++] = sk;
+    rn_core_log(ss->core, RN_LVL_INFO, "sink %s created: stream %s to %s as %s", sk->name, sk->stream, sk->dest,
+                rn__sink_fmt_ext(sk->fmt));
+    state_write(ss, sk, start_all, j->cb, j->ctx, true);
+    free(j);
+    return;
+  }
+  store_destroy(ss, j->store); /* a failed create's store: nothing in flight */
+  sink_unref(sk);
+  free(j);
+}
+
 void rn_sinks_create(rn_sinks_t *ss, const rn_sink_config_t *c, rn_sink_reply_cb cb, void *ctx) {
   char why[512];
   if (rn_core_draining(ss->core)) return reply_err(cb, ctx, RN_ESHUTDOWN, "the broker is shutting down");
@@ -990,12 +1087,18 @@ void rn_sinks_create(rn_sinks_t *ss, const rn_sink_config_t *c, rn_sink_reply_cb
   if (rc != 0) return reply_err(cb, ctx, rc, "%s", why);
   sk->stream_uid = rn_core_stream_uid(st);
   sk->created_ms = rn_core_now_ms(ss->core);
-  sink_bind(sk, st, c->start_latest);
-  ss->sinks = rn_xrealloc(ss->sinks, (ss->nsinks + 1) * sizeof *ss->sinks);
-  ss->sinks[ss->nsinks++] = sk;
-  rn_core_log(ss->core, RN_LVL_INFO, "sink %s created: stream %s to %s as %s", sk->name, sk->stream, sk->dest,
-              rn__sink_fmt_ext(sk->fmt));
-  state_write(ss, sk, start_all, cb, ctx, true);
+  sk->cfg.start_latest = c->start_latest;
+  create_job_t *j = rn_xcalloc(1, sizeof *j);
+  j->work.data = j;
+  j->sk = sk;
+  j->cb = cb;
+  j->ctx = ctx;
+  rn_core_work_begin(ss->core);
+  if (uv_queue_work(rn_core_loop(ss->core), &j->work, create_work, create_after) != 0) {
+    j->err = RN_ENOMEM;
+    snprintf(j->why, sizeof j->why, "cannot queue the store's opening");
+    create_after(&j->work, 0);
+  }
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }

@@ -492,9 +492,8 @@ typedef struct sink_pass {
 static void sink_row(void *arg, const rn_sinks_shard_stats_t *s) {
   sink_pass_t *p = arg;
   const rn_sink_shard_info_t *x = s->info;
-  const char *lbl = "{sink=\"%s\",stream=\"%s\",shard=\"shardId-%012u\"}";
   char l[512];
-  snprintf(l, sizeof l, lbl, s->sink, s->stream, x->shard);
+  snprintf(l, sizeof l, "{sink=\"%s\",stream=\"%s\",shard=\"shardId-%012u\"}", s->sink, s->stream, x->shard);
   switch (p->what) {
   case 0: rn_buf_printf(p->b, "runnel_sink_lag_records%s %llu\n", l, (unsigned long long)x->lag_records); break;
   case 1:
