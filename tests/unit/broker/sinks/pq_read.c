@@ -280,7 +280,7 @@ rn_err_t pqr_rle_decode(const uint8_t *p, size_t len, int bit_width, uint32_t *o
     if (err) return err;
     if (h & 1) { /* bit-packed: (h >> 1) groups of 8 */
       uint64_t groups = h >> 1;
-      if (groups == 0 || groups > (len - r.at) / (size_t)(bit_width ? bit_width : 1)) return RN_ECORRUPT;
+      if (groups == 0 || (bit_width && groups > (len - r.at) / (size_t)bit_width)) return RN_ECORRUPT;
       size_t count = (size_t)groups * 8;
       size_t bit = r.at * 8;
       for (size_t i = 0; i < count; i++) {
