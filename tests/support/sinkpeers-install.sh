@@ -41,7 +41,8 @@ install_node() {
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
     if ! (cd "$dest.tmp" && npm install --no-audit --no-fund --loglevel=error "${pkgs[@]}") >"$log" 2>&1; then
       rm -rf "$dest.tmp"
-      fail "node: npm install ${pkgs[*]} failed: $(tail -1 "$log")"
+      # npm's last line only names its own debug log: say what went wrong
+      fail "node: npm install ${pkgs[*]} failed: $(grep -m2 '^npm error' "$log" | paste -sd ' ' || tail -1 "$log")"
     fi
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
   fi
