@@ -249,7 +249,8 @@ static void set_err(rn_arena_t *a, rn_core_batch_result_t *r, rn_err_t err, cons
   r->msg = m;
 }
 
-static void dedup_resolve(produce_item_t *it, rn_err_t err);
+static dedup_wait_t *dedup_resolve(produce_item_t *it, rn_err_t err);
+static void dedup_answer(dedup_wait_t *w, rn_err_t err, uint32_t shard);
 
 static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   produce_item_t *it = arg;
@@ -260,7 +261,8 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   eng->inflight_appends--;
   shard_note_append(it->sh, it, err);
   it->appended = false;
-  if (it->nids || it->waits) dedup_resolve(it, err);
+  dedup_wait_t *waits = it->nids || it->waits ? dedup_resolve(it, err) : NULL;
+  uint32_t shard = it->sh->index;
   if (err) {
     if (it->producer_id) producer_forget(it->sh, it->producer_id, it->epoch, it->seq);
     set_err(&op->arena, r, err, "shard %u: append failed: %s%s", it->sh->index, rn_strerror(err),
@@ -277,7 +279,9 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
     rn__tier_note_append(eng, it->sh);
     rn__shard_wake(eng, it->sh);
   }
-  produce_item_done(op);
+  produce_item_done(op); /* op and it may be gone now */
+  /* The copies that waited are answered after their first copy's request. */
+  if (waits) dedup_answer(waits, err, shard);
 }
 
 /* Check every record: structure (the iterator is strict) and size. */
@@ -488,9 +492,10 @@ static void dedup_unwind(produce_item_t *it) {
   it->nids = 0;
 }
 
-/* it's append completed with err: settle (or remove) its entries, answer
- * the copies that waited for it. */
-static void dedup_resolve(produce_item_t *it, rn_err_t err) {
+/* it's append completed with err: settle (or remove) its entries. Returns
+ * the copies that waited for it, for dedup_answer once it's own request
+ * was answered. */
+static dedup_wait_t *dedup_resolve(produce_item_t *it, rn_err_t err) {
   rn__dedup_t *d = it->op->st->dedup;
   for (uint32_t k = 0; d && k < it->nids; k++) {
     if (err) {
@@ -503,6 +508,11 @@ static void dedup_resolve(produce_item_t *it, rn_err_t err) {
   it->nids = 0;
   dedup_wait_t *w = it->waits;
   it->waits = NULL;
+  return w;
+}
+
+/* Answer the copies that waited for an append to shard (completed with err). */
+static void dedup_answer(dedup_wait_t *w, rn_err_t err, uint32_t shard) {
   while (w) {
     dedup_wait_t *next = w->next;
     produce_item_t *wi = w->waiter;
@@ -510,7 +520,7 @@ static void dedup_resolve(produce_item_t *it, rn_err_t err) {
     rn_core_batch_result_t *wr = &wop->results[wi->i];
     if (err && !wr->err)
       set_err(&wop->arena, wr, err, "shard %u: record %u: its first copy (shard %u) failed to store: %s; retry",
-              wi->sh->index, w->index, it->sh->index, rn_strerror(err));
+              wi->sh->index, w->index, shard, rn_strerror(err));
     if (--wi->waiting == 0 && wi->records == 0 && wi->producer_id) {
       /* A batch made only of hits: its sequence is answered like a stored one from now on. */
       if (wr->err) {
@@ -576,10 +586,27 @@ static int seen_cmp(const void *a, const void *b) {
   return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* Record timestamps are the producer's, arrival is the broker's: the scan
- * starts this much before the window by timestamp, then keeps what arrived
- * within it. */
-#define DEDUP_REBUILD_SKEW_MS (3600 * 1000)
+/* The first offset of sh whose batch arrived at or after cutoff, by a
+ * binary search over the batches' arrival times (stamped by this broker as
+ * they are appended, so non-decreasing along the log unless its clock
+ * stepped back). Record timestamps are the producer's and the time index
+ * follows them, so it cannot be used for this. Blocking (at open). */
+static uint64_t first_arrival_at(rn_log_t *log, int64_t cutoff, uint8_t **buf, size_t *cap) {
+  uint64_t lo = rn_log_start(log), hi = rn_log_end(log);
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    size_t len = 0;
+    rn_batch_header_t h;
+    if (rn_core_log_read(log, mid, buf, cap, &len) || len == 0 || rn_batch_header_decode(*buf, len, &h))
+      return lo; /* unreadable: scan from what is known */
+    if (h.arrival_time_ms < cutoff)
+      lo = rn_batch_last_offset(&h) + 1;
+    else
+      hi = h.base_offset > lo ? h.base_offset : lo;
+    if (hi <= lo) break;
+  }
+  return lo;
+}
 
 rn_err_t rn__stream_load_dedup(rn_engine_t *eng, rn_stream_t *st) {
   int64_t now = rn__now_ms(eng), cutoff = now - st->dedup_window_ms;
@@ -590,12 +617,17 @@ rn_err_t rn__stream_load_dedup(rn_engine_t *eng, rn_stream_t *st) {
   if (!buf) return RN_ENOMEM;
   rn_err_t err = 0;
   uint64_t records = 0;
+  size_t probe_cap = 64 << 10;
+  uint8_t *probe = malloc(probe_cap);
+  if (!probe) {
+    free(buf);
+    return RN_ENOMEM;
+  }
   for (uint32_t s = 0; s < st->nshards && !err; s++) {
     rn_shard_t *sh = &st->shards[s];
     if (!sh->log) continue;
-    uint64_t from = rn_log_start(sh->log), end = rn_log_end(sh->log);
-    uint64_t at_time;
-    if (rn_log_find_time(sh->log, cutoff - DEDUP_REBUILD_SKEW_MS, &at_time) == 0 && at_time > from) from = at_time;
+    uint64_t end = rn_log_end(sh->log);
+    uint64_t from = first_arrival_at(sh->log, cutoff, &probe, &probe_cap);
     while (from < end && !err) {
       size_t len = 0;
       err = rn_core_log_read(sh->log, from, &buf, &cap, &len);
@@ -633,8 +665,9 @@ rn_err_t rn__stream_load_dedup(rn_engine_t *eng, rn_stream_t *st) {
     }
   }
   free(buf);
+  free(probe);
   if (!err) {
-    qsort(v, nv, sizeof(*v), seen_cmp);
+    if (nv) qsort(v, nv, sizeof(*v), seen_cmp);
     for (size_t i = 0; i < nv; i++)
       if (!rn__dedup_find(st->dedup, v[i].h, now))
         rn__dedup_insert(st->dedup, v[i].h, v[i].shard, v[i].offset, v[i].arrival, NULL);
