@@ -24,8 +24,39 @@ static void ws(scan_t *s) {
 
 static bool hex(uint8_t c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-/* A string at s->p (the opening quote); *body and *blen its raw bytes. UTF-8
- * is passed through unchecked (an id is compared as bytes). */
+/* Four hex digits at p, or UINT32_MAX. */
+static uint32_t hex4(const uint8_t *p, const uint8_t *end) {
+  if (end - p < 4) return UINT32_MAX;
+  uint32_t v = 0;
+  for (int k = 0; k < 4; k++) {
+    uint8_t c = p[k];
+    if (!hex(c)) return UINT32_MAX;
+    v = v << 4 | (uint32_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  }
+  return v;
+}
+
+/* One well-formed UTF-8 sequence at p (lead byte >= 0x80): its length, or
+ * 0 (overlong, a surrogate, above U+10FFFF, truncated). */
+static size_t utf8(const uint8_t *p, const uint8_t *end) {
+  uint8_t c = p[0];
+  size_t n;
+  uint32_t min, cp;
+  if (c >= 0xC2 && c <= 0xDF) n = 2, min = 0x80, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3, min = 0x800, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4, min = 0x10000, cp = c & 0x07;
+  else return 0;
+  if ((size_t)(end - p) < n) return 0;
+  for (size_t k = 1; k < n; k++) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (p[k] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+/* A string at s->p (the opening quote); *body and *blen its raw bytes
+ * (escapes as written; the id is compared as bytes). */
 static bool string(scan_t *s, const uint8_t **body, size_t *blen) {
   if (s->p >= s->end || *s->p != '"') return false;
   const uint8_t *b = ++s->p;
@@ -38,14 +69,27 @@ static bool string(scan_t *s, const uint8_t **body, size_t *blen) {
       return true;
     }
     if (c < 0x20) return false;
+    if (c >= 0x80) {
+      size_t n = utf8(s->p, s->end);
+      if (!n) return false;
+      s->p += n;
+      continue;
+    }
     if (c == '\\') {
       if (++s->p >= s->end) return false;
       c = *s->p;
       if (c == 'u') {
-        if (s->end - s->p < 5) return false;
-        for (int k = 1; k <= 4; k++)
-          if (!hex(s->p[k])) return false;
+        /* \uXXXX; a surrogate must be a high one followed by \u and a low
+         * one (a lone surrogate is refused, as by most parsers). */
+        uint32_t u = hex4(s->p + 1, s->end);
+        if (u == UINT32_MAX || (u >= 0xDC00 && u <= 0xDFFF)) return false;
         s->p += 4;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+          if (s->end - s->p < 7 || s->p[1] != '\\' || s->p[2] != 'u') return false;
+          uint32_t lo = hex4(s->p + 3, s->end);
+          if (lo == UINT32_MAX || lo < 0xDC00 || lo > 0xDFFF) return false;
+          s->p += 6;
+        }
       } else if (!strchr("\"\\/bfnrt", c) || c == 0) {
         return false;
       }

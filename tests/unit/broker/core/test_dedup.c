@@ -150,6 +150,13 @@ static void test_json_field(void **state) {
   assert_false(field("{\"event_uuid\":\"a\tb\"}", "event_uuid", v, sizeof v));
   assert_false(field("not json", "event_uuid", v, sizeof v));
   assert_false(field("", "event_uuid", v, sizeof v));
+  /* Strings are UTF-8 and surrogate escapes come in pairs. */
+  assert_true(field("{\"k\":\"\xc3\xa9t\xc3\xa9\",\"s\":\"\\ud83d\\ude00\"}", "k", v, sizeof v));
+  assert_false(field("{\"k\":\"\xe4\"}", "k", v, sizeof v));         /* truncated sequence */
+  assert_false(field("{\"k\":\"\xc0\xaf\"}", "k", v, sizeof v));     /* overlong */
+  assert_false(field("{\"k\":\"\xed\xa0\x80\"}", "k", v, sizeof v)); /* a surrogate */
+  assert_false(field("{\"k\":\"\\udd00\"}", "k", v, sizeof v));     /* a lone low surrogate */
+  assert_false(field("{\"k\":\"\\ud83dx\"}", "k", v, sizeof v));    /* a high one alone */
   /* The first of two members with the name wins. */
   assert_true(field("{\"k\":\"1\",\"k\":\"2\"}", "k", v, sizeof v));
   assert_string_equal(v, "1");
