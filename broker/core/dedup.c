@@ -123,6 +123,7 @@ void rn__dedup_expire(rn__dedup_t *d, int64_t now_ms) {
 }
 
 rn__dedup_entry_t *rn__dedup_find(rn__dedup_t *d, rn__dedup_hash_t h, int64_t now_ms) {
+  rn__dedup_expire(d, now_ms); /* pops from the head: O(1) amortised */
   uint32_t i = index_slot(d, h);
   if (i == UINT32_MAX) return NULL;
   rn__dedup_entry_t *e = &d->ring[d->index[i] - 1];
@@ -146,6 +147,16 @@ static bool grow(rn__dedup_t *d) {
 
 rn__dedup_entry_t *rn__dedup_insert(rn__dedup_t *d, rn__dedup_hash_t h, uint32_t shard, uint64_t offset,
                                     int64_t arrival_ms, void *pending) {
+  /* An expired entry of h that expiry has not reached yet (the clock
+   * stepped back): replaced, so the index holds each hash once. */
+  uint32_t old = index_slot(d, h);
+  if (old != UINT32_MAX) {
+    rn__dedup_entry_t *e = &d->ring[d->index[old] - 1];
+    index_del(d, old);
+    e->dead = 1;
+    e->pending = NULL;
+    d->live--;
+  }
   while (d->live >= d->max_ids && d->used) pop_head(d, true);
   while (d->used && d->ring[d->head].dead) pop_head(d, false);
   if (d->used == d->ring_cap && !grow(d)) return NULL;

@@ -63,7 +63,8 @@ void rn__dedup_expire(rn__dedup_t *d, int64_t now_ms);
  * Valid until the next insert, remove or expire. */
 rn__dedup_entry_t *rn__dedup_find(rn__dedup_t *d, rn__dedup_hash_t h, int64_t now_ms);
 
-/* Add h (not present: callers find first) as the newest entry. Evicts the
+/* Add h as the newest entry (callers find first: an entry of h still in
+ * the window is replaced). Evicts the
  * oldest when max_ids are held. Returns the entry (valid as find's) or
  * NULL on OOM (then the window is unchanged). */
 rn__dedup_entry_t *rn__dedup_insert(rn__dedup_t *d, rn__dedup_hash_t h, uint32_t shard, uint64_t offset,

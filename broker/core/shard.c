@@ -163,6 +163,7 @@ typedef struct produce_item {
    * flight (false: every record was a hit). */
   rn__dedup_hash_t *ids;
   uint32_t nids;
+  uint64_t base_guess; /* rn_log_next_offset when scanned: the entries' offsets start there */
   rn_core_dedup_hit_t *hits; /* res->hits, in the op's arena */
   struct dedup_wait *waits;
   uint32_t waiting;
@@ -344,15 +345,15 @@ static bool record_id(const rn_stream_t *st, const rn_record_t *r, const uint8_t
   return rn__dedup_json_field(r->value, r->value_len, st->dedup_field, id, len) && *len > 0;
 }
 
-/* A hit's shard while its offset is still a rank in its own batch. */
-#define LOCAL_HIT UINT32_MAX
+/* A hit on a record of its own batch (its offset: base_guess + rank). */
+#define LOCAL_HIT(it, x) ((x)->shard == (it)->sh->index && (x)->offset >= (it)->base_guess)
 
 /* Re-encode the records of data that are not hits (kept of them). */
 static rn_err_t dedup_reencode(const uint8_t *data, size_t len, const rn_batch_header_t *hdr,
                                const rn_core_dedup_hit_t *hits, uint32_t nhits, uint32_t kept, rn_batch_builder_t *bld,
                                const uint8_t **out, size_t *outlen) {
   rn_batch_iter_t bi;
-  rn_err_t err = rn_batch_iter_init(&bi, data, len);
+  rn_err_t err = rn_batch_iter_init_verified(&bi, data, len);
   if (err) return err;
   rn_record_t r;
   uint32_t j = 0, hi = 0;
@@ -403,8 +404,14 @@ static rn_err_t dedup_scan(produce_op_t *op, produce_item_t *it, const uint8_t *
   rn_core_batch_result_t *res = &op->results[it->i];
   int64_t now = rn__now_ms(op->eng);
   uint32_t n = hdr->record_count;
+  /* Entries get the offset the append will get (rn_log_next_offset: the
+   * log assigns offsets in submission order, synchronously, and nothing is
+   * submitted to this shard before this batch); dedup_rebase corrects them
+   * should the append report another base. */
+  it->base_guess = rn_log_next_offset(it->sh->log);
   rn_batch_iter_t bi;
-  rn_err_t err = rn_batch_iter_init(&bi, data, len);
+  /* check_records just verified both checksums of exactly these bytes. */
+  rn_err_t err = rn_batch_iter_init_verified(&bi, data, len);
   if (err) {
     snprintf(why, whylen, "batch failed verification (%s)", rn_err_name(err));
     return err;
@@ -430,14 +437,14 @@ static rn_err_t dedup_scan(produce_op_t *op, produce_item_t *it, const uint8_t *
     rn__dedup_hash_t h = rn__dedup_hash(id, idl);
     rn__dedup_entry_t *e = rn__dedup_find(d, h, now);
     if (!e) {
-      if (rn__dedup_insert(d, h, it->sh->index, kept, now, it)) it->ids[it->nids++] = h;
+      if (rn__dedup_insert(d, h, it->sh->index, it->base_guess + kept, now, it)) it->ids[it->nids++] = h;
       kept++;
       continue;
     }
     if (!hits) hits = rn_arena_alloc(&op->arena, (size_t)n * sizeof(*hits));
     rn_core_dedup_hit_t *x = &hits[nhits++];
     x->index = idx;
-    x->shard = e->pending == it ? LOCAL_HIT : e->shard;
+    x->shard = e->shard;
     x->offset = e->offset;
     st->dedup_duplicates++;
     if (e->pending && e->pending != it) { /* the first copy's append is in flight */
@@ -471,16 +478,16 @@ static rn_err_t dedup_scan(produce_op_t *op, produce_item_t *it, const uint8_t *
 /* The append was submitted at base: the entries and same-batch hits get
  * their absolute offsets. */
 static void dedup_rebase(produce_item_t *it, rn_core_batch_result_t *res, uint64_t base) {
+  if (base == it->base_guess) return; /* the usual case: nothing to correct */
   rn__dedup_t *d = it->op->st->dedup;
   for (uint32_t k = 0; k < it->nids; k++) {
     rn__dedup_entry_t *e = rn__dedup_owned(d, it->ids[k], it);
-    if (e) e->offset += base;
+    if (e) e->offset = e->offset - it->base_guess + base;
   }
   rn_core_dedup_hit_t *hits = it->hits;
   for (uint32_t k = 0; k < res->nhits; k++) {
-    if (hits[k].shard != LOCAL_HIT) continue;
-    hits[k].shard = it->sh->index;
-    hits[k].offset += base;
+    if (!LOCAL_HIT(it, &hits[k])) continue;
+    hits[k].offset = hits[k].offset - it->base_guess + base;
   }
 }
 
@@ -545,7 +552,7 @@ static void dedup_replay(produce_op_t *op, rn_shard_t *sh, rn_core_batch_result_
   rn_stream_t *st = op->st;
   int64_t now = rn__now_ms(op->eng);
   rn_batch_iter_t bi;
-  if (rn_batch_iter_init(&bi, data, len)) return;
+  if (rn_batch_iter_init_verified(&bi, data, len)) return;
   rn_core_dedup_hit_t *hits = NULL;
   uint32_t nhits = 0, k = 0, j = 0;
   rn_record_t r;

@@ -477,6 +477,61 @@ static void test_rebuilt_at_open(void **state) {
   assert_int_equal(w.b[0].pos_off[2], 2);
 }
 
+/* ---- core with an injected clock (rn_core_opts_t.clock) ------------------------------------- */
+
+static int64_t fake_now = 1700000000000ll;
+static int64_t fake_wall(void *arg) {
+  (void)arg;
+  return fake_now;
+}
+
+static void open_clocked(ct_t *t, uint32_t max_ids) {
+  rn_core_opts_t o;
+  ct_opts(t, &o);
+  o.clock.wall_ms = fake_wall;
+  o.dedup_max_ids = max_ids;
+  ct_open_opts(t, &o);
+}
+
+typedef struct evs {
+  uint64_t evictions;
+} evs_t;
+static void on_evs(void *arg, const rn_core_dedup_stats_t *s) { ((evs_t *)arg)->evictions = s->evictions; }
+
+static void test_clock_expiry_and_eviction(void **state) {
+  ct_t *t = *state;
+  fake_now = 1700000000000ll;
+  open_clocked(t, 2);
+  assert_int_equal(create_dedup(t, "ck", 1, RN_CORE_DEDUP_RECORD_ID, NULL, 1000, 0), 0);
+  res_t w;
+  const rec_t x[] = {{"v", "x"}};
+  produce1(t, "ck", 0, x, 1, NULL, &w);
+  assert_int_equal(w.b[0].stored, 1);
+  fake_now += 999; /* still inside the window */
+  produce1(t, "ck", 0, x, 1, NULL, &w);
+  assert_int_equal(w.b[0].nhits, 1);
+  fake_now += 2; /* 1001 ms after x arrived: expired */
+  produce1(t, "ck", 0, x, 1, NULL, &w);
+  assert_int_equal(w.b[0].nhits, 0);
+  assert_int_equal(w.b[0].base, 1); /* stored again */
+  /* Bound 2: a third id evicts the oldest early; that one is then stored again. */
+  const rec_t yz[] = {{"v", "y"}, {"v", "z"}};
+  produce1(t, "ck", 0, yz, 2, NULL, &w);
+  evs_t e = {0};
+  rn_core_foreach_dedup(t->core, on_evs, &e);
+  assert_int_equal(e.evictions, 1);
+  assert_int_equal(stats(t).ids, 2);
+  produce1(t, "ck", 0, x, 1, NULL, &w);
+  assert_int_equal(w.b[0].nhits, 0);
+  /* After a restart past the window, the rebuild keeps nothing. */
+  ct_close(t);
+  fake_now += 5000;
+  open_clocked(t, 2);
+  assert_int_equal(stats(t).ids, 0);
+  produce1(t, "ck", 0, yz, 2, NULL, &w);
+  assert_int_equal(w.b[0].nhits, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_window_expiry),
@@ -488,6 +543,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_all_hits_idempotent, ct_setup, ct_teardown),
       cmocka_unit_test_setup_teardown(test_in_flight_copy_waits, ct_setup, ct_teardown),
       cmocka_unit_test_setup_teardown(test_rebuilt_at_open, ct_setup, ct_teardown),
+      cmocka_unit_test_setup_teardown(test_clock_expiry_and_eviction, ct_setup_unopened, ct_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
