@@ -443,22 +443,12 @@ rn_err_t rn_config_check(const rn_config_t *cfg, char *why, size_t whylen) {
          "directory; set only one of them");
     return RN_EINVAL;
   }
-  if (cfg->s3_bucket[0] == '\0') {
-    static const struct {
-      const char *name;
-      size_t off;
-    } s3_only[] = {{"s3_endpoint", offsetof(rn_config_t, s3_endpoint)},
-                   {"s3_prefix", offsetof(rn_config_t, s3_prefix)},
-                   {"s3_ca_file", offsetof(rn_config_t, s3_ca_file)},
-                   {"s3_credentials_file", offsetof(rn_config_t, s3_credentials_file)},
-                   {"s3_profile", offsetof(rn_config_t, s3_profile)}};
-    for (size_t i = 0; i < sizeof s3_only / sizeof s3_only[0]; i++) {
-      const char *v = *(char *const *)(const void *)((const char *)cfg + s3_only[i].off);
-      if (v[0] != '\0') {
-        fail(why, whylen, "config: %s is set but s3_bucket is not: the S3 store needs a bucket", s3_only[i].name);
-        return RN_EINVAL;
-      }
-    }
+  /* s3_endpoint, s3_ca_file, s3_credentials_file and s3_profile also serve
+   * archive sinks (each names its bucket in its s3:// destination), so they
+   * stand without s3_bucket; s3_prefix is tiering's alone. */
+  if (cfg->s3_bucket[0] == '\0' && cfg->s3_prefix[0] != '\0') {
+    fail(why, whylen, "config: s3_prefix is set but s3_bucket is not: the prefix is of tiering's bucket");
+    return RN_EINVAL;
   }
   if (cfg->s3_prefix[0] == '/') {
     fail(why, whylen, "config: s3_prefix must not start with '/' (got '%s')", cfg->s3_prefix);

@@ -196,7 +196,7 @@
     "`s3_credentials_file`; they are never printed or logged.")                                    \
   X(s3_endpoint, STR, "", 0, 1024, NULL, NULL,                                                     \
     "URL of an S3-compatible endpoint (`http://127.0.0.1:9000` for MinIO). Empty = AWS, "        \
-    "`https://s3.<s3_region>.amazonaws.com`.")                                                     \
+    "`https://s3.<s3_region>.amazonaws.com`. Also archive sinks' `s3://` destinations'.")                                                     \
   X(s3_region, STR, "us-east-1", 1, 64, NULL, NULL, "Region the S3 requests are signed for.")     \
   X(s3_prefix, STR, "", 0, 512, NULL, NULL,                                                        \
     "Prepended to every object key in the bucket (no leading `/`), so one bucket can hold the "   \

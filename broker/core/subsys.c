@@ -38,3 +38,5 @@ void *rn_core_listener_arg(const rn_core_t *core, rn_core_sub_t sub) {
   if ((unsigned)sub >= RN_SUB__COUNT || !core->listening[sub]) return NULL;
   return core->listeners[sub].arg;
 }
+
+int64_t rn_core_stream_created_ms(const rn_core_stream_t *st) { return st->created_ms; }

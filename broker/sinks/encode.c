@@ -18,6 +18,7 @@
 #include "parquet.h"
 #include "rn_base.h"
 #include "runnel/batch.h"
+#include "runnel/seqnum.h"
 #include "sinkfmt.h"
 #include "sinks_int.h"
 
@@ -257,7 +258,9 @@ static rn_err_t one_record(enc_ctx_t *x, const rn_record_t *rec, int64_t arrival
   size_t kl = rec->key_len < sizeof x->pk - 1 ? rec->key_len : sizeof x->pk - 1;
   memcpy(x->pk, rec->key, kl);
   x->pk[kl] = '\0';
-  rn_sink_meta_t m = {.partition_key = x->pk, .shard = e->shard, .sequence_number = "", .offset = rec->offset,
+  char seq[RN_SEQNUM_BUFLEN];
+  rn_seqnum_encode(e->stream_created_ms, e->shard, rec->offset, seq);
+  rn_sink_meta_t m = {.partition_key = x->pk, .shard = e->shard, .sequence_number = seq, .offset = rec->offset,
                       .arrival_ms = arrival_ms};
   char w[RN_SINK_WHY_MAX];
   json_t *j = NULL;

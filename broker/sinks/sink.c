@@ -87,6 +87,7 @@ struct sink {
   rn_sink_config_t cfg;   /* strings point at the copies above */
   rn__sink_fmt_t *fmt;
   uint64_t stream_uid;
+  int64_t stream_created_ms; /* while bound: its records' sequence numbers */
   int64_t created_ms;
   bool paused;
   char stopped[200];      /* "" running; else why delivery stopped */
@@ -252,6 +253,8 @@ static void snap_work(uv_work_t *w) {
 }
 
 static void reply_sink(sink_t *sk, rn_sink_reply_cb cb, void *ctx);
+static void reply_err(rn_sink_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void snap_after(uv_work_t *w, int status) {
   (void)status;
@@ -281,6 +284,12 @@ static void snap_after(uv_work_t *w, int status) {
 /* state_put, then write it; `after` and the reply run once it is durable. */
 static void state_write(rn_sinks_t *ss, sink_t *sk, void (*after)(snap_job_t *), rn_sink_reply_cb cb, void *ctx,
                         bool describe) {
+  if (ss->closing) {
+    /* A PUT completing as the stores close: the pending range stays in the
+     * file and is redone after the restart (same keys). */
+    if (cb) reply_err(cb, ctx, RN_ESHUTDOWN, "the broker is shutting down");
+    return;
+  }
   state_put(ss);
   snap_job_t *j = rn_xcalloc(1, sizeof *j);
   j->work.data = j;
@@ -512,6 +521,7 @@ static void sink_bind(sink_t *sk, rn_core_stream_t *st, bool latest) {
   }
   sk->loaded = NULL;
   sk->st = st;
+  sk->stream_created_ms = rn_core_stream_created_ms(st);
   rn_core_stream_ref(st);
 }
 
@@ -604,6 +614,7 @@ static void encode_start(sshard_t *s) {
   j->e.fmt = sk->fmt;
   j->e.sink = sk->name;
   j->e.shard = s->shard;
+  j->e.stream_created_ms = sk->stream_created_ms;
   j->e.batches = s->fbuf;
   j->e.len = s->flen;
   j->e.first = s->pfirst;
@@ -1089,8 +1100,6 @@ static void reply_sink(sink_t *sk, rn_sink_reply_cb cb, void *ctx) {
 
 /* ---- admin operations ---------------------------------------------------------------------- */
 
-static void reply_err(rn_sink_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 static void reply_err(rn_sink_reply_cb cb, void *ctx, rn_err_t err, const char *fmt, ...) {
   char msg[512];
   va_list ap;

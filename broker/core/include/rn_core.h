@@ -795,6 +795,10 @@ void rn_core_work_end(rn_core_t *core);
 
 /* -- for subsystems, continued (broker/core/subsys.c) -- */
 
+/* When the stream was created (ms since the epoch): the time part of its
+ * records' Kinesis sequence numbers (runnel/seqnum.h). */
+int64_t rn_core_stream_created_ms(const rn_core_stream_t *st);
+
 /* The stream of that name in any state (CREATING and DELETING included),
  * or NULL: for a subsystem that answers "still being created" (RN_EBUSY)
  * apart from "not found". Borrowed as rn_core_stream_find's result. */
