@@ -44,7 +44,8 @@ struct rn_sink_tmpl {
 };
 
 static bool literal_ok(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-_.=/!*'()", c) != NULL;
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("-_.=/!*'()", c) != NULL); /* strchr finds the NUL terminator too */
 }
 
 static bool is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }

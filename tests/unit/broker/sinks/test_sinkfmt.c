@@ -611,6 +611,11 @@ static void test_tmpl_errors(void **state) {
     assert_null(t);
     if (strcmp(why, bad[i].why) != 0) fail_msg("%s:\n got \"%s\"\nwant \"%s\"", bad[i].tmpl, why, bad[i].why);
   }
+  /* a NUL byte is not literal text */
+  rn_sink_tmpl_t *t;
+  char why[RN_SINK_WHY_MAX];
+  assert_int_equal(rn_sink_tmpl_parse("year=\0", 6, 0, &t, why, sizeof why), RN_EINVAL);
+  assert_non_null(strstr(why, "position 6: byte 0x00 is not allowed"));
   /* legal: dots inside segments, "...", quoted '}' in a path */
   rn_sink_tmpl_free(tmpl_of("a.b/.../x..y/", 0));
   json_t *rec = rec_of("{\"a}b\":\"v\"}");
