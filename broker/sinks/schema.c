@@ -209,9 +209,12 @@ static rn_err_t parse_column(ctx_t *c, const yaml_node_t *m, size_t idx) {
                   line_of(m), what);
     return RN_EFORMAT;
   }
+  yaml_node_t *vn = lookup(c, m, "name");
+  if (vn != NULL && vn->type == YAML_SCALAR_NODE && vn->data.scalar.length > 0 &&
+      vn->data.scalar.length <= RN_SINK_NAME_MAX && strlen((const char *)vn->data.scalar.value) == vn->data.scalar.length)
+    snprintf(what, sizeof what, "column %s", (const char *)vn->data.scalar.value); /* messages name the column */
   rn_err_t rc = check_keys(c, m, keys, what, "name, type, path, nullable or unit");
   if (rc != 0) return rc;
-  yaml_node_t *vn = lookup(c, m, "name");
   if (vn == NULL) {
     rn__sink_fail(c->why, c->whylen, "schema:%zu: %s: missing name", line_of(m), what);
     return RN_EINVAL;
