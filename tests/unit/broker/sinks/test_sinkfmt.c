@@ -490,6 +490,9 @@ static void test_tmpl_time(void **state) {
               "events/dt=2026-12-02/05.03.01/");
   want_render("!{timestamp:yyyy/MM/dd/HH}/", NULL, -1, NULL, "1969/12/31/23/");
   want_render("", NULL, T0, NULL, "");
+  want_render("!{timestamp:yyyy}/", NULL, INT64_MAX, NULL, "292278994/");
+  want_render("!{timestamp:yyyy}/", NULL, INT64_MIN, NULL, "-292275055/");
+  want_render("!{timestamp:yyyy-MM-dd-HH-mm-ss}/", NULL, 0, NULL, "1970-01-01-00-00-00/");
   want_render("logs", NULL, T0, NULL, "logs/");
 
   rn_sink_tmpl_t *t = tmpl_of("raw/!{timestamp:yyyy}", 0);
