@@ -549,6 +549,19 @@ static void test_tmpl_fields(void **state) {
     assert_int_equal(rn_sink_tmpl_render(t, NULL, T0, NULL, out, sizeof out, &len, why, sizeof why), RN_EINVAL);
     rn_sink_tmpl_free(t);
   }
+  /* a long path is cut in the message */
+  char lp[400] = "!{field:$";
+  for (int i = 0; i < 60; i++) strcat(lp, ".abcde");
+  strcat(lp, "}/");
+  rn_sink_tmpl_t *lt = tmpl_of(lp, 0);
+  char lout[64], lwhy[RN_SINK_WHY_MAX];
+  size_t llen;
+  assert_int_equal(rn_sink_tmpl_render(lt, rec, T0, NULL, lout, sizeof lout, &llen, lwhy, sizeof lwhy), RN_EINVAL);
+  assert_int_equal(strlen(lwhy), strlen("prefix field ") + 100 + strlen("...: missing"));
+  rn_sink_tmpl_free(lt);
+  /* quotes are literal in a time format (only paths have quoted names) */
+  want_render("!{timestamp:yyyy'}/", rec, T0, NULL, "2026'/");
+
   /* too long for the buffer, too long for a key */
   rn_sink_tmpl_t *t = tmpl_of("!{field:s}/", 0);
   char small[8], why[RN_SINK_WHY_MAX];
