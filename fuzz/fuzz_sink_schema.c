@@ -4,7 +4,7 @@
  * sends. The input is the file's text, exactly size bytes. Checked
  * promises (a violation aborts):
  *   - a rejection writes a NUL-terminated one-line reason starting
- *     "schema:" and leaves *out NULL;
+ *     "schema:", whole within RN_SINK_WHY_MAX, and leaves *out NULL;
  *   - an accepted schema has 1..RN_SINK_MAX_COLUMNS columns with valid,
  *     unique names, record columns first (with a path), metadata columns
  *     after (no path, not nullable), a unit other than ms only on
@@ -46,6 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(sch == NULL);
     CHECK(memchr(why, '\0', sizeof why) != NULL);
     CHECK(strchr(why, '\n') == NULL);
+    CHECK(strlen(why) < sizeof why - 1); /* never truncated */
     CHECK(rc == RN_ENOMEM || strncmp(why, "schema", 6) == 0);
     return 0;
   }
@@ -68,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(rn_sink_record_parse(records[r], strlen(records[r]), &rec, why, sizeof why) == 0);
     memset(why, 'x', sizeof why);
     if (rn_sink_convert(sch, rec, &meta, vals, &scratch, why, sizeof why) != 0) {
-      CHECK(memchr(why, '\0', sizeof why) != NULL && strchr(why, '\n') == NULL);
+      CHECK(memchr(why, '\0', sizeof why) != NULL && strchr(why, '\n') == NULL && strlen(why) < sizeof why - 1);
     } else {
       for (size_t i = 0; i < sch->ncols; i++) {
         const rn_sink_column_t *c = &sch->cols[i];

@@ -5,7 +5,8 @@
  * producers write the records. Input: one flags byte, 8 bytes of time, then
  * the template text up to the first '\n', then the record's bytes.
  * Checked promises (a violation aborts):
- *   - every failure writes a NUL-terminated one-line reason;
+ *   - every failure writes a NUL-terminated one-line reason that fits
+ *     RN_SINK_WHY_MAX whole;
  *   - a parsed template's text ends with '/' unless empty;
  *   - a rendered prefix (any record, any time, any error kind) is at most
  *     RN_SINK_KEY_MAX bytes, NUL-terminated at its length, uses only
@@ -22,6 +23,7 @@
 
 static void check_why(const char *why, size_t cap) {
   CHECK(memchr(why, '\0', cap) != NULL);
+  CHECK(strlen(why) < cap - 1); /* RN_SINK_WHY_MAX holds every reason whole */
   CHECK(strchr(why, '\n') == NULL);
 }
 

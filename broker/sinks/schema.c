@@ -425,7 +425,11 @@ static rn_err_t parse_top(ctx_t *c, yaml_node_t *root) {
     char why2[RN_SINK_WHY_MAX];
     int64_t sz;
     if (rn_parse_size(s, &sz, why2, sizeof why2) != 0) {
-      rn__sink_fail(c->why, c->whylen, "schema:%zu: row_group_bytes: %s", line_of(v), why2);
+      /* rn_parse_size quotes the text whole: only short texts go into the line */
+      if (strlen(s) > 32)
+        rn__sink_fail(c->why, c->whylen, "schema:%zu: row_group_bytes: not a size (e.g. 64MiB)", line_of(v));
+      else
+        rn__sink_fail(c->why, c->whylen, "schema:%zu: row_group_bytes: %s", line_of(v), why2);
       return RN_EINVAL;
     }
     if (sz < RN_SINK_ROW_GROUP_MIN || sz > RN_SINK_ROW_GROUP_MAX) {
