@@ -229,13 +229,14 @@ rn_err_t rn_sink_convert(const rn_sink_schema_t *sch, const json_t *rec, const r
 rn_err_t rn_sink_event_time(const json_t *rec, const rn_sink_path_t *path, rn_sink_unit_t unit, int64_t *ms,
                             char *why, size_t whylen) {
   const json_t *v = rn_sink_path_eval(path, rec);
+  char shown[RN__SINK_PATH_SHOWN];
   if (v == NULL || json_is_null(v)) {
-    rn__sink_fail(why, whylen, "event time %s: %s", rn_sink_path_text(path), v ? "null" : "missing");
+    rn__sink_fail(why, whylen, "event time %s: %s", rn__sink_path_shown(path, shown), v ? "null" : "missing");
     return RN_EINVAL;
   }
   char why2[RN_SINK_WHY_MAX];
   if (rn__sink_timestamp(v, unit, ms, why2, sizeof why2) != 0) {
-    rn__sink_fail(why, whylen, "event time %s: %s", rn_sink_path_text(path), why2);
+    rn__sink_fail(why, whylen, "event time %s: %s", rn__sink_path_shown(path, shown), why2);
     return RN_EINVAL;
   }
   return 0;

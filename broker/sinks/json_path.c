@@ -185,6 +185,19 @@ fail:
 
 const char *rn_sink_path_text(const rn_sink_path_t *p) { return p->text; }
 
+const char *rn__sink_path_shown(const rn_sink_path_t *p, char out[RN__SINK_PATH_SHOWN]) {
+  size_t n = strlen(p->text);
+  if (n <= 100) {
+    memcpy(out, p->text, n + 1);
+    return out;
+  }
+  n = 100;
+  while (n > 0 && ((unsigned char)p->text[n] & 0xC0) == 0x80) n--; /* not inside a character */
+  memcpy(out, p->text, n);
+  memcpy(out + n, "...", 4);
+  return out;
+}
+
 json_t *rn_sink_path_eval(const rn_sink_path_t *p, const json_t *root) {
   json_t *v = (json_t *)(uintptr_t)root; /* jansson's getters return non-const */
   for (size_t i = 0; i < p->nsteps && v != NULL; i++) {

@@ -86,7 +86,7 @@ static rn_err_t gzip_bytes(const uint8_t *in, size_t n, uint8_t **out, size_t *o
   size_t off = 0, done = 0;
   do {
     size_t take = n - off < chunk ? n - off : chunk;
-    zs.next_in = (Bytef *)(uintptr_t)(in + off);
+    zs.next_in = n > 0 ? (Bytef *)(uintptr_t)(in + off) : NULL; /* no arithmetic on a NULL in */
     zs.avail_in = (uInt)take;
     off += take;
     int flush = off == n ? Z_FINISH : Z_NO_FLUSH;

@@ -209,9 +209,12 @@ static rn_err_t parse_column(ctx_t *c, const yaml_node_t *m, size_t idx) {
                   line_of(m), what);
     return RN_EFORMAT;
   }
+  yaml_node_t *vn = lookup(c, m, "name");
+  if (vn != NULL && vn->type == YAML_SCALAR_NODE && vn->data.scalar.length > 0 &&
+      vn->data.scalar.length <= RN_SINK_NAME_MAX && strlen((const char *)vn->data.scalar.value) == vn->data.scalar.length)
+    snprintf(what, sizeof what, "column %s", (const char *)vn->data.scalar.value); /* messages name the column */
   rn_err_t rc = check_keys(c, m, keys, what, "name, type, path, nullable or unit");
   if (rc != 0) return rc;
-  yaml_node_t *vn = lookup(c, m, "name");
   if (vn == NULL) {
     rn__sink_fail(c->why, c->whylen, "schema:%zu: %s: missing name", line_of(m), what);
     return RN_EINVAL;
@@ -422,7 +425,11 @@ static rn_err_t parse_top(ctx_t *c, yaml_node_t *root) {
     char why2[RN_SINK_WHY_MAX];
     int64_t sz;
     if (rn_parse_size(s, &sz, why2, sizeof why2) != 0) {
-      rn__sink_fail(c->why, c->whylen, "schema:%zu: row_group_bytes: %s", line_of(v), why2);
+      /* rn_parse_size quotes the text whole: only short texts go into the line */
+      if (strlen(s) > 32)
+        rn__sink_fail(c->why, c->whylen, "schema:%zu: row_group_bytes: not a size (e.g. 64MiB)", line_of(v));
+      else
+        rn__sink_fail(c->why, c->whylen, "schema:%zu: row_group_bytes: %s", line_of(v), why2);
       return RN_EINVAL;
     }
     if (sz < RN_SINK_ROW_GROUP_MIN || sz > RN_SINK_ROW_GROUP_MAX) {

@@ -168,9 +168,10 @@ typedef struct rn_sink_meta {
   int64_t arrival_ms; /* ms since the epoch */
 } rn_sink_meta_t;
 
-/* The longest reason any function here writes, NUL included: a why buffer
- * of this size never truncates. */
-#define RN_SINK_WHY_MAX 256
+/* A why buffer of this size holds every reason written here whole: values
+ * and paths are quoted cut to about 100 bytes. Smaller buffers get the
+ * reason truncated (still NUL-terminated). */
+#define RN_SINK_WHY_MAX 512
 
 /* Parse one record's bytes with jansson: *out is a new reference to a JSON
  * object (json_decref it). Errors (*out NULL):

@@ -28,6 +28,12 @@ void rn__sink_snippet(const json_t *v, char *out, size_t cap);
 /* s[0..n) as a quoted JSON string for messages, cut as rn__sink_snippet. */
 void rn__sink_quote(const char *s, size_t n, char *out, size_t cap);
 
+/* A path's text for messages, NUL-terminated in out[cap]: cut at a UTF-8
+ * boundary with "..." past 100 bytes (paths may be 1024 bytes long).
+ * Returns out. */
+#define RN__SINK_PATH_SHOWN 108
+const char *rn__sink_path_shown(const rn_sink_path_t *p, char out[RN__SINK_PATH_SHOWN]);
+
 /* The timestamp rule: v as ms since the epoch. On failure writes the
  * reason's tail ("\"x\" is not an ISO-8601 time") into why. */
 rn_err_t rn__sink_timestamp(const json_t *v, rn_sink_unit_t unit, int64_t *ms, char *why, size_t whylen);

@@ -44,7 +44,8 @@ struct rn_sink_tmpl {
 };
 
 static bool literal_ok(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-_.=/!*'()", c) != NULL;
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("-_.=/!*'()", c) != NULL); /* strchr finds the NUL terminator too */
 }
 
 static bool is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -137,11 +138,15 @@ static rn_err_t compile_time(const char *f, size_t n, size_t pos, char *out, siz
 }
 
 /* The end of an expression starting at s[i] == '!' (s[i + 1] == '{'): the
- * index of its '}', skipping quoted names of a path; n when not closed. */
+ * index of its '}', skipping quoted names of a !{field:PATH}; n when not
+ * closed. */
 static size_t expr_end(const char *s, size_t n, size_t i) {
   char q = 0;
+  bool path = n - i >= 8 && memcmp(s + i + 2, "field:", 6) == 0; /* only a path has quotes */
   for (size_t j = i + 2; j < n; j++) {
-    if (q) {
+    if (!path) {
+      if (s[j] == '}') return j;
+    } else if (q) {
       if (s[j] == '\\' && j + 1 < n) j++;
       else if (s[j] == q) q = 0;
     } else if (s[j] == '\'' || s[j] == '"') {
@@ -379,7 +384,8 @@ static void put_time(sink_out_t *o, const piece_t *p, int64_t time_ms) {
 }
 
 static rn_err_t put_field(sink_out_t *o, const piece_t *p, const json_t *rec, char *why, size_t whylen) {
-  const char *path = rn_sink_path_text(p->path);
+  char shown[RN__SINK_PATH_SHOWN];
+  const char *path = rn__sink_path_shown(p->path, shown);
   if (rec == NULL) {
     rn__sink_fail(why, whylen, "prefix field %s: the record is not JSON", path);
     return RN_EINVAL;
