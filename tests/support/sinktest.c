@@ -312,12 +312,16 @@ static void walk_dir(walk_t *w, const char *rel) {
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     struct stat sb;
     if (lstat(path, &sb) != 0) continue;
+    if (e->d_name[0] == '.' || strstr(key, ".rn-tmp-")) { /* localdir's work directory, a temporary file */
+      if (!S_ISDIR(sb.st_mode)) {
+        if (!w->o->temps++) snprintf(w->o->temp_example, sizeof w->o->temp_example, "%.500s", key);
+        continue;
+      }
+    }
     if (S_ISDIR(sb.st_mode)) {
       walk_dir(w, key);
       continue;
     }
-    if (e->d_name[0] == '.' || strstr(key, ".rn-tmp-"))
-      fail_msg("%s: a temporary file left under the destination (an interrupted write not cleaned up)", path);
     rn_sf_obj_t ob = {0};
     if (!parse_name(e->d_name, w->sink, &ob)) {
       size_t sl = strlen(w->sink);
