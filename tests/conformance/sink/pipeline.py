@@ -9,6 +9,9 @@ a mobile backend producing with boto3, an analyst reading with DuckDB.
         sent with boto3 PutRecords (batches of up to 500) to runneld's
         Kinesis API; P % of them are sent a second time in a later batch.
         Records a PutRecords answer refuses are sent again until accepted.
+        --slice I/K sends only the I-th of K parts of the sends (the caller
+        waits for the sinks in between, so objects come from several
+        flushes); part I > 0 adds to the EXPECT.json of part I-1.
         EXPECT.json: every event, its exact JSON bytes, how often it was
         accepted and the (ShardId, SequenceNumber) of every acceptance.
 
@@ -29,6 +32,7 @@ a mobile backend producing with boto3, an analyst reading with DuckDB.
               first and last of its name;
           NDJSON: read_json(GLOB) the same counts by type and hour, and every
             line byte-equal to the JSON that was sent;
+            and hyparquet, a second reader, gets the same rows per object;
           both: with --dedup count(DISTINCT event_uuid) = count(*) = events;
             without it each event_uuid appears exactly as often as it was
             accepted.
@@ -113,6 +117,14 @@ def produce(a):
     cfg = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=30, read_timeout=120)
     kin = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").client(
         "kinesis", endpoint_url=a.endpoint, config=cfg)
+    part, parts = (int(x) for x in a.slice.split("/"))
+    lo, hi = len(order) * part // parts, len(order) * (part + 1) // parts
+    if part > 0:  # the earlier slices' acceptances
+        with open(a.out) as f:
+            prev = json.load(f)["events"]
+        for e, p in zip(evs, prev):
+            e["sent"], e["acks"] = p["sent"], p["acks"]
+    order = order[lo:hi]
     refused = 0
     for b in range(0, len(order), 500):
         todo = order[b:b + 500]
@@ -136,8 +148,8 @@ def produce(a):
     with open(a.out, "w") as f:
         json.dump({"events": evs}, f)
     sent = sum(e["sent"] for e in evs)
-    print(f"pipeline produce: {len(evs)} events, {sent} records accepted ({ndup} sent twice, "
-          f"{refused} refusals sent again) through boto3 PutRecords")
+    print(f"pipeline produce: slice {a.slice} ({len(order)} sends): {len(evs)} events, {sent} records accepted so "
+          f"far ({ndup} sent twice in all, {refused} refusals sent again) through boto3 PutRecords")
     return 0
 
 
@@ -247,6 +259,28 @@ def verify_parquet(a, ck, evs, by_uuid):
             bad_names.append(f"{fn}: rows' offsets span [{lo}, {hi}]")
     ck.fail(f"Parquet: each of {len(files)} objects holds its named shard's rows, min/max _offset = its name's "
             "first/last", bad_names)
+    # a second, independent reader: hyparquet's rows per file = DuckDB's
+    by_file = collections.defaultdict(collections.Counter)
+    for r in rows:
+        by_file[r["filename"]][r["event_uuid"]] += 1
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hyparquet_rows.mjs")
+    names = sorted(glob.glob(os.path.join(a.dir, a.parquet), recursive=True))
+    bad = []
+    if len(names) != len(files):
+        bad.append(f"glob finds {len(names)} files, DuckDB read {len(files)}")
+    for i in range(0, len(names), 200):
+        p = subprocess.run([a.node, script, *names[i:i + 200]], env=dict(os.environ, NODE_PATH=a.node_path),
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            bad.append(f"hyparquet: {p.stderr.strip()}")
+            break
+        for line in p.stdout.splitlines():
+            h = json.loads(line)
+            got = collections.Counter(h["uuids"])
+            if h["rows"] != len(h["uuids"]) or got != by_file.get(h["file"], collections.Counter()):
+                bad.append(f"{os.path.relpath(h['file'], a.dir)}: hyparquet reads {h['rows']} rows "
+                           f"({len(h['uuids'])} uuids), DuckDB {sum(by_file.get(h['file'], {}).values())}")
+    ck.fail(f"Parquet: hyparquet (a second reader) reads the same event_uuids per object as DuckDB", bad)
     print(f"  Parquet: {len(rows)} rows in {len(files)} objects")
 
 
@@ -298,6 +332,8 @@ def main():
     p.add_argument("--dup-pct", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True)
+    p.add_argument("--slice", default="0/1", help="I/K: send the I-th of K parts of the sends (same seed); "
+                   "I > 0 continues the --out file of part I-1")
     v = sub.add_parser("verify")
     v.add_argument("--dir", required=True)
     v.add_argument("--expect", required=True)
