@@ -21,7 +21,9 @@
  *           the good records from the Parquet objects; more good records
  *           produced afterwards are delivered too (the sink keeps going).
  *   pause   two NDJSON sinks on one stream to a directory: p, paused, and w,
- *           a witness that keeps delivering. Paused, records are produced and
+ *           a witness that keeps delivering. p paused, runneld killed -9 at once
+ *           and restarted: still paused (the answer waited for durability).
+ *           Then records are produced and
  *           w is waited for until it delivered them (so p had every chance
  *           to): p must show lag = what was produced, state paused, and no new
  *           object; runneld restarted cleanly: p is still paused at the same
@@ -354,9 +356,15 @@ static void test_pause(void **state) {
   rn_sf_wait_caught_up(f, "w", 300);
   const char *pa[] = {"sink", "pause", "p", NULL};
   free(rn_sf_ctl(f, pa));
+  /* the answer comes once the pause is durable: a kill -9 right after it
+   * keeps it */
+  rn_sf_broker_kill(f);
+  rn_sf_broker_start(f);
   rn_sf_view_t v0;
   rn_sf_describe(f, "p", &v0, NULL);
-  if (strcmp(v0.state, "paused") != 0) fail_msg("after pause: state \"%s\", want paused", v0.state);
+  if (strcmp(v0.state, "paused") != 0 || v0.lag != 0)
+    fail_msg("pause, kill -9, restart: state \"%s\" lag %" PRIu64 ", want paused and 0", v0.state, v0.lag);
+  print_message("pause, kill -9, restart: still paused\n");
   rn_sf_objs_t o0;
   rn_sf_objs_load(g_out, "p", "p", SHARDS, &o0);
 

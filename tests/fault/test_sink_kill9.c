@@ -3,7 +3,7 @@
  * delivers (issue 14): every acknowledged record ends up in exactly one
  * object, none missing, none twice.
  *
- *   test_sink_kill9 [rounds] [seed] [dir|s3rver]
+ *   test_sink_kill9 [rounds] [seed] [dir|s3rver] [with-term]
  *
  * A stream of 2 shards and two NDJSON.gz sinks to file:///<tmp>/out/ (dir)
  * or to s3://<bucket>/k9/ on an s3rver (tests/support/s3peer.h; skip 77 when
@@ -23,7 +23,10 @@
  *   flush    M records produced and acknowledged, then describe polled until
  *            a shard has a flush in progress (pending range), killed at once
  *            (when none shows within 5 s everything was delivered: the kill
- *            follows then; the bound only picks a point).
+ *            follows then; the bound only picks a point);
+ *   term     (only with with-term) as flush, but SIGTERM instead of
+ *            SIGKILL: runneld must stop cleanly (exit 0) with a flush in
+ *            progress.
  *
  * After each kill the objects so far are checked against the naming rule
  * (no two objects of a shard overlap). After the last round runneld runs
@@ -65,6 +68,7 @@
 static unsigned g_rounds = 10;
 static uint64_t g_seed = 1;
 static bool g_s3;
+static bool g_term; /* "term" rounds too (argv[4] = with-term) */
 static rn_sinkfx_t g_fx;
 static char g_out[700]; /* the objects as files: the destination, or a mirror of the bucket */
 
@@ -135,11 +139,11 @@ static void produce_and_kill(uint32_t round, uint64_t *rng) {
   rn_sinkfx_t *f = &g_fx;
   g.recs[round] = calloc(MAX_PER_ROUND, sizeof(rec_t));
   assert_non_null(g.recs[round]);
-  unsigned mode = (unsigned)rn_test_rand_below(rng, 3);
+  unsigned mode = (unsigned)rn_test_rand_below(rng, g_term ? 4 : 3);
   uint64_t k = 0, m = 0;
   if (mode == 0) k = 50 + rn_test_rand_below(rng, 4000);
   if (mode == 1) k = 1 + rn_test_rand_below(rng, 8);
-  if (mode == 2) m = 200 + rn_test_rand_below(rng, 4000);
+  if (mode >= 2) m = 200 + rn_test_rand_below(rng, 4000);
   rn_producer_conf_t pc;
   rn_producer_conf_init(&pc);
   pc.linger_ms = (uint32_t)rn_test_rand_below(rng, 3);
@@ -156,7 +160,7 @@ static void produce_and_kill(uint32_t round, uint64_t *rng) {
   g.kill_at = mode == 0 ? k : 0;
   g.pid = f->br.pid;
   pthread_mutex_unlock(&g.mu);
-  uint32_t limit = mode == 2 ? (uint32_t)m : MAX_PER_ROUND;
+  uint32_t limit = mode >= 2 ? (uint32_t)m : MAX_PER_ROUND;
   char buf[600], key[16];
   uint64_t objects_at = 0;
   unsigned polls = 0;
@@ -194,7 +198,7 @@ static void produce_and_kill(uint32_t round, uint64_t *rng) {
     }
   }
   bool saw_pending = false;
-  if (mode == 2) {
+  if (mode >= 2) {
     err = rn_producer_flush(p, 120000);
     if (err) fail_msg("flush: %s %s", rn_err_name(err), rn_last_error_message());
     uint64_t until = rn_tt_now_ms() + 5000;
@@ -215,7 +219,12 @@ static void produce_and_kill(uint32_t round, uint64_t *rng) {
   pthread_mutex_lock(&g.mu);
   bool killed = g.killed;
   pthread_mutex_unlock(&g.mu);
-  rn_test_broker_kill(&f->br); /* SIGKILL (again, if the callback did) and reap */
+  if (mode == 3) { /* a graceful stop mid-flush instead: it must exit 0 */
+    int rc = rn_test_broker_stop(&f->br);
+    if (rc != 0) fail_msg("round %u: SIGTERM mid-flush: runneld exited with status %d (want 0); see %s", round, rc,
+                          f->br.log_path);
+  }
+  rn_test_broker_kill(&f->br); /* SIGKILL (again, if the callback did) and reap; nothing when stopped */
   rn_producer_destroy(p);       /* the rest fail */
   rn_client_destroy(f->cl);
   f->cl = NULL;
@@ -224,11 +233,11 @@ static void produce_and_kill(uint32_t round, uint64_t *rng) {
   pthread_mutex_unlock(&g.mu);
   assert_int_equal(unreported, 0);
   if (mode == 0 && !killed) fail_msg("round %u: sent %u without reaching ack %" PRIu64, round, g.n[round], k);
-  static const char *const names[] = {"ack", "objects", "flush"};
+  static const char *const names[] = {"ack", "objects", "flush", "term"};
   print_message("round %2u: mode %-7s %s%" PRIu64 "; sent %u, acked %" PRIu64 ", unacknowledged %" PRIu64
                 "%s (%u describes)\n",
                 round, names[mode], mode == 0 ? "kill at ack " : mode == 1 ? "kill after objects >= " : "records ",
-                mode == 2 ? m : k, g.n[round], acked, failed, mode == 2 ? (saw_pending ? ", killed mid-flush" :
+                mode >= 2 ? m : k, g.n[round], acked, failed, mode >= 2 ? (saw_pending ? ", stopped mid-flush" :
                                                                             ", no flush seen in 5 s") : "",
                 polls);
 }
@@ -356,6 +365,7 @@ int main(int argc, char **argv) {
   if (argc > 1) g_rounds = (unsigned)strtoul(argv[1], NULL, 10);
   if (argc > 2) g_seed = strtoull(argv[2], NULL, 10);
   if (argc > 3) g_s3 = strcmp(argv[3], "s3rver") == 0;
+  if (argc > 4) g_term = strcmp(argv[4], "with-term") == 0;
   if (g_rounds < 1 || g_rounds > MAX_ROUNDS) {
     fprintf(stderr, "test_sink_kill9: 1 to %d rounds\n", MAX_ROUNDS);
     return 2;
