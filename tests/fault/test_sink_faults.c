@@ -28,7 +28,8 @@
  *           to): p must show lag = what was produced, state paused, and no new
  *           object; runneld restarted cleanly: p is still paused at the same
  *           position; resume: p's lag reaches 0 and each record is in exactly
- *           one of p's objects.
+ *           one of p's objects. Then a sink with --start latest archives only
+ *           the records produced after it was created.
  * No sleep synchronises anything: every wait polls a condition with a deadline.
  */
 #include <stdarg.h>
@@ -73,14 +74,16 @@ static void count_id(void *arg, const char *line, size_t len) {
   g_seen[id]++;
 }
 
-/* The sink's objects under root/sub: names, ranges dense per shard from 0,
- * lines = range, and ids [0, n) each exactly once. */
-static void check_exactly_once(const char *root, const char *sub, const char *sink, uint32_t n) {
+/* The sink's objects under root/sub: names, ranges dense per shard from
+ * start[shard] (NULL: 0), lines = range, and ids [lo, hi) each exactly once. */
+static void check_ids(const char *root, const char *sub, const char *sink, uint32_t lo, uint32_t hi,
+                      const uint64_t *start) {
   rn_sf_objs_t o;
   rn_sf_objs_load(root, sub, sink, SHARDS, &o);
   rn_sf_objs_check_ranges(&o);
   memset(g_seen, 0, sizeof g_seen);
   uint64_t next[SHARDS] = {0};
+  if (start) memcpy(next, start, sizeof next);
   for (size_t i = 0; i < o.n; i++) {
     const rn_sf_obj_t *ob = &o.v[i];
     if (ob->first != next[ob->shard])
@@ -91,10 +94,16 @@ static void check_exactly_once(const char *root, const char *sub, const char *si
     if (lines != ob->last - ob->first + 1)
       fail_msg("object %s: %" PRIu64 " lines for a range of %" PRIu64, ob->key, lines, ob->last - ob->first + 1);
   }
-  for (uint32_t id = 0; id < MAXREC; id++)
-    if (g_seen[id] != (id < n ? 1 : 0)) fail_msg("record %u is in %u objects of %s (want %u)", id, g_seen[id], sink, id < n);
-  print_message("%s: %zu objects hold records 0..%u exactly once, ranges dense per shard\n", sink, o.n, n - 1);
+  for (uint32_t id = 0; id < MAXREC; id++) {
+    unsigned want = id >= lo && id < hi;
+    if (g_seen[id] != want) fail_msg("record %u is in %u objects of %s (want %u)", id, g_seen[id], sink, want);
+  }
+  print_message("%s: %zu objects hold records %u..%u exactly once, ranges dense per shard\n", sink, o.n, lo, hi - 1);
   rn_sf_objs_free(&o);
+}
+
+static void check_exactly_once(const char *root, const char *sub, const char *sink, uint32_t n) {
+  check_ids(root, sub, sink, 0, n, NULL);
 }
 
 static void create_stream(const char *name) {
@@ -266,6 +275,33 @@ static void check_parquet_good(uint32_t upto) {
   json_decref(row);
 }
 
+/* The NDJSON sink on the same records: only the one that is not JSON is an
+ * error (the others are JSON objects, whatever their fields). */
+static void check_ndjson_poison(void) {
+  rn_sf_view_t v;
+  rn_sf_describe(&g_fx, "nd", &v, NULL);
+  if (v.error_records != 1 || v.records != POISON_N - 1)
+    fail_msg("NDJSON sink: %" PRIu64 " records, %" PRIu64 " error records; want %d and 1", v.records, v.error_records,
+             POISON_N - 1);
+  char root[800];
+  snprintf(root, sizeof root, "%s/nd", g_out);
+  rn_sf_objs_t o;
+  rn_sf_objs_load(root, "", "nd", SHARDS, &o);
+  rn_sf_objs_check_ranges(&o);
+  g_nerrs = 0;
+  for (size_t i = 0; i < o.n; i++)
+    if (strncmp(o.v[i].key, "errors/", 7) == 0) {
+      snprintf(g_err_kind, sizeof g_err_kind, "%s", strncmp(o.v[i].key, "errors/parse/", 13) == 0 ? "parse" : "?");
+      rn_sf_lines(o.v[i].path, read_err_line, NULL);
+    }
+  rn_sf_objs_free(&o);
+  const err_line_t *e = find_err(k_bad_json);
+  if (g_nerrs != 1 || !e || strcmp(e->kind, "parse") != 0)
+    fail_msg("NDJSON sink: %zu error lines; want one, for \"%s\" under errors/parse/", g_nerrs, k_bad_json);
+  print_message("NDJSON sink on the same records: only \"%s\" under errors/parse/ (reason \"%s\")\n", k_bad_json,
+                e->reason);
+}
+
 static void test_poison(void **state) {
   (void)state;
   rn_sinkfx_t *f = &g_fx;
@@ -280,8 +316,15 @@ static void test_poison(void **state) {
   const char *sc[] = {"sink", "create", "pq", "--stream", "fp", "--to", to, "--format", "parquet", "--schema", schema,
                       "--prefix", "data/", "--error-prefix", "errors/!{error}/", "--buffer-interval", "100ms", NULL};
   free(rn_sf_ctl(f, sc));
+  char tond[800];
+  snprintf(tond, sizeof tond, "file://%s/nd/", g_out);
+  const char *scn[] = {"sink", "create", "nd", "--stream", "fp", "--to", tond, "--format", "ndjson", "--prefix",
+                       "data/", "--error-prefix", "errors/!{error}/", "--buffer-interval", "100ms", NULL};
+  free(rn_sf_ctl(f, scn));
   rn_sf_produce(f, "fp", POISON_N, make_poison, (void *)(uintptr_t)0);
   rn_sf_wait_caught_up(f, "pq", POISON_N);
+  rn_sf_wait_caught_up(f, "nd", POISON_N);
+  check_ndjson_poison();
   rn_sf_view_t v;
   rn_sf_describe(f, "pq", &v, NULL);
   print_message("poison: describe records %" PRIu64 ", error_records %" PRIu64 ", objects %" PRIu64 "\n", v.records,
@@ -292,7 +335,9 @@ static void test_poison(void **state) {
 
   /* the error objects: errors/<kind>/pq-shardId-...ndjson */
   rn_sf_objs_t o;
-  rn_sf_objs_load(g_out, "", "pq", SHARDS, &o);
+  char pqroot[800];
+  snprintf(pqroot, sizeof pqroot, "%s", g_out);
+  rn_sf_objs_load(pqroot, "", "pq", SHARDS, &o);
   rn_sf_objs_check_ranges(&o);
   g_nerrs = 0;
   size_t nerr_objs = 0, ndata = 0;
@@ -404,6 +449,28 @@ static void test_pause(void **state) {
   if (strcmp(v3.state, "running") != 0) fail_msg("resumed: state \"%s\"", v3.state);
   check_exactly_once(g_out, "p", "p", 600);
   check_exactly_once(g_out, "w", "w", 600);
+
+  /* --start latest: a sink created now archives only what comes after */
+  char tol[800];
+  snprintf(tol, sizeof tol, "file://%s/l/", g_out);
+  const char *cl[] = {"sink", "create", "l", "--stream", "fz", "--to", tol, "--prefix", "x/", "--buffer-interval",
+                      "50ms", "--start", "latest", NULL};
+  free(rn_sf_ctl(f, cl));
+  json_t *doc;
+  rn_sf_view_t vl;
+  rn_sf_describe(f, "l", &vl, &doc);
+  uint64_t start[SHARDS] = {0};
+  size_t i;
+  json_t *sh;
+  json_array_foreach(json_object_get(doc, "shards"), i, sh) if (i < SHARDS) start[i] = (uint64_t)rn_tt_jint(sh,
+                                                                                                            "checkpoint");
+  json_decref(doc);
+  if (vl.lag != 0 || start[0] + start[1] != 600)
+    fail_msg("--start latest: lag %" PRIu64 ", checkpoints %" PRIu64 " + %" PRIu64 " (want 0 and the 600 records)",
+             vl.lag, start[0], start[1]);
+  rn_sf_produce(f, "fz", 100, make_id_rec, (void *)(uintptr_t)600);
+  rn_sf_wait_caught_up(f, "l", 700);
+  check_ids(g_out, "l", "l", 600, 700, start);
 }
 
 int main(int argc, char **argv) {
