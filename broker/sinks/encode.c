@@ -296,8 +296,20 @@ static rn_err_t one_record(enc_ctx_t *x, const rn_record_t *rec, int64_t arrival
       json_decref(j);
       return to_errors(x, &m, "convert", "a value the Parquet writer refused (a string that is not UTF-8?)", rec);
     }
+  } else if (memchr(rec->value, '\n', rec->value_len) == NULL && memchr(rec->value, '\r', rec->value_len) == NULL) {
+    /* Valid JSON (it parsed) on one line already: the record's own bytes,
+     * as Firehose writes them, instead of serialising the parse again. */
+    size_t before = p->nd.buf.len;
+    rn_buf_put(&p->nd.buf, rec->value, rec->value_len);
+    rn_buf_put(&p->nd.buf, "\n", 1);
+    if (p->nd.buf.oom) {
+      p->nd.buf.len = before;
+      rc = RN_ENOMEM;
+    } else {
+      p->nd.records++;
+    }
   } else {
-    rc = rn_sink_ndjson_append(&p->nd, j);
+    rc = rn_sink_ndjson_append(&p->nd, j); /* pretty-printed: one compact line */
   }
   json_decref(j);
   if (rc != 0) return rc;

@@ -43,23 +43,31 @@
 
 typedef struct sink sink_t;
 
-typedef enum { PH_IDLE, PH_READING, PH_ENCODING, PH_PUTTING, PH_RETRY } phase_t;
+/* A shard reads and flushes at once: while one flush is encoded and PUT,
+ * the next buffer fills. At most one flush at a time (its range is the one
+ * pending range), and reading stops once the next buffer is full. */
+typedef enum { FL_NONE, FL_ENCODING, FL_PUTTING, FL_RETRY } flush_phase_t;
 
 typedef struct sshard {
   sink_t *sk;
   uint32_t shard;
   uint64_t next;          /* durable checkpoint (once the snapshot holding it is written) */
-  bool pending;           /* [pfirst, plast] is being delivered */
+  bool pending;           /* [pfirst, plast] is being delivered (or, after a restart, must be redone) */
   uint64_t pfirst, plast;
-  phase_t phase;
-  /* The buffer: whole stored batches covering [next, buf_end). */
+  /* Reading: whole stored batches covering [.., buf_end), the records at
+   * or after the flush's range. */
+  bool reading;           /* a fetch is out */
+  uint64_t read_retry_at_ns; /* != 0: the last read failed; not before then */
   uint8_t *buf;
   size_t len, cap;
   uint64_t buf_end, buf_records;
   int64_t oldest_arrival_ms; /* of the first buffered record */
   uint64_t since_ns;      /* monotonic time the first batch was buffered */
-  int64_t last_arrival_ms; /* of the newest record delivered (lag's estimate when nothing is buffered) */
-  /* A flush in progress. */
+  /* The flush in progress: its batches (moved from the buffer), objects. */
+  flush_phase_t fl;
+  uint8_t *fbuf;
+  size_t flen;
+  int64_t f_oldest_ms;
   rn__sink_obj_t *objs;
   size_t nobjs, puts_left;
   bool put_failed;
@@ -102,6 +110,12 @@ struct rn_sinks {
   size_t nsinks;
   Runnel__SinksSnapshot *loaded; /* the file as read at open, until every sink took its part */
   bool closing;
+  /* Encode jobs running, and the shards waiting for one (FIFO): at most
+   * opts.encode_jobs at once, so encoding never holds every thread of the
+   * pool that core's reads and metadata writes also use. */
+  unsigned encoding;
+  sshard_t **encq;
+  size_t nencq, capencq;
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -125,11 +139,12 @@ static void sink_unref(sink_t *sk) {
   if (--sk->refs == 0) sink_free(sk);
 }
 
+/* Drop the read buffer: reading goes on after the flush's range, or at the checkpoint. */
 static void buffer_clear(sshard_t *s) {
   free(s->buf);
   s->buf = NULL;
   s->len = s->cap = 0;
-  s->buf_end = s->next;
+  s->buf_end = s->fl != FL_NONE ? s->plast + 1 : s->next;
   s->buf_records = 0;
   s->oldest_arrival_ms = 0;
 }
@@ -138,6 +153,9 @@ static void objs_clear(sshard_t *s) {
   rn__sink_objs_free(s->objs, s->nobjs);
   s->objs = NULL;
   s->nobjs = s->puts_left = 0;
+  free(s->fbuf);
+  s->fbuf = NULL;
+  s->flen = 0;
 }
 
 /* ---- the state file ----------------------------------------------------------------- */
@@ -499,14 +517,21 @@ static bool shard_runs(const sshard_t *s) {
          !rn_core_draining(sk->ss->core);
 }
 
-static void retry_later(sshard_t *s) {
-  s->phase = PH_RETRY;
-  s->retry_at_ns = mono_ns(s->sk->ss) + (uint64_t)s->retry_ms * 1000000ull;
+static uint64_t backoff_ns(sshard_t *s) {
+  uint64_t at = mono_ns(s->sk->ss) + (uint64_t)s->retry_ms * 1000000ull;
   s->retry_ms = s->retry_ms * 2 > MAX_RETRY_MS ? MAX_RETRY_MS : s->retry_ms * 2;
+  return at;
 }
 
+static void flush_retry_later(sshard_t *s) {
+  s->fl = FL_RETRY;
+  s->retry_at_ns = backoff_ns(s);
+}
+
+/* The read buffer is ready to become the next flush. */
 static bool flush_due(const sshard_t *s) {
-  if (s->pending) return s->buf_end > s->plast;
+  if (s->fl != FL_NONE) return false;
+  if (s->pending) return s->buf_end > s->plast; /* a range to redo: all of it read */
   if (s->len == 0) return false;
   if (s->len >= s->sk->cfg.buffer_bytes) return true;
   uint64_t waited = mono_ns(s->sk->ss) - s->since_ns;
@@ -530,6 +555,7 @@ static void encode_work(uv_work_t *w) {
 }
 
 static void start_puts(sshard_t *s);
+static void encode_next(rn_sinks_t *ss);
 
 static void encode_after(uv_work_t *w, int status) {
   (void)status;
@@ -537,14 +563,18 @@ static void encode_after(uv_work_t *w, int status) {
   sshard_t *s = j->s;
   sink_t *sk = s->sk;
   rn_core_work_end(sk->ss->core);
+  sk->ss->encoding--;
   if (j->state_err != 0) {
     shard_error(s, "writing the sinks' state failed: %s (the flush waits)", rn_strerror(j->state_err));
-    retry_later(s);
+    flush_retry_later(s);
   } else if (j->e.err != 0) {
     shard_error(s, "encoding [%llu, %llu] failed: %s", (unsigned long long)j->e.first, (unsigned long long)j->e.last,
                 j->e.msg);
     rn__sink_objs_free(j->e.objs, j->e.nobjs);
-    retry_later(s);
+    flush_retry_later(s);
+  } else if (sk->deleted || sk->ss->closing) {
+    rn__sink_objs_free(j->e.objs, j->e.nobjs);
+    s->fl = FL_NONE;
   } else {
     s->objs = j->e.objs;
     s->nobjs = j->e.nobjs;
@@ -553,27 +583,21 @@ static void encode_after(uv_work_t *w, int status) {
     start_puts(s);
   }
   free(j);
+  encode_next(sk->ss);
   sink_unref(sk);
 }
 
-static void start_flush(sshard_t *s) {
+static void encode_start(sshard_t *s) {
   sink_t *sk = s->sk;
-  if (!s->pending) {
-    s->pending = true;
-    s->pfirst = s->next;
-    s->plast = s->buf_end - 1;
-    state_put(sk->ss);
-  }
-  s->phase = PH_ENCODING;
+  sk->ss->encoding++;
   enc_job_t *j = rn_xcalloc(1, sizeof *j);
   j->work.data = j;
   j->s = s;
   j->e.fmt = sk->fmt;
   j->e.sink = sk->name;
   j->e.shard = s->shard;
-  j->e.stream_created_ms = 0;
-  j->e.batches = s->buf;
-  j->e.len = s->len;
+  j->e.batches = s->fbuf;
+  j->e.len = s->flen;
   j->e.first = s->pfirst;
   j->e.last = s->plast;
   sink_ref(sk);
@@ -582,6 +606,51 @@ static void start_flush(sshard_t *s) {
     j->state_err = RN_ENOMEM;
     encode_after(&j->work, 0);
   }
+}
+
+/* Queue s's flush for an encode job; the next waiting one starts when a job is free. */
+static void encode_queue(sshard_t *s) {
+  rn_sinks_t *ss = s->sk->ss;
+  s->fl = FL_ENCODING;
+  if (ss->capencq == ss->nencq) {
+    ss->capencq = ss->capencq ? ss->capencq * 2 : 16;
+    ss->encq = rn_xrealloc(ss->encq, ss->capencq * sizeof *ss->encq);
+  }
+  sink_ref(s->sk);
+  ss->encq[ss->nencq++] = s;
+  encode_next(ss);
+}
+
+static void encode_next(rn_sinks_t *ss) {
+  while (ss->nencq > 0 && ss->encoding < ss->opts.encode_jobs) {
+    sshard_t *s = ss->encq[0];
+    memmove(ss->encq, ss->encq + 1, (ss->nencq - 1) * sizeof *ss->encq);
+    ss->nencq--;
+    encode_start(s);
+    sink_unref(s->sk); /* the queue's */
+  }
+}
+
+/* The read buffer becomes the flush of [next, buf_end - 1] (or of the
+ * pending range being redone); reading goes on after it. */
+static void start_flush(sshard_t *s) {
+  sink_t *sk = s->sk;
+  if (!s->pending) {
+    s->pending = true;
+    s->pfirst = s->next;
+    s->plast = s->buf_end - 1;
+    state_put(sk->ss);
+  }
+  s->fbuf = s->buf;
+  s->flen = s->len;
+  s->f_oldest_ms = s->oldest_arrival_ms;
+  s->buf = NULL;
+  s->len = s->cap = 0;
+  s->buf_records = 0;
+  s->oldest_arrival_ms = 0;
+  s->fl = FL_ENCODING;
+  if (s->buf_end > s->plast + 1) s->buf_end = s->plast + 1; /* a redone range read past its end */
+  encode_queue(s);
 }
 
 /* -- put -- */
@@ -599,12 +668,10 @@ static void flush_done(sshard_t *s) {
   for (size_t i = 0; i < s->nobjs; i++) s->bytes_out += s->objs[i].len;
   s->next = s->plast + 1;
   s->pending = false;
-  s->last_arrival_ms = rn_core_now_ms(sk->ss->core);
   s->retry_ms = sk->ss->opts.retry_ms;
   s->last_error[0] = '\0';
   objs_clear(s);
-  buffer_clear(s);
-  s->phase = PH_IDLE;
+  s->fl = FL_NONE;
   state_write(sk->ss, NULL, NULL, NULL, NULL, false);
 }
 
@@ -622,7 +689,7 @@ static void on_put(void *arg, const rn_obj_result_t *r) {
   free(op);
   if (--s->puts_left == 0) {
     if (s->put_failed) {
-      retry_later(s);
+      flush_retry_later(s);
     } else {
       flush_done(s);
       shard_step(s);
@@ -633,7 +700,7 @@ static void on_put(void *arg, const rn_obj_result_t *r) {
 
 static void start_puts(sshard_t *s) {
   sink_t *sk = s->sk;
-  s->phase = PH_PUTTING;
+  s->fl = FL_PUTTING;
   s->put_failed = false;
   size_t todo = 0;
   for (size_t i = 0; i < s->nobjs; i++) todo += !s->objs[i].stored;
@@ -663,17 +730,17 @@ static void start_puts(sshard_t *s) {
 static void on_fetch(void *ctx, const rn_core_fetch_result_t *r) {
   sshard_t *s = ctx;
   sink_t *sk = s->sk;
-  s->phase = PH_IDLE;
+  s->reading = false;
   if (sk->deleted || sk->ss->closing) {
     sink_unref(sk);
     return;
   }
   const rn_core_fetch_shard_result_t *fr = r->err == 0 && r->nresults == 1 ? &r->results[0] : NULL;
   rn_err_t err = fr ? fr->err : r->err;
-  if (err == 0 && s->pending && fr->batches_len == 0 && fr->end_offset <= s->plast) {
-    /* The range of a flush in progress is no longer all in the log (a
-     * stream without sync durability lost its tail in a crash): deliver
-     * what is there. */
+  if (err == 0 && s->pending && s->fl == FL_NONE && fr->batches_len == 0 && fr->end_offset <= s->plast) {
+    /* The range of a flush to redo is no longer all in the log (a stream
+     * without sync durability lost its tail in a crash): deliver what is
+     * there. */
     shard_error(s, "the pending flush [%llu, %llu] ends past the log's end %llu; delivering up to the end",
                 (unsigned long long)s->pfirst, (unsigned long long)s->plast, (unsigned long long)fr->end_offset);
     if (fr->end_offset <= s->pfirst)
@@ -682,7 +749,7 @@ static void on_fetch(void *ctx, const rn_core_fetch_result_t *r) {
       s->plast = fr->end_offset - 1;
     state_put(sk->ss);
   }
-  if (err == RN_EOFFSET && fr != NULL && fr->start_offset > s->buf_end && s->len == 0) {
+  if (err == RN_EOFFSET && fr != NULL && fr->start_offset > s->buf_end && s->len == 0 && s->fl == FL_NONE) {
     /* Retention removed records the sink had not delivered yet. */
     s->skipped += fr->start_offset - s->next;
     shard_error(s, "records %llu..%llu expired before they were delivered; going on at %llu",
@@ -693,7 +760,7 @@ static void on_fetch(void *ctx, const rn_core_fetch_result_t *r) {
     state_put(sk->ss);
   } else if (err != 0) {
     if (err != RN_ESHUTDOWN) shard_error(s, "reading failed: %s", fr && fr->msg ? fr->msg : r->msg);
-    retry_later(s);
+    s->read_retry_at_ns = backoff_ns(s);
     sink_unref(sk);
     return;
   } else if (fr->batches_len > 0 && shard_runs(s)) {
@@ -719,14 +786,8 @@ static void on_fetch(void *ctx, const rn_core_fetch_result_t *r) {
     }
     s->buf_end = fr->next_offset;
   }
-  if (shard_runs(s)) {
-    if (flush_due(s))
-      start_flush(s);
-    else
-      shard_step(s);
-  } else if (sk->paused && s->phase == PH_IDLE) {
-    buffer_clear(s); /* read again on resume */
-  }
+  if (!shard_runs(s) && sk->paused && s->fl == FL_NONE) buffer_clear(s); /* read again on resume */
+  shard_step(s);
   sink_unref(sk);
 }
 
@@ -734,7 +795,7 @@ static void start_fetch(sshard_t *s) {
   sink_t *sk = s->sk;
   rn_sinks_t *ss = sk->ss;
   uint32_t wait = ss->opts.poll_ms;
-  if (s->len > 0) {
+  if (s->len > 0 && s->fl == FL_NONE) {
     uint64_t waited_ms = (mono_ns(ss) - s->since_ns) / 1000000ull;
     uint64_t left = (uint64_t)sk->cfg.buffer_interval_ms > waited_ms ? (uint64_t)sk->cfg.buffer_interval_ms - waited_ms : 0;
     if (left < wait) wait = (uint32_t)left;
@@ -742,22 +803,30 @@ static void start_fetch(sshard_t *s) {
   uint64_t room = sk->cfg.buffer_bytes > s->len ? sk->cfg.buffer_bytes - s->len : 0;
   if (room < MIN_FETCH_BYTES) room = MIN_FETCH_BYTES;
   if (room > (16u << 20)) room = 16u << 20;
-  if (s->pending) wait = 0; /* replaying a range that is all there */
+  if (s->pending && s->fl == FL_NONE) wait = 0; /* redoing a range that is all there */
   rn_core_shard_pos_t pos = {.shard = s->shard, .kind = RN_CORE_POS_OFFSET, .value = (int64_t)s->buf_end};
   rn_core_fetch_req_t fq = {.stream = sk->stream, .shards = &pos, .nshards = 1, .max_wait_ms = wait,
                             .max_bytes = (uint32_t)room};
-  s->phase = PH_READING;
+  s->reading = true;
   sink_ref(sk);
   rn_core_fetch(ss->core, &fq, on_fetch, s);
 }
 
-/* Whatever comes next for an idle shard. */
+/* Whatever comes next: a flush when the buffer is due and none is out; a
+ * read when none is out and the buffer has room (or a range to redo is not
+ * all read yet). */
 static void shard_step(sshard_t *s) {
-  if (s->phase != PH_IDLE || !shard_runs(s)) return;
-  if (flush_due(s))
-    start_flush(s);
-  else
-    start_fetch(s);
+  if (!shard_runs(s)) return;
+  if (flush_due(s)) start_flush(s);
+  if (s->reading) return;
+  if (s->read_retry_at_ns != 0) {
+    if (mono_ns(s->sk->ss) < s->read_retry_at_ns) return;
+    s->read_retry_at_ns = 0;
+  }
+  if (s->len >= s->sk->cfg.buffer_bytes) return;      /* full: waits for the flush out */
+  if (s->pending && s->fl == FL_NONE && s->buf_end > s->plast) return;
+  if (s->fl != FL_NONE && s->pending && s->buf_end <= s->plast) return; /* (never: the flush holds its range) */
+  start_fetch(s);
 }
 
 /* ---- core's listener ------------------------------------------------------------------ */
@@ -791,16 +860,13 @@ static void on_tick(void *arg) {
     sink_t *sk = ss->sinks[i];
     for (uint32_t j = 0; j < sk->nshards; j++) {
       sshard_t *s = &sk->shards[j];
-      if (s->phase == PH_RETRY && now >= s->retry_at_ns && shard_runs(s)) {
-        if (s->nobjs > 0)
+      if (s->fl == FL_RETRY && now >= s->retry_at_ns && shard_runs(s)) {
+        if (s->objs != NULL)
           start_puts(s);
-        else {
-          s->phase = PH_IDLE;
-          shard_step(s);
-        }
-      } else if (s->phase == PH_IDLE) {
-        shard_step(s);
+        else
+          encode_queue(s); /* the encode (or the state write before it) failed: again */
       }
+      shard_step(s);
     }
   }
 }
@@ -824,6 +890,8 @@ static rn_err_t on_close(void *arg) {
     sk->refs--; /* the list's */
     sink_unref(sk);
   }
+  for (size_t i = 0; i < ss->nencq; i++) sink_unref(ss->encq[i]->sk);
+  free(ss->encq);
   free(ss->sinks);
   rn_snapshot_slot_destroy(ss->slot);
   if (ss->loaded) runnel__sinks_snapshot__free_unpacked(ss->loaded, NULL);
@@ -839,6 +907,7 @@ void rn_sinks_opts_default(rn_sinks_opts_t *o) {
   rn_s3_opts_default(&o->s3);
   o->retry_ms = 1000;
   o->poll_ms = 1000;
+  o->encode_jobs = 2;
 }
 
 rn_err_t rn_sinks_open(rn_core_t *core, const rn_sinks_opts_t *opts, rn_sinks_t **out, char *why, size_t whylen) {
@@ -850,6 +919,7 @@ rn_err_t rn_sinks_open(rn_core_t *core, const rn_sinks_opts_t *opts, rn_sinks_t 
     rn_sinks_opts_default(&ss->opts);
   if (ss->opts.retry_ms == 0) ss->opts.retry_ms = 1000;
   if (ss->opts.poll_ms == 0) ss->opts.poll_ms = 1000;
+  if (ss->opts.encode_jobs == 0) ss->opts.encode_jobs = 2;
   const rn_core_opts_t *co = rn_core_options(core);
   ss->fs = co->fs ? co->fs : rn_fs_posix();
   size_t n = strlen(rn_core_data_dir(core)) + sizeof "/" STATE_DIR;
@@ -938,17 +1008,16 @@ rn_sinks_t *rn_sinks_of(const rn_core_t *core) { return rn_core_listener_arg(cor
 static const char *phase_name(const sshard_t *s) {
   const sink_t *sk = s->sk;
   if (sk->stopped[0]) return "stopped";
-  switch (s->phase) {
-  case PH_READING:
-    return s->len > 0 ? "buffering" : sk->paused ? "paused" : "reading";
-  case PH_ENCODING:
-  case PH_PUTTING:
-    return "flushing";
-  case PH_RETRY:
-    return "retrying";
-  default:
-    return sk->paused ? "paused" : "idle";
+  switch (s->fl) {
+  case FL_ENCODING:
+  case FL_PUTTING: return "flushing";
+  case FL_RETRY: return "retrying";
+  default: break;
   }
+  if (sk->paused) return "paused";
+  if (s->read_retry_at_ns) return "retrying";
+  if (s->len > 0) return "buffering";
+  return s->reading ? "reading" : "idle";
 }
 
 static void shard_info(const sshard_t *s, rn_sink_shard_info_t *o) {
@@ -961,13 +1030,14 @@ static void shard_info(const sshard_t *s, rn_sink_shard_info_t *o) {
   o->end_offset = end;
   o->lag_records = end > s->next ? end - s->next : 0;
   int64_t now = rn_core_now_ms(sk->ss->core);
+  int64_t oldest = s->fl != FL_NONE && s->f_oldest_ms > 0 ? s->f_oldest_ms : s->oldest_arrival_ms;
   if (o->lag_records == 0)
     o->lag_ms = 0;
-  else if (s->oldest_arrival_ms > 0)
-    o->lag_ms = now > s->oldest_arrival_ms ? now - s->oldest_arrival_ms : 0;
+  else if (oldest > 0)
+    o->lag_ms = now > oldest ? now - oldest : 0;
   else
     o->lag_ms = -1;
-  o->buffered_bytes = s->len;
+  o->buffered_bytes = s->len + s->flen;
   o->buffered_records = s->buf_records;
   o->state = phase_name(s);
   o->last_error = s->last_error;
@@ -1125,9 +1195,7 @@ void rn_sinks_pause(rn_sinks_t *ss, const char *name, bool resume, rn_sink_reply
   if (sk->paused)
     for (uint32_t i = 0; i < sk->nshards; i++) {
       sshard_t *s = &sk->shards[i];
-      if (s->phase == PH_IDLE || s->phase == PH_RETRY) {
-        if (s->nobjs == 0 && !s->pending) buffer_clear(s);
-      }
+      if (!s->reading) buffer_clear(s); /* read again on resume; a flush out finishes */
     }
   state_write(ss, sk, resume ? start_all : NULL, cb, ctx, true);
 }

@@ -57,6 +57,10 @@ typedef struct rn_sinks_opts {
   /* Fetch long-poll wait of the readers; default 1000 (they also wake at
    * their buffer's deadline). */
   uint32_t poll_ms;
+  /* Encode jobs (decode, convert, compress a flush) running at once over
+   * every sink, on libuv's thread pool; more flushes wait in order. Default
+   * 2: the pool's other threads stay free for core's reads. */
+  unsigned encode_jobs;
   /* Tests: the store every sink writes to, whatever its destination says
    * (borrowed; e.g. an rn_faulty_new wrapper). NULL = from the destination. */
   rn_objstore_t *store;
