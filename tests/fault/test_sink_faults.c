@@ -116,6 +116,7 @@ static void create_stream(const char *name) {
 static void test_outage(void **state) {
   (void)state;
   rn_sinkfx_t *f = &g_fx;
+  rn_sf_broker_start(f);
   create_stream("fo");
   char to[200];
   snprintf(to, sizeof to, "s3://%.32s/fo/", f->peer.bucket);
@@ -305,6 +306,7 @@ static void check_ndjson_poison(void) {
 static void test_poison(void **state) {
   (void)state;
   rn_sinkfx_t *f = &g_fx;
+  rn_sf_broker_start(f);
   create_stream("fp");
   char schema[700], to[800];
   snprintf(schema, sizeof schema, "%s/p.yaml", f->tmp);
@@ -386,6 +388,7 @@ static void test_poison(void **state) {
 static void test_pause(void **state) {
   (void)state;
   rn_sinkfx_t *f = &g_fx;
+  rn_sf_broker_start(f);
   create_stream("fz");
   char top[800], tow[800];
   snprintf(top, sizeof top, "file://%s/p/", g_out);
@@ -495,18 +498,17 @@ int main(int argc, char **argv) {
   int rc = rn_sf_init(&g_fx, outage, why, sizeof why);
   if (rc != 0) {
     printf("SKIP: %s\n", why);
-    rn_sf_finish(&g_fx);
+    rn_sf_finish(&g_fx, 0);
     return 77;
   }
   snprintf(g_out, sizeof g_out, "%s/out", g_fx.tmp);
   mkdir(g_out, 0755);
-  rn_sf_broker_start(&g_fx);
   const struct CMUnitTest t_outage[] = {cmocka_unit_test(test_outage)};
   const struct CMUnitTest t_poison[] = {cmocka_unit_test(test_poison)};
   const struct CMUnitTest t_pause[] = {cmocka_unit_test(test_pause)};
   int failed = outage ? cmocka_run_group_tests(t_outage, NULL, NULL)
                : poison ? cmocka_run_group_tests(t_poison, NULL, NULL)
                         : cmocka_run_group_tests(t_pause, NULL, NULL);
-  failed += rn_sf_finish(&g_fx);
+  failed += rn_sf_finish(&g_fx, failed);
   return failed ? 1 : 0;
 }

@@ -378,14 +378,14 @@ int main(int argc, char **argv) {
   int rc = rn_sf_init(&g_fx, g_s3, why, sizeof why);
   if (rc != 0) {
     printf("SKIP: %s\n", why);
-    rn_sf_finish(&g_fx);
+    rn_sf_finish(&g_fx, 0);
     return 77;
   }
   snprintf(g_out, sizeof g_out, "%s/out", g_fx.tmp);
   mkdir(g_out, 0755);
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill9)};
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
-  failed += rn_sf_finish(&g_fx);
+  failed += rn_sf_finish(&g_fx, failed);
   for (unsigned r = 0; r < MAX_ROUNDS; r++) free(g.recs[r]);
   return failed ? 1 : 0;
 }

@@ -121,6 +121,7 @@ static bool names_has(json_t *list, const char *name) {
 static void test_pipeline(void **state) {
   (void)state;
   rn_sinkfx_t *f = &g_fx;
+  rn_sf_broker_start(f);
   bool dedup = rn_sf_ctl_has_flag("stream", "create", "--dedup-field");
   if (dedup) {
     const char *a[] = {"stream", "create", STREAM, "--shards", "4", "--dedup-field", "event_uuid", "--dedup-window",
@@ -270,12 +271,11 @@ int main(int argc, char **argv) {
   int rc = rn_sf_init(&g_fx, true, why, sizeof why);
   if (rc != 0) {
     printf("SKIP: %s\n", why);
-    rn_sf_finish(&g_fx);
+    rn_sf_finish(&g_fx, 0);
     return 77;
   }
-  rn_sf_broker_start(&g_fx);
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_pipeline)};
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
-  failed += rn_sf_finish(&g_fx);
+  failed += rn_sf_finish(&g_fx, failed);
   return failed ? 1 : 0;
 }

@@ -58,9 +58,10 @@ void rn_sf_broker_stop(rn_sinkfx_t *f);
 void rn_sf_broker_kill(rn_sinkfx_t *f);
 
 /* At the end of main: stop what runs, print sanitizer reports of runneld's
- * logs, stop s3rver, remove the directory. Returns the number of problems
- * found (a broker that did not exit 0). */
-int rn_sf_finish(rn_sinkfx_t *f);
+ * logs, stop s3rver, remove the directory. failed: the tests failed (the
+ * client is then left alone: a producer may still hang off it). Returns the
+ * number of problems found (a broker that did not exit 0, a sanitizer report). */
+int rn_sf_finish(rn_sinkfx_t *f, int failed);
 
 /* `runnelctl --broker ADDR args...` (NULL-terminated): fails unless exit 0.
  * Returns its stdout (malloc'd; the caller frees) or NULL when out is NULL. */
