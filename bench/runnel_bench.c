@@ -7,6 +7,7 @@
 
 int rn_bench_storage(int argc, char **argv);
 int rn_bench_broker(int argc, char **argv);
+int rn_bench_dedup(int argc, char **argv);
 int rn_bench_tcp(int argc, char **argv);
 int rn_bench_syncprobe(int argc, char **argv);
 int rn_bench_http(int argc, char **argv);
@@ -29,6 +30,8 @@ static void usage(FILE *out) {
           "            write+fdatasync limit of the same file system, in one run\n"
           "  broker    N producers and M consumers through runneld: throughput, publish\n"
           "            and end-to-end latency, and the raw limit of the same file system\n"
+          "  dedup     the cost of a stream's dedup window on produce: the same load to a\n"
+          "            stream without and with one, alternating rounds; the ratio\n"
           "  redis     the same load against Redis Streams (hiredis: XADD, XREADGROUP)%s\n"
           "  nats      the same load against NATS JetStream (libnats: async publish, pull)%s\n"
           "  kafka     the same load against Apache Kafka, one KRaft broker (librdkafka)%s\n"
@@ -64,6 +67,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "storage")) return rn_bench_storage(argc - 1, argv + 1);
   if (!strcmp(argv[1], "broker")) return rn_bench_broker(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "dedup")) return rn_bench_dedup(argc - 1, argv + 1);
   if (!strcmp(argv[1], "http")) return rn_bench_http(argc - 1, argv + 1);
   if (!strcmp(argv[1], "tcp")) return rn_bench_tcp(argc - 1, argv + 1);
   if (!strcmp(argv[1], "syncprobe")) return rn_bench_syncprobe(argc - 1, argv + 1);

@@ -177,6 +177,11 @@
     "Retention time of a stream created without one, through every API (native, runnelctl, "     \
     "the Kinesis API's CreateStream): a duration such as `24h` or `7d`, or `forever`. Kinesis's " \
     "own default is 24 hours.")                                                                    \
+  X(dedup_max_ids, U32, "8388608", 1, 1073741824, NULL, NULL,                                       \
+    "Most ids one stream's dedup window holds (docs/dedup.md). The default covers a 1 h window "  \
+    "at ~2 300 records/s; memory grows with use (~56-112 bytes per id: 59 MB per million ids "   \
+    "measured). When full, the oldest ids are evicted before their window ends "                    \
+    "(`runnel_dedup_evictions_total`); produce is never refused for it.")                          \
   X(metrics_latency_detail, ENUM, "stream", 0, 0, "stream|shard", NULL,                             \
     "Granularity of the append-latency and fdatasync histograms in `/metrics`: `stream` sums the "  \
     "shards of each stream (16 buckets per stream), `shard` keeps one histogram per shard (for "   \

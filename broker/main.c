@@ -215,6 +215,7 @@ int main(int argc, char **argv) {
   eo.max_fetch_memory_bytes = cfg.max_fetch_memory_bytes;
   eo.max_wait_ms = cfg.max_wait_ms;
   eo.max_shards = cfg.max_shards;
+  eo.dedup_max_ids = cfg.dedup_max_ids;
   eo.segment_bytes = cfg.segment_bytes;
   eo.group_segment_bytes = cfg.group_log_segment_bytes;
   eo.interval_ms = cfg.interval_ms;

@@ -34,6 +34,12 @@ rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd) {
     d->tiered = c->tiered;
     d->local_retention_ms = c->local_retention_ms;
     d->local_retention_bytes = c->local_retention_bytes;
+    d->dedup_key = (rn_dedup_key_t)c->dedup_key;
+    d->dedup_window_ms = c->dedup_window_ms;
+    if (c->dedup_key == RUNNEL__DEDUP_KEY__DEDUP_FIELD && c->dedup_field && !(d->dedup_field = strdup(c->dedup_field))) {
+      rn_stream_desc_free(d);
+      return NULL;
+    }
   }
   d->created_ms = sd->created_ms;
   d->shard_count = sd->n_shards;
@@ -73,6 +79,7 @@ void rn_stream_desc_free(rn_stream_desc_t *d) {
   if (d == NULL) return;
   free(d->name);
   free(d->status);
+  free(d->dedup_field);
   free(d->shards);
   free(d);
 }
@@ -122,6 +129,9 @@ rn_err_t rn_stream_create(rn_client_t *cl, const rn_stream_config_t *config, rn_
   sc.tiered = config->tiered;
   sc.local_retention_ms = config->tiered ? config->local_retention_ms : 0;
   sc.local_retention_bytes = config->tiered ? config->local_retention_bytes : 0;
+  sc.dedup_key = (Runnel__DedupKey)config->dedup_key;
+  sc.dedup_field = (char *)(uintptr_t)(config->dedup_field ? config->dedup_field : "");
+  sc.dedup_window_ms = config->dedup_window_ms;
   Runnel__CreateStreamRequest cr;
   runnel__create_stream_request__init(&cr);
   cr.config = &sc;

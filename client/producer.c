@@ -100,6 +100,15 @@ typedef struct pbatch {
   bool done;        /* outcome known: done_err, done_base; reported at the head */
   rn_err_t done_err;
   uint64_t done_base;
+  /* The broker's dedup window found these records already stored (by
+   * increasing index): each is reported at its original's (shard, offset);
+   * the others were stored in order from done_base. malloc'd, freed when
+   * reported. */
+  struct dedup_hit {
+    uint32_t index, shard;
+    uint64_t offset;
+  } *hits;
+  uint32_t nhits;
   const uint8_t *data;
   size_t len;
   uint64_t pid;
@@ -174,6 +183,7 @@ void rn_producer_conf_init(rn_producer_conf_t *conf) {
 static void batch_free(pbatch_t *b) {
   rn_batch_builder_free(&b->bld);
   free(b->recs);
+  free(b->hits);
   free(b);
 }
 
@@ -228,9 +238,18 @@ static void batch_retire(rn_producer_t *p, pbatch_t *b) {
 
 /* Report every record of a detached batch (no lock held), then account. */
 static void batch_report(rn_producer_t *p, pbatch_t *b, rn_err_t err, uint32_t shard, uint64_t base) {
+  uint32_t h = 0; /* hits before record i */
   for (size_t i = 0; i < b->nrec; i++) {
-    if (b->recs[i].cb) b->recs[i].cb(err, shard, err ? 0 : base + i, b->recs[i].opaque);
+    bool hit = !err && h < b->nhits && b->hits[h].index == i;
+    if (b->recs[i].cb) {
+      if (hit) b->recs[i].cb(0, b->hits[h].shard, b->hits[h].offset, b->recs[i].opaque);
+      else b->recs[i].cb(err, shard, err ? 0 : base + i - h, b->recs[i].opaque);
+    }
+    if (hit) h++;
   }
+  free(b->hits);
+  b->hits = NULL;
+  b->nhits = 0;
   pthread_mutex_lock(&p->mu);
   p->outstanding -= b->nrec;
   p->buffered -= b->bytes;
@@ -427,6 +446,31 @@ static bool earlier_unresolved(const pshard_t *sh, const pbatch_t *b) {
 
 /* The result of b in a ProduceResponse: results come in request order;
  * fall back to a search by shard for a broker that reorders them. */
+/* The dedup hits of a successful result into b (ordered by index, each
+ * index < nrec, as the broker sends them; anything else is a bad answer). */
+static rn_err_t take_hits(pbatch_t *b, const Runnel__ShardBatchResult *r) {
+  free(b->hits);
+  b->hits = NULL;
+  b->nhits = 0;
+  if (r->n_dedup_hits == 0) return 0;
+  if (r->n_dedup_hits > b->nrec) return RN_EBADREQUEST;
+  b->hits = malloc(r->n_dedup_hits * sizeof(*b->hits));
+  if (b->hits == NULL) return RN_ENOMEM;
+  for (size_t k = 0; k < r->n_dedup_hits; k++) {
+    const Runnel__DedupHit *x = r->dedup_hits[k];
+    if (x->index >= b->nrec || (k && x->index <= b->hits[k - 1].index)) {
+      free(b->hits);
+      b->hits = NULL;
+      return RN_EBADREQUEST;
+    }
+    b->hits[k].index = x->index;
+    b->hits[k].shard = x->shard;
+    b->hits[k].offset = x->offset;
+  }
+  b->nhits = (uint32_t)r->n_dedup_hits;
+  return 0;
+}
+
 static const Runnel__ShardBatchResult *result_for(const Runnel__ProduceResponse *pr, size_t i, uint32_t shard) {
   if (i < pr->n_results && pr->results[i]->shard == shard) return pr->results[i];
   for (size_t k = 0; k < pr->n_results; k++)
@@ -461,6 +505,7 @@ static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respons
       } else {
         berr = rn__pb_error(r->error, NULL, 0);
         base = r->base_offset; /* a duplicate carries the original offset */
+        if (!berr) berr = take_hits(b, r);
       }
     }
     if (!berr) {

@@ -16,6 +16,7 @@
 
 #include "rn_base.h"
 #include "rn_core.h"
+#include "dedup.h"
 
 /* Results are built in an rn_arena_t (rn_base.h). */
 
@@ -33,6 +34,7 @@ typedef struct rn__producer {
     int32_t seq;
     uint32_t count;
     uint64_t base;
+    uint32_t stored; /* records the batch stored (fewer than count when the dedup window dropped some) */
     bool durable;
   } win[RN__PRODUCER_WINDOW];
   uint32_t nwin;
@@ -90,6 +92,12 @@ struct rn_core_stream {
    * retention off and their rn_tier_shard_t applies both. */
   bool tiered;
   int64_t local_retention_ms, local_retention_bytes;
+  /* The dedup window (docs/dedup.md; dedup.h): dedup NULL when off. */
+  rn_core_dedup_key_t dedup_key;
+  char *dedup_field;
+  int64_t dedup_window_ms;
+  rn__dedup_t *dedup;
+  uint64_t dedup_duplicates, dedup_without_id; /* /metrics counters */
   /* The stream's descriptor in the store (tier.c): desc_gen counts changes,
    * desc_put_gen is the last one stored, desc_putting an upload in flight.
    * delete_objects: deleted by a request (not a failed create or restore),
@@ -187,6 +195,9 @@ void rn__shard_range(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16])
 /* Rebuild producer state from the shard's recent batches (at open). */
 rn_err_t rn__shard_load_producers(rn_engine_t *eng, rn_shard_t *sh);
 void rn__shard_free_producers(rn_shard_t *sh);
+/* The stream's dedup window from its shards' logs (records that arrived
+ * at or after now - window; docs/dedup.md). At open, blocking. */
+rn_err_t rn__stream_load_dedup(rn_engine_t *eng, rn_stream_t *st);
 /* Data or an end-of-stream change arrived: wake parked fetches. */
 void rn__shard_wake(rn_engine_t *eng, rn_shard_t *sh);
 /* Complete every parked fetch now (drain, delete). */
@@ -255,6 +266,9 @@ typedef struct rn__meta_stream {
   int64_t created_ms;
   bool tiered;                                  /* tiered storage (docs/tiering.md) */
   int64_t local_retention_ms, local_retention_bytes; /* tiered only: as rn_stream_t's */
+  rn_core_dedup_key_t dedup_key;                /* the dedup window, as rn_stream_t's */
+  char *dedup_field;
+  int64_t dedup_window_ms;
   rn__meta_shard_t *shards; /* nshards */
 } rn__meta_stream_t;
 

@@ -56,6 +56,7 @@ void rn_core_opts_default(rn_core_opts_t *o) {
   o->journal_bytes = 0; /* runneld's default (journal_bytes) is 512 MiB */
   o->journal_checkpoint_ms = 1000;
   o->default_retention_ms = 24 * 3600 * 1000;
+  o->dedup_max_ids = RN_CORE_DEDUP_MAX_IDS_DEFAULT;
   rn_s3_opts_default(&o->tier.s3);
   o->tier.s3.bucket = NULL; /* no S3 store unless a bucket is given */
   rn_tier_opts_default(&o->tier.tier);
@@ -69,6 +70,46 @@ void rn_core_opts_default(rn_core_opts_t *o) {
 static int64_t requested_retention_ms(const rn_engine_t *eng, int64_t wire) {
   if (wire == 0) wire = eng->opts.default_retention_ms;
   return wire > 0 ? wire : 0;
+}
+
+/* The dedup window a create asks for (rn_core_create_req_t): 0, or why
+ * not. Retention is the stored one (requested_retention_ms: 0 = forever). */
+static rn_err_t check_dedup(const rn_engine_t *eng, const rn_core_create_req_t *c, char *why, size_t whylen) {
+  const char *f = c->dedup_field ? c->dedup_field : "";
+  switch (c->dedup_key) {
+  case RN_CORE_DEDUP_NONE:
+    if (f[0] || c->dedup_window_ms) {
+      snprintf(why, whylen, "a dedup field or window needs a dedup key (field or record-id)");
+      return RN_EINVAL;
+    }
+    return 0;
+  case RN_CORE_DEDUP_FIELD:
+    if (!f[0] || strlen(f) > RN_CORE_DEDUP_FIELD_MAX || f[0] == '.' || f[strlen(f) - 1] == '.' || strstr(f, "..")) {
+      snprintf(why, whylen, "dedup field \"%.64s\" must be a JSON member name or dotted path (a.b) of 1..%d bytes",
+               f, RN_CORE_DEDUP_FIELD_MAX);
+      return RN_EINVAL;
+    }
+    break;
+  case RN_CORE_DEDUP_RECORD_ID:
+    if (f[0]) {
+      snprintf(why, whylen, "dedup by record id takes no dedup field");
+      return RN_EINVAL;
+    }
+    break;
+  default: snprintf(why, whylen, "unknown dedup key %d", (int)c->dedup_key); return RN_EINVAL;
+  }
+  if (c->dedup_window_ms <= 0 || c->dedup_window_ms > RN_CORE_DEDUP_MAX_WINDOW_MS) {
+    snprintf(why, whylen, "dedup window %lld ms is out of range 1..%lld (7 days)", (long long)c->dedup_window_ms,
+             (long long)RN_CORE_DEDUP_MAX_WINDOW_MS);
+    return RN_EINVAL;
+  }
+  int64_t ret = requested_retention_ms(eng, c->retention_ms);
+  if (ret > 0 && c->dedup_window_ms > ret) {
+    snprintf(why, whylen, "dedup window %lld ms is longer than the retention (%lld ms): it is rebuilt from the log",
+             (long long)c->dedup_window_ms, (long long)ret);
+    return RN_EINVAL;
+  }
+  return 0;
 }
 
 /* Retention values that are almost certainly a mistake (a unit slip: 100
@@ -264,9 +305,23 @@ static void stream_free(rn_stream_t *st) {
     free(st->shards[i].dir);
     rn__shard_free_producers(&st->shards[i]);
   }
+  rn__dedup_free(st->dedup);
+  free(st->dedup_field);
   free(st->shards);
   free(st->name);
   free(st);
+}
+
+/* Give st its dedup window (none for RN_CORE_DEDUP_NONE). The values were
+ * validated (create) or decoded (metadata). */
+static rn_err_t stream_set_dedup(rn_engine_t *eng, rn_stream_t *st, rn_core_dedup_key_t key, const char *field,
+                                 int64_t window_ms) {
+  if (key == RN_CORE_DEDUP_NONE) return 0;
+  st->dedup_key = key;
+  st->dedup_window_ms = window_ms;
+  if (key == RN_CORE_DEDUP_FIELD && !(st->dedup_field = strdup(field))) return RN_ENOMEM;
+  st->dedup = rn__dedup_new(window_ms, eng->opts.dedup_max_ids);
+  return st->dedup ? 0 : RN_ENOMEM;
 }
 
 static rn_err_t registry_add(rn_engine_t *eng, rn_stream_t *st) {
@@ -353,6 +408,9 @@ static rn_err_t meta_snapshot(rn_engine_t *eng) {
     ms->tiered = st->tiered;
     ms->local_retention_ms = st->local_retention_ms;
     ms->local_retention_bytes = st->local_retention_bytes;
+    ms->dedup_key = st->dedup_key;
+    ms->dedup_field = st->dedup_field; /* borrowed: only shards are freed below */
+    ms->dedup_window_ms = st->dedup_window_ms;
     ms->shards = calloc(st->nshards, sizeof(*ms->shards));
     if (!ms->shards) {
       err = RN_ENOMEM;
@@ -493,6 +551,9 @@ static const rn_core_stream_desc_t *describe(rn_arena_t *a, const rn_stream_t *s
     d->local_retention_ms = st->local_retention_ms > 0 ? st->local_retention_ms : -1;
     d->local_retention_bytes = st->local_retention_bytes > 0 ? st->local_retention_bytes : -1;
   }
+  d->dedup_key = st->dedup_key;
+  d->dedup_field = st->dedup_field;
+  d->dedup_window_ms = st->dedup_window_ms;
   rn_core_shard_desc_t *shards = rn_arena_alloc(a, (st->nshards + 1) * sizeof(*shards));
   for (uint32_t i = 0; i < st->nshards; i++) {
     const rn_shard_t *sh = &st->shards[i];
@@ -770,6 +831,11 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
     FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "stream %s: a local retention needs a tiered stream", name);
     return;
   }
+  char dwhy[300];
+  if (check_dedup(eng, c, dwhy, sizeof dwhy)) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "stream %s: %s", name, dwhy);
+    return;
+  }
   rn_stream_t *st = stream_new(eng, name, c->shard_count);
   if (!st) {
     FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
@@ -787,6 +853,11 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
     st->local_retention_ms = lr > 0 ? lr : 0;
     st->local_retention_bytes = c->local_retention_bytes > 0 ? c->local_retention_bytes : 0;
     warn_local_retention(eng, st);
+  }
+  if (stream_set_dedup(eng, st, c->dedup_key, c->dedup_field, c->dedup_window_ms)) {
+    stream_free(st);
+    FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
+    return;
   }
   st->state = RN__STREAM_CREATING;
   /* Two references, as a stream loaded at open holds one: the registry's
@@ -990,6 +1061,12 @@ static void restore_got_desc(void *arg, const rn_obj_result_t *r, uint8_t *data,
   st->tiered = true;
   st->local_retention_ms = ms.local_retention_ms;
   st->local_retention_bytes = ms.local_retention_bytes;
+  if (stream_set_dedup(eng, st, ms.dedup_key, ms.dedup_field, ms.dedup_window_ms)) {
+    rn__meta_stream_free(&ms);
+    stream_free(st);
+    op->err = RN_ENOMEM;
+    return restore_fail(op);
+  }
   for (uint32_t k = 0; k < st->nshards; k++) {
     rn_shard_t *sh = &st->shards[k];
     const rn__meta_shard_t *x = &ms.shards[k];
@@ -1148,7 +1225,14 @@ void rn_core_set_retention(rn_core_t *eng, const rn_core_retention_req_t *req, r
          "stream %s is not tiered: it has no local retention (its retention is all there is)", name);
     return;
   }
-  st->retention_ms = requested_retention_ms(eng, req->retention_ms);
+  int64_t new_ret = requested_retention_ms(eng, req->retention_ms);
+  if (st->dedup && new_ret > 0 && new_ret < st->dedup_window_ms) {
+    FAIL(rn_core_retention_result_t, cb, ctx, RN_EINVAL,
+         "stream %s: retention %lld ms would be shorter than its dedup window (%lld ms)", name, (long long)new_ret,
+         (long long)st->dedup_window_ms);
+    return;
+  }
+  st->retention_ms = new_ret;
   st->retention_bytes = req->retention_bytes > 0 ? req->retention_bytes : 0;
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   if (st->tiered) {
@@ -1260,6 +1344,7 @@ static void on_tick(uv_timer_t *t) {
     rn_stream_t *st = eng->streams[i];
     if (st->state != RN__STREAM_ACTIVE) continue;
     for (uint32_t k = 0; k < st->nshards; k++) rn_log_tick(st->shards[k].log, now);
+    if (st->dedup) rn__dedup_expire(st->dedup, now);
   }
   if (eng->journal) rn_journal_tick(eng->journal, now);
   rn__tier_tick(eng, now);
@@ -1337,6 +1422,11 @@ static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
     st->tiered = ms->tiered;
     st->local_retention_ms = ms->local_retention_ms;
     st->local_retention_bytes = ms->local_retention_bytes;
+    if (stream_set_dedup(eng, st, ms->dedup_key, ms->dedup_field, ms->dedup_window_ms)) {
+      stream_free(st);
+      err = RN_ENOMEM;
+      break;
+    }
     for (uint32_t k = 0; k < st->nshards; k++) {
       rn_shard_t *sh = &st->shards[k];
       const rn__meta_shard_t *x = &ms->shards[k];
@@ -1358,6 +1448,7 @@ static rn_err_t load_meta(rn_engine_t *eng, char *why, size_t whylen) {
     st->desc_gen = st->tiered; /* stored again at start: a put may have failed before a crash */
     err = stream_open_logs(eng, st, NULL, why, whylen);
     for (uint32_t k = 0; !err && k < st->nshards; k++) err = rn__shard_load_producers(eng, &st->shards[k]);
+    if (!err && st->dedup) err = rn__stream_load_dedup(eng, st);
     if (!err) {
       eng->stats.streams++;
       eng->stats.shards += st->nshards;
@@ -1661,5 +1752,21 @@ void rn_core_foreach_shard(const rn_core_t *eng, rn_core_shard_stats_fn fn, void
       }
       fn(arg, &s);
     }
+  }
+}
+
+void rn_core_foreach_dedup(const rn_core_t *eng, rn_core_dedup_stats_fn fn, void *arg) {
+  for (uint32_t i = 0; i < eng->nstreams; i++) {
+    const rn_stream_t *st = eng->streams[i];
+    if (st->state != RN__STREAM_ACTIVE || !st->dedup) continue;
+    rn_core_dedup_stats_t s = {
+        .stream = st->name,
+        .duplicates = st->dedup_duplicates,
+        .without_id = st->dedup_without_id,
+        .evictions = st->dedup->evictions,
+        .ids = rn__dedup_count(st->dedup),
+        .memory_bytes = rn__dedup_bytes(st->dedup),
+    };
+    fn(arg, &s);
   }
 }

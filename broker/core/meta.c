@@ -43,6 +43,9 @@ static void fill_stream(const rn__meta_stream_t *ms, Runnel__StreamMeta *sm, Run
   sc->tiered = ms->tiered;
   sc->local_retention_ms = ms->tiered ? ms->local_retention_ms : 0;
   sc->local_retention_bytes = ms->tiered ? ms->local_retention_bytes : 0;
+  sc->dedup_key = (Runnel__DedupKey)ms->dedup_key;
+  sc->dedup_field = ms->dedup_field ? ms->dedup_field : (char *)"";
+  sc->dedup_window_ms = ms->dedup_window_ms;
   sm->config = sc;
   sm->created_ms = ms->created_ms;
   sm->uid = ms->uid;
@@ -182,6 +185,25 @@ static rn_err_t decode_stream(const Runnel__StreamMeta *sm, rn__meta_stream_t *m
   ms->tiered = sm->config->tiered;
   ms->local_retention_ms = ms->tiered ? sm->config->local_retention_ms : 0;
   ms->local_retention_bytes = ms->tiered ? sm->config->local_retention_bytes : 0;
+  /* Files written before the dedup window existed: none. */
+  if (sm->config->dedup_key != RUNNEL__DEDUP_KEY__DEDUP_NONE) {
+    if ((unsigned)sm->config->dedup_key > RUNNEL__DEDUP_KEY__DEDUP_RECORD_ID || sm->config->dedup_window_ms <= 0 ||
+        (sm->config->dedup_key == RUNNEL__DEDUP_KEY__DEDUP_FIELD &&
+         (!sm->config->dedup_field || !sm->config->dedup_field[0]))) {
+      snprintf(why, whylen, "%s: stream %s has an invalid dedup window", what, ms->name);
+      rn__meta_stream_free(ms);
+      return RN_ECORRUPT;
+    }
+    ms->dedup_key = (rn_core_dedup_key_t)sm->config->dedup_key;
+    ms->dedup_window_ms = sm->config->dedup_window_ms;
+    if (ms->dedup_key == RN_CORE_DEDUP_FIELD) {
+      ms->dedup_field = strdup(sm->config->dedup_field);
+      if (!ms->dedup_field) {
+        rn__meta_stream_free(ms);
+        return RN_ENOMEM;
+      }
+    }
+  }
   for (uint32_t k = 0; k < n; k++) {
     rn__meta_shard_t *x = &ms->shards[k];
     if (sm->n_shards == 0) { /* written before shard entries existed */
@@ -232,6 +254,7 @@ rn_err_t rn__meta_stream_decode(const uint8_t *buf, size_t len, rn__meta_stream_
 
 void rn__meta_stream_free(rn__meta_stream_t *ms) {
   free(ms->name);
+  free(ms->dedup_field);
   free(ms->shards);
   memset(ms, 0, sizeof(*ms));
 }

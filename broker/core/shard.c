@@ -80,7 +80,7 @@ void rn__shard_free_producers(rn_shard_t *sh) {
   sh->producers_cap = sh->nproducers = 0;
 }
 
-static void window_push(rn__producer_t *p, int32_t seq, uint32_t count, uint64_t base, bool durable) {
+static void window_push(rn__producer_t *p, int32_t seq, uint32_t count, uint32_t stored, uint64_t base, bool durable) {
   if (p->nwin == RN__PRODUCER_WINDOW) {
     memmove(p->win, p->win + 1, (RN__PRODUCER_WINDOW - 1) * sizeof(p->win[0]));
     p->nwin--;
@@ -88,6 +88,7 @@ static void window_push(rn__producer_t *p, int32_t seq, uint32_t count, uint64_t
   p->win[p->nwin].seq = seq;
   p->win[p->nwin].count = count;
   p->win[p->nwin].base = base;
+  p->win[p->nwin].stored = stored;
   p->win[p->nwin].durable = durable;
   p->nwin++;
 }
@@ -109,7 +110,7 @@ static void producer_note(rn_shard_t *sh, const rn_batch_header_t *h, bool durab
     p->nwin = 0;
   }
   p->next_seq = seq_after(h->base_sequence, h->record_count);
-  window_push(p, h->base_sequence, h->record_count, h->base_offset, durable);
+  window_push(p, h->base_sequence, h->record_count, h->record_count, h->base_offset, durable);
 }
 
 rn_err_t rn__shard_load_producers(rn_engine_t *eng, rn_shard_t *sh) {
@@ -154,7 +155,27 @@ typedef struct produce_item {
   uint32_t records; /* for the shard's metrics */
   uint64_t bytes;
   uint64_t t0_ns;   /* uv_hrtime at submission */
+  /* Dedup streams (docs/dedup.md). ids: the window entries this batch
+   * inserted (pending = this item until its append completes). waits: other
+   * batches' copies of those ids, answered when the append completes.
+   * waiting: this batch's own hits on other appends still in flight; the
+   * batch is answered once they completed. appended: an append is in
+   * flight (false: every record was a hit). */
+  rn__dedup_hash_t *ids;
+  uint32_t nids;
+  uint64_t base_guess; /* rn_log_next_offset when scanned: the entries' offsets start there */
+  rn_core_dedup_hit_t *hits; /* res->hits, in the op's arena */
+  struct dedup_wait *waits;
+  uint32_t waiting;
+  bool appended;
 } produce_item_t;
+
+/* A record of `waiter` whose first copy is another batch's append in flight. */
+typedef struct dedup_wait {
+  produce_item_t *waiter;
+  uint32_t index;
+  struct dedup_wait *next;
+} dedup_wait_t;
 
 struct produce_op {
   rn_engine_t *eng;
@@ -175,6 +196,7 @@ static void produce_finish(produce_op_t *op) {
   op->cb(op->ctx, &r);
   rn__stream_unref(op->eng, op->st);
   rn_arena_free(&op->arena);
+  for (size_t i = 0; i < op->n; i++) free(op->items[i].ids);
   free(op->items);
   free(op);
 }
@@ -228,6 +250,9 @@ static void set_err(rn_arena_t *a, rn_core_batch_result_t *r, rn_err_t err, cons
   r->msg = m;
 }
 
+static dedup_wait_t *dedup_resolve(produce_item_t *it, rn_err_t err);
+static void dedup_answer(dedup_wait_t *w, rn_err_t err, uint32_t shard);
+
 static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   produce_item_t *it = arg;
   produce_op_t *op = it->op;
@@ -236,12 +261,16 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   it->sh->inflight--;
   eng->inflight_appends--;
   shard_note_append(it->sh, it, err);
+  it->appended = false;
+  dedup_wait_t *waits = it->nids || it->waits ? dedup_resolve(it, err) : NULL;
+  uint32_t shard = it->sh->index;
   if (err) {
     if (it->producer_id) producer_forget(it->sh, it->producer_id, it->epoch, it->seq);
     set_err(&op->arena, r, err, "shard %u: append failed: %s%s", it->sh->index, rn_strerror(err),
             rn_err_retriable(err) ? "; nothing was stored, retry" : "");
   } else {
     r->base_offset = base;
+    if (!r->nhits) r->stored_count = it->records;
     it->sh->last_append_ms = rn__now_ms(eng);
     if (it->producer_id) {
       rn__producer_t *p = producer_get(it->sh, it->producer_id, false);
@@ -251,7 +280,9 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
     rn__tier_note_append(eng, it->sh);
     rn__shard_wake(eng, it->sh);
   }
-  produce_item_done(op);
+  produce_item_done(op); /* op and it may be gone now */
+  /* The copies that waited are answered after their first copy's request. */
+  if (waits) dedup_answer(waits, err, shard);
 }
 
 /* Check every record: structure (the iterator is strict) and size. */
@@ -291,6 +322,368 @@ static rn_err_t check_records(const rn_engine_t *eng, const uint8_t *b, size_t l
     return RN_ECORRUPT;
   }
   return 0;
+}
+
+/* ---- the dedup window on produce (docs/dedup.md) -----------------------------------------
+ * A batch of a dedup stream is scanned before it is appended: each record
+ * with an id is looked up in the stream's window. A hit is not stored: the
+ * result names its original (rn_core_batch_result_t.hits); a first copy is
+ * inserted, pending on this batch's append, with its rank among the stored
+ * records as offset (rebased once the log assigned the batch's base). When
+ * some records were hits the others are re-encoded into a new batch (or
+ * nothing is stored). A hit whose first copy is still in flight in another
+ * batch makes this batch wait for that append: it is answered after it,
+ * with its error if it failed. */
+
+/* The id of r in st, false when it has none (counted by the caller). */
+static bool record_id(const rn_stream_t *st, const rn_record_t *r, const uint8_t **id, size_t *len) {
+  if (st->dedup_key == RN_CORE_DEDUP_RECORD_ID) {
+    *id = r->id;
+    *len = r->id_len;
+    return r->id_len > 0;
+  }
+  return rn__dedup_json_field(r->value, r->value_len, st->dedup_field, id, len) && *len > 0;
+}
+
+/* A hit on a record of its own batch (its offset: base_guess + rank). */
+#define LOCAL_HIT(it, x) ((x)->shard == (it)->sh->index && (x)->offset >= (it)->base_guess)
+
+/* Re-encode the records of data that are not hits (kept of them). */
+static rn_err_t dedup_reencode(const uint8_t *data, size_t len, const rn_batch_header_t *hdr,
+                               const rn_core_dedup_hit_t *hits, uint32_t nhits, uint32_t kept, rn_batch_builder_t *bld,
+                               const uint8_t **out, size_t *outlen) {
+  rn_batch_iter_t bi;
+  rn_err_t err = rn_batch_iter_init_verified(&bi, data, len);
+  if (err) return err;
+  rn_record_t r;
+  uint32_t j = 0, hi = 0;
+  rn_record_header_t *hv = NULL;
+  size_t hcap = 0;
+  while (!err && rn_batch_iter_next(&bi, &r) == 0) {
+    if (hi < nhits && hits[hi].index == j) {
+      hi++;
+      j++;
+      continue;
+    }
+    j++;
+    if (r.header_count > hcap) {
+      rn_record_header_t *nv = realloc(hv, r.header_count * sizeof(*hv));
+      if (!nv) {
+        err = RN_ENOMEM;
+        break;
+      }
+      hv = nv;
+      hcap = r.header_count;
+    }
+    size_t pos = 0;
+    for (size_t k = 0; k < r.header_count; k++)
+      if (rn_record_header_next(&r, &pos, &hv[k])) err = RN_ECORRUPT;
+    r.headers = r.header_count ? hv : NULL;
+    if (!err) err = rn_batch_builder_add(bld, &r);
+  }
+  free(hv);
+  rn_batch_iter_free(&bi);
+  if (err) return err;
+  /* The stored batch keeps the producer's fields with the sequence moved up
+   * by the records left out: its last sequence is the original's, so the
+   * producer state rebuilt from the log at open expects the same next one. */
+  rn_batch_producer_t pr = {hdr->producer_id, hdr->producer_epoch,
+                            hdr->base_sequence >= 0 ? seq_after(hdr->base_sequence, hdr->record_count - kept) : -1};
+  return rn_batch_builder_finish(bld, (rn_codec_t)hdr->codec, hdr->producer_id ? &pr : NULL, out, outlen);
+}
+
+/* Scan one checked batch of a dedup stream (see above). *out: the bytes
+ * to append (data itself without hits, the re-encoded batch in bld, or NULL
+ * when every record was a hit). res gets the hits and stored_count;
+ * it->records the records to store. */
+static rn_err_t dedup_scan(produce_op_t *op, produce_item_t *it, const uint8_t *data, size_t len,
+                           const rn_batch_header_t *hdr, rn_batch_builder_t *bld, const uint8_t **out, size_t *outlen,
+                           char *why, size_t whylen) {
+  rn_stream_t *st = op->st;
+  rn__dedup_t *d = st->dedup;
+  rn_core_batch_result_t *res = &op->results[it->i];
+  int64_t now = rn__now_ms(op->eng);
+  uint32_t n = hdr->record_count;
+  /* Entries get the offset the append will get (rn_log_next_offset: the
+   * log assigns offsets in submission order, synchronously, and nothing is
+   * submitted to this shard before this batch); dedup_rebase corrects them
+   * should the append report another base. */
+  it->base_guess = rn_log_next_offset(it->sh->log);
+  rn_batch_iter_t bi;
+  /* check_records just verified both checksums of exactly these bytes. */
+  rn_err_t err = rn_batch_iter_init_verified(&bi, data, len);
+  if (err) {
+    snprintf(why, whylen, "batch failed verification (%s)", rn_err_name(err));
+    return err;
+  }
+  it->ids = malloc((size_t)n * sizeof(*it->ids));
+  if (!it->ids) {
+    rn_batch_iter_free(&bi);
+    snprintf(why, whylen, "out of memory");
+    return RN_ENOMEM;
+  }
+  rn_core_dedup_hit_t *hits = NULL;
+  uint32_t nhits = 0, kept = 0, j = 0;
+  rn_record_t r;
+  while (rn_batch_iter_next(&bi, &r) == 0) {
+    const uint8_t *id;
+    size_t idl;
+    uint32_t idx = j++;
+    if (!record_id(st, &r, &id, &idl)) {
+      st->dedup_without_id++;
+      kept++;
+      continue;
+    }
+    rn__dedup_hash_t h = rn__dedup_hash(id, idl);
+    rn__dedup_entry_t *e = rn__dedup_find(d, h, now);
+    if (!e) {
+      if (rn__dedup_insert(d, h, it->sh->index, it->base_guess + kept, now, it)) it->ids[it->nids++] = h;
+      kept++;
+      continue;
+    }
+    if (!hits) hits = rn_arena_alloc(&op->arena, (size_t)n * sizeof(*hits));
+    rn_core_dedup_hit_t *x = &hits[nhits++];
+    x->index = idx;
+    x->shard = e->shard;
+    x->offset = e->offset;
+    st->dedup_duplicates++;
+    if (e->pending && e->pending != it) { /* the first copy's append is in flight */
+      produce_item_t *first = e->pending;
+      dedup_wait_t *w = rn_xcalloc(1, sizeof(*w));
+      w->waiter = it;
+      w->index = idx;
+      w->next = first->waits;
+      first->waits = w;
+      it->waiting++;
+      op->pending++;
+    }
+  }
+  rn_batch_iter_free(&bi);
+  res->hits = it->hits = hits;
+  res->nhits = nhits;
+  res->stored_count = kept;
+  it->records = kept;
+  *out = data;
+  *outlen = len;
+  if (nhits == 0) return 0;
+  if (kept == 0) {
+    *out = NULL;
+    return 0;
+  }
+  err = dedup_reencode(data, len, hdr, hits, nhits, kept, bld, out, outlen);
+  if (err) snprintf(why, whylen, "re-encoding the batch without its %u duplicates failed (%s)", nhits, rn_err_name(err));
+  return err;
+}
+
+/* The append was submitted at base: the entries and same-batch hits get
+ * their absolute offsets. */
+static void dedup_rebase(produce_item_t *it, rn_core_batch_result_t *res, uint64_t base) {
+  if (base == it->base_guess) return; /* the usual case: nothing to correct */
+  rn__dedup_t *d = it->op->st->dedup;
+  for (uint32_t k = 0; k < it->nids; k++) {
+    rn__dedup_entry_t *e = rn__dedup_owned(d, it->ids[k], it);
+    if (e) e->offset = e->offset - it->base_guess + base;
+  }
+  rn_core_dedup_hit_t *hits = it->hits;
+  for (uint32_t k = 0; k < res->nhits; k++) {
+    if (!LOCAL_HIT(it, &hits[k])) continue;
+    hits[k].offset = hits[k].offset - it->base_guess + base;
+  }
+}
+
+/* The append was refused at submission: its entries go. (Its own waits on
+ * other appends stay counted and complete as usual.) */
+static void dedup_unwind(produce_item_t *it) {
+  rn__dedup_t *d = it->op->st->dedup;
+  for (uint32_t k = 0; d && k < it->nids; k++) rn__dedup_remove(d, it->ids[k], it);
+  it->nids = 0;
+}
+
+/* it's append completed with err: settle (or remove) its entries. Returns
+ * the copies that waited for it, for dedup_answer once it's own request
+ * was answered. */
+static dedup_wait_t *dedup_resolve(produce_item_t *it, rn_err_t err) {
+  rn__dedup_t *d = it->op->st->dedup;
+  for (uint32_t k = 0; d && k < it->nids; k++) {
+    if (err) {
+      rn__dedup_remove(d, it->ids[k], it);
+    } else {
+      rn__dedup_entry_t *e = rn__dedup_owned(d, it->ids[k], it);
+      if (e) e->pending = NULL;
+    }
+  }
+  it->nids = 0;
+  dedup_wait_t *w = it->waits;
+  it->waits = NULL;
+  return w;
+}
+
+/* Answer the copies that waited for an append to shard (completed with err). */
+static void dedup_answer(dedup_wait_t *w, rn_err_t err, uint32_t shard) {
+  while (w) {
+    dedup_wait_t *next = w->next;
+    produce_item_t *wi = w->waiter;
+    produce_op_t *wop = wi->op;
+    rn_core_batch_result_t *wr = &wop->results[wi->i];
+    if (err && !wr->err)
+      set_err(&wop->arena, wr, err, "shard %u: record %u: its first copy (shard %u) failed to store: %s; retry",
+              wi->sh->index, w->index, shard, rn_strerror(err));
+    if (--wi->waiting == 0 && wi->records == 0 && wi->producer_id) {
+      /* A batch made only of hits: its sequence is answered like a stored one from now on. */
+      if (wr->err) {
+        producer_forget(wi->sh, wi->producer_id, wi->epoch, wi->seq);
+      } else {
+        rn__producer_t *p = producer_get(wi->sh, wi->producer_id, false);
+        for (uint32_t k = 0; p && k < p->nwin; k++)
+          if (p->win[k].seq == wi->seq) p->win[k].durable = true;
+      }
+    }
+    free(w);
+    produce_item_done(wop);
+    w = next;
+  }
+}
+
+/* A producer's retry answered from its window (duplicate): the hits the
+ * batch had, from the window's entries. A record stored by the batch has its
+ * own entry at the next stored offset; any other entry is a hit. */
+static void dedup_replay(produce_op_t *op, rn_shard_t *sh, rn_core_batch_result_t *res, const uint8_t *data,
+                         size_t len, uint32_t stored) {
+  rn_stream_t *st = op->st;
+  int64_t now = rn__now_ms(op->eng);
+  rn_batch_iter_t bi;
+  if (rn_batch_iter_init_verified(&bi, data, len)) return;
+  rn_core_dedup_hit_t *hits = NULL;
+  uint32_t nhits = 0, k = 0, j = 0;
+  rn_record_t r;
+  while (rn_batch_iter_next(&bi, &r) == 0) {
+    const uint8_t *id;
+    size_t idl;
+    uint32_t idx = j++;
+    if (!record_id(st, &r, &id, &idl)) {
+      k++;
+      continue;
+    }
+    rn__dedup_entry_t *e = rn__dedup_find(st->dedup, rn__dedup_hash(id, idl), now);
+    if (!e || (k < stored && e->shard == sh->index && e->offset == res->base_offset + k)) {
+      k++;
+      continue;
+    }
+    if (!hits) hits = rn_arena_alloc(&op->arena, (size_t)bi.hdr.record_count * sizeof(*hits));
+    hits[nhits++] = (rn_core_dedup_hit_t){idx, e->shard, e->offset};
+  }
+  rn_batch_iter_free(&bi);
+  res->hits = hits;
+  res->nhits = nhits;
+}
+
+/* ---- the dedup window at open --------------------------------------------------------------- */
+
+typedef struct seen {
+  rn__dedup_hash_t h;
+  int64_t arrival;
+  uint64_t offset;
+  uint32_t shard;
+} seen_t;
+
+static int seen_cmp(const void *a, const void *b) {
+  const seen_t *x = a, *y = b;
+  if (x->arrival != y->arrival) return x->arrival < y->arrival ? -1 : 1;
+  if (x->shard != y->shard) return x->shard < y->shard ? -1 : 1;
+  return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The first offset of sh whose batch arrived at or after cutoff, by a
+ * binary search over the batches' arrival times (stamped by this broker as
+ * they are appended, so non-decreasing along the log unless its clock
+ * stepped back). Record timestamps are the producer's and the time index
+ * follows them, so it cannot be used for this. Blocking (at open). */
+static uint64_t first_arrival_at(rn_log_t *log, int64_t cutoff, uint8_t **buf, size_t *cap) {
+  uint64_t lo = rn_log_start(log), hi = rn_log_end(log);
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    size_t len = 0;
+    rn_batch_header_t h;
+    if (rn_core_log_read(log, mid, buf, cap, &len) || len == 0 || rn_batch_header_decode(*buf, len, &h))
+      return lo; /* unreadable: scan from what is known */
+    if (h.arrival_time_ms < cutoff)
+      lo = rn_batch_last_offset(&h) + 1;
+    else
+      hi = h.base_offset > lo ? h.base_offset : lo;
+    if (hi <= lo) break;
+  }
+  return lo;
+}
+
+rn_err_t rn__stream_load_dedup(rn_engine_t *eng, rn_stream_t *st) {
+  int64_t now = rn__now_ms(eng), cutoff = now - st->dedup_window_ms;
+  seen_t *v = NULL;
+  size_t nv = 0, cv = 0;
+  size_t cap = 1 << 20;
+  uint8_t *buf = malloc(cap);
+  if (!buf) return RN_ENOMEM;
+  rn_err_t err = 0;
+  uint64_t records = 0;
+  size_t probe_cap = 64 << 10;
+  uint8_t *probe = malloc(probe_cap);
+  if (!probe) {
+    free(buf);
+    return RN_ENOMEM;
+  }
+  for (uint32_t s = 0; s < st->nshards && !err; s++) {
+    rn_shard_t *sh = &st->shards[s];
+    if (!sh->log) continue;
+    uint64_t end = rn_log_end(sh->log);
+    uint64_t from = first_arrival_at(sh->log, cutoff, &probe, &probe_cap);
+    while (from < end && !err) {
+      size_t len = 0;
+      err = rn_core_log_read(sh->log, from, &buf, &cap, &len);
+      if (err || len == 0) break;
+      for (size_t at = 0; at < len && !err;) {
+        rn_batch_iter_t bi;
+        if (rn_batch_iter_init_verified(&bi, buf + at, len - at)) break;
+        rn_batch_header_t h = bi.hdr;
+        rn_record_t r;
+        while (h.arrival_time_ms >= cutoff && rn_batch_iter_next(&bi, &r) == 0) {
+          const uint8_t *id;
+          size_t idl;
+          records++;
+          if (r.offset < from || !record_id(st, &r, &id, &idl)) continue;
+          if (nv == cv) {
+            size_t nc = cv ? cv * 2 : 4096;
+            seen_t *nvp = realloc(v, nc * sizeof(*v));
+            if (!nvp) {
+              err = RN_ENOMEM;
+              break;
+            }
+            v = nvp;
+            cv = nc;
+          }
+          v[nv++] = (seen_t){rn__dedup_hash(id, idl), h.arrival_time_ms, r.offset, s};
+        }
+        rn_batch_iter_free(&bi);
+        from = rn_batch_last_offset(&h) + 1;
+        at += h.batch_length;
+      }
+    }
+    if (err == RN_ECORRUPT) { /* reads report it; the window is rebuilt from what is readable */
+      rn__eng_say(eng, RN_LVL_WARN, "%s: dedup window rebuilt partially (damaged batch)", sh->dir);
+      err = 0;
+    }
+  }
+  free(buf);
+  free(probe);
+  if (!err) {
+    if (nv) qsort(v, nv, sizeof(*v), seen_cmp);
+    for (size_t i = 0; i < nv; i++)
+      if (!rn__dedup_find(st->dedup, v[i].h, now))
+        rn__dedup_insert(st->dedup, v[i].h, v[i].shard, v[i].offset, v[i].arrival, NULL);
+    st->dedup->evictions = 0; /* counters start at open */
+    rn__eng_say(eng, RN_LVL_INFO, "stream %s: dedup window rebuilt: %u ids from %" PRIu64 " records", st->name,
+                rn__dedup_count(st->dedup), records);
+  }
+  free(v);
+  return err;
 }
 
 void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_produce_cb cb, void *ctx) {
@@ -384,6 +777,8 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
           } else {
             res->base_offset = p->win[k].base;
             res->duplicate = true;
+            res->stored_count = p->win[k].stored;
+            if (st->dedup) dedup_replay(op, sh, res, sb->data, sb->len, p->win[k].stored);
           }
           break;
         }
@@ -403,24 +798,53 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
     it->records = hdr.record_count;
     it->bytes = sb->len;
     it->t0_ns = uv_hrtime();
+    const uint8_t *bytes = sb->data;
+    size_t blen = sb->len;
+    rn_batch_builder_t bld;
+    rn_batch_builder_init(&bld);
+    if (st->dedup) {
+      err = dedup_scan(op, it, sb->data, sb->len, &hdr, &bld, &bytes, &blen, why, sizeof why);
+      if (err) {
+        rn_batch_builder_free(&bld);
+        set_err(&op->arena, res, err, "shard %u: %s", sb->shard, why);
+        continue;
+      }
+    }
     uint64_t base = 0;
-    /* check_records verified both checksums of exactly these bytes. */
-    err = rn_log_append_verified(sh->log, sb->data, sb->len, 0, on_appended, it, &base);
+    if (bytes == NULL) { /* every record was a hit: nothing to store */
+      res->base_offset = rn_log_end(sh->log);
+      res->stored_count = 0;
+      if (p) {
+        p->next_seq = seq_after(hdr.base_sequence, hdr.record_count);
+        window_push(p, hdr.base_sequence, hdr.record_count, 0, res->base_offset, it->waiting == 0);
+      }
+      continue;
+    }
+    /* check_records verified both checksums of exactly these bytes; a
+     * re-encoded batch (dedup) is verified by the log. */
+    if (bytes == sb->data)
+      err = rn_log_append_verified(sh->log, bytes, blen, 0, on_appended, it, &base);
+    else
+      err = rn_log_append(sh->log, bytes, blen, 0, on_appended, it, &base);
+    rn_batch_builder_free(&bld); /* the log copied the bytes */
     if (err) {
       sh->metrics.append_errors++;
+      dedup_unwind(it);
       set_err(&op->arena, res, err, "shard %u: %s%s", sb->shard,
               err == RN_ELOGFAILED ? "the shard's log failed after a disk error; see the broker log" : rn_strerror(err),
               rn_err_retriable(err) ? "; nothing was stored, retry" : "");
       continue;
     }
+    if (st->dedup) dedup_rebase(it, res, base);
+    it->appended = true;
     if (p) {
       p->next_seq = seq_after(hdr.base_sequence, hdr.record_count);
-      window_push(p, hdr.base_sequence, hdr.record_count, base, false);
+      window_push(p, hdr.base_sequence, hdr.record_count, it->records, base, false);
     }
     sh->inflight++;
     eng->inflight_appends++;
-    eng->stats.records_in += hdr.record_count;
-    eng->stats.bytes_in += sb->len;
+    eng->stats.records_in += it->records;
+    eng->stats.bytes_in += blen;
     op->pending++;
   }
   produce_item_done(op);

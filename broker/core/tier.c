@@ -276,6 +276,9 @@ static void desc_put(rn_engine_t *eng, rn_stream_t *st) {
       .tiered = true,
       .local_retention_ms = st->local_retention_ms,
       .local_retention_bytes = st->local_retention_bytes,
+      .dedup_key = st->dedup_key,
+      .dedup_field = st->dedup_field,
+      .dedup_window_ms = st->dedup_window_ms,
   };
   ms.shards = rn_xcalloc(st->nshards + 1, sizeof(*ms.shards));
   for (uint32_t k = 0; k < st->nshards; k++) {

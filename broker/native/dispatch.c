@@ -108,6 +108,9 @@ static Runnel__StreamDescription *describe(rn_arena_t *a, const rn_core_stream_d
   c->tiered = s->tiered;
   c->local_retention_ms = s->local_retention_ms;
   c->local_retention_bytes = s->local_retention_bytes;
+  c->dedup_key = (Runnel__DedupKey)s->dedup_key;
+  c->dedup_field = unconst(s->dedup_field ? s->dedup_field : "");
+  c->dedup_window_ms = s->dedup_window_ms;
   d->config = c;
   d->created_ms = s->created_ms;
   d->status = unconst(rn_core_stream_state_name(s->state));
@@ -165,6 +168,9 @@ static void create_stream(rn_core_t *core, const Runnel__CreateStreamRequest *r,
       .tiering = c->tiered ? RN_CORE_TIERING_ON : RN_CORE_TIERING_OFF,
       .local_retention_ms = c->tiered ? c->local_retention_ms : 0,
       .local_retention_bytes = c->tiered ? c->local_retention_bytes : 0,
+      .dedup_key = (rn_core_dedup_key_t)c->dedup_key, /* out of range: refused by core */
+      .dedup_field = c->dedup_field,
+      .dedup_window_ms = c->dedup_window_ms,
   };
   rn_core_create_stream(core, &cr, on_create, reply_new(cb, ctx));
 }
@@ -364,6 +370,19 @@ static void on_produce(void *ctx, const rn_core_produce_result_t *r) {
     if (b->err) res[i].error = new_error(&a, b->err, b->msg);
     res[i].base_offset = b->base_offset;
     res[i].duplicate = b->duplicate;
+    res[i].stored_count = b->stored_count;
+    if (b->nhits) {
+      Runnel__DedupHit *h = rn_arena_alloc(&a, b->nhits * sizeof(*h));
+      res[i].dedup_hits = rn_arena_alloc(&a, b->nhits * sizeof(*res[i].dedup_hits));
+      res[i].n_dedup_hits = b->nhits;
+      for (uint32_t k = 0; k < b->nhits; k++) {
+        runnel__dedup_hit__init(&h[k]);
+        h[k].index = b->hits[k].index;
+        h[k].shard = b->hits[k].shard;
+        h[k].offset = b->hits[k].offset;
+        res[i].dedup_hits[k] = &h[k];
+      }
+    }
     pr.results[i] = &res[i];
   }
   resp.op_case = RUNNEL__RESPONSE__OP_PRODUCE;

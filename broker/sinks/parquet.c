@@ -312,13 +312,14 @@ rn_err_t rn_pq_writer_new(const rn_pq_column_t *cols, size_t ncols, const rn_pq_
   for (size_t i = 0; i < ncols; i++) {
     w->cols[i].def = cols[i];
     w->cols[i].def.name = dupstr(cols[i].name);
-    if (!w->cols[i].def.name) {
+    /* value buffers are never NULL, so empty strings point somewhere */
+    if (!w->cols[i].def.name || !rn__buf_reserve(&w->cols[i].vals, 64)) {
       rn_pq_writer_free(w);
       return RN_ENOMEM;
     }
   }
   rn__buf_put(&w->out, "PAR1", 4);
-  if (!rn__buf_ok(&w->out)) {
+  if (!rn__buf_ok(&w->out) || !rn__buf_reserve(&w->row_str, 64)) {
     rn_pq_writer_free(w);
     return RN_ENOMEM;
   }
@@ -864,6 +865,8 @@ static rn_err_t encode_chunk(rn_pq_writer_t *w, const col_t *c, chunk_meta_t *m)
         rn__buf_le32(&e.body, (uint32_t)n);
         rn__buf_put(&e.body, p, n);
       }
+    } else if (val == v0) {
+      /* only nulls in this page: levels, no values */
     } else if (c->def.type == RN_PQ_BOOLEAN) {
       size_t nb = (val - v0 + 7) / 8;
       if (rn__buf_reserve(&e.body, nb)) {

@@ -113,6 +113,7 @@ struct rn_sinks {
   /* Encode jobs running, and the shards waiting for one (FIFO): at most
    * opts.encode_jobs at once, so encoding never holds every thread of the
    * pool that core's reads and metadata writes also use. */
+  uv_poll_t *store_poll;  /* opts.store's completions, when one is given */
   unsigned encoding;
   sshard_t **encq;
   size_t nencq, capencq;
@@ -307,6 +308,13 @@ static void on_store(uv_poll_t *h, int status, int events) {
 }
 
 static void poll_freed(uv_handle_t *h) { free(h); }
+
+static void on_shared_store(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  rn_sinks_t *ss = h->data;
+  rn_objstore_poll(ss->opts.store);
+}
 
 static rn_objstore_t *sink_store(const sink_t *sk) { return sk->store ? sk->store : sk->ss->opts.store; }
 
@@ -874,6 +882,13 @@ static void on_tick(void *arg) {
 static rn_err_t on_close(void *arg) {
   rn_sinks_t *ss = arg;
   ss->closing = true;
+  if (ss->opts.store != NULL) {
+    /* A borrowed store outlives us: let what is in flight on it complete
+     * now, while the sinks its callbacks name still exist. */
+    while (rn_objstore_inflight(ss->opts.store) > 0) rn_objstore_wait(ss->opts.store, 100);
+    if (ss->store_poll) uv_close((uv_handle_t *)ss->store_poll, poll_freed);
+    ss->store_poll = NULL;
+  }
   while (ss->nsinks > 0) {
     sink_t *sk = ss->sinks[ss->nsinks - 1];
     /* The loop no longer runs: stop polling by hand, cancel the PUTs. */
@@ -978,6 +993,12 @@ rn_err_t rn_sinks_open(rn_core_t *core, const rn_sinks_opts_t *opts, rn_sinks_t 
                           .tick = on_tick,
                           .close = on_close,
                           .arg = ss};
+  if (ss->opts.store != NULL) {
+    ss->store_poll = rn_xcalloc(1, sizeof *ss->store_poll);
+    ss->store_poll->data = ss;
+    uv_poll_init(rn_core_loop(core), ss->store_poll, rn_objstore_fd(ss->opts.store));
+    uv_poll_start(ss->store_poll, UV_READABLE, on_shared_store);
+  }
   rn_core_listen(core, RN_SUB_SINKS, &l);
   /* Sinks whose stream did not come back keep the loaded state for the file. */
   *out = ss;

@@ -3,7 +3,9 @@
 # sink tests check runnel's files with, installed once into a cache and reused.
 #
 #   sinkpeers-install.sh node      print a node_modules directory holding
-#                                  @duckdb/node-api and hyparquet (NODE_PATH)
+#                                  @duckdb/node-api, hyparquet and
+#                                  hyparquet-compressors (hyparquet's GZIP and
+#                                  ZSTD; it has only snappy) (NODE_PATH)
 #   sinkpeers-install.sh pyarrow   print the python executable of a venv that
 #                                  has pyarrow
 #   sinkpeers-install.sh           both (node's line first)
@@ -21,22 +23,26 @@ set -euo pipefail
 CACHE=${RUNNEL_SINKPEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/runnel}
 DUCKDB_NODE_VERSION=${DUCKDB_NODE_VERSION:-1.5.6-r.1}
 HYPARQUET_VERSION=${HYPARQUET_VERSION:-1.33.0}
+HYPARQUET_COMPRESSORS_VERSION=${HYPARQUET_COMPRESSORS_VERSION:-1.1.2}
 PYARROW_VERSION=${PYARROW_VERSION:-26.0.1}
 mkdir -p "$CACHE"
 fail() { echo "sinkpeers-install: $*" >&2; exit 1; }
 
 install_node() {
-  local dest="$CACHE/sinkpeers-node-duckdb$DUCKDB_NODE_VERSION-hyparquet$HYPARQUET_VERSION"
+  local dest="$CACHE/sinkpeers-node-duckdb$DUCKDB_NODE_VERSION-hyparquet$HYPARQUET_VERSION-c$HYPARQUET_COMPRESSORS_VERSION"
+  local pkgs=("@duckdb/node-api@$DUCKDB_NODE_VERSION" "hyparquet@$HYPARQUET_VERSION"
+              "hyparquet-compressors@$HYPARQUET_COMPRESSORS_VERSION")
   if [ ! -f "$dest/node_modules/@duckdb/node-api/package.json" ] ||
-     [ ! -f "$dest/node_modules/hyparquet/package.json" ]; then
+     [ ! -f "$dest/node_modules/hyparquet/package.json" ] ||
+     [ ! -f "$dest/node_modules/hyparquet-compressors/package.json" ]; then
     command -v npm >/dev/null || fail "node: no npm on PATH (tools/deps.sh installs it)"
     local log="$CACHE/sinkpeers-node-install.log"
-    echo "sinkpeers-install: npm install @duckdb/node-api@$DUCKDB_NODE_VERSION hyparquet@$HYPARQUET_VERSION into $dest (log: $log)" >&2
+    echo "sinkpeers-install: npm install ${pkgs[*]} into $dest (log: $log)" >&2
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    if ! (cd "$dest.tmp" && npm install --no-audit --no-fund --loglevel=error \
-            "@duckdb/node-api@$DUCKDB_NODE_VERSION" "hyparquet@$HYPARQUET_VERSION") >"$log" 2>&1; then
+    if ! (cd "$dest.tmp" && npm install --no-audit --no-fund --loglevel=error "${pkgs[@]}") >"$log" 2>&1; then
       rm -rf "$dest.tmp"
-      fail "node: npm install @duckdb/node-api@$DUCKDB_NODE_VERSION hyparquet@$HYPARQUET_VERSION failed: $(tail -1 "$log")"
+      # npm's last line only names its own debug log: say what went wrong
+      fail "node: npm install ${pkgs[*]} failed: $(grep -m2 '^npm error' "$log" | paste -sd ' ' || tail -1 "$log")"
     fi
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
   fi

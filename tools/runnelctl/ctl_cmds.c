@@ -40,6 +40,11 @@ static const ctl_opt_t opts_create[] = {
      "with --tiered: how long an uploaded segment stays on the broker's\ndisk (1h, 6h, 7d), or forever (every segment stays); default:\n"
      "the broker's default_local_retention, else forever"},
     {"--local-retention-bytes", 0, "S", "with --tiered: and at most this much per shard on the disk\n(64MiB, 10GiB), or unlimited (the default)"},
+    {"--dedup-field", 0, "F",
+     "keep a dedup window keyed by field F of each record's data read\nas a JSON object (event_uuid, or a dotted path meta.id): a record\n"
+     "whose id was stored within the window is acknowledged with the\noriginal's shard and offset and not stored again"},
+    {"--dedup-key", 0, "K", "record-id: key the dedup window by the record id instead of a\nfield (runnelctl produce sends none; librunnel's rn_message_t.id)"},
+    {"--dedup-window", 0, "D", "how long ids are remembered, by arrival (1h, 30m; at most 7d and\nthe retention); default 1h with --dedup-field or --dedup-key"},
     {NULL, 0, NULL, NULL}};
 
 static const ctl_opt_t opts_sink_create[] = {
@@ -107,7 +112,11 @@ static const ctl_opt_t opts_group_reset[] = {
 
 const ctl_cmd_t ctl_cmds[] = {
     {"stream", "create", "NAME", "create a stream",
-     "Create stream NAME ([A-Za-z0-9_.-], 1 to 128 characters).", opts_create, 1, 1, ctl_stream_create},
+     "Create stream NAME ([A-Za-z0-9_.-], 1 to 128 characters).\n"
+     "Duplicates: runnelctl stream create events --shards 4 --dedup-field event_uuid\n"
+     "--dedup-window 1h drops a record whose event_uuid was stored within the last hour\n"
+     "(see docs/dedup.md); records without the field are stored (and counted in /metrics).",
+     opts_create, 1, 1, ctl_stream_create},
     {"stream", "list", "", "every stream with its settings",
      "Every stream with its shard count, retention and durability.", NULL, 0, 0, ctl_stream_list},
     {"stream", "describe", "NAME", "settings, shards, offsets and bytes stored",

@@ -84,6 +84,30 @@ static int parse_retention_bytes(ctl_t *c, const char *s, int64_t *bytes) {
   return 0;
 }
 
+/* --dedup-field F | --dedup-key record-id, and --dedup-window D (default 1h). */
+static int parse_dedup(ctl_t *c, const ctl_args_t *a, rn_stream_config_t *sc) {
+  const char *f = ctl_arg(a, "--dedup-field"), *k = ctl_arg(a, "--dedup-key"), *w = ctl_arg(a, "--dedup-window");
+  if (!f && !k) {
+    if (w) return ctl_usage(c, "--dedup-window needs --dedup-field F or --dedup-key record-id");
+    return 0;
+  }
+  if (f && k) return ctl_usage(c, "give --dedup-field or --dedup-key, not both");
+  if (k && strcmp(k, "record-id") != 0)
+    return ctl_usage(c, "--dedup-key: \"%s\" is not record-id (for a field of the data use --dedup-field)", k);
+  if (f && !f[0]) return ctl_usage(c, "--dedup-field: the field name is empty");
+  sc->dedup_key = f ? RN_DEDUP_FIELD : RN_DEDUP_RECORD_ID;
+  sc->dedup_field = f;
+  sc->dedup_window_ms = 3600 * 1000;
+  if (w) {
+    char why[256];
+    int64_t v = 0;
+    if (rn_parse_duration_ms(w, &v, why, sizeof why) != 0) return ctl_usage(c, "--dedup-window: %s", why);
+    if (v <= 0) return ctl_usage(c, "--dedup-window: must be longer than 0");
+    sc->dedup_window_ms = v;
+  }
+  return 0;
+}
+
 static json_t *desc_json(const rn_stream_desc_t *d, bool with_shards) {
   json_t *o = json_object();
   json_object_set_new(o, "stream", json_string(d->name));
@@ -98,6 +122,16 @@ static json_t *desc_json(const rn_stream_desc_t *d, bool with_shards) {
   /* A local retention only exists for a tiered stream; -1 = everything stays. */
   json_object_set_new(o, "local_retention_ms", d->tiered ? json_integer(d->local_retention_ms) : json_null());
   json_object_set_new(o, "local_retention_bytes", d->tiered ? json_integer(d->local_retention_bytes) : json_null());
+  /* The dedup window: null when the stream keeps none. */
+  if (d->dedup_key == RN_DEDUP_NONE) {
+    json_object_set_new(o, "dedup", json_null());
+  } else {
+    json_t *dd = json_object();
+    json_object_set_new(dd, "key", json_string(d->dedup_key == RN_DEDUP_FIELD ? "field" : "record-id"));
+    json_object_set_new(dd, "field", d->dedup_field ? json_string(d->dedup_field) : json_null());
+    json_object_set_new(dd, "window_ms", json_integer(d->dedup_window_ms));
+    json_object_set_new(o, "dedup", dd);
+  }
   if (with_shards) {
     json_t *a = json_array();
     for (size_t i = 0; i < d->shard_count; i++) {
@@ -152,6 +186,14 @@ static bool print_desc(ctl_t *c, const rn_stream_desc_t *d) {
     ctl_print(c, "tiered:           yes\n");
     ctl_print(c, "local-retention:  %s\n", lr);
     ctl_print(c, "local-ret-bytes:  %s\n", lrb);
+  }
+  if (d->dedup_key != RN_DEDUP_NONE) {
+    char dw[RN_UNITS_STRLEN];
+    ctl_format_retention(d->dedup_window_ms, dw, sizeof dw);
+    if (d->dedup_key == RN_DEDUP_FIELD)
+      ctl_print(c, "dedup:            field %s, window %s\n", d->dedup_field ? d->dedup_field : "?", dw);
+    else
+      ctl_print(c, "dedup:            record-id, window %s\n", dw);
   }
   ctl_print(c, "created:          %s\n\n", created);
   ctl_table_t t;
@@ -216,6 +258,7 @@ int ctl_stream_create(ctl_t *c, const ctl_args_t *a) {
                      lret ? "" : "-bytes");
   if (lret && (rc = parse_local_retention(c, lret, &sc.local_retention_ms))) return rc;
   if (lretb && (rc = parse_local_retention_bytes(c, lretb, &sc.local_retention_bytes))) return rc;
+  if ((rc = parse_dedup(c, a, &sc))) return rc;
   if (ctl_client(c)) return CTL_EXIT_FAIL;
   rn_stream_desc_t *d = NULL;
   rn_err_t err = rn_stream_create(c->cl, &sc, &d);

@@ -372,6 +372,71 @@ out:
   rn_buf_free(&rows.names);
 }
 
+/* The dedup windows (docs/dedup.md): one series per stream that keeps one. */
+typedef struct dedup_rows {
+  rn_core_dedup_stats_t *v;
+  size_t n, cap;
+  rn_buf_t names; /* as shard_rows_t's */
+  bool oom;
+} dedup_rows_t;
+
+static void dedup_collect(void *arg, const rn_core_dedup_stats_t *s) {
+  dedup_rows_t *rows = arg;
+  if (rows->oom) return;
+  if (rows->n == rows->cap) {
+    size_t nc = rows->cap ? rows->cap * 2 : 16;
+    rn_core_dedup_stats_t *nv = realloc(rows->v, nc * sizeof(*nv));
+    if (!nv) {
+      rows->oom = true;
+      return;
+    }
+    rows->v = nv;
+    rows->cap = nc;
+  }
+  rn_core_dedup_stats_t *d = &rows->v[rows->n++];
+  *d = *s;
+  size_t off = rows->names.len;
+  rn_buf_put(&rows->names, s->stream, strlen(s->stream) + 1);
+  d->stream = (const char *)(uintptr_t)off;
+}
+
+static void dedup_family(rn_buf_t *b, const dedup_rows_t *rows, const char *name, const char *type, const char *help,
+                         size_t field) {
+  family(b, name, type, help);
+  for (size_t i = 0; i < rows->n; i++) {
+    const rn_core_dedup_stats_t *s = &rows->v[i];
+    uint64_t v = *(const uint64_t *)(const void *)((const char *)s + field);
+    rn_buf_printf(b, "%s{stream=\"%s\"} %llu\n", name, s->stream, (unsigned long long)v);
+  }
+}
+
+static void render_dedup(rn_admin_t *adm, rn_buf_t *b) {
+  dedup_rows_t rows;
+  memset(&rows, 0, sizeof(rows));
+  rn_core_foreach_dedup(adm->core, dedup_collect, &rows);
+  if (rows.oom || rows.names.oom) {
+    b->oom = true;
+  } else if (rows.n) {
+    for (size_t i = 0; i < rows.n; i++) rows.v[i].stream = rows.names.p + (uintptr_t)rows.v[i].stream;
+    dedup_family(b, &rows, "runnel_dedup_duplicates_total", "counter",
+                 "Records the stream's dedup window found already stored: acknowledged with the original's offset, "
+                 "not stored again.",
+                 offsetof(rn_core_dedup_stats_t, duplicates));
+    dedup_family(b, &rows, "runnel_dedup_records_without_id_total", "counter",
+                 "Records of a dedup stream stored without an id (no such field, data not a JSON object, no record id).",
+                 offsetof(rn_core_dedup_stats_t, without_id));
+    dedup_family(b, &rows, "runnel_dedup_ids", "gauge", "Ids in the stream's dedup window now.",
+                 offsetof(rn_core_dedup_stats_t, ids));
+    dedup_family(b, &rows, "runnel_dedup_evictions_total", "counter",
+                 "Ids dropped from the dedup window before their time because it held dedup_max_ids.",
+                 offsetof(rn_core_dedup_stats_t, evictions));
+    dedup_family(b, &rows, "runnel_dedup_memory_bytes", "gauge", "Bytes the stream's dedup window has allocated.",
+                 offsetof(rn_core_dedup_stats_t, memory_bytes));
+  }
+  free(rows.v);
+  rn_buf_free(&rows.names);
+}
+
 static void render_http(rn_admin_t *adm, rn_buf_t *b) {
   const rn_admin_counters_t *m = &adm->m;
   family(b, "runnel_http_requests_total", "counter",
@@ -559,6 +624,7 @@ void rn__metrics_render(rn_admin_t *adm, rn_buf_t *b, const rn__disk_usage_t *di
   rn_buf_printf(b, "runnel_draining %d\n", rn_core_draining(adm->core) ? 1 : 0);
   render_journal(b, &st);
   render_shards(adm, b);
+  render_dedup(adm, b);
   render_tier(adm, b);
   render_groups(adm, b);
   render_sinks(adm, b);

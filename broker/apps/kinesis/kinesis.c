@@ -707,7 +707,13 @@ static void prod_appended(void *ctx, const rn_core_produce_result_t *r) {
          * documents per record); a lone record answers 503. */
         p->pub.res[i].retry_later = transient_storage_error(err);
       } else {
-        p->pub.res[i].offset = res->base_offset + j;
+        /* A record the stream's dedup window found stored answers with
+         * its original (shard, offset): its ShardId and SequenceNumber. */
+        uint32_t shard;
+        uint64_t off;
+        rn_core_batch_record_pos(res, (uint32_t)j, &shard, &off);
+        p->pub.res[i].shard = shard;
+        p->pub.res[i].offset = off;
       }
     }
   }

@@ -89,6 +89,11 @@ typedef struct rn_core_opts {
   uint64_t journal_bytes;
   uint32_t journal_checkpoint_ms; /* checkpoint period (bounds replay at restart); default 1000 */
   int64_t default_retention_ms;/* retention of a stream created without one; < 0 = forever; default 24 h */
+  /* The most ids one stream's dedup window holds (docs/dedup.md); when
+   * full, the oldest are evicted before their time (counted, never a
+   * produce failure). Memory grows with use, about 56-112 bytes per id.
+   * Default RN_CORE_DEDUP_MAX_IDS_DEFAULT (1 h at ~2.3k records/s). */
+  uint32_t dedup_max_ids;
   /* Where stream metadata lives. NULL = the local file
    * <data_dir>/meta/broker.meta (rn_core_meta_store_file). Borrowed; must
    * outlive core. */
@@ -160,6 +165,19 @@ rn_err_t rn_core_close(rn_core_t *core);
 
 /* ==== descriptions ================================================================ */
 
+/* Where a stream's dedup window takes a record's id from (docs/dedup.md). */
+typedef enum rn_core_dedup_key {
+  RN_CORE_DEDUP_NONE = 0,       /* no dedup window */
+  RN_CORE_DEDUP_FIELD = 1,      /* dedup_field of the data, read as a JSON object */
+  RN_CORE_DEDUP_RECORD_ID = 2,  /* the batch record's id */
+} rn_core_dedup_key_t;
+
+/* The longest dedup window a stream may keep (it is also <= retention). */
+#define RN_CORE_DEDUP_MAX_WINDOW_MS (7ll * 24 * 3600 * 1000)
+#define RN_CORE_DEDUP_MAX_IDS_DEFAULT (8u << 20)
+/* The longest dedup_field (a name or a dotted path). */
+#define RN_CORE_DEDUP_FIELD_MAX 255
+
 /* A stream's life. Transitions (loop thread):
  *   CREATING -> ACTIVE     its directories and logs exist and the metadata
  *                          snapshot naming it is durable
@@ -227,6 +245,9 @@ typedef struct rn_core_stream_desc {
   bool tiered;
   int64_t local_retention_ms;   /* tiered: > 0, or -1 = keep all local; 0 when not tiered */
   int64_t local_retention_bytes; /* tiered: per shard, -1 = unlimited; 0 when not tiered */
+  rn_core_dedup_key_t dedup_key; /* RN_CORE_DEDUP_NONE: no window (field NULL, window 0) */
+  const char *dedup_field;      /* RN_CORE_DEDUP_FIELD only, else NULL */
+  int64_t dedup_window_ms;
   const rn_core_shard_desc_t *shards; /* nshards, in index order */
 } rn_core_stream_desc_t;
 
@@ -250,6 +271,14 @@ typedef struct rn_core_create_req {
   int64_t local_retention_ms;   /* tiered: 0 = opts.tier.default_local_retention_ms (unset: keep
                                    all local), < 0 = keep all local */
   int64_t local_retention_bytes; /* tiered: per shard; <= 0 = unlimited */
+  /* The dedup window (docs/dedup.md): NONE (field NULL or "", window 0),
+   * or FIELD with a field name / dotted path of 1..RN_CORE_DEDUP_FIELD_MAX
+   * bytes, or RECORD_ID; the window 1 ms .. RN_CORE_DEDUP_MAX_WINDOW_MS and
+   * <= the stream's retention (it is rebuilt from the log at open).
+   * Anything else: RN_EINVAL. The Kinesis API's CreateStream leaves it off. */
+  rn_core_dedup_key_t dedup_key;
+  const char *dedup_field;      /* borrowed during the call */
+  int64_t dedup_window_ms;
 } rn_core_create_req_t;
 
 typedef struct rn_core_create_result {
@@ -386,13 +415,46 @@ typedef struct rn_core_produce_req {
   size_t nbatches;
 } rn_core_produce_req_t;
 
+/* A record the stream's dedup window found already stored: not stored
+ * again; its original is at (shard, offset), maybe another shard. */
+typedef struct rn_core_dedup_hit {
+  uint32_t index;               /* the record's position in the batch as sent */
+  uint32_t shard;
+  uint64_t offset;
+} rn_core_dedup_hit_t;
+
 typedef struct rn_core_batch_result {
   uint32_t shard;
   rn_err_t err;                 /* this batch's failure; 0 = appended (or a duplicate) */
   const char *msg;
   uint64_t base_offset;
   bool duplicate;               /* a retry of a batch already stored: base_offset is the original's */
+  /* Dedup streams: the records found in the window, by increasing index.
+   * Every other record was stored, in order, from base_offset on
+   * (stored_count of them; without hits stored_count is the batch's record
+   * count). Use rn_core_batch_record_pos for one record's place. */
+  const rn_core_dedup_hit_t *hits;
+  uint32_t nhits;
+  uint32_t stored_count;
 } rn_core_batch_result_t;
+
+/* Where record i (its index in the batch as sent) of a successful batch
+ * is: its dedup hit's (shard, offset), or the batch's shard at base_offset
+ * plus the stored records before it. */
+static inline void rn_core_batch_record_pos(const rn_core_batch_result_t *r, uint32_t i, uint32_t *shard,
+                                            uint64_t *offset) {
+  uint32_t before = 0;
+  for (uint32_t k = 0; k < r->nhits && r->hits[k].index <= i; k++) {
+    if (r->hits[k].index == i) {
+      *shard = r->hits[k].shard;
+      *offset = r->hits[k].offset;
+      return;
+    }
+    before++;
+  }
+  *shard = r->shard;
+  *offset = r->base_offset + (i - before);
+}
 
 typedef struct rn_core_produce_result {
   rn_err_t err;                 /* request-level: RN_ENOSTREAM, RN_ESHUTDOWN, ... */
@@ -586,6 +648,22 @@ typedef void (*rn_core_shard_stats_fn)(void *arg, const rn_core_shard_stats_t *s
 /* Call fn once per shard of every ACTIVE stream, in stream order. fn must
  * not call back into core. */
 void rn_core_foreach_shard(const rn_core_t *core, rn_core_shard_stats_fn fn, void *arg);
+
+/* A stream's dedup window, for /metrics (docs/dedup.md). Counters are zero
+ * when core opens (the rebuild at open is not counted). */
+typedef struct rn_core_dedup_stats {
+  const char *stream;           /* valid during the callback only */
+  uint64_t duplicates;          /* records acknowledged from the window, not stored */
+  uint64_t without_id;          /* records stored without an id (no field, not JSON, ...) */
+  uint64_t evictions;           /* ids dropped before their time because the window was full */
+  uint64_t ids;                 /* ids in the window now */
+  uint64_t memory_bytes;        /* the window's allocation now */
+} rn_core_dedup_stats_t;
+typedef void (*rn_core_dedup_stats_fn)(void *arg, const rn_core_dedup_stats_t *s);
+
+/* Call fn once per ACTIVE stream with a dedup window. fn must not call
+ * back into core. */
+void rn_core_foreach_dedup(const rn_core_t *core, rn_core_dedup_stats_fn fn, void *arg);
 
 /* ==== the metadata store ===================================================================== */
 

@@ -62,7 +62,9 @@ typedef struct rn_sinks_opts {
    * 2: the pool's other threads stay free for core's reads. */
   unsigned encode_jobs;
   /* Tests: the store every sink writes to, whatever its destination says
-   * (borrowed; e.g. an rn_faulty_new wrapper). NULL = from the destination. */
+   * (borrowed; e.g. an rn_faulty_new wrapper; the sinks poll it on core's
+   * loop and wait for what is in flight on it at close). NULL = from the
+   * destination. */
   rn_objstore_t *store;
 } rn_sinks_opts_t;
 

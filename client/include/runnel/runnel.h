@@ -174,6 +174,13 @@ RN_EXTERN void rn_broker_info_free(rn_broker_info_t *info); /* NULL ok */
 /* rn_durability_t, rn_durability_name() and rn_durability_parse() come from
  * runnel/durability.h (shared with the broker). */
 
+/* Where a stream's dedup window takes a record's id from. */
+typedef enum rn_dedup_key {
+  RN_DEDUP_NONE = 0,
+  RN_DEDUP_FIELD = 1,     /* a JSON field of the record's data */
+  RN_DEDUP_RECORD_ID = 2, /* the record id (rn_message_t.id) */
+} rn_dedup_key_t;
+
 /* Settings of a stream to create. Strings borrowed for the call. */
 typedef struct rn_stream_config {
   const char *name;        /* [A-Za-z0-9_.-]{1,128} */
@@ -190,6 +197,16 @@ typedef struct rn_stream_config {
                                     0 = the broker's default_local_retention (unset: all stays),
                                     < 0 = all stays */
   int64_t local_retention_bytes; /* tiered: per shard; <= 0 = unlimited */
+  /* The dedup window (docs/dedup.md): a record whose id was already stored
+   * within dedup_window_ms is acknowledged with the original's shard and
+   * offset and not stored again. RN_DEDUP_NONE (default): no window;
+   * RN_DEDUP_FIELD: the id is dedup_field ("event_uuid", or a dotted path
+   * "meta.id") of the data read as a JSON object; RN_DEDUP_RECORD_ID: the
+   * record id (rn_message_t.id). The window must be 1 ms .. 7 days and no
+   * longer than the retention, else RN_EINVAL. */
+  rn_dedup_key_t dedup_key;
+  const char *dedup_field;
+  int64_t dedup_window_ms;
 } rn_stream_config_t;
 
 /* One shard as described by the broker. */
@@ -229,6 +246,9 @@ typedef struct rn_stream_desc {
   bool tiered;
   int64_t local_retention_ms;    /* tiered: > 0, or -1 = everything stays local */
   int64_t local_retention_bytes; /* tiered: per shard, -1 = unlimited */
+  rn_dedup_key_t dedup_key;      /* RN_DEDUP_NONE: no dedup window */
+  char *dedup_field;             /* RN_DEDUP_FIELD: the field; else NULL */
+  int64_t dedup_window_ms;
 } rn_stream_desc_t;
 
 RN_EXTERN void rn_stream_desc_free(rn_stream_desc_t *desc); /* NULL ok */
@@ -394,7 +414,9 @@ typedef struct rn_producer_conf {
 RN_EXTERN void rn_producer_conf_init(rn_producer_conf_t *conf);
 
 /* Delivery report of one record: err is 0 on success, with the shard and
- * the record's offset in it; on failure shard is the target shard (or
+ * the record's offset in it (a record the stream's dedup window found
+ * already stored: its original's shard and offset, which may be another
+ * shard than the one it was routed to); on failure shard is the target shard (or
  * UINT32_MAX when routing failed) and offset is 0. Runs on the client's I/O
  * thread (or, for records cancelled by rn_producer_destroy, on the thread
  * calling destroy), exactly once per record that send() accepted, in send
