@@ -594,7 +594,7 @@ static void enc_free(enc_t *e) {
 static void str_at(const col_t *c, size_t i, const uint8_t **p, size_t *n) {
   const size_t *ends = (const size_t *)(void *)c->ends.p;
   size_t start = i ? ends[i - 1] : 0;
-  *p = c->vals.p + start;
+  *p = c->vals.p ? c->vals.p + start : (const uint8_t *)""; /* all strings empty: no buffer yet (memcmp/memcpy of NULL is UB) */
   *n = ends[i] - start;
 }
 
