@@ -252,7 +252,7 @@ typedef struct rn_sink_tmpl rn_sink_tmpl_t;
 
 /* Parse s[0..n) into a new template (*out; free with rn_sink_tmpl_free).
  * Returns 0 or RN_EINVAL with a reason naming the 1-based position:
- *   "prefix at position 6: unknown expression !{foo} (expected
+ *   "prefix at position 3: unknown expression \"!{foo}\" (expected
  *    !{timestamp:FORMAT}, !{field:PATH} or !{error})" (*out NULL). */
 rn_err_t rn_sink_tmpl_parse(const char *s, size_t n, unsigned flags, rn_sink_tmpl_t **out, char *why,
                             size_t whylen);
