@@ -3,7 +3,7 @@
  * line the record's JSON re-written compactly (json_text.c), so a
  * pretty-printed record never spans lines; error lines for records that
  * could not be delivered; and the object itself, plain or as one gzip
- * member (zlib deflate, windowBits 15 + 16), which gzip -d, DuckDB's
+ * member (libdeflate), which gzip -d, DuckDB's
  * read_json and Athena read.
  *
  * Invariant: between calls, buf holds whole lines only ('\n'-terminated);
@@ -11,13 +11,15 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "sinkfmt_int.h"
 
-/* gzip level of NDJSON objects: 1. A sink's CPU is its limit on a small
- * broker (bench/sink.sh); on event JSON level 1 deflates 1.5x faster than
- * zlib's default 6 for about 7 % more bytes. */
+/* NDJSON objects are gzipped by libdeflate (one gzip member, readable by
+ * gzip -d), at level 1. A sink's CPU is its limit on a small broker
+ * (bench/sink.sh); on event JSON libdeflate's level 1 runs 2.6x as fast as
+ * zlib's level 1 (148 against 57 MB/s here) and its output is smaller than
+ * zlib's default level 6. */
 #define RN_SINK_GZIP_LEVEL 1
 
 rn_err_t rn_sink_ndjson_append(rn_sink_ndjson_t *nd, const json_t *rec) {
@@ -75,41 +77,21 @@ rn_err_t rn_sink_ndjson_append_error(rn_sink_ndjson_t *nd, const rn_sink_meta_t 
 }
 
 static rn_err_t gzip_bytes(const uint8_t *in, size_t n, uint8_t **out, size_t *outlen) {
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  int zr = deflateInit2(&zs, RN_SINK_GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  if (zr != Z_OK) return zr == Z_MEM_ERROR ? RN_ENOMEM : RN_EIO;
-  /* deflateBound is for one call's input of at most uLong; feed in chunks */
-  size_t cap = 0, chunk = (size_t)1 << 30;
-  for (size_t off = 0; off < n; off += chunk) cap += deflateBound(&zs, (uLong)(n - off < chunk ? n - off : chunk));
-  cap += 64;
-  uint8_t *buf = malloc(cap);
+  struct libdeflate_compressor *c = libdeflate_alloc_compressor(RN_SINK_GZIP_LEVEL);
+  if (c == NULL) return RN_ENOMEM;
+  size_t cap = libdeflate_gzip_compress_bound(c, n);
+  uint8_t *buf = malloc(cap ? cap : 1);
   if (buf == NULL) {
-    deflateEnd(&zs);
+    libdeflate_free_compressor(c);
     return RN_ENOMEM;
   }
-  size_t off = 0, done = 0;
-  do {
-    size_t take = n - off < chunk ? n - off : chunk;
-    zs.next_in = n > 0 ? (Bytef *)(uintptr_t)(in + off) : NULL; /* no arithmetic on a NULL in */
-    zs.avail_in = (uInt)take;
-    off += take;
-    int flush = off == n ? Z_FINISH : Z_NO_FLUSH;
-    do {
-      size_t room = cap - done;
-      zs.next_out = buf + done;
-      zs.avail_out = (uInt)(room < chunk ? room : chunk);
-      uInt had = zs.avail_out;
-      zr = deflate(&zs, flush);
-      done += had - zs.avail_out;
-      if (zr == Z_STREAM_ERROR || (zs.avail_out == 0 && done == cap)) {
-        free(buf);
-        deflateEnd(&zs);
-        return RN_EIO;
-      }
-    } while (zs.avail_in > 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
-  } while (off < n);
-  deflateEnd(&zs);
+  static const uint8_t empty[1];
+  size_t done = libdeflate_gzip_compress(c, n > 0 ? in : empty, n, buf, cap);
+  libdeflate_free_compressor(c);
+  if (done == 0) { /* the bound was not enough: cannot happen */
+    free(buf);
+    return RN_EIO;
+  }
   *out = buf;
   *outlen = done;
   return 0;
