@@ -1257,3 +1257,17 @@ void rn__client_wake(rn_client_t *cl) {
   pthread_mutex_unlock(&cl->mu);
   uv_async_send(&cl->async);
 }
+
+rn_err_t rn__client_call_op(rn_client_t *cl, Runnel__Request *msg, Runnel__Response__OpCase want,
+                            Runnel__Response **resp) {
+  rn_err_t err = rn__client_call(cl, msg, 0, resp);
+  if (err) return err;
+  if ((*resp)->op_case != want) {
+    int got = (int)(*resp)->op_case;
+    runnel__response__free_unpacked(*resp, NULL);
+    *resp = NULL;
+    rn__errmsg_set("broker answered with the wrong message (%d for %d)", got, (int)want);
+    return RN_EBADREQUEST;
+  }
+  return 0;
+}

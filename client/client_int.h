@@ -82,6 +82,12 @@ RN__HIDDEN rn_err_t rn__client_submit_ref(rn_client_t *cl, Runnel__Request *msg,
 RN__HIDDEN rn_err_t rn__client_call(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_timeout_ms,
                                     Runnel__Response **resp);
 
+/* rn__client_call, then check that the response is the one asked for
+ * (want): RN_EBADREQUEST with a message otherwise (the response freed).
+ * The blocking admin calls (group_admin.c, sink_admin.c) go through it. */
+RN__HIDDEN rn_err_t rn__client_call_op(rn_client_t *cl, Runnel__Request *msg, Runnel__Response__OpCase want,
+                                       Runnel__Response **resp);
+
 /* True when the calling thread is cl's I/O thread. */
 RN__HIDDEN bool rn__client_on_io_thread(const rn_client_t *cl);
 

@@ -10,17 +10,6 @@
 
 #define CSTR(s) ((char *)(uintptr_t)(s))
 
-static rn_err_t call(rn_client_t *cl, Runnel__Request *req, Runnel__Response__OpCase want, Runnel__Response **resp) {
-  rn_err_t err = rn__client_call(cl, req, 0, resp);
-  if (err) return err;
-  if ((*resp)->op_case != want) {
-    runnel__response__free_unpacked(*resp, NULL);
-    rn__errmsg_set("broker answered with the wrong message (%d for %d)", (int)(*resp)->op_case, (int)want);
-    return RN_EBADREQUEST;
-  }
-  return 0;
-}
-
 void rn_group_desc_free(rn_group_desc_t *d) {
   if (!d) return;
   for (size_t i = 0; i < d->member_count; i++) {
@@ -111,7 +100,7 @@ rn_err_t rn_group_create(rn_client_t *cl, const char *stream, const char *group,
   req.op_case = RUNNEL__REQUEST__OP_GROUP_CREATE;
   req.group_create = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_GROUP_CREATE, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_GROUP_CREATE, &resp);
   if (!err) runnel__response__free_unpacked(resp, NULL);
   return err;
 }
@@ -127,7 +116,7 @@ rn_err_t rn_group_list(rn_client_t *cl, const char *stream, rn_stream_names_t **
   req.op_case = RUNNEL__REQUEST__OP_GROUP_LIST;
   req.group_list = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_GROUP_LIST, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_GROUP_LIST, &resp);
   if (err) return err;
   const Runnel__GroupListResponse *lr = resp->group_list;
   rn_stream_names_t *n = calloc(1, sizeof(*n));
@@ -163,7 +152,7 @@ rn_err_t rn_group_describe(rn_client_t *cl, const char *stream, const char *grou
   req.op_case = RUNNEL__REQUEST__OP_GROUP_DESCRIBE;
   req.group_describe = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_GROUP_DESCRIBE, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_GROUP_DESCRIBE, &resp);
   if (err) return err;
   err = desc_out(resp->group_describe->group, out);
   runnel__response__free_unpacked(resp, NULL);
@@ -182,7 +171,7 @@ rn_err_t rn_group_delete(rn_client_t *cl, const char *stream, const char *group)
   req.op_case = RUNNEL__REQUEST__OP_GROUP_DELETE;
   req.group_delete = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_GROUP_DELETE, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_GROUP_DELETE, &resp);
   if (!err) runnel__response__free_unpacked(resp, NULL);
   return err;
 }
@@ -204,7 +193,7 @@ rn_err_t rn_group_reset(rn_client_t *cl, const char *stream, const char *group, 
   req.op_case = RUNNEL__REQUEST__OP_GROUP_RESET;
   req.group_reset = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_GROUP_RESET, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_GROUP_RESET, &resp);
   if (err) return err;
   err = desc_out(resp->group_reset->group, out);
   runnel__response__free_unpacked(resp, NULL);

@@ -11,17 +11,6 @@
 
 #define CSTR(s) ((char *)(uintptr_t)(s))
 
-static rn_err_t call(rn_client_t *cl, Runnel__Request *req, Runnel__Response__OpCase want, Runnel__Response **resp) {
-  rn_err_t err = rn__client_call(cl, req, 0, resp);
-  if (err) return err;
-  if ((*resp)->op_case != want) {
-    runnel__response__free_unpacked(*resp, NULL);
-    rn__errmsg_set("broker answered with the wrong message (%d for %d)", (int)(*resp)->op_case, (int)want);
-    return RN_EBADREQUEST;
-  }
-  return 0;
-}
-
 static char *dup0(const char *s) { return strdup(s ? s : ""); }
 
 void rn_sink_desc_free(rn_sink_desc_t *d) {
@@ -125,7 +114,7 @@ rn_err_t rn_sink_create(rn_client_t *cl, const rn_sink_conf_t *conf, rn_sink_des
   req.op_case = RUNNEL__REQUEST__OP_SINK_CREATE;
   req.sink_create = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_SINK_CREATE, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_SINK_CREATE, &resp);
   if (err) return err;
   err = desc_out(resp->sink_create->sink, out);
   runnel__response__free_unpacked(resp, NULL);
@@ -142,7 +131,7 @@ rn_err_t rn_sink_list(rn_client_t *cl, rn_stream_names_t **out) {
   req.op_case = RUNNEL__REQUEST__OP_SINK_LIST;
   req.sink_list = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_SINK_LIST, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_SINK_LIST, &resp);
   if (err) return err;
   const Runnel__SinkListResponse *lr = resp->sink_list;
   rn_stream_names_t *n = calloc(1, sizeof(*n));
@@ -177,7 +166,7 @@ rn_err_t rn_sink_describe(rn_client_t *cl, const char *name, rn_sink_desc_t **ou
   req.op_case = RUNNEL__REQUEST__OP_SINK_DESCRIBE;
   req.sink_describe = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_SINK_DESCRIBE, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_SINK_DESCRIBE, &resp);
   if (err) return err;
   err = desc_out(resp->sink_describe->sink, out);
   runnel__response__free_unpacked(resp, NULL);
@@ -197,7 +186,7 @@ rn_err_t rn_sink_pause(rn_client_t *cl, const char *name, bool resume, rn_sink_d
   req.op_case = RUNNEL__REQUEST__OP_SINK_PAUSE;
   req.sink_pause = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_SINK_PAUSE, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_SINK_PAUSE, &resp);
   if (err) return err;
   err = desc_out(resp->sink_pause->sink, out);
   runnel__response__free_unpacked(resp, NULL);
@@ -215,7 +204,7 @@ rn_err_t rn_sink_delete(rn_client_t *cl, const char *name) {
   req.op_case = RUNNEL__REQUEST__OP_SINK_DELETE;
   req.sink_delete = &r;
   Runnel__Response *resp;
-  rn_err_t err = call(cl, &req, RUNNEL__RESPONSE__OP_SINK_DELETE, &resp);
+  rn_err_t err = rn__client_call_op(cl, &req, RUNNEL__RESPONSE__OP_SINK_DELETE, &resp);
   if (err) return err;
   runnel__response__free_unpacked(resp, NULL);
   return 0;

@@ -31,7 +31,6 @@ struct rn__sink_fmt {
   size_t row_group_bytes;
   rn_sink_tmpl_t *prefix, *error_prefix;
   rn_sink_path_t *event_time;  /* NULL: arrival time */
-  bool parse;                  /* records must be parsed (always, for both formats today) */
 };
 
 void rn__sink_fmt_free(rn__sink_fmt_t *f) {
@@ -74,7 +73,6 @@ rn_err_t rn__sink_fmt_compile(const rn_sink_config_t *c, rn__sink_fmt_t **out, c
   rn_err_t rc;
   rn__sink_fmt_t *f = rn_xcalloc(1, sizeof *f);
   f->format = c->format;
-  f->parse = true;
   const char *schema = c->schema ? c->schema : "";
   if (c->format == RN_SINK_NDJSON) {
     if (*schema) {
