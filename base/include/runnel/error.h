@@ -61,7 +61,12 @@ typedef int rn_err_t;
   X(EPROTOCOL, -4020, 119, false, "the peer does not speak runnel's native protocol") \
   X(EOBJSTORE, -4021, 120, true, "object store request failed")                        \
   X(EBACKLOG, -4022, 121, true, "local disk at its high-water mark while tiered uploads are behind: retry later") \
-  X(ENOSINK, -4023, 122, false, "sink not found")
+  X(ENOSINK, -4023, 122, false, "sink not found")                                       \
+  X(ENOTLEADER, -4024, 123, true, "this broker does not lead the shard: refresh metadata and retry") \
+  X(ENOTENOUGHREPLICAS, -4025, 124, true, "fewer replicas in sync than min-insync: not acknowledged") \
+  X(ESTALEEPOCH, -4026, 125, true, "stale leader epoch: leadership changed, refresh and retry") \
+  X(ECONTROLPLANE, -4027, 126, true, "cluster control plane (etcd) unreachable or refused the request") \
+  X(ECONFLICT, -4028, 127, true, "compare-and-swap lost: the value changed underneath")
 
 typedef enum {
 #define RN__ERR_ENUM(name, value, wire, retry, msg) RN_##name = (value),

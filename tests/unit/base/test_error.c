@@ -80,6 +80,11 @@ static const pinned_t pinned[] = {
     {"EOBJSTORE", -4021, 120, true},
     {"EBACKLOG", -4022, 121, true},
     {"ENOSINK", -4023, 122, false},
+    {"ENOTLEADER", -4024, 123, true},
+    {"ENOTENOUGHREPLICAS", -4025, 124, true},
+    {"ESTALEEPOCH", -4026, 125, true},
+    {"ECONTROLPLANE", -4027, 126, true},
+    {"ECONFLICT", -4028, 127, true},
 };
 #define NPINNED (sizeof pinned / sizeof pinned[0])
 
