@@ -165,11 +165,14 @@ static bool alive(rn_cluster_t *c, uint32_t id) {
   return b && b->alive;
 }
 
-static size_t alive_ids(rn_cluster_t *c, uint32_t *out, size_t cap) {
-  size_t n = 0;
-  for (uint32_t i = 1; i < c->nbrokers && n < cap; i++)
-    if (c->brokers[i].alive) out[n++] = i;
-  return n;
+/* The live brokers' ids (malloc'd, the caller frees; *n of them): taken
+ * once per pass over the shards, not per shard. */
+static uint32_t *alive_ids(rn_cluster_t *c, size_t *n) {
+  uint32_t *out = rn_xmalloc((c->nbrokers ? c->nbrokers : 1) * sizeof *out);
+  *n = 0;
+  for (uint32_t i = 1; i < c->nbrokers; i++)
+    if (c->brokers[i].alive) out[(*n)++] = i;
+  return out;
 }
 
 static cl_stream_t *stream_find(rn_cluster_t *c, const char *name) {
@@ -601,10 +604,8 @@ static void rn__cluster_apply(rn_cluster_t *c, cl_shard_t *x) {
 
 /* ---- the controller --------------------------------------------------------------------------- */
 
-static void controller_check(rn_cluster_t *c, cl_shard_t *x) {
+static void controller_check(rn_cluster_t *c, cl_shard_t *x, const uint32_t *ids, size_t n) {
   if (!x->have || x->cas_inflight) return;
-  uint32_t ids[256];
-  size_t n = alive_ids(c, ids, 256);
   bool leader_ok = x->st.leader != 0 && alive(c, x->st.leader);
   if (!leader_ok) {
     rn_cl_shard_t next;
@@ -849,10 +850,13 @@ static void reconcile_all(rn_cluster_t *c) {
     nx = s->next;
     reconcile_stream(c, s);
   }
-  if (is_controller(c))
-    for (cl_stream_t *s = c->streams; s; s = s->next)
-      if (s->have && s->local_ready)
-        for (uint32_t i = 0; i < s->nshards; i++) controller_check(c, &s->shards[i]);
+  if (!is_controller(c)) return;
+  size_t n;
+  uint32_t *ids = alive_ids(c, &n);
+  for (cl_stream_t *s = c->streams; s; s = s->next)
+    if (s->have && s->local_ready)
+      for (uint32_t i = 0; i < s->nshards; i++) controller_check(c, &s->shards[i], ids, n);
+  free(ids);
 }
 
 static void campaign(rn_cluster_t *c);
@@ -1042,49 +1046,70 @@ static void on_tick(uv_timer_t *t) {
   }
   if (c->registered && !c->synced) full_sync(c);
   if (c->synced && c->registered && c->controller_id == 0) campaign(c);
-  bool ctl = is_controller(c);
+  size_t nalive = 0;
+  uint32_t *ids = is_controller(c) ? alive_ids(c, &nalive) : NULL;
   for (cl_stream_t *s = c->streams; s; s = s->next) {
     if (!s->have || !s->local_ready) continue;
     for (uint32_t i = 0; i < s->nshards; i++) {
       cl_shard_t *x = &s->shards[i];
       if (x->role == RN_CORE_ROLE_LEADER) leader_tick(c, x);
       if (x->role == RN_CORE_ROLE_FOLLOWER && !x->busy) follower_step(c, x);
-      if (ctl) controller_check(c, x);
+      if (ids) controller_check(c, x, ids, nalive);
     }
   }
+  free(ids);
 }
 
 /* ---- user requests: create and delete ------------------------------------------------------- */
 
-typedef struct create_job {
+/* A user's create or delete: its etcd transaction, then (once it took)
+ * a wait on the stream for this broker's copy to follow. */
+typedef struct user_job {
   rn_cluster_t *c;
   char name[129];
-  rn_core_create_cb cb;
-  void *ctx;
-} create_job_t;
+  bool del;
+  waiter_t w; /* ccb (create) or dcb (delete), ctx */
+} user_job_t;
 
-static void on_create_txn(void *arg, const rn_etcd_result_t *r) {
-  create_job_t *j = arg;
+static user_job_t *user_job_new(rn_cluster_t *c, const char *name, bool del, rn_core_create_cb ccb,
+                                rn_core_delete_cb dcb, void *ctx) {
+  user_job_t *j = rn_xcalloc(1, sizeof *j);
+  j->c = c;
+  snprintf(j->name, sizeof j->name, "%s", name ? name : "");
+  j->del = del;
+  j->w = (waiter_t){.ccb = ccb, .dcb = dcb, .ctx = ctx};
+  return j;
+}
+
+static void on_user_txn(void *arg, const rn_etcd_result_t *r) {
+  user_job_t *j = arg;
   rn_cluster_t *c = j->c;
-  char m[300];
   if (r->err || !r->succeeded || c->closed) {
-    rn_err_t e = c->closed ? RN_ESHUTDOWN : r->err ? RN_ECONTROLPLANE : RN_EEXIST;
+    /* Compares failed: a create found the stream, a delete did not. */
+    rn_err_t e = c->closed ? RN_ESHUTDOWN : r->err ? RN_ECONTROLPLANE : j->del ? RN_ENOSTREAM : RN_EEXIST;
+    char m[300];
     if (r->err)
-      snprintf(m, sizeof m, "stream %s: writing it to etcd failed: %s", j->name, r->msg ? r->msg : rn_strerror(r->err));
+      snprintf(m, sizeof m, "stream %s: writing the %s to etcd failed: %s", j->name, j->del ? "delete" : "create",
+               r->msg ? r->msg : rn_strerror(r->err));
     else
-      snprintf(m, sizeof m, "stream %s already exists", j->name);
-    rn_core_create_result_t res = {.err = e, .msg = m};
-    j->cb(j->ctx, &res);
+      snprintf(m, sizeof m, "stream %s %s", j->name, j->del ? "not found" : "already exists");
+    if (j->del) {
+      rn_core_delete_result_t res = {.err = e, .msg = m};
+      j->w.dcb(j->w.ctx, &res);
+    } else {
+      rn_core_create_result_t res = {.err = e, .msg = m};
+      j->w.ccb(j->w.ctx, &res);
+    }
     free(j);
     return;
   }
-  /* Answered once this broker's copy exists (the watch brings it). */
-  cl_stream_t *s = stream_get(c, j->name);
-  waiter_t *w = rn_xcalloc(1, sizeof *w);
-  w->ccb = j->cb;
-  w->ctx = j->ctx;
-  w->next = s->creates;
-  s->creates = w;
+  /* Answered once this broker's copy exists, or is gone (the watch brings it). */
+  cl_stream_t *st = stream_get(c, j->name);
+  waiter_t *w = rn_xmalloc(sizeof *w);
+  *w = j->w;
+  waiter_t **list = j->del ? &st->deletes : &st->creates;
+  w->next = *list;
+  *list = w;
   free(j);
 }
 
@@ -1147,45 +1172,12 @@ static void hook_create(void *arg, const rn_core_create_req_t *req, rn_core_crea
     ops[i + 1] = (rn_etcd_op_t){.kind = RN_ETCD_OP_PUT, .key = k, .value = (const uint8_t *)v, .value_len = len};
   }
   rn_etcd_cmp_t cmp = {.key = keys, .target = RN_ETCD_CMP_CREATE, .op = RN_ETCD_EQUAL, .num = 0};
-  create_job_t *j = rn_xcalloc(1, sizeof *j);
-  j->c = c;
-  snprintf(j->name, sizeof j->name, "%s", req->name);
-  j->cb = cb;
-  j->ctx = ctx;
-  rn_etcd_txn(c->etcd, &cmp, 1, ops, nops, NULL, 0, on_create_txn, j);
+  user_job_t *j = user_job_new(c, req->name, false, cb, NULL, ctx);
+  rn_etcd_txn(c->etcd, &cmp, 1, ops, nops, NULL, 0, on_user_txn, j);
   free(ops);
   free(keys);
   free(vals);
   free(place);
-}
-
-typedef struct delete_job {
-  rn_cluster_t *c;
-  char name[129];
-  rn_core_delete_cb cb;
-  void *ctx;
-} delete_job_t;
-
-static void on_delete_txn(void *arg, const rn_etcd_result_t *r) {
-  delete_job_t *j = arg;
-  rn_cluster_t *c = j->c;
-  char m[300];
-  if (r->err || !r->succeeded || c->closed) {
-    rn_err_t e = c->closed ? RN_ESHUTDOWN : r->err ? RN_ECONTROLPLANE : RN_ENOSTREAM;
-    snprintf(m, sizeof m, "stream %s: %s", j->name,
-             r->err ? (r->msg ? r->msg : rn_strerror(r->err)) : "not found");
-    rn_core_delete_result_t res = {.err = e, .msg = m};
-    j->cb(j->ctx, &res);
-    free(j);
-    return;
-  }
-  cl_stream_t *s = stream_get(c, j->name);
-  waiter_t *w = rn_xcalloc(1, sizeof *w);
-  w->dcb = j->cb;
-  w->ctx = j->ctx;
-  w->next = s->deletes;
-  s->deletes = w;
-  free(j);
 }
 
 static void hook_delete(void *arg, const rn_core_delete_req_t *req, rn_core_delete_cb cb, void *ctx) {
@@ -1196,12 +1188,8 @@ static void hook_delete(void *arg, const rn_core_delete_req_t *req, rn_core_dele
   rn_etcd_cmp_t cmp = {.key = key, .target = RN_ETCD_CMP_CREATE, .op = RN_ETCD_NOT_EQUAL, .num = 0};
   rn_etcd_op_t ops[2] = {{.kind = RN_ETCD_OP_DELETE, .key = key},
                          {.kind = RN_ETCD_OP_DELETE, .key = prefix, .prefix = true}};
-  delete_job_t *j = rn_xcalloc(1, sizeof *j);
-  j->c = c;
-  snprintf(j->name, sizeof j->name, "%s", req->name ? req->name : "");
-  j->cb = cb;
-  j->ctx = ctx;
-  rn_etcd_txn(c->etcd, &cmp, 1, ops, 2, NULL, 0, on_delete_txn, j);
+  user_job_t *j = user_job_new(c, req->name, true, NULL, cb, ctx);
+  rn_etcd_txn(c->etcd, &cmp, 1, ops, 2, NULL, 0, on_user_txn, j);
 }
 
 /* ---- open and close ----------------------------------------------------------------------------- */
