@@ -313,8 +313,9 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   else
     sh->cwait_head = it;
   sh->cwait_tail = it;
+  if (it->end > sh->durable_end) sh->durable_end = it->end;
   rn__shard_wake(eng, sh); /* followers parked on a replica fetch */
-  if (eng->repl.local_durable) eng->repl.local_durable(eng->repl.arg, sh, rn_log_end(sh->log));
+  if (eng->repl.local_durable) eng->repl.local_durable(eng->repl.arg, sh, sh->durable_end);
   rn__shard_release_waiting(eng, sh, 0); /* a committed end that already covers it */
 }
 

@@ -942,6 +942,10 @@ uint64_t rn_core_shard_committed(const rn_core_shard_t *sh);
 /* The log's next offset (the end a follower fetches from, durable records
  * and any in flight), and its durable end. */
 uint64_t rn_core_shard_log_end(const rn_core_shard_t *sh);
+/* LEADER: the end of what is durable on this disk (its own appends
+ * complete in order); other roles: the log end (a follower's replica
+ * appends are answered only once durable, one at a time). */
+uint64_t rn_core_shard_durable_end(const rn_core_shard_t *sh);
 
 typedef void (*rn_core_repl_cb)(void *ctx, rn_err_t err, const char *msg);
 /* FOLLOWER: append whole consecutive batches exactly as the leader stored
