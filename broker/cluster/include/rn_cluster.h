@@ -43,7 +43,10 @@ typedef struct rn_cluster_opts {
   const char *root;           /* key prefix; default "/runnel" */
   uint32_t broker_id;         /* >= 1, unique in the cluster */
   const char *advertise;      /* host:port other brokers and clients reach this broker's native port at */
+  const char *http;           /* host:port of this broker's HTTP port, for descriptions; NULL/"" = none */
   const char *rack;           /* "" = none */
+  int64_t default_retention_ms; /* what a create without retention gets, resolved once for every replica
+                                   (core's default_retention_ms; < 0 = forever) */
   uint32_t lease_ms;          /* broker liveness: the etcd lease TTL (rounded up to seconds); default 3000 */
   uint32_t replica_lag_ms;    /* a follower not caught up for this long leaves the in-sync set; default 2000 */
   uint32_t fetch_wait_ms;     /* a follower's replica fetch long poll; default 500 */
