@@ -1548,11 +1548,12 @@ static rn_err_t append_replica(rn_log_t *log, const uint8_t *buf, size_t len, bo
   }
   rn__seg_t *seg = active(log);
   /* The group: whole batches that fit one chunk (at most what the journal
-   * takes as one record) and the segment. (A segment whose roll is pending
-   * and that is already full takes the first batch only, as it would take
-   * one append.) */
+   * takes as one record) and the segment. A segment already past its size
+   * whose roll is pending takes what it would take one append at a time:
+   * anything its 32-bit positions can hold. */
   uint64_t chunk_max = log->opts.max_batch_bytes > CHUNK_MIN ? log->opts.max_batch_bytes : CHUNK_MIN;
   uint64_t seg_max = log->opts.segment_bytes;
+  if (roll_pending(log) && seg->size + hdr.batch_length > seg_max) seg_max = UINT32_MAX;
   size_t glen = 0;
   uint32_t gn = 0;
   uint64_t gnext = seg->next;
