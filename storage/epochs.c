@@ -125,9 +125,10 @@ void rn__hist_trim(rn_log_t *log, uint64_t start) {
   while (k + 1 < log->hist_n && log->hist[k + 1].start_offset <= start) k++;
   if (k) memmove(log->hist, log->hist + k, (size_t)(log->hist_n - k) * sizeof(*log->hist));
   log->hist_n -= k;
-  /* Only what recovery redoes by itself (it trims to the start it finds):
-   * no new version to write. */
-  if (log->hist_n && log->hist[0].start_offset < start) log->hist[0].start_offset = start;
+  /* The one covering the start keeps its start offset: moved up to the log
+   * start it would sit at the end of a log whose active segment is empty,
+   * where the next epoch's entry must start. Only what recovery redoes by
+   * itself: no new version to write. */
 }
 
 rn_err_t rn__hist_capture(const rn_log_t *log, uint8_t **buf, size_t *len, uint64_t *seq) {

@@ -1826,12 +1826,27 @@ typedef struct del_job {
   rn__seg_t **segs; /* owned: removed from the log */
   uint32_t n;
   uint64_t rp, start;
+  /* The epoch history when it changed since its last write. The recovery
+   * point written here is the newest a seal submitted, and a seal that
+   * failed after its fdatasync (disk full) leaves that ahead of the
+   * segments actually sealed: the history must cover them before the
+   * recovery point passes them, as in a seal. NULL = already on disk. */
+  uint8_t *hist;
+  size_t hist_len;
+  uint64_t hist_seq;
+  bool hist_ok; /* set by the worker */
 } del_job_t;
 
 static rn_err_t del_fn(void *arg) {
   del_job_t *j = arg;
   rn_fs_t *fs = j->log->fs;
-  rn_err_t err = rn__rp_write(j->log, j->rp, j->start);
+  rn_err_t err = 0;
+  if (j->hist) {
+    err = rn__hist_write(j->log, j->hist, j->hist_len);
+    if (err) return err;
+    j->hist_ok = true;
+  }
+  err = rn__rp_write(j->log, j->rp, j->start);
   if (err) return err;
   rn_err_t first = 0;
   for (uint32_t i = 0; i < j->n; i++) {
@@ -1855,11 +1870,13 @@ static void del_cb(void *arg, rn_err_t res) {
   rn_log_t *log = j->log;
   log->inflight--;
   log->delete_active = false;
+  if (j->hist_ok) rn__hist_written(log, j->hist_seq);
   if (res < 0)
     rn__log_say(log, RN_LVL_WARN, "%s: deleting %u segment(s) below offset %" PRIu64 " failed: %s (the next open finishes it)",
                 log->dir, j->n, j->start, rn_strerror(res));
   for (uint32_t i = 0; i < j->n; i++) rn__seg_free(j->segs[i]);
   free(j->segs);
+  free(j->hist);
   free(j);
   trunc_kick(log);
 }
@@ -1896,7 +1913,8 @@ static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) 
   j->n = n;
   j->rp = log->rp_submitted;
   j->start = log->segs[n]->base;
-  if (rn_io_job_bg(log->io, del_fn, del_cb, j)) {
+  if (rn__hist_capture(log, &j->hist, &j->hist_len, &j->hist_seq) || rn_io_job_bg(log->io, del_fn, del_cb, j)) {
+    free(j->hist);
     free(segs);
     free(j);
     return 0;

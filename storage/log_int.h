@@ -340,8 +340,8 @@ static inline void rn__hist_note(rn_log_t *log, uint32_t epoch, uint64_t base) {
 rn_err_t rn__hist_scan_note(rn_log_t *log, uint32_t epoch, uint64_t base);
 /* Drop entries starting at or past end (a truncation, undone appends). */
 void rn__hist_cut(rn_log_t *log, uint64_t end);
-/* Retention moved the log start: entries wholly below it go, the one
- * covering it starts there. */
+/* Retention moved the log start: entries wholly below it go (the one
+ * covering it stays as it is, maybe starting below it). */
 void rn__hist_trim(rn_log_t *log, uint64_t start);
 /* When the history changed since its last write: its encoding (malloc'd)
  * and the version it is, for a background write. *buf NULL when clean.
