@@ -71,6 +71,11 @@ rn_stream_desc_t *rn__desc_from_pb(const Runnel__StreamDescription *sd) {
     s->upload_backlog_bytes = si->upload_backlog_bytes;
     s->upload_backlog_segments = si->upload_backlog_segments;
     s->upload_backlog_age_ms = si->upload_backlog_age_ms;
+    s->leader = si->leader;
+    snprintf(s->leader_address, sizeof s->leader_address, "%s", si->leader_address ? si->leader_address : "");
+    s->leader_epoch = si->leader_epoch;
+    for (size_t k = 0; k < si->n_replicas && k < 5; k++) s->replicas[s->replica_count++] = si->replicas[k];
+    for (size_t k = 0; k < si->n_isr && k < 5; k++) s->isr[s->isr_count++] = si->isr[k];
   }
   return d;
 }
@@ -132,6 +137,8 @@ rn_err_t rn_stream_create(rn_client_t *cl, const rn_stream_config_t *config, rn_
   sc.dedup_key = (Runnel__DedupKey)config->dedup_key;
   sc.dedup_field = (char *)(uintptr_t)(config->dedup_field ? config->dedup_field : "");
   sc.dedup_window_ms = config->dedup_window_ms;
+  sc.replication = config->replication;
+  sc.min_insync = config->min_insync;
   Runnel__CreateStreamRequest cr;
   runnel__create_stream_request__init(&cr);
   cr.config = &sc;

@@ -31,6 +31,7 @@ PKGS=(
   libcurl4-openssl-dev           # the S3 object store of tiered storage (storage/tier/s3.c)
   python3-botocore               # tests: S3 request signatures checked against botocore's
   curl                           # HTTP transport tests (h1, h2c, TLS/ALPN)
+  etcd-server                    # the cluster control plane (broker/cluster/etcd.c); its tests run /usr/bin/etcd
   awscli python3-boto3           # conformance suite: AWS CLI v2 (/usr/bin/aws), boto3
   # conformance suite, the JS SDK: node and npm, from Debian only when missing
   # (an existing node, e.g. NodeSource's nodejs that bundles npm, is kept).

@@ -70,6 +70,19 @@ struct rn_core_shard {
    * log opened and closed before it; NULL otherwise. */
   rn_tier_shard_t *tier;
   uint32_t tier_segments; /* rn_log_segment_count at the last append: a roll ticks the tier */
+  /* Replication (repl.c; rn_core.h "replication"). SOLO on a single broker. */
+  rn_core_role_t role;
+  uint32_t leader_epoch;
+  uint32_t leader_hint;    /* the leader's broker id for RN_ENOTLEADER messages; 0 = unknown */
+  uint64_t committed;      /* LEADER/FOLLOWER: the high watermark; <= rn_log_end */
+  bool writable;           /* LEADER: enough replicas in sync */
+  char unwritable_why[160];
+  /* LEADER: produce items durable here, waiting for the committed end, in
+   * offset order (appends complete in offset order). */
+  struct produce_item *cwait_head, *cwait_tail;
+  unsigned replicating;    /* FOLLOWER: replica appends in flight */
+  rn_core_placement_t placement;
+  bool truncating;         /* an rn_core_shard_truncate is running */
 };
 
 typedef rn_core_stream_state_t rn__stream_state_t;
@@ -107,11 +120,13 @@ struct rn_core_stream {
   bool delete_objects;
   rn__stream_state_t state; /* transitions: rn_core.h, rn_core_stream_state_t */
   rn_shard_t *shards; /* nshards */
+  uint32_t replication, min_insync; /* a cluster's (rn_core_stream_set_replication) */
   unsigned refs;      /* the registry's, requests' (produce, fetch, create work), subsystems' */
 };
 
 struct rn_core {
   rn_core_opts_t opts;
+  rn_core_repl_hooks_t repl;   /* rn_core_set_repl_hooks; zeroed = none */
   char *data_dir;
   int64_t started_ms; /* wall clock at rn_core_open (broker info) */
   uv_loop_t *loop;
@@ -195,11 +210,24 @@ void rn__shard_range(uint32_t i, uint32_t n, uint8_t start[16], uint8_t end[16])
 /* Rebuild producer state from the shard's recent batches (at open). */
 rn_err_t rn__shard_load_producers(rn_engine_t *eng, rn_shard_t *sh);
 void rn__shard_free_producers(rn_shard_t *sh);
+/* Cut producer windows back to the records below offset (a truncation). */
+void rn__shard_cut_producers(rn_shard_t *sh, uint64_t offset);
+/* Apply one replicated batch's producer fields (a follower's append). */
+void rn__shard_note_replicated(rn_shard_t *sh, const rn_batch_header_t *h);
+/* The end a consumer may read to: the log end (SOLO) or the committed end. */
+uint64_t rn__shard_visible_end(const rn_shard_t *sh);
+/* LEADER: acknowledge the produce items waiting at or below sh->committed;
+ * fail all of them with err (leadership lost) when err != 0. */
+void rn__shard_release_waiting(rn_engine_t *eng, rn_shard_t *sh, rn_err_t err);
+/* The RN_ENOTLEADER message for sh (in buf). */
+const char *rn__shard_not_leader_msg(const rn_shard_t *sh, char *buf, size_t len);
 /* The stream's dedup window from its shards' logs (records that arrived
  * at or after now - window; docs/dedup.md). At open, blocking. */
 rn_err_t rn__stream_load_dedup(rn_engine_t *eng, rn_stream_t *st);
 /* Data or an end-of-stream change arrived: wake parked fetches. */
 void rn__shard_wake(rn_engine_t *eng, rn_shard_t *sh);
+/* Wake every fetch parked on sh (a LEADER's committed end moved). */
+void rn__shard_wake_committed(rn_engine_t *eng, rn_shard_t *sh);
 /* Complete every parked fetch now (drain, delete). */
 void rn__shard_wake_all(rn_engine_t *eng, rn_shard_t *sh);
 

@@ -250,6 +250,7 @@ static rn_stream_t *stream_new(rn_engine_t *eng, const char *name, uint32_t nsha
     st->shards[i].stream = st;
     st->shards[i].index = i;
     st->shards[i].state = RN_CORE_SHARD_OPEN;
+    st->shards[i].role = eng->opts.cluster ? RN_CORE_ROLE_NONE : RN_CORE_ROLE_SOLO;
     rn__shard_range(i, nshards, st->shards[i].hk_start, st->shards[i].hk_end);
   }
   return st;
@@ -554,6 +555,8 @@ static const rn_core_stream_desc_t *describe(rn_arena_t *a, const rn_stream_t *s
   d->dedup_key = st->dedup_key;
   d->dedup_field = st->dedup_field;
   d->dedup_window_ms = st->dedup_window_ms;
+  d->replication = st->replication;
+  d->min_insync = st->min_insync;
   rn_core_shard_desc_t *shards = rn_arena_alloc(a, (st->nshards + 1) * sizeof(*shards));
   for (uint32_t i = 0; i < st->nshards; i++) {
     const rn_shard_t *sh = &st->shards[i];
@@ -566,9 +569,10 @@ static const rn_core_stream_desc_t *describe(rn_arena_t *a, const rn_stream_t *s
     si->nparents = sh->nparents;
     si->children = sh->nchildren ? sh->children : NULL;
     si->nchildren = sh->nchildren;
+    si->placement = sh->placement;
     if (sh->log) {
       si->start_offset = rn__shard_start(sh);
-      si->end_offset = rn_log_end(sh->log);
+      si->end_offset = rn__shard_visible_end(sh);
       si->stored_bytes = rn_log_size_bytes(sh->log);
     }
     if (sh->tier) {
@@ -836,16 +840,44 @@ void rn_core_create_stream(rn_core_t *eng, const rn_core_create_req_t *c, rn_cor
     FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL, "stream %s: %s", name, dwhy);
     return;
   }
+  uint32_t copies = c->replication ? c->replication : 1;
+  if (copies > RN_CORE_MAX_REPLICAS || c->min_insync > copies) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL,
+         "stream %s: replication %u / min-insync %u: replication is 1..%u and min-insync at most the replication",
+         name, c->replication, c->min_insync, RN_CORE_MAX_REPLICAS);
+    return;
+  }
+  if (eng->opts.cluster && !c->local) {
+    if (!eng->repl.create_stream) {
+      FAIL(rn_core_create_result_t, cb, ctx, RN_ENOTSUP, "stream %s: the cluster layer is not running", name);
+      return;
+    }
+    eng->repl.create_stream(eng->repl.arg, c, cb, ctx);
+    return;
+  }
+  if (!eng->opts.cluster && copies > 1) {
+    FAIL(rn_core_create_result_t, cb, ctx, RN_EINVAL,
+         "stream %s: replication %u needs a cluster (runneld --etcd ...); a single broker keeps one copy", name,
+         c->replication);
+    return;
+  }
   rn_stream_t *st = stream_new(eng, name, c->shard_count);
   if (!st) {
     FAIL(rn_core_create_result_t, cb, ctx, RN_ENOMEM, "out of memory");
     return;
   }
-  st->uid = eng->next_uid++;
+  if (c->uid) {
+    st->uid = c->uid; /* the cluster's: the same on every replica */
+    if (eng->next_uid <= c->uid) eng->next_uid = c->uid + 1;
+  } else {
+    st->uid = eng->next_uid++;
+  }
   st->retention_ms = requested_retention_ms(eng, c->retention_ms);
   st->retention_bytes = c->retention_bytes > 0 ? c->retention_bytes : 0;
   warn_absurd_retention(eng, st->name, st->retention_ms, st->retention_bytes);
   st->durability = c->durability;
+  st->replication = c->replication;
+  st->min_insync = c->min_insync;
   st->created_ms = rn__now_ms(eng);
   st->tiered = tiered;
   if (tiered) {
@@ -1149,6 +1181,14 @@ static void delete_meta_done(meta_job_t *j) {
 
 void rn_core_delete_stream(rn_core_t *eng, const rn_core_delete_req_t *r, rn_core_delete_cb cb, void *ctx) {
   const char *name = r->name ? r->name : "";
+  if (eng->opts.cluster && !r->local) {
+    if (!eng->repl.delete_stream) {
+      FAIL(rn_core_delete_result_t, cb, ctx, RN_ENOTSUP, "stream %s: the cluster layer is not running", name);
+      return;
+    }
+    eng->repl.delete_stream(eng->repl.arg, r, cb, ctx);
+    return;
+  }
   rn_stream_t *st = rn__stream_find(eng, name);
   if (!st || st->state == RN__STREAM_DELETING) {
     FAIL(rn_core_delete_result_t, cb, ctx, RN_ENOSTREAM, "stream %s not found", name);
@@ -1295,7 +1335,7 @@ rn_core_shard_t *rn_core_stream_shard(rn_core_stream_t *st, uint32_t i) { return
 rn_core_stream_t *rn_core_shard_stream(const rn_core_shard_t *sh) { return sh->stream; }
 uint32_t rn_core_shard_index(const rn_core_shard_t *sh) { return sh->index; }
 uint64_t rn_core_shard_start_offset(const rn_core_shard_t *sh) { return rn__shard_start(sh); }
-uint64_t rn_core_shard_end_offset(const rn_core_shard_t *sh) { return sh->log ? rn_log_end(sh->log) : 0; }
+uint64_t rn_core_shard_end_offset(const rn_core_shard_t *sh) { return rn__shard_visible_end(sh); }
 rn_core_shard_state_t rn_core_shard_state(const rn_core_shard_t *sh) { return sh->state; }
 void rn_core_shard_hash_range(const rn_core_shard_t *sh, uint8_t start[16], uint8_t end[16]) {
   memcpy(start, sh->hk_start, 16);

@@ -155,6 +155,10 @@ typedef struct produce_item {
   uint32_t records; /* for the shard's metrics */
   uint64_t bytes;
   uint64_t t0_ns;   /* uv_hrtime at submission */
+  /* LEADER shards: durable here at [base, end), waiting in the shard's
+   * commit queue (cnext) for the committed end. */
+  uint64_t base, end;
+  struct produce_item *cnext;
   /* Dedup streams (docs/dedup.md). ids: the window entries this batch
    * inserted (pending = this item until its append completes). waits: other
    * batches' copies of those ids, answered when the append completes.
@@ -253,18 +257,24 @@ static void set_err(rn_arena_t *a, rn_core_batch_result_t *r, rn_err_t err, cons
 static dedup_wait_t *dedup_resolve(produce_item_t *it, rn_err_t err);
 static void dedup_answer(dedup_wait_t *w, rn_err_t err, uint32_t shard);
 
-static void on_appended(void *arg, rn_err_t err, uint64_t base) {
-  produce_item_t *it = arg;
+/* The batch's append is over: durable (and, on a LEADER, committed) or
+ * failed. Answers it. */
+static void append_finish(produce_item_t *it, rn_err_t err, uint64_t base) {
   produce_op_t *op = it->op;
   rn_engine_t *eng = op->eng;
   rn_core_batch_result_t *r = &op->results[it->i];
-  it->sh->inflight--;
-  eng->inflight_appends--;
-  shard_note_append(it->sh, it, err);
   it->appended = false;
   dedup_wait_t *waits = it->nids || it->waits ? dedup_resolve(it, err) : NULL;
   uint32_t shard = it->sh->index;
-  if (err) {
+  if (err == RN_ENOTLEADER) {
+    /* Durable here, but leadership moved before every in-sync replica had
+     * it: the new leader decides whether it stays. The producer window
+     * keeps it (this replica truncates it away, window included, if the new
+     * leader does not have it). */
+    char m[200];
+    set_err(&op->arena, r, err, "%s; the batch was not acknowledged (it may be stored): retry",
+            rn__shard_not_leader_msg(it->sh, m, sizeof m));
+  } else if (err) {
     if (it->producer_id) producer_forget(it->sh, it->producer_id, it->epoch, it->seq);
     set_err(&op->arena, r, err, "shard %u: append failed: %s%s", it->sh->index, rn_strerror(err),
             rn_err_retriable(err) ? "; nothing was stored, retry" : "");
@@ -283,6 +293,73 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   produce_item_done(op); /* op and it may be gone now */
   /* The copies that waited are answered after their first copy's request. */
   if (waits) dedup_answer(waits, err, shard);
+}
+
+static void on_appended(void *arg, rn_err_t err, uint64_t base) {
+  produce_item_t *it = arg;
+  rn_engine_t *eng = it->op->eng;
+  rn_shard_t *sh = it->sh;
+  sh->inflight--;
+  eng->inflight_appends--;
+  shard_note_append(sh, it, err);
+  if (err || sh->role != RN_CORE_ROLE_LEADER) return append_finish(it, err, base);
+  /* LEADER: durable on this disk; acknowledged once committed. */
+  const rn_core_batch_result_t *r = &it->op->results[it->i];
+  it->base = base;
+  it->end = base + (r->nhits ? r->stored_count : it->records);
+  it->cnext = NULL;
+  if (sh->cwait_tail)
+    sh->cwait_tail->cnext = it;
+  else
+    sh->cwait_head = it;
+  sh->cwait_tail = it;
+  rn__shard_wake(eng, sh); /* followers parked on a replica fetch */
+  if (eng->repl.local_durable) eng->repl.local_durable(eng->repl.arg, sh, rn_log_end(sh->log));
+  rn__shard_release_waiting(eng, sh, 0); /* a committed end that already covers it */
+}
+
+void rn__shard_release_waiting(rn_engine_t *eng, rn_shard_t *sh, rn_err_t err) {
+  (void)eng;
+  produce_item_t *it;
+  while ((it = sh->cwait_head) && (err || it->end <= sh->committed)) {
+    sh->cwait_head = it->cnext;
+    if (!sh->cwait_head) sh->cwait_tail = NULL;
+    append_finish(it, err, it->base);
+  }
+}
+
+/* ---- producer state under replication ------------------------------------------------- */
+
+void rn__shard_note_replicated(rn_shard_t *sh, const rn_batch_header_t *h) { producer_note(sh, h, true); }
+
+void rn__shard_cut_producers(rn_shard_t *sh, uint64_t offset) {
+  for (uint32_t i = 0; i < sh->producers_cap; i++) {
+    for (rn__producer_t *p = sh->producers[i]; p; p = p->next) {
+      for (uint32_t k = 0; k < p->nwin; k++) {
+        if (p->win[k].base < offset) continue;
+        p->next_seq = p->win[k].seq; /* the first batch cut is expected again */
+        p->nwin = k;
+        break;
+      }
+    }
+  }
+}
+
+const char *rn__shard_not_leader_msg(const rn_shard_t *sh, char *buf, size_t len) {
+  if (sh->leader_hint)
+    snprintf(buf, len, "stream %s shard %u: this broker is not its leader (broker %u is, epoch %u)",
+             sh->stream->name, sh->index, sh->leader_hint, sh->leader_epoch);
+  else
+    snprintf(buf, len, "stream %s shard %u: this broker is not its leader (no leader known: the shard may be "
+             "offline or changing leader)", sh->stream->name, sh->index);
+  return buf;
+}
+
+uint64_t rn__shard_visible_end(const rn_shard_t *sh) {
+  if (!sh->log) return 0;
+  uint64_t end = rn_log_end(sh->log);
+  if (sh->role == RN_CORE_ROLE_SOLO) return end;
+  return sh->committed < end ? sh->committed : end;
 }
 
 /* Check every record: structure (the iterator is strict) and size. */
@@ -731,6 +808,18 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
       continue;
     }
     rn_shard_t *sh = &st->shards[sb->shard];
+    if (sh->role != RN_CORE_ROLE_SOLO) {
+      char m[200];
+      if (sh->role != RN_CORE_ROLE_LEADER || sh->truncating) {
+        set_err(&op->arena, res, RN_ENOTLEADER, "%s", rn__shard_not_leader_msg(sh, m, sizeof m));
+        continue;
+      }
+      if (!sh->writable) {
+        set_err(&op->arena, res, RN_ENOTENOUGHREPLICAS, "stream %s shard %u: %s; nothing was stored, retry", st->name,
+                sh->index, sh->unwritable_why[0] ? sh->unwritable_why : "too few replicas in sync");
+        continue;
+      }
+    }
     if (sb->len > eng->opts.max_batch_bytes) {
       set_err(&op->arena, res, RN_ETOOLARGE, "batch is %zu bytes; max_batch_bytes is %u", sb->len, eng->opts.max_batch_bytes);
       continue;
@@ -771,7 +860,8 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
           if (p->win[k].count != hdr.record_count) {
             set_err(&op->arena, res, RN_ESEQUENCE, "sequence %d was appended with %u records, not %u", hdr.base_sequence,
                     p->win[k].count, hdr.record_count);
-          } else if (!p->win[k].durable) {
+          } else if (!p->win[k].durable ||
+                     (sh->role == RN_CORE_ROLE_LEADER && p->win[k].base + p->win[k].stored > sh->committed)) {
             set_err(&op->arena, res, RN_EAGAIN, "duplicate of a batch still being written (sequence %d); retry",
                     hdr.base_sequence);
           } else {
@@ -812,7 +902,7 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
     }
     uint64_t base = 0;
     if (bytes == NULL) { /* every record was a hit: nothing to store */
-      res->base_offset = rn_log_end(sh->log);
+      res->base_offset = rn__shard_visible_end(sh);
       res->stored_count = 0;
       if (p) {
         p->next_seq = seq_after(hdr.base_sequence, hdr.record_count);
@@ -823,9 +913,9 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
     /* check_records verified both checksums of exactly these bytes; a
      * re-encoded batch (dedup) is verified by the log. */
     if (bytes == sb->data)
-      err = rn_log_append_verified(sh->log, bytes, blen, 0, on_appended, it, &base);
+      err = rn_log_append_verified(sh->log, bytes, blen, sh->leader_epoch, on_appended, it, &base);
     else
-      err = rn_log_append(sh->log, bytes, blen, 0, on_appended, it, &base);
+      err = rn_log_append(sh->log, bytes, blen, sh->leader_epoch, on_appended, it, &base);
     rn_batch_builder_free(&bld); /* the log copied the bytes */
     if (err) {
       sh->metrics.append_errors++;
@@ -853,9 +943,11 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
 /* ---- positions ------------------------------------------------------------------------- */
 
 /* Resolve a position other than TIMESTAMP to an absolute offset (no I/O). */
-static rn_err_t resolve(rn_shard_t *sh, rn_core_pos_kind_t kind, int64_t value, uint64_t *off, char *why, size_t whylen) {
-  /* A tiered shard starts at its store's first offset (rn_tier_shard_start). */
-  uint64_t start = rn__shard_start(sh), end = rn_log_end(sh->log);
+static rn_err_t resolve(rn_shard_t *sh, bool replica, rn_core_pos_kind_t kind, int64_t value, uint64_t *off,
+                        char *why, size_t whylen) {
+  /* A tiered shard starts at its store's first offset (rn_tier_shard_start).
+   * A consumer reads to the committed end, a follower to the log end. */
+  uint64_t start = rn__shard_start(sh), end = replica ? rn_log_end(sh->log) : rn__shard_visible_end(sh);
   switch (kind) {
   case RN_CORE_POS_EARLIEST: *off = start; return 0;
   case RN_CORE_POS_LATEST: *off = end; return 0;
@@ -997,7 +1089,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
     rn_shard_t *sh = &st->shards[idx];
     p->sh = sh;
     so->start_offset = rn__shard_start(sh);
-    so->end_offset = rn_log_end(sh->log);
+    so->end_offset = rn__shard_visible_end(sh);
     rn_err_t err;
     char why[200] = "";
     if (kind == RN_CORE_POS_TIMESTAMP) {
@@ -1006,7 +1098,7 @@ void rn_core_list_offsets(rn_core_t *eng, const rn_core_offsets_req_t *r, rn_cor
       p->ts_pending = err == 0;
       any_ts |= p->ts_pending;
     } else {
-      err = resolve(sh, kind, value, &so->offset, why, sizeof(why));
+      err = resolve(sh, false, kind, value, &so->offset, why, sizeof(why));
     }
     if (err) {
       so->err = err;
@@ -1038,6 +1130,7 @@ typedef struct fetch_part {
   rn_err_t err;
   char why[200];
   rn_log_span_t span;
+  uint64_t limit;  /* a LEADER's consumer part: batches at or past this (the committed end when planned) are cut */
   uint8_t *buf;
   size_t len;
   rn_err_t read_err;
@@ -1082,6 +1175,7 @@ struct fetch_op {
   void *ctx;
   uint32_t max_bytes;
   int64_t deadline_ms; /* 0 = do not wait */
+  uint32_t replica_id; /* a follower's replica fetch: its broker id; 0 = a consumer */
   fetch_state_t state;
   size_t mem;          /* fetch memory charged to this op (stats.fetch_memory_bytes) */
   fetch_op_t *mem_next;
@@ -1204,7 +1298,9 @@ static void fetch_reply(fetch_op_t *op) {
     res->next_offset = p->offset;
     if (p->sh && p->sh->log) {
       res->start_offset = rn__shard_start(p->sh);
-      res->end_offset = rn_log_end(p->sh->log);
+      res->committed = rn__shard_visible_end(p->sh);
+      res->end_offset = op->replica_id ? rn_log_end(p->sh->log) : res->committed;
+      res->leader_epoch = p->sh->leader_epoch;
     }
     rn_err_t err = p->err ? p->err : p->read_err;
     if (err) {
@@ -1298,6 +1394,14 @@ static void fetch_after(uv_work_t *w, int status) {
     p->span.seg = NULL;
     if (status && !p->read_err) p->read_err = RN_EIO;
     if (p->read_err == RN_ECORRUPT) rn__eng_say(op->eng, RN_LVL_ERROR, "%s: %s", p->sh ? p->sh->dir : "?", p->why);
+    if (!p->read_err && p->buf && p->limit != UINT64_MAX) {
+      /* Uncommitted batches (a LEADER's tail) are not a consumer's. */
+      size_t at = 0;
+      rn_batch_header_t h;
+      while (at < p->len && rn_batch_header_decode(p->buf + at, p->len - at, &h) == 0 && h.base_offset < p->limit)
+        at += h.batch_length;
+      p->len = at;
+    }
   }
   fetch_read_done(op);
 }
@@ -1348,12 +1452,25 @@ static void fetch_try(fetch_op_t *op) {
       any = true;
       continue;
     }
+    if (!op->replica_id && p->sh->role != RN_CORE_ROLE_SOLO && p->sh->role != RN_CORE_ROLE_LEADER) {
+      p->err = RN_ENOTLEADER; /* leadership moved while it was parked */
+      rn__shard_not_leader_msg(p->sh, p->why, sizeof p->why);
+      continue;
+    }
     rn_err_t err = rn_log_span_plan(p->sh->log, p->offset, &p->span);
     if (err) {
       p->err = err;
       snprintf(p->why, sizeof(p->why), "offset %" PRIu64 " is outside [%" PRIu64 ", %" PRIu64 "] of shard %u", p->offset,
                rn__shard_start(p->sh), rn_log_end(p->sh->log), p->shard);
       continue;
+    }
+    p->limit = UINT64_MAX;
+    if (p->span.seg && !op->replica_id && p->sh->role == RN_CORE_ROLE_LEADER) {
+      uint64_t vis = rn__shard_visible_end(p->sh);
+      if (p->offset >= vis)
+        rn_log_span_release(p->sh->log, &p->span); /* nothing committed past it yet: wait */
+      else
+        p->limit = vis;
     }
     if (p->span.seg) any = true;
   }
@@ -1430,17 +1547,35 @@ static void fetch_read(fetch_op_t *op) {
   fetch_read_done(op);
 }
 
-static void wake_list(rn_engine_t *eng, rn_shard_t *sh) {
+/* Wake the fetches parked on sh (replicas_only: the followers' replica
+ * fetches, for data that is durable on a LEADER but not committed yet). A
+ * woken fetch may park again on sh, so the list is walked from a snapshot;
+ * an op stays allocated until its timer handle closed (a later loop turn),
+ * so its state tells whether it is still parked. */
+static void wake_list(rn_engine_t *eng, rn_shard_t *sh, bool replicas_only) {
   (void)eng;
-  while (sh->waiters) {
-    fetch_op_t *op = sh->waiters->op;
+  size_t n = 0;
+  for (rn__waiter_t *w = sh->waiters; w; w = w->next) n++;
+  fetch_op_t *stack[32];
+  fetch_op_t **ops = n <= 32 ? stack : rn_xmalloc(n * sizeof(*ops));
+  size_t k = 0;
+  for (rn__waiter_t *w = sh->waiters; w; w = w->next)
+    if (!replicas_only || w->op->replica_id) ops[k++] = w->op;
+  for (size_t i = 0; i < k; i++) {
+    fetch_op_t *op = ops[i];
+    if (op->state != FETCH_PARKED) continue; /* woken already (it waited on several shards) */
     unpark(op); /* removes op's waiters from every shard, including this one */
     fetch_try(op);
   }
+  if (ops != stack) free(ops);
 }
 
 void rn__shard_wake(rn_engine_t *eng, rn_shard_t *sh) {
-  if (sh->waiters) wake_list(eng, sh);
+  if (sh->waiters) wake_list(eng, sh, sh->role == RN_CORE_ROLE_LEADER);
+}
+
+void rn__shard_wake_committed(rn_engine_t *eng, rn_shard_t *sh) {
+  if (sh->waiters) wake_list(eng, sh, false);
 }
 
 void rn__shard_wake_all(rn_engine_t *eng, rn_shard_t *sh) {
@@ -1512,9 +1647,9 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
   bool any_ts = false;
   const char *name = r->stream ? r->stream : "";
   rn_stream_t *st = rn__stream_find(eng, name);
-  if (!st || st->state != RN__STREAM_ACTIVE) {
+  if (!st || st->state != RN__STREAM_ACTIVE || (r->stream_uid && st->uid != r->stream_uid)) {
     char msg[300];
-    snprintf(msg, sizeof msg, "stream %s not found", name);
+    snprintf(msg, sizeof msg, "stream %s not found%s", name, st && r->stream_uid ? " (not that incarnation)" : "");
     rn_core_fetch_result_t fail = {.err = RN_ENOSTREAM, .msg = msg};
     cb(ctx, &fail);
     return;
@@ -1533,6 +1668,7 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
   if (op->max_bytes > eng->opts.max_fetch_bytes) op->max_bytes = eng->opts.max_fetch_bytes;
   uint32_t wait = r->max_wait_ms < eng->opts.max_wait_ms ? r->max_wait_ms : eng->opts.max_wait_ms;
   op->deadline_ms = wait ? rn__now_ms(eng) + wait : 0;
+  op->replica_id = r->replica_id;
   op->n = r->nshards;
   op->parts = rn_xcalloc(op->n + 1, sizeof(*op->parts));
   for (size_t i = 0; i < op->n; i++) {
@@ -1547,6 +1683,31 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
       continue;
     }
     p->sh = &st->shards[sf->shard];
+    if (r->replica_id) {
+      if (p->sh->role != RN_CORE_ROLE_LEADER) {
+        p->err = RN_ENOTLEADER;
+        rn__shard_not_leader_msg(p->sh, p->why, sizeof p->why);
+        continue;
+      }
+      if (sf->kind != RN_CORE_POS_OFFSET || sf->value < 0) {
+        p->err = RN_EINVAL;
+        snprintf(p->why, sizeof p->why, "a replica fetch reads from an offset (its log end)");
+        continue;
+      }
+      rn_err_t e = eng->repl.replica_fetch
+                       ? eng->repl.replica_fetch(eng->repl.arg, p->sh, r->replica_id, r->leader_epoch, (uint64_t)sf->value)
+                       : RN_ENOTLEADER;
+      if (e) {
+        p->err = e;
+        snprintf(p->why, sizeof p->why, "stream %s shard %u: replica fetch of broker %u at epoch %u refused: %s",
+                 st->name, sf->shard, r->replica_id, r->leader_epoch, rn_strerror(e));
+        continue;
+      }
+    } else if (p->sh->role != RN_CORE_ROLE_SOLO && p->sh->role != RN_CORE_ROLE_LEADER) {
+      p->err = RN_ENOTLEADER;
+      rn__shard_not_leader_msg(p->sh, p->why, sizeof p->why);
+      continue;
+    }
     if (sf->kind == RN_CORE_POS_TIMESTAMP) {
       p->ts = sf->value;
       p->err = rn_log_time_plan(p->sh->log, sf->value, &p->ts_span);
@@ -1554,7 +1715,7 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
       any_ts |= p->ts_pending;
       continue;
     }
-    p->err = resolve(p->sh, sf->kind, sf->value, &p->offset, p->why, sizeof(p->why));
+    p->err = resolve(p->sh, r->replica_id != 0, sf->kind, sf->value, &p->offset, p->why, sizeof(p->why));
   }
   if (!any_ts) return fetch_try(op);
   op->state = FETCH_RESOLVING;

@@ -111,6 +111,8 @@ static Runnel__StreamDescription *describe(rn_arena_t *a, const rn_core_stream_d
   c->dedup_key = (Runnel__DedupKey)s->dedup_key;
   c->dedup_field = unconst(s->dedup_field ? s->dedup_field : "");
   c->dedup_window_ms = s->dedup_window_ms;
+  c->replication = s->replication;
+  c->min_insync = s->min_insync;
   d->config = c;
   d->created_ms = s->created_ms;
   d->status = unconst(rn_core_stream_state_name(s->state));
@@ -139,6 +141,14 @@ static Runnel__StreamDescription *describe(rn_arena_t *a, const rn_core_stream_d
     si->upload_backlog_bytes = sh->backlog_bytes;
     si->upload_backlog_segments = sh->backlog_segments;
     si->upload_backlog_age_ms = sh->backlog_age_ms;
+    const rn_core_placement_t *pl = &sh->placement;
+    si->leader = pl->leader;
+    si->leader_epoch = pl->leader_epoch;
+    si->leader_address = unconst(pl->leader_address);
+    si->n_replicas = pl->nreplicas;
+    si->replicas = (uint32_t *)(uintptr_t)pl->replicas;
+    si->n_isr = pl->nisr;
+    si->isr = (uint32_t *)(uintptr_t)pl->isr;
     d->shards[i] = si;
   }
   return d;
@@ -171,6 +181,8 @@ static void create_stream(rn_core_t *core, const Runnel__CreateStreamRequest *r,
       .dedup_key = (rn_core_dedup_key_t)c->dedup_key, /* out of range: refused by core */
       .dedup_field = c->dedup_field,
       .dedup_window_ms = c->dedup_window_ms,
+      .replication = c->replication,
+      .min_insync = c->min_insync,
   };
   rn_core_create_stream(core, &cr, on_create, reply_new(cb, ctx));
 }
@@ -439,6 +451,8 @@ static void on_fetch(void *ctx, const rn_core_fetch_result_t *r) {
     res[i].next_offset = s->next_offset;
     res[i].start_offset = s->start_offset;
     res[i].end_offset = s->end_offset;
+    res[i].committed = s->committed;
+    res[i].leader_epoch = s->leader_epoch;
     if (s->err) {
       res[i].error = new_error(&a, s->err, s->msg);
     } else {
@@ -463,6 +477,9 @@ static void fetch(rn_core_t *core, const Runnel__FetchRequest *r, rn_native_repl
       .nshards = n,
       .max_wait_ms = r ? r->max_wait_ms : 0,
       .max_bytes = r ? r->max_bytes : 0,
+      .replica_id = r ? r->replica_id : 0,
+      .leader_epoch = r ? r->leader_epoch : 0,
+      .stream_uid = r ? r->stream_uid : 0,
   };
   rn_core_fetch(core, &fr, on_fetch, reply_new(cb, ctx));
   if (p != stack) free(p);
@@ -547,6 +564,39 @@ static void broker_info(rn_core_t *core, const Runnel__BrokerInfoRequest *r, rn_
   rn_core_broker_info(core, &ir, on_info, reply_new(cb, ctx));
 }
 
+/* ---- replication: a follower asks where an epoch ends (KIP-279) ---------------------------------- */
+
+static void epoch_end(rn_core_t *core, const Runnel__EpochEndRequest *r, rn_native_reply_cb cb, void *ctx) {
+  if (!r) return send_error(cb, ctx, RN_EBADREQUEST, "EpochEnd without a body");
+  rn_core_stream_t *st = rn_core_stream_find(core, r->stream ? r->stream : "");
+  if (!st || (r->stream_uid && rn_core_stream_uid(st) != r->stream_uid))
+    return send_error(cb, ctx, RN_ENOSTREAM, "stream %s not found", r->stream ? r->stream : "");
+  if (r->shard >= rn_core_stream_nshards(st))
+    return send_error(cb, ctx, RN_ENOSHARD, "stream %s has no shard %u", r->stream, r->shard);
+  rn_core_shard_t *sh = rn_core_stream_shard(st, r->shard);
+  if (rn_core_shard_role(sh) != RN_CORE_ROLE_LEADER)
+    return send_error(cb, ctx, RN_ENOTLEADER, "stream %s shard %u: this broker is not its leader", r->stream, r->shard);
+  uint32_t mine = rn_core_shard_leader_epoch(sh);
+  if (r->leader_epoch < mine)
+    return send_error(cb, ctx, RN_ESTALEEPOCH, "stream %s shard %u: epoch %u is older than the leader's %u", r->stream,
+                      r->shard, r->leader_epoch, mine);
+  if (r->leader_epoch > mine)
+    return send_error(cb, ctx, RN_ENOTLEADER, "stream %s shard %u: epoch %u is newer than this leader's %u", r->stream,
+                      r->shard, r->leader_epoch, mine);
+  uint32_t found = 0;
+  uint64_t end = 0;
+  rn_err_t err = rn_core_shard_epoch_end(sh, r->epoch, &found, &end);
+  if (err) return send_error(cb, ctx, err, "stream %s shard %u: epoch lookup failed", r->stream, r->shard);
+  Runnel__Response resp = RUNNEL__RESPONSE__INIT;
+  Runnel__EpochEndResponse er = RUNNEL__EPOCH_END_RESPONSE__INIT;
+  er.epoch = found;
+  er.end_offset = end;
+  er.leader_epoch = mine;
+  resp.op_case = RUNNEL__RESPONSE__OP_EPOCH_END;
+  resp.epoch_end = &er;
+  cb(ctx, &resp);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------------- */
 
 void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_reply_cb cb, void *ctx) {
@@ -575,6 +625,7 @@ void rn_native_handle(rn_core_t *core, const Runnel__Request *req, rn_native_rep
   case RUNNEL__REQUEST__OP_SINK_DELETE: return rn__native_handle_sink(core, req, cb, ctx);
   case RUNNEL__REQUEST__OP_BROKER_INFO: return broker_info(core, req->broker_info, cb, ctx);
   case RUNNEL__REQUEST__OP_TIER_STATUS: return tier_status(core, cb, ctx);
+  case RUNNEL__REQUEST__OP_EPOCH_END: return epoch_end(core, req->epoch_end, cb, ctx);
   default: return send_error(cb, ctx, RN_EUNKNOWNOP, "unknown operation %d", (int)req->op_case);
   }
 }

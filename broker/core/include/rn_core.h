@@ -98,6 +98,10 @@ typedef struct rn_core_opts {
    * <data_dir>/meta/broker.meta (rn_core_meta_store_file). Borrowed; must
    * outlive core. */
   rn_core_meta_store_t *meta_store;
+  /* A cluster member (broker/cluster, docs/cluster.md): every shard starts
+   * in role NONE (refusing produce and fetch) until the cluster layer gives
+   * it one; false = a single broker, every shard SOLO. */
+  bool cluster;
   /* One line per event (rn_base.h); fn NULL = the stderr line as "engine".
    * Called on the loop thread, or on the thread calling
    * rn_core_open/rn_core_close. */
@@ -203,6 +207,17 @@ typedef enum rn_core_stream_state {
 /* "CREATING", "ACTIVE", "DELETING", "CLOSING". Static storage. */
 const char *rn_core_stream_state_name(rn_core_stream_state_t s);
 
+/* Where a shard's replicas are (a cluster; zeroed on a single broker), as
+ * the control plane says: for descriptions and client routing only. */
+#define RN_CORE_MAX_REPLICAS 5
+typedef struct rn_core_placement {
+  uint32_t leader;              /* broker id; 0 = none (offline) */
+  uint32_t leader_epoch;
+  char leader_address[96];      /* host:port of the leader's native listener */
+  uint32_t replicas[RN_CORE_MAX_REPLICAS], nreplicas;
+  uint32_t isr[RN_CORE_MAX_REPLICAS], nisr;
+} rn_core_placement_t;
+
 /* A shard's state in its stream's key space (resharding). OPEN shards take
  * appends; a CLOSED shard keeps its data readable until retention, its hash
  * range now served by its children. */
@@ -232,6 +247,8 @@ typedef struct rn_core_shard_desc {
   uint64_t backlog_bytes;       /* sealed, not uploaded yet */
   uint32_t backlog_segments;
   int64_t backlog_age_ms;       /* the oldest of them has waited this long; 0 none */
+  /* A cluster (zero on a single broker): rn_core_shard_set_placement's. */
+  rn_core_placement_t placement;
 } rn_core_shard_desc_t;
 
 typedef struct rn_core_stream_desc {
@@ -249,6 +266,7 @@ typedef struct rn_core_stream_desc {
   const char *dedup_field;      /* RN_CORE_DEDUP_FIELD only, else NULL */
   int64_t dedup_window_ms;
   const rn_core_shard_desc_t *shards; /* nshards, in index order */
+  uint32_t replication, min_insync;   /* a cluster's; 0 on a single broker */
 } rn_core_stream_desc_t;
 
 /* ==== streams (admin) ================================================================ */
@@ -279,6 +297,17 @@ typedef struct rn_core_create_req {
   rn_core_dedup_key_t dedup_key;
   const char *dedup_field;      /* borrowed during the call */
   int64_t dedup_window_ms;
+  /* The stream's uid (its directory, journal ids and objects are named by
+   * it); 0 = core assigns the next one. The cluster passes the uid the
+   * control plane gave the stream, the same on every replica. */
+  uint64_t uid;
+  /* A cluster: copies and in-sync copies (StreamConfig's meaning; 0 =
+   * defaults). A single broker refuses replication > 1. */
+  uint32_t replication, min_insync;
+  /* Create the local copy only (the cluster layer's own call, for a stream
+   * the control plane already has); false = a user's create, which in a
+   * cluster goes to the hooks' create_stream. */
+  bool local;
 } rn_core_create_req_t;
 
 typedef struct rn_core_create_result {
@@ -294,6 +323,7 @@ void rn_core_create_stream(rn_core_t *core, const rn_core_create_req_t *req, rn_
 
 typedef struct rn_core_delete_req {
   const char *name;
+  bool local;                   /* the cluster layer's own call (see rn_core_create_req_t.local) */
 } rn_core_delete_req_t;
 
 typedef struct rn_core_delete_result {
@@ -492,6 +522,14 @@ typedef struct rn_core_fetch_req {
   size_t nshards;
   uint32_t max_wait_ms;         /* long poll when nothing is there; capped by max_wait_ms */
   uint32_t max_bytes;           /* whole result; 0 = RN_CORE_FETCH_DEFAULT_BYTES; capped by max_fetch_bytes */
+  /* A follower's replica fetch (broker/cluster) when != 0: its broker id
+   * and the leader epoch it follows. Every shard must be LEADER here; the
+   * replication hooks' replica_fetch accepts or refuses each part (its
+   * offset is the follower's log end), and the read goes to the log end,
+   * not the committed end. 0 = a consumer. */
+  uint32_t replica_id;
+  uint32_t leader_epoch;
+  uint64_t stream_uid;          /* != 0: only that incarnation of the stream (else RN_ENOSTREAM) */
 } rn_core_fetch_req_t;
 
 typedef struct rn_core_fetch_shard_result {
@@ -504,6 +542,9 @@ typedef struct rn_core_fetch_shard_result {
   uint64_t start_offset;
   uint64_t end_offset;          /* high watermark */
   uint64_t next_offset;         /* where to fetch next */
+  uint64_t committed;           /* the committed end (= end_offset for a consumer); a replica
+                                   fetch's end_offset is the leader's log end */
+  uint32_t leader_epoch;        /* the shard's leader epoch here (0 on a single broker) */
 } rn_core_fetch_shard_result_t;
 
 typedef struct rn_core_fetch_result {
@@ -825,6 +866,102 @@ uint64_t rn_core_shard_bytes_in(const rn_core_shard_t *sh);
 /* The arg of sub's registered listener, or NULL when none: how a front end
  * finds a subsystem's handle from core. Borrowed, while registered. */
 void *rn_core_listener_arg(const rn_core_t *core, rn_core_sub_t sub);
+
+/* ==== replication (repl.c; for broker/cluster) ======================================
+ *
+ * A shard's role decides who may write and read it (docs/cluster.md):
+ *   SOLO      a single broker's shard (no cluster): a produce is
+ *             acknowledged once its durability holds on this disk; readers
+ *             see the log's durable end. The default.
+ *   LEADER    produce is accepted while the shard is writable (enough
+ *             replicas in sync, rn_core_shard_set_writable; else
+ *             RN_ENOTENOUGHREPLICAS) and stamped with the leader epoch; a
+ *             batch durable here waits for the committed end
+ *             (rn_core_shard_commit) before it is acknowledged; consumers
+ *             see only records below the committed end; followers read to
+ *             the log end through replica fetches.
+ *   FOLLOWER  takes only replica appends (rn_core_shard_replicate) and
+ *             truncations; produce and consumer fetch answer RN_ENOTLEADER.
+ *   NONE      no replica here, or the shard is offline: RN_ENOTLEADER.
+ * Core opened with opts.cluster starts every shard as NONE; the cluster
+ * layer sets roles from the control plane. Every call below is on the loop
+ * thread. */
+typedef enum rn_core_role {
+  RN_CORE_ROLE_SOLO = 0,
+  RN_CORE_ROLE_LEADER = 1,
+  RN_CORE_ROLE_FOLLOWER = 2,
+  RN_CORE_ROLE_NONE = 3,
+} rn_core_role_t;
+const char *rn_core_role_name(rn_core_role_t r);
+
+typedef struct rn_core_repl_hooks {
+  /* A replica fetch reached a LEADER shard: the follower replica_id at
+   * offset (its log end, every record below durable there) under
+   * leader_epoch. Return 0 to serve it, or the error the follower gets
+   * (RN_ESTALEEPOCH for an older epoch, RN_ENOTLEADER, ...). */
+  rn_err_t (*replica_fetch)(void *arg, rn_core_shard_t *sh, uint32_t replica_id, uint32_t leader_epoch,
+                            uint64_t offset);
+  /* A LEADER shard's local durable end advanced to end (a produce became
+   * durable on this disk); the committed end may follow. */
+  void (*local_durable)(void *arg, rn_core_shard_t *sh, uint64_t end);
+  /* A user's create or delete in a cluster (core opened with opts.cluster):
+   * the cluster layer writes it to the control plane and answers cb
+   * itself, once the local copy exists (or is gone). NULL: RN_ENOTSUP. */
+  void (*create_stream)(void *arg, const rn_core_create_req_t *req, rn_core_create_cb cb, void *ctx);
+  void (*delete_stream)(void *arg, const rn_core_delete_req_t *req, rn_core_delete_cb cb, void *ctx);
+  void *arg;
+} rn_core_repl_hooks_t;
+/* Install (copied) or remove (NULL) the hooks. */
+void rn_core_set_repl_hooks(rn_core_t *core, const rn_core_repl_hooks_t *h);
+
+/* Give sh a role under leader epoch `epoch` (LEADER: the epoch stamped in
+ * its batches; FOLLOWER: the epoch it follows), naming leader_hint (a
+ * broker id, 0 = unknown) in RN_ENOTLEADER messages. A LEADER starts
+ * unwritable, with its committed end at min(committed end so far, log end).
+ * Leaving LEADER answers every produce still waiting for the committed end
+ * RN_ENOTLEADER (retriable: its records may or may not survive; an
+ * idempotent producer's retry is answered by the new leader without a
+ * duplicate) and wakes parked fetches (they get RN_ENOTLEADER). */
+void rn_core_shard_set_role(rn_core_t *core, rn_core_shard_t *sh, rn_core_role_t role, uint32_t epoch,
+                            uint32_t leader_hint);
+rn_core_role_t rn_core_shard_role(const rn_core_shard_t *sh);
+/* The placement descriptions report (copied). */
+void rn_core_shard_set_placement(rn_core_shard_t *sh, const rn_core_placement_t *p);
+/* The stream's replication and min in-sync, for descriptions. */
+void rn_core_stream_set_replication(rn_core_stream_t *st, uint32_t replication, uint32_t min_insync);
+uint32_t rn_core_shard_leader_epoch(const rn_core_shard_t *sh);
+/* LEADER: whether produce is accepted; why (copied) is the message of the
+ * RN_ENOTENOUGHREPLICAS answers while not. */
+void rn_core_shard_set_writable(rn_core_shard_t *sh, bool writable, const char *why);
+/* Move the committed end (the high watermark) to `committed` (clamped to
+ * the log end; never backwards). LEADER: acknowledges the produces whose
+ * records are all below it and wakes consumers. FOLLOWER: remembered (the
+ * start of its committed end if it becomes leader). */
+void rn_core_shard_commit(rn_core_t *core, rn_core_shard_t *sh, uint64_t committed);
+uint64_t rn_core_shard_committed(const rn_core_shard_t *sh);
+/* The log's next offset (the end a follower fetches from, durable records
+ * and any in flight), and its durable end. */
+uint64_t rn_core_shard_log_end(const rn_core_shard_t *sh);
+
+typedef void (*rn_core_repl_cb)(void *ctx, rn_err_t err, const char *msg);
+/* FOLLOWER: append whole consecutive batches exactly as the leader stored
+ * them (offsets, epochs, arrival times kept), the first at the log's next
+ * offset; cb once every one is durable under the stream's durability, or
+ * with the first error (RN_EOFFSET: not at the log end; RN_ESTALEEPOCH: an
+ * epoch older than the log's; RN_ENOTLEADER: not a follower; a log error).
+ * Producer state follows the batches (idempotence survives a failover).
+ * batches is copied before the call returns. */
+void rn_core_shard_replicate(rn_core_t *core, rn_core_shard_t *sh, const uint8_t *batches, size_t len,
+                             rn_core_repl_cb cb, void *ctx);
+/* The leader-epoch history lookup (KIP-279, rn_log_epoch_end) on sh's
+ * log. */
+rn_err_t rn_core_shard_epoch_end(const rn_core_shard_t *sh, uint32_t epoch, uint32_t *found_epoch,
+                                 uint64_t *end_offset);
+/* FOLLOWER or NONE: remove every record at or after offset (a batch
+ * boundary), durably, without blocking the loop, then cb. Producer state
+ * and the committed end are cut back too. RN_EBUSY while replica appends
+ * are in flight. */
+void rn_core_shard_truncate(rn_core_t *core, rn_core_shard_t *sh, uint64_t offset, rn_core_repl_cb cb, void *ctx);
 
 /* ==== the data directory lock (dirlock.c) ====================================== */
 

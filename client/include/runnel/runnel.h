@@ -207,6 +207,11 @@ typedef struct rn_stream_config {
   rn_dedup_key_t dedup_key;
   const char *dedup_field;
   int64_t dedup_window_ms;
+  /* A cluster (docs/cluster.md): copies of every shard (1..5; 0 = the
+   * cluster's default, min(3, brokers alive); a single broker refuses > 1)
+   * and the in-sync copies a produce needs (0 = floor(replication/2)+1). */
+  uint32_t replication;
+  uint32_t min_insync;
 } rn_stream_config_t;
 
 /* One shard as described by the broker. */
@@ -230,6 +235,14 @@ typedef struct rn_shard_info {
   uint64_t upload_backlog_bytes;               /* sealed, not uploaded yet */
   uint32_t upload_backlog_segments;
   int64_t upload_backlog_age_ms;               /* the oldest has waited this long; 0 = none */
+  /* A cluster (0 / empty on a single broker): the leader's broker id (0 =
+   * none: offline) and native address, the leader epoch, the replicas and
+   * the in-sync replicas. */
+  uint32_t leader;
+  char leader_address[96];
+  uint32_t leader_epoch;
+  uint32_t replicas[5], replica_count;
+  uint32_t isr[5], isr_count;
 } rn_shard_info_t;
 
 /* A stream's description. Owned by the caller: free with rn_stream_desc_free
