@@ -1381,6 +1381,117 @@ static rn_err_t append_state(const rn_log_t *log) {
   return 0;
 }
 
+/* The one append path, for a producer's batch and a replica's batches
+ * alike. buf[0, len) holds count whole batches the caller has checked
+ * (structure and checksums, and that they continue the log: offsets, epochs
+ * not below the last, new_epochs = the history entries they add); first is
+ * the first one's header. restamp: a producer's append (count is 1): the
+ * batch gets base offset next_offset, leader epoch epoch and arrival time
+ * now; otherwise a replica's: bytes as the leader stored them. Stores the
+ * longest prefix that fits one chunk (at most what the journal takes as one
+ * record) in one segment, with one ack for all of it: a group in one chunk
+ * is written, undone after a failed write or dropped with a failed roll as
+ * a whole. *stored = how many batches (0 with an error: nothing changed). */
+static rn_err_t store(rn_log_t *log, const uint8_t *buf, size_t len, const rn_batch_header_t *first, uint32_t count,
+                      uint32_t new_epochs, bool restamp, uint32_t epoch, rn_log_append_cb cb, void *arg,
+                      uint64_t *base_offset, uint32_t *stored) {
+  *stored = 0;
+  /* Room for the history entries before anything changes. */
+  if (new_epochs && rn__hist_reserve(log, new_epochs)) return RN_ENOMEM;
+
+  int64_t now = rn__log_now(log);
+  rn_err_t err;
+  if (wants_roll(log, first->batch_length, first->record_count, now)) {
+    if (roll_pending(log)) {
+      /* The pending segment takes the batch (it rolls once open), unless
+       * its 32-bit index positions could not. */
+      const rn__seg_t *a = active(log);
+      if (a->size + first->batch_length > UINT32_MAX || a->next + first->record_count - a->base > UINT32_MAX)
+        return RN_EBUSY;
+    } else {
+      err = roll(log);
+      rn_err_t t = transient(err);
+      if (t) {
+        set_degraded(log, RN__DEG_ROLL, t); /* this append is refused; the next one tries again */
+        return t;
+      }
+      if (err) {
+        fail_log(log, err, "segment roll");
+        return err;
+      }
+    }
+  }
+  rn__seg_t *seg = active(log);
+  /* The group: whole batches that fit one chunk and the segment (the first
+   * always goes in). A segment already past its size whose roll is pending
+   * takes what it would take one append at a time: anything its 32-bit
+   * positions can hold. */
+  uint64_t chunk_max = log->opts.max_batch_bytes > CHUNK_MIN ? log->opts.max_batch_bytes : CHUNK_MIN;
+  uint64_t seg_max = log->opts.segment_bytes;
+  if (roll_pending(log) && seg->size + first->batch_length > seg_max) seg_max = UINT32_MAX;
+  size_t glen = first->batch_length;
+  uint32_t gn = 1;
+  uint64_t gnext = seg->next + first->record_count;
+  while (gn < count) {
+    rn_batch_header_t h;
+    (void)rn_batch_header_decode(buf + glen, len - glen, &h); /* checked by the caller */
+    if (glen + h.batch_length > chunk_max || seg->size + glen + h.batch_length > seg_max ||
+        gnext + h.record_count - seg->base > UINT32_MAX)
+      break;
+    glen += h.batch_length;
+    gnext += h.record_count;
+    gn++;
+  }
+  /* The fill buffer must belong to the active segment: one left from before
+   * a roll goes to the write queue (or back to the spare list if empty, e.g.
+   * after an allocation failure below). A fill that cannot take the group
+   * goes too, rather than growing: growing copies what it holds (realloc),
+   * which at megabyte batches cost as much as the append's own copy. A new
+   * chunk always has room for the group (chunk_get). */
+  if (log->fill && (log->fill->seg != seg || log->fill->len + glen > log->fill->cap)) {
+    if (log->fill->len)
+      ready_push(log, log->fill);
+    else
+      chunk_recycle(log, log->fill);
+    log->fill = NULL;
+  }
+  if (!log->fill) {
+    log->fill = chunk_get(log, seg, glen);
+    if (!log->fill) return RN_ENOMEM;
+  }
+  if (acks_reserve(log)) return RN_ENOMEM;
+
+  rn__chunk_t *c = log->fill;
+  uint64_t base = log->next_offset;
+  size_t at = 0;
+  uint32_t n = 0;
+  err = 0;
+  for (; n < gn; n++) {
+    rn_batch_header_t h = *first;
+    if (n > 0) (void)rn_batch_header_decode(buf + at, len - at, &h);
+    if (restamp) h.base_offset = seg->next;
+    err = rn__seg_index_batch(seg, seg->size, &h, h.batch_length, log->opts.index_interval);
+    if (err) break; /* out of memory: what is stored so far goes as the group */
+    memcpy(c->buf + c->len, buf + at, h.batch_length);
+    if (restamp)
+      rn_batch_stamp(c->buf + c->len, h.base_offset, epoch, now);
+    else
+      epoch = h.leader_epoch; /* as the leader stored it: no restamp */
+    seg->epoch = epoch;
+    rn__hist_note(log, epoch, h.base_offset);
+    c->len += h.batch_length;
+    at += h.batch_length;
+  }
+  if (n == 0) return err;
+  c->end_offset = seg->next;
+  log->next_offset = seg->next;
+  acks_push(log, &(rn__ack_t){.end_offset = log->next_offset, .base = base, .cb = cb, .arg = arg});
+  if (base_offset) *base_offset = base;
+  *stored = n;
+  kick_write(log);
+  return 0;
+}
+
 static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool verified, uint32_t leader_epoch,
                        rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
   rn_err_t err = append_state(log);
@@ -1392,74 +1503,12 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
   if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
   if (hdr.batch_length != len) return RN_ECORRUPT;
   /* The epoch history only grows in epoch: a deposed leader's append is
-   * refused. A new epoch needs one entry more (reserved before anything
-   * changes). */
+   * refused. */
   uint32_t last = rn_log_last_epoch(log);
-  bool new_epoch = log->hist_n == 0 || leader_epoch != last;
   if (log->hist_n && leader_epoch < last) return RN_ESTALEEPOCH;
-  if (new_epoch && rn__hist_reserve(log, 1)) return RN_ENOMEM;
-
-  int64_t now = rn__log_now(log);
-  bool want_roll = wants_roll(log, len, hdr.record_count, now);
-  if (want_roll && roll_pending(log)) {
-    /* The pending segment takes the batch (it rolls once open), unless its
-     * 32-bit index positions could not. */
-    const rn__seg_t *a = active(log);
-    if (a->size + len > UINT32_MAX || a->next + hdr.record_count - a->base > UINT32_MAX) return RN_EBUSY;
-  } else if (want_roll) {
-    err = roll(log);
-    rn_err_t t = transient(err);
-    if (t) {
-      set_degraded(log, RN__DEG_ROLL, t); /* this append is refused; the next one tries again */
-      return t;
-    }
-    if (err) {
-      fail_log(log, err, "segment roll");
-      return err;
-    }
-  }
-  rn__seg_t *seg = active(log);
-  /* The fill buffer must belong to the active segment: one left from before
-   * a roll goes to the write queue (or back to the spare list if empty, e.g.
-   * after an allocation failure below). A fill that cannot take the batch
-   * goes too, rather than growing: growing copies what it holds (realloc),
-   * which at megabyte batches cost as much as the append's own copy. */
-  if (log->fill && (log->fill->seg != seg || log->fill->len + len > log->fill->cap)) {
-    if (log->fill->len)
-      ready_push(log, log->fill);
-    else
-      chunk_recycle(log, log->fill);
-    log->fill = NULL;
-  }
-  if (!log->fill) {
-    log->fill = chunk_get(log, seg, len);
-    if (!log->fill) return RN_ENOMEM;
-  }
-  rn__chunk_t *c = log->fill;
-  if (c->len + len > c->cap) {
-    size_t nc = c->cap * 2 > c->len + len ? c->cap * 2 : c->len + len;
-    uint8_t *b = realloc(c->buf, nc);
-    if (!b) return RN_ENOMEM;
-    c->buf = b;
-    c->cap = nc;
-  }
-  if (acks_reserve(log)) return RN_ENOMEM;
-
-  uint64_t base = log->next_offset;
-  hdr.base_offset = base;
-  err = rn__seg_index_batch(seg, seg->size, &hdr, (uint32_t)len, log->opts.index_interval);
-  if (err) return err;
-  memcpy(c->buf + c->len, batch, len);
-  rn_batch_stamp(c->buf + c->len, base, leader_epoch, now);
-  seg->epoch = leader_epoch;
-  rn__hist_note(log, leader_epoch, base);
-  c->len += len;
-  c->end_offset = seg->next;
-  log->next_offset = seg->next;
-  acks_push(log, &(rn__ack_t){.end_offset = log->next_offset, .base = base, .cb = cb, .arg = arg});
-  if (base_offset) *base_offset = base;
-  kick_write(log);
-  return 0;
+  uint32_t new_epochs = log->hist_n == 0 || leader_epoch != last;
+  uint32_t stored;
+  return store(log, batch, len, &hdr, 1, new_epochs, true, leader_epoch, cb, arg, base_offset, &stored);
 }
 
 rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
@@ -1475,11 +1524,9 @@ rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len,
 /* ---- replica appends ------------------------------------------------------------ *
  *
  * A follower's batches go in as the leader stored them. Every batch of the
- * buffer is checked before anything is stored; then the longest prefix
- * that fits one write buffer (the journal's record limit) in one segment is
- * stored, with one ack: a group in one chunk is written, undone after a
- * failed write or dropped with a failed roll as a whole, so the callback's
- * result holds for all of its batches. */
+ * buffer is checked before anything is stored; then store() takes the
+ * prefix that fits one write, with one ack, so the callback's result holds
+ * for all of its batches. */
 
 /* Check buf[0, len) as whole consecutive batches continuing the log; *count
  * = how many, *new_epochs = how many history entries they would add. */
@@ -1515,6 +1562,7 @@ static rn_err_t replica_check(const rn_log_t *log, const uint8_t *buf, size_t le
 
 static rn_err_t append_replica(rn_log_t *log, const uint8_t *buf, size_t len, bool one, rn_log_append_cb cb,
                                void *arg, uint32_t *nbatches) {
+  uint32_t stored = 0;
   if (nbatches) *nbatches = 0;
   rn_err_t err = append_state(log);
   if (err) return err;
@@ -1523,84 +1571,11 @@ static rn_err_t append_replica(rn_log_t *log, const uint8_t *buf, size_t len, bo
   uint32_t count, new_epochs;
   err = replica_check(log, buf, len, one, &count, &new_epochs);
   if (err) return err;
-  if (new_epochs && rn__hist_reserve(log, new_epochs)) return RN_ENOMEM;
-
-  rn_batch_header_t hdr;
-  (void)rn_batch_header_decode(buf, len, &hdr); /* verified above */
-  int64_t now = rn__log_now(log);
-  if (wants_roll(log, hdr.batch_length, hdr.record_count, now)) {
-    if (roll_pending(log)) {
-      const rn__seg_t *a = active(log);
-      if (a->size + hdr.batch_length > UINT32_MAX || a->next + hdr.record_count - a->base > UINT32_MAX)
-        return RN_EBUSY;
-    } else {
-      err = roll(log);
-      rn_err_t t = transient(err);
-      if (t) {
-        set_degraded(log, RN__DEG_ROLL, t);
-        return t;
-      }
-      if (err) {
-        fail_log(log, err, "segment roll");
-        return err;
-      }
-    }
-  }
-  rn__seg_t *seg = active(log);
-  /* The group: whole batches that fit one chunk (at most what the journal
-   * takes as one record) and the segment. A segment already past its size
-   * whose roll is pending takes what it would take one append at a time:
-   * anything its 32-bit positions can hold. */
-  uint64_t chunk_max = log->opts.max_batch_bytes > CHUNK_MIN ? log->opts.max_batch_bytes : CHUNK_MIN;
-  uint64_t seg_max = log->opts.segment_bytes;
-  if (roll_pending(log) && seg->size + hdr.batch_length > seg_max) seg_max = UINT32_MAX;
-  size_t glen = 0;
-  uint32_t gn = 0;
-  uint64_t gnext = seg->next;
-  while (gn < count) {
-    rn_batch_header_t h;
-    (void)rn_batch_header_decode(buf + glen, len - glen, &h);
-    if (gn > 0 && (glen + h.batch_length > chunk_max || seg->size + glen + h.batch_length > seg_max ||
-                   gnext + h.record_count - seg->base > UINT32_MAX))
-      break;
-    glen += h.batch_length;
-    gnext += h.record_count;
-    gn++;
-  }
-  if (log->fill && (log->fill->seg != seg || log->fill->len + glen > log->fill->cap)) {
-    if (log->fill->len)
-      ready_push(log, log->fill);
-    else
-      chunk_recycle(log, log->fill);
-    log->fill = NULL;
-  }
-  if (!log->fill) {
-    log->fill = chunk_get(log, seg, glen);
-    if (!log->fill) return RN_ENOMEM;
-  }
-  if (acks_reserve(log)) return RN_ENOMEM;
-  rn__chunk_t *c = log->fill;
-  uint64_t base = log->next_offset;
-  size_t at = 0;
-  uint32_t stored = 0;
-  for (; stored < gn; stored++) {
-    rn_batch_header_t h;
-    (void)rn_batch_header_decode(buf + at, len - at, &h);
-    err = rn__seg_index_batch(seg, seg->size, &h, h.batch_length, log->opts.index_interval);
-    if (err) break; /* out of memory: what is stored so far goes as the group */
-    memcpy(c->buf + c->len, buf + at, h.batch_length); /* as the leader stored it: no restamp */
-    seg->epoch = h.leader_epoch;
-    rn__hist_note(log, h.leader_epoch, h.base_offset);
-    c->len += h.batch_length;
-    at += h.batch_length;
-  }
-  if (stored == 0) return err;
-  c->end_offset = seg->next;
-  log->next_offset = seg->next;
-  acks_push(log, &(rn__ack_t){.end_offset = log->next_offset, .base = base, .cb = cb, .arg = arg});
+  rn_batch_header_t first;
+  (void)rn_batch_header_decode(buf, len, &first); /* checked above */
+  err = store(log, buf, len, &first, count, new_epochs, false, 0, cb, arg, NULL, &stored);
   if (nbatches) *nbatches = stored;
-  kick_write(log);
-  return 0;
+  return err;
 }
 
 rn_err_t rn_log_append_replica(rn_log_t *log, const uint8_t *batch, size_t len, rn_log_append_cb cb, void *arg) {
