@@ -202,6 +202,11 @@ rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len,
  * Each batch whose leader_epoch is greater than the history's last epoch
  * starts a new history entry at its base offset. */
 
+/* Defined while this header declares the replica API below (replica appends,
+ * the leader-epoch history, rn_log_truncate_async): broker/core enables its
+ * replicate, truncate and epoch_end bodies on it. */
+#define RN_LOG_HAVE_REPLICA 1
+
 /* Append one batch as its leader stored it. Its base_offset must equal
  * rn_log_next_offset(log) and its leader_epoch be >= rn_log_last_epoch(log)
  * (any epoch when the history is empty). batch need not outlive the call.
