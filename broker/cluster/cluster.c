@@ -162,11 +162,6 @@ static cl_broker_t *broker_grow(rn_cluster_t *c, uint32_t id) {
   return &c->brokers[id];
 }
 
-static bool alive(rn_cluster_t *c, uint32_t id) {
-  cl_broker_t *b = broker(c, id);
-  return b && b->alive;
-}
-
 /* The live brokers' ids (malloc'd, the caller frees; *n of them): taken
  * once per pass over the shards, not per shard. */
 static uint32_t *alive_ids(rn_cluster_t *c, size_t *n) {
@@ -214,7 +209,7 @@ static void stream_unlink(rn_cluster_t *c, cl_stream_t *s) {
   free(s);
 }
 
-static rn_core_shard_t *core_shard(rn_cluster_t *c, cl_shard_t *x) {
+static rn_core_shard_t *core_shard(const rn_cluster_t *c, const cl_shard_t *x) {
   if (!x->cs->local_ready) return NULL;
   rn_core_stream_t *st = rn_core_stream_find(c->core, x->cs->name);
   if (!st || rn_core_stream_uid(st) != x->cs->meta.uid || x->index >= rn_core_stream_nshards(st)) return NULL;
@@ -548,7 +543,8 @@ static void follower_step(rn_cluster_t *c, cl_shard_t *x) {
   ticket_t *t = ticket_new(c, x);
   x->busy = true;
   if (x->fstate == F_EPOCH) {
-    Runnel__EpochEndRequest er = RUNNEL__EPOCH_END_REQUEST__INIT;
+    Runnel__EpochEndRequest er;
+    runnel__epoch_end_request__init(&er);
     er.stream = x->cs->name;
     er.stream_uid = x->cs->meta.uid;
     er.shard = x->index;
@@ -566,7 +562,8 @@ static void follower_step(rn_cluster_t *c, cl_shard_t *x) {
   sf.kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
   sf.value = (int64_t)end;
   Runnel__ShardFetch *sfs[1] = {&sf};
-  Runnel__FetchRequest fr = RUNNEL__FETCH_REQUEST__INIT;
+  Runnel__FetchRequest fr;
+  runnel__fetch_request__init(&fr);
   fr.stream = x->cs->name;
   fr.n_shards = 1;
   fr.shards = sfs;
@@ -595,7 +592,7 @@ static void rn__cluster_apply(rn_cluster_t *c, cl_shard_t *x) {
   /* The placement descriptions show. */
   rn_core_placement_t pl = {.leader = x->st.leader, .leader_epoch = x->st.leader_epoch};
   cl_broker_t *lb = broker(c, x->st.leader);
-  if (lb) snprintf(pl.leader_address, sizeof pl.leader_address, "%s", lb->info.advertise);
+  if (lb) snprintf(pl.leader_address, sizeof pl.leader_address, "%.95s", lb->info.advertise); /* open() keeps ours < 96 */
   for (unsigned i = 0; i < x->st.nreplicas; i++) pl.replicas[pl.nreplicas++] = x->st.replicas[i];
   for (unsigned i = 0; i < x->st.nisr; i++) pl.isr[pl.nisr++] = x->st.isr[i];
   rn_core_shard_set_placement(sh, &pl);
@@ -1285,6 +1282,11 @@ rn_err_t rn_cluster_open(const rn_cluster_opts_t *o, rn_cluster_t **out, char *w
     snprintf(why, whylen, "a cluster member needs etcd endpoints, a broker id >= 1 and an advertised address");
     return RN_EINVAL;
   }
+  if (strlen(o->advertise) >= sizeof(((rn_core_placement_t *)0)->leader_address)) {
+    snprintf(why, whylen, "advertise %s: longer than %zu bytes", o->advertise,
+             sizeof(((rn_core_placement_t *)0)->leader_address) - 1);
+    return RN_EINVAL;
+  }
   if (!strchr(o->advertise, ':')) {
     snprintf(why, whylen, "advertise %s: expected host:port", o->advertise);
     return RN_EINVAL;
@@ -1394,4 +1396,84 @@ void rn_cluster_stats(const rn_cluster_t *c, rn_cluster_stats_t *out) {
       if (!rn_cl_may_ack(&x->st)) out->unwritable++;
     }
   }
+}
+
+/* ---- /metrics ------------------------------------------------------------------------------- */
+
+/* snprintf into out[*n, cap) and advance *n by what it needed (the
+ * rn_http_metrics_fn contract: the caller retries with the total). */
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(*n < cap ? out + *n : NULL, *n < cap ? cap - *n : 0, fmt, ap);
+  va_end(ap);
+  if (k > 0) *n += (size_t)k;
+}
+
+size_t rn_cluster_metrics(void *arg, char *out, size_t cap) {
+  const rn_cluster_t *c = arg;
+  rn_cluster_stats_t st;
+  rn_cluster_stats(c, &st);
+  size_t n = 0;
+  put(out, cap, &n,
+      "# HELP runnel_cluster_registered 1 while this broker's registration is in etcd under a live lease.\n"
+      "# TYPE runnel_cluster_registered gauge\nrunnel_cluster_registered %d\n"
+      "# HELP runnel_cluster_controller 1 while this broker is the cluster's controller.\n"
+      "# TYPE runnel_cluster_controller gauge\nrunnel_cluster_controller %d\n"
+      "# HELP runnel_cluster_brokers_alive Brokers with a live registration, as this broker sees etcd.\n"
+      "# TYPE runnel_cluster_brokers_alive gauge\nrunnel_cluster_brokers_alive %u\n"
+      "# HELP runnel_cluster_shards Shards this broker leads or follows.\n"
+      "# TYPE runnel_cluster_shards gauge\nrunnel_cluster_shards{role=\"leader\"} %u\n"
+      "runnel_cluster_shards{role=\"follower\"} %u\n"
+      "# HELP runnel_cluster_under_replicated_shards Shards led here with fewer replicas in sync than they have.\n"
+      "# TYPE runnel_cluster_under_replicated_shards gauge\nrunnel_cluster_under_replicated_shards %u\n"
+      "# HELP runnel_cluster_unwritable_shards Shards led here that refuse produce (fewer in sync than min-insync, "
+      "or no etcd lease).\n"
+      "# TYPE runnel_cluster_unwritable_shards gauge\nrunnel_cluster_unwritable_shards %u\n"
+      "# HELP runnel_cluster_leader_elections_total Leader changes this broker wrote as the controller.\n"
+      "# TYPE runnel_cluster_leader_elections_total counter\nrunnel_cluster_leader_elections_total %llu\n"
+      "# HELP runnel_cluster_isr_changes_total In-sync set changes this broker wrote.\n"
+      "# TYPE runnel_cluster_isr_changes_total counter\nrunnel_cluster_isr_changes_total{change=\"shrink\"} %llu\n"
+      "runnel_cluster_isr_changes_total{change=\"expand\"} %llu\n"
+      "# HELP runnel_cluster_truncations_total Follower truncations to the point where its log diverged from the "
+      "leader's.\n"
+      "# TYPE runnel_cluster_truncations_total counter\nrunnel_cluster_truncations_total %llu\n"
+      "# HELP runnel_cluster_etcd_errors_total etcd requests that failed.\n"
+      "# TYPE runnel_cluster_etcd_errors_total counter\nrunnel_cluster_etcd_errors_total %llu\n",
+      st.registered, st.controller, st.brokers_alive, st.shards_led, st.shards_followed, st.under_replicated,
+      st.unwritable, (unsigned long long)st.elections, (unsigned long long)st.isr_shrinks,
+      (unsigned long long)st.isr_expands, (unsigned long long)st.truncations, (unsigned long long)st.etcd_errors);
+  /* Per shard led here: the in-sync set's size and each follower's lag. */
+  put(out, cap, &n,
+      "# HELP runnel_cluster_isr_size Replicas in the in-sync set of a shard led here.\n"
+      "# TYPE runnel_cluster_isr_size gauge\n");
+  for (const cl_stream_t *s = c->streams; s; s = s->next)
+    for (uint32_t i = 0; i < s->nshards; i++)
+      if (s->shards[i].role == RN_CORE_ROLE_LEADER)
+        put(out, cap, &n, "runnel_cluster_isr_size{stream=\"%s\",shard=\"%u\"} %u\n", s->name, i,
+            s->shards[i].st.nisr);
+  put(out, cap, &n,
+      "# HELP runnel_cluster_follower_lag_records Records a follower of a shard led here has not made durable yet.\n"
+      "# TYPE runnel_cluster_follower_lag_records gauge\n"
+      "# HELP runnel_cluster_follower_lag_seconds How long since a follower of a shard led here last caught up.\n"
+      "# TYPE runnel_cluster_follower_lag_seconds gauge\n");
+  int64_t now = now_ms(c);
+  for (const cl_stream_t *s = c->streams; s; s = s->next)
+    for (uint32_t i = 0; i < s->nshards; i++) {
+      const cl_shard_t *x = &s->shards[i];
+      if (x->role != RN_CORE_ROLE_LEADER) continue;
+      rn_core_shard_t *sh = core_shard(c, x);
+      uint64_t end = sh ? rn_core_shard_log_end(sh) : 0;
+      for (unsigned f = 0; f < x->nfol; f++) {
+        const rn_cl_follower_t *fo = &x->fol[f];
+        uint64_t lag = end > fo->durable_end ? end - fo->durable_end : 0;
+        double secs = lag ? (double)(now - fo->caught_up_ms) / 1000.0 : 0.0;
+        put(out, cap, &n,
+            "runnel_cluster_follower_lag_records{stream=\"%s\",shard=\"%u\",broker=\"%u\"} %llu\n"
+            "runnel_cluster_follower_lag_seconds{stream=\"%s\",shard=\"%u\",broker=\"%u\"} %.3f\n",
+            s->name, i, fo->id, (unsigned long long)lag, s->name, i, fo->id, secs);
+      }
+    }
+  return n;
 }

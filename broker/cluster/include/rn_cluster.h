@@ -80,6 +80,12 @@ typedef struct rn_cluster_stats {
 } rn_cluster_stats_t;
 void rn_cluster_stats(const rn_cluster_t *c, rn_cluster_stats_t *out);
 
+/* Prometheus lines for /metrics (an rn_http_metrics_fn: arg is the
+ * cluster; writes at most cap bytes, returns the length it needed):
+ * runnel_cluster_* gauges and counters, and per shard led here the
+ * in-sync set's size and every follower's lag in records and seconds. */
+size_t rn_cluster_metrics(void *arg, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
