@@ -226,6 +226,7 @@ int main(int argc, char **argv) {
   eo.default_retention_ms = cfg.default_retention;
   eo.logger = rn_logger_stderr_as("engine");
   eo.cluster = cfg.etcd[0] != '\0';
+  eo.broker_id = eo.cluster ? cfg.broker_id : 0;
   tier_opts(&cfg, &eo);
 
   rn_sayf(RN_LVL_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,

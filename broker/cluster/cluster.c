@@ -399,6 +399,87 @@ static void hook_local_durable(void *arg, rn_core_shard_t *sh, uint64_t end) {
   if (x) leader_update(arg, x);
 }
 
+/* ---- forwarding: a produce for a shard led elsewhere ---------------------------------------- */
+
+static rn_peer_t *leader_peer(rn_cluster_t *c, cl_shard_t *x);
+
+typedef struct fwd {
+  rn_cluster_t *c;
+  void (*done)(void *ctx, const rn_core_batch_result_t *r);
+  void *ctx;
+  uint32_t leader;
+} fwd_t;
+
+static void on_forwarded(void *arg, rn_err_t err, const Runnel__Response *resp) {
+  fwd_t *f = arg;
+  rn_core_batch_result_t r = {0};
+  char m[300];
+  const Runnel__ShardBatchResult *br =
+      !err && resp && !resp->error && resp->produce && resp->produce->n_results == 1 ? resp->produce->results[0] : NULL;
+  rn_core_dedup_hit_t hits[64];
+  if (br && br->error) {
+    r.err = rn_err_from_wire(br->error->code);
+    snprintf(m, sizeof m, "%s", br->error->message ? br->error->message : rn_strerror(r.err));
+    r.msg = m;
+  } else if (br) {
+    r.base_offset = br->base_offset;
+    r.duplicate = br->duplicate;
+    r.stored_count = br->stored_count;
+    if (br->n_dedup_hits > sizeof hits / sizeof hits[0]) {
+      r.err = RN_ENOTSUP; /* not reached: the leader's window answers few hits per batch */
+      snprintf(m, sizeof m, "the leader reported %zu dedup hits in one batch; at most %zu are relayed", br->n_dedup_hits,
+               sizeof hits / sizeof hits[0]);
+      r.msg = m;
+    } else {
+      for (size_t i = 0; i < br->n_dedup_hits; i++)
+        hits[i] = (rn_core_dedup_hit_t){.index = br->dedup_hits[i]->index, .shard = br->dedup_hits[i]->shard,
+                                        .offset = br->dedup_hits[i]->offset};
+      r.hits = hits;
+      r.nhits = (uint32_t)br->n_dedup_hits;
+    }
+  } else {
+    /* The leader's answer did not arrive: the batch may or may not be
+     * stored there; a retry (idempotent: no duplicate) settles it. */
+    r.err = err == RN_ECANCELED ? RN_ESHUTDOWN : RN_ENOTLEADER;
+    snprintf(m, sizeof m, "forwarding to the shard's leader (broker %u) failed: %s; retry", f->leader,
+             err ? rn_strerror(err)
+                 : resp && resp->error && resp->error->message ? resp->error->message : "a malformed answer");
+    r.msg = m;
+  }
+  if (!f->c->closed) f->c->stats.forwarded++;
+  f->done(f->ctx, &r);
+  free(f);
+}
+
+static bool hook_forward_produce(void *arg, rn_core_shard_t *sh, const uint8_t *batch, size_t len,
+                                 void (*done)(void *ctx, const rn_core_batch_result_t *r), void *ctx) {
+  rn_cluster_t *c = arg;
+  cl_shard_t *x = rn_core_shard_slot(sh, RN_SUB_REPL);
+  if (c->closed || !x || !x->have || x->st.leader == 0 || x->st.leader == c->o.broker_id) return false;
+  rn_peer_t *p = leader_peer(c, x);
+  if (!p) return false;
+  Runnel__ShardBatch sb;
+  runnel__shard_batch__init(&sb);
+  sb.shard = x->index;
+  sb.batch.data = (uint8_t *)(uintptr_t)batch; /* packed before rn_peer_call returns */
+  sb.batch.len = len;
+  Runnel__ShardBatch *sbs[1] = {&sb};
+  Runnel__ProduceRequest pr;
+  runnel__produce_request__init(&pr);
+  pr.stream = x->cs->name;
+  pr.n_batches = 1;
+  pr.batches = sbs;
+  pr.forwarded = true;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
+  req.produce = &pr;
+  fwd_t *f = rn_xmalloc(sizeof *f);
+  *f = (fwd_t){.c = c, .done = done, .ctx = ctx, .leader = x->st.leader};
+  rn_peer_call(p, &req, on_forwarded, f);
+  return true;
+}
+
 /* ---- follower: truncate by epoch, then fetch ---------------------------------------------- */
 
 static void follower_step(rn_cluster_t *c, cl_shard_t *x);
@@ -1332,6 +1413,7 @@ rn_err_t rn_cluster_open(const rn_cluster_opts_t *o, rn_cluster_t **out, char *w
   }
   rn_core_repl_hooks_t h = {.replica_fetch = hook_replica_fetch,
                             .local_durable = hook_local_durable,
+                            .forward_produce = hook_forward_produce,
                             .create_stream = hook_create,
                             .delete_stream = hook_delete,
                             .arg = c};

@@ -209,6 +209,34 @@ static void produce_item_done(produce_op_t *op) {
   if (--op->pending == 0) produce_finish(op);
 }
 
+/* A batch forwarded to its shard's leader (repl.forward_produce). */
+typedef struct forward_item {
+  produce_op_t *op;
+  size_t i;
+} forward_item_t;
+
+static void on_forwarded(void *ctx, const rn_core_batch_result_t *r) {
+  forward_item_t *f = ctx;
+  produce_op_t *op = f->op;
+  rn_core_batch_result_t *res = &op->results[f->i];
+  uint32_t shard = res->shard;
+  *res = *r;
+  res->shard = shard;
+  if (r->msg) {
+    size_t n = strlen(r->msg);
+    char *m = rn_arena_alloc(&op->arena, n + 1);
+    memcpy(m, r->msg, n + 1);
+    res->msg = m;
+  }
+  if (r->nhits) {
+    rn_core_dedup_hit_t *h = rn_arena_alloc(&op->arena, r->nhits * sizeof *h);
+    memcpy(h, r->hits, r->nhits * sizeof *h);
+    res->hits = h;
+  }
+  free(f);
+  produce_item_done(op);
+}
+
 /* Per-shard counters and the append latency histogram (rn_core.h). */
 static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t err) {
   rn_core_shard_stats_t *m = &sh->metrics;
@@ -812,6 +840,16 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
     if (sh->role != RN_CORE_ROLE_SOLO) {
       char m[200];
       if (sh->role != RN_CORE_ROLE_LEADER || sh->truncating) {
+        /* Any broker takes a produce for any shard: it goes on to the
+         * leader unchanged (an idempotent producer's sequence with it). */
+        if (sh->role != RN_CORE_ROLE_LEADER && !r->forwarded && eng->repl.forward_produce) {
+          forward_item_t *f = rn_xmalloc(sizeof *f);
+          *f = (forward_item_t){.op = op, .i = i};
+          op->pending++;
+          if (eng->repl.forward_produce(eng->repl.arg, sh, sb->data, sb->len, on_forwarded, f)) continue;
+          op->pending--;
+          free(f);
+        }
         set_err(&op->arena, res, RN_ENOTLEADER, "%s", rn__shard_not_leader_msg(sh, m, sizeof m));
         continue;
       }

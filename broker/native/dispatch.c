@@ -414,7 +414,7 @@ static void produce(rn_core_t *core, const Runnel__ProduceRequest *r, rn_native_
     b[i].data = r->batches[i]->batch.data;
     b[i].len = r->batches[i]->batch.len;
   }
-  rn_core_produce_req_t pr = {.stream = r ? r->stream : NULL, .batches = b, .nbatches = n};
+  rn_core_produce_req_t pr = {.stream = r ? r->stream : NULL, .batches = b, .nbatches = n, .forwarded = r && r->forwarded};
   rn_core_produce(core, &pr, on_produce, reply_new(cb, ctx));
   if (b != stack) free(b);
 }

@@ -76,6 +76,7 @@ typedef struct rn_cluster_stats {
   uint64_t isr_shrinks, isr_expands;
   uint64_t truncations;       /* follower truncations to a divergence point */
   uint64_t etcd_errors;
+  uint64_t forwarded;         /* produce batches relayed to their shard's leader */
   int64_t last_etcd_ok_ms;
 } rn_cluster_stats_t;
 void rn_cluster_stats(const rn_cluster_t *c, rn_cluster_stats_t *out);

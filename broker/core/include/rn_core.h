@@ -102,6 +102,11 @@ typedef struct rn_core_opts {
    * in role NONE (refusing produce and fetch) until the cluster layer gives
    * it one; false = a single broker, every shard SOLO. */
   bool cluster;
+  /* A cluster member's broker id (1..2^20): the producer ids it hands out
+   * are (broker_id << 40) + n, so no two brokers give out the same one (a
+   * leader keeps one idempotence window per id, whichever broker issued
+   * it). 0 = a single broker: ids n. */
+  uint32_t broker_id;
   /* One line per event (rn_base.h); fn NULL = the stderr line as "engine".
    * Called on the loop thread, or on the thread calling
    * rn_core_open/rn_core_close. */
@@ -443,6 +448,10 @@ typedef struct rn_core_produce_req {
   const char *stream;
   const rn_core_batch_in_t *batches; /* nbatches; may point into a frame (zero copy) */
   size_t nbatches;
+  /* Forwarded by another broker (ProduceRequest.forwarded): a shard not led
+   * here answers RN_ENOTLEADER instead of forwarding again, so two brokers
+   * with stale views never pass a batch back and forth. */
+  bool forwarded;
 } rn_core_produce_req_t;
 
 /* A record the stream's dedup window found already stored: not stored
@@ -907,6 +916,15 @@ typedef struct rn_core_repl_hooks {
   /* A user's create or delete in a cluster (core opened with opts.cluster):
    * the cluster layer writes it to the control plane and answers cb
    * itself, once the local copy exists (or is gone). NULL: RN_ENOTSUP. */
+  /* A produce batch for a shard this broker does not lead (FOLLOWER or
+   * NONE, a request that was not forwarded already): send it unchanged to
+   * the shard's leader and call done(ctx, result) once, on the loop thread,
+   * with the leader's answer (result and what it points to borrowed during
+   * the call; result->shard ignored). The bytes are borrowed during the
+   * call only. Return false when there is no leader to send it to: the
+   * batch is answered RN_ENOTLEADER. NULL: RN_ENOTLEADER. */
+  bool (*forward_produce)(void *arg, rn_core_shard_t *sh, const uint8_t *batch, size_t len,
+                          void (*done)(void *ctx, const rn_core_batch_result_t *r), void *ctx);
   void (*create_stream)(void *arg, const rn_core_create_req_t *req, rn_core_create_cb cb, void *ctx);
   void (*delete_stream)(void *arg, const rn_core_delete_req_t *req, rn_core_delete_cb cb, void *ctx);
   void *arg;
