@@ -480,6 +480,98 @@ static bool hook_forward_produce(void *arg, rn_core_shard_t *sh, const uint8_t *
   return true;
 }
 
+/* A consumer's fetch of shards one other broker leads. */
+typedef struct fwd_fetch {
+  rn_cluster_t *c;
+  rn_core_fetch_cb cb;
+  void *ctx;
+  uint32_t leader;
+} fwd_fetch_t;
+
+static void on_fetch_forwarded(void *arg, rn_err_t err, const Runnel__Response *resp) {
+  fwd_fetch_t *f = arg;
+  char m[300];
+  rn_core_fetch_result_t r = {0};
+  if (err || !resp || resp->error || !resp->fetch) {
+    r.err = err == RN_ECANCELED ? RN_ESHUTDOWN : resp && resp->error ? rn_err_from_wire(resp->error->code) : RN_ENOTLEADER;
+    snprintf(m, sizeof m, "forwarding the fetch to the shard's leader (broker %u) failed: %s; retry", f->leader,
+             err ? rn_strerror(err) : resp && resp->error && resp->error->message ? resp->error->message
+                                                                               : "a malformed answer");
+    r.msg = m;
+    f->cb(f->ctx, &r);
+    free(f);
+    return;
+  }
+  const Runnel__FetchResponse *fr = resp->fetch;
+  rn_core_fetch_shard_result_t *res = rn_xcalloc(fr->n_results + 1, sizeof *res);
+  for (size_t i = 0; i < fr->n_results; i++) {
+    const Runnel__ShardFetchResult *s = fr->results[i];
+    res[i] = (rn_core_fetch_shard_result_t){.shard = s->shard,
+                                            .offset = s->offset,
+                                            .batches = s->batches.data,
+                                            .batches_len = s->batches.len,
+                                            .start_offset = s->start_offset,
+                                            .end_offset = s->end_offset,
+                                            .next_offset = s->next_offset,
+                                            .committed = s->committed,
+                                            .leader_epoch = s->leader_epoch};
+    if (s->error) {
+      res[i].err = rn_err_from_wire(s->error->code);
+      res[i].msg = s->error->message;
+    }
+  }
+  r.results = res;
+  r.nresults = fr->n_results;
+  if (!f->c->closed) f->c->stats.forwarded_fetches++;
+  f->cb(f->ctx, &r);
+  free(res);
+  free(f);
+}
+
+static bool hook_forward_fetch(void *arg, rn_core_stream_t *st, const rn_core_fetch_req_t *req, rn_core_fetch_cb cb,
+                               void *ctx) {
+  rn_cluster_t *c = arg;
+  if (c->closed || req->nshards > 64) return false;
+  uint32_t leader = 0;
+  cl_shard_t *x0 = NULL;
+  for (size_t i = 0; i < req->nshards; i++) {
+    rn_core_shard_t *sh = rn_core_stream_shard(st, req->shards[i].shard);
+    cl_shard_t *x = sh ? rn_core_shard_slot(sh, RN_SUB_REPL) : NULL;
+    if (!x || !x->have || x->st.leader == 0 || x->st.leader == c->o.broker_id || (leader && x->st.leader != leader))
+      return false;
+    leader = x->st.leader;
+    x0 = x;
+  }
+  rn_peer_t *p = leader_peer(c, x0);
+  if (!p) return false;
+  Runnel__ShardFetch sfs[64], *sfp[64];
+  for (size_t i = 0; i < req->nshards; i++) {
+    runnel__shard_fetch__init(&sfs[i]);
+    sfs[i].shard = req->shards[i].shard;
+    sfs[i].kind = (Runnel__PositionKind)req->shards[i].kind;
+    sfs[i].value = req->shards[i].value;
+    sfs[i].max_bytes = req->shards[i].max_bytes;
+    sfp[i] = &sfs[i];
+  }
+  Runnel__FetchRequest fr;
+  runnel__fetch_request__init(&fr);
+  fr.stream = (char *)(uintptr_t)rn_core_stream_name(st);
+  fr.n_shards = req->nshards;
+  fr.shards = sfp;
+  fr.max_wait_ms = req->max_wait_ms;
+  fr.max_bytes = req->max_bytes;
+  fr.stream_uid = req->stream_uid;
+  fr.forwarded = true;
+  Runnel__Request rq;
+  runnel__request__init(&rq);
+  rq.op_case = RUNNEL__REQUEST__OP_FETCH;
+  rq.fetch = &fr;
+  fwd_fetch_t *f = rn_xmalloc(sizeof *f);
+  *f = (fwd_fetch_t){.c = c, .cb = cb, .ctx = ctx, .leader = leader};
+  rn_peer_call(p, &rq, on_fetch_forwarded, f);
+  return true;
+}
+
 /* ---- follower: truncate by epoch, then fetch ---------------------------------------------- */
 
 static void follower_step(rn_cluster_t *c, cl_shard_t *x);
@@ -1414,6 +1506,7 @@ rn_err_t rn_cluster_open(const rn_cluster_opts_t *o, rn_cluster_t **out, char *w
   rn_core_repl_hooks_t h = {.replica_fetch = hook_replica_fetch,
                             .local_durable = hook_local_durable,
                             .forward_produce = hook_forward_produce,
+                            .forward_fetch = hook_forward_fetch,
                             .create_stream = hook_create,
                             .delete_stream = hook_delete,
                             .arg = c};

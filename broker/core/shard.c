@@ -1693,6 +1693,16 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
     cb(ctx, &fail);
     return;
   }
+  if (!r->replica_id && !r->forwarded && r->nshards > 0 && eng->repl.forward_fetch) {
+    /* Any broker serves a consumer: a fetch of shards led elsewhere goes
+     * to their leader when one broker leads them all. */
+    bool local = false;
+    for (size_t i = 0; i < r->nshards && !local; i++) {
+      uint32_t s = r->shards[i].shard;
+      local = s >= st->nshards || st->shards[s].role == RN_CORE_ROLE_SOLO || st->shards[s].role == RN_CORE_ROLE_LEADER;
+    }
+    if (!local && eng->repl.forward_fetch(eng->repl.arg, st, r, cb, ctx)) return;
+  }
   fetch_op_t *op = rn_xcalloc(1, sizeof(*op));
   op->eng = eng;
   op->st = st;

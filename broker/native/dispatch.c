@@ -480,6 +480,7 @@ static void fetch(rn_core_t *core, const Runnel__FetchRequest *r, rn_native_repl
       .replica_id = r ? r->replica_id : 0,
       .leader_epoch = r ? r->leader_epoch : 0,
       .stream_uid = r ? r->stream_uid : 0,
+      .forwarded = r && r->forwarded,
   };
   rn_core_fetch(core, &fr, on_fetch, reply_new(cb, ctx));
   if (p != stack) free(p);

@@ -77,6 +77,7 @@ typedef struct rn_cluster_stats {
   uint64_t truncations;       /* follower truncations to a divergence point */
   uint64_t etcd_errors;
   uint64_t forwarded;         /* produce batches relayed to their shard's leader */
+  uint64_t forwarded_fetches; /* consumer fetches relayed to their shards' leader */
   int64_t last_etcd_ok_ms;
 } rn_cluster_stats_t;
 void rn_cluster_stats(const rn_cluster_t *c, rn_cluster_stats_t *out);

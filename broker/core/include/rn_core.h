@@ -539,6 +539,7 @@ typedef struct rn_core_fetch_req {
   uint32_t replica_id;
   uint32_t leader_epoch;
   uint64_t stream_uid;          /* != 0: only that incarnation of the stream (else RN_ENOSTREAM) */
+  bool forwarded;               /* from another broker (FetchRequest.forwarded): never forwarded again */
 } rn_core_fetch_req_t;
 
 typedef struct rn_core_fetch_shard_result {
@@ -925,6 +926,14 @@ typedef struct rn_core_repl_hooks {
    * batch is answered RN_ENOTLEADER. NULL: RN_ENOTLEADER. */
   bool (*forward_produce)(void *arg, rn_core_shard_t *sh, const uint8_t *batch, size_t len,
                           void (*done)(void *ctx, const rn_core_batch_result_t *r), void *ctx);
+  /* A consumer's fetch (not forwarded already) of shards none of which is
+   * led here: when one other broker leads them all, send the request there
+   * and call cb(ctx, result) once with its answer (borrowed during the
+   * call; rn_core_fetch_hold returns NULL inside it, so the caller copies)
+   * and return true. false: core answers each shard itself (RN_ENOTLEADER).
+   * req is borrowed during the call only. */
+  bool (*forward_fetch)(void *arg, rn_core_stream_t *st, const rn_core_fetch_req_t *req, rn_core_fetch_cb cb,
+                        void *ctx);
   void (*create_stream)(void *arg, const rn_core_create_req_t *req, rn_core_create_cb cb, void *ctx);
   void (*delete_stream)(void *arg, const rn_core_delete_req_t *req, rn_core_delete_cb cb, void *ctx);
   void *arg;
