@@ -43,88 +43,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker_proc.h"
-#include "etcd_proc.h"
-#include "runnel/runnel.h"
+#include "clustertest.h"
 #include "testutil.h"
 
 #define STREAM "orders"
 #define NB 3
-#define DEADLINE_MS 60000
 #define KILL_AT 600
 #define MAX_RECS 4000
 
-static char *g_tmp;
-static rn_etcd_proc_t g_etcd;
-static rn_test_broker_t g_br[NB + 1]; /* by broker id */
-static char g_dir[NB + 1][600];
+static rn_ct_t g_ct;
+#define g_br g_ct.br
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* A pause between polls of a condition (never a synchronisation: every
- * wait re-checks its condition and is bounded by a deadline). */
-static void poll_pause(void) {
-  struct timespec ts = {0, 20 * 1000 * 1000};
-  nanosleep(&ts, NULL);
-}
-
-static void start_broker(uint32_t id) {
-  char idbuf[16];
-  snprintf(idbuf, sizeof idbuf, "%u", id);
-  const char *args[] = {"--etcd", g_etcd.url, "--broker-id", idbuf, "--set", "cluster_lease=2s",
-                        "--set", "replica_lag=2s", NULL};
-  if (rn_test_broker_start(&g_br[id], g_dir[id], args) != 0)
-    fail_msg("broker %u did not start; see %s", id, g_br[id].log_path);
-}
-
-static rn_client_t *client_for(uint32_t id) {
-  rn_client_conf_t cc;
-  rn_client_conf_init(&cc);
-  cc.broker = g_br[id].addr;
-  cc.request_timeout_ms = 10000;
-  cc.reconnect_backoff_ms = 10;
-  cc.reconnect_backoff_max_ms = 100;
-  rn_client_t *cl;
-  rn_err_t err = rn_client_new(&cc, &cl);
-  if (err) fail_msg("client for broker %u: %s %s", id, rn_err_name(err), rn_last_error_message());
-  return cl;
-}
-
-/* The shard as broker id describes it (leader 0 when it cannot say). */
-static rn_shard_info_t describe_on(uint32_t id) {
-  rn_shard_info_t si;
-  memset(&si, 0, sizeof si);
-  rn_client_t *cl = client_for(id);
-  rn_stream_desc_t *d = NULL;
-  if (rn_stream_describe(cl, STREAM, &d) == 0 && d->shard_count == 1) si = d->shards[0];
-  rn_stream_desc_free(d);
-  rn_client_destroy(cl);
-  return si;
-}
-
-/* Wait until every running broker describes the shard with one leader
- * (other than `not`), at least `isr` in sync. Returns that leader. */
-static uint32_t wait_leader(uint32_t not, uint32_t isr, uint64_t deadline) {
-  for (;;) {
-    uint32_t leader = 0;
-    bool agree = true;
-    for (uint32_t id = 1; id <= NB && agree; id++) {
-      if (!g_br[id].pid) continue;
-      rn_shard_info_t si = describe_on(id);
-      if (si.leader == 0 || si.leader == not || si.isr_count < isr || !g_br[si.leader].pid ||
-          (leader && si.leader != leader))
-        agree = false;
-      leader = si.leader;
-    }
-    if (agree && leader) return leader;
-    if (now_ms() > deadline) fail_msg("no agreed leader (other than %u, %u in sync) within the deadline", not, isr);
-    poll_pause();
-  }
-}
+static uint64_t now_ms(void) { return rn_ct_now_ms(); }
+static rn_client_t *client_for(uint32_t id) { return rn_ct_client(&g_ct, id); }
+static rn_shard_info_t describe_on(uint32_t id) { return rn_ct_describe(&g_ct, id, STREAM, 0); }
+static uint32_t wait_leader(uint32_t not, uint32_t isr) { return rn_ct_wait_leader(&g_ct, STREAM, 0, not, isr); }
 
 /* ---- the produce phase --------------------------------------------------------- */
 
@@ -243,7 +176,7 @@ static uint64_t produce_one(uint32_t leader, uint32_t q, uint64_t deadline) {
     pthread_mutex_unlock(&g.mu);
     if (!err && st == 2) return off;
     if (now_ms() > deadline) fail_msg("broker %u acknowledged no produce within the deadline", leader);
-    poll_pause();
+    rn_ct_pause();
   }
 }
 
@@ -259,7 +192,7 @@ static void check_log(uint32_t id, uint32_t leader, uint32_t nrecs, const char *
   if (err) fail_msg("consumer: %s", rn_err_name(err));
   for (uint32_t q = 0; q < nrecs; q++) g.recs[q].seen = 0;
   uint64_t n = 0, expect = 0;
-  uint64_t deadline = now_ms() + DEADLINE_MS;
+  uint64_t deadline = now_ms() + 60000;
   while (expect < si.end_offset) {
     const rn_record_t *r;
     err = rn_consumer_poll(c, 200, &r);
@@ -299,34 +232,16 @@ static void check_log(uint32_t id, uint32_t leader, uint32_t nrecs, const char *
 
 static void test_failover(void **state) {
   (void)state;
-  g_tmp = rn_test_tmpdir();
-  char why[256], dir[700];
-  snprintf(dir, sizeof dir, "%s/etcd", g_tmp);
-  if (rn_etcd_proc_start(&g_etcd, dir, why, sizeof why)) fail_msg("etcd: %s", why);
-  for (uint32_t id = 1; id <= NB; id++) {
-    snprintf(g_dir[id], sizeof g_dir[id], "%s/b%u", g_tmp, id);
-    start_broker(id);
-  }
+  rn_ct_start(&g_ct, NB);
   /* 1. create (retried while the brokers are still registering) */
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  rn_client_t *cl = client_for(1);
-  for (;;) {
-    rn_stream_config_t sc = {.name = STREAM, .shard_count = 1, .replication = 3, .min_insync = 2,
-                             .durability = RN_DURABILITY_SYNC};
-    rn_err_t err = rn_stream_create(cl, &sc, NULL);
-    if (err == 0) break;
-    if (!rn_err_retriable(err) || now_ms() > deadline)
-      fail_msg("create: %s %s", rn_err_name(err), rn_last_error_message());
-    poll_pause();
-  }
-  rn_client_destroy(cl);
-  uint32_t l1 = wait_leader(0, 3, now_ms() + DEADLINE_MS);
+  rn_ct_create(&g_ct, STREAM, 1, 3, 2);
+  uint32_t l1 = wait_leader(0, 3);
   print_message("leader %u, 3 of 3 in sync on every broker\n", l1);
 
   /* 2-3. kill the leader mid-produce, through a broker that forwards */
   uint32_t via = l1 % NB + 1;
   produce_through_kill(via, l1);
-  uint32_t l2 = wait_leader(l1, 2, now_ms() + DEADLINE_MS);
+  uint32_t l2 = wait_leader(l1, 2);
   uint32_t nrecs = g.sent;
   print_message("failover_ms %" PRIu64 " (kill -9 of broker %u to the first acknowledgement of a record sent "
                 "after it; broker %u leads now)\n",
@@ -338,30 +253,20 @@ static void test_failover(void **state) {
     if (id != l2 && g_br[id].pid) check_log(id, l2, nrecs, "read through the follower");
 
   /* 5. the old leader rejoins and catches up; then the second leader dies */
-  start_broker(l1);
-  wait_leader(0, 3, now_ms() + DEADLINE_MS);
+  rn_ct_start_broker(&g_ct, l1);
+  wait_leader(0, 3);
   rn_test_broker_kill(&g_br[l2]);
-  uint32_t l3 = wait_leader(l2, 2, now_ms() + DEADLINE_MS);
-  produce_one(l3, nrecs, now_ms() + DEADLINE_MS);
+  uint32_t l3 = wait_leader(l2, 2);
+  produce_one(l3, nrecs, now_ms() + 60000);
   nrecs++;
   check_log(l3, l3, nrecs, "after the second failover");
-
-  for (uint32_t id = 1; id <= NB; id++)
-    if (g_br[id].pid) {
-      int rc = rn_test_broker_stop(&g_br[id]);
-      if (rc != 0) fail_msg("broker %u exited with status %d (want 0); see %s", id, rc, g_br[id].log_path);
-    }
-  rn_etcd_proc_stop(&g_etcd, false);
-  const char *keep = getenv("RUNNEL_TEST_KEEP");
-  if (!keep || !*keep) rn_test_rmtree(g_tmp);
-  free(g_tmp);
+  rn_ct_stop(&g_ct);
 }
 
 /* After a failed assertion too: nothing keeps running. */
 static int teardown(void **state) {
   (void)state;
-  for (uint32_t id = 1; id <= NB; id++) rn_test_broker_kill(&g_br[id]);
-  if (g_etcd.pid) rn_etcd_proc_stop(&g_etcd, true);
+  rn_ct_kill_all(&g_ct);
   return 0;
 }
 

@@ -260,10 +260,13 @@ static void shard_not_found(kop_t *o, uint32_t shard, const char *given, const c
  * with backoff, not as a 500 for a broken broker. Tiered storage adds the
  * disk at its high-water mark while uploads are behind (EBACKLOG) and an
  * object store that failed or did not answer a read of older records
- * (EOBJSTORE, ETIMEDOUT; docs/tiering.md). */
-static bool transient_storage_error(rn_err_t err) {
+ * (EOBJSTORE, ETIMEDOUT; docs/tiering.md); a cluster's shard between
+ * leaders or without enough replicas in sync (docs/cluster.md). */
+static bool transient_error(rn_err_t err) {
   return err == RN_ENOSPC || err == RN_EMFILE || err == RN_ENFILE || err == RN_EBACKLOG || err == RN_EOBJSTORE ||
-         err == RN_ETIMEDOUT;
+         err == RN_ETIMEDOUT ||
+         /* a cluster between leaders, or with too few replicas in sync (docs/cluster.md) */
+         err == RN_ENOTLEADER || err == RN_ENOTENOUGHREPLICAS || err == RN_ECONTROLPLANE || err == RN_ESTALEEPOCH;
 }
 
 /* An engine error as the Kinesis error a client expects. */
@@ -281,7 +284,7 @@ static void engine_error(kop_t *o, rn_err_t err, const char *msg, const char *st
   case RN_ETHROTTLED: return kop_error(o, RN_KERR_ProvisionedThroughputExceededException, "%s", m);
   case RN_ESHUTDOWN: return kop_error(o, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
   default:
-    if (transient_storage_error(err)) return kop_error(o, RN_KERR_ServiceUnavailable, "%s (%s); retry", m, rn_err_name(err));
+    if (transient_error(err)) return kop_error(o, RN_KERR_ServiceUnavailable, "%s (%s); retry", m, rn_err_name(err));
     return kop_error(o, RN_KERR_InternalFailure, "%s (%s)", m, rn_err_name(err));
   }
 }
@@ -684,7 +687,7 @@ static void prod_appended(void *ctx, const rn_core_produce_result_t *r) {
       return prod_fail(p, RN_KERR_ResourceNotFoundException, "Stream %s under account " ACCOUNT " not found.", p->stream);
     if (err == RN_ESHUTDOWN)
       return prod_fail(p, RN_KERR_ServiceUnavailable, "The broker is shutting down; retry against another broker.");
-    if (transient_storage_error(err)) return prod_fail(p, RN_KERR_ServiceUnavailable, "%s; retry", m);
+    if (transient_error(err)) return prod_fail(p, RN_KERR_ServiceUnavailable, "%s; retry", m);
     return prod_fail(p, RN_KERR_InternalFailure, "%s", m);
   }
   for (size_t b = 0; b < p->nb; b++) {
@@ -701,11 +704,11 @@ static void prod_appended(void *ctx, const rn_core_produce_result_t *r) {
                    "Rate exceeded for shard shardId-%012u in stream %s under account " ACCOUNT ".", pb->shard, p->stream);
         else
           rec_fail(p, i, RN_KERR_InternalFailure, "%s: %s",
-                   transient_storage_error(err) ? "Service unavailable, retry" : "Internal service failure",
+                   transient_error(err) ? "Service unavailable, retry" : "Internal service failure",
                    res->msg ? res->msg : rn_strerror(err));
         /* PutRecords keeps InternalFailure (one of the two codes AWS
          * documents per record); a lone record answers 503. */
-        p->pub.res[i].retry_later = transient_storage_error(err);
+        p->pub.res[i].retry_later = transient_error(err);
       } else {
         /* A record the stream's dedup window found stored answers with
          * its original (shard, offset): its ShardId and SequenceNumber. */
