@@ -359,7 +359,10 @@ static void req_done(rn_etcd_t *e, req_t *r, CURLcode cc) {
     push_done(e, r, NULL);
     return;
   }
-  bool connected = connect_us > 0;
+  /* A timeout before the request's deadline is the connect timeout (a
+   * reused connection reports no connect time, so the deadline decides). */
+  bool deadline_hit = mono_ns() + 2000000u >= r->deadline_ns;
+  bool connected = connect_us > 0 || deadline_hit;
   if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
       (cc == CURLE_OPERATION_TIMEDOUT && !connected)) {
     add_fail(r, ep, cerr);
