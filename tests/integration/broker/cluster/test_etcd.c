@@ -5,7 +5,12 @@
  * and a watch that survives etcd being killed and restarted. Exits 77 when
  * /usr/bin/etcd is not installed.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -478,6 +483,68 @@ static void test_lease_expiry(void **state) {
   close_client(e);
 }
 
+/* ---- a member that answers 503 (an in-process stand-in: etcd cannot be
+ * made to) ---- */
+
+typedef struct {
+  int lfd;
+  int served;
+} fake_t;
+
+static void *fake_main(void *arg) {
+  fake_t *f = arg;
+  int c = accept(f->lfd, NULL, NULL);
+  if (c < 0) return NULL;
+  char buf[8192];
+  size_t n = 0;
+  for (;;) { /* headers, then Content-Length bytes */
+    ssize_t r = read(c, buf + n, sizeof buf - 1 - n);
+    if (r <= 0) break;
+    n += (size_t)r;
+    buf[n] = 0;
+    char *end = strstr(buf, "\r\n\r\n");
+    char *cl = strcasestr(buf, "content-length:");
+    if (end && cl && n >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15)) break;
+  }
+  const char *body = "{\"error\":\"etcdserver: no leader\",\"message\":\"etcdserver: no leader\",\"code\":14}";
+  char resp[512];
+  int m = snprintf(resp, sizeof resp,
+                   "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\n\r\n%s",
+                   strlen(body), body);
+  if (write(c, resp, (size_t)m) == m) f->served++;
+  close(c);
+  return NULL;
+}
+
+static void test_http_5xx(void **state) {
+  fake_t f = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  assert_int_equal(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(f.lfd, 4), 0);
+  assert_int_equal(getsockname(f.lfd, (struct sockaddr *)&sa, &sl), 0);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, fake_main, &f), 0);
+  char eps[200];
+  snprintf(eps, sizeof eps, "http://127.0.0.1:%u,%s", ntohs(sa.sin_port), g_etcd.url);
+  rn_etcd_t *e = client(eps, 5000);
+  ans_t a;
+  get(e, "/5xx", false, &a); /* a 5xx is not retried on the next member... */
+  pthread_join(t, NULL);
+  close(f.lfd);
+  assert_int_equal(f.served, 1);
+  assert_int_equal(a.err, RN_ECONTROLPLANE);
+  assert_non_null(strstr(a.msg, "no leader"));
+  assert_non_null(strstr(a.msg, "503"));
+  char ep[64];
+  snprintf(ep, sizeof ep, "http://127.0.0.1:%u", ntohs(sa.sin_port));
+  assert_non_null(strstr(a.msg, ep));
+  get(e, "/5xx", false, &a); /* ...but the next request starts at the next one */
+  assert_int_equal(a.err, 0);
+  close_client(e);
+}
+
 int main(void) {
   if (!rn_etcd_proc_available()) {
     fprintf(stderr, "SKIP: %s is not installed (apt-get install etcd-server)\n", RN_ETCD_BIN);
@@ -495,7 +562,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kv),        cmocka_unit_test(test_txn),
       cmocka_unit_test(test_lease),     cmocka_unit_test(test_lease_expiry), cmocka_unit_test(test_watch),
-      cmocka_unit_test(test_failover),  cmocka_unit_test(test_timeout_and_close),
+      cmocka_unit_test(test_failover),  cmocka_unit_test(test_http_5xx),  cmocka_unit_test(test_timeout_and_close),
       cmocka_unit_test(test_watch_restart),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
