@@ -450,6 +450,14 @@ rn_err_t rn_config_check(const rn_config_t *cfg, char *why, size_t whylen) {
     fail(why, whylen, "config: s3_prefix is set but s3_bucket is not: the prefix is of tiering's bucket");
     return RN_EINVAL;
   }
+  if (cfg->etcd[0] != '\0' && cfg->broker_id == 0) {
+    fail(why, whylen, "config: etcd is set but broker_id is not: every cluster member needs its own --broker-id N (>= 1)");
+    return RN_EINVAL;
+  }
+  if (cfg->etcd[0] == '\0' && (cfg->broker_id != 0 || cfg->advertise[0] != '\0')) {
+    fail(why, whylen, "config: broker_id and advertise are for a cluster member: set etcd too (--etcd http://HOST:PORT)");
+    return RN_EINVAL;
+  }
   if (cfg->s3_prefix[0] == '/') {
     fail(why, whylen, "config: s3_prefix must not start with '/' (got '%s')", cfg->s3_prefix);
     return RN_EINVAL;

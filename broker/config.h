@@ -245,7 +245,26 @@
     "Unset (the default): streams created through the Kinesis API are not tiered. Set: they are " \
     "tiered, with this as their local retention (how long an uploaded segment stays on disk; "    \
     "`forever` keeps every segment local as well). Also the local retention of a stream created " \
-    "tiered without one.")
+    "tiered without one.")                                                                         \
+  X(etcd, STR, "", 0, 1024, NULL, "etcd",                                                          \
+    "Join a cluster (docs/cluster.md): its etcd endpoints, `http://HOST:PORT[,...]`. Empty (the " \
+    "default) = a single broker, with no etcd at all.")                                            \
+  X(broker_id, U32, "0", 0, 1000000, NULL, "broker-id",                                            \
+    "This broker's id in the cluster (>= 1, unique, stable across restarts). Needed with `etcd`.") \
+  X(advertise, STR, "", 0, 256, NULL, "advertise",                                                 \
+    "HOST:PORT other brokers and clients reach this broker's native port at. Empty = the native " \
+    "listen address with the port it bound.")                                                      \
+  X(rack, STR, "", 0, 63, NULL, "rack",                                                            \
+    "A label (an availability zone): replicas of a shard are spread over distinct racks.")         \
+  X(cluster_root, STR, "/runnel", 1, 127, NULL, NULL,                                              \
+    "The etcd key prefix of the cluster's keys (several clusters may share one etcd).")           \
+  X(cluster_lease, DUR32, "3s", 1000, 60000, NULL, NULL,                                           \
+    "Broker liveness: the etcd lease TTL (whole seconds). A broker whose lease ends is dead to "   \
+    "the controller, which moves its leaderships; a leader that could not renew its lease for "   \
+    "this long stops acknowledging.")                                                              \
+  X(replica_lag, DUR32, "2s", 100, 600000, NULL, NULL,                                             \
+    "A follower that has not caught up with its leader's log for this long leaves the shard's "   \
+    "in-sync set (acknowledgements stop waiting for it).")
 
 #define RN__CFG_CTYPE_STR char *
 #define RN__CFG_CTYPE_ADDR char *

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "rn_cluster.h"
 #include "rn_core.h"
 #include "rn_apps.h"
 #include "server.h"
@@ -84,6 +85,7 @@ typedef struct runneld {
   uv_signal_t sigterm, sigint;
   rn_core_t *eng;
   rn_server_t *srv;
+  rn_cluster_t *cluster; /* NULL: a single broker */
   int signals; /* received so far */
 } runneld_t;
 
@@ -223,6 +225,8 @@ int main(int argc, char **argv) {
   eo.journal_checkpoint_ms = cfg.journal_checkpoint_ms;
   eo.default_retention_ms = cfg.default_retention;
   eo.logger = rn_logger_stderr_as("engine");
+  eo.cluster = cfg.etcd[0] != '\0';
+  eo.broker_id = eo.cluster ? cfg.broker_id : 0;
   tier_opts(&cfg, &eo);
 
   rn_sayf(RN_LVL_INFO, "runneld", "runneld %s starting: data_dir=%s pid=%ld", RN_VERSION, cfg.data_dir,
@@ -277,12 +281,58 @@ int main(int argc, char **argv) {
     rn_http_routes_add_metrics(routes, rn_server_metrics, d.srv);
   }
 
+  /* A cluster member joins once it serves (docs/cluster.md): its shards
+   * answer ENOTLEADER until the first view of etcd gave them roles. */
+  if (!routes_failed && cfg.etcd[0] != '\0') {
+    char adv[300];
+    if (cfg.advertise[0] != '\0') {
+      snprintf(adv, sizeof adv, "%s", cfg.advertise);
+    } else {
+      char host[256];
+      uint16_t port;
+      rn_config_split_addr(cfg.listen, host, sizeof host, &port);
+      snprintf(adv, sizeof adv, "%s:%u", host, (unsigned)rn_server_native_port(d.srv));
+    }
+    char http[300] = "";
+    if (rn_server_http_port(d.srv)) {
+      char host[256];
+      uint16_t port;
+      rn_config_split_addr(cfg.http_listen, host, sizeof host, &port);
+      snprintf(http, sizeof http, "%s:%u", host, (unsigned)rn_server_http_port(d.srv));
+    }
+    rn_cluster_opts_t co;
+    rn_cluster_opts_default(&co);
+    co.http = http;
+    co.default_retention_ms = cfg.default_retention;
+    co.core = d.eng;
+    co.etcd = cfg.etcd;
+    co.root = cfg.cluster_root;
+    co.broker_id = cfg.broker_id;
+    co.advertise = adv;
+    co.rack = cfg.rack;
+    co.lease_ms = cfg.cluster_lease;
+    co.replica_lag_ms = cfg.replica_lag;
+    co.max_fetch_bytes = cfg.max_fetch_bytes;
+    co.logger = rn_logger_stderr_as("cluster");
+    rc = rn_cluster_open(&co, &d.cluster, why, sizeof why);
+    if (rc != 0) {
+      rn_sayf(RN_LVL_ERROR, "cluster", "%s", why);
+      routes_failed = 1;
+      rn_server_shutdown(d.srv, on_server_done, &d);
+    } else {
+      rn_http_routes_add_metrics(routes, rn_cluster_metrics, d.cluster);
+      rn_sayf(RN_LVL_INFO, "cluster", "broker %u joining the cluster at %s as %s", cfg.broker_id, cfg.etcd, adv);
+    }
+  }
+
   rn_thread_mark_loop(); /* the blocking check: nothing may block the loop from here */
   uv_run(&d.loop, UV_RUN_DEFAULT);
   rn_thread_unmark_loop(); /* the loop has stopped: closing may block */
 
   /* The server has stopped (on_server_done); the engine's own handles may
    * still be open. A further signal now exits at once (on_signal_while_closing). */
+  rn_cluster_close(d.cluster);
+  uv_run(&d.loop, UV_RUN_NOWAIT); /* the cluster's handles */
   rn_server_destroy(d.srv);
   rn_http_routes_destroy(routes);
   rc = rn_core_close(d.eng);

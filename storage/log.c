@@ -37,6 +37,19 @@
  * State: failed != 0 is FAILED (final); otherwise degraded != 0 is
  * DEGRADED (cleared when the same kind of operation succeeds again), with
  * rollback_active while a failed write is being undone; else HEALTHY.
+ *
+ * Leader epochs (epochs.c): every append notes its batch's epoch in the
+ * in-memory history (a new entry only when the epoch grows: one compare on
+ * the hot path). The history file is written on the background lane by the
+ * seal or index checkpoint that would otherwise make a range trusted before
+ * the file covers it, and at close; never per sync round. Undone appends
+ * cut the history back with next_offset.
+ *
+ * Truncation (rn_log_truncate_async) is a second state beside those: log->
+ * trunc pending (appends refused with RN_EBUSY, rn_log_end clamped,
+ * retention and rolls by age held, the rest of the pipeline drains) and
+ * then running (one job on the background lane; no round, seal, roll or
+ * retention starts until its callback).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -107,6 +120,10 @@ static uint32_t seg_for(const rn_log_t *log, uint64_t offset) {
   return lo ? lo - 1 : 0;
 }
 
+static void trunc_kick(rn_log_t *log);
+static void trunc_abandon(rn_log_t *log, rn_err_t err);
+static bool trunc_running(const rn_log_t *log);
+
 /* ---- acks ------------------------------------------------------------------ */
 
 static rn_err_t acks_reserve(rn_log_t *log) {
@@ -176,6 +193,7 @@ static void fail_log(rn_log_t *log, rn_err_t err, const char *what) {
   rn__log_say(log, RN_LVL_ERROR, "%s: %s failed: %s; the log refuses further appends", log->dir,
               what, rn_strerror(err));
   drop_unwritten(log, err);
+  trunc_abandon(log, err); /* one still waiting to start: it never will */
 }
 
 rn_err_t rn_log_failure(const rn_log_t *log) { return log->failed; }
@@ -350,6 +368,7 @@ static void rollback_cb(void *arg, rn_err_t res) {
   free(j->dropped);
   free(j);
   after_progress(log);
+  trunc_kick(log);
 }
 
 static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
@@ -401,6 +420,7 @@ static void rollback(rn_log_t *log, rn__chunk_t *c, rn_err_t err) {
   seg->next = start_offset;
   seg->max_ts = start_max_ts;
   log->next_offset = start_offset;
+  rn__hist_cut(log, start_offset);
   for (uint32_t i = 0; i < nacks; i++) j->acks[i] = log->acks[(log->acks_head + first + i) % log->acks_cap];
   j->nacks = nacks;
   log->acks_len = first;
@@ -438,10 +458,12 @@ typedef struct writeback {
 
 static void writeback_cb(void *arg, rn_err_t res) {
   writeback_t *w = arg;
+  rn_log_t *log = w->log;
   (void)res; /* a hint: its failure changes nothing */
   w->seg->busy--;
-  w->log->inflight--;
+  log->inflight--;
   free(w);
+  trunc_kick(log);
 }
 
 /* Journal mode, where no fdatasync follows a journaled write: start the
@@ -519,6 +541,14 @@ static void write_cb(void *arg, rn_err_t res) {
   after_progress(log);
 }
 
+/* The end of what readers may see, and acks may be released up to: the
+ * durable mark (sync) or the written mark. rn_log_end clamps it further
+ * while a truncation waits or runs. */
+static uint64_t visible_end(const rn_log_t *log) {
+  if (log->opts.durability != RN_DURABILITY_SYNC) return log->written_next;
+  return log->jdurable_next > log->durable_next ? log->jdurable_next : log->durable_next;
+}
+
 void rn__log_journal_done(rn_log_t *log, rn__chunk_t *c, rn_err_t err, bool direct) {
   log->inflight--;
   c->seg->busy--;
@@ -533,7 +563,8 @@ void rn__log_journal_done(rn_log_t *log, rn__chunk_t *c, rn_err_t err, bool dire
   if (direct && end > c->seg->synced) c->seg->synced = end;
   if (c->end_offset > log->jdurable_next) log->jdurable_next = c->end_offset;
   chunk_recycle(log, c);
-  if (!log->failed) acks_release(log, rn_log_end(log), 0);
+  if (!log->failed) acks_release(log, visible_end(log), 0);
+  trunc_kick(log);
 }
 
 static void kick_write(rn_log_t *log) {
@@ -568,6 +599,7 @@ static void after_progress(rn_log_t *log) {
   maybe_round(log);
   maybe_seal(log);
   kick_write(log);
+  trunc_kick(log);
 }
 
 /* ---- sync rounds (group commit) -------------------------------------------- */
@@ -610,6 +642,7 @@ static void round_done_one(rn_log_t *log) {
        * lost, so the round is simply tried again. */
       set_degraded(log, RN__DEG_SYNC, t);
       log->round_retry_ms = rn__log_now(log) + ROUND_RETRY_MS;
+      trunc_kick(log);
       return;
     }
     fail_log(log, log->round_err, "fdatasync");
@@ -622,10 +655,11 @@ static void round_done_one(rn_log_t *log) {
   for (uint32_t i = 0; i < log->nsegs; i++)
     if (log->segs[i]->create_gen <= log->round_gen) log->segs[i]->dir_synced = true;
   log->last_sync_ms = rn__log_now(log);
-  if (log->opts.durability == RN_DURABILITY_SYNC) acks_release(log, rn_log_end(log), 0);
+  if (log->opts.durability == RN_DURABILITY_SYNC) acks_release(log, visible_end(log), 0);
   index_checkpoint(log);
   maybe_round(log);
   maybe_seal(log);
+  trunc_kick(log);
 }
 
 /* ---- index checkpoints ------------------------------------------------------------ */
@@ -636,6 +670,13 @@ typedef struct idxcp_job {
   uint64_t pos;
   uint8_t *idx, *tidx;
   size_t idx_len, tidx_len;
+  /* The epoch history when it changed since its last write: written (and
+   * durable) before the index files, because recovery trusts the prefix
+   * they cover without scanning it. NULL = already on disk. */
+  uint8_t *hist;
+  size_t hist_len;
+  uint64_t hist_seq;
+  bool hist_ok; /* set by the worker */
   char idx_path[RN__PATH_MAX];
   char tidx_path[RN__PATH_MAX];
 } idxcp_job_t;
@@ -659,6 +700,11 @@ static rn_err_t write_file_nosync(rn_fs_t *fs, const char *path, const uint8_t *
  * durably, later): touches only the job and the log's immutable fs. */
 static rn_err_t idxcp_fn(void *arg) {
   idxcp_job_t *j = arg;
+  if (j->hist) {
+    rn_err_t err = rn__hist_write(j->log, j->hist, j->hist_len);
+    if (err) return err;
+    j->hist_ok = true;
+  }
   rn_err_t err = write_file_nosync(j->log->fs, j->idx_path, j->idx, j->idx_len);
   if (!err) err = write_file_nosync(j->log->fs, j->tidx_path, j->tidx, j->tidx_len);
   return err;
@@ -670,6 +716,7 @@ static void idxcp_cb(void *arg, rn_err_t res) {
   log->inflight--;
   log->idxcp_active = false;
   j->seg->busy--;
+  if (j->hist_ok) rn__hist_written(log, j->hist_seq);
   if (res == 0)
     j->seg->idx_cp = j->pos;
   else /* only restart time suffers: recovery then scans the whole segment */
@@ -677,7 +724,9 @@ static void idxcp_cb(void *arg, rn_err_t res) {
                 j->seg->base, rn_strerror(res));
   free(j->idx);
   free(j->tidx);
+  free(j->hist);
   free(j);
+  trunc_kick(log);
 }
 
 /* After a successful round: write the index files of the active segment's
@@ -695,9 +744,10 @@ static void index_checkpoint(rn_log_t *log) {
   rn__seg_path(log, seg->base, ".timeindex", j->tidx_path);
   if (rn__seg_index_encode_prefix(seg, j->pos, log->idxcp_next, seg->max_ts, &j->idx, &j->idx_len, &j->tidx,
                                   &j->tidx_len) ||
-      rn_io_job_bg(log->io, idxcp_fn, idxcp_cb, j)) {
+      rn__hist_capture(log, &j->hist, &j->hist_len, &j->hist_seq) || rn_io_job_bg(log->io, idxcp_fn, idxcp_cb, j)) {
     free(j->idx);
     free(j->tidx);
+    free(j->hist);
     free(j);
     return;
   }
@@ -744,7 +794,7 @@ static rn_err_t sync_dir_job(void *arg) {
 }
 
 static void start_round(rn_log_t *log) {
-  if (log->round_active || log->failed) return;
+  if (log->round_active || log->failed || trunc_running(log)) return;
   log->round_active = true;
   /* The round syncs the active segment up to its written mark, which is
    * where written_next lies once anything was written into it. */
@@ -815,7 +865,7 @@ static void start_round(rn_log_t *log) {
  * In journal mode the journal acknowledges appends: rounds run only for
  * checkpoints and close. */
 static void maybe_round(rn_log_t *log) {
-  if (log->round_active || log->failed) return;
+  if (log->round_active || log->failed || trunc_running(log)) return;
   if (log->round_retry_ms && rn__log_now(log) < log->round_retry_ms) return;
   bool want = log->closing || log->cp_wanted || (log->opts.durability == RN_DURABILITY_SYNC && !log->jr);
   if (!want) return;
@@ -833,6 +883,13 @@ typedef struct seal_job {
   rn_log_t *log;
   rn__seg_t *seg;
   bool data_synced; /* the segment's fdatasync succeeded */
+  /* The epoch history when it changed since its last write: durable
+   * before the recovery point passes the segment (recovery will not scan
+   * it again). NULL = already on disk. */
+  uint8_t *hist;
+  size_t hist_len;
+  uint64_t hist_seq;
+  bool hist_ok; /* set by the worker */
   uint64_t rp;
   uint64_t start;
   uint8_t *idx, *tidx;
@@ -853,6 +910,10 @@ static rn_err_t seal_fn(void *arg) {
    * file descriptor) can simply be retried. */
   err = rn_fs_write_file(fs, j->idx_path, j->idx, j->idx_len);
   if (!err) err = rn_fs_write_file(fs, j->tidx_path, j->tidx, j->tidx_len);
+  if (!err && j->hist) {
+    err = rn__hist_write(j->log, j->hist, j->hist_len);
+    j->hist_ok = err == 0;
+  }
   if (!err) err = rn__rp_write(j->log, j->rp, j->start);
   return err;
 }
@@ -863,6 +924,7 @@ static void seal_cb(void *arg, rn_err_t res) {
   log->inflight--;
   log->seal_active = false;
   j->seg->busy--;
+  if (j->hist_ok) rn__hist_written(log, j->hist_seq);
   rn_err_t t = res < 0 && j->data_synced ? transient(res) : 0;
   if (t) {
     if (j->seg->synced < j->seg->size) j->seg->synced = j->seg->size;
@@ -881,15 +943,17 @@ static void seal_cb(void *arg, rn_err_t res) {
   }
   free(j->idx);
   free(j->tidx);
+  free(j->hist);
   free(j);
   if (!log->failed) {
     maybe_seal(log);
     maybe_round(log);
   }
+  trunc_kick(log);
 }
 
 static void maybe_seal(rn_log_t *log) {
-  if (log->seal_active || log->failed) return;
+  if (log->seal_active || log->failed || trunc_running(log)) return;
   if (log->seal_retry_ms && rn__log_now(log) < log->seal_retry_ms) return;
   rn__seg_t *seg = NULL;
   /* The segment before a pending roll stays active until the open succeeds. */
@@ -912,11 +976,13 @@ static void maybe_seal(rn_log_t *log) {
     rn__seg_path(log, seg->base, ".timeindex", j->tidx_path);
     err = rn__seg_index_encode(seg, &j->idx, &j->idx_len, &j->tidx, &j->tidx_len);
   }
+  if (!err) err = rn__hist_capture(log, &j->hist, &j->hist_len, &j->hist_seq);
   if (!err) err = rn_io_job_bg(log->io, seal_fn, seal_cb, j);
   if (err) {
     if (j) {
       free(j->idx);
       free(j->tidx);
+      free(j->hist);
     }
     free(j);
     fail_log(log, err, "seal submission");
@@ -999,6 +1065,7 @@ static void roll_drop(rn_log_t *log, rn__seg_t *seg, rn_err_t err) {
   for (uint32_t i = 0; dropped && i < n; i++) dropped[i] = log->acks[(log->acks_head + first + i) % log->acks_cap];
   log->nsegs--;
   log->next_offset = seg->base;
+  rn__hist_cut(log, seg->base);
   rn__seg_free(seg); /* no file: it never opened */
   if (n && !dropped) {
     fail_log(log, RN_ENOMEM, "segment roll"); /* completes every pending append */
@@ -1047,6 +1114,7 @@ static void roll_cb(void *arg, rn_err_t res) {
       fail_log(log, res, "segment roll"); /* completes every pending append, in order */
       log->nsegs--;
       log->next_offset = seg->base;
+      rn__hist_cut(log, seg->base);
       rn__seg_free(seg);
     }
   }
@@ -1132,6 +1200,8 @@ static void log_free(rn_log_t *log) {
     chunk_free(c);
   }
   free(log->acks);
+  free(log->hist);
+  free(log->trunc); /* only one that never started is left here */
   free(log->dir);
   free(log);
 }
@@ -1198,6 +1268,7 @@ rn_err_t rn_log_close(rn_log_t *log) {
   if (!log) return 0;
   if (log->cb_depth) return RN_EBUSY; /* never free a log from its own callback */
   log->closing = true;
+  trunc_abandon(log, RN_ECANCELED); /* one not started yet; a running one is waited for */
   for (;;) {
     if (!log->failed) {
       kick_write(log);
@@ -1239,6 +1310,15 @@ rn_err_t rn_log_close(rn_log_t *log) {
       free(ib);
       free(tb);
     }
+    /* The epoch history before the marker: the next open trusts it for
+     * every offset without scanning. */
+    uint8_t *hb = NULL;
+    size_t hl = 0;
+    uint64_t hseq = 0;
+    if (!err) err = rn__hist_capture(log, &hb, &hl, &hseq);
+    if (!err && hb) err = rn__hist_write(log, hb, hl);
+    if (!err) rn__hist_written(log, hseq);
+    free(hb);
     if (!err && (log->recovery_point != a->base || log->start_submitted != rn_log_start(log)))
       err = rn__rp_write(log, a->base, rn_log_start(log));
     if (!err) {
@@ -1276,6 +1356,7 @@ rn_err_t rn_log_close_discard(rn_log_t *log) {
 void rn_log_discard_begin(rn_log_t *log) {
   if (!log || log->cb_depth) return;
   log->closing = true;
+  trunc_abandon(log, RN_ECANCELED);
   if (!log->failed) {
     log->failed = RN_ECANCELED;
     if (log->cp_wanted) {
@@ -1291,44 +1372,83 @@ unsigned rn_log_inflight(const rn_log_t *log) { return log ? log->inflight : 0; 
 
 /* ---- append ------------------------------------------------------------------ */
 
-static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool verified, uint32_t leader_epoch,
-                       rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
+/* Whether appends may go in now: 0 or the error they get. */
+static rn_err_t append_state(const rn_log_t *log) {
   if (log->failed) return RN_ELOGFAILED;
   if (log->closing) return RN_ECLOSED;
   if (log->rollback_active) return RN_ENOSPC; /* a write failed for want of space is being undone */
-  if (!batch) return RN_EINVAL;
-  if (len > log->opts.max_batch_bytes) return RN_ETOOLARGE;
-  rn_batch_header_t hdr;
-  rn_err_t err = verified ? rn_batch_header_decode(batch, len, &hdr) : rn_batch_verify(batch, len, &hdr, NULL);
-  if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
-  if (hdr.batch_length != len) return RN_ECORRUPT;
+  if (log->trunc) return RN_EBUSY;           /* a truncation is pending or running */
+  return 0;
+}
+
+/* The one append path, for a producer's batch and a replica's batches
+ * alike. buf[0, len) holds count whole batches the caller has checked
+ * (structure and checksums, and that they continue the log: offsets, epochs
+ * not below the last, new_epochs = the history entries they add); first is
+ * the first one's header. restamp: a producer's append (count is 1): the
+ * batch gets base offset next_offset, leader epoch epoch and arrival time
+ * now; otherwise a replica's: bytes as the leader stored them. Stores the
+ * longest prefix that fits one chunk (at most what the journal takes as one
+ * record) in one segment, with one ack for all of it: a group in one chunk
+ * is written, undone after a failed write or dropped with a failed roll as
+ * a whole. *stored = how many batches (0 with an error: nothing changed). */
+static rn_err_t store(rn_log_t *log, const uint8_t *buf, size_t len, const rn_batch_header_t *first, uint32_t count,
+                      uint32_t new_epochs, bool restamp, uint32_t epoch, rn_log_append_cb cb, void *arg,
+                      uint64_t *base_offset, uint32_t *stored) {
+  *stored = 0;
+  /* Room for the history entries before anything changes. */
+  if (new_epochs && rn__hist_reserve(log, new_epochs)) return RN_ENOMEM;
 
   int64_t now = rn__log_now(log);
-  bool want_roll = wants_roll(log, len, hdr.record_count, now);
-  if (want_roll && roll_pending(log)) {
-    /* The pending segment takes the batch (it rolls once open), unless its
-     * 32-bit index positions could not. */
-    const rn__seg_t *a = active(log);
-    if (a->size + len > UINT32_MAX || a->next + hdr.record_count - a->base > UINT32_MAX) return RN_EBUSY;
-  } else if (want_roll) {
-    err = roll(log);
-    rn_err_t t = transient(err);
-    if (t) {
-      set_degraded(log, RN__DEG_ROLL, t); /* this append is refused; the next one tries again */
-      return t;
-    }
-    if (err) {
-      fail_log(log, err, "segment roll");
-      return err;
+  rn_err_t err;
+  if (wants_roll(log, first->batch_length, first->record_count, now)) {
+    if (roll_pending(log)) {
+      /* The pending segment takes the batch (it rolls once open), unless
+       * its 32-bit index positions could not. */
+      const rn__seg_t *a = active(log);
+      if (a->size + first->batch_length > UINT32_MAX || a->next + first->record_count - a->base > UINT32_MAX)
+        return RN_EBUSY;
+    } else {
+      err = roll(log);
+      rn_err_t t = transient(err);
+      if (t) {
+        set_degraded(log, RN__DEG_ROLL, t); /* this append is refused; the next one tries again */
+        return t;
+      }
+      if (err) {
+        fail_log(log, err, "segment roll");
+        return err;
+      }
     }
   }
   rn__seg_t *seg = active(log);
+  /* The group: whole batches that fit one chunk and the segment (the first
+   * always goes in). A segment already past its size whose roll is pending
+   * takes what it would take one append at a time: anything its 32-bit
+   * positions can hold. */
+  uint64_t chunk_max = log->opts.max_batch_bytes > CHUNK_MIN ? log->opts.max_batch_bytes : CHUNK_MIN;
+  uint64_t seg_max = log->opts.segment_bytes;
+  if (roll_pending(log) && seg->size + first->batch_length > seg_max) seg_max = UINT32_MAX;
+  size_t glen = first->batch_length;
+  uint32_t gn = 1;
+  uint64_t gnext = seg->next + first->record_count;
+  while (gn < count) {
+    rn_batch_header_t h;
+    (void)rn_batch_header_decode(buf + glen, len - glen, &h); /* checked by the caller */
+    if (glen + h.batch_length > chunk_max || seg->size + glen + h.batch_length > seg_max ||
+        gnext + h.record_count - seg->base > UINT32_MAX)
+      break;
+    glen += h.batch_length;
+    gnext += h.record_count;
+    gn++;
+  }
   /* The fill buffer must belong to the active segment: one left from before
    * a roll goes to the write queue (or back to the spare list if empty, e.g.
-   * after an allocation failure below). A fill that cannot take the batch
+   * after an allocation failure below). A fill that cannot take the group
    * goes too, rather than growing: growing copies what it holds (realloc),
-   * which at megabyte batches cost as much as the append's own copy. */
-  if (log->fill && (log->fill->seg != seg || log->fill->len + len > log->fill->cap)) {
+   * which at megabyte batches cost as much as the append's own copy. A new
+   * chunk always has room for the group (chunk_get). */
+  if (log->fill && (log->fill->seg != seg || log->fill->len + glen > log->fill->cap)) {
     if (log->fill->len)
       ready_push(log, log->fill);
     else
@@ -1336,33 +1456,59 @@ static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool ver
     log->fill = NULL;
   }
   if (!log->fill) {
-    log->fill = chunk_get(log, seg, len);
+    log->fill = chunk_get(log, seg, glen);
     if (!log->fill) return RN_ENOMEM;
-  }
-  rn__chunk_t *c = log->fill;
-  if (c->len + len > c->cap) {
-    size_t nc = c->cap * 2 > c->len + len ? c->cap * 2 : c->len + len;
-    uint8_t *b = realloc(c->buf, nc);
-    if (!b) return RN_ENOMEM;
-    c->buf = b;
-    c->cap = nc;
   }
   if (acks_reserve(log)) return RN_ENOMEM;
 
+  rn__chunk_t *c = log->fill;
   uint64_t base = log->next_offset;
-  hdr.base_offset = base;
-  err = rn__seg_index_batch(seg, seg->size, &hdr, (uint32_t)len, log->opts.index_interval);
-  if (err) return err;
-  memcpy(c->buf + c->len, batch, len);
-  rn_batch_stamp(c->buf + c->len, base, leader_epoch, now);
-  seg->epoch = leader_epoch;
-  c->len += len;
+  size_t at = 0;
+  uint32_t n = 0;
+  err = 0;
+  for (; n < gn; n++) {
+    rn_batch_header_t h = *first;
+    if (n > 0) (void)rn_batch_header_decode(buf + at, len - at, &h);
+    if (restamp) h.base_offset = seg->next;
+    err = rn__seg_index_batch(seg, seg->size, &h, h.batch_length, log->opts.index_interval);
+    if (err) break; /* out of memory: what is stored so far goes as the group */
+    memcpy(c->buf + c->len, buf + at, h.batch_length);
+    if (restamp)
+      rn_batch_stamp(c->buf + c->len, h.base_offset, epoch, now);
+    else
+      epoch = h.leader_epoch; /* as the leader stored it: no restamp */
+    seg->epoch = epoch;
+    rn__hist_note(log, epoch, h.base_offset);
+    c->len += h.batch_length;
+    at += h.batch_length;
+  }
+  if (n == 0) return err;
   c->end_offset = seg->next;
   log->next_offset = seg->next;
   acks_push(log, &(rn__ack_t){.end_offset = log->next_offset, .base = base, .cb = cb, .arg = arg});
   if (base_offset) *base_offset = base;
+  *stored = n;
   kick_write(log);
   return 0;
+}
+
+static rn_err_t append(rn_log_t *log, const uint8_t *batch, size_t len, bool verified, uint32_t leader_epoch,
+                       rn_log_append_cb cb, void *arg, uint64_t *base_offset) {
+  rn_err_t err = append_state(log);
+  if (err) return err;
+  if (!batch) return RN_EINVAL;
+  if (len > log->opts.max_batch_bytes) return RN_ETOOLARGE;
+  rn_batch_header_t hdr;
+  err = verified ? rn_batch_header_decode(batch, len, &hdr) : rn_batch_verify(batch, len, &hdr, NULL);
+  if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
+  if (hdr.batch_length != len) return RN_ECORRUPT;
+  /* The epoch history only grows in epoch: a deposed leader's append is
+   * refused. */
+  uint32_t last = rn_log_last_epoch(log);
+  if (log->hist_n && leader_epoch < last) return RN_ESTALEEPOCH;
+  uint32_t new_epochs = log->hist_n == 0 || leader_epoch != last;
+  uint32_t stored;
+  return store(log, batch, len, &hdr, 1, new_epochs, true, leader_epoch, cb, arg, base_offset, &stored);
 }
 
 rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
@@ -1375,10 +1521,81 @@ rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len,
   return append(log, batch, len, true, leader_epoch, cb, arg, base_offset);
 }
 
+/* ---- replica appends ------------------------------------------------------------ *
+ *
+ * A follower's batches go in as the leader stored them. Every batch of the
+ * buffer is checked before anything is stored; then store() takes the
+ * prefix that fits one write, with one ack, so the callback's result holds
+ * for all of its batches. */
+
+/* Check buf[0, len) as whole consecutive batches continuing the log; *count
+ * = how many, *new_epochs = how many history entries they would add. */
+static rn_err_t replica_check(const rn_log_t *log, const uint8_t *buf, size_t len, bool one, uint32_t *count,
+                              uint32_t *new_epochs) {
+  uint64_t expect = log->next_offset;
+  bool have = log->hist_n > 0;
+  uint32_t last = rn_log_last_epoch(log);
+  uint32_t n = 0, ne = 0;
+  size_t at = 0;
+  if (one && len > log->opts.max_batch_bytes) return RN_ETOOLARGE;
+  while (at < len) {
+    rn_batch_header_t hdr;
+    rn_err_t err = rn_batch_header_decode(buf + at, len - at, &hdr);
+    if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
+    if (hdr.batch_length > log->opts.max_batch_bytes) return RN_ETOOLARGE;
+    err = rn_batch_verify(buf + at, len - at, &hdr, NULL);
+    if (err) return err == RN_EPARTIAL ? RN_ECORRUPT : err;
+    if (one && hdr.batch_length != len) return RN_ECORRUPT;
+    if (hdr.base_offset != expect) return RN_EOFFSET;
+    if (have && hdr.leader_epoch < last) return RN_ESTALEEPOCH;
+    if (!have || hdr.leader_epoch != last) ne++;
+    have = true;
+    last = hdr.leader_epoch;
+    expect = hdr.base_offset + hdr.record_count;
+    at += hdr.batch_length;
+    n++;
+  }
+  *count = n;
+  *new_epochs = ne;
+  return 0;
+}
+
+static rn_err_t append_replica(rn_log_t *log, const uint8_t *buf, size_t len, bool one, rn_log_append_cb cb,
+                               void *arg, uint32_t *nbatches) {
+  uint32_t stored = 0;
+  if (nbatches) *nbatches = 0;
+  rn_err_t err = append_state(log);
+  if (err) return err;
+  if (!buf) return RN_EINVAL;
+  if (len == 0) return one ? RN_ECORRUPT : RN_EINVAL;
+  uint32_t count, new_epochs;
+  err = replica_check(log, buf, len, one, &count, &new_epochs);
+  if (err) return err;
+  rn_batch_header_t first;
+  (void)rn_batch_header_decode(buf, len, &first); /* checked above */
+  err = store(log, buf, len, &first, count, new_epochs, false, 0, cb, arg, NULL, &stored);
+  if (nbatches) *nbatches = stored;
+  return err;
+}
+
+rn_err_t rn_log_append_replica(rn_log_t *log, const uint8_t *batch, size_t len, rn_log_append_cb cb, void *arg) {
+  return append_replica(log, batch, len, true, cb, arg, NULL);
+}
+
+rn_err_t rn_log_append_replica_many(rn_log_t *log, const uint8_t *buf, size_t len, rn_log_append_cb cb, void *arg,
+                                    uint32_t *nbatches) {
+  return append_replica(log, buf, len, false, cb, arg, nbatches);
+}
+
 /* ---- time-driven work ---------------------------------------------------------- */
 
 void rn_log_tick(rn_log_t *log, int64_t now) {
   if (log->failed) return;
+  if (log->trunc) {
+    /* Only what lets a pending truncation start: a retried round. */
+    maybe_round(log);
+    return;
+  }
   maybe_round(log); /* a round whose directory sync could not start is retried */
   if (log->opts.durability == RN_DURABILITY_INTERVAL && !log->round_active &&
       now - log->last_sync_ms >= (int64_t)log->opts.interval_ms && needs_sync(log))
@@ -1410,9 +1627,12 @@ int64_t rn_log_next_tick_ms(const rn_log_t *log, int64_t now) {
 /* ---- reads ----------------------------------------------------------------------- */
 
 uint64_t rn_log_start(const rn_log_t *log) { return log->segs[0]->base; }
+static uint64_t trunc_offset(const rn_log_t *log);
 uint64_t rn_log_end(const rn_log_t *log) {
-  if (log->opts.durability != RN_DURABILITY_SYNC) return log->written_next;
-  return log->jdurable_next > log->durable_next ? log->jdurable_next : log->durable_next;
+  uint64_t end = visible_end(log);
+  /* Records a pending or running truncation removes are not served. */
+  if (log->trunc && trunc_offset(log) < end) end = trunc_offset(log);
+  return end;
 }
 uint64_t rn_log_next_offset(const rn_log_t *log) { return log->next_offset; }
 uint32_t rn_log_segment_count(const rn_log_t *log) { return log->nsegs; }
@@ -1445,9 +1665,10 @@ rn_err_t rn_log_span_plan(rn_log_t *log, uint64_t offset, rn_log_span_t *span) {
 }
 
 void rn_log_span_release(rn_log_t *log, rn_log_span_t *span) {
-  (void)log;
+  bool pinned = span->seg != NULL;
   if (span->seg) ((rn__seg_t *)span->seg)->busy--;
   span->seg = NULL;
+  if (pinned) trunc_kick(log); /* a truncation may wait for this segment */
 }
 
 rn_err_t rn_log_span_read(const rn_log_span_t *span, uint8_t *buf, size_t cap, size_t *len) {
@@ -1580,12 +1801,27 @@ typedef struct del_job {
   rn__seg_t **segs; /* owned: removed from the log */
   uint32_t n;
   uint64_t rp, start;
+  /* The epoch history when it changed since its last write. The recovery
+   * point written here is the newest a seal submitted, and a seal that
+   * failed after its fdatasync (disk full) leaves that ahead of the
+   * segments actually sealed: the history must cover them before the
+   * recovery point passes them, as in a seal. NULL = already on disk. */
+  uint8_t *hist;
+  size_t hist_len;
+  uint64_t hist_seq;
+  bool hist_ok; /* set by the worker */
 } del_job_t;
 
 static rn_err_t del_fn(void *arg) {
   del_job_t *j = arg;
   rn_fs_t *fs = j->log->fs;
-  rn_err_t err = rn__rp_write(j->log, j->rp, j->start);
+  rn_err_t err = 0;
+  if (j->hist) {
+    err = rn__hist_write(j->log, j->hist, j->hist_len);
+    if (err) return err;
+    j->hist_ok = true;
+  }
+  err = rn__rp_write(j->log, j->rp, j->start);
   if (err) return err;
   rn_err_t first = 0;
   for (uint32_t i = 0; i < j->n; i++) {
@@ -1609,18 +1845,21 @@ static void del_cb(void *arg, rn_err_t res) {
   rn_log_t *log = j->log;
   log->inflight--;
   log->delete_active = false;
+  if (j->hist_ok) rn__hist_written(log, j->hist_seq);
   if (res < 0)
     rn__log_say(log, RN_LVL_WARN, "%s: deleting %u segment(s) below offset %" PRIu64 " failed: %s (the next open finishes it)",
                 log->dir, j->n, j->start, rn_strerror(res));
   for (uint32_t i = 0; i < j->n; i++) rn__seg_free(j->segs[i]);
   free(j->segs);
+  free(j->hist);
   free(j);
+  trunc_kick(log);
 }
 
 /* Remove the oldest closed segments that qualify: by time/bytes retention,
  * or (below != 0) every segment whose records all lie below `below`. */
 static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) {
-  if (log->delete_active || log->failed) return 0;
+  if (log->delete_active || log->failed || log->trunc) return 0;
   uint64_t total = rn_log_size_bytes(log);
   uint32_t n = 0;
   bool by_time_any = false;
@@ -1649,7 +1888,8 @@ static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) 
   j->n = n;
   j->rp = log->rp_submitted;
   j->start = log->segs[n]->base;
-  if (rn_io_job_bg(log->io, del_fn, del_cb, j)) {
+  if (rn__hist_capture(log, &j->hist, &j->hist_len, &j->hist_seq) || rn_io_job_bg(log->io, del_fn, del_cb, j)) {
+    free(j->hist);
     free(segs);
     free(j);
     return 0;
@@ -1659,6 +1899,7 @@ static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) 
   log->start_submitted = j->start;
   memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
   log->nsegs -= n;
+  rn__hist_trim(log, j->start);
   rn__log_say(log, RN_LVL_INFO, "%s: retention removes %u segment(s) below offset %" PRIu64 " (%s)", log->dir, n,
               j->start, below ? "compacted" : by_time_any ? "time" : "bytes");
   return n;
@@ -1697,92 +1938,325 @@ void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention
   log->opts.retention_bytes = retention_bytes;
 }
 
-/* ---- truncation ---------------------------------------------------------------- */
+/* ---- truncation ---------------------------------------------------------------- *
+ *
+ * rn_log_truncate_async: the truncation waits (pending) until every append
+ * accepted before it has completed and the log's I/O is idle — no write,
+ * round, seal, retention delete, index checkpoint, writeback or roll in
+ * flight, no read span on a segment it deletes — then one job on the
+ * background lane does the file work in the order that keeps every crash
+ * recoverable (the blocking rn_log_truncate is the same job, waited for):
+ *   0. journal mode: what stays must not need the journal (every unsealed
+ *      segment fdatasync'ed), and no record from before the cut may be
+ *      replayed after it: a floor past all of them;
+ *   1. the recovery point moves below the cut, so a crash midway leaves no
+ *      "sealed" segment shorter than its index says;
+ *   2. later segments go, newest first; the cut segment loses its index
+ *      files, is cut and fdatasync'ed; the directory is synced;
+ *   3. the epoch history without the entries at or past the cut is written
+ *      (after the cut: a crash before leaves entries past the recovered end,
+ *      which recovery drops);
+ *   4. the cut segment is rescanned into a scratch segment (its in-memory
+ *      indexes, max timestamp), swapped in by the callback.
+ * Nothing before step 1 completes changes the log: a failure there (not a
+ * batch boundary, disk full writing the floor or recovery point) leaves it
+ * as it was; a failed fdatasync, or any failure from step 2 on, fails it.
+ * The worker touches only the job, the files of the segments it names
+ * (their in-memory state stays the owner's) and the log's immutable fs,
+ * dir and options. */
+
+typedef struct rn__trunc {
+  rn_log_t *log;
+  uint64_t offset;
+  rn_log_truncate_cb cb;
+  void *arg;
+  bool running;
+  /* Set when it starts (owner thread), read by the worker. */
+  bool noop;          /* the log ends at or below offset: nothing to cut */
+  rn__seg_t *seg;     /* the segment holding offset: cut; busy while running */
+  uint32_t si;        /* its index: segments after it go */
+  uint64_t scan_pos;  /* an index position at or before offset */
+  uint64_t seg_size;
+  rn__seg_t **drop;   /* the later segments (still in log->segs until the callback) */
+  rn_file_t **drop_files;
+  uint32_t ndrop;
+  rn__seg_t **sync;   /* journal mode: unsealed segments with unsynced bytes */
+  uint64_t *sync_upto;
+  uint32_t nsync;
+  bool floor;
+  uint64_t floor_lsn;
+  bool lower_rp;
+  uint64_t rp, start;
+  uint8_t *hist; /* the cut history's encoding */
+  size_t hist_len;
+  /* Results (worker). */
+  uint64_t pos;        /* the cut's file position */
+  rn__seg_t *scanned;  /* the cut segment rescanned */
+  uint32_t nclosed;    /* drop_files closed */
+  bool changed;        /* step 2 began: a failure now fails the log */
+  bool sync_failed;    /* an fdatasync failed: it fails the log */
+} rn__trunc_t;
+
+static bool trunc_running(const rn_log_t *log) { return log->trunc && log->trunc->running; }
+static uint64_t trunc_offset(const rn_log_t *log) { return log->trunc->offset; }
+
+static void trunc_free(rn__trunc_t *t) {
+  if (!t) return;
+  free(t->drop);
+  free(t->drop_files);
+  free(t->sync);
+  free(t->sync_upto);
+  free(t->hist);
+  if (t->scanned) t->scanned->file = NULL; /* borrowed */
+  rn__seg_free(t->scanned);
+  free(t);
+}
+
+static void trunc_complete(rn_log_t *log, rn__trunc_t *t, rn_err_t err) {
+  if (t->cb) {
+    log->cb_depth++;
+    t->cb(t->arg, err);
+    log->cb_depth--;
+  }
+  trunc_free(t);
+}
+
+/* A truncation that has not started is given up with err (the log failed,
+ * is closing or being discarded). */
+static void trunc_abandon(rn_log_t *log, rn_err_t err) {
+  rn__trunc_t *t = log->trunc;
+  if (!t || t->running) return;
+  log->trunc = NULL;
+  trunc_complete(log, t, err);
+}
+
+/* Worker thread (background lane). */
+static rn_err_t trunc_fn(void *arg) {
+  rn__trunc_t *t = arg;
+  rn_log_t *log = t->log; /* only fs, dir and opts: immutable */
+  rn_fs_t *fs = log->fs;
+  if (t->noop) return 0;
+  rn_err_t err;
+  t->pos = 0;
+  if (t->offset != t->seg->base) {
+    rn_batch_header_t hdr;
+    err = rn__scan_to_offset(t->seg->file, t->scan_pos, t->seg_size, t->offset, &t->pos, &hdr);
+    if (err == RN_EOFFSET) return RN_EINVAL;
+    if (err) return err;
+    if (hdr.base_offset != t->offset) return RN_EINVAL; /* inside a batch */
+  }
+  /* 0. */
+  for (uint32_t i = 0; i < t->nsync; i++) {
+    err = fs->datasync(t->sync[i]->file);
+    if (err) {
+      t->sync_failed = true;
+      return err;
+    }
+  }
+  if (t->floor && (err = rn__floor_write(log, t->floor_lsn))) return err;
+  /* 1. */
+  if (t->lower_rp && (err = rn__rp_write(log, t->rp, t->start))) return err;
+  t->changed = true;
+  /* 2. */
+  static const char *const sfx[] = {".index", ".timeindex", ".log"};
+  char path[RN__PATH_MAX];
+  for (uint32_t i = t->ndrop; i-- > 0;) {
+    if (t->drop_files[i]) t->drop_files[i]->fs->close(t->drop_files[i]);
+    t->nclosed++;
+    for (int k = 0; k < 3; k++) {
+      rn__seg_path(log, t->drop[i]->base, sfx[k], path);
+      err = fs->unlink(fs, path);
+      if (err && err != RN_ENOENT) return err;
+    }
+  }
+  for (int k = 0; k < 2; k++) { /* stale now; a missing one is fine */
+    rn__seg_path(log, t->seg->base, sfx[k], path);
+    (void)fs->unlink(fs, path);
+  }
+  err = fs->truncate(t->seg->file, t->pos);
+  if (!err) err = fs->datasync(t->seg->file);
+  if (!err) err = fs->sync_dir(fs, log->dir);
+  if (err) return err;
+  /* 3. */
+  err = rn__hist_write(log, t->hist, t->hist_len);
+  if (err) return err;
+  /* 4. */
+  t->scanned = rn__seg_new(t->seg->base);
+  if (!t->scanned) return RN_ENOMEM;
+  t->scanned->file = t->seg->file;
+  rn__scan_t scan;
+  err = rn__seg_scan(log, t->scanned, &scan);
+  if (!err && scan.err) err = scan.err;
+  return err;
+}
+
+static void trunc_cb(void *arg, rn_err_t res) {
+  rn__trunc_t *t = arg;
+  rn_log_t *log = t->log;
+  log->inflight--;
+  log->trunc = NULL;
+  if (!t->noop) t->seg->busy--;
+  if (!t->noop && (res == 0 || t->changed)) {
+    /* The later segments are gone (or going: the log fails below). */
+    for (uint32_t i = 0; i < t->ndrop; i++) {
+      if (i >= t->ndrop - t->nclosed) t->drop[i]->file = NULL; /* closed by the worker */
+      rn__seg_free(t->drop[i]);
+    }
+    log->nsegs = t->si + 1;
+    log->idxcp_seg = NULL;
+  }
+  if (res == 0 && !t->noop) {
+    rn__seg_t *seg = t->seg;
+    rn__seg_take_index(seg, t->scanned);
+    seg->sealed = false;
+    seg->written = seg->synced = seg->jdurable = seg->size;
+    seg->idx_cp = 0; /* its index files are gone */
+    seg->wb_pos = 0;
+    seg->created_ms = rn__log_now(log);
+    for (uint32_t i = 0; i < t->nsync; i++)
+      if (t->sync[i] != seg && t->sync_upto[i] > t->sync[i]->synced) t->sync[i]->synced = t->sync_upto[i];
+    if (t->lower_rp) log->recovery_point = log->rp_submitted = t->rp;
+    log->next_offset = log->written_next = log->durable_next = log->jdurable_next = seg->next;
+    rn__hist_cut(log, t->offset);
+    rn__hist_written(log, log->hist_seq);
+    rn__log_say(log, RN_LVL_INFO, "%s: truncated to offset %" PRIu64, log->dir, t->offset);
+  } else if (res && (t->changed || t->sync_failed)) {
+    fail_log(log, res, t->sync_failed ? "fdatasync before truncate" : "truncate");
+  } else if (res && res != RN_EINVAL) {
+    rn__log_say(log, RN_LVL_WARN, "%s: truncation to offset %" PRIu64 " failed before changing anything: %s",
+                log->dir, t->offset, rn_strerror(res));
+  }
+  trunc_complete(log, t, res);
+  after_progress(log);
+}
+
+/* Owner thread: capture what the job needs and submit it. Returns 0 or the
+ * submission error (the truncation is then not running). */
+static rn_err_t trunc_start(rn_log_t *log, rn__trunc_t *t) {
+  if (t->offset >= log->next_offset) {
+    t->noop = true; /* undone appends left the log below offset: nothing to cut */
+  } else {
+    t->si = seg_for(log, t->offset);
+    t->seg = log->segs[t->si];
+    t->scan_pos = rn__seg_index_pos(t->seg, t->offset);
+    t->seg_size = t->seg->size;
+    t->ndrop = log->nsegs - t->si - 1;
+    if (t->ndrop) {
+      t->drop = malloc(t->ndrop * sizeof(*t->drop));
+      t->drop_files = malloc(t->ndrop * sizeof(*t->drop_files));
+      if (!t->drop || !t->drop_files) return RN_ENOMEM;
+      for (uint32_t i = 0; i < t->ndrop; i++) {
+        t->drop[i] = log->segs[t->si + 1 + i];
+        t->drop_files[i] = t->drop[i]->file;
+      }
+    }
+    if (log->jr) {
+      t->sync = malloc((t->si + 1) * sizeof(*t->sync));
+      t->sync_upto = malloc((t->si + 1) * sizeof(*t->sync_upto));
+      if (!t->sync || !t->sync_upto) return RN_ENOMEM;
+      for (uint32_t i = 0; i <= t->si; i++) {
+        rn__seg_t *s = log->segs[i];
+        if (s->sealed || !s->file || s->synced >= s->written) continue;
+        t->sync[t->nsync] = s;
+        t->sync_upto[t->nsync++] = s->written;
+      }
+      t->floor = true;
+      t->floor_lsn = rn__journal_next_lsn(log->jr);
+    }
+    if (log->recovery_point > t->seg->base) {
+      t->lower_rp = true;
+      t->rp = t->seg->base;
+      t->start = rn_log_start(log);
+    }
+    uint32_t keep = log->hist_n;
+    while (keep && log->hist[keep - 1].start_offset >= t->offset) keep--;
+    rn_err_t err = rn__hist_encode(log->hist, keep, &t->hist, &t->hist_len);
+    if (err) return err;
+  }
+  rn_err_t err = rn_io_job_bg(log->io, trunc_fn, trunc_cb, t);
+  if (err) return err;
+  t->running = true;
+  log->inflight++;
+  if (!t->noop) t->seg->busy++;
+  return 0;
+}
+
+/* Whether nothing else of the log is in flight, so the job may start. */
+static bool trunc_ready(const rn_log_t *log, const rn__trunc_t *t) {
+  if (log->inflight || log->acks_len || log->writing || log->ready_head || (log->fill && log->fill->len) ||
+      log->round_active || log->seal_active || log->delete_active || log->idxcp_active || log->rollback_active)
+    return false;
+  /* Reads of a segment the job deletes; those of the cut segment read only
+   * below the cut (rn_log_end is clamped), which the cut leaves alone. */
+  uint32_t si = t->offset < log->next_offset ? seg_for(log, t->offset) : log->nsegs - 1;
+  for (uint32_t i = si + 1; i < log->nsegs; i++)
+    if (log->segs[i]->busy) return false;
+  return true;
+}
+
+/* Start a pending truncation when it can (called wherever the log's work
+ * completes). */
+static void trunc_kick(rn_log_t *log) {
+  rn__trunc_t *t = log->trunc;
+  if (!t || t->running || log->failed || !trunc_ready(log, t)) return;
+  rn_err_t err = trunc_start(log, t);
+  if (!err) return;
+  log->trunc = NULL;
+  rn__log_say(log, RN_LVL_WARN, "%s: truncation to offset %" PRIu64 " could not start: %s", log->dir, t->offset,
+              rn_strerror(err));
+  trunc_complete(log, t, err);
+}
+
+rn_err_t rn_log_truncate_async(rn_log_t *log, uint64_t offset, rn_log_truncate_cb cb, void *arg) {
+  if (log->failed) return RN_ELOGFAILED;
+  if (log->closing) return RN_ECLOSED;
+  if (log->trunc) return RN_EBUSY;
+  if (offset < rn_log_start(log) || offset > log->next_offset) return RN_EINVAL;
+  rn__trunc_t *t = calloc(1, sizeof(*t));
+  if (!t) return RN_ENOMEM;
+  t->log = log;
+  t->offset = offset;
+  t->cb = cb;
+  t->arg = arg;
+  log->trunc = t;
+  if (trunc_ready(log, t)) {
+    /* Idle: start now; the callback still comes from rn_io. */
+    rn_err_t err = trunc_start(log, t);
+    if (err) {
+      log->trunc = NULL;
+      trunc_free(t);
+      return err;
+    }
+  }
+  return 0;
+}
+
+typedef struct trunc_wait {
+  bool done;
+  rn_err_t err;
+} trunc_wait_t;
+
+static void trunc_wait_cb(void *arg, rn_err_t err) {
+  trunc_wait_t *w = arg;
+  w->done = true;
+  w->err = err;
+}
 
 rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
   if (log->failed) return RN_ELOGFAILED;
   if (offset == log->next_offset) return 0;
   if (log->writing || log->ready_head || (log->fill && log->fill->len) || log->round_active ||
-      log->seal_active || log->acks_len || log->inflight)
+      log->seal_active || log->acks_len || log->inflight || log->trunc)
     return RN_EBUSY;
-  rn_assert_may_block("rn_log_truncate (scan, ftruncate)");
+  rn_assert_may_block("rn_log_truncate (waits for the truncation job)");
   for (uint32_t i = 0; i < log->nsegs; i++)
     if (log->segs[i]->busy) return RN_EBUSY;
   if (offset < rn_log_start(log) || offset > log->next_offset) return RN_EOFFSET;
-  if (offset == log->next_offset) return 0;
-  uint32_t si = seg_for(log, offset);
-  rn__seg_t *seg = log->segs[si];
-  uint64_t pos = 0;
-  if (offset != seg->base) {
-    rn_batch_header_t hdr;
-    rn_err_t err = rn__scan_to_offset(seg->file, rn__seg_index_pos(seg, offset), seg->size, offset, &pos, &hdr);
-    if (err) return err;
-    if (hdr.base_offset != offset) return RN_EINVAL;
-  }
-  rn_fs_t *fs = log->fs;
-  if (log->jr) {
-    /* 0. Journal mode: what stays must not need the journal (every
-     * unsealed segment synced), and no record from before the cut may be
-     * replayed after it: a floor past all of them. */
-    for (uint32_t i = 0; i < log->nsegs; i++) {
-      rn__seg_t *s = log->segs[i];
-      if (s->sealed || !s->file || s->synced >= s->written) continue;
-      rn_err_t err = fs->datasync(s->file);
-      if (err) {
-        fail_log(log, err, "fdatasync before truncate");
-        return err;
-      }
-      s->synced = s->written;
-    }
-    rn_err_t err = rn__floor_write(log, rn__journal_next_lsn(log->jr));
-    if (err) return err;
-  }
-  /* 1. The recovery point moves below the cut first, so a crash midway
-   * leaves no "sealed" segment that is shorter than its index says. */
-  if (log->recovery_point > seg->base) {
-    rn_err_t err = rn__rp_write(log, seg->base, rn_log_start(log));
-    if (err) return err;
-    log->recovery_point = log->rp_submitted = seg->base;
-  }
-  /* 2. Later segments go, newest first. */
-  while (log->nsegs > si + 1) {
-    rn__seg_t *s = log->segs[log->nsegs - 1];
-    static const char *const sfx[] = {".index", ".timeindex", ".log"};
-    for (int i = 0; i < 3; i++) {
-      char path[RN__PATH_MAX];
-      rn__seg_path(log, s->base, sfx[i], path);
-      rn_err_t err = fs->unlink(fs, path);
-      if (err && err != RN_ENOENT) return err;
-    }
-    rn__seg_free(s);
-    log->nsegs--;
-  }
-  /* 3. Cut the segment; its index files are stale now. */
-  char path[RN__PATH_MAX];
-  rn__seg_path(log, seg->base, ".index", path);
-  fs->unlink(fs, path);
-  rn__seg_path(log, seg->base, ".timeindex", path);
-  fs->unlink(fs, path);
-  rn_err_t err = fs->truncate(seg->file, pos);
-  if (!err) err = fs->datasync(seg->file);
-  if (!err) err = fs->sync_dir(fs, log->dir);
-  if (err) {
-    fail_log(log, err, "truncate");
-    return err;
-  }
-  rn__scan_t scan;
-  err = rn__seg_scan(log, seg, &scan);
-  if (!err && scan.err) err = scan.err;
-  if (err) {
-    fail_log(log, err, "rescan after truncate");
-    return err;
-  }
-  seg->sealed = false;
-  seg->written = seg->synced = seg->jdurable = seg->size;
-  seg->idx_cp = 0; /* its index files are gone */
-  seg->created_ms = rn__log_now(log);
-  log->next_offset = log->written_next = log->durable_next = log->jdurable_next = seg->next;
-  return 0;
+  trunc_wait_t w = {0};
+  rn_err_t err = rn_log_truncate_async(log, offset, trunc_wait_cb, &w);
+  if (err) return err;
+  while (!w.done) rn_io_wait(log->io, -1);
+  return w.err;
 }
 
 /* ---- verification ---------------------------------------------------------------- */
@@ -1790,6 +2264,7 @@ rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset) {
 rn_err_t rn_log_verify(rn_log_t *log, char *msg, size_t msglen) {
   rn_assert_may_block("rn_log_verify (pread)");
   if (msg && msglen) msg[0] = '\0';
+  if (trunc_running(log)) return RN_EBUSY; /* its worker closes and cuts files */
   for (uint32_t i = 0; i < log->nsegs; i++) {
     rn__seg_t *seg = log->segs[i];
     if (!seg->file) continue; /* a pending roll's segment: nothing written */

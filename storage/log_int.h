@@ -100,7 +100,7 @@ typedef struct rn__chunk {
 
 typedef struct rn__ack {
   uint64_t end_offset; /* completes once the durable mark reaches this */
-  uint64_t base;
+  uint64_t base;       /* base offset of its (first) batch; all of its batches are in one write */
   rn_log_append_cb cb;
   void *arg;
 } rn__ack_t;
@@ -192,6 +192,30 @@ struct rn_log {
   rn__seg_t *idxcp_seg;
   uint64_t idxcp_pos, idxcp_next;
   bool idxcp_active;
+
+  /* The leader-epoch history (epochs.c; docs/storage.md, "Leader epochs
+   * and replica appends"): entries strictly increasing in epoch and start
+   * offset, every start below next_offset. hist_seq counts its changes;
+   * hist_durable_seq is the newest version known written (the file
+   * "leader-epochs"). Invariant: the file is written durably before
+   * anything makes a range of offsets "trusted" at the next open (a seal
+   * moving the recovery point, an index checkpoint, the clean-shutdown
+   * marker, recovery's own seals), so its entries below the first offset
+   * recovery scans are exact; entries from there on are rebuilt from the
+   * scanned batches. */
+  rn_log_epoch_t *hist; /* owned */
+  uint32_t hist_n, hist_cap;
+  uint64_t hist_seq, hist_durable_seq;
+  /* Recovery only: scans note every batch's epoch (rn__hist_scan_note);
+   * the first batch whose epoch is below the history's last goes here. */
+  bool hist_collect;
+  bool hist_bad;
+  uint64_t hist_bad_offset;
+  uint32_t hist_bad_epoch, hist_bad_last;
+
+  /* An asynchronous truncation (log.c, "truncation"): pending until the
+   * log's I/O is idle, then running on the background lane. Owned. */
+  struct rn__trunc *trunc;
 };
 
 /* ---- segment.c: files, indexes, scanning ---------------------------------- */
@@ -248,6 +272,10 @@ rn_err_t rn__seg_index_load(rn_log_t *log, rn__seg_t *seg, uint64_t file_size);
  * docs/storage.md). Pure. */
 rn_err_t rn__seg_index_encode_prefix(const rn__seg_t *seg, uint64_t covered, uint64_t next, int64_t max_ts, uint8_t **idx,
                                      size_t *idx_len, uint8_t **tidx, size_t *tidx_len);
+/* Move the in-memory indexes, next, size and max timestamp of from (a
+ * scan's result) into seg; from keeps nothing. */
+void rn__seg_take_index(rn__seg_t *seg, rn__seg_t *from);
+
 /* Load index files covering at most file_size bytes; *covered = what they
  * cover (seg->size is set to it). Same results as rn__seg_index_load. */
 rn_err_t rn__seg_index_load_prefix(rn_log_t *log, rn__seg_t *seg, uint64_t file_size, uint64_t *covered);
@@ -285,6 +313,50 @@ rn_err_t rn__clean_read(rn_log_t *log, rn__clean_t *c);
 #define RN__CLEAN_NAME "clean-shutdown"
 
 #define RN__FLOOR_NAME "journal-floor"
+#define RN__HIST_NAME "leader-epochs"
+
+/* ---- epochs.c: the leader-epoch history ------------------------------------ */
+
+/* The file: u32 magic "RNLE" | u32 version 1 | u32 count | u32 0 | count x
+ * (u32 epoch, u32 0, u64 start offset) | u64 XXH3 of everything before it.
+ * Pure codecs; decode checks the checksum, the length and that epochs and
+ * start offsets strictly increase (RN_ECORRUPT otherwise). *out malloc'd
+ * (NULL when count is 0). */
+rn_err_t rn__hist_encode(const rn_log_epoch_t *h, uint32_t n, uint8_t **out, size_t *len);
+rn_err_t rn__hist_decode(const uint8_t *b, size_t len, rn_log_epoch_t **out, uint32_t *n);
+
+/* Room for k more entries (so a later push cannot fail). */
+rn_err_t rn__hist_reserve(rn_log_t *log, uint32_t k);
+/* A batch of epoch at base is appended: a new entry when epoch is greater
+ * than the last (or the history is empty). The caller checked epoch >= the
+ * last and reserved room. */
+static inline void rn__hist_note(rn_log_t *log, uint32_t epoch, uint64_t base) {
+  if (log->hist_n && log->hist[log->hist_n - 1].epoch == epoch) return;
+  log->hist[log->hist_n++] = (rn_log_epoch_t){.epoch = epoch, .start_offset = base};
+  log->hist_seq++;
+}
+/* Recovery's scans: note a verified batch (reserving as needed; a batch
+ * whose epoch is below the last sets hist_bad). Returns 0 or RN_ENOMEM. */
+rn_err_t rn__hist_scan_note(rn_log_t *log, uint32_t epoch, uint64_t base);
+/* Drop entries starting at or past end (a truncation, undone appends). */
+void rn__hist_cut(rn_log_t *log, uint64_t end);
+/* Retention moved the log start: entries wholly below it go (the one
+ * covering it stays as it is, maybe starting below it). */
+void rn__hist_trim(rn_log_t *log, uint64_t start);
+/* When the history changed since its last write: its encoding (malloc'd)
+ * and the version it is, for a background write. *buf NULL when clean.
+ * Returns 0 or RN_ENOMEM. */
+rn_err_t rn__hist_capture(const rn_log_t *log, uint8_t **buf, size_t *len, uint64_t *seq);
+/* Write an encoding durably (rn_snapshot_write: tmp, fdatasync, rename,
+ * directory sync). Blocking; any thread (uses only log->fs and log->dir). */
+rn_err_t rn__hist_write(const rn_log_t *log, const uint8_t *buf, size_t len);
+/* Version seq is durable (owner thread). */
+static inline void rn__hist_written(rn_log_t *log, uint64_t seq) {
+  if (seq > log->hist_durable_seq) log->hist_durable_seq = seq;
+}
+/* Read the file into log->hist. Returns 0, RN_ENOENT, RN_ECORRUPT or an
+ * I/O error. Blocking. */
+rn_err_t rn__hist_load(rn_log_t *log);
 /* Journal records of this log below this LSN are never replayed (written
  * by truncate). RN_ENOENT when there is none. */
 rn_err_t rn__floor_write(rn_log_t *log, uint64_t lsn);

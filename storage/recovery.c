@@ -16,12 +16,24 @@
  *      and every later segment deleted: what remains is exactly a prefix of
  *      what was written. Everything kept is fdatasync'ed before any reader can
  *      see it.
+ *
+ * The leader-epoch history ("leader-epochs", epochs.c) is trusted below the
+ * first offset this open scans (S): it was written durably before anything
+ * made those offsets trusted (seal, index checkpoint, clean close). Entries
+ * at or past S are dropped and rebuilt from the epochs of the batches the
+ * scans verify; a missing or damaged file is rebuilt from the batch headers
+ * below S (one pread per batch: logs from before the history existed).
+ * Entries past the recovered end go, the oldest are trimmed to the log
+ * start, and a history that changed is written before the recovery point
+ * moves past what was scanned. So every recovered batch carries the epoch
+ * of the entry covering its offset.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "log_int.h"
 
@@ -147,6 +159,57 @@ static rn_err_t load_trusted(rn_log_t *log, rn__seg_t *seg, rn_log_recovery_t *r
   return err;
 }
 
+/* ---- the leader-epoch history ----------------------------------------------------- */
+
+/* Rebuild the history below upto from the batch headers of the segments
+ * loaded so far (their size known): a file that is missing or damaged.
+ * Headers are checked (structure, header checksum); damage is corruption. */
+static rn_err_t hist_walk(rn_log_t *log, uint64_t upto, rn_log_recovery_t *rec) {
+  for (uint32_t i = 0; i < log->nsegs && log->segs[i]->base < upto; i++) {
+    rn__seg_t *seg = log->segs[i];
+    uint64_t pos = 0;
+    while (pos < seg->size) {
+      uint8_t hb[RN_BATCH_HEADER_SIZE];
+      size_t got = 0;
+      rn_err_t err = seg->file->fs->pread(seg->file, hb, sizeof(hb), pos, &got);
+      if (err) return err;
+      rn_batch_header_t hdr;
+      if (got < sizeof(hb) || rn_batch_header_decode(hb, got, &hdr) || XXH3_64bits(hb, 32) != hdr.header_checksum)
+        return fail(rec, RN_ECORRUPT,
+                    "segment " RN__SEG_NAME_FMT ".log: damaged batch header at position %" PRIu64
+                    " while rebuilding the leader-epoch history",
+                    seg->base, pos);
+      if (hdr.base_offset >= upto) break;
+      err = rn__hist_scan_note(log, hdr.leader_epoch, hdr.base_offset);
+      if (err) return err;
+      pos += hdr.batch_length;
+    }
+  }
+  return 0;
+}
+
+/* Offsets from `from` on are scanned from here: the file's entries there
+ * go (they are rebuilt from the batches); below, a file that could not be
+ * loaded is rebuilt from the headers. */
+static rn_err_t hist_begin(rn_log_t *log, bool loaded, uint64_t from, rn_log_recovery_t *rec) {
+  rn_err_t err = 0;
+  if (loaded) {
+    rn__hist_cut(log, from);
+  } else {
+    log->hist_n = 0;
+    err = hist_walk(log, from, rec);
+  }
+  log->hist_collect = true;
+  return err;
+}
+
+static bool hist_equal(const rn_log_epoch_t *a, uint32_t na, const rn_log_epoch_t *b, uint32_t nb) {
+  if (na != nb) return false;
+  for (uint32_t i = 0; i < na; i++)
+    if (a[i].epoch != b[i].epoch || a[i].start_offset != b[i].start_offset) return false;
+  return true;
+}
+
 /* ---- journal replay ----------------------------------------------------------- */
 
 typedef struct replay {
@@ -227,6 +290,29 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     char path[RN__PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", log->dir, l.stale[i]);
     fs->unlink(fs, path);
+  }
+
+  /* The epoch history as last written (a copy, to know whether this open
+   * changes it). */
+  rn_log_epoch_t *hist_file = NULL;
+  uint32_t hist_file_n = 0;
+  rn_err_t herr = rn__hist_load(log);
+  bool hist_loaded = herr == 0, hist_begun = false;
+  if (herr && herr != RN_ENOENT && herr != RN_ECORRUPT) {
+    fail(rec, herr, "%s: cannot read the leader-epoch history: %s", log->dir, rn_strerror(herr));
+    err = herr;
+    goto out;
+  }
+  if (herr == RN_ECORRUPT)
+    rn__log_say(log, RN_LVL_WARN, "%s: leader-epoch history damaged; rebuilding it from the batch headers", log->dir);
+  if (hist_loaded && log->hist_n) {
+    hist_file = malloc(log->hist_n * sizeof(*hist_file));
+    if (!hist_file) {
+      err = RN_ENOMEM;
+      goto out;
+    }
+    memcpy(hist_file, log->hist, log->hist_n * sizeof(*hist_file));
+    hist_file_n = log->hist_n;
   }
 
   rn__clean_t clean = {0};
@@ -323,8 +409,18 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
                  clean.next_offset, log->segs[log->nsegs - 1]->next);
       goto out;
     }
+    /* Nothing is scanned: the history written at close covers it all. */
+    err = hist_begin(log, hist_loaded, clean.next_offset, rec);
+    hist_begun = true;
+    if (err) goto out;
   } else {
     uint32_t i = 0;
+    if (rp_damaged && log->nsegs) {
+      /* Every closed segment is scanned below: so is the history. */
+      err = hist_begin(log, hist_loaded, log->segs[0]->base, rec);
+      hist_begun = true;
+      if (err) goto out;
+    }
     /* Sealed: the next segment starts at or below the recovery point. With a
      * damaged recovery-point file every closed segment is treated as sealed
      * but verified in full: damage there fails the open instead of cutting
@@ -358,11 +454,18 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
                     log->dir, seg->base, log->segs[i - 1]->next);
         drop_from = i;
       } else {
-        /* An index checkpoint covers a synced prefix: scan only after it. */
+        /* An index checkpoint covers a synced prefix: scan only after it.
+         * Only the first segment scanned trusts one (the epoch history was
+         * written before it, and is trusted below where the scans start). */
         uint64_t fsize = 0, from = 0;
         err = fs->size(seg->file, &fsize);
         if (err) goto out;
-        if (rn__seg_index_load_prefix(log, seg, fsize, &from) != 0) from = 0;
+        if (hist_begun || rn__seg_index_load_prefix(log, seg, fsize, &from) != 0) from = 0;
+        if (!hist_begun) {
+          err = hist_begin(log, hist_loaded, from ? seg->next : seg->base, rec);
+          hist_begun = true;
+          if (err) goto out;
+        }
         rn__scan_t scan;
         err = rn__seg_scan_from(log, seg, from, &scan);
         if (err) goto out;
@@ -398,6 +501,21 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     if (rec->segments_dropped)
       rn__log_say(log, RN_LVL_WARN, "%s: dropped %u unsynced segment(s) after a torn write", log->dir,
                   rec->segments_dropped);
+  }
+
+  log->hist_collect = false;
+  if (log->hist_bad) {
+    err = fail(rec, RN_ECORRUPT,
+               "%s: the batch at offset %" PRIu64 " has leader epoch %" PRIu32 ", below epoch %" PRIu32
+               " before it: the log or its leader-epoch history is damaged",
+               log->dir, log->hist_bad_offset, log->hist_bad_epoch, log->hist_bad_last);
+    goto out;
+  }
+  if (!hist_begun && log->nsegs) {
+    /* Every segment was trusted (the unsealed one was dropped). */
+    err = hist_begin(log, hist_loaded, log->segs[log->nsegs - 1]->next, rec);
+    log->hist_collect = false;
+    if (err) goto out;
   }
 
   if (log->nsegs == 0) {
@@ -439,6 +557,25 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
     if (err) goto out;
     seg->sealed = true;
   }
+  /* The history says which epoch wrote every offset kept, nothing past:
+   * written (when this open changed it) before the recovery point moves
+   * past what was scanned. */
+  rn__hist_cut(log, log->segs[log->nsegs - 1]->next);
+  rn__hist_trim(log, log->segs[0]->base);
+  if (herr == RN_ECORRUPT || !hist_equal(log->hist, log->hist_n, hist_file, hist_file_n)) {
+    uint8_t *hb;
+    size_t hl;
+    err = rn__hist_encode(log->hist, log->hist_n, &hb, &hl);
+    if (!err) err = rn__hist_write(log, hb, hl);
+    free(hb);
+    if (err) {
+      fail(rec, err, "%s: cannot write the leader-epoch history: %s", log->dir, rn_strerror(err));
+      goto out;
+    }
+    rec->epochs_repaired = true;
+  }
+  log->hist_seq = log->hist_durable_seq = 0;
+
   uint64_t active_base = log->segs[log->nsegs - 1]->base;
   if (active_base != rp || start != log->segs[0]->base || !l.has_rp || rp_damaged) {
     err = rn__rp_write(log, active_base, log->segs[0]->base);
@@ -468,6 +605,8 @@ rn_err_t rn__log_recover(rn_log_t *log, rn_log_recovery_t *rec) {
   rec->segments = log->nsegs;
   err = 0;
 out:
+  log->hist_collect = false;
+  free(hist_file);
   listing_free(&l);
   if (err && !rec->message[0]) fail(rec, err, "%s: recovery failed: %s", log->dir, rn_strerror(err));
   return err;

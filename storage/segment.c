@@ -72,6 +72,25 @@ rn_err_t rn__seg_index_batch(rn__seg_t *seg, uint64_t pos, const rn_batch_header
   return 0;
 }
 
+void rn__seg_take_index(rn__seg_t *seg, rn__seg_t *from) {
+  free(seg->idx);
+  free(seg->tidx);
+  seg->idx = from->idx;
+  seg->idx_len = from->idx_len;
+  seg->idx_cap = from->idx_cap;
+  seg->tidx = from->tidx;
+  seg->tidx_len = from->tidx_len;
+  seg->tidx_cap = from->tidx_cap;
+  seg->idx_last_pos = from->idx_last_pos;
+  seg->tidx_last_pos = from->tidx_last_pos;
+  seg->next = from->next;
+  seg->size = from->size;
+  seg->max_ts = from->max_ts;
+  from->idx = NULL;
+  from->tidx = NULL;
+  from->idx_len = from->idx_cap = from->tidx_len = from->tidx_cap = 0;
+}
+
 void rn__seg_index_truncate(rn__seg_t *seg, uint64_t pos) {
   while (seg->idx_len && seg->idx[seg->idx_len - 1].pos >= pos) seg->idx_len--;
   while (seg->tidx_len && seg->tidx[seg->tidx_len - 1].pos >= pos) seg->tidx_len--;
@@ -173,6 +192,7 @@ rn_err_t rn__seg_scan_from(rn_log_t *log, rn__seg_t *seg, uint64_t from, rn__sca
       break;
     }
     err = rn__seg_index_batch(seg, here, &hdr, hdr.batch_length, interval);
+    if (!err && log->hist_collect) err = rn__hist_scan_note(log, hdr.leader_epoch, hdr.base_offset);
     if (err) {
       free(buf);
       return err;

@@ -103,6 +103,7 @@ static const field_t stream_fields[] = {
     FIELD(rn_cl_stream_t, replication, F_U32, 0),
     FIELD(rn_cl_stream_t, min_insync, F_U32, 0),
     FIELD(rn_cl_stream_t, retention_ms, F_I64, 0),
+    FIELD(rn_cl_stream_t, retention_bytes, F_I64, 0),
     FIELD(rn_cl_stream_t, durability, F_DUR, 0),
     FIELD(rn_cl_stream_t, uid, F_U64S, 0),
     FIELD(rn_cl_stream_t, created_ms, F_I64, 0),
@@ -232,6 +233,8 @@ rn_err_t rn_cl_stream_check(const rn_cl_stream_t *st, char *why, size_t whylen) 
                   st->replication);
   if (st->retention_ms != -1 && st->retention_ms < 1)
     return REJECT("stream: retention_ms %" PRId64 " is neither -1 (forever) nor >= 1", st->retention_ms);
+  if (st->retention_bytes != -1 && st->retention_bytes < 1)
+    return REJECT("stream: retention_bytes %" PRId64 " is neither -1 (unlimited) nor >= 1", st->retention_bytes);
   if (st->durability > RN_DURABILITY_NONE)
     return REJECT("stream: durability %u is none of sync, interval, none", (unsigned)st->durability);
   if (st->created_ms < 0) return REJECT("stream: created_ms %" PRId64 " is negative", st->created_ms);

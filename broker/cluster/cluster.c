@@ -45,12 +45,6 @@
 #define RETRY_MS 200
 #define MAX_TXN_SHARDS 120 /* etcd's default --max-txn-ops is 128 */
 
-typedef struct cl_fol {
-  uint32_t id;
-  uint64_t offset;   /* its last fetch position: everything below is durable there */
-  int64_t caught_ms; /* the last time its fetch position reached our log end */
-} cl_fol_t;
-
 typedef enum { F_IDLE = 0, F_EPOCH, F_TRUNC, F_FETCH, F_APPEND } fstate_t;
 
 typedef struct cl_stream cl_stream_t;
@@ -64,9 +58,11 @@ typedef struct cl_shard {
   rn_core_role_t role; /* applied to core */
   uint32_t role_epoch;
   uint32_t gen;        /* bumped on every role change */
-  /* LEADER */
-  cl_fol_t fol[RN_CL_MAX_REPLICAS];
+  /* LEADER: per follower its last fetch position (everything below is
+   * durable there) and when it last reached our log end */
+  rn_cl_follower_t fol[RN_CL_MAX_REPLICAS];
   unsigned nfol;
+  uint64_t epoch_start; /* our log end when this leadership began */
   bool cas_inflight;
   /* FOLLOWER */
   fstate_t fstate;
@@ -102,7 +98,7 @@ typedef struct cl_broker {
 
 struct rn_cluster {
   rn_cluster_opts_t o;
-  char root[128], etcd_eps[512], advertise[128], rack[64];
+  char root[RN_CL_ROOT_MAX + 1], etcd_eps[512], advertise[128], http[128], rack[64];
   rn_core_t *core;
   uv_loop_t *loop;
   rn_etcd_t *etcd;
@@ -122,6 +118,9 @@ struct rn_cluster {
   uint32_t nbrokers;
   uint32_t controller_id;
   int64_t ctl_create_rev; /* ours while we are the controller */
+  uint32_t ctl_epoch;     /* the controller epoch we hold (as controller) or last saw */
+  uint32_t campaign_epoch; /* the epoch a campaign in flight asks for */
+  int64_t ctl_epoch_mod;  /* <root>/controller_epoch's mod revision (0: absent) */
   bool campaigning;
   cl_stream_t *streams;
   rn_cluster_stats_t stats;
@@ -129,7 +128,10 @@ struct rn_cluster {
 
 /* ---- small things ------------------------------------------------------------------------- */
 
-static int64_t now_ms(const rn_cluster_t *c) { return rn_core_now_ms(c->core); }
+/* Leases, lags and retries on the loop's monotonic clock; wall time
+ * (core's clock) only for the values written into etcd. */
+static int64_t now_ms(const rn_cluster_t *c) { return (int64_t)uv_now(c->loop); }
+static int64_t wall_ms(const rn_cluster_t *c) { return rn_core_now_ms(c->core); }
 
 static void say(const rn_cluster_t *c, rn_level_t lvl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(const rn_cluster_t *c, rn_level_t lvl, const char *fmt, ...) {
@@ -158,11 +160,6 @@ static cl_broker_t *broker_grow(rn_cluster_t *c, uint32_t id) {
     c->nbrokers = n;
   }
   return &c->brokers[id];
-}
-
-static bool alive(rn_cluster_t *c, uint32_t id) {
-  cl_broker_t *b = broker(c, id);
-  return b && b->alive;
 }
 
 /* The live brokers' ids (malloc'd, the caller frees; *n of them): taken
@@ -212,16 +209,20 @@ static void stream_unlink(rn_cluster_t *c, cl_stream_t *s) {
   free(s);
 }
 
-static rn_core_shard_t *core_shard(rn_cluster_t *c, cl_shard_t *x) {
+static rn_core_shard_t *core_shard(const rn_cluster_t *c, const cl_shard_t *x) {
   if (!x->cs->local_ready) return NULL;
   rn_core_stream_t *st = rn_core_stream_find(c->core, x->cs->name);
   if (!st || rn_core_stream_uid(st) != x->cs->meta.uid || x->index >= rn_core_stream_nshards(st)) return NULL;
   return rn_core_stream_shard(st, x->index);
 }
 
-static uint32_t min_insync(const cl_stream_t *s) {
-  uint32_t m = s->meta.min_insync;
-  return m ? m : rn_cl_default_min_insync(s->meta.replication ? s->meta.replication : 1);
+/* Keys (rn_cl_key_format never fails for a checked root, a valid stream
+ * name and a buffer of RN_CL_KEY_MAX). */
+static void key_of(const rn_cluster_t *c, rn_cl_key_kind_t kind, const char *stream, uint32_t shard, uint32_t brk,
+                   char out[RN_CL_KEY_MAX]) {
+  rn_cl_key_t k = {.kind = kind, .broker = brk, .shard = shard};
+  if (stream) snprintf(k.stream, sizeof k.stream, "%s", stream);
+  if (rn_cl_key_format(c->root, &k, out, RN_CL_KEY_MAX, NULL)) out[0] = '\0';
 }
 
 /* A completion's way back to its shard. */
@@ -260,7 +261,7 @@ static void rn__cluster_apply(rn_cluster_t *c, cl_shard_t *x);
 
 /* ---- leader: committed end, writability, in-sync set --------------------------------------- */
 
-static cl_fol_t *fol_find(cl_shard_t *x, uint32_t id) {
+static rn_cl_follower_t *fol_find(cl_shard_t *x, uint32_t id) {
   for (unsigned i = 0; i < x->nfol; i++)
     if (x->fol[i].id == id) return &x->fol[i];
   return NULL;
@@ -269,27 +270,28 @@ static cl_fol_t *fol_find(cl_shard_t *x, uint32_t id) {
 static void leader_update(rn_cluster_t *c, cl_shard_t *x) {
   rn_core_shard_t *sh = core_shard(c, x);
   if (!sh || x->role != RN_CORE_ROLE_LEADER) return;
-  uint32_t ids[RN_CL_MAX_REPLICAS + 1];
-  uint64_t ends[RN_CL_MAX_REPLICAS + 1];
+  /* HW over the in-sync followers etcd has (an expand counts once its CAS
+   * took: until then the follower is not waited for, and not needed). */
+  uint64_t ends[RN_CL_MAX_REPLICAS];
   size_t n = 0;
-  ids[n] = c->o.broker_id;
-  ends[n++] = rn_core_shard_log_end(sh);
-  for (unsigned i = 0; i < x->nfol; i++) {
-    ids[n] = x->fol[i].id;
-    ends[n++] = x->fol[i].offset;
-  }
-  rn_core_shard_commit(c->core, sh, rn_cl_high_watermark(&x->st, ids, ends, n));
-  uint32_t need = min_insync(x->cs);
+  for (unsigned i = 0; i < x->nfol; i++)
+    if (rn_cl_shard_in_isr(&x->st, x->fol[i].id)) ends[n++] = x->fol[i].durable_end;
   char why[160];
   if (!lease_valid(c)) {
+    /* Nothing is acknowledged without a lease: a controller may already
+     * have elected another leader. */
     snprintf(why, sizeof why, "this leader lost contact with etcd (its lease may have expired)");
     rn_core_shard_set_writable(sh, false, why);
-  } else if (x->st.nisr < need) {
-    snprintf(why, sizeof why, "%u of %u replicas in sync, min-insync is %u", x->st.nisr, x->st.nreplicas, need);
-    rn_core_shard_set_writable(sh, false, why);
-  } else {
-    rn_core_shard_set_writable(sh, true, NULL);
+    return;
   }
+  if (!rn_cl_may_ack(&x->st)) {
+    snprintf(why, sizeof why, "%u of %u replicas in sync, min-insync is %u", x->st.nisr, x->st.nreplicas,
+             x->st.min_insync);
+    rn_core_shard_set_writable(sh, false, why);
+    return;
+  }
+  rn_core_shard_commit(c->core, sh, rn_cl_high_watermark(rn_core_shard_durable_end(sh), ends, n));
+  rn_core_shard_set_writable(sh, true, NULL);
 }
 
 static void on_shard_cas(void *arg, const rn_etcd_result_t *r) {
@@ -314,40 +316,51 @@ static void on_shard_cas(void *arg, const rn_etcd_result_t *r) {
 
 /* Write next over x's current value (compare-and-swap on its revision; as
  * controller, also on the controller key still being ours). */
-static void shard_cas(rn_cluster_t *c, cl_shard_t *x, const rn_cl_shard_t *next, bool as_controller) {
+static void shard_cas(rn_cluster_t *c, cl_shard_t *x, const rn_cl_shard_t *next_in, bool as_controller) {
   if (x->cas_inflight) return;
-  char key[400], val[1024];
-  size_t len = 0;
-  if (rn_cl_key_shard(c->root, x->cs->name, x->index, key, sizeof key) < 0 ||
-      rn_cl_shard_encode(next, val, sizeof val, &len))
+  rn_cl_shard_t next = *next_in;
+  if (as_controller) next.controller_epoch = c->ctl_epoch; /* a leader's ISR write keeps the controller's */
+  char why[RN_CL_WHY_MAX];
+  if (rn_cl_shard_transition(x->have ? &x->st : NULL, &next, why, sizeof why)) {
+    /* computed from a stale view: the watch brings the current value */
+    say(c, RN_LVL_DEBUG, "stream %s shard %u: not writing its state: %s", x->cs->name, x->index, why);
     return;
-  char ckey[200];
-  rn_cl_key_controller(c->root, ckey, sizeof ckey);
+  }
+  char key[RN_CL_KEY_MAX], val[RN_CL_VALUE_MAX], ckey[RN_CL_KEY_MAX];
+  size_t len = 0;
+  key_of(c, RN_CL_KEY_SHARD, x->cs->name, x->index, 0, key);
+  if (!key[0] || rn_cl_shard_encode(&next, val, sizeof val, &len)) return;
+  key_of(c, RN_CL_KEY_CONTROLLER, NULL, 0, 0, ckey);
   rn_etcd_cmp_t cmp[2] = {
       {.key = key, .target = RN_ETCD_CMP_MOD, .op = RN_ETCD_EQUAL, .num = x->mod_rev},
       {.key = ckey, .target = RN_ETCD_CMP_CREATE, .op = RN_ETCD_EQUAL, .num = c->ctl_create_rev},
   };
   rn_etcd_op_t put = {.kind = RN_ETCD_OP_PUT, .key = key, .value = (const uint8_t *)val, .value_len = len};
   ticket_t *t = ticket_new(c, x);
-  t->next = *next;
+  t->next = next;
   x->cas_inflight = true;
   rn_etcd_txn(c->etcd, cmp, as_controller ? 2 : 1, &put, 1, NULL, 0, on_shard_cas, t);
 }
 
 /* Leader tick: followers that fell behind leave the in-sync set. */
 static void leader_tick(rn_cluster_t *c, cl_shard_t *x) {
-  int64_t now = now_ms(c);
-  for (unsigned i = 0; i < x->nfol; i++) {
-    cl_fol_t *f = &x->fol[i];
-    if (!rn_cl_in(x->st.isr, x->st.nisr, f->id)) continue;
-    if (now - f->caught_ms <= (int64_t)c->o.replica_lag_ms) continue;
+  rn_core_shard_t *sh = core_shard(c, x);
+  if (sh && !x->cas_inflight && lease_valid(c)) {
     rn_cl_shard_t next;
-    if (rn_cl_isr_remove(&x->st, f->id, &next)) continue;
-    say(c, RN_LVL_WARN, "stream %s shard %u: broker %u has not caught up for %" PRId64 " ms: out of the in-sync set",
-        x->cs->name, x->index, f->id, now - f->caught_ms);
-    c->stats.isr_shrinks++;
-    shard_cas(c, x, &next, false);
-    return; /* one change at a time */
+    int64_t now = now_ms(c);
+    if (rn_cl_isr_shrink(&x->st, x->fol, x->nfol, rn_core_shard_log_end(sh), now, (int64_t)c->o.replica_lag_ms,
+                         &next) == 0 &&
+        !rn_cl_shard_equal(&x->st, &next)) {
+      for (unsigned i = 0; i < x->st.nisr; i++)
+        if (!rn_cl_shard_in_isr(&next, x->st.isr[i])) {
+          rn_cl_follower_t *f = fol_find(x, x->st.isr[i]);
+          say(c, RN_LVL_WARN,
+              "stream %s shard %u: broker %u has not caught up for %" PRId64 " ms: out of the in-sync set",
+              x->cs->name, x->index, x->st.isr[i], f ? now - f->caught_up_ms : 0);
+        }
+      c->stats.isr_shrinks++;
+      shard_cas(c, x, &next, false);
+    }
   }
   leader_update(c, x);
 }
@@ -358,14 +371,18 @@ static rn_err_t hook_replica_fetch(void *arg, rn_core_shard_t *sh, uint32_t repl
   if (!x || x->role != RN_CORE_ROLE_LEADER) return RN_ENOTLEADER;
   if (epoch < x->st.leader_epoch) return RN_ESTALEEPOCH;
   if (epoch > x->st.leader_epoch) return RN_ENOTLEADER; /* we are behind etcd: the watch will tell */
-  cl_fol_t *f = fol_find(x, replica);
+  rn_cl_follower_t *f = fol_find(x, replica);
   if (!f) return RN_EINVAL;
-  f->offset = offset;
+  /* It fetches at its log end, after its last append was durable: it
+   * holds [0, offset) durably. Never backwards within a leadership (it
+   * truncated only before its first fetch of this epoch). */
+  if (offset > f->durable_end) f->durable_end = offset;
   uint64_t end = rn_core_shard_log_end(sh);
-  if (offset >= end) f->caught_ms = now_ms(c);
-  if (!rn_cl_in(x->st.isr, x->st.nisr, replica) && offset >= end && !x->cas_inflight && lease_valid(c)) {
+  if (offset >= end) f->caught_up_ms = now_ms(c);
+  if (!rn_cl_shard_in_isr(&x->st, replica) && !x->cas_inflight && lease_valid(c)) {
     rn_cl_shard_t next;
-    if (rn_cl_isr_add(&x->st, replica, &next) == 0) {
+    if (rn_cl_isr_expand(&x->st, x->fol, x->nfol, rn_core_shard_committed(sh), x->epoch_start, &next) == 0 &&
+        !rn_cl_shard_equal(&x->st, &next)) {
       say(c, RN_LVL_INFO, "stream %s shard %u: broker %u caught up: back in the in-sync set", x->cs->name, x->index,
           replica);
       c->stats.isr_expands++;
@@ -380,6 +397,179 @@ static void hook_local_durable(void *arg, rn_core_shard_t *sh, uint64_t end) {
   (void)end;
   cl_shard_t *x = rn_core_shard_slot(sh, RN_SUB_REPL);
   if (x) leader_update(arg, x);
+}
+
+/* ---- forwarding: a produce for a shard led elsewhere ---------------------------------------- */
+
+static rn_peer_t *leader_peer(rn_cluster_t *c, cl_shard_t *x);
+
+typedef struct fwd {
+  rn_cluster_t *c;
+  void (*done)(void *ctx, const rn_core_batch_result_t *r);
+  void *ctx;
+  uint32_t leader;
+} fwd_t;
+
+static void on_forwarded(void *arg, rn_err_t err, const Runnel__Response *resp) {
+  fwd_t *f = arg;
+  rn_core_batch_result_t r = {0};
+  char m[300];
+  const Runnel__ShardBatchResult *br =
+      !err && resp && !resp->error && resp->produce && resp->produce->n_results == 1 ? resp->produce->results[0] : NULL;
+  rn_core_dedup_hit_t hits[64];
+  if (br && br->error) {
+    r.err = rn_err_from_wire(br->error->code);
+    snprintf(m, sizeof m, "%s", br->error->message ? br->error->message : rn_strerror(r.err));
+    r.msg = m;
+  } else if (br) {
+    r.base_offset = br->base_offset;
+    r.duplicate = br->duplicate;
+    r.stored_count = br->stored_count;
+    if (br->n_dedup_hits > sizeof hits / sizeof hits[0]) {
+      r.err = RN_ENOTSUP; /* not reached: the leader's window answers few hits per batch */
+      snprintf(m, sizeof m, "the leader reported %zu dedup hits in one batch; at most %zu are relayed", br->n_dedup_hits,
+               sizeof hits / sizeof hits[0]);
+      r.msg = m;
+    } else {
+      for (size_t i = 0; i < br->n_dedup_hits; i++)
+        hits[i] = (rn_core_dedup_hit_t){.index = br->dedup_hits[i]->index, .shard = br->dedup_hits[i]->shard,
+                                        .offset = br->dedup_hits[i]->offset};
+      r.hits = hits;
+      r.nhits = (uint32_t)br->n_dedup_hits;
+    }
+  } else {
+    /* The leader's answer did not arrive: the batch may or may not be
+     * stored there; a retry (idempotent: no duplicate) settles it. */
+    r.err = err == RN_ECANCELED ? RN_ESHUTDOWN : RN_ENOTLEADER;
+    snprintf(m, sizeof m, "forwarding to the shard's leader (broker %u) failed: %s; retry", f->leader,
+             err ? rn_strerror(err)
+                 : resp && resp->error && resp->error->message ? resp->error->message : "a malformed answer");
+    r.msg = m;
+  }
+  if (!f->c->closed) f->c->stats.forwarded++;
+  f->done(f->ctx, &r);
+  free(f);
+}
+
+static bool hook_forward_produce(void *arg, rn_core_shard_t *sh, const uint8_t *batch, size_t len,
+                                 void (*done)(void *ctx, const rn_core_batch_result_t *r), void *ctx) {
+  rn_cluster_t *c = arg;
+  cl_shard_t *x = rn_core_shard_slot(sh, RN_SUB_REPL);
+  if (c->closed || !x || !x->have || x->st.leader == 0 || x->st.leader == c->o.broker_id) return false;
+  rn_peer_t *p = leader_peer(c, x);
+  if (!p) return false;
+  Runnel__ShardBatch sb;
+  runnel__shard_batch__init(&sb);
+  sb.shard = x->index;
+  sb.batch.data = (uint8_t *)(uintptr_t)batch; /* packed before rn_peer_call returns */
+  sb.batch.len = len;
+  Runnel__ShardBatch *sbs[1] = {&sb};
+  Runnel__ProduceRequest pr;
+  runnel__produce_request__init(&pr);
+  pr.stream = x->cs->name;
+  pr.n_batches = 1;
+  pr.batches = sbs;
+  pr.forwarded = true;
+  Runnel__Request req;
+  runnel__request__init(&req);
+  req.op_case = RUNNEL__REQUEST__OP_PRODUCE;
+  req.produce = &pr;
+  fwd_t *f = rn_xmalloc(sizeof *f);
+  *f = (fwd_t){.c = c, .done = done, .ctx = ctx, .leader = x->st.leader};
+  rn_peer_call(p, &req, on_forwarded, f);
+  return true;
+}
+
+/* A consumer's fetch of shards one other broker leads. */
+typedef struct fwd_fetch {
+  rn_cluster_t *c;
+  rn_core_fetch_cb cb;
+  void *ctx;
+  uint32_t leader;
+} fwd_fetch_t;
+
+static void on_fetch_forwarded(void *arg, rn_err_t err, const Runnel__Response *resp) {
+  fwd_fetch_t *f = arg;
+  char m[300];
+  rn_core_fetch_result_t r = {0};
+  if (err || !resp || resp->error || !resp->fetch) {
+    r.err = err == RN_ECANCELED ? RN_ESHUTDOWN : resp && resp->error ? rn_err_from_wire(resp->error->code) : RN_ENOTLEADER;
+    snprintf(m, sizeof m, "forwarding the fetch to the shard's leader (broker %u) failed: %s; retry", f->leader,
+             err ? rn_strerror(err) : resp && resp->error && resp->error->message ? resp->error->message
+                                                                               : "a malformed answer");
+    r.msg = m;
+    f->cb(f->ctx, &r);
+    free(f);
+    return;
+  }
+  const Runnel__FetchResponse *fr = resp->fetch;
+  rn_core_fetch_shard_result_t *res = rn_xcalloc(fr->n_results + 1, sizeof *res);
+  for (size_t i = 0; i < fr->n_results; i++) {
+    const Runnel__ShardFetchResult *s = fr->results[i];
+    res[i] = (rn_core_fetch_shard_result_t){.shard = s->shard,
+                                            .offset = s->offset,
+                                            .batches = s->batches.data,
+                                            .batches_len = s->batches.len,
+                                            .start_offset = s->start_offset,
+                                            .end_offset = s->end_offset,
+                                            .next_offset = s->next_offset,
+                                            .committed = s->committed,
+                                            .leader_epoch = s->leader_epoch};
+    if (s->error) {
+      res[i].err = rn_err_from_wire(s->error->code);
+      res[i].msg = s->error->message;
+    }
+  }
+  r.results = res;
+  r.nresults = fr->n_results;
+  if (!f->c->closed) f->c->stats.forwarded_fetches++;
+  f->cb(f->ctx, &r);
+  free(res);
+  free(f);
+}
+
+static bool hook_forward_fetch(void *arg, rn_core_stream_t *st, const rn_core_fetch_req_t *req, rn_core_fetch_cb cb,
+                               void *ctx) {
+  rn_cluster_t *c = arg;
+  if (c->closed || req->nshards > 64) return false;
+  uint32_t leader = 0;
+  cl_shard_t *x0 = NULL;
+  for (size_t i = 0; i < req->nshards; i++) {
+    rn_core_shard_t *sh = rn_core_stream_shard(st, req->shards[i].shard);
+    cl_shard_t *x = sh ? rn_core_shard_slot(sh, RN_SUB_REPL) : NULL;
+    if (!x || !x->have || x->st.leader == 0 || x->st.leader == c->o.broker_id || (leader && x->st.leader != leader))
+      return false;
+    leader = x->st.leader;
+    x0 = x;
+  }
+  rn_peer_t *p = leader_peer(c, x0);
+  if (!p) return false;
+  Runnel__ShardFetch sfs[64], *sfp[64];
+  for (size_t i = 0; i < req->nshards; i++) {
+    runnel__shard_fetch__init(&sfs[i]);
+    sfs[i].shard = req->shards[i].shard;
+    sfs[i].kind = (Runnel__PositionKind)req->shards[i].kind;
+    sfs[i].value = req->shards[i].value;
+    sfs[i].max_bytes = req->shards[i].max_bytes;
+    sfp[i] = &sfs[i];
+  }
+  Runnel__FetchRequest fr;
+  runnel__fetch_request__init(&fr);
+  fr.stream = (char *)(uintptr_t)rn_core_stream_name(st);
+  fr.n_shards = req->nshards;
+  fr.shards = sfp;
+  fr.max_wait_ms = req->max_wait_ms;
+  fr.max_bytes = req->max_bytes;
+  fr.stream_uid = req->stream_uid;
+  fr.forwarded = true;
+  Runnel__Request rq;
+  runnel__request__init(&rq);
+  rq.op_case = RUNNEL__REQUEST__OP_FETCH;
+  rq.fetch = &fr;
+  fwd_fetch_t *f = rn_xmalloc(sizeof *f);
+  *f = (fwd_fetch_t){.c = c, .cb = cb, .ctx = ctx, .leader = leader};
+  rn_peer_call(p, &rq, on_fetch_forwarded, f);
+  return true;
 }
 
 /* ---- follower: truncate by epoch, then fetch ---------------------------------------------- */
@@ -526,7 +716,8 @@ static void follower_step(rn_cluster_t *c, cl_shard_t *x) {
   ticket_t *t = ticket_new(c, x);
   x->busy = true;
   if (x->fstate == F_EPOCH) {
-    Runnel__EpochEndRequest er = RUNNEL__EPOCH_END_REQUEST__INIT;
+    Runnel__EpochEndRequest er;
+    runnel__epoch_end_request__init(&er);
     er.stream = x->cs->name;
     er.stream_uid = x->cs->meta.uid;
     er.shard = x->index;
@@ -544,7 +735,8 @@ static void follower_step(rn_cluster_t *c, cl_shard_t *x) {
   sf.kind = RUNNEL__POSITION_KIND__POSITION_OFFSET;
   sf.value = (int64_t)end;
   Runnel__ShardFetch *sfs[1] = {&sf};
-  Runnel__FetchRequest fr = RUNNEL__FETCH_REQUEST__INIT;
+  Runnel__FetchRequest fr;
+  runnel__fetch_request__init(&fr);
   fr.stream = x->cs->name;
   fr.n_shards = 1;
   fr.shards = sfs;
@@ -568,12 +760,12 @@ static void rn__cluster_apply(rn_cluster_t *c, cl_shard_t *x) {
   rn_core_role_t want = RN_CORE_ROLE_NONE;
   if (x->st.leader == me)
     want = RN_CORE_ROLE_LEADER;
-  else if (x->st.leader != 0 && rn_cl_in(x->st.replicas, x->st.nreplicas, me))
+  else if (x->st.leader != 0 && rn_cl_shard_is_replica(&x->st, me))
     want = RN_CORE_ROLE_FOLLOWER;
   /* The placement descriptions show. */
   rn_core_placement_t pl = {.leader = x->st.leader, .leader_epoch = x->st.leader_epoch};
   cl_broker_t *lb = broker(c, x->st.leader);
-  if (lb) snprintf(pl.leader_address, sizeof pl.leader_address, "%s", lb->info.advertise);
+  if (lb) snprintf(pl.leader_address, sizeof pl.leader_address, "%.95s", lb->info.advertise); /* open() keeps ours < 96 */
   for (unsigned i = 0; i < x->st.nreplicas; i++) pl.replicas[pl.nreplicas++] = x->st.replicas[i];
   for (unsigned i = 0; i < x->st.nisr; i++) pl.isr[pl.nisr++] = x->st.isr[i];
   rn_core_shard_set_placement(sh, &pl);
@@ -588,10 +780,11 @@ static void rn__cluster_apply(rn_cluster_t *c, cl_shard_t *x) {
     rn_core_shard_set_role(c->core, sh, want, x->st.leader_epoch, x->st.leader);
     if (want == RN_CORE_ROLE_LEADER) {
       x->nfol = 0;
+      x->epoch_start = rn_core_shard_log_end(sh);
       int64_t now = now_ms(c);
       for (unsigned i = 0; i < x->st.nreplicas; i++) {
         if (x->st.replicas[i] == me) continue;
-        x->fol[x->nfol++] = (cl_fol_t){.id = x->st.replicas[i], .offset = 0, .caught_ms = now};
+        x->fol[x->nfol++] = (rn_cl_follower_t){.id = x->st.replicas[i], .caught_up_ms = now};
       }
     }
     if (was != want || want != RN_CORE_ROLE_NONE)
@@ -604,30 +797,27 @@ static void rn__cluster_apply(rn_cluster_t *c, cl_shard_t *x) {
 
 /* ---- the controller --------------------------------------------------------------------------- */
 
+/* The controller's pass over a shard: a dead leader is replaced from the
+ * in-sync set (or the shard goes offline), dead followers leave it. */
 static void controller_check(rn_cluster_t *c, cl_shard_t *x, const uint32_t *ids, size_t n) {
   if (!x->have || x->cas_inflight) return;
-  bool leader_ok = x->st.leader != 0 && alive(c, x->st.leader);
-  if (!leader_ok) {
-    rn_cl_shard_t next;
-    rn_err_t err = rn_cl_elect(&x->st, ids, n, NULL, 0, &next);
-    if (err && x->st.leader == 0) return; /* offline, and still nobody in sync is back */
-    say(c, RN_LVL_INFO, "stream %s shard %u: leader %u is gone: %s (epoch %u)", x->cs->name, x->index, x->st.leader,
-        err ? "no in-sync replica is alive: offline" : "electing", next.leader_epoch);
-    if (!err) say(c, RN_LVL_INFO, "stream %s shard %u: broker %u leads", x->cs->name, x->index, next.leader);
+  rn_cl_shard_t next;
+  rn_err_t err = rn_cl_elect(&x->st, ids, n, NULL, 0, &next);
+  if (err == RN_EINVAL || rn_cl_shard_equal(&x->st, &next)) return; /* nothing to write (offline stays offline) */
+  if (next.leader != x->st.leader) {
     c->stats.elections++;
-    shard_cas(c, x, &next, true);
-    return;
-  }
-  for (unsigned i = 0; i < x->st.nisr; i++) {
-    uint32_t id = x->st.isr[i];
-    if (id == x->st.leader || alive(c, id)) continue;
-    rn_cl_shard_t next;
-    if (rn_cl_isr_remove(&x->st, id, &next)) continue;
-    say(c, RN_LVL_INFO, "stream %s shard %u: broker %u is gone: out of the in-sync set", x->cs->name, x->index, id);
+    if (err)
+      say(c, RN_LVL_WARN, "stream %s shard %u: leader %u is gone and no in-sync replica is alive: offline",
+          x->cs->name, x->index, x->st.leader);
+    else
+      say(c, RN_LVL_INFO, "stream %s shard %u: leader %u is gone: broker %u leads at epoch %u", x->cs->name,
+          x->index, x->st.leader, next.leader, next.leader_epoch);
+  } else {
     c->stats.isr_shrinks++;
-    shard_cas(c, x, &next, true);
-    return;
+    say(c, RN_LVL_INFO, "stream %s shard %u: %u of %u in sync (brokers gone)", x->cs->name, x->index, next.nisr,
+        x->st.nisr);
   }
+  shard_cas(c, x, &next, true);
 }
 
 static bool is_controller(const rn_cluster_t *c) {
@@ -687,7 +877,7 @@ static void on_local_created(void *ctx, const rn_core_create_result_t *r) {
   }
   s->local_ready = true;
   rn_core_stream_t *st = rn_core_stream_find(c->core, s->name);
-  if (st) rn_core_stream_set_replication(st, s->meta.replication, min_insync(s));
+  if (st) rn_core_stream_set_replication(st, s->meta.replication, s->meta.min_insync);
   for (uint32_t i = 0; i < s->nshards; i++) rn__cluster_apply(c, &s->shards[i]);
   /* Answer with a description that has the placement in it. */
   answer_creates(c, s, r);
@@ -737,7 +927,7 @@ static void reconcile_stream(rn_cluster_t *c, cl_stream_t *s) {
   if (st) {
     if (!s->local_ready && rn_core_stream_state(st) == RN_CORE_STREAM_ACTIVE) {
       s->local_ready = true;
-      rn_core_stream_set_replication(st, s->meta.replication, min_insync(s));
+      rn_core_stream_set_replication(st, s->meta.replication, s->meta.min_insync);
     }
     if (s->local_ready)
       for (uint32_t i = 0; i < s->nshards; i++) rn__cluster_apply(c, &s->shards[i]);
@@ -765,11 +955,19 @@ static void reconcile_stream(rn_cluster_t *c, cl_stream_t *s) {
 
 /* ---- the view: applying etcd's keys ---------------------------------------------------------- */
 
+/* The kind of an etcd key of ours (0: some other key). */
+static rn_cl_key_kind_t key_kind(const rn_cluster_t *c, const rn_etcd_kv_t *kv, rn_cl_key_t *k) {
+  if (rn_cl_key_parse(c->root, kv->key, kv->key_len, k)) return 0;
+  return k->kind;
+}
+
 static void apply_kv(rn_cluster_t *c, const rn_etcd_kv_t *kv, bool del) {
-  uint32_t id = 0;
-  char name[129] = "";
-  char why[200];
-  switch (rn_cl_key_parse(c->root, kv->key, kv->key_len, &id, name, sizeof name)) {
+  rn_cl_key_t k;
+  char why[RN_CL_WHY_MAX];
+  rn_cl_key_kind_t kind = key_kind(c, kv, &k);
+  uint32_t id = kind == RN_CL_KEY_SHARD ? k.shard : k.broker;
+  const char *name = k.stream;
+  switch (kind) {
   case RN_CL_KEY_BROKER: {
     cl_broker_t *b = broker_grow(c, id);
     if (del) {
@@ -788,21 +986,29 @@ static void apply_kv(rn_cluster_t *c, const rn_etcd_kv_t *kv, bool del) {
     if (b->peer) rn_peer_set_address(b->peer, info.advertise);
     return;
   }
-  case RN_CL_KEY_CONTROLLER:
-    if (del) {
+  case RN_CL_KEY_CONTROLLER: {
+    rn_cl_controller_t ct;
+    if (del || rn_cl_controller_decode(kv->value, kv->value_len, &ct, why, sizeof why)) {
+      if (!del) say(c, RN_LVL_WARN, "etcd key %.*s: %s", (int)kv->key_len, kv->key, why);
       c->controller_id = 0;
       c->ctl_create_rev = 0;
       return;
     }
-    c->controller_id = 0;
-    if (kv->value_len > 0 && kv->value_len < 16) {
-      char v[16];
-      memcpy(v, kv->value, kv->value_len);
-      v[kv->value_len] = '\0';
-      c->controller_id = (uint32_t)strtoul(v, NULL, 10);
-    }
-    c->ctl_create_rev = c->controller_id == c->o.broker_id ? kv->create_revision : 0;
+    c->controller_id = ct.broker;
+    if (ct.epoch > c->ctl_epoch) c->ctl_epoch = ct.epoch;
+    c->ctl_create_rev = ct.broker == c->o.broker_id ? kv->create_revision : 0;
     return;
+  }
+  case RN_CL_KEY_CONTROLLER_EPOCH: {
+    rn_cl_controller_t ct;
+    if (del || rn_cl_controller_decode(kv->value, kv->value_len, &ct, why, sizeof why)) {
+      c->ctl_epoch_mod = del ? 0 : kv->mod_revision;
+      return;
+    }
+    c->ctl_epoch_mod = kv->mod_revision;
+    if (ct.epoch > c->ctl_epoch && c->controller_id != c->o.broker_id) c->ctl_epoch = ct.epoch;
+    return;
+  }
   case RN_CL_KEY_STREAM: {
     cl_stream_t *s = del ? stream_find(c, name) : stream_get(c, name);
     if (!s) return;
@@ -875,11 +1081,8 @@ static void on_watch(void *arg, rn_err_t err, const rn_etcd_event_t *ev, size_t 
   bool ctl_gone = false;
   for (size_t i = 0; i < nev; i++) {
     apply_kv(c, &ev[i].kv, ev[i].type == RN_ETCD_EV_DELETE);
-    uint32_t id;
-    char name[129];
-    if (ev[i].type == RN_ETCD_EV_DELETE &&
-        rn_cl_key_parse(c->root, ev[i].kv.key, ev[i].kv.key_len, &id, name, sizeof name) == RN_CL_KEY_CONTROLLER)
-      ctl_gone = true;
+    rn_cl_key_t k;
+    if (ev[i].type == RN_ETCD_EV_DELETE && key_kind(c, &ev[i].kv, &k) == RN_CL_KEY_CONTROLLER) ctl_gone = true;
   }
   if (revision > c->revision) c->revision = revision;
   c->stats.last_etcd_ok_ms = now_ms(c);
@@ -901,10 +1104,8 @@ static void on_sync(void *arg, const rn_etcd_result_t *r) {
   bool ctl = false;
   for (size_t i = 0; i < r->nkvs; i++) {
     apply_kv(c, &r->kvs[i], false);
-    uint32_t id;
-    char name[129];
-    if (rn_cl_key_parse(c->root, r->kvs[i].key, r->kvs[i].key_len, &id, name, sizeof name) == RN_CL_KEY_CONTROLLER)
-      ctl = true;
+    rn_cl_key_t k;
+    if (key_kind(c, &r->kvs[i], &k) == RN_CL_KEY_CONTROLLER) ctl = true;
   }
   if (!ctl) {
     c->controller_id = 0;
@@ -948,21 +1149,35 @@ static void on_campaign(void *arg, const rn_etcd_result_t *r) {
   if (r->succeeded) {
     c->controller_id = c->o.broker_id;
     c->ctl_create_rev = r->revision;
-    say(c, RN_LVL_INFO, "this broker is the controller (revision %" PRId64 ")", r->revision);
+    c->ctl_epoch = c->campaign_epoch;
+    c->ctl_epoch_mod = r->revision;
+    say(c, RN_LVL_INFO, "this broker is the controller (epoch %u, revision %" PRId64 ")", c->ctl_epoch, r->revision);
     reconcile_all(c);
   }
 }
 
 static void campaign(rn_cluster_t *c) {
   if (c->campaigning || !c->registered || c->controller_id || c->closed) return;
-  char key[200], val[16];
-  rn_cl_key_controller(c->root, key, sizeof key);
-  int n = snprintf(val, sizeof val, "%u", c->o.broker_id);
-  rn_etcd_cmp_t cmp = {.key = key, .target = RN_ETCD_CMP_CREATE, .op = RN_ETCD_EQUAL, .num = 0};
-  rn_etcd_op_t put = {.kind = RN_ETCD_OP_PUT, .key = key, .value = (const uint8_t *)val, .value_len = (size_t)n,
-                      .lease = c->lease};
+  /* One transaction: the leased controller key does not exist, and the
+   * last epoch handed out is still the one we saw; then both take +1. A
+   * stale view fails the compare and the watch corrects it. */
+  char key[RN_CL_KEY_MAX], ekey[RN_CL_KEY_MAX], val[RN_CL_VALUE_MAX];
+  size_t n = 0;
+  key_of(c, RN_CL_KEY_CONTROLLER, NULL, 0, 0, key);
+  key_of(c, RN_CL_KEY_CONTROLLER_EPOCH, NULL, 0, 0, ekey);
+  rn_cl_controller_t ct = {.broker = c->o.broker_id, .epoch = c->ctl_epoch + 1};
+  if (rn_cl_controller_encode(&ct, val, sizeof val, &n)) return;
+  rn_etcd_cmp_t cmp[2] = {
+      {.key = key, .target = RN_ETCD_CMP_CREATE, .op = RN_ETCD_EQUAL, .num = 0},
+      {.key = ekey, .target = RN_ETCD_CMP_MOD, .op = RN_ETCD_EQUAL, .num = c->ctl_epoch_mod},
+  };
+  rn_etcd_op_t put[2] = {
+      {.kind = RN_ETCD_OP_PUT, .key = key, .value = (const uint8_t *)val, .value_len = n, .lease = c->lease},
+      {.kind = RN_ETCD_OP_PUT, .key = ekey, .value = (const uint8_t *)val, .value_len = n},
+  };
   c->campaigning = true;
-  rn_etcd_txn(c->etcd, &cmp, 1, &put, 1, NULL, 0, on_campaign, c);
+  c->campaign_epoch = ct.epoch;
+  rn_etcd_txn(c->etcd, cmp, 2, put, 2, NULL, 0, on_campaign, c);
 }
 
 static void on_registered(void *arg, const rn_etcd_result_t *r) {
@@ -994,12 +1209,13 @@ static void on_granted(void *arg, const rn_etcd_result_t *r) {
   }
   c->lease = r->lease_id;
   c->lease_ok_ms = now_ms(c);
-  char key[200], val[1024];
+  char key[RN_CL_KEY_MAX], val[RN_CL_VALUE_MAX];
   size_t len = 0;
-  rn_cl_broker_t b = {.id = c->o.broker_id, .started_ms = now_ms(c)};
+  rn_cl_broker_t b = {.id = c->o.broker_id, .started_ms = wall_ms(c)};
   snprintf(b.advertise, sizeof b.advertise, "%s", c->advertise);
+  snprintf(b.http, sizeof b.http, "%s", c->http);
   snprintf(b.rack, sizeof b.rack, "%s", c->rack);
-  rn_cl_key_broker(c->root, c->o.broker_id, key, sizeof key);
+  key_of(c, RN_CL_KEY_BROKER, NULL, 0, c->o.broker_id, key);
   if (rn_cl_broker_encode(&b, val, sizeof val, &len)) {
     c->granting = false;
     return;
@@ -1115,7 +1331,7 @@ static void on_user_txn(void *arg, const rn_etcd_result_t *r) {
 
 static void hook_create(void *arg, const rn_core_create_req_t *req, rn_core_create_cb cb, void *ctx) {
   rn_cluster_t *c = arg;
-  char m[300];
+  char m[300], why[RN_CL_WHY_MAX];
   rn_core_create_result_t fail = {.msg = m};
   if (!c->synced || !lease_valid(c)) {
     fail.err = RN_ECONTROLPLANE;
@@ -1129,47 +1345,66 @@ static void hook_create(void *arg, const rn_core_create_req_t *req, rn_core_crea
              req->name, MAX_TXN_SHARDS);
     return cb(ctx, &fail);
   }
-  rn_cl_broker_t bs[64];
   size_t nb = 0;
-  for (uint32_t i = 1; i < c->nbrokers && nb < 64; i++)
-    if (c->brokers[i].alive && !c->brokers[i].info.draining) bs[nb++] = c->brokers[i].info;
-  uint32_t rf = req->replication ? req->replication : (nb >= 3 ? 3 : (uint32_t)nb);
-  if (rf == 0) rf = 1;
+  rn_cl_member_t *ms = rn_xcalloc(c->nbrokers ? c->nbrokers : 1, sizeof *ms);
+  for (uint32_t i = 1; i < c->nbrokers; i++)
+    if (c->brokers[i].alive)
+      ms[nb++] = (rn_cl_member_t){.id = i, .rack = c->brokers[i].info.rack, .draining = c->brokers[i].info.draining};
+  /* Default replication: 3, or every broker when there are fewer. */
+  uint32_t rf = req->replication ? req->replication : (nb >= 3 ? 3 : nb ? (uint32_t)nb : 1);
+  uint32_t mi = req->min_insync ? req->min_insync : rn_cl_default_min_insync(rf);
+  if (mi > rf) {
+    free(ms);
+    fail.err = RN_EINVAL;
+    snprintf(m, sizeof m, "stream %s: min-insync %u is more than its replication %u", req->name, mi, rf);
+    return cb(ctx, &fail);
+  }
   uint32_t *place = rn_xcalloc((size_t)req->shard_count * rf, sizeof *place);
-  char why[200];
-  uint32_t start = 0;
+  uint32_t start = 0; /* spreads the first leaders of different streams */
   for (const char *p = req->name; *p; p++) start = start * 31 + (uint8_t)*p;
-  rn_err_t err = rn_cl_place(bs, nb, req->shard_count, rf, start, place, why, sizeof why);
+  rn_err_t err = rn_cl_place(ms, nb, req->shard_count, rf, start, place, why, sizeof why);
+  free(ms);
   if (err) {
     free(place);
     fail.err = err;
     snprintf(m, sizeof m, "stream %s: %s", req->name, why);
     return cb(ctx, &fail);
   }
-  rn_cl_stream_t meta = {.uid = ((uint64_t)now_ms(c) << 12) | (c->o.broker_id & 0xfff),
+  int64_t ret = req->retention_ms ? req->retention_ms : c->o.default_retention_ms;
+  rn_cl_stream_t meta = {.uid = ((uint64_t)wall_ms(c) << 12) | (c->o.broker_id & 0xfff),
                          .nshards = req->shard_count,
                          .replication = rf,
-                         .min_insync = req->min_insync,
-                         .retention_ms = req->retention_ms,
-                         .retention_bytes = req->retention_bytes,
+                         .min_insync = mi,
+                         .retention_ms = ret > 0 ? ret : -1,
+                         .retention_bytes = req->retention_bytes > 0 ? req->retention_bytes : -1,
                          .durability = (uint8_t)req->durability,
-                         .created_ms = now_ms(c)};
+                         .created_ms = wall_ms(c)};
   snprintf(meta.name, sizeof meta.name, "%s", req->name);
   size_t nops = 1 + req->shard_count;
   rn_etcd_op_t *ops = rn_xcalloc(nops, sizeof *ops);
-  char *keys = rn_xcalloc(nops, 400);
-  char *vals = rn_xcalloc(nops, 1024);
+  char *keys = rn_xcalloc(nops, RN_CL_KEY_MAX);
+  char *vals = rn_xcalloc(nops, RN_CL_VALUE_MAX);
   size_t len = 0;
-  rn_cl_key_stream(c->root, req->name, keys, 400);
-  rn_cl_stream_encode(&meta, vals, 1024, &len);
+  key_of(c, RN_CL_KEY_STREAM, req->name, 0, 0, keys);
+  err = rn_cl_stream_encode(&meta, vals, RN_CL_VALUE_MAX, &len);
   ops[0] = (rn_etcd_op_t){.kind = RN_ETCD_OP_PUT, .key = keys, .value = (const uint8_t *)vals, .value_len = len};
-  for (uint32_t i = 0; i < req->shard_count; i++) {
-    rn_cl_shard_t s = {.nreplicas = (uint8_t)rf, .leader = place[i * rf], .leader_epoch = 1, .nisr = (uint8_t)rf};
-    for (uint32_t r = 0; r < rf; r++) s.replicas[r] = s.isr[r] = place[i * rf + r];
-    char *k = keys + (size_t)(i + 1) * 400, *v = vals + (size_t)(i + 1) * 1024;
-    rn_cl_key_shard(c->root, req->name, i, k, 400);
-    rn_cl_shard_encode(&s, v, 1024, &len);
+  for (uint32_t i = 0; i < req->shard_count && !err; i++) {
+    rn_cl_shard_t sh;
+    char *k = keys + (size_t)(i + 1) * RN_CL_KEY_MAX, *v = vals + (size_t)(i + 1) * RN_CL_VALUE_MAX;
+    err = rn_cl_shard_init(&sh, place + (size_t)i * rf, rf, mi, c->ctl_epoch, why, sizeof why);
+    if (!err) err = rn_cl_shard_encode(&sh, v, RN_CL_VALUE_MAX, &len);
+    key_of(c, RN_CL_KEY_SHARD, req->name, i, 0, k);
     ops[i + 1] = (rn_etcd_op_t){.kind = RN_ETCD_OP_PUT, .key = k, .value = (const uint8_t *)v, .value_len = len};
+  }
+  free(place);
+  if (err || !keys[0]) {
+    free(ops);
+    free(keys);
+    free(vals);
+    fail.err = err ? err : RN_EINVAL;
+    snprintf(m, sizeof m, "stream %s: its cluster metadata is invalid: %s", req->name,
+             err == RN_EINVAL ? why : rn_strerror(fail.err));
+    return cb(ctx, &fail);
   }
   rn_etcd_cmp_t cmp = {.key = keys, .target = RN_ETCD_CMP_CREATE, .op = RN_ETCD_EQUAL, .num = 0};
   user_job_t *j = user_job_new(c, req->name, false, cb, NULL, ctx);
@@ -1177,27 +1412,39 @@ static void hook_create(void *arg, const rn_core_create_req_t *req, rn_core_crea
   free(ops);
   free(keys);
   free(vals);
-  free(place);
 }
 
 static void hook_delete(void *arg, const rn_core_delete_req_t *req, rn_core_delete_cb cb, void *ctx) {
   rn_cluster_t *c = arg;
-  char key[400], prefix[400];
-  rn_cl_key_stream(c->root, req->name ? req->name : "", key, sizeof key);
-  rn_cl_key_shards_prefix(c->root, req->name ? req->name : "", prefix, sizeof prefix);
+  const char *name = req->name ? req->name : "";
+  char key[RN_CL_KEY_MAX], shards[RN_CL_KEY_MAX], inel[RN_CL_KEY_MAX];
+  key_of(c, RN_CL_KEY_STREAM, name, 0, 0, key);
+  if (!key[0] || rn_cl_key_prefix(c->root, RN_CL_KEY_SHARD, name, 0, shards, sizeof shards, NULL)) {
+    rn_core_delete_result_t r = {.err = RN_ENOSTREAM, .msg = "no such stream (the name is not a valid one)"};
+    return cb(ctx, &r);
+  }
+  /* Every shard's ineligible entries: the prefix of shard 0's,
+   * "<root>/ineligible/<name>/0000000000/", less its 10-digit index and '/'. */
+  size_t il = 0;
+  if (rn_cl_key_prefix(c->root, RN_CL_KEY_INELIGIBLE, name, 0, inel, sizeof inel, &il) == 0 && il > 11)
+    inel[il - 11] = '\0';
+  else
+    inel[0] = '\0';
   rn_etcd_cmp_t cmp = {.key = key, .target = RN_ETCD_CMP_CREATE, .op = RN_ETCD_NOT_EQUAL, .num = 0};
-  rn_etcd_op_t ops[2] = {{.kind = RN_ETCD_OP_DELETE, .key = key},
-                         {.kind = RN_ETCD_OP_DELETE, .key = prefix, .prefix = true}};
-  user_job_t *j = user_job_new(c, req->name, true, NULL, cb, ctx);
-  rn_etcd_txn(c->etcd, &cmp, 1, ops, 2, NULL, 0, on_user_txn, j);
+  rn_etcd_op_t ops[3] = {{.kind = RN_ETCD_OP_DELETE, .key = key},
+                         {.kind = RN_ETCD_OP_DELETE, .key = shards, .prefix = true},
+                         {.kind = RN_ETCD_OP_DELETE, .key = inel, .prefix = true}};
+  user_job_t *j = user_job_new(c, name, true, NULL, cb, ctx);
+  rn_etcd_txn(c->etcd, &cmp, 1, ops, inel[0] ? 3 : 2, NULL, 0, on_user_txn, j);
 }
 
 /* ---- open and close ----------------------------------------------------------------------------- */
 
 void rn_cluster_opts_default(rn_cluster_opts_t *o) {
   memset(o, 0, sizeof *o);
-  o->root = "/runnel";
+  o->root = RN_CL_ROOT_DEFAULT;
   o->lease_ms = 3000;
+  o->default_retention_ms = 24 * 3600 * 1000;
   o->replica_lag_ms = 2000;
   o->fetch_wait_ms = 500;
   o->max_fetch_bytes = 4u << 20;
@@ -1208,18 +1455,42 @@ rn_err_t rn_cluster_open(const rn_cluster_opts_t *o, rn_cluster_t **out, char *w
     snprintf(why, whylen, "a cluster member needs etcd endpoints, a broker id >= 1 and an advertised address");
     return RN_EINVAL;
   }
+  if (strlen(o->advertise) >= sizeof(((rn_core_placement_t *)0)->leader_address)) {
+    snprintf(why, whylen, "advertise %s: longer than %zu bytes", o->advertise,
+             sizeof(((rn_core_placement_t *)0)->leader_address) - 1);
+    return RN_EINVAL;
+  }
   if (!strchr(o->advertise, ':')) {
     snprintf(why, whylen, "advertise %s: expected host:port", o->advertise);
     return RN_EINVAL;
   }
+  char root[RN_CL_ROOT_MAX + 2];
+  snprintf(root, sizeof root, "%s", o->root && o->root[0] ? o->root : RN_CL_ROOT_DEFAULT);
+  size_t rl = strlen(root);
+  if (rl > 1 && root[rl - 1] == '/') root[rl - 1] = '\0'; /* "/runnel/" means "/runnel" */
+  char w[RN_CL_WHY_MAX];
+  if (rn_cl_root_check(root, w, sizeof w)) {
+    snprintf(why, whylen, "cluster root %s: %s", root, w);
+    return RN_EINVAL;
+  }
+  rn_cl_broker_t self = {.id = o->broker_id};
+  snprintf(self.advertise, sizeof self.advertise, "%s", o->advertise);
+  snprintf(self.http, sizeof self.http, "%s", o->http ? o->http : "");
+  snprintf(self.rack, sizeof self.rack, "%s", o->rack ? o->rack : "");
+  if (strlen(o->advertise) >= sizeof self.advertise || (o->rack && strlen(o->rack) >= sizeof self.rack) ||
+      (o->http && strlen(o->http) >= sizeof self.http) || rn_cl_broker_check(&self, w, sizeof w)) {
+    snprintf(why, whylen, "this broker's registration would be invalid: %s",
+             strlen(o->advertise) >= sizeof self.advertise ? "advertise is too long" : w);
+    return RN_EINVAL;
+  }
   rn_cluster_t *c = rn_xcalloc(1, sizeof *c);
   c->o = *o;
-  snprintf(c->root, sizeof c->root, "%s", o->root && o->root[0] ? o->root : "/runnel");
-  size_t rl = strlen(c->root);
-  if (rl > 1 && c->root[rl - 1] == '/') c->root[rl - 1] = '\0';
+  snprintf(c->root, sizeof c->root, "%s", root);
   snprintf(c->etcd_eps, sizeof c->etcd_eps, "%s", o->etcd);
-  snprintf(c->advertise, sizeof c->advertise, "%s", o->advertise);
-  snprintf(c->rack, sizeof c->rack, "%s", o->rack ? o->rack : "");
+  snprintf(c->advertise, sizeof c->advertise, "%s", self.advertise);
+  snprintf(c->http, sizeof c->http, "%s", self.http);
+  snprintf(c->rack, sizeof c->rack, "%s", self.rack);
+  if (!c->o.default_retention_ms) c->o.default_retention_ms = 24 * 3600 * 1000;
   if (!c->o.lease_ms) c->o.lease_ms = 3000;
   if (!c->o.replica_lag_ms) c->o.replica_lag_ms = 2000;
   if (!c->o.fetch_wait_ms) c->o.fetch_wait_ms = 500;
@@ -1234,6 +1505,8 @@ rn_err_t rn_cluster_open(const rn_cluster_opts_t *o, rn_cluster_t **out, char *w
   }
   rn_core_repl_hooks_t h = {.replica_fetch = hook_replica_fetch,
                             .local_durable = hook_local_durable,
+                            .forward_produce = hook_forward_produce,
+                            .forward_fetch = hook_forward_fetch,
                             .create_stream = hook_create,
                             .delete_stream = hook_delete,
                             .arg = c};
@@ -1295,7 +1568,87 @@ void rn_cluster_stats(const rn_cluster_t *c, rn_cluster_stats_t *out) {
       if (x->role != RN_CORE_ROLE_LEADER) continue;
       out->shards_led++;
       if (x->st.nisr < x->st.nreplicas) out->under_replicated++;
-      if (x->st.nisr < min_insync(s)) out->unwritable++;
+      if (!rn_cl_may_ack(&x->st)) out->unwritable++;
     }
   }
+}
+
+/* ---- /metrics ------------------------------------------------------------------------------- */
+
+/* snprintf into out[*n, cap) and advance *n by what it needed (the
+ * rn_http_metrics_fn contract: the caller retries with the total). */
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(*n < cap ? out + *n : NULL, *n < cap ? cap - *n : 0, fmt, ap);
+  va_end(ap);
+  if (k > 0) *n += (size_t)k;
+}
+
+size_t rn_cluster_metrics(void *arg, char *out, size_t cap) {
+  const rn_cluster_t *c = arg;
+  rn_cluster_stats_t st;
+  rn_cluster_stats(c, &st);
+  size_t n = 0;
+  put(out, cap, &n,
+      "# HELP runnel_cluster_registered 1 while this broker's registration is in etcd under a live lease.\n"
+      "# TYPE runnel_cluster_registered gauge\nrunnel_cluster_registered %d\n"
+      "# HELP runnel_cluster_controller 1 while this broker is the cluster's controller.\n"
+      "# TYPE runnel_cluster_controller gauge\nrunnel_cluster_controller %d\n"
+      "# HELP runnel_cluster_brokers_alive Brokers with a live registration, as this broker sees etcd.\n"
+      "# TYPE runnel_cluster_brokers_alive gauge\nrunnel_cluster_brokers_alive %u\n"
+      "# HELP runnel_cluster_shards Shards this broker leads or follows.\n"
+      "# TYPE runnel_cluster_shards gauge\nrunnel_cluster_shards{role=\"leader\"} %u\n"
+      "runnel_cluster_shards{role=\"follower\"} %u\n"
+      "# HELP runnel_cluster_under_replicated_shards Shards led here with fewer replicas in sync than they have.\n"
+      "# TYPE runnel_cluster_under_replicated_shards gauge\nrunnel_cluster_under_replicated_shards %u\n"
+      "# HELP runnel_cluster_unwritable_shards Shards led here that refuse produce (fewer in sync than min-insync, "
+      "or no etcd lease).\n"
+      "# TYPE runnel_cluster_unwritable_shards gauge\nrunnel_cluster_unwritable_shards %u\n"
+      "# HELP runnel_cluster_leader_elections_total Leader changes this broker wrote as the controller.\n"
+      "# TYPE runnel_cluster_leader_elections_total counter\nrunnel_cluster_leader_elections_total %llu\n"
+      "# HELP runnel_cluster_isr_changes_total In-sync set changes this broker wrote.\n"
+      "# TYPE runnel_cluster_isr_changes_total counter\nrunnel_cluster_isr_changes_total{change=\"shrink\"} %llu\n"
+      "runnel_cluster_isr_changes_total{change=\"expand\"} %llu\n"
+      "# HELP runnel_cluster_truncations_total Follower truncations to the point where its log diverged from the "
+      "leader's.\n"
+      "# TYPE runnel_cluster_truncations_total counter\nrunnel_cluster_truncations_total %llu\n"
+      "# HELP runnel_cluster_etcd_errors_total etcd requests that failed.\n"
+      "# TYPE runnel_cluster_etcd_errors_total counter\nrunnel_cluster_etcd_errors_total %llu\n",
+      st.registered, st.controller, st.brokers_alive, st.shards_led, st.shards_followed, st.under_replicated,
+      st.unwritable, (unsigned long long)st.elections, (unsigned long long)st.isr_shrinks,
+      (unsigned long long)st.isr_expands, (unsigned long long)st.truncations, (unsigned long long)st.etcd_errors);
+  /* Per shard led here: the in-sync set's size and each follower's lag. */
+  put(out, cap, &n,
+      "# HELP runnel_cluster_isr_size Replicas in the in-sync set of a shard led here.\n"
+      "# TYPE runnel_cluster_isr_size gauge\n");
+  for (const cl_stream_t *s = c->streams; s; s = s->next)
+    for (uint32_t i = 0; i < s->nshards; i++)
+      if (s->shards[i].role == RN_CORE_ROLE_LEADER)
+        put(out, cap, &n, "runnel_cluster_isr_size{stream=\"%s\",shard=\"%u\"} %u\n", s->name, i,
+            s->shards[i].st.nisr);
+  put(out, cap, &n,
+      "# HELP runnel_cluster_follower_lag_records Records a follower of a shard led here has not made durable yet.\n"
+      "# TYPE runnel_cluster_follower_lag_records gauge\n"
+      "# HELP runnel_cluster_follower_lag_seconds How long since a follower of a shard led here last caught up.\n"
+      "# TYPE runnel_cluster_follower_lag_seconds gauge\n");
+  int64_t now = now_ms(c);
+  for (const cl_stream_t *s = c->streams; s; s = s->next)
+    for (uint32_t i = 0; i < s->nshards; i++) {
+      const cl_shard_t *x = &s->shards[i];
+      if (x->role != RN_CORE_ROLE_LEADER) continue;
+      rn_core_shard_t *sh = core_shard(c, x);
+      uint64_t end = sh ? rn_core_shard_log_end(sh) : 0;
+      for (unsigned f = 0; f < x->nfol; f++) {
+        const rn_cl_follower_t *fo = &x->fol[f];
+        uint64_t lag = end > fo->durable_end ? end - fo->durable_end : 0;
+        double secs = lag ? (double)(now - fo->caught_up_ms) / 1000.0 : 0.0;
+        put(out, cap, &n,
+            "runnel_cluster_follower_lag_records{stream=\"%s\",shard=\"%u\",broker=\"%u\"} %llu\n"
+            "runnel_cluster_follower_lag_seconds{stream=\"%s\",shard=\"%u\",broker=\"%u\"} %.3f\n",
+            s->name, i, fo->id, (unsigned long long)lag, s->name, i, fo->id, secs);
+      }
+    }
+  return n;
 }

@@ -599,7 +599,7 @@ void rn__etcd_answer_free(rn__etcd_answer_t *a) {
 
 static rn_err_t decode_events(const json_t *arr, rn__etcd_wmsg_t *m) {
   size_t n = json_array_size(arr);
-  json_t **objs = malloc(n * sizeof *objs);
+  json_t **objs = calloc(n ? n : 1, sizeof *objs);
   m->ev = calloc(n, sizeof *m->ev);
   rn_etcd_kv_t *kvs = malloc(n * sizeof *kvs);
   if (!objs || !m->ev || !kvs) {

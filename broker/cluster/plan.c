@@ -357,6 +357,11 @@ uint64_t rn_cl_high_watermark(uint64_t leader_end, const uint64_t *ends, size_t 
 
 bool rn_cl_may_ack(const rn_cl_shard_t *sh) { return sh && sh->leader != 0 && sh->nisr >= sh->min_insync; }
 
+uint32_t rn_cl_default_min_insync(uint32_t replication) {
+  if (replication < 3) return 1;
+  return replication > RN_CL_MAX_REPLICAS ? RN_CL_MAX_REPLICAS / 2 + 1 : replication / 2 + 1;
+}
+
 rn_err_t rn_cl_shard_transition(const rn_cl_shard_t *cur, const rn_cl_shard_t *next, char *why, size_t whylen) {
   char w[RN_CL_WHY_MAX];
   if (rn_cl_shard_check(next, w, sizeof w) != 0) return REJECT("the new value: %s", w);

@@ -270,6 +270,12 @@ uint64_t rn_cl_high_watermark(uint64_t leader_end, const uint64_t *ends, size_t 
  * it; when it fails the produce gets RN_ENOTENOUGHREPLICAS (retriable). */
 bool rn_cl_may_ack(const rn_cl_shard_t *sh);
 
+/* The min in-sync of a stream created without one: a majority of its
+ * replicas from replication 3 up (3 -> 2, 4 -> 3, 5 -> 3), 1 below (with
+ * 2 replicas a majority is both, and one broker down would stop writes).
+ * A majority means an acknowledged record survives any minority's loss. */
+uint32_t rn_cl_default_min_insync(uint32_t replication);
+
 /* Whether `next` may replace `cur` (cur NULL: the key does not exist yet):
  * both are well formed, next's controller epoch and leader epoch are each
  * >= cur's, and a new leader (other than 0) comes with a higher leader
@@ -309,6 +315,7 @@ typedef struct rn_cl_stream {
   uint32_t replication;       /* 1..5 */
   uint32_t min_insync;        /* 1..replication */
   int64_t retention_ms;       /* -1 = forever, else >= 1 */
+  int64_t retention_bytes;    /* per shard; -1 = unlimited, else >= 1 */
   uint8_t durability;         /* rn_durability_t; JSON: its name */
   uint64_t uid;               /* the incarnation; JSON: a decimal string (beyond 2^53) */
   int64_t created_ms;         /* >= 0 */

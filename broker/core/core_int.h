@@ -75,6 +75,7 @@ struct rn_core_shard {
   uint32_t leader_epoch;
   uint32_t leader_hint;    /* the leader's broker id for RN_ENOTLEADER messages; 0 = unknown */
   uint64_t committed;      /* LEADER/FOLLOWER: the high watermark; <= rn_log_end */
+  uint64_t durable_end;    /* LEADER: [0, durable_end) is durable on this disk (appends complete in order) */
   bool writable;           /* LEADER: enough replicas in sync */
   char unwritable_why[160];
   /* LEADER: produce items durable here, waiting for the committed end, in

@@ -1294,9 +1294,9 @@ void rn_core_set_retention(rn_core_t *eng, const rn_core_retention_req_t *req, r
   meta_persist(eng, mj);
 }
 
-static void reply_producer(rn_core_producer_cb cb, void *ctx, uint64_t id) {
+static void reply_producer(rn_engine_t *eng, rn_core_producer_cb cb, void *ctx, uint64_t id) {
   rn_core_producer_result_t r = {0};
-  r.producer_id = id;
+  r.producer_id = ((uint64_t)eng->opts.broker_id << 40) + id;
   r.producer_epoch = 0;
   cb(ctx, &r);
 }
@@ -1305,12 +1305,12 @@ static void producer_meta_done(meta_job_t *j) {
   if (j->err)
     FAIL(rn_core_producer_result_t, j->cb.producer, j->ctx, j->err, "cannot persist producer ids: %s", rn_strerror(j->err));
   else
-    reply_producer(j->cb.producer, j->ctx, j->u64);
+    reply_producer(j->eng, j->cb.producer, j->ctx, j->u64);
 }
 
 void rn_core_init_producer(rn_core_t *eng, rn_core_producer_cb cb, void *ctx) {
   uint64_t id = eng->next_producer_id++;
-  if (id < eng->producer_id_limit) return reply_producer(cb, ctx, id);
+  if (id < eng->producer_id_limit) return reply_producer(eng, cb, ctx, id);
   /* A new block: durable before any id of it is handed out. */
   eng->producer_id_limit = id + PRODUCER_ID_BLOCK;
   meta_job_t *mj = meta_job_new(producer_meta_done, ctx);

@@ -49,6 +49,9 @@ void rn_core_shard_set_role(rn_core_t *core, rn_core_shard_t *sh, rn_core_role_t
   if (role == RN_CORE_ROLE_LEADER) {
     uint64_t end = sh->log ? rn_log_end(sh->log) : 0;
     if (sh->committed > end) sh->committed = end;
+    /* What it holds as a follower (or solo) is durable: its replica
+     * appends are acknowledged only once they are. */
+    sh->durable_end = end;
     if (was != RN_CORE_ROLE_LEADER) {
       sh->writable = false;
       snprintf(sh->unwritable_why, sizeof sh->unwritable_why, "the leader is starting (epoch %u)", epoch);
@@ -93,6 +96,11 @@ uint64_t rn_core_shard_committed(const rn_core_shard_t *sh) {
 }
 
 uint64_t rn_core_shard_log_end(const rn_core_shard_t *sh) { return sh->log ? rn_log_end(sh->log) : 0; }
+
+uint64_t rn_core_shard_durable_end(const rn_core_shard_t *sh) {
+  if (sh->role == RN_CORE_ROLE_LEADER) return sh->durable_end;
+  return rn_core_shard_log_end(sh);
+}
 
 /* The storage half of replication (rn_log_append_replica, the leader-epoch
  * history, rn_log_truncate_async) is not in storage/ yet: until it is,

@@ -209,6 +209,34 @@ static void produce_item_done(produce_op_t *op) {
   if (--op->pending == 0) produce_finish(op);
 }
 
+/* A batch forwarded to its shard's leader (repl.forward_produce). */
+typedef struct forward_item {
+  produce_op_t *op;
+  size_t i;
+} forward_item_t;
+
+static void on_forwarded(void *ctx, const rn_core_batch_result_t *r) {
+  forward_item_t *f = ctx;
+  produce_op_t *op = f->op;
+  rn_core_batch_result_t *res = &op->results[f->i];
+  uint32_t shard = res->shard;
+  *res = *r;
+  res->shard = shard;
+  if (r->msg) {
+    size_t n = strlen(r->msg);
+    char *m = rn_arena_alloc(&op->arena, n + 1);
+    memcpy(m, r->msg, n + 1);
+    res->msg = m;
+  }
+  if (r->nhits) {
+    rn_core_dedup_hit_t *h = rn_arena_alloc(&op->arena, r->nhits * sizeof *h);
+    memcpy(h, r->hits, r->nhits * sizeof *h);
+    res->hits = h;
+  }
+  free(f);
+  produce_item_done(op);
+}
+
 /* Per-shard counters and the append latency histogram (rn_core.h). */
 static void shard_note_append(rn_shard_t *sh, const produce_item_t *it, rn_err_t err) {
   rn_core_shard_stats_t *m = &sh->metrics;
@@ -313,8 +341,9 @@ static void on_appended(void *arg, rn_err_t err, uint64_t base) {
   else
     sh->cwait_head = it;
   sh->cwait_tail = it;
+  if (it->end > sh->durable_end) sh->durable_end = it->end;
   rn__shard_wake(eng, sh); /* followers parked on a replica fetch */
-  if (eng->repl.local_durable) eng->repl.local_durable(eng->repl.arg, sh, rn_log_end(sh->log));
+  if (eng->repl.local_durable) eng->repl.local_durable(eng->repl.arg, sh, sh->durable_end);
   rn__shard_release_waiting(eng, sh, 0); /* a committed end that already covers it */
 }
 
@@ -811,6 +840,16 @@ void rn_core_produce(rn_core_t *eng, const rn_core_produce_req_t *r, rn_core_pro
     if (sh->role != RN_CORE_ROLE_SOLO) {
       char m[200];
       if (sh->role != RN_CORE_ROLE_LEADER || sh->truncating) {
+        /* Any broker takes a produce for any shard: it goes on to the
+         * leader unchanged (an idempotent producer's sequence with it). */
+        if (sh->role != RN_CORE_ROLE_LEADER && !r->forwarded && eng->repl.forward_produce) {
+          forward_item_t *f = rn_xmalloc(sizeof *f);
+          *f = (forward_item_t){.op = op, .i = i};
+          op->pending++;
+          if (eng->repl.forward_produce(eng->repl.arg, sh, sb->data, sb->len, on_forwarded, f)) continue;
+          op->pending--;
+          free(f);
+        }
         set_err(&op->arena, res, RN_ENOTLEADER, "%s", rn__shard_not_leader_msg(sh, m, sizeof m));
         continue;
       }
@@ -1653,6 +1692,16 @@ void rn_core_fetch(rn_core_t *eng, const rn_core_fetch_req_t *r, rn_core_fetch_c
     rn_core_fetch_result_t fail = {.err = RN_ENOSTREAM, .msg = msg};
     cb(ctx, &fail);
     return;
+  }
+  if (!r->replica_id && !r->forwarded && r->nshards > 0 && eng->repl.forward_fetch) {
+    /* Any broker serves a consumer: a fetch of shards led elsewhere goes
+     * to their leader when one broker leads them all. */
+    bool local = false;
+    for (size_t i = 0; i < r->nshards && !local; i++) {
+      uint32_t s = r->shards[i].shard;
+      local = s >= st->nshards || st->shards[s].role == RN_CORE_ROLE_SOLO || st->shards[s].role == RN_CORE_ROLE_LEADER;
+    }
+    if (!local && eng->repl.forward_fetch(eng->repl.arg, st, r, cb, ctx)) return;
   }
   fetch_op_t *op = rn_xcalloc(1, sizeof(*op));
   op->eng = eng;

@@ -414,7 +414,7 @@ static void produce(rn_core_t *core, const Runnel__ProduceRequest *r, rn_native_
     b[i].data = r->batches[i]->batch.data;
     b[i].len = r->batches[i]->batch.len;
   }
-  rn_core_produce_req_t pr = {.stream = r ? r->stream : NULL, .batches = b, .nbatches = n};
+  rn_core_produce_req_t pr = {.stream = r ? r->stream : NULL, .batches = b, .nbatches = n, .forwarded = r && r->forwarded};
   rn_core_produce(core, &pr, on_produce, reply_new(cb, ctx));
   if (b != stack) free(b);
 }
@@ -480,6 +480,7 @@ static void fetch(rn_core_t *core, const Runnel__FetchRequest *r, rn_native_repl
       .replica_id = r ? r->replica_id : 0,
       .leader_epoch = r ? r->leader_epoch : 0,
       .stream_uid = r ? r->stream_uid : 0,
+      .forwarded = r && r->forwarded,
   };
   rn_core_fetch(core, &fr, on_fetch, reply_new(cb, ctx));
   if (p != stack) free(p);

@@ -12,8 +12,16 @@
  *
  * Blocking: rn_log_open, rn_log_close, rn_log_truncate and rn_log_read/
  * rn_log_find_time do file-system calls directly (open, scan, pread). The
- * append path, syncs, retention deletes and index writes never block the
- * owner thread: they go through rn_io_t.
+ * append path (rn_log_append*, replica appends included), syncs, retention
+ * deletes, index writes, the leader-epoch history's writes and
+ * rn_log_truncate_async never block the owner thread: they go through
+ * rn_io_t.
+ *
+ * Leader epochs (docs/storage.md, "Leader epochs and replica appends"): the
+ * log keeps the history of the epochs its batches carry, one entry
+ * (epoch, start offset) per change, in the file "leader-epochs". After any
+ * crash every recovered batch carries the epoch of the entry covering its
+ * offset and no entry starts at or past the recovered end.
  *
  * Visibility: readers see only records whose write completed and, in sync
  * mode, whose fdatasync completed ("the high watermark"), and every batch a
@@ -98,6 +106,10 @@ typedef struct rn_log_recovery {
   uint64_t journal_replayed; /* journal records rewritten into segments */
   uint64_t bytes_trusted;    /* unsealed bytes not rescanned: an index checkpoint covered them */
   uint64_t bytes_truncated;  /* torn/corrupt tail bytes removed */
+  bool epochs_repaired;      /* the leader-epoch history was rewritten at open: entries
+                              * past the end dropped, entries for scanned batches
+                              * added, or the file (missing or damaged) rebuilt
+                              * from the batch headers */
   char message[256];         /* on failure: what and where (file, position) */
 } rn_log_recovery_t;
 
@@ -149,13 +161,17 @@ typedef void (*rn_log_append_cb)(void *arg, rn_err_t err, uint64_t base_offset);
  * max_batch_bytes), assigns offsets, stamps base offset, leader_epoch and
  * arrival time, and copies it into its write buffer: batch need not outlive
  * the call. *base_offset (may be NULL) gets the assigned base offset at once.
+ * A leader_epoch greater than rn_log_last_epoch() (or any epoch on a log
+ * without history) starts a new entry of the epoch history at this batch.
  * Returns 0 (cb will run), or without running cb: RN_ECORRUPT/RN_EFORMAT
- * (bad batch), RN_ETOOLARGE, RN_ELOGFAILED (log failed; see
- * rn_log_failure), RN_ENOMEM, or a transient error that leaves the log
- * healthy (rn_log_health: DEGRADED): RN_ENOSPC (a failed write is still
- * being undone), RN_EBUSY (a segment roll is still opening its files and
- * the new segment's 32-bit index positions cannot take more; practically
- * unreachable).
+ * (bad batch), RN_ETOOLARGE, RN_ESTALEEPOCH (leader_epoch below
+ * rn_log_last_epoch(): a deposed leader; nothing stored), RN_ELOGFAILED
+ * (log failed; see rn_log_failure), RN_ECLOSED, RN_ENOMEM, or a transient
+ * error that leaves the log healthy (rn_log_health: DEGRADED): RN_ENOSPC
+ * (a failed write is still being undone), RN_EBUSY (a truncation is pending
+ * or running, see rn_log_truncate_async; or a segment roll is still opening
+ * its files and the new segment's 32-bit index positions cannot take more,
+ * practically unreachable).
  * The callback's err is 0, the error that failed the log, or a transient
  * error that leaves the log healthy; the batch is then not stored and its
  * offset will be reused: RN_ENOSPC (the write holding the batch failed for
@@ -174,6 +190,119 @@ rn_err_t rn_log_append(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t
  * results and contract otherwise. */
 rn_err_t rn_log_append_verified(rn_log_t *log, const uint8_t *batch, size_t len, uint32_t leader_epoch,
                                 rn_log_append_cb cb, void *arg, uint64_t *base_offset);
+
+/* ---- replica appends (a follower copying its leader) -------------------------
+ *
+ * A follower stores the leader's batches exactly as the leader stored them:
+ * verified in full (both checksums, structure, max_batch_bytes), their
+ * bytes unchanged (no restamp of base offset, leader epoch or arrival
+ * time), at the offsets they carry. Durability, acknowledgement, failure
+ * and the shared journal work as for rn_log_append: cb runs once the
+ * durability promise holds, with the base offset of the (first) batch.
+ * Each batch whose leader_epoch is greater than the history's last epoch
+ * starts a new history entry at its base offset. */
+
+/* Defined while this header declares the replica API below (replica appends,
+ * the leader-epoch history, rn_log_truncate_async): broker/core enables its
+ * replicate, truncate and epoch_end bodies on it. */
+#define RN_LOG_HAVE_REPLICA 1
+
+/* Append one batch as its leader stored it. Its base_offset must equal
+ * rn_log_next_offset(log) and its leader_epoch be >= rn_log_last_epoch(log)
+ * (any epoch when the history is empty). batch need not outlive the call.
+ * Returns 0 (cb will run), or without running cb and storing nothing:
+ * RN_ECORRUPT/RN_EFORMAT (bad batch, or len is not exactly one batch),
+ * RN_ETOOLARGE, RN_EOFFSET (base_offset is not the next offset: a gap or an
+ * overlap), RN_ESTALEEPOCH (epoch below the last), or rn_log_append's other
+ * errors (RN_ELOGFAILED, RN_ECLOSED, RN_ENOMEM, RN_ENOSPC, RN_EBUSY). The
+ * checks run in that order. */
+rn_err_t rn_log_append_replica(rn_log_t *log, const uint8_t *batch, size_t len, rn_log_append_cb cb, void *arg);
+
+/* The same for buf[0, len) holding consecutive whole batches (what a fetch
+ * from the leader returns). Every batch is checked first, as above (each
+ * base offset continuing the previous batch, epochs never going down): if
+ * any fails, the call returns that error and stores nothing. It then stores
+ * the longest prefix that goes into one write (at most max(max_batch_bytes,
+ * 256 KiB) bytes) in one segment — always at least the first batch — and
+ * sets *nbatches (may be NULL) to how many it stored; call again with the
+ * rest (buf + the bytes of those batches), whose offsets now continue the
+ * log. Those batches succeed or fail together: cb runs once, when all are
+ * durable (err 0, base_offset = the first one's), or with the error that
+ * kept all of them out (RN_ENOSPC etc., as for rn_log_append: none of
+ * them is stored then). len 0 or a partial trailing batch: RN_EINVAL /
+ * RN_ECORRUPT. Same errors otherwise. */
+rn_err_t rn_log_append_replica_many(rn_log_t *log, const uint8_t *buf, size_t len, rn_log_append_cb cb, void *arg,
+                                    uint32_t *nbatches);
+
+/* ---- the leader-epoch history (Kafka's leader-epoch-checkpoint) ---------------
+ *
+ * Ordered by epoch and start offset, both strictly increasing; the entry
+ * (E, s) covers offsets [s, start of the next entry) — the last one up to
+ * rn_log_next_offset(). Entries change when an append starts a new epoch,
+ * when a truncation cuts the log (entries at or past the cut go), when
+ * appends are undone after a failed write, and when retention removes the
+ * oldest segments (entries wholly below the log start go; the first entry
+ * may start below rn_log_start, and lookups treat offsets below the start
+ * as gone: rn_log_epoch_end below every entry answers rn_log_start). The in-memory history includes appends
+ * not yet durable (like rn_log_next_offset). Owner thread; no I/O. */
+
+#define RN_LOG_EPOCH_NONE UINT32_MAX
+
+typedef struct rn_log_epoch {
+  uint32_t epoch;
+  uint64_t start_offset;
+} rn_log_epoch_t;
+
+/* The epoch of the last entry; RN_LOG_EPOCH_NONE when the history is empty
+ * (a log nothing was ever appended to, or one truncated to its start). */
+uint32_t rn_log_last_epoch(const rn_log_t *log);
+
+/* Copy the entries, oldest first, into out[0, min(cap, count)); returns the
+ * count. out may be NULL when cap is 0. */
+uint32_t rn_log_epochs(const rn_log_t *log, rn_log_epoch_t *out, uint32_t cap);
+
+/* KIP-279's OffsetsForLeaderEpoch, the leader's side. For the requested
+ * epoch: *found_epoch = the largest epoch <= epoch in the history and
+ * *end_offset = the start offset of the entry after it, or
+ * rn_log_next_offset() when it is the last; when epoch is below every
+ * entry (or the history is empty): *found_epoch = RN_LOG_EPOCH_NONE and
+ * *end_offset = rn_log_start(). Returns 0, or RN_EINVAL for NULL outputs. */
+rn_err_t rn_log_epoch_end(const rn_log_t *log, uint32_t epoch, uint32_t *found_epoch, uint64_t *end_offset);
+
+/* The same lookup over a history array h[0, n) of a log holding
+ * [log_start, log_end). Pure. */
+void rn_log_epochs_end(const rn_log_epoch_t *h, uint32_t n, uint64_t log_start, uint64_t log_end, uint32_t epoch,
+                       uint32_t *found_epoch, uint64_t *end_offset);
+
+/* The follower's side (KIP-279): where a follower whose history is
+ * h[0, n), holding [log_start, log_end), must truncate to, given the
+ * leader's answer (leader_found_epoch, leader_end_offset) to
+ * rn_log_epoch_end for the follower's last epoch. Pure. The rules:
+ *   - the leader has the epoch (leader_found_epoch is in h): the follower
+ *     keeps what the two agree on, min(leader_end_offset, the follower's
+ *     own end of that epoch, log_end); *complete = true;
+ *   - the follower lacks the leader's epoch (it led or followed an epoch
+ *     the leader never saw, or missed one): it cuts every epoch above its
+ *     largest epoch below leader_found_epoch — truncate to the start of its
+ *     first epoch after that one (log_start when there is none) —
+ *     and *complete = false: ask the leader again with the new last epoch
+ *     (rn_log_last_epoch after the truncation) and call this again;
+ *   - the leader has no epoch <= the one asked for (leader_found_epoch
+ *     RN_LOG_EPOCH_NONE, leader_end_offset = the leader's log start):
+ *     nothing of the follower's can be matched from the leader's start on:
+ *     truncate to leader_end_offset clamped to [log_start, log_end];
+ *     *complete = true. (When leader_end_offset > log_end the logs do not
+ *     overlap: the broker restarts the follower's log at the leader's
+ *     start, outside this function.)
+ *   - an empty follower (n == 0): log_end, complete.
+ * Returns the offset (in [log_start, log_end]); complete may be NULL. */
+uint64_t rn_log_epochs_divergence(const rn_log_epoch_t *h, uint32_t n, uint64_t log_start, uint64_t log_end,
+                                  uint32_t leader_found_epoch, uint64_t leader_end_offset, bool *complete);
+
+/* rn_log_epochs_divergence over a follower's log (its history, rn_log_start
+ * and rn_log_next_offset). Owner thread; no I/O. */
+uint64_t rn_log_divergence(uint32_t leader_found_epoch, uint64_t leader_end_offset, const rn_log_t *follower,
+                           bool *complete);
 
 /* Time-driven work: interval syncs, roll by age, retention. Call at least
  * every rn_log_next_tick_ms() ms (or sooner). now_ms as from rn_clock_wall_ms(&opts->clock). */
@@ -266,10 +395,45 @@ typedef struct rn_log_health {
 void rn_log_health(const rn_log_t *log, rn_log_health_t *out);
 
 /* Remove every record at or after offset (a batch boundary, >= start, <=
- * end). Blocking; requires no append in flight (RN_EBUSY otherwise). The
- * truncation is durable when this returns 0. RN_EINVAL when offset is not a
- * batch boundary. */
+ * end). Blocking: rn_log_truncate_async below, waited for (running the
+ * shared io's callbacks meanwhile); requires no append or other I/O of the
+ * log in flight (RN_EBUSY otherwise). The truncation (with the epoch
+ * history's cut) is durable when this returns 0. RN_EOFFSET outside
+ * [start, next offset], RN_EINVAL when offset is not a batch boundary. */
 rn_err_t rn_log_truncate(rn_log_t *log, uint64_t offset);
+
+/* Truncation completion: err 0 once the cut is durable. */
+typedef void (*rn_log_truncate_cb)(void *arg, rn_err_t err);
+
+/* Remove every record at or after offset without blocking the owner thread
+ * (a follower cutting back to its leader's epoch boundary). offset must be
+ * a batch boundary in [rn_log_start, rn_log_next_offset].
+ *
+ * From this call on appends are refused with RN_EBUSY, readers see at most
+ * up to offset (rn_log_end is clamped to it), retention and rolls by age
+ * wait. Appends already accepted complete first, with their usual results
+ * (their callbacks run before cb; those at or past offset are then cut
+ * like the rest); so do the log's other operations, and reads holding a
+ * span on a segment wholly past offset (rn_log_span_release lets it go
+ * on). Then the file work runs on the rn_io background lane: the journal
+ * floor (journal mode), the recovery point lowered, later segments
+ * deleted, the segment cut and fdatasync'ed, the directory synced, the
+ * epoch history cut (entries at or past offset go) written durably, the
+ * cut segment rescanned. cb (owner thread, never from inside this call)
+ * gets 0 when all that is durable: rn_log_next_offset() is then offset
+ * (or lower, when accepted appends failed meanwhile and the log ended
+ * below offset anyway: nothing to cut, 0 too), and appends are accepted
+ * again. Or cb gets RN_EINVAL (offset is not a batch boundary: nothing
+ * changed), RN_ECANCELED (the log was closed or discarded before the work
+ * started), a transient error from before anything changed (the log is
+ * unchanged and healthy), or the error that failed the log (a failed
+ * fdatasync, or an error once the cut had begun; the next open recovers a
+ * consistent log either way).
+ * Returns 0 (cb will run), or without running cb: RN_ELOGFAILED,
+ * RN_ECLOSED, RN_EBUSY (another truncation is pending or running),
+ * RN_EINVAL (offset outside [rn_log_start, rn_log_next_offset]),
+ * RN_ENOMEM. */
+rn_err_t rn_log_truncate_async(rn_log_t *log, uint64_t offset, rn_log_truncate_cb cb, void *arg);
 
 /* Apply time and size retention now: closed segments that qualify are
  * removed from the log at once and their files deleted in the background.

@@ -9,6 +9,15 @@
  * (writes then end short with ENOSPC and the log undoes them) and maybe
  * free it again: a batch reported as failed must never reappear.
  *
+ * Replication (docs/storage.md, "Leader epochs and replica appends"): the
+ * leader epoch changes at random appends, half the rounds mix in replica
+ * appends (one batch or several per call, stored with the offset, epoch
+ * and arrival time they carry) and some truncate asynchronously with
+ * appends still pending. After recovery every batch must carry the epoch
+ * and arrival time it was appended with, and the leader-epoch history must
+ * hold: every batch has the epoch of the entry covering its offset, no
+ * entry starts at or past the end.
+ *
  * Usage: test_crash_sim [iterations] [first-seed]. A failing seed is printed;
  * rerun it alone with `test_crash_sim 1 <seed>`.
  */
@@ -34,12 +43,18 @@ static uint64_t g_replayed;    /* journal records replayed by recoveries */
 static uint64_t g_checkpoints; /* journal checkpoints completed */
 static uint64_t g_direct;      /* journal-mode writes made durable by their own fdatasync */
 static uint64_t g_trusted;     /* bytes recovery did not rescan: index checkpoints covered them */
+static uint64_t g_replica;     /* replica appends accepted */
+static uint64_t g_epochs;      /* epoch changes appended */
+static uint64_t g_truncs;      /* asynchronous truncations completed */
+static uint64_t g_repaired;    /* recoveries that rewrote the epoch history */
 
 typedef struct bspec {
   uint64_t tag;
   int n;
   size_t vlen;
   int64_t ts;
+  uint32_t epoch;     /* the leader epoch it was stored with */
+  int64_t arrival_ms; /* and its arrival time (a replica's is the leader's) */
 } bspec_t;
 
 typedef struct world {
@@ -61,6 +76,12 @@ typedef struct world {
   uint64_t next_tag;   /* tags are never reused, even for reused offsets */
   uint64_t enospc;     /* appends that failed for want of space */
   uint64_t cut;        /* lowest base of those since the last model_follow; UINT64_MAX = none */
+  uint32_t epoch;      /* the leader epoch appends use now */
+  bool replicas;       /* this round mixes in replica appends */
+  bool truncating_rounds; /* this round truncates asynchronously now and then */
+  bool truncating;     /* an asynchronous truncation is pending or running */
+  uint64_t tcut;       /* a completed one's offset, for model_follow; UINT64_MAX = none */
+  uint64_t keep_cap;   /* acknowledged records above this may be gone (a truncation asked for it) */
 } world_t;
 
 static void quiet(void *arg, rn_level_t level, const char *msg) {
@@ -192,18 +213,58 @@ static uint64_t recover_and_check(world_t *w, uint64_t seed) {
   if (count != end - rn_log_start(log)) fail_msg("seed %" PRIu64 ": count %" PRIu64 " start %" PRIu64 " end %" PRIu64, seed, count, rn_log_start(log), end);
   if (!w->retention && rn_log_start(log) != 0) fail_msg("seed %" PRIu64 ": start %" PRIu64, seed, rn_log_start(log));
   if (end > w->total) fail_msg("seed %" PRIu64 ": %" PRIu64 " records recovered, %" PRIu64 " appended", seed, end, w->total);
-  if (w->opts.durability == RN_DURABILITY_SYNC && end < w->acked_end)
+  uint64_t must = w->acked_end < w->keep_cap ? w->acked_end : w->keep_cap;
+  if (w->opts.durability == RN_DURABILITY_SYNC && end < must)
     fail_msg("seed %" PRIu64 ": lost acknowledged records: kept %" PRIu64 ", acked %" PRIu64, seed, end, w->acked_end);
-  if (end < w->durable_end)
+  if (end < (w->durable_end < w->keep_cap ? w->durable_end : w->keep_cap))
     fail_msg("seed %" PRIu64 ": lost synced records: kept %" PRIu64 ", synced %" PRIu64, seed, end, w->durable_end);
   char msg[256];
   if (rn_log_verify(log, msg, sizeof(msg))) fail_msg("seed %" PRIu64 ": verify: %s", seed, msg);
+  if (rec.epochs_repaired) g_repaired++;
+  if (!lt_epochs_ok(log, msg, sizeof(msg))) {
+    rn_log_epoch_t h[64];
+    uint32_t n = rn_log_epochs(log, h, 64);
+    fprintf(stderr, "history (%u):", n);
+    for (uint32_t i = 0; i < n && i < 64; i++) fprintf(stderr, " %u@%" PRIu64, h[i].epoch, h[i].start_offset);
+    fprintf(stderr, "\nrecovery: clean %d scanned %u segs %u rebuilt %u dropped %u replayed %" PRIu64 " trusted %" PRIu64
+            " truncated %" PRIu64 " repaired %d; mode %d journal %d start %" PRIu64 " end %" PRIu64 "\n",
+            rec.clean, rec.segments_scanned, rec.segments, rec.indexes_rebuilt, rec.segments_dropped, rec.journal_replayed,
+            rec.bytes_trusted, rec.bytes_truncated, rec.epochs_repaired, (int)w->opts.durability, w->use_journal,
+            rn_log_start(log), end);
+    rn_log_seg_info_t si[64];
+    uint32_t ns = rn_log_segments(log, si, 64);
+    for (uint32_t i = 0; i < ns && i < 64; i++) fprintf(stderr, " seg %" PRIu64 "-%" PRIu64 "%s", si[i].base, si[i].next, si[i].sealed ? "s" : "");
+    fprintf(stderr, "\nmodel:");
+    for (size_t i = 0; i < w->nbatches; i++) fprintf(stderr, " %" PRIu64 ":%u", w->first[i], w->batches[i].epoch);
+    fprintf(stderr, "\n");
+    fail_msg("seed %" PRIu64 ": leader epochs: %s", seed, msg);
+  }
+  {
+    /* Each batch as it was stored: its epoch and arrival time. */
+    size_t blen;
+    uint8_t *bytes = lt_read_bytes(log, rn_log_start(log), &blen);
+    size_t at = 0, bi = 0;
+    while (at < blen) {
+      rn_batch_header_t h;
+      assert_int_equal(rn_batch_header_decode(bytes + at, blen - at, &h), 0);
+      while (bi + 1 < w->nbatches && w->first[bi + 1] <= h.base_offset) bi++;
+      if (w->first[bi] != h.base_offset)
+        fail_msg("seed %" PRIu64 ": batch at %" PRIu64 " is not one appended", seed, h.base_offset);
+      if (h.leader_epoch != w->batches[bi].epoch || h.arrival_time_ms != w->batches[bi].arrival_ms)
+        fail_msg("seed %" PRIu64 ": batch at %" PRIu64 ": epoch %" PRIu32 " arrival %" PRId64 ", appended with %" PRIu32
+                 " and %" PRId64,
+                 seed, h.base_offset, h.leader_epoch, h.arrival_time_ms, w->batches[bi].epoch, w->batches[bi].arrival_ms);
+      at += h.batch_length;
+    }
+    free(bytes);
+  }
   /* The recovered log is writable and the new record is readable. */
   size_t len;
   uint8_t *b = lt_batch(999999, 2, 30, w->now, RN_CODEC_NONE, &len);
   lt_ack_t a = {0};
   uint64_t base;
-  assert_int_equal(rn_log_append(log, b, len, 1, lt_ack_cb, &a, &base), 0);
+  uint32_t last = rn_log_last_epoch(log);
+  assert_int_equal(rn_log_append(log, b, len, last == RN_LOG_EPOCH_NONE ? 1 : last, lt_ack_cb, &a, &base), 0);
   free(b);
   assert_int_equal(base, end);
   lt_wait(w->io, &a);
@@ -227,18 +288,112 @@ static void push_batch(world_t *w, const bspec_t *b, uint64_t first) {
  * went back to the first of them): they are no longer part of what was
  * appended, and their offsets are used again. */
 static void model_follow(world_t *w, rn_log_t *log) {
-  if (w->cut == UINT64_MAX) return;
-  uint64_t cut = w->cut;
-  w->cut = UINT64_MAX;
-  assert_true(cut <= w->total);
+  if (w->cut == UINT64_MAX && w->tcut == UINT64_MAX) return;
+  uint64_t cut = w->cut < w->tcut ? w->cut : w->tcut;
+  if (w->cut != UINT64_MAX) assert_true(w->cut <= w->total);
+  /* A completed truncation is durable: what is acknowledged after it must
+   * survive again. */
+  if (w->tcut != UINT64_MAX && !w->truncating) w->keep_cap = UINT64_MAX;
+  w->cut = w->tcut = UINT64_MAX;
+  if (cut > w->total) cut = w->total; /* a truncation past what undone appends left */
   while (w->nbatches && w->first[w->nbatches - 1] >= cut) w->nbatches--;
   w->total = cut;
+  if (w->acked_end > cut) w->acked_end = cut;
+  if (w->durable_end > cut) w->durable_end = cut;
   if (!rn_log_failure(log)) assert_int_equal(rn_log_next_offset(log), cut);
+}
+
+typedef struct truncctx {
+  world_t *w;
+  uint64_t offset;
+} truncctx_t;
+
+static void on_trunc(void *arg, rn_err_t err) {
+  truncctx_t *t = arg;
+  t->w->truncating = false;
+  if (err == 0) {
+    t->w->tcut = t->offset;
+    g_truncs++;
+  }
+  free(t);
+}
+
+/* Append one batch (spec b, its bytes built here) as the leader (producer
+ * append at w->epoch) or, in replica rounds, sometimes as a follower
+ * storing several batches its leader sent (stamped with their offsets, the
+ * epoch and an arrival time of the leader's). Returns the error; the model
+ * learns what was accepted. */
+static rn_err_t append_some(world_t *w, rn_log_t *log, uint64_t seed, int k, bool allow_lz4) {
+  if (rn_test_rand_below(&w->rng, 8) == 0) {
+    w->epoch += 1 + (uint32_t)rn_test_rand_below(&w->rng, 2);
+    g_epochs++;
+  }
+  bool replica = w->replicas && rn_test_rand_below(&w->rng, 2);
+  int nb = replica ? 1 + (int)rn_test_rand_below(&w->rng, 4) : 1;
+  bspec_t specs[4];
+  uint8_t *buf = NULL;
+  size_t blen = 0;
+  uint64_t base = rn_log_next_offset(log), off = base;
+  for (int i = 0; i < nb; i++) {
+    bspec_t b = {.tag = seed * 100000 + 50000 + w->next_tag++,
+                 .n = 1 + (int)rn_test_rand_below(&w->rng, 5),
+                 .vlen = (size_t)rn_test_rand_below(&w->rng, 700),
+                 .ts = w->now,
+                 .epoch = w->epoch,
+                 .arrival_ms = replica ? w->now - 12345 - i : w->now};
+    /* The leader's epoch may change inside one fetch (w->epoch is never
+     * below the log's last epoch). */
+    if (replica && i > 0) b.epoch = specs[i - 1].epoch + (rn_test_rand_below(&w->rng, 4) == 0);
+    size_t len;
+    uint8_t *bytes = lt_batch(b.tag, b.n, b.vlen, b.ts, allow_lz4 && (k & 3) == 3 ? RN_CODEC_LZ4 : RN_CODEC_NONE, &len);
+    if (replica) rn_batch_stamp(bytes, off, b.epoch, b.arrival_ms);
+    buf = realloc(buf, blen + len);
+    memcpy(buf + blen, bytes, len);
+    free(bytes);
+    blen += len;
+    off += (uint64_t)b.n;
+    specs[i] = b;
+  }
+  w->epoch = specs[nb - 1].epoch;
+  ackctx_t *a = malloc(sizeof(*a));
+  a->w = w;
+  rn_err_t err;
+  uint32_t stored = 1;
+  if (!replica) {
+    uint64_t got;
+    a->end = base + (uint64_t)specs[0].n;
+    err = rn_log_append(log, buf, blen, w->epoch, on_ack, a, &got);
+    if (!err) assert_int_equal(got, base);
+  } else {
+    /* the ack's end must be known before the call: compute for the stored prefix after */
+    a->end = UINT64_MAX;
+    err = nb == 1 && rn_test_rand_below(&w->rng, 2) ? rn_log_append_replica(log, buf, blen, on_ack, a)
+                                                       : rn_log_append_replica_many(log, buf, blen, on_ack, a, &stored);
+    if (!err) {
+      uint64_t end = base;
+      for (uint32_t i = 0; i < stored; i++) end += (uint64_t)specs[i].n;
+      a->end = end;
+      g_replica++;
+    }
+  }
+  free(buf);
+  if (err) {
+    free(a);
+    return err;
+  }
+  assert_int_equal(base, w->total);
+  for (uint32_t i = 0; i < stored; i++) {
+    push_batch(w, &specs[i], w->total);
+    w->total += (uint64_t)specs[i].n;
+  }
+  return 0;
 }
 
 static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_recovery) {
   world_t w = {0};
   w.cut = UINT64_MAX;
+  w.tcut = UINT64_MAX;
+  w.keep_cap = UINT64_MAX;
   w.rng = seed * 0x9E3779B97F4A7C15ull + 1;
   w.cfs = crashfs_new(seed);
   w.now = 1700000000000;
@@ -259,6 +414,8 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
   w.opts.clock.wall_ms = wclock;
   w.opts.clock.arg = &w;
   w.opts.logger.fn = quiet;
+  w.replicas = rn_test_rand_below(&w.rng, 2);
+  w.truncating_rounds = rn_test_rand_below(&w.rng, 3) == 0;
   w.io = new_io(&w);
 
   /* Sometimes start from a cleanly closed log with data in it. */
@@ -271,12 +428,14 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
       /* pre-crash workload with a truncate in the middle */
       int pre = 1 + (int)rn_test_rand_below(&w.rng, 60);
       for (int k = 0; k < pre; k++) {
+        if (rn_test_rand_below(&w.rng, 10) == 0) w.epoch++;
         bspec_t b = {.tag = seed * 1000 + 500 + w.nbatches, .n = 1 + (int)rn_test_rand_below(&w.rng, 5),
-                     .vlen = (size_t)rn_test_rand_below(&w.rng, 700), .ts = w.now};
+                     .vlen = (size_t)rn_test_rand_below(&w.rng, 700), .ts = w.now, .epoch = w.epoch,
+                     .arrival_ms = w.now};
         size_t len;
         uint8_t *bytes = lt_batch(b.tag, b.n, b.vlen, b.ts, RN_CODEC_NONE, &len);
         ackctx_t *a = malloc(sizeof(*a)); a->w = &w; a->end = w.total + (uint64_t)b.n;
-        assert_int_equal(rn_log_append(log, bytes, len, 1, on_ack, a, NULL), 0);
+        assert_int_equal(rn_log_append(log, bytes, len, w.epoch, on_ack, a, NULL), 0);
         free(bytes);
         push_batch(&w, &b, w.total); w.total += (uint64_t)b.n;
         if (rn_test_rand_below(&w.rng, 4) == 0) { w.now += 3; tick(&w, log); }
@@ -304,31 +463,44 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
       if (k == fill_at) crashfs_set_space(w.cfs, crashfs_used(w.cfs) + rn_test_rand_below(&w.rng, 6000));
       if (k == free_at) crashfs_set_space(w.cfs, UINT64_MAX);
       model_follow(&w, log);
-      bspec_t b = {.tag = seed * 100000 + 50000 + w.next_tag++,
-                   .n = 1 + (int)rn_test_rand_below(&w.rng, 5),
-                   .vlen = (size_t)rn_test_rand_below(&w.rng, 700),
-                   .ts = w.now};
-      size_t len;
-      uint8_t *bytes = lt_batch(b.tag, b.n, b.vlen, b.ts, (k & 3) == 3 ? RN_CODEC_LZ4 : RN_CODEC_NONE, &len);
-      ackctx_t *a = malloc(sizeof(*a));
-      a->w = &w;
-      a->end = w.total + (uint64_t)b.n;
-      uint64_t base;
-      rn_err_t err = rn_log_append(log, bytes, len, 1, on_ack, a, &base);
-      free(bytes);
-      if (err == RN_ENOSPC || err == RN_EMFILE) {
-        free(a); /* refused while a failed write is undone, or at a roll: retriable */
+      if (w.truncating_rounds && !w.truncating && w.nbatches && rn_test_rand_below(&w.rng, 16) == 0 &&
+          !rn_log_failure(log)) {
+        /* A follower cut back by its leader, appends still in flight: the
+         * model cuts once it completes; from now on what it removes may be
+         * gone after a crash. */
+        size_t first_ok = 0, past = w.nbatches;
+        while (first_ok < w.nbatches && w.first[first_ok] < rn_log_start(log)) first_ok++;
+        /* Only what the log still has (a failed write being undone may
+         * already have taken the model's last batches back). */
+        while (past > first_ok && w.first[past - 1] > rn_log_next_offset(log)) past--;
+        if (first_ok < past) {
+          truncctx_t *t = malloc(sizeof(*t));
+          t->w = &w;
+          t->offset = w.first[first_ok + rn_test_rand_below(&w.rng, past - first_ok)];
+          rn_err_t te = rn_log_truncate_async(log, t->offset, on_trunc, t);
+          if (te) {
+            if (te != RN_ELOGFAILED && te != RN_ECLOSED)
+              fail_msg("seed %" PRIu64 ": truncate_async(%" PRIu64 "): %s (start %" PRIu64 ", next %" PRIu64
+                       ", model %" PRIu64 ")",
+                       seed, t->offset, rn_err_name(te), rn_log_start(log), rn_log_next_offset(log), w.total);
+            free(t);
+          } else {
+            w.truncating = true;
+            if (t->offset < w.keep_cap) w.keep_cap = t->offset;
+          }
+        }
+      }
+      rn_err_t err = append_some(&w, log, seed, k, true);
+      if (err == RN_ENOSPC || err == RN_EMFILE || (err == RN_EBUSY && w.truncating)) {
+        /* refused while a failed write is undone, at a roll, or while a
+         * truncation waits: retriable */
         assert_int_equal(rn_log_failure(log), 0);
         continue;
       }
       if (err) {
-        free(a);
         assert_true(err == RN_ELOGFAILED || rn_log_failure(log) != 0);
         break;
       }
-      assert_int_equal(base, w.total);
-      push_batch(&w, &b, w.total);
-      w.total += (uint64_t)b.n;
       uint64_t what = rn_test_rand_below(&w.rng, 8);
       if (what == 0) {
         rn_io_wait(w.io, -1);
@@ -388,8 +560,10 @@ static void test_randomized_crashes(void **state) {
   for (uint64_t i = 0; i < g_iters; i++) one_round(g_seed0 + i, &kept, &in_recovery);
   printf("crash rounds: %" PRIu64 " (seeds %" PRIu64 "..%" PRIu64 "), records kept in total: %" PRIu64
          ", crashes during recovery: %" PRIu64 ", appends undone after ENOSPC: %" PRIu64
-         ", journal records replayed: %" PRIu64 ", journal checkpoints: %" PRIu64 ", direct writes: %" PRIu64 ", bytes trusted from index checkpoints: %" PRIu64 "\n",
-         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc, g_replayed, g_checkpoints, g_direct, g_trusted);
+         ", journal records replayed: %" PRIu64 ", journal checkpoints: %" PRIu64 ", direct writes: %" PRIu64 ", bytes trusted from index checkpoints: %" PRIu64
+         ", epoch changes: %" PRIu64 ", replica appends: %" PRIu64 ", async truncations: %" PRIu64 ", epoch histories repaired at open: %" PRIu64 "\n",
+         g_iters, g_seed0, g_seed0 + g_iters - 1, kept, in_recovery, g_enospc, g_replayed, g_checkpoints, g_direct, g_trusted,
+         g_epochs, g_replica, g_truncs, g_repaired);
 }
 
 /* A failed fdatasync fails the log: the pending append gets the error, later

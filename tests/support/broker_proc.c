@@ -2,6 +2,7 @@
 #include "broker_proc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -127,7 +128,7 @@ int rn_test_broker_start(rn_test_broker_t *b, const char *data_dir, const char *
   return 0;
 }
 
-static int reap(rn_test_broker_t *b) {
+static int reap(rn_test_broker_t *b, bool killed) {
   int st = 0;
   pid_t r;
   do r = waitpid(b->pid, &st, 0);
@@ -138,24 +139,28 @@ static int reap(rn_test_broker_t *b) {
   close(b->err_fd);
   if (r < 0) return -1;
   if (WIFEXITED(st)) return WEXITSTATUS(st);
+  /* -1 to the caller; say which signal, as that is what a flake report needs */
+  if (WIFSIGNALED(st) && !killed)
+    fprintf(stderr, "runneld (%s) was killed by signal %d (%s)%s\n", b->log_path, WTERMSIG(st), strsignal(WTERMSIG(st)),
+            WCOREDUMP(st) ? ", core dumped" : "");
   return -1;
 }
 
 int rn_test_broker_stop(rn_test_broker_t *b) {
   if (!b->pid) return -1;
   kill(b->pid, SIGTERM);
-  return reap(b);
+  return reap(b, false);
 }
 
 int rn_test_broker_wait(rn_test_broker_t *b) {
   if (!b->pid) return -1;
-  return reap(b);
+  return reap(b, false);
 }
 
 void rn_test_broker_kill(rn_test_broker_t *b) {
   if (!b->pid) return;
   kill(b->pid, SIGKILL);
-  reap(b);
+  reap(b, true);
 }
 
 int rn_test_runneld_run(const char *const *args, char *out, size_t cap, int *started) {

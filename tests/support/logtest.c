@@ -186,3 +186,80 @@ size_t lt_expect_prefix(const lt_sent_t *sent, rn_log_t *log) {
   free(s);
   return i;
 }
+
+uint8_t *lt_read_bytes(rn_log_t *log, uint64_t from, size_t *len) {
+  size_t cap = 1 << 16, have = 0;
+  uint8_t *out = NULL;
+  uint8_t *buf = malloc(cap);
+  assert_non_null(buf);
+  uint64_t want = from;
+  while (want < rn_log_end(log)) {
+    size_t got = 0;
+    rn_err_t err = rn_log_read(log, want, buf, cap, &got);
+    if (err == RN_ETOOLARGE) {
+      cap = got;
+      buf = realloc(buf, cap);
+      assert_non_null(buf);
+      continue;
+    }
+    assert_int_equal(err, 0);
+    assert_true(got > 0);
+    out = realloc(out, have + got);
+    assert_non_null(out);
+    memcpy(out + have, buf, got);
+    have += got;
+    /* The next offset after the last batch read. */
+    size_t at = 0;
+    while (at < got) {
+      rn_batch_header_t h;
+      assert_int_equal(rn_batch_header_decode(buf + at, got - at, &h), 0);
+      want = h.base_offset + h.record_count;
+      at += h.batch_length;
+    }
+  }
+  free(buf);
+  *len = have;
+  return out;
+}
+
+bool lt_epochs_ok(rn_log_t *log, char *why, size_t cap) {
+  uint32_t n = rn_log_epochs(log, NULL, 0);
+  rn_log_epoch_t *h = calloc(n ? n : 1, sizeof(*h));
+  assert_non_null(h);
+  rn_log_epochs(log, h, n);
+  bool ok = true;
+  uint64_t start = rn_log_start(log), next = rn_log_next_offset(log);
+  for (uint32_t i = 0; ok && i < n; i++) {
+    if (h[i].start_offset >= next) {
+      snprintf(why, cap, "entry %u (epoch %u) starts at %llu, at or past the log end %llu", i, h[i].epoch,
+               (unsigned long long)h[i].start_offset, (unsigned long long)next);
+      ok = false;
+    } else if (i && (h[i].epoch <= h[i - 1].epoch || h[i].start_offset <= h[i - 1].start_offset)) {
+      snprintf(why, cap, "entry %u does not increase", i);
+      ok = false;
+    }
+  }
+  if (ok && next > start && (n == 0 || h[0].start_offset > start)) {
+    snprintf(why, cap, "no entry covers the log start %llu", (unsigned long long)start);
+    ok = false;
+  }
+  size_t len = 0;
+  uint8_t *b = ok ? lt_read_bytes(log, start, &len) : NULL;
+  size_t at = 0;
+  uint32_t k = 0;
+  while (ok && at < len) {
+    rn_batch_header_t hdr;
+    assert_int_equal(rn_batch_header_decode(b + at, len - at, &hdr), 0);
+    while (k + 1 < n && h[k + 1].start_offset <= hdr.base_offset) k++;
+    if (hdr.leader_epoch != h[k].epoch) {
+      snprintf(why, cap, "batch at offset %llu has epoch %u, its entry (start %llu) says %u",
+               (unsigned long long)hdr.base_offset, hdr.leader_epoch, (unsigned long long)h[k].start_offset,
+               h[k].epoch);
+      ok = false;
+    }
+    at += hdr.batch_length;
+  }
+  free(b);
+  free(h);
+  return ok;
+}

@@ -6,6 +6,8 @@
 #ifndef RN_TEST_LOGTEST_H
 #define RN_TEST_LOGTEST_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rn_io.h"
@@ -64,5 +66,17 @@ void lt_expect_exactly_acked(const lt_sent_t *s, rn_log_t *log);
 /* Asserts the log holds, record by record, a prefix of the appends in s
  * (after a crash); returns how many appends the prefix spans. */
 size_t lt_expect_prefix(const lt_sent_t *s, rn_log_t *log);
+
+/* Every stored batch in [from, rn_log_end), whole, back to back (what a
+ * follower fetches), malloc'd; *len bytes (NULL when none). */
+uint8_t *lt_read_bytes(rn_log_t *log, uint64_t from, size_t *len);
+
+/* The leader-epoch invariant (docs/storage.md, "Leader epochs and replica
+ * appends"): entries strictly increasing in epoch and start offset, none at
+ * or past rn_log_next_offset, the first covering the log start when the log
+ * holds anything, and every batch in [start, rn_log_end) carrying the epoch
+ * of the entry covering its base offset. Returns true, or false with what
+ * is wrong in why. */
+bool lt_epochs_ok(rn_log_t *log, char *why, size_t cap);
 
 #endif

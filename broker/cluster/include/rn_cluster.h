@@ -43,7 +43,10 @@ typedef struct rn_cluster_opts {
   const char *root;           /* key prefix; default "/runnel" */
   uint32_t broker_id;         /* >= 1, unique in the cluster */
   const char *advertise;      /* host:port other brokers and clients reach this broker's native port at */
+  const char *http;           /* host:port of this broker's HTTP port, for descriptions; NULL/"" = none */
   const char *rack;           /* "" = none */
+  int64_t default_retention_ms; /* what a create without retention gets, resolved once for every replica
+                                   (core's default_retention_ms; < 0 = forever) */
   uint32_t lease_ms;          /* broker liveness: the etcd lease TTL (rounded up to seconds); default 3000 */
   uint32_t replica_lag_ms;    /* a follower not caught up for this long leaves the in-sync set; default 2000 */
   uint32_t fetch_wait_ms;     /* a follower's replica fetch long poll; default 500 */
@@ -73,9 +76,17 @@ typedef struct rn_cluster_stats {
   uint64_t isr_shrinks, isr_expands;
   uint64_t truncations;       /* follower truncations to a divergence point */
   uint64_t etcd_errors;
+  uint64_t forwarded;         /* produce batches relayed to their shard's leader */
+  uint64_t forwarded_fetches; /* consumer fetches relayed to their shards' leader */
   int64_t last_etcd_ok_ms;
 } rn_cluster_stats_t;
 void rn_cluster_stats(const rn_cluster_t *c, rn_cluster_stats_t *out);
+
+/* Prometheus lines for /metrics (an rn_http_metrics_fn: arg is the
+ * cluster; writes at most cap bytes, returns the length it needed):
+ * runnel_cluster_* gauges and counters, and per shard led here the
+ * in-sync set's size and every follower's lag in records and seconds. */
+size_t rn_cluster_metrics(void *arg, char *out, size_t cap);
 
 #ifdef __cplusplus
 }

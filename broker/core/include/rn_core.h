@@ -102,6 +102,11 @@ typedef struct rn_core_opts {
    * in role NONE (refusing produce and fetch) until the cluster layer gives
    * it one; false = a single broker, every shard SOLO. */
   bool cluster;
+  /* A cluster member's broker id (1..2^20): the producer ids it hands out
+   * are (broker_id << 40) + n, so no two brokers give out the same one (a
+   * leader keeps one idempotence window per id, whichever broker issued
+   * it). 0 = a single broker: ids n. */
+  uint32_t broker_id;
   /* One line per event (rn_base.h); fn NULL = the stderr line as "engine".
    * Called on the loop thread, or on the thread calling
    * rn_core_open/rn_core_close. */
@@ -443,6 +448,10 @@ typedef struct rn_core_produce_req {
   const char *stream;
   const rn_core_batch_in_t *batches; /* nbatches; may point into a frame (zero copy) */
   size_t nbatches;
+  /* Forwarded by another broker (ProduceRequest.forwarded): a shard not led
+   * here answers RN_ENOTLEADER instead of forwarding again, so two brokers
+   * with stale views never pass a batch back and forth. */
+  bool forwarded;
 } rn_core_produce_req_t;
 
 /* A record the stream's dedup window found already stored: not stored
@@ -530,6 +539,7 @@ typedef struct rn_core_fetch_req {
   uint32_t replica_id;
   uint32_t leader_epoch;
   uint64_t stream_uid;          /* != 0: only that incarnation of the stream (else RN_ENOSTREAM) */
+  bool forwarded;               /* from another broker (FetchRequest.forwarded): never forwarded again */
 } rn_core_fetch_req_t;
 
 typedef struct rn_core_fetch_shard_result {
@@ -907,6 +917,23 @@ typedef struct rn_core_repl_hooks {
   /* A user's create or delete in a cluster (core opened with opts.cluster):
    * the cluster layer writes it to the control plane and answers cb
    * itself, once the local copy exists (or is gone). NULL: RN_ENOTSUP. */
+  /* A produce batch for a shard this broker does not lead (FOLLOWER or
+   * NONE, a request that was not forwarded already): send it unchanged to
+   * the shard's leader and call done(ctx, result) once, on the loop thread,
+   * with the leader's answer (result and what it points to borrowed during
+   * the call; result->shard ignored). The bytes are borrowed during the
+   * call only. Return false when there is no leader to send it to: the
+   * batch is answered RN_ENOTLEADER. NULL: RN_ENOTLEADER. */
+  bool (*forward_produce)(void *arg, rn_core_shard_t *sh, const uint8_t *batch, size_t len,
+                          void (*done)(void *ctx, const rn_core_batch_result_t *r), void *ctx);
+  /* A consumer's fetch (not forwarded already) of shards none of which is
+   * led here: when one other broker leads them all, send the request there
+   * and call cb(ctx, result) once with its answer (borrowed during the
+   * call; rn_core_fetch_hold returns NULL inside it, so the caller copies)
+   * and return true. false: core answers each shard itself (RN_ENOTLEADER).
+   * req is borrowed during the call only. */
+  bool (*forward_fetch)(void *arg, rn_core_stream_t *st, const rn_core_fetch_req_t *req, rn_core_fetch_cb cb,
+                        void *ctx);
   void (*create_stream)(void *arg, const rn_core_create_req_t *req, rn_core_create_cb cb, void *ctx);
   void (*delete_stream)(void *arg, const rn_core_delete_req_t *req, rn_core_delete_cb cb, void *ctx);
   void *arg;
@@ -942,6 +969,10 @@ uint64_t rn_core_shard_committed(const rn_core_shard_t *sh);
 /* The log's next offset (the end a follower fetches from, durable records
  * and any in flight), and its durable end. */
 uint64_t rn_core_shard_log_end(const rn_core_shard_t *sh);
+/* LEADER: the end of what is durable on this disk (its own appends
+ * complete in order); other roles: the log end (a follower's replica
+ * appends are answered only once durable, one at a time). */
+uint64_t rn_core_shard_durable_end(const rn_core_shard_t *sh);
 
 typedef void (*rn_core_repl_cb)(void *ctx, rn_err_t err, const char *msg);
 /* FOLLOWER: append whole consecutive batches exactly as the leader stored

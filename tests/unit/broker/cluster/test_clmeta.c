@@ -60,6 +60,7 @@ static rn_cl_stream_t sample_stream(void) {
   st.replication = 3;
   st.min_insync = 2;
   st.retention_ms = 86400000;
+  st.retention_bytes = 1073741824;
   st.durability = RN_DURABILITY_SYNC;
   st.uid = 18446744073709551615ULL;
   st.created_ms = 1796187781000;
@@ -84,7 +85,7 @@ static void test_encode_exact(void **state) {
   rn_cl_stream_t st = sample_stream();
   assert_int_equal(rn_cl_stream_encode(&st, buf, sizeof buf, &len), 0);
   assert_string_equal(buf, "{\"v\":1,\"name\":\"clicks.v2\",\"nshards\":4,\"replication\":3,\"min_insync\":2,"
-                           "\"retention_ms\":86400000,\"durability\":\"sync\",\"uid\":\"18446744073709551615\","
+                           "\"retention_ms\":86400000,\"retention_bytes\":1073741824,\"durability\":\"sync\",\"uid\":\"18446744073709551615\","
                            "\"created_ms\":1796187781000}");
   rn_cl_controller_t c = {5, 12};
   assert_int_equal(rn_cl_controller_encode(&c, buf, sizeof buf, &len), 0);
@@ -363,7 +364,7 @@ static void test_other_rejections(void **state) {
 #undef BR
 
 #define ST(name, rest) (snprintf(j, sizeof j, "{\"v\":1,\"name\":\"%s\",%s}", name, rest), j)
-  const char *base = "\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\","
+  const char *base = "\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\","
                      "\"uid\":\"7\",\"created_ms\":0";
   assert_int_equal(rn_cl_stream_decode(U8(ST("s", base)), (rn_cl_stream_t *)out, NULL, 0), 0);
   expect_bad(dec_stream, ST("a/b", base), "stream: name \"a/b\" breaks the name rule");
@@ -372,33 +373,35 @@ static void test_other_rejections(void **state) {
   static const struct {
     const char *rest, *why;
   } sbad[] = {
-      {"\"nshards\":0,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":0,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
        "nshards 0 is outside 1..2147483647"},
-      {"\"nshards\":2147483648,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":2147483648,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
        "nshards 2147483648 is outside"},
-      {"\"nshards\":4,\"replication\":6,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":6,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
        "replication 6 is outside 1..5"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":4,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":4,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
        "min_insync 4 is outside 1..3 (the replication)"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":0,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":0,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
        "retention_ms 0 is neither -1 (forever) nor >= 1"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-2,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-2,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
        "retention_ms -2 is neither"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"fast\",\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":0,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":0",
+       "retention_bytes 0 is neither -1 (unlimited) nor >= 1"},
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"fast\",\"uid\":\"7\",\"created_ms\":0",
        "\"durability\" must be \"sync\", \"interval\" or \"none\""},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":0,\"uid\":\"7\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":0,\"uid\":\"7\",\"created_ms\":0",
        "\"durability\" must be"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":7,\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":7,\"created_ms\":0",
        "\"uid\" must be a decimal string"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"07\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"07\",\"created_ms\":0",
        "\"uid\" must be a decimal string"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"-7\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"-7\",\"created_ms\":0",
        "\"uid\" must be a decimal string"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"\",\"created_ms\":0",
        "\"uid\" must be a decimal string"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"18446744073709551616\",\"created_ms\":0",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"18446744073709551616\",\"created_ms\":0",
        "\"uid\" must be a decimal string"},
-      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":-5",
+      {"\"nshards\":4,\"replication\":3,\"min_insync\":2,\"retention_ms\":-1,\"retention_bytes\":-1,\"durability\":\"sync\",\"uid\":\"7\",\"created_ms\":-5",
        "created_ms -5 is negative"},
   };
   for (size_t i = 0; i < sizeof sbad / sizeof sbad[0]; i++) expect_bad(dec_stream, ST("s", sbad[i].rest), sbad[i].why);
@@ -656,6 +659,7 @@ static void test_property_round_trip(void **state) {
     st.replication = (uint32_t)(1 + rn_test_rand_below(&seed, 5));
     st.min_insync = (uint32_t)(1 + rn_test_rand_below(&seed, st.replication));
     st.retention_ms = rn_test_rand_below(&seed, 4) == 0 ? -1 : (int64_t)(1 + (rn_test_rand(&seed) >> 2));
+    st.retention_bytes = rn_test_rand_below(&seed, 4) == 0 ? -1 : (int64_t)(1 + (rn_test_rand(&seed) >> 2));
     st.durability = (uint8_t)rn_test_rand_below(&seed, 3);
     st.uid = rn_test_rand(&seed);
     st.created_ms = (int64_t)(rn_test_rand(&seed) >> 1);

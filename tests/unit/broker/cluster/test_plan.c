@@ -436,6 +436,9 @@ static void test_elect_leader_dies(void **state) {
   assert_int_equal(next.leader, 3);
   assert_isr(&next, IDS(3));
   assert_false(rn_cl_may_ack(&(rn_cl_shard_t){.leader = 3, .nisr = 1, .min_insync = 2}));
+  /* the default min in-sync: a majority from 3 replicas up */
+  static const uint32_t want_min[] = {1, 1, 1, 2, 3, 3};
+  for (uint32_t rf = 0; rf <= 5; rf++) assert_int_equal(rn_cl_default_min_insync(rf), want_min[rf]);
 }
 
 static void test_elect_sticky_and_cleanup(void **state) {
