@@ -100,7 +100,9 @@ struct rn_etcd_watch {
   bool cancelled, finished;
   /* under mu */
   bool ended, cancel_req, submitted;
-  rn_etcd_watch_t *qnext; /* subq of watches / cancelq */
+  rn_etcd_watch_t *qnext; /* wsubq (the curl thread reads it after taking the list) */
+  rn_etcd_watch_t *cqnext; /* cancelq: a separate link, so a cancel never writes a link the
+                              curl thread may be reading outside mu */
   /* curl thread */
   rn_etcd_watch_t *cnext; /* the curl thread's list */
   CURL *easy;
@@ -359,7 +361,10 @@ static void req_done(rn_etcd_t *e, req_t *r, CURLcode cc) {
     push_done(e, r, NULL);
     return;
   }
-  bool connected = connect_us > 0;
+  /* A timeout before the request's deadline is the connect timeout (a
+   * reused connection reports no connect time, so the deadline decides). */
+  bool deadline_hit = mono_ns() + 2000000u >= r->deadline_ns;
+  bool connected = connect_us > 0 || deadline_hit;
   if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
       (cc == CURLE_OPERATION_TIMEDOUT && !connected)) {
     add_fail(r, ep, cerr);
@@ -590,7 +595,7 @@ static void *curl_main(void *arg) {
     e->subq_tail = &e->subq;
     rn_etcd_watch_t *wsub = e->wsubq, *canc = e->cancelq;
     e->wsubq = e->cancelq = NULL;
-    for (rn_etcd_watch_t *w = canc; w; w = w->qnext) w->ended = true;
+    for (rn_etcd_watch_t *w = canc; w; w = w->cqnext) w->ended = true;
     for (rn_etcd_watch_t *w = wsub; w; w = w->qnext) w->submitted = true;
     pthread_mutex_unlock(&e->mu);
     /* new watches first, so a cancel in the same batch finds them listed */
@@ -603,8 +608,8 @@ static void *curl_main(void *arg) {
       watch_connect(e, w);
     }
     for (rn_etcd_watch_t *w = canc, *nx; w; w = nx) {
-      nx = w->qnext;
-      w->qnext = NULL;
+      nx = w->cqnext;
+      w->cqnext = NULL;
       watch_drop_conn(e, w);
       watch_unlist(e, w);
       witem_push(e, w, WI_END, 0, 0, NULL);
@@ -928,7 +933,7 @@ void rn_etcd_watch_cancel(rn_etcd_watch_t *w) {
   if (!w->ended) {
     w->cancel_req = true;
     if (w->submitted) {
-      w->qnext = e->cancelq;
+      w->cqnext = e->cancelq;
       e->cancelq = w;
     } else {
       /* still on wsubq: take it off, and answer the cancel ourselves */

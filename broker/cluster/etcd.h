@@ -44,6 +44,8 @@
  *                        reported: it is a programming error and asserts)
  *      RN_EOFFSET        a revision that was compacted away
  *      RN_ENOMEM         out of memory for an answer
+ *      RN_ETOOLARGE      an answer larger than RN__ETCD_ANSWER_MAX (64 MiB,
+ *                        etcd_json.h), refused unread
  *      RN_ECANCELED      the client was closed first
  *    A txn whose compares failed is not an error: err 0, succeeded false.
  *

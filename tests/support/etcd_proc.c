@@ -115,7 +115,21 @@ int rn_etcd_proc_start(rn_etcd_proc_t *p, const char *dir, char *why, size_t why
 }
 
 void rn_etcd_proc_signal(rn_etcd_proc_t *p, int sig) {
-  if (p->pid > 0) kill(p->pid, sig);
+  if (p->pid <= 0) return;
+  kill(p->pid, sig);
+  /* kill only queues the signal: wait until the stop (or continue) took effect */
+  int st, flags = sig == SIGSTOP ? WUNTRACED : sig == SIGCONT ? WCONTINUED : -1;
+  if (flags < 0) return;
+  for (;;) {
+    pid_t r = waitpid(p->pid, &st, flags);
+    if (r < 0 && errno == EINTR) continue;
+    if (r != p->pid) return;
+    if ((sig == SIGSTOP && WIFSTOPPED(st)) || (sig == SIGCONT && WIFCONTINUED(st))) return;
+    if (WIFEXITED(st) || WIFSIGNALED(st)) {
+      p->pid = 0;
+      return;
+    }
+  }
 }
 
 void rn_etcd_proc_stop(rn_etcd_proc_t *p, bool kill9) {

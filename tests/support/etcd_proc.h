@@ -26,7 +26,7 @@ bool rn_etcd_proc_available(void);
  * reused: a restart on the same port and data). Waits until /health
  * answers 200, at most 30 s. Returns 0, or -1 with why. */
 int rn_etcd_proc_start(rn_etcd_proc_t *p, const char *dir, char *why, size_t whylen);
-/* Send sig to it (SIGSTOP, SIGCONT, ...). */
+/* Send sig to it; SIGSTOP and SIGCONT return once it is stopped / running. */
 void rn_etcd_proc_signal(rn_etcd_proc_t *p, int sig);
 /* SIGTERM (or SIGKILL when kill9) and reap. */
 void rn_etcd_proc_stop(rn_etcd_proc_t *p, bool kill9);
