@@ -1810,6 +1810,7 @@ typedef struct del_job {
   size_t hist_len;
   uint64_t hist_seq;
   bool hist_ok; /* set by the worker */
+  bool rp_ok;   /* set by the worker: the file's log start is j->start */
 } del_job_t;
 
 static rn_err_t del_fn(void *arg) {
@@ -1823,6 +1824,7 @@ static rn_err_t del_fn(void *arg) {
   }
   err = rn__rp_write(j->log, j->rp, j->start);
   if (err) return err;
+  j->rp_ok = true;
   rn_err_t first = 0;
   for (uint32_t i = 0; i < j->n; i++) {
     rn__seg_t *seg = j->segs[i];
@@ -1846,6 +1848,11 @@ static void del_cb(void *arg, rn_err_t res) {
   log->inflight--;
   log->delete_active = false;
   if (j->hist_ok) rn__hist_written(log, j->hist_seq);
+  /* The history drops what lies wholly below the new start only once the
+   * file says the log starts there: trimmed earlier, a seal could write it
+   * while a failed recovery-point write leaves the old segments to the next
+   * open, which would then trust a history that does not cover them. */
+  if (j->rp_ok) rn__hist_trim(log, j->start);
   if (res < 0)
     rn__log_say(log, RN_LVL_WARN, "%s: deleting %u segment(s) below offset %" PRIu64 " failed: %s (the next open finishes it)",
                 log->dir, j->n, j->start, rn_strerror(res));
@@ -1899,7 +1906,6 @@ static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) 
   log->start_submitted = j->start;
   memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
   log->nsegs -= n;
-  rn__hist_trim(log, j->start);
   rn__log_say(log, RN_LVL_INFO, "%s: retention removes %u segment(s) below offset %" PRIu64 " (%s)", log->dir, n,
               j->start, below ? "compacted" : by_time_any ? "time" : "bytes");
   return n;
@@ -2163,7 +2169,10 @@ static rn_err_t trunc_start(rn_log_t *log, rn__trunc_t *t) {
       t->floor = true;
       t->floor_lsn = rn__journal_next_lsn(log->jr);
     }
-    if (log->recovery_point > t->seg->base) {
+    /* What the file may hold, not only what a completed seal confirmed: a
+     * seal that failed after its write, or retention's rewrite of the file
+     * (del_fn), can leave rp_submitted on disk above recovery_point. */
+    if (log->rp_submitted > t->seg->base) {
       t->lower_rp = true;
       t->rp = t->seg->base;
       t->start = rn_log_start(log);
