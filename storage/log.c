@@ -1952,9 +1952,11 @@ void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention
  * flight, no read span on a segment it deletes — then one job on the
  * background lane does the file work in the order that keeps every crash
  * recoverable (the blocking rn_log_truncate is the same job, waited for):
- *   0. journal mode: what stays must not need the journal (every unsealed
- *      segment fdatasync'ed), and no record from before the cut may be
- *      replayed after it: a floor past all of them;
+ *   0. journal mode: nothing may need the journal (every unsealed segment
+ *      fdatasync'ed, the later ones too: a failure before step 1 keeps
+ *      them, and the floor would make their journaled records unreplayable),
+ *      and no record from before the cut may be replayed after it: a floor
+ *      past all of them;
  *   1. the recovery point moves below the cut, so a crash midway leaves no
  *      "sealed" segment shorter than its index says;
  *   2. later segments go, newest first; the cut segment loses its index
@@ -1989,6 +1991,7 @@ typedef struct rn__trunc {
   rn__seg_t **sync;   /* journal mode: unsealed segments with unsynced bytes */
   uint64_t *sync_upto;
   uint32_t nsync;
+  uint32_t nsync_kept; /* the first ones, up to the cut segment: kept */
   bool floor;
   uint64_t floor_lsn;
   bool lower_rp;
@@ -2119,7 +2122,7 @@ static void trunc_cb(void *arg, rn_err_t res) {
     seg->idx_cp = 0; /* its index files are gone */
     seg->wb_pos = 0;
     seg->created_ms = rn__log_now(log);
-    for (uint32_t i = 0; i < t->nsync; i++)
+    for (uint32_t i = 0; i < t->nsync_kept; i++) /* the later ones are freed above */
       if (t->sync[i] != seg && t->sync_upto[i] > t->sync[i]->synced) t->sync[i]->synced = t->sync_upto[i];
     if (t->lower_rp) log->recovery_point = log->rp_submitted = t->rp;
     log->next_offset = log->written_next = log->durable_next = log->jdurable_next = seg->next;
@@ -2157,15 +2160,17 @@ static rn_err_t trunc_start(rn_log_t *log, rn__trunc_t *t) {
       }
     }
     if (log->jr) {
-      t->sync = malloc((t->si + 1) * sizeof(*t->sync));
-      t->sync_upto = malloc((t->si + 1) * sizeof(*t->sync_upto));
+      t->sync = malloc(log->nsegs * sizeof(*t->sync));
+      t->sync_upto = malloc(log->nsegs * sizeof(*t->sync_upto));
       if (!t->sync || !t->sync_upto) return RN_ENOMEM;
-      for (uint32_t i = 0; i <= t->si; i++) {
+      for (uint32_t i = 0; i < log->nsegs; i++) {
+        if (i == t->si + 1) t->nsync_kept = t->nsync;
         rn__seg_t *s = log->segs[i];
         if (s->sealed || !s->file || s->synced >= s->written) continue;
         t->sync[t->nsync] = s;
         t->sync_upto[t->nsync++] = s->written;
       }
+      if (t->si + 1 == log->nsegs) t->nsync_kept = t->nsync;
       t->floor = true;
       t->floor_lsn = rn__journal_next_lsn(log->jr);
     }
