@@ -1810,6 +1810,7 @@ typedef struct del_job {
   size_t hist_len;
   uint64_t hist_seq;
   bool hist_ok; /* set by the worker */
+  bool rp_ok;   /* set by the worker: the file's log start is j->start */
 } del_job_t;
 
 static rn_err_t del_fn(void *arg) {
@@ -1823,6 +1824,7 @@ static rn_err_t del_fn(void *arg) {
   }
   err = rn__rp_write(j->log, j->rp, j->start);
   if (err) return err;
+  j->rp_ok = true;
   rn_err_t first = 0;
   for (uint32_t i = 0; i < j->n; i++) {
     rn__seg_t *seg = j->segs[i];
@@ -1846,6 +1848,11 @@ static void del_cb(void *arg, rn_err_t res) {
   log->inflight--;
   log->delete_active = false;
   if (j->hist_ok) rn__hist_written(log, j->hist_seq);
+  /* The history drops what lies wholly below the new start only once the
+   * file says the log starts there: trimmed earlier, a seal could write it
+   * while a failed recovery-point write leaves the old segments to the next
+   * open, which would then trust a history that does not cover them. */
+  if (j->rp_ok) rn__hist_trim(log, j->start);
   if (res < 0)
     rn__log_say(log, RN_LVL_WARN, "%s: deleting %u segment(s) below offset %" PRIu64 " failed: %s (the next open finishes it)",
                 log->dir, j->n, j->start, rn_strerror(res));
@@ -1899,7 +1906,6 @@ static unsigned remove_old_segments(rn_log_t *log, int64_t now, uint64_t below) 
   log->start_submitted = j->start;
   memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
   log->nsegs -= n;
-  rn__hist_trim(log, j->start);
   rn__log_say(log, RN_LVL_INFO, "%s: retention removes %u segment(s) below offset %" PRIu64 " (%s)", log->dir, n,
               j->start, below ? "compacted" : by_time_any ? "time" : "bytes");
   return n;
@@ -1946,9 +1952,11 @@ void rn_log_set_retention(rn_log_t *log, int64_t retention_ms, int64_t retention
  * flight, no read span on a segment it deletes — then one job on the
  * background lane does the file work in the order that keeps every crash
  * recoverable (the blocking rn_log_truncate is the same job, waited for):
- *   0. journal mode: what stays must not need the journal (every unsealed
- *      segment fdatasync'ed), and no record from before the cut may be
- *      replayed after it: a floor past all of them;
+ *   0. journal mode: nothing may need the journal (every unsealed segment
+ *      fdatasync'ed, the later ones too: a failure before step 1 keeps
+ *      them, and the floor would make their journaled records unreplayable),
+ *      and no record from before the cut may be replayed after it: a floor
+ *      past all of them;
  *   1. the recovery point moves below the cut, so a crash midway leaves no
  *      "sealed" segment shorter than its index says;
  *   2. later segments go, newest first; the cut segment loses its index
@@ -1983,6 +1991,7 @@ typedef struct rn__trunc {
   rn__seg_t **sync;   /* journal mode: unsealed segments with unsynced bytes */
   uint64_t *sync_upto;
   uint32_t nsync;
+  uint32_t nsync_kept; /* the first ones, up to the cut segment: kept */
   bool floor;
   uint64_t floor_lsn;
   bool lower_rp;
@@ -2113,7 +2122,7 @@ static void trunc_cb(void *arg, rn_err_t res) {
     seg->idx_cp = 0; /* its index files are gone */
     seg->wb_pos = 0;
     seg->created_ms = rn__log_now(log);
-    for (uint32_t i = 0; i < t->nsync; i++)
+    for (uint32_t i = 0; i < t->nsync_kept; i++) /* the later ones are freed above */
       if (t->sync[i] != seg && t->sync_upto[i] > t->sync[i]->synced) t->sync[i]->synced = t->sync_upto[i];
     if (t->lower_rp) log->recovery_point = log->rp_submitted = t->rp;
     log->next_offset = log->written_next = log->durable_next = log->jdurable_next = seg->next;
@@ -2151,19 +2160,24 @@ static rn_err_t trunc_start(rn_log_t *log, rn__trunc_t *t) {
       }
     }
     if (log->jr) {
-      t->sync = malloc((t->si + 1) * sizeof(*t->sync));
-      t->sync_upto = malloc((t->si + 1) * sizeof(*t->sync_upto));
+      t->sync = malloc(log->nsegs * sizeof(*t->sync));
+      t->sync_upto = malloc(log->nsegs * sizeof(*t->sync_upto));
       if (!t->sync || !t->sync_upto) return RN_ENOMEM;
-      for (uint32_t i = 0; i <= t->si; i++) {
+      for (uint32_t i = 0; i < log->nsegs; i++) {
+        if (i == t->si + 1) t->nsync_kept = t->nsync;
         rn__seg_t *s = log->segs[i];
         if (s->sealed || !s->file || s->synced >= s->written) continue;
         t->sync[t->nsync] = s;
         t->sync_upto[t->nsync++] = s->written;
       }
+      if (t->si + 1 == log->nsegs) t->nsync_kept = t->nsync;
       t->floor = true;
       t->floor_lsn = rn__journal_next_lsn(log->jr);
     }
-    if (log->recovery_point > t->seg->base) {
+    /* What the file may hold, not only what a completed seal confirmed: a
+     * seal that failed after its write, or retention's rewrite of the file
+     * (del_fn), can leave rp_submitted on disk above recovery_point. */
+    if (log->rp_submitted > t->seg->base) {
       t->lower_rp = true;
       t->rp = t->seg->base;
       t->start = rn_log_start(log);

@@ -23,10 +23,10 @@
  * at or past S are dropped and rebuilt from the epochs of the batches the
  * scans verify; a missing or damaged file is rebuilt from the batch headers
  * below S (one pread per batch: logs from before the history existed).
- * Entries past the recovered end go, the oldest are trimmed to the log
- * start, and a history that changed is written before the recovery point
- * moves past what was scanned. So every recovered batch carries the epoch
- * of the entry covering its offset.
+ * Entries past the recovered end go, those wholly below the log start go
+ * (the first may start below it), and a history that changed is written
+ * before the recovery point moves past what was scanned. So every
+ * recovered batch carries the epoch of the entry covering its offset.
  */
 #include <inttypes.h>
 #include <stdarg.h>

@@ -241,10 +241,12 @@ rn_err_t rn_log_append_replica_many(rn_log_t *log, const uint8_t *buf, size_t le
  * rn_log_next_offset(). Entries change when an append starts a new epoch,
  * when a truncation cuts the log (entries at or past the cut go), when
  * appends are undone after a failed write, and when retention removes the
- * oldest segments (entries wholly below the log start go; the first entry
- * may start below rn_log_start, and lookups treat offsets below the start
- * as gone: rn_log_epoch_end below every entry answers rn_log_start). The in-memory history includes appends
- * not yet durable (like rn_log_next_offset). Owner thread; no I/O. */
+ * oldest segments (once the deletion's recovery-point write is durable,
+ * entries wholly below the new log start go; the one covering it keeps its
+ * start offset, which may lie below rn_log_start). rn_log_epoch_end for an
+ * epoch below every entry answers rn_log_start. The in-memory history
+ * includes appends not yet durable (like rn_log_next_offset). Owner thread;
+ * no I/O. */
 
 #define RN_LOG_EPOCH_NONE UINT32_MAX
 

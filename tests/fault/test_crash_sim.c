@@ -305,15 +305,22 @@ static void model_follow(world_t *w, rn_log_t *log) {
 
 typedef struct truncctx {
   world_t *w;
+  rn_log_t *log;
   uint64_t offset;
 } truncctx_t;
 
+/* A failed truncation that left the log healthy changed nothing (it failed
+ * before lowering the recovery point, or was cancelled): every acknowledged
+ * record must survive again. One that failed the log may have cut part of
+ * it: keep_cap stays. */
 static void on_trunc(void *arg, rn_err_t err) {
   truncctx_t *t = arg;
   t->w->truncating = false;
   if (err == 0) {
     t->w->tcut = t->offset;
     g_truncs++;
+  } else if (!rn_log_failure(t->log)) {
+    t->w->keep_cap = UINT64_MAX;
   }
   free(t);
 }
@@ -476,6 +483,7 @@ static void one_round(uint64_t seed, uint64_t *kept_sum, uint64_t *crashes_in_re
         if (first_ok < past) {
           truncctx_t *t = malloc(sizeof(*t));
           t->w = &w;
+          t->log = log;
           t->offset = w.first[first_ok + rn_test_rand_below(&w.rng, past - first_ok)];
           rn_err_t te = rn_log_truncate_async(log, t->offset, on_trunc, t);
           if (te) {
