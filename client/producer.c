@@ -582,7 +582,13 @@ static bool stream_place(rn_producer_t *p, pstream_t *st, const Runnel__StreamDe
       d->leader = si->leader;
       d->leader_epoch = si->leader_epoch;
       snprintf(d->leader_address, sizeof d->leader_address, "%s", addr);
-      st->shards[i].target = rn__client_route(p->cl, d->leader_address);
+      rn_client_t *t = rn__client_route(p->cl, d->leader_address);
+      pshard_t *sh = &st->shards[i];
+      /* batches still on the wire to the old leader go first: nothing
+       * new goes to the new one until they answered (a later sequence
+       * arriving first would only be answered ESEQUENCE there) */
+      if (t != sh->target && sh->inflight > 0) sh->hold = true;
+      sh->target = t;
       break;
     }
   }

@@ -298,6 +298,65 @@ static void test_produce_leader_lost_after_append(void **state) {
   mock_broker_stop(boot);
 }
 
+static void test_produce_not_enough_replicas(void **state) {
+  (void)state;
+  mock_broker_t *boot = mock_broker_start(), *lead = mock_broker_start();
+  mock_create_stream(boot, "s", 1);
+  mock_create_stream(lead, "s", 1);
+  mock_set_leader(boot, "s", 0, 2, 1, mock_broker_addr(lead));
+  rn_client_t *cl = client_for(mock_broker_addr(boot));
+  rn_producer_conf_t pc = quick_conf();
+  rn_producer_t *p = NULL;
+  assert_int_equal(rn_producer_new(cl, &pc, &p), 0);
+  /* the leader stays the leader but cannot take writes for a while */
+  mock_inject(lead, RUNNEL__REQUEST__OP_PRODUCE, MOCK_SHARD_ERR, RN_ENOTENOUGHREPLICAS, 2);
+  report_t r[3] = {0};
+  for (int i = 0; i < 3; i++) send_to(p, "s", HK_SHARD0, "x", &r[i]);
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_int_equal(r[i].err, 0);
+    assert_int_equal(r[i].offset, (uint64_t)i);
+  }
+  assert_int_equal(mock_count(lead, RUNNEL__REQUEST__OP_PRODUCE), 3);
+  assert_int_equal(mock_batches(lead), 1);
+  assert_int_equal(mock_duplicates(lead), 0);
+  assert_int_equal(mock_count(boot, RUNNEL__REQUEST__OP_PRODUCE), 0);
+  rn_producer_destroy(p);
+  rn_client_destroy(cl);
+  mock_broker_stop(lead);
+  mock_broker_stop(boot);
+}
+
+static void test_produce_dead_leader_times_out(void **state) {
+  (void)state;
+  mock_broker_t *boot = mock_broker_start();
+  mock_create_stream(boot, "s", 1);
+  char dead[64];
+  snprintf(dead, sizeof dead, "127.0.0.1:%u", dead_port());
+  mock_set_leader(boot, "s", 0, 2, 1, dead);
+  rn_client_t *cl = client_for(mock_broker_addr(boot));
+  rn_producer_conf_t pc = quick_conf();
+  pc.delivery_timeout_ms = 300;
+  rn_producer_t *p = NULL;
+  assert_int_equal(rn_producer_new(cl, &pc, &p), 0);
+  unsigned describes = mock_count(boot, RUNNEL__REQUEST__OP_DESCRIBE_STREAM);
+  report_t r[3] = {0};
+  for (int i = 0; i < 3; i++) send_to(p, "s", HK_SHARD0, "x", &r[i]);
+  /* reported failed once the delivery timeout says so, exactly once */
+  assert_int_equal(rn_producer_flush(p, 20000), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_true(r[i].err == RN_ECONNECTION || r[i].err == RN_ETIMEDOUT);
+  }
+  /* the placement was asked again meanwhile; nothing went to the bootstrap */
+  assert_true(mock_count(boot, RUNNEL__REQUEST__OP_DESCRIBE_STREAM) > describes + 1);
+  assert_int_equal(mock_count(boot, RUNNEL__REQUEST__OP_PRODUCE), 0);
+  rn_producer_destroy(p);
+  rn_client_destroy(cl);
+  mock_broker_stop(boot);
+}
+
 /* ---- consumer -------------------------------------------------------------------- */
 
 /* Write the same records to a shard of each mock (they then hold the same
@@ -375,6 +434,8 @@ int main(void) {
       cmocka_unit_test(test_produce_per_leader),
       cmocka_unit_test(test_produce_not_leader_redirect),
       cmocka_unit_test(test_produce_leader_lost_after_append),
+      cmocka_unit_test(test_produce_not_enough_replicas),
+      cmocka_unit_test(test_produce_dead_leader_times_out),
       cmocka_unit_test(test_consumer_follows_leader),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
