@@ -298,6 +298,71 @@ static void test_produce_leader_lost_after_append(void **state) {
   mock_broker_stop(boot);
 }
 
+static void test_produce_pipeline_redirect(void **state) {
+  (void)state;
+  mock_broker_t *boot = mock_broker_start(), *l1 = mock_broker_start(), *l2 = mock_broker_start();
+  mock_create_stream(boot, "s", 1);
+  mock_create_stream(l1, "s", 1);
+  mock_create_stream(l2, "s", 1);
+  mock_set_leader(boot, "s", 0, 2, 1, mock_broker_addr(l1));
+  rn_client_t *cl = client_for(mock_broker_addr(boot));
+  rn_producer_conf_t pc = quick_conf();
+  pc.max_batch_bytes = 256; /* a few records per batch: several batches on the wire */
+  rn_producer_t *p = NULL;
+  assert_int_equal(rn_producer_new(cl, &pc, &p), 0);
+  enum { N = 40 };
+  report_t r[N] = {0};
+  char buf[64];
+  for (int i = 0; i < N; i++) {
+    snprintf(buf, sizeof buf, "record-%02d-padding-padding-padding", i);
+    send_to(p, "s", HK_SHARD0, buf, &r[i]);
+    if (i > 0) continue;
+    /* the stream is known (leader l1) and nothing is sent yet: l1 loses
+     * leadership as the pipeline arrives. It refuses the first batch, so
+     * every later one is a gap there (ESEQUENCE), and it answers only once
+     * five batches are on the wire, in reverse order: the gaps come back
+     * before the ENOTLEADER that explains them. */
+    mock_set_leader(boot, "s", 0, 3, 2, mock_broker_addr(l2));
+    mock_inject(l1, RUNNEL__REQUEST__OP_PRODUCE, MOCK_SHARD_ERR, RN_ENOTLEADER, 1);
+    /* (the pooled connection to l1 made first: reordering would hold its
+     * handshake's answer too) */
+    rn_stream_desc_t *d = NULL;
+    assert_int_equal(rn_stream_describe(rn__client_route(cl, mock_broker_addr(l1)), "s", &d), 0);
+    rn_stream_desc_free(d);
+    mock_reorder_next(l1, 5);
+  }
+  assert_int_equal(rn_producer_flush(p, 10000), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_int_equal(r[i].err, 0);
+    assert_int_equal(r[i].offset, (uint64_t)i);
+  }
+  assert_int_equal(mock_count(l1, RUNNEL__REQUEST__OP_PRODUCE), 5); /* the whole pipeline, nothing after */
+  assert_int_equal(mock_end_offset(l1, "s", 0), 0);
+  assert_int_equal(mock_end_offset(l2, "s", 0), N);
+  assert_int_equal(mock_duplicates(l2), 0);
+  /* at l2: consecutive sequences from 0, one producer id */
+  int32_t want = 0;
+  uint64_t pid0 = 0;
+  for (unsigned i = 0; i < mock_batches(l2); i++) {
+    uint32_t shard, count;
+    uint8_t codec;
+    uint64_t pid;
+    int32_t seq;
+    mock_batch_info(l2, i, &shard, &count, &codec, &pid, &seq);
+    if (i == 0) pid0 = pid;
+    assert_int_equal(pid, pid0);
+    assert_int_equal(seq, want);
+    want += (int32_t)count;
+  }
+  assert_int_equal(want, N);
+  rn_producer_destroy(p);
+  rn_client_destroy(cl);
+  mock_broker_stop(l2);
+  mock_broker_stop(l1);
+  mock_broker_stop(boot);
+}
+
 static void test_produce_not_enough_replicas(void **state) {
   (void)state;
   mock_broker_t *boot = mock_broker_start(), *lead = mock_broker_start();
@@ -434,6 +499,7 @@ int main(void) {
       cmocka_unit_test(test_produce_per_leader),
       cmocka_unit_test(test_produce_not_leader_redirect),
       cmocka_unit_test(test_produce_leader_lost_after_append),
+      cmocka_unit_test(test_produce_pipeline_redirect),
       cmocka_unit_test(test_produce_not_enough_replicas),
       cmocka_unit_test(test_produce_dead_leader_times_out),
       cmocka_unit_test(test_consumer_follows_leader),
