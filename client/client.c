@@ -1,6 +1,15 @@
 /*
  * client.c — the client handle: one TCP connection to one broker, owned by a
  * private libuv loop on an internal I/O thread, with pipelined requests.
+ * The broker is the current entry of a bootstrap list (conf.broker,
+ * "host:port[,host:port...]"): a failed attempt moves to the next entry at
+ * once, and waiting requests fail only when every entry failed in a row.
+ * In a cluster the client also owns a pool of leader connections
+ * (rn__client_route): each is a client of its own (one address, its own
+ * loop and I/O thread, the same configuration), keyed by the leader's
+ * address, made on first use, destroyed with the bootstrap client. Their
+ * I/O threads count as this client's for rn__client_on_io_thread (no
+ * blocking call there), but each loop is touched only by its own thread.
  *
  * Invariants:
  *   - Only the I/O thread touches the loop, the connection, the pending and
