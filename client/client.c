@@ -1,6 +1,15 @@
 /*
  * client.c — the client handle: one TCP connection to one broker, owned by a
  * private libuv loop on an internal I/O thread, with pipelined requests.
+ * The broker is the current entry of a bootstrap list (conf.broker,
+ * "host:port[,host:port...]"): a failed attempt moves to the next entry at
+ * once, and waiting requests fail only when every entry failed in a row.
+ * In a cluster the client also owns a pool of leader connections
+ * (rn__client_route): each is a client of its own (one address, its own
+ * loop and I/O thread, the same configuration), keyed by the leader's
+ * address, made on first use, destroyed with the bootstrap client. Their
+ * I/O threads count as this client's for rn__client_on_io_thread (no
+ * blocking call there), but each loop is touched only by its own thread.
  *
  * Invariants:
  *   - Only the I/O thread touches the loop, the connection, the pending and
@@ -142,11 +151,26 @@ typedef struct {
   rn__wframe_t frames[]; /* owned: freed (and released) when the write completed */
 } rn__wreq_t;
 
+/* A pooled connection to one leader (rn__client_route): a client of its
+ * own with one address, owned by the bootstrap client. */
+typedef struct rn__peer {
+  struct rn__peer *next;
+  char *addr; /* owned: the pool key */
+  rn_client_t *cl;
+} rn__peer_t;
+
 struct rn_client {
   rn_client_conf_t conf;
-  char *host;
-  char *port;
-  char *broker; /* as configured, for messages */
+  char *conf_broker; /* owned copy of conf.broker (the whole list) */
+  rn__addr_t *addrs; /* owned: the bootstrap list */
+  size_t naddrs;
+  size_t cur;   /* the address connections go to now (I/O thread) */
+  size_t tried; /* addresses that failed in a row since the last success */
+  const char *host, *port, *broker; /* addrs[cur]'s (I/O thread; broker: for messages) */
+
+  rn_client_t *root; /* the bootstrap client: itself, or the pool's owner */
+  pthread_mutex_t pool_mu; /* guards pool; a leaf lock */
+  rn__peer_t *pool;
 
   pthread_t thread;
   uv_loop_t loop;
@@ -273,6 +297,58 @@ static rn_err_t parse_broker(const char *s, char **host, char **port) {
   return 0;
 }
 
+void rn__addr_list_free(rn__addr_t *a, size_t n) {
+  if (a == NULL) return;
+  for (size_t i = 0; i < n; i++) {
+    free(a[i].host);
+    free(a[i].port);
+    free(a[i].text);
+  }
+  free(a);
+}
+
+rn_err_t rn__addr_list_parse(const char *s, rn__addr_t **out, size_t *n) {
+  if (s == NULL) return RN_EINVAL;
+  size_t cap = 1;
+  for (const char *p = s; *p; p++)
+    if (*p == ',') cap++;
+  rn__addr_t *a = calloc(cap, sizeof *a);
+  if (a == NULL) return RN_ENOMEM;
+  size_t k = 0;
+  rn_err_t err = 0;
+  for (const char *p = s;;) {
+    const char *e = strchr(p, ',');
+    if (e == NULL) e = p + strlen(p);
+    const char *b = p, *z = e;
+    while (b < z && (*b == ' ' || *b == '\t')) b++;
+    while (z > b && (z[-1] == ' ' || z[-1] == '\t')) z--;
+    char *one = strndup(b, (size_t)(z - b));
+    if (one == NULL) {
+      err = RN_ENOMEM;
+      break;
+    }
+    err = parse_broker(one, &a[k].host, &a[k].port);
+    if (err) {
+      free(one);
+      break;
+    }
+    a[k++].text = one;
+    if (*e == '\0') break;
+    p = e + 1;
+  }
+  if (err) {
+    rn__addr_list_free(a, k);
+    return err;
+  }
+  *out = a;
+  *n = k;
+  return 0;
+}
+
+bool rn__err_moved(rn_err_t err) {
+  return err == RN_ENOTLEADER || err == RN_ENOTENOUGHREPLICAS || err == RN_ESTALEEPOCH;
+}
+
 /* ---- connection --------------------------------------------------------------------- */
 
 static void conn_start(rn_client_t *cl);
@@ -306,8 +382,19 @@ static void enter_backoff(rn_client_t *cl) {
   uv_timer_start(&cl->backoff, backoff_cb, d, 0);
 }
 
-/* A connection attempt failed (before UP): everything waiting for it fails
- * with err — the handshake request on the wire, and every pending request. */
+static void use_addr(rn_client_t *cl, size_t i) {
+  cl->cur = i;
+  cl->host = cl->addrs[i].host;
+  cl->port = cl->addrs[i].port;
+  cl->broker = cl->addrs[i].text;
+}
+
+/* A connection attempt failed (before UP). With a bootstrap list, the
+ * next address is tried at once while some address has not failed since
+ * the last success: pending requests keep waiting. Once every one failed
+ * in a row, everything waiting fails with err — the handshake request on
+ * the wire, and every pending request — and the next attempt (at the next
+ * address) waits for the backoff. */
 static void attempt_failed(rn_client_t *cl, rn_err_t err, const char *msg) {
   if (cl->gai) { /* its callback frees it and sees it is no longer current */
     uv_cancel((uv_req_t *)cl->gai);
@@ -315,6 +402,15 @@ static void attempt_failed(rn_client_t *cl, rn_err_t err, const char *msg) {
   }
   conn_drop(cl);
   uv_timer_stop(&cl->backoff);
+  if (cl->naddrs > 1) use_addr(cl, (cl->cur + 1) % cl->naddrs);
+  if (cl->naddrs > 1 && ++cl->tried < cl->naddrs && err != RN_EPROTOCOL) {
+    /* the handshake (if any) fails; the pending wait for the next address */
+    cl->state = CONN_BACKOFF;
+    uv_timer_start(&cl->backoff, backoff_cb, 0, 0);
+    fail_all(&cl->inflight, err, msg);
+    return;
+  }
+  cl->tried = 0;
   enter_backoff(cl);
   fail_all(&cl->inflight, err, msg);
   fail_all(&cl->pending, err, msg);
@@ -574,6 +670,7 @@ static void handshake_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respo
   pthread_mutex_unlock(&cl->mu);
   uv_timer_stop(&cl->backoff);
   cl->state = CONN_UP;
+  cl->tried = 0;
   cl->backoff_ms = cl->conf.reconnect_backoff_ms;
   /* the pump that ends this event writes the pending requests */
 }
@@ -935,18 +1032,28 @@ static void on_async(uv_async_t *a) {
   uv_walk(&cl->loop, close_walk_cb, NULL);
 }
 
+/* The bootstrap client whose I/O thread (or one of whose pooled leader
+ * connections' I/O thread) this thread is; NULL elsewhere. */
+static _Thread_local const rn_client_t *tls_io_root;
+
 static void *io_thread(void *arg) {
   rn_client_t *cl = arg;
+  tls_io_root = cl->root;
   uv_run(&cl->loop, UV_RUN_DEFAULT);
   return NULL;
 }
 
-bool rn__client_on_io_thread(const rn_client_t *cl) { return pthread_equal(pthread_self(), cl->thread); }
+bool rn__client_on_io_thread(const rn_client_t *cl) { return tls_io_root != NULL && tls_io_root == cl->root; }
+
+/* True on cl's own I/O thread (not a sibling's): where its loop and lists
+ * may be touched directly. */
+static bool on_own_thread(const rn_client_t *cl) { return pthread_equal(pthread_self(), cl->thread); }
 
 /* ---- public lifecycle ------------------------------------------------------------ */
 
-rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
-  rn__errmsg_clear();
+/* rn_client_new for a bootstrap client (root NULL) or for a leader
+ * connection of root. */
+static rn_err_t client_new(const rn_client_conf_t *conf, rn_client_t *root, rn_client_t **out) {
   rn_client_t *cl = calloc(1, sizeof *cl);
   if (cl == NULL) return RN_ENOMEM;
   if (conf) {
@@ -958,20 +1065,24 @@ rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
   if (cl->conf.max_frame_bytes == 0) cl->conf.max_frame_bytes = 64u << 20;
   if (cl->conf.reconnect_backoff_max_ms < cl->conf.reconnect_backoff_ms)
     cl->conf.reconnect_backoff_max_ms = cl->conf.reconnect_backoff_ms;
-  rn_err_t err = parse_broker(cl->conf.broker, &cl->host, &cl->port);
+  rn_err_t err = rn__addr_list_parse(cl->conf.broker, &cl->addrs, &cl->naddrs);
   if (err) {
-    if (err == RN_EINVAL) rn__errmsg_set("broker address \"%s\" is not HOST:PORT", cl->conf.broker);
+    if (err == RN_EINVAL)
+      rn__errmsg_set("broker address \"%s\" is not HOST:PORT (or a comma-separated list of them)",
+                     cl->conf.broker);
     free(cl);
     return err;
   }
-  cl->broker = strdup(cl->conf.broker);
-  if (cl->broker == NULL) {
-    free(cl->host);
-    free(cl->port);
+  cl->conf_broker = strdup(cl->conf.broker);
+  if (cl->conf_broker == NULL) {
+    rn__addr_list_free(cl->addrs, cl->naddrs);
     free(cl);
     return RN_ENOMEM;
   }
-  cl->conf.broker = cl->broker;
+  cl->conf.broker = cl->conf_broker;
+  use_addr(cl, 0);
+  cl->root = root ? root : cl;
+  pthread_mutex_init(&cl->pool_mu, NULL);
   cl->backoff_ms = cl->conf.reconnect_backoff_ms ? cl->conf.reconnect_backoff_ms : 1;
   rn__limits_default(&cl->limits);
   atomic_init(&cl->next_corr, 1);
@@ -1004,9 +1115,9 @@ rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
     uv_loop_close(&cl->loop);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->cond);
-    free(cl->host);
-    free(cl->port);
-    free(cl->broker);
+    pthread_mutex_destroy(&cl->pool_mu);
+    rn__addr_list_free(cl->addrs, cl->naddrs);
+    free(cl->conf_broker);
     free(cl);
     return rc; /* libuv errors are -errno on Unix */
   }
@@ -1014,9 +1125,26 @@ rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
   return 0;
 }
 
+rn_err_t rn_client_new(const rn_client_conf_t *conf, rn_client_t **out) {
+  rn__errmsg_clear();
+  return client_new(conf, NULL, out);
+}
+
 void rn_client_destroy(rn_client_t *cl) {
   if (cl == NULL) return;
   assert(!rn__client_on_io_thread(cl));
+  /* the leader connections first: their callbacks may still submit here */
+  pthread_mutex_lock(&cl->pool_mu);
+  rn__peer_t *pool = cl->pool;
+  cl->pool = NULL;
+  pthread_mutex_unlock(&cl->pool_mu);
+  while (pool) {
+    rn__peer_t *pe = pool;
+    pool = pe->next;
+    rn_client_destroy(pe->cl);
+    free(pe->addr);
+    free(pe);
+  }
   pthread_mutex_lock(&cl->mu);
   assert(cl->agents_add == NULL);
   cl->closing = true;
@@ -1029,10 +1157,52 @@ void rn_client_destroy(rn_client_t *cl) {
   (void)rc;
   pthread_mutex_destroy(&cl->mu);
   pthread_cond_destroy(&cl->cond);
-  free(cl->host);
-  free(cl->port);
-  free(cl->broker);
+  pthread_mutex_destroy(&cl->pool_mu);
+  rn__addr_list_free(cl->addrs, cl->naddrs);
+  free(cl->conf_broker);
   free(cl);
+}
+
+/* ---- leader connections ------------------------------------------------------- */
+
+bool rn__client_is_peer(const rn_client_t *cl, const rn_client_t *target) { return target != cl; }
+
+rn_client_t *rn__client_route(rn_client_t *cl, const char *address) {
+  if (address == NULL || address[0] == '\0') return cl;
+  cl = cl->root;
+  if (cl->naddrs == 1 && strcmp(address, cl->addrs[0].text) == 0) return cl;
+  pthread_mutex_lock(&cl->pool_mu);
+  for (rn__peer_t *pe = cl->pool; pe; pe = pe->next) {
+    if (strcmp(pe->addr, address) == 0) {
+      pthread_mutex_unlock(&cl->pool_mu);
+      return pe->cl;
+    }
+  }
+  /* a new one: one address, cl's timeouts and backoff. rn_client_new only
+   * starts a thread; the connection is made by its own loop on demand. */
+  rn__peer_t *pe = calloc(1, sizeof *pe);
+  rn_client_t *target = cl;
+  if (pe && (pe->addr = strdup(address)) != NULL && strchr(address, ',') == NULL) {
+    rn_client_conf_t conf = cl->conf;
+    conf.broker = address;
+    char saved[sizeof tls_errmsg];
+    memcpy(saved, tls_errmsg, sizeof saved); /* the caller's message stays */
+    rn_client_t *peer = NULL;
+    if (client_new(&conf, cl, &peer) == 0) {
+      pe->cl = peer;
+      pe->next = cl->pool;
+      cl->pool = pe;
+      target = peer;
+      pe = NULL;
+    }
+    memcpy(tls_errmsg, saved, sizeof saved);
+  }
+  if (pe) {
+    free(pe->addr);
+    free(pe);
+  }
+  pthread_mutex_unlock(&cl->pool_mu);
+  return target;
 }
 
 /* ---- submitting -------------------------------------------------------------------- */
@@ -1147,7 +1317,7 @@ static rn_err_t submit(rn_client_t *cl, Runnel__Request *msg, uint32_t extra_tim
   pthread_mutex_unlock(&cl->mu);
   /* On the I/O thread the queue is drained by the pump() that follows every
    * event (agents and callbacks run inside one): no wake-up needed. */
-  if (!rn__client_on_io_thread(cl)) uv_async_send(&cl->async);
+  if (!on_own_thread(cl)) uv_async_send(&cl->async);
   return 0;
 }
 
@@ -1246,7 +1416,7 @@ void rn__client_agent_remove(rn_client_t *cl, rn__agent_t *a) {
 }
 
 void rn__client_wake(rn_client_t *cl) {
-  if (rn__client_on_io_thread(cl)) {
+  if (on_own_thread(cl)) {
     /* Inside an I/O-thread event: the pump() that ends it (or the timer it
      * re-arms at the earliest agent deadline) runs the agents. */
     for (rn__agent_t *a = cl->agents; a; a = a->next) a->deadline = 0;

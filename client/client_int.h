@@ -88,10 +88,48 @@ RN__HIDDEN rn_err_t rn__client_call(rn_client_t *cl, Runnel__Request *msg, uint3
 RN__HIDDEN rn_err_t rn__client_call_op(rn_client_t *cl, Runnel__Request *msg, Runnel__Response__OpCase want,
                                        Runnel__Response **resp);
 
-/* True when the calling thread is cl's I/O thread. */
+/* True when the calling thread is cl's I/O thread or the I/O thread of
+ * one of its pooled leader connections (rn__client_route): where no
+ * librunnel call may block. */
 RN__HIDDEN bool rn__client_on_io_thread(const rn_client_t *cl);
 
 RN__HIDDEN const rn_client_conf_t *rn__client_conf(const rn_client_t *cl);
+
+/* ---- brokers: the bootstrap list and the per-leader connections ------------ */
+
+/* One broker address of a bootstrap list. */
+typedef struct rn__addr {
+  char *host; /* owned; without the [] of an IPv6 literal */
+  char *port; /* owned; decimal 1..65535 */
+  char *text; /* owned; "host:port" as written (for messages and pool keys) */
+} rn__addr_t;
+
+/* Parse a bootstrap list: one or more "host:port" / "[v6]:port" separated
+ * by commas, blanks around each ignored. On success *out (n entries) is
+ * owned by the caller (rn__addr_list_free). Returns 0, RN_EINVAL (an empty
+ * or malformed entry; *out untouched) or RN_ENOMEM. Pure: any thread. */
+RN__HIDDEN rn_err_t rn__addr_list_parse(const char *s, rn__addr_t **out, size_t *n);
+/* Free what rn__addr_list_parse returned. NULL is a no-op. */
+RN__HIDDEN void rn__addr_list_free(rn__addr_t *a, size_t n);
+
+/* The client whose (single) connection goes to broker `address`, the
+ * native "host:port" of a shard's leader from a stream description. NULL
+ * or "" (a single broker: no leader), an address that is the bootstrap's
+ * only one, or any failure to make a connection for it (ENOMEM, malformed
+ * address: the bootstrap then answers, e.g. ENOTLEADER, and the caller
+ * refreshes): cl itself. Otherwise a pooled client owned by cl, made on
+ * first use with cl's configuration (timeouts, backoff) and destroyed by
+ * rn_client_destroy(cl); the pointer stays valid until then. Its
+ * callbacks run on its own I/O thread, which rn__client_on_io_thread(cl)
+ * also counts as cl's. Any thread; never blocks on I/O. */
+RN__HIDDEN rn_client_t *rn__client_route(rn_client_t *cl, const char *address);
+
+/* True when target is not cl itself (a leader's pooled connection). */
+RN__HIDDEN bool rn__client_is_peer(const rn_client_t *cl, const rn_client_t *target);
+
+/* Errors after which the shard's leader may have moved: the placement in
+ * the stream description is refreshed before the retry. */
+RN__HIDDEN bool rn__err_moved(rn_err_t err);
 
 /* ---- the broker's limits (learnt by the handshake: BrokerInfo) ------------------ */
 

@@ -9,19 +9,33 @@
  * into `resp` (or the iterator's scratch for LZ4) and stay valid until the
  * next poll/seek/destroy, which are the only places that release them.
  * Single-threaded by contract: no locks.
+ *
+ * Routing (a cluster): fetches go to the shard's leader (`leader`, from the
+ * stream's description; "" = the bootstrap connection, as on a single
+ * broker, where nothing else ever happens). A fetch answered ENOTLEADER /
+ * ENOTENOUGHREPLICAS / ESTALEEPOCH, or failing on a leader's connection,
+ * changes nothing of the position: the consumer describes the stream
+ * (bootstrap), takes the new leader and fetches again from the same `pos`,
+ * up to RN__ROUTE_TRIES times per poll with the client's reconnect backoff
+ * between tries that found no new leader.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client_int.h"
 
 /* Per-fetch response size cap. */
 #define RN__FETCH_MAX_BYTES (4u << 20)
+/* Fetch attempts per poll when the leader moved. */
+#define RN__ROUTE_TRIES 4u
 
 struct rn_consumer {
   rn_client_t *cl;
   char *stream;
   uint32_t shard;
+  char leader[96]; /* the shard's leader address as last described; "" = none known */
   rn_pos_kind_t kind; /* starting position until resolved */
   int64_t value;
   bool resolved;
@@ -99,7 +113,7 @@ void rn_consumer_destroy(rn_consumer_t *c) {
 
 /* One long-polling Fetch; on success the response's batches become the
  * buffer. */
-static rn_err_t fetch(rn_consumer_t *c, uint32_t max_wait_ms) {
+static rn_err_t fetch(rn_consumer_t *c, rn_client_t *target, uint32_t max_wait_ms) {
   Runnel__ShardFetch sf;
   runnel__shard_fetch__init(&sf);
   sf.shard = c->shard;
@@ -123,7 +137,7 @@ static rn_err_t fetch(rn_consumer_t *c, uint32_t max_wait_ms) {
   req.op_case = RUNNEL__REQUEST__OP_FETCH;
   req.fetch = &fr;
   Runnel__Response *resp;
-  rn_err_t err = rn__client_call(c->cl, &req, max_wait_ms, &resp);
+  rn_err_t err = rn__client_call(target, &req, max_wait_ms, &resp);
   if (err) return err;
   const Runnel__ShardFetchResult *r = NULL;
   if (resp->op_case == RUNNEL__RESPONSE__OP_FETCH) {
@@ -153,6 +167,43 @@ static rn_err_t fetch(rn_consumer_t *c, uint32_t max_wait_ms) {
   c->bend = r->batches.data + r->batches.len;
   c->resp_next = r->next_offset;
   return 0;
+}
+
+/* Learn the shard's leader (blocking describe on the bootstrap). Whether
+ * the address changed. */
+static bool locate(rn_consumer_t *c) {
+  rn_stream_desc_t *desc;
+  if (rn_stream_describe(c->cl, c->stream, &desc) != 0) return false;
+  bool changed = false;
+  for (size_t i = 0; i < desc->shard_count; i++) {
+    if (desc->shards[i].index != c->shard) continue;
+    changed = strcmp(c->leader, desc->shards[i].leader_address) != 0;
+    snprintf(c->leader, sizeof c->leader, "%s", desc->shards[i].leader_address);
+  }
+  rn_stream_desc_free(desc);
+  return changed;
+}
+
+/* fetch() at the shard's leader, following it when it moved. */
+static rn_err_t fetch_routed(rn_consumer_t *c, uint32_t max_wait_ms) {
+  const rn_client_conf_t *conf = rn__client_conf(c->cl);
+  uint64_t pause = conf->reconnect_backoff_ms;
+  for (unsigned attempt = 1;; attempt++) {
+    rn_client_t *t = rn__client_route(c->cl, c->leader);
+    rn_err_t err = fetch(c, t, max_wait_ms);
+    bool moved = rn__err_moved(err) || ((err == RN_ECONNECTION || err == RN_ETIMEDOUT) && rn__client_is_peer(c->cl, t));
+    if (!moved || attempt >= RN__ROUTE_TRIES) return err;
+    char why[512];
+    snprintf(why, sizeof why, "%s", rn_last_error_message());
+    if (!locate(c) && pause > 0) {
+      /* no new leader yet (an election under way, or the bootstrap is
+       * down): wait before asking again */
+      struct timespec ts = {.tv_sec = (time_t)(pause / 1000), .tv_nsec = (long)(pause % 1000) * 1000000L};
+      nanosleep(&ts, NULL);
+      pause = pause * 2 > conf->reconnect_backoff_max_ms ? conf->reconnect_backoff_max_ms : pause * 2;
+    }
+    rn__errmsg_set("%s", why);
+  }
 }
 
 rn_err_t rn_consumer_poll(rn_consumer_t *c, uint32_t max_wait_ms, const rn_record_t **rec) {
@@ -195,7 +246,7 @@ rn_err_t rn_consumer_poll(rn_consumer_t *c, uint32_t max_wait_ms, const rn_recor
     if (c->resp != NULL && c->resp_next > c->pos) c->pos = c->resp_next;
     drop_buffer(c);
     if (fetched) return RN_EAGAIN; /* the broker answered without records */
-    rn_err_t err = fetch(c, max_wait_ms);
+    rn_err_t err = fetch_routed(c, max_wait_ms);
     if (err) return err;
     fetched = true;
   }

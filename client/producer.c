@@ -54,6 +54,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -127,13 +128,27 @@ typedef struct {
   uint64_t seq_pid;  /* producer id next_seq counts for */
   int32_t next_seq;
   int32_t give_back; /* lowest sequence of a batch that failed for sure; -1 = none */
+  /* Where its batches go: the connection to its leader as the stream's
+   * description last said (desc->shards[].leader_address), the client
+   * itself when there is none (a single broker). Under mu. */
+  rn_client_t *target;
 } pshard_t;
 
 typedef struct pstream {
   struct pstream *next;
   char *name;
-  rn_stream_desc_t *desc;
+  rn_stream_desc_t *desc; /* hash ranges fixed; leader fields refreshed in place (under mu) */
   pshard_t *shards; /* desc->shard_count, same order */
+  /* Placement refresh: a batch met ENOTLEADER / ENOTENOUGHREPLICAS /
+   * ESTALEEPOCH, or its leader's connection failed -> stale; the pump then
+   * sends a DescribeStream to the bootstrap (refreshing: nothing of the
+   * stream is sent until it answers), at most once per backoff
+   * (refresh_at). The batches themselves retry as any retriable failure:
+   * same bytes, same producer id and sequences, so the new leader answers
+   * one it already holds as a duplicate. */
+  bool stale, refreshing;
+  int64_t refresh_at;
+  uint32_t refresh_attempts;
 } pstream_t;
 
 struct rn_producer {
@@ -406,6 +421,7 @@ static void batch_give_up(rn_producer_t *p, pshard_t *sh, pbatch_t *b, rn_err_t 
 typedef struct {
   rn_producer_t *p;
   pstream_t *st;
+  rn_client_t *target; /* the connection it went on */
   atomic_uint refs;
   size_t n;
   struct {
@@ -489,7 +505,6 @@ static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respons
   if (!req_err && resp->op_case != RUNNEL__RESPONSE__OP_PRODUCE) req_err = RN_EBADREQUEST;
 
   pthread_mutex_lock(&p->mu);
-  p->inflight_reqs--;
   for (size_t i = 0; i < rq->n; i++) {
     pshard_t *sh = rq->e[i].sh;
     pbatch_t *b = rq->e[i].b;
@@ -513,6 +528,10 @@ static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respons
       continue;
     }
     b->last_err = berr;
+    /* the leader may have moved: learn where it is before the retry */
+    if (rn__err_moved(berr) ||
+        ((berr == RN_ECONNECTION || berr == RN_ETIMEDOUT) && rn__client_is_peer(p->cl, rq->target)))
+      rq->st->stale = true;
     /* a gap: an earlier batch of the shard is not appended (yet), or one
      * failed for sure and the shard is about to re-sequence */
     bool gap = berr == RN_ESEQUENCE && (sh->reseq || earlier_unresolved(sh, b));
@@ -539,6 +558,107 @@ static void produce_cb(void *arg, rn_err_t err, const char *msg, Runnel__Respons
   preq_put(rq);
   report_run(p, &reports);
   wake(p);
+  /* Last: this may run on a leader connection's I/O thread, not the one
+   * the agent runs on, so rn_producer_destroy may free p as soon as it
+   * sees inflight_reqs reach 0. */
+  pthread_mutex_lock(&p->mu);
+  p->inflight_reqs--;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Copy the leader fields of a fresh description into st (matched by shard
+ * index) and re-route its shards. Whether anything changed. Under mu. */
+static bool stream_place(rn_producer_t *p, pstream_t *st, const Runnel__StreamDescription *sd) {
+  bool changed = false;
+  for (size_t k = 0; sd && k < sd->n_shards; k++) {
+    const Runnel__ShardInfo *si = sd->shards[k];
+    for (size_t i = 0; i < st->desc->shard_count; i++) {
+      rn_shard_info_t *d = &st->desc->shards[i];
+      if (d->index != si->index) continue;
+      const char *addr = si->leader_address ? si->leader_address : "";
+      if (strcmp(d->leader_address, addr) != 0 || d->leader != si->leader || d->leader_epoch != si->leader_epoch)
+        changed = true;
+      d->leader = si->leader;
+      d->leader_epoch = si->leader_epoch;
+      snprintf(d->leader_address, sizeof d->leader_address, "%s", addr);
+      rn_client_t *t = rn__client_route(p->cl, d->leader_address);
+      pshard_t *sh = &st->shards[i];
+      /* batches still on the wire to the old leader go first: nothing
+       * new goes to the new one until they answered (a later sequence
+       * arriving first would only be answered ESEQUENCE there) */
+      if (t != sh->target && sh->inflight > 0) sh->hold = true;
+      sh->target = t;
+      break;
+    }
+  }
+  return changed;
+}
+
+typedef struct {
+  rn_producer_t *p;
+  pstream_t *st;
+} prefresh_t;
+
+/* The answer to a placement refresh. I/O thread of the bootstrap client. */
+static void describe_cb(void *arg, rn_err_t err, const char *msg, Runnel__Response *resp) {
+  prefresh_t *rf = arg;
+  rn_producer_t *p = rf->p;
+  pstream_t *st = rf->st;
+  free(rf);
+  (void)msg;
+  if (!err) err = rn__pb_error(resp->error, NULL, 0);
+  if (!err && (resp->op_case != RUNNEL__RESPONSE__OP_DESCRIBE_STREAM || resp->describe_stream->stream == NULL))
+    err = RN_EBADREQUEST;
+  pthread_mutex_lock(&p->mu);
+  st->refreshing = false;
+  if (!err && stream_place(p, st, resp->describe_stream->stream)) {
+    st->stale = false;
+    st->refresh_attempts = 0;
+  } else {
+    /* failed, or the placement has not changed yet (an election under
+     * way): stays stale, asked again after a growing backoff */
+    st->stale = err != 0;
+    st->refresh_attempts++;
+  }
+  st->refresh_at = rn__mono_ms() + backoff_for(&p->conf, st->refresh_attempts);
+  pthread_mutex_unlock(&p->mu);
+  if (resp) runnel__response__free_unpacked(resp, NULL);
+  wake(p);
+  pthread_mutex_lock(&p->mu);
+  p->inflight_reqs--;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Ask the bootstrap where st's leaders are now. Under mu, I/O thread. */
+static void stream_refresh(rn_producer_t *p, pstream_t *st, int64_t now, int64_t *next) {
+  if (now < st->refresh_at) {
+    if (st->refresh_at < *next) *next = st->refresh_at;
+    return;
+  }
+  prefresh_t *rf = malloc(sizeof *rf);
+  rn_err_t err = RN_ENOMEM;
+  if (rf) {
+    rf->p = p;
+    rf->st = st;
+    Runnel__DescribeStreamRequest dr;
+    runnel__describe_stream_request__init(&dr);
+    dr.name = st->name;
+    Runnel__Request req;
+    runnel__request__init(&req);
+    req.op_case = RUNNEL__REQUEST__OP_DESCRIBE_STREAM;
+    req.describe_stream = &dr;
+    err = rn__client_submit(p->cl, &req, 0, describe_cb, rf);
+  }
+  if (err) {
+    free(rf);
+    st->refresh_at = now + backoff_for(&p->conf, ++st->refresh_attempts);
+    if (st->refresh_at < *next) *next = st->refresh_at;
+    return;
+  }
+  st->refreshing = true;
+  p->inflight_reqs++;
 }
 
 static void init_producer_cb(void *arg, rn_err_t err, const char *msg, Runnel__Response *resp) {
@@ -669,7 +789,7 @@ static void send_request(rn_producer_t *p, pstream_t *st, preq_t *rq, int64_t no
      * frame); each keeps a reference until the write is done with it. */
     atomic_init(&rq->refs, 2);
     for (size_t i = 0; i < rq->n; i++) atomic_fetch_add_explicit(&rq->e[i].b->refs, 1, memory_order_relaxed);
-    err = rn__client_submit_ref(p->cl, &req, 0, produce_cb, rq, preq_release, rq);
+    err = rn__client_submit_ref(rq->target, &req, 0, produce_cb, rq, preq_release, rq);
     if (err)
       for (size_t i = 0; i < rq->n; i++) atomic_fetch_sub_explicit(&rq->e[i].b->refs, 1, memory_order_relaxed);
   }
@@ -742,38 +862,52 @@ static int64_t pump(rn__agent_t *a, int64_t now) {
       shard_settle(p, &st->shards[i], now, &next);
       shard_pop_done(&st->shards[i], &reports);
     }
-    for (;;) {
-      preq_t *rq = NULL;
-      size_t bytes = 0, taken = 0;
-      for (size_t i = 0; i < n; i++) {
-        pshard_t *sh = &st->shards[i];
-        pbatch_t *b = shard_next(p, sh, now, &next);
-        if (b == NULL) continue;
-        if (rq != NULL && bytes + b->len > req_cap) {
-          send_request(p, st, rq, now, &next);
-          rq = NULL;
-        }
-        if (rq == NULL) {
-          rq = malloc(sizeof *rq + n * sizeof rq->e[0]);
-          if (rq == NULL) {
-            b->retry_at = now + 10; /* sealed: goes with a later run */
-            if (now + 10 < next) next = now + 10;
-            break;
+    if (st->stale && !st->refreshing) stream_refresh(p, st, now, &next);
+    /* While the placement is being refreshed nothing of the stream goes
+     * out: it would mostly go to the old leader again. */
+    for (; !st->refreshing;) {
+      size_t taken = 0;
+      /* one request per leader (target) per round: g is the first shard
+       * of its target */
+      for (size_t g = 0; g < n; g++) {
+        rn_client_t *t = st->shards[g].target;
+        bool first = true;
+        for (size_t j = 0; j < g && first; j++) first = st->shards[j].target != t;
+        if (!first) continue;
+        preq_t *rq = NULL;
+        size_t bytes = 0;
+        for (size_t i = g; i < n; i++) {
+          pshard_t *sh = &st->shards[i];
+          if (sh->target != t) continue;
+          pbatch_t *b = shard_next(p, sh, now, &next);
+          if (b == NULL) continue;
+          if (rq != NULL && bytes + b->len > req_cap) {
+            send_request(p, st, rq, now, &next);
+            rq = NULL;
           }
-          rq->p = p;
-          rq->st = st;
-          rq->n = 0;
-          bytes = 0;
+          if (rq == NULL) {
+            rq = malloc(sizeof *rq + n * sizeof rq->e[0]);
+            if (rq == NULL) {
+              b->retry_at = now + 10; /* sealed: goes with a later run */
+              if (now + 10 < next) next = now + 10;
+              break;
+            }
+            rq->p = p;
+            rq->st = st;
+            rq->target = t;
+            rq->n = 0;
+            bytes = 0;
+          }
+          b->sent = true;
+          sh->inflight++;
+          rq->e[rq->n].sh = sh;
+          rq->e[rq->n].b = b;
+          rq->n++;
+          taken++;
+          bytes += b->len;
         }
-        b->sent = true;
-        sh->inflight++;
-        rq->e[rq->n].sh = sh;
-        rq->e[rq->n].b = b;
-        rq->n++;
-        taken++;
-        bytes += b->len;
+        if (rq != NULL) send_request(p, st, rq, now, &next);
       }
-      if (rq != NULL) send_request(p, st, rq, now, &next);
       if (taken == 0) break;
     }
     for (size_t i = 0; i < n; i++) shard_pop_done(&st->shards[i], &reports);
@@ -964,6 +1098,7 @@ static rn_err_t stream_learn(rn_producer_t *p, const char *name) {
   for (size_t i = 0; i < desc->shard_count; i++) {
     st->shards[i].index = desc->shards[i].index;
     st->shards[i].give_back = -1;
+    st->shards[i].target = rn__client_route(p->cl, desc->shards[i].leader_address);
   }
   pthread_mutex_lock(&p->mu);
   if (stream_find(p, name) == NULL) {

@@ -6,9 +6,13 @@
  *
  * Handles (all opaque, all created by a _new function and released by the
  * matching _destroy, which accepts NULL):
- *   rn_client_t    one TCP connection to one broker, owned by an internal I/O
- *                  thread; requests from any number of application threads
- *                  are pipelined over it (correlation ids).
+ *   rn_client_t    one TCP connection to one broker (the bootstrap, from a
+ *                  list), owned by an internal I/O thread; requests from any
+ *                  number of application threads are pipelined over it
+ *                  (correlation ids). In a cluster it also keeps one
+ *                  connection per shard leader it sends to (each with an
+ *                  I/O thread of its own): produce and fetch go to the
+ *                  shard's leader (docs/client.md, "Clusters").
  *   rn_producer_t  batches records per (stream, shard), sends them
  *                  asynchronously, retries, idempotent by default.
  *   rn_consumer_t  reads one shard of one stream from a position.
@@ -19,7 +23,8 @@
  *   - Every blocking call ("Blocking." in its comment) posts a request to the
  *     client's I/O thread and waits for the answer; it may be called from any
  *     application thread, concurrently with other calls on the same client.
- *   - Callbacks (producer delivery reports) run on the client's I/O thread.
+ *   - Callbacks (producer delivery reports) run on the client's I/O thread,
+ *     or on the I/O thread of the leader connection the batch went on.
  *     A callback must be quick and must not call a blocking function of this
  *     library: such a call returns RN_EBUSY instead of deadlocking.
  *   - A client must outlive every producer and consumer made from it.
@@ -74,7 +79,10 @@ typedef struct rn_client rn_client_t;
 /* Client configuration. Initialise with rn_client_conf_init() (later versions
  * append fields; init sets them to their defaults). */
 typedef struct rn_client_conf {
-  const char *broker;            /* "host:port"; default RN_DEFAULT_BROKER; borrowed */
+  const char *broker;            /* "host:port", or a bootstrap list "host:port,host:port,..."
+                                    (tried in turn: a failed connection attempt moves
+                                    to the next address); default RN_DEFAULT_BROKER;
+                                    borrowed */
   uint32_t connect_timeout_ms;   /* one connect attempt; default 5000 */
   uint32_t request_timeout_ms;   /* a request without answer fails with
                                     RN_ETIMEDOUT after this (plus a fetch's
@@ -95,7 +103,11 @@ RN_EXTERN void rn_client_conf_init(rn_client_conf_t *conf);
  *     answered fails with RN_ECONNECTION (retriable: the broker may or may
  *     not have executed it);
  *   - after a failure the next attempt waits reconnect_backoff_ms, doubling
- *     up to reconnect_backoff_max_ms, reset by a successful connection.
+ *     up to reconnect_backoff_max_ms, reset by a successful connection;
+ *   - with a bootstrap list, an attempt that fails moves to the next address
+ *     at once, and the waiting requests fail only when every address failed
+ *     in a row (then the backoff applies);
+ *   - a shard leader's connection (a cluster) follows the same rules.
  * conf may be NULL (defaults); it is copied. On success *out owns the client
  * (free with rn_client_destroy). Returns 0, RN_EINVAL (malformed broker
  * address), RN_ENOMEM or a -errno from thread creation. Not blocking. */

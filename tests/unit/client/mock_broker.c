@@ -54,6 +54,8 @@ typedef struct {
   uint64_t end;
   mprod_t prods[8];
   unsigned nprods;
+  uint32_t leader, leader_epoch; /* described placement (mock_set_leader) */
+  char leader_address[96];
 } mshard_t;
 
 typedef struct {
@@ -178,6 +180,17 @@ void mock_create_stream(mock_broker_t *mb, const char *name, uint32_t shards) {
   pthread_mutex_unlock(&mb->mu);
 }
 
+void mock_set_leader(mock_broker_t *mb, const char *stream, uint32_t shard, uint32_t leader, uint32_t epoch,
+                     const char *address) {
+  pthread_mutex_lock(&mb->mu);
+  mstream_t *st = find_stream(mb, stream);
+  assert(st != NULL && shard < st->nshards);
+  st->shards[shard].leader = leader;
+  st->shards[shard].leader_epoch = epoch;
+  snprintf(st->shards[shard].leader_address, sizeof st->shards[shard].leader_address, "%s", address ? address : "");
+  pthread_mutex_unlock(&mb->mu);
+}
+
 /* ---- response helpers -------------------------------------------------------------- */
 
 /* A message arena: everything a response points to is freed together. */
@@ -235,6 +248,9 @@ static Runnel__StreamDescription *mk_desc(arena_t *a, mstream_t *st) {
     si->hash_key_end.data = ke;
     si->hash_key_end.len = 16;
     si->end_offset = st->shards[i].end;
+    si->leader = st->shards[i].leader;
+    si->leader_epoch = st->shards[i].leader_epoch;
+    if (st->shards[i].leader_address[0]) si->leader_address = st->shards[i].leader_address;
     d->shards[i] = si;
   }
   return d;

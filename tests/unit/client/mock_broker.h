@@ -27,6 +27,13 @@ void mock_broker_stop(mock_broker_t *mb);
 /* Create a stream directly (shards split the hash space equally). */
 void mock_create_stream(mock_broker_t *mb, const char *name, uint32_t shards);
 
+/* The placement DescribeStream reports for a shard from now on, as a
+ * cluster member would (leader id, epoch, native address; NULL or "" with
+ * 0: a single broker's none). The mock itself serves every shard anyway:
+ * point the address at another mock to play the leader. */
+void mock_set_leader(mock_broker_t *mb, const char *stream, uint32_t shard, uint32_t leader, uint32_t epoch,
+                     const char *address);
+
 typedef enum {
   MOCK_ERR,         /* answer with a request-level error `err`, do nothing */
   MOCK_SHARD_ERR,   /* produce/fetch: answer every shard with error `err`, do nothing */
