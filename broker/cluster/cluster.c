@@ -858,27 +858,36 @@ typedef struct local_job {
 
 static void reconcile_stream(rn_cluster_t *c, cl_stream_t *s);
 
+/* A local create or delete finished: free its job and return the stream
+ * it was for, no longer busy (NULL: closing, or the stream is gone). */
+static cl_stream_t *local_job_done(local_job_t *j) {
+  rn_cluster_t *c = j->c;
+  c->core_ops--;
+  cl_stream_t *s = c->closed ? NULL : stream_find(c, j->name);
+  free(j);
+  if (c->closed) maybe_free(c);
+  if (s) s->local_busy = false;
+  return s;
+}
+
+/* Core has this incarnation: descriptions get its replication, shards their roles. */
+static void local_now_ready(rn_cluster_t *c, cl_stream_t *s, rn_core_stream_t *st) {
+  s->local_ready = true;
+  if (st) rn_core_stream_set_replication(st, s->meta.replication, s->meta.min_insync);
+  for (uint32_t i = 0; i < s->nshards; i++) rn__cluster_apply(c, &s->shards[i]);
+}
+
 static void on_local_created(void *ctx, const rn_core_create_result_t *r) {
   local_job_t *j = ctx;
   rn_cluster_t *c = j->c;
-  c->core_ops--;
-  if (c->closed) {
-    free(j);
-    return maybe_free(c);
-  }
-  cl_stream_t *s = stream_find(c, j->name);
-  free(j);
+  cl_stream_t *s = local_job_done(j);
   if (!s) return;
-  s->local_busy = false;
   if (r->err) {
     say(c, RN_LVL_ERROR, "stream %s: creating this broker's copy failed: %s", s->name, r->msg);
     answer_creates(c, s, r);
     return;
   }
-  s->local_ready = true;
-  rn_core_stream_t *st = rn_core_stream_find(c->core, s->name);
-  if (st) rn_core_stream_set_replication(st, s->meta.replication, s->meta.min_insync);
-  for (uint32_t i = 0; i < s->nshards; i++) rn__cluster_apply(c, &s->shards[i]);
+  local_now_ready(c, s, rn_core_stream_find(c->core, s->name));
   /* Answer with a description that has the placement in it. */
   answer_creates(c, s, r);
 }
@@ -886,15 +895,8 @@ static void on_local_created(void *ctx, const rn_core_create_result_t *r) {
 static void on_local_deleted(void *ctx, const rn_core_delete_result_t *r) {
   local_job_t *j = ctx;
   rn_cluster_t *c = j->c;
-  c->core_ops--;
-  if (c->closed) {
-    free(j);
-    return maybe_free(c);
-  }
-  cl_stream_t *s = stream_find(c, j->name);
-  free(j);
+  cl_stream_t *s = local_job_done(j);
   if (!s) return;
-  s->local_busy = false;
   if (r->err && r->err != RN_ENOSTREAM)
     say(c, RN_LVL_ERROR, "stream %s: deleting this broker's copy failed: %s", s->name, r->msg);
   answer_deletes(s, r->err == RN_ENOSTREAM ? 0 : r->err, r->msg);
@@ -925,11 +927,9 @@ static void reconcile_stream(rn_cluster_t *c, cl_stream_t *s) {
   }
   if (st && rn_core_stream_uid(st) != s->meta.uid) return local_delete(c, s); /* an older incarnation */
   if (st) {
-    if (!s->local_ready && rn_core_stream_state(st) == RN_CORE_STREAM_ACTIVE) {
-      s->local_ready = true;
-      rn_core_stream_set_replication(st, s->meta.replication, s->meta.min_insync);
-    }
-    if (s->local_ready)
+    if (!s->local_ready && rn_core_stream_state(st) == RN_CORE_STREAM_ACTIVE)
+      local_now_ready(c, s, st);
+    else if (s->local_ready)
       for (uint32_t i = 0; i < s->nshards; i++) rn__cluster_apply(c, &s->shards[i]);
     return;
   }
